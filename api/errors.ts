@@ -1,0 +1,48 @@
+import type { FastifyError, FastifyInstance } from "fastify";
+import { BatonError, ERRORS, type ErrorCode } from "../core/errors.ts";
+import type { Logger } from "../core/logger.ts";
+import { isConnectionError } from "../store/db.ts";
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode;
+}
+
+export function problemOf(code: ErrorCode, detail: string): Problem {
+  const { status, title } = ERRORS[code];
+  return { type: `https://baton.dev/errors#${code}`, title, status, detail, code };
+}
+
+/** Maps every error to problem JSON with a stable code; bad input never becomes a 500. */
+export function installErrorHandler(app: FastifyInstance, logger: Logger): void {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    let problem: Problem;
+    if (err instanceof BatonError) {
+      problem = problemOf(err.code, err.message);
+    } else if (err.validation) {
+      const first = err.validation[0];
+      const where = `${err.validationContext ?? "request"}${first?.instancePath ? first.instancePath.replace(/\//g, ".") : ""}`;
+      const missing = (first?.params as { missingProperty?: string } | undefined)?.missingProperty;
+      problem = problemOf("BATON_VALIDATION_FAILED", `${missing ? `${where}.${missing}` : where} ${missing ? "is required" : first?.message ?? "is invalid"}`);
+    } else if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+      problem = problemOf("BATON_PAYLOAD_TOO_LARGE", err.message);
+    } else if (err.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
+      problem = problemOf("BATON_UNSUPPORTED_MEDIA_TYPE", err.message);
+    } else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+      problem = problemOf("BATON_VALIDATION_FAILED", err.message);
+    } else if (isConnectionError(err)) {
+      problem = problemOf("BATON_DATABASE_UNAVAILABLE", "the database cannot be reached; retry later");
+    } else {
+      logger.error(`unhandled error on ${request.method} ${request.url}: ${err.stack ?? err.message}`);
+      problem = problemOf("BATON_INTERNAL", "an internal error occurred; see the server log");
+    }
+    void reply.status(problem.status).type("application/problem+json").send(problem);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const problem = problemOf("BATON_ROUTE_NOT_FOUND", `no route for ${request.method} ${request.url.split("?")[0]}`);
+    void reply.status(404).type("application/problem+json").send(problem);
+  });
+}

@@ -1,0 +1,32 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "typebox";
+import { BatonError } from "../../core/errors.ts";
+import { getDag, listDags, setDagPaused } from "../../store/queries/read.ts";
+import type { ApiDeps } from "../context.ts";
+import { DagParams, PageQuery, PatchDagBody } from "../schemas.ts";
+import { dagJson } from "../serializers.ts";
+
+export const dagRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db }) => {
+  app.get(
+    "/dags",
+    { schema: { querystring: Type.Intersect([PageQuery, Type.Object({ only_active: Type.Optional(Type.Boolean()), paused: Type.Optional(Type.Boolean()) })]) } },
+    async (req) => {
+      const { limit = 100, offset = 0, only_active = true, paused } = req.query;
+      const { rows, total } = await listDags(db.pool, { limit, offset, onlyActive: only_active, paused });
+      return { dags: rows.map(dagJson), total_entries: total };
+    },
+  );
+
+  app.get("/dags/:dag_id", { schema: { params: DagParams } }, async (req) => {
+    const row = await getDag(db.pool, req.params.dag_id);
+    if (!row) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${req.params.dag_id}" not found`);
+    return dagJson(row);
+  });
+
+  app.patch("/dags/:dag_id", { schema: { params: DagParams, body: PatchDagBody } }, async (req) => {
+    if (!(await setDagPaused(db.pool, req.params.dag_id, req.body.is_paused))) {
+      throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${req.params.dag_id}" not found`);
+    }
+    return dagJson((await getDag(db.pool, req.params.dag_id))!);
+  });
+};

@@ -1,0 +1,24 @@
+import { Type } from "typebox";
+
+/** Airflow's list paging: limit (default 100, max 1000) and offset. */
+export const PageQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+});
+
+const Id = Type.String({ minLength: 1, maxLength: 250 });
+export const DagParams = Type.Object({ dag_id: Id });
+export const RunParams = Type.Object({ dag_id: Id, dag_run_id: Id });
+export const TaskParams = Type.Object({ dag_id: Id, dag_run_id: Id, task_id: Id });
+
+export const TriggerBody = Type.Object(
+  {
+    dag_run_id: Type.Optional(Type.String({ minLength: 1, maxLength: 250, pattern: "^[A-Za-z0-9_.:+\\-]+$" })),
+    logical_date: Type.Optional(Type.String({ format: "date-time" })),
+    conf: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    note: Type.Optional(Type.String({ maxLength: 10_000 })),
+  },
+  { additionalProperties: false },
+);
+
+export const PatchDagBody = Type.Object({ is_paused: Type.Boolean() }, { additionalProperties: false });

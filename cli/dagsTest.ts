@@ -1,0 +1,56 @@
+import os from "node:os";
+import path from "node:path";
+import { Worker } from "../executor/worker.ts";
+import { DagProcessor } from "../parser/processor.ts";
+import { Scheduler } from "../scheduler/loop.ts";
+import { getDagRun, listTaskInstances } from "../store/queries/read.ts";
+import { createDagRun } from "../store/transitions/createDagRun.ts";
+import { clock, exitWith, type Runtime } from "./runtime.ts";
+
+/**
+ * `baton dags test`: parses the DAG folder, runs one run of the DAG in this process
+ * (scheduler + local workers) against the database, and prints each task's state.
+ */
+export async function dagsTest({ config, db, logger }: Runtime, dagId: string, conf: Record<string, unknown>): Promise<number> {
+  const processor = new DagProcessor(db, clock, logger.scope({ component: "dag-processor" }), {
+    dagsFolder: config.dagsFolder,
+    parseTimeoutMs: config.dagParseTimeoutMs,
+    rescanIntervalMs: config.dagRescanIntervalMs,
+    pausedAtCreation: config.dagsPausedAtCreation,
+    scratchFolder: path.join(config.cacheFolder, "parse"),
+  });
+  await processor.scan();
+  await processor.stop();
+
+  const now = clock.now();
+  const { id, runId } = await createDagRun(db, now, { dagId, runId: `test__${now.toISOString()}`, runType: "manual", logicalDate: now, conf });
+  let finished: (state: string) => void;
+  const done = new Promise<string>((resolve) => (finished = resolve));
+  const worker = new Worker(db, clock, logger.scope({ component: "worker" }), {
+    concurrency: Math.max(1, config.workers),
+    queues: ["default"],
+    hostname: os.hostname(),
+    logsFolder: config.logsFolder,
+    cacheFolder: config.cacheFolder,
+    onRecorded: (r) => {
+      const mine = r.runsFinished.find((f) => f.dagRunId === id);
+      if (mine) finished(mine.state);
+    },
+  });
+  const scheduler = new Scheduler(db, clock, logger.scope({ component: "scheduler" }), { intervalMs: 200, onTasksQueued: () => worker.wake() });
+  worker.start();
+  scheduler.start();
+  const state = await done;
+  await scheduler.stop();
+  await worker.stop(1000);
+
+  const run = await getDagRun(db.pool, dagId, runId);
+  const { rows } = await listTaskInstances(db.pool, id, { limit: 1000, offset: 0 });
+  process.stdout.write(`run ${runId} of ${dagId}: ${state}\n`);
+  for (const ti of rows) {
+    const took = ti.duration === null ? "" : ` (${Number(ti.duration).toFixed(3)}s, try ${ti.try_number})`;
+    process.stdout.write(`  ${String(ti.task_id).padEnd(32)} ${ti.state}${took}\n`);
+  }
+  if (!run) exitWith(`run ${runId} disappeared`);
+  return state === "success" ? 0 : 1;
+}

@@ -1,0 +1,120 @@
+import { Command, InvalidArgumentError } from "commander";
+import { createDagRun } from "../store/transitions/createDagRun.ts";
+import { listDags } from "../store/queries/read.ts";
+import { migrate } from "../store/migrate.ts";
+import { BatonError } from "../core/errors.ts";
+import { isConnectionError } from "../store/db.ts";
+import { loadConfig } from "../core/config.ts";
+import { standalone } from "./standalone.ts";
+import { dagsTest } from "./dagsTest.ts";
+import { clock, exitWith, explainDatabaseError, openRuntime } from "./runtime.ts";
+
+function integer(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("must be a non-negative integer");
+  return n;
+}
+
+function jsonObject(value: string): Record<string, unknown> {
+  try {
+    const parsed = JSON.parse(value);
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not an object");
+    return parsed;
+  } catch {
+    throw new InvalidArgumentError(`must be a JSON object, e.g. '{"rows": 10}'`);
+  }
+}
+
+const program = new Command()
+  .name("baton")
+  .description("Baton: an Airflow-style DAG scheduler for batch pipelines, backed by MySQL.")
+  .showHelpAfterError()
+  .addHelpText(
+    "after",
+    `
+Configuration comes from the environment (BATON_DATABASE_URL, BATON_DAGS_FOLDER, BATON_PORT,
+BATON_HOST, BATON_WORKERS, ...; see the README); flags override it.
+
+Examples:
+  $ baton standalone                      # scheduler + API + workers on ./dags
+  $ baton dags trigger example_etl --conf '{"rows": 10}'
+  $ baton dags test order_fulfillment     # run once in this process, print task states`,
+  );
+
+program
+  .command("standalone")
+  .description("migrate, then run the DAG processor, scheduler, API and local workers in one process")
+  .option("-p, --port <port>", "API port (BATON_PORT, default 8080)", integer)
+  .option("-H, --host <host>", "API host (BATON_HOST, default 127.0.0.1)")
+  .option("-w, --workers <n>", "local worker processes (BATON_WORKERS, default 2)", integer)
+  .option("-d, --dags-folder <path>", "DAG folder (BATON_DAGS_FOLDER, default ./dags)")
+  .action((opts) => standalone(opts));
+
+const db = program.command("db").description("database maintenance");
+db.command("migrate")
+  .description("create the database if missing and apply pending migrations")
+  .action(async () => {
+    const rt = await openRuntime({}, { migrate: false });
+    const applied = await migrate(rt.db, rt.logger.scope({ component: "migrate" }));
+    process.stdout.write(applied.length ? `applied: ${applied.join(", ")}\n` : "database is up to date\n");
+    await rt.db.close();
+  });
+
+const dags = program.command("dags").description("list, trigger and test DAGs");
+dags
+  .command("list")
+  .description("list active DAGs")
+  .option("--json", "print JSON")
+  .action(async (opts) => {
+    const rt = await openRuntime();
+    const { rows } = await listDags(rt.db.pool, { limit: 1000, offset: 0, onlyActive: true });
+    if (opts.json) process.stdout.write(JSON.stringify(rows.map((r) => ({ dag_id: r.dag_id, is_paused: !!r.is_paused, fileloc: r.fileloc })), null, 2) + "\n");
+    else {
+      process.stdout.write(`${"dag_id".padEnd(32)} ${"paused".padEnd(7)} fileloc\n`);
+      for (const r of rows) process.stdout.write(`${String(r.dag_id).padEnd(32)} ${(r.is_paused ? "yes" : "no").padEnd(7)} ${r.fileloc}\n`);
+    }
+    await rt.db.close();
+  });
+
+dags
+  .command("trigger <dag_id>")
+  .description("create a manual run; the scheduler starts it")
+  .option("-c, --conf <json>", "run configuration (JSON object)", jsonObject)
+  .option("-r, --run-id <run_id>", "explicit dag_run_id")
+  .action(async (dagId: string, opts) => {
+    const rt = await openRuntime();
+    const now = clock.now();
+    const { runId } = await createDagRun(rt.db, now, { dagId, runId: opts.runId, runType: "manual", logicalDate: now, conf: opts.conf ?? {} });
+    process.stdout.write(`created run ${runId} of ${dagId}\n`);
+    await rt.db.close();
+  });
+
+dags
+  .command("test <dag_id>")
+  .description("parse the DAG folder and run one run of the DAG in this process, printing each task's state")
+  .option("-c, --conf <json>", "run configuration (JSON object)", jsonObject)
+  .option("-d, --dags-folder <path>", "DAG folder (BATON_DAGS_FOLDER, default ./dags)")
+  .action(async (dagId: string, opts) => {
+    const rt = await openRuntime({ dagsFolder: opts.dagsFolder });
+    const code = await dagsTest(rt, dagId, opts.conf ?? {});
+    await rt.db.close();
+    process.exit(code);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof BatonError) exitWith(`${err.code}: ${err.message}`);
+  if (isConnectionError(err)) {
+    let url = "mysql://root@127.0.0.1:3306/baton";
+    try {
+      url = loadConfig().databaseUrl;
+    } catch {
+      // keep the default
+    }
+    exitWith(explainDatabaseError(url, err), 2);
+  }
+  const code = (err as { code?: string }).code;
+  if (code === "EADDRINUSE") exitWith(`the API port is already in use (${(err as Error).message}); set BATON_PORT or --port`, 2);
+  throw err;
+}

@@ -1,0 +1,58 @@
+import path from "node:path";
+import { systemClock } from "../core/clock.ts";
+import { loadConfig, type Config } from "../core/config.ts";
+import { BatonError } from "../core/errors.ts";
+import { createLogger, type Logger } from "../core/logger.ts";
+import { ensureDatabase, isConnectionError, openDb, redactUrl, type Db } from "../store/db.ts";
+import { migrate } from "../store/migrate.ts";
+
+export interface Runtime {
+  config: Config;
+  db: Db;
+  logger: Logger;
+}
+
+/** Stops the process with one line on stderr: no stack trace for errors users can fix. */
+export function exitWith(message: string, code = 1): never {
+  process.stderr.write(`baton: ${message}\n`);
+  process.exit(code);
+}
+
+export function explainDatabaseError(url: string, err: unknown): string {
+  const reason = (err as { code?: string; message?: string }).code ?? (err as Error).message;
+  return (
+    `cannot reach MySQL at ${redactUrl(url)} (${reason}). ` +
+    `Start MySQL/MariaDB (e.g. 'start-stop-daemon --start --background --exec /usr/sbin/mariadbd' or 'service mariadb start') ` +
+    `or point BATON_DATABASE_URL at a running server.`
+  );
+}
+
+/** Config, logger and a migrated database, or a one-line explanation and exit code 2. */
+export async function openRuntime(overrides: Partial<Config> = {}, options: { migrate?: boolean } = {}): Promise<Runtime> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env, overrides);
+  } catch (err) {
+    exitWith((err as Error).message, 2);
+  }
+  const logger = createLogger(config.logLevel);
+  try {
+    await ensureDatabase(config.databaseUrl);
+    const db = openDb(config.databaseUrl);
+    if (options.migrate !== false) {
+      const applied = await migrate(db, logger.scope({ component: "migrate" }));
+      if (applied.length) logger.info(`applied ${applied.length} migration(s): ${applied.join(", ")}`);
+    }
+    return { config, db, logger };
+  } catch (err) {
+    if (isConnectionError(err)) exitWith(explainDatabaseError(config.databaseUrl, err), 2);
+    if (err instanceof BatonError) exitWith(`${err.code}: ${err.message}`, 2);
+    throw err;
+  }
+}
+
+export const clock = systemClock;
+
+export function relative(file: string): string {
+  return path.relative(process.cwd(), file) || file;
+}

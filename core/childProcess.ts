@@ -1,0 +1,133 @@
+import { fork, type ChildProcess } from "node:child_process";
+import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
+
+const require = createRequire(import.meta.url);
+/** Children run our TypeScript entry points through tsx, like bin/baton.js does. */
+const TSX_LOADER = pathToFileURL(require.resolve("tsx")).href;
+
+export interface ChildOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Where the child's own stdout/stderr go when not captured: inherited by default. */
+  stdio?: "inherit" | "pipe" | "ignore";
+  execArgv?: string[];
+}
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * One child process speaking request/reply over IPC. A child that exits fails every
+ * pending request with ChildExitedError; pools replace it with a fresh one rather than
+ * reusing it (a broken child must never take the next job).
+ */
+export class ChildExitedError extends Error {
+  constructor(
+    readonly exitCode: number | null,
+    readonly signal: NodeJS.Signals | null,
+  ) {
+    super(`child process exited (${signal ? `signal ${signal}` : `code ${exitCode}`})`);
+    this.name = "ChildExitedError";
+  }
+}
+
+export class Child {
+  readonly process: ChildProcess;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private exited = false;
+  readonly exitedPromise: Promise<void>;
+  /** Messages the child sends on its own (not replies), e.g. requests back to the parent. */
+  onMessage?: (message: Record<string, unknown>) => void;
+
+  constructor(script: string, options: ChildOptions = {}) {
+    this.process = fork(script, [], {
+      execArgv: ["--import", TSX_LOADER, "--enable-source-maps", ...(options.execArgv ?? [])],
+      env: options.env ?? process.env,
+      stdio: options.stdio === "pipe" ? ["ignore", "pipe", "pipe", "ipc"] : options.stdio === "ignore" ? ["ignore", "ignore", "ignore", "ipc"] : "inherit",
+      serialization: "advanced",
+    });
+    this.process.on("message", (raw) => {
+      const message = raw as { replyTo?: number; ok?: boolean; value?: unknown; error?: string };
+      if (typeof message.replyTo === "number") {
+        const waiter = this.pending.get(message.replyTo);
+        this.pending.delete(message.replyTo);
+        if (!waiter) return;
+        if (message.ok) waiter.resolve(message.value);
+        else waiter.reject(new Error(message.error ?? "child request failed"));
+      } else {
+        this.onMessage?.(raw as Record<string, unknown>);
+      }
+    });
+    this.exitedPromise = new Promise((resolve) => {
+      this.process.once("exit", (code, signal) => {
+        this.exited = true;
+        const err = new ChildExitedError(code, signal);
+        for (const waiter of this.pending.values()) waiter.reject(err);
+        this.pending.clear();
+        resolve();
+      });
+    });
+    this.process.on("error", () => undefined);
+  }
+
+  get alive(): boolean {
+    return !this.exited;
+  }
+
+  get busy(): boolean {
+    return this.pending.size > 0;
+  }
+
+  request<T>(message: Record<string, unknown>): Promise<T> {
+    if (this.exited) return Promise.reject(new ChildExitedError(this.process.exitCode, null));
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.process.send({ ...message, requestId: id }, (err) => {
+        if (err && this.pending.delete(id)) reject(err);
+      });
+    });
+  }
+
+  send(message: Record<string, unknown>): void {
+    if (!this.exited) this.process.send(message, () => undefined);
+  }
+
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    if (!this.exited) this.process.kill(signal);
+    await this.exitedPromise;
+  }
+
+  /** Asks the child to exit on its own, killing it if it has not after graceMs. */
+  async stop(graceMs = 2000): Promise<void> {
+    if (this.exited) return;
+    this.send({ type: "exit" });
+    const timer = setTimeout(() => this.process.kill("SIGKILL"), graceMs);
+    await this.exitedPromise;
+    clearTimeout(timer);
+  }
+}
+
+/** The child side: answer requests by type; uncaught handler errors become failed replies. */
+export function serveRequests(handlers: Record<string, (message: Record<string, unknown>) => Promise<unknown>>): void {
+  process.on("message", async (raw) => {
+    const message = raw as Record<string, unknown> & { type: string; requestId?: number };
+    if (message.type === "exit") {
+      process.disconnect?.();
+      process.exit(0);
+    }
+    const handler = handlers[message.type];
+    if (!handler) return;
+    try {
+      const value = await handler(message);
+      if (message.requestId !== undefined) process.send?.({ replyTo: message.requestId, ok: true, value });
+    } catch (err) {
+      if (message.requestId !== undefined) process.send?.({ replyTo: message.requestId, ok: false, error: (err as Error)?.message ?? String(err) });
+    }
+  });
+  // The parent going away must not leave orphans behind.
+  process.on("disconnect", () => process.exit(0));
+}

@@ -1,0 +1,58 @@
+import type { TriggerRule } from "../sdk/types.ts";
+
+/**
+ * The serialized shape of one DAG version, as stored in dag_version.structure. Produced by
+ * the parser from user code; read by the scheduler and workers, which never run that code
+ * to make decisions.
+ */
+export interface SerializedTask {
+  taskId: string;
+  upstream: string[];
+  downstream: string[];
+  triggerRule: TriggerRule;
+  retries: number;
+  retryDelayMs: number;
+  retryExponentialBackoff: boolean;
+  maxRetryDelayMs: number | null;
+  executionTimeoutMs: number | null;
+  /** Effective weight after Airflow's weight rule (`downstream`: own + all descendants). */
+  priorityWeight: number;
+  pool: string;
+  poolSlots: number;
+  queue: string;
+  hasCompensate: boolean;
+  description: string | null;
+  definedAt: string | null;
+}
+
+export interface SerializedDag {
+  dagId: string;
+  fileloc: string;
+  description: string | null;
+  schedule: string | null;
+  timezone: string;
+  startDate: string | null;
+  endDate: string | null;
+  catchup: boolean;
+  maxActiveRuns: number;
+  maxActiveTasks: number;
+  tags: string[];
+  owner: string;
+  isPausedUponCreation: boolean | null;
+  params: Record<string, unknown>;
+  /** Topologically sorted: every task comes after its upstream tasks. */
+  tasks: SerializedTask[];
+}
+
+/** Index over a structure for the hot path: look-ups by task id, leaves. */
+export interface DagShape {
+  readonly dag: SerializedDag;
+  readonly byId: ReadonlyMap<string, SerializedTask>;
+  readonly leaves: readonly string[];
+}
+
+export function shapeOf(dag: SerializedDag): DagShape {
+  const byId = new Map(dag.tasks.map((t) => [t.taskId, t]));
+  const leaves = dag.tasks.filter((t) => t.downstream.length === 0).map((t) => t.taskId);
+  return { dag, byId, leaves };
+}

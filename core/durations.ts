@@ -1,0 +1,54 @@
+/**
+ * Durations are accepted as milliseconds or as strings such as "500ms", "5s", "10m",
+ * "1h", "5d" or compound "1h30m" (Temporal's Duration convention).
+ */
+export type Duration = number | string;
+
+const UNIT_MS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+};
+
+const PART = /(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)/gy;
+
+/** Returns milliseconds, or throws a RangeError naming the value. */
+export function parseDuration(value: Duration, field = "duration"): number {
+  if (typeof value === "number") {
+    if (!Number.isFinite(value) || value < 0) {
+      throw new RangeError(`${field} must be a non-negative number of milliseconds, got ${value}`);
+    }
+    return value;
+  }
+  if (typeof value !== "string") {
+    throw new RangeError(`${field} must be milliseconds or a string like "5m", got ${typeof value}`);
+  }
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  PART.lastIndex = 0;
+  let total = 0;
+  let consumed = 0;
+  let match: RegExpExecArray | null;
+  while ((match = PART.exec(text)) !== null) {
+    total += Number(match[1]) * UNIT_MS[match[2]!]!;
+    consumed = PART.lastIndex;
+    while (text[consumed] === " ") consumed++;
+    PART.lastIndex = consumed;
+  }
+  if (consumed !== text.length || text.length === 0) {
+    throw new RangeError(`${field} must be milliseconds or a string like "5m", "1h30m", got "${value}"`);
+  }
+  return Math.round(total);
+}
+
+/** Formats milliseconds for humans: 1500 → "1.5s", 90000 → "1m30s". */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${+(ms / 1000).toFixed(2)}s`;
+  const minutes = Math.floor(ms / 60_000);
+  const seconds = Math.round((ms % 60_000) / 1000);
+  return seconds ? `${minutes}m${seconds}s` : `${minutes}m`;
+}

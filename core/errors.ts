@@ -1,0 +1,55 @@
+/**
+ * Every error Baton reports, in one table (Fastify's lib/errors.js is the model).
+ * A code means one thing forever: retired codes go to RETIRED_CODES and are never reused.
+ * docs/errors.md documents each code; test/unit/errors.test.ts checks both ways.
+ */
+export const ERRORS = {
+  BATON_VALIDATION_FAILED: { status: 400, title: "Request validation failed" },
+  BATON_INVALID_CONF: { status: 400, title: "Invalid run conf" },
+  BATON_INVALID_DATE: { status: 400, title: "Invalid date" },
+  BATON_DAG_NOT_FOUND: { status: 404, title: "DAG not found" },
+  BATON_DAG_RUN_NOT_FOUND: { status: 404, title: "DAG run not found" },
+  BATON_TASK_NOT_FOUND: { status: 404, title: "Task instance not found" },
+  BATON_XCOM_NOT_FOUND: { status: 404, title: "XCom entry not found" },
+  BATON_LOG_NOT_FOUND: { status: 404, title: "Task log not found" },
+  BATON_ROUTE_NOT_FOUND: { status: 404, title: "Route not found" },
+  BATON_DAG_RUN_EXISTS: { status: 409, title: "DAG run already exists" },
+  BATON_DAG_INACTIVE: { status: 409, title: "DAG is not active" },
+  BATON_PAYLOAD_TOO_LARGE: { status: 413, title: "Payload too large" },
+  BATON_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: "Unsupported media type" },
+  BATON_DATABASE_UNAVAILABLE: { status: 503, title: "Database unavailable" },
+  BATON_MIGRATION_CHECKSUM_MISMATCH: { status: 500, title: "Applied migration was changed" },
+  BATON_MIGRATION_LOCK_TIMEOUT: { status: 500, title: "Could not acquire the migration lock" },
+  BATON_DAG_IMPORT_ERROR: { status: 422, title: "DAG file could not be imported" },
+  BATON_DAG_PARSE_TIMEOUT: { status: 422, title: "DAG file took too long to load" },
+  BATON_DAG_CYCLE: { status: 422, title: "DAG has a cycle" },
+  BATON_DUPLICATE_TASK_ID: { status: 422, title: "Duplicate task id" },
+  BATON_INVALID_DAG: { status: 422, title: "Invalid DAG definition" },
+  BATON_TASK_TIMEOUT: { status: 500, title: "Task exceeded its execution timeout" },
+  BATON_WORKER_CHILD_EXITED: { status: 500, title: "Task process exited unexpectedly" },
+  BATON_CONFIG_INVALID: { status: 500, title: "Invalid configuration" },
+  BATON_INTERNAL: { status: 500, title: "Internal error" },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Codes that were once used and must never be given another meaning. */
+export const RETIRED_CODES: readonly string[] = [];
+
+export class BatonError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, detail?: string, details?: Record<string, unknown>) {
+    super(detail ?? ERRORS[code].title);
+    this.name = "BatonError";
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.details = details;
+  }
+}
+
+export function isBatonError(value: unknown): value is BatonError {
+  return value instanceof BatonError;
+}

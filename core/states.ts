@@ -1,0 +1,44 @@
+/** Task instance states, as in Airflow. `none` is Airflow's null state: created, not yet scheduled. */
+export const TaskState = {
+  None: "none",
+  Scheduled: "scheduled",
+  Queued: "queued",
+  Running: "running",
+  Success: "success",
+  Failed: "failed",
+  UpForRetry: "up_for_retry",
+  UpForReschedule: "up_for_reschedule",
+  Deferred: "deferred",
+  Skipped: "skipped",
+  UpstreamFailed: "upstream_failed",
+  Removed: "removed",
+} as const;
+export type TaskState = (typeof TaskState)[keyof typeof TaskState];
+
+/** States a task instance never leaves on its own (only a clear moves it again). */
+export const TERMINAL_TASK_STATES: readonly TaskState[] = [
+  TaskState.Success,
+  TaskState.Failed,
+  TaskState.Skipped,
+  TaskState.UpstreamFailed,
+  TaskState.Removed,
+];
+
+export function isTerminalTaskState(state: string): boolean {
+  return (TERMINAL_TASK_STATES as readonly string[]).includes(state);
+}
+
+export const RunState = {
+  Queued: "queued",
+  Running: "running",
+  Success: "success",
+  Failed: "failed",
+} as const;
+export type RunState = (typeof RunState)[keyof typeof RunState];
+
+export const RunType = {
+  Manual: "manual",
+  Scheduled: "scheduled",
+  Backfill: "backfill",
+} as const;
+export type RunType = (typeof RunType)[keyof typeof RunType];

@@ -1,0 +1,313 @@
+import { randomBytes } from "node:crypto";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Child } from "../core/childProcess.ts";
+import type { Clock } from "../core/clock.ts";
+import { formatDuration } from "../core/durations.ts";
+import { taskLogPath } from "../core/logPaths.ts";
+import type { Logger } from "../core/logger.ts";
+import type { Db } from "../store/db.ts";
+import { claimTasks, type ClaimedTask } from "../store/transitions/claimTasks.ts";
+import { finishTries, type FinishedTry, type TryError } from "../store/transitions/finishTries.ts";
+import { handBack } from "../store/transitions/handBack.ts";
+import { beatProcess, beatTries, removeProcess } from "../store/transitions/heartbeat.ts";
+import { VersionCache } from "../store/versions.ts";
+import { upstreamOutputs } from "../store/xcom.ts";
+import { BundleCache } from "./bundleCache.ts";
+import type { RunTryMessage, TryOutcome } from "./protocol.ts";
+
+const CHILD_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "child.ts");
+
+export interface WorkerOptions {
+  concurrency: number;
+  queues: string[];
+  hostname?: string;
+  logsFolder: string;
+  cacheFolder: string;
+  pollMinMs?: number;
+  pollMaxMs?: number;
+  heartbeatMs?: number;
+  /** After a timeout aborts ctx.signal, how long the task gets before its process is killed. */
+  killGraceMs?: number;
+  /** Tasks that finish or started successfully are reported here (tests, `dags test`). */
+  onRecorded?: (result: { finished: number[]; runsFinished: { dagRunId: number; state: string }[] }) => void;
+}
+
+interface Slot {
+  child: Child;
+  busy: boolean;
+}
+
+interface Held {
+  task: ClaimedTask;
+  slot?: Slot;
+  timedOut?: boolean;
+  handedBack?: boolean;
+  timers: NodeJS.Timeout[];
+}
+
+/**
+ * Claims queued task instances for its pool of warm child processes, runs them, and records
+ * their results. All of its database work runs in one loop on one connection at a time:
+ * claims are batched for every free slot, finished tries are recorded together, and the
+ * transaction that records results also claims the next tasks (the fast path).
+ */
+export class Worker {
+  readonly id = randomBytes(16).toString("hex");
+  private readonly versions: VersionCache;
+  private readonly bundles: BundleCache;
+  private readonly held = new Map<number, Held>();
+  private readonly slots: Slot[] = [];
+  private finished: FinishedTry[] = [];
+  private loopRunning = false;
+  private wantClaim = true;
+  private stopping = false;
+  private pollDelay: number;
+  private pollTimer?: NodeJS.Timeout;
+  private heartbeatTimer?: NodeJS.Timeout;
+  private readonly startedAt: Date;
+  private idleWaiters: (() => void)[] = [];
+  private loopDone?: Promise<void>;
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+    private readonly options: WorkerOptions,
+  ) {
+    this.versions = new VersionCache(db.pool);
+    this.bundles = new BundleCache(path.join(options.cacheFolder, "bundles"), this.versions);
+    this.pollDelay = options.pollMinMs ?? 20;
+    this.startedAt = clock.now();
+  }
+
+  get runningCount(): number {
+    let n = 0;
+    for (const h of this.held.values()) if (h.slot) n++;
+    return n;
+  }
+
+  start(): void {
+    const beat = () => void this.heartbeat().catch((err) => this.logger.warn(`heartbeat failed: ${(err as Error).message}`));
+    beat();
+    this.heartbeatTimer = setInterval(beat, this.options.heartbeatMs ?? 5000);
+    this.kick();
+  }
+
+  /** New work may be queued: claim now instead of waiting for the next poll. */
+  wake(): void {
+    if (this.stopping) return;
+    this.pollDelay = this.options.pollMinMs ?? 20;
+    this.wantClaim = true;
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.loopRunning) return;
+    this.loopRunning = true;
+    this.loopDone = this.dbLoop()
+      .catch((err) => {
+        this.logger.error(`worker database loop failed: ${(err as Error).message}`);
+        this.schedulePoll();
+      })
+      .finally(() => {
+        this.loopRunning = false;
+        if (this.finished.length > 0 || (this.wantClaim && this.freeSlots() > 0 && !this.stopping)) this.kick();
+        for (const w of this.idleWaiters.splice(0)) w();
+      });
+  }
+
+  private freeSlots(): number {
+    return this.options.concurrency - this.runningCount;
+  }
+
+  private async dbLoop(): Promise<void> {
+    for (;;) {
+      if (this.finished.length > 0) {
+        const batch = this.finished;
+        this.finished = [];
+        const claimFor = this.stopping ? 0 : this.freeSlots();
+        const { result, claimed } = await this.db.tx(async (tx) => {
+          const now = this.clock.now();
+          const result = await finishTries(tx, now, batch, (h) => this.versions.shape(h));
+          const claimed = await claimTasks(tx, this.claimRequest(now, claimFor));
+          return { result, claimed };
+        });
+        for (const id of result.fenced) this.logger.warn(`result of task instance ${id} discarded: its try is no longer ours`);
+        this.options.onRecorded?.({ finished: result.finished, runsFinished: result.runsFinished });
+        await this.dispatch(claimed);
+        if (claimed.length > 0 || result.queued.length > 0) this.wantClaim = true;
+        continue;
+      }
+      const free = this.freeSlots();
+      if (this.stopping || !this.wantClaim || free <= 0) return;
+      const claimed = await this.db.tx((tx) => claimTasks(tx, this.claimRequest(this.clock.now(), free)));
+      await this.dispatch(claimed);
+      if (claimed.length < free) {
+        this.wantClaim = false;
+        this.schedulePoll(claimed.length > 0);
+      }
+    }
+  }
+
+  private claimRequest(now: Date, limit: number) {
+    return { now, limit, queues: this.options.queues, hostname: this.options.hostname ?? os.hostname(), pid: process.pid, token: this.id };
+  }
+
+  /** Idle polling backs off from pollMinMs to pollMaxMs, and resets when work shows up. */
+  private schedulePoll(foundWork = false): void {
+    if (this.stopping) return;
+    clearTimeout(this.pollTimer);
+    const min = this.options.pollMinMs ?? 20;
+    this.pollDelay = foundWork ? min : Math.min(this.options.pollMaxMs ?? 1000, this.pollDelay * 2);
+    this.pollTimer = setTimeout(() => {
+      this.wantClaim = true;
+      this.kick();
+    }, this.pollDelay);
+  }
+
+  private async dispatch(claimed: ClaimedTask[]): Promise<void> {
+    if (claimed.length === 0) return;
+    for (const task of claimed) this.held.set(task.id, { task, timers: [] });
+    const prepared: { task: ClaimedTask; message?: RunTryMessage; error?: TryError; timeoutMs: number | null }[] = [];
+    let outputs = new Map<number, Record<string, unknown>>();
+    try {
+      const wanted = await Promise.all(
+        claimed.map(async (t) => ({ dagRunId: t.dagRunId, taskIds: (await this.versions.shape(t.versionHash)).byId.get(t.taskId)?.upstream ?? [] })),
+      );
+      outputs = await upstreamOutputs(this.db.pool, wanted);
+    } catch (err) {
+      this.logger.error(`could not load upstream outputs: ${(err as Error).message}`);
+    }
+    for (const task of claimed) {
+      try {
+        const shape = await this.versions.shape(task.versionHash);
+        const spec = shape.byId.get(task.taskId);
+        prepared.push({
+          task,
+          timeoutMs: spec?.executionTimeoutMs ?? null,
+          message: {
+            tiId: task.id,
+            dagId: task.dagId,
+            runId: task.runId,
+            taskId: task.taskId,
+            mapIndex: task.mapIndex,
+            tryNumber: task.tryNumber,
+            maxTries: task.maxTries,
+            logicalDate: task.logicalDate ? new Date(task.logicalDate).toISOString() : null,
+            dataIntervalStart: task.dataIntervalStart ? new Date(task.dataIntervalStart).toISOString() : null,
+            dataIntervalEnd: task.dataIntervalEnd ? new Date(task.dataIntervalEnd).toISOString() : null,
+            conf: task.conf,
+            params: shape.dag.params,
+            upstreamOutputs: outputs.get(task.dagRunId) ?? {},
+            bundlePath: await this.bundles.path(task.versionHash),
+            logPath: taskLogPath(this.options.logsFolder, task),
+          },
+        });
+      } catch (err) {
+        prepared.push({ task, timeoutMs: null, error: { name: "Error", message: `could not load the DAG version: ${(err as Error).message}` } });
+      }
+    }
+    for (const p of prepared) {
+      if (p.message) this.runInChild(p.task, p.message, p.timeoutMs);
+      else this.complete(p.task, { outcome: "failed", error: p.error });
+    }
+  }
+
+  private acquireSlot(): Slot {
+    let slot = this.slots.find((s) => !s.busy && s.child.alive);
+    if (!slot) {
+      const dead = this.slots.findIndex((s) => !s.child.alive);
+      if (dead >= 0) this.slots.splice(dead, 1);
+      slot = { child: new Child(CHILD_SCRIPT, { stdio: "inherit" }), busy: false };
+      this.slots.push(slot);
+    }
+    slot.busy = true;
+    return slot;
+  }
+
+  private runInChild(task: ClaimedTask, message: RunTryMessage, timeoutMs: number | null): void {
+    const held = this.held.get(task.id)!;
+    const slot = this.acquireSlot();
+    held.slot = slot;
+    if (timeoutMs !== null) {
+      held.timers.push(
+        setTimeout(() => {
+          held.timedOut = true;
+          slot.child.send({ type: "abort", reason: `execution timeout of ${formatDuration(timeoutMs)} reached` });
+          held.timers.push(setTimeout(() => void slot.child.kill(), this.options.killGraceMs ?? 10_000));
+        }, timeoutMs),
+      );
+    }
+    slot.child
+      .request<TryOutcome>({ type: "run", task: message })
+      .then(
+        (outcome) => {
+          slot.busy = false;
+          return outcome;
+        },
+        (err): TryOutcome => {
+          this.slots.splice(this.slots.indexOf(slot), 1);
+          return { outcome: "failed", error: { name: "WorkerChildExited", code: "BATON_WORKER_CHILD_EXITED", message: `the task's process died: ${(err as Error).message}` } };
+        },
+      )
+      .then((outcome) => {
+        if (held.timedOut && outcome.outcome !== "skipped") {
+          outcome = {
+            outcome: "failed",
+            error: { name: "TaskTimeoutError", code: "BATON_TASK_TIMEOUT", message: `task exceeded its execution timeout of ${formatDuration(timeoutMs ?? 0)}` },
+          };
+        }
+        this.complete(task, outcome);
+      });
+  }
+
+  private complete(task: ClaimedTask, outcome: TryOutcome): void {
+    const held = this.held.get(task.id);
+    if (!held || held.handedBack) return;
+    for (const t of held.timers) clearTimeout(t);
+    this.held.delete(task.id);
+    this.finished.push({ id: task.id, tryNumber: task.tryNumber, token: task.token, ...outcome, endedAt: this.clock.now() });
+    this.kick();
+  }
+
+  private async heartbeat(): Promise<void> {
+    const now = this.clock.now();
+    await beatProcess(this.db, now, {
+      id: this.id,
+      kind: "worker",
+      startedAt: this.startedAt,
+      info: { queues: this.options.queues, concurrency: this.options.concurrency, running: this.runningCount },
+    });
+    await beatTries(this.db, now, [...this.held.keys()], [this.id]);
+  }
+
+  /**
+   * Stops claiming, lets running tries finish for up to graceMs, then kills what is left and
+   * hands those tries back (queued again, try not counted), records what finished, and exits.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.pollTimer);
+    const deadline = Date.now() + graceMs;
+    while (this.runningCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    const leftovers = [...this.held.values()];
+    for (const h of leftovers) {
+      h.handedBack = true;
+      for (const t of h.timers) clearTimeout(t);
+    }
+    await Promise.all(this.slots.map((s) => (s.busy ? s.child.kill() : s.child.stop(1000))));
+    if (leftovers.length > 0) {
+      const returned = await handBack(this.db, this.clock.now(), leftovers.map((h) => ({ id: h.task.id, tryNumber: h.task.tryNumber, token: h.task.token })));
+      this.logger.info(`handed back ${returned} unfinished task instance(s)`);
+    }
+    while (this.loopRunning || this.finished.length > 0) {
+      if (!this.loopRunning) this.kick();
+      await new Promise<void>((r) => this.idleWaiters.push(r));
+    }
+    await this.loopDone;
+    clearInterval(this.heartbeatTimer);
+    await removeProcess(this.db, this.id).catch(() => undefined);
+  }
+}

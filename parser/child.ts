@@ -1,0 +1,64 @@
+// The DAG processor's child: bundles and imports DAG files, one at a time, and answers
+// with their serialized structure. User code runs only here (and in workers), never in
+// the scheduler. The parent kills this process on a parse timeout and recycles it after
+// a number of files, because every import stays in the module cache.
+import { createHash } from "node:crypto";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { serveRequests } from "../core/childProcess.ts";
+import type { SerializedDag } from "../core/dagStructure.ts";
+import { isDag } from "../sdk/dag.ts";
+import { bundleDagFile } from "./bundle.ts";
+import { serializeDag } from "./serialize.ts";
+
+export type ParseOutcome =
+  | { ok: true; code: string; dags: SerializedDag[] }
+  | { ok: false; code: string; message: string; line: number | null; stack: string | null };
+
+/** The line of `file` in the first stack frame that points into it. */
+export function lineInFile(stack: string | undefined, file: string): number | null {
+  for (const frame of (stack ?? "").split("\n")) {
+    const match = frame.match(/\(?(?:file:\/\/)?([^()\s]+):(\d+):\d+\)?\s*$/);
+    if (match && path.resolve(decodeURIComponent(match[1]!)) === file) return Number(match[2]);
+  }
+  return null;
+}
+
+async function parse(file: string, scratch: string): Promise<ParseOutcome> {
+  const bundled = await bundleDagFile(file);
+  if (!bundled.ok) return { ok: false, code: "BATON_DAG_IMPORT_ERROR", message: bundled.message, line: bundled.line, stack: null };
+
+  const hash = createHash("sha256").update(bundled.code).digest("hex");
+  const bundlePath = path.join(scratch, `${hash}.mjs`);
+  await writeFile(bundlePath, bundled.code);
+  let exports: Record<string, unknown>;
+  try {
+    exports = await import(pathToFileURL(bundlePath).href);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    const code = typeof e?.code === "string" && e.code.startsWith("BATON_") ? e.code : "BATON_DAG_IMPORT_ERROR";
+    const message = e instanceof Error ? `${e.name}: ${e.message}` : `thrown value: ${String(err)}`;
+    return { ok: false, code, message, line: lineInFile(e?.stack, file), stack: e?.stack ?? null };
+  } finally {
+    await rm(bundlePath, { force: true });
+  }
+
+  const dags: SerializedDag[] = [];
+  for (const value of Object.values(exports)) {
+    if (!isDag(value)) continue;
+    try {
+      dags.push(serializeDag(value, file));
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      const line = value.definedAt ? Number(value.definedAt.split(":").pop()) || null : null;
+      return { ok: false, code: e.code ?? "BATON_INVALID_DAG", message: e.message, line, stack: e.stack ?? null };
+    }
+  }
+  return { ok: true, code: bundled.code, dags };
+}
+
+const scratch = process.env.BATON_PARSE_SCRATCH!;
+await mkdir(scratch, { recursive: true });
+serveRequests({ parse: (m) => parse(m.file as string, scratch) });
+process.send?.({ type: "ready" });

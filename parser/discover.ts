@@ -1,0 +1,27 @@
+import { readdir } from "node:fs/promises";
+import path from "node:path";
+
+const DAG_FILE = /\.(ts|mts|js|mjs)$/;
+const NOT_A_DAG = /\.(d\.ts|test\.ts|spec\.ts)$/;
+
+/** DAG files under folder, recursively, skipping node_modules and dot-folders. Sorted. */
+export async function discoverDagFiles(folder: string): Promise<string[]> {
+  const found: string[] = [];
+  async function walk(dir: string): Promise<void> {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw err;
+    }
+    for (const entry of entries) {
+      if (entry.name.startsWith(".") || entry.name === "node_modules") continue;
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) await walk(full);
+      else if (entry.isFile() && DAG_FILE.test(entry.name) && !NOT_A_DAG.test(entry.name)) found.push(full);
+    }
+  }
+  await walk(path.resolve(folder));
+  return found.sort();
+}

@@ -1,0 +1,99 @@
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Child } from "../core/childProcess.ts";
+import { formatDuration } from "../core/durations.ts";
+import type { ParseOutcome } from "./child.ts";
+
+const CHILD_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "child.ts");
+
+export interface ParserPoolOptions {
+  size: number;
+  timeoutMs: number;
+  /** Files a child parses before it is replaced (imports accumulate in its module cache). */
+  recycleAfter: number;
+  scratchFolder: string;
+}
+
+interface Slot {
+  child: Child;
+  parsed: number;
+}
+
+/**
+ * A few long-lived children parse files in turn: a fresh `node` per file would cost
+ * 40–80 ms each. A child that times out or dies is killed and replaced.
+ */
+export class ParserPool {
+  private readonly idle: Slot[] = [];
+  private readonly waiting: ((slot: Slot) => void)[] = [];
+  private live = 0;
+  private closed = false;
+
+  constructor(private readonly options: ParserPoolOptions) {}
+
+  async parse(file: string): Promise<ParseOutcome> {
+    const slot = await this.acquire();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timeout = new Promise<ParseOutcome>((resolve) => {
+        timer = setTimeout(() => {
+          resolve({
+            ok: false,
+            code: "BATON_DAG_PARSE_TIMEOUT",
+            message: `loading the file took longer than ${formatDuration(this.options.timeoutMs)} (BATON_DAG_PARSE_TIMEOUT); the loader was killed`,
+            line: null,
+            stack: null,
+          });
+        }, this.options.timeoutMs);
+      });
+      const outcome = await Promise.race([slot.child.request<ParseOutcome>({ type: "parse", file }), timeout]);
+      slot.parsed++;
+      if (!outcome.ok && outcome.code === "BATON_DAG_PARSE_TIMEOUT") await this.discard(slot);
+      else this.release(slot);
+      return outcome;
+    } catch (err) {
+      await this.discard(slot);
+      return { ok: false, code: "BATON_DAG_IMPORT_ERROR", message: `the loader process died: ${(err as Error).message}`, line: null, stack: null };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private spawn(): Slot {
+    this.live++;
+    const child = new Child(CHILD_SCRIPT, { env: { ...process.env, BATON_PARSE_SCRATCH: this.options.scratchFolder } });
+    return { child, parsed: 0 };
+  }
+
+  private acquire(): Promise<Slot> {
+    if (this.closed) return Promise.reject(new Error("parser pool is closed"));
+    const slot = this.idle.pop();
+    if (slot) return Promise.resolve(slot);
+    if (this.live < this.options.size) return Promise.resolve(this.spawn());
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(slot: Slot): void {
+    if (slot.parsed >= this.options.recycleAfter || !slot.child.alive || this.closed) {
+      void this.discard(slot);
+      return;
+    }
+    const waiter = this.waiting.shift();
+    if (waiter) waiter(slot);
+    else this.idle.push(slot);
+  }
+
+  private async discard(slot: Slot): Promise<void> {
+    this.live--;
+    const stopping = slot.child.alive ? slot.child.kill() : Promise.resolve();
+    const waiter = this.waiting.shift();
+    if (waiter && !this.closed) waiter(this.spawn());
+    await stopping;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const slots = this.idle.splice(0);
+    await Promise.all(slots.map((s) => s.child.stop(1000)));
+  }
+}

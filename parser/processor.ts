@@ -1,0 +1,156 @@
+import { createHash } from "node:crypto";
+import { watch, type FSWatcher } from "node:fs";
+import { readFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import type { Clock } from "../core/clock.ts";
+import type { Logger } from "../core/logger.ts";
+import type { Db } from "../store/db.ts";
+import { fileHashes, forgetFile, recordImportError, recordParsedFile } from "../store/dagFiles.ts";
+import { discoverDagFiles } from "./discover.ts";
+import { ParserPool } from "./pool.ts";
+
+export interface DagProcessorOptions {
+  dagsFolder: string;
+  parseTimeoutMs: number;
+  rescanIntervalMs: number;
+  pausedAtCreation: boolean;
+  scratchFolder: string;
+  poolSize?: number;
+}
+
+export interface ScanReport {
+  files: number;
+  parsed: number;
+  dags: number;
+  errors: number;
+  removed: number;
+}
+
+function sha256(text: string | Buffer): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/**
+ * Watches the DAG folder and keeps MySQL in step with it: changed files are parsed in child
+ * processes and stored as immutable versions; broken ones become import errors; deleted
+ * ones deactivate their DAGs. Unchanged files (same content hash) are never parsed again.
+ */
+export class DagProcessor {
+  private readonly pool: ParserPool;
+  private known = new Map<string, string>();
+  private loadedKnown = false;
+  private watcher?: FSWatcher;
+  private timer?: NodeJS.Timeout;
+  private scanning?: Promise<ScanReport>;
+  private rescanRequested = false;
+  private stopped = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+    private readonly options: DagProcessorOptions,
+  ) {
+    this.pool = new ParserPool({
+      size: options.poolSize ?? Math.max(1, Math.min(4, os.cpus().length)),
+      timeoutMs: options.parseTimeoutMs,
+      recycleAfter: 100,
+      scratchFolder: options.scratchFolder,
+    });
+  }
+
+  /** Scans once; concurrent calls share a scan, and a call during a scan queues one more. */
+  scan(): Promise<ScanReport> {
+    if (this.scanning) {
+      this.rescanRequested = true;
+      return this.scanning;
+    }
+    this.scanning = this.scanNow().finally(() => {
+      this.scanning = undefined;
+      if (this.rescanRequested && !this.stopped) {
+        this.rescanRequested = false;
+        void this.scan().catch((err) => this.logger.error(`DAG folder scan failed: ${(err as Error).message}`));
+      }
+    });
+    return this.scanning;
+  }
+
+  private async scanNow(): Promise<ScanReport> {
+    if (!this.loadedKnown) {
+      this.known = await fileHashes(this.db);
+      this.loadedKnown = true;
+    }
+    const files = await discoverDagFiles(this.options.dagsFolder);
+    const report: ScanReport = { files: files.length, parsed: 0, dags: 0, errors: 0, removed: 0 };
+    const present = new Set(files);
+
+    await Promise.all(
+      files.map(async (file) => {
+        let content: Buffer;
+        try {
+          content = await readFile(file);
+        } catch {
+          return; // deleted between listing and reading; the next scan forgets it
+        }
+        const contentHash = sha256(content);
+        if (this.known.get(file) === contentHash) return;
+        const outcome = await this.pool.parse(file);
+        if (this.stopped) return;
+        report.parsed++;
+        const now = this.clock.now();
+        if (!outcome.ok) {
+          report.errors++;
+          this.logger.warn(`import error in ${path.relative(process.cwd(), file)}${outcome.line ? `:${outcome.line}` : ""}: ${outcome.message}`);
+          await recordImportError(this.db, now, { fileloc: file, contentHash, code: outcome.code, message: outcome.message, line: outcome.line, stack: outcome.stack });
+        } else {
+          const codeHash = sha256(outcome.code);
+          const dags = outcome.dags.map((structure) => ({ structure, versionHash: sha256(codeHash + JSON.stringify(structure)) }));
+          const { conflicts } = await recordParsedFile(this.db, now, { fileloc: file, contentHash, codeHash, code: outcome.code, dags }, this.options.pausedAtCreation);
+          if (conflicts.length > 0) {
+            report.errors++;
+            this.logger.warn(`import error in ${file}: ${conflicts.join("; ")}`);
+          } else {
+            report.dags += dags.length;
+          }
+        }
+        this.known.set(file, contentHash);
+      }),
+    );
+
+    for (const file of [...this.known.keys()]) {
+      if (present.has(file) || !file.startsWith(path.resolve(this.options.dagsFolder) + path.sep)) continue;
+      await forgetFile(this.db, file);
+      this.known.delete(file);
+      report.removed++;
+      this.logger.info(`DAG file removed: ${file}`);
+    }
+    return report;
+  }
+
+  /** Initial scan, then a watcher (debounced) plus a periodic rescan as a safety net. */
+  async start(): Promise<ScanReport> {
+    const report = await this.scan();
+    let debounce: NodeJS.Timeout | undefined;
+    const onChange = () => {
+      clearTimeout(debounce);
+      debounce = setTimeout(() => void this.scan().catch((err) => this.logger.error(`DAG folder scan failed: ${(err as Error).message}`)), 100);
+    };
+    try {
+      this.watcher = watch(this.options.dagsFolder, { recursive: true }, onChange);
+      this.watcher.on("error", () => undefined);
+    } catch {
+      this.logger.warn(`cannot watch ${this.options.dagsFolder}; relying on rescans every ${this.options.rescanIntervalMs} ms`);
+    }
+    this.timer = setInterval(onChange, this.options.rescanIntervalMs);
+    return report;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.watcher?.close();
+    clearInterval(this.timer);
+    await this.scanning?.catch(() => undefined);
+    await this.pool.close();
+  }
+}

@@ -1,0 +1,116 @@
+import { parseDuration } from "../core/durations.ts";
+import { InvalidDagError } from "./errors.ts";
+import {
+  TRIGGER_RULES,
+  type Dag,
+  type DagBuilder,
+  type DagOptions,
+  type TaskDefaults,
+  type TaskDefinition,
+  type TaskFn,
+  type TaskOptions,
+  type TaskRef,
+} from "./types.ts";
+
+/** Marks DAG values so the parser finds them among a module's exports across bundle copies. */
+export const DAG_BRAND = Symbol.for("baton.dag");
+const ID_PATTERN = /^[A-Za-z0-9_.-]{1,250}$/;
+
+export function isDag(value: unknown): value is Dag {
+  return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[DAG_BRAND] === true;
+}
+
+/** The first stack frame outside the SDK: where the user called dag() or t.task(). */
+function callSite(): string | undefined {
+  const lines = (new Error().stack ?? "").split("\n").slice(1);
+  const frame = lines.find((l) => !/[/\\]sdk[/\\]|node:internal|\bcallSite\b/.test(l));
+  const match = frame?.match(/\(?((?:file:\/\/)?[^()\s]+):(\d+):(\d+)\)?\s*$/);
+  return match ? `${match[1]}:${match[2]}` : undefined;
+}
+
+function fail(message: string, code: "BATON_INVALID_DAG" | "BATON_DUPLICATE_TASK_ID" = "BATON_INVALID_DAG"): never {
+  throw new InvalidDagError(code, message);
+}
+
+function checkDefaults(where: string, o: TaskDefaults): void {
+  if (o.retries !== undefined && (!Number.isInteger(o.retries) || o.retries < 0)) {
+    fail(`${where}: retries must be a non-negative integer, got ${JSON.stringify(o.retries)}`);
+  }
+  for (const field of ["retryDelay", "maxRetryDelay", "executionTimeout"] as const) {
+    const value = o[field];
+    if (value === undefined) continue;
+    try {
+      parseDuration(value, field);
+    } catch (err) {
+      fail(`${where}: ${(err as Error).message}`);
+    }
+  }
+  if (o.triggerRule !== undefined && !(TRIGGER_RULES as readonly string[]).includes(o.triggerRule)) {
+    fail(`${where}: triggerRule "${o.triggerRule}" is unknown; use one of ${TRIGGER_RULES.join(", ")}`);
+  }
+  if (o.priorityWeight !== undefined && !Number.isInteger(o.priorityWeight)) {
+    fail(`${where}: priorityWeight must be an integer, got ${JSON.stringify(o.priorityWeight)}`);
+  }
+  if (o.poolSlots !== undefined && (!Number.isInteger(o.poolSlots) || o.poolSlots < 1)) {
+    fail(`${where}: poolSlots must be an integer >= 1, got ${JSON.stringify(o.poolSlots)}`);
+  }
+}
+
+/**
+ * Declares a DAG. `build` runs at once and wires tasks together; the returned value is
+ * what the DAG file exports.
+ */
+export function dag(options: DagOptions, build: (t: DagBuilder) => void): Dag {
+  if (typeof options !== "object" || options === null) fail("dag(): options must be an object");
+  if (typeof options.id !== "string" || !ID_PATTERN.test(options.id)) {
+    fail(`dag(): id must be 1-250 letters, digits, "_", "." or "-", got ${JSON.stringify(options.id)}`);
+  }
+  if (typeof build !== "function") fail(`dag "${options.id}": the second argument must be a function (t) => { ... }`);
+  if (options.maxActiveRuns !== undefined && (!Number.isInteger(options.maxActiveRuns) || options.maxActiveRuns < 1)) {
+    fail(`dag "${options.id}": maxActiveRuns must be an integer >= 1, got ${JSON.stringify(options.maxActiveRuns)}`);
+  }
+  checkDefaults(`dag "${options.id}" defaultArgs`, options.defaultArgs ?? {});
+
+  const tasks = new Map<string, TaskDefinition>();
+  const refs = new Map<string, TaskRef<unknown>>();
+
+  const addEdge = (from: TaskRef<unknown>, to: TaskRef<unknown>) => {
+    const target = tasks.get(to?.id);
+    if (!target || refs.get(to.id) !== to) fail(`dag "${options.id}": ${JSON.stringify(to?.id)} is not a task of this DAG`);
+    if (refs.get(from.id) !== from) fail(`dag "${options.id}": ${JSON.stringify(from?.id)} is not a task of this DAG`);
+    target.upstream.add(from.id);
+  };
+
+  const makeRef = (id: string): TaskRef<unknown> => {
+    const ref: TaskRef<unknown> = {
+      id,
+      then(next) {
+        for (const n of Array.isArray(next) ? next : [next]) addEdge(ref, n);
+        return next;
+      },
+    };
+    return ref;
+  };
+
+  const builder: DagBuilder = {
+    task(id: string, optionsOrFn: TaskOptions | TaskFn<unknown>, maybeFn?: TaskFn<unknown>) {
+      const taskOptions = (typeof optionsOrFn === "function" ? {} : optionsOrFn) ?? {};
+      const fn = typeof optionsOrFn === "function" ? optionsOrFn : maybeFn;
+      if (typeof id !== "string" || !ID_PATTERN.test(id)) {
+        fail(`dag "${options.id}": task id must be 1-250 letters, digits, "_", "." or "-", got ${JSON.stringify(id)}`);
+      }
+      if (tasks.has(id)) fail(`dag "${options.id}": duplicate task id "${id}"`, "BATON_DUPLICATE_TASK_ID");
+      if (typeof fn !== "function") fail(`dag "${options.id}": task "${id}" needs a function to run`);
+      checkDefaults(`task "${id}"`, taskOptions);
+      tasks.set(id, { id, fn, options: taskOptions, upstream: new Set(), definedAt: callSite() });
+      const ref = makeRef(id);
+      refs.set(id, ref);
+      for (const up of taskOptions.upstream ?? []) addEdge(up, ref);
+      return ref as TaskRef<never>;
+    },
+  };
+
+  build(builder);
+  if (tasks.size === 0) fail(`dag "${options.id}" has no tasks`);
+  return Object.freeze({ [DAG_BRAND]: true, id: options.id, options, tasks, definedAt: callSite() }) as Dag;
+}

@@ -1,0 +1,52 @@
+/**
+ * Errors a task may throw to control its outcome. They cross process and bundle
+ * boundaries (a DAG bundle carries its own copy of this file), so Baton decides by
+ * `code`, never by `instanceof` (BullMQ #1317; Temporal's symbol brand).
+ */
+const BRAND = Symbol.for("baton.error");
+
+export abstract class TaskControlError extends Error {
+  abstract readonly code: string;
+  readonly nonRetryable: boolean = false;
+  readonly [BRAND] = true;
+}
+
+/** Throw to mark the current task `skipped`; downstream tasks follow their trigger rules. */
+export class SkipError extends TaskControlError {
+  readonly code = "BATON_TASK_SKIPPED";
+  override readonly nonRetryable = true;
+  constructor(message = "task skipped") {
+    super(message);
+    this.name = "SkipError";
+  }
+}
+
+/** Throw to fail the current task at once, without using its remaining retries. */
+export class FailError extends TaskControlError {
+  readonly code = "BATON_TASK_FAILED";
+  override readonly nonRetryable = true;
+  constructor(message: string) {
+    super(message);
+    this.name = "FailError";
+  }
+}
+
+/** Raised at definition time for a DAG that cannot be valid (duplicate ids, bad options). */
+export class InvalidDagError extends Error {
+  readonly [BRAND] = true;
+  constructor(
+    readonly code: "BATON_DUPLICATE_TASK_ID" | "BATON_INVALID_DAG" | "BATON_DAG_CYCLE",
+    message: string,
+  ) {
+    super(message);
+    this.name = "InvalidDagError";
+  }
+}
+
+/** Wraps any error as non-retryable, like Temporal's ApplicationFailure.nonRetryable. */
+export function nonRetryable(error: unknown): FailError {
+  const message = error instanceof Error ? error.message : String(error);
+  const failure = new FailError(message);
+  if (error instanceof Error && error.stack) failure.stack = error.stack;
+  return failure;
+}

@@ -1,0 +1,20 @@
+/**
+ * The public surface DAG authors import as "baton". It must not import anything from
+ * store/, executor/, api/ or database drivers: it is bundled into every DAG file.
+ */
+export { dag, isDag } from "./dag.ts";
+export { SkipError, FailError, InvalidDagError, nonRetryable } from "./errors.ts";
+export { TRIGGER_RULES } from "./types.ts";
+export type {
+  Dag,
+  DagOptions,
+  DagBuilder,
+  Duration,
+  TaskContext,
+  TaskDefaults,
+  TaskFn,
+  TaskLogger,
+  TaskOptions,
+  TaskRef,
+  TriggerRule,
+} from "./types.ts";

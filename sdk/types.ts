@@ -1,0 +1,119 @@
+import type { Duration } from "../core/durations.ts";
+
+export type { Duration };
+
+export const TRIGGER_RULES = [
+  "all_success",
+  "all_failed",
+  "all_done",
+  "all_done_min_one_success",
+  "all_skipped",
+  "one_success",
+  "one_failed",
+  "one_done",
+  "none_failed",
+  "none_failed_min_one_success",
+  "none_skipped",
+  "always",
+] as const;
+export type TriggerRule = (typeof TRIGGER_RULES)[number];
+
+/** What a task knows about itself while it runs. */
+export interface TaskContext {
+  readonly dagId: string;
+  readonly runId: string;
+  readonly taskId: string;
+  readonly tryNumber: number;
+  readonly maxTries: number;
+  readonly logicalDate: Date | null;
+  readonly dataInterval: { start: Date | null; end: Date | null };
+  readonly conf: Record<string, unknown>;
+  readonly params: Record<string, unknown>;
+  /** Fires when the task times out or its run is cancelled. */
+  readonly signal: AbortSignal;
+  readonly log: TaskLogger;
+  /** Stable across retries of this task instance: use it to deduplicate side effects. */
+  readonly idempotencyKey: string;
+  /** The output of a direct upstream task. */
+  get<T>(ref: TaskRef<T>): T;
+  /** Marks the task skipped (throws a SkipError). */
+  skip(reason?: string): never;
+}
+
+export interface TaskLogger {
+  debug(...args: unknown[]): void;
+  info(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+  error(...args: unknown[]): void;
+}
+
+export type TaskFn<T> = (ctx: TaskContext) => T | Promise<T>;
+
+/** Options shared by tasks and a DAG's `defaultArgs`. */
+export interface TaskDefaults {
+  retries?: number;
+  retryDelay?: Duration;
+  retryExponentialBackoff?: boolean;
+  maxRetryDelay?: Duration;
+  executionTimeout?: Duration;
+  triggerRule?: TriggerRule;
+  priorityWeight?: number;
+  pool?: string;
+  poolSlots?: number;
+  queue?: string;
+}
+
+export interface TaskOptions extends TaskDefaults {
+  upstream?: TaskRef<unknown>[];
+  /** Undo for this task's side effects, run when the run fails (saga). */
+  compensate?: (ctx: TaskContext) => unknown | Promise<unknown>;
+  description?: string;
+}
+
+/** A handle on a task in the DAG under construction; `T` is its output type. */
+export interface TaskRef<T> {
+  readonly id: string;
+  /** Makes `next` run after this task; returns `next` so chains read left to right. */
+  then<N extends TaskRef<unknown> | TaskRef<unknown>[]>(next: N): N;
+  /** Phantom field carrying the output type for `ctx.get`. */
+  readonly __output?: T;
+}
+
+export interface DagOptions {
+  id: string;
+  description?: string;
+  schedule?: string | null;
+  timezone?: string;
+  startDate?: string | Date;
+  endDate?: string | Date;
+  catchup?: boolean;
+  maxActiveRuns?: number;
+  maxActiveTasks?: number;
+  tags?: string[];
+  owner?: string;
+  isPausedUponCreation?: boolean;
+  params?: Record<string, unknown>;
+  defaultArgs?: TaskDefaults;
+}
+
+export interface DagBuilder {
+  task<T>(id: string, fn: TaskFn<T>): TaskRef<Awaited<T>>;
+  task<T>(id: string, options: TaskOptions, fn: TaskFn<T>): TaskRef<Awaited<T>>;
+}
+
+/** A task as the DAG holds it; read by the parser and the executor, never by users. */
+export interface TaskDefinition {
+  readonly id: string;
+  readonly fn: TaskFn<unknown>;
+  readonly options: TaskOptions;
+  readonly upstream: Set<string>;
+  readonly definedAt?: string;
+}
+
+export interface Dag {
+  readonly id: string;
+  readonly options: DagOptions;
+  readonly tasks: ReadonlyMap<string, TaskDefinition>;
+  /** "file:line" of the dag() call, for error messages. */
+  readonly definedAt?: string;
+}

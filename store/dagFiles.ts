@@ -1,0 +1,131 @@
+// What the DAG processor writes: DAGs, their immutable versions and code, import errors.
+// Each parsed file is recorded in one transaction, so the API never sees half a file.
+import type { SerializedDag } from "../core/dagStructure.ts";
+import { inList, type Db, type RowDataPacket, type Tx } from "./db.ts";
+import { parseJsonText } from "./rows.ts";
+
+export interface ParsedDag {
+  structure: SerializedDag;
+  versionHash: string;
+}
+
+export interface ParsedFile {
+  fileloc: string;
+  contentHash: string;
+  codeHash: string;
+  code: string;
+  dags: ParsedDag[];
+}
+
+export interface ImportFailure {
+  fileloc: string;
+  contentHash: string;
+  code: string;
+  message: string;
+  line: number | null;
+  stack: string | null;
+}
+
+export async function fileHashes(db: Db): Promise<Map<string, string>> {
+  const [rows] = await db.pool.query<RowDataPacket[]>("SELECT fileloc, content_hash FROM dag_file");
+  return new Map(rows.map((r) => [r.fileloc as string, r.content_hash as string]));
+}
+
+/** Returns the ids of DAGs defined by another active file (which makes this file an import error). */
+export async function recordParsedFile(db: Db, now: Date, file: ParsedFile, pausedAtCreation: boolean): Promise<{ conflicts: string[] }> {
+  return db.tx(async (tx) => {
+    const ids = file.dags.map((d) => d.structure.dagId);
+    if (ids.length > 0) {
+      const [taken] = await tx.query<RowDataPacket[]>(
+        `SELECT dag_id, fileloc FROM dag WHERE dag_id IN (${inList(ids)}) AND is_active = 1 AND fileloc <> ? FOR UPDATE`,
+        [...ids, file.fileloc],
+      );
+      if (taken.length > 0) {
+        const conflicts = taken.map((r) => `DAG id "${r.dag_id}" is already defined in ${r.fileloc}`);
+        await upsertImportError(tx, now, {
+          fileloc: file.fileloc,
+          contentHash: file.contentHash,
+          code: "BATON_INVALID_DAG",
+          message: conflicts.join("; "),
+          line: null,
+          stack: null,
+        });
+        return { conflicts };
+      }
+    }
+    await tx.query("INSERT IGNORE INTO dag_code (code_hash, code, created_at) VALUES (?, ?, ?)", [file.codeHash, file.code, now]);
+    for (const { structure: s, versionHash } of file.dags) {
+      await tx.query(
+        "INSERT IGNORE INTO dag_version (dag_id, version_hash, code_hash, structure, created_at) VALUES (?, ?, ?, ?, ?)",
+        [s.dagId, versionHash, file.codeHash, JSON.stringify(s), now],
+      );
+      const paused = s.isPausedUponCreation ?? pausedAtCreation;
+      await tx.query(
+        `INSERT INTO dag (dag_id, is_paused, is_active, fileloc, latest_version_hash, description, schedule, timezone, tags, owners,
+                          max_active_runs, max_active_tasks, last_parsed_at, created_at)
+         VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON DUPLICATE KEY UPDATE is_active = 1, fileloc = VALUES(fileloc), latest_version_hash = VALUES(latest_version_hash),
+           description = VALUES(description), schedule = VALUES(schedule), timezone = VALUES(timezone), tags = VALUES(tags),
+           owners = VALUES(owners), max_active_runs = VALUES(max_active_runs), max_active_tasks = VALUES(max_active_tasks),
+           last_parsed_at = VALUES(last_parsed_at)`,
+        [
+          s.dagId,
+          paused ? 1 : 0,
+          file.fileloc,
+          versionHash,
+          s.description,
+          s.schedule,
+          s.timezone,
+          JSON.stringify(s.tags),
+          s.owner,
+          s.maxActiveRuns,
+          s.maxActiveTasks,
+          now,
+          now,
+        ],
+      );
+    }
+    // DAGs this file used to define and no longer does.
+    const [previous] = await tx.query<RowDataPacket[]>("SELECT dag_ids FROM dag_file WHERE fileloc = ? FOR UPDATE", [file.fileloc]);
+    const gone = parseJsonText<string[]>(previous[0]?.dag_ids, []).filter((id) => !ids.includes(id));
+    if (gone.length > 0) {
+      await tx.query(`UPDATE dag SET is_active = 0 WHERE fileloc = ? AND dag_id IN (${inList(gone)})`, [file.fileloc, ...gone]);
+    }
+    await tx.query("DELETE FROM import_error WHERE fileloc = ?", [file.fileloc]);
+    await tx.query(
+      `INSERT INTO dag_file (fileloc, content_hash, dag_ids, parsed_at) VALUES (?, ?, ?, ?)
+       ON DUPLICATE KEY UPDATE content_hash = VALUES(content_hash), dag_ids = VALUES(dag_ids), parsed_at = VALUES(parsed_at)`,
+      [file.fileloc, file.contentHash, JSON.stringify(ids), now],
+    );
+    return { conflicts: [] };
+  });
+}
+
+async function upsertImportError(tx: Tx, now: Date, failure: ImportFailure): Promise<void> {
+  await tx.query(
+    `INSERT INTO import_error (fileloc, code, message, line, stack_trace, created_at) VALUES (?, ?, ?, ?, ?, ?)
+     ON DUPLICATE KEY UPDATE code = VALUES(code), message = VALUES(message), line = VALUES(line),
+       stack_trace = VALUES(stack_trace), created_at = VALUES(created_at)`,
+    [failure.fileloc, failure.code, failure.message.slice(0, 60_000), failure.line, failure.stack?.slice(0, 60_000) ?? null, now],
+  );
+  // The content hash is remembered so an unchanged broken file is not parsed again; the DAGs
+  // it defined keep their last good version, as in Airflow.
+  await tx.query(
+    `INSERT INTO dag_file (fileloc, content_hash, dag_ids, parsed_at) VALUES (?, ?, '[]', ?)
+     ON DUPLICATE KEY UPDATE content_hash = VALUES(content_hash), parsed_at = VALUES(parsed_at)`,
+    [failure.fileloc, failure.contentHash, now],
+  );
+}
+
+export async function recordImportError(db: Db, now: Date, failure: ImportFailure): Promise<void> {
+  await db.tx((tx) => upsertImportError(tx, now, failure));
+}
+
+/** A deleted file: its DAGs stop being active (their runs and history stay). */
+export async function forgetFile(db: Db, fileloc: string): Promise<void> {
+  await db.tx(async (tx) => {
+    await tx.query("UPDATE dag SET is_active = 0 WHERE fileloc = ?", [fileloc]);
+    await tx.query("DELETE FROM import_error WHERE fileloc = ?", [fileloc]);
+    await tx.query("DELETE FROM dag_file WHERE fileloc = ?", [fileloc]);
+  });
+}

@@ -1,0 +1,143 @@
+import mysql from "mysql2/promise";
+import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import { BatonError } from "../core/errors.ts";
+
+export type { Pool, PoolConnection, ResultSetHeader, RowDataPacket };
+
+/** A connection inside a transaction; store functions that change state take one. */
+export type Tx = PoolConnection;
+/** Anything that can run a statement: the pool (autocommit) or a transaction. */
+export type Queryable = Pool | PoolConnection;
+
+export interface Db {
+  readonly pool: Pool;
+  readonly url: string;
+  readonly database: string;
+  /** Runs fn in one READ COMMITTED transaction, retried whole on deadlock or lock-wait timeout. */
+  tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+const RETRYABLE_TX_ERRORS = new Set(["ER_LOCK_DEADLOCK", "ER_LOCK_WAIT_TIMEOUT"]);
+const CONNECTION_ERRORS = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "ETIMEDOUT",
+  "ECONNRESET",
+  "EHOSTUNREACH",
+  "PROTOCOL_CONNECTION_LOST",
+  "ER_ACCESS_DENIED_ERROR",
+  "ER_CON_COUNT_ERROR",
+  "ER_SERVER_SHUTDOWN",
+]);
+
+export function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return !!code && CONNECTION_ERRORS.has(code);
+}
+
+/** The URL without its password, safe to print. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return url;
+  }
+}
+
+export function databaseNameOf(url: string): string {
+  const parsed = new URL(url);
+  const name = decodeURIComponent(parsed.pathname.replace(/^\//, ""));
+  if (!/^[A-Za-z0-9_$]{1,64}$/.test(name)) {
+    throw new BatonError("BATON_CONFIG_INVALID", `BATON_DATABASE_URL must name a database (letters, digits, _), got "${redactUrl(url)}"`);
+  }
+  return name;
+}
+
+export function connectionOptions(url: string) {
+  const parsed = new URL(url);
+  if (parsed.protocol !== "mysql:" && parsed.protocol !== "mariadb:") {
+    throw new BatonError("BATON_CONFIG_INVALID", `BATON_DATABASE_URL must start with mysql://, got "${redactUrl(url)}"`);
+  }
+  return {
+    host: parsed.hostname || "127.0.0.1",
+    port: parsed.port ? Number(parsed.port) : 3306,
+    user: decodeURIComponent(parsed.username || "root"),
+    password: decodeURIComponent(parsed.password || ""),
+    timezone: "Z",
+    dateStrings: false as const,
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+    connectTimeout: 5000,
+  };
+}
+
+/** Creates the database named in the URL if it does not exist yet. */
+export async function ensureDatabase(url: string): Promise<void> {
+  const name = databaseNameOf(url);
+  const conn = await mysql.createConnection(connectionOptions(url));
+  try {
+    await conn.query(`CREATE DATABASE IF NOT EXISTS \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+  } finally {
+    await conn.end();
+  }
+}
+
+export async function dropDatabase(url: string): Promise<void> {
+  const name = databaseNameOf(url);
+  const conn = await mysql.createConnection(connectionOptions(url));
+  try {
+    await conn.query(`DROP DATABASE IF EXISTS \`${name}\``);
+  } finally {
+    await conn.end();
+  }
+}
+
+export function openDb(url: string, options: { connectionLimit?: number } = {}): Db {
+  const database = databaseNameOf(url);
+  const pool = mysql.createPool({
+    ...connectionOptions(url),
+    database,
+    connectionLimit: options.connectionLimit ?? 10,
+    waitForConnections: true,
+    enableKeepAlive: true,
+  });
+  // READ COMMITTED: each statement sees the latest commits, so two transactions settling
+  // sibling upstreams of one task serialize on its row lock and the second sees the first.
+  pool.on("connection", (conn) => {
+    conn.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+    conn.query("SET SESSION innodb_lock_wait_timeout = 10");
+  });
+
+  async function tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const conn = await pool.getConnection();
+      try {
+        await conn.query("START TRANSACTION");
+        const result = await fn(conn);
+        await conn.query("COMMIT");
+        return result;
+      } catch (err) {
+        await conn.query("ROLLBACK").catch(() => undefined);
+        const code = (err as { code?: string }).code;
+        if (code && RETRYABLE_TX_ERRORS.has(code) && attempt < 8) {
+          await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+          continue;
+        }
+        throw err;
+      } finally {
+        conn.release();
+      }
+    }
+  }
+
+  return { pool, url, database, tx, close: () => pool.end() };
+}
+
+/** `IN (?, ?, …)` placeholders for a non-empty list. */
+export function inList(values: readonly unknown[]): string {
+  if (values.length === 0) throw new Error("inList: empty list");
+  return values.map(() => "?").join(", ");
+}

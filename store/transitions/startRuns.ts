@@ -1,0 +1,88 @@
+// startRuns — moves queued runs to running: creates their task instances and queues the
+// tasks whose trigger rule already holds (roots, `always`).
+// locks: queued dag_run rows (ix_dag_run_state, SKIP LOCKED, so several schedulers split the
+//   work), then their dag rows (PK) so maxActiveRuns is counted under a lock.
+// outcomes: the runs started and the ids of task instances queued.
+import type { DagShape } from "../../core/dagStructure.ts";
+import { RunState, TaskState } from "../../core/states.ts";
+import { evaluateTriggerRule, zeroCounts } from "../../scheduler/triggerRules.ts";
+import { inList, type Db, type RowDataPacket } from "../db.ts";
+
+export interface StartedRuns {
+  started: number;
+  queued: number;
+}
+
+export async function startRuns(db: Db, now: Date, shapeOf: (versionHash: string) => Promise<DagShape>, limit = 50): Promise<StartedRuns> {
+  return db.tx(async (tx) => {
+    const [candidates] = await tx.query<RowDataPacket[]>(
+      `SELECT id, dag_id, run_id, version_hash FROM dag_run WHERE state = 'queued' ORDER BY id LIMIT ${Number(limit)} FOR UPDATE SKIP LOCKED`,
+    );
+    if (candidates.length === 0) return { started: 0, queued: 0 };
+    const dagIds = [...new Set(candidates.map((c) => c.dag_id as string))].sort();
+    const [dags] = await tx.query<RowDataPacket[]>(
+      `SELECT dag_id, is_paused, max_active_runs FROM dag WHERE dag_id IN (${inList(dagIds)}) FOR UPDATE`,
+      dagIds,
+    );
+    const [active] = await tx.query<RowDataPacket[]>(
+      `SELECT dag_id, COUNT(*) AS n FROM dag_run WHERE state = 'running' AND dag_id IN (${inList(dagIds)}) GROUP BY dag_id`,
+      dagIds,
+    );
+    const room = new Map<string, number>();
+    for (const d of dags) {
+      if (d.is_paused) continue;
+      const running = Number(active.find((a) => a.dag_id === d.dag_id)?.n ?? 0);
+      room.set(d.dag_id, Math.max(0, d.max_active_runs - running));
+    }
+
+    let started = 0;
+    let queued = 0;
+    for (const run of candidates) {
+      const left = room.get(run.dag_id) ?? 0;
+      if (left <= 0) continue;
+      room.set(run.dag_id, left - 1);
+      const shape = await shapeOf(run.version_hash);
+      const tasks = shape.dag.tasks;
+      const placeholders: string[] = [];
+      const values: unknown[] = [];
+      for (const task of tasks) {
+        const ready = evaluateTriggerRule(task.triggerRule, zeroCounts(task.upstream.length)) === "ready";
+        placeholders.push("(?, ?, ?, ?, -1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)");
+        values.push(
+          run.id,
+          run.dag_id,
+          run.run_id,
+          task.taskId,
+          ready ? TaskState.Queued : TaskState.None,
+          task.retries,
+          task.priorityWeight,
+          task.pool,
+          task.poolSlots,
+          task.queue,
+          task.triggerRule,
+          task.upstream.length,
+          ready ? now : null,
+        );
+        if (ready) queued++;
+      }
+      // Chunked so a 10,000-task DAG stays under max_allowed_packet.
+      for (let i = 0; i < placeholders.length; i += 1000) {
+        const chunk = placeholders.slice(i, i + 1000);
+        await tx.query(
+          `INSERT INTO task_instance (dag_run_id, dag_id, run_id, task_id, map_index, state, try_number, max_tries, priority_weight,
+                                      pool, pool_slots, queue, trigger_rule, upstream_total, queued_at)
+           VALUES ${chunk.join(", ")}`,
+          values.slice(i * 13, (i + chunk.length) * 13),
+        );
+      }
+      await tx.query("UPDATE dag_run SET state = ?, start_date = ?, unfinished_tasks = ? WHERE id = ?", [
+        RunState.Running,
+        now,
+        tasks.length,
+        run.id,
+      ]);
+      started++;
+    }
+    return { started, queued };
+  });
+}

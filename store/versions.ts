@@ -1,0 +1,48 @@
+import { shapeOf, type DagShape, type SerializedDag } from "../core/dagStructure.ts";
+import type { Queryable, RowDataPacket } from "./db.ts";
+
+/**
+ * Versions are immutable, so their structure and code are cached forever by hash; the
+ * scheduler and workers read each one from MySQL once.
+ */
+export class VersionCache {
+  private readonly shapes = new Map<string, Promise<DagShape>>();
+  private readonly codes = new Map<string, Promise<string>>();
+
+  constructor(private readonly db: Queryable) {}
+
+  shape(versionHash: string): Promise<DagShape> {
+    let cached = this.shapes.get(versionHash);
+    if (!cached) {
+      cached = loadStructure(this.db, versionHash).then(shapeOf);
+      cached.catch(() => this.shapes.delete(versionHash));
+      this.shapes.set(versionHash, cached);
+    }
+    return cached;
+  }
+
+  code(versionHash: string): Promise<string> {
+    let cached = this.codes.get(versionHash);
+    if (!cached) {
+      cached = loadCode(this.db, versionHash);
+      cached.catch(() => this.codes.delete(versionHash));
+      this.codes.set(versionHash, cached);
+    }
+    return cached;
+  }
+}
+
+export async function loadStructure(db: Queryable, versionHash: string): Promise<SerializedDag> {
+  const [rows] = await db.query<RowDataPacket[]>("SELECT structure FROM dag_version WHERE version_hash = ? LIMIT 1", [versionHash]);
+  if (!rows[0]) throw new Error(`dag_version ${versionHash} not found`);
+  return JSON.parse(rows[0].structure) as SerializedDag;
+}
+
+export async function loadCode(db: Queryable, versionHash: string): Promise<string> {
+  const [rows] = await db.query<RowDataPacket[]>(
+    "SELECT c.code FROM dag_version v JOIN dag_code c ON c.code_hash = v.code_hash WHERE v.version_hash = ? LIMIT 1",
+    [versionHash],
+  );
+  if (!rows[0]) throw new Error(`code of dag_version ${versionHash} not found`);
+  return rows[0].code as string;
+}
