@@ -1,0 +1,106 @@
+import { mkdtemp, rm, writeFile, mkdir } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import type { FastifyInstance } from "fastify";
+import { buildApp } from "../../api/app.ts";
+import { systemClock, type Clock } from "../../core/clock.ts";
+import { createLogger, silentLogger, type Logger } from "../../core/logger.ts";
+import { Worker } from "../../executor/worker.ts";
+import { DagProcessor } from "../../parser/processor.ts";
+import { Scheduler } from "../../scheduler/loop.ts";
+import type { Db } from "../../store/db.ts";
+import { createTestDb, dropTestDb } from "./db.ts";
+
+export interface HarnessOptions {
+  workers?: number;
+  clock?: Clock;
+  parseTimeoutMs?: number;
+  /** Start a worker (default true). */
+  worker?: boolean;
+}
+
+/**
+ * Baton's components in-process against a fresh database and a temporary DAG folder:
+ * the same objects `baton standalone` wires together, with an API reached by inject().
+ */
+export class Harness {
+  db!: Db;
+  app!: FastifyInstance;
+  processor!: DagProcessor;
+  scheduler!: Scheduler;
+  worker?: Worker;
+  dagsFolder!: string;
+  logsFolder!: string;
+  cacheFolder!: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+
+  constructor(private readonly options: HarnessOptions = {}) {
+    this.clock = options.clock ?? systemClock;
+    this.logger = process.env.BATON_TEST_LOG ? createLogger("debug") : silentLogger;
+  }
+
+  async start(files: Record<string, string> = {}): Promise<this> {
+    this.db = await createTestDb();
+    const root = await mkdtemp(path.join(os.tmpdir(), "baton-test-"));
+    this.dagsFolder = path.join(root, "dags");
+    this.logsFolder = path.join(root, "logs");
+    this.cacheFolder = path.join(root, "cache");
+    await mkdir(this.dagsFolder, { recursive: true });
+    for (const [name, source] of Object.entries(files)) await this.writeDag(name, source);
+    this.processor = new DagProcessor(this.db, this.clock, this.logger, {
+      dagsFolder: this.dagsFolder,
+      parseTimeoutMs: this.options.parseTimeoutMs ?? 30_000,
+      rescanIntervalMs: 60_000,
+      pausedAtCreation: false,
+      scratchFolder: path.join(this.cacheFolder, "parse"),
+      poolSize: 2,
+    });
+    if (this.options.worker !== false) {
+      this.worker = new Worker(this.db, this.clock, this.logger, {
+        concurrency: this.options.workers ?? 2,
+        queues: ["default"],
+        logsFolder: this.logsFolder,
+        cacheFolder: this.cacheFolder,
+      });
+    }
+    this.scheduler = new Scheduler(this.db, this.clock, this.logger, { intervalMs: 100, onTasksQueued: () => this.worker?.wake() });
+    this.app = await buildApp({
+      db: this.db,
+      clock: this.clock,
+      logger: this.logger,
+      config: { logsFolder: this.logsFolder },
+      onRunCreated: () => this.scheduler.wake(),
+    });
+    return this;
+  }
+
+  async writeDag(name: string, source: string): Promise<string> {
+    const file = path.join(this.dagsFolder, name);
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, source);
+    return file;
+  }
+
+  /** Parses the folder, then starts the scheduler and worker. */
+  async run(): Promise<this> {
+    await this.processor.scan();
+    this.worker?.start();
+    this.scheduler.start();
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    await this.app?.close();
+    await this.scheduler?.stop();
+    await this.processor?.stop();
+    await this.worker?.stop(2000);
+    if (this.db) await dropTestDb(this.db);
+    if (this.dagsFolder) await rm(path.dirname(this.dagsFolder), { recursive: true, force: true });
+  }
+}
+
+/** A DAG file's source importing the SDK by its package name, as users write it. */
+export function dagSource(body: string): string {
+  return `import { dag, SkipError, FailError } from "baton";\n${body}\n`;
+}
