@@ -127,22 +127,18 @@ export class Worker {
       if (this.finished.length > 0) {
         const batch = this.finished;
         this.finished = [];
-        const claimFor = this.stopping ? 0 : this.freeSlots();
-        const { result, claimed } = await this.db.tx(async (tx) => {
-          const now = this.clock.now();
-          const result = await finishTries(tx, now, batch, (h) => this.versions.shape(h));
-          const claimed = await claimTasks(tx, this.claimRequest(now, claimFor));
-          return { result, claimed };
-        });
+        const req = this.claimRequest(this.clock.now(), this.stopping ? 0 : this.freeSlots());
+        const result = await finishTries(this.db, req.now, batch, (h) => this.versions.shape(h), req);
         for (const id of result.fenced) this.logger.warn(`result of task instance ${id} discarded: its try is no longer ours`);
         this.options.onRecorded?.({ finished: result.finished, runsFinished: result.runsFinished });
-        await this.dispatch(claimed);
-        if (claimed.length > 0 || result.queued.length > 0) this.wantClaim = true;
+        await this.dispatch(result.taken);
+        // Ready tasks this worker could not take are queued: look for more work.
+        if (result.queued.length > 0) this.wantClaim = true;
         continue;
       }
       const free = this.freeSlots();
       if (this.stopping || !this.wantClaim || free <= 0) return;
-      const claimed = await this.db.tx((tx) => claimTasks(tx, this.claimRequest(this.clock.now(), free)));
+      const claimed = await claimTasks(this.db, this.claimRequest(this.clock.now(), free));
       await this.dispatch(claimed);
       if (claimed.length < free) {
         this.wantClaim = false;
@@ -173,10 +169,11 @@ export class Worker {
     const prepared: { task: ClaimedTask; message?: RunTryMessage; error?: TryError; timeoutMs: number | null }[] = [];
     let outputs = new Map<number, Record<string, unknown>>();
     try {
+      const missing = claimed.filter((t) => t.upstreamOutputs === undefined);
       const wanted = await Promise.all(
-        claimed.map(async (t) => ({ dagRunId: t.dagRunId, taskIds: (await this.versions.shape(t.versionHash)).byId.get(t.taskId)?.upstream ?? [] })),
+        missing.map(async (t) => ({ dagRunId: t.dagRunId, taskIds: (await this.versions.shape(t.versionHash)).byId.get(t.taskId)?.upstream ?? [] })),
       );
-      outputs = await upstreamOutputs(this.db.pool, wanted);
+      if (wanted.length > 0) outputs = await upstreamOutputs(this.db.pool, wanted);
     } catch (err) {
       this.logger.error(`could not load upstream outputs: ${(err as Error).message}`);
     }
@@ -200,7 +197,7 @@ export class Worker {
             dataIntervalEnd: task.dataIntervalEnd ? new Date(task.dataIntervalEnd).toISOString() : null,
             conf: task.conf,
             params: shape.dag.params,
-            upstreamOutputs: outputs.get(task.dagRunId) ?? {},
+            upstreamOutputs: task.upstreamOutputs ?? outputs.get(task.dagRunId) ?? {},
             bundlePath: await this.bundles.path(task.versionHash),
             logPath: taskLogPath(this.options.logsFolder, task),
           },
@@ -268,7 +265,7 @@ export class Worker {
     if (!held || held.handedBack) return;
     for (const t of held.timers) clearTimeout(t);
     this.held.delete(task.id);
-    this.finished.push({ id: task.id, tryNumber: task.tryNumber, token: task.token, ...outcome, endedAt: this.clock.now() });
+    this.finished.push({ task, ...outcome, endedAt: this.clock.now() });
     this.kick();
   }
 

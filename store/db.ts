@@ -15,7 +15,59 @@ export interface Db {
   readonly database: string;
   /** Runs fn in one READ COMMITTED transaction, retried whole on deadlock or lock-wait timeout. */
   tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /**
+   * Like tx, for hot paths that count round trips: statements are sent in batches (one round
+   * trip each), BEGIN rides on the first batch and COMMIT on the last.
+   */
+  batchTx<T>(fn: (btx: BatchTx) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+}
+
+export interface Statement {
+  sql: string;
+  params?: unknown[];
+}
+
+export interface BatchTx {
+  /** The transaction's connection, for statements whose shape depends on earlier results. */
+  readonly conn: Tx;
+  /** Sends statements in one round trip (opening the transaction with the first batch); one result each. */
+  run(statements: Statement[]): Promise<unknown[]>;
+  /** Sends statements and COMMIT in one round trip. */
+  commit(statements?: Statement[]): Promise<unknown[]>;
+  /** Undoes everything so far; the next run() opens a new transaction. */
+  rollback(): Promise<void>;
+}
+
+class BatchTransaction implements BatchTx {
+  begun = false;
+  committed = false;
+  constructor(readonly conn: Tx) {}
+
+  async run(statements: Statement[], commit = false): Promise<unknown[]> {
+    const all = [...statements];
+    if (!this.begun) all.unshift({ sql: "START TRANSACTION" });
+    if (commit) all.push({ sql: "COMMIT" });
+    if (all.length === 0) return [];
+    const sql = all.map((s) => s.sql).join(";\n");
+    const params = all.flatMap((s) => s.params ?? []);
+    // Marked before sending: if the batch fails midway, the caller must still roll back.
+    this.begun = true;
+    const [raw] = await this.conn.query(sql, params);
+    if (commit) this.committed = true;
+    const results = all.length === 1 ? [raw] : (raw as unknown[]);
+    const first = all.length - statements.length - (commit ? 1 : 0);
+    return results.slice(first, first + statements.length);
+  }
+
+  commit(statements: Statement[] = []): Promise<unknown[]> {
+    return this.run(statements, true);
+  }
+
+  async rollback(): Promise<void> {
+    if (this.begun) await this.conn.query("ROLLBACK");
+    this.begun = false;
+  }
 }
 
 const RETRYABLE_TX_ERRORS = new Set(["ER_LOCK_DEADLOCK", "ER_LOCK_WAIT_TIMEOUT"]);
@@ -103,6 +155,9 @@ export function openDb(url: string, options: { connectionLimit?: number } = {}):
     connectionLimit: options.connectionLimit ?? 10,
     waitForConnections: true,
     enableKeepAlive: true,
+    // Hot paths send several statements per round trip (batchTx). Every value still goes
+    // through placeholders; only validated integers are ever inlined.
+    multipleStatements: true,
   });
   // READ COMMITTED: each statement sees the latest commits, so two transactions settling
   // sibling upstreams of one task serialize on its row lock and the second sees the first.
@@ -133,7 +188,29 @@ export function openDb(url: string, options: { connectionLimit?: number } = {}):
     }
   }
 
-  return { pool, url, database, tx, close: () => pool.end() };
+  async function batchTx<T>(fn: (btx: BatchTx) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const conn = await pool.getConnection();
+      const btx = new BatchTransaction(conn);
+      try {
+        const result = await fn(btx);
+        if (!btx.committed) await btx.commit();
+        return result;
+      } catch (err) {
+        if (btx.begun && !btx.committed) await conn.query("ROLLBACK").catch(() => undefined);
+        const code = (err as { code?: string }).code;
+        if (code && RETRYABLE_TX_ERRORS.has(code) && attempt < 8 && !btx.committed) {
+          await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+          continue;
+        }
+        throw err;
+      } finally {
+        conn.release();
+      }
+    }
+  }
+
+  return { pool, url, database, tx, batchTx, close: () => pool.end() };
 }
 
 /** `IN (?, ?, …)` placeholders for a non-empty list. */

@@ -1,16 +1,36 @@
-// finishTries — records the outcome of tries a worker ran, batch-first: one transaction for
-// everything that finished since the last flush, so results group-commit.
-// locks: the finished task_instance rows (PK), then what settle() locks per run.
-// fence: a result only counts if its row is still `running` with the same try_number and
-//   claim token; anything else (a zombie waking late, a try handed back) is `fenced`.
-// outcomes: success / skipped / failed settle downstream tasks in this same transaction
-//   (the fast path: no scheduler tick between tasks); failures with tries left go
-//   up_for_retry with next_retry_at from the retry policy.
+// finishTries — records the outcome of tries a worker ran and advances their runs, batch-first:
+// everything that finished since the worker's last flush goes in one transaction (group
+// commit), in two round trips when no task cascades:
+//   1. BEGIN; fenced UPDATE of each try; INSERT its XComs; add it to its downstream tasks'
+//      up_* counters; SELECT those downstream rows; count down each run.
+//   2. downstream tasks now ready are claimed by this worker for its free slots (it just
+//      freed them) or queued for others; SELECT the claimed tasks' upstream outputs; COMMIT.
+// locks: the finished task_instance rows (PK), their downstream rows (ux_task_instance), the
+//   dag_run rows (PK), in that order.
+// fence: an UPDATE only matches a row still `running` with the same try_number and claim
+//   token. A result that matches nothing (a zombie waking late, a try handed back) is
+//   `fenced`: the transaction restarts without it.
+// outcomes: success / skipped / failed settle downstream tasks (skips and upstream_failed
+//   cascade through settle()); failures with tries left go up_for_retry with next_retry_at.
 import type { DagShape } from "../../core/dagStructure.ts";
 import { TaskState } from "../../core/states.ts";
 import { retryDelayMs, shouldRetry } from "../../scheduler/retryPolicy.ts";
-import { inList, type RowDataPacket, type Tx } from "../db.ts";
-import { settle, type SettledTask } from "./settle.ts";
+import { inList, type BatchTx, type Db, type ResultSetHeader, type RowDataPacket, type Statement } from "../db.ts";
+import { parseJsonText } from "../rows.ts";
+import type { ClaimedTask } from "./claimTasks.ts";
+import { evaluateTriggerRule } from "../../scheduler/triggerRules.ts";
+import {
+  counterColumn,
+  countsOfSingleUpstream,
+  decideDownstream,
+  endStatements,
+  finishRun,
+  queueStatement,
+  selectDownstream,
+  settle,
+  upstreamIncrements,
+  type SettledTask,
+} from "./settle.ts";
 
 export interface TryError {
   name: string;
@@ -21,9 +41,8 @@ export interface TryError {
 }
 
 export interface FinishedTry {
-  id: number;
-  tryNumber: number;
-  token: string;
+  /** The try as it was claimed: identity, fence and run context. */
+  task: ClaimedTask;
   outcome: "success" | "failed" | "skipped";
   /** JSON-serializable return value; undefined stores no XCom. */
   output?: unknown;
@@ -31,80 +50,299 @@ export interface FinishedTry {
   endedAt: Date;
 }
 
+/** This worker's free slots, to claim downstream tasks that become ready. */
+export interface TakeRequest {
+  limit: number;
+  queues: readonly string[];
+  hostname: string;
+  pid: number;
+  token: string;
+}
+
 export interface FinishResult {
   finished: number[];
   fenced: number[];
   retrying: number[];
+  /** Ready tasks left queued for any worker. */
   queued: number[];
+  /** Ready tasks claimed by the caller in the same transaction. */
+  taken: ClaimedTask[];
   runsFinished: { dagRunId: number; state: "success" | "failed" }[];
 }
 
+interface Planned {
+  t: FinishedTry;
+  state: string;
+  statement: Statement;
+}
+
+function plan(t: FinishedTry, now: Date, shape: DagShape): Planned {
+  const { task } = t;
+  let state: string = t.outcome;
+  let nextRetryAt: Date | null = null;
+  const spec = shape.byId.get(task.taskId);
+  if (t.outcome === "failed" && spec && shouldRetry(task.tryNumber, task.maxTries, !!t.error?.nonRetryable)) {
+    state = TaskState.UpForRetry;
+    const jitterKey = `${task.dagId}#${task.taskId}#${task.logicalDate ? new Date(task.logicalDate).toISOString() : ""}`;
+    nextRetryAt = new Date(now.getTime() + retryDelayMs(spec, task.tryNumber, jitterKey));
+  }
+  const duration = (t.endedAt.getTime() - task.startedAt.getTime()) / 1000;
+  return {
+    t,
+    state,
+    statement: {
+      sql: `UPDATE task_instance SET state = ?, end_date = ?, duration = ?, next_retry_at = ?, error = ?, heartbeat_at = NULL
+             WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
+      params: [state, t.endedAt, duration, nextRetryAt, t.error ? JSON.stringify(t.error).slice(0, 60_000) : null, task.id, task.tryNumber, task.token],
+    },
+  };
+}
+
 export async function finishTries(
-  tx: Tx,
+  db: Db,
   now: Date,
   tries: FinishedTry[],
   shapeOf: (versionHash: string) => Promise<DagShape>,
+  take?: TakeRequest,
 ): Promise<FinishResult> {
-  const result: FinishResult = { finished: [], fenced: [], retrying: [], queued: [], runsFinished: [] };
+  const shapes = new Map<string, DagShape>();
+  for (const t of tries) if (!shapes.has(t.task.versionHash)) shapes.set(t.task.versionHash, await shapeOf(t.task.versionHash));
+  return db.batchTx(async (btx) => {
+    const fenced: number[] = [];
+    let live = [...tries].sort((a, b) => a.task.id - b.task.id);
+    for (;;) {
+      const result = await attempt(btx, now, live, shapes, take);
+      if (result.fenced.length === 0) return { ...result, fenced };
+      // Someone else owns those tries now: undo and record the others alone.
+      fenced.push(...result.fenced);
+      await btx.rollback();
+      live = live.filter((t) => !result.fenced.includes(t.task.id));
+      if (live.length === 0) return { finished: [], fenced, retrying: [], queued: [], taken: [], runsFinished: [] };
+    }
+  });
+}
+
+async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Map<string, DagShape>, take?: TakeRequest): Promise<FinishResult> {
+  const result: FinishResult = { finished: [], fenced: [], retrying: [], queued: [], taken: [], runsFinished: [] };
   if (tries.length === 0) return result;
-  const ids = tries.map((t) => t.id).sort((a, b) => a - b);
-  const [rows] = await tx.query<RowDataPacket[]>(
-    `SELECT ti.id, ti.dag_run_id, ti.dag_id, ti.task_id, ti.map_index, ti.state, ti.try_number, ti.max_tries, ti.claim_token,
-            ti.start_date, r.version_hash, r.logical_date
-       FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id
-      WHERE ti.id IN (${inList(ids)}) FOR UPDATE`,
-    ids,
-  );
-  const current = new Map(rows.map((r) => [Number(r.id), r]));
-  const settledByRun = new Map<number, { versionHash: string; tasks: SettledTask[] }>();
-  type Entry = { versionHash: string; tasks: SettledTask[] };
-  const xcomRows: unknown[][] = [];
+  const planned = tries.map((t) => plan(t, now, shapes.get(t.task.versionHash)!));
+  const statements = planned.map((p) => p.statement);
+  let capacity = take ? Math.max(0, take.limit) : 0;
 
-  for (const t of tries) {
-    const row = current.get(t.id);
-    if (!row || row.state !== TaskState.Running || row.try_number !== t.tryNumber || row.claim_token !== t.token) {
-      result.fenced.push(t.id);
-      continue;
-    }
-    const shape = await shapeOf(row.version_hash);
-    const task = shape.byId.get(row.task_id);
-    let state: string = t.outcome;
-    let nextRetryAt: Date | null = null;
-    if (t.outcome === "failed" && task && shouldRetry(t.tryNumber, row.max_tries, !!t.error?.nonRetryable)) {
-      state = TaskState.UpForRetry;
-      const key = `${row.dag_id}#${row.task_id}#${row.logical_date?.toISOString?.() ?? ""}`;
-      nextRetryAt = new Date(now.getTime() + retryDelayMs(task, t.tryNumber, key));
-      result.retrying.push(t.id);
-    }
-    const duration = row.start_date ? (t.endedAt.getTime() - new Date(row.start_date).getTime()) / 1000 : null;
-    await tx.query(
-      `UPDATE task_instance SET state = ?, end_date = ?, duration = ?, next_retry_at = ?, error = ?, heartbeat_at = NULL
-        WHERE id = ?`,
-      [state, t.endedAt, duration, nextRetryAt, t.error ? JSON.stringify(t.error).slice(0, 60_000) : null, t.id],
-    );
-    result.finished.push(t.id);
-    if (t.outcome === "success" && t.output !== undefined) {
-      xcomRows.push([row.dag_run_id, row.task_id, row.map_index, "return_value", JSON.stringify(t.output), now]);
-    }
-    if (state !== TaskState.UpForRetry) {
-      const entry: Entry = settledByRun.get(Number(row.dag_run_id)) ?? { versionHash: row.version_hash, tasks: [] };
-      entry.tasks.push({ taskId: row.task_id, state });
-      settledByRun.set(Number(row.dag_run_id), entry);
-    }
+  const xcoms = planned.filter((p) => p.t.outcome === "success" && p.t.output !== undefined);
+  if (xcoms.length > 0) {
+    statements.push({
+      sql: `INSERT INTO xcom (dag_run_id, task_id, map_index, xcom_key, value, created_at)
+            VALUES ${xcoms.map(() => "(?, ?, ?, 'return_value', ?, ?)").join(", ")}
+            ON DUPLICATE KEY UPDATE value = VALUES(value), created_at = VALUES(created_at)`,
+      params: xcoms.flatMap((p) => [p.t.task.dagRunId, p.t.task.taskId, p.t.task.mapIndex, JSON.stringify(p.t.output), now]),
+    });
   }
 
-  if (xcomRows.length > 0) {
-    await tx.query(
-      `INSERT INTO xcom (dag_run_id, task_id, map_index, xcom_key, value, created_at) VALUES ${xcomRows.map(() => "(?, ?, ?, ?, ?, ?)").join(", ")}
-       ON DUPLICATE KEY UPDATE value = VALUES(value), created_at = VALUES(created_at)`,
-      xcomRows.flat(),
-    );
+  interface RunWork {
+    shape: DagShape;
+    context: ClaimedTask;
+    settled: SettledTask[];
+    /** Outputs of this batch's tries, by task id: the only upstream of a speculatively taken task. */
+    outputs: Record<string, unknown>;
+    /** Single-upstream downstream tasks claimed by this worker in the first round trip. */
+    taken: { taskId: string; upstream: string }[];
+    speculativeQueued: boolean;
+    selectIndex?: number;
+    takenIndex?: number;
   }
-  for (const dagRunId of [...settledByRun.keys()].sort((a, b) => a - b)) {
-    const { versionHash, tasks } = settledByRun.get(dagRunId)!;
-    const outcome = await settle(tx, now, dagRunId, await shapeOf(versionHash), tasks);
+  const runs = new Map<number, RunWork>();
+  for (const p of planned) {
+    if (p.state === TaskState.UpForRetry) continue;
+    const run = runs.get(p.t.task.dagRunId) ?? {
+      shape: shapes.get(p.t.task.versionHash)!,
+      context: p.t.task,
+      settled: [],
+      outputs: {},
+      taken: [],
+      speculativeQueued: false,
+    };
+    run.settled.push({ taskId: p.t.task.taskId, state: p.state });
+    if (p.t.output !== undefined) run.outputs[p.t.task.taskId] = p.t.output;
+    runs.set(p.t.task.dagRunId, run);
+  }
+  const runIds = [...runs.keys()].sort((a, b) => a - b);
+  for (const dagRunId of runIds) {
+    const run = runs.get(dagRunId)!;
+    // A downstream task with a single upstream is decided by that upstream alone: settle,
+    // decide and claim it in this same round trip (a chain advances in one round trip + COMMIT).
+    const speculative = new Map<string, { column: string; upstream: string; take: boolean }>();
+    for (const s of run.settled) {
+      for (const down of run.shape.byId.get(s.taskId)?.downstream ?? []) {
+        const spec = run.shape.byId.get(down)!;
+        if (spec.upstream.length !== 1 || evaluateTriggerRule(spec.triggerRule, countsOfSingleUpstream(s.state)) !== "ready") continue;
+        const canTake = capacity > 0 && !!take?.queues.includes(spec.queue);
+        if (canTake) capacity--;
+        speculative.set(down, { column: counterColumn(s.state), upstream: s.taskId, take: canTake });
+      }
+    }
+    const groups = new Map<string, string[]>();
+    for (const [taskId, sp] of speculative) groups.set(`${sp.column}|${sp.take}`, [...(groups.get(`${sp.column}|${sp.take}`) ?? []), taskId]);
+    for (const [key, taskIds] of groups) {
+      const [column, takeIt] = key.split("|") as [string, string];
+      taskIds.sort();
+      if (takeIt === "true") {
+        statements.push({
+          sql: `UPDATE task_instance SET ${column} = ${column} + 1, state = 'running', try_number = try_number + 1, claim_token = ?,
+                       hostname = ?, pid = ?, queued_at = ?, start_date = ?, end_date = NULL, duration = NULL, heartbeat_at = ?,
+                       next_retry_at = NULL
+                 WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)}) AND state IN ('none', 'scheduled')`,
+          params: [take!.token, take!.hostname, take!.pid, now, now, now, dagRunId, ...taskIds],
+        });
+        for (const taskId of taskIds) run.taken.push({ taskId, upstream: speculative.get(taskId)!.upstream });
+      } else {
+        statements.push({
+          sql: `UPDATE task_instance SET ${column} = ${column} + 1, state = 'queued', queued_at = ?
+                 WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)}) AND state IN ('none', 'scheduled')`,
+          params: [now, dagRunId, ...taskIds],
+        });
+        run.speculativeQueued = true;
+      }
+    }
+    if (run.taken.length > 0) {
+      run.takenIndex = statements.length;
+      statements.push({
+        sql: `SELECT id, task_id, try_number, max_tries, state, claim_token FROM task_instance
+               WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(run.taken.map((t) => t.taskId))})`,
+        params: [dagRunId, ...run.taken.map((t) => t.taskId)],
+      });
+    }
+    const { statements: increments, downstream } = upstreamIncrements(dagRunId, run.shape, run.settled, (down) => !speculative.has(down));
+    statements.push(...increments);
+    if (downstream.length > 0) {
+      run.selectIndex = statements.length;
+      statements.push(selectDownstream(dagRunId, downstream));
+    }
+  }
+  const mayHaveFinished: number[] = [];
+  for (const dagRunId of runIds) {
+    const run = runs.get(dagRunId)!;
+    statements.push({ sql: "UPDATE dag_run SET unfinished_tasks = unfinished_tasks - ? WHERE id = ?", params: [run.settled.length, dagRunId] });
+    // A run that just got a task queued or claimed cannot be finished.
+    if (run.taken.length === 0 && !run.speculativeQueued) mayHaveFinished.push(dagRunId);
+  }
+  const runSelectIndex = statements.length;
+  if (mayHaveFinished.length > 0) {
+    statements.push({ sql: `SELECT id, unfinished_tasks, state FROM dag_run WHERE id IN (${inList(mayHaveFinished)})`, params: mayHaveFinished });
+  }
+
+  const results = await btx.run(statements);
+  planned.forEach((p, i) => {
+    if ((results[i] as ResultSetHeader).affectedRows !== 1) result.fenced.push(p.t.task.id);
+  });
+  if (result.fenced.length > 0) return result;
+  for (const p of planned) {
+    result.finished.push(p.t.task.id);
+    if (p.state === TaskState.UpForRetry) result.retrying.push(p.t.task.id);
+  }
+
+  // Speculatively claimed tasks are ours if the row now carries our token on this try.
+  for (const dagRunId of runIds) {
+    const run = runs.get(dagRunId)!;
+    if (run.takenIndex === undefined) continue;
+    for (const row of results[run.takenIndex] as RowDataPacket[]) {
+      if (row.state !== TaskState.Running || row.claim_token !== take!.token) continue;
+      const upstream = run.taken.find((t) => t.taskId === row.task_id)!.upstream;
+      result.taken.push({
+        ...run.context,
+        id: Number(row.id),
+        taskId: row.task_id,
+        mapIndex: -1,
+        tryNumber: Number(row.try_number),
+        maxTries: Number(row.max_tries),
+        token: take!.token,
+        startedAt: now,
+        upstreamOutputs: upstream in run.outputs ? { [upstream]: run.outputs[upstream] } : {},
+      });
+    }
+    if (run.speculativeQueued) result.queued.push(-1);
+  }
+
+  // Multi-upstream downstream tasks: decide from their counters.
+  const ready: { row: RowDataPacket; run: ClaimedTask }[] = [];
+  const cascades: { dagRunId: number; shape: DagShape; ended: ReturnType<typeof decideDownstream>["ended"] }[] = [];
+  for (const dagRunId of runIds) {
+    const run = runs.get(dagRunId)!;
+    if (run.selectIndex === undefined) continue;
+    const decisions = decideDownstream(results[run.selectIndex] as RowDataPacket[]);
+    for (const row of decisions.ready) ready.push({ row, run: run.context });
+    if (decisions.ended.length > 0) cascades.push({ dagRunId, shape: run.shape, ended: decisions.ended });
+  }
+  const finishedRuns = new Set<number>();
+  for (const row of mayHaveFinished.length > 0 ? (results[runSelectIndex] as RowDataPacket[]) : []) {
+    if (Number(row.unfinished_tasks) === 0 && row.state === "running") finishedRuns.add(Number(row.id));
+  }
+
+  // Rare paths, one statement at a time: skips / upstream_failed cascading, and run ends.
+  for (const { dagRunId, shape, ended } of cascades) {
+    for (const s of endStatements(now, ended)) await btx.conn.query(s.sql, s.params);
+    const outcome = await settle(btx.conn, now, dagRunId, shape, ended.map(({ row, state }) => ({ taskId: row.task_id as string, state })));
     result.queued.push(...outcome.queued);
     if (outcome.runState) result.runsFinished.push({ dagRunId, state: outcome.runState });
+  }
+  for (const dagRunId of finishedRuns) {
+    result.runsFinished.push({ dagRunId, state: await finishRun(btx.conn, now, dagRunId, runs.get(dagRunId)!.shape) });
+  }
+
+  const takeable = take ? ready.filter(({ row }) => take.queues.includes(row.queue)).slice(0, capacity) : [];
+  const takenIds = new Set(takeable.map(({ row }) => Number(row.id)));
+  const left = ready.filter(({ row }) => !takenIds.has(Number(row.id))).map(({ row }) => Number(row.id));
+  const final: Statement[] = [];
+  if (left.length > 0) {
+    final.push(queueStatement(now, left));
+    result.queued.push(...left);
+  }
+  let outputsIndex = -1;
+  if (take && takeable.length > 0) {
+    final.push({
+      sql: `UPDATE task_instance SET state = 'running', try_number = try_number + 1, claim_token = ?, hostname = ?, pid = ?,
+                   queued_at = ?, start_date = ?, end_date = NULL, duration = NULL, heartbeat_at = ?, next_retry_at = NULL
+             WHERE id IN (${inList([...takenIds])})`,
+      params: [take.token, take.hostname, take.pid, now, now, now, ...takenIds],
+    });
+    const wanted = new Map<number, Set<string>>();
+    for (const { row, run } of takeable) {
+      const ups = shapes.get(run.versionHash)!.byId.get(row.task_id)?.upstream ?? [];
+      const set = wanted.get(run.dagRunId) ?? new Set<string>();
+      for (const u of ups) set.add(u);
+      wanted.set(run.dagRunId, set);
+    }
+    const clauses = [...wanted].filter(([, ids]) => ids.size > 0);
+    if (clauses.length > 0) {
+      outputsIndex = final.length;
+      final.push({
+        sql: `SELECT dag_run_id, task_id, value FROM xcom WHERE map_index = -1 AND xcom_key = 'return_value' AND (${clauses
+          .map(([, ids]) => `(dag_run_id = ? AND task_id IN (${inList([...ids])}))`)
+          .join(" OR ")})`,
+        params: clauses.flatMap(([runId, ids]) => [runId, ...ids]),
+      });
+    }
+  }
+  const finalResults = await btx.commit(final);
+
+  const outputs = new Map<number, Record<string, unknown>>();
+  for (const row of outputsIndex >= 0 ? (finalResults[outputsIndex] as RowDataPacket[]) : []) {
+    const forRun = outputs.get(Number(row.dag_run_id)) ?? {};
+    forRun[row.task_id] = parseJsonText(row.value, null);
+    outputs.set(Number(row.dag_run_id), forRun);
+  }
+  for (const { row, run } of takeable) {
+    result.taken.push({
+      ...run,
+      id: Number(row.id),
+      taskId: row.task_id,
+      mapIndex: -1,
+      tryNumber: Number(row.try_number) + 1,
+      maxTries: Number(row.max_tries),
+      token: take!.token,
+      startedAt: now,
+      upstreamOutputs: outputs.get(run.dagRunId) ?? {},
+    });
   }
   return result;
 }

@@ -5,12 +5,13 @@
 //   readiness costs O(edges), never a rescan of the run.
 // outcomes: downstream tasks queued, skipped or upstream_failed (which settle in turn);
 //   the run finished when its last unfinished task settles.
+// finishTries uses the same building blocks, batched into fewer round trips.
 import type { DagShape } from "../../core/dagStructure.ts";
 import { TaskState } from "../../core/states.ts";
 import { evaluateTriggerRule, type UpstreamCounts } from "../../scheduler/triggerRules.ts";
 import { runOutcome } from "../../scheduler/runOutcome.ts";
 import type { TriggerRule } from "../../sdk/types.ts";
-import { inList, type RowDataPacket, type Tx } from "../db.ts";
+import { inList, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 
 export interface SettledTask {
   taskId: string;
@@ -24,100 +25,144 @@ export interface SettleResult {
   runState?: "success" | "failed";
 }
 
-const COUNTER_OF: Record<string, keyof Omit<UpstreamCounts, "total">> = {
-  [TaskState.Success]: "success",
-  [TaskState.Skipped]: "skipped",
-  [TaskState.Failed]: "failed",
-  [TaskState.UpstreamFailed]: "upstreamFailed",
-  [TaskState.Removed]: "removed",
-};
-const COLUMN_OF: Record<keyof Omit<UpstreamCounts, "total">, string> = {
-  success: "up_success",
-  skipped: "up_skipped",
-  failed: "up_failed",
-  upstreamFailed: "up_upstream_failed",
-  removed: "up_removed",
+type Counter = keyof Omit<UpstreamCounts, "total">;
+
+/** The counts a task with a single upstream sees once that upstream ended in `state`. */
+export function countsOfSingleUpstream(state: string): UpstreamCounts {
+  const counts: UpstreamCounts = { total: 1, success: 0, skipped: 0, failed: 0, upstreamFailed: 0, removed: 0 };
+  const counter = ({ success: "success", skipped: "skipped", failed: "failed", upstream_failed: "upstreamFailed", removed: "removed" } as const)[
+    state as "success"
+  ];
+  if (!counter) throw new Error(`settle: state ${state} is not terminal`);
+  counts[counter] = 1;
+  return counts;
+}
+const COLUMN_OF_STATE: Record<string, string> = {
+  [TaskState.Success]: "up_success",
+  [TaskState.Skipped]: "up_skipped",
+  [TaskState.Failed]: "up_failed",
+  [TaskState.UpstreamFailed]: "up_upstream_failed",
+  [TaskState.Removed]: "up_removed",
 };
 
+/** The up_* column counting upstream tasks that ended in `state`. */
+export function counterColumn(state: string): string {
+  const column = COLUMN_OF_STATE[state];
+  if (!column) throw new Error(`settle: state ${state} is not terminal`);
+  return column;
+}
+
+/**
+ * Statements adding each settled task to its downstream tasks' counters. Tasks receiving
+ * the same increments share one UPDATE, so a fan-in of 10,000 is one statement.
+ */
+export function upstreamIncrements(
+  dagRunId: number,
+  shape: DagShape,
+  settled: SettledTask[],
+  include: (downstreamTaskId: string) => boolean = () => true,
+): { statements: Statement[]; downstream: string[] } {
+  const increments = new Map<string, Record<string, number>>();
+  for (const s of settled) {
+    const column = counterColumn(s.state);
+    for (const down of shape.byId.get(s.taskId)?.downstream ?? []) {
+      if (!include(down)) continue;
+      const inc = increments.get(down) ?? {};
+      inc[column] = (inc[column] ?? 0) + 1;
+      increments.set(down, inc);
+    }
+  }
+  const groups = new Map<string, string[]>();
+  for (const [taskId, inc] of increments) {
+    const key = JSON.stringify(Object.entries(inc).sort());
+    groups.set(key, [...(groups.get(key) ?? []), taskId]);
+  }
+  const statements: Statement[] = [];
+  for (const [key, taskIds] of groups) {
+    const entries = JSON.parse(key) as [string, number][];
+    taskIds.sort();
+    statements.push({
+      sql: `UPDATE task_instance SET ${entries.map(([col]) => `${col} = ${col} + ?`).join(", ")}
+             WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)})`,
+      params: [...entries.map(([, n]) => n), dagRunId, ...taskIds],
+    });
+  }
+  return { statements, downstream: [...increments.keys()] };
+}
+
+export function selectDownstream(dagRunId: number, taskIds: string[]): Statement {
+  return {
+    sql: `SELECT id, task_id, state, queue, try_number, max_tries, trigger_rule, upstream_total,
+                 up_success, up_skipped, up_failed, up_upstream_failed, up_removed
+            FROM task_instance WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)})`,
+    params: [dagRunId, ...taskIds],
+  };
+}
+
+export interface DownstreamDecisions {
+  ready: RowDataPacket[];
+  ended: { row: RowDataPacket; state: "skipped" | "upstream_failed" }[];
+}
+
+/** Applies each not-yet-scheduled downstream task's trigger rule to its counters. */
+export function decideDownstream(rows: RowDataPacket[]): DownstreamDecisions {
+  const decisions: DownstreamDecisions = { ready: [], ended: [] };
+  for (const row of rows) {
+    if (row.state !== TaskState.None && row.state !== TaskState.Scheduled) continue;
+    const counts: UpstreamCounts = { total: row.upstream_total, success: 0, skipped: 0, failed: 0, upstreamFailed: 0, removed: 0 };
+    const columns: [Counter, string][] = [
+      ["success", "up_success"],
+      ["skipped", "up_skipped"],
+      ["failed", "up_failed"],
+      ["upstreamFailed", "up_upstream_failed"],
+      ["removed", "up_removed"],
+    ];
+    for (const [counter, column] of columns) counts[counter] = Number(row[column]);
+    const decision = evaluateTriggerRule(row.trigger_rule as TriggerRule, counts);
+    if (decision === "ready") decisions.ready.push(row);
+    else if (decision === "skipped" || decision === "upstream_failed") decisions.ended.push({ row, state: decision });
+  }
+  return decisions;
+}
+
+export function queueStatement(now: Date, ids: number[]): Statement {
+  return { sql: `UPDATE task_instance SET state = 'queued', queued_at = ? WHERE id IN (${inList(ids)})`, params: [now, ...ids] };
+}
+
+export function endStatements(now: Date, ended: DownstreamDecisions["ended"]): Statement[] {
+  const byState = new Map<string, number[]>();
+  for (const { row, state } of ended) byState.set(state, [...(byState.get(state) ?? []), Number(row.id)]);
+  return [...byState].map(([state, ids]) => ({
+    sql: `UPDATE task_instance SET state = ?, start_date = COALESCE(start_date, ?), end_date = ? WHERE id IN (${inList(ids)})`,
+    params: [state, now, now, ...ids],
+  }));
+}
+
+async function exec(tx: Tx, statements: Statement[]): Promise<void> {
+  for (const s of statements) await tx.query(s.sql, s.params);
+}
+
+/** The general (cascading) path: settles tasks, then whatever they end in turn. */
 export async function settle(tx: Tx, now: Date, dagRunId: number, shape: DagShape, settled: SettledTask[]): Promise<SettleResult> {
   const queued: number[] = [];
   let settledCount = settled.length;
   let frontier = settled;
-
   while (frontier.length > 0) {
-    // Sum the increments each downstream task receives from this frontier.
-    const increments = new Map<string, Record<string, number>>();
-    for (const s of frontier) {
-      const counter = COUNTER_OF[s.state];
-      if (!counter) throw new Error(`settle: ${s.taskId} is not terminal (${s.state})`);
-      for (const down of shape.byId.get(s.taskId)?.downstream ?? []) {
-        const inc = increments.get(down) ?? {};
-        inc[COLUMN_OF[counter]] = (inc[COLUMN_OF[counter]] ?? 0) + 1;
-        increments.set(down, inc);
-      }
+    const { statements, downstream } = upstreamIncrements(dagRunId, shape, frontier);
+    if (downstream.length === 0) break;
+    await exec(tx, statements);
+    const select = selectDownstream(dagRunId, downstream);
+    const [rows] = await tx.query<RowDataPacket[]>(select.sql, select.params);
+    const { ready, ended } = decideDownstream(rows);
+    if (ready.length > 0) {
+      const ids = ready.map((r) => Number(r.id));
+      await exec(tx, [queueStatement(now, ids)]);
+      queued.push(...ids);
     }
-    if (increments.size === 0) break;
-
-    // Tasks receiving the same increments share one UPDATE (a fan-in of 10,000 is one statement).
-    const groups = new Map<string, string[]>();
-    for (const [taskId, inc] of increments) {
-      const key = JSON.stringify(Object.entries(inc).sort());
-      groups.set(key, [...(groups.get(key) ?? []), taskId]);
-    }
-    for (const [key, taskIds] of groups) {
-      const entries = JSON.parse(key) as [string, number][];
-      const sets = entries.map(([col]) => `${col} = ${col} + ?`).join(", ");
-      taskIds.sort();
-      await tx.query(`UPDATE task_instance SET ${sets} WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)})`, [
-        ...entries.map(([, n]) => n),
-        dagRunId,
-        ...taskIds,
-      ]);
-    }
-
-    const downIds = [...increments.keys()];
-    const [rows] = await tx.query<RowDataPacket[]>(
-      `SELECT id, task_id, state, trigger_rule, upstream_total, up_success, up_skipped, up_failed, up_upstream_failed, up_removed
-         FROM task_instance WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(downIds)})`,
-      [dagRunId, ...downIds],
-    );
-
-    const toQueue: number[] = [];
-    const toEnd: Record<string, number[]> = { [TaskState.Skipped]: [], [TaskState.UpstreamFailed]: [] };
-    const next: SettledTask[] = [];
-    for (const row of rows) {
-      if (row.state !== TaskState.None && row.state !== TaskState.Scheduled) continue;
-      const decision = evaluateTriggerRule(row.trigger_rule as TriggerRule, {
-        total: row.upstream_total,
-        success: row.up_success,
-        skipped: row.up_skipped,
-        failed: row.up_failed,
-        upstreamFailed: row.up_upstream_failed,
-        removed: row.up_removed,
-      });
-      if (decision === "ready") toQueue.push(Number(row.id));
-      else if (decision === "skipped" || decision === "upstream_failed") {
-        toEnd[decision]!.push(Number(row.id));
-        next.push({ taskId: row.task_id, state: decision });
-      }
-    }
-    if (toQueue.length > 0) {
-      await tx.query(`UPDATE task_instance SET state = 'queued', queued_at = ? WHERE id IN (${inList(toQueue)})`, [now, ...toQueue]);
-      queued.push(...toQueue);
-    }
-    for (const [state, ids] of Object.entries(toEnd)) {
-      if (ids.length === 0) continue;
-      await tx.query(`UPDATE task_instance SET state = ?, start_date = COALESCE(start_date, ?), end_date = ? WHERE id IN (${inList(ids)})`, [
-        state,
-        now,
-        now,
-        ...ids,
-      ]);
-    }
-    settledCount += next.length;
-    frontier = next;
+    await exec(tx, endStatements(now, ended));
+    frontier = ended.map(({ row, state }) => ({ taskId: row.task_id as string, state }));
+    settledCount += frontier.length;
   }
-
   const runState = await countDownRun(tx, now, dagRunId, shape, settledCount);
   return { queued, runState };
 }
@@ -128,6 +173,11 @@ async function countDownRun(tx: Tx, now: Date, dagRunId: number, shape: DagShape
   await tx.query("UPDATE dag_run SET unfinished_tasks = unfinished_tasks - ? WHERE id = ?", [settledCount, dagRunId]);
   const [[run]] = await tx.query<RowDataPacket[]>("SELECT unfinished_tasks, state FROM dag_run WHERE id = ?", [dagRunId]);
   if (!run || run.unfinished_tasks > 0 || run.state !== "running") return undefined;
+  return finishRun(tx, now, dagRunId, shape);
+}
+
+/** Decides and records the state of a run whose every task has settled. */
+export async function finishRun(tx: Tx, now: Date, dagRunId: number, shape: DagShape): Promise<"success" | "failed"> {
   const [leafRows] = await tx.query<RowDataPacket[]>(
     `SELECT state FROM task_instance WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(shape.leaves)})`,
     [dagRunId, ...shape.leaves],
