@@ -69,6 +69,8 @@ export class Worker {
   private readonly startedAt: Date;
   private idleWaiters: (() => void)[] = [];
   private loopDone?: Promise<void>;
+  private failures = 0;
+  private backoffTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly db: Db,
@@ -104,16 +106,29 @@ export class Worker {
   }
 
   private kick(): void {
-    if (this.loopRunning) return;
+    if (this.loopRunning || this.backoffTimer) return;
     this.loopRunning = true;
     this.loopDone = this.dbLoop()
+      .then(() => {
+        if (this.failures > 0) this.logger.info("database reachable again; worker resumed");
+        this.failures = 0;
+      })
       .catch((err) => {
-        this.logger.error(`worker database loop failed: ${(err as Error).message}`);
-        this.schedulePoll();
+        // The database blinked: keep every unrecorded result and retry with backoff.
+        this.failures++;
+        const delay = Math.min(5000, 100 * 2 ** Math.min(this.failures - 1, 6));
+        if (this.failures === 1 || this.failures % 20 === 0) {
+          this.logger.error(`worker database work failed (${(err as Error).message}); retrying every ≤ ${delay} ms`);
+        }
+        this.backoffTimer = setTimeout(() => {
+          this.backoffTimer = undefined;
+          this.wantClaim = true;
+          this.kick();
+        }, delay);
       })
       .finally(() => {
         this.loopRunning = false;
-        if (this.finished.length > 0 || (this.wantClaim && this.freeSlots() > 0 && !this.stopping)) this.kick();
+        if (!this.backoffTimer && (this.finished.length > 0 || (this.wantClaim && this.freeSlots() > 0 && !this.stopping))) this.kick();
         for (const w of this.idleWaiters.splice(0)) w();
       });
   }
@@ -128,7 +143,13 @@ export class Worker {
         const batch = this.finished;
         this.finished = [];
         const req = this.claimRequest(this.clock.now(), this.stopping ? 0 : this.freeSlots());
-        const result = await finishTries(this.db, req.now, batch, (h) => this.versions.shape(h), req);
+        let result;
+        try {
+          result = await finishTries(this.db, req.now, batch, (h) => this.versions.shape(h), req);
+        } catch (err) {
+          this.finished = batch.concat(this.finished);
+          throw err;
+        }
         for (const id of result.fenced) this.logger.warn(`result of task instance ${id} discarded: its try is no longer ours`);
         this.options.onRecorded?.({ finished: result.finished, runsFinished: result.runsFinished });
         await this.dispatch(result.taken);
@@ -300,11 +321,16 @@ export class Worker {
       this.logger.info(`handed back ${returned} unfinished task instance(s)`);
     }
     while (this.loopRunning || this.finished.length > 0) {
-      if (!this.loopRunning) this.kick();
-      await new Promise<void>((r) => this.idleWaiters.push(r));
+      if (!this.loopRunning && !this.backoffTimer) this.kick();
+      await new Promise<void>((r) => {
+        this.idleWaiters.push(r);
+        // A backoff wait ends without the loop running: check again shortly.
+        if (this.backoffTimer) setTimeout(r, 100);
+      });
     }
     await this.loopDone;
     clearInterval(this.heartbeatTimer);
+    clearTimeout(this.backoffTimer);
     await removeProcess(this.db, this.id).catch(() => undefined);
   }
 }

@@ -25,6 +25,7 @@ interface Slot {
  */
 export class ParserPool {
   private readonly idle: Slot[] = [];
+  private readonly children = new Set<Child>();
   private readonly waiting: ((slot: Slot) => void)[] = [];
   private live = 0;
   private closed = false;
@@ -62,6 +63,8 @@ export class ParserPool {
   private spawn(): Slot {
     this.live++;
     const child = new Child(CHILD_SCRIPT, { env: { ...process.env, BATON_PARSE_SCRATCH: this.options.scratchFolder } });
+    this.children.add(child);
+    void child.exitedPromise.then(() => this.children.delete(child));
     return { child, parsed: 0 };
   }
 
@@ -91,9 +94,10 @@ export class ParserPool {
     await stopping;
   }
 
+  /** Stops idle children and kills busy ones (their files are parsed again next start). */
   async close(): Promise<void> {
     this.closed = true;
-    const slots = this.idle.splice(0);
-    await Promise.all(slots.map((s) => s.child.stop(1000)));
+    const idle = new Set(this.idle.splice(0).map((s) => s.child));
+    await Promise.all([...this.children].map((child) => (idle.has(child) ? child.stop(1000) : child.kill())));
   }
 }
