@@ -5,8 +5,6 @@ import { migrate } from "../store/migrate.ts";
 import { BatonError } from "../core/errors.ts";
 import { isConnectionError } from "../store/db.ts";
 import { loadConfig } from "../core/config.ts";
-import { standalone } from "./standalone.ts";
-import { dagsTest } from "./dagsTest.ts";
 import { clock, exitWith, explainDatabaseError, openRuntime } from "./runtime.ts";
 
 function integer(value: string): number {
@@ -48,7 +46,36 @@ program
   .option("-H, --host <host>", "API host (BATON_HOST, default 127.0.0.1)")
   .option("-w, --workers <n>", "local worker processes (BATON_WORKERS, default 2)", integer)
   .option("-d, --dags-folder <path>", "DAG folder (BATON_DAGS_FOLDER, default ./dags)")
-  .action((opts) => standalone(opts));
+  .action(async (opts) => (await import("./standalone.ts")).standalone(opts));
+
+const services = (name: string, roles: import("./services.ts").Roles) => async (opts: Record<string, unknown>) =>
+  (await import("./services.ts")).runServices(name, roles, opts);
+
+program
+  .command("scheduler")
+  .description("run a scheduler: starts queued runs and re-queues due retries (run several for HA)")
+  .action(services("scheduler", { scheduler: true }));
+
+program
+  .command("worker")
+  .description("run a worker: claims queued tasks from MySQL and runs them in a pool of child processes")
+  .option("-c, --concurrency <n>", "task slots (BATON_WORKERS, default 2)", integer)
+  .option("-q, --queues <names>", "comma-separated queues to serve (default: default)", (v: string) => v.split(",").map((q) => q.trim()).filter(Boolean))
+  .option("--hostname <name>", "hostname recorded on the tasks it runs (default: this host's)")
+  .action((opts) => services("worker", { worker: true })({ ...opts, workers: opts.concurrency }));
+
+program
+  .command("api")
+  .description("run the REST API")
+  .option("-p, --port <port>", "API port (BATON_PORT, default 8080)", integer)
+  .option("-H, --host <host>", "API host (BATON_HOST, default 127.0.0.1)")
+  .action(services("api", { api: true }));
+
+program
+  .command("dag-processor")
+  .description("watch the DAG folder and store parsed DAG versions and import errors")
+  .option("-d, --dags-folder <path>", "DAG folder (BATON_DAGS_FOLDER, default ./dags)")
+  .action(services("dag-processor", { dagProcessor: true }));
 
 const db = program.command("db").description("database maintenance");
 db.command("migrate")
@@ -96,6 +123,7 @@ dags
   .option("-d, --dags-folder <path>", "DAG folder (BATON_DAGS_FOLDER, default ./dags)")
   .action(async (dagId: string, opts) => {
     const rt = await openRuntime({ dagsFolder: opts.dagsFolder });
+    const { dagsTest } = await import("./dagsTest.ts");
     const code = await dagsTest(rt, dagId, opts.conf ?? {});
     await rt.db.close();
     process.exit(code);

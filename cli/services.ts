@@ -1,0 +1,103 @@
+import os from "node:os";
+import path from "node:path";
+import type { FastifyInstance } from "fastify";
+import { buildApp } from "../api/app.ts";
+import type { Config } from "../core/config.ts";
+import { Worker } from "../executor/worker.ts";
+import { DagProcessor } from "../parser/processor.ts";
+import { Scheduler } from "../scheduler/loop.ts";
+import { clock, openRuntime, relative } from "./runtime.ts";
+
+/** Which of Baton's services this process runs: all of them for `standalone`, one for the others. */
+export interface Roles {
+  dagProcessor?: boolean;
+  scheduler?: boolean;
+  worker?: boolean;
+  api?: boolean;
+}
+
+export interface ServiceFlags {
+  port?: number;
+  host?: string;
+  workers?: number;
+  dagsFolder?: string;
+  queues?: string[];
+  hostname?: string;
+}
+
+/**
+ * Starts the given services against one database, wires in-process wake-ups between them
+ * (trigger → scheduler → worker), and stops them gracefully on SIGTERM/SIGINT: a second
+ * signal exits at once.
+ */
+export async function runServices(name: string, roles: Roles, flags: ServiceFlags): Promise<void> {
+  const overrides: Partial<Config> = { port: flags.port, host: flags.host, workers: flags.workers, dagsFolder: flags.dagsFolder };
+  const { config, db, logger } = await openRuntime(overrides);
+  const log = logger.scope({ component: name });
+
+  const processor = roles.dagProcessor
+    ? new DagProcessor(db, clock, logger.scope({ component: "dag-processor" }), {
+        dagsFolder: config.dagsFolder,
+        parseTimeoutMs: config.dagParseTimeoutMs,
+        rescanIntervalMs: config.dagRescanIntervalMs,
+        pausedAtCreation: config.dagsPausedAtCreation,
+        scratchFolder: path.join(config.cacheFolder, "parse"),
+      })
+    : undefined;
+  const worker = roles.worker
+    ? new Worker(db, clock, logger.scope({ component: "worker" }), {
+        concurrency: config.workers,
+        queues: flags.queues?.length ? flags.queues : ["default"],
+        hostname: flags.hostname ?? os.hostname(),
+        logsFolder: config.logsFolder,
+        cacheFolder: config.cacheFolder,
+      })
+    : undefined;
+  const scheduler = roles.scheduler
+    ? new Scheduler(db, clock, logger.scope({ component: "scheduler" }), {
+        intervalMs: config.schedulerIntervalMs,
+        onTasksQueued: () => worker?.wake(),
+      })
+    : undefined;
+  let app: FastifyInstance | undefined;
+
+  let stoppingSince = 0;
+  const shutdown = async (signal: string) => {
+    if (stoppingSince) {
+      // `npm start` + Ctrl-C delivers the signal twice at once (terminal and npm); only a
+      // deliberate second signal forces the exit.
+      if (Date.now() - stoppingSince < 1000) return;
+      log.warn(`${signal} again: exiting now`);
+      process.exit(130);
+    }
+    stoppingSince = Date.now();
+    log.info(`${signal} received: ${worker ? `finishing running tasks (up to ${config.shutdownGraceMs} ms), then ` : ""}exiting`);
+    const hardStop = setTimeout(() => {
+      log.error("shutdown took too long; exiting");
+      process.exit(1);
+    }, config.shutdownGraceMs + 1500);
+    hardStop.unref();
+    await app?.close().catch(() => undefined);
+    await scheduler?.stop().catch(() => undefined);
+    await processor?.stop().catch(() => undefined);
+    await worker?.stop(config.shutdownGraceMs).catch((err) => log.error(`worker stop failed: ${(err as Error).message}`));
+    await db.close().catch(() => undefined);
+    log.info("stopped");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+
+  if (processor) {
+    const report = await processor.start();
+    log.info(`DAG folder ${relative(config.dagsFolder)}: ${report.files} file(s), ${report.dags} DAG(s) updated, ${report.errors} import error(s)`);
+  }
+  worker?.start();
+  scheduler?.start();
+  if (roles.api) {
+    app = await buildApp({ db, clock, logger, config, onRunCreated: () => scheduler?.wake() });
+    await app.listen({ port: config.port, host: config.host });
+    log.info(`API on http://${config.host}:${config.port}/api/v1 (docs at /docs)`);
+  }
+  if (worker) log.info(`${config.workers} worker slot(s) on queue(s) ${(flags.queues?.length ? flags.queues : ["default"]).join(", ")}`);
+}
