@@ -1,4 +1,4 @@
-import type { TriggerRule } from "../sdk/types.ts";
+import type { TaskKind, TriggerRule } from "../sdk/types.ts";
 
 /**
  * The serialized shape of one DAG version, as stored in dag_version.structure. Produced by
@@ -7,6 +7,8 @@ import type { TriggerRule } from "../sdk/types.ts";
  */
 export interface SerializedTask {
   taskId: string;
+  /** "branch" and "short_circuit" tasks may skip their downstream tasks when they succeed. */
+  kind: TaskKind;
   upstream: string[];
   downstream: string[];
   triggerRule: TriggerRule;

@@ -24,6 +24,43 @@ function loadBundle(bundlePath: string): Promise<Record<string, unknown>> {
   return loaded;
 }
 
+/** Direct downstream task ids of `taskId`. */
+function downstreamOf(dag: Dag, taskId: string): string[] {
+  return [...dag.tasks.values()].filter((t) => t.upstream.has(taskId)).map((t) => t.id);
+}
+
+/**
+ * Airflow's branch and short-circuit semantics: a branch follows the direct downstream tasks
+ * it returns and skips the others; a short-circuit returning false(y) skips every task
+ * downstream of it, whatever their trigger rules.
+ */
+function decideSkips(dag: Dag, taskId: string, kind: string, returned: unknown): { output: unknown; skipTasks: string[] } {
+  const direct = downstreamOf(dag, taskId);
+  if (kind === "short_circuit") {
+    if (returned) return { output: true, skipTasks: [] };
+    const all = new Set<string>();
+    const stack = [...direct];
+    while (stack.length) {
+      const id = stack.pop()!;
+      if (all.has(id)) continue;
+      all.add(id);
+      stack.push(...downstreamOf(dag, id));
+    }
+    return { output: false, skipTasks: [...all].sort() };
+  }
+  const chosen = (Array.isArray(returned) ? returned : returned === null || returned === undefined ? [] : [returned]).map((c) =>
+    typeof c === "string" ? c : (c as { id?: unknown })?.id,
+  );
+  const invalid = chosen.filter((id) => typeof id !== "string" || !direct.includes(id));
+  if (invalid.length > 0) {
+    throw Object.assign(
+      new Error(`branch "${taskId}" returned ${JSON.stringify(invalid)}, which are not its direct downstream tasks (${direct.join(", ") || "none"})`),
+      { nonRetryable: true },
+    );
+  }
+  return { output: chosen, skipTasks: direct.filter((id) => !chosen.includes(id)) };
+}
+
 function errorOf(err: unknown): NonNullable<TryOutcome["error"]> {
   if (err instanceof Error) {
     const e = err as Error & { code?: unknown; nonRetryable?: unknown };
@@ -101,7 +138,12 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
         throw new SkipError(reason);
       },
     };
-    const output = await task.fn(ctx);
+    let output = await task.fn(ctx);
+    let skipTasks: string[] | undefined;
+    if (task.kind === "branch" || task.kind === "short_circuit") {
+      ({ output, skipTasks } = decideSkips(dag, task.id, task.kind, output));
+      if (skipTasks.length > 0) line("INFO", [`Skipping downstream tasks: ${skipTasks.join(", ")}`]);
+    }
     let normalized: unknown;
     if (output !== undefined) {
       try {
@@ -111,7 +153,7 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
       }
     }
     line("INFO", ["Task succeeded"]);
-    result = { outcome: "success", output: normalized };
+    result = { outcome: "success", output: normalized, skipTasks };
   } catch (err) {
     const error = errorOf(err);
     if (error.code === "BATON_TASK_SKIPPED") {

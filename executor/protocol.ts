@@ -23,4 +23,6 @@ export interface TryOutcome {
   outcome: "success" | "failed" | "skipped";
   output?: unknown;
   error?: TryError;
+  /** Tasks a successful branch / short-circuit task decided to skip. */
+  skipTasks?: string[];
 }

@@ -57,6 +57,7 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
     for (const d of descendants.get(id)!) weight += ownWeight.get(d)!;
     return {
       taskId: id,
+      kind: def.kind ?? "task",
       upstream: [...def.upstream].sort(),
       downstream: downstream.get(id)!.sort(),
       triggerRule: t.triggerRule ?? "all_success",

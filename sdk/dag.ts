@@ -2,12 +2,14 @@ import { parseDuration } from "../core/durations.ts";
 import { InvalidDagError } from "./errors.ts";
 import {
   TRIGGER_RULES,
+  type BranchChoice,
   type Dag,
   type DagBuilder,
   type DagOptions,
   type TaskDefaults,
   type TaskDefinition,
   type TaskFn,
+  type TaskKind,
   type TaskOptions,
   type TaskRef,
 } from "./types.ts";
@@ -92,23 +94,29 @@ export function dag(options: DagOptions, build: (t: DagBuilder) => void): Dag {
     return ref;
   };
 
-  const builder: DagBuilder = {
-    task(id: string, optionsOrFn: TaskOptions | TaskFn<unknown>, maybeFn?: TaskFn<unknown>) {
-      const taskOptions = (typeof optionsOrFn === "function" ? {} : optionsOrFn) ?? {};
-      const fn = typeof optionsOrFn === "function" ? optionsOrFn : maybeFn;
-      if (typeof id !== "string" || !ID_PATTERN.test(id)) {
-        fail(`dag "${options.id}": task id must be 1-250 letters, digits, "_", "." or "-", got ${JSON.stringify(id)}`);
-      }
-      if (tasks.has(id)) fail(`dag "${options.id}": duplicate task id "${id}"`, "BATON_DUPLICATE_TASK_ID");
-      if (typeof fn !== "function") fail(`dag "${options.id}": task "${id}" needs a function to run`);
-      checkDefaults(`task "${id}"`, taskOptions);
-      tasks.set(id, { id, fn, options: taskOptions, upstream: new Set(), definedAt: callSite() });
-      const ref = makeRef(id);
-      refs.set(id, ref);
-      for (const up of taskOptions.upstream ?? []) addEdge(up, ref);
-      return ref as TaskRef<never>;
-    },
+  const addTask = (kind: TaskKind, id: string, optionsOrFn: TaskOptions | TaskFn<unknown>, maybeFn?: TaskFn<unknown>) => {
+    const taskOptions = (typeof optionsOrFn === "function" ? {} : optionsOrFn) ?? {};
+    const fn = typeof optionsOrFn === "function" ? optionsOrFn : maybeFn;
+    if (typeof id !== "string" || !ID_PATTERN.test(id)) {
+      fail(`dag "${options.id}": task id must be 1-250 letters, digits, "_", "." or "-", got ${JSON.stringify(id)}`);
+    }
+    if (tasks.has(id)) fail(`dag "${options.id}": duplicate task id "${id}"`, "BATON_DUPLICATE_TASK_ID");
+    if (typeof fn !== "function") fail(`dag "${options.id}": task "${id}" needs a function to run`);
+    checkDefaults(`task "${id}"`, taskOptions);
+    tasks.set(id, { id, kind, fn, options: taskOptions, upstream: new Set(), definedAt: callSite() });
+    const ref = makeRef(id);
+    refs.set(id, ref);
+    for (const up of taskOptions.upstream ?? []) addEdge(up, ref);
+    return ref as TaskRef<never>;
   };
+
+  const builder: DagBuilder = {
+    task: (id: string, optionsOrFn: TaskOptions | TaskFn<unknown>, maybeFn?: TaskFn<unknown>) => addTask("task", id, optionsOrFn, maybeFn),
+    branch: (id: string, optionsOrFn: TaskOptions | TaskFn<BranchChoice>, maybeFn?: TaskFn<BranchChoice>) =>
+      addTask("branch", id, optionsOrFn as TaskOptions | TaskFn<unknown>, maybeFn as TaskFn<unknown>),
+    shortCircuit: (id: string, optionsOrFn: TaskOptions | TaskFn<unknown>, maybeFn?: TaskFn<unknown>) =>
+      addTask("short_circuit", id, optionsOrFn, maybeFn),
+  } as DagBuilder;
 
   build(builder);
   if (tasks.size === 0) fail(`dag "${options.id}" has no tasks`);

@@ -6,6 +6,7 @@ export { dag, isDag } from "./dag.ts";
 export { SkipError, FailError, InvalidDagError, nonRetryable } from "./errors.ts";
 export { TRIGGER_RULES } from "./types.ts";
 export type {
+  BranchChoice,
   Dag,
   DagOptions,
   DagBuilder,

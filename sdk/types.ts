@@ -96,14 +96,26 @@ export interface DagOptions {
   defaultArgs?: TaskDefaults;
 }
 
+/** What a branch task returns: the direct downstream task(s) to follow; the others are skipped. */
+export type BranchChoice = TaskRef<unknown> | string | (TaskRef<unknown> | string)[] | null | undefined;
+
 export interface DagBuilder {
   task<T>(id: string, fn: TaskFn<T>): TaskRef<Awaited<T>>;
   task<T>(id: string, options: TaskOptions, fn: TaskFn<T>): TaskRef<Awaited<T>>;
+  /** Airflow's BranchPythonOperator: follow the returned direct downstream task(s), skip the rest. */
+  branch(id: string, fn: TaskFn<BranchChoice>): TaskRef<string[]>;
+  branch(id: string, options: TaskOptions, fn: TaskFn<BranchChoice>): TaskRef<string[]>;
+  /** Airflow's ShortCircuitOperator: when fn returns false(y), every downstream task is skipped. */
+  shortCircuit(id: string, fn: TaskFn<unknown>): TaskRef<boolean>;
+  shortCircuit(id: string, options: TaskOptions, fn: TaskFn<unknown>): TaskRef<boolean>;
 }
+
+export type TaskKind = "task" | "branch" | "short_circuit";
 
 /** A task as the DAG holds it; read by the parser and the executor, never by users. */
 export interface TaskDefinition {
   readonly id: string;
+  readonly kind: TaskKind;
   readonly fn: TaskFn<unknown>;
   readonly options: TaskOptions;
   readonly upstream: Set<string>;

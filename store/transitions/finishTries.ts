@@ -28,6 +28,7 @@ import {
   queueStatement,
   selectDownstream,
   settle,
+  skipTasks,
   upstreamIncrements,
   type SettledTask,
 } from "./settle.ts";
@@ -47,6 +48,8 @@ export interface FinishedTry {
   /** JSON-serializable return value; undefined stores no XCom. */
   output?: unknown;
   error?: TryError;
+  /** Tasks a successful branch / short-circuit try chose to skip. */
+  skipTasks?: string[];
   endedAt: Date;
 }
 
@@ -148,6 +151,8 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
     /** Single-upstream downstream tasks claimed by this worker in the first round trip. */
     taken: { taskId: string; upstream: string }[];
     speculativeQueued: boolean;
+    /** Downstream tasks a branch / short-circuit in this batch skips: never queued or claimed here. */
+    forcedSkips: Set<string>;
     selectIndex?: number;
     takenIndex?: number;
   }
@@ -161,8 +166,10 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
       outputs: {},
       taken: [],
       speculativeQueued: false,
+      forcedSkips: new Set<string>(),
     };
     run.settled.push({ taskId: p.t.task.taskId, state: p.state });
+    if (p.state === TaskState.Success) for (const id of p.t.skipTasks ?? []) run.forcedSkips.add(id);
     if (p.t.output !== undefined) run.outputs[p.t.task.taskId] = p.t.output;
     runs.set(p.t.task.dagRunId, run);
   }
@@ -175,7 +182,7 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
     for (const s of run.settled) {
       for (const down of run.shape.byId.get(s.taskId)?.downstream ?? []) {
         const spec = run.shape.byId.get(down)!;
-        if (spec.upstream.length !== 1 || evaluateTriggerRule(spec.triggerRule, countsOfSingleUpstream(s.state)) !== "ready") continue;
+        if (run.forcedSkips.has(down) || spec.upstream.length !== 1 || evaluateTriggerRule(spec.triggerRule, countsOfSingleUpstream(s.state)) !== "ready") continue;
         const canTake = capacity > 0 && !!take?.queues.includes(spec.queue);
         if (canTake) capacity--;
         speculative.set(down, { column: counterColumn(s.state), upstream: s.taskId, take: canTake });
@@ -269,7 +276,7 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
   for (const dagRunId of runIds) {
     const run = runs.get(dagRunId)!;
     if (run.selectIndex === undefined) continue;
-    const decisions = decideDownstream(results[run.selectIndex] as RowDataPacket[]);
+    const decisions = decideDownstream((results[run.selectIndex] as RowDataPacket[]).filter((row) => !run.forcedSkips.has(row.task_id)));
     for (const row of decisions.ready) ready.push({ row, run: run.context });
     if (decisions.ended.length > 0) cascades.push({ dagRunId, shape: run.shape, ended: decisions.ended });
   }
@@ -278,7 +285,14 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
     if (Number(row.unfinished_tasks) === 0 && row.state === "running") finishedRuns.add(Number(row.id));
   }
 
-  // Rare paths, one statement at a time: skips / upstream_failed cascading, and run ends.
+  // Rare paths, one statement at a time: branch skips, skips / upstream_failed cascading, and run ends.
+  for (const dagRunId of runIds) {
+    const run = runs.get(dagRunId)!;
+    if (run.forcedSkips.size === 0) continue;
+    const outcome = await skipTasks(btx.conn, now, dagRunId, run.shape, [...run.forcedSkips].sort());
+    result.queued.push(...outcome.queued);
+    if (outcome.runState) result.runsFinished.push({ dagRunId, state: outcome.runState });
+  }
   for (const { dagRunId, shape, ended } of cascades) {
     for (const s of endStatements(now, ended)) await btx.conn.query(s.sql, s.params);
     const outcome = await settle(btx.conn, now, dagRunId, shape, ended.map(({ row, state }) => ({ taskId: row.task_id as string, state })));

@@ -167,6 +167,22 @@ export async function settle(tx: Tx, now: Date, dagRunId: number, shape: DagShap
   return { queued, runState };
 }
 
+/**
+ * Skips tasks a branch or short-circuit task chose not to follow (those not started yet),
+ * then settles them like any other skip.
+ */
+export async function skipTasks(tx: Tx, now: Date, dagRunId: number, shape: DagShape, taskIds: string[]): Promise<SettleResult> {
+  if (taskIds.length === 0) return { queued: [] };
+  const [rows] = await tx.query<RowDataPacket[]>(
+    `SELECT id, task_id FROM task_instance
+      WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)}) AND state IN ('none', 'scheduled') FOR UPDATE`,
+    [dagRunId, ...taskIds],
+  );
+  if (rows.length === 0) return { queued: [] };
+  await exec(tx, endStatements(now, rows.map((row) => ({ row, state: "skipped" as const }))));
+  return settle(tx, now, dagRunId, shape, rows.map((r) => ({ taskId: r.task_id as string, state: TaskState.Skipped })));
+}
+
 /** Decrements the run's unfinished counter; the transaction that reaches zero finishes the run. */
 async function countDownRun(tx: Tx, now: Date, dagRunId: number, shape: DagShape, settledCount: number) {
   if (settledCount === 0) return undefined;

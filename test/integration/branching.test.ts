@@ -1,0 +1,78 @@
+import { Harness, dagSource } from "../helpers/harness.ts";
+import { waitFor } from "../helpers/db.ts";
+import type { RowDataPacket } from "../../store/db.ts";
+
+const BRANCHY = dagSource(`
+export const branchy = dag({ id: "branchy" }, (t) => {
+  const pick = t.branch("pick", async (ctx) => (ctx.conf.way === "b" ? "path_b" : [pathA]));
+  const pathA = t.task("path_a", async () => "a");
+  const pathB = t.task("path_b", async () => "b");
+  const afterB = t.task("after_b", async () => "after b");
+  const join = t.task("join", { triggerRule: "none_failed_min_one_success" }, async () => "joined");
+  pick.then([pathA, pathB]);
+  pathB.then(afterB);
+  pathA.then(join);
+  afterB.then(join);
+});
+
+export const gate = dag({ id: "gate" }, (t) => {
+  const check = t.shortCircuit("check", async (ctx) => ctx.conf.go === true);
+  const work = t.task("work", async () => 1);
+  const always = t.task("cleanup", { triggerRule: "all_done" }, async () => 2);
+  check.then(work).then(always);
+});
+
+export const badBranch = dag({ id: "bad_branch" }, (t) => {
+  const pick = t.branch("pick", async () => "nowhere");
+  pick.then(t.task("x", async () => 1));
+});
+`);
+
+describe("branching and short-circuit", () => {
+  const h = new Harness();
+  beforeAll(async () => {
+    await h.start({ "branchy.ts": BRANCHY });
+    await h.run();
+  });
+  afterAll(() => h.stop());
+
+  async function runToEnd(dagId: string, conf: Record<string, unknown>) {
+    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { conf } });
+    expect(res.statusCode).toBe(200);
+    const runId = res.json().dag_run_id as string;
+    const state = await waitFor(`run of ${dagId} to finish`, async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+      return ["success", "failed"].includes(rows[0]?.state) ? (rows[0]!.state as string) : null;
+    });
+    const [tis] = await h.db.pool.query<RowDataPacket[]>("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+    return { state, tasks: Object.fromEntries(tis.map((r) => [r.task_id, r.state])) };
+  }
+
+  it("follows the chosen branch, skips the other and its descendants, and runs the join", async () => {
+    const result = await runToEnd("branchy", { way: "a" });
+    expect(result).toEqual({
+      state: "success",
+      tasks: { pick: "success", path_a: "success", path_b: "skipped", after_b: "skipped", join: "success" },
+    });
+  });
+
+  it("follows a branch chosen by task id string", async () => {
+    const result = await runToEnd("branchy", { way: "b" });
+    expect(result.tasks).toEqual({ pick: "success", path_a: "skipped", path_b: "success", after_b: "success", join: "success" });
+  });
+
+  it("short-circuit false skips everything downstream, whatever the trigger rule", async () => {
+    const result = await runToEnd("gate", { go: false });
+    expect(result).toEqual({ state: "success", tasks: { check: "success", work: "skipped", cleanup: "skipped" } });
+  });
+
+  it("short-circuit true lets the run continue", async () => {
+    const result = await runToEnd("gate", { go: true });
+    expect(result.tasks).toEqual({ check: "success", work: "success", cleanup: "success" });
+  });
+
+  it("a branch naming a task that is not its direct downstream fails without retries", async () => {
+    const result = await runToEnd("bad_branch", {});
+    expect(result).toEqual({ state: "failed", tasks: { pick: "failed", x: "upstream_failed" } });
+  });
+});
