@@ -129,6 +129,68 @@ dags
     process.exit(code);
   });
 
+const tasks = program.command("tasks").description("act on task instances");
+tasks
+  .command("clear <dag_id>")
+  .description("clear task instances of a run so they run again; the run goes back to running")
+  .requiredOption("-r, --run-id <run_id>", "the run whose task instances to clear")
+  .option("-t, --task-ids <ids>", "comma-separated task ids (all tasks when omitted, with --only-failed or --only-running)", (v: string) =>
+    v.split(",").map((id) => id.trim()).filter(Boolean),
+  )
+  .option("-d, --downstream", "also clear every task downstream of them")
+  .option("-u, --upstream", "also clear every task upstream of them")
+  .option("-f, --only-failed", "only failed and upstream_failed task instances")
+  .option("--only-running", "only running task instances")
+  .option("--dry-run", "print what would be cleared; change nothing")
+  .option("-y, --yes", "do not ask for confirmation")
+  .action(async (dagId: string, opts) => {
+    const rt = await openRuntime();
+    const { tasksClear } = await import("./tasksClear.ts");
+    const code = await tasksClear(rt, dagId, opts);
+    await rt.db.close();
+    process.exit(code);
+  });
+
+const pools = program.command("pools").description("list, create, resize and delete pools");
+pools
+  .command("list")
+  .description("list pools with their slots")
+  .option("--json", "print JSON")
+  .action(async (opts) => {
+    const rt = await openRuntime();
+    const { listPools } = await import("../store/pools.ts");
+    const { rows } = await listPools(rt.db.pool, { limit: 1000, offset: 0 });
+    if (opts.json) process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
+    else {
+      process.stdout.write(`${"name".padEnd(32)} ${"slots".padStart(6)} ${"used".padStart(6)}  description\n`);
+      for (const p of rows) process.stdout.write(`${p.name.padEnd(32)} ${String(p.slots).padStart(6)} ${String(p.occupied_slots).padStart(6)}  ${p.description ?? ""}\n`);
+    }
+    await rt.db.close();
+  });
+pools
+  .command("set <name> <slots>")
+  .description("create a pool, or change its slots")
+  .option("--description <text>", "what the pool protects")
+  .action(async (name: string, slots: string, opts) => {
+    const n = integer(slots);
+    const rt = await openRuntime();
+    const { createPool, getPool, updatePool } = await import("../store/pools.ts");
+    if (await getPool(rt.db.pool, name)) await updatePool(rt.db.pool, name, { slots: n, description: opts.description });
+    else await createPool(rt.db, { name, slots: n, description: opts.description });
+    process.stdout.write(`pool ${name}: ${n} slot(s)\n`);
+    await rt.db.close();
+  });
+pools
+  .command("delete <name>")
+  .description("delete a pool (default_pool cannot be deleted)")
+  .action(async (name: string) => {
+    const rt = await openRuntime();
+    const { deletePool } = await import("../store/pools.ts");
+    if (!(await deletePool(rt.db.pool, name))) exitWith(`BATON_POOL_NOT_FOUND: pool "${name}" not found`);
+    process.stdout.write(`deleted pool ${name}\n`);
+    await rt.db.close();
+  });
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

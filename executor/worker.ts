@@ -317,7 +317,7 @@ export class Worker {
     }
     await Promise.all(this.slots.map((s) => (s.busy ? s.child.kill() : s.child.stop(1000))));
     if (leftovers.length > 0) {
-      const returned = await handBack(this.db, this.clock.now(), leftovers.map((h) => ({ id: h.task.id, tryNumber: h.task.tryNumber, token: h.task.token })));
+      const returned = await handBack(this.db, this.clock.now(), leftovers.map((h) => h.task));
       this.logger.info(`handed back ${returned} unfinished task instance(s)`);
     }
     while (this.loopRunning || this.finished.length > 0) {

@@ -11,19 +11,11 @@ import type { SerializedDag } from "../core/dagStructure.ts";
 import { isDag } from "../sdk/dag.ts";
 import { bundleDagFile } from "./bundle.ts";
 import { serializeDag } from "./serialize.ts";
+import { lineInFile } from "./stackLine.ts";
 
 export type ParseOutcome =
   | { ok: true; code: string; dags: SerializedDag[] }
   | { ok: false; code: string; message: string; line: number | null; stack: string | null };
-
-/** The line of `file` in the first stack frame that points into it. */
-export function lineInFile(stack: string | undefined, file: string): number | null {
-  for (const frame of (stack ?? "").split("\n")) {
-    const match = frame.match(/\(?(?:file:\/\/)?([^()\s]+):(\d+):\d+\)?\s*$/);
-    if (match && path.resolve(decodeURIComponent(match[1]!)) === file) return Number(match[2]);
-  }
-  return null;
-}
 
 async function parse(file: string, scratch: string): Promise<ParseOutcome> {
   const bundled = await bundleDagFile(file);

@@ -39,7 +39,6 @@ function sha256(text: string | Buffer): string {
 export class DagProcessor {
   private readonly pool: ParserPool;
   private known = new Map<string, string>();
-  private loadedKnown = false;
   private watcher?: FSWatcher;
   private timer?: NodeJS.Timeout;
   private scanning?: Promise<ScanReport>;
@@ -77,10 +76,9 @@ export class DagProcessor {
   }
 
   private async scanNow(): Promise<ScanReport> {
-    if (!this.loadedKnown) {
-      this.known = await fileHashes(this.db);
-      this.loadedKnown = true;
-    }
+    // Read every scan: another process may have asked for a re-parse (e.g. creating a pool
+    // that a file's import error was waiting for forgets that file's hash).
+    this.known = await fileHashes(this.db);
     const files = await discoverDagFiles(this.options.dagsFolder);
     const report: ScanReport = { files: files.length, parsed: 0, dags: 0, errors: 0, removed: 0 };
     const present = new Set(files);
@@ -131,6 +129,7 @@ export class DagProcessor {
   /** Initial scan, then a watcher (debounced) plus a periodic rescan as a safety net. */
   async start(): Promise<ScanReport> {
     const report = await this.scan();
+    if (this.stopped) return report; // stop() ran during the first scan: start no watcher or timer that nothing would stop
     let debounce: NodeJS.Timeout | undefined;
     const onChange = () => {
       clearTimeout(debounce);

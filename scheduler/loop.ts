@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Db } from "../store/db.ts";
+import { reconcilePools } from "../store/pools.ts";
 import { beatProcess, removeProcess } from "../store/transitions/heartbeat.ts";
 import { queueRetries } from "../store/transitions/queueRetries.ts";
 import { startRuns } from "../store/transitions/startRuns.ts";
@@ -35,6 +36,7 @@ export class Scheduler {
   private stopped = false;
   private readonly startedAt: Date;
   private lastBeat = 0;
+  private lastReconcile = 0;
 
   constructor(
     private readonly db: Db,
@@ -59,6 +61,11 @@ export class Scheduler {
     }
     const retriesQueued = await queueRetries(this.db, now);
     if (tasksQueued + retriesQueued > 0) this.options.onTasksQueued?.();
+    if (Date.now() - this.lastReconcile > 30_000) {
+      this.lastReconcile = Date.now();
+      const fixed = await reconcilePools(this.db);
+      if (fixed > 0) this.logger.warn(`corrected the occupied slots of ${fixed} pool(s) from the running tasks`);
+    }
     if (Date.now() - this.lastBeat > 5000) {
       this.lastBeat = Date.now();
       await beatProcess(this.db, now, { id: this.id, kind: "scheduler", startedAt: this.startedAt });

@@ -2,6 +2,7 @@
 // Each parsed file is recorded in one transaction, so the API never sees half a file.
 import type { SerializedDag } from "../core/dagStructure.ts";
 import { inList, type Db, type RowDataPacket, type Tx } from "./db.ts";
+import { missingPools } from "./pools.ts";
 import { parseJsonText } from "./rows.ts";
 
 export interface ParsedDag {
@@ -52,6 +53,13 @@ export async function recordParsedFile(db: Db, now: Date, file: ParsedFile, paus
         });
         return { conflicts };
       }
+    }
+    const pools = await missingPools(tx, file.dags.flatMap((d) => d.structure.tasks.map((t) => t.pool)));
+    if (pools.length > 0) {
+      const uses = file.dags.flatMap((d) => d.structure.tasks.filter((t) => pools.includes(t.pool)).map((t) => `task "${d.structure.dagId}.${t.taskId}" uses pool "${t.pool}"`));
+      const message = `pool does not exist: ${uses.slice(0, 5).join("; ")}${uses.length > 5 ? "; …" : ""} (create it with POST /api/v1/pools or \`baton pools set\`)`;
+      await upsertImportError(tx, now, { fileloc: file.fileloc, contentHash: file.contentHash, code: "BATON_POOL_NOT_FOUND", message, line: null, stack: null });
+      return { conflicts: [message] };
     }
     await tx.query("INSERT IGNORE INTO dag_code (code_hash, code, created_at) VALUES (?, ?, ?)", [file.codeHash, file.code, now]);
     for (const { structure: s, versionHash } of file.dags) {

@@ -15,6 +15,7 @@
 import type { DagShape } from "../../core/dagStructure.ts";
 import { TaskState } from "../../core/states.ts";
 import { retryDelayMs, shouldRetry } from "../../scheduler/retryPolicy.ts";
+import { occupancyStatements } from "../pools.ts";
 import { inList, type BatchTx, type Db, type ResultSetHeader, type RowDataPacket, type Statement } from "../db.ts";
 import { parseJsonText } from "../rows.ts";
 import type { ClaimedTask } from "./claimTasks.ts";
@@ -131,6 +132,21 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
   const planned = tries.map((t) => plan(t, now, shapes.get(t.task.versionHash)!));
   const statements = planned.map((p) => p.statement);
   let capacity = take ? Math.max(0, take.limit) : 0;
+  // Pool slots: every try here leaves `running` and frees its slots. A task this worker takes
+  // in the same transaction may reuse freed slots of its own pool (a hand-off, so it needs no
+  // pool lock to know they are free); anything else waits for a claim, which checks pools.
+  const poolDeltas = new Map<string, number>();
+  const handoff = new Map<string, number>();
+  for (const p of planned) {
+    poolDeltas.set(p.t.task.pool, (poolDeltas.get(p.t.task.pool) ?? 0) - p.t.task.poolSlots);
+    handoff.set(p.t.task.pool, (handoff.get(p.t.task.pool) ?? 0) + p.t.task.poolSlots);
+  }
+  const reserve = (pool: string, slots: number): boolean => {
+    if ((handoff.get(pool) ?? 0) < slots) return false;
+    handoff.set(pool, handoff.get(pool)! - slots);
+    poolDeltas.set(pool, (poolDeltas.get(pool) ?? 0) + slots);
+    return true;
+  };
 
   const xcoms = planned.filter((p) => p.t.outcome === "success" && p.t.output !== undefined);
   if (xcoms.length > 0) {
@@ -183,7 +199,7 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
       for (const down of run.shape.byId.get(s.taskId)?.downstream ?? []) {
         const spec = run.shape.byId.get(down)!;
         if (run.forcedSkips.has(down) || spec.upstream.length !== 1 || evaluateTriggerRule(spec.triggerRule, countsOfSingleUpstream(s.state)) !== "ready") continue;
-        const canTake = capacity > 0 && !!take?.queues.includes(spec.queue);
+        const canTake = capacity > 0 && !!take?.queues.includes(spec.queue) && reserve(spec.pool, spec.poolSlots);
         if (canTake) capacity--;
         speculative.set(down, { column: counterColumn(s.state), upstream: s.taskId, take: canTake });
       }
@@ -255,8 +271,11 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
     for (const row of results[run.takenIndex] as RowDataPacket[]) {
       if (row.state !== TaskState.Running || row.claim_token !== take!.token) continue;
       const upstream = run.taken.find((t) => t.taskId === row.task_id)!.upstream;
+      const spec = run.shape.byId.get(row.task_id)!;
       result.taken.push({
         ...run.context,
+        pool: spec.pool,
+        poolSlots: spec.poolSlots,
         id: Number(row.id),
         taskId: row.task_id,
         mapIndex: -1,
@@ -303,7 +322,11 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
     result.runsFinished.push({ dagRunId, state: await finishRun(btx.conn, now, dagRunId, runs.get(dagRunId)!.shape) });
   }
 
-  const takeable = take ? ready.filter(({ row }) => take.queues.includes(row.queue)).slice(0, capacity) : [];
+  const takeable: typeof ready = [];
+  for (const candidate of take ? ready : []) {
+    if (takeable.length >= capacity) break;
+    if (take!.queues.includes(candidate.row.queue) && reserve(candidate.row.pool, Number(candidate.row.pool_slots))) takeable.push(candidate);
+  }
   const takenIds = new Set(takeable.map(({ row }) => Number(row.id)));
   const left = ready.filter(({ row }) => !takenIds.has(Number(row.id))).map(({ row }) => Number(row.id));
   const final: Statement[] = [];
@@ -337,7 +360,9 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
       });
     }
   }
-  const finalResults = await btx.commit(final);
+  // Pool rows last, in name order: every transition locks task rows before pool rows.
+  const occupancy = occupancyStatements(poolDeltas);
+  const finalResults = await btx.commit([...final, ...occupancy]);
 
   const outputs = new Map<number, Record<string, unknown>>();
   for (const row of outputsIndex >= 0 ? (finalResults[outputsIndex] as RowDataPacket[]) : []) {
@@ -348,6 +373,8 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
   for (const { row, run } of takeable) {
     result.taken.push({
       ...run,
+      pool: row.pool,
+      poolSlots: Number(row.pool_slots),
       id: Number(row.id),
       taskId: row.task_id,
       mapIndex: -1,

@@ -1,26 +1,35 @@
 // handBack — a stopping worker returns tries it will not finish: back to queued with the
 // try not counted, so another worker runs them as the same try number.
-// locks: the given task_instance rows (PK); fence: try_number + claim token.
-import { inList, type Db, type ResultSetHeader } from "../db.ts";
+// locks: the given task_instance rows (PK), then their pool rows; fence: try_number + claim token.
+import type { Db, ResultSetHeader } from "../db.ts";
+import { occupancyStatements } from "../pools.ts";
 
 export interface HeldTry {
   id: number;
   tryNumber: number;
   token: string;
+  pool: string;
+  poolSlots: number;
 }
 
 export async function handBack(db: Db, now: Date, tries: HeldTry[]): Promise<number> {
   if (tries.length === 0) return 0;
-  let returned = 0;
-  for (const token of new Set(tries.map((t) => t.token))) {
-    const mine = tries.filter((t) => t.token === token);
-    const [result] = await db.pool.query<ResultSetHeader>(
-      `UPDATE task_instance SET state = 'queued', try_number = try_number - 1, claim_token = NULL, hostname = NULL, pid = NULL,
-              heartbeat_at = NULL, queued_at = ?
-        WHERE id IN (${inList(mine.map((t) => t.id))}) AND state = 'running' AND claim_token = ?`,
-      [now, ...mine.map((t) => t.id), token],
-    );
-    returned += result.affectedRows;
-  }
-  return returned;
+  return db.tx(async (tx) => {
+    const freed = new Map<string, number>();
+    let returned = 0;
+    for (const t of [...tries].sort((a, b) => a.id - b.id)) {
+      const [result] = await tx.query<ResultSetHeader>(
+        `UPDATE task_instance SET state = 'queued', try_number = try_number - 1, claim_token = NULL, hostname = NULL, pid = NULL,
+                heartbeat_at = NULL, start_date = NULL, queued_at = ?
+          WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
+        [now, t.id, t.tryNumber, t.token],
+      );
+      if (result.affectedRows === 1) {
+        returned++;
+        freed.set(t.pool, (freed.get(t.pool) ?? 0) - t.poolSlots);
+      }
+    }
+    for (const s of occupancyStatements(freed)) await tx.query(s.sql, s.params);
+    return returned;
+  });
 }

@@ -1,0 +1,71 @@
+import { shapeOf, type SerializedDag, type SerializedTask } from "../../core/dagStructure.ts";
+import { clearClosure, clearStateFilter, upstreamCountsOf } from "../../scheduler/clearSelection.ts";
+
+/** a → b → c, a → d, x (alone); e joins c and d. Listed in topological order. */
+function shape() {
+  const edges: Record<string, string[]> = { a: [], b: ["a"], c: ["b"], d: ["a"], e: ["c", "d"], x: [] };
+  const tasks = Object.entries(edges).map(
+    ([taskId, upstream]) =>
+      ({
+        taskId,
+        upstream,
+        downstream: Object.keys(edges).filter((id) => edges[id]!.includes(taskId)),
+        triggerRule: "all_success",
+        retries: 0,
+      }) as unknown as SerializedTask,
+  );
+  return shapeOf({ dagId: "d", tasks } as unknown as SerializedDag);
+}
+
+describe("clearClosure", () => {
+  const s = shape();
+  it("is the tasks themselves without include flags, in topological order", () => {
+    expect(clearClosure(s, ["c", "a"])).toEqual(["a", "c"]);
+  });
+  it("adds every downstream task transitively", () => {
+    expect(clearClosure(s, ["b"], { includeDownstream: true })).toEqual(["b", "c", "e"]);
+    expect(clearClosure(s, ["a"], { includeDownstream: true })).toEqual(["a", "b", "c", "d", "e"]);
+  });
+  it("adds every upstream task transitively", () => {
+    expect(clearClosure(s, ["e"], { includeUpstream: true })).toEqual(["a", "b", "c", "d", "e"]);
+    expect(clearClosure(s, ["c"], { includeUpstream: true })).toEqual(["a", "b", "c"]);
+  });
+  it("adds both directions from the chosen tasks only (not upstream of the downstream)", () => {
+    expect(clearClosure(s, ["c"], { includeUpstream: true, includeDownstream: true })).toEqual(["a", "b", "c", "e"]);
+  });
+  it("ignores unknown ids (the caller rejects them)", () => {
+    expect(clearClosure(s, ["nope", "x"], { includeDownstream: true })).toEqual(["x"]);
+  });
+});
+
+describe("clearStateFilter", () => {
+  const states = ["none", "queued", "running", "success", "failed", "up_for_retry", "skipped", "upstream_failed", "removed"];
+  it("selects every state without filters", () => {
+    expect(states.filter(clearStateFilter(false, false))).toEqual(states);
+  });
+  it("only_failed selects failed and upstream_failed", () => {
+    expect(states.filter(clearStateFilter(true, false))).toEqual(["failed", "upstream_failed"]);
+  });
+  it("only_running selects running", () => {
+    expect(states.filter(clearStateFilter(false, true))).toEqual(["running"]);
+  });
+  it("both select either", () => {
+    expect(states.filter(clearStateFilter(true, true))).toEqual(["running", "failed", "upstream_failed"]);
+  });
+});
+
+describe("upstreamCountsOf", () => {
+  const s = shape();
+  it("counts only terminal upstream states, by state", () => {
+    const states: Record<string, string> = { c: "success", d: "upstream_failed" };
+    expect(upstreamCountsOf(s, "e", (id) => states[id])).toEqual({ total: 2, success: 1, skipped: 0, failed: 0, upstreamFailed: 1, removed: 0 });
+    const pending: Record<string, string> = { c: "none", d: "running" };
+    expect(upstreamCountsOf(s, "e", (id) => pending[id])).toEqual({ total: 2, success: 0, skipped: 0, failed: 0, upstreamFailed: 0, removed: 0 });
+    const mixed: Record<string, string> = { c: "skipped", d: "failed" };
+    expect(upstreamCountsOf(s, "e", (id) => mixed[id])).toMatchObject({ skipped: 1, failed: 1 });
+    expect(upstreamCountsOf(s, "b", () => "removed")).toMatchObject({ total: 1, removed: 1 });
+  });
+  it("is all zeros for a root", () => {
+    expect(upstreamCountsOf(s, "a", () => "success")).toEqual({ total: 0, success: 0, skipped: 0, failed: 0, upstreamFailed: 0, removed: 0 });
+  });
+});

@@ -1,0 +1,202 @@
+import os from "node:os";
+import path from "node:path";
+import { loadConfig } from "../../core/config.ts";
+import { BatonError } from "../../core/errors.ts";
+
+/** Calls fn and returns what it threw (fails the test when it does not throw). */
+function thrown(fn: () => unknown): BatonError {
+  try {
+    fn();
+  } catch (err) {
+    return err as BatonError;
+  }
+  throw new Error("expected a throw");
+}
+
+describe("loadConfig", () => {
+  describe("defaults (empty environment)", () => {
+    const config = loadConfig({});
+
+    it.each([
+      ["databaseUrl", "mysql://root@127.0.0.1:3306/baton"],
+      ["port", 8080],
+      ["host", "127.0.0.1"],
+      ["workers", 2],
+      ["logLevel", "info"],
+      ["dagsPausedAtCreation", false],
+      ["dagParseTimeoutMs", 30_000],
+      ["dagRescanIntervalMs", 5_000],
+      ["schedulerIntervalMs", 1_000],
+      ["shutdownGraceMs", 8_000],
+    ] as const)("%s = %p", (key, value) => {
+      expect(config[key]).toBe(value);
+    });
+
+    it("resolves folders to absolute paths", () => {
+      expect(config.dagsFolder).toBe(path.resolve("dags"));
+      expect(config.logsFolder).toBe(path.resolve("logs"));
+      expect(path.isAbsolute(config.cacheFolder)).toBe(true);
+      expect(config.cacheFolder.startsWith(os.tmpdir())).toBe(true);
+      expect(path.basename(config.cacheFolder)).toMatch(/^baton-cache-/);
+    });
+
+    it("treats empty strings as unset", () => {
+      const env = Object.fromEntries(
+        [
+          "BATON_DATABASE_URL",
+          "BATON_DAGS_FOLDER",
+          "BATON_PORT",
+          "BATON_HOST",
+          "BATON_WORKERS",
+          "BATON_LOG_LEVEL",
+          "BATON_LOGS_FOLDER",
+          "BATON_CACHE_FOLDER",
+          "BATON_DAGS_PAUSED_AT_CREATION",
+          "BATON_DAG_PARSE_TIMEOUT",
+          "BATON_DAG_RESCAN_INTERVAL",
+          "BATON_SCHEDULER_INTERVAL",
+          "BATON_SHUTDOWN_GRACE",
+        ].map((k) => [k, ""]),
+      );
+      expect(loadConfig(env)).toEqual(config);
+    });
+
+    it("returns a fresh object each time", () => {
+      const a = loadConfig({});
+      a.port = 1;
+      expect(loadConfig({}).port).toBe(8080);
+    });
+  });
+
+  describe("environment", () => {
+    it("reads every variable", () => {
+      const config = loadConfig({
+        BATON_DATABASE_URL: "mysql://u:p@db.example:3307/other",
+        BATON_DAGS_FOLDER: "/srv/dags",
+        BATON_PORT: "9090",
+        BATON_HOST: "0.0.0.0",
+        BATON_WORKERS: "8",
+        BATON_LOG_LEVEL: "debug",
+        BATON_LOGS_FOLDER: "/var/log/baton",
+        BATON_CACHE_FOLDER: "/var/cache/baton",
+        BATON_DAGS_PAUSED_AT_CREATION: "true",
+        BATON_DAG_PARSE_TIMEOUT: "1m",
+        BATON_DAG_RESCAN_INTERVAL: "250ms",
+        BATON_SCHEDULER_INTERVAL: "2s",
+        BATON_SHUTDOWN_GRACE: "1h30m",
+      });
+      expect(config).toEqual({
+        databaseUrl: "mysql://u:p@db.example:3307/other",
+        dagsFolder: "/srv/dags",
+        port: 9090,
+        host: "0.0.0.0",
+        workers: 8,
+        logLevel: "debug",
+        logsFolder: "/var/log/baton",
+        cacheFolder: "/var/cache/baton",
+        dagsPausedAtCreation: true,
+        dagParseTimeoutMs: 60_000,
+        dagRescanIntervalMs: 250,
+        schedulerIntervalMs: 2_000,
+        shutdownGraceMs: 5_400_000,
+      });
+    });
+
+    it("resolves relative folders against the working directory", () => {
+      const config = loadConfig({ BATON_DAGS_FOLDER: "my/dags", BATON_LOGS_FOLDER: "./l", BATON_CACHE_FOLDER: "c" });
+      expect(config.dagsFolder).toBe(path.resolve("my/dags"));
+      expect(config.logsFolder).toBe(path.resolve("l"));
+      expect(config.cacheFolder).toBe(path.resolve("c"));
+    });
+
+    it("accepts 0 workers and port 0", () => {
+      expect(loadConfig({ BATON_WORKERS: "0", BATON_PORT: "0" })).toMatchObject({ workers: 0, port: 0 });
+    });
+
+    it("reads durations given as plain milliseconds", () => {
+      expect(loadConfig({ BATON_SHUTDOWN_GRACE: "1500" }).shutdownGraceMs).toBe(1500);
+    });
+
+    it.each(["debug", "info", "warn", "error", "silent"])("accepts log level %p", (level) => {
+      expect(loadConfig({ BATON_LOG_LEVEL: level }).logLevel).toBe(level);
+    });
+
+    it.each([
+      ["1", true],
+      ["true", true],
+      ["TRUE", true],
+      ["yes", true],
+      ["on", true],
+      ["0", false],
+      ["false", false],
+      ["False", false],
+      ["no", false],
+      ["off", false],
+    ] as const)("reads boolean %p as %p", (raw, value) => {
+      expect(loadConfig({ BATON_DAGS_PAUSED_AT_CREATION: raw }).dagsPausedAtCreation).toBe(value);
+    });
+
+    it("ignores variables it does not know", () => {
+      expect(loadConfig({ BATON_NOT_A_SETTING: "x", PATH: "/bin" })).toEqual(loadConfig({}));
+    });
+  });
+
+  describe("invalid values throw BATON_CONFIG_INVALID naming the variable and the value", () => {
+    it.each([
+      ["BATON_PORT", "abc"],
+      ["BATON_PORT", "-1"],
+      ["BATON_PORT", "80.5"],
+      ["BATON_PORT", "8080x"],
+      ["BATON_WORKERS", "two"],
+      ["BATON_WORKERS", "-3"],
+      ["BATON_WORKERS", "1.5"],
+      ["BATON_LOG_LEVEL", "verbose"],
+      ["BATON_LOG_LEVEL", "INFO"],
+      ["BATON_DAGS_PAUSED_AT_CREATION", "maybe"],
+      ["BATON_DAGS_PAUSED_AT_CREATION", "2"],
+      ["BATON_DAG_PARSE_TIMEOUT", "soon"],
+      ["BATON_DAG_PARSE_TIMEOUT", "-5s"],
+      ["BATON_DAG_RESCAN_INTERVAL", "5x"],
+      ["BATON_SCHEDULER_INTERVAL", "1 second"],
+      ["BATON_SHUTDOWN_GRACE", "8 s s"],
+    ])("%s=%p", (name, value) => {
+      const err = thrown(() => loadConfig({ [name]: value }));
+      expect(err).toBeInstanceOf(BatonError);
+      expect(err.code).toBe("BATON_CONFIG_INVALID");
+      expect(err.status).toBe(500);
+      expect(err.message).toContain(name);
+      expect(err.message).toContain(value);
+    });
+
+    it("reports the first invalid variable even when others are valid", () => {
+      const err = thrown(() => loadConfig({ BATON_PORT: "8080", BATON_WORKERS: "lots" }));
+      expect(err.message).toMatch(/BATON_WORKERS/);
+      expect(err.message).not.toMatch(/BATON_PORT/);
+    });
+  });
+
+  describe("overrides (CLI flags) win over the environment", () => {
+    it("replaces environment values", () => {
+      const config = loadConfig({ BATON_PORT: "9090", BATON_HOST: "0.0.0.0", BATON_WORKERS: "4" }, { port: 7070, workers: 1 });
+      expect(config.port).toBe(7070);
+      expect(config.workers).toBe(1);
+      expect(config.host).toBe("0.0.0.0");
+    });
+
+    it("ignores overrides that are undefined", () => {
+      const config = loadConfig({ BATON_PORT: "9090" }, { port: undefined, host: undefined });
+      expect(config.port).toBe(9090);
+      expect(config.host).toBe("127.0.0.1");
+    });
+
+    it("resolves an overridden DAG folder to an absolute path", () => {
+      expect(loadConfig({ BATON_DAGS_FOLDER: "/env/dags" }, { dagsFolder: "flag/dags" }).dagsFolder).toBe(path.resolve("flag/dags"));
+    });
+
+    it("keeps an override of 0 and false", () => {
+      const config = loadConfig({ BATON_WORKERS: "4", BATON_DAGS_PAUSED_AT_CREATION: "true" }, { workers: 0, dagsPausedAtCreation: false });
+      expect(config.workers).toBe(0);
+      expect(config.dagsPausedAtCreation).toBe(false);
+    });
+  });
+});

@@ -1,0 +1,186 @@
+import { retryDelayMs, shouldRetry, type RetryPolicy } from "../../scheduler/retryPolicy.ts";
+
+const policy = (p: Partial<RetryPolicy> = {}): RetryPolicy => ({
+  retries: 3,
+  retryDelayMs: 1000,
+  retryExponentialBackoff: false,
+  maxRetryDelayMs: null,
+  ...p,
+});
+
+const YEAR_MS = 365 * 86_400_000;
+
+describe("shouldRetry (Airflow: max_tries = retries, tries are 1-based)", () => {
+  it("gives retries=3 four tries in all: tries 1-3 retry, try 4 fails", () => {
+    expect([1, 2, 3, 4, 5].map((n) => shouldRetry(n, 3, false))).toEqual([true, true, true, false, false]);
+  });
+
+  it("never retries a task with retries=0", () => {
+    expect(shouldRetry(1, 0, false)).toBe(false);
+  });
+
+  it("retries once with retries=1", () => {
+    expect(shouldRetry(1, 1, false)).toBe(true);
+    expect(shouldRetry(2, 1, false)).toBe(false);
+  });
+
+  it("never retries a non-retryable failure, whatever tries are left", () => {
+    expect(shouldRetry(1, 10, true)).toBe(false);
+    expect(shouldRetry(1, 1, true)).toBe(false);
+  });
+});
+
+describe("retryDelayMs", () => {
+  describe("fixed delay", () => {
+    it.each([1, 2, 5, 50])("try %p waits retryDelay exactly", (tryNumber) => {
+      expect(retryDelayMs(policy({ retryDelayMs: 1500 }), tryNumber, "d#t#2026-01-01")).toBe(1500);
+    });
+
+    it("is zero when retryDelay is zero", () => {
+      expect(retryDelayMs(policy({ retryDelayMs: 0 }), 3, "k")).toBe(0);
+    });
+
+    it("is capped by maxRetryDelay", () => {
+      expect(retryDelayMs(policy({ retryDelayMs: 10_000, maxRetryDelayMs: 4000 }), 1, "k")).toBe(4000);
+    });
+
+    it("ignores the jitter key", () => {
+      expect(retryDelayMs(policy(), 2, "a")).toBe(retryDelayMs(policy(), 2, "b"));
+    });
+  });
+
+  describe("exponential backoff", () => {
+    const exp = (p: Partial<RetryPolicy> = {}) => policy({ retryExponentialBackoff: true, retryDelayMs: 1000, ...p });
+
+    it.each([1, 2, 3, 4, 5, 8, 12])("try %p waits in [base, 2·base) with base = retryDelay·2^(try−1)", (tryNumber) => {
+      const base = 1000 * 2 ** (tryNumber - 1);
+      for (const key of ["a", "b", "dag#task#2026-01-01T00:00:00.000Z", "x".repeat(300)]) {
+        const delay = retryDelayMs(exp(), tryNumber, key);
+        expect(Number.isInteger(delay)).toBe(true);
+        expect(delay).toBeGreaterThanOrEqual(base);
+        expect(delay).toBeLessThan(2 * base);
+      }
+    });
+
+    it("grows with the try number", () => {
+      const delays = [1, 2, 3, 4, 5, 6].map((n) => retryDelayMs(exp(), n, "dag#task#2026-01-01"));
+      for (let i = 1; i < delays.length; i++) expect(delays[i]).toBeGreaterThan(delays[i - 1]!);
+    });
+
+    it("stays in [base, 2·base) for a fractional retryDelay", () => {
+      const delay = retryDelayMs(exp({ retryDelayMs: 1.5 }), 1, "k");
+      expect(delay).toBeGreaterThanOrEqual(1.5);
+      expect(delay).toBeLessThan(3);
+    });
+
+    it("is deterministic: the same key and try give the same delay (every scheduler agrees)", () => {
+      const key = "order_fulfillment#charge_payment#2026-01-01T00:00:00.000Z";
+      const first = retryDelayMs(exp({ retryDelayMs: 60_000 }), 3, key);
+      for (let i = 0; i < 5; i++) expect(retryDelayMs(exp({ retryDelayMs: 60_000 }), 3, key)).toBe(first);
+    });
+
+    it("spreads different task instances apart (jitter depends on the key)", () => {
+      const keys = Array.from({ length: 40 }, (_, i) => `dag#task_${i}#2026-01-01T00:00:00.000Z`);
+      const delays = new Set(keys.map((k) => retryDelayMs(exp({ retryDelayMs: 60_000 }), 2, k)));
+      // 40 keys over 120,000 possible values: nearly all distinct.
+      expect(delays.size).toBeGreaterThanOrEqual(38);
+      expect(retryDelayMs(exp({ retryDelayMs: 60_000 }), 2, "dag#a#2026")).not.toBe(retryDelayMs(exp({ retryDelayMs: 60_000 }), 2, "dag#b#2026"));
+    });
+
+    it("hashes the try number into the jitter (Airflow: dag#task#date#try), not only into the base", () => {
+      // Bases double (1000·2^k), so a jitter that ignored the try would satisfy
+      // jitter(n+1) mod base(n) === jitter(n) for every n.
+      const key = "dag#task#2026-01-01";
+      const jitter = (n: number) => retryDelayMs(exp({ retryDelayMs: 1000 }), n, key) - 1000 * 2 ** (n - 1);
+      let consistent = 0;
+      for (let n = 1; n < 10; n++) if (jitter(n + 1) % (1000 * 2 ** (n - 1)) === jitter(n)) consistent++;
+      expect(consistent).toBeLessThan(9);
+    });
+
+    it("is capped by maxRetryDelay", () => {
+      expect(retryDelayMs(policy({ retryDelayMs: 10_000, maxRetryDelayMs: 4000 }), 1, "k")).toBe(4000);
+    });
+
+    it("ignores the jitter key", () => {
+      expect(retryDelayMs(policy(), 2, "a")).toBe(retryDelayMs(policy(), 2, "b"));
+    });
+  });
+
+  describe("exponential backoff", () => {
+    const exp = (p: Partial<RetryPolicy> = {}) => policy({ retryExponentialBackoff: true, retryDelayMs: 1000, ...p });
+
+    it.each([1, 2, 3, 4, 5, 8, 12])("try %p waits in [base, 2·base) with base = retryDelay·2^(try−1)", (tryNumber) => {
+      const base = 1000 * 2 ** (tryNumber - 1);
+      for (const key of ["a", "b", "dag#task#2026-01-01T00:00:00.000Z", "x".repeat(300)]) {
+        const delay = retryDelayMs(exp(), tryNumber, key);
+        expect(Number.isInteger(delay)).toBe(true);
+        expect(delay).toBeGreaterThanOrEqual(base);
+        expect(delay).toBeLessThan(2 * base);
+      }
+    });
+
+    it("grows with the try number", () => {
+      const delays = [1, 2, 3, 4, 5, 6].map((n) => retryDelayMs(exp(), n, "dag#task#2026-01-01"));
+      for (let i = 1; i < delays.length; i++) expect(delays[i]).toBeGreaterThan(delays[i - 1]!);
+    });
+
+    it("stays in [base, 2·base) for a fractional retryDelay", () => {
+      const delay = retryDelayMs(exp({ retryDelayMs: 1.5 }), 1, "k");
+      expect(delay).toBeGreaterThanOrEqual(1.5);
+      expect(delay).toBeLessThan(3);
+    });
+
+    it("is deterministic: the same key and try give the same delay (every scheduler agrees)", () => {
+      const key = "order_fulfillment#charge_payment#2026-01-01T00:00:00.000Z";
+      const first = retryDelayMs(exp({ retryDelayMs: 60_000 }), 3, key);
+      for (let i = 0; i < 5; i++) expect(retryDelayMs(exp({ retryDelayMs: 60_000 }), 3, key)).toBe(first);
+    });
+
+    it("spreads different task instances apart (jitter depends on the key)", () => {
+      const keys = Array.from({ length: 40 }, (_, i) => `dag#task_${i}#2026-01-01T00:00:00.000Z`);
+      const delays = new Set(keys.map((k) => retryDelayMs(exp({ retryDelayMs: 60_000 }), 2, k)));
+      // 40 keys over 120,000 possible values: nearly all distinct.
+      expect(delays.size).toBeGreaterThanOrEqual(38);
+      expect(retryDelayMs(exp({ retryDelayMs: 60_000 }), 2, "dag#a#2026")).not.toBe(retryDelayMs(exp({ retryDelayMs: 60_000 }), 2, "dag#b#2026"));
+    });
+
+    it("uses the try number in the jitter, not only in the base", () => {
+      // Compare the jitter as a fraction of each try's base: Airflow hashes dag#task#date#try.
+      const key = "dag#task#2026-01-01";
+      const jitters = [1, 2, 3, 4, 5, 6, 7, 8].map((n) => {
+        const base = 60_000 * 2 ** (n - 1);
+        return (retryDelayMs(exp({ retryDelayMs: 60_000 }), n, key) - base) / base;
+      });
+      expect(new Set(jitters.map((j) => j.toFixed(6))).size).toBeGreaterThan(1);
+    });
+
+    it("is capped by maxRetryDelay", () => {
+      const p = exp({ retryDelayMs: 1000, maxRetryDelayMs: 5000 });
+      expect(retryDelayMs(p, 1, "k")).toBeLessThan(2000);
+      expect(retryDelayMs(p, 4, "k")).toBe(5000); // base 8000 > cap
+      expect(retryDelayMs(p, 30, "k")).toBe(5000);
+    });
+
+    it("a cap of 0 means retry at once", () => {
+      expect(retryDelayMs(exp({ maxRetryDelayMs: 0 }), 5, "k")).toBe(0);
+    });
+
+    it("stays finite and at most a year for huge try numbers without a cap", () => {
+      for (const n of [60, 1100, 5000]) {
+        const delay = retryDelayMs(exp(), n, "k");
+        expect(Number.isFinite(delay)).toBe(true);
+        expect(delay).toBe(YEAR_MS);
+      }
+    });
+
+    it("treats try 0 or below like try 1 (no fractional base)", () => {
+      const delay = retryDelayMs(exp(), 0, "k");
+      expect(delay).toBeGreaterThanOrEqual(1000);
+      expect(delay).toBeLessThan(2000);
+    });
+
+    it("with retryDelay 0 retries at once", () => {
+      expect(retryDelayMs(exp({ retryDelayMs: 0 }), 4, "k")).toBe(0);
+    });
+  });
+});

@@ -1,0 +1,384 @@
+import type { SerializedDag, SerializedTask } from "../../core/dagStructure.ts";
+import { serializeDag } from "../../parser/serialize.ts";
+import { dag } from "../../sdk/dag.ts";
+import { InvalidDagError } from "../../sdk/errors.ts";
+import type { DagBuilder, DagOptions, TaskRef } from "../../sdk/types.ts";
+
+const noop = () => undefined;
+const FILE = "/dags/example.ts";
+
+const serialize = (options: Partial<DagOptions>, build: (t: DagBuilder) => void): SerializedDag =>
+  serializeDag(dag({ id: "d", ...options }, build), FILE);
+
+const oneTask = (t: DagBuilder) => void t.task("a", noop);
+
+function byId(s: SerializedDag): Map<string, SerializedTask> {
+  return new Map(s.tasks.map((t) => [t.taskId, t]));
+}
+
+function invalid(fn: () => unknown): InvalidDagError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof InvalidDagError) return err;
+    throw new Error(`expected an InvalidDagError, got ${String(err)}`);
+  }
+  throw new Error("expected an InvalidDagError, nothing was thrown");
+}
+
+/** Builds a DAG from "a>b" edge strings over the given task ids. */
+function graph(ids: string[], edges: string[], weights: Record<string, number> = {}) {
+  return (t: DagBuilder) => {
+    const refs = new Map<string, TaskRef<unknown>>();
+    for (const id of ids) refs.set(id, t.task(id, weights[id] === undefined ? {} : { priorityWeight: weights[id] }, noop));
+    for (const e of edges) {
+      const [from, to] = e.split(">");
+      refs.get(from!)!.then(refs.get(to!)!);
+    }
+  };
+}
+
+describe("serializeDag", () => {
+  describe("cycles", () => {
+    it.each([
+      ["a self-loop", ["a"], ["a>a"]],
+      ["two tasks", ["a", "b"], ["a>b", "b>a"]],
+      ["three tasks", ["a", "b", "c"], ["a>b", "b>c", "c>a"]],
+      ["a cycle behind a root", ["root", "x", "y", "z"], ["root>x", "x>y", "y>z", "z>x"]],
+      ["four tasks declared out of order", ["a", "b", "c", "d"], ["c>a", "a>d", "d>b", "b>c"]],
+    ])("are detected in %s with BATON_DAG_CYCLE, and the message shows the cycle edge by edge", (_label, ids, edges) => {
+      const err = invalid(() => serialize({ id: "loop" }, graph(ids, edges)));
+      expect(err.code).toBe("BATON_DAG_CYCLE");
+      expect(err.message).toMatch(/^dag "loop" has a cycle: /);
+      const shown = err.message.replace(/^dag "loop" has a cycle: /, "").split("; ");
+      const edgeSet = new Set(edges);
+      for (const cycle of shown) {
+        const nodes = cycle.split(" → ");
+        expect(nodes[0]).toBe(nodes[nodes.length - 1]); // it closes
+        expect(nodes.length).toBeGreaterThanOrEqual(2);
+        for (let i = 0; i + 1 < nodes.length; i++) expect(edgeSet).toContain(`${nodes[i]}>${nodes[i + 1]}`);
+      }
+    });
+
+    it("lists every independent cycle", () => {
+      const err = invalid(() => serialize({}, graph(["a", "b", "c", "d"], ["a>b", "b>a", "c>d", "d>c"])));
+      expect(err.message.split("; ")).toHaveLength(2);
+      expect(err.message).toMatch(/a → b → a|b → a → b/);
+      expect(err.message).toMatch(/c → d → c|d → c → d/);
+    });
+
+    it("does not mistake a diamond for a cycle", () => {
+      expect(() => serialize({}, graph(["a", "b", "c", "d"], ["a>b", "a>c", "b>d", "c>d"]))).not.toThrow();
+    });
+  });
+
+  describe("structure", () => {
+    it("orders tasks topologically: every task after its upstream tasks", () => {
+      const ids = ["load", "transform", "extract_b", "extract_a", "report", "notify"];
+      const edges = ["extract_a>transform", "extract_b>transform", "transform>load", "load>report", "transform>notify", "extract_a>notify"];
+      const s = serialize({}, graph(ids, edges));
+      const position = new Map(s.tasks.map((t, i) => [t.taskId, i]));
+      expect([...position.keys()].sort()).toEqual([...ids].sort());
+      for (const e of edges) {
+        const [from, to] = e.split(">");
+        expect(position.get(from!)!).toBeLessThan(position.get(to!)!);
+      }
+    });
+
+    it("lists sorted upstream and downstream ids for each task", () => {
+      const s = serialize({}, graph(["z", "m", "a", "join", "tail"], ["z>join", "a>join", "m>join", "join>tail", "a>tail"]));
+      const t = byId(s);
+      expect(t.get("join")!.upstream).toEqual(["a", "m", "z"]);
+      expect(t.get("join")!.downstream).toEqual(["tail"]);
+      expect(t.get("a")!.downstream).toEqual(["join", "tail"]);
+      expect(t.get("tail")!.upstream).toEqual(["a", "join"]);
+      expect(t.get("tail")!.downstream).toEqual([]);
+      expect(t.get("z")!.upstream).toEqual([]);
+    });
+
+    it("keeps upstream and downstream lists consistent with each other", () => {
+      const s = serialize({}, graph(["a", "b", "c", "d", "e"], ["a>b", "a>c", "b>d", "c>d", "d>e", "a>e"]));
+      const t = byId(s);
+      for (const task of s.tasks) {
+        for (const up of task.upstream) expect(t.get(up)!.downstream).toContain(task.taskId);
+        for (const down of task.downstream) expect(t.get(down)!.upstream).toContain(task.taskId);
+      }
+    });
+
+    it("records the file, DAG-level defaults and the DAG options", () => {
+      const s = serialize({ id: "plain" }, oneTask);
+      expect(s).toMatchObject({
+        dagId: "plain",
+        fileloc: FILE,
+        description: null,
+        schedule: null,
+        timezone: "UTC",
+        startDate: null,
+        endDate: null,
+        catchup: false,
+        maxActiveRuns: 16,
+        maxActiveTasks: 16,
+        tags: [],
+        owner: "baton",
+        isPausedUponCreation: null,
+        params: {},
+      });
+      const full = serialize(
+        {
+          id: "full",
+          description: "desc",
+          schedule: "@daily",
+          timezone: "Europe/Paris",
+          startDate: "2026-01-01",
+          endDate: new Date("2026-12-31T00:00:00Z"),
+          catchup: true,
+          maxActiveRuns: 2,
+          maxActiveTasks: 4,
+          tags: ["x"],
+          owner: "ops",
+          isPausedUponCreation: true,
+          params: { n: 1 },
+        },
+        oneTask,
+      );
+      expect(full).toMatchObject({
+        description: "desc",
+        schedule: "@daily",
+        timezone: "Europe/Paris",
+        startDate: "2026-01-01T00:00:00.000Z",
+        endDate: "2026-12-31T00:00:00.000Z",
+        catchup: true,
+        maxActiveRuns: 2,
+        maxActiveTasks: 4,
+        tags: ["x"],
+        owner: "ops",
+        isPausedUponCreation: true,
+        params: { n: 1 },
+      });
+    });
+
+    it("is plain JSON (what dag_version stores) and round-trips unchanged", () => {
+      const s = serialize({ defaultArgs: { retries: 1 } }, graph(["a", "b"], ["a>b"]));
+      expect(JSON.parse(JSON.stringify(s))).toEqual(s);
+    });
+
+    it("is deterministic for the same DAG", () => {
+      const build = graph(["c", "a", "b"], ["a>b", "c>b"]);
+      const strip = (s: SerializedDag) => JSON.stringify({ ...s, tasks: s.tasks.map((t) => ({ ...t, definedAt: null })) });
+      expect(strip(serialize({}, build))).toBe(strip(serialize({}, build)));
+    });
+  });
+
+  describe("task options and defaults", () => {
+    it("fills Airflow-like defaults when nothing is set", () => {
+      const t = byId(serialize({}, oneTask)).get("a")!;
+      expect(t).toMatchObject({
+        taskId: "a",
+        triggerRule: "all_success",
+        retries: 0,
+        retryDelayMs: 300_000,
+        retryExponentialBackoff: false,
+        maxRetryDelayMs: null,
+        executionTimeoutMs: null,
+        priorityWeight: 1,
+        pool: "default_pool",
+        poolSlots: 1,
+        queue: "default",
+        hasCompensate: false,
+        description: null,
+      });
+    });
+
+    it("applies defaultArgs to every task, and task options win over them", () => {
+      const s = serialize(
+        {
+          defaultArgs: {
+            retries: 3,
+            retryDelay: "1s",
+            retryExponentialBackoff: true,
+            maxRetryDelay: "1h",
+            executionTimeout: "10m",
+            triggerRule: "all_done",
+            pool: "etl",
+            poolSlots: 2,
+            queue: "fast",
+          },
+        },
+        (t) => {
+          t.task("inherits", noop);
+          t.task("overrides", { retries: 0, retryDelay: 250, executionTimeout: "1h30m", triggerRule: "one_success", queue: "slow" }, noop);
+        },
+      );
+      const t = byId(s);
+      expect(t.get("inherits")).toMatchObject({
+        retries: 3,
+        retryDelayMs: 1000,
+        retryExponentialBackoff: true,
+        maxRetryDelayMs: 3_600_000,
+        executionTimeoutMs: 600_000,
+        triggerRule: "all_done",
+        pool: "etl",
+        poolSlots: 2,
+        queue: "fast",
+      });
+      expect(t.get("overrides")).toMatchObject({
+        retries: 0,
+        retryDelayMs: 250,
+        retryExponentialBackoff: true,
+        maxRetryDelayMs: 3_600_000,
+        executionTimeoutMs: 5_400_000,
+        triggerRule: "one_success",
+        pool: "etl",
+        queue: "slow",
+      });
+    });
+
+    it("records each task's kind (branch and short-circuit tasks may skip downstream tasks)", () => {
+      const t = byId(
+        serialize({}, (b) => {
+          const pick = b.branch("pick", () => "x");
+          const gate = b.shortCircuit("gate", () => true);
+          pick.then(gate).then(b.task("x", noop));
+        }),
+      );
+      expect([t.get("pick")!.kind, t.get("gate")!.kind, t.get("x")!.kind]).toEqual(["branch", "short_circuit", "task"]);
+    });
+
+    it("records compensate, description and where the task was defined", () => {
+      const t = byId(
+        serialize({}, (b) => {
+          b.task("pay", { compensate: async () => undefined, description: "charge the card" }, noop);
+        }),
+      ).get("pay")!;
+      expect(t.hasCompensate).toBe(true);
+      expect(t.description).toBe("charge the card");
+      expect(t.definedAt).toMatch(/serialize\.test\.ts:\d+$/);
+    });
+  });
+
+  describe('priority weights (Airflow weight rule "downstream": own + all descendants)', () => {
+    it("sums a chain from the leaf back to the root", () => {
+      const t = byId(serialize({}, graph(["a", "b", "c"], ["a>b", "b>c"])));
+      expect([t.get("a")!.priorityWeight, t.get("b")!.priorityWeight, t.get("c")!.priorityWeight]).toEqual([3, 2, 1]);
+    });
+
+    it("counts a shared descendant once (diamond)", () => {
+      const t = byId(serialize({}, graph(["a", "b", "c", "d"], ["a>b", "a>c", "b>d", "c>d"])));
+      expect(t.get("a")!.priorityWeight).toBe(4);
+      expect(t.get("b")!.priorityWeight).toBe(2);
+      expect(t.get("c")!.priorityWeight).toBe(2);
+      expect(t.get("d")!.priorityWeight).toBe(1);
+    });
+
+    it("uses each task's own weight, falling back to defaultArgs then 1", () => {
+      const s = serialize({ defaultArgs: { priorityWeight: 10 } }, (t) => {
+        const a = t.task("a", { priorityWeight: 1 }, noop);
+        const b = t.task("b", noop); // 10 from defaultArgs
+        const c = t.task("c", { priorityWeight: 100 }, noop);
+        const lone = t.task("lone", noop);
+        a.then(b).then(c);
+        void lone;
+      });
+      const t = byId(s);
+      expect(t.get("c")!.priorityWeight).toBe(100);
+      expect(t.get("b")!.priorityWeight).toBe(110);
+      expect(t.get("a")!.priorityWeight).toBe(111);
+      expect(t.get("lone")!.priorityWeight).toBe(10);
+    });
+
+    it("does not count siblings or ancestors", () => {
+      const t = byId(serialize({}, graph(["root", "left", "right", "leaf"], ["root>left", "root>right", "left>leaf"], { right: 50 })));
+      expect(t.get("left")!.priorityWeight).toBe(2);
+      expect(t.get("right")!.priorityWeight).toBe(50);
+      expect(t.get("root")!.priorityWeight).toBe(53);
+    });
+
+    it("allows negative weights", () => {
+      const t = byId(serialize({}, graph(["a", "b"], ["a>b"], { a: 5, b: -2 })));
+      expect(t.get("a")!.priorityWeight).toBe(3);
+    });
+
+    it("is capped at 2,000,000,000 so it fits the column", () => {
+      const t = byId(serialize({}, graph(["a", "b"], ["a>b"], { a: 1_500_000_000, b: 1_500_000_000 })));
+      expect(t.get("a")!.priorityWeight).toBe(2_000_000_000);
+      expect(t.get("b")!.priorityWeight).toBe(1_500_000_000);
+    });
+
+    it("stays linear-ish on a wide fan-in/fan-out (1,000 tasks)", () => {
+      const ids = Array.from({ length: 1000 }, (_, i) => `t${i}`);
+      const edges = ids.slice(1, 999).flatMap((id) => [`t0>${id}`, `${id}>t999`]);
+      const started = performance.now();
+      const t = byId(serialize({}, graph(ids, edges)));
+      expect(t.get("t0")!.priorityWeight).toBe(1000);
+      expect(t.get("t500")!.priorityWeight).toBe(2);
+      expect(performance.now() - started).toBeLessThan(2000);
+    });
+  });
+
+  describe("timezone", () => {
+    it.each(["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"])("accepts %p", (tz) => {
+      expect(serialize({ timezone: tz }, oneTask).timezone).toBe(tz);
+    });
+
+    it.each(["Mars/Olympus_Mons", "Europe/Pariss", "not a zone"])("rejects %p naming the field and the value", (tz) => {
+      const err = invalid(() => serialize({ id: "tz", timezone: tz }, oneTask));
+      expect(err.code).toBe("BATON_INVALID_DAG");
+      expect(err.message).toContain('dag "tz"');
+      expect(err.message).toContain("timezone");
+      expect(err.message).toContain(`"${tz}"`);
+    });
+  });
+
+  describe("schedule", () => {
+    it.each([
+      ["@once"],
+      ["@hourly"],
+      ["@daily"],
+      ["@weekly"],
+      ["@monthly"],
+      ["@yearly"],
+      ["@annually"],
+      ["@midnight"],
+      ["0 2 * * *"],
+      ["*/5 * * * *"],
+      ["0 9-17 * * 1-5"],
+      ["30 4 1,15 * *"],
+      ["0 0 * * MON"],
+      ["5m"],
+      ["1h"],
+      ["1h30m"],
+      ["2d"],
+    ])("accepts %p", (schedule) => {
+      expect(serialize({ schedule }, oneTask).schedule).toBe(schedule);
+    });
+
+    it("accepts null (manual runs only) and a missing schedule", () => {
+      expect(serialize({ schedule: null }, oneTask).schedule).toBeNull();
+      expect(serialize({}, oneTask).schedule).toBeNull();
+    });
+
+    it.each([
+      ["@fortnightly"],
+      ["@Daily"],
+      ["every day"],
+      ["61 * * * *"],
+      ["* 25 * * *"],
+      ["* * * *"],
+      ["0 0 * * * *"], // seconds field: not a 5-field cron
+      ["0s"],
+      ["5 minutes"],
+      [""],
+    ])("rejects %p naming the field and the value", (schedule) => {
+      const err = invalid(() => serialize({ id: "sched", schedule }, oneTask));
+      expect(err.code).toBe("BATON_INVALID_DAG");
+      expect(err.message).toContain('dag "sched"');
+      expect(err.message).toContain("schedule");
+      expect(err.message).toContain(`"${schedule}"`);
+    });
+
+    it("rejects a schedule that is not a string", () => {
+      const err = invalid(() => serialize({ schedule: 5 as unknown as string }, oneTask));
+      expect(err.message).toMatch(/schedule must be a string or null/);
+    });
+  });
+});
