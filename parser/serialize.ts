@@ -39,22 +39,30 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
 
   const defaults: TaskDefaults = o.defaultArgs ?? {};
   const ownWeight = new Map(order.map((id) => [id, dag.tasks.get(id)!.options.priorityWeight ?? defaults.priorityWeight ?? 1]));
-  // Airflow's default weight rule "downstream": a task weighs itself plus all its descendants.
-  const descendants = new Map<string, Set<string>>();
-  for (const id of [...order].reverse()) {
-    const set = new Set<string>();
-    for (const d of downstream.get(id)!) {
-      set.add(d);
-      for (const dd of descendants.get(d)!) set.add(dd);
+  // Airflow's weight rules: "downstream" (default) weighs a task plus all its descendants,
+  // "upstream" plus all its ancestors, "absolute" only itself.
+  const reach = (ids: string[], next: (id: string) => Iterable<string>) => {
+    const sets = new Map<string, Set<string>>();
+    for (const id of ids) {
+      const set = new Set<string>();
+      for (const n of next(id)) {
+        set.add(n);
+        for (const nn of sets.get(n)!) set.add(nn);
+      }
+      sets.set(id, set);
     }
-    descendants.set(id, set);
-  }
+    return sets;
+  };
+  const descendants = reach([...order].reverse(), (id) => downstream.get(id)!);
+  const rules = new Set(order.map((id) => dag.tasks.get(id)!.options.weightRule ?? defaults.weightRule ?? "downstream"));
+  const ancestors = rules.has("upstream") ? reach(order, (id) => dag.tasks.get(id)!.upstream) : new Map<string, Set<string>>();
 
   const tasks: SerializedTask[] = order.map((id) => {
     const def = dag.tasks.get(id)!;
     const t = { ...defaults, ...def.options };
+    const rule = t.weightRule ?? "downstream";
     let weight = ownWeight.get(id)!;
-    for (const d of descendants.get(id)!) weight += ownWeight.get(d)!;
+    if (rule !== "absolute") for (const d of (rule === "upstream" ? ancestors : descendants).get(id)!) weight += ownWeight.get(d)!;
     return {
       taskId: id,
       kind: def.kind ?? "task",

@@ -53,6 +53,9 @@ function checkDefaults(where: string, o: TaskDefaults): void {
   if (o.priorityWeight !== undefined && !Number.isInteger(o.priorityWeight)) {
     fail(`${where}: priorityWeight must be an integer, got ${JSON.stringify(o.priorityWeight)}`);
   }
+  if (o.weightRule !== undefined && !["downstream", "upstream", "absolute"].includes(o.weightRule)) {
+    fail(`${where}: weightRule must be "downstream", "upstream" or "absolute", got ${JSON.stringify(o.weightRule)}`);
+  }
   if (o.poolSlots !== undefined && (!Number.isInteger(o.poolSlots) || o.poolSlots < 1)) {
     fail(`${where}: poolSlots must be an integer >= 1, got ${JSON.stringify(o.poolSlots)}`);
   }

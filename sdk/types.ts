@@ -58,6 +58,8 @@ export interface TaskDefaults {
   executionTimeout?: Duration;
   triggerRule?: TriggerRule;
   priorityWeight?: number;
+  /** How priorityWeight adds up, as in Airflow: "downstream" (default), "upstream" or "absolute". */
+  weightRule?: "downstream" | "upstream" | "absolute";
   pool?: string;
   poolSlots?: number;
   queue?: string;

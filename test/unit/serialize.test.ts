@@ -382,3 +382,28 @@ describe("serializeDag", () => {
     });
   });
 });
+
+describe("weight rules", () => {
+  // a → b → c, a → d; weights a=1, b=2, c=4, d=8
+  const build = (rule?: "downstream" | "upstream" | "absolute") => (t: DagBuilder) => {
+    const opts = (w: number) => ({ priorityWeight: w, ...(rule ? { weightRule: rule } : {}) });
+    const a = t.task("a", opts(1), noop);
+    const b = t.task("b", opts(2), noop);
+    const c = t.task("c", opts(4), noop);
+    const d = t.task("d", opts(8), noop);
+    a.then([b, d]);
+    b.then(c);
+  };
+  const weights = (rule?: "downstream" | "upstream" | "absolute") =>
+    Object.fromEntries(serialize({}, build(rule)).tasks.map((t) => [t.taskId, t.priorityWeight]));
+
+  it("downstream (default) adds every descendant", () => {
+    expect(weights()).toEqual({ a: 15, b: 6, c: 4, d: 8 });
+    expect(weights("downstream")).toEqual({ a: 15, b: 6, c: 4, d: 8 });
+  });
+  it("upstream adds every ancestor", () => expect(weights("upstream")).toEqual({ a: 1, b: 3, c: 7, d: 9 }));
+  it("absolute is the task's own weight", () => expect(weights("absolute")).toEqual({ a: 1, b: 2, c: 4, d: 8 }));
+  it("rejects an unknown weight rule naming it", () => {
+    expect(() => dag({ id: "w" }, (t) => void t.task("a", { weightRule: "sideways" as "upstream" }, noop))).toThrow(/weightRule.*sideways/);
+  });
+});
