@@ -1,11 +1,15 @@
+import Ajv from "ajv";
+import addFormats from "ajv-formats";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { ApiDeps } from "./context.ts";
-import { installErrorHandler } from "./errors.ts";
+import { installErrorHandler, sendFrameworkError } from "./errors.ts";
+import { clearRoutes } from "./routes/clear.ts";
 import { dagRoutes } from "./routes/dags.ts";
 import { dagRunRoutes } from "./routes/dagRuns.ts";
+import { poolRoutes } from "./routes/pools.ts";
 import { systemRoutes } from "./routes/system.ts";
 import { taskInstanceRoutes } from "./routes/taskInstances.ts";
 
@@ -16,8 +20,16 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
     bodyLimit: 1024 * 1024,
-    ajv: { customOptions: { coerceTypes: "array", removeAdditional: false, allErrors: false } },
+    // Ids are up to 250 characters, up to 3× that once percent-encoded; Fastify's default (100)
+    // made DAGs and runs with longer ids unreachable (414, outside problem JSON).
+    routerOptions: { maxParamLength: 1024 },
+    frameworkErrors: sendFrameworkError,
   }).withTypeProvider<TypeBoxTypeProvider>();
+  // Query strings and path parameters arrive as text and are coerced to their schema types;
+  // JSON bodies are not: {"is_paused": "true"} is a 400, not a pause.
+  const coercing = addFormats.default(new Ajv.default({ coerceTypes: "array", useDefaults: true, strict: false }));
+  const exact = addFormats.default(new Ajv.default({ coerceTypes: false, useDefaults: true, strict: false }));
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? exact : coercing).compile(schema));
   installErrorHandler(app, deps.logger);
   await app.register(swagger, {
     openapi: { info: { title: "Baton REST API", version: "1.0.0", description: "Shaped like Airflow's stable REST API v1." } },
@@ -30,6 +42,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       await api.register(dagRoutes, deps);
       await api.register(dagRunRoutes, deps);
       await api.register(taskInstanceRoutes, deps);
+      await api.register(poolRoutes, deps);
+      await api.register(clearRoutes, deps);
     },
     { prefix: "/api/v1" },
   );

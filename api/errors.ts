@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { BatonError, ERRORS, type ErrorCode } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { isConnectionError } from "../store/db.ts";
@@ -16,6 +16,14 @@ export function problemOf(code: ErrorCode, detail: string): Problem {
   return { type: `https://baton.dev/errors#${code}`, title, status, detail, code };
 }
 
+/**
+ * Errors Fastify raises before routing (a malformed %-escape, an over-long path segment):
+ * passed as the `frameworkErrors` option so they answer problem JSON too.
+ */
+export function sendFrameworkError(err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  void reply.status(400).type("application/problem+json").send(problemOf("BATON_VALIDATION_FAILED", err.message));
+}
+
 /** Maps every error to problem JSON with a stable code; bad input never becomes a 500. */
 export function installErrorHandler(app: FastifyInstance, logger: Logger): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
@@ -25,8 +33,15 @@ export function installErrorHandler(app: FastifyInstance, logger: Logger): void 
     } else if (err.validation) {
       const first = err.validation[0];
       const where = `${err.validationContext ?? "request"}${first?.instancePath ? first.instancePath.replace(/\//g, ".") : ""}`;
-      const missing = (first?.params as { missingProperty?: string } | undefined)?.missingProperty;
-      problem = problemOf("BATON_VALIDATION_FAILED", `${missing ? `${where}.${missing}` : where} ${missing ? "is required" : first?.message ?? "is invalid"}`);
+      const params = first?.params as { missingProperty?: string; additionalProperty?: string } | undefined;
+      const missing = params?.missingProperty;
+      const unknown = params?.additionalProperty;
+      const detail = missing
+        ? `${where}.${missing} is required`
+        : unknown
+          ? `${where}.${unknown} is not an allowed property`
+          : `${where} ${first?.message ?? "is invalid"}`;
+      problem = problemOf("BATON_VALIDATION_FAILED", detail);
     } else if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
       problem = problemOf("BATON_PAYLOAD_TOO_LARGE", err.message);
     } else if (err.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {

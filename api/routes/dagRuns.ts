@@ -8,26 +8,36 @@ import { DagParams, PageQuery, RunParams, TriggerBody } from "../schemas.ts";
 import { dagRunJson } from "../serializers.ts";
 
 export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, clock, onRunCreated }) => {
-  app.post("/dags/:dag_id/dagRuns", { schema: { params: DagParams, body: Type.Optional(TriggerBody) } }, async (req, reply) => {
-    const body = req.body ?? {};
-    const now = clock.now();
-    let logicalDate = now;
-    if (body.logical_date !== undefined) {
-      logicalDate = new Date(body.logical_date);
-      if (Number.isNaN(logicalDate.getTime())) throw new BatonError("BATON_INVALID_DATE", `body.logical_date "${body.logical_date}" is not a valid date`);
-    }
-    const { runId } = await createDagRun(db, now, {
-      dagId: req.params.dag_id,
-      runId: body.dag_run_id,
-      runType: "manual",
-      logicalDate,
-      conf: (body.conf ?? {}) as Record<string, unknown>,
-      note: body.note ?? null,
-    });
-    onRunCreated?.();
-    const row = await getDagRun(db.pool, req.params.dag_id, runId);
-    return reply.status(200).send(dagRunJson(row!));
-  });
+  app.post(
+    "/dags/:dag_id/dagRuns",
+    {
+      schema: { params: DagParams, body: Type.Optional(TriggerBody) },
+      // A schema cannot make the whole body optional: a POST without one means `{}`.
+      preValidation: async (req) => {
+        if (req.body === undefined) req.body = {};
+      },
+    },
+    async (req, reply) => {
+      const body = req.body ?? {};
+      const now = clock.now();
+      let logicalDate = now;
+      if (body.logical_date !== undefined) {
+        logicalDate = new Date(body.logical_date);
+        if (Number.isNaN(logicalDate.getTime())) throw new BatonError("BATON_INVALID_DATE", `body.logical_date "${body.logical_date}" is not a valid date`);
+      }
+      const { runId } = await createDagRun(db, now, {
+        dagId: req.params.dag_id,
+        runId: body.dag_run_id,
+        runType: "manual",
+        logicalDate,
+        conf: (body.conf ?? {}) as Record<string, unknown>,
+        note: body.note ?? null,
+      });
+      onRunCreated?.();
+      const row = await getDagRun(db.pool, req.params.dag_id, runId);
+      return reply.status(200).send(dagRunJson(row!));
+    },
+  );
 
   app.get(
     "/dags/:dag_id/dagRuns",

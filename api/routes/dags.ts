@@ -6,7 +6,7 @@ import type { ApiDeps } from "../context.ts";
 import { DagParams, PageQuery, PatchDagBody } from "../schemas.ts";
 import { dagJson } from "../serializers.ts";
 
-export const dagRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db }) => {
+export const dagRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, onRunCreated }) => {
   app.get(
     "/dags",
     { schema: { querystring: Type.Intersect([PageQuery, Type.Object({ only_active: Type.Optional(Type.Boolean()), paused: Type.Optional(Type.Boolean()) })]) } },
@@ -27,6 +27,8 @@ export const dagRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db })
     if (!(await setDagPaused(db.pool, req.params.dag_id, req.body.is_paused))) {
       throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${req.params.dag_id}" not found`);
     }
+    // Runs held while the DAG was paused can start now, without waiting for the next tick.
+    if (!req.body.is_paused) onRunCreated?.();
     return dagJson((await getDag(db.pool, req.params.dag_id))!);
   });
 };

@@ -23,13 +23,18 @@ export async function dropTestDb(db: Db): Promise<void> {
 }
 
 /** Polls until check returns a truthy value, failing with `what` after the deadline. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | null | false>, timeoutMs = 10_000, everyMs = 25): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T>,
+  timeoutMs = 10_000,
+  everyMs = 25,
+): Promise<NonNullable<Exclude<T, false | "" | 0>>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
       const value = await check();
-      if (value) return value;
+      if (value) return value as NonNullable<Exclude<T, false | "" | 0>>;
     } catch (err) {
       last = err;
     }
