@@ -11,4 +11,6 @@ export interface ApiDeps {
   config: Pick<Config, "logsFolder">;
   /** A run was created: in `standalone`, wakes the in-process scheduler. */
   onRunCreated?: () => void;
+  /** Task instances were queued (a clear): in `standalone`, wakes the in-process worker. */
+  onTasksQueued?: () => void;
 }

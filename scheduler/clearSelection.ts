@@ -1,0 +1,67 @@
+// What a clear touches, as pure functions over a run's pinned structure and its task states
+// (Airflow's DAG.partial_subset + DAG.clear filters). store/transitions/clearTasks.ts applies them.
+import type { DagShape } from "../core/dagStructure.ts";
+import { TaskState } from "../core/states.ts";
+import { zeroCounts, type UpstreamCounts } from "./triggerRules.ts";
+
+export interface ClearScope {
+  includeUpstream?: boolean;
+  includeDownstream?: boolean;
+}
+
+/**
+ * The given tasks plus, transitively, their upstream and/or downstream tasks, in the
+ * structure's topological order. Unknown ids are the caller's to reject.
+ */
+export function clearClosure(shape: DagShape, taskIds: Iterable<string>, scope: ClearScope = {}): string[] {
+  const chosen = new Set<string>();
+  const walk = (start: Iterable<string>, next: (taskId: string) => readonly string[]) => {
+    const stack = [...start];
+    while (stack.length > 0) {
+      const id = stack.pop()!;
+      for (const n of next(id)) {
+        if (chosen.has(n)) continue;
+        chosen.add(n);
+        stack.push(n);
+      }
+    }
+  };
+  const roots = [...taskIds].filter((id) => shape.byId.has(id));
+  for (const id of roots) chosen.add(id);
+  if (scope.includeUpstream) walk(roots, (id) => shape.byId.get(id)?.upstream ?? []);
+  if (scope.includeDownstream) walk(roots, (id) => shape.byId.get(id)?.downstream ?? []);
+  return shape.dag.tasks.map((t) => t.taskId).filter((id) => chosen.has(id));
+}
+
+/**
+ * Which current states a clear selects. Airflow: only_failed = failed or upstream_failed,
+ * only_running = running; Airflow intersects the two (so both together select nothing), Baton
+ * takes their union. Neither: every state.
+ */
+export function clearStateFilter(onlyFailed: boolean, onlyRunning: boolean): (state: string) => boolean {
+  if (!onlyFailed && !onlyRunning) return () => true;
+  return (state) =>
+    (onlyFailed && (state === TaskState.Failed || state === TaskState.UpstreamFailed)) || (onlyRunning && state === TaskState.Running);
+}
+
+const COUNTER_OF_STATE: Record<string, keyof Omit<UpstreamCounts, "total">> = {
+  [TaskState.Success]: "success",
+  [TaskState.Skipped]: "skipped",
+  [TaskState.Failed]: "failed",
+  [TaskState.UpstreamFailed]: "upstreamFailed",
+  [TaskState.Removed]: "removed",
+};
+
+/**
+ * A task's upstream counts recomputed from its direct upstream tasks' current states (only
+ * terminal states count, as settle counts them), for counters a clear invalidated.
+ */
+export function upstreamCountsOf(shape: DagShape, taskId: string, stateOf: (taskId: string) => string | undefined): UpstreamCounts {
+  const upstream = shape.byId.get(taskId)?.upstream ?? [];
+  const counts = zeroCounts(upstream.length);
+  for (const up of upstream) {
+    const counter = COUNTER_OF_STATE[stateOf(up) ?? TaskState.None];
+    if (counter) counts[counter]++;
+  }
+  return counts;
+}

@@ -1,0 +1,224 @@
+// clearTasks — Airflow's clear: chosen task instances of one run go back to `none` and run
+// again, and their run goes back to `running`, in one transaction. A cleared task keeps its
+// try_number (its next try is try_number + 1) and gets max_tries = try_number + its retries,
+// so it has its full retry budget again. It runs the run's pinned DAG version, like every try.
+// locks: every task_instance row of the run (ux_task_instance: range on dag_run_id, read in
+//   index order; checked with EXPLAIN), then the dag_run row (PK), then the pool rows of
+//   cleared running tries (name order): the order settle, finishTries and timeoutRuns lock in.
+//   Holding the whole run lets the up_* counters and unfinished_tasks be recomputed from
+//   states instead of patched; a clear is rare and operator-driven, so the wider lock is cheap.
+//   A dry run locks nothing.
+// fence: a cleared `running` try goes to `none` with its claim token removed, so the worker's
+//   result no longer matches finishTries' UPDATE (state = 'running' + try_number + token) and is
+//   discarded as fenced; its pool slots are released here. The worker's child keeps running
+//   until it ends (the executor does not yet notice a lost claim), so the re-queued try may
+//   overlap it — as in Airflow until the heartbeat of a cleared running task kills it.
+// decides: up_* counters of the cleared tasks and of their direct downstream tasks from their
+//   upstream tasks' states (scheduler/clearSelection.ts); then settle's decideDownstream over
+//   those rows: ready → queued (or held in `scheduled` when it depends on the past, as settle
+//   does); rule no longer satisfiable → skipped / upstream_failed, cascading through settle(),
+//   which counts the run down and may finish it.
+// outcomes: BATON_VALIDATION_FAILED (no task_ids and no state filter), BATON_DAG_NOT_FOUND,
+//   BATON_DAG_RUN_NOT_FOUND, BATON_TASK_NOT_FOUND (naming the ids); otherwise the cleared task
+//   instances (state before and after), the ids queued, and the run's state afterwards (a run
+//   whose cleared tasks all end at once, e.g. behind a failed upstream that was not cleared,
+//   finishes again in the same transaction). XCom entries of cleared tasks are deleted. A
+//   finished run restarts its clock: start_date = now, timeout_at = now + dagrunTimeout.
+import type { DagShape } from "../../core/dagStructure.ts";
+import { BatonError } from "../../core/errors.ts";
+import { RunState, TaskState, isTerminalTaskState } from "../../core/states.ts";
+import { clearClosure, clearStateFilter, upstreamCountsOf } from "../../scheduler/clearSelection.ts";
+import { inList, type Db, type RowDataPacket, type Statement, type Tx } from "../db.ts";
+import { occupancyStatements } from "../pools.ts";
+import { decideDownstream, dependsOnPast, endStatements, holdStatement, queueStatement, selectDownstream, settle } from "./settle.ts";
+
+export interface ClearRequest {
+  dagId: string;
+  runId: string;
+  /** Tasks to clear; every task of the run when empty, which needs onlyFailed or onlyRunning. */
+  taskIds?: string[];
+  /** Also clear every task upstream of them (transitively). */
+  includeUpstream?: boolean;
+  /** Also clear every task downstream of them (transitively). */
+  includeDownstream?: boolean;
+  /** Only task instances that are failed or upstream_failed. */
+  onlyFailed?: boolean;
+  /** Only task instances that are running (with onlyFailed: either). */
+  onlyRunning?: boolean;
+  /** Report what would be cleared; change nothing. */
+  dryRun?: boolean;
+}
+
+export interface ClearedTask {
+  id: number;
+  taskId: string;
+  mapIndex: number;
+  /** The state it was cleared from. */
+  previousState: string;
+  /** Its state once the clear committed (none, queued, skipped, upstream_failed); previousState on a dry run. */
+  state: string;
+}
+
+export interface ClearResult {
+  dagRunId: number;
+  dagId: string;
+  runId: string;
+  logicalDate: Date | null;
+  dryRun: boolean;
+  cleared: ClearedTask[];
+  /** task_instance ids queued by the clear (cleared tasks whose trigger rule holds at once). */
+  queued: number[];
+  /** The run's state afterwards. */
+  runState: string;
+}
+
+export async function clearTasks(
+  db: Db,
+  now: Date,
+  req: ClearRequest,
+  shapeOf: (versionHash: string) => Promise<DagShape>,
+): Promise<ClearResult> {
+  const taskIds = [...new Set(req.taskIds ?? [])];
+  if (taskIds.length === 0 && !req.onlyFailed && !req.onlyRunning) {
+    throw new BatonError("BATON_VALIDATION_FAILED", "task_ids is required unless only_failed or only_running is set");
+  }
+  const [runs] = await db.pool.query<RowDataPacket[]>("SELECT id, version_hash, logical_date FROM dag_run WHERE dag_id = ? AND run_id = ?", [
+    req.dagId,
+    req.runId,
+  ]);
+  const run = runs[0];
+  if (!run) {
+    const [dags] = await db.pool.query<RowDataPacket[]>("SELECT 1 FROM dag WHERE dag_id = ?", [req.dagId]);
+    if (dags.length === 0) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${req.dagId}" not found`);
+    throw new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${req.runId}" of DAG "${req.dagId}" not found`);
+  }
+  const dagRunId = Number(run.id);
+  // The run's pinned version decides which tasks exist, their edges and their retries.
+  const shape = await shapeOf(run.version_hash);
+  const unknown = taskIds.filter((id) => !shape.byId.has(id));
+  if (unknown.length > 0) {
+    throw new BatonError(
+      "BATON_TASK_NOT_FOUND",
+      `${unknown.length === 1 ? "task" : "tasks"} ${unknown.map((id) => `"${id}"`).join(", ")} not found in run "${req.runId}" of DAG "${req.dagId}"` +
+        " (a run keeps the DAG version it started with)",
+    );
+  }
+  const chosen = new Set(clearClosure(shape, taskIds.length > 0 ? taskIds : shape.byId.keys(), req));
+  const selects = clearStateFilter(!!req.onlyFailed, !!req.onlyRunning);
+  const dryRun = !!req.dryRun;
+
+  return db.tx(async (tx) => {
+    const lock = dryRun ? "" : " FOR UPDATE";
+    const [rows] = await tx.query<RowDataPacket[]>(
+      `SELECT id, task_id, map_index, state, pool, pool_slots FROM task_instance WHERE dag_run_id = ? ORDER BY task_id, map_index${lock}`,
+      [dagRunId],
+    );
+    const [[runRow]] = await tx.query<RowDataPacket[]>(`SELECT state FROM dag_run WHERE id = ?${lock}`, [dagRunId]);
+    const hits = rows.filter((r) => chosen.has(r.task_id) && selects(r.state));
+    const result: ClearResult = {
+      dagRunId,
+      dagId: req.dagId,
+      runId: req.runId,
+      logicalDate: run.logical_date ?? null,
+      dryRun,
+      cleared: hits.map((r) => ({ id: Number(r.id), taskId: r.task_id, mapIndex: r.map_index, previousState: r.state, state: r.state })),
+      queued: [],
+      runState: runRow!.state,
+    };
+    if (dryRun || hits.length === 0) return result;
+
+    const clearedIds = new Set(hits.map((r) => Number(r.id)));
+    const clearedTaskIds = [...new Set(hits.map((r) => r.task_id as string))];
+    await exec(tx, resetStatements(shape, hits));
+    await tx.query(`DELETE FROM xcom WHERE dag_run_id = ? AND task_id IN (${inList(clearedTaskIds)})`, [dagRunId, ...clearedTaskIds]);
+
+    // Counters of the cleared tasks and of their direct downstream tasks, from states as they are now.
+    const stateAfter = new Map<string, string>();
+    for (const r of rows) if (r.map_index === -1) stateAfter.set(r.task_id, clearedIds.has(Number(r.id)) ? TaskState.None : r.state);
+    const affected = new Set(clearedTaskIds);
+    for (const id of clearedTaskIds) for (const down of shape.byId.get(id)?.downstream ?? []) affected.add(down);
+    await exec(tx, counterStatements(dagRunId, shape, [...affected], (id) => stateAfter.get(id)));
+
+    const unfinished = rows.filter((r) => clearedIds.has(Number(r.id)) || !isTerminalTaskState(r.state)).length;
+    const finished = runRow!.state === RunState.Success || runRow!.state === RunState.Failed;
+    if (finished) {
+      // A finished run restarts its clock (Airflow sets start_date on clear): its dagrunTimeout counts from now.
+      const timeoutMs = shape.dag.dagrunTimeoutMs ?? null;
+      await tx.query("UPDATE dag_run SET state = 'running', end_date = NULL, unfinished_tasks = ?, start_date = ?, timeout_at = ? WHERE id = ?", [
+        unfinished,
+        now,
+        timeoutMs === null ? null : new Date(now.getTime() + timeoutMs),
+        dagRunId,
+      ]);
+    } else {
+      await tx.query("UPDATE dag_run SET state = 'running', end_date = NULL, unfinished_tasks = ? WHERE id = ?", [unfinished, dagRunId]);
+    }
+
+    // Re-evaluate with settle's own decision: one answer to "is this task ready?".
+    const select = selectDownstream(dagRunId, [...affected].sort());
+    const [candidates] = await tx.query<RowDataPacket[]>(select.sql, select.params);
+    const { ready, ended } = decideDownstream(candidates);
+    const held = ready.filter((r) => dependsOnPast(shape, r.task_id)).map((r) => Number(r.id));
+    const ids = ready.filter((r) => !dependsOnPast(shape, r.task_id)).map((r) => Number(r.id));
+    if (held.length > 0) await exec(tx, [holdStatement(held)]);
+    if (ids.length > 0) {
+      await exec(tx, [queueStatement(now, ids)]);
+      result.queued.push(...ids);
+    }
+    if (ended.length > 0) {
+      await exec(tx, endStatements(now, ended));
+      const outcome = await settle(tx, now, dagRunId, shape, ended.map(({ row, state }) => ({ taskId: row.task_id as string, state })));
+      result.queued.push(...outcome.queued);
+    }
+
+    // Cleared running tries no longer hold their pool slots (pool rows last).
+    const freed = new Map<string, number>();
+    for (const r of hits) if (r.state === TaskState.Running) freed.set(r.pool, (freed.get(r.pool) ?? 0) - Number(r.pool_slots));
+    await exec(tx, occupancyStatements(freed));
+
+    const [after] = await tx.query<RowDataPacket[]>(`SELECT id, state FROM task_instance WHERE id IN (${inList([...clearedIds])})`, [...clearedIds]);
+    const stateById = new Map(after.map((r) => [Number(r.id), r.state as string]));
+    for (const c of result.cleared) c.state = stateById.get(c.id) ?? c.state;
+    const [[runAfter]] = await tx.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE id = ?", [dagRunId]);
+    result.runState = runAfter!.state;
+    return result;
+  });
+}
+
+/** Back to `none` with a fresh retry budget; one statement per distinct retries value. */
+function resetStatements(shape: DagShape, hits: RowDataPacket[]): Statement[] {
+  const byRetries = new Map<number, number[]>();
+  for (const r of hits) {
+    const retries = shape.byId.get(r.task_id)?.retries ?? 0;
+    byRetries.set(retries, [...(byRetries.get(retries) ?? []), Number(r.id)]);
+  }
+  return [...byRetries].map(([retries, ids]) => ({
+    sql: `UPDATE task_instance SET state = 'none', max_tries = try_number + ?, claim_token = NULL, hostname = NULL, pid = NULL,
+                 heartbeat_at = NULL, queued_at = NULL, start_date = NULL, end_date = NULL, duration = NULL, next_retry_at = NULL,
+                 error = NULL
+           WHERE id IN (${inList(ids)})`,
+    params: [retries, ...ids],
+  }));
+}
+
+/** Sets the up_* counters of the given tasks; tasks with equal counts share one UPDATE. */
+function counterStatements(dagRunId: number, shape: DagShape, taskIds: string[], stateOf: (taskId: string) => string | undefined): Statement[] {
+  const groups = new Map<string, string[]>();
+  for (const taskId of taskIds) {
+    const c = upstreamCountsOf(shape, taskId, stateOf);
+    const key = JSON.stringify([c.success, c.skipped, c.failed, c.upstreamFailed, c.removed]);
+    groups.set(key, [...(groups.get(key) ?? []), taskId]);
+  }
+  return [...groups].map(([key, ids]) => {
+    ids.sort();
+    return {
+      sql: `UPDATE task_instance SET up_success = ?, up_skipped = ?, up_failed = ?, up_upstream_failed = ?, up_removed = ?
+             WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(ids)})`,
+      params: [...(JSON.parse(key) as number[]), dagRunId, ...ids],
+    };
+  });
+}
+
+async function exec(tx: Tx, statements: Statement[]): Promise<void> {
+  for (const s of statements) await tx.query(s.sql, s.params);
+}
