@@ -23,6 +23,8 @@ export interface SerializedTask {
   poolSlots: number;
   queue: string;
   hasCompensate: boolean;
+  dependsOnPast: boolean;
+  waitForDownstream: boolean;
   description: string | null;
   definedAt: string | null;
 }
@@ -38,9 +40,13 @@ export interface SerializedDag {
   catchup: boolean;
   maxActiveRuns: number;
   maxActiveTasks: number;
+  /** A running run older than this is failed (Airflow's dagrun_timeout); null: no limit. */
+  dagrunTimeoutMs: number | null;
   tags: string[];
   owner: string;
   isPausedUponCreation: boolean | null;
+  /** Whether the DAG defines onSuccess / onFailure, so workers only start a callback when there is one. */
+  callbacks: { onSuccess: boolean; onFailure: boolean };
   params: Record<string, unknown>;
   /** Topologically sorted: every task comes after its upstream tasks. */
   tasks: SerializedTask[];

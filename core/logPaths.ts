@@ -11,3 +11,8 @@ export function taskLogPath(logsFolder: string, t: { dagId: string; runId: strin
   if (t.mapIndex !== undefined && t.mapIndex >= 0) parts.push(`map_index=${t.mapIndex}`);
   return path.join(logsFolder, ...parts, `attempt=${t.tryNumber}.log`);
 }
+
+/** logs/dag_id=…/run_id=…/dag_callbacks.log: output of the DAG's onSuccess / onFailure for that run. */
+export function dagCallbackLogPath(logsFolder: string, r: { dagId: string; runId: string }): string {
+  return path.join(logsFolder, `dag_id=${segment(r.dagId)}`, `run_id=${segment(r.runId)}`, "dag_callbacks.log");
+}

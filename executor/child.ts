@@ -6,10 +6,10 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { format } from "node:util";
 import { serveRequests } from "../core/childProcess.ts";
-import type { Dag, TaskContext, TaskRef } from "../sdk/types.ts";
+import type { Dag, RunCallbackContext, TaskContext, TaskOptions, TaskRef } from "../sdk/types.ts";
 import { isDag } from "../sdk/dag.ts";
 import { SkipError } from "../sdk/errors.ts";
-import type { RunTryMessage, TryOutcome } from "./protocol.ts";
+import type { DagCallbackMessage, RunTryMessage, TryOutcome } from "./protocol.ts";
 
 const bundles = new Map<string, Promise<Record<string, unknown>>>();
 let current: AbortController | undefined;
@@ -22,6 +22,35 @@ function loadBundle(bundlePath: string): Promise<Record<string, unknown>> {
     bundles.set(bundlePath, loaded);
   }
   return loaded;
+}
+
+const CALLBACK_TIMEOUT_MS = 60_000;
+
+/** Runs a callback, bounded in time; its failure is logged and never changes the outcome. */
+async function runCallback(name: string, call: () => unknown, line: (level: string, args: unknown[]) => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      Promise.resolve().then(call),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`did not finish within ${CALLBACK_TIMEOUT_MS / 1000} s`)), CALLBACK_TIMEOUT_MS);
+      }),
+    ]);
+  } catch (err) {
+    line("ERROR", [`${name} callback failed (the task's state is unchanged): ${(err as Error)?.stack ?? String(err)}`]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** onSuccess after a success; onRetry or onFailure after a failure, as the retry policy will decide. */
+function runTaskCallback(options: TaskOptions, ctx: TaskContext, result: TryOutcome, m: RunTryMessage, line: (level: string, args: unknown[]) => void) {
+  if (result.outcome === "success" && options.onSuccess) return runCallback("onSuccess", () => options.onSuccess!(ctx, result.output), line);
+  if (result.outcome !== "failed" || !result.error) return;
+  const error = Object.assign(new Error(result.error.message), { name: result.error.name, code: result.error.code });
+  const willRetry = !result.error.nonRetryable && m.tryNumber <= m.maxTries;
+  if (willRetry && options.onRetry) return runCallback("onRetry", () => options.onRetry!(ctx, error), line);
+  if (!willRetry && options.onFailure) return runCallback("onFailure", () => options.onFailure!(ctx, error), line);
 }
 
 /** Direct downstream task ids of `taskId`. */
@@ -103,6 +132,7 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   const controller = new AbortController();
   current = controller;
   let result: TryOutcome;
+  let hooks: { options: TaskOptions; ctx: TaskContext } | undefined;
   try {
     line("INFO", [`Starting try ${m.tryNumber} of ${m.maxTries + 1}: ${m.dagId}.${m.taskId} run ${m.runId}`]);
     const module = await loadBundle(m.bundlePath);
@@ -138,6 +168,7 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
         throw new SkipError(reason);
       },
     };
+    hooks = { options: { ...dag.options.defaultArgs, ...task.options }, ctx };
     let output = await task.fn(ctx);
     let skipTasks: string[] | undefined;
     if (task.kind === "branch" || task.kind === "short_circuit") {
@@ -163,6 +194,9 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
       line("ERROR", [`Task failed: ${error.stack ?? error.message}`]);
       result = { outcome: "failed", error };
     }
+  }
+  try {
+    if (hooks) await runTaskCallback(hooks.options, hooks.ctx, result, m, line);
   } finally {
     current = undefined;
     process.stdout.write = stdoutWrite;
@@ -173,8 +207,35 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   return result;
 }
 
+/** A DAG's onSuccess / onFailure for a run that just ended, logged to the run's callback log. */
+async function runDagCallback(m: DagCallbackMessage): Promise<void> {
+  const log = await openLog(m.logPath);
+  const line = (level: string, args: unknown[]) => log.write(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`);
+  try {
+    const module = await loadBundle(m.bundlePath);
+    const dag = Object.values(module).find((v): v is Dag => isDag(v) && v.id === m.dagId);
+    const callback = m.state === "success" ? dag?.options.onSuccess : dag?.options.onFailure;
+    if (callback) {
+      const ctx: RunCallbackContext = {
+        dagId: m.dagId,
+        runId: m.runId,
+        state: m.state,
+        logicalDate: m.logicalDate ? new Date(m.logicalDate) : null,
+        conf: m.conf,
+        log: { debug: (...a) => line("DEBUG", a), info: (...a) => line("INFO", a), warn: (...a) => line("WARNING", a), error: (...a) => line("ERROR", a) },
+      };
+      line("INFO", [`Run ${m.runId} ended ${m.state}: running the DAG's ${m.state === "success" ? "onSuccess" : "onFailure"} callback`]);
+      await runCallback(m.state === "success" ? "onSuccess" : "onFailure", () => callback(ctx), line);
+    }
+  } catch (err) {
+    line("ERROR", [`could not run the DAG callback: ${(err as Error)?.stack ?? String(err)}`]);
+  }
+  await new Promise<void>((resolve) => log.end(resolve));
+}
+
 serveRequests({
   run: (m) => runTry(m.task as RunTryMessage),
+  dagCallback: (m) => runDagCallback(m.callback as DagCallbackMessage),
   abort: async (m) => {
     current?.abort(new Error(String(m.reason ?? "aborted")));
   },

@@ -26,3 +26,14 @@ export interface TryOutcome {
   /** Tasks a successful branch / short-circuit task decided to skip. */
   skipTasks?: string[];
 }
+
+/** A DAG-level callback for a run that ended; run by the worker that recorded the end. */
+export interface DagCallbackMessage {
+  dagId: string;
+  runId: string;
+  state: "success" | "failed";
+  logicalDate: string | null;
+  conf: Record<string, unknown>;
+  bundlePath: string;
+  logPath: string;
+}

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { Child } from "../core/childProcess.ts";
 import type { Clock } from "../core/clock.ts";
 import { formatDuration } from "../core/durations.ts";
-import { taskLogPath } from "../core/logPaths.ts";
+import { dagCallbackLogPath, taskLogPath } from "../core/logPaths.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Db } from "../store/db.ts";
 import { claimTasks, type ClaimedTask } from "../store/transitions/claimTasks.ts";
@@ -15,7 +15,7 @@ import { beatProcess, beatTries, removeProcess } from "../store/transitions/hear
 import { VersionCache } from "../store/versions.ts";
 import { upstreamOutputs } from "../store/xcom.ts";
 import { BundleCache } from "./bundleCache.ts";
-import type { RunTryMessage, TryOutcome } from "./protocol.ts";
+import type { DagCallbackMessage, RunTryMessage, TryOutcome } from "./protocol.ts";
 
 const CHILD_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "child.ts");
 
@@ -152,6 +152,10 @@ export class Worker {
         }
         for (const id of result.fenced) this.logger.warn(`result of task instance ${id} discarded: its try is no longer ours`);
         this.options.onRecorded?.({ finished: result.finished, runsFinished: result.runsFinished });
+        for (const ended of result.runsFinished) {
+          const context = batch.find((t) => t.task.dagRunId === ended.dagRunId)?.task;
+          if (context) void this.runDagCallback(context, ended.state);
+        }
         await this.dispatch(result.taken);
         // Ready tasks this worker could not take are queued: look for more work.
         if (result.queued.length > 0) this.wantClaim = true;
@@ -233,6 +237,33 @@ export class Worker {
     }
   }
 
+  /** The DAG's onSuccess / onFailure, in a child process; errors are logged, never raised. */
+  private async runDagCallback(run: ClaimedTask, state: "success" | "failed"): Promise<void> {
+    try {
+      const shape = await this.versions.shape(run.versionHash);
+      if (!(state === "success" ? shape.dag.callbacks?.onSuccess : shape.dag.callbacks?.onFailure)) return;
+      const message: DagCallbackMessage = {
+        dagId: run.dagId,
+        runId: run.runId,
+        state,
+        logicalDate: run.logicalDate ? new Date(run.logicalDate).toISOString() : null,
+        conf: run.conf,
+        bundlePath: await this.bundles.path(run.versionHash),
+        logPath: dagCallbackLogPath(this.options.logsFolder, run),
+      };
+      const slot = this.acquireSlot();
+      try {
+        await slot.child.request({ type: "dagCallback", callback: message });
+        slot.busy = false;
+      } catch {
+        const index = this.slots.indexOf(slot);
+        if (index >= 0) this.slots.splice(index, 1);
+      }
+    } catch (err) {
+      this.logger.warn(`DAG callback for run ${run.runId} of ${run.dagId} failed: ${(err as Error).message}`);
+    }
+  }
+
   private acquireSlot(): Slot {
     let slot = this.slots.find((s) => !s.busy && s.child.alive);
     if (!slot) {
@@ -266,7 +297,8 @@ export class Worker {
           return outcome;
         },
         (err): TryOutcome => {
-          this.slots.splice(this.slots.indexOf(slot), 1);
+          const index = this.slots.indexOf(slot);
+          if (index >= 0) this.slots.splice(index, 1);
           return { outcome: "failed", error: { name: "WorkerChildExited", code: "BATON_WORKER_CHILD_EXITED", message: `the task's process died: ${(err as Error).message}` } };
         },
       )

@@ -1,7 +1,7 @@
 import * as graphlib from "@dagrejs/graphlib";
-import { Cron } from "croner";
 import type { SerializedDag, SerializedTask } from "../core/dagStructure.ts";
 import { parseDuration } from "../core/durations.ts";
+import { parseDagDate, parseTimetable } from "../scheduler/timetable.ts";
 import { InvalidDagError } from "../sdk/errors.ts";
 import type { Dag, TaskDefaults } from "../sdk/types.ts";
 
@@ -28,9 +28,30 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
   const schedule = o.schedule ?? null;
   if (schedule !== null) {
     if (typeof schedule !== "string") throw new InvalidDagError("BATON_INVALID_DAG", `dag "${dag.id}": schedule must be a string or null`);
-    if (schedule.startsWith("@") ? !["@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"].includes(schedule) : !isInterval(schedule) && !isCron(schedule)) {
-      throw new InvalidDagError("BATON_INVALID_DAG", `dag "${dag.id}": schedule "${schedule}" is not a valid cron expression, preset or interval`);
+    // The scheduler's own reader, so whatever is accepted here can be scheduled.
+    try {
+      parseTimetable(schedule, timezone);
+    } catch (err) {
+      throw new InvalidDagError("BATON_INVALID_DAG", `dag "${dag.id}": ${(err as Error).message}`);
     }
+  }
+  let startDate: Date | null = null;
+  let endDate: Date | null = null;
+  try {
+    // A date without an offset ("2026-01-01") is read in the DAG's time zone, as in Airflow.
+    if (o.startDate !== undefined && o.startDate !== null) startDate = parseDagDate(o.startDate, timezone, "startDate");
+    if (o.endDate !== undefined && o.endDate !== null) endDate = parseDagDate(o.endDate, timezone, "endDate");
+  } catch (err) {
+    throw new InvalidDagError("BATON_INVALID_DAG", `dag "${dag.id}": ${(err as Error).message}`);
+  }
+  if (schedule !== null && startDate === null) {
+    throw new InvalidDagError("BATON_INVALID_DAG", `dag "${dag.id}": startDate is required with schedule "${schedule}" (e.g. startDate: "2026-01-01")`);
+  }
+  if (startDate && endDate && startDate.getTime() > endDate.getTime()) {
+    throw new InvalidDagError(
+      "BATON_INVALID_DAG",
+      `dag "${dag.id}": startDate ${JSON.stringify(o.startDate)} is after endDate ${JSON.stringify(o.endDate)}`,
+    );
   }
 
   const order = graphlib.alg.topsort(graph) as string[];
@@ -79,6 +100,9 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
       poolSlots: t.poolSlots ?? 1,
       queue: t.queue ?? "default",
       hasCompensate: typeof def.options.compensate === "function",
+      // waitForDownstream implies dependsOnPast, as in Airflow.
+      dependsOnPast: t.dependsOnPast === true || t.waitForDownstream === true,
+      waitForDownstream: t.waitForDownstream === true,
       description: def.options.description ?? null,
       definedAt: def.definedAt ?? null,
     };
@@ -90,32 +114,17 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
     description: o.description ?? null,
     schedule,
     timezone,
-    startDate: o.startDate === undefined ? null : new Date(o.startDate).toISOString(),
-    endDate: o.endDate === undefined ? null : new Date(o.endDate).toISOString(),
+    startDate: startDate ? startDate.toISOString() : null,
+    endDate: endDate ? endDate.toISOString() : null,
     catchup: o.catchup ?? false,
     maxActiveRuns: o.maxActiveRuns ?? 16,
     maxActiveTasks: o.maxActiveTasks ?? 16,
+    dagrunTimeoutMs: o.dagrunTimeout === undefined ? null : parseDuration(o.dagrunTimeout, "dagrunTimeout"),
     tags: o.tags ?? [],
     owner: o.owner ?? "baton",
     isPausedUponCreation: o.isPausedUponCreation ?? null,
+    callbacks: { onSuccess: typeof o.onSuccess === "function", onFailure: typeof o.onFailure === "function" },
     params: o.params ?? {},
     tasks,
   };
-}
-
-function isInterval(schedule: string): boolean {
-  try {
-    return parseDuration(schedule) > 0;
-  } catch {
-    return false;
-  }
-}
-
-function isCron(schedule: string): boolean {
-  try {
-    new Cron(schedule, { paused: true });
-    return schedule.trim().split(/\s+/).length === 5;
-  } catch {
-    return false;
-  }
 }

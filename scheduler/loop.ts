@@ -3,9 +3,12 @@ import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Db } from "../store/db.ts";
 import { reconcilePools } from "../store/pools.ts";
+import { createScheduledRuns } from "../store/transitions/createScheduledRuns.ts";
 import { beatProcess, removeProcess } from "../store/transitions/heartbeat.ts";
 import { queueRetries } from "../store/transitions/queueRetries.ts";
+import { releaseScheduled } from "../store/transitions/releaseScheduled.ts";
 import { startRuns } from "../store/transitions/startRuns.ts";
+import { timeoutRuns } from "../store/transitions/timeoutRuns.ts";
 import { VersionCache } from "../store/versions.ts";
 
 export interface SchedulerOptions {
@@ -15,6 +18,10 @@ export interface SchedulerOptions {
 }
 
 export interface TickReport {
+  /** Scheduled runs created (due intervals of unpaused DAGs). */
+  runsCreated: number;
+  /** Running runs failed by their dagrunTimeout. */
+  runsTimedOut: number;
   runsStarted: number;
   tasksQueued: number;
   retriesQueued: number;
@@ -25,7 +32,7 @@ export interface TickReport {
  * The scheduling loop. It only orchestrates: every decision lives in a pure function and
  * every state change in a store transition. It never imports user code. Readiness after a
  * task finishes is decided by the worker's own transaction (the fast path); this loop
- * starts runs, re-queues retries, and heartbeats.
+ * times out runs, creates scheduled runs, starts runs, re-queues retries, and heartbeats.
  */
 export class Scheduler {
   readonly id = randomBytes(16).toString("hex");
@@ -53,13 +60,26 @@ export class Scheduler {
     const now = this.clock.now();
     let runsStarted = 0;
     let tasksQueued = 0;
-    for (;;) {
-      const batch = await startRuns(this.db, now, (h) => this.versions.shape(h));
+    // Time-outs first: a failed run frees its place under maxActiveRuns for the next one.
+    const timedOut = await timeoutRuns(this.db, now);
+    for (const run of timedOut.runs) this.logger.warn(`dag run ${run.dagId}/${run.runId} exceeded its dagrunTimeout and was failed`);
+    let runsCreated = 0;
+    // Each pass moves on (or defers) every DAG it locked, so passes end when none is due.
+    for (let pass = 0; pass < 20; pass++) {
+      const created = await createScheduledRuns(this.db, now);
+      runsCreated += created.created.length;
+      for (const u of created.unschedulable) this.logger.error(`dag ${u.dagId} cannot be scheduled: ${u.reason}`);
+      if (created.dags === 0) break;
+    }
+    for (let afterId = 0; ; ) {
+      const batch = await startRuns(this.db, now, (h) => this.versions.shape(h), { afterId });
       runsStarted += batch.started;
       tasksQueued += batch.queued;
-      if (batch.started === 0) break;
+      if (batch.scanned === 0) break;
+      afterId = batch.lastId;
     }
     const retriesQueued = await queueRetries(this.db, now);
+    tasksQueued += await releaseScheduled(this.db, now, (h) => this.versions.shape(h));
     if (tasksQueued + retriesQueued > 0) this.options.onTasksQueued?.();
     if (Date.now() - this.lastReconcile > 30_000) {
       this.lastReconcile = Date.now();
@@ -70,7 +90,7 @@ export class Scheduler {
       this.lastBeat = Date.now();
       await beatProcess(this.db, now, { id: this.id, kind: "scheduler", startedAt: this.startedAt });
     }
-    return { runsStarted, tasksQueued, retriesQueued, durationMs: performance.now() - started };
+    return { runsCreated, runsTimedOut: timedOut.runs.length, runsStarted, tasksQueued, retriesQueued, durationMs: performance.now() - started };
   }
 
   /** Runs a tick now (or right after the current one). */
@@ -84,7 +104,7 @@ export class Scheduler {
     this.ticking = this.tick()
       .catch((err) => {
         this.logger.error(`scheduler tick failed: ${(err as Error).message}`);
-        return { runsStarted: 0, tasksQueued: 0, retriesQueued: 0, durationMs: 0 };
+        return { runsCreated: 0, runsTimedOut: 0, runsStarted: 0, tasksQueued: 0, retriesQueued: 0, durationMs: 0 };
       })
       .finally(() => {
         this.ticking = undefined;

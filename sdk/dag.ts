@@ -53,6 +53,12 @@ function checkDefaults(where: string, o: TaskDefaults): void {
   if (o.priorityWeight !== undefined && !Number.isInteger(o.priorityWeight)) {
     fail(`${where}: priorityWeight must be an integer, got ${JSON.stringify(o.priorityWeight)}`);
   }
+  for (const field of ["onSuccess", "onFailure", "onRetry"] as const) {
+    if (o[field] !== undefined && typeof o[field] !== "function") fail(`${where}: ${field} must be a function`);
+  }
+  for (const field of ["dependsOnPast", "waitForDownstream"] as const) {
+    if (o[field] !== undefined && typeof o[field] !== "boolean") fail(`${where}: ${field} must be true or false, got ${JSON.stringify(o[field])}`);
+  }
   if (o.weightRule !== undefined && !["downstream", "upstream", "absolute"].includes(o.weightRule)) {
     fail(`${where}: weightRule must be "downstream", "upstream" or "absolute", got ${JSON.stringify(o.weightRule)}`);
   }
@@ -74,7 +80,19 @@ export function dag(options: DagOptions, build: (t: DagBuilder) => void): Dag {
   if (options.maxActiveRuns !== undefined && (!Number.isInteger(options.maxActiveRuns) || options.maxActiveRuns < 1)) {
     fail(`dag "${options.id}": maxActiveRuns must be an integer >= 1, got ${JSON.stringify(options.maxActiveRuns)}`);
   }
+  if (options.dagrunTimeout !== undefined) {
+    let ms: number;
+    try {
+      ms = parseDuration(options.dagrunTimeout, "dagrunTimeout");
+    } catch (err) {
+      fail(`dag "${options.id}": ${(err as Error).message}`);
+    }
+    if (ms <= 0) fail(`dag "${options.id}": dagrunTimeout must be a positive duration, got ${JSON.stringify(options.dagrunTimeout)}`);
+  }
   checkDefaults(`dag "${options.id}" defaultArgs`, options.defaultArgs ?? {});
+  for (const field of ["onSuccess", "onFailure"] as const) {
+    if (options[field] !== undefined && typeof options[field] !== "function") fail(`dag "${options.id}": ${field} must be a function`);
+  }
 
   const tasks = new Map<string, TaskDefinition>();
   const refs = new Map<string, TaskRef<unknown>>();

@@ -9,6 +9,7 @@ export type {
   BranchChoice,
   Dag,
   DagOptions,
+  RunCallbackContext,
   DagBuilder,
   Duration,
   TaskContext,

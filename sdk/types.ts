@@ -63,6 +63,26 @@ export interface TaskDefaults {
   pool?: string;
   poolSlots?: number;
   queue?: string;
+  /** Only once the same task succeeded (or was skipped) in the previous run (Airflow's depends_on_past). */
+  dependsOnPast?: boolean;
+  /** Like dependsOnPast, and the previous run's direct downstream tasks of this task are done too. */
+  waitForDownstream?: boolean;
+  /** Run by the worker after a successful try; an error here is logged, never changes the task's state. */
+  onSuccess?: (ctx: TaskContext, output: unknown) => unknown;
+  /** Run by the worker after the last failed try. */
+  onFailure?: (ctx: TaskContext, error: Error) => unknown;
+  /** Run by the worker after a failed try that will be retried. */
+  onRetry?: (ctx: TaskContext, error: Error) => unknown;
+}
+
+/** What a DAG-level callback knows about the run that just ended. */
+export interface RunCallbackContext {
+  readonly dagId: string;
+  readonly runId: string;
+  readonly state: "success" | "failed";
+  readonly logicalDate: Date | null;
+  readonly conf: Record<string, unknown>;
+  readonly log: TaskLogger;
 }
 
 export interface TaskOptions extends TaskDefaults {
@@ -91,11 +111,17 @@ export interface DagOptions {
   catchup?: boolean;
   maxActiveRuns?: number;
   maxActiveTasks?: number;
+  /** A run still running this long after it started is failed; its unfinished tasks end. */
+  dagrunTimeout?: Duration;
   tags?: string[];
   owner?: string;
   isPausedUponCreation?: boolean;
   params?: Record<string, unknown>;
   defaultArgs?: TaskDefaults;
+  /** Run by a worker when a run of this DAG succeeds; errors are logged only. */
+  onSuccess?: (ctx: RunCallbackContext) => unknown;
+  /** Run by a worker when a run of this DAG fails; errors are logged only. */
+  onFailure?: (ctx: RunCallbackContext) => unknown;
 }
 
 /** What a branch task returns: the direct downstream task(s) to follow; the others are skipped. */

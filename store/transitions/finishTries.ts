@@ -24,7 +24,9 @@ import {
   counterColumn,
   countsOfSingleUpstream,
   decideDownstream,
+  dependsOnPast,
   endStatements,
+  holdStatement,
   finishRun,
   queueStatement,
   selectDownstream,
@@ -198,7 +200,7 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
     for (const s of run.settled) {
       for (const down of run.shape.byId.get(s.taskId)?.downstream ?? []) {
         const spec = run.shape.byId.get(down)!;
-        if (run.forcedSkips.has(down) || spec.upstream.length !== 1 || evaluateTriggerRule(spec.triggerRule, countsOfSingleUpstream(s.state)) !== "ready") continue;
+        if (run.forcedSkips.has(down) || spec.dependsOnPast || spec.upstream.length !== 1 || evaluateTriggerRule(spec.triggerRule, countsOfSingleUpstream(s.state)) !== "ready") continue;
         const canTake = capacity > 0 && !!take?.queues.includes(spec.queue) && reserve(spec.pool, spec.poolSlots);
         if (canTake) capacity--;
         speculative.set(down, { column: counterColumn(s.state), upstream: s.taskId, take: canTake });
@@ -246,8 +248,9 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
   for (const dagRunId of runIds) {
     const run = runs.get(dagRunId)!;
     statements.push({ sql: "UPDATE dag_run SET unfinished_tasks = unfinished_tasks - ? WHERE id = ?", params: [run.settled.length, dagRunId] });
-    // A run that just got a task queued or claimed cannot be finished.
-    if (run.taken.length === 0 && !run.speculativeQueued) mayHaveFinished.push(dagRunId);
+    // Always checked: a speculative UPDATE may have matched no row (its task already ended,
+    // e.g. after a clear without downstream), so it proves nothing about the run.
+    mayHaveFinished.push(dagRunId);
   }
   const runSelectIndex = statements.length;
   if (mayHaveFinished.length > 0) {
@@ -291,12 +294,16 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
 
   // Multi-upstream downstream tasks: decide from their counters.
   const ready: { row: RowDataPacket; run: ClaimedTask }[] = [];
+  const held: number[] = [];
   const cascades: { dagRunId: number; shape: DagShape; ended: ReturnType<typeof decideDownstream>["ended"] }[] = [];
   for (const dagRunId of runIds) {
     const run = runs.get(dagRunId)!;
     if (run.selectIndex === undefined) continue;
     const decisions = decideDownstream((results[run.selectIndex] as RowDataPacket[]).filter((row) => !run.forcedSkips.has(row.task_id)));
-    for (const row of decisions.ready) ready.push({ row, run: run.context });
+    for (const row of decisions.ready) {
+      if (dependsOnPast(run.shape, row.task_id)) held.push(Number(row.id));
+      else ready.push({ row, run: run.context });
+    }
     if (decisions.ended.length > 0) cascades.push({ dagRunId, shape: run.shape, ended: decisions.ended });
   }
   const finishedRuns = new Set<number>();
@@ -329,7 +336,7 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
   }
   const takenIds = new Set(takeable.map(({ row }) => Number(row.id)));
   const left = ready.filter(({ row }) => !takenIds.has(Number(row.id))).map(({ row }) => Number(row.id));
-  const final: Statement[] = [];
+  const final: Statement[] = held.length > 0 ? [holdStatement(held)] : [];
   if (left.length > 0) {
     final.push(queueStatement(now, left));
     result.queued.push(...left);

@@ -129,6 +129,15 @@ export function queueStatement(now: Date, ids: number[]): Statement {
   return { sql: `UPDATE task_instance SET state = 'queued', queued_at = ? WHERE id IN (${inList(ids)})`, params: [now, ...ids] };
 }
 
+/** Ready tasks that also depend on the previous run wait in `scheduled` for the scheduler (releaseScheduled). */
+export function holdStatement(ids: number[]): Statement {
+  return { sql: `UPDATE task_instance SET state = 'scheduled' WHERE id IN (${inList(ids)})`, params: ids };
+}
+
+export function dependsOnPast(shape: DagShape, taskId: string): boolean {
+  return shape.byId.get(taskId)?.dependsOnPast === true;
+}
+
 export function endStatements(now: Date, ended: DownstreamDecisions["ended"]): Statement[] {
   const byState = new Map<string, number[]>();
   for (const { row, state } of ended) byState.set(state, [...(byState.get(state) ?? []), Number(row.id)]);
@@ -154,8 +163,10 @@ export async function settle(tx: Tx, now: Date, dagRunId: number, shape: DagShap
     const select = selectDownstream(dagRunId, downstream);
     const [rows] = await tx.query<RowDataPacket[]>(select.sql, select.params);
     const { ready, ended } = decideDownstream(rows);
-    if (ready.length > 0) {
-      const ids = ready.map((r) => Number(r.id));
+    const held = ready.filter((r) => dependsOnPast(shape, r.task_id)).map((r) => Number(r.id));
+    const ids = ready.filter((r) => !dependsOnPast(shape, r.task_id)).map((r) => Number(r.id));
+    if (held.length > 0) await exec(tx, [holdStatement(held)]);
+    if (ids.length > 0) {
       await exec(tx, [queueStatement(now, ids)]);
       queued.push(...ids);
     }

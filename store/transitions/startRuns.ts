@@ -2,7 +2,8 @@
 // tasks whose trigger rule already holds (roots, `always`).
 // locks: queued dag_run rows (ix_dag_run_state, SKIP LOCKED, so several schedulers split the
 //   work), then their dag rows (PK) so maxActiveRuns is counted under a lock.
-// outcomes: the runs started and the ids of task instances queued.
+// outcomes: the runs started and the ids of task instances queued; each started run gets
+//   timeout_at = now + its version's dagrunTimeout (or NULL).
 import type { DagShape } from "../../core/dagStructure.ts";
 import { RunState, TaskState } from "../../core/states.ts";
 import { evaluateTriggerRule, zeroCounts } from "../../scheduler/triggerRules.ts";
@@ -11,14 +12,25 @@ import { inList, type Db, type RowDataPacket } from "../db.ts";
 export interface StartedRuns {
   started: number;
   queued: number;
+  /** Queued runs looked at, and the last id: the caller pages on with afterId, so runs held by a
+   *  paused DAG or one at maxActiveRuns never starve the runs behind them. */
+  scanned: number;
+  lastId: number;
 }
 
-export async function startRuns(db: Db, now: Date, shapeOf: (versionHash: string) => Promise<DagShape>, limit = 50): Promise<StartedRuns> {
+export async function startRuns(
+  db: Db,
+  now: Date,
+  shapeOf: (versionHash: string) => Promise<DagShape>,
+  options: { limit?: number; afterId?: number } = {},
+): Promise<StartedRuns> {
   return db.tx(async (tx) => {
     const [candidates] = await tx.query<RowDataPacket[]>(
-      `SELECT id, dag_id, run_id, version_hash FROM dag_run WHERE state = 'queued' ORDER BY id LIMIT ${Number(limit)} FOR UPDATE SKIP LOCKED`,
+      `SELECT id, dag_id, run_id, version_hash FROM dag_run WHERE state = 'queued' AND id > ?
+        ORDER BY id LIMIT ${Math.floor(options.limit ?? 50)} FOR UPDATE SKIP LOCKED`,
+      [options.afterId ?? 0],
     );
-    if (candidates.length === 0) return { started: 0, queued: 0 };
+    if (candidates.length === 0) return { started: 0, queued: 0, scanned: 0, lastId: options.afterId ?? 0 };
     const dagIds = [...new Set(candidates.map((c) => c.dag_id as string))].sort();
     const [dags] = await tx.query<RowDataPacket[]>(
       `SELECT dag_id, is_paused, max_active_runs FROM dag WHERE dag_id IN (${inList(dagIds)}) FOR UPDATE`,
@@ -47,13 +59,15 @@ export async function startRuns(db: Db, now: Date, shapeOf: (versionHash: string
       const values: unknown[] = [];
       for (const task of tasks) {
         const ready = evaluateTriggerRule(task.triggerRule, zeroCounts(task.upstream.length)) === "ready";
+        // Ready tasks that depend on the previous run wait in `scheduled` (see releaseScheduled).
+        const state = !ready ? TaskState.None : task.dependsOnPast ? TaskState.Scheduled : TaskState.Queued;
         placeholders.push("(?, ?, ?, ?, -1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)");
         values.push(
           run.id,
           run.dag_id,
           run.run_id,
           task.taskId,
-          ready ? TaskState.Queued : TaskState.None,
+          state,
           task.retries,
           task.priorityWeight,
           task.pool,
@@ -61,9 +75,9 @@ export async function startRuns(db: Db, now: Date, shapeOf: (versionHash: string
           task.queue,
           task.triggerRule,
           task.upstream.length,
-          ready ? now : null,
+          state === TaskState.Queued ? now : null,
         );
-        if (ready) queued++;
+        if (state === TaskState.Queued) queued++;
       }
       // Chunked so a 10,000-task DAG stays under max_allowed_packet.
       for (let i = 0; i < placeholders.length; i += 1000) {
@@ -75,14 +89,17 @@ export async function startRuns(db: Db, now: Date, shapeOf: (versionHash: string
           values.slice(i * 13, (i + chunk.length) * 13),
         );
       }
-      await tx.query("UPDATE dag_run SET state = ?, start_date = ?, unfinished_tasks = ? WHERE id = ?", [
+      // The run's deadline comes from its pinned version (timeoutRuns fails it after that).
+      const timeoutMs = shape.dag.dagrunTimeoutMs ?? null;
+      await tx.query("UPDATE dag_run SET state = ?, start_date = ?, unfinished_tasks = ?, timeout_at = ? WHERE id = ?", [
         RunState.Running,
         now,
         tasks.length,
+        timeoutMs === null ? null : new Date(now.getTime() + timeoutMs),
         run.id,
       ]);
       started++;
     }
-    return { started, queued };
+    return { started, queued, scanned: candidates.length, lastId: Number(candidates[candidates.length - 1]!.id) };
   });
 }

@@ -1,0 +1,57 @@
+// releaseScheduled — tasks whose trigger rule holds but that wait on the previous run
+// (dependsOnPast / waitForDownstream) sit in `scheduled`; the scheduler queues them once
+// dependsOnPastDep passes.
+// locks: scheduled task_instance rows via ix_ti_claim (state prefix), SKIP LOCKED so several
+//   schedulers split them; reads of the previous run are plain (READ COMMITTED) reads.
+import type { DagShape } from "../../core/dagStructure.ts";
+import { dependsOnPastDep } from "../../scheduler/deps/dependsOnPast.ts";
+import { inList, type Db, type RowDataPacket } from "../db.ts";
+
+export async function releaseScheduled(db: Db, now: Date, shapeOf: (versionHash: string) => Promise<DagShape>, limit = 500): Promise<number> {
+  return db.tx(async (tx) => {
+    // Lock the task rows alone (MariaDB has no FOR UPDATE OF), then read their runs.
+    const [locked] = await tx.query<RowDataPacket[]>(
+      `SELECT id FROM task_instance WHERE state = 'scheduled' LIMIT ${Math.floor(limit)} FOR UPDATE SKIP LOCKED`,
+    );
+    if (locked.length === 0) return 0;
+    const ids = locked.map((r) => Number(r.id));
+    const [rows] = await tx.query<RowDataPacket[]>(
+      `SELECT ti.id, ti.dag_id, ti.task_id, ti.dag_run_id, r.logical_date, r.version_hash
+         FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id WHERE ti.id IN (${inList(ids)})`,
+      ids,
+    );
+    const release: number[] = [];
+    for (const row of rows) {
+      const spec = (await shapeOf(row.version_hash)).byId.get(row.task_id);
+      const [previous] = await tx.query<RowDataPacket[]>(
+        `SELECT id, run_id FROM dag_run WHERE dag_id = ? AND id <> ? AND (logical_date < ? OR (logical_date = ? AND id < ?))
+          ORDER BY logical_date DESC, id DESC LIMIT 1`,
+        [row.dag_id, row.dag_run_id, row.logical_date, row.logical_date, row.dag_run_id],
+      );
+      let previousState: string | undefined;
+      const downstreamStates: Record<string, string> = {};
+      if (previous[0]) {
+        const names = [row.task_id, ...(spec?.waitForDownstream ? spec.downstream : [])];
+        const [states] = await tx.query<RowDataPacket[]>(
+          `SELECT task_id, state FROM task_instance WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(names)})`,
+          [previous[0].id, ...names],
+        );
+        for (const s of states) {
+          if (s.task_id === row.task_id) previousState = s.state;
+          else downstreamStates[s.task_id] = s.state;
+        }
+      }
+      const status = dependsOnPastDep({
+        previousRunId: previous[0]?.run_id ?? null,
+        previousState,
+        waitForDownstream: !!spec?.waitForDownstream,
+        previousDownstreamStates: downstreamStates,
+      });
+      if (status.passed) release.push(Number(row.id));
+    }
+    if (release.length > 0) {
+      await tx.query(`UPDATE task_instance SET state = 'queued', queued_at = ? WHERE id IN (${inList(release)})`, [now, ...release]);
+    }
+    return release.length;
+  });
+}

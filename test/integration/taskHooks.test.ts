@@ -1,0 +1,97 @@
+import { mkdtemp, readFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { Harness, dagSource } from "../helpers/harness.ts";
+import { waitFor } from "../helpers/db.ts";
+import type { RowDataPacket } from "../../store/db.ts";
+
+const HOOKS = dagSource(`
+import { appendFileSync } from "node:fs";
+const mark = (ctx, what) => appendFileSync(String(ctx.conf.marks), what + "\\n");
+
+export const hooks = dag({
+  id: "hooks",
+  defaultArgs: { retries: 1, retryDelay: 50, onRetry: (ctx, err) => mark(ctx, "retry:" + ctx.taskId + ":" + err.message) },
+  onSuccess: (ctx) => mark(ctx, "dag-success:" + ctx.runId),
+  onFailure: (ctx) => { mark(ctx, "dag-failed:" + ctx.state); ctx.log.info("dag failure callback ran"); },
+}, (t) => {
+  const ok = t.task("ok", { onSuccess: (ctx, out) => mark(ctx, "success:" + JSON.stringify(out)) }, async () => ({ n: 1 }));
+  const flaky = t.task("flaky", {
+    onFailure: (ctx, err) => mark(ctx, "failure:" + err.message),
+    onSuccess: () => { throw new Error("callbacks must not change the state"); },
+  }, async (ctx) => {
+    if (ctx.conf.fail) throw new Error("boom " + ctx.tryNumber);
+    return "fine";
+  });
+  ok.then(flaky);
+});
+
+export const past = dag({ id: "past" }, (t) => {
+  t.task("a", { dependsOnPast: true }, async (ctx) => { if (ctx.conf.fail) throw new Error("no"); return "a"; });
+});
+`);
+
+describe("callbacks and dependsOnPast", () => {
+  const h = new Harness();
+  let marks: string;
+  beforeAll(async () => {
+    marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-marks-")), "marks.txt");
+    await h.start({ "hooks.ts": HOOKS });
+    await h.run();
+  });
+  afterAll(() => h.stop());
+
+  async function trigger(dagId: string, conf: Record<string, unknown>, logicalDate?: string) {
+    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { conf, ...(logicalDate ? { logical_date: logicalDate } : {}) } });
+    expect(res.statusCode).toBe(200);
+    return res.json().dag_run_id as string;
+  }
+  const runState = async (dagId: string, runId: string) => {
+    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+    return rows[0]?.state as string | undefined;
+  };
+  const taskState = async (dagId: string, runId: string, taskId: string) => {
+    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = ?", [dagId, runId, taskId]);
+    return rows[0]?.state as string | undefined;
+  };
+  const lines = async () => (await readFile(marks, "utf8").catch(() => "")).split("\n").filter(Boolean);
+
+  it("runs task and DAG callbacks on success; a throwing callback changes nothing", async () => {
+    const runId = await trigger("hooks", { marks });
+    await waitFor("success", async () => (await runState("hooks", runId)) === "success");
+    await waitFor("dag success callback", async () => (await lines()).includes(`dag-success:${runId}`));
+    expect(await lines()).toEqual(expect.arrayContaining(['success:{"n":1}']));
+    expect(await taskState("hooks", runId, "flaky")).toBe("success");
+    const log = await readFile(path.join(h.logsFolder, "dag_id=hooks", `run_id=${runId}`, "task_id=flaky", "attempt=1.log"), "utf8");
+    expect(log).toContain("onSuccess callback failed (the task's state is unchanged)");
+  });
+
+  it("runs onRetry, then onFailure, then the DAG's onFailure", async () => {
+    const before = (await lines()).length;
+    const runId = await trigger("hooks", { marks, fail: true });
+    await waitFor("failure", async () => (await runState("hooks", runId)) === "failed");
+    await waitFor("dag failure callback", async () => (await lines()).includes("dag-failed:failed"));
+    const added = (await lines()).slice(before);
+    expect(added.filter((l) => !l.startsWith("success:"))).toEqual(["retry:flaky:boom 1", "failure:boom 2", "dag-failed:failed"]);
+    const log = await readFile(path.join(h.logsFolder, "dag_id=hooks", `run_id=${runId}`, "dag_callbacks.log"), "utf8");
+    expect(log).toContain("dag failure callback ran");
+  });
+
+  it("dependsOnPast holds a task until the same task succeeded in the previous run", async () => {
+    const first = await trigger("past", { fail: true }, "2026-01-01T00:00:00Z");
+    await waitFor("first run fails", async () => (await runState("past", first)) === "failed");
+    const second = await trigger("past", {}, "2026-01-02T00:00:00Z");
+    await waitFor("second run starts", async () => (await taskState("past", second, "a")) !== undefined);
+    await h.scheduler.tick();
+    await h.scheduler.tick();
+    expect(await taskState("past", second, "a")).toBe("scheduled");
+
+    // The previous run's task now counts as done: the held task is released and runs.
+    await h.db.pool.query("UPDATE task_instance SET state = 'success' WHERE dag_id = 'past' AND run_id = ?", [first]);
+    await h.scheduler.tick();
+    await waitFor("second run succeeds", async () => (await runState("past", second)) === "success");
+
+    const firstOfAll = await trigger("past", {}, "2025-01-01T00:00:00Z");
+    await waitFor("a run with no previous run is not held", async () => (await runState("past", firstOfAll)) === "success");
+  });
+});
