@@ -7,11 +7,23 @@ const SDK_ENTRY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..
 export interface BundleOk {
   ok: true;
   code: string;
+  /** Local modules bundled besides the file itself (absolute paths), to re-parse when one changes. */
+  deps: string[];
 }
 export interface BundleFailed {
   ok: false;
   message: string;
   line: number | null;
+  deps: string[];
+}
+
+/** Bundled inputs that belong to the user's DAG folder: not packages, not Baton's SDK. */
+function localInputs(inputs: string[], file: string): string[] {
+  const sdkFolder = path.dirname(SDK_ENTRY) + path.sep;
+  return inputs
+    .map((input) => path.resolve(input))
+    .filter((p) => p !== file && !p.includes(`${path.sep}node_modules${path.sep}`) && !p.startsWith(sdkFolder) && !p.startsWith(path.resolve(path.dirname(SDK_ENTRY), "../core") + path.sep))
+    .sort();
 }
 
 /**
@@ -32,6 +44,7 @@ export async function bundleDagFile(file: string): Promise<BundleOk | BundleFail
       outfile: "/bundle.mjs",
       sourcemap: "external",
       sourcesContent: false,
+      metafile: true,
       logLevel: "silent",
       banner: { js: 'import { createRequire as __batonCreateRequire } from "node:module"; const require = __batonCreateRequire(import.meta.url);' },
       plugins: [{ name: "baton-sdk", setup: (b) => b.onResolve({ filter: /^baton$/ }, () => ({ path: SDK_ENTRY })) }],
@@ -44,11 +57,13 @@ export async function bundleDagFile(file: string): Promise<BundleOk | BundleFail
       map.sources = map.sources.map((s) => path.resolve("/", s));
       code += `//# sourceMappingURL=data:application/json;base64,${Buffer.from(JSON.stringify(map)).toString("base64")}\n`;
     }
-    return { ok: true, code };
+    return { ok: true, code, deps: localInputs(Object.keys(result.metafile.inputs), file) };
   } catch (err) {
     const first: Message | undefined = (err as BuildFailure).errors?.[0];
-    if (!first) return { ok: false, message: (err as Error).message, line: null };
+    if (!first) return { ok: false, message: (err as Error).message, line: null, deps: [] };
     const where = first.location ? `${first.location.file}:${first.location.line}:${first.location.column + 1}: ` : "";
-    return { ok: false, message: `${where}${first.text}`, line: first.location?.line ?? null };
+    // An error inside an imported module: fixing that module must re-parse this file.
+    const deps = first.location ? localInputs([first.location.file], file) : [];
+    return { ok: false, message: `${where}${first.text}`, line: first.location?.line ?? null, deps };
   }
 }

@@ -14,12 +14,13 @@ import { serializeDag } from "./serialize.ts";
 import { lineInFile } from "./stackLine.ts";
 
 export type ParseOutcome =
-  | { ok: true; code: string; dags: SerializedDag[] }
-  | { ok: false; code: string; message: string; line: number | null; stack: string | null };
+  | { ok: true; code: string; dags: SerializedDag[]; deps: string[] }
+  | { ok: false; code: string; message: string; line: number | null; stack: string | null; deps?: string[] };
 
 async function parse(file: string, scratch: string): Promise<ParseOutcome> {
   const bundled = await bundleDagFile(file);
-  if (!bundled.ok) return { ok: false, code: "BATON_DAG_IMPORT_ERROR", message: bundled.message, line: bundled.line, stack: null };
+  if (!bundled.ok) return { ok: false, code: "BATON_DAG_IMPORT_ERROR", message: bundled.message, line: bundled.line, stack: null, deps: bundled.deps };
+  const deps = bundled.deps;
 
   const hash = createHash("sha256").update(bundled.code).digest("hex");
   const bundlePath = path.join(scratch, `${hash}.mjs`);
@@ -31,7 +32,7 @@ async function parse(file: string, scratch: string): Promise<ParseOutcome> {
     const e = err as Error & { code?: string };
     const code = typeof e?.code === "string" && e.code.startsWith("BATON_") ? e.code : "BATON_DAG_IMPORT_ERROR";
     const message = e instanceof Error ? `${e.name}: ${e.message}` : `thrown value: ${String(err)}`;
-    return { ok: false, code, message, line: lineInFile(e?.stack, file), stack: e?.stack ?? null };
+    return { ok: false, code, message, line: lineInFile(e?.stack, file), stack: e?.stack ?? null, deps };
   } finally {
     await rm(bundlePath, { force: true });
   }
@@ -44,10 +45,10 @@ async function parse(file: string, scratch: string): Promise<ParseOutcome> {
     } catch (err) {
       const e = err as Error & { code?: string };
       const line = value.definedAt ? Number(value.definedAt.split(":").pop()) || null : null;
-      return { ok: false, code: e.code ?? "BATON_INVALID_DAG", message: e.message, line, stack: e.stack ?? null };
+      return { ok: false, code: e.code ?? "BATON_INVALID_DAG", message: e.message, line, stack: e.stack ?? null, deps };
     }
   }
-  return { ok: true, code: bundled.code, dags };
+  return { ok: true, code: bundled.code, dags, deps };
 }
 
 const scratch = process.env.BATON_PARSE_SCRATCH!;

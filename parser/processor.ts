@@ -6,7 +6,7 @@ import path from "node:path";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Db } from "../store/db.ts";
-import { fileHashes, forgetFile, recordImportError, recordParsedFile } from "../store/dagFiles.ts";
+import { fileHashes, forgetFile, recordImportError, recordParsedFile, type KnownFile } from "../store/dagFiles.ts";
 import { discoverDagFiles } from "./discover.ts";
 import { ParserPool } from "./pool.ts";
 
@@ -31,6 +31,16 @@ function sha256(text: string | Buffer): string {
   return createHash("sha256").update(text).digest("hex");
 }
 
+/** The file's content plus each local module it imports: editing any of them re-parses the file. */
+async function hashWithDeps(content: Buffer, deps: string[]): Promise<string> {
+  const hash = createHash("sha256").update(content);
+  for (const dep of deps) {
+    hash.update(`\0${dep}\0`);
+    hash.update(await readFile(dep).catch(() => Buffer.from("\0missing")));
+  }
+  return hash.digest("hex");
+}
+
 /**
  * Watches the DAG folder and keeps MySQL in step with it: changed files are parsed in child
  * processes and stored as immutable versions; broken ones become import errors; deleted
@@ -38,7 +48,7 @@ function sha256(text: string | Buffer): string {
  */
 export class DagProcessor {
   private readonly pool: ParserPool;
-  private known = new Map<string, string>();
+  private known = new Map<string, KnownFile>();
   private watcher?: FSWatcher;
   private timer?: NodeJS.Timeout;
   private scanning?: Promise<ScanReport>;
@@ -83,6 +93,15 @@ export class DagProcessor {
     const report: ScanReport = { files: files.length, parsed: 0, dags: 0, errors: 0, removed: 0 };
     const present = new Set(files);
 
+    // Deleted files first: a file waiting on a DAG id they defined is parsed in this same scan.
+    for (const file of [...this.known.keys()]) {
+      if (present.has(file) || !file.startsWith(path.resolve(this.options.dagsFolder) + path.sep)) continue;
+      await forgetFile(this.db, file);
+      report.removed++;
+      this.logger.info(`DAG file removed: ${file}`);
+    }
+    if (report.removed > 0) this.known = await fileHashes(this.db);
+
     await Promise.all(
       files.map(async (file) => {
         let content: Buffer;
@@ -91,20 +110,22 @@ export class DagProcessor {
         } catch {
           return; // deleted between listing and reading; the next scan forgets it
         }
-        const contentHash = sha256(content);
-        if (this.known.get(file) === contentHash) return;
+        const known = this.known.get(file);
+        if (known && known.hash === (await hashWithDeps(content, known.deps))) return;
         const outcome = await this.pool.parse(file);
         if (this.stopped) return;
+        const deps = outcome.deps ?? [];
+        const contentHash = await hashWithDeps(content, deps);
         report.parsed++;
         const now = this.clock.now();
         if (!outcome.ok) {
           report.errors++;
           this.logger.warn(`import error in ${path.relative(process.cwd(), file)}${outcome.line ? `:${outcome.line}` : ""}: ${outcome.message}`);
-          await recordImportError(this.db, now, { fileloc: file, contentHash, code: outcome.code, message: outcome.message, line: outcome.line, stack: outcome.stack });
+          await recordImportError(this.db, now, { fileloc: file, contentHash, deps, code: outcome.code, message: outcome.message, line: outcome.line, stack: outcome.stack });
         } else {
           const codeHash = sha256(outcome.code);
           const dags = outcome.dags.map((structure) => ({ structure, versionHash: sha256(codeHash + JSON.stringify(structure)) }));
-          const { conflicts } = await recordParsedFile(this.db, now, { fileloc: file, contentHash, codeHash, code: outcome.code, dags }, this.options.pausedAtCreation);
+          const { conflicts } = await recordParsedFile(this.db, now, { fileloc: file, contentHash, deps, codeHash, code: outcome.code, dags }, this.options.pausedAtCreation);
           if (conflicts.length > 0) {
             report.errors++;
             this.logger.warn(`import error in ${file}: ${conflicts.join("; ")}`);
@@ -112,17 +133,10 @@ export class DagProcessor {
             report.dags += dags.length;
           }
         }
-        this.known.set(file, contentHash);
+        this.known.set(file, { hash: contentHash, deps });
       }),
     );
 
-    for (const file of [...this.known.keys()]) {
-      if (present.has(file) || !file.startsWith(path.resolve(this.options.dagsFolder) + path.sep)) continue;
-      await forgetFile(this.db, file);
-      this.known.delete(file);
-      report.removed++;
-      this.logger.info(`DAG file removed: ${file}`);
-    }
     return report;
   }
 

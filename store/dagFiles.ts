@@ -1,6 +1,7 @@
 // What the DAG processor writes: DAGs, their immutable versions and code, import errors.
 // Each parsed file is recorded in one transaction, so the API never sees half a file.
 import type { SerializedDag } from "../core/dagStructure.ts";
+import { recomputeNextDagRun, type DagTimetableInputs } from "./dagSchedule.ts";
 import { inList, type Db, type RowDataPacket, type Tx } from "./db.ts";
 import { missingPools } from "./pools.ts";
 import { parseJsonText } from "./rows.ts";
@@ -13,6 +14,7 @@ export interface ParsedDag {
 export interface ParsedFile {
   fileloc: string;
   contentHash: string;
+  deps: string[];
   codeHash: string;
   code: string;
   dags: ParsedDag[];
@@ -21,15 +23,27 @@ export interface ParsedFile {
 export interface ImportFailure {
   fileloc: string;
   contentHash: string;
+  deps?: string[];
   code: string;
   message: string;
   line: number | null;
   stack: string | null;
 }
 
-export async function fileHashes(db: Db): Promise<Map<string, string>> {
-  const [rows] = await db.pool.query<RowDataPacket[]>("SELECT fileloc, content_hash FROM dag_file");
-  return new Map(rows.map((r) => [r.fileloc as string, r.content_hash as string]));
+export interface KnownFile {
+  /** Hash of the file and of the local modules it imported when last parsed. */
+  hash: string;
+  deps: string[];
+}
+
+export async function fileHashes(db: Db): Promise<Map<string, KnownFile>> {
+  const [rows] = await db.pool.query<RowDataPacket[]>("SELECT fileloc, content_hash, deps FROM dag_file");
+  return new Map(rows.map((r) => [r.fileloc as string, { hash: r.content_hash as string, deps: parseJsonText<string[]>(r.deps, []) }]));
+}
+
+/** Files whose import error waits on another file (a DAG id defined elsewhere): parse them again. */
+async function reconsiderConflicts(tx: Tx): Promise<void> {
+  await tx.query("DELETE FROM dag_file WHERE fileloc IN (SELECT fileloc FROM import_error WHERE code = 'BATON_DAG_ID_CONFLICT')");
 }
 
 /** Returns the ids of DAGs defined by another active file (which makes this file an import error). */
@@ -46,7 +60,8 @@ export async function recordParsedFile(db: Db, now: Date, file: ParsedFile, paus
         await upsertImportError(tx, now, {
           fileloc: file.fileloc,
           contentHash: file.contentHash,
-          code: "BATON_INVALID_DAG",
+          deps: file.deps,
+          code: "BATON_DAG_ID_CONFLICT",
           message: conflicts.join("; "),
           line: null,
           stack: null,
@@ -58,22 +73,40 @@ export async function recordParsedFile(db: Db, now: Date, file: ParsedFile, paus
     if (pools.length > 0) {
       const uses = file.dags.flatMap((d) => d.structure.tasks.filter((t) => pools.includes(t.pool)).map((t) => `task "${d.structure.dagId}.${t.taskId}" uses pool "${t.pool}"`));
       const message = `pool does not exist: ${uses.slice(0, 5).join("; ")}${uses.length > 5 ? "; …" : ""} (create it with POST /api/v1/pools or \`baton pools set\`)`;
-      await upsertImportError(tx, now, { fileloc: file.fileloc, contentHash: file.contentHash, code: "BATON_POOL_NOT_FOUND", message, line: null, stack: null });
+      await upsertImportError(tx, now, { fileloc: file.fileloc, contentHash: file.contentHash, deps: file.deps, code: "BATON_POOL_NOT_FOUND", message, line: null, stack: null });
       return { conflicts: [message] };
     }
     await tx.query("INSERT IGNORE INTO dag_code (code_hash, code, created_at) VALUES (?, ?, ?)", [file.codeHash, file.code, now]);
+    // What each DAG was scheduled from, to recompute next_dagrun* only for new or rescheduled DAGs.
+    const [before] =
+      ids.length > 0
+        ? await tx.query<RowDataPacket[]>(
+            `SELECT dag_id, schedule, timezone, start_date, end_date, catchup FROM dag WHERE dag_id IN (${inList(ids)}) FOR UPDATE`,
+            ids,
+          )
+        : [[] as RowDataPacket[]];
+    const scheduledFrom = new Map(before.map((r) => [r.dag_id as string, r]));
     for (const { structure: s, versionHash } of file.dags) {
       await tx.query(
         "INSERT IGNORE INTO dag_version (dag_id, version_hash, code_hash, structure, created_at) VALUES (?, ?, ?, ?, ?)",
         [s.dagId, versionHash, file.codeHash, JSON.stringify(s), now],
       );
       const paused = s.isPausedUponCreation ?? pausedAtCreation;
+      const timetable: DagTimetableInputs = {
+        dagId: s.dagId,
+        schedule: s.schedule,
+        timezone: s.timezone,
+        startDate: s.startDate ? new Date(s.startDate) : null,
+        endDate: s.endDate ? new Date(s.endDate) : null,
+        catchup: s.catchup,
+      };
       await tx.query(
-        `INSERT INTO dag (dag_id, is_paused, is_active, fileloc, latest_version_hash, description, schedule, timezone, tags, owners,
-                          max_active_runs, max_active_tasks, last_parsed_at, created_at)
-         VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO dag (dag_id, is_paused, is_active, fileloc, latest_version_hash, description, schedule, timezone,
+                          start_date, end_date, catchup, tags, owners, max_active_runs, max_active_tasks, last_parsed_at, created_at)
+         VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON DUPLICATE KEY UPDATE is_active = 1, fileloc = VALUES(fileloc), latest_version_hash = VALUES(latest_version_hash),
-           description = VALUES(description), schedule = VALUES(schedule), timezone = VALUES(timezone), tags = VALUES(tags),
+           description = VALUES(description), schedule = VALUES(schedule), timezone = VALUES(timezone),
+           start_date = VALUES(start_date), end_date = VALUES(end_date), catchup = VALUES(catchup), tags = VALUES(tags),
            owners = VALUES(owners), max_active_runs = VALUES(max_active_runs), max_active_tasks = VALUES(max_active_tasks),
            last_parsed_at = VALUES(last_parsed_at)`,
         [
@@ -84,6 +117,9 @@ export async function recordParsedFile(db: Db, now: Date, file: ParsedFile, paus
           s.description,
           s.schedule,
           s.timezone,
+          timetable.startDate,
+          timetable.endDate,
+          timetable.catchup ? 1 : 0,
           JSON.stringify(s.tags),
           s.owner,
           s.maxActiveRuns,
@@ -92,21 +128,36 @@ export async function recordParsedFile(db: Db, now: Date, file: ParsedFile, paus
           now,
         ],
       );
+      if (timetableChanged(scheduledFrom.get(s.dagId), timetable)) await recomputeNextDagRun(tx, now, timetable);
     }
     // DAGs this file used to define and no longer does.
     const [previous] = await tx.query<RowDataPacket[]>("SELECT dag_ids FROM dag_file WHERE fileloc = ? FOR UPDATE", [file.fileloc]);
     const gone = parseJsonText<string[]>(previous[0]?.dag_ids, []).filter((id) => !ids.includes(id));
     if (gone.length > 0) {
       await tx.query(`UPDATE dag SET is_active = 0 WHERE fileloc = ? AND dag_id IN (${inList(gone)})`, [file.fileloc, ...gone]);
+      await reconsiderConflicts(tx);
     }
     await tx.query("DELETE FROM import_error WHERE fileloc = ?", [file.fileloc]);
     await tx.query(
-      `INSERT INTO dag_file (fileloc, content_hash, dag_ids, parsed_at) VALUES (?, ?, ?, ?)
-       ON DUPLICATE KEY UPDATE content_hash = VALUES(content_hash), dag_ids = VALUES(dag_ids), parsed_at = VALUES(parsed_at)`,
-      [file.fileloc, file.contentHash, JSON.stringify(ids), now],
+      `INSERT INTO dag_file (fileloc, content_hash, dag_ids, deps, parsed_at) VALUES (?, ?, ?, ?, ?)
+       ON DUPLICATE KEY UPDATE content_hash = VALUES(content_hash), dag_ids = VALUES(dag_ids), deps = VALUES(deps), parsed_at = VALUES(parsed_at)`,
+      [file.fileloc, file.contentHash, JSON.stringify(ids), JSON.stringify(file.deps), now],
     );
     return { conflicts: [] };
   });
+}
+
+/** Whether a DAG is new or its schedule inputs differ from its dag row's. */
+function timetableChanged(row: RowDataPacket | undefined, t: DagTimetableInputs): boolean {
+  if (!row) return true;
+  const time = (d: Date | null) => (d ? d.getTime() : null);
+  return (
+    row.schedule !== t.schedule ||
+    row.timezone !== t.timezone ||
+    time(row.start_date) !== time(t.startDate) ||
+    time(row.end_date) !== time(t.endDate) ||
+    !!row.catchup !== t.catchup
+  );
 }
 
 async function upsertImportError(tx: Tx, now: Date, failure: ImportFailure): Promise<void> {
@@ -119,9 +170,9 @@ async function upsertImportError(tx: Tx, now: Date, failure: ImportFailure): Pro
   // The content hash is remembered so an unchanged broken file is not parsed again; the DAGs
   // it defined keep their last good version, as in Airflow.
   await tx.query(
-    `INSERT INTO dag_file (fileloc, content_hash, dag_ids, parsed_at) VALUES (?, ?, '[]', ?)
-     ON DUPLICATE KEY UPDATE content_hash = VALUES(content_hash), parsed_at = VALUES(parsed_at)`,
-    [failure.fileloc, failure.contentHash, now],
+    `INSERT INTO dag_file (fileloc, content_hash, dag_ids, deps, parsed_at) VALUES (?, ?, '[]', ?, ?)
+     ON DUPLICATE KEY UPDATE content_hash = VALUES(content_hash), deps = VALUES(deps), parsed_at = VALUES(parsed_at)`,
+    [failure.fileloc, failure.contentHash, JSON.stringify(failure.deps ?? []), now],
   );
 }
 
@@ -135,5 +186,6 @@ export async function forgetFile(db: Db, fileloc: string): Promise<void> {
     await tx.query("UPDATE dag SET is_active = 0 WHERE fileloc = ?", [fileloc]);
     await tx.query("DELETE FROM import_error WHERE fileloc = ?", [fileloc]);
     await tx.query("DELETE FROM dag_file WHERE fileloc = ?", [fileloc]);
+    await reconsiderConflicts(tx);
   });
 }

@@ -34,11 +34,12 @@ export async function readMigrations(folder = MIGRATIONS_FOLDER): Promise<Migrat
  */
 export async function migrate(db: Db, logger: Logger = silentLogger, folder = MIGRATIONS_FOLDER): Promise<string[]> {
   const files = await readMigrations(folder);
+  // The lock is per database, so migrating one database never waits on another's.
   // DDL needs multi-statement files; a dedicated connection keeps that flag off the pool.
   const conn = await mysql.createConnection({ ...connectionOptions(db.url), database: db.database, multipleStatements: true });
   const applied: string[] = [];
   try {
-    const [lockRows] = await conn.query<RowDataPacket[]>("SELECT GET_LOCK('baton_migrate', 60) AS got");
+    const [lockRows] = await conn.query<RowDataPacket[]>("SELECT GET_LOCK(CONCAT('baton_migrate:', DATABASE()), 60) AS got");
     if (lockRows[0]?.got !== 1) throw new BatonError("BATON_MIGRATION_LOCK_TIMEOUT", "another process held the migration lock for 60 s");
     try {
       await conn.query(
@@ -69,7 +70,7 @@ export async function migrate(db: Db, logger: Logger = silentLogger, folder = MI
         applied.push(file.name);
       }
     } finally {
-      await conn.query("SELECT RELEASE_LOCK('baton_migrate')");
+      await conn.query("SELECT RELEASE_LOCK(CONCAT('baton_migrate:', DATABASE()))");
     }
   } finally {
     await conn.end();

@@ -1,0 +1,152 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import mysql from "mysql2/promise";
+import { BatonError } from "../../core/errors.ts";
+import { connectionOptions, dropDatabase, ensureDatabase, openDb, type Db, type RowDataPacket } from "../../store/db.ts";
+import { migrate, readMigrations } from "../../store/migrate.ts";
+import { createTestDb, dropTestDb } from "../helpers/db.ts";
+
+const SERVER = process.env.BATON_TEST_DATABASE_SERVER ?? "mysql://root@127.0.0.1:3306";
+
+function uniqueUrl(tag: string): string {
+  return `${SERVER}/baton_test_${tag}_${process.env.JEST_WORKER_ID ?? "0"}_${randomBytes(4).toString("hex")}`;
+}
+
+async function schemaExists(url: string): Promise<boolean> {
+  const name = new URL(url).pathname.slice(1);
+  const conn = await mysql.createConnection(connectionOptions(url));
+  try {
+    const [rows] = await conn.query<RowDataPacket[]>("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", [name]);
+    return rows.length === 1;
+  } finally {
+    await conn.end();
+  }
+}
+
+async function tableNames(db: Db): Promise<string[]> {
+  const [rows] = await db.pool.query<RowDataPacket[]>("SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME", [
+    db.database,
+  ]);
+  return rows.map((r) => r.t as string);
+}
+
+describe("migrate() with the real migrations", () => {
+  let db: Db;
+  beforeAll(async () => {
+    db = await createTestDb(); // already migrated once
+  });
+  afterAll(() => dropTestDb(db));
+
+  it("is idempotent: a second call applies nothing and changes no recorded row", async () => {
+    const [before] = await db.pool.query<RowDataPacket[]>("SELECT id, name, checksum, applied_at FROM baton_migration ORDER BY id");
+    expect(await migrate(db)).toEqual([]);
+    expect(await migrate(db)).toEqual([]);
+    const [after] = await db.pool.query<RowDataPacket[]>("SELECT id, name, checksum, applied_at FROM baton_migration ORDER BY id");
+    expect(after).toEqual(before);
+  });
+
+  it("records every migration file with its sha256 checksum in baton_migration", async () => {
+    const files = await readMigrations();
+    expect(files.length).toBeGreaterThan(0);
+    const [rows] = await db.pool.query<RowDataPacket[]>("SELECT id, name, checksum FROM baton_migration ORDER BY id");
+    expect(rows.map((r) => ({ id: Number(r.id), name: r.name, checksum: r.checksum }))).toEqual(
+      files.map((f) => ({ id: f.id, name: f.name, checksum: f.checksum })),
+    );
+    for (const r of rows) expect(r.checksum).toMatch(/^[0-9a-f]{64}$/);
+    expect(await tableNames(db)).toEqual(expect.arrayContaining(["dag", "dag_version", "dag_run", "task_instance", "import_error", "baton_migration"]));
+  });
+});
+
+describe("migrate() with a temporary migrations folder", () => {
+  const url = uniqueUrl("mig");
+  let db: Db;
+  let folder: string;
+
+  beforeAll(async () => {
+    await ensureDatabase(url);
+    db = openDb(url, { connectionLimit: 2 });
+    folder = await mkdtemp(path.join(os.tmpdir(), "baton-migrations-"));
+  });
+  afterAll(async () => {
+    await db?.close();
+    await dropDatabase(url);
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it("applies pending files in order, only once, and ignores files that are not NNNN_name.sql", async () => {
+    await writeFile(path.join(folder, "0001_first.sql"), "CREATE TABLE widget (id INT NOT NULL PRIMARY KEY);\nINSERT INTO widget VALUES (1);\n");
+    await writeFile(path.join(folder, "0002_second.sql"), "ALTER TABLE widget ADD COLUMN label VARCHAR(20) NULL;\n");
+    await writeFile(path.join(folder, "README.md"), "not a migration\n");
+    await writeFile(path.join(folder, "3_bad_name.sql"), "THIS IS NOT SQL;\n");
+
+    expect(await migrate(db, undefined, folder)).toEqual(["0001_first.sql", "0002_second.sql"]);
+    expect(await migrate(db, undefined, folder)).toEqual([]);
+
+    await writeFile(path.join(folder, "0003_third.sql"), "INSERT INTO widget (id, label) VALUES (2, 'b');\n");
+    expect(await migrate(db, undefined, folder)).toEqual(["0003_third.sql"]);
+    const [rows] = await db.pool.query<RowDataPacket[]>("SELECT id, label FROM widget ORDER BY id");
+    expect(rows.map((r) => [r.id, r.label])).toEqual([
+      [1, null],
+      [2, "b"],
+    ]);
+    const [recorded] = await db.pool.query<RowDataPacket[]>("SELECT id, name FROM baton_migration ORDER BY id");
+    expect(recorded.map((r) => r.name)).toEqual(["0001_first.sql", "0002_second.sql", "0003_third.sql"]);
+  });
+
+  it("fails with BATON_MIGRATION_CHECKSUM_MISMATCH when an applied file was changed, applying nothing after it", async () => {
+    await writeFile(path.join(folder, "0002_second.sql"), "ALTER TABLE widget ADD COLUMN label VARCHAR(40) NULL;\n");
+    await writeFile(path.join(folder, "0004_fourth.sql"), "CREATE TABLE gadget (id INT NOT NULL PRIMARY KEY);\n");
+
+    const failure = await migrate(db, undefined, folder).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(failure).toBeInstanceOf(BatonError);
+    expect((failure as BatonError).code).toBe("BATON_MIGRATION_CHECKSUM_MISMATCH");
+    expect((failure as BatonError).message).toContain("0002_second.sql");
+    expect(await tableNames(db)).not.toContain("gadget");
+
+    // The lock was released: once the file is restored, migrate proceeds.
+    await writeFile(path.join(folder, "0002_second.sql"), "ALTER TABLE widget ADD COLUMN label VARCHAR(20) NULL;\n");
+    expect(await migrate(db, undefined, folder)).toEqual(["0004_fourth.sql"]);
+  });
+
+  it("serializes concurrent callers: each file is applied exactly once", async () => {
+    await writeFile(path.join(folder, "0005_fifth.sql"), "INSERT INTO widget (id, label) VALUES (5, 'e');\n");
+    const results = await Promise.all([migrate(db, undefined, folder), migrate(db, undefined, folder), migrate(db, undefined, folder)]);
+    expect(results.flat()).toEqual(["0005_fifth.sql"]);
+    const [rows] = await db.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM widget WHERE id = 5");
+    expect(Number(rows[0]!.n)).toBe(1);
+  });
+});
+
+describe("ensureDatabase()", () => {
+  const url = uniqueUrl("ensure");
+  let created = false;
+  afterAll(async () => {
+    if (created) await dropDatabase(url);
+  });
+
+  it("creates a missing database, and leaves an existing one (and its tables) alone", async () => {
+    expect(await schemaExists(url)).toBe(false);
+    await ensureDatabase(url);
+    created = true;
+    expect(await schemaExists(url)).toBe(true);
+
+    const db = openDb(url, { connectionLimit: 1 });
+    try {
+      await db.pool.query("CREATE TABLE keep_me (id INT)");
+      await ensureDatabase(url);
+      expect(await tableNames(db)).toEqual(["keep_me"]);
+      const [rows] = await db.pool.query<RowDataPacket[]>(
+        "SELECT DEFAULT_CHARACTER_SET_NAME AS cs FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+        [db.database],
+      );
+      expect(rows[0]!.cs).toBe("utf8mb4");
+    } finally {
+      await db.close();
+    }
+  });
+});
