@@ -3,7 +3,8 @@ import path from "node:path";
 import { Worker } from "../executor/worker.ts";
 import { DagProcessor } from "../parser/processor.ts";
 import { Scheduler } from "../scheduler/loop.ts";
-import { getDagRun, listTaskInstances } from "../store/queries/read.ts";
+import type { RowDataPacket } from "../store/db.ts";
+import { getDag, getDagRun, listTaskInstances } from "../store/queries/read.ts";
 import { createDagRun } from "../store/transitions/createDagRun.ts";
 import { clock, exitWith, type Runtime } from "./runtime.ts";
 
@@ -22,6 +23,16 @@ export async function dagsTest({ config, db, logger }: Runtime, dagId: string, c
   await processor.scan();
   await processor.stop();
 
+  const dag = await getDag(db.pool, dagId);
+  // A paused DAG's run would wait in `queued` forever; say so instead of hanging.
+  if (dag?.is_paused) {
+    exitWith(`DAG "${dagId}" is paused: unpause it (PATCH /api/v1/dags/${dagId} {"is_paused": false}) before testing it`);
+  }
+  if (!dag) {
+    const [errors] = await db.pool.query<RowDataPacket[]>("SELECT fileloc, line, message FROM import_error ORDER BY id LIMIT 3");
+    const hint = errors.length ? `; import errors: ${errors.map((e) => `${e.fileloc}${e.line ? `:${e.line}` : ""}: ${String(e.message).split("\n")[0]}`).join(" | ")}` : "";
+    exitWith(`BATON_DAG_NOT_FOUND: DAG "${dagId}" not found in ${config.dagsFolder}${hint}`);
+  }
   const now = clock.now();
   const { id, runId } = await createDagRun(db, now, { dagId, runId: `test__${now.toISOString()}`, runType: "manual", logicalDate: now, conf });
   let finished: (state: string) => void;

@@ -90,12 +90,19 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
 
   if (processor) {
     const report = await processor.start();
+    // A signal during the first scan: shutdown() is already stopping everything, start nothing more.
+    if (stoppingSince) return;
     log.info(`DAG folder ${relative(config.dagsFolder)}: ${report.files} file(s), ${report.dags} DAG(s) updated, ${report.errors} import error(s)`);
   }
   worker?.start();
   scheduler?.start();
   if (roles.api) {
-    app = await buildApp({ db, clock, logger, config, onRunCreated: () => scheduler?.wake() });
+    const server = await buildApp({ db, clock, logger, config, onRunCreated: () => scheduler?.wake(), onTasksQueued: () => worker?.wake() });
+    if (stoppingSince) {
+      await server.close().catch(() => undefined);
+      return;
+    }
+    app = server;
     await app.listen({ port: config.port, host: config.host });
     log.info(`API on http://${config.host}:${config.port}/api/v1 (docs at /docs)`);
   }

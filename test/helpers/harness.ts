@@ -17,6 +17,13 @@ export interface HarnessOptions {
   parseTimeoutMs?: number;
   /** Start a worker (default true). */
   worker?: boolean;
+  /** After a timeout aborts ctx.signal, how long a task gets before its process is killed (Worker default: 10 s). */
+  killGraceMs?: number;
+  /**
+   * The scheduler ticks only when the test calls `h.scheduler.tick()`: no timer, and waking it
+   * (run(), the API) does nothing. Default false: it ticks on its timer and when woken.
+   */
+  manualTicks?: boolean;
 }
 
 /**
@@ -62,15 +69,18 @@ export class Harness {
         queues: ["default"],
         logsFolder: this.logsFolder,
         cacheFolder: this.cacheFolder,
+        killGraceMs: this.options.killGraceMs,
       });
     }
     this.scheduler = new Scheduler(this.db, this.clock, this.logger, { intervalMs: 100, onTasksQueued: () => this.worker?.wake() });
+    if (this.options.manualTicks) this.scheduler.wake = () => undefined;
     this.app = await buildApp({
       db: this.db,
       clock: this.clock,
       logger: this.logger,
       config: { logsFolder: this.logsFolder },
       onRunCreated: () => this.scheduler.wake(),
+      onTasksQueued: () => this.worker?.wake(),
     });
     return this;
   }

@@ -1,0 +1,376 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { dropDatabase, openDb, type Db, type RowDataPacket } from "../../store/db.ts";
+import { createTestDb, waitFor } from "../helpers/db.ts";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const BIN = path.join(ROOT, "bin/baton.js");
+
+interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Every process this file starts, so afterAll can kill whatever is still alive. */
+const spawned = new Set<ChildProcess>();
+
+function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("BATON_") && k !== "NODE_OPTIONS") env[k] = v;
+  return { ...env, ...extra };
+}
+
+/** Starts `node bin/baton.js ...args`, collecting its output. */
+function start(args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: cleanEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+  spawned.add(child);
+  const out = { stdout: "", stderr: "" };
+  child.stdout!.setEncoding("utf8").on("data", (d: string) => (out.stdout += d));
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (out.stderr += d));
+  const exited = new Promise<Finished>((resolve) => {
+    child.once("close", (code, signal) => {
+      spawned.delete(child);
+      resolve({ code, signal, ...out });
+    });
+  });
+  return { child, out, exited };
+}
+
+/** Resolves with the process's end, or rejects (and kills it) after timeoutMs. */
+async function finishWithin(p: ReturnType<typeof start>, timeoutMs: number, what: string): Promise<Finished> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      p.child.kill("SIGKILL");
+      reject(new Error(`${what} did not exit within ${timeoutMs} ms\nstdout:\n${p.out.stdout}\nstderr:\n${p.out.stderr}`));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([p.exited, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function baton(args: string[], env: Record<string, string>, timeoutMs = 30_000): Promise<Finished> {
+  return finishWithin(start(args, env), timeoutMs, `baton ${args.join(" ")}`);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A fresh, migrated database whose pool is closed: the CLI process owns the connections. */
+async function freshDatabaseUrl(): Promise<string> {
+  const db = await createTestDb();
+  await db.close();
+  return db.url;
+}
+
+afterAll(() => {
+  for (const child of spawned) child.kill("SIGKILL");
+});
+
+describe("baton CLI without a reachable MySQL", () => {
+  const closed = { BATON_DATABASE_URL: "mysql://root:s3cret-pw@127.0.0.1:1/baton" };
+
+  it.concurrent.each([
+    ["dags list", ["dags", "list"]],
+    ["dags trigger", ["dags", "trigger", "some_dag"]],
+    ["db migrate", ["db", "migrate"]],
+    ["dags test", ["dags", "test", "some_dag"]],
+    ["standalone", ["standalone"]],
+  ])("%s exits non-zero with one line naming the URL and how to start MySQL, no stack trace", async (_name, args) => {
+    const r = await baton(args, closed);
+    expect(r.code).not.toBe(0);
+    expect(r.code).not.toBeNull();
+    const lines = r.stderr.split("\n").filter((l) => l.trim() !== "");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain("127.0.0.1:1/baton");
+    expect(lines[0]).toMatch(/MySQL\/MariaDB/);
+    expect(lines[0]).toMatch(/start/i);
+    expect(lines[0]).toContain("BATON_DATABASE_URL");
+    expect(r.stderr).not.toContain("    at ");
+    expect(r.stderr).not.toContain("s3cret-pw");
+    expect(r.stdout).toBe("");
+  });
+});
+
+describe("baton --help", () => {
+  it("lists the commands and exits 0", async () => {
+    const r = await baton(["--help"], {});
+    expect(r.code).toBe(0);
+    // The processes of DESIGN.md "Processes", plus maintenance and DAG commands.
+    for (const command of ["standalone", "scheduler", "worker", "api", "dag-processor", "db", "dags"]) {
+      expect(r.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, "m"));
+    }
+    expect(r.stdout).toContain("BATON_DATABASE_URL");
+
+    const sub = await baton(["dags", "--help"], {});
+    expect(sub.code).toBe(0);
+    for (const command of ["list", "trigger", "test"]) expect(sub.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, "m"));
+  });
+});
+
+const QUICK_DAGS = `import { dag, FailError } from "baton";
+export default dag({ id: "cli_ok" }, (t) => {
+  const first = t.task("first", async () => 20);
+  t.task("second", { upstream: [first] }, async (ctx) => ctx.get(first) + 22);
+});
+export const broken = dag({ id: "cli_bad" }, (t) => {
+  const fine = t.task("fine", async () => 1);
+  t.task("boom", { upstream: [fine] }, async () => { throw new FailError("boom on purpose"); });
+});
+`;
+
+describe("baton dags test", () => {
+  let url: string;
+  let root: string;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    url = await freshDatabaseUrl();
+    root = await mkdtemp(path.join(os.tmpdir(), "baton-cli-"));
+    await mkdir(path.join(root, "dags"));
+    await writeFile(path.join(root, "dags", "quick.ts"), QUICK_DAGS);
+    env = {
+      BATON_DATABASE_URL: url,
+      BATON_DAGS_FOLDER: path.join(root, "dags"),
+      BATON_LOGS_FOLDER: path.join(root, "logs"),
+      BATON_CACHE_FOLDER: path.join(root, "cache"),
+      BATON_LOG_LEVEL: "warn",
+    };
+  });
+  afterAll(async () => {
+    if (url) await dropDatabase(url);
+    if (root) await rm(root, { recursive: true, force: true });
+  });
+
+  it("prints each task's final state and exits 0 when the run succeeds", async () => {
+    const r = await baton(["dags", "test", "cli_ok"], env);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(r.stdout).toMatch(/cli_ok: success/);
+    expect(r.stdout).toMatch(/^\s+first\s+success\b/m);
+    expect(r.stdout).toMatch(/^\s+second\s+success\b/m);
+  });
+
+  it("exits 1 and shows the failed task when a task fails", async () => {
+    const r = await baton(["dags", "test", "cli_bad"], env);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/cli_bad: failed/);
+    expect(r.stdout).toMatch(/^\s+fine\s+success\b/m);
+    expect(r.stdout).toMatch(/^\s+boom\s+failed\b/m);
+    expect(r.stderr).not.toContain("    at ");
+  });
+
+  it("names an unknown DAG in one line and exits non-zero", async () => {
+    const r = await baton(["dags", "test", "no_such_dag"], env);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim().split("\n")).toEqual([expect.stringContaining("BATON_DAG_NOT_FOUND")]);
+  });
+
+  // Airflow's `dags test` runs a paused DAG. Here the run is created but never started
+  // (startRuns skips paused DAGs) and dagsTest waits for it without a deadline.
+  it("does not hang on a paused DAG: runs it, or refuses in one line naming the pause", async () => {
+    const db = openDb(url, { connectionLimit: 1 });
+    try {
+      await db.pool.query("UPDATE dag SET is_paused = 1 WHERE dag_id = 'cli_ok'");
+      const r = await baton(["dags", "test", "cli_ok"], env, 8_000);
+      if (r.code === 0) expect(r.stdout).toMatch(/cli_ok: success/);
+      else expect(r.stderr.trim().split("\n")).toEqual([expect.stringMatching(/paused/i)]);
+    } finally {
+      await db.pool.query("UPDATE dag SET is_paused = 0 WHERE dag_id = 'cli_ok'");
+      await db.close();
+    }
+  });
+});
+
+const SLEEP_DAG = (id: string, ms: number) => `import { dag } from "baton";
+export default dag({ id: "${id}" }, (t) => {
+  t.task("nap", async () => { await new Promise((r) => setTimeout(r, ${ms})); return "rested"; });
+});
+`;
+
+describe("baton standalone", () => {
+  let url: string;
+  let root: string;
+  let dagsFolder: string;
+  let db: Db;
+
+  beforeAll(async () => {
+    url = await freshDatabaseUrl();
+    db = openDb(url, { connectionLimit: 2 });
+    root = await mkdtemp(path.join(os.tmpdir(), "baton-standalone-"));
+    dagsFolder = path.join(root, "dags");
+    await mkdir(dagsFolder);
+    await writeFile(path.join(dagsFolder, "quick.ts"), QUICK_DAGS);
+    await writeFile(path.join(dagsFolder, "sleepy.ts"), SLEEP_DAG("sleepy", 1000));
+    await writeFile(path.join(dagsFolder, "long_nap.ts"), SLEEP_DAG("long_nap", 60_000));
+  });
+  afterAll(async () => {
+    for (const child of spawned) child.kill("SIGKILL");
+    await db?.close();
+    if (url) await dropDatabase(url);
+    if (root) await rm(root, { recursive: true, force: true });
+  });
+
+  function envFor(port: number, extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      BATON_DATABASE_URL: url,
+      BATON_DAGS_FOLDER: dagsFolder,
+      BATON_LOGS_FOLDER: path.join(root, "logs"),
+      BATON_CACHE_FOLDER: path.join(root, "cache"),
+      BATON_PORT: String(port),
+      BATON_WORKERS: "2",
+      BATON_LOG_LEVEL: "info",
+      ...extra,
+    };
+  }
+
+  async function api(port: number, method: string, route: string, body?: unknown) {
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1${route}`, {
+      method,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, json: (await res.json()) as Record<string, any> };
+  }
+
+  async function trigger(port: number, dagId: string): Promise<string> {
+    const res = await api(port, "POST", `/dags/${dagId}/dagRuns`, {});
+    expect(res.status).toBe(200);
+    return res.json.dag_run_id as string;
+  }
+
+  async function taskRow(dagId: string, runId: string): Promise<RowDataPacket | undefined> {
+    const [rows] = await db.pool.query<RowDataPacket[]>("SELECT state, try_number FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = 'nap'", [
+      dagId,
+      runId,
+    ]);
+    return rows[0];
+  }
+
+  async function startStandalone(port: number, extra: Record<string, string> = {}) {
+    const p = start(["standalone"], envFor(port, extra));
+    await waitFor(
+      `GET /api/v1/health on port ${port}`,
+      async () => {
+        if (p.child.exitCode !== null) throw new Error(`standalone exited with ${p.child.exitCode}: ${p.out.stderr}`);
+        return (await api(port, "GET", "/health")).status === 200;
+      },
+      20_000,
+      100,
+    );
+    return p;
+  }
+
+  it("serves the API, runs a triggered DAG, picks up a new DAG file, and finishes its task on SIGTERM", async () => {
+    const port = await freePort();
+    const p = await startStandalone(port);
+    try {
+      // A run triggered over HTTP reaches success.
+      const runId = await trigger(port, "cli_ok");
+      const state = await waitFor(
+        "cli_ok run to finish",
+        async () => {
+          const r = await api(port, "GET", `/dags/cli_ok/dagRuns/${encodeURIComponent(runId)}`);
+          return ["success", "failed"].includes(r.json.state) ? (r.json.state as string) : null;
+        },
+        15_000,
+        50,
+      );
+      expect(state).toBe("success");
+
+      // A file copied into the folder is listed within 10 s (watcher or periodic rescan).
+      await writeFile(path.join(dagsFolder, "arrived_later.ts"), SLEEP_DAG("arrived_later", 1));
+      await waitFor(
+        "arrived_later to be listed by GET /api/v1/dags",
+        async () => ((await api(port, "GET", "/dags")).json.dags as { dag_id: string }[]).some((d) => d.dag_id === "arrived_later"),
+        10_000,
+        100,
+      );
+
+      // SIGTERM while a 1 s task runs: exit 0 within 10 s, and the task is not left running.
+      const sleepyRun = await trigger(port, "sleepy");
+      await waitFor("sleepy's task to be running", async () => (await taskRow("sleepy", sleepyRun))?.state === "running", 15_000);
+      p.child.kill("SIGTERM");
+      const result = await finishWithin(p, 10_000, "standalone after SIGTERM");
+      expect({ code: result.code, signal: result.signal }).toEqual({ code: 0, signal: null });
+      expect(result.stderr).not.toContain("    at ");
+      const row = await taskRow("sleepy", sleepyRun);
+      expect(["success", "queued"]).toContain(row!.state);
+      // The grace period (8 s by default) outlasts a 1 s task, so it finishes.
+      expect(row!.state).toBe("success");
+    } finally {
+      p.child.kill("SIGKILL");
+    }
+  }, 60_000);
+
+  it("on SIGINT with a short grace period, hands an unfinished task back to queued and exits 0", async () => {
+    const port = await freePort();
+    const p = await startStandalone(port, { BATON_SHUTDOWN_GRACE: "300ms" });
+    try {
+      const runId = await trigger(port, "long_nap");
+      await waitFor("long_nap's task to be running", async () => (await taskRow("long_nap", runId))?.state === "running", 15_000);
+      p.child.kill("SIGINT");
+      const result = await finishWithin(p, 10_000, "standalone after SIGINT");
+      expect({ code: result.code, signal: result.signal }).toEqual({ code: 0, signal: null });
+      const row = await taskRow("long_nap", runId);
+      expect(row).toMatchObject({ state: "queued", try_number: 0 });
+    } finally {
+      p.child.kill("SIGKILL");
+    }
+  }, 40_000);
+
+  it("on SIGTERM during start-up (initial DAG scan), exits 0 without starting the API afterwards", async () => {
+    // An unmigrated database (so start-up logs "applied ..." once the signal handlers are about
+    // to be installed) and a DAG file that takes ~2.5 s to load, so the signal lands mid-scan.
+    const startupUrl = `${url}_startup`;
+    const slowFolder = path.join(root, "slow_dags");
+    await mkdir(slowFolder, { recursive: true });
+    await writeFile(
+      path.join(slowFolder, "slow.ts"),
+      `import { dag } from "baton";
+const until = Date.now() + 2500;
+while (Date.now() < until) {}
+export default dag({ id: "slow_to_load" }, (t) => { t.task("a", async () => 1); });
+`,
+    );
+    const port = await freePort();
+    const p = start(["standalone"], { ...envFor(port), BATON_DATABASE_URL: startupUrl, BATON_DAGS_FOLDER: slowFolder });
+    try {
+      await waitFor(
+        "migrations to be applied",
+        async () => {
+          if (p.child.exitCode !== null) throw new Error(`standalone exited with ${p.child.exitCode}: ${p.out.stderr}`);
+          return /applied \d+ migration/.test(p.out.stderr);
+        },
+        20_000,
+        20,
+      );
+      await new Promise((r) => setTimeout(r, 300)); // inside the 2.5 s scan: the handlers are installed
+      p.child.kill("SIGTERM");
+      const result = await finishWithin(p, 10_000, "standalone after SIGTERM during start-up");
+      expect({ code: result.code, signal: result.signal }).toEqual({ code: 0, signal: null });
+      const afterSignal = result.stderr.slice(result.stderr.indexOf("SIGTERM received"));
+      expect(result.stderr).toContain("SIGTERM received");
+      expect(afterSignal).not.toMatch(/API on http/);
+    } finally {
+      p.child.kill("SIGKILL");
+      await dropDatabase(startupUrl);
+    }
+  }, 40_000);
+});
