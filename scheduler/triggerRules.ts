@@ -24,6 +24,12 @@ export function zeroCounts(total: number): UpstreamCounts {
  * Airflow's trigger rules over direct upstream states (airflow/ti_deps/deps/trigger_rule_dep.py),
  * including early decisions: `one_failed` fires on the first failure, `one_success` on the
  * first success, and `always` at once. A task without upstream tasks is always ready.
+ *
+ * Two deliberate departures from that file: a `removed` upstream neither helps nor blocks
+ * (Airflow's handling for mapped task instances; a non-mapped task there would wait forever),
+ * and `all_done_min_one_success` counts skipped upstreams as done, as Airflow's documentation
+ * and 3.1 release notes define it (its trigger_rule_dep.py skips the task on any skipped
+ * upstream instead, reported as apache/airflow#59925).
  */
 export function evaluateTriggerRule(rule: TriggerRule, c: UpstreamCounts): TriggerDecision {
   if (c.total === 0 || rule === "always") return "ready";

@@ -145,7 +145,7 @@ describe("serializeDag", () => {
         description: "desc",
         schedule: "@daily",
         timezone: "Europe/Paris",
-        startDate: "2026-01-01T00:00:00.000Z",
+        startDate: "2025-12-31T23:00:00.000Z", // "2026-01-01" is midnight in the DAG's time zone
         endDate: "2026-12-31T00:00:00.000Z",
         catchup: true,
         maxActiveRuns: 2,
@@ -349,7 +349,7 @@ describe("serializeDag", () => {
       ["1h30m"],
       ["2d"],
     ])("accepts %p", (schedule) => {
-      expect(serialize({ schedule }, oneTask).schedule).toBe(schedule);
+      expect(serialize({ schedule, startDate: "2026-01-01" }, oneTask).schedule).toBe(schedule);
     });
 
     it("accepts null (manual runs only) and a missing schedule", () => {
@@ -405,5 +405,48 @@ describe("weight rules", () => {
   it("absolute is the task's own weight", () => expect(weights("absolute")).toEqual({ a: 1, b: 2, c: 4, d: 8 }));
   it("rejects an unknown weight rule naming it", () => {
     expect(() => dag({ id: "w" }, (t) => void t.task("a", { weightRule: "sideways" as "upstream" }, noop))).toThrow(/weightRule.*sideways/);
+  });
+});
+
+describe("serializeDag: schedule dates and dagrunTimeout", () => {
+  it("requires a startDate for every schedule but null, naming the schedule", () => {
+    for (const schedule of ["@daily", "@once", "30m", "0 2 * * *"]) {
+      const err = invalid(() => serialize({ id: "nostart", schedule }, oneTask));
+      expect(err.code).toBe("BATON_INVALID_DAG");
+      expect(err.message).toContain('dag "nostart"');
+      expect(err.message).toContain(`startDate is required with schedule "${schedule}"`);
+    }
+    expect(serialize({ schedule: null }, oneTask).startDate).toBeNull();
+  });
+
+  it("reads startDate/endDate without offset in the DAG's time zone, with an offset or as a Date as given", () => {
+    const s = serialize({ schedule: "@daily", timezone: "America/New_York", startDate: "2026-03-01", endDate: "2026-04-01T12:00:00Z" }, oneTask);
+    expect(s.startDate).toBe("2026-03-01T05:00:00.000Z");
+    expect(s.endDate).toBe("2026-04-01T12:00:00.000Z");
+    expect(serialize({ startDate: new Date("2026-02-02T02:02:02Z") }, oneTask).startDate).toBe("2026-02-02T02:02:02.000Z");
+  });
+
+  it.each([
+    [{ startDate: "2026-02-30" }, 'startDate "2026-02-30"'],
+    [{ startDate: "next tuesday" }, 'startDate "next tuesday"'],
+    [{ endDate: "2026-99-01" }, 'endDate "2026-99-01"'],
+    [{ startDate: "2026-06-01", endDate: "2026-05-01" }, 'startDate "2026-06-01" is after endDate "2026-05-01"'],
+  ])("rejects %p naming the field and the value", (options, message) => {
+    const err = invalid(() => serialize({ id: "dates", ...options }, oneTask));
+    expect(err.code).toBe("BATON_INVALID_DAG");
+    expect(err.message).toContain('dag "dates"');
+    expect(err.message).toContain(message);
+  });
+
+  it("serializes dagrunTimeout as dagrunTimeoutMs (null when unset)", () => {
+    expect(serialize({}, oneTask).dagrunTimeoutMs).toBeNull();
+    expect(serialize({ dagrunTimeout: "1h30m" }, oneTask).dagrunTimeoutMs).toBe(90 * 60_000);
+    expect(serialize({ dagrunTimeout: 2500 }, oneTask).dagrunTimeoutMs).toBe(2500);
+  });
+
+  it.each([["soon"], [-5], [0], ["0s"]])("rejects dagrunTimeout %p naming the field", (value) => {
+    const err = invalid(() => serialize({ id: "drt", dagrunTimeout: value }, oneTask));
+    expect(err.message).toContain('dag "drt"');
+    expect(err.message).toContain("dagrunTimeout");
   });
 });
