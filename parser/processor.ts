@@ -125,7 +125,7 @@ export class DagProcessor {
         } else {
           const codeHash = sha256(outcome.code);
           const dags = outcome.dags.map((structure) => ({ structure, versionHash: sha256(codeHash + JSON.stringify(structure)) }));
-          const { conflicts } = await recordParsedFile(this.db, now, { fileloc: file, contentHash, deps, codeHash, code: outcome.code, dags }, this.options.pausedAtCreation);
+          const { conflicts } = await recordParsedFile(this.db, now, { fileloc: file, dagsFolder: path.resolve(this.options.dagsFolder), contentHash, deps, codeHash, code: outcome.code, dags }, this.options.pausedAtCreation);
           if (conflicts.length > 0) {
             report.errors++;
             this.logger.warn(`import error in ${file}: ${conflicts.join("; ")}`);

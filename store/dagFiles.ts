@@ -13,6 +13,8 @@ export interface ParsedDag {
 
 export interface ParsedFile {
   fileloc: string;
+  /** The DAG folder the file was found in: a DAG id is only contested between files of one folder. */
+  dagsFolder: string;
   contentHash: string;
   deps: string[];
   codeHash: string;
@@ -41,6 +43,14 @@ export async function fileHashes(db: Db): Promise<Map<string, KnownFile>> {
   return new Map(rows.map((r) => [r.fileloc as string, { hash: r.content_hash as string, deps: parseJsonText<string[]>(r.deps, []) }]));
 }
 
+/**
+ * A DAG defined by a file of another folder (an old BATON_DAGS_FOLDER, another checkout) is
+ * taken over, as Airflow's last parse wins; within one folder two definitions conflict.
+ */
+function folderPrefix(dagsFolder: string): string {
+  return dagsFolder.endsWith("/") ? dagsFolder : `${dagsFolder}/`;
+}
+
 /** Files whose import error waits on another file (a DAG id defined elsewhere): parse them again. */
 async function reconsiderConflicts(tx: Tx): Promise<void> {
   await tx.query("DELETE FROM dag_file WHERE fileloc IN (SELECT fileloc FROM import_error WHERE code = 'BATON_DAG_ID_CONFLICT')");
@@ -52,8 +62,9 @@ export async function recordParsedFile(db: Db, now: Date, file: ParsedFile, paus
     const ids = file.dags.map((d) => d.structure.dagId);
     if (ids.length > 0) {
       const [taken] = await tx.query<RowDataPacket[]>(
-        `SELECT dag_id, fileloc FROM dag WHERE dag_id IN (${inList(ids)}) AND is_active = 1 AND fileloc <> ? FOR UPDATE`,
-        [...ids, file.fileloc],
+        `SELECT dag_id, fileloc FROM dag WHERE dag_id IN (${inList(ids)}) AND is_active = 1 AND fileloc <> ?
+            AND LEFT(fileloc, CHAR_LENGTH(?)) = ? FOR UPDATE`,
+        [...ids, file.fileloc, folderPrefix(file.dagsFolder), folderPrefix(file.dagsFolder)],
       );
       if (taken.length > 0) {
         const conflicts = taken.map((r) => `DAG id "${r.dag_id}" is already defined in ${r.fileloc}`);

@@ -1,4 +1,7 @@
-import { rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { DagProcessor } from "../../parser/processor.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
@@ -251,13 +254,12 @@ export default dag({ id: "throws_at_import" }, (t) => { t.task("a", async () => 
   });
 });
 
-describe("DAG processor: changes outside the DAG file itself (known gaps)", () => {
+describe("DAG processor: changes outside the DAG file itself", () => {
   const h = new Harness({ worker: false });
   beforeAll(() => h.start());
   afterAll(() => h.stop());
 
-  // DESIGN: "Local imports are bundled with it". The processor skips a file whose own content
-  // hash is unchanged (parser/processor.ts), so an edited helper never reaches the stored bundle.
+  // DESIGN: "Local imports are bundled with it": the file's hash covers the modules it imports.
   it("stores a new version when a local module imported by a DAG file changes", async () => {
     await h.writeDag("lib/names.ts", `export const TASK = "before_edit";\n`);
     await h.writeDag("uses_lib.ts", dagSource(`import { TASK } from "./lib/names.ts";\nexport default dag({ id: "uses_lib" }, (t) => { t.task(TASK, async () => 1); });`));
@@ -274,8 +276,32 @@ describe("DAG processor: changes outside the DAG file itself (known gaps)", () =
     expect(JSON.parse(latest!.structure).tasks.map((t: { taskId: string }) => t.taskId)).toEqual(["after_edit"]);
   });
 
-  // The second file's conflict is remembered under its content hash, so it is never parsed again
-  // and the DAG stays inactive with a stale import error after the first file is deleted.
+  it("lets a DAG folder take over a dag_id last defined by a file of another folder (the last parse wins)", async () => {
+    const first = await h.writeDag("owner.ts", simpleDag("moved_dag", "from_old"));
+    await h.processor.scan();
+    expect((await dagRow(h, "moved_dag"))!.fileloc).toBe(first);
+
+    const otherRoot = await mkdtemp(path.join(os.tmpdir(), "baton-other-dags-"));
+    await writeFile(path.join(otherRoot, "moved.ts"), simpleDag("moved_dag", "from_new"));
+    const other = new DagProcessor(h.db, h.clock, h.logger, {
+      dagsFolder: otherRoot,
+      parseTimeoutMs: 30_000,
+      rescanIntervalMs: 60_000,
+      pausedAtCreation: false,
+      scratchFolder: path.join(h.cacheFolder, "parse-other"),
+      poolSize: 1,
+    });
+    try {
+      const report = await other.scan();
+      expect(report.errors).toBe(0);
+      const dag = await dagRow(h, "moved_dag");
+      expect({ fileloc: dag!.fileloc, is_active: dag!.is_active }).toEqual({ fileloc: path.join(otherRoot, "moved.ts"), is_active: 1 });
+    } finally {
+      await other.stop();
+      await rm(otherRoot, { recursive: true, force: true });
+    }
+  });
+
   it("lets the other file defining a dag_id take over once the first file is deleted", async () => {
     const first = await h.writeDag("takeover_a.ts", simpleDag("takeover", "from_a"));
     await h.processor.scan();
