@@ -62,6 +62,10 @@ program
   .option("-c, --concurrency <n>", "task slots (BATON_WORKERS, default 2)", integer)
   .option("-q, --queues <names>", "comma-separated queues to serve (default: default)", (v: string) => v.split(",").map((q) => q.trim()).filter(Boolean))
   .option("--hostname <name>", "hostname recorded on the tasks it runs (default: this host's)")
+  .option("--isolation <mode>", 'warm (default: reuse task processes) or process (a fresh process per try)', (v: string) => {
+    if (v !== "warm" && v !== "process") throw new InvalidArgumentError('must be "warm" or "process"');
+    return v;
+  })
   .action((opts) => services("worker", { worker: true })({ ...opts, workers: opts.concurrency }));
 
 program

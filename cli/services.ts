@@ -23,6 +23,7 @@ export interface ServiceFlags {
   dagsFolder?: string;
   queues?: string[];
   hostname?: string;
+  isolation?: "warm" | "process";
 }
 
 /**
@@ -51,6 +52,8 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
         hostname: flags.hostname ?? os.hostname(),
         logsFolder: config.logsFolder,
         cacheFolder: config.cacheFolder,
+        killGraceMs: config.taskKillGraceMs,
+        isolation: flags.isolation,
       })
     : undefined;
   const scheduler = roles.scheduler

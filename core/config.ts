@@ -19,6 +19,8 @@ export interface Config {
   dagRescanIntervalMs: number;
   schedulerIntervalMs: number;
   shutdownGraceMs: number;
+  /** After executionTimeout (or a lost claim) aborts ctx.signal, the time before the task's process is killed. */
+  taskKillGraceMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -68,6 +70,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     dagRescanIntervalMs: durationFrom(env, "BATON_DAG_RESCAN_INTERVAL", "5s"),
     schedulerIntervalMs: durationFrom(env, "BATON_SCHEDULER_INTERVAL", "1s"),
     shutdownGraceMs: durationFrom(env, "BATON_SHUTDOWN_GRACE", "8s"),
+    taskKillGraceMs: durationFrom(env, "BATON_TASK_KILL_GRACE", "10s"),
   };
   const merged = { ...config, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
   if (overrides.dagsFolder) merged.dagsFolder = path.resolve(overrides.dagsFolder);

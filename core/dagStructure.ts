@@ -24,6 +24,7 @@ export interface SerializedTask {
   queue: string;
   hasCompensate: boolean;
   dependsOnPast: boolean;
+  isolation: "warm" | "process";
   waitForDownstream: boolean;
   description: string | null;
   definedAt: string | null;

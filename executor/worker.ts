@@ -30,6 +30,10 @@ export interface WorkerOptions {
   heartbeatMs?: number;
   /** After a timeout aborts ctx.signal, how long the task gets before its process is killed. */
   killGraceMs?: number;
+  /** The scheduler's zombie timeout: a worker that cannot heartbeat for half of it kills its tasks. */
+  heartbeatTimeoutMs?: number;
+  /** "process": every try runs in a fresh child, discarded afterwards (default "warm": reused children). */
+  isolation?: "warm" | "process";
   /** Tasks that finish or started successfully are reported here (tests, `dags test`). */
   onRecorded?: (result: { finished: number[]; runsFinished: { dagRunId: number; state: string }[] }) => void;
 }
@@ -37,6 +41,8 @@ export interface WorkerOptions {
 interface Slot {
   child: Child;
   busy: boolean;
+  /** Runs one try only (isolation: "process"); stopped afterwards. */
+  dedicated?: boolean;
 }
 
 interface Held {
@@ -44,6 +50,8 @@ interface Held {
   slot?: Slot;
   timedOut?: boolean;
   handedBack?: boolean;
+  /** The try is no longer ours (cleared, reaped, its run timed out, or we lost the database). */
+  lost?: boolean;
   timers: NodeJS.Timeout[];
 }
 
@@ -70,6 +78,7 @@ export class Worker {
   private idleWaiters: (() => void)[] = [];
   private loopDone?: Promise<void>;
   private failures = 0;
+  private lastHeartbeatOk = Date.now();
   private backoffTimer?: NodeJS.Timeout;
 
   constructor(
@@ -191,7 +200,7 @@ export class Worker {
   private async dispatch(claimed: ClaimedTask[]): Promise<void> {
     if (claimed.length === 0) return;
     for (const task of claimed) this.held.set(task.id, { task, timers: [] });
-    const prepared: { task: ClaimedTask; message?: RunTryMessage; error?: TryError; timeoutMs: number | null }[] = [];
+    const prepared: { task: ClaimedTask; message?: RunTryMessage; error?: TryError; timeoutMs: number | null; dedicated?: boolean }[] = [];
     let outputs = new Map<number, Record<string, unknown>>();
     try {
       const missing = claimed.filter((t) => t.upstreamOutputs === undefined);
@@ -209,6 +218,7 @@ export class Worker {
         prepared.push({
           task,
           timeoutMs: spec?.executionTimeoutMs ?? null,
+          dedicated: this.options.isolation === "process" || spec?.isolation === "process",
           message: {
             tiId: task.id,
             dagId: task.dagId,
@@ -232,7 +242,7 @@ export class Worker {
       }
     }
     for (const p of prepared) {
-      if (p.message) this.runInChild(p.task, p.message, p.timeoutMs);
+      if (p.message) this.runInChild(p.task, p.message, p.timeoutMs, !!p.dedicated);
       else this.complete(p.task, { outcome: "failed", error: p.error });
     }
   }
@@ -264,7 +274,9 @@ export class Worker {
     }
   }
 
-  private acquireSlot(): Slot {
+  /** A warm child from the pool, or (dedicated) a fresh one that is discarded after one try. */
+  private acquireSlot(dedicated = false): Slot {
+    if (dedicated) return { child: new Child(CHILD_SCRIPT, { stdio: "inherit" }), busy: true, dedicated: true };
     let slot = this.slots.find((s) => !s.busy && s.child.alive);
     if (!slot) {
       const dead = this.slots.findIndex((s) => !s.child.alive);
@@ -276,9 +288,9 @@ export class Worker {
     return slot;
   }
 
-  private runInChild(task: ClaimedTask, message: RunTryMessage, timeoutMs: number | null): void {
+  private runInChild(task: ClaimedTask, message: RunTryMessage, timeoutMs: number | null, dedicated: boolean): void {
     const held = this.held.get(task.id)!;
-    const slot = this.acquireSlot();
+    const slot = this.acquireSlot(dedicated);
     held.slot = slot;
     if (timeoutMs !== null) {
       held.timers.push(
@@ -294,6 +306,7 @@ export class Worker {
       .then(
         (outcome) => {
           slot.busy = false;
+          if (slot.dedicated) void slot.child.stop(1000);
           return outcome;
         },
         (err): TryOutcome => {
@@ -318,19 +331,51 @@ export class Worker {
     if (!held || held.handedBack) return;
     for (const t of held.timers) clearTimeout(t);
     this.held.delete(task.id);
+    if (held.lost) {
+      this.logger.info(`try ${task.tryNumber} of ${task.dagId}.${task.taskId} (run ${task.runId}) ended after its claim was lost; result discarded`);
+      this.kick();
+      return;
+    }
     this.finished.push({ task, ...outcome, endedAt: this.clock.now() });
     this.kick();
   }
 
+  /** Aborts ctx.signal of a try that is no longer ours, and kills its process after the grace. */
+  private abandon(held: Held, reason: string, graceMs = this.options.killGraceMs ?? 10_000): void {
+    if (held.lost) return;
+    held.lost = true;
+    const slot = held.slot;
+    if (!slot) return;
+    slot.child.send({ type: "abort", reason });
+    held.timers.push(setTimeout(() => void slot.child.kill(), graceMs));
+  }
+
   private async heartbeat(): Promise<void> {
     const now = this.clock.now();
-    await beatProcess(this.db, now, {
-      id: this.id,
-      kind: "worker",
-      startedAt: this.startedAt,
-      info: { queues: this.options.queues, concurrency: this.options.concurrency, running: this.runningCount },
-    });
-    await beatTries(this.db, now, [...this.held.keys()], [this.id]);
+    const running = [...this.held.values()].filter((h) => h.slot && !h.lost && !h.handedBack);
+    try {
+      await beatProcess(this.db, now, {
+        id: this.id,
+        kind: "worker",
+        startedAt: this.startedAt,
+        info: { queues: this.options.queues, concurrency: this.options.concurrency, running: this.runningCount, hostname: this.options.hostname ?? os.hostname() },
+      });
+      const mine = await beatTries(this.db, now, running.map((h) => ({ id: h.task.id, tryNumber: h.task.tryNumber })), this.id);
+      this.lastHeartbeatOk = Date.now();
+      for (const h of running) {
+        if (mine.has(h.task.id)) continue;
+        this.logger.warn(`try ${h.task.tryNumber} of ${h.task.dagId}.${h.task.taskId} (run ${h.task.runId}) is no longer ours (cleared, timed out or reaped): aborting it`);
+        this.abandon(h, "the task instance was cleared, timed out or reaped");
+      }
+    } catch (err) {
+      // Without heartbeats our tries become zombies that others will re-run: stop them first.
+      const silentMs = Date.now() - this.lastHeartbeatOk;
+      if (silentMs > (this.options.heartbeatTimeoutMs ?? 30_000) / 2 && running.length > 0) {
+        this.logger.error(`no heartbeat for ${formatDuration(silentMs)} (database unreachable): killing ${running.length} running task(s) before they are re-run elsewhere`);
+        for (const h of running) this.abandon(h, "the worker lost its database connection", 0);
+      }
+      throw err;
+    }
   }
 
   /**
@@ -347,7 +392,8 @@ export class Worker {
       h.handedBack = true;
       for (const t of h.timers) clearTimeout(t);
     }
-    await Promise.all(this.slots.map((s) => (s.busy ? s.child.kill() : s.child.stop(1000))));
+    const dedicated = leftovers.flatMap((h) => (h.slot?.dedicated ? [h.slot] : []));
+    await Promise.all([...this.slots, ...dedicated].map((s) => (s.busy ? s.child.kill() : s.child.stop(1000))));
     if (leftovers.length > 0) {
       const returned = await handBack(this.db, this.clock.now(), leftovers.map((h) => h.task));
       this.logger.info(`handed back ${returned} unfinished task instance(s)`);

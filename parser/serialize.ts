@@ -103,6 +103,7 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
       // waitForDownstream implies dependsOnPast, as in Airflow.
       dependsOnPast: t.dependsOnPast === true || t.waitForDownstream === true,
       waitForDownstream: t.waitForDownstream === true,
+      isolation: t.isolation ?? "warm",
       description: def.options.description ?? null,
       definedAt: def.definedAt ?? null,
     };

@@ -59,6 +59,9 @@ function checkDefaults(where: string, o: TaskDefaults): void {
   for (const field of ["dependsOnPast", "waitForDownstream"] as const) {
     if (o[field] !== undefined && typeof o[field] !== "boolean") fail(`${where}: ${field} must be true or false, got ${JSON.stringify(o[field])}`);
   }
+  if (o.isolation !== undefined && !["warm", "process"].includes(o.isolation)) {
+    fail(`${where}: isolation must be "warm" or "process", got ${JSON.stringify(o.isolation)}`);
+  }
   if (o.weightRule !== undefined && !["downstream", "upstream", "absolute"].includes(o.weightRule)) {
     fail(`${where}: weightRule must be "downstream", "upstream" or "absolute", got ${JSON.stringify(o.weightRule)}`);
   }

@@ -63,6 +63,8 @@ export interface TaskDefaults {
   pool?: string;
   poolSlots?: number;
   queue?: string;
+  /** "process": run each try in a fresh process (memory-leaky or native code); default "warm" reuses processes. */
+  isolation?: "warm" | "process";
   /** Only once the same task succeeded (or was skipped) in the previous run (Airflow's depends_on_past). */
   dependsOnPast?: boolean;
   /** Like dependsOnPast, and the previous run's direct downstream tasks of this task are done too. */

@@ -1,7 +1,7 @@
 // heartbeat — proves a process and its running tries are alive, in one statement each.
 // locks: the process row (PK); the worker's running task_instance rows (PK), fenced by token.
 import os from "node:os";
-import { inList, type Db } from "../db.ts";
+import { inList, type Db, type RowDataPacket } from "../db.ts";
 
 export async function beatProcess(db: Db, now: Date, p: { id: string; kind: string; startedAt: Date; info?: unknown }): Promise<void> {
   await db.pool.query(
@@ -15,10 +15,20 @@ export async function removeProcess(db: Db, id: string): Promise<void> {
   await db.pool.query("DELETE FROM baton_process WHERE id = ?", [id]);
 }
 
-export async function beatTries(db: Db, now: Date, ids: number[], tokens: string[]): Promise<void> {
-  if (ids.length === 0 || tokens.length === 0) return;
-  await db.pool.query(
-    `UPDATE task_instance SET heartbeat_at = ? WHERE id IN (${inList(ids)}) AND state = 'running' AND claim_token IN (${inList(tokens)})`,
-    [now, ...ids, ...tokens],
+/**
+ * Refreshes heartbeat_at of the worker's running tries and answers which of them are still
+ * its own: a try that was cleared, reaped as a zombie or failed by a run timeout is not, and
+ * the worker aborts it. One round trip.
+ */
+export async function beatTries(db: Db, now: Date, tries: { id: number; tryNumber: number }[], token: string): Promise<Set<number>> {
+  if (tries.length === 0) return new Set();
+  const ids = tries.map((t) => t.id);
+  const [results] = await db.pool.query(
+    `UPDATE task_instance SET heartbeat_at = ? WHERE id IN (${inList(ids)}) AND state = 'running' AND claim_token = ?;
+     SELECT id, try_number FROM task_instance WHERE id IN (${inList(ids)}) AND state = 'running' AND claim_token = ?`,
+    [now, ...ids, token, ...ids, token],
   );
+  const rows = (results as unknown[])[1] as RowDataPacket[];
+  const wanted = new Map(tries.map((t) => [t.id, t.tryNumber]));
+  return new Set(rows.filter((r) => wanted.get(Number(r.id)) === Number(r.try_number)).map((r) => Number(r.id)));
 }

@@ -19,6 +19,9 @@ export interface HarnessOptions {
   worker?: boolean;
   /** After a timeout aborts ctx.signal, how long a task gets before its process is killed (Worker default: 10 s). */
   killGraceMs?: number;
+  /** Worker heartbeat period (default 5 s); short in tests that wait for a heartbeat. */
+  heartbeatMs?: number;
+  isolation?: "warm" | "process";
   /**
    * The scheduler ticks only when the test calls `h.scheduler.tick()`: no timer, and waking it
    * (run(), the API) does nothing. Default false: it ticks on its timer and when woken.
@@ -70,6 +73,8 @@ export class Harness {
         logsFolder: this.logsFolder,
         cacheFolder: this.cacheFolder,
         killGraceMs: this.options.killGraceMs,
+        heartbeatMs: this.options.heartbeatMs,
+        isolation: this.options.isolation,
       });
     }
     this.scheduler = new Scheduler(this.db, this.clock, this.logger, { intervalMs: 100, onTasksQueued: () => this.worker?.wake() });

@@ -1,0 +1,77 @@
+import { mkdtemp, readFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { Harness, dagSource } from "../helpers/harness.ts";
+import { waitFor } from "../helpers/db.ts";
+import type { RowDataPacket } from "../../store/db.ts";
+
+const DAGS = dagSource(`
+import { appendFileSync } from "node:fs";
+
+export const pids = dag({ id: "pids" }, (t) => {
+  const a = t.task("a", async () => process.pid);
+  const b = t.task("b", async () => process.pid);
+  const c = t.task("c", async () => process.pid);
+  const d = t.task("d", { isolation: "process" }, async () => process.pid);
+  const e = t.task("e", { isolation: "process" }, async () => process.pid);
+  a.then(b).then(c).then(d).then(e);
+});
+
+export const stubborn = dag({ id: "stubborn" }, (t) => {
+  t.task("wait", async (ctx) => {
+    while (!ctx.signal.aborted) await new Promise((r) => setTimeout(r, 20));
+    appendFileSync(String(ctx.conf.marks), "aborted: " + String(ctx.signal.reason?.message ?? ctx.signal.reason) + "\\n");
+    throw new Error("stopped");
+  });
+});
+`);
+
+describe("worker: process isolation and lost claims", () => {
+  const h = new Harness({ workers: 2, heartbeatMs: 200, killGraceMs: 2000 });
+  beforeAll(async () => {
+    await h.start({ "lifecycle.ts": DAGS });
+    await h.run();
+  });
+  afterAll(() => h.stop());
+
+  async function trigger(dagId: string, conf: Record<string, unknown> = {}) {
+    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { conf } });
+    expect(res.statusCode).toBe(200);
+    return res.json().dag_run_id as string;
+  }
+
+  it("runs isolation: 'process' tries in fresh processes and the others in reused ones", async () => {
+    const runId = await trigger("pids");
+    await waitFor("pids run", async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'pids' AND run_id = ?", [runId]);
+      return rows[0]?.state === "success";
+    });
+    const [rows] = await h.db.pool.query<RowDataPacket[]>(
+      "SELECT x.task_id, x.value FROM xcom x JOIN dag_run r ON r.id = x.dag_run_id WHERE r.run_id = ? AND r.dag_id = 'pids'",
+      [runId],
+    );
+    const pid = Object.fromEntries(rows.map((r) => [r.task_id, Number(JSON.parse(r.value))]));
+    const warm = new Set([pid.a, pid.b, pid.c]);
+    expect(warm.size).toBeLessThanOrEqual(2); // a chain on 2 warm children reuses them
+    expect(warm.has(pid.d)).toBe(false);
+    expect(warm.has(pid.e)).toBe(false);
+    expect(pid.d).not.toBe(pid.e);
+  });
+
+  it("aborts a running try whose claim was taken away, and discards its result", async () => {
+    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-lost-")), "marks.txt");
+    const runId = await trigger("stubborn", { marks });
+    await waitFor("the task to run", async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM task_instance WHERE dag_id = 'stubborn' AND run_id = ?", [runId]);
+      return rows[0]?.state === "running";
+    });
+    // What a clear, a run timeout or the zombie reaper does to the row: the claim is gone.
+    await h.db.pool.query("UPDATE task_instance SET state = 'up_for_retry', claim_token = NULL, next_retry_at = '2099-01-01' WHERE dag_id = 'stubborn' AND run_id = ?", [runId]);
+    const text = await waitFor("the task to see its signal abort", async () => (await readFile(marks, "utf8").catch(() => "")) || null, 10_000);
+    expect(text).toContain("aborted: the task instance was cleared, timed out or reaped");
+    // Its failure is not recorded over the row someone else now owns.
+    await waitFor("the worker to drop the try", async () => h.worker!.runningCount === 0);
+    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state, error FROM task_instance WHERE dag_id = 'stubborn' AND run_id = ?", [runId]);
+    expect(rows[0]).toMatchObject({ state: "up_for_retry", error: null });
+  });
+});
