@@ -2,8 +2,9 @@
 // locks: queued task_instance rows via ix_ti_claim (state, queue, priority_weight DESC, id),
 //   whose order matches the ORDER BY exactly, with SKIP LOCKED so claimers never wait on
 //   each other. One statement claims for the whole pool (claims scale with batch size).
-// pools: candidates in full pools are skipped in the read; the pools of the rest are locked
-//   (PK, after the task rows, like every transition) and only what fits is claimed.
+// pools and maxActiveTasks: candidates in full pools are skipped in the read; the DAG and pool
+//   rows of the rest are locked (PK, after the task rows, like every transition), the DAGs'
+//   running tasks counted (ix_ti_dag_state), and only what fits is claimed.
 // fence: each claimed try gets try_number + 1 and the claim token; only that pair may finish it.
 import { inList, type Db, type RowDataPacket } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
@@ -48,9 +49,10 @@ export async function claimTasks(db: Db, req: ClaimRequest): Promise<ClaimedTask
     // Round trip 1: a locking read per queue on ix_ti_claim, skipping pools that are full.
     const found = await btx.run(
       req.queues.map((queue) => ({
-        sql: `SELECT id, pool, pool_slots, priority_weight FROM task_instance
+        // More candidates than slots, so a DAG at its maxActiveTasks does not hide the others.
+        sql: `SELECT id, dag_id, pool, pool_slots, priority_weight FROM task_instance
                WHERE state = 'queued' AND queue = ? AND pool NOT IN (SELECT name FROM pool WHERE occupied_slots >= slots)
-               ORDER BY priority_weight DESC, id LIMIT ${Math.floor(req.limit)} FOR UPDATE SKIP LOCKED`,
+               ORDER BY priority_weight DESC, id LIMIT ${Math.min(500, Math.floor(req.limit) * 4)} FOR UPDATE SKIP LOCKED`,
         params: [queue],
       })),
     );
@@ -58,18 +60,28 @@ export async function claimTasks(db: Db, req: ClaimRequest): Promise<ClaimedTask
       .flat()
       .sort((a, b) => b.priority_weight - a.priority_weight || Number(a.id) - Number(b.id));
     if (candidates.length === 0) return [];
-    // Round trip 2: lock the pools involved and take what fits, highest priority first.
+    // Round trip 2: lock the DAGs and pools involved (DAG rows serialize claims that count
+    // maxActiveTasks), count the DAGs' running tasks, and take what fits by priority.
     const pools = [...new Set(candidates.map((c) => c.pool as string))].sort();
-    const [poolRows] = (await btx.run([
+    const dagIds = [...new Set(candidates.map((c) => c.dag_id as string))].sort();
+    const [dagRows, running, poolRows] = (await btx.run([
+      { sql: `SELECT dag_id, max_active_tasks FROM dag WHERE dag_id IN (${inList(dagIds)}) ORDER BY dag_id FOR UPDATE`, params: dagIds },
+      {
+        sql: `SELECT dag_id, COUNT(*) AS n FROM task_instance WHERE dag_id IN (${inList(dagIds)}) AND state = 'running' GROUP BY dag_id`,
+        params: dagIds,
+      },
       { sql: `SELECT name, slots, occupied_slots FROM pool WHERE name IN (${inList(pools)}) ORDER BY name FOR UPDATE`, params: pools },
-    ])) as [RowDataPacket[]];
+    ])) as [RowDataPacket[], RowDataPacket[], RowDataPacket[]];
     const free = new Map(poolRows.map((p) => [p.name as string, Number(p.slots) - Number(p.occupied_slots)]));
+    const dagRoom = new Map(dagRows.map((d) => [d.dag_id as string, Number(d.max_active_tasks)]));
+    for (const r of running) dagRoom.set(r.dag_id, (dagRoom.get(r.dag_id) ?? 0) - Number(r.n));
     const taken: RowDataPacket[] = [];
     const deltas = new Map<string, number>();
     for (const c of candidates) {
       if (taken.length >= req.limit) break;
       const left = free.get(c.pool) ?? 0;
-      if (left < c.pool_slots) continue;
+      if (left < c.pool_slots || (dagRoom.get(c.dag_id) ?? 0) < 1) continue;
+      dagRoom.set(c.dag_id, dagRoom.get(c.dag_id)! - 1);
       free.set(c.pool, left - c.pool_slots);
       deltas.set(c.pool, (deltas.get(c.pool) ?? 0) + Number(c.pool_slots));
       taken.push(c);

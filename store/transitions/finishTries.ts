@@ -137,15 +137,19 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
   // Pool slots: every try here leaves `running` and frees its slots. A task this worker takes
   // in the same transaction may reuse freed slots of its own pool (a hand-off, so it needs no
   // pool lock to know they are free); anything else waits for a claim, which checks pools.
+  // The same hand-off keeps a DAG's running count (maxActiveTasks) from growing.
   const poolDeltas = new Map<string, number>();
   const handoff = new Map<string, number>();
+  const dagHandoff = new Map<string, number>();
   for (const p of planned) {
     poolDeltas.set(p.t.task.pool, (poolDeltas.get(p.t.task.pool) ?? 0) - p.t.task.poolSlots);
     handoff.set(p.t.task.pool, (handoff.get(p.t.task.pool) ?? 0) + p.t.task.poolSlots);
+    dagHandoff.set(p.t.task.dagId, (dagHandoff.get(p.t.task.dagId) ?? 0) + 1);
   }
-  const reserve = (pool: string, slots: number): boolean => {
-    if ((handoff.get(pool) ?? 0) < slots) return false;
+  const reserve = (dagId: string, pool: string, slots: number): boolean => {
+    if ((handoff.get(pool) ?? 0) < slots || (dagHandoff.get(dagId) ?? 0) < 1) return false;
     handoff.set(pool, handoff.get(pool)! - slots);
+    dagHandoff.set(dagId, dagHandoff.get(dagId)! - 1);
     poolDeltas.set(pool, (poolDeltas.get(pool) ?? 0) + slots);
     return true;
   };
@@ -201,7 +205,7 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
       for (const down of run.shape.byId.get(s.taskId)?.downstream ?? []) {
         const spec = run.shape.byId.get(down)!;
         if (run.forcedSkips.has(down) || spec.dependsOnPast || spec.upstream.length !== 1 || evaluateTriggerRule(spec.triggerRule, countsOfSingleUpstream(s.state)) !== "ready") continue;
-        const canTake = capacity > 0 && !!take?.queues.includes(spec.queue) && reserve(spec.pool, spec.poolSlots);
+        const canTake = capacity > 0 && !!take?.queues.includes(spec.queue) && reserve(run.context.dagId, spec.pool, spec.poolSlots);
         if (canTake) capacity--;
         speculative.set(down, { column: counterColumn(s.state), upstream: s.taskId, take: canTake });
       }
@@ -332,7 +336,7 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
   const takeable: typeof ready = [];
   for (const candidate of take ? ready : []) {
     if (takeable.length >= capacity) break;
-    if (take!.queues.includes(candidate.row.queue) && reserve(candidate.row.pool, Number(candidate.row.pool_slots))) takeable.push(candidate);
+    if (take!.queues.includes(candidate.row.queue) && reserve(candidate.run.dagId, candidate.row.pool, Number(candidate.row.pool_slots))) takeable.push(candidate);
   }
   const takenIds = new Set(takeable.map(({ row }) => Number(row.id)));
   const left = ready.filter(({ row }) => !takenIds.has(Number(row.id))).map(({ row }) => Number(row.id));

@@ -14,6 +14,18 @@ export default dag({ id: "pooled" }, (t) => {
 });
 `);
 
+const LIMITED = dagSource(`
+export default dag({ id: "limited", maxActiveTasks: 2 }, (t) => {
+  for (let i = 0; i < 6; i++) {
+    t.task("m" + i, async () => {
+      const start = Date.now();
+      await new Promise((r) => setTimeout(r, 250));
+      return { start, end: Date.now() };
+    });
+  }
+});
+`);
+
 const NEEDS_POOL = dagSource(`
 export default dag({ id: "needs_pool" }, (t) => { t.task("x", { pool: "later" }, async () => 1); });
 `);
@@ -30,7 +42,7 @@ function maxOverlap(spans: { start: number; end: number }[]): number {
 describe("pools", () => {
   const h = new Harness({ workers: 4 });
   beforeAll(async () => {
-    await h.start({ "pooled.ts": POOLED, "needs_pool.ts": NEEDS_POOL });
+    await h.start({ "pooled.ts": POOLED, "needs_pool.ts": NEEDS_POOL, "limited.ts": LIMITED });
     const created = await h.app.inject({ method: "POST", url: "/api/v1/pools", payload: { name: "small", slots: 2, description: "two at a time" } });
     expect(created.statusCode).toBe(200);
     await h.run();
@@ -53,6 +65,22 @@ describe("pools", () => {
     expect(maxOverlap(spans)).toBe(2);
     const pool = await h.app.inject({ method: "GET", url: "/api/v1/pools/small" });
     expect(pool.json()).toMatchObject({ name: "small", slots: 2, occupied_slots: 0, open_slots: 2 });
+  });
+
+  it("never runs more of a DAG's tasks at once than its maxActiveTasks", async () => {
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/limited/dagRuns", payload: {} });
+    const runId = res.json().dag_run_id as string;
+    await waitFor("limited run to succeed", async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE run_id = ? AND dag_id = 'limited'", [runId]);
+      return rows[0]?.state === "success";
+    }, 20_000);
+    const [xcoms] = await h.db.pool.query<RowDataPacket[]>(
+      "SELECT x.value FROM xcom x JOIN dag_run r ON r.id = x.dag_run_id WHERE r.run_id = ? AND r.dag_id = 'limited'",
+      [runId],
+    );
+    const spans = xcoms.map((x) => JSON.parse(x.value) as { start: number; end: number });
+    expect(spans).toHaveLength(6);
+    expect(maxOverlap(spans)).toBe(2);
   });
 
   it("a DAG using a pool that does not exist is an import error until the pool is created", async () => {
