@@ -9,6 +9,7 @@ import { serveRequests } from "../core/childProcess.ts";
 import type { Dag, RunCallbackContext, TaskContext, TaskOptions, TaskRef } from "../sdk/types.ts";
 import { isDag } from "../sdk/dag.ts";
 import { SkipError } from "../sdk/errors.ts";
+import { decideSkips } from "./branching.ts";
 import type { DagCallbackMessage, RunTryMessage, TryOutcome } from "./protocol.ts";
 
 const bundles = new Map<string, Promise<Record<string, unknown>>>();
@@ -51,43 +52,6 @@ function runTaskCallback(options: TaskOptions, ctx: TaskContext, result: TryOutc
   const willRetry = !result.error.nonRetryable && m.tryNumber <= m.maxTries;
   if (willRetry && options.onRetry) return runCallback("onRetry", () => options.onRetry!(ctx, error), line);
   if (!willRetry && options.onFailure) return runCallback("onFailure", () => options.onFailure!(ctx, error), line);
-}
-
-/** Direct downstream task ids of `taskId`. */
-function downstreamOf(dag: Dag, taskId: string): string[] {
-  return [...dag.tasks.values()].filter((t) => t.upstream.has(taskId)).map((t) => t.id);
-}
-
-/**
- * Airflow's branch and short-circuit semantics: a branch follows the direct downstream tasks
- * it returns and skips the others; a short-circuit returning false(y) skips every task
- * downstream of it, whatever their trigger rules.
- */
-function decideSkips(dag: Dag, taskId: string, kind: string, returned: unknown): { output: unknown; skipTasks: string[] } {
-  const direct = downstreamOf(dag, taskId);
-  if (kind === "short_circuit") {
-    if (returned) return { output: true, skipTasks: [] };
-    const all = new Set<string>();
-    const stack = [...direct];
-    while (stack.length) {
-      const id = stack.pop()!;
-      if (all.has(id)) continue;
-      all.add(id);
-      stack.push(...downstreamOf(dag, id));
-    }
-    return { output: false, skipTasks: [...all].sort() };
-  }
-  const chosen = (Array.isArray(returned) ? returned : returned === null || returned === undefined ? [] : [returned]).map((c) =>
-    typeof c === "string" ? c : (c as { id?: unknown })?.id,
-  );
-  const invalid = chosen.filter((id) => typeof id !== "string" || !direct.includes(id));
-  if (invalid.length > 0) {
-    throw Object.assign(
-      new Error(`branch "${taskId}" returned ${JSON.stringify(invalid)}, which are not its direct downstream tasks (${direct.join(", ") || "none"})`),
-      { nonRetryable: true },
-    );
-  }
-  return { output: chosen, skipTasks: direct.filter((id) => !chosen.includes(id)) };
 }
 
 function errorOf(err: unknown): NonNullable<TryOutcome["error"]> {
