@@ -8,7 +8,8 @@ export interface ApiDeps {
   db: Db;
   clock: Clock;
   logger: Logger;
-  config: Pick<Config, "logsFolder">;
+  /** taskHeartbeatTimeoutMs (default 30 s) decides when a worker counts as alive. */
+  config: Pick<Config, "logsFolder"> & Partial<Pick<Config, "taskHeartbeatTimeoutMs">>;
   /** A run was created: in `standalone`, wakes the in-process scheduler. */
   onRunCreated?: () => void;
   /** Task instances were queued (a clear): in `standalone`, wakes the in-process worker. */

@@ -21,6 +21,10 @@ export interface Config {
   shutdownGraceMs: number;
   /** After executionTimeout (or a lost claim) aborts ctx.signal, the time before the task's process is killed. */
   taskKillGraceMs: number;
+  /** Cap on the JSON size of a task's output (XCom) and of each durable step's result. */
+  xcomMaxBytes: number;
+  /** A running try whose heartbeat is older than this is a zombie: the scheduler hands it to its retry policy. */
+  taskHeartbeatTimeoutMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -71,7 +75,13 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     schedulerIntervalMs: durationFrom(env, "BATON_SCHEDULER_INTERVAL", "1s"),
     shutdownGraceMs: durationFrom(env, "BATON_SHUTDOWN_GRACE", "8s"),
     taskKillGraceMs: durationFrom(env, "BATON_TASK_KILL_GRACE", "10s"),
+    xcomMaxBytes: intFrom(env, "BATON_XCOM_MAX_BYTES", 1024 * 1024, 1),
+    taskHeartbeatTimeoutMs: durationFrom(env, "BATON_TASK_HEARTBEAT_TIMEOUT", "30s"),
   };
+  // Workers beat every min(5 s, timeout / 3): below 1 s a busy but healthy worker would look dead.
+  if (config.taskHeartbeatTimeoutMs < 1000) {
+    throw new BatonError("BATON_CONFIG_INVALID", `BATON_TASK_HEARTBEAT_TIMEOUT must be at least 1s, got "${env.BATON_TASK_HEARTBEAT_TIMEOUT}"`);
+  }
   const merged = { ...config, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
   if (overrides.dagsFolder) merged.dagsFolder = path.resolve(overrides.dagsFolder);
   return merged;

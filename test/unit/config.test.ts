@@ -28,6 +28,7 @@ describe("loadConfig", () => {
       ["dagRescanIntervalMs", 5_000],
       ["schedulerIntervalMs", 1_000],
       ["shutdownGraceMs", 8_000],
+      ["taskHeartbeatTimeoutMs", 30_000],
     ] as const)("%s = %p", (key, value) => {
       expect(config[key]).toBe(value);
     });
@@ -56,6 +57,9 @@ describe("loadConfig", () => {
           "BATON_DAG_RESCAN_INTERVAL",
           "BATON_SCHEDULER_INTERVAL",
           "BATON_SHUTDOWN_GRACE",
+          "BATON_TASK_KILL_GRACE",
+          "BATON_TASK_HEARTBEAT_TIMEOUT",
+          "BATON_XCOM_MAX_BYTES",
         ].map((k) => [k, ""]),
       );
       expect(loadConfig(env)).toEqual(config);
@@ -84,6 +88,9 @@ describe("loadConfig", () => {
         BATON_DAG_RESCAN_INTERVAL: "250ms",
         BATON_SCHEDULER_INTERVAL: "2s",
         BATON_SHUTDOWN_GRACE: "1h30m",
+        BATON_TASK_KILL_GRACE: "3s",
+        BATON_XCOM_MAX_BYTES: "2048",
+        BATON_TASK_HEARTBEAT_TIMEOUT: "2m",
       });
       expect(config).toEqual({
         databaseUrl: "mysql://u:p@db.example:3307/other",
@@ -99,6 +106,9 @@ describe("loadConfig", () => {
         dagRescanIntervalMs: 250,
         schedulerIntervalMs: 2_000,
         shutdownGraceMs: 5_400_000,
+        taskKillGraceMs: 3_000,
+        xcomMaxBytes: 2048,
+        taskHeartbeatTimeoutMs: 120_000,
       });
     });
 
@@ -159,6 +169,8 @@ describe("loadConfig", () => {
       ["BATON_DAG_RESCAN_INTERVAL", "5x"],
       ["BATON_SCHEDULER_INTERVAL", "1 second"],
       ["BATON_SHUTDOWN_GRACE", "8 s s"],
+      ["BATON_TASK_HEARTBEAT_TIMEOUT", "soon"],
+      ["BATON_TASK_HEARTBEAT_TIMEOUT", "500ms"],
     ])("%s=%p", (name, value) => {
       const err = thrown(() => loadConfig({ [name]: value }));
       expect(err).toBeInstanceOf(BatonError);

@@ -1,0 +1,126 @@
+// reapZombies — running tries whose worker stopped heartbeating (killed, frozen, its host
+// gone, cut off from the database) are handed to their retry policy, as Airflow's scheduler
+// does with zombies: up_for_retry with next_retry_at (queueRetries queues them), or failed
+// when out of tries, settled through settle() so downstream tasks and the run move on.
+// finds + locks: running task_instance rows with heartbeat_at older than the timeout, via
+//   ix_ti_zombie (state, heartbeat_at): equality on state, a range on heartbeat_at, ORDER BY
+//   heartbeat_at matching the index, LIMIT a batch, FOR UPDATE SKIP LOCKED — several
+//   schedulers split the zombies, and a row a worker is finishing or heartbeating right now is
+//   skipped, not waited for (EXPLAIN, MariaDB 10.11: range on ix_ti_zombie, no filesort).
+//   Then (settle, failed tries only) their downstream rows (ux_task_instance) and dag_run rows
+//   (PK); pool rows last, in name order — the order finishTries, handBack and timeoutRuns lock in.
+//   The runs' version and logical date are read without locks (immutable for a running run).
+// fence: each row is updated only if still `running` with the try_number and claim_token read
+//   under its lock. Afterwards the worker's claim is gone: a late result matches nothing in
+//   finishTries (fenced, discarded) and its next heartbeat tells it to abort the try.
+// outcomes: the tries moved to up_for_retry and to failed (error BATON_TASK_ZOMBIE), with the
+//   runs a failure finished; every reaped try's pool slots are released.
+import type { DagShape } from "../../core/dagStructure.ts";
+import { formatDuration } from "../../core/durations.ts";
+import { TaskState } from "../../core/states.ts";
+import { retryDelayMs, shouldRetry } from "../../scheduler/retryPolicy.ts";
+import { inList, type Db, type ResultSetHeader, type RowDataPacket } from "../db.ts";
+import { occupancyStatements } from "../pools.ts";
+import { settle } from "./settle.ts";
+
+export interface ReapedTry {
+  id: number;
+  dagId: string;
+  runId: string;
+  taskId: string;
+  tryNumber: number;
+  hostname: string | null;
+  pid: number | null;
+  heartbeatAt: Date;
+  state: "up_for_retry" | "failed";
+}
+
+export interface ReapedZombies {
+  reaped: ReapedTry[];
+  runsFinished: { dagRunId: number; state: "success" | "failed" }[];
+}
+
+export async function reapZombies(
+  db: Db,
+  now: Date,
+  timeoutMs: number,
+  shapeOf: (versionHash: string) => Promise<DagShape>,
+  limit = 100,
+): Promise<ReapedZombies> {
+  const cutoff = new Date(now.getTime() - timeoutMs);
+  return db.tx(async (tx) => {
+    const [rows] = await tx.query<RowDataPacket[]>(
+      `SELECT id, dag_run_id, dag_id, run_id, task_id, try_number, max_tries, claim_token, hostname, pid, pool, pool_slots,
+              heartbeat_at, start_date
+         FROM task_instance WHERE state = 'running' AND heartbeat_at < ?
+        ORDER BY heartbeat_at LIMIT ${Math.max(1, Math.floor(limit))} FOR UPDATE SKIP LOCKED`,
+      [cutoff],
+    );
+    const result: ReapedZombies = { reaped: [], runsFinished: [] };
+    if (rows.length === 0) return result;
+    const runIds = [...new Set(rows.map((r) => Number(r.dag_run_id)))].sort((a, b) => a - b);
+    const [runs] = await tx.query<RowDataPacket[]>(`SELECT id, version_hash, logical_date FROM dag_run WHERE id IN (${inList(runIds)})`, runIds);
+    const runOf = new Map(runs.map((r) => [Number(r.id), r]));
+    const shapes = new Map<number, DagShape>();
+    for (const r of runs) shapes.set(Number(r.id), await shapeOf(r.version_hash));
+
+    const statements: { sql: string; params: unknown[] }[] = [];
+    const planned: { row: RowDataPacket; state: "up_for_retry" | "failed" }[] = [];
+    for (const row of [...rows].sort((a, b) => Number(a.id) - Number(b.id))) {
+      const run = runOf.get(Number(row.dag_run_id));
+      const spec = shapes.get(Number(row.dag_run_id))?.byId.get(row.task_id);
+      const tryNumber = Number(row.try_number);
+      const heartbeatAt = row.heartbeat_at as Date;
+      const retry = !!spec && shouldRetry(tryNumber, Number(row.max_tries), false);
+      const state = retry ? TaskState.UpForRetry : TaskState.Failed;
+      // The same jitter key as finishTries, so a retry's delay does not depend on who noticed the failure.
+      const jitterKey = `${row.dag_id}#${row.task_id}#${run?.logical_date ? new Date(run.logical_date).toISOString() : ""}`;
+      const nextRetryAt = retry ? new Date(now.getTime() + retryDelayMs(spec!, tryNumber, jitterKey)) : null;
+      const worker = `${row.hostname ?? "unknown host"}${row.pid ? ` pid ${row.pid}` : ""}`;
+      const error = {
+        name: "TaskZombieError",
+        code: "BATON_TASK_ZOMBIE",
+        message:
+          `try ${tryNumber} of ${row.dag_id}.${row.task_id} (run ${row.run_id}): its worker (${worker}) sent no heartbeat for ` +
+          `${formatDuration(now.getTime() - heartbeatAt.getTime())}, longer than the ${formatDuration(timeoutMs)} timeout; ` +
+          (retry ? "the try counts as failed and will be retried" : "the try counts as failed and the task has no tries left"),
+      };
+      const duration = row.start_date ? (now.getTime() - new Date(row.start_date).getTime()) / 1000 : null;
+      statements.push({
+        sql: `UPDATE task_instance SET state = ?, end_date = ?, duration = ?, next_retry_at = ?, error = ?, heartbeat_at = NULL
+               WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
+        params: [state, now, duration, nextRetryAt, JSON.stringify(error), row.id, tryNumber, row.claim_token],
+      });
+      planned.push({ row, state });
+    }
+    // One round trip for every try's update.
+    const [raw] = await tx.query(statements.map((s) => s.sql).join(";\n"), statements.flatMap((s) => s.params));
+    const updates = (statements.length === 1 ? [raw] : raw) as ResultSetHeader[];
+
+    const freed = new Map<string, number>();
+    const failedByRun = new Map<number, string[]>();
+    planned.forEach(({ row, state }, i) => {
+      // Locked and re-checked above, so every update matches; anything else is left alone.
+      if (updates[i]?.affectedRows !== 1) return;
+      freed.set(row.pool, (freed.get(row.pool) ?? 0) - Number(row.pool_slots));
+      if (state === TaskState.Failed) failedByRun.set(Number(row.dag_run_id), [...(failedByRun.get(Number(row.dag_run_id)) ?? []), row.task_id]);
+      result.reaped.push({
+        id: Number(row.id),
+        dagId: row.dag_id,
+        runId: row.run_id,
+        taskId: row.task_id,
+        tryNumber: Number(row.try_number),
+        hostname: row.hostname ?? null,
+        pid: row.pid === null || row.pid === undefined ? null : Number(row.pid),
+        heartbeatAt: row.heartbeat_at,
+        state,
+      });
+    });
+    for (const [dagRunId, taskIds] of [...failedByRun].sort(([a], [b]) => a - b)) {
+      const outcome = await settle(tx, now, dagRunId, shapes.get(dagRunId)!, taskIds.sort().map((taskId) => ({ taskId, state: TaskState.Failed })));
+      if (outcome.runState) result.runsFinished.push({ dagRunId, state: outcome.runState });
+    }
+    for (const s of occupancyStatements(freed)) await tx.query(s.sql, s.params);
+    return result;
+  });
+}
