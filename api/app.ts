@@ -10,8 +10,10 @@ import { clearRoutes } from "./routes/clear.ts";
 import { dagRoutes } from "./routes/dags.ts";
 import { dagRunRoutes } from "./routes/dagRuns.ts";
 import { poolRoutes } from "./routes/pools.ts";
+import { signalRoutes } from "./routes/signals.ts";
 import { systemRoutes } from "./routes/system.ts";
 import { taskInstanceRoutes } from "./routes/taskInstances.ts";
+import { workerRoutes } from "./routes/workers.ts";
 
 export type { ApiDeps };
 
@@ -43,7 +45,9 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       await api.register(dagRunRoutes, deps);
       await api.register(taskInstanceRoutes, deps);
       await api.register(poolRoutes, deps);
+      await api.register(signalRoutes, deps);
       await api.register(clearRoutes, deps);
+      await api.register(workerRoutes, deps);
     },
     { prefix: "/api/v1" },
   );

@@ -155,6 +155,28 @@ tasks
     process.exit(code);
   });
 
+program
+  .command("signal <dag_id> <dag_run_id> <name>")
+  .description("send a signal to a run: the task waiting for it resumes with the payload (kept until one waits)")
+  .option("-p, --payload <json>", "the payload (any JSON)", (v: string) => {
+    try {
+      return JSON.parse(v) as unknown;
+    } catch {
+      throw new InvalidArgumentError("must be JSON, e.g. '{\"signedBy\": \"ana\"}'");
+    }
+  })
+  .option("--signal-id <id>", "idempotency id: sending the same id twice delivers once")
+  .action(async (dagId: string, runId: string, name: string, opts) => {
+    const rt = await openRuntime();
+    const { sendSignal } = await import("../store/transitions/signals.ts");
+    const { VersionCache } = await import("../store/versions.ts");
+    const versions = new VersionCache(rt.db.pool);
+    const result = await sendSignal(rt.db, clock.now(), { dagId, runId, name, signalId: opts.signalId, payload: opts.payload }, (h) => versions.shape(h));
+    const what = result.duplicate ? "already received" : result.deliveredTo ? `delivered to ${result.deliveredTo}` : "stored until a task waits for it";
+    process.stdout.write(`signal ${name} for ${dagId}/${runId}: ${what}\n`);
+    await rt.db.close();
+  });
+
 const pools = program.command("pools").description("list, create, resize and delete pools");
 pools
   .command("list")

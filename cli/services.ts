@@ -53,12 +53,17 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
         logsFolder: config.logsFolder,
         cacheFolder: config.cacheFolder,
         killGraceMs: config.taskKillGraceMs,
+        maxValueBytes: config.xcomMaxBytes,
         isolation: flags.isolation,
+        // Several beats fit in the scheduler's zombie timeout, so one slow beat is not a death.
+        heartbeatMs: Math.min(5000, Math.floor(config.taskHeartbeatTimeoutMs / 3)),
+        heartbeatTimeoutMs: config.taskHeartbeatTimeoutMs,
       })
     : undefined;
   const scheduler = roles.scheduler
     ? new Scheduler(db, clock, logger.scope({ component: "scheduler" }), {
         intervalMs: config.schedulerIntervalMs,
+        taskHeartbeatTimeoutMs: config.taskHeartbeatTimeoutMs,
         onTasksQueued: () => worker?.wake(),
       })
     : undefined;

@@ -25,6 +25,10 @@ export interface SerializedTask {
   hasCompensate: boolean;
   dependsOnPast: boolean;
   isolation: "warm" | "process";
+  /** For sensors: how they poke (the poke function itself stays in the bundle). */
+  sensor: { mode: "poke" | "reschedule"; pokeIntervalMs: number; timeoutMs: number; softFail: boolean; exponentialBackoff: boolean } | null;
+  /** For waitForSignal tasks: the signal they wait for and what their timeout does. */
+  signal: { name: string; timeoutMs: number | null; onTimeout: "fail" | "skip" | "succeed" } | null;
   waitForDownstream: boolean;
   description: string | null;
   definedAt: string | null;

@@ -6,11 +6,12 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { format } from "node:util";
 import { serveRequests } from "../core/childProcess.ts";
-import type { Dag, RunCallbackContext, TaskContext, TaskOptions, TaskRef } from "../sdk/types.ts";
+import type { Dag, RunCallbackContext, SensorSpec, TaskContext, TaskOptions, TaskRef } from "../sdk/types.ts";
 import { isDag } from "../sdk/dag.ts";
-import { SkipError } from "../sdk/errors.ts";
+import { formatDuration } from "../core/durations.ts";
+import { FailError, SkipError } from "../sdk/errors.ts";
 import { decideSkips } from "./branching.ts";
-import type { DagCallbackMessage, RunTryMessage, TryOutcome } from "./protocol.ts";
+import type { DagCallbackMessage, RunTryMessage, StepAck, StepPut, TryOutcome } from "./protocol.ts";
 
 const bundles = new Map<string, Promise<Record<string, unknown>>>();
 let current: AbortController | undefined;
@@ -23,6 +24,132 @@ function loadBundle(bundlePath: string): Promise<Record<string, unknown>> {
     bundles.set(bundlePath, loaded);
   }
   return loaded;
+}
+
+/** JSON text of a value, or a non-retryable error when it cannot be stored (not JSON, over the cap). */
+function serializeCapped(value: unknown, what: string, capBytes: number): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value === undefined ? null : value);
+  } catch (err) {
+    throw Object.assign(new Error(`${what} is not JSON-serializable: ${(err as Error).message}`), { nonRetryable: true });
+  }
+  const bytes = Buffer.byteLength(text);
+  if (bytes > capBytes) {
+    throw Object.assign(
+      new Error(`${what} is ${bytes} bytes, over the ${capBytes}-byte cap (BATON_XCOM_MAX_BYTES): keep large data in external storage (files, object storage) and return a reference to it`),
+      { nonRetryable: true },
+    );
+  }
+  return text;
+}
+
+const stepAcks = new Map<number, (ack: StepAck) => void>();
+let nextStepRequest = 1;
+process.on("message", (raw) => {
+  const ack = raw as StepAck;
+  if (ack?.type === "stepAck") {
+    stepAcks.get(ack.reqId)?.(ack);
+    stepAcks.delete(ack.reqId);
+  }
+});
+
+/**
+ * ctx.step: a step recorded by an earlier try returns its recorded value; otherwise it runs,
+ * and the worker records the result (fenced by this try's claim) before the task goes on.
+ */
+async function runStep(
+  m: RunTryMessage,
+  sources: Map<string, string>,
+  taskKey: string,
+  name: string,
+  fn: (step: { idempotencyKey: string }) => unknown,
+  line: (level: string, args: unknown[]) => void,
+): Promise<unknown> {
+  if (typeof name !== "string" || name.length === 0 || name.length > 255) {
+    throw Object.assign(new Error(`ctx.step(name, fn): name must be a string of 1-255 characters, got ${JSON.stringify(name)}`), { nonRetryable: true });
+  }
+  if (typeof fn !== "function") throw Object.assign(new Error(`ctx.step("${name}", fn): fn must be a function`), { nonRetryable: true });
+  const source = String(fn);
+  const earlier = sources.get(name);
+  if (earlier !== undefined && earlier !== source) {
+    throw Object.assign(new Error(`ctx.step("${name}") was already used in this try with a different function: step names must be unique`), {
+      nonRetryable: true,
+    });
+  }
+  sources.set(name, source);
+  if (Object.prototype.hasOwnProperty.call(m.steps, name)) {
+    line("INFO", [`Step "${name}": recorded by an earlier try, not run again`]);
+    return m.steps[name];
+  }
+  const value = await fn({ idempotencyKey: `${taskKey}:${name}` });
+  const valueText = serializeCapped(value, `the result of step "${name}"`, m.maxValueBytes);
+  const ack = await new Promise<StepAck>((resolve) => {
+    const reqId = nextStepRequest++;
+    stepAcks.set(reqId, resolve);
+    const put: StepPut = { type: "stepPut", reqId, name, valueText };
+    process.send?.(put);
+  });
+  if (ack.status === "fenced") throw new Error(`step "${name}" could not be recorded: this try no longer owns the task instance`);
+  if (ack.status === "error") throw new Error(`step "${name}" could not be recorded: ${ack.message}`);
+  const recorded = ack.status === "exists" ? ack.value : JSON.parse(valueText);
+  m.steps[name] = recorded;
+  line("INFO", [`Step "${name}" recorded`]);
+  return recorded;
+}
+
+/** Thrown by a reschedule-mode sensor's loop: the try ends without using up a try. */
+class RescheduleRequest extends Error {
+  constructor(readonly at: string) {
+    super("reschedule");
+  }
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/**
+ * Pokes until the condition holds (returns its value), the timeout passes (counted from the
+ * first poke, across reschedules: FailError, or SkipError with softFail), or, in reschedule
+ * mode, after one unsuccessful poke (returns when to poke next). A poke that throws fails
+ * the try, which is retried per the task's retry policy.
+ */
+async function runSensor(
+  sensor: SensorSpec,
+  ctx: TaskContext,
+  m: RunTryMessage,
+  line: (level: string, args: unknown[]) => void,
+): Promise<{ value: unknown } | { rescheduleAt: string }> {
+  const firstPoke = m.firstPokeAt ? new Date(m.firstPokeAt).getTime() : Date.now();
+  for (let pokes = m.pokeCount; ; pokes++) {
+    const answer = await sensor.poke(ctx);
+    if (answer === true) return { value: true };
+    if (answer && typeof answer === "object" && answer.done) return { value: answer.value === undefined ? true : answer.value };
+    const elapsed = Date.now() - firstPoke;
+    if (elapsed >= sensor.timeoutMs) {
+      const message = `sensor timed out: its condition did not hold within ${formatDuration(sensor.timeoutMs)} of the first poke`;
+      if (sensor.softFail) throw new SkipError(message);
+      throw Object.assign(new FailError(message), { code: "BATON_SENSOR_TIMEOUT" });
+    }
+    const interval = Math.min(
+      sensor.exponentialBackoff ? sensor.pokeIntervalMs * 2 ** Math.min(pokes, 20) : sensor.pokeIntervalMs,
+      Math.max(1, sensor.timeoutMs - elapsed),
+    );
+    line("INFO", [`Poke ${pokes + 1}: condition not met`]);
+    if (sensor.mode === "reschedule") return { rescheduleAt: new Date(Date.now() + interval).toISOString() };
+    await abortableSleep(interval, ctx.signal);
+    if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new Error(String(ctx.signal.reason));
+  }
 }
 
 const CALLBACK_TIMEOUT_MS = 60_000;
@@ -97,13 +224,16 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   current = controller;
   let result: TryOutcome;
   let hooks: { options: TaskOptions; ctx: TaskContext } | undefined;
+  const stepSources = new Map<string, string>();
   try {
     line("INFO", [`Starting try ${m.tryNumber} of ${m.maxTries + 1}: ${m.dagId}.${m.taskId} run ${m.runId}`]);
     const module = await loadBundle(m.bundlePath);
     const dag = Object.values(module).find((v): v is Dag => isDag(v) && v.id === m.dagId);
     if (!dag) throw Object.assign(new Error(`DAG "${m.dagId}" is not exported by its bundle`), { nonRetryable: true });
-    const task = dag.tasks.get(m.taskId);
-    if (!task) throw Object.assign(new Error(`task "${m.taskId}" is not in DAG "${m.dagId}"`), { nonRetryable: true });
+    const found = dag.tasks.get(m.taskId);
+    if (!found) throw Object.assign(new Error(`task "${m.taskId}" is not in DAG "${m.dagId}"`), { nonRetryable: true });
+    let task = found;
+    const upstream = found.upstream;
 
     const ctx: TaskContext = {
       dagId: m.dagId,
@@ -125,14 +255,20 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
       },
       get<T>(ref: TaskRef<T>): T {
         const id = typeof ref === "string" ? ref : ref?.id;
-        if (!task.upstream.has(id)) throw new Error(`ctx.get("${id}"): only direct upstream tasks of "${m.taskId}" can be read`);
+        if (!upstream.has(id)) throw new Error(`ctx.get("${id}"): only direct upstream tasks of "${m.taskId}" can be read`);
         return m.upstreamOutputs[id] as T;
       },
       skip(reason?: string): never {
         throw new SkipError(reason);
       },
+      step: (name, fn) => runStep(m, stepSources, `${m.dagId}:${m.runId}:${m.taskId}:${m.mapIndex}`, name, fn, line) as never,
     };
     hooks = { options: { ...dag.options.defaultArgs, ...task.options }, ctx };
+    if (task.kind === "sensor" && task.sensor) {
+      const poked = await runSensor(task.sensor, ctx, m, line);
+      if ("rescheduleAt" in poked) throw new RescheduleRequest(poked.rescheduleAt);
+      task = { ...task, fn: () => poked.value };
+    }
     let output = await task.fn(ctx);
     let skipTasks: string[] | undefined;
     if (task.kind === "branch" || task.kind === "short_circuit") {
@@ -141,17 +277,16 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
     }
     let normalized: unknown;
     if (output !== undefined) {
-      try {
-        normalized = JSON.parse(JSON.stringify(output));
-      } catch (err) {
-        throw Object.assign(new Error(`the task's return value is not JSON-serializable: ${(err as Error).message}`), { nonRetryable: true });
-      }
+      normalized = JSON.parse(serializeCapped(output, "the task's return value", m.maxValueBytes));
     }
     line("INFO", ["Task succeeded"]);
     result = { outcome: "success", output: normalized, skipTasks };
   } catch (err) {
     const error = errorOf(err);
-    if (error.code === "BATON_TASK_SKIPPED") {
+    if (err instanceof RescheduleRequest) {
+      line("INFO", [`Condition not met; the sensor pokes again at ${err.at} (its worker slot is released meanwhile)`]);
+      result = { outcome: "reschedule", rescheduleAt: err.at };
+    } else if (error.code === "BATON_TASK_SKIPPED") {
       line("INFO", [`Task skipped: ${error.message}`]);
       result = { outcome: "skipped" };
     } else {

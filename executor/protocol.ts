@@ -15,12 +15,22 @@ export interface RunTryMessage {
   conf: Record<string, unknown>;
   params: Record<string, unknown>;
   upstreamOutputs: Record<string, unknown>;
+  /** Durable steps recorded by earlier tries of this task instance. */
+  steps: Record<string, unknown>;
+  /** Cap on the JSON size of the output and of each step's result. */
+  maxValueBytes: number;
+  /** Sensors: when the first poke happened (ISO; null on the first try) and how many pokes were rescheduled. */
+  firstPokeAt: string | null;
+  pokeCount: number;
   bundlePath: string;
   logPath: string;
 }
 
 export interface TryOutcome {
-  outcome: "success" | "failed" | "skipped";
+  /** reschedule: a reschedule-mode sensor poked without success; deferred: waits for a signal. */
+  outcome: "success" | "failed" | "skipped" | "reschedule" | "deferred";
+  /** When a rescheduled sensor pokes next (ISO). */
+  rescheduleAt?: string;
   output?: unknown;
   error?: TryError;
   /** Tasks a successful branch / short-circuit task decided to skip. */
@@ -36,4 +46,19 @@ export interface DagCallbackMessage {
   conf: Record<string, unknown>;
   bundlePath: string;
   logPath: string;
+}
+
+/** Child → worker: a durable step completed; the worker records it and answers with a StepAck. */
+export interface StepPut {
+  type: "stepPut";
+  reqId: number;
+  name: string;
+  valueText: string;
+}
+export interface StepAck {
+  type: "stepAck";
+  reqId: number;
+  status: "recorded" | "fenced" | "exists" | "error";
+  value?: unknown;
+  message?: string;
 }

@@ -14,8 +14,9 @@ import { handBack } from "../store/transitions/handBack.ts";
 import { beatProcess, beatTries, removeProcess } from "../store/transitions/heartbeat.ts";
 import { VersionCache } from "../store/versions.ts";
 import { upstreamOutputs } from "../store/xcom.ts";
+import { recordStep, stepsOf } from "../store/transitions/recordStep.ts";
 import { BundleCache } from "./bundleCache.ts";
-import type { DagCallbackMessage, RunTryMessage, TryOutcome } from "./protocol.ts";
+import type { DagCallbackMessage, RunTryMessage, StepAck, StepPut, TryOutcome } from "./protocol.ts";
 
 const CHILD_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "child.ts");
 
@@ -32,6 +33,8 @@ export interface WorkerOptions {
   killGraceMs?: number;
   /** The scheduler's zombie timeout: a worker that cannot heartbeat for half of it kills its tasks. */
   heartbeatTimeoutMs?: number;
+  /** Cap on the JSON size of a task's output and of each durable step's result (default 1 MiB). */
+  maxValueBytes?: number;
   /** "process": every try runs in a fresh child, discarded afterwards (default "warm": reused children). */
   isolation?: "warm" | "process";
   /** Tasks that finish or started successfully are reported here (tests, `dags test`). */
@@ -200,9 +203,12 @@ export class Worker {
   private async dispatch(claimed: ClaimedTask[]): Promise<void> {
     if (claimed.length === 0) return;
     for (const task of claimed) this.held.set(task.id, { task, timers: [] });
-    const prepared: { task: ClaimedTask; message?: RunTryMessage; error?: TryError; timeoutMs: number | null; dedicated?: boolean }[] = [];
+    const prepared: { task: ClaimedTask; message?: RunTryMessage; error?: TryError; timeoutMs: number | null; dedicated?: boolean; waitsForSignal?: boolean }[] = [];
     let outputs = new Map<number, Record<string, unknown>>();
+    let steps = new Map<number, Record<string, unknown>>();
     try {
+      const retried = claimed.filter((t) => t.tryNumber > 1).map((t) => t.id);
+      if (retried.length > 0) steps = await stepsOf(this.db.pool, retried);
       const missing = claimed.filter((t) => t.upstreamOutputs === undefined);
       const wanted = await Promise.all(
         missing.map(async (t) => ({ dagRunId: t.dagRunId, taskIds: (await this.versions.shape(t.versionHash)).byId.get(t.taskId)?.upstream ?? [] })),
@@ -219,6 +225,7 @@ export class Worker {
           task,
           timeoutMs: spec?.executionTimeoutMs ?? null,
           dedicated: this.options.isolation === "process" || spec?.isolation === "process",
+          waitsForSignal: spec?.kind === "wait_for_signal",
           message: {
             tiId: task.id,
             dagId: task.dagId,
@@ -233,7 +240,11 @@ export class Worker {
             conf: task.conf,
             params: shape.dag.params,
             upstreamOutputs: task.upstreamOutputs ?? outputs.get(task.dagRunId) ?? {},
-            bundlePath: await this.bundles.path(task.versionHash),
+            steps: steps.get(task.id) ?? {},
+            maxValueBytes: this.options.maxValueBytes ?? 1024 * 1024,
+            firstPokeAt: task.firstPokeAt ? new Date(task.firstPokeAt).toISOString() : null,
+            pokeCount: task.pokeCount ?? 0,
+            bundlePath: spec?.kind === "wait_for_signal" ? "" : await this.bundles.path(task.versionHash),
             logPath: taskLogPath(this.options.logsFolder, task),
           },
         });
@@ -242,7 +253,9 @@ export class Worker {
       }
     }
     for (const p of prepared) {
-      if (p.message) this.runInChild(p.task, p.message, p.timeoutMs, !!p.dedicated);
+      // A task waiting for a signal runs no code: it is deferred at once, holding no slot.
+      if (p.message && p.waitsForSignal) this.complete(p.task, { outcome: "deferred" });
+      else if (p.message) this.runInChild(p.task, p.message, p.timeoutMs, !!p.dedicated);
       else this.complete(p.task, { outcome: "failed", error: p.error });
     }
   }
@@ -291,6 +304,9 @@ export class Worker {
   private runInChild(task: ClaimedTask, message: RunTryMessage, timeoutMs: number | null, dedicated: boolean): void {
     const held = this.held.get(task.id)!;
     const slot = this.acquireSlot(dedicated);
+    slot.child.onMessage = (raw) => {
+      if ((raw as { type?: string }).type === "stepPut") void this.recordStep(slot, task, raw as unknown as StepPut);
+    };
     held.slot = slot;
     if (timeoutMs !== null) {
       held.timers.push(
@@ -338,6 +354,24 @@ export class Worker {
     }
     this.finished.push({ task, ...outcome, endedAt: this.clock.now() });
     this.kick();
+  }
+
+  /** A durable step completed in a child: record it (fenced by the try's claim) and answer. */
+  private async recordStep(slot: Slot, task: ClaimedTask, put: StepPut): Promise<void> {
+    let ack: StepAck;
+    try {
+      const outcome = await recordStep(this.db.pool, this.clock.now(), {
+        tiId: task.id,
+        tryNumber: task.tryNumber,
+        token: task.token,
+        name: put.name,
+        valueText: put.valueText,
+      });
+      ack = { type: "stepAck", reqId: put.reqId, ...outcome };
+    } catch (err) {
+      ack = { type: "stepAck", reqId: put.reqId, status: "error", message: (err as Error).message };
+    }
+    slot.child.send(ack as unknown as Record<string, unknown>);
   }
 
   /** Aborts ctx.signal of a try that is no longer ours, and kills its process after the grace. */

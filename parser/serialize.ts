@@ -104,6 +104,10 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
       dependsOnPast: t.dependsOnPast === true || t.waitForDownstream === true,
       waitForDownstream: t.waitForDownstream === true,
       isolation: t.isolation ?? "warm",
+      sensor: def.sensor
+        ? { mode: def.sensor.mode, pokeIntervalMs: def.sensor.pokeIntervalMs, timeoutMs: def.sensor.timeoutMs, softFail: def.sensor.softFail, exponentialBackoff: def.sensor.exponentialBackoff }
+        : null,
+      signal: def.signal ? { ...def.signal } : null,
       description: def.options.description ?? null,
       definedAt: def.definedAt ?? null,
     };

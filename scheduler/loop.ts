@@ -3,16 +3,21 @@ import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Db } from "../store/db.ts";
 import { reconcilePools } from "../store/pools.ts";
+import { deleteStaleProcesses } from "../store/processes.ts";
 import { createScheduledRuns } from "../store/transitions/createScheduledRuns.ts";
 import { beatProcess, removeProcess } from "../store/transitions/heartbeat.ts";
 import { queueRetries } from "../store/transitions/queueRetries.ts";
+import { reapZombies } from "../store/transitions/reapZombies.ts";
 import { releaseScheduled } from "../store/transitions/releaseScheduled.ts";
+import { timeoutDeferred } from "../store/transitions/signals.ts";
 import { startRuns } from "../store/transitions/startRuns.ts";
 import { timeoutRuns } from "../store/transitions/timeoutRuns.ts";
 import { VersionCache } from "../store/versions.ts";
 
 export interface SchedulerOptions {
   intervalMs: number;
+  /** Running tries whose heartbeat is older than this are zombies (default 30 s). */
+  taskHeartbeatTimeoutMs?: number;
   /** Called when a tick queued task instances, so in-process workers claim at once. */
   onTasksQueued?: () => void;
 }
@@ -25,6 +30,8 @@ export interface TickReport {
   runsStarted: number;
   tasksQueued: number;
   retriesQueued: number;
+  /** Running tries whose worker stopped heartbeating, handed to their retry policy. */
+  zombiesReaped: number;
   durationMs: number;
 }
 
@@ -32,7 +39,8 @@ export interface TickReport {
  * The scheduling loop. It only orchestrates: every decision lives in a pure function and
  * every state change in a store transition. It never imports user code. Readiness after a
  * task finishes is decided by the worker's own transaction (the fast path); this loop
- * times out runs, creates scheduled runs, starts runs, re-queues retries, and heartbeats.
+ * times out runs, creates scheduled runs, starts runs, reaps zombie tries, re-queues retries,
+ * and heartbeats.
  */
 export class Scheduler {
   readonly id = randomBytes(16).toString("hex");
@@ -44,6 +52,7 @@ export class Scheduler {
   private readonly startedAt: Date;
   private lastBeat = 0;
   private lastReconcile = 0;
+  private lastProcessCleanup = 0;
 
   constructor(
     private readonly db: Db,
@@ -63,6 +72,20 @@ export class Scheduler {
     // Time-outs first: a failed run frees its place under maxActiveRuns for the next one.
     const timedOut = await timeoutRuns(this.db, now);
     for (const run of timedOut.runs) this.logger.warn(`dag run ${run.dagId}/${run.runId} exceeded its dagrunTimeout and was failed`);
+    // Zombies next, for the same reason, and before retries: a zombie with no retry delay is
+    // queued again in this same tick.
+    let zombiesReaped = 0;
+    for (;;) {
+      const zombies = await reapZombies(this.db, now, this.options.taskHeartbeatTimeoutMs ?? 30_000, (h) => this.versions.shape(h));
+      for (const z of zombies.reaped) {
+        this.logger.warn(
+          `zombie: try ${z.tryNumber} of ${z.dagId}.${z.taskId} (run ${z.runId}) on ${z.hostname ?? "?"} pid ${z.pid ?? "?"} ` +
+            `stopped heartbeating at ${z.heartbeatAt.toISOString()}; now ${z.state}`,
+        );
+      }
+      zombiesReaped += zombies.reaped.length;
+      if (zombies.reaped.length < 100) break;
+    }
     let runsCreated = 0;
     // Each pass moves on (or defers) every DAG it locked, so passes end when none is due.
     for (let pass = 0; pass < 20; pass++) {
@@ -80,17 +103,28 @@ export class Scheduler {
     }
     const retriesQueued = await queueRetries(this.db, now);
     tasksQueued += await releaseScheduled(this.db, now, (h) => this.versions.shape(h));
+    // Deferred tasks whose signal did not come in time (indexed by next_check_at; costs nothing while they wait).
+    for (;;) {
+      const deferred = await timeoutDeferred(this.db, now, (h) => this.versions.shape(h));
+      tasksQueued += deferred.queued;
+      if (deferred.ended < 500) break;
+    }
     if (tasksQueued + retriesQueued > 0) this.options.onTasksQueued?.();
     if (Date.now() - this.lastReconcile > 30_000) {
       this.lastReconcile = Date.now();
       const fixed = await reconcilePools(this.db);
       if (fixed > 0) this.logger.warn(`corrected the occupied slots of ${fixed} pool(s) from the running tasks`);
     }
+    if (Date.now() - this.lastProcessCleanup > 60_000) {
+      this.lastProcessCleanup = Date.now();
+      const removed = await deleteStaleProcesses(this.db.pool, new Date(now.getTime() - 3_600_000));
+      if (removed > 0) this.logger.info(`removed ${removed} process row(s) silent for over an hour`);
+    }
     if (Date.now() - this.lastBeat > 5000) {
       this.lastBeat = Date.now();
       await beatProcess(this.db, now, { id: this.id, kind: "scheduler", startedAt: this.startedAt });
     }
-    return { runsCreated, runsTimedOut: timedOut.runs.length, runsStarted, tasksQueued, retriesQueued, durationMs: performance.now() - started };
+    return { runsCreated, runsTimedOut: timedOut.runs.length, runsStarted, tasksQueued, retriesQueued, zombiesReaped, durationMs: performance.now() - started };
   }
 
   /** Runs a tick now (or right after the current one). */
@@ -104,7 +138,7 @@ export class Scheduler {
     this.ticking = this.tick()
       .catch((err) => {
         this.logger.error(`scheduler tick failed: ${(err as Error).message}`);
-        return { runsCreated: 0, runsTimedOut: 0, runsStarted: 0, tasksQueued: 0, retriesQueued: 0, durationMs: 0 };
+        return { runsCreated: 0, runsTimedOut: 0, runsStarted: 0, tasksQueued: 0, retriesQueued: 0, zombiesReaped: 0, durationMs: 0 };
       })
       .finally(() => {
         this.ticking = undefined;

@@ -9,8 +9,12 @@ import {
   type TaskDefaults,
   type TaskDefinition,
   type TaskFn,
+  type SensorOptions,
+  type SensorSpec,
+  type SignalSpec,
   type TaskKind,
   type TaskOptions,
+  type WaitForSignalOptions,
   type TaskRef,
 } from "./types.ts";
 
@@ -118,7 +122,13 @@ export function dag(options: DagOptions, build: (t: DagBuilder) => void): Dag {
     return ref;
   };
 
-  const addTask = (kind: TaskKind, id: string, optionsOrFn: TaskOptions | TaskFn<unknown>, maybeFn?: TaskFn<unknown>) => {
+  const addTask = (
+    kind: TaskKind,
+    id: string,
+    optionsOrFn: TaskOptions | TaskFn<unknown>,
+    maybeFn?: TaskFn<unknown>,
+    extra: { sensor?: SensorSpec; signal?: SignalSpec } = {},
+  ) => {
     const taskOptions = (typeof optionsOrFn === "function" ? {} : optionsOrFn) ?? {};
     const fn = typeof optionsOrFn === "function" ? optionsOrFn : maybeFn;
     if (typeof id !== "string" || !ID_PATTERN.test(id)) {
@@ -127,7 +137,7 @@ export function dag(options: DagOptions, build: (t: DagBuilder) => void): Dag {
     if (tasks.has(id)) fail(`dag "${options.id}": duplicate task id "${id}"`, "BATON_DUPLICATE_TASK_ID");
     if (typeof fn !== "function") fail(`dag "${options.id}": task "${id}" needs a function to run`);
     checkDefaults(`task "${id}"`, taskOptions);
-    tasks.set(id, { id, kind, fn, options: taskOptions, upstream: new Set(), definedAt: callSite() });
+    tasks.set(id, { id, kind, fn, options: taskOptions, upstream: new Set(), definedAt: callSite(), ...extra });
     const ref = makeRef(id);
     refs.set(id, ref);
     for (const up of taskOptions.upstream ?? []) addEdge(up, ref);
@@ -140,6 +150,49 @@ export function dag(options: DagOptions, build: (t: DagBuilder) => void): Dag {
       addTask("branch", id, optionsOrFn as TaskOptions | TaskFn<unknown>, maybeFn as TaskFn<unknown>),
     shortCircuit: (id: string, optionsOrFn: TaskOptions | TaskFn<unknown>, maybeFn?: TaskFn<unknown>) =>
       addTask("short_circuit", id, optionsOrFn, maybeFn),
+    sensor: (id: string, o: SensorOptions) => {
+      const where = `sensor "${id}"`;
+      if (typeof o !== "object" || o === null || typeof o.poke !== "function") fail(`${where}: options must include poke: async (ctx) => boolean`);
+      if (o.mode !== undefined && o.mode !== "poke" && o.mode !== "reschedule") fail(`${where}: mode must be "poke" or "reschedule", got ${JSON.stringify(o.mode)}`);
+      const ms = (field: "pokeInterval" | "timeout", fallback: string) => {
+        try {
+          const value = parseDuration(o[field] ?? fallback, field);
+          if (field === "pokeInterval" && value <= 0) throw new RangeError("pokeInterval must be more than 0");
+          return value;
+        } catch (err) {
+          return fail(`${where}: ${(err as Error).message}`);
+        }
+      };
+      const sensor: SensorSpec = {
+        poke: o.poke,
+        pokeIntervalMs: ms("pokeInterval", "60s"),
+        timeoutMs: ms("timeout", "7d"),
+        mode: o.mode ?? "poke",
+        softFail: o.softFail === true,
+        exponentialBackoff: o.exponentialBackoff === true,
+      };
+      const { poke: _poke, pokeInterval: _i, timeout: _t, mode: _m, softFail: _s, exponentialBackoff: _e, ...taskOptions } = o;
+      return addTask("sensor", id, taskOptions, () => undefined, { sensor });
+    },
+    waitForSignal: (id: string, o: WaitForSignalOptions) => {
+      const where = `waitForSignal "${id}"`;
+      if (typeof o !== "object" || o === null || typeof o.signal !== "string" || !/^[A-Za-z0-9_.:-]{1,255}$/.test(o.signal)) {
+        fail(`${where}: signal must be a name of 1-255 letters, digits, "_", ".", ":" or "-", got ${JSON.stringify(o?.signal)}`);
+      }
+      if (o.onTimeout !== undefined && !["fail", "skip", "succeed"].includes(o.onTimeout)) {
+        fail(`${where}: onTimeout must be "fail", "skip" or "succeed", got ${JSON.stringify(o.onTimeout)}`);
+      }
+      let timeoutMs: number | null = null;
+      if (o.timeout !== undefined) {
+        try {
+          timeoutMs = parseDuration(o.timeout, "timeout");
+        } catch (err) {
+          fail(`${where}: ${(err as Error).message}`);
+        }
+      }
+      const { signal, timeout: _t, onTimeout, ...taskOptions } = o;
+      return addTask("wait_for_signal", id, taskOptions, () => undefined, { signal: { name: signal, timeoutMs, onTimeout: onTimeout ?? "fail" } });
+    },
   } as DagBuilder;
 
   build(builder);

@@ -5,11 +5,22 @@
 export { dag, isDag } from "./dag.ts";
 export { SkipError, FailError, InvalidDagError, nonRetryable } from "./errors.ts";
 export { TRIGGER_RULES } from "./types.ts";
+export { fileSensor, httpSensor, sqlSensor, externalTaskSensor, timeDeltaSensor, dateTimeSensor } from "./sensors.ts";
+export type {
+  ExternalTaskSensorOptions,
+  FileSensorOptions,
+  HttpSensorOptions,
+  SensorSettings,
+  SqlSensorOptions,
+} from "./sensors.ts";
 export type {
   BranchChoice,
   Dag,
   DagOptions,
+  PokeResult,
   RunCallbackContext,
+  SensorOptions,
+  WaitForSignalOptions,
   DagBuilder,
   Duration,
   TaskContext,

@@ -38,6 +38,12 @@ export interface TaskContext {
   get<T>(ref: TaskRef<T>): T;
   /** Marks the task skipped (throws a SkipError). */
   skip(reason?: string): never;
+  /**
+   * A durable step: its result is recorded when it completes, and a later try of this task
+   * instance returns the recorded result instead of running `fn` again. The result must be
+   * JSON-serializable. `idempotencyKey` is stable for this step across tries.
+   */
+  step<T>(name: string, fn: (step: { idempotencyKey: string }) => T | Promise<T>): Promise<Awaited<T>>;
 }
 
 export interface TaskLogger {
@@ -138,14 +144,61 @@ export interface DagBuilder {
   /** Airflow's ShortCircuitOperator: when fn returns false(y), every downstream task is skipped. */
   shortCircuit(id: string, fn: TaskFn<unknown>): TaskRef<boolean>;
   shortCircuit(id: string, options: TaskOptions, fn: TaskFn<unknown>): TaskRef<boolean>;
+  /** Airflow's sensors: poke until a condition holds; its output is the poke's value (or true). */
+  sensor<T = unknown>(id: string, options: SensorOptions): TaskRef<T>;
+  /** Waits, holding no worker slot, until the run receives the named signal; its output is the payload. */
+  waitForSignal<T = unknown>(id: string, options: WaitForSignalOptions): TaskRef<T>;
 }
 
-export type TaskKind = "task" | "branch" | "short_circuit";
+export type TaskKind = "task" | "branch" | "short_circuit" | "sensor" | "wait_for_signal";
+
+/** What a poke answers: true / { done: true, value } when the condition holds; false to wait. */
+export type PokeResult = boolean | { done: boolean; value?: unknown } | null | undefined;
+
+export interface SensorOptions extends TaskOptions {
+  poke: (ctx: TaskContext) => PokeResult | Promise<PokeResult>;
+  /** Time between pokes (default "60s"). */
+  pokeInterval?: Duration;
+  /** Counted from the first poke, across reschedules (default "7d"). */
+  timeout?: Duration;
+  /** "poke" (default) holds its worker slot between pokes; "reschedule" releases it. */
+  mode?: "poke" | "reschedule";
+  /** On timeout the task is skipped instead of failed. */
+  softFail?: boolean;
+  /** pokeInterval doubles after each poke (capped by the timeout left). */
+  exponentialBackoff?: boolean;
+}
+
+export interface WaitForSignalOptions extends Omit<TaskOptions, "onSuccess"> {
+  /** The signal's name, as sent to POST …/dagRuns/{run}/signals/{name}. */
+  signal: string;
+  /** How long to wait (default: forever). */
+  timeout?: Duration;
+  /** When the timeout fires: fail (default), skip, or succeed with a null payload. */
+  onTimeout?: "fail" | "skip" | "succeed";
+}
+
+/** Sensor and signal settings, as the DAG holds them. */
+export interface SensorSpec {
+  poke: SensorOptions["poke"];
+  pokeIntervalMs: number;
+  timeoutMs: number;
+  mode: "poke" | "reschedule";
+  softFail: boolean;
+  exponentialBackoff: boolean;
+}
+export interface SignalSpec {
+  name: string;
+  timeoutMs: number | null;
+  onTimeout: "fail" | "skip" | "succeed";
+}
 
 /** A task as the DAG holds it; read by the parser and the executor, never by users. */
 export interface TaskDefinition {
   readonly id: string;
   readonly kind: TaskKind;
+  readonly sensor?: SensorSpec;
+  readonly signal?: SignalSpec;
   readonly fn: TaskFn<unknown>;
   readonly options: TaskOptions;
   readonly upstream: Set<string>;

@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { BatonError } from "../../core/errors.ts";
-import { getDag, listDags, setDagPaused } from "../../store/queries/read.ts";
+import { getDag, getDagVersion, listDags, listDagVersions, setDagPaused } from "../../store/queries/read.ts";
+import { isoOrNull } from "../../store/rows.ts";
 import type { ApiDeps } from "../context.ts";
 import { DagParams, PageQuery, PatchDagBody } from "../schemas.ts";
 import { dagJson } from "../serializers.ts";
@@ -31,4 +32,24 @@ export const dagRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, o
     if (!req.body.is_paused) onRunCreated?.();
     return dagJson((await getDag(db.pool, req.params.dag_id))!);
   });
+
+  app.get("/dags/:dag_id/versions", { schema: { params: DagParams, querystring: PageQuery } }, async (req) => {
+    if (!(await getDag(db.pool, req.params.dag_id))) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${req.params.dag_id}" not found`);
+    const { limit = 100, offset = 0 } = req.query;
+    const { rows, total } = await listDagVersions(db.pool, req.params.dag_id, { limit, offset });
+    return {
+      dag_versions: rows.map((r) => ({ dag_version: r.version_hash, created_at: isoOrNull(r.created_at), code_hash: r.code_hash, is_latest: !!r.is_latest })),
+      total_entries: total,
+    };
+  });
+
+  app.get(
+    "/dags/:dag_id/versions/:dag_version",
+    { schema: { params: Type.Intersect([DagParams, Type.Object({ dag_version: Type.String({ pattern: "^[0-9a-f]{64}$" }) })]) } },
+    async (req) => {
+      const row = await getDagVersion(db.pool, req.params.dag_id, req.params.dag_version);
+      if (!row) throw new BatonError("BATON_VERSION_NOT_FOUND", `DAG "${req.params.dag_id}" has no version ${req.params.dag_version}`);
+      return { dag_version: row.version_hash, created_at: isoOrNull(row.created_at), code_hash: row.code_hash, structure: JSON.parse(row.structure) };
+    },
+  );
 };

@@ -4,7 +4,7 @@ import { Type } from "typebox";
 import { BatonError } from "../../core/errors.ts";
 import { taskLogPath } from "../../core/logPaths.ts";
 import type { Queryable } from "../../store/db.ts";
-import { getDagRun, getTaskInstance, getXcom, listTaskInstances } from "../../store/queries/read.ts";
+import { getDagRun, getTaskInstance, getXcom, listTaskInstances, listTaskReschedules } from "../../store/queries/read.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import type { ApiDeps } from "../context.ts";
 import { PageQuery, RunParams, TaskParams } from "../schemas.ts";
@@ -51,6 +51,22 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
       timestamp: isoOrNull(row.created_at),
       execution_date: isoOrNull(run.logical_date),
       value: parseJsonText(row.value, null),
+    };
+  });
+
+  // Airflow's task_reschedule: every poke of a reschedule-mode sensor that did not succeed.
+  app.get(`${base}/:task_id/reschedules`, { schema: { params: TaskParams, querystring: PageQuery } }, async (req) => {
+    const { ti } = await taskOr404(db.pool, req.params);
+    const { limit = 100, offset = 0 } = req.query;
+    const { rows, total } = await listTaskReschedules(db.pool, Number(ti.id), { limit, offset });
+    return {
+      task_reschedules: rows.map((r) => ({
+        try_number: r.try_number,
+        start_date: isoOrNull(r.start_date),
+        end_date: isoOrNull(r.end_date),
+        reschedule_date: isoOrNull(r.reschedule_date),
+      })),
+      total_entries: total,
     };
   });
 

@@ -85,6 +85,16 @@ export async function getXcom(db: Queryable, dagRunId: number, taskId: string, k
   return rows[0];
 }
 
+/** A reschedule-mode sensor's pokes that did not succeed (task_reschedule), oldest first. */
+export async function listTaskReschedules(db: Queryable, taskInstanceId: number, p: Page) {
+  const [rows] = await db.query<RowDataPacket[]>(
+    `SELECT try_number, start_date, end_date, reschedule_date FROM task_reschedule WHERE task_instance_id = ? ORDER BY id ${page(p)}`,
+    [taskInstanceId],
+  );
+  const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM task_reschedule WHERE task_instance_id = ?", [taskInstanceId]);
+  return { rows, total: Number(count!.n) };
+}
+
 export async function listImportErrors(db: Queryable, p: Page) {
   const [rows] = await db.query<RowDataPacket[]>(`SELECT * FROM import_error ORDER BY id ${page(p)}`);
   const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM import_error");
@@ -94,4 +104,22 @@ export async function listImportErrors(db: Queryable, p: Page) {
 export async function latestHeartbeat(db: Queryable, kind: string): Promise<Date | null> {
   const [rows] = await db.query<RowDataPacket[]>("SELECT MAX(heartbeat_at) AS at FROM baton_process WHERE kind = ?", [kind]);
   return rows[0]?.at ?? null;
+}
+
+export async function listDagVersions(db: Queryable, dagId: string, p: Page) {
+  const [rows] = await db.query<RowDataPacket[]>(
+    `SELECT v.version_hash, v.created_at, v.code_hash, (d.latest_version_hash = v.version_hash) AS is_latest
+       FROM dag_version v JOIN dag d ON d.dag_id = v.dag_id WHERE v.dag_id = ? ORDER BY v.id ${page(p)}`,
+    [dagId],
+  );
+  const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM dag_version WHERE dag_id = ?", [dagId]);
+  return { rows, total: Number(count!.n) };
+}
+
+export async function getDagVersion(db: Queryable, dagId: string, versionHash: string) {
+  const [rows] = await db.query<RowDataPacket[]>(
+    "SELECT version_hash, created_at, code_hash, structure FROM dag_version WHERE dag_id = ? AND version_hash = ?",
+    [dagId, versionHash],
+  );
+  return rows[0];
 }

@@ -39,6 +39,9 @@ export interface ClaimedTask {
   token: string;
   /** When this try was claimed (its start_date). */
   startedAt: Date;
+  /** Sensors: first poke of this task instance (across reschedules) and pokes rescheduled so far. */
+  firstPokeAt: Date | null;
+  pokeCount: number;
   /** Direct upstream outputs, when the claim already fetched them (the fast path does). */
   upstreamOutputs?: Record<string, unknown>;
 }
@@ -100,6 +103,7 @@ export async function claimTasks(db: Db, req: ClaimRequest): Promise<ClaimedTask
       ...occupancy,
       {
         sql: `SELECT ti.id, ti.dag_run_id, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number, ti.max_tries, ti.pool, ti.pool_slots,
+                     ti.first_poke_at, ti.poke_count,
                      r.version_hash, r.logical_date, r.data_interval_start, r.data_interval_end, r.conf
                 FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id
                WHERE ti.id IN (${inList(ids)})`,
@@ -125,6 +129,8 @@ export async function claimTasks(db: Db, req: ClaimRequest): Promise<ClaimedTask
       conf: parseJsonText(r.conf, {}),
       token: req.token,
       startedAt: req.now,
+      firstPokeAt: r.first_poke_at ?? null,
+      pokeCount: Number(r.poke_count ?? 0),
     }));
   });
 }

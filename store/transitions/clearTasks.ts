@@ -131,6 +131,8 @@ export async function clearTasks(
     const clearedTaskIds = [...new Set(hits.map((r) => r.task_id as string))];
     await exec(tx, resetStatements(shape, hits));
     await tx.query(`DELETE FROM xcom WHERE dag_run_id = ? AND task_id IN (${inList(clearedTaskIds)})`, [dagRunId, ...clearedTaskIds]);
+    // A cleared task runs from scratch: its durable steps are forgotten too.
+    await tx.query(`DELETE FROM task_step WHERE task_instance_id IN (${inList([...clearedIds])})`, [...clearedIds]);
 
     // Counters of the cleared tasks and of their direct downstream tasks, from states as they are now.
     const stateAfter = new Map<string, string>();

@@ -16,9 +16,11 @@ export interface NewDagRun {
   dataIntervalEnd?: Date | null;
   conf: Record<string, unknown>;
   note?: string | null;
+  /** Idempotency-Key: a repeat with the same requestHash returns the first run; another hash is a 409. */
+  idempotency?: { key: string; requestHash: string };
 }
 
-export async function createDagRun(db: Db, now: Date, run: NewDagRun): Promise<{ id: number; runId: string }> {
+export async function createDagRun(db: Db, now: Date, run: NewDagRun): Promise<{ id: number; runId: string; existing?: boolean }> {
   const [dags] = await db.pool.query<RowDataPacket[]>("SELECT latest_version_hash, is_active FROM dag WHERE dag_id = ?", [run.dagId]);
   const dag = dags[0];
   if (!dag || !dag.latest_version_hash) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${run.dagId}" not found`);
@@ -30,8 +32,8 @@ export async function createDagRun(db: Db, now: Date, run: NewDagRun): Promise<{
     try {
       const [result] = await db.pool.query<ResultSetHeader>(
         `INSERT INTO dag_run (dag_id, run_id, version_hash, run_type, state, logical_date, data_interval_start, data_interval_end,
-                              conf, note, external_trigger, queued_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                              conf, note, external_trigger, queued_at, idempotency_key, request_hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         [
           run.dagId,
           runId,
@@ -45,11 +47,24 @@ export async function createDagRun(db: Db, now: Date, run: NewDagRun): Promise<{
           run.note ?? null,
           run.runType === "scheduled" ? 0 : 1,
           now,
+          run.idempotency?.key ?? null,
+          run.idempotency?.requestHash ?? null,
         ],
       );
       return { id: result.insertId, runId };
     } catch (err) {
       if (!isDuplicateKey(err)) throw err;
+      if (run.idempotency && String((err as { sqlMessage?: string }).sqlMessage).includes("ux_dag_run_idempotency")) {
+        const [prior] = await db.pool.query<RowDataPacket[]>(
+          "SELECT id, run_id, request_hash FROM dag_run WHERE dag_id = ? AND idempotency_key = ?",
+          [run.dagId, run.idempotency.key],
+        );
+        if (prior[0] && prior[0].request_hash === run.idempotency.requestHash) return { id: Number(prior[0].id), runId: prior[0].run_id, existing: true };
+        throw new BatonError(
+          "BATON_IDEMPOTENCY_CONFLICT",
+          `Idempotency-Key "${run.idempotency.key}" was already used for DAG "${run.dagId}" with a different request (run "${prior[0]?.run_id}")`,
+        );
+      }
       if (run.runId !== undefined || attempt >= 3) {
         throw new BatonError("BATON_DAG_RUN_EXISTS", `DAG run "${runId}" already exists for DAG "${run.dagId}"`);
       }

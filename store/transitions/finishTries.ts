@@ -16,6 +16,7 @@ import type { DagShape } from "../../core/dagStructure.ts";
 import { TaskState } from "../../core/states.ts";
 import { retryDelayMs, shouldRetry } from "../../scheduler/retryPolicy.ts";
 import { occupancyStatements } from "../pools.ts";
+import { deliverPendingSignal } from "./signals.ts";
 import { inList, type BatchTx, type Db, type ResultSetHeader, type RowDataPacket, type Statement } from "../db.ts";
 import { parseJsonText } from "../rows.ts";
 import type { ClaimedTask } from "./claimTasks.ts";
@@ -47,7 +48,9 @@ export interface TryError {
 export interface FinishedTry {
   /** The try as it was claimed: identity, fence and run context. */
   task: ClaimedTask;
-  outcome: "success" | "failed" | "skipped";
+  /** reschedule: a sensor pokes again at rescheduleAt, releasing its slot; deferred: waits for a signal. */
+  outcome: "success" | "failed" | "skipped" | "reschedule" | "deferred";
+  rescheduleAt?: string;
   /** JSON-serializable return value; undefined stores no XCom. */
   output?: unknown;
   error?: TryError;
@@ -80,10 +83,44 @@ interface Planned {
   t: FinishedTry;
   state: string;
   statement: Statement;
+  /** A statement that only makes sense if the fenced UPDATE matched (sent after all of them). */
+  extra?: Statement;
 }
 
 function plan(t: FinishedTry, now: Date, shape: DagShape): Planned {
   const { task } = t;
+  const fence = [task.id, task.tryNumber, task.token];
+  if (t.outcome === "reschedule") {
+    // Airflow: a reschedule does not use up a try; the poke is recorded in task_reschedule.
+    const at = new Date(t.rescheduleAt ?? now);
+    return {
+      t,
+      state: TaskState.UpForReschedule,
+      statement: {
+        sql: `UPDATE task_instance SET state = 'up_for_reschedule', try_number = try_number - 1, next_retry_at = ?, end_date = ?,
+                     first_poke_at = COALESCE(first_poke_at, start_date), poke_count = poke_count + 1, heartbeat_at = NULL
+               WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
+        params: [at, t.endedAt, ...fence],
+      },
+      extra: {
+        sql: "INSERT INTO task_reschedule (task_instance_id, try_number, start_date, end_date, reschedule_date) VALUES (?, ?, ?, ?, ?)",
+        params: [task.id, task.tryNumber, task.startedAt, t.endedAt, at],
+      },
+    };
+  }
+  if (t.outcome === "deferred") {
+    const signal = shape.byId.get(task.taskId)?.signal;
+    const checkAt = signal?.timeoutMs !== null && signal?.timeoutMs !== undefined ? new Date(now.getTime() + signal.timeoutMs) : null;
+    return {
+      t,
+      state: TaskState.Deferred,
+      statement: {
+        sql: `UPDATE task_instance SET state = 'deferred', deferred_on = ?, next_check_at = ?, heartbeat_at = NULL
+               WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
+        params: [signal?.name ?? null, checkAt, ...fence],
+      },
+    };
+  }
   let state: string = t.outcome;
   let nextRetryAt: Date | null = null;
   const spec = shape.byId.get(task.taskId);
@@ -154,6 +191,7 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
     return true;
   };
 
+  for (const p of planned) if (p.extra) statements.push(p.extra);
   const xcoms = planned.filter((p) => p.t.outcome === "success" && p.t.output !== undefined);
   if (xcoms.length > 0) {
     statements.push({
@@ -180,7 +218,7 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
   }
   const runs = new Map<number, RunWork>();
   for (const p of planned) {
-    if (p.state === TaskState.UpForRetry) continue;
+    if (p.state === TaskState.UpForRetry || p.state === TaskState.UpForReschedule || p.state === TaskState.Deferred) continue;
     const run = runs.get(p.t.task.dagRunId) ?? {
       shape: shapes.get(p.t.task.versionHash)!,
       context: p.t.task,
@@ -236,7 +274,7 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
     if (run.taken.length > 0) {
       run.takenIndex = statements.length;
       statements.push({
-        sql: `SELECT id, task_id, try_number, max_tries, state, claim_token FROM task_instance
+        sql: `SELECT id, task_id, try_number, max_tries, state, claim_token, first_poke_at, poke_count FROM task_instance
                WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(run.taken.map((t) => t.taskId))})`,
         params: [dagRunId, ...run.taken.map((t) => t.taskId)],
       });
@@ -290,6 +328,8 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
         maxTries: Number(row.max_tries),
         token: take!.token,
         startedAt: now,
+        firstPokeAt: row.first_poke_at ?? null,
+        pokeCount: Number(row.poke_count ?? 0),
         upstreamOutputs: upstream in run.outputs ? { [upstream]: run.outputs[upstream] } : {},
       });
     }
@@ -315,7 +355,14 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
     if (Number(row.unfinished_tasks) === 0 && row.state === "running") finishedRuns.add(Number(row.id));
   }
 
-  // Rare paths, one statement at a time: branch skips, skips / upstream_failed cascading, and run ends.
+  // Rare paths, one statement at a time: signals that arrived before their task deferred,
+  // branch skips, skips / upstream_failed cascading, and run ends.
+  for (const p of planned) {
+    if (p.state !== TaskState.Deferred) continue;
+    const outcome = await deliverPendingSignal(btx.conn, now, p.t.task.id, shapes.get(p.t.task.versionHash)!);
+    result.queued.push(...outcome.queued);
+    if (outcome.runState) result.runsFinished.push({ dagRunId: p.t.task.dagRunId, state: outcome.runState });
+  }
   for (const dagRunId of runIds) {
     const run = runs.get(dagRunId)!;
     if (run.forcedSkips.size === 0) continue;
@@ -393,6 +440,8 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
       maxTries: Number(row.max_tries),
       token: take!.token,
       startedAt: now,
+      firstPokeAt: row.first_poke_at ?? null,
+      pokeCount: Number(row.poke_count ?? 0),
       upstreamOutputs: outputs.get(run.dagRunId) ?? {},
     });
   }

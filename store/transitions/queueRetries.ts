@@ -1,12 +1,28 @@
 // queueRetries — tries whose retry delay has passed go back to queued.
-// locks: up_for_retry rows with next_retry_at <= now, found by ix_ti_retry (state, next_retry_at).
-import type { Db, ResultSetHeader } from "../db.ts";
+// locks: up_for_retry rows with next_retry_at <= now, found by ix_ti_retry (state, next_retry_at)
+//   in index order, FOR UPDATE SKIP LOCKED: several schedulers split the due retries instead of
+//   queueing behind each other (a plain UPDATE … LIMIT waited on every row another held, and
+//   could fail the whole tick with a deadlock). The UPDATE re-checks the state under the lock.
+import { inList, type Db, type ResultSetHeader, type RowDataPacket } from "../db.ts";
 
+// Reschedule-mode sensors (up_for_reschedule) come back the same way when their next poke is due.
 export async function queueRetries(db: Db, now: Date, limit = 1000): Promise<number> {
-  const [result] = await db.pool.query<ResultSetHeader>(
-    `UPDATE task_instance SET state = 'queued', queued_at = ?
-      WHERE state = 'up_for_retry' AND next_retry_at <= ? ORDER BY next_retry_at LIMIT ${Math.floor(limit)}`,
-    [now, now],
-  );
-  return result.affectedRows;
+  let queued = 0;
+  for (const state of ["up_for_retry", "up_for_reschedule"]) {
+    queued += await db.tx(async (tx) => {
+      const [due] = await tx.query<RowDataPacket[]>(
+        `SELECT id FROM task_instance WHERE state = ? AND next_retry_at <= ?
+          ORDER BY next_retry_at LIMIT ${Math.floor(limit)} FOR UPDATE SKIP LOCKED`,
+        [state, now],
+      );
+      if (due.length === 0) return 0;
+      const ids = due.map((r) => Number(r.id));
+      const [result] = await tx.query<ResultSetHeader>(
+        `UPDATE task_instance SET state = 'queued', queued_at = ? WHERE id IN (${inList(ids)}) AND state = ?`,
+        [now, ...ids, state],
+      );
+      return result.affectedRows;
+    });
+  }
+  return queued;
 }

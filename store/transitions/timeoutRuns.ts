@@ -13,7 +13,7 @@
 // outcomes: the runs failed, with how many task instances were failed and skipped.
 import { formatDuration } from "../../core/durations.ts";
 import { RunState, TaskState } from "../../core/states.ts";
-import { inList, type Db, type RowDataPacket } from "../db.ts";
+import { inList, type Db, type RowDataPacket, type Tx } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
 
 const UNFINISHED = [
@@ -39,57 +39,78 @@ export async function timeoutRuns(db: Db, now: Date, limit = 100): Promise<Timed
   );
   if (due.length === 0) return { runs: [], tasksFailed: 0, tasksSkipped: 0 };
   const runIds = due.map((r) => Number(r.id)).sort((a, b) => a - b);
-  return db.tx(async (tx) => {
-    const [tis] = await tx.query<RowDataPacket[]>(
-      `SELECT id, dag_run_id, state, pool, pool_slots FROM task_instance
-        WHERE dag_run_id IN (${inList(runIds)}) AND state IN (${inList(UNFINISHED)})
-        ORDER BY dag_run_id, state, id FOR UPDATE`,
-      [...runIds, ...UNFINISHED],
-    );
-    const [runs] = await tx.query<RowDataPacket[]>(
-      `SELECT id, dag_id, run_id, start_date, timeout_at FROM dag_run
-        WHERE id IN (${inList(runIds)}) AND state = 'running' AND timeout_at <= ? ORDER BY id FOR UPDATE`,
-      [...runIds, now],
-    );
-    const result: TimedOutRuns = { runs: [], tasksFailed: 0, tasksSkipped: 0 };
-    if (runs.length === 0) return result;
-    const live = new Set(runs.map((r) => Number(r.id)));
-    const freed = new Map<string, number>();
-    const skip: number[] = [];
-    for (const run of runs) {
-      const running = tis.filter((t) => Number(t.dag_run_id) === Number(run.id) && t.state === TaskState.Running);
-      if (running.length > 0) {
+  return db.tx((tx) =>
+    endRuns(tx, now, runIds, {
+      recheck: { sql: "state = 'running' AND timeout_at <= ?", params: [now] },
+      errorFor: (run) => {
         const limitText = run.start_date ? formatDuration(run.timeout_at.getTime() - run.start_date.getTime()) : "its limit";
-        const error = {
+        return {
           name: "DagRunTimeoutError",
           code: "BATON_DAGRUN_TIMEOUT",
           message: `dag run "${run.run_id}" of "${run.dag_id}" ran longer than its dagrunTimeout (${limitText}); the run was failed`,
           nonRetryable: true,
         };
-        const ids = running.map((t) => Number(t.id));
-        await tx.query(
-          `UPDATE task_instance SET state = 'failed', end_date = ?, duration = TIMESTAMPDIFF(MICROSECOND, start_date, ?) / 1e6,
-                  error = ?, heartbeat_at = NULL, next_retry_at = NULL
-            WHERE id IN (${inList(ids)})`,
-          [now, now, JSON.stringify(error), ...ids],
-        );
-        for (const t of running) freed.set(t.pool, (freed.get(t.pool) ?? 0) - Number(t.pool_slots));
-        result.tasksFailed += ids.length;
-      }
-      result.runs.push({ id: Number(run.id), dagId: run.dag_id, runId: run.run_id });
-    }
-    for (const t of tis) if (live.has(Number(t.dag_run_id)) && t.state !== TaskState.Running) skip.push(Number(t.id));
-    if (skip.length > 0) {
+      },
+    }),
+  );
+}
+
+/**
+ * Fails runs now (a timeout, a cancel): their running task instances fail with the given
+ * error (their workers see the claim gone at the next heartbeat and abort ctx.signal), the
+ * other unfinished ones are skipped, pool slots are released. Each run is re-checked under its
+ * lock with `recheck`.
+ */
+export async function endRuns(
+  tx: Tx,
+  now: Date,
+  runIds: number[],
+  how: { recheck: { sql: string; params: unknown[] }; errorFor: (run: RowDataPacket) => Record<string, unknown> },
+): Promise<TimedOutRuns> {
+  if (runIds.length === 0) return { runs: [], tasksFailed: 0, tasksSkipped: 0 };
+  const [tis] = await tx.query<RowDataPacket[]>(
+    `SELECT id, dag_run_id, state, pool, pool_slots FROM task_instance
+      WHERE dag_run_id IN (${inList(runIds)}) AND state IN (${inList(UNFINISHED)})
+      ORDER BY dag_run_id, state, id FOR UPDATE`,
+    [...runIds, ...UNFINISHED],
+  );
+  const [runs] = await tx.query<RowDataPacket[]>(
+    `SELECT id, dag_id, run_id, start_date, timeout_at FROM dag_run
+      WHERE id IN (${inList(runIds)}) AND ${how.recheck.sql} ORDER BY id FOR UPDATE`,
+    [...runIds, ...how.recheck.params],
+  );
+  const result: TimedOutRuns = { runs: [], tasksFailed: 0, tasksSkipped: 0 };
+  if (runs.length === 0) return result;
+  const live = new Set(runs.map((r) => Number(r.id)));
+  const freed = new Map<string, number>();
+  const skip: number[] = [];
+  for (const run of runs) {
+    const running = tis.filter((t) => Number(t.dag_run_id) === Number(run.id) && t.state === TaskState.Running);
+    if (running.length > 0) {
+      const error = how.errorFor(run);
+      const ids = running.map((t) => Number(t.id));
       await tx.query(
-        `UPDATE task_instance SET state = 'skipped', start_date = COALESCE(start_date, ?), end_date = ?, next_retry_at = NULL
-          WHERE id IN (${inList(skip)})`,
-        [now, now, ...skip],
+        `UPDATE task_instance SET state = 'failed', end_date = ?, duration = TIMESTAMPDIFF(MICROSECOND, start_date, ?) / 1e6,
+                error = ?, heartbeat_at = NULL, next_retry_at = NULL
+          WHERE id IN (${inList(ids)})`,
+        [now, now, JSON.stringify(error), ...ids],
       );
-      result.tasksSkipped = skip.length;
+      for (const t of running) freed.set(t.pool, (freed.get(t.pool) ?? 0) - Number(t.pool_slots));
+      result.tasksFailed += ids.length;
     }
-    const failed = [...live];
-    await tx.query(`UPDATE dag_run SET state = ?, end_date = ?, unfinished_tasks = 0 WHERE id IN (${inList(failed)})`, [RunState.Failed, now, ...failed]);
-    for (const s of occupancyStatements(freed)) await tx.query(s.sql, s.params);
-    return result;
-  });
+    result.runs.push({ id: Number(run.id), dagId: run.dag_id, runId: run.run_id });
+  }
+  for (const t of tis) if (live.has(Number(t.dag_run_id)) && t.state !== TaskState.Running) skip.push(Number(t.id));
+  if (skip.length > 0) {
+    await tx.query(
+      `UPDATE task_instance SET state = 'skipped', start_date = COALESCE(start_date, ?), end_date = ?, next_retry_at = NULL
+        WHERE id IN (${inList(skip)})`,
+      [now, now, ...skip],
+    );
+    result.tasksSkipped = skip.length;
+  }
+  const failed = [...live];
+  await tx.query(`UPDATE dag_run SET state = ?, end_date = ?, unfinished_tasks = 0 WHERE id IN (${inList(failed)})`, [RunState.Failed, now, ...failed]);
+  for (const s of occupancyStatements(freed)) await tx.query(s.sql, s.params);
+  return result;
 }

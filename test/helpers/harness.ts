@@ -23,6 +23,11 @@ export interface HarnessOptions {
   heartbeatMs?: number;
   isolation?: "warm" | "process";
   /**
+   * The scheduler's zombie timeout. Default: 30 s on the system clock; on a fake clock, 100 years,
+   * because a test that jumps the clock would otherwise turn every running try into a zombie.
+   */
+  taskHeartbeatTimeoutMs?: number;
+  /**
    * The scheduler ticks only when the test calls `h.scheduler.tick()`: no timer, and waking it
    * (run(), the API) does nothing. Default false: it ticks on its timer and when woken.
    */
@@ -77,7 +82,11 @@ export class Harness {
         isolation: this.options.isolation,
       });
     }
-    this.scheduler = new Scheduler(this.db, this.clock, this.logger, { intervalMs: 100, onTasksQueued: () => this.worker?.wake() });
+    this.scheduler = new Scheduler(this.db, this.clock, this.logger, {
+      intervalMs: 100,
+      taskHeartbeatTimeoutMs: this.options.taskHeartbeatTimeoutMs ?? (this.options.clock ? 100 * 365 * 86_400_000 : 30_000),
+      onTasksQueued: () => this.worker?.wake(),
+    });
     if (this.options.manualTicks) this.scheduler.wake = () => undefined;
     this.app = await buildApp({
       db: this.db,

@@ -1,0 +1,30 @@
+// cancelRun — a user ends a queued or running run as failed (PATCH …/dagRuns/{id} state=failed).
+// Uses endRuns: running task instances fail with BATON_DAG_RUN_CANCELLED (their workers abort
+// ctx.signal at the next heartbeat and kill the process after the grace), the rest are skipped.
+// locks: as endRuns (task rows, the run row, pool rows); the run is re-checked under its lock.
+// outcomes: the run's state before; BATON_DAG_RUN_NOT_FOUND; BATON_DAG_RUN_FINISHED.
+import { BatonError } from "../../core/errors.ts";
+import type { Db, RowDataPacket } from "../db.ts";
+import { endRuns } from "./timeoutRuns.ts";
+
+export async function cancelRun(db: Db, now: Date, dagId: string, runId: string): Promise<{ tasksFailed: number; tasksSkipped: number }> {
+  const [rows] = await db.pool.query<RowDataPacket[]>("SELECT id, state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+  const run = rows[0];
+  if (!run) throw new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${runId}" of DAG "${dagId}" not found`);
+  if (run.state !== "queued" && run.state !== "running") {
+    throw new BatonError("BATON_DAG_RUN_FINISHED", `DAG run "${runId}" has already finished (state ${run.state})`);
+  }
+  const ended = await db.tx((tx) =>
+    endRuns(tx, now, [Number(run.id)], {
+      recheck: { sql: "state IN ('queued', 'running')", params: [] },
+      errorFor: (r) => ({
+        name: "DagRunCancelledError",
+        code: "BATON_DAG_RUN_CANCELLED",
+        message: `dag run "${r.run_id}" of "${r.dag_id}" was cancelled`,
+        nonRetryable: true,
+      }),
+    }),
+  );
+  if (ended.runs.length === 0) throw new BatonError("BATON_DAG_RUN_FINISHED", `DAG run "${runId}" finished meanwhile`);
+  return { tasksFailed: ended.tasksFailed, tasksSkipped: ended.tasksSkipped };
+}

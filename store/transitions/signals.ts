@@ -1,0 +1,160 @@
+// signals — durable external events that resume tasks waiting in `deferred`.
+// sendSignal: stores the signal (idempotent on signal_id, ux_signal_id) and, in the same
+//   transaction, completes the task of that run waiting for it (ix_ti_waiting), if any.
+// deliverPendingSignal: a task that just deferred takes a signal that arrived before it
+//   waited (ix_signal_pending), so no signal is ever lost.
+// timeoutDeferred: deferred tasks whose next_check_at passed (ix_ti_deferred, SKIP LOCKED)
+//   fail, skip or succeed as their onTimeout says.
+// locks: the waiting task_instance row, then the signal row, then what settle() locks.
+// outcomes: the completed task settles like any other, in the same transaction.
+import type { DagShape } from "../../core/dagStructure.ts";
+import { BatonError } from "../../core/errors.ts";
+import { TaskState } from "../../core/states.ts";
+import { inList, type Db, type ResultSetHeader, type RowDataPacket, type Tx } from "../db.ts";
+import { isDuplicateKey } from "../rows.ts";
+import { settle, type SettleResult } from "./settle.ts";
+
+export const SIGNAL_PAYLOAD_CAP_BYTES = 64 * 1024;
+
+/** Ends a deferred task: success with the payload as its output, or as its timeout says. */
+async function endDeferred(
+  tx: Tx,
+  now: Date,
+  ti: RowDataPacket,
+  shape: DagShape,
+  state: "success" | "failed" | "skipped",
+  output: { payloadText: string | null } | null,
+  error: Record<string, unknown> | null,
+): Promise<SettleResult | null> {
+  const [updated] = await tx.query<ResultSetHeader>(
+    `UPDATE task_instance SET state = ?, end_date = ?, deferred_on = NULL, next_check_at = NULL, error = ?,
+            duration = TIMESTAMPDIFF(MICROSECOND, start_date, ?) / 1000000
+      WHERE id = ? AND state = 'deferred'`,
+    [state, now, error ? JSON.stringify(error) : null, now, ti.id],
+  );
+  if (updated.affectedRows !== 1) return null;
+  if (output) {
+    await tx.query(
+      `INSERT INTO xcom (dag_run_id, task_id, map_index, xcom_key, value, created_at) VALUES (?, ?, ?, 'return_value', ?, ?)
+       ON DUPLICATE KEY UPDATE value = VALUES(value), created_at = VALUES(created_at)`,
+      [ti.dag_run_id, ti.task_id, ti.map_index, output.payloadText ?? "null", now],
+    );
+  }
+  return settle(tx, now, Number(ti.dag_run_id), shape, [{ taskId: ti.task_id, state }]);
+}
+
+async function consumeOldest(tx: Tx, now: Date, dagRunId: number, name: string, tiId: number): Promise<RowDataPacket | undefined> {
+  const [signals] = await tx.query<RowDataPacket[]>(
+    `SELECT id, payload FROM run_signal WHERE dag_run_id = ? AND name = ? AND consumed_by IS NULL ORDER BY id LIMIT 1 FOR UPDATE`,
+    [dagRunId, name],
+  );
+  const signal = signals[0];
+  if (signal) await tx.query("UPDATE run_signal SET consumed_by = ?, consumed_at = ? WHERE id = ?", [tiId, now, signal.id]);
+  return signal;
+}
+
+export async function deliverPendingSignal(tx: Tx, now: Date, tiId: number, shape: DagShape): Promise<SettleResult> {
+  const [rows] = await tx.query<RowDataPacket[]>(
+    "SELECT id, dag_run_id, task_id, map_index, deferred_on FROM task_instance WHERE id = ? AND state = 'deferred' FOR UPDATE",
+    [tiId],
+  );
+  const ti = rows[0];
+  if (!ti?.deferred_on) return { queued: [] };
+  const signal = await consumeOldest(tx, now, Number(ti.dag_run_id), ti.deferred_on, tiId);
+  if (!signal) return { queued: [] };
+  return (await endDeferred(tx, now, ti, shape, "success", { payloadText: signal.payload }, null)) ?? { queued: [] };
+}
+
+export interface SignalRequest {
+  dagId: string;
+  runId: string;
+  name: string;
+  signalId?: string;
+  payload?: unknown;
+}
+
+export interface SignalResult {
+  signalId: string | null;
+  duplicate: boolean;
+  /** The task that received it, or null if none waits yet (it is kept for the first one that does). */
+  deliveredTo: string | null;
+  queued: number[];
+}
+
+export async function sendSignal(db: Db, now: Date, req: SignalRequest, shapeOf: (versionHash: string) => Promise<DagShape>): Promise<SignalResult> {
+  const payloadText = JSON.stringify(req.payload ?? null);
+  if (Buffer.byteLength(payloadText) > SIGNAL_PAYLOAD_CAP_BYTES) {
+    throw new BatonError("BATON_PAYLOAD_TOO_LARGE", `signal payload is ${Buffer.byteLength(payloadText)} bytes; the cap is ${SIGNAL_PAYLOAD_CAP_BYTES}`);
+  }
+  return db.tx(async (tx) => {
+    const [runs] = await tx.query<RowDataPacket[]>("SELECT id, state, version_hash FROM dag_run WHERE dag_id = ? AND run_id = ? FOR UPDATE", [req.dagId, req.runId]);
+    const run = runs[0];
+    if (!run) throw new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${req.runId}" of DAG "${req.dagId}" not found`);
+    if (run.state === "success" || run.state === "failed") {
+      throw new BatonError("BATON_DAG_RUN_FINISHED", `DAG run "${req.runId}" has already finished (state ${run.state}); it takes no more signals`, {
+        state: run.state,
+      });
+    }
+    try {
+      await tx.query("INSERT INTO run_signal (dag_run_id, name, signal_id, payload, created_at) VALUES (?, ?, ?, ?, ?)", [
+        run.id,
+        req.name,
+        req.signalId ?? null,
+        payloadText,
+        now,
+      ]);
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+      // The same signal_id again: already stored (and perhaps delivered); nothing changes.
+      const [prior] = await tx.query<RowDataPacket[]>(
+        "SELECT s.consumed_by, ti.task_id FROM run_signal s LEFT JOIN task_instance ti ON ti.id = s.consumed_by WHERE s.dag_run_id = ? AND s.signal_id = ?",
+        [run.id, req.signalId],
+      );
+      return { signalId: req.signalId ?? null, duplicate: true, deliveredTo: prior[0]?.task_id ?? null, queued: [] };
+    }
+    const [waiting] = await tx.query<RowDataPacket[]>(
+      `SELECT id, dag_run_id, task_id, map_index FROM task_instance
+        WHERE dag_run_id = ? AND state = 'deferred' AND deferred_on = ? ORDER BY id LIMIT 1 FOR UPDATE`,
+      [run.id, req.name],
+    );
+    const ti = waiting[0];
+    if (!ti) return { signalId: req.signalId ?? null, duplicate: false, deliveredTo: null, queued: [] };
+    const signal = await consumeOldest(tx, now, Number(run.id), req.name, Number(ti.id));
+    const outcome = await endDeferred(tx, now, ti, await shapeOf(run.version_hash), "success", { payloadText: signal?.payload ?? payloadText }, null);
+    return { signalId: req.signalId ?? null, duplicate: false, deliveredTo: ti.task_id, queued: outcome?.queued ?? [] };
+  });
+}
+
+/** Deferred tasks whose timeout passed end as their onTimeout says; returns how many. */
+export async function timeoutDeferred(db: Db, now: Date, shapeOf: (versionHash: string) => Promise<DagShape>, limit = 500): Promise<{ ended: number; queued: number }> {
+  return db.tx(async (tx) => {
+    const [due] = await tx.query<RowDataPacket[]>(
+      `SELECT id FROM task_instance WHERE state = 'deferred' AND next_check_at <= ? ORDER BY next_check_at LIMIT ${Math.floor(limit)} FOR UPDATE SKIP LOCKED`,
+      [now],
+    );
+    if (due.length === 0) return { ended: 0, queued: 0 };
+    const ids = due.map((r) => Number(r.id));
+    const [rows] = await tx.query<RowDataPacket[]>(
+      `SELECT ti.id, ti.dag_run_id, ti.task_id, ti.map_index, ti.deferred_on, r.version_hash
+         FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id WHERE ti.id IN (${inList(ids)})`,
+      ids,
+    );
+    let ended = 0;
+    let queued = 0;
+    for (const ti of rows) {
+      const shape = await shapeOf(ti.version_hash);
+      const onTimeout = shape.byId.get(ti.task_id)?.signal?.onTimeout ?? "fail";
+      const state = onTimeout === "succeed" ? TaskState.Success : onTimeout === "skip" ? TaskState.Skipped : TaskState.Failed;
+      const error =
+        state === TaskState.Failed
+          ? { name: "SignalTimeoutError", code: "BATON_SIGNAL_TIMEOUT", message: `no "${ti.deferred_on}" signal arrived before the timeout` }
+          : null;
+      const outcome = await endDeferred(tx, now, ti, shape, state, state === TaskState.Success ? { payloadText: null } : null, error);
+      if (outcome) {
+        ended++;
+        queued += outcome.queued.length;
+      }
+    }
+    return { ended, queued };
+  });
+}

@@ -1,0 +1,104 @@
+import { writeFileSync } from "node:fs";
+import { Harness, dagSource } from "../helpers/harness.ts";
+import { waitFor } from "../helpers/db.ts";
+import type { RowDataPacket } from "../../store/db.ts";
+
+const versioned = (label: string, extraTask = "") =>
+  dagSource(`
+import { existsSync } from "node:fs";
+export default dag({ id: "versioned" }, (t) => {
+  const first = t.task("first", async () => "${label}");
+  const gate = t.task("gate", async (ctx) => {
+    while (ctx.conf.gate && !existsSync(String(ctx.conf.gate))) await new Promise((r) => setTimeout(r, 20));
+    return "${label}";
+  });
+  first.then(gate);
+  ${extraTask}
+});
+`);
+
+const STUCK = dagSource(`
+export default dag({ id: "stuck" }, (t) => {
+  const wait = t.task("wait", async (ctx) => { while (!ctx.signal.aborted) await new Promise((r) => setTimeout(r, 20)); throw new Error("aborted"); });
+  wait.then(t.task("after", async () => 1));
+});
+`);
+
+describe("versioning, idempotency keys and cancellation", () => {
+  const h = new Harness({ heartbeatMs: 200, killGraceMs: 1000 });
+  beforeAll(async () => {
+    await h.start({ "versioned.ts": versioned("v1"), "stuck.ts": STUCK });
+    await h.run();
+  });
+  afterAll(() => h.stop());
+
+  const tis = async (dagId: string, runId: string) => {
+    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT task_id, state, error FROM task_instance WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+    return Object.fromEntries(rows.map((r) => [r.task_id, r]));
+  };
+  const runJson = async (dagId: string, runId: string) =>
+    (await h.app.inject({ method: "GET", url: `/api/v1/dags/${dagId}/dagRuns/${encodeURIComponent(runId)}` })).json();
+
+  it("a run keeps its version while the DAG file is edited twice; new runs use the new one", async () => {
+    const gate = `/tmp/baton-gate-${process.pid}-${Date.now()}`;
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/versioned/dagRuns", payload: { conf: { gate } } });
+    const runId = res.json().dag_run_id as string;
+    const pinned = res.json().dag_version as string;
+    await waitFor("gate to run", async () => (await tis("versioned", runId)).gate?.state === "running");
+
+    await h.writeDag("versioned.ts", versioned("v2"));
+    await h.processor.scan();
+    await h.writeDag("versioned.ts", versioned("v3", `gate.then(t.task("added", async () => "new step"));`));
+    await h.processor.scan();
+    const versions = (await h.app.inject({ method: "GET", url: "/api/v1/dags/versioned/versions" })).json();
+    expect(versions.total_entries).toBe(3);
+    expect(versions.dag_versions.filter((v: { is_latest: boolean }) => v.is_latest)).toHaveLength(1);
+
+    writeFileSync(gate, "");
+    await waitFor("the pinned run to succeed", async () => (await runJson("versioned", runId)).state === "success");
+    expect((await runJson("versioned", runId)).dag_version).toBe(pinned);
+    expect(Object.keys(await tis("versioned", runId)).sort()).toEqual(["first", "gate"]);
+    const out = await h.app.inject({ method: "GET", url: `/api/v1/dags/versioned/dagRuns/${encodeURIComponent(runId)}/taskInstances/gate/xcomEntries/return_value` });
+    expect(out.json().value).toBe("v1");
+
+    const fresh = await h.app.inject({ method: "POST", url: "/api/v1/dags/versioned/dagRuns", payload: {} });
+    await waitFor("the new run to succeed", async () => (await runJson("versioned", fresh.json().dag_run_id)).state === "success");
+    expect(Object.keys(await tis("versioned", fresh.json().dag_run_id)).sort()).toEqual(["added", "first", "gate"]);
+    const old = await h.app.inject({ method: "GET", url: `/api/v1/dags/versioned/versions/${pinned}` });
+    expect(old.json().structure.tasks.map((t: { taskId: string }) => t.taskId)).toEqual(["first", "gate"]);
+    expect((await h.app.inject({ method: "GET", url: `/api/v1/dags/versioned/versions/${"0".repeat(64)}` })).json().code).toBe("BATON_VERSION_NOT_FOUND");
+  });
+
+  it("an Idempotency-Key returns the same run for the same body and 409 for another", async () => {
+    const post = (body: Record<string, unknown>, key: string) =>
+      h.app.inject({ method: "POST", url: "/api/v1/dags/versioned/dagRuns", payload: body, headers: { "idempotency-key": key } });
+    const a = await post({ conf: { order: 1 } }, "order-1");
+    const b = await post({ conf: { order: 1 } }, "order-1");
+    expect(a.statusCode).toBe(200);
+    expect(b.statusCode).toBe(200);
+    expect(b.json().dag_run_id).toBe(a.json().dag_run_id);
+    const c = await post({ conf: { order: 2 } }, "order-1");
+    expect(c.statusCode).toBe(409);
+    expect(c.json().code).toBe("BATON_IDEMPOTENCY_CONFLICT");
+    const long = await post({}, "k".repeat(256));
+    expect(long.statusCode).toBe(400);
+    const [[count]] = await h.db.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM dag_run WHERE dag_id = 'versioned' AND idempotency_key = 'order-1'");
+    expect(count!.n).toBe(1);
+  });
+
+  it("cancelling a run fails it, aborts its running task and skips the rest", async () => {
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/stuck/dagRuns", payload: {} });
+    const runId = res.json().dag_run_id as string;
+    await waitFor("wait to run", async () => (await tis("stuck", runId)).wait?.state === "running");
+    const cancel = await h.app.inject({ method: "PATCH", url: `/api/v1/dags/stuck/dagRuns/${encodeURIComponent(runId)}`, payload: { state: "failed" } });
+    expect(cancel.statusCode).toBe(200);
+    expect(cancel.json().state).toBe("failed");
+    const t = await tis("stuck", runId);
+    expect(t.wait.state).toBe("failed");
+    expect(JSON.parse(t.wait.error).code).toBe("BATON_DAG_RUN_CANCELLED");
+    expect(t.after.state).toBe("skipped");
+    await waitFor("the worker to abort and drop the try", async () => h.worker!.runningCount === 0, 10_000);
+    const again = await h.app.inject({ method: "PATCH", url: `/api/v1/dags/stuck/dagRuns/${encodeURIComponent(runId)}`, payload: { state: "failed" } });
+    expect(again.json().code).toBe("BATON_DAG_RUN_FINISHED");
+  });
+});

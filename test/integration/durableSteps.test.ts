@@ -1,0 +1,77 @@
+import { mkdtemp, readFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { Harness, dagSource } from "../helpers/harness.ts";
+import { waitFor } from "../helpers/db.ts";
+import type { RowDataPacket } from "../../store/db.ts";
+
+const DAGS = dagSource(`
+import { appendFileSync } from "node:fs";
+const mark = (ctx, what) => appendFileSync(String(ctx.conf.marks), what + "\\n");
+
+export const steps = dag({ id: "steps", defaultArgs: { retries: 1, retryDelay: 50 } }, (t) => {
+  t.task("charge", async (ctx) => {
+    const one = await ctx.step("one", (s) => { mark(ctx, "one:" + s.idempotencyKey); return 1; });
+    const two = await ctx.step("two", () => { mark(ctx, "two"); return one + 1; });
+    // kill -9 of the task's own process after two of three steps, on the first try only
+    if (ctx.tryNumber === 1) process.kill(process.pid, "SIGKILL");
+    const three = await ctx.step("three", () => { mark(ctx, "three"); return two + 1; });
+    return { one, two, three };
+  });
+});
+
+export const misuse = dag({ id: "misuse", defaultArgs: { retries: 2, retryDelay: 50 } }, (t) => {
+  t.task("reuse", async (ctx) => {
+    await ctx.step("same", () => 1);
+    await ctx.step("same", () => 2);
+  });
+  t.task("huge", async () => "x".repeat(1024 * 1024 + 10));
+  t.task("not_json", async (ctx) => ctx.step("bigint", () => 10n));
+});
+`);
+
+describe("durable steps", () => {
+  const h = new Harness({ workers: 2 });
+  beforeAll(async () => {
+    await h.start({ "steps.ts": DAGS });
+    await h.run();
+  });
+  afterAll(() => h.stop());
+
+  async function run(dagId: string, conf: Record<string, unknown> = {}) {
+    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { conf } });
+    const runId = res.json().dag_run_id as string;
+    await waitFor(`${dagId} to end`, async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+      return ["success", "failed"].includes(rows[0]?.state) ? rows[0]!.state : null;
+    }, 20_000);
+    const [tis] = await h.db.pool.query<RowDataPacket[]>("SELECT id, task_id, state, try_number, error FROM task_instance WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+    return { runId, tasks: Object.fromEntries(tis.map((r) => [r.task_id, r])) };
+  }
+
+  it("a task killed with kill -9 after two of three steps resumes at step three on retry", async () => {
+    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-steps-")), "marks.txt");
+    const { runId, tasks } = await run("steps", { marks });
+    expect(tasks.charge).toMatchObject({ state: "success", try_number: 2 });
+    const lines = (await readFile(marks, "utf8")).split("\n").filter(Boolean);
+    expect(lines).toEqual([`one:steps:${runId}:charge:-1:one`, "two", "three"]);
+    const out = await h.app.inject({ method: "GET", url: `/api/v1/dags/steps/dagRuns/${encodeURIComponent(runId)}/taskInstances/charge/xcomEntries/return_value` });
+    expect(out.json().value).toEqual({ one: 1, two: 2, three: 3 });
+    const [steps] = await h.db.pool.query<RowDataPacket[]>("SELECT step_name, try_number, value FROM task_step WHERE task_instance_id = ? ORDER BY step_name", [tasks.charge.id]);
+    expect(steps.map((s) => [s.step_name, s.try_number, JSON.parse(s.value)])).toEqual([
+      ["one", 1, 1],
+      ["three", 2, 3],
+      ["two", 1, 2],
+    ]);
+  });
+
+  it("rejects a reused step name, an output over the cap and a result that is not JSON, without retries", async () => {
+    const { tasks } = await run("misuse");
+    expect(tasks.reuse).toMatchObject({ state: "failed", try_number: 1 });
+    expect(JSON.parse(tasks.reuse.error).message).toContain('ctx.step("same") was already used in this try with a different function');
+    expect(tasks.huge).toMatchObject({ state: "failed", try_number: 1 });
+    expect(JSON.parse(tasks.huge.error).message).toContain("over the 1048576-byte cap (BATON_XCOM_MAX_BYTES)");
+    expect(tasks.not_json).toMatchObject({ state: "failed", try_number: 1 });
+    expect(JSON.parse(tasks.not_json.error).message).toContain('the result of step "bigint" is not JSON-serializable');
+  });
+});

@@ -1,0 +1,175 @@
+import { FakeClock } from "../../core/clock.ts";
+import { Harness, dagSource } from "../helpers/harness.ts";
+import { waitFor } from "../helpers/db.ts";
+import type { RowDataPacket } from "../../store/db.ts";
+
+const DAGS = dagSource(`
+import { existsSync, appendFileSync, readFileSync } from "node:fs";
+
+export const approval = dag({ id: "approval" }, (t) => {
+  const prepare = t.task("prepare", async () => "doc-1");
+  const signed = t.waitForSignal("wait_signed", { signal: "signed", timeout: "5d", onTimeout: "skip" });
+  const file = t.task("file", async (ctx) => ({ filedBy: ctx.get(signed).by }));
+  const remind = t.task("remind", { triggerRule: "all_skipped" }, async () => "reminder sent");
+  prepare.then(signed).then([file, remind]);
+});
+
+export const early = dag({ id: "early" }, (t) => {
+  const slow = t.task("slow", async (ctx) => { while (!existsSync(String(ctx.conf.go))) await new Promise((r) => setTimeout(r, 20)); return 1; });
+  const wait = t.waitForSignal("wait", { signal: "go" });
+  const after = t.task("after", async (ctx) => ctx.get(wait));
+  slow.then(wait).then(after);
+});
+
+export const resched = dag({ id: "resched" }, (t) => {
+  const sensor = t.sensor("third_time", {
+    mode: "reschedule",
+    pokeInterval: 100,
+    timeout: "1m",
+    poke: async (ctx) => {
+      appendFileSync(String(ctx.conf.pokes), "poke\\n");
+      const n = readFileSync(String(ctx.conf.pokes), "utf8").split("\\n").filter(Boolean).length;
+      return n >= 3 ? { done: true, value: { pokes: n } } : false;
+    },
+  });
+  sensor.then(t.task("use", async (ctx) => ctx.get(sensor)));
+  for (let i = 0; i < 4; i++) t.task("other" + i, async () => { await new Promise((r) => setTimeout(r, 50)); return i; });
+});
+
+export const timeouts = dag({ id: "timeouts" }, (t) => {
+  t.sensor("hard", { pokeInterval: 50, timeout: 200, poke: async () => false });
+  t.sensor("soft", { pokeInterval: 50, timeout: 200, softFail: true, poke: async () => false });
+});
+`);
+
+describe("sensors and signals", () => {
+  const clock = new FakeClock(new Date());
+  const h = new Harness({ workers: 1, clock });
+  beforeAll(async () => {
+    await h.start({ "waiting.ts": DAGS });
+    await h.run();
+  });
+  afterAll(() => h.stop());
+
+  async function trigger(dagId: string, conf: Record<string, unknown> = {}) {
+    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { conf } });
+    expect(res.statusCode).toBe(200);
+    return res.json().dag_run_id as string;
+  }
+  const tasks = async (dagId: string, runId: string) => {
+    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT task_id, state, try_number, error FROM task_instance WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+    return Object.fromEntries(rows.map((r) => [r.task_id, r]));
+  };
+  const runState = async (dagId: string, runId: string) => {
+    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+    return rows[0]?.state as string;
+  };
+  const signal = (dagId: string, runId: string, name: string, body: Record<string, unknown>) =>
+    h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns/${encodeURIComponent(runId)}/signals/${name}`, payload: body });
+
+  it("a signal sent while the task waits resumes it with the payload; the other branch is skipped", async () => {
+    const runId = await trigger("approval");
+    await waitFor("the task to defer", async () => (await tasks("approval", runId)).wait_signed?.state === "deferred");
+    const res = await signal("approval", runId, "signed", { payload: { by: "ana" }, signal_id: "sig-1" });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ delivered_to: "wait_signed", duplicate: false });
+    await waitFor("the run to succeed", async () => (await runState("approval", runId)) === "success");
+    const t = await tasks("approval", runId);
+    expect([t.wait_signed.state, t.file.state, t.remind.state]).toEqual(["success", "success", "skipped"]);
+    const out = await h.app.inject({ method: "GET", url: `/api/v1/dags/approval/dagRuns/${encodeURIComponent(runId)}/taskInstances/file/xcomEntries/return_value` });
+    expect(out.json().value).toEqual({ filedBy: "ana" });
+    // Idempotent on signal_id; a finished run takes no more signals.
+    const again = await signal("approval", runId, "signed", { payload: { by: "bob" }, signal_id: "sig-1" });
+    expect(again.statusCode).toBe(409);
+    expect(again.json()).toMatchObject({ code: "BATON_DAG_RUN_FINISHED" });
+    expect(again.json().detail).toContain("success");
+  });
+
+  it("a signal that arrives before the task waits is kept and delivered; signal_id deduplicates", async () => {
+    const go = `/tmp/baton-go-${process.pid}-${Date.now()}`;
+    const runId = await trigger("early", { go });
+    await waitFor("slow to run", async () => (await tasks("early", runId)).slow?.state === "running");
+    const first = await signal("early", runId, "go", { payload: 42, signal_id: "once" });
+    expect(first.json()).toMatchObject({ delivered_to: null, duplicate: false });
+    const dup = await signal("early", runId, "go", { payload: 43, signal_id: "once" });
+    expect(dup.json()).toMatchObject({ duplicate: true });
+    const { writeFileSync } = await import("node:fs");
+    writeFileSync(go, "");
+    await waitFor("the run to succeed", async () => (await runState("early", runId)) === "success");
+    const out = await h.app.inject({ method: "GET", url: `/api/v1/dags/early/dagRuns/${encodeURIComponent(runId)}/taskInstances/after/xcomEntries/return_value` });
+    expect(out.json().value).toBe(42);
+  });
+
+  it("a signal that never comes takes the timeout branch (fake clock)", async () => {
+    const runId = await trigger("approval");
+    await waitFor("the task to defer", async () => (await tasks("approval", runId)).wait_signed?.state === "deferred");
+    clock.advance(4 * 86_400_000);
+    await h.scheduler.tick();
+    expect((await tasks("approval", runId)).wait_signed.state).toBe("deferred");
+    clock.advance(86_400_000 + 1000);
+    await h.scheduler.tick();
+    await waitFor("the run to end", async () => (await runState("approval", runId)) === "success");
+    const t = await tasks("approval", runId);
+    expect([t.wait_signed.state, t.file.state, t.remind.state]).toEqual(["skipped", "skipped", "success"]);
+  });
+
+  it("bad signals: unknown run 404, bad name 400, payload over the cap 413", async () => {
+    expect((await signal("approval", "nope", "signed", {})).json().code).toBe("BATON_DAG_RUN_NOT_FOUND");
+    expect((await signal("approval", "nope", "bad name!", {})).statusCode).toBe(400);
+    const runId = await trigger("approval");
+    const big = await signal("approval", runId, "signed", { payload: "x".repeat(70 * 1024) });
+    expect(big.statusCode).toBe(413);
+    expect(big.json().code).toBe("BATON_PAYLOAD_TOO_LARGE");
+  });
+});
+
+describe("sensors", () => {
+  const h = new Harness({ workers: 1 });
+  beforeAll(async () => {
+    await h.start({ "waiting.ts": DAGS });
+    await h.run();
+  });
+  afterAll(() => h.stop());
+
+  const tasks = async (dagId: string, runId: string) => {
+    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT id, task_id, state, try_number, error FROM task_instance WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+    return Object.fromEntries(rows.map((r) => [r.task_id, r]));
+  };
+
+  it("a reschedule-mode sensor succeeds on its third poke while a one-slot worker runs other tasks between pokes", async () => {
+    const pokes = `/tmp/baton-pokes-${process.pid}-${Date.now()}`;
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/resched/dagRuns", payload: { conf: { pokes } } });
+    const runId = res.json().dag_run_id as string;
+    await waitFor("the run to succeed", async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'resched' AND run_id = ?", [runId]);
+      return rows[0]?.state === "success";
+    }, 20_000);
+    const t = await tasks("resched", runId);
+    expect(t.third_time).toMatchObject({ state: "success", try_number: 1 });
+    const [reschedules] = await h.db.pool.query<RowDataPacket[]>("SELECT * FROM task_reschedule WHERE task_instance_id = ? ORDER BY id", [t.third_time.id]);
+    expect(reschedules).toHaveLength(2);
+    const out = await h.app.inject({ method: "GET", url: `/api/v1/dags/resched/dagRuns/${encodeURIComponent(runId)}/taskInstances/use/xcomEntries/return_value` });
+    expect(out.json().value).toEqual({ pokes: 3 });
+    // With a single slot, other tasks ran while the sensor waited between pokes.
+    const [spans] = await h.db.pool.query<RowDataPacket[]>(
+      "SELECT task_id, start_date, end_date FROM task_instance WHERE dag_id = 'resched' AND run_id = ? AND task_id LIKE 'other%'",
+      [runId],
+    );
+    const firstReschedule = new Date(reschedules[0]!.end_date).getTime();
+    const lastPoke = new Date(reschedules[1]!.reschedule_date).getTime();
+    expect(spans.some((s) => new Date(s.start_date).getTime() >= firstReschedule && new Date(s.start_date).getTime() <= lastPoke + 1000)).toBe(true);
+  });
+
+  it("a sensor that times out fails without retries, or is skipped with softFail", async () => {
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/timeouts/dagRuns", payload: {} });
+    const runId = res.json().dag_run_id as string;
+    await waitFor("the run to end", async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'timeouts' AND run_id = ?", [runId]);
+      return ["success", "failed"].includes(rows[0]?.state) ? rows[0]!.state : null;
+    });
+    const t = await tasks("timeouts", runId);
+    expect(t.hard.state).toBe("failed");
+    expect(JSON.parse(t.hard.error)).toMatchObject({ code: "BATON_SENSOR_TIMEOUT" });
+    expect(t.soft.state).toBe("skipped");
+  });
+});
