@@ -9,6 +9,8 @@ import { installErrorHandler, sendFrameworkError } from "./errors.ts";
 import { clearRoutes } from "./routes/clear.ts";
 import { dagRoutes } from "./routes/dags.ts";
 import { dagRunRoutes } from "./routes/dagRuns.ts";
+import { deadLetterRoutes } from "./routes/deadLetters.ts";
+import { eventRoutes } from "./routes/events.ts";
 import { poolRoutes } from "./routes/pools.ts";
 import { signalRoutes } from "./routes/signals.ts";
 import { systemRoutes } from "./routes/system.ts";
@@ -46,6 +48,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       await api.register(taskInstanceRoutes, deps);
       await api.register(poolRoutes, deps);
       await api.register(signalRoutes, deps);
+      await api.register(eventRoutes, deps);
+      await api.register(deadLetterRoutes, deps);
       await api.register(clearRoutes, deps);
       await api.register(workerRoutes, deps);
     },

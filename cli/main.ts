@@ -177,6 +177,39 @@ program
     await rt.db.close();
   });
 
+const deadLetters = program.command("dead-letters").description("task instances that exhausted their retries, across DAGs");
+deadLetters
+  .command("list")
+  .option("--dag-id <dag_id>", "only this DAG")
+  .option("--json", "print JSON")
+  .action(async (opts) => {
+    const rt = await openRuntime();
+    const { listDeadLetters } = await import("../store/queries/deadLetters.ts");
+    const { rows } = await listDeadLetters(rt.db.pool, { dagId: opts.dagId }, { limit: 1000, offset: 0 });
+    if (opts.json) process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
+    for (const r of opts.json ? [] : rows) {
+      const error = JSON.parse(r.error ?? "null") as { name?: string; message?: string } | null;
+      process.stdout.write(`${r.id}\t${r.dag_id}/${r.run_id}/${r.task_id}\ttry ${r.try_number}\t${error?.name ?? ""}: ${error?.message ?? ""}\n`);
+    }
+    await rt.db.close();
+  });
+deadLetters
+  .command("redrive")
+  .description("clear dead letters (and their downstream tasks) so they run again")
+  .option("--dag-id <dag_id>", "every dead letter of this DAG")
+  .option("--ids <ids>", "comma-separated task instance ids", (v: string) => v.split(",").map((x) => integer(x.trim())))
+  .option("--dry-run", "list what would be re-driven")
+  .action(async (opts) => {
+    if (!opts.dagId && !opts.ids) exitWith("BATON_VALIDATION_FAILED: give --dag-id or --ids");
+    const rt = await openRuntime();
+    const { redriveDeadLetters } = await import("../store/transitions/redriveDeadLetters.ts");
+    const { VersionCache } = await import("../store/versions.ts");
+    const versions = new VersionCache(rt.db.pool);
+    const { redriven } = await redriveDeadLetters(rt.db, clock.now(), { dagId: opts.dagId, ids: opts.ids }, !!opts.dryRun, (h) => versions.shape(h));
+    process.stdout.write(`${opts.dryRun ? "would re-drive" : "re-drove"} ${redriven} task instance(s)\n`);
+    await rt.db.close();
+  });
+
 const pools = program.command("pools").description("list, create, resize and delete pools");
 pools
   .command("list")

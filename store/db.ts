@@ -1,3 +1,4 @@
+import os from "node:os";
 import mysql from "mysql2/promise";
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { BatonError } from "../core/errors.ts";
@@ -147,7 +148,13 @@ export async function dropDatabase(url: string): Promise<void> {
   }
 }
 
-export function openDb(url: string, options: { connectionLimit?: number } = {}): Db {
+/** Who changes state through this process's connections, as the event log records it. */
+export function defaultActor(): string {
+  return `${process.argv[2] ?? "baton"}@${os.hostname()}:${process.pid}`.slice(0, 255);
+}
+
+export function openDb(url: string, options: { connectionLimit?: number; actor?: string } = {}): Db {
+  const actor = options.actor ?? defaultActor();
   const database = databaseNameOf(url);
   const pool = mysql.createPool({
     ...connectionOptions(url),
@@ -164,6 +171,7 @@ export function openDb(url: string, options: { connectionLimit?: number } = {}):
   pool.on("connection", (conn) => {
     conn.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
     conn.query("SET SESSION innodb_lock_wait_timeout = 10");
+    conn.query("SET @baton_actor = ?", [actor]);
   });
 
   async function tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {

@@ -1,0 +1,66 @@
+import { Harness, dagSource } from "../helpers/harness.ts";
+import { waitFor } from "../helpers/db.ts";
+import type { RowDataPacket } from "../../store/db.ts";
+
+const DAGS = dagSource(`
+import { existsSync } from "node:fs";
+export default dag({ id: "dl", defaultArgs: { retries: 1, retryDelay: 20 } }, (t) => {
+  const pay = t.task("pay", async (ctx) => {
+    if (!existsSync(String(ctx.conf.fixed))) throw new TypeError("payment provider down");
+    return "paid";
+  });
+  pay.then(t.task("ship", async () => "shipped"));
+});
+`);
+
+describe("dead letters", () => {
+  const h = new Harness();
+  beforeAll(async () => {
+    await h.start({ "dl.ts": DAGS });
+    await h.run();
+  });
+  afterAll(() => h.stop());
+
+  const runState = async (runId: string) => {
+    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'dl' AND run_id = ?", [runId]);
+    return rows[0]?.state as string;
+  };
+
+  it("lists tasks that exhausted their retries and re-drives them to success", async () => {
+    const fixed = `/tmp/baton-dl-${process.pid}-${Date.now()}`;
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/dl/dagRuns", payload: { conf: { fixed } } });
+    const runId = res.json().dag_run_id as string;
+    await waitFor("the run to fail", async () => (await runState(runId)) === "failed");
+
+    const list = await h.app.inject({ method: "GET", url: "/api/v1/deadLetters?dag_id=dl" });
+    expect(list.statusCode).toBe(200);
+    expect(list.json().total_entries).toBe(1);
+    expect(list.json().dead_letters[0]).toMatchObject({
+      dag_id: "dl",
+      dag_run_id: runId,
+      task_id: "pay",
+      try_number: 2,
+      max_tries: 1,
+      error_class: "TypeError",
+      error_message: "payment provider down",
+      run_url: `/api/v1/dags/dl/dagRuns/${encodeURIComponent(runId)}`,
+    });
+
+    const dry = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { dag_id: "dl", dry_run: true } });
+    expect(dry.json()).toMatchObject({ redriven: 1, dry_run: true });
+    expect(await runState(runId)).toBe("failed");
+
+    const { writeFileSync } = await import("node:fs");
+    writeFileSync(fixed, "");
+    const redrive = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { task_instance_ids: [list.json().dead_letters[0].task_instance_id] } });
+    expect(redrive.json()).toMatchObject({ redriven: 1 });
+    await waitFor("the re-driven run to succeed", async () => (await runState(runId)) === "success");
+    expect((await h.app.inject({ method: "GET", url: "/api/v1/deadLetters?dag_id=dl" })).json().total_entries).toBe(0);
+  });
+
+  it("needs a filter", async () => {
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: {} });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().code).toBe("BATON_VALIDATION_FAILED");
+  });
+});
