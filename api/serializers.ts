@@ -44,6 +44,9 @@ export function dagRunJson(r: RowDataPacket) {
     conf: parseJsonText<Record<string, unknown>>(r.conf, {}),
     note: r.note ?? null,
     dag_version: r.version_hash,
+    // Saga compensation: null, "running", "compensated" or "compensation_failed".
+    compensation: r.compensation ?? null,
+    compensated: r.compensation === "compensated",
   };
 }
 

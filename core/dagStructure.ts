@@ -7,8 +7,10 @@ import type { TaskKind, TriggerRule } from "../sdk/types.ts";
  */
 export interface SerializedTask {
   taskId: string;
-  /** "branch" and "short_circuit" tasks may skip their downstream tasks when they succeed. */
-  kind: TaskKind;
+  /** "branch" and "short_circuit" tasks may skip their downstream tasks when they succeed;
+   *  "compensate" tasks are created only when a run fails, to undo the task in `compensates`. */
+  kind: TaskKind | "compensate";
+  compensates?: string | null;
   upstream: string[];
   downstream: string[];
   triggerRule: TriggerRule;
@@ -62,10 +64,19 @@ export interface DagShape {
   readonly dag: SerializedDag;
   readonly byId: ReadonlyMap<string, SerializedTask>;
   readonly leaves: readonly string[];
+  /** Compensation tasks in the order they run (reverse topological order of what they undo). */
+  readonly compensations: readonly SerializedTask[];
 }
 
 export function shapeOf(dag: SerializedDag): DagShape {
   const byId = new Map(dag.tasks.map((t) => [t.taskId, t]));
-  const leaves = dag.tasks.filter((t) => t.downstream.length === 0).map((t) => t.taskId);
-  return { dag, byId, leaves };
+  // Compensation tasks only exist once a run fails; they never decide its outcome.
+  const leaves = dag.tasks.filter((t) => t.downstream.length === 0 && t.kind !== "compensate").map((t) => t.taskId);
+  const compensations = dag.tasks.filter((t) => t.kind === "compensate");
+  return { dag, byId, leaves, compensations };
+}
+
+/** The synthetic task that undoes `taskId` (saga compensation). */
+export function compensationId(taskId: string): string {
+  return `${taskId}__compensate`;
 }

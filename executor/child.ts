@@ -230,7 +230,10 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
     const module = await loadBundle(m.bundlePath);
     const dag = Object.values(module).find((v): v is Dag => isDag(v) && v.id === m.dagId);
     if (!dag) throw Object.assign(new Error(`DAG "${m.dagId}" is not exported by its bundle`), { nonRetryable: true });
-    const found = dag.tasks.get(m.taskId);
+    const original = m.compensates ? dag.tasks.get(m.compensates) : undefined;
+    const found = original?.options.compensate
+      ? { ...original, id: m.taskId, kind: "task" as const, fn: original.options.compensate, upstream: new Set([original.id]), options: {} }
+      : dag.tasks.get(m.taskId);
     if (!found) throw Object.assign(new Error(`task "${m.taskId}" is not in DAG "${m.dagId}"`), { nonRetryable: true });
     let task = found;
     const upstream = found.upstream;

@@ -15,6 +15,8 @@ export interface RunTryMessage {
   conf: Record<string, unknown>;
   params: Record<string, unknown>;
   upstreamOutputs: Record<string, unknown>;
+  /** For a compensation task: the task whose `compensate` function it runs. */
+  compensates: string | null;
   /** Durable steps recorded by earlier tries of this task instance. */
   steps: Record<string, unknown>;
   /** Cap on the JSON size of the output and of each step's result. */

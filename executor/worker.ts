@@ -211,7 +211,11 @@ export class Worker {
       if (retried.length > 0) steps = await stepsOf(this.db.pool, retried);
       const missing = claimed.filter((t) => t.upstreamOutputs === undefined);
       const wanted = await Promise.all(
-        missing.map(async (t) => ({ dagRunId: t.dagRunId, taskIds: (await this.versions.shape(t.versionHash)).byId.get(t.taskId)?.upstream ?? [] })),
+        missing.map(async (t) => {
+          const spec = (await this.versions.shape(t.versionHash)).byId.get(t.taskId);
+          // A compensation task reads the output of the task it undoes.
+          return { dagRunId: t.dagRunId, taskIds: [...(spec?.upstream ?? []), ...(spec?.compensates ? [spec.compensates] : [])] };
+        }),
       );
       if (wanted.length > 0) outputs = await upstreamOutputs(this.db.pool, wanted);
     } catch (err) {
@@ -241,6 +245,7 @@ export class Worker {
             params: shape.dag.params,
             upstreamOutputs: task.upstreamOutputs ?? outputs.get(task.dagRunId) ?? {},
             steps: steps.get(task.id) ?? {},
+            compensates: spec?.compensates ?? null,
             maxValueBytes: this.options.maxValueBytes ?? 1024 * 1024,
             firstPokeAt: task.firstPokeAt ? new Date(task.firstPokeAt).toISOString() : null,
             pokeCount: task.pokeCount ?? 0,

@@ -1,5 +1,5 @@
 import * as graphlib from "@dagrejs/graphlib";
-import type { SerializedDag, SerializedTask } from "../core/dagStructure.ts";
+import { compensationId, type SerializedDag, type SerializedTask } from "../core/dagStructure.ts";
 import { parseDuration } from "../core/durations.ts";
 import { parseDagDate, parseTimetable } from "../scheduler/timetable.ts";
 import { InvalidDagError } from "../sdk/errors.ts";
@@ -111,6 +111,31 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
       description: def.options.description ?? null,
       definedAt: def.definedAt ?? null,
     };
+  });
+
+  // Saga: one compensation task per task with `compensate`, chained in reverse topological order
+  // (the last task to run is undone first). Each runs with all_done, so a compensation that
+  // fails does not stop the ones after it; created only when a run fails (see finishRun).
+  const compensable = tasks.filter((t) => t.hasCompensate).reverse();
+  compensable.forEach((t, i) => {
+    const id = compensationId(t.taskId);
+    if (dag.tasks.has(id)) throw new InvalidDagError("BATON_INVALID_DAG", `dag "${dag.id}": task id "${id}" is reserved for the compensation of "${t.taskId}"`);
+    tasks.push({
+      ...t,
+      taskId: id,
+      kind: "compensate",
+      compensates: t.taskId,
+      upstream: i > 0 ? [compensationId(compensable[i - 1]!.taskId)] : [],
+      downstream: i < compensable.length - 1 ? [compensationId(compensable[i + 1]!.taskId)] : [],
+      triggerRule: "all_done",
+      hasCompensate: false,
+      dependsOnPast: false,
+      waitForDownstream: false,
+      sensor: null,
+      signal: null,
+      executionTimeoutMs: t.executionTimeoutMs,
+      description: `undoes ${t.taskId}`,
+    });
   });
 
   return {

@@ -242,7 +242,7 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
     for (const s of run.settled) {
       for (const down of run.shape.byId.get(s.taskId)?.downstream ?? []) {
         const spec = run.shape.byId.get(down)!;
-        if (run.forcedSkips.has(down) || spec.dependsOnPast || spec.upstream.length !== 1 || evaluateTriggerRule(spec.triggerRule, countsOfSingleUpstream(s.state)) !== "ready") continue;
+        if (run.forcedSkips.has(down) || spec.dependsOnPast || spec.kind === "compensate" || spec.upstream.length !== 1 || evaluateTriggerRule(spec.triggerRule, countsOfSingleUpstream(s.state)) !== "ready") continue;
         const canTake = capacity > 0 && !!take?.queues.includes(spec.queue) && reserve(run.context.dagId, spec.pool, spec.poolSlots);
         if (canTake) capacity--;
         speculative.set(down, { column: counterColumn(s.state), upstream: s.taskId, take: canTake });
@@ -377,7 +377,9 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
     if (outcome.runState) result.runsFinished.push({ dagRunId, state: outcome.runState });
   }
   for (const dagRunId of finishedRuns) {
-    result.runsFinished.push({ dagRunId, state: await finishRun(btx.conn, now, dagRunId, runs.get(dagRunId)!.shape) });
+    const state = await finishRun(btx.conn, now, dagRunId, runs.get(dagRunId)!.shape);
+    if (state) result.runsFinished.push({ dagRunId, state });
+    else result.queued.push(-1); // compensation tasks were queued
   }
 
   const takeable: typeof ready = [];
@@ -402,7 +404,8 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
     });
     const wanted = new Map<number, Set<string>>();
     for (const { row, run } of takeable) {
-      const ups = shapes.get(run.versionHash)!.byId.get(row.task_id)?.upstream ?? [];
+      const spec = shapes.get(run.versionHash)!.byId.get(row.task_id);
+      const ups = [...(spec?.upstream ?? []), ...(spec?.compensates ? [spec.compensates] : [])];
       const set = wanted.get(run.dagRunId) ?? new Set<string>();
       for (const u of ups) set.add(u);
       wanted.set(run.dagRunId, set);

@@ -203,13 +203,70 @@ async function countDownRun(tx: Tx, now: Date, dagRunId: number, shape: DagShape
   return finishRun(tx, now, dagRunId, shape);
 }
 
-/** Decides and records the state of a run whose every task has settled. */
-export async function finishRun(tx: Tx, now: Date, dagRunId: number, shape: DagShape): Promise<"success" | "failed"> {
+/**
+ * Decides and records the state of a run whose every task has settled. A run that fails with
+ * succeeded tasks that declare `compensate` first runs their compensations (saga): it stays
+ * running (undefined is returned) and ends failed, compensated or not, when they are done.
+ */
+export async function finishRun(tx: Tx, now: Date, dagRunId: number, shape: DagShape): Promise<"success" | "failed" | undefined> {
+  const [[run]] = await tx.query<RowDataPacket[]>("SELECT compensation FROM dag_run WHERE id = ?", [dagRunId]);
+  if (run?.compensation === "running") {
+    const ids = shape.compensations.map((c) => c.taskId);
+    const [rows] = await tx.query<RowDataPacket[]>(
+      `SELECT state FROM task_instance WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(ids)})`,
+      [dagRunId, ...ids],
+    );
+    const compensated = rows.every((r) => r.state === TaskState.Success || r.state === TaskState.Skipped);
+    await tx.query("UPDATE dag_run SET state = 'failed', end_date = ?, compensation = ? WHERE id = ?", [
+      now,
+      compensated ? "compensated" : "compensation_failed",
+      dagRunId,
+    ]);
+    return "failed";
+  }
   const [leafRows] = await tx.query<RowDataPacket[]>(
     `SELECT state FROM task_instance WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(shape.leaves)})`,
     [dagRunId, ...shape.leaves],
   );
   const state = runOutcome(leafRows.map((r) => r.state as string));
+  if (state === "failed" && run?.compensation == null && (await startCompensation(tx, now, dagRunId, shape))) return undefined;
   await tx.query("UPDATE dag_run SET state = ?, end_date = ? WHERE id = ?", [state, now, dagRunId]);
   return state;
+}
+
+/**
+ * Creates the run's compensation task instances: those undoing a task that succeeded wait in
+ * their chain (the first is queued), the others are skipped at once. False if nothing to undo.
+ */
+async function startCompensation(tx: Tx, now: Date, dagRunId: number, shape: DagShape): Promise<boolean> {
+  if (shape.compensations.length === 0) return false;
+  const originals = shape.compensations.map((c) => c.compensates!);
+  const [rows] = await tx.query<RowDataPacket[]>(
+    `SELECT task_id FROM task_instance WHERE dag_run_id = ? AND map_index = -1 AND state = 'success' AND task_id IN (${inList(originals)})`,
+    [dagRunId, ...originals],
+  );
+  const succeeded = new Set(rows.map((r) => r.task_id as string));
+  if (succeeded.size === 0) return false;
+  const [[run]] = await tx.query<RowDataPacket[]>("SELECT dag_id, run_id FROM dag_run WHERE id = ? FOR UPDATE", [dagRunId]);
+  await tx.query("UPDATE dag_run SET compensation = 'running', unfinished_tasks = unfinished_tasks + ? WHERE id = ?", [
+    shape.compensations.length,
+    dagRunId,
+  ]);
+  const skipped: SettledTask[] = [];
+  const values: unknown[] = [];
+  for (const c of shape.compensations) {
+    const undo = succeeded.has(c.compensates!);
+    const state = !undo ? TaskState.Skipped : c.upstream.length === 0 ? TaskState.Queued : TaskState.None;
+    if (!undo) skipped.push({ taskId: c.taskId, state: TaskState.Skipped });
+    values.push(dagRunId, run!.dag_id, run!.run_id, c.taskId, state, c.retries, c.priorityWeight, c.pool, c.poolSlots, c.queue, c.triggerRule, c.upstream.length);
+    values.push(state === TaskState.Queued ? now : null, state === TaskState.Skipped ? now : null, state === TaskState.Skipped ? now : null);
+  }
+  await tx.query(
+    `INSERT INTO task_instance (dag_run_id, dag_id, run_id, task_id, map_index, state, try_number, max_tries, priority_weight,
+                                pool, pool_slots, queue, trigger_rule, upstream_total, queued_at, start_date, end_date)
+     VALUES ${shape.compensations.map(() => "(?, ?, ?, ?, -1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
+    values,
+  );
+  if (skipped.length > 0) await settle(tx, now, dagRunId, shape, skipped);
+  return true;
 }

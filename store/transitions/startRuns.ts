@@ -2,10 +2,13 @@
 // tasks whose trigger rule already holds (roots, `always`).
 // locks: queued dag_run rows (ix_dag_run_state, SKIP LOCKED, so several schedulers split the
 //   work), then their dag rows (PK) so maxActiveRuns is counted under a lock.
+// backfill runs start even when their DAG is paused (as in Airflow 3) and neither count against
+//   nor wait for the DAG's maxActiveRuns: their backfill's max_active_runs already bounded how
+//   many were created (advanceBackfills).
 // outcomes: the runs started and the ids of task instances queued; each started run gets
 //   timeout_at = now + its version's dagrunTimeout (or NULL).
 import type { DagShape } from "../../core/dagStructure.ts";
-import { RunState, TaskState } from "../../core/states.ts";
+import { RunState, RunType, TaskState } from "../../core/states.ts";
 import { evaluateTriggerRule, zeroCounts } from "../../scheduler/triggerRules.ts";
 import { inList, type Db, type RowDataPacket } from "../db.ts";
 
@@ -26,7 +29,7 @@ export async function startRuns(
 ): Promise<StartedRuns> {
   return db.tx(async (tx) => {
     const [candidates] = await tx.query<RowDataPacket[]>(
-      `SELECT id, dag_id, run_id, version_hash FROM dag_run WHERE state = 'queued' AND id > ?
+      `SELECT id, dag_id, run_id, run_type, version_hash FROM dag_run WHERE state = 'queued' AND id > ?
         ORDER BY id LIMIT ${Math.floor(options.limit ?? 50)} FOR UPDATE SKIP LOCKED`,
       [options.afterId ?? 0],
     );
@@ -37,7 +40,7 @@ export async function startRuns(
       dagIds,
     );
     const [active] = await tx.query<RowDataPacket[]>(
-      `SELECT dag_id, COUNT(*) AS n FROM dag_run WHERE state = 'running' AND dag_id IN (${inList(dagIds)}) GROUP BY dag_id`,
+      `SELECT dag_id, COUNT(*) AS n FROM dag_run WHERE state = 'running' AND run_type <> 'backfill' AND dag_id IN (${inList(dagIds)}) GROUP BY dag_id`,
       dagIds,
     );
     const room = new Map<string, number>();
@@ -50,11 +53,14 @@ export async function startRuns(
     let started = 0;
     let queued = 0;
     for (const run of candidates) {
-      const left = room.get(run.dag_id) ?? 0;
-      if (left <= 0) continue;
-      room.set(run.dag_id, left - 1);
+      if (run.run_type !== RunType.Backfill) {
+        const left = room.get(run.dag_id) ?? 0;
+        if (left <= 0) continue;
+        room.set(run.dag_id, left - 1);
+      }
       const shape = await shapeOf(run.version_hash);
-      const tasks = shape.dag.tasks;
+      // Compensation tasks are created only if the run fails (settle.ts startCompensation).
+      const tasks = shape.dag.tasks.filter((t) => t.kind !== "compensate");
       const placeholders: string[] = [];
       const values: unknown[] = [];
       for (const task of tasks) {

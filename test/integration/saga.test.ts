@@ -1,0 +1,76 @@
+import { mkdtemp, readFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { Harness, dagSource } from "../helpers/harness.ts";
+import { waitFor } from "../helpers/db.ts";
+import type { RowDataPacket } from "../../store/db.ts";
+
+const DAGS = dagSource(`
+import { appendFileSync } from "node:fs";
+const mark = (ctx, what) => appendFileSync(String(ctx.conf.marks), what + "\\n");
+
+export const order = dag({ id: "saga_order", defaultArgs: { retries: 0 } }, (t) => {
+  const reserve = t.task("reserve", { compensate: async (ctx) => mark(ctx, "release " + ctx.get(reserve).sku) }, async (ctx) => { mark(ctx, "reserve"); return { sku: "A1" }; });
+  const charge = t.task("charge", { compensate: async (ctx) => mark(ctx, "refund " + ctx.get(charge).chargeId) }, async (ctx) => { mark(ctx, "charge"); return { chargeId: "ch_1" }; });
+  const label = t.task("label", { compensate: async (ctx) => mark(ctx, "void label") }, async (ctx) => {
+    if (ctx.conf.failLabel) throw new Error("carrier down");
+    return "lbl";
+  });
+  reserve.then(charge).then(label);
+});
+
+export const stubborn = dag({ id: "saga_stubborn", defaultArgs: { retries: 1, retryDelay: 20 } }, (t) => {
+  const a = t.task("a", { compensate: async () => { throw new Error("cannot undo"); } }, async () => 1);
+  a.then(t.task("b", { retries: 0 }, async () => { throw new Error("b fails"); }));
+});
+`);
+
+describe("saga compensation", () => {
+  const h = new Harness();
+  beforeAll(async () => {
+    await h.start({ "saga.ts": DAGS });
+    await h.run();
+  });
+  afterAll(() => h.stop());
+
+  async function run(dagId: string, conf: Record<string, unknown>) {
+    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { conf } });
+    const runId = res.json().dag_run_id as string;
+    const done = await waitFor(`${dagId} to end`, async () => {
+      const r = (await h.app.inject({ method: "GET", url: `/api/v1/dags/${dagId}/dagRuns/${encodeURIComponent(runId)}` })).json();
+      return ["success", "failed"].includes(r.state) ? r : null;
+    }, 20_000);
+    const [tis] = await h.db.pool.query<RowDataPacket[]>("SELECT task_id, state, try_number FROM task_instance WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+    return { run: done, tasks: Object.fromEntries(tis.map((r) => [r.task_id, r.state])) };
+  }
+
+  it("a failing order undoes what succeeded, in reverse order, and ends failed + compensated", async () => {
+    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-saga-")), "marks.txt");
+    const { run: r, tasks } = await run("saga_order", { marks, failLabel: true });
+    expect(r).toMatchObject({ state: "failed", compensation: "compensated", compensated: true });
+    expect(tasks).toEqual({
+      reserve: "success",
+      charge: "success",
+      label: "failed",
+      label__compensate: "skipped",
+      charge__compensate: "success",
+      reserve__compensate: "success",
+    });
+    expect((await readFile(marks, "utf8")).split("\n").filter(Boolean)).toEqual(["reserve", "charge", "refund ch_1", "release A1"]);
+  });
+
+  it("a successful run creates no compensation tasks", async () => {
+    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-saga-")), "marks.txt");
+    const { run: r, tasks } = await run("saga_order", { marks });
+    expect(r).toMatchObject({ state: "success", compensation: null, compensated: false });
+    expect(Object.keys(tasks).sort()).toEqual(["charge", "label", "reserve"]);
+  });
+
+  it("a compensation that keeps failing ends the run compensation_failed and lands in dead letters", async () => {
+    const { run: r, tasks } = await run("saga_stubborn", {});
+    expect(r).toMatchObject({ state: "failed", compensation: "compensation_failed", compensated: false });
+    expect(tasks.a__compensate).toBe("failed");
+    const letters = (await h.app.inject({ method: "GET", url: "/api/v1/deadLetters?dag_id=saga_stubborn" })).json().dead_letters;
+    expect(letters.map((l: { task_id: string }) => l.task_id).sort()).toEqual(["a__compensate", "b"]);
+  });
+});
