@@ -3,6 +3,7 @@ import { createDagRun } from "../store/transitions/createDagRun.ts";
 import { listDags } from "../store/queries/read.ts";
 import { migrate } from "../store/migrate.ts";
 import { BatonError } from "../core/errors.ts";
+import { taskLogPath } from "../core/logPaths.ts";
 import { isConnectionError } from "../store/db.ts";
 import { loadConfig } from "../core/config.ts";
 import { clock, exitWith, explainDatabaseError, openRuntime } from "./runtime.ts";
@@ -88,6 +89,28 @@ db.command("migrate")
     const rt = await openRuntime({}, { migrate: false });
     const applied = await migrate(rt.db, rt.logger.scope({ component: "migrate" }));
     process.stdout.write(applied.length ? `applied: ${applied.join(", ")}\n` : "database is up to date\n");
+    await rt.db.close();
+  });
+
+db.command("clean")
+  .description("delete finished runs older than a date, with their task instances, outputs, events and logs, in batches")
+  .requiredOption("--before <date>", "ISO date: runs that ended before it are deleted")
+  .option("--dry-run", "count what would be deleted")
+  .action(async (opts) => {
+    const before = new Date(opts.before);
+    if (Number.isNaN(before.getTime())) exitWith(`BATON_INVALID_DATE: --before "${opts.before}" is not a date (e.g. 2026-01-01)`);
+    const rt = await openRuntime();
+    const { cleanBefore } = await import("../store/maintenance.ts");
+    const report = await cleanBefore(rt.db, before, { dryRun: !!opts.dryRun });
+    if (!opts.dryRun) {
+      const { rm } = await import("node:fs/promises");
+      const path = await import("node:path");
+      for (const r of report.deleted) {
+        const folder = path.dirname(path.dirname(taskLogPath(rt.config.logsFolder, { dagId: r.dagId, runId: r.runId, taskId: "x", tryNumber: 1 })));
+        await rm(folder, { recursive: true, force: true });
+      }
+    }
+    process.stdout.write(`${opts.dryRun ? "would delete" : "deleted"} ${report.runs} run(s) and ${report.taskInstances} task instance(s)\n`);
     await rt.db.close();
   });
 
@@ -249,6 +272,68 @@ pools
     process.stdout.write(`deleted pool ${name}\n`);
     await rt.db.close();
   });
+
+function backfillId(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) exitWith(`BATON_VALIDATION_FAILED: backfill id must be a positive integer, got "${value}"`);
+  return n;
+}
+
+const backfill = program.command("backfill").description("replay a date range of a scheduled DAG; the scheduler creates the runs");
+backfill
+  .command("create <dag_id>")
+  .description("create a backfill and follow its progress (runs are created by the scheduler, so closing this does not stop it)")
+  .requiredOption("--from <date>", "first logical date, inclusive (ISO 8601; without an offset: the DAG's time zone)")
+  .requiredOption("--to <date>", "last logical date, inclusive")
+  .option("--reprocess <behavior>", "dates that already have a run: none (skip, default), failed (re-run failed ones), completed (re-run all)", (v: string) => {
+    if (v !== "none" && v !== "failed" && v !== "completed") throw new InvalidArgumentError('must be "none", "failed" or "completed"');
+    return v;
+  })
+  .option("--max-active-runs <n>", "runs queued or running at once (default 10)", (v: string) => {
+    const n = integer(v);
+    if (n < 1) throw new InvalidArgumentError("must be at least 1");
+    return n;
+  })
+  .option("--backwards", "newest date first")
+  .option("-c, --conf <json>", "conf of every run (JSON object)", jsonObject)
+  .option("--dry-run", "list the dates and what would happen to each; write nothing")
+  .option("--detach", "return once the backfill is recorded")
+  .option("--force", "allow more runs than BATON_BACKFILL_MAX_RUNS")
+  .action(async (dagId: string, opts) => {
+    const rt = await openRuntime();
+    const { backfillCreate } = await import("./backfill.ts");
+    const code = await backfillCreate(rt, dagId, opts);
+    await rt.db.close();
+    process.exit(code);
+  });
+backfill
+  .command("status <id>")
+  .description("show a backfill's runs per state and the dates left")
+  .option("--json", "print JSON")
+  .action(async (id: string, opts) => {
+    const rt = await openRuntime();
+    const { backfillStatus } = await import("./backfill.ts");
+    await backfillStatus(rt, backfillId(id), !!opts.json);
+    await rt.db.close();
+  });
+for (const action of ["pause", "unpause", "cancel"] as const) {
+  const cmd = backfill
+    .command(`${action} <id>`)
+    .description(
+      action === "pause"
+        ? "stop creating runs (active runs go on)"
+        : action === "unpause"
+          ? "resume creating runs"
+          : "stop creating runs; active runs finish (or fail them with --force)",
+    );
+  if (action === "cancel") cmd.option("--force", "fail the backfill's queued and running runs now");
+  cmd.action(async (id: string, opts) => {
+    const rt = await openRuntime();
+    const { backfillControl } = await import("./backfill.ts");
+    await backfillControl(rt, backfillId(id), action, !!opts.force);
+    await rt.db.close();
+  });
+}
 
 try {
   await program.parseAsync(process.argv);
