@@ -4,6 +4,7 @@ import { BatonError } from "../../core/errors.ts";
 import { getDag, getDagRun, listDagRuns } from "../../store/queries/read.ts";
 import { createHash } from "node:crypto";
 import { cancelRun } from "../../store/transitions/cancelRun.ts";
+import { VersionCache } from "../../store/versions.ts";
 import { createDagRun } from "../../store/transitions/createDagRun.ts";
 import type { ApiDeps } from "../context.ts";
 import { DagParams, PageQuery, RunParams, TriggerBody } from "../schemas.ts";
@@ -21,7 +22,8 @@ function stableJson(value: unknown): string {
   return JSON.stringify(value) ?? "null";
 }
 
-export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, clock, onRunCreated }) => {
+export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, clock, onRunCreated, onTasksQueued }) => {
+  const versions = new VersionCache(db.pool);
   app.post(
     "/dags/:dag_id/dagRuns",
     {
@@ -77,14 +79,21 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
     {
       schema: {
         params: RunParams,
-        body: Type.Object({ state: Type.Union([Type.Literal("failed"), Type.Literal("success"), Type.Literal("queued")]) }, { additionalProperties: false }),
+        body: Type.Object(
+          { state: Type.Union([Type.Literal("failed"), Type.Literal("success"), Type.Literal("queued")]), compensate: Type.Optional(Type.Boolean()) },
+          { additionalProperties: false },
+        ),
       },
     },
     async (req) => {
       if (req.body.state !== "failed") {
         throw new BatonError("BATON_VALIDATION_FAILED", `body.state "${req.body.state}" is not supported yet: set "failed" to cancel a run`);
       }
-      await cancelRun(db, clock.now(), req.params.dag_id, req.params.dag_run_id);
+      const { compensating } = await cancelRun(db, clock.now(), req.params.dag_id, req.params.dag_run_id, {
+        compensate: req.body.compensate === true,
+        shapeOf: (h) => versions.shape(h),
+      });
+      if (compensating) onTasksQueued?.();
       return dagRunJson((await getDagRun(db.pool, req.params.dag_id, req.params.dag_run_id))!);
     },
   );

@@ -238,7 +238,7 @@ export async function finishRun(tx: Tx, now: Date, dagRunId: number, shape: DagS
  * Creates the run's compensation task instances: those undoing a task that succeeded wait in
  * their chain (the first is queued), the others are skipped at once. False if nothing to undo.
  */
-async function startCompensation(tx: Tx, now: Date, dagRunId: number, shape: DagShape): Promise<boolean> {
+export async function startCompensation(tx: Tx, now: Date, dagRunId: number, shape: DagShape): Promise<boolean> {
   if (shape.compensations.length === 0) return false;
   const originals = shape.compensations.map((c) => c.compensates!);
   const [rows] = await tx.query<RowDataPacket[]>(

@@ -19,6 +19,12 @@ export const order = dag({ id: "saga_order", defaultArgs: { retries: 0 } }, (t) 
   reserve.then(charge).then(label);
 });
 
+export const slow = dag({ id: "saga_cancel" }, (t) => {
+  const book = t.task("book", { compensate: async (ctx) => mark(ctx, "cancel booking") }, async (ctx) => { mark(ctx, "book"); return 1; });
+  const wait = t.task("wait", async (ctx) => { while (!ctx.signal.aborted) await new Promise((r) => setTimeout(r, 20)); throw new Error("aborted"); });
+  book.then(wait);
+});
+
 export const stubborn = dag({ id: "saga_stubborn", defaultArgs: { retries: 1, retryDelay: 20 } }, (t) => {
   const a = t.task("a", { compensate: async () => { throw new Error("cannot undo"); } }, async () => 1);
   a.then(t.task("b", { retries: 0 }, async () => { throw new Error("b fails"); }));
@@ -64,6 +70,28 @@ describe("saga compensation", () => {
     const { run: r, tasks } = await run("saga_order", { marks });
     expect(r).toMatchObject({ state: "success", compensation: null, compensated: false });
     expect(Object.keys(tasks).sort()).toEqual(["charge", "label", "reserve"]);
+  });
+
+  it("cancelling a run with compensate: true undoes what succeeded", async () => {
+    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-saga-")), "marks.txt");
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/saga_cancel/dagRuns", payload: { conf: { marks } } });
+    const runId = res.json().dag_run_id as string;
+    await waitFor("wait to run", async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM task_instance WHERE dag_id = 'saga_cancel' AND run_id = ? AND task_id = 'wait'", [runId]);
+      return rows[0]?.state === "running";
+    });
+    const cancel = await h.app.inject({
+      method: "PATCH",
+      url: `/api/v1/dags/saga_cancel/dagRuns/${encodeURIComponent(runId)}`,
+      payload: { state: "failed", compensate: true },
+    });
+    expect(cancel.statusCode).toBe(200);
+    const done = await waitFor("compensation to finish", async () => {
+      const r = (await h.app.inject({ method: "GET", url: `/api/v1/dags/saga_cancel/dagRuns/${encodeURIComponent(runId)}` })).json();
+      return r.compensation === "compensated" ? r : null;
+    }, 20_000);
+    expect(done.state).toBe("failed");
+    expect((await readFile(marks, "utf8")).split("\n").filter(Boolean)).toEqual(["book", "cancel booking"]);
   });
 
   it("a compensation that keeps failing ends the run compensation_failed and lands in dead letters", async () => {
