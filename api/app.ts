@@ -6,6 +6,7 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { ApiDeps } from "./context.ts";
 import { installErrorHandler, sendFrameworkError } from "./errors.ts";
+import { backfillRoutes } from "./routes/backfills.ts";
 import { clearRoutes } from "./routes/clear.ts";
 import { dagRoutes } from "./routes/dags.ts";
 import { dagRunRoutes } from "./routes/dagRuns.ts";
@@ -52,6 +53,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       await api.register(deadLetterRoutes, deps);
       await api.register(clearRoutes, deps);
       await api.register(workerRoutes, deps);
+      await api.register(backfillRoutes, deps);
     },
     { prefix: "/api/v1" },
   );

@@ -9,7 +9,7 @@ export interface ApiDeps {
   clock: Clock;
   logger: Logger;
   /** taskHeartbeatTimeoutMs (default 30 s) decides when a worker counts as alive. */
-  config: Pick<Config, "logsFolder"> & Partial<Pick<Config, "taskHeartbeatTimeoutMs">>;
+  config: Pick<Config, "logsFolder"> & Partial<Pick<Config, "taskHeartbeatTimeoutMs" | "backfillMaxRuns">>;
   /** A run was created: in `standalone`, wakes the in-process scheduler. */
   onRunCreated?: () => void;
   /** Task instances were queued (a clear): in `standalone`, wakes the in-process worker. */

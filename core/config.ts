@@ -25,6 +25,8 @@ export interface Config {
   xcomMaxBytes: number;
   /** A running try whose heartbeat is older than this is a zombie: the scheduler hands it to its retry policy. */
   taskHeartbeatTimeoutMs: number;
+  /** A backfill whose range yields more runs than this is refused unless forced. */
+  backfillMaxRuns: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -77,6 +79,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     taskKillGraceMs: durationFrom(env, "BATON_TASK_KILL_GRACE", "10s"),
     xcomMaxBytes: intFrom(env, "BATON_XCOM_MAX_BYTES", 1024 * 1024, 1),
     taskHeartbeatTimeoutMs: durationFrom(env, "BATON_TASK_HEARTBEAT_TIMEOUT", "30s"),
+    backfillMaxRuns: intFrom(env, "BATON_BACKFILL_MAX_RUNS", 100_000, 1),
   };
   // Workers beat every min(5 s, timeout / 3): below 1 s a busy but healthy worker would look dead.
   if (config.taskHeartbeatTimeoutMs < 1000) {

@@ -4,6 +4,7 @@ import type { Logger } from "../core/logger.ts";
 import type { Db } from "../store/db.ts";
 import { reconcilePools } from "../store/pools.ts";
 import { deleteStaleProcesses } from "../store/processes.ts";
+import { advanceBackfills, finishCancelledBackfills } from "../store/transitions/advanceBackfills.ts";
 import { createScheduledRuns } from "../store/transitions/createScheduledRuns.ts";
 import { beatProcess, removeProcess } from "../store/transitions/heartbeat.ts";
 import { queueRetries } from "../store/transitions/queueRetries.ts";
@@ -25,6 +26,8 @@ export interface SchedulerOptions {
 export interface TickReport {
   /** Scheduled runs created (due intervals of unpaused DAGs). */
   runsCreated: number;
+  /** Backfill runs created (never more than each backfill's max_active_runs active). */
+  backfillRunsCreated: number;
   /** Running runs failed by their dagrunTimeout. */
   runsTimedOut: number;
   runsStarted: number;
@@ -94,6 +97,16 @@ export class Scheduler {
       for (const u of created.unschedulable) this.logger.error(`dag ${u.dagId} cannot be scheduled: ${u.reason}`);
       if (created.dags === 0) break;
     }
+    // Backfills: the next runs of each (in batches), before startRuns so they start this tick.
+    let backfillRunsCreated = 0;
+    for (let afterId = 0; ; ) {
+      const advanced = await advanceBackfills(this.db, now, { afterId });
+      backfillRunsCreated += advanced.created.length;
+      for (const id of advanced.completed) this.logger.info(`backfill ${id} completed`);
+      if (advanced.scanned === 0) break;
+      afterId = advanced.lastId;
+    }
+    for (const id of await finishCancelledBackfills(this.db, now)) this.logger.info(`backfill ${id} cancelled: its last run ended`);
     for (let afterId = 0; ; ) {
       const batch = await startRuns(this.db, now, (h) => this.versions.shape(h), { afterId });
       runsStarted += batch.started;
@@ -124,7 +137,7 @@ export class Scheduler {
       this.lastBeat = Date.now();
       await beatProcess(this.db, now, { id: this.id, kind: "scheduler", startedAt: this.startedAt });
     }
-    return { runsCreated, runsTimedOut: timedOut.runs.length, runsStarted, tasksQueued, retriesQueued, zombiesReaped, durationMs: performance.now() - started };
+    return { runsCreated, backfillRunsCreated, runsTimedOut: timedOut.runs.length, runsStarted, tasksQueued, retriesQueued, zombiesReaped, durationMs: performance.now() - started };
   }
 
   /** Runs a tick now (or right after the current one). */
@@ -138,7 +151,7 @@ export class Scheduler {
     this.ticking = this.tick()
       .catch((err) => {
         this.logger.error(`scheduler tick failed: ${(err as Error).message}`);
-        return { runsCreated: 0, runsTimedOut: 0, runsStarted: 0, tasksQueued: 0, retriesQueued: 0, zombiesReaped: 0, durationMs: 0 };
+        return { runsCreated: 0, backfillRunsCreated: 0, runsTimedOut: 0, runsStarted: 0, tasksQueued: 0, retriesQueued: 0, zombiesReaped: 0, durationMs: 0 };
       })
       .finally(() => {
         this.ticking = undefined;

@@ -318,7 +318,7 @@ describe("DAG processor: changes outside the DAG file itself", () => {
 });
 
 describe("DAG processor: a file that never finishes loading", () => {
-  const h = new Harness({ worker: false, parseTimeoutMs: 1500 });
+  const h = new Harness({ worker: false, parseTimeoutMs: 4000 });
   beforeAll(() => h.start());
   afterAll(() => h.stop());
 

@@ -29,6 +29,7 @@ describe("loadConfig", () => {
       ["schedulerIntervalMs", 1_000],
       ["shutdownGraceMs", 8_000],
       ["taskHeartbeatTimeoutMs", 30_000],
+      ["backfillMaxRuns", 100_000],
     ] as const)("%s = %p", (key, value) => {
       expect(config[key]).toBe(value);
     });
@@ -60,6 +61,7 @@ describe("loadConfig", () => {
           "BATON_TASK_KILL_GRACE",
           "BATON_TASK_HEARTBEAT_TIMEOUT",
           "BATON_XCOM_MAX_BYTES",
+          "BATON_BACKFILL_MAX_RUNS",
         ].map((k) => [k, ""]),
       );
       expect(loadConfig(env)).toEqual(config);
@@ -91,6 +93,7 @@ describe("loadConfig", () => {
         BATON_TASK_KILL_GRACE: "3s",
         BATON_XCOM_MAX_BYTES: "2048",
         BATON_TASK_HEARTBEAT_TIMEOUT: "2m",
+        BATON_BACKFILL_MAX_RUNS: "5000",
       });
       expect(config).toEqual({
         databaseUrl: "mysql://u:p@db.example:3307/other",
@@ -109,6 +112,7 @@ describe("loadConfig", () => {
         taskKillGraceMs: 3_000,
         xcomMaxBytes: 2048,
         taskHeartbeatTimeoutMs: 120_000,
+        backfillMaxRuns: 5000,
       });
     });
 

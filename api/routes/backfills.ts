@@ -1,0 +1,142 @@
+// Backfills (Airflow 3's /backfills): create (or dry-run), list, show progress, pause, unpause,
+// cancel. The runs themselves are created by the scheduler (advanceBackfills), not here.
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "typebox";
+import { BatonError } from "../../core/errors.ts";
+import { backfillProgress, getBackfill, listBackfills } from "../../store/queries/backfills.ts";
+import { controlBackfill } from "../../store/transitions/controlBackfill.ts";
+import { createBackfill, dryRunBackfill } from "../../store/transitions/createBackfill.ts";
+import { isoOrNull, parseJsonText } from "../../store/rows.ts";
+import type { RowDataPacket } from "../../store/db.ts";
+import type { ApiDeps } from "../context.ts";
+import { PageQuery } from "../schemas.ts";
+
+export const DEFAULT_BACKFILL_MAX_RUNS = 100_000;
+
+const DateText = Type.String({ minLength: 1, maxLength: 64 });
+const CreateBody = Type.Object(
+  {
+    dag_id: Type.String({ minLength: 1, maxLength: 250 }),
+    from_date: DateText,
+    to_date: DateText,
+    reprocess_behavior: Type.Optional(Type.Union([Type.Literal("none"), Type.Literal("failed"), Type.Literal("completed")])),
+    max_active_runs: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+    run_backwards: Type.Optional(Type.Boolean()),
+    dag_run_conf: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    dry_run: Type.Optional(Type.Boolean()),
+    force: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+const IdParams = Type.Object({ backfill_id: Type.Integer({ minimum: 1 }) });
+const CancelBody = Type.Object({ force: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
+
+export function backfillJson(b: RowDataPacket) {
+  return {
+    id: Number(b.id),
+    dag_id: b.dag_id,
+    from_date: isoOrNull(b.from_date),
+    to_date: isoOrNull(b.to_date),
+    reprocess_behavior: b.reprocess_behavior,
+    max_active_runs: Number(b.max_active_runs),
+    run_backwards: !!b.run_backwards,
+    dag_run_conf: parseJsonText<Record<string, unknown>>(b.dag_run_conf, {}),
+    state: b.state,
+    is_paused: b.state === "paused",
+    total_dates: Number(b.total_dates),
+    created_at: isoOrNull(b.created_at),
+    updated_at: isoOrNull(b.updated_at),
+    completed_at: isoOrNull(b.completed_at),
+  };
+}
+
+function notFound(id: number): never {
+  throw new BatonError("BATON_BACKFILL_NOT_FOUND", `backfill ${id} not found`);
+}
+
+export const backfillRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, clock, config, onRunCreated }) => {
+  const maxRuns = config.backfillMaxRuns ?? DEFAULT_BACKFILL_MAX_RUNS;
+
+  const detail = async (id: number) => {
+    const b = (await getBackfill(db.pool, id)) ?? notFound(id);
+    const p = await backfillProgress(db.pool, id);
+    const skipped = Object.values(p.skipped).reduce((a, b) => a + b, 0);
+    return {
+      ...backfillJson(b),
+      counts: { pending: p.pending, ...p.runs, skipped },
+      skipped_by_reason: p.skipped,
+      done: p.runs.success + p.runs.failed + skipped,
+      failed: p.runs.failed,
+      dates_left_total: p.pending,
+      dates_left: p.datesLeft.map((d) => d.toISOString()),
+    };
+  };
+
+  app.post("/backfills", { schema: { body: CreateBody } }, async (req) => {
+    const body = req.body;
+    const request = {
+      dagId: body.dag_id,
+      fromDate: body.from_date,
+      toDate: body.to_date,
+      reprocessBehavior: body.reprocess_behavior ?? "none",
+      maxActiveRuns: body.max_active_runs ?? 10,
+      runBackwards: body.run_backwards ?? false,
+      dagRunConf: (body.dag_run_conf ?? {}) as Record<string, unknown>,
+      force: body.force ?? false,
+    };
+    if (body.dry_run) {
+      const plan = await dryRunBackfill(db, request, maxRuns);
+      return {
+        dry_run: true,
+        dag_id: body.dag_id,
+        from_date: plan.from.toISOString(),
+        to_date: plan.to.toISOString(),
+        total_dates: plan.dates.length,
+        dates: plan.dates.map((d) => ({
+          logical_date: d.logicalDate.toISOString(),
+          data_interval_start: d.dataIntervalStart.toISOString(),
+          data_interval_end: d.dataIntervalEnd.toISOString(),
+          action: d.decision.action,
+          reason: d.decision.action === "skip" ? d.decision.reason : null,
+          existing_runs: d.existingRuns,
+        })),
+      };
+    }
+    const { id } = await createBackfill(db, clock.now(), request, maxRuns);
+    onRunCreated?.();
+    return detail(id);
+  });
+
+  app.get(
+    "/backfills",
+    { schema: { querystring: Type.Intersect([PageQuery, Type.Object({ dag_id: Type.Optional(Type.String({ minLength: 1, maxLength: 250 })) })]) } },
+    async (req) => {
+      const { limit = 100, offset = 0, dag_id } = req.query;
+      const { rows, total } = await listBackfills(db.pool, { limit, offset, dagId: dag_id });
+      return { backfills: rows.map(backfillJson), total_entries: total };
+    },
+  );
+
+  app.get("/backfills/:backfill_id", { schema: { params: IdParams } }, async (req) => detail(req.params.backfill_id));
+
+  for (const action of ["pause", "unpause", "cancel"] as const) {
+    app.post(
+      `/backfills/:backfill_id/${action}`,
+      {
+        schema: { params: IdParams, body: Type.Optional(CancelBody) },
+        preValidation: async (r) => {
+          if (r.body === undefined || r.body === null) r.body = {};
+        },
+      },
+      async (req) => {
+        const force = action === "cancel" && !!(req.body as { force?: boolean } | undefined)?.force;
+        if (action !== "cancel" && (req.body as { force?: boolean } | undefined)?.force !== undefined) {
+          throw new BatonError("BATON_VALIDATION_FAILED", "body.force applies only to cancel");
+        }
+        await controlBackfill(db, clock.now(), req.params.backfill_id, action, { force });
+        if (action === "unpause") onRunCreated?.();
+        return detail(req.params.backfill_id);
+      },
+    );
+  }
+};

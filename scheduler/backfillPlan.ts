@@ -1,0 +1,90 @@
+/**
+ * Backfill planning: which logical dates a backfill covers, and what happens to each date given
+ * the runs that already exist for it. Pure: the store transitions (createBackfill,
+ * advanceBackfills) read the rows and apply the decisions; the dry run shows them.
+ *
+ * Dates follow Airflow's backfill: every logical date of the DAG's schedule with
+ * from <= logical date <= to (both inclusive), ignoring the DAG's startDate/endDate/catchup
+ * (an interval schedule stays on the grid anchored at its startDate). The data intervals come
+ * from scheduler/timetable.ts, so a backfill run covers exactly the interval a scheduled run of
+ * that date would.
+ *
+ * Per date (Airflow's reprocess_behavior):
+ * - a run of any type for the date is queued or running → skip, `in_flight` (never doubled);
+ * - no run → create;
+ * - `none` → skip, `exists`;
+ * - `failed` → reprocess when the latest run failed, else skip, `succeeded`;
+ * - `completed` → reprocess.
+ * Reprocessing creates a new backfill run and marks the finished runs of the date replaced (they
+ * stay as history).
+ */
+import { dagRunInfosBetween, type DagRunInfo, type Timetable } from "./timetable.ts";
+
+export const REPROCESS_BEHAVIORS = ["none", "failed", "completed"] as const;
+export type ReprocessBehavior = (typeof REPROCESS_BEHAVIORS)[number];
+
+export interface BackfillRange {
+  from: Date;
+  to: Date;
+  /** The DAG's startDate: anchors an interval schedule's grid and is the date of `@once`. */
+  dagStartDate: Date | null;
+}
+
+export interface PlannedDates {
+  /** In processing order (oldest first, or newest first when backwards). */
+  dates: DagRunInfo[];
+  /** More than `limit` dates: `dates` holds the first `limit + 1` in date order. */
+  truncated: boolean;
+}
+
+/**
+ * The logical dates of a backfill, at most `limit + 1` of them (so the caller can tell "over
+ * the limit" without enumerating a million dates). Empty for a manual schedule.
+ */
+export function planBackfillDates(tt: Timetable, range: BackfillRange, options: { limit: number; backwards: boolean }): PlannedDates {
+  const limit = Math.min(options.limit, Number.MAX_SAFE_INTEGER - 1) + 1;
+  const dates = dagRunInfosBetween(tt, range.from, range.to, range.dagStartDate, limit);
+  const truncated = dates.length > options.limit;
+  if (options.backwards) dates.reverse();
+  return { dates, truncated };
+}
+
+/** A run that exists for a date, as the decision needs it. */
+export interface ExistingRun {
+  id: number;
+  state: string;
+  /** Already replaced by an earlier backfill's run (out of the automated-date key). */
+  replaced: boolean;
+}
+
+export type SkipReason = "exists" | "succeeded" | "in_flight" | "cancelled";
+
+export type DateDecision =
+  | { action: "create" }
+  | { action: "reprocess"; replace: number[] }
+  | { action: "skip"; reason: SkipReason };
+
+const ACTIVE_RUN_STATES = new Set(["queued", "running"]);
+
+export function decideBackfillDate(reprocess: ReprocessBehavior, runs: readonly ExistingRun[]): DateDecision {
+  if (runs.some((r) => ACTIVE_RUN_STATES.has(r.state))) return { action: "skip", reason: "in_flight" };
+  const current = runs.filter((r) => !r.replaced);
+  if (current.length === 0) return { action: "create" };
+  const replace = current.map((r) => r.id).sort((a, b) => a - b);
+  if (reprocess === "none") return { action: "skip", reason: "exists" };
+  if (reprocess === "failed") {
+    const latest = current.reduce((a, b) => (b.id > a.id ? b : a));
+    return latest.state === "failed" ? { action: "reprocess", replace } : { action: "skip", reason: "succeeded" };
+  }
+  return { action: "reprocess", replace };
+}
+
+/** How many runs a backfill may create now: never more than maxActiveRuns queued + running. */
+export function backfillRoom(maxActiveRuns: number, activeRuns: number, maxPerCall: number): number {
+  return Math.max(0, Math.min(maxActiveRuns - activeRuns, maxPerCall));
+}
+
+/** The backfill's run id for a date: unique per backfill, so a date can be backfilled again later. */
+export function backfillRunId(backfillId: number, logicalDate: Date): string {
+  return `backfill__${logicalDate.toISOString()}__${backfillId}`;
+}

@@ -1,0 +1,135 @@
+// createBackfill — records a backfill request: one `backfill` row and one `backfill_date` row per
+// logical date, in processing order (sort_ordinal). No dag run is created here: the scheduler
+// creates them lazily (advanceBackfills), never more than max_active_runs active at once.
+// A dry run reads the DAG's existing runs in the range and returns what would happen to each
+// date, writing nothing.
+// locks: the new rows only (one transaction; dates inserted 1,000 per statement).
+// decides: planBackfillDates / decideBackfillDate (scheduler/backfillPlan.ts).
+// outcomes: the backfill's id, or the dry-run plan; BATON_DAG_NOT_FOUND, BATON_DAG_INACTIVE,
+//   BATON_INVALID_DATE, BATON_BACKFILL_INVALID_RANGE, BATON_BACKFILL_NO_SCHEDULE,
+//   BATON_BACKFILL_TOO_LARGE.
+import { BatonError } from "../../core/errors.ts";
+import { decideBackfillDate, planBackfillDates, type DateDecision, type ReprocessBehavior } from "../../scheduler/backfillPlan.ts";
+import { parseDagDate, parseTimetable, type DagRunInfo, type Timetable } from "../../scheduler/timetable.ts";
+import type { Db, ResultSetHeader, RowDataPacket } from "../db.ts";
+
+export interface NewBackfill {
+  dagId: string;
+  /** ISO 8601; a date without an offset is a wall-clock time in the DAG's time zone. */
+  fromDate: string;
+  toDate: string;
+  reprocessBehavior: ReprocessBehavior;
+  maxActiveRuns: number;
+  runBackwards: boolean;
+  dagRunConf: Record<string, unknown>;
+  /** Allow more than maxRuns dates. */
+  force: boolean;
+}
+
+export interface DryRunDate {
+  logicalDate: Date;
+  dataIntervalStart: Date;
+  dataIntervalEnd: Date;
+  decision: DateDecision;
+  /** Runs that exist for the date (run ids, oldest first). */
+  existingRuns: string[];
+}
+
+async function planFor(db: Db, req: NewBackfill, maxRuns: number): Promise<{ dates: DagRunInfo[]; from: Date; to: Date; versionHash: string }> {
+  const [dags] = await db.pool.query<RowDataPacket[]>(
+    "SELECT dag_id, latest_version_hash, is_active, schedule, timezone, start_date FROM dag WHERE dag_id = ?",
+    [req.dagId],
+  );
+  const dag = dags[0];
+  if (!dag || !dag.latest_version_hash) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${req.dagId}" not found`);
+  if (!dag.is_active) throw new BatonError("BATON_DAG_INACTIVE", `DAG "${req.dagId}" is not active: its file was removed or no longer defines it`);
+  const parse = (value: string, field: "from_date" | "to_date") => {
+    try {
+      return parseDagDate(value, dag.timezone, field === "from_date" ? "startDate" : "endDate");
+    } catch {
+      throw new BatonError("BATON_INVALID_DATE", `${field} "${value}" is not a valid date; use ISO 8601 like "2026-01-01" or "2026-01-01T00:00:00Z"`);
+    }
+  };
+  const from = parse(req.fromDate, "from_date");
+  const to = parse(req.toDate, "to_date");
+  if (from.getTime() > to.getTime()) {
+    throw new BatonError(
+      "BATON_BACKFILL_INVALID_RANGE",
+      `from_date ${from.toISOString()} is after to_date ${to.toISOString()}; use run_backwards to process newest first`,
+    );
+  }
+  let timetable: Timetable;
+  try {
+    timetable = parseTimetable(dag.schedule, dag.timezone);
+  } catch (err) {
+    throw new BatonError("BATON_BACKFILL_NO_SCHEDULE", `DAG "${req.dagId}" has a schedule that cannot be read: ${(err as Error).message}`);
+  }
+  if (timetable.kind === "manual") {
+    throw new BatonError("BATON_BACKFILL_NO_SCHEDULE", `DAG "${req.dagId}" has no schedule (schedule: null), so it has no logical dates to backfill`);
+  }
+  const planned = planBackfillDates(timetable, { from, to, dagStartDate: dag.start_date ?? null }, {
+    limit: req.force ? Number.MAX_SAFE_INTEGER : maxRuns,
+    backwards: req.runBackwards,
+  });
+  if (planned.truncated) {
+    throw new BatonError(
+      "BATON_BACKFILL_TOO_LARGE",
+      `the range yields more than ${maxRuns} runs (BATON_BACKFILL_MAX_RUNS); narrow it, split it, or send force: true`,
+    );
+  }
+  return { dates: planned.dates, from, to, versionHash: dag.latest_version_hash };
+}
+
+/** What the backfill would do to each date now, writing nothing. */
+export async function dryRunBackfill(db: Db, req: NewBackfill, maxRuns: number): Promise<{ from: Date; to: Date; dates: DryRunDate[] }> {
+  const { dates, from, to } = await planFor(db, req, maxRuns);
+  // ix_dag_run_dag_logical (dag_id, logical_date): one range read, no locks.
+  const [runs] = await db.pool.query<RowDataPacket[]>(
+    `SELECT id, run_id, state, logical_date, replaced_by_backfill_id FROM dag_run
+      WHERE dag_id = ? AND logical_date BETWEEN ? AND ? ORDER BY id`,
+    [req.dagId, from, to],
+  );
+  const byDate = new Map<number, RowDataPacket[]>();
+  for (const r of runs) {
+    const key = (r.logical_date as Date).getTime();
+    byDate.set(key, [...(byDate.get(key) ?? []), r]);
+  }
+  return {
+    from,
+    to,
+    dates: dates.map((d) => {
+      const existing = byDate.get(d.logicalDate.getTime()) ?? [];
+      return {
+        logicalDate: d.logicalDate,
+        dataIntervalStart: d.dataIntervalStart,
+        dataIntervalEnd: d.dataIntervalEnd,
+        decision: decideBackfillDate(
+          req.reprocessBehavior,
+          existing.map((r) => ({ id: Number(r.id), state: r.state, replaced: r.replaced_by_backfill_id !== null })),
+        ),
+        existingRuns: existing.map((r) => r.run_id as string),
+      };
+    }),
+  };
+}
+
+export async function createBackfill(db: Db, now: Date, req: NewBackfill, maxRuns: number): Promise<{ id: number; totalDates: number }> {
+  const { dates, from, to } = await planFor(db, req, maxRuns);
+  return db.tx(async (tx) => {
+    const [res] = await tx.query<ResultSetHeader>(
+      `INSERT INTO backfill (dag_id, from_date, to_date, reprocess_behavior, max_active_runs, run_backwards, dag_run_conf, state,
+                             total_dates, next_ordinal, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, 0, ?, ?)`,
+      [req.dagId, from, to, req.reprocessBehavior, req.maxActiveRuns, req.runBackwards ? 1 : 0, JSON.stringify(req.dagRunConf), dates.length, now, now],
+    );
+    const id = res.insertId;
+    for (let i = 0; i < dates.length; i += 1000) {
+      const chunk = dates.slice(i, i + 1000);
+      await tx.query(
+        `INSERT INTO backfill_date (backfill_id, sort_ordinal, logical_date, data_interval_start, data_interval_end) VALUES ${chunk.map(() => "(?, ?, ?, ?, ?)").join(", ")}`,
+        chunk.flatMap((d, j) => [id, i + j, d.logicalDate, d.dataIntervalStart, d.dataIntervalEnd]),
+      );
+    }
+    return { id, totalDates: dates.length };
+  });
+}

@@ -1,0 +1,131 @@
+import { backfillRoom, backfillRunId, decideBackfillDate, planBackfillDates, type ExistingRun } from "../../scheduler/backfillPlan.ts";
+import { nextDagRunInfo, parseTimetable } from "../../scheduler/timetable.ts";
+
+const d = (iso: string) => new Date(iso);
+const isoDates = (dates: { logicalDate: Date }[]) => dates.map((x) => x.logicalDate.toISOString());
+
+describe("planBackfillDates", () => {
+  const daily = parseTimetable("@daily", "UTC");
+  const range = (from: string, to: string, dagStartDate: string | null = "2020-01-01") => ({ from: d(from), to: d(to), dagStartDate: dagStartDate ? d(dagStartDate) : null });
+
+  it("lists every logical date in [from, to], both inclusive, with its data interval", () => {
+    const { dates, truncated } = planBackfillDates(daily, range("2026-01-01T00:00:00Z", "2026-01-03T00:00:00Z"), { limit: 100, backwards: false });
+    expect(truncated).toBe(false);
+    expect(dates.map((x) => [x.logicalDate.toISOString(), x.dataIntervalStart.toISOString(), x.dataIntervalEnd.toISOString()])).toEqual([
+      ["2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.000Z", "2026-01-02T00:00:00.000Z"],
+      ["2026-01-02T00:00:00.000Z", "2026-01-02T00:00:00.000Z", "2026-01-03T00:00:00.000Z"],
+      ["2026-01-03T00:00:00.000Z", "2026-01-03T00:00:00.000Z", "2026-01-04T00:00:00.000Z"],
+    ]);
+  });
+
+  it("aligns an unaligned from to the next fire, and ignores the DAG's startDate for cron", () => {
+    const { dates } = planBackfillDates(daily, range("2019-12-30T12:00:00Z", "2020-01-01T06:00:00Z"), { limit: 100, backwards: false });
+    expect(isoDates(dates)).toEqual(["2019-12-31T00:00:00.000Z", "2020-01-01T00:00:00.000Z"]);
+  });
+
+  it("backwards: newest first", () => {
+    const { dates } = planBackfillDates(daily, range("2026-01-01T00:00:00Z", "2026-01-03T00:00:00Z"), { limit: 100, backwards: true });
+    expect(isoDates(dates)).toEqual(["2026-01-03T00:00:00.000Z", "2026-01-02T00:00:00.000Z", "2026-01-01T00:00:00.000Z"]);
+  });
+
+  it("stops one past the limit and says so; exactly the limit is fine", () => {
+    const r = range("2026-01-01T00:00:00Z", "2026-01-10T00:00:00Z");
+    expect(planBackfillDates(daily, r, { limit: 10, backwards: false })).toMatchObject({ truncated: false });
+    const over = planBackfillDates(daily, r, { limit: 9, backwards: false });
+    expect(over.truncated).toBe(true);
+    expect(over.dates).toHaveLength(10);
+    expect(planBackfillDates(daily, r, { limit: 8, backwards: false }).dates).toHaveLength(9);
+  });
+
+  it("an interval schedule stays on the grid anchored at the DAG's startDate", () => {
+    const every6h = parseTimetable("6h", "UTC");
+    const { dates } = planBackfillDates(every6h, range("2026-01-01T01:00:00Z", "2026-01-01T18:00:00Z", "2025-12-31T03:00:00Z"), { limit: 100, backwards: false });
+    expect(isoDates(dates)).toEqual(["2026-01-01T03:00:00.000Z", "2026-01-01T09:00:00.000Z", "2026-01-01T15:00:00.000Z"]);
+    expect(dates[0]!.dataIntervalEnd.toISOString()).toBe("2026-01-01T09:00:00.000Z");
+  });
+
+  it("follows DST in the DAG's time zone (a 23-hour day)", () => {
+    const berlin = parseTimetable("0 0 * * *", "Europe/Berlin");
+    const { dates } = planBackfillDates(berlin, range("2026-03-28T00:00:00Z", "2026-03-29T23:00:00Z"), { limit: 100, backwards: false });
+    expect(isoDates(dates)).toEqual(["2026-03-28T23:00:00.000Z", "2026-03-29T22:00:00.000Z"]);
+    expect(dates[0]!.dataIntervalEnd.getTime() - dates[0]!.dataIntervalStart.getTime()).toBe(23 * 3_600_000);
+  });
+
+  it("@once: its startDate when in range; manual: nothing; reversed range: nothing", () => {
+    const once = parseTimetable("@once", "UTC");
+    expect(isoDates(planBackfillDates(once, range("2019-01-01T00:00:00Z", "2021-01-01T00:00:00Z"), { limit: 10, backwards: false }).dates)).toEqual([
+      "2020-01-01T00:00:00.000Z",
+    ]);
+    expect(planBackfillDates(once, range("2021-01-01T00:00:00Z", "2022-01-01T00:00:00Z"), { limit: 10, backwards: false }).dates).toEqual([]);
+    expect(planBackfillDates(parseTimetable(null), range("2021-01-01T00:00:00Z", "2022-01-01T00:00:00Z"), { limit: 10, backwards: false }).dates).toEqual([]);
+    expect(planBackfillDates(daily, range("2022-01-01T00:00:00Z", "2021-01-01T00:00:00Z"), { limit: 10, backwards: false }).dates).toEqual([]);
+  });
+
+  it.each([
+    ["0 * * * *", "Europe/Berlin", "2026-10-24T20:00:00Z", "2026-10-25T04:00:00Z"],
+    ["30 1 * * *", "America/New_York", "2026-03-01T00:00:00Z", "2026-03-15T00:00:00Z"],
+    ["@weekly", "UTC", "2026-01-01T00:00:00Z", "2026-03-01T00:00:00Z"],
+  ])("%s in %s: the same intervals as the scheduler's nextDagRunInfo chain (DST included)", (schedule, tz, from, to) => {
+    const tt = parseTimetable(schedule, tz);
+    const { dates } = planBackfillDates(tt, { from: d(from), to: d(to), dagStartDate: null }, { limit: 1000, backwards: false });
+    const chained = [];
+    const q = { startDate: d(from), endDate: d(to), catchup: true, now: d(to) };
+    for (let info = nextDagRunInfo(tt, { ...q, lastDataInterval: null }); info; ) {
+      chained.push(info);
+      info = nextDagRunInfo(tt, { ...q, lastDataInterval: { start: info.dataIntervalStart, end: info.dataIntervalEnd } });
+    }
+    expect(dates.length).toBeGreaterThan(1);
+    expect(dates).toEqual(chained);
+  });
+
+  it("3,650 daily dates plan quickly", () => {
+    const started = performance.now();
+    const { dates } = planBackfillDates(daily, range("2016-01-01T00:00:00Z", "2025-12-28T00:00:00Z"), { limit: 100_000, backwards: false });
+    expect(dates).toHaveLength(3650);
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+});
+
+describe("decideBackfillDate", () => {
+  const run = (id: number, state: string, replaced = false): ExistingRun => ({ id, state, replaced });
+
+  it.each(["none", "failed", "completed"] as const)("%s: no run → create", (reprocess) => {
+    expect(decideBackfillDate(reprocess, [])).toEqual({ action: "create" });
+    expect(decideBackfillDate(reprocess, [run(1, "failed", true)])).toEqual({ action: "create" });
+  });
+
+  it.each(["none", "failed", "completed"] as const)("%s: a queued or running run (even a replaced one) → skip in_flight", (reprocess) => {
+    expect(decideBackfillDate(reprocess, [run(1, "running")])).toEqual({ action: "skip", reason: "in_flight" });
+    expect(decideBackfillDate(reprocess, [run(1, "queued")])).toEqual({ action: "skip", reason: "in_flight" });
+    expect(decideBackfillDate(reprocess, [run(1, "running", true), run(2, "failed")])).toEqual({ action: "skip", reason: "in_flight" });
+  });
+
+  it("none: an existing finished run → skip exists", () => {
+    expect(decideBackfillDate("none", [run(1, "failed")])).toEqual({ action: "skip", reason: "exists" });
+    expect(decideBackfillDate("none", [run(1, "success")])).toEqual({ action: "skip", reason: "exists" });
+  });
+
+  it("failed: re-runs only when the latest current run failed", () => {
+    expect(decideBackfillDate("failed", [run(1, "failed")])).toEqual({ action: "reprocess", replace: [1] });
+    expect(decideBackfillDate("failed", [run(1, "success")])).toEqual({ action: "skip", reason: "succeeded" });
+    expect(decideBackfillDate("failed", [run(3, "failed"), run(1, "success")])).toEqual({ action: "reprocess", replace: [1, 3] });
+    expect(decideBackfillDate("failed", [run(1, "failed"), run(3, "success")])).toEqual({ action: "skip", reason: "succeeded" });
+  });
+
+  it("completed: re-runs any finished date, replacing every current run", () => {
+    expect(decideBackfillDate("completed", [run(2, "success"), run(1, "failed", true)])).toEqual({ action: "reprocess", replace: [2] });
+  });
+});
+
+describe("backfillRoom and backfillRunId", () => {
+  it("never lets active runs exceed maxActiveRuns", () => {
+    expect(backfillRoom(3, 0, 100)).toBe(3);
+    expect(backfillRoom(3, 2, 100)).toBe(1);
+    expect(backfillRoom(3, 5, 100)).toBe(0);
+    expect(backfillRoom(500, 0, 100)).toBe(100);
+  });
+
+  it("names runs by date and backfill", () => {
+    expect(backfillRunId(7, d("2026-01-01T00:00:00Z"))).toBe("backfill__2026-01-01T00:00:00.000Z__7");
+  });
+});
