@@ -86,6 +86,11 @@ export async function sendSignal(db: Db, now: Date, req: SignalRequest, shapeOf:
   if (Buffer.byteLength(payloadText) > SIGNAL_PAYLOAD_CAP_BYTES) {
     throw new BatonError("BATON_PAYLOAD_TOO_LARGE", `signal payload is ${Buffer.byteLength(payloadText)} bytes; the cap is ${SIGNAL_PAYLOAD_CAP_BYTES}`);
   }
+  // The shape is loaded before the transaction: loading it inside would hold one pool
+  // connection while waiting for another, and a burst of signals on a cold cache would
+  // exhaust the pool and hang. A run's version never changes, so it stays right.
+  const [found] = await db.pool.query<RowDataPacket[]>("SELECT version_hash FROM dag_run WHERE dag_id = ? AND run_id = ?", [req.dagId, req.runId]);
+  const shape = found[0] ? await shapeOf(found[0].version_hash) : undefined;
   return db.tx(async (tx) => {
     const [runs] = await tx.query<RowDataPacket[]>("SELECT id, state, version_hash FROM dag_run WHERE dag_id = ? AND run_id = ? FOR UPDATE", [req.dagId, req.runId]);
     const run = runs[0];
@@ -120,13 +125,22 @@ export async function sendSignal(db: Db, now: Date, req: SignalRequest, shapeOf:
     const ti = waiting[0];
     if (!ti) return { signalId: req.signalId ?? null, duplicate: false, deliveredTo: null, queued: [] };
     const signal = await consumeOldest(tx, now, Number(run.id), req.name, Number(ti.id));
-    const outcome = await endDeferred(tx, now, ti, await shapeOf(run.version_hash), "success", { payloadText: signal?.payload ?? payloadText }, null);
+    const outcome = await endDeferred(tx, now, ti, shape!, "success", { payloadText: signal?.payload ?? payloadText }, null);
     return { signalId: req.signalId ?? null, duplicate: false, deliveredTo: ti.task_id, queued: outcome?.queued ?? [] };
   });
 }
 
 /** Deferred tasks whose timeout passed end as their onTimeout says; returns how many. */
 export async function timeoutDeferred(db: Db, now: Date, shapeOf: (versionHash: string) => Promise<DagShape>, limit = 500): Promise<{ ended: number; queued: number }> {
+  // Shapes first, outside the transaction (see sendSignal).
+  const [versions] = await db.pool.query<RowDataPacket[]>(
+    `SELECT DISTINCT r.version_hash FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id
+      WHERE ti.state = 'deferred' AND ti.next_check_at <= ?`,
+    [now],
+  );
+  if (versions.length === 0) return { ended: 0, queued: 0 };
+  const shapes = new Map<string, DagShape>();
+  for (const v of versions) shapes.set(v.version_hash, await shapeOf(v.version_hash));
   return db.tx(async (tx) => {
     const [due] = await tx.query<RowDataPacket[]>(
       `SELECT id FROM task_instance WHERE state = 'deferred' AND next_check_at <= ? ORDER BY next_check_at LIMIT ${Math.floor(limit)} FOR UPDATE SKIP LOCKED`,
@@ -142,7 +156,9 @@ export async function timeoutDeferred(db: Db, now: Date, shapeOf: (versionHash: 
     let ended = 0;
     let queued = 0;
     for (const ti of rows) {
-      const shape = await shapeOf(ti.version_hash);
+      const shape = shapes.get(ti.version_hash);
+      if (!shape) continue; // deferred after the shapes were read: next tick
+
       const onTimeout = shape.byId.get(ti.task_id)?.signal?.onTimeout ?? "fail";
       const state = onTimeout === "succeed" ? TaskState.Success : onTimeout === "skip" ? TaskState.Skipped : TaskState.Failed;
       const error =

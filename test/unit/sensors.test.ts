@@ -1,0 +1,208 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import {
+  connectionUrl,
+  dateTimeSensor,
+  expandGlob,
+  externalTaskSensor,
+  fileSensor,
+  httpSensor,
+  isTruthyCell,
+  judgeExternal,
+  matchGlob,
+  mysqlOptions,
+  redactUrl,
+  segmentToRegExp,
+  sqlSensor,
+  timeDeltaSensor,
+  timeDeltaTarget,
+} from "../../sdk/sensors.ts";
+import type { TaskContext } from "../../sdk/types.ts";
+
+function ctxAt(logicalDate: string | null, intervalEnd: string | null = null): TaskContext {
+  const silent = () => undefined;
+  return {
+    dagId: "d",
+    runId: "r",
+    taskId: "t",
+    tryNumber: 1,
+    maxTries: 0,
+    logicalDate: logicalDate ? new Date(logicalDate) : null,
+    dataInterval: { start: null, end: intervalEnd ? new Date(intervalEnd) : null },
+    conf: {},
+    params: {},
+    signal: new AbortController().signal,
+    log: { debug: silent, info: silent, warn: silent, error: silent },
+    idempotencyKey: "k",
+    get: () => undefined as never,
+    skip: () => {
+      throw new Error("skip");
+    },
+    step: async (name, fn) => await fn({ idempotencyKey: name }),
+  } as TaskContext;
+}
+
+describe("glob matching", () => {
+  it.each([
+    ["*.csv", "a.csv", true],
+    ["*.csv", "a.csv.tmp", false],
+    ["*.csv", ".hidden.csv", false],
+    [".*.csv", ".hidden.csv", true],
+    ["data_??.csv", "data_01.csv", true],
+    ["data_??.csv", "data_1.csv", false],
+    ["part-[0-9].parquet", "part-7.parquet", true],
+    ["part-[!0-9].parquet", "part-x.parquet", true],
+    ["part-[!0-9].parquet", "part-7.parquet", false],
+    ["a+b(1).txt", "a+b(1).txt", true],
+    ["a.txt", "abtxt", false],
+    ["[unclosed", "[unclosed", true],
+  ])("segment %s vs %s → %s", (pattern, name, expected) => {
+    expect(segmentToRegExp(pattern).test(name)).toBe(expected);
+  });
+
+  it.each([
+    ["/data/in/*.csv", "/data/in/a.csv", true],
+    ["/data/in/*.csv", "/data/in/sub/a.csv", false],
+    ["/data/**/*.csv", "/data/a.csv", true],
+    ["/data/**/*.csv", "/data/x/y/z/a.csv", true],
+    ["/data/**/*.csv", "/data/.cache/a.csv", false],
+    ["/data/**", "/data/x/y", true],
+    ["/data/*/2026-*/ok", "/data/eu/2026-01-01/ok", true],
+    ["/data/*/2026-*/ok", "/data/eu/2025-01-01/ok", false],
+    ["/data/in/a.csv", "/data/in/a.csv", true],
+  ])("path %s vs %s → %s", (pattern, file, expected) => {
+    expect(matchGlob(pattern, file)).toBe(expected);
+  });
+
+  describe("expandGlob on a real folder", () => {
+    let root: string;
+    beforeAll(async () => {
+      root = await mkdtemp(path.join(os.tmpdir(), "baton-glob-"));
+      for (const f of ["in/a.csv", "in/b.csv", "in/.partial.csv", "in/c.txt", "in/2026/01/d.csv", "in/2026/02/e.csv", "in/.cache/x.csv", "out/z.csv"]) {
+        await mkdir(path.dirname(path.join(root, f)), { recursive: true });
+        await writeFile(path.join(root, f), "x");
+      }
+    });
+    afterAll(() => rm(root, { recursive: true, force: true }));
+
+    it("matches one directory level with *", async () => {
+      expect(await expandGlob(`${root}/in/*.csv`)).toEqual([`${root}/in/a.csv`, `${root}/in/b.csv`]);
+    });
+    it("descends with ** (not into hidden folders) and deduplicates", async () => {
+      expect(await expandGlob(`${root}/in/**/*.csv`)).toEqual([
+        `${root}/in/2026/01/d.csv`,
+        `${root}/in/2026/02/e.csv`,
+        `${root}/in/a.csv`,
+        `${root}/in/b.csv`,
+      ]);
+      expect(await expandGlob(`${root}/**/**/z.csv`)).toEqual([`${root}/out/z.csv`]);
+    });
+    it("takes a plain path, a relative pattern, and a folder that does not exist", async () => {
+      expect(await expandGlob(`${root}/in/c.txt`)).toEqual([`${root}/in/c.txt`]);
+      expect(await expandGlob("in/2026/*/d.csv", root)).toEqual([`${root}/in/2026/01/d.csv`]);
+      expect(await expandGlob(`${root}/nope/*.csv`)).toEqual([]);
+      expect(await expandGlob(`${root}/nope.csv`)).toEqual([]);
+    });
+    it("fileSensor: matches, honours minSize, outputs the paths", async () => {
+      const ctx = ctxAt(null);
+      await expect(fileSensor({ path: `${root}/in/*.csv` }).poke(ctx)).resolves.toEqual({ done: true, value: [`${root}/in/a.csv`, `${root}/in/b.csv`] });
+      await expect(fileSensor({ path: `${root}/in/*.csv`, minSize: 2 }).poke(ctx)).resolves.toBe(false);
+      await expect(fileSensor({ path: `${root}/in`, minSize: 1 }).poke(ctx)).resolves.toBe(false); // a folder is not a file
+      await expect(fileSensor({ path: (c) => `${root}/in/${c.conf.name ?? "a"}.csv` }).poke(ctx)).resolves.toMatchObject({ done: true });
+    });
+  });
+});
+
+describe("time sensors (fixed clock)", () => {
+  const now = (iso: string) => () => new Date(iso);
+
+  it("timeDeltaSensor waits until data interval end + delta, falling back to the logical date", async () => {
+    const ctx = ctxAt("2026-03-01T00:00:00Z", "2026-03-02T00:00:00Z");
+    expect(timeDeltaTarget(ctx, 2 * 3_600_000)?.toISOString()).toBe("2026-03-02T02:00:00.000Z");
+    expect(timeDeltaTarget(ctxAt("2026-03-01T00:00:00Z"), 0)?.toISOString()).toBe("2026-03-01T00:00:00.000Z");
+    expect(timeDeltaTarget(ctxAt(null), 0)).toBeNull();
+    await expect(timeDeltaSensor({ delta: "2h", now: now("2026-03-02T01:59:59Z") }).poke(ctx)).resolves.toBe(false);
+    await expect(timeDeltaSensor({ delta: "2h", now: now("2026-03-02T02:00:00Z") }).poke(ctx)).resolves.toEqual({
+      done: true,
+      value: "2026-03-02T02:00:00.000Z",
+    });
+  });
+
+  it("timeDeltaSensor defaults to reschedule mode and a timeout past its delta", () => {
+    const s = timeDeltaSensor({ delta: "10d" });
+    expect(s.mode).toBe("reschedule");
+    expect(s.timeout).toBe(17 * 86_400_000);
+    expect(timeDeltaSensor({ delta: "1h", timeout: "2h", mode: "poke" })).toMatchObject({ timeout: "2h", mode: "poke" });
+  });
+
+  it("dateTimeSensor takes a date, an ISO string or a function of the context", async () => {
+    const ctx = ctxAt("2026-03-01T00:00:00Z");
+    await expect(dateTimeSensor({ targetTime: "2026-03-01T12:00:00Z", now: now("2026-03-01T11:00:00Z") }).poke(ctx)).resolves.toBe(false);
+    await expect(dateTimeSensor({ targetTime: new Date("2026-03-01T12:00:00Z"), now: now("2026-03-01T12:00:00Z") }).poke(ctx)).resolves.toMatchObject({ done: true });
+    const fromCtx = dateTimeSensor({ targetTime: (c) => new Date(c.logicalDate!.getTime() + 3_600_000), now: now("2026-03-01T01:00:00.001Z") });
+    await expect(fromCtx.poke(ctx)).resolves.toEqual({ done: true, value: "2026-03-01T01:00:00.000Z" });
+  });
+});
+
+describe("pure helpers", () => {
+  it("isTruthyCell follows Airflow's SqlSensor rule", () => {
+    for (const v of [null, undefined, 0, 0n, "0", "", false, "0.00", " 0 "]) expect(isTruthyCell(v)).toBe(false);
+    for (const v of [1, -1, "1", "yes", "0.5", "false", true, new Date(0), 5n]) expect(isTruthyCell(v)).toBe(true);
+  });
+
+  it("judgeExternal: allowed, failed fast, or wait", () => {
+    expect(judgeExternal([], ["success"], ["failed"])).toBe("wait");
+    expect(judgeExternal(["running"], ["success"], ["failed"])).toBe("wait");
+    expect(judgeExternal(["success"], ["success"], [])).toBe("done");
+    expect(judgeExternal(["success", "skipped"], ["success", "skipped"], [])).toBe("done");
+    expect(judgeExternal(["success", "failed"], ["success"], ["failed"])).toBe("failed");
+    expect(judgeExternal(["failed"], ["success"], [])).toBe("wait");
+  });
+
+  it("connectionUrl: a URL as is, or an environment variable's value", () => {
+    expect(connectionUrl("mysql://u@h/db")).toBe("mysql://u@h/db");
+    expect(connectionUrl("WAREHOUSE_URL", { WAREHOUSE_URL: "mysql://w@h/dw" })).toBe("mysql://w@h/dw");
+    expect(() => connectionUrl("WAREHOUSE_URL", {})).toThrow(/WAREHOUSE_URL is not set/);
+  });
+
+  it("mysqlOptions reads a URL as Baton reads BATON_DATABASE_URL", () => {
+    expect(mysqlOptions("mysql://u:p%40ss@db.internal:3307/warehouse")).toMatchObject({ host: "db.internal", port: 3307, user: "u", password: "p@ss", database: "warehouse", timezone: "Z" });
+    expect(mysqlOptions("mariadb://127.0.0.1")).toMatchObject({ host: "127.0.0.1", port: 3306, user: "root", password: "" });
+    expect(mysqlOptions("mysql://127.0.0.1")).not.toHaveProperty("database");
+    expect(() => mysqlOptions("postgres://x:secret@h/db")).toThrow("not a mysql:// URL: postgres://x:***@h/db");
+  });
+
+  it("redactUrl hides passwords", () => {
+    expect(redactUrl("mysql://user:s3cret@db:3306/x")).toBe("mysql://user:***@db:3306/x");
+    expect(redactUrl("mysql://root@127.0.0.1:3306/baton")).toBe("mysql://root@127.0.0.1:3306/baton");
+  });
+});
+
+describe("bad options are definition-time errors (BATON_INVALID_DAG)", () => {
+  it.each([
+    ["fileSensor without path", () => fileSensor({} as never)],
+    ["fileSensor negative minSize", () => fileSensor({ path: "/x", minSize: -1 })],
+    ["httpSensor bad url", () => httpSensor({ url: "ftp://x" })],
+    ["httpSensor bad status", () => httpSensor({ url: "http://x", expectedStatus: 99 })],
+    ["httpSensor bad requestTimeout", () => httpSensor({ url: "http://x", requestTimeout: "soon" })],
+    ["sqlSensor bad conn", () => sqlSensor({ conn: "postgres://x", sql: "select 1" })],
+    ["sqlSensor empty sql", () => sqlSensor({ conn: "DB_URL", sql: " " })],
+    ["externalTaskSensor bad state", () => externalTaskSensor({ externalDagId: "a", allowedStates: ["done"] })],
+    ["externalTaskSensor task state for a run", () => externalTaskSensor({ externalDagId: "a", allowedStates: ["skipped"] })],
+    ["externalTaskSensor overlap", () => externalTaskSensor({ externalDagId: "a", externalTaskId: "t", allowedStates: ["success"], failedStates: ["success"] })],
+    ["externalTaskSensor both dates", () => externalTaskSensor({ externalDagId: "a", logicalDate: () => new Date(), executionDelta: "1d" })],
+    ["timeDeltaSensor bad delta", () => timeDeltaSensor({ delta: "tomorrow" })],
+    ["dateTimeSensor bad date", () => dateTimeSensor({ targetTime: "not a date" })],
+  ])("%s", (_name, make) => {
+    expect(make).toThrow(expect.objectContaining({ code: "BATON_INVALID_DAG" }));
+  });
+
+  it("sensor options pass through; built-ins default to reschedule mode", () => {
+    const s = fileSensor({ path: "/x", pokeInterval: "30s", timeout: "1h", softFail: true, retries: 2 });
+    expect(s).toMatchObject({ pokeInterval: "30s", timeout: "1h", softFail: true, retries: 2, mode: "reschedule" });
+    expect(typeof s.poke).toBe("function");
+    expect(s).not.toHaveProperty("path");
+    expect(externalTaskSensor({ externalDagId: "a", mode: "poke" }).mode).toBe("poke");
+  });
+});
