@@ -100,7 +100,7 @@ async function runStep(
 
 /** Thrown by a reschedule-mode sensor's loop: the try ends without using up a try. */
 class RescheduleRequest extends Error {
-  constructor(readonly at: string) {
+  constructor(readonly inMs: number) {
     super("reschedule");
   }
 }
@@ -129,13 +129,15 @@ async function runSensor(
   ctx: TaskContext,
   m: RunTryMessage,
   line: (level: string, args: unknown[]) => void,
-): Promise<{ value: unknown } | { rescheduleAt: string }> {
-  const firstPoke = m.firstPokeAt ? new Date(m.firstPokeAt).getTime() : Date.now();
+): Promise<{ value: unknown } | { rescheduleInMs: number }> {
+  // Time as the worker's Clock sees it (a fake clock in tests), advancing with real time here.
+  const now = () => Date.now() + (m.clockOffsetMs ?? 0);
+  const firstPoke = m.firstPokeAt ? new Date(m.firstPokeAt).getTime() : now();
   for (let pokes = m.pokeCount; ; pokes++) {
     const answer = await sensor.poke(ctx);
     if (answer === true) return { value: true };
     if (answer && typeof answer === "object" && answer.done) return { value: answer.value === undefined ? true : answer.value };
-    const elapsed = Date.now() - firstPoke;
+    const elapsed = now() - firstPoke;
     if (elapsed >= sensor.timeoutMs) {
       const message = `sensor timed out: its condition did not hold within ${formatDuration(sensor.timeoutMs)} of the first poke`;
       if (sensor.softFail) throw new SkipError(message);
@@ -146,7 +148,8 @@ async function runSensor(
       Math.max(1, sensor.timeoutMs - elapsed),
     );
     line("INFO", [`Poke ${pokes + 1}: condition not met`]);
-    if (sensor.mode === "reschedule") return { rescheduleAt: new Date(Date.now() + interval).toISOString() };
+    // The worker's transaction dates the next poke from its own clock: now + this delay.
+    if (sensor.mode === "reschedule") return { rescheduleInMs: interval };
     await abortableSleep(interval, ctx.signal);
     if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new Error(String(ctx.signal.reason));
   }
@@ -207,6 +210,7 @@ function openLog(logPath: string): Promise<WriteStream> {
 }
 
 async function runTry(m: RunTryMessage): Promise<TryOutcome> {
+  m.clockOffsetMs = m.clockNow ? Date.parse(m.clockNow) - Date.now() : 0;
   const log = await openLog(m.logPath);
   const line = (level: string, args: unknown[]) => log.write(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`);
   // Everything the task prints lands in its try's log file.
@@ -269,7 +273,7 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
     hooks = { options: { ...dag.options.defaultArgs, ...task.options }, ctx };
     if (task.kind === "sensor" && task.sensor) {
       const poked = await runSensor(task.sensor, ctx, m, line);
-      if ("rescheduleAt" in poked) throw new RescheduleRequest(poked.rescheduleAt);
+      if ("rescheduleInMs" in poked) throw new RescheduleRequest(poked.rescheduleInMs);
       task = { ...task, fn: () => poked.value };
     }
     let output = await task.fn(ctx);
@@ -287,8 +291,8 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   } catch (err) {
     const error = errorOf(err);
     if (err instanceof RescheduleRequest) {
-      line("INFO", [`Condition not met; the sensor pokes again at ${err.at} (its worker slot is released meanwhile)`]);
-      result = { outcome: "reschedule", rescheduleAt: err.at };
+      line("INFO", [`Condition not met; the sensor pokes again in ${formatDuration(err.inMs)} (its worker slot is released meanwhile)`]);
+      result = { outcome: "reschedule", rescheduleInMs: err.inMs };
     } else if (error.code === "BATON_TASK_SKIPPED") {
       line("INFO", [`Task skipped: ${error.message}`]);
       result = { outcome: "skipped" };

@@ -21,6 +21,10 @@ export interface RunTryMessage {
   steps: Record<string, unknown>;
   /** Cap on the JSON size of the output and of each step's result. */
   maxValueBytes: number;
+  /** The worker's Clock when it sent the try (ISO): sensors measure time against it. */
+  clockNow: string;
+  /** Set by the child on receipt: the worker's Clock minus the child's wall clock. */
+  clockOffsetMs?: number;
   /** Sensors: when the first poke happened (ISO; null on the first try) and how many pokes were rescheduled. */
   firstPokeAt: string | null;
   pokeCount: number;
@@ -31,8 +35,8 @@ export interface RunTryMessage {
 export interface TryOutcome {
   /** reschedule: a reschedule-mode sensor poked without success; deferred: waits for a signal. */
   outcome: "success" | "failed" | "skipped" | "reschedule" | "deferred";
-  /** When a rescheduled sensor pokes next (ISO). */
-  rescheduleAt?: string;
+  /** How long until a rescheduled sensor pokes again. */
+  rescheduleInMs?: number;
   output?: unknown;
   error?: TryError;
   /** Tasks a successful branch / short-circuit task decided to skip. */

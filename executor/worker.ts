@@ -248,6 +248,7 @@ export class Worker {
             compensates: spec?.compensates ?? null,
             maxValueBytes: this.options.maxValueBytes ?? 1024 * 1024,
             firstPokeAt: task.firstPokeAt ? new Date(task.firstPokeAt).toISOString() : null,
+            clockNow: this.clock.now().toISOString(),
             pokeCount: task.pokeCount ?? 0,
             bundlePath: spec?.kind === "wait_for_signal" ? "" : await this.bundles.path(task.versionHash),
             logPath: taskLogPath(this.options.logsFolder, task),
@@ -322,6 +323,7 @@ export class Worker {
         }, timeoutMs),
       );
     }
+    message.clockNow = this.clock.now().toISOString();
     slot.child
       .request<TryOutcome>({ type: "run", task: message })
       .then(
@@ -402,7 +404,8 @@ export class Worker {
       const mine = await beatTries(this.db, now, running.map((h) => ({ id: h.task.id, tryNumber: h.task.tryNumber })), this.id);
       this.lastHeartbeatOk = Date.now();
       for (const h of running) {
-        if (mine.has(h.task.id)) continue;
+        // A try that finished while the heartbeat was in flight is no longer held: leave it be.
+        if (mine.has(h.task.id) || this.held.get(h.task.id) !== h) continue;
         this.logger.warn(`try ${h.task.tryNumber} of ${h.task.dagId}.${h.task.taskId} (run ${h.task.runId}) is no longer ours (cleared, timed out or reaped): aborting it`);
         this.abandon(h, "the task instance was cleared, timed out or reaped");
       }
@@ -410,8 +413,9 @@ export class Worker {
       // Without heartbeats our tries become zombies that others will re-run: stop them first.
       const silentMs = Date.now() - this.lastHeartbeatOk;
       if (silentMs > (this.options.heartbeatTimeoutMs ?? 30_000) / 2 && running.length > 0) {
-        this.logger.error(`no heartbeat for ${formatDuration(silentMs)} (database unreachable): killing ${running.length} running task(s) before they are re-run elsewhere`);
-        for (const h of running) this.abandon(h, "the worker lost its database connection", 0);
+        const still = running.filter((h) => this.held.get(h.task.id) === h);
+        this.logger.error(`no heartbeat for ${formatDuration(silentMs)} (database unreachable): killing ${still.length} running task(s) before they are re-run elsewhere`);
+        for (const h of still) this.abandon(h, "the worker lost its database connection", 0);
       }
       throw err;
     }

@@ -48,9 +48,9 @@ export interface TryError {
 export interface FinishedTry {
   /** The try as it was claimed: identity, fence and run context. */
   task: ClaimedTask;
-  /** reschedule: a sensor pokes again at rescheduleAt, releasing its slot; deferred: waits for a signal. */
+  /** reschedule: a sensor pokes again after rescheduleInMs, releasing its slot; deferred: waits for a signal. */
   outcome: "success" | "failed" | "skipped" | "reschedule" | "deferred";
-  rescheduleAt?: string;
+  rescheduleInMs?: number;
   /** JSON-serializable return value; undefined stores no XCom. */
   output?: unknown;
   error?: TryError;
@@ -92,7 +92,7 @@ function plan(t: FinishedTry, now: Date, shape: DagShape): Planned {
   const fence = [task.id, task.tryNumber, task.token];
   if (t.outcome === "reschedule") {
     // Airflow: a reschedule does not use up a try; the poke is recorded in task_reschedule.
-    const at = new Date(t.rescheduleAt ?? now);
+    const at = new Date(now.getTime() + Math.max(0, t.rescheduleInMs ?? 0));
     return {
       t,
       state: TaskState.UpForReschedule,
