@@ -15,5 +15,7 @@ export default {
   testPathIgnorePatterns: ["/node_modules/", "/test/fixtures/"],
   modulePathIgnorePatterns: ["<rootDir>/bench/results/"],
   testTimeout: 30_000,
+  // test/chaos/ runs last (see the file).
+  testSequencer: "<rootDir>/test/helpers/sequencer.js",
   maxWorkers: 2,
 };

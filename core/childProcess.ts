@@ -121,11 +121,14 @@ export function serveRequests(handlers: Record<string, (message: Record<string, 
     }
     const handler = handlers[message.type];
     if (!handler) return;
+    // A reply that cannot be sent means the parent is gone (killed with -9): exit quietly, as on
+    // disconnect, instead of dying of an unhandled EPIPE with a stack trace in the parent's output.
+    const reply = (answer: Record<string, unknown>) => process.send?.(answer, (err: Error | null) => err && process.exit(0));
     try {
       const value = await handler(message);
-      if (message.requestId !== undefined) process.send?.({ replyTo: message.requestId, ok: true, value });
+      if (message.requestId !== undefined) reply({ replyTo: message.requestId, ok: true, value });
     } catch (err) {
-      if (message.requestId !== undefined) process.send?.({ replyTo: message.requestId, ok: false, error: (err as Error)?.message ?? String(err) });
+      if (message.requestId !== undefined) reply({ replyTo: message.requestId, ok: false, error: (err as Error)?.message ?? String(err) });
     }
   });
   // The parent going away must not leave orphans behind.

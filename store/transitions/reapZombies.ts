@@ -117,7 +117,9 @@ export async function reapZombies(
       });
     });
     for (const [dagRunId, taskIds] of [...failedByRun].sort(([a], [b]) => a - b)) {
-      const outcome = await settle(tx, now, dagRunId, shapes.get(dagRunId)!, taskIds.sort().map((taskId) => ({ taskId, state: TaskState.Failed })));
+      const shape = shapes.get(dagRunId);
+      if (!shape) continue; // a task instance whose run row is gone: nothing downstream to settle
+      const outcome = await settle(tx, now, dagRunId, shape, taskIds.sort().map((taskId) => ({ taskId, state: TaskState.Failed })));
       if (outcome.runState) result.runsFinished.push({ dagRunId, state: outcome.runState });
     }
     for (const s of occupancyStatements(freed)) await tx.query(s.sql, s.params);

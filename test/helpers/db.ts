@@ -13,7 +13,13 @@ export async function createTestDb(): Promise<Db> {
   const url = `${SERVER}/${name}`;
   await ensureDatabase(url);
   const db = openDb(url, { connectionLimit: 8 });
-  await migrate(db);
+  try {
+    await migrate(db);
+  } catch (err) {
+    // A failed migration must not leave the database behind: no test holds it to drop it.
+    await dropTestDb(db).catch(() => undefined);
+    throw err;
+  }
   return db;
 }
 
