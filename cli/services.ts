@@ -54,6 +54,10 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
         cacheFolder: config.cacheFolder,
         killGraceMs: config.taskKillGraceMs,
         maxValueBytes: config.xcomMaxBytes,
+        // A finished run frees a place under maxActiveRuns (or a backfill's limit): start the next now.
+        onRecorded: (r) => {
+          if (r.runsFinished.length > 0) scheduler?.wake();
+        },
         isolation: flags.isolation,
         // Several beats fit in the scheduler's zombie timeout, so one slow beat is not a death.
         heartbeatMs: Math.min(5000, Math.floor(config.taskHeartbeatTimeoutMs / 3)),

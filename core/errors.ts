@@ -18,6 +18,7 @@ export const ERRORS = {
   BATON_DAG_INACTIVE: { status: 409, title: "DAG is not active" },
   BATON_DAG_RUN_FINISHED: { status: 409, title: "DAG run has finished" },
   BATON_DAG_RUN_CANCELLED: { status: 500, title: "DAG run was cancelled" },
+  BATON_VERSION_INCOMPATIBLE: { status: 409, title: "Latest DAG version does not fit this run" },
   BATON_IDEMPOTENCY_CONFLICT: { status: 409, title: "Idempotency key reused with another request" },
   BATON_BACKFILL_NOT_FOUND: { status: 404, title: "Backfill not found" },
   BATON_BACKFILL_INVALID_RANGE: { status: 400, title: "Backfill date range is reversed" },

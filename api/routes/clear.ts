@@ -29,6 +29,8 @@ export const ClearTaskInstancesBody = Type.Object(
     include_parentdag: Type.Optional(Type.Boolean()),
     include_past: Type.Optional(Type.Boolean()),
     include_future: Type.Optional(Type.Boolean()),
+    /** Baton: re-run with the DAG's latest version (same tasks and edges) instead of the run's own. */
+    use_latest_version: Type.Optional(Type.Boolean({ default: false })),
   },
   { additionalProperties: false },
 );
@@ -61,6 +63,7 @@ export const clearRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db,
         onlyFailed: body.only_failed ?? !onlyRunning,
         onlyRunning,
         dryRun,
+        useLatestVersion: body.use_latest_version ?? false,
       },
       (hash) => versions.shape(hash),
     );

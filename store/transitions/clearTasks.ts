@@ -47,6 +47,12 @@ export interface ClearRequest {
   onlyRunning?: boolean;
   /** Report what would be cleared; change nothing. */
   dryRun?: boolean;
+  /**
+   * Re-run with the DAG's latest version instead of the run's own (e.g. to pick up a fix in a
+   * task's code): allowed when the latest version has the same tasks, edges and trigger rules,
+   * so the run's other task instances stay consistent; otherwise BATON_VERSION_INCOMPATIBLE.
+   */
+  useLatestVersion?: boolean;
 }
 
 export interface ClearedTask {
@@ -94,7 +100,25 @@ export async function clearTasks(
   }
   const dagRunId = Number(run.id);
   // The run's pinned version decides which tasks exist, their edges and their retries.
-  const shape = await shapeOf(run.version_hash);
+  let shape = await shapeOf(run.version_hash);
+  let switchTo: string | null = null;
+  if (req.useLatestVersion) {
+    const [dags] = await db.pool.query<RowDataPacket[]>("SELECT latest_version_hash FROM dag WHERE dag_id = ?", [req.dagId]);
+    const latest = dags[0]?.latest_version_hash as string | undefined;
+    if (latest && latest !== run.version_hash) {
+      const next = await shapeOf(latest);
+      const outline = (sh: DagShape) =>
+        JSON.stringify(sh.dag.tasks.filter((t) => t.kind !== "compensate").map((t) => [t.taskId, t.upstream, t.triggerRule]).sort());
+      if (outline(next) !== outline(shape)) {
+        throw new BatonError(
+          "BATON_VERSION_INCOMPATIBLE",
+          `the latest version of DAG "${req.dagId}" changes its tasks, edges or trigger rules; clear without use_latest_version, or trigger a new run`,
+        );
+      }
+      shape = next;
+      switchTo = latest;
+    }
+  }
   const unknown = taskIds.filter((id) => !shape.byId.has(id));
   if (unknown.length > 0) {
     throw new BatonError(
@@ -126,6 +150,7 @@ export async function clearTasks(
       runState: runRow!.state,
     };
     if (dryRun || hits.length === 0) return result;
+    if (switchTo) await tx.query("UPDATE dag_run SET version_hash = ? WHERE id = ?", [switchTo, dagRunId]);
 
     const clearedIds = new Set(hits.map((r) => Number(r.id)));
     const clearedTaskIds = [...new Set(hits.map((r) => r.task_id as string))];

@@ -102,3 +102,49 @@ describe("versioning, idempotency keys and cancellation", () => {
     expect(again.json().code).toBe("BATON_DAG_RUN_FINISHED");
   });
 });
+
+describe("clearing with the latest version", () => {
+  const h = new Harness();
+  const fixable = (fixed: boolean, extra = "") =>
+    dagSource(`
+export default dag({ id: "fixable" }, (t) => {
+  const a = t.task("a", async () => 1);
+  const b = t.task("b", async () => { if (!${fixed}) throw new Error("bug"); return "fixed"; });
+  a.then(b);
+  ${extra}
+});
+`);
+  beforeAll(async () => {
+    await h.start({ "fixable.ts": fixable(false) });
+    await h.run();
+  });
+  afterAll(() => h.stop());
+
+  const state = async (runId: string) => (await h.app.inject({ method: "GET", url: `/api/v1/dags/fixable/dagRuns/${encodeURIComponent(runId)}` })).json();
+
+  it("re-runs a failed task with the fixed code when asked, and refuses a version with other tasks", async () => {
+    const runId = (await h.app.inject({ method: "POST", url: "/api/v1/dags/fixable/dagRuns", payload: {} })).json().dag_run_id as string;
+    await waitFor("the run to fail", async () => (await state(runId)).state === "failed");
+    const pinned = (await state(runId)).dag_version;
+
+    await h.writeDag("fixable.ts", fixable(true));
+    await h.processor.scan();
+    const clear = (latest: boolean) =>
+      h.app.inject({
+        method: "POST",
+        url: "/api/v1/dags/fixable/clearTaskInstances",
+        payload: { dag_run_id: runId, dry_run: false, only_failed: true, use_latest_version: latest },
+      });
+    const res = await clear(true);
+    expect(res.statusCode).toBe(200);
+    await waitFor("the run to succeed with the fix", async () => (await state(runId)).state === "success");
+    expect((await state(runId)).dag_version).not.toBe(pinned);
+
+    await h.writeDag("fixable.ts", fixable(true, `b.then(t.task("c", async () => 3));`));
+    await h.processor.scan();
+    await h.db.pool.query("UPDATE task_instance SET state = 'failed' WHERE dag_id = 'fixable' AND run_id = ? AND task_id = 'b'", [runId]);
+    const refused = await clear(true);
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json().code).toBe("BATON_VERSION_INCOMPATIBLE");
+  });
+});
