@@ -12,6 +12,9 @@ import { RunState, RunType, TaskState } from "../../core/states.ts";
 import { evaluateTriggerRule, zeroCounts } from "../../scheduler/triggerRules.ts";
 import { inList, type Db, type RowDataPacket } from "../db.ts";
 
+/** Subtracted from the priority of backfill runs' tasks (priorities stay ordered among themselves). */
+export const BACKFILL_PRIORITY_OFFSET = 1_000_000_000;
+
 export interface StartedRuns {
   started: number;
   queued: number;
@@ -75,7 +78,8 @@ export async function startRuns(
           task.taskId,
           state,
           task.retries,
-          task.priorityWeight,
+          // Backfill tasks yield to everything else: history must not delay today's runs.
+          run.run_type === RunType.Backfill ? task.priorityWeight - BACKFILL_PRIORITY_OFFSET : task.priorityWeight,
           task.pool,
           task.poolSlots,
           task.queue,
