@@ -2,6 +2,7 @@
 // time, writes its log file, and answers with the outcome. It never touches the database.
 import { createWriteStream, type WriteStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
+import { createRequire } from "node:module";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { format } from "node:util";
@@ -12,6 +13,10 @@ import { formatDuration } from "../core/durations.ts";
 import { FailError, SkipError } from "../sdk/errors.ts";
 import { decideSkips } from "./branching.ts";
 import type { DagCallbackMessage, RunTryMessage, StepAck, StepPut, TryOutcome } from "./protocol.ts";
+
+// Packages the SDK loads at run time (mysql2 for SQL sensors) come from Baton's installation,
+// not from the bundle's folder in the cache.
+(globalThis as { __batonRequire?: NodeRequire }).__batonRequire = createRequire(import.meta.url);
 
 const bundles = new Map<string, Promise<Record<string, unknown>>>();
 let current: AbortController | undefined;
