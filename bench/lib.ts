@@ -1,14 +1,17 @@
-// Shared plumbing for benchmarks: a fresh database, a real `baton standalone` process,
-// environment facts, and the JSON result file.
+// Shared plumbing for benchmarks: fresh databases, real `baton` processes, environment facts,
+// the JSON result files, and cleanup of everything a benchmark started, even when it fails.
 import { execSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createWriteStream, mkdirSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { dropDatabase, ensureDatabase, openDb, type Db } from "../store/db.ts";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+/** Output of every Baton process a benchmark starts (kept after the run for inspection). */
+export const LOGS = path.join(os.tmpdir(), "baton-bench-logs");
 const SERVER = process.env.BATON_BENCH_DATABASE_SERVER ?? "mysql://root@127.0.0.1:3306";
 
 export interface BenchResult {
@@ -19,9 +22,12 @@ export interface BenchResult {
   notes?: string[];
 }
 
+/** Results written by this process, so `bullmq` compares with Baton figures of the same run. */
+export const resultsOfThisRun = new Map<string, BenchResult>();
+
 export function environment(db?: { version?: string }): Record<string, string | number> {
-  let commit = "unknown";
-  try {
+  let commit = process.env.BATON_BENCH_COMMIT ?? "unknown";
+  if (!process.env.BATON_BENCH_COMMIT) try {
     commit = execSync("git rev-parse --short HEAD", { cwd: ROOT, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
   } catch {
     // not a checkout
@@ -29,10 +35,67 @@ export function environment(db?: { version?: string }): Record<string, string | 
   return { node: process.version, mariadb: db?.version ?? "unknown", cores: os.cpus().length, commit };
 }
 
-export async function freshDatabase(tag: string): Promise<Db> {
+export function loadNote(): string {
+  return `load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")} (1/5/15 min) on ${os.cpus().length} cores at the end`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup: every process, database and folder a benchmark creates is registered here and
+// released by its own stop function, or by cleanupAll() when the benchmark (or the run) fails.
+
+type Cleanup = () => Promise<void>;
+const cleanups = new Map<number, { what: string; fn: Cleanup }>();
+let nextCleanup = 1;
+
+export function onCleanup(what: string, fn: Cleanup): () => Promise<void> {
+  const id = nextCleanup++;
+  cleanups.set(id, { what, fn });
+  return async () => {
+    if (!cleanups.delete(id)) return;
+    await fn();
+  };
+}
+
+/** Releases everything still registered, newest first (processes before their databases). */
+export async function cleanupAll(): Promise<void> {
+  const pending = [...cleanups.entries()].sort((a, b) => b[0] - a[0]);
+  cleanups.clear();
+  for (const [, { what, fn }] of pending) {
+    try {
+      await fn();
+    } catch (err) {
+      process.stderr.write(`cleanup of ${what} failed: ${(err as Error).message}\n`);
+    }
+  }
+}
+
+let exiting = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    if (exiting) return;
+    exiting = true;
+    process.stderr.write(`\n${signal}: stopping benchmark processes and dropping benchmark databases…\n`);
+    void cleanupAll().finally(() => process.exit(130));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Databases
+
+export interface BenchDb extends Db {
+  /** Drops the database (closing the pool first). */
+  drop(): Promise<void>;
+}
+
+export async function freshDatabase(tag: string, connectionLimit = 4): Promise<BenchDb> {
   const url = `${SERVER}/baton_bench_${tag}_${randomBytes(3).toString("hex")}`;
   await ensureDatabase(url);
-  return openDb(url, { connectionLimit: 4 });
+  const db = openDb(url, { connectionLimit });
+  const drop = onCleanup(`database ${db.database}`, async () => {
+    await db.close().catch(() => undefined);
+    await dropDatabase(url);
+  });
+  return Object.assign(db, { drop });
 }
 
 export async function serverVersion(db: Db): Promise<string> {
@@ -40,63 +103,186 @@ export async function serverVersion(db: Db): Promise<string> {
   return (rows as { v: string }[])[0]!.v;
 }
 
-export async function cleanupDatabase(db: Db): Promise<void> {
-  await db.close();
-  await dropDatabase(db.url);
+export async function cleanupDatabase(db: BenchDb): Promise<void> {
+  await db.drop();
+}
+
+/** Applies Baton's migrations to the database, by running `baton db migrate`. */
+export async function migrateDatabase(db: Db): Promise<void> {
+  const proc = spawn(process.execPath, [path.join(ROOT, "bin/baton.js"), "db", "migrate"], {
+    env: { ...process.env, BATON_DATABASE_URL: db.url, BATON_LOG_LEVEL: "warn" },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const code = await new Promise<number | null>((r) => proc.once("exit", r));
+  if (code !== 0) throw new Error(`baton db migrate exited with ${code}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Baton processes
+
+export interface BatonProcess {
+  process: ChildProcess;
+  pid: number;
+  name: string;
+  logFile: string;
+  /** SIGTERM, wait (then SIGKILL to its process group after graceMs). Idempotent. */
+  stop(graceMs?: number): Promise<void>;
+  /** Lines of its output that look like warnings or errors. */
+  problems(): Promise<string[]>;
+}
+
+export interface Workspace {
+  dir: string;
+  dagsFolder: string;
+  remove(): Promise<void>;
+}
+
+export async function workspace(files: Record<string, string> = {}): Promise<Workspace> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "baton-bench-"));
+  const dagsFolder = path.join(dir, "dags");
+  await mkdir(dagsFolder, { recursive: true });
+  await mkdir(path.join(dir, "logs"), { recursive: true });
+  for (const [name, source] of Object.entries(files)) await writeFile(path.join(dagsFolder, name), source);
+  const remove = onCleanup(`folder ${dir}`, () => rm(dir, { recursive: true, force: true }));
+  return { dir, dagsFolder, remove };
+}
+
+/** Starts `baton <args>` with the benchmark's database and folders; its output goes to a log file. */
+export function spawnBaton(name: string, args: string[], db: Db, ws: Workspace, env: Record<string, string> = {}): BatonProcess {
+  // Outside the workspace, so a failed benchmark's output survives its cleanup.
+  mkdirSync(LOGS, { recursive: true });
+  const logFile = path.join(LOGS, `${path.basename(ws.dir)}-${name}.log`);
+  const out = createWriteStream(logFile);
+  const child = spawn(process.execPath, [path.join(ROOT, "bin/baton.js"), ...args], {
+    cwd: ws.dir,
+    detached: true, // its own process group: a hard stop also ends its task children
+    env: {
+      ...process.env,
+      BATON_DATABASE_URL: db.url,
+      BATON_DAGS_FOLDER: ws.dagsFolder,
+      BATON_LOGS_FOLDER: path.join(ws.dir, "logs"),
+      BATON_CACHE_FOLDER: path.join(ws.dir, "cache"),
+      BATON_LOG_LEVEL: "warn",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout!.pipe(out, { end: false });
+  child.stderr!.pipe(out, { end: false });
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const stopNow = async (graceMs = 15_000) => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => {
+        try {
+          process.kill(-child.pid!, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }, graceMs);
+      await exited;
+      clearTimeout(timer);
+    }
+    // Children of a process that exited (task or parser processes) must not outlive it.
+    try {
+      process.kill(-child.pid!, "SIGKILL");
+    } catch {
+      // none left
+    }
+    await new Promise<void>((r) => out.end(r));
+  };
+  const release = onCleanup(`baton ${name} (pid ${child.pid})`, () => stopNow(5000));
+  return {
+    process: child,
+    pid: child.pid!,
+    name,
+    logFile,
+    stop: async (graceMs?: number) => {
+      await stopNow(graceMs);
+      await release();
+    },
+    problems: async () => {
+      const text = await readFile(logFile, "utf8").catch(() => "");
+      return text.split("\n").filter((line) => /\b(warn|error|fatal)\b|Error:|discarded/i.test(line));
+    },
+  };
+}
+
+/** Notes for a result: how many warning/error lines each process printed, the first, and its log. */
+export async function logNotes(procs: (BatonProcess | undefined)[]): Promise<string[]> {
+  const notes: string[] = [];
+  for (const p of procs) {
+    if (!p) continue;
+    const lines = await p.problems();
+    if (lines.length > 0) notes.push(`baton ${p.name} printed ${lines.length} warning/error line(s) (log ${p.logFile}); first: ${lines[0]!.slice(0, 400)}`);
+  }
+  return notes;
+}
+
+export async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false>, everyMs = 10): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export async function waitForHealth(port: number, proc?: BatonProcess, timeoutMs = 60_000): Promise<void> {
+  await waitFor(`the API on port ${port}`, timeoutMs, async () => {
+    if (proc && proc.process.exitCode !== null) {
+      const tail = (await readFile(proc.logFile, "utf8").catch(() => "")).trim().split("\n").slice(-15).join("\n  ");
+      throw new Error(`baton ${proc.name} exited with ${proc.process.exitCode}; its last output:\n  ${tail}`);
+    }
+    try {
+      return (await fetch(`http://127.0.0.1:${port}/api/v1/health`)).ok;
+    } catch {
+      return false;
+    }
+  }, 100);
+}
+
+export function freePort(): number {
+  return 20000 + Math.floor(Math.random() * 20000);
 }
 
 export interface Standalone {
   process: ChildProcess;
+  baton: BatonProcess;
   port: number;
   dagsFolder: string;
+  workspace: Workspace;
   stop(): Promise<void>;
 }
 
 /** Starts `baton standalone` on a temp DAG folder holding `files`, and waits for /health. */
 export async function startStandalone(db: Db, files: Record<string, string>, env: Record<string, string> = {}): Promise<Standalone> {
-  const work = await mkdtemp(path.join(os.tmpdir(), "baton-bench-"));
-  const dagsFolder = path.join(work, "dags");
-  await mkdir(dagsFolder, { recursive: true });
-  for (const [name, source] of Object.entries(files)) await writeFile(path.join(dagsFolder, name), source);
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const child = spawn(process.execPath, [path.join(ROOT, "bin/baton.js"), "standalone"], {
-    cwd: work,
-    env: {
-      ...process.env,
-      BATON_DATABASE_URL: db.url,
-      BATON_DAGS_FOLDER: dagsFolder,
-      BATON_LOGS_FOLDER: path.join(work, "logs"),
-      BATON_PORT: String(port),
-      BATON_LOG_LEVEL: "warn",
-      ...env,
-    },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`baton standalone exited with ${child.exitCode}`);
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/api/v1/health`);
-      if (res.ok) break;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error("baton standalone did not answer within 60 s");
-    await new Promise((r) => setTimeout(r, 100));
+  const ws = await workspace(files);
+  const port = freePort();
+  const baton = spawnBaton("standalone", ["standalone"], db, ws, { BATON_PORT: String(port), ...env });
+  try {
+    await waitForHealth(port, baton);
+  } catch (err) {
+    await baton.stop();
+    await ws.remove();
+    throw err;
   }
   return {
-    process: child,
+    process: baton.process,
+    baton,
     port,
-    dagsFolder,
+    dagsFolder: ws.dagsFolder,
+    workspace: ws,
     stop: async () => {
-      if (child.exitCode === null) {
-        child.kill("SIGTERM");
-        await new Promise((r) => child.once("exit", r));
-      }
-      await rm(work, { recursive: true, force: true });
+      await baton.stop();
+      await ws.remove();
     },
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Runs
 
 export async function trigger(port: number, dagId: string, body: Record<string, unknown> = {}): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${port}/api/v1/dags/${dagId}/dagRuns`, {
@@ -109,15 +295,90 @@ export async function trigger(port: number, dagId: string, body: Record<string, 
 }
 
 export async function waitForRun(db: Db, dagId: string, runId: string, timeoutMs = 120_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  return waitFor(`run ${runId} of ${dagId}`, timeoutMs, async () => {
     const [rows] = await db.pool.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
     const state = (rows as { state: string }[])[0]?.state;
-    if (state === "success" || state === "failed") return state;
-    if (Date.now() > deadline) throw new Error(`run ${runId} did not finish within ${timeoutMs} ms (state ${state})`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+    return state === "success" || state === "failed" ? state : undefined;
+  });
 }
+
+/** Waits until the DAG processor has stored every one of these DAGs. */
+export async function waitForDags(db: Db, dagIds: string[], timeoutMs = 60_000): Promise<void> {
+  await waitFor(`DAGs ${dagIds.join(", ")}`, timeoutMs, async () => {
+    const [rows] = await db.pool.query(`SELECT COUNT(*) AS n FROM dag WHERE latest_version_hash IS NOT NULL AND dag_id IN (${dagIds.map(() => "?").join(", ")})`, dagIds);
+    return Number((rows as { n: number }[])[0]!.n) === dagIds.length;
+  }, 50);
+}
+
+export interface RunTimes {
+  id: number;
+  state: string;
+  queuedAt: number;
+  startedAt: number;
+  endedAt: number;
+}
+
+export async function runTimes(db: Db, dagId: string, runId: string): Promise<RunTimes> {
+  const [rows] = await db.pool.query("SELECT id, state, queued_at, start_date, end_date FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+  const r = (rows as { id: number; state: string; queued_at: Date; start_date: Date; end_date: Date }[])[0]!;
+  return { id: Number(r.id), state: r.state, queuedAt: r.queued_at.getTime(), startedAt: r.start_date.getTime(), endedAt: r.end_date.getTime() };
+}
+
+/** The in-task start timestamps that tasks returned (their XCom), by task id. */
+export async function taskStarts(db: Db, dagRunId: number): Promise<Map<string, number>> {
+  const [rows] = await db.pool.query("SELECT task_id, value FROM xcom WHERE dag_run_id = ? AND xcom_key = 'return_value'", [dagRunId]);
+  return new Map((rows as { task_id: string; value: string }[]).map((r) => [r.task_id, Number(JSON.parse(r.value))]));
+}
+
+/** States of a run's task instances, and any task that ran more than one try. */
+export async function taskSummary(db: Db, dagRunIds: number[]): Promise<{ total: number; byState: Record<string, number>; retried: number }> {
+  if (dagRunIds.length === 0) return { total: 0, byState: {}, retried: 0 };
+  const [rows] = await db.pool.query(
+    `SELECT state, COUNT(*) AS n, SUM(try_number <> 1) AS retried FROM task_instance WHERE dag_run_id IN (${dagRunIds.map(() => "?").join(", ")}) GROUP BY state`,
+    dagRunIds,
+  );
+  const byState: Record<string, number> = {};
+  let total = 0;
+  let retried = 0;
+  for (const r of rows as { state: string; n: number; retried: string | number }[]) {
+    byState[r.state] = Number(r.n);
+    total += Number(r.n);
+    retried += Number(r.retried);
+  }
+  return { total, byState, retried };
+}
+
+/** Task instances of these runs that did not succeed, with their error, for a benchmark's notes. */
+export async function failedTasks(db: Db, dagRunIds: number[], limit = 5): Promise<string[]> {
+  if (dagRunIds.length === 0) return [];
+  const [rows] = await db.pool.query(
+    `SELECT dag_id, run_id, task_id, state, try_number, hostname, start_date, end_date, error FROM task_instance
+      WHERE dag_run_id IN (${dagRunIds.map(() => "?").join(", ")}) AND state NOT IN ('success', 'upstream_failed') ORDER BY id LIMIT ${limit}`,
+    dagRunIds,
+  );
+  return (rows as { dag_id: string; run_id: string; task_id: string; state: string; try_number: number; start_date: Date | null; end_date: Date | null; error: string | null }[]).map(
+    (r) =>
+      `${r.dag_id}.${r.task_id} (run ${r.run_id}) ended ${r.state} on try ${r.try_number} (started ${r.start_date?.toISOString() ?? "-"}, ended ${r.end_date?.toISOString() ?? "-"}): ${r.error ?? "no error recorded"}`,
+  );
+}
+
+/** Runs fn over items with at most `limit` in flight. */
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await fn(items[i]!, i);
+      }
+    }),
+  );
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figures
 
 export function percentile(values: number[], p: number): number {
   if (values.length === 0) return Number.NaN;
@@ -126,17 +387,40 @@ export function percentile(values: number[], p: number): number {
   return sorted[index]!;
 }
 
+export function median(values: number[]): number {
+  return percentile(values, 50);
+}
+
 export function round(value: number, digits = 2): number {
   return Number(value.toFixed(digits));
 }
 
+/** Memory (RSS) of a process in MB, from /proc; NaN where /proc is not available. */
+export async function rssMb(pid: number): Promise<number> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, "utf8");
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
+    return kb / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 export async function writeResult(result: BenchResult): Promise<void> {
+  result.notes = [...(result.notes ?? []), loadNote()];
+  resultsOfThisRun.set(result.name, result);
   await mkdir(path.join(ROOT, "bench/results"), { recursive: true });
   await writeFile(path.join(ROOT, "bench/results", `${result.name}.json`), JSON.stringify(result, null, 2) + "\n");
   const rows = Object.entries(result.metrics).map(([metric, value]) => {
     const target = result.targets[metric];
-    return `  ${metric.padEnd(28)} ${String(value).padStart(12)}   target ${target === undefined ? "-" : target}`;
+    const verdict = target === undefined ? "" : meets(metric, value, target) ? "  ok" : "  MISSED";
+    return `  ${metric.padEnd(40)} ${String(value).padStart(12)}   target ${target === undefined ? "-" : target}${verdict}`;
   });
   process.stdout.write(`\n${result.name}\n${rows.join("\n")}\n`);
-  for (const note of result.notes ?? []) process.stdout.write(`  note: ${note}\n`);
+  for (const note of result.notes) process.stdout.write(`  note: ${note}\n`);
+}
+
+/** Throughputs (`*_per_s*`, `*_rps`) and counts of work done must reach their target; everything else must stay under it. */
+export function meets(metric: string, value: number, target: number): boolean {
+  return /(per_s(_\d+)?|_rps|_done)$/.test(metric) ? value >= target : value <= target;
 }

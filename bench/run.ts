@@ -1,7 +1,19 @@
-// `npm run bench` runs every benchmark; `npm run bench -- chain` runs one.
+// `npm run bench` runs every benchmark; `npm run bench -- chain fanout` runs those.
+// Each benchmark starts its own Baton processes on its own fresh database and drops it after.
+import { api } from "./api.ts";
+import { backfill } from "./backfill.ts";
+import { bullmq } from "./bullmq.ts";
 import { chain } from "./chain.ts";
+import { deferred } from "./deferred.ts";
+import { fanout } from "./fanout.ts";
+import { fibo40 } from "./fibo40.ts";
+import { history } from "./history.ts";
+import { cleanupAll } from "./lib.ts";
+import { parse } from "./parse.ts";
+import { profile } from "./profile.ts";
+import { workers } from "./workers.ts";
 
-const BENCHMARKS: Record<string, () => Promise<void>> = { chain };
+const BENCHMARKS: Record<string, () => Promise<void>> = { chain, fibo40, fanout, workers, history, deferred, parse, api, bullmq, profile, backfill };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));
 const unknown = wanted.filter((name) => !BENCHMARKS[name]);
@@ -9,7 +21,21 @@ if (unknown.length > 0) {
   process.stderr.write(`unknown benchmark(s): ${unknown.join(", ")}; available: ${Object.keys(BENCHMARKS).join(", ")}\n`);
   process.exit(2);
 }
+const failed: string[] = [];
 for (const name of wanted.length ? wanted : Object.keys(BENCHMARKS)) {
   process.stdout.write(`running ${name}…\n`);
-  await BENCHMARKS[name]!();
+  const started = Date.now();
+  try {
+    await BENCHMARKS[name]!();
+  } catch (err) {
+    failed.push(name);
+    process.stderr.write(`benchmark ${name} failed: ${(err as Error).stack ?? err}\n`);
+  } finally {
+    await cleanupAll();
+  }
+  process.stdout.write(`  (${name}: ${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+}
+if (failed.length > 0) {
+  process.stderr.write(`failed: ${failed.join(", ")}\n`);
+  process.exit(1);
 }

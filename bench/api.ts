@@ -1,0 +1,120 @@
+// api: read endpoints under load with 100,000 runs (and 1,000,000 task instances) of one DAG,
+// 50 concurrent clients (autocannon, in this process), 10 s per endpoint after a 2 s warm-up:
+//   GET /api/v1/dags/bench_api/dagRuns?limit=100                 (first page)
+//   GET /api/v1/dags/bench_api/dagRuns?limit=100&offset=99900    (deep page)
+//   GET /api/v1/dags/bench_api/dagRuns/<random run>/taskInstances
+// p99_ms is the worst p99 of the three. The API runs in `baton standalone` (1 worker slot,
+// nothing to run); autocannon, Node and MariaDB share the machine's cores.
+import autocannon from "autocannon";
+import type { Db } from "../store/db.ts";
+import { CHAIN_DAG } from "./dags.ts";
+import { fillHistory } from "./fill.ts";
+import { environment, freshDatabase, logNotes, median, round, serverVersion, startStandalone, waitForDags, writeResult, type Standalone } from "./lib.ts";
+
+const RUNS = 100_000;
+const CONNECTIONS = 50;
+const SECONDS = 10;
+
+interface Load {
+  p50: number;
+  p99: number;
+  rps: number;
+  errors: number;
+}
+
+async function load(url: string, path: () => string, seconds: number): Promise<Load> {
+  const result = await autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: seconds,
+    requests: [{ method: "GET", setupRequest: (req) => ({ ...req, path: path() }) }],
+  });
+  // No request answered within the run: latency is at least the run's length.
+  if (result.requests.total === 0) return { p50: Number.NaN, p99: Number.NaN, rps: 0, errors: result.errors + result.non2xx + result.timeouts };
+  return { p50: result.latency.p50, p99: result.latency.p99, rps: result.requests.average, errors: result.errors + result.non2xx + result.timeouts };
+}
+
+/** How MariaDB plans a statement: access type, key and estimated rows, one line per table. */
+async function explain(db: Db, sql: string, params: unknown[]): Promise<string> {
+  const [rows] = await db.pool.query(`EXPLAIN ${sql}`, params);
+  return (rows as { table: string; type: string; key: string | null; rows: number; Extra: string | null }[])
+    .map((r) => `${r.table}: ${r.type} on ${r.key ?? "no index"}, ~${r.rows} rows${r.Extra ? `, ${r.Extra}` : ""}`)
+    .join("; ");
+}
+
+export async function api(): Promise<void> {
+  const db = await freshDatabase("api");
+  let baton: Standalone | undefined;
+  try {
+    baton = await startStandalone(db, { "api.ts": CHAIN_DAG("bench_api", 10) }, { BATON_WORKERS: "1" });
+    await waitForDags(db, ["bench_api"]);
+    const fill = await fillHistory(db, { runs: RUNS, tasksPerRun: 10, dagIds: ["bench_api"] });
+    const base = `http://127.0.0.1:${baton.port}`;
+    const runPath = "/api/v1/dags/bench_api/dagRuns";
+    const pages = {
+      first: () => `${runPath}?limit=100`,
+      deep: () => `${runPath}?limit=100&offset=${RUNS - 100}`,
+      taskInstances: () => `${runPath}/hist__${String(Math.floor(Math.random() * RUNS)).padStart(7, "0")}/taskInstances`,
+    };
+    // Sanity: each endpoint answers with data.
+    for (const [name, p] of Object.entries(pages)) {
+      const res = await fetch(base + p());
+      const body = (await res.json()) as { total_entries?: number };
+      if (!res.ok || !body.total_entries) throw new Error(`GET ${name} answered ${res.status}: ${JSON.stringify(body).slice(0, 200)}`);
+    }
+    const results: Record<string, Load> = {};
+    for (const [name, p] of Object.entries(pages)) {
+      await load(base, p, 2);
+      results[name] = await load(base, p, SECONDS);
+    }
+    const plans = [
+      `first page: ${await explain(db, "SELECT * FROM dag_run WHERE dag_id = ? ORDER BY id LIMIT 100 OFFSET 0", ["bench_api"])}`,
+      `deep page: ${await explain(db, `SELECT * FROM dag_run WHERE dag_id = ? ORDER BY id LIMIT 100 OFFSET ${RUNS - 100}`, ["bench_api"])}`,
+      `total_entries: ${await explain(db, "SELECT COUNT(*) AS n FROM dag_run WHERE dag_id = ?", ["bench_api"])}`,
+    ];
+    // The same statements from one client, no concurrency: where the time of a request goes.
+    const timed = async (sql: string, params: unknown[]) => {
+      const times: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const t0 = performance.now();
+        await db.pool.query(sql, params);
+        times.push(performance.now() - t0);
+      }
+      return round(median(times));
+    };
+    const single = [
+      `first page SELECT ${await timed("SELECT * FROM dag_run WHERE dag_id = ? ORDER BY id LIMIT 100 OFFSET 0", ["bench_api"])} ms`,
+      `deep page SELECT ${await timed(`SELECT * FROM dag_run WHERE dag_id = ? ORDER BY id LIMIT 100 OFFSET ${RUNS - 100}`, ["bench_api"])} ms`,
+      `COUNT(*) for total_entries ${await timed("SELECT COUNT(*) AS n FROM dag_run WHERE dag_id = ?", ["bench_api"])} ms`,
+      `taskInstances SELECT ${await timed("SELECT * FROM task_instance WHERE dag_run_id = ? ORDER BY id LIMIT 100 OFFSET 0", [50_000])} ms`,
+    ];
+    const errors = Object.values(results).reduce((n, r) => n + r.errors, 0);
+    await writeResult({
+      name: "api",
+      metrics: {
+        p99_ms: Object.values(results).some((r) => r.rps === 0) ? Number.NaN : Math.max(...Object.values(results).map((r) => r.p99)),
+        dag_runs_first_page_p99_ms: results.first!.p99,
+        dag_runs_deep_page_p99_ms: results.deep!.p99,
+        task_instances_p99_ms: results.taskInstances!.p99,
+        dag_runs_first_page_rps: round(results.first!.rps, 0),
+        dag_runs_deep_page_rps: round(results.deep!.rps, 0),
+        task_instances_rps: round(results.taskInstances!.rps, 0),
+        deep_over_first_p99: round(results.deep!.p99 / results.first!.p99),
+        errors,
+      },
+      targets: { p99_ms: 20, errors: 0 },
+      env: environment({ version: await serverVersion(db) }),
+      notes: [
+        `${fill.runs} runs and ${fill.taskInstances} task instances of bench_api (filled in ${round(fill.seconds, 1)} s); ${CONNECTIONS} connections, ${SECONDS} s per endpoint after 2 s warm-up`,
+        ...Object.entries(results).filter(([, r]) => r.rps === 0).map(([name]) => `PROBLEM: no ${name} request completed within ${SECONDS} s`),
+        `p50: first page ${results.first!.p50} ms, deep page ${results.deep!.p50} ms, taskInstances ${results.taskInstances!.p50} ms`,
+        ...plans.map((p) => `EXPLAIN ${p}`),
+        `one client, median of 20: ${single.join(", ")}`,
+        ...(await logNotes([baton.baton])),
+      ],
+    });
+  } finally {
+    await baton?.stop();
+    await db.drop();
+  }
+}
