@@ -185,7 +185,12 @@ export class Worker {
   }
 
   private claimRequest(now: Date, limit: number) {
-    return { now, limit, queues: this.options.queues, hostname: this.options.hostname ?? os.hostname(), pid: process.pid, token: this.id };
+    // One slot stays free of backfill tasks (with 2+ slots), so a backfill never makes other
+    // runs wait for a slot: history yields to today.
+    let backfillRunning = 0;
+    for (const h of this.held.values()) if (h.slot && h.task.backfill) backfillRunning++;
+    const maxBackfill = this.options.concurrency > 1 ? Math.max(0, this.options.concurrency - 1 - backfillRunning) : undefined;
+    return { now, limit, queues: this.options.queues, hostname: this.options.hostname ?? os.hostname(), pid: process.pid, token: this.id, maxBackfill };
   }
 
   /** Idle polling backs off from pollMinMs to pollMaxMs, and resets when work shows up. */

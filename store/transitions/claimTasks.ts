@@ -17,7 +17,12 @@ export interface ClaimRequest {
   hostname: string;
   pid: number;
   token: string;
+  /** At most this many backfill tasks (priority below BACKFILL_PRIORITY_FLOOR) in this claim. */
+  maxBackfill?: number;
 }
+
+/** Backfill runs' tasks have their priority lowered by 1e9 (startRuns): anything below this is one. */
+export const BACKFILL_PRIORITY_FLOOR = -500_000_000;
 
 export interface ClaimedTask {
   id: number;
@@ -42,6 +47,8 @@ export interface ClaimedTask {
   /** Sensors: first poke of this task instance (across reschedules) and pokes rescheduled so far. */
   firstPokeAt: Date | null;
   pokeCount: number;
+  /** A backfill run's task: a worker keeps one slot free of them for everything else. */
+  backfill?: boolean;
   /** Direct upstream outputs, when the claim already fetched them (the fast path does). */
   upstreamOutputs?: Record<string, unknown>;
 }
@@ -80,10 +87,14 @@ export async function claimTasks(db: Db, req: ClaimRequest): Promise<ClaimedTask
     for (const r of running) dagRoom.set(r.dag_id, (dagRoom.get(r.dag_id) ?? 0) - Number(r.n));
     const taken: RowDataPacket[] = [];
     const deltas = new Map<string, number>();
+    let backfill = 0;
     for (const c of candidates) {
       if (taken.length >= req.limit) break;
       const left = free.get(c.pool) ?? 0;
       if (left < c.pool_slots || (dagRoom.get(c.dag_id) ?? 0) < 1) continue;
+      const isBackfill = Number(c.priority_weight) < BACKFILL_PRIORITY_FLOOR;
+      if (isBackfill && backfill >= (req.maxBackfill ?? Infinity)) continue;
+      if (isBackfill) backfill++;
       dagRoom.set(c.dag_id, dagRoom.get(c.dag_id)! - 1);
       free.set(c.pool, left - c.pool_slots);
       deltas.set(c.pool, (deltas.get(c.pool) ?? 0) + Number(c.pool_slots));
@@ -103,6 +114,7 @@ export async function claimTasks(db: Db, req: ClaimRequest): Promise<ClaimedTask
       ...occupancy,
       {
         sql: `SELECT ti.id, ti.dag_run_id, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number, ti.max_tries, ti.pool, ti.pool_slots,
+                     ti.priority_weight,
                      ti.first_poke_at, ti.poke_count,
                      r.version_hash, r.logical_date, r.data_interval_start, r.data_interval_end, r.conf
                 FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id
@@ -131,6 +143,7 @@ export async function claimTasks(db: Db, req: ClaimRequest): Promise<ClaimedTask
       startedAt: req.now,
       firstPokeAt: r.first_poke_at ?? null,
       pokeCount: Number(r.poke_count ?? 0),
+      backfill: Number(r.priority_weight) < BACKFILL_PRIORITY_FLOOR,
     }));
   });
 }
