@@ -76,6 +76,12 @@ export function shapeOf(dag: SerializedDag): DagShape {
   return { dag, byId, leaves, compensations };
 }
 
+/** Tasks whose outputs a task may read: its direct upstream, and for a compensation the task it undoes. */
+export function taskInputs(task: SerializedTask | undefined): string[] {
+  if (!task) return [];
+  return task.compensates ? [...task.upstream, task.compensates] : task.upstream;
+}
+
 /** The synthetic task that undoes `taskId` (saga compensation). */
 export function compensationId(taskId: string): string {
   return `${taskId}__compensate`;

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { Child } from "../core/childProcess.ts";
 import type { Clock } from "../core/clock.ts";
 import { formatDuration } from "../core/durations.ts";
+import { taskInputs } from "../core/dagStructure.ts";
 import { dagCallbackLogPath, taskLogPath } from "../core/logPaths.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Db } from "../store/db.ts";
@@ -217,9 +218,7 @@ export class Worker {
       const missing = claimed.filter((t) => t.upstreamOutputs === undefined);
       const wanted = await Promise.all(
         missing.map(async (t) => {
-          const spec = (await this.versions.shape(t.versionHash)).byId.get(t.taskId);
-          // A compensation task reads the output of the task it undoes.
-          return { dagRunId: t.dagRunId, taskIds: [...(spec?.upstream ?? []), ...(spec?.compensates ? [spec.compensates] : [])] };
+          return { dagRunId: t.dagRunId, taskIds: taskInputs((await this.versions.shape(t.versionHash)).byId.get(t.taskId)) };
         }),
       );
       if (wanted.length > 0) outputs = await upstreamOutputs(this.db.pool, wanted);

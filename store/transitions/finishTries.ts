@@ -12,7 +12,7 @@
 //   `fenced`: the transaction restarts without it.
 // outcomes: success / skipped / failed settle downstream tasks (skips and upstream_failed
 //   cascade through settle()); failures with tries left go up_for_retry with next_retry_at.
-import type { DagShape } from "../../core/dagStructure.ts";
+import { taskInputs, type DagShape } from "../../core/dagStructure.ts";
 import { TaskState } from "../../core/states.ts";
 import { retryDelayMs, shouldRetry } from "../../scheduler/retryPolicy.ts";
 import { occupancyStatements } from "../pools.ts";
@@ -165,6 +165,32 @@ export async function finishTries(
   });
 }
 
+/** A downstream task this worker claimed in the transaction, in the run of `run` (a try of the same run). */
+function claimedFrom(
+  run: ClaimedTask,
+  row: RowDataPacket,
+  tryNumber: number,
+  take: TakeRequest,
+  now: Date,
+  upstreamOutputs: Record<string, unknown>,
+): ClaimedTask {
+  return {
+    ...run,
+    id: Number(row.id),
+    taskId: row.task_id,
+    mapIndex: -1,
+    pool: row.pool,
+    poolSlots: Number(row.pool_slots),
+    tryNumber,
+    maxTries: Number(row.max_tries),
+    token: take.token,
+    startedAt: now,
+    firstPokeAt: row.first_poke_at ?? null,
+    pokeCount: Number(row.poke_count ?? 0),
+    upstreamOutputs,
+  };
+}
+
 async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Map<string, DagShape>, take?: TakeRequest): Promise<FinishResult> {
   const result: FinishResult = { finished: [], fenced: [], retrying: [], queued: [], taken: [], runsFinished: [] };
   if (tries.length === 0) return result;
@@ -274,7 +300,7 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
     if (run.taken.length > 0) {
       run.takenIndex = statements.length;
       statements.push({
-        sql: `SELECT id, task_id, try_number, max_tries, state, claim_token, first_poke_at, poke_count FROM task_instance
+        sql: `SELECT id, task_id, try_number, max_tries, state, claim_token, first_poke_at, poke_count, pool, pool_slots FROM task_instance
                WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(run.taken.map((t) => t.taskId))})`,
         params: [dagRunId, ...run.taken.map((t) => t.taskId)],
       });
@@ -286,17 +312,14 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
       statements.push(selectDownstream(dagRunId, downstream));
     }
   }
-  const mayHaveFinished: number[] = [];
   for (const dagRunId of runIds) {
-    const run = runs.get(dagRunId)!;
-    statements.push({ sql: "UPDATE dag_run SET unfinished_tasks = unfinished_tasks - ? WHERE id = ?", params: [run.settled.length, dagRunId] });
-    // Always checked: a speculative UPDATE may have matched no row (its task already ended,
-    // e.g. after a clear without downstream), so it proves nothing about the run.
-    mayHaveFinished.push(dagRunId);
+    statements.push({ sql: "UPDATE dag_run SET unfinished_tasks = unfinished_tasks - ? WHERE id = ?", params: [runs.get(dagRunId)!.settled.length, dagRunId] });
   }
+  // Every run is checked, even one that just got a task queued or claimed: a speculative UPDATE
+  // may have matched no row (its task already ended, e.g. after a clear), so it proves nothing.
   const runSelectIndex = statements.length;
-  if (mayHaveFinished.length > 0) {
-    statements.push({ sql: `SELECT id, unfinished_tasks, state FROM dag_run WHERE id IN (${inList(mayHaveFinished)})`, params: mayHaveFinished });
+  if (runIds.length > 0) {
+    statements.push({ sql: `SELECT id, unfinished_tasks, state FROM dag_run WHERE id IN (${inList(runIds)})`, params: runIds });
   }
 
   const results = await btx.run(statements);
@@ -316,22 +339,8 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
     for (const row of results[run.takenIndex] as RowDataPacket[]) {
       if (row.state !== TaskState.Running || row.claim_token !== take!.token) continue;
       const upstream = run.taken.find((t) => t.taskId === row.task_id)!.upstream;
-      const spec = run.shape.byId.get(row.task_id)!;
-      result.taken.push({
-        ...run.context,
-        pool: spec.pool,
-        poolSlots: spec.poolSlots,
-        id: Number(row.id),
-        taskId: row.task_id,
-        mapIndex: -1,
-        tryNumber: Number(row.try_number),
-        maxTries: Number(row.max_tries),
-        token: take!.token,
-        startedAt: now,
-        firstPokeAt: row.first_poke_at ?? null,
-        pokeCount: Number(row.poke_count ?? 0),
-        upstreamOutputs: upstream in run.outputs ? { [upstream]: run.outputs[upstream] } : {},
-      });
+      // Read after the claiming UPDATE: try_number is already this try's.
+      result.taken.push(claimedFrom(run.context, row, Number(row.try_number), take!, now, upstream in run.outputs ? { [upstream]: run.outputs[upstream] } : {}));
     }
     if (run.speculativeQueued) result.queued.push(-1);
   }
@@ -351,7 +360,7 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
     if (decisions.ended.length > 0) cascades.push({ dagRunId, shape: run.shape, ended: decisions.ended });
   }
   const finishedRuns = new Set<number>();
-  for (const row of mayHaveFinished.length > 0 ? (results[runSelectIndex] as RowDataPacket[]) : []) {
+  for (const row of runIds.length > 0 ? (results[runSelectIndex] as RowDataPacket[]) : []) {
     if (Number(row.unfinished_tasks) === 0 && row.state === "running") finishedRuns.add(Number(row.id));
   }
 
@@ -404,8 +413,7 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
     });
     const wanted = new Map<number, Set<string>>();
     for (const { row, run } of takeable) {
-      const spec = shapes.get(run.versionHash)!.byId.get(row.task_id);
-      const ups = [...(spec?.upstream ?? []), ...(spec?.compensates ? [spec.compensates] : [])];
+      const ups = taskInputs(shapes.get(run.versionHash)!.byId.get(row.task_id));
       const set = wanted.get(run.dagRunId) ?? new Set<string>();
       for (const u of ups) set.add(u);
       wanted.set(run.dagRunId, set);
@@ -432,21 +440,8 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
     outputs.set(Number(row.dag_run_id), forRun);
   }
   for (const { row, run } of takeable) {
-    result.taken.push({
-      ...run,
-      pool: row.pool,
-      poolSlots: Number(row.pool_slots),
-      id: Number(row.id),
-      taskId: row.task_id,
-      mapIndex: -1,
-      tryNumber: Number(row.try_number) + 1,
-      maxTries: Number(row.max_tries),
-      token: take!.token,
-      startedAt: now,
-      firstPokeAt: row.first_poke_at ?? null,
-      pokeCount: Number(row.poke_count ?? 0),
-      upstreamOutputs: outputs.get(run.dagRunId) ?? {},
-    });
+    // Read before the claiming UPDATE: this try is the next one.
+    result.taken.push(claimedFrom(run, row, Number(row.try_number) + 1, take!, now, outputs.get(run.dagRunId) ?? {}));
   }
   return result;
 }
