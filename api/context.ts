@@ -4,10 +4,16 @@ import type { Logger } from "../core/logger.ts";
 import type { Db } from "../store/db.ts";
 
 /** What every route plugin gets; the API holds no state of its own. */
+/** "off" only in local development (loopback) and for the CLI's in-process API. */
+export interface AuthSettings {
+  mode: "on" | "off";
+}
+
 export interface ApiDeps {
   db: Db;
   clock: Clock;
   logger: Logger;
+  auth: AuthSettings;
   /** taskHeartbeatTimeoutMs (default 30 s) decides when a worker counts as alive. */
   config: Pick<Config, "logsFolder"> & Partial<Pick<Config, "taskHeartbeatTimeoutMs" | "backfillMaxRuns">>;
   /** A run was created: in `standalone`, wakes the in-process scheduler. */

@@ -6,6 +6,7 @@ import { BatonError } from "../core/errors.ts";
 import { taskLogPath } from "../core/logPaths.ts";
 import { isConnectionError } from "../store/db.ts";
 import { loadConfig } from "../core/config.ts";
+import { ApiCallError } from "./client.ts";
 import { clock, exitWith, explainDatabaseError, openRuntime } from "./runtime.ts";
 
 function integer(value: string): number {
@@ -28,6 +29,11 @@ const program = new Command()
   .name("baton")
   .description("Baton: an Airflow-style DAG scheduler for batch pipelines, backed by MySQL.")
   .showHelpAfterError()
+  .option("--api-url <url>", "talk to a Baton API (token from BATON_API_TOKEN) instead of the database (BATON_API_URL)")
+  .option("-o, --output <format>", "table (default) or json", (v: string) => {
+    if (v !== "table" && v !== "json") throw new InvalidArgumentError('must be "table" or "json"');
+    return v;
+  })
   .addHelpText(
     "after",
     `
@@ -338,7 +344,7 @@ for (const action of ["pause", "unpause", "cancel"] as const) {
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (err instanceof BatonError) exitWith(`${err.code}: ${err.message}`);
+  if (err instanceof BatonError || err instanceof ApiCallError) exitWith(`${err.code}: ${err.message}`);
   if (isConnectionError(err)) {
     let url = "mysql://root@127.0.0.1:3306/baton";
     try {

@@ -109,7 +109,7 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
   worker?.start();
   scheduler?.start();
   if (roles.api) {
-    const server = await buildApp({ db, clock, logger, config, onRunCreated: () => scheduler?.wake(), onTasksQueued: () => worker?.wake() });
+    const server = await buildApp({ db, clock, logger, config, auth: { mode: "off" }, onRunCreated: () => scheduler?.wake(), onTasksQueued: () => worker?.wake() });
     if (stoppingSince) {
       await server.close().catch(() => undefined);
       return;

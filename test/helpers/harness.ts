@@ -93,6 +93,7 @@ export class Harness {
       clock: this.clock,
       logger: this.logger,
       config: { logsFolder: this.logsFolder },
+      auth: { mode: "off" },
       onRunCreated: () => this.scheduler.wake(),
       onTasksQueued: () => this.worker?.wake(),
     });

@@ -172,7 +172,7 @@ describe("backfill", () => {
     expect(forced.statusCode).toBe(200);
     expect(forced.json().total_dates).toBe(100_800);
     // A configured maximum (BATON_BACKFILL_MAX_RUNS).
-    const small = await buildApp({ db: h.db, clock, logger: h.logger, config: { logsFolder: h.logsFolder, backfillMaxRuns: 5 } });
+    const small = await buildApp({ db: h.db, clock, logger: h.logger, config: { logsFolder: h.logsFolder, backfillMaxRuns: 5 }, auth: { mode: "off" } });
     try {
       const over = await small.inject({ method: "POST", url: "/api/v1/backfills", payload: { dag_id: "bf_quick", from_date: "2026-01-01", to_date: "2026-01-06" } });
       expect([over.statusCode, over.json().code]).toEqual([400, "BATON_BACKFILL_TOO_LARGE"]);
