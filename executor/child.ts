@@ -12,6 +12,8 @@ import { isDag } from "../sdk/dag.ts";
 import { formatDuration } from "../core/durations.ts";
 import { FailError, SkipError } from "../sdk/errors.ts";
 import { decideSkips } from "./branching.ts";
+import { taskSecrets } from "./taskSecrets.ts";
+import { SecretMasker } from "../core/sensitive.ts";
 import type { DagCallbackMessage, RunTryMessage, StepAck, StepPut, TryOutcome } from "./protocol.ts";
 
 // Packages the SDK loads at run time (mysql2 for SQL sensors) come from Baton's installation,
@@ -20,6 +22,8 @@ import type { DagCallbackMessage, RunTryMessage, StepAck, StepPut, TryOutcome } 
 
 const bundles = new Map<string, Promise<Record<string, unknown>>>();
 let current: AbortController | undefined;
+/** Secrets the current try fetched (ctx.variables, ctx.connection): "***" in its log. */
+const masker = new SecretMasker();
 
 function loadBundle(bundlePath: string): Promise<Record<string, unknown>> {
   let loaded = bundles.get(bundlePath);
@@ -217,12 +221,14 @@ function openLog(logPath: string): Promise<WriteStream> {
 async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   m.clockOffsetMs = m.clockNow ? Date.parse(m.clockNow) - Date.now() : 0;
   const log = await openLog(m.logPath);
-  const line = (level: string, args: unknown[]) => log.write(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`);
-  // Everything the task prints lands in its try's log file.
+  masker.clear();
+  const line = (level: string, args: unknown[]) => log.write(masker.mask(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`));
+  // Everything the task prints lands in its try's log file, with the secrets it fetched masked.
   const stdoutWrite = process.stdout.write;
   const stderrWrite = process.stderr.write;
   const capture = (chunk: unknown, encoding?: unknown, cb?: unknown) => {
-    log.write(chunk as string);
+    if (masker.size === 0) log.write(chunk as string);
+    else log.write(masker.mask(typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString("utf8")));
     const callback = typeof encoding === "function" ? encoding : cb;
     if (typeof callback === "function") callback();
     return true;
@@ -274,6 +280,7 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
         throw new SkipError(reason);
       },
       step: (name, fn) => runStep(m, stepSources, `${m.dagId}:${m.runId}:${m.taskId}:${m.mapIndex}`, name, fn, line) as never,
+      ...taskSecrets(masker),
     };
     hooks = { options: { ...dag.options.defaultArgs, ...task.options }, ctx };
     if (task.kind === "sensor" && task.sensor) {
@@ -295,6 +302,9 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
     result = { outcome: "success", output: normalized, skipTasks };
   } catch (err) {
     const error = errorOf(err);
+    // The error is stored with the try and shown by the API: no fetched secret in it either.
+    error.message = masker.mask(error.message);
+    if (error.stack) error.stack = masker.mask(error.stack);
     if (err instanceof RescheduleRequest) {
       line("INFO", [`Condition not met; the sensor pokes again in ${formatDuration(err.inMs)} (its worker slot is released meanwhile)`]);
       result = { outcome: "reschedule", rescheduleInMs: err.inMs };

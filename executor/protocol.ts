@@ -68,3 +68,31 @@ export interface StepAck {
   value?: unknown;
   message?: string;
 }
+
+/** Child → worker: a task reads a variable or a connection (ctx.variables, ctx.connection); answered by a SecretReply. */
+export interface SecretGet {
+  type: "secretGet";
+  reqId: number;
+  kind: "variable" | "connection";
+  key: string;
+}
+export interface SecretReply {
+  type: "secretReply";
+  reqId: number;
+  /** Variable: its value (undefined when there is none). Connection: its fields (undefined when there is none). */
+  value?: string | TaskConnectionFields;
+  /** The lookup failed (database error, undecryptable secret). */
+  error?: string;
+}
+/** A connection as a task receives it, password included. */
+export interface TaskConnectionFields {
+  connectionId: string;
+  connType: string;
+  description: string | null;
+  host: string | null;
+  login: string | null;
+  password: string | null;
+  schema: string | null;
+  port: number | null;
+  extra: string | null;
+}

@@ -15,6 +15,7 @@ export type {
 } from "./sensors.ts";
 export type {
   BranchChoice,
+  Connection,
   Dag,
   DagOptions,
   PokeResult,
@@ -29,5 +30,6 @@ export type {
   TaskLogger,
   TaskOptions,
   TaskRef,
+  TaskVariables,
   TriggerRule,
 } from "./types.ts";

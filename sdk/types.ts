@@ -44,6 +44,41 @@ export interface TaskContext {
    * JSON-serializable. `idempotencyKey` is stable for this step across tries.
    */
   step<T>(name: string, fn: (step: { idempotencyKey: string }) => T | Promise<T>): Promise<Awaited<T>>;
+  /**
+   * Airflow's Variables, set with `POST /api/v1/variables` or `baton variables set`, read when
+   * called (not cached). The value of a variable whose key looks sensitive (password, secret,
+   * token, api_key, …) is replaced by "***" wherever the task logs it.
+   */
+  readonly variables: TaskVariables;
+  /**
+   * A connection by id, password included; throws an error with code BATON_CONNECTION_NOT_FOUND
+   * when there is none. Its password and sensitive extra values are replaced by "***" wherever
+   * the task logs them.
+   */
+  connection(connectionId: string): Promise<Connection>;
+}
+
+export interface TaskVariables {
+  /** The variable's value, or `fallback` (default undefined) when it is not set. */
+  get(key: string): Promise<string | undefined>;
+  get(key: string, fallback: string): Promise<string>;
+  /** The variable's value parsed as JSON, or `fallback` when it is not set; throws when it is not JSON. */
+  getJson<T = unknown>(key: string): Promise<T | undefined>;
+  getJson<T = unknown>(key: string, fallback: T): Promise<T>;
+}
+
+/** A connection as a task sees it (Airflow's Connection, camelCase). */
+export interface Connection {
+  readonly connectionId: string;
+  readonly connType: string;
+  readonly description: string | null;
+  readonly host: string | null;
+  readonly login: string | null;
+  readonly password: string | null;
+  readonly schema: string | null;
+  readonly port: number | null;
+  /** `extra` parsed from its JSON ({} when unset): Airflow's extra_dejson. */
+  readonly extra: Record<string, unknown>;
 }
 
 export interface TaskLogger {

@@ -40,6 +40,10 @@ function ctxAt(logicalDate: string | null, intervalEnd: string | null = null): T
       throw new Error("skip");
     },
     step: async (name, fn) => await fn({ idempotencyKey: name }),
+    variables: { get: async () => undefined, getJson: async () => undefined } as unknown as TaskContext["variables"],
+    connection: async (id: string) => {
+      throw new Error(`no connection ${id}`);
+    },
   } as TaskContext;
 }
 

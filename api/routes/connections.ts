@@ -1,0 +1,156 @@
+// Connections (Airflow's /connections): admin only, reads included. The password is write-only:
+// no answer ever carries it. Extra values under sensitive keys are answered as "***".
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { Type, type TSchema } from "typebox";
+import { BatonError } from "../../core/errors.ts";
+import { MASK, redactJson } from "../../core/sensitive.ts";
+import {
+  CONNECTION_FIELDS,
+  createConnection,
+  deleteConnection,
+  getConnection,
+  listConnections,
+  updateConnection,
+  type Connection,
+  type ConnectionFields,
+} from "../../store/connections.ts";
+import type { ApiDeps } from "../context.ts";
+import { PageQuery } from "../schemas.ts";
+import { maskedFields } from "./variables.ts";
+
+const TAGS = ["Connection"];
+const ConnectionId = Type.String({ minLength: 1, maxLength: 250, pattern: "^[A-Za-z0-9_.:@#!-]+$" });
+const ConnectionParams = Type.Object({ connection_id: ConnectionId });
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+/** The writable fields of a connection, as Airflow names them; extra is JSON object text. */
+const Fields = {
+  conn_type: Type.String({ minLength: 1, maxLength: 500 }),
+  description: Type.Optional(Nullable(Type.String({ maxLength: 10_000 }))),
+  host: Type.Optional(Nullable(Type.String({ maxLength: 500 }))),
+  login: Type.Optional(Nullable(Type.String({ maxLength: 5_000 }))),
+  schema: Type.Optional(Nullable(Type.String({ maxLength: 500 }))),
+  port: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 65_535 }))),
+  password: Type.Optional(Nullable(Type.String({ maxLength: 5_000 }))),
+  extra: Type.Optional(Nullable(Type.String({ maxLength: 500_000 }))),
+};
+
+const NullableText = Type.Union([Type.String(), Type.Null()]);
+const ConnectionJson = Type.Object({
+  connection_id: Type.String(),
+  conn_type: Type.String(),
+  description: NullableText,
+  host: NullableText,
+  login: NullableText,
+  schema: NullableText,
+  port: Type.Union([Type.Integer(), Type.Null()]),
+  extra: NullableText,
+});
+const ConnectionList = Type.Object({ connections: Type.Array(ConnectionJson), total_entries: Type.Integer() });
+
+/** A connection as the API shows it: no password, sensitive extra values masked. */
+export function connectionJson(c: Connection) {
+  let extra: string | null = null;
+  if (c.extra !== null) {
+    try {
+      extra = JSON.stringify(redactJson(JSON.parse(c.extra)));
+    } catch {
+      extra = MASK;
+    }
+  }
+  return { connection_id: c.connection_id, conn_type: c.conn_type, description: c.description, host: c.host, login: c.login, schema: c.schema, port: c.port, extra };
+}
+
+/** extra must be the text of a JSON object (Airflow's extra_dejson). */
+function checkExtra(extra: string | null | undefined): void {
+  if (extra === null || extra === undefined) return;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(extra);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new BatonError("BATON_VALIDATION_FAILED", `body.extra must be a JSON object encoded as a string, e.g. "{\\"timeout\\": 30}"`);
+  }
+}
+
+function notFound(id: string): never {
+  throw new BatonError("BATON_CONNECTION_NOT_FOUND", `connection "${id}" not found`);
+}
+
+export const connectionRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db }) => {
+  const admin = { role: "admin" as const };
+
+  app.get(
+    "/connections",
+    { config: admin, schema: { operationId: "get_connections", tags: TAGS, querystring: PageQuery, response: { 200: ConnectionList } } },
+    async (req) => {
+      const { limit = 100, offset = 0 } = req.query;
+      const { rows, total } = await listConnections(db.pool, { limit, offset });
+      return { connections: rows.map(connectionJson), total_entries: total };
+    },
+  );
+
+  app.get(
+    "/connections/:connection_id",
+    { config: admin, schema: { operationId: "get_connection", tags: TAGS, params: ConnectionParams, response: { 200: ConnectionJson } } },
+    async (req) => connectionJson((await getConnection(db.pool, req.params.connection_id)) ?? notFound(req.params.connection_id)),
+  );
+
+  app.post(
+    "/connections",
+    {
+      config: admin,
+      schema: {
+        operationId: "post_connection",
+        tags: TAGS,
+        body: Type.Object({ connection_id: ConnectionId, ...Fields }, { additionalProperties: false }),
+        response: { 200: ConnectionJson },
+      },
+    },
+    async (req) => {
+      checkExtra(req.body.extra);
+      await createConnection(db.pool, req.body);
+      return connectionJson((await getConnection(db.pool, req.body.connection_id))!);
+    },
+  );
+
+  app.patch(
+    "/connections/:connection_id",
+    {
+      config: admin,
+      schema: {
+        operationId: "patch_connection",
+        tags: TAGS,
+        params: ConnectionParams,
+        querystring: Type.Object({ update_mask: Type.Optional(Type.Array(Type.String({ maxLength: 1000 }), { maxItems: 20 })) }),
+        body: Type.Object({ connection_id: Type.Optional(ConnectionId), ...Fields, conn_type: Type.Optional(Fields.conn_type) }, { additionalProperties: false }),
+        response: { 200: ConnectionJson },
+      },
+    },
+    async (req) => {
+      const id = req.params.connection_id;
+      if (req.body.connection_id !== undefined && req.body.connection_id !== id) {
+        throw new BatonError("BATON_VALIDATION_FAILED", `body.connection_id "${req.body.connection_id}" differs from the path's "${id}": connections cannot be renamed`);
+      }
+      const body = req.body as Partial<ConnectionFields>;
+      const fields = maskedFields(req.query.update_mask, CONNECTION_FIELDS, body);
+      if (fields.length === 0) throw new BatonError("BATON_VALIDATION_FAILED", `body must set at least one of ${CONNECTION_FIELDS.join(", ")}`);
+      checkExtra(body.extra);
+      const change: Record<string, unknown> = {};
+      for (const f of fields) change[f] = body[f];
+      if (!(await updateConnection(db.pool, id, change as Partial<ConnectionFields>))) notFound(id);
+      return connectionJson((await getConnection(db.pool, id))!);
+    },
+  );
+
+  app.delete(
+    "/connections/:connection_id",
+    { config: admin, schema: { operationId: "delete_connection", tags: TAGS, params: ConnectionParams, response: { 204: Type.Null() } } },
+    async (req, reply) => {
+      if (!(await deleteConnection(db.pool, req.params.connection_id))) notFound(req.params.connection_id);
+      return reply.status(204).send(null);
+    },
+  );
+};

@@ -1,0 +1,80 @@
+// `baton connections …`: Airflow's `airflow connections` through the REST API (admin role).
+// Passwords go in and never come out: the API does not return them.
+import type { Command } from "commander";
+import { printObject, printRows } from "../output.ts";
+import { integerArg, withApi } from "./common.ts";
+import { fetchAll } from "./variables.ts";
+
+const enc = encodeURIComponent;
+
+interface AddOptions {
+  connType: string;
+  description?: string;
+  host?: string;
+  login?: string;
+  password?: string;
+  schema?: string;
+  port?: number;
+  extra?: string;
+}
+
+export function registerConnectionsCommands(program: Command): void {
+  const connections = program.command("connections").description("list, show, add and delete connections (what tasks read with ctx.connection)");
+
+  connections
+    .command("list")
+    .description("list connections (never their passwords)")
+    .action(async (_opts, command: Command) =>
+      withApi(command, async (client, { output }) => {
+        const rows = await fetchAll<Record<string, unknown>>(client, "/connections", "connections");
+        printRows(rows, ["connection_id", "conn_type", "host", "port", "login", "schema", "description"], output);
+      }),
+    );
+
+  connections
+    .command("get <connection_id>")
+    .description("show a connection (sensitive extra values as ***, no password)")
+    .action(async (id: string, _opts, command: Command) =>
+      withApi(command, async (client, { output }) => printObject(await client.call("GET", `/connections/${enc(id)}`), output)),
+    );
+
+  connections
+    .command("add <connection_id>")
+    .description("add a connection")
+    .requiredOption("--conn-type <type>", "e.g. postgres, mysql, http, aws")
+    .option("--host <host>", "host name or address")
+    .option("--login <login>", "user name")
+    .option("--password <password>", "password (stored encrypted when BATON_SECRET_KEY is set; never shown again)")
+    .option("--schema <schema>", "schema or database")
+    .option("--port <port>", "port number", integerArg)
+    .option("--extra <json>", `more settings as a JSON object, e.g. '{"sslmode": "require"}'`)
+    .option("--description <text>", "what the connection is for")
+    .action(async (id: string, opts: AddOptions, command: Command) =>
+      withApi(command, async (client, { output }) => {
+        const body = {
+          connection_id: id,
+          conn_type: opts.connType,
+          description: opts.description,
+          host: opts.host,
+          login: opts.login,
+          password: opts.password,
+          schema: opts.schema,
+          port: opts.port,
+          extra: opts.extra,
+        };
+        const created = await client.call("POST", "/connections", { body });
+        if (output === "json") printObject(created, output);
+        else process.stdout.write(`added connection ${id}\n`);
+      }),
+    );
+
+  connections
+    .command("delete <connection_id>")
+    .description("delete a connection")
+    .action(async (id: string, _opts, command: Command) =>
+      withApi(command, async (client) => {
+        await client.call("DELETE", `/connections/${enc(id)}`);
+        process.stdout.write(`deleted connection ${id}\n`);
+      }),
+    );
+}

@@ -1,0 +1,79 @@
+// `baton variables …`: Airflow's `airflow variables` through the REST API (admin role).
+import type { Command } from "commander";
+import type { ApiClient } from "../client.ts";
+import { ApiCallError } from "../client.ts";
+import { printObject, printRows } from "../output.ts";
+import { withApi } from "./common.ts";
+
+interface VariableJson {
+  key: string;
+  value: string;
+  description: string | null;
+}
+
+const enc = encodeURIComponent;
+
+/** Every page of a list endpoint. */
+export async function fetchAll<T>(client: ApiClient, path: string, field: string): Promise<T[]> {
+  const all: T[] = [];
+  for (;;) {
+    const page = await client.call<Record<string, unknown>>("GET", path, { query: { limit: 1000, offset: all.length } });
+    const items = page[field] as T[];
+    all.push(...items);
+    if (items.length === 0 || all.length >= Number(page.total_entries)) return all;
+  }
+}
+
+export function registerVariablesCommands(program: Command): void {
+  const variables = program.command("variables").description("list, read, set and delete variables (values tasks read with ctx.variables)");
+
+  variables
+    .command("list")
+    .description("list variables (values of sensitive keys show as ***)")
+    .action(async (_opts, command: Command) =>
+      withApi(command, async (client, { output }) => {
+        const rows = await fetchAll<VariableJson>(client, "/variables", "variables");
+        printRows(rows as unknown as Record<string, unknown>[], ["key", "value", "description"], output);
+      }),
+    );
+
+  variables
+    .command("get <key>")
+    .description("print a variable's value (the whole object with --output json)")
+    .action(async (key: string, _opts, command: Command) =>
+      withApi(command, async (client, { output }) => {
+        const v = await client.call<VariableJson>("GET", `/variables/${enc(key)}`);
+        if (output === "json") printObject(v as unknown as Record<string, unknown>, output);
+        else process.stdout.write(`${v.value}\n`);
+      }),
+    );
+
+  variables
+    .command("set <key> <value>")
+    .description("create a variable, or change its value")
+    .option("--description <text>", "what the variable is for")
+    .action(async (key: string, value: string, opts: { description?: string }, command: Command) =>
+      withApi(command, async (client, { output }) => {
+        let v: VariableJson;
+        try {
+          v = await client.call<VariableJson>("POST", "/variables", { body: { key, value, description: opts.description } });
+        } catch (err) {
+          if (!(err instanceof ApiCallError) || err.code !== "BATON_VARIABLE_EXISTS") throw err;
+          const body = opts.description === undefined ? { value } : { value, description: opts.description };
+          v = await client.call<VariableJson>("PATCH", `/variables/${enc(key)}`, { body });
+        }
+        if (output === "json") printObject(v as unknown as Record<string, unknown>, output);
+        else process.stdout.write(`variable ${key} set\n`);
+      }),
+    );
+
+  variables
+    .command("delete <key>")
+    .description("delete a variable")
+    .action(async (key: string, _opts, command: Command) =>
+      withApi(command, async (client) => {
+        await client.call("DELETE", `/variables/${enc(key)}`);
+        process.stdout.write(`deleted variable ${key}\n`);
+      }),
+    );
+}

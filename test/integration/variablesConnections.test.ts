@@ -1,0 +1,350 @@
+// Variables and connections end to end: CRUD through the API with Airflow's shapes, masking of
+// sensitive values, passwords that never come back, encryption at rest, a task reading both
+// (its log shows *** for the secrets), and the CLI's set/get round trip. Real MariaDB.
+import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { LightMyRequestResponse } from "fastify";
+import { buildApp } from "../../api/app.ts";
+import { generateToken, hashToken } from "../../core/apiTokens.ts";
+import { insertToken } from "../../store/apiTokens.ts";
+import { Harness, dagSource } from "../helpers/harness.ts";
+import { waitFor } from "../helpers/db.ts";
+import { taskLogPath } from "../../core/logPaths.ts";
+import type { RowDataPacket } from "../../store/db.ts";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const SECRET_KEY = "test-key-for-variables-and-connections";
+const PASSWORD = "pw-Very-Secret-8841";
+const EXTRA_SECRET = "cs-extra-secret-5150";
+const TOKEN_VALUE = "tok-abc-123456";
+
+const READER = dagSource(`
+export default dag({ id: "vc_reader" }, (t) => {
+  t.task("read", async (ctx) => {
+    const greeting = await ctx.variables.get("vc_greeting");
+    const token = await ctx.variables.get("vc_api_token");
+    const missing = await ctx.variables.get("vc_missing");
+    const fallback = await ctx.variables.get("vc_missing", "fell back");
+    const settings = await ctx.variables.getJson("vc_settings");
+    const conn = await ctx.connection("vc_warehouse");
+    console.log("greeting is " + greeting);
+    console.log("token is " + token);
+    console.log("password is " + conn.password);
+    ctx.log.info("the whole connection:", conn);
+    console.error("extra secret is " + conn.extra.client_secret);
+    return {
+      greeting, missing: missing === undefined, fallback, settings,
+      connectionId: conn.connectionId, connType: conn.connType, host: conn.host, port: conn.port,
+      login: conn.login, schema: conn.schema, timeout: conn.extra.timeout, passwordLength: conn.password.length,
+    };
+  });
+  t.task("no_such_connection", async (ctx) => { await ctx.connection("vc_nowhere"); });
+  t.task("leaky_error", async (ctx) => {
+    const c = await ctx.connection("vc_warehouse");
+    throw new Error("could not log in with " + c.password);
+  });
+});
+`);
+
+const PROBLEM_KEYS = ["code", "detail", "status", "title", "type"];
+
+function expectProblem(res: LightMyRequestResponse, status: number, code: string, detailContains?: string | RegExp) {
+  expect({ status: res.statusCode, body: res.body }).toMatchObject({ status });
+  expect(res.headers["content-type"]).toMatch(/^application\/problem\+json/);
+  const problem = res.json() as Record<string, unknown>;
+  expect(Object.keys(problem).sort()).toEqual(PROBLEM_KEYS);
+  expect(problem.code).toBe(code);
+  if (typeof detailContains === "string") expect(problem.detail).toContain(detailContains);
+  else if (detailContains) expect(problem.detail).toMatch(detailContains);
+}
+
+describe("variables and connections", () => {
+  const savedKey = process.env.BATON_SECRET_KEY;
+  const h = new Harness({ workers: 2 });
+  /** Every connection response body, checked for the password at the end. */
+  const seen: string[] = [];
+
+  async function call(method: "GET" | "POST" | "PATCH" | "DELETE", url: string, payload?: unknown) {
+    const res = await h.app.inject({ method, url: `/api/v1${url}`, ...(payload === undefined ? {} : { payload: payload as object }) });
+    seen.push(res.body);
+    return res;
+  }
+
+  beforeAll(async () => {
+    process.env.BATON_SECRET_KEY = SECRET_KEY;
+    await h.start({ "reader.ts": READER });
+    await h.run();
+  });
+  afterAll(async () => {
+    await h.stop();
+    if (savedKey === undefined) delete process.env.BATON_SECRET_KEY;
+    else process.env.BATON_SECRET_KEY = savedKey;
+  });
+
+  it("creates, reads, lists, updates and deletes variables with Airflow's shapes", async () => {
+    const created = await call("POST", "/variables", { key: "vc_crud_b", value: "two", description: "second" });
+    expect(created.statusCode).toBe(200);
+    expect(created.json()).toEqual({ key: "vc_crud_b", value: "two", description: "second" });
+    expect((await call("POST", "/variables", { key: "vc_crud_a", value: "one" })).json()).toEqual({ key: "vc_crud_a", value: "one", description: null });
+    expectProblem(await call("POST", "/variables", { key: "vc_crud_a", value: "again" }), 409, "BATON_VARIABLE_EXISTS", "vc_crud_a");
+
+    expect((await call("GET", "/variables/vc_crud_a")).json()).toEqual({ key: "vc_crud_a", value: "one", description: null });
+    const list = (await call("GET", "/variables?limit=1000")).json();
+    expect(list.total_entries).toBe(list.variables.length);
+    const keys = list.variables.map((v: { key: string }) => v.key);
+    expect(keys).toEqual([...keys].sort());
+    expect(keys).toEqual(expect.arrayContaining(["vc_crud_a", "vc_crud_b"]));
+    const page = (await call("GET", `/variables?limit=1&offset=${keys.indexOf("vc_crud_b")}`)).json();
+    expect(page).toEqual({ variables: [{ key: "vc_crud_b", value: "two", description: "second" }], total_entries: list.total_entries });
+
+    // update_mask limits the change to the fields it names; without it, every field given changes.
+    const masked = await call("PATCH", "/variables/vc_crud_b?update_mask=value", { key: "vc_crud_b", value: "TWO", description: "ignored" });
+    expect(masked.json()).toEqual({ key: "vc_crud_b", value: "TWO", description: "second" });
+    expect((await call("PATCH", "/variables/vc_crud_b", { description: null })).json()).toEqual({ key: "vc_crud_b", value: "TWO", description: null });
+
+    const deleted = await call("DELETE", "/variables/vc_crud_b");
+    expect(deleted.statusCode).toBe(204);
+    expect(deleted.body).toBe("");
+    expectProblem(await call("GET", "/variables/vc_crud_b"), 404, "BATON_VARIABLE_NOT_FOUND", "vc_crud_b");
+    expectProblem(await call("PATCH", "/variables/vc_crud_b", { value: "x" }), 404, "BATON_VARIABLE_NOT_FOUND");
+    expectProblem(await call("DELETE", "/variables/vc_crud_b"), 404, "BATON_VARIABLE_NOT_FOUND");
+  });
+
+  it("masks the values of variables whose key is sensitive, in every answer", async () => {
+    const created = await call("POST", "/variables", { key: "vc_Db_Password", value: "hunter2-secret" });
+    expect(created.json()).toEqual({ key: "vc_Db_Password", value: "***", description: null });
+    expect((await call("GET", "/variables/vc_Db_Password")).json().value).toBe("***");
+    expect((await call("PATCH", "/variables/vc_Db_Password", { value: "hunter3-secret" })).json().value).toBe("***");
+    const listed = (await call("GET", "/variables")).json().variables.find((v: { key: string }) => v.key === "vc_Db_Password");
+    expect(listed.value).toBe("***");
+    expect(seen.join("\n")).not.toContain("hunter");
+    // Stored encrypted (BATON_SECRET_KEY is set), not in plain text.
+    const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT val, is_encrypted FROM variable WHERE `key` = 'vc_Db_Password'");
+    expect(row!.is_encrypted).toBe(1);
+    expect(row!.val).not.toContain("hunter");
+  });
+
+  it("rejects bad variable requests with 400 naming the field", async () => {
+    expectProblem(await call("POST", "/variables", { key: "vc_bad" }), 400, "BATON_VALIDATION_FAILED", "body.value is required");
+    expectProblem(await call("POST", "/variables", { value: "v" }), 400, "BATON_VALIDATION_FAILED", "body.key is required");
+    expectProblem(await call("POST", "/variables", { key: "vc_bad", value: 42 }), 400, "BATON_VALIDATION_FAILED", "body.value");
+    expectProblem(await call("POST", "/variables", { key: "k".repeat(251), value: "v" }), 400, "BATON_VALIDATION_FAILED", "body.key");
+    expectProblem(await call("POST", "/variables", { key: "vc_bad", value: "v", val: "typo" }), 400, "BATON_VALIDATION_FAILED", "body.val is not an allowed property");
+    await call("POST", "/variables", { key: "vc_patchable", value: "v" });
+    expectProblem(await call("PATCH", "/variables/vc_patchable?update_mask=bogus", { value: "w" }), 400, "BATON_VALIDATION_FAILED", "update_mask");
+    expectProblem(await call("PATCH", "/variables/vc_patchable?update_mask=description", { value: "w" }), 400, "BATON_VALIDATION_FAILED", "body.description");
+    expectProblem(await call("PATCH", "/variables/vc_patchable", { key: "other", value: "w" }), 400, "BATON_VALIDATION_FAILED", "body.key");
+    expectProblem(await call("PATCH", "/variables/vc_patchable", {}), 400, "BATON_VALIDATION_FAILED", "value or description");
+    // A 250-character key is fine.
+    expect((await call("POST", "/variables", { key: "k".repeat(250), value: "long key" })).statusCode).toBe(200);
+    expect((await call("GET", `/variables/${"k".repeat(250)}`)).json().value).toBe("long key");
+  });
+
+  it("creates, reads, lists, updates and deletes connections, never returning the password", async () => {
+    const body = {
+      connection_id: "vc_crud_conn",
+      conn_type: "postgres",
+      description: "the warehouse",
+      host: "db.internal",
+      login: "etl",
+      schema: "analytics",
+      port: 5432,
+      password: PASSWORD,
+      extra: JSON.stringify({ sslmode: "require", client_secret: EXTRA_SECRET, nested: { api_key: "nested-key-9", region: "eu" } }),
+    };
+    const created = await call("POST", "/connections", body);
+    expect(created.statusCode).toBe(200);
+    const expected = {
+      connection_id: "vc_crud_conn",
+      conn_type: "postgres",
+      description: "the warehouse",
+      host: "db.internal",
+      login: "etl",
+      schema: "analytics",
+      port: 5432,
+      extra: JSON.stringify({ sslmode: "require", client_secret: "***", nested: { api_key: "***", region: "eu" } }),
+    };
+    expect(created.json()).toEqual(expected);
+    expectProblem(await call("POST", "/connections", body), 409, "BATON_CONNECTION_EXISTS", "vc_crud_conn");
+    expect((await call("GET", "/connections/vc_crud_conn")).json()).toEqual(expected);
+    const list = (await call("GET", "/connections")).json();
+    expect(list.total_entries).toBe(list.connections.length);
+    expect(list.connections.find((c: { connection_id: string }) => c.connection_id === "vc_crud_conn")).toEqual(expected);
+
+    const patched = await call("PATCH", "/connections/vc_crud_conn?update_mask=host,port", { host: "db2.internal", port: 6543, login: "ignored" });
+    expect(patched.json()).toEqual({ ...expected, host: "db2.internal", port: 6543 });
+    const cleared = await call("PATCH", "/connections/vc_crud_conn", { password: "pw-rotated-7777", description: null });
+    expect(cleared.json()).toEqual({ ...expected, host: "db2.internal", port: 6543, description: null });
+
+    // At rest: password and extra are encrypted.
+    const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT password, extra, is_encrypted, is_extra_encrypted FROM connection WHERE connection_id = 'vc_crud_conn'");
+    expect([row!.is_encrypted, row!.is_extra_encrypted]).toEqual([1, 1]);
+    expect(`${row!.password} ${row!.extra}`).not.toMatch(/pw-rotated|cs-extra|sslmode/);
+
+    expect((await call("DELETE", "/connections/vc_crud_conn")).statusCode).toBe(204);
+    expectProblem(await call("GET", "/connections/vc_crud_conn"), 404, "BATON_CONNECTION_NOT_FOUND", "vc_crud_conn");
+    expectProblem(await call("PATCH", "/connections/vc_crud_conn", { host: "x" }), 404, "BATON_CONNECTION_NOT_FOUND");
+    expectProblem(await call("DELETE", "/connections/vc_crud_conn"), 404, "BATON_CONNECTION_NOT_FOUND");
+
+    for (const text of seen) {
+      expect(text).not.toContain(PASSWORD);
+      expect(text).not.toContain("pw-rotated-7777");
+      expect(text).not.toContain(EXTRA_SECRET);
+      expect(text).not.toContain("nested-key-9");
+      expect(text).not.toContain('"password"');
+    }
+  });
+
+  it("rejects bad connection requests with 400 naming the field", async () => {
+    expectProblem(await call("POST", "/connections", { connection_id: "vc_bad" }), 400, "BATON_VALIDATION_FAILED", "body.conn_type is required");
+    expectProblem(await call("POST", "/connections", { conn_type: "http" }), 400, "BATON_VALIDATION_FAILED", "body.connection_id is required");
+    expectProblem(await call("POST", "/connections", { connection_id: "has space", conn_type: "http" }), 400, "BATON_VALIDATION_FAILED", "body.connection_id");
+    expectProblem(await call("POST", "/connections", { connection_id: "vc_bad", conn_type: "http", port: "80" }), 400, "BATON_VALIDATION_FAILED", "body.port");
+    expectProblem(await call("POST", "/connections", { connection_id: "vc_bad", conn_type: "http", port: 70_000 }), 400, "BATON_VALIDATION_FAILED", "body.port");
+    expectProblem(await call("POST", "/connections", { connection_id: "vc_bad", conn_type: "http", extra: "{not json" }), 400, "BATON_VALIDATION_FAILED", "body.extra");
+    expectProblem(await call("POST", "/connections", { connection_id: "vc_bad", conn_type: "http", extra: "[1,2]" }), 400, "BATON_VALIDATION_FAILED", "body.extra");
+    expectProblem(await call("POST", "/connections", { connection_id: "vc_bad", conn_type: "http", passwd: "x" }), 400, "BATON_VALIDATION_FAILED", "body.passwd");
+    expectProblem(await call("GET", "/connections/vc_bad"), 404, "BATON_CONNECTION_NOT_FOUND");
+    await call("POST", "/connections", { connection_id: "vc_patch_me", conn_type: "http" });
+    expectProblem(await call("PATCH", "/connections/vc_patch_me?update_mask=password_x", { password: "x" }), 400, "BATON_VALIDATION_FAILED", "update_mask");
+    expectProblem(await call("PATCH", "/connections/vc_patch_me", { connection_id: "renamed" }), 400, "BATON_VALIDATION_FAILED", "body.connection_id");
+    expectProblem(await call("PATCH", "/connections/vc_patch_me", { extra: "nope" }), 400, "BATON_VALIDATION_FAILED", "body.extra");
+    expectProblem(await call("PATCH", "/connections/vc_patch_me", {}), 400, "BATON_VALIDATION_FAILED", "at least one of");
+  });
+
+  it("keeps rows readable across key changes: plain rows with a key, and a clear error without it", async () => {
+    await h.db.pool.query("INSERT INTO variable (`key`, val, is_encrypted) VALUES ('vc_written_plain', 'plain value', FALSE)");
+    expect((await call("GET", "/variables/vc_written_plain")).json().value).toBe("plain value");
+    await call("POST", "/variables", { key: "vc_encrypted", value: "sealed value" });
+    delete process.env.BATON_SECRET_KEY;
+    try {
+      expectProblem(await call("GET", "/variables/vc_encrypted"), 500, "BATON_CONFIG_INVALID", "BATON_SECRET_KEY");
+      // Without a key, new values are stored as plain text.
+      await call("POST", "/variables", { key: "vc_unsealed", value: "open value" });
+      const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT val, is_encrypted FROM variable WHERE `key` = 'vc_unsealed'");
+      expect([row!.val, row!.is_encrypted]).toEqual(["open value", 0]);
+      process.env.BATON_SECRET_KEY = "some other key";
+      expectProblem(await call("GET", "/variables/vc_encrypted"), 500, "BATON_CONFIG_INVALID", "not the key");
+    } finally {
+      process.env.BATON_SECRET_KEY = SECRET_KEY;
+    }
+    expect((await call("GET", "/variables/vc_encrypted")).json().value).toBe("sealed value");
+  });
+
+  it("gives tasks variables and connections, and masks the secrets they fetched in their log and errors", async () => {
+    await call("POST", "/variables", { key: "vc_greeting", value: "hello-from-a-variable" });
+    await call("POST", "/variables", { key: "vc_api_token", value: TOKEN_VALUE });
+    await call("POST", "/variables", { key: "vc_settings", value: JSON.stringify({ batch: 50, regions: ["eu", "us"] }) });
+    await call("POST", "/connections", {
+      connection_id: "vc_warehouse",
+      conn_type: "postgres",
+      host: "warehouse.internal",
+      login: "loader",
+      schema: "dw",
+      port: 5433,
+      password: PASSWORD,
+      extra: JSON.stringify({ timeout: 30, client_secret: EXTRA_SECRET }),
+    });
+    const runId = "vc_run_1";
+    const trigger = await call("POST", "/dags/vc_reader/dagRuns", { dag_run_id: runId });
+    expect({ status: trigger.statusCode, body: trigger.body }).toMatchObject({ status: 200 });
+    await waitFor(
+      "vc_reader run to finish",
+      async () => ["success", "failed"].includes((await call("GET", `/dags/vc_reader/dagRuns/${runId}`)).json().state),
+      30_000,
+    );
+    const ti = async (taskId: string) => (await call("GET", `/dags/vc_reader/dagRuns/${runId}/taskInstances/${taskId}`)).json();
+
+    expect((await ti("read")).state).toBe("success");
+    const output = (await call("GET", `/dags/vc_reader/dagRuns/${runId}/taskInstances/read/xcomEntries/return_value`)).json().value;
+    expect(output).toEqual({
+      greeting: "hello-from-a-variable",
+      missing: true,
+      fallback: "fell back",
+      settings: { batch: 50, regions: ["eu", "us"] },
+      connectionId: "vc_warehouse",
+      connType: "postgres",
+      host: "warehouse.internal",
+      port: 5433,
+      login: "loader",
+      schema: "dw",
+      timeout: 30,
+      passwordLength: PASSWORD.length,
+    });
+
+    const log = await readFile(taskLogPath(h.logsFolder, { dagId: "vc_reader", runId, taskId: "read", tryNumber: 1 }), "utf8");
+    expect(log).toContain("greeting is hello-from-a-variable");
+    expect(log).toContain("token is ***");
+    expect(log).toContain("password is ***");
+    expect(log).toContain("extra secret is ***");
+    expect(log).toContain("warehouse.internal");
+    for (const secret of [PASSWORD, TOKEN_VALUE, EXTRA_SECRET]) expect(log).not.toContain(secret);
+
+    const missing = await ti("no_such_connection");
+    expect(missing.state).toBe("failed");
+    expect(missing.error).toMatchObject({ code: "BATON_CONNECTION_NOT_FOUND" });
+    expect(missing.error.message).toContain('"vc_nowhere"');
+
+    const leaky = await ti("leaky_error");
+    expect(leaky.state).toBe("failed");
+    expect(leaky.error.message).toBe("could not log in with ***");
+    expect(JSON.stringify(leaky)).not.toContain(PASSWORD);
+    const leakyLog = await readFile(taskLogPath(h.logsFolder, { dagId: "vc_reader", runId, taskId: "leaky_error", tryNumber: 1 }), "utf8");
+    expect(leakyLog).toContain("could not log in with ***");
+    expect(leakyLog).not.toContain(PASSWORD);
+  });
+
+  it("lets only admin tokens use the variables and connections routes, reads included", async () => {
+    const tokens: Record<string, string> = {};
+    for (const role of ["viewer", "operator", "admin"] as const) {
+      tokens[role] = generateToken();
+      await insertToken(h.db.pool, { name: `vc-${role}`, role, hash: hashToken(tokens[role]!), prefix: "baton_x", now: h.clock.now() });
+    }
+    const app = await buildApp({ db: h.db, clock: h.clock, logger: h.logger, config: { logsFolder: h.logsFolder }, auth: { mode: "on" } });
+    try {
+      const requests = [
+        ["GET", "/variables"],
+        ["GET", "/variables/vc_greeting"],
+        ["POST", "/variables"],
+        ["PATCH", "/variables/vc_greeting"],
+        ["DELETE", "/variables/vc_greeting"],
+        ["GET", "/connections"],
+        ["GET", "/connections/vc_warehouse"],
+        ["POST", "/connections"],
+        ["PATCH", "/connections/vc_warehouse"],
+        ["DELETE", "/connections/vc_warehouse"],
+      ] as const;
+      for (const [method, url] of requests) {
+        for (const role of ["viewer", "operator"]) {
+          const res = await app.inject({ method, url: `/api/v1${url}`, headers: { authorization: `Bearer ${tokens[role]}` }, ...(method === "GET" || method === "DELETE" ? {} : { payload: {} }) });
+          expect({ method, url, role, status: res.statusCode }).toEqual({ method, url, role, status: 403 });
+        }
+      }
+      const admin = await app.inject({ method: "GET", url: "/api/v1/connections", headers: { authorization: `Bearer ${tokens.admin}` } });
+      expect(admin.statusCode).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("sets and gets a variable with the CLI", async () => {
+    const env: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("BATON_") && k !== "NODE_OPTIONS") env[k] = v;
+    Object.assign(env, { BATON_DATABASE_URL: h.db.url, BATON_SECRET_KEY: SECRET_KEY, BATON_LOG_LEVEL: "warn" });
+    const baton = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(process.execPath, [path.join(ROOT, "bin/baton.js"), ...args], { cwd: ROOT, env, timeout: 30_000 }, (err, stdout, stderr) =>
+          resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const set = await baton(["variables", "set", "vc_cli_key", "value set by the CLI", "--description", "from the CLI"]);
+    expect(set).toMatchObject({ code: 0, stdout: "variable vc_cli_key set\n" });
+    // The CLI encrypted it with the same key: the API reads it back.
+    expect((await call("GET", "/variables/vc_cli_key")).json()).toEqual({ key: "vc_cli_key", value: "value set by the CLI", description: "from the CLI" });
+    await call("PATCH", "/variables/vc_cli_key", { value: "changed through the API" });
+    const get = await baton(["variables", "get", "vc_cli_key"]);
+    expect(get).toMatchObject({ code: 0, stdout: "changed through the API\n" });
+  }, 60_000);
+});
