@@ -35,7 +35,7 @@ export async function openRuntime(overrides: Partial<Config> = {}, options: { mi
   } catch (err) {
     exitWith((err as Error).message, 2);
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, {}, undefined, { format: config.logFormat });
   try {
     await ensureDatabase(config.databaseUrl);
     const db = openDb(config.databaseUrl);

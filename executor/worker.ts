@@ -8,15 +8,17 @@ import { formatDuration } from "../core/durations.ts";
 import { taskInputs } from "../core/dagStructure.ts";
 import { dagCallbackLogPath, taskLogPath } from "../core/logPaths.ts";
 import type { Logger } from "../core/logger.ts";
+import { processMetrics, type BatonMetrics } from "../core/metrics.ts";
 import type { Db } from "../store/db.ts";
 import { claimTasks, type ClaimedTask } from "../store/transitions/claimTasks.ts";
-import { finishTries, type FinishedTry, type TryError } from "../store/transitions/finishTries.ts";
+import { finishTries, type FinishedTry, type FinishResult, type TryError } from "../store/transitions/finishTries.ts";
 import { handBack } from "../store/transitions/handBack.ts";
 import { beatProcess, beatTries, removeProcess } from "../store/transitions/heartbeat.ts";
 import { VersionCache } from "../store/versions.ts";
 import { upstreamOutputs } from "../store/xcom.ts";
 import { recordStep, stepsOf } from "../store/transitions/recordStep.ts";
 import { BundleCache } from "./bundleCache.ts";
+import { answerSecret, isSecretGet } from "./secrets.ts";
 import type { DagCallbackMessage, RunTryMessage, StepAck, StepPut, TryOutcome } from "./protocol.ts";
 
 const CHILD_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "child.ts");
@@ -40,6 +42,8 @@ export interface WorkerOptions {
   isolation?: "warm" | "process";
   /** Tasks that finish or started successfully are reported here (tests, `dags test`). */
   onRecorded?: (result: { finished: number[]; runsFinished: { dagRunId: number; state: string }[] }) => void;
+  /** Where try durations and claim latencies are observed (default: this process's metrics). */
+  metrics?: BatonMetrics;
 }
 
 interface Slot {
@@ -164,6 +168,7 @@ export class Worker {
           throw err;
         }
         for (const id of result.fenced) this.logger.warn(`result of task instance ${id} discarded: its try is no longer ours`);
+        this.observeRecorded(batch, result);
         this.options.onRecorded?.({ finished: result.finished, runsFinished: result.runsFinished });
         for (const ended of result.runsFinished) {
           const context = batch.find((t) => t.task.dagRunId === ended.dagRunId)?.task;
@@ -177,11 +182,32 @@ export class Worker {
       const free = this.freeSlots();
       if (this.stopping || !this.wantClaim || free <= 0) return;
       const claimed = await claimTasks(this.db, this.claimRequest(this.clock.now(), free));
+      const claimLatency = (this.options.metrics ?? processMetrics()).claimLatency;
+      for (const t of claimed) {
+        // Clamped: queued_at comes from another process's clock.
+        if (t.queuedAt) claimLatency.observe(Math.max(0, t.startedAt.getTime() - new Date(t.queuedAt).getTime()) / 1000);
+      }
       await this.dispatch(claimed);
       if (claimed.length < free) {
         this.wantClaim = false;
         this.schedulePoll(claimed.length > 0);
       }
+    }
+  }
+
+  /** baton_task_finished_total and baton_task_duration_seconds, by the state each try was recorded in. */
+  private observeRecorded(batch: FinishedTry[], result: FinishResult): void {
+    const metrics = this.options.metrics ?? processMetrics();
+    const recorded = new Set(result.finished);
+    const retrying = new Set(result.retrying);
+    for (const t of batch) {
+      if (!recorded.has(t.task.id)) continue;
+      const state =
+        t.outcome === "failed" ? (retrying.has(t.task.id) ? "up_for_retry" : "failed")
+        : t.outcome === "reschedule" ? "up_for_reschedule"
+        : t.outcome;
+      metrics.taskFinished.inc({ state });
+      metrics.taskDuration.observe({ dag_id: t.task.dagId, state }, Math.max(0, t.endedAt.getTime() - t.task.startedAt.getTime()) / 1000);
     }
   }
 
@@ -316,6 +342,7 @@ export class Worker {
     const slot = this.acquireSlot(dedicated);
     slot.child.onMessage = (raw) => {
       if ((raw as { type?: string }).type === "stepPut") void this.recordStep(slot, task, raw as unknown as StepPut);
+      else if (isSecretGet(raw)) void answerSecret(this.db.pool, slot.child, raw);
     };
     held.slot = slot;
     if (timeoutMs !== null) {

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/logger.ts";
+import { processMetrics, type BatonMetrics } from "../core/metrics.ts";
 import type { Db } from "../store/db.ts";
 import { reconcilePools } from "../store/pools.ts";
 import { deleteStaleProcesses } from "../store/processes.ts";
@@ -21,6 +22,8 @@ export interface SchedulerOptions {
   taskHeartbeatTimeoutMs?: number;
   /** Called when a tick queued task instances, so in-process workers claim at once. */
   onTasksQueued?: () => void;
+  /** Where tick durations are observed (default: this process's metrics). */
+  metrics?: BatonMetrics;
 }
 
 export interface TickReport {
@@ -67,7 +70,17 @@ export class Scheduler {
     this.startedAt = clock.now();
   }
 
+  /** One pass of the loop; its duration (failed ticks included) goes to baton_scheduler_loop_duration_seconds. */
   async tick(): Promise<TickReport> {
+    const end = (this.options.metrics ?? processMetrics()).schedulerLoopDuration.startTimer();
+    try {
+      return await this.tickOnce();
+    } finally {
+      end();
+    }
+  }
+
+  private async tickOnce(): Promise<TickReport> {
     const started = performance.now();
     const now = this.clock.now();
     let runsStarted = 0;

@@ -221,6 +221,32 @@ export function openDb(url: string, options: { connectionLimit?: number; actor?:
   return { pool, url, database, tx, batchTx, close: () => pool.end() };
 }
 
+export interface PoolStats {
+  /** Connections checked out. */
+  used: number;
+  /** Open connections idle in the pool. */
+  free: number;
+  /** Callers waiting for a connection (the pool is at connectionLimit). */
+  queued: number;
+}
+
+/**
+ * The pool's connection counts, read from mysql2's internals (`_allConnections`,
+ * `_freeConnections`, `_connectionQueue`); null when a mysql2 version no longer has them.
+ */
+export function poolStats(pool: Pool): PoolStats | null {
+  const core = (pool as unknown as { pool?: Record<string, { length?: unknown } | undefined> }).pool;
+  const size = (name: string) => {
+    const n = core?.[name]?.length;
+    return typeof n === "number" ? n : null;
+  };
+  const all = size("_allConnections");
+  const free = size("_freeConnections");
+  const queued = size("_connectionQueue");
+  if (all === null || free === null || queued === null) return null;
+  return { used: Math.max(0, all - free), free, queued };
+}
+
 /** `IN (?, ?, …)` placeholders for a non-empty list. */
 export function inList(values: readonly unknown[]): string {
   if (values.length === 0) throw new Error("inList: empty list");

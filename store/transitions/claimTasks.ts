@@ -44,6 +44,11 @@ export interface ClaimedTask {
   token: string;
   /** When this try was claimed (its start_date). */
   startedAt: Date;
+  /**
+   * When it entered `queued`, as claimTasks read it (for claim latency). Meaningful only on
+   * claimTasks' result: finishTries' fast-path claims copy the finished try's fields.
+   */
+  queuedAt?: Date | null;
   /** Sensors: first poke of this task instance (across reschedules) and pokes rescheduled so far. */
   firstPokeAt: Date | null;
   pokeCount: number;
@@ -115,7 +120,7 @@ export async function claimTasks(db: Db, req: ClaimRequest): Promise<ClaimedTask
       {
         sql: `SELECT ti.id, ti.dag_run_id, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number, ti.max_tries, ti.pool, ti.pool_slots,
                      ti.priority_weight,
-                     ti.first_poke_at, ti.poke_count,
+                     ti.first_poke_at, ti.poke_count, ti.queued_at,
                      r.version_hash, r.logical_date, r.data_interval_start, r.data_interval_end, r.conf
                 FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id
                WHERE ti.id IN (${inList(ids)})`,
@@ -141,6 +146,7 @@ export async function claimTasks(db: Db, req: ClaimRequest): Promise<ClaimedTask
       conf: parseJsonText(r.conf, {}),
       token: req.token,
       startedAt: req.now,
+      queuedAt: r.queued_at ?? null,
       firstPokeAt: r.first_poke_at ?? null,
       pokeCount: Number(r.poke_count ?? 0),
       backfill: Number(r.priority_weight) < BACKFILL_PRIORITY_FLOOR,
