@@ -1,14 +1,22 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { Type } from "typebox";
-import { BatonError } from "../../core/errors.ts";
-import { getDag, getDagRun, listDagRuns } from "../../store/queries/read.ts";
+import { Type, type Static } from "typebox";
 import { createHash } from "node:crypto";
+import { BatonError } from "../../core/errors.ts";
+import { RunState } from "../../core/states.ts";
+import { DAG_RUN_ORDER_FIELDS, getDag, getDagRun, listDagRuns, setDagRunNote, type DagRunFilter } from "../../store/queries/read.ts";
 import { cancelRun } from "../../store/transitions/cancelRun.ts";
-import { VersionCache } from "../../store/versions.ts";
 import { createDagRun } from "../../store/transitions/createDagRun.ts";
+import { deleteDagRun } from "../../store/transitions/deleteDagRun.ts";
+import { markRunSuccess } from "../../store/transitions/markRunSuccess.ts";
+import { requeueRun } from "../../store/transitions/requeueRun.ts";
+import { VersionCache } from "../../store/versions.ts";
 import type { ApiDeps } from "../context.ts";
+import { ListOf } from "../openapi.ts";
 import { DagParams, PageQuery, RunParams, TriggerBody } from "../schemas.ts";
-import { dagRunJson } from "../serializers.ts";
+import { DagRunSchema, dagRunJson } from "../serializers.ts";
+import { orderByEnum } from "./dags.ts";
+
+const TAGS = ["DAGRun"];
 
 /** JSON with sorted keys, so the same body always hashes the same. */
 function stableJson(value: unknown): string {
@@ -22,12 +30,74 @@ function stableJson(value: unknown): string {
   return JSON.stringify(value) ?? "null";
 }
 
+const RunStateSchema = Type.Enum(Object.values(RunState));
+const OrderBy = orderByEnum(DAG_RUN_ORDER_FIELDS, "id (default), dag_id, dag_run_id, state, execution_date, logical_date, start_date, end_date or queued_at");
+const DateBound = Type.Optional(Type.String({ format: "date-time" }));
+/** Airflow's date range filters, the same in the query string (GET) and the batch body. */
+const DateFilters = {
+  execution_date_gte: DateBound,
+  execution_date_lte: DateBound,
+  start_date_gte: DateBound,
+  start_date_lte: DateBound,
+  end_date_gte: DateBound,
+  end_date_lte: DateBound,
+};
+type DateFilterValues = Partial<Record<keyof typeof DateFilters, string>>;
+
+const DagRunList = ListOf("dag_runs", DagRunSchema);
+
+const BatchBody = Type.Object(
+  {
+    order_by: Type.Optional(OrderBy),
+    page_offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+    page_limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    dag_ids: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 250 }), { maxItems: 1000, description: "Every DAG when left out." })),
+    states: Type.Optional(Type.Array(RunStateSchema, { maxItems: 10 })),
+    ...DateFilters,
+  },
+  { additionalProperties: false },
+);
+
+const StateBody = Type.Object(
+  {
+    state: Type.Enum(["failed", "success", "queued"], {
+      description:
+        "failed: cancel (running tasks fail, the rest are skipped); success: every task that did not succeed is marked success; " +
+        "queued: clear every task so the run starts over",
+    }),
+    compensate: Type.Optional(Type.Boolean({ description: 'With state "failed": undo the succeeded tasks first (saga).' })),
+  },
+  { additionalProperties: false },
+);
+
+function dateOf(field: string, value: string | undefined, where: string): Date | undefined {
+  if (value === undefined) return undefined;
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) throw new BatonError("BATON_INVALID_DATE", `${where}.${field} "${value}" is not a valid date`);
+  return date;
+}
+
+function dateRanges(v: DateFilterValues, where: string): Pick<DagRunFilter, "logicalDate" | "startDate" | "endDate"> {
+  return {
+    logicalDate: { gte: dateOf("execution_date_gte", v.execution_date_gte, where), lte: dateOf("execution_date_lte", v.execution_date_lte, where) },
+    startDate: { gte: dateOf("start_date_gte", v.start_date_gte, where), lte: dateOf("start_date_lte", v.start_date_lte, where) },
+    endDate: { gte: dateOf("end_date_gte", v.end_date_gte, where), lte: dateOf("end_date_lte", v.end_date_lte, where) },
+  };
+}
+
+function runNotFound(dagId: string, runId: string): never {
+  throw new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${runId}" of DAG "${dagId}" not found`);
+}
+
 export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, clock, onRunCreated, onTasksQueued }) => {
   const versions = new VersionCache(db.pool);
+  const shapeOf = (h: string) => versions.shape(h);
+  const current = async (dagId: string, runId: string) => dagRunJson((await getDagRun(db.pool, dagId, runId)) ?? runNotFound(dagId, runId));
+
   app.post(
     "/dags/:dag_id/dagRuns",
     {
-      schema: { params: DagParams, body: Type.Optional(TriggerBody) },
+      schema: { operationId: "post_dag_run", tags: TAGS, params: DagParams, body: Type.Optional(TriggerBody), response: { 200: DagRunSchema } },
       // A schema cannot make the whole body optional: a POST without one means `{}`.
       preValidation: async (req) => {
         if (req.body === undefined) req.body = {};
@@ -56,51 +126,114 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
         note: body.note ?? null,
       });
       if (!existing) onRunCreated?.();
-      const row = await getDagRun(db.pool, req.params.dag_id, runId);
-      return reply.status(200).send(dagRunJson(row!));
+      return reply.status(200).send(await current(req.params.dag_id, runId));
     },
   );
 
+  // "~" lists the runs of every DAG, as in Airflow.
   app.get(
     "/dags/:dag_id/dagRuns",
-    { schema: { params: DagParams, querystring: Type.Intersect([PageQuery, Type.Object({ state: Type.Optional(Type.Array(Type.String(), { maxItems: 10 })) })]) } },
+    {
+      schema: {
+        operationId: "get_dag_runs",
+        tags: TAGS,
+        params: DagParams,
+        querystring: Type.Object({
+          ...PageQuery.properties,
+          state: Type.Optional(Type.Array(RunStateSchema, { maxItems: 10, description: "Repeatable: runs in any of these states." })),
+          order_by: Type.Optional(OrderBy),
+          ...DateFilters,
+        }),
+        response: { 200: DagRunList },
+      },
+    },
     async (req) => {
-      if (req.params.dag_id !== "~" && !(await getDag(db.pool, req.params.dag_id))) {
-        throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${req.params.dag_id}" not found`);
-      }
-      const { limit = 100, offset = 0, state } = req.query;
-      const { rows, total } = await listDagRuns(db.pool, req.params.dag_id, { limit, offset, state });
+      const dagId = req.params.dag_id;
+      if (dagId !== "~" && !(await getDag(db.pool, dagId))) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${dagId}" not found`);
+      const { limit = 100, offset = 0, state, order_by } = req.query;
+      const filter: DagRunFilter = { dagIds: dagId === "~" ? undefined : [dagId], states: state, ...dateRanges(req.query, "querystring") };
+      const { rows, total } = await listDagRuns(db.pool, filter, { limit, offset, orderBy: order_by });
       return { dag_runs: rows.map(dagRunJson), total_entries: total };
     },
   );
 
-  app.patch(
-    "/dags/:dag_id/dagRuns/:dag_run_id",
+  // Airflow's batch list: the filters of GET …/dagRuns in a body, for many DAGs at once. A read,
+  // so a viewer may call it although it is a POST.
+  app.post(
+    "/dags/~/dagRuns/list",
     {
-      schema: {
-        params: RunParams,
-        body: Type.Object(
-          { state: Type.Union([Type.Literal("failed"), Type.Literal("success"), Type.Literal("queued")]), compensate: Type.Optional(Type.Boolean()) },
-          { additionalProperties: false },
-        ),
+      config: { role: "viewer" },
+      schema: { operationId: "get_dag_runs_batch", tags: TAGS, body: BatchBody, response: { 200: DagRunList } },
+      preValidation: async (req) => {
+        if (req.body === undefined) req.body = {} as Static<typeof BatchBody>;
       },
     },
     async (req) => {
-      if (req.body.state !== "failed") {
-        throw new BatonError("BATON_VALIDATION_FAILED", `body.state "${req.body.state}" is not supported yet: set "failed" to cancel a run`);
-      }
-      const { compensating } = await cancelRun(db, clock.now(), req.params.dag_id, req.params.dag_run_id, {
-        compensate: req.body.compensate === true,
-        shapeOf: (h) => versions.shape(h),
-      });
-      if (compensating) onTasksQueued?.();
-      return dagRunJson((await getDagRun(db.pool, req.params.dag_id, req.params.dag_run_id))!);
+      const { page_offset = 0, page_limit = 100, dag_ids, states, order_by } = req.body;
+      const filter: DagRunFilter = { dagIds: dag_ids, states, ...dateRanges(req.body, "body") };
+      const { rows, total } = await listDagRuns(db.pool, filter, { limit: page_limit, offset: page_offset, orderBy: order_by });
+      return { dag_runs: rows.map(dagRunJson), total_entries: total };
     },
   );
 
-  app.get("/dags/:dag_id/dagRuns/:dag_run_id", { schema: { params: RunParams } }, async (req) => {
-    const row = await getDagRun(db.pool, req.params.dag_id, req.params.dag_run_id);
-    if (!row) throw new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${req.params.dag_run_id}" of DAG "${req.params.dag_id}" not found`);
-    return dagRunJson(row);
-  });
+  app.get(
+    "/dags/:dag_id/dagRuns/:dag_run_id",
+    { schema: { operationId: "get_dag_run", tags: TAGS, params: RunParams, response: { 200: DagRunSchema } } },
+    async (req) => current(req.params.dag_id, req.params.dag_run_id),
+  );
+
+  app.patch(
+    "/dags/:dag_id/dagRuns/:dag_run_id",
+    { schema: { operationId: "update_dag_run_state", tags: TAGS, params: RunParams, body: StateBody, response: { 200: DagRunSchema } } },
+    async (req) => {
+      const { dag_id: dagId, dag_run_id: runId } = req.params;
+      const { state, compensate } = req.body;
+      if (compensate !== undefined && state !== "failed") {
+        throw new BatonError("BATON_VALIDATION_FAILED", `body.compensate only applies to state "failed", not "${state}"`);
+      }
+      const now = clock.now();
+      if (state === "failed") {
+        const { compensating } = await cancelRun(db, now, dagId, runId, { compensate: compensate === true, shapeOf });
+        if (compensating) onTasksQueued?.();
+      } else if (state === "success") {
+        await markRunSuccess(db, now, dagId, runId);
+      } else {
+        const { queued } = await requeueRun(db, now, dagId, runId, shapeOf);
+        if (queued.length > 0) onTasksQueued?.();
+      }
+      // A finished run frees room under maxActiveRuns; runs depending on the past may go on.
+      onRunCreated?.();
+      return current(dagId, runId);
+    },
+  );
+
+  app.patch(
+    "/dags/:dag_id/dagRuns/:dag_run_id/setNote",
+    {
+      schema: {
+        operationId: "set_dag_run_note",
+        tags: TAGS,
+        params: RunParams,
+        body: Type.Object({ note: Type.Union([Type.String({ maxLength: 10_000 }), Type.Null()]) }, { additionalProperties: false }),
+        response: { 200: DagRunSchema },
+      },
+    },
+    async (req) => {
+      const { dag_id: dagId, dag_run_id: runId } = req.params;
+      if (!(await setDagRunNote(db.pool, dagId, runId, req.body.note))) runNotFound(dagId, runId);
+      return current(dagId, runId);
+    },
+  );
+
+  // Deletes the run with its task instances, outputs and events (not its log files); 409
+  // BATON_TASKS_RUNNING while one of its task instances runs. See store/transitions/deleteDagRun.ts.
+  app.delete(
+    "/dags/:dag_id/dagRuns/:dag_run_id",
+    { schema: { operationId: "delete_dag_run", tags: TAGS, params: RunParams, response: { 204: Type.Null({ description: "Deleted" }) } } },
+    async (req, reply) => {
+      await deleteDagRun(db, req.params.dag_id, req.params.dag_run_id);
+      onRunCreated?.();
+      return reply.status(204).send(null);
+    },
+  );
 };

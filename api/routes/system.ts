@@ -1,42 +1,225 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "typebox";
+import type { Config } from "../../core/config.ts";
+import { formatDuration } from "../../core/durations.ts";
+import { BatonError } from "../../core/errors.ts";
+import { redactUrl } from "../../store/db.ts";
 import { latestHeartbeat, listImportErrors } from "../../store/queries/read.ts";
 import { workerLiveness } from "../../store/processes.ts";
 import type { ApiDeps } from "../context.ts";
+import { ListOf, Nullable, NullableDateTime } from "../openapi.ts";
 import { PageQuery } from "../schemas.ts";
 import { importErrorJson } from "../serializers.ts";
 import { heartbeatTimeoutOf } from "./workers.ts";
 
 const HEALTHY_WITHIN_MS = 30_000;
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+const Status = Type.Enum(["healthy", "unhealthy"]);
+const HealthSchema = Type.Object({
+  metadatabase: Type.Object({ status: Status }),
+  scheduler: Type.Object({ status: Status, latest_scheduler_heartbeat: NullableDateTime }),
+  workers: Type.Object({ status: Status, alive: Type.Integer(), latest_worker_heartbeat: NullableDateTime }),
+});
+
+const ImportErrorSchema = Type.Object({
+  import_error_id: Type.Integer(),
+  filename: Type.String(),
+  line: Nullable(Type.Integer()),
+  code: Type.String(),
+  stack_trace: Type.String(),
+  message: Type.String(),
+  timestamp: NullableDateTime,
+});
+
+const VersionSchema = Type.Object({
+  version: Type.String(),
+  git_version: Nullable(Type.String({ description: "The commit this checkout runs, when it is a git checkout." })),
+});
+
+const ConfigSchema = Type.Object({
+  sections: Type.Array(Type.Object({ name: Type.String(), options: Type.Array(Type.Object({ key: Type.String(), value: Type.String() })) })),
+});
+
+/** package.json's version, and the checked-out commit read from .git (without running git); read once. */
+function readVersion(): { version: string; git_version: string | null } {
+  let version = "unknown";
+  try {
+    version = (JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version?: string }).version ?? version;
+  } catch {
+    // keep "unknown"
+  }
+  return { version, git_version: gitCommit(path.join(ROOT, ".git")) };
+}
+
+function gitCommit(gitDir: string): string | null {
+  const sha = (text: string | undefined) => (text && /^[0-9a-f]{40}$/.test(text.trim()) ? text.trim() : null);
+  try {
+    const head = readFileSync(path.join(gitDir, "HEAD"), "utf8").trim();
+    if (!head.startsWith("ref: ")) return sha(head);
+    const ref = head.slice(5);
+    try {
+      return sha(readFileSync(path.join(gitDir, ref), "utf8"));
+    } catch {
+      const packed = readFileSync(path.join(gitDir, "packed-refs"), "utf8").split("\n");
+      return sha(packed.find((line) => line.endsWith(` ${ref}`))?.split(" ")[0]);
+    }
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * GET /config: Airflow's sections of options. Only the settings listed here are shown — an
+ * allowlist, so a secret added to Config later (like BATON_ADMIN_TOKEN) is never shown by
+ * accident; the database URL is shown without its password. Each key is the environment
+ * variable without BATON_, lower case (dags_folder ← BATON_DAGS_FOLDER).
+ */
+export function configSections(config: Partial<Config>, databaseUrl: string): { name: string; options: { key: string; value: string }[] }[] {
+  const ms = (v: number | undefined) => (v === undefined ? undefined : formatDuration(v));
+  const text = (v: unknown) => (v === undefined ? undefined : String(v));
+  const rate = config.apiRateLimit;
+  const sections: [string, [string, string | undefined][]][] = [
+    [
+      "core",
+      [
+        ["dags_folder", config.dagsFolder],
+        ["dags_paused_at_creation", text(config.dagsPausedAtCreation)],
+        ["dag_parse_timeout", ms(config.dagParseTimeoutMs)],
+        ["dag_rescan_interval", ms(config.dagRescanIntervalMs)],
+        ["xcom_max_bytes", text(config.xcomMaxBytes)],
+        ["cache_folder", config.cacheFolder],
+      ],
+    ],
+    ["database", [["database_url", redactUrl(databaseUrl)]]],
+    [
+      "api",
+      [
+        ["host", config.host],
+        ["port", text(config.port)],
+        ["auth", config.auth],
+        ["api_rate_limit", rate ? (rate.max > 0 ? `${rate.max}/${formatDuration(rate.windowMs)}` : "off") : undefined],
+        ["api_body_limit", text(config.apiBodyLimitBytes)],
+        ["api_request_timeout", ms(config.apiRequestTimeoutMs)],
+        ["cors_origins", config.corsOrigins?.join(",")],
+      ],
+    ],
+    [
+      "scheduler",
+      [
+        ["scheduler_interval", ms(config.schedulerIntervalMs)],
+        ["task_heartbeat_timeout", ms(config.taskHeartbeatTimeoutMs)],
+        ["backfill_max_runs", text(config.backfillMaxRuns)],
+      ],
+    ],
+    [
+      "worker",
+      [
+        ["workers", text(config.workers)],
+        ["task_kill_grace", ms(config.taskKillGraceMs)],
+        ["shutdown_grace", ms(config.shutdownGraceMs)],
+      ],
+    ],
+    [
+      "logging",
+      [
+        ["log_level", config.logLevel],
+        ["log_format", config.logFormat],
+        ["logs_folder", config.logsFolder],
+      ],
+    ],
+  ];
+  return sections.map(([name, options]) => ({
+    name,
+    options: options.filter((o): o is [string, string] => o[1] !== undefined).map(([key, value]) => ({ key, value })),
+  }));
+}
 
 export const systemRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) => {
   const { db, clock } = deps;
-  app.get("/health", async (_req, reply) => {
-    let metadatabase = "healthy";
-    let schedulerBeat: Date | null = null;
-    let workers: { alive: number; latest: Date | null } = { alive: 0, latest: null };
-    try {
-      schedulerBeat = await latestHeartbeat(db.pool, "scheduler");
-      workers = await workerLiveness(db.pool, new Date(clock.now().getTime() - heartbeatTimeoutOf(deps)));
-    } catch {
-      metadatabase = "unhealthy";
-    }
-    const schedulerHealthy = !!schedulerBeat && clock.now().getTime() - new Date(schedulerBeat).getTime() < HEALTHY_WITHIN_MS;
-    const body = {
-      metadatabase: { status: metadatabase },
-      scheduler: { status: schedulerHealthy ? "healthy" : "unhealthy", latest_scheduler_heartbeat: schedulerBeat ? new Date(schedulerBeat).toISOString() : null },
-      // Workers heartbeating within the zombie timeout; GET /api/v1/workers lists them.
-      workers: {
-        status: workers.alive > 0 ? "healthy" : "unhealthy",
-        alive: workers.alive,
-        latest_worker_heartbeat: workers.latest ? new Date(workers.latest).toISOString() : null,
-      },
-    };
-    return reply.status(metadatabase === "healthy" ? 200 : 503).send(body);
-  });
+  const version = readVersion();
 
-  app.get("/importErrors", { schema: { querystring: PageQuery } }, async (req) => {
-    const { limit = 100, offset = 0 } = req.query;
-    const { rows, total } = await listImportErrors(db.pool, { limit, offset });
-    return { import_errors: rows.map(importErrorJson), total_entries: total };
-  });
+  app.get(
+    "/health",
+    {
+      config: { role: "public" },
+      // 503 answers the same body (not problem JSON): a load balancer reads why.
+      schema: { operationId: "get_health", tags: ["Monitoring"], response: { 200: HealthSchema, 503: HealthSchema } },
+    },
+    async (_req, reply) => {
+      let metadatabase: "healthy" | "unhealthy" = "healthy";
+      let schedulerBeat: Date | null = null;
+      let workers: { alive: number; latest: Date | null } = { alive: 0, latest: null };
+      try {
+        schedulerBeat = await latestHeartbeat(db.pool, "scheduler");
+        workers = await workerLiveness(db.pool, new Date(clock.now().getTime() - heartbeatTimeoutOf(deps)));
+      } catch {
+        metadatabase = "unhealthy";
+      }
+      const schedulerHealthy = !!schedulerBeat && clock.now().getTime() - new Date(schedulerBeat).getTime() < HEALTHY_WITHIN_MS;
+      const body = {
+        metadatabase: { status: metadatabase },
+        scheduler: {
+          status: schedulerHealthy ? ("healthy" as const) : ("unhealthy" as const),
+          latest_scheduler_heartbeat: schedulerBeat ? new Date(schedulerBeat).toISOString() : null,
+        },
+        // Workers heartbeating within the zombie timeout; GET /api/v1/workers lists them.
+        workers: {
+          status: workers.alive > 0 ? ("healthy" as const) : ("unhealthy" as const),
+          alive: workers.alive,
+          latest_worker_heartbeat: workers.latest ? new Date(workers.latest).toISOString() : null,
+        },
+      };
+      return reply.status(metadatabase === "healthy" ? 200 : 503).send(body);
+    },
+  );
+
+  app.get(
+    "/version",
+    { config: { role: "public" }, schema: { operationId: "get_version", tags: ["Monitoring"], response: { 200: VersionSchema } } },
+    async () => version,
+  );
+
+  app.get(
+    "/config",
+    {
+      config: { role: "admin" },
+      schema: {
+        operationId: "get_config",
+        tags: ["Config"],
+        querystring: Type.Object({ section: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: "Only this section." })) }),
+        response: { 200: ConfigSchema },
+      },
+    },
+    async (req) => {
+      const sections = configSections(deps.config as Partial<Config>, db.url);
+      const { section } = req.query;
+      if (section === undefined) return { sections };
+      const only = sections.filter((s) => s.name === section);
+      if (only.length === 0) {
+        throw new BatonError("BATON_VALIDATION_FAILED", `querystring.section "${section}" is not one of ${sections.map((s) => s.name).join(", ")}`);
+      }
+      return { sections: only };
+    },
+  );
+
+  app.get(
+    "/importErrors",
+    {
+      schema: {
+        operationId: "get_import_errors",
+        tags: ["ImportError"],
+        querystring: PageQuery,
+        response: { 200: ListOf("import_errors", ImportErrorSchema) },
+      },
+    },
+    async (req) => {
+      const { limit = 100, offset = 0 } = req.query;
+      const { rows, total } = await listImportErrors(db.pool, { limit, offset });
+      return { import_errors: rows.map(importErrorJson), total_entries: total };
+    },
+  );
 };

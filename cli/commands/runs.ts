@@ -1,0 +1,64 @@
+import type { Command } from "commander";
+import { printObject, printRows } from "../output.ts";
+import { integerArg, listArg, withApi } from "./common.ts";
+
+const enc = encodeURIComponent;
+
+function runPath(dagId: string, runId?: string): string {
+  return `/dags/${enc(dagId)}/dagRuns${runId === undefined ? "" : `/${enc(runId)}`}`;
+}
+
+const RUN_COLUMNS = ["dag_run_id", "state", "run_type", "logical_date", "start_date", "end_date"];
+
+/** `baton runs …`: list, show and cancel DAG runs through the REST API (so `--api-url` works too). */
+export function registerRunsCommands(program: Command): void {
+  const runs = program.command("runs").description("list, show and cancel DAG runs");
+
+  runs
+    .command("list <dag_id>")
+    .description("a DAG's runs, newest first ('~' for every DAG)")
+    .option("-s, --state <states>", "comma-separated run states: queued, running, success, failed", listArg)
+    .option("--limit <n>", "at most this many (default 100)", integerArg)
+    .option("--order-by <field>", "id, dag_run_id, state, execution_date, start_date, end_date, ...; prefix - for descending (default -id)")
+    .action(async function (this: Command, dagId: string, opts: { state?: string[]; limit?: number; orderBy?: string }) {
+      await withApi(this, async (client, { output }) => {
+        const page = await client.call<{ dag_runs: Record<string, unknown>[] }>("GET", runPath(dagId), {
+          query: { state: opts.state, limit: opts.limit ?? 100, order_by: opts.orderBy ?? "-id" },
+        });
+        printRows(page.dag_runs, dagId === "~" ? ["dag_id", ...RUN_COLUMNS] : RUN_COLUMNS, output);
+      });
+    });
+
+  runs
+    .command("show <dag_id> <run_id>")
+    .description("a run and the states of its task instances")
+    .action(async function (this: Command, dagId: string, runId: string) {
+      await withApi(this, async (client, { output }) => {
+        const run = await client.call<Record<string, unknown>>("GET", runPath(dagId, runId));
+        const { task_instances } = await client.call<{ task_instances: Record<string, unknown>[] }>("GET", `${runPath(dagId, runId)}/taskInstances`, {
+          query: { limit: 1000 },
+        });
+        if (output === "json") return printObject({ ...run, task_instances }, "json");
+        printObject(run);
+        process.stdout.write("\n");
+        printRows(
+          task_instances.map((t) => ({ ...t, state: t.state ?? "none" })),
+          ["task_id", "state", "try_number", "start_date", "end_date", "duration"],
+        );
+      });
+    });
+
+  runs
+    .command("cancel <dag_id> <run_id>")
+    .description("end a queued or running run as failed: running tasks are aborted, the rest skipped")
+    .option("--compensate", "first undo the tasks that succeeded (their compensate functions, in reverse order)")
+    .action(async function (this: Command, dagId: string, runId: string, opts: { compensate?: boolean }) {
+      await withApi(this, async (client, { output }) => {
+        const body = { state: "failed", ...(opts.compensate ? { compensate: true } : {}) };
+        const run = await client.call<{ state: string; compensation: string | null }>("PATCH", runPath(dagId, runId), { body });
+        if (output === "json") return printObject(run, "json");
+        const compensating = run.compensation === "running" ? " (compensating the tasks that succeeded)" : "";
+        process.stdout.write(`cancelled run ${runId} of ${dagId}: ${run.state}${compensating}\n`);
+      });
+    });
+}

@@ -1,0 +1,65 @@
+// markRunSuccess — PATCH …/dagRuns/{id} state=success (Airflow's set_dag_run_state_to_success):
+// the run and every task instance of it that did not succeed become `success`, in one transaction.
+// Tasks not finished (none, scheduled, queued, running, up_for_retry, up_for_reschedule, deferred)
+// and those that failed or were upstream_failed are marked; `skipped` and `removed` stay (a branch
+// decided them). A queued run (no task instances yet) just ends `success`.
+// locks: the run's task_instance rows to mark (ix_ti_run_state), then the dag_run row (PK), then
+//   pool rows in name order — the order endRuns, settle and finishTries lock in.
+// fence: a `running` try becomes `success` here: its worker's heartbeat finds the claim gone and
+//   aborts ctx.signal, and its result is discarded by finishTries as fenced (state no longer
+//   `running`); its pool slots are released here.
+// outcomes: the state before and how many task instances were marked; BATON_DAG_RUN_NOT_FOUND.
+import { BatonError } from "../../core/errors.ts";
+import { RunState, TaskState } from "../../core/states.ts";
+import { inList, type Db, type RowDataPacket } from "../db.ts";
+import { occupancyStatements } from "../pools.ts";
+
+const TO_MARK = [
+  TaskState.None,
+  TaskState.Scheduled,
+  TaskState.Queued,
+  TaskState.Running,
+  TaskState.UpForRetry,
+  TaskState.UpForReschedule,
+  TaskState.Deferred,
+  TaskState.Failed,
+  TaskState.UpstreamFailed,
+];
+
+export async function markRunSuccess(db: Db, now: Date, dagId: string, runId: string): Promise<{ previousState: string; tasksMarked: number }> {
+  const notFound = () => new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${runId}" of DAG "${dagId}" not found`);
+  const [found] = await db.pool.query<RowDataPacket[]>("SELECT id FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+  if (!found[0]) throw notFound();
+  const id = Number(found[0].id);
+  return db.tx(async (tx) => {
+    const [tis] = await tx.query<RowDataPacket[]>(
+      `SELECT id, state, pool, pool_slots FROM task_instance WHERE dag_run_id = ? AND state IN (${inList(TO_MARK)}) ORDER BY dag_run_id, state, id FOR UPDATE`,
+      [id, ...TO_MARK],
+    );
+    const [[run]] = await tx.query<RowDataPacket[]>("SELECT state, compensation FROM dag_run WHERE id = ? FOR UPDATE", [id]);
+    if (!run) throw notFound();
+    if (tis.length > 0) {
+      const ids = tis.map((t) => Number(t.id));
+      await tx.query(
+        // Assignments run left to right: duration reads end_date and start_date before they change.
+        // Tasks that had ended (failed, upstream_failed) keep their times.
+        `UPDATE task_instance SET state = 'success',
+                duration = IF(end_date IS NULL, TIMESTAMPDIFF(MICROSECOND, COALESCE(start_date, ?), ?) / 1e6, duration),
+                end_date = COALESCE(end_date, ?), start_date = COALESCE(start_date, ?),
+                heartbeat_at = NULL, next_retry_at = NULL, next_check_at = NULL
+          WHERE id IN (${inList(ids)})`,
+        [now, now, now, now, ...ids],
+      );
+    }
+    await tx.query(
+      `UPDATE dag_run SET state = ?, start_date = COALESCE(start_date, ?), end_date = ?, unfinished_tasks = 0,
+              compensation = IF(compensation = 'running', NULL, compensation)
+        WHERE id = ?`,
+      [RunState.Success, run.state === RunState.Queued ? null : now, now, id],
+    );
+    const freed = new Map<string, number>();
+    for (const t of tis) if (t.state === TaskState.Running) freed.set(t.pool, (freed.get(t.pool) ?? 0) - Number(t.pool_slots));
+    for (const s of occupancyStatements(freed)) await tx.query(s.sql, s.params);
+    return { previousState: run.state as string, tasksMarked: tis.length };
+  });
+}

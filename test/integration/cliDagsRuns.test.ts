@@ -1,0 +1,136 @@
+// `baton dags …` and `baton runs …` end to end: real processes talking to the API in-process on
+// a fresh database, in table and JSON output. Each invocation is a process start, so they are few
+// and the independent ones run side by side.
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { RowDataPacket } from "../../store/db.ts";
+import { Harness, dagSource } from "../helpers/harness.ts";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const BIN = path.join(ROOT, "bin/baton.js");
+
+const DAGS = dagSource(`
+export const a = dag({ id: "cli_dags_a", tags: ["etl"], description: "the A pipeline" }, (t) => {
+  const extract = t.task("extract", async () => 1);
+  t.task("load", { upstream: [extract], retries: 3 }, async () => 2);
+});
+export const b = dag({ id: "cli_dags_b", tags: ["ops"] }, (t) => { t.task("x", async () => 1); });
+export const doomed = dag({ id: "cli_dags_doomed" }, (t) => { t.task("x", async () => 1); });
+`);
+
+interface Finished {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node bin/baton.js ...args` with only the given BATON_* variables; kills it after the deadline. */
+function baton(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<Finished> {
+  const clean: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("BATON_") && k !== "NODE_OPTIONS") clean[k] = v;
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...clean, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const out = { stdout: "", stderr: "" };
+  child.stdout.setEncoding("utf8").on("data", (d: string) => (out.stdout += d));
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (out.stderr += d));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`baton ${args.join(" ")} did not exit within ${timeoutMs} ms\n${out.stdout}\n${out.stderr}`));
+    }, timeoutMs);
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, ...out });
+    });
+  });
+}
+
+describe("baton dags / runs", () => {
+  const h = new Harness({ worker: false });
+  let env: Record<string, string>;
+  const count = async (sql: string, params: unknown[]) => {
+    const [[row]] = await h.db.pool.query<RowDataPacket[]>(sql, params);
+    return Number(row!.n);
+  };
+
+  beforeAll(async () => {
+    await h.start({ "cli.ts": DAGS });
+    // Parsed, but no scheduler or worker: runs stay queued, so what the commands print is fixed.
+    await h.processor.scan();
+    env = { BATON_DATABASE_URL: h.db.url, BATON_LOGS_FOLDER: h.logsFolder, BATON_CACHE_FOLDER: h.cacheFolder, BATON_LOG_LEVEL: "warn" };
+  }, 60_000);
+  afterAll(() => h.stop());
+
+  it("lists and shows DAGs as tables and as JSON; an unknown DAG is one line with its code", async () => {
+    const [table, json, show, unknown] = await Promise.all([
+      baton(["dags", "list"], env),
+      baton(["dags", "list", "--json", "--tags", "etl,nope"], env),
+      baton(["dags", "show", "cli_dags_a"], env),
+      baton(["dags", "show", "cli_nope"], env),
+    ]);
+    expect({ code: table.code, stderr: table.stderr }).toEqual({ code: 0, stderr: "" });
+    const lines = table.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^dag_id\s+paused\s+schedule\s+next_dagrun\s+tags\s+fileloc$/);
+    expect(lines.slice(1).map((l) => l.split(/\s+/)[0])).toEqual(["cli_dags_a", "cli_dags_b", "cli_dags_doomed"]);
+    expect(lines[1]).toMatch(/^cli_dags_a\s+no\s+etl\s+/);
+
+    expect(json.code).toBe(0);
+    const dags = JSON.parse(json.stdout) as { dag_id: string; is_paused: boolean; tags: { name: string }[] }[];
+    expect(dags.map((d) => [d.dag_id, d.is_paused, d.tags])).toEqual([["cli_dags_a", false, [{ name: "etl" }]]]);
+
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(/^dag_id\s+cli_dags_a$/m);
+    expect(show.stdout).toMatch(/^description\s+the A pipeline$/m);
+    expect(show.stdout).toMatch(/^task_id\s+operator_name\s+trigger_rule\s+retries\s+pool\s+priority_weight\s+downstream$/m);
+    expect(show.stdout).toMatch(/^extract\s+task\s+all_success\s+0\s+default_pool\s+\d+\s+load$/m);
+    expect(show.stdout).toMatch(/^load\s+task\s+all_success\s+3\s+default_pool\s+\d+$/m);
+
+    expect(unknown.code).toBe(1);
+    expect(unknown.stdout).toBe("");
+    expect(unknown.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^baton: BATON_DAG_NOT_FOUND: .*cli_nope/)]);
+  }, 120_000);
+
+  it("pauses, triggers, lists, shows and cancels runs; deletes a DAG only with --yes", async () => {
+    const runsChain = async () => {
+      const pause = await baton(["dags", "pause", "cli_dags_a"], env);
+      expect({ code: pause.code, stdout: pause.stdout }).toEqual({ code: 0, stdout: "paused DAG cli_dags_a\n" });
+      expect(await count("SELECT is_paused AS n FROM dag WHERE dag_id = 'cli_dags_a'", [])).toBe(1);
+
+      const trigger = await baton(
+        ["-o", "json", "dags", "trigger", "cli_dags_a", "--run-id", "r1", "--conf", '{"rows": 3}', "--logical-date", "2026-01-02T00:00:00+01:00"],
+        env,
+      );
+      expect(trigger.code).toBe(0);
+      expect(JSON.parse(trigger.stdout)).toMatchObject({ dag_id: "cli_dags_a", dag_run_id: "r1", state: "queued", conf: { rows: 3 }, logical_date: "2026-01-01T23:00:00.000Z" });
+
+      const [list, badTrigger] = await Promise.all([
+        baton(["runs", "list", "cli_dags_a"], env),
+        baton(["dags", "trigger", "cli_dags_a", "--logical-date", "someday"], env),
+      ]);
+      expect(list.code).toBe(0);
+      expect(list.stdout).toMatch(/^dag_run_id\s+state\s+run_type\s+logical_date\s+start_date\s+end_date$/m);
+      expect(list.stdout).toMatch(/^r1\s+queued\s+manual\s+2026-01-01T23:00:00.000Z$/m);
+      expect(badTrigger.code).toBe(1);
+      expect(badTrigger.stderr).toMatch(/BATON_INVALID_DATE: --logical-date "someday"/);
+
+      const cancel = await baton(["runs", "cancel", "cli_dags_a", "r1"], env);
+      expect({ code: cancel.code, stdout: cancel.stdout }).toEqual({ code: 0, stdout: "cancelled run r1 of cli_dags_a: failed\n" });
+      const show = await baton(["-o", "json", "runs", "show", "cli_dags_a", "r1"], env);
+      expect(show.code).toBe(0);
+      expect(JSON.parse(show.stdout)).toMatchObject({ dag_run_id: "r1", state: "failed", task_instances: [] });
+    };
+    const deleteChain = async () => {
+      await h.app.inject({ method: "POST", url: "/api/v1/dags/cli_dags_doomed/dagRuns", payload: { dag_run_id: "d1" } });
+      const refused = await baton(["dags", "delete", "cli_dags_doomed"], env);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain("pass --yes");
+      expect(await count("SELECT COUNT(*) AS n FROM dag_run WHERE dag_id = 'cli_dags_doomed'", [])).toBe(1);
+      const deleted = await baton(["dags", "delete", "cli_dags_doomed", "--yes"], env);
+      expect({ code: deleted.code, stdout: deleted.stdout, stderr: deleted.stderr }).toEqual({ code: 0, stdout: "deleted DAG cli_dags_doomed\n", stderr: "" });
+      expect(await count("SELECT COUNT(*) AS n FROM dag WHERE dag_id = 'cli_dags_doomed'", [])).toBe(0);
+      expect(await count("SELECT COUNT(*) AS n FROM dag_run WHERE dag_id = 'cli_dags_doomed'", [])).toBe(0);
+    };
+    await Promise.all([runsChain(), deleteChain()]);
+    expect(await count("SELECT COUNT(*) AS n FROM dag WHERE dag_id IN ('cli_dags_a', 'cli_dags_b')", [])).toBe(2);
+  }, 180_000);
+});
