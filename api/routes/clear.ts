@@ -1,85 +1,152 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { BatonError } from "../../core/errors.ts";
-import { clearTasks } from "../../store/transitions/clearTasks.ts";
+import { TaskState } from "../../core/states.ts";
+import { clearStateFilter } from "../../scheduler/clearSelection.ts";
+import { getDag, listStartedRunsInRange } from "../../store/queries/read.ts";
+import { clearTasks, type ClearResult } from "../../store/transitions/clearTasks.ts";
 import { isoOrNull } from "../../store/rows.ts";
 import { VersionCache } from "../../store/versions.ts";
 import type { ApiDeps } from "../context.ts";
+import { NullableDateTime, Nullable } from "../openapi.ts";
 import { DagParams } from "../schemas.ts";
 
 const Id = Type.String({ minLength: 1, maxLength: 250 });
+/** A clear across runs (a date range, include_past / include_future) touches at most this many runs. */
+export const MAX_CLEAR_RUNS = 1000;
 
 /**
  * Airflow v1's ClearTaskInstances body, with Airflow's defaults (dry_run and only_failed
- * default to true). Baton clears within one run, so dag_run_id is required; the cross-run
- * fields (start_date, end_date, include_past/future) and subdag fields are not accepted, except
- * the include_* flags as `false`, which Airflow clients often send.
+ * default to true). The runs: dag_run_id alone is that run; with include_past / include_future
+ * also the DAG's runs with an earlier / later logical date; without dag_run_id, the runs whose
+ * logical date is within [start_date, end_date] (each end open when absent). Subdags do not
+ * exist in Baton, so include_subdags / include_parentdag are accepted and ignored.
  */
 export const ClearTaskInstancesBody = Type.Object(
   {
-    dag_run_id: Id,
+    dag_run_id: Type.Optional(Id),
     task_ids: Type.Optional(Type.Array(Id, { maxItems: 10_000 })),
+    start_date: Type.Optional(Type.String({ format: "date-time", description: "earliest logical date, without dag_run_id" })),
+    end_date: Type.Optional(Type.String({ format: "date-time", description: "latest logical date, without dag_run_id" })),
     dry_run: Type.Optional(Type.Boolean({ default: true })),
     only_failed: Type.Optional(Type.Boolean({ description: "default true, or false when only_running is true" })),
     only_running: Type.Optional(Type.Boolean({ default: false })),
     include_upstream: Type.Optional(Type.Boolean({ default: false })),
     include_downstream: Type.Optional(Type.Boolean({ default: false })),
-    reset_dag_runs: Type.Optional(Type.Boolean({ default: true })),
-    include_subdags: Type.Optional(Type.Boolean()),
-    include_parentdag: Type.Optional(Type.Boolean()),
-    include_past: Type.Optional(Type.Boolean()),
-    include_future: Type.Optional(Type.Boolean()),
+    include_past: Type.Optional(Type.Boolean({ default: false })),
+    include_future: Type.Optional(Type.Boolean({ default: false })),
+    reset_dag_runs: Type.Optional(Type.Boolean({ default: true, description: "must be true: a run with cleared tasks always goes back to running" })),
+    include_subdags: Type.Optional(Type.Boolean({ description: "ignored (no subdags in Baton)" })),
+    include_parentdag: Type.Optional(Type.Boolean({ description: "ignored (no subdags in Baton)" })),
     /** Baton: re-run with the DAG's latest version (same tasks and edges) instead of the run's own. */
     use_latest_version: Type.Optional(Type.Boolean({ default: false })),
   },
   { additionalProperties: false },
 );
 
-const UNSUPPORTED_FLAGS = ["include_subdags", "include_parentdag", "include_past", "include_future"] as const;
+const ClearedReference = Type.Object(
+  {
+    task_id: Type.String(),
+    dag_id: Type.String(),
+    dag_run_id: Type.String(),
+    map_index: Type.Integer(),
+    execution_date: NullableDateTime,
+    state: Nullable(Type.String({ description: "the state it was (or on a dry run would be) cleared from; null for none" })),
+  },
+  { additionalProperties: false },
+);
 
 export const clearRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, clock, onTasksQueued, onRunCreated }) => {
   const versions = new VersionCache(db.pool);
+  const shapeOf = (hash: string) => versions.shape(hash);
 
-  app.post("/dags/:dag_id/clearTaskInstances", { schema: { params: DagParams, body: ClearTaskInstancesBody } }, async (req) => {
-    const body = req.body;
-    for (const flag of UNSUPPORTED_FLAGS) {
-      if (body[flag]) throw new BatonError("BATON_VALIDATION_FAILED", `body.${flag} is not supported: Baton clears task instances of one run (dag_run_id)`);
-    }
-    if (body.reset_dag_runs === false) {
-      throw new BatonError("BATON_VALIDATION_FAILED", "body.reset_dag_runs must be true: a run with cleared tasks always goes back to running");
-    }
-    const dryRun = body.dry_run ?? true;
-    const onlyRunning = body.only_running ?? false;
-    const result = await clearTasks(
-      db,
-      clock.now(),
-      {
-        dagId: req.params.dag_id,
-        runId: body.dag_run_id,
-        taskIds: body.task_ids,
+  app.post(
+    "/dags/:dag_id/clearTaskInstances",
+    {
+      schema: {
+        operationId: "post_clear_task_instances",
+        tags: ["DAG"],
+        description:
+          "Clears task instances so they run again (Airflow's clear); their runs go back to running. dry_run (default true) " +
+          "only lists them. Give dag_run_id (with include_past / include_future for earlier / later runs) or a " +
+          "start_date / end_date range of logical dates.",
+        params: DagParams,
+        body: ClearTaskInstancesBody,
+        response: {
+          200: Type.Object({ task_instances: Type.Array(ClearedReference), total_entries: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+        },
+      },
+    },
+    async (req) => {
+      const body = req.body;
+      const dagId = req.params.dag_id;
+      if (body.reset_dag_runs === false) {
+        throw new BatonError("BATON_VALIDATION_FAILED", "body.reset_dag_runs must be true: a run with cleared tasks always goes back to running");
+      }
+      if (body.dag_run_id !== undefined && (body.start_date !== undefined || body.end_date !== undefined)) {
+        throw new BatonError("BATON_VALIDATION_FAILED", "body.start_date and body.end_date select runs by date: give them or body.dag_run_id, not both");
+      }
+      const startDate = body.start_date === undefined ? undefined : new Date(body.start_date);
+      const endDate = body.end_date === undefined ? undefined : new Date(body.end_date);
+      if (startDate && endDate && startDate > endDate) throw new BatonError("BATON_VALIDATION_FAILED", "body.start_date is after body.end_date");
+      const dryRun = body.dry_run ?? true;
+      const onlyRunning = body.only_running ?? false;
+      // Airflow's default is only_failed = true, which would make only_running alone select nothing.
+      const onlyFailed = body.only_failed ?? !onlyRunning;
+      const request = {
+        dagId,
         includeUpstream: body.include_upstream ?? false,
         includeDownstream: body.include_downstream ?? false,
-        // Airflow's default is only_failed = true, which would make only_running alone select nothing.
-        onlyFailed: body.only_failed ?? !onlyRunning,
+        onlyFailed,
         onlyRunning,
         dryRun,
         useLatestVersion: body.use_latest_version ?? false,
-      },
-      (hash) => versions.shape(hash),
-    );
-    if (!dryRun && result.cleared.length > 0) (onTasksQueued ?? onRunCreated)?.();
-    const executionDate = isoOrNull(result.logicalDate);
-    return {
-      task_instances: result.cleared.map((c) => ({
-        task_id: c.taskId,
-        dag_id: result.dagId,
-        dag_run_id: result.runId,
-        map_index: c.mapIndex,
-        execution_date: executionDate,
-        // The state the task instance was (or, on a dry run, would be) cleared from; Airflow's null for none.
-        state: c.previousState === "none" ? null : c.previousState,
-      })),
-      total_entries: result.cleared.length,
-    };
-  });
+      };
+      if (!body.task_ids?.length && !onlyFailed && !onlyRunning) {
+        throw new BatonError("BATON_VALIDATION_FAILED", "task_ids is required unless only_failed or only_running is set");
+      }
+
+      const results: ClearResult[] = [];
+      const acrossRuns = body.dag_run_id === undefined || body.include_past || body.include_future;
+      if (body.dag_run_id !== undefined) {
+        // The named run first: unknown DAG, run or task ids are 404s here.
+        results.push(await clearTasks(db, clock.now(), { ...request, runId: body.dag_run_id, taskIds: body.task_ids }, shapeOf));
+      } else if (!(await getDag(db.pool, dagId))) {
+        throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${dagId}" not found`);
+      }
+      if (acrossRuns) {
+        let range: { gte?: Date; lte?: Date } = { gte: startDate, lte: endDate };
+        if (body.dag_run_id !== undefined) {
+          const at = results[0]!.logicalDate;
+          range = at ? { gte: body.include_past ? undefined : at, lte: body.include_future ? undefined : at } : { gte: new Date(8.64e15) };
+        }
+        const states = onlyFailed || onlyRunning ? Object.values(TaskState).filter(clearStateFilter(onlyFailed, onlyRunning)) : undefined;
+        const runs = await listStartedRunsInRange(db.pool, dagId, range, states, MAX_CLEAR_RUNS + 1);
+        if (runs.length > MAX_CLEAR_RUNS) {
+          throw new BatonError("BATON_VALIDATION_FAILED", `the clear would touch more than ${MAX_CLEAR_RUNS} runs; narrow start_date / end_date`);
+        }
+        for (const run of runs) {
+          if (results.some((r) => r.dagRunId === Number(run.id))) continue;
+          // Another version may lack some of the tasks: clear the ones it has.
+          const shape = await shapeOf(run.version_hash);
+          const taskIds = body.task_ids?.filter((id) => shape.byId.has(id));
+          if (body.task_ids?.length && !taskIds?.length) continue;
+          results.push(await clearTasks(db, clock.now(), { ...request, runId: run.run_id, taskIds }, shapeOf));
+        }
+      }
+      if (!dryRun && results.some((r) => r.cleared.length > 0)) (onTasksQueued ?? onRunCreated)?.();
+      const taskInstances = results.flatMap((result) =>
+        result.cleared.map((c) => ({
+          task_id: c.taskId,
+          dag_id: result.dagId,
+          dag_run_id: result.runId,
+          map_index: c.mapIndex,
+          execution_date: isoOrNull(result.logicalDate),
+          // The state the task instance was (or, on a dry run, would be) cleared from; Airflow's null for none.
+          state: c.previousState === "none" ? null : c.previousState,
+        })),
+      );
+      return { task_instances: taskInstances, total_entries: taskInstances.length };
+    },
+  );
 };

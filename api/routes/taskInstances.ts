@@ -1,19 +1,134 @@
-import { readFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
+import path from "node:path";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { Type } from "typebox";
+import { Type, type Static } from "typebox";
 import { BatonError } from "../../core/errors.ts";
 import { taskLogPath } from "../../core/logPaths.ts";
+import { TaskState, isTerminalTaskState } from "../../core/states.ts";
 import type { Queryable } from "../../store/db.ts";
-import { getDagRun, getTaskInstance, getXcom, listTaskInstances, listTaskReschedules } from "../../store/queries/read.ts";
+import {
+  getDag,
+  getDagRun,
+  getTaskInstance,
+  getXcom,
+  listTaskInstancesWhere,
+  listTaskReschedules,
+  listXcomEntries,
+  type TaskInstanceFilter,
+} from "../../store/queries/read.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
+import { MARKABLE_STATES, setTaskState, type ChangedTask } from "../../store/transitions/setTaskState.ts";
+import { VersionCache } from "../../store/versions.ts";
 import type { ApiDeps } from "../context.ts";
-import { PageQuery, RunParams, TaskParams } from "../schemas.ts";
+import { FreeObject, ListOf, Nullable, NullableDateTime } from "../openapi.ts";
+import { DagParams, PageQuery, RunParams, TaskParams } from "../schemas.ts";
 import { taskInstanceJson } from "../serializers.ts";
+
+const TAGS = ["TaskInstance"];
+const XCOM_TAGS = ["XCom"];
+/** Airflow's wildcard: `~` as dag_id, dag_run_id (or task_id for XComs) means every one. */
+const ALL = "~";
+/** A log read without full_content returns at most this many bytes, and a token for the rest. */
+export const LOG_CHUNK_BYTES = 64 * 1024;
+
+const Id = Type.String({ minLength: 1, maxLength: 250 });
+const StateName = Type.Union(Object.values(TaskState).map((s) => Type.Literal(s)));
+const DateQuery = Type.String({ format: "date-time" });
+const Duration = Type.Number({ minimum: 0, maximum: 1e12 });
+const NewState = Type.Union(MARKABLE_STATES.map((s) => Type.Literal(s)));
+
+/** Airflow's TaskInstance, as taskInstanceJson writes it. */
+export const TaskInstanceSchema = Type.Object(
+  {
+    task_id: Type.String(),
+    dag_id: Type.String(),
+    dag_run_id: Type.String(),
+    map_index: Type.Integer(),
+    execution_date: NullableDateTime,
+    logical_date: NullableDateTime,
+    state: Nullable(Type.String({ description: "null for Airflow's none (created, not yet scheduled)" })),
+    try_number: Type.Integer(),
+    max_tries: Type.Integer(),
+    start_date: NullableDateTime,
+    end_date: NullableDateTime,
+    duration: Nullable(Type.Number({ description: "seconds" })),
+    hostname: Type.String(),
+    pid: Nullable(Type.Integer()),
+    pool: Type.String(),
+    pool_slots: Type.Integer(),
+    queue: Type.String(),
+    priority_weight: Type.Integer(),
+    trigger_rule: Type.String(),
+    queued_when: NullableDateTime,
+    next_retry_at: NullableDateTime,
+    error: Nullable(FreeObject),
+  },
+  { additionalProperties: false },
+);
+
+/** Airflow's TaskInstanceReference. */
+export const TaskInstanceReference = Type.Object(
+  { task_id: Type.String(), dag_id: Type.String(), dag_run_id: Type.String(), execution_date: NullableDateTime },
+  { additionalProperties: false },
+);
+
+/** Airflow's filters of GET …/taskInstances (state, pool and queue repeat). */
+const FilterQuery = Type.Object({
+  state: Type.Optional(Type.Array(StateName, { maxItems: 20 })),
+  pool: Type.Optional(Type.Array(Type.String({ maxLength: 256 }), { maxItems: 100 })),
+  queue: Type.Optional(Type.Array(Type.String({ maxLength: 256 }), { maxItems: 100 })),
+  execution_date_gte: Type.Optional(DateQuery),
+  execution_date_lte: Type.Optional(DateQuery),
+  start_date_gte: Type.Optional(DateQuery),
+  start_date_lte: Type.Optional(DateQuery),
+  end_date_gte: Type.Optional(DateQuery),
+  end_date_lte: Type.Optional(DateQuery),
+  duration_gte: Type.Optional(Duration),
+  duration_lte: Type.Optional(Duration),
+});
+const ListQuery = Type.Object({ ...PageQuery.properties, ...FilterQuery.properties });
+
+/** Airflow's ListTaskInstanceForm (POST /dags/~/dagRuns/~/taskInstances/list). */
+const BatchBody = Type.Object(
+  {
+    dag_ids: Type.Optional(Type.Array(Id, { maxItems: 1000 })),
+    dag_run_ids: Type.Optional(Type.Array(Id, { maxItems: 1000 })),
+    task_ids: Type.Optional(Type.Array(Id, { maxItems: 1000 })),
+    page_offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+    page_limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    ...FilterQuery.properties,
+  },
+  { additionalProperties: false },
+);
+
+function date(value: string | undefined): Date | undefined {
+  return value === undefined ? undefined : new Date(value);
+}
+
+function filterOf(q: Static<typeof FilterQuery>): TaskInstanceFilter {
+  return {
+    states: q.state,
+    pools: q.pool,
+    queues: q.queue,
+    executionDateGte: date(q.execution_date_gte),
+    executionDateLte: date(q.execution_date_lte),
+    startDateGte: date(q.start_date_gte),
+    startDateLte: date(q.start_date_lte),
+    endDateGte: date(q.end_date_gte),
+    endDateLte: date(q.end_date_lte),
+    durationGte: q.duration_gte,
+    durationLte: q.duration_lte,
+  };
+}
 
 async function runOr404(db: Queryable, dagId: string, runId: string) {
   const run = await getDagRun(db, dagId, runId);
   if (!run) throw new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${runId}" of DAG "${dagId}" not found`);
   return run;
+}
+
+async function dagOr404(db: Queryable, dagId: string) {
+  if (!(await getDag(db, dagId))) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${dagId}" not found`);
 }
 
 async function taskOr404(db: Queryable, p: { dag_id: string; dag_run_id: string; task_id: string }) {
@@ -23,70 +138,401 @@ async function taskOr404(db: Queryable, p: { dag_id: string; dag_run_id: string;
   return { run, ti };
 }
 
-export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, config }) => {
+function referenceJson(c: ChangedTask) {
+  return { task_id: c.taskId, dag_id: c.dagId, dag_run_id: c.runId, execution_date: isoOrNull(c.logicalDate) };
+}
+
+// --- Logs: byte offsets in a continuation token -------------------------------------------
+
+/** The opaque continuation token: base64url of {"o": byte offset}. */
+export function encodeLogToken(offset: number): string {
+  return Buffer.from(JSON.stringify({ o: offset })).toString("base64url");
+}
+
+export function decodeLogToken(token: string): number {
+  const invalid = () => new BatonError("BATON_INVALID_CONTINUATION_TOKEN", "query.token is not a continuation token this API issued; start again without it");
+  if (!/^[A-Za-z0-9_-]{1,200}$/.test(token)) throw invalid();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+  } catch {
+    throw invalid();
+  }
+  const offset = (parsed as { o?: unknown } | null)?.o;
+  if (typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < 0) throw invalid();
+  return offset;
+}
+
+/** The end of the last whole UTF-8 character within buf[0, end), so a chunk never splits one. */
+export function utf8Boundary(buf: Buffer, end: number): number {
+  for (let i = end - 1; i >= Math.max(0, end - 4); i--) {
+    const byte = buf[i]!;
+    if ((byte & 0xc0) === 0x80) continue; // continuation byte: keep looking for its lead
+    const length = byte < 0x80 ? 1 : byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+    return i + length <= end ? end : i;
+  }
+  return end;
+}
+
+/** Bytes [offset, offset + max) of a file (max undefined: to its end); null when it does not exist. */
+async function readLog(file: string, offset: number, max: number | undefined): Promise<{ text: string; next: number; size: number } | null> {
+  let handle;
+  try {
+    handle = await open(file, "r");
+  } catch {
+    return null;
+  }
+  try {
+    const { size } = await handle.stat();
+    if (offset > size) throw new BatonError("BATON_INVALID_CONTINUATION_TOKEN", `query.token points past the end of this log (${size} bytes)`);
+    const want = Math.min(max ?? size - offset, size - offset);
+    const buf = Buffer.alloc(want);
+    let read = 0;
+    while (read < want) {
+      const { bytesRead } = await handle.read(buf, read, want - read, offset + read);
+      if (bytesRead === 0) break;
+      read += bytesRead;
+    }
+    const end = offset + read < size ? utf8Boundary(buf, read) : read;
+    return { text: buf.subarray(0, end).toString("utf8"), next: offset + end, size };
+  } finally {
+    await handle.close();
+  }
+}
+
+const LogParams = Type.Intersect([TaskParams, Type.Object({ try_number: Type.Integer({ minimum: 1, maximum: 100_000 }) })]);
+const LogChunk = Type.Object(
+  {
+    content: Type.String(),
+    continuation_token: Nullable(Type.String({ description: "pass as ?token= for the rest; null once the try has ended and everything was read" })),
+  },
+  { additionalProperties: false },
+);
+
+const XcomKeyParams = Type.Intersect([TaskParams, Type.Object({ xcom_key: Type.String({ minLength: 1, maxLength: 512 }) })]);
+const XcomEntrySummary = Type.Object(
+  {
+    key: Type.String(),
+    timestamp: NullableDateTime,
+    execution_date: NullableDateTime,
+    task_id: Type.String(),
+    dag_id: Type.String(),
+    dag_run_id: Type.String(),
+    map_index: Type.Integer(),
+  },
+  { additionalProperties: false },
+);
+const XcomEntry = Type.Object(
+  { ...XcomEntrySummary.properties, value: Type.Unknown({ description: "the JSON value; its JSON text with stringify=true or deserialize=false" }) },
+  { additionalProperties: false },
+);
+
+export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, clock, config, onTasksQueued, onRunCreated }) => {
   const base = "/dags/:dag_id/dagRuns/:dag_run_id/taskInstances";
+  const versions = new VersionCache(db.pool);
+  const wake = () => (onTasksQueued ?? onRunCreated)?.();
+  const listJson = (rows: Awaited<ReturnType<typeof listTaskInstancesWhere>>["rows"]) => rows.map((r) => taskInstanceJson(r, r.run_logical_date ?? null));
 
-  app.get(base, { schema: { params: RunParams, querystring: PageQuery } }, async (req) => {
-    const run = await runOr404(db.pool, req.params.dag_id, req.params.dag_run_id);
-    const { limit = 100, offset = 0 } = req.query;
-    const { rows, total } = await listTaskInstances(db.pool, Number(run.id), { limit, offset });
-    return { task_instances: rows.map((r) => taskInstanceJson(r, run.logical_date)), total_entries: total };
-  });
+  app.get(
+    base,
+    {
+      schema: {
+        operationId: "get_task_instances",
+        tags: TAGS,
+        description: "Task instances of a run; `~` as dag_id and/or dag_run_id lists across DAGs and runs. Ordered by creation (id).",
+        params: RunParams,
+        querystring: ListQuery,
+        response: { 200: ListOf("task_instances", TaskInstanceSchema) },
+      },
+    },
+    async (req) => {
+      const { dag_id: dagId, dag_run_id: runId } = req.params;
+      const { limit = 100, offset = 0 } = req.query;
+      const filter = filterOf(req.query);
+      if (dagId !== ALL && runId !== ALL) filter.dagRunIds = [Number((await runOr404(db.pool, dagId, runId)).id)];
+      else {
+        if (dagId !== ALL) {
+          await dagOr404(db.pool, dagId);
+          filter.dagIds = [dagId];
+        }
+        if (runId !== ALL) filter.runIds = [runId];
+      }
+      const { rows, total } = await listTaskInstancesWhere(db.pool, filter, { limit, offset });
+      return { task_instances: listJson(rows), total_entries: total };
+    },
+  );
 
-  app.get(`${base}/:task_id`, { schema: { params: TaskParams } }, async (req) => {
-    const { run, ti } = await taskOr404(db.pool, req.params);
-    return taskInstanceJson(ti, run.logical_date);
-  });
+  app.post(
+    "/dags/~/dagRuns/~/taskInstances/list",
+    {
+      config: { role: "viewer" },
+      schema: {
+        operationId: "get_task_instances_batch",
+        tags: TAGS,
+        description: "Task instances across DAGs and runs, filtered by a body (a read: viewer role).",
+        body: BatchBody,
+        response: { 200: ListOf("task_instances", TaskInstanceSchema) },
+      },
+    },
+    async (req) => {
+      const body = req.body;
+      const filter = { ...filterOf(body), dagIds: body.dag_ids, runIds: body.dag_run_ids, taskIds: body.task_ids };
+      const { rows, total } = await listTaskInstancesWhere(db.pool, filter, { limit: body.page_limit ?? 100, offset: body.page_offset ?? 0 });
+      return { task_instances: listJson(rows), total_entries: total };
+    },
+  );
 
-  app.get(`${base}/:task_id/xcomEntries/:xcom_key`, { schema: { params: Type.Intersect([TaskParams, Type.Object({ xcom_key: Type.String({ minLength: 1, maxLength: 512 }) })]) } }, async (req) => {
-    const { run } = await taskOr404(db.pool, req.params);
-    const row = await getXcom(db.pool, Number(run.id), req.params.task_id, req.params.xcom_key);
-    if (!row) throw new BatonError("BATON_XCOM_NOT_FOUND", `no XCom "${req.params.xcom_key}" for task "${req.params.task_id}"`);
-    return {
-      key: row.xcom_key,
-      dag_id: req.params.dag_id,
-      dag_run_id: req.params.dag_run_id,
-      task_id: row.task_id,
-      map_index: row.map_index,
-      timestamp: isoOrNull(row.created_at),
-      execution_date: isoOrNull(run.logical_date),
-      value: parseJsonText(row.value, null),
-    };
-  });
+  app.get(
+    `${base}/:task_id`,
+    { schema: { operationId: "get_task_instance", tags: TAGS, params: TaskParams, response: { 200: TaskInstanceSchema } } },
+    async (req) => {
+      const { run, ti } = await taskOr404(db.pool, req.params);
+      return taskInstanceJson(ti, run.logical_date);
+    },
+  );
+
+  app.patch(
+    `${base}/:task_id`,
+    {
+      schema: {
+        operationId: "patch_task_instance",
+        tags: TAGS,
+        description:
+          "Marks a task instance success, failed or skipped (Airflow's set_task_instance_state): a running try is fenced, " +
+          "failed/upstream_failed tasks downstream are cleared, and the run carries on or finishes.",
+        params: TaskParams,
+        body: Type.Object({ dry_run: Type.Optional(Type.Boolean({ default: false })), new_state: NewState }, { additionalProperties: false }),
+        response: { 200: TaskInstanceReference },
+      },
+    },
+    async (req) => {
+      const { run, ti } = await taskOr404(db.pool, req.params);
+      const result = await setTaskState(
+        db,
+        clock.now(),
+        { dagId: req.params.dag_id, runId: req.params.dag_run_id, taskIds: [ti.task_id], newState: req.body.new_state, dryRun: req.body.dry_run ?? false },
+        (hash) => versions.shape(hash),
+      );
+      if (result.queued.length > 0) wake();
+      return { task_id: ti.task_id, dag_id: ti.dag_id, dag_run_id: ti.run_id, execution_date: isoOrNull(run.logical_date) };
+    },
+  );
+
+  app.post(
+    "/dags/:dag_id/updateTaskInstancesState",
+    {
+      schema: {
+        operationId: "post_set_task_instances_state",
+        tags: TAGS,
+        description:
+          "Marks a task (and with include_* its relatives, earlier and later runs) success, failed or skipped. " +
+          "dry_run defaults to true, as in Airflow. Give dag_run_id or execution_date.",
+        params: DagParams,
+        body: Type.Object(
+          {
+            dry_run: Type.Optional(Type.Boolean({ default: true })),
+            task_id: Id,
+            dag_run_id: Type.Optional(Id),
+            execution_date: Type.Optional(DateQuery),
+            include_upstream: Type.Optional(Type.Boolean({ default: false })),
+            include_downstream: Type.Optional(Type.Boolean({ default: false })),
+            include_future: Type.Optional(Type.Boolean({ default: false })),
+            include_past: Type.Optional(Type.Boolean({ default: false })),
+            new_state: NewState,
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ task_instances: Type.Array(TaskInstanceReference) }, { additionalProperties: false }) },
+      },
+    },
+    async (req) => {
+      const body = req.body;
+      if ((body.dag_run_id === undefined) === (body.execution_date === undefined)) {
+        throw new BatonError("BATON_VALIDATION_FAILED", "give exactly one of body.dag_run_id and body.execution_date");
+      }
+      const result = await setTaskState(
+        db,
+        clock.now(),
+        {
+          dagId: req.params.dag_id,
+          runId: body.dag_run_id,
+          logicalDate: date(body.execution_date),
+          taskIds: [body.task_id],
+          newState: body.new_state,
+          includeUpstream: body.include_upstream ?? false,
+          includeDownstream: body.include_downstream ?? false,
+          includePast: body.include_past ?? false,
+          includeFuture: body.include_future ?? false,
+          dryRun: body.dry_run ?? true,
+        },
+        (hash) => versions.shape(hash),
+      );
+      if (result.queued.length > 0) wake();
+      return { task_instances: result.marked.map(referenceJson) };
+    },
+  );
+
+  app.get(
+    `${base}/:task_id/xcomEntries`,
+    {
+      schema: {
+        operationId: "get_xcom_entries",
+        tags: XCOM_TAGS,
+        description: "XCom entries (without values) of a task instance; `~` as dag_id, dag_run_id or task_id means every one.",
+        params: TaskParams,
+        querystring: Type.Object({
+          ...PageQuery.properties,
+          map_index: Type.Optional(Type.Integer({ minimum: -1, maximum: 1_000_000 })),
+          xcom_key: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+        }),
+        response: { 200: ListOf("xcom_entries", XcomEntrySummary) },
+      },
+    },
+    async (req) => {
+      const { dag_id: dagId, dag_run_id: runId, task_id: taskId } = req.params;
+      const { limit = 100, offset = 0 } = req.query;
+      let dagRunId: number | undefined;
+      if (dagId !== ALL && runId !== ALL) {
+        const run = await runOr404(db.pool, dagId, runId);
+        dagRunId = Number(run.id);
+        if (taskId !== ALL) await taskOr404(db.pool, req.params);
+      } else if (dagId !== ALL) await dagOr404(db.pool, dagId);
+      const { rows, total } = await listXcomEntries(
+        db.pool,
+        {
+          dagRunId,
+          dagId: dagRunId === undefined && dagId !== ALL ? dagId : undefined,
+          runId: dagRunId === undefined && runId !== ALL ? runId : undefined,
+          taskId: taskId === ALL ? undefined : taskId,
+          mapIndex: req.query.map_index,
+          key: req.query.xcom_key,
+        },
+        { limit, offset },
+      );
+      return {
+        xcom_entries: rows.map((r) => ({
+          key: r.xcom_key,
+          timestamp: isoOrNull(r.created_at),
+          execution_date: isoOrNull(r.logical_date),
+          task_id: r.task_id,
+          dag_id: r.dag_id,
+          dag_run_id: r.run_id,
+          map_index: r.map_index,
+        })),
+        total_entries: total,
+      };
+    },
+  );
+
+  app.get(
+    `${base}/:task_id/xcomEntries/:xcom_key`,
+    {
+      schema: {
+        operationId: "get_xcom_entry",
+        tags: XCOM_TAGS,
+        description:
+          "One XCom entry with its value. Baton stores JSON, so `value` is the JSON value itself (Airflow's deserialize=true, " +
+          "stringify=false); deserialize=false or stringify=true return its JSON text instead.",
+        params: XcomKeyParams,
+        querystring: Type.Object({
+          map_index: Type.Optional(Type.Integer({ minimum: -1, maximum: 1_000_000 })),
+          deserialize: Type.Optional(Type.Boolean()),
+          stringify: Type.Optional(Type.Boolean()),
+        }),
+        response: { 200: XcomEntry },
+      },
+    },
+    async (req) => {
+      const { run } = await taskOr404(db.pool, req.params);
+      const row = await getXcom(db.pool, Number(run.id), req.params.task_id, req.params.xcom_key, req.query.map_index ?? -1);
+      if (!row) throw new BatonError("BATON_XCOM_NOT_FOUND", `no XCom "${req.params.xcom_key}" for task "${req.params.task_id}"`);
+      const asText = req.query.stringify === true || req.query.deserialize === false;
+      return {
+        key: row.xcom_key,
+        dag_id: req.params.dag_id,
+        dag_run_id: req.params.dag_run_id,
+        task_id: row.task_id,
+        map_index: row.map_index,
+        timestamp: isoOrNull(row.created_at),
+        execution_date: isoOrNull(run.logical_date),
+        value: asText ? (row.value ?? "null") : parseJsonText(row.value, null),
+      };
+    },
+  );
 
   // Airflow's task_reschedule: every poke of a reschedule-mode sensor that did not succeed.
-  app.get(`${base}/:task_id/reschedules`, { schema: { params: TaskParams, querystring: PageQuery } }, async (req) => {
-    const { ti } = await taskOr404(db.pool, req.params);
-    const { limit = 100, offset = 0 } = req.query;
-    const { rows, total } = await listTaskReschedules(db.pool, Number(ti.id), { limit, offset });
-    return {
-      task_reschedules: rows.map((r) => ({
-        try_number: r.try_number,
-        start_date: isoOrNull(r.start_date),
-        end_date: isoOrNull(r.end_date),
-        reschedule_date: isoOrNull(r.reschedule_date),
-      })),
-      total_entries: total,
-    };
-  });
+  app.get(
+    `${base}/:task_id/reschedules`,
+    {
+      schema: {
+        operationId: "get_task_instance_reschedules",
+        tags: TAGS,
+        params: TaskParams,
+        querystring: PageQuery,
+        response: {
+          200: ListOf(
+            "task_reschedules",
+            Type.Object(
+              { try_number: Type.Integer(), start_date: NullableDateTime, end_date: NullableDateTime, reschedule_date: NullableDateTime },
+              { additionalProperties: false },
+            ),
+          ),
+        },
+      },
+    },
+    async (req) => {
+      const { ti } = await taskOr404(db.pool, req.params);
+      const { limit = 100, offset = 0 } = req.query;
+      const { rows, total } = await listTaskReschedules(db.pool, Number(ti.id), { limit, offset });
+      return {
+        task_reschedules: rows.map((r) => ({
+          try_number: r.try_number,
+          start_date: isoOrNull(r.start_date),
+          end_date: isoOrNull(r.end_date),
+          reschedule_date: isoOrNull(r.reschedule_date),
+        })),
+        total_entries: total,
+      };
+    },
+  );
 
   app.get(
     `${base}/:task_id/logs/:try_number`,
-    { schema: { params: Type.Intersect([TaskParams, Type.Object({ try_number: Type.Integer({ minimum: 1, maximum: 100_000 }) })]) } },
+    {
+      schema: {
+        operationId: "get_log",
+        tags: TAGS,
+        description:
+          `A try's log: text/plain, or {content, continuation_token} with Accept: application/json. Without full_content at most ` +
+          `${LOG_CHUNK_BYTES / 1024} KiB are returned; pass continuation_token back as ?token= for the next chunk (also sent as the ` +
+          "X-Continuation-Token header). The token is null once the try has ended and the log was read to its end.",
+        params: LogParams,
+        querystring: Type.Object({
+          full_content: Type.Optional(Type.Boolean({ default: false, description: "everything from the token's offset (or the start) to the end" })),
+          token: Type.Optional(Type.String({ maxLength: 512 })),
+        }),
+        response: { 200: { description: "The log", content: { "application/json": { schema: LogChunk }, "text/plain": { schema: Type.String() } } } },
+      },
+    },
     async (req, reply) => {
       const { ti } = await taskOr404(db.pool, req.params);
-      if (req.params.try_number > ti.try_number) {
-        throw new BatonError("BATON_LOG_NOT_FOUND", `task "${ti.task_id}" has had ${ti.try_number} tries; there is no try ${req.params.try_number}`);
+      const tryNumber = req.params.try_number;
+      if (tryNumber > ti.try_number) {
+        throw new BatonError("BATON_LOG_NOT_FOUND", `task "${ti.task_id}" has had ${ti.try_number} tries; there is no try ${tryNumber}`);
       }
-      const file = taskLogPath(config.logsFolder, { dagId: ti.dag_id, runId: ti.run_id, taskId: ti.task_id, mapIndex: ti.map_index, tryNumber: req.params.try_number });
-      let content: string;
-      try {
-        content = await readFile(file, "utf8");
-      } catch {
-        throw new BatonError("BATON_LOG_NOT_FOUND", `no log for try ${req.params.try_number} of task "${ti.task_id}" on this host`);
-      }
-      if ((req.headers.accept ?? "").includes("application/json")) return { content, continuation_token: null };
-      return reply.type("text/plain; charset=utf-8").send(content);
+      const offset = req.query.token === undefined ? 0 : decodeLogToken(req.query.token);
+      // The path comes from the stored row, never from the URL, and must stay inside the logs folder.
+      const root = path.resolve(config.logsFolder);
+      const file = path.resolve(taskLogPath(root, { dagId: ti.dag_id, runId: ti.run_id, taskId: ti.task_id, mapIndex: ti.map_index, tryNumber }));
+      if (!file.startsWith(root + path.sep)) throw new BatonError("BATON_LOG_NOT_FOUND", `no log for try ${tryNumber} of task "${ti.task_id}"`);
+      // The try may still write: it is the current one and the task has not moved past it.
+      const ended = tryNumber < ti.try_number || isTerminalTaskState(ti.state) || ti.state === TaskState.UpForRetry;
+      const chunk = (await readLog(file, offset, req.query.full_content ? undefined : LOG_CHUNK_BYTES)) ?? (ended ? null : { text: "", next: offset, size: offset });
+      if (!chunk) throw new BatonError("BATON_LOG_NOT_FOUND", `no log for try ${tryNumber} of task "${ti.task_id}" on this host`);
+      const token = ended && chunk.next >= chunk.size ? null : encodeLogToken(chunk.next);
+      if (token) void reply.header("x-continuation-token", token);
+      if ((req.headers.accept ?? "").includes("application/json")) return { content: chunk.text, continuation_token: token };
+      return reply.type("text/plain; charset=utf-8").send(chunk.text);
     },
   );
 };

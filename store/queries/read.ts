@@ -10,20 +10,69 @@ function page(p: Page): string {
   return `LIMIT ${Math.floor(p.limit)} OFFSET ${Math.floor(p.offset)}`;
 }
 
-export async function listDags(db: Queryable, p: Page & { onlyActive: boolean; paused?: boolean }) {
+/** Fields GET /dags may order by (a leading "-" sorts descending); dag_id breaks ties. */
+export const DAG_ORDER_FIELDS = { dag_id: "d.dag_id", last_parsed_time: "d.last_parsed_at", next_dagrun: "d.next_dagrun" } as const;
+export type DagOrderField = keyof typeof DAG_ORDER_FIELDS;
+
+export interface DagFilter {
+  onlyActive: boolean;
+  paused?: boolean;
+  /** Any of these tags (JSON_CONTAINS on dag.tags). */
+  tags?: string[];
+  /** Case-insensitive substring of dag_id; % and _ match themselves. */
+  dagIdPattern?: string;
+  dagIds?: string[];
+}
+
+/** `ORDER BY` from an API order_by value ("field" or "-field"), with a unique tie-breaker in the same direction. */
+function orderBy(value: string | undefined, columns: Record<string, string>, fallback: string, tieBreaker: string): string {
+  const raw = value ?? fallback;
+  const descending = raw.startsWith("-");
+  const column = columns[descending ? raw.slice(1) : raw];
+  if (!column) throw new Error(`order_by "${raw}" is not one of ${Object.keys(columns).join(", ")}`);
+  const dir = descending ? "DESC" : "ASC";
+  return column === tieBreaker ? `ORDER BY ${column} ${dir}` : `ORDER BY ${column} ${dir}, ${tieBreaker} ${dir}`;
+}
+
+/** `LIKE` operand matching `text` anywhere, its wildcards escaped (backslash is LIKE's default escape). */
+function containsPattern(text: string): string {
+  return `%${text.replace(/[\\%_]/g, "\\$&")}%`;
+}
+
+function dagWhere(f: DagFilter): { sql: string; params: unknown[] } {
   const where = ["1 = 1"];
   const params: unknown[] = [];
-  if (p.onlyActive) where.push("d.is_active = 1");
-  if (p.paused !== undefined) {
+  if (f.onlyActive) where.push("d.is_active = 1");
+  if (f.paused !== undefined) {
     where.push("d.is_paused = ?");
-    params.push(p.paused ? 1 : 0);
+    params.push(f.paused ? 1 : 0);
   }
+  if (f.tags?.length) {
+    where.push(`(${f.tags.map(() => "JSON_CONTAINS(d.tags, ?)").join(" OR ")})`);
+    params.push(...f.tags.map((t) => JSON.stringify(t)));
+  }
+  if (f.dagIdPattern) {
+    where.push("LOWER(d.dag_id) LIKE ?");
+    params.push(containsPattern(f.dagIdPattern.toLowerCase()));
+  }
+  if (f.dagIds) {
+    if (f.dagIds.length === 0) where.push("1 = 0");
+    else {
+      where.push(`d.dag_id IN (${f.dagIds.map(() => "?").join(", ")})`);
+      params.push(...f.dagIds);
+    }
+  }
+  return { sql: where.join(" AND "), params };
+}
+
+export async function listDags(db: Queryable, p: Page & DagFilter & { orderBy?: string }) {
+  const w = dagWhere(p);
   const [rows] = await db.query<RowDataPacket[]>(
     `SELECT d.*, EXISTS (SELECT 1 FROM import_error e WHERE e.fileloc = d.fileloc) AS has_import_errors
-       FROM dag d WHERE ${where.join(" AND ")} ORDER BY d.dag_id ${page(p)}`,
-    params,
+       FROM dag d WHERE ${w.sql} ${orderBy(p.orderBy, DAG_ORDER_FIELDS, "dag_id", "d.dag_id")} ${page(p)}`,
+    w.params,
   );
-  const [[count]] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM dag d WHERE ${where.join(" AND ")}`, params);
+  const [[count]] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM dag d WHERE ${w.sql}`, w.params);
   return { rows, total: Number(count!.n) };
 }
 
@@ -40,21 +89,88 @@ export async function setDagPaused(db: Queryable, dagId: string, paused: boolean
   return result.affectedRows > 0;
 }
 
-export async function listDagRuns(db: Queryable, dagId: string, p: Page & { state?: string[] }) {
-  const where = ["dag_id = ?"];
-  const params: unknown[] = [dagId];
-  if (p.state?.length) {
-    where.push(`state IN (${p.state.map(() => "?").join(", ")})`);
-    params.push(...p.state);
+/** PATCH /dags: pauses or unpauses the DAGs named. */
+export async function setDagsPaused(db: Queryable, dagIds: string[], paused: boolean): Promise<void> {
+  if (dagIds.length === 0) return;
+  await db.query(`UPDATE dag SET is_paused = ? WHERE dag_id IN (${dagIds.map(() => "?").join(", ")})`, [paused ? 1 : 0, ...dagIds]);
+}
+
+/** Fields dag run lists may order by (a leading "-" sorts descending); the row id breaks ties. */
+export const DAG_RUN_ORDER_FIELDS = {
+  id: "r.id",
+  dag_id: "r.dag_id",
+  dag_run_id: "r.run_id",
+  state: "r.state",
+  execution_date: "r.logical_date",
+  logical_date: "r.logical_date",
+  start_date: "r.start_date",
+  end_date: "r.end_date",
+  queued_at: "r.queued_at",
+} as const;
+export type DagRunOrderField = keyof typeof DAG_RUN_ORDER_FIELDS;
+
+export interface DateRange {
+  gte?: Date;
+  lte?: Date;
+}
+
+export interface DagRunFilter {
+  /** Every DAG when undefined. */
+  dagIds?: string[];
+  states?: string[];
+  logicalDate?: DateRange;
+  startDate?: DateRange;
+  endDate?: DateRange;
+}
+
+function dagRunWhere(f: DagRunFilter): { sql: string; params: unknown[] } {
+  const where = ["1 = 1"];
+  const params: unknown[] = [];
+  const inClause = (column: string, values: string[]) => {
+    if (values.length === 0) where.push("1 = 0");
+    else {
+      where.push(`${column} IN (${values.map(() => "?").join(", ")})`);
+      params.push(...values);
+    }
+  };
+  if (f.dagIds) inClause("r.dag_id", f.dagIds);
+  if (f.states?.length) inClause("r.state", f.states);
+  for (const [column, range] of [
+    ["r.logical_date", f.logicalDate],
+    ["r.start_date", f.startDate],
+    ["r.end_date", f.endDate],
+  ] as const) {
+    if (range?.gte) {
+      where.push(`${column} >= ?`);
+      params.push(range.gte);
+    }
+    if (range?.lte) {
+      where.push(`${column} <= ?`);
+      params.push(range.lte);
+    }
   }
-  const [rows] = await db.query<RowDataPacket[]>(`SELECT * FROM dag_run WHERE ${where.join(" AND ")} ORDER BY id ${page(p)}`, params);
-  const [[count]] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM dag_run WHERE ${where.join(" AND ")}`, params);
+  return { sql: where.join(" AND "), params };
+}
+
+export async function listDagRuns(db: Queryable, f: DagRunFilter, p: Page & { orderBy?: string }) {
+  const w = dagRunWhere(f);
+  const [rows] = await db.query<RowDataPacket[]>(
+    `SELECT r.* FROM dag_run r WHERE ${w.sql} ${orderBy(p.orderBy, DAG_RUN_ORDER_FIELDS, "id", "r.id")} ${page(p)}`,
+    w.params,
+  );
+  const [[count]] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM dag_run r WHERE ${w.sql}`, w.params);
   return { rows, total: Number(count!.n) };
 }
 
 export async function getDagRun(db: Queryable, dagId: string, runId: string) {
   const [rows] = await db.query<RowDataPacket[]>("SELECT * FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
   return rows[0];
+}
+
+/** PATCH …/setNote; false when the run does not exist. */
+export async function setDagRunNote(db: Queryable, dagId: string, runId: string, note: string | null): Promise<boolean> {
+  const [result] = await db.query<ResultSetHeader>("UPDATE dag_run SET note = ? WHERE dag_id = ? AND run_id = ?", [note, dagId, runId]);
+  return result.affectedRows > 0;
 }
 
 export async function getDagRunById(db: Queryable, id: number) {
@@ -83,6 +199,132 @@ export async function getXcom(db: Queryable, dagRunId: number, taskId: string, k
     [dagRunId, taskId, mapIndex, key],
   );
   return rows[0];
+}
+
+/**
+ * Airflow's task instance filters (GET …/taskInstances and POST /dags/~/dagRuns/~/taskInstances/list).
+ * An absent or empty list matches everything; ranges are inclusive; dates compare in UTC.
+ */
+export interface TaskInstanceFilter {
+  dagIds?: string[];
+  /** dag_run.run_id values (with dagIds: of those DAGs, else of any DAG). */
+  runIds?: string[];
+  /** dag_run.id values: a run already looked up. */
+  dagRunIds?: number[];
+  taskIds?: string[];
+  states?: string[];
+  pools?: string[];
+  queues?: string[];
+  executionDateGte?: Date;
+  executionDateLte?: Date;
+  startDateGte?: Date;
+  startDateLte?: Date;
+  endDateGte?: Date;
+  endDateLte?: Date;
+  durationGte?: number;
+  durationLte?: number;
+}
+
+function taskInstanceWhere(f: TaskInstanceFilter): { sql: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const anyOf = (column: string, values: readonly unknown[] | undefined) => {
+    if (!values?.length) return;
+    where.push(`${column} IN (${values.map(() => "?").join(", ")})`);
+    params.push(...values);
+  };
+  const range = (column: string, gte: unknown, lte: unknown) => {
+    if (gte !== undefined) {
+      where.push(`${column} >= ?`);
+      params.push(gte);
+    }
+    if (lte !== undefined) {
+      where.push(`${column} <= ?`);
+      params.push(lte);
+    }
+  };
+  anyOf("ti.dag_run_id", f.dagRunIds);
+  anyOf("ti.dag_id", f.dagIds);
+  anyOf("ti.run_id", f.runIds);
+  anyOf("ti.task_id", f.taskIds);
+  anyOf("ti.state", f.states);
+  anyOf("ti.pool", f.pools);
+  anyOf("ti.queue", f.queues);
+  range("r.logical_date", f.executionDateGte, f.executionDateLte);
+  range("ti.start_date", f.startDateGte, f.startDateLte);
+  range("ti.end_date", f.endDateGte, f.endDateLte);
+  range("ti.duration", f.durationGte, f.durationLte);
+  return { sql: where.length ? where.join(" AND ") : "1 = 1", params };
+}
+
+/**
+ * Task instances matching a filter, within a run, across a DAG's runs or across DAGs, ordered
+ * by id (unique, so pages are stable); each row carries its run's logical date as run_logical_date.
+ * Index: ux_task_instance for one run, ix_ti_dag_id (dag_id, id) for one DAG (migration 0016).
+ */
+export async function listTaskInstancesWhere(db: Queryable, f: TaskInstanceFilter, p: Page) {
+  const w = taskInstanceWhere(f);
+  const from = "FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id";
+  const [rows] = await db.query<RowDataPacket[]>(`SELECT ti.*, r.logical_date AS run_logical_date ${from} WHERE ${w.sql} ORDER BY ti.id ${page(p)}`, w.params);
+  const [[count]] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n ${from} WHERE ${w.sql}`, w.params);
+  return { rows, total: Number(count!.n) };
+}
+
+/**
+ * Started runs of a DAG whose logical date is within [gte, lte] (undefined: open), oldest first;
+ * with `states`, only runs holding a task instance in one of them (ix_ti_run_state). For clears
+ * across runs; at most `limit` rows.
+ */
+export async function listStartedRunsInRange(db: Queryable, dagId: string, range: { gte?: Date; lte?: Date }, states: string[] | undefined, limit: number) {
+  const where = ["r.dag_id = ?", "r.state <> 'queued'"];
+  const params: unknown[] = [dagId];
+  if (range.gte) {
+    where.push("r.logical_date >= ?");
+    params.push(range.gte);
+  }
+  if (range.lte) {
+    where.push("r.logical_date <= ?");
+    params.push(range.lte);
+  }
+  if (states?.length) {
+    where.push(`EXISTS (SELECT 1 FROM task_instance ti WHERE ti.dag_run_id = r.id AND ti.state IN (${states.map(() => "?").join(", ")}))`);
+    params.push(...states);
+  }
+  const [rows] = await db.query<RowDataPacket[]>(
+    `SELECT r.id, r.run_id, r.version_hash, r.logical_date FROM dag_run r WHERE ${where.join(" AND ")} ORDER BY r.logical_date, r.id LIMIT ${Math.floor(limit)}`,
+    params,
+  );
+  return rows;
+}
+
+/** XCom entries (without values) of one task instance, a run or anything (undefined = any), in primary-key order. */
+export async function listXcomEntries(
+  db: Queryable,
+  f: { dagId?: string; runId?: string; dagRunId?: number; taskId?: string; mapIndex?: number; key?: string },
+  p: Page,
+) {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const eq = (column: string, value: unknown) => {
+    if (value === undefined) return;
+    where.push(`${column} = ?`);
+    params.push(value);
+  };
+  eq("x.dag_run_id", f.dagRunId);
+  eq("r.dag_id", f.dagId);
+  eq("r.run_id", f.runId);
+  eq("x.task_id", f.taskId);
+  eq("x.map_index", f.mapIndex);
+  eq("x.xcom_key", f.key);
+  const sql = where.length ? where.join(" AND ") : "1 = 1";
+  const from = "FROM xcom x JOIN dag_run r ON r.id = x.dag_run_id";
+  const [rows] = await db.query<RowDataPacket[]>(
+    `SELECT x.task_id, x.map_index, x.xcom_key, x.created_at, r.dag_id, r.run_id, r.logical_date ${from} WHERE ${sql}
+      ORDER BY x.dag_run_id, x.task_id, x.map_index, x.xcom_key ${page(p)}`,
+    params,
+  );
+  const [[count]] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n ${from} WHERE ${sql}`, params);
+  return { rows, total: Number(count!.n) };
 }
 
 /** A reschedule-mode sensor's pokes that did not succeed (task_reschedule), oldest first. */

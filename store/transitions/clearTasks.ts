@@ -213,7 +213,7 @@ export async function clearTasks(
 }
 
 /** Back to `none` with a fresh retry budget; one statement per distinct retries value. */
-function resetStatements(shape: DagShape, hits: RowDataPacket[]): Statement[] {
+export function resetStatements(shape: DagShape, hits: RowDataPacket[]): Statement[] {
   const byRetries = new Map<number, number[]>();
   for (const r of hits) {
     const retries = shape.byId.get(r.task_id)?.retries ?? 0;
@@ -228,10 +228,11 @@ function resetStatements(shape: DagShape, hits: RowDataPacket[]): Statement[] {
   }));
 }
 
-/** Sets the up_* counters of the given tasks; tasks with equal counts share one UPDATE. */
-function counterStatements(dagRunId: number, shape: DagShape, taskIds: string[], stateOf: (taskId: string) => string | undefined): Statement[] {
+/** Sets the up_* counters of the given tasks (ignoring ids the shape lacks); tasks with equal counts share one UPDATE. */
+export function counterStatements(dagRunId: number, shape: DagShape, taskIds: string[], stateOf: (taskId: string) => string | undefined): Statement[] {
   const groups = new Map<string, string[]>();
   for (const taskId of taskIds) {
+    if (!shape.byId.has(taskId)) continue;
     const c = upstreamCountsOf(shape, taskId, stateOf);
     const key = JSON.stringify([c.success, c.skipped, c.failed, c.upstreamFailed, c.removed]);
     groups.set(key, [...(groups.get(key) ?? []), taskId]);

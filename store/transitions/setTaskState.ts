@@ -1,0 +1,338 @@
+// setTaskState — Airflow's "mark success / failed / skipped" (DAG.set_task_instance_state):
+// chosen task instances take a terminal state a user picks, then the run carries on as if they
+// had ended that way, in one transaction for every run touched.
+//   1. Each chosen task instance (the task, with include_upstream / include_downstream its
+//      relatives; with include_past / include_future the same tasks in the DAG's earlier / later
+//      runs) not already in the new state takes it.
+//   2. As Airflow does, tasks downstream of the requested ones that are failed or
+//      upstream_failed (and not themselves marked) are cleared — back to `none` with a fresh retry
+//      budget, their XComs and durable steps forgotten — so they can run once their upstream allows.
+//   3. Counters and the run's unfinished_tasks are recomputed from states (as clearTasks does),
+//      then settle's own decision runs on the tasks that changed and their direct downstream:
+//      ready → queued (or held in `scheduled` when it depends on the past); no longer satisfiable
+//      → skipped / upstream_failed, cascading through settle(), which may finish the run. A run
+//      left with nothing unfinished is decided at once (finishRun): marking the last running task
+//      finishes its run; marking a task of a finished run re-decides the run.
+// locks: per run in id order, every task_instance row of the run (ux_task_instance, index
+//   order), then the dag_run row (PK); pool rows of marked running tries last, in name order —
+//   the order clearTasks, settle, finishTries and timeoutRuns lock in. A dry run locks nothing.
+// fence: a marked `running` try leaves `running` and loses its claim token, so the worker's
+//   late result matches nothing in finishTries (discarded as fenced) and its next heartbeat
+//   (beatTries) tells it the try is no longer its own, so it aborts the try's ctx.signal. Its
+//   pool slots are released here.
+// outcomes: BATON_DAG_NOT_FOUND, BATON_DAG_RUN_NOT_FOUND, BATON_TASK_NOT_FOUND (naming the ids;
+//   also for a run not started yet, which has no task instances); otherwise the task instances
+//   marked (state before and after), those cleared in step 2, the ids queued and each run's state.
+import type { DagShape } from "../../core/dagStructure.ts";
+import { BatonError } from "../../core/errors.ts";
+import { RunState, TaskState, isTerminalTaskState } from "../../core/states.ts";
+import { clearClosure } from "../../scheduler/clearSelection.ts";
+import { inList, type Db, type RowDataPacket, type Statement, type Tx } from "../db.ts";
+import { occupancyStatements } from "../pools.ts";
+import { decideDownstream, dependsOnPast, endStatements, finishRun, holdStatement, queueStatement, selectDownstream, settle } from "./settle.ts";
+import { counterStatements, resetStatements } from "./clearTasks.ts";
+
+/** The states a user may set (Airflow's set_task_instance_state). */
+export const MARKABLE_STATES = [TaskState.Success, TaskState.Failed, TaskState.Skipped] as const;
+export type MarkableState = (typeof MARKABLE_STATES)[number];
+
+export interface SetStateRequest {
+  dagId: string;
+  /** The run, by run_id; or by logicalDate (which must name exactly one run of the DAG). */
+  runId?: string;
+  logicalDate?: Date;
+  /** The requested tasks; each must exist in the run's pinned version. */
+  taskIds: string[];
+  newState: MarkableState;
+  includeUpstream?: boolean;
+  includeDownstream?: boolean;
+  /** The same tasks in the DAG's runs with an earlier logical date. */
+  includePast?: boolean;
+  /** The same tasks in the DAG's runs with a later logical date. */
+  includeFuture?: boolean;
+  /** Report what would be marked; change nothing. */
+  dryRun?: boolean;
+}
+
+export interface ChangedTask {
+  id: number;
+  dagRunId: number;
+  dagId: string;
+  runId: string;
+  logicalDate: Date | null;
+  taskId: string;
+  mapIndex: number;
+  previousState: string;
+  /** Its state once the change committed; previousState on a dry run. */
+  state: string;
+}
+
+export interface SetStateResult {
+  dryRun: boolean;
+  /** Task instances that took the new state (on a dry run: that would), in run then task order. */
+  marked: ChangedTask[];
+  /** Downstream failed / upstream_failed task instances cleared so they can run again (never on a dry run). */
+  cleared: ChangedTask[];
+  /** task_instance ids queued by the change. */
+  queued: number[];
+  /** Each touched run's state afterwards. */
+  runs: { dagRunId: number; runId: string; state: string }[];
+}
+
+interface TiRow {
+  id: number;
+  task_id: string;
+  map_index: number;
+  state: string;
+}
+type Row = RowDataPacket & TiRow;
+
+/**
+ * Pure: which of a run's task instances a mark changes. `marked`: the chosen tasks not already
+ * in `newState`; `cleared`: failed / upstream_failed tasks downstream (transitively) of the
+ * requested tasks that are not chosen, only when something is marked.
+ */
+export function planMarks<R extends TiRow>(
+  shape: DagShape,
+  rows: readonly R[],
+  chosen: ReadonlySet<string>,
+  requested: readonly string[],
+  newState: MarkableState,
+): { marked: R[]; cleared: R[] } {
+  const marked = rows.filter((r) => r.map_index === -1 && chosen.has(r.task_id) && r.state !== newState);
+  if (marked.length === 0) return { marked, cleared: [] };
+  const downstream = new Set(clearClosure(shape, requested, { includeDownstream: true }));
+  const cleared = rows.filter(
+    (r) =>
+      r.map_index === -1 &&
+      downstream.has(r.task_id) &&
+      !chosen.has(r.task_id) &&
+      (r.state === TaskState.Failed || r.state === TaskState.UpstreamFailed),
+  );
+  return { marked, cleared };
+}
+
+interface RunPlan {
+  id: number;
+  runId: string;
+  logicalDate: Date | null;
+  shape: DagShape;
+  requested: string[];
+  chosen: Set<string>;
+}
+
+export async function setTaskState(db: Db, now: Date, req: SetStateRequest, shapeOf: (versionHash: string) => Promise<DagShape>): Promise<SetStateResult> {
+  const taskIds = [...new Set(req.taskIds)];
+  if (taskIds.length === 0) throw new BatonError("BATON_VALIDATION_FAILED", "task_id is required");
+  if (!(MARKABLE_STATES as readonly string[]).includes(req.newState)) {
+    throw new BatonError("BATON_VALIDATION_FAILED", `new_state must be one of ${MARKABLE_STATES.join(", ")}`);
+  }
+  const byDate = req.runId === undefined;
+  if (byDate && !req.logicalDate) throw new BatonError("BATON_VALIDATION_FAILED", "dag_run_id or execution_date is required");
+  const [found] = await db.pool.query<RowDataPacket[]>(
+    `SELECT id, run_id, state, version_hash, logical_date FROM dag_run WHERE dag_id = ? AND ${byDate ? "logical_date = ?" : "run_id = ?"} ORDER BY id LIMIT 2`,
+    [req.dagId, byDate ? req.logicalDate : req.runId],
+  );
+  const what = byDate ? `with execution_date ${req.logicalDate!.toISOString()}` : `"${req.runId}"`;
+  if (found.length > 1) throw new BatonError("BATON_VALIDATION_FAILED", `several runs of DAG "${req.dagId}" have execution_date ${req.logicalDate!.toISOString()}; give dag_run_id`);
+  const run = found[0];
+  if (!run) {
+    const [dags] = await db.pool.query<RowDataPacket[]>("SELECT 1 FROM dag WHERE dag_id = ?", [req.dagId]);
+    if (dags.length === 0) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${req.dagId}" not found`);
+    throw new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run ${what} of DAG "${req.dagId}" not found`);
+  }
+  if (run.state === RunState.Queued) {
+    throw new BatonError("BATON_TASK_NOT_FOUND", `DAG run "${run.run_id}" of DAG "${req.dagId}" has not started: its task instances do not exist yet`);
+  }
+  const shape = await shapeOf(run.version_hash);
+  const unknown = taskIds.filter((id) => !shape.byId.has(id));
+  if (unknown.length > 0) {
+    throw new BatonError(
+      "BATON_TASK_NOT_FOUND",
+      `${unknown.length === 1 ? "task" : "tasks"} ${unknown.map((id) => `"${id}"`).join(", ")} not found in run "${run.run_id}" of DAG "${req.dagId}"` +
+        " (a run keeps the DAG version it started with)",
+    );
+  }
+
+  // The runs touched: this one, and with past / future the DAG's started runs before / after it.
+  const candidates: RowDataPacket[] = [run];
+  if ((req.includePast || req.includeFuture) && run.logical_date) {
+    const sides: string[] = [];
+    if (req.includePast) sides.push("logical_date < ?");
+    if (req.includeFuture) sides.push("logical_date > ?");
+    const [others] = await db.pool.query<RowDataPacket[]>(
+      `SELECT id, state, version_hash, logical_date, run_id FROM dag_run
+        WHERE dag_id = ? AND state <> 'queued' AND id <> ? AND (${sides.join(" OR ")}) ORDER BY id`,
+      [req.dagId, run.id, ...sides.map(() => run.logical_date)],
+    );
+    candidates.push(...others);
+  }
+  const plans: RunPlan[] = [];
+  for (const c of candidates) {
+    const s = Number(c.id) === Number(run.id) ? shape : await shapeOf(c.version_hash);
+    const requested = taskIds.filter((id) => s.byId.has(id));
+    if (requested.length === 0) continue;
+    const chosen = new Set(clearClosure(s, requested, { includeUpstream: req.includeUpstream, includeDownstream: req.includeDownstream }));
+    plans.push({ id: Number(c.id), runId: c.run_id, logicalDate: c.logical_date ?? null, shape: s, requested, chosen });
+  }
+  plans.sort((a, b) => a.id - b.id);
+  const dryRun = !!req.dryRun;
+  const changed = (p: RunPlan, r: RowDataPacket): ChangedTask => ({
+    id: Number(r.id),
+    dagRunId: p.id,
+    dagId: req.dagId,
+    runId: p.runId,
+    logicalDate: p.logicalDate,
+    taskId: r.task_id,
+    mapIndex: r.map_index,
+    previousState: r.state,
+    state: r.state,
+  });
+
+  if (dryRun) {
+    const result: SetStateResult = { dryRun, marked: [], cleared: [], queued: [], runs: [] };
+    for (const p of plans) {
+      const [rows] = await db.pool.query<RowDataPacket[]>(
+        "SELECT id, task_id, map_index, state FROM task_instance WHERE dag_run_id = ? ORDER BY task_id, map_index",
+        [p.id],
+      );
+      const [[r]] = await db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE id = ?", [p.id]);
+      result.marked.push(...planMarks(p.shape, rows as Row[], p.chosen, p.requested, req.newState).marked.map((row) => changed(p, row)));
+      result.runs.push({ dagRunId: p.id, runId: p.runId, state: r!.state });
+    }
+    return result;
+  }
+
+  return db.tx(async (tx) => {
+    const result: SetStateResult = { dryRun, marked: [], cleared: [], queued: [], runs: [] };
+    const freed = new Map<string, number>();
+    for (const p of plans) {
+      const [rows] = await tx.query<RowDataPacket[]>(
+        "SELECT id, task_id, map_index, state, pool, pool_slots FROM task_instance WHERE dag_run_id = ? ORDER BY task_id, map_index FOR UPDATE",
+        [p.id],
+      );
+      const [[runRow]] = await tx.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE id = ? FOR UPDATE", [p.id]);
+      const { marked, cleared } = planMarks(p.shape, rows as Row[], p.chosen, p.requested, req.newState);
+      if (marked.length > 0) {
+        for (const r of marked) if (r.state === TaskState.Running) freed.set(r.pool, (freed.get(r.pool) ?? 0) - Number(r.pool_slots));
+        const queued = await applyToRun(tx, now, p, rows, marked, cleared, runRow!.state, req.newState);
+        result.queued.push(...queued);
+        result.marked.push(...marked.map((r) => changed(p, r)));
+        result.cleared.push(...cleared.map((r) => changed(p, r)));
+      }
+      const [[after]] = await tx.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE id = ?", [p.id]);
+      result.runs.push({ dagRunId: p.id, runId: p.runId, state: after!.state });
+    }
+    // Marked running tries no longer hold their pool slots (pool rows last).
+    for (const s of occupancyStatements(freed)) await tx.query(s.sql, s.params);
+    const ids = [...result.marked, ...result.cleared].map((c) => c.id);
+    if (ids.length > 0) {
+      const [after] = await tx.query<RowDataPacket[]>(`SELECT id, state FROM task_instance WHERE id IN (${inList(ids)})`, ids);
+      const stateById = new Map(after.map((r) => [Number(r.id), r.state as string]));
+      for (const c of [...result.marked, ...result.cleared]) c.state = stateById.get(c.id) ?? c.state;
+    }
+    return result;
+  });
+}
+
+/** Steps 1–3 for one run whose rows are locked; returns the task_instance ids queued. */
+async function applyToRun(
+  tx: Tx,
+  now: Date,
+  p: RunPlan,
+  rows: RowDataPacket[],
+  marked: RowDataPacket[],
+  cleared: RowDataPacket[],
+  runState: string,
+  newState: MarkableState,
+): Promise<number[]> {
+  const error =
+    newState === TaskState.Failed
+      ? JSON.stringify({ name: "TaskMarkedFailed", message: "marked failed by a user through the API", nonRetryable: true })
+      : null;
+  const running = marked.filter((r) => r.state === TaskState.Running).map((r) => Number(r.id));
+  const others = marked.filter((r) => r.state !== TaskState.Running).map((r) => Number(r.id));
+  const statements: Statement[] = [];
+  if (running.length > 0) {
+    // The fence: no longer `running`, no claim token.
+    statements.push({
+      sql: `UPDATE task_instance SET state = ?, end_date = ?, duration = TIMESTAMPDIFF(MICROSECOND, COALESCE(start_date, ?), ?) / 1e6, error = ?,
+                   claim_token = NULL, heartbeat_at = NULL, next_retry_at = NULL, next_check_at = NULL
+             WHERE id IN (${inList(running)})`,
+      params: [newState, now, now, now, error, ...running],
+    });
+  }
+  if (others.length > 0) {
+    // Airflow's TaskInstance.set_state: start and end default to now, an existing duration stays.
+    statements.push({
+      sql: `UPDATE task_instance SET state = ?, start_date = COALESCE(start_date, ?), end_date = COALESCE(end_date, ?),
+                   duration = COALESCE(duration, TIMESTAMPDIFF(MICROSECOND, COALESCE(start_date, ?), COALESCE(end_date, ?)) / 1e6),
+                   error = ?, next_retry_at = NULL, next_check_at = NULL
+             WHERE id IN (${inList(others)})`,
+      params: [newState, now, now, now, now, error, ...others],
+    });
+  }
+  if (cleared.length > 0) {
+    statements.push(...resetStatements(p.shape, cleared));
+    const clearedTaskIds = [...new Set(cleared.map((r) => r.task_id as string))];
+    const clearedIds = cleared.map((r) => Number(r.id));
+    statements.push({ sql: `DELETE FROM xcom WHERE dag_run_id = ? AND task_id IN (${inList(clearedTaskIds)})`, params: [p.id, ...clearedTaskIds] });
+    statements.push({ sql: `DELETE FROM task_step WHERE task_instance_id IN (${inList(clearedIds)})`, params: clearedIds });
+  }
+
+  // Counters of the changed tasks' direct downstream tasks (and of cleared ones), from states as they are now.
+  const markedIds = new Set(marked.map((r) => Number(r.id)));
+  const clearedIds = new Set(cleared.map((r) => Number(r.id)));
+  const stateAfter = (r: RowDataPacket) => (markedIds.has(Number(r.id)) ? newState : clearedIds.has(Number(r.id)) ? TaskState.None : (r.state as string));
+  const stateOf = new Map<string, string>();
+  for (const r of rows) if (r.map_index === -1) stateOf.set(r.task_id, stateAfter(r));
+  const affected = new Set<string>(cleared.map((r) => r.task_id as string));
+  for (const r of marked) for (const down of p.shape.byId.get(r.task_id)?.downstream ?? []) affected.add(down);
+  for (const r of cleared) for (const down of p.shape.byId.get(r.task_id)?.downstream ?? []) affected.add(down);
+  statements.push(...counterStatements(p.id, p.shape, [...affected], (id) => stateOf.get(id)));
+  for (const s of statements) await tx.query(s.sql, s.params);
+
+  const unfinished = rows.filter((r) => !isTerminalTaskState(stateAfter(r))).length;
+  const finished = runState === RunState.Success || runState === RunState.Failed;
+  if (finished && unfinished > 0) {
+    // A finished run that has work again restarts its clock, as a clear does.
+    const timeoutMs = p.shape.dag.dagrunTimeoutMs ?? null;
+    await tx.query("UPDATE dag_run SET state = 'running', end_date = NULL, unfinished_tasks = ?, start_date = ?, timeout_at = ? WHERE id = ?", [
+      unfinished,
+      now,
+      timeoutMs === null ? null : new Date(now.getTime() + timeoutMs),
+      p.id,
+    ]);
+  } else {
+    await tx.query("UPDATE dag_run SET state = 'running', end_date = NULL, unfinished_tasks = ? WHERE id = ?", [unfinished, p.id]);
+  }
+  if (unfinished === 0) {
+    await finishRun(tx, now, p.id, p.shape);
+    return [];
+  }
+
+  // Re-evaluate with settle's own decision: one answer to "is this task ready?".
+  const queued: number[] = [];
+  if (affected.size === 0) return queued;
+  const select = selectDownstream(p.id, [...affected].sort());
+  const [candidates] = await tx.query<RowDataPacket[]>(select.sql, select.params);
+  const { ready, ended } = decideDownstream(candidates);
+  const held = ready.filter((r) => dependsOnPast(p.shape, r.task_id)).map((r) => Number(r.id));
+  const ids = ready.filter((r) => !dependsOnPast(p.shape, r.task_id)).map((r) => Number(r.id));
+  if (held.length > 0) {
+    const h = holdStatement(held);
+    await tx.query(h.sql, h.params);
+  }
+  if (ids.length > 0) {
+    const q = queueStatement(now, ids);
+    await tx.query(q.sql, q.params);
+    queued.push(...ids);
+  }
+  if (ended.length > 0) {
+    for (const s of endStatements(now, ended)) await tx.query(s.sql, s.params);
+    const outcome = await settle(tx, now, p.id, p.shape, ended.map(({ row, state }) => ({ taskId: row.task_id as string, state })));
+    queued.push(...outcome.queued);
+  }
+  return queued;
+}
+
