@@ -3,7 +3,7 @@ import { Type } from "typebox";
 /** Airflow's list paging: limit (default 100, max 1000) and offset. */
 export const PageQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000, default: 0 })),
 });
 
 const Id = Type.String({ minLength: 1, maxLength: 250 });

@@ -33,7 +33,7 @@ export interface BackfillRange {
 export interface PlannedDates {
   /** In processing order (oldest first, or newest first when backwards). */
   dates: DagRunInfo[];
-  /** More than `limit` dates: `dates` holds the first `limit + 1` in date order. */
+  /** More than `limit` dates: `dates` then holds only some of the first ones. */
   truncated: boolean;
 }
 
@@ -41,7 +41,22 @@ export interface PlannedDates {
  * The logical dates of a backfill, at most `limit + 1` of them (so the caller can tell "over
  * the limit" without enumerating a million dates). Empty for a manual schedule.
  */
+/** Past this many runs even `force` is refused: listing the dates alone would stall the API. */
+export const BACKFILL_HARD_LIMIT = 1_000_000;
+const SAMPLE_DATES = 64;
+
 export function planBackfillDates(tt: Timetable, range: BackfillRange, options: { limit: number; backwards: boolean }): PlannedDates {
+  // Walking a schedule costs tens of microseconds a date: a range of millennia must be refused
+  // from a sample, not enumerated. Twice the largest sampled gap keeps the estimate a lower bound
+  // for any schedule whose gaps vary by less than 2× (daily, weekday, monthly, …).
+  const sample = dagRunInfosBetween(tt, range.from, range.to, range.dagStartDate, SAMPLE_DATES + 1);
+  if (sample.length > SAMPLE_DATES) {
+    let maxGap = 1;
+    for (let i = 1; i < sample.length; i++) maxGap = Math.max(maxGap, sample[i]!.logicalDate.getTime() - sample[i - 1]!.logicalDate.getTime());
+    const last = sample[sample.length - 1]!.logicalDate.getTime();
+    const atLeast = sample.length + Math.floor((range.to.getTime() - last) / (2 * maxGap));
+    if (atLeast > options.limit) return { dates: options.backwards ? sample.reverse() : sample, truncated: true };
+  }
   const limit = Math.min(options.limit, Number.MAX_SAFE_INTEGER - 1) + 1;
   const dates = dagRunInfosBetween(tt, range.from, range.to, range.dagStartDate, limit);
   const truncated = dates.length > options.limit;

@@ -9,11 +9,14 @@ import { createBackfill, dryRunBackfill } from "../../store/transitions/createBa
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 import type { ApiDeps } from "../context.ts";
+import { DateTime, FreeObject, ListOf, Nullable, NullableDateTime } from "../openapi.ts";
 import { PageQuery } from "../schemas.ts";
 
 export const DEFAULT_BACKFILL_MAX_RUNS = 100_000;
 
-const DateText = Type.String({ minLength: 1, maxLength: 64 });
+// ISO 8601 ("2026-01-01", "2026-01-01T00:00:00Z"; without an offset, in the DAG's time zone),
+// years 1000-9999 as a DATETIME holds them: "-271821-04-20T00:00:00Z" is a valid JavaScript date.
+const DateText = Type.String({ minLength: 10, maxLength: 64, pattern: "^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}" });
 const CreateBody = Type.Object(
   {
     dag_id: Type.String({ minLength: 1, maxLength: 250 }),
@@ -28,24 +31,84 @@ const CreateBody = Type.Object(
   },
   { additionalProperties: false },
 );
-const IdParams = Type.Object({ backfill_id: Type.Integer({ minimum: 1 }) });
+// The maximum matters: ajv counts 1e309 (Infinity) as an integer.
+const IdParams = Type.Object({ backfill_id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) });
 const CancelBody = Type.Object({ force: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
+const TAGS = ["Backfill"];
+
+const Count = Type.Integer({ minimum: 0 });
+const ReprocessBehavior = Type.Union([Type.Literal("none"), Type.Literal("failed"), Type.Literal("completed")]);
+const BackfillProps = {
+  id: Type.Integer(),
+  dag_id: Type.String(),
+  from_date: DateTime,
+  to_date: DateTime,
+  reprocess_behavior: ReprocessBehavior,
+  max_active_runs: Type.Integer(),
+  run_backwards: Type.Boolean(),
+  dag_run_conf: FreeObject,
+  state: Type.Union([Type.Literal("running"), Type.Literal("paused"), Type.Literal("cancelling"), Type.Literal("cancelled"), Type.Literal("completed")]),
+  is_paused: Type.Boolean(),
+  total_dates: Count,
+  created_at: DateTime,
+  updated_at: DateTime,
+  completed_at: NullableDateTime,
+};
+const Backfill = Type.Object(BackfillProps, { additionalProperties: false });
+const BackfillDetail = Type.Object(
+  {
+    ...BackfillProps,
+    counts: Type.Object(
+      { pending: Count, queued: Count, running: Count, success: Count, failed: Count, skipped: Count },
+      { additionalProperties: false, description: "dates by the state of their run; pending = no run yet" },
+    ),
+    skipped_by_reason: Type.Record(Type.String(), Count, { description: "skipped dates by reason: exists, succeeded, in_flight, cancelled" }),
+    done: Count,
+    failed: Count,
+    dates_left_total: Count,
+    dates_left: Type.Array(DateTime, { description: "the next pending logical dates (at most 100)" }),
+  },
+  { additionalProperties: false },
+);
+const BackfillPlan = Type.Object(
+  {
+    dry_run: Type.Literal(true),
+    dag_id: Type.String(),
+    from_date: DateTime,
+    to_date: DateTime,
+    total_dates: Count,
+    dates: Type.Array(
+      Type.Object(
+        {
+          logical_date: DateTime,
+          data_interval_start: DateTime,
+          data_interval_end: DateTime,
+          action: Type.Union([Type.Literal("create"), Type.Literal("reprocess"), Type.Literal("skip")]),
+          reason: Nullable(Type.String()),
+          existing_runs: Type.Array(Type.String(), { description: "run ids that exist for the date, oldest first" }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false, description: "dry_run: what a backfill would do, date by date; nothing is created" },
+);
 
 export function backfillJson(b: RowDataPacket) {
   return {
     id: Number(b.id),
     dag_id: b.dag_id,
-    from_date: isoOrNull(b.from_date),
-    to_date: isoOrNull(b.to_date),
-    reprocess_behavior: b.reprocess_behavior,
+    from_date: isoOrNull(b.from_date)!,
+    to_date: isoOrNull(b.to_date)!,
+    reprocess_behavior: b.reprocess_behavior as "none" | "failed" | "completed",
     max_active_runs: Number(b.max_active_runs),
     run_backwards: !!b.run_backwards,
     dag_run_conf: parseJsonText<Record<string, unknown>>(b.dag_run_conf, {}),
     state: b.state,
     is_paused: b.state === "paused",
     total_dates: Number(b.total_dates),
-    created_at: isoOrNull(b.created_at),
-    updated_at: isoOrNull(b.updated_at),
+    created_at: isoOrNull(b.created_at)!,
+    updated_at: isoOrNull(b.updated_at)!,
     completed_at: isoOrNull(b.completed_at),
   };
 }
@@ -72,44 +135,55 @@ export const backfillRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { 
     };
   };
 
-  app.post("/backfills", { schema: { body: CreateBody } }, async (req) => {
-    const body = req.body;
-    const request = {
-      dagId: body.dag_id,
-      fromDate: body.from_date,
-      toDate: body.to_date,
-      reprocessBehavior: body.reprocess_behavior ?? "none",
-      maxActiveRuns: body.max_active_runs ?? 10,
-      runBackwards: body.run_backwards ?? false,
-      dagRunConf: (body.dag_run_conf ?? {}) as Record<string, unknown>,
-      force: body.force ?? false,
-    };
-    if (body.dry_run) {
-      const plan = await dryRunBackfill(db, request, maxRuns);
-      return {
-        dry_run: true,
-        dag_id: body.dag_id,
-        from_date: plan.from.toISOString(),
-        to_date: plan.to.toISOString(),
-        total_dates: plan.dates.length,
-        dates: plan.dates.map((d) => ({
-          logical_date: d.logicalDate.toISOString(),
-          data_interval_start: d.dataIntervalStart.toISOString(),
-          data_interval_end: d.dataIntervalEnd.toISOString(),
-          action: d.decision.action,
-          reason: d.decision.action === "skip" ? d.decision.reason : null,
-          existing_runs: d.existingRuns,
-        })),
+  app.post(
+    "/backfills",
+    { schema: { operationId: "create_backfill", tags: TAGS, body: CreateBody, response: { 200: Type.Union([BackfillDetail, BackfillPlan]) } } },
+    async (req) => {
+      const body = req.body;
+      const request = {
+        dagId: body.dag_id,
+        fromDate: body.from_date,
+        toDate: body.to_date,
+        reprocessBehavior: body.reprocess_behavior ?? "none",
+        maxActiveRuns: body.max_active_runs ?? 10,
+        runBackwards: body.run_backwards ?? false,
+        dagRunConf: (body.dag_run_conf ?? {}) as Record<string, unknown>,
+        force: body.force ?? false,
       };
-    }
-    const { id } = await createBackfill(db, clock.now(), request, maxRuns);
-    onRunCreated?.();
-    return detail(id);
-  });
+      if (body.dry_run) {
+        const plan = await dryRunBackfill(db, request, maxRuns);
+        return {
+          dry_run: true as const,
+          dag_id: body.dag_id,
+          from_date: plan.from.toISOString(),
+          to_date: plan.to.toISOString(),
+          total_dates: plan.dates.length,
+          dates: plan.dates.map((d) => ({
+            logical_date: d.logicalDate.toISOString(),
+            data_interval_start: d.dataIntervalStart.toISOString(),
+            data_interval_end: d.dataIntervalEnd.toISOString(),
+            action: d.decision.action,
+            reason: d.decision.action === "skip" ? d.decision.reason : null,
+            existing_runs: d.existingRuns,
+          })),
+        };
+      }
+      const { id } = await createBackfill(db, clock.now(), request, maxRuns);
+      onRunCreated?.();
+      return detail(id);
+    },
+  );
 
   app.get(
     "/backfills",
-    { schema: { querystring: Type.Intersect([PageQuery, Type.Object({ dag_id: Type.Optional(Type.String({ minLength: 1, maxLength: 250 })) })]) } },
+    {
+      schema: {
+        operationId: "list_backfills",
+        tags: TAGS,
+        querystring: Type.Intersect([PageQuery, Type.Object({ dag_id: Type.Optional(Type.String({ minLength: 1, maxLength: 250 })) })]),
+        response: { 200: ListOf("backfills", Backfill) },
+      },
+    },
     async (req) => {
       const { limit = 100, offset = 0, dag_id } = req.query;
       const { rows, total } = await listBackfills(db.pool, { limit, offset, dagId: dag_id });
@@ -117,13 +191,16 @@ export const backfillRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { 
     },
   );
 
-  app.get("/backfills/:backfill_id", { schema: { params: IdParams } }, async (req) => detail(req.params.backfill_id));
+  app.get("/backfills/:backfill_id", { schema: { operationId: "get_backfill", tags: TAGS, params: IdParams, response: { 200: BackfillDetail } } }, async (req) =>
+    detail(req.params.backfill_id),
+  );
 
   for (const action of ["pause", "unpause", "cancel"] as const) {
     app.post(
       `/backfills/:backfill_id/${action}`,
       {
-        schema: { params: IdParams, body: Type.Optional(CancelBody) },
+        // No body, `null` and `{}` are the same request.
+        schema: { operationId: `${action}_backfill`, tags: TAGS, params: IdParams, body: Type.Optional(Type.Union([CancelBody, Type.Null()])), response: { 200: BackfillDetail } },
         preValidation: async (r) => {
           if (r.body === undefined || r.body === null) r.body = {};
         },

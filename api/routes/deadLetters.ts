@@ -7,7 +7,29 @@ import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import { redriveDeadLetters } from "../../store/transitions/redriveDeadLetters.ts";
 import { VersionCache } from "../../store/versions.ts";
 import type { ApiDeps } from "../context.ts";
+import { ListOf, Nullable, NullableDateTime } from "../openapi.ts";
 import { PageQuery } from "../schemas.ts";
+
+const TAGS = ["DeadLetter"];
+
+const DeadLetter = Type.Object(
+  {
+    task_instance_id: Type.Integer(),
+    dag_id: Type.String(),
+    dag_run_id: Type.String(),
+    task_id: Type.String(),
+    map_index: Type.Integer(),
+    try_number: Type.Integer(),
+    max_tries: Type.Integer(),
+    failed_at: NullableDateTime,
+    hostname: Nullable(Type.String()),
+    error_class: Nullable(Type.String()),
+    error_code: Nullable(Type.String()),
+    error_message: Nullable(Type.String()),
+    run_url: Type.String({ description: "the run's path in this API" }),
+  },
+  { additionalProperties: false },
+);
 
 function deadLetterJson(r: RowDataPacket) {
   const error = parseJsonText<{ name?: string; code?: string; message?: string } | null>(r.error, null);
@@ -31,17 +53,40 @@ function deadLetterJson(r: RowDataPacket) {
 export const deadLetterRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, clock, onTasksQueued }) => {
   const versions = new VersionCache(db.pool);
 
-  app.get("/deadLetters", { schema: { querystring: Type.Intersect([PageQuery, Type.Object({ dag_id: Type.Optional(Type.String({ minLength: 1, maxLength: 250 })) })]) } }, async (req) => {
-    const { limit = 100, offset = 0, dag_id } = req.query;
-    const { rows, total } = await listDeadLetters(db.pool, { dagId: dag_id }, { limit, offset });
-    return { dead_letters: rows.map(deadLetterJson), total_entries: total };
-  });
+  app.get(
+    "/deadLetters",
+    {
+      schema: {
+        operationId: "get_dead_letters",
+        tags: TAGS,
+        querystring: Type.Intersect([PageQuery, Type.Object({ dag_id: Type.Optional(Type.String({ minLength: 1, maxLength: 250 })) })]),
+        response: { 200: ListOf("dead_letters", DeadLetter) },
+      },
+    },
+    async (req) => {
+      const { limit = 100, offset = 0, dag_id } = req.query;
+      const { rows, total } = await listDeadLetters(db.pool, { dagId: dag_id }, { limit, offset });
+      return { dead_letters: rows.map(deadLetterJson), total_entries: total };
+    },
+  );
 
   // Re-drive = clear and re-run, run by run, with the run's pinned version (as a clear does).
   app.post(
     "/deadLetters/redrive",
     {
       schema: {
+        operationId: "redrive_dead_letters",
+        tags: TAGS,
+        response: {
+          200: Type.Object(
+            {
+              dead_letters: Type.Array(DeadLetter, { description: "the dead letters chosen (before the re-drive)" }),
+              redriven: Type.Integer({ minimum: 0, description: "how many were (or, on a dry run, would be) cleared to run again" }),
+              dry_run: Type.Boolean(),
+            },
+            { additionalProperties: false },
+          ),
+        },
         body: Type.Object(
           {
             task_instance_ids: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 10_000 })),

@@ -5,6 +5,7 @@ import type { RowDataPacket } from "../../store/db.ts";
 import { latestEventId, listEvents, type EventFilter } from "../../store/queries/events.ts";
 import { isoOrNull } from "../../store/rows.ts";
 import type { ApiDeps } from "../context.ts";
+import { DateTime, ListOf, Nullable } from "../openapi.ts";
 import { PageQuery } from "../schemas.ts";
 
 const Filters = Type.Object({
@@ -15,11 +16,34 @@ const Filters = Type.Object({
   before: Type.Optional(Type.String({ format: "date-time" })),
 });
 
+const TAGS = ["EventLog"];
+
+const EventLog = Type.Object(
+  {
+    event_log_id: Type.Integer(),
+    when: DateTime,
+    event: Type.String({ description: "<kind>:<to_state>, e.g. task:success" }),
+    kind: Type.String({ description: "run, task, or auth (a refused request)" }),
+    dag_id: Type.String(),
+    dag_run_id: Type.String(),
+    run_id: Type.String(),
+    task_id: Nullable(Type.String()),
+    map_index: Nullable(Type.Integer()),
+    try_number: Nullable(Type.Integer()),
+    from_state: Nullable(Type.String()),
+    to_state: Type.String(),
+    owner: Nullable(Type.String({ description: "the process (or token) that made the change" })),
+    hostname: Nullable(Type.String()),
+    extra: Nullable(Type.String({ description: "what a refused request asked for" })),
+  },
+  { additionalProperties: false },
+);
+
 /** Airflow's EventLog fields, plus the transition itself (from → to). */
 function eventJson(r: RowDataPacket) {
   return {
     event_log_id: Number(r.id),
-    when: isoOrNull(r.at),
+    when: isoOrNull(r.at)!,
     event: `${r.kind}:${r.to_state}`,
     kind: r.kind,
     dag_id: r.dag_id,
@@ -32,6 +56,7 @@ function eventJson(r: RowDataPacket) {
     to_state: r.to_state,
     owner: r.actor ?? null,
     hostname: r.hostname ?? null,
+    extra: r.detail ?? null,
   };
 }
 
@@ -52,17 +77,34 @@ export const eventRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db 
     for (const stop of streams) stop();
   });
 
-  app.get("/eventLogs", { schema: { querystring: Type.Intersect([PageQuery, Filters]) } }, async (req) => {
-    const { limit = 100, offset = 0 } = req.query;
-    const { rows, total } = await listEvents(db.pool, filterOf(req.query), { limit, offset });
-    return { event_logs: rows.map(eventJson), total_entries: total };
-  });
+  app.get(
+    "/eventLogs",
+    { schema: { operationId: "get_event_logs", tags: TAGS, querystring: Type.Intersect([PageQuery, Filters]), response: { 200: ListOf("event_logs", EventLog) } } },
+    async (req) => {
+      const { limit = 100, offset = 0 } = req.query;
+      const { rows, total } = await listEvents(db.pool, filterOf(req.query), { limit, offset });
+      return { event_logs: rows.map(eventJson), total_entries: total };
+    },
+  );
 
   // Server-sent events: every new event matching the filters, as it is committed. A client that
   // reconnects with Last-Event-ID resumes after the last event it saw.
   app.get(
     "/events",
-    { schema: { querystring: Type.Intersect([Filters, Type.Object({ poll_ms: Type.Optional(Type.Integer({ minimum: 50, maximum: 10_000 })) })]) } },
+    {
+      schema: {
+        operationId: "stream_events",
+        tags: TAGS,
+        description: "Server-sent events: each new event log entry matching the filters (`id:` is its event_log_id; send Last-Event-ID to resume).",
+        querystring: Type.Intersect([Filters, Type.Object({ poll_ms: Type.Optional(Type.Integer({ minimum: 50, maximum: 10_000 })) })]),
+        response: {
+          200: {
+            description: "A text/event-stream of EventLog objects (`event: <kind>`, `data: <EventLog JSON>`)",
+            content: { "text/event-stream": { schema: Type.String() } },
+          },
+        },
+      },
+    },
     async (req, reply) => {
       const filter = filterOf(req.query);
       const lastHeader = Number(req.headers["last-event-id"]);

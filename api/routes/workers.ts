@@ -1,7 +1,24 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "typebox";
 import { listWorkers, type WorkerRow } from "../../store/processes.ts";
 import type { ApiDeps } from "../context.ts";
+import { DateTime, ListOf, Nullable } from "../openapi.ts";
 import { PageQuery } from "../schemas.ts";
+
+const Worker = Type.Object(
+  {
+    worker_id: Type.String(),
+    hostname: Type.String(),
+    pid: Type.Integer(),
+    queues: Type.Array(Type.String()),
+    concurrency: Nullable(Type.Integer()),
+    running: Nullable(Type.Integer({ description: "tries it was running at its last heartbeat" })),
+    started_at: DateTime,
+    last_heartbeat: DateTime,
+    alive: Type.Boolean({ description: "heartbeat within the task heartbeat timeout" }),
+  },
+  { additionalProperties: false },
+);
 
 /** A worker is alive while its heartbeat is younger than the zombie timeout its tasks are judged by. */
 export function heartbeatTimeoutOf(deps: Pick<ApiDeps, "config">): number {
@@ -24,7 +41,7 @@ function workerJson(w: WorkerRow, now: Date, timeoutMs: number) {
 
 /** Workers as their heartbeats (baton_process) describe them, most recent heartbeat first. */
 export const workerRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) => {
-  app.get("/workers", { schema: { querystring: PageQuery } }, async (req) => {
+  app.get("/workers", { schema: { operationId: "get_workers", tags: ["Worker"], querystring: PageQuery, response: { 200: ListOf("workers", Worker) } } }, async (req) => {
     const { limit = 100, offset = 0 } = req.query;
     const { rows, total } = await listWorkers(deps.db.pool, { limit, offset });
     const now = deps.clock.now();

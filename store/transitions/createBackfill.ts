@@ -9,7 +9,7 @@
 //   BATON_INVALID_DATE, BATON_BACKFILL_INVALID_RANGE, BATON_BACKFILL_NO_SCHEDULE,
 //   BATON_BACKFILL_TOO_LARGE.
 import { BatonError } from "../../core/errors.ts";
-import { decideBackfillDate, planBackfillDates, type DateDecision, type ReprocessBehavior } from "../../scheduler/backfillPlan.ts";
+import { BACKFILL_HARD_LIMIT, decideBackfillDate, planBackfillDates, type DateDecision, type ReprocessBehavior } from "../../scheduler/backfillPlan.ts";
 import { parseDagDate, parseTimetable, type DagRunInfo, type Timetable } from "../../scheduler/timetable.ts";
 import type { Db, ResultSetHeader, RowDataPacket } from "../db.ts";
 
@@ -68,9 +68,12 @@ async function planFor(db: Db, req: NewBackfill, maxRuns: number): Promise<{ dat
     throw new BatonError("BATON_BACKFILL_NO_SCHEDULE", `DAG "${req.dagId}" has no schedule (schedule: null), so it has no logical dates to backfill`);
   }
   const planned = planBackfillDates(timetable, { from, to, dagStartDate: dag.start_date ?? null }, {
-    limit: req.force ? Number.MAX_SAFE_INTEGER : maxRuns,
+    limit: req.force ? Math.max(maxRuns, BACKFILL_HARD_LIMIT) : maxRuns,
     backwards: req.runBackwards,
   });
+  if (planned.truncated && req.force) {
+    throw new BatonError("BATON_BACKFILL_TOO_LARGE", `the range yields more than ${Math.max(maxRuns, BACKFILL_HARD_LIMIT)} runs, too many even with force; split it`);
+  }
   if (planned.truncated) {
     throw new BatonError(
       "BATON_BACKFILL_TOO_LARGE",

@@ -37,6 +37,18 @@ describe("planBackfillDates", () => {
     expect(planBackfillDates(daily, r, { limit: 8, backwards: false }).dates).toHaveLength(9);
   });
 
+  it("refuses a range of millennia from a sample, without walking every date", () => {
+    const r = range("2026-01-01T00:00:00Z", "9999-12-31T23:59:59Z");
+    const plan = planBackfillDates(daily, r, { limit: 100_000, backwards: false });
+    expect(plan.truncated).toBe(true);
+    // A walk would have returned the first 100,001 dates; the sample is all that was computed.
+    expect(plan.dates.length).toBeLessThanOrEqual(65);
+    // Just over the limit, where the estimate cannot tell, the walk still decides exactly.
+    const year = range("2026-01-01T00:00:00Z", "2026-12-31T00:00:00Z");
+    expect(planBackfillDates(daily, year, { limit: 365, backwards: false })).toMatchObject({ truncated: false });
+    expect(planBackfillDates(daily, year, { limit: 364, backwards: false })).toMatchObject({ truncated: true });
+  });
+
   it("an interval schedule stays on the grid anchored at the DAG's startDate", () => {
     const every6h = parseTimetable("6h", "UTC");
     const { dates } = planBackfillDates(every6h, range("2026-01-01T01:00:00Z", "2026-01-01T18:00:00Z", "2025-12-31T03:00:00Z"), { limit: 100, backwards: false });
