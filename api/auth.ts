@@ -1,32 +1,77 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { bearerToken, hashToken } from "../core/apiTokens.ts";
+import { BatonError } from "../core/errors.ts";
+import { requiredRole, roleAllows, type Role, type RouteRole } from "../core/roles.ts";
+import { findLiveToken, recordAuthEvent, touchToken, type ApiTokenRow } from "../store/apiTokens.ts";
+import type { ApiDeps } from "./context.ts";
 
-/**
- * Who may call a route. Every route declares nothing (GET/HEAD → viewer, anything else →
- * operator) or `config: { role: "admin" | "public" | ... }`:
- *   public   — no token (health, version, the OpenAPI document)
- *   viewer   — read
- *   operator — trigger, clear, signal, pause, cancel
- *   admin    — pools, variables, connections, tokens
- */
-export type Role = "viewer" | "operator" | "admin";
-export type RouteRole = Role | "public";
-
-export const ROLE_RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
+export type { Role, RouteRole };
 
 declare module "fastify" {
   interface FastifyContextConfig {
+    /** See core/roles.ts: omitted means viewer for GET/HEAD, operator otherwise. */
     role?: RouteRole;
+  }
+  interface FastifyRequest {
+    /** The token that authenticated this request (undefined when auth is off or the route is public). */
+    apiToken?: { id: number; name: string; role: Role };
   }
 }
 
-/** The role a route requires: its declared one, or the default for its method. */
-export function requiredRole(method: string, declared: RouteRole | undefined): RouteRole {
-  if (declared) return declared;
-  return method === "GET" || method === "HEAD" ? "viewer" : "operator";
+/** Token lookups are cached briefly: a revoked token stops working within this time. */
+export const TOKEN_CACHE_MS = 5_000;
+const CACHE_LIMIT = 10_000;
+
+/** The route's required role, for the matched route (unknown paths need a viewer, so they don't reveal routes). */
+export function roleOf(request: FastifyRequest): RouteRole {
+  // The interactive docs (@fastify/swagger-ui's own routes) are static pages, like the spec they show.
+  if (request.routeOptions.url?.startsWith("/docs")) return "public";
+  return requiredRole(request.method, request.routeOptions.config?.role);
 }
 
-export function roleAllows(has: Role, needs: RouteRole): boolean {
-  return needs === "public" || ROLE_RANK[has] >= ROLE_RANK[needs];
-}
+/**
+ * Bearer-token authentication and per-route roles, as one onRequest hook: 401 without a live
+ * token, 403 when the token's role is below the route's; both go to the event log (never the token).
+ */
+export function installAuth(app: FastifyInstance, deps: Pick<ApiDeps, "db" | "clock" | "logger" | "auth">): void {
+  app.decorateRequest("apiToken", undefined);
+  if (deps.auth.mode === "off") return;
+  const { db, clock, logger } = deps;
+  const cache = new Map<string, { token: ApiTokenRow | undefined; until: number }>();
 
-export type AuthInstaller = (app: FastifyInstance) => void;
+  const lookup = async (hash: string): Promise<ApiTokenRow | undefined> => {
+    const now = clock.now();
+    const hit = cache.get(hash);
+    if (hit && hit.until > now.getTime() && (!hit.token?.expires_at || new Date(hit.token.expires_at) > now)) return hit.token;
+    const token = await findLiveToken(db.pool, hash, now);
+    if (cache.size >= CACHE_LIMIT) cache.clear();
+    cache.set(hash, { token, until: now.getTime() + TOKEN_CACHE_MS });
+    if (token) void touchToken(db.pool, token.id, now).catch(() => undefined);
+    return token;
+  };
+
+  const refuse = async (request: FastifyRequest, outcome: "unauthenticated" | "forbidden", actor: string, why: string) => {
+    const path = request.url.split("?")[0];
+    await recordAuthEvent(db.pool, { at: clock.now(), outcome, actor, detail: `${request.method} ${path}: ${why}` }).catch((err) =>
+      logger.warn(`could not record a refused request in the event log: ${(err as Error).message}`),
+    );
+  };
+
+  app.addHook("onRequest", async (request, reply) => {
+    const needs = roleOf(request);
+    if (needs === "public") return;
+    const presented = bearerToken(request.headers.authorization);
+    const token = presented ? await lookup(hashToken(presented)) : undefined;
+    if (!token) {
+      const why = presented ? "invalid, expired or revoked token" : "no bearer token";
+      await refuse(request, "unauthenticated", "anonymous", why);
+      void reply.header("www-authenticate", 'Bearer realm="baton"');
+      throw new BatonError("BATON_UNAUTHENTICATED", `${why}: send "Authorization: Bearer <token>" (create one with "baton tokens create")`);
+    }
+    if (!roleAllows(token.role, needs)) {
+      await refuse(request, "forbidden", token.name, `role ${token.role} lacks ${needs}`);
+      throw new BatonError("BATON_FORBIDDEN", `token "${token.name}" has role ${token.role}; ${request.method} ${request.url.split("?")[0]} needs ${needs}`);
+    }
+    request.apiToken = { id: Number(token.id), name: token.name, role: token.role };
+  });
+}

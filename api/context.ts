@@ -15,9 +15,13 @@ export interface ApiDeps {
   logger: Logger;
   auth: AuthSettings;
   /** taskHeartbeatTimeoutMs (default 30 s) decides when a worker counts as alive. */
-  config: Pick<Config, "logsFolder"> & Partial<Pick<Config, "taskHeartbeatTimeoutMs" | "backfillMaxRuns">>;
+  /** Limits left out (as in tests) are Fastify's defaults, with no rate limit and no CORS. */
+  config: Pick<Config, "logsFolder"> &
+    Partial<Pick<Config, "taskHeartbeatTimeoutMs" | "backfillMaxRuns" | "apiRateLimit" | "apiBodyLimitBytes" | "apiRequestTimeoutMs" | "corsOrigins">>;
   /** A run was created: in `standalone`, wakes the in-process scheduler. */
   onRunCreated?: () => void;
   /** Task instances were queued (a clear): in `standalone`, wakes the in-process worker. */
   onTasksQueued?: () => void;
+  /** Log one info line per request (a listening server; not the CLI's in-process API). Default false. */
+  requestLog?: boolean;
 }

@@ -1,13 +1,18 @@
 import { Command, InvalidArgumentError } from "commander";
-import { createDagRun } from "../store/transitions/createDagRun.ts";
-import { listDags } from "../store/queries/read.ts";
 import { migrate } from "../store/migrate.ts";
 import { BatonError } from "../core/errors.ts";
 import { taskLogPath } from "../core/logPaths.ts";
 import { isConnectionError } from "../store/db.ts";
 import { loadConfig } from "../core/config.ts";
 import { ApiCallError } from "./client.ts";
-import { clock, exitWith, explainDatabaseError, openRuntime } from "./runtime.ts";
+import { registerTokenCommands } from "./commands/tokens.ts";
+import { registerTaskCommands } from "./commands/tasks.ts";
+import { registerOperationCommands } from "./commands/operations.ts";
+import { registerVariablesCommands } from "./commands/variables.ts";
+import { registerConnectionsCommands } from "./commands/connections.ts";
+import { registerDagsCommands } from "./commands/dags.ts";
+import { registerRunsCommands } from "./commands/runs.ts";
+import { exitWith, explainDatabaseError, openRuntime } from "./runtime.ts";
 
 function integer(value: string): number {
   const n = Number(value);
@@ -120,165 +125,6 @@ db.command("clean")
     await rt.db.close();
   });
 
-const dags = program.command("dags").description("list, trigger and test DAGs");
-dags
-  .command("list")
-  .description("list active DAGs")
-  .option("--json", "print JSON")
-  .action(async (opts) => {
-    const rt = await openRuntime();
-    const { rows } = await listDags(rt.db.pool, { limit: 1000, offset: 0, onlyActive: true });
-    if (opts.json) process.stdout.write(JSON.stringify(rows.map((r) => ({ dag_id: r.dag_id, is_paused: !!r.is_paused, fileloc: r.fileloc })), null, 2) + "\n");
-    else {
-      process.stdout.write(`${"dag_id".padEnd(32)} ${"paused".padEnd(7)} fileloc\n`);
-      for (const r of rows) process.stdout.write(`${String(r.dag_id).padEnd(32)} ${(r.is_paused ? "yes" : "no").padEnd(7)} ${r.fileloc}\n`);
-    }
-    await rt.db.close();
-  });
-
-dags
-  .command("trigger <dag_id>")
-  .description("create a manual run; the scheduler starts it")
-  .option("-c, --conf <json>", "run configuration (JSON object)", jsonObject)
-  .option("-r, --run-id <run_id>", "explicit dag_run_id")
-  .action(async (dagId: string, opts) => {
-    const rt = await openRuntime();
-    const now = clock.now();
-    const { runId } = await createDagRun(rt.db, now, { dagId, runId: opts.runId, runType: "manual", logicalDate: now, conf: opts.conf ?? {} });
-    process.stdout.write(`created run ${runId} of ${dagId}\n`);
-    await rt.db.close();
-  });
-
-dags
-  .command("test <dag_id>")
-  .description("parse the DAG folder and run one run of the DAG in this process, printing each task's state")
-  .option("-c, --conf <json>", "run configuration (JSON object)", jsonObject)
-  .option("-d, --dags-folder <path>", "DAG folder (BATON_DAGS_FOLDER, default ./dags)")
-  .action(async (dagId: string, opts) => {
-    const rt = await openRuntime({ dagsFolder: opts.dagsFolder });
-    const { dagsTest } = await import("./dagsTest.ts");
-    const code = await dagsTest(rt, dagId, opts.conf ?? {});
-    await rt.db.close();
-    process.exit(code);
-  });
-
-const tasks = program.command("tasks").description("act on task instances");
-tasks
-  .command("clear <dag_id>")
-  .description("clear task instances of a run so they run again; the run goes back to running")
-  .requiredOption("-r, --run-id <run_id>", "the run whose task instances to clear")
-  .option("-t, --task-ids <ids>", "comma-separated task ids (all tasks when omitted, with --only-failed or --only-running)", (v: string) =>
-    v.split(",").map((id) => id.trim()).filter(Boolean),
-  )
-  .option("-d, --downstream", "also clear every task downstream of them")
-  .option("-u, --upstream", "also clear every task upstream of them")
-  .option("-f, --only-failed", "only failed and upstream_failed task instances")
-  .option("--only-running", "only running task instances")
-  .option("--dry-run", "print what would be cleared; change nothing")
-  .option("-y, --yes", "do not ask for confirmation")
-  .action(async (dagId: string, opts) => {
-    const rt = await openRuntime();
-    const { tasksClear } = await import("./tasksClear.ts");
-    const code = await tasksClear(rt, dagId, opts);
-    await rt.db.close();
-    process.exit(code);
-  });
-
-program
-  .command("signal <dag_id> <dag_run_id> <name>")
-  .description("send a signal to a run: the task waiting for it resumes with the payload (kept until one waits)")
-  .option("-p, --payload <json>", "the payload (any JSON)", (v: string) => {
-    try {
-      return JSON.parse(v) as unknown;
-    } catch {
-      throw new InvalidArgumentError("must be JSON, e.g. '{\"signedBy\": \"ana\"}'");
-    }
-  })
-  .option("--signal-id <id>", "idempotency id: sending the same id twice delivers once")
-  .action(async (dagId: string, runId: string, name: string, opts) => {
-    const rt = await openRuntime();
-    const { sendSignal } = await import("../store/transitions/signals.ts");
-    const { VersionCache } = await import("../store/versions.ts");
-    const versions = new VersionCache(rt.db.pool);
-    const result = await sendSignal(rt.db, clock.now(), { dagId, runId, name, signalId: opts.signalId, payload: opts.payload }, (h) => versions.shape(h));
-    const what = result.duplicate ? "already received" : result.deliveredTo ? `delivered to ${result.deliveredTo}` : "stored until a task waits for it";
-    process.stdout.write(`signal ${name} for ${dagId}/${runId}: ${what}\n`);
-    await rt.db.close();
-  });
-
-const deadLetters = program.command("dead-letters").description("task instances that exhausted their retries, across DAGs");
-deadLetters
-  .command("list")
-  .option("--dag-id <dag_id>", "only this DAG")
-  .option("--json", "print JSON")
-  .action(async (opts) => {
-    const rt = await openRuntime();
-    const { listDeadLetters } = await import("../store/queries/deadLetters.ts");
-    const { rows } = await listDeadLetters(rt.db.pool, { dagId: opts.dagId }, { limit: 1000, offset: 0 });
-    if (opts.json) process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
-    for (const r of opts.json ? [] : rows) {
-      const error = JSON.parse(r.error ?? "null") as { name?: string; message?: string } | null;
-      process.stdout.write(`${r.id}\t${r.dag_id}/${r.run_id}/${r.task_id}\ttry ${r.try_number}\t${error?.name ?? ""}: ${error?.message ?? ""}\n`);
-    }
-    await rt.db.close();
-  });
-deadLetters
-  .command("redrive")
-  .description("clear dead letters (and their downstream tasks) so they run again")
-  .option("--dag-id <dag_id>", "every dead letter of this DAG")
-  .option("--ids <ids>", "comma-separated task instance ids", (v: string) => v.split(",").map((x) => integer(x.trim())))
-  .option("--dry-run", "list what would be re-driven")
-  .action(async (opts) => {
-    if (!opts.dagId && !opts.ids) exitWith("BATON_VALIDATION_FAILED: give --dag-id or --ids");
-    const rt = await openRuntime();
-    const { redriveDeadLetters } = await import("../store/transitions/redriveDeadLetters.ts");
-    const { VersionCache } = await import("../store/versions.ts");
-    const versions = new VersionCache(rt.db.pool);
-    const { redriven } = await redriveDeadLetters(rt.db, clock.now(), { dagId: opts.dagId, ids: opts.ids }, !!opts.dryRun, (h) => versions.shape(h));
-    process.stdout.write(`${opts.dryRun ? "would re-drive" : "re-drove"} ${redriven} task instance(s)\n`);
-    await rt.db.close();
-  });
-
-const pools = program.command("pools").description("list, create, resize and delete pools");
-pools
-  .command("list")
-  .description("list pools with their slots")
-  .option("--json", "print JSON")
-  .action(async (opts) => {
-    const rt = await openRuntime();
-    const { listPools } = await import("../store/pools.ts");
-    const { rows } = await listPools(rt.db.pool, { limit: 1000, offset: 0 });
-    if (opts.json) process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
-    else {
-      process.stdout.write(`${"name".padEnd(32)} ${"slots".padStart(6)} ${"used".padStart(6)}  description\n`);
-      for (const p of rows) process.stdout.write(`${p.name.padEnd(32)} ${String(p.slots).padStart(6)} ${String(p.occupied_slots).padStart(6)}  ${p.description ?? ""}\n`);
-    }
-    await rt.db.close();
-  });
-pools
-  .command("set <name> <slots>")
-  .description("create a pool, or change its slots")
-  .option("--description <text>", "what the pool protects")
-  .action(async (name: string, slots: string, opts) => {
-    const n = integer(slots);
-    const rt = await openRuntime();
-    const { createPool, getPool, updatePool } = await import("../store/pools.ts");
-    if (await getPool(rt.db.pool, name)) await updatePool(rt.db.pool, name, { slots: n, description: opts.description });
-    else await createPool(rt.db, { name, slots: n, description: opts.description });
-    process.stdout.write(`pool ${name}: ${n} slot(s)\n`);
-    await rt.db.close();
-  });
-pools
-  .command("delete <name>")
-  .description("delete a pool (default_pool cannot be deleted)")
-  .action(async (name: string) => {
-    const rt = await openRuntime();
-    const { deletePool } = await import("../store/pools.ts");
-    if (!(await deletePool(rt.db.pool, name))) exitWith(`BATON_POOL_NOT_FOUND: pool "${name}" not found`);
-    process.stdout.write(`deleted pool ${name}\n`);
-    await rt.db.close();
-  });
-
 function backfillId(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) exitWith(`BATON_VALIDATION_FAILED: backfill id must be a positive integer, got "${value}"`);
@@ -340,6 +186,14 @@ for (const action of ["pause", "unpause", "cancel"] as const) {
     await rt.db.close();
   });
 }
+
+registerTokenCommands(program);
+registerTaskCommands(program);
+registerOperationCommands(program);
+registerVariablesCommands(program);
+registerConnectionsCommands(program);
+registerDagsCommands(program);
+registerRunsCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -6,7 +6,9 @@ import type { Config } from "../core/config.ts";
 import { Worker } from "../executor/worker.ts";
 import { DagProcessor } from "../parser/processor.ts";
 import { Scheduler } from "../scheduler/loop.ts";
-import { clock, openRuntime, relative } from "./runtime.ts";
+import { isLoopbackHost } from "../core/config.ts";
+import { announceAdminToken, ensureAdminToken } from "./adminToken.ts";
+import { clock, exitWith, openRuntime, relative } from "./runtime.ts";
 
 /** Which of Baton's services this process runs: all of them for `standalone`, one for the others. */
 export interface Roles {
@@ -35,6 +37,11 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
   const overrides: Partial<Config> = { port: flags.port, host: flags.host, workers: flags.workers, dagsFolder: flags.dagsFolder };
   const { config, db, logger } = await openRuntime(overrides);
   const log = logger.scope({ component: name });
+  if (roles.api && config.auth === "off" && !isLoopbackHost(config.host)) {
+    await db.close();
+    exitWith(`BATON_CONFIG_INVALID: BATON_AUTH=off is only allowed on a loopback host; ${config.host} is reachable from other machines (turn auth on or bind 127.0.0.1)`, 2);
+  }
+  if (roles.api && config.auth === "on") announceAdminToken(await ensureAdminToken(db, config, clock.now()), log);
 
   const processor = roles.dagProcessor
     ? new DagProcessor(db, clock, logger.scope({ component: "dag-processor" }), {
@@ -109,14 +116,14 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
   worker?.start();
   scheduler?.start();
   if (roles.api) {
-    const server = await buildApp({ db, clock, logger, config, auth: { mode: "off" }, onRunCreated: () => scheduler?.wake(), onTasksQueued: () => worker?.wake() });
+    const server = await buildApp({ db, clock, logger, config, auth: { mode: config.auth }, requestLog: true, onRunCreated: () => scheduler?.wake(), onTasksQueued: () => worker?.wake() });
     if (stoppingSince) {
       await server.close().catch(() => undefined);
       return;
     }
     app = server;
     await app.listen({ port: config.port, host: config.host });
-    log.info(`API on http://${config.host}:${config.port}/api/v1 (docs at /docs)`);
+    log.info(`API on http://${config.host}:${config.port}/api/v1 (docs at /docs)${config.auth === "off" ? "; auth is OFF (BATON_AUTH=off)" : ""}`);
   }
   if (worker) log.info(`${config.workers} worker slot(s) on queue(s) ${(flags.queues?.length ? flags.queues : ["default"]).join(", ")}`);
 }

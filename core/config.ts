@@ -2,9 +2,12 @@ import os from "node:os";
 import path from "node:path";
 import { parseDuration } from "./durations.ts";
 import { BatonError } from "./errors.ts";
-import type { LogLevel } from "./logger.ts";
+import { defaultLogFormat, LOG_FORMATS, type LogFormat, type LogLevel } from "./logger.ts";
 
-/** Runtime configuration: environment first, CLI flags override (see README "Configuration"). */
+/**
+ * Runtime configuration: environment first, CLI flags override (see README "Configuration").
+ * The CLI alone also reads BATON_API_URL and BATON_API_TOKEN (cli/client.ts): where to send its requests.
+ */
 export interface Config {
   databaseUrl: string;
   dagsFolder: string;
@@ -12,6 +15,8 @@ export interface Config {
   host: string;
   workers: number;
   logLevel: LogLevel;
+  /** BATON_LOG_FORMAT: `text` or `json`; default `text` when stderr is a terminal, else `json`. */
+  logFormat: LogFormat;
   logsFolder: string;
   cacheFolder: string;
   dagsPausedAtCreation: boolean;
@@ -27,9 +32,30 @@ export interface Config {
   taskHeartbeatTimeoutMs: number;
   /** A backfill whose range yields more runs than this is refused unless forced. */
   backfillMaxRuns: number;
+  /** Bearer-token auth on the API; "off" is for local development and refused on a non-loopback host. */
+  auth: "on" | "off";
+  /** An admin token to ensure at start (automation), instead of generating one on first start. */
+  adminToken?: string;
+  /** Where the generated first admin token is written (mode 0600). */
+  adminTokenFile: string;
+  /** Requests per token (per client address without one) per window; max 0 turns the limit off. */
+  apiRateLimit: { max: number; windowMs: number };
+  /** Largest request body the API reads. */
+  apiBodyLimitBytes: number;
+  /** Time allowed to receive a whole request (headers and body). */
+  apiRequestTimeoutMs: number;
+  /** Origins allowed to call the API from a browser; empty (the default) means CORS is off. */
+  corsOrigins: string[];
 }
 
 type Env = Record<string, string | undefined>;
+
+/**
+ * Encrypts variable values and connection passwords/extras at rest (README "Configuration").
+ * Read from the environment where secrets are stored or read (store/secretBox.ts), not part of
+ * Config: it must not travel in objects that get logged or passed around.
+ */
+export const SECRET_KEY_ENV = "BATON_SECRET_KEY";
 
 function intFrom(env: Env, name: string, fallback: number, min = 0): number {
   const raw = env[name];
@@ -57,10 +83,31 @@ function boolFrom(env: Env, name: string, fallback: boolean): boolean {
   throw new BatonError("BATON_CONFIG_INVALID", `${name} must be true or false, got "${raw}"`);
 }
 
+/** "N/window", e.g. "1200/1m"; "0" (or "off") turns the limit off. */
+function rateLimitFrom(env: Env, name: string, fallback: string): { max: number; windowMs: number } {
+  const raw = env[name] || fallback;
+  if (/^(0|off)$/i.test(raw)) return { max: 0, windowMs: 60_000 };
+  const match = /^(\d+)\/(.+)$/.exec(raw);
+  const max = Number(match?.[1]);
+  if (!match || !Number.isInteger(max) || max < 1) {
+    throw new BatonError("BATON_CONFIG_INVALID", `${name} must look like "1200/1m" (requests per window) or "off", got "${raw}"`);
+  }
+  return { max, windowMs: durationFrom({ [name]: match[2] }, name, "1m") };
+}
+
+/** True for addresses only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
   const level = (env.BATON_LOG_LEVEL || "info") as LogLevel;
   if (!["debug", "info", "warn", "error", "silent"].includes(level)) {
     throw new BatonError("BATON_CONFIG_INVALID", `BATON_LOG_LEVEL must be debug, info, warn, error or silent, got "${level}"`);
+  }
+  const format = env.BATON_LOG_FORMAT || undefined;
+  if (format !== undefined && !(LOG_FORMATS as readonly string[]).includes(format)) {
+    throw new BatonError("BATON_CONFIG_INVALID", `BATON_LOG_FORMAT must be text or json, got "${format}"`);
   }
   const config: Config = {
     databaseUrl: env.BATON_DATABASE_URL || "mysql://root@127.0.0.1:3306/baton",
@@ -69,6 +116,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     host: env.BATON_HOST || "127.0.0.1",
     workers: intFrom(env, "BATON_WORKERS", 2),
     logLevel: level,
+    logFormat: defaultLogFormat(format, !!process.stderr.isTTY),
     logsFolder: path.resolve(env.BATON_LOGS_FOLDER || "./logs"),
     cacheFolder: path.resolve(env.BATON_CACHE_FOLDER || path.join(os.tmpdir(), `baton-cache-${process.getuid?.() ?? "user"}`)),
     dagsPausedAtCreation: boolFrom(env, "BATON_DAGS_PAUSED_AT_CREATION", false),
@@ -80,7 +128,17 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     xcomMaxBytes: intFrom(env, "BATON_XCOM_MAX_BYTES", 1024 * 1024, 1),
     taskHeartbeatTimeoutMs: durationFrom(env, "BATON_TASK_HEARTBEAT_TIMEOUT", "30s"),
     backfillMaxRuns: intFrom(env, "BATON_BACKFILL_MAX_RUNS", 100_000, 1),
+    auth: boolFrom(env, "BATON_AUTH", true) ? "on" : "off",
+    adminToken: env.BATON_ADMIN_TOKEN || undefined,
+    adminTokenFile: path.resolve(env.BATON_ADMIN_TOKEN_FILE || "./.baton/admin-token"),
+    apiRateLimit: rateLimitFrom(env, "BATON_API_RATE_LIMIT", "1200/1m"),
+    apiBodyLimitBytes: intFrom(env, "BATON_API_BODY_LIMIT", 1024 * 1024, 1),
+    apiRequestTimeoutMs: durationFrom(env, "BATON_API_REQUEST_TIMEOUT", "30s"),
+    corsOrigins: (env.BATON_CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean),
   };
+  if (config.adminToken !== undefined && !/^\S{16,512}$/.test(config.adminToken)) {
+    throw new BatonError("BATON_CONFIG_INVALID", "BATON_ADMIN_TOKEN must be 16-512 characters without spaces");
+  }
   // Workers beat every min(5 s, timeout / 3): below 1 s a busy but healthy worker would look dead.
   if (config.taskHeartbeatTimeoutMs < 1000) {
     throw new BatonError("BATON_CONFIG_INVALID", `BATON_TASK_HEARTBEAT_TIMEOUT must be at least 1s, got "${env.BATON_TASK_HEARTBEAT_TIMEOUT}"`);

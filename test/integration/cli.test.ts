@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -236,14 +236,18 @@ describe("baton standalone", () => {
       BATON_PORT: String(port),
       BATON_WORKERS: "2",
       BATON_LOG_LEVEL: "info",
+      // Auth is on by default: the first start writes an admin token here (and prints it once).
+      BATON_ADMIN_TOKEN_FILE: path.join(root, ".baton", "admin-token"),
       ...extra,
     };
   }
 
+  let adminToken: string | undefined;
   async function api(port: number, method: string, route: string, body?: unknown) {
+    adminToken ??= (await readFile(path.join(root, ".baton", "admin-token"), "utf8").catch(() => "")).trim() || undefined;
     const res = await fetch(`http://127.0.0.1:${port}/api/v1${route}`, {
       method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
+      headers: { ...(body === undefined ? {} : { "content-type": "application/json" }), ...(adminToken ? { authorization: `Bearer ${adminToken}` } : {}) },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     return { status: res.status, json: (await res.json()) as Record<string, any> };
@@ -293,6 +297,10 @@ describe("baton standalone", () => {
         50,
       );
       expect(state).toBe("success");
+      // The first start created an admin token and printed it once; without it the API refuses.
+      expect(p.out.stdout).toContain(adminToken);
+      const anonymous = await fetch(`http://127.0.0.1:${port}/api/v1/dags`);
+      expect(anonymous.status).toBe(401);
 
       // A file copied into the folder is listed within 10 s (watcher or periodic rescan).
       await writeFile(path.join(dagsFolder, "arrived_later.ts"), SLEEP_DAG("arrived_later", 1));
@@ -318,6 +326,14 @@ describe("baton standalone", () => {
       p.child.kill("SIGKILL");
     }
   }, 60_000);
+
+  it("refuses to serve the API without auth on a non-loopback host", async () => {
+    const port = await freePort();
+    const r = await baton(["api"], envFor(port, { BATON_AUTH: "off", BATON_HOST: "0.0.0.0" }), 20_000);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("BATON_CONFIG_INVALID");
+    expect(r.stderr).toContain("BATON_AUTH=off");
+  }, 30_000);
 
   it("on SIGINT with a short grace period, hands an unfinished task back to queued and exits 0", async () => {
     const port = await freePort();

@@ -1,6 +1,6 @@
 import os from "node:os";
 import path from "node:path";
-import { loadConfig } from "../../core/config.ts";
+import { isLoopbackHost, loadConfig } from "../../core/config.ts";
 import { BatonError } from "../../core/errors.ts";
 
 /** Calls fn and returns what it threw (fails the test when it does not throw). */
@@ -94,6 +94,14 @@ describe("loadConfig", () => {
         BATON_XCOM_MAX_BYTES: "2048",
         BATON_TASK_HEARTBEAT_TIMEOUT: "2m",
         BATON_BACKFILL_MAX_RUNS: "5000",
+        BATON_LOG_FORMAT: "json",
+        BATON_AUTH: "off",
+        BATON_ADMIN_TOKEN: "automation-token-123456",
+        BATON_ADMIN_TOKEN_FILE: "/etc/baton/admin-token",
+        BATON_API_RATE_LIMIT: "50/10s",
+        BATON_API_BODY_LIMIT: "4096",
+        BATON_API_REQUEST_TIMEOUT: "5s",
+        BATON_CORS_ORIGINS: "https://a.example, https://b.example",
       });
       expect(config).toEqual({
         databaseUrl: "mysql://u:p@db.example:3307/other",
@@ -113,7 +121,29 @@ describe("loadConfig", () => {
         xcomMaxBytes: 2048,
         taskHeartbeatTimeoutMs: 120_000,
         backfillMaxRuns: 5000,
+        logFormat: "json",
+        auth: "off",
+        adminToken: "automation-token-123456",
+        adminTokenFile: "/etc/baton/admin-token",
+        apiRateLimit: { max: 50, windowMs: 10_000 },
+        apiBodyLimitBytes: 4096,
+        apiRequestTimeoutMs: 5_000,
+        corsOrigins: ["https://a.example", "https://b.example"],
       });
+    });
+
+    it("refuses a malformed rate limit or admin token, and turns the limit off with off", () => {
+      expect(() => loadConfig({ BATON_API_RATE_LIMIT: "fast" })).toThrow(/BATON_API_RATE_LIMIT must look like/);
+      expect(() => loadConfig({ BATON_API_RATE_LIMIT: "0/1m" })).toThrow(/BATON_API_RATE_LIMIT/);
+      expect(() => loadConfig({ BATON_ADMIN_TOKEN: "short" })).toThrow(/BATON_ADMIN_TOKEN must be/);
+      expect(() => loadConfig({ BATON_AUTH: "maybe" })).toThrow(/BATON_AUTH must be true or false/);
+      expect(loadConfig({ BATON_API_RATE_LIMIT: "off" }).apiRateLimit.max).toBe(0);
+      expect(loadConfig({}).auth).toBe("on");
+    });
+
+    it("knows which hosts are loopback", () => {
+      expect(["127.0.0.1", "127.1.2.3", "localhost", "::1"].map(isLoopbackHost)).toEqual([true, true, true, true]);
+      expect(["0.0.0.0", "10.0.0.5", "::", "example.com"].map(isLoopbackHost)).toEqual([false, false, false, false]);
     });
 
     it("resolves relative folders against the working directory", () => {

@@ -1,0 +1,97 @@
+import { InvalidArgumentError, type Command } from "commander";
+import { printObject, printRows } from "../output.ts";
+import { integerArg, listArg, withApi } from "./common.ts";
+
+const enc = encodeURIComponent;
+
+/** pools, signal and dead-letters: each one API call, so `--api-url` works for them too. */
+export function registerOperationCommands(program: Command): void {
+  const pools = program.command("pools").description("list, create, resize and delete pools (changes need an admin token remotely)");
+  pools
+    .command("list")
+    .description("list pools with their slots")
+    .option("--json", "print JSON (same as --output json)")
+    .action(async function (this: Command, opts: { json?: boolean }) {
+      await withApi(this, async (client, { output }) => {
+        const page = await client.call("GET", "/pools", { query: { limit: 1000 } });
+        printRows(page.pools, ["name", "slots", "occupied_slots", "open_slots", "description"], opts.json ? "json" : output);
+      });
+    });
+  pools
+    .command("show <name>")
+    .description("one pool")
+    .action(async function (this: Command, name: string) {
+      await withApi(this, async (client, { output }) => printObject(await client.call("GET", `/pools/${enc(name)}`), output));
+    });
+  pools
+    .command("set <name> <slots>")
+    .description("create a pool, or change its slots")
+    .option("--description <text>", "what the pool protects")
+    .action(async function (this: Command, name: string, slots: string, opts: { description?: string }) {
+      const n = integerArg(slots);
+      await withApi(this, async (client, { output }) => {
+        const exists = (await client.raw("GET", `/pools/${enc(name)}`)).status === 200;
+        const body = { slots: n, ...(opts.description === undefined ? {} : { description: opts.description }) };
+        const pool = exists ? await client.call("PATCH", `/pools/${enc(name)}`, { body }) : await client.call("POST", "/pools", { body: { name, ...body } });
+        if (output === "json") printObject(pool, "json");
+        else process.stdout.write(`pool ${name}: ${n} slot(s)\n`);
+      });
+    });
+  pools
+    .command("delete <name>")
+    .description("delete a pool (default_pool cannot be deleted)")
+    .action(async function (this: Command, name: string) {
+      await withApi(this, async (client) => {
+        await client.call("DELETE", `/pools/${enc(name)}`);
+        process.stdout.write(`deleted pool ${name}\n`);
+      });
+    });
+
+  program
+    .command("signal <dag_id> <dag_run_id> <name>")
+    .description("send a signal to a run: the task waiting for it resumes with the payload (kept until one waits)")
+    .option("-p, --payload <json>", "the payload (any JSON)", (v: string) => {
+      try {
+        return JSON.parse(v) as unknown;
+      } catch {
+        throw new InvalidArgumentError("must be JSON, e.g. '{\"signedBy\": \"ana\"}'");
+      }
+    })
+    .option("--signal-id <id>", "idempotency id: sending the same id twice delivers once")
+    .action(async function (this: Command, dagId: string, runId: string, name: string, opts: { payload?: unknown; signalId?: string }) {
+      await withApi(this, async (client, { output }) => {
+        const body = { ...(opts.payload === undefined ? {} : { payload: opts.payload }), ...(opts.signalId ? { signal_id: opts.signalId } : {}) };
+        const sent = await client.call("POST", `/dags/${enc(dagId)}/dagRuns/${enc(runId)}/signals/${enc(name)}`, { body });
+        if (output === "json") return printObject(sent, "json");
+        const what = sent.duplicate ? "already received" : sent.delivered_to ? `delivered to ${sent.delivered_to}` : "stored until a task waits for it";
+        process.stdout.write(`signal ${name} for ${dagId}/${runId}: ${what}\n`);
+      });
+    });
+
+  const deadLetters = program.command("dead-letters").description("task instances that exhausted their retries, across DAGs");
+  deadLetters
+    .command("list")
+    .option("--dag-id <dag_id>", "only this DAG")
+    .option("--json", "print JSON (same as --output json)")
+    .action(async function (this: Command, opts: { dagId?: string; json?: boolean }) {
+      await withApi(this, async (client, { output }) => {
+        const page = await client.call("GET", "/deadLetters", { query: { dag_id: opts.dagId, limit: 1000 } });
+        printRows(page.dead_letters, ["task_instance_id", "dag_id", "dag_run_id", "task_id", "try_number", "error_class", "error_message"], opts.json ? "json" : output);
+      });
+    });
+  deadLetters
+    .command("redrive")
+    .description("clear dead letters (and their downstream tasks) so they run again")
+    .option("--dag-id <dag_id>", "every dead letter of this DAG")
+    .option("--ids <ids>", "comma-separated task instance ids", (v: string) => listArg(v).map(integerArg))
+    .option("--dry-run", "list what would be re-driven")
+    .action(async function (this: Command, opts: { dagId?: string; ids?: number[]; dryRun?: boolean }) {
+      if (!opts.dagId && !opts.ids) throw new InvalidArgumentError("give --dag-id or --ids");
+      await withApi(this, async (client, { output }) => {
+        const body = { ...(opts.dagId ? { dag_id: opts.dagId } : {}), ...(opts.ids ? { task_instance_ids: opts.ids } : {}), dry_run: !!opts.dryRun };
+        const result = await client.call("POST", "/deadLetters/redrive", { body });
+        if (output === "json") return printObject(result, "json");
+        process.stdout.write(`${opts.dryRun ? "would re-drive" : "re-drove"} ${result.redriven} task instance(s)\n`);
+      });
+    });
+}

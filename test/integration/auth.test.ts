@@ -1,0 +1,246 @@
+import { mkdtemp, readFile, stat } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import type { FastifyInstance } from "fastify";
+import { buildApp } from "../../api/app.ts";
+import { TOKEN_CACHE_MS } from "../../api/auth.ts";
+import { generateToken, hashToken } from "../../core/apiTokens.ts";
+import { FakeClock } from "../../core/clock.ts";
+import { silentLogger } from "../../core/logger.ts";
+import type { Role } from "../../core/roles.ts";
+import { ensureAdminToken } from "../../cli/adminToken.ts";
+import { insertToken } from "../../store/apiTokens.ts";
+import type { Db, RowDataPacket } from "../../store/db.ts";
+import { createTestDb, dropTestDb } from "../helpers/db.ts";
+
+/**
+ * The policy, written out independently of the routes: a route that drifts from it fails here.
+ * viewer reads; operator also triggers, clears, signals, pauses, cancels; admin also manages
+ * pools, variables, connections, tokens and reads the config.
+ */
+function expectedRole(method: string, route: string): Role | "public" {
+  if (/^\/(health|version|openapi\.json)$/.test(route)) return "public";
+  if (/^\/(variables|connections|tokens|config)(\/|$)/.test(route)) return "admin";
+  if (/^\/pools(\/|$)/.test(route) && method !== "GET") return "admin";
+  // Deleting a DAG erases its whole history.
+  if (method === "DELETE" && /^\/dags\/\{dag_id\}$/.test(route)) return "admin";
+  // Airflow's batch reads (POST …/list) only read.
+  if (method === "POST" && /\/list$/.test(route)) return "viewer";
+  return method === "GET" ? "viewer" : "operator";
+}
+
+const RANK = { viewer: 1, operator: 2, admin: 3 } as const;
+
+describe("API authentication and roles", () => {
+  let db: Db;
+  let app: FastifyInstance;
+  const clock = new FakeClock("2026-03-01T00:00:00Z");
+  const tokens = {} as Record<Role, string>;
+
+  beforeAll(async () => {
+    db = await createTestDb();
+    for (const role of ["viewer", "operator", "admin"] as const) {
+      tokens[role] = generateToken();
+      await insertToken(db.pool, { name: `test-${role}`, role, hash: hashToken(tokens[role]), prefix: "baton_x", now: clock.now() });
+    }
+    const logsFolder = await mkdtemp(path.join(os.tmpdir(), "baton-auth-"));
+    app = await buildApp({ db, clock, logger: silentLogger, config: { logsFolder }, auth: { mode: "on" } });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await dropTestDb(db);
+  });
+
+  const as = (role: Role | undefined, method: string, url: string, payload?: object) =>
+    app.inject({ method: method as "GET", url, headers: role ? { authorization: `Bearer ${tokens[role]}` } : {}, ...(payload ? { payload } : {}) });
+
+  async function authEvents(): Promise<RowDataPacket[]> {
+    const [rows] = await db.pool.query<RowDataPacket[]>("SELECT * FROM event_log WHERE kind = 'auth' ORDER BY id");
+    return rows;
+  }
+
+  it("answers 401 problem JSON without a token, with WWW-Authenticate, and logs it without the token", async () => {
+    const res = await as(undefined, "GET", "/api/v1/dags");
+    expect(res.statusCode).toBe(401);
+    expect(res.headers["www-authenticate"]).toContain("Bearer");
+    expect(res.json()).toMatchObject({ status: 401, code: "BATON_UNAUTHENTICATED" });
+
+    const bogus = "baton_" + "A".repeat(43);
+    const bad = await app.inject({ method: "GET", url: "/api/v1/dags", headers: { authorization: `Bearer ${bogus}` } });
+    expect(bad.statusCode).toBe(401);
+    const events = await authEvents();
+    expect(events.map((e) => e.to_state)).toEqual(["unauthenticated", "unauthenticated"]);
+    expect(events[1]!.detail).toContain("GET /api/v1/dags");
+    expect(JSON.stringify(events)).not.toContain(bogus);
+  });
+
+  it("keeps health, version, the OpenAPI document and the docs public", async () => {
+    expect((await as(undefined, "GET", "/api/v1/openapi.json")).statusCode).toBe(200);
+    expect([200, 503]).toContain((await as(undefined, "GET", "/api/v1/health")).statusCode);
+    expect([200, 302]).toContain((await as(undefined, "GET", "/docs")).statusCode);
+  });
+
+  it("enforces each role on every route of the OpenAPI document", async () => {
+    const spec = (await as(undefined, "GET", "/api/v1/openapi.json")).json() as { paths: Record<string, Record<string, unknown>> };
+    const checked: string[] = [];
+    for (const [template, operations] of Object.entries(spec.paths)) {
+      const route = template.replace(/^\/api\/v1/, "");
+      const url = template.replace(/\{[^}]+\}/g, "nosuch");
+      for (const method of Object.keys(operations).map((m) => m.toUpperCase())) {
+        if (route === "/events") continue; // a stream: checked below without holding it open
+        const needs = expectedRole(method, route);
+        for (const role of ["viewer", "operator", "admin"] as const) {
+          const res = await as(role, method, url, method === "GET" || method === "DELETE" ? undefined : {});
+          const allowed = needs === "public" || RANK[role] >= RANK[needs];
+          if (allowed) expect({ method, route, role, refused: [401, 403].includes(res.statusCode) }).toEqual({ method, route, role, refused: false });
+          else {
+            expect({ method, route, role, status: res.statusCode }).toEqual({ method, route, role, status: 403 });
+            expect(res.json().code).toBe("BATON_FORBIDDEN");
+          }
+        }
+        if (needs !== "public") expect({ method, route, anonymous: (await as(undefined, method, url)).statusCode }).toEqual({ method, route, anonymous: 401 });
+        checked.push(`${method} ${route}`);
+      }
+    }
+    // The mutating routes the issue names are all in the document (so all were checked above).
+    for (const op of ["POST /dags/{dag_id}/dagRuns", "PATCH /dags/{dag_id}", "POST /pools", "POST /tokens", "DELETE /tokens/{token_name}"]) {
+      expect(checked).toContain(op);
+    }
+    const forbidden = (await authEvents()).filter((e) => e.to_state === "forbidden");
+    expect(forbidden.length).toBeGreaterThan(0);
+    expect(forbidden[0]!.actor).toMatch(/^test-(viewer|operator)$/);
+  });
+
+  it("refuses the event stream without a token", async () => {
+    expect((await as(undefined, "GET", "/api/v1/events")).statusCode).toBe(401);
+  });
+
+  it("creates a token shown once, lists it without its value, and revokes it", async () => {
+    const created = await as("admin", "POST", "/api/v1/tokens", { name: "ci", role: "operator", expires_in: "1h" });
+    expect(created.statusCode).toBe(201);
+    const { token } = created.json();
+    expect(token).toMatch(/^baton_[A-Za-z0-9_-]{43}$/);
+    const [[stored]] = await db.pool.query<RowDataPacket[]>("SELECT * FROM api_token WHERE name = 'ci'");
+    expect(JSON.stringify(stored)).not.toContain(token);
+    expect(stored!.token_hash).toBe(hashToken(token));
+
+    const list = await as("admin", "GET", "/api/v1/tokens");
+    expect(list.body).not.toContain(token);
+    expect(list.json().tokens.find((t: { name: string }) => t.name === "ci")).toMatchObject({ role: "operator", active: true });
+
+    const use = () => app.inject({ method: "POST", url: "/api/v1/dags/nosuch/dagRuns", headers: { authorization: `Bearer ${token}` }, payload: {} });
+    expect((await use()).statusCode).toBe(404); // authenticated, authorized: the DAG just does not exist
+    expect((await as("admin", "DELETE", "/api/v1/tokens/ci")).statusCode).toBe(204);
+    clock.advance(TOKEN_CACHE_MS + 1);
+    expect((await use()).statusCode).toBe(401);
+    expect((await as("admin", "DELETE", "/api/v1/tokens/ci")).json().code).toBe("BATON_TOKEN_NOT_FOUND");
+    expect((await as("admin", "POST", "/api/v1/tokens", { name: "ci", role: "viewer" })).json().code).toBe("BATON_TOKEN_EXISTS");
+  });
+
+  it("rejects expired tokens and bad token requests", async () => {
+    const created = (await as("admin", "POST", "/api/v1/tokens", { name: "short", role: "viewer", expires_in: "1m" })).json();
+    const use = () => app.inject({ method: "GET", url: "/api/v1/dags", headers: { authorization: `Bearer ${created.token}` } });
+    expect((await use()).statusCode).toBe(200);
+    clock.advance(61_000);
+    expect((await use()).statusCode).toBe(401);
+    for (const body of [{ name: "x", role: "root" }, { name: "bad name", role: "viewer" }, { name: "y", role: "viewer", expires_in: "soon" }, { role: "viewer" }]) {
+      const res = await as("admin", "POST", "/api/v1/tokens", body);
+      expect({ body, status: res.statusCode, code: res.json().code }).toEqual({ body, status: 400, code: "BATON_VALIDATION_FAILED" });
+    }
+  });
+});
+
+describe("rate limit", () => {
+  let db: Db;
+  let app: FastifyInstance;
+  const token = generateToken();
+  const other = generateToken();
+
+  beforeAll(async () => {
+    db = await createTestDb();
+    const now = new Date();
+    await insertToken(db.pool, { name: "a", role: "viewer", hash: hashToken(token), prefix: "x", now });
+    await insertToken(db.pool, { name: "b", role: "viewer", hash: hashToken(other), prefix: "x", now });
+    app = await buildApp({
+      db,
+      clock: { now: () => new Date() },
+      logger: silentLogger,
+      config: { logsFolder: os.tmpdir(), apiRateLimit: { max: 5, windowMs: 60_000 } },
+      auth: { mode: "on" },
+    });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await dropTestDb(db);
+  });
+
+  it("limits each token separately and answers 429 problem JSON with retry-after", async () => {
+    const get = (t: string) => app.inject({ method: "GET", url: "/api/v1/pools", headers: { authorization: `Bearer ${t}` } });
+    for (let i = 0; i < 5; i++) expect((await get(token)).statusCode).toBe(200);
+    const limited = await get(token);
+    expect(limited.statusCode).toBe(429);
+    expect(limited.json().code).toBe("BATON_RATE_LIMITED");
+    expect(Number(limited.headers["retry-after"])).toBeGreaterThan(0);
+    expect((await get(other)).statusCode).toBe(200);
+  });
+});
+
+describe("CORS", () => {
+  let db: Db;
+  const apps: FastifyInstance[] = [];
+  beforeAll(async () => {
+    db = await createTestDb();
+  });
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    await dropTestDb(db);
+  });
+
+  const preflight = async (corsOrigins?: string[]) => {
+    const app = await buildApp({ db, clock: { now: () => new Date() }, logger: silentLogger, config: { logsFolder: os.tmpdir(), corsOrigins }, auth: { mode: "off" } });
+    apps.push(app);
+    return app.inject({
+      method: "OPTIONS",
+      url: "/api/v1/dags",
+      headers: { origin: "https://ui.example", "access-control-request-method": "GET", "access-control-request-headers": "authorization" },
+    });
+  };
+
+  it("is off by default and allows only the configured origins", async () => {
+    expect((await preflight()).headers["access-control-allow-origin"]).toBeUndefined();
+    expect((await preflight(["https://other.example"])).headers["access-control-allow-origin"]).toBeUndefined();
+    const allowed = await preflight(["https://ui.example"]);
+    expect(allowed.headers["access-control-allow-origin"]).toBe("https://ui.example");
+    expect(String(allowed.headers["access-control-allow-headers"])).toContain("authorization");
+  });
+});
+
+describe("first admin token", () => {
+  let db: Db;
+  beforeAll(async () => {
+    db = await createTestDb();
+  });
+  afterAll(async () => {
+    await dropTestDb(db);
+  });
+
+  it("is generated once, written to a 0600 file, and BATON_ADMIN_TOKEN is registered", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "baton-token-"));
+    const file = path.join(dir, ".baton", "admin-token");
+    const now = new Date();
+    const first = await ensureAdminToken(db, { adminTokenFile: file }, now);
+    expect(first.kind).toBe("generated");
+    const written = (await readFile(file, "utf8")).trim();
+    expect(written).toBe((first as { token: string }).token);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await ensureAdminToken(db, { adminTokenFile: file }, now)).kind).toBe("exists");
+
+    const fromEnv = "automation-token-0123456789";
+    expect((await ensureAdminToken(db, { adminToken: fromEnv, adminTokenFile: file }, now)).kind).toBe("from-env");
+    expect((await ensureAdminToken(db, { adminToken: fromEnv, adminTokenFile: file }, now)).kind).toBe("from-env");
+    const [rows] = await db.pool.query<RowDataPacket[]>("SELECT role FROM api_token WHERE token_hash IN (?, ?)", [hashToken(written), hashToken(fromEnv)]);
+    expect(rows.map((r) => r.role)).toEqual(["admin", "admin"]);
+  });
+});

@@ -1,0 +1,75 @@
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import type { FastifyInstance } from "fastify";
+import { buildApp } from "../../api/app.ts";
+import { generateToken, hashToken } from "../../core/apiTokens.ts";
+import { systemClock } from "../../core/clock.ts";
+import { silentLogger } from "../../core/logger.ts";
+import { insertToken } from "../../store/apiTokens.ts";
+import type { Db, RowDataPacket } from "../../store/db.ts";
+import { createTestDb, dropTestDb } from "../helpers/db.ts";
+import { runBaton } from "../helpers/cli.ts";
+
+/** The CLI against a real API over HTTP (--api-url + BATON_API_TOKEN), and against the database directly. */
+describe("CLI with --api-url and tokens", () => {
+  let db: Db;
+  let app: FastifyInstance;
+  let apiUrl: string;
+  const admin = generateToken();
+  const viewer = generateToken();
+
+  beforeAll(async () => {
+    db = await createTestDb();
+    const now = new Date();
+    await insertToken(db.pool, { name: "cli-admin", role: "admin", hash: hashToken(admin), prefix: "x", now });
+    await insertToken(db.pool, { name: "cli-viewer", role: "viewer", hash: hashToken(viewer), prefix: "x", now });
+    app = await buildApp({ db, clock: systemClock, logger: silentLogger, config: { logsFolder: os.tmpdir() }, auth: { mode: "on" } });
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    apiUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await dropTestDb(db);
+  });
+
+  it("manages pools remotely with an admin token, and prints the API's objects with --output json", async () => {
+    const set = await runBaton(["--api-url", apiUrl, "pools", "set", "etl", "3", "--description", "nightly ETL"], { BATON_API_TOKEN: admin });
+    expect(set).toMatchObject({ code: 0, stdout: "pool etl: 3 slot(s)\n" });
+    const list = await runBaton(["--api-url", apiUrl, "--output", "json", "pools", "list"], { BATON_API_TOKEN: admin });
+    expect(list.code).toBe(0);
+    expect(JSON.parse(list.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ name: "etl", slots: 3, open_slots: 3, description: "nightly ETL" })]));
+    const [[row]] = await db.pool.query<RowDataPacket[]>("SELECT slots FROM pool WHERE name = 'etl'");
+    expect(row!.slots).toBe(3);
+  });
+
+  it("reports a refused role or a missing token as one line with the code, and exits 1", async () => {
+    const forbidden = await runBaton(["--api-url", apiUrl, "pools", "delete", "etl"], { BATON_API_TOKEN: viewer });
+    expect(forbidden.code).toBe(1);
+    expect(forbidden.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^baton: BATON_FORBIDDEN: token "cli-viewer" has role viewer/)]);
+    const anonymous = await runBaton(["--api-url", apiUrl, "pools", "list"], {});
+    expect(anonymous.code).toBe(1);
+    expect(anonymous.stderr).toContain("BATON_UNAUTHENTICATED");
+    const [[row]] = await db.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM pool WHERE name = 'etl'");
+    expect(row!.n).toBe(1);
+  });
+
+  it("says so in one line when nothing answers at --api-url", async () => {
+    const r = await runBaton(["--api-url", "http://127.0.0.1:1", "pools", "list"], { BATON_API_TOKEN: admin });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split("\n")).toEqual([expect.stringContaining("BATON_API_UNREACHABLE")]);
+  });
+
+  it("creates a token on the database directly (no --api-url), prints it once, and the API accepts it", async () => {
+    const created = await runBaton(["tokens", "create", "--name", "deployer", "--role", "operator"], { BATON_DATABASE_URL: db.url, BATON_LOG_LEVEL: "warn" });
+    expect(created.code).toBe(0);
+    const token = created.stdout.trim();
+    expect(token).toMatch(/^baton_[A-Za-z0-9_-]{43}$/);
+    const res = await app.inject({ method: "GET", url: "/api/v1/dags", headers: { authorization: `Bearer ${token}` } });
+    expect(res.statusCode).toBe(200);
+    const list = await runBaton(["--api-url", apiUrl, "tokens", "list"], { BATON_API_TOKEN: admin });
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(/deployer\s+operator/);
+    expect(list.stdout).not.toContain(token);
+  });
+});
