@@ -8,6 +8,7 @@ import { ApiCallError } from "./client.ts";
 import { registerTokenCommands } from "./commands/tokens.ts";
 import { registerTaskCommands } from "./commands/tasks.ts";
 import { registerOperationCommands } from "./commands/operations.ts";
+import { registerSystemCommands } from "./commands/system.ts";
 import { registerVariablesCommands } from "./commands/variables.ts";
 import { registerConnectionsCommands } from "./commands/connections.ts";
 import { registerDagsCommands } from "./commands/dags.ts";
@@ -190,6 +191,7 @@ for (const action of ["pause", "unpause", "cancel"] as const) {
 registerTokenCommands(program);
 registerTaskCommands(program);
 registerOperationCommands(program);
+registerSystemCommands(program);
 registerVariablesCommands(program);
 registerConnectionsCommands(program);
 registerDagsCommands(program);

@@ -54,6 +54,21 @@ describe("CLI with --api-url and tokens", () => {
     expect(row!.n).toBe(1);
   });
 
+  it("shows version, config (admin only), import errors and the event log", async () => {
+    const version = await runBaton(["--api-url", apiUrl, "--output", "json", "version"], {});
+    expect(version.code).toBe(0);
+    expect(JSON.parse(version.stdout)).toMatchObject({ version: expect.any(String) });
+    const config = await runBaton(["--api-url", apiUrl, "config"], { BATON_API_TOKEN: viewer });
+    expect(config.code).toBe(1);
+    expect(config.stderr).toContain("BATON_FORBIDDEN");
+    // The refusal above is itself in the event log (kind auth), which `events` prints.
+    const events = await runBaton(["--api-url", apiUrl, "--output", "json", "events"], { BATON_API_TOKEN: admin });
+    expect(events.code).toBe(0);
+    expect(JSON.parse(events.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ event: "auth:forbidden", owner: "cli-viewer" })]));
+    const errors = await runBaton(["--api-url", apiUrl, "import-errors"], { BATON_API_TOKEN: viewer });
+    expect(errors).toMatchObject({ code: 0, stdout: expect.stringMatching(/^filename\s+line\s+code\s+message\s+timestamp\n$/) });
+  });
+
   it("says so in one line when nothing answers at --api-url", async () => {
     const r = await runBaton(["--api-url", "http://127.0.0.1:1", "pools", "list"], { BATON_API_TOKEN: admin });
     expect(r.code).toBe(1);
