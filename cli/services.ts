@@ -7,6 +7,8 @@ import { Worker } from "../executor/worker.ts";
 import { DagProcessor } from "../parser/processor.ts";
 import { Scheduler } from "../scheduler/loop.ts";
 import { isLoopbackHost } from "../core/config.ts";
+import type { Server } from "node:http";
+import { startMetricsListener } from "./metricsListener.ts";
 import { announceAdminToken, ensureAdminToken } from "./adminToken.ts";
 import { clock, exitWith, openRuntime, relative } from "./runtime.ts";
 
@@ -79,6 +81,7 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
       })
     : undefined;
   let app: FastifyInstance | undefined;
+  let metricsServer: Server | undefined;
 
   let stoppingSince = 0;
   const shutdown = async (signal: string) => {
@@ -97,6 +100,7 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
     }, config.shutdownGraceMs + 1500);
     hardStop.unref();
     await app?.close().catch(() => undefined);
+    metricsServer?.close();
     await scheduler?.stop().catch(() => undefined);
     await processor?.stop().catch(() => undefined);
     await worker?.stop(config.shutdownGraceMs).catch((err) => log.error(`worker stop failed: ${(err as Error).message}`));
@@ -124,6 +128,10 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
     app = server;
     await app.listen({ port: config.port, host: config.host });
     log.info(`API on http://${config.host}:${config.port}/api/v1 (docs at /docs)${config.auth === "off" ? "; auth is OFF (BATON_AUTH=off)" : ""}`);
+  }
+  if (!roles.api && config.metricsPort > 0) {
+    metricsServer = await startMetricsListener(db, config.metricsHost, config.metricsPort);
+    log.info(`metrics on http://${config.metricsHost}:${config.metricsPort}/metrics`);
   }
   if (worker) log.info(`${config.workers} worker slot(s) on queue(s) ${(flags.queues?.length ? flags.queues : ["default"]).join(", ")}`);
 }

@@ -46,6 +46,9 @@ export interface Config {
   apiRequestTimeoutMs: number;
   /** Origins allowed to call the API from a browser; empty (the default) means CORS is off. */
   corsOrigins: string[];
+  /** Processes without the API (worker, scheduler) serve GET /metrics here when set (0: off). */
+  metricsPort: number;
+  metricsHost: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -135,6 +138,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     apiBodyLimitBytes: intFrom(env, "BATON_API_BODY_LIMIT", 1024 * 1024, 1),
     apiRequestTimeoutMs: durationFrom(env, "BATON_API_REQUEST_TIMEOUT", "30s"),
     corsOrigins: (env.BATON_CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean),
+    metricsPort: intFrom(env, "BATON_METRICS_PORT", 0),
+    metricsHost: env.BATON_METRICS_HOST || "127.0.0.1",
   };
   if (config.adminToken !== undefined && !/^\S{16,512}$/.test(config.adminToken)) {
     throw new BatonError("BATON_CONFIG_INVALID", "BATON_ADMIN_TOKEN must be 16-512 characters without spaces");

@@ -1,4 +1,5 @@
-import type { AddressInfo } from "node:net";
+import { spawn } from "node:child_process";
+import { createServer, type AddressInfo } from "node:net";
 import os from "node:os";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "../../api/app.ts";
@@ -7,8 +8,8 @@ import { systemClock } from "../../core/clock.ts";
 import { silentLogger } from "../../core/logger.ts";
 import { insertToken } from "../../store/apiTokens.ts";
 import type { Db, RowDataPacket } from "../../store/db.ts";
-import { createTestDb, dropTestDb } from "../helpers/db.ts";
-import { runBaton } from "../helpers/cli.ts";
+import { createTestDb, dropTestDb, waitFor } from "../helpers/db.ts";
+import { BIN, ROOT, cleanEnv, runBaton } from "../helpers/cli.ts";
 
 /** The CLI against a real API over HTTP (--api-url + BATON_API_TOKEN), and against the database directly. */
 describe("CLI with --api-url and tokens", () => {
@@ -68,6 +69,34 @@ describe("CLI with --api-url and tokens", () => {
     const errors = await runBaton(["--api-url", apiUrl, "import-errors"], { BATON_API_TOKEN: viewer });
     expect(errors).toMatchObject({ code: 0, stdout: expect.stringMatching(/^filename\s+line\s+code\s+message\s+timestamp\n$/) });
   });
+
+  it("a scheduler without the API serves its own metrics on BATON_METRICS_PORT", async () => {
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", () => r()));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const child = spawn(process.execPath, [BIN, "scheduler"], {
+      cwd: ROOT,
+      env: cleanEnv({ BATON_DATABASE_URL: db.url, BATON_METRICS_PORT: String(port), BATON_SCHEDULER_INTERVAL: "100ms", BATON_LOG_LEVEL: "warn" }),
+      stdio: "ignore",
+    });
+    try {
+      const text = await waitFor(
+        "the scheduler's tick histogram on its metrics port",
+        async () => {
+          const body = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => "");
+          const count = Number(/^baton_scheduler_loop_duration_seconds_count (\d+)/m.exec(body)?.[1] ?? 0);
+          return count > 0 ? body : null;
+        },
+        20_000,
+        100,
+      );
+      expect(text).toContain("baton_db_pool_connections");
+      expect((await fetch(`http://127.0.0.1:${port}/api/v1/dags`)).status).toBe(404);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  }, 30_000);
 
   it("says so in one line when nothing answers at --api-url", async () => {
     const r = await runBaton(["--api-url", "http://127.0.0.1:1", "pools", "list"], { BATON_API_TOKEN: admin });

@@ -102,6 +102,8 @@ describe("loadConfig", () => {
         BATON_API_BODY_LIMIT: "4096",
         BATON_API_REQUEST_TIMEOUT: "5s",
         BATON_CORS_ORIGINS: "https://a.example, https://b.example",
+        BATON_METRICS_PORT: "9464",
+        BATON_METRICS_HOST: "10.0.0.2",
       });
       expect(config).toEqual({
         databaseUrl: "mysql://u:p@db.example:3307/other",
@@ -129,6 +131,8 @@ describe("loadConfig", () => {
         apiBodyLimitBytes: 4096,
         apiRequestTimeoutMs: 5_000,
         corsOrigins: ["https://a.example", "https://b.example"],
+        metricsPort: 9464,
+        metricsHost: "10.0.0.2",
       });
     });
 
