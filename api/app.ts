@@ -2,10 +2,12 @@ import Ajv from "ajv";
 import addFormats from "ajv-formats";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import swagger from "@fastify/swagger";
-import swaggerUi from "@fastify/swagger-ui";
+import { installAuth } from "./auth.ts";
 import type { ApiDeps } from "./context.ts";
+import { installLimits } from "./limits.ts";
 import { installErrorHandler, sendFrameworkError } from "./errors.ts";
+import { installOpenApi } from "./openapi.ts";
+import { installRequestLog, metricsRoutes, requestIdOf, withRequestId } from "./metrics.ts";
 import { backfillRoutes } from "./routes/backfills.ts";
 import { clearRoutes } from "./routes/clear.ts";
 import { dagRoutes } from "./routes/dags.ts";
@@ -13,10 +15,14 @@ import { dagRunRoutes } from "./routes/dagRuns.ts";
 import { deadLetterRoutes } from "./routes/deadLetters.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { poolRoutes } from "./routes/pools.ts";
+import { variableRoutes } from "./routes/variables.ts";
+import { connectionRoutes } from "./routes/connections.ts";
 import { signalRoutes } from "./routes/signals.ts";
 import { systemRoutes } from "./routes/system.ts";
 import { taskInstanceRoutes } from "./routes/taskInstances.ts";
+import { tokenRoutes } from "./routes/tokens.ts";
 import { workerRoutes } from "./routes/workers.ts";
+import { uiRoutes } from "./ui.ts";
 
 export type { ApiDeps };
 
@@ -24,23 +30,29 @@ export type { ApiDeps };
 export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
-    bodyLimit: 1024 * 1024,
+    bodyLimit: deps.config.apiBodyLimitBytes ?? 1024 * 1024,
+    // A client that trickles its request is cut off (408) instead of holding a socket forever.
+    requestTimeout: deps.config.apiRequestTimeoutMs ?? 30_000,
     // Ids are up to 250 characters, up to 3× that once percent-encoded; Fastify's default (100)
     // made DAGs and runs with longer ids unreachable (414, outside problem JSON).
     routerOptions: { maxParamLength: 1024 },
-    frameworkErrors: sendFrameworkError,
+    frameworkErrors: withRequestId(sendFrameworkError),
+    // X-Request-Id: the caller's when it is a safe token (≤ 128 of [A-Za-z0-9._-]), else a UUID.
+    genReqId: requestIdOf,
   }).withTypeProvider<TypeBoxTypeProvider>();
   // Query strings and path parameters arrive as text and are coerced to their schema types;
   // JSON bodies are not: {"is_paused": "true"} is a 400, not a pause.
   const coercing = addFormats.default(new Ajv.default({ coerceTypes: "array", useDefaults: true, strict: false }));
   const exact = addFormats.default(new Ajv.default({ coerceTypes: false, useDefaults: true, strict: false }));
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? exact : coercing).compile(schema));
+  // First, so X-Request-Id is set on every answer, refusals by auth and limits included.
+  installRequestLog(app, deps.logger, { log: deps.requestLog });
   installErrorHandler(app, deps.logger);
-  await app.register(swagger, {
-    openapi: { info: { title: "Baton REST API", version: "1.0.0", description: "Shaped like Airflow's stable REST API v1." } },
-  });
-  await app.register(swaggerUi, { routePrefix: "/docs" });
-  app.get("/api/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  installAuth(app, deps);
+  await installLimits(app, deps.config);
+  // The spec, /docs, and an onRoute hook giving every route below its problem responses.
+  await installOpenApi(app);
+  await app.register(metricsRoutes, deps);
   await app.register(
     async (api) => {
       await api.register(systemRoutes, deps);
@@ -48,15 +60,20 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
       await api.register(dagRunRoutes, deps);
       await api.register(taskInstanceRoutes, deps);
       await api.register(poolRoutes, deps);
+      await api.register(variableRoutes, deps);
+      await api.register(connectionRoutes, deps);
       await api.register(signalRoutes, deps);
       await api.register(eventRoutes, deps);
       await api.register(deadLetterRoutes, deps);
       await api.register(clearRoutes, deps);
       await api.register(workerRoutes, deps);
       await api.register(backfillRoutes, deps);
+      await api.register(tokenRoutes, deps);
     },
     { prefix: "/api/v1" },
   );
+  // The web UI at / (ui/dist); unknown /api paths stay problem JSON 404s.
+  await app.register(uiRoutes);
   await app.ready();
   return app;
 }

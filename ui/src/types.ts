@@ -1,0 +1,115 @@
+// The REST API's shapes (Airflow stable REST API v1, plus Baton's fields), as far as the UI reads them.
+
+export interface Dag {
+  dag_id: string;
+  is_paused: boolean;
+  is_active: boolean;
+  fileloc: string;
+  description: string | null;
+  owners: string[];
+  tags: { name: string }[];
+  schedule_interval: { __type: string; value: string } | null;
+  timezone: string;
+  has_import_errors: boolean;
+  next_dagrun: string | null;
+  next_dagrun_create_after: string | null;
+  latest_version: string | null;
+}
+
+export interface DagRun {
+  dag_run_id: string;
+  dag_id: string;
+  logical_date: string | null;
+  data_interval_start: string | null;
+  data_interval_end: string | null;
+  queued_at: string | null;
+  start_date: string | null;
+  end_date: string | null;
+  run_type: string;
+  state: string;
+  conf: Record<string, unknown>;
+  note: string | null;
+  dag_version: string;
+  compensation?: string | null;
+}
+
+export interface TaskInstance {
+  task_id: string;
+  dag_id: string;
+  dag_run_id: string;
+  map_index: number;
+  state: string | null;
+  try_number: number;
+  max_tries: number;
+  start_date: string | null;
+  end_date: string | null;
+  duration: number | null;
+  hostname: string;
+  pool: string;
+  queue: string;
+  trigger_rule?: string;
+  queued_when?: string | null;
+  next_retry_at?: string | null;
+  error?: { message?: string; code?: string; name?: string } | null;
+}
+
+/** One task of a DAG, from GET /dags/{id}/tasks (Airflow) or a version's structure (Baton). */
+export interface TaskNode {
+  task_id: string;
+  downstream_task_ids: string[];
+  trigger_rule: string;
+  kind: string;
+  retries: number | null;
+  /** waitForSignal tasks: the signal they wait for. */
+  signal: { name: string; timeoutMs: number | null; onTimeout: string } | null;
+  description: string | null;
+}
+
+export interface ImportError {
+  import_error_id: number;
+  filename: string;
+  line: number | null;
+  code: string;
+  message: string;
+  stack_trace: string;
+  timestamp: string | null;
+}
+
+export interface EventLog {
+  event_log_id: number;
+  when: string | null;
+  event: string;
+  kind: string;
+  dag_id: string;
+  dag_run_id: string;
+  task_id: string | null;
+  try_number: number | null;
+  from_state: string | null;
+  to_state: string;
+  owner: string | null;
+  hostname: string | null;
+}
+
+export interface Backfill {
+  id: number;
+  dag_id: string;
+  from_date: string | null;
+  to_date: string | null;
+  reprocess_behavior: string;
+  max_active_runs: number;
+  state: string;
+  is_paused: boolean;
+  total_dates: number;
+  created_at: string | null;
+  completed_at: string | null;
+  done?: number;
+  failed?: number;
+  counts?: Record<string, number>;
+}
+
+export interface XcomEntry {
+  key: string;
+  task_id: string;
+  timestamp: string | null;
+  value?: unknown;
+}
