@@ -127,7 +127,7 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
     }
     app = server;
     await app.listen({ port: config.port, host: config.host });
-    log.info(`API on http://${config.host}:${config.port}/api/v1 (docs at /docs)${config.auth === "off" ? "; auth is OFF (BATON_AUTH=off)" : ""}`);
+    log.info(`UI on http://${config.host}:${config.port}/, API on http://${config.host}:${config.port}/api/v1 (docs at /docs)${config.auth === "off" ? "; auth is OFF (BATON_AUTH=off)" : ""}`);
   }
   if (!roles.api && config.metricsPort > 0) {
     metricsServer = await startMetricsListener(db, config.metricsHost, config.metricsPort);

@@ -134,7 +134,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     auth: boolFrom(env, "BATON_AUTH", true) ? "on" : "off",
     adminToken: env.BATON_ADMIN_TOKEN || undefined,
     adminTokenFile: path.resolve(env.BATON_ADMIN_TOKEN_FILE || "./.baton/admin-token"),
-    apiRateLimit: rateLimitFrom(env, "BATON_API_RATE_LIMIT", "1200/1m"),
+    apiRateLimit: rateLimitFrom(env, "BATON_API_RATE_LIMIT", "6000/1m"),
     apiBodyLimitBytes: intFrom(env, "BATON_API_BODY_LIMIT", 1024 * 1024, 1),
     apiRequestTimeoutMs: durationFrom(env, "BATON_API_REQUEST_TIMEOUT", "30s"),
     corsOrigins: (env.BATON_CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean),

@@ -79,10 +79,28 @@ export const eventRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db 
 
   app.get(
     "/eventLogs",
-    { schema: { operationId: "get_event_logs", tags: TAGS, querystring: Type.Intersect([PageQuery, Filters]), response: { 200: ListOf("event_logs", EventLog) } } },
+    {
+      schema: {
+        operationId: "get_event_logs",
+        tags: TAGS,
+        querystring: Type.Intersect([
+          PageQuery,
+          Filters,
+          Type.Object({
+            order_by: Type.Optional(
+              Type.Union([Type.Literal("event_log_id"), Type.Literal("-event_log_id"), Type.Literal("when"), Type.Literal("-when")], {
+                description: "oldest first (default) or, with a leading -, newest first",
+              }),
+            ),
+          }),
+        ]),
+        response: { 200: ListOf("event_logs", EventLog) },
+      },
+    },
     async (req) => {
-      const { limit = 100, offset = 0 } = req.query;
-      const { rows, total } = await listEvents(db.pool, filterOf(req.query), { limit, offset });
+      const { limit = 100, offset = 0, order_by } = req.query;
+      // Ids are assigned in insert order, as `at` is, so `when` orders as the id does.
+      const { rows, total } = await listEvents(db.pool, filterOf(req.query), { limit, offset, newestFirst: order_by?.startsWith("-") });
       return { event_logs: rows.map(eventJson), total_entries: total };
     },
   );

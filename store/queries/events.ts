@@ -26,10 +26,10 @@ function where(f: EventFilter): { sql: string; params: unknown[] } {
   return { sql: clauses.join(" AND "), params };
 }
 
-export async function listEvents(db: Queryable, f: EventFilter, page: { limit: number; offset: number }) {
+export async function listEvents(db: Queryable, f: EventFilter, page: { limit: number; offset: number; newestFirst?: boolean }) {
   const w = where(f);
   const [rows] = await db.query<RowDataPacket[]>(
-    `SELECT * FROM event_log WHERE ${w.sql} ORDER BY id LIMIT ${Math.floor(page.limit)} OFFSET ${Math.floor(page.offset)}`,
+    `SELECT * FROM event_log WHERE ${w.sql} ORDER BY id${page.newestFirst ? " DESC" : ""} LIMIT ${Math.floor(page.limit)} OFFSET ${Math.floor(page.offset)}`,
     w.params,
   );
   const [[count]] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM event_log WHERE ${w.sql}`, w.params);

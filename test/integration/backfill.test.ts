@@ -162,7 +162,7 @@ describe("backfill", () => {
     expect(await problem({ dag_id: "bf_quick", from_date: "2026-01-05", to_date: "2026-01-01" })).toEqual([400, "BATON_BACKFILL_INVALID_RANGE"]);
     expect(await problem({ dag_id: "bf_manual", from_date: "2026-01-01", to_date: "2026-01-05" })).toEqual([400, "BATON_BACKFILL_NO_SCHEDULE"]);
     expect(await problem({ dag_id: "nope", from_date: "2026-01-01", to_date: "2026-01-05" })).toEqual([404, "BATON_DAG_NOT_FOUND"]);
-    expect(await problem({ dag_id: "bf_quick", from_date: "yesterday", to_date: "2026-01-05" })).toEqual([400, "BATON_INVALID_DATE"]);
+    expect(await problem({ dag_id: "bf_quick", from_date: "yesterday", to_date: "2026-01-05" })).toEqual([400, "BATON_VALIDATION_FAILED"]);
     expect(await problem({ dag_id: "bf_quick", from_date: "2026-01-01", to_date: "2026-01-05", max_active_runs: 0 })).toEqual([400, "BATON_VALIDATION_FAILED"]);
     expect(await problem({ dag_id: "bf_quick", from_date: "2026-01-01", to_date: "2026-01-05", reprocess_behavior: "all" })).toEqual([400, "BATON_VALIDATION_FAILED"]);
     // The default maximum (100,000): 70 days of a one-minute interval is 100,800 runs.

@@ -47,6 +47,9 @@ describe("event log", () => {
     expect(page.statusCode).toBe(200);
     const events = page.json().event_logs as EventJson[];
     expect(page.json().total_entries).toBe(events.length);
+    // Newest first on request: the same events, reversed.
+    const newest = await h.app.inject({ method: "GET", url: `/api/v1/eventLogs?dag_id=history&dag_run_id=${encodeURIComponent(runId)}&limit=1000&order_by=-event_log_id` });
+    expect((newest.json().event_logs as EventJson[]).map((e) => e.event_log_id)).toEqual(events.map((e) => e.event_log_id).reverse());
 
     // Replay: each event moves one state from `from` to `to`; the chain must be unbroken.
     const replayed = new Map<string, string>();
