@@ -1,10 +1,15 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
+import { listRunSignals } from "../../store/queries/signals.ts";
+import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import { sendSignal, SIGNAL_PAYLOAD_CAP_BYTES } from "../../store/transitions/signals.ts";
 import { VersionCache } from "../../store/versions.ts";
 import type { ApiDeps } from "../context.ts";
-import { Nullable } from "../openapi.ts";
-import { RunParams } from "../schemas.ts";
+import { ListOf, Nullable, NullableDateTime } from "../openapi.ts";
+import { PageQuery, RunParams } from "../schemas.ts";
+import { runOr404 } from "./taskInstances.ts";
+
+const SignalName = Type.String({ minLength: 1, maxLength: 255, pattern: "^[A-Za-z0-9_.:-]+$" });
 
 const SignalSent = Type.Object(
   {
@@ -18,8 +23,56 @@ const SignalSent = Type.Object(
   { additionalProperties: false },
 );
 
+/** A signal a run received, and the task it was delivered to. */
+const ReceivedSignal = Type.Object(
+  {
+    dag_id: Type.String(),
+    dag_run_id: Type.String(),
+    name: Type.String(),
+    signal_id: Nullable(Type.String({ description: "the sender's id (makes resending harmless); null if none was given" })),
+    payload: Type.Unknown({ description: "the JSON payload (null if none), at most 64 KiB" }),
+    received_at: NullableDateTime,
+    delivered_to: Nullable(Type.String({ description: "the task that received it; null while it is kept for the first task that waits for it" })),
+    delivered_at: NullableDateTime,
+  },
+  { additionalProperties: false },
+);
+
 export const signalRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) => {
   const versions = new VersionCache(deps.db.pool);
+  app.get(
+    "/dags/:dag_id/dagRuns/:dag_run_id/signals",
+    {
+      schema: {
+        operationId: "get_signals",
+        tags: ["Signal"],
+        description: "The signals a run received, in the order they arrived, with the task each was delivered to; `name` keeps one signal name.",
+        params: RunParams,
+        querystring: Type.Object({ ...PageQuery.properties, name: Type.Optional(SignalName) }),
+        response: { 200: ListOf("signals", ReceivedSignal) },
+      },
+    },
+    async (req) => {
+      const { dag_id: dagId, dag_run_id: runId } = req.params;
+      const run = await runOr404(deps.db.pool, dagId, runId);
+      const { limit = 100, offset = 0, name } = req.query;
+      const { rows, total } = await listRunSignals(deps.db.pool, Number(run.id), { name, limit, offset });
+      return {
+        signals: rows.map((r) => ({
+          dag_id: dagId,
+          dag_run_id: runId,
+          name: r.name,
+          signal_id: r.signal_id,
+          payload: parseJsonText(r.payload, null),
+          received_at: isoOrNull(r.created_at),
+          delivered_to: r.delivered_to,
+          delivered_at: isoOrNull(r.consumed_at),
+        })),
+        total_entries: total,
+      };
+    },
+  );
+
   app.post(
     "/dags/:dag_id/dagRuns/:dag_run_id/signals/:name",
     {
@@ -29,7 +82,7 @@ export const signalRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps
         operationId: "post_signal",
         tags: ["Signal"],
         response: { 200: SignalSent },
-        params: Type.Intersect([RunParams, Type.Object({ name: Type.String({ minLength: 1, maxLength: 255, pattern: "^[A-Za-z0-9_.:-]+$" }) })]),
+        params: Type.Intersect([RunParams, Type.Object({ name: SignalName })]),
         // Optional: a signal without a body has no payload.
         body: Type.Optional(
           Type.Object(

@@ -16,6 +16,7 @@ import {
   listXcomEntries,
   type TaskInstanceFilter,
 } from "../../store/queries/read.ts";
+import { listTaskSteps } from "../../store/queries/steps.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import { MARKABLE_STATES, setTaskState, type ChangedTask } from "../../store/transitions/setTaskState.ts";
 import { VersionCache } from "../../store/versions.ts";
@@ -28,6 +29,8 @@ const TAGS = ["TaskInstance"];
 const XCOM_TAGS = ["XCom"];
 /** Airflow's wildcard: `~` as dag_id, dag_run_id (or task_id for XComs) means every one. */
 const ALL = "~";
+/** A step result longer than this is left out of GET …/steps (result null, result_omitted true). */
+export const STEP_RESULT_LIST_CAP_BYTES = 64 * 1024;
 /** A log read without full_content returns at most this many bytes, and a token for the rest. */
 export const LOG_CHUNK_BYTES = 64 * 1024;
 
@@ -121,7 +124,7 @@ function filterOf(q: Static<typeof FilterQuery>): TaskInstanceFilter {
   };
 }
 
-async function runOr404(db: Queryable, dagId: string, runId: string) {
+export async function runOr404(db: Queryable, dagId: string, runId: string) {
   const run = await getDagRun(db, dagId, runId);
   if (!run) throw new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${runId}" of DAG "${dagId}" not found`);
   return run;
@@ -131,7 +134,7 @@ async function dagOr404(db: Queryable, dagId: string) {
   if (!(await getDag(db, dagId))) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${dagId}" not found`);
 }
 
-async function taskOr404(db: Queryable, p: { dag_id: string; dag_run_id: string; task_id: string }) {
+export async function taskOr404(db: Queryable, p: { dag_id: string; dag_run_id: string; task_id: string }) {
   const run = await runOr404(db, p.dag_id, p.dag_run_id);
   const ti = await getTaskInstance(db, Number(run.id), p.task_id);
   if (!ti) throw new BatonError("BATON_TASK_NOT_FOUND", `task "${p.task_id}" not found in run "${p.dag_run_id}" of DAG "${p.dag_id}"`);
@@ -205,6 +208,23 @@ const LogChunk = Type.Object(
   {
     content: Type.String(),
     continuation_token: Nullable(Type.String({ description: "pass as ?token= for the rest; null once the try has ended and everything was read" })),
+  },
+  { additionalProperties: false },
+);
+
+/** A durable step: a ctx.step(name, fn) result, memoized across the tries of a task instance. */
+const TaskStep = Type.Object(
+  {
+    dag_id: Type.String(),
+    dag_run_id: Type.String(),
+    task_id: Type.String(),
+    map_index: Type.Integer(),
+    name: Type.String({ description: "the name given to ctx.step" }),
+    try_number: Type.Integer({ description: "the try that ran the step and recorded its result; later tries reuse it" }),
+    recorded_at: NullableDateTime,
+    result: Type.Unknown({ description: `the step's JSON result; null when result_omitted` }),
+    result_bytes: Type.Integer({ minimum: 0, description: "the size of the result's JSON text" }),
+    result_omitted: Type.Boolean({ description: `true when the result is over ${STEP_RESULT_LIST_CAP_BYTES / 1024} KiB and left out of this list` }),
   },
   { additionalProperties: false },
 );
@@ -490,6 +510,42 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
           start_date: isoOrNull(r.start_date),
           end_date: isoOrNull(r.end_date),
           reschedule_date: isoOrNull(r.reschedule_date),
+        })),
+        total_entries: total,
+      };
+    },
+  );
+
+  app.get(
+    `${base}/:task_id/steps`,
+    {
+      schema: {
+        operationId: "get_task_steps",
+        tags: TAGS,
+        description:
+          "The durable steps (ctx.step) a task instance recorded, in the order they were recorded (step name breaking ties). " +
+          `Results over ${STEP_RESULT_LIST_CAP_BYTES / 1024} KiB are left out (result null, result_omitted true).`,
+        params: TaskParams,
+        querystring: PageQuery,
+        response: { 200: ListOf("steps", TaskStep) },
+      },
+    },
+    async (req) => {
+      const { ti } = await taskOr404(db.pool, req.params);
+      const { limit = 100, offset = 0 } = req.query;
+      const { rows, total } = await listTaskSteps(db.pool, Number(ti.id), { limit, offset, maxValueBytes: STEP_RESULT_LIST_CAP_BYTES });
+      return {
+        steps: rows.map((r) => ({
+          dag_id: ti.dag_id,
+          dag_run_id: ti.run_id,
+          task_id: ti.task_id,
+          map_index: ti.map_index,
+          name: r.step_name,
+          try_number: r.try_number,
+          recorded_at: isoOrNull(r.created_at),
+          result: r.value === null ? null : parseJsonText(r.value, null),
+          result_bytes: r.value_bytes,
+          result_omitted: r.value === null && r.value_bytes > STEP_RESULT_LIST_CAP_BYTES,
         })),
         total_entries: total,
       };

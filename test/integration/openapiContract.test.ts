@@ -27,7 +27,7 @@ import {
 const DAGS: Record<string, string> = {
   "main.ts": dagSource(`
 export default dag({ id: "contract_main" }, (t) => {
-  const extract = t.task("extract", async (ctx) => { ctx.log.info("extracting"); return { rows: 3 }; });
+  const extract = t.task("extract", async (ctx) => { ctx.log.info("extracting"); return { rows: await ctx.step("count_rows", () => 3) }; });
   t.task("load", { upstream: [extract] }, async (ctx) => ctx.get(extract).rows);
 });`),
   "signal.ts": dagSource(`
@@ -69,6 +69,8 @@ const CALLS: Record<string, Call[]> = {
     // The same signal_id again: a duplicate, answered without delivering.
     { params: { dag_id: "contract_signal", dag_run_id: "contract_waiting", name: "go" }, body: { payload: { approved: true }, signal_id: "contract-1" } },
   ],
+  // After the signal above was sent (rank 2): the list holds it, delivered.
+  "GET /api/v1/dags/{dag_id}/dagRuns/{dag_run_id}/signals": [{}, { params: { dag_id: "contract_signal", dag_run_id: "contract_waiting" }, query: { name: "go" }, rank: 2.5 }],
   "POST /api/v1/dags/{dag_id}/clearTaskInstances": [{ body: { dag_run_id: "contract_run", dry_run: true } }],
   "POST /api/v1/deadLetters/redrive": [{ body: { dag_id: "contract_failing", dry_run: true } }],
   "GET /api/v1/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}": [{}, { headers: { accept: "application/json" } }],
@@ -314,5 +316,14 @@ describe("OpenAPI contract", () => {
       expect.objectContaining({ delivered_to: "wait", duplicate: false }),
       expect.objectContaining({ duplicate: true }),
     ]);
+    const answer = (key: string, pathPart: string) => outcomes.find((x) => x.operation.key === key && x.request.includes(pathPart) && x.res.statusCode === 200)?.res.body;
+    expect(JSON.parse(answer("GET /api/v1/dags/{dag_id}/dagRuns/{dag_run_id}/signals", "contract_waiting") ?? "{}")).toMatchObject({
+      total_entries: 1,
+      signals: [expect.objectContaining({ name: "go", signal_id: "contract-1", payload: { approved: true }, delivered_to: "wait" })],
+    });
+    expect(JSON.parse(answer("GET /api/v1/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/steps", "contract_run") ?? "{}")).toMatchObject({
+      total_entries: 1,
+      steps: [expect.objectContaining({ name: "count_rows", try_number: 1, result: 3 })],
+    });
   }, 60_000);
 });

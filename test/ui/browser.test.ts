@@ -259,6 +259,12 @@ describe("web UI in Chromium", () => {
     await card.locator('button[type="submit"]').click();
     await until("the task to resume and succeed", async () => (await page.locator(".page-head .badge").getAttribute("data-state")) === "success", 15_000);
     await expect(page.locator(".xcom").textContent()).resolves.toContain("ana@example.com");
+    // The task page lists the run's signals: this one, delivered to this task, its payload collapsed.
+    const received = page.locator('table.signals tr[data-signal="signed"]');
+    await until("the received signal to be listed", async () => (await received.count()) === 1);
+    await expect(received.locator("td").nth(3).textContent()).resolves.toContain("wait_for_signature");
+    await received.locator("summary").click();
+    await expect(received.locator("pre.json").textContent()).resolves.toContain('"signedBy": "ana@example.com"');
     await shot("signal-resumed");
 
     // The run goes on: file_document succeeds, the reminder branch is skipped.

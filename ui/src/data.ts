@@ -2,7 +2,7 @@
 // there yet (404 "no route"), it falls back to one that is: the DAG structure from
 // GET /dags/{id}/versions/{v}, task instances run by run.
 import { call, enc, get, isMissingRoute } from "./api.ts";
-import type { Backfill, Dag, DagRun, EventLog, ImportError, TaskInstance, TaskNode, XcomEntry } from "./types.ts";
+import type { Backfill, Dag, DagRun, EventLog, ImportError, RunSignal, TaskInstance, TaskNode, TaskStep, XcomEntry } from "./types.ts";
 
 const PAGE = 1000;
 
@@ -176,6 +176,24 @@ export async function xcomsOf(dagId: string, runId: string, taskId: string): Pro
   }
   return out;
 }
+
+/** The first `n` items of a list and how many there are; null where the server has no such route. */
+async function firstPage<T>(path: string, key: string, n: number): Promise<{ items: T[]; total: number } | null> {
+  try {
+    const page = await get<Record<string, unknown>>(path, { limit: n, offset: 0 });
+    return { items: (page[key] as T[]) ?? [], total: Number(page.total_entries ?? 0) };
+  } catch (err) {
+    if (isMissingRoute(err)) return null;
+    throw err;
+  }
+}
+
+/** A task instance's durable steps (ctx.step), in the order recorded. */
+export const stepsOf = (dagId: string, runId: string, taskId: string, n = 200) =>
+  firstPage<TaskStep>(`/dags/${enc(dagId)}/dagRuns/${enc(runId)}/taskInstances/${enc(taskId)}/steps`, "steps", n);
+
+/** The signals a run received, in arrival order. */
+export const signalsOf = (dagId: string, runId: string, n = 200) => firstPage<RunSignal>(`/dags/${enc(dagId)}/dagRuns/${enc(runId)}/signals`, "signals", n);
 
 /** Mark a task instance success or failed: PATCH the instance (Airflow), else updateTaskInstancesState. */
 export async function setTaskState(dagId: string, runId: string, taskId: string, state: "success" | "failed"): Promise<void> {

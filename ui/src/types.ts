@@ -113,3 +113,24 @@ export interface XcomEntry {
   timestamp: string | null;
   value?: unknown;
 }
+
+/** A durable step (ctx.step) of a task instance: GET …/taskInstances/{task_id}/steps. */
+export interface TaskStep {
+  name: string;
+  try_number: number;
+  recorded_at: string | null;
+  result: unknown;
+  result_bytes: number;
+  /** The result is over 64 KiB and left out of the list. */
+  result_omitted: boolean;
+}
+
+/** A signal a run received: GET …/dagRuns/{dag_run_id}/signals. */
+export interface RunSignal {
+  name: string;
+  signal_id: string | null;
+  payload: unknown;
+  received_at: string | null;
+  delivered_to: string | null;
+  delivered_at: string | null;
+}

@@ -1,17 +1,17 @@
 // One task instance: its tries and durations, the log of each try (refreshing while it runs,
-// ANSI colours rendered), XCom output, the signal it waits for (with a form to send it), and
-// actions: clear, mark success, mark failed.
+// ANSI colours rendered), XCom output, its durable steps, the signal it waits for (with a form
+// to send it), the signals its run received, and actions: clear, mark success, mark failed.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, call, enc, reportError } from "../api.ts";
 import { parseAnsi } from "../ansi.ts";
 import { ErrorBox, JsonView, Loading, StateBadge, useAsync } from "../common.tsx";
-import { clearTasks, getDag, getRun, recentEvents, sendSignal, setTaskState, structureOf, xcomsOf } from "../data.ts";
+import { clearTasks, getDag, getRun, recentEvents, sendSignal, setTaskState, signalsOf, stepsOf, structureOf, xcomsOf } from "../data.ts";
 import { formatDateTime, formatDuration, parseJsonValue, secondsBetween, triesFromEvents } from "../format.ts";
 import { useLiveEvents, useThrottled } from "../live.ts";
 import { dagPath, navigate, runPath, taskPath } from "../router.ts";
 import { isFinishedTask } from "../states.ts";
 import { toast } from "../store.ts";
-import type { TaskInstance, TaskNode } from "../types.ts";
+import type { RunSignal, TaskInstance, TaskNode, TaskStep } from "../types.ts";
 import { DagHeader } from "./DagPage.tsx";
 
 export function TaskView({ dagId, runId, taskId, query }: { dagId: string; runId: string; taskId: string; query: URLSearchParams }) {
@@ -21,6 +21,8 @@ export function TaskView({ dagId, runId, taskId, query }: { dagId: string; runId
   const ti = useAsync(() => call<TaskInstance>("GET", base), [base]);
   const events = useAsync(() => recentEvents({ dag_id: dagId, dag_run_id: runId, task_id: taskId }, 500), [base]);
   const xcom = useAsync(() => xcomsOf(dagId, runId, taskId), [base]);
+  const steps = useAsync(() => stepsOf(dagId, runId, taskId), [base]);
+  const signals = useAsync(() => signalsOf(dagId, runId), [dagId, runId]);
   const node = useAsync(async () => {
     if (!run.data) return null;
     const s = await structureOf(dagId, run.data.dag_version);
@@ -31,9 +33,15 @@ export function TaskView({ dagId, runId, taskId, query }: { dagId: string; runId
     ti.reload();
     events.reload();
     xcom.reload();
+    steps.reload();
+    signals.reload();
   }, 250);
+  // A signal delivered to another task of the run shows up as that task's event.
+  const refreshSignals = useThrottled(() => signals.reload(), 250);
   useLiveEvents((e) => {
-    if (e.dag_id === dagId && e.dag_run_id === runId && e.task_id === taskId) refresh();
+    if (e.dag_id !== dagId || e.dag_run_id !== runId) return;
+    if (e.task_id === taskId) refresh();
+    else refreshSignals();
   });
 
   const t = ti.data;
@@ -170,9 +178,141 @@ export function TaskView({ dagId, runId, taskId, query }: { dagId: string; runId
               ))}
             </dl>
           )}
+          <StepsSection steps={steps.data} error={steps.error} />
+          <SignalsSection dagId={dagId} runId={runId} signals={signals.data} error={signals.error} />
         </>
       )}
     </section>
+  );
+}
+
+/** JSON on one line, cut to `max` characters: the summary of a collapsed value. */
+function preview(value: unknown, max = 80): string {
+  const text = JSON.stringify(value) ?? "null";
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+function formatBytes(n: number): string {
+  return n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`;
+}
+
+/** A JSON value collapsed to a one-line preview; open it for the whole value. */
+function CollapsedJson({ value, label }: { value: unknown; label: string }) {
+  return (
+    <details class="collapsed-json">
+      <summary aria-label={label}>
+        <code>{preview(value)}</code>
+      </summary>
+      <JsonView value={value} />
+    </details>
+  );
+}
+
+type Listed<T> = { items: T[]; total: number } | null | undefined;
+
+function MoreNote({ list, what }: { list: { items: unknown[]; total: number }; what: string }) {
+  if (list.total <= list.items.length) return null;
+  return (
+    <p class="muted small">
+      Showing the first {list.items.length} of {list.total} {what}.
+    </p>
+  );
+}
+
+/** The task's durable steps (ctx.step): recorded once, reused by later tries. */
+function StepsSection({ steps, error }: { steps: Listed<TaskStep>; error: unknown }) {
+  if (steps === null) return null; // a server without the route
+  return (
+    <>
+      <h3 id="steps-title">Durable steps</h3>
+      <ErrorBox error={error} what="Could not load the durable steps" />
+      {steps && steps.items.length === 0 && <p class="muted">No durable steps (ctx.step) recorded.</p>}
+      {steps && steps.items.length > 0 && (
+        <div class="table-wrap">
+          <table class="table small steps" aria-labelledby="steps-title">
+            <thead>
+              <tr>
+                <th scope="col">Step</th>
+                <th scope="col">Try</th>
+                <th scope="col">Recorded</th>
+                <th scope="col">Result</th>
+              </tr>
+            </thead>
+            <tbody>
+              {steps.items.map((s) => (
+                <tr key={s.name} data-step={s.name}>
+                  <td>
+                    <code>{s.name}</code>
+                  </td>
+                  <td>{s.try_number}</td>
+                  <td>{formatDateTime(s.recorded_at)}</td>
+                  <td>
+                    {s.result_omitted ? (
+                      <span class="muted">{formatBytes(s.result_bytes)}: too large to show here</span>
+                    ) : (
+                      <CollapsedJson value={s.result} label={`result of step ${s.name}`} />
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {steps && <MoreNote list={steps} what="steps" />}
+    </>
+  );
+}
+
+/** The signals the run received, and the task each went to (or that none waits for it yet). */
+function SignalsSection({ dagId, runId, signals, error }: { dagId: string; runId: string; signals: Listed<RunSignal>; error: unknown }) {
+  if (signals === null) return null;
+  return (
+    <>
+      <h3 id="signals-title">Signals of this run</h3>
+      <ErrorBox error={error} what="Could not load the run's signals" />
+      {signals && signals.items.length === 0 && <p class="muted">This run has received no signals.</p>}
+      {signals && signals.items.length > 0 && (
+        <div class="table-wrap">
+          <table class="table small signals" aria-labelledby="signals-title">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Signal id</th>
+                <th scope="col">Received</th>
+                <th scope="col">Delivered to</th>
+                <th scope="col">Payload</th>
+              </tr>
+            </thead>
+            <tbody>
+              {signals.items.map((s, i) => (
+                <tr key={i} data-signal={s.name}>
+                  <td>
+                    <code>{s.name}</code>
+                  </td>
+                  <td>{s.signal_id ?? <span class="muted">—</span>}</td>
+                  <td>{formatDateTime(s.received_at)}</td>
+                  <td>
+                    {s.delivered_to ? (
+                      <>
+                        <a href={taskPath(dagId, runId, s.delivered_to)}>{s.delivered_to}</a>
+                        <span class="muted"> at {formatDateTime(s.delivered_at)}</span>
+                      </>
+                    ) : (
+                      <span class="muted">kept: no task waits for it yet</span>
+                    )}
+                  </td>
+                  <td>
+                    <CollapsedJson value={s.payload} label={`payload of signal ${s.name}`} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {signals && <MoreNote list={signals} what="signals" />}
+    </>
   );
 }
 

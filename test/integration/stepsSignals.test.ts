@@ -1,0 +1,162 @@
+// GET …/taskInstances/{task_id}/steps and GET …/dagRuns/{dag_run_id}/signals: the durable
+// steps a task recorded (across its tries) and the signals a run received, paged, with 404s
+// for unknown DAGs, runs and tasks and 400s for bad paging.
+import { Harness, dagSource } from "../helpers/harness.ts";
+import { waitFor } from "../helpers/db.ts";
+import type { RowDataPacket } from "../../store/db.ts";
+
+const DAGS = dagSource(`
+export const stepper = dag({ id: "stepper", defaultArgs: { retries: 1, retryDelay: 50 } }, (t) => {
+  t.task("charge", async (ctx) => {
+    const quote = await ctx.step("quote", () => ({ amount: 42, currency: "EUR" }));
+    // Recorded times have millisecond precision: apart, so recorded order is not a tie broken by name.
+    await new Promise((r) => setTimeout(r, 10));
+    const big = await ctx.step("big", () => "x".repeat(70 * 1024));
+    // The first try fails after two steps; the retry reuses them and records a third.
+    if (ctx.tryNumber === 1) throw new Error("flaky after two steps");
+    const receipt = await ctx.step("receipt", () => "r-" + quote.amount);
+    return { receipt, bigLength: big.length };
+  });
+  t.task("plain", async () => 1);
+});
+
+export const approval = dag({ id: "approval" }, (t) => {
+  const signed = t.waitForSignal("wait_signed", { signal: "signed", timeout: "5d" });
+  signed.then(t.task("file", async (ctx) => ctx.get(signed)));
+});
+`);
+
+describe("steps and signals over the API", () => {
+  const h = new Harness({ workers: 2 });
+  beforeAll(async () => {
+    await h.start({ "steps_signals.ts": DAGS });
+    await h.run();
+  });
+  afterAll(() => h.stop());
+
+  const get = (url: string) => h.app.inject({ method: "GET", url: `/api/v1${url}` });
+  const runState = async (dagId: string, runId: string) => {
+    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+    return rows[0]?.state as string | undefined;
+  };
+  const tiState = async (runId: string, taskId: string) => {
+    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM task_instance WHERE run_id = ? AND task_id = ?", [runId, taskId]);
+    return rows[0]?.state as string | undefined;
+  };
+  async function trigger(dagId: string, runId: string) {
+    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { dag_run_id: runId } });
+    expect(res.statusCode).toBe(200);
+  }
+
+  describe("durable steps", () => {
+    const steps = "/dags/stepper/dagRuns/steps_1/taskInstances/charge/steps";
+    beforeAll(async () => {
+      await trigger("stepper", "steps_1");
+      await waitFor("the stepper run to succeed", async () => (await runState("stepper", "steps_1")) === "success", 20_000);
+    });
+
+    it("lists a task's steps in the order recorded, with the try that recorded each and its result", async () => {
+      const res = await get(steps);
+      expect(res.statusCode).toBe(200);
+      const body = res.json();
+      expect(body.total_entries).toBe(3);
+      expect(body.steps.map((s: { name: string; try_number: number }) => [s.name, s.try_number])).toEqual([
+        ["quote", 1],
+        ["big", 1],
+        ["receipt", 2],
+      ]);
+      expect(body.steps[0]).toEqual({
+        dag_id: "stepper",
+        dag_run_id: "steps_1",
+        task_id: "charge",
+        map_index: -1,
+        name: "quote",
+        try_number: 1,
+        recorded_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+        result: { amount: 42, currency: "EUR" },
+        result_bytes: JSON.stringify({ amount: 42, currency: "EUR" }).length,
+        result_omitted: false,
+      });
+      expect(body.steps[2]).toMatchObject({ result: "r-42", result_omitted: false });
+      const recorded = body.steps.map((s: { recorded_at: string }) => Date.parse(s.recorded_at));
+      expect([...recorded].sort((a, b) => a - b)).toEqual(recorded);
+    });
+
+    it("leaves a result over 64 KiB out of the list, saying how big it is", async () => {
+      const big = (await get(steps)).json().steps[1];
+      expect(big).toMatchObject({ name: "big", result: null, result_omitted: true, result_bytes: 70 * 1024 + 2 });
+    });
+
+    it("pages with limit and offset; a task without steps has none", async () => {
+      const page = (await get(`${steps}?limit=1&offset=1`)).json();
+      expect(page).toMatchObject({ total_entries: 3, steps: [expect.objectContaining({ name: "big" })] });
+      expect((await get(`${steps}?offset=3`)).json()).toEqual({ steps: [], total_entries: 3 });
+      expect((await get("/dags/stepper/dagRuns/steps_1/taskInstances/plain/steps")).json()).toEqual({ steps: [], total_entries: 0 });
+    });
+
+    it("answers 404 problem JSON for an unknown DAG, run or task", async () => {
+      for (const [url, code] of [
+        ["/dags/nope/dagRuns/steps_1/taskInstances/charge/steps", "BATON_DAG_RUN_NOT_FOUND"],
+        ["/dags/stepper/dagRuns/nope/taskInstances/charge/steps", "BATON_DAG_RUN_NOT_FOUND"],
+        ["/dags/stepper/dagRuns/steps_1/taskInstances/nope/steps", "BATON_TASK_NOT_FOUND"],
+      ]) {
+        const res = await get(url!);
+        expect([url, res.statusCode, res.headers["content-type"]]).toEqual([url, 404, expect.stringContaining("application/problem+json")]);
+        expect(res.json()).toMatchObject({ status: 404, code });
+      }
+    });
+
+    it("answers 400 for bad paging", async () => {
+      for (const q of ["limit=0", "limit=1001", "offset=-1", "limit=abc", "offset=1.5"]) {
+        const res = await get(`${steps}?${q}`);
+        expect([q, res.statusCode, res.json().code]).toEqual([q, 400, "BATON_VALIDATION_FAILED"]);
+      }
+    });
+  });
+
+  describe("signals", () => {
+    const signals = "/dags/approval/dagRuns/sig_1/signals";
+    const send = (name: string, body: Record<string, unknown>) =>
+      h.app.inject({ method: "POST", url: `/api/v1/dags/approval/dagRuns/sig_1/signals/${name}`, payload: body });
+
+    beforeAll(async () => {
+      await trigger("approval", "sig_1");
+      await waitFor("the task to wait for its signal", async () => (await tiState("sig_1", "wait_signed")) === "deferred", 20_000);
+      // Nobody waits for "note": it is kept. "signed" resumes the waiting task.
+      expect((await send("note", { payload: { text: "hello" } })).json()).toMatchObject({ delivered_to: null });
+      expect((await send("signed", { payload: { by: "ana" }, signal_id: "sig-1" })).json()).toMatchObject({ delivered_to: "wait_signed" });
+      await waitFor("the approval run to succeed", async () => (await runState("approval", "sig_1")) === "success", 20_000);
+    });
+
+    it("lists the signals a run received, in arrival order, with the task each was delivered to", async () => {
+      const res = await get(signals);
+      expect(res.statusCode).toBe(200);
+      const body = res.json();
+      expect(body.total_entries).toBe(2);
+      const iso = expect.stringMatching(/^\d{4}-\d\d-\d\dT/);
+      expect(body.signals).toEqual([
+        { dag_id: "approval", dag_run_id: "sig_1", name: "note", signal_id: null, payload: { text: "hello" }, received_at: iso, delivered_to: null, delivered_at: null },
+        { dag_id: "approval", dag_run_id: "sig_1", name: "signed", signal_id: "sig-1", payload: { by: "ana" }, received_at: iso, delivered_to: "wait_signed", delivered_at: iso },
+      ]);
+    });
+
+    it("filters by name and pages", async () => {
+      expect((await get(`${signals}?name=signed`)).json()).toMatchObject({ total_entries: 1, signals: [expect.objectContaining({ signal_id: "sig-1" })] });
+      expect((await get(`${signals}?name=other`)).json()).toEqual({ signals: [], total_entries: 0 });
+      expect((await get(`${signals}?limit=1&offset=1`)).json()).toMatchObject({ total_entries: 2, signals: [expect.objectContaining({ name: "signed" })] });
+      // A run that received none.
+      expect((await get("/dags/stepper/dagRuns/steps_1/signals")).json()).toEqual({ signals: [], total_entries: 0 });
+    });
+
+    it("answers 404 for an unknown DAG or run, 400 for bad paging or a bad name", async () => {
+      for (const url of ["/dags/nope/dagRuns/sig_1/signals", "/dags/approval/dagRuns/nope/signals"]) {
+        const res = await get(url);
+        expect([url, res.statusCode, res.json().code]).toEqual([url, 404, "BATON_DAG_RUN_NOT_FOUND"]);
+      }
+      for (const q of ["limit=0", "limit=1001", "offset=-1", "name=", "name=a%20b", `name=${"x".repeat(256)}`]) {
+        const res = await get(`${signals}?${q}`);
+        expect([q, res.statusCode, res.json().code]).toEqual([q, 400, "BATON_VALIDATION_FAILED"]);
+      }
+    });
+  });
+});
