@@ -9,7 +9,7 @@ import autocannon from "autocannon";
 import type { Db } from "../store/db.ts";
 import { CHAIN_DAG } from "./dags.ts";
 import { fillHistory } from "./fill.ts";
-import { environment, freshDatabase, logNotes, median, round, serverVersion, startStandalone, waitForDags, writeResult, type Standalone } from "./lib.ts";
+import { AUTH, environment, freshDatabase, logNotes, median, round, serverVersion, startStandalone, waitForDags, writeResult, type Standalone } from "./lib.ts";
 
 const RUNS = 100_000;
 const CONNECTIONS = 50;
@@ -26,6 +26,7 @@ async function load(url: string, path: () => string, seconds: number): Promise<L
   const result = await autocannon({
     url,
     connections: CONNECTIONS,
+    headers: AUTH,
     duration: seconds,
     requests: [{ method: "GET", setupRequest: (req) => ({ ...req, path: path() }) }],
   });
@@ -58,7 +59,7 @@ export async function api(): Promise<void> {
     };
     // Sanity: each endpoint answers with data.
     for (const [name, p] of Object.entries(pages)) {
-      const res = await fetch(base + p());
+      const res = await fetch(base + p(), { headers: AUTH });
       const body = (await res.json()) as { total_entries?: number };
       if (!res.ok || !body.total_entries) throw new Error(`GET ${name} answered ${res.status}: ${JSON.stringify(body).slice(0, 200)}`);
     }

@@ -2,7 +2,7 @@
 // with 2 local workers, max_active_runs 32. Reports the wall time (created → completed, from
 // the backfill row), runs/s, and how a second DAG's trigger → success latency changes while
 // the backfill runs (the issue's "not affected beyond 10 %").
-import { cleanupDatabase, environment, freshDatabase, migrateDatabase, percentile, round, serverVersion, startStandalone, trigger, waitForRun, writeResult } from "./lib.ts";
+import { AUTH, cleanupDatabase, environment, freshDatabase, migrateDatabase, percentile, round, serverVersion, startStandalone, trigger, waitForRun, writeResult } from "./lib.ts";
 
 const DAILY = `
 import { dag } from "baton";
@@ -32,7 +32,7 @@ export async function backfill(): Promise<void> {
 
     const res = await fetch(`http://127.0.0.1:${baton.port}/api/v1/backfills`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...AUTH },
       body: JSON.stringify({ dag_id: "bench_daily", from_date: "2016-01-01", to_date: "2025-12-28", max_active_runs: 32 }),
     });
     if (!res.ok) throw new Error(`create backfill: ${res.status} ${await res.text()}`);
@@ -43,7 +43,7 @@ export async function backfill(): Promise<void> {
     let status: { state: string; done: number; failed: number; created_at: string; completed_at: string | null } | undefined;
     for (;;) {
       during.push(await probeLatency(db, baton.port));
-      status = (await (await fetch(`http://127.0.0.1:${baton.port}/api/v1/backfills/${created.id}`)).json()) as typeof status;
+      status = (await (await fetch(`http://127.0.0.1:${baton.port}/api/v1/backfills/${created.id}`, { headers: AUTH })).json()) as typeof status;
       if (status!.state === "completed" || Date.now() > deadline) break;
       await new Promise((r) => setTimeout(r, 500));
     }

@@ -35,6 +35,7 @@ import {
   workspace,
   writeResult,
   type BatonProcess,
+  AUTH,
 } from "./lib.ts";
 
 const WAITING = 10_000;
@@ -108,7 +109,7 @@ export async function deferred(): Promise<void> {
       const name = `s${String(i).padStart(5, "0")}`;
       const res = await fetch(`http://127.0.0.1:${port}/api/v1/dags/bench_deferred/dagRuns/${encodeURIComponent(runId)}/signals/${name}`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...AUTH },
         body: JSON.stringify({ payload: { i } }),
       });
       await res.arrayBuffer();

@@ -147,6 +147,10 @@ export async function workspace(files: Record<string, string> = {}): Promise<Wor
   return { dir, dagsFolder, remove };
 }
 
+/** The admin token every benchmark's Baton accepts (registered through BATON_ADMIN_TOKEN). */
+export const BENCH_TOKEN = "baton_bench_token_not_secret_0123456789";
+export const AUTH = { authorization: `Bearer ${BENCH_TOKEN}` };
+
 /** Starts `baton <args>` with the benchmark's database and folders; its output goes to a log file. */
 export function spawnBaton(name: string, args: string[], db: Db, ws: Workspace, env: Record<string, string> = {}): BatonProcess {
   // Outside the workspace, so a failed benchmark's output survives its cleanup.
@@ -163,6 +167,10 @@ export function spawnBaton(name: string, args: string[], db: Db, ws: Workspace, 
       BATON_LOGS_FOLDER: path.join(ws.dir, "logs"),
       BATON_CACHE_FOLDER: path.join(ws.dir, "cache"),
       BATON_LOG_LEVEL: "warn",
+      // Auth stays on (its cost is part of every figure); the rate limit would cap the load benchmarks.
+      BATON_ADMIN_TOKEN: BENCH_TOKEN,
+      BATON_ADMIN_TOKEN_FILE: path.join(ws.dir, ".baton", "admin-token"),
+      BATON_API_RATE_LIMIT: "off",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -287,7 +295,7 @@ export async function startStandalone(db: Db, files: Record<string, string>, env
 export async function trigger(port: number, dagId: string, body: Record<string, unknown> = {}): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${port}/api/v1/dags/${dagId}/dagRuns`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...AUTH },
     body: JSON.stringify(body),
   });
   if (!res.ok) throw new Error(`trigger ${dagId}: ${res.status} ${await res.text()}`);

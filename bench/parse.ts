@@ -24,6 +24,7 @@ import {
   workspace,
   writeResult,
   type BatonProcess,
+  AUTH,
 } from "./lib.ts";
 
 const FILES = 1000;
@@ -65,7 +66,7 @@ export async function parse(): Promise<void> {
 
     // One edited file until the API shows its new version.
     const latest = async (dagId: string) => {
-      const res = await fetch(`http://127.0.0.1:${port}/api/v1/dags/${dagId}`);
+      const res = await fetch(`http://127.0.0.1:${port}/api/v1/dags/${dagId}`, { headers: AUTH });
       return ((await res.json()) as { latest_version: string }).latest_version;
     };
     const edits: number[] = [];
