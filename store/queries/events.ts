@@ -1,5 +1,6 @@
 // Reading the event log: filtered pages for the API, and "everything after id N" for live streams.
 import type { Queryable, RowDataPacket } from "../db.ts";
+import { countRows } from "./counting.ts";
 
 export interface EventFilter {
   dagId?: string;
@@ -32,8 +33,8 @@ export async function listEvents(db: Queryable, f: EventFilter, page: { limit: n
     `SELECT * FROM event_log WHERE ${w.sql} ORDER BY id${page.newestFirst ? " DESC" : ""} LIMIT ${Math.floor(page.limit)} OFFSET ${Math.floor(page.offset)}`,
     w.params,
   );
-  const [[count]] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM event_log WHERE ${w.sql}`, w.params);
-  return { rows, total: Number(count!.n) };
+  const total = await countRows(db, `SELECT COUNT(*) AS n FROM event_log WHERE ${w.sql}`, w.params);
+  return { rows, total };
 }
 
 export async function latestEventId(db: Queryable): Promise<number> {

@@ -1,5 +1,6 @@
 // Read-only queries behind the API and CLI. Lists order by a unique key so pages are stable.
 import type { Queryable, ResultSetHeader, RowDataPacket } from "../db.ts";
+import { countRows } from "./counting.ts";
 
 export interface Page {
   limit: number;
@@ -154,12 +155,15 @@ function dagRunWhere(f: DagRunFilter): { sql: string; params: unknown[] } {
 
 export async function listDagRuns(db: Queryable, f: DagRunFilter, p: Page & { orderBy?: string }) {
   const w = dagRunWhere(f);
+  const order = orderBy(p.orderBy, DAG_RUN_ORDER_FIELDS, "id", "r.id");
+  // Deferred join: the page's ids come from an index-only walk ((dag_id, id) for one DAG's runs),
+  // then only those rows are read. A deep page then costs an index walk, not a table scan.
   const [rows] = await db.query<RowDataPacket[]>(
-    `SELECT r.* FROM dag_run r WHERE ${w.sql} ${orderBy(p.orderBy, DAG_RUN_ORDER_FIELDS, "id", "r.id")} ${page(p)}`,
+    `SELECT r.* FROM dag_run r JOIN (SELECT r.id FROM dag_run r WHERE ${w.sql} ${order} ${page(p)}) k ON k.id = r.id ${order}`,
     w.params,
   );
-  const [[count]] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM dag_run r WHERE ${w.sql}`, w.params);
-  return { rows, total: Number(count!.n) };
+  const total = await countRows(db, `SELECT COUNT(*) AS n FROM dag_run r WHERE ${w.sql}`, w.params);
+  return { rows, total };
 }
 
 export async function getDagRun(db: Queryable, dagId: string, runId: string) {
@@ -266,8 +270,8 @@ export async function listTaskInstancesWhere(db: Queryable, f: TaskInstanceFilte
   const w = taskInstanceWhere(f);
   const from = "FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id";
   const [rows] = await db.query<RowDataPacket[]>(`SELECT ti.*, r.logical_date AS run_logical_date ${from} WHERE ${w.sql} ORDER BY ti.id ${page(p)}`, w.params);
-  const [[count]] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n ${from} WHERE ${w.sql}`, w.params);
-  return { rows, total: Number(count!.n) };
+  const total = await countRows(db, `SELECT COUNT(*) AS n ${from} WHERE ${w.sql}`, w.params);
+  return { rows, total };
 }
 
 /**

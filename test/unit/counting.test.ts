@@ -1,0 +1,55 @@
+import type { Queryable } from "../../store/db.ts";
+import { countRows, REUSE_MS, SLOW_COUNT_MS } from "../../store/queries/counting.ts";
+
+/** A Queryable whose COUNT answers `value` after `delayMs`, recording each query it receives. */
+function fakeDb(answer: () => { value: number; delayMs: number }) {
+  const calls: string[] = [];
+  const db = {
+    query: async (sql: string) => {
+      calls.push(sql);
+      const { value, delayMs } = answer();
+      await new Promise((r) => setTimeout(r, delayMs));
+      return [[{ n: value }], []];
+    },
+  } as unknown as Queryable;
+  return { db, calls };
+}
+
+describe("countRows", () => {
+  it("shares one query among identical counts in flight", async () => {
+    const { db, calls } = fakeDb(() => ({ value: 7, delayMs: 1 }));
+    const counts = await Promise.all(Array.from({ length: 20 }, () => countRows(db, "SELECT COUNT(*) AS n FROM t WHERE a = ?", [1])));
+    expect(counts).toEqual(Array(20).fill(7));
+    expect(calls).toHaveLength(1);
+  });
+
+  it("keeps cheap counts exact: the next call counts again", async () => {
+    let value = 1;
+    const { db, calls } = fakeDb(() => ({ value: value++, delayMs: 0 }));
+    expect(await countRows(db, "SELECT COUNT(*) AS n FROM t", [])).toBe(1);
+    expect(await countRows(db, "SELECT COUNT(*) AS n FROM t", [])).toBe(2);
+    expect(calls).toHaveLength(2);
+  });
+
+  it("reuses a slow count for REUSE_MS, per statement and parameters, then counts again", async () => {
+    let value = 100;
+    let clock = 1_000_000;
+    const now = () => clock;
+    const { db, calls } = fakeDb(() => ({ value: value++, delayMs: SLOW_COUNT_MS + 5 }));
+    const sql = "SELECT COUNT(*) AS n FROM dag_run WHERE dag_id = ?";
+    expect(await countRows(db, sql, ["a"], now)).toBe(100);
+    clock += REUSE_MS - 1;
+    expect(await countRows(db, sql, ["a"], now)).toBe(100);
+    expect(await countRows(db, sql, ["b"], now)).toBe(101);
+    clock += 2;
+    expect(await countRows(db, sql, ["a"], now)).toBe(102);
+    expect(calls).toHaveLength(3);
+  });
+
+  it("keeps each database's counts apart", async () => {
+    const one = fakeDb(() => ({ value: 1, delayMs: SLOW_COUNT_MS + 5 }));
+    const two = fakeDb(() => ({ value: 2, delayMs: SLOW_COUNT_MS + 5 }));
+    expect(await countRows(one.db, "SELECT COUNT(*) AS n FROM t", [])).toBe(1);
+    expect(await countRows(two.db, "SELECT COUNT(*) AS n FROM t", [])).toBe(2);
+  });
+});
