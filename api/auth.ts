@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { bearerToken, hashToken } from "../core/apiTokens.ts";
 import { BatonError } from "../core/errors.ts";
+import { RefusalThrottle } from "../core/refusalThrottle.ts";
 import { requiredRole, roleAllows, type Role, type RouteRole } from "../core/roles.ts";
 import { findLiveToken, recordAuthEvent, touchToken, type ApiTokenRow } from "../store/apiTokens.ts";
 import type { ApiDeps } from "./context.ts";
@@ -20,6 +21,8 @@ declare module "fastify" {
 
 /** Token lookups are cached briefly: a revoked token stops working within this time. */
 export const TOKEN_CACHE_MS = 5_000;
+/** Refused requests allowed per client address per minute before it gets 429 without a lookup. */
+export const MAX_REFUSALS_PER_MINUTE = 30;
 const CACHE_LIMIT = 10_000;
 
 /** The route's required role, for the matched route (unknown paths need a viewer, so they don't reveal routes). */
@@ -33,11 +36,12 @@ export function roleOf(request: FastifyRequest): RouteRole {
  * Bearer-token authentication and per-route roles, as one onRequest hook: 401 without a live
  * token, 403 when the token's role is below the route's; both go to the event log (never the token).
  */
-export function installAuth(app: FastifyInstance, deps: Pick<ApiDeps, "db" | "clock" | "logger" | "auth">): void {
+export function installAuth(app: FastifyInstance, deps: Pick<ApiDeps, "db" | "clock" | "logger" | "auth"> & { config?: ApiDeps["config"] }): void {
   app.decorateRequest("apiToken", undefined);
   if (deps.auth.mode === "off") return;
   const { db, clock, logger } = deps;
   const cache = new Map<string, { token: ApiTokenRow | undefined; until: number }>();
+  const throttle = new RefusalThrottle(deps.config?.authRefusalsPerMinute ?? MAX_REFUSALS_PER_MINUTE, 60_000);
 
   const lookup = async (hash: string): Promise<ApiTokenRow | undefined> => {
     const now = clock.now();
@@ -60,15 +64,22 @@ export function installAuth(app: FastifyInstance, deps: Pick<ApiDeps, "db" | "cl
   app.addHook("onRequest", async (request, reply) => {
     const needs = roleOf(request);
     if (needs === "public") return;
+    const now = clock.now().getTime();
+    if (throttle.isBlocked(request.ip, now)) {
+      void reply.header("retry-after", String(throttle.retryAfterSeconds(request.ip, now)));
+      throw new BatonError("BATON_RATE_LIMITED", `too many refused requests from ${request.ip}; retry later with a valid token`);
+    }
     const presented = bearerToken(request.headers.authorization);
     const token = presented ? await lookup(hashToken(presented)) : undefined;
     if (!token) {
       const why = presented ? "invalid, expired or revoked token" : "no bearer token";
+      throttle.refused(request.ip, now);
       await refuse(request, "unauthenticated", "anonymous", why);
       void reply.header("www-authenticate", 'Bearer realm="baton"');
       throw new BatonError("BATON_UNAUTHENTICATED", `${why}: send "Authorization: Bearer <token>" (create one with "baton tokens create")`);
     }
     if (!roleAllows(token.role, needs)) {
+      throttle.refused(request.ip, now);
       await refuse(request, "forbidden", token.name, `role ${token.role} lacks ${needs}`);
       throw new BatonError("BATON_FORBIDDEN", `token "${token.name}" has role ${token.role}; ${request.method} ${request.url.split("?")[0]} needs ${needs}`);
     }

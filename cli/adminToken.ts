@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { chmod, mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { displayPrefix, generateToken, hashToken } from "../core/apiTokens.ts";
 import type { Config } from "../core/config.ts";
@@ -27,13 +27,33 @@ export async function ensureAdminToken(db: Db, config: Pick<Config, "adminToken"
     }
     return { kind: "from-env" };
   }
-  if ((await countLiveAdminTokens(db.pool, now)) > 0) return { kind: "exists" };
-  const token = generateToken();
-  const name = `admin-${now.toISOString().slice(0, 10)}`;
-  const inserted = await insertToken(db.pool, { name, role: "admin", hash: hashToken(token), prefix: displayPrefix(token), now }, { ignoreDuplicate: true });
-  if (!inserted) return { kind: "exists" };
+  // The lock makes "none live → create one" atomic across processes starting together; a name
+  // per minute would not (two starts a minute apart after a revocation would both be refused).
+  // Autocommit statements on one connection, so the insert is committed before the lock goes.
+  const conn = await db.pool.getConnection();
+  let created: string | undefined;
+  try {
+    await conn.query("SELECT GET_LOCK(CONCAT('baton_admin_token:', DATABASE()), 10)");
+    try {
+      if ((await countLiveAdminTokens(conn, now)) === 0) {
+        const token = generateToken();
+        const name = `admin-${now.toISOString().slice(0, 10)}-${hashToken(token).slice(0, 6)}`;
+        await insertToken(conn, { name, role: "admin", hash: hashToken(token), prefix: displayPrefix(token), now });
+        created = token;
+      }
+    } finally {
+      await conn.query("SELECT RELEASE_LOCK(CONCAT('baton_admin_token:', DATABASE()))");
+    }
+  } finally {
+    conn.release();
+  }
+  if (!created) return { kind: "exists" };
+  const token = created;
   await mkdir(path.dirname(config.adminTokenFile), { recursive: true, mode: 0o700 });
-  await writeFile(config.adminTokenFile, token + "\n", { mode: 0o600 });
+  // Replaced, not rewritten in place: an existing file keeps its mode on write, which may be 0644.
+  await rm(config.adminTokenFile, { force: true });
+  await writeFile(config.adminTokenFile, token + "\n", { mode: 0o600, flag: "wx" });
+  await chmod(config.adminTokenFile, 0o600);
   return { kind: "generated", token, file: config.adminTokenFile };
 }
 

@@ -1,9 +1,9 @@
-import { mkdtemp, readFile, stat } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "../../api/app.ts";
-import { TOKEN_CACHE_MS } from "../../api/auth.ts";
+import { MAX_REFUSALS_PER_MINUTE, TOKEN_CACHE_MS } from "../../api/auth.ts";
 import { generateToken, hashToken } from "../../core/apiTokens.ts";
 import { FakeClock } from "../../core/clock.ts";
 import { silentLogger } from "../../core/logger.ts";
@@ -44,7 +44,8 @@ describe("API authentication and roles", () => {
       await insertToken(db.pool, { name: `test-${role}`, role, hash: hashToken(tokens[role]), prefix: "baton_x", now: clock.now() });
     }
     const logsFolder = await mkdtemp(path.join(os.tmpdir(), "baton-auth-"));
-    app = await buildApp({ db, clock, logger: silentLogger, config: { logsFolder }, auth: { mode: "on" } });
+    // The role matrix below is hundreds of refusals from one address: no refusal throttle here.
+    app = await buildApp({ db, clock, logger: silentLogger, config: { logsFolder, authRefusalsPerMinute: 100_000 }, auth: { mode: "on" } });
   });
 
   afterAll(async () => {
@@ -176,6 +177,20 @@ describe("rate limit", () => {
     await dropTestDb(db);
   });
 
+  it("answers 429 to an address after 30 refused requests a minute, without looking up or logging more", async () => {
+    const bad = () => app.inject({ method: "GET", url: "/api/v1/pools", headers: { authorization: `Bearer baton_${"x".repeat(43)}` }, remoteAddress: "10.9.9.9" });
+    for (let i = 0; i < MAX_REFUSALS_PER_MINUTE; i++) expect((await bad()).statusCode).toBe(401);
+    const throttled = await bad();
+    expect(throttled.statusCode).toBe(429);
+    expect(throttled.json().code).toBe("BATON_RATE_LIMITED");
+    expect(Number(throttled.headers["retry-after"])).toBeGreaterThan(0);
+    const [[logged]] = await db.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM event_log WHERE kind = 'auth' AND detail LIKE '%/api/v1/pools%'");
+    expect(Number(logged!.n)).toBe(MAX_REFUSALS_PER_MINUTE);
+    // Another address, and valid tokens, are not affected.
+    const other = await app.inject({ method: "GET", url: "/api/v1/pools", remoteAddress: "10.9.9.10" });
+    expect(other.statusCode).toBe(401);
+  });
+
   it("limits each token separately and answers 429 problem JSON with retry-after", async () => {
     const get = (t: string) => app.inject({ method: "GET", url: "/api/v1/pools", headers: { authorization: `Bearer ${t}` } });
     for (let i = 0; i < 5; i++) expect((await get(token)).statusCode).toBe(200);
@@ -236,6 +251,21 @@ describe("first admin token", () => {
     expect(written).toBe((first as { token: string }).token);
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     expect((await ensureAdminToken(db, { adminTokenFile: file }, now)).kind).toBe("exists");
+
+    // Revoked, the first token no longer counts: the next start makes a new one, into a 0600
+    // file even when the old file had been loosened.
+    await chmod(file, 0o644);
+    await db.pool.query("UPDATE api_token SET revoked_at = ? WHERE token_hash = ?", [now, hashToken(written)]);
+    const again = await ensureAdminToken(db, { adminTokenFile: file }, now);
+    expect(again.kind).toBe("generated");
+    expect((await readFile(file, "utf8")).trim()).toBe((again as { token: string }).token);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    // Two processes starting together after a revocation make one token between them.
+    await db.pool.query("UPDATE api_token SET revoked_at = ? WHERE role = 'admin'", [now]);
+    const together = await Promise.all([ensureAdminToken(db, { adminTokenFile: file }, now), ensureAdminToken(db, { adminTokenFile: file }, now)]);
+    expect(together.map((o) => o.kind).sort()).toEqual(["exists", "generated"]);
+    const [[live]] = await db.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM api_token WHERE role = 'admin' AND revoked_at IS NULL");
+    expect(Number(live!.n)).toBe(1);
 
     const fromEnv = "automation-token-0123456789";
     expect((await ensureAdminToken(db, { adminToken: fromEnv, adminTokenFile: file }, now)).kind).toBe("from-env");
