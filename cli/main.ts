@@ -13,22 +13,13 @@ import { registerVariablesCommands } from "./commands/variables.ts";
 import { registerConnectionsCommands } from "./commands/connections.ts";
 import { registerDagsCommands } from "./commands/dags.ts";
 import { registerRunsCommands } from "./commands/runs.ts";
+import { registerBackfillCommands } from "./backfill.ts";
 import { exitWith, explainDatabaseError, openRuntime } from "./runtime.ts";
 
 function integer(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("must be a non-negative integer");
   return n;
-}
-
-function jsonObject(value: string): Record<string, unknown> {
-  try {
-    const parsed = JSON.parse(value);
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not an object");
-    return parsed;
-  } catch {
-    throw new InvalidArgumentError(`must be a JSON object, e.g. '{"rows": 10}'`);
-  }
 }
 
 const program = new Command()
@@ -126,68 +117,6 @@ db.command("clean")
     await rt.db.close();
   });
 
-function backfillId(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) exitWith(`BATON_VALIDATION_FAILED: backfill id must be a positive integer, got "${value}"`);
-  return n;
-}
-
-const backfill = program.command("backfill").description("replay a date range of a scheduled DAG; the scheduler creates the runs");
-backfill
-  .command("create <dag_id>")
-  .description("create a backfill and follow its progress (runs are created by the scheduler, so closing this does not stop it)")
-  .requiredOption("--from <date>", "first logical date, inclusive (ISO 8601; without an offset: the DAG's time zone)")
-  .requiredOption("--to <date>", "last logical date, inclusive")
-  .option("--reprocess <behavior>", "dates that already have a run: none (skip, default), failed (re-run failed ones), completed (re-run all)", (v: string) => {
-    if (v !== "none" && v !== "failed" && v !== "completed") throw new InvalidArgumentError('must be "none", "failed" or "completed"');
-    return v;
-  })
-  .option("--max-active-runs <n>", "runs queued or running at once (default 10)", (v: string) => {
-    const n = integer(v);
-    if (n < 1) throw new InvalidArgumentError("must be at least 1");
-    return n;
-  })
-  .option("--backwards", "newest date first")
-  .option("-c, --conf <json>", "conf of every run (JSON object)", jsonObject)
-  .option("--dry-run", "list the dates and what would happen to each; write nothing")
-  .option("--detach", "return once the backfill is recorded")
-  .option("--force", "allow more runs than BATON_BACKFILL_MAX_RUNS")
-  .action(async (dagId: string, opts) => {
-    const rt = await openRuntime();
-    const { backfillCreate } = await import("./backfill.ts");
-    const code = await backfillCreate(rt, dagId, opts);
-    await rt.db.close();
-    process.exit(code);
-  });
-backfill
-  .command("status <id>")
-  .description("show a backfill's runs per state and the dates left")
-  .option("--json", "print JSON")
-  .action(async (id: string, opts) => {
-    const rt = await openRuntime();
-    const { backfillStatus } = await import("./backfill.ts");
-    await backfillStatus(rt, backfillId(id), !!opts.json);
-    await rt.db.close();
-  });
-for (const action of ["pause", "unpause", "cancel"] as const) {
-  const cmd = backfill
-    .command(`${action} <id>`)
-    .description(
-      action === "pause"
-        ? "stop creating runs (active runs go on)"
-        : action === "unpause"
-          ? "resume creating runs"
-          : "stop creating runs; active runs finish (or fail them with --force)",
-    );
-  if (action === "cancel") cmd.option("--force", "fail the backfill's queued and running runs now");
-  cmd.action(async (id: string, opts) => {
-    const rt = await openRuntime();
-    const { backfillControl } = await import("./backfill.ts");
-    await backfillControl(rt, backfillId(id), action, !!opts.force);
-    await rt.db.close();
-  });
-}
-
 registerTokenCommands(program);
 registerTaskCommands(program);
 registerOperationCommands(program);
@@ -196,6 +125,7 @@ registerVariablesCommands(program);
 registerConnectionsCommands(program);
 registerDagsCommands(program);
 registerRunsCommands(program);
+registerBackfillCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,7 +1,8 @@
+import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { withClient, type ApiClient } from "../client.ts";
-import type { OutputFormat } from "../output.ts";
+import { printObject, type OutputFormat } from "../output.ts";
 
 /** The program-wide options every API-backed command honours. */
 export interface GlobalOptions {
@@ -38,4 +39,29 @@ export function jsonObjectArg(value: string): Record<string, unknown> {
 
 export function listArg(value: string): string[] {
   return value.split(",").map((v) => v.trim()).filter(Boolean);
+}
+
+/**
+ * What a command that changed something prints: one line for people, or under `--output json`
+ * the API's answer. For a 204 answer (a delete) pass `{<id field>: id, deleted: true}`.
+ */
+export function printChange(output: OutputFormat, line: string, answer: Record<string, unknown>): void {
+  if (output === "json") printObject(answer, "json");
+  else process.stdout.write(`${line}\n`);
+}
+
+/** Asks on a terminal; refuses (exit code 1) when stdin is not one. */
+export async function confirm(question: string, nothingDone: string): Promise<boolean> {
+  if (!process.stdin.isTTY) {
+    process.stderr.write("baton: not a terminal, so not asking: pass --yes to go ahead\n");
+    process.exitCode = 1;
+    return false;
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  const answer = await rl.question(`${question} [y/N] `);
+  rl.close();
+  if (/^y(es)?$/i.test(answer.trim())) return true;
+  process.stdout.write(`${nothingDone}\n`);
+  process.exitCode = 1;
+  return false;
 }

@@ -1,14 +1,15 @@
 // `baton connections …`: Airflow's `airflow connections` through the REST API (admin role).
 // Passwords go in and never come out: the API does not return them.
 import type { Command } from "commander";
+import { BatonError } from "../../core/errors.ts";
 import { printObject, printRows } from "../output.ts";
-import { integerArg, withApi } from "./common.ts";
+import { integerArg, printChange, withApi } from "./common.ts";
 import { fetchAll } from "./variables.ts";
 
 const enc = encodeURIComponent;
 
 interface AddOptions {
-  connType: string;
+  connType?: string;
   description?: string;
   host?: string;
   login?: string;
@@ -19,7 +20,7 @@ interface AddOptions {
 }
 
 export function registerConnectionsCommands(program: Command): void {
-  const connections = program.command("connections").description("list, show, add and delete connections (what tasks read with ctx.connection)");
+  const connections = program.command("connections").description("list, show, add, update and delete connections (what tasks read with ctx.connection)");
 
   connections
     .command("list")
@@ -69,12 +70,43 @@ export function registerConnectionsCommands(program: Command): void {
     );
 
   connections
+    .command("update <connection_id>")
+    .description("change the given fields of a connection (PATCH with update_mask); the others stay")
+    .option("--conn-type <type>", "e.g. postgres, mysql, http, aws")
+    .option("--host <host>", "host name or address")
+    .option("--login <login>", "user name")
+    .option("--password <password>", "password (never shown again)")
+    .option("--schema <schema>", "schema or database")
+    .option("--port <port>", "port number", integerArg)
+    .option("--extra <json>", "more settings as a JSON object (replaces the whole extra)")
+    .option("--description <text>", "what the connection is for")
+    .action(async (id: string, opts: AddOptions, command: Command) =>
+      withApi(command, async (client, { output }) => {
+        const given = {
+          conn_type: opts.connType,
+          description: opts.description,
+          host: opts.host,
+          login: opts.login,
+          password: opts.password,
+          schema: opts.schema,
+          port: opts.port,
+          extra: opts.extra,
+        };
+        const body = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
+        const fields = Object.keys(body);
+        if (fields.length === 0) throw new BatonError("BATON_VALIDATION_FAILED", "give at least one field to change, e.g. --host or --password");
+        const updated = await client.call("PATCH", `/connections/${enc(id)}`, { query: { update_mask: fields }, body });
+        printChange(output, `updated connection ${id}: ${fields.join(", ")}`, updated);
+      }),
+    );
+
+  connections
     .command("delete <connection_id>")
     .description("delete a connection")
     .action(async (id: string, _opts, command: Command) =>
-      withApi(command, async (client) => {
+      withApi(command, async (client, { output }) => {
         await client.call("DELETE", `/connections/${enc(id)}`);
-        process.stdout.write(`deleted connection ${id}\n`);
+        printChange(output, `deleted connection ${id}`, { connection_id: id, deleted: true });
       }),
     );
 }

@@ -1,10 +1,9 @@
-import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { BatonError } from "../../core/errors.ts";
 import type { ApiClient } from "../client.ts";
 import { printObject, printRows, type OutputFormat } from "../output.ts";
 import { openRuntime } from "../runtime.ts";
-import { jsonObjectArg, listArg, withApi } from "./common.ts";
+import { confirm, jsonObjectArg, listArg, printChange, withApi } from "./common.ts";
 
 const enc = encodeURIComponent;
 /** Page size when a command reads a whole list. */
@@ -34,26 +33,35 @@ function dagRow(d: DagJson): Record<string, unknown> {
   return { ...d, paused: d.is_paused ? "yes" : "no", schedule: d.schedule_interval?.value ?? "", tags: d.tags.map((t) => t.name).join(",") };
 }
 
-/** Asks on a terminal; refuses (exit code 1) when stdin is not one. */
-async function confirm(question: string, nothingDone: string): Promise<boolean> {
-  if (!process.stdin.isTTY) {
-    process.stderr.write("baton: not a terminal, so not asking: pass --yes to go ahead\n");
-    process.exitCode = 1;
-    return false;
-  }
-  const rl = createInterface({ input: process.stdin, output: process.stdout });
-  const answer = await rl.question(`${question} [y/N] `);
-  rl.close();
-  if (/^y(es)?$/i.test(answer.trim())) return true;
-  process.stdout.write(`${nothingDone}\n`);
-  process.exitCode = 1;
-  return false;
-}
-
 async function setPaused(client: ApiClient, dagId: string, paused: boolean, output: OutputFormat): Promise<void> {
   const dag = await client.call<DagJson>("PATCH", `/dags/${enc(dagId)}`, { body: { is_paused: paused } });
   if (output === "json") printObject(dag, "json");
   else process.stdout.write(`${paused ? "paused" : "unpaused"} DAG ${dagId}\n`);
+}
+
+/**
+ * `baton dags pause-all|unpause-all <pattern>`: Airflow's bulk PATCH /dags, page by page. Prints the
+ * DAGs it changed (those not already in that state); with --output json, the API's DAG objects.
+ */
+async function setAllPaused(client: ApiClient, pattern: string, paused: boolean, opts: { tags?: string[]; all?: boolean }, output: OutputFormat): Promise<void> {
+  const filter = { tags: opts.tags, only_active: !opts.all };
+  // What will change: the matching DAGs not yet in the wanted state ("~" matches every DAG).
+  const before = await readAll<DagJson>(client, "/dags", "dags", { ...filter, dag_id_pattern: pattern === "~" ? undefined : pattern, paused: !paused });
+  const changed = new Set(before.map((d) => d.dag_id));
+  const after: DagJson[] = [];
+  for (let offset = 0; ; offset += PAGE) {
+    const page = await client.call<{ dags: DagJson[]; total_entries: number }>("PATCH", "/dags", {
+      query: { ...filter, dag_id_pattern: pattern, update_mask: ["is_paused"], limit: PAGE, offset },
+      body: { is_paused: paused },
+    });
+    after.push(...page.dags);
+    if (page.dags.length < PAGE || after.length >= page.total_entries) break;
+  }
+  if (output === "json") return printRows(after, [], "json");
+  const verb = paused ? "paused" : "unpaused";
+  const rows = after.filter((d) => changed.has(d.dag_id));
+  process.stdout.write(`${verb} ${rows.length} DAG(s) matching "${pattern}" (${after.length - rows.length} already ${verb})\n`);
+  if (rows.length) printRows(rows.map(dagRow), ["dag_id", "paused", "schedule", "tags"]);
 }
 
 /** `baton dags …`: list, show, pause, unpause, trigger and delete through the REST API (so `--api-url` works); test in-process. */
@@ -129,6 +137,17 @@ export function registerDagsCommands(program: Command): void {
       });
   }
 
+  for (const paused of [true, false]) {
+    dags
+      .command(`${paused ? "pause-all" : "unpause-all"} <pattern>`)
+      .description(`${paused ? "pause" : "unpause"} every DAG whose dag_id contains <pattern> (case-insensitive; '~' for all DAGs)`)
+      .option("--tags <tags>", "comma-separated: only DAGs with any of these tags", listArg)
+      .option("--all", "also DAGs whose file no longer defines them")
+      .action(async function (this: Command, pattern: string, opts: { tags?: string[]; all?: boolean }) {
+        await withApi(this, (client, { output }) => setAllPaused(client, pattern, paused, opts, output));
+      });
+  }
+
   dags
     .command("trigger <dag_id>")
     .description("create a manual run; the scheduler starts it")
@@ -163,8 +182,7 @@ export function registerDagsCommands(program: Command): void {
           if (!(await confirm(`delete DAG ${dag.dag_id} and its ${runs.total_entries} run(s)?`, "cancelled; nothing was deleted"))) return;
         }
         await client.call("DELETE", `/dags/${enc(dagId)}`);
-        if (output === "json") printObject({ dag_id: dagId, deleted: true }, "json");
-        else process.stdout.write(`deleted DAG ${dagId}\n`);
+        printChange(output, `deleted DAG ${dagId}`, { dag_id: dagId, deleted: true });
       });
     });
 

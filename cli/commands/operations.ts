@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type Command } from "commander";
 import { printObject, printRows } from "../output.ts";
-import { integerArg, listArg, withApi } from "./common.ts";
+import { integerArg, listArg, printChange, withApi } from "./common.ts";
 
 const enc = encodeURIComponent;
 
@@ -41,9 +41,9 @@ export function registerOperationCommands(program: Command): void {
     .command("delete <name>")
     .description("delete a pool (default_pool cannot be deleted)")
     .action(async function (this: Command, name: string) {
-      await withApi(this, async (client) => {
+      await withApi(this, async (client, { output }) => {
         await client.call("DELETE", `/pools/${enc(name)}`);
-        process.stdout.write(`deleted pool ${name}\n`);
+        printChange(output, `deleted pool ${name}`, { name, deleted: true });
       });
     });
 

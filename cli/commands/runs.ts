@@ -1,6 +1,7 @@
 import type { Command } from "commander";
+import { BatonError } from "../../core/errors.ts";
 import { printObject, printRows } from "../output.ts";
-import { integerArg, listArg, withApi } from "./common.ts";
+import { confirm, integerArg, listArg, printChange, withApi } from "./common.ts";
 
 const enc = encodeURIComponent;
 
@@ -8,11 +9,14 @@ function runPath(dagId: string, runId?: string): string {
   return `/dags/${enc(dagId)}/dagRuns${runId === undefined ? "" : `/${enc(runId)}`}`;
 }
 
+/** The states `runs state` can set (PATCH …/dagRuns/{run_id}). */
+const SETTABLE = ["success", "failed", "queued"] as const;
+
 const RUN_COLUMNS = ["dag_run_id", "state", "run_type", "logical_date", "start_date", "end_date"];
 
-/** `baton runs …`: list, show and cancel DAG runs through the REST API (so `--api-url` works too). */
+/** `baton runs …`: list, show, cancel, mark and delete DAG runs through the REST API (so `--api-url` works too). */
 export function registerRunsCommands(program: Command): void {
-  const runs = program.command("runs").description("list, show and cancel DAG runs");
+  const runs = program.command("runs").description("list, show, cancel, mark and delete DAG runs");
 
   runs
     .command("list <dag_id>")
@@ -59,6 +63,33 @@ export function registerRunsCommands(program: Command): void {
         if (output === "json") return printObject(run, "json");
         const compensating = run.compensation === "running" ? " (compensating the tasks that succeeded)" : "";
         process.stdout.write(`cancelled run ${runId} of ${dagId}: ${run.state}${compensating}\n`);
+      });
+    });
+
+  runs
+    .command("state <dag_id> <run_id> <new_state>")
+    .description("mark a run success (its unfinished and failed tasks too), failed (as cancel) or queued (every task runs again)")
+    .action(async function (this: Command, dagId: string, runId: string, newState: string) {
+      if (!(SETTABLE as readonly string[]).includes(newState)) throw new BatonError("BATON_VALIDATION_FAILED", `new_state must be one of ${SETTABLE.join(", ")}, not "${newState}"`);
+      await withApi(this, async (client, { output }) => {
+        const before = await client.call<{ state: string }>("GET", runPath(dagId, runId));
+        const run = await client.call<{ state: string }>("PATCH", runPath(dagId, runId), { body: { state: newState } });
+        printChange(output, `marked run ${runId} of ${dagId}: ${before.state} → ${run.state}`, run);
+      });
+    });
+
+  runs
+    .command("delete <dag_id> <run_id>")
+    .description("delete a run with its task instances, outputs and events (not its log files); refused while a task of it runs")
+    .option("-y, --yes", "do not ask for confirmation")
+    .action(async function (this: Command, dagId: string, runId: string, opts: { yes?: boolean }) {
+      await withApi(this, async (client, { output }) => {
+        if (!opts.yes) {
+          const run = await client.call<{ state: string }>("GET", runPath(dagId, runId));
+          if (!(await confirm(`delete run ${runId} of ${dagId} (${run.state}) and its task instances?`, "cancelled; nothing was deleted"))) return;
+        }
+        await client.call("DELETE", runPath(dagId, runId));
+        printChange(output, `deleted run ${runId} of ${dagId}`, { dag_id: dagId, dag_run_id: runId, deleted: true });
       });
     });
 }

@@ -22,6 +22,19 @@ interface LogChunk {
   content: string;
   continuation_token: string | null;
 }
+interface Reference {
+  task_id: string;
+  dag_id: string;
+  dag_run_id: string;
+  execution_date: string | null;
+}
+interface StateFlags {
+  dryRun?: boolean;
+  upstream?: boolean;
+  downstream?: boolean;
+  past?: boolean;
+  future?: boolean;
+}
 interface ClearAnswer {
   task_instances: { task_id: string; map_index: number; state: string | null }[];
 }
@@ -142,7 +155,31 @@ async function tasksClear(client: ApiClient, dagId: string, flags: ClearFlags, o
   process.stdout.write(`cleared ${done.task_instances.length} task instance(s) of ${what}; the run is ${run.state}:\n${clearTable(done, after)}`);
 }
 
-/** `baton tasks …`: list, logs, state and clear, each through the REST API (so `--api-url` works too). */
+/**
+ * `baton tasks state` with --upstream/--downstream/--past/--future/--dry-run: Airflow's
+ * POST /dags/{dag_id}/updateTaskInstancesState, which marks the task with its relatives (and in
+ * earlier or later runs) and answers the task instances it marked (or would mark).
+ */
+async function markMany(client: ApiClient, dagId: string, runId: string, taskId: string, newState: string, flags: StateFlags, output: "table" | "json"): Promise<void> {
+  const body = {
+    dag_run_id: runId,
+    task_id: taskId,
+    new_state: newState,
+    include_upstream: !!flags.upstream,
+    include_downstream: !!flags.downstream,
+    include_past: !!flags.past,
+    include_future: !!flags.future,
+    dry_run: !!flags.dryRun,
+  };
+  const answer = await client.call<{ task_instances: Reference[] }>("POST", `/dags/${enc(dagId)}/updateTaskInstancesState`, { body });
+  if (output === "json") return printObject(answer as unknown as Record<string, unknown>, "json");
+  const n = answer.task_instances.length;
+  if (flags.dryRun) process.stdout.write(`would mark ${n} task instance(s) of ${dagId} ${newState} (dry run, nothing changed)${n ? ":" : ""}\n`);
+  else process.stdout.write(`marked ${n} task instance(s) of ${dagId} ${newState}${n ? ":" : ""}\n`);
+  if (n) printRows(answer.task_instances as unknown as Record<string, unknown>[], ["dag_run_id", "task_id", "execution_date"]);
+}
+
+/** `baton tasks …`: list, show, logs, state and clear, each through the REST API (so `--api-url` works too). */
 export function registerTaskCommands(program: Command): void {
   const tasks = program.command("tasks").description("act on task instances");
 
@@ -157,6 +194,16 @@ export function registerTaskCommands(program: Command): void {
         const rows = page.task_instances.map((t) => (output === "json" ? t : { ...t, state: t.state ?? "none" }));
         const columns = dagId === "~" || runId === "~" ? ["dag_id", "dag_run_id", "task_id", "state", "try_number", "start_date", "duration"] : ["task_id", "state", "try_number", "start_date", "end_date", "duration", "hostname"];
         printRows(rows, columns, output);
+      });
+    });
+
+  tasks
+    .command("show <dag_id> <run_id> <task_id>")
+    .description("one task instance: state, tries, times, host, pool, …")
+    .action(async function (this: Command, dagId: string, runId: string, taskId: string) {
+      await withApi(this, async (client, { output }) => {
+        const ti = await client.call<TaskInstance>("GET", tiPath(dagId, runId, taskId));
+        printObject(output === "json" ? ti : { ...ti, state: ti.state ?? "none" }, output);
       });
     });
 
@@ -176,18 +223,24 @@ export function registerTaskCommands(program: Command): void {
   tasks
     .command("state <dag_id> <run_id> <task_id> <new_state>")
     .description("mark a task instance success, failed or skipped; downstream tasks are decided and the run carries on or finishes")
-    .option("--dry-run", "say what would change; change nothing")
-    .action(async function (this: Command, dagId: string, runId: string, taskId: string, newState: string, opts: { dryRun?: boolean }) {
+    .option("-u, --upstream", "also mark the tasks upstream of it")
+    .option("-d, --downstream", "also mark the tasks downstream of it")
+    .option("--past", "also in the DAG's earlier runs")
+    .option("--future", "also in the DAG's later runs")
+    .option("--dry-run", "list what would be marked; change nothing")
+    .action(async function (this: Command, dagId: string, runId: string, taskId: string, newState: string, opts: StateFlags) {
       if (!(MARKABLE as readonly string[]).includes(newState)) throw new BatonError("BATON_VALIDATION_FAILED", `new_state must be one of ${MARKABLE.join(", ")}, not "${newState}"`);
+      if (opts.dryRun || opts.upstream || opts.downstream || opts.past || opts.future) {
+        return withApi(this, (client, { output }) => markMany(client, dagId, runId, taskId, newState, opts, output));
+      }
       await withApi(this, async (client, { output }) => {
         const before = await client.call<TaskInstance>("GET", tiPath(dagId, runId, taskId));
-        await client.call("PATCH", tiPath(dagId, runId, taskId), { body: { new_state: newState, dry_run: !!opts.dryRun } });
+        await client.call("PATCH", tiPath(dagId, runId, taskId), { body: { new_state: newState, dry_run: false } });
         const after = await client.call<TaskInstance>("GET", tiPath(dagId, runId, taskId));
         const run = await client.call<{ state: string }>("GET", `/dags/${enc(dagId)}/dagRuns/${enc(runId)}`);
         if (output === "json") return printObject(after, "json");
         const from = before.state ?? "none";
-        if (opts.dryRun) process.stdout.write(`would mark ${taskId} of ${dagId}/${runId} ${newState} (now ${from}); nothing changed\n`);
-        else if (from === newState) process.stdout.write(`${taskId} of ${dagId}/${runId} is already ${newState}; the run is ${run.state}\n`);
+        if (from === newState) process.stdout.write(`${taskId} of ${dagId}/${runId} is already ${newState}; the run is ${run.state}\n`);
         else process.stdout.write(`marked ${taskId} of ${dagId}/${runId}: ${from} → ${after.state ?? "none"}; the run is ${run.state}\n`);
       });
     });

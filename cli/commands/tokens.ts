@@ -1,7 +1,7 @@
 import { InvalidArgumentError, type Command } from "commander";
 import { isRole } from "../../core/roles.ts";
 import { printObject, printRows } from "../output.ts";
-import { withApi } from "./common.ts";
+import { printChange, withApi } from "./common.ts";
 
 export function registerTokenCommands(program: Command): void {
   const tokens = program.command("tokens").description("API tokens: create (shown once), list, revoke (admin)");
@@ -38,9 +38,9 @@ export function registerTokenCommands(program: Command): void {
     .command("revoke <name>")
     .description("revoke a token: requests with it get 401 within seconds")
     .action(async function (this: Command, name: string) {
-      await withApi(this, async (client) => {
+      await withApi(this, async (client, { output }) => {
         await client.call("DELETE", `/tokens/${encodeURIComponent(name)}`);
-        process.stdout.write(`revoked token ${name}\n`);
+        printChange(output, `revoked token ${name}`, { name, deleted: true });
       });
     });
 }

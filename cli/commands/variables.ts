@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import type { ApiClient } from "../client.ts";
 import { ApiCallError } from "../client.ts";
 import { printObject, printRows } from "../output.ts";
-import { withApi } from "./common.ts";
+import { printChange, withApi } from "./common.ts";
 
 interface VariableJson {
   key: string;
@@ -71,9 +71,9 @@ export function registerVariablesCommands(program: Command): void {
     .command("delete <key>")
     .description("delete a variable")
     .action(async (key: string, _opts, command: Command) =>
-      withApi(command, async (client) => {
+      withApi(command, async (client, { output }) => {
         await client.call("DELETE", `/variables/${enc(key)}`);
-        process.stdout.write(`deleted variable ${key}\n`);
+        printChange(output, `deleted variable ${key}`, { key, deleted: true });
       }),
     );
 }

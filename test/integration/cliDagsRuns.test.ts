@@ -133,4 +133,47 @@ describe("baton dags / runs", () => {
     await Promise.all([runsChain(), deleteChain()]);
     expect(await count("SELECT COUNT(*) AS n FROM dag WHERE dag_id IN ('cli_dags_a', 'cli_dags_b')", [])).toBe(2);
   }, 180_000);
+
+  it("pause-all / unpause-all by pattern print what changed; runs state and runs delete (only with --yes)", async () => {
+    // After the test above: cli_dags_a is paused, cli_dags_b is not, cli_dags_doomed is gone.
+    const [pauseAll, r2] = await Promise.all([
+      baton(["dags", "pause-all", "CLI_DAGS_"], env),
+      h.app.inject({ method: "POST", url: "/api/v1/dags/cli_dags_b/dagRuns", payload: { dag_run_id: "r2" } }),
+    ]);
+    expect(r2.statusCode).toBe(200);
+    expect({ code: pauseAll.code, stderr: pauseAll.stderr }).toEqual({ code: 0, stderr: "" });
+    const lines = pauseAll.stdout.trim().split("\n");
+    expect(lines[0]).toBe('paused 1 DAG(s) matching "CLI_DAGS_" (1 already paused)');
+    expect(lines.slice(2).map((l) => l.split(/\s+/).slice(0, 2))).toEqual([["cli_dags_b", "yes"]]);
+    expect(await count("SELECT SUM(is_paused) AS n FROM dag WHERE dag_id LIKE 'cli_dags_%'", [])).toBe(2);
+
+    const [unpauseAll, marked, badState, refused] = await Promise.all([
+      baton(["-o", "json", "dags", "unpause-all", "~"], env),
+      baton(["runs", "state", "cli_dags_b", "r2", "success"], env),
+      baton(["runs", "state", "cli_dags_b", "r2", "running"], env),
+      baton(["runs", "delete", "cli_dags_b", "r1"], env),
+    ]);
+    expect(unpauseAll.code).toBe(0);
+    expect((JSON.parse(unpauseAll.stdout) as { dag_id: string; is_paused: boolean }[]).map((d) => [d.dag_id, d.is_paused])).toEqual([
+      ["cli_dags_a", false],
+      ["cli_dags_b", false],
+    ]);
+    expect(await count("SELECT SUM(is_paused) AS n FROM dag WHERE dag_id LIKE 'cli_dags_%'", [])).toBe(0);
+    // The API's POST wakes the harness's scheduler once, which may have started r2.
+    expect({ code: marked.code, stdout: marked.stdout }).toEqual({ code: 0, stdout: expect.stringMatching(/^marked run r2 of cli_dags_b: (queued|running) → success\n$/) });
+    expect(await count("SELECT COUNT(*) AS n FROM dag_run WHERE run_id = 'r2' AND state = 'success'", [])).toBe(1);
+    expect(badState.code).toBe(1);
+    expect(badState.stderr.trim()).toBe('baton: BATON_VALIDATION_FAILED: new_state must be one of success, failed, queued, not "running"');
+    // r1 does not belong to cli_dags_b: not found, before any question.
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("BATON_DAG_RUN_NOT_FOUND");
+
+    const [notAsked, deleted] = await Promise.all([baton(["runs", "delete", "cli_dags_a", "r1"], env), baton(["-o", "json", "runs", "delete", "cli_dags_b", "r2", "--yes"], env)]);
+    expect(notAsked.code).toBe(1);
+    expect(notAsked.stderr).toContain("pass --yes");
+    expect(await count("SELECT COUNT(*) AS n FROM dag_run WHERE dag_id = 'cli_dags_a' AND run_id = 'r1'", [])).toBe(1);
+    expect(deleted.code).toBe(0);
+    expect(JSON.parse(deleted.stdout)).toEqual({ dag_id: "cli_dags_b", dag_run_id: "r2", deleted: true });
+    expect(await count("SELECT COUNT(*) AS n FROM dag_run WHERE dag_id = 'cli_dags_b'", [])).toBe(0);
+  }, 120_000);
 });

@@ -44,6 +44,28 @@ describe("CLI with --api-url and tokens", () => {
     expect(row!.slots).toBe(3);
   });
 
+  it("updates only the given fields of a connection (update_mask), and prints deletes as JSON under --output json", async () => {
+    const auth = { authorization: `Bearer ${admin}` };
+    const created = await app.inject({ method: "POST", url: "/api/v1/connections", headers: auth, payload: { connection_id: "wh", conn_type: "postgres", host: "old", login: "etl", port: 5432 } });
+    expect(created.statusCode).toBe(200);
+    const [update, nothing] = await Promise.all([
+      runBaton(["--api-url", apiUrl, "connections", "update", "wh", "--host", "db.internal", "--port", "6432", "--password", "s3cret"], { BATON_API_TOKEN: admin }),
+      runBaton(["--api-url", apiUrl, "connections", "update", "wh"], { BATON_API_TOKEN: admin }),
+    ]);
+    expect(update).toMatchObject({ code: 0, stdout: "updated connection wh: host, password, port\n" });
+    expect(nothing.code).toBe(1);
+    expect(nothing.stderr).toContain("BATON_VALIDATION_FAILED: give at least one field to change");
+    const after = await app.inject({ method: "GET", url: "/api/v1/connections/wh", headers: auth });
+    expect(after.json()).toMatchObject({ conn_type: "postgres", host: "db.internal", login: "etl", port: 6432 });
+    const [[row]] = await db.pool.query<RowDataPacket[]>("SELECT password FROM connection WHERE connection_id = 'wh'");
+    expect(row!.password).not.toBeNull();
+
+    const deleted = await runBaton(["--api-url", apiUrl, "-o", "json", "connections", "delete", "wh"], { BATON_API_TOKEN: admin });
+    expect(deleted.code).toBe(0);
+    expect(JSON.parse(deleted.stdout)).toEqual({ connection_id: "wh", deleted: true });
+    expect((await app.inject({ method: "GET", url: "/api/v1/connections/wh", headers: auth })).statusCode).toBe(404);
+  });
+
   it("reports a refused role or a missing token as one line with the code, and exits 1", async () => {
     const forbidden = await runBaton(["--api-url", apiUrl, "pools", "delete", "etl"], { BATON_API_TOKEN: viewer });
     expect(forbidden.code).toBe(1);

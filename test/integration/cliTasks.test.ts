@@ -1,9 +1,11 @@
-// `baton tasks list | logs | state` as a user runs them: a real process on the test database
-// (the in-process API), against runs executed by the harness's worker.
+// `baton tasks list | show | logs | state` and `baton backfill` as a user runs them: a real process
+// on the test database (the in-process API) or at --api-url, against runs executed by the
+// harness's scheduler and worker.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
@@ -23,13 +25,14 @@ describe("baton tasks", () => {
   const h = new Harness({ workers: 2 });
   let scratch = "";
   let goFile = "";
+  let holdFile = "";
   let seq = 0;
 
-  function baton(args: string[]) {
+  /** `baton …args` on the test database, or with `remote` only those variables (e.g. BATON_API_URL). */
+  function baton(args: string[], remote?: Record<string, string>) {
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("BATON_") && k !== "NODE_OPTIONS") env[k] = v;
-    env.BATON_DATABASE_URL = h.db.url;
-    env.BATON_LOGS_FOLDER = h.logsFolder;
+    Object.assign(env, remote ?? { BATON_DATABASE_URL: h.db.url, BATON_LOGS_FOLDER: h.logsFolder });
     const child = spawn(process.execPath, [path.join(ROOT, "bin/baton.js"), ...args], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
     spawned.add(child);
     const out = { stdout: "", stderr: "" };
@@ -65,6 +68,7 @@ describe("baton tasks", () => {
   beforeAll(async () => {
     scratch = await mkdtemp(path.join(os.tmpdir(), "baton-cli-tasks-"));
     goFile = path.join(scratch, "go");
+    holdFile = path.join(scratch, "never");
     await h.start({
       "tasks.ts": dagSource(`
 import { existsSync } from "node:fs";
@@ -80,6 +84,17 @@ export default dag({ id: "cli_tasks" }, (t) => {
 export const failing = dag({ id: "cli_fail" }, (t) => {
   const boom = t.task("boom", async () => { throw new FailError("boom on purpose"); });
   t.task("after", { upstream: [boom] }, async () => "after ran");
+});
+export const daily = dag({ id: "cli_bf", schedule: "@daily", startDate: "2026-01-01", isPausedUponCreation: true }, (t) => {
+  t.task("work", async (ctx) => ctx.logicalDate.toISOString());
+});
+export const held = dag({ id: "cli_bf_held", schedule: "@daily", startDate: "2026-01-01", isPausedUponCreation: true }, (t) => {
+  t.task("hold", async (ctx) => {
+    await new Promise((resolve, reject) => {
+      const timer = setInterval(() => { if (existsSync(${JSON.stringify(holdFile)})) { clearInterval(timer); resolve(undefined); } }, 20);
+      ctx.signal.addEventListener("abort", () => { clearInterval(timer); reject(new Error("aborted")); });
+    });
+  });
 });
 `),
     });
@@ -135,4 +150,81 @@ export const failing = dag({ id: "cli_fail" }, (t) => {
       ["boom", "success"],
     ]);
   });
+
+  it("show prints one task instance; state --downstream marks its relatives through updateTaskInstancesState, --dry-run only lists them", async () => {
+    const runId = await trigger("cli_fail");
+    expect(await finished(runId)).toBe("failed");
+
+    const [show, dry] = await Promise.all([
+      baton(["-o", "json", "tasks", "show", "cli_fail", runId, "boom"]).exited,
+      baton(["tasks", "state", "cli_fail", runId, "boom", "skipped", "--downstream", "--dry-run"]).exited,
+    ]);
+    expect(show.code).toBe(0);
+    expect(JSON.parse(show.stdout)).toMatchObject({ dag_id: "cli_fail", dag_run_id: runId, task_id: "boom", state: "failed", try_number: 1 });
+    expect({ code: dry.code, stderr: dry.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(dry.stdout).toContain("would mark 2 task instance(s) of cli_fail skipped (dry run, nothing changed):");
+    expect(dry.stdout).toMatch(new RegExp(`^${runId}\\s+after\\b`, "m"));
+    expect(dry.stdout).toMatch(new RegExp(`^${runId}\\s+boom\\b`, "m"));
+    const states = async () =>
+      (await h.db.pool.query<RowDataPacket[]>("SELECT task_id, state FROM task_instance WHERE run_id = ? ORDER BY task_id", [runId]))[0].map((r) => [r.task_id, r.state]);
+    expect(await states()).toEqual([
+      ["after", "upstream_failed"],
+      ["boom", "failed"],
+    ]);
+
+    const marked = await baton(["-o", "json", "tasks", "state", "cli_fail", runId, "boom", "skipped", "--downstream"]).exited;
+    expect(marked.code).toBe(0);
+    const answer = JSON.parse(marked.stdout) as { task_instances: { task_id: string; dag_run_id: string }[] };
+    expect(answer.task_instances.map((t) => [t.task_id, t.dag_run_id]).sort()).toEqual([
+      ["after", runId],
+      ["boom", runId],
+    ]);
+    expect(await states()).toEqual([
+      ["after", "skipped"],
+      ["boom", "skipped"],
+    ]);
+  });
+
+  it("backfill at --api-url (no database): dry run, create and follow to the end, status; pause and cancel --force a live one", async () => {
+    await h.app.listen({ port: 0, host: "127.0.0.1" });
+    // A database URL that cannot work: everything must go through the API.
+    const remote = { BATON_API_URL: `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`, BATON_DATABASE_URL: "mysql://root@127.0.0.1:1/nowhere" };
+    const range = ["--from", "2026-01-01", "--to", "2026-01-03"];
+    const [dry, badId] = await Promise.all([
+      baton(["-o", "json", "backfill", "create", "cli_bf", ...range, "--dry-run"], remote).exited,
+      baton(["backfill", "pause", "999999"], remote).exited,
+    ]);
+    expect(dry.code).toBe(0);
+    expect(JSON.parse(dry.stdout)).toMatchObject({ dry_run: true, total_dates: 3, dates: [{ action: "create" }, { action: "create" }, { action: "create" }] });
+    expect(badId.code).toBe(1);
+    expect(badId.stderr.trim()).toBe("baton: BATON_BACKFILL_NOT_FOUND: backfill 999999 not found");
+
+    const followed = await baton(["backfill", "create", "cli_bf", ...range, "--max-active-runs", "2"], remote).exited;
+    expect(followed.code).toBe(0);
+    const id = Number(/^backfill (\d+) of cli_bf: 3 date\(s\) \(reprocess none, at most 2 active, oldest first\)$/m.exec(followed.stdout)?.[1]);
+    expect(id).toBeGreaterThan(0);
+    expect(followed.stdout).toContain(`backfill ${id} completed: 3 date(s): 3 succeeded, 0 failed, 0 active, 0 pending, skipped 0`);
+    const status = await baton(["backfill", "status", String(id), "--json"], remote).exited;
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ id, dag_id: "cli_bf", state: "completed", done: 3, counts: { success: 3, failed: 0, pending: 0 } });
+
+    const detached = await baton(["backfill", "create", "cli_bf_held", "--from", "2026-01-01", "--to", "2026-01-02", "--max-active-runs", "1", "--detach"], remote).exited;
+    expect(detached.code).toBe(0);
+    const held = Number(/backfill (\d+) of cli_bf_held/.exec(detached.stdout)?.[1]);
+    expect(detached.stdout).toContain(`detached: follow it with \`baton backfill status ${held}\``);
+    await waitFor("a held backfill task to run", async () => {
+      const [[row]] = await h.db.pool.query<RowDataPacket[]>(
+        "SELECT COUNT(*) AS n FROM task_instance t JOIN dag_run r ON r.id = t.dag_run_id WHERE r.backfill_id = ? AND t.state = 'running'",
+        [held],
+      );
+      return Number(row!.n) === 1;
+    }, 20_000);
+    const paused = await baton(["-o", "json", "backfill", "pause", String(held)], remote).exited;
+    expect(paused.code).toBe(0);
+    expect(JSON.parse(paused.stdout)).toMatchObject({ id: held, state: "paused", is_paused: true, counts: { running: 1, pending: 1 } });
+    const cancelled = await baton(["backfill", "cancel", String(held), "--force"], remote).exited;
+    expect({ code: cancelled.code, stdout: cancelled.stdout }).toEqual({ code: 0, stdout: `backfill ${held}: cancelled (1 active run(s) failed)\n` });
+    const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM backfill WHERE id = ?", [held]);
+    expect(row!.state).toBe("cancelled");
+  }, 90_000);
 });
