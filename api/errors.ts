@@ -51,7 +51,7 @@ export function installErrorHandler(app: FastifyInstance, logger: Logger): void 
     } else if (isConnectionError(err)) {
       problem = problemOf("BATON_DATABASE_UNAVAILABLE", "the database cannot be reached; retry later");
     } else {
-      logger.error(`unhandled error on ${request.method} ${request.url.split("?")[0]}: ${err.stack ?? err.message}`);
+      logger.error(`unhandled error on ${request.method} ${request.url.split("?")[0]}: ${err.stack ?? err.message}`, { request_id: request.id });
       problem = problemOf("BATON_INTERNAL", "an internal error occurred; see the server log");
     }
     void reply.status(problem.status).type("application/problem+json").send(problem);

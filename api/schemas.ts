@@ -15,6 +15,9 @@ export const TriggerBody = Type.Object(
   {
     dag_run_id: Type.Optional(Type.String({ minLength: 1, maxLength: 250, pattern: "^[A-Za-z0-9_.:+\\-]+$" })),
     logical_date: Type.Optional(Type.String({ format: "date-time" })),
+    execution_date: Type.Optional(
+      Type.String({ format: "date-time", deprecated: true, description: "Airflow 2's name of logical_date (deprecated); if both are given they must be the same instant." }),
+    ),
     conf: Type.Optional(Type.Object({}, { additionalProperties: true })),
     note: Type.Optional(Type.String({ maxLength: 10_000 })),
   },

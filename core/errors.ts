@@ -14,6 +14,8 @@ export const ERRORS = {
   BATON_VERSION_NOT_FOUND: { status: 404, title: "DAG version not found" },
   BATON_XCOM_NOT_FOUND: { status: 404, title: "XCom entry not found" },
   BATON_LOG_NOT_FOUND: { status: 404, title: "Task log not found" },
+  BATON_EVENT_LOG_NOT_FOUND: { status: 404, title: "Event log entry not found" },
+  BATON_IMPORT_ERROR_NOT_FOUND: { status: 404, title: "Import error not found" },
   BATON_ROUTE_NOT_FOUND: { status: 404, title: "Route not found" },
   BATON_UNAUTHENTICATED: { status: 401, title: "Authentication required" },
   BATON_FORBIDDEN: { status: 403, title: "Role not allowed" },

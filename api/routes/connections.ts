@@ -9,6 +9,7 @@ import {
   createConnection,
   deleteConnection,
   getConnection,
+  CONNECTION_ORDER_FIELDS,
   listConnections,
   updateConnection,
   type Connection,
@@ -16,6 +17,7 @@ import {
 } from "../../store/connections.ts";
 import type { ApiDeps } from "../context.ts";
 import { PageQuery } from "../schemas.ts";
+import { orderByEnum } from "./dags.ts";
 import { maskedFields } from "./variables.ts";
 
 const TAGS = ["Connection"];
@@ -84,10 +86,18 @@ export const connectionRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
 
   app.get(
     "/connections",
-    { config: admin, schema: { operationId: "get_connections", tags: TAGS, querystring: PageQuery, response: { 200: ConnectionList } } },
+    {
+      config: admin,
+      schema: {
+        operationId: "get_connections",
+        tags: TAGS,
+        querystring: Type.Object({ ...PageQuery.properties, order_by: Type.Optional(orderByEnum(CONNECTION_ORDER_FIELDS, "connection_id (default), conn_type, host or port")) }),
+        response: { 200: ConnectionList },
+      },
+    },
     async (req) => {
-      const { limit = 100, offset = 0 } = req.query;
-      const { rows, total } = await listConnections(db.pool, { limit, offset });
+      const { limit = 100, offset = 0, order_by } = req.query;
+      const { rows, total } = await listConnections(db.pool, { limit, offset, orderBy: order_by });
       return { connections: rows.map(connectionJson), total_entries: total };
     },
   );

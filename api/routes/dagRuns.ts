@@ -104,13 +104,19 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
       },
     },
     async (req, reply) => {
-      const body = req.body ?? {};
+      const { execution_date, ...rest } = req.body ?? {};
       const now = clock.now();
-      let logicalDate = now;
-      if (body.logical_date !== undefined) {
-        logicalDate = new Date(body.logical_date);
-        if (Number.isNaN(logicalDate.getTime())) throw new BatonError("BATON_INVALID_DATE", `body.logical_date "${body.logical_date}" is not a valid date`);
+      const logical = dateOf("logical_date", rest.logical_date, "body");
+      const execution = dateOf("execution_date", execution_date, "body");
+      if (logical && execution && logical.getTime() !== execution.getTime()) {
+        throw new BatonError(
+          "BATON_VALIDATION_FAILED",
+          `body.logical_date "${rest.logical_date}" and body.execution_date "${execution_date}" differ; execution_date is a deprecated alias of logical_date: give one`,
+        );
       }
+      const logicalDate = logical ?? execution ?? now;
+      // The alias is one field: the same run asked either way hashes the same for Idempotency-Key.
+      const body = execution_date !== undefined && rest.logical_date === undefined ? { ...rest, logical_date: execution_date } : rest;
       const key = req.headers["idempotency-key"];
       if (Array.isArray(key) || (typeof key === "string" && (key.length === 0 || key.length > 255))) {
         throw new BatonError("BATON_VALIDATION_FAILED", "headers.idempotency-key must be one value of 1-255 characters");

@@ -1,20 +1,32 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { Type } from "typebox";
+import { Type, type Static } from "typebox";
 import { BatonError } from "../../core/errors.ts";
 import type { RowDataPacket } from "../../store/db.ts";
-import { latestEventId, listEvents, type EventFilter } from "../../store/queries/events.ts";
+import { getEvent, latestEventId, listEvents, type EventFilter, type EventName } from "../../store/queries/events.ts";
 import { isoOrNull } from "../../store/rows.ts";
 import type { ApiDeps } from "../context.ts";
 import { DateTime, ListOf, Nullable } from "../openapi.ts";
 import { PageQuery } from "../schemas.ts";
 
+const Id = Type.String({ minLength: 1, maxLength: 250 });
+const EventNames = Type.String({ minLength: 1, maxLength: 10_000, description: "Event names separated by commas, e.g. task:failed,run:failed" });
+
+/** Airflow's get_event_logs filters (FilterRunID, Event, Owner, …), shared by the SSE stream. */
 const Filters = Type.Object({
-  dag_id: Type.Optional(Type.String({ minLength: 1, maxLength: 250 })),
-  dag_run_id: Type.Optional(Type.String({ minLength: 1, maxLength: 250 })),
-  task_id: Type.Optional(Type.String({ minLength: 1, maxLength: 250 })),
+  dag_id: Type.Optional(Id),
+  run_id: Type.Optional(Id),
+  dag_run_id: Type.Optional(Type.String({ minLength: 1, maxLength: 250, description: "Alias of run_id (Baton's name before Airflow's); both given must be equal." })),
+  task_id: Type.Optional(Id),
+  map_index: Type.Optional(Type.Integer({ minimum: -1, maximum: 2_147_483_647 })),
+  try_number: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647 })),
+  event: Type.Optional(Type.String({ minLength: 1, maxLength: 300, description: "Exactly this event, <kind>:<to_state>, e.g. task:success or auth:forbidden" })),
+  owner: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: "The process or API token that made the change (the entries' owner)" })),
+  included_events: Type.Optional(EventNames),
+  excluded_events: Type.Optional(EventNames),
   after: Type.Optional(Type.String({ format: "date-time" })),
   before: Type.Optional(Type.String({ format: "date-time" })),
 });
+type FilterQuery = Static<typeof Filters>;
 
 const TAGS = ["EventLog"];
 
@@ -60,14 +72,44 @@ function eventJson(r: RowDataPacket) {
   };
 }
 
-function filterOf(q: { dag_id?: string; dag_run_id?: string; task_id?: string; after?: string; before?: string }): EventFilter {
+/** `kind:to_state`, split at the first colon; a name without one can match no event. */
+function eventName(text: string): EventName | null {
+  const at = text.indexOf(":");
+  return at < 0 ? null : { kind: text.slice(0, at), toState: text.slice(at + 1) };
+}
+
+/** A comma-separated list of event names; those that cannot exist are left out. */
+function eventNames(text: string | undefined): EventName[] | undefined {
+  if (text === undefined) return undefined;
+  return text
+    .split(",")
+    .map((t) => eventName(t.trim()))
+    .filter((n): n is EventName => n !== null);
+}
+
+function filterOf(q: FilterQuery): EventFilter {
   const date = (v: string | undefined, field: string) => {
     if (v === undefined) return undefined;
     const d = new Date(v);
-    if (Number.isNaN(d.getTime())) throw new BatonError("BATON_INVALID_DATE", `${field} "${v}" is not a valid date`);
+    if (Number.isNaN(d.getTime())) throw new BatonError("BATON_INVALID_DATE", `querystring.${field} "${v}" is not a valid date`);
     return d;
   };
-  return { dagId: q.dag_id, runId: q.dag_run_id, taskId: q.task_id, after: date(q.after, "after"), before: date(q.before, "before") };
+  if (q.run_id !== undefined && q.dag_run_id !== undefined && q.run_id !== q.dag_run_id) {
+    throw new BatonError("BATON_VALIDATION_FAILED", `querystring.run_id "${q.run_id}" and its alias querystring.dag_run_id "${q.dag_run_id}" differ; give one`);
+  }
+  return {
+    dagId: q.dag_id,
+    runId: q.run_id ?? q.dag_run_id,
+    taskId: q.task_id,
+    mapIndex: q.map_index,
+    tryNumber: q.try_number,
+    event: q.event === undefined ? undefined : eventName(q.event),
+    includedEvents: eventNames(q.included_events),
+    excludedEvents: eventNames(q.excluded_events),
+    owner: q.owner,
+    after: date(q.after, "after"),
+    before: date(q.before, "before"),
+  };
 }
 
 export const eventRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db }) => {
@@ -102,6 +144,23 @@ export const eventRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db 
       // Ids are assigned in insert order, as `at` is, so `when` orders as the id does.
       const { rows, total } = await listEvents(db.pool, filterOf(req.query), { limit, offset, newestFirst: order_by?.startsWith("-") });
       return { event_logs: rows.map(eventJson), total_entries: total };
+    },
+  );
+
+  app.get(
+    "/eventLogs/:event_log_id",
+    {
+      schema: {
+        operationId: "get_event_log",
+        tags: TAGS,
+        params: Type.Object({ event_log_id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) }),
+        response: { 200: EventLog },
+      },
+    },
+    async (req) => {
+      const row = await getEvent(db.pool, req.params.event_log_id);
+      if (!row) throw new BatonError("BATON_EVENT_LOG_NOT_FOUND", `event log entry ${req.params.event_log_id} not found`);
+      return eventJson(row);
     },
   );
 

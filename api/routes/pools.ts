@@ -1,10 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { BatonError } from "../../core/errors.ts";
-import { createPool, deletePool, getPool, listPools, updatePool, type PoolRow } from "../../store/pools.ts";
+import { createPool, deletePool, getPool, listPools, POOL_ORDER_FIELDS, updatePool, waitingSlots, type PoolRow, type PoolWaitingSlots } from "../../store/pools.ts";
 import type { ApiDeps } from "../context.ts";
 import { ListOf, Nullable } from "../openapi.ts";
 import { PageQuery } from "../schemas.ts";
+import { orderByEnum } from "./dags.ts";
+import { maskedFields } from "./variables.ts";
 
 const PoolName = Type.String({ minLength: 1, maxLength: 256, pattern: "^[A-Za-z0-9_.-]+$" });
 const PoolParams = Type.Object({ pool_name: PoolName });
@@ -15,7 +17,9 @@ const Pool = Type.Object(
     slots: Slots,
     occupied_slots: Slots,
     running_slots: Slots,
-    queued_slots: Slots,
+    queued_slots: Type.Integer({ minimum: 0, description: "Slots of the pool's task instances in state queued (ready for a worker)" }),
+    scheduled_slots: Type.Integer({ minimum: 0, description: "Slots of the pool's task instances in state scheduled" }),
+    deferred_slots: Type.Integer({ minimum: 0, description: "Slots of the pool's task instances in state deferred (waiting for a signal or a sensor)" }),
     open_slots: Slots,
     description: Nullable(Type.String()),
   },
@@ -23,14 +27,22 @@ const Pool = Type.Object(
 );
 const TAGS = ["Pool"];
 
-/** Airflow's Pool schema: open slots are what claims may still use. */
-function poolJson(p: PoolRow) {
+const NO_WAITING: PoolWaitingSlots = { queued: 0, scheduled: 0, deferred: 0 };
+
+/**
+ * Airflow's Pool schema. occupied (= running) slots are what claims count against `slots`, so
+ * open slots are what claims may still use; queued, scheduled and deferred task instances hold
+ * no slot yet and are shown beside them.
+ */
+function poolJson(p: PoolRow, waiting: PoolWaitingSlots = NO_WAITING) {
   return {
     name: p.name,
     slots: p.slots,
     occupied_slots: p.occupied_slots,
     running_slots: p.occupied_slots,
-    queued_slots: 0,
+    queued_slots: waiting.queued,
+    scheduled_slots: waiting.scheduled,
+    deferred_slots: waiting.deferred,
     open_slots: Math.max(0, p.slots - p.occupied_slots),
     description: p.description ?? null,
   };
@@ -41,14 +53,35 @@ function notFound(name: string): never {
 }
 
 export const poolRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db }) => {
-  app.get("/pools", { schema: { operationId: "get_pools", tags: TAGS, querystring: PageQuery, response: { 200: ListOf("pools", Pool) } } }, async (req) => {
-    const { limit = 100, offset = 0 } = req.query;
-    const { rows, total } = await listPools(db.pool, { limit, offset });
-    return { pools: rows.map(poolJson), total_entries: total };
-  });
+  /** One pool as the API shows it, with its waiting slots. */
+  const current = async (name: string) => {
+    const pool = (await getPool(db.pool, name)) ?? notFound(name);
+    return poolJson(pool, (await waitingSlots(db.pool, [name])).get(name));
+  };
+
+  app.get(
+    "/pools",
+    {
+      schema: {
+        operationId: "get_pools",
+        tags: TAGS,
+        querystring: Type.Object({ ...PageQuery.properties, order_by: Type.Optional(orderByEnum(POOL_ORDER_FIELDS, "name (default) or slots")) }),
+        response: { 200: ListOf("pools", Pool) },
+      },
+    },
+    async (req) => {
+      const { limit = 100, offset = 0, order_by } = req.query;
+      const { rows, total } = await listPools(db.pool, { limit, offset, orderBy: order_by });
+      const waiting = await waitingSlots(
+        db.pool,
+        rows.map((p) => p.name),
+      );
+      return { pools: rows.map((p) => poolJson(p, waiting.get(p.name))), total_entries: total };
+    },
+  );
 
   app.get("/pools/:pool_name", { schema: { operationId: "get_pool", tags: TAGS, params: PoolParams, response: { 200: Pool } } }, async (req) =>
-    poolJson((await getPool(db.pool, req.params.pool_name)) ?? notFound(req.params.pool_name)),
+    current(req.params.pool_name),
   );
 
   app.post(
@@ -67,7 +100,7 @@ export const poolRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db }
     },
     async (req) => {
       await createPool(db, req.body);
-      return poolJson((await getPool(db.pool, req.body.name))!);
+      return current(req.body.name);
     },
   );
 
@@ -79,6 +112,11 @@ export const poolRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db }
         operationId: "patch_pool",
         tags: TAGS,
         params: PoolParams,
+        querystring: Type.Object({
+          update_mask: Type.Optional(
+            Type.Array(Type.String({ maxLength: 1000 }), { maxItems: 20, description: "Fields of the body to apply (slots, description); repeated or comma-separated. Default: every field the body sets." }),
+          ),
+        }),
         response: { 200: Pool },
         body: Type.Object(
           { slots: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })), description: Type.Optional(Type.String({ maxLength: 10_000 })), name: Type.Optional(PoolName) },
@@ -90,8 +128,10 @@ export const poolRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db }
       if (req.body.name !== undefined && req.body.name !== req.params.pool_name) {
         throw new BatonError("BATON_VALIDATION_FAILED", "body.name cannot rename a pool; tasks refer to pools by name");
       }
-      if (!(await updatePool(db.pool, req.params.pool_name, req.body))) notFound(req.params.pool_name);
-      return poolJson((await getPool(db.pool, req.params.pool_name))!);
+      const fields = maskedFields(req.query.update_mask, ["slots", "description"] as const, req.body);
+      const change = { slots: fields.includes("slots") ? req.body.slots : undefined, description: fields.includes("description") ? req.body.description : undefined };
+      if (!(await updatePool(db.pool, req.params.pool_name, change))) notFound(req.params.pool_name);
+      return current(req.params.pool_name);
     },
   );
 

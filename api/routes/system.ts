@@ -7,12 +7,13 @@ import type { Config } from "../../core/config.ts";
 import { formatDuration } from "../../core/durations.ts";
 import { BatonError } from "../../core/errors.ts";
 import { redactUrl } from "../../store/db.ts";
-import { latestHeartbeat, listImportErrors } from "../../store/queries/read.ts";
+import { getImportError, IMPORT_ERROR_ORDER_FIELDS, latestHeartbeat, listImportErrors } from "../../store/queries/read.ts";
 import { workerLiveness } from "../../store/processes.ts";
 import type { ApiDeps } from "../context.ts";
 import { ListOf, Nullable, NullableDateTime } from "../openapi.ts";
 import { PageQuery } from "../schemas.ts";
 import { importErrorJson } from "../serializers.ts";
+import { orderByEnum } from "./dags.ts";
 import { heartbeatTimeoutOf } from "./workers.ts";
 
 const HEALTHY_WITHIN_MS = 30_000;
@@ -212,14 +213,34 @@ export const systemRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps
       schema: {
         operationId: "get_import_errors",
         tags: ["ImportError"],
-        querystring: PageQuery,
+        querystring: Type.Object({
+          ...PageQuery.properties,
+          order_by: Type.Optional(orderByEnum(IMPORT_ERROR_ORDER_FIELDS, "import_error_id (default), timestamp or filename")),
+        }),
         response: { 200: ListOf("import_errors", ImportErrorSchema) },
       },
     },
     async (req) => {
-      const { limit = 100, offset = 0 } = req.query;
-      const { rows, total } = await listImportErrors(db.pool, { limit, offset });
+      const { limit = 100, offset = 0, order_by } = req.query;
+      const { rows, total } = await listImportErrors(db.pool, { limit, offset, orderBy: order_by });
       return { import_errors: rows.map(importErrorJson), total_entries: total };
+    },
+  );
+
+  app.get(
+    "/importErrors/:import_error_id",
+    {
+      schema: {
+        operationId: "get_import_error",
+        tags: ["ImportError"],
+        params: Type.Object({ import_error_id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) }),
+        response: { 200: ImportErrorSchema },
+      },
+    },
+    async (req) => {
+      const row = await getImportError(db.pool, req.params.import_error_id);
+      if (!row) throw new BatonError("BATON_IMPORT_ERROR_NOT_FOUND", `import error ${req.params.import_error_id} not found; it is removed once its file parses`);
+      return importErrorJson(row);
     },
   );
 };

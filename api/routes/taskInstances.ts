@@ -134,10 +134,13 @@ async function dagOr404(db: Queryable, dagId: string) {
   if (!(await getDag(db, dagId))) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${dagId}" not found`);
 }
 
-export async function taskOr404(db: Queryable, p: { dag_id: string; dag_run_id: string; task_id: string }) {
+export async function taskOr404(db: Queryable, p: { dag_id: string; dag_run_id: string; task_id: string }, mapIndex = -1) {
   const run = await runOr404(db, p.dag_id, p.dag_run_id);
-  const ti = await getTaskInstance(db, Number(run.id), p.task_id);
-  if (!ti) throw new BatonError("BATON_TASK_NOT_FOUND", `task "${p.task_id}" not found in run "${p.dag_run_id}" of DAG "${p.dag_id}"`);
+  const ti = await getTaskInstance(db, Number(run.id), p.task_id, mapIndex);
+  if (!ti) {
+    const which = mapIndex === -1 ? `task "${p.task_id}"` : `task "${p.task_id}" with map_index ${mapIndex}`;
+    throw new BatonError("BATON_TASK_NOT_FOUND", `${which} not found in run "${p.dag_run_id}" of DAG "${p.dag_id}"`);
+  }
   return { run, ti };
 }
 
@@ -565,13 +568,14 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
         params: LogParams,
         querystring: Type.Object({
           full_content: Type.Optional(Type.Boolean({ default: false, description: "everything from the token's offset (or the start) to the end" })),
+          map_index: Type.Optional(Type.Integer({ minimum: -1, maximum: 1_000_000, description: "the task instance's map index (default -1: not mapped)" })),
           token: Type.Optional(Type.String({ maxLength: 512 })),
         }),
         response: { 200: { description: "The log", content: { "application/json": { schema: LogChunk }, "text/plain": { schema: Type.String() } } } },
       },
     },
     async (req, reply) => {
-      const { ti } = await taskOr404(db.pool, req.params);
+      const { ti } = await taskOr404(db.pool, req.params, req.query.map_index ?? -1);
       const tryNumber = req.params.try_number;
       if (tryNumber > ti.try_number) {
         throw new BatonError("BATON_LOG_NOT_FOUND", `task "${ti.task_id}" has had ${ti.try_number} tries; there is no try ${tryNumber}`);

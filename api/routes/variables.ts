@@ -4,9 +4,10 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { BatonError } from "../../core/errors.ts";
 import { isSensitiveKey, MASK } from "../../core/sensitive.ts";
-import { createVariable, deleteVariable, getVariable, listVariables, updateVariable, type Variable } from "../../store/variables.ts";
+import { createVariable, deleteVariable, getVariable, listVariables, updateVariable, VARIABLE_ORDER_FIELDS, type Variable } from "../../store/variables.ts";
 import type { ApiDeps } from "../context.ts";
 import { PageQuery } from "../schemas.ts";
+import { orderByEnum } from "./dags.ts";
 
 const TAGS = ["Variable"];
 const VariableKey = Type.String({ minLength: 1, maxLength: 250 });
@@ -50,10 +51,18 @@ export const variableRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { 
 
   app.get(
     "/variables",
-    { config: admin, schema: { operationId: "get_variables", tags: TAGS, querystring: PageQuery, response: { 200: VariableList } } },
+    {
+      config: admin,
+      schema: {
+        operationId: "get_variables",
+        tags: TAGS,
+        querystring: Type.Object({ ...PageQuery.properties, order_by: Type.Optional(orderByEnum(VARIABLE_ORDER_FIELDS, "key (the default)")) }),
+        response: { 200: VariableList },
+      },
+    },
     async (req) => {
-      const { limit = 100, offset = 0 } = req.query;
-      const { rows, total } = await listVariables(db.pool, { limit, offset });
+      const { limit = 100, offset = 0, order_by } = req.query;
+      const { rows, total } = await listVariables(db.pool, { limit, offset, orderBy: order_by });
       return { variables: rows.map(variableJson), total_entries: total };
     },
   );

@@ -1,11 +1,28 @@
-// Reading the event log: filtered pages for the API, and "everything after id N" for live streams.
+// Reading the event log: filtered pages for the API, one entry by id, and "everything after id N"
+// for live streams.
 import type { Queryable, RowDataPacket } from "../db.ts";
 import { countRows } from "./counting.ts";
+
+/** An event name as the API shows it, `<kind>:<to_state>` (e.g. task:success), split in two. */
+export interface EventName {
+  kind: string;
+  toState: string;
+}
 
 export interface EventFilter {
   dagId?: string;
   runId?: string;
   taskId?: string;
+  mapIndex?: number;
+  tryNumber?: number;
+  /** Exactly this event; undefined matches every event, null none (a name that cannot exist). */
+  event?: EventName | null;
+  /** Only these events (an empty list matches none). */
+  includedEvents?: EventName[];
+  /** None of these events. */
+  excludedEvents?: EventName[];
+  /** The actor column: the process or API token that made the change. */
+  owner?: string;
   after?: Date;
   before?: Date;
   afterId?: number;
@@ -14,13 +31,24 @@ export interface EventFilter {
 function where(f: EventFilter): { sql: string; params: unknown[] } {
   const clauses: string[] = ["1 = 1"];
   const params: unknown[] = [];
-  const add = (sql: string, value: unknown) => {
+  const add = (sql: string, ...values: unknown[]) => {
     clauses.push(sql);
-    params.push(value);
+    params.push(...values);
+  };
+  const anyOf = (names: EventName[]) => {
+    params.push(...names.flatMap((n) => [n.kind, n.toState]));
+    return `(${names.map(() => "(kind = ? AND to_state = ?)").join(" OR ")})`;
   };
   if (f.dagId !== undefined) add("dag_id = ?", f.dagId);
   if (f.runId !== undefined) add("run_id = ?", f.runId);
   if (f.taskId !== undefined) add("task_id = ?", f.taskId);
+  if (f.mapIndex !== undefined) add("map_index = ?", f.mapIndex);
+  if (f.tryNumber !== undefined) add("try_number = ?", f.tryNumber);
+  if (f.event === null) clauses.push("1 = 0");
+  else if (f.event !== undefined) add("kind = ? AND to_state = ?", f.event.kind, f.event.toState);
+  if (f.includedEvents !== undefined) clauses.push(f.includedEvents.length === 0 ? "1 = 0" : anyOf(f.includedEvents));
+  if (f.excludedEvents !== undefined && f.excludedEvents.length > 0) clauses.push(`NOT ${anyOf(f.excludedEvents)}`);
+  if (f.owner !== undefined) add("actor = ?", f.owner);
   if (f.after !== undefined) add("at >= ?", f.after);
   if (f.before !== undefined) add("at < ?", f.before);
   if (f.afterId !== undefined) add("id > ?", f.afterId);
@@ -35,6 +63,11 @@ export async function listEvents(db: Queryable, f: EventFilter, page: { limit: n
   );
   const total = await countRows(db, `SELECT COUNT(*) AS n FROM event_log WHERE ${w.sql}`, w.params);
   return { rows, total };
+}
+
+export async function getEvent(db: Queryable, id: number): Promise<RowDataPacket | undefined> {
+  const [rows] = await db.query<RowDataPacket[]>("SELECT * FROM event_log WHERE id = ?", [id]);
+  return rows[0];
 }
 
 export async function latestEventId(db: Queryable): Promise<number> {

@@ -26,7 +26,7 @@ export interface DagFilter {
 }
 
 /** `ORDER BY` from an API order_by value ("field" or "-field"), with a unique tie-breaker in the same direction. */
-function orderBy(value: string | undefined, columns: Record<string, string>, fallback: string, tieBreaker: string): string {
+export function orderBy(value: string | undefined, columns: Record<string, string>, fallback: string, tieBreaker: string): string {
   const raw = value ?? fallback;
   const descending = raw.startsWith("-");
   const column = columns[descending ? raw.slice(1) : raw];
@@ -341,10 +341,18 @@ export async function listTaskReschedules(db: Queryable, taskInstanceId: number,
   return { rows, total: Number(count!.n) };
 }
 
-export async function listImportErrors(db: Queryable, p: Page) {
-  const [rows] = await db.query<RowDataPacket[]>(`SELECT * FROM import_error ORDER BY id ${page(p)}`);
+/** Airflow's order_by fields of get_import_errors. */
+export const IMPORT_ERROR_ORDER_FIELDS = { import_error_id: "id", timestamp: "created_at", filename: "fileloc" } as const;
+
+export async function listImportErrors(db: Queryable, p: Page & { orderBy?: string }) {
+  const [rows] = await db.query<RowDataPacket[]>(`SELECT * FROM import_error ${orderBy(p.orderBy, IMPORT_ERROR_ORDER_FIELDS, "import_error_id", "id")} ${page(p)}`);
   const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM import_error");
   return { rows, total: Number(count!.n) };
+}
+
+export async function getImportError(db: Queryable, id: number): Promise<RowDataPacket | undefined> {
+  const [rows] = await db.query<RowDataPacket[]>("SELECT * FROM import_error WHERE id = ?", [id]);
+  return rows[0];
 }
 
 export async function latestHeartbeat(db: Queryable, kind: string): Promise<Date | null> {

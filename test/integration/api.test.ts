@@ -184,6 +184,22 @@ describe("REST API", () => {
       expect((await getRun("api_page_1", runId)).statusCode).toBe(200);
     });
 
+    it("accepts Airflow 2's execution_date as an alias of logical_date, and refuses both when they differ", async () => {
+      const aliased = await trigger("api_page_1", { dag_run_id: "aliased_execution_date", execution_date: "2026-02-03T04:05:06Z" });
+      expect(aliased.statusCode).toBe(200);
+      expect(aliased.json()).toMatchObject({ logical_date: "2026-02-03T04:05:06.000Z", execution_date: "2026-02-03T04:05:06.000Z" });
+      // The same instant written two ways is one date.
+      const both = await trigger("api_page_1", { dag_run_id: "aliased_both", logical_date: "2026-02-03T05:05:06+01:00", execution_date: "2026-02-03T04:05:06Z" });
+      expect(both.statusCode).toBe(200);
+      expect(both.json().logical_date).toBe("2026-02-03T04:05:06.000Z");
+      const differ = await trigger("api_page_1", { dag_run_id: ghost("aliased_differ"), logical_date: "2026-02-03T04:05:06Z", execution_date: "2026-02-04T04:05:06Z" });
+      const problem = expectProblem(differ, 400, "BATON_VALIDATION_FAILED", "body.logical_date");
+      expect(problem.detail).toContain("body.execution_date");
+      expect(await dagRunRows(ghost("aliased_differ"))).toBe(0);
+      expectProblem(await trigger("api_page_1", { dag_run_id: ghost("bad_execution_date"), execution_date: "yesterday" }), 400, "BATON_VALIDATION_FAILED", "execution_date");
+      expect(await dagRunRows(ghost("bad_execution_date"))).toBe(0);
+    });
+
     it("accepts a trigger without any body", async () => {
       const res = await trigger("api_page_2");
       expect(res.statusCode).toBe(200);
@@ -332,6 +348,31 @@ describe("REST API", () => {
       expect(errors.find((e) => e.filename.endsWith("broken_throws.ts"))!.stack_trace).toContain("api_broken_throws exploded at import");
       const page = await h.app.inject({ method: "GET", url: "/api/v1/importErrors?limit=1&offset=1" });
       expect(page.json()).toEqual({ import_errors: [errors[1]], total_entries: 2 });
+      // Airflow's order_by: filename descending puts broken_throws first.
+      const byName = await h.app.inject({ method: "GET", url: "/api/v1/importErrors?order_by=-filename" });
+      expect(byName.json().import_errors.map((e: { filename: string }) => e.filename.split("/").pop())).toEqual(["broken_throws.ts", "broken_syntax.ts"]);
+      expectProblem(await h.app.inject({ method: "GET", url: "/api/v1/importErrors?order_by=message" }), 400, "BATON_VALIDATION_FAILED", "order_by");
+    });
+
+    it("GET /importErrors/{import_error_id} answers one import error, 404 for an unknown id and 400 for a malformed one", async () => {
+      const all = (await h.app.inject({ method: "GET", url: "/api/v1/importErrors" })).json().import_errors as { import_error_id: number }[];
+      for (const entry of all) {
+        const one = await h.app.inject({ method: "GET", url: `/api/v1/importErrors/${entry.import_error_id}` });
+        expect(one.statusCode).toBe(200);
+        expect(one.json()).toEqual(entry);
+      }
+      const unknown = Math.max(...all.map((e) => e.import_error_id)) + 1000;
+      expectProblem(await h.app.inject({ method: "GET", url: `/api/v1/importErrors/${unknown}` }), 404, "BATON_IMPORT_ERROR_NOT_FOUND", String(unknown));
+      for (const bad of ["abc", "0", "-1", "1.5"]) {
+        expectProblem(await h.app.inject({ method: "GET", url: `/api/v1/importErrors/${bad}` }), 400, "BATON_VALIDATION_FAILED", "import_error_id");
+      }
+    });
+
+    it("ignores query parameters it does not know, as Airflow does", async () => {
+      const plain = await h.app.inject({ method: "GET", url: "/api/v1/importErrors" });
+      const extra = await h.app.inject({ method: "GET", url: "/api/v1/importErrors?no_such_filter=x&limit=100" });
+      expect(extra.statusCode).toBe(200);
+      expect(extra.json()).toEqual(plain.json());
     });
   });
 
@@ -418,6 +459,12 @@ describe("REST API", () => {
       expectProblem(await h.app.inject({ method: "GET", url: `${base}/2` }), 404, "BATON_LOG_NOT_FOUND", "try");
       expectProblem(await h.app.inject({ method: "GET", url: `${base}/0` }), 400, "BATON_VALIDATION_FAILED", "try_number");
       expectProblem(await h.app.inject({ method: "GET", url: `${base}/abc` }), 400, "BATON_VALIDATION_FAILED", "try_number");
+      // Airflow's map_index: -1 is the unmapped task instance; any other index is not there.
+      const unmapped = await h.app.inject({ method: "GET", url: `${base}/1?map_index=-1` });
+      expect(unmapped.statusCode).toBe(200);
+      expect(unmapped.body).toBe((await h.app.inject({ method: "GET", url: `${base}/1` })).body);
+      expectProblem(await h.app.inject({ method: "GET", url: `${base}/1?map_index=3` }), 404, "BATON_TASK_NOT_FOUND", "map_index 3");
+      expectProblem(await h.app.inject({ method: "GET", url: `${base}/1?map_index=-2` }), 400, "BATON_VALIDATION_FAILED", "map_index");
     });
 
     it("answers 404 BATON_LOG_NOT_FOUND for a task of a paused run that never started a try", async () => {

@@ -2,6 +2,7 @@ import type { AddressInfo } from "node:net";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
+import { recordAuthEvent } from "../../store/apiTokens.ts";
 
 const DAGS = dagSource(`
 export default dag({ id: "history", defaultArgs: { retries: 1, retryDelay: 50 } }, (t) => {
@@ -19,7 +20,12 @@ export default dag({ id: "history", defaultArgs: { retries: 1, retryDelay: 50 } 
 
 interface EventJson {
   event_log_id: number;
+  event: string;
   kind: string;
+  dag_id: string;
+  run_id: string;
+  dag_run_id: string;
+  map_index: number | null;
   task_id: string | null;
   from_state: string | null;
   to_state: string;
@@ -69,6 +75,105 @@ describe("event log", () => {
     expect(events.every((e) => typeof e.owner === "string" && e.owner.length > 0)).toBe(true);
   });
 
+  const runToEnd = async (runId: string) => {
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/history/dagRuns", payload: { dag_run_id: runId } });
+    expect(res.statusCode).toBe(200);
+    await waitFor(`run ${runId} to end`, async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'history' AND run_id = ?", [runId]);
+      return rows[0]?.state === "success";
+    });
+  };
+  const eventLogs = async (query: string) => {
+    const res = await h.app.inject({ method: "GET", url: `/api/v1/eventLogs?${query}` });
+    expect({ status: res.statusCode, body: res.body }).toMatchObject({ status: 200 });
+    return res.json() as { event_logs: EventJson[]; total_entries: number };
+  };
+
+  it("filters as Airflow does: run_id (dag_run_id an alias), event, owner, map_index, try_number, included/excluded events", async () => {
+    await runToEnd("filters_a");
+    await runToEnd("filters_b");
+    const all = await eventLogs("dag_id=history&limit=1000");
+    const ofA = all.event_logs.filter((e) => e.run_id === "filters_a");
+    expect(ofA.length).toBeGreaterThan(10);
+
+    // run_id is Airflow's name; the old dag_run_id still works, and both agreeing is fine.
+    expect((await eventLogs("run_id=filters_a&limit=1000")).event_logs).toEqual(ofA);
+    expect((await eventLogs("dag_run_id=filters_a&limit=1000")).event_logs).toEqual(ofA);
+    expect((await eventLogs("run_id=filters_a&dag_run_id=filters_a&limit=1000")).event_logs).toEqual(ofA);
+    const differ = await h.app.inject({ method: "GET", url: "/api/v1/eventLogs?run_id=filters_a&dag_run_id=filters_b" });
+    expect(differ.statusCode).toBe(400);
+    expect(differ.json()).toMatchObject({ code: "BATON_VALIDATION_FAILED" });
+    expect(differ.json().detail).toContain("run_id");
+    expect(differ.json().detail).toContain("dag_run_id");
+
+    // event: exactly kind:to_state.
+    const succeeded = await eventLogs("run_id=filters_a&event=task:success&limit=1000");
+    // after_broken never ran (its upstream failed), so three tasks succeeded.
+    expect(succeeded.event_logs.map((e) => e.task_id).sort()).toEqual(["a", "cleanup", "flaky"]);
+    expect(succeeded.event_logs.every((e) => e.event === "task:success" && e.kind === "task" && e.to_state === "success")).toBe(true);
+    expect(succeeded.total_entries).toBe(ofA.filter((e) => e.event === "task:success").length);
+    expect((await eventLogs("run_id=filters_a&event=run:success")).event_logs.map((e) => e.event)).toEqual(["run:success"]);
+    // Not an event name (no kind), a kind alone, an unknown state: nothing matches, nothing fails.
+    for (const name of ["success", "task", "task:", "task:exploded", "%", "' OR 1=1 --"]) {
+      expect((await eventLogs(`event=${encodeURIComponent(name)}`)).total_entries).toBe(0);
+    }
+
+    // included_events / excluded_events: comma-separated names.
+    const failures = await eventLogs("run_id=filters_a&included_events=task:failed,%20run:failed,nonsense&limit=1000");
+    expect(failures.event_logs.map((e) => `${e.task_id}:${e.event}`)).toEqual(["broken:task:failed"]);
+    const notTasks = await eventLogs("run_id=filters_a&excluded_events=task:none,task:queued,task:running,task:success,task:failed,task:up_for_retry,task:upstream_failed,task:skipped&limit=1000");
+    expect(notTasks.event_logs.every((e) => e.kind === "run")).toBe(true);
+    expect(notTasks.total_entries).toBe(ofA.filter((e) => e.kind === "run").length);
+    expect((await eventLogs("included_events=nonsense")).total_entries).toBe(0);
+
+    // try_number and map_index.
+    const secondTries = await eventLogs("run_id=filters_a&task_id=flaky&try_number=2");
+    expect(secondTries.event_logs.map((e) => `${e.from_state}→${e.to_state}`)).toEqual(["queued→running", "running→success"]);
+    const unmapped = await eventLogs("run_id=filters_a&map_index=-1&limit=1000");
+    expect(unmapped.total_entries).toBe(ofA.filter((e) => e.map_index === -1).length);
+    expect(unmapped.total_entries).toBeGreaterThan(0);
+    expect((await eventLogs("run_id=filters_a&map_index=7")).total_entries).toBe(0);
+
+    // owner: the actor column.
+    const owner = ofA.find((e) => e.to_state === "running")!.owner!;
+    const byOwner = await eventLogs(`run_id=filters_a&owner=${encodeURIComponent(owner)}&limit=1000`);
+    expect(byOwner.total_entries).toBe(ofA.filter((e) => e.owner === owner).length);
+    expect(byOwner.event_logs.every((e) => e.owner === owner)).toBe(true);
+    expect((await eventLogs("owner=nobody-at-all")).total_entries).toBe(0);
+
+    // Refused requests are events too: auth:forbidden by the token that asked.
+    await recordAuthEvent(h.db.pool, { at: new Date(), outcome: "forbidden", actor: "viewer-token", detail: "POST /api/v1/pools needs admin" });
+    const refused = await eventLogs("event=auth:forbidden&owner=viewer-token");
+    expect(refused.event_logs).toEqual([expect.objectContaining({ event: "auth:forbidden", kind: "auth", owner: "viewer-token", extra: "POST /api/v1/pools needs admin" })]);
+
+    // Parameters Airflow does not document are ignored, as Airflow ignores them.
+    expect((await eventLogs("run_id=filters_a&no_such_filter=1&limit=1000")).event_logs).toEqual(ofA);
+  });
+
+  it("rejects malformed filters with 400 problem JSON", async () => {
+    for (const query of ["map_index=abc", "map_index=-2", "try_number=-1", "try_number=1.5", "run_id=", "event=", "owner=", "included_events=", `event=${"x".repeat(301)}`]) {
+      const res = await h.app.inject({ method: "GET", url: `/api/v1/eventLogs?${query}` });
+      expect({ query, status: res.statusCode, code: res.json().code }).toEqual({ query, status: 400, code: "BATON_VALIDATION_FAILED" });
+    }
+  });
+
+  it("GET /eventLogs/{event_log_id} answers one entry as the list shows it, 404 for an unknown id, 400 for a malformed one", async () => {
+    const page = await eventLogs("dag_id=history&limit=5&order_by=-event_log_id");
+    for (const entry of page.event_logs) {
+      const one = await h.app.inject({ method: "GET", url: `/api/v1/eventLogs/${entry.event_log_id}` });
+      expect(one.statusCode).toBe(200);
+      expect(one.json()).toEqual(entry);
+    }
+    const unknown = await h.app.inject({ method: "GET", url: "/api/v1/eventLogs/999999999" });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json()).toMatchObject({ code: "BATON_EVENT_LOG_NOT_FOUND", status: 404 });
+    expect(unknown.json().detail).toContain("999999999");
+    for (const bad of ["abc", "0", "-3", "1.5", "1e309"]) {
+      const res = await h.app.inject({ method: "GET", url: `/api/v1/eventLogs/${bad}` });
+      expect({ bad, status: res.statusCode, code: res.json().code }).toEqual({ bad, status: 400, code: "BATON_VALIDATION_FAILED" });
+    }
+  });
+
   it("filters by task and rejects bad dates", async () => {
     const page = await h.app.inject({ method: "GET", url: "/api/v1/eventLogs?dag_id=history&task_id=broken" });
     expect(page.json().event_logs.every((e: EventJson) => e.task_id === "broken")).toBe(true);
@@ -101,5 +206,39 @@ describe("event log", () => {
     expect(text).toContain(`"dag_run_id":"${runId}"`);
     expect(text).toMatch(/event: run\ndata: .*"to_state":"running"/);
     expect(text).toMatch(/id: \d+\n/);
+  });
+
+  it("the stream takes the same filters: run_id and event", async () => {
+    if (!h.app.server.listening) await h.app.listen({ port: 0, host: "127.0.0.1" });
+    const { port } = h.app.server.address() as AddressInfo;
+    const controller = new AbortController();
+    const response = await fetch(`http://127.0.0.1:${port}/api/v1/events?run_id=streamed_failures&event=task:failed&poll_ms=50`, { signal: controller.signal });
+    expect(response.status).toBe(200);
+    const reader = response.body!.getReader();
+    // Another run at the same time must not show up.
+    for (const runId of ["streamed_other", "streamed_failures"]) {
+      const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/history/dagRuns", payload: { dag_run_id: runId } });
+      expect(res.statusCode).toBe(200);
+    }
+    let text = "";
+    const decoder = new TextDecoder();
+    const deadline = Date.now() + 15_000;
+    while (!text.includes('"task_id":"broken"') && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value);
+    }
+    // Let the rest of the run (and the other run) commit: nothing else may follow.
+    await waitFor("both runs to end", async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM dag_run WHERE run_id IN ('streamed_other', 'streamed_failures') AND state = 'success'");
+      return Number(rows[0]!.n) === 2;
+    });
+    await new Promise((r) => setTimeout(r, 200)); // two poll periods, so an unfiltered event would have been sent
+    controller.abort();
+    const events = [...text.matchAll(/^data: (.*)$/gm)].map((m) => JSON.parse(m[1]!) as EventJson);
+    expect(events.map((e) => `${e.run_id}/${e.task_id}/${e.event}`)).toEqual(["streamed_failures/broken/task:failed"]);
+    const bad = await fetch(`http://127.0.0.1:${port}/api/v1/events?run_id=a&dag_run_id=b`);
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { code: string }).code).toBe("BATON_VALIDATION_FAILED");
   });
 });

@@ -74,7 +74,11 @@ const CALLS: Record<string, Call[]> = {
   "POST /api/v1/dags/{dag_id}/clearTaskInstances": [{ body: { dag_run_id: "contract_run", dry_run: true } }],
   "POST /api/v1/deadLetters/redrive": [{ body: { dag_id: "contract_failing", dry_run: true } }],
   "GET /api/v1/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}": [{}, { headers: { accept: "application/json" } }],
-  "GET /api/v1/eventLogs": [{}, { query: { dag_id: "contract_main", limit: "2", offset: "1" } }],
+  "GET /api/v1/eventLogs": [
+    {},
+    { query: { dag_id: "contract_main", limit: "2", offset: "1" } },
+    { query: { run_id: "contract_run", event: "task:success", owner: "x", map_index: "-1", try_number: "1", included_events: "task:success,run:success", excluded_events: "run:failed" } },
+  ],
   "POST /api/v1/backfills": [
     { body: { dag_id: "contract_daily", from_date: "2026-01-01", to_date: "2026-01-03", dry_run: true } },
     { body: { dag_id: "contract_daily", from_date: "2026-01-01", to_date: "2026-03-01", max_active_runs: 1 } },
@@ -146,6 +150,10 @@ describe("OpenAPI contract", () => {
     await waitFor("both signal runs to wait", async () => (await tiState("contract_waiting", "wait")) === "deferred" && (await tiState("contract_cancel", "wait")) === "deferred", 20_000);
     const [[version]] = await h.db.pool.query<RowDataPacket[]>("SELECT version_hash FROM dag_version WHERE dag_id = 'contract_main' LIMIT 1");
     SCENARIO_PARAMS.dag_version = version!.version_hash as string;
+    const [[event]] = await h.db.pool.query<RowDataPacket[]>("SELECT MIN(id) AS id FROM event_log WHERE run_id = 'contract_run'");
+    SCENARIO_PARAMS.event_log_id = Number(event!.id);
+    const [[importError]] = await h.db.pool.query<RowDataPacket[]>("SELECT id FROM import_error WHERE fileloc LIKE '%broken.ts'");
+    SCENARIO_PARAMS.import_error_id = Number(importError!.id);
     spec = specOf(h.app);
     validator = new ContractValidator(spec);
     operations = operationsOf(spec);
@@ -263,7 +271,8 @@ describe("OpenAPI contract", () => {
 
     const unknownValue = (schema: Record<string, unknown> | undefined): string | number => {
       if (schema?.type === "integer" || schema?.type === "number") {
-        return typeof schema.maximum === "number" ? Math.min(Number(schema.maximum), 99) : 999_999_999;
+        // Beyond any id the scenario creates (event log ids run into the hundreds), within the schema.
+        return typeof schema.maximum === "number" ? Math.min(Number(schema.maximum), 999_999_999) : 999_999_999;
       }
       return ["contract_unknown", "f".repeat(64), "unknown"].find((c) => !schema || validator.valid(schema, c, true)) ?? "contract_unknown";
     };

@@ -30,6 +30,16 @@ const NEEDS_POOL = dagSource(`
 export default dag({ id: "needs_pool" }, (t) => { t.task("x", { pool: "later" }, async () => 1); });
 `);
 
+// Tasks that wait in their pools: "closed" has no slot, so its tasks stay queued; "parked"
+// holds a signal wait, deferred until the signal comes.
+const WAITING = dagSource(`
+export default dag({ id: "pool_waiting" }, (t) => {
+  t.task("q1", { pool: "closed" }, async () => 1);
+  t.task("q2", { pool: "closed", poolSlots: 2 }, async () => 2);
+  t.waitForSignal("w", { signal: "go", pool: "parked" });
+});
+`);
+
 /** The largest number of [start, end) intervals that overlap at one instant. */
 function maxOverlap(spans: { start: number; end: number }[]): number {
   const events = spans.flatMap((s) => [[s.start, 1], [s.end, -1]] as [number, number][]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
@@ -42,9 +52,15 @@ function maxOverlap(spans: { start: number; end: number }[]): number {
 describe("pools", () => {
   const h = new Harness({ workers: 4 });
   beforeAll(async () => {
-    await h.start({ "pooled.ts": POOLED, "needs_pool.ts": NEEDS_POOL, "limited.ts": LIMITED });
-    const created = await h.app.inject({ method: "POST", url: "/api/v1/pools", payload: { name: "small", slots: 2, description: "two at a time" } });
-    expect(created.statusCode).toBe(200);
+    await h.start({ "pooled.ts": POOLED, "needs_pool.ts": NEEDS_POOL, "limited.ts": LIMITED, "waiting.ts": WAITING });
+    for (const payload of [
+      { name: "small", slots: 2, description: "two at a time" },
+      { name: "closed", slots: 0 },
+      { name: "parked", slots: 3 },
+    ]) {
+      const created = await h.app.inject({ method: "POST", url: "/api/v1/pools", payload });
+      expect(created.statusCode).toBe(200);
+    }
     await h.run();
   });
   afterAll(() => h.stop());
@@ -93,6 +109,80 @@ describe("pools", () => {
     expect((await h.app.inject({ method: "POST", url: "/api/v1/pools", payload: { name: "later", slots: 1 } })).statusCode).toBe(200);
     await h.processor.scan();
     expect((await h.app.inject({ method: "GET", url: "/api/v1/dags/needs_pool" })).statusCode).toBe(200);
+  });
+
+  it("counts the slots of queued, scheduled and deferred task instances per pool", async () => {
+    const fresh = (await h.app.inject({ method: "GET", url: "/api/v1/pools/closed" })).json();
+    expect(fresh).toMatchObject({ queued_slots: 0, scheduled_slots: 0, deferred_slots: 0 });
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/pool_waiting/dagRuns", payload: { dag_run_id: "waiting_run" } });
+    expect(res.statusCode).toBe(200);
+    await waitFor("q1, q2 queued and w deferred", async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT task_id, state FROM task_instance WHERE run_id = 'waiting_run' ORDER BY task_id");
+      return rows.map((r) => `${r.task_id}:${r.state}`).join() === "q1:queued,q2:queued,w:deferred";
+    }, 20_000);
+
+    // q1 takes one slot and q2 two: the pool's queued slots are their sum.
+    const closed = await h.app.inject({ method: "GET", url: "/api/v1/pools/closed" });
+    expect(closed.json()).toEqual({
+      name: "closed",
+      slots: 0,
+      occupied_slots: 0,
+      running_slots: 0,
+      queued_slots: 3,
+      scheduled_slots: 0,
+      deferred_slots: 0,
+      open_slots: 0,
+      description: null,
+    });
+    expect((await h.app.inject({ method: "GET", url: "/api/v1/pools/parked" })).json()).toMatchObject({ queued_slots: 0, deferred_slots: 1, open_slots: 3 });
+
+    // The list page shows the same numbers for each of its pools.
+    const list = (await h.app.inject({ method: "GET", url: "/api/v1/pools?limit=1000" })).json().pools as Record<string, unknown>[];
+    const byName = Object.fromEntries(list.map((p) => [p.name, p]));
+    expect(byName.closed).toEqual(closed.json());
+    expect(byName.parked).toMatchObject({ deferred_slots: 1, queued_slots: 0 });
+    expect(byName.default_pool).toMatchObject({ queued_slots: 0, deferred_slots: 0, scheduled_slots: 0 });
+    // Paged past them, a page counts only its own pools.
+    const page = (await h.app.inject({ method: "GET", url: "/api/v1/pools?limit=1&offset=0" })).json();
+    expect(page.pools).toEqual([byName[list[0]!.name as string]]);
+
+    // The signal lets w finish: no pool counts it any more.
+    expect((await h.app.inject({ method: "POST", url: "/api/v1/dags/pool_waiting/dagRuns/waiting_run/signals/go", payload: { payload: 1 } })).statusCode).toBe(200);
+    await waitFor("parked to have no deferred slot", async () => (await h.app.inject({ method: "GET", url: "/api/v1/pools/parked" })).json().deferred_slots === 0, 20_000);
+    // Opening the closed pool runs its tasks: nothing stays queued.
+    expect((await h.app.inject({ method: "PATCH", url: "/api/v1/pools/closed", payload: { slots: 3 } })).statusCode).toBe(200);
+    await waitFor("closed to have no queued slot", async () => (await h.app.inject({ method: "GET", url: "/api/v1/pools/closed" })).json().queued_slots === 0, 20_000);
+  });
+
+  it("orders pools by name or slots, as Airflow's order_by, and rejects other fields", async () => {
+    const names = async (orderBy: string) =>
+      ((await h.app.inject({ method: "GET", url: `/api/v1/pools?order_by=${orderBy}` })).json().pools as { name: string; slots: number }[]).map((p) => `${p.name}:${p.slots}`);
+    const byName = await names("name");
+    expect(byName).toEqual([...byName].sort());
+    expect(await names("-name")).toEqual([...byName].reverse());
+    const bySlots = await names("-slots");
+    const slotsOf = (x: string) => Number(x.split(":")[1]);
+    expect(bySlots.map(slotsOf)).toEqual([...bySlots.map(slotsOf)].sort((a, b) => b - a));
+    expect(bySlots[0]).toBe("default_pool:128");
+    for (const bad of ["occupied_slots", "description", "-", "name;DROP TABLE pool"]) {
+      const res = await h.app.inject({ method: "GET", url: `/api/v1/pools?order_by=${encodeURIComponent(bad)}` });
+      expect({ bad, status: res.statusCode, code: res.json().code }).toEqual({ bad, status: 400, code: "BATON_VALIDATION_FAILED" });
+    }
+  });
+
+  it("PATCH applies only the fields named by update_mask", async () => {
+    const masked = await h.app.inject({ method: "PATCH", url: "/api/v1/pools/parked?update_mask=description", payload: { slots: 99, description: "signals wait here" } });
+    expect(masked.statusCode).toBe(200);
+    expect(masked.json()).toMatchObject({ slots: 3, description: "signals wait here" });
+    const both = await h.app.inject({ method: "PATCH", url: "/api/v1/pools/parked?update_mask=slots,description", payload: { slots: 4, description: "four" } });
+    expect(both.json()).toMatchObject({ slots: 4, description: "four" });
+    const unknownField = await h.app.inject({ method: "PATCH", url: "/api/v1/pools/parked?update_mask=occupied_slots", payload: { slots: 5 } });
+    expect(unknownField.statusCode).toBe(400);
+    expect(unknownField.json().detail).toContain("occupied_slots");
+    const missing = await h.app.inject({ method: "PATCH", url: "/api/v1/pools/parked?update_mask=slots", payload: { description: "no slots given" } });
+    expect(missing.statusCode).toBe(400);
+    expect(missing.json().detail).toContain("body.slots");
+    expect((await h.app.inject({ method: "GET", url: "/api/v1/pools/parked" })).json()).toMatchObject({ slots: 4, description: "four" });
   });
 
   it("manages pools over the API with problem JSON for bad input", async () => {

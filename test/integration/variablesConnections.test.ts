@@ -98,6 +98,10 @@ describe("variables and connections", () => {
     expect(keys).toEqual(expect.arrayContaining(["vc_crud_a", "vc_crud_b"]));
     const page = (await call("GET", `/variables?limit=1&offset=${keys.indexOf("vc_crud_b")}`)).json();
     expect(page).toEqual({ variables: [{ key: "vc_crud_b", value: "two", description: "second" }], total_entries: list.total_entries });
+    // Airflow's order_by: key, or -key for descending; other fields are refused.
+    const descending = (await call("GET", "/variables?limit=1000&order_by=-key")).json().variables.map((v: { key: string }) => v.key);
+    expect(descending).toEqual([...keys].reverse());
+    expectProblem(await call("GET", "/variables?order_by=value"), 400, "BATON_VALIDATION_FAILED", "order_by");
 
     // update_mask limits the change to the fields it names; without it, every field given changes.
     const masked = await call("PATCH", "/variables/vc_crud_b?update_mask=value", { key: "vc_crud_b", value: "TWO", description: "ignored" });
@@ -171,6 +175,13 @@ describe("variables and connections", () => {
     expect((await call("GET", "/connections/vc_crud_conn")).json()).toEqual(expected);
     const list = (await call("GET", "/connections")).json();
     expect(list.total_entries).toBe(list.connections.length);
+    // Airflow's order_by: connection_id (default), conn_type, host or port, ties broken by connection_id.
+    const ids = list.connections.map((c: { connection_id: string }) => c.connection_id);
+    expect(ids).toEqual([...ids].sort());
+    expect((await call("GET", "/connections?order_by=-connection_id")).json().connections.map((c: { connection_id: string }) => c.connection_id)).toEqual([...ids].reverse());
+    const byType = (await call("GET", "/connections?order_by=conn_type")).json().connections as { connection_id: string; conn_type: string }[];
+    expect(byType.map((c) => c.conn_type)).toEqual(byType.map((c) => c.conn_type).sort());
+    expectProblem(await call("GET", "/connections?order_by=password"), 400, "BATON_VALIDATION_FAILED", "order_by");
     expect(list.connections.find((c: { connection_id: string }) => c.connection_id === "vc_crud_conn")).toEqual(expected);
 
     const patched = await call("PATCH", "/connections/vc_crud_conn?update_mask=host,port", { host: "db2.internal", port: 6543, login: "ignored" });
