@@ -2,8 +2,9 @@
 // and a page of the same list asked by 50 clients at once would count 50 times.
 import type { Queryable, RowDataPacket } from "../db.ts";
 
-/** Counts slower than this are reused, for up to REUSE_MS; cheaper ones are always exact. */
+/** Counts of at least REUSE_MIN_ROWS that took SLOW_COUNT_MS or more are reused for up to REUSE_MS; others are always exact. */
 export const SLOW_COUNT_MS = 5;
+export const REUSE_MIN_ROWS = 10_000;
 export const REUSE_MS = 1_000;
 const MAX_ENTRIES = 500;
 
@@ -24,9 +25,9 @@ function mapFor<V>(store: WeakMap<object, Map<string, V>>, db: Queryable): Map<s
 
 /**
  * `SELECT COUNT(*) AS n …` with two economies: identical counts in flight at once share one
- * query, and a count that was slow to compute is reused for up to a second. A list's
- * total_entries may therefore lag a second behind its rows on large tables, never on small ones
- * (which is also what keeps tests that insert and then count exact).
+ * query, and a large count (10,000+) that was slow to compute is reused for up to a second. A
+ * list's total_entries may therefore lag a second behind its rows when it is that long, never
+ * when it is short enough to page through by hand (nor in tests that insert and then count).
  */
 export async function countRows(db: Queryable, sql: string, params: unknown[], now: () => number = Date.now): Promise<number> {
   const key = `${sql}\u0000${JSON.stringify(params)}`;
@@ -43,7 +44,7 @@ export async function countRows(db: Queryable, sql: string, params: unknown[], n
     .finally(() => inFlight.delete(key));
   inFlight.set(key, query);
   const value = await query;
-  if (performance.now() - started >= SLOW_COUNT_MS) {
+  if (value >= REUSE_MIN_ROWS && performance.now() - started >= SLOW_COUNT_MS) {
     if (cache.size >= MAX_ENTRIES) cache.clear();
     cache.set(key, { value, at: now() });
   } else {

@@ -1,5 +1,5 @@
 import type { Queryable } from "../../store/db.ts";
-import { countRows, REUSE_MS, SLOW_COUNT_MS } from "../../store/queries/counting.ts";
+import { countRows, REUSE_MIN_ROWS, REUSE_MS, SLOW_COUNT_MS } from "../../store/queries/counting.ts";
 
 /** A Queryable whose COUNT answers `value` after `delayMs`, recording each query it receives. */
 function fakeDb(answer: () => { value: number; delayMs: number }) {
@@ -31,25 +31,33 @@ describe("countRows", () => {
     expect(calls).toHaveLength(2);
   });
 
-  it("reuses a slow count for REUSE_MS, per statement and parameters, then counts again", async () => {
-    let value = 100;
+  it("keeps short lists exact even when their count was slow", async () => {
+    let value = 1;
+    const { db, calls } = fakeDb(() => ({ value: value++, delayMs: SLOW_COUNT_MS + 5 }));
+    expect(await countRows(db, "SELECT COUNT(*) AS n FROM t", [])).toBe(1);
+    expect(await countRows(db, "SELECT COUNT(*) AS n FROM t", [])).toBe(2);
+    expect(calls).toHaveLength(2);
+  });
+
+  it("reuses a slow count of a long list for REUSE_MS, per statement and parameters, then counts again", async () => {
+    let value = REUSE_MIN_ROWS;
     let clock = 1_000_000;
     const now = () => clock;
     const { db, calls } = fakeDb(() => ({ value: value++, delayMs: SLOW_COUNT_MS + 5 }));
     const sql = "SELECT COUNT(*) AS n FROM dag_run WHERE dag_id = ?";
-    expect(await countRows(db, sql, ["a"], now)).toBe(100);
+    expect(await countRows(db, sql, ["a"], now)).toBe(REUSE_MIN_ROWS);
     clock += REUSE_MS - 1;
-    expect(await countRows(db, sql, ["a"], now)).toBe(100);
-    expect(await countRows(db, sql, ["b"], now)).toBe(101);
+    expect(await countRows(db, sql, ["a"], now)).toBe(REUSE_MIN_ROWS);
+    expect(await countRows(db, sql, ["b"], now)).toBe(REUSE_MIN_ROWS + 1);
     clock += 2;
-    expect(await countRows(db, sql, ["a"], now)).toBe(102);
+    expect(await countRows(db, sql, ["a"], now)).toBe(REUSE_MIN_ROWS + 2);
     expect(calls).toHaveLength(3);
   });
 
   it("keeps each database's counts apart", async () => {
-    const one = fakeDb(() => ({ value: 1, delayMs: SLOW_COUNT_MS + 5 }));
-    const two = fakeDb(() => ({ value: 2, delayMs: SLOW_COUNT_MS + 5 }));
-    expect(await countRows(one.db, "SELECT COUNT(*) AS n FROM t", [])).toBe(1);
-    expect(await countRows(two.db, "SELECT COUNT(*) AS n FROM t", [])).toBe(2);
+    const one = fakeDb(() => ({ value: REUSE_MIN_ROWS, delayMs: SLOW_COUNT_MS + 5 }));
+    const two = fakeDb(() => ({ value: REUSE_MIN_ROWS + 1, delayMs: SLOW_COUNT_MS + 5 }));
+    expect(await countRows(one.db, "SELECT COUNT(*) AS n FROM t", [])).toBe(REUSE_MIN_ROWS);
+    expect(await countRows(two.db, "SELECT COUNT(*) AS n FROM t", [])).toBe(REUSE_MIN_ROWS + 1);
   });
 });
