@@ -273,6 +273,17 @@ describe("DAG and DAG run API", () => {
       expectProblem(await batch({ order_by: "-conf" }), 400, "BATON_VALIDATION_FAILED", "order_by");
     });
 
+    it("a deep page (offset 1,000+, its ids read from the index first) lists what the plain order lists", async () => {
+      await h.db.pool.query(
+        `INSERT INTO dag_run (dag_id, run_id, version_hash, run_type, state, queued_at)
+         SELECT 'apid_deep', CONCAT('deep_', LPAD(seq, 5, '0')), REPEAT('0', 64), 'manual', 'success', UTC_TIMESTAMP(6) FROM seq_1_to_1010`,
+      );
+      const [expected] = await h.db.pool.query<RowDataPacket[]>("SELECT run_id FROM dag_run ORDER BY id DESC LIMIT 5 OFFSET 1002");
+      const res = await get(`/dags/~/dagRuns?limit=5&offset=1002&order_by=-id`);
+      expect(ids(res, "dag_runs", "dag_run_id")).toEqual(expected.map((r) => r.run_id));
+      expect(res.json().total_entries).toBeGreaterThanOrEqual(1010);
+    });
+
     it("pages stay stable while runs are created between pages", async () => {
       for (const runId of ["p1", "p2", "p3", "p4", "p5"]) await trigger("apid_pages", { dag_run_id: runId });
       const seen: string[] = [];
