@@ -30,14 +30,16 @@ export async function createDagRun(db: Db, now: Date, run: NewDagRun): Promise<{
   for (let attempt = 0; ; attempt++) {
     const runId = run.runId ?? (attempt === 0 ? defaultRunId : `${defaultRunId}_${Math.random().toString(36).slice(2, 8)}`);
     try {
+      // The dag row is read again under a shared lock by the INSERT itself: a DELETE of the DAG
+      // (which locks that row first) either waits for this run and deletes it too, or has
+      // committed and this inserts nothing — never a run left behind without its DAG.
       const [result] = await db.pool.query<ResultSetHeader>(
         `INSERT INTO dag_run (dag_id, run_id, version_hash, run_type, state, logical_date, data_interval_start, data_interval_end,
                               conf, note, external_trigger, queued_at, idempotency_key, request_hash)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         SELECT d.dag_id, ?, d.latest_version_hash, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+           FROM dag d WHERE d.dag_id = ? AND d.is_active = 1 AND d.latest_version_hash IS NOT NULL LOCK IN SHARE MODE`,
         [
-          run.dagId,
           runId,
-          dag.latest_version_hash,
           run.runType,
           RunState.Queued,
           run.logicalDate,
@@ -49,8 +51,10 @@ export async function createDagRun(db: Db, now: Date, run: NewDagRun): Promise<{
           now,
           run.idempotency?.key ?? null,
           run.idempotency?.requestHash ?? null,
+          run.dagId,
         ],
       );
+      if (result.affectedRows === 0) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${run.dagId}" not found (deleted or deactivated just now)`);
       return { id: result.insertId, runId };
     } catch (err) {
       if (!isDuplicateKey(err)) throw err;

@@ -374,6 +374,33 @@ describe("DAG and DAG run API", () => {
       expect((await send("DELETE", `/dags/apid_sleeper/dagRuns/${runId}`)).statusCode).toBe(204);
     });
 
+    it("a trigger racing a DAG delete waits for it and creates nothing: no run outlives its DAG", async () => {
+      // What deleteDag does, held open: the dag row locked and deleted, not yet committed.
+      const conn = await h.db.pool.getConnection();
+      try {
+        await conn.query("START TRANSACTION");
+        await conn.query("SELECT dag_id FROM dag WHERE dag_id = 'apid_gamma' FOR UPDATE");
+        await conn.query("DELETE FROM dag WHERE dag_id = 'apid_gamma'");
+        const racing = send("POST", "/dags/apid_gamma/dagRuns", { dag_run_id: "racer" });
+        await waitFor("the trigger to wait for the dag row", async () => {
+          const [rows] = await h.db.pool.query<RowDataPacket[]>(
+            "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND INFO LIKE 'INSERT INTO dag_run%'",
+          );
+          return Number(rows[0]!.n) > 0;
+        });
+        await conn.query("COMMIT");
+        const res = await racing;
+        expect({ status: res.statusCode, code: res.json().code }).toEqual({ status: 404, code: "BATON_DAG_NOT_FOUND" });
+        expect(await count("SELECT COUNT(*) AS n FROM dag_run WHERE dag_id = 'apid_gamma' AND run_id = 'racer'", [])).toBe(0);
+      } finally {
+        conn.release();
+      }
+      // The file still defines it: parsed again, it comes back.
+      await h.db.pool.query("UPDATE dag_file SET content_hash = REPEAT('0', 64) WHERE fileloc LIKE '%dags.ts'");
+      await h.processor.scan();
+      expect((await get("/dags/apid_gamma")).statusCode).toBe(200);
+    });
+
     it("DELETE a DAG removes its runs, task data, backfills and versions, leaves other DAGs alone; its file brings it back", async () => {
       const backfill = await send("POST", "/backfills", { dag_id: "apid_doomed", from_date: "2026-01-01T00:00:00Z", to_date: "2026-01-02T00:00:00Z" });
       expect(backfill.statusCode).toBe(200);
