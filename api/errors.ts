@@ -48,6 +48,8 @@ export function installErrorHandler(app: FastifyInstance, logger: Logger): void 
       problem = problemOf("BATON_UNSUPPORTED_MEDIA_TYPE", err.message);
     } else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       problem = problemOf("BATON_VALIDATION_FAILED", err.message);
+    } else if (["ER_LOCK_WAIT_TIMEOUT", "ER_LOCK_DEADLOCK"].includes((err as { code?: string }).code ?? "")) {
+      problem = problemOf("BATON_DATABASE_BUSY", "the database was busy with the same rows and this request was rolled back; retry");
     } else if (isConnectionError(err)) {
       problem = problemOf("BATON_DATABASE_UNAVAILABLE", "the database cannot be reached; retry later");
     } else {

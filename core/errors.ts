@@ -45,6 +45,7 @@ export const ERRORS = {
   BATON_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: "Unsupported media type" },
   BATON_DATABASE_UNAVAILABLE: { status: 503, title: "Database unavailable" },
   BATON_API_UNREACHABLE: { status: 503, title: "Baton API unreachable" },
+  BATON_DATABASE_BUSY: { status: 503, title: "Database busy" },
   BATON_MIGRATION_CHECKSUM_MISMATCH: { status: 500, title: "Applied migration was changed" },
   BATON_MIGRATION_LOCK_TIMEOUT: { status: 500, title: "Could not acquire the migration lock" },
   BATON_DAG_IMPORT_ERROR: { status: 422, title: "DAG file could not be imported" },

@@ -27,6 +27,9 @@ describe("API error handler", () => {
   app.get("/coded", async () => {
     throw new BatonError("BATON_POOL_NOT_FOUND", 'pool "x" not found');
   });
+  app.get("/locked", async () => {
+    throw Object.assign(new Error("Lock wait timeout exceeded; try restarting transaction"), { code: "ER_LOCK_WAIT_TIMEOUT" });
+  });
   afterAll(() => app.close());
   beforeEach(() => void lines.splice(0));
 
@@ -40,6 +43,13 @@ describe("API error handler", () => {
     expect(lines[0]!.message).toContain("GET /boom: TypeError: secret internals");
     // The query string (it may hold a secret) stays out of the log.
     expect(lines[0]!.message).not.toContain("token=abc");
+  });
+
+  it("answers a lock wait timeout as 503 BATON_DATABASE_BUSY (retry), not as an internal error", async () => {
+    const res = await app.inject({ method: "GET", url: "/locked" });
+    expect(res.statusCode).toBe(503);
+    expect(res.json().code).toBe("BATON_DATABASE_BUSY");
+    expect(lines).toEqual([]);
   });
 
   it("does not log coded errors: they are answers, not faults", async () => {
