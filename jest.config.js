@@ -14,7 +14,9 @@ export default {
   testMatch: ["<rootDir>/test/**/*.test.ts"],
   testPathIgnorePatterns: ["/node_modules/", "/test/fixtures/"],
   modulePathIgnorePatterns: ["<rootDir>/bench/results/"],
-  testTimeout: 30_000,
+  // CLI tests start several `baton` processes in one test (1.5–4 s each on a busy 2-core machine);
+  // every wait inside a test has its own, shorter deadline.
+  testTimeout: 60_000,
   // test/chaos/ runs last (see the file).
   testSequencer: "<rootDir>/test/helpers/sequencer.js",
   maxWorkers: 2,

@@ -133,11 +133,17 @@ export async function clearTasks(
 
   return db.tx(async (tx) => {
     const lock = dryRun ? "" : " FOR UPDATE";
-    const [rows] = await tx.query<RowDataPacket[]>(
+    const [allRows] = await tx.query<RowDataPacket[]>(
       `SELECT id, task_id, map_index, state, pool, pool_slots FROM task_instance WHERE dag_run_id = ? ORDER BY task_id, map_index${lock}`,
       [dagRunId],
     );
-    const [[runRow]] = await tx.query<RowDataPacket[]>(`SELECT state FROM dag_run WHERE id = ?${lock}`, [dagRunId]);
+    const [[runRow]] = await tx.query<RowDataPacket[]>(`SELECT state, compensation FROM dag_run WHERE id = ?${lock}`, [dagRunId]);
+    // A finished saga's compensation belongs to the attempt that failed: clearing starts a new
+    // attempt, so its compensation task instances go and a new failure compensates again.
+    const compensationIds = new Set(shape.compensations.map((c) => c.taskId));
+    const endedSaga = runRow!.compensation != null && runRow!.compensation !== "running";
+    const dropped = endedSaga ? allRows.filter((r) => compensationIds.has(r.task_id)) : [];
+    const rows = endedSaga ? allRows.filter((r) => !compensationIds.has(r.task_id)) : allRows;
     const hits = rows.filter((r) => chosen.has(r.task_id) && selects(r.state));
     const result: ClearResult = {
       dagRunId,
@@ -154,6 +160,12 @@ export async function clearTasks(
 
     const clearedIds = new Set(hits.map((r) => Number(r.id)));
     const clearedTaskIds = [...new Set(hits.map((r) => r.task_id as string))];
+    if (dropped.length > 0) {
+      const ids = dropped.map((r) => Number(r.id));
+      await tx.query(`DELETE FROM task_step WHERE task_instance_id IN (${inList(ids)})`, ids);
+      await tx.query(`DELETE FROM xcom WHERE dag_run_id = ? AND task_id IN (${inList(dropped.map((r) => r.task_id))})`, [dagRunId, ...dropped.map((r) => r.task_id)]);
+      await tx.query(`DELETE FROM task_instance WHERE id IN (${inList(ids)})`, ids);
+    }
     await exec(tx, resetStatements(shape, hits));
     await tx.query(`DELETE FROM xcom WHERE dag_run_id = ? AND task_id IN (${inList(clearedTaskIds)})`, [dagRunId, ...clearedTaskIds]);
     // A cleared task runs from scratch: its durable steps are forgotten too.
@@ -171,7 +183,7 @@ export async function clearTasks(
     if (finished) {
       // A finished run restarts its clock (Airflow sets start_date on clear): its dagrunTimeout counts from now.
       const timeoutMs = shape.dag.dagrunTimeoutMs ?? null;
-      await tx.query("UPDATE dag_run SET state = 'running', end_date = NULL, unfinished_tasks = ?, start_date = ?, timeout_at = ? WHERE id = ?", [
+      await tx.query("UPDATE dag_run SET state = 'running', end_date = NULL, compensation = NULL, unfinished_tasks = ?, start_date = ?, timeout_at = ? WHERE id = ?", [
         unfinished,
         now,
         timeoutMs === null ? null : new Date(now.getTime() + timeoutMs),

@@ -65,6 +65,29 @@ describe("saga compensation", () => {
     expect((await readFile(marks, "utf8")).split("\n").filter(Boolean)).toEqual(["reserve", "charge", "refund ch_1", "release A1"]);
   });
 
+  it("clearing a compensated run starts a new attempt: when it fails again, it is compensated again", async () => {
+    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-saga-")), "marks.txt");
+    const { run: first } = await run("saga_order", { marks, failLabel: true });
+    expect(first).toMatchObject({ state: "failed", compensation: "compensated" });
+    const runUrl = `/api/v1/dags/saga_order/dagRuns/${encodeURIComponent(first.dag_run_id)}`;
+    const cleared = await h.app.inject({
+      method: "POST",
+      url: "/api/v1/dags/saga_order/clearTaskInstances",
+      payload: { dag_run_id: first.dag_run_id, dry_run: false, task_ids: ["reserve", "charge", "label"], only_failed: false },
+    });
+    expect(cleared.statusCode).toBe(200);
+    expect((await h.app.inject({ method: "GET", url: runUrl })).json()).toMatchObject({ state: "running", compensation: null });
+    const again = await waitFor("the second attempt to end", async () => {
+      const r = (await h.app.inject({ method: "GET", url: runUrl })).json();
+      return r.state === "failed" ? r : null;
+    }, 20_000);
+    expect(again).toMatchObject({ compensation: "compensated", compensated: true });
+    const once = ["reserve", "charge", "refund ch_1", "release A1"];
+    expect((await readFile(marks, "utf8")).split("\n").filter(Boolean)).toEqual([...once, ...once]);
+    const [tis] = await h.db.pool.query<RowDataPacket[]>("SELECT task_id, try_number FROM task_instance WHERE dag_id = 'saga_order' AND run_id = ? AND task_id LIKE '%__compensate' ORDER BY task_id", [first.dag_run_id]);
+    expect(tis.map((r) => [r.task_id, r.try_number])).toEqual([["charge__compensate", 1], ["label__compensate", 0], ["reserve__compensate", 1]]);
+  });
+
   it("a successful run creates no compensation tasks", async () => {
     const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-saga-")), "marks.txt");
     const { run: r, tasks } = await run("saga_order", { marks });
