@@ -1,6 +1,7 @@
 // Reading the event log: filtered pages for the API, one entry by id, and "everything after id N"
 // for live streams.
 import type { Queryable, RowDataPacket } from "../db.ts";
+import { Conditions } from "./conditions.ts";
 import { countRows } from "./counting.ts";
 
 /** An event name as the API shows it, `<kind>:<to_state>` (e.g. task:success), split in two. */
@@ -29,30 +30,21 @@ export interface EventFilter {
 }
 
 function where(f: EventFilter): { sql: string; params: unknown[] } {
-  const clauses: string[] = ["1 = 1"];
-  const params: unknown[] = [];
-  const add = (sql: string, ...values: unknown[]) => {
-    clauses.push(sql);
-    params.push(...values);
-  };
-  const anyOf = (names: EventName[]) => {
-    params.push(...names.flatMap((n) => [n.kind, n.toState]));
-    return `(${names.map(() => "(kind = ? AND to_state = ?)").join(" OR ")})`;
-  };
-  if (f.dagId !== undefined) add("dag_id = ?", f.dagId);
-  if (f.runId !== undefined) add("run_id = ?", f.runId);
-  if (f.taskId !== undefined) add("task_id = ?", f.taskId);
-  if (f.mapIndex !== undefined) add("map_index = ?", f.mapIndex);
-  if (f.tryNumber !== undefined) add("try_number = ?", f.tryNumber);
-  if (f.event === null) clauses.push("1 = 0");
-  else if (f.event !== undefined) add("kind = ? AND to_state = ?", f.event.kind, f.event.toState);
-  if (f.includedEvents !== undefined) clauses.push(f.includedEvents.length === 0 ? "1 = 0" : anyOf(f.includedEvents));
-  if (f.excludedEvents !== undefined && f.excludedEvents.length > 0) clauses.push(`NOT ${anyOf(f.excludedEvents)}`);
-  if (f.owner !== undefined) add("actor = ?", f.owner);
-  if (f.after !== undefined) add("at >= ?", f.after);
-  if (f.before !== undefined) add("at < ?", f.before);
-  if (f.afterId !== undefined) add("id > ?", f.afterId);
-  return { sql: clauses.join(" AND "), params };
+  const w = new Conditions().eq("dag_id", f.dagId).eq("run_id", f.runId).eq("task_id", f.taskId).eq("map_index", f.mapIndex).eq("try_number", f.tryNumber);
+  const anyOf = (names: EventName[]) => `(${names.map(() => "(kind = ? AND to_state = ?)").join(" OR ")})`;
+  const paramsOf = (names: EventName[]) => names.flatMap((n) => [n.kind, n.toState]);
+  if (f.event === null) w.add("1 = 0");
+  else if (f.event !== undefined) w.add("kind = ? AND to_state = ?", f.event.kind, f.event.toState);
+  if (f.includedEvents !== undefined) {
+    if (f.includedEvents.length === 0) w.add("1 = 0");
+    else w.add(anyOf(f.includedEvents), ...paramsOf(f.includedEvents));
+  }
+  if (f.excludedEvents?.length) w.add(`NOT ${anyOf(f.excludedEvents)}`, ...paramsOf(f.excludedEvents));
+  w.eq("actor", f.owner);
+  if (f.after !== undefined) w.add("at >= ?", f.after);
+  if (f.before !== undefined) w.add("at < ?", f.before);
+  if (f.afterId !== undefined) w.add("id > ?", f.afterId);
+  return w;
 }
 
 export async function listEvents(db: Queryable, f: EventFilter, page: { limit: number; offset: number; newestFirst?: boolean }) {

@@ -1,5 +1,6 @@
 // Read-only queries behind the API and CLI. Lists order by a unique key so pages are stable.
 import type { Queryable, ResultSetHeader, RowDataPacket } from "../db.ts";
+import { Conditions } from "./conditions.ts";
 import { countRows } from "./counting.ts";
 
 export interface Page {
@@ -41,29 +42,13 @@ function containsPattern(text: string): string {
 }
 
 function dagWhere(f: DagFilter): { sql: string; params: unknown[] } {
-  const where = ["1 = 1"];
-  const params: unknown[] = [];
-  if (f.onlyActive) where.push("d.is_active = 1");
-  if (f.paused !== undefined) {
-    where.push("d.is_paused = ?");
-    params.push(f.paused ? 1 : 0);
-  }
-  if (f.tags?.length) {
-    where.push(`(${f.tags.map(() => "JSON_CONTAINS(d.tags, ?)").join(" OR ")})`);
-    params.push(...f.tags.map((t) => JSON.stringify(t)));
-  }
-  if (f.dagIdPattern) {
-    where.push("LOWER(d.dag_id) LIKE ?");
-    params.push(containsPattern(f.dagIdPattern.toLowerCase()));
-  }
-  if (f.dagIds) {
-    if (f.dagIds.length === 0) where.push("1 = 0");
-    else {
-      where.push(`d.dag_id IN (${f.dagIds.map(() => "?").join(", ")})`);
-      params.push(...f.dagIds);
-    }
-  }
-  return { sql: where.join(" AND "), params };
+  const w = new Conditions();
+  if (f.onlyActive) w.add("d.is_active = 1");
+  if (f.paused !== undefined) w.add("d.is_paused = ?", f.paused ? 1 : 0);
+  if (f.tags?.length) w.add(`(${f.tags.map(() => "JSON_CONTAINS(d.tags, ?)").join(" OR ")})`, ...f.tags.map((t) => JSON.stringify(t)));
+  if (f.dagIdPattern) w.add("LOWER(d.dag_id) LIKE ?", containsPattern(f.dagIdPattern.toLowerCase()));
+  w.in("d.dag_id", f.dagIds, "none");
+  return w;
 }
 
 export async function listDags(db: Queryable, p: Page & DagFilter & { orderBy?: string }) {
@@ -125,32 +110,12 @@ export interface DagRunFilter {
 }
 
 function dagRunWhere(f: DagRunFilter): { sql: string; params: unknown[] } {
-  const where = ["1 = 1"];
-  const params: unknown[] = [];
-  const inClause = (column: string, values: string[]) => {
-    if (values.length === 0) where.push("1 = 0");
-    else {
-      where.push(`${column} IN (${values.map(() => "?").join(", ")})`);
-      params.push(...values);
-    }
-  };
-  if (f.dagIds) inClause("r.dag_id", f.dagIds);
-  if (f.states?.length) inClause("r.state", f.states);
-  for (const [column, range] of [
-    ["r.logical_date", f.logicalDate],
-    ["r.start_date", f.startDate],
-    ["r.end_date", f.endDate],
-  ] as const) {
-    if (range?.gte) {
-      where.push(`${column} >= ?`);
-      params.push(range.gte);
-    }
-    if (range?.lte) {
-      where.push(`${column} <= ?`);
-      params.push(range.lte);
-    }
-  }
-  return { sql: where.join(" AND "), params };
+  return new Conditions()
+    .in("r.dag_id", f.dagIds, "none")
+    .in("r.state", f.states, "any")
+    .range("r.logical_date", f.logicalDate?.gte, f.logicalDate?.lte)
+    .range("r.start_date", f.startDate?.gte, f.startDate?.lte)
+    .range("r.end_date", f.endDate?.gte, f.endDate?.lte);
 }
 
 const DEFERRED_JOIN_FROM_OFFSET = 1_000;
@@ -234,35 +199,18 @@ export interface TaskInstanceFilter {
 }
 
 function taskInstanceWhere(f: TaskInstanceFilter): { sql: string; params: unknown[] } {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  const anyOf = (column: string, values: readonly unknown[] | undefined) => {
-    if (!values?.length) return;
-    where.push(`${column} IN (${values.map(() => "?").join(", ")})`);
-    params.push(...values);
-  };
-  const range = (column: string, gte: unknown, lte: unknown) => {
-    if (gte !== undefined) {
-      where.push(`${column} >= ?`);
-      params.push(gte);
-    }
-    if (lte !== undefined) {
-      where.push(`${column} <= ?`);
-      params.push(lte);
-    }
-  };
-  anyOf("ti.dag_run_id", f.dagRunIds);
-  anyOf("ti.dag_id", f.dagIds);
-  anyOf("ti.run_id", f.runIds);
-  anyOf("ti.task_id", f.taskIds);
-  anyOf("ti.state", f.states);
-  anyOf("ti.pool", f.pools);
-  anyOf("ti.queue", f.queues);
-  range("r.logical_date", f.executionDateGte, f.executionDateLte);
-  range("ti.start_date", f.startDateGte, f.startDateLte);
-  range("ti.end_date", f.endDateGte, f.endDateLte);
-  range("ti.duration", f.durationGte, f.durationLte);
-  return { sql: where.length ? where.join(" AND ") : "1 = 1", params };
+  return new Conditions()
+    .in("ti.dag_run_id", f.dagRunIds, "any")
+    .in("ti.dag_id", f.dagIds, "any")
+    .in("ti.run_id", f.runIds, "any")
+    .in("ti.task_id", f.taskIds, "any")
+    .in("ti.state", f.states, "any")
+    .in("ti.pool", f.pools, "any")
+    .in("ti.queue", f.queues, "any")
+    .range("r.logical_date", f.executionDateGte, f.executionDateLte)
+    .range("ti.start_date", f.startDateGte, f.startDateLte)
+    .range("ti.end_date", f.endDateGte, f.endDateLte)
+    .range("ti.duration", f.durationGte, f.durationLte);
 }
 
 /**
@@ -284,23 +232,11 @@ export async function listTaskInstancesWhere(db: Queryable, f: TaskInstanceFilte
  * across runs; at most `limit` rows.
  */
 export async function listStartedRunsInRange(db: Queryable, dagId: string, range: { gte?: Date; lte?: Date }, states: string[] | undefined, limit: number) {
-  const where = ["r.dag_id = ?", "r.state <> 'queued'"];
-  const params: unknown[] = [dagId];
-  if (range.gte) {
-    where.push("r.logical_date >= ?");
-    params.push(range.gte);
-  }
-  if (range.lte) {
-    where.push("r.logical_date <= ?");
-    params.push(range.lte);
-  }
-  if (states?.length) {
-    where.push(`EXISTS (SELECT 1 FROM task_instance ti WHERE ti.dag_run_id = r.id AND ti.state IN (${states.map(() => "?").join(", ")}))`);
-    params.push(...states);
-  }
+  const w = new Conditions().add("r.dag_id = ?", dagId).add("r.state <> 'queued'").range("r.logical_date", range.gte, range.lte);
+  if (states?.length) w.add(`EXISTS (SELECT 1 FROM task_instance ti WHERE ti.dag_run_id = r.id AND ti.state IN (${states.map(() => "?").join(", ")}))`, ...states);
   const [rows] = await db.query<RowDataPacket[]>(
-    `SELECT r.id, r.run_id, r.version_hash, r.logical_date FROM dag_run r WHERE ${where.join(" AND ")} ORDER BY r.logical_date, r.id LIMIT ${Math.floor(limit)}`,
-    params,
+    `SELECT r.id, r.run_id, r.version_hash, r.logical_date FROM dag_run r WHERE ${w.sql} ORDER BY r.logical_date, r.id LIMIT ${Math.floor(limit)}`,
+    w.params,
   );
   return rows;
 }
@@ -311,20 +247,14 @@ export async function listXcomEntries(
   f: { dagId?: string; runId?: string; dagRunId?: number; taskId?: string; mapIndex?: number; key?: string },
   p: Page,
 ) {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  const eq = (column: string, value: unknown) => {
-    if (value === undefined) return;
-    where.push(`${column} = ?`);
-    params.push(value);
-  };
-  eq("x.dag_run_id", f.dagRunId);
-  eq("r.dag_id", f.dagId);
-  eq("r.run_id", f.runId);
-  eq("x.task_id", f.taskId);
-  eq("x.map_index", f.mapIndex);
-  eq("x.xcom_key", f.key);
-  const sql = where.length ? where.join(" AND ") : "1 = 1";
+  const w = new Conditions()
+    .eq("x.dag_run_id", f.dagRunId)
+    .eq("r.dag_id", f.dagId)
+    .eq("r.run_id", f.runId)
+    .eq("x.task_id", f.taskId)
+    .eq("x.map_index", f.mapIndex)
+    .eq("x.xcom_key", f.key);
+  const { sql, params } = w;
   const from = "FROM xcom x JOIN dag_run r ON r.id = x.dag_run_id";
   const [rows] = await db.query<RowDataPacket[]>(
     `SELECT x.task_id, x.map_index, x.xcom_key, x.created_at, r.dag_id, r.run_id, r.logical_date ${from} WHERE ${sql}
