@@ -68,6 +68,19 @@ function parseBody(text: string): unknown {
   }
 }
 
+/** A client from its transport: `call` is `raw` plus problem JSON → ApiCallError, the same for both. */
+function clientOver(raw: ApiClient["raw"], close: () => Promise<void>): ApiClient {
+  return {
+    raw,
+    async call(method, path, options) {
+      const answer = await raw(method, path, options);
+      if (answer.status >= 400) throw errorOf(answer.status, answer.text);
+      return parseBody(answer.text) as any;
+    },
+    close,
+  };
+}
+
 /** The API at a URL, authenticated with a bearer token. */
 export function remoteClient(apiUrl: string, token?: string): ApiClient {
   const base = apiUrl.replace(/\/+$/, "").replace(/\/api\/v1$/, "");
@@ -87,15 +100,7 @@ export function remoteClient(apiUrl: string, token?: string): ApiClient {
     }
     return { status: response.status, headers: Object.fromEntries(response.headers.entries()), text: await response.text() };
   };
-  return {
-    raw,
-    async call(method, path, options) {
-      const answer = await raw(method, path, options);
-      if (answer.status >= 400) throw errorOf(answer.status, answer.text);
-      return parseBody(answer.text) as any;
-    },
-    close: async () => undefined,
-  };
+  return clientOver(raw, async () => undefined);
 }
 
 /** The API built in this process on the configured database (what a command does without --api-url). */
@@ -113,18 +118,10 @@ export async function localClient(runtime?: Runtime): Promise<ApiClient> {
     });
     return { status: answer.statusCode, headers: answer.headers as Record<string, string>, text: answer.body };
   };
-  return {
-    raw,
-    async call(method, path, options) {
-      const answer = await raw(method, path, options);
-      if (answer.status >= 400) throw errorOf(answer.status, answer.text);
-      return parseBody(answer.text) as any;
-    },
-    async close() {
-      await app.close();
-      if (!runtime) await rt.db.close();
-    },
-  };
+  return clientOver(raw, async () => {
+    await app.close();
+    if (!runtime) await rt.db.close();
+  });
 }
 
 /** The client a command uses: remote when --api-url or BATON_API_URL is given, local otherwise. */

@@ -19,6 +19,21 @@ interface AddOptions {
   extra?: string;
 }
 
+/** The API's connection fields from the flags that were given (left-out flags are left out). */
+function fieldsOf(opts: AddOptions): Record<string, unknown> {
+  const given = {
+    conn_type: opts.connType,
+    description: opts.description,
+    host: opts.host,
+    login: opts.login,
+    password: opts.password,
+    schema: opts.schema,
+    port: opts.port,
+    extra: opts.extra,
+  };
+  return Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
+}
+
 export function registerConnectionsCommands(program: Command): void {
   const connections = program.command("connections").description("list, show, add, update and delete connections (what tasks read with ctx.connection)");
 
@@ -52,17 +67,7 @@ export function registerConnectionsCommands(program: Command): void {
     .option("--description <text>", "what the connection is for")
     .action(async (id: string, opts: AddOptions, command: Command) =>
       withApi(command, async (client, { output }) => {
-        const body = {
-          connection_id: id,
-          conn_type: opts.connType,
-          description: opts.description,
-          host: opts.host,
-          login: opts.login,
-          password: opts.password,
-          schema: opts.schema,
-          port: opts.port,
-          extra: opts.extra,
-        };
+        const body = { connection_id: id, ...fieldsOf(opts) };
         const created = await client.call("POST", "/connections", { body });
         if (output === "json") printObject(created, output);
         else process.stdout.write(`added connection ${id}\n`);
@@ -82,17 +87,7 @@ export function registerConnectionsCommands(program: Command): void {
     .option("--description <text>", "what the connection is for")
     .action(async (id: string, opts: AddOptions, command: Command) =>
       withApi(command, async (client, { output }) => {
-        const given = {
-          conn_type: opts.connType,
-          description: opts.description,
-          host: opts.host,
-          login: opts.login,
-          password: opts.password,
-          schema: opts.schema,
-          port: opts.port,
-          extra: opts.extra,
-        };
-        const body = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
+        const body = fieldsOf(opts);
         const fields = Object.keys(body);
         if (fields.length === 0) throw new BatonError("BATON_VALIDATION_FAILED", "give at least one field to change, e.g. --host or --password");
         const updated = await client.call("PATCH", `/connections/${enc(id)}`, { query: { update_mask: fields }, body });
