@@ -3,16 +3,13 @@
 // processes; output is kept (last lines) to explain a failure.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir } from "node:fs/promises";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import mysql from "mysql2/promise";
 import { silentLogger } from "../../core/logger.ts";
 import { DagProcessor } from "../../parser/processor.ts";
 import { systemClock } from "../../core/clock.ts";
 import { connectionOptions, databaseNameOf, type Db, type RowDataPacket } from "../../store/db.ts";
+import { BIN, cleanEnv, ROOT } from "../helpers/cli.ts";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const BIN = path.join(ROOT, "bin/baton.js");
 const KEPT_LINES = 200;
 
 export interface Proc {
@@ -32,12 +29,6 @@ export interface Crash {
   code: number | null;
   signal: NodeJS.Signals | null;
   output: string;
-}
-
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("BATON_") && k !== "NODE_OPTIONS") env[k] = v;
-  return { ...env, ...extra };
 }
 
 export class Cluster {

@@ -3,12 +3,10 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { dropDatabase, openDb, type Db, type RowDataPacket } from "../../store/db.ts";
 import { createTestDb, waitFor } from "../helpers/db.ts";
+import { BIN, cleanEnv, ROOT } from "../helpers/cli.ts";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const BIN = path.join(ROOT, "bin/baton.js");
 
 interface Finished {
   code: number | null;
@@ -19,12 +17,6 @@ interface Finished {
 
 /** Every process this file starts, so afterAll can kill whatever is still alive. */
 const spawned = new Set<ChildProcess>();
-
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("BATON_") && k !== "NODE_OPTIONS") env[k] = v;
-  return { ...env, ...extra };
-}
 
 /** Starts `node bin/baton.js ...args`, collecting its output. */
 function start(args: string[], env: Record<string, string>) {

@@ -2,13 +2,10 @@
 // a fresh database, in table and JSON output. Each invocation is a process start, so they are few
 // and the independent ones run side by side.
 import { spawn } from "node:child_process";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { RowDataPacket } from "../../store/db.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
+import { BIN, ROOT } from "../helpers/cli.ts";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const BIN = path.join(ROOT, "bin/baton.js");
 
 const DAGS = dagSource(`
 export const a = dag({ id: "cli_dags_a", tags: ["etl"], description: "the A pipeline" }, (t) => {

@@ -7,12 +7,12 @@ import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { chromium, type Browser } from "playwright-core";
 import { dropDatabase, ensureDatabase } from "../../store/db.ts";
 import { waitFor } from "../helpers/db.ts";
+import { cleanEnv, ROOT } from "../helpers/cli.ts";
+export { ROOT };
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const SCREENSHOTS = path.join(ROOT, "test/ui/screenshots");
 const SERVER = process.env.BATON_TEST_DATABASE_SERVER ?? "mysql://root@127.0.0.1:3306";
 export const CHROMIUM = process.env.BATON_CHROMIUM ?? "/usr/bin/chromium";
@@ -51,12 +51,6 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("BATON_") && k !== "NODE_OPTIONS") env[k] = v;
-  return { ...env, ...extra };
 }
 
 /** A `node bin/baton.js standalone` process with its own database, folders, port and admin token. */
