@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type, type Static } from "typebox";
 import { BatonError } from "../../core/errors.ts";
 import type { RowDataPacket } from "../../store/db.ts";
-import { getEvent, latestEventId, listEvents, type EventFilter, type EventName } from "../../store/queries/events.ts";
+import { eventsAfter, getEvent, latestEventId, listEvents, type EventFilter, type EventName } from "../../store/queries/events.ts";
 import { isoOrNull } from "../../store/rows.ts";
 import type { ApiDeps } from "../context.ts";
 import { DateTime, ListOf, Nullable } from "../openapi.ts";
@@ -194,7 +194,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db 
       req.raw.on("close", stop);
       while (open) {
         try {
-          const { rows } = await listEvents(db.pool, { ...filter, afterId }, { limit: 500, offset: 0 });
+          const rows = await eventsAfter(db.pool, filter, afterId, 500);
           for (const r of rows) {
             afterId = Number(r.id);
             reply.raw.write(`id: ${afterId}\nevent: ${r.kind}\ndata: ${JSON.stringify(eventJson(r))}\n\n`);

@@ -57,6 +57,13 @@ export async function listEvents(db: Queryable, f: EventFilter, page: { limit: n
   return { rows, total };
 }
 
+/** The next events after `afterId`, oldest first, for live streams: no total (each client polls it several times a second). */
+export async function eventsAfter(db: Queryable, f: EventFilter, afterId: number, limit: number): Promise<RowDataPacket[]> {
+  const w = where({ ...f, afterId });
+  const [rows] = await db.query<RowDataPacket[]>(`SELECT * FROM event_log WHERE ${w.sql} ORDER BY id LIMIT ${Math.floor(limit)}`, w.params);
+  return rows;
+}
+
 export async function getEvent(db: Queryable, id: number): Promise<RowDataPacket | undefined> {
   const [rows] = await db.query<RowDataPacket[]>("SELECT * FROM event_log WHERE id = ?", [id]);
   return rows[0];
