@@ -14,6 +14,7 @@ import { FailError, SkipError } from "../sdk/errors.ts";
 import { decideSkips } from "./branching.ts";
 import { taskSecrets } from "./taskSecrets.ts";
 import { SecretMasker } from "../core/sensitive.ts";
+import { TryLog } from "./tryLog.ts";
 import type { DagCallbackMessage, RunTryMessage, StepAck, StepPut, TryOutcome } from "./protocol.ts";
 
 // Packages the SDK loads at run time (mysql2 for SQL sensors) come from Baton's installation,
@@ -218,17 +219,22 @@ function openLog(logPath: string): Promise<WriteStream> {
   );
 }
 
+/** The log of the try running now: saved synchronously if a task ends the process. */
+let currentLog: TryLog | undefined;
+process.on("exit", () => currentLog?.flushSync());
+
 async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   m.clockOffsetMs = m.clockNow ? Date.parse(m.clockNow) - Date.now() : 0;
-  const log = await openLog(m.logPath);
+  const log = new TryLog(m.logPath);
+  currentLog = log;
   masker.clear();
   const line = (level: string, args: unknown[]) => log.write(masker.mask(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`));
   // Everything the task prints lands in its try's log file, with the secrets it fetched masked.
   const stdoutWrite = process.stdout.write;
   const stderrWrite = process.stderr.write;
   const capture = (chunk: unknown, encoding?: unknown, cb?: unknown) => {
-    if (masker.size === 0) log.write(chunk as string);
-    else log.write(masker.mask(typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString("utf8")));
+    const text = typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString("utf8");
+    log.write(masker.size === 0 ? text : masker.mask(text));
     const callback = typeof encoding === "function" ? encoding : cb;
     if (typeof callback === "function") callback();
     return true;
@@ -323,8 +329,11 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
     process.stdout.write = stdoutWrite;
     process.stderr.write = stderrWrite;
   }
-  // The outcome is reported only once the log is on disk, so a reader never sees a cut log.
-  await new Promise<void>((resolve) => log.end(resolve));
+  // The outcome is reported only once the log is on disk or travels with it, so a reader
+  // never sees a cut log.
+  const text = await log.end();
+  currentLog = undefined;
+  if (text !== undefined) result.log = text;
   return result;
 }
 

@@ -41,6 +41,8 @@ export interface TryOutcome {
   error?: TryError;
   /** Tasks a successful branch / short-circuit task decided to skip. */
   skipTasks?: string[];
+  /** The try's whole log when it stayed short (executor/tryLog.ts); stored in task_log with the outcome. */
+  log?: string;
 }
 
 /** A DAG-level callback for a run that ended; run by the worker that recorded the end. */

@@ -374,6 +374,7 @@ export class Worker {
           outcome = {
             outcome: "failed",
             error: { name: "TaskTimeoutError", code: "BATON_TASK_TIMEOUT", message: `task exceeded its execution timeout of ${formatDuration(timeoutMs ?? 0)}` },
+            log: outcome.log,
           };
         }
         this.complete(task, outcome);

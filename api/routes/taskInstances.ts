@@ -17,6 +17,7 @@ import {
   type TaskInstanceFilter,
 } from "../../store/queries/read.ts";
 import { listTaskSteps } from "../../store/queries/steps.ts";
+import { storedTaskLog } from "../../store/queries/logs.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import { MARKABLE_STATES, setTaskState, type ChangedTask } from "../../store/transitions/setTaskState.ts";
 import { VersionCache } from "../../store/versions.ts";
@@ -180,29 +181,36 @@ export function utf8Boundary(buf: Buffer, end: number): number {
   return end;
 }
 
-/** Bytes [offset, offset + max) of a file (max undefined: to its end); null when it does not exist. */
-async function readLog(file: string, offset: number, max: number | undefined): Promise<{ text: string; next: number; size: number } | null> {
+/**
+ * Bytes [offset, offset + max) (max undefined: to the end) of a try's log: its stored text
+ * (task_log) followed by its file, either of which may be missing; null when both are.
+ */
+async function readLog(stored: Buffer | null, file: string, offset: number, max: number | undefined): Promise<{ text: string; next: number; size: number } | null> {
   let handle;
   try {
     handle = await open(file, "r");
   } catch {
-    return null;
+    handle = undefined;
   }
+  if (!handle && !stored) return null;
+  const head = stored ?? Buffer.alloc(0);
   try {
-    const { size } = await handle.stat();
+    const fileSize = handle ? (await handle.stat()).size : 0;
+    const size = head.length + fileSize;
     if (offset > size) throw new BatonError("BATON_INVALID_CONTINUATION_TOKEN", `query.token points past the end of this log (${size} bytes)`);
     const want = Math.min(max ?? size - offset, size - offset);
     const buf = Buffer.alloc(want);
     let read = 0;
-    while (read < want) {
-      const { bytesRead } = await handle.read(buf, read, want - read, offset + read);
+    if (offset < head.length) read = head.copy(buf, 0, offset, Math.min(head.length, offset + want));
+    while (handle && read < want) {
+      const { bytesRead } = await handle.read(buf, read, want - read, offset + read - head.length);
       if (bytesRead === 0) break;
       read += bytesRead;
     }
     const end = offset + read < size ? utf8Boundary(buf, read) : read;
     return { text: buf.subarray(0, end).toString("utf8"), next: offset + end, size };
   } finally {
-    await handle.close();
+    await handle?.close();
   }
 }
 
@@ -587,7 +595,8 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
       if (!file.startsWith(root + path.sep)) throw new BatonError("BATON_LOG_NOT_FOUND", `no log for try ${tryNumber} of task "${ti.task_id}"`);
       // The try may still write: it is the current one and the task has not moved past it.
       const ended = tryNumber < ti.try_number || isTerminalTaskState(ti.state) || ti.state === TaskState.UpForRetry;
-      const chunk = (await readLog(file, offset, req.query.full_content ? undefined : LOG_CHUNK_BYTES)) ?? (ended ? null : { text: "", next: offset, size: offset });
+      const stored = await storedTaskLog(db.pool, Number(ti.id), tryNumber);
+      const chunk = (await readLog(stored, file, offset, req.query.full_content ? undefined : LOG_CHUNK_BYTES)) ?? (ended ? null : { text: "", next: offset, size: offset });
       if (!chunk) throw new BatonError("BATON_LOG_NOT_FOUND", `no log for try ${tryNumber} of task "${ti.task_id}" on this host`);
       const token = ended && chunk.next >= chunk.size ? null : encodeLogToken(chunk.next);
       if (token) void reply.header("x-continuation-token", token);

@@ -56,6 +56,8 @@ export interface FinishedTry {
   error?: TryError;
   /** Tasks a successful branch / short-circuit try chose to skip. */
   skipTasks?: string[];
+  /** The try's log when it stayed short; stored in task_log (appended: a rescheduled sensor's pokes share a try). */
+  log?: string;
   endedAt: Date;
 }
 
@@ -225,6 +227,16 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
             VALUES ${xcoms.map(() => "(?, ?, ?, 'return_value', ?, ?)").join(", ")}
             ON DUPLICATE KEY UPDATE value = VALUES(value), created_at = VALUES(created_at)`,
       params: xcoms.flatMap((p) => [p.t.task.dagRunId, p.t.task.taskId, p.t.task.mapIndex, JSON.stringify(p.t.output), now]),
+    });
+  }
+
+  const logs = planned.filter((p) => p.t.log !== undefined);
+  if (logs.length > 0) {
+    statements.push({
+      sql: `INSERT INTO task_log (task_instance_id, try_number, content, updated_at)
+            VALUES ${logs.map(() => "(?, ?, ?, ?)").join(", ")}
+            ON DUPLICATE KEY UPDATE content = CONCAT(content, VALUES(content)), updated_at = VALUES(updated_at)`,
+      params: logs.flatMap((p) => [p.t.task.id, p.t.task.tryNumber, p.t.log, now]),
     });
   }
 

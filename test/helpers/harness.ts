@@ -115,6 +115,15 @@ export class Harness {
     return this;
   }
 
+  /** A try's whole log as the API serves it (stored text, then file); null when there is none. */
+  async taskLog(dagId: string, runId: string, taskId: string, tryNumber: number): Promise<string | null> {
+    const url = `/api/v1/dags/${encodeURIComponent(dagId)}/dagRuns/${encodeURIComponent(runId)}/taskInstances/${encodeURIComponent(taskId)}/logs/${tryNumber}?full_content=true`;
+    const res = await this.app.inject({ method: "GET", url });
+    if (res.statusCode === 404) return null;
+    if (res.statusCode !== 200) throw new Error(`GET ${url}: ${res.statusCode} ${res.body}`);
+    return res.body;
+  }
+
   async stop(): Promise<void> {
     await this.app?.close();
     await this.scheduler?.stop();

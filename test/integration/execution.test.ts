@@ -1,12 +1,10 @@
 // Task execution end to end: failures and retries, FailError/SkipError, trigger-rule
 // propagation, a diamond and a 200-way fan-in, outputs and conf, timeouts and fencing.
 // Real MariaDB, real worker child processes, the API through inject().
-import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
-import { taskLogPath } from "../../core/logPaths.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 import { claimTasks, type ClaimedTask } from "../../store/transitions/claimTasks.ts";
 import { finishTries, type FinishedTry } from "../../store/transitions/finishTries.ts";
@@ -191,8 +189,6 @@ describe("task execution", () => {
     return h.app.inject({ method: "GET", url: `/api/v1/dags/${dagId}/dagRuns/${enc(runId)}/taskInstances/${taskId}/xcomEntries/return_value` });
   }
 
-  const logFile = (dagId: string, runId: string, taskId: string, tryNumber: number) => taskLogPath(h.logsFolder, { dagId, runId, taskId, tryNumber });
-
   beforeAll(async () => {
     await h.start({
       "fail.ts": FAIL,
@@ -234,12 +230,12 @@ describe("task execution", () => {
     const down = await taskJson("ex_fail", runId, "down");
     expect(down).toMatchObject({ state: "upstream_failed", error: null });
     expect((await xcom("ex_fail", runId, "boom")).statusCode).toBe(404);
-    expect(existsSync(logFile("ex_fail", runId, "down", 1))).toBe(false);
-    const log = await readFile(logFile("ex_fail", runId, "boom", 1), "utf8");
+    expect(await h.taskLog("ex_fail", runId, "down", 1)).toBeNull();
+    const log = await h.taskLog("ex_fail", runId, "boom", 1);
     expect(log).toContain("kaboom: no retries here");
   });
 
-  it("retries a flaky task after retryDelay until it succeeds on try 3, with one log file per try", async () => {
+  it("retries a flaky task after retryDelay until it succeeds on try 3, with one log per try", async () => {
     const runId = await trigger("ex_retry");
     const run = await finished("ex_retry", runId);
     expect(run.state).toBe("success");
@@ -251,10 +247,7 @@ describe("task execution", () => {
 
     const logs: string[] = [];
     for (const n of [1, 2, 3]) {
-      const file = logFile("ex_retry", runId, "flaky", n);
-      expect(path.basename(file)).toBe(`attempt=${n}.log`);
-      expect(file.startsWith(h.logsFolder)).toBe(true);
-      logs.push(await readFile(file, "utf8"));
+      logs.push((await h.taskLog("ex_retry", runId, "flaky", n)) ?? "");
       expect(logs[n - 1]).toContain(`Starting try ${n} of 3`);
       expect(logs[n - 1]).toContain(`attempt marker ${n}`);
     }
@@ -262,7 +255,7 @@ describe("task execution", () => {
     expect(logs[1]).toContain("flaky failure on try 2");
     expect(logs[2]).not.toContain("flaky failure");
     expect(logs[2]).toContain("Task succeeded");
-    expect(existsSync(logFile("ex_retry", runId, "flaky", 4))).toBe(false);
+    expect(await h.taskLog("ex_retry", runId, "flaky", 4)).toBeNull();
 
     // Each retry started no sooner than retryDelay after the failure before it.
     const stamp = (log: string, text: string) => Date.parse(log.split("\n").find((l) => l.includes(text))!.slice(1, 25));
@@ -285,7 +278,7 @@ describe("task execution", () => {
     const nr = await taskJson("ex_fatal", runId, "non_retryable");
     expect(nr).toMatchObject({ state: "failed", try_number: 1 });
     expect(nr.error).toMatchObject({ code: "BATON_TASK_FAILED", message: "wrapped: give up" });
-    expect(existsSync(logFile("ex_fatal", runId, "fail_error", 2))).toBe(false);
+    expect(await h.taskLog("ex_fatal", runId, "fail_error", 2)).toBeNull();
   });
 
   it("SkipError and ctx.skip() skip the task, all_success downstream is skipped, and the run succeeds", async () => {
@@ -304,8 +297,8 @@ describe("task execution", () => {
       none_failed_join: ["success", 1],
     });
     expect((await xcom("ex_skip", runId, "none_failed_join")).json().value).toBe("ran anyway");
-    expect(await readFile(logFile("ex_skip", runId, "skip_by_error", 1), "utf8")).toContain("nothing to do today");
-    expect(await readFile(logFile("ex_skip", runId, "skip_by_ctx", 1), "utf8")).toContain("ctx says skip");
+    expect(await h.taskLog("ex_skip", runId, "skip_by_error", 1)).toContain("nothing to do today");
+    expect(await h.taskLog("ex_skip", runId, "skip_by_ctx", 1)).toContain("ctx says skip");
     for (const id of ["skip_by_error", "after_error_skip"]) expect(ts.get(id)!.error).toBeNull();
   });
 
@@ -320,7 +313,7 @@ describe("task execution", () => {
     expect(ts.get("b")!.start_date!.getTime()).toBeGreaterThanOrEqual(ts.get("a")!.end_date!.getTime());
     expect(await readFile(marker, "utf8")).toBe("d ran on try 1\n");
     expect((await xcom("ex_diamond", runId, "d")).json().value).toEqual({ b: 11, c: 101, sum: 112 });
-    expect(existsSync(logFile("ex_diamond", runId, "d", 2))).toBe(false);
+    expect(await h.taskLog("ex_diamond", runId, "d", 2)).toBeNull();
   });
 
   it(`fans out to ${FAN} tasks and joins them once all have ended`, async () => {
@@ -399,7 +392,7 @@ describe("task execution", () => {
       expect(ti.duration).toBeLessThan(5);
     }
     expect((await taskJson("ex_timeout", runId, "polite")).duration).toBeLessThan((await taskJson("ex_timeout", runId, "cpu_hog")).duration);
-    expect(await readFile(logFile("ex_timeout", runId, "polite", 1), "utf8")).toContain("aborted: execution timeout");
+    expect(await h.taskLog("ex_timeout", runId, "polite", 1)).toContain("aborted: execution timeout");
 
     // The worker replaced the killed process and keeps running tasks.
     const again = await trigger("ex_outputs");

@@ -62,7 +62,7 @@ describe("callbacks and dependsOnPast", () => {
     await waitFor("dag success callback", async () => (await lines()).includes(`dag-success:${runId}`));
     expect(await lines()).toEqual(expect.arrayContaining(['success:{"n":1}']));
     expect(await taskState("hooks", runId, "flaky")).toBe("success");
-    const log = await readFile(path.join(h.logsFolder, "dag_id=hooks", `run_id=${runId}`, "task_id=flaky", "attempt=1.log"), "utf8");
+    const log = await h.taskLog("hooks", runId, "flaky", 1);
     expect(log).toContain("onSuccess callback failed (the task's state is unchanged)");
   });
 

@@ -2,7 +2,6 @@
 // sensitive values, passwords that never come back, encryption at rest, a task reading both
 // (its log shows *** for the secrets), and the CLI's set/get round trip. Real MariaDB.
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { LightMyRequestResponse } from "fastify";
@@ -11,7 +10,6 @@ import { generateToken, hashToken } from "../../core/apiTokens.ts";
 import { insertToken } from "../../store/apiTokens.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
-import { taskLogPath } from "../../core/logPaths.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -285,7 +283,7 @@ describe("variables and connections", () => {
       passwordLength: PASSWORD.length,
     });
 
-    const log = await readFile(taskLogPath(h.logsFolder, { dagId: "vc_reader", runId, taskId: "read", tryNumber: 1 }), "utf8");
+    const log = await h.taskLog("vc_reader", runId, "read", 1);
     expect(log).toContain("greeting is hello-from-a-variable");
     expect(log).toContain("token is ***");
     expect(log).toContain("password is ***");
@@ -302,7 +300,7 @@ describe("variables and connections", () => {
     expect(leaky.state).toBe("failed");
     expect(leaky.error.message).toBe("could not log in with ***");
     expect(JSON.stringify(leaky)).not.toContain(PASSWORD);
-    const leakyLog = await readFile(taskLogPath(h.logsFolder, { dagId: "vc_reader", runId, taskId: "leaky_error", tryNumber: 1 }), "utf8");
+    const leakyLog = await h.taskLog("vc_reader", runId, "leaky_error", 1);
     expect(leakyLog).toContain("could not log in with ***");
     expect(leakyLog).not.toContain(PASSWORD);
   });

@@ -1,0 +1,123 @@
+// Where a try's log lives: short tries in task_log (stored with the outcome, no file), long or
+// large ones in their file; the API serves the stored text followed by the file.
+import { existsSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { taskLogPath } from "../../core/logPaths.ts";
+import type { RowDataPacket } from "../../store/db.ts";
+import { waitFor } from "../helpers/db.ts";
+import { Harness, dagSource } from "../helpers/harness.ts";
+
+const LOGS = dagSource(`
+export default dag({ id: "logs" }, (t) => {
+  t.task("short", async (ctx) => { ctx.log.info("short and sweet"); console.log("from console"); return 1; });
+  t.task("long", async (ctx) => {
+    ctx.log.info("before the pause");
+    await new Promise((r) => setTimeout(r, 1500));
+    ctx.log.info("after the pause");
+  });
+  t.task("big", async () => { for (let i = 0; i < 2000; i++) console.log(String(i).padStart(6, "0") + " " + "x".repeat(60)); });
+  t.task("crash", async (ctx) => { ctx.log.info("about to exit"); process.exit(3); });
+});
+`);
+
+describe("task logs", () => {
+  const h = new Harness();
+  let runId: string;
+  const logFile = (taskId: string, tryNumber = 1) => taskLogPath(h.logsFolder, { dagId: "logs", runId, taskId, tryNumber });
+  const stored = async (taskId: string) => {
+    const [rows] = await h.db.pool.query<RowDataPacket[]>(
+      "SELECT l.content FROM task_log l JOIN task_instance ti ON ti.id = l.task_instance_id WHERE ti.run_id = ? AND ti.task_id = ?",
+      [runId, taskId],
+    );
+    return rows[0]?.content as string | undefined;
+  };
+  const get = (url: string) => h.app.inject({ method: "GET", url, headers: { accept: "application/json" } });
+  const logUrl = (taskId: string) => `/api/v1/dags/logs/dagRuns/${encodeURIComponent(runId)}/taskInstances/${taskId}/logs/1`;
+
+  beforeAll(async () => {
+    await h.start({ "logs.ts": LOGS });
+    await h.run();
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/logs/dagRuns", payload: {} });
+    expect(res.statusCode).toBe(200);
+    runId = res.json().dag_run_id;
+    await waitFor("the run to end", async () => {
+      const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE run_id = ?", [runId]);
+      return row!.state !== "running" && row!.state !== "queued";
+    }, 30_000);
+  });
+  afterAll(() => h.stop());
+
+  it("stores a short try's log in MySQL with its outcome and creates no file", async () => {
+    expect(await stored("short")).toMatch(/Starting try 1 of 1[^]*short and sweet[^]*from console[^]*Task succeeded/);
+    expect(existsSync(logFile("short"))).toBe(false);
+    const log = await h.taskLog("logs", runId, "short", 1);
+    expect(log).toBe(await stored("short"));
+  });
+
+  it("writes a try that runs past a second to its file, complete once the try ended", async () => {
+    expect(await stored("long")).toBeUndefined();
+    expect(existsSync(logFile("long"))).toBe(true);
+    expect(await h.taskLog("logs", runId, "long", 1)).toMatch(/before the pause[^]*after the pause[^]*Task succeeded/);
+  });
+
+  it("moves a large log to its file and pages through it with continuation tokens", async () => {
+    expect(await stored("big")).toBeUndefined();
+    const whole = (await h.taskLog("logs", runId, "big", 1))!;
+    expect(whole).toContain("001999 ");
+    let token: string | null = null;
+    let paged = "";
+    for (let pages = 0; pages < 10; pages++) {
+      const res = await get(`${logUrl("big")}${token ? `?token=${token}` : ""}`);
+      expect(res.statusCode).toBe(200);
+      paged += res.json().content;
+      token = res.json().continuation_token;
+      if (!token) break;
+    }
+    expect(token).toBeNull();
+    expect(paged).toBe(whole);
+  });
+
+  it("keeps the log of a task that ends its own process", async () => {
+    expect(await h.taskLog("logs", runId, "crash", 1)).toContain("about to exit");
+  });
+
+  it("serves the stored text, then the file, across chunk boundaries", async () => {
+    const [[ti]] = await h.db.pool.query<RowDataPacket[]>("SELECT id FROM task_instance WHERE run_id = ? AND task_id = 'big'", [runId]);
+    await h.db.pool.query("INSERT INTO task_log (task_instance_id, try_number, content, updated_at) VALUES (?, 1, ?, NOW(6))", [ti!.id, "HEAD ✓\n"]);
+    const whole = await h.taskLog("logs", runId, "big", 1);
+    expect(whole!.startsWith("HEAD ✓\n[")).toBe(true);
+    expect(whole!.length).toBeGreaterThan(128 * 1024);
+    let token: string | null = null;
+    let paged = "";
+    for (let pages = 0; pages < 10; pages++) {
+      const res = await get(`${logUrl("big")}${token ? `?token=${token}` : ""}`);
+      paged += res.json().content;
+      token = res.json().continuation_token;
+      if (!token) break;
+    }
+    expect(paged).toBe(whole);
+    await h.db.pool.query("DELETE FROM task_log WHERE task_instance_id = ?", [ti!.id]);
+  });
+
+  it("an ended try's log: the stored text beside an empty file, the empty file alone, and 404 with neither", async () => {
+    await mkdir(path.dirname(logFile("short", 1)), { recursive: true });
+    await writeFile(logFile("short", 1), "");
+    // A stored log and an empty file: the stored text alone.
+    expect(await h.taskLog("logs", runId, "short", 1)).toBe(await stored("short"));
+    const [[ti]] = await h.db.pool.query<RowDataPacket[]>("SELECT id FROM task_instance WHERE run_id = ? AND task_id = 'short'", [runId]);
+    await h.db.pool.query("DELETE FROM task_log WHERE task_instance_id = ?", [ti!.id]);
+    expect(await h.taskLog("logs", runId, "short", 1)).toBe("");
+    await import("node:fs/promises").then((fs) => fs.rm(logFile("short", 1)));
+    const res = await get(logUrl("short"));
+    expect(res.statusCode).toBe(404);
+    expect(res.json().code).toBe("BATON_LOG_NOT_FOUND");
+  });
+
+  it("deleting the run deletes its stored logs", async () => {
+    const res = await h.app.inject({ method: "DELETE", url: `/api/v1/dags/logs/dagRuns/${encodeURIComponent(runId)}` });
+    expect(res.statusCode).toBe(204);
+    const [[count]] = await h.db.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM task_log");
+    expect(Number(count!.n)).toBe(0);
+  });
+});
