@@ -7,12 +7,13 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { dropDatabase, ensureDatabase, openDb, type Db } from "../store/db.ts";
+import { connectionOptions, databaseUrlOn, dropDatabase, ensureDatabase, openDb, type Db } from "../store/db.ts";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 /** Output of every Baton process a benchmark starts (kept after the run for inspection). */
 export const LOGS = path.join(os.tmpdir(), "baton-bench-logs");
-const SERVER = process.env.BATON_BENCH_DATABASE_SERVER ?? "mysql://root@127.0.0.1:3306";
+// localhost: the local server's Unix socket, as Baton uses by default (mysql://root@127.0.0.1:3306 measures TCP).
+const SERVER = process.env.BATON_BENCH_DATABASE_SERVER ?? "mysql://root@localhost:3306";
 
 export interface BenchResult {
   name: string;
@@ -32,7 +33,8 @@ export function environment(db?: { version?: string }): Record<string, string | 
   } catch {
     // not a checkout
   }
-  return { node: process.version, mariadb: db?.version ?? "unknown", cores: os.cpus().length, commit };
+  const dbTransport = connectionOptions(SERVER).socketPath === undefined ? "tcp" : "socket";
+  return { node: process.version, mariadb: db?.version ?? "unknown", db_transport: dbTransport, cores: os.cpus().length, commit };
 }
 
 export function loadNote(): string {
@@ -88,7 +90,7 @@ export interface BenchDb extends Db {
 }
 
 export async function freshDatabase(tag: string, connectionLimit = 4): Promise<BenchDb> {
-  const url = `${SERVER}/baton_bench_${tag}_${randomBytes(3).toString("hex")}`;
+  const url = databaseUrlOn(SERVER, `baton_bench_${tag}_${randomBytes(3).toString("hex")}`);
   await ensureDatabase(url);
   const db = openDb(url, { connectionLimit });
   const drop = onCleanup(`database ${db.database}`, async () => {

@@ -132,7 +132,7 @@ try {
 } catch (err) {
   if (err instanceof BatonError || err instanceof ApiCallError) exitWith(`${err.code}: ${err.message}`);
   if (isConnectionError(err)) {
-    let url = "mysql://root@127.0.0.1:3306/baton";
+    let url = "mysql://root@localhost:3306/baton";
     try {
       url = loadConfig().databaseUrl;
     } catch {

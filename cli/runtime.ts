@@ -3,7 +3,7 @@ import { systemClock } from "../core/clock.ts";
 import { loadConfig, type Config } from "../core/config.ts";
 import { BatonError } from "../core/errors.ts";
 import { createLogger, type Logger } from "../core/logger.ts";
-import { ensureDatabase, isConnectionError, openDb, redactUrl, type Db } from "../store/db.ts";
+import { describeDatabaseUrl, ensureDatabase, isConnectionError, openDb, type Db } from "../store/db.ts";
 import { migrate } from "../store/migrate.ts";
 
 export interface Runtime {
@@ -21,7 +21,7 @@ export function exitWith(message: string, code = 1): never {
 export function explainDatabaseError(url: string, err: unknown): string {
   const reason = (err as { code?: string; message?: string }).code ?? (err as Error).message;
   return (
-    `cannot reach MySQL at ${redactUrl(url)} (${reason}). ` +
+    `cannot reach MySQL at ${describeDatabaseUrl(url)} (${reason}). ` +
     `Start MySQL/MariaDB (e.g. 'start-stop-daemon --start --background --exec /usr/sbin/mariadbd' or 'service mariadb start') ` +
     `or point BATON_DATABASE_URL at a running server.`
   );

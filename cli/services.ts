@@ -7,6 +7,7 @@ import { Worker } from "../executor/worker.ts";
 import { DagProcessor } from "../parser/processor.ts";
 import { Scheduler } from "../scheduler/loop.ts";
 import { isLoopbackHost } from "../core/config.ts";
+import { describeDatabaseUrl } from "../store/db.ts";
 import type { Server } from "node:http";
 import { startMetricsListener } from "./metricsListener.ts";
 import { announceAdminToken, ensureAdminToken } from "./adminToken.ts";
@@ -39,6 +40,7 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
   const overrides: Partial<Config> = { port: flags.port, host: flags.host, workers: flags.workers, dagsFolder: flags.dagsFolder };
   const { config, db, logger } = await openRuntime(overrides);
   const log = logger.scope({ component: name });
+  log.info(`database: ${describeDatabaseUrl(config.databaseUrl)}`);
   if (roles.api && config.auth === "off" && !isLoopbackHost(config.host)) {
     await db.close();
     exitWith(`BATON_CONFIG_INVALID: BATON_AUTH=off is only allowed on a loopback host; ${config.host} is reachable from other machines (turn auth on or bind 127.0.0.1)`, 2);

@@ -113,7 +113,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     throw new BatonError("BATON_CONFIG_INVALID", `BATON_LOG_FORMAT must be text or json, got "${format}"`);
   }
   const config: Config = {
-    databaseUrl: env.BATON_DATABASE_URL || "mysql://root@127.0.0.1:3306/baton",
+    databaseUrl: env.BATON_DATABASE_URL || "mysql://root@localhost:3306/baton",
     dagsFolder: path.resolve(env.BATON_DAGS_FOLDER || "./dags"),
     port: intFrom(env, "BATON_PORT", 8080),
     host: env.BATON_HOST || "127.0.0.1",

@@ -15,6 +15,7 @@
 import { readdir, stat } from "node:fs/promises";
 import nodePath from "node:path";
 import { parseDuration, type Duration } from "../core/durations.ts";
+import { parseMysqlUrl } from "../core/mysqlUrl.ts";
 import { FailError, InvalidDagError } from "./errors.ts";
 import type { PokeResult, SensorOptions, TaskContext } from "./types.ts";
 
@@ -44,9 +45,12 @@ function withDefaults(settings: SensorSettings, poke: SensorOptions["poke"]): Se
   return { ...settings, mode: settings.mode ?? "reschedule", poke };
 }
 
-/** Hides the password of a connection URL in messages and logs. */
+/** Hides the password of a connection URL in messages and logs, and the values of its query parameters but socket. */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@/]*@/i, "$1:***@");
+  const at = url.indexOf("?");
+  const base = (at < 0 ? url : url.slice(0, at)).replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@/]*@/i, "$1:***@");
+  const query = at < 0 ? "" : url.slice(at).replace(/([?&])([^=&#]*)=([^&#]*)/g, (pair, sep: string, name: string) => (name === "socket" ? pair : `${sep}${name}=***`));
+  return base + query;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -282,7 +286,7 @@ interface MinimalConnection {
   destroy(): void;
 }
 
-/** mysql2 connection options from a mysql:// (or mariadb://) URL, read as Baton reads BATON_DATABASE_URL. */
+/** mysql2 connection options from a mysql:// (or mariadb://) URL, read as Baton reads BATON_DATABASE_URL (core/mysqlUrl.ts). */
 export function mysqlOptions(url: string) {
   let parsed: URL;
   try {
@@ -291,12 +295,15 @@ export function mysqlOptions(url: string) {
     throw new Error(`not a valid mysql:// URL: ${redactUrl(url)}`);
   }
   if (parsed.protocol !== "mysql:" && parsed.protocol !== "mariadb:") throw new Error(`not a mysql:// URL: ${redactUrl(url)}`);
-  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ""));
+  const { host, port, socketPath, user, password, database } = parseMysqlUrl(url, (problem) => {
+    throw new Error(`the mysql:// URL ${problem}: ${redactUrl(url)}`);
+  });
   return {
-    host: parsed.hostname || "127.0.0.1",
-    port: parsed.port ? Number(parsed.port) : 3306,
-    user: decodeURIComponent(parsed.username || "root"),
-    password: decodeURIComponent(parsed.password || ""),
+    host,
+    port,
+    ...(socketPath === undefined ? {} : { socketPath }),
+    user,
+    password,
     ...(database ? { database } : {}),
     timezone: "Z",
     supportBigNumbers: true,
@@ -380,7 +387,7 @@ export function sqlSensor(options: SqlSensorOptions): SensorOptions {
 // externalTaskSensor
 
 /** Baton's database when BATON_DATABASE_URL is not set: the same default as the server's. */
-export const DEFAULT_BATON_DATABASE_URL = "mysql://root@127.0.0.1:3306/baton";
+export const DEFAULT_BATON_DATABASE_URL = "mysql://root@localhost:3306/baton";
 
 const RUN_STATES = ["queued", "running", "success", "failed"];
 const TASK_STATES = ["scheduled", "queued", "running", "success", "failed", "up_for_retry", "up_for_reschedule", "deferred", "skipped", "upstream_failed", "removed"];

@@ -2,6 +2,7 @@ import os from "node:os";
 import mysql from "mysql2/promise";
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { BatonError } from "../core/errors.ts";
+import { LOCAL_SOCKETS, parseMysqlUrl, type SocketLookup } from "../core/mysqlUrl.ts";
 
 export type { Pool, PoolConnection, ResultSetHeader, RowDataPacket };
 
@@ -85,46 +86,81 @@ const CONNECTION_ERRORS = new Set([
 ]);
 
 export function isConnectionError(err: unknown): boolean {
-  const code = (err as { code?: string })?.code;
-  return !!code && CONNECTION_ERRORS.has(code);
+  const { code, syscall } = (err as { code?: string; syscall?: string }) ?? {};
+  if (!code) return false;
+  // A Unix socket that is missing or not ours fails connect() with a file error.
+  return CONNECTION_ERRORS.has(code) || (syscall === "connect" && (code === "ENOENT" || code === "EACCES"));
 }
 
-/** The URL without its password, safe to print. */
+/** The URL without its password (nor the value of any query parameter but socket), safe to print. */
 export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = "***";
+    // Rebuilt by hand: URLSearchParams would re-encode the socket path ("/" as %2F).
+    parsed.search = parsed.search.replace(/([?&])([^=&]*)=([^&]*)/g, (pair, sep: string, name: string) => (name === "socket" ? pair : `${sep}${name}=***`));
     return parsed.toString();
   } catch {
     return url;
   }
 }
 
+function invalidUrl(url: string, problem: string): never {
+  throw new BatonError("BATON_CONFIG_INVALID", `BATON_DATABASE_URL ${problem}, got "${redactUrl(url)}"`);
+}
+
 export function databaseNameOf(url: string): string {
-  const parsed = new URL(url);
-  const name = decodeURIComponent(parsed.pathname.replace(/^\//, ""));
+  // No socket lookup: only the path is read here.
+  const name = parseMysqlUrl(url, (problem) => invalidUrl(url, problem), () => undefined).database;
   if (!/^[A-Za-z0-9_$]{1,64}$/.test(name)) {
     throw new BatonError("BATON_CONFIG_INVALID", `BATON_DATABASE_URL must name a database (letters, digits, _), got "${redactUrl(url)}"`);
   }
   return name;
 }
 
-export function connectionOptions(url: string) {
-  const parsed = new URL(url);
-  if (parsed.protocol !== "mysql:" && parsed.protocol !== "mariadb:") {
-    throw new BatonError("BATON_CONFIG_INVALID", `BATON_DATABASE_URL must start with mysql://, got "${redactUrl(url)}"`);
-  }
+/**
+ * mysql2 options for the server a URL names (not its database: callers add that). Every
+ * connection to Baton's database is opened with these. `?socket=/path` goes over that Unix
+ * socket; host `localhost` over the local server's socket when one exists (findSocket,
+ * looked up once per process), else over TCP; any other host over TCP.
+ */
+export function connectionOptions(url: string, findSocket?: SocketLookup) {
+  const { host, port, socketPath, user, password } = parseMysqlUrl(url, (problem) => invalidUrl(url, problem), findSocket);
   return {
-    host: parsed.hostname || "127.0.0.1",
-    port: parsed.port ? Number(parsed.port) : 3306,
-    user: decodeURIComponent(parsed.username || "root"),
-    password: decodeURIComponent(parsed.password || ""),
+    host,
+    port,
+    ...(socketPath === undefined ? {} : { socketPath }),
+    user,
+    password,
     timezone: "Z",
     dateStrings: false as const,
     supportBigNumbers: true,
     bigNumberStrings: false,
     connectTimeout: 5000,
   };
+}
+
+/**
+ * The URL, safe to print, and how connections reach the server: "mysql://root@localhost:3306/baton
+ * via /run/mysqld/mysqld.sock" or "mysql://root@127.0.0.1:3306/baton over TCP".
+ */
+export function describeDatabaseUrl(url: string, findSocket?: SocketLookup): string {
+  let options: ReturnType<typeof connectionOptions>;
+  try {
+    options = connectionOptions(url, findSocket);
+  } catch {
+    return redactUrl(url);
+  }
+  if (options.socketPath !== undefined) return `${redactUrl(url)} via ${options.socketPath}`;
+  const why = options.host === "localhost" ? ` (no MySQL socket at ${LOCAL_SOCKETS.join(", ")})` : "";
+  return `${redactUrl(url)} over TCP${why}`;
+}
+
+/** The URL of database `name` on the server `serverUrl` names, keeping its user, password and ?socket=. */
+export function databaseUrlOn(serverUrl: string, name: string): string {
+  const parsed = new URL(serverUrl);
+  parsed.pathname = `/${name}`;
+  return parsed.toString();
 }
 
 /** Creates the database named in the URL if it does not exist yet. */

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { dropDatabase, ensureDatabase, openDb, type Db } from "../../store/db.ts";
+import { databaseUrlOn, dropDatabase, ensureDatabase, openDb, type Db } from "../../store/db.ts";
 import { migrate } from "../../store/migrate.ts";
 
 const SERVER = process.env.BATON_TEST_DATABASE_SERVER ?? "mysql://root@127.0.0.1:3306";
@@ -10,7 +10,7 @@ const SERVER = process.env.BATON_TEST_DATABASE_SERVER ?? "mysql://root@127.0.0.1
  */
 export async function createTestDb(): Promise<Db> {
   const name = `baton_test_${process.env.JEST_WORKER_ID ?? "0"}_${randomBytes(4).toString("hex")}`;
-  const url = `${SERVER}/${name}`;
+  const url = databaseUrlOn(SERVER, name);
   await ensureDatabase(url);
   const db = openDb(url, { connectionLimit: 8 });
   try {

@@ -4,14 +4,14 @@ import os from "node:os";
 import path from "node:path";
 import mysql from "mysql2/promise";
 import { BatonError } from "../../core/errors.ts";
-import { connectionOptions, dropDatabase, ensureDatabase, openDb, type Db, type RowDataPacket } from "../../store/db.ts";
+import { connectionOptions, databaseUrlOn, dropDatabase, ensureDatabase, openDb, type Db, type RowDataPacket } from "../../store/db.ts";
 import { migrate, readMigrations } from "../../store/migrate.ts";
 import { createTestDb, dropTestDb } from "../helpers/db.ts";
 
 const SERVER = process.env.BATON_TEST_DATABASE_SERVER ?? "mysql://root@127.0.0.1:3306";
 
 function uniqueUrl(tag: string): string {
-  return `${SERVER}/baton_test_${tag}_${process.env.JEST_WORKER_ID ?? "0"}_${randomBytes(4).toString("hex")}`;
+  return databaseUrlOn(SERVER, `baton_test_${tag}_${process.env.JEST_WORKER_ID ?? "0"}_${randomBytes(4).toString("hex")}`);
 }
 
 async function schemaExists(url: string): Promise<boolean> {

@@ -8,7 +8,7 @@ import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { chromium, type Browser } from "playwright-core";
-import { dropDatabase, ensureDatabase } from "../../store/db.ts";
+import { databaseUrlOn, dropDatabase, ensureDatabase } from "../../store/db.ts";
 import { waitFor } from "../helpers/db.ts";
 import { cleanEnv, ROOT } from "../helpers/cli.ts";
 export { ROOT };
@@ -56,7 +56,7 @@ export function freePort(): Promise<number> {
 /** A `node bin/baton.js standalone` process with its own database, folders, port and admin token. */
 export class Standalone {
   readonly token = `ui-test-${randomBytes(16).toString("hex")}`;
-  readonly url = `${SERVER}/baton_test_ui_${randomBytes(4).toString("hex")}`;
+  readonly url = databaseUrlOn(SERVER, `baton_test_ui_${randomBytes(4).toString("hex")}`);
   port = 0;
   root = "";
   child: ChildProcess | null = null;

@@ -18,7 +18,7 @@ describe("loadConfig", () => {
     const config = loadConfig({});
 
     it.each([
-      ["databaseUrl", "mysql://root@127.0.0.1:3306/baton"],
+      ["databaseUrl", "mysql://root@localhost:3306/baton"],
       ["port", 8080],
       ["host", "127.0.0.1"],
       ["workers", 2],

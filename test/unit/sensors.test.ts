@@ -175,11 +175,15 @@ describe("pure helpers", () => {
     expect(mysqlOptions("mariadb://127.0.0.1")).toMatchObject({ host: "127.0.0.1", port: 3306, user: "root", password: "" });
     expect(mysqlOptions("mysql://127.0.0.1")).not.toHaveProperty("database");
     expect(() => mysqlOptions("postgres://x:secret@h/db")).toThrow("not a mysql:// URL: postgres://x:***@h/db");
+    expect(mysqlOptions("mysql://u@127.0.0.1/dw?socket=%2Ftmp%2Fdw.sock")).toMatchObject({ socketPath: "/tmp/dw.sock", database: "dw" });
+    expect(mysqlOptions("mysql://u@127.0.0.1/dw")).not.toHaveProperty("socketPath");
+    expect(() => mysqlOptions("mysql://u:secret@h/dw?ssl=1")).toThrow('the mysql:// URL has an unknown parameter "ssl"');
   });
 
   it("redactUrl hides passwords", () => {
     expect(redactUrl("mysql://user:s3cret@db:3306/x")).toBe("mysql://user:***@db:3306/x");
     expect(redactUrl("mysql://root@127.0.0.1:3306/baton")).toBe("mysql://root@127.0.0.1:3306/baton");
+    expect(redactUrl("mysql://u:s3cret@localhost/x?socket=/run/mysqld/mysqld.sock&password=p")).toBe("mysql://u:***@localhost/x?socket=/run/mysqld/mysqld.sock&password=***");
   });
 });
 

