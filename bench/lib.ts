@@ -159,7 +159,9 @@ export function spawnBaton(name: string, args: string[], db: Db, ws: Workspace, 
   mkdirSync(LOGS, { recursive: true });
   const logFile = path.join(LOGS, `${path.basename(ws.dir)}-${name}.log`);
   const out = createWriteStream(logFile);
-  const child = spawn(process.execPath, [path.join(ROOT, "bin/baton.js"), ...args], {
+  // BENCH_CPU_PROFILE=<folder>: each Baton process writes a V8 CPU profile there when it exits.
+  const profile = process.env.BENCH_CPU_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(process.env.BENCH_CPU_PROFILE)}`] : [];
+  const child = spawn(process.execPath, [...profile, path.join(ROOT, "bin/baton.js"), ...args], {
     cwd: ws.dir,
     detached: true, // its own process group: a hard stop also ends its task children
     env: {

@@ -44,6 +44,23 @@ export interface WorkerOptions {
   onRecorded?: (result: { finished: number[]; runsFinished: { dagRunId: number; state: string }[] }) => void;
   /** Where try durations and claim latencies are observed (default: this process's metrics). */
   metrics?: BatonMetrics;
+  /**
+   * How many tries to claim beyond the free slots while tries are short (default: concurrency).
+   * They wait in this worker and start the moment a slot frees, so a slot never waits for a claim's
+   * round trips; long tries are not claimed ahead, so they never wait here while another worker idles.
+   */
+  claimAhead?: number;
+}
+
+/** Tries shorter than this on average are claimed ahead (their claim would cost as much as running them). */
+const CLAIM_AHEAD_BELOW_MS = 100;
+
+/** A claimed try ready to run, waiting for a free slot. */
+interface Prepared {
+  task: ClaimedTask;
+  message: RunTryMessage;
+  timeoutMs: number | null;
+  dedicated: boolean;
 }
 
 interface Slot {
@@ -88,6 +105,10 @@ export class Worker {
   private failures = 0;
   private lastHeartbeatOk = Date.now();
   private backoffTimer?: NodeJS.Timeout;
+  /** Claimed tries waiting for a slot, in claim order. */
+  private readonly waiting: Prepared[] = [];
+  /** Moving average of recent tries' durations (ms); undefined until one finished. */
+  private recentTryMs?: number;
 
   constructor(
     private readonly db: Db,
@@ -150,8 +171,25 @@ export class Worker {
       });
   }
 
+  /** How many more tries to claim: free slots, plus the claim-ahead allowance while tries are short. */
   private freeSlots(): number {
-    return this.options.concurrency - this.runningCount;
+    const short = this.recentTryMs !== undefined && this.recentTryMs < CLAIM_AHEAD_BELOW_MS;
+    const ahead = short ? (this.options.claimAhead ?? this.options.concurrency) : 0;
+    return Math.max(0, this.options.concurrency + ahead - this.runningCount - this.waiting.length);
+  }
+
+  /** Starts waiting tries while slots are free. */
+  private startWaiting(): void {
+    while (!this.stopping && this.waiting.length > 0 && this.runningCount < this.options.concurrency) {
+      const next = this.waiting.shift()!;
+      const held = this.held.get(next.task.id);
+      if (!held || held.lost || held.handedBack) {
+        // Cleared or reaped while it waited here: it never ran, so there is nothing to record.
+        if (held && !held.handedBack) this.held.delete(next.task.id);
+        continue;
+      }
+      this.runInChild(next.task, next.message, next.timeoutMs, next.dedicated);
+    }
   }
 
   private async dbLoop(): Promise<void> {
@@ -215,7 +253,7 @@ export class Worker {
     // One slot stays free of backfill tasks (with 2+ slots), so a backfill never makes other
     // runs wait for a slot: history yields to today.
     let backfillRunning = 0;
-    for (const h of this.held.values()) if (h.slot && h.task.backfill) backfillRunning++;
+    for (const h of this.held.values()) if (h.task.backfill) backfillRunning++;
     const maxBackfill = this.options.concurrency > 1 ? Math.max(0, this.options.concurrency - 1 - backfillRunning) : undefined;
     return { now, limit, queues: this.options.queues, hostname: this.options.hostname ?? os.hostname(), pid: process.pid, token: this.id, maxBackfill };
   }
@@ -291,9 +329,10 @@ export class Worker {
     for (const p of prepared) {
       // A task waiting for a signal runs no code: it is deferred at once, holding no slot.
       if (p.message && p.waitsForSignal) this.complete(p.task, { outcome: "deferred" });
-      else if (p.message) this.runInChild(p.task, p.message, p.timeoutMs, !!p.dedicated);
+      else if (p.message) this.waiting.push({ task: p.task, message: p.message, timeoutMs: p.timeoutMs, dedicated: !!p.dedicated });
       else this.complete(p.task, { outcome: "failed", error: p.error });
     }
+    this.startWaiting();
   }
 
   /** The DAG's onSuccess / onFailure, in a child process; errors are logged, never raised. */
@@ -345,6 +384,8 @@ export class Worker {
       else if (isSecretGet(raw)) void answerSecret(this.db.pool, slot.child, raw);
     };
     held.slot = slot;
+    // A try claimed ahead starts now: its start_date is corrected when its outcome is recorded.
+    task.startedAt = this.clock.now();
     if (timeoutMs !== null) {
       held.timers.push(
         setTimeout(() => {
@@ -388,10 +429,17 @@ export class Worker {
     this.held.delete(task.id);
     if (held.lost) {
       this.logger.info(`try ${task.tryNumber} of ${task.dagId}.${task.taskId} (run ${task.runId}) ended after its claim was lost; result discarded`);
+      this.startWaiting();
       this.kick();
       return;
     }
-    this.finished.push({ task, ...outcome, endedAt: this.clock.now() });
+    const endedAt = this.clock.now();
+    if (held.slot) {
+      const ms = endedAt.getTime() - task.startedAt.getTime();
+      this.recentTryMs = this.recentTryMs === undefined ? ms : this.recentTryMs * 0.8 + ms * 0.2;
+    }
+    this.finished.push({ task, ...outcome, endedAt });
+    this.startWaiting();
     this.kick();
   }
 
@@ -425,7 +473,8 @@ export class Worker {
 
   private async heartbeat(): Promise<void> {
     const now = this.clock.now();
-    const running = [...this.held.values()].filter((h) => h.slot && !h.lost && !h.handedBack);
+    // Tries waiting for a slot are ours too: they must not look like zombies.
+    const running = [...this.held.values()].filter((h) => !h.lost && !h.handedBack);
     try {
       await beatProcess(this.db, now, {
         id: this.id,
@@ -462,6 +511,7 @@ export class Worker {
     clearTimeout(this.pollTimer);
     const deadline = Date.now() + graceMs;
     while (this.runningCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    this.waiting.length = 0;
     const leftovers = [...this.held.values()];
     for (const h of leftovers) {
       h.handedBack = true;

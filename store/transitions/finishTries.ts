@@ -100,9 +100,9 @@ function plan(t: FinishedTry, now: Date, shape: DagShape): Planned {
       state: TaskState.UpForReschedule,
       statement: {
         sql: `UPDATE task_instance SET state = 'up_for_reschedule', try_number = try_number - 1, next_retry_at = ?, end_date = ?,
-                     first_poke_at = COALESCE(first_poke_at, start_date), poke_count = poke_count + 1, heartbeat_at = NULL
+                     start_date = ?, first_poke_at = COALESCE(first_poke_at, start_date), poke_count = poke_count + 1, heartbeat_at = NULL
                WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
-        params: [at, t.endedAt, ...fence],
+        params: [at, t.endedAt, task.startedAt, ...fence],
       },
       extra: {
         sql: "INSERT INTO task_reschedule (task_instance_id, try_number, start_date, end_date, reschedule_date) VALUES (?, ?, ?, ?, ?)",
@@ -136,9 +136,9 @@ function plan(t: FinishedTry, now: Date, shape: DagShape): Planned {
     t,
     state,
     statement: {
-      sql: `UPDATE task_instance SET state = ?, end_date = ?, duration = ?, next_retry_at = ?, error = ?, heartbeat_at = NULL
+      sql: `UPDATE task_instance SET state = ?, start_date = ?, end_date = ?, duration = ?, next_retry_at = ?, error = ?, heartbeat_at = NULL
              WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
-      params: [state, t.endedAt, duration, nextRetryAt, t.error ? JSON.stringify(t.error).slice(0, 60_000) : null, task.id, task.tryNumber, task.token],
+      params: [state, task.startedAt, t.endedAt, duration, nextRetryAt, t.error ? JSON.stringify(t.error).slice(0, 60_000) : null, task.id, task.tryNumber, task.token],
     },
   };
 }
