@@ -3,7 +3,7 @@
 // Tasks not finished (none, scheduled, queued, running, up_for_retry, up_for_reschedule, deferred)
 // and those that failed or were upstream_failed are marked; `skipped` and `removed` stay (a branch
 // decided them). A queued run (no task instances yet) just ends `success`.
-// locks: the run's task_instance rows to mark (ix_ti_run_state), then the dag_run row (PK), then
+// locks: the run's task_instance rows to mark (ix_ti_waiting: dag_run_id, state), then the dag_run row (PK), then
 //   pool rows in name order — the order endRuns, settle and finishTries lock in.
 // fence: a `running` try becomes `success` here: its worker's heartbeat finds the claim gone and
 //   aborts ctx.signal, and its result is discarded by finishTries as fenced (state no longer

@@ -1,5 +1,5 @@
 // queueRetries — tries whose retry delay has passed go back to queued.
-// locks: up_for_retry rows with next_retry_at <= now, found by ix_ti_retry (state, next_retry_at)
+// locks: up_for_retry rows with next_retry_at <= now, found by ix_ti_retry (next_retry_at; state is a filter)
 //   in index order, FOR UPDATE SKIP LOCKED: several schedulers split the due retries instead of
 //   queueing behind each other (a plain UPDATE … LIMIT waited on every row another held, and
 //   could fail the whole tick with a deadlock). The UPDATE re-checks the state under the lock.

@@ -4,7 +4,7 @@
 // `skipped`, as Airflow skips a timed-out run's unfinished tasks.
 // finds: ix_dag_run_timeout (state, timeout_at), a range read without locks (EXPLAIN on
 //   MariaDB 10.11: range, using index, no filesort).
-// locks: the runs' unfinished task_instance rows (ix_ti_run_state), then the dag_run rows
+// locks: the runs' unfinished task_instance rows (ix_ti_waiting: dag_run_id, state), then the dag_run rows
 //   (PK), then pool rows in name order — the order finishTries and settle lock in. Each run is
 //   re-checked under its lock (still running, still past its deadline: a clear may have moved it).
 // fence: a worker still running a failed try finds its row no longer `running` and its result
