@@ -55,6 +55,10 @@ export interface WorkerOptions {
 /** Tries shorter than this on average are claimed ahead (their claim would cost as much as running them). */
 const CLAIM_AHEAD_BELOW_MS = 100;
 
+function tryKey(task: { id: number; tryNumber: number }): string {
+  return `${task.id}#${task.tryNumber}`;
+}
+
 /** A claimed try ready to run, waiting for a free slot. */
 interface Prepared {
   task: ClaimedTask;
@@ -90,7 +94,8 @@ export class Worker {
   readonly id = randomBytes(16).toString("hex");
   private readonly versions: VersionCache;
   private readonly bundles: BundleCache;
-  private readonly held = new Map<number, Held>();
+  /** Tries this worker claimed and has not recorded, by tryKey: a cleared try and the next try of the same task instance may both be here. */
+  private readonly held = new Map<string, Held>();
   private readonly slots: Slot[] = [];
   private finished: FinishedTry[] = [];
   private loopRunning = false;
@@ -182,10 +187,10 @@ export class Worker {
   private startWaiting(): void {
     while (!this.stopping && this.waiting.length > 0 && this.runningCount < this.options.concurrency) {
       const next = this.waiting.shift()!;
-      const held = this.held.get(next.task.id);
+      const held = this.held.get(tryKey(next.task));
       if (!held || held.lost || held.handedBack) {
         // Cleared or reaped while it waited here: it never ran, so there is nothing to record.
-        if (held && !held.handedBack) this.held.delete(next.task.id);
+        if (held && !held.handedBack) this.held.delete(tryKey(next.task));
         continue;
       }
       this.runInChild(next.task, next.message, next.timeoutMs, next.dedicated);
@@ -272,7 +277,14 @@ export class Worker {
 
   private async dispatch(claimed: ClaimedTask[]): Promise<void> {
     if (claimed.length === 0) return;
-    for (const task of claimed) this.held.set(task.id, { task, timers: [] });
+    for (const task of claimed) {
+      // An older try of the same task instance still held here was cleared: the row is on this
+      // try now, so the old one must not run (waiting) or go on running.
+      for (const h of this.held.values()) {
+        if (h.task.id === task.id && h.task.tryNumber < task.tryNumber) this.abandon(h, "the task instance was cleared and claimed again");
+      }
+      this.held.set(tryKey(task), { task, timers: [] });
+    }
     const prepared: { task: ClaimedTask; message?: RunTryMessage; error?: TryError; timeoutMs: number | null; dedicated?: boolean; waitsForSignal?: boolean }[] = [];
     let outputs = new Map<number, Record<string, unknown>>();
     let steps = new Map<number, Record<string, unknown>>();
@@ -377,7 +389,7 @@ export class Worker {
   }
 
   private runInChild(task: ClaimedTask, message: RunTryMessage, timeoutMs: number | null, dedicated: boolean): void {
-    const held = this.held.get(task.id)!;
+    const held = this.held.get(tryKey(task))!;
     const slot = this.acquireSlot(dedicated);
     slot.child.onMessage = (raw) => {
       if ((raw as { type?: string }).type === "stepPut") void this.recordStep(slot, task, raw as unknown as StepPut);
@@ -423,10 +435,10 @@ export class Worker {
   }
 
   private complete(task: ClaimedTask, outcome: TryOutcome): void {
-    const held = this.held.get(task.id);
+    const held = this.held.get(tryKey(task));
     if (!held || held.handedBack) return;
     for (const t of held.timers) clearTimeout(t);
-    this.held.delete(task.id);
+    this.held.delete(tryKey(task));
     if (held.lost) {
       this.logger.info(`try ${task.tryNumber} of ${task.dagId}.${task.taskId} (run ${task.runId}) ended after its claim was lost; result discarded`);
       this.startWaiting();
@@ -486,7 +498,7 @@ export class Worker {
       this.lastHeartbeatOk = Date.now();
       for (const h of running) {
         // A try that finished while the heartbeat was in flight is no longer held: leave it be.
-        if (mine.has(h.task.id) || this.held.get(h.task.id) !== h) continue;
+        if (mine.get(h.task.id) === h.task.tryNumber || this.held.get(tryKey(h.task)) !== h) continue;
         this.logger.warn(`try ${h.task.tryNumber} of ${h.task.dagId}.${h.task.taskId} (run ${h.task.runId}) is no longer ours (cleared, timed out or reaped): aborting it`);
         this.abandon(h, "the task instance was cleared, timed out or reaped");
       }
@@ -494,7 +506,7 @@ export class Worker {
       // Without heartbeats our tries become zombies that others will re-run: stop them first.
       const silentMs = Date.now() - this.lastHeartbeatOk;
       if (silentMs > (this.options.heartbeatTimeoutMs ?? 30_000) / 2 && running.length > 0) {
-        const still = running.filter((h) => this.held.get(h.task.id) === h);
+        const still = running.filter((h) => this.held.get(tryKey(h.task)) === h);
         this.logger.error(`no heartbeat for ${formatDuration(silentMs)} (database unreachable): killing ${still.length} running task(s) before they are re-run elsewhere`);
         for (const h of still) this.abandon(h, "the worker lost its database connection", 0);
       }
@@ -511,6 +523,9 @@ export class Worker {
     clearTimeout(this.pollTimer);
     const deadline = Date.now() + graceMs;
     while (this.runningCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    // A claim in flight when stopping began lands in `held` when it returns: wait for it, so
+    // its tries are handed back with the rest instead of left running until reaped.
+    if (this.loopRunning) await this.loopDone?.catch(() => undefined);
     this.waiting.length = 0;
     const leftovers = [...this.held.values()];
     for (const h of leftovers) {

@@ -11,7 +11,7 @@
 // fence: a cleared `running` try goes to `none` with its claim token removed, so the worker's
 //   result no longer matches finishTries' UPDATE (state = 'running' + try_number + token) and is
 //   discarded as fenced; its pool slots are released here. The worker's child keeps running
-//   until it ends (the executor does not yet notice a lost claim), so the re-queued try may
+//   until it ends (the worker notices the lost claim at its next heartbeat and aborts the try), so the re-queued try may
 //   overlap it — as in Airflow until the heartbeat of a cleared running task kills it.
 // decides: up_* counters of the cleared tasks and of their direct downstream tasks from their
 //   upstream tasks' states (scheduler/clearSelection.ts); then settle's decideDownstream over

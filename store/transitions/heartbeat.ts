@@ -17,11 +17,13 @@ export async function removeProcess(db: Db, id: string): Promise<void> {
 
 /**
  * Refreshes heartbeat_at of the worker's running tries and answers which of them are still
- * its own: a try that was cleared, reaped as a zombie or failed by a run timeout is not, and
- * the worker aborts it. One round trip.
+ * its own, as task instance id → try number: a try that was cleared, reaped as a zombie or
+ * failed by a run timeout is not, and the worker aborts it. The same worker may hold two
+ * tries of one task instance (the first cleared, the second claimed again): only the try the
+ * row is on now is answered. One round trip.
  */
-export async function beatTries(db: Db, now: Date, tries: { id: number; tryNumber: number }[], token: string): Promise<Set<number>> {
-  if (tries.length === 0) return new Set();
+export async function beatTries(db: Db, now: Date, tries: { id: number; tryNumber: number }[], token: string): Promise<Map<number, number>> {
+  if (tries.length === 0) return new Map();
   const ids = tries.map((t) => t.id);
   const [results] = await db.pool.query(
     `UPDATE task_instance SET heartbeat_at = ? WHERE id IN (${inList(ids)}) AND state = 'running' AND claim_token = ?;
@@ -29,6 +31,6 @@ export async function beatTries(db: Db, now: Date, tries: { id: number; tryNumbe
     [now, ...ids, token, ...ids, token],
   );
   const rows = (results as unknown[])[1] as RowDataPacket[];
-  const wanted = new Map(tries.map((t) => [t.id, t.tryNumber]));
-  return new Set(rows.filter((r) => wanted.get(Number(r.id)) === Number(r.try_number)).map((r) => Number(r.id)));
+  const wanted = new Set(tries.map((t) => `${t.id}#${t.tryNumber}`));
+  return new Map(rows.filter((r) => wanted.has(`${r.id}#${r.try_number}`)).map((r) => [Number(r.id), Number(r.try_number)]));
 }

@@ -282,7 +282,7 @@ describe("task instance endpoints", () => {
       const qr = await claim(["q", "r"]);
       const r = qr.get("r")!;
       expect(await occupied("ti_pool")).toBe(1);
-      expect(await beatTries(h.db, new Date(), [{ id: r.id, tryNumber: r.tryNumber }], r.token)).toEqual(new Set([r.id]));
+      expect(await beatTries(h.db, new Date(), [{ id: r.id, tryNumber: r.tryNumber }], r.token)).toEqual(new Map([[r.id, r.tryNumber]]));
 
       const res = await send("PATCH", tiUrl("ti_manual", runId, "r"), { new_state: "failed" });
       expect(res.statusCode).toBe(200);
@@ -290,7 +290,7 @@ describe("task instance endpoints", () => {
       expect((await tis(runId)).get("r")).toMatchObject({ state: "failed", claim_token: null });
       expect(((await tis(runId)).get("r")!.error as string) ?? "").toContain("marked failed");
       // The worker's next heartbeat learns the try is no longer its own (it aborts it)...
-      expect(await beatTries(h.db, new Date(), [{ id: r.id, tryNumber: r.tryNumber }], r.token)).toEqual(new Set());
+      expect(await beatTries(h.db, new Date(), [{ id: r.id, tryNumber: r.tryNumber }], r.token)).toEqual(new Map());
       // ...and its late result is fenced.
       const late = await finish([r]);
       expect(late).toMatchObject({ fenced: [r.id], finished: [] });

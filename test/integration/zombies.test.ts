@@ -147,13 +147,13 @@ describe("reapZombies", () => {
     const worker = ghost();
     const [claimed] = await claimAs(worker);
     clock.advance(20_000);
-    expect(await beatTries(h.db, clock.now(), [{ id: claimed!.id, tryNumber: 1 }], worker.token)).toEqual(new Set([claimed!.id]));
+    expect(await beatTries(h.db, clock.now(), [{ id: claimed!.id, tryNumber: 1 }], worker.token)).toEqual(new Map([[claimed!.id, 1]]));
     clock.advance(20_000);
     expect((await reapZombies(h.db, clock.now(), TIMEOUT, shapeOf)).reaped).toEqual([]);
     clock.advance(15_000);
     expect((await reapZombies(h.db, clock.now(), TIMEOUT, shapeOf)).reaped.map((z) => z.id)).toEqual([claimed!.id]);
     // Its next heartbeat tells the worker the try is no longer its own.
-    expect(await beatTries(h.db, clock.now(), [{ id: claimed!.id, tryNumber: 1 }], worker.token)).toEqual(new Set());
+    expect(await beatTries(h.db, clock.now(), [{ id: claimed!.id, tryNumber: 1 }], worker.token)).toEqual(new Map());
     // Leave nothing to retry behind for the tests that follow.
     await h.db.pool.query("UPDATE task_instance SET state = 'removed' WHERE dag_id = 'z_retry' AND run_id = 'beat' AND state <> 'success'");
   });
