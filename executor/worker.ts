@@ -22,6 +22,8 @@ import { answerSecret, isSecretGet } from "./secrets.ts";
 import type { DagCallbackMessage, RunTryMessage, StepAck, StepPut, TryOutcome } from "./protocol.ts";
 
 const CHILD_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "child.ts");
+/** Everything a task process exchanges with its worker is JSON (outputs and step results are JSON-checked in the child). */
+const TASK_CHILD = { stdio: "inherit", serialization: "json" } as const;
 
 export interface WorkerOptions {
   concurrency: number;
@@ -376,12 +378,12 @@ export class Worker {
 
   /** A warm child from the pool, or (dedicated) a fresh one that is discarded after one try. */
   private acquireSlot(dedicated = false): Slot {
-    if (dedicated) return { child: new Child(CHILD_SCRIPT, { stdio: "inherit" }), busy: true, dedicated: true };
+    if (dedicated) return { child: new Child(CHILD_SCRIPT, TASK_CHILD), busy: true, dedicated: true };
     let slot = this.slots.find((s) => !s.busy && s.child.alive);
     if (!slot) {
       const dead = this.slots.findIndex((s) => !s.child.alive);
       if (dead >= 0) this.slots.splice(dead, 1);
-      slot = { child: new Child(CHILD_SCRIPT, { stdio: "inherit" }), busy: false };
+      slot = { child: new Child(CHILD_SCRIPT, TASK_CHILD), busy: false };
       this.slots.push(slot);
     }
     slot.busy = true;
