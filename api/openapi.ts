@@ -60,6 +60,13 @@ export function ListOf<K extends string, T extends TSchema>(key: K, item: T) {
   const properties = { [key]: Type.Array(item), total_entries: Type.Integer({ minimum: 0 }) } as Record<K, TArray<T>> & { total_entries: TInteger };
   return Type.Object(properties);
 }
+/** A list that also pages by keyset: ListOf plus `next_cursor`, to pass as `?cursor=` for the rows after this page. */
+export function CursorListOf<K extends string, T extends TSchema>(key: K, item: T) {
+  return Type.Object({
+    ...ListOf(key, item).properties,
+    next_cursor: Nullable(Type.String({ description: "pass as ?cursor= for the page after this one (same order_by and filters); null on the last page" })),
+  });
+}
 /** Free-form JSON object (conf, payloads): declared open so the serializer keeps every key. */
 export const FreeObject = Type.Object({}, { additionalProperties: true });
 

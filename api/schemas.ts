@@ -6,6 +6,19 @@ export const PageQuery = Type.Object({
   offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000, default: 0 })),
 });
 
+/** Keyset paging beside limit/offset (dag run and task instance lists). */
+export const CursorQuery = Type.Object({
+  cursor: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 1024,
+      description:
+        "The next_cursor of the previous page: this page starts right after its last row, at the cost of the first page however deep. " +
+        "Keep order_by and the filters; leave offset out. total_entries is then the one of the page the walk started from, not counted again.",
+    }),
+  ),
+});
+
 const Id = Type.String({ minLength: 1, maxLength: 250 });
 export const DagParams = Type.Object({ dag_id: Id });
 export const RunParams = Type.Object({ dag_id: Id, dag_run_id: Id });

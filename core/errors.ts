@@ -8,6 +8,8 @@ export const ERRORS = {
   BATON_INVALID_CONF: { status: 400, title: "Invalid run conf" },
   BATON_INVALID_DATE: { status: 400, title: "Invalid date" },
   BATON_INVALID_CONTINUATION_TOKEN: { status: 400, title: "Invalid continuation token" },
+  BATON_INVALID_CURSOR: { status: 400, title: "Invalid list cursor" },
+  BATON_CURSOR_WITH_OFFSET: { status: 400, title: "Cursor and offset given together" },
   BATON_DAG_NOT_FOUND: { status: 404, title: "DAG not found" },
   BATON_DAG_RUN_NOT_FOUND: { status: 404, title: "DAG run not found" },
   BATON_TASK_NOT_FOUND: { status: 404, title: "Task instance not found" },

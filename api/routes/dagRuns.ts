@@ -3,7 +3,7 @@ import { Type, type Static } from "typebox";
 import { createHash } from "node:crypto";
 import { BatonError } from "../../core/errors.ts";
 import { RunState } from "../../core/states.ts";
-import { DAG_RUN_ORDER_FIELDS, getDag, getDagRun, listDagRuns, setDagRunNote, type DagRunFilter } from "../../store/queries/read.ts";
+import { DAG_RUN_ORDER_FIELDS, dagRunOrder, getDag, getDagRun, listDagRuns, listDagRunsAfter, setDagRunNote, type DagRunFilter } from "../../store/queries/read.ts";
 import { cancelRun } from "../../store/transitions/cancelRun.ts";
 import { createDagRun } from "../../store/transitions/createDagRun.ts";
 import { deleteDagRun } from "../../store/transitions/deleteDagRun.ts";
@@ -11,8 +11,9 @@ import { markRunSuccess } from "../../store/transitions/markRunSuccess.ts";
 import { requeueRun } from "../../store/transitions/requeueRun.ts";
 import { VersionCache } from "../../store/versions.ts";
 import type { ApiDeps } from "../context.ts";
-import { ListOf } from "../openapi.ts";
-import { DagParams, PageQuery, RunParams, TriggerBody } from "../schemas.ts";
+import { decodeCursor, encodeCursor } from "../cursor.ts";
+import { CursorListOf, ListOf } from "../openapi.ts";
+import { CursorQuery, DagParams, PageQuery, RunParams, TriggerBody } from "../schemas.ts";
 import { DagRunSchema, dagRunJson } from "../serializers.ts";
 import { orderByEnum } from "./dags.ts";
 
@@ -146,20 +147,26 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
         params: DagParams,
         querystring: Type.Object({
           ...PageQuery.properties,
+          ...CursorQuery.properties,
           state: Type.Optional(Type.Array(RunStateSchema, { maxItems: 10, description: "Repeatable: runs in any of these states." })),
           order_by: Type.Optional(OrderBy),
           ...DateFilters,
         }),
-        response: { 200: DagRunList },
+        response: { 200: CursorListOf("dag_runs", DagRunSchema) },
       },
     },
     async (req) => {
       const dagId = req.params.dag_id;
+      const { limit = 100, offset = 0, state, order_by, cursor } = req.query;
+      const order = dagRunOrder(order_by);
+      const from = cursor === undefined ? undefined : decodeCursor(cursor, offset, "dag_runs", order);
       if (dagId !== "~" && !(await getDag(db.pool, dagId))) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${dagId}" not found`);
-      const { limit = 100, offset = 0, state, order_by } = req.query;
       const filter: DagRunFilter = { dagIds: dagId === "~" ? undefined : [dagId], states: state, ...dateRanges(req.query, "querystring") };
-      const { rows, total } = await listDagRuns(db.pool, filter, { limit, offset, orderBy: order_by });
-      return { dag_runs: rows.map(dagRunJson), total_entries: total };
+      // A cursor page: the total came with the cursor, and no COUNT runs.
+      const { rows, next, total } = from
+        ? { ...(await listDagRunsAfter(db.pool, filter, { limit, orderBy: order_by, after: from.after })), total: from.total }
+        : await listDagRuns(db.pool, filter, { limit, offset, orderBy: order_by });
+      return { dag_runs: rows.map(dagRunJson), total_entries: total, next_cursor: next && encodeCursor("dag_runs", order, next, total) };
     },
   );
 

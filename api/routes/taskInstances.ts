@@ -11,9 +11,11 @@ import {
   getDagRun,
   getTaskInstance,
   getXcom,
+  listTaskInstancesAfter,
   listTaskInstancesWhere,
   listTaskReschedules,
   listXcomEntries,
+  TASK_INSTANCE_ORDER,
   type TaskInstanceFilter,
 } from "../../store/queries/read.ts";
 import { listTaskSteps } from "../../store/queries/steps.ts";
@@ -22,8 +24,9 @@ import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import { MARKABLE_STATES, setTaskState, type ChangedTask } from "../../store/transitions/setTaskState.ts";
 import { VersionCache } from "../../store/versions.ts";
 import type { ApiDeps } from "../context.ts";
-import { FreeObject, ListOf, Nullable, NullableDateTime } from "../openapi.ts";
-import { DagParams, PageQuery, RunParams, TaskParams } from "../schemas.ts";
+import { decodeCursor, encodeCursor } from "../cursor.ts";
+import { CursorListOf, FreeObject, ListOf, Nullable, NullableDateTime } from "../openapi.ts";
+import { CursorQuery, DagParams, PageQuery, RunParams, TaskParams } from "../schemas.ts";
 import { taskInstanceJson } from "../serializers.ts";
 
 const TAGS = ["TaskInstance"];
@@ -90,7 +93,7 @@ const FilterQuery = Type.Object({
   duration_gte: Type.Optional(Duration),
   duration_lte: Type.Optional(Duration),
 });
-const ListQuery = Type.Object({ ...PageQuery.properties, ...FilterQuery.properties });
+const ListQuery = Type.Object({ ...PageQuery.properties, ...CursorQuery.properties, ...FilterQuery.properties });
 
 /** Airflow's ListTaskInstanceForm (POST /dags/~/dagRuns/~/taskInstances/list). */
 const BatchBody = Type.Object(
@@ -273,12 +276,13 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
         description: "Task instances of a run; `~` as dag_id and/or dag_run_id lists across DAGs and runs. Ordered by creation (id).",
         params: RunParams,
         querystring: ListQuery,
-        response: { 200: ListOf("task_instances", TaskInstanceSchema) },
+        response: { 200: CursorListOf("task_instances", TaskInstanceSchema) },
       },
     },
     async (req) => {
       const { dag_id: dagId, dag_run_id: runId } = req.params;
-      const { limit = 100, offset = 0 } = req.query;
+      const { limit = 100, offset = 0, cursor } = req.query;
+      const from = cursor === undefined ? undefined : decodeCursor(cursor, offset, "task_instances", TASK_INSTANCE_ORDER);
       const filter = filterOf(req.query);
       if (dagId !== ALL && runId !== ALL) filter.dagRunIds = [Number((await runOr404(db.pool, dagId, runId)).id)];
       else {
@@ -288,8 +292,11 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
         }
         if (runId !== ALL) filter.runIds = [runId];
       }
-      const { rows, total } = await listTaskInstancesWhere(db.pool, filter, { limit, offset });
-      return { task_instances: listJson(rows), total_entries: total };
+      // A cursor page: the total came with the cursor, and no COUNT runs.
+      const { rows, next, total } = from
+        ? { ...(await listTaskInstancesAfter(db.pool, filter, { limit, after: from.after })), total: from.total }
+        : await listTaskInstancesWhere(db.pool, filter, { limit, offset });
+      return { task_instances: listJson(rows), total_entries: total, next_cursor: next && encodeCursor("task_instances", TASK_INSTANCE_ORDER, next, total) };
     },
   );
 

@@ -304,10 +304,10 @@ describe("REST API", () => {
       expect(past.json()).toEqual({ dags: [], total_entries: ALL_DAG_IDS.length });
     });
 
-    it("lists DAG runs as {dag_runs, total_entries} with limit and offset", async () => {
+    it("lists DAG runs as {dag_runs, total_entries, next_cursor} with limit and offset", async () => {
       for (const id of ["page_r1", "page_r2", "page_r3"]) expect((await trigger("api_page_1", { dag_run_id: id })).statusCode).toBe(200);
       const all = await h.app.inject({ method: "GET", url: "/api/v1/dags/api_page_1/dagRuns" });
-      expect(Object.keys(all.json()).sort()).toEqual(["dag_runs", "total_entries"]);
+      expect(Object.keys(all.json()).sort()).toEqual(["dag_runs", "next_cursor", "total_entries"]);
       const ids = all.json().dag_runs.map((r: { dag_run_id: string }) => r.dag_run_id) as string[];
       expect(ids.filter((id) => id.startsWith("page_r"))).toEqual(["page_r1", "page_r2", "page_r3"]);
       const total = all.json().total_entries as number;
@@ -320,12 +320,12 @@ describe("REST API", () => {
       expect(last.json().dag_runs.map((r: { dag_run_id: string }) => r.dag_run_id)).toEqual(["page_r3"]);
     });
 
-    it("lists task instances as {task_instances, total_entries} with limit and offset", async () => {
+    it("lists task instances as {task_instances, total_entries, next_cursor} with limit and offset", async () => {
       expect((await trigger("api_hello", { dag_run_id: "ti_paging" })).statusCode).toBe(200);
       await waitForRun("api_hello", "ti_paging");
       const base = "/api/v1/dags/api_hello/dagRuns/ti_paging/taskInstances";
       const all = await h.app.inject({ method: "GET", url: base });
-      expect(Object.keys(all.json()).sort()).toEqual(["task_instances", "total_entries"]);
+      expect(Object.keys(all.json()).sort()).toEqual(["next_cursor", "task_instances", "total_entries"]);
       expect(all.json().total_entries).toBe(2);
       const tasks = all.json().task_instances as { task_id: string; state: string; try_number: number }[];
       expect(tasks.map((t) => [t.task_id, t.state, t.try_number]).sort()).toEqual([
@@ -412,7 +412,7 @@ describe("REST API", () => {
       const held = await getRun("api_pausable", "while_paused");
       expect(held.json()).toMatchObject({ state: "queued", start_date: null, end_date: null });
       const tis = await h.app.inject({ method: "GET", url: "/api/v1/dags/api_pausable/dagRuns/while_paused/taskInstances" });
-      expect(tis.json()).toEqual({ task_instances: [], total_entries: 0 });
+      expect(tis.json()).toEqual({ task_instances: [], total_entries: 0, next_cursor: null });
       const [[count]] = await h.db.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM task_instance WHERE dag_id = 'api_pausable'");
       expect(Number(count!.n)).toBe(0);
 

@@ -3,8 +3,10 @@
 // called against a real scenario, its answers validated against the schema the spec declares
 // for their status. A route added without a call here that succeeds fails this test.
 import { readFile } from "node:fs/promises";
+import { encodeCursor } from "../../api/cursor.ts";
 import { renderOpenApi, SPEC_FILE } from "../../scripts/openapi.ts";
 import type { RowDataPacket } from "../../store/db.ts";
+import { dagRunOrder, TASK_INSTANCE_ORDER } from "../../store/queries/read.ts";
 import { waitFor } from "../helpers/db.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import {
@@ -71,6 +73,12 @@ const CALLS: Record<string, Call[]> = {
   ],
   // After the signal above was sent (rank 2): the list holds it, delivered.
   "GET /api/v1/dags/{dag_id}/dagRuns/{dag_run_id}/signals": [{}, { params: { dag_id: "contract_signal", dag_run_id: "contract_waiting" }, query: { name: "go" }, rank: 2.5 }],
+  // A keyset page: the rows after id 0, as a cursor the API issued would ask.
+  "GET /api/v1/dags/{dag_id}/dagRuns": [{}, { query: { limit: "1", cursor: encodeCursor("dag_runs", dagRunOrder(undefined), { id: 0 }, 1) } }],
+  "GET /api/v1/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances": [
+    {},
+    { query: { limit: "1", cursor: encodeCursor("task_instances", TASK_INSTANCE_ORDER, { id: 0 }, 1) } },
+  ],
   "POST /api/v1/dags/{dag_id}/clearTaskInstances": [{ body: { dag_run_id: "contract_run", dry_run: true } }],
   "POST /api/v1/deadLetters/redrive": [{ body: { dag_id: "contract_failing", dry_run: true } }],
   "GET /api/v1/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}": [{}, { headers: { accept: "application/json" } }],
