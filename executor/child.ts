@@ -5,6 +5,7 @@ import { mkdir } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { StringDecoder } from "node:string_decoder";
 import { format } from "node:util";
 import { serveRequests } from "../core/childProcess.ts";
 import type { Dag, RunCallbackContext, SensorSpec, TaskContext, TaskOptions, TaskRef } from "../sdk/types.ts";
@@ -225,22 +226,25 @@ process.on("exit", () => currentLog?.flushSync());
 
 async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   m.clockOffsetMs = m.clockNow ? Date.parse(m.clockNow) - Date.now() : 0;
-  const log = new TryLog(m.logPath);
+  // A rescheduled sensor's first poke is stored with its outcome; its later pokes go to the file.
+  const log = new TryLog(m.logPath, { toFile: m.firstPokeAt !== null });
   currentLog = log;
   masker.clear();
   const line = (level: string, args: unknown[]) => log.write(masker.mask(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`));
   // Everything the task prints lands in its try's log file, with the secrets it fetched masked.
   const stdoutWrite = process.stdout.write;
   const stderrWrite = process.stderr.write;
-  const capture = (chunk: unknown, encoding?: unknown, cb?: unknown) => {
-    const text = typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString("utf8");
+  // One decoder per stream: a character split across two writes is joined, not replaced by U+FFFD.
+  const decoders = { out: new StringDecoder("utf8"), err: new StringDecoder("utf8") };
+  const capture = (decoder: StringDecoder) => (chunk: unknown, encoding?: unknown, cb?: unknown) => {
+    const text = typeof chunk === "string" ? chunk : decoder.write(Buffer.from(chunk as Uint8Array));
     log.write(masker.size === 0 ? text : masker.mask(text));
     const callback = typeof encoding === "function" ? encoding : cb;
     if (typeof callback === "function") callback();
     return true;
   };
-  process.stdout.write = capture as typeof process.stdout.write;
-  process.stderr.write = capture as typeof process.stderr.write;
+  process.stdout.write = capture(decoders.out) as typeof process.stdout.write;
+  process.stderr.write = capture(decoders.err) as typeof process.stderr.write;
   const controller = new AbortController();
   current = controller;
   let result: TryOutcome;
@@ -367,6 +371,8 @@ serveRequests({
   run: (m) => runTry(m.task as RunTryMessage),
   dagCallback: (m) => runDagCallback(m.callback as DagCallbackMessage),
   abort: async (m) => {
+    // The process may be killed after the grace period: its log must be in the file by then.
+    currentLog?.spill();
     current?.abort(new Error(String(m.reason ?? "aborted")));
   },
 });

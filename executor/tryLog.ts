@@ -21,12 +21,13 @@ export class TryLog {
 
   constructor(
     private readonly file: string,
-    options: { spillBytes?: number; spillAfterMs?: number } = {},
+    options: { spillBytes?: number; spillAfterMs?: number; toFile?: boolean } = {},
   ) {
     this.spillBytes = options.spillBytes ?? SPILL_BYTES;
-    // A try that already has a file (a rescheduled sensor's earlier pokes, a try handed back
-    // at shutdown) keeps appending to it, so its log is never split out of order.
-    if (existsSync(file)) this.spill();
+    // A try that already has a file (a try handed back at shutdown) keeps appending to it, so
+    // its log is never split out of order. `toFile`: a rescheduled sensor's later pokes, which
+    // would otherwise grow one stored row poke after poke.
+    if (options.toFile || existsSync(file)) this.spill();
     else {
       this.timer = setTimeout(() => this.spill(), options.spillAfterMs ?? SPILL_AFTER_MS);
       this.timer.unref();
@@ -40,12 +41,12 @@ export class TryLog {
       return;
     }
     this.chunks.push(text);
-    this.bytes += text.length;
+    this.bytes += Buffer.byteLength(text);
     if (this.bytes > this.spillBytes) this.spill();
   }
 
-  /** Moves the log to its file; later writes go there. */
-  private spill(): void {
+  /** Moves the log to its file; later writes go there (also before the process may be killed). */
+  spill(): void {
     clearTimeout(this.timer);
     if (this.stream || this.ended) return;
     mkdirSync(path.dirname(this.file), { recursive: true });

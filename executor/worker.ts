@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { appendFile, mkdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -52,10 +53,21 @@ export interface WorkerOptions {
    * round trips; long tries are not claimed ahead, so they never wait here while another worker idles.
    */
   claimAhead?: number;
+  /** A try claimed ahead that has not started within this is handed back for any worker (default 1 s). */
+  claimAheadMaxWaitMs?: number;
 }
 
 /** Tries shorter than this on average are claimed ahead (their claim would cost as much as running them). */
 const CLAIM_AHEAD_BELOW_MS = 100;
+/**
+ * A try claimed ahead that has not started within this is handed back for any worker: the
+ * tries ahead of it turned out long, and it must not wait here while another worker idles.
+ */
+const MAX_WAIT_MS = 1000;
+
+function maxWaitOf(options: WorkerOptions): number {
+  return options.claimAheadMaxWaitMs ?? MAX_WAIT_MS;
+}
 
 function tryKey(task: { id: number; tryNumber: number }): string {
   return `${task.id}#${task.tryNumber}`;
@@ -67,6 +79,8 @@ interface Prepared {
   message: RunTryMessage;
   timeoutMs: number | null;
   dedicated: boolean;
+  /** When it started waiting (Date.now()). */
+  since: number;
 }
 
 interface Slot {
@@ -112,6 +126,7 @@ export class Worker {
   private failures = 0;
   private lastHeartbeatOk = Date.now();
   private backoffTimer?: NodeJS.Timeout;
+  private waitTimer?: NodeJS.Timeout;
   /** Claimed tries waiting for a slot, in claim order. */
   private readonly waiting: Prepared[] = [];
   /** Moving average of recent tries' durations (ms); undefined until one finished. */
@@ -185,9 +200,14 @@ export class Worker {
     return Math.max(0, this.options.concurrency + ahead - this.runningCount - this.waiting.length);
   }
 
+  /** No heartbeat for half the zombie timeout: our claims may be reaped, so start nothing new. */
+  private heartbeatStale(): boolean {
+    return Date.now() - this.lastHeartbeatOk > (this.options.heartbeatTimeoutMs ?? 30_000) / 2;
+  }
+
   /** Starts waiting tries while slots are free. */
   private startWaiting(): void {
-    while (!this.stopping && this.waiting.length > 0 && this.runningCount < this.options.concurrency) {
+    while (!this.stopping && this.waiting.length > 0 && this.runningCount < this.options.concurrency && !this.heartbeatStale()) {
       const next = this.waiting.shift()!;
       const held = this.held.get(tryKey(next.task));
       if (!held || held.lost || held.handedBack) {
@@ -213,6 +233,7 @@ export class Worker {
           throw err;
         }
         for (const id of result.fenced) this.logger.warn(`result of task instance ${id} discarded: its try is no longer ours`);
+        for (const t of result.fencedTries) if (t.log) this.keepLog(t.task, t.log);
         this.observeRecorded(batch, result);
         this.options.onRecorded?.({ finished: result.finished, runsFinished: result.runsFinished });
         for (const ended of result.runsFinished) {
@@ -343,10 +364,49 @@ export class Worker {
     for (const p of prepared) {
       // A task waiting for a signal runs no code: it is deferred at once, holding no slot.
       if (p.message && p.waitsForSignal) this.complete(p.task, { outcome: "deferred" });
-      else if (p.message) this.waiting.push({ task: p.task, message: p.message, timeoutMs: p.timeoutMs, dedicated: !!p.dedicated });
+      else if (p.message) this.waiting.push({ task: p.task, message: p.message, timeoutMs: p.timeoutMs, dedicated: !!p.dedicated, since: Date.now() });
       else this.complete(p.task, { outcome: "failed", error: p.error });
     }
     this.startWaiting();
+    if (this.waiting.length > 0) this.watchWaiting();
+  }
+
+  /** Hands back tries that waited here longer than MAX_WAIT_MS (checked while any wait). */
+  private watchWaiting(): void {
+    if (this.waitTimer) return;
+    this.waitTimer = setInterval(() => {
+      if (this.waiting.length === 0 || this.stopping) {
+        clearInterval(this.waitTimer);
+        this.waitTimer = undefined;
+        return;
+      }
+      // The database is unreachable: the hand-back would fail too; they wait for the heartbeat.
+      if (this.heartbeatStale()) return;
+      const cutoff = Date.now() - maxWaitOf(this.options);
+      const stale = this.waiting.filter((w) => w.since < cutoff);
+      if (stale.length === 0) return;
+      this.waiting.splice(0, this.waiting.length, ...this.waiting.filter((w) => w.since >= cutoff));
+      for (const w of stale) this.held.delete(tryKey(w.task));
+      // The tries ahead of them are long: no more claiming ahead until short tries bring the
+      // average down again (else the same tries would be claimed and handed back over again).
+      this.recentTryMs = Math.max(this.recentTryMs ?? 0, maxWaitOf(this.options));
+      handBack(this.db, this.clock.now(), stale.map((w) => w.task)).then(
+        (returned) => {
+          this.logger.info(`handed back ${returned} task instance(s) that waited over ${maxWaitOf(this.options)} ms for a slot`);
+          this.wantClaim = true;
+        },
+        (err) => {
+          // Still ours in the database: keep them, they start when a slot frees.
+          this.logger.warn(`could not hand back waiting tries: ${(err as Error).message}`);
+          for (const w of stale) {
+            this.held.set(tryKey(w.task), { task: w.task, timers: [] });
+            this.waiting.push({ ...w, since: Date.now() });
+          }
+          this.startWaiting();
+        },
+      );
+    }, Math.max(10, maxWaitOf(this.options) / 4));
+    this.waitTimer.unref();
   }
 
   /** The DAG's onSuccess / onFailure, in a child process; errors are logged, never raised. */
@@ -443,6 +503,7 @@ export class Worker {
     this.held.delete(tryKey(task));
     if (held.lost) {
       this.logger.info(`try ${task.tryNumber} of ${task.dagId}.${task.taskId} (run ${task.runId}) ended after its claim was lost; result discarded`);
+      if (outcome.log) this.keepLog(task, outcome.log);
       this.startWaiting();
       this.kick();
       return;
@@ -455,6 +516,14 @@ export class Worker {
     this.finished.push({ task, ...outcome, endedAt });
     this.startWaiting();
     this.kick();
+  }
+
+  /** The log of a try whose result is discarded (claim lost, fenced) goes to its file: it is the one users look at. */
+  private keepLog(task: ClaimedTask, text: string): void {
+    const file = taskLogPath(this.options.logsFolder, task);
+    mkdir(path.dirname(file), { recursive: true })
+      .then(() => appendFile(file, text))
+      .catch((err) => this.logger.warn(`could not write the log of task instance ${task.id}: ${(err as Error).message}`));
   }
 
   /** A durable step completed in a child: record it (fenced by the try's claim) and answer. */
@@ -498,6 +567,8 @@ export class Worker {
       });
       const mine = await beatTries(this.db, now, running.map((h) => ({ id: h.task.id, tryNumber: h.task.tryNumber })), this.id);
       this.lastHeartbeatOk = Date.now();
+      // Tries held back while the database was unreachable may start now.
+      queueMicrotask(() => this.startWaiting());
       for (const h of running) {
         // A try that finished while the heartbeat was in flight is no longer held: leave it be.
         if (mine.get(h.task.id) === h.task.tryNumber || this.held.get(tryKey(h.task)) !== h) continue;
@@ -508,8 +579,10 @@ export class Worker {
       // Without heartbeats our tries become zombies that others will re-run: stop them first.
       const silentMs = Date.now() - this.lastHeartbeatOk;
       if (silentMs > (this.options.heartbeatTimeoutMs ?? 30_000) / 2 && running.length > 0) {
-        const still = running.filter((h) => this.held.get(tryKey(h.task)) === h);
-        this.logger.error(`no heartbeat for ${formatDuration(silentMs)} (database unreachable): killing ${still.length} running task(s) before they are re-run elsewhere`);
+        // Tries still waiting for a slot are not started meanwhile (startWaiting), nor dropped:
+        // if they are reaped, the next heartbeat finds them no longer ours.
+        const still = running.filter((h) => this.held.get(tryKey(h.task)) === h && h.slot);
+        if (still.length > 0) this.logger.error(`no heartbeat for ${formatDuration(silentMs)} (database unreachable): killing ${still.length} running task(s) before they are re-run elsewhere`);
         for (const h of still) this.abandon(h, "the worker lost its database connection", 0);
       }
       throw err;
@@ -550,6 +623,7 @@ export class Worker {
     }
     await this.loopDone;
     clearInterval(this.heartbeatTimer);
+    clearInterval(this.waitTimer);
     clearTimeout(this.backoffTimer);
     await removeProcess(this.db, this.id).catch(() => undefined);
   }

@@ -37,6 +37,13 @@ import {
   type SettledTask,
 } from "./settle.ts";
 
+/**
+ * A stored log only grows when a try runs again under the same try number (handed back at
+ * shutdown); rescheduled sensor pokes after the first go to the try's file (executor/tryLog.ts).
+ * Past this size the row stops growing rather than failing the transaction that records the try.
+ */
+const MAX_STORED_LOG_BYTES = 1024 * 1024;
+
 export interface TryError {
   name: string;
   code?: string;
@@ -73,6 +80,8 @@ export interface TakeRequest {
 export interface FinishResult {
   finished: number[];
   fenced: number[];
+  /** The fenced tries themselves: a batch may hold two tries of one task instance (a cleared one and the next). */
+  fencedTries: FinishedTry[];
   retrying: number[];
   /** Ready tasks left queued for any worker. */
   queued: number[];
@@ -154,15 +163,17 @@ export async function finishTries(
   for (const t of tries) if (!shapes.has(t.task.versionHash)) shapes.set(t.task.versionHash, await shapeOf(t.task.versionHash));
   return db.batchTx(async (btx) => {
     const fenced: number[] = [];
+    const fencedTries: FinishedTry[] = [];
     let live = [...tries].sort((a, b) => a.task.id - b.task.id);
     for (;;) {
       const result = await attempt(btx, now, live, shapes, take);
-      if (result.fenced.length === 0) return { ...result, fenced };
+      if (result.fenced.length === 0) return { ...result, fenced, fencedTries };
       // Someone else owns those tries now: undo and record the others alone.
       fenced.push(...result.fenced);
+      fencedTries.push(...result.fencedTries);
       await btx.rollback();
-      live = live.filter((t) => !result.fenced.includes(t.task.id));
-      if (live.length === 0) return { finished: [], fenced, retrying: [], queued: [], taken: [], runsFinished: [] };
+      live = live.filter((t) => !result.fencedTries.includes(t));
+      if (live.length === 0) return { finished: [], fenced, fencedTries, retrying: [], queued: [], taken: [], runsFinished: [] };
     }
   });
 }
@@ -194,7 +205,7 @@ function claimedFrom(
 }
 
 async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Map<string, DagShape>, take?: TakeRequest): Promise<FinishResult> {
-  const result: FinishResult = { finished: [], fenced: [], retrying: [], queued: [], taken: [], runsFinished: [] };
+  const result: FinishResult = { finished: [], fenced: [], fencedTries: [], retrying: [], queued: [], taken: [], runsFinished: [] };
   if (tries.length === 0) return result;
   const planned = tries.map((t) => plan(t, now, shapes.get(t.task.versionHash)!));
   const statements = planned.map((p) => p.statement);
@@ -235,7 +246,8 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
     statements.push({
       sql: `INSERT INTO task_log (task_instance_id, try_number, content, updated_at)
             VALUES ${logs.map(() => "(?, ?, ?, ?)").join(", ")}
-            ON DUPLICATE KEY UPDATE content = CONCAT(content, VALUES(content)), updated_at = VALUES(updated_at)`,
+            ON DUPLICATE KEY UPDATE content = IF(LENGTH(content) + LENGTH(VALUES(content)) <= ${MAX_STORED_LOG_BYTES}, CONCAT(content, VALUES(content)), content),
+                                    updated_at = VALUES(updated_at)`,
       params: logs.flatMap((p) => [p.t.task.id, p.t.task.tryNumber, p.t.log, now]),
     });
   }
@@ -336,7 +348,10 @@ async function attempt(btx: BatchTx, now: Date, tries: FinishedTry[], shapes: Ma
 
   const results = await btx.run(statements);
   planned.forEach((p, i) => {
-    if ((results[i] as ResultSetHeader).affectedRows !== 1) result.fenced.push(p.t.task.id);
+    if ((results[i] as ResultSetHeader).affectedRows !== 1) {
+      result.fenced.push(p.t.task.id);
+      result.fencedTries.push(p.t);
+    }
   });
   if (result.fenced.length > 0) return result;
   for (const p of planned) {

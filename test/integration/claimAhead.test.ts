@@ -82,6 +82,8 @@ function startWorker(options: Partial<WorkerOptions> & { concurrency: number }, 
     logsFolder: h.logsFolder,
     cacheFolder: h.cacheFolder,
     heartbeatMs: HEARTBEAT_MS,
+    // Tries here wait on purpose for seconds; the hand-back of long waits has its own test.
+    claimAheadMaxWaitMs: 60_000,
     ...options,
   });
   // The scheduler and the API wake h.worker when they queue tasks.
@@ -353,6 +355,30 @@ describe("worker claim-ahead", () => {
     );
     expect(waiting).toHaveLength(2);
     expect((await ledgerLines(ledger)).sort()).toEqual(started.map((id) => `${id}:1`).sort());
+  });
+
+  it("hands back tries that waited longer than claimAheadMaxWaitMs, stops claiming ahead, and runs everything once", async () => {
+    const worker = startWorker({ concurrency: 1, claimAhead: 2, claimAheadMaxWaitMs: 300 });
+    await warmUp(worker);
+    const { ledger, release } = files();
+    const runId = await trigger("ca_hold", { ledger, release });
+    const { lines, mine } = await holdingStarted(worker, "ca_hold", runId, ledger, 1, 3);
+    const holder = lines[0]!.split(":")[0]!;
+    const waiting = mine.map((t) => t.task_id).filter((id) => id !== holder);
+    expect(waiting).toHaveLength(2);
+    // Handed back: queued again, their claim gone and their try not counted.
+    await waitFor("the waiting tries to be handed back", async () => {
+      const rows = (await tis("ca_hold", runId)).filter((t) => waiting.includes(t.task_id));
+      return rows.every((t) => t.state === "queued" && t.try_number === 0 && t.claim_token === null);
+    });
+    // Claim-ahead is off now: only the holder is running under this worker, for a while.
+    for (let i = 0; i < 10; i++) {
+      expect(await runningUnder(worker.id)).toBe(1);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await writeFile(release, "");
+    expect(await finished("ca_hold", runId)).toBe("success");
+    expect((await ledgerLines(ledger)).sort()).toEqual(Array.from({ length: 6 }, (_, i) => `h${i}:1`));
   });
 
   it("drops a try cleared while it waited for a slot without running it, and keeps working", async () => {

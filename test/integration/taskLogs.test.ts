@@ -9,6 +9,7 @@ import { waitFor } from "../helpers/db.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 
 const LOGS = dagSource(`
+import { appendFileSync, readFileSync } from "node:fs";
 export default dag({ id: "logs" }, (t) => {
   t.task("short", async (ctx) => { ctx.log.info("short and sweet"); console.log("from console"); return 1; });
   t.task("long", async (ctx) => {
@@ -18,11 +19,35 @@ export default dag({ id: "logs" }, (t) => {
   });
   t.task("big", async () => { for (let i = 0; i < 2000; i++) console.log(String(i).padStart(6, "0") + " " + "x".repeat(60)); });
   t.task("crash", async (ctx) => { ctx.log.info("about to exit"); process.exit(3); });
+  // A check mark (e2 9c 93) split across two writes, as a piped subprocess may deliver it.
+  t.task("split", async () => { process.stdout.write(Buffer.from([0x6f, 0x6b, 0x20, 0xe2, 0x9c])); process.stdout.write(Buffer.from([0x93, 0x0a])); });
+});
+
+export const clearme = dag({ id: "clearme" }, (t) => {
+  t.task("busy", async (ctx) => {
+    ctx.log.info("before the clear");
+    const until = Date.now() + 20_000;
+    while (!ctx.signal.aborted && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    ctx.log.info("after the abort: " + ctx.signal.aborted);
+  });
+});
+
+export const poker = dag({ id: "poker" }, (t) => {
+  t.sensor("third_time", {
+    mode: "reschedule",
+    pokeInterval: 50,
+    timeout: "1m",
+    poke: async (ctx) => {
+      const n = ctx.conf.pokes ? (appendFileSync(String(ctx.conf.pokes), "x"), readFileSync(String(ctx.conf.pokes), "utf8").length) : 3;
+      console.log("poke number " + n);
+      return n >= 3;
+    },
+  });
 });
 `);
 
 describe("task logs", () => {
-  const h = new Harness();
+  const h = new Harness({ heartbeatMs: 100 });
   let runId: string;
   const logFile = (taskId: string, tryNumber = 1) => taskLogPath(h.logsFolder, { dagId: "logs", runId, taskId, tryNumber });
   const stored = async (taskId: string) => {
@@ -114,10 +139,57 @@ describe("task logs", () => {
     expect(res.json().code).toBe("BATON_LOG_NOT_FOUND");
   });
 
+  it("joins a multi-byte character split across two writes", async () => {
+    expect(await h.taskLog("logs", runId, "split", 1)).toContain("ok ✓\n");
+  });
+
+  it("stores a rescheduled sensor's first poke and appends its later pokes to the file, in order", async () => {
+    const pokes = path.join(h.logsFolder, "..", `pokes-${Date.now()}`);
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/poker/dagRuns", payload: { conf: { pokes } } });
+    expect(res.statusCode).toBe(200);
+    const pokerRun = res.json().dag_run_id as string;
+    await waitFor("the sensor to succeed", async () => {
+      const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE run_id = ? AND dag_id = 'poker'", [pokerRun]);
+      return row!.state === "success";
+    }, 30_000);
+    const log = (await h.taskLog("poker", pokerRun, "third_time", 1))!;
+    const order = ["poke number 1", "poke number 2", "poke number 3"].map((line) => log.indexOf(line));
+    expect(order.every((i) => i >= 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    const [[stored]] = await h.db.pool.query<RowDataPacket[]>(
+      "SELECT l.content FROM task_log l JOIN task_instance ti ON ti.id = l.task_instance_id WHERE ti.run_id = ? AND ti.dag_id = 'poker'",
+      [pokerRun],
+    );
+    expect(stored!.content).toContain("poke number 1");
+    expect(stored!.content).not.toContain("poke number 2");
+  });
+
+  it("keeps the log of a try cleared while it runs (its result is discarded)", async () => {
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/clearme/dagRuns", payload: {} });
+    const run = res.json().dag_run_id as string;
+    await waitFor("the task to run", async () => {
+      const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM task_instance WHERE dag_id = 'clearme' AND run_id = ?", [run]);
+      return row?.state === "running";
+    });
+    const cleared = await h.app.inject({ method: "POST", url: "/api/v1/dags/clearme/clearTaskInstances", payload: { dag_run_id: run, task_ids: ["busy"], only_failed: false, dry_run: false } });
+    expect(cleared.statusCode).toBe(200);
+    const log = await waitFor("try 1's log to end", async () => {
+      const text = await h.taskLog("clearme", run, "busy", 1);
+      return text?.includes("after the abort: true") ? text : undefined;
+    }, 20_000);
+    expect(log).toMatch(/Starting try 1[^]*before the clear[^]*after the abort: true/);
+  });
+
   it("deleting the run deletes its stored logs", async () => {
+    const [ids] = await h.db.pool.query<RowDataPacket[]>("SELECT id FROM task_instance WHERE dag_id = 'logs' AND run_id = ?", [runId]);
+    const list = ids.map((r) => Number(r.id));
+    const count = async () => {
+      const [[row]] = await h.db.pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM task_log WHERE task_instance_id IN (${list.map(() => "?").join(", ")})`, list);
+      return Number(row!.n);
+    };
+    expect(await count()).toBeGreaterThan(0);
     const res = await h.app.inject({ method: "DELETE", url: `/api/v1/dags/logs/dagRuns/${encodeURIComponent(runId)}` });
     expect(res.statusCode).toBe(204);
-    const [[count]] = await h.db.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM task_log");
-    expect(Number(count!.n)).toBe(0);
+    expect(await count()).toBe(0);
   });
 });
