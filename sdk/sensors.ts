@@ -286,7 +286,12 @@ interface MinimalConnection {
   destroy(): void;
 }
 
-/** mysql2 connection options from a mysql:// (or mariadb://) URL, read as Baton reads BATON_DATABASE_URL (core/mysqlUrl.ts). */
+/**
+ * mysql2 connection options from a mysql:// (or mariadb://) URL, read as Baton reads
+ * BATON_DATABASE_URL (core/mysqlUrl.ts) except that query parameters other than socket are
+ * ignored: these URLs are the user's, often shared with other clients (`?ssl=true`,
+ * `?charset=utf8mb4`), and sensors read them that way before socket= existed.
+ */
 export function mysqlOptions(url: string) {
   let parsed: URL;
   try {
@@ -295,9 +300,14 @@ export function mysqlOptions(url: string) {
     throw new Error(`not a valid mysql:// URL: ${redactUrl(url)}`);
   }
   if (parsed.protocol !== "mysql:" && parsed.protocol !== "mariadb:") throw new Error(`not a mysql:// URL: ${redactUrl(url)}`);
-  const { host, port, socketPath, user, password, database } = parseMysqlUrl(url, (problem) => {
-    throw new Error(`the mysql:// URL ${problem}: ${redactUrl(url)}`);
-  });
+  const { host, port, socketPath, user, password, database } = parseMysqlUrl(
+    url,
+    (problem) => {
+      throw new Error(`the mysql:// URL ${problem}: ${redactUrl(url)}`);
+    },
+    undefined,
+    { unknownParameters: "ignore" },
+  );
   return {
     host,
     port,

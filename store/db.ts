@@ -2,7 +2,7 @@ import os from "node:os";
 import mysql from "mysql2/promise";
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { BatonError } from "../core/errors.ts";
-import { LOCAL_SOCKETS, parseMysqlUrl, type SocketLookup } from "../core/mysqlUrl.ts";
+import { LOCAL_SOCKETS, meansLocalSocket, parseMysqlUrl, type SocketLookup } from "../core/mysqlUrl.ts";
 
 export type { Pool, PoolConnection, ResultSetHeader, RowDataPacket };
 
@@ -121,8 +121,9 @@ export function databaseNameOf(url: string): string {
 /**
  * mysql2 options for the server a URL names (not its database: callers add that). Every
  * connection to Baton's database is opened with these. `?socket=/path` goes over that Unix
- * socket; host `localhost` over the local server's socket when one exists (findSocket,
- * looked up once per process), else over TCP; any other host over TCP.
+ * socket; host `localhost` with no port or port 3306 over the local server's socket when one
+ * exists (findSocket, looked up once per process), else over TCP; `localhost` on another port
+ * and any other host over TCP.
  */
 export function connectionOptions(url: string, findSocket?: SocketLookup) {
   const { host, port, socketPath, user, password } = parseMysqlUrl(url, (problem) => invalidUrl(url, problem), findSocket);
@@ -152,7 +153,7 @@ export function describeDatabaseUrl(url: string, findSocket?: SocketLookup): str
     return redactUrl(url);
   }
   if (options.socketPath !== undefined) return `${redactUrl(url)} via ${options.socketPath}`;
-  const why = options.host === "localhost" ? ` (no MySQL socket at ${LOCAL_SOCKETS.join(", ")})` : "";
+  const why = meansLocalSocket(options.host, options.port) ? ` (no MySQL socket at ${LOCAL_SOCKETS.join(", ")})` : "";
   return `${redactUrl(url)} over TCP${why}`;
 }
 

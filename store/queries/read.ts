@@ -336,7 +336,7 @@ export const TASK_INSTANCE_ORDER: KeysetOrder = { orderBy: "id", column: "ti.id"
  * next page starts (null: none); no COUNT. With no filter, or one DAG's alone, it is one range of
  * PRIMARY or ix_ti_dag_id (dag_id, id), forced for the reason listDagRunsAfter gives (700,000
  * index entries walked 900,000 task instances deep). One run's task instances are found by
- * ix_ti_run_state and sorted: a run holds few enough.
+ * ux_task_instance (dag_run_id, …) and sorted: a run holds few enough.
  */
 export async function listTaskInstancesAfter(db: Queryable, f: TaskInstanceFilter, p: { limit: number; after: KeysetPosition }) {
   const w = taskInstanceWhere(f).after(TASK_INSTANCE_ORDER, p.after);
@@ -352,7 +352,7 @@ export async function listTaskInstancesAfter(db: Queryable, f: TaskInstanceFilte
 
 /**
  * Started runs of a DAG whose logical date is within [gte, lte] (undefined: open), oldest first;
- * with `states`, only runs holding a task instance in one of them (ix_ti_run_state). For clears
+ * with `states`, only runs holding a task instance in one of them (ix_ti_waiting: dag_run_id, state, …). For clears
  * across runs; at most `limit` rows.
  */
 export async function listStartedRunsInRange(db: Queryable, dagId: string, range: { gte?: Date; lte?: Date }, states: string[] | undefined, limit: number) {

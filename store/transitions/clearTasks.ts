@@ -163,6 +163,9 @@ export async function clearTasks(
     if (dropped.length > 0) {
       const ids = dropped.map((r) => Number(r.id));
       await tx.query(`DELETE FROM task_step WHERE task_instance_id IN (${inList(ids)})`, ids);
+      // Their stored logs and pokes would outlive them: keyed by task_instance_id, no foreign key.
+      await tx.query(`DELETE FROM task_log WHERE task_instance_id IN (${inList(ids)})`, ids);
+      await tx.query(`DELETE FROM task_reschedule WHERE task_instance_id IN (${inList(ids)})`, ids);
       await tx.query(`DELETE FROM xcom WHERE dag_run_id = ? AND task_id IN (${inList(dropped.map((r) => r.task_id))})`, [dagRunId, ...dropped.map((r) => r.task_id)]);
       await tx.query(`DELETE FROM task_instance WHERE id IN (${inList(ids)})`, ids);
     }
@@ -224,7 +227,10 @@ export async function clearTasks(
   });
 }
 
-/** Back to `none` with a fresh retry budget; one statement per distinct retries value. */
+/**
+ * Back to `none` with a fresh retry budget; one statement per distinct retries value. Retry and
+ * deferral times go too: ix_ti_retry and ix_ti_deferred are keyed on them alone (migration 0019).
+ */
 export function resetStatements(shape: DagShape, hits: RowDataPacket[]): Statement[] {
   const byRetries = new Map<number, number[]>();
   for (const r of hits) {
@@ -234,7 +240,7 @@ export function resetStatements(shape: DagShape, hits: RowDataPacket[]): Stateme
   return [...byRetries].map(([retries, ids]) => ({
     sql: `UPDATE task_instance SET state = 'none', max_tries = try_number + ?, claim_token = NULL, hostname = NULL, pid = NULL,
                  heartbeat_at = NULL, queued_at = NULL, start_date = NULL, end_date = NULL, duration = NULL, next_retry_at = NULL,
-                 error = NULL
+                 next_check_at = NULL, deferred_on = NULL, error = NULL
            WHERE id IN (${inList(ids)})`,
     params: [retries, ...ids],
   }));

@@ -3,7 +3,8 @@
 // Tasks not finished (none, scheduled, queued, running, up_for_retry, up_for_reschedule, deferred)
 // and those that failed or were upstream_failed are marked; `skipped` and `removed` stay (a branch
 // decided them). A queued run (no task instances yet) just ends `success`.
-// locks: the run's task_instance rows to mark (ix_ti_waiting: dag_run_id, state), then the dag_run row (PK), then
+// locks: the run's task_instance rows to mark (ix_ti_waiting: dag_run_id, state, deferred_on; read and locked in
+//   that index's order, which the ORDER BY spells out: EXPLAIN range, no filesort), then the dag_run row (PK), then
 //   pool rows in name order — the order endRuns, settle and finishTries lock in.
 // fence: a `running` try becomes `success` here: its worker's heartbeat finds the claim gone and
 //   aborts ctx.signal, and its result is discarded by finishTries as fenced (state no longer
@@ -33,7 +34,7 @@ export async function markRunSuccess(db: Db, now: Date, dagId: string, runId: st
   const id = Number(found[0].id);
   return db.tx(async (tx) => {
     const [tis] = await tx.query<RowDataPacket[]>(
-      `SELECT id, state, pool, pool_slots FROM task_instance WHERE dag_run_id = ? AND state IN (${inList(TO_MARK)}) ORDER BY dag_run_id, state, id FOR UPDATE`,
+      `SELECT id, state, pool, pool_slots FROM task_instance WHERE dag_run_id = ? AND state IN (${inList(TO_MARK)}) ORDER BY dag_run_id, state, deferred_on, id FOR UPDATE`,
       [id, ...TO_MARK],
     );
     const [[run]] = await tx.query<RowDataPacket[]>("SELECT state, compensation FROM dag_run WHERE id = ? FOR UPDATE", [id]);
@@ -46,7 +47,7 @@ export async function markRunSuccess(db: Db, now: Date, dagId: string, runId: st
         `UPDATE task_instance SET state = 'success',
                 duration = IF(end_date IS NULL, TIMESTAMPDIFF(MICROSECOND, COALESCE(start_date, ?), ?) / 1e6, duration),
                 end_date = COALESCE(end_date, ?), start_date = COALESCE(start_date, ?),
-                heartbeat_at = NULL, next_retry_at = NULL, next_check_at = NULL
+                heartbeat_at = NULL, next_retry_at = NULL, next_check_at = NULL, deferred_on = NULL
           WHERE id IN (${inList(ids)})`,
         [now, now, now, now, ...ids],
       );

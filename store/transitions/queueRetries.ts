@@ -3,6 +3,9 @@
 //   in index order, FOR UPDATE SKIP LOCKED: several schedulers split the due retries instead of
 //   queueing behind each other (a plain UPDATE … LIMIT waited on every row another held, and
 //   could fail the whole tick with a deadlock). The UPDATE re-checks the state under the lock.
+// next_retry_at is cleared with the state: ix_ti_retry is keyed on it alone (migration 0019), so
+//   it must be set only while the row waits. A sensor keeps first_poke_at and poke_count: its
+//   timeout counts from the first poke, across reschedules.
 import { inList, type Db, type ResultSetHeader, type RowDataPacket } from "../db.ts";
 
 // Reschedule-mode sensors (up_for_reschedule) come back the same way when their next poke is due.
@@ -18,7 +21,7 @@ export async function queueRetries(db: Db, now: Date, limit = 1000): Promise<num
       if (due.length === 0) return 0;
       const ids = due.map((r) => Number(r.id));
       const [result] = await tx.query<ResultSetHeader>(
-        `UPDATE task_instance SET state = 'queued', queued_at = ? WHERE id IN (${inList(ids)}) AND state = ?`,
+        `UPDATE task_instance SET state = 'queued', queued_at = ?, next_retry_at = NULL WHERE id IN (${inList(ids)}) AND state = ?`,
         [now, ...ids, state],
       );
       return result.affectedRows;

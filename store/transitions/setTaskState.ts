@@ -257,7 +257,7 @@ async function applyToRun(
     // The fence: no longer `running`, no claim token.
     statements.push({
       sql: `UPDATE task_instance SET state = ?, end_date = ?, duration = TIMESTAMPDIFF(MICROSECOND, COALESCE(start_date, ?), ?) / 1e6, error = ?,
-                   claim_token = NULL, heartbeat_at = NULL, next_retry_at = NULL, next_check_at = NULL
+                   claim_token = NULL, heartbeat_at = NULL, next_retry_at = NULL, next_check_at = NULL, deferred_on = NULL
              WHERE id IN (${inList(running)})`,
       params: [newState, now, now, now, error, ...running],
     });
@@ -267,7 +267,7 @@ async function applyToRun(
     statements.push({
       sql: `UPDATE task_instance SET state = ?, start_date = COALESCE(start_date, ?), end_date = COALESCE(end_date, ?),
                    duration = COALESCE(duration, TIMESTAMPDIFF(MICROSECOND, COALESCE(start_date, ?), COALESCE(end_date, ?)) / 1e6),
-                   error = ?, next_retry_at = NULL, next_check_at = NULL
+                   error = ?, next_retry_at = NULL, next_check_at = NULL, deferred_on = NULL
              WHERE id IN (${inList(others)})`,
       params: [newState, now, now, now, now, error, ...others],
     });

@@ -4,7 +4,8 @@
 // `skipped`, as Airflow skips a timed-out run's unfinished tasks.
 // finds: ix_dag_run_timeout (state, timeout_at), a range read without locks (EXPLAIN on
 //   MariaDB 10.11: range, using index, no filesort).
-// locks: the runs' unfinished task_instance rows (ix_ti_waiting: dag_run_id, state), then the dag_run rows
+// locks: the runs' unfinished task_instance rows (ix_ti_waiting: dag_run_id, state, deferred_on; read and
+//   locked in that index's order, which the ORDER BY spells out: EXPLAIN range, no filesort), then the dag_run rows
 //   (PK), then pool rows in name order — the order finishTries and settle lock in. Each run is
 //   re-checked under its lock (still running, still past its deadline: a clear may have moved it).
 // fence: a worker still running a failed try finds its row no longer `running` and its result
@@ -71,7 +72,7 @@ export async function endRuns(
   const [tis] = await tx.query<RowDataPacket[]>(
     `SELECT id, dag_run_id, state, pool, pool_slots FROM task_instance
       WHERE dag_run_id IN (${inList(runIds)}) AND state IN (${inList(UNFINISHED)})
-      ORDER BY dag_run_id, state, id FOR UPDATE`,
+      ORDER BY dag_run_id, state, deferred_on, id FOR UPDATE`,
     [...runIds, ...UNFINISHED],
   );
   const [runs] = await tx.query<RowDataPacket[]>(
@@ -102,8 +103,11 @@ export async function endRuns(
   }
   for (const t of tis) if (live.has(Number(t.dag_run_id)) && t.state !== TaskState.Running) skip.push(Number(t.id));
   if (skip.length > 0) {
+    // Retry and deferral times go with the state: ix_ti_retry and ix_ti_deferred are keyed on
+    // them alone (migration 0019), so a stale one would stay in those indexes for good.
     await tx.query(
-      `UPDATE task_instance SET state = 'skipped', start_date = COALESCE(start_date, ?), end_date = ?, next_retry_at = NULL
+      `UPDATE task_instance SET state = 'skipped', start_date = COALESCE(start_date, ?), end_date = ?, next_retry_at = NULL,
+              next_check_at = NULL, deferred_on = NULL
         WHERE id IN (${inList(skip)})`,
       [now, now, ...skip],
     );

@@ -24,9 +24,19 @@ describe("connectionOptions", () => {
     expect(connectionOptions("mysql://root@localhost/baton?socket=/tmp/x.sock", found).socketPath).toBe("/tmp/x.sock");
   });
 
-  it("host localhost without ?socket= takes the local socket the lookup finds", () => {
-    const options = connectionOptions("mysql://u:p%40ss@localhost:3307/baton", found);
-    expect(options).toMatchObject({ socketPath: SOCKET, host: "localhost", port: 3307, user: "u", password: "p@ss", timezone: "Z" });
+  it.each(["mysql://u:p%40ss@localhost:3306/baton", "mysql://u:p%40ss@localhost/baton"])("%s without ?socket= takes the local socket the lookup finds", (url) => {
+    const options = connectionOptions(url, found);
+    expect(options).toMatchObject({ socketPath: SOCKET, host: "localhost", port: 3306, user: "u", password: "p@ss", timezone: "Z" });
+  });
+
+  it("host localhost on another port stays on TCP to localhost:port: the local socket is the server on 3306", () => {
+    let lookups = 0;
+    const options = connectionOptions("mysql://u@localhost:3307/appdb", () => (lookups++, SOCKET));
+    expect(options).not.toHaveProperty("socketPath");
+    expect(options).toMatchObject({ host: "localhost", port: 3307 });
+    expect(lookups).toBe(0);
+    // An explicit socket still wins, whatever the port.
+    expect(connectionOptions("mysql://u@localhost:3307/appdb?socket=/run/mysqld/other.sock", found).socketPath).toBe("/run/mysqld/other.sock");
   });
 
   it("host localhost falls back to TCP localhost:port when no socket exists", () => {
@@ -62,6 +72,12 @@ describe("connectionOptions", () => {
     expect(err.code).toBe("BATON_CONFIG_INVALID");
     expect(err.message).toMatch(message);
     expect(err.message).toMatch(/^BATON_DATABASE_URL /);
+  });
+
+  it("stays strict about parameters on every port and host (only the SDK's sensor URLs ignore them)", () => {
+    for (const url of ["mysql://root@localhost:3307/baton?charset=utf8mb4", "mysql://root@db.internal/baton?ssl=true"]) {
+      expect(thrown(() => connectionOptions(url, found)).code).toBe("BATON_CONFIG_INVALID");
+    }
   });
 
   it("reports a bad parameter without its secrets", () => {
@@ -101,6 +117,8 @@ describe("printing the URL", () => {
     expect(describeDatabaseUrl("mysql://root@localhost:3306/baton?socket=/tmp/x.sock", none)).toBe("mysql://root@localhost:3306/baton?socket=/tmp/x.sock via /tmp/x.sock");
     expect(describeDatabaseUrl("mysql://root@127.0.0.1:3306/baton", found)).toBe("mysql://root@127.0.0.1:3306/baton over TCP");
     expect(describeDatabaseUrl("mysql://root@localhost:3306/baton", none)).toMatch(/^mysql:\/\/root@localhost:3306\/baton over TCP \(no MySQL socket at \/run\/mysqld\/mysqld.sock, /);
+    // Another port is TCP by rule, not for want of a socket.
+    expect(describeDatabaseUrl("mysql://root@localhost:3307/baton", found)).toBe("mysql://root@localhost:3307/baton over TCP");
     // An invalid URL still prints (the error that follows explains it).
     expect(describeDatabaseUrl("mysql://root:pw@localhost/baton?x=1", found)).toBe("mysql://root:***@localhost/baton?x=***");
   });

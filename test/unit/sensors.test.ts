@@ -177,7 +177,22 @@ describe("pure helpers", () => {
     expect(() => mysqlOptions("postgres://x:secret@h/db")).toThrow("not a mysql:// URL: postgres://x:***@h/db");
     expect(mysqlOptions("mysql://u@127.0.0.1/dw?socket=%2Ftmp%2Fdw.sock")).toMatchObject({ socketPath: "/tmp/dw.sock", database: "dw" });
     expect(mysqlOptions("mysql://u@127.0.0.1/dw")).not.toHaveProperty("socketPath");
-    expect(() => mysqlOptions("mysql://u:secret@h/dw?ssl=1")).toThrow('the mysql:// URL has an unknown parameter "ssl"');
+  });
+
+  it("mysqlOptions ignores query parameters other than socket, as sensor URLs always did", () => {
+    const plain = mysqlOptions("mysql://u:p@db.internal:3307/dw");
+    expect(mysqlOptions("mysql://u:p@db.internal:3307/dw?ssl=true&charset=utf8mb4")).toEqual(plain);
+    expect(mysqlOptions("mysql://u:p@db.internal:3307/dw?flag&x=%E0%A4%A")).toEqual(plain);
+    expect(mysqlOptions("mysql://u@127.0.0.1/dw?ssl=true&socket=%2Ftmp%2Fdw.sock&charset=utf8mb4")).toMatchObject({ socketPath: "/tmp/dw.sock", database: "dw" });
+    // socket= itself is still checked.
+    expect(() => mysqlOptions("mysql://u:secret@h/dw?socket=")).toThrow("the mysql:// URL has an empty socket parameter");
+    expect(() => mysqlOptions("mysql://u:secret@h/dw?socket=/a.sock&socket=/b.sock")).toThrow("the mysql:// URL gives socket twice");
+  });
+
+  it("mysqlOptions keeps localhost on another port on TCP", () => {
+    expect(mysqlOptions("mysql://u@localhost:3307/appdb")).not.toHaveProperty("socketPath");
+    expect(mysqlOptions("mysql://u@localhost:3307/appdb")).toMatchObject({ host: "localhost", port: 3307, database: "appdb" });
+    expect(mysqlOptions("mysql://u@localhost:3307/appdb?socket=/tmp/a.sock").socketPath).toBe("/tmp/a.sock");
   });
 
   it("redactUrl hides passwords", () => {
