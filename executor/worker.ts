@@ -65,10 +65,6 @@ const CLAIM_AHEAD_BELOW_MS = 100;
  */
 const MAX_WAIT_MS = 1000;
 
-function maxWaitOf(options: WorkerOptions): number {
-  return options.claimAheadMaxWaitMs ?? MAX_WAIT_MS;
-}
-
 function tryKey(task: { id: number; tryNumber: number }): string {
   return `${task.id}#${task.tryNumber}`;
 }
@@ -131,6 +127,7 @@ export class Worker {
   private readonly waiting: Prepared[] = [];
   /** Moving average of recent tries' durations (ms); undefined until one finished. */
   private recentTryMs?: number;
+  private readonly maxWaitMs: number;
 
   constructor(
     private readonly db: Db,
@@ -141,6 +138,7 @@ export class Worker {
     this.versions = new VersionCache(db.pool);
     this.bundles = new BundleCache(path.join(options.cacheFolder, "bundles"), this.versions);
     this.pollDelay = options.pollMinMs ?? 20;
+    this.maxWaitMs = options.claimAheadMaxWaitMs ?? MAX_WAIT_MS;
     this.startedAt = clock.now();
   }
 
@@ -371,7 +369,7 @@ export class Worker {
     if (this.waiting.length > 0) this.watchWaiting();
   }
 
-  /** Hands back tries that waited here longer than MAX_WAIT_MS (checked while any wait). */
+  /** Hands back tries that waited here longer than maxWaitMs (checked while any wait). */
   private watchWaiting(): void {
     if (this.waitTimer) return;
     this.waitTimer = setInterval(() => {
@@ -382,17 +380,17 @@ export class Worker {
       }
       // The database is unreachable: the hand-back would fail too; they wait for the heartbeat.
       if (this.heartbeatStale()) return;
-      const cutoff = Date.now() - maxWaitOf(this.options);
+      const cutoff = Date.now() - this.maxWaitMs;
       const stale = this.waiting.filter((w) => w.since < cutoff);
       if (stale.length === 0) return;
       this.waiting.splice(0, this.waiting.length, ...this.waiting.filter((w) => w.since >= cutoff));
       for (const w of stale) this.held.delete(tryKey(w.task));
       // The tries ahead of them are long: no more claiming ahead until short tries bring the
       // average down again (else the same tries would be claimed and handed back over again).
-      this.recentTryMs = Math.max(this.recentTryMs ?? 0, maxWaitOf(this.options));
+      this.recentTryMs = Math.max(this.recentTryMs ?? 0, this.maxWaitMs);
       handBack(this.db, this.clock.now(), stale.map((w) => w.task)).then(
         (returned) => {
-          this.logger.info(`handed back ${returned} task instance(s) that waited over ${maxWaitOf(this.options)} ms for a slot`);
+          this.logger.info(`handed back ${returned} task instance(s) that waited over ${this.maxWaitMs} ms for a slot`);
           this.wantClaim = true;
         },
         (err) => {
@@ -405,7 +403,7 @@ export class Worker {
           this.startWaiting();
         },
       );
-    }, Math.max(10, maxWaitOf(this.options) / 4));
+    }, Math.max(10, this.maxWaitMs / 4));
     this.waitTimer.unref();
   }
 
@@ -577,12 +575,11 @@ export class Worker {
       }
     } catch (err) {
       // Without heartbeats our tries become zombies that others will re-run: stop them first.
-      const silentMs = Date.now() - this.lastHeartbeatOk;
-      if (silentMs > (this.options.heartbeatTimeoutMs ?? 30_000) / 2 && running.length > 0) {
+      if (this.heartbeatStale() && running.length > 0) {
         // Tries still waiting for a slot are not started meanwhile (startWaiting), nor dropped:
         // if they are reaped, the next heartbeat finds them no longer ours.
         const still = running.filter((h) => this.held.get(tryKey(h.task)) === h && h.slot);
-        if (still.length > 0) this.logger.error(`no heartbeat for ${formatDuration(silentMs)} (database unreachable): killing ${still.length} running task(s) before they are re-run elsewhere`);
+        if (still.length > 0) this.logger.error(`no heartbeat for ${formatDuration(Date.now() - this.lastHeartbeatOk)} (database unreachable): killing ${still.length} running task(s) before they are re-run elsewhere`);
         for (const h of still) this.abandon(h, "the worker lost its database connection", 0);
       }
       throw err;
