@@ -5,6 +5,7 @@
 // order, so ids, run_ids and dates disagree and the sort columns have ties and NULLs.
 import type { LightMyRequestResponse } from "fastify";
 import { Harness, dagSource } from "../helpers/harness.ts";
+import { expectProblem } from "../helpers/expect.ts";
 import { ContractValidator, operationsOf, specOf } from "../helpers/openapi.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 import { DAG_RUN_ORDER_FIELDS } from "../../store/queries/read.ts";
@@ -43,13 +44,6 @@ function shuffle<T>(items: T[], next: () => number): T[] {
 const forge = (json: unknown) => Buffer.from(JSON.stringify(json)).toString("base64url");
 const runKey = (r: Json) => `${r.dag_id}/${r.dag_run_id}`;
 const tiKey = (t: Json) => `${t.dag_id}/${t.dag_run_id}/${t.task_id}/${t.map_index}`;
-
-function expectProblem(res: LightMyRequestResponse, status: number, code: string, detailContains?: string) {
-  expect({ status: res.statusCode, body: res.body }).toMatchObject({ status });
-  expect(res.headers["content-type"]).toMatch(/^application\/problem\+json/);
-  expect(res.json()).toMatchObject({ status, code });
-  if (detailContains) expect(res.json().detail).toContain(detailContains);
-}
 
 describe("cursor paging of dag runs and task instances", () => {
   const h = new Harness({ worker: false });

@@ -4,6 +4,7 @@
 import { rm } from "node:fs/promises";
 import type { LightMyRequestResponse } from "fastify";
 import { Harness, dagSource } from "../helpers/harness.ts";
+import { expectProblem } from "../helpers/expect.ts";
 import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 import { configSections } from "../../api/routes/system.ts";
@@ -45,13 +46,6 @@ const GONE = dagSource(`export default dag({ id: "apid_gone" }, (t) => { t.task(
 
 const enc = encodeURIComponent;
 type Json = Record<string, any>;
-
-function expectProblem(res: LightMyRequestResponse, status: number, code: string, detailContains?: string) {
-  expect({ status: res.statusCode, body: res.body }).toMatchObject({ status });
-  expect(res.headers["content-type"]).toMatch(/^application\/problem\+json/);
-  expect(res.json()).toMatchObject({ status, code });
-  if (detailContains) expect(res.json().detail).toContain(detailContains);
-}
 
 describe("DAG and DAG run API", () => {
   const h = new Harness({ workers: 2, heartbeatMs: 200, killGraceMs: 500 });

@@ -5,8 +5,8 @@
 // intermediate state is exact.
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { LightMyRequestResponse } from "fastify";
 import { Harness, dagSource } from "../helpers/harness.ts";
+import { expectProblem } from "../helpers/expect.ts";
 import { waitFor } from "../helpers/db.ts";
 import { isTerminalTaskState } from "../../core/states.ts";
 import { upstreamCountsOf } from "../../scheduler/clearSelection.ts";
@@ -54,13 +54,6 @@ interface Ti {
   up_removed: number;
   claim_token: string | null;
   [key: string]: unknown;
-}
-
-function expectProblem(res: LightMyRequestResponse, status: number, code: string, detail?: string) {
-  expect({ status: res.statusCode, body: res.body }).toMatchObject({ status });
-  expect(res.headers["content-type"]).toMatch(/^application\/problem\+json/);
-  expect(res.json()).toMatchObject({ status, code });
-  if (detail) expect(res.json().detail).toContain(detail);
 }
 
 describe("task instance endpoints", () => {

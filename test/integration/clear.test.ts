@@ -4,8 +4,8 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { LightMyRequestResponse } from "fastify";
 import { Harness, dagSource } from "../helpers/harness.ts";
+import { expectProblem } from "../helpers/expect.ts";
 import { waitFor } from "../helpers/db.ts";
 import { isTerminalTaskState } from "../../core/states.ts";
 import { upstreamCountsOf } from "../../scheduler/clearSelection.ts";
@@ -128,13 +128,6 @@ describe("clearing task instances", () => {
       expect({ task: t.task_id, decision: evaluateTriggerRule(t.trigger_rule as TriggerRule, c) }).toEqual({ task: t.task_id, decision: "wait" });
     }
     expect(run.unfinished_tasks).toBe([...rows.values()].filter((t) => !isTerminalTaskState(t.state)).length);
-  }
-
-  function expectProblem(res: LightMyRequestResponse, status: number, code: string, detail?: string) {
-    expect({ status: res.statusCode, body: res.body }).toMatchObject({ status });
-    expect(res.headers["content-type"]).toMatch(/^application\/problem\+json/);
-    expect(res.json()).toMatchObject({ status, code });
-    if (detail) expect(res.json().detail).toContain(detail);
   }
 
   // Playing the worker for clr_q.

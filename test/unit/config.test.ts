@@ -2,16 +2,8 @@ import os from "node:os";
 import path from "node:path";
 import { isLoopbackHost, loadConfig } from "../../core/config.ts";
 import { BatonError } from "../../core/errors.ts";
+import { thrown } from "../helpers/expect.ts";
 
-/** Calls fn and returns what it threw (fails the test when it does not throw). */
-function thrown(fn: () => unknown): BatonError {
-  try {
-    fn();
-  } catch (err) {
-    return err as BatonError;
-  }
-  throw new Error("expected a throw");
-}
 
 describe("loadConfig", () => {
   describe("defaults (empty environment)", () => {

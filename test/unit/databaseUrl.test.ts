@@ -2,20 +2,13 @@
 // The socket lookup is injected, so nothing here depends on this machine's files.
 import { firstExisting, LOCAL_SOCKETS } from "../../core/mysqlUrl.ts";
 import { BatonError } from "../../core/errors.ts";
+import { thrown } from "../helpers/expect.ts";
 import { connectionOptions, databaseNameOf, databaseUrlOn, describeDatabaseUrl, isConnectionError, redactUrl } from "../../store/db.ts";
 
 const SOCKET = "/run/mysqld/mysqld.sock";
 const found = () => SOCKET;
 const none = () => undefined;
 
-function thrown(fn: () => unknown): BatonError {
-  try {
-    fn();
-  } catch (err) {
-    return err as BatonError;
-  }
-  throw new Error("expected a throw");
-}
 
 describe("connectionOptions", () => {
   it("?socket= (URL-decoded) connects over that socket, whatever the host", () => {
