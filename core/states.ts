@@ -24,6 +24,17 @@ export const TERMINAL_TASK_STATES: readonly TaskState[] = [
   TaskState.Removed,
 ];
 
+/** States a task instance is still on its way out of: everything not terminal. */
+export const UNFINISHED_TASK_STATES: readonly TaskState[] = [
+  TaskState.None,
+  TaskState.Scheduled,
+  TaskState.Queued,
+  TaskState.Running,
+  TaskState.UpForRetry,
+  TaskState.UpForReschedule,
+  TaskState.Deferred,
+];
+
 export function isTerminalTaskState(state: string): boolean {
   return (TERMINAL_TASK_STATES as readonly string[]).includes(state);
 }

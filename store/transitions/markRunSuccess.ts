@@ -11,21 +11,11 @@
 //   `running`); its pool slots are released here.
 // outcomes: the state before and how many task instances were marked; BATON_DAG_RUN_NOT_FOUND.
 import { BatonError } from "../../core/errors.ts";
-import { RunState, TaskState } from "../../core/states.ts";
+import { RunState, TaskState, UNFINISHED_TASK_STATES } from "../../core/states.ts";
 import { inList, type Db, type RowDataPacket } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
 
-const TO_MARK = [
-  TaskState.None,
-  TaskState.Scheduled,
-  TaskState.Queued,
-  TaskState.Running,
-  TaskState.UpForRetry,
-  TaskState.UpForReschedule,
-  TaskState.Deferred,
-  TaskState.Failed,
-  TaskState.UpstreamFailed,
-];
+const TO_MARK = [...UNFINISHED_TASK_STATES, TaskState.Failed, TaskState.UpstreamFailed];
 
 export async function markRunSuccess(db: Db, now: Date, dagId: string, runId: string): Promise<{ previousState: string; tasksMarked: number }> {
   const notFound = () => new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${runId}" of DAG "${dagId}" not found`);

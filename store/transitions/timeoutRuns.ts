@@ -13,19 +13,10 @@
 //   ctx.signal is left to run cancellation); its pool slots are released here.
 // outcomes: the runs failed, with how many task instances were failed and skipped.
 import { formatDuration } from "../../core/durations.ts";
-import { RunState, TaskState } from "../../core/states.ts";
+import { RunState, TaskState, UNFINISHED_TASK_STATES } from "../../core/states.ts";
 import { inList, type Db, type RowDataPacket, type Tx } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
 
-const UNFINISHED = [
-  TaskState.None,
-  TaskState.Scheduled,
-  TaskState.Queued,
-  TaskState.Running,
-  TaskState.UpForRetry,
-  TaskState.UpForReschedule,
-  TaskState.Deferred,
-];
 
 export interface TimedOutRuns {
   runs: { id: number; dagId: string; runId: string }[];
@@ -71,9 +62,9 @@ export async function endRuns(
   if (runIds.length === 0) return { runs: [], tasksFailed: 0, tasksSkipped: 0 };
   const [tis] = await tx.query<RowDataPacket[]>(
     `SELECT id, dag_run_id, state, pool, pool_slots FROM task_instance
-      WHERE dag_run_id IN (${inList(runIds)}) AND state IN (${inList(UNFINISHED)})
+      WHERE dag_run_id IN (${inList(runIds)}) AND state IN (${inList(UNFINISHED_TASK_STATES)})
       ORDER BY dag_run_id, state, deferred_on, id FOR UPDATE`,
-    [...runIds, ...UNFINISHED],
+    [...runIds, ...UNFINISHED_TASK_STATES],
   );
   const [runs] = await tx.query<RowDataPacket[]>(
     `SELECT id, dag_id, run_id, start_date, timeout_at FROM dag_run
