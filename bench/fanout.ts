@@ -7,7 +7,7 @@
 //                     (task_instance.end_date: when the worker got the task's result).
 import type { Db } from "../store/db.ts";
 import { FANOUT_DAG } from "./dags.ts";
-import { environment, failedTasks, logNotes, freshDatabase, mapLimit, round, runTimes, serverVersion, startStandalone, taskStarts, taskSummary, trigger, waitForRun, writeResult, type Standalone } from "./lib.ts";
+import { environment, failedTasks, logNotes, freshDatabase, mapLimit, round, runTimes, serverVersion, startStandalone, taskStarts, taskSummary, trigger, waitForRun, waitForRunsEnd, writeResult, type Standalone } from "./lib.ts";
 
 export const WIDE = 10_000;
 export const RUNS = 100;
@@ -33,7 +33,7 @@ export interface FanoutFigures {
 /** Waits for runs; past the deadline, answers how many of their tasks had finished instead. */
 async function waitForRuns(db: Db, dagId: string, runIds: string[], deadline: number): Promise<{ finished: boolean; states: string[] }> {
   try {
-    const states = await Promise.all(runIds.map((id) => waitForRun(db, dagId, id, Math.max(1000, deadline - Date.now()))));
+    const states = await waitForRunsEnd(db, dagId, runIds, Math.max(1000, deadline - Date.now()));
     return { finished: true, states };
   } catch (err) {
     if (!/timed out/.test((err as Error).message)) throw err;

@@ -307,10 +307,20 @@ export async function trigger(port: number, dagId: string, body: Record<string, 
 }
 
 export async function waitForRun(db: Db, dagId: string, runId: string, timeoutMs = 120_000): Promise<string> {
-  return waitFor(`run ${runId} of ${dagId}`, timeoutMs, async () => {
-    const [rows] = await db.pool.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
-    const state = (rows as { state: string }[])[0]?.state;
-    return state === "success" || state === "failed" ? state : undefined;
+  return (await waitForRunsEnd(db, dagId, [runId], timeoutMs))[0]!;
+}
+
+/**
+ * Waits until every one of these runs has ended; their end states in the same order. One query per
+ * poll whatever the number of runs: a probe per run every 10 ms (100 runs) took a core of MariaDB
+ * away from the scheduler being measured.
+ */
+export async function waitForRunsEnd(db: Db, dagId: string, runIds: string[], timeoutMs = 120_000): Promise<string[]> {
+  return waitFor(`${runIds.length === 1 ? `run ${runIds[0]}` : `${runIds.length} runs`} of ${dagId}`, timeoutMs, async () => {
+    const [rows] = await db.pool.query(`SELECT run_id, state FROM dag_run WHERE dag_id = ? AND run_id IN (${runIds.map(() => "?").join(", ")})`, [dagId, ...runIds]);
+    const states = new Map((rows as { run_id: string; state: string }[]).map((r) => [r.run_id, r.state]));
+    const ended = runIds.map((id) => states.get(id));
+    return ended.every((state) => state === "success" || state === "failed") ? (ended as string[]) : undefined;
   });
 }
 

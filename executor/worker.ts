@@ -19,6 +19,7 @@ import { VersionCache } from "../store/versions.ts";
 import { upstreamOutputs } from "../store/xcom.ts";
 import { recordStep, stepsOf } from "../store/transitions/recordStep.ts";
 import { BundleCache } from "./bundleCache.ts";
+import { claimAheadAllowance } from "./claimAhead.ts";
 import { answerSecret, isSecretGet } from "./secrets.ts";
 import type { DagCallbackMessage, RunTryMessage, StepAck, StepPut, TryOutcome } from "./protocol.ts";
 
@@ -48,17 +49,18 @@ export interface WorkerOptions {
   /** Where try durations and claim latencies are observed (default: this process's metrics). */
   metrics?: BatonMetrics;
   /**
-   * How many tries to claim beyond the free slots while tries are short (default: concurrency).
+   * The most tries claimed beyond the free slots while tries are short (default: 64 × concurrency).
    * They wait in this worker and start the moment a slot frees, so a slot never waits for a claim's
-   * round trips; long tries are not claimed ahead, so they never wait here while another worker idles.
+   * round trips. How many are claimed ahead adapts: enough to keep every slot busy for two turns
+   * of the database loop (a finish and a claim each), so no-op tasks are claimed in large
+   * batches and long tries are not claimed ahead at all (they never wait here while another
+   * worker idles).
    */
   claimAhead?: number;
   /** A try claimed ahead that has not started within this is handed back for any worker (default 1 s). */
   claimAheadMaxWaitMs?: number;
 }
 
-/** Tries shorter than this on average are claimed ahead (their claim would cost as much as running them). */
-const CLAIM_AHEAD_BELOW_MS = 100;
 /**
  * A try claimed ahead that has not started within this is handed back for any worker: the
  * tries ahead of it turned out long, and it must not wait here while another worker idles.
@@ -127,6 +129,8 @@ export class Worker {
   private readonly waiting: Prepared[] = [];
   /** Moving average of recent tries' durations (ms); undefined until one finished. */
   private recentTryMs?: number;
+  /** Moving average of the loop's database calls (a finish or a claim, ms). */
+  private recentDbMs?: number;
   private readonly maxWaitMs: number;
 
   constructor(
@@ -193,9 +197,22 @@ export class Worker {
 
   /** How many more tries to claim: free slots, plus the claim-ahead allowance while tries are short. */
   private freeSlots(): number {
-    const short = this.recentTryMs !== undefined && this.recentTryMs < CLAIM_AHEAD_BELOW_MS;
-    const ahead = short ? (this.options.claimAhead ?? this.options.concurrency) : 0;
-    return Math.max(0, this.options.concurrency + ahead - this.runningCount - this.waiting.length);
+    return Math.max(0, this.options.concurrency + this.claimAheadAllowance() - this.runningCount - this.waiting.length);
+  }
+
+  private claimAheadAllowance(): number {
+    return claimAheadAllowance({
+      concurrency: this.options.concurrency,
+      cap: this.options.claimAhead,
+      tryMs: this.recentTryMs,
+      dbMs: this.recentDbMs,
+      maxWaitMs: this.maxWaitMs,
+    });
+  }
+
+  private observeDbCall(since: number): void {
+    const ms = performance.now() - since;
+    this.recentDbMs = this.recentDbMs === undefined ? ms : this.recentDbMs * 0.8 + ms * 0.2;
   }
 
   /** No heartbeat for half the zombie timeout: our claims may be reaped, so start nothing new. */
@@ -224,8 +241,10 @@ export class Worker {
         this.finished = [];
         const req = this.claimRequest(this.clock.now(), this.stopping ? 0 : this.freeSlots());
         let result;
+        const since = performance.now();
         try {
           result = await finishTries(this.db, req.now, batch, (h) => this.versions.shape(h), req);
+          this.observeDbCall(since);
         } catch (err) {
           this.finished = batch.concat(this.finished);
           throw err;
@@ -245,7 +264,9 @@ export class Worker {
       }
       const free = this.freeSlots();
       if (this.stopping || !this.wantClaim || free <= 0) return;
+      const since = performance.now();
       const claimed = await claimTasks(this.db, this.claimRequest(this.clock.now(), free));
+      this.observeDbCall(since);
       const claimLatency = (this.options.metrics ?? processMetrics()).claimLatency;
       for (const t of claimed) {
         // Clamped: queued_at comes from another process's clock.

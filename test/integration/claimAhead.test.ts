@@ -218,7 +218,7 @@ afterAll(async () => {
 
 describe("worker claim-ahead", () => {
   it("claims beyond its slots while tries are short, never more than concurrency + claimAhead, runs a 40-wide fan-out once each, and dates each try by its real start", async () => {
-    const worker = startWorker({ concurrency: 2 });
+    const worker = startWorker({ concurrency: 2, claimAhead: 2 });
     await warmUp(worker);
     const { ledger } = files();
     const runId = `ca_fanout_${++seq}`;
@@ -230,7 +230,7 @@ describe("worker claim-ahead", () => {
 
     const most = Math.max(...samples.map((s) => s.mine));
     expect(most).toBeGreaterThan(2); // tries were claimed ahead of the two slots…
-    expect(most).toBeLessThanOrEqual(4); // …up to claimAhead (default: concurrency) of them
+    expect(most).toBeLessThanOrEqual(4); // …up to claimAhead of them
 
     const middle = Array.from({ length: 40 }, (_, i) => `m${String(i).padStart(2, "0")}:1`);
     expect((await ledgerLines(ledger)).sort()).toEqual(middle);
@@ -245,7 +245,7 @@ describe("worker claim-ahead", () => {
   });
 
   it("stops claiming ahead once long tries raise the average: then never more running than slots", async () => {
-    const worker = startWorker({ concurrency: 2 });
+    const worker = startWorker({ concurrency: 2, claimAhead: 2 });
     await warmUp(worker);
     const { ledger } = files();
     const runId = `ca_long_${++seq}`;
