@@ -21,6 +21,8 @@ import type { DagCallbackMessage, RunTryMessage, StepAck, StepPut, TryOutcome } 
 // Packages the SDK loads at run time (mysql2 for SQL sensors) come from Baton's installation,
 // not from the bundle's folder in the cache.
 (globalThis as { __batonRequire?: NodeRequire }).__batonRequire = createRequire(import.meta.url);
+// Tells the SDK it runs tasks here, not for the DAG processor: no definition sites to capture.
+(globalThis as { __batonTaskRunner?: boolean }).__batonTaskRunner = true;
 
 const bundles = new Map<string, Promise<Record<string, unknown>>>();
 let current: AbortController | undefined;
