@@ -1,25 +1,60 @@
-import type { Queryable, RowDataPacket } from "./db.ts";
+import type { Queryable, RowDataPacket, Statement } from "./db.ts";
 import { parseJsonText } from "./rows.ts";
 
-/** return_value XComs of the given tasks, per run: one statement for a whole claim batch. */
-export async function upstreamOutputs(
-  db: Queryable,
-  wanted: { dagRunId: number; taskIds: string[] }[],
-): Promise<Map<number, Record<string, unknown>>> {
-  const result = new Map<number, Record<string, unknown>>();
+export interface WantedOutputs {
+  dagRunId: number;
+  taskIds: readonly string[];
+}
+
+/**
+ * A task with more direct upstream tasks than this reads its run's return values whole and keeps
+ * those it wants: a 10,000-wide join's IN list (10,000 parameters, as many index probes) made the
+ * transaction that claims it take ≈ 40 ms longer than one range scan of the run's XComs.
+ */
+export const WIDE_FAN_IN = 64;
+
+/** One statement reading the return_value XComs of the given tasks, per run; null when none are wanted. */
+export function upstreamOutputsStatement(wanted: readonly WantedOutputs[]): Statement | null {
   const clauses: string[] = [];
   const params: unknown[] = [];
   for (const w of wanted) {
-    result.set(w.dagRunId, {});
     if (w.taskIds.length === 0) continue;
-    clauses.push(`(dag_run_id = ? AND task_id IN (${w.taskIds.map(() => "?").join(", ")}))`);
-    params.push(w.dagRunId, ...w.taskIds);
+    if (w.taskIds.length > WIDE_FAN_IN) {
+      clauses.push("(dag_run_id = ?)");
+      params.push(w.dagRunId);
+    } else {
+      clauses.push(`(dag_run_id = ? AND task_id IN (${w.taskIds.map(() => "?").join(", ")}))`);
+      params.push(w.dagRunId, ...w.taskIds);
+    }
   }
-  if (clauses.length === 0) return result;
-  const [rows] = await db.query<RowDataPacket[]>(
-    `SELECT dag_run_id, task_id, value FROM xcom WHERE map_index = -1 AND xcom_key = 'return_value' AND (${clauses.join(" OR ")})`,
+  if (clauses.length === 0) return null;
+  return {
+    sql: `SELECT dag_run_id, task_id, value FROM xcom WHERE map_index = -1 AND xcom_key = 'return_value' AND (${clauses.join(" OR ")})`,
     params,
-  );
-  for (const r of rows) result.get(Number(r.dag_run_id))![r.task_id] = parseJsonText(r.value, null);
+  };
+}
+
+/** The rows of upstreamOutputsStatement() as outputs by task id, per run (only the tasks wanted). */
+export function outputsByRun(wanted: readonly WantedOutputs[], rows: readonly RowDataPacket[]): Map<number, Record<string, unknown>> {
+  const result = new Map<number, Record<string, unknown>>();
+  const wantedIds = new Map<number, Set<string>>();
+  for (const w of wanted) {
+    result.set(w.dagRunId, result.get(w.dagRunId) ?? {});
+    const ids = wantedIds.get(w.dagRunId) ?? new Set<string>();
+    for (const id of w.taskIds) ids.add(id);
+    wantedIds.set(w.dagRunId, ids);
+  }
+  for (const r of rows) {
+    const runId = Number(r.dag_run_id);
+    if (wantedIds.get(runId)?.has(r.task_id)) result.get(runId)![r.task_id] = parseJsonText(r.value, null);
+  }
   return result;
+}
+
+/** return_value XComs of the given tasks, per run: one statement for a whole claim batch. */
+export async function upstreamOutputs(db: Queryable, wanted: readonly WantedOutputs[]): Promise<Map<number, Record<string, unknown>>> {
+  const statement = upstreamOutputsStatement(wanted);
+  if (!statement) return outputsByRun(wanted, []);
+  const [rows] = await db.query<RowDataPacket[]>(statement.sql, statement.params);
+  return outputsByRun(wanted, rows);
 }

@@ -20,7 +20,7 @@ import { retryDelayMs, shouldRetry } from "../../scheduler/retryPolicy.ts";
 import { occupancyStatements } from "../pools.ts";
 import { deliverPendingSignal } from "./signals.ts";
 import { inList, type BatchTx, type Db, type ResultSetHeader, type RowDataPacket, type Statement } from "../db.ts";
-import { parseJsonText } from "../rows.ts";
+import { outputsByRun, upstreamOutputsStatement, type WantedOutputs } from "../xcom.ts";
 import type { ClaimedTask } from "./claimTasks.ts";
 import { evaluateTriggerRule } from "../../scheduler/triggerRules.ts";
 import {
@@ -483,6 +483,7 @@ async function attempt(
     result.queued.push(...left);
   }
   let outputsIndex = -1;
+  let wanted: WantedOutputs[] = [];
   if (take && takeable.length > 0) {
     final.push({
       sql: `UPDATE task_instance SET state = 'running', try_number = try_number + 1, claim_token = ?, hostname = ?, pid = ?,
@@ -490,34 +491,18 @@ async function attempt(
              WHERE id IN (${inList([...takenIds])})`,
       params: [take.token, take.hostname, take.pid, now, now, now, ...takenIds],
     });
-    const wanted = new Map<number, Set<string>>();
-    for (const { row, run } of takeable) {
-      const ups = taskInputs(shapes.get(run.versionHash)!.byId.get(row.task_id));
-      const set = wanted.get(run.dagRunId) ?? new Set<string>();
-      for (const u of ups) set.add(u);
-      wanted.set(run.dagRunId, set);
-    }
-    const clauses = [...wanted].filter(([, ids]) => ids.size > 0);
-    if (clauses.length > 0) {
+    wanted = takeable.map(({ row, run }) => ({ dagRunId: run.dagRunId, taskIds: taskInputs(shapes.get(run.versionHash)!.byId.get(row.task_id)) }));
+    const read = upstreamOutputsStatement(wanted);
+    if (read) {
       outputsIndex = final.length;
-      final.push({
-        sql: `SELECT dag_run_id, task_id, value FROM xcom WHERE map_index = -1 AND xcom_key = 'return_value' AND (${clauses
-          .map(([, ids]) => `(dag_run_id = ? AND task_id IN (${inList([...ids])}))`)
-          .join(" OR ")})`,
-        params: clauses.flatMap(([runId, ids]) => [runId, ...ids]),
-      });
+      final.push(read);
     }
   }
   // Pool rows last, in name order: every transition locks task rows before pool rows.
   const occupancy = occupancyStatements(poolDeltas);
   const finalResults = await btx.commit([...final, ...occupancy]);
 
-  const outputs = new Map<number, Record<string, unknown>>();
-  for (const row of outputsIndex >= 0 ? (finalResults[outputsIndex] as RowDataPacket[]) : []) {
-    const forRun = outputs.get(Number(row.dag_run_id)) ?? {};
-    forRun[row.task_id] = parseJsonText(row.value, null);
-    outputs.set(Number(row.dag_run_id), forRun);
-  }
+  const outputs = outputsByRun(wanted, outputsIndex >= 0 ? (finalResults[outputsIndex] as RowDataPacket[]) : []);
   for (const { row, run } of takeable) {
     // Read before the claiming UPDATE: this try is the next one.
     result.taken.push(claimedFrom(run, row, Number(row.try_number) + 1, take!, now, outputs.get(run.dagRunId) ?? {}));

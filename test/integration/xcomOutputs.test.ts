@@ -1,0 +1,53 @@
+// Upstream outputs (store/xcom.ts): what a claimed task is handed as ctx.get() values. A task
+// with a wide fan-in reads its run's return values with one range scan instead of a huge IN
+// list; either way it gets exactly the outputs of the tasks it asked for, from its own run.
+import type { Db } from "../../store/db.ts";
+import { WIDE_FAN_IN, upstreamOutputs } from "../../store/xcom.ts";
+import { createTestDb, dropTestDb } from "../helpers/db.ts";
+
+let db: Db;
+
+beforeAll(async () => {
+  db = await createTestDb();
+  const rows: unknown[][] = [];
+  for (const run of [1, 2]) {
+    for (let i = 0; i < WIDE_FAN_IN * 2; i++) rows.push([run, `up${i}`, -1, "return_value", JSON.stringify({ run, i }), new Date()]);
+    rows.push([run, "sibling", -1, "return_value", JSON.stringify("not wanted"), new Date()]);
+    rows.push([run, "up0", -1, "other_key", JSON.stringify("not a return value"), new Date()]);
+    rows.push([run, "up1", 3, "return_value", JSON.stringify("a mapped instance"), new Date()]);
+  }
+  await db.pool.query("INSERT INTO xcom (dag_run_id, task_id, map_index, xcom_key, value, created_at) VALUES ?", [rows]);
+});
+
+afterAll(async () => {
+  await dropTestDb(db);
+});
+
+describe("upstreamOutputs", () => {
+  it("hands a narrow fan-in exactly its upstream return values", async () => {
+    const outputs = await upstreamOutputs(db.pool, [{ dagRunId: 1, taskIds: ["up0", "up1", "missing"] }]);
+    expect(outputs).toEqual(new Map([[1, { up0: { run: 1, i: 0 }, up1: { run: 1, i: 1 } }]]));
+  });
+
+  it("hands a wide fan-in exactly its upstream return values, not its run's others", async () => {
+    const wide = Array.from({ length: WIDE_FAN_IN + 1 }, (_, i) => `up${i}`);
+    const outputs = await upstreamOutputs(db.pool, [{ dagRunId: 2, taskIds: wide }]);
+    expect(Object.keys(outputs.get(2)!).sort()).toEqual([...wide].sort());
+    expect(outputs.get(2)!.up0).toEqual({ run: 2, i: 0 });
+    expect(outputs.get(2)![`up${WIDE_FAN_IN}`]).toEqual({ run: 2, i: WIDE_FAN_IN });
+    expect(outputs.has(1)).toBe(false);
+  });
+
+  it("answers several runs, wide and narrow, in one call, and an empty record for a task without upstream", async () => {
+    const wide = Array.from({ length: WIDE_FAN_IN * 2 }, (_, i) => `up${i}`);
+    const outputs = await upstreamOutputs(db.pool, [
+      { dagRunId: 1, taskIds: wide },
+      { dagRunId: 2, taskIds: ["up5"] },
+      { dagRunId: 3, taskIds: [] },
+    ]);
+    expect(Object.keys(outputs.get(1)!)).toHaveLength(WIDE_FAN_IN * 2);
+    expect(outputs.get(1)!.sibling).toBeUndefined();
+    expect(outputs.get(2)).toEqual({ up5: { run: 2, i: 5 } });
+    expect(outputs.get(3)).toEqual({});
+  });
+});
