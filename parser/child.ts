@@ -3,22 +3,43 @@
 // the scheduler. The parent kills this process on a parse timeout and recycles it after
 // a number of files, because every import stays in the module cache.
 import { createHash } from "node:crypto";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { serveRequests } from "../core/childProcess.ts";
 import type { SerializedDag } from "../core/dagStructure.ts";
 import { isDag } from "../sdk/dag.ts";
-import { bundleDagFile } from "./bundle.ts";
+import { sdkModuleFile } from "../core/sdkModule.ts";
+import { buildSdkModule, bundleDagFile } from "./bundle.ts";
 import { serializeDag } from "./serialize.ts";
 import { lineInFile } from "./stackLine.ts";
 
 export type ParseOutcome =
-  | { ok: true; code: string; dags: SerializedDag[]; deps: string[] }
+  /** sdkHash: the SDK module the code imports, written to the scratch folder as core/sdkModule.ts names it. */
+  | { ok: true; code: string; dags: SerializedDag[]; deps: string[]; sdkHash: string }
   | { ok: false; code: string; message: string; line: number | null; stack: string | null; deps?: string[] };
 
+let sdk: Promise<string> | undefined;
+
+/** Builds the SDK module once per process and writes it to the scratch folder (if no other child did); its hash. */
+function sdkModule(scratch: string): Promise<string> {
+  sdk ??= buildSdkModule().then(async ({ hash, code }) => {
+    const file = path.join(scratch, sdkModuleFile(hash));
+    if (!existsSync(file)) {
+      const tmp = `${file}.${process.pid}.tmp`;
+      await writeFile(tmp, code);
+      await rename(tmp, file);
+    }
+    return hash;
+  });
+  sdk.catch(() => (sdk = undefined));
+  return sdk;
+}
+
 async function parse(file: string, scratch: string): Promise<ParseOutcome> {
-  const bundled = await bundleDagFile(file);
+  const sdkHash = await sdkModule(scratch);
+  const bundled = await bundleDagFile(file, sdkModuleFile(sdkHash));
   if (!bundled.ok) return { ok: false, code: "BATON_DAG_IMPORT_ERROR", message: bundled.message, line: bundled.line, stack: null, deps: bundled.deps };
   const deps = bundled.deps;
 
@@ -48,7 +69,7 @@ async function parse(file: string, scratch: string): Promise<ParseOutcome> {
       return { ok: false, code: e.code ?? "BATON_INVALID_DAG", message: e.message, line, stack: e.stack ?? null, deps };
     }
   }
-  return { ok: true, code: bundled.code, dags, deps };
+  return { ok: true, code: bundled.code, dags, deps, sdkHash };
 }
 
 const scratch = process.env.BATON_PARSE_SCRATCH!;

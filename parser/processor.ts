@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/logger.ts";
+import { sdkModuleFile } from "../core/sdkModule.ts";
 import type { Db } from "../store/db.ts";
 import { fileHashes, forgetFile, recordImportError, recordParsedFile, type KnownFile } from "../store/dagFiles.ts";
 import { discoverDagFiles } from "./discover.ts";
@@ -49,6 +50,8 @@ async function hashWithDeps(content: Buffer, deps: string[]): Promise<string> {
 export class DagProcessor {
   private readonly pool: ParserPool;
   private known = new Map<string, KnownFile>();
+  /** SDK modules this processor has stored in dag_code (read from the scratch folder the children wrote them to). */
+  private readonly storedSdk = new Set<string>();
   private watcher?: FSWatcher;
   private timer?: NodeJS.Timeout;
   private scanning?: Promise<ScanReport>;
@@ -64,7 +67,7 @@ export class DagProcessor {
     this.pool = new ParserPool({
       size: options.poolSize ?? Math.max(1, Math.min(4, os.cpus().length)),
       timeoutMs: options.parseTimeoutMs,
-      recycleAfter: 100,
+      recycleAfter: 500,
       scratchFolder: options.scratchFolder,
     });
   }
@@ -125,7 +128,16 @@ export class DagProcessor {
         } else {
           const codeHash = sha256(outcome.code);
           const dags = outcome.dags.map((structure) => ({ structure, versionHash: sha256(codeHash + JSON.stringify(structure)) }));
-          const { conflicts } = await recordParsedFile(this.db, now, { fileloc: file, dagsFolder: path.resolve(this.options.dagsFolder), contentHash, deps, codeHash, code: outcome.code, dags }, this.options.pausedAtCreation);
+          const sdk = this.storedSdk.has(outcome.sdkHash)
+            ? undefined
+            : { hash: outcome.sdkHash, code: await readFile(path.join(this.options.scratchFolder, sdkModuleFile(outcome.sdkHash)), "utf8") };
+          const { conflicts } = await recordParsedFile(
+            this.db,
+            now,
+            { fileloc: file, dagsFolder: path.resolve(this.options.dagsFolder), contentHash, deps, codeHash, code: outcome.code, sdk, dags },
+            this.options.pausedAtCreation,
+          );
+          if (sdk && conflicts.length === 0) this.storedSdk.add(sdk.hash);
           if (conflicts.length > 0) {
             report.errors++;
             this.logger.warn(`import error in ${file}: ${conflicts.join("; ")}`);

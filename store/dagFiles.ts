@@ -19,6 +19,8 @@ export interface ParsedFile {
   deps: string[];
   codeHash: string;
   code: string;
+  /** The SDK module the code imports (core/sdkModule.ts), stored with it unless already stored. */
+  sdk?: { hash: string; code: string };
   dags: ParsedDag[];
 }
 
@@ -88,6 +90,8 @@ export async function recordParsedFile(db: Db, now: Date, file: ParsedFile, paus
       return { conflicts: [message] };
     }
     await tx.query("INSERT IGNORE INTO dag_code (code_hash, code, created_at) VALUES (?, ?, ?)", [file.codeHash, file.code, now]);
+    // Content-addressed like the bundles: workers fetch the SDK module by the hash the bundle imports.
+    if (file.sdk) await tx.query("INSERT IGNORE INTO dag_code (code_hash, code, created_at) VALUES (?, ?, ?)", [file.sdk.hash, file.sdk.code, now]);
     // What each DAG was scheduled from, to recompute next_dagrun* only for new or rescheduled DAGs.
     const [before] =
       ids.length > 0

@@ -21,6 +21,11 @@ export class VersionCache {
     return cached;
   }
 
+  /** Code by its own hash (the SDK module a bundle imports), not cached: callers keep it on disk. */
+  codeByHash(codeHash: string): Promise<string | null> {
+    return loadCodeByHash(this.db, codeHash);
+  }
+
   code(versionHash: string): Promise<string> {
     let cached = this.codes.get(versionHash);
     if (!cached) {
@@ -45,4 +50,10 @@ export async function loadCode(db: Queryable, versionHash: string): Promise<stri
   );
   if (!rows[0]) throw new Error(`code of dag_version ${versionHash} not found`);
   return rows[0].code as string;
+}
+
+/** Code stored in dag_code under this hash (a bundle, or the SDK module bundles import); null if none. */
+export async function loadCodeByHash(db: Queryable, codeHash: string): Promise<string | null> {
+  const [rows] = await db.query<RowDataPacket[]>("SELECT code FROM dag_code WHERE code_hash = ?", [codeHash]);
+  return rows[0] ? (rows[0].code as string) : null;
 }
