@@ -1,4 +1,4 @@
-import { mkdir, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { sdkModuleFile, sdkModulesOf } from "../core/sdkModule.ts";
 import type { VersionCache } from "../store/versions.ts";
@@ -29,11 +29,10 @@ export class BundleCache {
 
   private async materialize(versionHash: string): Promise<string> {
     const file = path.join(this.folder, `${versionHash}.mjs`);
-    try {
-      await stat(file);
+    if (await exists(file)) {
+      // Cached by an earlier process: its SDK module may have been cleaned away since.
+      await Promise.all(sdkModulesOf(await readFile(file, "utf8")).map((hash) => this.sdkModule(hash)));
       return file;
-    } catch {
-      // not cached yet
     }
     const code = await this.versions.code(versionHash);
     await mkdir(this.folder, { recursive: true });

@@ -30,9 +30,9 @@ export interface ClaimAheadInputs {
  * a quarter of the wait limit. 0 while tries are long or unknown.
  */
 export function claimAheadAllowance({ concurrency, cap, tryMs, dbMs, maxWaitMs }: ClaimAheadInputs): number {
-  if (tryMs === undefined || tryMs >= CLAIM_AHEAD_BELOW_MS || concurrency <= 0) return 0;
+  if (tryMs === undefined || !Number.isFinite(tryMs) || tryMs >= CLAIM_AHEAD_BELOW_MS || concurrency <= 0) return 0;
   const triesPerMs = concurrency / Math.max(tryMs, 0.1);
-  const cover = Math.ceil(triesPerMs * CLAIM_AHEAD_DB_CALLS * (dbMs ?? 0));
+  const cover = Math.ceil(triesPerMs * CLAIM_AHEAD_DB_CALLS * (dbMs !== undefined && Number.isFinite(dbMs) ? dbMs : 0));
   const withinWait = Math.floor((triesPerMs * maxWaitMs) / 4);
   return Math.max(0, Math.min(cap ?? concurrency * CLAIM_AHEAD_PER_SLOT, withinWait, Math.max(concurrency, cover)));
 }

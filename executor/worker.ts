@@ -265,7 +265,8 @@ export class Worker {
       const free = this.freeSlots();
       if (this.stopping || !this.wantClaim || free <= 0) return;
       const since = performance.now();
-      const claimed = await claimTasks(this.db, this.claimRequest(this.clock.now(), free));
+      const slotsFree = Math.max(0, this.options.concurrency - this.runningCount - this.waiting.length);
+      const claimed = await claimTasks(this.db, { ...this.claimRequest(this.clock.now(), free), ahead: Math.max(0, free - slotsFree) });
       this.observeDbCall(since);
       const claimLatency = (this.options.metrics ?? processMetrics()).claimLatency;
       for (const t of claimed) {
@@ -336,7 +337,8 @@ export class Worker {
       const missing = claimed.filter((t) => t.upstreamOutputs === undefined);
       const wanted = await Promise.all(
         missing.map(async (t) => {
-          return { dagRunId: t.dagRunId, taskIds: taskInputs((await this.versions.shape(t.versionHash)).byId.get(t.taskId)) };
+          const shape = await this.versions.shape(t.versionHash);
+          return { dagRunId: t.dagRunId, taskIds: taskInputs(shape.byId.get(t.taskId)), runTasks: shape.byId.size };
         }),
       );
       if (wanted.length > 0) outputs = await upstreamOutputs(this.db.pool, wanted);

@@ -20,21 +20,24 @@ export type ParseOutcome =
   | { ok: true; code: string; dags: SerializedDag[]; deps: string[]; sdkHash: string }
   | { ok: false; code: string; message: string; line: number | null; stack: string | null; deps?: string[] };
 
-let sdk: Promise<string> | undefined;
+let sdk: Promise<{ hash: string; code: string }> | undefined;
 
-/** Builds the SDK module once per process and writes it to the scratch folder (if no other child did); its hash. */
-function sdkModule(scratch: string): Promise<string> {
-  sdk ??= buildSdkModule().then(async ({ hash, code }) => {
-    const file = path.join(scratch, sdkModuleFile(hash));
-    if (!existsSync(file)) {
-      const tmp = `${file}.${process.pid}.tmp`;
-      await writeFile(tmp, code);
-      await rename(tmp, file);
-    }
-    return hash;
-  });
+/**
+ * Builds the SDK module once per process; before each parse, writes it to the scratch folder if it
+ * is not there (another child wrote it, or the folder was cleaned): the bundle imports it, and the
+ * DAG processor reads it from there to store it. Its hash.
+ */
+async function sdkModule(scratch: string): Promise<string> {
+  sdk ??= buildSdkModule();
   sdk.catch(() => (sdk = undefined));
-  return sdk;
+  const { hash, code } = await sdk;
+  const file = path.join(scratch, sdkModuleFile(hash));
+  if (!existsSync(file)) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    await writeFile(tmp, code);
+    await rename(tmp, file);
+  }
+  return hash;
 }
 
 async function parse(file: string, scratch: string): Promise<ParseOutcome> {

@@ -33,13 +33,17 @@ const SDK_FRAME = /[/\\]sdk[/\\]|baton-sdk-[0-9a-f]{64}\.mjs/;
 
 function rawFrames(): NodeJS.CallSite[] {
   const original = Error.prepareStackTrace;
+  const limit = Error.stackTraceLimit;
   const holder: { stack?: NodeJS.CallSite[] } = {};
   try {
     Error.prepareStackTrace = (_, frames) => frames;
+    // Deep enough to get past the SDK's own frames whatever the user set (even 0).
+    Error.stackTraceLimit = 20;
     Error.captureStackTrace(holder, callSite);
     return Array.isArray(holder.stack) ? holder.stack : [];
   } finally {
     Error.prepareStackTrace = original;
+    Error.stackTraceLimit = limit;
   }
 }
 

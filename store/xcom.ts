@@ -4,14 +4,22 @@ import { parseJsonText } from "./rows.ts";
 export interface WantedOutputs {
   dagRunId: number;
   taskIds: readonly string[];
+  /** How many tasks the run's DAG has: a wide fan-in is read by range only when it is most of them. */
+  runTasks: number;
 }
 
 /**
- * A task with more direct upstream tasks than this reads its run's return values whole and keeps
- * those it wants: a 10,000-wide join's IN list (10,000 parameters, as many index probes) made the
- * transaction that claims it take ≈ 40 ms longer than one range scan of the run's XComs.
+ * A task with more direct upstream tasks than this, that are at least half of its run's tasks,
+ * reads its run's return values whole and keeps those it wants: a 10,000-wide join's IN list
+ * (10,000 parameters, as many index probes) made the transaction that claims it take ≈ 40 ms
+ * longer than one range scan of the run's XComs. A narrower share keeps the IN list, so a join
+ * never reads the (up to 1 MiB) values of many tasks it does not depend on.
  */
 export const WIDE_FAN_IN = 64;
+
+function readsWholeRun(w: WantedOutputs): boolean {
+  return w.taskIds.length > WIDE_FAN_IN && w.taskIds.length * 2 >= w.runTasks;
+}
 
 /** One statement reading the return_value XComs of the given tasks, per run; null when none are wanted. */
 export function upstreamOutputsStatement(wanted: readonly WantedOutputs[]): Statement | null {
@@ -19,7 +27,7 @@ export function upstreamOutputsStatement(wanted: readonly WantedOutputs[]): Stat
   const params: unknown[] = [];
   for (const w of wanted) {
     if (w.taskIds.length === 0) continue;
-    if (w.taskIds.length > WIDE_FAN_IN) {
+    if (readsWholeRun(w)) {
       clauses.push("(dag_run_id = ?)");
       params.push(w.dagRunId);
     } else {

@@ -4,7 +4,8 @@
 //   each other. One statement claims for the whole pool (claims scale with batch size).
 // pools and maxActiveTasks: candidates in full pools are skipped in the read; the DAG and pool
 //   rows of the rest are locked (PK, after the task rows, like every transition), the DAGs'
-//   running tasks counted (ix_ti_dag_state), and only what fits is claimed.
+//   running tasks counted (ix_ti_dag_state), and only what fits is claimed. Tries claimed ahead of
+//   the worker's free slots (req.ahead) take at most half of a pool's free slots.
 // fence: each claimed try gets try_number + 1 and the claim token; only that pair may finish it.
 import { inList, type Db, type RowDataPacket } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
@@ -19,6 +20,12 @@ export interface ClaimRequest {
   token: string;
   /** At most this many backfill tasks (priority below BACKFILL_PRIORITY_FLOOR) in this claim. */
   maxBackfill?: number;
+  /**
+   * How many of `limit` are claimed ahead of free slots (they wait in the worker). A try claimed
+   * ahead holds its pool slots while it waits, so it is only taken while its pool keeps at least
+   * half of the slots that were free when the claim began: other workers keep their share.
+   */
+  ahead?: number;
 }
 
 /** Backfill runs' tasks have their priority lowered by 1e9 (startRuns): anything below this is one. */
@@ -88,6 +95,8 @@ export async function claimTasks(db: Db, req: ClaimRequest): Promise<ClaimedTask
       { sql: `SELECT name, slots, occupied_slots FROM pool WHERE name IN (${inList(pools)}) ORDER BY name FOR UPDATE`, params: pools },
     ])) as [RowDataPacket[], RowDataPacket[], RowDataPacket[]];
     const free = new Map(poolRows.map((p) => [p.name as string, Number(p.slots) - Number(p.occupied_slots)]));
+    const freeAtStart = new Map(free);
+    const runsNow = req.limit - Math.min(req.limit, Math.max(0, req.ahead ?? 0));
     const dagRoom = new Map(dagRows.map((d) => [d.dag_id as string, Number(d.max_active_tasks)]));
     for (const r of running) dagRoom.set(r.dag_id, (dagRoom.get(r.dag_id) ?? 0) - Number(r.n));
     const taken: RowDataPacket[] = [];
@@ -97,6 +106,7 @@ export async function claimTasks(db: Db, req: ClaimRequest): Promise<ClaimedTask
       if (taken.length >= req.limit) break;
       const left = free.get(c.pool) ?? 0;
       if (left < c.pool_slots || (dagRoom.get(c.dag_id) ?? 0) < 1) continue;
+      if (taken.length >= runsNow && (left - c.pool_slots) * 2 < (freeAtStart.get(c.pool) ?? 0)) continue;
       const isBackfill = Number(c.priority_weight) < BACKFILL_PRIORITY_FLOOR;
       if (isBackfill && backfill >= (req.maxBackfill ?? Infinity)) continue;
       if (isBackfill) backfill++;

@@ -491,7 +491,10 @@ async function attempt(
              WHERE id IN (${inList([...takenIds])})`,
       params: [take.token, take.hostname, take.pid, now, now, now, ...takenIds],
     });
-    wanted = takeable.map(({ row, run }) => ({ dagRunId: run.dagRunId, taskIds: taskInputs(shapes.get(run.versionHash)!.byId.get(row.task_id)) }));
+    wanted = takeable.map(({ row, run }) => {
+      const shape = shapes.get(run.versionHash)!;
+      return { dagRunId: run.dagRunId, taskIds: taskInputs(shape.byId.get(row.task_id)), runTasks: shape.byId.size };
+    });
     const read = upstreamOutputsStatement(wanted);
     if (read) {
       outputsIndex = final.length;

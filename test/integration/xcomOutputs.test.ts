@@ -2,7 +2,7 @@
 // with a wide fan-in reads its run's return values with one range scan instead of a huge IN
 // list; either way it gets exactly the outputs of the tasks it asked for, from its own run.
 import type { Db } from "../../store/db.ts";
-import { WIDE_FAN_IN, upstreamOutputs } from "../../store/xcom.ts";
+import { WIDE_FAN_IN, upstreamOutputs, upstreamOutputsStatement } from "../../store/xcom.ts";
 import { createTestDb, dropTestDb } from "../helpers/db.ts";
 
 let db: Db;
@@ -25,25 +25,32 @@ afterAll(async () => {
 
 describe("upstreamOutputs", () => {
   it("hands a narrow fan-in exactly its upstream return values", async () => {
-    const outputs = await upstreamOutputs(db.pool, [{ dagRunId: 1, taskIds: ["up0", "up1", "missing"] }]);
+    const outputs = await upstreamOutputs(db.pool, [{ dagRunId: 1, taskIds: ["up0", "up1", "missing"], runTasks: 4 }]);
     expect(outputs).toEqual(new Map([[1, { up0: { run: 1, i: 0 }, up1: { run: 1, i: 1 } }]]));
   });
 
   it("hands a wide fan-in exactly its upstream return values, not its run's others", async () => {
     const wide = Array.from({ length: WIDE_FAN_IN + 1 }, (_, i) => `up${i}`);
-    const outputs = await upstreamOutputs(db.pool, [{ dagRunId: 2, taskIds: wide }]);
+    const outputs = await upstreamOutputs(db.pool, [{ dagRunId: 2, taskIds: wide, runTasks: WIDE_FAN_IN * 2 + 2 }]);
     expect(Object.keys(outputs.get(2)!).sort()).toEqual([...wide].sort());
     expect(outputs.get(2)!.up0).toEqual({ run: 2, i: 0 });
     expect(outputs.get(2)![`up${WIDE_FAN_IN}`]).toEqual({ run: 2, i: WIDE_FAN_IN });
     expect(outputs.has(1)).toBe(false);
   });
 
+  it("reads a wide fan-in that is a small share of its run by IN list, not the whole run", () => {
+    const wide = Array.from({ length: WIDE_FAN_IN + 1 }, (_, i) => `up${i}`);
+    expect(upstreamOutputsStatement([{ dagRunId: 1, taskIds: wide, runTasks: 10_000 }])!.sql).toContain("task_id IN");
+    expect(upstreamOutputsStatement([{ dagRunId: 1, taskIds: wide, runTasks: wide.length + 1 }])!.sql).not.toContain("task_id IN");
+    expect(upstreamOutputsStatement([{ dagRunId: 1, taskIds: [], runTasks: 1 }])).toBeNull();
+  });
+
   it("answers several runs, wide and narrow, in one call, and an empty record for a task without upstream", async () => {
     const wide = Array.from({ length: WIDE_FAN_IN * 2 }, (_, i) => `up${i}`);
     const outputs = await upstreamOutputs(db.pool, [
-      { dagRunId: 1, taskIds: wide },
-      { dagRunId: 2, taskIds: ["up5"] },
-      { dagRunId: 3, taskIds: [] },
+      { dagRunId: 1, taskIds: wide, runTasks: WIDE_FAN_IN * 2 + 2 },
+      { dagRunId: 2, taskIds: ["up5"], runTasks: 2 },
+      { dagRunId: 3, taskIds: [], runTasks: 1 },
     ]);
     expect(Object.keys(outputs.get(1)!)).toHaveLength(WIDE_FAN_IN * 2);
     expect(outputs.get(1)!.sibling).toBeUndefined();

@@ -33,6 +33,12 @@ describe("claimAheadAllowance", () => {
     expect(claimAheadAllowance({ ...base, maxWaitMs: 100, tryMs: 90, dbMs: 1 })).toBe(1);
   });
 
+  it("claims nothing ahead on a non-finite try average, and ignores a non-finite database average", () => {
+    expect(claimAheadAllowance({ ...base, tryMs: Number.NaN, dbMs: 5 })).toBe(0);
+    expect(claimAheadAllowance({ ...base, tryMs: Number.POSITIVE_INFINITY, dbMs: 5 })).toBe(0);
+    expect(claimAheadAllowance({ ...base, tryMs: 2, dbMs: Number.NaN })).toBe(4);
+  });
+
   it("treats a try reported as taking no time as 0.1 ms (no division by zero)", () => {
     expect(claimAheadAllowance({ ...base, tryMs: 0, dbMs: 0.01 })).toBe(4);
     expect(Number.isFinite(claimAheadAllowance({ ...base, tryMs: 0, dbMs: 2 }))).toBe(true);

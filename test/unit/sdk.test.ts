@@ -127,6 +127,24 @@ describe("dag()", () => {
       expect(d.tasks.get("a")!.definedAt).toMatch(/sdk\.test\.ts:\d+$/);
     });
 
+    it("records definition sites whatever Error.stackTraceLimit and Error.prepareStackTrace the user set, and leaves both as they were", () => {
+      const limit = Error.stackTraceLimit;
+      const prepare = Error.prepareStackTrace;
+      const mine = (err: Error) => `custom: ${err.message}`;
+      try {
+        Error.stackTraceLimit = 0;
+        Error.prepareStackTrace = mine;
+        const d = dag({ id: "x" }, (t) => void t.task("a", noop));
+        expect(d.definedAt).toMatch(/sdk\.test\.ts:\d+$/);
+        expect(d.tasks.get("a")!.definedAt).toMatch(/sdk\.test\.ts:\d+$/);
+        expect(Error.stackTraceLimit).toBe(0);
+        expect(Error.prepareStackTrace).toBe(mine);
+      } finally {
+        Error.stackTraceLimit = limit;
+        Error.prepareStackTrace = prepare;
+      }
+    });
+
     it("records the kind of each task: task, branch (t.branch) or short_circuit (t.shortCircuit)", () => {
       const d = dag({ id: "x" }, (t) => {
         const pick = t.branch("pick", { retries: 1 }, () => "left");
