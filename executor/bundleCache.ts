@@ -1,5 +1,6 @@
-import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
+import { writeFileAtomically } from "../core/atomicWrite.ts";
 import { sdkModuleFile, sdkModulesOf } from "../core/sdkModule.ts";
 import type { VersionCache } from "../store/versions.ts";
 
@@ -38,7 +39,7 @@ export class BundleCache {
     await mkdir(this.folder, { recursive: true });
     // The SDK module the bundle imports goes first: the bundle file existing means it is usable.
     await Promise.all(sdkModulesOf(code).map((hash) => this.sdkModule(hash)));
-    await this.writeAtomically(file, code);
+    await writeFileAtomically(file, code);
     return file;
   }
 
@@ -50,7 +51,7 @@ export class BundleCache {
         if (await exists(file)) return;
         const code = await this.versions.codeByHash(hash);
         if (code === null) throw new Error(`the SDK module ${hash} this DAG version imports is not stored in dag_code`);
-        await this.writeAtomically(file, code);
+        await writeFileAtomically(file, code);
       })();
       p.catch(() => this.sdk.delete(hash));
       this.sdk.set(hash, p);
@@ -58,11 +59,6 @@ export class BundleCache {
     return p;
   }
 
-  private async writeAtomically(file: string, code: string): Promise<void> {
-    const tmp = `${file}.${process.pid}.tmp`;
-    await writeFile(tmp, code);
-    await rename(tmp, file);
-  }
 }
 
 async function exists(file: string): Promise<boolean> {

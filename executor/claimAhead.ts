@@ -36,3 +36,8 @@ export function claimAheadAllowance({ concurrency, cap, tryMs, dbMs, maxWaitMs }
   const withinWait = Math.floor((triesPerMs * maxWaitMs) / 4);
   return Math.max(0, Math.min(cap ?? concurrency * CLAIM_AHEAD_PER_SLOT, withinWait, Math.max(concurrency, cover)));
 }
+
+/** The moving average the worker keeps of try and database-call durations: recent samples weigh 20 %. */
+export function movingAverage(previous: number | undefined, sample: number): number {
+  return previous === undefined ? sample : previous * 0.8 + sample * 0.2;
+}

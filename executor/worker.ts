@@ -19,7 +19,7 @@ import { VersionCache } from "../store/versions.ts";
 import { upstreamOutputs } from "../store/xcom.ts";
 import { recordStep, stepsOf } from "../store/transitions/recordStep.ts";
 import { BundleCache } from "./bundleCache.ts";
-import { claimAheadAllowance } from "./claimAhead.ts";
+import { claimAheadAllowance, movingAverage } from "./claimAhead.ts";
 import { answerSecret, isSecretGet } from "./secrets.ts";
 import type { DagCallbackMessage, RunTryMessage, StepAck, StepPut, TryOutcome } from "./protocol.ts";
 
@@ -211,8 +211,7 @@ export class Worker {
   }
 
   private observeDbCall(since: number): void {
-    const ms = performance.now() - since;
-    this.recentDbMs = this.recentDbMs === undefined ? ms : this.recentDbMs * 0.8 + ms * 0.2;
+    this.recentDbMs = movingAverage(this.recentDbMs, performance.now() - since);
   }
 
   /** No heartbeat for half the zombie timeout: our claims may be reaped, so start nothing new. */
@@ -532,7 +531,7 @@ export class Worker {
     const endedAt = this.clock.now();
     if (held.slot) {
       const ms = endedAt.getTime() - task.startedAt.getTime();
-      this.recentTryMs = this.recentTryMs === undefined ? ms : this.recentTryMs * 0.8 + ms * 0.2;
+      this.recentTryMs = movingAverage(this.recentTryMs, ms);
     }
     this.finished.push({ task, ...outcome, endedAt });
     this.startWaiting();

@@ -4,12 +4,13 @@
 // a number of files, because every import stays in the module cache.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { serveRequests } from "../core/childProcess.ts";
 import type { SerializedDag } from "../core/dagStructure.ts";
 import { isDag } from "../sdk/dag.ts";
+import { writeFileAtomically } from "../core/atomicWrite.ts";
 import { sdkModuleFile } from "../core/sdkModule.ts";
 import { buildSdkModule, bundleDagFile } from "./bundle.ts";
 import { serializeDag } from "./serialize.ts";
@@ -32,11 +33,7 @@ async function sdkModule(scratch: string): Promise<string> {
   sdk.catch(() => (sdk = undefined));
   const { hash, code } = await sdk;
   const file = path.join(scratch, sdkModuleFile(hash));
-  if (!existsSync(file)) {
-    const tmp = `${file}.${process.pid}.tmp`;
-    await writeFile(tmp, code);
-    await rename(tmp, file);
-  }
+  if (!existsSync(file)) await writeFileAtomically(file, code);
   return hash;
 }
 

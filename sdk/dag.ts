@@ -47,12 +47,11 @@ function rawFrames(): NodeJS.CallSite[] {
   }
 }
 
-/** A position in its original source when the module has a source map (bundles do), else as it is. */
+/** A position in its original source when the module has a source map (bundles do), else as it is; file URLs as paths. */
 function originalPosition(file: string, line: number, column: number): { file: string; line: number } {
   const entry = findSourceMap(file)?.findEntry(line - 1, column - 1) as { originalSource?: string; originalLine?: number } | undefined;
-  if (!entry?.originalSource || entry.originalLine === undefined) return { file, line };
-  const source = entry.originalSource.startsWith("file://") ? fileURLToPath(entry.originalSource) : entry.originalSource;
-  return { file: source, line: entry.originalLine + 1 };
+  const mapped = entry?.originalSource && entry.originalLine !== undefined ? { file: entry.originalSource, line: entry.originalLine + 1 } : { file, line };
+  return mapped.file.startsWith("file://") ? { file: fileURLToPath(mapped.file), line: mapped.line } : mapped;
 }
 
 /**
@@ -69,7 +68,7 @@ function callSite(): string | undefined {
     if (!file || line === null || file.startsWith("node:") || SDK_FRAME.test(file)) continue;
     const original = originalPosition(file, line, frame.getColumnNumber() ?? 1);
     if (SDK_FRAME.test(original.file)) continue;
-    return `${original.file.startsWith("file://") ? fileURLToPath(original.file) : original.file}:${original.line}`;
+    return `${original.file}:${original.line}`;
   }
   return undefined;
 }

@@ -81,6 +81,7 @@ export interface TakeRequest {
 
 export interface FinishResult {
   finished: number[];
+  /** Task instance ids of fencedTries (one per fenced try). */
   fenced: number[];
   /** The fenced tries themselves: a batch may hold two tries of one task instance (a cleared one and the next). */
   fencedTries: FinishedTry[];
@@ -191,8 +192,8 @@ export async function finishTries(
   const shapes = new Map<string, DagShape>();
   for (const t of tries) if (!shapes.has(t.task.versionHash)) shapes.set(t.task.versionHash, await shapeOf(t.task.versionHash));
   return db.batchTx(async (btx) => {
-    const fenced: number[] = [];
     const fencedTries: FinishedTry[] = [];
+    const fencedIds = () => fencedTries.map((t) => t.task.id);
     let live = [...tries].sort((a, b) => a.task.id - b.task.id);
     let tryByTry = false;
     for (;;) {
@@ -203,13 +204,12 @@ export async function finishTries(
         tryByTry = true;
         continue;
       }
-      if (result.fenced.length === 0) return { ...result, fenced, fencedTries };
+      if (result.fencedTries.length === 0) return { ...result, fenced: fencedIds(), fencedTries };
       // Someone else owns those tries now: undo and record the others alone.
-      fenced.push(...result.fenced);
       fencedTries.push(...result.fencedTries);
       await btx.rollback();
       live = live.filter((t) => !result.fencedTries.includes(t));
-      if (live.length === 0) return { finished: [], fenced, fencedTries, retrying: [], queued: [], taken: [], runsFinished: [] };
+      if (live.length === 0) return { finished: [], fenced: fencedIds(), fencedTries, retrying: [], queued: [], taken: [], runsFinished: [] };
     }
   });
 }
@@ -399,13 +399,10 @@ async function attempt(
     if ((results[0] as ResultSetHeader).affectedRows !== planned.length) return FENCED_IN_BATCH;
   } else {
     planned.forEach((p, i) => {
-      if ((results[i] as ResultSetHeader).affectedRows !== 1) {
-        result.fenced.push(p.t.task.id);
-        result.fencedTries.push(p.t);
-      }
+      if ((results[i] as ResultSetHeader).affectedRows !== 1) result.fencedTries.push(p.t);
     });
   }
-  if (result.fenced.length > 0) return result;
+  if (result.fencedTries.length > 0) return result;
   for (const p of planned) {
     result.finished.push(p.t.task.id);
     if (p.state === TaskState.UpForRetry) result.retrying.push(p.t.task.id);
