@@ -4,7 +4,7 @@
 import type { FastifyInstance, RouteOptions } from "fastify";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
-import { IsOptional, Type, type TArray, type TInteger, type TSchema } from "typebox";
+import { IsOptional, Type, type Static, type TArray, type TInteger, type TSchema, type TUnsafe } from "typebox";
 import { ERRORS } from "../core/errors.ts";
 
 export const OPENAPI_PATH = "/api/v1/openapi.json";
@@ -50,8 +50,19 @@ const problemResponse = (description: string) => ({
   content: { "application/problem+json": { schema: { $ref: "Problem#" } } },
 });
 
-/** A value or null (JSON Schema 2020-12 / OpenAPI 3.1 style: `anyOf [T, null]`). */
-export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+const SCALAR_TYPES = new Set(["string", "integer", "number", "boolean"]);
+
+/**
+ * A value or null. A scalar becomes `type: [T, "null"]` (JSON Schema 2020-12 / OpenAPI 3.1), which
+ * the response serializer writes directly; with `anyOf [T, null]` it validates every value against
+ * each branch first (a date-time format check per date: ≈ 20 % of a 100-run page's CPU). Objects
+ * and arrays keep `anyOf`.
+ */
+export function Nullable<T extends TSchema>(schema: T): TUnsafe<Static<T> | null> {
+  const type = (schema as { type?: unknown }).type;
+  if (typeof type === "string" && SCALAR_TYPES.has(type)) return Type.Unsafe<Static<T> | null>({ ...schema, type: [type, "null"] });
+  return Type.Unsafe<Static<T> | null>(Type.Union([schema, Type.Null()]));
+}
 /** An ISO-8601 UTC timestamp as `Date#toISOString` writes it. */
 export const DateTime = Type.String({ format: "date-time" });
 export const NullableDateTime = Nullable(DateTime);

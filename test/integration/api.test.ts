@@ -105,6 +105,10 @@ describe("REST API", () => {
       );
       expectProblem(await trigger("api_nope", { dag_run_id: "ghost_unknown_dag" }), 404, "BATON_DAG_NOT_FOUND", "api_nope");
       expectProblem(await h.app.inject({ method: "GET", url: "/api/v1/dags/api_nope/dagRuns" }), 404, "BATON_DAG_NOT_FOUND", "api_nope");
+      expectProblem(await h.app.inject({ method: "GET", url: "/api/v1/dags/api_nope/dagRuns?state=failed&limit=1" }), 404, "BATON_DAG_NOT_FOUND", "api_nope");
+      // A known DAG whose filter matches no run: an empty page, not a 404 (the DAG is looked up only then).
+      const none = await h.app.inject({ method: "GET", url: "/api/v1/dags/api_page_3/dagRuns?start_date_lte=1999-01-01T00:00:00Z" });
+      expect({ status: none.statusCode, body: none.json() }).toEqual({ status: 200, body: { dag_runs: [], total_entries: 0, next_cursor: null } });
       expect(await dagRunRows("ghost_unknown_dag")).toBe(0);
     });
 
@@ -318,6 +322,31 @@ describe("REST API", () => {
       expect(page.json().dag_runs.map((r: { dag_run_id: string }) => r.dag_run_id)).toEqual(["page_r1", "page_r2"]);
       const last = await h.app.inject({ method: "GET", url: `/api/v1/dags/api_page_1/dagRuns?limit=2&offset=${total - 1}` });
       expect(last.json().dag_runs.map((r: { dag_run_id: string }) => r.dag_run_id)).toEqual(["page_r3"]);
+    });
+
+    it("writes a run's dates the same in lists (read as text) as in the single run (read as Dates), microseconds truncated", async () => {
+      // A paused DAG: its runs stay queued, so no worker rewrites the dates set here.
+      expect((await trigger("api_born_paused", { dag_run_id: "dates_r1" })).statusCode).toBe(200);
+      await h.db.pool.query(
+        "UPDATE dag_run SET start_date = '2026-01-02 03:04:05.678901', end_date = '2026-01-02 03:04:06', data_interval_end = NULL WHERE dag_id = 'api_born_paused' AND run_id = 'dates_r1'",
+      );
+      const one = (await h.app.inject({ method: "GET", url: "/api/v1/dags/api_born_paused/dagRuns/dates_r1" })).json();
+      const listed = (await h.app.inject({ method: "GET", url: "/api/v1/dags/api_born_paused/dagRuns" })).json().dag_runs.find((r: { dag_run_id: string }) => r.dag_run_id === "dates_r1");
+      expect(one).toMatchObject({ start_date: "2026-01-02T03:04:05.678Z", end_date: "2026-01-02T03:04:06.000Z", data_interval_end: null });
+      expect(listed).toEqual(one);
+      // Ordered by a date, the cursor carries the last run's date (text turned back into a Date). Cursors
+      // hold milliseconds, as every date Baton writes (store/queries/conditions.ts, KeysetPosition).
+      await h.db.pool.query("UPDATE dag_run SET start_date = '2026-01-02 03:04:05.678' WHERE dag_id = 'api_born_paused' AND run_id = 'dates_r1'");
+      expect((await trigger("api_born_paused", { dag_run_id: "dates_r2" })).statusCode).toBe(200);
+      await h.db.pool.query("UPDATE dag_run SET start_date = '2026-01-02 03:04:05.900000' WHERE dag_id = 'api_born_paused' AND run_id = 'dates_r2'");
+      const window = "order_by=start_date&start_date_gte=2026-01-01T00:00:00Z&start_date_lte=2026-01-03T00:00:00Z&limit=1";
+      const first = (await h.app.inject({ method: "GET", url: `/api/v1/dags/api_born_paused/dagRuns?${window}` })).json();
+      expect(first.dag_runs[0]).toEqual(one);
+      expect(first.next_cursor).toEqual(expect.any(String));
+      const next = await h.app.inject({ method: "GET", url: `/api/v1/dags/api_born_paused/dagRuns?${window}&cursor=${first.next_cursor}` });
+      expect({ status: next.statusCode, body: next.body }).toMatchObject({ status: 200 });
+      expect(next.json().dag_runs.map((r: { dag_run_id: string; start_date: string }) => [r.dag_run_id, r.start_date])).toEqual([["dates_r2", "2026-01-02T03:04:05.900Z"]]);
+      expect(next.json().next_cursor).toBeNull();
     });
 
     it("lists task instances as {task_instances, total_entries, next_cursor} with limit and offset", async () => {
