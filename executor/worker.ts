@@ -11,7 +11,7 @@ import { dagCallbackLogPath, taskLogPath } from "../core/logPaths.ts";
 import type { Logger } from "../core/logger.ts";
 import { processMetrics, type BatonMetrics } from "../core/metrics.ts";
 import type { Db } from "../store/db.ts";
-import { claimTasks, type ClaimedTask } from "../store/transitions/claimTasks.ts";
+import { claimTasksReporting, type ClaimedTask } from "../store/transitions/claimTasks.ts";
 import { finishTries, type FinishedTry, type FinishResult, type TryError } from "../store/transitions/finishTries.ts";
 import { handBack } from "../store/transitions/handBack.ts";
 import { beatProcess, beatTries, removeProcess } from "../store/transitions/heartbeat.ts";
@@ -114,6 +114,10 @@ export class Worker {
   private finished: FinishedTry[] = [];
   private loopRunning = false;
   private wantClaim = true;
+  /** The last claim left queued tries behind: see claimIfRunningLow. */
+  private claimWhenLow = false;
+  /** The loop's next turn claims before it records finished tries. */
+  private claimFirst = false;
   private stopping = false;
   private pollDelay: number;
   private pollTimer?: NodeJS.Timeout;
@@ -219,6 +223,20 @@ export class Worker {
     return Date.now() - this.lastHeartbeatOk > (this.options.heartbeatTimeoutMs ?? 30_000) / 2;
   }
 
+  /**
+   * After a short claim that may have left tries queued: claim in the loop's next turn once the
+   * tries waiting here cover no more than two of its database calls (half the claim-ahead
+   * allowance, which covers four), so the slots are fed before they empty.
+   */
+  private claimIfRunningLow(): void {
+    if (!this.claimWhenLow || this.waiting.length > this.claimAheadAllowance() / 2) return;
+    this.claimWhenLow = false;
+    this.wantClaim = true;
+    // Before the results that keep arriving: finishing them first, turn after turn, left the
+    // slots idle until no try was left to record.
+    this.claimFirst = true;
+  }
+
   /** Starts waiting tries while slots are free. */
   private startWaiting(): void {
     while (!this.stopping && this.waiting.length > 0 && this.runningCount < this.options.concurrency && !this.heartbeatStale()) {
@@ -235,7 +253,7 @@ export class Worker {
 
   private async dbLoop(): Promise<void> {
     for (;;) {
-      if (this.finished.length > 0) {
+      if (this.finished.length > 0 && !(this.claimFirst && this.wantClaim && this.freeSlots() > 0 && !this.stopping)) {
         const batch = this.finished;
         this.finished = [];
         const req = this.claimRequest(this.clock.now(), this.stopping ? 0 : this.freeSlots());
@@ -265,7 +283,8 @@ export class Worker {
       if (this.stopping || !this.wantClaim || free <= 0) return;
       const since = performance.now();
       const slotsFree = Math.max(0, this.options.concurrency - this.runningCount - this.waiting.length);
-      const claimed = await claimTasks(this.db, { ...this.claimRequest(this.clock.now(), free), ahead: Math.max(0, free - slotsFree) });
+      const { tasks: claimed, heldBack } = await claimTasksReporting(this.db, { ...this.claimRequest(this.clock.now(), free), ahead: Math.max(0, free - slotsFree) });
+      this.claimFirst = false;
       this.observeDbCall(since);
       const claimLatency = (this.options.metrics ?? processMetrics()).claimLatency;
       for (const t of claimed) {
@@ -275,6 +294,9 @@ export class Worker {
       await this.dispatch(claimed);
       if (claimed.length < free) {
         this.wantClaim = false;
+        // Queued tries left behind by the claim-ahead rule: claim again as soon as the waiting
+        // tries run low, not after the next poll, or the slots go idle until then.
+        this.claimWhenLow = claimed.length > 0 && heldBack;
         this.schedulePoll(claimed.length > 0);
       }
     }
@@ -535,6 +557,7 @@ export class Worker {
     }
     this.finished.push({ task, ...outcome, endedAt });
     this.startWaiting();
+    this.claimIfRunningLow();
     this.kick();
   }
 

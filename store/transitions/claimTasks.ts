@@ -66,8 +66,21 @@ export interface ClaimedTask {
 }
 
 export async function claimTasks(db: Db, req: ClaimRequest): Promise<ClaimedTask[]> {
-  if (req.limit <= 0 || req.queues.length === 0) return [];
-  return db.batchTx(async (btx) => {
+  return (await claimTasksReporting(db, req)).tasks;
+}
+
+export interface ClaimResult {
+  tasks: ClaimedTask[];
+  /** Queued tries were left because their pool had to keep half of its free slots from tries claimed ahead. */
+  heldBack: boolean;
+}
+
+/** claimTasks, also saying whether the claim-ahead rule left queued tries behind (the worker claims again sooner). */
+export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<ClaimResult> {
+  if (req.limit <= 0 || req.queues.length === 0) return { tasks: [], heldBack: false };
+  let heldBack = false;
+  const tasks = await db.batchTx(async (btx): Promise<ClaimedTask[]> => {
+    heldBack = false;
     // Round trip 1: a locking read per queue on ix_ti_claim, skipping pools that are full.
     const found = await btx.run(
       req.queues.map((queue) => ({
@@ -106,7 +119,10 @@ export async function claimTasks(db: Db, req: ClaimRequest): Promise<ClaimedTask
       if (taken.length >= req.limit) break;
       const left = free.get(c.pool) ?? 0;
       if (left < c.pool_slots || (dagRoom.get(c.dag_id) ?? 0) < 1) continue;
-      if (taken.length >= runsNow && (left - c.pool_slots) * 2 < (freeAtStart.get(c.pool) ?? 0)) continue;
+      if (taken.length >= runsNow && (left - c.pool_slots) * 2 < (freeAtStart.get(c.pool) ?? 0)) {
+        heldBack = true;
+        continue;
+      }
       const isBackfill = Number(c.priority_weight) < BACKFILL_PRIORITY_FLOOR;
       if (isBackfill && backfill >= (req.maxBackfill ?? Infinity)) continue;
       if (isBackfill) backfill++;
@@ -162,4 +178,5 @@ export async function claimTasks(db: Db, req: ClaimRequest): Promise<ClaimedTask
       backfill: Number(r.priority_weight) < BACKFILL_PRIORITY_FLOOR,
     }));
   });
+  return { tasks, heldBack };
 }
