@@ -55,12 +55,15 @@ const SCALAR_TYPES = new Set(["string", "integer", "number", "boolean"]);
 /**
  * A value or null. A scalar becomes `type: [T, "null"]` (JSON Schema 2020-12 / OpenAPI 3.1), which
  * the response serializer writes directly; with `anyOf [T, null]` it validates every value against
- * each branch first (a date-time format check per date: ≈ 20 % of a 100-run page's CPU). Objects
- * and arrays keep `anyOf`.
+ * each branch first (a date-time format check per date: ≈ 20 % of a 100-run page's CPU). Objects,
+ * arrays and enumerations keep `anyOf`.
  */
 export function Nullable<T extends TSchema>(schema: T): TUnsafe<Static<T> | null> {
-  const type = (schema as { type?: unknown }).type;
-  if (typeof type === "string" && SCALAR_TYPES.has(type)) return Type.Unsafe<Static<T> | null>({ ...schema, type: [type, "null"] });
+  const { type, const: constant, enum: values } = schema as { type?: unknown; const?: unknown; enum?: unknown };
+  // With const or enum, a null would fail them: those keep anyOf.
+  if (typeof type === "string" && SCALAR_TYPES.has(type) && constant === undefined && values === undefined) {
+    return Type.Unsafe<Static<T> | null>({ ...schema, type: [type, "null"] });
+  }
   return Type.Unsafe<Static<T> | null>(Type.Union([schema, Type.Null()]));
 }
 /** An ISO-8601 UTC timestamp as `Date#toISOString` writes it. */

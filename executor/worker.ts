@@ -280,11 +280,13 @@ export class Worker {
         continue;
       }
       const free = this.freeSlots();
+      const claimedFirst = this.claimFirst;
+      // Cleared before the claim: a claim that fails must not keep the results waiting behind claims.
+      this.claimFirst = false;
       if (this.stopping || !this.wantClaim || free <= 0) return;
       const since = performance.now();
       const slotsFree = Math.max(0, this.options.concurrency - this.runningCount - this.waiting.length);
       const { tasks: claimed, heldBack } = await claimTasksReporting(this.db, { ...this.claimRequest(this.clock.now(), free), ahead: Math.max(0, free - slotsFree) });
-      this.claimFirst = false;
       this.observeDbCall(since);
       const claimLatency = (this.options.metrics ?? processMetrics()).claimLatency;
       for (const t of claimed) {
@@ -293,7 +295,9 @@ export class Worker {
       }
       await this.dispatch(claimed);
       if (claimed.length < free) {
-        this.wantClaim = false;
+        // Claimed ahead of unrecorded results, whose tries still hold their pool slots and DAG
+        // room: claim again once they are recorded, rather than at the next poll.
+        this.wantClaim = claimedFirst && this.finished.length > 0;
         // Queued tries left behind by the claim-ahead rule: claim again as soon as the waiting
         // tries run low, not after the next poll, or the slots go idle until then.
         this.claimWhenLow = claimed.length > 0 && heldBack;

@@ -15,10 +15,13 @@ import { Cluster, Observer, parseFolder } from "./cluster.ts";
 const RUNS = 50;
 const TASKS_PER_RUN = 40;
 const FINISH_WITHIN_MS = 110_000;
+/** Faults injected before the runs may end (their last tasks wait at the gate until then). */
+const KILLS_BEFORE_GATE = 3;
+const KILL_ROUNDS_BEFORE_GATE = 2;
 
 // 1 + 6 chains of 5 + join + 7 leaves + end = 40 tasks. Each execution appends a line to its
 // run's file, so executions can be counted; the output names the try that produced it.
-const CHAOS_DAG = `import { appendFileSync } from "node:fs";
+const CHAOS_DAG = `import { appendFileSync, existsSync } from "node:fs";
 import { dag } from "baton";
 
 const work = async (ctx) => {
@@ -26,6 +29,12 @@ const work = async (ctx) => {
   const mark = ctx.runId + ":" + ctx.taskId + ":" + ctx.tryNumber;
   appendFileSync(ctx.conf.dir + "/" + ctx.runId + ".log", mark + "\\n");
   return mark;
+};
+// A run's last task waits until the test opens the gate, so no run ends before the faults the
+// test counts have happened, however fast the machine (at most a minute, then it goes on).
+const gated = async (ctx) => {
+  for (let waited = 0; !existsSync(ctx.conf.gate) && waited < 60000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+  return work(ctx);
 };
 
 export default dag({ id: "chaos", maxActiveRuns: ${RUNS}, maxActiveTasks: 1000, defaultArgs: { retries: 10, retryDelay: 0 } }, (t) => {
@@ -39,7 +48,7 @@ export default dag({ id: "chaos", maxActiveRuns: ${RUNS}, maxActiveTasks: 1000, 
   const join = t.task("join", { upstream: tails }, work);
   const leaves = [];
   for (let l = 0; l < 7; l++) leaves.push(t.task("l" + l, { upstream: [join] }, work));
-  t.task("end", { upstream: leaves }, work);
+  t.task("end", { upstream: leaves }, gated);
 });
 `;
 
@@ -47,6 +56,8 @@ interface World {
   url: string;
   root: string;
   execDir: string;
+  /** The file whose existence lets the runs' last tasks finish. */
+  gate: string;
   observer: Observer;
   cluster: Cluster;
   zombieWarnings: number;
@@ -59,7 +70,7 @@ const pick = <T>(items: T[]): T => items[Math.floor(Math.random() * items.length
 async function setUp(): Promise<World> {
   const db = await createTestDb();
   const root = await mkdtemp(path.join(os.tmpdir(), "baton-chaos-"));
-  const world = { url: db.url, root, execDir: path.join(root, "exec") } as World;
+  const world = { url: db.url, root, execDir: path.join(root, "exec"), gate: path.join(root, "gate") } as World;
   worlds.push(world);
   await mkdir(path.join(root, "dags"), { recursive: true });
   await mkdir(world.execDir);
@@ -69,7 +80,7 @@ async function setUp(): Promise<World> {
     const now = new Date();
     for (let i = 0; i < RUNS; i++) {
       const runId = `chaos_${String(i).padStart(2, "0")}`;
-      await createDagRun(db, now, { dagId: "chaos", runId, runType: "manual", logicalDate: new Date(now.getTime() + i), conf: { dir: world.execDir } });
+      await createDagRun(db, now, { dagId: "chaos", runId, runType: "manual", logicalDate: new Date(now.getTime() + i), conf: { dir: world.execDir, gate: world.gate } });
     }
   } finally {
     await db.close();
@@ -234,6 +245,7 @@ describe("chaos", () => {
           kills.scheduler++;
         }
         cluster.restart(name);
+        if (kills.worker + kills.scheduler === KILLS_BEFORE_GATE) await writeFile(world.gate, "");
       }
     })().catch((err) => {
       // After teardown (a timed-out test) the observer is closed: nothing left to drive.
@@ -250,7 +262,7 @@ describe("chaos", () => {
     expect([...orphans.keys()]).toEqual([]);
     await cluster.stopAll();
     const outcome = await verify(world);
-    expect(kills.worker + kills.scheduler).toBeGreaterThanOrEqual(3);
+    expect(kills.worker + kills.scheduler).toBeGreaterThanOrEqual(KILLS_BEFORE_GATE);
 
     process.stdout.write(
       `chaos kill -9: ${RUNS} runs, ${outcome.tasks} tasks, ${outcome.executions} executions ` +
@@ -276,6 +288,7 @@ describe("chaos", () => {
         if (stop || cluster.closed) break;
         connections += await o.killConnections();
         rounds++;
+        if (rounds === KILL_ROUNDS_BEFORE_GATE) await writeFile(world.gate, "");
       }
     })().catch((err) => {
       if (!cluster.closed) throw err;
@@ -290,7 +303,7 @@ describe("chaos", () => {
     expect(cluster.crashes).toEqual([]);
     await cluster.stopAll();
     const outcome = await verify(world);
-    expect(rounds).toBeGreaterThanOrEqual(2);
+    expect(rounds).toBeGreaterThanOrEqual(KILL_ROUNDS_BEFORE_GATE);
 
     process.stdout.write(
       `chaos KILL connections: ${RUNS} runs, ${outcome.tasks} tasks, ${outcome.executions} executions ` +
