@@ -9,11 +9,12 @@ import { fanout } from "./fanout.ts";
 import { fibo40 } from "./fibo40.ts";
 import { history } from "./history.ts";
 import { cleanupAll } from "./lib.ts";
+import { memory } from "./memory.ts";
 import { parse } from "./parse.ts";
 import { profile } from "./profile.ts";
 import { workers } from "./workers.ts";
 
-const BENCHMARKS: Record<string, () => Promise<void>> = { chain, fibo40, fanout, workers, history, deferred, parse, api, bullmq, profile, backfill };
+const BENCHMARKS: Record<string, () => Promise<void>> = { chain, fibo40, fanout, workers, memory, history, deferred, parse, api, bullmq, profile, backfill };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));
 const unknown = wanted.filter((name) => !BENCHMARKS[name]);

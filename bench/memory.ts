@@ -1,0 +1,111 @@
+// memory: a `baton worker` process's RSS across 100,000 no-op tasks (no leak), with `baton
+// scheduler`, `baton api` and `baton dag-processor` as their own processes. Ten runs of 1 root →
+// 10,000 → 1 join are triggered at once; the worker's RSS (from /proc) and the tasks done are
+// sampled every 500 ms.
+//   worker_rss_growth_mb   RSS when the last task is done − RSS when a fifth of them were (by then
+//                          V8's heap, the bundle cache and the task processes have warmed up)
+//   worker_rss_*_mb        at the first sample, at a fifth, at the end, and the peak
+//   tasks_done             tasks that succeeded within the time bound (100,020 expected)
+// Bounded: the runs get 100 s; fewer tasks done is flagged. The standalone process's RSS with
+// 1,000 DAGs loaded is measured by `parse` (rss_peak_mb).
+import type { Db } from "../store/db.ts";
+import { FANOUT_DAG } from "./dags.ts";
+import {
+  environment,
+  freePort,
+  freshDatabase,
+  logNotes,
+  migrateDatabase,
+  round,
+  rssMb,
+  serverVersion,
+  spawnBaton,
+  trigger,
+  waitFor,
+  waitForDags,
+  waitForHealth,
+  workspace,
+  writeResult,
+  type BatonProcess,
+} from "./lib.ts";
+
+const RUNS = 10;
+const WIDTH = 10_000;
+const TASKS = RUNS * (WIDTH + 2);
+const RUN_BUDGET_MS = 100_000;
+const CONCURRENCY = 4;
+
+interface Sample {
+  atMs: number;
+  done: number;
+  rssMb: number;
+}
+
+async function tasksDone(db: Db, dagId: string): Promise<number> {
+  const [[row]] = (await db.pool.query("SELECT COUNT(*) AS n FROM task_instance WHERE dag_id = ? AND state = 'success'", [dagId])) as unknown as [{ n: number }[]];
+  return Number(row!.n);
+}
+
+/** RSS at the first sample with at least `share` of the tasks done (the last sample if none). */
+function rssAt(samples: Sample[], share: number): number {
+  return (samples.find((s) => s.done >= TASKS * share) ?? samples.at(-1)!).rssMb;
+}
+
+export async function memory(): Promise<void> {
+  const db = await freshDatabase("memory");
+  const ws = await workspace({ "memory.ts": FANOUT_DAG("bench_memory", WIDTH) });
+  const procs: BatonProcess[] = [];
+  try {
+    await migrateDatabase(db);
+    const port = freePort();
+    procs.push(spawnBaton("dag-processor", ["dag-processor"], db, ws));
+    procs.push(spawnBaton("scheduler", ["scheduler"], db, ws));
+    const api = spawnBaton("api", ["api"], db, ws, { BATON_PORT: String(port) });
+    procs.push(api);
+    const worker = spawnBaton("worker", ["worker", "--concurrency", String(CONCURRENCY)], db, ws);
+    procs.push(worker);
+    await waitForHealth(port, api);
+    await waitForDags(db, ["bench_memory"]);
+    await waitFor("the worker registered", 30_000, async () => {
+      const [[row]] = (await db.pool.query("SELECT COUNT(*) AS c FROM baton_process WHERE kind = 'worker'")) as unknown as [{ c: number }[]];
+      return Number(row!.c) >= 1;
+    }, 50);
+
+    const samples: Sample[] = [{ atMs: 0, done: 0, rssMb: await rssMb(worker.pid) }];
+    const started = performance.now();
+    for (let i = 0; i < RUNS; i++) await trigger(port, "bench_memory");
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 500));
+      const done = await tasksDone(db, "bench_memory");
+      samples.push({ atMs: performance.now() - started, done, rssMb: await rssMb(worker.pid) });
+      if (done >= TASKS || performance.now() - started > RUN_BUDGET_MS) break;
+    }
+    const last = samples.at(-1)!;
+    const atFifth = rssAt(samples, 0.2);
+    const tenths = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1].map((share) => `${share * 100} %: ${round(rssAt(samples, share), 1)}`);
+    await writeResult({
+      name: "memory",
+      metrics: {
+        worker_rss_growth_mb: round(last.rssMb - atFifth, 1),
+        worker_rss_start_mb: round(samples[0]!.rssMb, 1),
+        worker_rss_at_fifth_mb: round(atFifth, 1),
+        worker_rss_end_mb: round(last.rssMb, 1),
+        worker_rss_peak_mb: round(Math.max(...samples.map((s) => s.rssMb)), 1),
+        tasks_done: last.done,
+        tasks_per_s: round(last.done / (last.atMs / 1000), 0),
+      },
+      targets: { worker_rss_growth_mb: 20, tasks_done: TASKS },
+      env: environment({ version: await serverVersion(db) }),
+      notes: [
+        `${RUNS} runs of 1 root → ${WIDTH} no-op tasks → 1 join, triggered at once; one \`baton worker --concurrency ${CONCURRENCY}\` (its task processes not counted); scheduler, API and DAG processor are separate processes`,
+        `worker RSS (MB) by share of the ${TASKS} tasks done: ${tenths.join(", ")}`,
+        ...(last.done < TASKS ? [`PROBLEM: ${last.done} of ${TASKS} tasks done within ${RUN_BUDGET_MS / 1000} s`] : []),
+        ...(await logNotes(procs)),
+      ],
+    });
+  } finally {
+    for (const p of procs.reverse()) await p.stop();
+    await ws.remove();
+    await db.drop();
+  }
+}
