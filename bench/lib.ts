@@ -220,6 +220,22 @@ export function spawnBaton(name: string, args: string[], db: Db, ws: Workspace, 
   };
 }
 
+/**
+ * The distributed deployment's services as their own processes on a migrated database: `baton
+ * dag-processor`, `baton scheduler` and `baton api` (healthy, on a free port). Each is pushed onto
+ * `procs`, which the caller stops and summarises (logNotes).
+ */
+export async function startServices(db: Db, ws: Workspace, procs: BatonProcess[]): Promise<{ port: number }> {
+  await migrateDatabase(db);
+  const port = freePort();
+  procs.push(spawnBaton("dag-processor", ["dag-processor"], db, ws));
+  procs.push(spawnBaton("scheduler", ["scheduler"], db, ws));
+  const api = spawnBaton("api", ["api"], db, ws, { BATON_PORT: String(port) });
+  procs.push(api);
+  await waitForHealth(port, api);
+  return { port };
+}
+
 /** Notes for a result: how many warning/error lines each process printed, the first, and its log. */
 export async function logNotes(procs: (BatonProcess | undefined)[]): Promise<string[]> {
   const notes: string[] = [];

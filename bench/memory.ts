@@ -2,9 +2,10 @@
 // scheduler`, `baton api` and `baton dag-processor` as their own processes. Ten runs of 1 root →
 // 10,000 → 1 join are triggered at once; the worker's RSS (from /proc) and the tasks done are
 // sampled every 500 ms.
-//   worker_rss_growth_mb   RSS when the last task is done − RSS when a fifth of them were (by then
-//                          V8's heap, the bundle cache and the task processes have warmed up)
-//   worker_rss_*_mb        at the first sample, at a fifth, at the end, and the peak
+//   worker_rss_growth_mb   mean RSS over the last fifth of the tasks − mean RSS over the second
+//                          fifth (by then V8's heap, the bundle cache and the task processes have
+//                          warmed up; means, because single samples swing ±20 MB with GC)
+//   worker_rss_*_mb        at the first sample, those two means, at the end, and the peak
 //   tasks_done             tasks that succeeded within the time bound (100,020 expected)
 // Bounded: the runs get 100 s; fewer tasks done is flagged. The standalone process's RSS with
 // 1,000 DAGs loaded is measured by `parse` (rss_peak_mb).
@@ -12,18 +13,16 @@ import type { Db } from "../store/db.ts";
 import { FANOUT_DAG } from "./dags.ts";
 import {
   environment,
-  freePort,
   freshDatabase,
   logNotes,
-  migrateDatabase,
   round,
   rssMb,
   serverVersion,
   spawnBaton,
+  startServices,
   trigger,
   waitFor,
   waitForDags,
-  waitForHealth,
   workspace,
   writeResult,
   type BatonProcess,
@@ -51,20 +50,20 @@ function rssAt(samples: Sample[], share: number): number {
   return (samples.find((s) => s.done >= TASKS * share) ?? samples.at(-1)!).rssMb;
 }
 
+/** Mean RSS of the samples taken while between `from` and `to` of the tasks were done (NaN if none). */
+function meanRss(samples: Sample[], from: number, to: number): number {
+  const within = samples.filter((s) => s.done >= TASKS * from && (s.done < TASKS * to || (to >= 1 && s.done >= TASKS)));
+  return within.reduce((sum, s) => sum + s.rssMb, 0) / within.length;
+}
+
 export async function memory(): Promise<void> {
   const db = await freshDatabase("memory");
   const ws = await workspace({ "memory.ts": FANOUT_DAG("bench_memory", WIDTH) });
   const procs: BatonProcess[] = [];
   try {
-    await migrateDatabase(db);
-    const port = freePort();
-    procs.push(spawnBaton("dag-processor", ["dag-processor"], db, ws));
-    procs.push(spawnBaton("scheduler", ["scheduler"], db, ws));
-    const api = spawnBaton("api", ["api"], db, ws, { BATON_PORT: String(port) });
-    procs.push(api);
+    const { port } = await startServices(db, ws, procs);
     const worker = spawnBaton("worker", ["worker", "--concurrency", String(CONCURRENCY)], db, ws);
     procs.push(worker);
-    await waitForHealth(port, api);
     await waitForDags(db, ["bench_memory"]);
     await waitFor("the worker registered", 30_000, async () => {
       const [[row]] = (await db.pool.query("SELECT COUNT(*) AS c FROM baton_process WHERE kind = 'worker'")) as unknown as [{ c: number }[]];
@@ -81,14 +80,16 @@ export async function memory(): Promise<void> {
       if (done >= TASKS || performance.now() - started > RUN_BUDGET_MS) break;
     }
     const last = samples.at(-1)!;
-    const atFifth = rssAt(samples, 0.2);
+    const secondFifth = meanRss(samples, 0.2, 0.4);
+    const lastFifth = meanRss(samples, 0.8, 1);
     const tenths = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1].map((share) => `${share * 100} %: ${round(rssAt(samples, share), 1)}`);
     await writeResult({
       name: "memory",
       metrics: {
-        worker_rss_growth_mb: round(last.rssMb - atFifth, 1),
+        worker_rss_growth_mb: round(lastFifth - secondFifth, 1),
         worker_rss_start_mb: round(samples[0]!.rssMb, 1),
-        worker_rss_at_fifth_mb: round(atFifth, 1),
+        worker_rss_second_fifth_mb: round(secondFifth, 1),
+        worker_rss_last_fifth_mb: round(lastFifth, 1),
         worker_rss_end_mb: round(last.rssMb, 1),
         worker_rss_peak_mb: round(Math.max(...samples.map((s) => s.rssMb)), 1),
         tasks_done: last.done,
@@ -98,7 +99,7 @@ export async function memory(): Promise<void> {
       env: environment({ version: await serverVersion(db) }),
       notes: [
         `${RUNS} runs of 1 root → ${WIDTH} no-op tasks → 1 join, triggered at once; one \`baton worker --concurrency ${CONCURRENCY}\` (its task processes not counted); scheduler, API and DAG processor are separate processes`,
-        `worker RSS (MB) by share of the ${TASKS} tasks done: ${tenths.join(", ")}`,
+        `worker RSS (MB) by share of the ${TASKS} tasks done: ${tenths.join(", ")}; ${samples.length} samples`,
         ...(last.done < TASKS ? [`PROBLEM: ${last.done} of ${TASKS} tasks done within ${RUN_BUDGET_MS / 1000} s`] : []),
         ...(await logNotes(procs)),
       ],

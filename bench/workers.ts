@@ -14,19 +14,17 @@ import { FANOUT_DAG } from "./dags.ts";
 import {
   environment,
   failedTasks,
-  freePort,
   freshDatabase,
   logNotes,
-  migrateDatabase,
   round,
   runTimes,
   serverVersion,
   spawnBaton,
+  startServices,
   taskSummary,
   trigger,
   waitFor,
   waitForDags,
-  waitForHealth,
   waitForRun,
   workspace,
   writeResult,
@@ -89,13 +87,7 @@ export async function workers(): Promise<void> {
   const problems: string[] = [];
   try {
     for (const n of COUNTS) await writeFile(path.join(ws.dagsFolder, `workers_${n}.ts`), FANOUT_DAG(`bench_workers_${n}`, WIDTH, path.join(ws.dir, `ledger_${n}.txt`)));
-    await migrateDatabase(db);
-    const port = freePort();
-    procs.push(spawnBaton("dag-processor", ["dag-processor"], db, ws));
-    procs.push(spawnBaton("scheduler", ["scheduler"], db, ws));
-    const api = spawnBaton("api", ["api"], db, ws, { BATON_PORT: String(port) });
-    procs.push(api);
-    await waitForHealth(port, api);
+    const { port } = await startServices(db, ws, procs);
     await waitForDags(db, COUNTS.map((n) => `bench_workers_${n}`));
 
     for (const n of COUNTS) {
