@@ -8,7 +8,7 @@ import { deleteStaleProcesses } from "../store/processes.ts";
 import { advanceBackfills, finishCancelledBackfills } from "../store/transitions/advanceBackfills.ts";
 import { createScheduledRuns } from "../store/transitions/createScheduledRuns.ts";
 import { beatProcess, removeProcess } from "../store/transitions/heartbeat.ts";
-import { queueRetries } from "../store/transitions/queueRetries.ts";
+import { QUEUE_RETRIES_BATCH, queueRetries } from "../store/transitions/queueRetries.ts";
 import { reapZombies } from "../store/transitions/reapZombies.ts";
 import { releaseScheduled } from "../store/transitions/releaseScheduled.ts";
 import { timeoutDeferred } from "../store/transitions/signals.ts";
@@ -127,7 +127,13 @@ export class Scheduler {
       if (batch.scanned === 0) break;
       afterId = batch.lastId;
     }
-    const retriesQueued = await queueRetries(this.db, now);
+    // Retries and sensor reschedules that are due, in batches of QUEUE_RETRIES_BATCH until fewer come back.
+    let retriesQueued = 0;
+    for (;;) {
+      const queued = await queueRetries(this.db, now, QUEUE_RETRIES_BATCH);
+      retriesQueued += queued;
+      if (queued < QUEUE_RETRIES_BATCH) break;
+    }
     tasksQueued += await releaseScheduled(this.db, now, (h) => this.versions.shape(h));
     // Deferred tasks whose signal did not come in time (indexed by next_check_at; costs nothing while they wait).
     for (;;) {

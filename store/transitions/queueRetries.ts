@@ -21,7 +21,10 @@ import { inList, type Db, type ResultSetHeader, type RowDataPacket } from "../db
 
 const WAITING = "('up_for_retry', 'up_for_reschedule')";
 
-export async function queueRetries(db: Db, now: Date, limit = 1000): Promise<number> {
+/** Due rows one call queues at most by default (the scheduler calls again while a batch comes back full). */
+export const QUEUE_RETRIES_BATCH = 1000;
+
+export async function queueRetries(db: Db, now: Date, limit = QUEUE_RETRIES_BATCH): Promise<number> {
   return db.tx(async (tx) => {
     const [due] = await tx.query<RowDataPacket[]>(
       `SELECT id FROM task_instance FORCE INDEX (ix_ti_retry) WHERE next_retry_at <= ? AND state IN ${WAITING}

@@ -7,9 +7,12 @@
 // while it checked their state, and the scans for reschedules skipped them. The data here makes
 // the filesort plan MariaDB's choice (a state with few rows, a time range with many) and mixes
 // both states in the range; on a busy machine either hazard showed within a few rounds.
+import { FakeClock } from "../../core/clock.ts";
+import { silentLogger } from "../../core/logger.ts";
 import type { Db, RowDataPacket } from "../../store/db.ts";
 import { openDb } from "../../store/db.ts";
-import { queueRetries } from "../../store/transitions/queueRetries.ts";
+import { QUEUE_RETRIES_BATCH, queueRetries } from "../../store/transitions/queueRetries.ts";
+import { Scheduler } from "../../scheduler/loop.ts";
 import { createTestDb, dropTestDb } from "../helpers/db.ts";
 
 const DUE = new Date("2026-01-01T00:00:10.000Z");
@@ -53,6 +56,19 @@ describe("due waiting tasks split between schedulers", () => {
       const counts = await Promise.all([queueRetries(db, DUE, 5), queueRetries(second, DUE, 5), queueRetries(db, DUE, 10_000), queueRetries(second, DUE, 10_000)]);
       const [[left]] = await db.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM task_instance WHERE state <> 'queued'");
       expect({ round, queued: counts.reduce((a, b) => a + b, 0), left: Number(left!.n) }).toEqual({ round, queued: RETRIES + RESCHEDULES, left: 0 });
+    }
+  });
+
+  it("one scheduler tick queues every due row, in batches, when there are more than one batch holds", async () => {
+    await fill(11);
+    expect(RETRIES + RESCHEDULES).toBeGreaterThan(2 * QUEUE_RETRIES_BATCH);
+    const scheduler = new Scheduler(db, new FakeClock(DUE.toISOString()), silentLogger, { intervalMs: 60_000 });
+    try {
+      const report = await scheduler.tick();
+      const [[left]] = await db.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM task_instance WHERE state <> 'queued'");
+      expect({ retriesQueued: report.retriesQueued, left: Number(left!.n) }).toEqual({ retriesQueued: RETRIES + RESCHEDULES, left: 0 });
+    } finally {
+      await scheduler.stop();
     }
   });
 });
