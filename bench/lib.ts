@@ -340,6 +340,14 @@ export async function waitForRunsEnd(db: Db, dagId: string, runIds: string[], ti
   });
 }
 
+/** Waits until at least `count` worker processes have registered (heartbeated once). */
+export async function waitForWorkers(db: Db, count: number, timeoutMs = 30_000): Promise<void> {
+  await waitFor(`${count} worker(s) registered`, timeoutMs, async () => {
+    const [[row]] = (await db.pool.query("SELECT COUNT(*) AS c FROM baton_process WHERE kind = 'worker'")) as unknown as [{ c: number }[]];
+    return Number(row!.c) >= count;
+  }, 50);
+}
+
 /** Waits until the DAG processor has stored every one of these DAGs. */
 export async function waitForDags(db: Db, dagIds: string[], timeoutMs = 60_000): Promise<void> {
   await waitFor(`DAGs ${dagIds.join(", ")}`, timeoutMs, async () => {

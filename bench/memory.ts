@@ -21,8 +21,8 @@ import {
   spawnBaton,
   startServices,
   trigger,
-  waitFor,
   waitForDags,
+  waitForWorkers,
   workspace,
   writeResult,
   type BatonProcess,
@@ -52,7 +52,7 @@ function rssAt(samples: Sample[], share: number): number {
 
 /** Mean RSS of the samples taken while between `from` and `to` of the tasks were done (NaN if none). */
 function meanRss(samples: Sample[], from: number, to: number): number {
-  const within = samples.filter((s) => s.done >= TASKS * from && (s.done < TASKS * to || (to >= 1 && s.done >= TASKS)));
+  const within = samples.filter((s) => s.done >= TASKS * from && (to >= 1 || s.done < TASKS * to));
   return within.reduce((sum, s) => sum + s.rssMb, 0) / within.length;
 }
 
@@ -65,10 +65,7 @@ export async function memory(): Promise<void> {
     const worker = spawnBaton("worker", ["worker", "--concurrency", String(CONCURRENCY)], db, ws);
     procs.push(worker);
     await waitForDags(db, ["bench_memory"]);
-    await waitFor("the worker registered", 30_000, async () => {
-      const [[row]] = (await db.pool.query("SELECT COUNT(*) AS c FROM baton_process WHERE kind = 'worker'")) as unknown as [{ c: number }[]];
-      return Number(row!.c) >= 1;
-    }, 50);
+    await waitForWorkers(db, 1);
 
     const samples: Sample[] = [{ atMs: 0, done: 0, rssMb: await rssMb(worker.pid) }];
     const started = performance.now();

@@ -23,9 +23,9 @@ import {
   startServices,
   taskSummary,
   trigger,
-  waitFor,
   waitForDags,
   waitForRun,
+  waitForWorkers,
   workspace,
   writeResult,
   type BatonProcess,
@@ -95,10 +95,7 @@ export async function workers(): Promise<void> {
       const pool: BatonProcess[] = [];
       for (let i = 0; i < n; i++) pool.push(spawnBaton(`worker${n}-${i}`, ["worker", "--concurrency", String(CONCURRENCY), "--hostname", `bench-w${i}`], db, ws));
       procs.push(...pool);
-      await waitFor(`${n} worker(s) registered`, 30_000, async () => {
-        const [[row]] = (await db.pool.query("SELECT COUNT(*) AS c FROM baton_process WHERE kind = 'worker'")) as unknown as [{ c: number }[]];
-        return Number(row!.c) >= n;
-      }, 50);
+      await waitForWorkers(db, n);
       const sampler = sampleLockWaits(db);
       const runId = await trigger(port, dagId).catch(async (err) => {
         await sampler.stop();
