@@ -2,10 +2,13 @@
 // locks: queued task_instance rows via ix_ti_claim (state, queue, priority_weight DESC, id),
 //   whose order matches the ORDER BY exactly, with SKIP LOCKED so claimers never wait on
 //   each other. One statement claims for the whole pool (claims scale with batch size).
-// pools and maxActiveTasks: candidates in full pools are skipped in the read; the DAG and pool
-//   rows of the rest are locked (PK, after the task rows, like every transition), the DAGs'
-//   running tasks counted (ix_ti_dag_state), and only what fits is claimed. Tries claimed ahead of
-//   the worker's free slots (req.ahead) take at most half of a pool's free slots.
+// pools and maxActiveTasks: candidates in full pools and of DAGs at their limit are skipped in
+//   the read; the DAG and pool rows of the rest are locked (PK, after the task rows, like every
+//   transition), the DAGs' running tasks counted (ix_ti_dag_state), and only what fits is
+//   claimed. A DAG that runs out of room within a read makes the claim read again past its tries
+//   (up to MAX_READ_PASSES reads; DAG rows locked in a later read may come out of order, and a
+//   deadlock that makes is retried by batchTx). Tries claimed ahead of the worker's free slots
+//   (req.ahead) take at most half of a pool's free slots.
 // fence: each claimed try gets try_number + 1 and the claim token; only that pair may finish it.
 import { inList, type Db, type RowDataPacket } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
@@ -65,6 +68,20 @@ export interface ClaimedTask {
   upstreamOutputs?: Record<string, unknown>;
 }
 
+/** Reads per claim: a DAG that runs out of room mid-read makes the claim read past its tries. */
+const MAX_READ_PASSES = 3;
+
+/**
+ * Candidates read (and locked) for a claim of `limit` tries: a few more than it takes, for
+ * tries that round trip 2 turns away (a DAG with less room than it has tries in the read, a
+ * pool with fewer free slots than a try needs, the claim-ahead share, a claimer that won a race).
+ * Every row read stays locked until COMMIT, hidden from other claimers' SKIP LOCKED reads.
+ */
+export function candidateLimit(limit: number): number {
+  const n = Math.floor(limit);
+  return Math.min(500, n + Math.min(n, 16));
+}
+
 export async function claimTasks(db: Db, req: ClaimRequest): Promise<ClaimedTask[]> {
   return (await claimTasksReporting(db, req)).tasks;
 }
@@ -81,55 +98,97 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
   let heldBack = false;
   const tasks = await db.batchTx(async (btx): Promise<ClaimedTask[]> => {
     heldBack = false;
-    // Round trip 1: a locking read per queue on ix_ti_claim, skipping pools that are full.
-    const found = await btx.run(
-      req.queues.map((queue) => ({
-        // More candidates than slots, so a DAG at its maxActiveTasks does not hide the others.
-        sql: `SELECT id, dag_id, pool, pool_slots, priority_weight FROM task_instance
-               WHERE state = 'queued' AND queue = ? AND pool NOT IN (SELECT name FROM pool WHERE occupied_slots >= slots)
-               ORDER BY priority_weight DESC, id LIMIT ${Math.min(500, Math.floor(req.limit) * 4)} FOR UPDATE SKIP LOCKED`,
-        params: [queue],
-      })),
-    );
-    const candidates = (found as RowDataPacket[][])
-      .flat()
-      .sort((a, b) => b.priority_weight - a.priority_weight || Number(a.id) - Number(b.id));
-    if (candidates.length === 0) return [];
-    // Round trip 2: lock the DAGs and pools involved (DAG rows serialize claims that count
-    // maxActiveTasks), count the DAGs' running tasks, and take what fits by priority.
-    const pools = [...new Set(candidates.map((c) => c.pool as string))].sort();
-    const dagIds = [...new Set(candidates.map((c) => c.dag_id as string))].sort();
-    const [dagRows, running, poolRows] = (await btx.run([
-      { sql: `SELECT dag_id, max_active_tasks FROM dag WHERE dag_id IN (${inList(dagIds)}) ORDER BY dag_id FOR UPDATE`, params: dagIds },
-      {
-        sql: `SELECT dag_id, COUNT(*) AS n FROM task_instance WHERE dag_id IN (${inList(dagIds)}) AND state = 'running' GROUP BY dag_id`,
-        params: dagIds,
-      },
-      { sql: `SELECT name, slots, occupied_slots FROM pool WHERE name IN (${inList(pools)}) ORDER BY name FOR UPDATE`, params: pools },
-    ])) as [RowDataPacket[], RowDataPacket[], RowDataPacket[]];
-    const free = new Map(poolRows.map((p) => [p.name as string, Number(p.slots) - Number(p.occupied_slots)]));
-    const freeAtStart = new Map(free);
-    const runsNow = req.limit - Math.min(req.limit, Math.max(0, req.ahead ?? 0));
-    const dagRoom = new Map(dagRows.map((d) => [d.dag_id as string, Number(d.max_active_tasks)]));
-    for (const r of running) dagRoom.set(r.dag_id, (dagRoom.get(r.dag_id) ?? 0) - Number(r.n));
     const taken: RowDataPacket[] = [];
     const deltas = new Map<string, number>();
+    // What round trip 2 locked and counted: DAG rows (they serialize claims that count
+    // maxActiveTasks) with the room left under it, pool rows with their free slots.
+    const dagRoom = new Map<string, number>();
+    const free = new Map<string, number>();
+    const freeAtStart = new Map<string, number>();
+    const runsNow = req.limit - Math.min(req.limit, Math.max(0, req.ahead ?? 0));
     let backfill = 0;
-    for (const c of candidates) {
-      if (taken.length >= req.limit) break;
-      const left = free.get(c.pool) ?? 0;
-      if (left < c.pool_slots || (dagRoom.get(c.dag_id) ?? 0) < 1) continue;
-      if (taken.length >= runsNow && (left - c.pool_slots) * 2 < (freeAtStart.get(c.pool) ?? 0)) {
-        heldBack = true;
-        continue;
+    // Candidates already read (locked by this transaction, so SKIP LOCKED would read them again).
+    const seen: number[] = [];
+    // DAGs whose room this claim used up while the read still had tries of theirs.
+    const fullDags = new Set<string>();
+    for (let pass = 0; pass < MAX_READ_PASSES && taken.length < req.limit; pass++) {
+      const want = candidateLimit(req.limit - taken.length);
+      // Round trip 1: a locking read per queue on ix_ti_claim, skipping full pools and DAGs at
+      // their maxActiveTasks (else their queued tries, read first, would hide every other DAG's).
+      // Both filters are plain reads (subqueries of a locking read lock nothing), computed once
+      // per statement (the DAGs at their limit from the running tries alone, however many DAGs
+      // exist): a hint that round trip 2 checks under locks.
+      const skipDags = [...fullDags];
+      const found = (await btx.run(
+        req.queues.map((queue) => ({
+          sql: `SELECT id, dag_id, pool, pool_slots, priority_weight FROM task_instance t
+                 WHERE state = 'queued' AND queue = ? AND pool NOT IN (SELECT name FROM pool WHERE occupied_slots >= slots)
+                   AND dag_id NOT IN (SELECT r.dag_id FROM task_instance r JOIN dag d ON d.dag_id = r.dag_id WHERE r.state = 'running'
+                                       GROUP BY r.dag_id HAVING COUNT(*) >= MAX(d.max_active_tasks))
+                   ${skipDags.length ? `AND dag_id NOT IN (${inList(skipDags)})` : ""} ${seen.length ? `AND id NOT IN (${inList(seen)})` : ""}
+                 ORDER BY priority_weight DESC, id LIMIT ${want} FOR UPDATE SKIP LOCKED`,
+          params: [queue, ...skipDags, ...seen],
+        })),
+      )) as RowDataPacket[][];
+      const candidates = found.flat().sort((a, b) => b.priority_weight - a.priority_weight || Number(a.id) - Number(b.id));
+      if (candidates.length === 0) break;
+      for (const c of candidates) seen.push(Number(c.id));
+      // Round trip 2: lock the DAGs and pools not locked yet, count the DAGs' running tasks.
+      const dagIds = [...new Set(candidates.map((c) => c.dag_id as string))].filter((d) => !dagRoom.has(d)).sort();
+      const pools = [...new Set(candidates.map((c) => c.pool as string))].filter((p) => !free.has(p)).sort();
+      const statements = [
+        ...(dagIds.length === 0
+          ? []
+          : [
+              { sql: `SELECT dag_id, max_active_tasks FROM dag WHERE dag_id IN (${inList(dagIds)}) ORDER BY dag_id FOR UPDATE`, params: dagIds },
+              {
+                sql: `SELECT dag_id, COUNT(*) AS n FROM task_instance WHERE dag_id IN (${inList(dagIds)}) AND state = 'running' GROUP BY dag_id`,
+                params: dagIds,
+              },
+            ]),
+        ...(pools.length === 0 ? [] : [{ sql: `SELECT name, slots, occupied_slots FROM pool WHERE name IN (${inList(pools)}) ORDER BY name FOR UPDATE`, params: pools }]),
+      ];
+      const locked = (statements.length ? await btx.run(statements) : []) as RowDataPacket[][];
+      const [dagRows, running] = dagIds.length ? [locked[0]!, locked[1]!] : [[], []];
+      const poolRows = pools.length ? locked[locked.length - 1]! : [];
+      for (const d of dagRows) dagRoom.set(d.dag_id as string, Number(d.max_active_tasks));
+      for (const r of running) dagRoom.set(r.dag_id, (dagRoom.get(r.dag_id) ?? 0) - Number(r.n));
+      for (const p of poolRows) {
+        free.set(p.name as string, Number(p.slots) - Number(p.occupied_slots));
+        freeAtStart.set(p.name as string, Number(p.slots) - Number(p.occupied_slots));
       }
-      const isBackfill = Number(c.priority_weight) < BACKFILL_PRIORITY_FLOOR;
-      if (isBackfill && backfill >= (req.maxBackfill ?? Infinity)) continue;
-      if (isBackfill) backfill++;
-      dagRoom.set(c.dag_id, dagRoom.get(c.dag_id)! - 1);
-      free.set(c.pool, left - c.pool_slots);
-      deltas.set(c.pool, (deltas.get(c.pool) ?? 0) + Number(c.pool_slots));
-      taken.push(c);
+      // Take what fits, by priority.
+      let turnedAwayForRoom = false;
+      let stop = false;
+      for (const c of candidates) {
+        if (taken.length >= req.limit) break;
+        const left = free.get(c.pool) ?? 0;
+        if ((dagRoom.get(c.dag_id) ?? 0) < 1) {
+          fullDags.add(c.dag_id);
+          turnedAwayForRoom = true;
+          continue;
+        }
+        if (left < c.pool_slots) continue;
+        if (taken.length >= runsNow && (left - c.pool_slots) * 2 < (freeAtStart.get(c.pool) ?? 0)) {
+          heldBack = true;
+          stop = true;
+          continue;
+        }
+        const isBackfill = Number(c.priority_weight) < BACKFILL_PRIORITY_FLOOR;
+        if (isBackfill && backfill >= (req.maxBackfill ?? Infinity)) {
+          stop = true;
+          continue;
+        }
+        if (isBackfill) backfill++;
+        dagRoom.set(c.dag_id, dagRoom.get(c.dag_id)! - 1);
+        free.set(c.pool, left - c.pool_slots);
+        deltas.set(c.pool, (deltas.get(c.pool) ?? 0) + Number(c.pool_slots));
+        taken.push(c);
+      }
+      // Read again only past DAGs that ran out of room, and only if a read came back full (more
+      // may wait behind them); tries held back by the pool rule or the backfill share would be
+      // held back again.
+      if (stop || !turnedAwayForRoom || !found.some((rows) => rows.length === want)) break;
     }
     if (taken.length === 0) return [];
     const ids = taken.map((c) => Number(c.id));
