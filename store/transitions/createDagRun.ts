@@ -1,6 +1,11 @@
 // createDagRun — records a run request; the scheduler starts it (creates its task
 // instances) once its DAG is unpaused and under maxActiveRuns.
-// locks: the new dag_run row; relies on ux_dag_run (dag_id, run_id) to refuse duplicates.
+// locks: the new dag_run row, and the pinned dag_version row in share mode (ux_dag_version) for
+//   the INSERT: deleteDag locks a DAG's versions before its last look for runs, so a run either
+//   commits first and is deleted with the DAG or finds its version gone. Not the dag row: the
+//   scheduler (startRuns, for maxActiveRuns) and every claim (maxActiveTasks) hold that one
+//   exclusively, and a trigger queued behind a startRuns of many runs waited ≈ 40 ms.
+//   Relies on ux_dag_run (dag_id, run_id) to refuse duplicates.
 // outcomes: the run's row id, BATON_DAG_NOT_FOUND, BATON_DAG_INACTIVE, BATON_DAG_RUN_EXISTS.
 import { BatonError } from "../../core/errors.ts";
 import { RunState, type RunType } from "../../core/states.ts";
@@ -30,14 +35,14 @@ export async function createDagRun(db: Db, now: Date, run: NewDagRun): Promise<{
   for (let attempt = 0; ; attempt++) {
     const runId = run.runId ?? (attempt === 0 ? defaultRunId : `${defaultRunId}_${Math.random().toString(36).slice(2, 8)}`);
     try {
-      // The dag row is read again under a shared lock by the INSERT itself: a DELETE of the DAG
-      // (which locks that row first) either waits for this run and deletes it too, or has
+      // The pinned version's row is read under a shared lock by the INSERT itself: a DELETE of
+      // the DAG (which locks its versions) either waits for this run and deletes it too, or has
       // committed and this inserts nothing — never a run left behind without its DAG.
       const [result] = await db.pool.query<ResultSetHeader>(
         `INSERT INTO dag_run (dag_id, run_id, version_hash, run_type, state, logical_date, data_interval_start, data_interval_end,
                               conf, note, external_trigger, queued_at, idempotency_key, request_hash)
-         SELECT d.dag_id, ?, d.latest_version_hash, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-           FROM dag d WHERE d.dag_id = ? AND d.is_active = 1 AND d.latest_version_hash IS NOT NULL LOCK IN SHARE MODE`,
+         SELECT v.dag_id, ?, v.version_hash, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+           FROM dag_version v WHERE v.dag_id = ? AND v.version_hash = ? LOCK IN SHARE MODE`,
         [
           runId,
           run.runType,
@@ -52,6 +57,7 @@ export async function createDagRun(db: Db, now: Date, run: NewDagRun): Promise<{
           run.idempotency?.key ?? null,
           run.idempotency?.requestHash ?? null,
           run.dagId,
+          dag.latest_version_hash,
         ],
       );
       if (result.affectedRows === 0) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${run.dagId}" not found (deleted or deactivated just now)`);

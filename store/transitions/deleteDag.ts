@@ -12,7 +12,8 @@
 //   claim them meanwhile (claims SKIP LOCKED), and deleted.
 // locks: the DAG's queued/running task_instance rows (ix_ti_dag_state), its dag_run rows
 //   (ix_dag_run_dag_id), the dag row (PK) — task rows before runs before the dag, the order claims,
-//   settle and startRuns lock in — then the queued/running task rows again (READ COMMITTED takes no
+//   settle and startRuns lock in — its dag_version rows (triggers share-lock the one they pin),
+//   then the queued/running task rows again (READ COMMITTED takes no
 //   gap locks: startRuns may have created some while this waited) and its backfill rows.
 //   The scheduler skips a locked dag row (createScheduledRuns: SKIP LOCKED).
 // outcomes: the counts deleted; BATON_DAG_NOT_FOUND; BATON_TASKS_RUNNING.
@@ -36,6 +37,9 @@ export async function deleteDag(db: Db, dagId: string): Promise<DeletedRuns> {
     const runIds = await lockRuns();
     const [dags] = await tx.query<RowDataPacket[]>("SELECT dag_id, fileloc FROM dag WHERE dag_id = ? FOR UPDATE", [dagId]);
     if (!dags[0]) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${dagId}" not found`);
+    // A trigger (createDagRun) inserts its run under a shared lock on the pinned version: from
+    // here on none can start, and the runs of those that held one are seen by the last look below.
+    await tx.query("SELECT id FROM dag_version WHERE dag_id = ? ORDER BY id FOR UPDATE", [dagId]);
     const [active] = await lockActiveTasks();
     const running = active.filter((t) => t.state === TaskState.Running);
     if (running.length > 0) {

@@ -368,15 +368,32 @@ describe("DAG and DAG run API", () => {
       expect((await send("DELETE", `/dags/apid_sleeper/dagRuns/${runId}`)).statusCode).toBe(204);
     });
 
-    it("a trigger racing a DAG delete waits for it and creates nothing: no run outlives its DAG", async () => {
-      // What deleteDag does, held open: the dag row locked and deleted, not yet committed.
+    it("a trigger does not wait for a transaction holding the dag row (startRuns and claims lock it)", async () => {
       const conn = await h.db.pool.getConnection();
       try {
         await conn.query("START TRANSACTION");
         await conn.query("SELECT dag_id FROM dag WHERE dag_id = 'apid_gamma' FOR UPDATE");
+        const res = await send("POST", "/dags/apid_gamma/dagRuns", { dag_run_id: "past_the_lock" });
+        expect(res.statusCode).toBe(200);
+        await conn.query("COMMIT");
+        expect(await count("SELECT COUNT(*) AS n FROM dag_run WHERE dag_id = 'apid_gamma' AND run_id = 'past_the_lock'", [])).toBe(1);
+      } finally {
+        await conn.query("ROLLBACK").catch(() => undefined);
+        conn.release();
+      }
+    });
+
+    it("a trigger racing a DAG delete waits for it and creates nothing: no run outlives its DAG", async () => {
+      // What deleteDag does, held open: the dag row and its versions locked and deleted, not yet committed.
+      const conn = await h.db.pool.getConnection();
+      try {
+        await conn.query("START TRANSACTION");
+        await conn.query("SELECT dag_id FROM dag WHERE dag_id = 'apid_gamma' FOR UPDATE");
+        await conn.query("SELECT id FROM dag_version WHERE dag_id = 'apid_gamma' ORDER BY id FOR UPDATE");
+        await conn.query("DELETE FROM dag_version WHERE dag_id = 'apid_gamma'");
         await conn.query("DELETE FROM dag WHERE dag_id = 'apid_gamma'");
         const racing = send("POST", "/dags/apid_gamma/dagRuns", { dag_run_id: "racer" });
-        await waitFor("the trigger to wait for the dag row", async () => {
+        await waitFor("the trigger to wait for the version row", async () => {
           const [rows] = await h.db.pool.query<RowDataPacket[]>(
             "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND INFO LIKE 'INSERT INTO dag_run%'",
           );
