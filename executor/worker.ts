@@ -7,7 +7,7 @@ import { Child } from "../core/childProcess.ts";
 import type { Clock } from "../core/clock.ts";
 import { formatDuration } from "../core/durations.ts";
 import { taskInputs } from "../core/dagStructure.ts";
-import { dagCallbackLogPath, taskLogPath } from "../core/logPaths.ts";
+import { taskLogPath } from "../core/logPaths.ts";
 import type { Logger } from "../core/logger.ts";
 import { processMetrics, type BatonMetrics } from "../core/metrics.ts";
 import type { Db } from "../store/db.ts";
@@ -20,6 +20,7 @@ import { upstreamOutputs } from "../store/xcom.ts";
 import { recordStep, stepsOf } from "../store/transitions/recordStep.ts";
 import { BundleCache } from "./bundleCache.ts";
 import { claimAheadAllowance, movingAverage } from "./claimAhead.ts";
+import { RunCallbacks } from "./runCallbacks.ts";
 import { answerSecret, isSecretGet } from "./secrets.ts";
 import type { DagCallbackMessage, RunTryMessage, StepAck, StepPut, TryOutcome } from "./protocol.ts";
 
@@ -59,6 +60,8 @@ export interface WorkerOptions {
   claimAhead?: number;
   /** A try claimed ahead that has not started within this is handed back for any worker (default 1 s). */
   claimAheadMaxWaitMs?: number;
+  /** How often to look for DAG callbacks made due by runs other processes ended (default 1,000 ms). */
+  callbackPollMs?: number;
 }
 
 /**
@@ -108,6 +111,7 @@ export class Worker {
   readonly id = randomBytes(16).toString("hex");
   private readonly versions: VersionCache;
   private readonly bundles: BundleCache;
+  private readonly runCallbacks: RunCallbacks;
   /** Tries this worker claimed and has not recorded, by tryKey: a cleared try and the next try of the same task instance may both be here. */
   private readonly held = new Map<string, Held>();
   private readonly slots: Slot[] = [];
@@ -145,6 +149,10 @@ export class Worker {
   ) {
     this.versions = new VersionCache(db.pool);
     this.bundles = new BundleCache(path.join(options.cacheFolder, "bundles"), this.versions);
+    this.runCallbacks = new RunCallbacks(db, clock, logger, this.versions, this.bundles, (m) => this.runDagCallback(m), {
+      logsFolder: options.logsFolder,
+      pollMs: options.callbackPollMs,
+    });
     this.pollDelay = options.pollMinMs ?? 20;
     this.maxWaitMs = options.claimAheadMaxWaitMs ?? MAX_WAIT_MS;
     this.startedAt = clock.now();
@@ -160,6 +168,7 @@ export class Worker {
     const beat = () => void this.heartbeat().catch((err) => this.logger.warn(`heartbeat failed: ${(err as Error).message}`));
     beat();
     this.heartbeatTimer = setInterval(beat, this.options.heartbeatMs ?? 5000);
+    this.runCallbacks.start();
     this.kick();
   }
 
@@ -270,10 +279,8 @@ export class Worker {
         for (const t of result.fencedTries) if (t.log) this.keepLog(t.task, t.log);
         this.observeRecorded(batch, result);
         this.options.onRecorded?.({ finished: result.finished, runsFinished: result.runsFinished });
-        for (const ended of result.runsFinished) {
-          const context = batch.find((t) => t.task.dagRunId === ended.dagRunId)?.task;
-          if (context) void this.runDagCallback(context, ended.state);
-        }
+        // Their callbacks are due (marked in the same commit): run them now, not at the next poll.
+        if (result.runsFinished.length > 0) this.runCallbacks.wake();
         await this.dispatch(result.taken);
         // Ready tasks this worker could not take are queued: look for more work.
         if (result.queued.length > 0) this.wantClaim = true;
@@ -455,30 +462,16 @@ export class Worker {
     this.waitTimer.unref();
   }
 
-  /** The DAG's onSuccess / onFailure, in a child process; errors are logged, never raised. */
-  private async runDagCallback(run: ClaimedTask, state: "success" | "failed"): Promise<void> {
+  /** A DAG's onSuccess / onFailure in a warm child; rejects if the child died (the callback stays due). */
+  private async runDagCallback(message: DagCallbackMessage): Promise<void> {
+    const slot = this.acquireSlot();
     try {
-      const shape = await this.versions.shape(run.versionHash);
-      if (!(state === "success" ? shape.dag.callbacks?.onSuccess : shape.dag.callbacks?.onFailure)) return;
-      const message: DagCallbackMessage = {
-        dagId: run.dagId,
-        runId: run.runId,
-        state,
-        logicalDate: run.logicalDate ? new Date(run.logicalDate).toISOString() : null,
-        conf: run.conf,
-        bundlePath: await this.bundles.path(run.versionHash),
-        logPath: dagCallbackLogPath(this.options.logsFolder, run),
-      };
-      const slot = this.acquireSlot();
-      try {
-        await slot.child.request({ type: "dagCallback", callback: message });
-        slot.busy = false;
-      } catch {
-        const index = this.slots.indexOf(slot);
-        if (index >= 0) this.slots.splice(index, 1);
-      }
+      await slot.child.request({ type: "dagCallback", callback: message });
+      slot.busy = false;
     } catch (err) {
-      this.logger.warn(`DAG callback for run ${run.runId} of ${run.dagId} failed: ${(err as Error).message}`);
+      const index = this.slots.indexOf(slot);
+      if (index >= 0) this.slots.splice(index, 1);
+      throw err;
     }
   }
 
@@ -643,7 +636,9 @@ export class Worker {
     this.stopping = true;
     clearTimeout(this.pollTimer);
     const deadline = Date.now() + graceMs;
+    const callbacksDone = this.runCallbacks.stop(deadline);
     while (this.runningCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    await callbacksDone;
     // A claim in flight when stopping began lands in `held` when it returns: wait for it, so
     // its tries are handed back with the rest instead of left running until reaped.
     if (this.loopRunning) await this.loopDone?.catch(() => undefined);
@@ -655,6 +650,7 @@ export class Worker {
     }
     const dedicated = leftovers.flatMap((h) => (h.slot?.dedicated ? [h.slot] : []));
     await Promise.all([...this.slots, ...dedicated].map((s) => (s.busy ? s.child.kill() : s.child.stop(1000))));
+    await this.runCallbacks.release();
     if (leftovers.length > 0) {
       const returned = await handBack(this.db, this.clock.now(), leftovers.map((h) => h.task));
       this.logger.info(`handed back ${returned} unfinished task instance(s)`);

@@ -103,8 +103,8 @@ export async function recordParsedFile(db: Db, now: Date, file: ParsedFile, paus
     const scheduledFrom = new Map(before.map((r) => [r.dag_id as string, r]));
     for (const { structure: s, versionHash } of file.dags) {
       await tx.query(
-        "INSERT IGNORE INTO dag_version (dag_id, version_hash, code_hash, structure, created_at) VALUES (?, ?, ?, ?, ?)",
-        [s.dagId, versionHash, file.codeHash, JSON.stringify(s), now],
+        "INSERT IGNORE INTO dag_version (dag_id, version_hash, code_hash, structure, created_at, on_success, on_failure) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [s.dagId, versionHash, file.codeHash, JSON.stringify(s), now, s.callbacks?.onSuccess ? 1 : 0, s.callbacks?.onFailure ? 1 : 0],
       );
       const paused = s.isPausedUponCreation ?? pausedAtCreation;
       const timetable: DagTimetableInputs = {

@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import mysql from "mysql2/promise";
 import { BatonError } from "../../core/errors.ts";
 import { connectionOptions, databaseUrlOn, dropDatabase, ensureDatabase, openDb, type Db, type RowDataPacket } from "../../store/db.ts";
-import { migrate, readMigrations } from "../../store/migrate.ts";
+import { MIGRATIONS_FOLDER, migrate, readMigrations } from "../../store/migrate.ts";
 import { createTestDb, dropTestDb } from "../helpers/db.ts";
 
 const SERVER = process.env.BATON_TEST_DATABASE_SERVER ?? "mysql://root@127.0.0.1:3306";
@@ -148,5 +148,52 @@ describe("ensureDatabase()", () => {
     } finally {
       await db.close();
     }
+  });
+});
+
+describe("0020_run_callbacks on a database with history", () => {
+  const url = uniqueUrl("mig20");
+  let db: Db;
+  let folder: string;
+
+  beforeAll(async () => {
+    await ensureDatabase(url);
+    db = openDb(url, { connectionLimit: 2 });
+    folder = await mkdtemp(path.join(os.tmpdir(), "baton-migrations-"));
+  });
+  afterAll(async () => {
+    await db?.close();
+    await dropDatabase(url);
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  it("learns which callbacks stored versions define, and a run of one that ends afterwards owes its callback", async () => {
+    const files = (await readdir(MIGRATIONS_FOLDER)).filter((f) => /^\d{4}_.*\.sql$/.test(f)).sort();
+    for (const f of files.filter((f) => f < "0020")) await copyFile(path.join(MIGRATIONS_FOLDER, f), path.join(folder, f));
+    await migrate(db, undefined, folder);
+    const structure = (callbacks: object | undefined) => JSON.stringify({ dagId: "d", ...(callbacks ? { callbacks } : {}) });
+    await db.pool.query("INSERT INTO dag (dag_id, fileloc, last_parsed_at, created_at, latest_version_hash) VALUES ('d', 'd.ts', NOW(6), NOW(6), 'v2')");
+    await db.pool.query(
+      `INSERT INTO dag_version (dag_id, version_hash, code_hash, structure, created_at) VALUES
+         ('d', 'v1', 'c', ?, NOW(6)), ('d', 'v2', 'c', ?, NOW(6)), ('d', 'v3', 'c', ?, NOW(6))`,
+      [structure(undefined), structure({ onSuccess: false, onFailure: true }), structure({ onSuccess: true, onFailure: true })],
+    );
+    await db.pool.query(
+      `INSERT INTO dag_run (dag_id, run_id, version_hash, run_type, state, logical_date, data_interval_start, data_interval_end, conf, external_trigger, queued_at)
+       VALUES ('d', 'r1', 'v1', 'manual', 'running', NOW(6), NOW(6), NOW(6), '{}', 1, NOW(6)),
+              ('d', 'r2', 'v2', 'manual', 'running', NOW(6), NOW(6), NOW(6), '{}', 1, NOW(6)),
+              ('d', 'r3', 'v2', 'manual', 'running', NOW(6), NOW(6), NOW(6), '{}', 1, NOW(6))`,
+    );
+
+    for (const f of files.filter((f) => f >= "0020")) await copyFile(path.join(MIGRATIONS_FOLDER, f), path.join(folder, f));
+    expect(await migrate(db, undefined, folder)).toContain("0020_run_callbacks.sql");
+    const [versions] = await db.pool.query<RowDataPacket[]>("SELECT version_hash, on_success, on_failure FROM dag_version ORDER BY version_hash");
+    expect(versions.map((v) => [v.version_hash, Number(v.on_success), Number(v.on_failure)])).toEqual([["v1", 0, 0], ["v2", 0, 1], ["v3", 1, 1]]);
+
+    await db.pool.query("UPDATE dag_run SET state = 'failed' WHERE run_id IN ('r1', 'r2')");
+    await db.pool.query("UPDATE dag_run SET state = 'success' WHERE run_id = 'r3'");
+    const [runs] = await db.pool.query<RowDataPacket[]>("SELECT run_id, callback_due FROM dag_run ORDER BY run_id");
+    // r1's version has no callback, r3's has no onSuccess: only r2 owes one.
+    expect(runs.map((r) => [r.run_id, Number(r.callback_due)])).toEqual([["r1", 0], ["r2", 1], ["r3", 0]]);
   });
 });

@@ -4,6 +4,7 @@ import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
+import { claimRunCallbacks } from "../../store/transitions/runCallbacks.ts";
 
 const HOOKS = dagSource(`
 import { appendFileSync } from "node:fs";
@@ -24,6 +25,15 @@ export const hooks = dag({
     return "fine";
   });
   ok.then(flaky);
+});
+
+// Runs that no worker ends: the scheduler fails them (dagrunTimeout) or the API does.
+export const stalled = dag({
+  id: "stalled",
+  dagrunTimeout: "600ms",
+  onFailure: (ctx) => mark(ctx, "stalled-failed:" + ctx.runId),
+}, (t) => {
+  t.task("wait", async (ctx) => { while (!ctx.signal.aborted) await new Promise((r) => setTimeout(r, 20)); });
 });
 
 export const past = dag({ id: "past" }, (t) => {
@@ -75,6 +85,53 @@ describe("callbacks and dependsOnPast", () => {
     expect(added.filter((l) => !l.startsWith("success:"))).toEqual(["retry:flaky:boom 1", "failure:boom 2", "dag-failed:failed"]);
     const log = await readFile(path.join(h.logsFolder, "dag_id=hooks", `run_id=${runId}`, "dag_callbacks.log"), "utf8");
     expect(log).toContain("dag failure callback ran");
+  });
+
+  const callbackDue = async (dagId: string, runId: string) => {
+    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT callback_due, callback_claimed_at FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+    return { due: Number(rows[0]?.callback_due), claimed: rows[0]?.callback_claimed_at !== null };
+  };
+
+  it("runs the DAG's onFailure for a run the scheduler failed (dagrunTimeout) and for one failed over the API", async () => {
+    const timedOut = await trigger("stalled", { marks });
+    await waitFor("the run's timeout to fail it", async () => (await runState("stalled", timedOut)) === "failed", 15_000);
+    await waitFor("its onFailure", async () => (await lines()).includes(`stalled-failed:${timedOut}`));
+
+    const cancelled = await trigger("stalled", { marks }, "2026-03-01T00:00:00Z");
+    await waitFor("its task to run", async () => (await taskState("stalled", cancelled, "wait")) === "running");
+    const patched = await h.app.inject({ method: "PATCH", url: `/api/v1/dags/stalled/dagRuns/${encodeURIComponent(cancelled)}`, payload: { state: "failed" } });
+    expect(patched.statusCode).toBe(200);
+    await waitFor("its onFailure", async () => (await lines()).includes(`stalled-failed:${cancelled}`));
+    await waitFor("both callbacks cleared", async () => (await callbackDue("stalled", timedOut)).due === 0 && (await callbackDue("stalled", cancelled)).due === 0);
+    expect((await lines()).filter((l) => l.startsWith("stalled-failed:"))).toEqual([`stalled-failed:${timedOut}`, `stalled-failed:${cancelled}`]);
+  });
+
+  it("a callback claimed by a worker that died runs again once its lease expires", async () => {
+    const runId = await trigger("stalled", { marks }, "2026-03-02T00:00:00Z");
+    // The run ends, and a worker claims its callback and dies: its lease is fresh, so nobody takes it over yet.
+    const conn = await h.db.pool.getConnection();
+    try {
+      await conn.query("START TRANSACTION");
+      await conn.query("UPDATE dag_run SET state = 'failed', end_date = UTC_TIMESTAMP(6) WHERE dag_id = 'stalled' AND run_id = ?", [runId]);
+      await conn.query("UPDATE dag_run SET callback_claimed_at = UTC_TIMESTAMP(6) WHERE dag_id = 'stalled' AND run_id = ?", [runId]);
+      await conn.query("COMMIT");
+    } finally {
+      conn.release();
+    }
+    expect(await callbackDue("stalled", runId)).toEqual({ due: 1, claimed: true });
+    const claimable = await claimRunCallbacks(h.db, new Date(), 100, 150_000);
+    expect(claimable.map((c) => c.runId)).not.toContain(runId);
+    expect((await lines()).includes(`stalled-failed:${runId}`)).toBe(false);
+
+    await h.db.pool.query("UPDATE dag_run SET callback_claimed_at = UTC_TIMESTAMP(6) - INTERVAL 1 HOUR WHERE dag_id = 'stalled' AND run_id = ?", [runId]);
+    await waitFor("another worker to run it", async () => (await lines()).includes(`stalled-failed:${runId}`), 10_000);
+    await waitFor("it to be cleared", async () => (await callbackDue("stalled", runId)).due === 0);
+  });
+
+  it("marks no callback due for a run of a DAG without callbacks", async () => {
+    const runId = await trigger("past", {}, "2024-06-01T00:00:00Z");
+    await waitFor("success", async () => (await runState("past", runId)) === "success");
+    expect(await callbackDue("past", runId)).toEqual({ due: 0, claimed: false });
   });
 
   it("dependsOnPast holds a task until the same task succeeded in the previous run", async () => {
