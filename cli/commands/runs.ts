@@ -16,7 +16,7 @@ const RUN_COLUMNS = ["dag_run_id", "state", "run_type", "logical_date", "start_d
 
 /** `baton runs …`: list, show, cancel, mark and delete DAG runs through the REST API (so `--api-url` works too). */
 export function registerRunsCommands(program: Command): void {
-  const runs = program.command("runs").description("list, show, cancel, mark and delete DAG runs");
+  const runs = program.command("runs").description("list, show, cancel, mark, annotate and delete DAG runs");
 
   runs
     .command("list <dag_id>")
@@ -75,6 +75,18 @@ export function registerRunsCommands(program: Command): void {
         const before = await client.call<{ state: string }>("GET", runPath(dagId, runId));
         const run = await client.call<{ state: string }>("PATCH", runPath(dagId, runId), { body: { state: newState } });
         printChange(output, `marked run ${runId} of ${dagId}: ${before.state} → ${run.state}`, run);
+      });
+    });
+
+  runs
+    .command("note <dag_id> <run_id> [note]")
+    .description("set a run's note (what the UI shows beside it), or remove it with --clear")
+    .option("--clear", "remove the note")
+    .action(async function (this: Command, dagId: string, runId: string, note: string | undefined, opts: { clear?: boolean }) {
+      if ((note === undefined) === !opts.clear) throw new BatonError("BATON_VALIDATION_FAILED", "give the note, or --clear to remove it (not both)");
+      await withApi(this, async (client, { output }) => {
+        const run = await client.call<{ note: string | null }>("PATCH", `${runPath(dagId, runId)}/setNote`, { body: { note: opts.clear ? null : note } });
+        printChange(output, run.note === null ? `removed the note of run ${runId} of ${dagId}` : `noted run ${runId} of ${dagId}: ${run.note}`, run);
       });
     });
 

@@ -4,7 +4,7 @@ import { integerArg, withApi } from "./common.ts";
 
 const enc = encodeURIComponent;
 
-/** Read-only views that complete the CLI's parity with the API: health, version, config, import errors, events, XCom. */
+/** Read-only views that complete the CLI's parity with the API: health, workers, version, config, import errors, events, XCom. */
 export function registerSystemCommands(program: Command): void {
   program
     .command("health")
@@ -16,6 +16,21 @@ export function registerSystemCommands(program: Command): void {
         if (output === "json") printObject(health, "json");
         else printRows(Object.entries(health).map(([component, v]) => ({ component, ...v })), ["component", "status", "latest_scheduler_heartbeat", "alive", "latest_worker_heartbeat"]);
         if (answer.status !== 200) process.exitCode = 1;
+      });
+    });
+
+  program
+    .command("workers")
+    .description("worker processes that sent a heartbeat recently: host, queues, slots, tries running, alive")
+    .option("--limit <n>", "at most this many (default 100)", integerArg)
+    .action(async function (this: Command, opts: { limit?: number }) {
+      await withApi(this, async (client, { output }) => {
+        const page = await client.call("GET", "/workers", { query: { limit: opts.limit ?? 100 } });
+        printRows(
+          (page.workers as Record<string, unknown>[]).map((w) => ({ ...w, queues: (w.queues as string[]).join(",") })),
+          ["worker_id", "hostname", "pid", "queues", "concurrency", "running", "last_heartbeat", "alive"],
+          output,
+        );
       });
     });
 

@@ -3,6 +3,7 @@
 // and the independent ones run side by side.
 import { spawn } from "node:child_process";
 import type { RowDataPacket } from "../../store/db.ts";
+import { beatProcess } from "../../store/transitions/heartbeat.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { BIN, ROOT } from "../helpers/cli.ts";
 
@@ -172,5 +173,36 @@ describe("baton dags / runs", () => {
     expect(deleted.code).toBe(0);
     expect(JSON.parse(deleted.stdout)).toEqual({ dag_id: "cli_dags_b", dag_run_id: "r2", deleted: true });
     expect(await count("SELECT COUNT(*) AS n FROM dag_run WHERE dag_id = 'cli_dags_b'", [])).toBe(0);
+  }, 120_000);
+
+  it("runs note sets and removes a run's note; workers lists the workers that beat", async () => {
+    await beatProcess(h.db, new Date(), {
+      id: "w_cli_0001",
+      kind: "worker",
+      startedAt: new Date(),
+      info: { queues: ["default", "gpu"], concurrency: 4, running: 1, hostname: "host-a" },
+    });
+    const [noted, neither, workers] = await Promise.all([
+      baton(["runs", "note", "cli_dags_a", "r1", "late upstream data"], env),
+      baton(["runs", "note", "cli_dags_a", "r1"], env),
+      baton(["workers"], env),
+    ]);
+    expect({ code: noted.code, stdout: noted.stdout }).toEqual({ code: 0, stdout: "noted run r1 of cli_dags_a: late upstream data\n" });
+    const note = async () => {
+      const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT note FROM dag_run WHERE dag_id = 'cli_dags_a' AND run_id = 'r1'");
+      return row!.note as string | null;
+    };
+    expect(await note()).toBe("late upstream data");
+    expect(neither.code).toBe(1);
+    expect(neither.stderr.trim()).toBe("baton: BATON_VALIDATION_FAILED: give the note, or --clear to remove it (not both)");
+    expect(workers.code).toBe(0);
+    const [header, ...rows] = workers.stdout.trim().split("\n");
+    expect(header!.split(/\s+/)).toEqual(["worker_id", "hostname", "pid", "queues", "concurrency", "running", "last_heartbeat", "alive"]);
+    expect(rows.map((r) => r.split(/\s+/)).find((r) => r[0] === "w_cli_0001")).toEqual(["w_cli_0001", expect.any(String), String(process.pid), "default,gpu", "4", "1", expect.any(String), "true"]);
+
+    const cleared = await baton(["-o", "json", "runs", "note", "cli_dags_a", "r1", "--clear"], env);
+    expect(cleared.code).toBe(0);
+    expect(JSON.parse(cleared.stdout)).toMatchObject({ dag_id: "cli_dags_a", dag_run_id: "r1", note: null });
+    expect(await note()).toBeNull();
   }, 120_000);
 });
