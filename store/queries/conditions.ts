@@ -56,6 +56,16 @@ export class Conditions {
     return this.add(`${column} IN (${values.map(() => "?").join(", ")})`, ...values);
   }
 
+  /**
+   * `column IN (SELECT lookup.id FROM lookup.table WHERE lookup.key IN (values))`, as in(): for
+   * values of a column no index of this table leads, found on the other table's index instead.
+   */
+  inLookup(column: string, lookup: { table: string; id: string; key: string }, values: readonly unknown[] | undefined, empty: "none" | "any"): this {
+    if (values === undefined) return this;
+    if (values.length === 0) return empty === "none" ? this.add("1 = 0") : this;
+    return this.add(`${column} IN (SELECT ${lookup.id} FROM ${lookup.table} WHERE ${lookup.key} IN (${values.map(() => "?").join(", ")}))`, ...values);
+  }
+
   /** `gte <= column <= lte`, each bound left out when undefined or null. */
   range(column: string, gte: unknown, lte: unknown): this {
     if (gte !== undefined && gte !== null) this.add(`${column} >= ?`, gte);

@@ -309,7 +309,9 @@ function taskInstanceWhere(f: TaskInstanceFilter): Conditions {
   return new Conditions()
     .in("ti.dag_run_id", f.dagRunIds, "any")
     .in("ti.dag_id", f.dagIds, "any")
-    .in("ti.run_id", f.runIds, "any")
+    // No task_instance index leads with run_id (`ti.run_id IN …` read every task instance): the
+    // runs are found on ix_dag_run_run_id, their task instances on ux_task_instance.
+    .inLookup("ti.dag_run_id", { table: "dag_run", id: "id", key: "run_id" }, f.runIds, "any")
     .in("ti.task_id", f.taskIds, "any")
     .in("ti.state", f.states, "any")
     .in("ti.pool", f.pools, "any")
@@ -343,12 +345,14 @@ export async function listTaskInstancesWhere(db: Queryable, f: TaskInstanceFilte
 const tiFrom = (index?: string) => `FROM task_instance ti${index ? ` FORCE INDEX (${index})` : ""} JOIN dag_run r ON r.id = ti.dag_run_id`;
 
 /**
- * Task instances first, in id order, each joined to its run: unless a run's date filters, the
- * only order that reads a page and no more. Unfiltered (`~/~`), MariaDB 10.11 chose to start from
- * dag_run and sort every task instance: 13.7 s for the first page of 1,000,000, against 0.5 ms.
+ * Task instances first, in id order, each joined to its run: unless a run's date or run ids
+ * filter, the only order that reads a page and no more. Unfiltered (`~/~`), MariaDB 10.11 chose to
+ * start from dag_run and sort every task instance: 13.7 s for the first page of 1,000,000, against
+ * 0.5 ms. Run ids are the opposite case: their runs first, then only their task instances (forced
+ * into id order, it checked 1,000,000 task instances for one run's 10: 1.2 s against 1 ms).
  */
 function joinOrder(f: TaskInstanceFilter): string {
-  return f.executionDateGte === undefined && f.executionDateLte === undefined ? "STRAIGHT_JOIN" : "";
+  return f.executionDateGte === undefined && f.executionDateLte === undefined && !f.runIds?.length ? "STRAIGHT_JOIN" : "";
 }
 
 /** Task instance lists have one order: by id. */
