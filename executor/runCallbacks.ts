@@ -29,6 +29,8 @@ export class RunCallbacks {
   private draining?: Promise<void>;
   private again = false;
   private stopping = false;
+  /** The worker killed its children: nothing more starts, what is left goes back. */
+  private released = false;
   private readonly inFlight = new Map<number, DueRunCallback>();
 
   constructor(
@@ -61,7 +63,7 @@ export class RunCallbacks {
       });
   }
 
-  /** Claims no more; waits for running callbacks until the deadline; what did not finish is given back. */
+  /** Claims no more; lets the callbacks claimed run until the deadline (release() gives back the rest). */
   async stop(deadline: number): Promise<void> {
     this.stopping = true;
     clearInterval(this.timer);
@@ -70,6 +72,9 @@ export class RunCallbacks {
 
   /** After the worker killed its children: callbacks claimed and not cleared go back to other workers. */
   async release(): Promise<void> {
+    this.released = true;
+    // A claim or a callback still in flight ends soon (its child is dead): what it claimed is known then.
+    await this.draining;
     const left = [...this.inFlight.values()];
     this.inFlight.clear();
     if (left.length > 0) await releaseRunCallbacks(this.db, left).catch((err) => this.logger.warn(`could not give back DAG callbacks: ${(err as Error).message}`));
@@ -78,6 +83,7 @@ export class RunCallbacks {
   private async drain(): Promise<void> {
     const batch = this.options.batch ?? 4;
     for (;;) {
+      if (this.stopping) return;
       this.again = false;
       const due = await claimRunCallbacks(this.db, this.clock.now(), batch, this.options.leaseMs ?? 150_000);
       for (const c of due) this.inFlight.set(c.dagRunId, c);
@@ -90,13 +96,16 @@ export class RunCallbacks {
     try {
       const shape = await this.versions.shape(c.versionHash);
       if (c.state === "success" ? shape.dag.callbacks?.onSuccess : shape.dag.callbacks?.onFailure) {
+        const bundlePath = await this.bundles.path(c.versionHash);
+        // The worker killed its children: given back by release().
+        if (this.released) return;
         await this.runInChild({
           dagId: c.dagId,
           runId: c.runId,
           state: c.state,
           logicalDate: c.logicalDate ? new Date(c.logicalDate).toISOString() : null,
           conf: c.conf,
-          bundlePath: await this.bundles.path(c.versionHash),
+          bundlePath,
           logPath: dagCallbackLogPath(this.options.logsFolder, c),
         });
       }

@@ -42,7 +42,8 @@ export async function createDagRun(db: Db, now: Date, run: NewDagRun): Promise<{
         `INSERT INTO dag_run (dag_id, run_id, version_hash, run_type, state, logical_date, data_interval_start, data_interval_end,
                               conf, note, external_trigger, queued_at, idempotency_key, request_hash)
          SELECT v.dag_id, ?, v.version_hash, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-           FROM dag_version v WHERE v.dag_id = ? AND v.version_hash = ? LOCK IN SHARE MODE`,
+           FROM dag_version v WHERE v.dag_id = ? AND v.version_hash = ?
+            AND EXISTS (SELECT 1 FROM dag d WHERE d.dag_id = v.dag_id AND d.is_active = 1) LOCK IN SHARE MODE`,
         [
           runId,
           run.runType,

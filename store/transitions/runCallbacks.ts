@@ -2,8 +2,9 @@
 // A run's end marks its callback due in the same UPDATE (migration 0020's trigger, whatever
 // ended it: a worker's last task, a dagrunTimeout, a reaped zombie, the API); a worker claims
 // due callbacks under a lease, runs them and clears them. A worker that dies mid-callback
-// leaves its lease to expire and another runs the callback again: at least once. A run cleared
-// after its end keeps the callback that end owed; ending again owes (and re-leases) a new one.
+// leaves its lease to expire and another runs the callback again: at least once. A run reopened
+// (cleared) before a worker took its callback owes none until it ends again; ending again owes
+// (and re-leases) a new one.
 // locks: dag_run rows with callback_due = 1 (ix_dag_run_callback), SKIP LOCKED so workers split them.
 import { inList, type Db, type ResultSetHeader, type RowDataPacket } from "../db.ts";
 import { parseJsonText } from "../rows.ts";
@@ -30,7 +31,7 @@ export async function claimRunCallbacks(db: Db, now: Date, limit: number, leaseM
   if (any.length === 0) return [];
   return db.tx(async (tx) => {
     const [rows] = await tx.query<RowDataPacket[]>(
-      `SELECT id, dag_id, run_id, state, version_hash, logical_date, conf ${due} ORDER BY id LIMIT ${Math.floor(limit)} FOR UPDATE SKIP LOCKED`,
+      `SELECT id, dag_id, run_id, callback_state, version_hash, logical_date, conf ${due} ORDER BY id LIMIT ${Math.floor(limit)} FOR UPDATE SKIP LOCKED`,
       [expired],
     );
     const ids = rows.map((r) => Number(r.id));
@@ -40,7 +41,7 @@ export async function claimRunCallbacks(db: Db, now: Date, limit: number, leaseM
       dagRunId: Number(r.id),
       dagId: r.dag_id,
       runId: r.run_id,
-      state: r.state === "success" ? "success" : "failed",
+      state: r.callback_state === "success" ? "success" : "failed",
       versionHash: r.version_hash,
       logicalDate: r.logical_date ?? null,
       conf: parseJsonText(r.conf, {}),

@@ -294,6 +294,15 @@ async function applyToRun(
 
   const unfinished = rows.filter((r) => !isTerminalTaskState(stateAfter(r))).length;
   const finished = runState === RunState.Success || runState === RunState.Failed;
+  if (finished && unfinished === 0) {
+    // Still ended: its outcome is decided again without reopening it, so a run that ends as it
+    // was changes nothing (no event, no second DAG callback). A failure that starts compensation
+    // reopens it.
+    if ((await finishRun(tx, now, p.id, p.shape)) === undefined) {
+      await tx.query("UPDATE dag_run SET state = 'running', end_date = NULL WHERE id = ?", [p.id]);
+    }
+    return [];
+  }
   if (finished && unfinished > 0) {
     // A finished run that has work again restarts its clock, as a clear does.
     const timeoutMs = p.shape.dag.dagrunTimeoutMs ?? null;

@@ -412,6 +412,37 @@ describe("DAG and DAG run API", () => {
       expect((await get("/dags/apid_gamma")).statusCode).toBe(200);
     });
 
+    it("a DAG delete waits for a trigger that holds the DAG's version, and deletes the run it made", async () => {
+      // What a trigger's INSERT does, held open: the pinned version share-locked, the run inserted later.
+      const conn = await h.db.pool.getConnection();
+      try {
+        await conn.query("START TRANSACTION");
+        const [[dag]] = await conn.query<RowDataPacket[]>("SELECT latest_version_hash AS v FROM dag WHERE dag_id = 'apid_gamma'");
+        await conn.query("SELECT id FROM dag_version WHERE dag_id = 'apid_gamma' AND version_hash = ? LOCK IN SHARE MODE", [dag!.v]);
+        const deleting = send("DELETE", "/dags/apid_gamma");
+        await waitFor("the delete to wait for the version row", async () => {
+          const [rows] = await h.db.pool.query<RowDataPacket[]>(
+            "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND INFO LIKE 'SELECT id FROM dag_version WHERE dag_id = % ORDER BY id FOR UPDATE'",
+          );
+          return Number(rows[0]!.n) > 0;
+        });
+        await conn.query(
+          `INSERT INTO dag_run (dag_id, run_id, version_hash, run_type, state, logical_date, data_interval_start, data_interval_end, conf, external_trigger, queued_at)
+           VALUES ('apid_gamma', 'late_trigger', ?, 'manual', 'queued', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), '{}', 1, UTC_TIMESTAMP(6))`,
+          [dag!.v],
+        );
+        await conn.query("COMMIT");
+        expect((await deleting).statusCode).toBe(204);
+        expect(await count("SELECT COUNT(*) AS n FROM dag_run WHERE dag_id = 'apid_gamma'", [])).toBe(0);
+      } finally {
+        await conn.query("ROLLBACK").catch(() => undefined);
+        conn.release();
+      }
+      await h.db.pool.query("UPDATE dag_file SET content_hash = REPEAT('0', 64) WHERE fileloc LIKE '%dags.ts'");
+      await h.processor.scan();
+      expect((await get("/dags/apid_gamma")).statusCode).toBe(200);
+    });
+
     it("DELETE a DAG removes its runs, task data, backfills and versions, leaves other DAGs alone; its file brings it back", async () => {
       const backfill = await send("POST", "/backfills", { dag_id: "apid_doomed", from_date: "2026-01-01T00:00:00Z", to_date: "2026-01-02T00:00:00Z" });
       expect(backfill.statusCode).toBe(200);

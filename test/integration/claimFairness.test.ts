@@ -1,7 +1,7 @@
-// A DAG at its maxActiveTasks must not hide other DAGs' queued tries from claims: claimTasks
-// reads candidates in priority order, and the tries of a DAG that has no room left would fill
-// every read if they were not excluded there (head-of-line blocking). Store-level: claimTasks
-// is called directly, no worker runs.
+// Tries a claim cannot take must not hide the tries behind them: claimTasks reads candidates in
+// priority order, and the tries of a DAG at its maxActiveTasks (or needing more pool slots than
+// are free) would fill every read if the claim did not read again past them (head-of-line
+// blocking). Store-level: claimTasks is called directly, no worker runs.
 import type { RowDataPacket } from "../../store/db.ts";
 import { claimTasks } from "../../store/transitions/claimTasks.ts";
 import { waitFor } from "../helpers/db.ts";
@@ -16,6 +16,12 @@ export default dag({ id: "crowded", maxActiveTasks: 1 }, (t) => {
   for (let i = 0; i < 60; i++) t.task("c" + String(i).padStart(2, "0"), { priorityWeight: 10 }, async () => i);
 });
 `),
+    "slots.ts": dagSource(`
+export default dag({ id: "slots", maxActiveTasks: 100 }, (t) => {
+  for (let i = 0; i < 6; i++) t.task("big" + i, { pool: "three", poolSlots: 2, priorityWeight: 50 }, async () => i);
+  t.task("small", { pool: "three", priorityWeight: 40 }, async () => 0);
+});
+`),
     "behind.ts": dagSource(`
 export default dag({ id: "behind", maxActiveTasks: 5 }, (t) => {
   t.task("b0", async () => 0);
@@ -23,6 +29,7 @@ export default dag({ id: "behind", maxActiveTasks: 5 }, (t) => {
 });
 `),
   });
+  expect((await h.app.inject({ method: "POST", url: "/api/v1/pools", payload: { name: "three", slots: 3 } })).statusCode).toBe(200);
   await h.run();
 });
 
@@ -52,5 +59,17 @@ describe("claims and maxActiveTasks", () => {
     const second = await claimTasks(h.db, request("worker-b", 3));
     expect(second).toEqual([]);
     expect(await queuedOf("crowded")).toBe(59);
+  });
+
+  it("claims a try that fits its pool behind tries needing more slots than are free", async () => {
+    expect((await h.app.inject({ method: "POST", url: "/api/v1/dags/slots/dagRuns", payload: {} })).statusCode).toBe(200);
+    await waitFor("7 queued tries", async () => (await queuedOf("slots")) === 7);
+    const first = await claimTasks(h.db, request("worker-c", 1));
+    expect(first.map((t) => t.taskId)).toEqual(["big0"]);
+    // 1 slot left: the five 2-slot tries ahead do not fit, the 1-slot one behind them does.
+    const second = await claimTasks(h.db, request("worker-d", 1));
+    expect(second.map((t) => t.taskId)).toEqual(["small"]);
+    const [[pool]] = await h.db.pool.query<RowDataPacket[]>("SELECT occupied_slots FROM pool WHERE name = 'three'");
+    expect(Number(pool!.occupied_slots)).toBe(3);
   });
 });

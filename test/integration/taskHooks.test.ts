@@ -128,6 +128,38 @@ describe("callbacks and dependsOnPast", () => {
     await waitFor("it to be cleared", async () => (await callbackDue("stalled", runId)).due === 0);
   });
 
+  it("owes the callback of a run's latest end: a run reopened before a worker took it owes none until it ends again", async () => {
+    const runId = await trigger("hooks", { marks }, "2026-04-01T00:00:00Z");
+    await waitFor("success", async () => (await runState("hooks", runId)) === "success");
+    // Within one transaction, so no worker claims anything between the steps; rolled back after.
+    const conn = await h.db.pool.getConnection();
+    const owed = async () => {
+      const [[row]] = await conn.query<RowDataPacket[]>("SELECT callback_due, callback_state FROM dag_run WHERE dag_id = 'hooks' AND run_id = ?", [runId]);
+      return [Number(row!.callback_due), row!.callback_state];
+    };
+    const setState = (state: string) => conn.query("UPDATE dag_run SET state = ? WHERE dag_id = 'hooks' AND run_id = ?", [state, runId]);
+    try {
+      await conn.query("START TRANSACTION");
+      await conn.query("UPDATE dag_run SET callback_due = 0, callback_claimed_at = NULL WHERE dag_id = 'hooks' AND run_id = ?", [runId]);
+      await setState("running"); // cleared
+      expect(await owed()).toEqual([0, "success"]);
+      await setState("failed");
+      expect(await owed()).toEqual([1, "failed"]);
+      // Failed, then compensating (cancelRun with compensate does both in one transaction): nothing owed yet.
+      await setState("running");
+      expect(await owed()).toEqual([0, "failed"]);
+      await setState("success");
+      expect(await owed()).toEqual([1, "success"]);
+      // A callback a worker already runs stays due when the run reopens: that worker clears it.
+      await conn.query("UPDATE dag_run SET callback_claimed_at = UTC_TIMESTAMP(6) WHERE dag_id = 'hooks' AND run_id = ?", [runId]);
+      await setState("queued");
+      expect(await owed()).toEqual([1, "success"]);
+    } finally {
+      await conn.query("ROLLBACK");
+      conn.release();
+    }
+  });
+
   it("marks no callback due for a run of a DAG without callbacks", async () => {
     const runId = await trigger("past", {}, "2024-06-01T00:00:00Z");
     await waitFor("success", async () => (await runState("past", runId)) === "success");
