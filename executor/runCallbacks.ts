@@ -70,11 +70,17 @@ export class RunCallbacks {
     if (this.draining) await Promise.race([this.draining, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
   }
 
+  /** The worker is about to kill its children: start no callback from now on. */
+  halt(): void {
+    this.released = true;
+  }
+
   /** After the worker killed its children: callbacks claimed and not cleared go back to other workers. */
   async release(): Promise<void> {
-    this.released = true;
-    // A claim or a callback still in flight ends soon (its child is dead): what it claimed is known then.
-    await this.draining;
+    this.halt();
+    // A claim or a callback still in flight ends soon (its child is dead): what it claimed is known
+    // then. Bounded: a database that does not answer leaves its claims to their lease.
+    if (this.draining) await Promise.race([this.draining, new Promise((r) => setTimeout(r, 5000).unref())]);
     const left = [...this.inFlight.values()];
     this.inFlight.clear();
     if (left.length > 0) await releaseRunCallbacks(this.db, left).catch((err) => this.logger.warn(`could not give back DAG callbacks: ${(err as Error).message}`));

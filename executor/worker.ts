@@ -649,6 +649,7 @@ export class Worker {
       for (const t of h.timers) clearTimeout(t);
     }
     const dedicated = leftovers.flatMap((h) => (h.slot?.dedicated ? [h.slot] : []));
+    this.runCallbacks.halt();
     await Promise.all([...this.slots, ...dedicated].map((s) => (s.busy ? s.child.kill() : s.child.stop(1000))));
     await this.runCallbacks.release();
     if (leftovers.length > 0) {

@@ -26,8 +26,9 @@ export function registerSystemCommands(program: Command): void {
     .action(async function (this: Command, opts: { limit?: number }) {
       await withApi(this, async (client, { output }) => {
         const page = await client.call("GET", "/workers", { query: { limit: opts.limit ?? 100 } });
+        const workers = page.workers as Record<string, unknown>[];
         printRows(
-          (page.workers as Record<string, unknown>[]).map((w) => ({ ...w, queues: (w.queues as string[]).join(",") })),
+          output === "json" ? workers : workers.map((w) => ({ ...w, queues: (w.queues as string[]).join(",") })),
           ["worker_id", "hostname", "pid", "queues", "concurrency", "running", "last_heartbeat", "alive"],
           output,
         );

@@ -111,32 +111,43 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
     const freeAtStart = new Map<string, number>();
     const runsNow = req.limit - Math.min(req.limit, Math.max(0, req.ahead ?? 0));
     let backfill = 0;
-    // Candidates already read (locked by this transaction, so SKIP LOCKED would read them again).
-    const seen: number[] = [];
-    // DAGs whose room this claim used up while the read still had tries of theirs.
+    // Where each queue's last read ended, in the read's order: a later read starts after it (the
+    // rows before stay locked by this transaction, so SKIP LOCKED would read them again).
+    const readUpTo = new Map<string, { priority: number; id: number }>();
+    // DAGs whose room this claim used up, and pools left with no free slot (or held by another
+    // claimer), while the read still had tries of theirs: later reads skip them.
     const fullDags = new Set<string>();
+    const fullPools = new Set<string>();
     for (let pass = 0; pass < MAX_READ_PASSES && taken.length < req.limit; pass++) {
       const want = candidateLimit(req.limit - taken.length);
       // Round trip 1: a locking read per queue on ix_ti_claim, skipping full pools (a plain read:
-      // subqueries of a locking read lock nothing). A later read also skips the DAGs that ran out
-      // of room and the tries already read; it walks past their tries' index entries, so it stops
-      // after SKIP_SCAN_ROWS rows examined (with a warning, not an error): a DAG at its limit with
-      // more queued tries than that ahead of every other DAG's still hides them, as any backlog
-      // did before these reads skipped DAGs.
+      // subqueries of a locking read lock nothing). A later read starts where the queue's last
+      // one ended and skips the DAGs and pools found full; it walks past their tries' index
+      // entries, so it stops after SKIP_SCAN_ROWS rows examined (with a warning, not an error):
+      // a DAG at its limit with more queued tries than that ahead of every other DAG's still
+      // hides them.
       const skipDags = [...fullDags];
+      const skipPools = [...fullPools];
       const bound = pass > 0 ? ` ROWS EXAMINED ${SKIP_SCAN_ROWS + want}` : "";
       const found = (await btx.run(
-        req.queues.map((queue) => ({
-          sql: `SELECT id, dag_id, pool, pool_slots, priority_weight FROM task_instance
-                 WHERE state = 'queued' AND queue = ? AND pool NOT IN (SELECT name FROM pool WHERE occupied_slots >= slots)
-                   ${skipDags.length ? `AND dag_id NOT IN (${inList(skipDags)})` : ""} ${seen.length ? `AND id NOT IN (${inList(seen)})` : ""}
-                 ORDER BY priority_weight DESC, id LIMIT ${want}${bound} FOR UPDATE SKIP LOCKED`,
-          params: [queue, ...skipDags, ...seen],
-        })),
+        req.queues.map((queue) => {
+          const after = readUpTo.get(queue);
+          return {
+            sql: `SELECT id, dag_id, pool, pool_slots, priority_weight, queue FROM task_instance
+                   WHERE state = 'queued' AND queue = ? AND pool NOT IN (SELECT name FROM pool WHERE occupied_slots >= slots)
+                     ${skipDags.length ? `AND dag_id NOT IN (${inList(skipDags)})` : ""} ${skipPools.length ? `AND pool NOT IN (${inList(skipPools)})` : ""}
+                     ${after ? "AND (priority_weight < ? OR (priority_weight = ? AND id > ?))" : ""}
+                   ORDER BY priority_weight DESC, id LIMIT ${want}${bound} FOR UPDATE SKIP LOCKED`,
+            params: [queue, ...skipDags, ...skipPools, ...(after ? [after.priority, after.priority, after.id] : [])],
+          };
+        }),
       )) as RowDataPacket[][];
       const candidates = found.flat().sort((a, b) => b.priority_weight - a.priority_weight || Number(a.id) - Number(b.id));
       if (candidates.length === 0) break;
-      for (const c of candidates) seen.push(Number(c.id));
+      for (const rows of found) {
+        const last = rows[rows.length - 1];
+        if (last) readUpTo.set(last.queue as string, { priority: Number(last.priority_weight), id: Number(last.id) });
+      }
       // Round trip 2: lock the DAGs and pools not locked yet, count the DAGs' running tasks. A
       // later read's rows come after this claim already holds pool rows, so it skips rows other
       // claimers hold instead of waiting for them (waiting in that order could deadlock): their
@@ -180,8 +191,11 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
           continue;
         }
         if (left < c.pool_slots) {
-          // Tries behind it may need fewer slots: they are read next, past it.
-          turnedAwayForRoom = true;
+          // Tries behind it may need fewer slots: they are read next, past it. A pool with no
+          // slot left (this claim filled it, or another claimer holds it) is skipped from then
+          // on but makes no read of its own: walking past its queue would find nothing for it.
+          if (left <= 0) fullPools.add(c.pool);
+          else turnedAwayForRoom = true;
           continue;
         }
         if (taken.length >= runsNow && (left - c.pool_slots) * 2 < (freeAtStart.get(c.pool) ?? 0)) {

@@ -65,6 +65,11 @@ export async function completeRunCallback(db: Db, c: Pick<DueRunCallback, "dagRu
 /** A stopping worker gives back callbacks it claimed and did not run: another worker runs them now, not after the lease. */
 export async function releaseRunCallbacks(db: Db, claims: Pick<DueRunCallback, "dagRunId" | "claimedAt">[]): Promise<void> {
   for (const c of claims) {
-    await db.pool.query("UPDATE dag_run SET callback_claimed_at = NULL WHERE id = ? AND callback_due = 1 AND callback_claimed_at = ?", [c.dagRunId, c.claimedAt]);
+    // A run reopened since the claim owes nothing now (its next end will).
+    await db.pool.query(
+      `UPDATE dag_run SET callback_claimed_at = NULL, callback_due = IF(state IN ('success', 'failed'), 1, 0)
+        WHERE id = ? AND callback_due = 1 AND callback_claimed_at = ?`,
+      [c.dagRunId, c.claimedAt],
+    );
   }
 }

@@ -299,7 +299,13 @@ async function applyToRun(
     // was changes nothing (no event, no second DAG callback). A failure that starts compensation
     // reopens it.
     if ((await finishRun(tx, now, p.id, p.shape)) === undefined) {
-      await tx.query("UPDATE dag_run SET state = 'running', end_date = NULL WHERE id = ?", [p.id]);
+      // Compensating restarts its clock, as a clear does (an old timeout_at would fail it at once).
+      const timeoutMs = p.shape.dag.dagrunTimeoutMs ?? null;
+      await tx.query("UPDATE dag_run SET state = 'running', end_date = NULL, start_date = ?, timeout_at = ? WHERE id = ?", [
+        now,
+        timeoutMs === null ? null : new Date(now.getTime() + timeoutMs),
+        p.id,
+      ]);
     }
     return [];
   }

@@ -4,7 +4,7 @@ import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
-import { claimRunCallbacks } from "../../store/transitions/runCallbacks.ts";
+import { claimRunCallbacks, releaseRunCallbacks } from "../../store/transitions/runCallbacks.ts";
 
 const HOOKS = dagSource(`
 import { appendFileSync } from "node:fs";
@@ -158,6 +158,31 @@ describe("callbacks and dependsOnPast", () => {
       await conn.query("ROLLBACK");
       conn.release();
     }
+  });
+
+  it("a stopping worker gives back the callbacks it did not run, except of runs reopened since", async () => {
+    const ended = await trigger("stalled", { marks }, "2026-05-01T00:00:00Z");
+    const reopened = await trigger("stalled", { marks }, "2026-05-02T00:00:00Z");
+    const claimedAt = new Date(Date.now() - 1000);
+    // Both ended and were claimed by a worker that then stops before running them; one is reopened meanwhile.
+    const conn = await h.db.pool.getConnection();
+    try {
+      await conn.query("START TRANSACTION");
+      for (const runId of [ended, reopened]) {
+        await conn.query("UPDATE dag_run SET state = 'failed', end_date = UTC_TIMESTAMP(6) WHERE dag_id = 'stalled' AND run_id = ?", [runId]);
+        await conn.query("UPDATE dag_run SET callback_claimed_at = ? WHERE dag_id = 'stalled' AND run_id = ?", [claimedAt, runId]);
+      }
+      await conn.query("UPDATE dag_run SET state = 'queued', end_date = NULL WHERE dag_id = 'stalled' AND run_id = ?", [reopened]);
+      await conn.query("COMMIT");
+    } finally {
+      conn.release();
+    }
+    expect(await callbackDue("stalled", reopened)).toEqual({ due: 1, claimed: true });
+    const [ids] = await h.db.pool.query<RowDataPacket[]>("SELECT id, run_id FROM dag_run WHERE dag_id = 'stalled' AND run_id IN (?, ?)", [ended, reopened]);
+    await releaseRunCallbacks(h.db, ids.map((r) => ({ dagRunId: Number(r.id), claimedAt })));
+    expect(await callbackDue("stalled", reopened)).toEqual({ due: 0, claimed: false });
+    // The other is due and free again: a worker runs it.
+    await waitFor("the given-back callback to run", async () => (await lines()).includes(`stalled-failed:${ended}`));
   });
 
   it("marks no callback due for a run of a DAG without callbacks", async () => {
