@@ -10,7 +10,7 @@ import { createScheduledRuns } from "../store/transitions/createScheduledRuns.ts
 import { beatProcess, removeProcess } from "../store/transitions/heartbeat.ts";
 import { QUEUE_RETRIES_BATCH, queueRetries } from "../store/transitions/queueRetries.ts";
 import { reapZombies } from "../store/transitions/reapZombies.ts";
-import { releaseScheduled } from "../store/transitions/releaseScheduled.ts";
+import { RELEASE_SCHEDULED_PAGE, releaseScheduled } from "../store/transitions/releaseScheduled.ts";
 import { timeoutDeferred } from "../store/transitions/signals.ts";
 import { startRuns } from "../store/transitions/startRuns.ts";
 import { timeoutRuns } from "../store/transitions/timeoutRuns.ts";
@@ -59,6 +59,8 @@ export class Scheduler {
   private lastBeat = 0;
   private lastReconcile = 0;
   private lastProcessCleanup = 0;
+  /** Where the next tick's page of scheduled tries starts (releaseScheduled). */
+  private releaseAfterId = 0;
 
   constructor(
     private readonly db: Db,
@@ -134,7 +136,10 @@ export class Scheduler {
       retriesQueued += queued;
       if (queued < QUEUE_RETRIES_BATCH) break;
     }
-    tasksQueued += await releaseScheduled(this.db, now, (h) => this.versions.shape(h));
+    // One page of scheduled tries a tick, each tick after the last: all of them are looked at in turn.
+    const release = await releaseScheduled(this.db, now, (h) => this.versions.shape(h), { afterId: this.releaseAfterId, limit: RELEASE_SCHEDULED_PAGE });
+    this.releaseAfterId = release.scanned < RELEASE_SCHEDULED_PAGE ? 0 : release.lastId;
+    tasksQueued += release.released;
     // Deferred tasks whose signal did not come in time (indexed by next_check_at; costs nothing while they wait).
     for (;;) {
       const deferred = await timeoutDeferred(this.db, now, (h) => this.versions.shape(h));

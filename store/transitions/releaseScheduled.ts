@@ -3,17 +3,36 @@
 // dependsOnPastDep passes.
 // locks: scheduled task_instance rows via ix_ti_claim (state prefix), SKIP LOCKED so several
 //   schedulers split them; reads of the previous run are plain (READ COMMITTED) reads.
+// pages: by id after `afterId`; the scheduler moves on from page to page across ticks, so tries
+//   that wait long (their previous run failed) never hide the ones behind them.
 import type { DagShape } from "../../core/dagStructure.ts";
 import { dependsOnPastDep } from "../../scheduler/deps/dependsOnPast.ts";
 import { inList, type Db, type RowDataPacket } from "../db.ts";
 
-export async function releaseScheduled(db: Db, now: Date, shapeOf: (versionHash: string) => Promise<DagShape>, limit = 500): Promise<number> {
+/** Scheduled tries a page looks at (each costs a look at its previous run). */
+export const RELEASE_SCHEDULED_PAGE = 500;
+
+export interface ReleasedScheduled {
+  released: number;
+  /** Scheduled tries looked at, and the last id: the next page starts after it. */
+  scanned: number;
+  lastId: number;
+}
+
+export async function releaseScheduled(
+  db: Db,
+  now: Date,
+  shapeOf: (versionHash: string) => Promise<DagShape>,
+  options: { limit?: number; afterId?: number } = {},
+): Promise<ReleasedScheduled> {
+  const afterId = options.afterId ?? 0;
   return db.tx(async (tx) => {
     // Lock the task rows alone (MariaDB has no FOR UPDATE OF), then read their runs.
     const [locked] = await tx.query<RowDataPacket[]>(
-      `SELECT id FROM task_instance WHERE state = 'scheduled' LIMIT ${Math.floor(limit)} FOR UPDATE SKIP LOCKED`,
+      `SELECT id FROM task_instance WHERE state = 'scheduled' AND id > ? ORDER BY id LIMIT ${Math.floor(options.limit ?? RELEASE_SCHEDULED_PAGE)} FOR UPDATE SKIP LOCKED`,
+      [afterId],
     );
-    if (locked.length === 0) return 0;
+    if (locked.length === 0) return { released: 0, scanned: 0, lastId: afterId };
     const ids = locked.map((r) => Number(r.id));
     const [rows] = await tx.query<RowDataPacket[]>(
       `SELECT ti.id, ti.dag_id, ti.task_id, ti.dag_run_id, r.logical_date, r.version_hash
@@ -52,6 +71,6 @@ export async function releaseScheduled(db: Db, now: Date, shapeOf: (versionHash:
     if (release.length > 0) {
       await tx.query(`UPDATE task_instance SET state = 'queued', queued_at = ? WHERE id IN (${inList(release)})`, [now, ...release]);
     }
-    return release.length;
+    return { released: release.length, scanned: locked.length, lastId: Number(locked[locked.length - 1]!.id) };
   });
 }

@@ -1,0 +1,60 @@
+// Tries of dependsOnPast tasks wait in `scheduled` until the same task succeeded in the previous
+// run; releaseScheduled looks at them a page at a time, after the last page's ids, so tries that
+// wait long (their previous run failed) never hide the tries behind them. Store-level: the
+// scheduler does not tick (manualTicks), runs are started with startRuns and released here.
+import type { RowDataPacket } from "../../store/db.ts";
+import { releaseScheduled } from "../../store/transitions/releaseScheduled.ts";
+import { startRuns } from "../../store/transitions/startRuns.ts";
+import { VersionCache } from "../../store/versions.ts";
+import { Harness, dagSource } from "../helpers/harness.ts";
+
+const h = new Harness({ worker: false, manualTicks: true });
+let versions: VersionCache;
+
+beforeAll(async () => {
+  await h.start({
+    "stuck.ts": dagSource(`export default dag({ id: "rs_stuck" }, (t) => { t.task("a", { dependsOnPast: true }, async () => 1); });`),
+    "free.ts": dagSource(`export default dag({ id: "rs_free" }, (t) => { t.task("a", { dependsOnPast: true }, async () => 1); });`),
+  });
+  await h.processor.scan();
+  versions = new VersionCache(h.db.pool);
+});
+
+afterAll(async () => {
+  await h.stop();
+});
+
+async function trigger(dagId: string, logicalDate: string): Promise<string> {
+  const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { logical_date: logicalDate } });
+  expect(res.statusCode).toBe(200);
+  return res.json().dag_run_id as string;
+}
+
+async function stateOf(dagId: string, runId: string): Promise<string> {
+  const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = 'a'", [dagId, runId]);
+  return row!.state as string;
+}
+
+describe("releaseScheduled", () => {
+  it("pages past tries that cannot be released to those that can", async () => {
+    const first = await trigger("rs_stuck", "2026-01-01T00:00:00Z");
+    const second = await trigger("rs_stuck", "2026-01-02T00:00:00Z");
+    const free = await trigger("rs_free", "2026-01-01T00:00:00Z");
+    const shapeOf = (hash: string) => versions.shape(hash);
+    expect((await startRuns(h.db, new Date(), shapeOf)).started).toBe(3);
+    // The first run's try failed: the second run's waits, and comes first by id.
+    await h.db.pool.query("UPDATE task_instance SET state = 'failed' WHERE dag_id = 'rs_stuck' AND run_id = ?", [first]);
+    expect([await stateOf("rs_stuck", second), await stateOf("rs_free", free)]).toEqual(["scheduled", "scheduled"]);
+
+    // A page of one: the waiting try, released nothing; the same page again would find it again.
+    const page1 = await releaseScheduled(h.db, new Date(), shapeOf, { limit: 1 });
+    expect({ released: page1.released, scanned: page1.scanned }).toEqual({ released: 0, scanned: 1 });
+    expect((await releaseScheduled(h.db, new Date(), shapeOf, { limit: 1 })).released).toBe(0);
+    // After it: the other DAG's try, whose run has no previous run, is queued.
+    const page2 = await releaseScheduled(h.db, new Date(), shapeOf, { limit: 1, afterId: page1.lastId });
+    expect({ released: page2.released, scanned: page2.scanned }).toEqual({ released: 1, scanned: 1 });
+    expect([await stateOf("rs_stuck", second), await stateOf("rs_free", free)]).toEqual(["scheduled", "queued"]);
+    const page3 = await releaseScheduled(h.db, new Date(), shapeOf, { limit: 1, afterId: page2.lastId });
+    expect(page3).toEqual({ released: 0, scanned: 0, lastId: page2.lastId });
+  });
+});
