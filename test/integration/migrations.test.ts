@@ -59,21 +59,28 @@ describe("migrate() with the real migrations", () => {
   });
 });
 
-describe("migrate() with a temporary migrations folder", () => {
-  const url = uniqueUrl("mig");
-  let db: Db;
-  let folder: string;
-
+/** A database of its own and an empty migrations folder, for the describe block that calls it. */
+function scratchDatabase(tag: string): { readonly db: Db; readonly folder: string } {
+  const url = uniqueUrl(tag);
+  const scratch = {} as { db: Db; folder: string };
   beforeAll(async () => {
     await ensureDatabase(url);
-    db = openDb(url, { connectionLimit: 2 });
-    folder = await mkdtemp(path.join(os.tmpdir(), "baton-migrations-"));
+    scratch.db = openDb(url, { connectionLimit: 2 });
+    scratch.folder = await mkdtemp(path.join(os.tmpdir(), "baton-migrations-"));
   });
   afterAll(async () => {
-    await db?.close();
+    await scratch.db?.close();
     await dropDatabase(url);
-    await rm(folder, { recursive: true, force: true });
+    await rm(scratch.folder, { recursive: true, force: true });
   });
+  return scratch;
+}
+
+describe("migrate() with a temporary migrations folder", () => {
+  const scratch = scratchDatabase("mig");
+  let db: Db;
+  let folder: string;
+  beforeAll(() => ({ db, folder } = scratch));
 
   it("applies pending files in order, only once, and ignores files that are not NNNN_name.sql", async () => {
     await writeFile(path.join(folder, "0001_first.sql"), "CREATE TABLE widget (id INT NOT NULL PRIMARY KEY);\nINSERT INTO widget VALUES (1);\n");
@@ -152,20 +159,10 @@ describe("ensureDatabase()", () => {
 });
 
 describe("0020_run_callbacks on a database with history", () => {
-  const url = uniqueUrl("mig20");
+  const scratch = scratchDatabase("mig20");
   let db: Db;
   let folder: string;
-
-  beforeAll(async () => {
-    await ensureDatabase(url);
-    db = openDb(url, { connectionLimit: 2 });
-    folder = await mkdtemp(path.join(os.tmpdir(), "baton-migrations-"));
-  });
-  afterAll(async () => {
-    await db?.close();
-    await dropDatabase(url);
-    await rm(folder, { recursive: true, force: true });
-  });
+  beforeAll(() => ({ db, folder } = scratch));
 
   it("learns which callbacks stored versions define, and a run of one that ends afterwards owes its callback", async () => {
     const files = (await readdir(MIGRATIONS_FOLDER)).filter((f) => /^\d{4}_.*\.sql$/.test(f)).sort();
