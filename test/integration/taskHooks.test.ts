@@ -36,6 +36,15 @@ export const stalled = dag({
   t.task("wait", async (ctx) => { while (!ctx.signal.aborted) await new Promise((r) => setTimeout(r, 20)); });
 });
 
+// Paused: its runs never start, so a test can end them by hand without leaving a task running.
+export const parked = dag({
+  id: "parked",
+  isPausedUponCreation: true,
+  onFailure: (ctx) => mark(ctx, "parked-failed:" + ctx.runId),
+}, (t) => {
+  t.task("never", async () => 1);
+});
+
 export const past = dag({ id: "past" }, (t) => {
   t.task("a", { dependsOnPast: true }, async (ctx) => { if (ctx.conf.fail) throw new Error("no"); return "a"; });
 });
@@ -104,28 +113,30 @@ describe("callbacks and dependsOnPast", () => {
     await waitFor("its onFailure", async () => (await lines()).includes(`stalled-failed:${cancelled}`));
     await waitFor("both callbacks cleared", async () => (await callbackDue("stalled", timedOut)).due === 0 && (await callbackDue("stalled", cancelled)).due === 0);
     expect((await lines()).filter((l) => l.startsWith("stalled-failed:"))).toEqual([`stalled-failed:${timedOut}`, `stalled-failed:${cancelled}`]);
+    // Their tasks were aborted; the next tests need the worker's slots back.
+    await waitFor("the aborted tasks to give their slots back", async () => h.worker!.runningCount === 0, 20_000);
   });
 
   it("a callback claimed by a worker that died runs again once its lease expires", async () => {
-    const runId = await trigger("stalled", { marks }, "2026-03-02T00:00:00Z");
+    const runId = await trigger("parked", { marks }, "2026-03-02T00:00:00Z");
     // The run ends, and a worker claims its callback and dies: its lease is fresh, so nobody takes it over yet.
     const conn = await h.db.pool.getConnection();
     try {
       await conn.query("START TRANSACTION");
-      await conn.query("UPDATE dag_run SET state = 'failed', end_date = UTC_TIMESTAMP(6) WHERE dag_id = 'stalled' AND run_id = ?", [runId]);
-      await conn.query("UPDATE dag_run SET callback_claimed_at = UTC_TIMESTAMP(6) WHERE dag_id = 'stalled' AND run_id = ?", [runId]);
+      await conn.query("UPDATE dag_run SET state = 'failed', end_date = UTC_TIMESTAMP(6) WHERE dag_id = 'parked' AND run_id = ?", [runId]);
+      await conn.query("UPDATE dag_run SET callback_claimed_at = UTC_TIMESTAMP(6) WHERE dag_id = 'parked' AND run_id = ?", [runId]);
       await conn.query("COMMIT");
     } finally {
       conn.release();
     }
-    expect(await callbackDue("stalled", runId)).toEqual({ due: 1, claimed: true });
+    expect(await callbackDue("parked", runId)).toEqual({ due: 1, claimed: true });
     const claimable = await claimRunCallbacks(h.db, new Date(), 100, 150_000);
     expect(claimable.map((c) => c.runId)).not.toContain(runId);
-    expect((await lines()).includes(`stalled-failed:${runId}`)).toBe(false);
+    expect((await lines()).includes(`parked-failed:${runId}`)).toBe(false);
 
-    await h.db.pool.query("UPDATE dag_run SET callback_claimed_at = UTC_TIMESTAMP(6) - INTERVAL 1 HOUR WHERE dag_id = 'stalled' AND run_id = ?", [runId]);
-    await waitFor("another worker to run it", async () => (await lines()).includes(`stalled-failed:${runId}`), 10_000);
-    await waitFor("it to be cleared", async () => (await callbackDue("stalled", runId)).due === 0);
+    await h.db.pool.query("UPDATE dag_run SET callback_claimed_at = UTC_TIMESTAMP(6) - INTERVAL 1 HOUR WHERE dag_id = 'parked' AND run_id = ?", [runId]);
+    await waitFor("another worker to run it", async () => (await lines()).includes(`parked-failed:${runId}`), 10_000);
+    await waitFor("it to be cleared", async () => (await callbackDue("parked", runId)).due === 0);
   });
 
   it("owes the callback of a run's latest end: a run reopened before a worker took it owes none until it ends again", async () => {
@@ -161,28 +172,28 @@ describe("callbacks and dependsOnPast", () => {
   });
 
   it("a stopping worker gives back the callbacks it did not run, except of runs reopened since", async () => {
-    const ended = await trigger("stalled", { marks }, "2026-05-01T00:00:00Z");
-    const reopened = await trigger("stalled", { marks }, "2026-05-02T00:00:00Z");
+    const ended = await trigger("parked", { marks }, "2026-05-01T00:00:00Z");
+    const reopened = await trigger("parked", { marks }, "2026-05-02T00:00:00Z");
     const claimedAt = new Date(Date.now() - 1000);
     // Both ended and were claimed by a worker that then stops before running them; one is reopened meanwhile.
     const conn = await h.db.pool.getConnection();
     try {
       await conn.query("START TRANSACTION");
       for (const runId of [ended, reopened]) {
-        await conn.query("UPDATE dag_run SET state = 'failed', end_date = UTC_TIMESTAMP(6) WHERE dag_id = 'stalled' AND run_id = ?", [runId]);
-        await conn.query("UPDATE dag_run SET callback_claimed_at = ? WHERE dag_id = 'stalled' AND run_id = ?", [claimedAt, runId]);
+        await conn.query("UPDATE dag_run SET state = 'failed', end_date = UTC_TIMESTAMP(6) WHERE dag_id = 'parked' AND run_id = ?", [runId]);
+        await conn.query("UPDATE dag_run SET callback_claimed_at = ? WHERE dag_id = 'parked' AND run_id = ?", [claimedAt, runId]);
       }
-      await conn.query("UPDATE dag_run SET state = 'queued', end_date = NULL WHERE dag_id = 'stalled' AND run_id = ?", [reopened]);
+      await conn.query("UPDATE dag_run SET state = 'queued', end_date = NULL WHERE dag_id = 'parked' AND run_id = ?", [reopened]);
       await conn.query("COMMIT");
     } finally {
       conn.release();
     }
-    expect(await callbackDue("stalled", reopened)).toEqual({ due: 1, claimed: true });
-    const [ids] = await h.db.pool.query<RowDataPacket[]>("SELECT id, run_id FROM dag_run WHERE dag_id = 'stalled' AND run_id IN (?, ?)", [ended, reopened]);
+    expect(await callbackDue("parked", reopened)).toEqual({ due: 1, claimed: true });
+    const [ids] = await h.db.pool.query<RowDataPacket[]>("SELECT id, run_id FROM dag_run WHERE dag_id = 'parked' AND run_id IN (?, ?)", [ended, reopened]);
     await releaseRunCallbacks(h.db, ids.map((r) => ({ dagRunId: Number(r.id), claimedAt })));
-    expect(await callbackDue("stalled", reopened)).toEqual({ due: 0, claimed: false });
+    expect(await callbackDue("parked", reopened)).toEqual({ due: 0, claimed: false });
     // The other is due and free again: a worker runs it.
-    await waitFor("the given-back callback to run", async () => (await lines()).includes(`stalled-failed:${ended}`));
+    await waitFor("the given-back callback to run", async () => (await lines()).includes(`parked-failed:${ended}`));
   });
 
   it("marks no callback due for a run of a DAG without callbacks", async () => {
