@@ -68,6 +68,11 @@ export interface DagShape {
   readonly compensations: readonly SerializedTask[];
 }
 
+/** When a run (re)started at `startedAt` is failed by its dagrunTimeout (timeoutRuns); null: never. */
+export function runTimeoutAt(dag: Pick<SerializedDag, "dagrunTimeoutMs">, startedAt: Date): Date | null {
+  return dag.dagrunTimeoutMs == null ? null : new Date(startedAt.getTime() + dag.dagrunTimeoutMs);
+}
+
 export function shapeOf(dag: SerializedDag): DagShape {
   const byId = new Map(dag.tasks.map((t) => [t.taskId, t]));
   // Compensation tasks only exist once a run fails; they never decide its outcome.

@@ -67,7 +67,7 @@ export class RunCallbacks {
   async stop(deadline: number): Promise<void> {
     this.stopping = true;
     clearInterval(this.timer);
-    if (this.draining) await Promise.race([this.draining, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
+    await this.drainingWithin(deadline - Date.now());
   }
 
   /** The worker is about to kill its children: start no callback from now on. */
@@ -80,10 +80,21 @@ export class RunCallbacks {
     this.halt();
     // A claim or a callback still in flight ends soon (its child is dead): what it claimed is known
     // then. Bounded: a database that does not answer leaves its claims to their lease.
-    if (this.draining) await Promise.race([this.draining, new Promise((r) => setTimeout(r, 5000).unref())]);
+    await this.drainingWithin(5000);
     const left = [...this.inFlight.values()];
     this.inFlight.clear();
     if (left.length > 0) await releaseRunCallbacks(this.db, left).catch((err) => this.logger.warn(`could not give back DAG callbacks: ${(err as Error).message}`));
+  }
+
+  /** Waits for the claims and callbacks in flight, at most `ms`. */
+  private async drainingWithin(ms: number): Promise<void> {
+    if (!this.draining) return;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([this.draining, new Promise((r) => (timer = setTimeout(r, Math.max(0, ms))))]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async drain(): Promise<void> {

@@ -51,9 +51,7 @@ export class Conditions {
    * `empty` is "none" (an explicit list of ids), anything when "any" (an unused filter).
    */
   in(column: string, values: readonly unknown[] | undefined, empty: "none" | "any"): this {
-    if (values === undefined) return this;
-    if (values.length === 0) return empty === "none" ? this.add("1 = 0") : this;
-    return this.add(`${column} IN (${values.map(() => "?").join(", ")})`, ...values);
+    return this.membership(values, empty, (list) => `${column} IN (${list})`);
   }
 
   /**
@@ -61,9 +59,14 @@ export class Conditions {
    * values of a column no index of this table leads, found on the other table's index instead.
    */
   inLookup(column: string, lookup: { table: string; id: string; key: string }, values: readonly unknown[] | undefined, empty: "none" | "any"): this {
+    return this.membership(values, empty, (list) => `${column} IN (SELECT ${lookup.id} FROM ${lookup.table} WHERE ${lookup.key} IN (${list}))`);
+  }
+
+  /** in() and inLookup(): `sql(placeholders)` with the values, or what an unused / empty list means. */
+  private membership(values: readonly unknown[] | undefined, empty: "none" | "any", sql: (placeholders: string) => string): this {
     if (values === undefined) return this;
     if (values.length === 0) return empty === "none" ? this.add("1 = 0") : this;
-    return this.add(`${column} IN (SELECT ${lookup.id} FROM ${lookup.table} WHERE ${lookup.key} IN (${values.map(() => "?").join(", ")}))`, ...values);
+    return this.add(sql(values.map(() => "?").join(", ")), ...values);
   }
 
   /** `gte <= column <= lte`, each bound left out when undefined or null. */

@@ -170,11 +170,12 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
       const locked = (statements.length ? await btx.run(statements) : []) as RowDataPacket[][];
       const [dagRows, running] = dagIds.length ? [locked[0]!, locked[1]!] : [[], []];
       const poolRows = pools.length ? locked[locked.length - 1]! : [];
-      // A DAG row skipped as locked counts as no room (its running count is then not subtracted).
+      // A DAG or pool row skipped as locked counts as no room (a DAG's running count is then not subtracted).
       for (const d of dagIds) dagRoom.set(d, 0);
+      for (const p of pools) free.set(p, 0);
+      const lockedDags = new Set(dagRows.map((d) => d.dag_id as string));
       for (const d of dagRows) dagRoom.set(d.dag_id as string, Number(d.max_active_tasks));
-      for (const r of running) if (dagRows.some((d) => d.dag_id === r.dag_id)) dagRoom.set(r.dag_id, dagRoom.get(r.dag_id)! - Number(r.n));
-      for (const p of pools) if (!poolRows.some((r) => r.name === p)) free.set(p, 0);
+      for (const r of running) if (lockedDags.has(r.dag_id)) dagRoom.set(r.dag_id, dagRoom.get(r.dag_id)! - Number(r.n));
       for (const p of poolRows) {
         free.set(p.name as string, Number(p.slots) - Number(p.occupied_slots));
         freeAtStart.set(p.name as string, Number(p.slots) - Number(p.occupied_slots));
@@ -214,9 +215,9 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
         deltas.set(c.pool, (deltas.get(c.pool) ?? 0) + Number(c.pool_slots));
         taken.push(c);
       }
-      // Read again only past DAGs that ran out of room, and only if a read came back full (more
-      // may wait behind them); tries held back by the pool rule or the backfill share would be
-      // held back again.
+      // Read again only past DAGs that ran out of room and tries that needed more slots than
+      // their pool had left, and only if a read came back full (more may wait behind them);
+      // tries held back by the pool rule or the backfill share would be held back again.
       if (stop || !turnedAwayForRoom || !found.some((rows) => rows.length === want)) break;
     }
     if (taken.length === 0) return [];

@@ -24,7 +24,7 @@
 //   whose cleared tasks all end at once, e.g. behind a failed upstream that was not cleared,
 //   finishes again in the same transaction). XCom entries of cleared tasks are deleted. A
 //   finished run restarts its clock: start_date = now, timeout_at = now + dagrunTimeout.
-import type { DagShape } from "../../core/dagStructure.ts";
+import { runTimeoutAt, type DagShape } from "../../core/dagStructure.ts";
 import { BatonError } from "../../core/errors.ts";
 import { RunState, TaskState, isTerminalTaskState } from "../../core/states.ts";
 import { clearClosure, clearStateFilter, upstreamCountsOf } from "../../scheduler/clearSelection.ts";
@@ -185,11 +185,10 @@ export async function clearTasks(
     const finished = runRow!.state === RunState.Success || runRow!.state === RunState.Failed;
     if (finished) {
       // A finished run restarts its clock (Airflow sets start_date on clear): its dagrunTimeout counts from now.
-      const timeoutMs = shape.dag.dagrunTimeoutMs ?? null;
       await tx.query("UPDATE dag_run SET state = 'running', end_date = NULL, compensation = NULL, unfinished_tasks = ?, start_date = ?, timeout_at = ? WHERE id = ?", [
         unfinished,
         now,
-        timeoutMs === null ? null : new Date(now.getTime() + timeoutMs),
+        runTimeoutAt(shape.dag, now),
         dagRunId,
       ]);
     } else {

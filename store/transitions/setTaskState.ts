@@ -23,7 +23,7 @@
 // outcomes: BATON_DAG_NOT_FOUND, BATON_DAG_RUN_NOT_FOUND, BATON_TASK_NOT_FOUND (naming the ids;
 //   also for a run not started yet, which has no task instances); otherwise the task instances
 //   marked (state before and after), those cleared in step 2, the ids queued and each run's state.
-import type { DagShape } from "../../core/dagStructure.ts";
+import { runTimeoutAt, type DagShape } from "../../core/dagStructure.ts";
 import { BatonError } from "../../core/errors.ts";
 import { RunState, TaskState, isTerminalTaskState } from "../../core/states.ts";
 import { clearClosure } from "../../scheduler/clearSelection.ts";
@@ -300,22 +300,16 @@ async function applyToRun(
     // reopens it.
     if ((await finishRun(tx, now, p.id, p.shape)) === undefined) {
       // Compensating restarts its clock, as a clear does (an old timeout_at would fail it at once).
-      const timeoutMs = p.shape.dag.dagrunTimeoutMs ?? null;
-      await tx.query("UPDATE dag_run SET state = 'running', end_date = NULL, start_date = ?, timeout_at = ? WHERE id = ?", [
-        now,
-        timeoutMs === null ? null : new Date(now.getTime() + timeoutMs),
-        p.id,
-      ]);
+      await tx.query("UPDATE dag_run SET state = 'running', end_date = NULL, start_date = ?, timeout_at = ? WHERE id = ?", [now, runTimeoutAt(p.shape.dag, now), p.id]);
     }
     return [];
   }
   if (finished && unfinished > 0) {
     // A finished run that has work again restarts its clock, as a clear does.
-    const timeoutMs = p.shape.dag.dagrunTimeoutMs ?? null;
     await tx.query("UPDATE dag_run SET state = 'running', end_date = NULL, unfinished_tasks = ?, start_date = ?, timeout_at = ? WHERE id = ?", [
       unfinished,
       now,
-      timeoutMs === null ? null : new Date(now.getTime() + timeoutMs),
+      runTimeoutAt(p.shape.dag, now),
       p.id,
     ]);
   } else {

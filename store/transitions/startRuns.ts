@@ -7,7 +7,7 @@
 //   many were created (advanceBackfills).
 // outcomes: the runs started and the ids of task instances queued; each started run gets
 //   timeout_at = now + its version's dagrunTimeout (or NULL).
-import type { DagShape } from "../../core/dagStructure.ts";
+import { runTimeoutAt, type DagShape } from "../../core/dagStructure.ts";
 import { RunState, RunType, TaskState } from "../../core/states.ts";
 import { evaluateTriggerRule, zeroCounts } from "../../scheduler/triggerRules.ts";
 import { inList, type Db, type RowDataPacket } from "../db.ts";
@@ -100,12 +100,11 @@ export async function startRuns(
         );
       }
       // The run's deadline comes from its pinned version (timeoutRuns fails it after that).
-      const timeoutMs = shape.dag.dagrunTimeoutMs ?? null;
       await tx.query("UPDATE dag_run SET state = ?, start_date = ?, unfinished_tasks = ?, timeout_at = ? WHERE id = ?", [
         RunState.Running,
         now,
         tasks.length,
-        timeoutMs === null ? null : new Date(now.getTime() + timeoutMs),
+        runTimeoutAt(shape.dag, now),
         run.id,
       ]);
       started++;
