@@ -4,14 +4,16 @@
 //   each other. One statement claims for the whole pool (claims scale with batch size).
 // pools and maxActiveTasks: candidates in full pools are skipped in the read; the DAG and pool
 //   rows of the rest are locked (PK, after the task rows, like every
-//   transition), the DAGs' running tasks counted (ix_ti_dag_state), and only what fits is
-//   claimed. A DAG that runs out of room within a read (or a pool, for a try needing more slots
-//   than are left) makes the claim read again past those tries, up to MAX_READ_PASSES reads; a
-//   later read locks its new DAG and pool rows with SKIP LOCKED (after pool rows, waiting could
-//   deadlock) and leaves the tries of rows others hold. Tries claimed ahead of the worker's free
-//   slots (req.ahead) take at most half of a pool's free slots.
+//   transition), the DAGs' running tasks counted (ix_ti_dag_queue), and only what fits is
+//   claimed. A try that needs more slots than its pool has left makes the claim read again
+//   past it in priority order; a DAG that runs out of room makes it read the next tries of
+//   each other DAG that has queued tries, on ix_ti_dag_queue (dag_id, state, queue,
+//   priority_weight DESC, id), so no backlog of a DAG at its limit hides them. Up to
+//   MAX_READ_PASSES reads; a later read locks its new DAG and pool rows with SKIP LOCKED
+//   (after pool rows, waiting could deadlock) and leaves the tries of rows others hold. Tries
+//   claimed ahead of the worker's free slots (req.ahead) take at most half of a pool's free slots.
 // fence: each claimed try gets try_number + 1 and the claim token; only that pair may finish it.
-import { inList, type Db, type RowDataPacket } from "../db.ts";
+import { inList, type BatchTx, type Db, type RowDataPacket } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
 import { parseJsonText } from "../rows.ts";
 
@@ -75,6 +77,9 @@ const MAX_READ_PASSES = 3;
 /** How far a later read walks past the tries it skips (≈ 3.5 µs each on this project's 2-core machine). */
 const SKIP_SCAN_ROWS = 2000;
 
+/** DAGs whose next tries one per-DAG read takes, per queue (see readPerDag). */
+const DAGS_PER_READ = 32;
+
 /**
  * Candidates read (and locked) for a claim of `limit` tries: a few more than it takes, for
  * tries that round trip 2 turns away (a DAG with less room than it has tries in the read, a
@@ -84,6 +89,126 @@ const SKIP_SCAN_ROWS = 2000;
 export function candidateLimit(limit: number): number {
   const n = Math.floor(limit);
   return Math.min(500, n + Math.min(n, 16));
+}
+
+/** Where a read ended, in claim order (priority_weight DESC, id). */
+interface Position {
+  priority: number;
+  id: number;
+}
+
+/** The later of two read positions in claim order. */
+function laterPosition(a: Position | undefined, b: Position | undefined): Position | undefined {
+  if (!a || !b) return a ?? b;
+  return a.priority < b.priority || (a.priority === b.priority && a.id > b.id) ? a : b;
+}
+
+function lastPosition(rows: RowDataPacket[]): Position | undefined {
+  const last = rows[rows.length - 1];
+  return last ? { priority: Number(last.priority_weight), id: Number(last.id) } : undefined;
+}
+
+interface CandidateRead {
+  /** Locked candidate rows, one list per statement. */
+  rows: RowDataPacket[][];
+  /** A list came back full, or DAGs were left unread: another pass may find more. */
+  mayHaveMore: boolean;
+}
+
+const CANDIDATE_COLUMNS = "id, dag_id, pool, pool_slots, priority_weight, queue";
+const NOT_IN_FULL_POOL = "pool NOT IN (SELECT name FROM pool WHERE occupied_slots >= slots)";
+const AFTER_POSITION = "AND (priority_weight < ? OR (priority_weight = ? AND id > ?))";
+const afterParams = (p: Position | undefined) => (p ? [p.priority, p.priority, p.id] : []);
+
+/**
+ * One read per queue on ix_ti_claim in priority order, from where the queue's last read ended.
+ * A later pass (tries that needed more pool slots than were left) walks past the tries it
+ * skips, so it stops after SKIP_SCAN_ROWS rows examined (with a warning, not an error).
+ */
+async function readInOrder(
+  btx: BatchTx,
+  queues: readonly string[],
+  want: number,
+  pass: number,
+  readUpTo: Map<string, Position>,
+  skipPools: string[],
+): Promise<CandidateRead> {
+  const bound = pass > 0 ? ` ROWS EXAMINED ${SKIP_SCAN_ROWS + want}` : "";
+  const rows = (await btx.run(
+    queues.map((queue) => {
+      const after = readUpTo.get(queue);
+      return {
+        sql: `SELECT ${CANDIDATE_COLUMNS} FROM task_instance
+               WHERE state = 'queued' AND queue = ? AND ${NOT_IN_FULL_POOL}
+                 ${skipPools.length ? `AND pool NOT IN (${inList(skipPools)})` : ""} ${after ? AFTER_POSITION : ""}
+               ORDER BY priority_weight DESC, id LIMIT ${want}${bound} FOR UPDATE SKIP LOCKED`,
+        params: [queue, ...skipPools, ...afterParams(after)],
+      };
+    }),
+  )) as RowDataPacket[][];
+  rows.forEach((list, i) => {
+    const last = lastPosition(list);
+    if (last) readUpTo.set(queues[i]!, last);
+  });
+  return { rows, mayHaveMore: rows.some((list) => list.length === want) };
+}
+
+/**
+ * Once a DAG ran out of room: the DAGs (up to DAGS_PER_READ per queue, highest queued priority
+ * first) with queued tries, the full ones left out, then each one's next tries on
+ * ix_ti_dag_queue, after both the queue's in-order read and the DAG's last read. A DAG's
+ * backlog costs one index dive, not a walk. Reads about twice `want` in all (each DAG's share;
+ * at most its known room).
+ */
+async function readPerDag(
+  btx: BatchTx,
+  queues: readonly string[],
+  want: number,
+  claim: {
+    readUpTo: Map<string, Position>;
+    /** Per queue and DAG (`queue\0dagId`), where this claim's last per-DAG read ended. */
+    dagReadUpTo: Map<string, Position>;
+    fullDags: Set<string>;
+    skipPools: string[];
+    /** Room left under maxActiveTasks of the DAGs this claim locked. */
+    dagRoom: Map<string, number>;
+  },
+): Promise<CandidateRead> {
+  const { readUpTo, dagReadUpTo, fullDags, skipPools, dagRoom } = claim;
+  const skipDags = [...fullDags];
+  const tops = (await btx.run(
+    queues.map((queue) => ({
+      sql: `SELECT dag_id FROM (
+              SELECT d.dag_id, (SELECT t.priority_weight FROM task_instance t FORCE INDEX (ix_ti_dag_queue)
+                                 WHERE t.dag_id = d.dag_id AND t.state = 'queued' AND t.queue = ?
+                                 ORDER BY t.priority_weight DESC, t.id LIMIT 1) AS top
+                FROM dag d WHERE d.dag_id NOT IN (${inList(skipDags)})) waiting
+             WHERE top IS NOT NULL ORDER BY top DESC, dag_id LIMIT ${DAGS_PER_READ + 1}`,
+      params: [queue, ...skipDags],
+    })),
+  )) as RowDataPacket[][];
+  const truncated = tops.some((list) => list.length > DAGS_PER_READ);
+  const pairs = tops.flatMap((list, i) => list.slice(0, DAGS_PER_READ).map((r) => ({ queue: queues[i]!, dagId: r.dag_id as string })));
+  if (pairs.length === 0) return { rows: [], mayHaveMore: false };
+  const share = Math.min(want, Math.max(4, Math.ceil((2 * want) / pairs.length)));
+  const limits = pairs.map(({ dagId }) => Math.min(share, dagRoom.get(dagId) ?? share));
+  const rows = (await btx.run(
+    pairs.map(({ queue, dagId }, i) => {
+      const after = laterPosition(readUpTo.get(queue), dagReadUpTo.get(`${queue}\0${dagId}`));
+      return {
+        sql: `SELECT ${CANDIDATE_COLUMNS} FROM task_instance FORCE INDEX (ix_ti_dag_queue)
+               WHERE dag_id = ? AND state = 'queued' AND queue = ? AND ${NOT_IN_FULL_POOL}
+                 ${skipPools.length ? `AND pool NOT IN (${inList(skipPools)})` : ""} ${after ? AFTER_POSITION : ""}
+               ORDER BY priority_weight DESC, id LIMIT ${limits[i]} ROWS EXAMINED ${SKIP_SCAN_ROWS + limits[i]!} FOR UPDATE SKIP LOCKED`,
+        params: [dagId, queue, ...skipPools, ...afterParams(after)],
+      };
+    }),
+  )) as RowDataPacket[][];
+  rows.forEach((list, i) => {
+    const last = lastPosition(list);
+    if (last) dagReadUpTo.set(`${pairs[i]!.queue}\0${pairs[i]!.dagId}`, last);
+  });
+  return { rows, mayHaveMore: truncated || rows.some((list, i) => list.length === limits[i]) };
 }
 
 export async function claimTasks(db: Db, req: ClaimRequest): Promise<ClaimedTask[]> {
@@ -111,43 +236,26 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
     const freeAtStart = new Map<string, number>();
     const runsNow = req.limit - Math.min(req.limit, Math.max(0, req.ahead ?? 0));
     let backfill = 0;
-    // Where each queue's last read ended, in the read's order: a later read starts after it (the
-    // rows before stay locked by this transaction, so SKIP LOCKED would read them again).
-    const readUpTo = new Map<string, { priority: number; id: number }>();
+    // Where each queue's last in-order read ended: a later read starts after it (the rows
+    // before stay locked by this transaction, so SKIP LOCKED would read them again).
+    const readUpTo = new Map<string, Position>();
     // DAGs whose room this claim used up, and pools left with no free slot (or held by another
-    // claimer), while the read still had tries of theirs: later reads skip them.
+    // claimer), while the read still had tries of theirs: later reads skip them (a full DAG
+    // turns the later reads into per-DAG reads).
     const fullDags = new Set<string>();
     const fullPools = new Set<string>();
+    const dagReadUpTo = new Map<string, Position>();
     for (let pass = 0; pass < MAX_READ_PASSES && taken.length < req.limit; pass++) {
       const want = candidateLimit(req.limit - taken.length);
-      // Round trip 1: a locking read per queue on ix_ti_claim, skipping full pools (a plain read:
-      // subqueries of a locking read lock nothing). A later read starts where the queue's last
-      // one ended and skips the DAGs and pools found full; it walks past their tries' index
-      // entries, so it stops after SKIP_SCAN_ROWS rows examined (with a warning, not an error):
-      // a DAG at its limit with more queued tries than that ahead of every other DAG's still
-      // hides them.
-      const skipDags = [...fullDags];
-      const skipPools = [...fullPools];
-      const bound = pass > 0 ? ` ROWS EXAMINED ${SKIP_SCAN_ROWS + want}` : "";
-      const found = (await btx.run(
-        req.queues.map((queue) => {
-          const after = readUpTo.get(queue);
-          return {
-            sql: `SELECT id, dag_id, pool, pool_slots, priority_weight, queue FROM task_instance
-                   WHERE state = 'queued' AND queue = ? AND pool NOT IN (SELECT name FROM pool WHERE occupied_slots >= slots)
-                     ${skipDags.length ? `AND dag_id NOT IN (${inList(skipDags)})` : ""} ${skipPools.length ? `AND pool NOT IN (${inList(skipPools)})` : ""}
-                     ${after ? "AND (priority_weight < ? OR (priority_weight = ? AND id > ?))" : ""}
-                   ORDER BY priority_weight DESC, id LIMIT ${want}${bound} FOR UPDATE SKIP LOCKED`,
-            params: [queue, ...skipDags, ...skipPools, ...(after ? [after.priority, after.priority, after.id] : [])],
-          };
-        }),
-      )) as RowDataPacket[][];
-      const candidates = found.flat().sort((a, b) => b.priority_weight - a.priority_weight || Number(a.id) - Number(b.id));
+      // Round trip 1: locking reads. Until a DAG runs out of room, one read per queue in
+      // priority order; after, the next tries of each other DAG (two round trips). Either way
+      // full pools are skipped (a plain read: subqueries of a locking read lock nothing).
+      const read =
+        fullDags.size === 0
+          ? await readInOrder(btx, req.queues, want, pass, readUpTo, [...fullPools])
+          : await readPerDag(btx, req.queues, want, { readUpTo, dagReadUpTo, fullDags, skipPools: [...fullPools], dagRoom });
+      const candidates = read.rows.flat().sort((a, b) => b.priority_weight - a.priority_weight || Number(a.id) - Number(b.id));
       if (candidates.length === 0) break;
-      for (const rows of found) {
-        const last = rows[rows.length - 1];
-        if (last) readUpTo.set(last.queue as string, { priority: Number(last.priority_weight), id: Number(last.id) });
-      }
       // Round trip 2: lock the DAGs and pools not locked yet, count the DAGs' running tasks. A
       // later read's rows come after this claim already holds pool rows, so it skips rows other
       // claimers hold instead of waiting for them (waiting in that order could deadlock): their
@@ -218,7 +326,7 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
       // Read again only past DAGs that ran out of room and tries that needed more slots than
       // their pool had left, and only if a read came back full (more may wait behind them);
       // tries held back by the pool rule or the backfill share would be held back again.
-      if (stop || !turnedAwayForRoom || !found.some((rows) => rows.length === want)) break;
+      if (stop || !turnedAwayForRoom || !read.mayHaveMore) break;
     }
     if (taken.length === 0) return [];
     const ids = taken.map((c) => Number(c.id));

@@ -22,6 +22,17 @@ export default dag({ id: "slots", maxActiveTasks: 100 }, (t) => {
   t.task("small", { pool: "three", priorityWeight: 40 }, async () => 0);
 });
 `),
+    "flood.ts": dagSource(`
+export default dag({ id: "flood", maxActiveTasks: 2 }, (t) => {
+  t.task("seed", { priorityWeight: 30 }, async () => 0);
+});
+`),
+    "late.ts": dagSource(`
+export default dag({ id: "late", maxActiveTasks: 5 }, (t) => {
+  t.task("low", { priorityWeight: 1 }, async () => 0);
+  t.task("high", { priorityWeight: 20 }, async () => 0);
+});
+`),
     "behind.ts": dagSource(`
 export default dag({ id: "behind", maxActiveTasks: 5 }, (t) => {
   t.task("b0", async () => 0);
@@ -59,6 +70,28 @@ describe("claims and maxActiveTasks", () => {
     const second = await claimTasks(h.db, request("worker-b", 3));
     expect(second).toEqual([]);
     expect(await queuedOf("crowded")).toBe(59);
+  });
+
+  it("claims other DAGs' tries behind a backlog of a DAG at its limit far longer than a read walks", async () => {
+    // 5,000 queued tries of one run of flood (its seed plus rows written here: the claim reads
+    // rows, not the DAG's structure), all ahead of late's two tries in priority order.
+    expect((await h.app.inject({ method: "POST", url: "/api/v1/dags/flood/dagRuns", payload: {} })).statusCode).toBe(200);
+    await waitFor("flood's seed queued", async () => (await queuedOf("flood")) === 1);
+    await h.db.pool.query(
+      `INSERT INTO task_instance (dag_run_id, dag_id, run_id, task_id, map_index, state, priority_weight, queued_at)
+       SELECT ti.dag_run_id, ti.dag_id, ti.run_id, 'seed', seq, 'queued', 30, NOW(6)
+         FROM task_instance ti JOIN seq_0_to_4998 ON TRUE WHERE ti.dag_id = 'flood'`,
+    );
+    expect(await queuedOf("flood")).toBe(5000);
+    expect((await h.app.inject({ method: "POST", url: "/api/v1/dags/late/dagRuns", payload: {} })).statusCode).toBe(200);
+    await waitFor("late's 2 tries queued", async () => (await queuedOf("late")) === 2);
+
+    // flood takes its 2 allowed tries; late's tries come next, highest priority first.
+    const first = await claimTasks(h.db, request("worker-e", 3));
+    expect(first.map((t) => `${t.dagId}.${t.taskId}`)).toEqual(["flood.seed", "flood.seed", "late.high"]);
+    const second = await claimTasks(h.db, request("worker-f", 3));
+    expect(second.map((t) => `${t.dagId}.${t.taskId}`)).toEqual(["late.low"]);
+    expect(await queuedOf("flood")).toBe(4998);
   });
 
   it("claims a try that fits its pool behind tries needing more slots than are free", async () => {
