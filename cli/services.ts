@@ -70,6 +70,7 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
           if (r.runsFinished.length > 0) scheduler?.wake();
         },
         isolation: flags.isolation,
+        prestartChildren: true,
         // Several beats fit in the scheduler's zombie timeout, so one slow beat is not a death.
         heartbeatMs: Math.min(5000, Math.floor(config.taskHeartbeatTimeoutMs / 3)),
         heartbeatTimeoutMs: config.taskHeartbeatTimeoutMs,

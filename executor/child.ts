@@ -370,6 +370,8 @@ async function runDagCallback(m: DagCallbackMessage): Promise<void> {
 }
 
 serveRequests({
+  // A worker that prestarts its children claims once they answer this.
+  ping: async () => "pong",
   run: (m) => runTry(m.task as RunTryMessage),
   dagCallback: (m) => runDagCallback(m.callback as DagCallbackMessage),
   abort: async (m) => {

@@ -1,9 +1,22 @@
+import { execFileSync } from "node:child_process";
 import { mkdtemp, readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
+import { Worker } from "../../executor/worker.ts";
+
+/** This process's task children (executor/child.ts), by pid. */
+function taskChildren(): Set<number> {
+  const out = execFileSync("ps", ["-o", "pid=,args=", "--ppid", String(process.pid)], { encoding: "utf8" });
+  return new Set(
+    out
+      .split("\n")
+      .filter((line) => line.includes("executor/child.ts"))
+      .map((line) => Number(line.trim().split(/\s+/)[0])),
+  );
+}
 
 const DAGS = dagSource(`
 import { appendFileSync } from "node:fs";
@@ -15,6 +28,10 @@ export const pids = dag({ id: "pids" }, (t) => {
   const d = t.task("d", { isolation: "process" }, async () => process.pid);
   const e = t.task("e", { isolation: "process" }, async () => process.pid);
   a.then(b).then(c).then(d).then(e);
+});
+
+export const early = dag({ id: "early" }, (t) => {
+  t.task("pid", { queue: "early" }, async () => process.pid);
 });
 
 export const stubborn = dag({ id: "stubborn" }, (t) => {
@@ -73,5 +90,40 @@ describe("worker: process isolation and lost claims", () => {
     await waitFor("the worker to drop the try", async () => h.worker!.runningCount === 0);
     const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state, error FROM task_instance WHERE dag_id = 'stubborn' AND run_id = ?", [runId]);
     expect(rows[0]).toMatchObject({ state: "up_for_retry", error: null });
+  });
+
+  it("starts one warm child per slot with prestartChildren, before any try, and runs tries in them", async () => {
+    const before = taskChildren();
+    const worker = new Worker(h.db, h.clock, h.logger, {
+      concurrency: 3,
+      queues: ["early"],
+      logsFolder: h.logsFolder,
+      cacheFolder: h.cacheFolder,
+      prestartChildren: true,
+    });
+    try {
+      worker.start();
+      // It registers once its children answer, so they are all up by then.
+      await waitFor("the worker registered", async () => {
+        const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT 1 FROM baton_process WHERE id = ?", [worker.id]);
+        return rows.length === 1;
+      });
+      const started = [...taskChildren()].filter((pid) => !before.has(pid));
+      expect(started).toHaveLength(3);
+      const runId = await trigger("early");
+      await waitFor("early run", async () => {
+        const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'early' AND run_id = ?", [runId]);
+        return rows[0]?.state === "success";
+      });
+      const [[xcom]] = await h.db.pool.query<RowDataPacket[]>(
+        "SELECT x.value FROM xcom x JOIN dag_run r ON r.id = x.dag_run_id WHERE r.dag_id = 'early' AND r.run_id = ? AND x.task_id = 'pid'",
+        [runId],
+      );
+      expect(started).toContain(Number(JSON.parse(xcom!.value)));
+      expect([...taskChildren()].filter((pid) => !before.has(pid))).toHaveLength(3);
+    } finally {
+      await worker.stop(2000);
+    }
+    await waitFor("its children gone", async () => [...taskChildren()].every((pid) => before.has(pid)));
   });
 });
