@@ -229,6 +229,8 @@ export async function clearTasks(
 /**
  * Back to `none` with a fresh retry budget; one statement per distinct retries value. Retry and
  * deferral times go too: ix_ti_retry and ix_ti_deferred are keyed on them alone (migration 0019).
+ * So does a sensor's first poke and poke count, as in Airflow: a cleared sensor's timeout counts
+ * from its next poke (retries keep them: the timeout spans a sensor's tries).
  */
 export function resetStatements(shape: DagShape, hits: RowDataPacket[]): Statement[] {
   const byRetries = new Map<number, number[]>();
@@ -239,7 +241,7 @@ export function resetStatements(shape: DagShape, hits: RowDataPacket[]): Stateme
   return [...byRetries].map(([retries, ids]) => ({
     sql: `UPDATE task_instance SET state = 'none', max_tries = try_number + ?, claim_token = NULL, hostname = NULL, pid = NULL,
                  heartbeat_at = NULL, queued_at = NULL, start_date = NULL, end_date = NULL, duration = NULL, next_retry_at = NULL,
-                 next_check_at = NULL, deferred_on = NULL, error = NULL
+                 next_check_at = NULL, deferred_on = NULL, error = NULL, first_poke_at = NULL, poke_count = 0
            WHERE id IN (${inList(ids)})`,
     params: [retries, ...ids],
   }));

@@ -148,12 +148,16 @@ describe("a task leaving a waiting state drops the times of that state", () => {
     expect(await timeColumns("stale_bf", run!.run_id)).toEqual(cleared({ retry: "skipped", poke: "skipped", wait: "skipped" }));
   });
 
-  it("clear: waiters go back to none and, ready at once, are queued", async () => {
+  it("clear: waiters go back to none and, ready at once, are queued; a sensor's first poke and count go too", async () => {
     await parkedRun("x1");
     const result = await clearTasks(h.db, clock.now(), { dagId: "stale", runId: "x1", taskIds: ["retry", "poke", "wait"] }, shapeOf);
     expect(result.cleared.map((c) => [c.taskId, c.previousState]).sort()).toEqual(Object.entries(WAITING).sort());
     expect(await timeColumns("stale", "x1")).toEqual(cleared({ retry: "queued", poke: "queued", wait: "queued" }));
-    await claimOf("x1", ["retry", "poke", "wait"]);
+    // The sensor starts a new timeline: its timeout counts from its next poke.
+    const [[poke]] = await h.db.pool.query<RowDataPacket[]>("SELECT first_poke_at, poke_count FROM task_instance WHERE run_id = 'x1' AND task_id = 'poke'");
+    expect(poke).toEqual({ first_poke_at: null, poke_count: 0 });
+    const tries = await claimOf("x1", ["retry", "poke", "wait"]);
+    expect(tries.get("poke")).toMatchObject({ firstPokeAt: null, pokeCount: 0 });
     await cancelRun(h.db, clock.now(), "stale", "x1");
   });
 
