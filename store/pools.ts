@@ -38,10 +38,10 @@ export interface PoolWaitingSlots {
 
 /**
  * Waiting slots of the pools named (a list page's pools, or one): one GROUP BY, served by
- * ix_ti_state_pool (state, pool) as a range over the state × pool pairs — it reads only the
+ * ix_ti_pool_queue (state, pool, …) as a range over the state × pool pairs — it reads only the
  * waiting task instances of these pools, never the finished ones. Pools with none are absent.
  * EXPLAIN (MariaDB 10.11, 22,000 task instances, 3 % waiting, 2 of 5 pools): type range, key
- * ix_ti_state_pool, r_rows 282 = exactly the matching rows; no new index needed.
+ * ix_ti_state_pool (now ix_ti_pool_queue, same prefix), r_rows 282 = exactly the matching rows.
  */
 export async function waitingSlots(db: Queryable, names: string[]): Promise<Map<string, PoolWaitingSlots>> {
   const stats = new Map<string, PoolWaitingSlots>();

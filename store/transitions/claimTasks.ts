@@ -1,13 +1,13 @@
 // claimTasks — a worker takes queued task instances for its free slots, within pool slots.
-// locks: queued task_instance rows via ix_ti_claim (state, queue, priority_weight DESC, id),
-//   whose order matches the ORDER BY exactly, with SKIP LOCKED so claimers never wait on
-//   each other. One statement claims for the whole pool (claims scale with batch size).
-// pools and maxActiveTasks: candidates in full pools are skipped in the read; the DAG and pool
-//   rows of the rest are locked (PK, after the task rows, like every
-//   transition), the DAGs' running tasks counted (ix_ti_dag_queue), and only what fits is
-//   claimed. A try that needs more slots than its pool has left makes the claim read again
-//   past it in priority order; a DAG that runs out of room makes it read the next tries of
-//   each other DAG that has queued tries, on ix_ti_dag_queue (dag_id, state, queue,
+// locks: queued task_instance rows, read per pool with free slots on ix_ti_pool_queue (state,
+//   pool, queue, priority_weight DESC, id), whose order matches the ORDER BY exactly, with SKIP
+//   LOCKED so claimers never wait on each other; a full pool's tries are never read. One
+//   claim takes tries for the worker's free slots (claims scale with batch size).
+// pools and maxActiveTasks: the DAG and pool rows of the candidates are locked (PK, after the
+//   task rows, like every transition), the DAGs' running tasks counted (ix_ti_dag_queue), and
+//   only what fits is claimed. A try that needs more slots than its pool has left makes the
+//   claim read that pool again past it; a DAG that runs out of room makes it read the next
+//   tries of each other DAG that has queued tries, on ix_ti_dag_queue (dag_id, state, queue,
 //   priority_weight DESC, id), so no backlog of a DAG at its limit hides them. Up to
 //   MAX_READ_PASSES reads; a later read locks its new DAG and pool rows with SKIP LOCKED
 //   (after pool rows, waiting could deadlock) and leaves the tries of rows others hold. Tries
@@ -97,12 +97,6 @@ interface Position {
   id: number;
 }
 
-/** The later of two read positions in claim order. */
-function laterPosition(a: Position | undefined, b: Position | undefined): Position | undefined {
-  if (!a || !b) return a ?? b;
-  return a.priority < b.priority || (a.priority === b.priority && a.id > b.id) ? a : b;
-}
-
 function lastPosition(rows: RowDataPacket[]): Position | undefined {
   const last = rows[rows.length - 1];
   return last ? { priority: Number(last.priority_weight), id: Number(last.id) } : undefined;
@@ -121,51 +115,63 @@ const AFTER_POSITION = "AND (priority_weight < ? OR (priority_weight = ? AND id 
 const afterParams = (p: Position | undefined) => (p ? [p.priority, p.priority, p.id] : []);
 
 /**
- * One read per queue on ix_ti_claim in priority order, from where the queue's last read ended.
- * A later pass (tries that needed more pool slots than were left) walks past the tries it
- * skips, so it stops after SKIP_SCAN_ROWS rows examined (with a warning, not an error).
+ * The pools with free slots and queued tries of these queues: a plain read (one index dive per
+ * pool), before any row is locked. A full pool's backlog is then never read at all.
  */
-async function readInOrder(
-  btx: BatchTx,
-  queues: readonly string[],
-  want: number,
-  pass: number,
-  readUpTo: Map<string, Position>,
-  skipPools: string[],
-): Promise<CandidateRead> {
-  const bound = pass > 0 ? ` ROWS EXAMINED ${SKIP_SCAN_ROWS + want}` : "";
+async function openPools(btx: BatchTx, queues: readonly string[]): Promise<string[]> {
+  const [rows] = (await btx.run([
+    {
+      sql: `SELECT p.name FROM pool p
+             WHERE p.occupied_slots < p.slots
+               AND EXISTS (SELECT 1 FROM task_instance t FORCE INDEX (ix_ti_pool_queue)
+                            WHERE t.state = 'queued' AND t.pool = p.name AND t.queue IN (${inList(queues)}))
+             ORDER BY p.name`,
+      params: [...queues],
+    },
+  ])) as RowDataPacket[][];
+  return rows!.map((r) => r.name as string);
+}
+
+/**
+ * Each open pool's next tries per queue, in priority order on ix_ti_pool_queue (state, pool,
+ * queue, priority_weight DESC, id), from where the last read of that pool and queue ended, up
+ * to `want` each (not its free slots: tries needing more slots than are left are read past).
+ */
+async function readPerPool(btx: BatchTx, queues: readonly string[], want: number, pools: string[], poolReadUpTo: Map<string, Position>): Promise<CandidateRead> {
+  const reads = queues.flatMap((queue) => pools.map((pool) => ({ queue, pool, limit: want })));
+  if (reads.length === 0) return { rows: [], mayHaveMore: false };
   const rows = (await btx.run(
-    queues.map((queue) => {
-      const after = readUpTo.get(queue);
+    reads.map(({ queue, pool, limit }) => {
+      const after = poolReadUpTo.get(`${queue}\0${pool}`);
       return {
-        sql: `SELECT ${CANDIDATE_COLUMNS} FROM task_instance
-               WHERE state = 'queued' AND queue = ? AND ${NOT_IN_FULL_POOL}
-                 ${skipPools.length ? `AND pool NOT IN (${inList(skipPools)})` : ""} ${after ? AFTER_POSITION : ""}
-               ORDER BY priority_weight DESC, id LIMIT ${want}${bound} FOR UPDATE SKIP LOCKED`,
-        params: [queue, ...skipPools, ...afterParams(after)],
+        sql: `SELECT ${CANDIDATE_COLUMNS} FROM task_instance FORCE INDEX (ix_ti_pool_queue)
+               WHERE state = 'queued' AND pool = ? AND queue = ? ${after ? AFTER_POSITION : ""}
+               ORDER BY priority_weight DESC, id LIMIT ${limit} FOR UPDATE SKIP LOCKED`,
+        params: [pool, queue, ...afterParams(after)],
       };
     }),
   )) as RowDataPacket[][];
   rows.forEach((list, i) => {
     const last = lastPosition(list);
-    if (last) readUpTo.set(queues[i]!, last);
+    if (last) poolReadUpTo.set(`${reads[i]!.queue}\0${reads[i]!.pool}`, last);
   });
-  return { rows, mayHaveMore: rows.some((list) => list.length === want) };
+  return { rows, mayHaveMore: rows.some((list, i) => list.length === reads[i]!.limit) };
 }
 
 /**
  * Once a DAG ran out of room: the DAGs (up to DAGS_PER_READ per queue, highest queued priority
  * first) with queued tries, the full ones left out, then each one's next tries on
- * ix_ti_dag_queue, after both the queue's in-order read and the DAG's last read. A DAG's
- * backlog costs one index dive, not a walk. Reads about twice `want` in all (each DAG's share;
- * at most its known room).
+ * ix_ti_dag_queue, after the DAG's last read and past the tries this claim already read. A
+ * DAG's backlog costs one index dive, not a walk. Reads about twice `want` in all (each DAG's
+ * share; at most its known room).
  */
 async function readPerDag(
   btx: BatchTx,
   queues: readonly string[],
   want: number,
   claim: {
-    readUpTo: Map<string, Position>;
+    /** Tries this claim read (and holds) already: a locking read would return them again. */
+    seen: number[];
     /** Per queue and DAG (`queue\0dagId`), where this claim's last per-DAG read ended. */
     dagReadUpTo: Map<string, Position>;
     fullDags: Set<string>;
@@ -174,7 +180,7 @@ async function readPerDag(
     dagRoom: Map<string, number>;
   },
 ): Promise<CandidateRead> {
-  const { readUpTo, dagReadUpTo, fullDags, skipPools, dagRoom } = claim;
+  const { seen, dagReadUpTo, fullDags, skipPools, dagRoom } = claim;
   const skipDags = [...fullDags];
   const tops = (await btx.run(
     queues.map((queue) => ({
@@ -194,13 +200,14 @@ async function readPerDag(
   const limits = pairs.map(({ dagId }) => Math.min(share, dagRoom.get(dagId) ?? share));
   const rows = (await btx.run(
     pairs.map(({ queue, dagId }, i) => {
-      const after = laterPosition(readUpTo.get(queue), dagReadUpTo.get(`${queue}\0${dagId}`));
+      const after = dagReadUpTo.get(`${queue}\0${dagId}`);
       return {
         sql: `SELECT ${CANDIDATE_COLUMNS} FROM task_instance FORCE INDEX (ix_ti_dag_queue)
                WHERE dag_id = ? AND state = 'queued' AND queue = ? AND ${NOT_IN_FULL_POOL}
-                 ${skipPools.length ? `AND pool NOT IN (${inList(skipPools)})` : ""} ${after ? AFTER_POSITION : ""}
+                 ${skipPools.length ? `AND pool NOT IN (${inList(skipPools)})` : ""} ${seen.length ? `AND id NOT IN (${inList(seen)})` : ""}
+                 ${after ? AFTER_POSITION : ""}
                ORDER BY priority_weight DESC, id LIMIT ${limits[i]} ROWS EXAMINED ${SKIP_SCAN_ROWS + limits[i]!} FOR UPDATE SKIP LOCKED`,
-        params: [dagId, queue, ...skipPools, ...afterParams(after)],
+        params: [dagId, queue, ...skipPools, ...seen, ...afterParams(after)],
       };
     }),
   )) as RowDataPacket[][];
@@ -236,24 +243,30 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
     const freeAtStart = new Map<string, number>();
     const runsNow = req.limit - Math.min(req.limit, Math.max(0, req.ahead ?? 0));
     let backfill = 0;
-    // Where each queue's last in-order read ended: a later read starts after it (the rows
-    // before stay locked by this transaction, so SKIP LOCKED would read them again).
-    const readUpTo = new Map<string, Position>();
+    // Per queue and pool (`queue\0pool`), where the last read of its tries ended: a later read
+    // starts after it (the rows before stay locked by this transaction, so SKIP LOCKED would
+    // read them again).
+    const poolReadUpTo = new Map<string, Position>();
+    const dagReadUpTo = new Map<string, Position>();
     // DAGs whose room this claim used up, and pools left with no free slot (or held by another
     // claimer), while the read still had tries of theirs: later reads skip them (a full DAG
     // turns the later reads into per-DAG reads).
     const fullDags = new Set<string>();
     const fullPools = new Set<string>();
-    const dagReadUpTo = new Map<string, Position>();
+    const seen: number[] = [];
+    let poolsToRead: string[] | undefined;
     for (let pass = 0; pass < MAX_READ_PASSES && taken.length < req.limit; pass++) {
       const want = candidateLimit(req.limit - taken.length);
-      // Round trip 1: locking reads. Until a DAG runs out of room, one read per queue in
-      // priority order; after, the next tries of each other DAG (two round trips). Either way
-      // full pools are skipped (a plain read: subqueries of a locking read lock nothing).
-      const read =
-        fullDags.size === 0
-          ? await readInOrder(btx, req.queues, want, pass, readUpTo, [...fullPools])
-          : await readPerDag(btx, req.queues, want, { readUpTo, dagReadUpTo, fullDags, skipPools: [...fullPools], dagRoom });
+      // Round trip 1: locking reads, per pool with free slots (their list read first, once).
+      // After a DAG ran out of room, per DAG instead: the next tries of each other DAG.
+      let read: CandidateRead;
+      if (fullDags.size === 0) {
+        poolsToRead ??= await openPools(btx, req.queues);
+        read = await readPerPool(btx, req.queues, want, poolsToRead.filter((p) => !fullPools.has(p)), poolReadUpTo);
+      } else {
+        read = await readPerDag(btx, req.queues, want, { seen, dagReadUpTo, fullDags, skipPools: [...fullPools], dagRoom });
+      }
+      for (const rows of read.rows) for (const r of rows) seen.push(Number(r.id));
       const candidates = read.rows.flat().sort((a, b) => b.priority_weight - a.priority_weight || Number(a.id) - Number(b.id));
       if (candidates.length === 0) break;
       // Round trip 2: lock the DAGs and pools not locked yet, count the DAGs' running tasks. A

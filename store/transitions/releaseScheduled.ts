@@ -1,7 +1,7 @@
 // releaseScheduled — tasks whose trigger rule holds but that wait on the previous run
 // (dependsOnPast / waitForDownstream) sit in `scheduled`; the scheduler queues them once
 // dependsOnPastDep passes.
-// locks: scheduled task_instance rows via ix_ti_claim (state prefix), SKIP LOCKED so several
+// locks: scheduled task_instance rows via ix_ti_pool_queue (state prefix), SKIP LOCKED so several
 //   schedulers split them; reads of the previous run are plain (READ COMMITTED) reads.
 // pages: by id after `afterId`; the scheduler moves on from page to page across ticks, so tries
 //   that wait long (their previous run failed) never hide the ones behind them.

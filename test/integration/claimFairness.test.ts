@@ -3,6 +3,7 @@
 // are free) would fill every read if the claim did not read again past them (head-of-line
 // blocking). Store-level: claimTasks is called directly, no worker runs.
 import type { RowDataPacket } from "../../store/db.ts";
+import { openDb, type RowDataPacket as Row } from "../../store/db.ts";
 import { claimTasks } from "../../store/transitions/claimTasks.ts";
 import { waitFor } from "../helpers/db.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
@@ -33,6 +34,11 @@ export default dag({ id: "late", maxActiveTasks: 5 }, (t) => {
   t.task("high", { priorityWeight: 20 }, async () => 0);
 });
 `),
+    "throttled.ts": dagSource(`
+export default dag({ id: "throttled", maxActiveTasks: 100000 }, (t) => {
+  t.task("call", { pool: "tiny", priorityWeight: 90 }, async () => 0);
+});
+`),
     "behind.ts": dagSource(`
 export default dag({ id: "behind", maxActiveTasks: 5 }, (t) => {
   t.task("b0", async () => 0);
@@ -41,6 +47,7 @@ export default dag({ id: "behind", maxActiveTasks: 5 }, (t) => {
 `),
   });
   expect((await h.app.inject({ method: "POST", url: "/api/v1/pools", payload: { name: "three", slots: 3 } })).statusCode).toBe(200);
+  expect((await h.app.inject({ method: "POST", url: "/api/v1/pools", payload: { name: "tiny", slots: 1 } })).statusCode).toBe(200);
   await h.run();
 });
 
@@ -54,6 +61,36 @@ async function queuedOf(dagId: string): Promise<number> {
 }
 
 const request = (token: string, limit: number) => ({ now: new Date(), limit, queues: ["default"], hostname: "test", pid: 1, token });
+
+describe("claims and full pools", () => {
+  it("never reads the queued tries of a full pool, however many", async () => {
+    // 3,000 queued tries in a 1-slot pool that is full, ahead of everything in priority order.
+    expect((await h.app.inject({ method: "POST", url: "/api/v1/dags/throttled/dagRuns", payload: {} })).statusCode).toBe(200);
+    await waitFor("throttled's call queued", async () => (await queuedOf("throttled")) === 1);
+    await h.db.pool.query(
+      `INSERT INTO task_instance (dag_run_id, dag_id, run_id, task_id, map_index, state, pool, priority_weight, queued_at)
+       SELECT ti.dag_run_id, ti.dag_id, ti.run_id, 'call', seq, 'queued', 'tiny', 90, NOW(6)
+         FROM task_instance ti JOIN seq_0_to_2998 ON TRUE WHERE ti.dag_id = 'throttled'`,
+    );
+    await h.db.pool.query("UPDATE pool SET occupied_slots = slots WHERE name = 'tiny'");
+    // One connection, so the claim's index reads show in this session's handler counters.
+    const single = openDb(h.db.url, { connectionLimit: 1 });
+    try {
+      const readNext = async () => {
+        const [rows] = await single.pool.query<Row[]>("SHOW SESSION STATUS LIKE 'Handler_read_next'");
+        return Number(rows[0]!.Value);
+      };
+      const before = await readNext();
+      expect(await claimTasks(single, request("worker-p", 4))).toEqual([]);
+      expect((await readNext()) - before).toBeLessThan(300);
+    } finally {
+      await single.close();
+      await h.db.pool.query("UPDATE pool SET occupied_slots = 0 WHERE name = 'tiny'");
+      await h.db.pool.query("DELETE FROM task_instance WHERE dag_id = 'throttled'");
+    }
+    expect(await queuedOf("throttled")).toBe(0);
+  });
+});
 
 describe("claims and maxActiveTasks", () => {
   it("claims another DAG's tries behind many queued tries of a DAG at its limit", async () => {
