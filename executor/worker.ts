@@ -134,6 +134,8 @@ export class Worker {
   /** The loop's next turn claims before it records finished tries. */
   private claimFirst = false;
   private stopping = false;
+  /** begin() ran: until then (prestarted children booting) wake() only records that work waits. */
+  private begun = false;
   private pollDelay: number;
   private pollTimer?: NodeJS.Timeout;
   private heartbeatTimer?: NodeJS.Timeout;
@@ -197,6 +199,7 @@ export class Worker {
   }
 
   private begin(): void {
+    this.begun = true;
     const beat = () => void this.heartbeat().catch((err) => this.logger.warn(`heartbeat failed: ${(err as Error).message}`));
     beat();
     this.heartbeatTimer = setInterval(beat, this.options.heartbeatMs ?? 5000);
@@ -209,7 +212,8 @@ export class Worker {
     if (this.stopping) return;
     this.pollDelay = this.options.pollMinMs ?? 20;
     this.wantClaim = true;
-    this.kick();
+    // Before begin() there is no heartbeat: a try claimed now could be reaped as a zombie.
+    if (this.begun) this.kick();
   }
 
   private kick(): void {

@@ -4,11 +4,11 @@
 //   LOCKED so claimers never wait on each other; a full pool's tries are never read. One
 //   claim takes tries for the worker's free slots (claims scale with batch size).
 // pools and maxActiveTasks: the DAG and pool rows of the candidates are locked (PK, after the
-//   task rows, like every transition), the DAGs' running tasks counted (ix_ti_dag_queue), and
+//   task rows, like every transition), the DAGs' running tasks counted (ix_ti_dag_pool), and
 //   only what fits is claimed. A try that needs more slots than its pool has left makes the
 //   claim read that pool again past it; a DAG that runs out of room makes it read the next
-//   tries of each other DAG that has queued tries, on ix_ti_dag_queue (dag_id, state, queue,
-//   priority_weight DESC, id), so no backlog of a DAG at its limit hides them. Up to
+//   tries of each other DAG that has queued tries in an open pool, on ix_ti_dag_pool (dag_id,
+//   state, pool, priority_weight DESC, id), so no backlog of a DAG at its limit hides them. Up to
 //   MAX_READ_PASSES reads; a later read locks its new DAG and pool rows with SKIP LOCKED
 //   (after pool rows, waiting could deadlock) and leaves the tries of rows others hold. Tries
 //   claimed ahead of the worker's free slots (req.ahead) take at most half of a pool's free slots.
@@ -74,9 +74,6 @@ export interface ClaimedTask {
 /** Reads per claim: a DAG that runs out of room mid-read makes the claim read past its tries. */
 const MAX_READ_PASSES = 3;
 
-/** How far a later read walks past the tries it skips (≈ 3.5 µs each on this project's 2-core machine). */
-const SKIP_SCAN_ROWS = 2000;
-
 /** DAGs whose next tries one per-DAG read takes, per queue (see readPerDag). */
 const DAGS_PER_READ = 32;
 
@@ -110,18 +107,31 @@ interface CandidateRead {
 }
 
 const CANDIDATE_COLUMNS = "id, dag_id, pool, pool_slots, priority_weight, queue";
-const NOT_IN_FULL_POOL = "pool NOT IN (SELECT name FROM pool WHERE occupied_slots >= slots)";
 const AFTER_POSITION = "AND (priority_weight < ? OR (priority_weight = ? AND id > ?))";
 const afterParams = (p: Position | undefined) => (p ? [p.priority, p.priority, p.id] : []);
+
+/** The later of two read positions in claim order. */
+function laterPosition(a: Position | undefined, b: Position | undefined): Position | undefined {
+  if (!a || !b) return a ?? b;
+  return a.priority < b.priority || (a.priority === b.priority && a.id > b.id) ? a : b;
+}
+
+/** A pool a claim may read tries of, with the slots it had free when last read. */
+interface OpenPool {
+  name: string;
+  free: number;
+}
+
+const laneKey = (queue: string, pool: string, dagId = "") => `${queue}\0${pool}\0${dagId}`;
 
 /**
  * The pools with free slots and queued tries of these queues: a plain read (one index dive per
  * pool), before any row is locked. A full pool's backlog is then never read at all.
  */
-async function openPools(btx: BatchTx, queues: readonly string[]): Promise<string[]> {
+async function openPools(btx: BatchTx, queues: readonly string[]): Promise<OpenPool[]> {
   const [rows] = (await btx.run([
     {
-      sql: `SELECT p.name FROM pool p
+      sql: `SELECT p.name, p.slots - p.occupied_slots AS free FROM pool p
              WHERE p.occupied_slots < p.slots
                AND EXISTS (SELECT 1 FROM task_instance t FORCE INDEX (ix_ti_pool_queue)
                             WHERE t.state = 'queued' AND t.pool = p.name AND t.queue IN (${inList(queues)}))
@@ -129,20 +139,23 @@ async function openPools(btx: BatchTx, queues: readonly string[]): Promise<strin
       params: [...queues],
     },
   ])) as RowDataPacket[][];
-  return rows!.map((r) => r.name as string);
+  return rows!.map((r) => ({ name: r.name as string, free: Number(r.free) }));
 }
 
 /**
  * Each open pool's next tries per queue, in priority order on ix_ti_pool_queue (state, pool,
- * queue, priority_weight DESC, id), from where the last read of that pool and queue ended, up
- * to `want` each (not its free slots: tries needing more slots than are left are read past).
+ * queue, priority_weight DESC, id), from where the last read of that pool and queue ended: up
+ * to `want`, and a few more than the pool's free slots (candidateLimit: tries needing more slots
+ * than are left are read past on the next pass), so small pools lock few rows.
  */
-async function readPerPool(btx: BatchTx, queues: readonly string[], want: number, pools: string[], poolReadUpTo: Map<string, Position>): Promise<CandidateRead> {
-  const reads = queues.flatMap((queue) => pools.map((pool) => ({ queue, pool, limit: want })));
+async function readPerPool(btx: BatchTx, queues: readonly string[], want: number, pools: OpenPool[], poolReadUpTo: Map<string, Position>): Promise<CandidateRead> {
+  const reads = queues
+    .flatMap((queue) => pools.map((pool) => ({ queue, pool: pool.name, limit: Math.min(want, candidateLimit(pool.free)) })))
+    .filter((r) => r.limit > 0);
   if (reads.length === 0) return { rows: [], mayHaveMore: false };
   const rows = (await btx.run(
     reads.map(({ queue, pool, limit }) => {
-      const after = poolReadUpTo.get(`${queue}\0${pool}`);
+      const after = poolReadUpTo.get(laneKey(queue, pool));
       return {
         sql: `SELECT ${CANDIDATE_COLUMNS} FROM task_instance FORCE INDEX (ix_ti_pool_queue)
                WHERE state = 'queued' AND pool = ? AND queue = ? ${after ? AFTER_POSITION : ""}
@@ -153,69 +166,83 @@ async function readPerPool(btx: BatchTx, queues: readonly string[], want: number
   )) as RowDataPacket[][];
   rows.forEach((list, i) => {
     const last = lastPosition(list);
-    if (last) poolReadUpTo.set(`${reads[i]!.queue}\0${reads[i]!.pool}`, last);
+    if (last) poolReadUpTo.set(laneKey(reads[i]!.queue, reads[i]!.pool), last);
   });
   return { rows, mayHaveMore: rows.some((list, i) => list.length === reads[i]!.limit) };
 }
 
 /**
- * Once a DAG ran out of room: the DAGs (up to DAGS_PER_READ per queue, highest queued priority
- * first) with queued tries, the full ones left out, then each one's next tries on
- * ix_ti_dag_queue, after the DAG's last read and past the tries this claim already read. A
- * DAG's backlog costs one index dive, not a walk. Reads about twice `want` in all (each DAG's
- * share; at most its known room).
+ * Once a DAG ran out of room, per queue and open pool: the DAGs with tries there this claim has
+ * not read (up to DAGS_PER_READ, highest such priority first; full DAGs and those a read found
+ * no more of left out), then each one's next tries on ix_ti_dag_pool (dag_id, state, pool,
+ * priority_weight DESC, id), after the pool's read and the DAG's own last read. A DAG's backlog
+ * costs one index dive, never a walk, and a full pool's tries are never read (the queue is
+ * checked on the rows: it did not fit in the index key, 3,072 bytes; a DAG's tries in one pool
+ * seldom span queues). Reads
+ * about twice `want` in all (each DAG's share; at most its known room). With more DAGs than
+ * DAGS_PER_READ waiting at the same priority, those named later wait for a later claim.
  */
 async function readPerDag(
   btx: BatchTx,
   queues: readonly string[],
   want: number,
+  pools: OpenPool[],
   claim: {
-    /** Tries this claim read (and holds) already: a locking read would return them again. */
-    seen: number[];
-    /** Per queue and DAG (`queue\0dagId`), where this claim's last per-DAG read ended. */
+    poolReadUpTo: Map<string, Position>;
+    /** Per queue, pool and DAG (laneKey), where this claim's last per-DAG read ended. */
     dagReadUpTo: Map<string, Position>;
+    /** Per-DAG reads that came back short (laneKey): nothing more there. */
+    exhausted: Set<string>;
     fullDags: Set<string>;
-    skipPools: string[];
     /** Room left under maxActiveTasks of the DAGs this claim locked. */
     dagRoom: Map<string, number>;
   },
 ): Promise<CandidateRead> {
-  const { seen, dagReadUpTo, fullDags, skipPools, dagRoom } = claim;
+  const { poolReadUpTo, dagReadUpTo, exhausted, fullDags, dagRoom } = claim;
+  const lanes = queues.flatMap((queue) => pools.map((pool) => ({ queue, pool: pool.name })));
+  if (lanes.length === 0) return { rows: [], mayHaveMore: false };
   const skipDags = [...fullDags];
   const tops = (await btx.run(
-    queues.map((queue) => ({
-      sql: `SELECT dag_id FROM (
-              SELECT d.dag_id, (SELECT t.priority_weight FROM task_instance t FORCE INDEX (ix_ti_dag_queue)
-                                 WHERE t.dag_id = d.dag_id AND t.state = 'queued' AND t.queue = ?
-                                 ORDER BY t.priority_weight DESC, t.id LIMIT 1) AS top
-                FROM dag d WHERE d.dag_id NOT IN (${inList(skipDags)})) waiting
-             WHERE top IS NOT NULL ORDER BY top DESC, dag_id LIMIT ${DAGS_PER_READ + 1}`,
-      params: [queue, ...skipDags],
-    })),
-  )) as RowDataPacket[][];
-  const truncated = tops.some((list) => list.length > DAGS_PER_READ);
-  const pairs = tops.flatMap((list, i) => list.slice(0, DAGS_PER_READ).map((r) => ({ queue: queues[i]!, dagId: r.dag_id as string })));
-  if (pairs.length === 0) return { rows: [], mayHaveMore: false };
-  const share = Math.min(want, Math.max(4, Math.ceil((2 * want) / pairs.length)));
-  const limits = pairs.map(({ dagId }) => Math.min(share, dagRoom.get(dagId) ?? share));
-  const rows = (await btx.run(
-    pairs.map(({ queue, dagId }, i) => {
-      const after = dagReadUpTo.get(`${queue}\0${dagId}`);
+    lanes.map(({ queue, pool }) => {
+      const after = poolReadUpTo.get(laneKey(queue, pool));
       return {
-        sql: `SELECT ${CANDIDATE_COLUMNS} FROM task_instance FORCE INDEX (ix_ti_dag_queue)
-               WHERE dag_id = ? AND state = 'queued' AND queue = ? AND ${NOT_IN_FULL_POOL}
-                 ${skipPools.length ? `AND pool NOT IN (${inList(skipPools)})` : ""} ${seen.length ? `AND id NOT IN (${inList(seen)})` : ""}
-                 ${after ? AFTER_POSITION : ""}
-               ORDER BY priority_weight DESC, id LIMIT ${limits[i]} ROWS EXAMINED ${SKIP_SCAN_ROWS + limits[i]!} FOR UPDATE SKIP LOCKED`,
-        params: [dagId, queue, ...skipPools, ...seen, ...afterParams(after)],
+        sql: `SELECT dag_id FROM (
+                SELECT d.dag_id, (SELECT t.priority_weight FROM task_instance t FORCE INDEX (ix_ti_dag_pool)
+                                   WHERE t.dag_id = d.dag_id AND t.state = 'queued' AND t.pool = ? AND t.queue = ? ${after ? AFTER_POSITION : ""}
+                                   ORDER BY t.priority_weight DESC, t.id LIMIT 1) AS top
+                  FROM dag d ${skipDags.length ? `WHERE d.dag_id NOT IN (${inList(skipDags)})` : ""}) waiting
+               WHERE top IS NOT NULL ORDER BY top DESC, dag_id LIMIT ${DAGS_PER_READ + exhausted.size + 1}`,
+        params: [pool, queue, ...afterParams(after), ...skipDags],
+      };
+    }),
+  )) as RowDataPacket[][];
+  let truncated = false;
+  const triples = tops.flatMap((list, i) => {
+    const fresh = list.map((r) => ({ ...lanes[i]!, dagId: r.dag_id as string })).filter((t) => !exhausted.has(laneKey(t.queue, t.pool, t.dagId)));
+    if (fresh.length > DAGS_PER_READ) truncated = true;
+    return fresh.slice(0, DAGS_PER_READ);
+  });
+  const share = Math.min(want, Math.max(4, Math.ceil((2 * want) / Math.max(1, triples.length))));
+  const reads = triples.map((t) => ({ ...t, limit: Math.min(share, dagRoom.get(t.dagId) ?? share) })).filter((r) => r.limit > 0);
+  if (reads.length === 0) return { rows: [], mayHaveMore: truncated };
+  const rows = (await btx.run(
+    reads.map(({ queue, pool, dagId, limit }) => {
+      const after = laterPosition(poolReadUpTo.get(laneKey(queue, pool)), dagReadUpTo.get(laneKey(queue, pool, dagId)));
+      return {
+        sql: `SELECT ${CANDIDATE_COLUMNS} FROM task_instance FORCE INDEX (ix_ti_dag_pool)
+               WHERE dag_id = ? AND state = 'queued' AND pool = ? AND queue = ? ${after ? AFTER_POSITION : ""}
+               ORDER BY priority_weight DESC, id LIMIT ${limit} FOR UPDATE SKIP LOCKED`,
+        params: [dagId, pool, queue, ...afterParams(after)],
       };
     }),
   )) as RowDataPacket[][];
   rows.forEach((list, i) => {
+    const key = laneKey(reads[i]!.queue, reads[i]!.pool, reads[i]!.dagId);
     const last = lastPosition(list);
-    if (last) dagReadUpTo.set(`${pairs[i]!.queue}\0${pairs[i]!.dagId}`, last);
+    if (last) dagReadUpTo.set(key, last);
+    if (list.length < reads[i]!.limit) exhausted.add(key);
   });
-  return { rows, mayHaveMore: truncated || rows.some((list, i) => list.length === limits[i]) };
+  return { rows, mayHaveMore: truncated || rows.some((list, i) => list.length === reads[i]!.limit) };
 }
 
 export async function claimTasks(db: Db, req: ClaimRequest): Promise<ClaimedTask[]> {
@@ -243,30 +270,28 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
     const freeAtStart = new Map<string, number>();
     const runsNow = req.limit - Math.min(req.limit, Math.max(0, req.ahead ?? 0));
     let backfill = 0;
-    // Per queue and pool (`queue\0pool`), where the last read of its tries ended: a later read
-    // starts after it (the rows before stay locked by this transaction, so SKIP LOCKED would
-    // read them again).
+    // Per queue and pool (laneKey), where the last read of its tries ended: a later read starts
+    // after it (the rows before stay locked by this transaction, so SKIP LOCKED would read them
+    // again). Per-DAG reads keep theirs per queue, pool and DAG.
     const poolReadUpTo = new Map<string, Position>();
     const dagReadUpTo = new Map<string, Position>();
+    const exhausted = new Set<string>();
     // DAGs whose room this claim used up, and pools left with no free slot (or held by another
     // claimer), while the read still had tries of theirs: later reads skip them (a full DAG
     // turns the later reads into per-DAG reads).
     const fullDags = new Set<string>();
     const fullPools = new Set<string>();
-    const seen: number[] = [];
-    let poolsToRead: string[] | undefined;
+    let poolsToRead: OpenPool[] | undefined;
     for (let pass = 0; pass < MAX_READ_PASSES && taken.length < req.limit; pass++) {
       const want = candidateLimit(req.limit - taken.length);
       // Round trip 1: locking reads, per pool with free slots (their list read first, once).
-      // After a DAG ran out of room, per DAG instead: the next tries of each other DAG.
-      let read: CandidateRead;
-      if (fullDags.size === 0) {
-        poolsToRead ??= await openPools(btx, req.queues);
-        read = await readPerPool(btx, req.queues, want, poolsToRead.filter((p) => !fullPools.has(p)), poolReadUpTo);
-      } else {
-        read = await readPerDag(btx, req.queues, want, { seen, dagReadUpTo, fullDags, skipPools: [...fullPools], dagRoom });
-      }
-      for (const rows of read.rows) for (const r of rows) seen.push(Number(r.id));
+      // After a DAG ran out of room, per DAG and pool instead: the next tries of each other DAG.
+      poolsToRead ??= await openPools(btx, req.queues);
+      const open = poolsToRead.filter((p) => !fullPools.has(p.name)).map((p) => ({ name: p.name, free: free.get(p.name) ?? p.free }));
+      const read =
+        fullDags.size === 0
+          ? await readPerPool(btx, req.queues, want, open, poolReadUpTo)
+          : await readPerDag(btx, req.queues, want, open, { poolReadUpTo, dagReadUpTo, exhausted, fullDags, dagRoom });
       const candidates = read.rows.flat().sort((a, b) => b.priority_weight - a.priority_weight || Number(a.id) - Number(b.id));
       if (candidates.length === 0) break;
       // Round trip 2: lock the DAGs and pools not locked yet, count the DAGs' running tasks. A
@@ -359,7 +384,7 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
                      ti.first_poke_at, ti.poke_count, ti.queued_at,
                      r.version_hash, r.logical_date, r.data_interval_start, r.data_interval_end, r.conf
                 FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id
-               WHERE ti.id IN (${inList(ids)})`,
+               WHERE ti.id IN (${inList(ids)}) ORDER BY ti.priority_weight DESC, ti.id`,
         params: ids,
       },
     ]);

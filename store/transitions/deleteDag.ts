@@ -10,7 +10,7 @@
 // refuses: a DAG with a `running` task instance (BATON_TASKS_RUNNING, Airflow's 409 "still running"):
 //   a worker holds it and its pool slots. Queued task instances are locked here, so no worker can
 //   claim them meanwhile (claims SKIP LOCKED), and deleted.
-// locks: the DAG's queued/running task_instance rows (ix_ti_dag_state), its dag_run rows
+// locks: the DAG's queued/running task_instance rows (ix_ti_dag_pool prefix; ORDER BY state, id sorts them), its dag_run rows
 //   (ix_dag_run_dag_id), the dag row (PK) — task rows before runs before the dag, the order claims,
 //   settle and startRuns lock in — its dag_version rows (triggers share-lock the one they pin),
 //   then the queued/running task rows again (READ COMMITTED takes no
