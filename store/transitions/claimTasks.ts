@@ -131,11 +131,14 @@ const laneKey = (queue: string, pool: string, dagId = "") => `${queue}\0${pool}\
 async function openPools(btx: BatchTx, queues: readonly string[]): Promise<OpenPool[]> {
   const [rows] = (await btx.run([
     {
-      sql: `SELECT p.name, p.slots - p.occupied_slots AS free FROM pool p
-             WHERE p.occupied_slots < p.slots
-               AND EXISTS (SELECT 1 FROM task_instance t FORCE INDEX (ix_ti_pool_queue)
-                            WHERE t.state = 'queued' AND t.pool = p.name AND t.queue IN (${inList(queues)}))
-             ORDER BY p.name`,
+      // A scalar subquery per pool, not EXISTS: MariaDB may turn EXISTS into a semi-join that
+      // reads every queued try (a CI run did: 3,003 index reads for 3,000 tries of a full pool).
+      sql: `SELECT name, free FROM (
+              SELECT p.name, p.slots - p.occupied_slots AS free,
+                     (SELECT 1 FROM task_instance t FORCE INDEX (ix_ti_pool_queue)
+                       WHERE t.state = 'queued' AND t.pool = p.name AND t.queue IN (${inList(queues)}) LIMIT 1) AS waiting
+                FROM pool p WHERE p.occupied_slots < p.slots) open
+             WHERE waiting IS NOT NULL ORDER BY name`,
       params: [...queues],
     },
   ])) as RowDataPacket[][];
