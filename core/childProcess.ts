@@ -1,10 +1,57 @@
 import { fork, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { pathToFileURL } from "node:url";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { buildSync } from "esbuild";
 
 const require = createRequire(import.meta.url);
 /** Children run our TypeScript entry points through tsx, like bin/baton.js does. */
 const TSX_LOADER = pathToFileURL(require.resolve("tsx")).href;
+
+/**
+ * Compiled entries live under the installation's node_modules/.cache, so the packages they
+ * import (left external) and createRequire(import.meta.url) resolve as from the source file.
+ */
+const COMPILED_FOLDER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "node_modules", ".cache", "baton");
+const compiled = new Map<string, string | null>();
+
+/**
+ * A TypeScript entry point bundled once per process into plain JavaScript (content-addressed,
+ * with an inline source map), or null where that fails (the caller falls back to tsx). Booting
+ * a task process through tsx took ≈ 200 ms of CPU on this project's 2-core machine; the
+ * compiled entry ≈ 45 ms. Only for entries that resolve nothing relative to their own file.
+ */
+export function compiledEntry(script: string): string | null {
+  if (compiled.has(script)) return compiled.get(script)!;
+  let entry: string | null = null;
+  try {
+    const out = buildSync({
+      entryPoints: [script],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      packages: "external",
+      sourcemap: "inline",
+      write: false,
+      logLevel: "silent",
+    }).outputFiles[0]!.contents;
+    const hash = createHash("sha256").update(out).digest("hex").slice(0, 16);
+    const name = `${path.basename(path.dirname(script))}-${path.basename(script, ".ts")}-${hash}.mjs`;
+    entry = path.join(COMPILED_FOLDER, name);
+    if (!existsSync(entry)) {
+      mkdirSync(COMPILED_FOLDER, { recursive: true });
+      const temporary = `${entry}.${process.pid}.tmp`;
+      writeFileSync(temporary, out);
+      renameSync(temporary, entry);
+    }
+  } catch {
+    entry = null;
+  }
+  compiled.set(script, entry);
+  return entry;
+}
 
 export interface ChildOptions {
   env?: NodeJS.ProcessEnv;
@@ -16,6 +63,8 @@ export interface ChildOptions {
    * message (about 0.07 ms less per round trip here) for channels that only carry JSON data.
    */
   serialization?: "json" | "advanced";
+  /** Run the script as a compiled entry (compiledEntry) instead of through tsx, where it compiles. */
+  precompiled?: boolean;
 }
 
 interface Pending {
@@ -48,8 +97,9 @@ export class Child {
   onMessage?: (message: Record<string, unknown>) => void;
 
   constructor(script: string, options: ChildOptions = {}) {
-    this.process = fork(script, [], {
-      execArgv: ["--import", TSX_LOADER, "--enable-source-maps", ...(options.execArgv ?? [])],
+    const entry = options.precompiled ? compiledEntry(script) : null;
+    this.process = fork(entry ?? script, [], {
+      execArgv: [...(entry ? [] : ["--import", TSX_LOADER]), "--enable-source-maps", ...(options.execArgv ?? [])],
       env: options.env ?? process.env,
       stdio: options.stdio === "pipe" ? ["ignore", "pipe", "pipe", "ipc"] : options.stdio === "ignore" ? ["ignore", "ignore", "ignore", "ipc"] : "inherit",
       serialization: options.serialization ?? "advanced",

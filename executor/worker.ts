@@ -25,8 +25,12 @@ import { answerSecret, isSecretGet } from "./secrets.ts";
 import type { DagCallbackMessage, RunTryMessage, StepAck, StepPut, TryOutcome } from "./protocol.ts";
 
 const CHILD_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "child.ts");
-/** Everything a task process exchanges with its worker is JSON (outputs and step results are JSON-checked in the child). */
-const TASK_CHILD = { stdio: "inherit", serialization: "json" } as const;
+/**
+ * Everything a task process exchanges with its worker is JSON (outputs and step results are
+ * JSON-checked in the child). It runs as a compiled entry: it imports only JavaScript (DAG
+ * bundles and the SDK module), so tsx would only cost its boot.
+ */
+const TASK_CHILD = { stdio: "inherit", serialization: "json", precompiled: true } as const;
 
 export interface WorkerOptions {
   concurrency: number;

@@ -7,13 +7,13 @@ import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 import { Worker } from "../../executor/worker.ts";
 
-/** This process's task children (executor/child.ts), by pid. */
+/** This process's task children (executor/child.ts, or its compiled entry executor-child-<hash>.mjs), by pid. */
 function taskChildren(): Set<number> {
   const out = execFileSync("ps", ["-o", "pid=,args=", "--ppid", String(process.pid)], { encoding: "utf8" });
   return new Set(
     out
       .split("\n")
-      .filter((line) => line.includes("executor/child.ts"))
+      .filter((line) => line.includes("executor/child.ts") || line.includes("executor-child-"))
       .map((line) => Number(line.trim().split(/\s+/)[0])),
   );
 }
