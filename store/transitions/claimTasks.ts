@@ -261,6 +261,8 @@ export interface ClaimResult {
 /** claimTasks, also saying whether the claim-ahead rule left queued tries behind (the worker claims again sooner). */
 export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<ClaimResult> {
   if (req.limit <= 0 || req.queues.length === 0) return { tasks: [], heldBack: false };
+  // A queue named twice (`--queues a,a`) would be read twice: the same rows, their slots counted twice.
+  if (new Set(req.queues).size !== req.queues.length) req = { ...req, queues: [...new Set(req.queues)] };
   let heldBack = false;
   const tasks = await db.batchTx(async (btx): Promise<ClaimedTask[]> => {
     heldBack = false;

@@ -143,4 +143,17 @@ describe("claims and maxActiveTasks", () => {
     const [[pool]] = await h.db.pool.query<RowDataPacket[]>("SELECT occupied_slots FROM pool WHERE name = 'three'");
     expect(Number(pool!.occupied_slots)).toBe(3);
   });
+
+  it("reads a queue named twice once: each try claimed once, its slots counted once", async () => {
+    const occupied = async () => {
+      const [[pool]] = await h.db.pool.query<RowDataPacket[]>("SELECT occupied_slots FROM pool WHERE name = 'default_pool'");
+      return Number(pool!.occupied_slots);
+    };
+    const before = await occupied();
+    expect((await h.app.inject({ method: "POST", url: "/api/v1/dags/behind/dagRuns", payload: { dag_run_id: "twice" } })).statusCode).toBe(200);
+    await waitFor("behind's 2 new tries queued", async () => (await queuedOf("behind")) === 2);
+    const claimed = await claimTasks(h.db, { ...request("worker-g", 10), queues: ["default", "default"] });
+    expect(claimed.map((t) => `${t.runId}.${t.taskId}`).sort()).toEqual(["twice.b0", "twice.b1"]);
+    expect((await occupied()) - before).toBe(2);
+  });
 });
