@@ -21,7 +21,7 @@ const compiled = new Map<string, string | null>();
  * A TypeScript entry point bundled once per process into plain JavaScript (content-addressed,
  * with an inline source map), or null where that fails (the caller falls back to tsx). Booting
  * a task process through tsx took ≈ 200 ms of CPU on this project's 2-core machine; the
- * compiled entry ≈ 45 ms. Only for entries that resolve nothing relative to their own file.
+ * compiled entry ≈ 45 ms. For entries one folder below the installation's root (see `define`).
  */
 export function compiledEntry(script: string): string | null {
   if (compiled.has(script)) return compiled.get(script)!;
@@ -34,6 +34,10 @@ export function compiledEntry(script: string): string | null {
       format: "esm",
       packages: "external",
       sourcemap: "inline",
+      // Every module sees the entry's own URL: Baton's modules all sit one folder below the
+      // installation's root, so their "../migrations", "../sdk/…" and createRequire resolve as
+      // they do from source.
+      define: { "import.meta.url": JSON.stringify(pathToFileURL(script).href) },
       write: false,
       logLevel: "silent",
     }).outputFiles[0]!.contents;
