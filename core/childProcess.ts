@@ -1,10 +1,9 @@
-import { fork, type ChildProcess } from "node:child_process";
+import { execFileSync, fork, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { buildSync } from "esbuild";
 
 const require = createRequire(import.meta.url);
 /** Children run our TypeScript entry points through tsx, like bin/baton.js does. */
@@ -21,26 +20,31 @@ const compiled = new Map<string, string | null>();
  * A TypeScript entry point bundled once per process into plain JavaScript (content-addressed,
  * with an inline source map), or null where that fails (the caller falls back to tsx). Booting
  * a task process through tsx took ≈ 200 ms of CPU on this project's 2-core machine; the
- * compiled entry ≈ 45 ms. For entries one folder below the installation's root (see `define`).
+ * compiled entry ≈ 45 ms. For entries one folder below the installation's root (see the define).
  */
 export function compiledEntry(script: string): string | null {
   if (compiled.has(script)) return compiled.get(script)!;
   let entry: string | null = null;
   try {
-    const out = buildSync({
-      entryPoints: [script],
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      packages: "external",
-      sourcemap: "inline",
-      // Every module sees the entry's own URL: Baton's modules all sit one folder below the
-      // installation's root, so their "../migrations", "../sdk/…" and createRequire resolve as
-      // they do from source.
-      define: { "import.meta.url": JSON.stringify(pathToFileURL(script).href) },
-      write: false,
-      logLevel: "silent",
-    }).outputFiles[0]!.contents;
+    // esbuild's own binary, in a process of its own: its buildSync would keep a worker thread
+    // (a V8 isolate, ≈ 10 MB of RSS) alive in every process that compiled an entry.
+    // Every module sees the entry's own URL as import.meta.url: Baton's modules all sit one
+    // folder below the installation's root, so their "../migrations", "../sdk/…" and
+    // createRequire resolve as they do from source.
+    const out = execFileSync(
+      require.resolve("esbuild/bin/esbuild"),
+      [
+        script,
+        "--bundle",
+        "--platform=node",
+        "--format=esm",
+        "--packages=external",
+        "--sourcemap=inline",
+        `--define:import.meta.url=${JSON.stringify(pathToFileURL(script).href)}`,
+        "--log-level=error",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 * 1024 * 1024 },
+    );
     const hash = createHash("sha256").update(out).digest("hex").slice(0, 16);
     const name = `${path.basename(path.dirname(script))}-${path.basename(script, ".ts")}-${hash}.mjs`;
     entry = path.join(COMPILED_FOLDER, name);

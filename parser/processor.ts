@@ -7,6 +7,7 @@ import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/logger.ts";
 import { sdkModuleFile } from "../core/sdkModule.ts";
 import type { Db } from "../store/db.ts";
+import { forEachConcurrently } from "../core/concurrency.ts";
 import { fileHashes, forgetFile, recordImportError, recordParsedFile, type KnownFile } from "../store/dagFiles.ts";
 import { discoverDagFiles } from "./discover.ts";
 import { ParserPool } from "./pool.ts";
@@ -58,14 +59,19 @@ export class DagProcessor {
   private rescanRequested = false;
   private stopped = false;
 
+  /** Files a scan handles at once: a few per parser child, so the children never wait. */
+  private readonly scanConcurrency: number;
+
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
     private readonly logger: Logger,
     private readonly options: DagProcessorOptions,
   ) {
+    const size = options.poolSize ?? Math.max(1, Math.min(4, os.cpus().length));
+    this.scanConcurrency = 4 * size;
     this.pool = new ParserPool({
-      size: options.poolSize ?? Math.max(1, Math.min(4, os.cpus().length)),
+      size,
       timeoutMs: options.parseTimeoutMs,
       recycleAfter: 500,
       scratchFolder: options.scratchFolder,
@@ -105,8 +111,12 @@ export class DagProcessor {
     }
     if (report.removed > 0) this.known = await fileHashes(this.db);
 
-    await Promise.all(
-      files.map(async (file) => {
+    // A few files per parser child at a time: parsing all of them at once let results wait for
+    // MySQL by the hundred (a 1,000-file scan peaked at ≈ 240 MB of RSS once children got faster).
+    await forEachConcurrently(
+      files,
+      this.scanConcurrency,
+      async (file) => {
         let content: Buffer;
         try {
           content = await readFile(file);
@@ -146,7 +156,7 @@ export class DagProcessor {
           }
         }
         this.known.set(file, { hash: contentHash, deps });
-      }),
+      },
     );
 
     return report;
