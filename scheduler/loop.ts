@@ -16,6 +16,11 @@ import { startRuns } from "../store/transitions/startRuns.ts";
 import { timeoutRuns } from "../store/transitions/timeoutRuns.ts";
 import { VersionCache } from "../store/versions.ts";
 
+/** Runs startRuns looks at per transaction. */
+const START_RUNS_PAGE = 50;
+/** Backfills advanceBackfills locks per transaction. */
+const ADVANCE_BACKFILLS_PAGE = 20;
+
 export interface SchedulerOptions {
   intervalMs: number;
   /** Running tries whose heartbeat is older than this are zombies (default 30 s). */
@@ -114,19 +119,20 @@ export class Scheduler {
     }
     // Backfills: the next runs of each (in batches), before startRuns so they start this tick.
     let backfillRunsCreated = 0;
+    // Pages end with a short one: asking again for an empty page cost a transaction a tick.
     for (let afterId = 0; ; ) {
-      const advanced = await advanceBackfills(this.db, now, { afterId });
+      const advanced = await advanceBackfills(this.db, now, { afterId, limit: ADVANCE_BACKFILLS_PAGE });
       backfillRunsCreated += advanced.created.length;
       for (const id of advanced.completed) this.logger.info(`backfill ${id} completed`);
-      if (advanced.scanned === 0) break;
+      if (advanced.scanned < ADVANCE_BACKFILLS_PAGE) break;
       afterId = advanced.lastId;
     }
     for (const id of await finishCancelledBackfills(this.db, now)) this.logger.info(`backfill ${id} cancelled: its last run ended`);
     for (let afterId = 0; ; ) {
-      const batch = await startRuns(this.db, now, (h) => this.versions.shape(h), { afterId });
+      const batch = await startRuns(this.db, now, (h) => this.versions.shape(h), { afterId, limit: START_RUNS_PAGE });
       runsStarted += batch.started;
       tasksQueued += batch.queued;
-      if (batch.scanned === 0) break;
+      if (batch.scanned < START_RUNS_PAGE) break;
       afterId = batch.lastId;
     }
     // Retries and sensor reschedules that are due, in batches of QUEUE_RETRIES_BATCH until fewer come back.
