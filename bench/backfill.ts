@@ -21,10 +21,10 @@ export default dag({ id: "bench_probe" }, (t) => { t.task("ping", async () => 1)
  * with the same code, and the ratio with them (0.75–1.62 in eight runs of two commits).
  */
 async function probeLatency(db: Parameters<typeof waitForRun>[0], port: number): Promise<number> {
-  const started = performance.timeOrigin + performance.now();
+  const started = Date.now();
   const runId = await trigger(port, "bench_probe");
   await waitForRun(db, "bench_probe", runId, 30_000);
-  // To the microsecond MySQL keeps (a Date would round to the millisecond, 8 % of a 12 ms probe).
+  // With the fraction MySQL keeps (end_date comes from the worker's Date: whole milliseconds).
   const [rows] = await db.pool.query("SELECT DATE_FORMAT(end_date, '%Y-%m-%dT%H:%i:%sZ') AS second, MICROSECOND(end_date) AS us FROM dag_run WHERE dag_id = 'bench_probe' AND run_id = ?", [runId]);
   const end = (rows as { second: string; us: number }[])[0]!;
   return Date.parse(end.second) + Number(end.us) / 1000 - started;

@@ -1,6 +1,6 @@
 import { execFileSync, fork, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -31,6 +31,8 @@ export function compiledEntry(script: string): string | null {
     // Every module sees the entry's own URL as import.meta.url: Baton's modules all sit one
     // folder below the installation's root, so their "../migrations", "../sdk/…" and
     // createRequire resolve as they do from source.
+    // Run from the output folder: the inline source map names sources relative to it.
+    mkdirSync(COMPILED_FOLDER, { recursive: true });
     const out = execFileSync(
       require.resolve("esbuild/bin/esbuild"),
       [
@@ -43,16 +45,19 @@ export function compiledEntry(script: string): string | null {
         `--define:import.meta.url=${JSON.stringify(pathToFileURL(script).href)}`,
         "--log-level=error",
       ],
-      { stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 * 1024 * 1024 },
+      { cwd: COMPILED_FOLDER, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 * 1024 * 1024, timeout: 30_000 },
     );
     const hash = createHash("sha256").update(out).digest("hex").slice(0, 16);
-    const name = `${path.basename(path.dirname(script))}-${path.basename(script, ".ts")}-${hash}.mjs`;
-    entry = path.join(COMPILED_FOLDER, name);
+    const prefix = `${path.basename(path.dirname(script))}-${path.basename(script, ".ts")}-`;
+    entry = path.join(COMPILED_FOLDER, `${prefix}${hash}.mjs`);
     if (!existsSync(entry)) {
-      mkdirSync(COMPILED_FOLDER, { recursive: true });
       const temporary = `${entry}.${process.pid}.tmp`;
       writeFileSync(temporary, out);
       renameSync(temporary, entry);
+      // Entries of earlier builds: a process still running one has it loaded already.
+      for (const old of readdirSync(COMPILED_FOLDER)) {
+        if (old.startsWith(prefix) && old.endsWith(".mjs") && old !== path.basename(entry)) rmSync(path.join(COMPILED_FOLDER, old), { force: true });
+      }
     }
   } catch {
     entry = null;

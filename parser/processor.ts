@@ -117,6 +117,7 @@ export class DagProcessor {
       files,
       this.scanConcurrency,
       async (file) => {
+        if (this.stopped) return; // stop() waits only for the files already being parsed
         let content: Buffer;
         try {
           content = await readFile(file);

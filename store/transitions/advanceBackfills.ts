@@ -98,7 +98,8 @@ export async function advanceBackfills(db: Db, now: Date, options: AdvanceBackfi
           [id, cursor],
         );
         if (dates.length === 0) {
-          if (scanned === 0) await tx.query("UPDATE backfill SET next_ordinal = total_dates, updated_at = ? WHERE id = ?", [now, id]);
+          // No dates left (the rows end before total_dates): the final UPDATE moves the cursor to the end.
+          if (scanned === 0) cursor = total;
           break;
         }
         scanned += dates.length;

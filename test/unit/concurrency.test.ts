@@ -31,15 +31,16 @@ describe("forEachConcurrently", () => {
     expect(most).toBe(3);
   });
 
-  it("rejects with the first error once the started items settle, and starts no more", async () => {
+  it("runs every item even when some fail, then rejects with the first error", async () => {
     const seen: number[] = [];
     await expect(
       forEachConcurrently([1, 2, 3, 4, 5], 2, async (i) => {
         seen.push(i);
         if (i === 2) throw new Error("two failed");
+        if (i === 4) throw new Error("four failed");
       }),
     ).rejects.toThrow("two failed");
-    expect(seen).toEqual([1, 2, 3]);
+    expect(seen).toEqual([1, 2, 3, 4, 5]);
   });
 
   it("handles no items and a limit above the count", async () => {
