@@ -3,6 +3,7 @@ import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/logger.ts";
 import { processMetrics, type BatonMetrics } from "../core/metrics.ts";
 import type { Db } from "../store/db.ts";
+import type { PageEnd, PageOptions } from "../store/paging.ts";
 import { reconcilePools } from "../store/pools.ts";
 import { deleteStaleProcesses } from "../store/processes.ts";
 import { advanceBackfills, finishCancelledBackfills } from "../store/transitions/advanceBackfills.ts";
@@ -20,6 +21,18 @@ import { VersionCache } from "../store/versions.ts";
 const START_RUNS_PAGE = 50;
 /** Backfills advanceBackfills locks per transaction. */
 const ADVANCE_BACKFILLS_PAGE = 20;
+
+/**
+ * Calls `page` from the first row on, each call after the last one's lastId, until a page comes
+ * back shorter than `size` (asking again for an empty page cost a transaction a tick).
+ */
+async function throughPages(size: number, page: (options: PageOptions) => Promise<PageEnd>): Promise<void> {
+  for (let afterId = 0; ; ) {
+    const end = await page({ afterId, limit: size });
+    if (end.scanned < size) return;
+    afterId = end.lastId;
+  }
+}
 
 export interface SchedulerOptions {
   intervalMs: number;
@@ -119,22 +132,19 @@ export class Scheduler {
     }
     // Backfills: the next runs of each (in batches), before startRuns so they start this tick.
     let backfillRunsCreated = 0;
-    // Pages end with a short one: asking again for an empty page cost a transaction a tick.
-    for (let afterId = 0; ; ) {
-      const advanced = await advanceBackfills(this.db, now, { afterId, limit: ADVANCE_BACKFILLS_PAGE });
+    await throughPages(ADVANCE_BACKFILLS_PAGE, async (page) => {
+      const advanced = await advanceBackfills(this.db, now, page);
       backfillRunsCreated += advanced.created.length;
       for (const id of advanced.completed) this.logger.info(`backfill ${id} completed`);
-      if (advanced.scanned < ADVANCE_BACKFILLS_PAGE) break;
-      afterId = advanced.lastId;
-    }
+      return advanced;
+    });
     for (const id of await finishCancelledBackfills(this.db, now)) this.logger.info(`backfill ${id} cancelled: its last run ended`);
-    for (let afterId = 0; ; ) {
-      const batch = await startRuns(this.db, now, (h) => this.versions.shape(h), { afterId, limit: START_RUNS_PAGE });
+    await throughPages(START_RUNS_PAGE, async (page) => {
+      const batch = await startRuns(this.db, now, (h) => this.versions.shape(h), page);
       runsStarted += batch.started;
       tasksQueued += batch.queued;
-      if (batch.scanned < START_RUNS_PAGE) break;
-      afterId = batch.lastId;
-    }
+      return batch;
+    });
     // Retries and sensor reschedules that are due, in batches of QUEUE_RETRIES_BATCH until fewer come back.
     let retriesQueued = 0;
     for (;;) {

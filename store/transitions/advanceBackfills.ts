@@ -19,21 +19,19 @@
 import { RunState, RunType } from "../../core/states.ts";
 import { backfillRoom, backfillRunId, decideBackfillDate, type ReprocessBehavior, type SkipReason } from "../../scheduler/backfillPlan.ts";
 import { inList, type Db, type ResultSetHeader, type RowDataPacket, type Tx } from "../db.ts";
+import type { PageEnd, PageOptions } from "../paging.ts";
 import { isDuplicateKey } from "../rows.ts";
 
-export interface AdvanceBackfillsOptions {
-  afterId?: number;
-  /** Backfills locked per transaction. */
-  limit?: number;
+/** PageOptions' limit: backfills locked per transaction. */
+export interface AdvanceBackfillsOptions extends PageOptions {
   /** Runs created per backfill per call. */
   maxPerBackfill?: number;
   /** Dates looked at per backfill per call (skipped dates cost no room). */
   scanPerBackfill?: number;
 }
 
-export interface AdvancedBackfills {
-  scanned: number;
-  lastId: number;
+/** A page of running backfills (PageEnd) and what was done for them. */
+export interface AdvancedBackfills extends PageEnd {
   created: { id: number; backfillId: number; dagId: string; runId: string }[];
   skipped: number;
   completed: number[];

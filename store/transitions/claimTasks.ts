@@ -74,7 +74,7 @@ export interface ClaimedTask {
 /** Reads per claim: a DAG that runs out of room mid-read makes the claim read past its tries. */
 const MAX_READ_PASSES = 3;
 
-/** DAGs whose next tries one per-DAG read takes, per queue (see readPerDag). */
+/** DAGs whose next tries one per-DAG read takes, per queue and open pool (see readPerDag). */
 const DAGS_PER_READ = 32;
 
 /**
@@ -176,12 +176,12 @@ async function readPerPool(btx: BatchTx, queues: readonly string[], want: number
 
 /**
  * Once a DAG ran out of room, per queue and open pool: the DAGs (of the running runs: a try is
- * queued only while its run runs) with tries there this claim has not read (up to DAGS_PER_READ, highest such priority first; full DAGs and those a read found
- * no more of left out), then each one's next tries on ix_ti_dag_pool (dag_id, state, pool,
- * priority_weight DESC, id), after the pool's read and the DAG's own last read. A DAG's backlog
- * costs one index dive, never a walk, and a full pool's tries are never read (the queue is
- * checked on the rows: it did not fit in the index key, 3,072 bytes; a DAG's tries in one pool
- * seldom span queues). Reads
+ * queued only while its run runs) with tries there this claim has not read, up to
+ * DAGS_PER_READ, highest such priority first, full DAGs and those a read found no more of left
+ * out; then each one's next tries on ix_ti_dag_pool (dag_id, state, pool, priority_weight DESC,
+ * id), after the pool's read and the DAG's own last read. A DAG's backlog costs one index dive,
+ * never a walk, and a full pool's tries are never read (the queue is checked on the rows: it did
+ * not fit in the index key, 3,072 bytes; a DAG's tries in one pool seldom span queues). Reads
  * about twice `want` in all (each DAG's share; at most its known room). With more DAGs than
  * DAGS_PER_READ waiting at the same priority, those named later wait for a later claim.
  */

@@ -8,22 +8,21 @@
 import type { DagShape } from "../../core/dagStructure.ts";
 import { dependsOnPastDep } from "../../scheduler/deps/dependsOnPast.ts";
 import { inList, type Db, type RowDataPacket } from "../db.ts";
+import type { PageEnd, PageOptions } from "../paging.ts";
 
 /** Scheduled tries a page looks at (each costs a look at its previous run). */
 export const RELEASE_SCHEDULED_PAGE = 500;
 
-export interface ReleasedScheduled {
+/** A page of scheduled tries (PageEnd), and how many of them were queued. */
+export interface ReleasedScheduled extends PageEnd {
   released: number;
-  /** Scheduled tries looked at, and the last id: the next page starts after it. */
-  scanned: number;
-  lastId: number;
 }
 
 export async function releaseScheduled(
   db: Db,
   now: Date,
   shapeOf: (versionHash: string) => Promise<DagShape>,
-  options: { limit?: number; afterId?: number } = {},
+  options: PageOptions = {},
 ): Promise<ReleasedScheduled> {
   const afterId = options.afterId ?? 0;
   return db.tx(async (tx) => {

@@ -11,24 +11,23 @@ import { runTimeoutAt, type DagShape } from "../../core/dagStructure.ts";
 import { RunState, RunType, TaskState } from "../../core/states.ts";
 import { evaluateTriggerRule, zeroCounts } from "../../scheduler/triggerRules.ts";
 import { inList, type Db, type RowDataPacket } from "../db.ts";
+import type { PageEnd, PageOptions } from "../paging.ts";
 
 /** Subtracted from the priority of backfill runs' tasks (priorities stay ordered among themselves). */
 export const BACKFILL_PRIORITY_OFFSET = 1_000_000_000;
 
-export interface StartedRuns {
+/** A page of queued runs (PageEnd: the caller pages on with afterId, so runs held by a paused
+ *  DAG or one at maxActiveRuns never starve the runs behind them). */
+export interface StartedRuns extends PageEnd {
   started: number;
   queued: number;
-  /** Queued runs looked at, and the last id: the caller pages on with afterId, so runs held by a
-   *  paused DAG or one at maxActiveRuns never starve the runs behind them. */
-  scanned: number;
-  lastId: number;
 }
 
 export async function startRuns(
   db: Db,
   now: Date,
   shapeOf: (versionHash: string) => Promise<DagShape>,
-  options: { limit?: number; afterId?: number } = {},
+  options: PageOptions = {},
 ): Promise<StartedRuns> {
   return db.tx(async (tx) => {
     const [candidates] = await tx.query<RowDataPacket[]>(
