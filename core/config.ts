@@ -49,6 +49,8 @@ export interface Config {
   /** Processes without the API (worker, scheduler) serve GET /metrics here when set (0: off). */
   metricsPort: number;
   metricsHost: string;
+  /** Errors from SQL statements carry the caller's stack (mysql2 `trace`): a stack capture per statement. */
+  dbTraceQueries: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -140,6 +142,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     corsOrigins: (env.BATON_CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean),
     metricsPort: intFrom(env, "BATON_METRICS_PORT", 0),
     metricsHost: env.BATON_METRICS_HOST || "127.0.0.1",
+    dbTraceQueries: boolFrom(env, "BATON_DB_TRACE", false),
   };
   if (config.adminToken !== undefined && !/^\S{16,512}$/.test(config.adminToken)) {
     throw new BatonError("BATON_CONFIG_INVALID", "BATON_ADMIN_TOKEN must be 16-512 characters without spaces");

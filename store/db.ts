@@ -190,7 +190,7 @@ export function defaultActor(): string {
   return `${process.argv[2] ?? "baton"}@${os.hostname()}:${process.pid}`.slice(0, 255);
 }
 
-export function openDb(url: string, options: { connectionLimit?: number; actor?: string } = {}): Db {
+export function openDb(url: string, options: { connectionLimit?: number; actor?: string; traceQueries?: boolean } = {}): Db {
   const actor = options.actor ?? defaultActor();
   const database = databaseNameOf(url);
   const pool = mysql.createPool({
@@ -202,6 +202,10 @@ export function openDb(url: string, options: { connectionLimit?: number; actor?:
     // Hot paths send several statements per round trip (batchTx). Every value still goes
     // through placeholders; only validated integers are ever inlined.
     multipleStatements: true,
+    // mysql2's default captures the caller's stack for every statement so that an SQL error
+    // names it: 0.13 ms of CPU per statement here (SELECT 1: 0.26 against 0.12 ms), a third of a
+    // 100-row page's cost. Off unless BATON_DB_TRACE asks for it while debugging.
+    trace: options.traceQueries ?? false,
   });
   // READ COMMITTED: each statement sees the latest commits, so two transactions settling
   // sibling upstreams of one task serialize on its row lock and the second sees the first.

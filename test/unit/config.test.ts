@@ -96,6 +96,7 @@ describe("loadConfig", () => {
         BATON_CORS_ORIGINS: "https://a.example, https://b.example",
         BATON_METRICS_PORT: "9464",
         BATON_METRICS_HOST: "10.0.0.2",
+        BATON_DB_TRACE: "on",
       });
       expect(config).toEqual({
         databaseUrl: "mysql://u:p@db.example:3307/other",
@@ -125,6 +126,7 @@ describe("loadConfig", () => {
         corsOrigins: ["https://a.example", "https://b.example"],
         metricsPort: 9464,
         metricsHost: "10.0.0.2",
+        dbTraceQueries: true,
       });
     });
 
@@ -135,6 +137,7 @@ describe("loadConfig", () => {
       expect(() => loadConfig({ BATON_AUTH: "maybe" })).toThrow(/BATON_AUTH must be true or false/);
       expect(loadConfig({ BATON_API_RATE_LIMIT: "off" }).apiRateLimit.max).toBe(0);
       expect(loadConfig({}).auth).toBe("on");
+      expect(loadConfig({}).dbTraceQueries).toBe(false);
     });
 
     it("knows which hosts are loopback", () => {
