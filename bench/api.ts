@@ -12,6 +12,7 @@
 // share the machine's cores.
 import autocannon from "autocannon";
 import type { Db } from "../store/db.ts";
+import { cpuMetrics, cpuNote, databaseServerPid, meterCpu, type CpuPart, type CpuSpent } from "./cpu.ts";
 import { CHAIN_DAG } from "./dags.ts";
 import { fillHistory } from "./fill.ts";
 import { AUTH, environment, freshDatabase, logNotes, median, round, serverVersion, startStandalone, waitForDags, writeResult, type Standalone } from "./lib.ts";
@@ -27,9 +28,13 @@ interface Load {
   p99: number;
   rps: number;
   errors: number;
+  requests: number;
+  /** CPU of the API process, MariaDB and autocannon (this process) over the measured run. */
+  cpu: CpuSpent;
 }
 
-async function load(url: string, path: () => string, seconds: number): Promise<Load> {
+async function load(url: string, path: () => string, seconds: number, cpuParts: Record<string, CpuPart | undefined>): Promise<Load> {
+  const meter = meterCpu(cpuParts);
   const result = await autocannon({
     url,
     connections: CONNECTIONS,
@@ -38,8 +43,10 @@ async function load(url: string, path: () => string, seconds: number): Promise<L
     requests: [{ method: "GET", setupRequest: (req) => ({ ...req, path: path() }) }],
   });
   // No request answered within the run: latency is at least the run's length.
-  if (result.requests.total === 0) return { p50: Number.NaN, p99: Number.NaN, rps: 0, errors: result.errors + result.non2xx + result.timeouts };
-  return { p50: result.latency.p50, p99: result.latency.p99, rps: result.requests.average, errors: result.errors + result.non2xx + result.timeouts };
+  const cpu = meter.stop();
+  const errors = result.errors + result.non2xx + result.timeouts;
+  if (result.requests.total === 0) return { p50: Number.NaN, p99: Number.NaN, rps: 0, errors, requests: 0, cpu };
+  return { p50: result.latency.p50, p99: result.latency.p99, rps: result.requests.average, errors, requests: result.requests.total, cpu };
 }
 
 /** How MariaDB plans a statement: access type, key and estimated rows, one line per table. */
@@ -86,9 +93,10 @@ export async function api(): Promise<void> {
     const left = BUDGET_S - (performance.now() - began) / 1000;
     const seconds = Math.max(3, Math.min(SECONDS, Math.floor((left - 4 * 2 - 5) / 4)));
     const results: Record<string, Load> = {};
+    const cpuParts = { api: baton.process.pid, mariadb: databaseServerPid(), autocannon: "self" as const };
     for (const [name, p] of Object.entries({ ...pages, cursorDeep })) {
-      await load(base, p, 2);
-      results[name] = await load(base, p, seconds);
+      await load(base, p, 2, cpuParts);
+      results[name] = await load(base, p, seconds, cpuParts);
     }
     const { first, deep, taskInstances, cursorDeep: cursorLoad } = results as Record<"first" | "deep" | "taskInstances" | "cursorDeep", Load>;
     const gated = [first, cursorLoad, taskInstances];
@@ -129,6 +137,10 @@ export async function api(): Promise<void> {
         cursor_deep_over_first_p99: round(cursorLoad.p99 / first.p99),
         offset_deep_over_first_p99: round(deep.p99 / first.p99),
         errors,
+        // The first page: the CPU a request costs each process, the rate the cores allow at that
+        // cost, and the mean latency 50 clients must then see at least (Little's law).
+        ...cpuMetrics(first.cpu, first.requests, "request"),
+        min_mean_latency_ms: round((CONNECTIONS * 1000) / cpuMetrics(first.cpu, first.requests, "request").cpu_bound_requests_per_s!),
       },
       targets: { p99_ms: 20, errors: 0 },
       env: environment({ version: await serverVersion(db) }),
@@ -137,6 +149,8 @@ export async function api(): Promise<void> {
         ...Object.entries(results).filter(([, r]) => r.rps === 0).map(([name]) => `PROBLEM: no ${name} request completed within ${seconds} s`),
         `cursor deep page: next_cursor followed ${RUNS / 100 - 1} pages from the first (${round(walkSeconds, 1)} s)`,
         `p50: first page ${first.p50} ms, cursor deep page ${cursorLoad.p50} ms, taskInstances ${taskInstances.p50} ms, offset deep page ${deep.p50} ms`,
+        ...Object.entries(results).map(([name, r]) => cpuNote(`the ${name} load`, r.cpu, r.requests, "request")),
+        `${CONNECTIONS} clients see a mean latency of at least ${CONNECTIONS} ÷ (requests/s the cores allow): a p99 of 20 ms needs more than ${CONNECTIONS * 50} requests/s`,
         ...plans.map((p) => `EXPLAIN ${p}`),
         `one client, median of 20: ${single.join(", ")}`,
         ...(await logNotes([baton.baton])),

@@ -6,6 +6,7 @@
 //   join_delay_ms     join's in-task start − the latest end of the 10,000 middle tasks
 //                     (task_instance.end_date: when the worker got the task's result).
 import type { Db } from "../store/db.ts";
+import { cpuMetrics, cpuNote, databaseServerPid, meterCpu, type CpuSpent } from "./cpu.ts";
 import { FANOUT_DAG } from "./dags.ts";
 import { environment, failedTasks, logNotes, freshDatabase, mapLimit, round, runTimes, serverVersion, startStandalone, taskStarts, taskSummary, trigger, waitForRun, waitForRunsEnd, writeResult, type Standalone } from "./lib.ts";
 
@@ -27,6 +28,9 @@ export interface FanoutFigures {
   joinClaimDelayMs: number;
   oneRunMs: number;
   manyRunsMs: number;
+  /** CPU spent during the 10,000-wide run, and during the 100 runs, by Baton, MariaDB and the benchmark. */
+  oneRunCpu: CpuSpent;
+  manyRunsCpu: CpuSpent;
   problems: string[];
 }
 
@@ -59,14 +63,17 @@ async function progress(db: Db, dagId: string, runIds: string[], from: "start_da
  * `budgetMs` (half each). A phase that does not finish in time is measured on the tasks it
  * finished (throughput = finished tasks / elapsed) and reported as a problem.
  */
-export async function measureFanout(db: Db, baton: Pick<Standalone, "port">, wide = WIDE, runs = RUNS, budgetMs = 100_000): Promise<FanoutFigures> {
+export async function measureFanout(db: Db, baton: Pick<Standalone, "port" | "process">, wide = WIDE, runs = RUNS, budgetMs = 100_000): Promise<FanoutFigures> {
   const problems: string[] = [];
   const began = Date.now();
   // Warm-up: the children load the DAG bundles.
   await waitForRun(db, "bench_fanout100", await trigger(baton.port, "bench_fanout100"));
+  const cpuParts = { baton: baton.process.pid, mariadb: databaseServerPid(), bench: "self" as const };
 
+  let meter = meterCpu(cpuParts);
   const runId = await trigger(baton.port, "bench_fanout");
   const one = await waitForRuns(db, "bench_fanout", [runId], began + budgetMs / 2);
+  const oneRunCpu = meter.stop();
   let joinDelayMs = Number.NaN;
   let joinClaimDelayMs = Number.NaN;
   const oneProgress = await progress(db, "bench_fanout", [runId], "start_date");
@@ -89,8 +96,10 @@ export async function measureFanout(db: Db, baton: Pick<Standalone, "port">, wid
     }
   }
 
+  meter = meterCpu(cpuParts);
   const runIds = await mapLimit(Array.from({ length: runs }, (_, i) => i), 10, () => trigger(baton.port, "bench_fanout100"));
   const many = await waitForRuns(db, "bench_fanout100", runIds, began + budgetMs);
+  const manyRunsCpu = meter.stop();
   const manyProgress = await progress(db, "bench_fanout100", runIds, "queued_at");
   if (!many.finished) problems.push(`${runs} runs × 100 tasks did not finish within the budget: ${manyProgress.done} tasks done`);
   const failed = many.states.filter((s) => s !== "success").length;
@@ -106,6 +115,8 @@ export async function measureFanout(db: Db, baton: Pick<Standalone, "port">, wid
     joinClaimDelayMs,
     oneRunMs: oneProgress.ms,
     manyRunsMs: manyProgress.ms,
+    oneRunCpu,
+    manyRunsCpu,
     problems,
   };
 }
@@ -125,12 +136,16 @@ export async function fanout(): Promise<void> {
         tasks_per_s_one_run: round(f.oneRunTasksPerS, 0),
         tasks_per_s_100_runs: round(f.manyRunsTasksPerS, 0),
         join_claim_delay_ms: round(f.joinClaimDelayMs),
+        // The 10,000-wide run: the CPU each task costs, and the rate the cores allow at that cost.
+        ...cpuMetrics(f.oneRunCpu, WIDE + 2, "task"),
       },
       targets: { tasks_per_s: 5000, join_delay_ms: 20 },
       env: environment({ version: await serverVersion(db) }),
       notes: [
         `BATON_WORKERS=${FANOUT_WORKERS}; one run of ${WIDE + 2} tasks took ${round(f.oneRunMs, 0)} ms (run start → end); ${RUNS} runs × 100 tasks took ${round(f.manyRunsMs, 0)} ms (first trigger recorded → last run end)`,
         "tasks_per_s is the lower of the two phases; join_delay_ms = join's in-task start − the last middle task's end_date",
+        cpuNote(`the ${WIDE + 2}-task run (baton = the standalone process and its task processes)`, f.oneRunCpu, WIDE + 2, "task"),
+        cpuNote(`the ${RUNS} runs × 100 tasks`, f.manyRunsCpu, RUNS * 100, "task"),
         ...f.problems.map((p) => `PROBLEM: ${p}`),
         ...logProblems,
       ],
