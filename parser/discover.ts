@@ -6,7 +6,13 @@ const NOT_A_DAG = /\.(d\.ts|test\.ts|spec\.ts)$/;
 
 /** DAG files under folder, recursively, skipping node_modules and dot-folders. Sorted. */
 export async function discoverDagFiles(folder: string): Promise<string[]> {
+  return (await discoverDagFolder(folder)).files;
+}
+
+/** The DAG files (sorted) and the directories holding them or searched for them (the folder first, if it exists). */
+export async function discoverDagFolder(folder: string): Promise<{ files: string[]; dirs: string[] }> {
   const found: string[] = [];
+  const dirs: string[] = [];
   async function walk(dir: string): Promise<void> {
     let entries;
     try {
@@ -15,6 +21,7 @@ export async function discoverDagFiles(folder: string): Promise<string[]> {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
       throw err;
     }
+    dirs.push(dir);
     for (const entry of entries) {
       if (entry.name.startsWith(".") || entry.name === "node_modules") continue;
       const full = path.join(dir, entry.name);
@@ -23,5 +30,5 @@ export async function discoverDagFiles(folder: string): Promise<string[]> {
     }
   }
   await walk(path.resolve(folder));
-  return found.sort();
+  return { files: found.sort(), dirs };
 }

@@ -1,5 +1,4 @@
 import { createHash } from "node:crypto";
-import { watch, type FSWatcher } from "node:fs";
 import { readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -9,7 +8,8 @@ import type { Logger } from "../core/logger.ts";
 import { sdkModuleFile } from "../core/sdkModule.ts";
 import type { Db } from "../store/db.ts";
 import { fileHashes, forgetFile, recordImportError, recordParsedFile, type KnownFile } from "../store/dagFiles.ts";
-import { discoverDagFiles } from "./discover.ts";
+import { discoverDagFolder } from "./discover.ts";
+import { FolderWatcher } from "./folderWatcher.ts";
 import { ParserPool } from "./pool.ts";
 
 export interface DagProcessorOptions {
@@ -53,7 +53,9 @@ export class DagProcessor {
   private known = new Map<string, KnownFile>();
   /** SDK modules this processor has stored in dag_code (read from the scratch folder the children wrote them to). */
   private readonly storedSdk = new Set<string>();
-  private watcher?: FSWatcher;
+  private watcher?: FolderWatcher;
+  /** Directories the last scan searched: the ones the watcher watches. */
+  private dirs: string[] = [];
   private timer?: NodeJS.Timeout;
   private scanning?: Promise<ScanReport>;
   private rescanRequested = false;
@@ -98,7 +100,9 @@ export class DagProcessor {
     // Read every scan: another process may have asked for a re-parse (e.g. creating a pool
     // that a file's import error was waiting for forgets that file's hash).
     this.known = await fileHashes(this.db);
-    const files = await discoverDagFiles(this.options.dagsFolder);
+    const { files, dirs } = await discoverDagFolder(this.options.dagsFolder);
+    this.dirs = dirs;
+    this.watcher?.watch(dirs);
     const report: ScanReport = { files: files.length, parsed: 0, dags: 0, errors: 0, removed: 0 };
     const present = new Set(files);
 
@@ -172,12 +176,10 @@ export class DagProcessor {
       clearTimeout(debounce);
       debounce = setTimeout(() => void this.scan().catch((err) => this.logger.error(`DAG folder scan failed: ${(err as Error).message}`)), 100);
     };
-    try {
-      this.watcher = watch(this.options.dagsFolder, { recursive: true }, onChange);
-      this.watcher.on("error", () => undefined);
-    } catch {
-      this.logger.warn(`cannot watch ${this.options.dagsFolder}; relying on rescans every ${this.options.rescanIntervalMs} ms`);
-    }
+    this.watcher = new FolderWatcher(onChange, (dir, err) =>
+      this.logger.warn(`cannot watch ${dir} (${err.message}); changes there are seen by rescans every ${this.options.rescanIntervalMs} ms`),
+    );
+    this.watcher.watch(this.dirs);
     this.timer = setInterval(onChange, this.options.rescanIntervalMs);
     return report;
   }

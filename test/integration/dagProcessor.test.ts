@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { DagProcessor } from "../../parser/processor.ts";
@@ -299,6 +299,33 @@ describe("DAG processor: changes outside the DAG file itself", () => {
     } finally {
       await other.stop();
       await rm(otherRoot, { recursive: true, force: true });
+    }
+  });
+
+  it("once started, parses files written at the top and in a folder created afterwards, without waiting for a rescan", async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), "baton-watched-dags-"));
+    await writeFile(path.join(root, "watched_first.ts"), simpleDag("watched_first"));
+    const watched = new DagProcessor(h.db, h.clock, h.logger, {
+      dagsFolder: root,
+      parseTimeoutMs: 30_000,
+      rescanIntervalMs: 3_600_000, // only the watcher can see the files below
+      pausedAtCreation: false,
+      scratchFolder: path.join(h.cacheFolder, "parse-watched"),
+      poolSize: 1,
+    });
+    try {
+      expect((await watched.start()).dags).toBe(1);
+      // The folder first, then a file at the top: once that file is parsed, a scan has listed the
+      // new folder, and only a watch on it can see the file written there next.
+      await mkdir(path.join(root, "team", "daily"), { recursive: true });
+      await writeFile(path.join(root, "watched_top.ts"), simpleDag("watched_top"));
+      await waitFor("the file at the top parsed", () => dagRow(h, "watched_top"));
+      await writeFile(path.join(root, "team", "daily", "watched_nested.ts"), simpleDag("watched_nested"));
+      const nested = await waitFor("the file in the new folder parsed", () => dagRow(h, "watched_nested"));
+      expect(nested.fileloc).toBe(path.join(root, "team", "daily", "watched_nested.ts"));
+    } finally {
+      await watched.stop();
+      await rm(root, { recursive: true, force: true });
     }
   });
 

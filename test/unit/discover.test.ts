@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { discoverDagFiles } from "../../parser/discover.ts";
+import { discoverDagFiles, discoverDagFolder } from "../../parser/discover.ts";
 import { lineInFile } from "../../parser/stackLine.ts";
 
 let root: string;
@@ -129,6 +129,13 @@ describe("discoverDagFiles", () => {
       await rm(outside, { recursive: true, force: true });
       await rm(linked, { recursive: true, force: true });
     }
+  });
+
+  it("lists the directories it searched, for the watcher: not node_modules or dot-folders", async () => {
+    const { files, dirs } = await discoverDagFolder(root);
+    expect(files).toEqual(await discoverDagFiles(root));
+    expect(dirs.map((d) => path.relative(root, d)).sort()).toEqual(["", "dir.ts", "empty_dir", "nested", "nested/deep", "x"]);
+    expect(await discoverDagFolder(path.join(root, "does-not-exist"))).toEqual({ files: [], dirs: [] });
   });
 
   it("fails loudly when the folder is a file (not silently empty)", async () => {
