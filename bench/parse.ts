@@ -7,6 +7,7 @@
 //                     rounds re-parsing all 1,000 files (each round changes every description)
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
+import { cpuMetrics, cpuNote, databaseServerPid, meterCpu } from "./cpu.ts";
 import { PARSE_DAG } from "./dags.ts";
 import {
   environment,
@@ -56,11 +57,14 @@ export async function parse(): Promise<void> {
     const spawned = performance.now();
     baton = spawnBaton("standalone", ["standalone"], db, ws, { BATON_PORT: String(port), BATON_WORKERS: "1" });
     const proc = baton;
+    const cpuParts = { baton: proc.pid, mariadb: databaseServerPid(), bench: "self" as const };
+    const coldMeter = meterCpu(cpuParts);
     await waitFor(`${FILES} DAGs parsed`, 100_000, async () => {
       if (proc.process.exitCode !== null) throw new Error(`baton standalone exited with ${proc.process.exitCode}; see ${proc.logFile}`);
       return (await countWith("round 0")) === FILES;
     }, 20);
     const coldS = (performance.now() - spawned) / 1000;
+    const coldCpu = coldMeter.stop();
     await waitForHealth(port, baton);
     const rssCold = await rssMb(baton.pid);
 
@@ -85,6 +89,7 @@ export async function parse(): Promise<void> {
     const roundSeconds: number[] = [];
     const problems: string[] = [];
     let peak = rssCold;
+    const roundsMeter = meterCpu(cpuParts);
     for (let r = 1; r <= ROUNDS; r++) {
       const started = performance.now();
       const longest = Math.max(0, ...roundSeconds) * 1000;
@@ -103,6 +108,7 @@ export async function parse(): Promise<void> {
       roundSeconds.push((performance.now() - started) / 1000);
       rss.push(await rssMb(baton.pid));
     }
+    const roundsCpu = roundsMeter.stop();
     await writeResult({
       name: "parse",
       metrics: {
@@ -116,6 +122,8 @@ export async function parse(): Promise<void> {
         rss_growth_first_to_last_round_mb: round((rss[rss.length - 1] ?? Number.NaN) - (rss[0] ?? Number.NaN), 0),
         rss_peak_mb: round(peak, 0),
         reparse_rounds_done: rss.length,
+        // Re-parse rounds: the CPU a file costs (baton = the standalone and its parser children).
+        ...cpuMetrics(roundsCpu, Math.max(1, rss.length) * FILES, "file"),
       },
       targets: { cold_s: 10, edit_visible_ms: 1000, rss_peak_mb: 250, reparse_rounds_done: ROUNDS },
       env: environment({ version: await serverVersion(db) }),
@@ -125,6 +133,8 @@ export async function parse(): Promise<void> {
         ...problems.map((p) => `PROBLEM: ${p}`),
         `RSS (MB) of the standalone process after each re-parse round: ${rss.map((v) => round(v, 0)).join(", ")}; parser children are separate processes and not counted`,
         `edits (ms): ${edits.map((v) => round(v, 0)).join(", ")}`,
+        cpuNote("the cold parse (baton = the standalone process starting, and its parser children)", coldCpu, FILES, "file"),
+        cpuNote(`${rss.length} re-parse rounds`, roundsCpu, Math.max(1, rss.length) * FILES, "file"),
         ...(await logNotes([baton])),
       ],
     });
