@@ -81,6 +81,17 @@ export function CursorListOf<K extends string, T extends TSchema>(key: K, item: 
     next_cursor: Nullable(Type.String({ description: "pass as ?cursor= for the page after this one (same order_by and filters); null on the last page" })),
   });
 }
+/**
+ * Route option for the big lists whose handlers build every item field by field, typed by the
+ * response schema (dagRunJson, taskInstanceJson): JSON.stringify instead of the schema's compiled
+ * serializer. The compiled one builds a page of 100 runs from thousands of string pieces
+ * (≈ 30 % of what such a request allocated, then flattened for Content-Length); JSON.stringify
+ * writes the text in one piece: ≈ 20 % more pages per second under 50 clients (bench/README.md).
+ * It neither drops undeclared keys nor coerces types, so a route using it must return exactly
+ * the schema's shape; test/integration/listSerialization.test.ts holds them to the compiled
+ * serializer's output.
+ */
+export const serializeAsBuilt = () => (data: unknown) => JSON.stringify(data);
 /** Free-form JSON object (conf, payloads): declared open so the serializer keeps every key. */
 export const FreeObject = Type.Object({}, { additionalProperties: true });
 

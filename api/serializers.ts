@@ -3,6 +3,7 @@ import { Type, type Static } from "typebox";
 import type { SerializedDag, SerializedTask } from "../core/dagStructure.ts";
 import { FreeObject, Nullable, NullableDateTime } from "./openapi.ts";
 import type { RowDataPacket } from "../store/db.ts";
+import type { TaskInstanceSchema } from "./routes/taskInstances.ts";
 import { isoOrNull, parseJsonText } from "../store/rows.ts";
 
 const iso = (v: unknown) => isoOrNull(v as Date | string | null);
@@ -235,7 +236,7 @@ export function taskJson(t: SerializedTask, dag: SerializedDag): Static<typeof T
   };
 }
 
-export function taskInstanceJson(r: RowDataPacket, logicalDate: Date | string | null) {
+export function taskInstanceJson(r: RowDataPacket, logicalDate: Date | string | null): Static<typeof TaskInstanceSchema> {
   return {
     task_id: r.task_id,
     dag_id: r.dag_id,

@@ -12,7 +12,7 @@ import { requeueRun } from "../../store/transitions/requeueRun.ts";
 import { VersionCache } from "../../store/versions.ts";
 import type { ApiDeps } from "../context.ts";
 import { decodeCursor, encodeCursor } from "../cursor.ts";
-import { CursorListOf, ListOf } from "../openapi.ts";
+import { CursorListOf, ListOf, serializeAsBuilt } from "../openapi.ts";
 import { CursorQuery, DagParams, PageQuery, RunParams, TriggerBody } from "../schemas.ts";
 import { DagRunSchema, dagRunJson } from "../serializers.ts";
 import { orderByEnum } from "./dags.ts";
@@ -154,6 +154,7 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
         }),
         response: { 200: CursorListOf("dag_runs", DagRunSchema) },
       },
+      serializerCompiler: serializeAsBuilt,
     },
     async (req) => {
       const dagId = req.params.dag_id;
@@ -178,6 +179,7 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
     {
       config: { role: "viewer" },
       schema: { operationId: "get_dag_runs_batch", tags: TAGS, body: BatchBody, response: { 200: DagRunList } },
+      serializerCompiler: serializeAsBuilt,
       preValidation: async (req) => {
         if (req.body === undefined) req.body = {} as Static<typeof BatchBody>;
       },

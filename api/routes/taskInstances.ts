@@ -25,7 +25,7 @@ import { MARKABLE_STATES, setTaskState, type ChangedTask } from "../../store/tra
 import { VersionCache } from "../../store/versions.ts";
 import type { ApiDeps } from "../context.ts";
 import { decodeCursor, encodeCursor } from "../cursor.ts";
-import { CursorListOf, FreeObject, ListOf, Nullable, NullableDateTime } from "../openapi.ts";
+import { CursorListOf, FreeObject, ListOf, Nullable, NullableDateTime, serializeAsBuilt } from "../openapi.ts";
 import { CursorQuery, DagParams, PageQuery, RunParams, TaskParams } from "../schemas.ts";
 import { taskInstanceJson } from "../serializers.ts";
 
@@ -278,6 +278,7 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
         querystring: ListQuery,
         response: { 200: CursorListOf("task_instances", TaskInstanceSchema) },
       },
+      serializerCompiler: serializeAsBuilt,
     },
     async (req) => {
       const { dag_id: dagId, dag_run_id: runId } = req.params;
@@ -311,6 +312,7 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
         body: BatchBody,
         response: { 200: ListOf("task_instances", TaskInstanceSchema) },
       },
+      serializerCompiler: serializeAsBuilt,
     },
     async (req) => {
       const body = req.body;
