@@ -52,3 +52,19 @@ export async function countRows(db: Queryable, sql: string, params: unknown[], n
   }
   return value;
 }
+
+/**
+ * total_entries of a page whose rows came from `LIMIT asked OFFSET offset` (`fetched` of them).
+ * A page that came back short is the last one, so the total is its offset plus its rows and no
+ * COUNT runs (a run's task instances, most filtered lists); a full page, or an empty one past the
+ * end, is counted by countRows. The short page's total is exact: it comes from the page's own read.
+ */
+export async function pageTotal(
+  db: Queryable,
+  countSql: string,
+  params: unknown[],
+  page: { offset: number; asked: number; fetched: number },
+): Promise<number> {
+  if (page.fetched < page.asked && (page.fetched > 0 || page.offset === 0)) return page.offset + page.fetched;
+  return countRows(db, countSql, params);
+}

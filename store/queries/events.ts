@@ -2,7 +2,7 @@
 // for live streams.
 import type { Queryable, RowDataPacket } from "../db.ts";
 import { Conditions } from "./conditions.ts";
-import { countRows } from "./counting.ts";
+import { pageTotal } from "./counting.ts";
 
 /** An event name as the API shows it, `<kind>:<to_state>` (e.g. task:success), split in two. */
 export interface EventName {
@@ -53,7 +53,7 @@ export async function listEvents(db: Queryable, f: EventFilter, page: { limit: n
     `SELECT * FROM event_log WHERE ${w.sql} ORDER BY id${page.newestFirst ? " DESC" : ""} LIMIT ${Math.floor(page.limit)} OFFSET ${Math.floor(page.offset)}`,
     w.params,
   );
-  const total = await countRows(db, `SELECT COUNT(*) AS n FROM event_log WHERE ${w.sql}`, w.params);
+  const total = await pageTotal(db, `SELECT COUNT(*) AS n FROM event_log WHERE ${w.sql}`, w.params, { offset: page.offset, asked: Math.floor(page.limit), fetched: rows.length });
   return { rows, total };
 }
 

@@ -1,7 +1,7 @@
 // Read-only queries behind the API and CLI. Lists order by a unique key so pages are stable.
 import type { Queryable, ResultSetHeader, RowDataPacket } from "../db.ts";
 import { Conditions, type KeysetPosition, type SortKey } from "./conditions.ts";
-import { countRows } from "./counting.ts";
+import { pageTotal } from "./counting.ts";
 import { DATES_AS_TEXT, isoOfDateTimeText } from "../rows.ts";
 
 export interface Page {
@@ -213,7 +213,7 @@ export async function listDagRuns(db: Queryable, f: DagRunFilter, p: Page & { or
       ? `SELECT ${DAG_RUN_LIST_COLUMNS} FROM dag_run r JOIN (SELECT r.id FROM dag_run r WHERE ${w.sql} ${order} ${page(more)}) k ON k.id = r.id ${order}`
       : `SELECT ${DAG_RUN_LIST_COLUMNS} FROM dag_run r WHERE ${w.sql} ${order} ${page(more)}`;
   const [rows] = await db.query<RowDataPacket[]>({ sql, ...DATES_AS_TEXT }, w.params);
-  const total = await countRows(db, `SELECT COUNT(*) AS n FROM dag_run r WHERE ${w.sql}`, w.params);
+  const total = await pageTotal(db, `SELECT COUNT(*) AS n FROM dag_run r WHERE ${w.sql}`, w.params, { offset: p.offset, asked: more.limit, fetched: rows.length });
   return { ...keysetPage(rows, p.limit, key), total };
 }
 
@@ -338,7 +338,7 @@ export async function listTaskInstancesWhere(db: Queryable, f: TaskInstanceFilte
     },
     w.params,
   );
-  const total = await countRows(db, `SELECT COUNT(*) AS n ${tiFrom()} WHERE ${w.sql}`, w.params);
+  const total = await pageTotal(db, `SELECT COUNT(*) AS n ${tiFrom()} WHERE ${w.sql}`, w.params, { offset: p.offset, asked: p.limit + 1, fetched: rows.length });
   return { ...keysetPage(rows, p.limit, TASK_INSTANCE_ORDER), total };
 }
 

@@ -1,5 +1,5 @@
 import type { Queryable } from "../../store/db.ts";
-import { countRows, REUSE_MIN_ROWS, REUSE_MS, SLOW_COUNT_MS } from "../../store/queries/counting.ts";
+import { countRows, pageTotal, REUSE_MIN_ROWS, REUSE_MS, SLOW_COUNT_MS } from "../../store/queries/counting.ts";
 
 /** A Queryable whose COUNT answers `value` after `delayMs`, recording each query it receives. */
 function fakeDb(answer: () => { value: number; delayMs: number }) {
@@ -59,5 +59,29 @@ describe("countRows", () => {
     const two = fakeDb(() => ({ value: REUSE_MIN_ROWS + 1, delayMs: SLOW_COUNT_MS + 5 }));
     expect(await countRows(one.db, "SELECT COUNT(*) AS n FROM t", [])).toBe(REUSE_MIN_ROWS);
     expect(await countRows(two.db, "SELECT COUNT(*) AS n FROM t", [])).toBe(REUSE_MIN_ROWS + 1);
+  });
+});
+
+describe("pageTotal", () => {
+  const sql = "SELECT COUNT(*) AS n FROM t WHERE a = ?";
+
+  it.each([
+    ["a short first page", { offset: 0, asked: 101, fetched: 10 }, 10],
+    ["an empty first page", { offset: 0, asked: 101, fetched: 0 }, 0],
+    ["a short page further on", { offset: 200, asked: 101, fetched: 37 }, 237],
+    ["a page of exactly limit rows (the extra row missing)", { offset: 100, asked: 101, fetched: 100 }, 200],
+  ])("knows the total of %s without counting", async (_what, page, total) => {
+    const { db, calls } = fakeDb(() => ({ value: -1, delayMs: 0 }));
+    expect(await pageTotal(db, sql, [1], page)).toBe(total);
+    expect(calls).toEqual([]);
+  });
+
+  it.each([
+    ["a full page (more rows follow)", { offset: 0, asked: 101, fetched: 101 }],
+    ["an empty page past the end", { offset: 500, asked: 101, fetched: 0 }],
+  ])("counts for %s", async (_what, page) => {
+    const { db, calls } = fakeDb(() => ({ value: 321, delayMs: 0 }));
+    expect(await pageTotal(db, sql, [2], page)).toBe(321);
+    expect(calls).toEqual([sql]);
   });
 });
