@@ -12,7 +12,7 @@
 // share the machine's cores.
 import autocannon from "autocannon";
 import type { Db } from "../store/db.ts";
-import { DAG_RUN_LIST_COLUMNS } from "../store/queries/read.ts";
+import { dagRunPageStatements } from "../store/queries/read.ts";
 import { cpuMetrics, cpuNote, databaseServerPid, meterCpu, type CpuPart, type CpuSpent } from "./cpu.ts";
 import { CHAIN_DAG } from "./dags.ts";
 import { fillHistory } from "./fill.ts";
@@ -101,13 +101,13 @@ export async function api(): Promise<void> {
     }
     const { first, deep, taskInstances, cursorDeep: cursorLoad } = results as Record<"first" | "deep" | "taskInstances" | "cursorDeep", Load>;
     const gated = [first, cursorLoad, taskInstances];
-    // The statements the API sends for these pages (store/queries/read.ts listDagRuns): its columns, one row more than the page.
-    const firstPageSql = `SELECT ${DAG_RUN_LIST_COLUMNS} FROM dag_run r WHERE r.dag_id = ? ORDER BY r.id LIMIT 101 OFFSET 0`;
-    const deepPageSql = `SELECT ${DAG_RUN_LIST_COLUMNS} FROM dag_run r JOIN (SELECT r.id FROM dag_run r WHERE r.dag_id = ? ORDER BY r.id LIMIT 101 OFFSET ${RUNS - 100}) k ON k.id = r.id ORDER BY r.id`;
+    // The statements the API sends for these pages (listDagRuns).
+    const firstPage = dagRunPageStatements({ dagIds: ["bench_api"] }, { limit: 100, offset: 0 });
+    const deepPage = dagRunPageStatements({ dagIds: ["bench_api"] }, { limit: 100, offset: RUNS - 100 });
     const plans = [
-      `first page: ${await explain(db, firstPageSql, ["bench_api"])}`,
-      `deep page: ${await explain(db, deepPageSql, ["bench_api"])}`,
-      `total_entries: ${await explain(db, "SELECT COUNT(*) AS n FROM dag_run WHERE dag_id = ?", ["bench_api"])}`,
+      `first page: ${await explain(db, firstPage.rows.sql, firstPage.rows.params)}`,
+      `deep page: ${await explain(db, deepPage.rows.sql, deepPage.rows.params)}`,
+      `total_entries: ${await explain(db, firstPage.count.sql, firstPage.count.params)}`,
     ];
     // The same statements from one client, no concurrency: where the time of a request goes.
     const timed = async (sql: string, params: unknown[]) => {
@@ -120,12 +120,13 @@ export async function api(): Promise<void> {
       return round(median(times));
     };
     const single = [
-      `first page SELECT ${await timed(firstPageSql, ["bench_api"])} ms`,
-      `deep page SELECT (deferred join) ${await timed(deepPageSql, ["bench_api"])} ms`,
-      `COUNT(*) for total_entries ${await timed("SELECT COUNT(*) AS n FROM dag_run WHERE dag_id = ?", ["bench_api"])} ms`,
+      `first page SELECT ${await timed(firstPage.rows.sql, firstPage.rows.params)} ms`,
+      `deep page SELECT (deferred join) ${await timed(deepPage.rows.sql, deepPage.rows.params)} ms`,
+      `COUNT(*) for total_entries ${await timed(firstPage.count.sql, firstPage.count.params)} ms`,
       `a run's task instances, SELECT * ${await timed("SELECT * FROM task_instance WHERE dag_run_id = ? ORDER BY id LIMIT 100 OFFSET 0", [50_000])} ms`,
     ];
     const errors = Object.values(results).reduce((n, r) => n + r.errors, 0);
+    const firstPageCpu = cpuMetrics(first.cpu, first.requests, "request");
     await writeResult({
       name: "api",
       metrics: {
@@ -143,8 +144,8 @@ export async function api(): Promise<void> {
         errors,
         // The first page: the CPU a request costs each process, the rate the cores allow at that
         // cost, and the mean latency 50 clients must then see at least (Little's law).
-        ...cpuMetrics(first.cpu, first.requests, "request"),
-        min_mean_latency_ms: round((CONNECTIONS * 1000) / cpuMetrics(first.cpu, first.requests, "request").cpu_bound_requests_per_s!),
+        ...firstPageCpu,
+        min_mean_latency_ms: round((CONNECTIONS * 1000) / firstPageCpu.cpu_bound_requests_per_s!),
       },
       targets: { p99_ms: 20, errors: 0 },
       env: environment({ version: await serverVersion(db) }),

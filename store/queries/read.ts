@@ -186,8 +186,7 @@ const DEFERRED_JOIN_FROM_OFFSET = 1_000;
  * row (idempotency, backfill and scheduling bookkeeping, four dates among them) is left unread:
  * parsing 100 rows of it was a fifth of a page's work in the API.
  */
-/** The columns dag run lists read (dagRunJson); exported for bench/api.ts's EXPLAIN and timings. */
-export const DAG_RUN_LIST_COLUMNS = [
+const DAG_RUN_LIST_COLUMNS = [
   "id", "dag_id", "run_id", "version_hash", "run_type", "state", "logical_date", "data_interval_start", "data_interval_end",
   "conf", "note", "external_trigger", "queued_at", "start_date", "end_date", "compensation",
 ].map((c) => `r.${c}`).join(", ");
@@ -198,12 +197,15 @@ const TASK_INSTANCE_LIST_COLUMNS = [
   "queue", "trigger_rule", "hostname", "pid", "queued_at", "start_date", "end_date", "duration", "next_retry_at", "error",
 ].map((c) => `ti.${c}`).join(", ");
 
-/** A page by offset (Airflow's paging), its total, and where a keyset page after it starts (null: it is the last). */
-export async function listDagRuns(db: Queryable, f: DagRunFilter, p: Page & { orderBy?: string }) {
+/**
+ * The statements of a dag run page by offset: the page's rows (one more than the page, which
+ * tells whether another page follows) and the count for its total. bench/api.ts explains and
+ * times the same ones.
+ */
+export function dagRunPageStatements(f: DagRunFilter, p: Page & { orderBy?: string }) {
   const w = dagRunWhere(f);
   const key = dagRunOrder(p.orderBy, f);
   const order = orderSql(key);
-  // One row more than the page tells whether another page follows.
   const more = { limit: p.limit + 1, offset: p.offset };
   // Deep pages use a deferred join: the page's ids come from an index-only walk ((dag_id, id) for
   // one DAG's runs), then only those rows are read: 100,000 runs deep, 38 ms instead of 130 ms.
@@ -212,9 +214,15 @@ export async function listDagRuns(db: Queryable, f: DagRunFilter, p: Page & { or
     p.offset >= DEFERRED_JOIN_FROM_OFFSET
       ? `SELECT ${DAG_RUN_LIST_COLUMNS} FROM dag_run r JOIN (SELECT r.id FROM dag_run r WHERE ${w.sql} ${order} ${page(more)}) k ON k.id = r.id ${order}`
       : `SELECT ${DAG_RUN_LIST_COLUMNS} FROM dag_run r WHERE ${w.sql} ${order} ${page(more)}`;
-  const [rows] = await db.query<RowDataPacket[]>({ sql, ...DATES_AS_TEXT }, w.params);
-  const total = await pageTotal(db, `SELECT COUNT(*) AS n FROM dag_run r WHERE ${w.sql}`, w.params, { offset: p.offset, asked: more.limit, fetched: rows.length });
-  return { ...keysetPage(rows, p.limit, key), total };
+  return { key, asked: more.limit, rows: { sql, params: w.params }, count: { sql: `SELECT COUNT(*) AS n FROM dag_run r WHERE ${w.sql}`, params: w.params } };
+}
+
+/** A page by offset (Airflow's paging), its total, and where a keyset page after it starts (null: it is the last). */
+export async function listDagRuns(db: Queryable, f: DagRunFilter, p: Page & { orderBy?: string }) {
+  const s = dagRunPageStatements(f, p);
+  const [rows] = await db.query<RowDataPacket[]>({ sql: s.rows.sql, ...DATES_AS_TEXT }, s.rows.params);
+  const total = await pageTotal(db, s.count.sql, s.count.params, { offset: p.offset, asked: s.asked, fetched: rows.length });
+  return { ...keysetPage(rows, p.limit, s.key), total };
 }
 
 /** The dag run filter holds nothing but the DAGs, so the index of the order alone finds a page. */
