@@ -126,7 +126,16 @@ it("watches nothing after close", async () => {
   expect(watcher.watched).toEqual([]);
   watcher.watch([root]);
   expect(watcher.watched).toEqual([]);
-  await writeFile(path.join(root, "late.ts"), "export {};\n");
-  await new Promise((r) => setTimeout(r, 100)); // a stray event would arrive within this window
+  // Events arrive in order: once a probe watcher reports a later write, a stray one would have come.
+  let probed = 0;
+  const probe = new FolderWatcher(() => probed++, () => undefined);
+  try {
+    probe.watch([path.join(root, "sub")]);
+    await writeFile(path.join(root, "late.ts"), "export {};\n");
+    await writeFile(path.join(root, "sub", "probe.ts"), "export {};\n");
+    await waitFor("the probe's event", async () => probed > 0, 5000, 10);
+  } finally {
+    probe.close();
+  }
   expect(changes).toBe(0);
 });
