@@ -102,7 +102,7 @@ function instrument(db: Db, traces: TxTrace[]): Db {
       } finally {
         trace.end = now();
         const first = trace.trips[0]?.sql ?? "";
-        trace.kind = /^UPDATE task_instance SET state = \?, (start_date = \?, )?end_date/.test(first) ? "finish" : first.includes("WHERE state = 'queued'") ? "claim" : "other";
+        trace.kind = /^UPDATE task_instance SET state = \?, (start_date = \?, )?end_date/.test(first) ? "finish" : first.includes("state = 'queued'") ? "claim" : "other";
       }
     },
   };
