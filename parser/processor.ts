@@ -60,6 +60,8 @@ export class DagProcessor {
   private scanning?: Promise<ScanReport>;
   private rescanRequested = false;
   private stopped = false;
+  /** start(): a change waits this long for more before the scan, so a burst of writes is one scan. */
+  private debounce?: NodeJS.Timeout;
 
   /** Files a scan handles at once: a few per parser child, so the children never wait. */
   private readonly scanConcurrency: number;
@@ -171,10 +173,10 @@ export class DagProcessor {
   async start(): Promise<ScanReport> {
     const report = await this.scan();
     if (this.stopped) return report; // stop() ran during the first scan: start no watcher or timer that nothing would stop
-    let debounce: NodeJS.Timeout | undefined;
     const onChange = () => {
-      clearTimeout(debounce);
-      debounce = setTimeout(() => void this.scan().catch((err) => this.logger.error(`DAG folder scan failed: ${(err as Error).message}`)), 100);
+      if (this.stopped) return;
+      clearTimeout(this.debounce);
+      this.debounce = setTimeout(() => void this.scan().catch((err) => this.logger.error(`DAG folder scan failed: ${(err as Error).message}`)), 100);
     };
     this.watcher = new FolderWatcher(onChange, (dir, err) =>
       this.logger.warn(`cannot watch ${dir} (${err.message}); changes there are seen by rescans every ${this.options.rescanIntervalMs} ms`),
@@ -188,6 +190,8 @@ export class DagProcessor {
     this.stopped = true;
     this.watcher?.close();
     clearInterval(this.timer);
+    // A change seen just before stop must not start a scan on the closed parser pool and database.
+    clearTimeout(this.debounce);
     await this.scanning?.catch(() => undefined);
     await this.pool.close();
   }

@@ -1,3 +1,4 @@
+import { jest } from "@jest/globals";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -325,6 +326,34 @@ describe("DAG processor: changes outside the DAG file itself", () => {
       expect(nested.fileloc).toBe(path.join(root, "team", "daily", "watched_nested.ts"));
     } finally {
       await watched.stop();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it("starts no scan after stop(), even with a change seen just before it", async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), "baton-stopping-dags-"));
+    await writeFile(path.join(root, "stopping.ts"), simpleDag("stopping_dag"));
+    const stopping = new DagProcessor(h.db, h.clock, h.logger, {
+      dagsFolder: root,
+      parseTimeoutMs: 30_000,
+      // Every 10 ms a rescan is asked for, re-arming the 100 ms debounce: one is always pending at stop().
+      rescanIntervalMs: 10,
+      pausedAtCreation: false,
+      scratchFolder: path.join(h.cacheFolder, "parse-stopping"),
+      poolSize: 1,
+    });
+    try {
+      expect((await stopping.start()).dags).toBe(1);
+      const scans = jest.spyOn(stopping, "scan");
+      // The 10 ms interval, set before this 20 ms timer, has fired by then: a debounce is pending.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await stopping.stop();
+      const scansAtStop = scans.mock.calls.length;
+      // A debounce armed before stop() expires within 100 ms: a timer set now for 150 ms fires after it.
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      expect(scans.mock.calls.length).toBe(scansAtStop);
+    } finally {
+      await stopping.stop();
       await rm(root, { recursive: true, force: true });
     }
   });
