@@ -8,7 +8,25 @@
 import type { Db } from "../store/db.ts";
 import { cpuMetrics, cpuNote, databaseServerPid, meterCpu, type CpuSpent } from "./cpu.ts";
 import { FANOUT_DAG } from "./dags.ts";
-import { environment, failedTasks, logNotes, freshDatabase, mapLimit, round, runTimes, serverVersion, startStandalone, taskStarts, taskSummary, trigger, waitForRun, waitForRunsEnd, writeResult, type Standalone } from "./lib.ts";
+import {
+  environment,
+  failedTasks,
+  logNotes,
+  freshDatabase,
+  mapLimit,
+  round,
+  runTimes,
+  scrapeMetrics,
+  serverVersion,
+  startStandalone,
+  taskStarts,
+  taskSummary,
+  trigger,
+  waitForRun,
+  waitForRunsEnd,
+  writeResult,
+  type Standalone,
+} from "./lib.ts";
 
 export const WIDE = 10_000;
 export const RUNS = 100;
@@ -31,7 +49,33 @@ export interface FanoutFigures {
   /** CPU spent during the 10,000-wide run, and during the 100 runs, by Baton, MariaDB and the benchmark. */
   oneRunCpu: CpuSpent;
   manyRunsCpu: CpuSpent;
+  /** The worker loop's database calls during the 10,000-wide run (from the standalone's /metrics). */
+  oneRunDbCalls: WorkerDbCalls;
   problems: string[];
+}
+
+/** What the worker loop's database calls did over a window, from two scrapes of baton_worker_db_call_*. */
+export interface WorkerDbCalls {
+  /** Summed duration of the calls over the window's wall time: near 1, the loop never rested. */
+  busy: number;
+  finishMsPerCall: number;
+  finishTriesPerCall: number;
+  claimMsPerCall: number;
+  claimTriesPerCall: number;
+}
+
+function workerDbCalls(before: Map<string, number>, after: Map<string, number>, wallMs: number): WorkerDbCalls {
+  const delta = (series: string) => (after.get(series) ?? 0) - (before.get(series) ?? 0);
+  const calls = (call: string) => delta(`baton_worker_db_call_duration_seconds_count{call="${call}"}`);
+  const seconds = (call: string) => delta(`baton_worker_db_call_duration_seconds_sum{call="${call}"}`);
+  const tries = (call: string) => delta(`baton_worker_db_call_tries_total{call="${call}"}`);
+  return {
+    busy: ((seconds("finish") + seconds("claim")) * 1000) / wallMs,
+    finishMsPerCall: (seconds("finish") * 1000) / calls("finish"),
+    finishTriesPerCall: tries("finish") / calls("finish"),
+    claimMsPerCall: (seconds("claim") * 1000) / calls("claim"),
+    claimTriesPerCall: tries("claim") / calls("claim"),
+  };
 }
 
 /** Waits for runs; past the deadline, answers how many of their tasks had finished instead. */
@@ -70,10 +114,12 @@ export async function measureFanout(db: Db, baton: Pick<Standalone, "port" | "pr
   await waitForRun(db, "bench_fanout100", await trigger(baton.port, "bench_fanout100"));
   const cpuParts = { baton: baton.process.pid, mariadb: databaseServerPid(), bench: "self" as const };
 
+  const scrapedBefore = await scrapeMetrics(baton.port);
   let meter = meterCpu(cpuParts);
   const runId = await trigger(baton.port, "bench_fanout");
   const one = await waitForRuns(db, "bench_fanout", [runId], began + budgetMs / 2);
   const oneRunCpu = meter.stop();
+  const oneRunDbCalls = workerDbCalls(scrapedBefore, await scrapeMetrics(baton.port), oneRunCpu.wallMs);
   let joinDelayMs = Number.NaN;
   let joinClaimDelayMs = Number.NaN;
   const oneProgress = await progress(db, "bench_fanout", [runId], "start_date");
@@ -117,6 +163,7 @@ export async function measureFanout(db: Db, baton: Pick<Standalone, "port" | "pr
     manyRunsMs: manyProgress.ms,
     oneRunCpu,
     manyRunsCpu,
+    oneRunDbCalls,
     problems,
   };
 }
@@ -138,6 +185,12 @@ export async function fanout(): Promise<void> {
         join_claim_delay_ms: round(f.joinClaimDelayMs),
         // The 10,000-wide run: the CPU each task costs, and the rate the cores allow at that cost.
         ...cpuMetrics(f.oneRunCpu, WIDE + 2, "task"),
+        // The same run: how busy the worker's one-at-a-time database loop was, and its calls.
+        worker_db_busy: round(f.oneRunDbCalls.busy),
+        worker_db_finish_ms_per_call: round(f.oneRunDbCalls.finishMsPerCall),
+        worker_db_finish_tries_per_call: round(f.oneRunDbCalls.finishTriesPerCall, 1),
+        worker_db_claim_ms_per_call: round(f.oneRunDbCalls.claimMsPerCall),
+        worker_db_claim_tries_per_call: round(f.oneRunDbCalls.claimTriesPerCall, 1),
       },
       targets: { tasks_per_s: 5000, join_delay_ms: 20 },
       env: environment({ version: await serverVersion(db) }),
@@ -146,6 +199,8 @@ export async function fanout(): Promise<void> {
         "tasks_per_s is the lower of the two phases; join_delay_ms = join's in-task start − the last middle task's end_date",
         cpuNote(`the ${WIDE + 2}-task run (baton = the standalone process and its task processes)`, f.oneRunCpu, WIDE + 2, "task"),
         cpuNote(`the ${RUNS} runs × 100 tasks`, f.manyRunsCpu, RUNS * 100, "task"),
+        `worker_db_* (baton_worker_db_call_* scraped from the standalone around the ${WIDE + 2}-task run): its worker's database loop, which makes one call at a time, ` +
+          `was in a call ${Math.round(f.oneRunDbCalls.busy * 100)} % of the run; near 100 %, throughput = tries per call ÷ time per call`,
         ...f.problems.map((p) => `PROBLEM: ${p}`),
         ...logProblems,
       ],

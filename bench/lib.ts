@@ -322,6 +322,19 @@ export async function trigger(port: number, dagId: string, body: Record<string, 
   return ((await res.json()) as { dag_run_id: string }).dag_run_id;
 }
 
+/** A Baton process's Prometheus metrics (GET /metrics), by series: `name{label="value",…}` or `name`. */
+export async function scrapeMetrics(port: number): Promise<Map<string, number>> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: AUTH });
+  if (!res.ok) throw new Error(`GET /metrics: ${res.status} ${await res.text()}`);
+  const series = new Map<string, number>();
+  for (const line of (await res.text()).split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const space = line.lastIndexOf(" ");
+    series.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return series;
+}
+
 export async function waitForRun(db: Db, dagId: string, runId: string, timeoutMs = 120_000): Promise<string> {
   return (await waitForRunsEnd(db, dagId, [runId], timeoutMs))[0]!;
 }

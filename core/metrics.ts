@@ -28,6 +28,14 @@ export interface BatonMetrics {
   readonly schedulerLoopDuration: Histogram;
   /** From queued_at to a worker's claim, for tasks claimed from the queue. */
   readonly claimLatency: Histogram;
+  /**
+   * The worker's database calls, one at a time in its loop: `finish` records tries (and claims
+   * their ready downstream tasks), `claim` takes queued ones. Their summed duration over wall
+   * time is how busy that loop is; near 1, the worker's throughput is bound by these calls.
+   */
+  readonly workerDbCallDuration: Histogram<"call">;
+  /** Tries recorded (finish) or claimed (claim) by those calls: divided by their count, the batch size. */
+  readonly workerDbCallTries: Counter<"call">;
 }
 
 export const METRIC_PREFIX = "baton_";
@@ -86,6 +94,19 @@ export function createMetrics(options: MetricsOptions = {}): BatonMetrics {
       name: "baton_claim_latency_seconds",
       help: "Time a task instance waited in state queued before this process's worker claimed it (fast-path hand-offs never wait and are not counted).",
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
+      registers,
+    }),
+    workerDbCallDuration: new Histogram({
+      name: "baton_worker_db_call_duration_seconds",
+      help: "Database calls of this process's worker loop (one at a time): call=finish records tries, call=claim takes queued ones.",
+      labelNames: ["call"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    workerDbCallTries: new Counter({
+      name: "baton_worker_db_call_tries_total",
+      help: "Tries recorded (call=finish) or claimed (call=claim) by this process's worker loop.",
+      labelNames: ["call"],
       registers,
     }),
   };

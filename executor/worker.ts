@@ -263,8 +263,12 @@ export class Worker {
     });
   }
 
-  private observeDbCall(since: number): void {
-    this.recentDbMs = movingAverage(this.recentDbMs, performance.now() - since);
+  private observeDbCall(since: number, call: "finish" | "claim", tries: number): void {
+    const ms = performance.now() - since;
+    this.recentDbMs = movingAverage(this.recentDbMs, ms);
+    const metrics = this.options.metrics ?? processMetrics();
+    metrics.workerDbCallDuration.observe({ call }, ms / 1000);
+    metrics.workerDbCallTries.inc({ call }, tries);
   }
 
   /** No heartbeat for half the zombie timeout: our claims may be reaped, so start nothing new. */
@@ -310,7 +314,7 @@ export class Worker {
         const since = performance.now();
         try {
           result = await finishTries(this.db, req.now, batch, (h) => this.versions.shape(h), req);
-          this.observeDbCall(since);
+          this.observeDbCall(since, "finish", batch.length);
         } catch (err) {
           this.finished = batch.concat(this.finished);
           throw err;
@@ -334,7 +338,7 @@ export class Worker {
       const since = performance.now();
       const slotsFree = Math.max(0, this.options.concurrency - this.runningCount - this.waiting.length);
       const { tasks: claimed, heldBack } = await claimTasksReporting(this.db, { ...this.claimRequest(this.clock.now(), free), ahead: Math.max(0, free - slotsFree) });
-      this.observeDbCall(since);
+      this.observeDbCall(since, "claim", claimed.length);
       const claimLatency = (this.options.metrics ?? processMetrics()).claimLatency;
       for (const t of claimed) {
         // Clamped: queued_at comes from another process's clock.

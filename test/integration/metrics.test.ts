@@ -90,6 +90,13 @@ describe("metrics and request ids", () => {
       expect(value(s, "baton_task_duration_seconds_sum", { dag_id: "metrics_chain", state: "success" })).toBeGreaterThan(0);
       // The first task was queued by the scheduler and claimed from the queue.
       expect(value(s, "baton_claim_latency_seconds_count")).toBeGreaterThanOrEqual(1);
+      // The worker loop's database calls: the three tries were recorded by finish calls, at least
+      // the first was taken by a claim call (the others may have been handed over by a finish).
+      expect(value(s, "baton_worker_db_call_tries_total", { call: "finish" })).toBeGreaterThanOrEqual(3);
+      expect(value(s, "baton_worker_db_call_tries_total", { call: "claim" })).toBeGreaterThanOrEqual(1);
+      expect(value(s, "baton_worker_db_call_duration_seconds_count", { call: "finish" })).toBeGreaterThanOrEqual(1);
+      expect(value(s, "baton_worker_db_call_duration_seconds_count", { call: "claim" })).toBeGreaterThanOrEqual(1);
+      expect(value(s, "baton_worker_db_call_duration_seconds_sum", { call: "finish" })).toBeGreaterThan(0);
       expect(value(s, "baton_scheduler_loop_duration_seconds_count")).toBeGreaterThan(0);
       expect(value(s, "baton_scheduler_loop_duration_seconds_sum")).toBeGreaterThan(0);
       for (const state of ["used", "free", "queued"]) expect(value(s, "baton_db_pool_connections", { state })).toBeGreaterThanOrEqual(0);
