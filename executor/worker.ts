@@ -679,6 +679,20 @@ export class Worker {
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     clearTimeout(this.pollTimer);
+    try {
+      await this.drainAndHandBack(graceMs);
+    } finally {
+      // Even when the hand-back or the last records fail (database gone): a heartbeat interval
+      // left behind would keep the process alive, beating against a closed pool.
+      clearInterval(this.heartbeatTimer);
+      clearInterval(this.waitTimer);
+      clearTimeout(this.backoffTimer);
+      clearTimeout(this.pollTimer);
+    }
+    await removeProcess(this.db, this.id).catch(() => undefined);
+  }
+
+  private async drainAndHandBack(graceMs: number): Promise<void> {
     const deadline = Date.now() + graceMs;
     const callbacksDone = this.runCallbacks.stop(deadline);
     while (this.runningCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
@@ -709,9 +723,5 @@ export class Worker {
       });
     }
     await this.loopDone;
-    clearInterval(this.heartbeatTimer);
-    clearInterval(this.waitTimer);
-    clearTimeout(this.backoffTimer);
-    await removeProcess(this.db, this.id).catch(() => undefined);
   }
 }

@@ -4,7 +4,8 @@ import os from "node:os";
 import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
-import type { RowDataPacket } from "../../store/db.ts";
+import { openDb, type RowDataPacket } from "../../store/db.ts";
+import type { Logger } from "../../core/logger.ts";
 import { Worker } from "../../executor/worker.ts";
 
 /** This process's task children (executor/child.ts, or its compiled entry executor-child-<hash>.mjs), by pid. */
@@ -32,6 +33,12 @@ export const pids = dag({ id: "pids" }, (t) => {
 
 export const early = dag({ id: "early" }, (t) => {
   t.task("pid", { queue: "early" }, async () => process.pid);
+});
+
+export const dbLost = dag({ id: "db_lost" }, (t) => {
+  t.task("wait", { queue: "db_lost" }, async (ctx) => {
+    while (!ctx.signal.aborted) await new Promise((r) => setTimeout(r, 20));
+  });
 });
 
 export const stubborn = dag({ id: "stubborn" }, (t) => {
@@ -125,5 +132,24 @@ describe("worker: process isolation and lost claims", () => {
       await worker.stop(2000);
     }
     await waitFor("its children gone", async () => [...taskChildren()].every((pid) => before.has(pid)));
+  });
+
+  it("stops heartbeating when the database is gone at stop(), which fails: the hand-back could not be written", async () => {
+    const workerDb = openDb(h.db.url);
+    const warnings: string[] = [];
+    const logger: Logger = { debug() {}, info() {}, error() {}, warn: (message) => warnings.push(message), scope: () => logger };
+    const worker = new Worker(workerDb, h.clock, logger, { concurrency: 1, queues: ["db_lost"], logsFolder: h.logsFolder, cacheFolder: h.cacheFolder, heartbeatMs: 50 });
+    const before = taskChildren();
+    worker.start();
+    await trigger("db_lost");
+    await waitFor("the try running in that worker", async () => worker.runningCount === 1, 20_000);
+    await workerDb.close();
+    await expect(worker.stop(100)).rejects.toThrow(/closed/i);
+    const failedBeats = () => warnings.filter((w) => w.startsWith("heartbeat failed")).length;
+    const atStop = failedBeats();
+    // A 50 ms heartbeat interval left running would fail at least twice before a 150 ms timer set now.
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(failedBeats()).toBe(atStop);
+    await waitFor("its task process gone", async () => [...taskChildren()].every((pid) => before.has(pid)));
   });
 });
