@@ -124,13 +124,23 @@ export class Harness {
     return res.body;
   }
 
+  /** Every step runs even if one before it fails: a skipped one would leave timers, task processes or a pool alive in this Jest worker. */
   async stop(): Promise<void> {
-    await this.app?.close();
-    await this.scheduler?.stop();
-    await this.processor?.stop();
-    await this.worker?.stop(2000);
-    if (this.db) await dropTestDb(this.db);
-    if (this.dagsFolder) await rm(path.dirname(this.dagsFolder), { recursive: true, force: true });
+    const failures: unknown[] = [];
+    const step = async (fn: () => Promise<unknown> | undefined) => {
+      try {
+        await fn();
+      } catch (err) {
+        failures.push(err);
+      }
+    };
+    await step(() => this.app?.close());
+    await step(() => this.scheduler?.stop());
+    await step(() => this.processor?.stop());
+    await step(() => this.worker?.stop(2000));
+    await step(() => (this.db ? dropTestDb(this.db) : undefined));
+    await step(() => (this.dagsFolder ? rm(path.dirname(this.dagsFolder), { recursive: true, force: true }) : undefined));
+    if (failures.length > 0) throw failures[0];
   }
 }
 
