@@ -260,6 +260,17 @@ describe("DAG processor: changes outside the DAG file itself", () => {
   beforeAll(() => h.start());
   afterAll(() => h.stop());
 
+  /** A second processor, on another folder of DAG files, writing to the harness's database. */
+  const processorOf = (dagsFolder: string, scratch: string, rescanIntervalMs: number) =>
+    new DagProcessor(h.db, h.clock, h.logger, {
+      dagsFolder,
+      parseTimeoutMs: 30_000,
+      rescanIntervalMs,
+      pausedAtCreation: false,
+      scratchFolder: path.join(h.cacheFolder, scratch),
+      poolSize: 1,
+    });
+
   // DESIGN: "Local imports are bundled with it": the file's hash covers the modules it imports.
   it("stores a new version when a local module imported by a DAG file changes", async () => {
     await h.writeDag("lib/names.ts", `export const TASK = "before_edit";\n`);
@@ -284,14 +295,7 @@ describe("DAG processor: changes outside the DAG file itself", () => {
 
     const otherRoot = await mkdtemp(path.join(os.tmpdir(), "baton-other-dags-"));
     await writeFile(path.join(otherRoot, "moved.ts"), simpleDag("moved_dag", "from_new"));
-    const other = new DagProcessor(h.db, h.clock, h.logger, {
-      dagsFolder: otherRoot,
-      parseTimeoutMs: 30_000,
-      rescanIntervalMs: 60_000,
-      pausedAtCreation: false,
-      scratchFolder: path.join(h.cacheFolder, "parse-other"),
-      poolSize: 1,
-    });
+    const other = processorOf(otherRoot, "parse-other", 60_000);
     try {
       const report = await other.scan();
       expect(report.errors).toBe(0);
@@ -306,14 +310,8 @@ describe("DAG processor: changes outside the DAG file itself", () => {
   it("once started, parses files written at the top and in a folder created afterwards, without waiting for a rescan", async () => {
     const root = await mkdtemp(path.join(os.tmpdir(), "baton-watched-dags-"));
     await writeFile(path.join(root, "watched_first.ts"), simpleDag("watched_first"));
-    const watched = new DagProcessor(h.db, h.clock, h.logger, {
-      dagsFolder: root,
-      parseTimeoutMs: 30_000,
-      rescanIntervalMs: 3_600_000, // only the watcher can see the files below
-      pausedAtCreation: false,
-      scratchFolder: path.join(h.cacheFolder, "parse-watched"),
-      poolSize: 1,
-    });
+    // Rescans an hour apart: only the watcher can see the files below.
+    const watched = processorOf(root, "parse-watched", 3_600_000);
     try {
       expect((await watched.start()).dags).toBe(1);
       // The folder first, then a file at the top: once that file is parsed, a scan has listed the
@@ -333,15 +331,8 @@ describe("DAG processor: changes outside the DAG file itself", () => {
   it("starts no scan after stop(), even with a change seen just before it", async () => {
     const root = await mkdtemp(path.join(os.tmpdir(), "baton-stopping-dags-"));
     await writeFile(path.join(root, "stopping.ts"), simpleDag("stopping_dag"));
-    const stopping = new DagProcessor(h.db, h.clock, h.logger, {
-      dagsFolder: root,
-      parseTimeoutMs: 30_000,
-      // Every 10 ms a rescan is asked for, re-arming the 100 ms debounce: one is always pending at stop().
-      rescanIntervalMs: 10,
-      pausedAtCreation: false,
-      scratchFolder: path.join(h.cacheFolder, "parse-stopping"),
-      poolSize: 1,
-    });
+    // Every 10 ms a rescan is asked for, re-arming the 100 ms debounce: one is always pending at stop().
+    const stopping = processorOf(root, "parse-stopping", 10);
     try {
       expect((await stopping.start()).dags).toBe(1);
       const scans = jest.spyOn(stopping, "scan");
