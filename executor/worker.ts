@@ -45,6 +45,12 @@ export interface WorkerOptions {
   killGraceMs?: number;
   /** The scheduler's zombie timeout: a worker that cannot heartbeat for half of it kills its tasks. */
   heartbeatTimeoutMs?: number;
+  /**
+   * stop(): how long, once its tries ended or were handed back, the worker keeps trying to record
+   * results the database refused (default 5 s). Past it stop() fails; those tries run again once
+   * reaped as zombies.
+   */
+  stopRecordTimeoutMs?: number;
   /** Cap on the JSON size of a task's output and of each durable step's result (default 1 MiB). */
   maxValueBytes?: number;
   /** "process": every try runs in a fresh child, discarded afterwards (default "warm": reused children). */
@@ -714,7 +720,13 @@ export class Worker {
       const returned = await handBack(this.db, this.clock.now(), leftovers.map((h) => h.task));
       this.logger.info(`handed back ${returned} unfinished task instance(s)`);
     }
+    const recordBy = Date.now() + (this.options.stopRecordTimeoutMs ?? 5000);
     while (this.loopRunning || this.finished.length > 0) {
+      if (Date.now() > recordBy && !this.loopRunning) {
+        const unrecorded = this.finished.length;
+        this.finished = [];
+        throw new Error(`could not record ${unrecorded} finished tr${unrecorded === 1 ? "y" : "ies"} before stopping (the database refused them); they run again once reaped as zombies`);
+      }
       if (!this.loopRunning && !this.backoffTimer) this.kick();
       await new Promise<void>((r) => {
         this.idleWaiters.push(r);

@@ -41,6 +41,12 @@ export const dbLost = dag({ id: "db_lost" }, (t) => {
   });
 });
 
+export const dbLostAfter = dag({ id: "db_lost_after" }, (t) => {
+  t.task("nap", { queue: "db_lost_after" }, async () => {
+    await new Promise((r) => setTimeout(r, 300));
+  });
+});
+
 export const stubborn = dag({ id: "stubborn" }, (t) => {
   t.task("wait", async (ctx) => {
     while (!ctx.signal.aborted) await new Promise((r) => setTimeout(r, 20));
@@ -151,5 +157,24 @@ describe("worker: process isolation and lost claims", () => {
     await new Promise((resolve) => setTimeout(resolve, 150));
     expect(failedBeats()).toBe(atStop);
     await waitFor("its task process gone", async () => [...taskChildren()].every((pid) => before.has(pid)));
+  });
+
+  it("gives up recording results the database refuses after stopRecordTimeoutMs: stop() fails instead of retrying forever", async () => {
+    const workerDb = openDb(h.db.url);
+    const worker = new Worker(workerDb, h.clock, h.logger, {
+      concurrency: 1,
+      queues: ["db_lost_after"],
+      logsFolder: h.logsFolder,
+      cacheFolder: h.cacheFolder,
+      stopRecordTimeoutMs: 300,
+    });
+    worker.start();
+    await trigger("db_lost_after");
+    await waitFor("the try running in that worker", async () => worker.runningCount === 1, 20_000);
+    // The try ends within the grace, but its result can no longer be written.
+    await workerDb.close();
+    const started = Date.now();
+    await expect(worker.stop(10_000)).rejects.toThrow(/could not record 1 finished try before stopping/);
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 });
