@@ -91,8 +91,11 @@ describe("web UI in Chromium", () => {
   }, 120_000);
 
   afterAll(async () => {
-    await browser?.close();
+    // Baton stops even when the browser's close fails or hangs: a standalone left running keeps this Jest worker alive.
+    const closing = browser?.close();
+    await Promise.race([closing?.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
     await baton.stop();
+    await closing;
   }, 30_000);
 
   it("asks for a token when auth is on, then lists the DAGs with schedules, tags and search", async () => {
