@@ -71,6 +71,9 @@ export interface ClaimedTask {
   upstreamOutputs?: Record<string, unknown>;
 }
 
+/** The DAGs that have running runs: index-only on ix_dag_run_state_dag (migration 0024). */
+export const RUNNING_RUNS_DAGS = "SELECT DISTINCT dag_id FROM dag_run FORCE INDEX (ix_dag_run_state_dag) WHERE state = 'running'";
+
 /** Reads per claim: a DAG that runs out of room mid-read makes the claim read past its tries. */
 const MAX_READ_PASSES = 3;
 
@@ -175,8 +178,9 @@ async function readPerPool(btx: BatchTx, queues: readonly string[], want: number
 }
 
 /**
- * Once a DAG ran out of room, per queue and open pool: the DAGs (of the running runs: a try is
- * queued only while its run runs) with tries there this claim has not read, up to
+ * Once a DAG ran out of room, per queue and open pool: the DAGs (of the running runs, index-only
+ * on ix_dag_run_state_dag (state, dag_id): a try is queued only while its run runs) with tries
+ * there this claim has not read, up to
  * DAGS_PER_READ, highest such priority first, full DAGs and those a read found no more of left
  * out; then each one's next tries on ix_ti_dag_pool (dag_id, state, pool, priority_weight DESC,
  * id), after the pool's read and the DAG's own last read. A DAG's backlog costs one index dive,
@@ -213,7 +217,7 @@ async function readPerDag(
                 SELECT d.dag_id, (SELECT t.priority_weight FROM task_instance t FORCE INDEX (ix_ti_dag_pool)
                                    WHERE t.dag_id = d.dag_id AND t.state = 'queued' AND t.pool = ? AND t.queue = ? ${after ? AFTER_POSITION : ""}
                                    ORDER BY t.priority_weight DESC, t.id LIMIT 1) AS top
-                  FROM (SELECT DISTINCT dag_id FROM dag_run FORCE INDEX (ix_dag_run_state) WHERE state = 'running') d
+                  FROM (${RUNNING_RUNS_DAGS}) d
                   ${skipDags.length ? `WHERE d.dag_id NOT IN (${inList(skipDags)})` : ""}) waiting
                WHERE top IS NOT NULL ORDER BY top DESC, dag_id LIMIT ${DAGS_PER_READ + exhausted.size + 1}`,
         params: [pool, queue, ...afterParams(after), ...skipDags],

@@ -4,7 +4,7 @@
 // blocking). Store-level: claimTasks is called directly, no worker runs.
 import type { RowDataPacket } from "../../store/db.ts";
 import { openDb, type RowDataPacket as Row } from "../../store/db.ts";
-import { claimTasks } from "../../store/transitions/claimTasks.ts";
+import { RUNNING_RUNS_DAGS, claimTasks } from "../../store/transitions/claimTasks.ts";
 import { waitFor } from "../helpers/db.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 
@@ -130,6 +130,13 @@ describe("claims and maxActiveTasks", () => {
     expect(second.map((t) => `${t.dagId}.${t.taskId}`)).toEqual(["late.low"]);
     expect(await queuedOf("flood")).toBe(4998);
     await h.db.pool.query("DELETE FROM task_instance WHERE dag_id = 'flood' AND state = 'queued'");
+  });
+
+  it("lists the DAGs of running runs for per-DAG reads index-only on ix_dag_run_state_dag, without a temporary table", async () => {
+    const [[plan]] = await h.db.pool.query<RowDataPacket[]>(`EXPLAIN ${RUNNING_RUNS_DAGS}`);
+    expect(plan!.key).toBe("ix_dag_run_state_dag");
+    expect(String(plan!.Extra)).toMatch(/Using index/);
+    expect(String(plan!.Extra)).not.toMatch(/temporary/);
   });
 
   it("claims a try that fits its pool behind tries needing more slots than are free", async () => {
