@@ -64,6 +64,8 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
         logsFolder: config.logsFolder,
         cacheFolder: config.cacheFolder,
         killGraceMs: config.taskKillGraceMs,
+        // Within the hard stop below (the grace + 1.5 s): a database that does not answer is reported, not waited for.
+        stopRecordTimeoutMs: 1000,
         maxValueBytes: config.xcomMaxBytes,
         // A finished run frees a place under maxActiveRuns (or a backfill's limit): start the next now.
         onRecorded: (r) => {

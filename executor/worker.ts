@@ -46,9 +46,9 @@ export interface WorkerOptions {
   /** The scheduler's zombie timeout: a worker that cannot heartbeat for half of it kills its tasks. */
   heartbeatTimeoutMs?: number;
   /**
-   * stop(): how long, once its tries ended or were handed back, the worker keeps trying to record
-   * results the database refused (default 5 s). Past it stop() fails; those tries run again once
-   * reaped as zombies.
+   * stop(): how long each of its database steps may take (waiting for a claim in flight, handing
+   * back unfinished tries, recording the results of ended ones) before stop() gives up and fails
+   * (default 5 s). Tries left unrecorded stay running in the database until reaped as zombies.
    */
   stopRecordTimeoutMs?: number;
   /** Cap on the JSON size of a task's output and of each durable step's result (default 1 MiB). */
@@ -90,6 +90,26 @@ const MAX_WAIT_MS = 1000;
 
 /** How long a worker with prestartChildren waits for its children to boot before it claims anyway. */
 const CHILD_BOOT_WAIT_MS = 10_000;
+
+/** Waits for a promise to settle, at most `ms` (whatever its outcome). */
+async function settledWithin(promise: Promise<unknown> | undefined, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise?.catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
+/** The promise's outcome, or a rejection once `ms` passed without one. */
+async function beforeDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms (database unreachable?)`)), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 function tryKey(task: { id: number; tryNumber: number }): string {
   return `${task.id}#${task.tryNumber}`;
@@ -144,6 +164,8 @@ export class Worker {
   /** The loop's next turn claims before it records finished tries. */
   private claimFirst = false;
   private stopping = false;
+  /** stop() has ended: no database loop, retry or timer starts again, whatever is still in flight. */
+  private halted = false;
   /** begin() ran: until then (prestarted children booting) wake() only records that work waits. */
   private begun = false;
   private pollDelay: number;
@@ -227,7 +249,7 @@ export class Worker {
   }
 
   private kick(): void {
-    if (this.loopRunning || this.backoffTimer) return;
+    if (this.halted || this.loopRunning || this.backoffTimer) return;
     this.loopRunning = true;
     this.loopDone = this.dbLoop()
       .then(() => {
@@ -237,6 +259,7 @@ export class Worker {
       .catch((err) => {
         // The database blinked: keep every unrecorded result and retry with backoff.
         this.failures++;
+        if (this.halted) return;
         const delay = Math.min(5000, 100 * 2 ** Math.min(this.failures - 1, 6));
         if (this.failures === 1 || this.failures % 20 === 0) {
           this.logger.error(`worker database work failed (${(err as Error).message}); retrying every ≤ ${delay} ms`);
@@ -688,24 +711,26 @@ export class Worker {
     try {
       await this.drainAndHandBack(graceMs);
     } finally {
-      // Even when the hand-back or the last records fail (database gone): a heartbeat interval
-      // left behind would keep the process alive, beating against a closed pool.
+      // Even when the hand-back or the last records fail (database gone): a heartbeat interval or
+      // a retry left behind would keep the process alive, beating against a closed pool.
+      this.halted = true;
       clearInterval(this.heartbeatTimer);
       clearInterval(this.waitTimer);
       clearTimeout(this.backoffTimer);
       clearTimeout(this.pollTimer);
+      await settledWithin(removeProcess(this.db, this.id), 1000);
     }
-    await removeProcess(this.db, this.id).catch(() => undefined);
   }
 
   private async drainAndHandBack(graceMs: number): Promise<void> {
+    const limitMs = this.options.stopRecordTimeoutMs ?? 5000;
     const deadline = Date.now() + graceMs;
     const callbacksDone = this.runCallbacks.stop(deadline);
     while (this.runningCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     await callbacksDone;
     // A claim in flight when stopping began lands in `held` when it returns: wait for it, so
     // its tries are handed back with the rest instead of left running until reaped.
-    if (this.loopRunning) await this.loopDone?.catch(() => undefined);
+    if (this.loopRunning) await settledWithin(this.loopDone, limitMs);
     this.waiting.length = 0;
     const leftovers = [...this.held.values()];
     for (const h of leftovers) {
@@ -717,21 +742,27 @@ export class Worker {
     await Promise.all([...this.slots, ...dedicated].map((s) => (s.busy ? s.child.kill() : s.child.stop(1000))));
     await this.runCallbacks.release();
     if (leftovers.length > 0) {
-      const returned = await handBack(this.db, this.clock.now(), leftovers.map((h) => h.task));
+      const returned = await beforeDeadline(handBack(this.db, this.clock.now(), leftovers.map((h) => h.task)), limitMs, "handing back the unfinished tries");
       this.logger.info(`handed back ${returned} unfinished task instance(s)`);
     }
-    const recordBy = Date.now() + (this.options.stopRecordTimeoutMs ?? 5000);
+    const recordBy = Date.now() + limitMs;
     while (this.loopRunning || this.finished.length > 0) {
-      if (Date.now() > recordBy && !this.loopRunning) {
-        const unrecorded = this.finished.length;
+      if (Date.now() > recordBy) {
+        const unrecorded = this.finished;
         this.finished = [];
-        throw new Error(`could not record ${unrecorded} finished tr${unrecorded === 1 ? "y" : "ies"} before stopping (the database refused them); they run again once reaped as zombies`);
+        for (const t of unrecorded) if (t.log) this.keepLog(t.task, t.log);
+        throw new Error(
+          unrecorded.length > 0
+            ? `could not record ${unrecorded.length} finished tr${unrecorded.length === 1 ? "y" : "ies"} within ${limitMs} ms of stopping (the database refused them or did not answer): ` +
+                "they stay running in the database until reaped as zombies, when their retry policy applies"
+            : `a database call of the worker did not end within ${limitMs} ms of stopping`,
+        );
       }
       if (!this.loopRunning && !this.backoffTimer) this.kick();
       await new Promise<void>((r) => {
         this.idleWaiters.push(r);
-        // A backoff wait ends without the loop running: check again shortly.
-        if (this.backoffTimer) setTimeout(r, 100);
+        // Also wakes while a retry waits or a call hangs, to check the deadline again.
+        setTimeout(r, 100);
       });
     }
     await this.loopDone;

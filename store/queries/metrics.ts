@@ -1,6 +1,6 @@
 // Counts behind the scrape-time gauges of GET /metrics, in one round trip (three statements).
 // Only active states are counted, so a scrape costs what is in flight, never the history:
-//   dag_run by state       — range on ix_dag_run_state (state, id), index only;
+//   dag_run by state       — range on a (state, …) index (ix_dag_run_state or _state_dag), index only;
 //   task_instance by state — range on a (state, …) index (ix_ti_zombie here), index only;
 //   queued tasks by queue  — ref on ix_ti_pool_queue (state, pool, queue, …), index only.
 // (EXPLAIN on MariaDB 10.11 with 20,000 finished and 200 active task instances: rows ≈ 200.)

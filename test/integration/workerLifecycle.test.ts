@@ -174,7 +174,32 @@ describe("worker: process isolation and lost claims", () => {
     // The try ends within the grace, but its result can no longer be written.
     await workerDb.close();
     const started = Date.now();
-    await expect(worker.stop(10_000)).rejects.toThrow(/could not record 1 finished try before stopping/);
+    await expect(worker.stop(10_000)).rejects.toThrow(/could not record 1 finished try within 300 ms of stopping/);
     expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it("fails stop() within stopRecordTimeoutMs when a database call hangs (a database that stopped answering)", async () => {
+    let frozen = false;
+    const real = openDb(h.db.url);
+    // Once frozen, every transaction waits forever, as on a partitioned network with no query timeout.
+    const workerDb = { ...real, batchTx: <T>(fn: Parameters<typeof real.batchTx<T>>[0]) => (frozen ? new Promise<T>(() => {}) : real.batchTx(fn)) };
+    const worker = new Worker(workerDb, h.clock, h.logger, {
+      concurrency: 1,
+      queues: ["db_lost_after"],
+      logsFolder: h.logsFolder,
+      cacheFolder: h.cacheFolder,
+      stopRecordTimeoutMs: 300,
+    });
+    try {
+      worker.start();
+      await trigger("db_lost_after");
+      await waitFor("the try running in that worker", async () => worker.runningCount === 1, 20_000);
+      frozen = true;
+      const started = Date.now();
+      await expect(worker.stop(10_000)).rejects.toThrow(/did not end within 300 ms of stopping/);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    } finally {
+      await real.close();
+    }
   });
 });
