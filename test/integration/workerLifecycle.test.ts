@@ -4,9 +4,9 @@ import os from "node:os";
 import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
-import { openDb, type RowDataPacket } from "../../store/db.ts";
+import { openDb, type Db, type RowDataPacket } from "../../store/db.ts";
 import type { Logger } from "../../core/logger.ts";
-import { Worker } from "../../executor/worker.ts";
+import { Worker, type WorkerOptions } from "../../executor/worker.ts";
 
 /** This process's task children (executor/child.ts, or its compiled entry executor-child-<hash>.mjs), by pid. */
 function taskChildren(): Set<number> {
@@ -140,15 +140,21 @@ describe("worker: process isolation and lost claims", () => {
     await waitFor("its children gone", async () => [...taskChildren()].every((pid) => before.has(pid)));
   });
 
+  /** A one-slot worker of its own on `db` for `queue`, started with one try of `dagId` running in it. */
+  async function workerRunningOneTry(db: Db, dagId: string, queue: string, options: Partial<WorkerOptions> = {}, logger: Logger = h.logger) {
+    const worker = new Worker(db, h.clock, logger, { concurrency: 1, queues: [queue], logsFolder: h.logsFolder, cacheFolder: h.cacheFolder, ...options });
+    worker.start();
+    await trigger(dagId);
+    await waitFor("the try running in that worker", async () => worker.runningCount === 1, 20_000);
+    return worker;
+  }
+
   it("stops heartbeating when the database is gone at stop(), which fails: the hand-back could not be written", async () => {
     const workerDb = openDb(h.db.url);
     const warnings: string[] = [];
     const logger: Logger = { debug() {}, info() {}, error() {}, warn: (message) => warnings.push(message), scope: () => logger };
-    const worker = new Worker(workerDb, h.clock, logger, { concurrency: 1, queues: ["db_lost"], logsFolder: h.logsFolder, cacheFolder: h.cacheFolder, heartbeatMs: 50 });
     const before = taskChildren();
-    worker.start();
-    await trigger("db_lost");
-    await waitFor("the try running in that worker", async () => worker.runningCount === 1, 20_000);
+    const worker = await workerRunningOneTry(workerDb, "db_lost", "db_lost", { heartbeatMs: 50 }, logger);
     await workerDb.close();
     await expect(worker.stop(100)).rejects.toThrow(/closed/i);
     const failedBeats = () => warnings.filter((w) => w.startsWith("heartbeat failed")).length;
@@ -161,16 +167,7 @@ describe("worker: process isolation and lost claims", () => {
 
   it("gives up recording results the database refuses after stopRecordTimeoutMs: stop() fails instead of retrying forever", async () => {
     const workerDb = openDb(h.db.url);
-    const worker = new Worker(workerDb, h.clock, h.logger, {
-      concurrency: 1,
-      queues: ["db_lost_after"],
-      logsFolder: h.logsFolder,
-      cacheFolder: h.cacheFolder,
-      stopRecordTimeoutMs: 300,
-    });
-    worker.start();
-    await trigger("db_lost_after");
-    await waitFor("the try running in that worker", async () => worker.runningCount === 1, 20_000);
+    const worker = await workerRunningOneTry(workerDb, "db_lost_after", "db_lost_after", { stopRecordTimeoutMs: 300 });
     // The try ends within the grace, but its result can no longer be written.
     await workerDb.close();
     const started = Date.now();
@@ -183,17 +180,8 @@ describe("worker: process isolation and lost claims", () => {
     const real = openDb(h.db.url);
     // Once frozen, every transaction waits forever, as on a partitioned network with no query timeout.
     const workerDb = { ...real, batchTx: <T>(fn: Parameters<typeof real.batchTx<T>>[0]) => (frozen ? new Promise<T>(() => {}) : real.batchTx(fn)) };
-    const worker = new Worker(workerDb, h.clock, h.logger, {
-      concurrency: 1,
-      queues: ["db_lost_after"],
-      logsFolder: h.logsFolder,
-      cacheFolder: h.cacheFolder,
-      stopRecordTimeoutMs: 300,
-    });
     try {
-      worker.start();
-      await trigger("db_lost_after");
-      await waitFor("the try running in that worker", async () => worker.runningCount === 1, 20_000);
+      const worker = await workerRunningOneTry(workerDb, "db_lost_after", "db_lost_after", { stopRecordTimeoutMs: 300 });
       frozen = true;
       const started = Date.now();
       await expect(worker.stop(10_000)).rejects.toThrow(/did not end within 300 ms of stopping/);
