@@ -84,6 +84,8 @@ export class DagProcessor {
 
   /** Scans once; concurrent calls share a scan, and a call during a scan queues one more. */
   scan(): Promise<ScanReport> {
+    // After stop() the parser pool is closed: a late caller gets an empty report, not a failed scan.
+    if (this.stopped) return Promise.resolve({ files: 0, parsed: 0, dags: 0, errors: 0, removed: 0 });
     if (this.scanning) {
       this.rescanRequested = true;
       return this.scanning;

@@ -343,6 +343,8 @@ describe("DAG processor: changes outside the DAG file itself", () => {
       // A debounce armed before stop() expires within 100 ms: a timer set now for 150 ms fires after it.
       await new Promise((resolve) => setTimeout(resolve, 150));
       expect(scans.mock.calls.length).toBe(scansAtStop);
+      // A late caller gets an empty report rather than a scan on the closed parser pool.
+      await expect(stopping.scan()).resolves.toEqual({ files: 0, parsed: 0, dags: 0, errors: 0, removed: 0 });
     } finally {
       await stopping.stop();
       await rm(root, { recursive: true, force: true });
