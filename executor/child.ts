@@ -8,6 +8,7 @@ import { pathToFileURL } from "node:url";
 import { StringDecoder } from "node:string_decoder";
 import { format } from "node:util";
 import { serveRequests } from "../core/childProcess.ts";
+import { beforeDeadline } from "../core/concurrency.ts";
 import type { Dag, RunCallbackContext, SensorSpec, TaskContext, TaskOptions, TaskRef } from "../sdk/types.ts";
 import { isDag } from "../sdk/dag.ts";
 import { formatDuration } from "../core/durations.ts";
@@ -172,18 +173,10 @@ const CALLBACK_TIMEOUT_MS = 60_000;
 
 /** Runs a callback, bounded in time; its failure is logged and never changes the outcome. */
 async function runCallback(name: string, call: () => unknown, line: (level: string, args: unknown[]) => void): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      Promise.resolve().then(call),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`did not finish within ${CALLBACK_TIMEOUT_MS / 1000} s`)), CALLBACK_TIMEOUT_MS);
-      }),
-    ]);
+    await beforeDeadline(Promise.resolve().then(call), CALLBACK_TIMEOUT_MS, `did not finish within ${CALLBACK_TIMEOUT_MS / 1000} s`);
   } catch (err) {
     line("ERROR", [`${name} callback failed (the task's state is unchanged): ${(err as Error)?.stack ?? String(err)}`]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

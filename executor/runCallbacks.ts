@@ -3,6 +3,7 @@
 // each in one of the worker's child processes, and clears it. Callbacks are at least once: a
 // worker that stops gives back what it did not run; one that dies leaves its lease to expire.
 import type { Clock } from "../core/clock.ts";
+import { settledWithin } from "../core/concurrency.ts";
 import { dagCallbackLogPath } from "../core/logPaths.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Db } from "../store/db.ts";
@@ -87,14 +88,8 @@ export class RunCallbacks {
   }
 
   /** Waits for the claims and callbacks in flight, at most `ms`. */
-  private async drainingWithin(ms: number): Promise<void> {
-    if (!this.draining) return;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([this.draining, new Promise((r) => (timer = setTimeout(r, Math.max(0, ms))))]);
-    } finally {
-      clearTimeout(timer);
-    }
+  private drainingWithin(ms: number): Promise<void> {
+    return settledWithin(this.draining, Math.max(0, ms));
   }
 
   private async drain(): Promise<void> {

@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Child } from "../core/childProcess.ts";
+import { beforeDeadline, settledWithin } from "../core/concurrency.ts";
 import type { Clock } from "../core/clock.ts";
 import { formatDuration } from "../core/durations.ts";
 import { taskInputs } from "../core/dagStructure.ts";
@@ -90,26 +91,6 @@ const MAX_WAIT_MS = 1000;
 
 /** How long a worker with prestartChildren waits for its children to boot before it claims anyway. */
 const CHILD_BOOT_WAIT_MS = 10_000;
-
-/** Waits for a promise to settle, at most `ms` (whatever its outcome). */
-async function settledWithin(promise: Promise<unknown> | undefined, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise?.catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
-}
-
-/** The promise's outcome, or a rejection once `ms` passed without one. */
-async function beforeDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms (database unreachable?)`)), ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function tryKey(task: { id: number; tryNumber: number }): string {
   return `${task.id}#${task.tryNumber}`;
@@ -219,10 +200,7 @@ export class Worker {
       }
       // Register and claim once they answer: tries claimed before would wait here while warm
       // workers idle. A child that fails to boot is replaced at its first try.
-      let timer: NodeJS.Timeout | undefined;
-      const bootLimit = new Promise<void>((resolve) => (timer = setTimeout(resolve, CHILD_BOOT_WAIT_MS)));
-      void Promise.race([Promise.allSettled(booting.map((c) => c.request({ type: "ping" }))), bootLimit]).then(() => {
-        clearTimeout(timer);
+      void settledWithin(Promise.allSettled(booting.map((c) => c.request({ type: "ping" }))), CHILD_BOOT_WAIT_MS).then(() => {
         if (!this.stopping) this.begin();
       });
       return;
@@ -742,7 +720,11 @@ export class Worker {
     await Promise.all([...this.slots, ...dedicated].map((s) => (s.busy ? s.child.kill() : s.child.stop(1000))));
     await this.runCallbacks.release();
     if (leftovers.length > 0) {
-      const returned = await beforeDeadline(handBack(this.db, this.clock.now(), leftovers.map((h) => h.task)), limitMs, "handing back the unfinished tries");
+      const returned = await beforeDeadline(
+        handBack(this.db, this.clock.now(), leftovers.map((h) => h.task)),
+        limitMs,
+        `handing back the unfinished tries took over ${limitMs} ms (database unreachable?)`,
+      );
       this.logger.info(`handed back ${returned} unfinished task instance(s)`);
     }
     const recordBy = Date.now() + limitMs;

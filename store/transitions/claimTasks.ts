@@ -180,9 +180,8 @@ async function readPerPool(btx: BatchTx, queues: readonly string[], want: number
 /**
  * Once a DAG ran out of room, per queue and open pool: the DAGs (of the running runs, index-only
  * on ix_dag_run_state_dag (state, dag_id): a try is queued only while its run runs) with tries
- * there this claim has not read, up to
- * DAGS_PER_READ, highest such priority first, full DAGs and those a read found no more of left
- * out; then each one's next tries on ix_ti_dag_pool (dag_id, state, pool, priority_weight DESC,
+ * there this claim has not read, up to DAGS_PER_READ, highest such priority first, full DAGs and
+ * those a read found no more of left out; then each one's next tries on ix_ti_dag_pool (dag_id, state, pool, priority_weight DESC,
  * id), after the pool's read and the DAG's own last read. A DAG's backlog costs one index dive,
  * never a walk, and a full pool's tries are never read (the queue is checked on the rows: it did
  * not fit in the index key, 3,072 bytes; a DAG's tries in one pool seldom span queues). Reads

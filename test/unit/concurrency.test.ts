@@ -1,4 +1,5 @@
-import { forEachConcurrently } from "../../core/concurrency.ts";
+import { jest } from "@jest/globals";
+import { beforeDeadline, forEachConcurrently, settledWithin } from "../../core/concurrency.ts";
 
 /** A promise and the function that resolves it. */
 function deferred(): { promise: Promise<void>; resolve: () => void } {
@@ -50,5 +51,37 @@ describe("forEachConcurrently", () => {
     const seen: string[] = [];
     await forEachConcurrently(["a", "b"], 10, async (s) => void seen.push(s));
     expect(seen).toEqual(["a", "b"]);
+  });
+});
+
+describe("settledWithin and beforeDeadline", () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it("settledWithin returns when the promise settles, rejected or not, and leaves no timer", async () => {
+    await expect(settledWithin(Promise.reject(new Error("boom")), 1000)).resolves.toBeUndefined();
+    await expect(settledWithin(Promise.resolve(1), 1000)).resolves.toBeUndefined();
+    await expect(settledWithin(undefined, 1000)).resolves.toBeUndefined();
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
+  it("settledWithin returns after `ms` when the promise never settles", async () => {
+    let returned = false;
+    const waiting = settledWithin(new Promise(() => {}), 1000).then(() => (returned = true));
+    await jest.advanceTimersByTimeAsync(999);
+    expect(returned).toBe(false);
+    await jest.advanceTimersByTimeAsync(1);
+    await waiting;
+    expect(returned).toBe(true);
+  });
+
+  it("beforeDeadline passes the outcome through, and rejects with the message once `ms` passed", async () => {
+    await expect(beforeDeadline(Promise.resolve(7), 1000, "late")).resolves.toBe(7);
+    await expect(beforeDeadline(Promise.reject(new Error("own")), 1000, "late")).rejects.toThrow("own");
+    expect(jest.getTimerCount()).toBe(0);
+    const late = beforeDeadline(new Promise(() => {}), 1000, "took too long");
+    const outcome = expect(late).rejects.toThrow("took too long");
+    await jest.advanceTimersByTimeAsync(1000);
+    await outcome;
   });
 });
