@@ -56,6 +56,8 @@ interface TxTrace {
   asked: number;
   connected?: number;
   trips: { sql: string; start: number; end: number }[];
+  /** The first round trip also committed (BatchTx.runCommittingIf): a hop of one round trip. */
+  committedEarly?: boolean;
   end?: number;
   kind?: "finish" | "claim" | "other";
 }
@@ -82,6 +84,17 @@ function instrument(db: Db, traces: TxTrace[]): Db {
       },
       run: (s) => timed(s, false),
       commit: (s = []) => timed(s, true),
+      get conditionalCommit() {
+        return btx.conditionalCommit;
+      },
+      runCommittingIf: async (s, condition, then) => {
+        const start = now();
+        const result = await btx.runCommittingIf(s, condition, then);
+        trace.trips.push({ sql: (s[0]?.sql ?? "").trim().replace(/\s+/g, " "), start, end: now() });
+        trace.trips.push({ sql: result.committed ? "(COMMIT in that round trip)" : "(no COMMIT: the condition failed)", start: now(), end: now() });
+        if (result.committed) trace.committedEarly = true;
+        return result;
+      },
       rollback: () => btx.rollback(),
     };
   };
@@ -183,7 +196,7 @@ export async function profile(): Promise<void> {
         const b = sent.get(ids[i + 1]!);
         if (!a?.back || !b) continue;
         const tx = finishes.find((t) => t.asked >= a.back!);
-        if (!tx || tx.end! > b.sent || tx.trips.length < 2) {
+        if (!tx || tx.end! > b.sent || (tx.trips.length < 2 && !tx.committedEarly)) {
           batched++;
           continue;
         }
@@ -231,7 +244,7 @@ export async function profile(): Promise<void> {
     metrics.floor_select_1_ms = round(median(ping), 3);
     metrics.floor_update_commit_ms = round(median(commit), 3);
     const sumOfMeans = Object.entries(segments).filter(([k]) => k !== "hop").reduce((s, [, v]) => s + mean(v), 0);
-    const rt1Sql = finishes.find((t) => t.trips.length >= 2)?.trips.map((t) => t.sql.slice(0, 60)) ?? [];
+    const rt1Sql = finishes.find((t) => t.trips.length >= 2 || t.committedEarly)?.trips.map((t) => t.sql.slice(0, 60)) ?? [];
     await writeResult({
       name: "profile",
       metrics,

@@ -37,6 +37,19 @@ export interface BatchTx {
   run(statements: Statement[]): Promise<unknown[]>;
   /** Sends statements and COMMIT in one round trip. */
   commit(statements?: Statement[]): Promise<unknown[]>;
+  /**
+   * Whether runCommittingIf() can commit in its own round trip: MariaDB runs an anonymous
+   * compound statement (`BEGIN NOT ATOMIC … END`); MySQL has none.
+   */
+  readonly conditionalCommit: boolean;
+  /**
+   * Sends statements, then, in the same round trip, runs `thenStatements` and COMMITs only if
+   * `condition` (an SQL boolean evaluated after them, e.g. on session variables they set)
+   * holds. When it does not, `thenStatements` did not run and the transaction stays open for
+   * more statements, a commit() or a rollback(). Answers one result per statement (not per
+   * thenStatement). Only where conditionalCommit is true.
+   */
+  runCommittingIf(statements: Statement[], condition: Statement, thenStatements?: Statement[]): Promise<{ results: unknown[]; committed: boolean }>;
   /** Undoes everything so far; the next run() opens a new transaction. */
   rollback(): Promise<void>;
 }
@@ -64,6 +77,24 @@ class BatchTransaction implements BatchTx {
 
   commit(statements: Statement[] = []): Promise<unknown[]> {
     return this.run(statements, true);
+  }
+
+  get conditionalCommit(): boolean {
+    // mysql2 reads the server's flavour from its handshake; an unknown one gets the portable path.
+    return (this.conn as unknown as { connection?: { _isMariaDB?: boolean } }).connection?._isMariaDB === true;
+  }
+
+  async runCommittingIf(statements: Statement[], condition: Statement, thenStatements: Statement[] = []): Promise<{ results: unknown[]; committed: boolean }> {
+    if (!this.conditionalCommit) throw new Error("runCommittingIf needs MariaDB (anonymous compound statements)");
+    const then = [...thenStatements.map((s) => `${s.sql};`), "COMMIT;"].join(" ");
+    const results = await this.run([
+      ...statements,
+      { sql: `BEGIN NOT ATOMIC IF ${condition.sql} THEN ${then} END IF; END`, params: [...(condition.params ?? []), ...thenStatements.flatMap((s) => s.params ?? [])] },
+      { sql: "SELECT @@in_transaction AS open" },
+    ]);
+    const committed = Number((results[results.length - 1] as RowDataPacket[])[0]?.open) === 0;
+    if (committed) this.committed = true;
+    return { results: results.slice(0, statements.length), committed };
   }
 
   async rollback(): Promise<void> {

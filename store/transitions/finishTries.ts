@@ -5,6 +5,10 @@
 //      up_* counters; SELECT those downstream rows; count down each run.
 //   2. downstream tasks now ready are claimed by this worker for its free slots (it just
 //      freed them) or queued for others; SELECT the claimed tasks' upstream outputs; COMMIT.
+// On MariaDB, when round trip 1's answers cannot change what happens next (a chain's hop: its
+// single-upstream downstream task is claimed in round trip 1 itself; a fan-in whose join keeps
+// waiting), round trip 1 ends with the pool slots' UPDATE and a COMMIT guarded by that
+// condition checked in SQL (earlyCommitCondition), and there is no round trip 2.
 // locks: the finished task_instance rows (PK), their downstream rows (ux_task_instance), the
 //   dag_run rows (PK), in that order.
 // fence: an UPDATE only matches a row still `running` with the same try_number and claim
@@ -22,7 +26,8 @@ import { deliverPendingSignal } from "./signals.ts";
 import { inList, type BatchTx, type Db, type ResultSetHeader, type RowDataPacket, type Statement } from "../db.ts";
 import { outputsByRun, upstreamOutputsStatement, type WantedOutputs } from "../xcom.ts";
 import type { ClaimedTask } from "./claimTasks.ts";
-import { evaluateTriggerRule } from "../../scheduler/triggerRules.ts";
+import { evaluateTriggerRule, zeroCounts } from "../../scheduler/triggerRules.ts";
+import type { TriggerRule } from "../../sdk/types.ts";
 import {
   counterColumn,
   countsOfSingleUpstream,
@@ -240,6 +245,52 @@ function claimedFrom(
   };
 }
 
+/** What earlyCommitCondition() needs of a run's part of the batch. */
+interface RunOutcomes {
+  shape: DagShape;
+  settled: SettledTask[];
+  forcedSkips: Set<string>;
+  counted: string[];
+}
+
+/** A rule that still waits with some upstream tasks succeeded and none ended otherwise (all_success, all_done, none_failed, …). */
+function waitsOnSuccesses(rule: TriggerRule): boolean {
+  return evaluateTriggerRule(rule, { ...zeroCounts(2), success: 1 }) === "wait";
+}
+
+/**
+ * The SQL condition under which the first round trip may COMMIT, or null when the batch is
+ * sure to need a second one: a reschedule or deferral, a branch's skips, a task without
+ * downstream tasks (its run may end), a failure or skip that counts towards a downstream
+ * task (it may end it), or a counted downstream task whose rule could fire on a success. In
+ * SQL, after the statements: every fenced UPDATE and speculative claim matched its rows, no run
+ * is left without unfinished tasks, and every counted downstream task still waits (no
+ * upstream ended other than in success, and not all of them yet); `waitsOnSuccesses` rules
+ * wait in exactly that case.
+ */
+function earlyCommitCondition(fenced: number, taken: number, runIds: number[], runs: Map<number, RunOutcomes>): Statement | null {
+  const parts = [`@baton_fence_rows = ${fenced}`];
+  const params: unknown[] = [];
+  if (taken > 0) parts.push(`@baton_taken_rows = ${taken}`);
+  for (const dagRunId of runIds) {
+    const run = runs.get(dagRunId)!;
+    if (run.forcedSkips.size > 0) return null;
+    if (run.settled.some((s) => (run.shape.byId.get(s.taskId)?.downstream.length ?? 0) === 0)) return null;
+    if (run.counted.length === 0) continue;
+    if (run.settled.some((s) => s.state !== TaskState.Success)) return null;
+    if (!run.counted.every((taskId) => waitsOnSuccesses(run.shape.byId.get(taskId)!.triggerRule))) return null;
+    parts.push(`NOT EXISTS (SELECT 1 FROM task_instance WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(run.counted)})
+                  AND state IN ('none', 'scheduled')
+                  AND (up_skipped + up_failed + up_upstream_failed > 0 OR up_success + up_removed >= upstream_total))`);
+    params.push(dagRunId, ...run.counted);
+  }
+  if (runIds.length > 0) {
+    parts.push(`NOT EXISTS (SELECT 1 FROM dag_run WHERE id IN (${inList(runIds)}) AND unfinished_tasks = 0 AND state = 'running')`);
+    params.push(...runIds);
+  }
+  return { sql: parts.join(" AND "), params };
+}
+
 /** attempt()'s answer when the batch UPDATE matched fewer rows than tries. */
 const FENCED_IN_BATCH = Symbol("fenced in batch");
 
@@ -256,7 +307,17 @@ async function attempt(
   const planned = tries.map((t) => plan(t, now, shapes.get(t.task.versionHash)!));
   // Reschedules and deferrals (rare) keep their own statements, and so then does the whole batch.
   const batched = !tryByTry && planned.length > 1 && planned.every((p) => p.ended);
-  const statements = batched ? [recordEnded(planned)] : planned.map((p) => p.statement);
+  const fences = batched ? [recordEnded(planned)] : planned.map((p) => p.statement);
+  // Committing in the first round trip (below) needs the fenced UPDATEs' matched rows in SQL:
+  // each is followed by adding its ROW_COUNT() to a session variable.
+  const countFences = btx.conditionalCommit && planned.every((p) => p.ended);
+  const statements: Statement[] = [];
+  const fenceIndexes: number[] = [];
+  fences.forEach((fence, i) => {
+    fenceIndexes.push(statements.length);
+    statements.push(fence);
+    if (countFences) statements.push({ sql: `SET @baton_fence_rows = ${i === 0 ? "" : "@baton_fence_rows + "}ROW_COUNT()` });
+  });
   let capacity = take ? Math.max(0, take.limit) : 0;
   // Pool slots: every try here leaves `running` and frees its slots. A task this worker takes
   // in the same transaction may reuse freed slots of its own pool (a hand-off, so it needs no
@@ -312,9 +373,13 @@ async function attempt(
     /** Downstream tasks a branch / short-circuit in this batch skips: never queued or claimed here. */
     forcedSkips: Set<string>;
     selectIndex?: number;
+    /** Downstream tasks with several upstream tasks, decided from their counters after the first round trip. */
+    counted: string[];
     takenIndex?: number;
   }
   const runs = new Map<number, RunWork>();
+  /** Downstream tasks claimed speculatively; an early commit needs every one matched (its pool slot is counted). */
+  let takenExpected = 0;
   for (const p of planned) {
     if (p.state === TaskState.UpForRetry || p.state === TaskState.UpForReschedule || p.state === TaskState.Deferred) continue;
     const run = runs.get(p.t.task.dagRunId) ?? {
@@ -325,6 +390,7 @@ async function attempt(
       taken: [],
       speculativeQueued: false,
       forcedSkips: new Set<string>(),
+      counted: [],
     };
     run.settled.push({ taskId: p.t.task.taskId, state: p.state });
     if (p.state === TaskState.Success) for (const id of p.t.skipTasks ?? []) run.forcedSkips.add(id);
@@ -360,6 +426,10 @@ async function attempt(
           params: [take!.token, take!.hostname, take!.pid, now, now, now, dagRunId, ...taskIds],
         });
         for (const taskId of taskIds) run.taken.push({ taskId, upstream: speculative.get(taskId)!.upstream });
+        if (countFences) {
+          statements.push({ sql: `SET @baton_taken_rows = ${takenExpected === 0 ? "" : "@baton_taken_rows + "}ROW_COUNT()` });
+          takenExpected += taskIds.length;
+        }
       } else {
         statements.push({
           sql: `UPDATE task_instance SET ${column} = ${column} + 1, state = 'queued', queued_at = ?
@@ -380,6 +450,7 @@ async function attempt(
     const { statements: increments, downstream } = upstreamIncrements(dagRunId, run.shape, run.settled, (down) => !speculative.has(down));
     statements.push(...increments);
     if (downstream.length > 0) {
+      run.counted = downstream;
       run.selectIndex = statements.length;
       statements.push(selectDownstream(dagRunId, downstream));
     }
@@ -394,12 +465,24 @@ async function attempt(
     statements.push({ sql: `SELECT id, unfinished_tasks, state FROM dag_run WHERE id IN (${inList(runIds)})`, params: runIds });
   }
 
-  const results = await btx.run(statements);
+  // Often the first round trip's answers decide nothing: a chain's hop (the finished task's
+  // downstream task was claimed or queued by it), or a wide fan-in's middle (the join keeps
+  // waiting). Then that round trip also records the pool slots and COMMITs, if a condition
+  // checked in SQL says so, saving a round trip (a chain's hop ≈ 0.1 ms shorter). If it does not
+  // hold, nothing of that was done (pool rows stay unlocked) and the transaction goes on below.
+  const condition = countFences ? earlyCommitCondition(planned.length, takenExpected, runIds, runs) : null;
+  let results: unknown[];
+  let committedEarly = false;
+  if (condition) {
+    ({ results, committed: committedEarly } = await btx.runCommittingIf(statements, condition, occupancyStatements(poolDeltas)));
+  } else {
+    results = await btx.run(statements);
+  }
   if (batched) {
-    if ((results[0] as ResultSetHeader).affectedRows !== planned.length) return FENCED_IN_BATCH;
+    if ((results[fenceIndexes[0]!] as ResultSetHeader).affectedRows !== planned.length) return FENCED_IN_BATCH;
   } else {
     planned.forEach((p, i) => {
-      if ((results[i] as ResultSetHeader).affectedRows !== 1) result.fencedTries.push(p.t);
+      if ((results[fenceIndexes[i]!] as ResultSetHeader).affectedRows !== 1) result.fencedTries.push(p.t);
     });
   }
   if (result.fencedTries.length > 0) return result;
@@ -411,15 +494,24 @@ async function attempt(
   // Speculatively claimed tasks are ours if the row now carries our token on this try.
   for (const dagRunId of runIds) {
     const run = runs.get(dagRunId)!;
+    if (run.speculativeQueued) result.queued.push(-1);
     if (run.takenIndex === undefined) continue;
+    const matched = new Set<string>();
     for (const row of results[run.takenIndex] as RowDataPacket[]) {
       if (row.state !== TaskState.Running || row.claim_token !== take!.token) continue;
+      matched.add(row.task_id);
       const upstream = run.taken.find((t) => t.taskId === row.task_id)!.upstream;
       // Read after the claiming UPDATE: try_number is already this try's.
       result.taken.push(claimedFrom(run.context, row, Number(row.try_number), take!, now, upstream in run.outputs ? { [upstream]: run.outputs[upstream] } : {}));
     }
-    if (run.speculativeQueued) result.queued.push(-1);
+    // A task whose claim matched no row (it had already ended, e.g. after a clear) holds no slot.
+    for (const { taskId } of run.taken) {
+      if (matched.has(taskId)) continue;
+      const spec = run.shape.byId.get(taskId)!;
+      poolDeltas.set(spec.pool, (poolDeltas.get(spec.pool) ?? 0) - spec.poolSlots);
+    }
   }
+  if (committedEarly) return result;
 
   // Multi-upstream downstream tasks: decide from their counters.
   const ready: { row: RowDataPacket; run: ClaimedTask }[] = [];

@@ -237,10 +237,8 @@ describe("clearing task instances", () => {
     expect(await xcom(runId, "z")).toBe("z3<y3<x2");
   });
 
-  // Known bug in store/transitions/finishTries.ts: when a finished task's single-upstream
-  // downstream is already terminal (it was not cleared), the speculative statement matches no
-  // row but still marks the run as "not finishable", so the run stays running with
-  // unfinished_tasks = 0. Remove `.failing` once finishTries decides that from the rows matched.
+  // x's single-upstream downstream y is already terminal (not cleared): finishTries' claim of y
+  // matches no row, so the run must end from its counter (not commit x's try early, as a hop would).
   it("clears one task of a finished chain without its downstream: only it re-runs and the run finishes", async () => {
     const runId = await trigger("clr_chain");
     expect((await finished(runId)).state).toBe("success");

@@ -1,0 +1,84 @@
+// BatchTx.runCommittingIf: statements and a COMMIT guarded by an SQL condition in one round
+// trip (finishTries records a chain's hop that way). A false condition must leave everything
+// uncommitted and the transaction usable; a true one must make it durable at once.
+import type { Db, RowDataPacket } from "../../store/db.ts";
+import { createTestDb, dropTestDb } from "../helpers/db.ts";
+
+let db: Db;
+
+beforeAll(async () => {
+  db = await createTestDb();
+  await db.pool.query("CREATE TABLE cc_probe (id INT PRIMARY KEY, n INT NOT NULL)");
+  await db.pool.query("INSERT INTO cc_probe VALUES (1, 0), (2, 0)");
+});
+
+afterAll(async () => {
+  await dropTestDb(db);
+});
+
+/** The row as another connection sees it: only committed changes. */
+async function committedN(id: number): Promise<number> {
+  const [rows] = await db.pool.query<RowDataPacket[]>("SELECT n FROM cc_probe WHERE id = ?", [id]);
+  return Number(rows[0]!.n);
+}
+
+const bump = (id: number) => ({ sql: "UPDATE cc_probe SET n = n + 1 WHERE id = ?", params: [id] });
+
+it("is available on MariaDB", async () => {
+  expect(await db.batchTx(async (btx) => btx.conditionalCommit)).toBe(true);
+});
+
+it("commits in the same round trip when the condition holds, and answers each statement", async () => {
+  const before = await committedN(1);
+  const answer = await db.batchTx(async (btx) => {
+    const { results, committed } = await btx.runCommittingIf([bump(1), { sql: "SET @cc_rows = ROW_COUNT()" }], { sql: "@cc_rows = ?", params: [1] });
+    // Visible to another connection before the callback even returns: it is committed.
+    return { affected: (results[0] as { affectedRows: number }).affectedRows, statements: results.length, committed, seen: await committedN(1) };
+  });
+  expect(answer).toEqual({ affected: 1, statements: 2, committed: true, seen: before + 1 });
+  expect(await committedN(1)).toBe(before + 1);
+});
+
+it("leaves the transaction open when the condition fails: a rollback undoes it all", async () => {
+  const before = await committedN(2);
+  const answer = await db.batchTx(async (btx) => {
+    const { committed } = await btx.runCommittingIf([bump(2), { sql: "SET @cc_rows = ROW_COUNT()" }], { sql: "@cc_rows = ?", params: [5] });
+    const seenMeanwhile = await committedN(2);
+    await btx.rollback();
+    return { committed, seenMeanwhile };
+  });
+  expect(answer).toEqual({ committed: false, seenMeanwhile: before });
+  expect(await committedN(2)).toBe(before);
+});
+
+it("leaves the transaction open when the condition fails: more statements and a commit() still land", async () => {
+  const before = await committedN(2);
+  const committed = await db.batchTx(async (btx) => {
+    const first = await btx.runCommittingIf([bump(2)], { sql: "EXISTS (SELECT 1 FROM cc_probe WHERE n < 0)" });
+    await btx.commit([bump(2)]);
+    return first.committed;
+  });
+  expect(committed).toBe(false);
+  expect(await committedN(2)).toBe(before + 2);
+});
+
+it("runs the statements that come with the COMMIT only when the condition holds", async () => {
+  const before = { one: await committedN(1), two: await committedN(2) };
+  for (const holds of [false, true]) {
+    const committed = await db.batchTx(async (btx) => {
+      const answer = await btx.runCommittingIf([bump(1)], { sql: "?", params: [holds] }, [bump(2), bump(2)]);
+      if (!answer.committed) await btx.commit();
+      return answer.committed;
+    });
+    expect(committed).toBe(holds);
+  }
+  expect({ one: await committedN(1), two: await committedN(2) }).toEqual({ one: before.one + 2, two: before.two + 2 });
+});
+
+it("a failing statement before the condition commits nothing", async () => {
+  const before = await committedN(1);
+  await expect(
+    db.batchTx((btx) => btx.runCommittingIf([bump(1), { sql: "SELECT * FROM cc_no_such_table" }], { sql: "TRUE" })),
+  ).rejects.toMatchObject({ code: "ER_NO_SUCH_TABLE" });
+  expect(await committedN(1)).toBe(before);
+});
