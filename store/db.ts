@@ -54,6 +54,9 @@ export interface BatchTx {
   rollback(): Promise<void>;
 }
 
+/** The protocol's status flag "a transaction is open" (MySQL and MariaDB). */
+const SERVER_STATUS_IN_TRANS = 0x0001;
+
 class BatchTransaction implements BatchTx {
   begun = false;
   committed = false;
@@ -90,9 +93,10 @@ class BatchTransaction implements BatchTx {
     const results = await this.run([
       ...statements,
       { sql: `BEGIN NOT ATOMIC IF ${condition.sql} THEN ${then} END IF; END`, params: [...(condition.params ?? []), ...thenStatements.flatMap((s) => s.params ?? [])] },
-      { sql: "SELECT @@in_transaction AS open" },
     ]);
-    const committed = Number((results[results.length - 1] as RowDataPacket[])[0]?.open) === 0;
+    // The block's OK packet carries the server's status after it: SERVER_STATUS_IN_TRANS (bit 0)
+    // is clear once it committed (asking with SELECT @@in_transaction cost a statement more).
+    const committed = ((results[results.length - 1] as ResultSetHeader).serverStatus & SERVER_STATUS_IN_TRANS) === 0;
     if (committed) this.committed = true;
     return { results: results.slice(0, statements.length), committed };
   }
