@@ -10,21 +10,53 @@ import { connectionOptions, type Db, type RowDataPacket } from "./db.ts";
 
 export const MIGRATIONS_FOLDER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../migrations");
 
-interface MigrationFile {
-  id: number;
-  name: string;
+/** Which SQL a migration runs: MariaDB's, or MySQL's where the two differ. */
+export type ServerFlavour = "mariadb" | "mysql";
+
+interface MigrationSql {
   sql: string;
   checksum: string;
 }
 
+interface MigrationFile extends MigrationSql {
+  id: number;
+  name: string;
+  /** `NNNN_name.mysql.sql` beside the file: what MySQL runs instead (syntax MariaDB has and MySQL lacks). */
+  mysql?: MigrationSql;
+}
+
+const MIGRATION_NAME = /^\d{4}_[\w-]+\.sql$/;
+const MYSQL_VARIANT_SUFFIX = ".mysql.sql";
+
+async function readSql(file: string): Promise<MigrationSql> {
+  const sql = await readFile(file, "utf8");
+  return { sql, checksum: createHash("sha256").update(sql).digest("hex") };
+}
+
 export async function readMigrations(folder = MIGRATIONS_FOLDER): Promise<MigrationFile[]> {
-  const names = (await readdir(folder)).filter((n) => /^\d{4}_[\w-]+\.sql$/.test(n)).sort();
+  const entries = await readdir(folder);
+  const names = entries.filter((n) => MIGRATION_NAME.test(n) && !n.endsWith(MYSQL_VARIANT_SUFFIX)).sort();
+  const variants = new Set(entries.filter((n) => n.endsWith(MYSQL_VARIANT_SUFFIX)));
+  for (const variant of variants) {
+    const main = variant.slice(0, -MYSQL_VARIANT_SUFFIX.length) + ".sql";
+    if (!names.includes(main)) throw new BatonError("BATON_MIGRATION_INVALID", `${variant} has no ${main} beside it`);
+  }
   return Promise.all(
     names.map(async (name) => {
-      const sql = await readFile(path.join(folder, name), "utf8");
-      return { id: Number(name.slice(0, 4)), name, sql, checksum: createHash("sha256").update(sql).digest("hex") };
+      const variant = name.replace(/\.sql$/, MYSQL_VARIANT_SUFFIX);
+      return {
+        id: Number(name.slice(0, 4)),
+        name,
+        ...(await readSql(path.join(folder, name))),
+        ...(variants.has(variant) ? { mysql: await readSql(path.join(folder, variant)) } : {}),
+      };
     }),
   );
+}
+
+/** The SQL a migration runs on this server flavour (its checksum is what baton_migration records). */
+export function migrationSqlFor(file: MigrationFile, flavour: ServerFlavour): MigrationSql {
+  return flavour === "mysql" && file.mysql ? file.mysql : file;
 }
 
 /**
@@ -32,13 +64,20 @@ export async function readMigrations(folder = MIGRATIONS_FOLDER): Promise<Migrat
  * rather than race. An applied file whose checksum changed stops everything: migrations
  * are forward-only, fixes go in a new file.
  */
-export async function migrate(db: Db, logger: Logger = silentLogger, folder = MIGRATIONS_FOLDER): Promise<string[]> {
+export async function migrate(
+  db: Db,
+  logger: Logger = silentLogger,
+  folder = MIGRATIONS_FOLDER,
+  options: { flavour?: ServerFlavour } = {},
+): Promise<string[]> {
   const files = await readMigrations(folder);
   // The lock is per database, so migrating one database never waits on another's.
   // DDL needs multi-statement files; a dedicated connection keeps that flag off the pool.
   const conn = await mysql.createConnection({ ...connectionOptions(db.url), database: db.database, multipleStatements: true });
   const applied: string[] = [];
   try {
+    const [versionRows] = await conn.query<RowDataPacket[]>("SELECT VERSION() AS version");
+    const flavour = options.flavour ?? (/mariadb/i.test(String(versionRows[0]?.version)) ? "mariadb" : "mysql");
     const [lockRows] = await conn.query<RowDataPacket[]>("SELECT GET_LOCK(CONCAT('baton_migrate:', DATABASE()), 60) AS got");
     if (lockRows[0]?.got !== 1) throw new BatonError("BATON_MIGRATION_LOCK_TIMEOUT", "another process held the migration lock for 60 s");
     try {
@@ -50,23 +89,20 @@ export async function migrate(db: Db, logger: Logger = silentLogger, folder = MI
       const [rows] = await conn.query<RowDataPacket[]>("SELECT id, name, checksum FROM baton_migration");
       const done = new Map(rows.map((r) => [Number(r.id), r]));
       for (const file of files) {
+        const { sql, checksum } = migrationSqlFor(file, flavour);
         const prior = done.get(file.id);
         if (prior) {
-          if (prior.checksum !== file.checksum) {
+          if (prior.checksum !== checksum) {
             throw new BatonError(
               "BATON_MIGRATION_CHECKSUM_MISMATCH",
-              `migration ${file.name} was changed after it was applied (checksum ${String(prior.checksum).slice(0, 12)} → ${file.checksum.slice(0, 12)}); add a new migration instead`,
+              `migration ${file.name} was changed after it was applied (checksum ${String(prior.checksum).slice(0, 12)} → ${checksum.slice(0, 12)}); add a new migration instead`,
             );
           }
           continue;
         }
         logger.info(`applying migration ${file.name}`);
-        await conn.query(file.sql);
-        await conn.query("INSERT INTO baton_migration (id, name, checksum, applied_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))", [
-          file.id,
-          file.name,
-          file.checksum,
-        ]);
+        await conn.query(sql);
+        await conn.query("INSERT INTO baton_migration (id, name, checksum, applied_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))", [file.id, file.name, checksum]);
         applied.push(file.name);
       }
     } finally {

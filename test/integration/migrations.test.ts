@@ -129,6 +129,56 @@ describe("migrate() with a temporary migrations folder", () => {
   });
 });
 
+describe("migrate() with MySQL variants (NNNN_name.mysql.sql)", () => {
+  const maria = scratchDatabase("migm");
+  const my = scratchDatabase("migy");
+  const real = scratchDatabase("migr");
+
+  it("runs the variant on MySQL and the file itself on MariaDB, each recording the checksum of what it ran", async () => {
+    for (const { folder } of [maria, my]) {
+      await writeFile(path.join(folder, "0001_first.sql"), "CREATE TABLE maria_side (id INT NOT NULL PRIMARY KEY);\n");
+      await writeFile(path.join(folder, "0001_first.mysql.sql"), "CREATE TABLE mysql_side (id INT NOT NULL PRIMARY KEY);\n");
+      await writeFile(path.join(folder, "0002_second.sql"), "CREATE TABLE both_sides (id INT NOT NULL PRIMARY KEY);\n");
+    }
+    expect(await migrate(maria.db, undefined, maria.folder, { flavour: "mariadb" })).toEqual(["0001_first.sql", "0002_second.sql"]);
+    expect(await migrate(my.db, undefined, my.folder, { flavour: "mysql" })).toEqual(["0001_first.sql", "0002_second.sql"]);
+    expect(await tableNames(maria.db)).toEqual(["baton_migration", "both_sides", "maria_side"]);
+    expect(await tableNames(my.db)).toEqual(["baton_migration", "both_sides", "mysql_side"]);
+
+    const [file] = await readMigrations(my.folder);
+    const recorded = async (db: Db) => (await db.pool.query<RowDataPacket[]>("SELECT checksum FROM baton_migration WHERE id = 1"))[0][0]!.checksum;
+    expect(await recorded(maria.db)).toBe(file!.checksum);
+    expect(await recorded(my.db)).toBe(file!.mysql!.checksum);
+    // Each is up to date by its own checksum: nothing to apply, no mismatch.
+    expect(await migrate(maria.db, undefined, maria.folder, { flavour: "mariadb" })).toEqual([]);
+    expect(await migrate(my.db, undefined, my.folder, { flavour: "mysql" })).toEqual([]);
+  });
+
+  it("a variant without its migration is BATON_MIGRATION_INVALID, and nothing is applied", async () => {
+    await writeFile(path.join(my.folder, "0003_third.sql"), "CREATE TABLE third (id INT NOT NULL PRIMARY KEY);\n");
+    await writeFile(path.join(my.folder, "0004_fourth.mysql.sql"), "CREATE TABLE fourth (id INT NOT NULL PRIMARY KEY);\n");
+    await expect(migrate(my.db, undefined, my.folder, { flavour: "mysql" })).rejects.toMatchObject({ code: "BATON_MIGRATION_INVALID" });
+    expect(await tableNames(my.db)).not.toContain("third");
+  });
+
+  it("the real migrations as MySQL would run them leave working event-log triggers (checked on this MariaDB)", async () => {
+    for (const name of await readdir(MIGRATIONS_FOLDER)) await copyFile(path.join(MIGRATIONS_FOLDER, name), path.join(real.folder, name));
+    const files = await readMigrations(real.folder);
+    expect(files.filter((f) => f.mysql).map((f) => f.name)).toEqual(["0025_event_log_simple_inserts.sql"]);
+    await migrate(real.db, undefined, real.folder, { flavour: "mysql" });
+    await real.db.pool.query(
+      `INSERT INTO dag_run (dag_id, run_id, run_type, state, version_hash, queued_at, unfinished_tasks) VALUES ('mig_dag', 'r1', 'manual', 'queued', 'h', UTC_TIMESTAMP(6), 0)`,
+    );
+    await real.db.pool.query("UPDATE dag_run SET state = 'running' WHERE run_id = 'r1'");
+    await real.db.pool.query("UPDATE dag_run SET unfinished_tasks = 0 WHERE run_id = 'r1'"); // no state change: no event
+    const [events] = await real.db.pool.query<RowDataPacket[]>("SELECT kind, from_state, to_state FROM event_log WHERE run_id = 'r1' ORDER BY id");
+    expect(events.map((e) => [e.kind, e.from_state, e.to_state])).toEqual([
+      ["run", null, "queued"],
+      ["run", "queued", "running"],
+    ]);
+  });
+});
+
 describe("ensureDatabase()", () => {
   const url = uniqueUrl("ensure");
   let created = false;
