@@ -21,6 +21,22 @@ export function zeroCounts(total: number): UpstreamCounts {
 }
 
 /**
+ * Rules that keep waiting as long as every upstream task that ended succeeded (or was removed)
+ * and some have not ended: their decision is "wait" on exactly that region of counts (unit-tested
+ * over it). finishTries commits a fan-in's upstream try in one round trip when its downstream
+ * task has one of these rules and SQL confirms its counters are still in that region.
+ */
+export const RULES_WAITING_ON_SUCCESSES: readonly TriggerRule[] = [
+  "all_success",
+  "all_done",
+  "all_done_min_one_success",
+  "none_failed",
+  "none_failed_min_one_success",
+  "none_skipped",
+  "one_failed",
+];
+
+/**
  * Airflow's trigger rules over direct upstream states (airflow/ti_deps/deps/trigger_rule_dep.py),
  * including early decisions: `one_failed` fires on the first failure, `one_success` on the
  * first success, and `always` at once. A task without upstream tasks is always ready.

@@ -89,7 +89,9 @@ class BatchTransaction implements BatchTx {
 
   async runCommittingIf(statements: Statement[], condition: Statement, thenStatements: Statement[] = []): Promise<{ results: unknown[]; committed: boolean }> {
     if (!this.conditionalCommit) throw new Error("runCommittingIf needs MariaDB (anonymous compound statements)");
-    const then = [...thenStatements.map((s) => `${s.sql};`), "COMMIT;"].join(" ");
+    // NO CHAIN: with a server's completion_type = CHAIN a COMMIT would open the next transaction
+    // at once, and its status would then read as not committed.
+    const then = [...thenStatements.map((s) => `${s.sql};`), "COMMIT AND NO CHAIN;"].join(" ");
     const results = await this.run([
       ...statements,
       { sql: `BEGIN NOT ATOMIC IF ${condition.sql} THEN ${then} END IF; END`, params: [...(condition.params ?? []), ...thenStatements.flatMap((s) => s.params ?? [])] },

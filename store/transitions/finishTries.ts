@@ -26,8 +26,7 @@ import { deliverPendingSignal } from "./signals.ts";
 import { inList, type BatchTx, type Db, type ResultSetHeader, type RowDataPacket, type Statement } from "../db.ts";
 import { outputsByRun, upstreamOutputsStatement, type WantedOutputs } from "../xcom.ts";
 import type { ClaimedTask } from "./claimTasks.ts";
-import { evaluateTriggerRule, zeroCounts } from "../../scheduler/triggerRules.ts";
-import type { TriggerRule } from "../../sdk/types.ts";
+import { RULES_WAITING_ON_SUCCESSES, evaluateTriggerRule } from "../../scheduler/triggerRules.ts";
 import {
   counterColumn,
   countsOfSingleUpstream,
@@ -253,11 +252,6 @@ interface RunOutcomes {
   counted: string[];
 }
 
-/** A rule that still waits with some upstream tasks succeeded and none ended otherwise (all_success, all_done, none_failed, …). */
-function waitsOnSuccesses(rule: TriggerRule): boolean {
-  return evaluateTriggerRule(rule, { ...zeroCounts(2), success: 1 }) === "wait";
-}
-
 /**
  * The SQL condition under which the first round trip may COMMIT, or null when the batch is
  * sure to need a second one: a reschedule or deferral, a branch's skips, a task without
@@ -265,8 +259,9 @@ function waitsOnSuccesses(rule: TriggerRule): boolean {
  * task (it may end it), or a counted downstream task whose rule could fire on a success. In
  * SQL, after the statements: every fenced UPDATE and speculative claim matched its rows, no run
  * is left without unfinished tasks, and every counted downstream task still waits (no
- * upstream ended other than in success, and not all of them yet); `waitsOnSuccesses` rules
- * wait in exactly that case.
+ * upstream ended other than in success, and not all of them yet, with a rule of
+ * RULES_WAITING_ON_SUCCESSES, which waits in exactly that case; the row's rule is checked too,
+ * as it decides, not the shape's).
  */
 function earlyCommitCondition(fenced: number, taken: number, runIds: number[], runs: Map<number, RunOutcomes>): Statement | null {
   const parts = [`@baton_fence_rows = ${fenced}`];
@@ -278,11 +273,12 @@ function earlyCommitCondition(fenced: number, taken: number, runIds: number[], r
     if (run.settled.some((s) => (run.shape.byId.get(s.taskId)?.downstream.length ?? 0) === 0)) return null;
     if (run.counted.length === 0) continue;
     if (run.settled.some((s) => s.state !== TaskState.Success)) return null;
-    if (!run.counted.every((taskId) => waitsOnSuccesses(run.shape.byId.get(taskId)!.triggerRule))) return null;
+    if (!run.counted.every((taskId) => RULES_WAITING_ON_SUCCESSES.includes(run.shape.byId.get(taskId)!.triggerRule))) return null;
     parts.push(`NOT EXISTS (SELECT 1 FROM task_instance WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(run.counted)})
                   AND state IN ('none', 'scheduled')
-                  AND (up_skipped + up_failed + up_upstream_failed > 0 OR up_success + up_removed >= upstream_total))`);
-    params.push(dagRunId, ...run.counted);
+                  AND (up_skipped + up_failed + up_upstream_failed > 0 OR up_success + up_removed >= upstream_total
+                       OR trigger_rule NOT IN (${inList(RULES_WAITING_ON_SUCCESSES)})))`);
+    params.push(dagRunId, ...run.counted, ...RULES_WAITING_ON_SUCCESSES);
   }
   if (runIds.length > 0) {
     parts.push(`NOT EXISTS (SELECT 1 FROM dag_run WHERE id IN (${inList(runIds)}) AND unfinished_tasks = 0 AND state = 'running')`);
@@ -477,6 +473,10 @@ async function attempt(
     ({ results, committed: committedEarly } = await btx.runCommittingIf(statements, condition, occupancyStatements(poolDeltas)));
   } else {
     results = await btx.run(statements);
+  }
+  if (committedEarly && fenceIndexes.reduce((rows, i) => rows + (results[i] as ResultSetHeader).affectedRows, 0) !== planned.length) {
+    // The guard counted ROW_COUNT() as the client counts affectedRows; it committed, so they must agree.
+    throw new Error("finishTries: committed in the first round trip, yet a fenced UPDATE matched no row");
   }
   if (batched) {
     if ((results[fenceIndexes[0]!] as ResultSetHeader).affectedRows !== planned.length) return FENCED_IN_BATCH;

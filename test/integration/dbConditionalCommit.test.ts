@@ -75,6 +75,20 @@ it("runs the statements that come with the COMMIT only when the condition holds"
   expect({ one: await committedN(1), two: await committedN(2) }).toEqual({ one: before.one + 2, two: before.two + 2 });
 });
 
+it("knows it committed even where the server chains a new transaction after each COMMIT (completion_type = CHAIN)", async () => {
+  const before = await committedN(1);
+  const committed = await db.batchTx(async (btx) => {
+    await btx.conn.query("SET SESSION completion_type = 'CHAIN'");
+    try {
+      return (await btx.runCommittingIf([bump(1)], { sql: "TRUE" })).committed;
+    } finally {
+      await btx.conn.query("SET SESSION completion_type = 'NO_CHAIN'");
+    }
+  });
+  expect(committed).toBe(true);
+  expect(await committedN(1)).toBe(before + 1);
+});
+
 it("a failing statement before the condition commits nothing", async () => {
   const before = await committedN(1);
   await expect(

@@ -1,4 +1,4 @@
-import { evaluateTriggerRule, zeroCounts, type TriggerDecision, type UpstreamCounts } from "../../scheduler/triggerRules.ts";
+import { RULES_WAITING_ON_SUCCESSES, evaluateTriggerRule, zeroCounts, type TriggerDecision, type UpstreamCounts } from "../../scheduler/triggerRules.ts";
 import { TRIGGER_RULES, type TriggerRule } from "../../sdk/types.ts";
 
 /** Upstream states as the scheduler sees them; "pending" is any state that is not terminal yet. */
@@ -368,6 +368,28 @@ describe("evaluateTriggerRule", () => {
   it("decides from counts alone, whatever the order upstream tasks finished in", () => {
     for (const rule of TRIGGER_RULES) {
       expect(decide(rule, [S, F, K, P])).toBe(decide(rule, [P, K, F, S]));
+    }
+  });
+});
+
+describe("RULES_WAITING_ON_SUCCESSES", () => {
+  /** Counts with only successes and removed upstream tasks ended, and not all of them. */
+  function* onlySuccessesSoFar(): Generator<UpstreamCounts> {
+    for (let total = 1; total <= 6; total++) {
+      for (let success = 0; success < total; success++) {
+        for (let removed = 0; success + removed < total; removed++) yield { ...zeroCounts(total), success, removed };
+      }
+    }
+  }
+
+  it("lists exactly the rules that wait everywhere in that region", () => {
+    const waitEverywhere = TRIGGER_RULES.filter((rule) => [...onlySuccessesSoFar()].every((c) => evaluateTriggerRule(rule, c) === "wait"));
+    expect([...RULES_WAITING_ON_SUCCESSES].sort()).toEqual([...waitEverywhere].sort());
+  });
+
+  it("those rules decide something once all upstream tasks ended, or one ended otherwise", () => {
+    for (const rule of RULES_WAITING_ON_SUCCESSES) {
+      expect({ rule, decision: evaluateTriggerRule(rule, { ...zeroCounts(2), success: 2 }) }).not.toEqual({ rule, decision: "wait" });
     }
   });
 });
