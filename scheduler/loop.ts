@@ -123,12 +123,12 @@ export class Scheduler {
       if (zombies.reaped.length < 100) break;
     }
     let runsCreated = 0;
-    // Each pass moves on (or defers) every DAG it locked, so passes end when none is due.
+    // Each pass moves on (or defers) every DAG it locked; another pass only if one may still be due.
     for (let pass = 0; pass < 20; pass++) {
       const created = await createScheduledRuns(this.db, now);
       runsCreated += created.created.length;
       for (const u of created.unschedulable) this.logger.error(`dag ${u.dagId} cannot be scheduled: ${u.reason}`);
-      if (created.dags === 0) break;
+      if (!created.mayHaveMore) break;
     }
     // Backfills: the next runs of each (in batches), before startRuns so they start this tick.
     let backfillRunsCreated = 0;

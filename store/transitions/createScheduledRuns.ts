@@ -31,6 +31,11 @@ export interface CreateScheduledRunsOptions {
 export interface CreatedScheduledRuns {
   /** Due DAGs this call locked and handled. */
   dags: number;
+  /**
+   * Whether another call may find due DAGs: this one locked as many as its limit, or left a DAG
+   * still due (catching up by maxPerDag runs at a time). DAGs another scheduler held are its own.
+   */
+  mayHaveMore: boolean;
   created: { id: number; dagId: string; runId: string; logicalDate: Date }[];
   duplicates: { dagId: string; runId: string }[];
   unschedulable: { dagId: string; reason: string }[];
@@ -44,7 +49,7 @@ export async function createScheduledRuns(db: Db, now: Date, options: CreateSche
   const limit = Math.max(1, Math.floor(options.limit ?? 50));
   const planOptions = { maxPerDag: options.maxPerDag ?? 16, recheckMs: options.recheckMs ?? 5000 };
   return db.tx(async (tx) => {
-    const result: CreatedScheduledRuns = { dags: 0, created: [], duplicates: [], unschedulable: [] };
+    const result: CreatedScheduledRuns = { dags: 0, mayHaveMore: false, created: [], duplicates: [], unschedulable: [] };
     const [dags] = await tx.query<RowDataPacket[]>(
       `SELECT dag_id, latest_version_hash, schedule, timezone, start_date, end_date, catchup, max_active_runs,
               next_dagrun_data_interval_start, next_dagrun_data_interval_end
@@ -55,6 +60,7 @@ export async function createScheduledRuns(db: Db, now: Date, options: CreateSche
       [now],
     );
     result.dags = dags.length;
+    result.mayHaveMore = dags.length >= limit;
     if (dags.length === 0) return result;
     const ids = dags.map((d) => d.dag_id as string);
     const [active] = await tx.query<RowDataPacket[]>(
@@ -95,6 +101,7 @@ export async function createScheduledRuns(db: Db, now: Date, options: CreateSche
         else result.duplicates.push({ dagId, runId: scheduledRunId(info.logicalDate) });
       }
       await setNextDagRun(tx, dagId, plan.next, plan.createAfter);
+      if (plan.createAfter && plan.createAfter.getTime() <= now.getTime()) result.mayHaveMore = true;
     }
     return result;
   });

@@ -167,6 +167,13 @@ describe("scheduled runs", () => {
         "scheduled__2026-01-03T00:00:00.000Z",
       ]);
       expect(iso((await dagRow("sc_catchup")).next_dagrun)).toBe("2026-01-04T00:00:00.000Z");
+      // The tick asks again only while a DAG may still be due: here, catching up one run per call.
+      expect(direct.mayHaveMore).toBe(false);
+      await rewind();
+      const again: boolean[] = [];
+      for (let pass = 0; pass < 5 && again.at(-1) !== false; pass++) again.push((await createScheduledRuns(h.db, clock.now(), { maxPerDag: 1 })).mayHaveMore);
+      expect(again).toEqual([true, true, false]);
+      expect(iso((await dagRow("sc_catchup")).next_dagrun)).toBe("2026-01-04T00:00:00.000Z");
       await rewind();
       await Promise.all([h.scheduler.tick(), second.tick(), h.scheduler.tick(), second.tick()]);
       expect(await logicalDates("sc_catchup")).toEqual(["2026-01-01T00:00:00.000Z", "2026-01-02T00:00:00.000Z", "2026-01-03T00:00:00.000Z"]);
