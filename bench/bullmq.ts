@@ -18,10 +18,25 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { FlowProducer, Queue, Worker, type FlowJob, type Job } from "bullmq";
-import { chain } from "./chain.ts";
+import { chain, measureChain } from "./chain.ts";
+import { CHAIN_DAG } from "./dags.ts";
 import { fanout, FANOUT_WORKERS } from "./fanout.ts";
 import { fibo40 } from "./fibo40.ts";
-import { environment, freePort, mapLimit, median, onCleanup, percentile, resultsOfThisRun, round, waitFor, writeResult } from "./lib.ts";
+import {
+  environment,
+  freePort,
+  freshDatabase,
+  mapLimit,
+  median,
+  onCleanup,
+  percentile,
+  resultsOfThisRun,
+  round,
+  startStandalone,
+  waitFor,
+  writeResult,
+  type Standalone,
+} from "./lib.ts";
 
 const CHAIN = 100;
 const FIBO = 40;
@@ -109,79 +124,109 @@ interface BullFigures {
   joinDelayMs: number;
 }
 
-/** Runs every shape against the Redis on `port`, in a queue of its own that is obliterated after. */
+const connectionTo = (port: number) => ({ host: "127.0.0.1", port, maxRetriesPerRequest: null });
+
+/** A queue of its own on the Redis at `port` (obliterated by close()). */
+function openQueue(port: number) {
+  const name = `baton-bench-${randomBytes(4).toString("hex")}`;
+  const queue = new Queue(name, { connection: connectionTo(port) });
+  const flows = new FlowProducer({ connection: connectionTo(port) });
+  const close = async () => {
+    await flows.close().catch(() => undefined);
+    await queue.obliterate({ force: true }).catch((err) => process.stderr.write(`could not remove BullMQ queue ${name}: ${(err as Error).message}\n`));
+    await queue.close().catch(() => undefined);
+  };
+  return { name, queue, flows, close };
+}
+
+/**
+ * Chains as BullMQ flows nested `length` deep (the last task is the flow's root, the first the
+ * deepest child) on a Worker of concurrency 2, as Baton's chain has 2 worker slots.
+ */
+async function openChains(port: number) {
+  const q = openQueue(port);
+  const starts = new Map<string, number>();
+  const completed = new Map<string, (at: number) => void>();
+  const worker = new Worker(
+    q.name,
+    async (job: Job) => {
+      starts.set(job.name, stamp());
+      if (job.name.startsWith("fibo:")) fibo(10);
+    },
+    { connection: connectionTo(port), concurrency: 2 },
+  );
+  worker.on("completed", (job: Job) => completed.get(job.name)?.(stamp()));
+  await worker.waitUntilReady();
+  const name = (kind: string, tag: string, i: number) => `${kind}:${tag}:${String(i).padStart(4, "0")}`;
+  const chainOnce = async (tag: string, length: number, kind: "chain" | "fibo") => {
+    let node: FlowJob | undefined;
+    for (let i = 0; i < length; i++) node = { name: name(kind, tag, i), queueName: q.name, data: {}, children: node ? [node] : undefined };
+    const done = new Promise<number>((resolve) => completed.set(name(kind, tag, length - 1), resolve));
+    const t0 = stamp();
+    await q.flows.add(node!);
+    const end = await done;
+    const hops: number[] = [];
+    for (let i = 1; i < length; i++) hops.push(starts.get(name(kind, tag, i))! - starts.get(name(kind, tag, i - 1))!);
+    return { total: end - t0, hops };
+  };
+  const close = async () => {
+    await worker.close().catch(() => undefined);
+    await q.close();
+  };
+  return { chainOnce, close };
+}
+
+/** Runs every shape against the Redis on `port`, in queues of their own that are obliterated after. */
 export async function measureBullmq(port: number): Promise<BullFigures> {
-  const connection = { host: "127.0.0.1", port, maxRetriesPerRequest: null };
-  const queueName = `baton-bench-${randomBytes(4).toString("hex")}`;
-  const queue = new Queue(queueName, { connection });
-  const flows = new FlowProducer({ connection });
+  const chains = await openChains(port);
+  const chainTotals: number[] = [];
+  const chainHops: number[] = [];
+  const fiboTotals: number[] = [];
+  try {
+    await chains.chainOnce("warm", CHAIN, "chain");
+    for (let r = 0; r < REPETITIONS; r++) {
+      const f = await chains.chainOnce(`r${r}`, CHAIN, "chain");
+      chainTotals.push(f.total);
+      chainHops.push(...f.hops);
+    }
+    await chains.chainOnce("warm", FIBO, "fibo");
+    for (let r = 0; r < REPETITIONS; r++) fiboTotals.push((await chains.chainOnce(`r${r}`, FIBO, "fibo")).total);
+  } finally {
+    await chains.close();
+  }
+
+  // Fanout, with as many concurrent jobs as Baton's fanout has worker slots.
+  const q = openQueue(port);
   const starts = new Map<string, number>();
   const completed = new Map<string, (at: number) => void>();
   const childEnds: number[] = [];
   let collectEnds = false;
-
-  const processor = async (job: Job) => {
-    const start = stamp();
-    starts.set(job.name, start);
-    const [kind, key] = job.name.split(":") as [string, string];
-    if (kind === "fibo") fibo(10);
-    if (kind === "root") {
-      const width = Number(job.data.width);
-      await flows.add({
-        name: `join:${key}`,
-        queueName,
-        children: Array.from({ length: width }, (_, i) => ({ name: `m:${key}:${i}`, queueName, data: {} })),
-      });
-    }
-    return start;
-  };
-  const makeWorker = (concurrency: number) => {
-    const w = new Worker(queueName, processor, { connection, concurrency });
-    w.on("completed", (job: Job) => {
-      const at = stamp();
-      if (collectEnds && job.name.startsWith("m:")) childEnds.push(at);
-      completed.get(job.name)?.(at);
-    });
-    return w;
-  };
-  const whenCompleted = (name: string) => new Promise<number>((r) => completed.set(name, r));
-
-  let worker = makeWorker(2);
+  const worker = new Worker(
+    q.name,
+    async (job: Job) => {
+      starts.set(job.name, stamp());
+      const [kind, key] = job.name.split(":") as [string, string];
+      if (kind === "root") {
+        const width = Number(job.data.width);
+        await q.flows.add({
+          name: `join:${key}`,
+          queueName: q.name,
+          children: Array.from({ length: width }, (_, i) => ({ name: `m:${key}:${i}`, queueName: q.name, data: {} })),
+        });
+      }
+    },
+    { connection: connectionTo(port), concurrency: FANOUT_WORKERS },
+  );
+  worker.on("completed", (job: Job) => {
+    const at = stamp();
+    if (collectEnds && job.name.startsWith("m:")) childEnds.push(at);
+    completed.get(job.name)?.(at);
+  });
   try {
     await worker.waitUntilReady();
-    // Chains: the last task is the flow's root; the first task is the deepest child.
-    const chainOnce = async (tag: string, length: number, kind: "chain" | "fibo") => {
-      let node: FlowJob | undefined;
-      for (let i = 0; i < length; i++) node = { name: `${kind}:${tag}:${String(i).padStart(4, "0")}`, queueName, data: {}, children: node ? [node] : undefined };
-      const lastName = `${kind}:${tag}:${String(length - 1).padStart(4, "0")}`;
-      const done = whenCompleted(lastName);
-      const t0 = stamp();
-      await flows.add(node!);
-      const end = await done;
-      const hops: number[] = [];
-      const at = (i: number) => starts.get(`${kind}:${tag}:${String(i).padStart(4, "0")}`)!;
-      for (let i = 1; i < length; i++) hops.push(at(i) - at(i - 1));
-      return { total: end - t0, hops };
-    };
-    await chainOnce("warm", CHAIN, "chain");
-    const chainTotals: number[] = [];
-    const chainHops: number[] = [];
-    for (let r = 0; r < REPETITIONS; r++) {
-      const f = await chainOnce(`r${r}`, CHAIN, "chain");
-      chainTotals.push(f.total);
-      chainHops.push(...f.hops);
-    }
-    const fiboTotals: number[] = [];
-    await chainOnce("warm", FIBO, "fibo");
-    for (let r = 0; r < REPETITIONS; r++) fiboTotals.push((await chainOnce(`r${r}`, FIBO, "fibo")).total);
-
-    // Fanout, with as many concurrent jobs as Baton's fanout has worker slots.
-    await worker.close();
-    worker = makeWorker(FANOUT_WORKERS);
-    await worker.waitUntilReady();
     const fanoutOnce = async (key: string, width: number) => {
-      const done = whenCompleted(`join:${key}`);
-      await queue.add(`root:${key}`, { width });
+      const done = new Promise<number>((resolve) => completed.set(`join:${key}`, resolve));
+      await q.queue.add(`root:${key}`, { width });
       return done;
     };
     await fanoutOnce("warm", 98);
@@ -206,9 +251,35 @@ export async function measureBullmq(port: number): Promise<BullFigures> {
     };
   } finally {
     await worker.close().catch(() => undefined);
-    await flows.close().catch(() => undefined);
-    await queue.obliterate({ force: true }).catch((err) => process.stderr.write(`could not remove BullMQ queue ${queueName}: ${(err as Error).message}\n`));
-    await queue.close().catch(() => undefined);
+    await q.close();
+  }
+}
+
+/**
+ * Baton's chain and BullMQ's chain on the durable Redis, one run each in turn, REPETITIONS
+ * times: both meet the machine as it is at that moment. The other ratios divide figures
+ * measured minutes apart, and this VM's commit and fsync latencies drift over minutes (durable
+ * BullMQ's chain took 146.6 ms in one full run and 82.2 ms in the next, 35 minutes later).
+ */
+async function interleavedDurableChain(port: number): Promise<{ batonMs: number; bullmqMs: number }> {
+  const db = await freshDatabase("bullmq_chain");
+  let baton: Standalone | undefined;
+  const chains = await openChains(port);
+  try {
+    baton = await startStandalone(db, { "chain.ts": CHAIN_DAG("bench_chain_beside", CHAIN) }, { BATON_WORKERS: "2" });
+    await measureChain(db, baton, "bench_chain_beside", 0);
+    await chains.chainOnce("warm", CHAIN, "chain");
+    const batonTotals: number[] = [];
+    const bullTotals: number[] = [];
+    for (let r = 0; r < REPETITIONS; r++) {
+      batonTotals.push(...(await measureChain(db, baton, "bench_chain_beside", 1, { warmUp: false })).totals);
+      bullTotals.push((await chains.chainOnce(`beside${r}`, CHAIN, "chain")).total);
+    }
+    return { batonMs: median(batonTotals), bullmqMs: median(bullTotals) };
+  } finally {
+    await chains.close();
+    await baton?.stop();
+    await db.drop();
   }
 }
 
@@ -233,8 +304,12 @@ export async function bullmq(): Promise<void> {
 
   const durableRedis = await startDurableRedis();
   let durable: BullFigures | undefined;
+  let beside: { batonMs: number; bullmqMs: number } | undefined;
   try {
-    if (durableRedis) durable = await measureBullmq(durableRedis.port);
+    if (durableRedis) {
+      durable = await measureBullmq(durableRedis.port);
+      beside = await interleavedDurableChain(durableRedis.port);
+    }
   } finally {
     await durableRedis?.stop();
   }
@@ -261,6 +336,13 @@ export async function bullmq(): Promise<void> {
     [`baton_over_bullmq_${prefix}fanout_tasks_per_s`]: round(baton("fanout", "tasks_per_s") / f.fanoutTasksPerS),
   });
   Object.assign(metrics, ratios("", plain), durable ? ratios("durable_", durable) : {});
+  if (beside) {
+    Object.assign(metrics, {
+      interleaved_baton_chain_total_ms: round(beside.batonMs, 1),
+      interleaved_durable_chain_total_ms: round(beside.bullmqMs, 1),
+      baton_over_bullmq_durable_chain_interleaved: round(beside.batonMs / beside.bullmqMs),
+    });
+  }
   await writeResult({
     name: "bullmq",
     metrics,
@@ -272,6 +354,11 @@ export async function bullmq(): Promise<void> {
       `fanout one run ${round(plain.fanoutOneRunTasksPerS, 0)}/s, ${RUNS} runs ${round(plain.fanoutManyRunsTasksPerS, 0)}/s${durable ? `; durable: ${round(durable.fanoutOneRunTasksPerS, 0)}/s and ${round(durable.fanoutManyRunsTasksPerS, 0)}/s, join delay ${round(durable.joinDelayMs, 2)} ms` : ""}`,
       "ratios = Baton's figure of this run / BullMQ's: for *_ms lower is better for Baton, for *_tasks_per_s higher is better for Baton",
       `Baton side: chain.total_ms ${baton("chain", "total_ms")}, fibo40.total_ms ${baton("fibo40", "total_ms")}, fanout.tasks_per_s ${baton("fanout", "tasks_per_s")}`,
+      ...(beside
+        ? [
+            `interleaved: a Baton chain run, then a BullMQ chain on the durable Redis, ${REPETITIONS} times in turn (medians ${round(beside.batonMs, 1)} and ${round(beside.bullmqMs, 1)} ms): the durable chain ratio with both measured on the machine as it was at that moment`,
+          ]
+        : []),
       `BullMQ part took ${round((Date.now() - started) / 1000, 1)} s`,
     ],
   });

@@ -20,12 +20,20 @@ export interface ChainFigures {
   endToEnd: number[];
 }
 
-/** Triggers `repetitions` runs of a chain DAG one after the other, after one warm-up run. */
-export async function measureChain(db: Db, baton: Pick<Standalone, "port">, dagId: string, repetitions: number): Promise<ChainFigures> {
+/** Triggers `repetitions` runs of a chain DAG one after the other, after one warm-up run (unless told it is warm). */
+export async function measureChain(
+  db: Db,
+  baton: Pick<Standalone, "port">,
+  dagId: string,
+  repetitions: number,
+  options: { warmUp?: boolean } = {},
+): Promise<ChainFigures> {
   const figures: ChainFigures = { hops: [], totals: [], endToEnd: [] };
   // One warm-up run so child processes and bundles are loaded, as in a long-running deployment.
-  const warm = await trigger(baton.port, dagId);
-  if ((await waitForRun(db, dagId, warm)) !== "success") throw new Error(`warm-up run of ${dagId} did not succeed`);
+  if (options.warmUp ?? true) {
+    const warm = await trigger(baton.port, dagId);
+    if ((await waitForRun(db, dagId, warm)) !== "success") throw new Error(`warm-up run of ${dagId} did not succeed`);
+  }
   for (let r = 0; r < repetitions; r++) {
     const runId = await trigger(baton.port, dagId);
     const state = await waitForRun(db, dagId, runId);
