@@ -254,14 +254,15 @@ interface RunOutcomes {
 
 /**
  * The SQL condition under which the first round trip may COMMIT, or null when the batch is
- * sure to need a second one: a reschedule or deferral, a branch's skips, a task without
- * downstream tasks (its run may end), a failure or skip that counts towards a downstream
- * task (it may end it), or a counted downstream task whose rule could fire on a success. In
- * SQL, after the statements: every fenced UPDATE and speculative claim matched its rows, no run
- * is left without unfinished tasks, and every counted downstream task still waits (no
- * upstream ended other than in success, and not all of them yet, with a rule of
- * RULES_WAITING_ON_SUCCESSES, which waits in exactly that case; the row's rule is checked too,
- * as it decides, not the shape's).
+ * sure to need a second one: a reschedule or deferral (no fence count), a branch's skips, a
+ * task without downstream tasks (its run may end), a failure or skip counting towards a
+ * downstream task decided from counters (it may end it), or such a task whose rule might fire
+ * on a success. Checked in SQL after the statements:
+ *   - every fenced UPDATE and speculative claim matched its rows (ROW_COUNT() sums);
+ *   - no run is left with unfinished_tasks = 0 (it would end);
+ *   - every counted downstream task still waits: no upstream ended other than in success, not
+ *     all of them ended, and the row's own rule is one of RULES_WAITING_ON_SUCCESSES, which wait
+ *     in exactly that case (the row's rule decides, so it is checked, not only the shape's).
  */
 function earlyCommitCondition(fenced: number, taken: number, runIds: number[], runs: Map<number, RunOutcomes>): Statement | null {
   const parts = [`@baton_fence_rows = ${fenced}`];
