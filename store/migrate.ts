@@ -55,7 +55,7 @@ export async function readMigrations(folder = MIGRATIONS_FOLDER): Promise<Migrat
 }
 
 /** The SQL a migration runs on this server flavour (its checksum is what baton_migration records). */
-export function migrationSqlFor(file: MigrationFile, flavour: ServerFlavour): MigrationSql {
+function migrationSqlFor(file: MigrationFile, flavour: ServerFlavour): MigrationSql {
   return flavour === "mysql" && file.mysql ? file.mysql : file;
 }
 

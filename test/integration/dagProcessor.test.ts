@@ -271,6 +271,24 @@ describe("DAG processor: changes outside the DAG file itself", () => {
       poolSize: 1,
     });
 
+  /** processorOf() a temporary folder holding `files`: stopped and the folder removed after `use`, whatever it does. */
+  async function withOwnFolder(
+    tag: string,
+    files: Record<string, string>,
+    rescanIntervalMs: number,
+    use: (processor: DagProcessor, root: string) => Promise<void>,
+  ): Promise<void> {
+    const root = await mkdtemp(path.join(os.tmpdir(), `baton-${tag}-dags-`));
+    const processor = processorOf(root, `parse-${tag}`, rescanIntervalMs);
+    try {
+      for (const [name, source] of Object.entries(files)) await writeFile(path.join(root, name), source);
+      await use(processor, root);
+    } finally {
+      await processor.stop();
+      await rm(root, { recursive: true, force: true });
+    }
+  }
+
   // DESIGN: "Local imports are bundled with it": the file's hash covers the modules it imports.
   it("stores a new version when a local module imported by a DAG file changes", async () => {
     await h.writeDag("lib/names.ts", `export const TASK = "before_edit";\n`);
@@ -293,26 +311,17 @@ describe("DAG processor: changes outside the DAG file itself", () => {
     await h.processor.scan();
     expect((await dagRow(h, "moved_dag"))!.fileloc).toBe(first);
 
-    const otherRoot = await mkdtemp(path.join(os.tmpdir(), "baton-other-dags-"));
-    await writeFile(path.join(otherRoot, "moved.ts"), simpleDag("moved_dag", "from_new"));
-    const other = processorOf(otherRoot, "parse-other", 60_000);
-    try {
+    await withOwnFolder("other", { "moved.ts": simpleDag("moved_dag", "from_new") }, 60_000, async (other, otherRoot) => {
       const report = await other.scan();
       expect(report.errors).toBe(0);
       const dag = await dagRow(h, "moved_dag");
       expect({ fileloc: dag!.fileloc, is_active: dag!.is_active }).toEqual({ fileloc: path.join(otherRoot, "moved.ts"), is_active: 1 });
-    } finally {
-      await other.stop();
-      await rm(otherRoot, { recursive: true, force: true });
-    }
+    });
   });
 
   it("once started, parses files written at the top and in a folder created afterwards, without waiting for a rescan", async () => {
-    const root = await mkdtemp(path.join(os.tmpdir(), "baton-watched-dags-"));
-    await writeFile(path.join(root, "watched_first.ts"), simpleDag("watched_first"));
     // Rescans an hour apart: only the watcher can see the files below.
-    const watched = processorOf(root, "parse-watched", 3_600_000);
-    try {
+    await withOwnFolder("watched", { "watched_first.ts": simpleDag("watched_first") }, 3_600_000, async (watched, root) => {
       expect((await watched.start()).dags).toBe(1);
       // The folder first, then a file at the top: once that file is parsed, a scan has listed the
       // new folder, and only a watch on it can see the file written there next.
@@ -322,18 +331,12 @@ describe("DAG processor: changes outside the DAG file itself", () => {
       await writeFile(path.join(root, "team", "daily", "watched_nested.ts"), simpleDag("watched_nested"));
       const nested = await waitFor("the file in the new folder parsed", () => dagRow(h, "watched_nested"));
       expect(nested.fileloc).toBe(path.join(root, "team", "daily", "watched_nested.ts"));
-    } finally {
-      await watched.stop();
-      await rm(root, { recursive: true, force: true });
-    }
+    });
   });
 
   it("starts no scan after stop(), even with a change seen just before it", async () => {
-    const root = await mkdtemp(path.join(os.tmpdir(), "baton-stopping-dags-"));
-    await writeFile(path.join(root, "stopping.ts"), simpleDag("stopping_dag"));
     // Every 10 ms a rescan is asked for, re-arming the 100 ms debounce: one is always pending at stop().
-    const stopping = processorOf(root, "parse-stopping", 10);
-    try {
+    await withOwnFolder("stopping", { "stopping.ts": simpleDag("stopping_dag") }, 10, async (stopping) => {
       expect((await stopping.start()).dags).toBe(1);
       const scans = jest.spyOn(stopping, "scan");
       // The 10 ms interval, set before this 20 ms timer, has fired by then: a debounce is pending.
@@ -345,10 +348,7 @@ describe("DAG processor: changes outside the DAG file itself", () => {
       expect(scans.mock.calls.length).toBe(scansAtStop);
       // A late caller gets an empty report rather than a scan on the closed parser pool.
       await expect(stopping.scan()).resolves.toEqual({ files: 0, parsed: 0, dags: 0, errors: 0, removed: 0 });
-    } finally {
-      await stopping.stop();
-      await rm(root, { recursive: true, force: true });
-    }
+    });
   });
 
   it("lets the other file defining a dag_id take over once the first file is deleted", async () => {

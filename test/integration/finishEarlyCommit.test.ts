@@ -165,12 +165,18 @@ describe("finishTries' one-round-trip hop", () => {
     expect((await rows(runId)).run).toBe("failed/0");
   });
 
-  it("a run that ends after all (its downstream task had already ended) is finished the usual way", async () => {
+  /** A run of ec_chain with `a` claimed and `ended` marked successful by hand meanwhile (the run's count follows). */
+  async function claimedWhileEnded(ended: string[]): Promise<{ runId: string; a: ClaimedTask }> {
     const runId = await trigger();
     const a = await claim("a");
-    // b and c ended meanwhile (marked by hand); the run still counts a as unfinished.
-    await h.db.pool.query("UPDATE task_instance SET state = 'success' WHERE run_id = ? AND task_id IN ('b', 'c')", [runId]);
-    await h.db.pool.query("UPDATE dag_run SET unfinished_tasks = 1 WHERE run_id = ?", [runId]);
+    await h.db.pool.query(`UPDATE task_instance SET state = 'success' WHERE run_id = ? AND task_id IN (${ended.map(() => "?").join(", ")})`, [runId, ...ended]);
+    await h.db.pool.query("UPDATE dag_run SET unfinished_tasks = ? WHERE run_id = ?", [3 - ended.length, runId]);
+    return { runId, a };
+  }
+
+  it("a run that ends after all (its downstream task had already ended) is finished the usual way", async () => {
+    // b and c ended meanwhile; the run still counts a as unfinished.
+    const { runId, a } = await claimedWhileEnded(["b", "c"]);
     const trips: string[] = [];
     const result = await finishTries(counting(h.db, trips), new Date(), [done(a)], shapeOf, take());
     expect(trips).toEqual(["run (no commit)", "commit"]);
@@ -180,11 +186,8 @@ describe("finishTries' one-round-trip hop", () => {
   });
 
   it("a downstream claim that matches no row does not keep a pool slot, early or not", async () => {
-    const runId = await trigger();
-    const a = await claim("a");
-    // b ended meanwhile (by hand); c still waits, so the run does not end.
-    await h.db.pool.query("UPDATE task_instance SET state = 'success' WHERE run_id = ? AND task_id = 'b'", [runId]);
-    await h.db.pool.query("UPDATE dag_run SET unfinished_tasks = 2 WHERE run_id = ?", [runId]);
+    // b ended meanwhile; c still waits, so the run does not end.
+    const { runId, a } = await claimedWhileEnded(["b"]);
     const trips: string[] = [];
     const result = await finishTries(counting(h.db, trips), new Date(), [done(a)], shapeOf, take());
     expect(trips).toEqual(["run (no commit)", "commit"]);
