@@ -204,6 +204,21 @@ function errorOf(err: unknown): NonNullable<TryOutcome["error"]> {
   return { name: "Error", message: `non-Error thrown: ${format(err)}` };
 }
 
+/**
+ * A task's code runs from its DAG's bundle in the worker's cache: local modules are found only if
+ * the bundler saw their path, i.e. a string literal (or a template literal starting with ./ or
+ * ../, which bundles every file it can match). An import() of a path computed at run time is
+ * left as is and resolves next to the bundle, where nothing is: say so instead of leaving the
+ * user with a path in a cache folder they never wrote.
+ */
+function explainUnbundledImport(error: NonNullable<TryOutcome["error"]>, bundlePath: string): void {
+  if (error.code !== "ERR_MODULE_NOT_FOUND" && error.code !== "MODULE_NOT_FOUND") return;
+  if (!bundlePath || !error.message.includes(path.dirname(bundlePath) + path.sep)) return;
+  error.message +=
+    ` (the task runs from its DAG's bundle in ${path.dirname(bundlePath)}: an import() or require() whose path is computed at run time is` +
+    " not bundled with the DAG file; name local modules with a string literal, or a template literal starting with ./ or ../)";
+}
+
 function openLog(logPath: string): Promise<WriteStream> {
   return mkdir(path.dirname(logPath), { recursive: true }).then(
     () =>
@@ -307,6 +322,7 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
     result = { outcome: "success", output: normalized, skipTasks };
   } catch (err) {
     const error = errorOf(err);
+    explainUnbundledImport(error, m.bundlePath);
     // The error is stored with the try and shown by the API: no fetched secret in it either.
     error.message = masker.mask(error.message);
     if (error.stack) error.stack = masker.mask(error.stack);

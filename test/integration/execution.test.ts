@@ -148,6 +148,16 @@ interface TaskRow {
   error: string | null;
 }
 
+// Task code runs from its DAG's bundle in the worker's cache: imports the bundler can see work,
+// one whose path is computed at run time fails with an explanation (executor/child.ts).
+const IMPORTS = dagSource(`
+export default dag({ id: "ex_imports" }, (t) => {
+  t.task("literal", async () => (await import("./lib/imported.ts")).VALUE);
+  t.task("template", async () => { const name = "imported"; return (await import(\`./lib/\${name}.ts\`)).VALUE; });
+  t.task("computed", async () => { const spec = ["./lib", "imported.ts"].join("/"); return (await import(spec)).VALUE; });
+});
+`);
+
 describe("task execution", () => {
   const h = new Harness({ workers: 4, killGraceMs: 500 });
   const enc = encodeURIComponent;
@@ -201,6 +211,8 @@ describe("task execution", () => {
       "bigint.ts": BIGINT,
       "timeouts.ts": TIMEOUTS,
       "fence.ts": FENCE,
+      "imports.ts": IMPORTS,
+      "lib/imported.ts": `export const VALUE = "from a local module";\n`,
     });
     await h.run();
     const errors = await h.app.inject({ method: "GET", url: "/api/v1/importErrors" });
@@ -370,6 +382,17 @@ describe("task execution", () => {
     expect(big.error.message).toMatch(/BigInt/);
     expect((await taskJson("ex_bigint", runId, "after_big")).state).toBe("upstream_failed");
     expect((await xcom("ex_bigint", runId, "big")).statusCode).toBe(404);
+  });
+
+  it("imports local modules named by a literal or a ./ template; a path computed at run time fails with an explanation", async () => {
+    const runId = await trigger("ex_imports");
+    expect((await finished("ex_imports", runId)).state).toBe("failed");
+    expect((await xcom("ex_imports", runId, "literal")).json().value).toBe("from a local module");
+    expect((await xcom("ex_imports", runId, "template")).json().value).toBe("from a local module");
+    const computed = await taskJson("ex_imports", runId, "computed");
+    expect(computed).toMatchObject({ state: "failed", error: { code: "ERR_MODULE_NOT_FOUND" } });
+    expect(computed.error.message).toContain("whose path is computed at run time is not bundled with the DAG file");
+    expect(computed.error.message).toContain(path.join(h.cacheFolder, "bundles"));
   });
 
   it("kills a task that ignores its execution timeout and fails it with BATON_TASK_TIMEOUT; a cooperative one stops at the signal", async () => {
