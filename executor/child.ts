@@ -214,9 +214,12 @@ function errorOf(err: unknown): NonNullable<TryOutcome["error"]> {
 function explainUnbundledImport(error: NonNullable<TryOutcome["error"]>, bundlePath: string): void {
   if (error.code !== "ERR_MODULE_NOT_FOUND" && error.code !== "MODULE_NOT_FOUND") return;
   if (!bundlePath || !error.message.includes(path.dirname(bundlePath) + path.sep)) return;
+  const original = error.message;
   error.message +=
     ` (the task runs from its DAG's bundle in ${path.dirname(bundlePath)}: an import() or require() whose path is computed at run time is` +
     " not bundled with the DAG file; name local modules with a string literal, or a template literal starting with ./ or ../)";
+  // The try's log shows the stack: it carries the explanation too.
+  if (error.stack?.includes(original)) error.stack = error.stack.replace(original, error.message);
 }
 
 function openLog(logPath: string): Promise<WriteStream> {

@@ -393,6 +393,7 @@ describe("task execution", () => {
     expect(computed).toMatchObject({ state: "failed", error: { code: "ERR_MODULE_NOT_FOUND" } });
     expect(computed.error.message).toContain("whose path is computed at run time is not bundled with the DAG file");
     expect(computed.error.message).toContain(path.join(h.cacheFolder, "bundles"));
+    expect(await h.taskLog("ex_imports", runId, "computed", 1)).toContain("whose path is computed at run time is not bundled");
   });
 
   it("kills a task that ignores its execution timeout and fails it with BATON_TASK_TIMEOUT; a cooperative one stops at the signal", async () => {
