@@ -180,13 +180,14 @@ async function readPerPool(btx: BatchTx, queues: readonly string[], want: number
 /**
  * Once a DAG ran out of room, per queue and open pool: the DAGs (of the running runs, index-only
  * on ix_dag_run_state_dag (state, dag_id): a try is queued only while its run runs) with tries
- * there this claim has not read, up to DAGS_PER_READ, highest such priority first, full DAGs and
- * those a read found no more of left out; then each one's next tries on ix_ti_dag_pool (dag_id, state, pool, priority_weight DESC,
- * id), after the pool's read and the DAG's own last read. A DAG's backlog costs one index dive,
- * never a walk, and a full pool's tries are never read (the queue is checked on the rows: it did
- * not fit in the index key, 3,072 bytes; a DAG's tries in one pool seldom span queues). Reads
- * about twice `want` in all (each DAG's share; at most its known room). With more DAGs than
- * DAGS_PER_READ waiting at the same priority, those named later wait for a later claim.
+ * there this claim has not read, up to DAGS_PER_READ, in the claim order of each one's next try
+ * (priority, then age: with more DAGs waiting than one read takes, the ones queued first go first,
+ * not the ones named first), full DAGs and those a read found no more of left out; then each one's
+ * next tries on ix_ti_dag_pool (dag_id, state, pool, priority_weight DESC, id), after the pool's
+ * read and the DAG's own last read. A DAG's backlog costs one index dive, never a walk, and a full
+ * pool's tries are never read (the queue is checked on the rows: it did not fit in the index key,
+ * 3,072 bytes; a DAG's tries in one pool seldom span queues). Reads about twice `want` in all
+ * (each DAG's share; at most its known room).
  */
 async function readPerDag(
   btx: BatchTx,
@@ -212,13 +213,14 @@ async function readPerDag(
     lanes.map(({ queue, pool }) => {
       const after = poolReadUpTo.get(laneKey(queue, pool));
       return {
-        sql: `SELECT dag_id FROM (
-                SELECT d.dag_id, (SELECT t.priority_weight FROM task_instance t FORCE INDEX (ix_ti_dag_pool)
+        sql: `SELECT waiting.dag_id FROM (
+                SELECT d.dag_id, (SELECT t.id FROM task_instance t FORCE INDEX (ix_ti_dag_pool)
                                    WHERE t.dag_id = d.dag_id AND t.state = 'queued' AND t.pool = ? AND t.queue = ? ${after ? AFTER_POSITION : ""}
-                                   ORDER BY t.priority_weight DESC, t.id LIMIT 1) AS top
+                                   ORDER BY t.priority_weight DESC, t.id LIMIT 1) AS top_id
                   FROM (${RUNNING_RUNS_DAGS}) d
                   ${skipDags.length ? `WHERE d.dag_id NOT IN (${inList(skipDags)})` : ""}) waiting
-               WHERE top IS NOT NULL ORDER BY top DESC, dag_id LIMIT ${DAGS_PER_READ + exhausted.size + 1}`,
+               JOIN task_instance top ON top.id = waiting.top_id
+               ORDER BY top.priority_weight DESC, top.id LIMIT ${DAGS_PER_READ + exhausted.size + 1}`,
         params: [pool, queue, ...afterParams(after), ...skipDags],
       };
     }),

@@ -10,6 +10,9 @@ import { Harness, dagSource } from "../helpers/harness.ts";
 
 const h = new Harness({ worker: false });
 
+const MANY_DAGS = 40;
+const manyDagId = (i: number) => `many_${String(i).padStart(2, "0")}`;
+
 beforeAll(async () => {
   await h.start({
     "crowded.ts": dagSource(`
@@ -38,6 +41,14 @@ export default dag({ id: "late", maxActiveTasks: 5 }, (t) => {
 export default dag({ id: "throttled", maxActiveTasks: 100000 }, (t) => {
   t.task("call", { pool: "tiny", priorityWeight: 90 }, async () => 0);
 });
+`),
+    // More DAGs than one per-DAG read takes (DAGS_PER_READ, 32), one try each, behind a gate
+    // DAG at its limit with tries ahead of theirs.
+    "many.ts": dagSource(`
+export const gate = dag({ id: "many_gate", maxActiveTasks: 1 }, (t) => {
+  for (let i = 0; i < 20; i++) t.task("g" + i, { priorityWeight: 300 }, async () => i);
+});
+${Array.from({ length: MANY_DAGS }, (_, i) => `export const m${i} = dag({ id: "${manyDagId(i)}" }, (t) => { t.task("m", { priorityWeight: 200 }, async () => 0); });`).join("\n")}
 `),
     "behind.ts": dagSource(`
 export default dag({ id: "behind", maxActiveTasks: 5 }, (t) => {
@@ -162,5 +173,34 @@ describe("claims and maxActiveTasks", () => {
     const claimed = await claimTasks(h.db, { ...request("worker-g", 10), queues: ["default", "default"] });
     expect(claimed.map((t) => `${t.runId}.${t.taskId}`).sort()).toEqual(["twice.b0", "twice.b1"]);
     expect((await occupied()) - before).toBe(2);
+  });
+});
+
+describe("claims and many DAGs", () => {
+  it("reads the DAGs whose tries were queued first when more wait than one per-DAG read takes, not the first by name", async () => {
+    expect((await h.app.inject({ method: "POST", url: "/api/v1/dags/many_gate/dagRuns", payload: {} })).statusCode).toBe(200);
+    await waitFor("the gate's 20 tries queued", async () => (await queuedOf("many_gate")) === 20);
+    // Last by name first: the oldest tries belong to the DAGs a name-ordered read reaches last.
+    for (let i = MANY_DAGS - 1; i >= 0; i--) {
+      expect((await h.app.inject({ method: "POST", url: `/api/v1/dags/${manyDagId(i)}/dagRuns`, payload: {} })).statusCode).toBe(200);
+    }
+    const queuedMany = async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT dag_id FROM task_instance WHERE dag_id LIKE 'many\\_%' AND dag_id <> 'many_gate' AND state = 'queued' ORDER BY id");
+      return rows.map((r) => r.dag_id as string);
+    };
+    await waitFor(`${MANY_DAGS} DAGs' tries queued`, async () => (await queuedMany()).length === MANY_DAGS);
+    const oldestFour = (await queuedMany()).slice(0, 4).sort();
+    // Not vacuous: a read of the first 32 DAGs by name would not even see these.
+    expect(oldestFour.every((d) => d >= manyDagId(32))).toBe(true);
+
+    try {
+      // The gate takes its one allowed try, then its other 19 fill the pool read ahead of everything:
+      // the claim turns to per-DAG reads and must reach the four tries queued first.
+      const claimed = await claimTasks(h.db, request("worker-m", 5));
+      expect(claimed.filter((t) => t.dagId === "many_gate")).toHaveLength(1);
+      expect(claimed.filter((t) => t.dagId !== "many_gate").map((t) => t.dagId).sort()).toEqual(oldestFour);
+    } finally {
+      await h.db.pool.query("DELETE FROM task_instance WHERE dag_id LIKE 'many\\_%' AND state = 'queued'");
+    }
   });
 });
