@@ -329,8 +329,10 @@ export async function scrapeMetrics(port: number): Promise<Map<string, number>> 
   const series = new Map<string, number>();
   for (const line of (await res.text()).split("\n")) {
     if (line === "" || line.startsWith("#")) continue;
-    const space = line.lastIndexOf(" ");
-    series.set(line.slice(0, space), Number(line.slice(space + 1)));
+    // `name{labels} value [timestamp]`: label values may hold spaces, and a sample may end with a timestamp.
+    const nameEnd = line.includes("{") ? line.lastIndexOf("}") + 1 : line.indexOf(" ");
+    const [value] = line.slice(nameEnd).trim().split(/\s+/);
+    series.set(line.slice(0, nameEnd), Number(value));
   }
   return series;
 }

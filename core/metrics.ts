@@ -34,8 +34,10 @@ export interface BatonMetrics {
    * time is how busy that loop is; near 1, the worker's throughput is bound by these calls.
    */
   readonly workerDbCallDuration: Histogram<"call">;
-  /** Tries recorded (finish) or claimed (claim) by those calls: divided by their count, the batch size. */
+  /** Tries recorded (finish; fenced results left out) or claimed (claim) by those calls: divided by their count, the batch size. */
   readonly workerDbCallTries: Counter<"call">;
+  /** Ready downstream tries taken inside finish calls: with call=claim's tries, every try the worker started. */
+  readonly workerHandoffs: Counter;
 }
 
 export const METRIC_PREFIX = "baton_";
@@ -105,8 +107,13 @@ export function createMetrics(options: MetricsOptions = {}): BatonMetrics {
     }),
     workerDbCallTries: new Counter({
       name: "baton_worker_db_call_tries_total",
-      help: "Tries recorded (call=finish) or claimed (call=claim) by this process's worker loop.",
+      help: "Tries recorded (call=finish; fenced results not counted) or claimed (call=claim) by this process's worker loop.",
       labelNames: ["call"],
+      registers,
+    }),
+    workerHandoffs: new Counter({
+      name: "baton_worker_handoffs_total",
+      help: "Ready downstream tries this process's worker took inside its finish calls (the fast path: no claim call, no wait in queued).",
       registers,
     }),
   };

@@ -321,7 +321,8 @@ export class Worker {
         const since = performance.now();
         try {
           result = await finishTries(this.db, req.now, batch, (h) => this.versions.shape(h), req);
-          this.observeDbCall(since, "finish", batch.length);
+          this.observeDbCall(since, "finish", batch.length - result.fencedTries.length);
+          (this.options.metrics ?? processMetrics()).workerHandoffs.inc(result.taken.length);
         } catch (err) {
           this.finished = batch.concat(this.finished);
           throw err;
