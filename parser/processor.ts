@@ -54,8 +54,6 @@ export class DagProcessor {
   /** SDK modules this processor has stored in dag_code (read from the scratch folder the children wrote them to). */
   private readonly storedSdk = new Set<string>();
   private watcher?: FolderWatcher;
-  /** Directories the last scan searched: the ones the watcher watches. */
-  private dirs: string[] = [];
   private timer?: NodeJS.Timeout;
   private scanning?: Promise<ScanReport>;
   private rescanRequested = false;
@@ -105,7 +103,6 @@ export class DagProcessor {
     // that a file's import error was waiting for forgets that file's hash).
     this.known = await fileHashes(this.db);
     const { files, dirs } = await discoverDagFolder(this.options.dagsFolder);
-    this.dirs = dirs;
     this.watcher?.watch(dirs);
     const report: ScanReport = { files: files.length, parsed: 0, dags: 0, errors: 0, removed: 0 };
     const present = new Set(files);
@@ -171,10 +168,12 @@ export class DagProcessor {
     return report;
   }
 
-  /** Initial scan, then a watcher (debounced) plus a periodic rescan as a safety net. */
+  /**
+   * A watcher (debounced) set from the first scan on, plus a periodic rescan as a safety net.
+   * The first scan sets the watches as soon as it has listed the folder: a cold parse of a big
+   * folder takes seconds, and a file written meanwhile gets a scan of its own right after it.
+   */
   async start(): Promise<ScanReport> {
-    const report = await this.scan();
-    if (this.stopped) return report; // stop() ran during the first scan: start no watcher or timer that nothing would stop
     const onChange = () => {
       if (this.stopped) return;
       clearTimeout(this.debounce);
@@ -183,7 +182,8 @@ export class DagProcessor {
     this.watcher = new FolderWatcher(onChange, (dir, err) =>
       this.logger.warn(`cannot watch ${dir} (${err.message}); changes there are seen by rescans every ${this.options.rescanIntervalMs} ms`),
     );
-    this.watcher.watch(this.dirs);
+    const report = await this.scan();
+    if (this.stopped) return report; // stop() ran during the first scan (and closed the watcher): start no timer that nothing would stop
     this.timer = setInterval(onChange, this.options.rescanIntervalMs);
     return report;
   }

@@ -334,6 +334,20 @@ describe("DAG processor: changes outside the DAG file itself", () => {
     });
   });
 
+  it("sees a file written while the first scan still parses, without waiting for a rescan", async () => {
+    // One parser child: the fast file is parsed first, then the slow one holds the first scan
+    // for two seconds. Rescans an hour apart: only a watch already set during that scan sees new.ts.
+    const slow = dagSource(`const until = Date.now() + 2000;\nwhile (Date.now() < until) {}\nexport default dag({ id: "early_slow" }, (t) => { t.task("only", async () => 0); });`);
+    await withOwnFolder("early", { "a_fast.ts": simpleDag("early_fast"), "z_slow.ts": slow }, 3_600_000, async (early, root) => {
+      const started = early.start();
+      await waitFor("the fast file parsed", () => dagRow(h, "early_fast"));
+      expect(await dagRow(h, "early_slow")).toBeUndefined();
+      await writeFile(path.join(root, "new.ts"), simpleDag("early_new"));
+      expect((await started).dags).toBe(2);
+      await waitFor("the file written during the first scan parsed", () => dagRow(h, "early_new"));
+    });
+  });
+
   it("starts no scan after stop(), even with a change seen just before it", async () => {
     // Every 10 ms a rescan is asked for, re-arming the 100 ms debounce: one is always pending at stop().
     await withOwnFolder("stopping", { "stopping.ts": simpleDag("stopping_dag") }, 10, async (stopping) => {
