@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { migrate } from "../store/migrate.ts";
 import { BatonError } from "../core/errors.ts";
-import { taskLogPath } from "../core/logPaths.ts";
+import { removeLogs, runLogFolder } from "../core/logPaths.ts";
 import { isConnectionError } from "../store/db.ts";
 import { loadConfig } from "../core/config.ts";
 import { ApiCallError } from "./client.ts";
@@ -106,12 +106,7 @@ db.command("clean")
     const { cleanBefore } = await import("../store/maintenance.ts");
     const report = await cleanBefore(rt.db, before, { dryRun: !!opts.dryRun });
     if (!opts.dryRun) {
-      const { rm } = await import("node:fs/promises");
-      const path = await import("node:path");
-      for (const r of report.deleted) {
-        const folder = path.dirname(path.dirname(taskLogPath(rt.config.logsFolder, { dagId: r.dagId, runId: r.runId, taskId: "x", tryNumber: 1 })));
-        await rm(folder, { recursive: true, force: true });
-      }
+      for (const r of report.deleted) await removeLogs(runLogFolder(rt.config.logsFolder, r), rt.logger);
     }
     process.stdout.write(`${opts.dryRun ? "would delete" : "deleted"} ${report.runs} run(s) and ${report.taskInstances} task instance(s)\n`);
     await rt.db.close();

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type, type Static } from "typebox";
 import { createHash } from "node:crypto";
 import { BatonError } from "../../core/errors.ts";
+import { removeLogs, runLogFolder } from "../../core/logPaths.ts";
 import { RunState } from "../../core/states.ts";
 import { DAG_RUN_ORDER_FIELDS, dagRunOrder, getDag, getDagRun, listDagRuns, listDagRunsAfter, setDagRunNote, type DagRunFilter } from "../../store/queries/read.ts";
 import { cancelRun } from "../../store/transitions/cancelRun.ts";
@@ -90,7 +91,7 @@ function runNotFound(dagId: string, runId: string): never {
   throw new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${runId}" of DAG "${dagId}" not found`);
 }
 
-export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, clock, onRunCreated, onTasksQueued }) => {
+export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, clock, config, logger, onRunCreated, onTasksQueued }) => {
   const versions = new VersionCache(db.pool);
   const shapeOf = (h: string) => versions.shape(h);
   const current = async (dagId: string, runId: string) => dagRunJson((await getDagRun(db.pool, dagId, runId)) ?? runNotFound(dagId, runId));
@@ -241,13 +242,15 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
     },
   );
 
-  // Deletes the run with its task instances, outputs and events (not its log files); 409
+  // Deletes the run with its task instances, outputs and events, then its log folder; 409
   // BATON_TASKS_RUNNING while one of its task instances runs. See store/transitions/deleteDagRun.ts.
   app.delete(
     "/dags/:dag_id/dagRuns/:dag_run_id",
     { schema: { operationId: "delete_dag_run", tags: TAGS, params: RunParams, response: { 204: Type.Null({ description: "Deleted" }) } } },
     async (req, reply) => {
-      await deleteDagRun(db, req.params.dag_id, req.params.dag_run_id);
+      const { dag_id: dagId, dag_run_id: runId } = req.params;
+      await deleteDagRun(db, dagId, runId);
+      await removeLogs(runLogFolder(config.logsFolder, { dagId, runId }), logger);
       onRunCreated?.();
       return reply.status(204).send(null);
     },

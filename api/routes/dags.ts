@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import type { SerializedDag } from "../../core/dagStructure.ts";
 import { BatonError } from "../../core/errors.ts";
+import { dagLogFolder, removeLogs } from "../../core/logPaths.ts";
 import { DAG_ORDER_FIELDS, getDag, getDagVersion, listDags, listDagVersions, setDagPaused, setDagsPaused } from "../../store/queries/read.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 import { isoOrNull } from "../../store/rows.ts";
@@ -47,7 +48,7 @@ function dagNotFound(dagId: string): never {
   throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${dagId}" not found`);
 }
 
-export const dagRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, onRunCreated }) => {
+export const dagRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, config, logger, onRunCreated }) => {
   const versions = new VersionCache(db.pool);
   /** The latest version's structure (what /details and /tasks describe); null before the first parse. */
   const latestOf = async (row: RowDataPacket): Promise<SerializedDag | null> =>
@@ -115,13 +116,14 @@ export const dagRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, o
     },
   );
 
-  // Deletes the DAG's runs, task instances, outputs, events, backfills and versions (not its log
-  // files); 409 BATON_TASKS_RUNNING while a task instance runs. See store/transitions/deleteDag.ts.
+  // Deletes the DAG's runs, task instances, outputs, events, backfills and versions, then its log
+  // folder; 409 BATON_TASKS_RUNNING while a task instance runs. See store/transitions/deleteDag.ts.
   app.delete(
     "/dags/:dag_id",
     { config: { role: "admin" }, schema: { operationId: "delete_dag", tags: TAGS, params: DagParams, response: { 204: Type.Null({ description: "Deleted" }) } } },
     async (req, reply) => {
       await deleteDag(db, req.params.dag_id);
+      await removeLogs(dagLogFolder(config.logsFolder, req.params.dag_id), logger);
       // Freed room under pools and maxActiveRuns does not matter to other DAGs, but a waiting
       // scheduler re-reads its state sooner.
       onRunCreated?.();

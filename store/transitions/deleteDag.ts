@@ -1,6 +1,7 @@
 // deleteDag — DELETE /dags/{id}: removes a DAG's metadata in one transaction: its runs with their
 // task instances, outputs, durable steps, reschedules, signals and event log rows, its backfills,
-// its versions and the dag row. Like Airflow: task log files are kept, and if the DAG's file still
+// its versions and the dag row (the caller removes its log folder after the commit: the DAG parsed
+// again repeats its scheduled run ids). Like Airflow, if the DAG's file still
 // defines it, the DAG comes back (with no history) at the next parse — the file's content hash is
 // forgotten so the DAG processor parses it again. Bundled code (dag_code) is shared by hash with
 // other DAGs of the file and other versions, and stays. The import error of the file, if any,

@@ -1,6 +1,8 @@
 // deleteDagRun — DELETE …/dagRuns/{id}: removes one run with everything that hangs off it (task
 // instances, outputs, durable steps, reschedules, signals, event log rows), in one transaction.
-// Task log files are kept (as in Airflow); a backfill's date that created the run keeps its row.
+// Its log folder is removed by the caller after the commit (api/routes/dagRuns.ts): a run created
+// again under the same run_id must not read or append to the deleted run's files. A backfill's
+// date that created the run keeps its row.
 // refuses: a run with a `running` task instance (BATON_TASKS_RUNNING): a worker holds it and its
 //   pool slots; cancel the run first (PATCH state=failed). Queued task instances are deleted:
 //   their rows are locked here, so no worker can claim them meanwhile (claims SKIP LOCKED).

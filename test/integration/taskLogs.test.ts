@@ -3,7 +3,7 @@
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { taskLogPath } from "../../core/logPaths.ts";
+import { dagLogFolder, runLogFolder, taskLogPath } from "../../core/logPaths.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 import { waitFor } from "../helpers/db.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
@@ -188,8 +188,28 @@ describe("task logs", () => {
       return Number(row!.n);
     };
     expect(await count()).toBeGreaterThan(0);
+    expect(existsSync(logFile("long"))).toBe(true);
     const res = await h.app.inject({ method: "DELETE", url: `/api/v1/dags/logs/dagRuns/${encodeURIComponent(runId)}` });
     expect(res.statusCode).toBe(204);
     expect(await count()).toBe(0);
+    // Its log files go with it: a run created again under the same run_id starts with none of them.
+    expect(existsSync(runLogFolder(h.logsFolder, { dagId: "logs", runId }))).toBe(false);
+    const again = await h.app.inject({ method: "POST", url: "/api/v1/dags/logs/dagRuns", payload: { dag_run_id: runId } });
+    expect(again.statusCode).toBe(200);
+    await waitFor("the new long try to end", async () => {
+      const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM task_instance WHERE dag_id = 'logs' AND run_id = ? AND task_id = 'long'", [runId]);
+      return row?.state === "success";
+    }, 30_000);
+    const log = (await h.taskLog("logs", runId, "long", 1))!;
+    expect(log.match(/before the pause/g)).toHaveLength(1);
+    expect(log.match(/Starting try 1/g)).toHaveLength(1);
+  });
+
+  it("deleting a DAG deletes its log folder", async () => {
+    const folder = dagLogFolder(h.logsFolder, "poker");
+    expect(existsSync(folder)).toBe(true);
+    const res = await h.app.inject({ method: "DELETE", url: "/api/v1/dags/poker" });
+    expect(res.statusCode).toBe(204);
+    expect(existsSync(folder)).toBe(false);
   });
 });
