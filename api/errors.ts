@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { BatonError, ERRORS, type ErrorCode } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { isConnectionError } from "../store/db.ts";
+import { NO_TRAILING_SPACE } from "./schemas.ts";
 
 export interface Problem {
   type: string;
@@ -33,14 +34,16 @@ export function installErrorHandler(app: FastifyInstance, logger: Logger): void 
     } else if (err.validation) {
       const first = err.validation[0];
       const where = `${err.validationContext ?? "request"}${first?.instancePath ? first.instancePath.replace(/\//g, ".") : ""}`;
-      const params = first?.params as { missingProperty?: string; additionalProperty?: string } | undefined;
+      const params = first?.params as { missingProperty?: string; additionalProperty?: string; pattern?: string } | undefined;
       const missing = params?.missingProperty;
       const unknown = params?.additionalProperty;
       const detail = missing
         ? `${where}.${missing} is required`
         : unknown
           ? `${where}.${unknown} is not an allowed property`
-          : `${where} ${first?.message ?? "is invalid"}`;
+          : params?.pattern === NO_TRAILING_SPACE
+            ? `${where} must not end with a space`
+            : `${where} ${first?.message ?? "is invalid"}`;
       problem = problemOf("BATON_VALIDATION_FAILED", detail);
     } else if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
       problem = problemOf("BATON_PAYLOAD_TOO_LARGE", err.message);

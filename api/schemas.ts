@@ -19,7 +19,13 @@ export const CursorQuery = Type.Object({
   ),
 });
 
-const Id = Type.String({ minLength: 1, maxLength: 250 });
+/**
+ * An identifier as Baton stores them (DAG, run and task ids, variable keys). MySQL compares
+ * utf8mb4_bin with PAD SPACE: "a " finds "a". No stored id ends with a space, so one that does
+ * is refused instead of answering for another (a DELETE of "key " deleted "key").
+ */
+export const NO_TRAILING_SPACE = "[^ ]$";
+export const Id = Type.String({ minLength: 1, maxLength: 250, pattern: NO_TRAILING_SPACE });
 export const DagParams = Type.Object({ dag_id: Id });
 export const RunParams = Type.Object({ dag_id: Id, dag_run_id: Id });
 export const TaskParams = Type.Object({ dag_id: Id, dag_run_id: Id, task_id: Id });

@@ -10,7 +10,7 @@ import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 import type { ApiDeps } from "../context.ts";
 import { DateTime, FreeObject, ListOf, Nullable, NullableDateTime } from "../openapi.ts";
-import { PageQuery } from "../schemas.ts";
+import { Id, PageQuery } from "../schemas.ts";
 
 export const DEFAULT_BACKFILL_MAX_RUNS = 100_000;
 
@@ -19,7 +19,7 @@ export const DEFAULT_BACKFILL_MAX_RUNS = 100_000;
 const DateText = Type.String({ minLength: 10, maxLength: 64, pattern: "^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}" });
 const CreateBody = Type.Object(
   {
-    dag_id: Type.String({ minLength: 1, maxLength: 250 }),
+    dag_id: Id,
     from_date: DateText,
     to_date: DateText,
     reprocess_behavior: Type.Optional(Type.Union([Type.Literal("none"), Type.Literal("failed"), Type.Literal("completed")])),
@@ -180,7 +180,7 @@ export const backfillRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { 
       schema: {
         operationId: "list_backfills",
         tags: TAGS,
-        querystring: Type.Intersect([PageQuery, Type.Object({ dag_id: Type.Optional(Type.String({ minLength: 1, maxLength: 250 })) })]),
+        querystring: Type.Intersect([PageQuery, Type.Object({ dag_id: Type.Optional(Id) })]),
         response: { 200: ListOf("backfills", Backfill) },
       },
     },

@@ -9,9 +9,8 @@ import { isoOrNull } from "../../store/rows.ts";
 import { VersionCache } from "../../store/versions.ts";
 import type { ApiDeps } from "../context.ts";
 import { NullableDateTime, Nullable } from "../openapi.ts";
-import { DagParams } from "../schemas.ts";
+import { DagParams, Id } from "../schemas.ts";
 
-const Id = Type.String({ minLength: 1, maxLength: 250 });
 /** A clear across runs (a date range, include_past / include_future) touches at most this many runs. */
 export const MAX_CLEAR_RUNS = 1000;
 

@@ -14,7 +14,7 @@ import { VersionCache } from "../../store/versions.ts";
 import type { ApiDeps } from "../context.ts";
 import { decodeCursor, encodeCursor } from "../cursor.ts";
 import { CursorListOf, ListOf, serializeAsBuilt } from "../openapi.ts";
-import { CursorQuery, DagParams, PageQuery, RunParams, TriggerBody } from "../schemas.ts";
+import { CursorQuery, DagParams, Id, PageQuery, RunParams, TriggerBody } from "../schemas.ts";
 import { DagRunSchema, dagRunJson } from "../serializers.ts";
 import { orderByEnum } from "./dags.ts";
 
@@ -53,7 +53,7 @@ const BatchBody = Type.Object(
     order_by: Type.Optional(OrderBy),
     page_offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
     page_limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-    dag_ids: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 250 }), { maxItems: 1000, description: "Every DAG when left out." })),
+    dag_ids: Type.Optional(Type.Array(Id, { maxItems: 1000, description: "Every DAG when left out." })),
     states: Type.Optional(Type.Array(RunStateSchema, { maxItems: 10 })),
     ...DateFilters,
   },

@@ -10,7 +10,7 @@ import { deleteDag } from "../../store/transitions/deleteDag.ts";
 import { VersionCache } from "../../store/versions.ts";
 import type { ApiDeps } from "../context.ts";
 import { FreeObject, ListOf, NullableDateTime } from "../openapi.ts";
-import { DagParams, PageQuery, PatchDagBody } from "../schemas.ts";
+import { DagParams, Id, PageQuery, PatchDagBody } from "../schemas.ts";
 import { DagDetailSchema, DagSchema, TaskSchema, dagDetailJson, dagJson, taskJson } from "../serializers.ts";
 
 const TAGS = ["DAG"];
@@ -41,7 +41,7 @@ const UpdateMask = Type.Optional(
 );
 
 const DagList = ListOf("dags", DagSchema);
-const TaskParams = Type.Object({ dag_id: DagParams.properties.dag_id, task_id: Type.String({ minLength: 1, maxLength: 250 }) });
+const TaskParams = Type.Object({ dag_id: DagParams.properties.dag_id, task_id: Id });
 const VersionSchema = Type.Object({ dag_version: Type.String(), created_at: NullableDateTime, code_hash: Type.String(), is_latest: Type.Boolean() });
 
 function dagNotFound(dagId: string): never {

@@ -8,7 +8,7 @@ import { redriveDeadLetters } from "../../store/transitions/redriveDeadLetters.t
 import { VersionCache } from "../../store/versions.ts";
 import type { ApiDeps } from "../context.ts";
 import { ListOf, Nullable, NullableDateTime } from "../openapi.ts";
-import { PageQuery } from "../schemas.ts";
+import { Id, PageQuery } from "../schemas.ts";
 
 const TAGS = ["DeadLetter"];
 
@@ -59,7 +59,7 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
       schema: {
         operationId: "get_dead_letters",
         tags: TAGS,
-        querystring: Type.Intersect([PageQuery, Type.Object({ dag_id: Type.Optional(Type.String({ minLength: 1, maxLength: 250 })) })]),
+        querystring: Type.Intersect([PageQuery, Type.Object({ dag_id: Type.Optional(Id) })]),
         response: { 200: ListOf("dead_letters", DeadLetter) },
       },
     },
@@ -90,7 +90,7 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
         body: Type.Object(
           {
             task_instance_ids: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 10_000 })),
-            dag_id: Type.Optional(Type.String({ minLength: 1, maxLength: 250 })),
+            dag_id: Type.Optional(Id),
             dry_run: Type.Optional(Type.Boolean()),
           },
           { additionalProperties: false },

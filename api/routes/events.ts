@@ -6,16 +6,15 @@ import { eventsAfter, getEvent, latestEventId, listEvents, type EventFilter, typ
 import { isoOrNull } from "../../store/rows.ts";
 import type { ApiDeps } from "../context.ts";
 import { DateTime, ListOf, Nullable } from "../openapi.ts";
-import { PageQuery } from "../schemas.ts";
+import { Id, PageQuery } from "../schemas.ts";
 
-const Id = Type.String({ minLength: 1, maxLength: 250 });
 const EventNames = Type.String({ minLength: 1, maxLength: 10_000, description: "Event names separated by commas, e.g. task:failed,run:failed" });
 
 /** Airflow's get_event_logs filters (FilterRunID, Event, Owner, …), shared by the SSE stream. */
 const Filters = Type.Object({
   dag_id: Type.Optional(Id),
   run_id: Type.Optional(Id),
-  dag_run_id: Type.Optional(Type.String({ minLength: 1, maxLength: 250, description: "Alias of run_id (Baton's name before Airflow's); both given must be equal." })),
+  dag_run_id: Type.Optional(Type.String({ ...Id, description: "Alias of run_id (Baton's name before Airflow's); both given must be equal." })),
   task_id: Type.Optional(Id),
   map_index: Type.Optional(Type.Integer({ minimum: -1, maximum: 2_147_483_647 })),
   try_number: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647 })),

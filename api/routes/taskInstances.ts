@@ -26,7 +26,7 @@ import { VersionCache } from "../../store/versions.ts";
 import type { ApiDeps } from "../context.ts";
 import { decodeCursor, encodeCursor } from "../cursor.ts";
 import { CursorListOf, FreeObject, ListOf, Nullable, NullableDateTime, serializeAsBuilt } from "../openapi.ts";
-import { CursorQuery, DagParams, PageQuery, RunParams, TaskParams } from "../schemas.ts";
+import { CursorQuery, DagParams, Id, PageQuery, RunParams, TaskParams } from "../schemas.ts";
 import { taskInstanceJson } from "../serializers.ts";
 
 const TAGS = ["TaskInstance"];
@@ -38,7 +38,6 @@ export const STEP_RESULT_LIST_CAP_BYTES = 64 * 1024;
 /** A log read without full_content returns at most this many bytes, and a token for the rest. */
 export const LOG_CHUNK_BYTES = 64 * 1024;
 
-const Id = Type.String({ minLength: 1, maxLength: 250 });
 const StateName = Type.Union(Object.values(TaskState).map((s) => Type.Literal(s)));
 const DateQuery = Type.String({ format: "date-time" });
 const Duration = Type.Number({ minimum: 0, maximum: 1e12 });

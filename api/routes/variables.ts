@@ -6,11 +6,11 @@ import { BatonError } from "../../core/errors.ts";
 import { isSensitiveKey, MASK } from "../../core/sensitive.ts";
 import { createVariable, deleteVariable, getVariable, listVariables, updateVariable, VARIABLE_ORDER_FIELDS, type Variable } from "../../store/variables.ts";
 import type { ApiDeps } from "../context.ts";
-import { PageQuery } from "../schemas.ts";
+import { Id, PageQuery } from "../schemas.ts";
 import { orderByEnum } from "./dags.ts";
 
 const TAGS = ["Variable"];
-const VariableKey = Type.String({ minLength: 1, maxLength: 250 });
+const VariableKey = Id;
 const VariableParams = Type.Object({ variable_key: VariableKey });
 const Value = Type.String({ maxLength: 1_000_000 });
 const Description = Type.Union([Type.String({ maxLength: 10_000 }), Type.Null()]);

@@ -172,6 +172,16 @@ describe("REST API", () => {
       expect(await dagRunRows(runId)).toBe(0);
     });
 
+    it("refuses ids in the path that end with a space instead of answering for the id without it", async () => {
+      // MySQL compares utf8mb4_bin with PAD SPACE: "api_hello " would find "api_hello".
+      const runId = (await trigger("api_hello", { dag_run_id: ghost("padded") })).json().dag_run_id as string;
+      for (const url of ["/api/v1/dags/api_hello%20", `/api/v1/dags/api_hello/dagRuns/${runId}%20`, `/api/v1/dags/api_hello/dagRuns/${runId}/taskInstances/hello%20`]) {
+        expectProblem(await h.app.inject({ method: "GET", url }), 400, "BATON_VALIDATION_FAILED", "must not end with a space");
+      }
+      expectProblem(await h.app.inject({ method: "DELETE", url: `/api/v1/dags/api_hello/dagRuns/${runId}%20` }), 400, "BATON_VALIDATION_FAILED", "dag_run_id");
+      expect(await dagRunRows(runId)).toBe(1);
+    });
+
     it("accepts every dag_run_id character the pattern allows", async () => {
       const runId = "Ok_run-1.2:3+4";
       const res = await trigger("api_page_1", { dag_run_id: runId, logical_date: "2026-01-02T03:04:05Z", conf: { a: 1 }, note: "hi" });

@@ -139,6 +139,13 @@ describe("variables and connections", () => {
     expectProblem(await call("PATCH", "/variables/vc_patchable?update_mask=description", { value: "w" }), 400, "BATON_VALIDATION_FAILED", "body.description");
     expectProblem(await call("PATCH", "/variables/vc_patchable", { key: "other", value: "w" }), 400, "BATON_VALIDATION_FAILED", "body.key");
     expectProblem(await call("PATCH", "/variables/vc_patchable", {}), 400, "BATON_VALIDATION_FAILED", "value or description");
+    // MySQL compares keys with PAD SPACE ("k " equals "k"): a key ending with a space is refused,
+    // never taken for another one.
+    await call("POST", "/variables", { key: "vc_padded", value: "kept" });
+    expectProblem(await call("POST", "/variables", { key: "vc_padded ", value: "other" }), 400, "BATON_VALIDATION_FAILED", "body.key");
+    expectProblem(await call("DELETE", "/variables/vc_padded%20"), 400, "BATON_VALIDATION_FAILED", "variable_key");
+    expectProblem(await call("GET", "/variables/vc_padded%20"), 400, "BATON_VALIDATION_FAILED", "variable_key");
+    expect((await call("GET", "/variables/vc_padded")).json().value).toBe("kept");
     // A 250-character key is fine.
     expect((await call("POST", "/variables", { key: "k".repeat(250), value: "long key" })).statusCode).toBe(200);
     expect((await call("GET", `/variables/${"k".repeat(250)}`)).json().value).toBe("long key");
