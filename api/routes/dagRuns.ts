@@ -117,6 +117,11 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
         );
       }
       const logicalDate = logical ?? execution ?? now;
+      // A DATETIME holds years 1000-9999 (and JavaScript reads years below 100 back as 19xx).
+      const year = logicalDate.getUTCFullYear();
+      if (year < 1000 || year > 9999) {
+        throw new BatonError("BATON_VALIDATION_FAILED", `body.logical_date must be within the years 1000-9999 (UTC), got ${logicalDate.toISOString()}`);
+      }
       // The alias is one field: the same run asked either way hashes the same for Idempotency-Key.
       const body = execution_date !== undefined && rest.logical_date === undefined ? { ...rest, logical_date: execution_date } : rest;
       const key = req.headers["idempotency-key"];

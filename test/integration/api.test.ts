@@ -153,6 +153,8 @@ describe("REST API", () => {
       ["logical_date is not a date", { dag_run_id: ghost("bad_date"), logical_date: "yesterday" }, "logical_date"],
       ["logical_date has an impossible month", { dag_run_id: ghost("bad_month"), logical_date: "2026-13-40T00:00:00Z" }, "logical_date"],
       ["logical_date is a number", { dag_run_id: ghost("num_date"), logical_date: 12345 }, "logical_date"],
+      ["logical_date is before the year 1000", { dag_run_id: ghost("year_1"), logical_date: "0001-01-01T00:00:00Z" }, "logical_date"],
+      ["logical_date is after the year 9999", { dag_run_id: ghost("year_10000"), logical_date: "9999-12-31T23:00:00-05:00" }, "logical_date"],
       ["note is too long", { dag_run_id: ghost("long_note"), note: "x".repeat(10_001) }, "note"],
     ])("rejects a trigger body where %s with 400 naming the field, and writes nothing", async (_what, payload, field) => {
       const res = await trigger("api_hello", payload);
