@@ -18,6 +18,9 @@
 //   those rows: ready → queued (or held in `scheduled` when it depends on the past, as settle
 //   does); rule no longer satisfiable → skipped / upstream_failed, cascading through settle(),
 //   which counts the run down and may finish it.
+// saga: in a run whose compensation ended, the compensation task instances are deleted and the
+//   tasks whose compensation succeeded are cleared with the chosen ones (a new attempt redoes
+//   what was undone).
 // outcomes: BATON_VALIDATION_FAILED (no task_ids and no state filter), BATON_DAG_NOT_FOUND,
 //   BATON_DAG_RUN_NOT_FOUND, BATON_TASK_NOT_FOUND (naming the ids); otherwise the cleared task
 //   instances (state before and after), the ids queued, and the run's state afterwards (a run
@@ -139,12 +142,19 @@ export async function clearTasks(
     );
     const [[runRow]] = await tx.query<RowDataPacket[]>(`SELECT state, compensation FROM dag_run WHERE id = ?${lock}`, [dagRunId]);
     // A finished saga's compensation belongs to the attempt that failed: clearing starts a new
-    // attempt, so its compensation task instances go and a new failure compensates again.
+    // attempt, so its compensation task instances go and a new failure compensates again. A task
+    // whose compensation succeeded was undone: the new attempt does it again (cleared with the
+    // chosen ones), or its downstream tasks would run on an effect that no longer exists (ship
+    // after the refund) and a second failure would undo it twice.
     const compensationIds = new Set(shape.compensations.map((c) => c.taskId));
     const endedSaga = runRow!.compensation != null && runRow!.compensation !== "running";
     const dropped = endedSaga ? allRows.filter((r) => compensationIds.has(r.task_id)) : [];
+    const undone = new Set(
+      dropped.filter((r) => r.state === TaskState.Success).map((r) => shape.byId.get(r.task_id)?.compensates).filter((id): id is string => !!id),
+    );
     const rows = endedSaga ? allRows.filter((r) => !compensationIds.has(r.task_id)) : allRows;
     const hits = rows.filter((r) => chosen.has(r.task_id) && selects(r.state));
+    if (hits.length > 0) for (const r of rows) if (undone.has(r.task_id) && !hits.includes(r)) hits.push(r);
     const result: ClearResult = {
       dagRunId,
       dagId: req.dagId,

@@ -88,6 +88,24 @@ describe("saga compensation", () => {
     expect(tis.map((r) => [r.task_id, r.try_number])).toEqual([["charge__compensate", 1], ["label__compensate", 0], ["reserve__compensate", 1]]);
   });
 
+  it("re-driving the failed task of a compensated run does the undone tasks again before it, so a new failure undoes each once", async () => {
+    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-saga-")), "marks.txt");
+    const { run: first } = await run("saga_order", { marks, failLabel: true });
+    expect(first).toMatchObject({ state: "failed", compensation: "compensated" });
+    const [[label]] = await h.db.pool.query<RowDataPacket[]>("SELECT id FROM task_instance WHERE dag_id = 'saga_order' AND run_id = ? AND task_id = 'label'", [first.dag_run_id]);
+    const redrive = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { task_instance_ids: [Number(label!.id)] } });
+    expect(redrive.statusCode).toBe(200);
+    const runUrl = `/api/v1/dags/saga_order/dagRuns/${encodeURIComponent(first.dag_run_id)}`;
+    const again = await waitFor("the second attempt to end", async () => {
+      const r = (await h.app.inject({ method: "GET", url: runUrl })).json();
+      return r.state === "failed" && r.compensation === "compensated" ? r : null;
+    }, 20_000);
+    expect(again).toMatchObject({ compensated: true });
+    // Not "refund" twice for one charge: the refunded charge and the released reservation were done again first.
+    const once = ["reserve", "charge", "refund ch_1", "release A1"];
+    expect((await readFile(marks, "utf8")).split("\n").filter(Boolean)).toEqual([...once, ...once]);
+  });
+
   it("a successful run creates no compensation tasks", async () => {
     const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-saga-")), "marks.txt");
     const { run: r, tasks } = await run("saga_order", { marks });
