@@ -576,6 +576,7 @@ export class Worker {
         },
       )
       .then((outcome) => {
+        const died = outcome.error?.code === "BATON_WORKER_CHILD_EXITED";
         if (held.timedOut && outcome.outcome !== "skipped") {
           outcome = {
             outcome: "failed",
@@ -583,8 +584,21 @@ export class Worker {
             log: outcome.log,
           };
         }
-        this.complete(task, outcome);
+        this.complete(task, died || held.timedOut ? this.withReasonLogged(task, outcome) : outcome);
       });
+  }
+
+  /**
+   * A try the worker ended (timed out, or its process died) gets the reason at the end of its
+   * log: the task could not write it, and a log that stops mid-way says nothing of why.
+   */
+  private withReasonLogged(task: ClaimedTask, outcome: TryOutcome): TryOutcome {
+    if (!outcome.error) return outcome;
+    const line = `[${new Date().toISOString()}] ERROR - ${outcome.error.message} (${outcome.error.code})\n`;
+    // Still in memory: it travels with the outcome. Otherwise the log is (or will be) its file.
+    if (outcome.log !== undefined) return { ...outcome, log: outcome.log + line };
+    this.keepLog(task, line);
+    return outcome;
   }
 
   private complete(task: ClaimedTask, outcome: TryOutcome): void {

@@ -417,6 +417,11 @@ describe("task execution", () => {
     }
     expect((await taskJson("ex_timeout", runId, "polite")).duration).toBeLessThan((await taskJson("ex_timeout", runId, "cpu_hog")).duration);
     expect(await h.taskLog("ex_timeout", runId, "polite", 1)).toContain("aborted: execution timeout");
+    // Each log ends with the reason the worker ended the try, even the killed one's (whose process
+    // could write nothing more: its lines still in memory died with it).
+    for (const id of ["cpu_hog", "polite"]) {
+      await waitFor(`${id}'s log to name the timeout`, async () => /ERROR - task exceeded its execution timeout of 300ms \(BATON_TASK_TIMEOUT\)\n$/.test((await h.taskLog("ex_timeout", runId, id, 1)) ?? ""));
+    }
 
     // The worker replaced the killed process and keeps running tasks.
     const again = await trigger("ex_outputs");

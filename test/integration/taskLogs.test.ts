@@ -104,7 +104,10 @@ describe("task logs", () => {
   });
 
   it("keeps the log of a task that ends its own process", async () => {
-    expect(await h.taskLog("logs", runId, "crash", 1)).toContain("about to exit");
+    const log = (await h.taskLog("logs", runId, "crash", 1))!;
+    expect(log).toContain("about to exit");
+    // The worker adds why the try ended: the task could not.
+    expect(log).toMatch(/about to exit[^]*ERROR - the task's process died: .*\(BATON_WORKER_CHILD_EXITED\)\n$/);
   });
 
   it("serves the stored text, then the file, across chunk boundaries", async () => {
