@@ -65,3 +65,47 @@ export function upstreamCountsOf(shape: DagShape, taskId: string, stateOf: (task
   }
   return counts;
 }
+
+/**
+ * Skipped tasks a clear leaves skipped: those a branch or short-circuit that stays as it is
+ * (succeeded, not cleared) decided to skip. Airflow's NotPreviouslySkippedDep: clearing them
+ * alone would run what the branch did not follow (and leave the run inconsistent: a follower
+ * succeeds while its join stays skipped). A branch skipped its direct downstream tasks it did
+ * not return; a short-circuit that returned false skipped everything downstream of it.
+ * `outputs`: the recorded output of each branch / short-circuit task that succeeded.
+ */
+export function skipsToKeep(
+  shape: DagShape,
+  cleared: ReadonlySet<string>,
+  stateOf: (taskId: string) => string | undefined,
+  outputs: ReadonlyMap<string, unknown>,
+): Set<string> {
+  const keep = new Set<string>();
+  for (const decider of shape.dag.tasks) {
+    if ((decider.kind !== "branch" && decider.kind !== "short_circuit") || cleared.has(decider.taskId)) continue;
+    if (stateOf(decider.taskId) !== TaskState.Success || !outputs.has(decider.taskId)) continue;
+    const output = outputs.get(decider.taskId);
+    let skipped: string[];
+    if (decider.kind === "branch") {
+      const followed = new Set(Array.isArray(output) ? output : [output]);
+      skipped = decider.downstream.filter((id) => !followed.has(id));
+    } else {
+      if (output !== false) continue;
+      skipped = [...descendantsOf(shape, decider.taskId)];
+    }
+    for (const id of skipped) if (cleared.has(id) && stateOf(id) === TaskState.Skipped) keep.add(id);
+  }
+  return keep;
+}
+
+function descendantsOf(shape: DagShape, taskId: string): Set<string> {
+  const seen = new Set<string>();
+  const stack = [...(shape.byId.get(taskId)?.downstream ?? [])];
+  while (stack.length > 0) {
+    const id = stack.pop()!;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    stack.push(...(shape.byId.get(id)?.downstream ?? []));
+  }
+  return seen;
+}

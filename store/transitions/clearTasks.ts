@@ -18,6 +18,8 @@
 //   those rows: ready → queued (or held in `scheduled` when it depends on the past, as settle
 //   does); rule no longer satisfiable → skipped / upstream_failed, cascading through settle(),
 //   which counts the run down and may finish it.
+// skips: a task that a succeeded, not cleared branch or short-circuit skipped stays skipped
+//   (scheduler/clearSelection.ts skipsToKeep, from the decider's recorded output).
 // saga: in a run whose compensation ended, the compensation task instances are deleted and the
 //   tasks whose compensation succeeded are cleared with the chosen ones (a new attempt redoes
 //   what was undone).
@@ -30,7 +32,7 @@
 import { runTimeoutAt, type DagShape } from "../../core/dagStructure.ts";
 import { BatonError } from "../../core/errors.ts";
 import { RunState, TaskState, isTerminalTaskState } from "../../core/states.ts";
-import { clearClosure, clearStateFilter, upstreamCountsOf } from "../../scheduler/clearSelection.ts";
+import { clearClosure, clearStateFilter, skipsToKeep, upstreamCountsOf } from "../../scheduler/clearSelection.ts";
 import { inList, type Db, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
 import { decideDownstream, dependsOnPast, endStatements, holdStatement, queueStatement, selectDownstream, settle } from "./settle.ts";
@@ -153,8 +155,10 @@ export async function clearTasks(
       dropped.filter((r) => r.state === TaskState.Success).map((r) => shape.byId.get(r.task_id)?.compensates).filter((id): id is string => !!id),
     );
     const rows = endedSaga ? allRows.filter((r) => !compensationIds.has(r.task_id)) : allRows;
-    const hits = rows.filter((r) => chosen.has(r.task_id) && selects(r.state));
+    let hits = rows.filter((r) => chosen.has(r.task_id) && selects(r.state));
     if (hits.length > 0) for (const r of rows) if (undone.has(r.task_id) && !hits.includes(r)) hits.push(r);
+    const kept = skipsToKeep(shape, new Set(hits.map((r) => r.task_id as string)), stateOf(rows), await deciderOutputs(tx, dagRunId, shape, rows));
+    if (kept.size > 0) hits = hits.filter((r) => !kept.has(r.task_id));
     const result: ClearResult = {
       dagRunId,
       dagId: req.dagId,
@@ -234,6 +238,26 @@ export async function clearTasks(
     result.runState = runAfter!.state;
     return result;
   });
+}
+
+/** The state of each task of the run (its unmapped instance). */
+function stateOf(rows: RowDataPacket[]): (taskId: string) => string | undefined {
+  const states = new Map<string, string>();
+  for (const r of rows) if (r.map_index === -1) states.set(r.task_id, r.state);
+  return (taskId) => states.get(taskId);
+}
+
+/** The recorded outputs of the run's branch and short-circuit tasks that succeeded (what they decided). */
+async function deciderOutputs(tx: Tx, dagRunId: number, shape: DagShape, rows: RowDataPacket[]): Promise<Map<string, unknown>> {
+  const deciders = rows
+    .filter((r) => r.map_index === -1 && r.state === TaskState.Success && ["branch", "short_circuit"].includes(shape.byId.get(r.task_id)?.kind ?? ""))
+    .map((r) => r.task_id as string);
+  if (deciders.length === 0) return new Map();
+  const [xcoms] = await tx.query<RowDataPacket[]>(
+    `SELECT task_id, value FROM xcom WHERE dag_run_id = ? AND map_index = -1 AND xcom_key = 'return_value' AND task_id IN (${inList(deciders)})`,
+    [dagRunId, ...deciders],
+  );
+  return new Map(xcoms.map((x) => [x.task_id as string, x.value === null ? null : JSON.parse(x.value)]));
 }
 
 /**

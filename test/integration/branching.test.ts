@@ -66,6 +66,41 @@ describe("branching and short-circuit", () => {
     expect(result).toEqual({ state: "success", tasks: { check: "success", work: "skipped", cleanup: "skipped" } });
   });
 
+  it("clearing tasks a branch or short-circuit skipped leaves them skipped; clearing the decider too decides again", async () => {
+    const clear = (dagId: string, runId: string, taskIds: string[]) =>
+      h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/clearTaskInstances`, payload: { dag_run_id: runId, task_ids: taskIds, only_failed: false, dry_run: false } });
+    const states = async (dagId: string, runId: string) => {
+      const [tis] = await h.db.pool.query<RowDataPacket[]>("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+      return Object.fromEntries(tis.map((r) => [r.task_id, r.state]));
+    };
+    const runOf = async (dagId: string) => {
+      const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", [dagId]);
+      return row!.run_id as string;
+    };
+
+    await runToEnd("branchy", { way: "a" });
+    const branchRun = await runOf("branchy");
+    const res = await clear("branchy", branchRun, ["path_b", "after_b"]);
+    expect(res.statusCode).toBe(200);
+    // path_b stays as the branch left it; after_b (downstream of the skipped path_b) is cleared and
+    // skipped again at once by its trigger rule.
+    expect(res.json().task_instances.map((t: { task_id: string }) => t.task_id)).toEqual(["after_b"]);
+    expect(await states("branchy", branchRun)).toEqual({ pick: "success", path_a: "success", path_b: "skipped", after_b: "skipped", join: "success" });
+
+    await runToEnd("gate", { go: false });
+    const gateRun = await runOf("gate");
+    expect((await clear("gate", gateRun, ["work", "cleanup"])).json().task_instances).toEqual([]);
+    expect(await states("gate", gateRun)).toEqual({ check: "success", work: "skipped", cleanup: "skipped" });
+
+    // With the branch cleared too it decides again (same conf, same choice) and skips them anew.
+    expect((await clear("branchy", branchRun, ["pick", "path_b"])).json().task_instances.map((t: { task_id: string }) => t.task_id).sort()).toEqual(["path_b", "pick"]);
+    await waitFor("the run to end again", async () => {
+      const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'branchy' AND run_id = ?", [branchRun]);
+      return row!.state === "success";
+    });
+    expect((await states("branchy", branchRun)).path_b).toBe("skipped");
+  });
+
   it("short-circuit true lets the run continue", async () => {
     const result = await runToEnd("gate", { go: true });
     expect(result.tasks).toEqual({ check: "success", work: "success", cleanup: "success" });

@@ -1,5 +1,5 @@
 import { shapeOf, type SerializedDag, type SerializedTask } from "../../core/dagStructure.ts";
-import { clearClosure, clearStateFilter, upstreamCountsOf } from "../../scheduler/clearSelection.ts";
+import { clearClosure, clearStateFilter, skipsToKeep, upstreamCountsOf } from "../../scheduler/clearSelection.ts";
 
 /** a → b → c, a → d, x (alone); e joins c and d. Listed in topological order. */
 function shape() {
@@ -67,5 +67,46 @@ describe("upstreamCountsOf", () => {
   });
   it("is all zeros for a root", () => {
     expect(upstreamCountsOf(s, "a", () => "success")).toEqual({ total: 0, success: 0, skipped: 0, failed: 0, upstreamFailed: 0, removed: 0 });
+  });
+});
+
+describe("skipsToKeep", () => {
+  /** pick (branch) → [a, b]; b → c; gate (short-circuit) → w → z. */
+  function deciders() {
+    const edges: Record<string, string[]> = { pick: [], a: ["pick"], b: ["pick"], c: ["b"], gate: [], w: ["gate"], z: ["w"] };
+    const kinds: Record<string, string> = { pick: "branch", gate: "short_circuit" };
+    const tasks = Object.entries(edges).map(
+      ([taskId, upstream]) =>
+        ({
+          taskId,
+          kind: kinds[taskId] ?? "task",
+          upstream,
+          downstream: Object.keys(edges).filter((id) => edges[id]!.includes(taskId)),
+          triggerRule: "all_success",
+          retries: 0,
+        }) as unknown as SerializedTask,
+    );
+    return shapeOf({ dagId: "d", tasks } as unknown as SerializedDag);
+  }
+  const s = deciders();
+  const states: Record<string, string> = { pick: "success", a: "success", b: "skipped", c: "skipped", gate: "success", w: "skipped", z: "skipped" };
+  const stateOf = (id: string) => states[id];
+  const outputs = new Map<string, unknown>([["pick", ["a"]], ["gate", false]]);
+
+  it("keeps the direct downstream tasks a branch did not follow, and everything after a short-circuit that returned false", () => {
+    expect([...skipsToKeep(s, new Set(["b", "c", "w", "z"]), stateOf, outputs)].sort()).toEqual(["b", "w", "z"]);
+  });
+  it("keeps nothing when the decider is cleared too (it decides again)", () => {
+    expect([...skipsToKeep(s, new Set(["pick", "b", "gate", "w"]), stateOf, outputs)]).toEqual([]);
+  });
+  it("keeps nothing for a short-circuit that returned true, nor for a branch that followed the task", () => {
+    expect([...skipsToKeep(s, new Set(["a", "b", "w"]), stateOf, new Map<string, unknown>([["pick", ["a", "b"]], ["gate", true]]))]).toEqual([]);
+  });
+  it("keeps only skipped tasks: a failed one the branch did not follow is cleared", () => {
+    expect([...skipsToKeep(s, new Set(["b"]), (id) => (id === "b" ? "failed" : states[id]), outputs)]).toEqual([]);
+  });
+  it("accepts a branch output naming one task, not a list", () => {
+    expect([...skipsToKeep(s, new Set(["a", "b"]), stateOf, new Map<string, unknown>([["pick", "b"]]))]).toEqual([]);
+    expect([...skipsToKeep(s, new Set(["b"]), stateOf, new Map<string, unknown>([["pick", "a"]]))]).toEqual(["b"]);
   });
 });
