@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type, type Static } from "typebox";
 import { createHash } from "node:crypto";
 import { BatonError } from "../../core/errors.ts";
+import { stableJson } from "../../core/json.ts";
 import { RunState } from "../../core/states.ts";
 import { DAG_RUN_ORDER_FIELDS, dagRunOrder, getDag, getDagRun, listDagRuns, listDagRunsAfter, setDagRunNote, type DagRunFilter } from "../../store/queries/read.ts";
 import { cancelRun } from "../../store/transitions/cancelRun.ts";
@@ -18,18 +19,6 @@ import { DagRunSchema, dagRunJson } from "../serializers.ts";
 import { orderByEnum } from "./dags.ts";
 
 const TAGS = ["DAGRun"];
-
-/** JSON with sorted keys, so the same body always hashes the same. */
-function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
-  if (value && typeof value === "object") {
-    return `{${Object.keys(value)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${stableJson((value as Record<string, unknown>)[k])}`)
-      .join(",")}}`;
-  }
-  return JSON.stringify(value) ?? "null";
-}
 
 const RunStateSchema = Type.Enum(Object.values(RunState));
 const OrderBy = orderByEnum(DAG_RUN_ORDER_FIELDS, "id (default), dag_id, dag_run_id, state, execution_date, logical_date, start_date, end_date or queued_at");

@@ -249,6 +249,23 @@ describe("REST API", () => {
       expect(await dagRunRows("ghost_huge")).toBe(0);
     });
 
+    it("refuses a JSON body nested more than 100 levels deep with 400 (it was a stack overflow, 500), and takes one at the limit", async () => {
+      const nested = (levels: number) => `${"[".repeat(levels)}${"]".repeat(levels)}`;
+      const post = (body: string, headers: Record<string, string> = {}) =>
+        h.app.inject({ method: "POST", url: "/api/v1/dags/api_page_1/dagRuns", headers: { "content-type": "application/json", ...headers }, payload: body });
+      // 5,000 levels in a 30 KB body, with and without an Idempotency-Key (hashed before the run is written).
+      const deep = `{"dag_run_id": "ghost_deep", "conf": {"a": ${nested(5000)}}}`;
+      expectProblem(await post(deep), 400, "BATON_VALIDATION_FAILED", "100 levels");
+      expectProblem(await post(deep, { "idempotency-key": "deep-1" }), 400, "BATON_VALIDATION_FAILED", "100 levels");
+      // The body is level 1, conf 2, and the arrays in "a" start at 3: 99 of them reach 101.
+      expectProblem(await post(`{"dag_run_id": "ghost_deep", "conf": {"a": ${nested(99)}}}`), 400, "BATON_VALIDATION_FAILED");
+      expect(await dagRunRows("ghost_deep")).toBe(0);
+      // Exactly 100 levels is stored and read back, Idempotency-Key included.
+      const atLimit = await post(`{"dag_run_id": "deep_at_limit", "conf": {"a": ${nested(98)}}}`, { "idempotency-key": "deep-2" });
+      expect(atLimit.statusCode).toBe(200);
+      expect(JSON.stringify((await getRun("api_page_1", "deep_at_limit")).json().conf)).toBe(`{"a":${nested(98)}}`);
+    });
+
     it.each([
       ["is_paused is a word", { is_paused: "yes" }, "is_paused"],
       ["is_paused is an object", { is_paused: { value: true } }, "is_paused"],
