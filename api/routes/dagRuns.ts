@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { BatonError } from "../../core/errors.ts";
 import { stableJson } from "../../core/json.ts";
 import { RunState } from "../../core/states.ts";
-import { DAG_RUN_ORDER_FIELDS, dagRunOrder, getDag, getDagRun, listDagRuns, listDagRunsAfter, setDagRunNote, type DagRunFilter } from "../../store/queries/read.ts";
+import { DAG_RUN_ORDER_FIELDS, dagRunOrder, getDag, getDagRun, listDagRuns, listDagRunsAfter, runNotFoundError, setDagRunNote, type DagRunFilter } from "../../store/queries/read.ts";
 import { cancelRun } from "../../store/transitions/cancelRun.ts";
 import { createDagRun } from "../../store/transitions/createDagRun.ts";
 import { deleteDagRun } from "../../store/transitions/deleteDagRun.ts";
@@ -75,14 +75,14 @@ function dateRanges(v: DateFilterValues, where: string): Pick<DagRunFilter, "log
   };
 }
 
-function runNotFound(dagId: string, runId: string): never {
-  throw new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${runId}" of DAG "${dagId}" not found`);
-}
-
 export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, clock, onRunCreated, onTasksQueued }) => {
   const versions = new VersionCache(db.pool);
   const shapeOf = (h: string) => versions.shape(h);
-  const current = async (dagId: string, runId: string) => dagRunJson((await getDagRun(db.pool, dagId, runId)) ?? runNotFound(dagId, runId));
+  const current = async (dagId: string, runId: string) => {
+    const run = await getDagRun(db.pool, dagId, runId);
+    if (!run) throw await runNotFoundError(db.pool, dagId, runId);
+    return dagRunJson(run);
+  };
 
   app.post(
     "/dags/:dag_id/dagRuns",
@@ -225,7 +225,7 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
     },
     async (req) => {
       const { dag_id: dagId, dag_run_id: runId } = req.params;
-      if (!(await setDagRunNote(db.pool, dagId, runId, req.body.note))) runNotFound(dagId, runId);
+      if (!(await setDagRunNote(db.pool, dagId, runId, req.body.note))) throw await runNotFoundError(db.pool, dagId, runId);
       return current(dagId, runId);
     },
   );

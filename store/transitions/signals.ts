@@ -11,6 +11,7 @@ import type { DagShape } from "../../core/dagStructure.ts";
 import { BatonError } from "../../core/errors.ts";
 import { TaskState } from "../../core/states.ts";
 import { inList, type Db, type ResultSetHeader, type RowDataPacket, type Tx } from "../db.ts";
+import { runNotFoundError } from "../queries/read.ts";
 import { isDuplicateKey } from "../rows.ts";
 import { settle, type SettleResult } from "./settle.ts";
 
@@ -94,7 +95,7 @@ export async function sendSignal(db: Db, now: Date, req: SignalRequest, shapeOf:
   return db.tx(async (tx) => {
     const [runs] = await tx.query<RowDataPacket[]>("SELECT id, state, version_hash FROM dag_run WHERE dag_id = ? AND run_id = ? FOR UPDATE", [req.dagId, req.runId]);
     const run = runs[0];
-    if (!run) throw new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${req.runId}" of DAG "${req.dagId}" not found`);
+    if (!run) throw await runNotFoundError(tx, req.dagId, req.runId);
     if (run.state === "success" || run.state === "failed") {
       throw new BatonError("BATON_DAG_RUN_FINISHED", `DAG run "${req.runId}" has already finished (state ${run.state}); it takes no more signals`, {
         state: run.state,
