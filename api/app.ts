@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { installAuth } from "./auth.ts";
 import type { ApiDeps } from "./context.ts";
-import { installLimits } from "./limits.ts";
+import { installJsonDepthLimit, installLimits } from "./limits.ts";
 import { installErrorHandler, sendFrameworkError } from "./errors.ts";
 import { installOpenApi } from "./openapi.ts";
 import { installRequestLog, metricsRoutes, requestIdOf, withRequestId } from "./metrics.ts";
@@ -50,6 +50,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   installErrorHandler(app, deps.logger);
   installAuth(app, deps);
   await installLimits(app, deps.config);
+  installJsonDepthLimit(app);
   // The spec, /docs, and an onRoute hook giving every route below its problem responses.
   await installOpenApi(app);
   await app.register(metricsRoutes, deps);

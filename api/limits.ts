@@ -2,6 +2,7 @@ import cors from "@fastify/cors";
 import rateLimit from "@fastify/rate-limit";
 import type { FastifyInstance } from "fastify";
 import { BatonError } from "../core/errors.ts";
+import { jsonDepth, MAX_JSON_DEPTH } from "../core/json.ts";
 import type { ApiDeps } from "./context.ts";
 
 /**
@@ -25,4 +26,25 @@ export async function installLimits(app: FastifyInstance, config: ApiDeps["confi
   if (config.corsOrigins && config.corsOrigins.length > 0) {
     await app.register(cors, { origin: config.corsOrigins, credentials: false, allowedHeaders: ["authorization", "content-type", "idempotency-key", "last-event-id", "x-request-id"] });
   }
+}
+
+/**
+ * Every JSON body goes through Fastify's own parser (which refuses `__proto__` and
+ * `constructor.prototype` keys), then is refused with 400 when nested deeper than
+ * MAX_JSON_DEPTH: a 30 KB body of 5,000 nested arrays used to overflow the stack of the
+ * recursive code it reached (a 500). The depth is counted without recursion.
+ */
+export function installJsonDepthLimit(app: FastifyInstance): void {
+  const parse = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    parse(request, body as string, (err, value) => {
+      if (err) return done(err, undefined);
+      const depth = jsonDepth(value, MAX_JSON_DEPTH);
+      if (depth > MAX_JSON_DEPTH) {
+        return done(new BatonError("BATON_VALIDATION_FAILED", `body nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep (at most ${MAX_JSON_DEPTH} are allowed)`), undefined);
+      }
+      done(null, value);
+    });
+  });
 }

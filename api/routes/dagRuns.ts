@@ -2,9 +2,10 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type, type Static } from "typebox";
 import { createHash } from "node:crypto";
 import { BatonError } from "../../core/errors.ts";
+import { stableJson } from "../../core/json.ts";
 import { removeLogs, runLogFolder } from "../../core/logPaths.ts";
 import { RunState } from "../../core/states.ts";
-import { DAG_RUN_ORDER_FIELDS, dagRunOrder, getDag, getDagRun, listDagRuns, listDagRunsAfter, setDagRunNote, type DagRunFilter } from "../../store/queries/read.ts";
+import { DAG_RUN_ORDER_FIELDS, dagRunOrder, getDag, getDagRun, listDagRuns, listDagRunsAfter, runNotFoundError, setDagRunNote, type DagRunFilter } from "../../store/queries/read.ts";
 import { cancelRun } from "../../store/transitions/cancelRun.ts";
 import { createDagRun } from "../../store/transitions/createDagRun.ts";
 import { deleteDagRun } from "../../store/transitions/deleteDagRun.ts";
@@ -19,18 +20,6 @@ import { DagRunSchema, dagRunJson } from "../serializers.ts";
 import { orderByEnum } from "./dags.ts";
 
 const TAGS = ["DAGRun"];
-
-/** JSON with sorted keys, so the same body always hashes the same. */
-function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
-  if (value && typeof value === "object") {
-    return `{${Object.keys(value)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${stableJson((value as Record<string, unknown>)[k])}`)
-      .join(",")}}`;
-  }
-  return JSON.stringify(value) ?? "null";
-}
 
 const RunStateSchema = Type.Enum(Object.values(RunState));
 const OrderBy = orderByEnum(DAG_RUN_ORDER_FIELDS, "id (default), dag_id, dag_run_id, state, execution_date, logical_date, start_date, end_date or queued_at");
@@ -87,14 +76,14 @@ function dateRanges(v: DateFilterValues, where: string): Pick<DagRunFilter, "log
   };
 }
 
-function runNotFound(dagId: string, runId: string): never {
-  throw new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${runId}" of DAG "${dagId}" not found`);
-}
-
 export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, clock, config, logger, onRunCreated, onTasksQueued }) => {
   const versions = new VersionCache(db.pool);
   const shapeOf = (h: string) => versions.shape(h);
-  const current = async (dagId: string, runId: string) => dagRunJson((await getDagRun(db.pool, dagId, runId)) ?? runNotFound(dagId, runId));
+  const current = async (dagId: string, runId: string) => {
+    const run = await getDagRun(db.pool, dagId, runId);
+    if (!run) throw await runNotFoundError(db.pool, dagId, runId);
+    return dagRunJson(run);
+  };
 
   app.post(
     "/dags/:dag_id/dagRuns",
@@ -242,7 +231,7 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
     },
     async (req) => {
       const { dag_id: dagId, dag_run_id: runId } = req.params;
-      if (!(await setDagRunNote(db.pool, dagId, runId, req.body.note))) runNotFound(dagId, runId);
+      if (!(await setDagRunNote(db.pool, dagId, runId, req.body.note))) throw await runNotFoundError(db.pool, dagId, runId);
       return current(dagId, runId);
     },
   );

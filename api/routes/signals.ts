@@ -17,7 +17,9 @@ const SignalSent = Type.Object(
     dag_run_id: Type.String(),
     name: Type.String(),
     signal_id: Nullable(Type.String()),
-    duplicate: Type.Boolean({ description: "true when this signal_id was already received for the run (nothing changed)" }),
+    duplicate: Type.Boolean({
+      description: "true when the run already received this signal_id with the same name and payload (nothing changed); with another name or payload the answer is 409 BATON_IDEMPOTENCY_CONFLICT",
+    }),
     delivered_to: Nullable(Type.String({ description: "the task that received it; null if none waits yet (kept for the first that does)" })),
   },
   { additionalProperties: false },

@@ -15,6 +15,7 @@ import {
   listTaskInstancesWhere,
   listTaskReschedules,
   listXcomEntries,
+  runNotFoundError,
   TASK_INSTANCE_ORDER,
   type TaskInstanceFilter,
 } from "../../store/queries/read.ts";
@@ -129,7 +130,7 @@ function filterOf(q: Static<typeof FilterQuery>): TaskInstanceFilter {
 
 export async function runOr404(db: Queryable, dagId: string, runId: string) {
   const run = await getDagRun(db, dagId, runId);
-  if (!run) throw new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${runId}" of DAG "${dagId}" not found`);
+  if (!run) throw await runNotFoundError(db, dagId, runId);
   return run;
 }
 

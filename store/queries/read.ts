@@ -1,4 +1,5 @@
 // Read-only queries behind the API and CLI. Lists order by a unique key so pages are stable.
+import { BatonError } from "../../core/errors.ts";
 import type { Queryable, ResultSetHeader, RowDataPacket } from "../db.ts";
 import { Conditions, type KeysetPosition, type SortKey } from "./conditions.ts";
 import { pageTotal } from "./counting.ts";
@@ -254,6 +255,18 @@ export async function listDagRunsAfter(db: Queryable, f: DagRunFilter, p: { limi
 export async function getDagRun(db: Queryable, dagId: string, runId: string) {
   const [rows] = await db.query<RowDataPacket[]>("SELECT * FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
   return rows[0];
+}
+
+/**
+ * The error for a run that was looked up and not found: BATON_DAG_RUN_NOT_FOUND when its DAG
+ * exists, BATON_DAG_NOT_FOUND when the DAG does not. Every lookup of a run by (dag_id, run_id)
+ * ends here when it misses, so the DAG is read only then and finding a run costs nothing more.
+ * `what` names the run in the detail (default: its quoted id).
+ */
+export async function runNotFoundError(db: Queryable, dagId: string, runId: string, what = `"${runId}"`): Promise<BatonError> {
+  const [dags] = await db.query<RowDataPacket[]>("SELECT 1 FROM dag WHERE dag_id = ?", [dagId]);
+  if (dags.length === 0) return new BatonError("BATON_DAG_NOT_FOUND", `DAG "${dagId}" not found`);
+  return new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run ${what} of DAG "${dagId}" not found`);
 }
 
 /** PATCH …/setNote; false when the run does not exist. */

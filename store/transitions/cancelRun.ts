@@ -2,9 +2,10 @@
 // Uses endRuns: running task instances fail with BATON_DAG_RUN_CANCELLED (their workers abort
 // ctx.signal at the next heartbeat and kill the process after the grace), the rest are skipped.
 // locks: as endRuns (task rows, the run row, pool rows); the run is re-checked under its lock.
-// outcomes: the run's state before; BATON_DAG_RUN_NOT_FOUND; BATON_DAG_RUN_FINISHED.
+// outcomes: the run's state before; BATON_DAG_RUN_NOT_FOUND (BATON_DAG_NOT_FOUND without the DAG); BATON_DAG_RUN_FINISHED.
 import { BatonError } from "../../core/errors.ts";
 import type { Db, RowDataPacket } from "../db.ts";
+import { runNotFoundError } from "../queries/read.ts";
 import type { DagShape } from "../../core/dagStructure.ts";
 import { startCompensation } from "./settle.ts";
 import { endRuns } from "./timeoutRuns.ts";
@@ -18,7 +19,7 @@ export async function cancelRun(
 ): Promise<{ tasksFailed: number; tasksSkipped: number; compensating: boolean }> {
   const [rows] = await db.pool.query<RowDataPacket[]>("SELECT id, state, version_hash FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
   const run = rows[0];
-  if (!run) throw new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${runId}" of DAG "${dagId}" not found`);
+  if (!run) throw await runNotFoundError(db.pool, dagId, runId);
   if (run.state !== "queued" && run.state !== "running") {
     throw new BatonError("BATON_DAG_RUN_FINISHED", `DAG run "${runId}" has already finished (state ${run.state})`);
   }

@@ -35,6 +35,7 @@ import { RunState, TaskState, isTerminalTaskState } from "../../core/states.ts";
 import { clearClosure, clearStateFilter, skipsToKeep, upstreamCountsOf } from "../../scheduler/clearSelection.ts";
 import { inList, type Db, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
+import { runNotFoundError } from "../queries/read.ts";
 import { decideDownstream, dependsOnPast, endStatements, holdStatement, queueStatement, selectDownstream, settle } from "./settle.ts";
 
 export interface ClearRequest {
@@ -98,11 +99,7 @@ export async function clearTasks(
     req.runId,
   ]);
   const run = runs[0];
-  if (!run) {
-    const [dags] = await db.pool.query<RowDataPacket[]>("SELECT 1 FROM dag WHERE dag_id = ?", [req.dagId]);
-    if (dags.length === 0) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${req.dagId}" not found`);
-    throw new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${req.runId}" of DAG "${req.dagId}" not found`);
-  }
+  if (!run) throw await runNotFoundError(db.pool, req.dagId, req.runId);
   const dagRunId = Number(run.id);
   // The run's pinned version decides which tasks exist, their edges and their retries.
   let shape = await shapeOf(run.version_hash);

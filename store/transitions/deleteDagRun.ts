@@ -9,10 +9,11 @@
 // locks: the run's task_instance rows (ux_task_instance: range on dag_run_id), then the dag_run
 //   row (PK) — the order settle and clearTasks lock in — then the task rows again: startRuns may
 //   have inserted them while this waited on the run row (READ COMMITTED takes no gap locks).
-// outcomes: the counts deleted; BATON_DAG_RUN_NOT_FOUND; BATON_TASKS_RUNNING.
+// outcomes: the counts deleted; BATON_DAG_RUN_NOT_FOUND (BATON_DAG_NOT_FOUND without the DAG); BATON_TASKS_RUNNING.
 import { BatonError } from "../../core/errors.ts";
 import { TaskState } from "../../core/states.ts";
 import { inList, type Db, type RowDataPacket, type Tx } from "../db.ts";
+import { runNotFoundError } from "../queries/read.ts";
 
 export interface DeletedRuns {
   runs: number;
@@ -20,16 +21,15 @@ export interface DeletedRuns {
 }
 
 export async function deleteDagRun(db: Db, dagId: string, runId: string): Promise<DeletedRuns> {
-  const notFound = () => new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${runId}" of DAG "${dagId}" not found`);
   const [found] = await db.pool.query<RowDataPacket[]>("SELECT id FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
-  if (!found[0]) throw notFound();
+  if (!found[0]) throw await runNotFoundError(db.pool, dagId, runId);
   const id = Number(found[0].id);
   return db.tx(async (tx) => {
     const lockTasks = () =>
       tx.query<RowDataPacket[]>("SELECT id, task_id, state FROM task_instance WHERE dag_run_id = ? ORDER BY task_id, map_index FOR UPDATE", [id]);
     await lockTasks();
     const [runs] = await tx.query<RowDataPacket[]>("SELECT id FROM dag_run WHERE id = ? FOR UPDATE", [id]);
-    if (!runs[0]) throw notFound();
+    if (!runs[0]) throw await runNotFoundError(tx, dagId, runId);
     const [tasks] = await lockTasks();
     const running = tasks.filter((t) => t.state === TaskState.Running).map((t) => t.task_id as string);
     if (running.length > 0) {

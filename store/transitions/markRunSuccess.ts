@@ -9,18 +9,17 @@
 // fence: a `running` try becomes `success` here: its worker's heartbeat finds the claim gone and
 //   aborts ctx.signal, and its result is discarded by finishTries as fenced (state no longer
 //   `running`); its pool slots are released here.
-// outcomes: the state before and how many task instances were marked; BATON_DAG_RUN_NOT_FOUND.
-import { BatonError } from "../../core/errors.ts";
+// outcomes: the state before and how many task instances were marked; BATON_DAG_RUN_NOT_FOUND (BATON_DAG_NOT_FOUND without the DAG).
 import { RunState, TaskState, UNFINISHED_TASK_STATES } from "../../core/states.ts";
 import { inList, type Db, type RowDataPacket } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
+import { runNotFoundError } from "../queries/read.ts";
 
 const TO_MARK = [...UNFINISHED_TASK_STATES, TaskState.Failed, TaskState.UpstreamFailed];
 
 export async function markRunSuccess(db: Db, now: Date, dagId: string, runId: string): Promise<{ previousState: string; tasksMarked: number }> {
-  const notFound = () => new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${runId}" of DAG "${dagId}" not found`);
   const [found] = await db.pool.query<RowDataPacket[]>("SELECT id FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
-  if (!found[0]) throw notFound();
+  if (!found[0]) throw await runNotFoundError(db.pool, dagId, runId);
   const id = Number(found[0].id);
   return db.tx(async (tx) => {
     const [tis] = await tx.query<RowDataPacket[]>(
@@ -28,7 +27,7 @@ export async function markRunSuccess(db: Db, now: Date, dagId: string, runId: st
       [id, ...TO_MARK],
     );
     const [[run]] = await tx.query<RowDataPacket[]>("SELECT state, compensation FROM dag_run WHERE id = ? FOR UPDATE", [id]);
-    if (!run) throw notFound();
+    if (!run) throw await runNotFoundError(tx, dagId, runId);
     if (tis.length > 0) {
       const ids = tis.map((t) => Number(t.id));
       await tx.query(

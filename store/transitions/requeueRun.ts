@@ -7,8 +7,8 @@
 // Compensation tasks of a failed saga are not re-run and keep their states.
 // outcomes: the clear's result; BATON_DAG_NOT_FOUND; BATON_DAG_RUN_NOT_FOUND.
 import type { DagShape } from "../../core/dagStructure.ts";
-import { BatonError } from "../../core/errors.ts";
 import type { Db, RowDataPacket } from "../db.ts";
+import { runNotFoundError } from "../queries/read.ts";
 import { clearTasks, type ClearResult } from "./clearTasks.ts";
 
 export async function requeueRun(
@@ -19,7 +19,7 @@ export async function requeueRun(
   shapeOf: (versionHash: string) => Promise<DagShape>,
 ): Promise<ClearResult> {
   const [runs] = await db.pool.query<RowDataPacket[]>("SELECT version_hash FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
-  if (!runs[0]) throw new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${runId}" of DAG "${dagId}" not found`);
+  if (!runs[0]) throw await runNotFoundError(db.pool, dagId, runId);
   const shape = await shapeOf(runs[0].version_hash);
   const taskIds = shape.dag.tasks.filter((t) => t.kind !== "compensate").map((t) => t.taskId);
   return clearTasks(db, now, { dagId, runId, taskIds }, shapeOf);

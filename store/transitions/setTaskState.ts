@@ -29,6 +29,7 @@ import { RunState, TaskState, isTerminalTaskState } from "../../core/states.ts";
 import { clearClosure } from "../../scheduler/clearSelection.ts";
 import { inList, type Db, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
+import { runNotFoundError } from "../queries/read.ts";
 import { decideDownstream, dependsOnPast, endStatements, finishRun, holdStatement, queueStatement, selectDownstream, settle } from "./settle.ts";
 import { counterStatements, resetStatements } from "./clearTasks.ts";
 
@@ -136,11 +137,7 @@ export async function setTaskState(db: Db, now: Date, req: SetStateRequest, shap
   const what = byDate ? `with execution_date ${req.logicalDate!.toISOString()}` : `"${req.runId}"`;
   if (found.length > 1) throw new BatonError("BATON_VALIDATION_FAILED", `several runs of DAG "${req.dagId}" have execution_date ${req.logicalDate!.toISOString()}; give dag_run_id`);
   const run = found[0];
-  if (!run) {
-    const [dags] = await db.pool.query<RowDataPacket[]>("SELECT 1 FROM dag WHERE dag_id = ?", [req.dagId]);
-    if (dags.length === 0) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${req.dagId}" not found`);
-    throw new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run ${what} of DAG "${req.dagId}" not found`);
-  }
+  if (!run) throw await runNotFoundError(db.pool, req.dagId, req.runId ?? "", what);
   if (run.state === RunState.Queued) {
     throw new BatonError("BATON_TASK_NOT_FOUND", `DAG run "${run.run_id}" of DAG "${req.dagId}" has not started: its task instances do not exist yet`);
   }

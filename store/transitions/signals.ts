@@ -1,6 +1,9 @@
 // signals — durable external events that resume tasks waiting in `deferred`.
 // sendSignal: stores the signal (idempotent on signal_id, ux_signal_id) and, in the same
 //   transaction, completes the task of that run waiting for it (ix_ti_waiting), if any.
+//   A signal_id the run already holds answers that signal (duplicate) if name and payload are
+//   the same, else BATON_IDEMPOTENCY_CONFLICT; a finished run is checked for the id first, so a
+//   retry of the signal that finished it is a duplicate too, not BATON_DAG_RUN_FINISHED.
 // deliverPendingSignal: a task that just deferred takes a signal that arrived before it
 //   waited (ix_signal_pending), so no signal is ever lost.
 // timeoutDeferred: deferred tasks whose next_check_at passed (ix_ti_deferred, SKIP LOCKED)
@@ -9,8 +12,10 @@
 // outcomes: the completed task settles like any other, in the same transaction.
 import type { DagShape } from "../../core/dagStructure.ts";
 import { BatonError } from "../../core/errors.ts";
+import { sameJson } from "../../core/json.ts";
 import { TaskState } from "../../core/states.ts";
 import { inList, type Db, type ResultSetHeader, type RowDataPacket, type Tx } from "../db.ts";
+import { runNotFoundError } from "../queries/read.ts";
 import { isDuplicateKey } from "../rows.ts";
 import { settle, type SettleResult } from "./settle.ts";
 
@@ -81,6 +86,29 @@ export interface SignalResult {
   queued: number[];
 }
 
+/**
+ * The answer to a signal whose signal_id the run already recorded, or null if it has none:
+ * the same name and payload (keys in any order) is a duplicate that changes nothing, as
+ * Idempotency-Key with the same body; another name or payload is a 409, as with another body.
+ */
+async function recordedSignal(tx: Tx, dagRunId: number, req: SignalRequest): Promise<SignalResult | null> {
+  if (req.signalId === undefined) return null;
+  const [rows] = await tx.query<RowDataPacket[]>(
+    "SELECT s.name, s.payload, ti.task_id FROM run_signal s LEFT JOIN task_instance ti ON ti.id = s.consumed_by WHERE s.dag_run_id = ? AND s.signal_id = ?",
+    [dagRunId, req.signalId],
+  );
+  const prior = rows[0];
+  if (!prior) return null;
+  const differs = prior.name !== req.name ? `signal "${prior.name}"` : !sameJson(prior.payload, req.payload) ? `signal "${prior.name}" with another payload` : null;
+  if (differs) {
+    throw new BatonError(
+      "BATON_IDEMPOTENCY_CONFLICT",
+      `signal_id "${req.signalId}" was already used in DAG run "${req.runId}" of DAG "${req.dagId}" by ${differs}; use a new signal_id for another signal`,
+    );
+  }
+  return { signalId: req.signalId, duplicate: true, deliveredTo: prior.task_id ?? null, queued: [] };
+}
+
 export async function sendSignal(db: Db, now: Date, req: SignalRequest, shapeOf: (versionHash: string) => Promise<DagShape>): Promise<SignalResult> {
   const payloadText = JSON.stringify(req.payload ?? null);
   if (Buffer.byteLength(payloadText) > SIGNAL_PAYLOAD_CAP_BYTES) {
@@ -94,8 +122,11 @@ export async function sendSignal(db: Db, now: Date, req: SignalRequest, shapeOf:
   return db.tx(async (tx) => {
     const [runs] = await tx.query<RowDataPacket[]>("SELECT id, state, version_hash FROM dag_run WHERE dag_id = ? AND run_id = ? FOR UPDATE", [req.dagId, req.runId]);
     const run = runs[0];
-    if (!run) throw new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run "${req.runId}" of DAG "${req.dagId}" not found`);
+    if (!run) throw await runNotFoundError(tx, req.dagId, req.runId);
     if (run.state === "success" || run.state === "failed") {
+      // A sender retrying the signal that finished the run (or any it sent before) is told so.
+      const recorded = await recordedSignal(tx, Number(run.id), req);
+      if (recorded) return recorded;
       throw new BatonError("BATON_DAG_RUN_FINISHED", `DAG run "${req.runId}" has already finished (state ${run.state}); it takes no more signals`, {
         state: run.state,
       });
@@ -110,12 +141,11 @@ export async function sendSignal(db: Db, now: Date, req: SignalRequest, shapeOf:
       ]);
     } catch (err) {
       if (!isDuplicateKey(err)) throw err;
-      // The same signal_id again: already stored (and perhaps delivered); nothing changes.
-      const [prior] = await tx.query<RowDataPacket[]>(
-        "SELECT s.consumed_by, ti.task_id FROM run_signal s LEFT JOIN task_instance ti ON ti.id = s.consumed_by WHERE s.dag_run_id = ? AND s.signal_id = ?",
-        [run.id, req.signalId],
-      );
-      return { signalId: req.signalId ?? null, duplicate: true, deliveredTo: prior[0]?.task_id ?? null, queued: [] };
+      // The signal_id again: already stored (and perhaps delivered). The INSERT is tried first,
+      // so a new signal costs no extra read.
+      const recorded = await recordedSignal(tx, Number(run.id), req);
+      if (!recorded) throw err;
+      return recorded;
     }
     const [waiting] = await tx.query<RowDataPacket[]>(
       `SELECT id, dag_run_id, task_id, map_index FROM task_instance

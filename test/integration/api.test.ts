@@ -120,6 +120,37 @@ describe("REST API", () => {
       expectProblem(await h.app.inject({ method: "GET", url: `${base}/taskInstances/say/logs/1` }), 404, "BATON_DAG_RUN_NOT_FOUND");
     });
 
+    it("answers 404 BATON_DAG_NOT_FOUND, not BATON_DAG_RUN_NOT_FOUND, on every route under a run of an unknown DAG", async () => {
+      // A run id that exists, under a DAG id that does not: still the DAG that is missing.
+      expect((await trigger("api_page_2", { dag_run_id: "real_run" })).statusCode).toBe(200);
+      for (const runId of ["real_run", "no_such_run"]) {
+        const base = `/api/v1/dags/api_nope/dagRuns/${runId}`;
+        const requests: { method: "GET" | "POST" | "PATCH" | "DELETE"; url: string; payload?: object }[] = [
+          { method: "GET", url: base },
+          { method: "GET", url: `${base}/taskInstances` },
+          { method: "GET", url: `${base}/taskInstances/say` },
+          { method: "GET", url: `${base}/taskInstances/say/logs/1` },
+          { method: "GET", url: `${base}/taskInstances/say/xcomEntries` },
+          { method: "GET", url: `${base}/taskInstances/say/xcomEntries/return_value` },
+          { method: "PATCH", url: `${base}/taskInstances/say`, payload: { new_state: "success" } },
+          { method: "GET", url: `${base}/signals` },
+          { method: "POST", url: `${base}/signals/go`, payload: { signal_id: "s1" } },
+          { method: "PATCH", url: `${base}/setNote`, payload: { note: "x" } },
+          { method: "PATCH", url: base, payload: { state: "failed" } },
+          { method: "PATCH", url: base, payload: { state: "success" } },
+          { method: "PATCH", url: base, payload: { state: "queued" } },
+          { method: "DELETE", url: base },
+          { method: "POST", url: "/api/v1/dags/api_nope/clearTaskInstances", payload: { dag_run_id: runId, task_ids: ["say"], dry_run: false } },
+        ];
+        for (const r of requests) {
+          const res = await h.app.inject(r);
+          expect([r.method, r.url, res.statusCode, res.json().code]).toEqual([r.method, r.url, 404, "BATON_DAG_NOT_FOUND"]);
+          expect(res.json().detail).toContain("api_nope");
+        }
+      }
+      expect((await getRun("api_page_2", "real_run")).statusCode).toBe(200);
+    });
+
     it("answers 404 BATON_TASK_NOT_FOUND for an unknown task of an existing run", async () => {
       const res = await trigger("api_hello", { dag_run_id: "unknown_task_probe" });
       expect(res.statusCode).toBe(200);
@@ -259,6 +290,23 @@ describe("REST API", () => {
       const res = await trigger("api_hello", { dag_run_id: "ghost_huge", conf: { blob: "x".repeat(2 * 1024 * 1024) } });
       expectProblem(res, 413, "BATON_PAYLOAD_TOO_LARGE");
       expect(await dagRunRows("ghost_huge")).toBe(0);
+    });
+
+    it("refuses a JSON body nested more than 100 levels deep with 400 (it was a stack overflow, 500), and takes one at the limit", async () => {
+      const nested = (levels: number) => `${"[".repeat(levels)}${"]".repeat(levels)}`;
+      const post = (body: string, headers: Record<string, string> = {}) =>
+        h.app.inject({ method: "POST", url: "/api/v1/dags/api_page_1/dagRuns", headers: { "content-type": "application/json", ...headers }, payload: body });
+      // 5,000 levels in a 30 KB body, with and without an Idempotency-Key (hashed before the run is written).
+      const deep = `{"dag_run_id": "ghost_deep", "conf": {"a": ${nested(5000)}}}`;
+      expectProblem(await post(deep), 400, "BATON_VALIDATION_FAILED", "100 levels");
+      expectProblem(await post(deep, { "idempotency-key": "deep-1" }), 400, "BATON_VALIDATION_FAILED", "100 levels");
+      // The body is level 1, conf 2, and the arrays in "a" start at 3: 99 of them reach 101.
+      expectProblem(await post(`{"dag_run_id": "ghost_deep", "conf": {"a": ${nested(99)}}}`), 400, "BATON_VALIDATION_FAILED");
+      expect(await dagRunRows("ghost_deep")).toBe(0);
+      // Exactly 100 levels is stored and read back, Idempotency-Key included.
+      const atLimit = await post(`{"dag_run_id": "deep_at_limit", "conf": {"a": ${nested(98)}}}`, { "idempotency-key": "deep-2" });
+      expect(atLimit.statusCode).toBe(200);
+      expect(JSON.stringify((await getRun("api_page_1", "deep_at_limit")).json().conf)).toBe(`{"a":${nested(98)}}`);
     });
 
     it.each([

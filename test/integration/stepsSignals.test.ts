@@ -96,7 +96,7 @@ describe("steps and signals over the API", () => {
 
     it("answers 404 problem JSON for an unknown DAG, run or task", async () => {
       for (const [url, code] of [
-        ["/dags/nope/dagRuns/steps_1/taskInstances/charge/steps", "BATON_DAG_RUN_NOT_FOUND"],
+        ["/dags/nope/dagRuns/steps_1/taskInstances/charge/steps", "BATON_DAG_NOT_FOUND"],
         ["/dags/stepper/dagRuns/nope/taskInstances/charge/steps", "BATON_DAG_RUN_NOT_FOUND"],
         ["/dags/stepper/dagRuns/steps_1/taskInstances/nope/steps", "BATON_TASK_NOT_FOUND"],
       ]) {
@@ -149,9 +149,12 @@ describe("steps and signals over the API", () => {
     });
 
     it("answers 404 for an unknown DAG or run, 400 for bad paging or a bad name", async () => {
-      for (const url of ["/dags/nope/dagRuns/sig_1/signals", "/dags/approval/dagRuns/nope/signals"]) {
-        const res = await get(url);
-        expect([url, res.statusCode, res.json().code]).toEqual([url, 404, "BATON_DAG_RUN_NOT_FOUND"]);
+      for (const [url, code] of [
+        ["/dags/nope/dagRuns/sig_1/signals", "BATON_DAG_NOT_FOUND"],
+        ["/dags/approval/dagRuns/nope/signals", "BATON_DAG_RUN_NOT_FOUND"],
+      ]) {
+        const res = await get(url!);
+        expect([url, res.statusCode, res.json().code]).toEqual([url, 404, code]);
       }
       for (const q of ["limit=0", "limit=1001", "offset=-1", "name=", "name=a%20b", `name=${"x".repeat(256)}`]) {
         const res = await get(`${signals}?${q}`);

@@ -78,11 +78,24 @@ describe("sensors and signals", () => {
     expect([t.wait_signed.state, t.file.state, t.remind.state]).toEqual(["success", "success", "skipped"]);
     const out = await h.app.inject({ method: "GET", url: `/api/v1/dags/approval/dagRuns/${encodeURIComponent(runId)}/taskInstances/file/xcomEntries/return_value` });
     expect(out.json().value).toEqual({ filedBy: "ana" });
-    // Idempotent on signal_id; a finished run takes no more signals.
-    const again = await signal("approval", runId, "signed", { payload: { by: "bob" }, signal_id: "sig-1" });
-    expect(again.statusCode).toBe(409);
-    expect(again.json()).toMatchObject({ code: "BATON_DAG_RUN_FINISHED" });
-    expect(again.json().detail).toContain("success");
+    // A retry of the signal that finished the run is a duplicate (keys in any order), not a 409:
+    // webhooks may retry freely.
+    const retry = await signal("approval", runId, "signed", { signal_id: "sig-1", payload: { by: "ana" } });
+    expect({ status: retry.statusCode, body: retry.json() }).toEqual({
+      status: 200,
+      body: { dag_id: "approval", dag_run_id: runId, name: "signed", signal_id: "sig-1", duplicate: true, delivered_to: "wait_signed" },
+    });
+    // The same id with another payload is a conflict; a finished run takes no new signal.
+    const other = await signal("approval", runId, "signed", { payload: { by: "bob" }, signal_id: "sig-1" });
+    expect({ status: other.statusCode, code: other.json().code }).toEqual({ status: 409, code: "BATON_IDEMPOTENCY_CONFLICT" });
+    for (const body of [{ payload: { by: "ana" } }, { payload: { by: "ana" }, signal_id: "sig-2" }]) {
+      const again = await signal("approval", runId, "signed", body);
+      expect(again.statusCode).toBe(409);
+      expect(again.json()).toMatchObject({ code: "BATON_DAG_RUN_FINISHED" });
+      expect(again.json().detail).toContain("success");
+    }
+    const [stored] = await h.db.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM run_signal s JOIN dag_run r ON r.id = s.dag_run_id WHERE r.run_id = ?", [runId]);
+    expect(Number(stored[0]!.n)).toBe(1);
   });
 
   it("a signal that arrives before the task waits is kept and delivered; signal_id deduplicates", async () => {
@@ -91,13 +104,59 @@ describe("sensors and signals", () => {
     await waitFor("slow to run", async () => (await tasks("early", runId)).slow?.state === "running");
     const first = await signal("early", runId, "go", { payload: 42, signal_id: "once" });
     expect(first.json()).toMatchObject({ delivered_to: null, duplicate: false });
-    const dup = await signal("early", runId, "go", { payload: 43, signal_id: "once" });
-    expect(dup.json()).toMatchObject({ duplicate: true });
+    const dup = await signal("early", runId, "go", { payload: 42, signal_id: "once" });
+    expect(dup.json()).toMatchObject({ duplicate: true, delivered_to: null });
+    // The same signal_id for another payload or another signal name is a 409 that stores nothing,
+    // like an Idempotency-Key sent with another body; it was a silent duplicate: true.
+    for (const [name, body] of [
+      ["go", { payload: 43, signal_id: "once" }],
+      ["go", { signal_id: "once" }],
+      ["other", { payload: 42, signal_id: "once" }],
+    ] as const) {
+      const res = await signal("early", runId, name, body);
+      expect({ status: res.statusCode, code: res.json().code }).toEqual({ status: 409, code: "BATON_IDEMPOTENCY_CONFLICT" });
+      expect(res.json().detail).toContain('"once"');
+    }
+    const listed = await h.app.inject({ method: "GET", url: `/api/v1/dags/early/dagRuns/${encodeURIComponent(runId)}/signals` });
+    expect(listed.json()).toMatchObject({ total_entries: 1, signals: [{ name: "go", signal_id: "once", payload: 42 }] });
     const { writeFileSync } = await import("node:fs");
     writeFileSync(go, "");
     await waitFor("the run to succeed", async () => (await runState("early", runId)) === "success");
     const out = await h.app.inject({ method: "GET", url: `/api/v1/dags/early/dagRuns/${encodeURIComponent(runId)}/taskInstances/after/xcomEntries/return_value` });
     expect(out.json().value).toBe(42);
+  });
+
+  it("a signal_id reused under another name is refused, so the signal that waits still gets its own id through", async () => {
+    const go = `/tmp/baton-go-${process.pid}-${Date.now()}-reuse`;
+    const runId = await trigger("early", { go });
+    await waitFor("slow to run", async () => (await tasks("early", runId)).slow?.state === "running");
+    const { writeFileSync } = await import("node:fs");
+    try {
+      expect((await signal("early", runId, "early", { signal_id: "rs" })).json()).toMatchObject({ duplicate: false, delivered_to: null });
+      const reused = await signal("early", runId, "go", { signal_id: "rs" });
+      expect({ status: reused.statusCode, code: reused.json().code }).toEqual({ status: 409, code: "BATON_IDEMPOTENCY_CONFLICT" });
+      expect(reused.json().detail).toContain('signal "early"');
+    } finally {
+      writeFileSync(go, ""); // lets "slow" end, failed or not: the worker has one slot
+    }
+    await waitFor("the task to defer", async () => (await tasks("early", runId)).wait?.state === "deferred");
+    expect((await signal("early", runId, "go", { signal_id: "rs-go", payload: "ok" })).json()).toMatchObject({ duplicate: false, delivered_to: "wait" });
+    await waitFor("the run to succeed", async () => (await runState("early", runId)) === "success");
+  });
+
+  it("a signal payload nested 5,000 deep is a 400 (it was a stack overflow, 500); one at the depth limit is delivered", async () => {
+    const runId = await trigger("approval");
+    const url = `/api/v1/dags/approval/dagRuns/${encodeURIComponent(runId)}/signals/signed`;
+    const post = (payload: string) => h.app.inject({ method: "POST", url, headers: { "content-type": "application/json" }, payload });
+    const nested = (levels: number) => `${"[".repeat(levels)}${"]".repeat(levels)}`;
+    const deep = await post(`{"signal_id": "deep", "payload": ${nested(5000)}}`);
+    expect({ status: deep.statusCode, code: deep.json().code }).toEqual({ status: 400, code: "BATON_VALIDATION_FAILED" });
+    // The body is level 1: a payload of 99 levels is the deepest allowed, and a retry of it is a duplicate.
+    expect((await post(`{"signal_id": "deep", "payload": ${nested(99)}}`)).json()).toMatchObject({ duplicate: false });
+    expect((await post(`{"payload": ${nested(99)}, "signal_id": "deep"}`)).json()).toMatchObject({ duplicate: true });
+    const listed = await h.app.inject({ method: "GET", url: `/api/v1/dags/approval/dagRuns/${encodeURIComponent(runId)}/signals` });
+    expect(listed.json().total_entries).toBe(1);
+    expect(JSON.stringify(listed.json().signals[0].payload)).toBe(nested(99));
   });
 
   it("a signal that never comes takes the timeout branch (fake clock)", async () => {
