@@ -29,6 +29,8 @@ export interface ScanReport {
   removed: number;
 }
 
+const EMPTY_REPORT: ScanReport = Object.freeze({ files: 0, parsed: 0, dags: 0, errors: 0, removed: 0 });
+
 function sha256(text: string | Buffer): string {
   return createHash("sha256").update(text).digest("hex");
 }
@@ -55,8 +57,14 @@ export class DagProcessor {
   private readonly storedSdk = new Set<string>();
   private watcher?: FolderWatcher;
   private timer?: NodeJS.Timeout;
-  private scanning?: Promise<ScanReport>;
-  private rescanRequested = false;
+  /** Scans running now: at most two, the second started while the first still parses its last files. */
+  private readonly scans = new Set<Promise<ScanReport>>();
+  /** A scan asked for while two run: it starts when one of them ends; its callers share it. */
+  private queued?: { promise: Promise<ScanReport>; start: () => void };
+  /** Files a scan is parsing and recording now: other scans leave them to it. */
+  private readonly inFlight = new Map<string, Promise<void>>();
+  /** Files another scan found in flight: their scan checks them once more when done. */
+  private readonly recheck = new Set<string>();
   private stopped = false;
   /** start(): a change waits this long for more before the scan, so a burst of writes is one scan. */
   private debounce?: NodeJS.Timeout;
@@ -80,22 +88,61 @@ export class DagProcessor {
     });
   }
 
-  /** Scans once; concurrent calls share a scan, and a call during a scan queues one more. */
+  /**
+   * Scans once, from now: a call during a scan starts another one at once, which handles every
+   * file the first one is not parsing right now (those the first one checks again when done).
+   * So a file that hangs its parser until the parse timeout (30 s by default) holds back only
+   * its own scan, not an edit of another file. At most two scans run; a call while two run gets
+   * the next one, which starts as soon as one of them ends (calls meanwhile share it).
+   */
   scan(): Promise<ScanReport> {
     // After stop() the parser pool is closed: a late caller gets an empty report, not a failed scan.
-    if (this.stopped) return Promise.resolve({ files: 0, parsed: 0, dags: 0, errors: 0, removed: 0 });
-    if (this.scanning) {
-      this.rescanRequested = true;
-      return this.scanning;
+    if (this.stopped) return Promise.resolve(EMPTY_REPORT);
+    if (this.scans.size < 2) return this.startScan();
+    if (!this.queued) {
+      let start!: () => void;
+      const promise = new Promise<void>((resolve) => (start = resolve)).then(() => {
+        this.queued = undefined;
+        return this.stopped ? EMPTY_REPORT : this.startScan();
+      });
+      this.queued = { promise, start };
     }
-    this.scanning = this.scanNow().finally(() => {
-      this.scanning = undefined;
-      if (this.rescanRequested && !this.stopped) {
-        this.rescanRequested = false;
-        void this.scan().catch((err) => this.logger.error(`DAG folder scan failed: ${(err as Error).message}`));
-      }
+    return this.queued.promise;
+  }
+
+  private startScan(): Promise<ScanReport> {
+    const scan = this.scanNow().finally(() => {
+      this.scans.delete(scan);
+      this.queued?.start();
     });
-    return this.scanning;
+    this.scans.add(scan);
+    return scan;
+  }
+
+  /**
+   * Runs `work` for a file unless another scan is working on it: then that scan runs its own
+   * work for the file once more when done (the file may have changed since it read it), and
+   * this one moves on instead of waiting behind a parse that may hang until the timeout.
+   */
+  private async exclusively(file: string, work: () => Promise<void>): Promise<boolean> {
+    if (this.inFlight.has(file)) {
+      this.recheck.add(file);
+      return false;
+    }
+    try {
+      do {
+        const running = work();
+        this.inFlight.set(file, running);
+        try {
+          await running;
+        } finally {
+          this.inFlight.delete(file);
+        }
+      } while (this.recheck.delete(file) && !this.stopped);
+    } finally {
+      this.recheck.delete(file);
+    }
+    return true;
   }
 
   private async scanNow(): Promise<ScanReport> {
@@ -110,7 +157,9 @@ export class DagProcessor {
     // Deleted files first: a file waiting on a DAG id they defined is parsed in this same scan.
     for (const file of [...this.known.keys()]) {
       if (present.has(file) || !file.startsWith(path.resolve(this.options.dagsFolder) + path.sep)) continue;
-      await forgetFile(this.db, file);
+      // Not while an earlier scan still parses it: that scan reads it again when done, finds it
+      // gone, and the next scan forgets it.
+      if (!(await this.exclusively(file, () => forgetFile(this.db, file)))) continue;
       report.removed++;
       this.logger.info(`DAG file removed: ${file}`);
     }
@@ -122,46 +171,48 @@ export class DagProcessor {
       files,
       this.scanConcurrency,
       async (file) => {
-        if (this.stopped) return; // stop() waits only for the files already being parsed
-        let content: Buffer;
-        try {
-          content = await readFile(file);
-        } catch {
-          return; // deleted between listing and reading; the next scan forgets it
-        }
-        const known = this.known.get(file);
-        if (known && known.hash === (await hashWithDeps(content, known.deps))) return;
-        const outcome = await this.pool.parse(file);
-        if (this.stopped) return;
-        const deps = outcome.deps ?? [];
-        const contentHash = await hashWithDeps(content, deps);
-        report.parsed++;
-        const now = this.clock.now();
-        if (!outcome.ok) {
-          report.errors++;
-          this.logger.warn(`import error in ${path.relative(process.cwd(), file)}${outcome.line ? `:${outcome.line}` : ""}: ${outcome.message}`);
-          await recordImportError(this.db, now, { fileloc: file, contentHash, deps, code: outcome.code, message: outcome.message, line: outcome.line, stack: outcome.stack });
-        } else {
-          const codeHash = sha256(outcome.code);
-          const dags = outcome.dags.map((structure) => ({ structure, versionHash: sha256(codeHash + JSON.stringify(structure)) }));
-          const sdk = this.storedSdk.has(outcome.sdkHash)
-            ? undefined
-            : { hash: outcome.sdkHash, code: await readFile(path.join(this.options.scratchFolder, sdkModuleFile(outcome.sdkHash)), "utf8") };
-          const { conflicts } = await recordParsedFile(
-            this.db,
-            now,
-            { fileloc: file, dagsFolder: path.resolve(this.options.dagsFolder), contentHash, deps, codeHash, code: outcome.code, sdk, dags },
-            this.options.pausedAtCreation,
-          );
-          if (sdk && conflicts.length === 0) this.storedSdk.add(sdk.hash);
-          if (conflicts.length > 0) {
-            report.errors++;
-            this.logger.warn(`import error in ${file}: ${conflicts.join("; ")}`);
-          } else {
-            report.dags += dags.length;
+        await this.exclusively(file, async () => {
+          if (this.stopped) return; // stop() waits only for the files already being parsed
+          let content: Buffer;
+          try {
+            content = await readFile(file);
+          } catch {
+            return; // deleted between listing and reading; the next scan forgets it
           }
-        }
-        this.known.set(file, { hash: contentHash, deps });
+          const known = this.known.get(file);
+          if (known && known.hash === (await hashWithDeps(content, known.deps))) return;
+          const outcome = await this.pool.parse(file);
+          if (this.stopped) return;
+          const deps = outcome.deps ?? [];
+          const contentHash = await hashWithDeps(content, deps);
+          report.parsed++;
+          const now = this.clock.now();
+          if (!outcome.ok) {
+            report.errors++;
+            this.logger.warn(`import error in ${path.relative(process.cwd(), file)}${outcome.line ? `:${outcome.line}` : ""}: ${outcome.message}`);
+            await recordImportError(this.db, now, { fileloc: file, contentHash, deps, code: outcome.code, message: outcome.message, line: outcome.line, stack: outcome.stack });
+          } else {
+            const codeHash = sha256(outcome.code);
+            const dags = outcome.dags.map((structure) => ({ structure, versionHash: sha256(codeHash + JSON.stringify(structure)) }));
+            const sdk = this.storedSdk.has(outcome.sdkHash)
+              ? undefined
+              : { hash: outcome.sdkHash, code: await readFile(path.join(this.options.scratchFolder, sdkModuleFile(outcome.sdkHash)), "utf8") };
+            const { conflicts } = await recordParsedFile(
+              this.db,
+              now,
+              { fileloc: file, dagsFolder: path.resolve(this.options.dagsFolder), contentHash, deps, codeHash, code: outcome.code, sdk, dags },
+              this.options.pausedAtCreation,
+            );
+            if (sdk && conflicts.length === 0) this.storedSdk.add(sdk.hash);
+            if (conflicts.length > 0) {
+              report.errors++;
+              this.logger.warn(`import error in ${file}: ${conflicts.join("; ")}`);
+            } else {
+              report.dags += dags.length;
+            }
+          }
+          this.known.set(file, { hash: contentHash, deps });
+        });
       },
     );
 
@@ -194,7 +245,8 @@ export class DagProcessor {
     clearInterval(this.timer);
     // A change seen just before stop must not start a scan on the closed parser pool and database.
     clearTimeout(this.debounce);
-    await this.scanning?.catch(() => undefined);
+    this.queued?.start();
+    await Promise.allSettled([...this.scans, ...(this.queued ? [this.queued.promise] : [])]);
     await this.pool.close();
   }
 }

@@ -2,7 +2,7 @@ import { jest } from "@jest/globals";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { DagProcessor } from "../../parser/processor.ts";
+import { DagProcessor, type DagProcessorOptions } from "../../parser/processor.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
@@ -261,7 +261,7 @@ describe("DAG processor: changes outside the DAG file itself", () => {
   afterAll(() => h.stop());
 
   /** A second processor, on another folder of DAG files, writing to the harness's database. */
-  const processorOf = (dagsFolder: string, scratch: string, rescanIntervalMs: number) =>
+  const processorOf = (dagsFolder: string, scratch: string, rescanIntervalMs: number, options: Partial<DagProcessorOptions> = {}) =>
     new DagProcessor(h.db, h.clock, h.logger, {
       dagsFolder,
       parseTimeoutMs: 30_000,
@@ -269,6 +269,7 @@ describe("DAG processor: changes outside the DAG file itself", () => {
       pausedAtCreation: false,
       scratchFolder: path.join(h.cacheFolder, scratch),
       poolSize: 1,
+      ...options,
     });
 
   /** processorOf() a temporary folder holding `files`: stopped and the folder removed after `use`, whatever it does. */
@@ -277,9 +278,10 @@ describe("DAG processor: changes outside the DAG file itself", () => {
     files: Record<string, string>,
     rescanIntervalMs: number,
     use: (processor: DagProcessor, root: string) => Promise<void>,
+    options: Partial<DagProcessorOptions> = {},
   ): Promise<void> {
     const root = await mkdtemp(path.join(os.tmpdir(), `baton-${tag}-dags-`));
-    const processor = processorOf(root, `parse-${tag}`, rescanIntervalMs);
+    const processor = processorOf(root, `parse-${tag}`, rescanIntervalMs, options);
     try {
       for (const [name, source] of Object.entries(files)) await writeFile(path.join(root, name), source);
       await use(processor, root);
@@ -346,6 +348,28 @@ describe("DAG processor: changes outside the DAG file itself", () => {
       expect((await started).dags).toBe(2);
       await waitFor("the file written during the first scan parsed", () => dagRow(h, "early_new"));
     });
+  });
+
+  it("sees an edit of one file while another hangs its parser until the parse timeout", async () => {
+    // Two parser children: the hanging file holds one, and its scan, until the 6 s timeout. The
+    // edit starts a second scan that leaves the hanging file to the first (rescans an hour apart).
+    const hanging = dagSource(`while (true) {}\nexport default dag({ id: "never_parsed" }, (t) => { t.task("x", async () => 0); });`);
+    await withOwnFolder(
+      "hang",
+      { "hangs.ts": hanging, "edited.ts": simpleDag("beside_hang", "before") },
+      3_600_000,
+      async (processor, root) => {
+        const started = processor.start();
+        await waitFor("the other file parsed", async () => (await versions(h, "beside_hang")).length === 1);
+        await writeFile(path.join(root, "edited.ts"), simpleDag("beside_hang", "after"));
+        // Well before the hanging file's timeout ends the first scan.
+        await waitFor("the edit stored", async () => (await versions(h, "beside_hang")).length === 2, 3_000);
+        const report = await started;
+        expect(report.errors).toBe(1);
+        expect((await importErrorFor(h, path.join(root, "hangs.ts")))?.code).toBe("BATON_DAG_PARSE_TIMEOUT");
+      },
+      { poolSize: 2, parseTimeoutMs: 6_000 },
+    );
   });
 
   it("starts no scan after stop(), even with a change seen just before it", async () => {
