@@ -39,6 +39,22 @@ export function redactJson(value: unknown): unknown {
   return value;
 }
 
+/**
+ * The inverse of redactJson for an update: where `incoming` (a client's edit of what the API
+ * showed) still holds the mask under a sensitive key, the stored value stays. A client that
+ * reads, edits one field and writes back must not replace a secret with "***".
+ */
+export function keepMaskedSecrets(incoming: unknown, stored: unknown): unknown {
+  if (Array.isArray(incoming)) return incoming.map((v, i) => keepMaskedSecrets(v, Array.isArray(stored) ? stored[i] : undefined));
+  if (incoming && typeof incoming === "object") {
+    const before = stored && typeof stored === "object" && !Array.isArray(stored) ? (stored as Record<string, unknown>) : {};
+    return Object.fromEntries(
+      Object.entries(incoming).map(([k, v]) => [k, isSensitiveKey(k) && v === MASK && k in before ? before[k] : keepMaskedSecrets(v, before[k])]),
+    );
+  }
+  return incoming;
+}
+
 /** The scalar values (as text) found under sensitive keys of a JSON value, at any depth. */
 export function sensitiveLeaves(value: unknown, underSensitive = false, out: string[] = []): string[] {
   if (Array.isArray(value)) {

@@ -3,7 +3,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type, type TSchema } from "typebox";
 import { BatonError } from "../../core/errors.ts";
-import { MASK, redactJson } from "../../core/sensitive.ts";
+import { keepMaskedSecrets, MASK, redactJson } from "../../core/sensitive.ts";
 import {
   CONNECTION_FIELDS,
   createConnection,
@@ -61,6 +61,17 @@ export function connectionJson(c: Connection) {
     }
   }
   return { connection_id: c.connection_id, conn_type: c.conn_type, description: c.description, host: c.host, login: c.login, schema: c.schema, port: c.port, extra };
+}
+
+/** extra as the client sent it, with the stored secrets back where it kept the mask the API showed. */
+function storedSecretsKept(stored: string | null | undefined, extra: string): string {
+  if (stored === null || stored === undefined) return extra;
+  if (extra === MASK) return stored; // an unreadable stored extra is shown whole as the mask
+  try {
+    return JSON.stringify(keepMaskedSecrets(JSON.parse(extra), JSON.parse(stored)));
+  } catch {
+    return extra;
+  }
 }
 
 /** extra must be the text of a JSON object (Airflow's extra_dejson). */
@@ -150,6 +161,7 @@ export const connectionRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
       checkExtra(body.extra);
       const change: Record<string, unknown> = {};
       for (const f of fields) change[f] = body[f];
+      if (typeof change.extra === "string") change.extra = storedSecretsKept((await getConnection(db.pool, id))?.extra, change.extra);
       if (!(await updateConnection(db.pool, id, change as Partial<ConnectionFields>))) notFound(id);
       return connectionJson((await getConnection(db.pool, id))!);
     },

@@ -111,7 +111,8 @@ export const variableRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { 
       const fields = maskedFields<Maskable>(req.query.update_mask, MASKABLE, req.body);
       if (fields.length === 0) throw new BatonError("BATON_VALIDATION_FAILED", "body must set value or description");
       const change: { value?: string; description?: string | null } = {};
-      if (fields.includes("value")) change.value = req.body.value;
+      // The API shows a sensitive variable's value as the mask: written back unchanged, it keeps the secret.
+      if (fields.includes("value") && !(isSensitiveKey(key) && req.body.value === MASK)) change.value = req.body.value;
       if (fields.includes("description")) change.description = req.body.description;
       if (!(await updateVariable(db.pool, key, change))) notFound(key);
       return variableJson((await getVariable(db.pool, key))!);

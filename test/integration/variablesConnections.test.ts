@@ -8,6 +8,8 @@ import type { LightMyRequestResponse } from "fastify";
 import { buildApp } from "../../api/app.ts";
 import { generateToken, hashToken } from "../../core/apiTokens.ts";
 import { insertToken } from "../../store/apiTokens.ts";
+import { getConnection } from "../../store/connections.ts";
+import { getVariable } from "../../store/variables.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
@@ -126,6 +128,25 @@ describe("variables and connections", () => {
     const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT val, is_encrypted FROM variable WHERE `key` = 'vc_Db_Password'");
     expect(row!.is_encrypted).toBe(1);
     expect(row!.val).not.toContain("hunter");
+  });
+
+  it("keeps a secret that a client writes back as the mask it was shown (read, edit another field, write)", async () => {
+    await call("POST", "/variables", { key: "vc_api_key", value: "real-key-1" });
+    const shown = (await call("GET", "/variables/vc_api_key")).json();
+    expect(shown.value).toBe("***");
+    expect((await call("PATCH", "/variables/vc_api_key", { ...shown, description: "edited" })).statusCode).toBe(200);
+    expect(await getVariable(h.db.pool, "vc_api_key")).toMatchObject({ value: "real-key-1", description: "edited" });
+
+    const extra = { api_key: "real-key-2", region: "eu", nested: { token: "real-key-3" } };
+    await call("POST", "/connections", { connection_id: "vc_masked", conn_type: "http", extra: JSON.stringify(extra) });
+    const conn = (await call("GET", "/connections/vc_masked")).json();
+    const edited = { ...JSON.parse(conn.extra), region: "us" };
+    expect(edited).toEqual({ api_key: "***", region: "us", nested: { token: "***" } });
+    expect((await call("PATCH", "/connections/vc_masked", { extra: JSON.stringify(edited) })).statusCode).toBe(200);
+    expect(JSON.parse((await getConnection(h.db.pool, "vc_masked"))!.extra!)).toEqual({ ...extra, region: "us" });
+    // A new secret replaces the old one.
+    await call("PATCH", "/connections/vc_masked", { extra: JSON.stringify({ ...edited, api_key: "real-key-4" }) });
+    expect(JSON.parse((await getConnection(h.db.pool, "vc_masked"))!.extra!).api_key).toBe("real-key-4");
   });
 
   it("rejects bad variable requests with 400 naming the field", async () => {
