@@ -13,6 +13,7 @@ import { registerVariablesCommands } from "./commands/variables.ts";
 import { registerConnectionsCommands } from "./commands/connections.ts";
 import { registerDagsCommands } from "./commands/dags.ts";
 import { registerRunsCommands } from "./commands/runs.ts";
+import { dateTimeArg } from "./commands/common.ts";
 import { registerBackfillCommands } from "./backfill.ts";
 import { exitWith, explainDatabaseError, openRuntime } from "./runtime.ts";
 
@@ -97,11 +98,10 @@ db.command("migrate")
 
 db.command("clean")
   .description("delete finished runs older than a date, with their task instances, outputs, events and logs, in batches")
-  .requiredOption("--before <date>", "ISO date: runs that ended before it are deleted")
+  .requiredOption("--before <date>", "runs that ended before it are deleted: ISO 8601 date-time with an offset or Z, e.g. 2026-01-01T00:00:00Z", dateTimeArg("--before"))
   .option("--dry-run", "count what would be deleted")
-  .action(async (opts) => {
-    const before = new Date(opts.before);
-    if (Number.isNaN(before.getTime())) exitWith(`BATON_INVALID_DATE: --before "${opts.before}" is not a date (e.g. 2026-01-01)`);
+  .action(async (opts: { before: Date; dryRun?: boolean }) => {
+    const before = opts.before;
     const rt = await openRuntime();
     const { cleanBefore } = await import("../store/maintenance.ts");
     const report = await cleanBefore(rt.db, before, { dryRun: !!opts.dryRun });

@@ -1,6 +1,7 @@
 import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
+import { parseDateTime } from "../../core/dateTime.ts";
 import { withClient, type ApiClient } from "../client.ts";
 import { printObject, type OutputFormat } from "../output.ts";
 
@@ -25,6 +26,14 @@ export function integerArg(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("must be a non-negative integer");
   return n;
+}
+
+/**
+ * Parser for a date option: what the API's "date-time" accepts (RFC 3339: an offset or Z), else
+ * BATON_INVALID_DATE naming the option, printed by cli/main.ts before any request is sent.
+ */
+export function dateTimeArg(option: string): (value: string) => Date {
+  return (value) => parseDateTime(value, option);
 }
 
 export function jsonObjectArg(value: string): Record<string, unknown> {
