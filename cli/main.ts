@@ -127,10 +127,30 @@ registerDagsCommands(program);
 registerRunsCommands(program);
 registerBackfillCommands(program);
 
+// A reader that stops early (`baton tasks show … | head -5`) closes our stdout, and the next write
+// fails with EPIPE: an 'error' event on the stream, which no try/catch below sees and which
+// crashed the process with a stack trace. End quietly instead, with the status a shell reports
+// for a CLI that SIGPIPE ended (128 + 13, what `seq 1 100000 | head -1` leaves in PIPESTATUS):
+// Node ignores SIGPIPE, so the signal itself never comes.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(141);
+    throw err;
+  });
+}
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof BatonError || err instanceof ApiCallError) exitWith(`${err.code}: ${err.message}`);
+  // Commander reports the errors of its own parsing (an option's parser throwing
+  // InvalidArgumentError) itself; the same error thrown from inside an action (a check across
+  // options, a positional argument parsed there) reaches here. Checked by code, as commander
+  // brands its errors, not by class.
+  const commanderCode = (err as { code?: unknown }).code;
+  if (typeof commanderCode === "string" && commanderCode.startsWith("commander.")) {
+    exitWith(`BATON_VALIDATION_FAILED: ${(err as Error).message}`, (err as { exitCode?: number }).exitCode || 1);
+  }
   if (isConnectionError(err)) {
     let url = "mysql://root@localhost:3306/baton";
     try {

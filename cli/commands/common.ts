@@ -2,6 +2,7 @@ import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { parseDateTime } from "../../core/dateTime.ts";
+import { BatonError } from "../../core/errors.ts";
 import { withClient, type ApiClient } from "../client.ts";
 import { printObject, type OutputFormat } from "../output.ts";
 
@@ -34,6 +35,19 @@ export function integerArg(value: string): number {
  */
 export function dateTimeArg(option: string): (value: string) => Date {
   return (value) => parseDateTime(value, option);
+}
+
+/**
+ * Parses a positional argument inside an action with an option parser (integerArg, …): its
+ * InvalidArgumentError becomes BATON_VALIDATION_FAILED naming the argument and the value.
+ */
+export function parsedArg<T>(name: string, value: string, parse: (value: string) => T): T {
+  try {
+    return parse(value);
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== "commander.invalidArgument") throw err;
+    throw new BatonError("BATON_VALIDATION_FAILED", `<${name}> "${value}": ${(err as Error).message}`);
+  }
 }
 
 export function jsonObjectArg(value: string): Record<string, unknown> {

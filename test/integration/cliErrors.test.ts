@@ -1,7 +1,10 @@
 // How the CLI fails: one line `baton: CODE: detail` and a non-zero exit, never a stack trace;
 // bad input refused before any request. Where nothing may reach the database, the URL points at
 // a closed port: a command that tried would say "cannot reach MySQL" and exit 2.
-import { runBaton } from "../helpers/cli.ts";
+import { spawn } from "node:child_process";
+import { createTestDb, dropTestDb } from "../helpers/db.ts";
+import { BIN, cleanEnv, ROOT, runBaton } from "../helpers/cli.ts";
+import type { Db } from "../../store/db.ts";
 
 const closed = { BATON_DATABASE_URL: "mysql://root@127.0.0.1:1/baton" };
 
@@ -31,5 +34,38 @@ describe("CLI date options take what the API takes (RFC 3339 date-times with an 
     const r = await runBaton(args, closed);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("cannot reach MySQL");
+  });
+});
+
+describe("errors thrown inside an action are one line too (they were uncaught, with a stack trace)", () => {
+  it.concurrent.each([
+    ["pools set p9 -1", ["pools", "set", "p9", "-1"], 'BATON_VALIDATION_FAILED: <slots> "-1": must be a non-negative integer'],
+    ["pools set p9 abc", ["pools", "set", "p9", "abc"], 'BATON_VALIDATION_FAILED: <slots> "abc": must be a non-negative integer'],
+    // commander's InvalidArgumentError, thrown by the action itself
+    ["dead-letters redrive without --dag-id or --ids", ["dead-letters", "redrive", "--dry-run"], "BATON_VALIDATION_FAILED: give --dag-id or --ids"],
+  ])("%s", async (_name, args, line) => {
+    const r = await runBaton(args, closed);
+    expectOneLine(r, line);
+    expect(r.stderr).not.toContain("    at ");
+  });
+});
+
+describe("a reader that closes stdout early (`baton … | head -5`)", () => {
+  let db: Db;
+  beforeAll(async () => {
+    db = await createTestDb();
+  });
+  afterAll(() => dropTestDb(db));
+
+  it("ends the CLI quietly with 141 (128 + SIGPIPE, as a shell reports other CLIs), not an unhandled EPIPE", async () => {
+    const child = spawn(process.execPath, [BIN, "pools", "list"], { cwd: ROOT, env: cleanEnv({ BATON_DATABASE_URL: db.url }), stdio: ["ignore", "pipe", "pipe"] });
+    // The reader is gone before the CLI writes its first line.
+    child.stdout!.destroy();
+    let stderr = "";
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once("close", (c, s) => resolve([c, s])));
+    clearTimeout(timer);
+    expect({ code, signal, stderr }).toEqual({ code: 141, signal: null, stderr: "" });
   });
 });
