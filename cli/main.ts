@@ -13,6 +13,7 @@ import { registerVariablesCommands } from "./commands/variables.ts";
 import { registerConnectionsCommands } from "./commands/connections.ts";
 import { registerDagsCommands } from "./commands/dags.ts";
 import { registerRunsCommands } from "./commands/runs.ts";
+import { dateTimeArg } from "./commands/common.ts";
 import { registerBackfillCommands } from "./backfill.ts";
 import { exitWith, explainDatabaseError, openRuntime } from "./runtime.ts";
 
@@ -97,11 +98,10 @@ db.command("migrate")
 
 db.command("clean")
   .description("delete finished runs older than a date, with their task instances, outputs, events and logs, in batches")
-  .requiredOption("--before <date>", "ISO date: runs that ended before it are deleted")
+  .requiredOption("--before <date>", "runs that ended before it are deleted: ISO 8601 date-time with an offset or Z, e.g. 2026-01-01T00:00:00Z", dateTimeArg("--before"))
   .option("--dry-run", "count what would be deleted")
-  .action(async (opts) => {
-    const before = new Date(opts.before);
-    if (Number.isNaN(before.getTime())) exitWith(`BATON_INVALID_DATE: --before "${opts.before}" is not a date (e.g. 2026-01-01)`);
+  .action(async (opts: { before: Date; dryRun?: boolean }) => {
+    const before = opts.before;
     const rt = await openRuntime();
     const { cleanBefore } = await import("../store/maintenance.ts");
     const report = await cleanBefore(rt.db, before, { dryRun: !!opts.dryRun });
@@ -122,10 +122,30 @@ registerDagsCommands(program);
 registerRunsCommands(program);
 registerBackfillCommands(program);
 
+// A reader that stops early (`baton tasks show … | head -5`) closes our stdout, and the next write
+// fails with EPIPE: an 'error' event on the stream, which no try/catch below sees and which
+// crashed the process with a stack trace. End quietly instead, with the status a shell reports
+// for a CLI that SIGPIPE ended (128 + 13, what `seq 1 100000 | head -1` leaves in PIPESTATUS):
+// Node ignores SIGPIPE, so the signal itself never comes.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(141);
+    throw err;
+  });
+}
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof BatonError || err instanceof ApiCallError) exitWith(`${err.code}: ${err.message}`);
+  // Commander reports the errors of its own parsing (an option's parser throwing
+  // InvalidArgumentError) itself; the same error thrown from inside an action (a check across
+  // options, a positional argument parsed there) reaches here. Checked by code, as commander
+  // brands its errors, not by class.
+  const commanderCode = (err as { code?: unknown }).code;
+  if (typeof commanderCode === "string" && commanderCode.startsWith("commander.")) {
+    exitWith(`BATON_VALIDATION_FAILED: ${(err as Error).message}`, (err as { exitCode?: number }).exitCode || 1);
+  }
   if (isConnectionError(err)) {
     let url = "mysql://root@localhost:3306/baton";
     try {

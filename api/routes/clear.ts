@@ -18,13 +18,26 @@ export const MAX_CLEAR_RUNS = 1000;
  * Airflow v1's ClearTaskInstances body, with Airflow's defaults (dry_run and only_failed
  * default to true). The runs: dag_run_id alone is that run; with include_past / include_future
  * also the DAG's runs with an earlier / later logical date; without dag_run_id, the runs whose
- * logical date is within [start_date, end_date] (each end open when absent). Subdags do not
+ * logical date is within [start_date, end_date] (each end open when absent). The task
+ * instances: task_ids (every task when absent) with their upstream / downstream closure, in the
+ * states only_failed / only_running select (every state when both are false). Subdags do not
  * exist in Baton, so include_subdags / include_parentdag are accepted and ignored.
+ *
+ * Baton refuses one case Airflow allows: every task instance (no task_ids, neither only flag) of
+ * many runs. That resets up to MAX_CLEAR_RUNS runs' whole history (outputs and durable steps
+ * deleted, nothing to undo) on a body as short as {"only_failed": false, "dry_run": false}; one
+ * run at a time (dag_run_id alone) is allowed, and narrower clears across runs are too.
  */
 export const ClearTaskInstancesBody = Type.Object(
   {
     dag_run_id: Type.Optional(Id),
-    task_ids: Type.Optional(Type.Array(Id, { maxItems: 10_000 })),
+    task_ids: Type.Optional(
+      Type.Array(Id, {
+        maxItems: 10_000,
+        description:
+          "default: every task; with neither only_failed nor only_running, every task instance of the run (refused across runs)",
+      }),
+    ),
     start_date: Type.Optional(Type.String({ format: "date-time", description: "earliest logical date, without dag_run_id" })),
     end_date: Type.Optional(Type.String({ format: "date-time", description: "latest logical date, without dag_run_id" })),
     dry_run: Type.Optional(Type.Boolean({ default: true })),
@@ -68,7 +81,8 @@ export const clearRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db,
         description:
           "Clears task instances so they run again (Airflow's clear); their runs go back to running. dry_run (default true) " +
           "only lists them. Give dag_run_id (with include_past / include_future for earlier / later runs) or a " +
-          "start_date / end_date range of logical dates.",
+          "start_date / end_date range of logical dates. Without task_ids and with only_failed and only_running false, every " +
+          "task instance of dag_run_id is cleared; across runs that is refused (give task_ids or a state filter).",
         params: DagParams,
         body: ClearTaskInstancesBody,
         response: {
@@ -101,12 +115,16 @@ export const clearRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db,
         dryRun,
         useLatestVersion: body.use_latest_version ?? false,
       };
-      if (!body.task_ids?.length && !onlyFailed && !onlyRunning) {
-        throw new BatonError("BATON_VALIDATION_FAILED", "task_ids is required unless only_failed or only_running is set");
+      const acrossRuns = body.dag_run_id === undefined || body.include_past || body.include_future;
+      if (acrossRuns && !body.task_ids?.length && !onlyFailed && !onlyRunning) {
+        throw new BatonError(
+          "BATON_VALIDATION_FAILED",
+          "without task_ids, only_failed or only_running a clear resets every task instance: Baton does that for one run " +
+            "(body.dag_run_id without include_past / include_future), not across runs; give body.task_ids or a state filter",
+        );
       }
 
       const results: ClearResult[] = [];
-      const acrossRuns = body.dag_run_id === undefined || body.include_past || body.include_future;
       if (body.dag_run_id !== undefined) {
         // The named run first: unknown DAG, run or task ids are 404s here.
         results.push(await clearTasks(db, clock.now(), { ...request, runId: body.dag_run_id, taskIds: body.task_ids }, shapeOf));

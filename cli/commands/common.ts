@@ -1,6 +1,8 @@
 import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
+import { parseDateTime } from "../../core/dateTime.ts";
+import { BatonError } from "../../core/errors.ts";
 import { withClient, type ApiClient } from "../client.ts";
 import { printObject, type OutputFormat } from "../output.ts";
 
@@ -25,6 +27,27 @@ export function integerArg(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("must be a non-negative integer");
   return n;
+}
+
+/**
+ * Parser for a date option: what the API's "date-time" accepts (RFC 3339: an offset or Z), else
+ * BATON_INVALID_DATE naming the option, printed by cli/main.ts before any request is sent.
+ */
+export function dateTimeArg(option: string): (value: string) => Date {
+  return (value) => parseDateTime(value, option);
+}
+
+/**
+ * Parses a positional argument inside an action with an option parser (integerArg, …): its
+ * InvalidArgumentError becomes BATON_VALIDATION_FAILED naming the argument and the value.
+ */
+export function parsedArg<T>(name: string, value: string, parse: (value: string) => T): T {
+  try {
+    return parse(value);
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== "commander.invalidArgument") throw err;
+    throw new BatonError("BATON_VALIDATION_FAILED", `<${name}> "${value}": ${(err as Error).message}`);
+  }
 }
 
 export function jsonObjectArg(value: string): Record<string, unknown> {

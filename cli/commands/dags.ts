@@ -3,7 +3,7 @@ import { BatonError } from "../../core/errors.ts";
 import type { ApiClient } from "../client.ts";
 import { printObject, printRows, type OutputFormat } from "../output.ts";
 import { openRuntime } from "../runtime.ts";
-import { confirm, jsonObjectArg, listArg, printChange, withApi } from "./common.ts";
+import { confirm, dateTimeArg, jsonObjectArg, listArg, printChange, withApi } from "./common.ts";
 
 const enc = encodeURIComponent;
 /** Page size when a command reads a whole list. */
@@ -153,17 +153,11 @@ export function registerDagsCommands(program: Command): void {
     .description("create a manual run; the scheduler starts it")
     .option("-c, --conf <json>", "run configuration (JSON object)", jsonObjectArg)
     .option("-r, --run-id <run_id>", "explicit dag_run_id")
-    .option("--logical-date <date>", "ISO 8601 date-time with offset (default: now)")
+    .option("--logical-date <date>", "ISO 8601 date-time with an offset or Z, e.g. 2026-01-01T00:00:00Z (default: now)", dateTimeArg("--logical-date"))
     .option("--note <text>", "a note on the run")
-    .action(async function (this: Command, dagId: string, opts: { conf?: Record<string, unknown>; runId?: string; logicalDate?: string; note?: string }) {
-      let logicalDate: string | undefined;
-      if (opts.logicalDate !== undefined) {
-        const date = new Date(opts.logicalDate);
-        if (Number.isNaN(date.getTime())) throw new BatonError("BATON_INVALID_DATE", `--logical-date "${opts.logicalDate}" is not a date (e.g. 2026-01-01T00:00:00Z)`);
-        logicalDate = date.toISOString();
-      }
+    .action(async function (this: Command, dagId: string, opts: { conf?: Record<string, unknown>; runId?: string; logicalDate?: Date; note?: string }) {
       await withApi(this, async (client, { output }) => {
-        const body = { conf: opts.conf ?? {}, dag_run_id: opts.runId, logical_date: logicalDate, note: opts.note };
+        const body = { conf: opts.conf ?? {}, dag_run_id: opts.runId, logical_date: opts.logicalDate?.toISOString(), note: opts.note };
         const run = await client.call<{ dag_run_id: string; state: string }>("POST", `/dags/${enc(dagId)}/dagRuns`, { body });
         if (output === "json") printObject(run, "json");
         else process.stdout.write(`created run ${run.dag_run_id} of ${dagId} (${run.state})\n`);

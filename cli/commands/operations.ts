@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type Command } from "commander";
 import { printObject, printRows } from "../output.ts";
-import { integerArg, listArg, printChange, withApi } from "./common.ts";
+import { integerArg, listArg, parsedArg, printChange, withApi } from "./common.ts";
 
 const enc = encodeURIComponent;
 
@@ -28,7 +28,7 @@ export function registerOperationCommands(program: Command): void {
     .description("create a pool, or change its slots")
     .option("--description <text>", "what the pool protects")
     .action(async function (this: Command, name: string, slots: string, opts: { description?: string }) {
-      const n = integerArg(slots);
+      const n = parsedArg("slots", slots, integerArg);
       await withApi(this, async (client, { output }) => {
         const exists = (await client.raw("GET", `/pools/${enc(name)}`)).status === 200;
         const body = { slots: n, ...(opts.description === undefined ? {} : { description: opts.description }) };

@@ -247,9 +247,9 @@ export function registerTaskCommands(program: Command): void {
 
   tasks
     .command("clear <dag_id>")
-    .description("clear task instances of a run so they run again; the run goes back to running")
+    .description("clear task instances of a run (all of them unless narrowed) so they run again; the run goes back to running")
     .requiredOption("-r, --run-id <run_id>", "the run whose task instances to clear")
-    .option("-t, --task-ids <ids>", "comma-separated task ids (all tasks when omitted, with --only-failed or --only-running)", listArg)
+    .option("-t, --task-ids <ids>", "comma-separated task ids (default: every task of the run; --only-failed / --only-running keep those in that state)", listArg)
     .option("-d, --downstream", "also clear every task downstream of them")
     .option("-u, --upstream", "also clear every task upstream of them")
     .option("-f, --only-failed", "only failed and upstream_failed task instances")

@@ -18,13 +18,14 @@
 //   those rows: ready → queued (or held in `scheduled` when it depends on the past, as settle
 //   does); rule no longer satisfiable → skipped / upstream_failed, cascading through settle(),
 //   which counts the run down and may finish it.
+// selects: the given tasks (every task of the run's version when none are given) with their
+//   upstream / downstream closure, in the states the only_* filters pick (every state without one).
 // skips: a task that a succeeded, not cleared branch or short-circuit skipped stays skipped
 //   (scheduler/clearSelection.ts skipsToKeep, from the decider's recorded output).
 // saga: in a run whose compensation ended, the compensation task instances are deleted and the
 //   tasks whose compensation succeeded are cleared with the chosen ones (a new attempt redoes
 //   what was undone).
-// outcomes: BATON_VALIDATION_FAILED (no task_ids and no state filter), BATON_DAG_NOT_FOUND,
-//   BATON_DAG_RUN_NOT_FOUND, BATON_TASK_NOT_FOUND (naming the ids); otherwise the cleared task
+// outcomes: BATON_DAG_NOT_FOUND, BATON_DAG_RUN_NOT_FOUND, BATON_TASK_NOT_FOUND (naming the ids); otherwise the cleared task
 //   instances (state before and after), the ids queued, and the run's state afterwards (a run
 //   whose cleared tasks all end at once, e.g. behind a failed upstream that was not cleared,
 //   finishes again in the same transaction). XCom entries of cleared tasks are deleted. A
@@ -41,7 +42,7 @@ import { decideDownstream, dependsOnPast, endStatements, holdStatement, queueSta
 export interface ClearRequest {
   dagId: string;
   runId: string;
-  /** Tasks to clear; every task of the run when empty, which needs onlyFailed or onlyRunning. */
+  /** Tasks to clear; every task of the run when empty (as Airflow: narrowed by onlyFailed / onlyRunning if set). */
   taskIds?: string[];
   /** Also clear every task upstream of them (transitively). */
   includeUpstream?: boolean;
@@ -91,9 +92,6 @@ export async function clearTasks(
   shapeOf: (versionHash: string) => Promise<DagShape>,
 ): Promise<ClearResult> {
   const taskIds = [...new Set(req.taskIds ?? [])];
-  if (taskIds.length === 0 && !req.onlyFailed && !req.onlyRunning) {
-    throw new BatonError("BATON_VALIDATION_FAILED", "task_ids is required unless only_failed or only_running is set");
-  }
   const [runs] = await db.pool.query<RowDataPacket[]>("SELECT id, version_hash, logical_date FROM dag_run WHERE dag_id = ? AND run_id = ?", [
     req.dagId,
     req.runId,

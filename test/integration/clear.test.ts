@@ -237,6 +237,35 @@ describe("clearing task instances", () => {
     expect(await xcom(runId, "z")).toBe("z3<y3<x2");
   });
 
+  it("with dag_run_id, no task_ids and only_failed false clears every task instance of the run (as Airflow); across runs that is refused", async () => {
+    const runId = await trigger("clr_chain");
+    const first = await finished(runId);
+    expect(first.state).toBe("success");
+
+    const dry = await clear("clr_chain", { dag_run_id: runId, only_failed: false });
+    expect(dry.statusCode).toBe(200);
+    expect(dry.json().task_instances.map((t: { task_id: string; state: string }) => [t.task_id, t.state])).toEqual([
+      ["x", "success"],
+      ["y", "success"],
+      ["z", "success"],
+    ]);
+    expect((await runRow(runId)).state).toBe("success");
+
+    // Every task instance of many runs at once stays refused, naming what to give instead.
+    const dates = { start_date: "2000-01-01T00:00:00Z", end_date: "2100-01-01T00:00:00Z", only_failed: false };
+    expectProblem(await clear("clr_chain", dates), 400, "BATON_VALIDATION_FAILED", "task_ids");
+    expectProblem(await clear("clr_chain", { dag_run_id: runId, include_past: true, only_failed: false }), 400, "BATON_VALIDATION_FAILED", "not across runs");
+    // Narrowed, across runs is fine.
+    expect((await clear("clr_chain", { ...dates, task_ids: ["z"] })).statusCode).toBe(200);
+
+    const res = await clear("clr_chain", { dag_run_id: runId, only_failed: false, only_running: false, dry_run: false });
+    expect(res.json().total_entries).toBe(3);
+    expect((await finished(runId)).state).toBe("success");
+    expect(await states(runId)).toEqual({ x: "success#2", y: "success#2", z: "success#2" });
+    expect(await xcom(runId, "z")).toBe("z2<y2<x2");
+    await expectConsistent(runId);
+  });
+
   // x's single-upstream downstream y is already terminal (not cleared): finishTries' claim of y
   // matches no row, so the run must end from its counter (not commit x's try early, as a hop would).
   it("clears one task of a finished chain without its downstream: only it re-runs and the run finishes", async () => {
@@ -340,7 +369,6 @@ describe("clearing task instances", () => {
     expectProblem(await clear("clr_chain", { dag_run_id: runId, dry_run: "maybe" }), 400, "BATON_VALIDATION_FAILED", "dry_run");
     expectProblem(await clear("clr_chain", { dag_run_id: runId, start_date: "2026-01-01T00:00:00Z" }), 400, "BATON_VALIDATION_FAILED", "start_date");
     expectProblem(await clear("clr_chain", { dag_run_id: runId, reset_dag_runs: false }), 400, "BATON_VALIDATION_FAILED", "reset_dag_runs");
-    expectProblem(await clear("clr_chain", { dag_run_id: runId, only_failed: false }), 400, "BATON_VALIDATION_FAILED", "task_ids");
     const bad = await h.app.inject({ method: "POST", url: "/api/v1/dags/clr_chain/clearTaskInstances", payload: "[", headers: { "content-type": "application/json" } });
     expectProblem(bad, 400, "BATON_VALIDATION_FAILED");
 
@@ -398,6 +426,22 @@ describe("clearing task instances", () => {
       expect(real.stdout).toMatch(/^\s+c\s+upstream_failed → none$/m);
       expect((await finished(runId)).state).toBe("success");
       expect(await states(runId)).toEqual({ a: "success#1", b: "success#2", c: "success#1" });
+    });
+
+    it("without --task-ids or an --only flag clears every task instance of the run (it was refused)", async () => {
+      const runId = await trigger("clr_chain");
+      expect((await finished(runId)).state).toBe("success");
+
+      const dry = await baton(["tasks", "clear", "clr_chain", "--run-id", runId, "--dry-run"]);
+      expect({ code: dry.code, stderr: dry.stderr }).toEqual({ code: 0, stderr: "" });
+      expect(dry.stdout).toContain("would clear 3 task instance(s)");
+      for (const id of ["x", "y", "z"]) expect(dry.stdout).toMatch(new RegExp(`^\\s+${id}\\s+success$`, "m"));
+
+      const real = await baton(["tasks", "clear", "clr_chain", "-r", runId, "--yes"]);
+      expect({ code: real.code, stderr: real.stderr }).toEqual({ code: 0, stderr: "" });
+      expect(real.stdout).toContain("cleared 3 task instance(s)");
+      expect((await finished(runId)).state).toBe("success");
+      expect(await states(runId)).toEqual({ x: "success#2", y: "success#2", z: "success#2" });
     });
   });
 });
