@@ -17,7 +17,7 @@ import { decideSkips } from "./branching.ts";
 import { taskSecrets } from "./taskSecrets.ts";
 import { SecretMasker } from "../core/sensitive.ts";
 import { TryLog } from "./tryLog.ts";
-import type { DagCallbackMessage, RunTryMessage, StepAck, StepPut, TryOutcome } from "./protocol.ts";
+import type { DagCallbackMessage, RunTryMessage, SensorFirstPoke, StepAck, StepPut, TryOutcome } from "./protocol.ts";
 
 // Packages the SDK loads at run time (mysql2 for SQL sensors) come from Baton's installation,
 // not from the bundle's folder in the cache.
@@ -134,7 +134,7 @@ function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
 
 /**
  * Pokes until the condition holds (returns its value), the timeout passes (counted from the
- * first poke, across reschedules: FailError, or SkipError with softFail), or, in reschedule
+ * first poke, across reschedules and retries: FailError, or SkipError with softFail), or, in reschedule
  * mode, after one unsuccessful poke (returns when to poke next). A poke that throws fails
  * the try, which is retried per the task's retry policy.
  */
@@ -147,6 +147,11 @@ async function runSensor(
   // Time as the worker's Clock sees it (a fake clock in tests), advancing with real time here.
   const now = () => Date.now() + (m.clockOffsetMs ?? 0);
   const firstPoke = m.firstPokeAt ? new Date(m.firstPokeAt).getTime() : now();
+  if (!m.firstPokeAt) {
+    // Told at once, not with the outcome: a try whose process is killed or dies has none.
+    const told: SensorFirstPoke = { type: "sensorFirstPoke", at: new Date(firstPoke).toISOString() };
+    process.send?.(told);
+  }
   for (let pokes = m.pokeCount; ; pokes++) {
     const answer = await sensor.poke(ctx);
     if (answer === true) return { value: true };
@@ -240,7 +245,7 @@ process.on("exit", () => currentLog?.flushSync());
 async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   m.clockOffsetMs = m.clockNow ? Date.parse(m.clockNow) - Date.now() : 0;
   // A rescheduled sensor's first poke is stored with its outcome; its later pokes go to the file.
-  const log = new TryLog(m.logPath, { toFile: m.firstPokeAt !== null });
+  const log = new TryLog(m.logPath, { toFile: m.pokeCount > 0 });
   currentLog = log;
   masker.clear();
   const line = (level: string, args: unknown[]) => log.write(masker.mask(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`));

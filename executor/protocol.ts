@@ -25,7 +25,7 @@ export interface RunTryMessage {
   clockNow: string;
   /** Set by the child on receipt: the worker's Clock minus the child's wall clock. */
   clockOffsetMs?: number;
-  /** Sensors: when the first poke happened (ISO; null on the first try) and how many pokes were rescheduled. */
+  /** Sensors: when the first poke happened (ISO; null before any poke of the task instance) and how many pokes were rescheduled. */
   firstPokeAt: string | null;
   pokeCount: number;
   bundlePath: string;
@@ -54,6 +54,17 @@ export interface DagCallbackMessage {
   conf: Record<string, unknown>;
   bundlePath: string;
   logPath: string;
+}
+
+/**
+ * Child → worker: a sensor's first poke (of a task instance that had none yet) starts now. The
+ * worker records it with the try's outcome, whatever ends the try (a failed poke, a timeout, its
+ * process dying), so the sensor's timeout counts from it across retries too.
+ */
+export interface SensorFirstPoke {
+  type: "sensorFirstPoke";
+  /** The worker's Clock (ISO). */
+  at: string;
 }
 
 /** Child → worker: a durable step completed; the worker records it and answers with a StepAck. */

@@ -23,7 +23,7 @@ import { BundleCache } from "./bundleCache.ts";
 import { claimAheadAllowance, movingAverage } from "./claimAhead.ts";
 import { RunCallbacks } from "./runCallbacks.ts";
 import { answerSecret, isSecretGet } from "./secrets.ts";
-import type { DagCallbackMessage, RunTryMessage, StepAck, StepPut, TryOutcome } from "./protocol.ts";
+import type { DagCallbackMessage, RunTryMessage, SensorFirstPoke, StepAck, StepPut, TryOutcome } from "./protocol.ts";
 
 const CHILD_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "child.ts");
 /**
@@ -120,6 +120,8 @@ interface Held {
   handedBack?: boolean;
   /** The try is no longer ours (cleared, reaped, its run timed out, or we lost the database). */
   lost?: boolean;
+  /** A sensor's first poke, when this try made it: recorded with the outcome. */
+  firstPokeAt?: Date;
   timers: NodeJS.Timeout[];
 }
 
@@ -545,7 +547,9 @@ export class Worker {
     const held = this.held.get(tryKey(task))!;
     const slot = this.acquireSlot(dedicated);
     slot.child.onMessage = (raw) => {
-      if ((raw as { type?: string }).type === "stepPut") void this.recordStep(slot, task, raw as unknown as StepPut);
+      const type = (raw as { type?: string }).type;
+      if (type === "stepPut") void this.recordStep(slot, task, raw as unknown as StepPut);
+      else if (type === "sensorFirstPoke") held.firstPokeAt = new Date((raw as unknown as SensorFirstPoke).at);
       else if (isSecretGet(raw)) void answerSecret(this.db.pool, slot.child, raw);
     };
     held.slot = slot;
@@ -618,7 +622,7 @@ export class Worker {
       const ms = endedAt.getTime() - task.startedAt.getTime();
       this.recentTryMs = movingAverage(this.recentTryMs, ms);
     }
-    this.finished.push({ task, ...outcome, endedAt });
+    this.finished.push({ task, ...outcome, endedAt, firstPokeAt: held.firstPokeAt });
     this.startWaiting();
     this.claimIfRunningLow();
     this.kick();
