@@ -45,6 +45,27 @@ export interface TryOutcome {
   log?: string;
 }
 
+/** How long a task's or a DAG's callback may run before it is given up on (logged as failed). */
+export const CALLBACK_TIMEOUT_MS = 60_000;
+
+/**
+ * A try the worker ended (execution timeout, or its process died) whose own process could not
+ * run its onRetry / onFailure: run it in another child with the try's message, `error` being
+ * the worker's (BATON_TASK_TIMEOUT, BATON_WORKER_CHILD_EXITED).
+ */
+export interface EndedTryCallbackMessage {
+  task: RunTryMessage;
+  error: TryError;
+}
+
+/**
+ * Child → worker: the try's outcome is decided and this process runs its callbacks; should it
+ * die or be killed from now on, the worker must not run them again.
+ */
+export interface TryCallbacks {
+  type: "tryCallbacks";
+}
+
 /** A DAG-level callback for a run that ended; run by the worker that recorded the end. */
 export interface DagCallbackMessage {
   dagId: string;
