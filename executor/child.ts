@@ -9,7 +9,7 @@ import { StringDecoder } from "node:string_decoder";
 import { format } from "node:util";
 import { serveRequests } from "../core/childProcess.ts";
 import { beforeDeadline } from "../core/concurrency.ts";
-import type { Dag, RunCallbackContext, SensorSpec, TaskContext, TaskOptions, TaskRef } from "../sdk/types.ts";
+import type { Dag, RunCallbackContext, SensorSpec, TaskContext, TaskDefinition, TaskOptions, TaskRef } from "../sdk/types.ts";
 import { isDag } from "../sdk/dag.ts";
 import { formatDuration } from "../core/durations.ts";
 import { FailError, SkipError } from "../sdk/errors.ts";
@@ -17,7 +17,17 @@ import { decideSkips } from "./branching.ts";
 import { taskSecrets } from "./taskSecrets.ts";
 import { SecretMasker } from "../core/sensitive.ts";
 import { TryLog } from "./tryLog.ts";
-import type { DagCallbackMessage, RunTryMessage, StepAck, StepPut, TryOutcome } from "./protocol.ts";
+import {
+  CALLBACK_TIMEOUT_MS,
+  type DagCallbackMessage,
+  type EndedTryCallbackMessage,
+  type RunTryMessage,
+  type SensorFirstPoke,
+  type StepAck,
+  type StepPut,
+  type TryCallbacks,
+  type TryOutcome,
+} from "./protocol.ts";
 
 // Packages the SDK loads at run time (mysql2 for SQL sensors) come from Baton's installation,
 // not from the bundle's folder in the cache.
@@ -134,7 +144,7 @@ function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
 
 /**
  * Pokes until the condition holds (returns its value), the timeout passes (counted from the
- * first poke, across reschedules: FailError, or SkipError with softFail), or, in reschedule
+ * first poke, across reschedules and retries: FailError, or SkipError with softFail), or, in reschedule
  * mode, after one unsuccessful poke (returns when to poke next). A poke that throws fails
  * the try, which is retried per the task's retry policy.
  */
@@ -147,6 +157,11 @@ async function runSensor(
   // Time as the worker's Clock sees it (a fake clock in tests), advancing with real time here.
   const now = () => Date.now() + (m.clockOffsetMs ?? 0);
   const firstPoke = m.firstPokeAt ? new Date(m.firstPokeAt).getTime() : now();
+  if (!m.firstPokeAt) {
+    // Told at once, not with the outcome: a try whose process is killed or dies has none.
+    const told: SensorFirstPoke = { type: "sensorFirstPoke", at: new Date(firstPoke).toISOString() };
+    process.send?.(told);
+  }
   for (let pokes = m.pokeCount; ; pokes++) {
     const answer = await sensor.poke(ctx);
     if (answer === true) return { value: true };
@@ -169,25 +184,38 @@ async function runSensor(
   }
 }
 
-const CALLBACK_TIMEOUT_MS = 60_000;
-
-/** Runs a callback, bounded in time; its failure is logged and never changes the outcome. */
-async function runCallback(name: string, call: () => unknown, line: (level: string, args: unknown[]) => void): Promise<void> {
+/**
+ * Runs a callback, bounded in time; its failure is logged and never changes the outcome.
+ * Resolves false when the callback was still running at the deadline.
+ */
+async function runCallback(name: string, call: () => unknown, line: (level: string, args: unknown[]) => void): Promise<boolean> {
+  let settled = false;
   try {
-    await beforeDeadline(Promise.resolve().then(call), CALLBACK_TIMEOUT_MS, `did not finish within ${CALLBACK_TIMEOUT_MS / 1000} s`);
+    await beforeDeadline(
+      Promise.resolve()
+        .then(call)
+        .finally(() => (settled = true)),
+      CALLBACK_TIMEOUT_MS,
+      `did not finish within ${CALLBACK_TIMEOUT_MS / 1000} s`,
+    );
   } catch (err) {
     line("ERROR", [`${name} callback failed (the task's state is unchanged): ${(err as Error)?.stack ?? String(err)}`]);
   }
+  return settled;
 }
 
-/** onSuccess after a success; onRetry or onFailure after a failure, as the retry policy will decide. */
-function runTaskCallback(options: TaskOptions, ctx: TaskContext, result: TryOutcome, m: RunTryMessage, line: (level: string, args: unknown[]) => void) {
-  if (result.outcome === "success" && options.onSuccess) return runCallback("onSuccess", () => options.onSuccess!(ctx, result.output), line);
-  if (result.outcome !== "failed" || !result.error) return;
+/**
+ * The task callback a try's outcome calls for, if the task has it: onSuccess after a success;
+ * onRetry or onFailure after a failure, as the retry policy will decide.
+ */
+function taskCallback(options: TaskOptions, ctx: TaskContext, result: TryOutcome, m: RunTryMessage): { name: string; call: () => unknown } | undefined {
+  if (result.outcome === "success" && options.onSuccess) return { name: "onSuccess", call: () => options.onSuccess!(ctx, result.output) };
+  if (result.outcome !== "failed" || !result.error) return undefined;
   const error = Object.assign(new Error(result.error.message), { name: result.error.name, code: result.error.code });
   const willRetry = !result.error.nonRetryable && m.tryNumber <= m.maxTries;
-  if (willRetry && options.onRetry) return runCallback("onRetry", () => options.onRetry!(ctx, error), line);
-  if (!willRetry && options.onFailure) return runCallback("onFailure", () => options.onFailure!(ctx, error), line);
+  if (willRetry && options.onRetry) return { name: "onRetry", call: () => options.onRetry!(ctx, error) };
+  if (!willRetry && options.onFailure) return { name: "onFailure", call: () => options.onFailure!(ctx, error) };
+  return undefined;
 }
 
 function errorOf(err: unknown): NonNullable<TryOutcome["error"]> {
@@ -233,18 +261,63 @@ function openLog(logPath: string): Promise<WriteStream> {
   );
 }
 
-/** The log of the try running now: saved synchronously if a task ends the process. */
-let currentLog: TryLog | undefined;
-process.on("exit", () => currentLog?.flushSync());
+/** The task a try runs, as its DAG's bundle defines it (a compensation task runs its original's `compensate`). */
+async function findTask(m: RunTryMessage): Promise<{ dag: Dag; task: TaskDefinition }> {
+  const module = await loadBundle(m.bundlePath);
+  const dag = Object.values(module).find((v): v is Dag => isDag(v) && v.id === m.dagId);
+  if (!dag) throw Object.assign(new Error(`DAG "${m.dagId}" is not exported by its bundle`), { nonRetryable: true });
+  const original = m.compensates ? dag.tasks.get(m.compensates) : undefined;
+  const task = original?.options.compensate
+    ? { ...original, id: m.taskId, kind: "task" as const, fn: original.options.compensate, upstream: new Set([original.id]), options: {} }
+    : dag.tasks.get(m.taskId);
+  if (!task) throw Object.assign(new Error(`task "${m.taskId}" is not in DAG "${m.dagId}"`), { nonRetryable: true });
+  return { dag, task };
+}
 
-async function runTry(m: RunTryMessage): Promise<TryOutcome> {
-  m.clockOffsetMs = m.clockNow ? Date.parse(m.clockNow) - Date.now() : 0;
-  // A rescheduled sensor's first poke is stored with its outcome; its later pokes go to the file.
-  const log = new TryLog(m.logPath, { toFile: m.firstPokeAt !== null });
-  currentLog = log;
-  masker.clear();
-  const line = (level: string, args: unknown[]) => log.write(masker.mask(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`));
-  // Everything the task prints lands in its try's log file, with the secrets it fetched masked.
+/** The ctx a try's task function and its callbacks get. */
+function taskContext(
+  m: RunTryMessage,
+  upstream: ReadonlySet<string>,
+  signal: AbortSignal,
+  step: TaskContext["step"],
+  line: (level: string, args: unknown[]) => void,
+): TaskContext {
+  return {
+    dagId: m.dagId,
+    runId: m.runId,
+    taskId: m.taskId,
+    tryNumber: m.tryNumber,
+    maxTries: m.maxTries,
+    logicalDate: m.logicalDate ? new Date(m.logicalDate) : null,
+    dataInterval: { start: m.dataIntervalStart ? new Date(m.dataIntervalStart) : null, end: m.dataIntervalEnd ? new Date(m.dataIntervalEnd) : null },
+    conf: m.conf,
+    params: { ...m.params, ...m.conf },
+    signal,
+    idempotencyKey: `${m.dagId}:${m.runId}:${m.taskId}:${m.mapIndex}`,
+    log: {
+      debug: (...a) => line("DEBUG", a),
+      info: (...a) => line("INFO", a),
+      warn: (...a) => line("WARNING", a),
+      error: (...a) => line("ERROR", a),
+    },
+    get<T>(ref: TaskRef<T>): T {
+      const id = typeof ref === "string" ? ref : ref?.id;
+      if (!upstream.has(id)) throw new Error(`ctx.get("${id}"): only direct upstream tasks of "${m.taskId}" can be read`);
+      return m.upstreamOutputs[id] as T;
+    },
+    skip(reason?: string): never {
+      throw new SkipError(reason);
+    },
+    step,
+    ...taskSecrets(masker),
+  };
+}
+
+/**
+ * Sends everything the process prints to `log`, with the secrets fetched meanwhile masked;
+ * returns the function that restores stdout and stderr.
+ */
+function captureOutput(log: TryLog): () => void {
   const stdoutWrite = process.stdout.write;
   const stderrWrite = process.stderr.write;
   // One decoder per stream: a character split across two writes is joined, not replaced by U+FFFD.
@@ -258,6 +331,25 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   };
   process.stdout.write = capture(decoders.out) as typeof process.stdout.write;
   process.stderr.write = capture(decoders.err) as typeof process.stderr.write;
+  return () => {
+    process.stdout.write = stdoutWrite;
+    process.stderr.write = stderrWrite;
+  };
+}
+
+/** The log of the try running now: saved synchronously if a task ends the process. */
+let currentLog: TryLog | undefined;
+process.on("exit", () => currentLog?.flushSync());
+
+async function runTry(m: RunTryMessage): Promise<TryOutcome> {
+  m.clockOffsetMs = m.clockNow ? Date.parse(m.clockNow) - Date.now() : 0;
+  // A rescheduled sensor's first poke is stored with its outcome; its later pokes go to the file.
+  const log = new TryLog(m.logPath, { toFile: m.pokeCount > 0 });
+  currentLog = log;
+  masker.clear();
+  const line = (level: string, args: unknown[]) => log.write(masker.mask(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`));
+  // Everything the task prints lands in its try's log file, with the secrets it fetched masked.
+  const restoreOutput = captureOutput(log);
   const controller = new AbortController();
   current = controller;
   let result: TryOutcome;
@@ -265,46 +357,11 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   const stepSources = new Map<string, string>();
   try {
     line("INFO", [`Starting try ${m.tryNumber} of ${m.maxTries + 1}: ${m.dagId}.${m.taskId} run ${m.runId}`]);
-    const module = await loadBundle(m.bundlePath);
-    const dag = Object.values(module).find((v): v is Dag => isDag(v) && v.id === m.dagId);
-    if (!dag) throw Object.assign(new Error(`DAG "${m.dagId}" is not exported by its bundle`), { nonRetryable: true });
-    const original = m.compensates ? dag.tasks.get(m.compensates) : undefined;
-    const found = original?.options.compensate
-      ? { ...original, id: m.taskId, kind: "task" as const, fn: original.options.compensate, upstream: new Set([original.id]), options: {} }
-      : dag.tasks.get(m.taskId);
-    if (!found) throw Object.assign(new Error(`task "${m.taskId}" is not in DAG "${m.dagId}"`), { nonRetryable: true });
-    let task = found;
-    const upstream = found.upstream;
-
-    const ctx: TaskContext = {
-      dagId: m.dagId,
-      runId: m.runId,
-      taskId: m.taskId,
-      tryNumber: m.tryNumber,
-      maxTries: m.maxTries,
-      logicalDate: m.logicalDate ? new Date(m.logicalDate) : null,
-      dataInterval: { start: m.dataIntervalStart ? new Date(m.dataIntervalStart) : null, end: m.dataIntervalEnd ? new Date(m.dataIntervalEnd) : null },
-      conf: m.conf,
-      params: { ...m.params, ...m.conf },
-      signal: controller.signal,
-      idempotencyKey: `${m.dagId}:${m.runId}:${m.taskId}:${m.mapIndex}`,
-      log: {
-        debug: (...a) => line("DEBUG", a),
-        info: (...a) => line("INFO", a),
-        warn: (...a) => line("WARNING", a),
-        error: (...a) => line("ERROR", a),
-      },
-      get<T>(ref: TaskRef<T>): T {
-        const id = typeof ref === "string" ? ref : ref?.id;
-        if (!upstream.has(id)) throw new Error(`ctx.get("${id}"): only direct upstream tasks of "${m.taskId}" can be read`);
-        return m.upstreamOutputs[id] as T;
-      },
-      skip(reason?: string): never {
-        throw new SkipError(reason);
-      },
-      step: (name, fn) => runStep(m, stepSources, `${m.dagId}:${m.runId}:${m.taskId}:${m.mapIndex}`, name, fn, line) as never,
-      ...taskSecrets(masker),
-    };
+    const found = await findTask(m);
+    const dag = found.dag;
+    let task = found.task;
+    const step: TaskContext["step"] = (name, fn) => runStep(m, stepSources, `${m.dagId}:${m.runId}:${m.taskId}:${m.mapIndex}`, name, fn, line) as never;
+    const ctx = taskContext(m, task.upstream, controller.signal, step, line);
     hooks = { options: { ...dag.options.defaultArgs, ...task.options }, ctx };
     if (task.kind === "sensor" && task.sensor) {
       const poked = await runSensor(task.sensor, ctx, m, line);
@@ -341,11 +398,17 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
     }
   }
   try {
-    if (hooks) await runTaskCallback(hooks.options, hooks.ctx, result, m, line);
+    const callback = hooks && taskCallback(hooks.options, hooks.ctx, result, m);
+    if (callback) {
+      // This process runs the try's callback: should it die or be killed meanwhile, the worker
+      // must not run it again.
+      const taken: TryCallbacks = { type: "tryCallbacks" };
+      process.send?.(taken);
+      await runCallback(callback.name, callback.call, line);
+    }
   } finally {
     current = undefined;
-    process.stdout.write = stdoutWrite;
-    process.stderr.write = stderrWrite;
+    restoreOutput();
   }
   // The outcome is reported only once the log is on disk or travels with it, so a reader
   // never sees a cut log.
@@ -353,6 +416,43 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   currentLog = undefined;
   if (text !== undefined) result.log = text;
   return result;
+}
+
+/**
+ * onRetry / onFailure of a try the worker ended whose own process could not run them (killed
+ * after its execution timeout, or dead): the try's ctx, its error the worker's, its lines
+ * appended to the try's log file. Answers false when the callback outlived CALLBACK_TIMEOUT_MS
+ * (still running here: the worker discards this process).
+ */
+async function runEndedTryCallback(c: EndedTryCallbackMessage): Promise<{ finished: boolean }> {
+  const m = c.task;
+  m.clockOffsetMs = m.clockNow ? Date.parse(m.clockNow) - Date.now() : 0;
+  const log = new TryLog(m.logPath, { toFile: true });
+  currentLog = log;
+  masker.clear();
+  const line = (level: string, args: unknown[]) => log.write(masker.mask(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`));
+  const restoreOutput = captureOutput(log);
+  let finished = true;
+  try {
+    const { dag, task } = await findTask(m);
+    const step: TaskContext["step"] = async (name) => {
+      throw new Error(`ctx.step("${name}"): the try has ended (${c.error.code}); its callbacks cannot record steps`);
+    };
+    // Not aborted: the try's signal was, but the callback has its own time (CALLBACK_TIMEOUT_MS).
+    const ctx = taskContext(m, task.upstream, new AbortController().signal, step, line);
+    const callback = taskCallback({ ...dag.options.defaultArgs, ...task.options }, ctx, { outcome: "failed", error: c.error }, m);
+    if (callback) {
+      line("INFO", [`Running the ${callback.name} callback (the worker ended the try: ${c.error.code})`]);
+      finished = await runCallback(callback.name, callback.call, line);
+    }
+  } catch (err) {
+    line("ERROR", [`could not run the task's callback: ${(err as Error)?.stack ?? String(err)}`]);
+  } finally {
+    restoreOutput();
+  }
+  await log.end();
+  currentLog = undefined;
+  return { finished };
 }
 
 /** A DAG's onSuccess / onFailure for a run that just ended, logged to the run's callback log. */
@@ -386,6 +486,7 @@ serveRequests({
   ping: async () => "pong",
   run: (m) => runTry(m.task as RunTryMessage),
   dagCallback: (m) => runDagCallback(m.callback as DagCallbackMessage),
+  endedTryCallback: (m) => runEndedTryCallback(m.callback as EndedTryCallbackMessage),
   abort: async (m) => {
     // The process may be killed after the grace period: its log must be in the file by then.
     currentLog?.spill();

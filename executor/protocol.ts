@@ -25,7 +25,7 @@ export interface RunTryMessage {
   clockNow: string;
   /** Set by the child on receipt: the worker's Clock minus the child's wall clock. */
   clockOffsetMs?: number;
-  /** Sensors: when the first poke happened (ISO; null on the first try) and how many pokes were rescheduled. */
+  /** Sensors: when the first poke happened (ISO; null before any poke of the task instance) and how many pokes were rescheduled. */
   firstPokeAt: string | null;
   pokeCount: number;
   bundlePath: string;
@@ -45,6 +45,27 @@ export interface TryOutcome {
   log?: string;
 }
 
+/** How long a task's or a DAG's callback may run before it is given up on (logged as failed). */
+export const CALLBACK_TIMEOUT_MS = 60_000;
+
+/**
+ * A try the worker ended (execution timeout, or its process died) whose own process could not
+ * run its onRetry / onFailure: run it in another child with the try's message, `error` being
+ * the worker's (BATON_TASK_TIMEOUT, BATON_WORKER_CHILD_EXITED).
+ */
+export interface EndedTryCallbackMessage {
+  task: RunTryMessage;
+  error: TryError;
+}
+
+/**
+ * Child → worker: the try's outcome is decided and this process runs its callbacks; should it
+ * die or be killed from now on, the worker must not run them again.
+ */
+export interface TryCallbacks {
+  type: "tryCallbacks";
+}
+
 /** A DAG-level callback for a run that ended; run by the worker that recorded the end. */
 export interface DagCallbackMessage {
   dagId: string;
@@ -54,6 +75,17 @@ export interface DagCallbackMessage {
   conf: Record<string, unknown>;
   bundlePath: string;
   logPath: string;
+}
+
+/**
+ * Child → worker: a sensor's first poke (of a task instance that had none yet) starts now. The
+ * worker records it with the try's outcome, whatever ends the try (a failed poke, a timeout, its
+ * process dying), so the sensor's timeout counts from it across retries too.
+ */
+export interface SensorFirstPoke {
+  type: "sensorFirstPoke";
+  /** The worker's Clock (ISO). */
+  at: string;
 }
 
 /** Child → worker: a durable step completed; the worker records it and answers with a StepAck. */

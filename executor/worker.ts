@@ -23,7 +23,16 @@ import { BundleCache } from "./bundleCache.ts";
 import { claimAheadAllowance, movingAverage } from "./claimAhead.ts";
 import { RunCallbacks } from "./runCallbacks.ts";
 import { answerSecret, isSecretGet } from "./secrets.ts";
-import type { DagCallbackMessage, RunTryMessage, StepAck, StepPut, TryOutcome } from "./protocol.ts";
+import {
+  CALLBACK_TIMEOUT_MS,
+  type DagCallbackMessage,
+  type EndedTryCallbackMessage,
+  type RunTryMessage,
+  type SensorFirstPoke,
+  type StepAck,
+  type StepPut,
+  type TryOutcome,
+} from "./protocol.ts";
 
 const CHILD_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "child.ts");
 /**
@@ -120,6 +129,10 @@ interface Held {
   handedBack?: boolean;
   /** The try is no longer ours (cleared, reaped, its run timed out, or we lost the database). */
   lost?: boolean;
+  /** A sensor's first poke, when this try made it: recorded with the outcome. */
+  firstPokeAt?: Date;
+  /** The try's process ran (or began) its callbacks itself: the worker never runs them for it. */
+  callbacksTaken?: boolean;
   timers: NodeJS.Timeout[];
 }
 
@@ -163,6 +176,12 @@ export class Worker {
   private readonly waiting: Prepared[] = [];
   /** Moving average of recent tries' durations (ms); undefined until one finished. */
   private recentTryMs?: number;
+  /** Task callbacks of tries this worker ended (runEndedTryCallback), still running: stop() waits for them within its grace. */
+  private readonly endedTryCallbacks = new Set<Promise<void>>();
+  /** The children running them (a dedicated one is in no pool): stop() kills those left after the grace. */
+  private readonly callbackSlots = new Set<Slot>();
+  /** stop() is killing the children: no task callback starts any more. */
+  private callbacksClosed = false;
   /** Moving average of the loop's database calls (a finish or a claim, ms). */
   private recentDbMs?: number;
   private readonly maxWaitMs: number;
@@ -545,7 +564,10 @@ export class Worker {
     const held = this.held.get(tryKey(task))!;
     const slot = this.acquireSlot(dedicated);
     slot.child.onMessage = (raw) => {
-      if ((raw as { type?: string }).type === "stepPut") void this.recordStep(slot, task, raw as unknown as StepPut);
+      const type = (raw as { type?: string }).type;
+      if (type === "stepPut") void this.recordStep(slot, task, raw as unknown as StepPut);
+      else if (type === "sensorFirstPoke") held.firstPokeAt = new Date((raw as unknown as SensorFirstPoke).at);
+      else if (type === "tryCallbacks") held.callbacksTaken = true;
       else if (isSecretGet(raw)) void answerSecret(this.db.pool, slot.child, raw);
     };
     held.slot = slot;
@@ -561,6 +583,7 @@ export class Worker {
       );
     }
     message.clockNow = this.clock.now().toISOString();
+    let died = false;
     slot.child
       .request<TryOutcome>({ type: "run", task: message })
       .then(
@@ -570,13 +593,13 @@ export class Worker {
           return outcome;
         },
         (err): TryOutcome => {
+          died = true;
           const index = this.slots.indexOf(slot);
           if (index >= 0) this.slots.splice(index, 1);
           return { outcome: "failed", error: { name: "WorkerChildExited", code: "BATON_WORKER_CHILD_EXITED", message: `the task's process died: ${(err as Error).message}` } };
         },
       )
       .then((outcome) => {
-        const died = outcome.error?.code === "BATON_WORKER_CHILD_EXITED";
         if (held.timedOut && outcome.outcome !== "skipped") {
           outcome = {
             outcome: "failed",
@@ -584,21 +607,81 @@ export class Worker {
             log: outcome.log,
           };
         }
-        this.complete(task, died || held.timedOut ? this.withReasonLogged(task, outcome) : outcome);
+        if (!died && !held.timedOut) return this.complete(task, outcome);
+        const { outcome: logged, written } = this.withReasonLogged(task, outcome);
+        // Its process died before it could run the try's callbacks: the worker does (unless the
+        // try is no longer ours, or is handed back by a stopping worker: then it did not fail).
+        const runCallbacks = died && !held.callbacksTaken && !held.lost && !held.handedBack && this.held.get(tryKey(task)) === held;
+        this.complete(task, logged);
+        if (runCallbacks && logged.error) this.runEndedTryCallback(task, message, logged.error, dedicated, written);
       });
   }
 
   /**
    * A try the worker ended (timed out, or its process died) gets the reason at the end of its
    * log: the task could not write it, and a log that stops mid-way says nothing of why.
+   * `written` resolves once the line is in the try's file (at once when it travels with the outcome).
    */
-  private withReasonLogged(task: ClaimedTask, outcome: TryOutcome): TryOutcome {
-    if (!outcome.error) return outcome;
+  private withReasonLogged(task: ClaimedTask, outcome: TryOutcome): { outcome: TryOutcome; written: Promise<void> } {
+    if (!outcome.error) return { outcome, written: Promise.resolve() };
     const line = `[${new Date().toISOString()}] ERROR - ${outcome.error.message} (${outcome.error.code})\n`;
     // Still in memory: it travels with the outcome. Otherwise the log is (or will be) its file.
-    if (outcome.log !== undefined) return { ...outcome, log: outcome.log + line };
-    this.keepLog(task, line);
-    return outcome;
+    if (outcome.log !== undefined) return { outcome: { ...outcome, log: outcome.log + line }, written: Promise.resolve() };
+    return { outcome, written: this.keepLog(task, line) };
+  }
+
+  /**
+   * onRetry / onFailure (as the retry policy decides, as the task's process would have) of a try
+   * this worker ended whose process died or was killed before it could run them, in a warm
+   * child (a fresh one for isolation "process") with the try's ctx, bounded by
+   * CALLBACK_TIMEOUT_MS; its lines are appended to the try's log file, after the reason the
+   * worker wrote there. It never changes the task's state.
+   *
+   * The try's outcome is recorded without waiting for it (complete() ran already): the state
+   * is decided by the failure, and a callback of up to a minute must not hold back the worker's
+   * database loop, the run's next tasks, or the retry's delay. So, unlike the callbacks a task's
+   * own process runs before its outcome is reported, this one may still be running when the
+   * task instance is already up_for_retry or failed, or its next try has started.
+   */
+  private runEndedTryCallback(task: ClaimedTask, message: RunTryMessage, error: NonNullable<TryOutcome["error"]>, dedicated: boolean, after: Promise<void>): void {
+    const callback: EndedTryCallbackMessage = { task: { ...message, clockNow: this.clock.now().toISOString() }, error };
+    const done = after
+      .then(async () => {
+        if (this.callbacksClosed) {
+          await this.keepLog(task, `[${new Date().toISOString()}] WARNING - the task's callback was not run: the worker was stopping\n`);
+          return;
+        }
+        const slot = this.acquireSlot(dedicated);
+        this.callbackSlots.add(slot);
+        slot.child.onMessage = (raw) => {
+          if (isSecretGet(raw)) void answerSecret(this.db.pool, slot.child, raw);
+        };
+        // A callback that blocks its process's event loop never answers: kill it a little after the child's own deadline.
+        const killer = setTimeout(() => void slot.child.kill(), CALLBACK_TIMEOUT_MS + 5000);
+        try {
+          const { finished } = await slot.child.request<{ finished: boolean }>({ type: "endedTryCallback", callback });
+          slot.busy = false;
+          // Still running in there: that process is not given another try.
+          if (slot.dedicated || !finished) {
+            this.dropSlot(slot);
+            void slot.child.stop(1000);
+          }
+        } catch (err) {
+          this.dropSlot(slot);
+          this.logger.warn(`the callback of try ${task.tryNumber} of ${task.dagId}.${task.taskId} (run ${task.runId}) did not complete: ${(err as Error).message}`);
+          void this.keepLog(task, `[${new Date().toISOString()}] ERROR - the task's callback did not complete: ${(err as Error).message}\n`);
+        } finally {
+          clearTimeout(killer);
+          this.callbackSlots.delete(slot);
+        }
+      })
+      .finally(() => this.endedTryCallbacks.delete(done));
+    this.endedTryCallbacks.add(done);
+  }
+
+  private dropSlot(slot: Slot): void {
+    const index = this.slots.indexOf(slot);
+    if (index >= 0) this.slots.splice(index, 1);
   }
 
   private complete(task: ClaimedTask, outcome: TryOutcome): void {
@@ -618,16 +701,16 @@ export class Worker {
       const ms = endedAt.getTime() - task.startedAt.getTime();
       this.recentTryMs = movingAverage(this.recentTryMs, ms);
     }
-    this.finished.push({ task, ...outcome, endedAt });
+    this.finished.push({ task, ...outcome, endedAt, firstPokeAt: held.firstPokeAt });
     this.startWaiting();
     this.claimIfRunningLow();
     this.kick();
   }
 
   /** The log of a try whose result is discarded (claim lost, fenced) goes to its file: it is the one users look at. */
-  private keepLog(task: ClaimedTask, text: string): void {
+  private keepLog(task: ClaimedTask, text: string): Promise<void> {
     const file = taskLogPath(this.options.logsFolder, task);
-    mkdir(path.dirname(file), { recursive: true })
+    return mkdir(path.dirname(file), { recursive: true })
       .then(() => appendFile(file, text))
       .catch((err) => this.logger.warn(`could not write the log of task instance ${task.id}: ${(err as Error).message}`));
   }
@@ -721,6 +804,9 @@ export class Worker {
     const callbacksDone = this.runCallbacks.stop(deadline);
     while (this.runningCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     await callbacksDone;
+    // Callbacks of tries this worker ended (their outcome is recorded or in `finished`): what
+    // the grace leaves of them is killed below, logged in the try's log as not completed.
+    await settledWithin(Promise.all(this.endedTryCallbacks), Math.max(0, deadline - Date.now()));
     // A claim in flight when stopping began lands in `held` when it returns: wait for it, so
     // its tries are handed back with the rest instead of left running until reaped.
     if (this.loopRunning) await settledWithin(this.loopDone, limitMs);
@@ -732,7 +818,8 @@ export class Worker {
     }
     const dedicated = leftovers.flatMap((h) => (h.slot?.dedicated ? [h.slot] : []));
     this.runCallbacks.halt();
-    await Promise.all([...this.slots, ...dedicated].map((s) => (s.busy ? s.child.kill() : s.child.stop(1000))));
+    this.callbacksClosed = true;
+    await Promise.all([...this.slots, ...dedicated, ...this.callbackSlots].map((s) => (s.busy ? s.child.kill() : s.child.stop(1000))));
     await this.runCallbacks.release();
     if (leftovers.length > 0) {
       const returned = await beforeDeadline(

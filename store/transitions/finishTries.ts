@@ -18,6 +18,8 @@
 //   tries, the transaction restarts with an UPDATE per try to find the fenced ones.
 // outcomes: success / skipped / failed settle downstream tasks (skips and upstream_failed
 //   cascade through settle()); failures with tries left go up_for_retry with next_retry_at.
+//   A sensor's first poke, when its try made it, is kept in first_poke_at whatever the outcome:
+//   its timeout counts from it across reschedules and retries.
 import { taskInputs, type DagShape } from "../../core/dagStructure.ts";
 import { TaskState } from "../../core/states.ts";
 import { retryDelayMs, shouldRetry } from "../../scheduler/retryPolicy.ts";
@@ -72,6 +74,11 @@ export interface FinishedTry {
   /** The try's log when it stayed short; stored in task_log (appended: a rescheduled sensor's pokes share a try). */
   log?: string;
   endedAt: Date;
+  /**
+   * A sensor's first poke, when this try made it (the task instance had none): kept in
+   * first_poke_at whatever the outcome, so a retry's timeout counts from it too.
+   */
+  firstPokeAt?: Date;
 }
 
 /** This worker's free slots, to claim downstream tasks that become ready. */
@@ -108,7 +115,7 @@ interface Planned {
 }
 
 /** Columns of the derived table recordEnded() joins: the fence (id, try_number, token) and the new values. */
-const ENDED_COLUMNS = ["id", "try_number", "token", "state", "start_date", "end_date", "duration", "next_retry_at", "error"] as const;
+const ENDED_COLUMNS = ["id", "try_number", "token", "state", "start_date", "end_date", "duration", "next_retry_at", "error", "first_poke_at"] as const;
 
 /**
  * One fenced UPDATE for many ended tries: the tries' values as a derived table joined on the
@@ -124,7 +131,8 @@ function recordEnded(planned: Planned[]): Statement {
     sql: `UPDATE task_instance t FORCE INDEX (PRIMARY)
             JOIN (SELECT ${first}${planned.slice(1).map(() => ` UNION ALL SELECT ${rest}`).join("")}) v ON t.id = v.id
              SET t.state = v.state, t.start_date = v.start_date, t.end_date = v.end_date, t.duration = v.duration,
-                 t.next_retry_at = v.next_retry_at, t.error = v.error, t.heartbeat_at = NULL
+                 t.next_retry_at = v.next_retry_at, t.error = v.error, t.heartbeat_at = NULL,
+                 t.first_poke_at = COALESCE(t.first_poke_at, v.first_poke_at)
            WHERE t.state = 'running' AND t.try_number = v.try_number AND t.claim_token = v.token`,
     params: planned.flatMap((p) => p.ended!),
   };
@@ -141,9 +149,9 @@ function plan(t: FinishedTry, now: Date, shape: DagShape): Planned {
       state: TaskState.UpForReschedule,
       statement: {
         sql: `UPDATE task_instance SET state = 'up_for_reschedule', try_number = try_number - 1, next_retry_at = ?, end_date = ?,
-                     start_date = ?, first_poke_at = COALESCE(first_poke_at, start_date), poke_count = poke_count + 1, heartbeat_at = NULL
+                     start_date = ?, first_poke_at = COALESCE(first_poke_at, ?, start_date), poke_count = poke_count + 1, heartbeat_at = NULL
                WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
-        params: [at, t.endedAt, task.startedAt, ...fence],
+        params: [at, t.endedAt, task.startedAt, t.firstPokeAt ?? null, ...fence],
       },
       extra: {
         sql: "INSERT INTO task_reschedule (task_instance_id, try_number, start_date, end_date, reschedule_date) VALUES (?, ?, ?, ?, ?)",
@@ -174,15 +182,17 @@ function plan(t: FinishedTry, now: Date, shape: DagShape): Planned {
   }
   const duration = (t.endedAt.getTime() - task.startedAt.getTime()) / 1000;
   const error = t.error ? JSON.stringify(t.error).slice(0, 60_000) : null;
+  const firstPokeAt = t.firstPokeAt ?? null;
   return {
     t,
     state,
     statement: {
-      sql: `UPDATE task_instance SET state = ?, start_date = ?, end_date = ?, duration = ?, next_retry_at = ?, error = ?, heartbeat_at = NULL
+      sql: `UPDATE task_instance SET state = ?, start_date = ?, end_date = ?, duration = ?, next_retry_at = ?, error = ?, heartbeat_at = NULL,
+                   first_poke_at = COALESCE(first_poke_at, ?)
              WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
-      params: [state, task.startedAt, t.endedAt, duration, nextRetryAt, error, task.id, task.tryNumber, task.token],
+      params: [state, task.startedAt, t.endedAt, duration, nextRetryAt, error, firstPokeAt, task.id, task.tryNumber, task.token],
     },
-    ended: [task.id, task.tryNumber, task.token, state, task.startedAt, t.endedAt, duration, nextRetryAt, error],
+    ended: [task.id, task.tryNumber, task.token, state, task.startedAt, t.endedAt, duration, nextRetryAt, error, firstPokeAt],
   };
 }
 

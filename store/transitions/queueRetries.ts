@@ -16,7 +16,7 @@
 //   (test/integration/waitingLocks.test.ts; zombies.test.ts failed intermittently.)
 // next_retry_at is cleared with the state: ix_ti_retry is keyed on it alone (migration 0019), so
 //   it must be set only while the row waits. A sensor keeps first_poke_at and poke_count: its
-//   timeout counts from the first poke, across reschedules.
+//   timeout counts from the first poke, across reschedules and retries.
 import { inList, type Db, type ResultSetHeader, type RowDataPacket } from "../db.ts";
 
 const WAITING = "('up_for_retry', 'up_for_reschedule')";

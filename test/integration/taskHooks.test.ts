@@ -220,3 +220,96 @@ describe("callbacks and dependsOnPast", () => {
     await waitFor("a run with no previous run is not held", async () => (await runState("past", firstOfAll)) === "success");
   });
 });
+
+// Tries the worker ends: their own process cannot run their callbacks, so the worker does.
+const ENDED = dagSource(`
+import { appendFileSync } from "node:fs";
+const mark = (ctx, what) => appendFileSync(String(ctx.conf.marks), what + "\\n");
+const seen = (ctx, err) => [ctx.taskId, ctx.tryNumber, err.code, ctx.get("up").v, ctx.conf.tag, ctx.params.p].join(":");
+const hooks = {
+  onRetry: (ctx, err) => { mark(ctx, "retry:" + seen(ctx, err)); ctx.log.info("onRetry ran for try " + ctx.tryNumber); },
+  onFailure: (ctx, err) => { mark(ctx, "failure:" + seen(ctx, err)); ctx.log.info("onFailure ran for try " + ctx.tryNumber); },
+};
+
+export const ended = dag({ id: "ended", params: { p: "param" } }, (t) => {
+  const up = t.task("up", async () => ({ v: 7 }));
+  // Ignores ctx.signal: killed after the grace, every try.
+  const busy = t.task("busy", { retries: 1, retryDelay: 50, executionTimeout: 300, ...hooks }, async () => {
+    const end = Date.now() + 60_000;
+    while (Date.now() < end) {}
+  });
+  const crash = t.task("crash", { retries: 1, retryDelay: 50, isolation: "process", ...hooks }, async (ctx) => {
+    ctx.log.info("about to exit");
+    process.exit(2);
+  });
+  // Honours the abort: its own process runs its onFailure, which then hangs until the process is
+  // killed; the worker must not run it a second time.
+  // (A timeout long enough for a fresh process to start the try and see the abort.)
+  const polite = t.task("polite", {
+    executionTimeout: "2s",
+    onFailure: (ctx, err) => { mark(ctx, "polite-failure:" + err.message); const end = Date.now() + 60_000; while (Date.now() < end) {} },
+  }, async (ctx) => {
+    await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+    throw new Error("aborted as asked");
+  });
+  up.then([busy, crash, polite]);
+});
+`);
+
+describe("callbacks of tries the worker ends (execution timeout, process died)", () => {
+  const h = new Harness({ workers: 4, killGraceMs: 300 });
+  let marks: string;
+  beforeAll(async () => {
+    marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-marks-")), "marks.txt");
+    await h.start({ "ended.ts": ENDED });
+    await h.run();
+  });
+  afterAll(() => h.stop());
+
+  const lines = async () => (await readFile(marks, "utf8").catch(() => "")).split("\n").filter(Boolean);
+  const task = async (runId: string, taskId: string) => {
+    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state, try_number FROM task_instance WHERE dag_id = 'ended' AND run_id = ? AND task_id = ?", [runId, taskId]);
+    return rows[0];
+  };
+
+  it("runs onRetry, then onFailure, with the try's ctx and the worker's error, once each, logged in the try's log", async () => {
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/ended/dagRuns", payload: { conf: { marks, tag: "conf" } } });
+    expect(res.statusCode).toBe(200);
+    const runId = res.json().dag_run_id as string;
+    await waitFor("the run to fail", async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'ended' AND run_id = ?", [runId]);
+      return rows[0]?.state === "failed";
+    }, 30_000);
+    const expected = [
+      "retry:busy:1:BATON_TASK_TIMEOUT:7:conf:param",
+      "failure:busy:2:BATON_TASK_TIMEOUT:7:conf:param",
+      "retry:crash:1:BATON_WORKER_CHILD_EXITED:7:conf:param",
+      "failure:crash:2:BATON_WORKER_CHILD_EXITED:7:conf:param",
+    ];
+    await waitFor("the callbacks to run", async () => (await lines()).filter((l) => expected.includes(l)).length >= expected.length, 15_000);
+    // Callbacks never change the state.
+    expect(await task(runId, "busy")).toEqual({ state: "failed", try_number: 2 });
+    expect(await task(runId, "crash")).toEqual({ state: "failed", try_number: 2 });
+    expect(await task(runId, "polite")).toMatchObject({ state: "failed" });
+
+    for (const [taskId, code] of [["busy", "BATON_TASK_TIMEOUT"], ["crash", "BATON_WORKER_CHILD_EXITED"]] as const) {
+      for (const [tryNumber, name] of [[1, "onRetry"], [2, "onFailure"]] as const) {
+        const log = (await h.taskLog("ended", runId, taskId, tryNumber)) ?? "";
+        const reason = log.indexOf(`(${code})`);
+        const ran = log.indexOf(`${name} ran for try ${tryNumber}`);
+        expect(reason).toBeGreaterThanOrEqual(0);
+        // After the reason the worker wrote, in the same try's log.
+        expect(ran).toBeGreaterThan(reason);
+      }
+    }
+    expect((await h.taskLog("ended", runId, "crash", 1)) ?? "").toContain("about to exit");
+
+    // Once each: nothing ran twice, and the polite task's hanging onFailure (run by its own
+    // process, which was then killed) was not run again by the worker.
+    await waitFor("the worker to be idle", async () => h.worker!.runningCount === 0, 10_000);
+    const all = await lines();
+    for (const l of expected) expect(all.filter((x) => x === l)).toHaveLength(1);
+    expect(all.filter((x) => x.startsWith("polite-failure:"))).toEqual(["polite-failure:aborted as asked"]);
+    expect(all).toHaveLength(expected.length + 1);
+  });
+});

@@ -36,6 +36,23 @@ export const resched = dag({ id: "resched" }, (t) => {
   for (let i = 0; i < 4; i++) t.task("other" + i, async () => { await new Promise((r) => setTimeout(r, 50)); return i; });
 });
 
+// Poke mode: pokes for about a second, then a poke throws (try 1); try 2 only waits.
+export const pokeRetry = dag({ id: "poke_retry" }, (t) => {
+  t.sensor("s", {
+    mode: "poke",
+    pokeInterval: 200,
+    timeout: "3s",
+    retries: 3,
+    retryDelay: "1s",
+    poke: async (ctx) => {
+      appendFileSync(String(ctx.conf.pokes), ctx.tryNumber + " " + Date.now() + "\\n");
+      const first = Number(readFileSync(String(ctx.conf.pokes), "utf8").split("\\n")[0].split(" ")[1]);
+      if (ctx.tryNumber === 1 && Date.now() - first >= 1000) throw new Error("flaky poke");
+      return false;
+    },
+  });
+});
+
 export const timeouts = dag({ id: "timeouts" }, (t) => {
   t.sensor("hard", { pokeInterval: 50, timeout: 200, poke: async () => false });
   t.sensor("soft", { pokeInterval: 50, timeout: 200, softFail: true, poke: async () => false });
@@ -217,6 +234,32 @@ describe("sensors", () => {
     const firstReschedule = new Date(reschedules[0]!.end_date).getTime();
     const lastPoke = new Date(reschedules[1]!.reschedule_date).getTime();
     expect(spans.some((s) => new Date(s.start_date).getTime() >= firstReschedule && new Date(s.start_date).getTime() <= lastPoke + 1000)).toBe(true);
+  });
+
+  it("a poke-mode sensor's timeout counts from its first poke across retries, not from each try's", async () => {
+    const pokes = `/tmp/baton-poke-retry-${process.pid}-${Date.now()}`;
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/poke_retry/dagRuns", payload: { conf: { pokes } } });
+    const runId = res.json().dag_run_id as string;
+    await waitFor("the run to fail", async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'poke_retry' AND run_id = ?", [runId]);
+      return rows[0]?.state === "failed";
+    }, 20_000);
+    const t = await tasks("poke_retry", runId);
+    expect(t.s).toMatchObject({ state: "failed", try_number: 2 });
+    expect(JSON.parse(t.s.error)).toMatchObject({ code: "BATON_SENSOR_TIMEOUT" });
+    const { readFileSync } = await import("node:fs");
+    const times = readFileSync(pokes, "utf8").split("\n").filter(Boolean).map((l) => l.split(" ").map(Number) as [number, number]);
+    const first = times[0]![1];
+    const secondTry = times.filter(([tryNumber]) => tryNumber === 2);
+    expect(secondTry.length).toBeGreaterThan(0);
+    // Try 1 pokes ≈ 1 s, try 2 starts ≈ 1 s later: it must give up 3 s after try 1's first poke,
+    // not 3 s after its own first poke (≈ 5 s), which is what a timeout restarted per try did.
+    expect(secondTry[0]![1] - first).toBeGreaterThan(1500);
+    const last = times[times.length - 1]![1];
+    expect(last - first).toBeGreaterThanOrEqual(2900);
+    expect(last - first).toBeLessThan(4000);
+    const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT first_poke_at FROM task_instance WHERE id = ?", [t.s.id]);
+    expect(Math.abs(new Date(row!.first_poke_at).getTime() - first)).toBeLessThan(200);
   });
 
   it("a sensor that times out fails without retries, or is skipped with softFail", async () => {
