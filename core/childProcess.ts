@@ -23,7 +23,10 @@ const compiled = new Map<string, string | null>();
  * compiled entry ≈ 45 ms. For entries one folder below the installation's root (see the define).
  */
 export function compiledEntry(script: string): string | null {
-  if (compiled.has(script)) return compiled.get(script)!;
+  // Compiled before, unless another installation process of a newer build has removed the file
+  // since (it removes the entries of earlier builds): then compile again, or no child could start.
+  const known = compiled.get(script);
+  if (known === null || (known !== undefined && existsSync(known))) return known;
   let entry: string | null = null;
   try {
     // esbuild's own binary, in a process of its own: its buildSync would keep a worker thread

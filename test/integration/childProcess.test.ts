@@ -1,6 +1,7 @@
 // Task processes boot from a compiled entry (core/childProcess.ts compiledEntry) instead of
 // through tsx: the same code, bundled once per process and content-addressed.
 import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -16,6 +17,22 @@ describe("compiled child entries", () => {
     expect(compiledEntry(TASK_CHILD)).toBe(entry);
     const text = await readFile(entry!, "utf8");
     expect(text).toContain("sourceMappingURL=data:application/json");
+  });
+
+  it("compiles the entry again when its file was removed (a newer build removes the entries of earlier ones)", async () => {
+    // An entry of its own: removing the task child's shared one would fail other test files' children.
+    const dir = await mkdtemp(path.join(os.tmpdir(), "baton-entry-"));
+    const script = path.join(dir, "ok.ts");
+    await writeFile(script, "export const answer: number = 42;\n");
+    const entry = compiledEntry(script)!;
+    try {
+      await rm(entry);
+      expect(compiledEntry(script)).toBe(entry);
+      expect(existsSync(entry)).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+      await rm(entry, { force: true });
+    }
   });
 
   it("runs a precompiled child without tsx, and it answers requests", async () => {
