@@ -209,6 +209,25 @@ function interval(start: Date, end: Date): DagRunInfo {
 }
 
 /**
+ * The data interval of a manual run at `runAfter` (its logical date), as Airflow's
+ * infer_manual_data_interval: the latest complete interval of the schedule — on a cron grid
+ * [the fire before the last fire, the last fire] up to runAfter (a run at 10:30 of a daily DAG
+ * covers yesterday), on a fixed interval [runAfter − every, runAfter] — and zero-width for DAGs
+ * without a recurring schedule.
+ */
+export function manualDataInterval(tt: Timetable, runAfter: Date): DataInterval {
+  if (tt.kind === "cron") {
+    const grid = new CronGrid(tt);
+    const end = grid.alignToPrev(runAfter);
+    const start = end && grid.prev(end);
+    if (end && start) return { start, end };
+  } else if (tt.kind === "interval") {
+    return { start: new Date(runAfter.getTime() - tt.everyMs), end: runAfter };
+  }
+  return { start: runAfter, end: runAfter };
+}
+
+/**
  * The run after `lastDataInterval` (or the first run), following Airflow's
  * `next_dagrun_info(last_automated_data_interval, restriction)`; null when there is none
  * (manual schedule, @once already run, past endDate, no startDate).

@@ -9,6 +9,7 @@
 // outcomes: the run's row id, BATON_DAG_NOT_FOUND, BATON_DAG_INACTIVE, BATON_DAG_RUN_EXISTS.
 import { BatonError } from "../../core/errors.ts";
 import { RunState, type RunType } from "../../core/states.ts";
+import { manualDataInterval, parseTimetable, type DataInterval, type Timetable } from "../../scheduler/timetable.ts";
 import type { Db, ResultSetHeader, RowDataPacket } from "../db.ts";
 import { isDuplicateKey } from "../rows.ts";
 
@@ -26,10 +27,11 @@ export interface NewDagRun {
 }
 
 export async function createDagRun(db: Db, now: Date, run: NewDagRun): Promise<{ id: number; runId: string; existing?: boolean }> {
-  const [dags] = await db.pool.query<RowDataPacket[]>("SELECT latest_version_hash, is_active FROM dag WHERE dag_id = ?", [run.dagId]);
+  const [dags] = await db.pool.query<RowDataPacket[]>("SELECT latest_version_hash, is_active, schedule, timezone FROM dag WHERE dag_id = ?", [run.dagId]);
   const dag = dags[0];
   if (!dag || !dag.latest_version_hash) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${run.dagId}" not found`);
   if (!dag.is_active) throw new BatonError("BATON_DAG_INACTIVE", `DAG "${run.dagId}" is not active: its file was removed or no longer defines it`);
+  const interval = run.dataIntervalStart && run.dataIntervalEnd ? { start: run.dataIntervalStart, end: run.dataIntervalEnd } : dataIntervalOf(run, dag);
 
   const defaultRunId = `${run.runType}__${run.logicalDate.toISOString()}`;
   for (let attempt = 0; ; attempt++) {
@@ -49,8 +51,8 @@ export async function createDagRun(db: Db, now: Date, run: NewDagRun): Promise<{
           run.runType,
           RunState.Queued,
           run.logicalDate,
-          run.dataIntervalStart ?? run.logicalDate,
-          run.dataIntervalEnd ?? run.logicalDate,
+          interval.start,
+          interval.end,
           JSON.stringify(run.conf),
           run.note ?? null,
           run.runType === "scheduled" ? 0 : 1,
@@ -81,4 +83,16 @@ export async function createDagRun(db: Db, now: Date, run: NewDagRun): Promise<{
       }
     }
   }
+}
+
+/** A manual run of a scheduled DAG covers its schedule's latest complete interval, as in Airflow. */
+function dataIntervalOf(run: NewDagRun, dag: RowDataPacket): DataInterval {
+  if (run.runType !== "manual") return { start: run.logicalDate, end: run.logicalDate };
+  let timetable: Timetable;
+  try {
+    timetable = parseTimetable(dag.schedule, dag.timezone);
+  } catch {
+    return { start: run.logicalDate, end: run.logicalDate }; // stored by the parser, so valid; a zero-width interval if not
+  }
+  return manualDataInterval(timetable, run.logicalDate);
 }

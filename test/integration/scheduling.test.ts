@@ -302,3 +302,19 @@ describe("scheduled runs", () => {
     expect((await runs("sc_timeout"))[0]!.state).toBe("failed");
   });
 });
+
+describe("manual runs of scheduled DAGs", () => {
+  it("cover the schedule's latest complete interval before their logical date, as in Airflow", async () => {
+    const res = await h.app.inject({
+      method: "POST",
+      url: "/api/v1/dags/sc_latest/dagRuns",
+      payload: { dag_run_id: "manual_interval", logical_date: "2026-03-03T10:30:00Z" },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({
+      logical_date: "2026-03-03T10:30:00.000Z",
+      data_interval_start: "2026-03-02T00:00:00.000Z",
+      data_interval_end: "2026-03-03T00:00:00.000Z",
+    });
+  });
+});

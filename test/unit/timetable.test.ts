@@ -1,5 +1,6 @@
 import {
   dueDagRunInfo,
+  manualDataInterval,
   nextDagRunInfo,
   parseDagDate,
   parseTimetable,
@@ -460,5 +461,27 @@ describe("daylight saving time", () => {
       const runs = runsUntil(parseTimetable("@daily", tz), { startDate: "2026-01-01", timezone: tz, now: "2026-01-02T00:00:00Z" });
       expect(runs).toEqual([["2025-12-31T23:00:00.000Z", "2026-01-01T23:00:00.000Z"]]);
     });
+  });
+});
+
+describe("manualDataInterval (Airflow's infer_manual_data_interval)", () => {
+  const at = (tt: Timetable, when: string) => {
+    const i = manualDataInterval(tt, d(when));
+    return [iso(i.start), iso(i.end)];
+  };
+  it("covers the latest complete cron interval before the run", () => {
+    expect(at(parseTimetable("@daily"), "2026-03-03T10:30:00Z")).toEqual(["2026-03-02T00:00:00.000Z", "2026-03-03T00:00:00.000Z"]);
+    // On a fire: the interval that ends there.
+    expect(at(parseTimetable("@daily"), "2026-03-03T00:00:00Z")).toEqual(["2026-03-02T00:00:00.000Z", "2026-03-03T00:00:00.000Z"]);
+    expect(at(parseTimetable("0 */6 * * *"), "2026-03-03T13:00:00Z")).toEqual(["2026-03-03T06:00:00.000Z", "2026-03-03T12:00:00.000Z"]);
+  });
+  it("evaluates cron in the DAG's time zone, across a DST change", () => {
+    // Berlin moved to summer time on 2026-03-29: that day is 23 hours long.
+    expect(at(parseTimetable("@daily", "Europe/Berlin"), "2026-03-30T08:00:00Z")).toEqual(["2026-03-28T23:00:00.000Z", "2026-03-29T22:00:00.000Z"]);
+  });
+  it("ends a fixed interval at the run, and is zero-width without a recurring schedule", () => {
+    expect(at(parseTimetable("30m"), "2026-03-03T10:00:00Z")).toEqual(["2026-03-03T09:30:00.000Z", "2026-03-03T10:00:00.000Z"]);
+    expect(at(parseTimetable(null), "2026-03-03T10:00:00Z")).toEqual(["2026-03-03T10:00:00.000Z", "2026-03-03T10:00:00.000Z"]);
+    expect(at(parseTimetable("@once"), "2026-03-03T10:00:00Z")).toEqual(["2026-03-03T10:00:00.000Z", "2026-03-03T10:00:00.000Z"]);
   });
 });
