@@ -1,13 +1,13 @@
 import { shapeOf, type SerializedDag, type SerializedTask } from "../../core/dagStructure.ts";
 import { clearClosure, clearStateFilter, skipsToKeep, upstreamCountsOf } from "../../scheduler/clearSelection.ts";
 
-/** a → b → c, a → d, x (alone); e joins c and d. Listed in topological order. */
-function shape() {
-  const edges: Record<string, string[]> = { a: [], b: ["a"], c: ["b"], d: ["a"], e: ["c", "d"], x: [] };
+/** A DAG of plain tasks (or the given kinds) from each task's upstream ids, listed in topological order. */
+function shapeFrom(edges: Record<string, string[]>, kinds: Record<string, string> = {}) {
   const tasks = Object.entries(edges).map(
     ([taskId, upstream]) =>
       ({
         taskId,
+        kind: kinds[taskId] ?? "task",
         upstream,
         downstream: Object.keys(edges).filter((id) => edges[id]!.includes(taskId)),
         triggerRule: "all_success",
@@ -16,6 +16,9 @@ function shape() {
   );
   return shapeOf({ dagId: "d", tasks } as unknown as SerializedDag);
 }
+
+/** a → b → c, a → d, x (alone); e joins c and d. */
+const shape = () => shapeFrom({ a: [], b: ["a"], c: ["b"], d: ["a"], e: ["c", "d"], x: [] });
 
 describe("clearClosure", () => {
   const s = shape();
@@ -72,22 +75,8 @@ describe("upstreamCountsOf", () => {
 
 describe("skipsToKeep", () => {
   /** pick (branch) → [a, b]; b → c; gate (short-circuit) → w → z. */
-  function deciders() {
-    const edges: Record<string, string[]> = { pick: [], a: ["pick"], b: ["pick"], c: ["b"], gate: [], w: ["gate"], z: ["w"] };
-    const kinds: Record<string, string> = { pick: "branch", gate: "short_circuit" };
-    const tasks = Object.entries(edges).map(
-      ([taskId, upstream]) =>
-        ({
-          taskId,
-          kind: kinds[taskId] ?? "task",
-          upstream,
-          downstream: Object.keys(edges).filter((id) => edges[id]!.includes(taskId)),
-          triggerRule: "all_success",
-          retries: 0,
-        }) as unknown as SerializedTask,
-    );
-    return shapeOf({ dagId: "d", tasks } as unknown as SerializedDag);
-  }
+  const deciders = () =>
+    shapeFrom({ pick: [], a: ["pick"], b: ["pick"], c: ["b"], gate: [], w: ["gate"], z: ["w"] }, { pick: "branch", gate: "short_circuit" });
   const s = deciders();
   const states: Record<string, string> = { pick: "success", a: "success", b: "skipped", c: "skipped", gate: "success", w: "skipped", z: "skipped" };
   const stateOf = (id: string) => states[id];
