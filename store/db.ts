@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import os from "node:os";
 import mysql from "mysql2/promise";
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
@@ -223,6 +224,31 @@ export async function dropDatabase(url: string): Promise<void> {
 }
 
 /** Who changes state through this process's connections, as the event log records it. */
+/** The core (callback) connection under mysql2's promise wrapper. */
+interface CoreConnection {
+  query(sql: string, values: unknown[], cb: () => void): void;
+}
+
+/** What a request running now acts as (its API token); unset outside requests and before auth. */
+interface RequestActor {
+  actor?: string;
+}
+const requestActors = new AsyncLocalStorage<RequestActor>();
+
+/**
+ * Runs `fn` (a request) with room for the actor of what it changes: once setRequestActor names
+ * it, the event log rows its statements write (through @baton_actor) name that actor instead
+ * of this process.
+ */
+export function withRequestActor<T>(fn: () => T): T {
+  return requestActors.run({}, fn);
+}
+
+export function setRequestActor(actor: string): void {
+  const slot = requestActors.getStore();
+  if (slot) slot.actor = actor.slice(0, 255);
+}
+
 export function defaultActor(): string {
   return `${process.argv[2] ?? "baton"}@${os.hostname()}:${process.pid}`.slice(0, 255);
 }
@@ -246,11 +272,28 @@ export function openDb(url: string, options: { connectionLimit?: number; actor?:
   });
   // READ COMMITTED: each statement sees the latest commits, so two transactions settling
   // sibling upstreams of one task serialize on its row lock and the second sees the first.
+  // @baton_actor (read by the event-log triggers) per connection: this process, or the request
+  // that takes the connection. Read when the connection is asked for, in the asker's context, and
+  // set only when it changes: the SET is queued on the connection ahead of the asker's statements.
+  const actorOf = new WeakMap<object, string>();
   pool.on("connection", (conn) => {
     conn.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
     conn.query("SET SESSION innodb_lock_wait_timeout = 10");
     conn.query("SET @baton_actor = ?", [actor]);
+    actorOf.set(conn, actor);
   });
+  const core = pool.pool as unknown as { getConnection(cb: (err: Error | null, conn: CoreConnection) => void): void };
+  const getConnection = core.getConnection.bind(core);
+  core.getConnection = (cb) => {
+    const wanted = requestActors.getStore()?.actor ?? actor;
+    getConnection((err, conn) => {
+      if (!err && actorOf.get(conn) !== wanted) {
+        conn.query("SET @baton_actor = ?", [wanted], () => undefined);
+        actorOf.set(conn, wanted);
+      }
+      cb(err, conn);
+    });
+  };
 
   async function tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {

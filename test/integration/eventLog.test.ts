@@ -2,7 +2,9 @@ import type { AddressInfo } from "node:net";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
-import { recordAuthEvent } from "../../store/apiTokens.ts";
+import { insertToken, recordAuthEvent } from "../../store/apiTokens.ts";
+import { buildApp } from "../../api/app.ts";
+import { generateToken, hashToken } from "../../core/apiTokens.ts";
 
 const DAGS = dagSource(`
 export default dag({ id: "history", defaultArgs: { retries: 1, retryDelay: 50 } }, (t) => {
@@ -148,6 +150,32 @@ describe("event log", () => {
 
     // Parameters Airflow does not document are ignored, as Airflow ignores them.
     expect((await eventLogs("run_id=filters_a&no_such_filter=1&limit=1000")).event_logs).toEqual(ofA);
+  });
+
+  it("names the API token that made a change as its owner, and the process for what the process does", async () => {
+    const token = generateToken();
+    await insertToken(h.db.pool, { name: "ops-bot", role: "operator", hash: hashToken(token), prefix: "baton_x", now: new Date() });
+    const secured = await buildApp({ db: h.db, clock: h.clock, logger: h.logger, config: { logsFolder: h.logsFolder }, auth: { mode: "on" } });
+    try {
+      const res = await secured.inject({ method: "POST", url: "/api/v1/dags/history/dagRuns", headers: { authorization: `Bearer ${token}` }, payload: { dag_run_id: "by_token" } });
+      expect(res.statusCode).toBe(200);
+    } finally {
+      await secured.close();
+    }
+    // The same pool's next change without a token is the process's again.
+    expect((await h.app.inject({ method: "POST", url: "/api/v1/dags/history/dagRuns", payload: { dag_run_id: "by_process" } })).statusCode).toBe(200);
+    const queuedBy = async (runId: string) => (await eventLogs(`run_id=${runId}&event=run:queued`)).event_logs.map((e) => e.owner);
+    expect(await queuedBy("by_token")).toEqual(["token:ops-bot"]);
+    const [processOwner] = await queuedBy("by_process");
+    expect(processOwner).not.toBe("token:ops-bot");
+    // What the scheduler and worker then do in the token's run is theirs.
+    await waitFor("the token's run to start", async () => (await eventLogs("run_id=by_token&event=run:running")).event_logs.length === 1);
+    expect((await eventLogs("run_id=by_token&event=run:running")).event_logs[0]!.owner).toBe(processOwner);
+    // Both runs end here, not in the middle of the tests below.
+    await waitFor("both runs to end", async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'history' AND run_id IN ('by_token', 'by_process')");
+      return rows.length === 2 && rows.every((r) => r.state === "success" || r.state === "failed");
+    });
   });
 
   it("rejects malformed filters with 400 problem JSON", async () => {
