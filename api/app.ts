@@ -2,7 +2,6 @@ import Ajv from "ajv";
 import addFormats from "ajv-formats";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import { withRequestActor } from "../store/db.ts";
 import { installAuth } from "./auth.ts";
 import type { ApiDeps } from "./context.ts";
 import { installJsonDepthLimit, installLimits } from "./limits.ts";
@@ -49,8 +48,6 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   // First, so X-Request-Id is set on every answer, refusals by auth and limits included.
   installRequestLog(app, deps.logger, { log: deps.requestLog });
   installErrorHandler(app, deps.logger);
-  // Before auth: what a request changes is logged as its token's doing (auth names the token).
-  app.addHook("onRequest", (_request, _reply, done) => withRequestActor(done));
   installAuth(app, deps);
   await installLimits(app, deps.config);
   installJsonDepthLimit(app);

@@ -4,7 +4,6 @@ import { BatonError } from "../core/errors.ts";
 import { RefusalThrottle } from "../core/refusalThrottle.ts";
 import { requiredRole, roleAllows, type Role, type RouteRole } from "../core/roles.ts";
 import { findLiveToken, recordAuthEvent, touchToken, type ApiTokenRow } from "../store/apiTokens.ts";
-import { setRequestActor } from "../store/db.ts";
 import type { ApiDeps } from "./context.ts";
 
 export type { Role, RouteRole };
@@ -85,6 +84,5 @@ export function installAuth(app: FastifyInstance, deps: Pick<ApiDeps, "db" | "cl
       throw new BatonError("BATON_FORBIDDEN", `token "${token.name}" has role ${token.role}; ${request.method} ${request.url.split("?")[0]} needs ${needs}`);
     }
     request.apiToken = { id: Number(token.id), name: token.name, role: token.role };
-    setRequestActor(`token:${token.name}`);
   });
 }

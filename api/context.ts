@@ -28,3 +28,11 @@ export interface ApiDeps {
   /** Log one info line per request (a listening server; not the CLI's in-process API). Default false. */
   requestLog?: boolean;
 }
+
+/**
+ * The database as the request's API token: what a route changes through it is logged in the
+ * event log as `token:<name>`, not as the API process. Without a token (auth off), the process.
+ */
+export function dbFor(db: Db, request: { apiToken?: { name: string } }): Db {
+  return request.apiToken ? db.actingAs(`token:${request.apiToken.name}`) : db;
+}

@@ -103,6 +103,7 @@ function instrument(db: Db, traces: TxTrace[]): Db {
     url: db.url,
     database: db.database,
     tx: (fn) => db.tx(fn),
+    actingAs: (who) => db.actingAs(who),
     close: () => db.close(),
     batchTx: async (fn) => {
       const trace: TxTrace = { asked: now(), trips: [] };

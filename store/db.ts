@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from "node:async_hooks";
 import os from "node:os";
 import mysql from "mysql2/promise";
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
@@ -24,6 +23,8 @@ export interface Db {
    */
   batchTx<T>(fn: (btx: BatchTx) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+  /** This database acting as `actor` (an API token): the event log names it for what it changes. */
+  actingAs(actor: string): Db;
 }
 
 export interface Statement {
@@ -229,25 +230,11 @@ interface CoreConnection {
   query(sql: string, values: unknown[], cb: () => void): void;
 }
 
-/** What a request running now acts as (its API token); unset outside requests and before auth. */
-interface RequestActor {
-  actor?: string;
-}
-const requestActors = new AsyncLocalStorage<RequestActor>();
-
 /**
- * Runs `fn` (a request) with room for the actor of what it changes: once setRequestActor names
- * it, the event log rows its statements write (through @baton_actor) name that actor instead
- * of this process.
+ * The actor of the pool call being made right now, set by a Db view (Db.actingAs) around its
+ * call into mysql2, which asks its core pool for a connection synchronously: read there.
  */
-export function withRequestActor<T>(fn: () => T): T {
-  return requestActors.run({}, fn);
-}
-
-export function setRequestActor(actor: string): void {
-  const slot = requestActors.getStore();
-  if (slot) slot.actor = actor.slice(0, 255);
-}
+let callerActor: string | undefined;
 
 export function defaultActor(): string {
   return `${process.argv[2] ?? "baton"}@${os.hostname()}:${process.pid}`.slice(0, 255);
@@ -285,7 +272,7 @@ export function openDb(url: string, options: { connectionLimit?: number; actor?:
   const core = pool.pool as unknown as { getConnection(cb: (err: Error | null, conn: CoreConnection) => void): void };
   const getConnection = core.getConnection.bind(core);
   core.getConnection = (cb) => {
-    const wanted = requestActors.getStore()?.actor ?? actor;
+    const wanted = callerActor ?? actor;
     getConnection((err, conn) => {
       if (!err && actorOf.get(conn) !== wanted) {
         conn.query("SET @baton_actor = ?", [wanted], () => undefined);
@@ -295,51 +282,78 @@ export function openDb(url: string, options: { connectionLimit?: number; actor?:
     });
   };
 
-  async function tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      const conn = await pool.getConnection();
-      try {
-        await conn.query("START TRANSACTION");
-        const result = await fn(conn);
-        await conn.query("COMMIT");
-        return result;
-      } catch (err) {
-        await conn.query("ROLLBACK").catch(() => undefined);
-        const code = (err as { code?: string }).code;
-        if (code && RETRYABLE_TX_ERRORS.has(code) && attempt < 8) {
-          await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
-          continue;
+  const txOn = (txPool: Pool) =>
+    async function tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+      for (let attempt = 1; ; attempt++) {
+        const conn = await txPool.getConnection();
+        try {
+          await conn.query("START TRANSACTION");
+          const result = await fn(conn);
+          await conn.query("COMMIT");
+          return result;
+        } catch (err) {
+          await conn.query("ROLLBACK").catch(() => undefined);
+          const code = (err as { code?: string }).code;
+          if (code && RETRYABLE_TX_ERRORS.has(code) && attempt < 8) {
+            await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+            continue;
+          }
+          throw err;
+        } finally {
+          conn.release();
         }
-        throw err;
-      } finally {
-        conn.release();
       }
-    }
-  }
+    };
 
-  async function batchTx<T>(fn: (btx: BatchTx) => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      const conn = await pool.getConnection();
-      const btx = new BatchTransaction(conn);
-      try {
-        const result = await fn(btx);
-        if (!btx.committed) await btx.commit();
-        return result;
-      } catch (err) {
-        if (btx.begun && !btx.committed) await conn.query("ROLLBACK").catch(() => undefined);
-        const code = (err as { code?: string }).code;
-        if (code && RETRYABLE_TX_ERRORS.has(code) && attempt < 8 && !btx.committed) {
-          await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
-          continue;
+  const batchTxOn = (txPool: Pool) =>
+    async function batchTx<T>(fn: (btx: BatchTx) => Promise<T>): Promise<T> {
+      for (let attempt = 1; ; attempt++) {
+        const conn = await txPool.getConnection();
+        const btx = new BatchTransaction(conn);
+        try {
+          const result = await fn(btx);
+          if (!btx.committed) await btx.commit();
+          return result;
+        } catch (err) {
+          if (btx.begun && !btx.committed) await conn.query("ROLLBACK").catch(() => undefined);
+          const code = (err as { code?: string }).code;
+          if (code && RETRYABLE_TX_ERRORS.has(code) && attempt < 8 && !btx.committed) {
+            await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+            continue;
+          }
+          throw err;
+        } finally {
+          conn.release();
         }
-        throw err;
-      } finally {
-        conn.release();
       }
-    }
-  }
+    };
 
-  return { pool, url, database, tx, batchTx, close: () => pool.end() };
+  const close = () => pool.end();
+  /**
+   * The same pool, its statements acting as `who`: the event log rows they write (through
+   * @baton_actor) name it instead of this process. A request's token, for what it changes.
+   */
+  const actingAs = (who: string): Db => {
+    const named = who.slice(0, 255);
+    const viewPool = new Proxy(pool, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (typeof value !== "function") return value;
+        if (prop !== "query" && prop !== "execute" && prop !== "getConnection") return value.bind(target);
+        return (...args: unknown[]) => {
+          const outer = callerActor;
+          callerActor = named;
+          try {
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          } finally {
+            callerActor = outer;
+          }
+        };
+      },
+    });
+    return { pool: viewPool, url, database, tx: txOn(viewPool), batchTx: batchTxOn(viewPool), close, actingAs };
+  };
+  return { pool, url, database, tx: txOn(pool), batchTx: batchTxOn(pool), close, actingAs };
 }
 
 export interface PoolStats {

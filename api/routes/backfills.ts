@@ -8,7 +8,7 @@ import { controlBackfill } from "../../store/transitions/controlBackfill.ts";
 import { createBackfill, dryRunBackfill } from "../../store/transitions/createBackfill.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import type { RowDataPacket } from "../../store/db.ts";
-import type { ApiDeps } from "../context.ts";
+import { dbFor, type ApiDeps } from "../context.ts";
 import { DateTime, FreeObject, ListOf, Nullable, NullableDateTime } from "../openapi.ts";
 import { Id, PageQuery } from "../schemas.ts";
 
@@ -168,7 +168,7 @@ export const backfillRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { 
           })),
         };
       }
-      const { id } = await createBackfill(db, clock.now(), request, maxRuns);
+      const { id } = await createBackfill(dbFor(db, req), clock.now(), request, maxRuns);
       onRunCreated?.();
       return detail(id);
     },
@@ -210,7 +210,7 @@ export const backfillRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { 
         if (action !== "cancel" && (req.body as { force?: boolean } | undefined)?.force !== undefined) {
           throw new BatonError("BATON_VALIDATION_FAILED", "body.force applies only to cancel");
         }
-        await controlBackfill(db, clock.now(), req.params.backfill_id, action, { force });
+        await controlBackfill(dbFor(db, req), clock.now(), req.params.backfill_id, action, { force });
         if (action === "unpause") onRunCreated?.();
         return detail(req.params.backfill_id);
       },

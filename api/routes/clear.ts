@@ -7,7 +7,7 @@ import { getDag, listStartedRunsInRange } from "../../store/queries/read.ts";
 import { clearTasks, type ClearResult } from "../../store/transitions/clearTasks.ts";
 import { isoOrNull } from "../../store/rows.ts";
 import { VersionCache } from "../../store/versions.ts";
-import type { ApiDeps } from "../context.ts";
+import { dbFor, type ApiDeps } from "../context.ts";
 import { NullableDateTime, Nullable } from "../openapi.ts";
 import { DagParams, Id } from "../schemas.ts";
 
@@ -127,7 +127,7 @@ export const clearRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db,
       const results: ClearResult[] = [];
       if (body.dag_run_id !== undefined) {
         // The named run first: unknown DAG, run or task ids are 404s here.
-        results.push(await clearTasks(db, clock.now(), { ...request, runId: body.dag_run_id, taskIds: body.task_ids }, shapeOf));
+        results.push(await clearTasks(dbFor(db, req), clock.now(), { ...request, runId: body.dag_run_id, taskIds: body.task_ids }, shapeOf));
       } else if (!(await getDag(db.pool, dagId))) {
         throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${dagId}" not found`);
       }
@@ -148,7 +148,7 @@ export const clearRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db,
           const shape = await shapeOf(run.version_hash);
           const taskIds = body.task_ids?.filter((id) => shape.byId.has(id));
           if (body.task_ids?.length && !taskIds?.length) continue;
-          results.push(await clearTasks(db, clock.now(), { ...request, runId: run.run_id, taskIds }, shapeOf));
+          results.push(await clearTasks(dbFor(db, req), clock.now(), { ...request, runId: run.run_id, taskIds }, shapeOf));
         }
       }
       if (!dryRun && results.some((r) => r.cleared.length > 0)) (onTasksQueued ?? onRunCreated)?.();

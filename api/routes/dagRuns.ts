@@ -12,7 +12,7 @@ import { deleteDagRun } from "../../store/transitions/deleteDagRun.ts";
 import { markRunSuccess } from "../../store/transitions/markRunSuccess.ts";
 import { requeueRun } from "../../store/transitions/requeueRun.ts";
 import { VersionCache } from "../../store/versions.ts";
-import type { ApiDeps } from "../context.ts";
+import { dbFor, type ApiDeps } from "../context.ts";
 import { decodeCursor, encodeCursor } from "../cursor.ts";
 import { CursorListOf, ListOf, serializeAsBuilt } from "../openapi.ts";
 import { CursorQuery, DagParams, Id, PageQuery, RunParams, TriggerBody } from "../schemas.ts";
@@ -118,7 +118,7 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
         throw new BatonError("BATON_VALIDATION_FAILED", "headers.idempotency-key must be one value of 1-255 characters");
       }
       const idempotency = typeof key === "string" ? { key, requestHash: createHash("sha256").update(stableJson(body)).digest("hex") } : undefined;
-      const { runId, existing } = await createDagRun(db, now, {
+      const { runId, existing } = await createDagRun(dbFor(db, req), now, {
         idempotency,
         dagId: req.params.dag_id,
         runId: body.dag_run_id,
@@ -204,12 +204,12 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
       }
       const now = clock.now();
       if (state === "failed") {
-        const { compensating } = await cancelRun(db, now, dagId, runId, { compensate: compensate === true, shapeOf });
+        const { compensating } = await cancelRun(dbFor(db, req), now, dagId, runId, { compensate: compensate === true, shapeOf });
         if (compensating) onTasksQueued?.();
       } else if (state === "success") {
-        await markRunSuccess(db, now, dagId, runId);
+        await markRunSuccess(dbFor(db, req), now, dagId, runId);
       } else {
-        const { queued } = await requeueRun(db, now, dagId, runId, shapeOf);
+        const { queued } = await requeueRun(dbFor(db, req), now, dagId, runId, shapeOf);
         if (queued.length > 0) onTasksQueued?.();
       }
       // A finished run frees room under maxActiveRuns; runs depending on the past may go on.

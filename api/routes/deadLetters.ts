@@ -6,7 +6,7 @@ import { listDeadLetters } from "../../store/queries/deadLetters.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import { redriveDeadLetters } from "../../store/transitions/redriveDeadLetters.ts";
 import { VersionCache } from "../../store/versions.ts";
-import type { ApiDeps } from "../context.ts";
+import { dbFor, type ApiDeps } from "../context.ts";
 import { ListOf, Nullable, NullableDateTime } from "../openapi.ts";
 import { Id, PageQuery } from "../schemas.ts";
 
@@ -100,7 +100,7 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
     async (req) => {
       const { task_instance_ids: ids, dag_id, dry_run = false } = req.body;
       if (!ids && !dag_id) throw new BatonError("BATON_VALIDATION_FAILED", "body needs task_instance_ids or dag_id to choose what to re-drive");
-      const { letters: rows, redriven } = await redriveDeadLetters(db, clock.now(), { dagId: dag_id, ids }, dry_run, (h) => versions.shape(h));
+      const { letters: rows, redriven } = await redriveDeadLetters(dbFor(db, req), clock.now(), { dagId: dag_id, ids }, dry_run, (h) => versions.shape(h));
       if (!dry_run && redriven > 0) onTasksQueued?.();
       return { dead_letters: rows.map(deadLetterJson), redriven, dry_run };
     },

@@ -4,7 +4,7 @@ import { listRunSignals } from "../../store/queries/signals.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import { sendSignal, SIGNAL_PAYLOAD_CAP_BYTES } from "../../store/transitions/signals.ts";
 import { VersionCache } from "../../store/versions.ts";
-import type { ApiDeps } from "../context.ts";
+import { dbFor, type ApiDeps } from "../context.ts";
 import { ListOf, Nullable, NullableDateTime } from "../openapi.ts";
 import { PageQuery, RunParams } from "../schemas.ts";
 import { runOr404 } from "./taskInstances.ts";
@@ -100,7 +100,7 @@ export const signalRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps
     async (req) => {
       const body = req.body ?? {};
       const result = await sendSignal(
-        deps.db,
+        dbFor(deps.db, req),
         deps.clock.now(),
         { dagId: req.params.dag_id, runId: req.params.dag_run_id, name: req.params.name, signalId: body.signal_id, payload: body.payload },
         (h) => versions.shape(h),

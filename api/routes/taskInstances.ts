@@ -24,7 +24,7 @@ import { storedTaskLog } from "../../store/queries/logs.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import { MARKABLE_STATES, setTaskState, type ChangedTask } from "../../store/transitions/setTaskState.ts";
 import { VersionCache } from "../../store/versions.ts";
-import type { ApiDeps } from "../context.ts";
+import { dbFor, type ApiDeps } from "../context.ts";
 import { decodeCursor, encodeCursor } from "../cursor.ts";
 import { CursorListOf, FreeObject, ListOf, Nullable, NullableDateTime, serializeAsBuilt } from "../openapi.ts";
 import { CursorQuery, DagParams, Id, PageQuery, RunParams, TaskParams } from "../schemas.ts";
@@ -348,7 +348,7 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
     async (req) => {
       const { run, ti } = await taskOr404(db.pool, req.params);
       const result = await setTaskState(
-        db,
+        dbFor(db, req),
         clock.now(),
         { dagId: req.params.dag_id, runId: req.params.dag_run_id, taskIds: [ti.task_id], newState: req.body.new_state, dryRun: req.body.dry_run ?? false },
         (hash) => versions.shape(hash),
@@ -391,7 +391,7 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
         throw new BatonError("BATON_VALIDATION_FAILED", "give exactly one of body.dag_run_id and body.execution_date");
       }
       const result = await setTaskState(
-        db,
+        dbFor(db, req),
         clock.now(),
         {
           dagId: req.params.dag_id,

@@ -156,26 +156,29 @@ describe("event log", () => {
     const token = generateToken();
     await insertToken(h.db.pool, { name: "ops-bot", role: "operator", hash: hashToken(token), prefix: "baton_x", now: new Date() });
     const secured = await buildApp({ db: h.db, clock: h.clock, logger: h.logger, config: { logsFolder: h.logsFolder }, auth: { mode: "on" } });
+    const asBot = (method: "POST", url: string, payload: object) => secured.inject({ method, url, headers: { authorization: `Bearer ${token}` }, payload });
     try {
-      const res = await secured.inject({ method: "POST", url: "/api/v1/dags/history/dagRuns", headers: { authorization: `Bearer ${token}` }, payload: { dag_run_id: "by_token" } });
-      expect(res.statusCode).toBe(200);
+      expect((await asBot("POST", "/api/v1/dags/history/dagRuns", { dag_run_id: "by_token" })).statusCode).toBe(200);
+      // The same pool's next change without a token is the process's again.
+      expect((await h.app.inject({ method: "POST", url: "/api/v1/dags/history/dagRuns", payload: { dag_run_id: "by_process" } })).statusCode).toBe(200);
+      const ownersOf = async (query: string) => (await eventLogs(query)).event_logs.map((e) => e.owner);
+      expect(await ownersOf("run_id=by_token&event=run:queued")).toEqual(["token:ops-bot"]);
+      const [processOwner] = await ownersOf("run_id=by_process&event=run:queued");
+      expect(processOwner).not.toBe("token:ops-bot");
+      // What the scheduler and worker then do in the token's run is theirs.
+      await waitFor("both runs to end", async () => {
+        const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'history' AND run_id IN ('by_token', 'by_process')");
+        return rows.length === 2 && rows.every((r) => r.state === "success" || r.state === "failed");
+      });
+      expect(await ownersOf("run_id=by_token&event=run:running")).toEqual([processOwner]);
+      // A change made in a transaction (a clear) is the token's too.
+      expect((await asBot("POST", "/api/v1/dags/history/clearTaskInstances", { dag_run_id: "by_process", task_ids: ["cleanup"], only_failed: false, dry_run: false })).statusCode).toBe(200);
+      // (Its first task:none is the scheduler creating the task instance.)
+      expect(await ownersOf("run_id=by_process&task_id=cleanup&event=task:none")).toEqual([processOwner, "token:ops-bot"]);
+      await waitFor("the cleared task to run again", async () => (await eventLogs("run_id=by_process&task_id=cleanup&event=task:success")).event_logs.length === 2);
     } finally {
       await secured.close();
     }
-    // The same pool's next change without a token is the process's again.
-    expect((await h.app.inject({ method: "POST", url: "/api/v1/dags/history/dagRuns", payload: { dag_run_id: "by_process" } })).statusCode).toBe(200);
-    const queuedBy = async (runId: string) => (await eventLogs(`run_id=${runId}&event=run:queued`)).event_logs.map((e) => e.owner);
-    expect(await queuedBy("by_token")).toEqual(["token:ops-bot"]);
-    const [processOwner] = await queuedBy("by_process");
-    expect(processOwner).not.toBe("token:ops-bot");
-    // What the scheduler and worker then do in the token's run is theirs.
-    await waitFor("the token's run to start", async () => (await eventLogs("run_id=by_token&event=run:running")).event_logs.length === 1);
-    expect((await eventLogs("run_id=by_token&event=run:running")).event_logs[0]!.owner).toBe(processOwner);
-    // Both runs end here, not in the middle of the tests below.
-    await waitFor("both runs to end", async () => {
-      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'history' AND run_id IN ('by_token', 'by_process')");
-      return rows.length === 2 && rows.every((r) => r.state === "success" || r.state === "failed");
-    });
   });
 
   it("rejects malformed filters with 400 problem JSON", async () => {
