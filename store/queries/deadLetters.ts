@@ -1,5 +1,7 @@
 // Dead letters: task instances that ended `failed` with no try left (their retries exhausted
-// or a non-retryable error), across every DAG, newest first.
+// or a non-retryable error), across every DAG, newest first. Not what an operator failed: a task
+// of a cancelled run (BATON_DAG_RUN_CANCELLED) or one marked failed (TaskMarkedFailed) did not
+// fail at its work, and re-driving it would undo the operator's decision.
 import type { Queryable, RowDataPacket } from "../db.ts";
 
 export interface DeadLetterFilter {
@@ -8,7 +10,11 @@ export interface DeadLetterFilter {
 }
 
 function where(f: DeadLetterFilter): { sql: string; params: unknown[] } {
-  const clauses = ["ti.state = 'failed'"];
+  const clauses = [
+    "ti.state = 'failed'",
+    "COALESCE(JSON_VALUE(ti.error, '$.code'), '') <> 'BATON_DAG_RUN_CANCELLED'",
+    "COALESCE(JSON_VALUE(ti.error, '$.name'), '') <> 'TaskMarkedFailed'",
+  ];
   const params: unknown[] = [];
   if (f.dagId !== undefined) {
     clauses.push("ti.dag_id = ?");

@@ -11,6 +11,10 @@ export default dag({ id: "dl", defaultArgs: { retries: 1, retryDelay: 20 } }, (t
   });
   pay.then(t.task("ship", async () => "shipped"));
 });
+export const ops = dag({ id: "dl_ops" }, (t) => {
+  t.task("long", async (ctx) => { while (!ctx.signal.aborted) await new Promise((r) => setTimeout(r, 20)); throw new Error("aborted"); });
+  t.task("quick", async () => "done");
+});
 `);
 
 describe("dead letters", () => {
@@ -56,6 +60,25 @@ describe("dead letters", () => {
     expect(redrive.json()).toMatchObject({ redriven: 1 });
     await waitFor("the re-driven run to succeed", async () => (await runState(runId)) === "success");
     expect((await h.app.inject({ method: "GET", url: "/api/v1/deadLetters?dag_id=dl" })).json().total_entries).toBe(0);
+  });
+
+  it("leaves out what an operator failed: a cancelled run's running task and a task marked failed", async () => {
+    const trigger = await h.app.inject({ method: "POST", url: "/api/v1/dags/dl_ops/dagRuns", payload: { dag_run_id: "ops" } });
+    expect(trigger.statusCode).toBe(200);
+    const stateOf = async (taskId: string) => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM task_instance WHERE dag_id = 'dl_ops' AND run_id = 'ops' AND task_id = ?", [taskId]);
+      return rows[0]?.state as string | undefined;
+    };
+    await waitFor("long running and quick done", async () => (await stateOf("long")) === "running" && (await stateOf("quick")) === "success");
+    const marked = await h.app.inject({ method: "PATCH", url: "/api/v1/dags/dl_ops/dagRuns/ops/taskInstances/quick", payload: { new_state: "failed" } });
+    expect(marked.statusCode).toBe(200);
+    const cancelled = await h.app.inject({ method: "PATCH", url: "/api/v1/dags/dl_ops/dagRuns/ops", payload: { state: "failed" } });
+    expect(cancelled.statusCode).toBe(200);
+    await waitFor("both tasks failed", async () => (await stateOf("long")) === "failed" && (await stateOf("quick")) === "failed");
+    const list = await h.app.inject({ method: "GET", url: "/api/v1/deadLetters?dag_id=dl_ops" });
+    expect(list.json()).toMatchObject({ dead_letters: [], total_entries: 0 });
+    const redrive = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { dag_id: "dl_ops", dry_run: true } });
+    expect(redrive.json()).toMatchObject({ redriven: 0 });
   });
 
   it("needs a filter", async () => {
