@@ -101,10 +101,9 @@ db.command("clean")
   .requiredOption("--before <date>", "runs that ended before it are deleted: ISO 8601 date-time with an offset or Z, e.g. 2026-01-01T00:00:00Z", dateTimeArg("--before"))
   .option("--dry-run", "count what would be deleted")
   .action(async (opts: { before: Date; dryRun?: boolean }) => {
-    const before = opts.before;
     const rt = await openRuntime();
     const { cleanBefore } = await import("../store/maintenance.ts");
-    const report = await cleanBefore(rt.db, before, { dryRun: !!opts.dryRun });
+    const report = await cleanBefore(rt.db, opts.before, { dryRun: !!opts.dryRun });
     if (!opts.dryRun) {
       for (const r of report.deleted) await removeLogs(runLogFolder(rt.config.logsFolder, r), rt.logger);
     }

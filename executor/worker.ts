@@ -540,8 +540,7 @@ export class Worker {
       await slot.child.request({ type: "dagCallback", callback: message });
       slot.busy = false;
     } catch (err) {
-      const index = this.slots.indexOf(slot);
-      if (index >= 0) this.slots.splice(index, 1);
+      this.dropSlot(slot);
       throw err;
     }
   }
@@ -594,8 +593,7 @@ export class Worker {
         },
         (err): TryOutcome => {
           died = true;
-          const index = this.slots.indexOf(slot);
-          if (index >= 0) this.slots.splice(index, 1);
+          this.dropSlot(slot);
           return { outcome: "failed", error: { name: "WorkerChildExited", code: "BATON_WORKER_CHILD_EXITED", message: `the task's process died: ${(err as Error).message}` } };
         },
       )
@@ -679,6 +677,7 @@ export class Worker {
     this.endedTryCallbacks.add(done);
   }
 
+  /** Forgets a slot whose child died or is being retired: the pool never hands it out again. */
   private dropSlot(slot: Slot): void {
     const index = this.slots.indexOf(slot);
     if (index >= 0) this.slots.splice(index, 1);

@@ -91,21 +91,9 @@ export function skipsToKeep(
       skipped = decider.downstream.filter((id) => !followed.has(id));
     } else {
       if (output !== false) continue;
-      skipped = [...descendantsOf(shape, decider.taskId)];
+      skipped = clearClosure(shape, [decider.taskId], { includeDownstream: true }).filter((id) => id !== decider.taskId);
     }
     for (const id of skipped) if (cleared.has(id) && stateOf(id) === TaskState.Skipped) keep.add(id);
   }
   return keep;
-}
-
-function descendantsOf(shape: DagShape, taskId: string): Set<string> {
-  const seen = new Set<string>();
-  const stack = [...(shape.byId.get(taskId)?.downstream ?? [])];
-  while (stack.length > 0) {
-    const id = stack.pop()!;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    stack.push(...(shape.byId.get(id)?.downstream ?? []));
-  }
-  return seen;
 }

@@ -224,7 +224,6 @@ export async function dropDatabase(url: string): Promise<void> {
   }
 }
 
-/** Who changes state through this process's connections, as the event log records it. */
 /** The core (callback) connection under mysql2's promise wrapper. */
 interface CoreConnection {
   query(sql: string, values: unknown[], cb: () => void): void;
@@ -236,6 +235,7 @@ interface CoreConnection {
  */
 let callerActor: string | undefined;
 
+/** Who changes state through this process's connections, as the event log records it. */
 export function defaultActor(): string {
   return `${process.argv[2] ?? "baton"}@${os.hostname()}:${process.pid}`.slice(0, 255);
 }
