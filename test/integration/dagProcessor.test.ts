@@ -338,16 +338,22 @@ describe("DAG processor: changes outside the DAG file itself", () => {
 
   it("sees a file written while the first scan still parses, without waiting for a rescan", async () => {
     // One parser child: the fast file is parsed first, then the slow one holds the first scan
-    // for two seconds. Rescans an hour apart: only a watch already set during that scan sees new.ts.
-    const slow = dagSource(`const until = Date.now() + 2000;\nwhile (Date.now() < until) {}\nexport default dag({ id: "early_slow" }, (t) => { t.task("only", async () => 0); });`);
+    // until the test releases it (a file outside the DAG folder; 20 s at most). Rescans an hour
+    // apart: only a watch already set during that scan sees new.ts.
+    const release = path.join(os.tmpdir(), `baton-early-release-${process.pid}-${Date.now()}`);
+    const slow = dagSource(
+      `import { existsSync } from "node:fs";\nconst until = Date.now() + 20_000;\nwhile (!existsSync(${JSON.stringify(release)}) && Date.now() < until) {}\n` +
+        `export default dag({ id: "early_slow" }, (t) => { t.task("only", async () => 0); });`,
+    );
     await withOwnFolder("early", { "a_fast.ts": simpleDag("early_fast"), "z_slow.ts": slow }, 3_600_000, async (early, root) => {
       const started = early.start();
       await waitFor("the fast file parsed", () => dagRow(h, "early_fast"));
       expect(await dagRow(h, "early_slow")).toBeUndefined();
       await writeFile(path.join(root, "new.ts"), simpleDag("early_new"));
+      await writeFile(release, "");
       expect((await started).dags).toBe(2);
       await waitFor("the file written during the first scan parsed", () => dagRow(h, "early_new"));
-    });
+    }).finally(() => rm(release, { force: true }));
   });
 
   it("sees an edit of one file while another hangs its parser until the parse timeout", async () => {
