@@ -2,9 +2,10 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type, type Static } from "typebox";
 import { BatonError } from "../../core/errors.ts";
 import type { RowDataPacket } from "../../store/db.ts";
-import { eventsAfter, getEvent, latestEventId, listEvents, type EventFilter, type EventName } from "../../store/queries/events.ts";
+import { eventIdsAfter, eventIdsBetween, eventsByIds, getEvent, latestEventId, listEvents, type EventFilter, type EventName } from "../../store/queries/events.ts";
 import { isoOrNull } from "../../store/rows.ts";
 import type { ApiDeps } from "../context.ts";
+import { EventCursor } from "../eventCursor.ts";
 import { DateTime, ListOf, Nullable } from "../openapi.ts";
 import { Id, PageQuery } from "../schemas.ts";
 
@@ -28,6 +29,11 @@ const Filters = Type.Object({
 type FilterQuery = Static<typeof Filters>;
 
 const TAGS = ["EventLog"];
+
+/** Events a stream reads per poll (more follow at once when there are). */
+const READ_LIMIT = 500;
+/** How far below its start a stream looks for ids not committed yet. */
+const START_WINDOW = 1_000;
 
 const EventLog = Type.Object(
   {
@@ -163,15 +169,17 @@ export const eventRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db 
     },
   );
 
-  // Server-sent events: every new event matching the filters, as it is committed. A client that
-  // reconnects with Last-Event-ID resumes after the last event it saw.
+  // Server-sent events: every new event matching the filters, as it is committed, also one whose
+  // transaction commits after a later id's (see EventCursor). A client that reconnects with
+  // Last-Event-ID resumes where it was; only an event that committed late while it was away
+  // (below that id) can be missed.
   app.get(
     "/events",
     {
       schema: {
         operationId: "stream_events",
         tags: TAGS,
-        description: "Server-sent events: each new event log entry matching the filters (`id:` is its event_log_id; send Last-Event-ID to resume).",
+        description: "Server-sent events: each new event log entry matching the filters (`id:` is the stream's position: the event's event_log_id, or a higher one already sent when an event commits after a later one; send Last-Event-ID to resume).",
         querystring: Type.Intersect([Filters, Type.Object({ poll_ms: Type.Optional(Type.Integer({ minimum: 50, maximum: 10_000 })) })]),
         response: {
           200: {
@@ -184,7 +192,10 @@ export const eventRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db 
     async (req, reply) => {
       const filter = filterOf(req.query);
       const lastHeader = Number(req.headers["last-event-id"]);
-      let afterId = Number.isInteger(lastHeader) && lastHeader >= 0 ? lastHeader : await latestEventId(db.pool);
+      const startAfter = Number.isInteger(lastHeader) && lastHeader >= 0 ? lastHeader : await latestEventId(db.pool);
+      // Ids just below the start that do not exist yet may be open transactions' events.
+      const windowStart = Math.max(0, startAfter - START_WINDOW);
+      const cursor = new EventCursor(startAfter, await eventIdsBetween(db.pool, windowStart, startAfter), windowStart, Date.now());
       reply.raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
       reply.raw.write(": connected\n\n");
       let open = true;
@@ -193,12 +204,17 @@ export const eventRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db 
       req.raw.on("close", stop);
       while (open) {
         try {
-          const rows = await eventsAfter(db.pool, filter, afterId, 500);
+          const ids = await eventIdsAfter(db.pool, filter, cursor.afterId, cursor.missing, READ_LIMIT);
+          const rows = await eventsByIds(db.pool, ids.filter((e) => e.matches).map((e) => e.id));
+          // `id:` is where a reconnecting client resumes: the highest id passed, which an event
+          // committed late (a lower id than one already sent) does not lower.
+          let position = cursor.afterId;
           for (const r of rows) {
-            afterId = Number(r.id);
-            reply.raw.write(`id: ${afterId}\nevent: ${r.kind}\ndata: ${JSON.stringify(eventJson(r))}\n\n`);
+            position = Math.max(position, Number(r.id));
+            reply.raw.write(`id: ${position}\nevent: ${r.kind}\ndata: ${JSON.stringify(eventJson(r))}\n\n`);
           }
-          if (rows.length === 500) continue;
+          cursor.advance(ids.map((e) => e.id), Date.now());
+          if (ids.length === READ_LIMIT) continue;
         } catch {
           reply.raw.write(": database unavailable, retrying\n\n");
         }

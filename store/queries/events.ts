@@ -26,7 +26,6 @@ export interface EventFilter {
   owner?: string;
   after?: Date;
   before?: Date;
-  afterId?: number;
 }
 
 function where(f: EventFilter): { sql: string; params: unknown[] } {
@@ -43,7 +42,6 @@ function where(f: EventFilter): { sql: string; params: unknown[] } {
   w.eq("actor", f.owner);
   if (f.after !== undefined) w.add("at >= ?", f.after);
   if (f.before !== undefined) w.add("at < ?", f.before);
-  if (f.afterId !== undefined) w.add("id > ?", f.afterId);
   return w;
 }
 
@@ -57,11 +55,33 @@ export async function listEvents(db: Queryable, f: EventFilter, page: { limit: n
   return { rows, total };
 }
 
-/** The next events after `afterId`, oldest first, for live streams: no total (each client polls it several times a second). */
-export async function eventsAfter(db: Queryable, f: EventFilter, afterId: number, limit: number): Promise<RowDataPacket[]> {
-  const w = where({ ...f, afterId });
-  const [rows] = await db.query<RowDataPacket[]>(`SELECT * FROM event_log WHERE ${w.sql} ORDER BY id LIMIT ${Math.floor(limit)}`, w.params);
+/**
+ * For live streams: the ids above `afterId` and those of `missing` that exist now, oldest first,
+ * each with whether it matches the filter. Every id, matching or not, so the stream can tell an id
+ * not yet committed from one its filter leaves out. No total (each client polls several times a second).
+ */
+export async function eventIdsAfter(db: Queryable, f: EventFilter, afterId: number, missing: readonly number[], limit: number): Promise<{ id: number; matches: boolean }[]> {
+  const w = where(f);
+  const orMissing = missing.length ? ` OR id IN (${missing.map(() => "?").join(", ")})` : "";
+  const [rows] = await db.query<RowDataPacket[]>(`SELECT id, (${w.sql}) AS matches FROM event_log WHERE id > ?${orMissing} ORDER BY id LIMIT ${Math.floor(limit)}`, [
+    ...w.params,
+    afterId,
+    ...missing,
+  ]);
+  return rows.map((r) => ({ id: Number(r.id), matches: Number(r.matches) === 1 }));
+}
+
+/** Whole events by id, oldest first. */
+export async function eventsByIds(db: Queryable, ids: readonly number[]): Promise<RowDataPacket[]> {
+  if (ids.length === 0) return [];
+  const [rows] = await db.query<RowDataPacket[]>(`SELECT * FROM event_log WHERE id IN (${ids.map(() => "?").join(", ")}) ORDER BY id`, [...ids]);
   return rows;
+}
+
+/** The ids that exist in (`fromId`, `toId`]: where a stream starts, to tell which ids below it are not committed yet. */
+export async function eventIdsBetween(db: Queryable, fromId: number, toId: number): Promise<number[]> {
+  const [rows] = await db.query<RowDataPacket[]>("SELECT id FROM event_log WHERE id > ? AND id <= ? ORDER BY id", [fromId, toId]);
+  return rows.map((r) => Number(r.id));
 }
 
 export async function getEvent(db: Queryable, id: number): Promise<RowDataPacket | undefined> {

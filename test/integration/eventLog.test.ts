@@ -239,6 +239,54 @@ describe("event log", () => {
     expect(text).toMatch(/id: \d+\n/);
   });
 
+  it("the stream sends an event whose transaction commits after a later event's", async () => {
+    if (!h.app.server.listening) await h.app.listen({ port: 0, host: "127.0.0.1" });
+    const { port } = h.app.server.address() as AddressInfo;
+    const insert = "INSERT INTO event_log (at, kind, dag_id, run_id, dag_run_id, to_state) VALUES (UTC_TIMESTAMP(6), 'run', 'late_commit', ?, 0, 'running')";
+    // An open transaction holds an id below the stream's start, another one an id above it.
+    const early = await h.db.pool.getConnection();
+    const late = await h.db.pool.getConnection();
+    const controller = new AbortController();
+    try {
+      await early.beginTransaction();
+      await early.query(insert, ["below_start"]);
+      const response = await fetch(`http://127.0.0.1:${port}/api/v1/events?dag_id=late_commit&poll_ms=50`, { signal: controller.signal });
+      const reader = response.body!.getReader();
+      const decoder = new TextDecoder();
+      let text = "";
+      const readUntil = async (needle: string) => {
+        const deadline = Date.now() + 10_000;
+        while (!text.includes(needle) && Date.now() < deadline) {
+          let timer: NodeJS.Timeout | undefined;
+          const timeout = new Promise<{ value: undefined; done: true }>((r) => (timer = setTimeout(() => r({ value: undefined, done: true }), deadline - Date.now())));
+          const { value, done } = await Promise.race([reader.read(), timeout]);
+          clearTimeout(timer);
+          if (done) break;
+          text += decoder.decode(value);
+        }
+        return text.includes(needle);
+      };
+      await late.beginTransaction();
+      await late.query(insert, ["held"]);
+      await h.db.pool.query(insert, ["committed_first"]);
+      expect(await readUntil('"run_id":"committed_first"')).toBe(true);
+      await late.commit();
+      await early.commit();
+      expect(await readUntil('"run_id":"held"')).toBe(true);
+      expect(await readUntil('"run_id":"below_start"')).toBe(true);
+      const runIds = [...text.matchAll(/^data: (.*)$/gm)].map((m) => (JSON.parse(m[1]!) as EventJson).run_id);
+      expect(runIds[0]).toBe("committed_first");
+      expect([...runIds].sort()).toEqual(["below_start", "committed_first", "held"]);
+      // `id:` never goes back, so a reconnect resumes after everything sent.
+      const positions = [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+      expect(positions).toEqual([...positions].sort((a, b) => a - b));
+    } finally {
+      controller.abort();
+      early.release();
+      late.release();
+    }
+  });
+
   it("the stream takes the same filters: run_id and event", async () => {
     if (!h.app.server.listening) await h.app.listen({ port: 0, host: "127.0.0.1" });
     const { port } = h.app.server.address() as AddressInfo;
