@@ -3,6 +3,8 @@
 //   pool, queue, priority_weight DESC, id), whose order matches the ORDER BY exactly, with SKIP
 //   LOCKED so claimers never wait on each other; a full pool's tries are never read. One
 //   claim takes tries for the worker's free slots (claims scale with batch size).
+// pause: a paused DAG's tries stay queued, read past like tries needing more pool slots than
+//   are left; its backfill runs' tries still run (as its backfill runs start: Airflow 3).
 // pools and maxActiveTasks: the DAG and pool rows of the candidates are locked (PK, after the
 //   task rows, like every transition), the DAGs' running tasks counted (ix_ti_dag_pool), and
 //   only what fits is claimed. A try that needs more slots than its pool has left makes the
@@ -292,6 +294,8 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
     // turns the later reads into per-DAG reads).
     const fullDags = new Set<string>();
     const fullPools = new Set<string>();
+    // A paused DAG starts no new task, in running runs too (Airflow), but for its backfill runs'.
+    const pausedDags = new Set<string>();
     let poolsToRead: OpenPool[] | undefined;
     for (let pass = 0; pass < MAX_READ_PASSES && taken.length < req.limit; pass++) {
       const want = candidateLimit(req.limit - taken.length);
@@ -316,7 +320,7 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
         ...(dagIds.length === 0
           ? []
           : [
-              { sql: `SELECT dag_id, max_active_tasks FROM dag WHERE dag_id IN (${inList(dagIds)}) ORDER BY dag_id FOR UPDATE${skipLocked}`, params: dagIds },
+              { sql: `SELECT dag_id, max_active_tasks, is_paused FROM dag WHERE dag_id IN (${inList(dagIds)}) ORDER BY dag_id FOR UPDATE${skipLocked}`, params: dagIds },
               {
                 sql: `SELECT dag_id, COUNT(*) AS n FROM task_instance WHERE dag_id IN (${inList(dagIds)}) AND state = 'running' GROUP BY dag_id`,
                 params: dagIds,
@@ -331,7 +335,10 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
       for (const d of dagIds) dagRoom.set(d, 0);
       for (const p of pools) free.set(p, 0);
       const lockedDags = new Set(dagRows.map((d) => d.dag_id as string));
-      for (const d of dagRows) dagRoom.set(d.dag_id as string, Number(d.max_active_tasks));
+      for (const d of dagRows) {
+        dagRoom.set(d.dag_id as string, Number(d.max_active_tasks));
+        if (d.is_paused) pausedDags.add(d.dag_id as string);
+      }
       for (const r of running) if (lockedDags.has(r.dag_id)) dagRoom.set(r.dag_id, dagRoom.get(r.dag_id)! - Number(r.n));
       for (const p of poolRows) {
         free.set(p.name as string, Number(p.slots) - Number(p.occupied_slots));
@@ -342,6 +349,11 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
       let stop = false;
       for (const c of candidates) {
         if (taken.length >= req.limit) break;
+        const isBackfill = Number(c.priority_weight) < BACKFILL_PRIORITY_FLOOR;
+        if (pausedDags.has(c.dag_id) && !isBackfill) {
+          turnedAwayForRoom = true;
+          continue;
+        }
         const left = free.get(c.pool) ?? 0;
         if ((dagRoom.get(c.dag_id) ?? 0) < 1) {
           fullDags.add(c.dag_id);
@@ -361,7 +373,6 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
           stop = true;
           continue;
         }
-        const isBackfill = Number(c.priority_weight) < BACKFILL_PRIORITY_FLOOR;
         if (isBackfill && backfill >= (req.maxBackfill ?? Infinity)) {
           stop = true;
           continue;

@@ -298,6 +298,15 @@ function earlyCommitCondition(fenced: number, taken: number, runIds: number[], r
   return { sql: parts.join(" AND "), params };
 }
 
+/** Queues single-upstream downstream tasks, counting their upstream's outcome in `column` (a task already decided is left). */
+function queueSingleUpstream(now: Date, dagRunId: number, column: string, taskIds: string[]): Statement {
+  return {
+    sql: `UPDATE task_instance SET ${column} = ${column} + 1, state = 'queued', queued_at = ?
+           WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)}) AND state IN ('none', 'scheduled')`,
+    params: [now, dagRunId, ...taskIds],
+  };
+}
+
 /** attempt()'s answer when the batch UPDATE matched fewer rows than tries. */
 const FENCED_IN_BATCH = Symbol("fenced in batch");
 
@@ -374,8 +383,8 @@ async function attempt(
     settled: SettledTask[];
     /** Outputs of this batch's tries, by task id: the only upstream of a speculatively taken task. */
     outputs: Record<string, unknown>;
-    /** Single-upstream downstream tasks claimed by this worker in the first round trip. */
-    taken: { taskId: string; upstream: string }[];
+    /** Single-upstream downstream tasks claimed by this worker in the first round trip (counter column: how its upstream ended). */
+    taken: { taskId: string; upstream: string; column: string }[];
     speculativeQueued: boolean;
     /** Downstream tasks a branch / short-circuit in this batch skips: never queued or claimed here. */
     forcedSkips: Set<string>;
@@ -385,6 +394,16 @@ async function attempt(
     takenIndex?: number;
   }
   const runs = new Map<number, RunWork>();
+  // A paused DAG starts no new task, in running runs too (Airflow), but for its backfill runs'.
+  // Read without a lock: a pause committed meanwhile lets at most the tries of this call through.
+  // Nothing of a batch with a paused DAG is taken here; its ready tasks are queued, and claims
+  // hold them (claimTasks).
+  let pausedIndex: number | undefined;
+  const dagIds = [...new Set(planned.filter((p) => !p.t.task.backfill).map((p) => p.t.task.dagId))].sort();
+  if (capacity > 0 && dagIds.length > 0) {
+    pausedIndex = statements.length;
+    statements.push({ sql: `SELECT @baton_paused := COUNT(*) AS paused FROM dag WHERE dag_id IN (${inList(dagIds)}) AND is_paused = 1`, params: dagIds });
+  }
   /** Downstream tasks claimed speculatively; an early commit needs every one matched (its pool slot is counted). */
   let takenExpected = 0;
   for (const p of planned) {
@@ -429,20 +448,16 @@ async function attempt(
           sql: `UPDATE task_instance SET ${column} = ${column} + 1, state = 'running', try_number = try_number + 1, claim_token = ?,
                        hostname = ?, pid = ?, queued_at = ?, start_date = ?, end_date = NULL, duration = NULL, heartbeat_at = ?,
                        next_retry_at = NULL
-                 WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)}) AND state IN ('none', 'scheduled')`,
+                 WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)}) AND state IN ('none', 'scheduled') AND @baton_paused = 0`,
           params: [take!.token, take!.hostname, take!.pid, now, now, now, dagRunId, ...taskIds],
         });
-        for (const taskId of taskIds) run.taken.push({ taskId, upstream: speculative.get(taskId)!.upstream });
+        for (const taskId of taskIds) run.taken.push({ taskId, upstream: speculative.get(taskId)!.upstream, column });
         if (countFences) {
           statements.push({ sql: `SET @baton_taken_rows = ${takenExpected === 0 ? "" : "@baton_taken_rows + "}ROW_COUNT()` });
           takenExpected += taskIds.length;
         }
       } else {
-        statements.push({
-          sql: `UPDATE task_instance SET ${column} = ${column} + 1, state = 'queued', queued_at = ?
-                 WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)}) AND state IN ('none', 'scheduled')`,
-          params: [now, dagRunId, ...taskIds],
-        });
+        statements.push(queueSingleUpstream(now, dagRunId, column, taskIds));
         run.speculativeQueued = true;
       }
     }
@@ -502,6 +517,7 @@ async function attempt(
     if (p.state === TaskState.UpForRetry) result.retrying.push(p.t.task.id);
   }
 
+  const paused = pausedIndex !== undefined && Number((results[pausedIndex] as RowDataPacket[])[0]?.paused ?? 0) > 0;
   // Speculatively claimed tasks are ours if the row now carries our token on this try.
   for (const dagRunId of runIds) {
     const run = runs.get(dagRunId)!;
@@ -571,13 +587,23 @@ async function attempt(
   }
 
   const takeable: typeof ready = [];
-  for (const candidate of take ? ready : []) {
+  for (const candidate of take && !paused ? ready : []) {
     if (takeable.length >= capacity) break;
     if (take!.queues.includes(candidate.row.queue) && reserve(candidate.run.dagId, candidate.row.pool, Number(candidate.row.pool_slots))) takeable.push(candidate);
   }
   const takenIds = new Set(takeable.map(({ row }) => Number(row.id)));
   const left = ready.filter(({ row }) => !takenIds.has(Number(row.id))).map(({ row }) => Number(row.id));
   const final: Statement[] = held.length > 0 ? [holdStatement(held)] : [];
+  // With a paused DAG in the batch, the speculative claims matched nothing: queue those tasks, as
+  // their claims would have (counting the upstream task's outcome), for a claim once unpaused.
+  for (const dagRunId of paused ? runIds : []) {
+    const byColumn = new Map<string, string[]>();
+    for (const t of runs.get(dagRunId)!.taken) byColumn.set(t.column, [...(byColumn.get(t.column) ?? []), t.taskId]);
+    for (const [column, taskIds] of byColumn) {
+      final.push(queueSingleUpstream(now, dagRunId, column, taskIds));
+      result.queued.push(-1);
+    }
+  }
   if (left.length > 0) {
     final.push(queueStatement(now, left));
     result.queued.push(...left);
