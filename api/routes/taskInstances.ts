@@ -25,7 +25,7 @@ import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import { MARKABLE_STATES, setTaskState, type ChangedTask } from "../../store/transitions/setTaskState.ts";
 import { VersionCache } from "../../store/versions.ts";
 import { dbFor, type ApiDeps } from "../context.ts";
-import { decodeCursor, encodeCursor } from "../cursor.ts";
+import { decodeCursor, encodeCursor, type CursorScope } from "../cursor.ts";
 import { CursorListOf, FreeObject, ListOf, Nullable, NullableDateTime, serializeAsBuilt } from "../openapi.ts";
 import { CursorQuery, DagParams, Id, PageQuery, RunParams, TaskParams } from "../schemas.ts";
 import { taskInstanceJson } from "../serializers.ts";
@@ -283,8 +283,9 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
     async (req) => {
       const { dag_id: dagId, dag_run_id: runId } = req.params;
       const { limit = 100, offset = 0, cursor } = req.query;
-      const from = cursor === undefined ? undefined : decodeCursor(cursor, offset, "task_instances", TASK_INSTANCE_ORDER);
       const filter = filterOf(req.query);
+      const scope: CursorScope = { path: { dag_id: dagId, dag_run_id: runId }, filters: { ...filter } };
+      const from = cursor === undefined ? undefined : decodeCursor(cursor, offset, "task_instances", scope, TASK_INSTANCE_ORDER);
       if (dagId !== ALL && runId !== ALL) filter.dagRunIds = [Number((await runOr404(db.pool, dagId, runId)).id)];
       else {
         if (dagId !== ALL) {
@@ -297,7 +298,7 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
       const { rows, next, total } = from
         ? { ...(await listTaskInstancesAfter(db.pool, filter, { limit, after: from.after })), total: from.total }
         : await listTaskInstancesWhere(db.pool, filter, { limit, offset });
-      return { task_instances: listJson(rows), total_entries: total, next_cursor: next && encodeCursor("task_instances", TASK_INSTANCE_ORDER, next, total) };
+      return { task_instances: listJson(rows), total_entries: total, next_cursor: next && encodeCursor("task_instances", scope, TASK_INSTANCE_ORDER, next, total) };
     },
   );
 
