@@ -62,7 +62,33 @@ export function installErrorHandler(app: FastifyInstance, logger: Logger): void 
     void reply.status(problem.status).type("application/problem+json").send(problem);
   });
   app.setNotFoundHandler((request, reply) => {
-    const problem = problemOf("BATON_ROUTE_NOT_FOUND", `no route for ${request.method} ${request.url.split("?")[0]}`);
+    const path = request.url.split("?")[0]!;
+    const allowed = path.startsWith(API_PATHS) ? allowedMethods(app, request.url) : [];
+    if (allowed.length > 0) {
+      const problem = problemOf("BATON_METHOD_NOT_ALLOWED", `${request.method} ${path} is not supported; this path allows ${allowed.join(", ")}`);
+      void reply.status(405).header("allow", allowed.join(", ")).type("application/problem+json").send(problem);
+      return;
+    }
+    const problem = problemOf("BATON_ROUTE_NOT_FOUND", `no route for ${request.method} ${path}`);
     void reply.status(404).type("application/problem+json").send(problem);
   });
+}
+
+/**
+ * Where a wrong method answers 405 rather than 404: the REST API. The web UI's catch-all routes
+ * (`GET /:file`, `GET /dags/*`) match nearly any other path for GET, and a missing file there is a 404.
+ */
+const API_PATHS = "/api/";
+const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] as const;
+
+/**
+ * The methods routed for this concrete URL, in the Allow header's order. Fastify's findRoute hands
+ * the URL to find-my-way's find (the lookup a request goes through: parameters, decoding), so the
+ * answer is the router's own. OPTIONS counts only beside another method: with CORS on, its
+ * preflight route matches every path.
+ */
+export function allowedMethods(app: FastifyInstance, url: string): string[] {
+  const found = METHODS.filter((method) => app.findRoute({ method, url }) !== null);
+  if (found.length > 0 && app.findRoute({ method: "OPTIONS", url }) !== null) return [...found, "OPTIONS"];
+  return found;
 }

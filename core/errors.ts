@@ -19,6 +19,7 @@ export const ERRORS = {
   BATON_EVENT_LOG_NOT_FOUND: { status: 404, title: "Event log entry not found" },
   BATON_IMPORT_ERROR_NOT_FOUND: { status: 404, title: "Import error not found" },
   BATON_ROUTE_NOT_FOUND: { status: 404, title: "Route not found" },
+  BATON_METHOD_NOT_ALLOWED: { status: 405, title: "Method not allowed" },
   BATON_UNAUTHENTICATED: { status: 401, title: "Authentication required" },
   BATON_FORBIDDEN: { status: 403, title: "Role not allowed" },
   BATON_TOKEN_NOT_FOUND: { status: 404, title: "API token not found" },

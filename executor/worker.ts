@@ -12,7 +12,10 @@ import { taskLogPath } from "../core/logPaths.ts";
 import type { Logger } from "../core/logger.ts";
 import { processMetrics, type BatonMetrics } from "../core/metrics.ts";
 import type { Db } from "../store/db.ts";
-import { claimTasksReporting, type ClaimedTask } from "../store/transitions/claimTasks.ts";
+import { claimTasksReporting, type ClaimedTask, type OversizedTry } from "../store/transitions/claimTasks.ts";
+import { taskInstanceNames } from "../store/queries/read.ts";
+import { poolSlotsDep } from "../scheduler/deps/poolSlots.ts";
+import { WarnOnce } from "../core/warnOnce.ts";
 import { finishTries, type FinishedTry, type FinishResult, type TryError } from "../store/transitions/finishTries.ts";
 import { handBack } from "../store/transitions/handBack.ts";
 import { beatProcess, beatTries, removeProcess } from "../store/transitions/heartbeat.ts";
@@ -149,6 +152,9 @@ export class Worker {
   private readonly runCallbacks: RunCallbacks;
   /** Tries this worker claimed and has not recorded, by tryKey: a cleared try and the next try of the same task instance may both be here. */
   private readonly held = new Map<string, Held>();
+  /** Tries too big for their pool, already looked up (by id and sizes), and already warned about (by task, pool and sizes). */
+  private readonly oversizedSeen = new WarnOnce();
+  private readonly oversizedWarned = new WarnOnce();
   private readonly slots: Slot[] = [];
   private finished: FinishedTry[] = [];
   private loopRunning = false;
@@ -364,8 +370,9 @@ export class Worker {
       if (this.stopping || !this.wantClaim || free <= 0) return;
       const since = performance.now();
       const slotsFree = Math.max(0, this.options.concurrency - this.runningCount - this.waiting.length);
-      const { tasks: claimed, heldBack } = await claimTasksReporting(this.db, { ...this.claimRequest(this.clock.now(), free), ahead: Math.max(0, free - slotsFree) });
+      const { tasks: claimed, heldBack, oversized } = await claimTasksReporting(this.db, { ...this.claimRequest(this.clock.now(), free), ahead: Math.max(0, free - slotsFree) });
       this.observeDbCall(since, "claim", claimed.length);
+      if (oversized.length > 0) void this.warnOversized(oversized);
       const claimLatency = (this.options.metrics ?? processMetrics()).claimLatency;
       for (const t of claimed) {
         // Clamped: queued_at comes from another process's clock.
@@ -381,6 +388,27 @@ export class Worker {
         this.claimWhenLow = claimed.length > 0 && heldBack;
         this.schedulePoll(claimed.length > 0);
       }
+    }
+  }
+
+  /**
+   * A warning, once per task, pool and sizes, for tries the claim left because they need more
+   * slots than their pool has in all (they would wait silently forever). Off the claim's path: a
+   * lookup of their names only for tries not seen before.
+   */
+  private async warnOversized(tries: OversizedTry[]): Promise<void> {
+    const fresh = tries.filter((t) => this.oversizedSeen.first(`${t.id}\0${t.poolSlots}\0${t.poolTotalSlots}`));
+    if (fresh.length === 0) return;
+    try {
+      const names = await taskInstanceNames(this.db.pool, fresh.map((t) => t.id));
+      for (const t of fresh) {
+        const name = names.get(t.id);
+        if (!name || !this.oversizedWarned.first([t.dagId, name.taskId, t.pool, t.poolSlots, t.poolTotalSlots].join("\0"))) continue;
+        const status = poolSlotsDep({ ...name, pool: t.pool, poolSlots: t.poolSlots }, { slots: t.poolTotalSlots });
+        this.logger.warn(status.reason);
+      }
+    } catch (err) {
+      this.logger.warn(`could not name the tries that need more slots than their pool has: ${(err as Error).message}`);
     }
   }
 

@@ -13,7 +13,7 @@ import { markRunSuccess } from "../../store/transitions/markRunSuccess.ts";
 import { requeueRun } from "../../store/transitions/requeueRun.ts";
 import { VersionCache } from "../../store/versions.ts";
 import { dbFor, type ApiDeps } from "../context.ts";
-import { decodeCursor, encodeCursor } from "../cursor.ts";
+import { decodeCursor, encodeCursor, type CursorScope } from "../cursor.ts";
 import { CursorListOf, ListOf, serializeAsBuilt } from "../openapi.ts";
 import { CursorQuery, DagParams, Id, PageQuery, RunParams, TriggerBody } from "../schemas.ts";
 import { DagRunSchema, dagRunJson } from "../serializers.ts";
@@ -155,15 +155,16 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
       const dagId = req.params.dag_id;
       const { limit = 100, offset = 0, state, order_by, cursor } = req.query;
       const order = dagRunOrder(order_by);
-      const from = cursor === undefined ? undefined : decodeCursor(cursor, offset, "dag_runs", order);
       const filter: DagRunFilter = { dagIds: dagId === "~" ? undefined : [dagId], states: state, ...dateRanges(req.query, "querystring") };
+      const scope: CursorScope = { path: { dag_id: dagId }, filters: { ...filter, dagIds: undefined } };
+      const from = cursor === undefined ? undefined : decodeCursor(cursor, offset, "dag_runs", scope, order);
       // A cursor page: the total came with the cursor, and no COUNT runs.
       const { rows, next, total } = from
         ? { ...(await listDagRunsAfter(db.pool, filter, { limit, orderBy: order_by, after: from.after })), total: from.total }
         : await listDagRuns(db.pool, filter, { limit, offset, orderBy: order_by });
       // Runs prove their DAG exists: only an empty page asks (a query less for every other page).
       if (rows.length === 0 && dagId !== "~" && !(await getDag(db.pool, dagId))) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${dagId}" not found`);
-      return { dag_runs: rows.map(dagRunJson), total_entries: total, next_cursor: next && encodeCursor("dag_runs", order, next, total) };
+      return { dag_runs: rows.map(dagRunJson), total_entries: total, next_cursor: next && encodeCursor("dag_runs", scope, order, next, total) };
     },
   );
 

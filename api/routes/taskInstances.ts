@@ -20,12 +20,14 @@ import {
   type TaskInstanceFilter,
 } from "../../store/queries/read.ts";
 import { listTaskSteps } from "../../store/queries/steps.ts";
+import { getPool } from "../../store/pools.ts";
+import { poolSlotsDep } from "../../scheduler/deps/poolSlots.ts";
 import { storedTaskLog } from "../../store/queries/logs.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import { MARKABLE_STATES, setTaskState, type ChangedTask } from "../../store/transitions/setTaskState.ts";
 import { VersionCache } from "../../store/versions.ts";
 import { dbFor, type ApiDeps } from "../context.ts";
-import { decodeCursor, encodeCursor } from "../cursor.ts";
+import { decodeCursor, encodeCursor, type CursorScope } from "../cursor.ts";
 import { CursorListOf, FreeObject, ListOf, Nullable, NullableDateTime, serializeAsBuilt } from "../openapi.ts";
 import { CursorQuery, DagParams, Id, PageQuery, RunParams, TaskParams } from "../schemas.ts";
 import { taskInstanceJson } from "../serializers.ts";
@@ -261,6 +263,19 @@ const XcomEntry = Type.Object(
   { additionalProperties: false },
 );
 
+/** Airflow's TaskInstanceDependencyCollection. */
+const DependencyList = Type.Object(
+  {
+    dependencies: Type.Array(
+      Type.Object({ name: Type.String({ description: "the check, e.g. pool_slots" }), reason: Type.String() }, { additionalProperties: false }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** Task instance states that wait to run (null is "none"). */
+const WAITING_STATES: readonly string[] = [TaskState.None, TaskState.Scheduled, TaskState.Queued, TaskState.UpForRetry, TaskState.UpForReschedule];
+
 export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, clock, config, onTasksQueued, onRunCreated }) => {
   const base = "/dags/:dag_id/dagRuns/:dag_run_id/taskInstances";
   const versions = new VersionCache(db.pool);
@@ -283,8 +298,9 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
     async (req) => {
       const { dag_id: dagId, dag_run_id: runId } = req.params;
       const { limit = 100, offset = 0, cursor } = req.query;
-      const from = cursor === undefined ? undefined : decodeCursor(cursor, offset, "task_instances", TASK_INSTANCE_ORDER);
       const filter = filterOf(req.query);
+      const scope: CursorScope = { path: { dag_id: dagId, dag_run_id: runId }, filters: { ...filter } };
+      const from = cursor === undefined ? undefined : decodeCursor(cursor, offset, "task_instances", scope, TASK_INSTANCE_ORDER);
       if (dagId !== ALL && runId !== ALL) filter.dagRunIds = [Number((await runOr404(db.pool, dagId, runId)).id)];
       else {
         if (dagId !== ALL) {
@@ -297,7 +313,7 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
       const { rows, next, total } = from
         ? { ...(await listTaskInstancesAfter(db.pool, filter, { limit, after: from.after })), total: from.total }
         : await listTaskInstancesWhere(db.pool, filter, { limit, offset });
-      return { task_instances: listJson(rows), total_entries: total, next_cursor: next && encodeCursor("task_instances", TASK_INSTANCE_ORDER, next, total) };
+      return { task_instances: listJson(rows), total_entries: total, next_cursor: next && encodeCursor("task_instances", scope, TASK_INSTANCE_ORDER, next, total) };
     },
   );
 
@@ -328,6 +344,33 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
     async (req) => {
       const { run, ti } = await taskOr404(db.pool, req.params);
       return taskInstanceJson(ti, run.logical_date);
+    },
+  );
+
+  // Airflow 2.10's get_task_instance_dependencies: why a task instance that waits is not running.
+  // Baton names the reasons the claim cannot lift by itself; today, a pool too small for the task.
+  app.get(
+    `${base}/:task_id/dependencies`,
+    {
+      schema: {
+        operationId: "get_task_instance_dependencies",
+        tags: TAGS,
+        description:
+          "Why a waiting task instance (no state, scheduled, queued, up_for_retry, up_for_reschedule) is not running, " +
+          "as the checks it fails: today `pool_slots`, a task asking for more slots than its pool has in all, " +
+          "which no worker will ever claim until the pool grows. Empty when nothing is known to hold it back.",
+        params: TaskParams,
+        response: { 200: DependencyList },
+      },
+    },
+    async (req) => {
+      const { ti } = await taskOr404(db.pool, req.params);
+      if (!WAITING_STATES.includes(ti.state)) return { dependencies: [] };
+      const pool = await getPool(db.pool, ti.pool);
+      const deps = [
+        poolSlotsDep({ dagId: ti.dag_id, runId: ti.run_id, taskId: ti.task_id, pool: ti.pool, poolSlots: Number(ti.pool_slots) }, pool && { slots: Number(pool.slots) }),
+      ];
+      return { dependencies: deps.filter((d) => !d.passed).map((d) => ({ name: d.dep, reason: d.reason })) };
     },
   );
 

@@ -286,6 +286,13 @@ export async function listTaskInstances(db: Queryable, dagRunId: number, p: Page
   return { rows, total: Number(count!.n) };
 }
 
+/** The ids a claim reports, named: for warnings about tries the claim left (PK lookups). */
+export async function taskInstanceNames(db: Queryable, ids: number[]): Promise<Map<number, { dagId: string; runId: string; taskId: string; mapIndex: number }>> {
+  if (ids.length === 0) return new Map();
+  const [rows] = await db.query<RowDataPacket[]>(`SELECT id, dag_id, run_id, task_id, map_index FROM task_instance WHERE id IN (${ids.map(() => "?").join(", ")})`, ids);
+  return new Map(rows.map((r) => [Number(r.id), { dagId: r.dag_id as string, runId: r.run_id as string, taskId: r.task_id as string, mapIndex: Number(r.map_index) }]));
+}
+
 export async function getTaskInstance(db: Queryable, dagRunId: number, taskId: string, mapIndex = -1) {
   const [rows] = await db.query<RowDataPacket[]>("SELECT * FROM task_instance WHERE dag_run_id = ? AND task_id = ? AND map_index = ?", [
     dagRunId,

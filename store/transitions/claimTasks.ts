@@ -14,6 +14,8 @@
 //   MAX_READ_PASSES reads; a later read locks its new DAG and pool rows with SKIP LOCKED
 //   (after pool rows, waiting could deadlock) and leaves the tries of rows others hold. Tries
 //   claimed ahead of the worker's free slots (req.ahead) take at most half of a pool's free slots.
+//   A try needing more slots than its pool has in all is never taken; the claim reports those it
+//   read (ClaimResult.oversized) from the rows it holds, with no statement of its own.
 // fence: each claimed try gets try_number + 1 and the claim token; only that pair may finish it.
 import { inList, type BatchTx, type Db, type RowDataPacket } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
@@ -264,16 +266,32 @@ export interface ClaimResult {
   tasks: ClaimedTask[];
   /** Queued tries were left because their pool had to keep half of its free slots from tries claimed ahead. */
   heldBack: boolean;
+  /**
+   * Tries read and left because they ask for more slots than their pool has in all: no claim will
+   * ever take them (scheduler/deps/poolSlots.ts). Noticed only where the claim turned them away,
+   * from rows it read anyway; the caller warns about them.
+   */
+  oversized: OversizedTry[];
+}
+
+export interface OversizedTry {
+  id: number;
+  dagId: string;
+  pool: string;
+  poolSlots: number;
+  poolTotalSlots: number;
 }
 
 /** claimTasks, also saying whether the claim-ahead rule left queued tries behind (the worker claims again sooner). */
 export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<ClaimResult> {
-  if (req.limit <= 0 || req.queues.length === 0) return { tasks: [], heldBack: false };
+  if (req.limit <= 0 || req.queues.length === 0) return { tasks: [], heldBack: false, oversized: [] };
   // A queue named twice (`--queues a,a`) would be read twice: the same rows, their slots counted twice.
   if (new Set(req.queues).size !== req.queues.length) req = { ...req, queues: [...new Set(req.queues)] };
   let heldBack = false;
+  let oversized: OversizedTry[] = [];
   const tasks = await db.batchTx(async (btx): Promise<ClaimedTask[]> => {
     heldBack = false;
+    oversized = [];
     const taken: RowDataPacket[] = [];
     const deltas = new Map<string, number>();
     // What round trip 2 locked and counted: DAG rows (they serialize claims that count
@@ -281,6 +299,7 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
     const dagRoom = new Map<string, number>();
     const free = new Map<string, number>();
     const freeAtStart = new Map<string, number>();
+    const poolSize = new Map<string, number>();
     const runsNow = req.limit - Math.min(req.limit, Math.max(0, req.ahead ?? 0));
     let backfill = 0;
     // Per queue and pool (laneKey), where the last read of its tries ended: a later read starts
@@ -343,6 +362,7 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
       for (const p of poolRows) {
         free.set(p.name as string, Number(p.slots) - Number(p.occupied_slots));
         freeAtStart.set(p.name as string, Number(p.slots) - Number(p.occupied_slots));
+        poolSize.set(p.name as string, Number(p.slots));
       }
       // Take what fits, by priority.
       let turnedAwayForRoom = false;
@@ -361,6 +381,10 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
           continue;
         }
         if (left < c.pool_slots) {
+          const size = poolSize.get(c.pool);
+          if (size !== undefined && c.pool_slots > size) {
+            oversized.push({ id: Number(c.id), dagId: c.dag_id, pool: c.pool, poolSlots: Number(c.pool_slots), poolTotalSlots: size });
+          }
           // Tries behind it may need fewer slots: they are read next, past it. A pool with no
           // slot left (this claim filled it, or another claimer holds it) is skipped from then
           // on but makes no read of its own: walking past its queue would find nothing for it.
@@ -435,5 +459,5 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
       backfill: Number(r.priority_weight) < BACKFILL_PRIORITY_FLOOR,
     }));
   });
-  return { tasks, heldBack };
+  return { tasks, heldBack, oversized };
 }

@@ -168,7 +168,9 @@ describe("REST API", () => {
 
     it("answers 404 BATON_ROUTE_NOT_FOUND for an unknown route, naming the path", async () => {
       expectProblem(await h.app.inject({ method: "GET", url: "/api/v1/no_such_thing?x=1" }), 404, "BATON_ROUTE_NOT_FOUND", "/api/v1/no_such_thing");
-      expectProblem(await h.app.inject({ method: "DELETE", url: "/api/v1/dags" }), 404, "BATON_ROUTE_NOT_FOUND", "DELETE");
+      expectProblem(await h.app.inject({ method: "DELETE", url: "/api/v1/no_such_thing" }), 404, "BATON_ROUTE_NOT_FOUND", "DELETE");
+      // A known path with a method it does not support is a 405 (apiMethodNotAllowed.test.ts).
+      expectProblem(await h.app.inject({ method: "DELETE", url: "/api/v1/dags" }), 405, "BATON_METHOD_NOT_ALLOWED", "DELETE");
       expectProblem(await h.app.inject({ method: "GET", url: "/nowhere" }), 404, "BATON_ROUTE_NOT_FOUND");
     });
   });

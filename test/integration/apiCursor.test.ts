@@ -246,9 +246,55 @@ describe("cursor paging of dag runs and task instances", () => {
       expect((await get(path, { cursor: next, offset: 0 })).statusCode).toBe(200);
       const runCursor = (await page("/dags/~/dagRuns", { limit: 5 })).next_cursor as string;
       expectProblem(await get(path, { cursor: runCursor }), 400, "BATON_INVALID_CURSOR", "another list");
-      const { v, l, o, t } = JSON.parse(Buffer.from(next, "base64url").toString());
-      expectProblem(await get(path, { cursor: forge({ v, l, o, t, k: ["12"] }) }), 400, "BATON_INVALID_CURSOR");
-      expectProblem(await get(path, { cursor: forge({ v, l, o, t, k: ["x", 12] }) }), 400, "BATON_INVALID_CURSOR");
+      const { v, l, p, f, o, t } = JSON.parse(Buffer.from(next, "base64url").toString());
+      expectProblem(await get(path, { cursor: forge({ v, l, p, f, o, t, k: ["12"] }) }), 400, "BATON_INVALID_CURSOR", "sort key");
+      expectProblem(await get(path, { cursor: forge({ v, l, p, f, o, t, k: ["x", 12] }) }), 400, "BATON_INVALID_CURSOR", "sort key");
+    });
+  });
+
+  describe("a cursor serves only the list it was made for", () => {
+    const cursorOf = async (path: string, query: Json = {}) => {
+      // A run has 3 task instances: a page of 2 leaves a next_cursor.
+      const next = (await page(path, { ...query, limit: 2 })).next_cursor as string | null;
+      expect(typeof next).toBe("string");
+      return next!;
+    };
+
+    it("a dag run cursor of one DAG, or of every DAG, is refused on another DAG's list", async () => {
+      const ofA = await cursorOf("/dags/cursor_a/dagRuns");
+      expectProblem(await get("/dags/cursor_b/dagRuns", { cursor: ofA }), 400, "BATON_INVALID_CURSOR", "another DAG or run");
+      expectProblem(await get("/dags/~/dagRuns", { cursor: ofA }), 400, "BATON_INVALID_CURSOR", "another DAG or run");
+      expectProblem(await get("/dags/cursor_a/dagRuns", { cursor: await cursorOf("/dags/~/dagRuns") }), 400, "BATON_INVALID_CURSOR", "another DAG or run");
+      expect((await get("/dags/cursor_a/dagRuns", { cursor: ofA })).statusCode).toBe(200);
+    });
+
+    it("a dag run cursor is refused with other filters, and accepted with the same ones in another order", async () => {
+      const query = { state: ["success", "failed"], execution_date_gte: new Date(BASE).toISOString() };
+      const next = await cursorOf("/dags/~/dagRuns", query);
+      expectProblem(await get("/dags/~/dagRuns", { cursor: next }), 400, "BATON_INVALID_CURSOR", "other filters");
+      expectProblem(await get("/dags/~/dagRuns", { ...query, state: ["success"], cursor: next }), 400, "BATON_INVALID_CURSOR", "other filters");
+      expectProblem(await get("/dags/~/dagRuns", { ...query, execution_date_gte: new Date(BASE + 1).toISOString(), cursor: next }), 400, "BATON_INVALID_CURSOR", "other filters");
+      expect((await get("/dags/~/dagRuns", { ...query, state: ["failed", "success"], cursor: next })).statusCode).toBe(200);
+      // A parameter the endpoint does not know filters nothing, so it does not matter either.
+      expect((await get("/dags/~/dagRuns", { ...query, no_such_filter: "x", cursor: next })).statusCode).toBe(200);
+    });
+
+    it("a task instance cursor of one run, DAG or filter is refused on another", async () => {
+      const [one, two] = aRuns;
+      const ofRun = await cursorOf(`/dags/cursor_a/dagRuns/${one}/taskInstances`);
+      expectProblem(await get(`/dags/cursor_a/dagRuns/${two}/taskInstances`, { cursor: ofRun }), 400, "BATON_INVALID_CURSOR", "another DAG or run");
+      expectProblem(await get("/dags/~/dagRuns/~/taskInstances", { cursor: ofRun }), 400, "BATON_INVALID_CURSOR", "another DAG or run");
+      const ofDag = await cursorOf("/dags/cursor_a/dagRuns/~/taskInstances");
+      expectProblem(await get("/dags/cursor_b/dagRuns/~/taskInstances", { cursor: ofDag }), 400, "BATON_INVALID_CURSOR", "another DAG or run");
+      const failed = await cursorOf("/dags/~/dagRuns/~/taskInstances", { state: "failed" });
+      expectProblem(await get("/dags/~/dagRuns/~/taskInstances", { state: "success", cursor: failed }), 400, "BATON_INVALID_CURSOR", "other filters");
+      expect((await get("/dags/~/dagRuns/~/taskInstances", { state: "failed", cursor: failed })).statusCode).toBe(200);
+    });
+
+    it("a cursor in the format before lists were bound to their DAG, run and filters is a 400, not an empty page or a 500", async () => {
+      const next = await cursorOf("/dags/cursor_a/dagRuns");
+      const { l, o, k, t } = JSON.parse(Buffer.from(next, "base64url").toString());
+      expectProblem(await get("/dags/cursor_a/dagRuns", { cursor: forge({ v: 1, l, o, k, t }) }), 400, "BATON_INVALID_CURSOR", "start again without cursor");
     });
   });
 
@@ -278,34 +324,34 @@ describe("cursor paging of dag runs and task instances", () => {
     });
 
     it("malformed or tampered cursors are BATON_INVALID_CURSOR", async () => {
-      const { v, l, o, k, t } = byDate;
+      const { v, l, p, f, o, k, t } = byDate;
       for (const cursor of [
         "not a cursor!",
         Buffer.from("not json").toString("base64url"),
         forge(null),
         forge([1, 2]),
-        forge({ v: 2, l, o, k, t }),
-        forge({ v, l, o, k, t: -1 }),
-        forge({ v, l, o, k, t: 1.5 }),
-        forge({ v, l, o, k: [k[1]], t }),
-        forge({ v, l, o, k: [...k, 3], t }),
-        forge({ v, l, o, k: [k[0], "7"], t }),
-        forge({ v, l, o, k: [k[0], -7], t }),
-        forge({ v, l, o, k: ["2026-03-01", k[1]], t }),
-        forge({ v, l, o, k: ["yesterday", k[1]], t }),
-        forge({ v, l, o, k: [12345, k[1]], t }),
-        forge({ v, l: "task_instances", o, k, t }),
+        forge({ v: 99, l, p, f, o, k, t }),
+        forge({ v, l, p, f, o, k, t: -1 }),
+        forge({ v, l, p, f, o, k, t: 1.5 }),
+        forge({ v, l, p, f, o, k: [k[1]], t }),
+        forge({ v, l, p, f, o, k: [...k, 3], t }),
+        forge({ v, l, p, f, o, k: [k[0], "7"], t }),
+        forge({ v, l, p, f, o, k: [k[0], -7], t }),
+        forge({ v, l, p, f, o, k: ["2026-03-01", k[1]], t }),
+        forge({ v, l, p, f, o, k: ["yesterday", k[1]], t }),
+        forge({ v, l, p, f, o, k: [12345, k[1]], t }),
+        forge({ v, l: "task_instances", p, f, o, k, t }),
       ]) {
         const res = await get(path, { order_by: "logical_date", cursor });
         expect({ cursor: Buffer.from(cursor, "base64url").toString(), code: res.json().code }).toMatchObject({ code: "BATON_INVALID_CURSOR" });
         expectProblem(res, 400, "BATON_INVALID_CURSOR");
       }
       // State never is NULL, and no state is 251 characters long.
-      for (const cursor of [forge({ v, l, o: "state", k: [null, 5], t }), forge({ v, l, o: "state", k: ["x".repeat(251), 5], t })]) {
+      for (const cursor of [forge({ v, l, p, f, o: "state", k: [null, 5], t }), forge({ v, l, p, f, o: "state", k: ["x".repeat(251), 5], t })]) {
         expectProblem(await get(path, { order_by: "state", cursor }), 400, "BATON_INVALID_CURSOR");
       }
       // A NULL logical date is a real position in that order (NULLs sort first).
-      expect((await get(path, { order_by: "logical_date", cursor: forge({ v, l, o, k: [null, 1], t }) })).statusCode).toBe(200);
+      expect((await get(path, { order_by: "logical_date", cursor: forge({ v, l, p, f, o, k: [null, 1], t }) })).statusCode).toBe(200);
       // Longer than any cursor the API makes: the schema refuses it.
       expectProblem(await get(path, { cursor: "A".repeat(1025) }), 400, "BATON_VALIDATION_FAILED");
     });

@@ -74,10 +74,15 @@ const CALLS: Record<string, Call[]> = {
   // After the signal above was sent (rank 2): the list holds it, delivered.
   "GET /api/v1/dags/{dag_id}/dagRuns/{dag_run_id}/signals": [{}, { params: { dag_id: "contract_signal", dag_run_id: "contract_waiting" }, query: { name: "go" }, rank: 2.5 }],
   // A keyset page: the rows after id 0, as a cursor the API issued would ask.
-  "GET /api/v1/dags/{dag_id}/dagRuns": [{}, { query: { limit: "1", cursor: encodeCursor("dag_runs", dagRunOrder(undefined), { id: 0 }, 1) } }],
+  "GET /api/v1/dags/{dag_id}/dagRuns": [{}, { query: { limit: "1", cursor: encodeCursor("dag_runs", { path: { dag_id: "contract_main" }, filters: {} }, dagRunOrder(undefined), { id: 0 }, 1) } }],
   "GET /api/v1/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances": [
     {},
-    { query: { limit: "1", cursor: encodeCursor("task_instances", TASK_INSTANCE_ORDER, { id: 0 }, 1) } },
+    {
+      query: {
+        limit: "1",
+        cursor: encodeCursor("task_instances", { path: { dag_id: "contract_main", dag_run_id: "contract_run" }, filters: {} }, TASK_INSTANCE_ORDER, { id: 0 }, 1),
+      },
+    },
   ],
   "POST /api/v1/dags/{dag_id}/clearTaskInstances": [{ body: { dag_run_id: "contract_run", dry_run: true } }],
   "POST /api/v1/deadLetters/redrive": [{ body: { dag_id: "contract_failing", dry_run: true } }],
