@@ -32,6 +32,11 @@ export interface SerializedTask {
   /** For waitForSignal tasks: the signal they wait for and what their timeout does. */
   signal: { name: string; timeoutMs: number | null; onTimeout: "fail" | "skip" | "succeed" } | null;
   waitForDownstream: boolean;
+  /**
+   * Whether the task has onRetry / onFailure, so a try reaped as a zombie owes one only if so.
+   * Absent in versions parsed before it was recorded (their code is unchanged, so not parsed again).
+   */
+  callbacks?: { onRetry: boolean; onFailure: boolean };
   description: string | null;
   definedAt: string | null;
 }

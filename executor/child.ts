@@ -21,6 +21,7 @@ import {
   CALLBACK_TIMEOUT_MS,
   type DagCallbackMessage,
   type EndedTryCallbackMessage,
+  type EndedTryCallbackResult,
   type RunTryMessage,
   type SensorFirstPoke,
   type StepAck,
@@ -424,10 +425,12 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
  * appended to the try's log file. Answers false when the callback outlived CALLBACK_TIMEOUT_MS
  * (still running here: the worker discards this process).
  */
-async function runEndedTryCallback(c: EndedTryCallbackMessage): Promise<{ finished: boolean }> {
+async function runEndedTryCallback(c: EndedTryCallbackMessage): Promise<EndedTryCallbackResult> {
   const m = c.task;
   m.clockOffsetMs = m.clockNow ? Date.parse(m.clockNow) - Date.now() : 0;
-  const log = new TryLog(m.logPath, { toFile: true });
+  // inlineLog: in memory for as long as a callback may run (the worker stores it); past
+  // SPILL_BYTES it goes to the file on this host like any long log.
+  const log = new TryLog(m.logPath, c.inlineLog ? { spillAfterMs: CALLBACK_TIMEOUT_MS + 60_000, evenIfFileExists: true } : { toFile: true });
   currentLog = log;
   masker.clear();
   const line = (level: string, args: unknown[]) => log.write(masker.mask(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`));
@@ -440,9 +443,14 @@ async function runEndedTryCallback(c: EndedTryCallbackMessage): Promise<{ finish
     };
     // Not aborted: the try's signal was, but the callback has its own time (CALLBACK_TIMEOUT_MS).
     const ctx = taskContext(m, task.upstream, new AbortController().signal, step, line);
-    const callback = taskCallback({ ...dag.options.defaultArgs, ...task.options }, ctx, { outcome: "failed", error: c.error }, m);
+    const options = { ...dag.options.defaultArgs, ...task.options };
+    const error = Object.assign(new Error(c.error.message), { name: c.error.name, code: c.error.code });
+    const decided = c.callback && options[c.callback];
+    const callback = c.callback
+      ? decided && { name: c.callback, call: () => decided(ctx, error) }
+      : taskCallback(options, ctx, { outcome: "failed", error: c.error }, m);
     if (callback) {
-      line("INFO", [`Running the ${callback.name} callback (the worker ended the try: ${c.error.code})`]);
+      line("INFO", [`Running the ${callback.name} callback (${c.callback ? "a scheduler" : "the worker"} ended the try: ${c.error.code})`]);
       finished = await runCallback(callback.name, callback.call, line);
     }
   } catch (err) {
@@ -450,9 +458,9 @@ async function runEndedTryCallback(c: EndedTryCallbackMessage): Promise<{ finish
   } finally {
     restoreOutput();
   }
-  await log.end();
+  const text = await log.end();
   currentLog = undefined;
-  return { finished };
+  return { finished, log: c.inlineLog ? text : undefined };
 }
 
 /** A DAG's onSuccess / onFailure for a run that just ended, logged to the run's callback log. */

@@ -56,6 +56,24 @@ export const CALLBACK_TIMEOUT_MS = 60_000;
 export interface EndedTryCallbackMessage {
   task: RunTryMessage;
   error: TryError;
+  /**
+   * The callback to run, as whoever ended the try decided (a scheduler that reaped it as a
+   * zombie: executor/tryCallbacks.ts); absent, the child decides from the try and maxTries.
+   */
+  callback?: "onRetry" | "onFailure";
+  /**
+   * Keep the callback's lines in memory and answer them (they go to the try's stored log, served
+   * after its file) instead of appending them to the try's file: the try ran on another host.
+   */
+  inlineLog?: boolean;
+}
+
+/** The child's answer to an EndedTryCallbackMessage. */
+export interface EndedTryCallbackResult {
+  /** false: the callback outlived CALLBACK_TIMEOUT_MS and still runs in that process. */
+  finished: boolean;
+  /** With inlineLog: what the callback logged (undefined if it outgrew memory and went to the file). */
+  log?: string;
 }
 
 /**

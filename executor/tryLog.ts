@@ -21,13 +21,14 @@ export class TryLog {
 
   constructor(
     private readonly file: string,
-    options: { spillBytes?: number; spillAfterMs?: number; toFile?: boolean } = {},
+    options: { spillBytes?: number; spillAfterMs?: number; toFile?: boolean; evenIfFileExists?: boolean } = {},
   ) {
     this.spillBytes = options.spillBytes ?? SPILL_BYTES;
     // A try that already has a file (a try handed back at shutdown) keeps appending to it, so
     // its log is never split out of order. `toFile`: a rescheduled sensor's later pokes, which
-    // would otherwise grow one stored row poke after poke.
-    if (options.toFile || existsSync(file)) this.spill();
+    // would otherwise grow one stored row poke after poke. `evenIfFileExists`: lines stored
+    // after the file whatever it holds (a reaped try's callback, executor/tryCallbacks.ts).
+    if (options.toFile || (!options.evenIfFileExists && existsSync(file))) this.spill();
     else {
       this.timer = setTimeout(() => this.spill(), options.spillAfterMs ?? SPILL_AFTER_MS);
       this.timer.unref();

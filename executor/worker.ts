@@ -25,11 +25,14 @@ import { recordStep, stepsOf } from "../store/transitions/recordStep.ts";
 import { BundleCache } from "./bundleCache.ts";
 import { claimAheadAllowance, movingAverage } from "./claimAhead.ts";
 import { RunCallbacks } from "./runCallbacks.ts";
+import { TryCallbacks } from "./tryCallbacks.ts";
+import { tryMessage } from "./tryMessage.ts";
 import { answerSecret, isSecretGet } from "./secrets.ts";
 import {
   CALLBACK_TIMEOUT_MS,
   type DagCallbackMessage,
   type EndedTryCallbackMessage,
+  type EndedTryCallbackResult,
   type RunTryMessage,
   type SensorFirstPoke,
   type StepAck,
@@ -91,7 +94,7 @@ export interface WorkerOptions {
   claimAhead?: number;
   /** A try claimed ahead that has not started within this is handed back for any worker (default 1 s). */
   claimAheadMaxWaitMs?: number;
-  /** How often to look for DAG callbacks made due by runs other processes ended (default 1,000 ms). */
+  /** How often to look for DAG callbacks made due by runs other processes ended, and for task callbacks owed by tries a scheduler reaped (default 1,000 ms). */
   callbackPollMs?: number;
 }
 
@@ -150,6 +153,7 @@ export class Worker {
   private readonly versions: VersionCache;
   private readonly bundles: BundleCache;
   private readonly runCallbacks: RunCallbacks;
+  private readonly tryCallbacks: TryCallbacks;
   /** Tries this worker claimed and has not recorded, by tryKey: a cleared try and the next try of the same task instance may both be here. */
   private readonly held = new Map<string, Held>();
   /** Tries too big for their pool, already looked up (by id and sizes), and already warned about (by task, pool and sizes). */
@@ -204,6 +208,13 @@ export class Worker {
       logsFolder: options.logsFolder,
       pollMs: options.callbackPollMs,
     });
+    this.tryCallbacks = new TryCallbacks(db, clock, logger, this.versions, this.bundles, (m, dedicated) => this.tryCallbackInChild(m, dedicated), {
+      queues: options.queues,
+      logsFolder: options.logsFolder,
+      maxValueBytes: options.maxValueBytes ?? 1024 * 1024,
+      pollMs: options.callbackPollMs,
+      isolation: options.isolation,
+    });
     this.pollDelay = options.pollMinMs ?? 20;
     this.maxWaitMs = options.claimAheadMaxWaitMs ?? MAX_WAIT_MS;
     this.startedAt = clock.now();
@@ -239,6 +250,7 @@ export class Worker {
     beat();
     this.heartbeatTimer = setInterval(beat, this.options.heartbeatMs ?? 5000);
     this.runCallbacks.start();
+    this.tryCallbacks.start();
     this.kick();
   }
 
@@ -485,29 +497,14 @@ export class Worker {
           timeoutMs: spec?.executionTimeoutMs ?? null,
           dedicated: this.options.isolation === "process" || spec?.isolation === "process",
           waitsForSignal: spec?.kind === "wait_for_signal",
-          message: {
-            tiId: task.id,
-            dagId: task.dagId,
-            runId: task.runId,
-            taskId: task.taskId,
-            mapIndex: task.mapIndex,
-            tryNumber: task.tryNumber,
-            maxTries: task.maxTries,
-            logicalDate: task.logicalDate ? new Date(task.logicalDate).toISOString() : null,
-            dataIntervalStart: task.dataIntervalStart ? new Date(task.dataIntervalStart).toISOString() : null,
-            dataIntervalEnd: task.dataIntervalEnd ? new Date(task.dataIntervalEnd).toISOString() : null,
-            conf: task.conf,
-            params: shape.dag.params,
+          message: tryMessage(task, shape, {
             upstreamOutputs: task.upstreamOutputs ?? outputs.get(task.dagRunId) ?? {},
             steps: steps.get(task.id) ?? {},
-            compensates: spec?.compensates ?? null,
-            maxValueBytes: this.options.maxValueBytes ?? 1024 * 1024,
-            firstPokeAt: task.firstPokeAt ? new Date(task.firstPokeAt).toISOString() : null,
-            clockNow: this.clock.now().toISOString(),
-            pokeCount: task.pokeCount ?? 0,
             bundlePath: spec?.kind === "wait_for_signal" ? "" : await this.bundles.path(task.versionHash),
-            logPath: taskLogPath(this.options.logsFolder, task),
-          },
+            logsFolder: this.options.logsFolder,
+            maxValueBytes: this.options.maxValueBytes ?? 1024 * 1024,
+            now: this.clock.now(),
+          }),
         });
       } catch (err) {
         prepared.push({ task, timeoutMs: null, error: { name: "Error", message: `could not load the DAG version: ${(err as Error).message}` } });
@@ -677,32 +674,46 @@ export class Worker {
           await this.keepLog(task, `[${new Date().toISOString()}] WARNING - the task's callback was not run: the worker was stopping\n`);
           return;
         }
-        const slot = this.acquireSlot(dedicated);
-        this.callbackSlots.add(slot);
-        slot.child.onMessage = (raw) => {
-          if (isSecretGet(raw)) void answerSecret(this.db.pool, slot.child, raw);
-        };
-        // A callback that blocks its process's event loop never answers: kill it a little after the child's own deadline.
-        const killer = setTimeout(() => void slot.child.kill(), CALLBACK_TIMEOUT_MS + 5000);
         try {
-          const { finished } = await slot.child.request<{ finished: boolean }>({ type: "endedTryCallback", callback });
-          slot.busy = false;
-          // Still running in there: that process is not given another try.
-          if (slot.dedicated || !finished) {
-            this.dropSlot(slot);
-            void slot.child.stop(1000);
-          }
+          await this.tryCallbackInChild(callback, dedicated);
         } catch (err) {
-          this.dropSlot(slot);
           this.logger.warn(`the callback of try ${task.tryNumber} of ${task.dagId}.${task.taskId} (run ${task.runId}) did not complete: ${(err as Error).message}`);
           void this.keepLog(task, `[${new Date().toISOString()}] ERROR - the task's callback did not complete: ${(err as Error).message}\n`);
-        } finally {
-          clearTimeout(killer);
-          this.callbackSlots.delete(slot);
         }
       })
       .finally(() => this.endedTryCallbacks.delete(done));
     this.endedTryCallbacks.add(done);
+  }
+
+  /**
+   * A try's onRetry / onFailure in a warm child (a fresh one when `dedicated`), bounded by
+   * CALLBACK_TIMEOUT_MS; rejects if the child died or was killed. For tries this worker ended
+   * (runEndedTryCallback) and tries a scheduler reaped (TryCallbacks).
+   */
+  private async tryCallbackInChild(callback: EndedTryCallbackMessage, dedicated: boolean): Promise<EndedTryCallbackResult> {
+    const slot = this.acquireSlot(dedicated);
+    this.callbackSlots.add(slot);
+    slot.child.onMessage = (raw) => {
+      if (isSecretGet(raw)) void answerSecret(this.db.pool, slot.child, raw);
+    };
+    // A callback that blocks its process's event loop never answers: kill it a little after the child's own deadline.
+    const killer = setTimeout(() => void slot.child.kill(), CALLBACK_TIMEOUT_MS + 5000);
+    try {
+      const result = await slot.child.request<EndedTryCallbackResult>({ type: "endedTryCallback", callback });
+      slot.busy = false;
+      // Still running in there: that process is not given another try.
+      if (slot.dedicated || !result.finished) {
+        this.dropSlot(slot);
+        void slot.child.stop(1000);
+      }
+      return result;
+    } catch (err) {
+      this.dropSlot(slot);
+      throw err;
+    } finally {
+      clearTimeout(killer);
+      this.callbackSlots.delete(slot);
+    }
   }
 
   /** Forgets a slot whose child died or is being retired: the pool never hands it out again. */
@@ -828,7 +839,7 @@ export class Worker {
   private async drainAndHandBack(graceMs: number): Promise<void> {
     const limitMs = this.options.stopRecordTimeoutMs ?? 5000;
     const deadline = Date.now() + graceMs;
-    const callbacksDone = this.runCallbacks.stop(deadline);
+    const callbacksDone = Promise.all([this.runCallbacks.stop(deadline), this.tryCallbacks.stop(deadline)]);
     while (this.runningCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     await callbacksDone;
     // Callbacks of tries this worker ended (their outcome is recorded or in `finished`): what
@@ -845,9 +856,10 @@ export class Worker {
     }
     const dedicated = leftovers.flatMap((h) => (h.slot?.dedicated ? [h.slot] : []));
     this.runCallbacks.halt();
+    this.tryCallbacks.halt();
     this.callbacksClosed = true;
     await Promise.all([...this.slots, ...dedicated, ...this.callbackSlots].map((s) => (s.busy ? s.child.kill() : s.child.stop(1000))));
-    await this.runCallbacks.release();
+    await Promise.all([this.runCallbacks.release(), this.tryCallbacks.release()]);
     if (leftovers.length > 0) {
       const returned = await beforeDeadline(
         handBack(this.db, this.clock.now(), leftovers.map((h) => h.task)),

@@ -108,6 +108,7 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
         ? { mode: def.sensor.mode, pokeIntervalMs: def.sensor.pokeIntervalMs, timeoutMs: def.sensor.timeoutMs, softFail: def.sensor.softFail, exponentialBackoff: def.sensor.exponentialBackoff }
         : null,
       signal: def.signal ? { ...def.signal } : null,
+      callbacks: { onRetry: typeof t.onRetry === "function", onFailure: typeof t.onFailure === "function" },
       description: def.options.description ?? null,
       definedAt: def.definedAt ?? null,
     };
@@ -129,6 +130,8 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
       downstream: i < compensable.length - 1 ? [compensationId(compensable[i + 1]!.taskId)] : [],
       triggerRule: "all_done",
       hasCompensate: false,
+      // It runs the original's compensate with the DAG's defaultArgs only (executor/child.ts findTask).
+      callbacks: { onRetry: typeof defaults.onRetry === "function", onFailure: typeof defaults.onFailure === "function" },
       dependsOnPast: false,
       waitForDownstream: false,
       sensor: null,

@@ -41,6 +41,7 @@ export async function cleanBefore(db: Db, before: Date, options: { dryRun: boole
       await tx.query(`DELETE FROM task_step WHERE task_instance_id IN (SELECT id FROM task_instance WHERE dag_run_id IN (${list}))`, gone);
       await tx.query(`DELETE FROM task_reschedule WHERE task_instance_id IN (SELECT id FROM task_instance WHERE dag_run_id IN (${list}))`, gone);
       await tx.query(`DELETE s FROM task_log s JOIN task_instance ti ON ti.id = s.task_instance_id WHERE ti.dag_run_id IN (${list})`, gone);
+      await tx.query(`DELETE s FROM task_callback s JOIN task_instance ti ON ti.id = s.task_instance_id WHERE ti.dag_run_id IN (${list})`, gone);
       for (const table of ["xcom", "run_signal", "event_log", "task_instance"]) {
         await tx.query(`DELETE FROM ${table} WHERE dag_run_id IN (${list})`, gone);
       }

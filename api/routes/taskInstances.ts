@@ -22,7 +22,7 @@ import {
 import { listTaskSteps } from "../../store/queries/steps.ts";
 import { getPool } from "../../store/pools.ts";
 import { poolSlotsDep } from "../../scheduler/deps/poolSlots.ts";
-import { storedTaskLog } from "../../store/queries/logs.ts";
+import { storedTaskLog, type StoredTaskLog } from "../../store/queries/logs.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import { MARKABLE_STATES, setTaskState, type ChangedTask } from "../../store/transitions/setTaskState.ts";
 import { VersionCache } from "../../store/versions.ts";
@@ -188,9 +188,10 @@ export function utf8Boundary(buf: Buffer, end: number): number {
 
 /**
  * Bytes [offset, offset + max) (max undefined: to the end) of a try's log: its stored text
- * (task_log) followed by its file, either of which may be missing; null when both are.
+ * (task_log.content), its file, then what was written after it ended (task_log.epilogue: a
+ * zombie's reason, its callbacks' lines), any of which may be missing; null when all are.
  */
-async function readLog(stored: Buffer | null, file: string, offset: number, max: number | undefined): Promise<{ text: string; next: number; size: number } | null> {
+async function readLog(stored: StoredTaskLog | null, file: string, offset: number, max: number | undefined): Promise<{ text: string; next: number; size: number } | null> {
   let handle;
   try {
     handle = await open(file, "r");
@@ -198,20 +199,24 @@ async function readLog(stored: Buffer | null, file: string, offset: number, max:
     handle = undefined;
   }
   if (!handle && !stored) return null;
-  const head = stored ?? Buffer.alloc(0);
+  const head = stored?.head ?? Buffer.alloc(0);
+  const tail = stored?.tail ?? Buffer.alloc(0);
   try {
     const fileSize = handle ? (await handle.stat()).size : 0;
-    const size = head.length + fileSize;
+    const size = head.length + fileSize + tail.length;
     if (offset > size) throw new BatonError("BATON_INVALID_CONTINUATION_TOKEN", `query.token points past the end of this log (${size} bytes)`);
     const want = Math.min(max ?? size - offset, size - offset);
     const buf = Buffer.alloc(want);
     let read = 0;
     if (offset < head.length) read = head.copy(buf, 0, offset, Math.min(head.length, offset + want));
-    while (handle && read < want) {
-      const { bytesRead } = await handle.read(buf, read, want - read, offset + read - head.length);
+    const tailStart = head.length + fileSize;
+    while (handle && read < want && offset + read < tailStart) {
+      const { bytesRead } = await handle.read(buf, read, Math.min(want - read, tailStart - offset - read), offset + read - head.length);
       if (bytesRead === 0) break;
       read += bytesRead;
     }
+    // The file is read up to the size it had above (one that grew is read further next time).
+    if (read < want && offset + read >= tailStart) read += tail.copy(buf, read, offset + read - tailStart, Math.min(tail.length, offset + want - tailStart));
     const end = offset + read < size ? utf8Boundary(buf, read) : read;
     return { text: buf.subarray(0, end).toString("utf8"), next: offset + end, size };
   } finally {

@@ -174,6 +174,7 @@ export async function clearTasks(
       await tx.query(`DELETE FROM task_step WHERE task_instance_id IN (${inList(ids)})`, ids);
       // Their stored logs and pokes would outlive them: keyed by task_instance_id, no foreign key.
       await tx.query(`DELETE FROM task_log WHERE task_instance_id IN (${inList(ids)})`, ids);
+      await tx.query(`DELETE FROM task_callback WHERE task_instance_id IN (${inList(ids)})`, ids);
       await tx.query(`DELETE FROM task_reschedule WHERE task_instance_id IN (${inList(ids)})`, ids);
       await tx.query(`DELETE FROM xcom WHERE dag_run_id = ? AND task_id IN (${inList(dropped.map((r) => r.task_id))})`, [dagRunId, ...dropped.map((r) => r.task_id)]);
       await tx.query(`DELETE FROM task_instance WHERE id IN (${inList(ids)})`, ids);

@@ -59,6 +59,7 @@ export async function deleteRunRows(tx: Tx, runIds: number[]): Promise<void> {
     await tx.query(`DELETE s FROM task_step s JOIN task_instance ti ON ti.id = s.task_instance_id WHERE ti.dag_run_id IN (${list})`, ids);
     await tx.query(`DELETE s FROM task_reschedule s JOIN task_instance ti ON ti.id = s.task_instance_id WHERE ti.dag_run_id IN (${list})`, ids);
     await tx.query(`DELETE s FROM task_log s JOIN task_instance ti ON ti.id = s.task_instance_id WHERE ti.dag_run_id IN (${list})`, ids);
+    await tx.query(`DELETE s FROM task_callback s JOIN task_instance ti ON ti.id = s.task_instance_id WHERE ti.dag_run_id IN (${list})`, ids);
     for (const table of ["xcom", "run_signal", "event_log", "task_instance"]) {
       await tx.query(`DELETE FROM ${table} WHERE dag_run_id IN (${list})`, ids);
     }

@@ -14,14 +14,20 @@
 //   under its lock. Afterwards the worker's claim is gone: a late result matches nothing in
 //   finishTries (fenced, discarded) and its next heartbeat tells it to abort the try.
 // outcomes: the tries moved to up_for_retry and to failed (error BATON_TASK_ZOMBIE), with the
-//   runs a failure finished; every reaped try's pool slots are released.
+//   runs a failure finished; every reaped try's pool slots are released. In the same
+//   transaction each reaped try gets the reason at the end of its log (task_log.epilogue: the
+//   dead worker's file is out of reach) and, when its task has one, the onRetry / onFailure it
+//   owes (task_callback), which a live worker runs (see tryCallbacks.ts).
 import type { DagShape } from "../../core/dagStructure.ts";
 import { formatDuration } from "../../core/durations.ts";
 import { TaskState } from "../../core/states.ts";
 import { retryDelayMs, shouldRetry } from "../../scheduler/retryPolicy.ts";
-import { inList, type Db, type ResultSetHeader, type RowDataPacket } from "../db.ts";
+import { owedCallback, workerName, zombieLogLine, type ZombieCallback } from "../../scheduler/zombieEnding.ts";
+import { inList, type Db, type ResultSetHeader, type RowDataPacket, type Statement } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
+import type { TryError } from "./finishTries.ts";
 import { settle } from "./settle.ts";
+import { epilogueStatement, owedCallbackStatement } from "./tryCallbacks.ts";
 
 export interface ReapedTry {
   id: number;
@@ -33,6 +39,8 @@ export interface ReapedTry {
   pid: number | null;
   heartbeatAt: Date;
   state: "up_for_retry" | "failed";
+  /** The task callback the try owes, recorded for a worker to run; null when its task has none. */
+  callback: ZombieCallback | null;
 }
 
 export interface ReapedZombies {
@@ -50,7 +58,7 @@ export async function reapZombies(
   const cutoff = new Date(now.getTime() - timeoutMs);
   return db.tx(async (tx) => {
     const [rows] = await tx.query<RowDataPacket[]>(
-      `SELECT id, dag_run_id, dag_id, run_id, task_id, try_number, max_tries, claim_token, hostname, pid, pool, pool_slots,
+      `SELECT id, dag_run_id, dag_id, run_id, task_id, try_number, max_tries, claim_token, hostname, pid, pool, pool_slots, queue,
               heartbeat_at, start_date
          FROM task_instance WHERE state = 'running' AND heartbeat_at < ?
         ORDER BY heartbeat_at LIMIT ${Math.max(1, Math.floor(limit))} FOR UPDATE SKIP LOCKED`,
@@ -65,7 +73,7 @@ export async function reapZombies(
     for (const r of runs) shapes.set(Number(r.id), await shapeOf(r.version_hash));
 
     const statements: { sql: string; params: unknown[] }[] = [];
-    const planned: { row: RowDataPacket; state: "up_for_retry" | "failed" }[] = [];
+    const planned: { row: RowDataPacket; state: "up_for_retry" | "failed"; error: TryError; callback: ZombieCallback | null }[] = [];
     for (const row of [...rows].sort((a, b) => Number(a.id) - Number(b.id))) {
       const run = runOf.get(Number(row.dag_run_id));
       const spec = shapes.get(Number(row.dag_run_id))?.byId.get(row.task_id);
@@ -76,8 +84,8 @@ export async function reapZombies(
       // The same jitter key as finishTries, so a retry's delay does not depend on who noticed the failure.
       const jitterKey = `${row.dag_id}#${row.task_id}#${run?.logical_date ? new Date(run.logical_date).toISOString() : ""}`;
       const nextRetryAt = retry ? new Date(now.getTime() + retryDelayMs(spec!, tryNumber, jitterKey)) : null;
-      const worker = `${row.hostname ?? "unknown host"}${row.pid ? ` pid ${row.pid}` : ""}`;
-      const error = {
+      const worker = workerName({ hostname: row.hostname ?? null, pid: row.pid ?? null });
+      const error: TryError = {
         name: "TaskZombieError",
         code: "BATON_TASK_ZOMBIE",
         message:
@@ -91,7 +99,7 @@ export async function reapZombies(
                WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
         params: [state, now, duration, nextRetryAt, JSON.stringify(error), row.id, tryNumber, row.claim_token],
       });
-      planned.push({ row, state });
+      planned.push({ row, state, error, callback: owedCallback(spec, state) });
     }
     // One round trip for every try's update.
     const [raw] = await tx.query(statements.map((s) => s.sql).join(";\n"), statements.flatMap((s) => s.params));
@@ -99,7 +107,10 @@ export async function reapZombies(
 
     const freed = new Map<string, number>();
     const failedByRun = new Map<number, string[]>();
-    planned.forEach(({ row, state }, i) => {
+    const endings: Statement[] = [];
+    const logLines: { taskInstanceId: number; tryNumber: number; text: string }[] = [];
+    const owed: Parameters<typeof owedCallbackStatement>[1] = [];
+    planned.forEach(({ row, state, error, callback }, i) => {
       // Locked and re-checked above, so every update matches; anything else is left alone.
       if (updates[i]?.affectedRows !== 1) return;
       freed.set(row.pool, (freed.get(row.pool) ?? 0) - Number(row.pool_slots));
@@ -114,8 +125,17 @@ export async function reapZombies(
         pid: row.pid === null || row.pid === undefined ? null : Number(row.pid),
         heartbeatAt: row.heartbeat_at,
         state,
+        callback,
       });
+      const key = { taskInstanceId: Number(row.id), tryNumber: Number(row.try_number) };
+      const z = { hostname: row.hostname ?? null, pid: row.pid ?? null, heartbeatAt: row.heartbeat_at as Date, state };
+      logLines.push({ ...key, text: zombieLogLine(now, z, timeoutMs, callback) });
+      if (callback) owed.push({ ...key, queue: row.queue, callback, error });
     });
+    // The reason and the owed callbacks: one round trip, only for the tries actually reaped.
+    if (logLines.length > 0) endings.push(epilogueStatement(now, logLines));
+    if (owed.length > 0) endings.push(owedCallbackStatement(now, owed));
+    if (endings.length > 0) await tx.query(endings.map((s) => s.sql).join(";\n"), endings.flatMap((s) => s.params ?? []));
     for (const [dagRunId, taskIds] of [...failedByRun].sort(([a], [b]) => a - b)) {
       const shape = shapes.get(dagRunId);
       if (!shape) continue; // a task instance whose run row is gone: nothing downstream to settle
