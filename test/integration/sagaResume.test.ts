@@ -26,10 +26,26 @@ export default dag({ id: "saga_resume", defaultArgs: { retries: 0 } }, (t) => {
   });
   reserve.then(charge).then(ship);
 });
+
+// b's compensation hangs on its first try (until its run is cancelled) and succeeds on the next.
+export const cut = dag({ id: "saga_cut", defaultArgs: { retries: 0 } }, (t) => {
+  const a = t.task("a", { compensate: async (ctx) => mark(ctx, "undo a") }, async (ctx) => { mark(ctx, "a"); return 1; });
+  const b = t.task("b", {
+    compensate: async (ctx) => {
+      if (ctx.tryNumber === 1) {
+        while (!ctx.signal.aborted) await new Promise((r) => setTimeout(r, 20));
+        throw new Error("aborted");
+      }
+      mark(ctx, "undo b");
+    },
+  }, async (ctx) => { mark(ctx, "b"); return 1; });
+  a.then(b).then(t.task("c", async () => { throw new Error("c fails"); }));
+});
 `);
 
 describe("resuming a failed saga compensation", () => {
-  const h = new Harness();
+  // A short heartbeat: the worker of a cancelled try learns it at once and aborts it.
+  const h = new Harness({ heartbeatMs: 200 });
   beforeAll(async () => {
     await h.start({ "saga_resume.ts": DAGS });
     await h.run();
@@ -165,5 +181,37 @@ describe("resuming a failed saga compensation", () => {
     expect((await marksOf(marks)).sort()).toEqual(["charge", "release", "reserve", "reserve", "ship"]);
     const tasks = await tasksOf(runId);
     expect(Object.keys(tasks).sort()).toEqual(["charge", "reserve", "ship"]);
+  });
+
+  it("a run cancelled while compensating resumes its compensation where the cancel cut it off, in order", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "baton-saga-resume-"));
+    const marks = path.join(dir, "marks.txt");
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/saga_cut/dagRuns", payload: { conf: { marks } } });
+    const runId = res.json().dag_run_id as string;
+    const url = `/api/v1/dags/saga_cut/dagRuns/${encodeURIComponent(runId)}`;
+    const stateOf = async (taskId: string) => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM task_instance WHERE dag_id = 'saga_cut' AND run_id = ? AND task_id = ?", [runId, taskId]);
+      return rows[0]?.state as string | undefined;
+    };
+    await waitFor("b's compensation to run", async () => (await stateOf("b__compensate")) === "running", 20_000);
+    const cancel = await h.app.inject({ method: "PATCH", url, payload: { state: "failed" } });
+    expect(cancel.statusCode).toBe(200);
+    expect((await h.app.inject({ method: "GET", url })).json()).toMatchObject({ state: "failed" });
+    expect([await stateOf("b__compensate"), await stateOf("a__compensate")]).toEqual(["failed", "skipped"]);
+
+    const cleared = await h.app.inject({
+      method: "POST",
+      url: "/api/v1/dags/saga_cut/clearTaskInstances",
+      payload: { dag_run_id: runId, dry_run: false, task_ids: ["b__compensate"], include_downstream: true },
+    });
+    expect(cleared.statusCode).toBe(200);
+    // a's compensation never ran (the cancel skipped it) and a succeeded: it is owed too.
+    expect(cleared.json().task_instances.map((t: { task_id: string }) => t.task_id).sort()).toEqual(["a__compensate", "b__compensate"]);
+    const done = await waitFor("the resumed compensation to end", async () => {
+      const r = (await h.app.inject({ method: "GET", url })).json();
+      return r.state === "failed" && r.compensation !== "running" ? r : null;
+    }, 20_000);
+    expect(done).toMatchObject({ compensation: "compensated", compensated: true });
+    expect(await marksOf(marks)).toEqual(["a", "b", "undo b", "undo a"]);
   });
 });
