@@ -97,3 +97,46 @@ export function skipsToKeep(
   }
   return keep;
 }
+
+/**
+ * Whether a run's saga is over: its compensation ended (compensated / compensation_failed), or
+ * the run ended while compensating (cancelled or timed out: the column still says "running").
+ */
+export function sagaEnded(run: { state: string; compensation: string | null }): boolean {
+  if (run.compensation == null) return false;
+  return run.compensation !== "running" || run.state === "failed" || run.state === "success";
+}
+
+/**
+ * What the tasks a clear names ask for in a saga: "compensations" (only `<task>__compensate`
+ * tasks: run them again, resuming the compensation), "tasks" (none of them, or no names: the
+ * run's own tasks, a new attempt once the saga ended) or "mixed" (both, which the caller refuses
+ * or narrows: resuming the compensation and starting a new attempt exclude each other).
+ */
+export function sagaClearMode(shape: DagShape, namedTaskIds: readonly string[]): "tasks" | "compensations" | "mixed" {
+  const named = namedTaskIds.filter((id) => shape.byId.has(id));
+  const compensations = named.filter((id) => shape.byId.get(id)!.kind === "compensate").length;
+  if (compensations === 0) return "tasks";
+  return compensations === named.length ? "compensations" : "mixed";
+}
+
+/**
+ * The compensations a clear may run again: those still owed (the task they undo succeeded and
+ * they have not), whose state the clear's filter selects. One that succeeded is never run again
+ * (a refund done twice), nor one skipped because its task never succeeded (nothing to undo). An
+ * owed one left skipped was cut off by its run's end (cancel, timeout), not decided away: it
+ * counts as failed, so a re-drive (only_failed) takes it with the failed one before it.
+ */
+export function clearableCompensations(
+  shape: DagShape,
+  stateOf: (taskId: string) => string | undefined,
+  selects: (state: string) => boolean,
+): Set<string> {
+  const clearable = new Set<string>();
+  for (const c of shape.compensations) {
+    const state = stateOf(c.taskId);
+    if (state === undefined || state === TaskState.Success || stateOf(c.compensates!) !== TaskState.Success) continue;
+    if (selects(state === TaskState.Skipped ? TaskState.Failed : state)) clearable.add(c.taskId);
+  }
+  return clearable;
+}

@@ -22,10 +22,16 @@
 //   upstream / downstream closure, in the states the only_* filters pick (every state without one).
 // skips: a task that a succeeded, not cleared branch or short-circuit skipped stays skipped
 //   (scheduler/clearSelection.ts skipsToKeep, from the decider's recorded output).
-// saga: in a run whose compensation ended, the compensation task instances are deleted and the
+// saga: in a run whose compensation ended (scheduler/clearSelection.ts sagaEnded), a clear naming
+//   only compensation tasks resumes the compensation: the owed ones chosen (their task succeeded,
+//   they did not) go back to `none` as any cleared task (next try, history kept), the run goes
+//   back to running with compensation "running", and finishRun decides it again when they end.
+//   Any other clear starts a new attempt: the compensation task instances are deleted and the
 //   tasks whose compensation succeeded are cleared with the chosen ones (a new attempt redoes
-//   what was undone).
-// outcomes: BATON_DAG_NOT_FOUND, BATON_DAG_RUN_NOT_FOUND, BATON_TASK_NOT_FOUND (naming the ids); otherwise the cleared task
+//   what was undone). A compensation that succeeded, or had nothing to undo, is never cleared.
+// outcomes: BATON_DAG_NOT_FOUND, BATON_DAG_RUN_NOT_FOUND, BATON_TASK_NOT_FOUND (naming the ids);
+//   BATON_CLEAR_MIXES_COMPENSATION when the named tasks mix compensations and other tasks
+//   (unless preferCompensation); otherwise the cleared task
 //   instances (state before and after), the ids queued, and the run's state afterwards (a run
 //   whose cleared tasks all end at once, e.g. behind a failed upstream that was not cleared,
 //   finishes again in the same transaction). XCom entries of cleared tasks are deleted. A
@@ -33,7 +39,15 @@
 import { runTimeoutAt, type DagShape } from "../../core/dagStructure.ts";
 import { BatonError } from "../../core/errors.ts";
 import { RunState, TaskState, isTerminalTaskState } from "../../core/states.ts";
-import { clearClosure, clearStateFilter, skipsToKeep, upstreamCountsOf } from "../../scheduler/clearSelection.ts";
+import {
+  clearClosure,
+  clearStateFilter,
+  clearableCompensations,
+  sagaClearMode,
+  sagaEnded,
+  skipsToKeep,
+  upstreamCountsOf,
+} from "../../scheduler/clearSelection.ts";
 import { inList, type Db, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
 import { runNotFoundError } from "../queries/read.ts";
@@ -60,6 +74,12 @@ export interface ClearRequest {
    * so the run's other task instances stay consistent; otherwise BATON_VERSION_INCOMPATIBLE.
    */
   useLatestVersion?: boolean;
+  /**
+   * When the named tasks mix compensations (`<task>__compensate`) and other tasks, clear only the
+   * compensations (resuming a saga's compensation comes first; the other tasks stay as they are)
+   * instead of refusing with BATON_CLEAR_MIXES_COMPENSATION. A re-drive of dead letters sets it.
+   */
+  preferCompensation?: boolean;
 }
 
 export interface ClearedTask {
@@ -91,7 +111,7 @@ export async function clearTasks(
   req: ClearRequest,
   shapeOf: (versionHash: string) => Promise<DagShape>,
 ): Promise<ClearResult> {
-  const taskIds = [...new Set(req.taskIds ?? [])];
+  let taskIds = [...new Set(req.taskIds ?? [])];
   const [runs] = await db.pool.query<RowDataPacket[]>("SELECT id, version_hash, logical_date FROM dag_run WHERE dag_id = ? AND run_id = ?", [
     req.dagId,
     req.runId,
@@ -127,6 +147,21 @@ export async function clearTasks(
         " (a run keeps the DAG version it started with)",
     );
   }
+  // Resuming a saga's compensation and starting a new attempt exclude each other: a new attempt
+  // deletes the compensation task instances a resume would run.
+  let mode = sagaClearMode(shape, taskIds);
+  if (mode === "mixed") {
+    if (!req.preferCompensation) {
+      throw new BatonError(
+        "BATON_CLEAR_MIXES_COMPENSATION",
+        `the clear names compensation tasks (${taskIds.filter((id) => shape.byId.get(id)!.kind === "compensate").map((id) => `"${id}"`).join(", ")}) ` +
+          `and other tasks of run "${req.runId}" of DAG "${req.dagId}": clear the compensations alone to resume the saga's compensation, ` +
+          "or the other tasks alone to start a new attempt",
+      );
+    }
+    taskIds = taskIds.filter((id) => shape.byId.get(id)!.kind === "compensate");
+    mode = "compensations";
+  }
   const chosen = new Set(clearClosure(shape, taskIds.length > 0 ? taskIds : shape.byId.keys(), req));
   const selects = clearStateFilter(!!req.onlyFailed, !!req.onlyRunning);
   const dryRun = !!req.dryRun;
@@ -138,19 +173,23 @@ export async function clearTasks(
       [dagRunId],
     );
     const [[runRow]] = await tx.query<RowDataPacket[]>(`SELECT state, compensation FROM dag_run WHERE id = ?${lock}`, [dagRunId]);
-    // A finished saga's compensation belongs to the attempt that failed: clearing starts a new
-    // attempt, so its compensation task instances go and a new failure compensates again. A task
-    // whose compensation succeeded was undone: the new attempt does it again (cleared with the
-    // chosen ones), or its downstream tasks would run on an effect that no longer exists (ship
-    // after the refund) and a second failure would undo it twice.
+    // A finished saga's compensation belongs to the attempt that failed: clearing its tasks starts
+    // a new attempt, so its compensation task instances go and a new failure compensates again. A
+    // task whose compensation succeeded was undone: the new attempt does it again (cleared with
+    // the chosen ones), or its downstream tasks would run on an effect that no longer exists (ship
+    // after the refund) and a second failure would undo it twice. Clearing its compensations
+    // instead resumes them: compensations must eventually succeed (the refund service was down).
     const compensationIds = new Set(shape.compensations.map((c) => c.taskId));
-    const endedSaga = runRow!.compensation != null && runRow!.compensation !== "running";
-    const dropped = endedSaga ? allRows.filter((r) => compensationIds.has(r.task_id)) : [];
+    const endedSaga = sagaEnded({ state: runRow!.state, compensation: runRow!.compensation ?? null });
+    const resume = endedSaga && mode === "compensations";
+    const newAttempt = endedSaga && !resume;
+    const dropped = newAttempt ? allRows.filter((r) => compensationIds.has(r.task_id)) : [];
     const undone = new Set(
       dropped.filter((r) => r.state === TaskState.Success).map((r) => shape.byId.get(r.task_id)?.compensates).filter((id): id is string => !!id),
     );
-    const rows = endedSaga ? allRows.filter((r) => !compensationIds.has(r.task_id)) : allRows;
-    let hits = rows.filter((r) => chosen.has(r.task_id) && selects(r.state));
+    const rows = newAttempt ? allRows.filter((r) => !compensationIds.has(r.task_id)) : allRows;
+    const compensable = clearableCompensations(shape, stateOf(rows), selects);
+    let hits = rows.filter((r) => chosen.has(r.task_id) && (compensationIds.has(r.task_id) ? compensable.has(r.task_id) : selects(r.state)));
     if (hits.length > 0) for (const r of rows) if (undone.has(r.task_id) && !hits.includes(r)) hits.push(r);
     const kept = skipsToKeep(shape, new Set(hits.map((r) => r.task_id as string)), stateOf(rows), await deciderOutputs(tx, dagRunId, shape, rows));
     if (kept.size > 0) hits = hits.filter((r) => !kept.has(r.task_id));
@@ -181,8 +220,10 @@ export async function clearTasks(
     }
     await exec(tx, resetStatements(shape, hits));
     await tx.query(`DELETE FROM xcom WHERE dag_run_id = ? AND task_id IN (${inList(clearedTaskIds)})`, [dagRunId, ...clearedTaskIds]);
-    // A cleared task runs from scratch: its durable steps are forgotten too.
-    await tx.query(`DELETE FROM task_step WHERE task_instance_id IN (${inList([...clearedIds])})`, [...clearedIds]);
+    // A cleared task runs from scratch: its durable steps are forgotten too. Not a compensation's:
+    // it goes on as a retry would, so a refund step that went through is not made again.
+    const forgotten = hits.filter((r) => !compensationIds.has(r.task_id)).map((r) => Number(r.id));
+    if (forgotten.length > 0) await tx.query(`DELETE FROM task_step WHERE task_instance_id IN (${inList(forgotten)})`, forgotten);
 
     // Counters of the cleared tasks and of their direct downstream tasks, from states as they are now.
     const stateAfter = new Map<string, string>();
@@ -195,14 +236,19 @@ export async function clearTasks(
     const finished = runRow!.state === RunState.Success || runRow!.state === RunState.Failed;
     if (finished) {
       // A finished run restarts its clock (Airflow sets start_date on clear): its dagrunTimeout counts from now.
-      await tx.query("UPDATE dag_run SET state = 'running', end_date = NULL, compensation = NULL, unfinished_tasks = ?, start_date = ?, timeout_at = ? WHERE id = ?", [
+      // Resumed, it is compensating again (running, as when its compensation first started); a new attempt has no saga yet.
+      await tx.query("UPDATE dag_run SET state = 'running', end_date = NULL, compensation = ?, unfinished_tasks = ?, start_date = ?, timeout_at = ? WHERE id = ?", [
+        resume ? "running" : null,
         unfinished,
         now,
         runTimeoutAt(shape.dag, now),
         dagRunId,
       ]);
     } else {
-      await tx.query("UPDATE dag_run SET state = 'running', end_date = NULL, unfinished_tasks = ? WHERE id = ?", [unfinished, dagRunId]);
+      await tx.query(`UPDATE dag_run SET state = 'running', end_date = NULL, unfinished_tasks = ?${resume ? ", compensation = 'running'" : ""} WHERE id = ?`, [
+        unfinished,
+        dagRunId,
+      ]);
     }
 
     // Re-evaluate with settle's own decision: one answer to "is this task ready?".

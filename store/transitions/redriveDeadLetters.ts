@@ -1,5 +1,8 @@
 // redriveDeadLetters — clears dead-letter task instances (and their downstream tasks) so they run
-// again, one clearTasks transaction per run, each run on its pinned version.
+// again, one clearTasks transaction per run, each run on its pinned version. A run whose saga's
+// compensation failed has two kinds of dead letters: the task that failed the run and the failed
+// compensation. Chosen together, the compensation is resumed (preferCompensation) and the task
+// stays a dead letter: a saga owes its compensations first, and a new attempt would delete them.
 import type { DagShape } from "../../core/dagStructure.ts";
 import type { Db, RowDataPacket } from "../db.ts";
 import { listDeadLetters, type DeadLetterFilter } from "../queries/deadLetters.ts";
@@ -22,7 +25,7 @@ export async function redriveDeadLetters(
   }
   let redriven = 0;
   for (const run of byRun.values()) {
-    const result = await clearTasks(db, now, { dagId: run.dagId, runId: run.runId, taskIds: run.taskIds, onlyFailed: true, includeDownstream: true, dryRun }, shapeOf);
+    const result = await clearTasks(db, now, { dagId: run.dagId, runId: run.runId, taskIds: run.taskIds, onlyFailed: true, includeDownstream: true, dryRun, preferCompensation: true }, shapeOf);
     redriven += result.cleared.filter((c) => run.taskIds.includes(c.taskId)).length;
   }
   return { letters: rows, redriven };

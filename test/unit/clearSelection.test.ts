@@ -1,5 +1,13 @@
 import { shapeOf, type SerializedDag, type SerializedTask } from "../../core/dagStructure.ts";
-import { clearClosure, clearStateFilter, skipsToKeep, upstreamCountsOf } from "../../scheduler/clearSelection.ts";
+import {
+  clearClosure,
+  clearStateFilter,
+  clearableCompensations,
+  sagaClearMode,
+  sagaEnded,
+  skipsToKeep,
+  upstreamCountsOf,
+} from "../../scheduler/clearSelection.ts";
 
 /** A DAG of plain tasks (or the given kinds) from each task's upstream ids, listed in topological order. */
 function shapeFrom(edges: Record<string, string[]>, kinds: Record<string, string> = {}) {
@@ -97,5 +105,58 @@ describe("skipsToKeep", () => {
   it("accepts a branch output naming one task, not a list", () => {
     expect([...skipsToKeep(s, new Set(["a", "b"]), stateOf, new Map<string, unknown>([["pick", "b"]]))]).toEqual([]);
     expect([...skipsToKeep(s, new Set(["b"]), stateOf, new Map<string, unknown>([["pick", "a"]]))]).toEqual(["b"]);
+  });
+});
+
+describe("saga clears", () => {
+  /** charge → ship, each undone by its compensation; compensations chained in reverse order. */
+  const saga = () => {
+    const s = shapeFrom(
+      { reserve: [], charge: ["reserve"], ship: ["charge"], charge__compensate: [], reserve__compensate: ["charge__compensate"] },
+      { charge__compensate: "compensate", reserve__compensate: "compensate" },
+    );
+    (s.byId.get("charge__compensate") as { compensates?: string }).compensates = "charge";
+    (s.byId.get("reserve__compensate") as { compensates?: string }).compensates = "reserve";
+    return s;
+  };
+  const states = (m: Record<string, string>) => (id: string) => m[id];
+
+  it("sagaEnded: a compensation that ended, or a run that ended while compensating", () => {
+    expect(sagaEnded({ state: "failed", compensation: null })).toBe(false);
+    expect(sagaEnded({ state: "running", compensation: "running" })).toBe(false);
+    expect(sagaEnded({ state: "failed", compensation: "running" })).toBe(true);
+    expect(sagaEnded({ state: "failed", compensation: "compensated" })).toBe(true);
+    expect(sagaEnded({ state: "failed", compensation: "compensation_failed" })).toBe(true);
+  });
+
+  it("sagaClearMode: compensations alone, other tasks (or none named), or both", () => {
+    const s = saga();
+    expect(sagaClearMode(s, [])).toBe("tasks");
+    expect(sagaClearMode(s, ["ship", "charge"])).toBe("tasks");
+    expect(sagaClearMode(s, ["charge__compensate"])).toBe("compensations");
+    expect(sagaClearMode(s, ["charge__compensate", "reserve__compensate"])).toBe("compensations");
+    expect(sagaClearMode(s, ["ship", "charge__compensate"])).toBe("mixed");
+  });
+
+  it("clearableCompensations: owed ones only, never one that succeeded or had nothing to undo", () => {
+    const s = saga();
+    const all = clearStateFilter(false, false);
+    const onlyFailed = clearStateFilter(true, false);
+    const ran = { reserve: "success", charge: "success", ship: "failed" };
+    expect(clearableCompensations(s, states({ ...ran, charge__compensate: "failed", reserve__compensate: "success" }), all)).toEqual(new Set(["charge__compensate"]));
+    // The reservation never succeeded: its skipped compensation has nothing to undo.
+    expect(
+      clearableCompensations(s, states({ ...ran, reserve: "failed", charge__compensate: "failed", reserve__compensate: "skipped" }), onlyFailed),
+    ).toEqual(new Set(["charge__compensate"]));
+    // Cut off by a cancel or timeout: the skipped one is owed and counts as failed.
+    expect(clearableCompensations(s, states({ ...ran, charge__compensate: "failed", reserve__compensate: "skipped" }), onlyFailed)).toEqual(
+      new Set(["charge__compensate", "reserve__compensate"]),
+    );
+    // Still compensating: a queued compensation is owed, but only_failed does not take it.
+    expect(clearableCompensations(s, states({ ...ran, charge__compensate: "failed", reserve__compensate: "queued" }), onlyFailed)).toEqual(
+      new Set(["charge__compensate"]),
+    );
+    // No saga yet: no compensation task instances.
+    expect(clearableCompensations(s, states(ran), all)).toEqual(new Set());
   });
 });
