@@ -3,8 +3,8 @@ import { Type } from "typebox";
 import { BatonError } from "../../core/errors.ts";
 import { TaskState } from "../../core/states.ts";
 import { clearStateFilter } from "../../scheduler/clearSelection.ts";
-import { getDag, listStartedRunsInRange } from "../../store/queries/read.ts";
-import { clearTasks, type ClearResult } from "../../store/transitions/clearTasks.ts";
+import { getDag, getDagRun, listStartedRunsInRange, runNotFoundError } from "../../store/queries/read.ts";
+import { assertNotMixedClear, clearTasks, type ClearResult } from "../../store/transitions/clearTasks.ts";
 import { isoOrNull } from "../../store/rows.ts";
 import { VersionCache } from "../../store/versions.ts";
 import { dbFor, type ApiDeps } from "../context.ts";
@@ -116,6 +116,24 @@ export const clearRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db,
         useLatestVersion: body.use_latest_version ?? false,
       };
       const acrossRuns = body.dag_run_id === undefined || body.include_past || body.include_future;
+      const states = onlyFailed || onlyRunning ? Object.values(TaskState).filter(clearStateFilter(onlyFailed, onlyRunning)) : undefined;
+      /** The started runs in a range of logical dates, each with the named tasks its version has (none: left out). */
+      const otherRuns = async (dag: string, range: { gte?: Date; lte?: Date }, except?: string) => {
+        const runs = await listStartedRunsInRange(db.pool, dag, range, states, MAX_CLEAR_RUNS + 1);
+        if (runs.length > MAX_CLEAR_RUNS) {
+          throw new BatonError("BATON_VALIDATION_FAILED", `the clear would touch more than ${MAX_CLEAR_RUNS} runs; narrow start_date / end_date`);
+        }
+        const parts: { runId: string; versionHash: string; taskIds?: string[] }[] = [];
+        for (const run of runs) {
+          if (run.run_id === except) continue;
+          // Another version may lack some of the tasks: clear the ones it has.
+          const shape = await shapeOf(run.version_hash);
+          const taskIds = body.task_ids?.filter((id) => shape.byId.has(id));
+          if (body.task_ids?.length && !taskIds?.length) continue;
+          parts.push({ runId: run.run_id as string, versionHash: run.version_hash as string, taskIds });
+        }
+        return parts;
+      };
       if (acrossRuns && !body.task_ids?.length && !onlyFailed && !onlyRunning) {
         throw new BatonError(
           "BATON_VALIDATION_FAILED",
@@ -124,32 +142,29 @@ export const clearRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db,
         );
       }
 
-      const results: ClearResult[] = [];
+      // Every run's part is planned, and checked, before any is cleared: each run clears in its
+      // own transaction, so a refusal found at the third run would leave two cleared.
+      const plan: { runId: string; versionHash: string; taskIds?: string[] }[] = [];
       if (body.dag_run_id !== undefined) {
         // The named run first: unknown DAG, run or task ids are 404s here.
-        results.push(await clearTasks(dbFor(db, req), clock.now(), { ...request, runId: body.dag_run_id, taskIds: body.task_ids }, shapeOf));
-      } else if (!(await getDag(db.pool, dagId))) {
-        throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${dagId}" not found`);
+        const named = await getDagRun(db.pool, dagId, body.dag_run_id);
+        if (!named) throw await runNotFoundError(db.pool, dagId, body.dag_run_id);
+        plan.push({ runId: body.dag_run_id, versionHash: named.version_hash, taskIds: body.task_ids });
+        if (acrossRuns) {
+          const at = named.logical_date as Date | null;
+          const range = at ? { gte: body.include_past ? undefined : at, lte: body.include_future ? undefined : at } : { gte: new Date(8.64e15) };
+          plan.push(...(await otherRuns(dagId, range, body.dag_run_id)));
+        }
+      } else {
+        if (!(await getDag(db.pool, dagId))) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${dagId}" not found`);
+        plan.push(...(await otherRuns(dagId, { gte: startDate, lte: endDate })));
       }
-      if (acrossRuns) {
-        let range: { gte?: Date; lte?: Date } = { gte: startDate, lte: endDate };
-        if (body.dag_run_id !== undefined) {
-          const at = results[0]!.logicalDate;
-          range = at ? { gte: body.include_past ? undefined : at, lte: body.include_future ? undefined : at } : { gte: new Date(8.64e15) };
-        }
-        const states = onlyFailed || onlyRunning ? Object.values(TaskState).filter(clearStateFilter(onlyFailed, onlyRunning)) : undefined;
-        const runs = await listStartedRunsInRange(db.pool, dagId, range, states, MAX_CLEAR_RUNS + 1);
-        if (runs.length > MAX_CLEAR_RUNS) {
-          throw new BatonError("BATON_VALIDATION_FAILED", `the clear would touch more than ${MAX_CLEAR_RUNS} runs; narrow start_date / end_date`);
-        }
-        for (const run of runs) {
-          if (results.some((r) => r.dagRunId === Number(run.id))) continue;
-          // Another version may lack some of the tasks: clear the ones it has.
-          const shape = await shapeOf(run.version_hash);
-          const taskIds = body.task_ids?.filter((id) => shape.byId.has(id));
-          if (body.task_ids?.length && !taskIds?.length) continue;
-          results.push(await clearTasks(dbFor(db, req), clock.now(), { ...request, runId: run.run_id, taskIds }, shapeOf));
-        }
+      for (const part of plan) {
+        if (part.taskIds?.length) assertNotMixedClear(await shapeOf(part.versionHash), part.taskIds, dagId, part.runId);
+      }
+      const results: ClearResult[] = [];
+      for (const part of plan) {
+        results.push(await clearTasks(dbFor(db, req), clock.now(), { ...request, runId: part.runId, taskIds: part.taskIds }, shapeOf));
       }
       if (!dryRun && results.some((r) => r.cleared.length > 0)) (onTasksQueued ?? onRunCreated)?.();
       const taskInstances = results.flatMap((result) =>

@@ -163,6 +163,42 @@ describe("resuming a failed saga compensation", () => {
     expect(await getRun(runId)).toMatchObject({ state: "failed", compensation: "compensation_failed" });
   });
 
+  it("a clear across runs that would mix them in one run clears none of them", async () => {
+    // Version 1 has no compensation; version 2 adds one. A clear of `step` and `work__compensate`
+    // names only `step` in the run of version 1 and both in the run of version 2.
+    const version = (compensate: boolean) =>
+      dagSource(`export default dag({ id: "saga_versions", defaultArgs: { retries: 0 } }, (t) => {
+  t.task("work", ${compensate ? "{ compensate: async () => undefined }, " : ""}async () => 1).then(t.task("step", async () => { throw new Error("step fails"); }));
+});`);
+    const runOf = async (runId: string) => {
+      await h.app.inject({ method: "POST", url: "/api/v1/dags/saga_versions/dagRuns", payload: { dag_run_id: runId } });
+      return waitFor(`run ${runId} to fail`, async () => {
+        const r = (await h.app.inject({ method: "GET", url: `/api/v1/dags/saga_versions/dagRuns/${runId}` })).json();
+        return r.state === "failed" ? r : null;
+      }, 20_000);
+    };
+    await h.writeDag("saga_versions.ts", version(false));
+    await h.processor.scan();
+    await runOf("v1");
+    await h.writeDag("saga_versions.ts", version(true));
+    await h.processor.scan();
+    expect(await runOf("v2")).toMatchObject({ compensation: "compensated" });
+    const states = async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT run_id, task_id, state, try_number FROM task_instance WHERE dag_id = 'saga_versions' ORDER BY run_id, task_id");
+      return rows.map((r) => `${r.run_id}/${r.task_id}:${r.state}#${r.try_number}`);
+    };
+    const before = await states();
+    const res = await h.app.inject({
+      method: "POST",
+      url: "/api/v1/dags/saga_versions/clearTaskInstances",
+      payload: { dry_run: false, only_failed: false, task_ids: ["step", "work__compensate"], start_date: "2000-01-01T00:00:00Z" },
+    });
+    expect(res.statusCode).toBe(409);
+    expect(res.json()).toMatchObject({ code: "BATON_CLEAR_MIXES_COMPENSATION" });
+    expect(res.json().detail).toContain('"v2"');
+    expect(await states()).toEqual(before);
+  });
+
   it("clearing the failed task of a compensation_failed run still starts a new attempt", async () => {
     const { runId, dir, marks } = await failedSaga();
     await writeFile(path.join(dir, "carrier"), "");
