@@ -404,6 +404,9 @@ async function attempt(
     pausedIndex = statements.length;
     statements.push({ sql: `SELECT @baton_paused := COUNT(*) AS paused FROM dag WHERE dag_id IN (${inList(dagIds)}) AND is_paused = 1`, params: dagIds });
   }
+  // Only where this call set it: a session variable outlives the call on its pooled connection,
+  // and is NULL on a fresh one (a batch of backfill tries reads no pause, yet takes).
+  const unlessPaused = pausedIndex === undefined ? "" : " AND @baton_paused = 0";
   /** Downstream tasks claimed speculatively; an early commit needs every one matched (its pool slot is counted). */
   let takenExpected = 0;
   for (const p of planned) {
@@ -448,7 +451,7 @@ async function attempt(
           sql: `UPDATE task_instance SET ${column} = ${column} + 1, state = 'running', try_number = try_number + 1, claim_token = ?,
                        hostname = ?, pid = ?, queued_at = ?, start_date = ?, end_date = NULL, duration = NULL, heartbeat_at = ?,
                        next_retry_at = NULL
-                 WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)}) AND state IN ('none', 'scheduled') AND @baton_paused = 0`,
+                 WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)}) AND state IN ('none', 'scheduled')${unlessPaused}`,
           params: [take!.token, take!.hostname, take!.pid, now, now, now, dagRunId, ...taskIds],
         });
         for (const taskId of taskIds) run.taken.push({ taskId, upstream: speculative.get(taskId)!.upstream, column });

@@ -1,12 +1,16 @@
 // Pausing a DAG holds its running runs, as in Airflow: tries already running finish, and no new
 // task of the DAG starts until it is unpaused — neither handed on by the worker that recorded
 // the upstream try (the fast path) nor claimed from the queue.
+import { randomBytes } from "node:crypto";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
+import { claimTasks } from "../../store/transitions/claimTasks.ts";
+import { finishTries } from "../../store/transitions/finishTries.ts";
+import { VersionCache } from "../../store/versions.ts";
 
 const DAGS = dagSource(`
 import { existsSync } from "node:fs";
@@ -84,5 +88,36 @@ describe("pausing a DAG with a running run", () => {
     await waitFor("the backfill to complete", async () => (await h.app.inject({ method: "GET", url: `/api/v1/backfills/${id}` })).json().state === "completed");
     const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state, COUNT(*) AS n FROM task_instance WHERE dag_id = 'paused_history' GROUP BY state");
     expect(rows.map((r) => [r.state, Number(r.n)])).toEqual([["success", 6]]);
+  });
+});
+
+// The worker recording a try takes its ready downstream task in the same transaction; for a
+// backfill try (of a paused DAG too) it reads no pause, and must take it on a connection that
+// never read one (a session variable is NULL there).
+describe("a backfill try's downstream task on a fresh connection", () => {
+  const h = new Harness({ worker: false, manualTicks: true });
+  beforeAll(async () => {
+    await h.start({
+      "ghost.ts": dagSource(`export default dag({ id: "ghost_bf", schedule: "@daily", startDate: "2026-01-01", isPausedUponCreation: true }, (t) => {
+  t.task("first", async () => 1).then(t.task("second", async () => 2));
+});`),
+    });
+    await h.run();
+  });
+  afterAll(() => h.stop());
+
+  it("is taken by the worker that recorded its upstream try", async () => {
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/backfills", payload: { dag_id: "ghost_bf", from_date: "2026-02-01", to_date: "2026-02-01" } });
+    expect(res.statusCode).toBe(200);
+    await h.scheduler.tick();
+    await h.scheduler.tick();
+    const take = { limit: 4, queues: ["default"], hostname: "ghost", pid: 1, token: randomBytes(16).toString("hex") };
+    const [first] = await claimTasks(h.db, { ...take, now: new Date() });
+    expect(first).toMatchObject({ taskId: "first", backfill: true });
+    const versions = new VersionCache(h.db.pool);
+    const result = await finishTries(h.db, new Date(), [{ task: first!, outcome: "success", endedAt: new Date() }], (hash) => versions.shape(hash), take);
+    expect(result.taken.map((t) => t.taskId)).toEqual(["second"]);
+    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM task_instance WHERE dag_id = 'ghost_bf' AND task_id = 'second'");
+    expect(rows[0]!.state).toBe("running");
   });
 });
