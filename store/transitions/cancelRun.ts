@@ -2,6 +2,8 @@
 // Uses endRuns: running task instances fail with BATON_DAG_RUN_CANCELLED (their workers abort
 // ctx.signal at the next heartbeat and kill the process after the grace), the rest are skipped.
 // locks: as endRuns (task rows, the run row, pool rows); the run is re-checked under its lock.
+// saga: a run cancelled while compensating ends compensation_failed (endRuns): what was cut off is
+//   resumed by clearing it.
 // outcomes: the run's state before; BATON_DAG_RUN_NOT_FOUND (BATON_DAG_NOT_FOUND without the DAG); BATON_DAG_RUN_FINISHED.
 import { BatonError } from "../../core/errors.ts";
 import type { Db, RowDataPacket } from "../db.ts";
