@@ -1,5 +1,5 @@
 // What an operator does to a saga by hand, and how the run's `compensation` follows: cancelling or
-// timing out a run while it compensates. No task code runs: a ghost
+// timing out a run while it compensates, and cancelling a compensating run with compensate: true. No task code runs: a ghost
 // worker claims tries through the store (claimTasks) and reports their outcomes (finishTries), on a
 // fake clock.
 import { randomBytes } from "node:crypto";
@@ -114,5 +114,20 @@ describe("a run ended while compensating", () => {
     await run("t1", "charge__compensate", "success");
     await run("t1", "reserve__compensate", "success");
     expect(await getRun("t1")).toMatchObject({ state: "failed", compensation: "compensated" });
+  });
+
+  it("cancelling a compensating run with compensate: true is refused, and changes nothing", async () => {
+    await compensatingRun("k1");
+    const charge = await claim("k1", "charge__compensate");
+    const before = await states("k1");
+    const res = await h.app.inject({ method: "PATCH", url: runUrl("k1"), payload: { state: "failed", compensate: true } });
+    expect(res.statusCode).toBe(409);
+    expect(res.json()).toMatchObject({ code: "BATON_DAG_RUN_COMPENSATING" });
+    expect(await states("k1")).toEqual(before);
+    expect(await getRun("k1")).toMatchObject({ state: "running", compensation: "running" });
+    // The compensation carries on.
+    await end(charge, "success");
+    await run("k1", "reserve__compensate", "success");
+    expect(await getRun("k1")).toMatchObject({ state: "failed", compensation: "compensated" });
   });
 });
