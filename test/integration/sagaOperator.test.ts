@@ -1,5 +1,6 @@
-// What an operator does to a saga by hand, and how the run's `compensation` follows: cancelling or
-// timing out a run while it compensates, and cancelling a compensating run with compensate: true. No task code runs: a ghost
+// What an operator does to a saga by hand, and how the run's `compensation` follows: marking a
+// compensation success (refunded by hand) or failed, cancelling or timing out a run while it
+// compensates, and cancelling a compensating run with compensate: true. No task code runs: a ghost
 // worker claims tries through the store (claimTasks) and reports their outcomes (finishTries), on a
 // fake clock.
 import { randomBytes } from "node:crypto";
@@ -66,9 +67,26 @@ async function compensatingRun(runId: string): Promise<void> {
   expect(await getRun(runId)).toMatchObject({ state: "running", compensation: "running" });
 }
 
+/** A saga that ended: each compensation ran with the given outcome. */
+async function endedSaga(runId: string, charge: "success" | "failed", reserve: "success" | "failed"): Promise<void> {
+  await compensatingRun(runId);
+  await run(runId, "charge__compensate", charge);
+  await run(runId, "reserve__compensate", reserve);
+  const compensation = charge === "success" && reserve === "success" ? "compensated" : "compensation_failed";
+  expect(await getRun(runId)).toMatchObject({ state: "failed", compensation });
+}
+
 async function states(runId: string): Promise<Record<string, string>> {
   const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT task_id, state FROM task_instance WHERE dag_id = 'op_saga' AND run_id = ?", [runId]);
   return Object.fromEntries(rows.map((r) => [r.task_id, r.state]));
+}
+
+async function events(runId: string): Promise<string[]> {
+  const [rows] = await h.db.pool.query<RowDataPacket[]>(
+    "SELECT kind, task_id, from_state, to_state FROM event_log WHERE dag_id = 'op_saga' AND run_id = ? ORDER BY id",
+    [runId],
+  );
+  return rows.map((r) => `${r.kind}:${r.task_id ?? ""}:${r.from_state}->${r.to_state}`);
 }
 
 const deadLetters = async (runId: string) =>
@@ -76,6 +94,64 @@ const deadLetters = async (runId: string) =>
     .filter((l: { dag_run_id: string }) => l.dag_run_id === runId)
     .map((l: { task_id: string }) => l.task_id)
     .sort();
+
+const mark = (runId: string, taskId: string, newState: string) =>
+  h.app.inject({ method: "PATCH", url: `${runUrl(runId)}/taskInstances/${taskId}`, payload: { new_state: newState } });
+
+describe("marking a compensation by hand", () => {
+  it("marking the failed compensation success (refunded by hand) closes the saga: the run stays failed, compensated", async () => {
+    await endedSaga("m1", "failed", "success");
+    expect(await deadLetters("m1")).toEqual(["charge__compensate", "ship"]);
+    const before = await events("m1");
+    const res = await mark("m1", "charge__compensate", "success");
+    expect(res.statusCode).toBe(200);
+    expect(await getRun("m1")).toMatchObject({ state: "failed", compensation: "compensated", compensated: true });
+    expect(await states("m1")).toMatchObject({ charge__compensate: "success", reserve__compensate: "success", ship: "failed" });
+    // The mark is in the event log; the run did not reopen (no run event, no second callback).
+    expect((await events("m1")).slice(before.length)).toEqual(["task:charge__compensate:failed->success"]);
+    // It is no dead letter any more; the task that failed the run still is.
+    expect(await deadLetters("m1")).toEqual(["ship"]);
+  });
+
+  it("updateTaskInstancesState does the same", async () => {
+    await endedSaga("m2", "failed", "success");
+    const res = await h.app.inject({
+      method: "POST",
+      url: "/api/v1/dags/op_saga/updateTaskInstancesState",
+      payload: { task_id: "charge__compensate", dag_run_id: "m2", new_state: "success", dry_run: false },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(await getRun("m2")).toMatchObject({ state: "failed", compensation: "compensated" });
+  });
+
+  it("with two failed compensations, marking one success leaves the run compensation_failed and does not re-run the other", async () => {
+    await endedSaga("m3", "failed", "failed");
+    expect((await mark("m3", "charge__compensate", "success")).statusCode).toBe(200);
+    // reserve__compensate is downstream and failed, but it failed at its own work: not cleared, not run again.
+    expect(await states("m3")).toMatchObject({ charge__compensate: "success", reserve__compensate: "failed" });
+    expect(await getRun("m3")).toMatchObject({ state: "failed", compensation: "compensation_failed" });
+    expect(await deadLetters("m3")).toEqual(["reserve__compensate", "ship"]);
+    expect((await mark("m3", "reserve__compensate", "success")).statusCode).toBe(200);
+    expect(await getRun("m3")).toMatchObject({ state: "failed", compensation: "compensated" });
+  });
+
+  it("marking a compensation failed in a compensated run makes it compensation_failed; clearing it resumes", async () => {
+    await endedSaga("m4", "success", "success");
+    expect((await mark("m4", "charge__compensate", "failed")).statusCode).toBe(200);
+    expect(await getRun("m4")).toMatchObject({ state: "failed", compensation: "compensation_failed" });
+    // An operator's failure is no dead letter (as for any task marked failed): clear it to resume.
+    expect(await deadLetters("m4")).toEqual(["ship"]);
+    const cleared = await h.app.inject({
+      method: "POST",
+      url: "/api/v1/dags/op_saga/clearTaskInstances",
+      payload: { dag_run_id: "m4", dry_run: false, task_ids: ["charge__compensate"] },
+    });
+    expect(cleared.json().task_instances.map((t: { task_id: string }) => t.task_id)).toEqual(["charge__compensate"]);
+    expect(await getRun("m4")).toMatchObject({ state: "running", compensation: "running" });
+    await run("m4", "charge__compensate", "success");
+    expect(await getRun("m4")).toMatchObject({ state: "failed", compensation: "compensated" });
+  });
+});
 
 describe("a run ended while compensating", () => {
   it("cancelled: compensation_failed, and clearing the cut-off compensation resumes it in order", async () => {
@@ -100,11 +176,25 @@ describe("a run ended while compensating", () => {
     expect(await getRun("c1")).toMatchObject({ state: "failed", compensation: "compensated" });
   });
 
+  it("resumed without the compensation the cancel skipped: still compensation_failed (that task was not undone)", async () => {
+    await compensatingRun("c2");
+    await claim("c2", "charge__compensate");
+    await h.app.inject({ method: "PATCH", url: runUrl("c2"), payload: { state: "failed" } });
+    await h.app.inject({
+      method: "POST",
+      url: "/api/v1/dags/op_saga/clearTaskInstances",
+      payload: { dag_run_id: "c2", dry_run: false, task_ids: ["charge__compensate"] },
+    });
+    await run("c2", "charge__compensate", "success");
+    expect(await states("c2")).toMatchObject({ charge__compensate: "success", reserve__compensate: "skipped" });
+    expect(await getRun("c2")).toMatchObject({ state: "failed", compensation: "compensation_failed" });
+  });
+
   it("timed out: compensation_failed, and re-driving the timed-out compensation resumes it", async () => {
     await compensatingRun("t1");
     await claim("t1", "charge__compensate");
     const result = await timeoutRuns(h.db, new Date(clock.now().getTime() + 2 * 3_600_000));
-    expect(result.runs.map((r) => r.runId)).toEqual(["t1"]);
+    expect(result.runs.map((r) => r.runId)).toContain("t1");
     expect(await getRun("t1")).toMatchObject({ state: "failed", compensation: "compensation_failed" });
     expect(await deadLetters("t1")).toEqual(["charge__compensate", "ship"]);
     const [[ti]] = await h.db.pool.query<RowDataPacket[]>("SELECT id FROM task_instance WHERE dag_id = 'op_saga' AND run_id = 't1' AND task_id = 'charge__compensate'");
