@@ -99,8 +99,9 @@ export function skipsToKeep(
 }
 
 /**
- * Whether a run's saga is over: its compensation ended (compensated / compensation_failed), or
- * the run ended while compensating (cancelled or timed out: the column still says "running").
+ * Whether a run's saga is over: its compensation ended (compensated / compensation_failed; a
+ * cancel or timeout while compensating ends it compensation_failed), or the run ended while its
+ * column still says "running" (written before endRuns set compensation_failed: kept resumable).
  */
 export function sagaEnded(run: { state: string; compensation: string | null }): boolean {
   if (run.compensation == null) return false;

@@ -56,7 +56,12 @@ const StateBody = Type.Object(
         "failed: cancel (running tasks fail, the rest are skipped); success: every task that did not succeed is marked success; " +
         "queued: clear every task so the run starts over",
     }),
-    compensate: Type.Optional(Type.Boolean({ description: 'With state "failed": undo the succeeded tasks first (saga).' })),
+    compensate: Type.Optional(
+      Type.Boolean({
+        description:
+          'With state "failed": undo the succeeded tasks first (saga). Refused (409 BATON_DAG_RUN_COMPENSATING) when the run\'s compensation has started; without it, cancelling a compensating run stops the compensation (compensation_failed).',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -2,7 +2,12 @@
 // Uses endRuns: running task instances fail with BATON_DAG_RUN_CANCELLED (their workers abort
 // ctx.signal at the next heartbeat and kill the process after the grace), the rest are skipped.
 // locks: as endRuns (task rows, the run row, pool rows); the run is re-checked under its lock.
-// outcomes: the run's state before; BATON_DAG_RUN_NOT_FOUND (BATON_DAG_NOT_FOUND without the DAG); BATON_DAG_RUN_FINISHED.
+// saga: a run cancelled while compensating ends compensation_failed (endRuns): what was cut off is
+//   resumed by clearing it. With compensate, a run whose saga already started (compensating, or
+//   compensated before an operator reopened it) is refused with BATON_DAG_RUN_COMPENSATING and
+//   nothing changes: its compensation task instances exist already, and undoing twice is never right.
+// outcomes: the run's state before; BATON_DAG_RUN_NOT_FOUND (BATON_DAG_NOT_FOUND without the DAG);
+//   BATON_DAG_RUN_FINISHED; BATON_DAG_RUN_COMPENSATING.
 import { BatonError } from "../../core/errors.ts";
 import type { Db, RowDataPacket } from "../db.ts";
 import { runNotFoundError } from "../queries/read.ts";
@@ -17,12 +22,16 @@ export async function cancelRun(
   runId: string,
   options: { compensate?: boolean; shapeOf?: (versionHash: string) => Promise<DagShape> } = {},
 ): Promise<{ tasksFailed: number; tasksSkipped: number; compensating: boolean }> {
-  const [rows] = await db.pool.query<RowDataPacket[]>("SELECT id, state, version_hash FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+  const [rows] = await db.pool.query<RowDataPacket[]>("SELECT id, state, version_hash, compensation FROM dag_run WHERE dag_id = ? AND run_id = ?", [
+    dagId,
+    runId,
+  ]);
   const run = rows[0];
   if (!run) throw await runNotFoundError(db.pool, dagId, runId);
   if (run.state !== "queued" && run.state !== "running") {
     throw new BatonError("BATON_DAG_RUN_FINISHED", `DAG run "${runId}" has already finished (state ${run.state})`);
   }
+  if (options.compensate && run.compensation != null) throw compensatingError(runId, run.compensation);
   const shape = options.compensate && options.shapeOf ? await options.shapeOf(run.version_hash) : undefined;
   let compensating = false;
   const ended = await db.tx(async (tx) => {
@@ -35,7 +44,10 @@ export async function cancelRun(
         nonRetryable: true,
       }),
     });
-    // With compensate: the run stays running while the succeeded tasks are undone (saga).
+    // With compensate: the run stays running while the succeeded tasks are undone (saga). Re-checked
+    // under the lock: its compensation may have started meanwhile (the rollback undoes the cancel).
+    const locked = result.runs[0];
+    if (options.compensate && locked && locked.compensation != null) throw compensatingError(runId, locked.compensation);
     if (shape && result.runs.length > 0) {
       await tx.query("UPDATE dag_run SET state = 'running', end_date = NULL WHERE id = ?", [run.id]);
       compensating = await startCompensation(tx, now, Number(run.id), shape);
@@ -45,4 +57,12 @@ export async function cancelRun(
   });
   if (ended.runs.length === 0) throw new BatonError("BATON_DAG_RUN_FINISHED", `DAG run "${runId}" finished meanwhile`);
   return { tasksFailed: ended.tasksFailed, tasksSkipped: ended.tasksSkipped, compensating };
+}
+
+function compensatingError(runId: string, compensation: string): BatonError {
+  const now = compensation === "running" ? "is already compensating (undoing its succeeded tasks)" : `has compensated already (compensation ${compensation})`;
+  return new BatonError(
+    "BATON_DAG_RUN_COMPENSATING",
+    `DAG run "${runId}" ${now}: cancel it without compensate to stop its compensation, or wait for it to end`,
+  );
 }

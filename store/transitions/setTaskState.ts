@@ -7,12 +7,15 @@
 //   2. As Airflow does, tasks downstream of the requested ones that are failed or
 //      upstream_failed (and not themselves marked) are cleared — back to `none` with a fresh retry
 //      budget, their XComs and durable steps forgotten — so they can run once their upstream allows.
+//      Not compensations (`<task>__compensate`): each failed at its own work (all_done).
 //   3. Counters and the run's unfinished_tasks are recomputed from states (as clearTasks does),
 //      then settle's own decision runs on the tasks that changed and their direct downstream:
 //      ready → queued (or held in `scheduled` when it depends on the past); no longer satisfiable
 //      → skipped / upstream_failed, cascading through settle(), which may finish the run. A run
 //      left with nothing unfinished is decided at once (finishRun): marking the last running task
-//      finishes its run; marking a task of a finished run re-decides the run.
+//      finishes its run; marking a task of a finished run re-decides the run. In a failed run whose
+//      saga ended, that re-decides its compensation: marking the failed compensations success
+//      (undone by hand) makes it "compensated", marking one failed "compensation_failed".
 // locks: per run in id order, every task_instance row of the run (ux_task_instance, index
 //   order), then the dag_run row (PK); pool rows of marked running tries last, in name order —
 //   the order clearTasks, settle, finishTries and timeoutRuns lock in. A dry run locks nothing.
@@ -91,7 +94,9 @@ type Row = RowDataPacket & TiRow;
 /**
  * Pure: which of a run's task instances a mark changes. `marked`: the chosen tasks not already
  * in `newState`; `cleared`: failed / upstream_failed tasks downstream (transitively) of the
- * requested tasks that are not chosen, only when something is marked.
+ * requested tasks that are not chosen, only when something is marked. Never a compensation: it
+ * runs with all_done, so a failed one failed at its own work, not for its upstream; marking the
+ * compensation before it (refunded by hand) must not run it again unasked (clear it to resume).
  */
 export function planMarks<R extends TiRow>(
   shape: DagShape,
@@ -108,6 +113,7 @@ export function planMarks<R extends TiRow>(
       r.map_index === -1 &&
       downstream.has(r.task_id) &&
       !chosen.has(r.task_id) &&
+      shape.byId.get(r.task_id)?.kind !== "compensate" &&
       (r.state === TaskState.Failed || r.state === TaskState.UpstreamFailed),
   );
   return { marked, cleared };

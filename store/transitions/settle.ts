@@ -9,7 +9,7 @@
 import type { DagShape } from "../../core/dagStructure.ts";
 import { TaskState } from "../../core/states.ts";
 import { evaluateTriggerRule, type UpstreamCounts } from "../../scheduler/triggerRules.ts";
-import { runOutcome } from "../../scheduler/runOutcome.ts";
+import { compensationOutcome, runOutcome } from "../../scheduler/runOutcome.ts";
 import type { TriggerRule } from "../../sdk/types.ts";
 import { inList, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 
@@ -206,32 +206,44 @@ async function countDownRun(tx: Tx, now: Date, dagRunId: number, shape: DagShape
 /**
  * Decides and records the state of a run whose every task has settled. A run that fails with
  * succeeded tasks that declare `compensate` first runs their compensations (saga): it stays
- * running (undefined is returned) and ends failed, compensated or not, when they are done.
+ * running (undefined is returned) and ends failed, compensated or not, when they are done. A run
+ * whose saga already ended (re-decided after an operator marked a task) stays failed, and its
+ * compensation is decided again from the states now: a failed compensation marked success (undone
+ * by hand) makes it "compensated" once nothing else is owed; a compensation marked failed,
+ * "compensation_failed" (scheduler/runOutcome.ts compensationOutcome).
  */
 export async function finishRun(tx: Tx, now: Date, dagRunId: number, shape: DagShape): Promise<"success" | "failed" | undefined> {
   const [[run]] = await tx.query<RowDataPacket[]>("SELECT compensation FROM dag_run WHERE id = ?", [dagRunId]);
-  if (run?.compensation === "running") {
-    const ids = shape.compensations.map((c) => c.taskId);
-    const [rows] = await tx.query<RowDataPacket[]>(
-      `SELECT state FROM task_instance WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(ids)})`,
-      [dagRunId, ...ids],
+  const compensation = (run?.compensation ?? null) as string | null;
+  let state: "success" | "failed" = "failed";
+  if (compensation !== "running") {
+    const [leafRows] = await tx.query<RowDataPacket[]>(
+      `SELECT state FROM task_instance WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(shape.leaves)})`,
+      [dagRunId, ...shape.leaves],
     );
-    const compensated = rows.every((r) => r.state === TaskState.Success || r.state === TaskState.Skipped);
-    await tx.query("UPDATE dag_run SET state = 'failed', end_date = ?, compensation = ? WHERE id = ?", [
-      now,
-      compensated ? "compensated" : "compensation_failed",
-      dagRunId,
-    ]);
+    state = runOutcome(leafRows.map((r) => r.state as string));
+  }
+  // Compensating: the run ends failed when its compensations are done. Ended saga: a failed run stays failed.
+  if (state === "failed" && compensation !== null) {
+    const outcome = await sagaOutcome(tx, dagRunId, shape);
+    await tx.query("UPDATE dag_run SET state = 'failed', end_date = ?, compensation = ? WHERE id = ?", [now, outcome, dagRunId]);
     return "failed";
   }
-  const [leafRows] = await tx.query<RowDataPacket[]>(
-    `SELECT state FROM task_instance WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(shape.leaves)})`,
-    [dagRunId, ...shape.leaves],
-  );
-  const state = runOutcome(leafRows.map((r) => r.state as string));
-  if (state === "failed" && run?.compensation == null && (await startCompensation(tx, now, dagRunId, shape))) return undefined;
+  if (state === "failed" && (await startCompensation(tx, now, dagRunId, shape))) return undefined;
   await tx.query("UPDATE dag_run SET state = ?, end_date = ? WHERE id = ?", [state, now, dagRunId]);
   return state;
+}
+
+/** How the run's saga ended, from the states of its compensations and of the tasks they undo. */
+async function sagaOutcome(tx: Tx, dagRunId: number, shape: DagShape): Promise<"compensated" | "compensation_failed"> {
+  const ids = [...shape.compensations.map((c) => c.taskId), ...shape.compensations.map((c) => c.compensates!)];
+  if (ids.length === 0) return "compensated";
+  const [rows] = await tx.query<RowDataPacket[]>(
+    `SELECT task_id, state FROM task_instance WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(ids)})`,
+    [dagRunId, ...ids],
+  );
+  const states = new Map(rows.map((r) => [r.task_id as string, r.state as string]));
+  return compensationOutcome(shape.compensations, (id) => states.get(id));
 }
 
 /**

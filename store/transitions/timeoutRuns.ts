@@ -11,6 +11,8 @@
 // fence: a worker still running a failed try finds its row no longer `running` and its result
 //   is discarded by finishTries as fenced. The try's process is not aborted here (its
 //   ctx.signal is left to run cancellation); its pool slots are released here.
+// saga: a run timed out while compensating ends compensation_failed (endRuns); the timed-out
+//   compensation is a dead letter, and re-driving it resumes the saga.
 // outcomes: the runs failed, with how many task instances were failed and skipped.
 import { formatDuration } from "../../core/durations.ts";
 import { RunState, TaskState, UNFINISHED_TASK_STATES } from "../../core/states.ts";
@@ -19,7 +21,8 @@ import { occupancyStatements } from "../pools.ts";
 
 
 export interface TimedOutRuns {
-  runs: { id: number; dagId: string; runId: string }[];
+  /** compensation: the run's saga compensation before it ended (null: none). */
+  runs: { id: number; dagId: string; runId: string; compensation: string | null }[];
   tasksFailed: number;
   tasksSkipped: number;
 }
@@ -51,7 +54,8 @@ export async function timeoutRuns(db: Db, now: Date, limit = 100): Promise<Timed
  * Fails runs now (a timeout, a cancel): their running task instances fail with the given
  * error (their workers see the claim gone at the next heartbeat and abort ctx.signal), the
  * other unfinished ones are skipped, pool slots are released. Each run is re-checked under its
- * lock with `recheck`.
+ * lock with `recheck`. A run that was compensating ends with compensation "compensation_failed":
+ * the compensations it cut off were not done.
  */
 export async function endRuns(
   tx: Tx,
@@ -67,7 +71,7 @@ export async function endRuns(
     [...runIds, ...UNFINISHED_TASK_STATES],
   );
   const [runs] = await tx.query<RowDataPacket[]>(
-    `SELECT id, dag_id, run_id, start_date, timeout_at FROM dag_run
+    `SELECT id, dag_id, run_id, start_date, timeout_at, compensation FROM dag_run
       WHERE id IN (${inList(runIds)}) AND ${how.recheck.sql} ORDER BY id FOR UPDATE`,
     [...runIds, ...how.recheck.params],
   );
@@ -90,7 +94,7 @@ export async function endRuns(
       for (const t of running) freed.set(t.pool, (freed.get(t.pool) ?? 0) - Number(t.pool_slots));
       result.tasksFailed += ids.length;
     }
-    result.runs.push({ id: Number(run.id), dagId: run.dag_id, runId: run.run_id });
+    result.runs.push({ id: Number(run.id), dagId: run.dag_id, runId: run.run_id, compensation: run.compensation ?? null });
   }
   for (const t of tis) if (live.has(Number(t.dag_run_id)) && t.state !== TaskState.Running) skip.push(Number(t.id));
   if (skip.length > 0) {
@@ -105,7 +109,13 @@ export async function endRuns(
     result.tasksSkipped = skip.length;
   }
   const failed = [...live];
-  await tx.query(`UPDATE dag_run SET state = ?, end_date = ?, unfinished_tasks = 0 WHERE id IN (${inList(failed)})`, [RunState.Failed, now, ...failed]);
+  // A run ended while compensating did not undo everything it owed: its saga ended
+  // compensation_failed (resumable: clear or re-drive the compensation that was cut off).
+  await tx.query(
+    `UPDATE dag_run SET state = ?, end_date = ?, unfinished_tasks = 0, compensation = IF(compensation = 'running', 'compensation_failed', compensation)
+      WHERE id IN (${inList(failed)})`,
+    [RunState.Failed, now, ...failed],
+  );
   for (const s of occupancyStatements(freed)) await tx.query(s.sql, s.params);
   return result;
 }

@@ -232,7 +232,7 @@ describe("resuming a failed saga compensation", () => {
     await waitFor("b's compensation to run", async () => (await stateOf("b__compensate")) === "running", 20_000);
     const cancel = await h.app.inject({ method: "PATCH", url, payload: { state: "failed" } });
     expect(cancel.statusCode).toBe(200);
-    expect((await h.app.inject({ method: "GET", url })).json()).toMatchObject({ state: "failed" });
+    expect((await h.app.inject({ method: "GET", url })).json()).toMatchObject({ state: "failed", compensation: "compensation_failed" });
     expect([await stateOf("b__compensate"), await stateOf("a__compensate")]).toEqual(["failed", "skipped"]);
 
     const cleared = await h.app.inject({

@@ -1,5 +1,5 @@
 import { TERMINAL_TASK_STATES, TaskState } from "../../core/states.ts";
-import { runOutcome } from "../../scheduler/runOutcome.ts";
+import { compensationOutcome, runOutcome } from "../../scheduler/runOutcome.ts";
 
 describe("runOutcome (Airflow's DagRun.update_state over leaf tasks)", () => {
   it.each([
@@ -41,5 +41,30 @@ describe("runOutcome (Airflow's DagRun.update_state over leaf tasks)", () => {
       const failing = state === TaskState.Failed || state === TaskState.UpstreamFailed;
       expect([state, runOutcome([TaskState.Success, state])]).toEqual([state, failing ? "failed" : "success"]);
     }
+  });
+});
+
+describe("compensationOutcome (how a saga ended)", () => {
+  const compensations = [
+    { taskId: "charge__compensate", compensates: "charge" },
+    { taskId: "reserve__compensate", compensates: "reserve" },
+  ];
+  const outcome = (states: Record<string, string>) => compensationOutcome(compensations, (id) => states[id]);
+
+  it("is compensated when every owed compensation succeeded", () => {
+    expect(outcome({ charge: "success", reserve: "success", charge__compensate: "success", reserve__compensate: "success" })).toBe("compensated");
+  });
+
+  it("ignores compensations of tasks that did not succeed (nothing to undo)", () => {
+    expect(outcome({ charge: "failed", reserve: "success", charge__compensate: "skipped", reserve__compensate: "success" })).toBe("compensated");
+    expect(outcome({ charge: "upstream_failed", reserve: "failed", charge__compensate: "failed", reserve__compensate: "skipped" })).toBe("compensated");
+  });
+
+  it.each(["failed", "skipped", "none", "queued", "running", "up_for_retry"])("an owed compensation %s is not undone: compensation_failed", (state) => {
+    expect(outcome({ charge: "success", reserve: "success", charge__compensate: state, reserve__compensate: "success" })).toBe("compensation_failed");
+  });
+
+  it("no compensations: compensated", () => {
+    expect(compensationOutcome([], () => undefined)).toBe("compensated");
   });
 });
