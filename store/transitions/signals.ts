@@ -147,10 +147,13 @@ export async function sendSignal(db: Db, now: Date, req: SignalRequest, shapeOf:
       if (!recorded) throw err;
       return recorded;
     }
+    // A task whose timeout has passed timed out, even if no scheduler has ended it yet (one was
+    // down): the signal came too late for it and stays stored, as one sent before a task waits.
     const [waiting] = await tx.query<RowDataPacket[]>(
       `SELECT id, dag_run_id, task_id, map_index FROM task_instance
-        WHERE dag_run_id = ? AND state = 'deferred' AND deferred_on = ? ORDER BY id LIMIT 1 FOR UPDATE`,
-      [run.id, req.name],
+        WHERE dag_run_id = ? AND state = 'deferred' AND deferred_on = ? AND (next_check_at IS NULL OR next_check_at > ?)
+        ORDER BY id LIMIT 1 FOR UPDATE`,
+      [run.id, req.name, now],
     );
     const ti = waiting[0];
     if (!ti) return { signalId: req.signalId ?? null, duplicate: false, deliveredTo: null, queued: [] };

@@ -189,6 +189,20 @@ describe("sensors and signals", () => {
     expect([t.wait_signed.state, t.file.state, t.remind.state]).toEqual(["skipped", "skipped", "success"]);
   });
 
+  it("a signal sent after the timeout passed, before a scheduler ended the wait, is too late", async () => {
+    const runId = await trigger("approval");
+    await waitFor("the task to defer", async () => (await tasks("approval", runId)).wait_signed?.state === "deferred");
+    clock.advance(5 * 86_400_000 + 1000);
+    const res = await signal("approval", runId, "signed", { payload: { by: "late" } });
+    // Stored, not delivered (or, had a tick already ended the wait and the run, refused as finished).
+    if (res.statusCode === 200) expect(res.json()).toMatchObject({ delivered_to: null });
+    else expect(res.json().code).toBe("BATON_DAG_RUN_FINISHED");
+    await h.scheduler.tick();
+    await waitFor("the run to end", async () => (await runState("approval", runId)) === "success");
+    const t = await tasks("approval", runId);
+    expect([t.wait_signed.state, t.file.state, t.remind.state]).toEqual(["skipped", "skipped", "success"]);
+  });
+
   it("bad signals: unknown run 404, bad name 400, payload over the cap 413", async () => {
     expect((await signal("approval", "nope", "signed", {})).json().code).toBe("BATON_DAG_RUN_NOT_FOUND");
     expect((await signal("approval", "nope", "bad name!", {})).statusCode).toBe(400);
