@@ -75,6 +75,13 @@ export class Scheduler {
   private stopped = false;
   private readonly startedAt: Date;
   private lastBeat = 0;
+  /**
+   * No zombie is reaped before this (ms, this scheduler's clock): after a tick failed, most likely
+   * because the database was unreachable, the workers could not heartbeat either. Reaping the
+   * moment it is back would fail tries that ran or even finished meanwhile; they get one zombie
+   * timeout to heartbeat and record their results first.
+   */
+  private reapNotBefore = 0;
   private lastReconcile = 0;
   private lastProcessCleanup = 0;
   /** Where the next tick's page of scheduled tries starts (releaseScheduled). */
@@ -90,11 +97,18 @@ export class Scheduler {
     this.startedAt = clock.now();
   }
 
+  private get zombieTimeoutMs(): number {
+    return this.options.taskHeartbeatTimeoutMs ?? 30_000;
+  }
+
   /** One pass of the loop; its duration (failed ticks included) goes to baton_scheduler_loop_duration_seconds. */
   async tick(): Promise<TickReport> {
     const end = (this.options.metrics ?? processMetrics()).schedulerLoopDuration.startTimer();
     try {
       return await this.tickOnce();
+    } catch (err) {
+      this.reapNotBefore = this.clock.now().getTime() + this.zombieTimeoutMs;
+      throw err;
     } finally {
       end();
     }
@@ -112,7 +126,8 @@ export class Scheduler {
     // queued again in this same tick.
     let zombiesReaped = 0;
     for (;;) {
-      const zombies = await reapZombies(this.db, now, this.options.taskHeartbeatTimeoutMs ?? 30_000, (h) => this.versions.shape(h));
+      if (now.getTime() < this.reapNotBefore) break;
+      const zombies = await reapZombies(this.db, now, this.zombieTimeoutMs, (h) => this.versions.shape(h));
       for (const z of zombies.reaped) {
         this.logger.warn(
           `zombie: try ${z.tryNumber} of ${z.dagId}.${z.taskId} (run ${z.runId}) on ${z.hostname ?? "?"} pid ${z.pid ?? "?"} ` +

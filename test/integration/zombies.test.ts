@@ -209,6 +209,37 @@ describe("reapZombies", () => {
   });
 });
 
+describe("after the database was unreachable", () => {
+  it("the scheduler gives workers one zombie timeout to heartbeat before it reaps", async () => {
+    await trigger("z_retry", "outage");
+    await h.scheduler.tick();
+    const worker = ghost();
+    const [claimed] = await claimAs(worker);
+    // The database goes away (a table the tick reads vanishes) for longer than the timeout.
+    await h.db.pool.query("RENAME TABLE dag_run TO dag_run_away");
+    try {
+      await expect(h.scheduler.tick()).rejects.toThrow();
+      clock.advance(TIMEOUT + 10_000);
+      await expect(h.scheduler.tick()).rejects.toThrow();
+    } finally {
+      await h.db.pool.query("RENAME TABLE dag_run_away TO dag_run");
+    }
+    // Back: the try's heartbeat is older than the timeout, yet it is not reaped at once.
+    expect((await h.scheduler.tick()).zombiesReaped).toBe(0);
+    expect((await ti("z_retry", "outage", "a")).state).toBe("running");
+    // A worker that heartbeats meanwhile keeps its try.
+    clock.advance(5_000);
+    expect(await beatTries(h.db, clock.now(), [{ id: claimed!.id, tryNumber: 1 }], worker.token)).toEqual(new Map([[claimed!.id, 1]]));
+    clock.advance(TIMEOUT - 4_000);
+    expect((await h.scheduler.tick()).zombiesReaped).toBe(0);
+    // One that does not is reaped once the grace is over.
+    clock.advance(TIMEOUT);
+    expect((await h.scheduler.tick()).zombiesReaped).toBe(1);
+    expect((await ti("z_retry", "outage", "a")).state).toBe("up_for_retry");
+    await h.db.pool.query("UPDATE task_instance SET state = 'removed' WHERE dag_id = 'z_retry' AND run_id = 'outage' AND state <> 'success'");
+  });
+});
+
 describe("HA schedulers", () => {
   it("two schedulers ticking at once start each run once, within maxActiveRuns, and queue each retry once", async () => {
     const second = openDb(h.db.url, { connectionLimit: 4 });
