@@ -11,9 +11,10 @@ import { taskInputs } from "../core/dagStructure.ts";
 import { taskLogPath } from "../core/logPaths.ts";
 import type { Logger } from "../core/logger.ts";
 import { processMetrics, type BatonMetrics } from "../core/metrics.ts";
-import type { Db } from "../store/db.ts";
+import { unknownCommitOf, type Db } from "../store/db.ts";
 import { claimTasksReporting, type ClaimedTask, type OversizedTry } from "../store/transitions/claimTasks.ts";
 import { taskInstanceNames } from "../store/queries/read.ts";
+import { connectionsBusy, recordedResults, triesClaimedBy } from "../store/queries/unknownCommits.ts";
 import { poolSlotsDep } from "../scheduler/deps/poolSlots.ts";
 import { WarnOnce } from "../core/warnOnce.ts";
 import { finishTries, type FinishedTry, type FinishResult, type TryError } from "../store/transitions/finishTries.ts";
@@ -103,6 +104,12 @@ export interface WorkerOptions {
  * tries ahead of it turned out long, and it must not wait here while another worker idles.
  */
 const MAX_WAIT_MS = 1000;
+
+/**
+ * After a COMMIT whose answer was lost, how long the worker waits for the server to end that
+ * connection's batch before it reads what the batch claimed (it reads anyway after this).
+ */
+const UNKNOWN_COMMIT_WAIT_MS = 5000;
 
 /** How long a worker with prestartChildren waits for its children to boot before it claims anyway. */
 const CHILD_BOOT_WAIT_MS = 10_000;
@@ -195,6 +202,13 @@ export class Worker {
   /** Moving average of the loop's database calls (a finish or a claim, ms). */
   private recentDbMs?: number;
   private readonly maxWaitMs: number;
+  /**
+   * Connections (server thread ids) whose COMMIT answer was lost in a finish or a claim: what
+   * they claimed for this worker is unknown until recoverUnknownCommits() has looked.
+   */
+  private unknownCommits: number[] = [];
+  /** Results (tryKey) sent in a call whose COMMIT answer was lost: if fenced when sent again, they may be recorded already. */
+  private readonly resentResults = new Set<string>();
 
   constructor(
     private readonly db: Db,
@@ -350,6 +364,8 @@ export class Worker {
 
   private async dbLoop(): Promise<void> {
     for (;;) {
+      // Before anything else: tries a lost COMMIT claimed for this worker would otherwise run nowhere.
+      if (this.unknownCommits.length > 0) await this.recoverUnknownCommits();
       if (this.finished.length > 0 && !(this.claimFirst && this.wantClaim && this.freeSlots() > 0 && !this.stopping)) {
         const batch = this.finished;
         this.finished = [];
@@ -362,12 +378,22 @@ export class Worker {
           (this.options.metrics ?? processMetrics()).workerHandoffs.inc(result.taken.length);
         } catch (err) {
           this.finished = batch.concat(this.finished);
+          if (this.noteUnknownCommit(err)) for (const t of batch) this.resentResults.add(tryKey(t.task));
           throw err;
         }
-        for (const id of result.fenced) this.logger.warn(`result of task instance ${id} discarded: its try is no longer ours`);
-        for (const t of result.fencedTries) if (t.log) this.keepLog(t.task, t.log);
+        const recordedBefore = await this.recordedByLostCall(result.fencedTries);
+        for (const t of batch) this.resentResults.delete(tryKey(t.task));
+        for (const t of result.fencedTries) {
+          if (recordedBefore.has(t)) {
+            this.logger.info(`result of try ${t.task.tryNumber} of ${t.task.dagId}.${t.task.taskId} (run ${t.task.runId}) was recorded by the call whose answer was lost`);
+            continue;
+          }
+          this.logger.warn(`result of task instance ${t.task.id} discarded: its try is no longer ours`);
+          if (t.log) this.keepLog(t.task, t.log);
+        }
         this.observeRecorded(batch, result);
-        this.options.onRecorded?.({ finished: result.finished, runsFinished: result.runsFinished });
+        const finished = recordedBefore.size === 0 ? result.finished : [...result.finished, ...[...recordedBefore].map((t) => t.task.id)];
+        this.options.onRecorded?.({ finished, runsFinished: result.runsFinished });
         // Their callbacks are due (marked in the same commit): run them now, not at the next poll.
         if (result.runsFinished.length > 0) this.runCallbacks.wake();
         await this.dispatch(result.taken);
@@ -382,7 +408,12 @@ export class Worker {
       if (this.stopping || !this.wantClaim || free <= 0) return;
       const since = performance.now();
       const slotsFree = Math.max(0, this.options.concurrency - this.runningCount - this.waiting.length);
-      const { tasks: claimed, heldBack, oversized } = await claimTasksReporting(this.db, { ...this.claimRequest(this.clock.now(), free), ahead: Math.max(0, free - slotsFree) });
+      const { tasks: claimed, heldBack, oversized } = await claimTasksReporting(this.db, { ...this.claimRequest(this.clock.now(), free), ahead: Math.max(0, free - slotsFree) }).catch(
+        (err: unknown) => {
+          this.noteUnknownCommit(err);
+          throw err;
+        },
+      );
       this.observeDbCall(since, "claim", claimed.length);
       if (oversized.length > 0) void this.warnOversized(oversized);
       const claimLatency = (this.options.metrics ?? processMetrics()).claimLatency;
@@ -400,6 +431,50 @@ export class Worker {
         this.claimWhenLow = claimed.length > 0 && heldBack;
         this.schedulePoll(claimed.length > 0);
       }
+    }
+  }
+
+  /** Whether `err` is a lost COMMIT answer: then its connection is remembered for recoverUnknownCommits(). */
+  private noteUnknownCommit(err: unknown): boolean {
+    const unknown = unknownCommitOf(err);
+    if (unknown) this.unknownCommits.push(unknown.threadId);
+    return !!unknown;
+  }
+
+  /**
+   * After a finish or a claim whose COMMIT answer was lost, which the loop then retries: that
+   * transaction may have committed, claiming tries for this worker (a claim's, or a finish's
+   * ready downstream tasks) that it never learned of. Nothing would run or heartbeat them, and a
+   * scheduler would reap them as zombies, using up a try they never started. So, once the server
+   * has ended that connection's batch (or after UNKNOWN_COMMIT_WAIT_MS), the tries running under
+   * this worker's token that it neither holds nor has results of are handed back (queued, the try
+   * not counted) for any worker, this one included. Runs only after such a failure; if the
+   * database fails again, the loop retries it before anything else.
+   */
+  private async recoverUnknownCommits(): Promise<void> {
+    const threads = [...new Set(this.unknownCommits)];
+    const deadline = Date.now() + UNKNOWN_COMMIT_WAIT_MS;
+    while (Date.now() < deadline && (await connectionsBusy(this.db.pool, threads))) await new Promise((r) => setTimeout(r, 50));
+    const known = new Set([...this.held.keys(), ...this.finished.map((t) => tryKey(t.task))]);
+    const orphans = (await triesClaimedBy(this.db.pool, this.id)).filter((t) => !known.has(tryKey({ id: t.id, tryNumber: t.tryNumber })));
+    const returned = orphans.length > 0 ? await handBack(this.db, this.clock.now(), orphans) : 0;
+    this.unknownCommits = this.unknownCommits.filter((id) => !threads.includes(id));
+    if (returned > 0) {
+      this.logger.warn(`handed back ${returned} task instance(s) claimed for this worker by a database call whose answer was lost (connection lost around its COMMIT)`);
+      this.wantClaim = true;
+    }
+  }
+
+  /** Of results fenced when sent again after a lost COMMIT answer, those the lost call recorded (not discarded: they count). */
+  private async recordedByLostCall(fenced: FinishedTry[]): Promise<Set<FinishedTry>> {
+    const resent = fenced.filter((t) => this.resentResults.has(tryKey(t.task)));
+    if (resent.length === 0) return new Set();
+    try {
+      const sent = resent.map((t) => ({ id: t.task.id, tryNumber: t.task.tryNumber, token: t.task.token, outcome: t.outcome, endedAt: t.endedAt, t }));
+      return new Set((await recordedResults(this.db.pool, sent)).map((r) => r.t));
+    } catch (err) {
+      this.logger.warn(`could not check whether results sent again were recorded by a call whose answer was lost: ${(err as Error).message}`);
+      return new Set();
     }
   }
 
@@ -869,7 +944,7 @@ export class Worker {
       this.logger.info(`handed back ${returned} unfinished task instance(s)`);
     }
     const recordBy = Date.now() + limitMs;
-    while (this.loopRunning || this.finished.length > 0) {
+    while (this.loopRunning || this.finished.length > 0 || this.unknownCommits.length > 0) {
       if (Date.now() > recordBy) {
         const unrecorded = this.finished;
         this.finished = [];

@@ -59,9 +59,32 @@ export interface BatchTx {
 /** The protocol's status flag "a transaction is open" (MySQL and MariaDB). */
 const SERVER_STATUS_IN_TRANS = 0x0001;
 
+/** Where a COMMIT's outcome is unknown: the connection it was sent on (its server thread id). */
+export interface UnknownCommit {
+  threadId: number;
+}
+
+const UNKNOWN_COMMIT = Symbol("baton.unknownCommit");
+
+/**
+ * The error of a transaction whose COMMIT was sent and whose connection failed before the
+ * answer came back (the server may have committed it, or not): where it was sent, else
+ * undefined. Only Db.tx and Db.batchTx mark errors so; a caller that must know what its call
+ * did reads the database again (executor/worker.ts: recoverUnknownCommits).
+ */
+export function unknownCommitOf(err: unknown): UnknownCommit | undefined {
+  return (err as { [UNKNOWN_COMMIT]?: UnknownCommit } | null)?.[UNKNOWN_COMMIT];
+}
+
+function markUnknownCommit(err: unknown, conn: Tx): void {
+  if (err && typeof err === "object" && isConnectionError(err)) (err as { [UNKNOWN_COMMIT]?: UnknownCommit })[UNKNOWN_COMMIT] = { threadId: conn.threadId };
+}
+
 class BatchTransaction implements BatchTx {
   begun = false;
   committed = false;
+  /** A batch that may COMMIT was sent: if its answer is lost, so is whether it committed. */
+  commitSent = false;
   constructor(readonly conn: Tx) {}
 
   async run(statements: Statement[], commit = false): Promise<unknown[]> {
@@ -73,6 +96,7 @@ class BatchTransaction implements BatchTx {
     const params = all.flatMap((s) => s.params ?? []);
     // Marked before sending: if the batch fails midway, the caller must still roll back.
     this.begun = true;
+    if (commit) this.commitSent = true;
     const [raw] = await this.conn.query(sql, params);
     if (commit) this.committed = true;
     const results = all.length === 1 ? [raw] : (raw as unknown[]);
@@ -94,6 +118,7 @@ class BatchTransaction implements BatchTx {
     // NO CHAIN: with a server's completion_type = CHAIN a COMMIT would open the next transaction
     // at once, and its status would then read as not committed.
     const then = [...thenStatements.map((s) => `${s.sql};`), "COMMIT AND NO CHAIN;"].join(" ");
+    this.commitSent = true;
     const results = await this.run([
       ...statements,
       { sql: `BEGIN NOT ATOMIC IF ${condition.sql} THEN ${then} END IF; END`, params: [...(condition.params ?? []), ...thenStatements.flatMap((s) => s.params ?? [])] },
@@ -286,12 +311,15 @@ export function openDb(url: string, options: { connectionLimit?: number; actor?:
     async function tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
       for (let attempt = 1; ; attempt++) {
         const conn = await txPool.getConnection();
+        let commitSent = false;
         try {
           await conn.query("START TRANSACTION");
           const result = await fn(conn);
+          commitSent = true;
           await conn.query("COMMIT");
           return result;
         } catch (err) {
+          if (commitSent) markUnknownCommit(err, conn);
           await conn.query("ROLLBACK").catch(() => undefined);
           const code = (err as { code?: string }).code;
           if (code && RETRYABLE_TX_ERRORS.has(code) && attempt < 8) {
@@ -315,6 +343,7 @@ export function openDb(url: string, options: { connectionLimit?: number; actor?:
           if (!btx.committed) await btx.commit();
           return result;
         } catch (err) {
+          if (btx.commitSent && !btx.committed) markUnknownCommit(err, conn);
           if (btx.begun && !btx.committed) await conn.query("ROLLBACK").catch(() => undefined);
           const code = (err as { code?: string }).code;
           if (code && RETRYABLE_TX_ERRORS.has(code) && attempt < 8 && !btx.committed) {
