@@ -182,6 +182,8 @@ export class Worker {
   private pollDelay: number;
   private pollTimer?: NodeJS.Timeout;
   private heartbeatTimer?: NodeJS.Timeout;
+  private heartbeatRetry?: NodeJS.Timeout;
+  private heartbeatFailing = false;
   private readonly startedAt: Date;
   private idleWaiters: (() => void)[] = [];
   private loopDone?: Promise<void>;
@@ -260,9 +262,25 @@ export class Worker {
 
   private begin(): void {
     this.begun = true;
-    const beat = () => void this.heartbeat().catch((err) => this.logger.warn(`heartbeat failed: ${(err as Error).message}`));
+    const heartbeatMs = this.options.heartbeatMs ?? 5000;
+    const beat = () =>
+      void this.heartbeat().then(
+        () => (this.heartbeatFailing = false),
+        (err) => {
+          // Warned once per outage; the retries, every second, only at debug level.
+          this.logger[this.heartbeatFailing ? "debug" : "warn"](`heartbeat failed (retrying every second until it works): ${(err as Error).message}`);
+          this.heartbeatFailing = true;
+          // Retried soon, not a whole interval later: once the database is back after a blip, the
+          // scheduler hears from this worker's tries before it could take them for zombies.
+          if (this.heartbeatRetry || this.halted) return;
+          this.heartbeatRetry = setTimeout(() => {
+            this.heartbeatRetry = undefined;
+            beat();
+          }, Math.min(1000, heartbeatMs / 2));
+        },
+      );
     beat();
-    this.heartbeatTimer = setInterval(beat, this.options.heartbeatMs ?? 5000);
+    this.heartbeatTimer = setInterval(beat, heartbeatMs);
     this.runCallbacks.start();
     this.tryCallbacks.start();
     this.kick();
@@ -904,6 +922,7 @@ export class Worker {
       // a retry left behind would keep the process alive, beating against a closed pool.
       this.halted = true;
       clearInterval(this.heartbeatTimer);
+      clearTimeout(this.heartbeatRetry);
       clearInterval(this.waitTimer);
       clearTimeout(this.backoffTimer);
       clearTimeout(this.pollTimer);

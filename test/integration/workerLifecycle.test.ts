@@ -152,7 +152,8 @@ describe("worker: process isolation and lost claims", () => {
   it("stops heartbeating when the database is gone at stop(), which fails: the hand-back could not be written", async () => {
     const workerDb = openDb(h.db.url);
     const warnings: string[] = [];
-    const logger: Logger = { debug() {}, info() {}, error() {}, warn: (message) => warnings.push(message), scope: () => logger };
+    // Failed heartbeats after the first log at debug level: counted too.
+    const logger: Logger = { debug: (message) => warnings.push(message), info() {}, error() {}, warn: (message) => warnings.push(message), scope: () => logger };
     const before = taskChildren();
     const worker = await workerRunningOneTry(workerDb, "db_lost", "db_lost", { heartbeatMs: 50 }, logger);
     await workerDb.close();
@@ -163,6 +164,34 @@ describe("worker: process isolation and lost claims", () => {
     await new Promise((resolve) => setTimeout(resolve, 150));
     expect(failedBeats()).toBe(atStop);
     await waitFor("its task process gone", async () => [...taskChildren()].every((pid) => before.has(pid)));
+  });
+
+  it("retries a failed heartbeat within a second, not a whole interval later", async () => {
+    let failing = true;
+    const real = openDb(h.db.url);
+    // The worker's plain queries (its heartbeats) fail until the database is "back".
+    const pool = new Proxy(real.pool, {
+      get(target, prop) {
+        if (prop === "query" && failing) return async () => Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:3306 (test)"));
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const worker = new Worker({ ...real, pool }, h.clock, h.logger, { concurrency: 1, queues: ["hb_retry"], logsFolder: h.logsFolder, cacheFolder: h.cacheFolder, heartbeatMs: 20_000 });
+    try {
+      worker.start();
+      const registered = async () => {
+        const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT 1 FROM baton_process WHERE id = ?", [worker.id]);
+        return rows.length === 1;
+      };
+      expect(await registered()).toBe(false);
+      failing = false;
+      // The next interval is 20 s away: only a retry registers the worker within 5 s.
+      await waitFor("a heartbeat once the database is back", registered, 5_000);
+    } finally {
+      await worker.stop(1000);
+      await real.close();
+    }
   });
 
   it("gives up recording results the database refuses after stopRecordTimeoutMs: stop() fails instead of retrying forever", async () => {
