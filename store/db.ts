@@ -278,7 +278,9 @@ interface CoreSocketConnection {
  * half-applied. (A COMMIT that timed out may or may not have been applied, as with any lost
  * connection; state changes are fenced for that.) The timer is Node's socket idle timer, re-armed
  * by every byte in either direction: no timer per statement, and a long result that keeps
- * streaming rows is not cut off. An idle pooled connection is never failed by it.
+ * streaming rows is not cut off. An idle pooled connection is never failed by it. Measured
+ * (SELECT 1 over loopback TCP, 20,000 in a row, one connection): 60–66 µs of CPU each with the
+ * timeout or without, no difference beyond noise.
  */
 function guardStatements(conn: CoreSocketConnection): void {
   const stream = conn.stream;
@@ -290,6 +292,16 @@ function guardStatements(conn: CoreSocketConnection): void {
     );
     stream.destroy(err);
   });
+}
+
+/** Whether mysql2's pool would queue a getConnection now: none free and no room for another (false when its internals are unknown). */
+function mustQueue(core: unknown): boolean {
+  const pool = core as { _freeConnections?: { length?: unknown }; _allConnections?: { length?: unknown }; config?: { connectionLimit?: unknown } };
+  const free = pool._freeConnections?.length;
+  const all = pool._allConnections?.length;
+  const limit = pool.config?.connectionLimit;
+  if (typeof free !== "number" || typeof all !== "number" || typeof limit !== "number") return false;
+  return free === 0 && limit > 0 && all >= limit;
 }
 
 export interface DbOptions {
@@ -349,7 +361,23 @@ export function openDb(url: string, options: DbOptions = {}): Db {
   core.getConnection = (cb) => {
     const wanted = callerActor ?? actor;
     const timeout = callerTimeout ?? statementTimeoutMs;
+    // A caller that must queue for a connection (all are checked out) waits at most the statement
+    // timeout too: while the database stalls, the pool frees a connection only when a statement
+    // times out, and each connection opened then for the next in line waits out the connect
+    // timeout, so the queue would drain one connect timeout at a time.
+    let gaveUp = false;
+    const queueTimer = timeout > 0 && mustQueue(core) ? setTimeout(() => {
+      gaveUp = true;
+      const err = Object.assign(new Error(`no database connection was free within ${timeout} ms (BATON_DB_STATEMENT_TIMEOUT)`), { code: STATEMENT_TIMEOUT_CODE });
+      cb(err, undefined as unknown as CoreConnection);
+    }, timeout) : undefined;
     getConnection((err, conn) => {
+      if (queueTimer) clearTimeout(queueTimer);
+      if (gaveUp) {
+        // Its caller has gone: hand it to the next in line.
+        if (!err) (conn as unknown as { release(): void }).release();
+        return;
+      }
       if (!err) {
         // Set on every checkout: a view's timeout lasts while it holds the connection.
         const stream = (conn as unknown as CoreSocketConnection).stream;

@@ -9,7 +9,7 @@ import { buildApp } from "../../api/app.ts";
 import { systemClock } from "../../core/clock.ts";
 import { createLogger } from "../../core/logger.ts";
 import { Scheduler } from "../../scheduler/loop.ts";
-import { openDb, poolStats, STATEMENT_TIMEOUT_CODE, type Db, type RowDataPacket } from "../../store/db.ts";
+import { isConnectionError, openDb, poolStats, STATEMENT_TIMEOUT_CODE, type Db, type RowDataPacket } from "../../store/db.ts";
 import { createTestDb, dropTestDb } from "../helpers/db.ts";
 
 /** The statement timeout here; the bound each stalled call must answer within allows for a busy machine. */
@@ -101,6 +101,20 @@ describe("a database that stalls", () => {
     // The idle connection that lived through the stall saw no byte dropped: it still works, as do new ones.
     const rows = await Promise.all([1, 2, 3].map((n) => stalling.pool.query<RowDataPacket[]>("SELECT ? AS n", [n])));
     expect(rows.map(([r]) => r[0]!.n)).toEqual([1, 2, 3]);
+  });
+
+  it("fails callers queued for a connection within the timeout too, not one connect timeout after another", async () => {
+    proxy.stalled = true;
+    // 4 connections (the limit), 20 callers: 16 queue behind statements (or connects) that stall.
+    const all = await timed("20 stalled SELECTs", () =>
+      Promise.all(Array.from({ length: 20 }, () => stalling.pool.query("SELECT 1").then(() => "answered", (err: unknown) => (isConnectionError(err) ? "unavailable" : String(err))))),
+    );
+    expect(all.value).toEqual(Array(20).fill("unavailable"));
+    expect(all.ms).toBeLessThan(BOUND_MS);
+    proxy.stalled = false;
+    const [rows] = await stalling.pool.query<RowDataPacket[]>("SELECT 7 AS n");
+    expect(rows[0]!.n).toBe(7);
+    expect(poolStats(stalling.pool)).toMatchObject({ used: 0, queued: 0 });
   });
 
   it("abandons a transaction whose statement stalled: nothing of it is applied", async () => {
