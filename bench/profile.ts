@@ -104,6 +104,7 @@ function instrument(db: Db, traces: TxTrace[]): Db {
     database: db.database,
     tx: (fn) => db.tx(fn),
     actingAs: (who) => db.actingAs(who),
+    withStatementTimeout: (ms) => db.withStatementTimeout(ms),
     close: () => db.close(),
     batchTx: async (fn) => {
       const trace: TxTrace = { asked: now(), trips: [] };

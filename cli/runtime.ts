@@ -38,7 +38,7 @@ export async function openRuntime(overrides: Partial<Config> = {}, options: { mi
   const logger = createLogger(config.logLevel, {}, undefined, { format: config.logFormat });
   try {
     await ensureDatabase(config.databaseUrl);
-    const db = openDb(config.databaseUrl, { traceQueries: config.dbTraceQueries });
+    const db = openDb(config.databaseUrl, { traceQueries: config.dbTraceQueries, statementTimeoutMs: config.dbStatementTimeoutMs });
     if (options.migrate !== false) {
       const applied = await migrate(db, logger.scope({ component: "migrate" }));
       if (applied.length) logger.info(`applied ${applied.length} migration(s): ${applied.join(", ")}`);

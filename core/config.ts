@@ -51,6 +51,13 @@ export interface Config {
   metricsHost: string;
   /** Errors from SQL statements carry the caller's stack (mysql2 `trace`): a stack capture per statement. */
   dbTraceQueries: boolean;
+  /**
+   * A statement that gets no byte from the server for this long fails (503 in the API, a failed
+   * tick in the scheduler, a retry in the worker) and its connection is destroyed; 0: no limit.
+   */
+  dbStatementTimeoutMs: number;
+  /** GET /health answers 503 (metadatabase unhealthy) when its reads take longer. */
+  healthTimeoutMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -143,6 +150,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     metricsPort: intFrom(env, "BATON_METRICS_PORT", 0),
     metricsHost: env.BATON_METRICS_HOST || "127.0.0.1",
     dbTraceQueries: boolFrom(env, "BATON_DB_TRACE", false),
+    dbStatementTimeoutMs: durationFrom(env, "BATON_DB_STATEMENT_TIMEOUT", "30s"),
+    healthTimeoutMs: durationFrom(env, "BATON_HEALTH_TIMEOUT", "3s"),
   };
   if (config.adminToken !== undefined && !/^\S{16,512}$/.test(config.adminToken)) {
     throw new BatonError("BATON_CONFIG_INVALID", "BATON_ADMIN_TOKEN must be 16-512 characters without spaces");
@@ -150,6 +159,9 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
   // Workers beat every min(5 s, timeout / 3): below 1 s a busy but healthy worker would look dead.
   if (config.taskHeartbeatTimeoutMs < 1000) {
     throw new BatonError("BATON_CONFIG_INVALID", `BATON_TASK_HEARTBEAT_TIMEOUT must be at least 1s, got "${env.BATON_TASK_HEARTBEAT_TIMEOUT}"`);
+  }
+  if (config.healthTimeoutMs < 1) {
+    throw new BatonError("BATON_CONFIG_INVALID", `BATON_HEALTH_TIMEOUT must be more than 0, got "${env.BATON_HEALTH_TIMEOUT}"`);
   }
   const merged = { ...config, ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) };
   if (overrides.dagsFolder) merged.dagsFolder = path.resolve(overrides.dagsFolder);

@@ -17,6 +17,20 @@ import { orderByEnum } from "./dags.ts";
 import { heartbeatTimeoutOf } from "./workers.ts";
 
 const HEALTHY_WITHIN_MS = 30_000;
+/** BATON_HEALTH_TIMEOUT's default. */
+const HEALTH_TIMEOUT_MS = 3000;
+
+/** fn's value, or a rejection once `ms` passed (fn goes on; its failure is then ignored). */
+async function within<T>(ms: number, fn: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const work = fn();
+  work.catch(() => undefined);
+  try {
+    return await Promise.race([work, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 const Status = Type.Enum(["healthy", "unhealthy"]);
@@ -95,7 +109,13 @@ export function configSections(config: Partial<Config>, databaseUrl: string): { 
         ["cache_folder", config.cacheFolder],
       ],
     ],
-    ["database", [["database_url", redactUrl(databaseUrl)]]],
+    [
+      "database",
+      [
+        ["database_url", redactUrl(databaseUrl)],
+        ["db_statement_timeout", config.dbStatementTimeoutMs === 0 ? "off" : ms(config.dbStatementTimeoutMs)],
+      ],
+    ],
     [
       "api",
       [
@@ -105,6 +125,7 @@ export function configSections(config: Partial<Config>, databaseUrl: string): { 
         ["api_rate_limit", rate ? (rate.max > 0 ? `${rate.max}/${formatDuration(rate.windowMs)}` : "off") : undefined],
         ["api_body_limit", text(config.apiBodyLimitBytes)],
         ["api_request_timeout", ms(config.apiRequestTimeoutMs)],
+        ["health_timeout", ms(config.healthTimeoutMs)],
         ["cors_origins", config.corsOrigins?.join(",")],
       ],
     ],
@@ -142,6 +163,9 @@ export function configSections(config: Partial<Config>, databaseUrl: string): { 
 export const systemRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) => {
   const { db, clock } = deps;
   const version = readVersion();
+  // A load balancer asks often and must hear "unhealthy" soon, not after the statement timeout.
+  const healthTimeoutMs = deps.config.healthTimeoutMs ?? HEALTH_TIMEOUT_MS;
+  const healthDb = db.withStatementTimeout(healthTimeoutMs);
 
   app.get(
     "/health",
@@ -155,8 +179,12 @@ export const systemRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps
       let schedulerBeat: Date | null = null;
       let workers: { alive: number; latest: Date | null } = { alive: 0, latest: null };
       try {
-        schedulerBeat = await latestHeartbeat(db.pool, "scheduler");
-        workers = await workerLiveness(db.pool, new Date(clock.now().getTime() - heartbeatTimeoutOf(deps)));
+        // Bounded twice: the statements (a stalled connection is destroyed, not left to the next
+        // probe) and the whole check, which may first wait for a connection or open one.
+        await within(healthTimeoutMs, async () => {
+          schedulerBeat = await latestHeartbeat(healthDb.pool, "scheduler");
+          workers = await workerLiveness(healthDb.pool, new Date(clock.now().getTime() - heartbeatTimeoutOf(deps)));
+        });
       } catch {
         metadatabase = "unhealthy";
       }

@@ -23,8 +23,14 @@ import { TaskState } from "../../core/states.ts";
 import { inList, type Db, type RowDataPacket } from "../db.ts";
 import { deleteRunRows, type DeletedRuns } from "./deleteDagRun.ts";
 
+/**
+ * Its DELETEs grow with the DAG's history, so they get longer than the usual statement timeout
+ * (BATON_DB_STATEMENT_TIMEOUT) before a silent server counts as stalled.
+ */
+export const DELETE_DAG_STATEMENT_TIMEOUT_MS = 10 * 60_000;
+
 export async function deleteDag(db: Db, dagId: string): Promise<DeletedRuns> {
-  return db.tx(async (tx) => {
+  return db.withStatementTimeout(DELETE_DAG_STATEMENT_TIMEOUT_MS).tx(async (tx) => {
     const lockActiveTasks = () =>
       tx.query<RowDataPacket[]>(
         "SELECT id, run_id, task_id, state FROM task_instance WHERE dag_id = ? AND state IN ('queued', 'running') ORDER BY state, id FOR UPDATE",

@@ -22,6 +22,8 @@ describe("loadConfig", () => {
       ["shutdownGraceMs", 8_000],
       ["taskHeartbeatTimeoutMs", 30_000],
       ["backfillMaxRuns", 100_000],
+      ["dbStatementTimeoutMs", 30_000],
+      ["healthTimeoutMs", 3_000],
     ] as const)("%s = %p", (key, value) => {
       expect(config[key]).toBe(value);
     });
@@ -54,6 +56,8 @@ describe("loadConfig", () => {
           "BATON_TASK_HEARTBEAT_TIMEOUT",
           "BATON_XCOM_MAX_BYTES",
           "BATON_BACKFILL_MAX_RUNS",
+          "BATON_DB_STATEMENT_TIMEOUT",
+          "BATON_HEALTH_TIMEOUT",
         ].map((k) => [k, ""]),
       );
       expect(loadConfig(env)).toEqual(config);
@@ -97,6 +101,8 @@ describe("loadConfig", () => {
         BATON_METRICS_PORT: "9464",
         BATON_METRICS_HOST: "10.0.0.2",
         BATON_DB_TRACE: "on",
+        BATON_DB_STATEMENT_TIMEOUT: "45s",
+        BATON_HEALTH_TIMEOUT: "2s",
       });
       expect(config).toEqual({
         databaseUrl: "mysql://u:p@db.example:3307/other",
@@ -127,6 +133,8 @@ describe("loadConfig", () => {
         metricsPort: 9464,
         metricsHost: "10.0.0.2",
         dbTraceQueries: true,
+        dbStatementTimeoutMs: 45_000,
+        healthTimeoutMs: 2_000,
       });
     });
 
@@ -204,6 +212,8 @@ describe("loadConfig", () => {
       ["BATON_SHUTDOWN_GRACE", "8 s s"],
       ["BATON_TASK_HEARTBEAT_TIMEOUT", "soon"],
       ["BATON_TASK_HEARTBEAT_TIMEOUT", "500ms"],
+      ["BATON_DB_STATEMENT_TIMEOUT", "soon"],
+      ["BATON_HEALTH_TIMEOUT", "0"],
     ])("%s=%p", (name, value) => {
       const err = thrown(() => loadConfig({ [name]: value }));
       expect(err).toBeInstanceOf(BatonError);
