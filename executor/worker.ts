@@ -195,6 +195,8 @@ export class Worker {
   /** Moving average of the loop's database calls (a finish or a claim, ms). */
   private recentDbMs?: number;
   private readonly maxWaitMs: number;
+  /** Steps being stored for running tries: a hand-back waits for them, so it sees what they stored. */
+  private readonly tryWrites = new Set<Promise<unknown>>();
 
   constructor(
     private readonly db: Db,
@@ -475,7 +477,9 @@ export class Worker {
     let outputs = new Map<number, Record<string, unknown>>();
     let steps = new Map<number, Record<string, unknown>>();
     try {
-      const retried = claimed.filter((t) => t.tryNumber > 1).map((t) => t.id);
+      // A first try has no steps, unless it runs again after a hand-back that left some (the
+      // claim says so from the row it reads anyway): no query for the first try of every task.
+      const retried = claimed.filter((t) => t.tryNumber > 1 || t.stepsKept).map((t) => t.id);
       if (retried.length > 0) steps = await stepsOf(this.db.pool, retried);
       const missing = claimed.filter((t) => t.upstreamOutputs === undefined);
       const wanted = await Promise.all(
@@ -753,8 +757,23 @@ export class Worker {
       .catch((err) => this.logger.warn(`could not write the log of task instance ${task.id}: ${(err as Error).message}`));
   }
 
+  /** A write a try's process asked for (a step): stop() lets it land before handing the try back. */
+  private track(write: Promise<unknown>): void {
+    const done: Promise<void> = write.then(
+      () => undefined,
+      () => undefined,
+    ).finally(() => this.tryWrites.delete(done));
+    this.tryWrites.add(done);
+  }
+
   /** A durable step completed in a child: record it (fenced by the try's claim) and answer. */
-  private async recordStep(slot: Slot, task: ClaimedTask, put: StepPut): Promise<void> {
+  private recordStep(slot: Slot, task: ClaimedTask, put: StepPut): Promise<void> {
+    const write = this.recordStepAndAck(slot, task, put);
+    this.track(write);
+    return write;
+  }
+
+  private async recordStepAndAck(slot: Slot, task: ClaimedTask, put: StepPut): Promise<void> {
     let ack: StepAck;
     try {
       const outcome = await recordStep(this.db.pool, this.clock.now(), {
@@ -861,6 +880,9 @@ export class Worker {
     await Promise.all([...this.slots, ...dedicated, ...this.callbackSlots].map((s) => (s.busy ? s.child.kill() : s.child.stop(1000))));
     await Promise.all([this.runCallbacks.release(), this.tryCallbacks.release()]);
     if (leftovers.length > 0) {
+      // A step stored after the hand-back would be fenced, and one stored meanwhile might be
+      // missed by it (steps_kept): let the writes the killed processes asked for land first.
+      await settledWithin(Promise.all(this.tryWrites), limitMs);
       const returned = await beforeDeadline(
         handBack(this.db, this.clock.now(), leftovers.map((h) => h.task)),
         limitMs,
