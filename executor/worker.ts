@@ -21,6 +21,7 @@ import { handBack } from "../store/transitions/handBack.ts";
 import { beatProcess, beatTries, removeProcess } from "../store/transitions/heartbeat.ts";
 import { VersionCache } from "../store/versions.ts";
 import { upstreamOutputs } from "../store/xcom.ts";
+import { recordFirstPoke } from "../store/transitions/recordFirstPoke.ts";
 import { recordStep, stepsOf } from "../store/transitions/recordStep.ts";
 import { BundleCache } from "./bundleCache.ts";
 import { claimAheadAllowance, movingAverage } from "./claimAhead.ts";
@@ -195,7 +196,7 @@ export class Worker {
   /** Moving average of the loop's database calls (a finish or a claim, ms). */
   private recentDbMs?: number;
   private readonly maxWaitMs: number;
-  /** Steps being stored for running tries: a hand-back waits for them, so it sees what they stored. */
+  /** Steps and first pokes being stored for running tries: a hand-back waits for them, so it sees what they stored. */
   private readonly tryWrites = new Set<Promise<unknown>>();
 
   constructor(
@@ -594,7 +595,7 @@ export class Worker {
     slot.child.onMessage = (raw) => {
       const type = (raw as { type?: string }).type;
       if (type === "stepPut") void this.recordStep(slot, task, raw as unknown as StepPut);
-      else if (type === "sensorFirstPoke") held.firstPokeAt = new Date((raw as unknown as SensorFirstPoke).at);
+      else if (type === "sensorFirstPoke") this.recordFirstPoke(task, held, new Date((raw as unknown as SensorFirstPoke).at));
       else if (type === "tryCallbacks") held.callbacksTaken = true;
       else if (isSecretGet(raw)) void answerSecret(this.db.pool, slot.child, raw);
     };
@@ -757,7 +758,21 @@ export class Worker {
       .catch((err) => this.logger.warn(`could not write the log of task instance ${task.id}: ${(err as Error).message}`));
   }
 
-  /** A write a try's process asked for (a step): stop() lets it land before handing the try back. */
+  /**
+   * A sensor's first poke: kept with the try (recorded with its outcome or hand-back) and stored
+   * at once (fenced), so a try that never reports an outcome (its worker died) leaves it too and
+   * the sensor's timeout still counts from it.
+   */
+  private recordFirstPoke(task: ClaimedTask, held: Held, at: Date): void {
+    held.firstPokeAt = at;
+    this.track(
+      recordFirstPoke(this.db.pool, { id: task.id, tryNumber: task.tryNumber, token: task.token, at }).catch((err) =>
+        this.logger.warn(`could not store the first poke of ${task.dagId}.${task.taskId} (run ${task.runId}) yet: ${(err as Error).message}; it is stored with the try's outcome`),
+      ),
+    );
+  }
+
+  /** A write a try's process asked for (a step, a first poke): stop() lets it land before handing the try back. */
   private track(write: Promise<unknown>): void {
     const done: Promise<void> = write.then(
       () => undefined,
@@ -884,7 +899,7 @@ export class Worker {
       // missed by it (steps_kept): let the writes the killed processes asked for land first.
       await settledWithin(Promise.all(this.tryWrites), limitMs);
       const returned = await beforeDeadline(
-        handBack(this.db, this.clock.now(), leftovers.map((h) => h.task)),
+        handBack(this.db, this.clock.now(), leftovers.map((h) => ({ ...h.task, firstPokeAt: h.firstPokeAt ?? h.task.firstPokeAt }))),
         limitMs,
         `handing back the unfinished tries took over ${limitMs} ms (database unreachable?)`,
       );

@@ -1,5 +1,6 @@
 // What a try made durable outlives its worker: durable steps after a SIGTERM hand-back (the
-// try runs again under the same number, 1).
+// try runs again under the same number, 1), and a poke-mode sensor's first poke after a
+// hand-back or a worker that died (its timeout counts from that poke, not from the next try's).
 // Workers here are this file's own, each on a queue no other worker serves.
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -7,7 +8,7 @@ import path from "node:path";
 import { FakeClock } from "../../core/clock.ts";
 import { silentLogger } from "../../core/logger.ts";
 import { Worker } from "../../executor/worker.ts";
-import type { Db, RowDataPacket } from "../../store/db.ts";
+import { openDb, type Db, type RowDataPacket } from "../../store/db.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 
@@ -36,6 +37,16 @@ export const raced = dag({ id: "raced_step" }, (t) => {
       return "mine";
     });
     return v;
+  });
+});
+
+export const sensing = dag({ id: "sensing", defaultArgs: { retries: 1, retryDelay: 0 } }, (t) => {
+  t.sensor("wait", {
+    queue: "hb_sensor",
+    mode: "poke",
+    pokeInterval: 50,
+    timeout: "1h",
+    poke: async (ctx) => { mark(ctx, "poke " + ctx.tryNumber); return false; },
   });
 });
 `);
@@ -116,5 +127,52 @@ describe("durability across a hand-back or a lost worker", () => {
     const log = await h.taskLog("raced_step", runId, "racer", 1);
     expect(log).toContain('Step "one" ran again: an earlier try had recorded it; its recorded result is used');
     expect(log).not.toContain('Step "one" recorded');
+  });
+
+  it("a poke-mode sensor handed back keeps its first poke: the timeout counts from it", async () => {
+    const conf = await files();
+    const runId = await trigger("sensing", conf);
+    const first = worker("hb_sensor");
+    const pokedAt = clock.now().getTime();
+    // Stored as soon as the sensor's process reports it, while the try still runs.
+    const stored = await waitFor("the first poke stored", async () => (await ti("sensing", runId)).first_poke_at as Date | null, 20_000);
+    expect(Math.abs(stored.getTime() - pokedAt)).toBeLessThan(60_000);
+    await first.stop(0);
+    expect(await ti("sensing", runId)).toMatchObject({ state: "queued", try_number: 0 });
+    expect((await ti("sensing", runId)).first_poke_at).toEqual(stored);
+
+    clock.advance(2 * 3_600_000);
+    worker("hb_sensor");
+    const ended = await waitFor("the sensor to time out", async () => {
+      const row = await ti("sensing", runId);
+      return row.state === "failed" ? row : null;
+    }, 20_000);
+    expect(ended).toMatchObject({ try_number: 1 });
+    expect(JSON.parse(ended.error).code).toBe("BATON_SENSOR_TIMEOUT");
+    expect(ended.first_poke_at).toEqual(stored);
+  });
+
+  it("a poke-mode sensor whose worker died keeps its first poke: the retry times out from it", async () => {
+    const conf = await files();
+    const runId = await trigger("sensing", conf);
+    const workerDb = openDb(h.db.url);
+    const dying = worker("hb_sensor", workerDb);
+    const stored = await waitFor("the first poke stored", async () => (await ti("sensing", runId)).first_poke_at as Date | null, 20_000);
+    // The worker loses its database: nothing is handed back or recorded, the try is left running.
+    await workerDb.close();
+    await expect(dying.stop(0)).rejects.toThrow(/closed/i);
+    expect(await ti("sensing", runId)).toMatchObject({ state: "running", try_number: 1 });
+
+    // Past the zombie timeout (30 s) and the sensor's (1 h): reaped, retried as try 2.
+    clock.advance(2 * 3_600_000);
+    worker("hb_sensor");
+    const ended = await waitFor("the retry to time out", async () => {
+      const row = await ti("sensing", runId);
+      return row.state === "failed" ? row : null;
+    }, 20_000);
+    expect(ended).toMatchObject({ try_number: 2 });
+    expect(JSON.parse(ended.error).code).toBe("BATON_SENSOR_TIMEOUT");
+    expect(ended.first_poke_at).toEqual(stored);
+    expect(await lines(conf.marks)).toContain("poke 2");
   });
 });
