@@ -117,7 +117,14 @@ async function runStep(
   });
   if (ack.status === "fenced") throw new Error(`step "${name}" could not be recorded: this try no longer owns the task instance`);
   if (ack.status === "error") throw new Error(`step "${name}" could not be recorded: ${ack.message}`);
-  const recorded = ack.status === "exists" ? ack.value : JSON.parse(valueText);
+  if (ack.status === "exists") {
+    // Recorded before, by a try whose steps this one was not given: it ran again, and the
+    // recorded result wins (what a retry sees), not the one it just computed.
+    m.steps[name] = ack.value;
+    line("WARNING", [`Step "${name}" ran again: an earlier try had recorded it; its recorded result is used`]);
+    return ack.value;
+  }
+  const recorded = JSON.parse(valueText);
   m.steps[name] = recorded;
   line("INFO", [`Step "${name}" recorded`]);
   return recorded;

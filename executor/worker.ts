@@ -22,6 +22,7 @@ import { handBack } from "../store/transitions/handBack.ts";
 import { beatProcess, beatTries, removeProcess } from "../store/transitions/heartbeat.ts";
 import { VersionCache } from "../store/versions.ts";
 import { upstreamOutputs } from "../store/xcom.ts";
+import { recordFirstPoke } from "../store/transitions/recordFirstPoke.ts";
 import { recordStep, stepsOf } from "../store/transitions/recordStep.ts";
 import { BundleCache } from "./bundleCache.ts";
 import { claimAheadAllowance, movingAverage } from "./claimAhead.ts";
@@ -211,6 +212,8 @@ export class Worker {
   private unknownCommits: number[] = [];
   /** Results (tryKey) sent in a call whose COMMIT answer was lost: if fenced when sent again, they may be recorded already. */
   private readonly resentResults = new Set<string>();
+  /** Steps and first pokes being stored for running tries: a hand-back waits for them, so it sees what they stored. */
+  private readonly tryWrites = new Set<Promise<unknown>>();
 
   constructor(
     private readonly db: Db,
@@ -568,7 +571,9 @@ export class Worker {
     let outputs = new Map<number, Record<string, unknown>>();
     let steps = new Map<number, Record<string, unknown>>();
     try {
-      const retried = claimed.filter((t) => t.tryNumber > 1).map((t) => t.id);
+      // A first try has no steps, unless it runs again after a hand-back that left some (the
+      // claim says so from the row it reads anyway): no query for the first try of every task.
+      const retried = claimed.filter((t) => t.tryNumber > 1 || t.stepsKept).map((t) => t.id);
       if (retried.length > 0) steps = await stepsOf(this.db.pool, retried);
       const missing = claimed.filter((t) => t.upstreamOutputs === undefined);
       const wanted = await Promise.all(
@@ -683,7 +688,7 @@ export class Worker {
     slot.child.onMessage = (raw) => {
       const type = (raw as { type?: string }).type;
       if (type === "stepPut") void this.recordStep(slot, task, raw as unknown as StepPut);
-      else if (type === "sensorFirstPoke") held.firstPokeAt = new Date((raw as unknown as SensorFirstPoke).at);
+      else if (type === "sensorFirstPoke") this.recordFirstPoke(task, held, new Date((raw as unknown as SensorFirstPoke).at));
       else if (type === "tryCallbacks") held.callbacksTaken = true;
       else if (isSecretGet(raw)) void answerSecret(this.db.pool, slot.child, raw);
     };
@@ -846,8 +851,37 @@ export class Worker {
       .catch((err) => this.logger.warn(`could not write the log of task instance ${task.id}: ${(err as Error).message}`));
   }
 
+  /**
+   * A sensor's first poke: kept with the try (recorded with its outcome or hand-back) and stored
+   * at once (fenced), so a try that never reports an outcome (its worker died) leaves it too and
+   * the sensor's timeout still counts from it.
+   */
+  private recordFirstPoke(task: ClaimedTask, held: Held, at: Date): void {
+    held.firstPokeAt = at;
+    this.track(
+      recordFirstPoke(this.db.pool, { id: task.id, tryNumber: task.tryNumber, token: task.token, at }).catch((err) =>
+        this.logger.warn(`could not store the first poke of ${task.dagId}.${task.taskId} (run ${task.runId}) yet: ${(err as Error).message}; it is stored with the try's outcome`),
+      ),
+    );
+  }
+
+  /** A write a try's process asked for (a step, a first poke): stop() lets it land before handing the try back. */
+  private track(write: Promise<unknown>): void {
+    const done: Promise<void> = write.then(
+      () => undefined,
+      () => undefined,
+    ).finally(() => this.tryWrites.delete(done));
+    this.tryWrites.add(done);
+  }
+
   /** A durable step completed in a child: record it (fenced by the try's claim) and answer. */
-  private async recordStep(slot: Slot, task: ClaimedTask, put: StepPut): Promise<void> {
+  private recordStep(slot: Slot, task: ClaimedTask, put: StepPut): Promise<void> {
+    const write = this.recordStepAndAck(slot, task, put);
+    this.track(write);
+    return write;
+  }
+
+  private async recordStepAndAck(slot: Slot, task: ClaimedTask, put: StepPut): Promise<void> {
     let ack: StepAck;
     try {
       const outcome = await recordStep(this.db.pool, this.clock.now(), {
@@ -955,8 +989,11 @@ export class Worker {
     await Promise.all([...this.slots, ...dedicated, ...this.callbackSlots].map((s) => (s.busy ? s.child.kill() : s.child.stop(1000))));
     await Promise.all([this.runCallbacks.release(), this.tryCallbacks.release()]);
     if (leftovers.length > 0) {
+      // A step stored after the hand-back would be fenced, and one stored meanwhile might be
+      // missed by it (steps_kept): let the writes the killed processes asked for land first.
+      await settledWithin(Promise.all(this.tryWrites), limitMs);
       const returned = await beforeDeadline(
-        handBack(this.db, this.clock.now(), leftovers.map((h) => h.task)),
+        handBack(this.db, this.clock.now(), leftovers.map((h) => ({ ...h.task, firstPokeAt: h.firstPokeAt ?? h.task.firstPokeAt }))),
         limitMs,
         `handing back the unfinished tries took over ${limitMs} ms (database unreachable?)`,
       );

@@ -69,6 +69,11 @@ export interface ClaimedTask {
   /** Sensors: first poke of this task instance (across reschedules) and pokes rescheduled so far. */
   firstPokeAt: Date | null;
   pokeCount: number;
+  /**
+   * A handed-back try left durable steps (task_instance.steps_kept, migration 0027): this try
+   * loads them although it is numbered 1. Tries after the first load them whatever this says.
+   */
+  stepsKept?: boolean;
   /** A backfill run's task: a worker keeps one slot free of them for everything else. */
   backfill?: boolean;
   /** Direct upstream outputs, when the claim already fetched them (the fast path does). */
@@ -427,7 +432,7 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
       {
         sql: `SELECT ti.id, ti.dag_run_id, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number, ti.max_tries, ti.pool, ti.pool_slots,
                      ti.priority_weight,
-                     ti.first_poke_at, ti.poke_count, ti.queued_at,
+                     ti.first_poke_at, ti.poke_count, ti.queued_at, ti.steps_kept,
                      r.version_hash, r.logical_date, r.data_interval_start, r.data_interval_end, r.conf
                 FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id
                WHERE ti.id IN (${inList(ids)}) ORDER BY ti.priority_weight DESC, ti.id`,
@@ -456,6 +461,7 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
       queuedAt: r.queued_at ?? null,
       firstPokeAt: r.first_poke_at ?? null,
       pokeCount: Number(r.poke_count ?? 0),
+      stepsKept: Number(r.steps_kept ?? 0) === 1,
       backfill: Number(r.priority_weight) < BACKFILL_PRIORITY_FLOOR,
     }));
   });

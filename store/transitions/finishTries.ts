@@ -250,6 +250,7 @@ function claimedFrom(
     startedAt: now,
     firstPokeAt: row.first_poke_at ?? null,
     pokeCount: Number(row.poke_count ?? 0),
+    stepsKept: Number(row.steps_kept ?? 0) === 1,
     upstreamOutputs,
   };
 }
@@ -467,7 +468,7 @@ async function attempt(
     if (run.taken.length > 0) {
       run.takenIndex = statements.length;
       statements.push({
-        sql: `SELECT id, task_id, try_number, max_tries, state, claim_token, first_poke_at, poke_count, pool, pool_slots FROM task_instance
+        sql: `SELECT id, task_id, try_number, max_tries, state, claim_token, first_poke_at, poke_count, steps_kept, pool, pool_slots FROM task_instance
                WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(run.taken.map((t) => t.taskId))})`,
         params: [dagRunId, ...run.taken.map((t) => t.taskId)],
       });

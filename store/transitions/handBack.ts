@@ -1,6 +1,14 @@
 // handBack — a stopping worker returns tries it will not finish: back to queued with the
 // try not counted, so another worker runs them as the same try number.
-// locks: the given task_instance rows (PK), then their pool rows; fence: try_number + claim token.
+// locks: the given task_instance rows (PK), then their pool rows; reads the task_step rows of
+//   each (PK prefix, a plain read: a step recorded after it is fenced by this UPDATE).
+// fence: try_number + claim token.
+// keeps: what the try made durable, for the try that runs again under its number —
+//   - steps_kept = whether the task instance has durable steps: a try numbered 1 loads its
+//     steps only when it is set (tries after the first always do), so a handed-back first
+//     try's re-run reuses the steps it recorded instead of running them again (migration 0027);
+//   - first_poke_at: a sensor's first poke, kept, or set from the worker's memory when it did not
+//     reach the row yet (recordFirstPoke), so its timeout still counts from that poke.
 import type { Db, ResultSetHeader } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
 
@@ -10,6 +18,8 @@ export interface HeldTry {
   token: string;
   pool: string;
   poolSlots: number;
+  /** A sensor's first poke, made by this try (or read with its claim). */
+  firstPokeAt?: Date | null;
 }
 
 export async function handBack(db: Db, now: Date, tries: HeldTry[]): Promise<number> {
@@ -20,9 +30,10 @@ export async function handBack(db: Db, now: Date, tries: HeldTry[]): Promise<num
     for (const t of [...tries].sort((a, b) => a.id - b.id)) {
       const [result] = await tx.query<ResultSetHeader>(
         `UPDATE task_instance SET state = 'queued', try_number = try_number - 1, claim_token = NULL, hostname = NULL, pid = NULL,
-                heartbeat_at = NULL, start_date = NULL, queued_at = ?
+                heartbeat_at = NULL, start_date = NULL, queued_at = ?, first_poke_at = COALESCE(first_poke_at, ?),
+                steps_kept = EXISTS (SELECT 1 FROM task_step s WHERE s.task_instance_id = task_instance.id)
           WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
-        [now, t.id, t.tryNumber, t.token],
+        [now, t.firstPokeAt ?? null, t.id, t.tryNumber, t.token],
       );
       if (result.affectedRows === 1) {
         returned++;

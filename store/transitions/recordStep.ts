@@ -28,7 +28,7 @@ export async function recordStep(
   }
 }
 
-/** Recorded steps of the given task instances, for tries after the first. */
+/** Recorded steps of the given task instances, for tries after the first (and a first try run again after a hand-back: steps_kept). */
 export async function stepsOf(db: Queryable, tiIds: number[]): Promise<Map<number, Record<string, unknown>>> {
   const steps = new Map<number, Record<string, unknown>>();
   if (tiIds.length === 0) return steps;

@@ -1,0 +1,178 @@
+// What a try made durable outlives its worker: durable steps after a SIGTERM hand-back (the
+// try runs again under the same number, 1), and a poke-mode sensor's first poke after a
+// hand-back or a worker that died (its timeout counts from that poke, not from the next try's).
+// Workers here are this file's own, each on a queue no other worker serves.
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { FakeClock } from "../../core/clock.ts";
+import { silentLogger } from "../../core/logger.ts";
+import { Worker } from "../../executor/worker.ts";
+import { openDb, type Db, type RowDataPacket } from "../../store/db.ts";
+import { Harness, dagSource } from "../helpers/harness.ts";
+import { waitFor } from "../helpers/db.ts";
+
+const DAGS = dagSource(`
+import { appendFileSync, existsSync } from "node:fs";
+const mark = (ctx, what) => appendFileSync(String(ctx.conf.marks), what + "\\n");
+
+export const handedSteps = dag({ id: "handed_steps" }, (t) => {
+  t.task("charge", { queue: "hb_steps" }, async (ctx) => {
+    const one = await ctx.step("one", () => { mark(ctx, "one"); return 1; });
+    // Long: the worker is stopped in here, on the first run.
+    const two = await ctx.step("two", async () => {
+      while (!existsSync(String(ctx.conf.release))) await new Promise((r) => setTimeout(r, 20));
+      mark(ctx, "two");
+      return one + 1;
+    });
+    return { one, two };
+  });
+});
+
+export const raced = dag({ id: "raced_step" }, (t) => {
+  t.task("racer", { queue: "hb_race" }, async (ctx) => {
+    const v = await ctx.step("one", async () => {
+      mark(ctx, "started");
+      while (!existsSync(String(ctx.conf.release))) await new Promise((r) => setTimeout(r, 20));
+      return "mine";
+    });
+    return v;
+  });
+});
+
+export const sensing = dag({ id: "sensing", defaultArgs: { retries: 1, retryDelay: 0 } }, (t) => {
+  t.sensor("wait", {
+    queue: "hb_sensor",
+    mode: "poke",
+    pokeInterval: 50,
+    timeout: "1h",
+    poke: async (ctx) => { mark(ctx, "poke " + ctx.tryNumber); return false; },
+  });
+});
+`);
+
+describe("durability across a hand-back or a lost worker", () => {
+  const clock = new FakeClock(new Date());
+  const h = new Harness({ clock, worker: false, taskHeartbeatTimeoutMs: 30_000 });
+  const workers: Worker[] = [];
+  beforeAll(async () => {
+    await h.start({ "handback.ts": DAGS });
+    await h.run();
+  });
+  afterAll(async () => {
+    for (const w of workers) await w.stop(0).catch(() => undefined);
+    await h.stop();
+  });
+
+  function worker(queue: string, db: Db = h.db): Worker {
+    const w = new Worker(db, clock, silentLogger, { concurrency: 1, queues: [queue], logsFolder: h.logsFolder, cacheFolder: h.cacheFolder, heartbeatMs: 200 });
+    workers.push(w);
+    w.start();
+    return w;
+  }
+
+  async function trigger(dagId: string, conf: Record<string, unknown>): Promise<string> {
+    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { conf } });
+    expect(res.statusCode).toBe(200);
+    return res.json().dag_run_id as string;
+  }
+
+  async function ti(dagId: string, runId: string): Promise<RowDataPacket> {
+    const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT * FROM task_instance WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+    return row!;
+  }
+
+  async function files() {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "baton-handback-"));
+    return { marks: path.join(dir, "marks.txt"), release: path.join(dir, "release") };
+  }
+
+  const lines = async (file: string) => (await readFile(file, "utf8").catch(() => "")).split("\n").filter(Boolean);
+
+  it("a try handed back on SIGTERM runs again as try 1 without re-running the steps it recorded", async () => {
+    const conf = await files();
+    const runId = await trigger("handed_steps", conf);
+    const first = worker("hb_steps");
+    await waitFor("step one recorded", async () => {
+      const [steps] = await h.db.pool.query<RowDataPacket[]>(
+        "SELECT s.step_name FROM task_step s JOIN task_instance ti ON ti.id = s.task_instance_id WHERE ti.dag_id = 'handed_steps' AND ti.run_id = ?",
+        [runId],
+      );
+      return steps.length === 1;
+    }, 20_000);
+    await first.stop(0);
+    expect(await ti("handed_steps", runId)).toMatchObject({ state: "queued", try_number: 0, steps_kept: 1 });
+
+    await writeFile(conf.release, "");
+    worker("hb_steps");
+    await waitFor("the task to succeed", async () => (await ti("handed_steps", runId)).state === "success", 20_000);
+    expect(await ti("handed_steps", runId)).toMatchObject({ try_number: 1 });
+    expect(await lines(conf.marks)).toEqual(["one", "two"]);
+    const log = await h.taskLog("handed_steps", runId, "charge", 1);
+    expect(log).toContain('Step "one": recorded by an earlier try, not run again');
+  });
+
+  it("logs a step another try recorded meanwhile as run again, and uses the recorded result", async () => {
+    const conf = await files();
+    const runId = await trigger("raced_step", conf);
+    worker("hb_race");
+    await waitFor("the step to start", async () => (await lines(conf.marks)).includes("started"), 20_000);
+    // What a try whose steps were not given to this one leaves (e.g. recorded during its claim).
+    const row = await ti("raced_step", runId);
+    await h.db.pool.query("INSERT INTO task_step (task_instance_id, step_name, try_number, value, created_at) VALUES (?, 'one', 1, '\"theirs\"', ?)", [row.id, clock.now()]);
+    await writeFile(conf.release, "");
+    await waitFor("the task to succeed", async () => (await ti("raced_step", runId)).state === "success", 20_000);
+    const [[xcom]] = await h.db.pool.query<RowDataPacket[]>("SELECT value FROM xcom WHERE dag_run_id = ? AND task_id = 'racer'", [row.dag_run_id]);
+    expect(JSON.parse(xcom!.value)).toBe("theirs");
+    const log = await h.taskLog("raced_step", runId, "racer", 1);
+    expect(log).toContain('Step "one" ran again: an earlier try had recorded it; its recorded result is used');
+    expect(log).not.toContain('Step "one" recorded');
+  });
+
+  it("a poke-mode sensor handed back keeps its first poke: the timeout counts from it", async () => {
+    const conf = await files();
+    const runId = await trigger("sensing", conf);
+    const first = worker("hb_sensor");
+    const pokedAt = clock.now().getTime();
+    // Stored as soon as the sensor's process reports it, while the try still runs.
+    const stored = await waitFor("the first poke stored", async () => (await ti("sensing", runId)).first_poke_at as Date | null, 20_000);
+    expect(Math.abs(stored.getTime() - pokedAt)).toBeLessThan(60_000);
+    await first.stop(0);
+    expect(await ti("sensing", runId)).toMatchObject({ state: "queued", try_number: 0 });
+    expect((await ti("sensing", runId)).first_poke_at).toEqual(stored);
+
+    clock.advance(2 * 3_600_000);
+    worker("hb_sensor");
+    const ended = await waitFor("the sensor to time out", async () => {
+      const row = await ti("sensing", runId);
+      return row.state === "failed" ? row : null;
+    }, 20_000);
+    expect(ended).toMatchObject({ try_number: 1 });
+    expect(JSON.parse(ended.error).code).toBe("BATON_SENSOR_TIMEOUT");
+    expect(ended.first_poke_at).toEqual(stored);
+  });
+
+  it("a poke-mode sensor whose worker died keeps its first poke: the retry times out from it", async () => {
+    const conf = await files();
+    const runId = await trigger("sensing", conf);
+    const workerDb = openDb(h.db.url);
+    const dying = worker("hb_sensor", workerDb);
+    const stored = await waitFor("the first poke stored", async () => (await ti("sensing", runId)).first_poke_at as Date | null, 20_000);
+    // The worker loses its database: nothing is handed back or recorded, the try is left running.
+    await workerDb.close();
+    await expect(dying.stop(0)).rejects.toThrow(/closed/i);
+    expect(await ti("sensing", runId)).toMatchObject({ state: "running", try_number: 1 });
+
+    // Past the zombie timeout (30 s) and the sensor's (1 h): reaped, retried as try 2.
+    clock.advance(2 * 3_600_000);
+    worker("hb_sensor");
+    const ended = await waitFor("the retry to time out", async () => {
+      const row = await ti("sensing", runId);
+      return row.state === "failed" ? row : null;
+    }, 20_000);
+    expect(ended).toMatchObject({ try_number: 2 });
+    expect(JSON.parse(ended.error).code).toBe("BATON_SENSOR_TIMEOUT");
+    expect(ended.first_poke_at).toEqual(stored);
+    expect(await lines(conf.marks)).toContain("poke 2");
+  });
+});
