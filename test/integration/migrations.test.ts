@@ -244,3 +244,28 @@ describe("0020_run_callbacks on a database with history", () => {
     expect(runs.map((r) => [r.run_id, Number(r.callback_due)])).toEqual([["r1", 0], ["r2", 1], ["r3", 0]]);
   });
 });
+
+describe("0028_cut_off_compensations on a database with history", () => {
+  const scratch = scratchDatabase("mig28");
+
+  it("ends the compensation of failed runs left showing 'running', and leaves compensating runs alone", async () => {
+    const { db, folder } = scratch;
+    const files = (await readdir(MIGRATIONS_FOLDER)).filter((f) => /^\d{4}_.*\.sql$/.test(f)).sort();
+    for (const f of files.filter((f) => f < "0028")) await copyFile(path.join(MIGRATIONS_FOLDER, f), path.join(folder, f));
+    await migrate(db, undefined, folder);
+    await db.pool.query(
+      `INSERT INTO dag_run (dag_id, run_id, version_hash, run_type, state, logical_date, data_interval_start, data_interval_end, conf, external_trigger, queued_at, compensation)
+       VALUES ('d', 'cut_off', 'v', 'manual', 'failed', NOW(6), NOW(6), NOW(6), '{}', 1, NOW(6), 'running'),
+              ('d', 'compensating', 'v', 'manual', 'running', NOW(6), NOW(6), NOW(6), '{}', 1, NOW(6), 'running'),
+              ('d', 'compensated', 'v', 'manual', 'failed', NOW(6), NOW(6), NOW(6), '{}', 1, NOW(6), 'compensated')`,
+    );
+    for (const f of files.filter((f) => f >= "0028")) await copyFile(path.join(MIGRATIONS_FOLDER, f), path.join(folder, f));
+    expect(await migrate(db, undefined, folder)).toContain("0028_cut_off_compensations.sql");
+    const [runs] = await db.pool.query<RowDataPacket[]>("SELECT run_id, compensation FROM dag_run ORDER BY run_id");
+    expect(runs.map((r) => [r.run_id, r.compensation])).toEqual([
+      ["compensated", "compensated"],
+      ["compensating", "running"],
+      ["cut_off", "compensation_failed"],
+    ]);
+  });
+});
