@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import os from "node:os";
@@ -190,9 +191,15 @@ describe("baton dags test", () => {
   });
 });
 
-const SLEEP_DAG = (id: string, ms: number) => `import { dag } from "baton";
+/** A DAG whose one task naps `ms`; with `startedFile`, it first creates that file (proof its try started in a task process). */
+const SLEEP_DAG = (id: string, ms: number, startedFile?: string) => `import { dag } from "baton";
+import { writeFileSync } from "node:fs";
 export default dag({ id: "${id}" }, (t) => {
-  t.task("nap", async () => { await new Promise((r) => setTimeout(r, ${ms})); return "rested"; });
+  t.task("nap", async () => {
+    ${startedFile ? `writeFileSync(${JSON.stringify(startedFile)}, "");` : ""}
+    await new Promise((r) => setTimeout(r, ${ms}));
+    return "rested";
+  });
 });
 `;
 
@@ -209,7 +216,7 @@ describe("baton standalone", () => {
     dagsFolder = path.join(root, "dags");
     await mkdir(dagsFolder);
     await writeFile(path.join(dagsFolder, "quick.ts"), QUICK_DAGS);
-    await writeFile(path.join(dagsFolder, "sleepy.ts"), SLEEP_DAG("sleepy", 1000));
+    await writeFile(path.join(dagsFolder, "sleepy.ts"), SLEEP_DAG("sleepy", 1000, path.join(root, "sleepy-started")));
     await writeFile(path.join(dagsFolder, "long_nap.ts"), SLEEP_DAG("long_nap", 60_000));
   });
   afterAll(async () => {
@@ -305,7 +312,9 @@ describe("baton standalone", () => {
 
       // SIGTERM while a 1 s task runs: exit 0 within 10 s, and the task is not left running.
       const sleepyRun = await trigger(port, "sleepy");
-      await waitFor("sleepy's task to be running", async () => (await taskRow("sleepy", sleepyRun))?.state === "running", 15_000);
+      // Started in its task process, not only claimed (`running` in MySQL): a try claimed ahead and
+      // still waiting for a slot at SIGTERM is handed back, not finished.
+      await waitFor("sleepy's task to start", async () => existsSync(path.join(root, "sleepy-started")), 15_000);
       p.child.kill("SIGTERM");
       const result = await finishWithin(p, 10_000, "standalone after SIGTERM");
       expect({ code: result.code, signal: result.signal }).toEqual({ code: 0, signal: null });

@@ -347,7 +347,9 @@ describe("DAG processor: changes outside the DAG file itself", () => {
     );
     await withOwnFolder("early", { "a_fast.ts": simpleDag("early_fast"), "z_slow.ts": slow }, 3_600_000, async (early, root) => {
       const started = early.start();
-      await waitFor("the fast file parsed", () => dagRow(h, "early_fast"));
+      // A cold parser child on a loaded CI machine once took over 10 s here: wait as long as the
+      // slow file holds (were it parsed first, early_slow below would exist and fail the test).
+      await waitFor("the fast file parsed", () => dagRow(h, "early_fast"), 20_000);
       expect(await dagRow(h, "early_slow")).toBeUndefined();
       await writeFile(path.join(root, "new.ts"), simpleDag("early_new"));
       await writeFile(release, "");
