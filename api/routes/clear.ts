@@ -4,7 +4,7 @@ import { BatonError } from "../../core/errors.ts";
 import { TaskState } from "../../core/states.ts";
 import { clearStateFilter } from "../../scheduler/clearSelection.ts";
 import { getDag, getDagRun, listStartedRunsInRange, runNotFoundError } from "../../store/queries/read.ts";
-import { assertNotMixedClear, clearTasks, type ClearResult } from "../../store/transitions/clearTasks.ts";
+import { clearTasks, type ClearResult } from "../../store/transitions/clearTasks.ts";
 import { isoOrNull } from "../../store/rows.ts";
 import { VersionCache } from "../../store/versions.ts";
 import { dbFor, type ApiDeps } from "../context.ts";
@@ -112,7 +112,6 @@ export const clearRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db,
         includeDownstream: body.include_downstream ?? false,
         onlyFailed,
         onlyRunning,
-        dryRun,
         useLatestVersion: body.use_latest_version ?? false,
       };
       const acrossRuns = body.dag_run_id === undefined || body.include_past || body.include_future;
@@ -123,14 +122,14 @@ export const clearRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db,
         if (runs.length > MAX_CLEAR_RUNS) {
           throw new BatonError("BATON_VALIDATION_FAILED", `the clear would touch more than ${MAX_CLEAR_RUNS} runs; narrow start_date / end_date`);
         }
-        const parts: { runId: string; versionHash: string; taskIds?: string[] }[] = [];
+        const parts: { runId: string; taskIds?: string[] }[] = [];
         for (const run of runs) {
           if (run.run_id === except) continue;
           // Another version may lack some of the tasks: clear the ones it has.
           const shape = await shapeOf(run.version_hash);
           const taskIds = body.task_ids?.filter((id) => shape.byId.has(id));
           if (body.task_ids?.length && !taskIds?.length) continue;
-          parts.push({ runId: run.run_id as string, versionHash: run.version_hash as string, taskIds });
+          parts.push({ runId: run.run_id as string, taskIds });
         }
         return parts;
       };
@@ -144,12 +143,12 @@ export const clearRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db,
 
       // Every run's part is planned, and checked, before any is cleared: each run clears in its
       // own transaction, so a refusal found at the third run would leave two cleared.
-      const plan: { runId: string; versionHash: string; taskIds?: string[] }[] = [];
+      const plan: { runId: string; taskIds?: string[] }[] = [];
       if (body.dag_run_id !== undefined) {
         // The named run first: unknown DAG, run or task ids are 404s here.
         const named = await getDagRun(db.pool, dagId, body.dag_run_id);
         if (!named) throw await runNotFoundError(db.pool, dagId, body.dag_run_id);
-        plan.push({ runId: body.dag_run_id, versionHash: named.version_hash, taskIds: body.task_ids });
+        plan.push({ runId: body.dag_run_id, taskIds: body.task_ids });
         if (acrossRuns) {
           const at = named.logical_date as Date | null;
           const range = at ? { gte: body.include_past ? undefined : at, lte: body.include_future ? undefined : at } : { gte: new Date(8.64e15) };
@@ -159,13 +158,13 @@ export const clearRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db,
         if (!(await getDag(db.pool, dagId))) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${dagId}" not found`);
         plan.push(...(await otherRuns(dagId, { gte: startDate, lte: endDate })));
       }
-      for (const part of plan) {
-        if (part.taskIds?.length) assertNotMixedClear(await shapeOf(part.versionHash), part.taskIds, dagId, part.runId);
-      }
+      const clearPart = (part: (typeof plan)[number], dry: boolean) =>
+        clearTasks(dbFor(db, req), clock.now(), { ...request, dryRun: dry, runId: part.runId, taskIds: part.taskIds }, shapeOf);
+      // The check is clearTasks' own, as a dry run (it locks and changes nothing): whatever it
+      // refuses (a mixed saga clear, an incompatible latest version) refuses the whole clear.
+      if (!dryRun && plan.length > 1) for (const part of plan) await clearPart(part, true);
       const results: ClearResult[] = [];
-      for (const part of plan) {
-        results.push(await clearTasks(dbFor(db, req), clock.now(), { ...request, runId: part.runId, taskIds: part.taskIds }, shapeOf));
-      }
+      for (const part of plan) results.push(await clearPart(part, dryRun));
       if (!dryRun && results.some((r) => r.cleared.length > 0)) (onTasksQueued ?? onRunCreated)?.();
       const taskInstances = results.flatMap((result) =>
         result.cleared.map((c) => ({

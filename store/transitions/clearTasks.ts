@@ -105,21 +105,6 @@ export interface ClearResult {
   runState: string;
 }
 
-/**
- * Refuses a clear naming both compensations and other tasks of one run: resuming a saga's
- * compensation and starting a new attempt exclude each other (a new attempt deletes the
- * compensation task instances a resume would run).
- */
-export function assertNotMixedClear(shape: DagShape, taskIds: readonly string[], dagId: string, runId: string): void {
-  if (sagaClearMode(shape, taskIds) !== "mixed") return;
-  throw new BatonError(
-    "BATON_CLEAR_MIXES_COMPENSATION",
-    `the clear names compensation tasks (${taskIds.filter((id) => shape.byId.get(id)?.kind === "compensate").map((id) => `"${id}"`).join(", ")}) ` +
-      `and other tasks of run "${runId}" of DAG "${dagId}": clear the compensations alone to resume the saga's compensation, ` +
-      "or the other tasks alone to start a new attempt",
-  );
-}
-
 export async function clearTasks(
   db: Db,
   now: Date,
@@ -166,7 +151,14 @@ export async function clearTasks(
   // deletes the compensation task instances a resume would run.
   let mode = sagaClearMode(shape, taskIds);
   if (mode === "mixed") {
-    if (!req.preferCompensation) assertNotMixedClear(shape, taskIds, req.dagId, req.runId);
+    if (!req.preferCompensation) {
+      throw new BatonError(
+        "BATON_CLEAR_MIXES_COMPENSATION",
+        `the clear names compensation tasks (${taskIds.filter((id) => shape.byId.get(id)!.kind === "compensate").map((id) => `"${id}"`).join(", ")}) ` +
+          `and other tasks of run "${req.runId}" of DAG "${req.dagId}": clear the compensations alone to resume the saga's compensation, ` +
+          "or the other tasks alone to start a new attempt",
+      );
+    }
     taskIds = taskIds.filter((id) => shape.byId.get(id)!.kind === "compensate");
     mode = "compensations";
   }
