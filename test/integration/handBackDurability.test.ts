@@ -168,7 +168,11 @@ describe("durability across a hand-back or a lost worker", () => {
     // Past the zombie timeout (30 s) and the sensor's (1 h): reaped, retried as try 2.
     clock.advance(2 * 3_600_000);
     worker("hb_sensor");
+    // Time goes on meanwhile (a second per look, far from the sensor's hour): a scheduler tick
+    // that failed after the jump holds reaping for one zombie timeout, which a frozen clock would
+    // never end.
     const ended = await waitFor("the retry to time out", async () => {
+      clock.advance(1000);
       const row = await ti("sensing", runId);
       return row.state === "failed" ? row : null;
     }, 20_000);
