@@ -10,7 +10,7 @@ import { systemClock } from "../../core/clock.ts";
 import { createLogger } from "../../core/logger.ts";
 import { Scheduler } from "../../scheduler/loop.ts";
 import { isConnectionError, openDb, poolStats, STATEMENT_TIMEOUT_CODE, type Db, type RowDataPacket } from "../../store/db.ts";
-import { createTestDb, dropTestDb } from "../helpers/db.ts";
+import { createTestDb, dropTestDb, waitFor } from "../helpers/db.ts";
 
 /** The statement timeout here; the bound each stalled call must answer within allows for a busy machine. */
 const TIMEOUT_MS = 1000;
@@ -114,7 +114,13 @@ describe("a database that stalls", () => {
     proxy.stalled = false;
     const [rows] = await stalling.pool.query<RowDataPacket[]>("SELECT 7 AS n");
     expect(rows[0]!.n).toBe(7);
-    expect(poolStats(stalling.pool)).toMatchObject({ used: 0, queued: 0 });
+    // Nothing leaks. Not asserted at once: a queued caller that gave up still sits in mysql2's
+    // queue, and a connection a timed-out statement frees is opened for it; a handshake the stall
+    // caught counts as used until its connect timeout (the statement timeout here) fails it.
+    await waitFor("the pool to settle with no connection in use", async () => {
+      const stats = poolStats(stalling.pool);
+      return stats?.used === 0 && stats.queued === 0;
+    }, BOUND_MS * 3);
   });
 
   it("abandons a transaction whose statement stalled: nothing of it is applied", async () => {
