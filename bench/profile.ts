@@ -105,6 +105,7 @@ function instrument(db: Db, traces: TxTrace[]): Db {
     tx: (fn) => db.tx(fn),
     actingAs: (who) => db.actingAs(who),
     withStatementTimeout: (ms) => db.withStatementTimeout(ms),
+    statementTimeoutMs: db.statementTimeoutMs,
     close: () => db.close(),
     batchTx: async (fn) => {
       const trace: TxTrace = { asked: now(), trips: [] };

@@ -31,6 +31,16 @@ export interface Db {
    * shorter one for a health check, a longer one for a statement that may legitimately run long.
    */
   withStatementTimeout(ms: number): Db;
+  /** How long a statement through this Db may wait for the server (0: no limit). */
+  readonly statementTimeoutMs: number;
+}
+
+/**
+ * The timeout for work that may legitimately run longer than usual: at least `wanted`, and no
+ * limit when the operator chose none (BATON_DB_STATEMENT_TIMEOUT=0).
+ */
+export function longerStatementTimeout(current: number, wanted: number): number {
+  return current === 0 ? 0 : Math.max(current, wanted);
 }
 
 export interface Statement {
@@ -504,6 +514,7 @@ export function openDb(url: string, options: DbOptions = {}): Db {
       close,
       actingAs: (name) => view(name.slice(0, 255), timeout),
       withStatementTimeout: (ms) => view(who, ms),
+      statementTimeoutMs: timeout ?? statementTimeoutMs,
     };
   };
   return view(undefined, undefined);

@@ -20,17 +20,18 @@
 // outcomes: the counts deleted; BATON_DAG_NOT_FOUND; BATON_TASKS_RUNNING.
 import { BatonError } from "../../core/errors.ts";
 import { TaskState } from "../../core/states.ts";
-import { inList, type Db, type RowDataPacket } from "../db.ts";
+import { inList, longerStatementTimeout, type Db, type RowDataPacket } from "../db.ts";
 import { deleteRunRows, type DeletedRuns } from "./deleteDagRun.ts";
 
 /**
  * Its DELETEs grow with the DAG's history, so they get longer than the usual statement timeout
- * (BATON_DB_STATEMENT_TIMEOUT) before a silent server counts as stalled.
+ * (BATON_DB_STATEMENT_TIMEOUT) before a silent server counts as stalled; with that set to 0 (no
+ * limit) they have none either.
  */
 export const DELETE_DAG_STATEMENT_TIMEOUT_MS = 10 * 60_000;
 
 export async function deleteDag(db: Db, dagId: string): Promise<DeletedRuns> {
-  return db.withStatementTimeout(DELETE_DAG_STATEMENT_TIMEOUT_MS).tx(async (tx) => {
+  return db.withStatementTimeout(longerStatementTimeout(db.statementTimeoutMs, DELETE_DAG_STATEMENT_TIMEOUT_MS)).tx(async (tx) => {
     const lockActiveTasks = () =>
       tx.query<RowDataPacket[]>(
         "SELECT id, run_id, task_id, state FROM task_instance WHERE dag_id = ? AND state IN ('queued', 'running') ORDER BY state, id FOR UPDATE",

@@ -9,7 +9,7 @@ import { buildApp } from "../../api/app.ts";
 import { systemClock } from "../../core/clock.ts";
 import { createLogger } from "../../core/logger.ts";
 import { Scheduler } from "../../scheduler/loop.ts";
-import { isConnectionError, openDb, poolStats, STATEMENT_TIMEOUT_CODE, type Db, type RowDataPacket } from "../../store/db.ts";
+import { isConnectionError, longerStatementTimeout, openDb, poolStats, STATEMENT_TIMEOUT_CODE, type Db, type RowDataPacket } from "../../store/db.ts";
 import { createTestDb, dropTestDb, waitFor } from "../helpers/db.ts";
 
 /** The statement timeout here; the bound each stalled call must answer within allows for a busy machine. */
@@ -184,5 +184,36 @@ describe("a database that stalls", () => {
     await scheduler.stop();
     const report = await timed("a tick after the stall", () => new Scheduler(stalling, systemClock, logger, { intervalMs: 60_000 }).tick());
     expect(report.value.durationMs).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe("a statement allowed to run longer (DELETE DAG's)", () => {
+  let db: Db;
+  beforeAll(async () => {
+    db = await createTestDb();
+  });
+  afterAll(async () => {
+    await dropTestDb(db);
+  });
+
+  /** A silent 1.5 s statement through a Db of timeout `baseMs` widened to at least `wantedMs`: "answered" or the error's code. */
+  async function silentStatement(baseMs: number, wantedMs?: number): Promise<string> {
+    const base = openDb(db.url, { statementTimeoutMs: baseMs });
+    const through = wantedMs === undefined ? base : base.withStatementTimeout(longerStatementTimeout(base.statementTimeoutMs, wantedMs));
+    try {
+      return await through.pool.query("SELECT SLEEP(1.5)").then(() => "answered", (err: { code?: string }) => err.code ?? String(err));
+    } finally {
+      await base.close();
+    }
+  }
+
+  it("gets the longer timeout where the usual one would cut it, and never a shorter one", async () => {
+    expect(await silentStatement(500)).toBe(STATEMENT_TIMEOUT_CODE);
+    expect(await silentStatement(500, 3000)).toBe("answered");
+    expect(await silentStatement(3000, 500)).toBe("answered");
+  });
+
+  it("has no limit when the operator chose none (BATON_DB_STATEMENT_TIMEOUT=0)", async () => {
+    expect(await silentStatement(0, 500)).toBe("answered");
   });
 });
