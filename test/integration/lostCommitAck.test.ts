@@ -24,40 +24,50 @@ export const claimLost = dag({ id: "lost_claim" }, (t) => {
 `);
 
 /**
- * The Db, where the next transaction whose COMMIT batch matches `lose` (armed by the returned
- * function) commits on the server and then fails as if the connection dropped before the answer
- * (or, `sent: false`, fails the same way without reaching the server: nothing committed).
+ * The Db, where the next transaction (Db.tx or Db.batchTx) whose statements so far, COMMIT
+ * included, match `lose` (armed by the returned function) commits on the server and then fails
+ * as if the connection dropped before the answer (or, `sent: false`, fails the same way without
+ * reaching the server: nothing committed). `beforeLoss` runs between the commit and the failure:
+ * what the worker's processes do meanwhile, it sees only after.
  */
-function losingAcks(db: Db): { db: Db; loseNext(lose: (sql: string) => boolean, sent?: boolean): void; lost: () => number } {
-  let armed: { lose: (sql: string) => boolean; sent: boolean } | undefined;
+function losingAcks(db: Db): {
+  db: Db;
+  loseNext(lose: (sql: string) => boolean, sent?: boolean, beforeLoss?: () => Promise<void>): void;
+  lost: () => number;
+} {
+  let armed: { lose: (sql: string) => boolean; sent: boolean; beforeLoss?: () => Promise<void> } | undefined;
   let lost = 0;
+  // No restore needed: each checkout of a pooled connection is a new wrapper object (mysql2/promise).
   const patch = (conn: Tx) => {
     const query = conn.query.bind(conn) as (sql: string, params?: unknown) => Promise<unknown>;
+    const statements: string[] = [];
     (conn as unknown as { query: typeof query }).query = async (sql: string, params?: unknown) => {
-      const hit = armed && typeof sql === "string" && /\bCOMMIT\b/.test(sql) && armed.lose(sql) ? armed : undefined;
+      if (typeof sql === "string") statements.push(sql);
+      const hit = armed && typeof sql === "string" && /\bCOMMIT\b/.test(sql) && armed.lose(statements.join(";\n")) ? armed : undefined;
+      if (hit) armed = undefined;
       const answer = hit?.sent === false ? undefined : await query(sql, params);
       if (hit) {
-        armed = undefined;
         lost++;
+        await hit.beforeLoss?.();
         throw Object.assign(new Error("Connection lost: The server closed the connection."), { code: "PROTOCOL_CONNECTION_LOST", fatal: true });
       }
       return answer;
     };
-    return () => delete (conn as unknown as { query?: unknown }).query;
   };
   const wrapped: Db = {
     ...db,
+    tx: (fn) =>
+      db.tx((conn) => {
+        patch(conn);
+        return fn(conn);
+      }),
     batchTx: (fn) =>
-      db.batchTx(async (btx) => {
-        const restore = patch(btx.conn);
-        try {
-          return await fn(btx);
-        } finally {
-          restore();
-        }
+      db.batchTx((btx) => {
+        patch(btx.conn);
+        return fn(btx);
       }),
   };
-  return { db: wrapped, loseNext: (lose, sent = true) => (armed = { lose, sent }), lost: () => lost };
+  return { db: wrapped, loseNext: (lose, sent = true, beforeLoss) => (armed = { lose, sent, beforeLoss }), lost: () => lost };
 }
 
 describe("worker: a COMMIT whose answer is lost", () => {
