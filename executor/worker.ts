@@ -18,7 +18,7 @@ import { connectionsBusy, recordedResults, triesClaimedBy } from "../store/queri
 import { poolSlotsDep } from "../scheduler/deps/poolSlots.ts";
 import { WarnOnce } from "../core/warnOnce.ts";
 import { finishTries, type FinishedTry, type FinishResult, type TryError } from "../store/transitions/finishTries.ts";
-import { handBack } from "../store/transitions/handBack.ts";
+import { handBack, type HeldTry } from "../store/transitions/handBack.ts";
 import { beatProcess, beatTries, removeProcess } from "../store/transitions/heartbeat.ts";
 import { VersionCache } from "../store/versions.ts";
 import { upstreamOutputs } from "../store/xcom.ts";
@@ -140,6 +140,7 @@ interface Held {
   task: ClaimedTask;
   slot?: Slot;
   timedOut?: boolean;
+  /** Being handed back, or handed back by a stopping worker: it never starts, and is neither beaten nor taken for an orphan. */
   handedBack?: boolean;
   /** The try is no longer ours (cleared, reaped, its run timed out, or we lost the database). */
   lost?: boolean;
@@ -206,14 +207,16 @@ export class Worker {
   private recentDbMs?: number;
   private readonly maxWaitMs: number;
   /**
-   * Connections (server thread ids) whose COMMIT answer was lost in a finish or a claim: what
-   * they claimed for this worker is unknown until recoverUnknownCommits() has looked.
+   * Connections (server thread ids) whose COMMIT answer was lost in a finish, a claim or a
+   * hand-back: which tries are this worker's is unknown until recoverUnknownCommits() has looked.
    */
   private unknownCommits: number[] = [];
   /** Results (tryKey) sent in a call whose COMMIT answer was lost: if fenced when sent again, they may be recorded already. */
   private readonly resentResults = new Set<string>();
   /** Steps and first pokes being stored for running tries: a hand-back waits for them, so it sees what they stored. */
   private readonly tryWrites = new Set<Promise<unknown>>();
+  /** The hand-back of tries that waited too long, while in flight: stop() waits for it before handing back the rest. */
+  private waitingHandBack?: Promise<unknown>;
 
   constructor(
     private readonly db: Db,
@@ -322,7 +325,7 @@ export class Worker {
       })
       .finally(() => {
         this.loopRunning = false;
-        if (!this.backoffTimer && (this.finished.length > 0 || (this.wantClaim && this.freeSlots() > 0 && !this.stopping))) this.kick();
+        if (!this.backoffTimer && (this.finished.length > 0 || this.unknownCommits.length > 0 || (this.wantClaim && this.freeSlots() > 0 && !this.stopping))) this.kick();
         for (const w of this.idleWaiters.splice(0)) w();
       });
   }
@@ -385,7 +388,7 @@ export class Worker {
 
   private async dbLoop(): Promise<void> {
     for (;;) {
-      // Before anything else: tries a lost COMMIT claimed for this worker would otherwise run nowhere.
+      // Before anything else: tries a lost COMMIT claimed (or failed to hand back) for this worker would otherwise run nowhere.
       if (this.unknownCommits.length > 0) await this.recoverUnknownCommits();
       if (this.finished.length > 0 && !(this.claimFirst && this.wantClaim && this.freeSlots() > 0 && !this.stopping)) {
         const batch = this.finished;
@@ -455,6 +458,49 @@ export class Worker {
     }
   }
 
+  /**
+   * Hands back tries this worker holds and will not run (marked handedBack by the caller): queued
+   * again, the try not counted. Resolves how many went back, or undefined when the COMMIT's
+   * answer was lost (handBackTries); rejects when nothing was handed back, with them still held.
+   */
+  private async handBackHeld(holds: Held[]): Promise<number | undefined> {
+    const returned = await this.handBackTries(
+      holds.map((h) => ({ ...h.task, firstPokeAt: h.firstPokeAt ?? h.task.firstPokeAt })),
+      holds,
+    );
+    // Handed back, or left to recoverUnknownCommits(): either way no longer held. A held entry
+    // for the same try that is not this one is a claim of it since it went back: it stays.
+    for (const h of holds) if (this.held.get(tryKey(h.task)) === h) this.held.delete(tryKey(h.task));
+    return returned;
+  }
+
+  /**
+   * Every hand-back goes through here. When its COMMIT's answer is lost (unknownCommitOf) the
+   * tries may be queued again already, and another worker (or this one) may claim and run them:
+   * taking the failure for "nothing happened" and keeping them would run them twice. So it
+   * resolves undefined, the caller forgets them (never runs them), and the connection is noted
+   * for recoverUnknownCommits(), which hands back those still running under this worker's token
+   * that it does not hold — exactly the ones the lost COMMIT did not return. Any other failure
+   * rejects: the transaction did not commit, the tries are still ours.
+   */
+  private async handBackTries(tries: HeldTry[], holds: Held[] = []): Promise<number | undefined> {
+    // `holds` are forgotten before the loop is woken: recovery must not take them for ours.
+    if (tries.length === 0) return 0;
+    try {
+      return await handBack(this.db, this.clock.now(), tries);
+    } catch (err) {
+      if (!this.noteUnknownCommit(err)) throw err;
+      this.logger.warn(
+        `the answer to handing back ${tries.length} task instance(s) was lost (connection lost around its COMMIT): ` +
+          "they are not run here; those still claimed by this worker are handed back once the database answers",
+      );
+      for (const h of holds) if (this.held.get(tryKey(h.task)) === h) this.held.delete(tryKey(h.task));
+      // Outside the loop (a hand-back of waiting tries): wake it to recover.
+      this.kick();
+      return undefined;
+    }
+  }
+
   /** Whether `err` is a lost COMMIT answer: then its connection is remembered for recoverUnknownCommits(). */
   private noteUnknownCommit(err: unknown): boolean {
     const unknown = unknownCommitOf(err);
@@ -465,7 +511,9 @@ export class Worker {
   /**
    * After a finish or a claim whose COMMIT answer was lost, which the loop then retries: that
    * transaction may have committed, claiming tries for this worker (a claim's, or a finish's
-   * ready downstream tasks) that it never learned of. Nothing would run or heartbeat them, and a
+   * ready downstream tasks) that it never learned of. After a hand-back whose answer was lost,
+   * the worker dropped the tries it sent (handBackTries): those it did not return are in the
+   * same state. Nothing would run or heartbeat them, and a
    * scheduler would reap them as zombies, using up a try they never started. So, once the server
    * has ended that connection's batch (or after UNKNOWN_COMMIT_WAIT_MS), the tries running under
    * this worker's token that it neither holds nor has results of are handed back (queued, the try
@@ -478,7 +526,8 @@ export class Worker {
     while (Date.now() < deadline && (await connectionsBusy(this.db.pool, threads))) await new Promise((r) => setTimeout(r, 50));
     const known = new Set([...this.held.keys(), ...this.finished.map((t) => tryKey(t.task))]);
     const orphans = (await triesClaimedBy(this.db.pool, this.id)).filter((t) => !known.has(tryKey({ id: t.id, tryNumber: t.tryNumber })));
-    const returned = orphans.length > 0 ? await handBack(this.db, this.clock.now(), orphans) : 0;
+    // Its own answer lost too: the next turn of the loop looks again, once that hand-back has ended.
+    const returned = (await this.handBackTries(orphans)) ?? 0;
     this.unknownCommits = this.unknownCommits.filter((id) => !threads.includes(id));
     if (returned > 0) {
       this.logger.warn(`handed back ${returned} task instance(s) claimed for this worker by a database call whose answer was lost (connection lost around its COMMIT)`);
@@ -540,7 +589,7 @@ export class Worker {
     // One slot stays free of backfill tasks (with 2+ slots), so a backfill never makes other
     // runs wait for a slot: history yields to today.
     let backfillRunning = 0;
-    for (const h of this.held.values()) if (h.task.backfill) backfillRunning++;
+    for (const h of this.held.values()) if (h.task.backfill && !h.handedBack) backfillRunning++;
     const maxBackfill = this.options.concurrency > 1 ? Math.max(0, this.options.concurrency - 1 - backfillRunning) : undefined;
     return { now, limit, queues: this.options.queues, hostname: this.options.hostname ?? os.hostname(), pid: process.pid, token: this.id, maxBackfill };
   }
@@ -633,25 +682,40 @@ export class Worker {
       const stale = this.waiting.filter((w) => w.since < cutoff);
       if (stale.length === 0) return;
       this.waiting.splice(0, this.waiting.length, ...this.waiting.filter((w) => w.since >= cutoff));
-      for (const w of stale) this.held.delete(tryKey(w.task));
+      const holds = stale.flatMap((w) => {
+        const held = this.held.get(tryKey(w.task));
+        if (!held || held.lost || held.handedBack) {
+          // Cleared or reaped while it waited here: nothing to hand back.
+          if (held && !held.handedBack) this.held.delete(tryKey(w.task));
+          return [];
+        }
+        held.handedBack = true;
+        return [{ held, waited: w }];
+      });
+      if (holds.length === 0) return;
       // The tries ahead of them are long: no more claiming ahead until short tries bring the
       // average down again (else the same tries would be claimed and handed back over again).
       this.recentTryMs = Math.max(this.recentTryMs ?? 0, this.maxWaitMs);
-      handBack(this.db, this.clock.now(), stale.map((w) => w.task)).then(
+      const inFlight = this.handBackHeld(holds.map((x) => x.held)).then(
         (returned) => {
-          this.logger.info(`handed back ${returned} task instance(s) that waited over ${this.maxWaitMs} ms for a slot`);
+          if (returned !== undefined) this.logger.info(`handed back ${returned} task instance(s) that waited over ${this.maxWaitMs} ms for a slot`);
           this.wantClaim = true;
         },
         (err) => {
-          // Still ours in the database: keep them, they start when a slot frees.
+          // Nothing was handed back: still ours in the database, they start when a slot frees.
           this.logger.warn(`could not hand back waiting tries: ${(err as Error).message}`);
-          for (const w of stale) {
-            this.held.set(tryKey(w.task), { task: w.task, timers: [] });
-            this.waiting.push({ ...w, since: Date.now() });
+          for (const { held, waited } of holds) {
+            if (this.held.get(tryKey(held.task)) !== held) continue;
+            held.handedBack = false;
+            this.waiting.push({ ...waited, since: Date.now() });
           }
           this.startWaiting();
         },
       );
+      this.waitingHandBack = inFlight;
+      void inFlight.finally(() => {
+        if (this.waitingHandBack === inFlight) this.waitingHandBack = undefined;
+      });
     }, Math.max(10, this.maxWaitMs / 4));
     this.waitTimer.unref();
   }
@@ -976,8 +1040,10 @@ export class Worker {
     // A claim in flight when stopping began lands in `held` when it returns: wait for it, so
     // its tries are handed back with the rest instead of left running until reaped.
     if (this.loopRunning) await settledWithin(this.loopDone, limitMs);
+    // Likewise a hand-back of waiting tries in flight: tries it fails to hand back are held again.
+    await settledWithin(this.waitingHandBack, limitMs);
     this.waiting.length = 0;
-    const leftovers = [...this.held.values()];
+    const leftovers = [...this.held.values()].filter((h) => !h.handedBack);
     for (const h of leftovers) {
       h.handedBack = true;
       for (const t of h.timers) clearTimeout(t);
@@ -993,11 +1059,12 @@ export class Worker {
       // missed by it (steps_kept): let the writes the killed processes asked for land first.
       await settledWithin(Promise.all(this.tryWrites), limitMs);
       const returned = await beforeDeadline(
-        handBack(this.db, this.clock.now(), leftovers.map((h) => ({ ...h.task, firstPokeAt: h.firstPokeAt ?? h.task.firstPokeAt }))),
+        this.handBackHeld(leftovers),
         limitMs,
         `handing back the unfinished tries took over ${limitMs} ms (database unreachable?)`,
       );
-      this.logger.info(`handed back ${returned} unfinished task instance(s)`);
+      // Unknown: the loop below waits for recoverUnknownCommits() to hand back what is still ours.
+      if (returned !== undefined) this.logger.info(`handed back ${returned} unfinished task instance(s)`);
     }
     const recordBy = Date.now() + limitMs;
     while (this.loopRunning || this.finished.length > 0 || this.unknownCommits.length > 0) {

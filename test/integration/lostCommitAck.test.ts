@@ -1,16 +1,22 @@
 // A COMMIT whose answer is lost (the connection drops after the server committed): the worker
 // cannot tell whether its call happened. The tries that transaction claimed carry the worker's
 // token, yet the worker never learned of them: they must not sit `running` until reaped as
-// zombies (a try used up, the run failed although they never started). The test loses the
-// answer of one chosen transaction deterministically: its batch with COMMIT runs on the
+// zombies (a try used up, the run failed although they never started). Nor may it run tries
+// whose hand-back's answer was lost: they may be queued again, for another worker to run. The
+// test loses the answer of one chosen transaction deterministically: its COMMIT runs on the
 // server, then the call fails with mysql2's "Connection lost" error, as over a dropped link.
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 import type { Logger } from "../../core/logger.ts";
 import type { Db, RowDataPacket, Tx } from "../../store/db.ts";
-import { Worker } from "../../executor/worker.ts";
+import { Worker, type WorkerOptions } from "../../executor/worker.ts";
 
 const DAGS = dagSource(`
+import { appendFileSync, existsSync } from "node:fs";
+
 export const finishLost = dag({ id: "lost_finish" }, (t) => {
   const a = t.task("a", { queue: "lost_finish" }, async () => "a out");
   const b = t.task("b", { queue: "lost_finish", upstream: [a] }, async (ctx) => ctx.get(a) + " via b");
@@ -21,44 +27,75 @@ export const claimLost = dag({ id: "lost_claim" }, (t) => {
   const a = t.task("a", { queue: "lost_claim" }, async () => "a out");
   t.task("b", { queue: "lost_claim", upstream: [a] }, async () => "b out");
 });
+
+// No-op tries: they bring a fresh worker's average try duration down (claim-ahead on).
+export const warm = dag({ id: "lost_warm", maxActiveTasks: 1000 }, (t) => {
+  for (let i = 0; i < 30; i++) t.task("w" + i, { queue: "lost_handback" }, async () => undefined);
+});
+
+// Every try writes "task:try" to conf.ledger, then runs until conf.release exists.
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const holding = (queue) => (t) => {
+  for (let i = 0; i < 3; i++) {
+    t.task("h" + i, { queue }, async (ctx) => {
+      appendFileSync(String(ctx.conf.ledger), ctx.taskId + ":" + ctx.tryNumber + "\\n");
+      while (!existsSync(String(ctx.conf.release)) && !ctx.signal.aborted) await sleep(10);
+    });
+  }
+};
+export const hold = dag({ id: "lost_hold", maxActiveTasks: 1000 }, holding("lost_handback"));
+export const holdStop = dag({ id: "lost_hold_stop", maxActiveTasks: 1000 }, holding("lost_stop"));
 `);
 
 /**
- * The Db, where the next transaction whose COMMIT batch matches `lose` (armed by the returned
- * function) commits on the server and then fails as if the connection dropped before the answer
- * (or, `sent: false`, fails the same way without reaching the server: nothing committed).
+ * The Db, where the next transaction (Db.tx or Db.batchTx) whose statements so far, COMMIT
+ * included, match `lose` (armed by the returned function) commits on the server and then fails
+ * as if the connection dropped before the answer (or, `sent: false`, fails the same way without
+ * reaching the server: nothing committed). `beforeLoss` runs between the commit and the failure:
+ * what the worker's processes do meanwhile, it sees only after.
  */
-function losingAcks(db: Db): { db: Db; loseNext(lose: (sql: string) => boolean, sent?: boolean): void; lost: () => number } {
-  let armed: { lose: (sql: string) => boolean; sent: boolean } | undefined;
+function losingAcks(db: Db): {
+  db: Db;
+  loseNext(lose: (sql: string) => boolean, sent?: boolean, beforeLoss?: () => Promise<void>): void;
+  lost: () => number;
+} {
+  let armed: { lose: (sql: string) => boolean; sent: boolean; beforeLoss?: () => Promise<void> } | undefined;
   let lost = 0;
+  // No restore needed: each checkout of a pooled connection is a new wrapper object (mysql2/promise).
   const patch = (conn: Tx) => {
     const query = conn.query.bind(conn) as (sql: string, params?: unknown) => Promise<unknown>;
+    const statements: string[] = [];
     (conn as unknown as { query: typeof query }).query = async (sql: string, params?: unknown) => {
-      const hit = armed && typeof sql === "string" && /\bCOMMIT\b/.test(sql) && armed.lose(sql) ? armed : undefined;
+      if (typeof sql === "string") statements.push(sql);
+      const hit = armed && typeof sql === "string" && /\bCOMMIT\b/.test(sql) && armed.lose(statements.join(";\n")) ? armed : undefined;
+      if (hit) armed = undefined;
       const answer = hit?.sent === false ? undefined : await query(sql, params);
       if (hit) {
-        armed = undefined;
         lost++;
+        await hit.beforeLoss?.();
         throw Object.assign(new Error("Connection lost: The server closed the connection."), { code: "PROTOCOL_CONNECTION_LOST", fatal: true });
       }
       return answer;
     };
-    return () => delete (conn as unknown as { query?: unknown }).query;
   };
   const wrapped: Db = {
     ...db,
+    tx: (fn) =>
+      db.tx((conn) => {
+        patch(conn);
+        return fn(conn);
+      }),
     batchTx: (fn) =>
-      db.batchTx(async (btx) => {
-        const restore = patch(btx.conn);
-        try {
-          return await fn(btx);
-        } finally {
-          restore();
-        }
+      db.batchTx((btx) => {
+        patch(btx.conn);
+        return fn(btx);
       }),
   };
-  return { db: wrapped, loseNext: (lose, sent = true) => (armed = { lose, sent }), lost: () => lost };
+  return { db: wrapped, loseNext: (lose, sent = true, beforeLoss) => (armed = { lose, sent, beforeLoss }), lost: () => lost };
 }
+
+/** A hand-back's transaction (store/transitions/handBack.ts). */
+const isHandBack = (sql: string) => sql.includes("steps_kept = EXISTS");
 
 describe("worker: a COMMIT whose answer is lost", () => {
   // A short zombie timeout: an orphaned try is reaped (and the run failed) within seconds.
@@ -74,17 +111,21 @@ describe("worker: a COMMIT whose answer is lost", () => {
   let faults: ReturnType<typeof losingAcks>;
   const workers: Worker[] = [];
 
+  let scratch: string;
+
   beforeAll(async () => {
     await h.start({ "lost.ts": DAGS });
     await h.run();
     faults = losingAcks(h.db);
+    scratch = await mkdtemp(path.join(os.tmpdir(), "baton-lost-ack-"));
   });
   afterAll(async () => {
     for (const w of workers) await w.stop(2000);
     await h.stop();
+    await rm(scratch, { recursive: true, force: true });
   });
 
-  function startWorker(queue: string): Worker {
+  function startWorker(queue: string, options: Partial<WorkerOptions> = {}): Worker {
     const worker = new Worker(faults.db, h.clock, logger, {
       concurrency: 1,
       queues: [queue],
@@ -93,6 +134,7 @@ describe("worker: a COMMIT whose answer is lost", () => {
       heartbeatMs: 200,
       heartbeatTimeoutMs: 3000,
       pollMaxMs: 100,
+      ...options,
     });
     workers.push(worker);
     worker.start();
@@ -108,8 +150,8 @@ describe("worker: a COMMIT whose answer is lost", () => {
     return { state: run!.state as string, tasks: Object.fromEntries(tis.map((t) => [t.task_id, `${t.state}#${t.try_number}`])) };
   }
 
-  async function trigger(dagId: string): Promise<string> {
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: {} });
+  async function trigger(dagId: string, conf: Record<string, unknown> = {}): Promise<string> {
+    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { conf } });
     expect(res.statusCode).toBe(200);
     return res.json().dag_run_id as string;
   }
@@ -165,4 +207,96 @@ describe("worker: a COMMIT whose answer is lost", () => {
     expect(run).toEqual({ state: "success", tasks: { a: "success#1", b: "success#1", c: "success#1" } });
     expect(messages.filter((m) => /handed back|no longer ours|answer was lost/.test(m))).toEqual([]);
   }, 30_000);
+
+  async function ledgerLines(file: string): Promise<string[]> {
+    return (await readFile(file, "utf8").catch(() => "")).split("\n").filter(Boolean);
+  }
+
+  async function tryRows(dagId: string, runId: string) {
+    const [rows] = await h.db.pool.query<RowDataPacket[]>(
+      "SELECT task_id, state, try_number, claim_token FROM task_instance WHERE dag_id = ? AND run_id = ? ORDER BY task_id",
+      [dagId, runId],
+    );
+    return rows.map((r) => ({ task: r.task_id as string, state: r.state as string, try: Number(r.try_number), token: r.claim_token as string | null }));
+  }
+
+  /** Runs no-op tries on `worker` until its average try (as the worker averages them) is well under the claim-ahead threshold. */
+  async function warmUp(worker: Worker): Promise<void> {
+    for (let round = 0; round < 5; round++) {
+      const runId = await trigger("lost_warm");
+      expect(await waitFor("the warm-up run to end", () => ended("lost_warm", runId), 20_000)).toMatchObject({ state: "success" });
+      const [rows] = await h.db.pool.query<RowDataPacket[]>(
+        "SELECT start_date, end_date FROM task_instance WHERE claim_token = ? AND end_date IS NOT NULL ORDER BY end_date, id",
+        [worker.id],
+      );
+      let average: number | undefined;
+      for (const r of rows) {
+        const ms = (r.end_date as Date).getTime() - (r.start_date as Date).getTime();
+        average = average === undefined ? ms : average * 0.8 + ms * 0.2;
+      }
+      if (average !== undefined && average < 40) return;
+    }
+    throw new Error("the worker's tries stayed too long on average to claim ahead");
+  }
+
+  it("does not run tries whose hand-back lost its COMMIT answer: they were queued again, and each task runs once", async () => {
+    messages.length = 0;
+    const worker = startWorker("lost_handback", { claimAhead: 2, claimAheadMaxWaitMs: 300 });
+    await warmUp(worker);
+    const ledger = path.join(scratch, "handback-ledger");
+    const release = path.join(scratch, "handback-release");
+    const lostBefore = faults.lost();
+    let runId = "";
+    // The hand-back of the tries claimed ahead (one slot, so all but the first wait, and are
+    // handed back after 300 ms) commits; before its answer is lost, the try holding the slot
+    // ends, so the worker has a free slot the moment it takes the hand-back for failed.
+    faults.loseNext(isHandBack, true, async () => {
+      await writeFile(release, "");
+      await waitFor("the try holding the slot to be recorded", async () => {
+        const started = (await ledgerLines(ledger)).map((l) => l.split(":")[0]);
+        const rows = await tryRows("lost_hold", runId);
+        return started.length > 0 && started.every((task) => rows.find((r) => r.task === task)?.state === "success");
+      });
+    });
+    runId = await trigger("lost_hold", { ledger, release });
+    const run = await waitFor("the run to end", () => ended("lost_hold", runId), 20_000);
+    expect(faults.lost() - lostBefore).toBe(1);
+    // Each task ran once: no try ran here while queued in the database.
+    expect((await ledgerLines(ledger)).sort()).toEqual(["h0:1", "h1:1", "h2:1"]);
+    expect(run).toEqual({ state: "success", tasks: { h0: "success#1", h1: "success#1", h2: "success#1" } });
+    expect(messages.filter((m) => /no longer ours|result discarded/.test(m))).toEqual([]);
+    expect(messages.some((m) => /^warn: the answer to handing back \d+ task instance\(s\) was lost/.test(m))).toBe(true);
+  }, 60_000);
+
+  it("hands back at stop the tries whose hand-back lost its COMMIT before it reached the server, and stops cleanly", async () => {
+    messages.length = 0;
+    const worker = startWorker("lost_stop");
+    workers.splice(workers.indexOf(worker), 1);
+    const ledger = path.join(scratch, "stop-ledger");
+    const release = path.join(scratch, "stop-release");
+    const runId = await trigger("lost_hold_stop", { ledger, release });
+    await waitFor("a try to start", async () => (await ledgerLines(ledger)).length === 1);
+    const lostBefore = faults.lost();
+    // Nothing committed: the try stays running under the stopped worker's token unless recovery hands it back.
+    faults.loseNext(isHandBack, false);
+    const stopped = await worker.stop(100).then(
+      () => "stopped",
+      (err: Error) => err.message,
+    );
+    expect(faults.lost() - lostBefore).toBe(1);
+    const [started] = (await ledgerLines(ledger)).map((l) => l.split(":")[0]);
+    // Queued again, the try not counted: not left running to be reaped as a zombie.
+    expect((await tryRows("lost_hold_stop", runId)).find((r) => r.task === started)).toEqual({ task: started, state: "queued", try: 0, token: null });
+    expect(stopped).toBe("stopped");
+    expect(messages.filter((m) => /^\w+: (handed back|the answer to handing back)/.test(m))).toEqual([
+      "warn: the answer to handing back 1 task instance(s) was lost (connection lost around its COMMIT): they are not run here; those still claimed by this worker are handed back once the database answers",
+      "warn: handed back 1 task instance(s) claimed for this worker by a database call whose answer was lost (connection lost around its COMMIT)",
+    ]);
+    await writeFile(release, "");
+    startWorker("lost_stop");
+    expect(await waitFor("the run to end", () => ended("lost_hold_stop", runId), 20_000)).toEqual({
+      state: "success",
+      tasks: { h0: "success#1", h1: "success#1", h2: "success#1" },
+    });
+  }, 60_000);
 });
