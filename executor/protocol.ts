@@ -17,7 +17,7 @@ export interface RunTryMessage {
   upstreamOutputs: Record<string, unknown>;
   /** For a compensation task: the task whose `compensate` function it runs. */
   compensates: string | null;
-  /** Durable steps recorded by earlier tries of this task instance. */
+  /** Durable steps recorded by earlier tries of this task instance (or earlier pokes of this try). */
   steps: Record<string, unknown>;
   /** Cap on the JSON size of the output and of each step's result. */
   maxValueBytes: number;

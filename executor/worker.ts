@@ -571,8 +571,9 @@ export class Worker {
     let outputs = new Map<number, Record<string, unknown>>();
     let steps = new Map<number, Record<string, unknown>>();
     try {
-      // A first try has no steps, unless it runs again after a hand-back that left some (the
-      // claim says so from the row it reads anyway): no query for the first try of every task.
+      // A first try has no steps, unless it runs again after a hand-back or a sensor's reschedule
+      // that left some (the claim says so from the row it reads anyway): no query for the first
+      // try of every task.
       const retried = claimed.filter((t) => t.tryNumber > 1 || t.stepsKept).map((t) => t.id);
       if (retried.length > 0) steps = await stepsOf(this.db.pool, retried);
       const missing = claimed.filter((t) => t.upstreamOutputs === undefined);
