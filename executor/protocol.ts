@@ -97,13 +97,25 @@ export interface DagCallbackMessage {
 
 /**
  * Child → worker: a sensor's first poke (of a task instance that had none yet) starts now. The
- * worker records it with the try's outcome, whatever ends the try (a failed poke, a timeout, its
- * process dying), so the sensor's timeout counts from it across retries too.
+ * worker stores it at once and answers with a FirstPokeAck; the child pokes only then, so a
+ * worker killed before storing it leaves no poke behind (the retry's first poke is the first).
+ * The worker also keeps it with the try's outcome or hand-back (whatever ends the try: a failed
+ * poke, a timeout, its process dying), so the sensor's timeout counts from it across retries too.
  */
 export interface SensorFirstPoke {
   type: "sensorFirstPoke";
+  reqId: number;
   /** The worker's Clock (ISO). */
   at: string;
+}
+/**
+ * Worker → child: the first poke was stored, or could not be (stored: false — fenced, or a
+ * database error; the worker still holds it for the try's outcome): the child pokes either way.
+ */
+export interface FirstPokeAck {
+  type: "firstPokeAck";
+  reqId: number;
+  stored: boolean;
 }
 
 /** Child → worker: a durable step completed; the worker records it and answers with a StepAck. */
