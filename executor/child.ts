@@ -21,6 +21,7 @@ import {
   CALLBACK_TIMEOUT_MS,
   type DagCallbackMessage,
   type EndedTryCallbackMessage,
+  type FirstPokeAck,
   type EndedTryCallbackResult,
   type RunTryMessage,
   type SensorFirstPoke,
@@ -70,12 +71,16 @@ function serializeCapped(value: unknown, what: string, capBytes: number): string
 }
 
 const stepAcks = new Map<number, (ack: StepAck) => void>();
+const firstPokeAcks = new Map<number, (ack: FirstPokeAck) => void>();
 let nextStepRequest = 1;
 process.on("message", (raw) => {
-  const ack = raw as StepAck;
+  const ack = raw as StepAck | FirstPokeAck;
   if (ack?.type === "stepAck") {
     stepAcks.get(ack.reqId)?.(ack);
     stepAcks.delete(ack.reqId);
+  } else if (ack?.type === "firstPokeAck") {
+    firstPokeAcks.get(ack.reqId)?.(ack);
+    firstPokeAcks.delete(ack.reqId);
   }
 });
 
@@ -165,10 +170,17 @@ async function runSensor(
   // Time as the worker's Clock sees it (a fake clock in tests), advancing with real time here.
   const now = () => Date.now() + (m.clockOffsetMs ?? 0);
   const firstPoke = m.firstPokeAt ? new Date(m.firstPokeAt).getTime() : now();
-  if (!m.firstPokeAt) {
-    // Told at once, not with the outcome: a try whose process is killed or dies has none.
-    const told: SensorFirstPoke = { type: "sensorFirstPoke", at: new Date(firstPoke).toISOString() };
-    process.send?.(told);
+  if (!m.firstPokeAt && process.send) {
+    // Told at once, not with the outcome: a try whose process is killed or dies has none. And
+    // stored before it happens: a worker killed between this message and its UPDATE would
+    // otherwise lose a poke that ran, and the timeout would count from a later one. One round
+    // trip per sensor task instance, before its first poke only.
+    await new Promise<FirstPokeAck>((resolve) => {
+      const reqId = nextStepRequest++;
+      firstPokeAcks.set(reqId, resolve);
+      const told: SensorFirstPoke = { type: "sensorFirstPoke", reqId, at: new Date(firstPoke).toISOString() };
+      process.send!(told);
+    });
   }
   for (let pokes = m.pokeCount; ; pokes++) {
     const answer = await sensor.poke(ctx);

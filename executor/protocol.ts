@@ -17,7 +17,7 @@ export interface RunTryMessage {
   upstreamOutputs: Record<string, unknown>;
   /** For a compensation task: the task whose `compensate` function it runs. */
   compensates: string | null;
-  /** Durable steps recorded by earlier tries of this task instance. */
+  /** Durable steps recorded by earlier tries of this task instance (or earlier pokes of this try). */
   steps: Record<string, unknown>;
   /** Cap on the JSON size of the output and of each step's result. */
   maxValueBytes: number;
@@ -97,13 +97,25 @@ export interface DagCallbackMessage {
 
 /**
  * Child → worker: a sensor's first poke (of a task instance that had none yet) starts now. The
- * worker records it with the try's outcome, whatever ends the try (a failed poke, a timeout, its
- * process dying), so the sensor's timeout counts from it across retries too.
+ * worker stores it at once and answers with a FirstPokeAck; the child pokes only then, so a
+ * worker killed before storing it leaves no poke behind (the retry's first poke is the first).
+ * The worker also keeps it with the try's outcome or hand-back (whatever ends the try: a failed
+ * poke, a timeout, its process dying), so the sensor's timeout counts from it across retries too.
  */
 export interface SensorFirstPoke {
   type: "sensorFirstPoke";
+  reqId: number;
   /** The worker's Clock (ISO). */
   at: string;
+}
+/**
+ * Worker → child: the first poke was stored, or could not be (stored: false — fenced, or a
+ * database error; the worker still holds it for the try's outcome): the child pokes either way.
+ */
+export interface FirstPokeAck {
+  type: "firstPokeAck";
+  reqId: number;
+  stored: boolean;
 }
 
 /** Child → worker: a durable step completed; the worker records it and answers with a StepAck. */

@@ -37,6 +37,7 @@ import {
   type EndedTryCallbackResult,
   type RunTryMessage,
   type SensorFirstPoke,
+  type FirstPokeAck,
   type StepAck,
   type StepPut,
   type TryOutcome,
@@ -620,8 +621,9 @@ export class Worker {
     let outputs = new Map<number, Record<string, unknown>>();
     let steps = new Map<number, Record<string, unknown>>();
     try {
-      // A first try has no steps, unless it runs again after a hand-back that left some (the
-      // claim says so from the row it reads anyway): no query for the first try of every task.
+      // A first try has no steps, unless it runs again after a hand-back or a sensor's reschedule
+      // that left some (the claim says so from the row it reads anyway): no query for the first
+      // try of every task.
       const retried = claimed.filter((t) => t.tryNumber > 1 || t.stepsKept).map((t) => t.id);
       if (retried.length > 0) steps = await stepsOf(this.db.pool, retried);
       const missing = claimed.filter((t) => t.upstreamOutputs === undefined);
@@ -752,7 +754,7 @@ export class Worker {
     slot.child.onMessage = (raw) => {
       const type = (raw as { type?: string }).type;
       if (type === "stepPut") void this.recordStep(slot, task, raw as unknown as StepPut);
-      else if (type === "sensorFirstPoke") this.recordFirstPoke(task, held, new Date((raw as unknown as SensorFirstPoke).at));
+      else if (type === "sensorFirstPoke") this.recordFirstPoke(slot, task, held, raw as unknown as SensorFirstPoke);
       else if (type === "tryCallbacks") held.callbacksTaken = true;
       else if (isSecretGet(raw)) void answerSecret(this.db.pool, slot.child, raw);
     };
@@ -918,14 +920,22 @@ export class Worker {
   /**
    * A sensor's first poke: kept with the try (recorded with its outcome or hand-back) and stored
    * at once (fenced), so a try that never reports an outcome (its worker died) leaves it too and
-   * the sensor's timeout still counts from it.
+   * the sensor's timeout still counts from it. The child waits for the answer before it pokes.
    */
-  private recordFirstPoke(task: ClaimedTask, held: Held, at: Date): void {
+  private recordFirstPoke(slot: Slot, task: ClaimedTask, held: Held, told: SensorFirstPoke): void {
+    const at = new Date(told.at);
     held.firstPokeAt = at;
+    const ack = (stored: boolean) => {
+      const answer: FirstPokeAck = { type: "firstPokeAck", reqId: told.reqId, stored };
+      slot.child.send(answer as unknown as Record<string, unknown>);
+    };
     this.track(
-      recordFirstPoke(this.db.pool, { id: task.id, tryNumber: task.tryNumber, token: task.token, at }).catch((err) =>
-        this.logger.warn(`could not store the first poke of ${task.dagId}.${task.taskId} (run ${task.runId}) yet: ${(err as Error).message}; it is stored with the try's outcome`),
-      ),
+      recordFirstPoke(this.db.pool, { id: task.id, tryNumber: task.tryNumber, token: task.token, at }).then(ack, (err) => {
+        // The poke goes on: failing the try for it would cost a retry; the worker still holds
+        // the first poke for the try's outcome or hand-back (lost only if it dies meanwhile).
+        this.logger.warn(`could not store the first poke of ${task.dagId}.${task.taskId} (run ${task.runId}) yet: ${(err as Error).message}; it is stored with the try's outcome`);
+        ack(false);
+      }),
     );
   }
 

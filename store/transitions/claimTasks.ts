@@ -70,8 +70,8 @@ export interface ClaimedTask {
   firstPokeAt: Date | null;
   pokeCount: number;
   /**
-   * A handed-back try left durable steps (task_instance.steps_kept, migration 0027): this try
-   * loads them although it is numbered 1. Tries after the first load them whatever this says.
+   * A handed-back try, or an earlier poke of a rescheduled sensor's try, left durable steps
+   * (task_instance.steps_kept, migration 0027): this try loads them although it is numbered 1. Tries after the first load them whatever this says.
    */
   stepsKept?: boolean;
   /** A backfill run's task: a worker keeps one slot free of them for everything else. */

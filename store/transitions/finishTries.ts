@@ -10,7 +10,8 @@
 // waiting), round trip 1 ends with the pool slots' UPDATE and a COMMIT guarded by that
 // condition checked in SQL (earlyCommitCondition), and there is no round trip 2.
 // locks: the finished task_instance rows (PK), their downstream rows (ux_task_instance), the
-//   dag_run rows (PK), in that order.
+//   dag_run rows (PK), in that order; a rescheduled sensor's UPDATE also reads its task_step
+//   rows (PK prefix), written only by that try, which is over.
 // fence: an UPDATE only matches a row still `running` with the same try_number and claim
 //   token. A result that matches nothing (a zombie waking late, a try handed back) is
 //   `fenced`: the transaction restarts without it. Tries that all end (no reschedule or
@@ -143,13 +144,17 @@ function plan(t: FinishedTry, now: Date, shape: DagShape): Planned {
   const fence = [task.id, task.tryNumber, task.token];
   if (t.outcome === "reschedule") {
     // Airflow: a reschedule does not use up a try; the poke is recorded in task_reschedule.
+    // The next poke runs under this try number again, so a first try's claim would not load the
+    // steps its pokes recorded (only tries after the first do): steps_kept says there are some,
+    // as a hand-back does, and the next poke reuses them instead of running them again.
     const at = new Date(now.getTime() + Math.max(0, t.rescheduleInMs ?? 0));
     return {
       t,
       state: TaskState.UpForReschedule,
       statement: {
         sql: `UPDATE task_instance SET state = 'up_for_reschedule', try_number = try_number - 1, next_retry_at = ?, end_date = ?,
-                     start_date = ?, first_poke_at = COALESCE(first_poke_at, ?, start_date), poke_count = poke_count + 1, heartbeat_at = NULL
+                     start_date = ?, first_poke_at = COALESCE(first_poke_at, ?, start_date), poke_count = poke_count + 1, heartbeat_at = NULL,
+                     steps_kept = EXISTS (SELECT 1 FROM task_step s WHERE s.task_instance_id = task_instance.id)
                WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
         params: [at, t.endedAt, task.startedAt, t.firstPokeAt ?? null, ...fence],
       },

@@ -1,6 +1,8 @@
-// recordFirstPoke — a sensor's first poke, stored the moment its process reports it, so the
-// timeout that counts from it survives the try: a worker that dies (the reaped try's retry) or
-// stops (the handed-back try's re-run) leaves it in the row, and the next try's claim reads it.
+// recordFirstPoke — a sensor's first poke, stored when its process reports it and before the
+// poke runs (the process waits for the answer: a worker killed before this commits leaves no
+// poke behind), so the timeout that counts from it survives the try: a worker that dies (the
+// reaped try's retry) or stops (the handed-back try's re-run) leaves it in the row, and the next
+// try's claim reads it.
 // Only a sensor's first poke of its task instance costs this statement: one per sensor, never
 // one per task try (finishTries and handBack also keep it, from the worker's memory).
 // locks: the task_instance row (PK).

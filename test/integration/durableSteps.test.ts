@@ -6,8 +6,9 @@ import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 
 const DAGS = dagSource(`
-import { appendFileSync } from "node:fs";
+import { appendFileSync, readFileSync } from "node:fs";
 const mark = (ctx, what) => appendFileSync(String(ctx.conf.marks), what + "\\n");
+const pokes = (ctx) => readFileSync(String(ctx.conf.marks), "utf8").split("\\n").filter((l) => l.startsWith("poke")).length;
 
 export const steps = dag({ id: "steps", defaultArgs: { retries: 1, retryDelay: 50 } }, (t) => {
   t.task("charge", async (ctx) => {
@@ -17,6 +18,35 @@ export const steps = dag({ id: "steps", defaultArgs: { retries: 1, retryDelay: 5
     if (ctx.tryNumber === 1) process.kill(process.pid, "SIGKILL");
     const three = await ctx.step("three", () => { mark(ctx, "three"); return two + 1; });
     return { one, two, three };
+  });
+});
+
+// Pokes 4 times (3 reschedules, each lowering try_number back to 1), all as try 1: the step
+// recorded at the first poke is the same try's, so later pokes must reuse it.
+export const sensorStep = dag({ id: "sensor_step" }, (t) => {
+  t.sensor("wait", {
+    mode: "reschedule",
+    pokeInterval: 1,
+    poke: async (ctx) => {
+      const token = await ctx.step("x", () => { mark(ctx, "x"); return "tok"; });
+      mark(ctx, "poke " + ctx.tryNumber + " " + token);
+      return pokes(ctx) >= 4 ? { done: true, value: token } : false;
+    },
+  });
+});
+
+// A real retry in between (poke 2 throws: try 2), then reschedules again: steps survive
+// retries (README), so the step still ran once.
+export const sensorStepRetry = dag({ id: "sensor_step_retry", defaultArgs: { retries: 1, retryDelay: 1 } }, (t) => {
+  t.sensor("wait", {
+    mode: "reschedule",
+    pokeInterval: 1,
+    poke: async (ctx) => {
+      const token = await ctx.step("x", () => { mark(ctx, "x"); return "tok"; });
+      mark(ctx, "poke " + ctx.tryNumber + " " + token);
+      if (pokes(ctx) === 2) throw new Error("flaky poke");
+      return pokes(ctx) >= 4 ? { done: true, value: token } : false;
+    },
   });
 });
 
@@ -63,6 +93,19 @@ describe("durable steps", () => {
       ["three", 2, 3],
       ["two", 1, 2],
     ]);
+  });
+
+  it("a reschedule-mode sensor runs a step once across its pokes of one try, and across a retry", async () => {
+    for (const [dagId, tries] of [["sensor_step", [1, 1, 1, 1]], ["sensor_step_retry", [1, 1, 2, 2]]] as const) {
+      const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-steps-")), "marks.txt");
+      const { runId, tasks } = await run(dagId, { marks });
+      expect(tasks.wait).toMatchObject({ state: "success", try_number: tries[3] });
+      const lines = (await readFile(marks, "utf8")).split("\n").filter(Boolean);
+      expect(lines).toEqual(["x", ...tries.map((n) => `poke ${n} tok`)]);
+      // Later pokes are told the step was recorded, not left to find out by running it again.
+      const log = (await h.taskLog(dagId, runId, "wait", tries[3])) ?? "";
+      expect(log).not.toContain('Step "x" ran again');
+    }
   });
 
   it("rejects a reused step name, an output over the cap and a result that is not JSON, without retries", async () => {

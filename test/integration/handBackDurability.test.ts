@@ -1,6 +1,7 @@
 // What a try made durable outlives its worker: durable steps after a SIGTERM hand-back (the
 // try runs again under the same number, 1), and a poke-mode sensor's first poke after a
-// hand-back or a worker that died (its timeout counts from that poke, not from the next try's).
+// hand-back or a worker that died (its timeout counts from that poke, not from the next try's),
+// and a first poke its worker died before storing never ran.
 // Workers here are this file's own, each on a queue no other worker serves.
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -49,23 +50,36 @@ export const sensing = dag({ id: "sensing", defaultArgs: { retries: 1, retryDela
     poke: async (ctx) => { mark(ctx, "poke " + ctx.tryNumber); return false; },
   });
 });
+
+export const sensingLost = dag({ id: "sensing_lost", defaultArgs: { retries: 1, retryDelay: 0 } }, (t) => {
+  t.sensor("wait", {
+    queue: "hb_sensor_lost",
+    mode: "poke",
+    pokeInterval: 50,
+    timeout: "1h",
+    poke: async (ctx) => { mark(ctx, "poke " + ctx.tryNumber); return false; },
+  });
+});
 `);
 
 describe("durability across a hand-back or a lost worker", () => {
   const clock = new FakeClock(new Date());
   const h = new Harness({ clock, worker: false, taskHeartbeatTimeoutMs: 30_000 });
   const workers: Worker[] = [];
+  /** Workers' own pools, closed at the end even when a test fails before it closes its own. */
+  const pools: Db[] = [];
   beforeAll(async () => {
     await h.start({ "handback.ts": DAGS });
     await h.run();
   });
   afterAll(async () => {
     for (const w of workers) await w.stop(0).catch(() => undefined);
+    for (const db of pools) await db.close().catch(() => undefined);
     await h.stop();
   });
 
-  function worker(queue: string, db: Db = h.db): Worker {
-    const w = new Worker(db, clock, silentLogger, { concurrency: 1, queues: [queue], logsFolder: h.logsFolder, cacheFolder: h.cacheFolder, heartbeatMs: 200 });
+  function worker(queue: string, db: Db = h.db, options: { stopRecordTimeoutMs?: number } = {}): Worker {
+    const w = new Worker(db, clock, silentLogger, { concurrency: 1, queues: [queue], logsFolder: h.logsFolder, cacheFolder: h.cacheFolder, heartbeatMs: 200, ...options });
     workers.push(w);
     w.start();
     return w;
@@ -180,5 +194,43 @@ describe("durability across a hand-back or a lost worker", () => {
     expect(JSON.parse(ended.error).code).toBe("BATON_SENSOR_TIMEOUT");
     expect(ended.first_poke_at).toEqual(stored);
     expect(await lines(conf.marks)).toContain("poke 2");
+  });
+
+  it("a sensor pokes only once its first poke is stored: a worker that dies before storing it leaves no poke behind", async () => {
+    const conf = await files();
+    const runId = await trigger("sensing_lost", conf);
+    const workerDb = openDb(h.db.url);
+    pools.push(workerDb);
+    // The worker is killed between the child's first-poke message and the UPDATE storing it:
+    // that UPDATE never reaches the server.
+    let firstPokeSent = false;
+    const query = workerDb.pool.query.bind(workerDb.pool);
+    (workerDb.pool as { query: unknown }).query = (sql: unknown, ...rest: unknown[]) => {
+      if (typeof sql === "string" && sql.includes("SET first_poke_at")) {
+        firstPokeSent = true;
+        return new Promise(() => undefined);
+      }
+      return (query as (...args: unknown[]) => unknown)(sql, ...rest);
+    };
+    const dying = worker("hb_sensor_lost", workerDb, { stopRecordTimeoutMs: 200 });
+    await waitFor("the worker to store the first poke", async () => firstPokeSent, 20_000);
+    // The child was told nothing yet, so it has not poked: the poke whose time is not stored did not run.
+    expect(await lines(conf.marks)).toEqual([]);
+    expect(await ti("sensing_lost", runId)).toMatchObject({ state: "running", try_number: 1, first_poke_at: null });
+    await workerDb.close();
+    await dying.stop(0).catch(() => undefined);
+    expect(await ti("sensing_lost", runId)).toMatchObject({ state: "running", try_number: 1, first_poke_at: null });
+
+    // Reaped (past the 30 s zombie timeout), retried as try 2: its first poke is the first.
+    clock.advance(60_000);
+    worker("hb_sensor_lost");
+    const retried = await waitFor("the retry's first poke stored", async () => {
+      clock.advance(1000);
+      const row = await ti("sensing_lost", runId);
+      return row.try_number === 2 && row.first_poke_at ? row : null;
+    }, 20_000);
+    await waitFor("the retry to poke", async () => (await lines(conf.marks)).length > 0, 20_000);
+    expect((await lines(conf.marks))[0]).toBe("poke 2");
+    expect(retried.state).toBe("running");
   });
 });
