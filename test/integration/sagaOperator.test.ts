@@ -193,7 +193,7 @@ describe("a run ended while compensating", () => {
   it("timed out: compensation_failed, and re-driving the timed-out compensation resumes it", async () => {
     await compensatingRun("t1");
     await claim("t1", "charge__compensate");
-    const result = await timeoutRuns(h.db, new Date(clock.now().getTime() + 2 * 3_600_000));
+    const result = await timeoutRuns(h.db, new Date(clock.now().getTime() + 2 * 3_600_000), shapeOf);
     expect(result.runs.map((r) => r.runId)).toContain("t1");
     expect(await getRun("t1")).toMatchObject({ state: "failed", compensation: "compensation_failed" });
     expect(await deadLetters("t1")).toEqual(["charge__compensate"]);
@@ -309,5 +309,40 @@ describe("a saga's own tasks are left to its compensation", () => {
     await run("s4", "charge__compensate", "success");
     expect(await getRun("s4")).toMatchObject({ state: "failed", compensation: "compensated" });
     expect(await deadLetters("s4")).toEqual([]);
+  });
+});
+
+describe("a run that times out before its saga started", () => {
+  it("compensates what succeeded, with a whole dagrunTimeout of its own, and ends failed once", async () => {
+    await createDagRun(h.db, clock.now(), { dagId: "op_saga", runId: "s5", runType: "manual", logicalDate: clock.now(), conf: {} });
+    await h.scheduler.tick();
+    await run("s5", "reserve", "success");
+    const charge = await claim("s5", "charge");
+    // The scheduler's tick times it out (past its 1h dagrunTimeout).
+    clock.advance(2 * 3_600_000);
+    const tick = await h.scheduler.tick();
+    expect(tick.runsTimedOut).toBe(1);
+    expect(await getRun("s5")).toMatchObject({ state: "running", compensation: "running" });
+    // charge never succeeded (the timeout failed it): nothing of it to undo.
+    expect(await states("s5")).toEqual({ reserve: "success", charge: "failed", ship: "skipped", charge__compensate: "skipped", reserve__compensate: "queued" });
+    // The compensation is not cut off by the deadline that started it.
+    const again = await timeoutRuns(h.db, clock.now(), shapeOf);
+    expect(again.runs.map((r) => r.runId)).not.toContain("s5");
+    await end(charge, "success"); // the timed-out try's late result is fenced
+    await run("s5", "reserve__compensate", "success");
+    expect(await getRun("s5")).toMatchObject({ state: "failed", compensation: "compensated" });
+    // The run ended once, when its compensation did: no failed → running in its history.
+    expect((await events("s5")).filter((e) => e.split(":")[1] === "").slice(-1)).toEqual(["run::running->failed"]);
+    expect((await events("s5")).filter((e) => e.endsWith("failed->running") && e.split(":")[1] === "")).toEqual([]);
+  });
+
+  it("with nothing to undo just fails", async () => {
+    await createDagRun(h.db, clock.now(), { dagId: "op_saga", runId: "s6", runType: "manual", logicalDate: clock.now(), conf: {} });
+    await h.scheduler.tick();
+    await claim("s6", "reserve");
+    const result = await timeoutRuns(h.db, new Date(clock.now().getTime() + 2 * 3_600_000), shapeOf);
+    expect(result.runs.find((r) => r.runId === "s6")).toMatchObject({ compensating: false, compensation: null });
+    expect(await getRun("s6")).toMatchObject({ state: "failed", compensation: null });
+    expect(await states("s6")).toEqual({ reserve: "failed", charge: "skipped", ship: "skipped" });
   });
 });
