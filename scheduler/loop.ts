@@ -120,8 +120,11 @@ export class Scheduler {
     let runsStarted = 0;
     let tasksQueued = 0;
     // Time-outs first: a failed run frees its place under maxActiveRuns for the next one.
-    const timedOut = await timeoutRuns(this.db, now);
-    for (const run of timedOut.runs) this.logger.warn(`dag run ${run.dagId}/${run.runId} exceeded its dagrunTimeout and was failed`);
+    const timedOut = await timeoutRuns(this.db, now, (h) => this.versions.shape(h));
+    for (const run of timedOut.runs) {
+      const what = run.compensating ? "was failed; its succeeded tasks are being undone (saga)" : "was failed";
+      this.logger.warn(`dag run ${run.dagId}/${run.runId} exceeded its dagrunTimeout and ${what}`);
+    }
     // Zombies next, for the same reason, and before retries: a zombie with no retry delay is
     // queued again in this same tick.
     let zombiesReaped = 0;

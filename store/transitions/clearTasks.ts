@@ -29,9 +29,13 @@
 //   Any other clear starts a new attempt: the compensation task instances are deleted and the
 //   tasks whose compensation succeeded are cleared with the chosen ones (a new attempt redoes
 //   what was undone). A compensation that succeeded, or had nothing to undo, is never cleared.
+//   While the run compensates (its saga not ended), its own tasks cannot be cleared
+//   (BATON_DAG_RUN_COMPENSATING, nothing cleared, a dry run included): the cleared task would run
+//   again beside the compensations undoing its upstream (ship after the refund), and finishRun
+//   would then decide a saga and an attempt at once. Cancel the run (its saga ends) or wait.
 // outcomes: BATON_DAG_NOT_FOUND, BATON_DAG_RUN_NOT_FOUND, BATON_TASK_NOT_FOUND (naming the ids);
 //   BATON_CLEAR_MIXES_COMPENSATION when the named tasks mix compensations and other tasks
-//   (unless preferCompensation); otherwise the cleared task
+//   (unless preferCompensation); BATON_DAG_RUN_COMPENSATING (above); otherwise the cleared task
 //   instances (state before and after), the ids queued, and the run's state afterwards (a run
 //   whose cleared tasks all end at once, e.g. behind a failed upstream that was not cleared,
 //   finishes again in the same transaction). XCom entries of cleared tasks are deleted. A
@@ -191,6 +195,16 @@ export async function clearTasks(
     const compensable = clearableCompensations(shape, stateOf(rows), selects);
     let hits = rows.filter((r) => chosen.has(r.task_id) && (compensationIds.has(r.task_id) ? compensable.has(r.task_id) : selects(r.state)));
     if (hits.length > 0) for (const r of rows) if (undone.has(r.task_id) && !hits.includes(r)) hits.push(r);
+    if (runRow!.compensation != null && !endedSaga) {
+      const own = [...new Set(hits.filter((r) => !compensationIds.has(r.task_id)).map((r) => r.task_id as string))];
+      if (own.length > 0) {
+        throw new BatonError(
+          "BATON_DAG_RUN_COMPENSATING",
+          `DAG run "${req.runId}" is compensating (undoing its succeeded tasks), so ${own.map((id) => `"${id}"`).join(", ")} cannot be cleared: ` +
+            "cancel the run (its saga ends) or wait for its compensation to end, then clear them to start a new attempt",
+        );
+      }
+    }
     const kept = skipsToKeep(shape, new Set(hits.map((r) => r.task_id as string)), stateOf(rows), await deciderOutputs(tx, dagRunId, shape, rows));
     if (kept.size > 0) hits = hits.filter((r) => !kept.has(r.task_id));
     const result: ClearResult = {

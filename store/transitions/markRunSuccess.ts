@@ -9,7 +9,13 @@
 // fence: a `running` try becomes `success` here: its worker's heartbeat finds the claim gone and
 //   aborts ctx.signal, and its result is discarded by finishTries as fenced (state no longer
 //   `running`); its pool slots are released here.
-// outcomes: the state before and how many task instances were marked; BATON_DAG_RUN_NOT_FOUND (BATON_DAG_NOT_FOUND without the DAG).
+// saga: a run whose saga started (compensating, or compensated / compensation_failed) is refused
+//   with BATON_DAG_RUN_COMPENSATING, nothing changed: its work is being or was undone, so "success"
+//   would contradict its compensation (and marking compensations success would claim undone what
+//   was not). Its compensations are marked one by one (setTaskState) to close the saga by hand.
+// outcomes: the state before and how many task instances were marked; BATON_DAG_RUN_NOT_FOUND (BATON_DAG_NOT_FOUND without the DAG);
+//   BATON_DAG_RUN_COMPENSATING.
+import { BatonError } from "../../core/errors.ts";
 import { RunState, TaskState, UNFINISHED_TASK_STATES } from "../../core/states.ts";
 import { inList, type Db, type RowDataPacket } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
@@ -28,6 +34,14 @@ export async function markRunSuccess(db: Db, now: Date, dagId: string, runId: st
     );
     const [[run]] = await tx.query<RowDataPacket[]>("SELECT state, compensation FROM dag_run WHERE id = ? FOR UPDATE", [id]);
     if (!run) throw await runNotFoundError(tx, dagId, runId);
+    if (run.compensation != null) {
+      const how = run.compensation === "running" && run.state === RunState.Running ? "is compensating" : "has compensated";
+      throw new BatonError(
+        "BATON_DAG_RUN_COMPENSATING",
+        `DAG run "${runId}" ${how} (undoing its succeeded tasks), so it cannot be marked success; mark its compensations ` +
+          "(<task>__compensate) to close the saga by hand, or clear its tasks once the saga ended to start a new attempt",
+      );
+    }
     if (tis.length > 0) {
       const ids = tis.map((t) => Number(t.id));
       await tx.query(
@@ -42,8 +56,7 @@ export async function markRunSuccess(db: Db, now: Date, dagId: string, runId: st
       );
     }
     await tx.query(
-      `UPDATE dag_run SET state = ?, start_date = COALESCE(start_date, ?), end_date = ?, unfinished_tasks = 0,
-              compensation = IF(compensation = 'running', NULL, compensation)
+      `UPDATE dag_run SET state = ?, start_date = COALESCE(start_date, ?), end_date = ?, unfinished_tasks = 0
         WHERE id = ?`,
       [RunState.Success, run.state === RunState.Queued ? null : now, now, id],
     );

@@ -3,9 +3,15 @@
 // compensation failed has two kinds of dead letters: the task that failed the run and the failed
 // compensation. Chosen together, the compensation is resumed (preferCompensation) and the task
 // stays a dead letter: a saga owes its compensations first, and a new attempt would delete them.
+// (A run's own tasks are no dead letters once its saga started, store/queries/deadLetters.ts, so
+// only a run that started compensating after the list was read meets this.) Naming by id such a
+// task, whose failure its run's saga handles, is refused (BATON_DAG_RUN_COMPENSATING, nothing
+// re-driven, a dry run included): its work was undone, and running the attempt again is a
+// deliberate choice, made by clearing it.
 import type { DagShape } from "../../core/dagStructure.ts";
 import type { Db, RowDataPacket } from "../db.ts";
-import { listDeadLetters, type DeadLetterFilter } from "../queries/deadLetters.ts";
+import { BatonError } from "../../core/errors.ts";
+import { listDeadLetters, sagaHandledFailures, type DeadLetterFilter } from "../queries/deadLetters.ts";
 import { clearTasks } from "./clearTasks.ts";
 
 export async function redriveDeadLetters(
@@ -15,6 +21,15 @@ export async function redriveDeadLetters(
   dryRun: boolean,
   shapeOf: (versionHash: string) => Promise<DagShape>,
 ): Promise<{ letters: RowDataPacket[]; redriven: number }> {
+  const handled = await sagaHandledFailures(db.pool, filter);
+  if (handled.length > 0) {
+    throw new BatonError(
+      "BATON_DAG_RUN_COMPENSATING",
+      `${handled.map((r) => `task instance ${r.id} ("${r.task_id}" of run "${r.run_id}" of DAG "${r.dag_id}")`).join(", ")} ` +
+        `${handled.length === 1 ? "is no dead letter: its run's" : "are no dead letters: their runs'"} saga undoes or undid the attempt that failed; ` +
+        "re-drive the failed compensations (<task>__compensate) to finish undoing it, or clear the task once the saga ended to start a new attempt",
+    );
+  }
   const { rows } = await listDeadLetters(db.pool, filter, { limit: 10_000, offset: 0 });
   const byRun = new Map<string, { dagId: string; runId: string; taskIds: string[] }>();
   for (const r of rows) {

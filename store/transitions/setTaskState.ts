@@ -16,6 +16,11 @@
 //      finishes its run; marking a task of a finished run re-decides the run. In a failed run whose
 //      saga ended, that re-decides its compensation: marking the failed compensations success
 //      (undone by hand) makes it "compensated", marking one failed "compensation_failed".
+// saga: in a run whose saga started (compensating, or its compensation ended) only compensations
+//   may be marked. Its own tasks belong to the attempt that failed and is being (or was) undone:
+//   marking one success would call a run successful whose work was refunded, and would run the
+//   failed tasks after it on top of undone work. BATON_DAG_RUN_COMPENSATING, nothing marked (in any
+//   run, a dry run included); clearing such a task starts a new attempt instead (clearTasks).
 // locks: per run in id order, every task_instance row of the run (ux_task_instance, index
 //   order), then the dag_run row (PK); pool rows of marked running tries last, in name order —
 //   the order clearTasks, settle, finishTries and timeoutRuns lock in. A dry run locks nothing.
@@ -24,12 +29,12 @@
 //   (beatTries) tells it the try is no longer its own, so it aborts the try's ctx.signal. Its
 //   pool slots are released here.
 // outcomes: BATON_DAG_NOT_FOUND, BATON_DAG_RUN_NOT_FOUND, BATON_TASK_NOT_FOUND (naming the ids;
-//   also for a run not started yet, which has no task instances); otherwise the task instances
+//   also for a run not started yet, which has no task instances); BATON_DAG_RUN_COMPENSATING; otherwise the task instances
 //   marked (state before and after), those cleared in step 2, the ids queued and each run's state.
 import { runTimeoutAt, type DagShape } from "../../core/dagStructure.ts";
 import { BatonError } from "../../core/errors.ts";
 import { RunState, TaskState, isTerminalTaskState } from "../../core/states.ts";
-import { clearClosure } from "../../scheduler/clearSelection.ts";
+import { clearClosure, sagaEnded } from "../../scheduler/clearSelection.ts";
 import { inList, type Db, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
 import { runNotFoundError } from "../queries/read.ts";
@@ -119,6 +124,28 @@ export function planMarks<R extends TiRow>(
   return { marked, cleared };
 }
 
+/**
+ * Pure: the refusal for marks that would change tasks of a run whose saga started, other than
+ * its compensations; undefined when the marks may go ahead.
+ */
+export function sagaMarkRefusal(
+  shape: DagShape,
+  run: { runId: string; state: string; compensation: string | null },
+  marked: readonly { task_id: string }[],
+): BatonError | undefined {
+  if (run.compensation == null) return undefined;
+  const own = [...new Set(marked.map((r) => r.task_id).filter((id) => shape.byId.get(id)?.kind !== "compensate"))];
+  if (own.length === 0) return undefined;
+  const why = sagaEnded(run)
+    ? `has compensated (compensation ${run.compensation === "running" ? "compensation_failed" : run.compensation}): its tasks' work was undone`
+    : "is compensating: its tasks' work is being undone";
+  return new BatonError(
+    "BATON_DAG_RUN_COMPENSATING",
+    `DAG run "${run.runId}" ${why}, so ${own.map((id) => `"${id}"`).join(", ")} cannot be marked; mark its compensations (<task>__compensate) ` +
+      "to close the saga by hand, or, once the saga ended, clear the tasks to start a new attempt",
+  );
+}
+
 interface RunPlan {
   id: number;
   runId: string;
@@ -199,8 +226,11 @@ export async function setTaskState(db: Db, now: Date, req: SetStateRequest, shap
         "SELECT id, task_id, map_index, state FROM task_instance WHERE dag_run_id = ? ORDER BY task_id, map_index",
         [p.id],
       );
-      const [[r]] = await db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE id = ?", [p.id]);
-      result.marked.push(...planMarks(p.shape, rows as Row[], p.chosen, p.requested, req.newState).marked.map((row) => changed(p, row)));
+      const [[r]] = await db.pool.query<RowDataPacket[]>("SELECT state, compensation FROM dag_run WHERE id = ?", [p.id]);
+      const { marked } = planMarks(p.shape, rows as Row[], p.chosen, p.requested, req.newState);
+      const refusal = sagaMarkRefusal(p.shape, { runId: p.runId, state: r!.state, compensation: r!.compensation ?? null }, marked);
+      if (refusal) throw refusal;
+      result.marked.push(...marked.map((row) => changed(p, row)));
       result.runs.push({ dagRunId: p.id, runId: p.runId, state: r!.state });
     }
     return result;
@@ -214,8 +244,11 @@ export async function setTaskState(db: Db, now: Date, req: SetStateRequest, shap
         "SELECT id, task_id, map_index, state, pool, pool_slots FROM task_instance WHERE dag_run_id = ? ORDER BY task_id, map_index FOR UPDATE",
         [p.id],
       );
-      const [[runRow]] = await tx.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE id = ? FOR UPDATE", [p.id]);
+      const [[runRow]] = await tx.query<RowDataPacket[]>("SELECT state, compensation FROM dag_run WHERE id = ? FOR UPDATE", [p.id]);
       const { marked, cleared } = planMarks(p.shape, rows as Row[], p.chosen, p.requested, req.newState);
+      // Thrown inside the transaction: runs marked before this one roll back too.
+      const refusal = sagaMarkRefusal(p.shape, { runId: p.runId, state: runRow!.state, compensation: runRow!.compensation ?? null }, marked);
+      if (refusal) throw refusal;
       if (marked.length > 0) {
         for (const r of marked) if (r.state === TaskState.Running) freed.set(r.pool, (freed.get(r.pool) ?? 0) - Number(r.pool_slots));
         const queued = await applyToRun(tx, now, p, rows, marked, cleared, runRow!.state, req.newState);

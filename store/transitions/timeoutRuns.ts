@@ -11,34 +11,51 @@
 // fence: a worker still running a failed try finds its row no longer `running` and its result
 //   is discarded by finishTries as fenced. The try's process is not aborted here (its
 //   ctx.signal is left to run cancellation); its pool slots are released here.
-// saga: a run timed out while compensating ends compensation_failed (endRuns); the timed-out
-//   compensation is a dead letter, and re-driving it resumes the saga.
-// outcomes: the runs failed, with how many task instances were failed and skipped.
+// saga: a run timed out before its saga started compensates, as a run that fails does: its
+//   running tasks fail and the rest are skipped as above, then, when a task that declares
+//   `compensate` succeeded, the run stays running with compensation "running" (it ends failed,
+//   compensated or not, when the compensations are done) and its clock restarts: timeout_at = now
+//   + dagrunTimeout, so the compensations get a whole dagrunTimeout of their own instead of being
+//   cut off at once. A timeout is no operator's decision to leave work half done (a cancel without
+//   compensate is), so a charge made before it is refunded. A run timed out while compensating ends
+//   compensation_failed (endRuns); the timed-out compensation is a dead letter, and re-driving it
+//   resumes the saga.
+// outcomes: the runs failed (or now compensating), with how many task instances were failed and skipped.
+import { runTimeoutAt, type DagShape } from "../../core/dagStructure.ts";
 import { formatDuration } from "../../core/durations.ts";
 import { RunState, TaskState, UNFINISHED_TASK_STATES } from "../../core/states.ts";
 import { inList, type Db, type RowDataPacket, type Tx } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
+import { startCompensation } from "./settle.ts";
 
 
 export interface TimedOutRuns {
-  /** compensation: the run's saga compensation before it ended (null: none). */
-  runs: { id: number; dagId: string; runId: string; compensation: string | null }[];
+  /**
+   * compensation: the run's saga compensation before it ended (null: none); compensating: the run
+   * did not end but compensates (it ends failed when its compensations are done).
+   */
+  runs: { id: number; dagId: string; runId: string; compensation: string | null; compensating: boolean }[];
   tasksFailed: number;
   tasksSkipped: number;
 }
 
-export async function timeoutRuns(db: Db, now: Date, limit = 100): Promise<TimedOutRuns> {
+export async function timeoutRuns(db: Db, now: Date, shapeOf: (versionHash: string) => Promise<DagShape>, limit = 100): Promise<TimedOutRuns> {
   const [due] = await db.pool.query<RowDataPacket[]>(
-    `SELECT id FROM dag_run WHERE state = 'running' AND timeout_at <= ? ORDER BY timeout_at LIMIT ${Math.max(1, Math.floor(limit))}`,
+    `SELECT id, version_hash FROM dag_run WHERE state = 'running' AND timeout_at <= ? ORDER BY timeout_at LIMIT ${Math.max(1, Math.floor(limit))}`,
     [now],
   );
   if (due.length === 0) return { runs: [], tasksFailed: 0, tasksSkipped: 0 };
   const runIds = due.map((r) => Number(r.id)).sort((a, b) => a - b);
+  // Versions are read before the transaction: no lock is held while a shape loads.
+  const shapes = new Map<number, DagShape>();
+  for (const r of due) shapes.set(Number(r.id), await shapeOf(r.version_hash));
   return db.tx((tx) =>
     endRuns(tx, now, runIds, {
       recheck: { sql: "state = 'running' AND timeout_at <= ?", params: [now] },
+      compensate: shapes,
       errorFor: (run) => {
-        const limitText = run.start_date ? formatDuration(run.timeout_at.getTime() - run.start_date.getTime()) : "its limit";
+        const timeoutMs = shapes.get(Number(run.id))?.dag.dagrunTimeoutMs;
+        const limitText = timeoutMs != null ? formatDuration(timeoutMs) : run.start_date ? formatDuration(run.timeout_at.getTime() - run.start_date.getTime()) : "its limit";
         return {
           name: "DagRunTimeoutError",
           code: "BATON_DAGRUN_TIMEOUT",
@@ -55,13 +72,19 @@ export async function timeoutRuns(db: Db, now: Date, limit = 100): Promise<Timed
  * error (their workers see the claim gone at the next heartbeat and abort ctx.signal), the
  * other unfinished ones are skipped, pool slots are released. Each run is re-checked under its
  * lock with `recheck`. A run that was compensating ends with compensation "compensation_failed":
- * the compensations it cut off were not done.
+ * the compensations it cut off were not done. A run in `how.compensate` (by id, with its shape)
+ * whose saga had not started and that has a succeeded task to undo does not end: it compensates
+ * (startCompensation), with its clock restarted.
  */
 export async function endRuns(
   tx: Tx,
   now: Date,
   runIds: number[],
-  how: { recheck: { sql: string; params: unknown[] }; errorFor: (run: RowDataPacket) => Record<string, unknown> },
+  how: {
+    recheck: { sql: string; params: unknown[] };
+    errorFor: (run: RowDataPacket) => Record<string, unknown>;
+    compensate?: ReadonlyMap<number, DagShape>;
+  },
 ): Promise<TimedOutRuns> {
   if (runIds.length === 0) return { runs: [], tasksFailed: 0, tasksSkipped: 0 };
   const [tis] = await tx.query<RowDataPacket[]>(
@@ -94,7 +117,7 @@ export async function endRuns(
       for (const t of running) freed.set(t.pool, (freed.get(t.pool) ?? 0) - Number(t.pool_slots));
       result.tasksFailed += ids.length;
     }
-    result.runs.push({ id: Number(run.id), dagId: run.dag_id, runId: run.run_id, compensation: run.compensation ?? null });
+    result.runs.push({ id: Number(run.id), dagId: run.dag_id, runId: run.run_id, compensation: run.compensation ?? null, compensating: false });
   }
   for (const t of tis) if (live.has(Number(t.dag_run_id)) && t.state !== TaskState.Running) skip.push(Number(t.id));
   if (skip.length > 0) {
@@ -108,14 +131,27 @@ export async function endRuns(
     );
     result.tasksSkipped = skip.length;
   }
+  for (const r of result.runs) {
+    const shape = how.compensate?.get(r.id);
+    if (!shape || r.compensation != null || shape.compensations.length === 0) continue;
+    // Every task of the attempt has ended: the compensations startCompensation adds are all that is unfinished.
+    await tx.query("UPDATE dag_run SET unfinished_tasks = 0 WHERE id = ?", [r.id]);
+    if (await startCompensation(tx, now, r.id, shape)) {
+      await tx.query("UPDATE dag_run SET timeout_at = ? WHERE id = ?", [runTimeoutAt(shape.dag, now), r.id]);
+      r.compensating = true;
+      live.delete(r.id);
+    }
+  }
   const failed = [...live];
   // A run ended while compensating did not undo everything it owed: its saga ended
   // compensation_failed (resumable: clear or re-drive the compensation that was cut off).
-  await tx.query(
-    `UPDATE dag_run SET state = ?, end_date = ?, unfinished_tasks = 0, compensation = IF(compensation = 'running', 'compensation_failed', compensation)
-      WHERE id IN (${inList(failed)})`,
-    [RunState.Failed, now, ...failed],
-  );
+  if (failed.length > 0) {
+    await tx.query(
+      `UPDATE dag_run SET state = ?, end_date = ?, unfinished_tasks = 0, compensation = IF(compensation = 'running', 'compensation_failed', compensation)
+        WHERE id IN (${inList(failed)})`,
+      [RunState.Failed, now, ...failed],
+    );
+  }
   for (const s of occupancyStatements(freed)) await tx.query(s.sql, s.params);
   return result;
 }

@@ -101,7 +101,7 @@ const mark = (runId: string, taskId: string, newState: string) =>
 describe("marking a compensation by hand", () => {
   it("marking the failed compensation success (refunded by hand) closes the saga: the run stays failed, compensated", async () => {
     await endedSaga("m1", "failed", "success");
-    expect(await deadLetters("m1")).toEqual(["charge__compensate", "ship"]);
+    expect(await deadLetters("m1")).toEqual(["charge__compensate"]);
     const before = await events("m1");
     const res = await mark("m1", "charge__compensate", "success");
     expect(res.statusCode).toBe(200);
@@ -109,8 +109,8 @@ describe("marking a compensation by hand", () => {
     expect(await states("m1")).toMatchObject({ charge__compensate: "success", reserve__compensate: "success", ship: "failed" });
     // The mark is in the event log; the run did not reopen (no run event, no second callback).
     expect((await events("m1")).slice(before.length)).toEqual(["task:charge__compensate:failed->success"]);
-    // It is no dead letter any more; the task that failed the run still is.
-    expect(await deadLetters("m1")).toEqual(["ship"]);
+    // It is no dead letter any more (nor is the task that failed the run: its saga handles it).
+    expect(await deadLetters("m1")).toEqual([]);
   });
 
   it("updateTaskInstancesState does the same", async () => {
@@ -130,7 +130,7 @@ describe("marking a compensation by hand", () => {
     // reserve__compensate is downstream and failed, but it failed at its own work: not cleared, not run again.
     expect(await states("m3")).toMatchObject({ charge__compensate: "success", reserve__compensate: "failed" });
     expect(await getRun("m3")).toMatchObject({ state: "failed", compensation: "compensation_failed" });
-    expect(await deadLetters("m3")).toEqual(["reserve__compensate", "ship"]);
+    expect(await deadLetters("m3")).toEqual(["reserve__compensate"]);
     expect((await mark("m3", "reserve__compensate", "success")).statusCode).toBe(200);
     expect(await getRun("m3")).toMatchObject({ state: "failed", compensation: "compensated" });
   });
@@ -140,7 +140,7 @@ describe("marking a compensation by hand", () => {
     expect((await mark("m4", "charge__compensate", "failed")).statusCode).toBe(200);
     expect(await getRun("m4")).toMatchObject({ state: "failed", compensation: "compensation_failed" });
     // An operator's failure is no dead letter (as for any task marked failed): clear it to resume.
-    expect(await deadLetters("m4")).toEqual(["ship"]);
+    expect(await deadLetters("m4")).toEqual([]);
     const cleared = await h.app.inject({
       method: "POST",
       url: "/api/v1/dags/op_saga/clearTaskInstances",
@@ -193,10 +193,10 @@ describe("a run ended while compensating", () => {
   it("timed out: compensation_failed, and re-driving the timed-out compensation resumes it", async () => {
     await compensatingRun("t1");
     await claim("t1", "charge__compensate");
-    const result = await timeoutRuns(h.db, new Date(clock.now().getTime() + 2 * 3_600_000));
+    const result = await timeoutRuns(h.db, new Date(clock.now().getTime() + 2 * 3_600_000), shapeOf);
     expect(result.runs.map((r) => r.runId)).toContain("t1");
     expect(await getRun("t1")).toMatchObject({ state: "failed", compensation: "compensation_failed" });
-    expect(await deadLetters("t1")).toEqual(["charge__compensate", "ship"]);
+    expect(await deadLetters("t1")).toEqual(["charge__compensate"]);
     const [[ti]] = await h.db.pool.query<RowDataPacket[]>("SELECT id FROM task_instance WHERE dag_id = 'op_saga' AND run_id = 't1' AND task_id = 'charge__compensate'");
     const redrive = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { task_instance_ids: [Number(ti!.id)] } });
     expect(redrive.json()).toMatchObject({ redriven: 1 });
@@ -219,5 +219,130 @@ describe("a run ended while compensating", () => {
     await end(charge, "success");
     await run("k1", "reserve__compensate", "success");
     expect(await getRun("k1")).toMatchObject({ state: "failed", compensation: "compensated" });
+  });
+});
+
+// A run whose saga started belongs to its compensation: the attempt that failed is being (or was)
+// undone, so nothing may pretend it went on (marks, mark-run-success, clears while compensating,
+// re-drives of its failed task). Clearing once the saga ended starts a new attempt.
+describe("a saga's own tasks are left to its compensation", () => {
+  const clear = (runId: string, payload: Record<string, unknown>) =>
+    h.app.inject({ method: "POST", url: "/api/v1/dags/op_saga/clearTaskInstances", payload: { dag_run_id: runId, dry_run: false, ...payload } });
+  const tiId = async (runId: string, taskId: string) => {
+    const [[ti]] = await h.db.pool.query<RowDataPacket[]>("SELECT id FROM task_instance WHERE dag_id = 'op_saga' AND run_id = ? AND task_id = ?", [runId, taskId]);
+    return Number(ti!.id);
+  };
+  const refused = (res: { statusCode: number; json: () => { code: string } }) => {
+    expect(res.statusCode).toBe(409);
+    expect(res.json().code).toBe("BATON_DAG_RUN_COMPENSATING");
+  };
+
+  it("marking a task of a compensated run, or the run success, is refused and changes nothing", async () => {
+    await endedSaga("s1", "success", "success");
+    const before = await states("s1");
+    const history = await events("s1");
+    refused(await mark("s1", "ship", "success"));
+    refused(await mark("s1", "charge", "failed"));
+    refused(
+      await h.app.inject({
+        method: "POST",
+        url: "/api/v1/dags/op_saga/updateTaskInstancesState",
+        payload: { task_id: "ship", dag_run_id: "s1", new_state: "success", dry_run: true },
+      }),
+    );
+    refused(await h.app.inject({ method: "PATCH", url: runUrl("s1"), payload: { state: "success" } }));
+    expect(await states("s1")).toEqual(before);
+    expect(await getRun("s1")).toMatchObject({ state: "failed", compensation: "compensated" });
+    expect(await events("s1")).toEqual(history);
+    // Its compensations can still be marked (closing or reopening the saga by hand).
+    expect((await mark("s1", "charge__compensate", "failed")).statusCode).toBe(200);
+    expect(await getRun("s1")).toMatchObject({ state: "failed", compensation: "compensation_failed" });
+  });
+
+  it("a compensating run refuses marks, mark-run-success and clears of its own tasks; its compensation carries on", async () => {
+    await compensatingRun("s2");
+    const before = await states("s2");
+    refused(await mark("s2", "ship", "success"));
+    refused(await h.app.inject({ method: "PATCH", url: runUrl("s2"), payload: { state: "success" } }));
+    refused(await clear("s2", { task_ids: ["ship"] }));
+    refused(await clear("s2", { task_ids: ["ship"], dry_run: true }));
+    refused(await clear("s2", {}));
+    refused(await h.app.inject({ method: "PATCH", url: runUrl("s2"), payload: { state: "queued" } }));
+    expect(await states("s2")).toEqual(before);
+    expect(await getRun("s2")).toMatchObject({ state: "running", compensation: "running" });
+    await run("s2", "charge__compensate", "success");
+    await run("s2", "reserve__compensate", "success");
+    expect(await getRun("s2")).toMatchObject({ state: "failed", compensation: "compensated" });
+
+    // Once the saga ended, clearing the failed task starts a new attempt: what was undone is done again first.
+    const res = await clear("s2", { task_ids: ["ship"] });
+    expect(res.statusCode).toBe(200);
+    expect(await getRun("s2")).toMatchObject({ state: "running", compensation: null });
+    expect(await states("s2")).toEqual({ reserve: "queued", charge: "none", ship: "none" });
+    await run("s2", "reserve", "success");
+    await run("s2", "charge", "success");
+    await run("s2", "ship", "success");
+    expect(await getRun("s2")).toMatchObject({ state: "success", compensation: null });
+  });
+
+  it("a compensated run's failed task is no dead letter, and re-driving it by id is refused", async () => {
+    await endedSaga("s3", "success", "success");
+    expect(await deadLetters("s3")).toEqual([]);
+    const before = await states("s3");
+    const ship = await tiId("s3", "ship");
+    refused(await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { task_instance_ids: [ship] } }));
+    refused(await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { task_instance_ids: [ship], dry_run: true } }));
+    // A re-drive of the whole DAG does not choose it.
+    const all = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { dag_id: "op_saga", dry_run: true } });
+    expect(all.statusCode).toBe(200);
+    expect(all.json().dead_letters.map((l: { task_instance_id: number }) => l.task_instance_id)).not.toContain(ship);
+    expect(await states("s3")).toEqual(before);
+    expect(await getRun("s3")).toMatchObject({ state: "failed", compensation: "compensated" });
+  });
+
+  it("in a run whose compensation failed, only the failed compensation is a dead letter", async () => {
+    await endedSaga("s4", "failed", "success");
+    expect(await deadLetters("s4")).toEqual(["charge__compensate"]);
+    refused(await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { task_instance_ids: [await tiId("s4", "ship")] } }));
+    const redrive = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { task_instance_ids: [await tiId("s4", "charge__compensate")] } });
+    expect(redrive.json()).toMatchObject({ redriven: 1 });
+    await run("s4", "charge__compensate", "success");
+    expect(await getRun("s4")).toMatchObject({ state: "failed", compensation: "compensated" });
+    expect(await deadLetters("s4")).toEqual([]);
+  });
+});
+
+describe("a run that times out before its saga started", () => {
+  it("compensates what succeeded, with a whole dagrunTimeout of its own, and ends failed once", async () => {
+    await createDagRun(h.db, clock.now(), { dagId: "op_saga", runId: "s5", runType: "manual", logicalDate: clock.now(), conf: {} });
+    await h.scheduler.tick();
+    await run("s5", "reserve", "success");
+    const charge = await claim("s5", "charge");
+    // The scheduler's tick times it out (past its 1h dagrunTimeout).
+    clock.advance(2 * 3_600_000);
+    const tick = await h.scheduler.tick();
+    expect(tick.runsTimedOut).toBe(1);
+    expect(await getRun("s5")).toMatchObject({ state: "running", compensation: "running" });
+    // charge never succeeded (the timeout failed it): nothing of it to undo.
+    expect(await states("s5")).toEqual({ reserve: "success", charge: "failed", ship: "skipped", charge__compensate: "skipped", reserve__compensate: "queued" });
+    // The compensation is not cut off by the deadline that started it.
+    const again = await timeoutRuns(h.db, clock.now(), shapeOf);
+    expect(again.runs.map((r) => r.runId)).not.toContain("s5");
+    await end(charge, "success"); // the timed-out try's late result is fenced
+    await run("s5", "reserve__compensate", "success");
+    expect(await getRun("s5")).toMatchObject({ state: "failed", compensation: "compensated" });
+    // The run ended once, when its compensation did: no failed → running in its history.
+    expect((await events("s5")).filter((e) => e.split(":")[1] === "").slice(-1)).toEqual(["run::running->failed"]);
+    expect((await events("s5")).filter((e) => e.endsWith("failed->running") && e.split(":")[1] === "")).toEqual([]);
+  });
+
+  it("with nothing to undo just fails", async () => {
+    await createDagRun(h.db, clock.now(), { dagId: "op_saga", runId: "s6", runType: "manual", logicalDate: clock.now(), conf: {} });
+    await h.scheduler.tick();
+    await claim("s6", "reserve");
+    const result = await timeoutRuns(h.db, new Date(clock.now().getTime() + 2 * 3_600_000), shapeOf);
+    expect(result.runs.find((r) => r.runId === "s6")).toMatchObject({ compensating: false, compensation: null });
+    expect(await getRun("s6")).toMatchObject({ state: "failed", compensation: null });
+    expect(await states("s6")).toEqual({ reserve: "failed", charge: "skipped", ship: "skipped" });
   });
 });

@@ -89,9 +89,10 @@ describe("resuming a failed saga compensation", () => {
     });
     const ids = [before.ship!.id, before.charge__compensate!.id];
     const letters = (await h.app.inject({ method: "GET", url: "/api/v1/deadLetters?dag_id=saga_resume" })).json().dead_letters;
-    expect(letters.filter((l: { dag_run_id: string }) => l.dag_run_id === runId).map((l: { task_instance_id: number }) => l.task_instance_id).sort()).toEqual(
-      [...ids].sort(),
-    );
+    // Only the compensation is a dead letter: ship's failure is what the saga handles.
+    expect(letters.filter((l: { dag_run_id: string }) => l.dag_run_id === runId).map((l: { task_instance_id: number }) => l.task_instance_id)).toEqual([
+      before.charge__compensate!.id,
+    ]);
 
     // The refund service is still down: the compensation fails again, the run ends as it was.
     const first = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { task_instance_ids: [before.charge__compensate!.id] } });
@@ -100,13 +101,16 @@ describe("resuming a failed saga compensation", () => {
     await waitFor("the resumed compensation's second try to fail", async () => (await tasksOf(runId)).charge__compensate?.try === 2);
     await endsWith(runId, "compensation_failed");
 
-    // Fixed: the refund goes through, the release is not repeated. Both dead letters are chosen:
-    // the saga's compensation is resumed, the failed task stays as it is.
+    // Fixed: the refund goes through, the release is not repeated. Naming the failed task too is
+    // refused (its saga handles it), nothing re-driven; the compensation alone resumes the saga.
     await writeFile(path.join(dir, "refunds"), "");
-    const dry = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { task_instance_ids: ids, dry_run: true } });
+    const both = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { task_instance_ids: ids } });
+    expect(both.statusCode).toBe(409);
+    expect(both.json()).toMatchObject({ code: "BATON_DAG_RUN_COMPENSATING" });
+    const dry = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { task_instance_ids: [before.charge__compensate!.id], dry_run: true } });
     expect(dry.json()).toMatchObject({ redriven: 1, dry_run: true });
     expect((await tasksOf(runId)).charge__compensate).toMatchObject({ state: "failed", try: 2 });
-    const second = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { task_instance_ids: ids } });
+    const second = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { task_instance_ids: [before.charge__compensate!.id] } });
     expect(second.json()).toMatchObject({ redriven: 1 });
     const done = await endsWith(runId, "compensated");
     expect(done).toMatchObject({ state: "failed", compensated: true });
@@ -129,9 +133,9 @@ describe("resuming a failed saga compensation", () => {
     const runEvents = events.filter((e) => e.kind === "run").map((e) => e.to_state);
     expect(runEvents.slice(-4)).toEqual(["running", "failed", "running", "failed"]);
 
-    // The compensation is no dead letter any more; the failed task still is.
+    // The compensation is no dead letter any more, and the run has none.
     const after = (await h.app.inject({ method: "GET", url: "/api/v1/deadLetters?dag_id=saga_resume" })).json().dead_letters;
-    expect(after.filter((l: { dag_run_id: string }) => l.dag_run_id === runId).map((l: { task_id: string }) => l.task_id)).toEqual(["ship"]);
+    expect(after.filter((l: { dag_run_id: string }) => l.dag_run_id === runId).map((l: { task_id: string }) => l.task_id)).toEqual([]);
   });
 
   it("clearing the failed compensation resumes the saga the same way", async () => {

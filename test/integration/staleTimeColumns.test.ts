@@ -123,7 +123,7 @@ describe("a task leaving a waiting state drops the times of that state", () => {
 
   it("run timeout (timeoutRuns → endRuns): every waiter is skipped", async () => {
     await parkedRun("t1");
-    const result = await timeoutRuns(h.db, new Date(clock.now().getTime() + 3 * 3_600_000));
+    const result = await timeoutRuns(h.db, new Date(clock.now().getTime() + 3 * 3_600_000), shapeOf);
     expect(result.runs.map((r) => r.runId)).toContain("t1");
     expect(await timeColumns("stale", "t1")).toEqual(cleared({ retry: "skipped", poke: "skipped", wait: "skipped" }));
   });
