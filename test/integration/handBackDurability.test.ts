@@ -2,12 +2,12 @@
 // try runs again under the same number, 1), and a poke-mode sensor's first poke after a
 // hand-back or a worker that died (its timeout counts from that poke, not from the next try's),
 // and a first poke its worker died before storing never ran.
-// Workers here are this file's own, each on a queue no other worker serves.
+// Workers here are this file's own, each on a queue no other worker serves: each test stops its
+// workers when it ends, or one left serving a queue could claim the next test's try.
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { FakeClock } from "../../core/clock.ts";
-import { silentLogger } from "../../core/logger.ts";
 import { Worker } from "../../executor/worker.ts";
 import { openDb, type Db, type RowDataPacket } from "../../store/db.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
@@ -72,14 +72,19 @@ describe("durability across a hand-back or a lost worker", () => {
     await h.start({ "handback.ts": DAGS });
     await h.run();
   });
+  // A worker left over from a test (the sensor tests share a queue) would claim the next test's
+  // try: 'a poke-mode sensor whose worker died' then killed a worker that held nothing, and the
+  // survivor kept heartbeating the try, so no zombie was ever reaped.
+  afterEach(async () => {
+    for (const w of workers.splice(0)) await w.stop(0).catch(() => undefined);
+  });
   afterAll(async () => {
-    for (const w of workers) await w.stop(0).catch(() => undefined);
     for (const db of pools) await db.close().catch(() => undefined);
     await h.stop();
   });
 
   function worker(queue: string, db: Db = h.db, options: { stopRecordTimeoutMs?: number } = {}): Worker {
-    const w = new Worker(db, clock, silentLogger, { concurrency: 1, queues: [queue], logsFolder: h.logsFolder, cacheFolder: h.cacheFolder, heartbeatMs: 200, ...options });
+    const w = new Worker(db, clock, h.logger, { concurrency: 1, queues: [queue], logsFolder: h.logsFolder, cacheFolder: h.cacheFolder, heartbeatMs: 200, ...options });
     workers.push(w);
     w.start();
     return w;
@@ -172,11 +177,11 @@ describe("durability across a hand-back or a lost worker", () => {
     const workerDb = openDb(h.db.url);
     const dying = worker("hb_sensor", workerDb);
     const stored = await waitFor("the first poke stored", async () => (await ti("sensing", runId)).first_poke_at as Date | null, 20_000);
+    // The try this test kills must be the dying worker's (no other worker serves its queue).
+    expect((await ti("sensing", runId)).claim_token).toBe(dying.id);
     // The worker loses its database: nothing is handed back or recorded, the try is left running.
     await workerDb.close();
-    // stop() fails when it tries to hand the try back; a clean-clone CI run once saw it resolve
-    // (the try not held by then?): either way the row must be left running, checked below.
-    await dying.stop(0).catch(() => undefined);
+    await expect(dying.stop(0)).rejects.toThrow(/closed/i);
     expect(await ti("sensing", runId)).toMatchObject({ state: "running", try_number: 1 });
 
     // Past the zombie timeout (30 s) and the sensor's (1 h): reaped, retried as try 2.

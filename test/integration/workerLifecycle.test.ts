@@ -49,6 +49,7 @@ export const dbLostAfter = dag({ id: "db_lost_after" }, (t) => {
 
 export const stubborn = dag({ id: "stubborn" }, (t) => {
   t.task("wait", async (ctx) => {
+    appendFileSync(String(ctx.conf.marks), "started\\n");
     while (!ctx.signal.aborted) await new Promise((r) => setTimeout(r, 20));
     appendFileSync(String(ctx.conf.marks), "aborted: " + String(ctx.signal.reason?.message ?? ctx.signal.reason) + "\\n");
     throw new Error("stopped");
@@ -91,13 +92,13 @@ describe("worker: process isolation and lost claims", () => {
   it("aborts a running try whose claim was taken away, and discards its result", async () => {
     const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-lost-")), "marks.txt");
     const runId = await trigger("stubborn", { marks });
-    await waitFor("the task to run", async () => {
-      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM task_instance WHERE dag_id = 'stubborn' AND run_id = ?", [runId]);
-      return rows[0]?.state === "running";
-    });
+    const marked = async () => await readFile(marks, "utf8").catch(() => "");
+    // Started in its process, not only claimed (running in the database): a claim taken away
+    // before the try starts is never started, so it would have no abort to see.
+    await waitFor("the task to start", async () => (await marked()).includes("started"));
     // What a clear, a run timeout or the zombie reaper does to the row: the claim is gone.
     await h.db.pool.query("UPDATE task_instance SET state = 'up_for_retry', claim_token = NULL, next_retry_at = '2099-01-01' WHERE dag_id = 'stubborn' AND run_id = ?", [runId]);
-    const text = await waitFor("the task to see its signal abort", async () => (await readFile(marks, "utf8").catch(() => "")) || null, 10_000);
+    const text = await waitFor("the task to see its signal abort", async () => ((await marked()).includes("aborted") ? await marked() : null), 10_000);
     expect(text).toContain("aborted: the task instance was cleared, timed out or reaped");
     // Its failure is not recorded over the row someone else now owns.
     await waitFor("the worker to drop the try", async () => h.worker!.runningCount === 0);
