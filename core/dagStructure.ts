@@ -96,3 +96,20 @@ export function taskInputs(task: SerializedTask | undefined): string[] {
 export function compensationId(taskId: string): string {
   return `${taskId}__compensate`;
 }
+
+/**
+ * The tasks a branch skips: its direct downstream tasks it did not follow, except those also
+ * downstream of a task it followed (Airflow's skip_all_except: a join below both the branch and
+ * a chosen task is left to its trigger rule, never skipped by the branch).
+ */
+export function branchSkips(direct: readonly string[], followed: readonly string[], downstreamOf: (taskId: string) => readonly string[]): string[] {
+  const reached = new Set<string>();
+  const stack = [...followed];
+  while (stack.length > 0) {
+    const id = stack.pop()!;
+    if (reached.has(id)) continue;
+    reached.add(id);
+    stack.push(...downstreamOf(id));
+  }
+  return direct.filter((id) => !reached.has(id));
+}

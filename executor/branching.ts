@@ -1,3 +1,4 @@
+import { branchSkips } from "../core/dagStructure.ts";
 import type { Dag } from "../sdk/types.ts";
 
 /** Direct downstream task ids of `taskId`. */
@@ -7,7 +8,8 @@ export function downstreamOf(dag: Dag, taskId: string): string[] {
 
 /**
  * Airflow's branch and short-circuit semantics: a branch follows the direct downstream tasks
- * it returns and skips the others; a short-circuit returning false(y) skips every task
+ * it returns and skips the others (but not one also downstream of a followed task: a join is left
+ * to its trigger rule); a short-circuit returning false(y) skips every task
  * downstream of it, whatever their trigger rules.
  */
 export function decideSkips(dag: Dag, taskId: string, kind: string, returned: unknown): { output: unknown; skipTasks: string[] } {
@@ -34,6 +36,6 @@ export function decideSkips(dag: Dag, taskId: string, kind: string, returned: un
       { nonRetryable: true },
     );
   }
-  return { output: chosen, skipTasks: direct.filter((id) => !chosen.includes(id)) };
+  return { output: chosen, skipTasks: branchSkips(direct, chosen as string[], (id) => downstreamOf(dag, id)) };
 }
 

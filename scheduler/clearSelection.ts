@@ -1,6 +1,6 @@
 // What a clear touches, as pure functions over a run's pinned structure and its task states
 // (Airflow's DAG.partial_subset + DAG.clear filters). store/transitions/clearTasks.ts applies them.
-import type { DagShape } from "../core/dagStructure.ts";
+import { branchSkips, type DagShape } from "../core/dagStructure.ts";
 import { TaskState } from "../core/states.ts";
 import { zeroCounts, type UpstreamCounts } from "./triggerRules.ts";
 
@@ -71,7 +71,8 @@ export function upstreamCountsOf(shape: DagShape, taskId: string, stateOf: (task
  * (succeeded, not cleared) decided to skip. Airflow's NotPreviouslySkippedDep: clearing them
  * alone would run what the branch did not follow (and leave the run inconsistent: a follower
  * succeeds while its join stays skipped). A branch skipped its direct downstream tasks it did
- * not return; a short-circuit that returned false skipped everything downstream of it.
+ * not return and that no followed task leads to; a short-circuit that returned false skipped
+ * everything downstream of it.
  * `outputs`: the recorded output of each branch / short-circuit task that succeeded.
  */
 export function skipsToKeep(
@@ -87,8 +88,8 @@ export function skipsToKeep(
     const output = outputs.get(decider.taskId);
     let skipped: string[];
     if (decider.kind === "branch") {
-      const followed = new Set(Array.isArray(output) ? output : [output]);
-      skipped = decider.downstream.filter((id) => !followed.has(id));
+      const followed = (Array.isArray(output) ? output : [output]).filter((id): id is string => typeof id === "string");
+      skipped = branchSkips(decider.downstream, followed, (id) => shape.byId.get(id)?.downstream ?? []);
     } else {
       if (output !== false) continue;
       skipped = clearClosure(shape, [decider.taskId], { includeDownstream: true }).filter((id) => id !== decider.taskId);

@@ -15,6 +15,15 @@ export const branchy = dag({ id: "branchy" }, (t) => {
   afterB.then(join);
 });
 
+// Airflow's "empty branch": the join is downstream of the branch and of the task it follows.
+export const emptyBranch = dag({ id: "empty_branch" }, (t) => {
+  const pick = t.branch("pick", async (ctx) => (ctx.conf.way === "join" ? "join" : "task1"));
+  const task1 = t.task("task1", async () => 1);
+  const join = t.task("join", async () => "joined");
+  pick.then([task1, join]);
+  task1.then(join);
+});
+
 export const gate = dag({ id: "gate" }, (t) => {
   const check = t.shortCircuit("check", async (ctx) => ctx.conf.go === true);
   const work = t.task("work", async () => 1);
@@ -59,6 +68,12 @@ describe("branching and short-circuit", () => {
   it("follows a branch chosen by task id string", async () => {
     const result = await runToEnd("branchy", { way: "b" });
     expect(result.tasks).toEqual({ pick: "success", path_a: "skipped", path_b: "success", after_b: "success", join: "success" });
+  });
+
+  it("runs a join downstream of both the branch and the task it followed (Airflow's empty branch)", async () => {
+    expect(await runToEnd("empty_branch", { way: "task1" })).toEqual({ state: "success", tasks: { pick: "success", task1: "success", join: "success" } });
+    // Following the join directly skips task1, and the join (all_success) is skipped by it.
+    expect((await runToEnd("empty_branch", { way: "join" })).tasks).toEqual({ pick: "success", task1: "skipped", join: "skipped" });
   });
 
   it("short-circuit false skips everything downstream, whatever the trigger rule", async () => {

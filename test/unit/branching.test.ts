@@ -35,6 +35,24 @@ describe("decideSkips (branch and short-circuit)", () => {
     expect(decideSkips(d, "pick", "branch", returned)).toEqual({ output: followed, skipTasks: skipped });
   });
 
+  it("never skips a task also downstream of a followed task (Airflow's empty branch and deeper joins)", () => {
+    // pick → [t1, other, join]; t1 → t2 → join; other → join
+    const deep = dag({ id: "deep" }, (t) => {
+      const pick = t.branch("pick", noop);
+      const t1 = t.task("t1", noop);
+      const t2 = t.task("t2", noop);
+      const other = t.task("other", noop);
+      const join = t.task("join", noop);
+      pick.then([t1, other, join]);
+      t1.then(t2).then(join);
+      other.then(join);
+    });
+    expect(decideSkips(deep, "pick", "branch", "t1").skipTasks).toEqual(["other"]);
+    expect(decideSkips(deep, "pick", "branch", "other").skipTasks).toEqual(["t1"]);
+    expect(decideSkips(deep, "pick", "branch", "join").skipTasks.sort()).toEqual(["other", "t1"]);
+    expect(decideSkips(deep, "pick", "branch", []).skipTasks.sort()).toEqual(["join", "other", "t1"]);
+  });
+
   it("accepts task references as well as ids", () => {
     const ref = { id: "b", then: () => ref };
     expect(decideSkips(d, "pick", "branch", ref).skipTasks).toEqual(["a"]);

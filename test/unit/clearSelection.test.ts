@@ -102,6 +102,13 @@ describe("skipsToKeep", () => {
   it("keeps only skipped tasks: a failed one the branch did not follow is cleared", () => {
     expect([...skipsToKeep(s, new Set(["b"]), (id) => (id === "b" ? "failed" : states[id]), outputs)]).toEqual([]);
   });
+  it("does not keep a join the branch reaches through a followed task (Airflow's empty branch): it was never the branch's to skip", () => {
+    // pick → [task1, join], task1 → join: the branch followed task1, so join is left to its rule.
+    const s2 = shapeFrom({ pick: [], task1: ["pick"], join: ["pick", "task1"] }, { pick: "branch" });
+    const joinSkipped = (id: string) => ({ pick: "success", task1: "success", join: "skipped" })[id];
+    expect([...skipsToKeep(s2, new Set(["join"]), joinSkipped, new Map<string, unknown>([["pick", ["task1"]]]))]).toEqual([]);
+    expect([...skipsToKeep(s2, new Set(["task1"]), (id) => (id === "task1" ? "skipped" : "success"), new Map<string, unknown>([["pick", ["join"]]]))]).toEqual(["task1"]);
+  });
   it("accepts a branch output naming one task, not a list", () => {
     expect([...skipsToKeep(s, new Set(["a", "b"]), stateOf, new Map<string, unknown>([["pick", "b"]]))]).toEqual([]);
     expect([...skipsToKeep(s, new Set(["b"]), stateOf, new Map<string, unknown>([["pick", "a"]]))]).toEqual(["b"]);
