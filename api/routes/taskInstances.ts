@@ -19,6 +19,7 @@ import {
   TASK_INSTANCE_ORDER,
   type TaskInstanceFilter,
 } from "../../store/queries/read.ts";
+import { dependsOnPastStatus } from "../../store/queries/previousRun.ts";
 import { listTaskSteps } from "../../store/queries/steps.ts";
 import { getPool } from "../../store/pools.ts";
 import { poolSlotsDep } from "../../scheduler/deps/poolSlots.ts";
@@ -362,19 +363,27 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
         tags: TAGS,
         description:
           "Why a waiting task instance (no state, scheduled, queued, up_for_retry, up_for_reschedule) is not running, " +
-          "as the checks it fails: today `pool_slots`, a task asking for more slots than its pool has in all, " +
+          "as the checks it fails: `depends_on_past`, a dependsOnPast task (no state or scheduled) whose task in the previous run " +
+          "(the latest earlier logical date) has not succeeded or been skipped; `pool_slots`, a task asking for more slots than its pool has in all, " +
           "which no worker will ever claim until the pool grows. Empty when nothing is known to hold it back.",
         params: TaskParams,
         response: { 200: DependencyList },
       },
     },
     async (req) => {
-      const { ti } = await taskOr404(db.pool, req.params);
+      const { run, ti } = await taskOr404(db.pool, req.params);
       if (!WAITING_STATES.includes(ti.state)) return { dependencies: [] };
       const pool = await getPool(db.pool, ti.pool);
       const deps = [
         poolSlotsDep({ dagId: ti.dag_id, runId: ti.run_id, taskId: ti.task_id, pool: ti.pool, poolSlots: Number(ti.pool_slots) }, pool && { slots: Number(pool.slots) }),
       ];
+      // Past `scheduled` the scheduler has found the previous run done (releaseScheduled).
+      if (ti.state === TaskState.None || ti.state === TaskState.Scheduled) {
+        const shape = await versions.shape(run.version_hash);
+        if (shape.byId.get(ti.task_id)?.dependsOnPast) {
+          deps.unshift(await dependsOnPastStatus(db.pool, { dagId: ti.dag_id, logicalDate: run.logical_date }, ti.task_id, shape));
+        }
+      }
       return { dependencies: deps.filter((d) => !d.passed).map((d) => ({ name: d.dep, reason: d.reason })) };
     },
   );

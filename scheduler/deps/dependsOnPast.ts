@@ -10,9 +10,10 @@ export interface DepStatus {
 const DONE_OK: readonly string[] = [TaskState.Success, TaskState.Skipped];
 
 /**
- * depends_on_past / wait_for_downstream: the same task in the previous run (by logical date)
- * must have succeeded or been skipped; with waitForDownstream its direct downstream tasks in
- * that run must be done too. No previous run, or a previous run without this task, passes.
+ * depends_on_past / wait_for_downstream: the same task in the previous run must have succeeded
+ * or been skipped; with waitForDownstream its direct downstream tasks in that run must be done
+ * too. No previous run, or a previous run without this task, passes. Which run is the previous
+ * one is store/queries/previousRun.ts's previousRunOf (the latest earlier logical date).
  */
 export function dependsOnPastDep(input: {
   previousRunId: string | null;

@@ -1,14 +1,14 @@
 // releaseScheduled — tasks whose trigger rule holds but that wait on the previous run
 // (dependsOnPast / waitForDownstream) sit in `scheduled`; the scheduler queues them once
-// dependsOnPastDep passes.
+// dependsOnPastStatus passes (store/queries/previousRun.ts: which run is the previous one).
 // locks: scheduled task_instance rows via ix_ti_pool_queue (state prefix), SKIP LOCKED so several
 //   schedulers split them; reads of the previous run are plain (READ COMMITTED) reads.
 // pages: by id after `afterId`; the scheduler moves on from page to page across ticks, so tries
 //   that wait long (their previous run failed) never hide the ones behind them.
 import type { DagShape } from "../../core/dagStructure.ts";
-import { dependsOnPastDep } from "../../scheduler/deps/dependsOnPast.ts";
 import { inList, type Db, type RowDataPacket } from "../db.ts";
 import type { PageEnd, PageOptions } from "../paging.ts";
+import { dependsOnPastStatus } from "../queries/previousRun.ts";
 
 /** Scheduled tries a page looks at (each costs a look at its previous run). */
 export const RELEASE_SCHEDULED_PAGE = 500;
@@ -40,31 +40,7 @@ export async function releaseScheduled(
     );
     const release: number[] = [];
     for (const row of rows) {
-      const spec = (await shapeOf(row.version_hash)).byId.get(row.task_id);
-      const [previous] = await tx.query<RowDataPacket[]>(
-        `SELECT id, run_id FROM dag_run WHERE dag_id = ? AND id <> ? AND (logical_date < ? OR (logical_date = ? AND id < ?))
-          ORDER BY logical_date DESC, id DESC LIMIT 1`,
-        [row.dag_id, row.dag_run_id, row.logical_date, row.logical_date, row.dag_run_id],
-      );
-      let previousState: string | undefined;
-      const downstreamStates: Record<string, string> = {};
-      if (previous[0]) {
-        const names = [row.task_id, ...(spec?.waitForDownstream ? spec.downstream : [])];
-        const [states] = await tx.query<RowDataPacket[]>(
-          `SELECT task_id, state FROM task_instance WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(names)})`,
-          [previous[0].id, ...names],
-        );
-        for (const s of states) {
-          if (s.task_id === row.task_id) previousState = s.state;
-          else downstreamStates[s.task_id] = s.state;
-        }
-      }
-      const status = dependsOnPastDep({
-        previousRunId: previous[0]?.run_id ?? null,
-        previousState,
-        waitForDownstream: !!spec?.waitForDownstream,
-        previousDownstreamStates: downstreamStates,
-      });
+      const status = await dependsOnPastStatus(tx, { dagId: row.dag_id, logicalDate: row.logical_date }, row.task_id, await shapeOf(row.version_hash));
       if (status.passed) release.push(Number(row.id));
     }
     if (release.length > 0) {

@@ -64,6 +64,14 @@ async function drive(id: number, maxActive: number): Promise<void> {
   throw new Error(`backfill ${id} did not finish`);
 }
 
+/** Ticks until the backfill is completed: for dependsOnPast runs, which wait for a tick to release them. */
+async function driveTicking(id: number): Promise<void> {
+  await waitFor(`backfill ${id} to complete`, async () => {
+    await tick();
+    return (await get(`/backfills/${id}`)).json().state === "completed";
+  }, 20_000);
+}
+
 /**
  * The most runs of a backfill active (queued or running) at once. There is no event log on this
  * branch to replay, so it is computed from the runs' own timestamps: a run is active from its
@@ -136,6 +144,15 @@ export default dag({ id: "bf_held", schedule: "@daily", startDate: "2026-01-01",
     "sched.ts",
     dagSource(`export default dag({ id: "bf_sched", schedule: "@daily", startDate: "2026-01-01", catchup: true, isPausedUponCreation: true }, (t) => {
   t.task("noop", async () => 1);
+});`),
+  );
+  await h.writeDag(
+    "past.ts",
+    dagSource(`export default dag({ id: "bf_past", schedule: "@daily", startDate: "2026-01-01", isPausedUponCreation: true }, (t) => {
+  t.task("load", { dependsOnPast: true }, async (ctx) => {
+    if (ctx.conf.failDay === ctx.logicalDate.getUTCDate()) throw new FailError("failing day " + ctx.conf.failDay);
+    return ctx.logicalDate.toISOString();
+  });
 });`),
   );
   await h.writeDag("manual.ts", dagSource(`export default dag({ id: "bf_manual", schedule: null }, (t) => { t.task("noop", async () => 1); });`));
@@ -257,6 +274,27 @@ describe("backfill", () => {
       "SELECT logical_date, COUNT(*) AS n FROM dag_run WHERE dag_id = 'bf_quick' AND replaced_by_backfill_id IS NULL GROUP BY logical_date HAVING n > 1",
     );
     expect(current).toEqual([]);
+  });
+
+  it("dependsOnPast: a re-run of a failed date waits on the date before it, not on the failed run it replaces", async () => {
+    const first = await create({ dag_id: "bf_past", from_date: "2026-01-01", to_date: "2026-01-02", reprocess_behavior: "failed", dag_run_conf: { failDay: 2 } });
+    await driveTicking(first);
+    expect((await backfillRuns(first)).map((r) => [iso(r.logical_date), r.state])).toEqual([
+      [day(1), "success"],
+      [day(2), "failed"],
+    ]);
+    // Day 2 is re-run (its failed run marked replaced) and day 3 runs after it.
+    const second = await create({ dag_id: "bf_past", from_date: "2026-01-01", to_date: "2026-01-03", reprocess_behavior: "failed" });
+    await driveTicking(second);
+    expect((await backfillRuns(second)).map((r) => [iso(r.logical_date), r.state])).toEqual([
+      [day(2), "success"],
+      [day(3), "success"],
+    ]);
+    const [tis] = await h.db.pool.query<RowDataPacket[]>(
+      "SELECT t.state FROM task_instance t JOIN dag_run r ON r.id = t.dag_run_id WHERE r.backfill_id = ? ORDER BY r.logical_date",
+      [second],
+    );
+    expect(tis.map((t) => t.state)).toEqual(["success", "success"]);
   });
 
   it("never has more than max_active_runs active, and refills as runs end", async () => {

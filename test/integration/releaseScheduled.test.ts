@@ -15,6 +15,7 @@ beforeAll(async () => {
   await h.start({
     "stuck.ts": dagSource(`export default dag({ id: "rs_stuck" }, (t) => { t.task("a", { dependsOnPast: true }, async () => 1); });`),
     "free.ts": dagSource(`export default dag({ id: "rs_free" }, (t) => { t.task("a", { dependsOnPast: true }, async () => 1); });`),
+    "rerun.ts": dagSource(`export default dag({ id: "rs_rerun" }, (t) => { t.task("a", { dependsOnPast: true }, async () => 1); });`),
   });
   await h.processor.scan();
   versions = new VersionCache(h.db.pool);
@@ -24,8 +25,9 @@ afterAll(async () => {
   await h.stop();
 });
 
-async function trigger(dagId: string, logicalDate: string): Promise<string> {
-  const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { logical_date: logicalDate } });
+async function trigger(dagId: string, logicalDate: string, runId?: string): Promise<string> {
+  const payload = runId ? { logical_date: logicalDate, dag_run_id: runId } : { logical_date: logicalDate };
+  const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload });
   expect(res.statusCode).toBe(200);
   return res.json().dag_run_id as string;
 }
@@ -56,5 +58,33 @@ describe("releaseScheduled", () => {
     expect([await stateOf("rs_stuck", second), await stateOf("rs_free", free)]).toEqual(["scheduled", "queued"]);
     const page3 = await releaseScheduled(h.db, new Date(), shapeOf, { limit: 1, afterId: page2.lastId });
     expect(page3).toEqual({ released: 0, scanned: 0, lastId: page2.lastId });
+  });
+
+  it("a re-run of a date waits on the date before it, never on the run of its own date it re-does", async () => {
+    const shapeOf = (hash: string) => versions.shape(hash);
+    const day1 = await trigger("rs_rerun", "2026-01-01T00:00:00Z");
+    const day2 = await trigger("rs_rerun", "2026-01-02T00:00:00Z");
+    await startRuns(h.db, new Date(), shapeOf);
+    await h.db.pool.query("UPDATE task_instance SET state = 'success' WHERE dag_id = 'rs_rerun' AND run_id = ?", [day1]);
+    await h.db.pool.query("UPDATE task_instance SET state = 'failed' WHERE dag_id = 'rs_rerun' AND run_id = ?", [day2]);
+    // Day 2 failed; a run of the same date re-does it, and day 3 comes after.
+    const rerun = await trigger("rs_rerun", "2026-01-02T00:00:00Z", "rerun_day2");
+    const day3 = await trigger("rs_rerun", "2026-01-03T00:00:00Z");
+    await startRuns(h.db, new Date(), shapeOf);
+    const deps = async (runId: string) =>
+      (await h.app.inject({ method: "GET", url: `/api/v1/dags/rs_rerun/dagRuns/${runId}/taskInstances/a/dependencies` })).json().dependencies;
+    expect(await deps(day3)).toEqual([
+      { name: "depends_on_past", reason: "the task's state in the previous run rerun_day2 is scheduled, not success or skipped" },
+    ]);
+    expect(await deps(rerun)).toEqual([]);
+
+    // The re-run's previous run is day 1 (succeeded), not the failed day 2 it shares the date with.
+    await releaseScheduled(h.db, new Date(), shapeOf);
+    expect([await stateOf("rs_rerun", rerun), await stateOf("rs_rerun", day3)]).toEqual(["queued", "scheduled"]);
+    // Day 3's previous run is the newest of day 2's runs: it goes once the re-run succeeded.
+    await h.db.pool.query("UPDATE task_instance SET state = 'success' WHERE dag_id = 'rs_rerun' AND run_id = ?", [rerun]);
+    await releaseScheduled(h.db, new Date(), shapeOf);
+    expect(await stateOf("rs_rerun", day3)).toBe("queued");
+    expect(await deps(day3)).toEqual([]);
   });
 });
