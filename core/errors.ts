@@ -38,6 +38,7 @@ export const ERRORS = {
   BATON_BACKFILL_INVALID_RANGE: { status: 400, title: "Backfill date range is reversed" },
   BATON_BACKFILL_NO_SCHEDULE: { status: 400, title: "DAG has no schedule to backfill" },
   BATON_BACKFILL_TOO_LARGE: { status: 400, title: "Backfill covers too many runs" },
+  BATON_BACKFILL_FUTURE_DATES: { status: 400, title: "Backfill range has no ended data interval" },
   BATON_BACKFILL_FINISHED: { status: 409, title: "Backfill has finished" },
   BATON_POOL_NOT_FOUND: { status: 404, title: "Pool not found" },
   BATON_POOL_EXISTS: { status: 409, title: "Pool already exists" },

@@ -4,10 +4,12 @@
  * advanceBackfills) read the rows and apply the decisions; the dry run shows them.
  *
  * Dates follow Airflow's backfill: every logical date of the DAG's schedule with
- * from <= logical date <= to (both inclusive), ignoring the DAG's startDate/endDate/catchup
- * (an interval schedule stays on the grid anchored at its startDate). The data intervals come
- * from scheduler/timetable.ts, so a backfill run covers exactly the interval a scheduled run of
- * that date would.
+ * from <= logical date <= to (both inclusive) whose data interval has ended by now, ignoring the
+ * DAG's startDate/endDate/catchup (an interval schedule stays on the grid anchored at its
+ * startDate). The data intervals come from scheduler/timetable.ts, so a backfill run covers
+ * exactly the interval a scheduled run of that date would. A date whose interval is still open
+ * is left out: its run would hold the date's automated-run key (ux_dag_run_automated), so the
+ * scheduler would never create the scheduled run that is due when the interval ends.
  *
  * Per date (Airflow's reprocess_behavior):
  * - a run of any type for the date is queued or running → skip, `in_flight` (never doubled);
@@ -28,6 +30,8 @@ export interface BackfillRange {
   to: Date;
   /** The DAG's startDate: anchors an interval schedule's grid and is the date of `@once`. */
   dagStartDate: Date | null;
+  /** Only dates whose data interval has ended by now are planned. */
+  now: Date;
 }
 
 export interface PlannedDates {
@@ -35,7 +39,12 @@ export interface PlannedDates {
   dates: DagRunInfo[];
   /** More than `limit` dates: `dates` then holds only some of the first ones. */
   truncated: boolean;
+  /** The first date in [from, to] whose data interval has not ended by now (left out), if any. */
+  firstOpen: DagRunInfo | null;
 }
+
+/** Later than any date: dagRunInfosBetween's `endedBy` when open intervals count too. */
+const END_OF_TIME = new Date(8.64e15);
 
 /**
  * The logical dates of a backfill, at most `limit + 1` of them (so the caller can tell "over
@@ -46,22 +55,27 @@ export const BACKFILL_HARD_LIMIT = 1_000_000;
 const SAMPLE_DATES = 64;
 
 export function planBackfillDates(tt: Timetable, range: BackfillRange, options: { limit: number; backwards: boolean }): PlannedDates {
+  // An ended interval starts before now: past now the range holds no date to plan (and must not
+  // inflate the estimate below: "to 9999-12-31" asks for the dates up to today).
+  const to = new Date(Math.min(range.to.getTime(), range.now.getTime()));
   // Walking a schedule costs tens of microseconds a date: a range of millennia must be refused
   // from a sample, not enumerated. Twice the largest sampled gap keeps the estimate a lower bound
   // for any schedule whose gaps vary by less than 2× (daily, weekday, monthly, …).
-  const sample = dagRunInfosBetween(tt, range.from, range.to, range.dagStartDate, SAMPLE_DATES + 1);
+  const sample = dagRunInfosBetween(tt, range.from, to, range.dagStartDate, SAMPLE_DATES + 1, range.now);
   if (sample.length > SAMPLE_DATES) {
     let maxGap = 1;
     for (let i = 1; i < sample.length; i++) maxGap = Math.max(maxGap, sample[i]!.logicalDate.getTime() - sample[i - 1]!.logicalDate.getTime());
     const last = sample[sample.length - 1]!.logicalDate.getTime();
-    const atLeast = sample.length + Math.floor((range.to.getTime() - last) / (2 * maxGap));
-    if (atLeast > options.limit) return { dates: options.backwards ? sample.reverse() : sample, truncated: true };
+    const atLeast = sample.length + Math.floor((to.getTime() - last) / (2 * maxGap));
+    if (atLeast > options.limit) return { dates: options.backwards ? sample.reverse() : sample, truncated: true, firstOpen: null };
   }
   const limit = Math.min(options.limit, Number.MAX_SAFE_INTEGER - 1) + 1;
-  const dates = dagRunInfosBetween(tt, range.from, range.to, range.dagStartDate, limit);
+  const dates = dagRunInfosBetween(tt, range.from, to, range.dagStartDate, limit, range.now);
   const truncated = dates.length > options.limit;
+  const after = dates.length > 0 ? new Date(dates[dates.length - 1]!.logicalDate.getTime() + 1) : range.from;
+  const firstOpen = truncated ? null : (dagRunInfosBetween(tt, after, range.to, range.dagStartDate, 1, END_OF_TIME)[0] ?? null);
   if (options.backwards) dates.reverse();
-  return { dates, truncated };
+  return { dates, truncated, firstOpen };
 }
 
 /** A run that exists for a date, as the decision needs it. */

@@ -295,26 +295,36 @@ export function dueDagRunInfo(tt: Timetable, stored: DataInterval, q: ScheduleBo
 }
 
 /**
- * The runs whose logical date lies in [from, to], both inclusive, oldest first, at most `limit`
- * of them (Airflow's `iter_dagrun_infos_between`, what a backfill covers). Ignores startDate,
- * endDate and catchup, except that an interval schedule stays on the grid anchored at `anchor`
- * (the DAG's startDate). Walks with `next` only: croner's previousRuns, which nextDagRunInfo
- * needs to re-align, costs about 1 ms a call — 3 s for ten years of a daily schedule.
+ * The runs whose logical date lies in [from, to], both inclusive, and whose data interval has
+ * ended by `endedBy` (runAfter <= endedBy, the scheduler's own rule for creating a run), oldest
+ * first, at most `limit` of them (Airflow's `iter_dagrun_infos_between` filtered as its
+ * backfill's `_get_info_list` does: a run of an interval still open would take the date from
+ * the scheduled run that is due when it ends). Ignores startDate, endDate and catchup, except
+ * that an interval schedule stays on the grid anchored at `anchor` (the DAG's startDate). Walks
+ * with `next` only: croner's previousRuns, which nextDagRunInfo needs to re-align, costs about
+ * 1 ms a call — 3 s for ten years of a daily schedule. Ends grow with logical dates, so the
+ * walk stops at the first interval still open.
  */
-export function dagRunInfosBetween(tt: Timetable, from: Date, to: Date, anchor: Date | null, limit: number): DagRunInfo[] {
+export function dagRunInfosBetween(tt: Timetable, from: Date, to: Date, anchor: Date | null, limit: number, endedBy: Date): DagRunInfo[] {
   const out: DagRunInfo[] = [];
   if (from.getTime() > to.getTime()) return out;
   if (tt.kind === "manual") return out;
+  const ended = (info: DagRunInfo) => info.runAfter.getTime() <= endedBy.getTime();
   if (tt.kind === "once") {
     if (anchor && anchor.getTime() >= from.getTime() && anchor.getTime() <= to.getTime()) {
-      out.push({ logicalDate: anchor, dataIntervalStart: anchor, dataIntervalEnd: anchor, runAfter: anchor });
+      const info = { logicalDate: anchor, dataIntervalStart: anchor, dataIntervalEnd: anchor, runAfter: anchor };
+      if (ended(info)) out.push(info);
     }
     return out;
   }
   if (tt.kind === "interval") {
     const base = (anchor ?? from).getTime();
     let start = base + Math.ceil((from.getTime() - base) / tt.everyMs) * tt.everyMs;
-    for (; start <= to.getTime() && out.length < limit; start += tt.everyMs) out.push(interval(new Date(start), new Date(start + tt.everyMs)));
+    for (; start <= to.getTime() && out.length < limit; start += tt.everyMs) {
+      const info = interval(new Date(start), new Date(start + tt.everyMs));
+      if (!ended(info)) break;
+      out.push(info);
+    }
     return out;
   }
   const grid = new CronGrid(tt);
@@ -322,7 +332,9 @@ export function dagRunInfosBetween(tt: Timetable, from: Date, to: Date, anchor: 
   while (start && start.getTime() <= to.getTime() && out.length < limit) {
     const end = grid.next(start);
     if (!end) break;
-    out.push(interval(start, end));
+    const info = interval(start, end);
+    if (!ended(info)) break;
+    out.push(info);
     start = end;
   }
   return out;

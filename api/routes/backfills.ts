@@ -151,7 +151,7 @@ export const backfillRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { 
         force: body.force ?? false,
       };
       if (body.dry_run) {
-        const plan = await dryRunBackfill(db, request, maxRuns);
+        const plan = await dryRunBackfill(db, clock.now(), request, maxRuns);
         return {
           dry_run: true as const,
           dag_id: body.dag_id,

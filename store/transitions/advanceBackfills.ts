@@ -9,6 +9,9 @@
 //   meanwhile) cannot go stale upward. Then: the runs it replaces (PK, re-checked finished), the
 //   new dag_run rows, its backfill_date rows (PK).
 // decides: decideBackfillDate / backfillRoom (scheduler/backfillPlan.ts).
+// dates: each was planned with its data interval already ended (createBackfill), and time only
+//   moves on, so no run created here covers an interval still open (and takes its date's key
+//   from the scheduled run due when it ends).
 // guards: ux_dag_run_automated (dag_id, automated_logical_date), shared with scheduled runs: a
 //   date the scheduler (or another backfill) took meanwhile is a duplicate key, skipped as
 //   `exists`, never a second run. A run being replaced is re-checked finished under its lock.

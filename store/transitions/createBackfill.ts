@@ -1,13 +1,14 @@
 // createBackfill — records a backfill request: one `backfill` row and one `backfill_date` row per
 // logical date, in processing order (sort_ordinal). No dag run is created here: the scheduler
 // creates them lazily (advanceBackfills), never more than max_active_runs active at once.
-// A dry run reads the DAG's existing runs in the range and returns what would happen to each
-// date, writing nothing.
+// Only dates whose data interval has ended by `now` are recorded (planBackfillDates), so the
+// runs advanceBackfills creates later never cover an open interval. A dry run reads the DAG's
+// existing runs in the range and returns what would happen to each date, writing nothing.
 // locks: the new rows only (one transaction; dates inserted 1,000 per statement).
 // decides: planBackfillDates / decideBackfillDate (scheduler/backfillPlan.ts).
 // outcomes: the backfill's id, or the dry-run plan; BATON_DAG_NOT_FOUND, BATON_DAG_INACTIVE,
 //   BATON_INVALID_DATE, BATON_BACKFILL_INVALID_RANGE, BATON_BACKFILL_NO_SCHEDULE,
-//   BATON_BACKFILL_TOO_LARGE.
+//   BATON_BACKFILL_TOO_LARGE, BATON_BACKFILL_FUTURE_DATES.
 import { BatonError } from "../../core/errors.ts";
 import { BACKFILL_HARD_LIMIT, decideBackfillDate, planBackfillDates, type DateDecision, type ReprocessBehavior } from "../../scheduler/backfillPlan.ts";
 import { parseDagDate, parseTimetable, type DagRunInfo, type Timetable } from "../../scheduler/timetable.ts";
@@ -35,7 +36,7 @@ export interface DryRunDate {
   existingRuns: string[];
 }
 
-async function planFor(db: Db, req: NewBackfill, maxRuns: number): Promise<{ dates: DagRunInfo[]; from: Date; to: Date; versionHash: string }> {
+async function planFor(db: Db, now: Date, req: NewBackfill, maxRuns: number): Promise<{ dates: DagRunInfo[]; from: Date; to: Date; versionHash: string }> {
   const [dags] = await db.pool.query<RowDataPacket[]>(
     "SELECT dag_id, latest_version_hash, is_active, schedule, timezone, start_date FROM dag WHERE dag_id = ?",
     [req.dagId],
@@ -67,7 +68,7 @@ async function planFor(db: Db, req: NewBackfill, maxRuns: number): Promise<{ dat
   if (timetable.kind === "manual") {
     throw new BatonError("BATON_BACKFILL_NO_SCHEDULE", `DAG "${req.dagId}" has no schedule (schedule: null), so it has no logical dates to backfill`);
   }
-  const planned = planBackfillDates(timetable, { from, to, dagStartDate: dag.start_date ?? null }, {
+  const planned = planBackfillDates(timetable, { from, to, dagStartDate: dag.start_date ?? null, now }, {
     limit: req.force ? Math.max(maxRuns, BACKFILL_HARD_LIMIT) : maxRuns,
     backwards: req.runBackwards,
   });
@@ -80,12 +81,22 @@ async function planFor(db: Db, req: NewBackfill, maxRuns: number): Promise<{ dat
       `the range yields more than ${maxRuns} runs (BATON_BACKFILL_MAX_RUNS); narrow it, split it, or send force: true`,
     );
   }
+  // Airflow refuses a range wholly in the future ("Backfill cannot be executed for future dates");
+  // so is one whose every date is still open: an empty backfill would look done and do nothing.
+  if (planned.dates.length === 0 && (planned.firstOpen || from.getTime() >= now.getTime())) {
+    const first = planned.firstOpen ? `; its first date ${planned.firstOpen.logicalDate.toISOString()} ends at ${planned.firstOpen.dataIntervalEnd.toISOString()}` : "";
+    throw new BatonError(
+      "BATON_BACKFILL_FUTURE_DATES",
+      `no logical date from ${from.toISOString()} to ${to.toISOString()} has a data interval that has ended by now (${now.toISOString()})${first}. ` +
+        "A backfill replays past intervals; the scheduler runs the others when they end",
+    );
+  }
   return { dates: planned.dates, from, to, versionHash: dag.latest_version_hash };
 }
 
 /** What the backfill would do to each date now, writing nothing. */
-export async function dryRunBackfill(db: Db, req: NewBackfill, maxRuns: number): Promise<{ from: Date; to: Date; dates: DryRunDate[] }> {
-  const { dates, from, to } = await planFor(db, req, maxRuns);
+export async function dryRunBackfill(db: Db, now: Date, req: NewBackfill, maxRuns: number): Promise<{ from: Date; to: Date; dates: DryRunDate[] }> {
+  const { dates, from, to } = await planFor(db, now, req, maxRuns);
   // ix_dag_run_dag_logical (dag_id, logical_date): one range read, no locks.
   const [runs] = await db.pool.query<RowDataPacket[]>(
     `SELECT id, run_id, state, logical_date, replaced_by_backfill_id FROM dag_run
@@ -117,7 +128,7 @@ export async function dryRunBackfill(db: Db, req: NewBackfill, maxRuns: number):
 }
 
 export async function createBackfill(db: Db, now: Date, req: NewBackfill, maxRuns: number): Promise<{ id: number; totalDates: number }> {
-  const { dates, from, to } = await planFor(db, req, maxRuns);
+  const { dates, from, to } = await planFor(db, now, req, maxRuns);
   return db.tx(async (tx) => {
     const [res] = await tx.query<ResultSetHeader>(
       `INSERT INTO backfill (dag_id, from_date, to_date, reprocess_behavior, max_active_runs, run_backwards, dag_run_conf, state,

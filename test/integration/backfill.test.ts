@@ -155,6 +155,12 @@ export default dag({ id: "bf_held", schedule: "@daily", startDate: "2026-01-01",
   });
 });`),
   );
+  await h.writeDag(
+    "open.ts",
+    dagSource(`export default dag({ id: "bf_open", schedule: "@daily", startDate: "2026-04-01", catchup: false, isPausedUponCreation: true }, (t) => {
+  t.task("noop", async () => 1);
+});`),
+  );
   await h.writeDag("manual.ts", dagSource(`export default dag({ id: "bf_manual", schedule: null }, (t) => { t.task("noop", async () => 1); });`));
   await h.writeDag(
     "minutely.ts",
@@ -452,4 +458,44 @@ describe("backfill", () => {
     expect(status.code).toBe(0);
     expect(status.stdout).toContain(`backfill ${id} completed: 2 date(s): 2 succeeded, 0 failed`);
   }, 30_000);
+
+  // Last: it moves the clock to April 10.
+  it("covers only dates whose data interval has ended; refuses a range with none; the scheduler runs the rest", async () => {
+    clock.set("2026-04-10T12:00:00Z");
+    const before = await counts();
+    // @daily: April 9 ended at April 10 00:00; April 10 is open until April 11.
+    const dry = await post("/backfills", { dag_id: "bf_open", from_date: "2026-04-08", to_date: "2026-04-13", dry_run: true });
+    expect(dry.statusCode).toBe(200);
+    expect(dry.json().dates.map((d: Record<string, unknown>) => d.logical_date)).toEqual([day(8, "04"), day(9, "04")]);
+    for (const [from, to] of [
+      ["2026-04-11", "2026-04-13"], // wholly in the future
+      ["2026-04-10", "2026-04-13"], // from in the past, but every interval still open
+      ["2026-04-10T18:00:00Z", "2026-04-10T20:00:00Z"], // no date at all, in the future
+    ]) {
+      for (const dryRun of [false, true]) {
+        const res = await post("/backfills", { dag_id: "bf_open", from_date: from, to_date: to, dry_run: dryRun });
+        expect([from, dryRun, res.statusCode, res.json().code]).toEqual([from, dryRun, 400, "BATON_BACKFILL_FUTURE_DATES"]);
+      }
+    }
+    expect(await counts()).toEqual(before);
+
+    const id = await create({ dag_id: "bf_open", from_date: "2026-04-08", to_date: "2026-04-13" });
+    expect((await get(`/backfills/${id}`)).json().total_dates).toBe(2);
+    await drive(id, 10);
+    expect((await backfillRuns(id)).map((r) => [iso(r.logical_date), r.state])).toEqual([
+      [day(8, "04"), "success"],
+      [day(9, "04"), "success"],
+    ]);
+    // April 10's interval ends: the scheduler creates its scheduled run, nothing holds its date.
+    expect((await h.app.inject({ method: "PATCH", url: "/api/v1/dags/bf_open", payload: { is_paused: false } })).statusCode).toBe(200);
+    clock.set("2026-04-11T00:00:05Z");
+    await h.scheduler.tick();
+    await h.app.inject({ method: "PATCH", url: "/api/v1/dags/bf_open", payload: { is_paused: true } });
+    const [runs] = await h.db.pool.query<RowDataPacket[]>("SELECT run_type, logical_date FROM dag_run WHERE dag_id = 'bf_open' ORDER BY logical_date");
+    expect(runs.map((r) => [r.run_type, iso(r.logical_date)])).toEqual([
+      ["backfill", day(8, "04")],
+      ["backfill", day(9, "04")],
+      ["scheduled", day(10, "04")],
+    ]);
+  });
 });

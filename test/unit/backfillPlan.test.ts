@@ -6,7 +6,13 @@ const isoDates = (dates: { logicalDate: Date }[]) => dates.map((x) => x.logicalD
 
 describe("planBackfillDates", () => {
   const daily = parseTimetable("@daily", "UTC");
-  const range = (from: string, to: string, dagStartDate: string | null = "2020-01-01") => ({ from: d(from), to: d(to), dagStartDate: dagStartDate ? d(dagStartDate) : null });
+  // Clock far past every range, unless a test says otherwise: every interval has ended.
+  const range = (from: string, to: string, dagStartDate: string | null = "2020-01-01", now = "+275760-09-13T00:00:00Z") => ({
+    from: d(from),
+    to: d(to),
+    dagStartDate: dagStartDate ? d(dagStartDate) : null,
+    now: d(now),
+  });
 
   it("lists every logical date in [from, to], both inclusive, with its data interval", () => {
     const { dates, truncated } = planBackfillDates(daily, range("2026-01-01T00:00:00Z", "2026-01-03T00:00:00Z"), { limit: 100, backwards: false });
@@ -79,7 +85,7 @@ describe("planBackfillDates", () => {
     ["@weekly", "UTC", "2026-01-01T00:00:00Z", "2026-03-01T00:00:00Z"],
   ])("%s in %s: the same intervals as the scheduler's nextDagRunInfo chain (DST included)", (schedule, tz, from, to) => {
     const tt = parseTimetable(schedule, tz);
-    const { dates } = planBackfillDates(tt, { from: d(from), to: d(to), dagStartDate: null }, { limit: 1000, backwards: false });
+    const { dates } = planBackfillDates(tt, range(from, to, null), { limit: 1000, backwards: false });
     const chained = [];
     const q = { startDate: d(from), endDate: d(to), catchup: true, now: d(to) };
     for (let info = nextDagRunInfo(tt, { ...q, lastDataInterval: null }); info; ) {
@@ -88,6 +94,28 @@ describe("planBackfillDates", () => {
     }
     expect(dates.length).toBeGreaterThan(1);
     expect(dates).toEqual(chained);
+  });
+
+  it("leaves out dates whose data interval has not ended by now, and names the first of them", () => {
+    // @daily at 2026-01-10T12:00Z: Jan 9 ended at Jan 10 00:00; Jan 10 is open until Jan 11.
+    const r = range("2026-01-08T00:00:00Z", "2026-01-13T00:00:00Z", null, "2026-01-10T12:00:00Z");
+    const plan = planBackfillDates(daily, r, { limit: 100, backwards: false });
+    expect(isoDates(plan.dates)).toEqual(["2026-01-08T00:00:00.000Z", "2026-01-09T00:00:00.000Z"]);
+    expect(plan.firstOpen).toMatchObject({ logicalDate: d("2026-01-10T00:00:00Z"), dataIntervalEnd: d("2026-01-11T00:00:00Z") });
+    expect(isoDates(planBackfillDates(daily, r, { limit: 100, backwards: true }).dates)).toEqual(["2026-01-09T00:00:00.000Z", "2026-01-08T00:00:00.000Z"]);
+    // An interval that ends exactly now has ended (the scheduler creates its run at that instant).
+    const exact = planBackfillDates(daily, { ...r, now: d("2026-01-10T00:00:00Z") }, { limit: 100, backwards: false });
+    expect(isoDates(exact.dates)).toEqual(["2026-01-08T00:00:00.000Z", "2026-01-09T00:00:00.000Z"]);
+    // Every date open: nothing to plan, and the first open one.
+    const future = planBackfillDates(daily, range("2026-01-10T00:00:00Z", "2026-01-13T00:00:00Z", null, "2026-01-10T12:00:00Z"), { limit: 100, backwards: false });
+    expect(future).toMatchObject({ dates: [], truncated: false, firstOpen: { logicalDate: d("2026-01-10T00:00:00Z") } });
+    // Every date ended: none open.
+    expect(planBackfillDates(daily, range("2026-01-01T00:00:00Z", "2026-01-03T00:00:00Z", null, "2026-01-10T12:00:00Z"), { limit: 100, backwards: false }).firstOpen).toBeNull();
+    // An interval schedule too, and a far `to` is measured up to now, not refused as too large.
+    const every6h = parseTimetable("6h", "UTC");
+    const sixHourly = planBackfillDates(every6h, range("2026-01-10T00:00:00Z", "9999-12-31T00:00:00Z", "2026-01-01T00:00:00Z", "2026-01-10T12:00:00Z"), { limit: 10, backwards: false });
+    expect({ dates: isoDates(sixHourly.dates), truncated: sixHourly.truncated }).toEqual({ dates: ["2026-01-10T00:00:00.000Z", "2026-01-10T06:00:00.000Z"], truncated: false });
+    expect(sixHourly.firstOpen?.logicalDate).toEqual(d("2026-01-10T12:00:00Z"));
   });
 
   // How long it takes is a benchmark's business (npm test asserts no timings): this checks
