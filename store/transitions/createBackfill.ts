@@ -8,11 +8,13 @@
 // decides: planBackfillDates / decideBackfillDate (scheduler/backfillPlan.ts).
 // outcomes: the backfill's id, or the dry-run plan; BATON_DAG_NOT_FOUND, BATON_DAG_INACTIVE,
 //   BATON_INVALID_DATE, BATON_BACKFILL_INVALID_RANGE, BATON_BACKFILL_NO_SCHEDULE,
-//   BATON_BACKFILL_TOO_LARGE, BATON_BACKFILL_FUTURE_DATES.
+//   BATON_BACKFILL_TOO_LARGE, BATON_BACKFILL_FUTURE_DATES, BATON_BACKFILL_INVALID_DIRECTION,
+//   BATON_BACKFILL_INVALID_REPROCESS.
 import { BatonError } from "../../core/errors.ts";
 import { BACKFILL_HARD_LIMIT, decideBackfillDate, planBackfillDates, type DateDecision, type ReprocessBehavior } from "../../scheduler/backfillPlan.ts";
 import { parseDagDate, parseTimetable, type DagRunInfo, type Timetable } from "../../scheduler/timetable.ts";
 import type { Db, ResultSetHeader, RowDataPacket } from "../db.ts";
+import { loadStructure } from "../versions.ts";
 
 export interface NewBackfill {
   dagId: string;
@@ -67,6 +69,30 @@ async function planFor(db: Db, now: Date, req: NewBackfill, maxRuns: number): Pr
   }
   if (timetable.kind === "manual") {
     throw new BatonError("BATON_BACKFILL_NO_SCHEDULE", `DAG "${req.dagId}" has no schedule (schedule: null), so it has no logical dates to backfill`);
+  }
+  // Airflow refuses a non-periodic timetable (DagNonPeriodicScheduleException): @once has one
+  // date, which a manual run with that logical_date re-does.
+  if (timetable.kind === "once") {
+    throw new BatonError("BATON_BACKFILL_NO_SCHEDULE", `DAG "${req.dagId}" runs @once, not on a periodic schedule, so it has no dates to backfill`);
+  }
+  // dependsOnPast (waitForDownstream implies it in the stored structure) chains each date to the
+  // one before it. Airflow refuses, as here: backwards, the newest date would run first, its
+  // previous run not there yet ("no previous run" passes), so the chain would be ignored; and with
+  // reprocess none a failed date stays failed, so every later date would wait on it for ever.
+  // The check reads the latest version, the one advanceBackfills creates the runs with.
+  const withPast = (await loadStructure(db.pool, dag.latest_version_hash)).tasks.filter((t) => t.dependsOnPast).map((t) => t.taskId);
+  if (withPast.length > 0 && req.runBackwards) {
+    throw new BatonError(
+      "BATON_BACKFILL_INVALID_DIRECTION",
+      `DAG "${req.dagId}" has tasks with dependsOnPast (${withPast.join(", ")}): a backfill of it cannot run backwards, each date waits on the one before it`,
+    );
+  }
+  if (withPast.length > 0 && req.reprocessBehavior === "none") {
+    throw new BatonError(
+      "BATON_BACKFILL_INVALID_REPROCESS",
+      `DAG "${req.dagId}" has tasks with dependsOnPast (${withPast.join(", ")}): reprocess_behavior must be failed or completed, ` +
+        "or a failed date would stay failed and every later date wait on it",
+    );
   }
   const planned = planBackfillDates(timetable, { from, to, dagStartDate: dag.start_date ?? null, now }, {
     limit: req.force ? Math.max(maxRuns, BACKFILL_HARD_LIMIT) : maxRuns,

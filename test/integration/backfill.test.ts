@@ -161,6 +161,7 @@ export default dag({ id: "bf_held", schedule: "@daily", startDate: "2026-01-01",
   t.task("noop", async () => 1);
 });`),
   );
+  await h.writeDag("once.ts", dagSource(`export default dag({ id: "bf_once", schedule: "@once", startDate: "2026-01-01", isPausedUponCreation: true }, (t) => { t.task("noop", async () => 1); });`));
   await h.writeDag("manual.ts", dagSource(`export default dag({ id: "bf_manual", schedule: null }, (t) => { t.task("noop", async () => 1); });`));
   await h.writeDag(
     "minutely.ts",
@@ -184,6 +185,17 @@ describe("backfill", () => {
     };
     expect(await problem({ dag_id: "bf_quick", from_date: "2026-01-05", to_date: "2026-01-01" })).toEqual([400, "BATON_BACKFILL_INVALID_RANGE"]);
     expect(await problem({ dag_id: "bf_manual", from_date: "2026-01-01", to_date: "2026-01-05" })).toEqual([400, "BATON_BACKFILL_NO_SCHEDULE"]);
+    // As Airflow: no backfill of a non-periodic schedule; dependsOnPast tasks need oldest first and a reprocess behavior.
+    for (const dryRun of [false, true]) {
+      const past = { dag_id: "bf_past", from_date: "2026-01-01", to_date: "2026-01-05", dry_run: dryRun };
+      expect(await problem({ dag_id: "bf_once", from_date: "2025-12-01", to_date: "2026-01-05", dry_run: dryRun })).toEqual([400, "BATON_BACKFILL_NO_SCHEDULE"]);
+      expect(await problem({ ...past, reprocess_behavior: "failed", run_backwards: true })).toEqual([400, "BATON_BACKFILL_INVALID_DIRECTION"]);
+      expect(await problem({ ...past, reprocess_behavior: "completed", run_backwards: true })).toEqual([400, "BATON_BACKFILL_INVALID_DIRECTION"]);
+      expect(await problem(past)).toEqual([400, "BATON_BACKFILL_INVALID_REPROCESS"]);
+      expect(await problem({ ...past, reprocess_behavior: "none" })).toEqual([400, "BATON_BACKFILL_INVALID_REPROCESS"]);
+    }
+    const pastForwards = await post("/backfills", { dag_id: "bf_past", from_date: "2026-01-01", to_date: "2026-01-05", reprocess_behavior: "failed", dry_run: true });
+    expect(pastForwards.statusCode).toBe(200);
     expect(await problem({ dag_id: "nope", from_date: "2026-01-01", to_date: "2026-01-05" })).toEqual([404, "BATON_DAG_NOT_FOUND"]);
     expect(await problem({ dag_id: "bf_quick", from_date: "yesterday", to_date: "2026-01-05" })).toEqual([400, "BATON_VALIDATION_FAILED"]);
     expect(await problem({ dag_id: "bf_quick", from_date: "2026-01-01", to_date: "2026-01-05", max_active_runs: 0 })).toEqual([400, "BATON_VALIDATION_FAILED"]);
@@ -439,10 +451,13 @@ describe("backfill", () => {
         child.stderr.on("data", (d) => (stderr += d));
         child.on("close", (code) => resolve({ code, stdout, stderr }));
       });
-    const [dry, bad] = await Promise.all([
+    const [dry, bad, backwards] = await Promise.all([
       cli("create", "bf_quick", "--from", "2026-01-06", "--to", "2026-01-07", "--reprocess", "failed", "--dry-run"),
       cli("create", "bf_quick", "--from", "2026-01-07", "--to", "2026-01-06"),
+      cli("create", "bf_past", "--from", "2026-01-01", "--to", "2026-01-03", "--reprocess", "failed", "--backwards"),
     ]);
+    expect(backwards.code).toBe(1);
+    expect(backwards.stderr.trim()).toMatch(/^baton: BATON_BACKFILL_INVALID_DIRECTION: DAG "bf_past" has tasks with dependsOnPast \(load\)/);
     expect(dry.code).toBe(0);
     expect(dry.stdout).toContain(`${day(7)}   create`);
     expect(dry.stdout).toContain("dry run: 2 date(s): 1 to create, 0 to re-run, 1 to skip; nothing was written");
