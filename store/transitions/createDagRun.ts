@@ -6,9 +6,10 @@
 //   scheduler (startRuns, for maxActiveRuns) and every claim (maxActiveTasks) hold that one
 //   exclusively, and a trigger queued behind a startRuns of many runs waited ≈ 40 ms.
 //   Relies on ux_dag_run (dag_id, run_id) to refuse duplicates.
-// outcomes: the run's row id, BATON_DAG_NOT_FOUND, BATON_DAG_INACTIVE, BATON_DAG_RUN_EXISTS.
+// outcomes: the run's row id, BATON_DAG_NOT_FOUND, BATON_DAG_INACTIVE, BATON_DAG_RUN_EXISTS,
+//   BATON_VALIDATION_FAILED (a run id another run type's ids start with).
 import { BatonError } from "../../core/errors.ts";
-import { RunState, type RunType } from "../../core/states.ts";
+import { RunState, RunType } from "../../core/states.ts";
 import { manualDataInterval, parseTimetable, type DataInterval, type Timetable } from "../../scheduler/timetable.ts";
 import type { Db, ResultSetHeader, RowDataPacket } from "../db.ts";
 import { isDuplicateKey } from "../rows.ts";
@@ -27,6 +28,12 @@ export interface NewDagRun {
 }
 
 export async function createDagRun(db: Db, now: Date, run: NewDagRun): Promise<{ id: number; runId: string; existing?: boolean }> {
+  // The scheduler and backfills name their runs `<type>__<date>…` and take a clash on that id
+  // for "created already": a manual run under such an id would silently cancel that interval.
+  const reserved = [RunType.Scheduled, RunType.Backfill].find((type) => type !== run.runType && run.runId?.startsWith(`${type}__`));
+  if (reserved) {
+    throw new BatonError("BATON_VALIDATION_FAILED", `body.dag_run_id "${run.runId}" starts with "${reserved}__", which names ${reserved} runs: choose another run id`);
+  }
   const [dags] = await db.pool.query<RowDataPacket[]>("SELECT latest_version_hash, is_active, schedule, timezone FROM dag WHERE dag_id = ?", [run.dagId]);
   const dag = dags[0];
   if (!dag || !dag.latest_version_hash) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${run.dagId}" not found`);

@@ -353,6 +353,16 @@ describe("REST API", () => {
       // The same run id is fine for another DAG.
       expect((await trigger("api_page_2", { dag_run_id: "dup_run" })).statusCode).toBe(200);
     });
+
+    it("refuses a manual run id that names scheduled or backfill runs: the scheduler would take it for its own and skip that interval", async () => {
+      for (const runId of ["scheduled__2026-01-05T00:00:00.000Z", "backfill__2026-01-05T00:00:00.000Z__1"]) {
+        expectProblem(await trigger("api_page_3", { dag_run_id: runId }), 400, "BATON_VALIDATION_FAILED", runId.split("__")[0] + "__");
+        expect(await dagRunRows(runId)).toBe(0);
+      }
+      // Only the prefix is reserved, not the words.
+      expect((await trigger("api_page_3", { dag_run_id: "scheduled_by_hand" })).statusCode).toBe(200);
+      expect((await trigger("api_page_3", { dag_run_id: "manual__2026-01-05T00:00:00.000Z" })).statusCode).toBe(200);
+    });
   });
 
   describe("list envelopes and paging", () => {
