@@ -81,6 +81,17 @@ describe("dead letters", () => {
     expect(redrive.json()).toMatchObject({ redriven: 0 });
   });
 
+  it("answers 404 for a dag_id naming no DAG, not an empty list that hides the typo; a known DAG with none is an empty list", async () => {
+    const list = await h.app.inject({ method: "GET", url: "/api/v1/deadLetters?dag_id=no_such_dag" });
+    expect([list.statusCode, list.json().code]).toEqual([404, "BATON_DAG_NOT_FOUND"]);
+    for (const dry_run of [true, false]) {
+      const redrive = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { dag_id: "no_such_dag", dry_run } });
+      expect([redrive.statusCode, redrive.json().code]).toEqual([404, "BATON_DAG_NOT_FOUND"]);
+    }
+    const known = await h.app.inject({ method: "GET", url: "/api/v1/deadLetters?dag_id=dl_ops" });
+    expect(known.statusCode).toBe(200);
+  });
+
   it("needs a filter", async () => {
     const res = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: {} });
     expect(res.statusCode).toBe(400);
