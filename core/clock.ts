@@ -10,6 +10,14 @@ export const systemClock: Clock = {
   now: () => new Date(),
 };
 
+/**
+ * How far `clock` is from this host's wall clock (0 for systemClock). A task process on the same
+ * host reads the worker's time as its own wall clock plus this, moving on with real time.
+ */
+export function offsetFromWallClock(clock: Clock): number {
+  return clock.now().getTime() - Date.now();
+}
+
 /** A clock that only moves when told to; used by unit and integration tests. */
 export class FakeClock implements Clock {
   private current: number;

@@ -168,7 +168,7 @@ async function runSensor(
   line: (level: string, args: unknown[]) => void,
 ): Promise<{ value: unknown } | { rescheduleInMs: number }> {
   // Time as the worker's Clock sees it (a fake clock in tests), advancing with real time here.
-  const now = () => Date.now() + (m.clockOffsetMs ?? 0);
+  const now = () => Date.now() + m.clockOffsetMs;
   const firstPoke = m.firstPokeAt ? new Date(m.firstPokeAt).getTime() : now();
   if (!m.firstPokeAt && process.send) {
     // Told at once, not with the outcome: a try whose process is killed or dies has none. And
@@ -362,7 +362,6 @@ let currentLog: TryLog | undefined;
 process.on("exit", () => currentLog?.flushSync());
 
 async function runTry(m: RunTryMessage): Promise<TryOutcome> {
-  m.clockOffsetMs = m.clockNow ? Date.parse(m.clockNow) - Date.now() : 0;
   // A rescheduled sensor's first poke is stored with its outcome; its later pokes go to the file.
   const log = new TryLog(m.logPath, { toFile: m.pokeCount > 0 });
   currentLog = log;
@@ -446,7 +445,6 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
  */
 async function runEndedTryCallback(c: EndedTryCallbackMessage): Promise<EndedTryCallbackResult> {
   const m = c.task;
-  m.clockOffsetMs = m.clockNow ? Date.parse(m.clockNow) - Date.now() : 0;
   // inlineLog: in memory for as long as a callback may run (the worker stores it); past
   // SPILL_BYTES it goes to the file on this host like any long log.
   const log = new TryLog(m.logPath, c.inlineLog ? { spillAfterMs: CALLBACK_TIMEOUT_MS + 60_000, evenIfFileExists: true } : { toFile: true });

@@ -21,10 +21,12 @@ export interface RunTryMessage {
   steps: Record<string, unknown>;
   /** Cap on the JSON size of the output and of each step's result. */
   maxValueBytes: number;
-  /** The worker's Clock when it sent the try (ISO): sensors measure time against it. */
-  clockNow: string;
-  /** Set by the child on receipt: the worker's Clock minus the child's wall clock. */
-  clockOffsetMs?: number;
+  /**
+   * The worker's Clock minus the wall clock (0 but for a fake clock in tests), taken when it sends
+   * the try: sensors measure time against the worker's Clock. An offset, not the Clock's time, so
+   * the message's transit (a cold child starting up) does not move the child's time back.
+   */
+  clockOffsetMs: number;
   /** Sensors: when the first poke happened (ISO; null before any poke of the task instance) and how many pokes were rescheduled. */
   firstPokeAt: string | null;
   pokeCount: number;

@@ -4,7 +4,7 @@
 // with the try's ctx and the zombie error, and completes it, storing what it logged after the
 // reason the scheduler wrote at the end of the try's log (task_log.epilogue: the try's file, if
 // any, is on the dead worker's host). The lifecycle, at least once: leasedCallbacks.ts.
-import type { Clock } from "../core/clock.ts";
+import { offsetFromWallClock, type Clock } from "../core/clock.ts";
 import { taskInputs } from "../core/dagStructure.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Db } from "../store/db.ts";
@@ -78,7 +78,7 @@ export class TryCallbacks extends LeasedCallbacks<OwedTryCallback> {
       bundlePath,
       logsFolder: this.options.logsFolder,
       maxValueBytes: this.options.maxValueBytes,
-      now: this.clock.now(),
+      clockOffsetMs: offsetFromWallClock(this.clock),
     });
     let log: string | undefined;
     try {

@@ -26,7 +26,7 @@ const iso = (d: Date | null | undefined) => (d ? new Date(d).toISOString() : nul
 export function tryMessage(
   task: TryOfRun,
   shape: DagShape,
-  read: { upstreamOutputs: Record<string, unknown>; steps: Record<string, unknown>; bundlePath: string; logsFolder: string; maxValueBytes: number; now: Date },
+  read: { upstreamOutputs: Record<string, unknown>; steps: Record<string, unknown>; bundlePath: string; logsFolder: string; maxValueBytes: number; clockOffsetMs: number },
 ): RunTryMessage {
   const spec = shape.byId.get(task.taskId);
   return {
@@ -47,7 +47,7 @@ export function tryMessage(
     compensates: spec?.compensates ?? null,
     maxValueBytes: read.maxValueBytes,
     firstPokeAt: iso(task.firstPokeAt),
-    clockNow: read.now.toISOString(),
+    clockOffsetMs: read.clockOffsetMs,
     pokeCount: task.pokeCount ?? 0,
     bundlePath: read.bundlePath,
     logPath: taskLogPath(read.logsFolder, task),

@@ -5,7 +5,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Child } from "../core/childProcess.ts";
 import { beforeDeadline, settledWithin } from "../core/concurrency.ts";
-import type { Clock } from "../core/clock.ts";
+import { offsetFromWallClock, type Clock } from "../core/clock.ts";
 import { formatDuration } from "../core/durations.ts";
 import { taskInputs } from "../core/dagStructure.ts";
 import { taskLogPath } from "../core/logPaths.ts";
@@ -652,7 +652,7 @@ export class Worker {
             bundlePath: spec?.kind === "wait_for_signal" ? "" : await this.bundles.path(task.versionHash),
             logsFolder: this.options.logsFolder,
             maxValueBytes: this.options.maxValueBytes ?? 1024 * 1024,
-            now: this.clock.now(),
+            clockOffsetMs: offsetFromWallClock(this.clock),
           }),
         });
       } catch (err) {
@@ -770,7 +770,8 @@ export class Worker {
         }, timeoutMs),
       );
     }
-    message.clockNow = this.clock.now().toISOString();
+    // Again at the start: a try claimed ahead may have waited for its slot while a fake clock moved.
+    message.clockOffsetMs = offsetFromWallClock(this.clock);
     let died = false;
     slot.child
       .request<TryOutcome>({ type: "run", task: message })
@@ -831,7 +832,7 @@ export class Worker {
    * task instance is already up_for_retry or failed, or its next try has started.
    */
   private runEndedTryCallback(task: ClaimedTask, message: RunTryMessage, error: NonNullable<TryOutcome["error"]>, dedicated: boolean, after: Promise<void>): void {
-    const callback: EndedTryCallbackMessage = { task: { ...message, clockNow: this.clock.now().toISOString() }, error };
+    const callback: EndedTryCallbackMessage = { task: { ...message, clockOffsetMs: offsetFromWallClock(this.clock) }, error };
     const done = after
       .then(async () => {
         if (this.callbacksClosed) {
