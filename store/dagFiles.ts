@@ -58,10 +58,37 @@ async function reconsiderConflicts(tx: Tx): Promise<void> {
   await tx.query("DELETE FROM dag_file WHERE fileloc IN (SELECT fileloc FROM import_error WHERE code = 'BATON_DAG_ID_CONFLICT')");
 }
 
-/** Returns the ids of DAGs defined by another active file (which makes this file an import error). */
+/**
+ * Locks the dag row of each id, inserting a placeholder where there is none. Under READ
+ * COMMITTED a locking read of a missing row locks nothing, so two files defining one new DAG
+ * id, recorded at once, both saw no owner and both took it; a row being inserted is locked
+ * before it commits, so the second waits for the first and then sees its owner. In id order, so
+ * files sharing several ids cannot deadlock. A placeholder is inactive and has no
+ * latest_version_hash (every recorded DAG has one); only its is_paused lasts, the upsert keeps it.
+ */
+async function lockDagRows(tx: Tx, now: Date, file: ParsedFile, pausedAtCreation: boolean): Promise<void> {
+  const paused = new Map(file.dags.map((d) => [d.structure.dagId, d.structure.isPausedUponCreation ?? pausedAtCreation]));
+  const ids = [...paused.keys()].sort();
+  await tx.query(
+    `INSERT INTO dag (dag_id, is_paused, is_active, fileloc, last_parsed_at, created_at) VALUES ${ids.map(() => "(?, ?, 0, ?, ?, ?)").join(", ")}
+     ON DUPLICATE KEY UPDATE dag_id = dag_id`,
+    ids.flatMap((id) => [id, paused.get(id) ? 1 : 0, file.fileloc, now, now]),
+  );
+}
+
+/**
+ * Returns the ids of DAGs defined by another active file (which makes this file an import error).
+ * locks: the file's dag rows (PK, in id order: lockDagRows), then its dag_version rows, then its
+ * dag_file row and those of files waiting on a DAG id — the order deleteDag locks them in. No
+ * task or run row is locked, so the run transitions (task and run rows before the dag row)
+ * cannot wait in a cycle with it.
+ */
 export async function recordParsedFile(db: Db, now: Date, file: ParsedFile, pausedAtCreation: boolean): Promise<{ conflicts: string[] }> {
   return db.tx(async (tx) => {
     const ids = file.dags.map((d) => d.structure.dagId);
+    if (ids.length > 0) await lockDagRows(tx, now, file, pausedAtCreation);
+    // A file that ends as an import error leaves no placeholder behind.
+    const dropPlaceholders = () => tx.query(`DELETE FROM dag WHERE dag_id IN (${inList(ids)}) AND latest_version_hash IS NULL`, ids);
     if (ids.length > 0) {
       const [taken] = await tx.query<RowDataPacket[]>(
         `SELECT dag_id, fileloc FROM dag WHERE dag_id IN (${inList(ids)}) AND is_active = 1 AND fileloc <> ?
@@ -70,6 +97,7 @@ export async function recordParsedFile(db: Db, now: Date, file: ParsedFile, paus
       );
       if (taken.length > 0) {
         const conflicts = taken.map((r) => `DAG id "${r.dag_id}" is already defined in ${r.fileloc}`);
+        await dropPlaceholders();
         await upsertImportError(tx, now, {
           fileloc: file.fileloc,
           contentHash: file.contentHash,
@@ -86,17 +114,19 @@ export async function recordParsedFile(db: Db, now: Date, file: ParsedFile, paus
     if (pools.length > 0) {
       const uses = file.dags.flatMap((d) => d.structure.tasks.filter((t) => pools.includes(t.pool)).map((t) => `task "${d.structure.dagId}.${t.taskId}" uses pool "${t.pool}"`));
       const message = `pool does not exist: ${uses.slice(0, 5).join("; ")}${uses.length > 5 ? "; …" : ""} (create it with POST /api/v1/pools or \`baton pools set\`)`;
+      await dropPlaceholders();
       await upsertImportError(tx, now, { fileloc: file.fileloc, contentHash: file.contentHash, deps: file.deps, code: "BATON_POOL_NOT_FOUND", message, line: null, stack: null });
       return { conflicts: [message] };
     }
     await tx.query("INSERT IGNORE INTO dag_code (code_hash, code, created_at) VALUES (?, ?, ?)", [file.codeHash, file.code, now]);
     // Content-addressed like the bundles: workers fetch the SDK module by the hash the bundle imports.
     if (file.sdk) await tx.query("INSERT IGNORE INTO dag_code (code_hash, code, created_at) VALUES (?, ?, ?)", [file.sdk.hash, file.sdk.code, now]);
-    // What each DAG was scheduled from, to recompute next_dagrun* only for new or rescheduled DAGs.
+    // What each DAG was scheduled from, to recompute next_dagrun* only for new or rescheduled DAGs
+    // (rows locked by lockDagRows; a placeholder is a new DAG).
     const [before] =
       ids.length > 0
         ? await tx.query<RowDataPacket[]>(
-            `SELECT dag_id, schedule, timezone, start_date, end_date, catchup FROM dag WHERE dag_id IN (${inList(ids)}) FOR UPDATE`,
+            `SELECT dag_id, schedule, timezone, start_date, end_date, catchup FROM dag WHERE dag_id IN (${inList(ids)}) AND latest_version_hash IS NOT NULL`,
             ids,
           )
         : [[] as RowDataPacket[]];

@@ -118,11 +118,13 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
       }
       // The alias is one field: the same run asked either way hashes the same for Idempotency-Key.
       const body = execution_date !== undefined && rest.logical_date === undefined ? { ...rest, logical_date: execution_date } : rest;
+      // So is an instant: "…00Z" and "…00.000+00:00" are the same request.
+      const hashed = logical ?? execution ? { ...body, logical_date: logicalDate.toISOString() } : body;
       const key = req.headers["idempotency-key"];
       if (Array.isArray(key) || (typeof key === "string" && (key.length === 0 || key.length > 255))) {
         throw new BatonError("BATON_VALIDATION_FAILED", "headers.idempotency-key must be one value of 1-255 characters");
       }
-      const idempotency = typeof key === "string" ? { key, requestHash: createHash("sha256").update(stableJson(body)).digest("hex") } : undefined;
+      const idempotency = typeof key === "string" ? { key, requestHash: createHash("sha256").update(stableJson(hashed)).digest("hex") } : undefined;
       const { runId, existing } = await createDagRun(dbFor(db, req), now, {
         idempotency,
         dagId: req.params.dag_id,

@@ -5,8 +5,11 @@
 //   commits first and is deleted with the DAG or finds its version gone. Not the dag row: the
 //   scheduler (startRuns, for maxActiveRuns) and every claim (maxActiveTasks) hold that one
 //   exclusively, and a trigger queued behind a startRuns of many runs waited ≈ 40 ms.
-//   Relies on ux_dag_run (dag_id, run_id) to refuse duplicates.
-// outcomes: the run's row id, BATON_DAG_NOT_FOUND, BATON_DAG_INACTIVE, BATON_DAG_RUN_EXISTS,
+//   Relies on ux_dag_run (dag_id, run_id) to refuse duplicates, and on ux_dag_run_idempotency
+//   (dag_id, idempotency_key) for a repeated Idempotency-Key: after either, the run holding the
+//   key, if any, answers.
+// outcomes: the run's row id (existing: the run an Idempotency-Key was first used for),
+//   BATON_DAG_NOT_FOUND, BATON_DAG_INACTIVE, BATON_DAG_RUN_EXISTS, BATON_IDEMPOTENCY_CONFLICT,
 //   BATON_VALIDATION_FAILED (a run id another run type's ids start with).
 import { BatonError } from "../../core/errors.ts";
 import { RunState, RunType } from "../../core/states.ts";
@@ -74,16 +77,20 @@ export async function createDagRun(db: Db, now: Date, run: NewDagRun): Promise<{
       return { id: result.insertId, runId };
     } catch (err) {
       if (!isDuplicateKey(err)) throw err;
-      if (run.idempotency && String((err as { sqlMessage?: string }).sqlMessage).includes("ux_dag_run_idempotency")) {
+      // Whichever unique key the server names: a retry with a dag_run_id clashes on both
+      // ux_dag_run and ux_dag_run_idempotency, and MariaDB reports ux_dag_run.
+      if (run.idempotency) {
         const [prior] = await db.pool.query<RowDataPacket[]>(
           "SELECT id, run_id, request_hash FROM dag_run WHERE dag_id = ? AND idempotency_key = ?",
           [run.dagId, run.idempotency.key],
         );
-        if (prior[0] && prior[0].request_hash === run.idempotency.requestHash) return { id: Number(prior[0].id), runId: prior[0].run_id, existing: true };
-        throw new BatonError(
-          "BATON_IDEMPOTENCY_CONFLICT",
-          `Idempotency-Key "${run.idempotency.key}" was already used for DAG "${run.dagId}" with a different request (run "${prior[0]?.run_id}")`,
-        );
+        if (prior[0]) {
+          if (prior[0].request_hash === run.idempotency.requestHash) return { id: Number(prior[0].id), runId: prior[0].run_id, existing: true };
+          throw new BatonError(
+            "BATON_IDEMPOTENCY_CONFLICT",
+            `Idempotency-Key "${run.idempotency.key}" was already used for DAG "${run.dagId}" with a different request (run "${prior[0].run_id}")`,
+          );
+        }
       }
       if (run.runId !== undefined || attempt >= 3) {
         throw new BatonError("BATON_DAG_RUN_EXISTS", `DAG run "${runId}" already exists for DAG "${run.dagId}"`);

@@ -86,6 +86,35 @@ describe("versioning, idempotency keys and cancellation", () => {
     expect(count!.n).toBe(1);
   });
 
+  it("an Idempotency-Key with a dag_run_id: a retry returns the first run, another body is BATON_IDEMPOTENCY_CONFLICT", async () => {
+    const post = (body: Record<string, unknown>, key: string) =>
+      h.app.inject({ method: "POST", url: "/api/v1/dags/versioned/dagRuns", payload: body, headers: { "idempotency-key": key } });
+    const a = await post({ dag_run_id: "keyed_run", conf: { order: 1 } }, "keyed-1");
+    expect(a.statusCode).toBe(200);
+    const retry = await post({ dag_run_id: "keyed_run", conf: { order: 1 } }, "keyed-1");
+    expect([retry.statusCode, retry.json().dag_run_id]).toEqual([200, "keyed_run"]);
+    const other = await post({ dag_run_id: "keyed_run", conf: { order: 2 } }, "keyed-1");
+    expect([other.statusCode, other.json().code]).toEqual([409, "BATON_IDEMPOTENCY_CONFLICT"]);
+    // The run id taken by a run the key was not used for is still a clash on the run id.
+    const unkeyed = await post({ dag_run_id: "keyed_run", conf: { order: 1 } }, "keyed-2");
+    expect([unkeyed.statusCode, unkeyed.json().code]).toEqual([409, "BATON_DAG_RUN_EXISTS"]);
+    const [[count]] = await h.db.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM dag_run WHERE dag_id = 'versioned' AND run_id = 'keyed_run'");
+    expect(count!.n).toBe(1);
+  });
+
+  it("an Idempotency-Key: the same logical_date written another way is the same request", async () => {
+    const post = (body: Record<string, unknown>) =>
+      h.app.inject({ method: "POST", url: "/api/v1/dags/versioned/dagRuns", payload: body, headers: { "idempotency-key": "dated-1" } });
+    const a = await post({ logical_date: "2026-01-01T00:00:00Z" });
+    expect(a.statusCode).toBe(200);
+    for (const written of ["2026-01-01T00:00:00.000Z", "2026-01-01T01:00:00+01:00"]) {
+      const again = await post({ logical_date: written });
+      expect([again.statusCode, again.json().dag_run_id]).toEqual([200, a.json().dag_run_id]);
+    }
+    const otherDate = await post({ logical_date: "2026-01-02T00:00:00Z" });
+    expect([otherDate.statusCode, otherDate.json().code]).toEqual([409, "BATON_IDEMPOTENCY_CONFLICT"]);
+  });
+
   it("cancelling a run fails it, aborts its running task and skips the rest", async () => {
     const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/stuck/dagRuns", payload: {} });
     const runId = res.json().dag_run_id as string;
