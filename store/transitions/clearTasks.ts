@@ -84,6 +84,12 @@ export interface ClearRequest {
    * instead of refusing with BATON_CLEAR_MIXES_COMPENSATION. A re-drive of dead letters sets it.
    */
   preferCompensation?: boolean;
+  /**
+   * Keep the cleared tasks' recorded durable steps (ctx.step), as a retry does, instead of
+   * running them from scratch. A re-drive of dead letters sets it: it gives a failed task more
+   * tries, so a charge it recorded before failing is not made again.
+   */
+  keepSteps?: boolean;
 }
 
 export interface ClearedTask {
@@ -234,9 +240,10 @@ export async function clearTasks(
     }
     await exec(tx, resetStatements(shape, hits));
     await tx.query(`DELETE FROM xcom WHERE dag_run_id = ? AND task_id IN (${inList(clearedTaskIds)})`, [dagRunId, ...clearedTaskIds]);
-    // A cleared task runs from scratch: its durable steps are forgotten too. Not a compensation's:
-    // it goes on as a retry would, so a refund step that went through is not made again.
-    const forgotten = hits.filter((r) => !compensationIds.has(r.task_id)).map((r) => Number(r.id));
+    // A cleared task runs from scratch: its durable steps are forgotten too. Not a compensation's,
+    // nor a re-driven one's (keepSteps): it goes on as a retry would, so a refund or a charge
+    // that went through is not made again.
+    const forgotten = req.keepSteps ? [] : hits.filter((r) => !compensationIds.has(r.task_id)).map((r) => Number(r.id));
     if (forgotten.length > 0) await tx.query(`DELETE FROM task_step WHERE task_instance_id IN (${inList(forgotten)})`, forgotten);
 
     // Counters of the cleared tasks and of their direct downstream tasks, from states as they are now.

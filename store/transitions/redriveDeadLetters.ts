@@ -40,7 +40,7 @@ export async function redriveDeadLetters(
   }
   let redriven = 0;
   for (const run of byRun.values()) {
-    const result = await clearTasks(db, now, { dagId: run.dagId, runId: run.runId, taskIds: run.taskIds, onlyFailed: true, includeDownstream: true, dryRun, preferCompensation: true }, shapeOf);
+    const result = await clearTasks(db, now, { dagId: run.dagId, runId: run.runId, taskIds: run.taskIds, onlyFailed: true, includeDownstream: true, dryRun, preferCompensation: true, keepSteps: true }, shapeOf);
     redriven += result.cleared.filter((c) => run.taskIds.includes(c.taskId)).length;
   }
   return { letters: rows, redriven };

@@ -3,13 +3,20 @@ import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 
 const DAGS = dagSource(`
-import { existsSync } from "node:fs";
+import { appendFileSync, existsSync } from "node:fs";
 export default dag({ id: "dl", defaultArgs: { retries: 1, retryDelay: 20 } }, (t) => {
   const pay = t.task("pay", async (ctx) => {
     if (!existsSync(String(ctx.conf.fixed))) throw new TypeError("payment provider down");
     return "paid";
   });
   pay.then(t.task("ship", async () => "shipped"));
+});
+export const charged = dag({ id: "dl_steps" }, (t) => {
+  t.task("charge_and_ship", async (ctx) => {
+    const receipt = await ctx.step("charge", async () => { appendFileSync(String(ctx.conf.charges), "charged\\n"); return "receipt-1"; });
+    if (!existsSync(String(ctx.conf.fixed))) throw new Error("shipping provider down");
+    return receipt;
+  });
 });
 export const ops = dag({ id: "dl_ops" }, (t) => {
   t.task("long", async (ctx) => { while (!ctx.signal.aborted) await new Promise((r) => setTimeout(r, 20)); throw new Error("aborted"); });
@@ -60,6 +67,31 @@ describe("dead letters", () => {
     expect(redrive.json()).toMatchObject({ redriven: 1 });
     await waitFor("the re-driven run to succeed", async () => (await runState(runId)) === "success");
     expect((await h.app.inject({ method: "GET", url: "/api/v1/deadLetters?dag_id=dl" })).json().total_entries).toBe(0);
+  });
+
+  it("re-drives a dead letter with its recorded steps: the charge it made before failing is not made again", async () => {
+    const base = `/tmp/baton-dl-steps-${process.pid}-${Date.now()}`;
+    const conf = { charges: `${base}-charges`, fixed: `${base}-fixed` };
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/dl_steps/dagRuns", payload: { conf } });
+    const runId = res.json().dag_run_id as string;
+    const state = async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'dl_steps' AND run_id = ?", [runId]);
+      return rows[0]?.state as string;
+    };
+    await waitFor("the run to fail", async () => (await state()) === "failed");
+    const { readFileSync, writeFileSync, rmSync } = await import("node:fs");
+    writeFileSync(conf.fixed, "");
+    try {
+      const redrive = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { dag_id: "dl_steps" } });
+      expect(redrive.json()).toMatchObject({ redriven: 1 });
+      await waitFor("the re-driven run to succeed", async () => (await state()) === "success");
+      expect(readFileSync(conf.charges, "utf8")).toBe("charged\n");
+      const [[ti]] = await h.db.pool.query<RowDataPacket[]>("SELECT try_number FROM task_instance WHERE dag_id = 'dl_steps' AND run_id = ?", [runId]);
+      expect(ti!.try_number).toBe(2);
+    } finally {
+      rmSync(conf.charges, { force: true });
+      rmSync(conf.fixed, { force: true });
+    }
   });
 
   it("leaves out what an operator failed: a cancelled run's running task and a task marked failed", async () => {
