@@ -10,6 +10,8 @@ import type { Db } from "../store/db.ts";
 import { fileHashes, forgetFile, recordImportError, recordParsedFile, type KnownFile } from "../store/dagFiles.ts";
 import { discoverDagFolder } from "./discover.ts";
 import { FolderWatcher } from "./folderWatcher.ts";
+import { dagFileInputs } from "./bundle.ts";
+import { InputsHasher } from "./inputsHash.ts";
 import { ParserPool } from "./pool.ts";
 
 export interface DagProcessorOptions {
@@ -33,16 +35,6 @@ const EMPTY_REPORT: ScanReport = Object.freeze({ files: 0, parsed: 0, dags: 0, e
 
 function sha256(text: string | Buffer): string {
   return createHash("sha256").update(text).digest("hex");
-}
-
-/** The file's content plus each local module it imports: editing any of them re-parses the file. */
-async function hashWithDeps(content: Buffer, deps: string[]): Promise<string> {
-  const hash = createHash("sha256").update(content);
-  for (const dep of deps) {
-    hash.update(`\0${dep}\0`);
-    hash.update(await readFile(dep).catch(() => Buffer.from("\0missing")));
-  }
-  return hash.digest("hex");
 }
 
 /**
@@ -153,6 +145,7 @@ export class DagProcessor {
     this.watcher?.watch(dirs);
     const report: ScanReport = { files: files.length, parsed: 0, dags: 0, errors: 0, removed: 0 };
     const present = new Set(files);
+    const hasher = new InputsHasher();
 
     // Deleted files first: a file waiting on a DAG id they defined is parsed in this same scan.
     for (const file of [...this.known.keys()]) {
@@ -180,11 +173,13 @@ export class DagProcessor {
             return; // deleted between listing and reading; the next scan forgets it
           }
           const known = this.known.get(file);
-          if (known && known.hash === (await hashWithDeps(content, known.deps))) return;
+          if (known && known.hash === (await hasher.hash(content, known.deps))) return;
           const outcome = await this.pool.parse(file);
           if (this.stopped) return;
-          const deps = outcome.deps ?? [];
-          const contentHash = await hashWithDeps(content, deps);
+          // A loader killed on the timeout or dead said nothing of what the file imports: bundling
+          // it again here (esbuild; no user code runs) does, so fixing an imported module re-parses it.
+          const deps = outcome.deps ?? (await dagFileInputs(file));
+          const contentHash = await hasher.hash(content, deps, true);
           report.parsed++;
           const now = this.clock.now();
           if (!outcome.ok) {
