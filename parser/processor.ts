@@ -13,6 +13,7 @@ import { FolderWatcher } from "./folderWatcher.ts";
 import { dagFileInputs } from "./bundle.ts";
 import { InputsHasher } from "./inputsHash.ts";
 import { ParserPool } from "./pool.ts";
+import { transientRetryDelayMs, transientRetryDue } from "./reparse.ts";
 
 export interface DagProcessorOptions {
   dagsFolder: string;
@@ -40,7 +41,8 @@ function sha256(text: string | Buffer): string {
 /**
  * Watches the DAG folder and keeps MySQL in step with it: changed files are parsed in child
  * processes and stored as immutable versions; broken ones become import errors; deleted
- * ones deactivate their DAGs. Unchanged files (same content hash) are never parsed again.
+ * ones deactivate their DAGs. Unchanged files (same content hash) are not parsed again, unless
+ * their last parse failed for a reason other than their content (parser/reparse.ts).
  */
 export class DagProcessor {
   private readonly pool: ParserPool;
@@ -63,6 +65,8 @@ export class DagProcessor {
 
   /** Files a scan handles at once: a few per parser child, so the children never wait. */
   private readonly scanConcurrency: number;
+  /** A transient import error recorded before this processor started is retried by its first scan. */
+  private readonly startedAt: Date;
 
   constructor(
     private readonly db: Db,
@@ -72,6 +76,7 @@ export class DagProcessor {
   ) {
     const size = options.poolSize ?? Math.max(1, Math.min(4, os.cpus().length));
     this.scanConcurrency = 4 * size;
+    this.startedAt = clock.now();
     this.pool = new ParserPool({
       size,
       timeoutMs: options.parseTimeoutMs,
@@ -146,6 +151,7 @@ export class DagProcessor {
     const report: ScanReport = { files: files.length, parsed: 0, dags: 0, errors: 0, removed: 0 };
     const present = new Set(files);
     const hasher = new InputsHasher();
+    const retryDelayMs = transientRetryDelayMs(this.options);
 
     // Deleted files first: a file waiting on a DAG id they defined is parsed in this same scan.
     for (const file of [...this.known.keys()]) {
@@ -173,7 +179,7 @@ export class DagProcessor {
             return; // deleted between listing and reading; the next scan forgets it
           }
           const known = this.known.get(file);
-          if (known && known.hash === (await hasher.hash(content, known.deps))) return;
+          if (known && known.hash === (await hasher.hash(content, known.deps)) && !transientRetryDue(known, this.clock.now(), this.startedAt, retryDelayMs)) return;
           const outcome = await this.pool.parse(file);
           if (this.stopped) return;
           // A loader killed on the timeout or dead said nothing of what the file imports: bundling
@@ -206,7 +212,7 @@ export class DagProcessor {
               report.dags += dags.length;
             }
           }
-          this.known.set(file, { hash: contentHash, deps });
+          this.known.set(file, { hash: contentHash, deps, parsedAt: now, errorCode: outcome.ok ? null : outcome.code });
         });
       },
     );

@@ -3,8 +3,9 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import type { Clock } from "../../core/clock.ts";
+import { FakeClock, type Clock } from "../../core/clock.ts";
 import { DagProcessor, type DagProcessorOptions } from "../../parser/processor.ts";
+import { transientRetryDelayMs } from "../../parser/reparse.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 
@@ -71,7 +72,7 @@ describe("DAG processor: what makes an unchanged file parse again", () => {
       const exiting = await write(root, "uses_exit.ts", dagSource(`import { w } from "./.lib/exits.ts";\nexport default dag({ id: "uses_exit" }, (t) => { t.task("x", async () => w); });`));
       expect((await processor.scan()).errors).toBe(2);
       expect((await importError(h, looping))?.code).toBe("BATON_DAG_PARSE_TIMEOUT");
-      expect((await importError(h, exiting))?.code).toBe("BATON_DAG_IMPORT_ERROR");
+      expect((await importError(h, exiting))?.code).toBe("BATON_DAG_LOADER_DIED");
 
       await write(root, ".lib/loops.ts", `export const v = 1;\n`);
       await write(root, ".lib/exits.ts", `export const w = 2;\n`);
@@ -127,6 +128,45 @@ describe("DAG processor: what makes an unchanged file parse again", () => {
       await write(root, "node_modules/mypkg/package.json", JSON.stringify({ name: "mypkg", version: "2.0.0", main: "index.js" }));
       expect((await processor.scan()).parsed).toBe(1);
       expect(await latestCode(h, "uses_pkg")).toContain("answer_v2");
+    });
+  });
+
+  it("retries a timed-out file after the retry delay and after a restart, but not a file that throws", async () => {
+    const clock = new FakeClock("2026-03-01T00:00:00Z");
+    const options = { parseTimeoutMs: 3_000, rescanIntervalMs: 5_000, clock };
+    await withFolder("transient", options, async (processorFor, root) => {
+      const first = processorFor();
+      // Warm the loader: the SDK build of a fresh child must not count against the slow file's timeout.
+      await write(root, "warm.ts", dagSource(`export default dag({ id: "warm_transient" }, (t) => { t.task("x", async () => 1); });`));
+      await first.scan();
+
+      // Hangs on the first load only, as a stalled machine or network call would.
+      const marker = path.join(root, ".hung-once");
+      const slowSource = (id: string) =>
+        dagSource(
+          `import { existsSync, writeFileSync } from "node:fs";\nif (!existsSync(${JSON.stringify(`${marker}-${id}`)})) { writeFileSync(${JSON.stringify(`${marker}-${id}`)}, "1"); while (true) {} }\nexport default dag({ id: "${id}" }, (t) => { t.task("x", async () => 1); });`,
+        );
+      const slow = await write(root, "slow.ts", slowSource("slow_once"));
+      const throws = await write(root, "throws.ts", dagSource(`throw new Error("deterministic");\nexport default dag({ id: "throws" }, (t) => { t.task("x", async () => 1); });`));
+      expect((await first.scan()).errors).toBe(2);
+      expect((await importError(h, slow))?.code).toBe("BATON_DAG_PARSE_TIMEOUT");
+
+      // Unchanged and within the delay: neither is parsed again.
+      expect((await first.scan()).parsed).toBe(0);
+      clock.advance(transientRetryDelayMs(options));
+      expect((await first.scan()).parsed).toBe(1);
+      expect(await importError(h, slow)).toBeUndefined();
+      expect((await importError(h, throws))?.code).toBe("BATON_DAG_IMPORT_ERROR");
+
+      // A restarted processor retries a timeout at once; the file that throws still waits for a change.
+      const slowAgain = await write(root, "slow_again.ts", slowSource("slow_twice"));
+      expect((await first.scan()).errors).toBe(1);
+      expect((await importError(h, slowAgain))?.code).toBe("BATON_DAG_PARSE_TIMEOUT");
+      await first.stop();
+      clock.advance(1_000);
+      const restarted = processorFor();
+      expect(await restarted.scan()).toMatchObject({ parsed: 1, errors: 0 });
+      expect(await importError(h, slowAgain)).toBeUndefined();
     });
   });
 });
