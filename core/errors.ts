@@ -59,6 +59,7 @@ export const ERRORS = {
   BATON_MIGRATION_INVALID: { status: 500, title: "A migration file is misplaced" },
   BATON_DAG_IMPORT_ERROR: { status: 422, title: "DAG file could not be imported" },
   BATON_DAG_PARSE_TIMEOUT: { status: 422, title: "DAG file took too long to load" },
+  BATON_DAG_LOADER_DIED: { status: 422, title: "DAG file loader process died" },
   BATON_DAG_CYCLE: { status: 422, title: "DAG has a cycle" },
   BATON_DAG_ID_CONFLICT: { status: 422, title: "DAG id defined by another file" },
   BATON_DUPLICATE_TASK_ID: { status: 422, title: "Duplicate task id" },

@@ -1,7 +1,8 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createHash } from "node:crypto";
-import { build, type BuildFailure, type BuildOptions, type BuildResult, type Message } from "esbuild";
+import { build, type BuildFailure, type BuildOptions, type BuildResult, type Message, type Metafile } from "esbuild";
+import { sdkModuleFile } from "../core/sdkModule.ts";
 
 const SDK_ENTRY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../sdk/index.ts");
 
@@ -18,13 +19,81 @@ export interface BundleFailed {
   deps: string[];
 }
 
-/** Bundled inputs that belong to the user's DAG folder: not packages, not Baton's SDK. */
-function localInputs(inputs: string[], file: string): string[] {
-  const sdkFolder = path.dirname(SDK_ENTRY) + path.sep;
-  return inputs
-    .map((input) => path.resolve(input))
-    .filter((p) => p !== file && !p.includes(`${path.sep}node_modules${path.sep}`) && !p.startsWith(sdkFolder) && !p.startsWith(path.resolve(path.dirname(SDK_ENTRY), "../core") + path.sep))
-    .sort();
+const SDK_FOLDER = path.dirname(SDK_ENTRY) + path.sep;
+const CORE_FOLDER = path.resolve(path.dirname(SDK_ENTRY), "../core") + path.sep;
+const NODE_MODULES = `${path.sep}node_modules${path.sep}`;
+
+/**
+ * The package.json of the package a node_modules file belongs to: installing or updating a
+ * package rewrites it, so it stands for the whole package in the file's hash (hashing every
+ * package file a bundle used, per DAG file per scan, would cost far more).
+ */
+export function packageManifestOf(file: string): string | null {
+  const at = file.lastIndexOf(NODE_MODULES);
+  if (at < 0) return null;
+  const root = file.slice(0, at + NODE_MODULES.length);
+  const parts = file.slice(root.length).split(path.sep);
+  const nameParts = parts[0]!.startsWith("@") ? 2 : 1;
+  if (parts.length <= nameParts) return null;
+  return path.join(root, ...parts.slice(0, nameParts), "package.json");
+}
+
+/**
+ * What the file's hash covers besides the file itself, to re-parse it when one changes: local
+ * modules (absolute paths, hashed by content), the package.json of each package used, and
+ * `glob:` patterns of template-literal imports (import(`./steps/${x}.ts`) bundles every file
+ * ./steps/(any depth)/(any name).ts that exists at bundle time: a new match must re-bundle the file).
+ * Not Baton's SDK.
+ */
+function inputsOf(metafile: Metafile, file: string): string[] {
+  const deps = new Set<string>();
+  for (const [input, { imports }] of Object.entries(metafile.inputs)) {
+    const abs = path.resolve(input);
+    if (abs.startsWith(SDK_FOLDER) || abs.startsWith(CORE_FOLDER)) continue;
+    const manifest = packageManifestOf(abs);
+    if (manifest) deps.add(manifest);
+    else if (abs !== file) deps.add(abs);
+    if (manifest) continue;
+    for (const imported of imports) {
+      if (imported.external && imported.path.includes("*") && /^\.\.?\//.test(imported.path)) deps.add(`glob:${path.resolve(path.dirname(abs), imported.path)}`);
+    }
+  }
+  return [...deps].sort();
+}
+
+/** Node's resolution looks for a bare import in node_modules of every folder up from the importer. */
+function packageCandidates(importer: string, specifier: string): string[] {
+  const parts = specifier.split("/");
+  const name = specifier.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0]!;
+  const candidates: string[] = [];
+  for (let dir = path.dirname(importer); ; dir = path.dirname(dir)) {
+    if (path.basename(dir) !== "node_modules") candidates.push(path.join(dir, "node_modules", name, "package.json"));
+    if (path.dirname(dir) === dir) return candidates;
+  }
+}
+
+/**
+ * What a failed bundle waits for: the file the error is in (fixing it must re-parse this file)
+ * and, for an import that could not be resolved, the paths that would resolve it once created
+ * (a plain path hashes as missing until it exists).
+ */
+function failureInputs(errors: Message[], file: string): string[] {
+  const deps = new Set<string>();
+  for (const error of errors) {
+    if (!error.location) continue;
+    const importer = path.resolve(error.location.file);
+    if (importer !== file && packageManifestOf(importer) === null && !importer.startsWith(SDK_FOLDER) && !importer.startsWith(CORE_FOLDER)) deps.add(importer);
+    const unresolved = error.text.match(/^Could not resolve "([^"]+)"/)?.[1];
+    if (!unresolved) continue;
+    if (/^\.\.?\//.test(unresolved) || path.isAbsolute(unresolved)) {
+      const target = path.resolve(path.dirname(importer), unresolved);
+      // Extensionless imports resolve to later.ts, later.js, later/index.ts, …
+      for (const dep of [target, `glob:${target}.*`, `glob:${target}/index.*`]) deps.add(dep);
+    } else if (!unresolved.startsWith("node:")) {
+      for (const dep of packageCandidates(importer, unresolved)) deps.add(dep);
+    }
+  }
+  return [...deps].sort();
 }
 
 const BUNDLE_OPTIONS = {
@@ -74,13 +143,17 @@ export async function bundleDagFile(file: string, sdkModule: string): Promise<Bu
     // multi-line, re-export, dynamic, require) names it. A resolve plugin doing the same made every
     // build ≈ 4 ms slower (plugins are set up per build).
     const result = await build({ ...BUNDLE_OPTIONS, entryPoints: [file], alias: { baton: `./${sdkModule}` }, external: ["./baton-sdk-*"] });
-    return { ok: true, code: withInlineMap(result), deps: localInputs(Object.keys(result.metafile.inputs), file) };
+    return { ok: true, code: withInlineMap(result), deps: inputsOf(result.metafile, file) };
   } catch (err) {
-    const first: Message | undefined = (err as BuildFailure).errors?.[0];
+    const errors = (err as BuildFailure).errors ?? [];
+    const first: Message | undefined = errors[0];
     if (!first) return { ok: false, message: (err as Error).message, line: null, deps: [] };
     const where = first.location ? `${first.location.file}:${first.location.line}:${first.location.column + 1}: ` : "";
-    // An error inside an imported module: fixing that module must re-parse this file.
-    const deps = first.location ? localInputs([first.location.file], file) : [];
-    return { ok: false, message: `${where}${first.text}`, line: first.location?.line ?? null, deps };
+    return { ok: false, message: `${where}${first.text}`, line: first.location?.line ?? null, deps: failureInputs(errors, file) };
   }
+}
+
+/** What a DAG file's hash must cover (see inputsOf), for a parse that ended before saying so. */
+export async function dagFileInputs(file: string): Promise<string[]> {
+  return (await bundleDagFile(file, sdkModuleFile("0".repeat(64)))).deps;
 }

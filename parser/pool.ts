@@ -54,7 +54,7 @@ export class ParserPool {
       return outcome;
     } catch (err) {
       await this.discard(slot);
-      return { ok: false, code: "BATON_DAG_IMPORT_ERROR", message: `the loader process died: ${(err as Error).message}`, line: null, stack: null };
+      return { ok: false, code: "BATON_DAG_LOADER_DIED", message: `the loader process died: ${(err as Error).message}`, line: null, stack: null };
     } finally {
       clearTimeout(timer);
     }

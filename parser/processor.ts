@@ -10,7 +10,10 @@ import type { Db } from "../store/db.ts";
 import { fileHashes, forgetFile, recordImportError, recordParsedFile, type KnownFile } from "../store/dagFiles.ts";
 import { discoverDagFolder } from "./discover.ts";
 import { FolderWatcher } from "./folderWatcher.ts";
+import { dagFileInputs } from "./bundle.ts";
+import { InputsHasher } from "./inputsHash.ts";
 import { ParserPool } from "./pool.ts";
+import { transientRetryDelayMs, transientRetryDue } from "./reparse.ts";
 
 export interface DagProcessorOptions {
   dagsFolder: string;
@@ -35,20 +38,11 @@ function sha256(text: string | Buffer): string {
   return createHash("sha256").update(text).digest("hex");
 }
 
-/** The file's content plus each local module it imports: editing any of them re-parses the file. */
-async function hashWithDeps(content: Buffer, deps: string[]): Promise<string> {
-  const hash = createHash("sha256").update(content);
-  for (const dep of deps) {
-    hash.update(`\0${dep}\0`);
-    hash.update(await readFile(dep).catch(() => Buffer.from("\0missing")));
-  }
-  return hash.digest("hex");
-}
-
 /**
  * Watches the DAG folder and keeps MySQL in step with it: changed files are parsed in child
  * processes and stored as immutable versions; broken ones become import errors; deleted
- * ones deactivate their DAGs. Unchanged files (same content hash) are never parsed again.
+ * ones deactivate their DAGs. Unchanged files (same content hash) are not parsed again, unless
+ * their last parse failed for a reason other than their content (parser/reparse.ts).
  */
 export class DagProcessor {
   private readonly pool: ParserPool;
@@ -71,6 +65,8 @@ export class DagProcessor {
 
   /** Files a scan handles at once: a few per parser child, so the children never wait. */
   private readonly scanConcurrency: number;
+  /** A transient import error recorded before this processor started is retried by its first scan. */
+  private readonly startedAt: Date;
 
   constructor(
     private readonly db: Db,
@@ -80,6 +76,7 @@ export class DagProcessor {
   ) {
     const size = options.poolSize ?? Math.max(1, Math.min(4, os.cpus().length));
     this.scanConcurrency = 4 * size;
+    this.startedAt = clock.now();
     this.pool = new ParserPool({
       size,
       timeoutMs: options.parseTimeoutMs,
@@ -153,6 +150,8 @@ export class DagProcessor {
     this.watcher?.watch(dirs);
     const report: ScanReport = { files: files.length, parsed: 0, dags: 0, errors: 0, removed: 0 };
     const present = new Set(files);
+    const hasher = new InputsHasher();
+    const retryDelayMs = transientRetryDelayMs(this.options);
 
     // Deleted files first: a file waiting on a DAG id they defined is parsed in this same scan.
     for (const file of [...this.known.keys()]) {
@@ -180,11 +179,13 @@ export class DagProcessor {
             return; // deleted between listing and reading; the next scan forgets it
           }
           const known = this.known.get(file);
-          if (known && known.hash === (await hashWithDeps(content, known.deps))) return;
+          if (known && known.hash === (await hasher.hash(content, known.deps)) && !transientRetryDue(known, this.clock.now(), this.startedAt, retryDelayMs)) return;
           const outcome = await this.pool.parse(file);
           if (this.stopped) return;
-          const deps = outcome.deps ?? [];
-          const contentHash = await hashWithDeps(content, deps);
+          // A loader killed on the timeout or dead said nothing of what the file imports: bundling
+          // it again here (esbuild; no user code runs) does, so fixing an imported module re-parses it.
+          const deps = outcome.deps ?? (await dagFileInputs(file));
+          const contentHash = await hasher.hash(content, deps, true);
           report.parsed++;
           const now = this.clock.now();
           if (!outcome.ok) {
@@ -211,7 +212,7 @@ export class DagProcessor {
               report.dags += dags.length;
             }
           }
-          this.known.set(file, { hash: contentHash, deps });
+          this.known.set(file, { hash: contentHash, deps, parsedAt: now, errorCode: outcome.ok ? null : outcome.code });
         });
       },
     );

@@ -38,11 +38,21 @@ export interface KnownFile {
   /** Hash of the file and of the local modules it imported when last parsed. */
   hash: string;
   deps: string[];
+  parsedAt: Date;
+  /** The code of the file's import error, if its last parse failed (a transient one is retried). */
+  errorCode: string | null;
 }
 
 export async function fileHashes(db: Db): Promise<Map<string, KnownFile>> {
-  const [rows] = await db.pool.query<RowDataPacket[]>("SELECT fileloc, content_hash, deps FROM dag_file");
-  return new Map(rows.map((r) => [r.fileloc as string, { hash: r.content_hash as string, deps: parseJsonText<string[]>(r.deps, []) }]));
+  const [rows] = await db.pool.query<RowDataPacket[]>(
+    "SELECT f.fileloc, f.content_hash, f.deps, f.parsed_at, e.code FROM dag_file f LEFT JOIN import_error e ON e.fileloc = f.fileloc",
+  );
+  return new Map(
+    rows.map((r) => [
+      r.fileloc as string,
+      { hash: r.content_hash as string, deps: parseJsonText<string[]>(r.deps, []), parsedAt: r.parsed_at as Date, errorCode: (r.code as string | null) ?? null },
+    ]),
+  );
 }
 
 /**

@@ -1,0 +1,25 @@
+// When an unchanged DAG file is parsed again anyway. Pure: the DAG processor supplies the times.
+
+/**
+ * Import errors that are not a property of the file's content (a busy machine, a slow network
+ * call at import, a loader that was killed): the same file may load next time. Every other
+ * error (a syntax error, a throw at import, an invalid DAG) comes back until something changes.
+ */
+const TRANSIENT_IMPORT_ERRORS: ReadonlySet<string> = new Set(["BATON_DAG_PARSE_TIMEOUT", "BATON_DAG_LOADER_DIED"]);
+
+/**
+ * How long a transient error stands before the file is loaded again: at least one rescan, and
+ * ten parse timeouts, so a file that always hangs holds a parser child a tenth of the time at most.
+ */
+export function transientRetryDelayMs(options: { rescanIntervalMs: number; parseTimeoutMs: number }): number {
+  return Math.max(options.rescanIntervalMs, 10 * options.parseTimeoutMs);
+}
+
+/**
+ * Whether an unchanged file whose last parse ended in `errorCode` at `parsedAt` is due for another
+ * one: a transient error is retried once `delayMs` passed, and by a DAG processor started since.
+ */
+export function transientRetryDue(last: { errorCode: string | null; parsedAt: Date }, now: Date, processorStartedAt: Date, delayMs: number): boolean {
+  if (last.errorCode === null || !TRANSIENT_IMPORT_ERRORS.has(last.errorCode)) return false;
+  return last.parsedAt.getTime() < processorStartedAt.getTime() || now.getTime() - last.parsedAt.getTime() >= delayMs;
+}

@@ -1,0 +1,172 @@
+// When an unchanged DAG file is parsed again: its hash must cover everything its parse depended
+// on, including what did not exist yet, and errors that say nothing about its content are retried.
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { FakeClock, type Clock } from "../../core/clock.ts";
+import { DagProcessor, type DagProcessorOptions } from "../../parser/processor.ts";
+import { transientRetryDelayMs } from "../../parser/reparse.ts";
+import { Harness, dagSource } from "../helpers/harness.ts";
+import type { RowDataPacket } from "../../store/db.ts";
+
+async function importError(h: Harness, file: string): Promise<{ code: string; message: string } | undefined> {
+  const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT code, message FROM import_error WHERE fileloc = ?", [file]);
+  return rows[0] as { code: string; message: string } | undefined;
+}
+
+async function latestCode(h: Harness, dagId: string): Promise<string | undefined> {
+  const [rows] = await h.db.pool.query<RowDataPacket[]>(
+    "SELECT c.code FROM dag d JOIN dag_version v ON v.dag_id = d.dag_id AND v.version_hash = d.latest_version_hash JOIN dag_code c ON c.code_hash = v.code_hash WHERE d.dag_id = ? AND d.is_active = 1",
+    [dagId],
+  );
+  return rows[0]?.code as string | undefined;
+}
+
+describe("DAG processor: what makes an unchanged file parse again", () => {
+  const h = new Harness({ worker: false });
+  beforeAll(() => h.start());
+  afterAll(() => h.stop());
+
+  /** A processor of its own on a temporary folder (stopped and removed after `use`). */
+  async function withFolder(
+    tag: string,
+    options: Partial<DagProcessorOptions> & { clock?: Clock },
+    use: (processorFor: () => DagProcessor, root: string) => Promise<void>,
+  ): Promise<void> {
+    const root = await mkdtemp(path.join(os.tmpdir(), `baton-${tag}-dags-`));
+    const processors: DagProcessor[] = [];
+    const processorFor = () => {
+      const p = new DagProcessor(h.db, options.clock ?? h.clock, h.logger, {
+        dagsFolder: root,
+        parseTimeoutMs: 30_000,
+        rescanIntervalMs: 3_600_000,
+        pausedAtCreation: false,
+        scratchFolder: path.join(h.cacheFolder, `parse-${tag}-${processors.length}`),
+        poolSize: 1,
+        ...options,
+      });
+      processors.push(p);
+      return p;
+    };
+    try {
+      await use(processorFor, root);
+    } finally {
+      for (const p of processors) await p.stop();
+      await rm(root, { recursive: true, force: true });
+    }
+  }
+
+  const write = async (root: string, name: string, source: string) => {
+    await mkdir(path.dirname(path.join(root, name)), { recursive: true });
+    await writeFile(path.join(root, name), source);
+    return path.join(root, name);
+  };
+
+  it("re-parses a file whose imported module hung or killed its loader once that module is fixed", async () => {
+    // The helpers sit in a dot-folder: not DAG files themselves, so only the importers hang.
+    await withFolder("deploop", { parseTimeoutMs: 3_000 }, async (processorFor, root) => {
+      const processor = processorFor();
+      await write(root, ".lib/loops.ts", `export const v = (() => { while (true) {} ; return 1; })();\n`);
+      await write(root, ".lib/exits.ts", `process.exit(3);\nexport const w = 2;\n`);
+      const looping = await write(root, "uses_loop.ts", dagSource(`import { v } from "./.lib/loops.ts";\nexport default dag({ id: "uses_loop" }, (t) => { t.task("x", async () => v); });`));
+      const exiting = await write(root, "uses_exit.ts", dagSource(`import { w } from "./.lib/exits.ts";\nexport default dag({ id: "uses_exit" }, (t) => { t.task("x", async () => w); });`));
+      expect((await processor.scan()).errors).toBe(2);
+      expect((await importError(h, looping))?.code).toBe("BATON_DAG_PARSE_TIMEOUT");
+      expect((await importError(h, exiting))?.code).toBe("BATON_DAG_LOADER_DIED");
+
+      await write(root, ".lib/loops.ts", `export const v = 1;\n`);
+      await write(root, ".lib/exits.ts", `export const w = 2;\n`);
+      const report = await processor.scan();
+      expect(report).toMatchObject({ parsed: 2, errors: 0 });
+      expect(await importError(h, looping)).toBeUndefined();
+      expect(await importError(h, exiting)).toBeUndefined();
+    });
+  });
+
+  it("re-parses a file whose import could not be resolved once the module is created", async () => {
+    await withFolder("missing", {}, async (processorFor, root) => {
+      const processor = processorFor();
+      const exact = await write(root, "exact.ts", dagSource(`import { v } from "./lib2/later.ts";\nexport default dag({ id: "exact_later" }, (t) => { t.task("x", async () => v); });`));
+      const bare = await write(root, "bare.ts", dagSource(`import { v } from "./lib3/later";\nexport default dag({ id: "bare_later" }, (t) => { t.task("x", async () => v); });`));
+      const pkg = await write(root, "pkg.ts", dagSource(`import { v } from "later-pkg";\nexport default dag({ id: "pkg_later" }, (t) => { t.task("x", async () => v); });`));
+      expect((await processor.scan()).errors).toBe(3);
+      expect((await importError(h, exact))?.message).toMatch(/Could not resolve/);
+
+      await write(root, "lib2/later.ts", `export const v = 1;\n`);
+      await write(root, "lib3/later.js", `export const v = 2;\n`);
+      await write(root, "node_modules/later-pkg/package.json", JSON.stringify({ name: "later-pkg", version: "1.0.0", main: "index.js" }));
+      await write(root, "node_modules/later-pkg/index.js", `exports.v = 3;\n`);
+      expect(await processor.scan()).toMatchObject({ errors: 0 });
+      for (const file of [exact, bare, pkg]) expect(await importError(h, file)).toBeUndefined();
+    });
+  });
+
+  it("re-bundles a file when a module its template-literal import matches appears", async () => {
+    await withFolder("glob", {}, async (processorFor, root) => {
+      const processor = processorFor();
+      await write(root, "dyn.ts", dagSource("export default dag({ id: \"dyn_steps\" }, (t) => { t.task(\"x\", async (ctx) => (await import(`./steps/${ctx.conf.step}.ts`)).out); });"));
+      await write(root, "steps/one.ts", `export const out = "step_one_marker";\n`);
+      await processor.scan();
+      expect(await latestCode(h, "dyn_steps")).toContain("step_one_marker");
+
+      await write(root, "steps/deeper/two.ts", `export const out = "step_two_marker";\n`);
+      await processor.scan();
+      expect(await latestCode(h, "dyn_steps")).toContain("step_two_marker");
+    });
+  });
+
+  it("stores a new version when a package in the folder's node_modules is updated", async () => {
+    await withFolder("pkg", {}, async (processorFor, root) => {
+      const processor = processorFor();
+      await write(root, "node_modules/mypkg/package.json", JSON.stringify({ name: "mypkg", version: "1.0.0", main: "index.js" }));
+      await write(root, "node_modules/mypkg/index.js", `exports.answer = "answer_v1";\n`);
+      await write(root, "uses_pkg.ts", dagSource(`import { answer } from "mypkg";\nexport default dag({ id: "uses_pkg" }, (t) => { t.task("x", async () => answer); });`));
+      await processor.scan();
+      expect(await latestCode(h, "uses_pkg")).toContain("answer_v1");
+
+      await write(root, "node_modules/mypkg/index.js", `exports.answer = "answer_v2";\n`);
+      await write(root, "node_modules/mypkg/package.json", JSON.stringify({ name: "mypkg", version: "2.0.0", main: "index.js" }));
+      expect((await processor.scan()).parsed).toBe(1);
+      expect(await latestCode(h, "uses_pkg")).toContain("answer_v2");
+    });
+  });
+
+  it("retries a timed-out file after the retry delay and after a restart, but not a file that throws", async () => {
+    const clock = new FakeClock("2026-03-01T00:00:00Z");
+    const options = { parseTimeoutMs: 3_000, rescanIntervalMs: 5_000, clock };
+    await withFolder("transient", options, async (processorFor, root) => {
+      const first = processorFor();
+      // Warm the loader: the SDK build of a fresh child must not count against the slow file's timeout.
+      await write(root, "warm.ts", dagSource(`export default dag({ id: "warm_transient" }, (t) => { t.task("x", async () => 1); });`));
+      await first.scan();
+
+      // Hangs on the first load only, as a stalled machine or network call would.
+      const marker = path.join(root, ".hung-once");
+      const slowSource = (id: string) =>
+        dagSource(
+          `import { existsSync, writeFileSync } from "node:fs";\nif (!existsSync(${JSON.stringify(`${marker}-${id}`)})) { writeFileSync(${JSON.stringify(`${marker}-${id}`)}, "1"); while (true) {} }\nexport default dag({ id: "${id}" }, (t) => { t.task("x", async () => 1); });`,
+        );
+      const slow = await write(root, "slow.ts", slowSource("slow_once"));
+      const throws = await write(root, "throws.ts", dagSource(`throw new Error("deterministic");\nexport default dag({ id: "throws" }, (t) => { t.task("x", async () => 1); });`));
+      expect((await first.scan()).errors).toBe(2);
+      expect((await importError(h, slow))?.code).toBe("BATON_DAG_PARSE_TIMEOUT");
+
+      // Unchanged and within the delay: neither is parsed again.
+      expect((await first.scan()).parsed).toBe(0);
+      clock.advance(transientRetryDelayMs(options));
+      expect((await first.scan()).parsed).toBe(1);
+      expect(await importError(h, slow)).toBeUndefined();
+      expect((await importError(h, throws))?.code).toBe("BATON_DAG_IMPORT_ERROR");
+
+      // A restarted processor retries a timeout at once; the file that throws still waits for a change.
+      const slowAgain = await write(root, "slow_again.ts", slowSource("slow_twice"));
+      expect((await first.scan()).errors).toBe(1);
+      expect((await importError(h, slowAgain))?.code).toBe("BATON_DAG_PARSE_TIMEOUT");
+      await first.stop();
+      clock.advance(1_000);
+      const restarted = processorFor();
+      expect(await restarted.scan()).toMatchObject({ parsed: 1, errors: 0 });
+      expect(await importError(h, slowAgain)).toBeUndefined();
+    });
+  });
+});
