@@ -27,6 +27,11 @@ export const MAX_POOL_SLOTS = 1_000_000;
  */
 export const PRIORITY_WEIGHT_MIN = -1_000_000_000;
 export const PRIORITY_WEIGHT_MAX = 2_000_000_000;
+/**
+ * Durations (timeouts, delays, intervals) become DATETIMEs (timeout_at, next_check_at, …) as now +
+ * the duration; DATETIME ends at 9999, so a duration of 10,000,000 weeks failed every tick.
+ */
+export const MAX_DURATION_MS = 100 * 365 * 86_400_000;
 /** max_active_runs, max_active_tasks: INT. */
 export const MAX_INT = 2_147_483_647;
 
@@ -86,4 +91,10 @@ export function dagOptionProblem(o: {
     integerProblem("maxActiveRuns", o.maxActiveRuns, 1, MAX_INT) ??
     integerProblem("maxActiveTasks", o.maxActiveTasks, 1, MAX_INT)
   );
+}
+
+/** A duration option (in ms, already parsed) the database cannot add to now; null when it fits. */
+export function durationProblem(field: string, ms: number | null | undefined): string | null {
+  if (ms === null || ms === undefined || ms <= MAX_DURATION_MS) return null;
+  return `${field} must be at most 100 years (${MAX_DURATION_MS} ms), got ${ms} ms`;
 }

@@ -1,6 +1,6 @@
 import * as graphlib from "@dagrejs/graphlib";
 import { compensationId, type SerializedDag, type SerializedTask } from "../core/dagStructure.ts";
-import { MAX_ID_LENGTH, clampPriorityWeight, dagOptionProblem, taskOptionProblem } from "../core/dagLimits.ts";
+import { MAX_ID_LENGTH, clampPriorityWeight, dagOptionProblem, durationProblem, taskOptionProblem } from "../core/dagLimits.ts";
 import { parseDuration } from "../core/durations.ts";
 import { parseDagDate, parseTimetable } from "../scheduler/timetable.ts";
 import { InvalidDagError } from "../sdk/errors.ts";
@@ -158,6 +158,24 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
     });
   });
 
+  // Every duration, sensors' and signals' included, is added to now into a DATETIME somewhere.
+  const dagrunTimeoutMs = o.dagrunTimeout === undefined ? null : parseDuration(o.dagrunTimeout, "dagrunTimeout");
+  const tooLong =
+    durationProblem("dagrunTimeout", dagrunTimeoutMs) ??
+    tasks
+      .map((t) => {
+        const problem =
+          durationProblem("retryDelay", t.retryDelayMs) ??
+          durationProblem("maxRetryDelay", t.maxRetryDelayMs) ??
+          durationProblem("executionTimeout", t.executionTimeoutMs) ??
+          durationProblem("pokeInterval", t.sensor?.pokeIntervalMs) ??
+          durationProblem("timeout", t.sensor?.timeoutMs) ??
+          durationProblem("timeout", t.signal?.timeoutMs);
+        return problem && `task "${t.taskId}": ${problem}`;
+      })
+      .find((p) => p);
+  if (tooLong) throw new InvalidDagError("BATON_INVALID_DAG", `dag "${dag.id}": ${tooLong}`);
+
   return {
     dagId: dag.id,
     fileloc,
@@ -169,7 +187,7 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
     catchup: o.catchup ?? false,
     maxActiveRuns: o.maxActiveRuns ?? 16,
     maxActiveTasks: o.maxActiveTasks ?? 16,
-    dagrunTimeoutMs: o.dagrunTimeout === undefined ? null : parseDuration(o.dagrunTimeout, "dagrunTimeout"),
+    dagrunTimeoutMs,
     tags: o.tags ?? [],
     owner: o.owner ?? "baton",
     isPausedUponCreation: o.isPausedUponCreation ?? null,

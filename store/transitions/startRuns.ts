@@ -31,6 +31,8 @@ export interface StartedRuns extends PageEnd {
 
 /** More task instances than this are inserted in several statements (under max_allowed_packet). */
 const INSERT_CHUNK = 1000;
+/** The last instant a DATETIME holds. */
+const DATETIME_END = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 export async function startRuns(
   db: Db,
@@ -99,12 +101,16 @@ export async function startRuns(
         );
         if (state === TaskState.Queued) runQueued++;
       }
+      // The run's deadline comes from its pinned version (timeoutRuns fails it after that).
+      const timeoutAt = runTimeoutAt(shape.dag, now);
+      let cannotStore =
+        timeoutAt && !(timeoutAt.getTime() <= DATETIME_END) ? `its dagrunTimeout puts timeout_at past the year 9999` : null;
       // A failed INSERT leaves nothing behind (statement rollback); several need a savepoint.
-      const chunked = placeholders.length > INSERT_CHUNK;
+      const chunked = placeholders.length > INSERT_CHUNK && !cannotStore;
       if (chunked) await tx.query("SAVEPOINT start_run");
       try {
         // Chunked so a 10,000-task DAG stays under max_allowed_packet.
-        for (let i = 0; i < placeholders.length; i += INSERT_CHUNK) {
+        for (let i = 0; i < placeholders.length && !cannotStore; i += INSERT_CHUNK) {
           const chunk = placeholders.slice(i, i + INSERT_CHUNK);
           await tx.query(
             `INSERT INTO task_instance (dag_run_id, dag_id, run_id, task_id, map_index, state, try_number, max_tries, priority_weight,
@@ -116,9 +122,12 @@ export async function startRuns(
       } catch (err) {
         if (!isDataError(err)) throw err;
         if (chunked) await tx.query("ROLLBACK TO SAVEPOINT start_run");
+        cannotStore = (err as Error).message;
+      }
+      if (cannotStore) {
         if (run.run_type !== RunType.Backfill) room.set(run.dag_id, (room.get(run.dag_id) ?? 0) + 1);
         const reason =
-          `this run could not start: its DAG version's tasks cannot be stored (${(err as Error).message}); ` +
+          `this run could not start: its DAG version cannot be stored (${cannotStore}); ` +
           "fix the DAG file (an option out of range is an import error now) and trigger a new run";
         await tx.query("UPDATE dag_run SET state = ?, start_date = ?, end_date = ?, note = CONCAT_WS('\\n', note, ?) WHERE id = ?", [
           RunState.Failed,
@@ -132,12 +141,11 @@ export async function startRuns(
       }
       if (chunked) await tx.query("RELEASE SAVEPOINT start_run");
       queued += runQueued;
-      // The run's deadline comes from its pinned version (timeoutRuns fails it after that).
       await tx.query("UPDATE dag_run SET state = ?, start_date = ?, unfinished_tasks = ?, timeout_at = ? WHERE id = ?", [
         RunState.Running,
         now,
         tasks.length,
-        runTimeoutAt(shape.dag, now),
+        timeoutAt,
         run.id,
       ]);
       started++;

@@ -10,12 +10,15 @@ beforeAll(async () => {
   await h.start({
     "ok.ts": dagSource(`export default dag({ id: "ok" }, (t) => { t.task("only", async () => 1); });`),
     "old_bad.ts": dagSource(`export default dag({ id: "old_bad" }, (t) => { t.task("only", async () => 1); });`),
+    "old_bad_timeout.ts": dagSource(`export default dag({ id: "old_bad_timeout" }, (t) => { t.task("only", async () => 1); });`),
     "old_bad_wide.ts": dagSource(`export default dag({ id: "old_bad_wide" }, (t) => { for (let i = 0; i < 1001; i++) t.task(\`t\${i}\`, async () => i); });`),
   });
   await h.run();
   // What a file with such options stored before they were checked.
   await h.db.pool.query("UPDATE dag_version SET structure = JSON_SET(structure, '$.tasks[0].queue', REPEAT('q', 300)) WHERE dag_id = 'old_bad'");
   await h.db.pool.query("UPDATE dag_version SET structure = JSON_SET(structure, '$.tasks[1000].retries', 3000000000) WHERE dag_id = 'old_bad_wide'");
+  // 10,000,000 weeks: timeout_at = start + it is past a DATETIME's year 9999.
+  await h.db.pool.query("UPDATE dag_version SET structure = JSON_SET(structure, '$.dagrunTimeoutMs', 6048000000000000) WHERE dag_id = 'old_bad_timeout'");
 });
 afterAll(() => h.stop());
 
@@ -36,6 +39,7 @@ async function run(dagId: string, runId: string): Promise<{ state: string; note:
 it("fails such a run with the reason in its note and starts the other DAGs' runs in the same tick", async () => {
   const bad = await trigger("old_bad");
   const wide = await trigger("old_bad_wide");
+  const timeout = await trigger("old_bad_timeout");
   const ok = await trigger("ok");
   const report = await h.scheduler.tick();
   expect(report.runsStarted).toBe(1);
@@ -49,6 +53,10 @@ it("fails such a run with the reason in its note and starts the other DAGs' runs
   const failedWide = await run("old_bad_wide", wide);
   expect(failedWide).toMatchObject({ state: "failed", tasks: 0 });
   expect(failedWide.note).toContain("max_tries");
+
+  const failedTimeout = await run("old_bad_timeout", timeout);
+  expect(failedTimeout).toMatchObject({ state: "failed", tasks: 0 });
+  expect(failedTimeout.note).toContain("dagrunTimeout");
 
   // Later ticks go on: a new run of a good DAG starts.
   const next = await trigger("ok");

@@ -262,6 +262,9 @@ describe("dag()", () => {
       ["an empty queue", { queue: "" }, "queue", "got 0"],
       ["a non-string queue", { queue: 7 as unknown as string }, "queue", "7"],
       ["a pool of 257 characters", { pool: "p".repeat(257) }, "pool", "got 257"],
+      // Added to now into a DATETIME (ends in 9999).
+      ["executionTimeout over 100 years", { executionTimeout: "10000000w" }, "executionTimeout", "100 years"],
+      ["retryDelay over 100 years", { retryDelay: "10000000w" }, "retryDelay", "100 years"],
     ];
 
     it.each(cases)("task option: %s", (_label, options, field, value) => {
@@ -312,6 +315,13 @@ describe("dag()", () => {
       expect(err.message).toContain('dag "x"');
       expect(err.message).toContain(field);
       expect(err.message).toContain(value);
+    });
+
+    it("rejects a dagrunTimeout over 100 years (timeout_at = start + it is a DATETIME)", () => {
+      const err = dagError(() => dag({ id: "x", dagrunTimeout: "10000000w" }, (t) => void t.task("a", noop)));
+      expect(err.message).toContain("dagrunTimeout");
+      expect(err.message).toContain("100 years");
+      expect(() => dag({ id: "x", dagrunTimeout: "5200w" }, (t) => void t.task("a", noop))).not.toThrow();
     });
 
     it("rejects a task with compensate whose compensation id would not fit task_id", () => {

@@ -494,6 +494,17 @@ describe("options the database cannot hold", () => {
     expect(err.message).toContain(field);
   });
 
+  it.each([
+    ["a sensor's timeout", (t: DagBuilder) => void t.sensor("s", { poke: () => true, timeout: "10000000w" }), 'task "s": timeout'],
+    ["a sensor's pokeInterval", (t: DagBuilder) => void t.sensor("s", { poke: () => true, pokeInterval: "10000000w", timeout: "10000001w" }), 'task "s": pokeInterval'],
+    ["a signal's timeout", (t: DagBuilder) => void t.waitForSignal("w", { signal: "go", timeout: "10000000w" }), 'task "w": timeout'],
+  ])("rejects %s over 100 years (added to now into a DATETIME)", (_label, build, where) => {
+    const err = invalid(() => serialize({}, build));
+    expect(err.code).toBe("BATON_INVALID_DAG");
+    expect(err.message).toContain(where);
+    expect(err.message).toContain("100 years");
+  });
+
   it("rejects a task with compensate whose compensation id is over 250 characters", () => {
     const err = invalid(() => serializeDag(unchecked({}, { compensate: noop }, "t".repeat(245)) as never, FILE));
     expect(err.code).toBe("BATON_INVALID_DAG");
