@@ -1,5 +1,6 @@
 import * as graphlib from "@dagrejs/graphlib";
 import { compensationId, type SerializedDag, type SerializedTask } from "../core/dagStructure.ts";
+import { MAX_ID_LENGTH, clampPriorityWeight, dagOptionProblem, durationProblem, taskOptionProblem } from "../core/dagLimits.ts";
 import { parseDuration } from "../core/durations.ts";
 import { parseDagDate, parseTimetable } from "../scheduler/timetable.ts";
 import { InvalidDagError } from "../sdk/errors.ts";
@@ -17,6 +18,15 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
   if (!graphlib.alg.isAcyclic(graph)) {
     const cycles = graphlib.alg.findCycles(graph).map((c) => [...c].reverse().concat(c[c.length - 1]!).join(" → "));
     throw new InvalidDagError("BATON_DAG_CYCLE", `dag "${dag.id}" has a cycle: ${cycles.join("; ")}`);
+  }
+
+  // Checked again here, not only by dag(): the DAG may come from another copy of the SDK, and
+  // what does not fit its column must be an import error, not a failing INSERT later.
+  const dagProblem = dagOptionProblem(o);
+  if (dagProblem) throw new InvalidDagError("BATON_INVALID_DAG", `dag "${dag.id}": ${dagProblem}`);
+  for (const [where, options] of [["defaultArgs", o.defaultArgs ?? {}] as const, ...[...dag.tasks.values()].map((t) => [`task "${t.id}"`, t.options] as const)]) {
+    const problem = taskOptionProblem(options);
+    if (problem) throw new InvalidDagError("BATON_INVALID_DAG", `dag "${dag.id}" ${where}: ${problem}`);
   }
 
   const timezone = o.timezone ?? "UTC";
@@ -95,7 +105,8 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
       retryExponentialBackoff: t.retryExponentialBackoff ?? false,
       maxRetryDelayMs: t.maxRetryDelay === undefined ? null : parseDuration(t.maxRetryDelay, "maxRetryDelay"),
       executionTimeoutMs: t.executionTimeout === undefined ? null : parseDuration(t.executionTimeout, "executionTimeout"),
-      priorityWeight: Math.min(weight, 2_000_000_000),
+      // A sum over many tasks: clamped into the column's range (as Airflow clamps to its INT).
+      priorityWeight: clampPriorityWeight(weight),
       pool: t.pool ?? "default_pool",
       poolSlots: t.poolSlots ?? 1,
       queue: t.queue ?? "default",
@@ -120,6 +131,12 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
   const compensable = tasks.filter((t) => t.hasCompensate).reverse();
   compensable.forEach((t, i) => {
     const id = compensationId(t.taskId);
+    if (id.length > MAX_ID_LENGTH) {
+      throw new InvalidDagError(
+        "BATON_INVALID_DAG",
+        `dag "${dag.id}": task "${t.taskId}" has compensate, so its id must be at most ${MAX_ID_LENGTH - (id.length - t.taskId.length)} characters (its compensation task "${id}" would be longer than ${MAX_ID_LENGTH})`,
+      );
+    }
     if (dag.tasks.has(id)) throw new InvalidDagError("BATON_INVALID_DAG", `dag "${dag.id}": task id "${id}" is reserved for the compensation of "${t.taskId}"`);
     tasks.push({
       ...t,
@@ -141,6 +158,24 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
     });
   });
 
+  // Every duration, sensors' and signals' included, is added to now into a DATETIME somewhere.
+  const dagrunTimeoutMs = o.dagrunTimeout === undefined ? null : parseDuration(o.dagrunTimeout, "dagrunTimeout");
+  const tooLong =
+    durationProblem("dagrunTimeout", dagrunTimeoutMs) ??
+    tasks
+      .map((t) => {
+        const problem =
+          durationProblem("retryDelay", t.retryDelayMs) ??
+          durationProblem("maxRetryDelay", t.maxRetryDelayMs) ??
+          durationProblem("executionTimeout", t.executionTimeoutMs) ??
+          durationProblem("pokeInterval", t.sensor?.pokeIntervalMs) ??
+          durationProblem("timeout", t.sensor?.timeoutMs) ??
+          durationProblem("timeout", t.signal?.timeoutMs);
+        return problem && `task "${t.taskId}": ${problem}`;
+      })
+      .find((p) => p);
+  if (tooLong) throw new InvalidDagError("BATON_INVALID_DAG", `dag "${dag.id}": ${tooLong}`);
+
   return {
     dagId: dag.id,
     fileloc,
@@ -152,7 +187,7 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
     catchup: o.catchup ?? false,
     maxActiveRuns: o.maxActiveRuns ?? 16,
     maxActiveTasks: o.maxActiveTasks ?? 16,
-    dagrunTimeoutMs: o.dagrunTimeout === undefined ? null : parseDuration(o.dagrunTimeout, "dagrunTimeout"),
+    dagrunTimeoutMs,
     tags: o.tags ?? [],
     owner: o.owner ?? "baton",
     isPausedUponCreation: o.isPausedUponCreation ?? null,

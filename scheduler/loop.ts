@@ -161,6 +161,7 @@ export class Scheduler {
       const batch = await startRuns(this.db, now, (h) => this.versions.shape(h), page);
       runsStarted += batch.started;
       tasksQueued += batch.queued;
+      for (const f of batch.failed) this.logger.error(`dag run ${f.dagId}/${f.runId} failed: ${f.reason}`);
       return batch;
     });
     // Retries and sensor reschedules that are due, in batches of QUEUE_RETRIES_BATCH until fewer come back.

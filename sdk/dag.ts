@@ -1,5 +1,6 @@
 import { findSourceMap } from "node:module";
 import { fileURLToPath } from "node:url";
+import { MAX_COMPENSABLE_ID_LENGTH, dagOptionProblem, durationProblem, taskOptionProblem } from "../core/dagLimits.ts";
 import { parseDuration } from "../core/durations.ts";
 import { InvalidDagError } from "./errors.ts";
 import {
@@ -78,23 +79,23 @@ function fail(message: string, code: "BATON_INVALID_DAG" | "BATON_DUPLICATE_TASK
 }
 
 function checkDefaults(where: string, o: TaskDefaults): void {
-  if (o.retries !== undefined && (!Number.isInteger(o.retries) || o.retries < 0)) {
-    fail(`${where}: retries must be a non-negative integer, got ${JSON.stringify(o.retries)}`);
-  }
+  // retries, priorityWeight, poolSlots, queue, pool: integers and lengths the database holds.
+  const problem = taskOptionProblem(o);
+  if (problem) fail(`${where}: ${problem}`);
   for (const field of ["retryDelay", "maxRetryDelay", "executionTimeout"] as const) {
     const value = o[field];
     if (value === undefined) continue;
+    let ms: number;
     try {
-      parseDuration(value, field);
+      ms = parseDuration(value, field);
     } catch (err) {
       fail(`${where}: ${(err as Error).message}`);
     }
+    const problem = durationProblem(field, ms);
+    if (problem) fail(`${where}: ${problem}`);
   }
   if (o.triggerRule !== undefined && !(TRIGGER_RULES as readonly string[]).includes(o.triggerRule)) {
     fail(`${where}: triggerRule "${o.triggerRule}" is unknown; use one of ${TRIGGER_RULES.join(", ")}`);
-  }
-  if (o.priorityWeight !== undefined && !Number.isInteger(o.priorityWeight)) {
-    fail(`${where}: priorityWeight must be an integer, got ${JSON.stringify(o.priorityWeight)}`);
   }
   for (const field of ["onSuccess", "onFailure", "onRetry"] as const) {
     if (o[field] !== undefined && typeof o[field] !== "function") fail(`${where}: ${field} must be a function`);
@@ -108,9 +109,6 @@ function checkDefaults(where: string, o: TaskDefaults): void {
   if (o.weightRule !== undefined && !["downstream", "upstream", "absolute"].includes(o.weightRule)) {
     fail(`${where}: weightRule must be "downstream", "upstream" or "absolute", got ${JSON.stringify(o.weightRule)}`);
   }
-  if (o.poolSlots !== undefined && (!Number.isInteger(o.poolSlots) || o.poolSlots < 1)) {
-    fail(`${where}: poolSlots must be an integer >= 1, got ${JSON.stringify(o.poolSlots)}`);
-  }
 }
 
 /**
@@ -123,9 +121,9 @@ export function dag(options: DagOptions, build: (t: DagBuilder) => void): Dag {
     fail(`dag(): id must be 1-250 letters, digits, "_", "." or "-", got ${JSON.stringify(options.id)}`);
   }
   if (typeof build !== "function") fail(`dag "${options.id}": the second argument must be a function (t) => { ... }`);
-  if (options.maxActiveRuns !== undefined && (!Number.isInteger(options.maxActiveRuns) || options.maxActiveRuns < 1)) {
-    fail(`dag "${options.id}": maxActiveRuns must be an integer >= 1, got ${JSON.stringify(options.maxActiveRuns)}`);
-  }
+  // owner, description, schedule, timezone, maxActiveRuns, maxActiveTasks: what the dag row holds.
+  const problem = dagOptionProblem(options);
+  if (problem) fail(`dag "${options.id}": ${problem}`);
   if (options.dagrunTimeout !== undefined) {
     let ms: number;
     try {
@@ -134,6 +132,8 @@ export function dag(options: DagOptions, build: (t: DagBuilder) => void): Dag {
       fail(`dag "${options.id}": ${(err as Error).message}`);
     }
     if (ms <= 0) fail(`dag "${options.id}": dagrunTimeout must be a positive duration, got ${JSON.stringify(options.dagrunTimeout)}`);
+    const tooLong = durationProblem("dagrunTimeout", ms);
+    if (tooLong) fail(`dag "${options.id}": ${tooLong}`);
   }
   checkDefaults(`dag "${options.id}" defaultArgs`, options.defaultArgs ?? {});
   for (const field of ["onSuccess", "onFailure"] as const) {
@@ -175,6 +175,12 @@ export function dag(options: DagOptions, build: (t: DagBuilder) => void): Dag {
     }
     if (tasks.has(id)) fail(`dag "${options.id}": duplicate task id "${id}"`, "BATON_DUPLICATE_TASK_ID");
     if (typeof fn !== "function") fail(`dag "${options.id}": task "${id}" needs a function to run`);
+    if (typeof taskOptions.compensate === "function" && id.length > MAX_COMPENSABLE_ID_LENGTH) {
+      fail(
+        `dag "${options.id}": task "${id}" has compensate, so its id must be at most ${MAX_COMPENSABLE_ID_LENGTH} characters ` +
+          `(its compensation task "<id>__compensate" must fit task ids' 250), got ${id.length}`,
+      );
+    }
     checkDefaults(`task "${id}"`, taskOptions);
     tasks.set(id, { id, kind, fn, options: taskOptions, upstream: new Set(), definedAt: callSite(), ...extra });
     const ref = makeRef(id);

@@ -6,11 +6,15 @@
 //   nor wait for the DAG's maxActiveRuns: their backfill's max_active_runs already bounded how
 //   many were created (advanceBackfills).
 // outcomes: the runs started and the ids of task instances queued; each started run gets
-//   timeout_at = now + its version's dagrunTimeout (or NULL).
+//   timeout_at = now + its version's dagrunTimeout (or NULL). A run whose version the database
+//   cannot hold as task instances (a value out of a column's range: a version stored before
+//   core/dagLimits.ts checked it) is failed at once, the reason in its note, instead of failing
+//   the whole batch, and with it every other DAG's runs, at every tick for ever (it is pinned).
 import { runTimeoutAt, type DagShape } from "../../core/dagStructure.ts";
 import { RunState, RunType, TaskState } from "../../core/states.ts";
 import { evaluateTriggerRule, zeroCounts } from "../../scheduler/triggerRules.ts";
 import { inList, type Db, type RowDataPacket } from "../db.ts";
+import { isDataError } from "../recordFailures.ts";
 import type { PageEnd, PageOptions } from "../paging.ts";
 
 /** Subtracted from the priority of backfill runs' tasks (priorities stay ordered among themselves). */
@@ -21,7 +25,14 @@ export const BACKFILL_PRIORITY_OFFSET = 1_000_000_000;
 export interface StartedRuns extends PageEnd {
   started: number;
   queued: number;
+  /** Runs failed because their version's task instances cannot be stored, with the reason. */
+  failed: { dagId: string; runId: string; reason: string }[];
 }
+
+/** More task instances than this are inserted in several statements (under max_allowed_packet). */
+const INSERT_CHUNK = 1000;
+/** The last instant a DATETIME holds. */
+const DATETIME_END = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 export async function startRuns(
   db: Db,
@@ -35,7 +46,7 @@ export async function startRuns(
         ORDER BY id LIMIT ${Math.floor(options.limit ?? 50)} FOR UPDATE SKIP LOCKED`,
       [options.afterId ?? 0],
     );
-    if (candidates.length === 0) return { started: 0, queued: 0, scanned: 0, lastId: options.afterId ?? 0 };
+    if (candidates.length === 0) return { started: 0, queued: 0, failed: [], scanned: 0, lastId: options.afterId ?? 0 };
     const dagIds = [...new Set(candidates.map((c) => c.dag_id as string))].sort();
     const [dags] = await tx.query<RowDataPacket[]>(
       `SELECT dag_id, is_paused, max_active_runs FROM dag WHERE dag_id IN (${inList(dagIds)}) FOR UPDATE`,
@@ -54,6 +65,7 @@ export async function startRuns(
 
     let started = 0;
     let queued = 0;
+    const failed: StartedRuns["failed"] = [];
     for (const run of candidates) {
       if (run.run_type !== RunType.Backfill) {
         const left = room.get(run.dag_id) ?? 0;
@@ -65,6 +77,7 @@ export async function startRuns(
       const tasks = shape.dag.tasks.filter((t) => t.kind !== "compensate");
       const placeholders: string[] = [];
       const values: unknown[] = [];
+      let runQueued = 0;
       for (const task of tasks) {
         const ready = evaluateTriggerRule(task.triggerRule, zeroCounts(task.upstream.length)) === "ready";
         // Ready tasks that depend on the previous run wait in `scheduled` (see releaseScheduled).
@@ -86,28 +99,57 @@ export async function startRuns(
           task.upstream.length,
           state === TaskState.Queued ? now : null,
         );
-        if (state === TaskState.Queued) queued++;
-      }
-      // Chunked so a 10,000-task DAG stays under max_allowed_packet.
-      for (let i = 0; i < placeholders.length; i += 1000) {
-        const chunk = placeholders.slice(i, i + 1000);
-        await tx.query(
-          `INSERT INTO task_instance (dag_run_id, dag_id, run_id, task_id, map_index, state, try_number, max_tries, priority_weight,
-                                      pool, pool_slots, queue, trigger_rule, upstream_total, queued_at)
-           VALUES ${chunk.join(", ")}`,
-          values.slice(i * 13, (i + chunk.length) * 13),
-        );
+        if (state === TaskState.Queued) runQueued++;
       }
       // The run's deadline comes from its pinned version (timeoutRuns fails it after that).
+      const timeoutAt = runTimeoutAt(shape.dag, now);
+      let cannotStore =
+        timeoutAt && !(timeoutAt.getTime() <= DATETIME_END) ? `its dagrunTimeout puts timeout_at past the year 9999` : null;
+      // A failed INSERT leaves nothing behind (statement rollback); several need a savepoint.
+      const chunked = placeholders.length > INSERT_CHUNK && !cannotStore;
+      if (chunked) await tx.query("SAVEPOINT start_run");
+      try {
+        // Chunked so a 10,000-task DAG stays under max_allowed_packet.
+        for (let i = 0; i < placeholders.length && !cannotStore; i += INSERT_CHUNK) {
+          const chunk = placeholders.slice(i, i + INSERT_CHUNK);
+          await tx.query(
+            `INSERT INTO task_instance (dag_run_id, dag_id, run_id, task_id, map_index, state, try_number, max_tries, priority_weight,
+                                        pool, pool_slots, queue, trigger_rule, upstream_total, queued_at)
+             VALUES ${chunk.join(", ")}`,
+            values.slice(i * 13, (i + chunk.length) * 13),
+          );
+        }
+      } catch (err) {
+        if (!isDataError(err)) throw err;
+        if (chunked) await tx.query("ROLLBACK TO SAVEPOINT start_run");
+        cannotStore = (err as Error).message;
+      }
+      if (cannotStore) {
+        if (run.run_type !== RunType.Backfill) room.set(run.dag_id, (room.get(run.dag_id) ?? 0) + 1);
+        const reason =
+          `this run could not start: its DAG version cannot be stored (${cannotStore}); ` +
+          "fix the DAG file (an option out of range is an import error now) and trigger a new run";
+        await tx.query("UPDATE dag_run SET state = ?, start_date = ?, end_date = ?, note = CONCAT_WS('\\n', note, ?) WHERE id = ?", [
+          RunState.Failed,
+          now,
+          now,
+          reason,
+          run.id,
+        ]);
+        failed.push({ dagId: run.dag_id, runId: run.run_id, reason });
+        continue;
+      }
+      if (chunked) await tx.query("RELEASE SAVEPOINT start_run");
+      queued += runQueued;
       await tx.query("UPDATE dag_run SET state = ?, start_date = ?, unfinished_tasks = ?, timeout_at = ? WHERE id = ?", [
         RunState.Running,
         now,
         tasks.length,
-        runTimeoutAt(shape.dag, now),
+        timeoutAt,
         run.id,
       ]);
       started++;
     }
-    return { started, queued, scanned: candidates.length, lastId: Number(candidates[candidates.length - 1]!.id) };
+    return { started, queued, failed, scanned: candidates.length, lastId: Number(candidates[candidates.length - 1]!.id) };
   });
 }

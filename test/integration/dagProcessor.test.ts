@@ -453,3 +453,54 @@ export default dag({ id: "never_loads" }, (t) => { t.task("a", async () => 1); }
     expect(rows).toHaveLength(1);
   });
 });
+
+describe("DAG processor: a file the database cannot hold", () => {
+  const h = new Harness({ worker: false });
+  beforeAll(() => h.start());
+  afterAll(() => h.stop());
+
+  it("makes a bundle over max_allowed_packet an import error saying so, records the other files, and scans again cleanly", async () => {
+    const [[limit]] = await h.db.pool.query<RowDataPacket[]>("SELECT @@GLOBAL.max_allowed_packet AS n");
+    const blob = "x".repeat(Number(limit!.n) + 1024 * 1024);
+    const big = await h.writeDag("too_big.ts", dagSource(`const blob = "${blob}";\nexport default dag({ id: "too_big" }, (t) => { t.task("a", async () => blob.length); });`));
+    await h.writeDag("fits.ts", simpleDag("fits"));
+    const report = await h.processor.scan();
+    expect(report.errors).toBe(1);
+    const err = await importErrorFor(h, big);
+    expect(err?.code).toBe("BATON_DAG_TOO_LARGE");
+    expect(err!.message).toContain("max_allowed_packet");
+    expect(err!.message).toMatch(/\d+\.\d MB/);
+    expect(await dagRow(h, "fits")).toBeDefined();
+    expect(await dagRow(h, "too_big")).toBeUndefined();
+    // Unchanged, the file is not parsed again (nor does the scan fail on it again).
+    expect(await h.processor.scan()).toMatchObject({ parsed: 0, errors: 0 });
+  });
+
+  it("makes an owner longer than the dag row holds an import error naming the option", async () => {
+    const file = await h.writeDag("long_owner.ts", dagSource(`export default dag({ id: "long_owner", owner: "${"o".repeat(300)}" }, (t) => { t.task("a", async () => 1); });`));
+    await h.writeDag("next_to_long_owner.ts", simpleDag("next_to_long_owner"));
+    expect((await h.processor.scan()).errors).toBe(1);
+    const err = await importErrorFor(h, file);
+    expect(err?.code).toBe("BATON_INVALID_DAG");
+    expect(err!.message).toContain("owner");
+    expect(await dagRow(h, "next_to_long_owner")).toBeDefined();
+  });
+
+  it("makes a value the database refuses (a data error) that file's import error, not a failed scan", async () => {
+    // A column narrower than the checks assume stands for any limit they miss.
+    await h.db.pool.query("ALTER TABLE dag MODIFY owners VARCHAR(8) NULL");
+    try {
+      const file = await h.writeDag("narrow_owner.ts", dagSource(`export default dag({ id: "narrow_owner", owner: "twelve_chars" }, (t) => { t.task("a", async () => 1); });`));
+      await h.writeDag("next_to_narrow_owner.ts", simpleDag("next_to_narrow_owner"));
+      expect((await h.processor.scan()).errors).toBe(1);
+      const err = await importErrorFor(h, file);
+      expect(err?.code).toBe("BATON_INVALID_DAG");
+      expect(err!.message).toContain("owners");
+      expect(await dagRow(h, "narrow_owner")).toBeUndefined();
+      expect(await dagRow(h, "next_to_narrow_owner")).toBeDefined();
+      expect(await h.processor.scan()).toMatchObject({ parsed: 0, errors: 0 });
+    } finally {
+      await h.db.pool.query("ALTER TABLE dag MODIFY owners VARCHAR(255) NULL");
+    }
+  });
+});

@@ -253,6 +253,18 @@ describe("dag()", () => {
       ["NaN executionTimeout", { executionTimeout: Number.NaN }, "executionTimeout", "NaN"],
       ["fractional priorityWeight", { priorityWeight: 0.5 }, "priorityWeight", "0.5"],
       ["zero poolSlots", { poolSlots: 0 }, "poolSlots", "0"],
+      // Values the database's columns cannot hold (task_instance INT / VARCHAR(256)).
+      ["retries over the limit", { retries: 3_000_000_000 }, "retries", "3000000000"],
+      ["priorityWeight below the limit", { priorityWeight: -3_000_000_000 }, "priorityWeight", "-3000000000"],
+      ["priorityWeight over the limit", { priorityWeight: 3_000_000_000 }, "priorityWeight", "3000000000"],
+      ["poolSlots over the limit", { poolSlots: 3_000_000_000 }, "poolSlots", "3000000000"],
+      ["a queue of 300 characters", { queue: "q".repeat(300) }, "queue", "got 300"],
+      ["an empty queue", { queue: "" }, "queue", "got 0"],
+      ["a non-string queue", { queue: 7 as unknown as string }, "queue", "7"],
+      ["a pool of 257 characters", { pool: "p".repeat(257) }, "pool", "got 257"],
+      // Added to now into a DATETIME (ends in 9999).
+      ["executionTimeout over 100 years", { executionTimeout: "10000000w" }, "executionTimeout", "100 years"],
+      ["retryDelay over 100 years", { retryDelay: "10000000w" }, "retryDelay", "100 years"],
     ];
 
     it.each(cases)("task option: %s", (_label, options, field, value) => {
@@ -280,6 +292,45 @@ describe("dag()", () => {
       const err = dagError(() => dag({ id: "x", maxActiveRuns: value }, (t) => void t.task("a", noop)));
       expect(err.message).toContain("maxActiveRuns");
       expect(err.message).toContain(String(value));
+    });
+
+    it("accepts the limits themselves", () => {
+      const limits = { retries: 1_000_000, priorityWeight: -1_000_000_000, poolSlots: 1_000_000, queue: "q".repeat(256), pool: "p".repeat(256) };
+      expect(() => dag({ id: "x", defaultArgs: limits }, (t) => void t.task("a", { ...limits, priorityWeight: 2_000_000_000 }, noop))).not.toThrow();
+      expect(() => dag({ id: "x", owner: "o".repeat(255), maxActiveRuns: 2_147_483_647, maxActiveTasks: 2_147_483_647 }, (t) => void t.task("a", noop))).not.toThrow();
+    });
+
+    it.each([
+      ["owner", { owner: "o".repeat(300) }, "got 300"],
+      ["owner", { owner: 5 as unknown as string }, "5"],
+      ["description", { description: "é".repeat(40_000) }, "80000"],
+      ["maxActiveRuns", { maxActiveRuns: 3_000_000_000 }, "3000000000"],
+      ["maxActiveTasks", { maxActiveTasks: 0 }, "0"],
+      ["maxActiveTasks", { maxActiveTasks: 3_000_000_000 }, "3000000000"],
+      ["schedule", { schedule: `0 ${Array.from({ length: 24 }, (_, h) => h).join(",")} * * ${"1,".repeat(100)}1`, startDate: "2026-01-01" }, "schedule"],
+      ["timezone", { timezone: "Z".repeat(65) }, "got 65"],
+    ] as [string, Partial<DagOptions>, string][])("rejects DAG option %s the dag row cannot hold (%p)", (field, options, value) => {
+      const err = dagError(() => dag({ id: "x", ...options }, (t) => void t.task("a", noop)));
+      expect(err.code).toBe("BATON_INVALID_DAG");
+      expect(err.message).toContain('dag "x"');
+      expect(err.message).toContain(field);
+      expect(err.message).toContain(value);
+    });
+
+    it("rejects a dagrunTimeout over 100 years (timeout_at = start + it is a DATETIME)", () => {
+      const err = dagError(() => dag({ id: "x", dagrunTimeout: "10000000w" }, (t) => void t.task("a", noop)));
+      expect(err.message).toContain("dagrunTimeout");
+      expect(err.message).toContain("100 years");
+      expect(() => dag({ id: "x", dagrunTimeout: "5200w" }, (t) => void t.task("a", noop))).not.toThrow();
+    });
+
+    it("rejects a task with compensate whose compensation id would not fit task_id", () => {
+      const err = dagError(() => dag({ id: "x" }, (t) => void t.task("t".repeat(239), { compensate: noop }, noop)));
+      expect(err.code).toBe("BATON_INVALID_DAG");
+      expect(err.message).toContain("compensate");
+      expect(err.message).toContain("238");
+      expect(() => dag({ id: "x" }, (t) => void t.task("t".repeat(238), { compensate: noop }, noop))).not.toThrow();
+      expect(() => dag({ id: "x" }, (t) => void t.task("t".repeat(250), noop))).not.toThrow();
     });
 
     it("rejects invalid defaultArgs before running the build function", () => {

@@ -304,6 +304,12 @@ describe("serializeDag", () => {
       expect(t.get("b")!.priorityWeight).toBe(1_500_000_000);
     });
 
+    it("is kept above -1,000,000,000 so a backfill's offset still fits the column", () => {
+      const t = byId(serialize({}, graph(["a", "b"], ["a>b"], { a: -800_000_000, b: -800_000_000 })));
+      expect(t.get("a")!.priorityWeight).toBe(-1_000_000_000);
+      expect(t.get("b")!.priorityWeight).toBe(-800_000_000);
+    });
+
     it("stays linear-ish on a wide fan-in/fan-out (1,000 tasks)", () => {
       const ids = Array.from({ length: 1000 }, (_, i) => `t${i}`);
       const edges = ids.slice(1, 999).flatMap((id) => [`t0>${id}`, `${id}>t999`]);
@@ -448,5 +454,61 @@ describe("serializeDag: schedule dates and dagrunTimeout", () => {
     const err = invalid(() => serialize({ id: "drt", dagrunTimeout: value }, oneTask));
     expect(err.message).toContain('dag "drt"');
     expect(err.message).toContain("dagrunTimeout");
+  });
+});
+
+describe("options the database cannot hold", () => {
+  // A DAG built by another copy of the SDK (an older bundle) reaches the serializer unchecked.
+  const unchecked = (options: Record<string, unknown>, taskOptions: Record<string, unknown> = {}, taskId = "a") => {
+    const built = dag({ id: "d" }, (t) => void t.task(taskId, noop));
+    const task = built.tasks.get(taskId)!;
+    return { ...built, options: { ...built.options, ...options }, tasks: new Map([[taskId, { ...task, options: { ...task.options, ...taskOptions } }]]) };
+  };
+
+  it.each([
+    ["retries", { retries: 3_000_000_000 }],
+    ["priorityWeight", { priorityWeight: -3_000_000_000 }],
+    ["poolSlots", { poolSlots: 3_000_000_000 }],
+    ["queue", { queue: "q".repeat(300) }],
+    ["pool", { pool: "p".repeat(300) }],
+  ])("rejects task option %s, naming the task and the option", (field, taskOptions) => {
+    const err = invalid(() => serializeDag(unchecked({}, taskOptions) as never, FILE));
+    expect(err.code).toBe("BATON_INVALID_DAG");
+    expect(err.message).toContain('task "a"');
+    expect(err.message).toContain(field);
+  });
+
+  it("rejects the same in defaultArgs", () => {
+    const err = invalid(() => serializeDag(unchecked({ defaultArgs: { queue: "q".repeat(300) } }) as never, FILE));
+    expect(err.message).toContain("defaultArgs");
+    expect(err.message).toContain("queue");
+  });
+
+  it.each([
+    ["owner", { owner: "o".repeat(300) }],
+    ["maxActiveTasks", { maxActiveTasks: 3_000_000_000 }],
+    ["description", { description: "x".repeat(70_000) }],
+  ])("rejects DAG option %s", (field, options) => {
+    const err = invalid(() => serializeDag(unchecked(options) as never, FILE));
+    expect(err.message).toContain('dag "d"');
+    expect(err.message).toContain(field);
+  });
+
+  it.each([
+    ["a sensor's timeout", (t: DagBuilder) => void t.sensor("s", { poke: () => true, timeout: "10000000w" }), 'task "s": timeout'],
+    ["a sensor's pokeInterval", (t: DagBuilder) => void t.sensor("s", { poke: () => true, pokeInterval: "10000000w", timeout: "10000001w" }), 'task "s": pokeInterval'],
+    ["a signal's timeout", (t: DagBuilder) => void t.waitForSignal("w", { signal: "go", timeout: "10000000w" }), 'task "w": timeout'],
+  ])("rejects %s over 100 years (added to now into a DATETIME)", (_label, build, where) => {
+    const err = invalid(() => serialize({}, build));
+    expect(err.code).toBe("BATON_INVALID_DAG");
+    expect(err.message).toContain(where);
+    expect(err.message).toContain("100 years");
+  });
+
+  it("rejects a task with compensate whose compensation id is over 250 characters", () => {
+    const err = invalid(() => serializeDag(unchecked({}, { compensate: noop }, "t".repeat(245)) as never, FILE));
+    expect(err.code).toBe("BATON_INVALID_DAG");
+    expect(err.message).toContain("compensate");
+    expect(err.message).toContain("238");
   });
 });

@@ -1,0 +1,100 @@
+// What the database can hold of a DAG's options (column types in migrations/). The SDK and the
+// serializer both check them, so an option that does not fit is an import error naming it: found
+// only when a run started, its task_instance INSERT failed the scheduler's whole batch of runs on
+// every tick (for every DAG), and the run stayed pinned to the bad version.
+
+/** dag.dag_id and task_instance.task_id are VARCHAR(250). */
+export const MAX_ID_LENGTH = 250;
+/** task_instance.queue, task_callback.queue: VARCHAR(256). */
+export const MAX_QUEUE_LENGTH = 256;
+/** pool.name, task_instance.pool: VARCHAR(256). */
+export const MAX_POOL_LENGTH = 256;
+/** dag.owners: VARCHAR(255). */
+export const MAX_OWNER_LENGTH = 255;
+/** dag.schedule: VARCHAR(255). */
+export const MAX_SCHEDULE_LENGTH = 255;
+/** dag.timezone: VARCHAR(64). */
+export const MAX_TIMEZONE_LENGTH = 64;
+/** dag.description: TEXT, 65,535 bytes (UTF-8). */
+export const MAX_DESCRIPTION_BYTES = 65_535;
+/** max_tries (INT) becomes try_number + retries at each clear: far from INT's end, clear after clear. */
+export const MAX_RETRIES = 1_000_000;
+/** The largest pool the API creates: a task asking more could never run. */
+export const MAX_POOL_SLOTS = 1_000_000;
+/**
+ * priority_weight is an INT and a backfill run's tasks get BACKFILL_PRIORITY_OFFSET (1e9) less,
+ * so weights, given and derived (summed over downstream or upstream tasks), stay in this range.
+ */
+export const PRIORITY_WEIGHT_MIN = -1_000_000_000;
+export const PRIORITY_WEIGHT_MAX = 2_000_000_000;
+/**
+ * Durations (timeouts, delays, intervals) become DATETIMEs (timeout_at, next_check_at, …) as now +
+ * the duration; DATETIME ends at 9999, so a duration of 10,000,000 weeks failed every tick.
+ */
+export const MAX_DURATION_MS = 100 * 365 * 86_400_000;
+/** max_active_runs, max_active_tasks: INT. */
+export const MAX_INT = 2_147_483_647;
+
+/** The longest id a task with `compensate` may have: its compensation task is `<id>__compensate`. */
+export const MAX_COMPENSABLE_ID_LENGTH = MAX_ID_LENGTH - "__compensate".length;
+
+export function clampPriorityWeight(weight: number): number {
+  return Math.min(PRIORITY_WEIGHT_MAX, Math.max(PRIORITY_WEIGHT_MIN, weight));
+}
+
+function integerProblem(field: string, value: unknown, min: number, max: number): string | null {
+  if (value === undefined) return null;
+  if (typeof value === "number" && Number.isInteger(value) && value >= min && value <= max) return null;
+  return `${field} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`;
+}
+
+function textProblem(field: string, value: unknown, maxLength: number, minLength = 1): string | null {
+  if (value === undefined) return null;
+  if (typeof value !== "string") return `${field} must be a string, got ${JSON.stringify(value)}`;
+  // Characters, as VARCHAR(n) counts them in utf8mb4 (code points, not UTF-16 units).
+  const length = [...value].length;
+  if (length < minLength || length > maxLength) {
+    return `${field} must be ${minLength}-${maxLength} characters, got ${length}${length > 0 ? ` (${JSON.stringify(value.slice(0, 40))}${length > 40 ? "…" : ""})` : ""}`;
+  }
+  return null;
+}
+
+/** The first task option (or defaultArgs) the database cannot hold, as a message; null when all fit. */
+export function taskOptionProblem(o: { retries?: unknown; priorityWeight?: unknown; poolSlots?: unknown; queue?: unknown; pool?: unknown }): string | null {
+  return (
+    integerProblem("retries", o.retries, 0, MAX_RETRIES) ??
+    integerProblem("priorityWeight", o.priorityWeight, PRIORITY_WEIGHT_MIN, PRIORITY_WEIGHT_MAX) ??
+    integerProblem("poolSlots", o.poolSlots, 1, MAX_POOL_SLOTS) ??
+    textProblem("queue", o.queue, MAX_QUEUE_LENGTH) ??
+    textProblem("pool", o.pool, MAX_POOL_LENGTH)
+  );
+}
+
+/** The first DAG option the database cannot hold, as a message; null when all fit. */
+export function dagOptionProblem(o: {
+  owner?: unknown;
+  description?: unknown;
+  schedule?: unknown;
+  timezone?: unknown;
+  maxActiveRuns?: unknown;
+  maxActiveTasks?: unknown;
+}): string | null {
+  if (o.description !== undefined && o.description !== null) {
+    if (typeof o.description !== "string") return `description must be a string, got ${JSON.stringify(o.description)}`;
+    const bytes = new TextEncoder().encode(o.description).length;
+    if (bytes > MAX_DESCRIPTION_BYTES) return `description must be at most ${MAX_DESCRIPTION_BYTES} bytes (UTF-8), got ${bytes}`;
+  }
+  return (
+    textProblem("owner", o.owner, MAX_OWNER_LENGTH) ??
+    (typeof o.schedule === "string" ? textProblem("schedule", o.schedule, MAX_SCHEDULE_LENGTH, 0) : null) ??
+    textProblem("timezone", o.timezone, MAX_TIMEZONE_LENGTH, 0) ??
+    integerProblem("maxActiveRuns", o.maxActiveRuns, 1, MAX_INT) ??
+    integerProblem("maxActiveTasks", o.maxActiveTasks, 1, MAX_INT)
+  );
+}
+
+/** A duration option (in ms, already parsed) the database cannot add to now; null when it fits. */
+export function durationProblem(field: string, ms: number | null | undefined): string | null {
+  if (ms === null || ms === undefined || ms <= MAX_DURATION_MS) return null;
+  return `${field} must be at most 100 years (${MAX_DURATION_MS} ms), got ${ms} ms`;
+}

@@ -1,0 +1,58 @@
+// Why recording a parsed file failed: because of the file (a value its columns cannot hold, a
+// bundle over max_allowed_packet), which no retry fixes and must become that file's import error,
+// or because of the database (connection lost, lock wait, server gone), which the next scan retries
+// and must not be blamed on the file.
+import type { Db, RowDataPacket } from "./db.ts";
+
+/** Errors the statement's values cause (strict mode), whatever the state of the server. */
+const DATA_ERRORS = new Set([
+  "ER_DATA_TOO_LONG",
+  "ER_WARN_DATA_OUT_OF_RANGE",
+  "ER_DATA_OUT_OF_RANGE",
+  "ER_TRUNCATED_WRONG_VALUE",
+  "ER_TRUNCATED_WRONG_VALUE_FOR_FIELD",
+  "ER_WARN_DATA_TRUNCATED",
+  "ER_BAD_NULL_ERROR",
+  "ER_CONSTRAINT_FAILED",
+]);
+
+/** A value the row cannot hold: the same statement fails again however often it is retried. */
+export function isDataError(err: unknown): boolean {
+  return DATA_ERRORS.has((err as { code?: string })?.code ?? "");
+}
+
+function megabytes(bytes: number): string {
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+}
+
+/**
+ * The import error for a file whose recording failed because of its content; null when the
+ * database is to blame (the caller leaves the file to the next scan).
+ */
+export async function fileRecordFailure(
+  db: Db,
+  err: unknown,
+  sizes: { codeBytes: number; structureBytes: number },
+): Promise<{ code: "BATON_DAG_TOO_LARGE" | "BATON_INVALID_DAG"; message: string } | null> {
+  const code = (err as { code?: string })?.code;
+  if (code === "ER_NET_PACKET_TOO_LARGE") {
+    // The server closes the connection after such a packet; the pool opens another for this read.
+    let limit = "";
+    try {
+      const [rows] = await db.pool.query<RowDataPacket[]>("SELECT @@GLOBAL.max_allowed_packet AS n");
+      limit = ` (${megabytes(Number(rows[0]!.n))})`;
+    } catch {
+      // The limit only makes the message more precise.
+    }
+    return {
+      code: "BATON_DAG_TOO_LARGE",
+      message:
+        `the bundled file is ${megabytes(sizes.codeBytes)} (its largest DAG structure ${megabytes(sizes.structureBytes)}), ` +
+        `over the database's max_allowed_packet${limit}: import less into the DAG file (read big data at run time), or raise max_allowed_packet`,
+    };
+  }
+  if (isDataError(err)) {
+    return { code: "BATON_INVALID_DAG", message: `the DAG cannot be stored: ${(err as Error).message}` };
+  }
+  return null;
+}
