@@ -16,6 +16,7 @@ import { FailError, SkipError } from "../sdk/errors.ts";
 import { decideSkips } from "./branching.ts";
 import { taskSecrets } from "./taskSecrets.ts";
 import { SecretMasker } from "../core/sensitive.ts";
+import { abortableSleep } from "../core/timers.ts";
 import { TryLog } from "./tryLog.ts";
 import {
   CALLBACK_TIMEOUT_MS,
@@ -140,19 +141,6 @@ class RescheduleRequest extends Error {
   constructor(readonly inMs: number) {
     super("reschedule");
   }
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /**

@@ -7,6 +7,7 @@ import { Child } from "../core/childProcess.ts";
 import { beforeDeadline, settledWithin } from "../core/concurrency.ts";
 import type { Clock } from "../core/clock.ts";
 import { formatDuration } from "../core/durations.ts";
+import { setLongTimeout, type LongTimeout } from "../core/timers.ts";
 import { taskInputs } from "../core/dagStructure.ts";
 import { taskLogPath } from "../core/logPaths.ts";
 import type { Logger } from "../core/logger.ts";
@@ -149,7 +150,7 @@ interface Held {
   firstPokeAt?: Date;
   /** The try's process ran (or began) its callbacks itself: the worker never runs them for it. */
   callbacksTaken?: boolean;
-  timers: NodeJS.Timeout[];
+  timers: LongTimeout[];
 }
 
 /**
@@ -762,11 +763,12 @@ export class Worker {
     // A try claimed ahead starts now: its start_date is corrected when its outcome is recorded.
     task.startedAt = this.clock.now();
     if (timeoutMs !== null) {
+      // A long timer: executionTimeout may be weeks, past what setTimeout can wait.
       held.timers.push(
-        setTimeout(() => {
+        setLongTimeout(() => {
           held.timedOut = true;
           slot.child.send({ type: "abort", reason: `execution timeout of ${formatDuration(timeoutMs)} reached` });
-          held.timers.push(setTimeout(() => void slot.child.kill(), this.options.killGraceMs ?? 10_000));
+          held.timers.push(setLongTimeout(() => void slot.child.kill(), this.options.killGraceMs ?? 10_000));
         }, timeoutMs),
       );
     }
@@ -889,7 +891,7 @@ export class Worker {
   private complete(task: ClaimedTask, outcome: TryOutcome): void {
     const held = this.held.get(tryKey(task));
     if (!held || held.handedBack) return;
-    for (const t of held.timers) clearTimeout(t);
+    for (const t of held.timers) t.clear();
     this.held.delete(tryKey(task));
     if (held.lost) {
       this.logger.info(`try ${task.tryNumber} of ${task.dagId}.${task.taskId} (run ${task.runId}) ended after its claim was lost; result discarded`);
@@ -979,7 +981,7 @@ export class Worker {
     const slot = held.slot;
     if (!slot) return;
     slot.child.send({ type: "abort", reason });
-    held.timers.push(setTimeout(() => void slot.child.kill(), graceMs));
+    held.timers.push(setLongTimeout(() => void slot.child.kill(), graceMs));
   }
 
   private async heartbeat(): Promise<void> {
@@ -1056,7 +1058,7 @@ export class Worker {
     const leftovers = [...this.held.values()].filter((h) => !h.handedBack);
     for (const h of leftovers) {
       h.handedBack = true;
-      for (const t of h.timers) clearTimeout(t);
+      for (const t of h.timers) t.clear();
     }
     const dedicated = leftovers.flatMap((h) => (h.slot?.dedicated ? [h.slot] : []));
     this.runCallbacks.halt();
