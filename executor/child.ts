@@ -100,6 +100,10 @@ async function runStep(
   if (typeof name !== "string" || name.length === 0 || name.length > 255) {
     throw Object.assign(new Error(`ctx.step(name, fn): name must be a string of 1-255 characters, got ${JSON.stringify(name)}`), { nonRetryable: true });
   }
+  if (name.endsWith(" ")) {
+    // task_step's key compares with PAD SPACE: "a " would be the step "a" and return its result.
+    throw Object.assign(new Error(`ctx.step(name, fn): name must not end with a space, got ${JSON.stringify(name)}`), { nonRetryable: true });
+  }
   if (typeof fn !== "function") throw Object.assign(new Error(`ctx.step("${name}", fn): fn must be a function`), { nonRetryable: true });
   const source = String(fn);
   const earlier = sources.get(name);
