@@ -2,6 +2,7 @@
 // serializer both check them, so an option that does not fit is an import error naming it: found
 // only when a run started, its task_instance INSERT failed the scheduler's whole batch of runs on
 // every tick (for every DAG), and the run stayed pinned to the bad version.
+import { MAX_DURATION_MS } from "./durations.ts";
 
 /** dag.dag_id and task_instance.task_id are VARCHAR(250). */
 export const MAX_ID_LENGTH = 250;
@@ -30,8 +31,9 @@ export const PRIORITY_WEIGHT_MAX = 2_000_000_000;
 /**
  * Durations (timeouts, delays, intervals) become DATETIMEs (timeout_at, next_check_at, …) as now +
  * the duration; DATETIME ends at 9999, so a duration of 10,000,000 weeks failed every tick.
+ * parseDuration refuses longer ones; durationProblem checks a structure that did not go through it.
  */
-export const MAX_DURATION_MS = 100 * 365 * 86_400_000;
+export { MAX_DURATION_MS };
 /** max_active_runs, max_active_tasks: INT. */
 export const MAX_INT = 2_147_483_647;
 

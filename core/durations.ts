@@ -15,8 +15,24 @@ const UNIT_MS: Record<string, number> = {
 
 const PART = /(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)/gy;
 
+/**
+ * The longest duration accepted: 100 years. Durations are added to now and stored in
+ * DATETIME columns (next_retry_at, next_check_at, …), which end at year 9999; a timeout of
+ * 1e15 ms (year 33715) could not be stored and failed every transaction recording it. 100
+ * years is far beyond any real timeout or interval and far from that limit.
+ */
+export const MAX_DURATION_MS = 36_525 * 86_400_000;
+
 /** Returns milliseconds, or throws a RangeError naming the value. */
 export function parseDuration(value: Duration, field = "duration"): number {
+  const ms = parse(value, field);
+  if (ms > MAX_DURATION_MS) {
+    throw new RangeError(`${field} must be at most 100 years (${MAX_DURATION_MS} ms), got ${typeof value === "string" ? `"${value}"` : value}`);
+  }
+  return ms;
+}
+
+function parse(value: Duration, field: string): number {
   if (typeof value === "number") {
     if (!Number.isFinite(value) || value < 0) {
       throw new RangeError(`${field} must be a non-negative number of milliseconds, got ${value}`);

@@ -71,6 +71,7 @@ export const ERRORS = {
   BATON_DAGRUN_TIMEOUT: { status: 500, title: "DAG run exceeded its dagrunTimeout" },
   BATON_WORKER_CHILD_EXITED: { status: 500, title: "Task process exited unexpectedly" },
   BATON_TASK_ZOMBIE: { status: 500, title: "Task's worker stopped heartbeating" },
+  BATON_RESULT_UNRECORDABLE: { status: 500, title: "Task result could not be stored" },
   BATON_CONFIG_INVALID: { status: 500, title: "Invalid configuration" },
   BATON_INTERNAL: { status: 500, title: "Internal error" },
 } as const satisfies Record<string, { status: number; title: string }>;

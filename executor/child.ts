@@ -16,6 +16,7 @@ import { FailError, SkipError } from "../sdk/errors.ts";
 import { decideSkips } from "./branching.ts";
 import { taskSecrets } from "./taskSecrets.ts";
 import { SecretMasker } from "../core/sensitive.ts";
+import { abortableSleep } from "../core/timers.ts";
 import { TryLog } from "./tryLog.ts";
 import {
   CALLBACK_TIMEOUT_MS,
@@ -99,6 +100,10 @@ async function runStep(
   if (typeof name !== "string" || name.length === 0 || name.length > 255) {
     throw Object.assign(new Error(`ctx.step(name, fn): name must be a string of 1-255 characters, got ${JSON.stringify(name)}`), { nonRetryable: true });
   }
+  if (name.endsWith(" ")) {
+    // task_step's key compares with PAD SPACE: "a " would be the step "a" and return its result.
+    throw Object.assign(new Error(`ctx.step(name, fn): name must not end with a space, got ${JSON.stringify(name)}`), { nonRetryable: true });
+  }
   if (typeof fn !== "function") throw Object.assign(new Error(`ctx.step("${name}", fn): fn must be a function`), { nonRetryable: true });
   const source = String(fn);
   const earlier = sources.get(name);
@@ -140,19 +145,6 @@ class RescheduleRequest extends Error {
   constructor(readonly inMs: number) {
     super("reschedule");
   }
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /**

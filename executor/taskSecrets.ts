@@ -38,6 +38,8 @@ function checkKey(what: string, key: unknown): asserts key is string {
   if (typeof key !== "string" || key.length === 0 || key.length > 250) {
     throw Object.assign(new Error(`${what}: the key must be a string of 1-250 characters, got ${JSON.stringify(key)}`), { nonRetryable: true });
   }
+  // Keys compare with PAD SPACE: "key " would read the variable or connection "key".
+  if (key.endsWith(" ")) throw Object.assign(new Error(`${what}: the key must not end with a space, got ${JSON.stringify(key)}`), { nonRetryable: true });
 }
 
 /** ctx.variables and ctx.connection for one try; fetched secrets are added to `masker`. */

@@ -7,11 +7,12 @@ import { Child } from "../core/childProcess.ts";
 import { beforeDeadline, settledWithin } from "../core/concurrency.ts";
 import { offsetFromWallClock, type Clock } from "../core/clock.ts";
 import { formatDuration } from "../core/durations.ts";
+import { setLongTimeout, type LongTimeout } from "../core/timers.ts";
 import { taskInputs } from "../core/dagStructure.ts";
 import { taskLogPath } from "../core/logPaths.ts";
 import type { Logger } from "../core/logger.ts";
 import { processMetrics, type BatonMetrics } from "../core/metrics.ts";
-import { unknownCommitOf, type Db } from "../store/db.ts";
+import { isDataError, unknownCommitOf, type Db } from "../store/db.ts";
 import { claimTasksReporting, type ClaimedTask, type OversizedTry } from "../store/transitions/claimTasks.ts";
 import { taskInstanceNames } from "../store/queries/read.ts";
 import { connectionsBusy, recordedResults, triesClaimedBy } from "../store/queries/unknownCommits.ts";
@@ -149,7 +150,7 @@ interface Held {
   firstPokeAt?: Date;
   /** The try's process ran (or began) its callbacks itself: the worker never runs them for it. */
   callbacksTaken?: boolean;
-  timers: NodeJS.Timeout[];
+  timers: LongTimeout[];
 }
 
 /**
@@ -171,6 +172,11 @@ export class Worker {
   private readonly oversizedWarned = new WarnOnce();
   private readonly slots: Slot[] = [];
   private finished: FinishedTry[] = [];
+  /**
+   * Tries (tryKey) of a finish batch the database refused for a value (isDataError): they are
+   * recorded one per call until each is, so the one at fault cannot hold the others back.
+   */
+  private readonly recordAlone = new Set<string>();
   private loopRunning = false;
   private wantClaim = true;
   /** The last claim left queued tries behind: see claimIfRunningLow. */
@@ -392,8 +398,7 @@ export class Worker {
       // Before anything else: tries a lost COMMIT claimed (or failed to hand back) for this worker would otherwise run nowhere.
       if (this.unknownCommits.length > 0) await this.recoverUnknownCommits();
       if (this.finished.length > 0 && !(this.claimFirst && this.wantClaim && this.freeSlots() > 0 && !this.stopping)) {
-        const batch = this.finished;
-        this.finished = [];
+        const batch = this.takeFinishBatch();
         const req = this.claimRequest(this.clock.now(), this.stopping ? 0 : this.freeSlots());
         let result;
         const since = performance.now();
@@ -404,6 +409,7 @@ export class Worker {
         } catch (err) {
           this.finished = batch.concat(this.finished);
           if (this.noteUnknownCommit(err)) for (const t of batch) this.resentResults.add(tryKey(t.task));
+          else if (isDataError(err) && this.isolateRefused(batch, err)) continue;
           throw err;
         }
         const recordedBefore = await this.recordedByLostCall(result.fencedTries);
@@ -457,6 +463,58 @@ export class Worker {
         this.schedulePoll(claimed.length > 0);
       }
     }
+  }
+
+  /** The finished tries to record in one call: all of them, or one of those to be recorded alone. */
+  private takeFinishBatch(): FinishedTry[] {
+    if (this.recordAlone.size > 0) {
+      const i = this.finished.findIndex((t) => this.recordAlone.has(tryKey(t.task)));
+      if (i >= 0) {
+        this.recordAlone.delete(tryKey(this.finished[i]!.task));
+        return this.finished.splice(i, 1);
+      }
+      this.recordAlone.clear();
+    }
+    const batch = this.finished;
+    this.finished = [];
+    return batch;
+  }
+
+  /**
+   * A finish batch the database refused for one of its values (a date past year 9999 from a
+   * DAG version stored before durations were bounded, a value too long for its column): no
+   * retry of the same batch can succeed, and retrying it forever would keep every other result
+   * unrecorded and the worker from claiming. So its tries are recorded one at a time, and a try
+   * refused on its own is recorded as failed, not retried, with the database's reason, without
+   * its output, and with none of its planned next dates. Answers whether the loop may go on
+   * (false: this try was already recorded so and still refused; the error is handled as any).
+   * The batch is back at the head of `finished`.
+   */
+  private isolateRefused(batch: FinishedTry[], err: unknown): boolean {
+    const message = (err as Error).message;
+    if (batch.length > 1) {
+      this.logger.warn(`the database refused a value in a batch of ${batch.length} results (${message}); recording them one at a time`);
+      for (const t of batch) this.recordAlone.add(tryKey(t.task));
+      return true;
+    }
+    const refused = batch[0]!;
+    if (refused.error?.code === "BATON_RESULT_UNRECORDABLE") return false;
+    const { task } = refused;
+    this.logger.error(`result of try ${task.tryNumber} of ${task.dagId}.${task.taskId} (run ${task.runId}) could not be stored (${message}): recorded as failed`);
+    this.finished[this.finished.indexOf(refused)] = {
+      task,
+      outcome: "failed",
+      error: {
+        name: "ResultUnrecordableError",
+        code: "BATON_RESULT_UNRECORDABLE",
+        message: `the ${refused.outcome} outcome of this try could not be stored: ${message}`,
+        nonRetryable: true,
+      },
+      log: refused.log,
+      endedAt: refused.endedAt,
+      firstPokeAt: refused.firstPokeAt,
+    };
+    return true;
   }
 
   /**
@@ -762,11 +820,12 @@ export class Worker {
     // A try claimed ahead starts now: its start_date is corrected when its outcome is recorded.
     task.startedAt = this.clock.now();
     if (timeoutMs !== null) {
+      // A long timer: executionTimeout may be weeks, past what setTimeout can wait.
       held.timers.push(
-        setTimeout(() => {
+        setLongTimeout(() => {
           held.timedOut = true;
           slot.child.send({ type: "abort", reason: `execution timeout of ${formatDuration(timeoutMs)} reached` });
-          held.timers.push(setTimeout(() => void slot.child.kill(), this.options.killGraceMs ?? 10_000));
+          held.timers.push(setLongTimeout(() => void slot.child.kill(), this.options.killGraceMs ?? 10_000));
         }, timeoutMs),
       );
     }
@@ -890,7 +949,7 @@ export class Worker {
   private complete(task: ClaimedTask, outcome: TryOutcome): void {
     const held = this.held.get(tryKey(task));
     if (!held || held.handedBack) return;
-    for (const t of held.timers) clearTimeout(t);
+    for (const t of held.timers) t.clear();
     this.held.delete(tryKey(task));
     if (held.lost) {
       this.logger.info(`try ${task.tryNumber} of ${task.dagId}.${task.taskId} (run ${task.runId}) ended after its claim was lost; result discarded`);
@@ -980,7 +1039,7 @@ export class Worker {
     const slot = held.slot;
     if (!slot) return;
     slot.child.send({ type: "abort", reason });
-    held.timers.push(setTimeout(() => void slot.child.kill(), graceMs));
+    held.timers.push(setLongTimeout(() => void slot.child.kill(), graceMs));
   }
 
   private async heartbeat(): Promise<void> {
@@ -1057,7 +1116,7 @@ export class Worker {
     const leftovers = [...this.held.values()].filter((h) => !h.handedBack);
     for (const h of leftovers) {
       h.handedBack = true;
-      for (const t of h.timers) clearTimeout(t);
+      for (const t of h.timers) t.clear();
     }
     const dedicated = leftovers.flatMap((h) => (h.slot?.dedicated ? [h.slot] : []));
     this.runCallbacks.halt();

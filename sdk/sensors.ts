@@ -16,6 +16,7 @@ import { readdir, stat } from "node:fs/promises";
 import nodePath from "node:path";
 import { parseDuration, type Duration } from "../core/durations.ts";
 import { parseMysqlUrl } from "../core/mysqlUrl.ts";
+import { MAX_TIMER_MS, timeoutSignal } from "../core/timers.ts";
 import { FailError, InvalidDagError } from "./errors.ts";
 import type { PokeResult, SensorOptions, TaskContext } from "./types.ts";
 
@@ -250,29 +251,35 @@ export function httpSensor(options: HttpSensorOptions): SensorOptions {
 
   return withDefaults(settings, async (ctx) => {
     const target = resolve(url, ctx);
-    const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(timeoutMs)]);
-    let response: Response;
+    // Not AbortSignal.timeout: it fires at once for more than 2^31−1 ms.
+    const timeout = timeoutSignal(timeoutMs);
+    const signal = AbortSignal.any([ctx.signal, timeout.signal]);
     try {
-      response = await fetch(target, { method, headers, body: body === undefined ? undefined : resolve(body, ctx), signal, redirect: "follow" });
-    } catch (err) {
-      if (ctx.signal.aborted) throw err;
-      const reason = signal.aborted ? `no answer within ${timeoutMs} ms` : `${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause?: Error }).cause!.message})` : ""}`;
-      if (!tolerateErrors) throw new Error(`httpSensor: ${method} ${target} failed: ${reason}`);
-      ctx.log.warn(`httpSensor: ${method} ${target} failed (tolerated): ${reason}`);
-      return false;
-    }
-    try {
-      if (predicate) {
-        const answer = await predicate(response, ctx);
-        ctx.log.info(`httpSensor: ${method} ${target} answered ${response.status}; predicate ${answer === true || (typeof answer === "object" && answer?.done) ? "holds" : "does not hold"}`);
-        if (answer === true) return { done: true, value: { status: response.status } };
-        return answer;
+      let response: Response;
+      try {
+        response = await fetch(target, { method, headers, body: body === undefined ? undefined : resolve(body, ctx), signal, redirect: "follow" });
+      } catch (err) {
+        if (ctx.signal.aborted) throw err;
+        const reason = signal.aborted ? `no answer within ${timeoutMs} ms` : `${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause?: Error }).cause!.message})` : ""}`;
+        if (!tolerateErrors) throw new Error(`httpSensor: ${method} ${target} failed: ${reason}`);
+        ctx.log.warn(`httpSensor: ${method} ${target} failed (tolerated): ${reason}`);
+        return false;
       }
-      ctx.log.info(`httpSensor: ${method} ${target} answered ${response.status} (waiting for ${expected.join(" or ")})`);
-      return expected.includes(response.status) ? { done: true, value: { status: response.status } } : false;
+      try {
+        if (predicate) {
+          const answer = await predicate(response, ctx);
+          ctx.log.info(`httpSensor: ${method} ${target} answered ${response.status}; predicate ${answer === true || (typeof answer === "object" && answer?.done) ? "holds" : "does not hold"}`);
+          if (answer === true) return { done: true, value: { status: response.status } };
+          return answer;
+        }
+        ctx.log.info(`httpSensor: ${method} ${target} answered ${response.status} (waiting for ${expected.join(" or ")})`);
+        return expected.includes(response.status) ? { done: true, value: { status: response.status } } : false;
+      } finally {
+        // Frees the connection when nobody read the body.
+        await response.body?.cancel().catch(() => undefined);
+      }
     } finally {
-      // Frees the connection when nobody read the body.
-      await response.body?.cancel().catch(() => undefined);
+      timeout.clear();
     }
   });
 }
@@ -380,12 +387,14 @@ export function sqlSensor(options: SqlSensorOptions): SensorOptions {
     invalid(name, `conn must be a mysql:// URL or the name of an environment variable holding one, got ${JSON.stringify(conn)}`);
   }
   if (typeof sql !== "function" && (typeof sql !== "string" || sql.trim() === "")) invalid(name, "sql must be a non-empty string or (ctx) => string");
+  // mysql2 times a query with setTimeout, which fires at once past 2^31−1 ms (≈ 24.8 days):
+  // a longer queryTimeout is capped there, as good as none for a sensor's query.
   const timeoutMs = durationMs(name, queryTimeout, "queryTimeout");
   return withDefaults(settings, async (ctx) => {
     const uri = connectionUrl(conn);
     const statement = resolve(sql, ctx);
     const values = params === undefined ? [] : resolve(params, ctx);
-    const rows = await withConnection(uri, ctx, async (c) => (await c.query({ sql: statement, timeout: timeoutMs, rowsAsArray: true }, values))[0]);
+    const rows = await withConnection(uri, ctx, async (c) => (await c.query({ sql: statement, timeout: Math.min(timeoutMs, MAX_TIMER_MS), rowsAsArray: true }, values))[0]);
     const first = Array.isArray(rows) && Array.isArray(rows[0]) ? (rows[0] as unknown[])[0] : undefined;
     ctx.log.info(`sqlSensor: first cell ${JSON.stringify(typeof first === "bigint" ? String(first) : first) ?? "(no rows)"} on ${redactUrl(uri)}`);
     if (!isTruthyCell(first)) return false;

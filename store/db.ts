@@ -178,6 +178,30 @@ export function isConnectionError(err: unknown): boolean {
   return CONNECTION_ERRORS.has(code) || (syscall === "connect" && (code === "ENOENT" || code === "EACCES"));
 }
 
+/**
+ * Errors the server raises for a value of the statement (a date or number out of its
+ * column's range, a string too long): sending the same statement again fails the same way,
+ * unlike a connection, lock or timeout error.
+ */
+const DATA_ERRORS = new Set([
+  "ER_TRUNCATED_WRONG_VALUE",
+  "ER_TRUNCATED_WRONG_VALUE_FOR_FIELD",
+  "ER_DATA_TOO_LONG",
+  "ER_WARN_DATA_OUT_OF_RANGE",
+  "ER_DATETIME_FUNCTION_OVERFLOW",
+  "ER_WRONG_VALUE",
+  "ER_WRONG_VALUE_FOR_TYPE",
+  "ER_BAD_NULL_ERROR",
+  "ER_INVALID_JSON_TEXT",
+  "ER_CHECK_CONSTRAINT_VIOLATED",
+  "ER_CONSTRAINT_FAILED",
+]);
+
+export function isDataError(err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code;
+  return code !== undefined && DATA_ERRORS.has(code);
+}
+
 /** The URL without its password (nor the value of any query parameter but socket), safe to print. */
 export function redactUrl(url: string): string {
   try {

@@ -6,7 +6,7 @@ import { sendSignal, SIGNAL_PAYLOAD_CAP_BYTES } from "../../store/transitions/si
 import { VersionCache } from "../../store/versions.ts";
 import { dbFor, type ApiDeps } from "../context.ts";
 import { ListOf, Nullable, NullableDateTime } from "../openapi.ts";
-import { PageQuery, RunParams } from "../schemas.ts";
+import { NO_TRAILING_SPACE, PageQuery, RunParams } from "../schemas.ts";
 import { runOr404 } from "./taskInstances.ts";
 
 const SignalName = Type.String({ minLength: 1, maxLength: 255, pattern: "^[A-Za-z0-9_.:-]+$" });
@@ -88,7 +88,7 @@ export const signalRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps
         // Optional: a signal without a body has no payload.
         body: Type.Optional(
           Type.Object(
-            { payload: Type.Optional(Type.Unknown()), signal_id: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) },
+            { payload: Type.Optional(Type.Unknown()), signal_id: Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: NO_TRAILING_SPACE })) },
             { additionalProperties: false },
           ),
         ),

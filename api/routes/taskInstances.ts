@@ -30,7 +30,7 @@ import { VersionCache } from "../../store/versions.ts";
 import { dbFor, type ApiDeps } from "../context.ts";
 import { decodeCursor, encodeCursor, type CursorScope } from "../cursor.ts";
 import { CursorListOf, FreeObject, ListOf, Nullable, NullableDateTime, serializeAsBuilt } from "../openapi.ts";
-import { CursorQuery, DagParams, Id, PageQuery, RunParams, TaskParams } from "../schemas.ts";
+import { CursorQuery, DagParams, Id, NO_TRAILING_SPACE, PageQuery, RunParams, TaskParams } from "../schemas.ts";
 import { taskInstanceJson } from "../serializers.ts";
 
 const TAGS = ["TaskInstance"];
@@ -251,7 +251,7 @@ const TaskStep = Type.Object(
   { additionalProperties: false },
 );
 
-const XcomKeyParams = Type.Intersect([TaskParams, Type.Object({ xcom_key: Type.String({ minLength: 1, maxLength: 512 }) })]);
+const XcomKeyParams = Type.Intersect([TaskParams, Type.Object({ xcom_key: Type.String({ minLength: 1, maxLength: 512, pattern: NO_TRAILING_SPACE }) })]);
 const XcomEntrySummary = Type.Object(
   {
     key: Type.String(),
@@ -480,7 +480,7 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
         querystring: Type.Object({
           ...PageQuery.properties,
           map_index: Type.Optional(Type.Integer({ minimum: -1, maximum: 1_000_000 })),
-          xcom_key: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+          xcom_key: Type.Optional(Type.String({ minLength: 1, maxLength: 512, pattern: NO_TRAILING_SPACE })),
         }),
         response: { 200: ListOf("xcom_entries", XcomEntrySummary) },
       },

@@ -210,7 +210,13 @@ describe("REST API", () => {
     it("refuses ids in the path that end with a space instead of answering for the id without it", async () => {
       // MySQL compares utf8mb4_bin with PAD SPACE: "api_hello " would find "api_hello".
       const runId = (await trigger("api_hello", { dag_run_id: ghost("padded") })).json().dag_run_id as string;
-      for (const url of ["/api/v1/dags/api_hello%20", `/api/v1/dags/api_hello/dagRuns/${runId}%20`, `/api/v1/dags/api_hello/dagRuns/${runId}/taskInstances/hello%20`]) {
+      for (const url of [
+        "/api/v1/dags/api_hello%20",
+        `/api/v1/dags/api_hello/dagRuns/${runId}%20`,
+        `/api/v1/dags/api_hello/dagRuns/${runId}/taskInstances/hello%20`,
+        `/api/v1/dags/api_hello/dagRuns/${runId}/taskInstances/hello/xcomEntries/return_value%20`,
+        `/api/v1/dags/api_hello/dagRuns/${runId}/taskInstances/hello/xcomEntries?xcom_key=return_value%20`,
+      ]) {
         expectProblem(await h.app.inject({ method: "GET", url }), 400, "BATON_VALIDATION_FAILED", "must not end with a space");
       }
       expectProblem(await h.app.inject({ method: "DELETE", url: `/api/v1/dags/api_hello/dagRuns/${runId}%20` }), 400, "BATON_VALIDATION_FAILED", "dag_run_id");

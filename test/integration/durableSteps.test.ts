@@ -57,6 +57,11 @@ export const misuse = dag({ id: "misuse", defaultArgs: { retries: 2, retryDelay:
   });
   t.task("huge", async () => "x".repeat(1024 * 1024 + 10));
   t.task("not_json", async (ctx) => ctx.step("bigint", () => 10n));
+  t.task("padded", async (ctx) => {
+    const a = await ctx.step("a", () => "first");
+    const padded = await ctx.step("a ", () => "second");
+    return [a, padded];
+  });
 });
 `);
 
@@ -108,7 +113,7 @@ describe("durable steps", () => {
     }
   });
 
-  it("rejects a reused step name, an output over the cap and a result that is not JSON, without retries", async () => {
+  it("rejects a reused step name, a name ending with a space, an output over the cap and a result that is not JSON, without retries", async () => {
     const { tasks } = await run("misuse");
     expect(tasks.reuse).toMatchObject({ state: "failed", try_number: 1 });
     expect(JSON.parse(tasks.reuse.error).message).toContain('ctx.step("same") was already used in this try with a different function');
@@ -116,5 +121,8 @@ describe("durable steps", () => {
     expect(JSON.parse(tasks.huge.error).message).toContain("over the 1048576-byte cap (BATON_XCOM_MAX_BYTES)");
     expect(tasks.not_json).toMatchObject({ state: "failed", try_number: 1 });
     expect(JSON.parse(tasks.not_json.error).message).toContain('the result of step "bigint" is not JSON-serializable');
+    // task_step's key ignores trailing spaces: "a " would have returned the result of "a".
+    expect(tasks.padded).toMatchObject({ state: "failed", try_number: 1 });
+    expect(JSON.parse(tasks.padded.error).message).toBe('ctx.step(name, fn): name must not end with a space, got "a "');
   });
 });

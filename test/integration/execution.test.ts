@@ -126,6 +126,8 @@ export default dag({ id: "ex_timeout" }, (t) => {
     return "should never get here";
   });
   t.task("fast_enough", { executionTimeout: 5000 }, async () => "in time");
+  // Longer than setTimeout's 2^31-1 ms: it once fired after 1 ms and failed the try at once.
+  t.task("weeks_to_spare", { executionTimeout: "30d" }, async () => { await new Promise((r) => setTimeout(r, 100)); return "in time"; });
 });
 `);
 
@@ -405,6 +407,7 @@ describe("task execution", () => {
       after_cpu_hog: "upstream_failed",
       polite: "failed",
       fast_enough: "success",
+      weeks_to_spare: "success",
     });
     for (const id of ["cpu_hog", "polite"]) {
       const ti = await taskJson("ex_timeout", runId, id);

@@ -161,5 +161,15 @@ describe("steps and signals over the API", () => {
         expect([q, res.statusCode, res.json().code]).toEqual([q, 400, "BATON_VALIDATION_FAILED"]);
       }
     });
+
+    it("refuses a signal_id ending with a space instead of taking it for the id without it", async () => {
+      // MariaDB compares utf8mb4_bin with PAD SPACE: "sig-1 " would be a duplicate of "sig-1".
+      for (const id of ["sig-1 ", "fresh "]) {
+        const res = await send("signed", { payload: { by: "bob" }, signal_id: id });
+        expect([id, res.statusCode, res.json().code]).toEqual([id, 400, "BATON_VALIDATION_FAILED"]);
+        expect(res.json().detail).toMatch(/signal_id must not end with a space/);
+      }
+      expect((await get(signals)).json().total_entries).toBe(2);
+    });
   });
 });

@@ -41,6 +41,11 @@ export default dag({ id: "vc_reader" }, (t) => {
     };
   });
   t.task("no_such_connection", async (ctx) => { await ctx.connection("vc_nowhere"); });
+  // Keys compare with PAD SPACE: these would read "vc_greeting" and "vc_warehouse".
+  t.task("padded_keys", async (ctx) => {
+    const refused = async (get) => { try { await get(); return "read"; } catch (err) { return err.message; } };
+    return [await refused(() => ctx.variables.get("vc_greeting ")), await refused(() => ctx.connection("vc_warehouse "))];
+  });
   t.task("leaky_error", async (ctx) => {
     const c = await ctx.connection("vc_warehouse");
     throw new Error("could not log in with " + c.password);
@@ -323,6 +328,11 @@ describe("variables and connections", () => {
     expect(missing.state).toBe("failed");
     expect(missing.error).toMatchObject({ code: "BATON_CONNECTION_NOT_FOUND" });
     expect(missing.error.message).toContain('"vc_nowhere"');
+
+    expect((await call("GET", `/dags/vc_reader/dagRuns/${runId}/taskInstances/padded_keys/xcomEntries/return_value`)).json().value).toEqual([
+      'ctx.variables.get(key): the key must not end with a space, got "vc_greeting "',
+      'ctx.connection(id): the key must not end with a space, got "vc_warehouse "',
+    ]);
 
     const leaky = await ti("leaky_error");
     expect(leaky.state).toBe("failed");

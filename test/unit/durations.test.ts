@@ -1,4 +1,4 @@
-import { formatDuration, parseDuration } from "../../core/durations.ts";
+import { formatDuration, MAX_DURATION_MS, parseDuration } from "../../core/durations.ts";
 
 describe("parseDuration", () => {
   it.each([
@@ -24,6 +24,16 @@ describe("parseDuration", () => {
   it("rejects negative and non-finite numbers", () => {
     expect(() => parseDuration(-1)).toThrow(RangeError);
     expect(() => parseDuration(Number.NaN)).toThrow(RangeError);
+  });
+
+  it("accepts up to 100 years and rejects more, naming the field (now + it must fit a DATETIME)", () => {
+    expect(parseDuration(MAX_DURATION_MS)).toBe(MAX_DURATION_MS);
+    expect(parseDuration("36525d")).toBe(MAX_DURATION_MS);
+    expect(() => parseDuration(1e15, "timeout")).toThrow(/^timeout must be at most 100 years \(3155760000000 ms\), got 1000000000000000$/);
+    expect(() => parseDuration(MAX_DURATION_MS + 1, "pokeInterval")).toThrow(/pokeInterval must be at most 100 years/);
+    expect(() => parseDuration("36526d", "executionTimeout")).toThrow(/executionTimeout must be at most 100 years .*got "36526d"/);
+    expect(() => parseDuration("1000000000000000", "retryDelay")).toThrow(/retryDelay must be at most 100 years/);
+    expect(() => parseDuration(Infinity, "timeout")).toThrow(/timeout must be a non-negative number/);
   });
 
   it("formats durations for humans", () => {

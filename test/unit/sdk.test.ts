@@ -436,3 +436,30 @@ describe("dag()", () => {
     expect(new sdk.FailError("no").nonRetryable).toBe(true);
   });
 });
+
+describe("durations beyond 100 years", () => {
+  // now + such a duration does not fit a DATETIME (year 9999): the worker could not record the try.
+  const huge = 1e15;
+  it.each<[string, (t: DagBuilder) => void, RegExp]>([
+    ["waitForSignal timeout", (t) => void t.waitForSignal("w", { signal: "go", timeout: huge }), /waitForSignal "w": timeout must be at most 100 years/],
+    ["sensor pokeInterval", (t) => void t.sensor("s", { poke: async () => false, pokeInterval: huge, mode: "reschedule" }), /sensor "s": pokeInterval must be at most 100 years/],
+    ["sensor timeout", (t) => void t.sensor("s", { poke: async () => false, timeout: "36526d" }), /sensor "s": timeout must be at most 100 years/],
+    ["executionTimeout", (t) => void t.task("a", { executionTimeout: huge }, noop), /task "a": executionTimeout must be at most 100 years/],
+    ["retryDelay", (t) => void t.task("a", { retryDelay: huge }, noop), /task "a": retryDelay must be at most 100 years/],
+    ["maxRetryDelay", (t) => void t.task("a", { maxRetryDelay: huge }, noop), /task "a": maxRetryDelay must be at most 100 years/],
+    ["httpSensor requestTimeout", (t) => void t.sensor("h", sdk.httpSensor({ url: "http://x", requestTimeout: huge })), /requestTimeout must be at most 100 years/],
+  ])("refuses a %s of 1e15 ms when the DAG loads, naming the option", (_name, build, message) => {
+    expect(() => dag({ id: "x" }, build)).toThrow(message);
+  });
+
+  it("refuses a dagrunTimeout or a defaultArgs duration past 100 years", () => {
+    expect(dagError(() => dag({ id: "x", dagrunTimeout: huge }, (t) => void t.task("a", noop))).message).toMatch(/dag "x": dagrunTimeout must be at most 100 years/);
+    expect(dagError(() => dag({ id: "x", defaultArgs: { executionTimeout: "5300w" } }, (t) => void t.task("a", noop))).message).toMatch(
+      /defaultArgs: executionTimeout must be at most 100 years/,
+    );
+  });
+
+  it("accepts 100 years", () => {
+    expect(() => dag({ id: "x" }, (t) => void t.waitForSignal("w", { signal: "go", timeout: "36525d" }))).not.toThrow();
+  });
+});

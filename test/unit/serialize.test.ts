@@ -495,10 +495,10 @@ describe("options the database cannot hold", () => {
   });
 
   it.each([
-    ["a sensor's timeout", (t: DagBuilder) => void t.sensor("s", { poke: () => true, timeout: "10000000w" }), 'task "s": timeout'],
-    ["a sensor's pokeInterval", (t: DagBuilder) => void t.sensor("s", { poke: () => true, pokeInterval: "10000000w", timeout: "10000001w" }), 'task "s": pokeInterval'],
-    ["a signal's timeout", (t: DagBuilder) => void t.waitForSignal("w", { signal: "go", timeout: "10000000w" }), 'task "w": timeout'],
-  ])("rejects %s over 100 years (added to now into a DATETIME)", (_label, build, where) => {
+    ["a sensor's timeout", (t: DagBuilder) => void t.sensor("s", { poke: () => true, timeout: "10000000w" }), 'sensor "s": timeout'],
+    ["a sensor's pokeInterval", (t: DagBuilder) => void t.sensor("s", { poke: () => true, pokeInterval: "10000000w", timeout: "10000001w" }), 'sensor "s": pokeInterval'],
+    ["a signal's timeout", (t: DagBuilder) => void t.waitForSignal("w", { signal: "go", timeout: "10000000w" }), 'waitForSignal "w": timeout'],
+  ])("rejects %s over 100 years (added to now into a DATETIME), as the SDK builds it", (_label, build, where) => {
     const err = invalid(() => serialize({}, build));
     expect(err.code).toBe("BATON_INVALID_DAG");
     expect(err.message).toContain(where);

@@ -1,0 +1,63 @@
+// A result the database cannot store (a date past year 9999 from a DAG version stored before
+// durations were bounded) must not wedge the worker: it used to retry its whole finish batch
+// forever, so no other result was recorded and nothing more was claimed.
+import { Harness, dagSource } from "../helpers/harness.ts";
+import { waitFor } from "../helpers/db.ts";
+import type { RowDataPacket } from "../../store/db.ts";
+
+const DAGS = dagSource(`
+export const bad = dag({ id: "unrec_bad" }, (t) => {
+  // Deferred as soon as claimed, in the same claim: recorded in one batch, which the database refuses.
+  t.waitForSignal("wait", { signal: "go", timeout: 432000001 });
+  t.waitForSignal("wait2", { signal: "go", timeout: 432000001 });
+  for (const id of ["fine", "fine2"]) t.task(id, async () => "ok");
+});
+export const other = dag({ id: "unrec_other" }, (t) => {
+  t.task("a", async () => { await new Promise((r) => setTimeout(r, 20)); return 1; });
+});
+`);
+
+describe("a result the database refuses", () => {
+  const h = new Harness({ workers: 4 });
+  beforeAll(async () => {
+    await h.start({ "unrec.ts": DAGS });
+    await h.processor.scan();
+    // As stored by a version before durations were limited to 100 years: now + 1e15 ms is in year 33715.
+    const [res] = await h.db.pool.query<RowDataPacket[]>(
+      `UPDATE dag_version SET structure = REPLACE(structure, '432000001', '1000000000000000')
+        WHERE dag_id = 'unrec_bad'`,
+    );
+    expect((res as unknown as { affectedRows: number }).affectedRows).toBeGreaterThan(0);
+    await h.run();
+  });
+  afterAll(() => h.stop());
+
+  const trigger = async (dagId: string, runId: string) => {
+    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { dag_run_id: runId } });
+    expect(res.statusCode).toBe(200);
+  };
+  const runState = async (dagId: string, runId: string) => {
+    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+    return rows[0]?.state as string | undefined;
+  };
+
+  it("fails only the try at fault, with the database's reason; the others are recorded and the worker goes on claiming", async () => {
+    await trigger("unrec_bad", "b1");
+    await trigger("unrec_other", "o1");
+    await waitFor("the bad run to fail", async () => (await runState("unrec_bad", "b1")) === "failed", 20_000);
+    const [tis] = await h.db.pool.query<RowDataPacket[]>("SELECT task_id, state, error, next_check_at, next_retry_at FROM task_instance WHERE run_id = 'b1' ORDER BY task_id");
+    const byId = Object.fromEntries(tis.map((r) => [r.task_id, r]));
+    for (const id of ["fine", "fine2"]) expect(byId[id].state).toBe("success");
+    for (const id of ["wait", "wait2"]) {
+      expect(byId[id].state).toBe("failed");
+      expect(byId[id].next_check_at).toBeNull();
+      const error = typeof byId[id].error === "string" ? JSON.parse(byId[id].error) : byId[id].error;
+      expect(error).toMatchObject({ name: "ResultUnrecordableError", code: "BATON_RESULT_UNRECORDABLE", nonRetryable: true });
+      expect(error.message).toMatch(/^the deferred outcome of this try could not be stored: Incorrect datetime value: '33715-.*next_check_at/);
+    }
+    await waitFor("the other DAG's run to succeed", async () => (await runState("unrec_other", "o1")) === "success", 20_000);
+    // Claimed and recorded after it too.
+    await trigger("unrec_other", "o2");
+    await waitFor("a later run to succeed", async () => (await runState("unrec_other", "o2")) === "success", 20_000);
+  });
+});
