@@ -418,7 +418,8 @@ describe("task execution", () => {
       expect(ti.duration).toBeGreaterThanOrEqual(0.29);
       expect(ti.duration).toBeLessThan(5);
     }
-    expect((await taskJson("ex_timeout", runId, "polite")).duration).toBeLessThan((await taskJson("ex_timeout", runId, "cpu_hog")).duration);
+    // The cooperative one stopped at the signal: its own code wrote why (the killed one could not).
+    // Not compared by duration: 0.3 s against 0.8 s came out equal on a loaded machine.
     expect(await h.taskLog("ex_timeout", runId, "polite", 1)).toContain("aborted: execution timeout");
     // Each log ends with the reason the worker ended the try, even the killed one's (whose process
     // could write nothing more: its lines still in memory died with it).
