@@ -50,9 +50,11 @@ function integerProblem(field: string, value: unknown, min: number, max: number)
   return `${field} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`;
 }
 
-function textProblem(field: string, value: unknown, maxLength: number, minLength = 1): string | null {
+function textProblem(field: string, value: unknown, maxLength: number, minLength = 1, isName = false): string | null {
   if (value === undefined) return null;
   if (typeof value !== "string") return `${field} must be a string, got ${JSON.stringify(value)}`;
+  // A name the database compares ignores trailing spaces: "x " would be matched to "x".
+  if (isName && /\s$/.test(value)) return `${field} must not end with whitespace, got ${JSON.stringify(value.slice(-40))}`;
   // Characters, as VARCHAR(n) counts them in utf8mb4 (code points, not UTF-16 units).
   const length = [...value].length;
   if (length < minLength || length > maxLength) {
@@ -67,8 +69,8 @@ export function taskOptionProblem(o: { retries?: unknown; priorityWeight?: unkno
     integerProblem("retries", o.retries, 0, MAX_RETRIES) ??
     integerProblem("priorityWeight", o.priorityWeight, PRIORITY_WEIGHT_MIN, PRIORITY_WEIGHT_MAX) ??
     integerProblem("poolSlots", o.poolSlots, 1, MAX_POOL_SLOTS) ??
-    textProblem("queue", o.queue, MAX_QUEUE_LENGTH) ??
-    textProblem("pool", o.pool, MAX_POOL_LENGTH)
+    textProblem("queue", o.queue, MAX_QUEUE_LENGTH, 1, true) ??
+    textProblem("pool", o.pool, MAX_POOL_LENGTH, 1, true)
   );
 }
 

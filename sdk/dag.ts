@@ -195,6 +195,10 @@ export function dag(options: DagOptions, build: (t: DagBuilder) => void): Dag {
       const where = `sensor "${id}"`;
       if (typeof o !== "object" || o === null || typeof o.poke !== "function") fail(`${where}: options must include poke: async (ctx) => boolean`);
       if (o.mode !== undefined && o.mode !== "poke" && o.mode !== "reschedule") fail(`${where}: mode must be "poke" or "reschedule", got ${JSON.stringify(o.mode)}`);
+      for (const flag of ["softFail", "exponentialBackoff"] as const) {
+        // "true" (a string) would read as false: say so instead of ignoring it.
+        if (o[flag] !== undefined && typeof o[flag] !== "boolean") fail(`${where}: ${flag} must be true or false, got ${JSON.stringify(o[flag])}`);
+      }
       const ms = (field: "pokeInterval" | "timeout", fallback: string) => {
         try {
           const value = parseDuration(o[field] ?? fallback, field);

@@ -294,6 +294,23 @@ describe("dag()", () => {
       expect(err.message).toContain(String(value));
     });
 
+    it.each([
+      ["queue", { queue: "etl " }],
+      ["pool", { pool: "db\t" }],
+    ] as [string, Record<string, string>][])("rejects a %s name ending with whitespace: the database would match it to the name without", (field, options) => {
+      const err = dagError(() => dag({ id: "x" }, (t) => void t.task("a", options, noop)));
+      expect(err.message).toContain(`${field} must not end with whitespace`);
+      expect(() => dag({ id: "x" }, (t) => void t.task("a", { [field]: " inner spaces ok" }, noop))).not.toThrow();
+    });
+
+    it.each([
+      ["softFail", "true"],
+      ["exponentialBackoff", 1],
+    ] as [string, unknown][])("rejects a sensor's %s that is not a boolean (%p would read as false)", (flag, value) => {
+      const err = dagError(() => dag({ id: "x" }, (t) => void t.sensor("s", { poke: () => true, [flag]: value } as never)));
+      expect(err.message).toContain(`sensor "s": ${flag} must be true or false`);
+    });
+
     it("accepts the limits themselves", () => {
       const limits = { retries: 1_000_000, priorityWeight: -1_000_000_000, poolSlots: 1_000_000, queue: "q".repeat(256), pool: "p".repeat(256) };
       expect(() => dag({ id: "x", defaultArgs: limits }, (t) => void t.task("a", { ...limits, priorityWeight: 2_000_000_000 }, noop))).not.toThrow();
