@@ -62,3 +62,40 @@ export function sameJson(storedText: string | null, value: unknown): boolean {
   if (jsonDepth(stored, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) return false;
   return stableJson(stored) === stableJson(value ?? null);
 }
+
+/** `text` cut to at most `maxBytes` of UTF-8, on a character boundary, marked "…" when cut. */
+export function truncateUtf8(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text) <= maxBytes) return text;
+  const room = Math.max(0, maxBytes - 3); // "…" is 3 bytes
+  let bytes = 0;
+  let end = 0;
+  for (const ch of text) {
+    const size = Buffer.byteLength(ch);
+    if (bytes + size > room) break;
+    bytes += size;
+    end += ch.length;
+  }
+  return `${text.slice(0, end)}…`;
+}
+
+/**
+ * An error object as JSON of at most `maxBytes` of UTF-8 (a TEXT column holds 65,535 bytes):
+ * its longest string fields (stack, then message) are shortened, so the JSON stays whole and
+ * readable instead of being cut mid-string into text no reader can parse.
+ */
+export function jsonWithinBytes(error: Record<string, unknown>, maxBytes: number): string {
+  let text = JSON.stringify(error);
+  if (Buffer.byteLength(text) <= maxBytes) return text;
+  const shortened: Record<string, unknown> = { ...error };
+  for (const field of ["stack", "message"]) {
+    const value = shortened[field];
+    if (typeof value !== "string") continue;
+    const over = Buffer.byteLength(text) - maxBytes;
+    // JSON escapes can make a character cost more in the text than in UTF-8: cut with margin.
+    shortened[field] = truncateUtf8(value, Math.max(0, Buffer.byteLength(value) - over - 64));
+    text = JSON.stringify(shortened);
+    if (Buffer.byteLength(text) <= maxBytes) return text;
+  }
+  // Still over (long other fields, escapes): keep only what identifies the error.
+  return JSON.stringify({ name: shortened.name, code: shortened.code, message: truncateUtf8(String(shortened.message ?? ""), Math.floor(maxBytes / 8)), nonRetryable: shortened.nonRetryable });
+}

@@ -13,6 +13,7 @@ import { taskLogPath } from "../core/logPaths.ts";
 import type { Logger } from "../core/logger.ts";
 import { processMetrics, type BatonMetrics } from "../core/metrics.ts";
 import { isDataError, unknownCommitOf, type Db } from "../store/db.ts";
+import { truncateUtf8 } from "../core/json.ts";
 import { claimTasksReporting, type ClaimedTask, type OversizedTry } from "../store/transitions/claimTasks.ts";
 import { taskInstanceNames } from "../store/queries/read.ts";
 import { connectionsBusy, recordedResults, triesClaimedBy } from "../store/queries/unknownCommits.ts";
@@ -113,6 +114,8 @@ const MAX_WAIT_MS = 1000;
  * connection's batch before it reads what the batch claimed (it reads anyway after this).
  */
 const UNKNOWN_COMMIT_WAIT_MS = 5000;
+/** How often a result the database refused even as failed is tried again (Worker.parked). */
+const PARKED_RETRY_MS = 60_000;
 
 /** How long a worker with prestartChildren waits for its children to boot before it claims anyway. */
 const CHILD_BOOT_WAIT_MS = 10_000;
@@ -174,9 +177,16 @@ export class Worker {
   private finished: FinishedTry[] = [];
   /**
    * Tries (tryKey) of a finish batch the database refused for a value (isDataError): they are
-   * recorded one per call until each is, so the one at fault cannot hold the others back.
+   * recorded one per call until each is (or is parked), so the one at fault cannot hold the
+   * others back, nor be batched with them again.
    */
   private readonly recordAlone = new Set<string>();
+  /**
+   * Tries whose result the database refused even as BATON_RESULT_UNRECORDABLE (a value their
+   * outcome's consequences write, e.g. an old DAG version's compensation): out of `finished`, so
+   * the other results go on being recorded, and tried again every PARKED_RETRY_MS meanwhile.
+   */
+  private parked: { t: FinishedTry; retryAt: number }[] = [];
   private loopRunning = false;
   private wantClaim = true;
   /** The last claim left queued tries behind: see claimIfRunningLow. */
@@ -397,6 +407,7 @@ export class Worker {
     for (;;) {
       // Before anything else: tries a lost COMMIT claimed (or failed to hand back) for this worker would otherwise run nowhere.
       if (this.unknownCommits.length > 0) await this.recoverUnknownCommits();
+      this.unparkDue();
       if (this.finished.length > 0 && !(this.claimFirst && this.wantClaim && this.freeSlots() > 0 && !this.stopping)) {
         const batch = this.takeFinishBatch();
         const req = this.claimRequest(this.clock.now(), this.stopping ? 0 : this.freeSlots());
@@ -412,6 +423,7 @@ export class Worker {
           else if (isDataError(err) && this.isolateRefused(batch, err)) continue;
           throw err;
         }
+        for (const t of batch) this.recordAlone.delete(tryKey(t.task));
         const recordedBefore = await this.recordedByLostCall(result.fencedTries);
         for (const t of batch) this.resentResults.delete(tryKey(t.task));
         for (const t of result.fencedTries) {
@@ -468,12 +480,9 @@ export class Worker {
   /** The finished tries to record in one call: all of them, or one of those to be recorded alone. */
   private takeFinishBatch(): FinishedTry[] {
     if (this.recordAlone.size > 0) {
+      // Left in recordAlone until recorded (dbLoop) or parked: a try refused again is never batched.
       const i = this.finished.findIndex((t) => this.recordAlone.has(tryKey(t.task)));
-      if (i >= 0) {
-        this.recordAlone.delete(tryKey(this.finished[i]!.task));
-        return this.finished.splice(i, 1);
-      }
-      this.recordAlone.clear();
+      if (i >= 0) return this.finished.splice(i, 1);
     }
     const batch = this.finished;
     this.finished = [];
@@ -498,23 +507,48 @@ export class Worker {
       return true;
     }
     const refused = batch[0]!;
-    if (refused.error?.code === "BATON_RESULT_UNRECORDABLE") return false;
     const { task } = refused;
-    this.logger.error(`result of try ${task.tryNumber} of ${task.dagId}.${task.taskId} (run ${task.runId}) could not be stored (${message}): recorded as failed`);
+    const what = `try ${task.tryNumber} of ${task.dagId}.${task.taskId} (run ${task.runId})`;
+    if (refused.error?.code === "BATON_RESULT_UNRECORDABLE") {
+      // Refused even so: what its outcome sets off is at fault, not its values. Parked, so the
+      // others are recorded; it stays running in the database (no heartbeat) until reaped.
+      this.finished.splice(this.finished.indexOf(refused), 1);
+      this.recordAlone.delete(tryKey(task));
+      this.parked.push({ t: refused, retryAt: Date.now() + PARKED_RETRY_MS });
+      this.logger.error(`result of ${what} could not be stored even as failed (${message}); trying again every ${PARKED_RETRY_MS / 1000} s meanwhile`);
+      return true;
+    }
+    this.logger.error(`result of ${what} could not be stored (${message}): recorded as failed`);
+    // A failure keeps its retries (its own error text may be what did not fit); a success,
+    // reschedule or deferral whose values cannot be stored is not tried again.
+    const retryable = refused.outcome === "failed" && !refused.error?.nonRetryable;
     this.finished[this.finished.indexOf(refused)] = {
       task,
       outcome: "failed",
       error: {
         name: "ResultUnrecordableError",
         code: "BATON_RESULT_UNRECORDABLE",
-        message: `the ${refused.outcome} outcome of this try could not be stored: ${message}`,
-        nonRetryable: true,
+        message:
+          `the ${refused.outcome} outcome of this try could not be stored: ${message}` +
+          (refused.error ? `; its error was ${refused.error.name}: ${truncateUtf8(refused.error.message, 2_000)}` : ""),
+        nonRetryable: !retryable,
       },
       log: refused.log,
       endedAt: refused.endedAt,
       firstPokeAt: refused.firstPokeAt,
     };
     return true;
+  }
+
+  /** Parked results due for another attempt go back to be recorded, each alone. */
+  private unparkDue(): void {
+    if (this.parked.length === 0) return;
+    const now = Date.now();
+    for (const p of this.parked.filter((x) => x.retryAt <= now)) {
+      this.recordAlone.add(tryKey(p.t.task));
+      this.finished.push(p.t);
+    }
+    this.parked = this.parked.filter((x) => x.retryAt > now);
   }
 
   /**

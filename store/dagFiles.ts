@@ -1,5 +1,6 @@
 // What the DAG processor writes: DAGs, their immutable versions and code, import errors.
 // Each parsed file is recorded in one transaction, so the API never sees half a file.
+import { truncateUtf8 } from "../core/json.ts";
 import type { SerializedDag } from "../core/dagStructure.ts";
 import { recomputeNextDagRun, type DagTimetableInputs } from "./dagSchedule.ts";
 import { inList, type Db, type RowDataPacket, type Tx } from "./db.ts";
@@ -220,7 +221,7 @@ async function upsertImportError(tx: Tx, now: Date, failure: ImportFailure): Pro
     `INSERT INTO import_error (fileloc, code, message, line, stack_trace, created_at) VALUES (?, ?, ?, ?, ?, ?)
      ON DUPLICATE KEY UPDATE code = VALUES(code), message = VALUES(message), line = VALUES(line),
        stack_trace = VALUES(stack_trace), created_at = VALUES(created_at)`,
-    [failure.fileloc, failure.code, failure.message.slice(0, 60_000), failure.line, failure.stack?.slice(0, 60_000) ?? null, now],
+    [failure.fileloc, failure.code, truncateUtf8(failure.message, 60_000), failure.line, failure.stack == null ? null : truncateUtf8(failure.stack, 60_000), now],
   );
   // The content hash is remembered so an unchanged broken file is not parsed again; the DAGs
   // it defined keep their last good version, as in Airflow.

@@ -21,6 +21,7 @@
 //   cascade through settle()); failures with tries left go up_for_retry with next_retry_at.
 //   A sensor's first poke, when its try made it, is kept in first_poke_at whatever the outcome:
 //   its timeout counts from it across reschedules and retries.
+import { jsonWithinBytes } from "../../core/json.ts";
 import { taskInputs, type DagShape } from "../../core/dagStructure.ts";
 import { TaskState } from "../../core/states.ts";
 import { retryDelayMs, shouldRetry } from "../../scheduler/retryPolicy.ts";
@@ -186,7 +187,8 @@ function plan(t: FinishedTry, now: Date, shape: DagShape): Planned {
     nextRetryAt = new Date(now.getTime() + retryDelayMs(spec, task.tryNumber, jitterKey));
   }
   const duration = (t.endedAt.getTime() - task.startedAt.getTime()) / 1000;
-  const error = t.error ? JSON.stringify(t.error).slice(0, 60_000) : null;
+  // task_instance.error is TEXT (65,535 bytes): a task's own error can be any size, in any script.
+  const error = t.error ? jsonWithinBytes({ ...t.error }, 60_000) : null;
   const firstPokeAt = t.firstPokeAt ?? null;
   return {
     t,

@@ -12,6 +12,10 @@ export const bad = dag({ id: "unrec_bad" }, (t) => {
   t.waitForSignal("wait2", { signal: "go", timeout: 432000001 });
   for (const id of ["fine", "fine2"]) t.task(id, async () => "ok");
 });
+export const longError = dag({ id: "unrec_long_error" }, (t) => {
+  // 30,000 CJK characters: 90 KB of UTF-8 in the message, and again in the stack.
+  t.task("boom", { retries: 1, retryDelay: "1h" }, async () => { throw new Error("界".repeat(30000)); });
+});
 export const other = dag({ id: "unrec_other" }, (t) => {
   t.task("a", async () => { await new Promise((r) => setTimeout(r, 20)); return 1; });
 });
@@ -60,4 +64,20 @@ describe("a result the database refuses", () => {
     await trigger("unrec_other", "o2");
     await waitFor("a later run to succeed", async () => (await runState("unrec_other", "o2")) === "success", 20_000);
   });
+
+  it("stores a failure whose error is larger than its column, shortened, and keeps its retries", async () => {
+    await trigger("unrec_long_error", "l1");
+    const row = await waitFor("the first try to end", async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state, try_number, error FROM task_instance WHERE run_id = 'l1' AND task_id = 'boom'");
+      return rows[0] && rows[0].state !== "running" && rows[0].state !== "queued" && rows[0].state !== "none" ? rows[0] : null;
+    }, 20_000);
+    expect(row.state).toBe("up_for_retry");
+    const text = String(row.error);
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(60_000);
+    const error = JSON.parse(text);
+    expect(error.name).toBe("Error");
+    expect(error.message.startsWith("界界界")).toBe(true);
+    expect(error.message.endsWith("…")).toBe(true);
+  });
 });
+
