@@ -33,6 +33,8 @@
 //   (BATON_DAG_RUN_COMPENSATING, nothing cleared, a dry run included): the cleared task would run
 //   again beside the compensations undoing its upstream (ship after the refund), and finishRun
 //   would then decide a saga and an attempt at once. Cancel the run (its saga ends) or wait.
+//   A re-drive (req.redrive) never clears a saga run's own tasks, ended saga or not: it decides
+//   from the run's compensation read under the lock, not from the dead letters it listed before.
 // outcomes: BATON_DAG_NOT_FOUND, BATON_DAG_RUN_NOT_FOUND, BATON_TASK_NOT_FOUND (naming the ids);
 //   BATON_CLEAR_MIXES_COMPENSATION when the named tasks mix compensations and other tasks
 //   (unless preferCompensation); BATON_DAG_RUN_COMPENSATING (above); otherwise the cleared task
@@ -90,6 +92,15 @@ export interface ClearRequest {
    * tries, so a charge it recorded before failing is not made again.
    */
   keepSteps?: boolean;
+  /**
+   * Set by a re-drive of dead letters: in a run whose saga started (compensation not null, read
+   * under the run's lock), only compensations are re-driven, never the run's own tasks (they are
+   * no dead letters: the saga undoes or undid their attempt, and re-driving them would redo it,
+   * charging a refunded order again). "skip" leaves them as they are (a re-drive by dag_id, which
+   * read its dead letters before the saga started); "refuse" is BATON_DAG_RUN_COMPENSATING,
+   * nothing cleared (a re-drive naming them by id).
+   */
+  redrive?: "skip" | "refuse";
 }
 
 export interface ClearedTask {
@@ -192,7 +203,10 @@ export async function clearTasks(
     const compensationIds = new Set(shape.compensations.map((c) => c.taskId));
     const endedSaga = sagaEnded({ state: runRow!.state, compensation: runRow!.compensation ?? null });
     const resume = endedSaga && mode === "compensations";
-    const newAttempt = endedSaga && !resume;
+    // A re-drive checked for a saga before this lock; one may have started (or ended) since, and
+    // a re-drive must never be what starts a new attempt of a saga run.
+    const redriveHeld = !!req.redrive && runRow!.compensation != null;
+    const newAttempt = endedSaga && !resume && !redriveHeld;
     const dropped = newAttempt ? allRows.filter((r) => compensationIds.has(r.task_id)) : [];
     const undone = new Set(
       dropped.filter((r) => r.state === TaskState.Success).map((r) => shape.byId.get(r.task_id)?.compensates).filter((id): id is string => !!id),
@@ -201,6 +215,19 @@ export async function clearTasks(
     const compensable = clearableCompensations(shape, stateOf(rows), selects);
     let hits = rows.filter((r) => chosen.has(r.task_id) && (compensationIds.has(r.task_id) ? compensable.has(r.task_id) : selects(r.state)));
     if (hits.length > 0) for (const r of rows) if (undone.has(r.task_id) && !hits.includes(r)) hits.push(r);
+    if (redriveHeld) {
+      const own = [...new Set(hits.filter((r) => !compensationIds.has(r.task_id)).map((r) => r.task_id as string))];
+      if (own.length > 0 && req.redrive === "refuse") {
+        throw new BatonError(
+          "BATON_DAG_RUN_COMPENSATING",
+          `the saga of DAG run "${req.runId}" of DAG "${req.dagId}" started, so ${own.map((id) => `"${id}"`).join(", ")} ` +
+            `${own.length === 1 ? "is no dead letter" : "are no dead letters"}: the saga undoes or undid the attempt that failed; ` +
+            "re-drive the failed compensations (<task>__compensate) to finish undoing it, or clear the task once the saga ended to start a new attempt",
+        );
+      }
+      // Only a resume re-drives anything here: a clear of the run's own tasks would be a new attempt.
+      hits = mode === "compensations" ? hits.filter((r) => compensationIds.has(r.task_id)) : [];
+    }
     if (runRow!.compensation != null && !endedSaga) {
       const own = [...new Set(hits.filter((r) => !compensationIds.has(r.task_id)).map((r) => r.task_id as string))];
       if (own.length > 0) {

@@ -8,6 +8,12 @@
 // task, whose failure its run's saga handles, is refused (BATON_DAG_RUN_COMPENSATING, nothing
 // re-driven, a dry run included): its work was undone, and running the attempt again is a
 // deliberate choice, made by clearing it.
+// race: the saga checks here (sagaHandledFailures, listDeadLetters) are reads before the clears.
+//   A run's saga may start, and even end, before its clear takes the run's lock; clearTasks
+//   decides again under that lock (ClearRequest.redrive): by dag_id, such a run's own tasks are
+//   skipped (not re-driven, not counted) and the other runs go on; by id, they are refused
+//   (BATON_DAG_RUN_COMPENSATING). Each run is its own transaction, so a by-id re-drive refused
+//   at a later run keeps the runs re-driven before it: the error names them.
 import type { DagShape } from "../../core/dagStructure.ts";
 import type { Db, RowDataPacket } from "../db.ts";
 import { BatonError } from "../../core/errors.ts";
@@ -20,6 +26,8 @@ export async function redriveDeadLetters(
   filter: DeadLetterFilter,
   dryRun: boolean,
   shapeOf: (versionHash: string) => Promise<DagShape>,
+  /** Test seam: runs before each run's clear (after the dead letters were read). */
+  beforeClear?: (run: { dagId: string; runId: string }) => Promise<void>,
 ): Promise<{ letters: RowDataPacket[]; redriven: number }> {
   const handled = await sagaHandledFailures(db.pool, filter);
   if (handled.length > 0) {
@@ -39,9 +47,27 @@ export async function redriveDeadLetters(
     byRun.set(key, entry);
   }
   let redriven = 0;
+  const done: string[] = [];
+  const redrive = filter.ids?.length ? "refuse" : "skip";
   for (const run of byRun.values()) {
-    const result = await clearTasks(db, now, { dagId: run.dagId, runId: run.runId, taskIds: run.taskIds, onlyFailed: true, includeDownstream: true, dryRun, preferCompensation: true, keepSteps: true }, shapeOf);
-    redriven += result.cleared.filter((c) => run.taskIds.includes(c.taskId)).length;
+    await beforeClear?.(run);
+    let result;
+    try {
+      result = await clearTasks(
+        db,
+        now,
+        { dagId: run.dagId, runId: run.runId, taskIds: run.taskIds, onlyFailed: true, includeDownstream: true, dryRun, preferCompensation: true, keepSteps: true, redrive },
+        shapeOf,
+      );
+    } catch (err) {
+      if (err instanceof BatonError && done.length > 0 && !dryRun) {
+        throw new BatonError(err.code, `${err.message} (the re-drive stopped here; already re-driven: ${done.join(", ")})`, err.details);
+      }
+      throw err;
+    }
+    const mine = result.cleared.filter((c) => run.taskIds.includes(c.taskId)).length;
+    redriven += mine;
+    if (mine > 0) done.push(`run "${run.runId}" of DAG "${run.dagId}"`);
   }
   return { letters: rows, redriven };
 }
