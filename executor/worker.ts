@@ -889,7 +889,7 @@ export class Worker {
           };
         }
         if (!died && !held.timedOut) return this.complete(task, outcome);
-        const { outcome: logged, written } = this.withReasonLogged(task, outcome);
+        const { outcome: logged, written } = this.withReasonLogged(task, outcome, died && held.handedBack === true);
         // Its process died before it could run the try's callbacks: the worker does (unless the
         // try is no longer ours, or is handed back by a stopping worker: then it did not fail).
         const runCallbacks = died && !held.callbacksTaken && !held.lost && !held.handedBack && this.held.get(tryKey(task)) === held;
@@ -903,9 +903,12 @@ export class Worker {
    * log: the task could not write it, and a log that stops mid-way says nothing of why.
    * `written` resolves once the line is in the try's file (at once when it travels with the outcome).
    */
-  private withReasonLogged(task: ClaimedTask, outcome: TryOutcome): { outcome: TryOutcome; written: Promise<void> } {
+  private withReasonLogged(task: ClaimedTask, outcome: TryOutcome, handedBack = false): { outcome: TryOutcome; written: Promise<void> } {
     if (!outcome.error) return { outcome, written: Promise.resolve() };
-    const line = `[${new Date().toISOString()}] ERROR - ${outcome.error.message} (${outcome.error.code})\n`;
+    // A stopping worker stopped its process and handed the try back: no failure, it runs again.
+    const line = handedBack
+      ? `[${new Date().toISOString()}] INFO - the worker stopped (shutdown): its process was ended and the try handed back, to run again (not counted as a try)\n`
+      : `[${new Date().toISOString()}] ERROR - ${outcome.error.message} (${outcome.error.code})\n`;
     // Still in memory: it travels with the outcome. Otherwise the log is (or will be) its file.
     if (outcome.log !== undefined) return { outcome: { ...outcome, log: outcome.log + line }, written: Promise.resolve() };
     return { outcome, written: this.keepLog(task, line) };

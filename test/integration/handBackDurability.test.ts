@@ -129,6 +129,9 @@ describe("durability across a hand-back or a lost worker", () => {
     expect(await lines(conf.marks)).toEqual(["one", "two"]);
     const log = await h.taskLog("handed_steps", runId, "charge", 1);
     expect(log).toContain('Step "one": recorded by an earlier try, not run again');
+    // The stop ended its process: a hand-back, logged as one, not as a crash.
+    expect(log).toContain("INFO - the worker stopped (shutdown): its process was ended and the try handed back");
+    expect(log).not.toContain("the task's process died");
   });
 
   it("logs a step another try recorded meanwhile as run again, and uses the recorded result", async () => {
