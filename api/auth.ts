@@ -16,6 +16,12 @@ declare module "fastify" {
   interface FastifyRequest {
     /** The token that authenticated this request (undefined when auth is off or the route is public). */
     apiToken?: { id: number; name: string; role: Role };
+    /**
+     * Whether the request's token still authenticates it for its route (the same cached check as
+     * at the start), for a long-lived response such as the event stream to end once it is revoked
+     * or expires. Undefined when auth is off or the route is public: nothing to re-check.
+     */
+    stillAuthorized?: () => Promise<boolean>;
   }
 }
 
@@ -38,6 +44,7 @@ export function roleOf(request: FastifyRequest): RouteRole {
  */
 export function installAuth(app: FastifyInstance, deps: Pick<ApiDeps, "db" | "clock" | "logger" | "auth"> & { config?: ApiDeps["config"] }): void {
   app.decorateRequest("apiToken", undefined);
+  app.decorateRequest("stillAuthorized", undefined);
   if (deps.auth.mode === "off") return;
   const { db, clock, logger } = deps;
   const cache = new Map<string, { token: ApiTokenRow | undefined; until: number }>();
@@ -70,7 +77,8 @@ export function installAuth(app: FastifyInstance, deps: Pick<ApiDeps, "db" | "cl
       throw new BatonError("BATON_RATE_LIMITED", `too many refused requests from ${request.ip}; retry later with a valid token`);
     }
     const presented = bearerToken(request.headers.authorization);
-    const token = presented ? await lookup(hashToken(presented)) : undefined;
+    const hash = presented ? hashToken(presented) : undefined;
+    const token = hash ? await lookup(hash) : undefined;
     if (!token) {
       const why = presented ? "invalid, expired or revoked token" : "no bearer token";
       throttle.refused(request.ip, now);
@@ -84,5 +92,9 @@ export function installAuth(app: FastifyInstance, deps: Pick<ApiDeps, "db" | "cl
       throw new BatonError("BATON_FORBIDDEN", `token "${token.name}" has role ${token.role}; ${request.method} ${request.url.split("?")[0]} needs ${needs}`);
     }
     request.apiToken = { id: Number(token.id), name: token.name, role: token.role };
+    request.stillAuthorized = async () => {
+      const current = await lookup(hash!);
+      return !!current && roleAllows(current.role, needs);
+    };
   });
 }

@@ -3,7 +3,7 @@ import { migrate } from "../store/migrate.ts";
 import { BatonError } from "../core/errors.ts";
 import { removeLogs, runLogFolder } from "../core/logPaths.ts";
 import { isConnectionError } from "../store/db.ts";
-import { loadConfig } from "../core/config.ts";
+import { loadConfig, portValue } from "../core/config.ts";
 import { ApiCallError } from "./client.ts";
 import { registerTokenCommands } from "./commands/tokens.ts";
 import { registerTaskCommands } from "./commands/tasks.ts";
@@ -16,6 +16,9 @@ import { registerRunsCommands } from "./commands/runs.ts";
 import { dateTimeArg } from "./commands/common.ts";
 import { registerBackfillCommands } from "./backfill.ts";
 import { exitWith, explainDatabaseError, openRuntime } from "./runtime.ts";
+
+/** A BatonError, not InvalidArgumentError: commander would print its help after it, not one line. */
+const port = (name: string) => (value: string) => portValue(name, value);
 
 function integer(value: string): number {
   const n = Number(value);
@@ -47,7 +50,7 @@ Examples:
 program
   .command("standalone")
   .description("migrate, then run the DAG processor, scheduler, API and local workers in one process")
-  .option("-p, --port <port>", "API port (BATON_PORT, default 8080)", integer)
+  .option("-p, --port <port>", "API port, 0-65535 (BATON_PORT, default 8080)", port("--port"))
   .option("-H, --host <host>", "API host (BATON_HOST, default 127.0.0.1)")
   .option("-w, --workers <n>", "local worker processes (BATON_WORKERS, default 2)", integer)
   .option("-d, --dags-folder <path>", "DAG folder (BATON_DAGS_FOLDER, default ./dags)")
@@ -76,7 +79,7 @@ program
 program
   .command("api")
   .description("run the REST API")
-  .option("-p, --port <port>", "API port (BATON_PORT, default 8080)", integer)
+  .option("-p, --port <port>", "API port, 0-65535 (BATON_PORT, default 8080)", port("--port"))
   .option("-H, --host <host>", "API host (BATON_HOST, default 127.0.0.1)")
   .action(services("api", { api: true }));
 
@@ -154,7 +157,5 @@ try {
     }
     exitWith(explainDatabaseError(url, err), 2);
   }
-  const code = (err as { code?: string }).code;
-  if (code === "EADDRINUSE") exitWith(`the API port is already in use (${(err as Error).message}); set BATON_PORT or --port`, 2);
   throw err;
 }

@@ -33,7 +33,8 @@ export async function openRuntime(overrides: Partial<Config> = {}, options: { mi
   try {
     config = loadConfig(process.env, overrides);
   } catch (err) {
-    exitWith((err as Error).message, 2);
+    // Bad input, like every other: one line with its code, exit 1 (2 is for an unreachable database).
+    exitWith(err instanceof BatonError ? `${err.code}: ${err.message}` : (err as Error).message, err instanceof BatonError ? 1 : 2);
   }
   const logger = createLogger(config.logLevel, {}, undefined, { format: config.logFormat });
   try {

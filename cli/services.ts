@@ -6,9 +6,10 @@ import type { Config } from "../core/config.ts";
 import { Worker } from "../executor/worker.ts";
 import { DagProcessor } from "../parser/processor.ts";
 import { Scheduler } from "../scheduler/loop.ts";
-import { isLoopbackHost } from "../core/config.ts";
+import { isLoopbackHost, loadConfig } from "../core/config.ts";
 import { describeDatabaseUrl } from "../store/db.ts";
 import type { Server } from "node:http";
+import { checkListenHost, listenError, type Listener } from "./listen.ts";
 import { startMetricsListener } from "./metricsListener.ts";
 import { announceAdminToken, ensureAdminToken } from "./adminToken.ts";
 import { clock, exitWith, openRuntime, relative } from "./runtime.ts";
@@ -38,7 +39,26 @@ export interface ServiceFlags {
  */
 export async function runServices(name: string, roles: Roles, flags: ServiceFlags): Promise<void> {
   const overrides: Partial<Config> = { port: flags.port, host: flags.host, workers: flags.workers, dagsFolder: flags.dagsFolder };
+  const listenerOf = (config: Config): Listener | undefined =>
+    roles.api
+      ? { what: "API", host: config.host, port: config.port, settings: "BATON_HOST/BATON_PORT or --host/--port" }
+      : config.metricsPort > 0
+        ? { what: "metrics", host: config.metricsHost, port: config.metricsPort, settings: "BATON_METRICS_HOST/BATON_METRICS_PORT" }
+        : undefined;
+  let early: Config | undefined;
+  try {
+    early = loadConfig(process.env, overrides);
+  } catch {
+    // openRuntime reports it
+  }
+  const earlyListener = early && listenerOf(early);
+  if (earlyListener) await checkListenHost(earlyListener);
   const { config, db, logger } = await openRuntime(overrides);
+  const listener = listenerOf(config);
+  const listening = <T>(start: Promise<T>): Promise<T> =>
+    start.catch((err: unknown) => {
+      throw (listener && listenError(err, listener)) ?? err;
+    });
   const log = logger.scope({ component: name });
   log.info(`database: ${describeDatabaseUrl(config.databaseUrl)}`);
   if (roles.api && config.auth === "off" && !isLoopbackHost(config.host)) {
@@ -131,11 +151,11 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
       return;
     }
     app = server;
-    await app.listen({ port: config.port, host: config.host });
+    await listening(app.listen({ port: config.port, host: config.host }));
     log.info(`UI on http://${config.host}:${config.port}/, API on http://${config.host}:${config.port}/api/v1 (docs at /docs)${config.auth === "off" ? "; auth is OFF (BATON_AUTH=off)" : ""}`);
   }
   if (!roles.api && config.metricsPort > 0) {
-    metricsServer = await startMetricsListener(db, config.metricsHost, config.metricsPort);
+    metricsServer = await listening(startMetricsListener(db, config.metricsHost, config.metricsPort));
     log.info(`metrics on http://${config.metricsHost}:${config.metricsPort}/metrics`);
   }
   if (worker) log.info(`${config.workers} worker slot(s) on queue(s) ${(flags.queues?.length ? flags.queues : ["default"]).join(", ")}`);

@@ -69,6 +69,26 @@ type Env = Record<string, string | undefined>;
  */
 export const SECRET_KEY_ENV = "BATON_SECRET_KEY";
 
+/** The highest TCP port; 0 asks the system for a free one (how the tests listen). */
+export const MAX_PORT = 65_535;
+
+/**
+ * A port setting (BATON_PORT, --port, …), checked here rather than at listen(): out of range,
+ * Node throws a RangeError with a stack trace, and only after migrations and the first DAG scan.
+ */
+export function portValue(name: string, raw: string): number {
+  const value = Number(raw);
+  if (raw.trim() === "" || !Number.isInteger(value) || value < 0 || value > MAX_PORT) {
+    throw new BatonError("BATON_CONFIG_INVALID", `${name} must be a port from 0 to ${MAX_PORT}, got "${raw}"`);
+  }
+  return value;
+}
+
+function portFrom(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  return raw === undefined || raw === "" ? fallback : portValue(name, raw);
+}
+
 function intFrom(env: Env, name: string, fallback: number, min = 0): number {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
@@ -124,7 +144,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
   const config: Config = {
     databaseUrl: env.BATON_DATABASE_URL || "mysql://root@localhost:3306/baton",
     dagsFolder: path.resolve(env.BATON_DAGS_FOLDER || "./dags"),
-    port: intFrom(env, "BATON_PORT", 8080),
+    port: portFrom(env, "BATON_PORT", 8080),
     host: env.BATON_HOST || "127.0.0.1",
     workers: intFrom(env, "BATON_WORKERS", 2),
     logLevel: level,
@@ -147,7 +167,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     apiBodyLimitBytes: intFrom(env, "BATON_API_BODY_LIMIT", 1024 * 1024, 1),
     apiRequestTimeoutMs: durationFrom(env, "BATON_API_REQUEST_TIMEOUT", "30s"),
     corsOrigins: (env.BATON_CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean),
-    metricsPort: intFrom(env, "BATON_METRICS_PORT", 0),
+    metricsPort: portFrom(env, "BATON_METRICS_PORT", 0),
     metricsHost: env.BATON_METRICS_HOST || "127.0.0.1",
     dbTraceQueries: boolFrom(env, "BATON_DB_TRACE", false),
     dbStatementTimeoutMs: durationFrom(env, "BATON_DB_STATEMENT_TIMEOUT", "30s"),

@@ -5,6 +5,7 @@ import type { RowDataPacket } from "../../store/db.ts";
 import { eventIdsAfter, eventIdsBetween, eventsByIds, getEvent, latestEventId, listEvents, type EventFilter, type EventName } from "../../store/queries/events.ts";
 import { isoOrNull } from "../../store/rows.ts";
 import type { ApiDeps } from "../context.ts";
+import { problemOf } from "../errors.ts";
 import { EventCursor } from "../eventCursor.ts";
 import { DateTime, ListOf, Nullable } from "../openapi.ts";
 import { Id, PageQuery } from "../schemas.ts";
@@ -204,6 +205,14 @@ export const eventRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db 
       req.raw.on("close", stop);
       while (open) {
         try {
+          // The token was checked when the stream opened; a stream outlives it, so it is checked
+          // again on every poll (a cache hit but every TOKEN_CACHE_MS): a revoked or expired token
+          // stops streaming within that window, as it stops working for other requests.
+          if (req.stillAuthorized && !(await req.stillAuthorized())) {
+            const problem = problemOf("BATON_UNAUTHENTICATED", "the stream's token was revoked or expired: reconnect with a live token");
+            reply.raw.write(`event: error\ndata: ${JSON.stringify(problem)}\n\n`);
+            break;
+          }
           const ids = await eventIdsAfter(db.pool, filter, cursor.afterId, cursor.missing, READ_LIMIT);
           const rows = await eventsByIds(db.pool, ids.filter((e) => e.matches).map((e) => e.id));
           // `id:` is where a reconnecting client resumes: the highest id passed, which an event

@@ -1,4 +1,5 @@
 import { chmod, mkdtemp, readFile, stat } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -115,6 +116,55 @@ describe("API authentication and roles", () => {
 
   it("refuses the event stream without a token", async () => {
     expect((await as(undefined, "GET", "/api/v1/events")).statusCode).toBe(401);
+  });
+
+  /** Opens the event stream with a fresh viewer token; `end` waits (up to a deadline) for the server to close it. */
+  async function openStream(expiresIn?: string) {
+    if (!app.server.listening) await app.listen({ port: 0, host: "127.0.0.1" });
+    const { port } = app.server.address() as AddressInfo;
+    const name = `stream-${Math.random().toString(36).slice(2, 10)}`;
+    const { token } = (await as("admin", "POST", "/api/v1/tokens", { name, role: "viewer", ...(expiresIn ? { expires_in: expiresIn } : {}) })).json();
+    const controller = new AbortController();
+    const response = await fetch(`http://127.0.0.1:${port}/api/v1/events?poll_ms=50`, { headers: { authorization: `Bearer ${token}` }, signal: controller.signal });
+    expect(response.status).toBe(200);
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    const readUntil = async (done: () => boolean, ms: number) => {
+      // Aborting at the deadline makes a pending read fail, so a stream that never ends fails the test.
+      const timer = setTimeout(() => controller.abort(), ms);
+      try {
+        while (!done()) {
+          const chunk = await reader.read();
+          if (chunk.done) return true;
+          text += decoder.decode(chunk.value);
+        }
+        return false;
+      } catch {
+        return false;
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    await readUntil(() => text.includes(": connected"), 5_000);
+    return { name, end: async () => ({ closed: await readUntil(() => false, 10_000), text }) };
+  }
+
+  it("ends an open event stream once its token is revoked", async () => {
+    const stream = await openStream();
+    expect((await as("admin", "DELETE", `/api/v1/tokens/${stream.name}`)).statusCode).toBe(204);
+    clock.advance(TOKEN_CACHE_MS + 1);
+    const { closed, text } = await stream.end();
+    expect(closed).toBe(true);
+    expect(text).toMatch(/event: error\ndata: .*"code":"BATON_UNAUTHENTICATED"/);
+  });
+
+  it("ends an open event stream once its token expires", async () => {
+    const stream = await openStream("1m");
+    clock.advance(61_000);
+    const { closed, text } = await stream.end();
+    expect(closed).toBe(true);
+    expect(text).toMatch(/event: error\ndata: .*"code":"BATON_UNAUTHENTICATED"/);
   });
 
   it("creates a token shown once, lists it without its value, and revokes it", async () => {

@@ -2,6 +2,10 @@
 // bad input refused before any request. Where nothing may reach the database, the URL points at
 // a closed port: a command that tried would say "cannot reach MySQL" and exit 2.
 import { spawn } from "node:child_process";
+import { mkdtemp } from "node:fs/promises";
+import { createServer, type AddressInfo, type Server } from "node:net";
+import os from "node:os";
+import path from "node:path";
 import { createTestDb, dropTestDb } from "../helpers/db.ts";
 import { BIN, cleanEnv, ROOT, runBaton } from "../helpers/cli.ts";
 import type { Db } from "../../store/db.ts";
@@ -67,5 +71,61 @@ describe("a reader that closes stdout early (`baton … | head -5`)", () => {
     const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once("close", (c, s) => resolve([c, s])));
     clearTimeout(timer);
     expect({ code, signal, stderr }).toEqual({ code: 141, signal: null, stderr: "" });
+  });
+});
+
+describe("bad listen settings: one line, exit 1 (they crashed with a RangeError or listen error and its stack)", () => {
+  // The database URL is a closed port: these fail before any startup work (migrations, a DAG scan).
+  it.concurrent.each([
+    ["standalone --port 99999", ["standalone", "--port", "99999"], {}, 'BATON_CONFIG_INVALID: --port must be a port from 0 to 65535, got "99999"'],
+    ["api --port 65536", ["api", "--port", "65536"], {}, 'BATON_CONFIG_INVALID: --port must be a port from 0 to 65535, got "65536"'],
+    ["BATON_PORT=99999 api", ["api"], { BATON_PORT: "99999" }, 'BATON_CONFIG_INVALID: BATON_PORT must be a port from 0 to 65535, got "99999"'],
+    ["BATON_METRICS_PORT=99999 worker", ["worker"], { BATON_METRICS_PORT: "99999" }, 'BATON_CONFIG_INVALID: BATON_METRICS_PORT must be a port from 0 to 65535, got "99999"'],
+    // was "cannot reach MySQL … (ENOTFOUND)", exit 2: the listen host taken for the database
+    ["api --host nosuchhost.invalid", ["api", "--host", "nosuchhost.invalid"], {}, "BATON_LISTEN_FAILED: cannot listen for the API on nosuchhost.invalid:8080: the host name nosuchhost.invalid does not resolve (ENOTFOUND)"],
+  ])("%s", async (_name, args, env, line) => {
+    const r = await runBaton(args, { ...closed, ...env });
+    expectOneLine(r, line);
+  });
+
+  describe("with a database", () => {
+    let db: Db;
+    let busy: Server;
+    let busyPort: number;
+    let folder: string;
+    beforeAll(async () => {
+      db = await createTestDb();
+      folder = await mkdtemp(path.join(os.tmpdir(), "baton-listen-"));
+      busy = createServer();
+      await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
+      busyPort = (busy.address() as AddressInfo).port;
+    });
+    afterAll(async () => {
+      await new Promise((resolve) => busy.close(resolve));
+      await dropTestDb(db);
+    });
+    const env = (extra: Record<string, string>) => ({
+      BATON_DATABASE_URL: db.url,
+      BATON_ADMIN_TOKEN_FILE: path.join(folder, "admin-token"),
+      // a given admin token is not announced on stdout, as a generated one is
+      BATON_ADMIN_TOKEN: "listen-test-admin-token",
+      BATON_LOGS_FOLDER: path.join(folder, "logs"),
+      BATON_CACHE_FOLDER: path.join(folder, "cache"),
+      BATON_LOG_LEVEL: "silent",
+      ...extra,
+    });
+
+    it("an address not of this machine: BATON_LISTEN_FAILED (EADDRNOTAVAIL)", async () => {
+      // 192.0.2.1 is TEST-NET-1 (RFC 5737): no machine has it.
+      const r = await runBaton(["api", "--host", "192.0.2.1", "--port", "0"], env({}));
+      expectOneLine(r, "BATON_LISTEN_FAILED: cannot listen for the API on 192.0.2.1:0: 192.0.2.1 is not an address of this machine (EADDRNOTAVAIL)");
+    });
+
+    it("a port in use, for the API and for a worker's metrics: BATON_LISTEN_FAILED (EADDRINUSE)", async () => {
+      const api = await runBaton(["api", "--port", String(busyPort)], env({}));
+      expectOneLine(api, `BATON_LISTEN_FAILED: cannot listen for the API on 127.0.0.1:${busyPort}: port ${busyPort} is already in use (EADDRINUSE)`);
+      const worker = await runBaton(["worker", "--concurrency", "0"], env({ BATON_METRICS_PORT: String(busyPort) }));
+      expectOneLine(worker, `BATON_LISTEN_FAILED: cannot listen for the metrics on 127.0.0.1:${busyPort}: port ${busyPort} is already in use (EADDRINUSE)`);
+    });
   });
 });

@@ -160,6 +160,10 @@ describe("loadConfig", () => {
       expect(config.cacheFolder).toBe(path.resolve("c"));
     });
 
+    it("accepts ports up to 65535", () => {
+      expect(loadConfig({ BATON_PORT: "65535", BATON_METRICS_PORT: "65535" })).toMatchObject({ port: 65535, metricsPort: 65535 });
+    });
+
     it("accepts 0 workers and port 0", () => {
       expect(loadConfig({ BATON_WORKERS: "0", BATON_PORT: "0" })).toMatchObject({ workers: 0, port: 0 });
     });
@@ -198,6 +202,10 @@ describe("loadConfig", () => {
       ["BATON_PORT", "-1"],
       ["BATON_PORT", "80.5"],
       ["BATON_PORT", "8080x"],
+      ["BATON_PORT", "65536"],
+      ["BATON_PORT", "99999"],
+      ["BATON_METRICS_PORT", "99999"],
+      ["BATON_METRICS_PORT", "-1"],
       ["BATON_WORKERS", "two"],
       ["BATON_WORKERS", "-3"],
       ["BATON_WORKERS", "1.5"],
