@@ -51,6 +51,13 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
   } catch {
     // openRuntime reports it
   }
+  if (roles.worker && early && early.workers < 1) {
+    // It would register as a live worker and never run a task.
+    exitWith(`BATON_CONFIG_INVALID: a worker needs at least one task slot (BATON_WORKERS / --concurrency), got ${early.workers}; to run no tasks on this host, run \`baton scheduler\` and \`baton api\` instead`, 1);
+  }
+  if (roles.worker && flags.queues !== undefined && flags.queues.length === 0) {
+    exitWith("BATON_CONFIG_INVALID: --queues names no queue; give comma-separated queue names, or leave it out to serve `default`", 1);
+  }
   const earlyListener = early && listenerOf(early);
   if (earlyListener) await checkListenHost(earlyListener);
   const { config, db, logger } = await openRuntime(overrides);

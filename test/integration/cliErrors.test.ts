@@ -81,6 +81,10 @@ describe("bad listen settings: one line, exit 1 (they crashed with a RangeError 
     ["api --port 65536", ["api", "--port", "65536"], {}, 'BATON_CONFIG_INVALID: --port must be a port from 0 to 65535, got "65536"'],
     ["BATON_PORT=99999 api", ["api"], { BATON_PORT: "99999" }, 'BATON_CONFIG_INVALID: BATON_PORT must be a port from 0 to 65535, got "99999"'],
     ["BATON_METRICS_PORT=99999 worker", ["worker"], { BATON_METRICS_PORT: "99999" }, 'BATON_CONFIG_INVALID: BATON_METRICS_PORT must be a port from 0 to 65535, got "99999"'],
+    // would register as a live worker that never runs a task, or serve `default` unasked
+    ["worker --concurrency 0", ["worker", "--concurrency", "0"], {}, "BATON_CONFIG_INVALID: a worker needs at least one task slot (BATON_WORKERS / --concurrency), got 0"],
+    ["BATON_WORKERS=0 standalone", ["standalone"], { BATON_WORKERS: "0" }, "BATON_CONFIG_INVALID: a worker needs at least one task slot (BATON_WORKERS / --concurrency), got 0"],
+    ["worker --queues ,", ["worker", "--queues", ","], {}, "BATON_CONFIG_INVALID: --queues names no queue"],
     // was "cannot reach MySQL … (ENOTFOUND)", exit 2: the listen host taken for the database
     ["api --host nosuchhost.invalid", ["api", "--host", "nosuchhost.invalid"], {}, "BATON_LISTEN_FAILED: cannot listen for the API on nosuchhost.invalid:8080: the host name nosuchhost.invalid does not resolve (ENOTFOUND)"],
   ])("%s", async (_name, args, env, line) => {
@@ -124,7 +128,7 @@ describe("bad listen settings: one line, exit 1 (they crashed with a RangeError 
     it("a port in use, for the API and for a worker's metrics: BATON_LISTEN_FAILED (EADDRINUSE)", async () => {
       const api = await runBaton(["api", "--port", String(busyPort)], env({}));
       expectOneLine(api, `BATON_LISTEN_FAILED: cannot listen for the API on 127.0.0.1:${busyPort}: port ${busyPort} is already in use (EADDRINUSE)`);
-      const worker = await runBaton(["worker", "--concurrency", "0"], env({ BATON_METRICS_PORT: String(busyPort) }));
+      const worker = await runBaton(["worker", "--concurrency", "1"], env({ BATON_METRICS_PORT: String(busyPort) }));
       expectOneLine(worker, `BATON_LISTEN_FAILED: cannot listen for the metrics on 127.0.0.1:${busyPort}: port ${busyPort} is already in use (EADDRINUSE)`);
     });
   });
