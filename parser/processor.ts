@@ -8,7 +8,7 @@ import type { Logger } from "../core/logger.ts";
 import { sdkModuleFile } from "../core/sdkModule.ts";
 import type { Db } from "../store/db.ts";
 import { fileHashes, forgetFile, recordImportError, recordParsedFile, type KnownFile } from "../store/dagFiles.ts";
-import { fileRecordFailure } from "../store/recordFailures.ts";
+import { fileRecordFailure, oversizedFileFailure } from "../store/recordFailures.ts";
 import { discoverDagFolder } from "./discover.ts";
 import { FolderWatcher } from "./folderWatcher.ts";
 import { dagFileInputs } from "./bundle.ts";
@@ -199,21 +199,26 @@ export class DagProcessor {
             const sdk = this.storedSdk.has(outcome.sdkHash)
               ? undefined
               : { hash: outcome.sdkHash, code: await readFile(path.join(this.options.scratchFolder, sdkModuleFile(outcome.sdkHash)), "utf8") };
-            let conflicts: string[];
-            try {
-              ({ conflicts } = await recordParsedFile(
-                this.db,
-                now,
-                { fileloc: file, dagsFolder: path.resolve(this.options.dagsFolder), contentHash, deps, codeHash, code: outcome.code, sdk, dags },
-                this.options.pausedAtCreation,
-              ));
-            } catch (err) {
-              // A file the database cannot hold (too big, a value too long) is that file's import
-              // error, not a scan that fails on it forever; a database error is thrown (the other
-              // files are still recorded, and the next scan tries this one again).
-              const sizes = { codeBytes: Buffer.byteLength(outcome.code), structureBytes: Math.max(0, ...dags.map((d) => Buffer.byteLength(JSON.stringify(d.structure)))) };
-              const failure = await fileRecordFailure(this.db, err, sizes);
-              if (!failure) throw err;
+            // A file the database cannot hold (too big for a packet, a value too long) is that
+            // file's import error, not a scan that fails on it forever; a database error is thrown
+            // (the other files are still recorded, and the next scan tries this one again).
+            let conflicts: string[] = [];
+            let failure = await oversizedFileFailure(this.db, { code: outcome.code, structures: dags.map((d) => JSON.stringify(d.structure)) });
+            if (!failure) {
+              try {
+                ({ conflicts } = await recordParsedFile(
+                  this.db,
+                  now,
+                  { fileloc: file, dagsFolder: path.resolve(this.options.dagsFolder), contentHash, deps, codeHash, code: outcome.code, sdk, dags },
+                  this.options.pausedAtCreation,
+                ));
+              } catch (err) {
+                const sizes = { codeBytes: Buffer.byteLength(outcome.code), structureBytes: Math.max(0, ...dags.map((d) => Buffer.byteLength(JSON.stringify(d.structure)))) };
+                failure = await fileRecordFailure(this.db, err, sizes);
+                if (!failure) throw err;
+              }
+            }
+            if (failure) {
               await recordImportError(this.db, now, { fileloc: file, contentHash, deps, code: failure.code, message: failure.message, line: null, stack: null });
               conflicts = [failure.message];
             }
