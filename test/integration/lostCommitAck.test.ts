@@ -58,9 +58,12 @@ function losingAcks(db: Db): {
   db: Db;
   loseNext(lose: (sql: string) => boolean, sent?: boolean, beforeLoss?: () => Promise<void>): void;
   lost: () => number;
+  /** Errors thrown by beforeLoss hooks: the loss is simulated all the same, and a test asserts none. */
+  hookErrors: Error[];
 } {
   let armed: { lose: (sql: string) => boolean; sent: boolean; beforeLoss?: () => Promise<void> } | undefined;
   let lost = 0;
+  const hookErrors: Error[] = [];
   // No restore needed: each checkout of a pooled connection is a new wrapper object (mysql2/promise).
   const patch = (conn: Tx) => {
     const query = conn.query.bind(conn) as (sql: string, params?: unknown) => Promise<unknown>;
@@ -72,7 +75,9 @@ function losingAcks(db: Db): {
       const answer = hit?.sent === false ? undefined : await query(sql, params);
       if (hit) {
         lost++;
-        await hit.beforeLoss?.();
+        // The loss is what the worker must see, whatever the hook met (a deadline on a loaded
+        // machine): its own error would reach the worker as an outright failure instead.
+        await hit.beforeLoss?.().catch((err: Error) => void hookErrors.push(err));
         throw Object.assign(new Error("Connection lost: The server closed the connection."), { code: "PROTOCOL_CONNECTION_LOST", fatal: true });
       }
       return answer;
@@ -91,7 +96,7 @@ function losingAcks(db: Db): {
         return fn(btx);
       }),
   };
-  return { db: wrapped, loseNext: (lose, sent = true, beforeLoss) => (armed = { lose, sent, beforeLoss }), lost: () => lost };
+  return { db: wrapped, loseNext: (lose, sent = true, beforeLoss) => (armed = { lose, sent, beforeLoss }), lost: () => lost, hookErrors };
 }
 
 /** A hand-back's transaction (store/transitions/handBack.ts). */
@@ -119,8 +124,12 @@ describe("worker: a COMMIT whose answer is lost", () => {
     faults = losingAcks(h.db);
     scratch = await mkdtemp(path.join(os.tmpdir(), "baton-lost-ack-"));
   });
+  // Each test's workers stop when it ends: one left claiming ahead on its queue could hand back
+  // tries (and take a fault armed for the next test) while the next test runs.
+  afterEach(async () => {
+    for (const w of workers.splice(0)) await w.stop(2000).catch(() => undefined);
+  });
   afterAll(async () => {
-    for (const w of workers) await w.stop(2000);
     await h.stop();
     await rm(scratch, { recursive: true, force: true });
   });
@@ -256,10 +265,11 @@ describe("worker: a COMMIT whose answer is lost", () => {
         const started = (await ledgerLines(ledger)).map((l) => l.split(":")[0]);
         const rows = await tryRows("lost_hold", runId);
         return started.length > 0 && started.every((task) => rows.find((r) => r.task === task)?.state === "success");
-      });
+      }, 20_000);
     });
     runId = await trigger("lost_hold", { ledger, release });
-    const run = await waitFor("the run to end", () => ended("lost_hold", runId), 20_000);
+    const run = await waitFor("the run to end", () => ended("lost_hold", runId), 30_000);
+    expect(faults.hookErrors).toEqual([]);
     expect(faults.lost() - lostBefore).toBe(1);
     // Each task ran once: no try ran here while queued in the database.
     expect((await ledgerLines(ledger)).sort()).toEqual(["h0:1", "h1:1", "h2:1"]);
@@ -270,7 +280,9 @@ describe("worker: a COMMIT whose answer is lost", () => {
 
   it("hands back at stop the tries whose hand-back lost its COMMIT before it reached the server, and stops cleanly", async () => {
     messages.length = 0;
-    const worker = startWorker("lost_stop");
+    // Nothing claimed ahead: the one running try is the only one to hand back (a try waiting for
+    // the slot could be handed back by the wait limit first, and take the fault meant for stop()).
+    const worker = startWorker("lost_stop", { claimAhead: 0 });
     workers.splice(workers.indexOf(worker), 1);
     const ledger = path.join(scratch, "stop-ledger");
     const release = path.join(scratch, "stop-release");
