@@ -2,29 +2,12 @@
 // bundle over max_allowed_packet), which no retry fixes and must become that file's import error,
 // or because of the database (connection lost, lock wait, server gone), which the next scan retries
 // and must not be blamed on the file.
-import type { Db, RowDataPacket } from "./db.ts";
+import { isDataError, type Db, type RowDataPacket } from "./db.ts";
 
 /** Why a file cannot be recorded: the import error to record for it. */
 export interface RecordFailure {
   code: "BATON_DAG_TOO_LARGE" | "BATON_INVALID_DAG";
   message: string;
-}
-
-/** Errors the statement's values cause (strict mode), whatever the state of the server. */
-const DATA_ERRORS = new Set([
-  "ER_DATA_TOO_LONG",
-  "ER_WARN_DATA_OUT_OF_RANGE",
-  "ER_DATA_OUT_OF_RANGE",
-  "ER_TRUNCATED_WRONG_VALUE",
-  "ER_TRUNCATED_WRONG_VALUE_FOR_FIELD",
-  "ER_WARN_DATA_TRUNCATED",
-  "ER_BAD_NULL_ERROR",
-  "ER_CONSTRAINT_FAILED",
-]);
-
-/** A value the row cannot hold: the same statement fails again however often it is retried. */
-export function isDataError(err: unknown): boolean {
-  return DATA_ERRORS.has((err as { code?: string })?.code ?? "");
 }
 
 function megabytes(bytes: number): string {

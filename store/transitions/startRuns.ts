@@ -14,7 +14,7 @@ import { runTimeoutAt, type DagShape } from "../../core/dagStructure.ts";
 import { RunState, RunType, TaskState } from "../../core/states.ts";
 import { evaluateTriggerRule, zeroCounts } from "../../scheduler/triggerRules.ts";
 import { inList, type Db, type RowDataPacket } from "../db.ts";
-import { isDataError } from "../recordFailures.ts";
+import { isDataError } from "../db.ts";
 import type { PageEnd, PageOptions } from "../paging.ts";
 
 /** Subtracted from the priority of backfill runs' tasks (priorities stay ordered among themselves). */
