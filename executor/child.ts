@@ -166,13 +166,22 @@ async function runSensor(
     // Told at once, not with the outcome: a try whose process is killed or dies has none. And
     // stored before it happens: a worker killed between this message and its UPDATE would
     // otherwise lose a poke that ran, and the timeout would count from a later one. One round
-    // trip per sensor task instance, before its first poke only.
-    await new Promise<FirstPokeAck>((resolve) => {
-      const reqId = nextStepRequest++;
-      firstPokeAcks.set(reqId, resolve);
-      const told: SensorFirstPoke = { type: "sensorFirstPoke", reqId, at: new Date(firstPoke).toISOString() };
-      process.send!(told);
-    });
+    // trip per sensor task instance, before its first poke only. An abort (execution timeout)
+    // while the worker stores it ends the try here, as it would end a poke's wait.
+    const reqId = nextStepRequest++;
+    const aborted = () => new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener("abort", () => resolve(), { once: true })));
+    await Promise.race([
+      new Promise<FirstPokeAck>((resolve) => {
+        firstPokeAcks.set(reqId, resolve);
+        const told: SensorFirstPoke = { type: "sensorFirstPoke", reqId, at: new Date(firstPoke).toISOString() };
+        process.send!(told);
+      }),
+      aborted(),
+    ]);
+    if (ctx.signal.aborted) {
+      firstPokeAcks.delete(reqId);
+      throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new Error(String(ctx.signal.reason));
+    }
   }
   for (let pokes = m.pokeCount; ; pokes++) {
     const answer = await sensor.poke(ctx);

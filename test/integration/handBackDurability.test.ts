@@ -51,6 +51,17 @@ export const sensing = dag({ id: "sensing", defaultArgs: { retries: 1, retryDela
   });
 });
 
+export const sensingSlowStore = dag({ id: "sensing_slow_store" }, (t) => {
+  t.sensor("wait", {
+    queue: "hb_sensor_slow",
+    mode: "poke",
+    pokeInterval: 50,
+    timeout: "1h",
+    executionTimeout: 300,
+    poke: async (ctx) => { mark(ctx, "poke " + ctx.tryNumber); return false; },
+  });
+});
+
 export const sensingLost = dag({ id: "sensing_lost", defaultArgs: { retries: 1, retryDelay: 0 } }, (t) => {
   t.sensor("wait", {
     queue: "hb_sensor_lost",
@@ -83,7 +94,7 @@ describe("durability across a hand-back or a lost worker", () => {
     await h.stop();
   });
 
-  function worker(queue: string, db: Db = h.db, options: { stopRecordTimeoutMs?: number } = {}): Worker {
+  function worker(queue: string, db: Db = h.db, options: { stopRecordTimeoutMs?: number; killGraceMs?: number } = {}): Worker {
     const w = new Worker(db, clock, h.logger, { concurrency: 1, queues: [queue], logsFolder: h.logsFolder, cacheFolder: h.cacheFolder, heartbeatMs: 200, ...options });
     workers.push(w);
     w.start();
@@ -241,4 +252,25 @@ describe("durability across a hand-back or a lost worker", () => {
     expect((await lines(conf.marks))[0]).toBe("poke 2");
     expect(retried.state).toBe("running");
   });
+
+  it("a sensor whose first poke is still being stored stops at its execution timeout, not when killed after the grace", async () => {
+    const conf = await files();
+    const runId = await trigger("sensing_slow_store", conf);
+    const workerDb = openDb(h.db.url);
+    pools.push(workerDb);
+    // The database never answers the first poke's UPDATE.
+    const query = workerDb.pool.query.bind(workerDb.pool);
+    (workerDb.pool as { query: unknown }).query = (sql: unknown, ...rest: unknown[]) =>
+      typeof sql === "string" && sql.includes("SET first_poke_at") ? new Promise(() => undefined) : (query as (...args: unknown[]) => unknown)(sql, ...rest);
+    // A kill only after a minute: a sensor deaf to the abort while it waits would end far past the deadline below.
+    worker("hb_sensor_slow", workerDb, { killGraceMs: 60_000 });
+    const ended = await waitFor("the try to end at its execution timeout", async () => {
+      const row = await ti("sensing_slow_store", runId);
+      return row.state === "failed" ? row : null;
+    }, 20_000);
+    expect(JSON.parse(ended.error).code).toBe("BATON_TASK_TIMEOUT");
+    expect(await lines(conf.marks)).toEqual([]);
+    expect(await h.taskLog("sensing_slow_store", runId, "wait", 1)).not.toContain("process died");
+  });
 });
+
