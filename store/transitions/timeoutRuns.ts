@@ -53,6 +53,9 @@ export async function timeoutRuns(db: Db, now: Date, shapeOf: (versionHash: stri
     endRuns(tx, now, runIds, {
       recheck: { sql: "state = 'running' AND timeout_at <= ?", params: [now] },
       compensate: shapes,
+      // A clear with use_latest_version may have switched a run's version since: its shape (and
+      // compensations) would be another's. Such a run is left to the next tick, read afresh.
+      versions: new Map(due.map((r) => [Number(r.id), r.version_hash as string])),
       errorFor: (run) => {
         const timeoutMs = shapes.get(Number(run.id))?.dag.dagrunTimeoutMs;
         const limitText = timeoutMs != null ? formatDuration(timeoutMs) : run.start_date ? formatDuration(run.timeout_at.getTime() - run.start_date.getTime()) : "its limit";
@@ -84,6 +87,8 @@ export async function endRuns(
     recheck: { sql: string; params: unknown[] };
     errorFor: (run: RowDataPacket) => Record<string, unknown>;
     compensate?: ReadonlyMap<number, DagShape>;
+    /** The version each run had when `compensate` was read: a run on another one now is not ended here. */
+    versions?: ReadonlyMap<number, string>;
   },
 ): Promise<TimedOutRuns> {
   if (runIds.length === 0) return { runs: [], tasksFailed: 0, tasksSkipped: 0 };
@@ -93,11 +98,12 @@ export async function endRuns(
       ORDER BY dag_run_id, state, deferred_on, id FOR UPDATE`,
     [...runIds, ...UNFINISHED_TASK_STATES],
   );
-  const [runs] = await tx.query<RowDataPacket[]>(
-    `SELECT id, dag_id, run_id, start_date, timeout_at, compensation FROM dag_run
+  const [locked] = await tx.query<RowDataPacket[]>(
+    `SELECT id, dag_id, run_id, start_date, timeout_at, compensation, version_hash FROM dag_run
       WHERE id IN (${inList(runIds)}) AND ${how.recheck.sql} ORDER BY id FOR UPDATE`,
     [...runIds, ...how.recheck.params],
   );
+  const runs = how.versions ? locked.filter((r) => how.versions!.get(Number(r.id)) === r.version_hash) : locked;
   const result: TimedOutRuns = { runs: [], tasksFailed: 0, tasksSkipped: 0 };
   if (runs.length === 0) return result;
   const live = new Set(runs.map((r) => Number(r.id)));

@@ -345,4 +345,25 @@ describe("a run that times out before its saga started", () => {
     expect(await getRun("s6")).toMatchObject({ state: "failed", compensation: null });
     expect(await states("s6")).toEqual({ reserve: "failed", charge: "skipped", ship: "skipped" });
   });
+
+  it("leaves a run whose version changed while its shape was read to the next look, then ends it with the right one", async () => {
+    await createDagRun(h.db, clock.now(), { dagId: "op_saga", runId: "s7", runType: "manual", logicalDate: clock.now(), conf: {} });
+    await h.scheduler.tick();
+    await claim("s7", "reserve");
+    const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT id, version_hash FROM dag_run WHERE dag_id = 'op_saga' AND run_id = 's7'");
+    const due = new Date(clock.now().getTime() + 2 * 3_600_000);
+    // As a clear with use_latest_version would, between the read of the due runs and the transaction.
+    const switching = async (hash: string) => {
+      if (hash === row!.version_hash) await h.db.pool.query("UPDATE dag_run SET version_hash = REVERSE(version_hash) WHERE id = ?", [row!.id]);
+      return shapeOf(hash);
+    };
+    const raced = await timeoutRuns(h.db, due, switching);
+    expect(raced.runs.find((r) => r.runId === "s7")).toBeUndefined();
+    expect(await getRun("s7")).toMatchObject({ state: "running" });
+    await h.db.pool.query("UPDATE dag_run SET version_hash = ? WHERE id = ?", [row!.version_hash, row!.id]);
+    const next = await timeoutRuns(h.db, due, shapeOf);
+    expect(next.runs.find((r) => r.runId === "s7")).toBeDefined();
+    expect(await getRun("s7")).toMatchObject({ state: "failed" });
+  });
 });
+
