@@ -21,6 +21,7 @@ export async function cancelRun(
   dagId: string,
   runId: string,
   options: { compensate?: boolean; shapeOf?: (versionHash: string) => Promise<DagShape> } = {},
+  attempt = 1,
 ): Promise<{ tasksFailed: number; tasksSkipped: number; compensating: boolean }> {
   const [rows] = await db.pool.query<RowDataPacket[]>("SELECT id, state, version_hash, compensation FROM dag_run WHERE dag_id = ? AND run_id = ?", [
     dagId,
@@ -37,6 +38,9 @@ export async function cancelRun(
   const ended = await db.tx(async (tx) => {
     const result = await endRuns(tx, now, [Number(run.id)], {
       recheck: { sql: "state IN ('queued', 'running')", params: [] },
+      // The shape was read for this version: a run switched to another meanwhile (a clear with
+      // use_latest_version) is looked up again, so its compensations are its version's.
+      versions: shape ? new Map([[Number(run.id), run.version_hash as string]]) : undefined,
       errorFor: (r) => ({
         name: "DagRunCancelledError",
         code: "BATON_DAG_RUN_CANCELLED",
@@ -55,6 +59,7 @@ export async function cancelRun(
     }
     return result;
   });
+  if (ended.runs.length === 0 && shape && attempt < 3) return cancelRun(db, now, dagId, runId, options, attempt + 1);
   if (ended.runs.length === 0) throw new BatonError("BATON_DAG_RUN_FINISHED", `DAG run "${runId}" finished meanwhile`);
   return { tasksFailed: ended.tasksFailed, tasksSkipped: ended.tasksSkipped, compensating };
 }

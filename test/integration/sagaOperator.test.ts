@@ -9,6 +9,7 @@ import type { RowDataPacket } from "../../store/db.ts";
 import { claimTasks, type ClaimedTask } from "../../store/transitions/claimTasks.ts";
 import { createDagRun } from "../../store/transitions/createDagRun.ts";
 import { finishTries, type FinishedTry } from "../../store/transitions/finishTries.ts";
+import { cancelRun } from "../../store/transitions/cancelRun.ts";
 import { timeoutRuns } from "../../store/transitions/timeoutRuns.ts";
 import { VersionCache } from "../../store/versions.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
@@ -365,5 +366,29 @@ describe("a run that times out before its saga started", () => {
     expect(next.runs.find((r) => r.runId === "s7")).toBeDefined();
     expect(await getRun("s7")).toMatchObject({ state: "failed" });
   });
+
+  it("cancelling with compensate undoes with the version the run has under the lock, read again if it changed", async () => {
+    await createDagRun(h.db, clock.now(), { dagId: "op_saga", runId: "s8", runType: "manual", logicalDate: clock.now(), conf: {} });
+    await h.scheduler.tick();
+    await run("s8", "reserve", "success");
+    const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT id, version_hash FROM dag_run WHERE dag_id = 'op_saga' AND run_id = 's8'");
+    const original = row!.version_hash as string;
+    const seen: string[] = [];
+    // The run's version moves while its shape is read (a clear with use_latest_version), then back.
+    const moving = async (hash: string) => {
+      seen.push(hash);
+      if (seen.length <= 2) {
+        await h.db.pool.query("UPDATE dag_run SET version_hash = ? WHERE id = ?", [seen.length === 1 ? original.split("").reverse().join("") : original, row!.id]);
+      }
+      return shapeOf(original);
+    };
+    const result = await cancelRun(h.db, clock.now(), "op_saga", "s8", { compensate: true, shapeOf: moving });
+    expect(result.compensating).toBe(true);
+    const [[after]] = await h.db.pool.query<RowDataPacket[]>("SELECT version_hash FROM dag_run WHERE id = ?", [row!.id]);
+    // The shape it compensated with was read for the version the run had when it was locked.
+    expect(seen.at(-1)).toBe(after!.version_hash);
+    expect(await getRun("s8")).toMatchObject({ state: "running", compensation: "running" });
+  });
 });
+
 
