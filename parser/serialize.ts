@@ -158,22 +158,16 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
     });
   });
 
-  // Every duration, sensors' and signals' included, is added to now into a DATETIME somewhere.
-  const dagrunTimeoutMs = o.dagrunTimeout === undefined ? null : parseDuration(o.dagrunTimeout, "dagrunTimeout");
-  const tooLong =
-    durationProblem("dagrunTimeout", dagrunTimeoutMs) ??
-    tasks
-      .map((t) => {
-        const problem =
-          durationProblem("retryDelay", t.retryDelayMs) ??
-          durationProblem("maxRetryDelay", t.maxRetryDelayMs) ??
-          durationProblem("executionTimeout", t.executionTimeoutMs) ??
-          durationProblem("pokeInterval", t.sensor?.pokeIntervalMs) ??
-          durationProblem("timeout", t.sensor?.timeoutMs) ??
-          durationProblem("timeout", t.signal?.timeoutMs);
-        return problem && `task "${t.taskId}": ${problem}`;
-      })
-      .find((p) => p);
+  // Every duration is added to now into a DATETIME somewhere. Those parsed here went through
+  // parseDuration, which bounds them; sensors' and signals' come in milliseconds from the SDK
+  // that built the DAG, which may be another copy than this one.
+  const tooLong = tasks
+    .map((t) => {
+      const problem =
+        durationProblem("pokeInterval", t.sensor?.pokeIntervalMs) ?? durationProblem("timeout", t.sensor?.timeoutMs) ?? durationProblem("timeout", t.signal?.timeoutMs);
+      return problem && `task "${t.taskId}": ${problem}`;
+    })
+    .find((p) => p);
   if (tooLong) throw new InvalidDagError("BATON_INVALID_DAG", `dag "${dag.id}": ${tooLong}`);
 
   return {
@@ -187,7 +181,7 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
     catchup: o.catchup ?? false,
     maxActiveRuns: o.maxActiveRuns ?? 16,
     maxActiveTasks: o.maxActiveTasks ?? 16,
-    dagrunTimeoutMs,
+    dagrunTimeoutMs: o.dagrunTimeout === undefined ? null : parseDuration(o.dagrunTimeout, "dagrunTimeout"),
     tags: o.tags ?? [],
     owner: o.owner ?? "baton",
     isPausedUponCreation: o.isPausedUponCreation ?? null,

@@ -495,6 +495,18 @@ describe("options the database cannot hold", () => {
   });
 
   it.each([
+    ["pokeIntervalMs", "pokeInterval"],
+    ["timeoutMs", "timeout"],
+  ])("rejects a sensor's %s over 100 years from another SDK, which did not bound it", (field, option) => {
+    const built = dag({ id: "d" }, (t) => void t.sensor("s", { poke: () => true }));
+    const task = built.tasks.get("s")!;
+    const unbounded = { ...built, tasks: new Map([["s", { ...task, sensor: { ...task.sensor!, [field]: 1e15 } }]]) };
+    const err = invalid(() => serializeDag(unbounded as never, FILE));
+    expect(err.code).toBe("BATON_INVALID_DAG");
+    expect(err.message).toContain(`task "s": ${option} must be at most 100 years`);
+  });
+
+  it.each([
     ["a sensor's timeout", (t: DagBuilder) => void t.sensor("s", { poke: () => true, timeout: "10000000w" }), 'sensor "s": timeout'],
     ["a sensor's pokeInterval", (t: DagBuilder) => void t.sensor("s", { poke: () => true, pokeInterval: "10000000w", timeout: "10000001w" }), 'sensor "s": pokeInterval'],
     ["a signal's timeout", (t: DagBuilder) => void t.waitForSignal("w", { signal: "go", timeout: "10000000w" }), 'waitForSignal "w": timeout'],
