@@ -561,10 +561,14 @@ export class Worker {
       holds.map((h) => ({ ...h.task, firstPokeAt: h.firstPokeAt ?? h.task.firstPokeAt })),
       holds,
     );
-    // Handed back, or left to recoverUnknownCommits(): either way no longer held. A held entry
-    // for the same try that is not this one is a claim of it since it went back: it stays.
-    for (const h of holds) if (this.held.get(tryKey(h.task)) === h) this.held.delete(tryKey(h.task));
+    // Handed back, or left to recoverUnknownCommits(): either way no longer held.
+    this.forget(holds);
     return returned;
+  }
+
+  /** Drops these held entries; an entry for the same try that is not one of them (a claim of it since it went back) stays. */
+  private forget(holds: Held[]): void {
+    for (const h of holds) if (this.held.get(tryKey(h.task)) === h) this.held.delete(tryKey(h.task));
   }
 
   /**
@@ -587,7 +591,7 @@ export class Worker {
         `the answer to handing back ${tries.length} task instance(s) was lost (connection lost around its COMMIT): ` +
           "they are not run here; those still claimed by this worker are handed back once the database answers",
       );
-      for (const h of holds) if (this.held.get(tryKey(h.task)) === h) this.held.delete(tryKey(h.task));
+      this.forget(holds);
       // Outside the loop (a hand-back of waiting tries): wake it to recover.
       this.kick();
       return undefined;
