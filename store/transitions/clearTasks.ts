@@ -215,12 +215,14 @@ export async function clearTasks(
     const compensable = clearableCompensations(shape, stateOf(rows), selects);
     let hits = rows.filter((r) => chosen.has(r.task_id) && (compensationIds.has(r.task_id) ? compensable.has(r.task_id) : selects(r.state)));
     if (hits.length > 0) for (const r of rows) if (undone.has(r.task_id) && !hits.includes(r)) hits.push(r);
+    // The run's own tasks among those to clear (not its compensations), quoted for a refusal.
+    const ownIn = (some: RowDataPacket[]) => [...new Set(some.filter((r) => !compensationIds.has(r.task_id)).map((r) => `"${r.task_id}"`))];
     if (redriveHeld) {
-      const own = [...new Set(hits.filter((r) => !compensationIds.has(r.task_id)).map((r) => r.task_id as string))];
+      const own = ownIn(hits);
       if (own.length > 0 && req.redrive === "refuse") {
         throw new BatonError(
           "BATON_DAG_RUN_COMPENSATING",
-          `the saga of DAG run "${req.runId}" of DAG "${req.dagId}" started, so ${own.map((id) => `"${id}"`).join(", ")} ` +
+          `the saga of DAG run "${req.runId}" of DAG "${req.dagId}" started, so ${own.join(", ")} ` +
             `${own.length === 1 ? "is no dead letter" : "are no dead letters"}: the saga undoes or undid the attempt that failed; ` +
             "re-drive the failed compensations (<task>__compensate) to finish undoing it, or clear the task once the saga ended to start a new attempt",
         );
@@ -229,11 +231,11 @@ export async function clearTasks(
       hits = mode === "compensations" ? hits.filter((r) => compensationIds.has(r.task_id)) : [];
     }
     if (runRow!.compensation != null && !endedSaga) {
-      const own = [...new Set(hits.filter((r) => !compensationIds.has(r.task_id)).map((r) => r.task_id as string))];
+      const own = ownIn(hits);
       if (own.length > 0) {
         throw new BatonError(
           "BATON_DAG_RUN_COMPENSATING",
-          `DAG run "${req.runId}" is compensating (undoing its succeeded tasks), so ${own.map((id) => `"${id}"`).join(", ")} cannot be cleared: ` +
+          `DAG run "${req.runId}" is compensating (undoing its succeeded tasks), so ${own.join(", ")} cannot be cleared: ` +
             "cancel the run (its saga ends) or wait for its compensation to end, then clear them to start a new attempt",
         );
       }

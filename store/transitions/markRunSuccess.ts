@@ -20,6 +20,7 @@ import { RunState, TaskState, UNFINISHED_TASK_STATES } from "../../core/states.t
 import { inList, type Db, type RowDataPacket } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
 import { runNotFoundError } from "../queries/read.ts";
+import { sagaEnded } from "../../scheduler/clearSelection.ts";
 
 const TO_MARK = [...UNFINISHED_TASK_STATES, TaskState.Failed, TaskState.UpstreamFailed];
 
@@ -35,7 +36,7 @@ export async function markRunSuccess(db: Db, now: Date, dagId: string, runId: st
     const [[run]] = await tx.query<RowDataPacket[]>("SELECT state, compensation FROM dag_run WHERE id = ? FOR UPDATE", [id]);
     if (!run) throw await runNotFoundError(tx, dagId, runId);
     if (run.compensation != null) {
-      const how = run.compensation === "running" && run.state === RunState.Running ? "is compensating" : "has compensated";
+      const how = sagaEnded({ state: run.state, compensation: run.compensation }) ? "has compensated" : "is compensating";
       throw new BatonError(
         "BATON_DAG_RUN_COMPENSATING",
         `DAG run "${runId}" ${how} (undoing its succeeded tasks), so it cannot be marked success; mark its compensations ` +
