@@ -23,6 +23,11 @@ const SDK_FOLDER = path.dirname(SDK_ENTRY) + path.sep;
 const CORE_FOLDER = path.resolve(path.dirname(SDK_ENTRY), "../core") + path.sep;
 const NODE_MODULES = `${path.sep}node_modules${path.sep}`;
 
+/** Baton's own SDK and core, bundled into every DAG file: never an input of the file's hash. */
+function isBatonModule(abs: string): boolean {
+  return abs.startsWith(SDK_FOLDER) || abs.startsWith(CORE_FOLDER);
+}
+
 /**
  * The package.json of the package a node_modules file belongs to: installing or updating a
  * package rewrites it, so it stands for the whole package in the file's hash (hashing every
@@ -49,11 +54,13 @@ function inputsOf(metafile: Metafile, file: string): string[] {
   const deps = new Set<string>();
   for (const [input, { imports }] of Object.entries(metafile.inputs)) {
     const abs = path.resolve(input);
-    if (abs.startsWith(SDK_FOLDER) || abs.startsWith(CORE_FOLDER)) continue;
+    if (isBatonModule(abs)) continue;
     const manifest = packageManifestOf(abs);
-    if (manifest) deps.add(manifest);
-    else if (abs !== file) deps.add(abs);
-    if (manifest) continue;
+    if (manifest) {
+      deps.add(manifest);
+      continue;
+    }
+    if (abs !== file) deps.add(abs);
     for (const imported of imports) {
       if (imported.external && imported.path.includes("*") && /^\.\.?\//.test(imported.path)) deps.add(`glob:${path.resolve(path.dirname(abs), imported.path)}`);
     }
@@ -82,7 +89,7 @@ function failureInputs(errors: Message[], file: string): string[] {
   for (const error of errors) {
     if (!error.location) continue;
     const importer = path.resolve(error.location.file);
-    if (importer !== file && packageManifestOf(importer) === null && !importer.startsWith(SDK_FOLDER) && !importer.startsWith(CORE_FOLDER)) deps.add(importer);
+    if (importer !== file && packageManifestOf(importer) === null && !isBatonModule(importer)) deps.add(importer);
     const unresolved = error.text.match(/^Could not resolve "([^"]+)"/)?.[1];
     if (!unresolved) continue;
     if (/^\.\.?\//.test(unresolved) || path.isAbsolute(unresolved)) {

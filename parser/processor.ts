@@ -8,7 +8,7 @@ import type { Logger } from "../core/logger.ts";
 import { sdkModuleFile } from "../core/sdkModule.ts";
 import type { Db } from "../store/db.ts";
 import { fileHashes, forgetFile, recordImportError, recordParsedFile, type KnownFile } from "../store/dagFiles.ts";
-import { fileRecordFailure, oversizedFileFailure } from "../store/recordFailures.ts";
+import { fileRecordFailure, oversizedFileFailure, textSizes } from "../store/recordFailures.ts";
 import { discoverDagFolder } from "./discover.ts";
 import { FolderWatcher } from "./folderWatcher.ts";
 import { dagFileInputs } from "./bundle.ts";
@@ -195,7 +195,8 @@ export class DagProcessor {
             await recordImportError(this.db, now, { fileloc: file, contentHash, deps, code: outcome.code, message: outcome.message, line: outcome.line, stack: outcome.stack });
           } else {
             const codeHash = sha256(outcome.code);
-            const dags = outcome.dags.map((structure) => ({ structure, versionHash: sha256(codeHash + JSON.stringify(structure)) }));
+            const texts = { code: outcome.code, structures: outcome.dags.map((structure) => JSON.stringify(structure)) };
+            const dags = outcome.dags.map((structure, i) => ({ structure, versionHash: sha256(codeHash + texts.structures[i]) }));
             const sdk = this.storedSdk.has(outcome.sdkHash)
               ? undefined
               : { hash: outcome.sdkHash, code: await readFile(path.join(this.options.scratchFolder, sdkModuleFile(outcome.sdkHash)), "utf8") };
@@ -203,7 +204,7 @@ export class DagProcessor {
             // file's import error, not a scan that fails on it forever; a database error is thrown
             // (the other files are still recorded, and the next scan tries this one again).
             let conflicts: string[] = [];
-            let failure = await oversizedFileFailure(this.db, { code: outcome.code, structures: dags.map((d) => JSON.stringify(d.structure)) });
+            let failure = await oversizedFileFailure(this.db, texts);
             if (!failure) {
               try {
                 ({ conflicts } = await recordParsedFile(
@@ -213,8 +214,7 @@ export class DagProcessor {
                   this.options.pausedAtCreation,
                 ));
               } catch (err) {
-                const sizes = { codeBytes: Buffer.byteLength(outcome.code), structureBytes: Math.max(0, ...dags.map((d) => Buffer.byteLength(JSON.stringify(d.structure)))) };
-                failure = await fileRecordFailure(this.db, err, sizes);
+                failure = await fileRecordFailure(this.db, err, textSizes(texts));
                 if (!failure) throw err;
               }
             }

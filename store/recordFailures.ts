@@ -10,6 +10,11 @@ export interface RecordFailure {
   message: string;
 }
 
+/** The sizes a too-large message names: the bundled code and the largest DAG structure (JSON). */
+export function textSizes(texts: { code: string; structures: string[] }): { codeBytes: number; structureBytes: number } {
+  return { codeBytes: Buffer.byteLength(texts.code), structureBytes: Math.max(0, ...texts.structures.map((s) => Buffer.byteLength(s))) };
+}
+
 function megabytes(bytes: number): string {
   return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
 }
@@ -19,6 +24,12 @@ function tooLargeMessage(sizes: { codeBytes: number; structureBytes: number }, l
     `the bundled file is ${megabytes(sizes.codeBytes)} (its largest DAG structure ${megabytes(sizes.structureBytes)}), ` +
     `over the database's max_allowed_packet${limitBytes === null ? "" : ` (${megabytes(limitBytes)})`}: import less into the DAG file (read big data at run time), or raise max_allowed_packet`
   );
+}
+
+/** The server's max_allowed_packet, in bytes. */
+async function maxAllowedPacket(db: Db): Promise<number> {
+  const [rows] = await db.pool.query<RowDataPacket[]>("SELECT @@GLOBAL.max_allowed_packet AS n");
+  return Number(rows[0]!.n);
 }
 
 /** Room for the rest of a statement that carries a file's code or a structure (its SQL and other values). */
@@ -33,10 +44,9 @@ const SMALL_TEXT_BYTES = 512 * 1024;
  * (ECONNRESET, which is no proof the file was at fault).
  */
 export async function oversizedFileFailure(db: Db, texts: { code: string; structures: string[] }): Promise<RecordFailure | null> {
-  const sizes = { codeBytes: Buffer.byteLength(texts.code), structureBytes: Math.max(0, ...texts.structures.map((s) => Buffer.byteLength(s))) };
+  const sizes = textSizes(texts);
   if (Math.max(sizes.codeBytes, sizes.structureBytes) < SMALL_TEXT_BYTES) return null;
-  const [rows] = await db.pool.query<RowDataPacket[]>("SELECT @@max_allowed_packet AS n");
-  const limit = Number(rows[0]!.n);
+  const limit = await maxAllowedPacket(db);
   // Escaping (quotes, backslashes, newlines) can make the text in the statement longer.
   const escapedBytes = (text: string) => Buffer.byteLength(db.pool.escape(text));
   const largest = Math.max(escapedBytes(texts.code), ...texts.structures.map(escapedBytes));
@@ -57,8 +67,7 @@ export async function fileRecordFailure(
     // The server closes the connection after such a packet; the pool opens another for this read.
     let limit: number | null = null;
     try {
-      const [rows] = await db.pool.query<RowDataPacket[]>("SELECT @@GLOBAL.max_allowed_packet AS n");
-      limit = Number(rows[0]!.n);
+      limit = await maxAllowedPacket(db);
     } catch {
       // The limit only makes the message more precise.
     }
