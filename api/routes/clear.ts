@@ -64,6 +64,13 @@ const ClearedReference = Type.Object(
     map_index: Type.Integer(),
     execution_date: NullableDateTime,
     state: Nullable(Type.String({ description: "the state it was (or on a dry run would be) cleared from; null for none" })),
+    new_state: Nullable(
+      Type.String({
+        description:
+          "Baton: the state the clear itself left it in, as its transaction committed (null for none: it waits for its upstream tasks; " +
+          "queued: it runs at once; …), not a later read; on a dry run the same as state",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -175,6 +182,7 @@ export const clearRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db,
           execution_date: isoOrNull(result.logicalDate),
           // The state the task instance was (or, on a dry run, would be) cleared from; Airflow's null for none.
           state: c.previousState === "none" ? null : c.previousState,
+          new_state: c.state === "none" ? null : c.state,
         })),
       );
       return { task_instances: taskInstances, total_entries: taskInstances.length };

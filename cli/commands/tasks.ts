@@ -36,7 +36,7 @@ interface StateFlags {
   future?: boolean;
 }
 interface ClearAnswer {
-  task_instances: { task_id: string; map_index: number; state: string | null }[];
+  task_instances: { task_id: string; map_index: number; state: string | null; new_state: string | null }[];
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -96,19 +96,21 @@ interface ClearFlags {
   yes?: boolean;
 }
 
-function clearTable(answer: ClearAnswer, after?: Map<string, string>): string {
+/** The task instances of a clear's answer with their states: before the clear, and with `after` the state the clear left. */
+function clearTable(answer: ClearAnswer, after = false): string {
   const width = Math.max(7, ...answer.task_instances.map((c) => c.task_id.length));
-  const lines = [`  ${"task_id".padEnd(width)}  ${after ? "state (before → after)" : "state"}`];
+  const lines = [`  ${"task_id".padEnd(width)}  ${after ? "state (before → after the clear)" : "state"}`];
   for (const c of answer.task_instances) {
     const before = c.state ?? "none";
-    lines.push(`  ${c.task_id.padEnd(width)}  ${before}${after ? ` → ${after.get(c.task_id) ?? "?"}` : ""}`);
+    lines.push(`  ${c.task_id.padEnd(width)}  ${before}${after ? ` → ${c.new_state ?? "none"}` : ""}`);
   }
   return lines.join("\n") + "\n";
 }
 
 /**
  * `baton tasks clear`: shows what the clear selects (a dry run), asks (unless --yes or
- * --dry-run), then clears and prints each task's new state. Sets the exit code.
+ * --dry-run), then clears and prints each task's new state: the one the clear left (the answer's
+ * new_state), not a later read, by when workers may have run it already. Sets the exit code.
  */
 async function tasksClear(client: ApiClient, dagId: string, flags: ClearFlags, output: "table" | "json"): Promise<void> {
   const body = {
@@ -149,10 +151,7 @@ async function tasksClear(client: ApiClient, dagId: string, flags: ClearFlags, o
   }
   const done = await client.call<ClearAnswer>("POST", url, { body: { ...body, dry_run: false } });
   if (output === "json") return printObject(done as unknown as Record<string, unknown>, "json");
-  const tis = await client.call<{ task_instances: TaskInstance[] }>("GET", tiPath(dagId, flags.runId), { query: { limit: 1000 } });
-  const after = new Map(tis.task_instances.map((t) => [t.task_id, t.state ?? "none"]));
-  const run = await client.call<{ state: string }>("GET", `/dags/${enc(dagId)}/dagRuns/${enc(flags.runId)}`);
-  process.stdout.write(`cleared ${done.task_instances.length} task instance(s) of ${what}; the run is ${run.state}:\n${clearTable(done, after)}`);
+  process.stdout.write(`cleared ${done.task_instances.length} task instance(s) of ${what}:\n${clearTable(done, true)}`);
 }
 
 /**

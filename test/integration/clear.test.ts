@@ -2,6 +2,8 @@
 // `baton tasks clear` against real MariaDB and real workers. A queue no worker serves lets
 // the test play the worker (claimTasks/finishTries) where exact intermediate states matter.
 import { spawn } from "node:child_process";
+import { createServer, type IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Harness, dagSource } from "../helpers/harness.ts";
@@ -171,8 +173,8 @@ describe("clearing task instances", () => {
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({
       task_instances: [
-        { task_id: "b", dag_id: "clr_flaky", dag_run_id: runId, map_index: -1, execution_date: first.logical_date.toISOString(), state: "failed" },
-        { task_id: "c", dag_id: "clr_flaky", dag_run_id: runId, map_index: -1, execution_date: first.logical_date.toISOString(), state: "upstream_failed" },
+        { task_id: "b", dag_id: "clr_flaky", dag_run_id: runId, map_index: -1, execution_date: first.logical_date.toISOString(), state: "failed", new_state: "queued" },
+        { task_id: "c", dag_id: "clr_flaky", dag_run_id: runId, map_index: -1, execution_date: first.logical_date.toISOString(), state: "upstream_failed", new_state: null },
       ],
       total_entries: 2,
     });
@@ -375,14 +377,17 @@ describe("clearing task instances", () => {
     // Airflow clients send the unsupported flags as false: accepted.
     const ok = await clear("clr_chain", { dag_run_id: runId, task_ids: ["y"], only_failed: false, include_past: false, include_future: false, include_subdags: false, reset_dag_runs: true });
     expect(ok.json().task_instances.map((t: { task_id: string }) => t.task_id)).toEqual(["y"]);
+    // A dry run (the default) changed nothing: new_state is the state it has.
+    expect(ok.json().task_instances[0]).toMatchObject({ state: "success", new_state: "success" });
     expect((await runRow(runId)).state).toBe("success");
   });
 
   describe("baton tasks clear", () => {
-    function baton(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    function baton(args: string[], apiUrl?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
       const env: NodeJS.ProcessEnv = {};
       for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("BATON_") && k !== "NODE_OPTIONS") env[k] = v;
-      env.BATON_DATABASE_URL = h.db.url;
+      if (apiUrl) env.BATON_API_URL = apiUrl;
+      else env.BATON_DATABASE_URL = h.db.url;
       const child = spawn(process.execPath, [path.join(ROOT, "bin/baton.js"), ...args], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
       let stdout = "";
       let stderr = "";
@@ -395,6 +400,26 @@ describe("clearing task instances", () => {
           resolve({ code, stdout, stderr });
         }),
       );
+    }
+
+    /**
+     * The harness's API over HTTP, answering a clear (not a dry run) only once `ready()` holds: the
+     * workers have moved the cleared tasks on before the CLI reads anything after its clear.
+     */
+    async function slowClearApi(ready: () => Promise<unknown>): Promise<{ url: string; close: () => Promise<void> }> {
+      const server = createServer((req: IncomingMessage, res) => {
+        let body = "";
+        req.setEncoding("utf8").on("data", (d: string) => (body += d));
+        req.on("end", async () => {
+          const answer = await h.app.inject({ method: req.method as "GET", url: req.url!, headers: { "content-type": "application/json" }, ...(body ? { payload: body } : {}) });
+          const cleared = answer.statusCode === 200 && req.url!.endsWith("/clearTaskInstances") && JSON.parse(body).dry_run === false;
+          // A deadline passed answers anyway: the test's own checks then say what went wrong.
+          if (cleared) await ready().catch(() => undefined);
+          res.writeHead(answer.statusCode, { "content-type": String(answer.headers["content-type"] ?? "application/json") }).end(answer.body);
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
     }
 
     it("shows (--dry-run), refuses without --yes off a terminal, then clears with --yes; the run succeeds", async () => {
@@ -419,10 +444,13 @@ describe("clearing task instances", () => {
       expect(unknown.stderr).toContain('"ghost"');
       expect(unknown.stderr).not.toContain("    at ");
 
-      const real = await baton(["tasks", "clear", "clr_flaky", "-r", runId, "-t", "b", "--downstream", "--yes"]);
+      // The states printed are the ones the clear left (b queued at once, c waiting for it), even
+      // when the run has already finished again by the time the CLI gets the answer.
+      const api = await slowClearApi(() => finished(runId));
+      const real = await baton(["tasks", "clear", "clr_flaky", "-r", runId, "-t", "b", "--downstream", "--yes"], api.url).finally(api.close);
       expect({ code: real.code, stderr: real.stderr }).toEqual({ code: 0, stderr: "" });
       expect(real.stdout).toContain("cleared 2 task instance(s)");
-      expect(real.stdout).toMatch(/^\s+b\s+failed → (queued|running|success)$/m);
+      expect(real.stdout).toMatch(/^\s+b\s+failed → queued$/m);
       expect(real.stdout).toMatch(/^\s+c\s+upstream_failed → none$/m);
       expect((await finished(runId)).state).toBe("success");
       expect(await states(runId)).toEqual({ a: "success#1", b: "success#2", c: "success#1" });
