@@ -34,7 +34,7 @@ const ReceivedSignal = Type.Object(
     signal_id: Nullable(Type.String({ description: "the sender's id (makes resending harmless); null if none was given" })),
     payload: Type.Unknown({ description: "the JSON payload (null if none), at most 64 KiB" }),
     received_at: NullableDateTime,
-    delivered_to: Nullable(Type.String({ description: "the task that received it; null while it is kept for the first task that waits for it" })),
+    delivered_to: Nullable(Type.String({ description: "the task that received it; null while no task took it (kept for the first task that waits for it, unless that wait was cleared since it arrived)" })),
     delivered_at: NullableDateTime,
   },
   { additionalProperties: false },

@@ -40,7 +40,9 @@
 //   (unless preferCompensation); BATON_DAG_RUN_COMPENSATING (above); otherwise the cleared task
 //   instances (state before and after), the ids queued, and the run's state afterwards (a run
 //   whose cleared tasks all end at once, e.g. behind a failed upstream that was not cleared,
-//   finishes again in the same transaction). XCom entries of cleared tasks are deleted. A
+//   finishes again in the same transaction). XCom entries of cleared tasks are deleted, and
+//   so are their durable steps unless keepSteps; a cleared wait takes only signals sent after the
+//   clear unless keepSignals (signals.ts forgetSignalsStatement). A
 //   finished run restarts its clock: start_date = now, timeout_at = now + dagrunTimeout.
 import { runTimeoutAt, type DagShape } from "../../core/dagStructure.ts";
 import { BatonError } from "../../core/errors.ts";
@@ -58,6 +60,7 @@ import { inList, type Db, type RowDataPacket, type Statement, type Tx } from "..
 import { occupancyStatements } from "../pools.ts";
 import { runNotFoundError } from "../queries/read.ts";
 import { decideDownstream, dependsOnPast, endStatements, holdStatement, queueStatement, selectDownstream, settle } from "./settle.ts";
+import { forgetSignalsStatement } from "./signals.ts";
 
 export interface ClearRequest {
   dagId: string;
@@ -92,6 +95,12 @@ export interface ClearRequest {
    * tries, so a charge it recorded before failing is not made again.
    */
   keepSteps?: boolean;
+  /**
+   * Let the cleared waits (waitForSignal) take signals their run received before the clear, as a
+   * retry would, instead of only those sent after it. A re-drive of dead letters sets it, with
+   * keepSteps: a wait that timed out and is re-driven takes the signal that came too late.
+   */
+  keepSignals?: boolean;
   /**
    * Set by a re-drive of dead letters: in a run whose saga started (compensation not null, read
    * under the run's lock), only compensations are re-driven, never the run's own tasks (they are
@@ -274,6 +283,10 @@ export async function clearTasks(
     // that went through is not made again.
     const forgotten = req.keepSteps ? [] : hits.filter((r) => !compensationIds.has(r.task_id)).map((r) => Number(r.id));
     if (forgotten.length > 0) await tx.query(`DELETE FROM task_step WHERE task_instance_id IN (${inList(forgotten)})`, forgotten);
+    // A cleared wait starts afresh too: the signals its run received so far answered the earlier
+    // attempt (one that came too late, a copy it never took); it takes only those sent from now on.
+    const waits = req.keepSignals ? [] : hits.filter((r) => shape.byId.get(r.task_id)?.signal).map((r) => Number(r.id));
+    if (waits.length > 0) await exec(tx, [forgetSignalsStatement(dagRunId, waits)]);
 
     // Counters of the cleared tasks and of their direct downstream tasks, from states as they are now.
     const stateAfter = new Map<string, string>();

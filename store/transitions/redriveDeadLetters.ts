@@ -56,7 +56,7 @@ export async function redriveDeadLetters(
       result = await clearTasks(
         db,
         now,
-        { dagId: run.dagId, runId: run.runId, taskIds: run.taskIds, onlyFailed: true, includeDownstream: true, dryRun, preferCompensation: true, keepSteps: true, redrive },
+        { dagId: run.dagId, runId: run.runId, taskIds: run.taskIds, onlyFailed: true, includeDownstream: true, dryRun, preferCompensation: true, keepSteps: true, keepSignals: true, redrive },
         shapeOf,
       );
     } catch (err) {

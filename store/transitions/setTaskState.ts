@@ -6,7 +6,8 @@
 //      runs) not already in the new state takes it.
 //   2. As Airflow does, tasks downstream of the requested ones that are failed or
 //      upstream_failed (and not themselves marked) are cleared — back to `none` with a fresh retry
-//      budget, their XComs and durable steps forgotten — so they can run once their upstream allows.
+//      budget, their XComs and durable steps forgotten, a wait taking only signals sent from now
+//      on (as clearTasks) — so they can run once their upstream allows.
 //      Not compensations (`<task>__compensate`): each failed at its own work (all_done).
 //   3. Counters and the run's unfinished_tasks are recomputed from states (as clearTasks does),
 //      then settle's own decision runs on the tasks that changed and their direct downstream:
@@ -40,6 +41,7 @@ import { occupancyStatements } from "../pools.ts";
 import { runNotFoundError } from "../queries/read.ts";
 import { decideDownstream, dependsOnPast, endStatements, finishRun, holdStatement, queueStatement, selectDownstream, settle } from "./settle.ts";
 import { counterStatements, resetStatements } from "./clearTasks.ts";
+import { forgetSignalsStatement } from "./signals.ts";
 
 /** The states a user may set (Airflow's set_task_instance_state). */
 export const MARKABLE_STATES = [TaskState.Success, TaskState.Failed, TaskState.Skipped] as const;
@@ -314,6 +316,9 @@ async function applyToRun(
     const clearedIds = cleared.map((r) => Number(r.id));
     statements.push({ sql: `DELETE FROM xcom WHERE dag_run_id = ? AND task_id IN (${inList(clearedTaskIds)})`, params: [p.id, ...clearedTaskIds] });
     statements.push({ sql: `DELETE FROM task_step WHERE task_instance_id IN (${inList(clearedIds)})`, params: clearedIds });
+    // As a clear: a cleared wait takes only signals sent from now on.
+    const waits = cleared.filter((r) => p.shape.byId.get(r.task_id)?.signal).map((r) => Number(r.id));
+    if (waits.length > 0) statements.push(forgetSignalsStatement(p.id, waits));
   }
 
   // Counters of the changed tasks' direct downstream tasks (and of cleared ones), from states as they are now.

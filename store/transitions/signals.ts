@@ -6,6 +6,11 @@
 //   retry of the signal that finished it is a duplicate too, not BATON_DAG_RUN_FINISHED.
 // deliverPendingSignal: a task that just deferred takes a signal that arrived before it
 //   waited (ix_signal_pending), so no signal is ever lost.
+// forgetSignalsStatement: a cleared wait starts afresh. It records the run's last signal id
+//   (task_instance.signals_after) and takes only later signals: one the earlier attempt got too
+//   late, or a copy it never took, is not delivered to the new attempt, while another task that
+//   waits for the same name still gets it. Run under the dag_run row's lock, which sendSignal
+//   takes before it inserts, so no signal is in flight; READ COMMITTED sees every one committed.
 // timeoutDeferred: deferred tasks whose next_check_at passed (ix_ti_deferred, SKIP LOCKED)
 //   fail, skip or succeed as their onTimeout says.
 // locks: the waiting task_instance row, then the signal row, then what settle() locks.
@@ -14,7 +19,7 @@ import type { DagShape } from "../../core/dagStructure.ts";
 import { BatonError } from "../../core/errors.ts";
 import { sameJson } from "../../core/json.ts";
 import { TaskState } from "../../core/states.ts";
-import { inList, type Db, type ResultSetHeader, type RowDataPacket, type Tx } from "../db.ts";
+import { inList, type Db, type ResultSetHeader, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { runNotFoundError } from "../queries/read.ts";
 import { isDuplicateKey } from "../rows.ts";
 import { settle, type SettleResult } from "./settle.ts";
@@ -48,10 +53,12 @@ async function endDeferred(
   return settle(tx, now, Number(ti.dag_run_id), shape, [{ taskId: ti.task_id, state }]);
 }
 
-async function consumeOldest(tx: Tx, now: Date, dagRunId: number, name: string, tiId: number): Promise<RowDataPacket | undefined> {
+/** The oldest signal of that name no task took, among those sent after the task was last cleared (ti.signals_after). */
+async function consumeOldest(tx: Tx, now: Date, dagRunId: number, name: string, ti: RowDataPacket): Promise<RowDataPacket | undefined> {
+  const tiId = Number(ti.id);
   const [signals] = await tx.query<RowDataPacket[]>(
-    `SELECT id, payload FROM run_signal WHERE dag_run_id = ? AND name = ? AND consumed_by IS NULL ORDER BY id LIMIT 1 FOR UPDATE`,
-    [dagRunId, name],
+    `SELECT id, payload FROM run_signal WHERE dag_run_id = ? AND name = ? AND consumed_by IS NULL AND id > ? ORDER BY id LIMIT 1 FOR UPDATE`,
+    [dagRunId, name, ti.signals_after],
   );
   const signal = signals[0];
   if (signal) await tx.query("UPDATE run_signal SET consumed_by = ?, consumed_at = ? WHERE id = ?", [tiId, now, signal.id]);
@@ -60,12 +67,12 @@ async function consumeOldest(tx: Tx, now: Date, dagRunId: number, name: string, 
 
 export async function deliverPendingSignal(tx: Tx, now: Date, tiId: number, shape: DagShape): Promise<SettleResult> {
   const [rows] = await tx.query<RowDataPacket[]>(
-    "SELECT id, dag_run_id, task_id, map_index, deferred_on FROM task_instance WHERE id = ? AND state = 'deferred' FOR UPDATE",
+    "SELECT id, dag_run_id, task_id, map_index, deferred_on, signals_after FROM task_instance WHERE id = ? AND state = 'deferred' FOR UPDATE",
     [tiId],
   );
   const ti = rows[0];
   if (!ti?.deferred_on) return { queued: [] };
-  const signal = await consumeOldest(tx, now, Number(ti.dag_run_id), ti.deferred_on, tiId);
+  const signal = await consumeOldest(tx, now, Number(ti.dag_run_id), ti.deferred_on, ti);
   if (!signal) return { queued: [] };
   return (await endDeferred(tx, now, ti, shape, "success", { payloadText: signal.payload }, null)) ?? { queued: [] };
 }
@@ -150,17 +157,31 @@ export async function sendSignal(db: Db, now: Date, req: SignalRequest, shapeOf:
     // A task whose timeout has passed timed out, even if no scheduler has ended it yet (one was
     // down): the signal came too late for it and stays stored, as one sent before a task waits.
     const [waiting] = await tx.query<RowDataPacket[]>(
-      `SELECT id, dag_run_id, task_id, map_index FROM task_instance
+      `SELECT id, dag_run_id, task_id, map_index, signals_after FROM task_instance
         WHERE dag_run_id = ? AND state = 'deferred' AND deferred_on = ? AND (next_check_at IS NULL OR next_check_at > ?)
         ORDER BY id LIMIT 1 FOR UPDATE`,
       [run.id, req.name, now],
     );
     const ti = waiting[0];
     if (!ti) return { signalId: req.signalId ?? null, duplicate: false, deliveredTo: null, queued: [] };
-    const signal = await consumeOldest(tx, now, Number(run.id), req.name, Number(ti.id));
+    // The oldest one it may take: one kept from before it was cleared is not (see consumeOldest).
+    const signal = await consumeOldest(tx, now, Number(run.id), req.name, ti);
     const outcome = await endDeferred(tx, now, ti, shape!, "success", { payloadText: signal?.payload ?? payloadText }, null);
     return { signalId: req.signalId ?? null, duplicate: false, deliveredTo: ti.task_id, queued: outcome?.queued ?? [] };
   });
+}
+
+/**
+ * Cleared waits start afresh: they take only the signals their run receives from now on (see the
+ * header). Run with the dag_run row locked. A re-drive, which goes on where the task stopped,
+ * does not use it (ClearRequest.keepSignals).
+ */
+export function forgetSignalsStatement(dagRunId: number, tiIds: number[]): Statement {
+  return {
+    sql: `UPDATE task_instance SET signals_after = (SELECT COALESCE(MAX(s.id), 0) FROM run_signal s WHERE s.dag_run_id = ?)
+           WHERE id IN (${inList(tiIds)})`,
+    params: [dagRunId, ...tiIds],
+  };
 }
 
 /** Deferred tasks whose timeout passed end as their onTimeout says; returns how many. */
