@@ -12,7 +12,7 @@ import type { Server } from "node:http";
 import { checkListenHost, listenError, type Listener } from "./listen.ts";
 import { startMetricsListener } from "./metricsListener.ts";
 import { announceAdminToken, ensureAdminToken } from "./adminToken.ts";
-import { clock, exitWith, openRuntime, relative } from "./runtime.ts";
+import { clock, exitWith, loadCliConfig, openRuntime, relative } from "./runtime.ts";
 
 /** Which of Baton's services this process runs: all of them for `standalone`, one for the others. */
 export interface Roles {
@@ -60,7 +60,8 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
   }
   const earlyListener = early && listenerOf(early);
   if (earlyListener) await checkListenHost(earlyListener);
-  const { config, db, logger } = await openRuntime(overrides);
+  // The services set Baton up: they create a missing database (the commands that only use one do not).
+  const { config, db, logger } = await openRuntime(loadCliConfig(overrides), { create: true });
   const listener = listenerOf(config);
   const listening = <T>(start: Promise<T>): Promise<T> =>
     start.catch((err: unknown) => {
