@@ -15,7 +15,7 @@ import { registerDagsCommands } from "./commands/dags.ts";
 import { registerRunsCommands } from "./commands/runs.ts";
 import { dateTimeArg } from "./commands/common.ts";
 import { registerBackfillCommands } from "./backfill.ts";
-import { exitWith, explainDatabaseError, openRuntime } from "./runtime.ts";
+import { exitWith, explainDatabaseError, loadCliConfig, openRuntime } from "./runtime.ts";
 
 /** A BatonError, not InvalidArgumentError: commander would print its help after it, not one line. */
 const port = (name: string) => (value: string) => portValue(name, value);
@@ -93,7 +93,7 @@ const db = program.command("db").description("database maintenance");
 db.command("migrate")
   .description("create the database if missing and apply pending migrations")
   .action(async () => {
-    const rt = await openRuntime({}, { migrate: false });
+    const rt = await openRuntime(loadCliConfig(), { migrate: false, create: true });
     const applied = await migrate(rt.db, rt.logger.scope({ component: "migrate" }));
     process.stdout.write(applied.length ? `applied: ${applied.join(", ")}\n` : "database is up to date\n");
     await rt.db.close();

@@ -3,7 +3,7 @@ import { systemClock } from "../core/clock.ts";
 import { loadConfig, type Config } from "../core/config.ts";
 import { BatonError } from "../core/errors.ts";
 import { createLogger, type Logger } from "../core/logger.ts";
-import { describeDatabaseUrl, ensureDatabase, isConnectionError, openDb, type Db } from "../store/db.ts";
+import { describeDatabaseUrl, ensureDatabase, isConnectionError, openDb, requireDatabase, type Db } from "../store/db.ts";
 import { migrate } from "../store/migrate.ts";
 
 export interface Runtime {
@@ -27,18 +27,32 @@ export function explainDatabaseError(url: string, err: unknown): string {
   );
 }
 
-/** Config, logger and a migrated database, or a one-line explanation and exit code 2. */
-export async function openRuntime(overrides: Partial<Config> = {}, options: { migrate?: boolean } = {}): Promise<Runtime> {
-  let config: Config;
+/** The configuration from the environment and `overrides` (flags), or one line with its code and exit code 1. */
+export function loadCliConfig(overrides: Partial<Config> = {}): Config {
   try {
-    config = loadConfig(process.env, overrides);
+    return loadConfig(process.env, overrides);
   } catch (err) {
     // Bad input, like every other: one line with its code, exit 1 (2 is for an unreachable database).
     exitWith(err instanceof BatonError ? `${err.code}: ${err.message}` : (err as Error).message, err instanceof BatonError ? 1 : 2);
   }
+}
+
+export interface OpenOptions {
+  /** Apply pending migrations (default true). */
+  migrate?: boolean;
+  /**
+   * Create the database when the server has none of its name: for the commands that set Baton
+   * up (the services, `db migrate`, `dags test`). Without it a missing database is
+   * BATON_DATABASE_MISSING, so a misspelt name never becomes a new, empty Baton.
+   */
+  create?: boolean;
+}
+
+/** Logger and a migrated database for `config`, or a one-line explanation and exit code 2. */
+export async function openRuntime(config: Config = loadCliConfig(), options: OpenOptions = {}): Promise<Runtime> {
   const logger = createLogger(config.logLevel, {}, undefined, { format: config.logFormat });
   try {
-    await ensureDatabase(config.databaseUrl);
+    await (options.create ? ensureDatabase(config.databaseUrl) : requireDatabase(config.databaseUrl));
     const db = openDb(config.databaseUrl, { traceQueries: config.dbTraceQueries, statementTimeoutMs: config.dbStatementTimeoutMs });
     if (options.migrate !== false) {
       const applied = await migrate(db, logger.scope({ component: "migrate" }));

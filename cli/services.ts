@@ -6,13 +6,13 @@ import type { Config } from "../core/config.ts";
 import { Worker } from "../executor/worker.ts";
 import { DagProcessor } from "../parser/processor.ts";
 import { Scheduler } from "../scheduler/loop.ts";
-import { isLoopbackHost, loadConfig } from "../core/config.ts";
+import { isLoopbackHost } from "../core/config.ts";
 import { describeDatabaseUrl } from "../store/db.ts";
 import type { Server } from "node:http";
 import { checkListenHost, listenError, type Listener } from "./listen.ts";
 import { startMetricsListener } from "./metricsListener.ts";
 import { announceAdminToken, ensureAdminToken } from "./adminToken.ts";
-import { clock, exitWith, openRuntime, relative } from "./runtime.ts";
+import { clock, exitWith, loadCliConfig, openRuntime, relative } from "./runtime.ts";
 
 /** Which of Baton's services this process runs: all of them for `standalone`, one for the others. */
 export interface Roles {
@@ -45,23 +45,19 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
       : config.metricsPort > 0
         ? { what: "metrics", host: config.metricsHost, port: config.metricsPort, settings: "BATON_METRICS_HOST/BATON_METRICS_PORT" }
         : undefined;
-  let early: Config | undefined;
-  try {
-    early = loadConfig(process.env, overrides);
-  } catch {
-    // openRuntime reports it
-  }
-  if (roles.worker && early && early.workers < 1) {
+  // Loaded once: the checks below and the runtime read the same configuration.
+  const config = loadCliConfig(overrides);
+  if (roles.worker && config.workers < 1) {
     // It would register as a live worker and never run a task.
-    exitWith(`BATON_CONFIG_INVALID: a worker needs at least one task slot (BATON_WORKERS / --concurrency), got ${early.workers}; to run no tasks on this host, run \`baton scheduler\` and \`baton api\` instead`, 1);
+    exitWith(`BATON_CONFIG_INVALID: a worker needs at least one task slot (BATON_WORKERS / --concurrency), got ${config.workers}; to run no tasks on this host, run \`baton scheduler\` and \`baton api\` instead`, 1);
   }
   if (roles.worker && flags.queues !== undefined && flags.queues.length === 0) {
     exitWith("BATON_CONFIG_INVALID: --queues names no queue; give comma-separated queue names, or leave it out to serve `default`", 1);
   }
-  const earlyListener = early && listenerOf(early);
-  if (earlyListener) await checkListenHost(earlyListener);
-  const { config, db, logger } = await openRuntime(overrides);
   const listener = listenerOf(config);
+  if (listener) await checkListenHost(listener);
+  // The services set Baton up: they create a missing database (the commands that only use one do not).
+  const { db, logger } = await openRuntime(config, { create: true });
   const listening = <T>(start: Promise<T>): Promise<T> =>
     start.catch((err: unknown) => {
       throw (listener && listenError(err, listener)) ?? err;

@@ -54,6 +54,7 @@ export const ERRORS = {
   BATON_DATABASE_UNAVAILABLE: { status: 503, title: "Database unavailable" },
   BATON_API_UNREACHABLE: { status: 503, title: "Baton API unreachable" },
   BATON_DATABASE_BUSY: { status: 503, title: "Database busy" },
+  BATON_DATABASE_MISSING: { status: 500, title: "Database does not exist" },
   BATON_MIGRATION_CHECKSUM_MISMATCH: { status: 500, title: "Applied migration was changed" },
   BATON_MIGRATION_LOCK_TIMEOUT: { status: 500, title: "Could not acquire the migration lock" },
   BATON_MIGRATION_INVALID: { status: 500, title: "A migration file is misplaced" },

@@ -66,7 +66,7 @@ export async function getTokenByName(db: Queryable, name: string): Promise<ApiTo
   return rows[0] as ApiTokenRow | undefined;
 }
 
-/** Revokes a live token; false when there is no such name (or it was revoked already). */
+/** Revokes a token, expired or not; false when there is no such name, or it was revoked already. */
 export async function revokeToken(db: Queryable, name: string, now: Date): Promise<boolean> {
   const [result] = await db.query<ResultSetHeader>("UPDATE api_token SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", [now, name]);
   return result.affectedRows === 1;

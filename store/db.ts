@@ -286,6 +286,26 @@ export async function ensureDatabase(url: string): Promise<void> {
   }
 }
 
+/**
+ * Fails with BATON_DATABASE_MISSING when the server has no database of the URL's name. For the
+ * commands that read or change Baton's state: a misspelt name must not become a new, empty
+ * Baton that answers "no DAGs". Only the commands that set Baton up call ensureDatabase.
+ */
+export async function requireDatabase(url: string): Promise<void> {
+  const name = databaseNameOf(url);
+  let conn: mysql.Connection;
+  try {
+    conn = await mysql.createConnection({ ...connectionOptions(url), database: name });
+  } catch (err) {
+    if ((err as { code?: string }).code !== "ER_BAD_DB_ERROR") throw err;
+    throw new BatonError(
+      "BATON_DATABASE_MISSING",
+      `database "${name}" does not exist at ${redactUrl(url)} (BATON_DATABASE_URL); check its name, or create it with \`baton db migrate\` (\`baton standalone\`, \`npm start\` and the other services create it on start)`,
+    );
+  }
+  await conn.end();
+}
+
 export async function dropDatabase(url: string): Promise<void> {
   const name = databaseNameOf(url);
   const conn = await mysql.createConnection(connectionOptions(url));

@@ -103,8 +103,11 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db,
       schema: { operationId: "delete_token", tags: ["Token"], params: Type.Object({ token_name: TokenName }), response: { 204: Type.Null() } },
     },
     async (req, reply) => {
-      if (!(await revokeToken(db.pool, req.params.token_name, clock.now()))) {
-        throw new BatonError("BATON_TOKEN_NOT_FOUND", `no live token named "${req.params.token_name}"`);
+      const name = req.params.token_name;
+      // An expired token is revoked like a live one; only an unknown or revoked name is refused, saying which.
+      if (!(await revokeToken(db.pool, name, clock.now()))) {
+        const revokedAt = (await getTokenByName(db.pool, name))?.revoked_at;
+        throw new BatonError("BATON_TOKEN_NOT_FOUND", revokedAt ? `token "${name}" was revoked already, at ${isoOrNull(revokedAt)}` : `no token named "${name}"`);
       }
       return reply.status(204).send(null);
     },

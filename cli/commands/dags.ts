@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { BatonError } from "../../core/errors.ts";
 import type { ApiClient } from "../client.ts";
 import { printObject, printRows, type OutputFormat } from "../output.ts";
-import { openRuntime } from "../runtime.ts";
+import { loadCliConfig, openRuntime } from "../runtime.ts";
 import { confirm, dateTimeArg, jsonObjectArg, listArg, printChange, withApi } from "./common.ts";
 
 const enc = encodeURIComponent;
@@ -186,7 +186,8 @@ export function registerDagsCommands(program: Command): void {
     .option("-c, --conf <json>", "run configuration (JSON object)", jsonObjectArg)
     .option("-d, --dags-folder <path>", "DAG folder (BATON_DAGS_FOLDER, default ./dags)")
     .action(async (dagId: string, opts: { conf?: Record<string, unknown>; dagsFolder?: string }) => {
-      const rt = await openRuntime({ dagsFolder: opts.dagsFolder });
+      // Like standalone, it parses the folder and runs the DAG on its own: it may set a database up.
+      const rt = await openRuntime(loadCliConfig({ dagsFolder: opts.dagsFolder }), { create: true });
       const { dagsTest } = await import("../dagsTest.ts");
       const code = await dagsTest(rt, dagId, opts.conf ?? {});
       await rt.db.close();

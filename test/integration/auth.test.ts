@@ -189,6 +189,25 @@ describe("API authentication and roles", () => {
     expect((await as("admin", "POST", "/api/v1/tokens", { name: "ci", role: "viewer" })).json().code).toBe("BATON_TOKEN_EXISTS");
   });
 
+  // An expired token was revoked ("revoked token x") while a revoked one was "no live token named x",
+  // which an expired token is not either: the detail now says which case it is.
+  it("revokes an expired token like a live one, and says whether a refused name is unknown or revoked already", async () => {
+    const revoke = (name: string) => as("admin", "DELETE", `/api/v1/tokens/${name}`);
+    const unknown = await revoke("never-made");
+    expect([unknown.statusCode, unknown.json().code, unknown.json().detail]).toEqual([404, "BATON_TOKEN_NOT_FOUND", 'no token named "never-made"']);
+
+    expect((await as("admin", "POST", "/api/v1/tokens", { name: "lapsed", role: "viewer", expires_in: "1m" })).statusCode).toBe(201);
+    clock.advance(61_000);
+    const revokedAt = clock.now().toISOString();
+    expect((await revoke("lapsed")).statusCode).toBe(204);
+    const listed = (await as("admin", "GET", "/api/v1/tokens")).json().tokens.find((t: { name: string }) => t.name === "lapsed");
+    expect(listed).toMatchObject({ active: false, revoked_at: revokedAt });
+
+    clock.advance(1000);
+    const again = await revoke("lapsed");
+    expect([again.statusCode, again.json().code, again.json().detail]).toEqual([404, "BATON_TOKEN_NOT_FOUND", `token "lapsed" was revoked already, at ${revokedAt}`]);
+  });
+
   it("rejects expired tokens and bad token requests", async () => {
     const created = (await as("admin", "POST", "/api/v1/tokens", { name: "short", role: "viewer", expires_in: "1m" })).json();
     const use = () => app.inject({ method: "GET", url: "/api/v1/dags", headers: { authorization: `Bearer ${created.token}` } });

@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { createTestDb, dropTestDb } from "../helpers/db.ts";
 import { BIN, cleanEnv, ROOT, runBaton } from "../helpers/cli.ts";
-import type { Db } from "../../store/db.ts";
+import { databaseNameOf, dropDatabase, type Db, type RowDataPacket } from "../../store/db.ts";
 
 const closed = { BATON_DATABASE_URL: "mysql://root@127.0.0.1:1/baton" };
 
@@ -51,6 +51,50 @@ describe("errors thrown inside an action are one line too (they were uncaught, w
     const r = await runBaton(args, closed);
     expectOneLine(r, line);
     expect(r.stderr).not.toContain("    at ");
+  });
+});
+
+describe("a database that does not exist (a misspelt BATON_DATABASE_URL): commands on Baton's state refuse it, they do not create it", () => {
+  let probe: Db;
+  let missingUrl: string;
+  beforeAll(async () => {
+    probe = await createTestDb();
+    missingUrl = `${probe.url}_typo`;
+  });
+  afterAll(async () => {
+    // Only there if a command created it (the bug) or `db migrate` did (below).
+    await dropDatabase(missingUrl).catch(() => undefined);
+    await dropTestDb(probe);
+  });
+  const exists = async (url: string) => {
+    const [rows] = await probe.pool.query<RowDataPacket[]>("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", [databaseNameOf(url)]);
+    return rows.length > 0;
+  };
+
+  // Each created the database and migrated it, then answered from the new, empty one ("no DAGs").
+  it.concurrent.each([
+    ["dags list", ["dags", "list"]],
+    ["runs list", ["runs", "list", "~"]],
+    ["tasks list", ["tasks", "list", "d", "r"]],
+    ["tokens list", ["tokens", "list"]],
+    ["dags trigger", ["dags", "trigger", "d"]],
+    ["db clean", ["db", "clean", "--before", "2026-01-01T00:00:00Z", "--dry-run"]],
+  ])("%s: BATON_DATABASE_MISSING in one line naming the database and how to create it, exit 2", async (_name, args) => {
+    const r = await runBaton(args, { BATON_DATABASE_URL: missingUrl });
+    expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 2, stdout: "" });
+    const lines = r.stderr.split("\n").filter((l) => l.trim() !== "");
+    expect(lines).toEqual([expect.stringMatching(/^baton: BATON_DATABASE_MISSING: database "baton_test_\w+_typo" does not exist /)]);
+    expect(lines[0]).toContain("baton db migrate");
+    expect(await exists(missingUrl)).toBe(false);
+  });
+
+  it("`db migrate` creates it, and the commands then work on it", async () => {
+    const migrated = await runBaton(["db", "migrate"], { BATON_DATABASE_URL: missingUrl, BATON_LOG_LEVEL: "warn" });
+    expect({ code: migrated.code, stderr: migrated.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(migrated.stdout).toMatch(/^applied: 0001_/);
+    expect(await exists(missingUrl)).toBe(true);
+    const listed = await runBaton(["--output", "json", "dags", "list"], { BATON_DATABASE_URL: missingUrl, BATON_LOG_LEVEL: "warn" });
+    expect({ code: listed.code, stderr: listed.stderr, dags: JSON.parse(listed.stdout) }).toEqual({ code: 0, stderr: "", dags: [] });
   });
 });
 
