@@ -12,6 +12,7 @@ import { taskInputs } from "../core/dagStructure.ts";
 import { taskLogPath } from "../core/logPaths.ts";
 import type { Logger } from "../core/logger.ts";
 import { processMetrics, type BatonMetrics } from "../core/metrics.ts";
+import { PARKED_RETRY_MS } from "../core/parked.ts";
 import { isDataError, unknownCommitOf, type Db } from "../store/db.ts";
 import { truncateUtf8 } from "../core/json.ts";
 import { claimTasksReporting, type ClaimedTask, type OversizedTry } from "../store/transitions/claimTasks.ts";
@@ -114,8 +115,6 @@ const MAX_WAIT_MS = 1000;
  * connection's batch before it reads what the batch claimed (it reads anyway after this).
  */
 const UNKNOWN_COMMIT_WAIT_MS = 5000;
-/** How often a result the database refused even as failed is tried again (Worker.parked). */
-const PARKED_RETRY_MS = 60_000;
 
 /** How long a worker with prestartChildren waits for its children to boot before it claims anyway. */
 const CHILD_BOOT_WAIT_MS = 10_000;
@@ -511,7 +510,8 @@ export class Worker {
     const what = `try ${task.tryNumber} of ${task.dagId}.${task.taskId} (run ${task.runId})`;
     if (refused.error?.code === "BATON_RESULT_UNRECORDABLE") {
       // Refused even so: what its outcome sets off is at fault, not its values. Parked, so the
-      // others are recorded; it stays running in the database (no heartbeat) until reaped.
+      // others are recorded; it stays running in the database (no heartbeat), where a scheduler
+      // reaping it as a zombie meets the same refusal and sets it aside too (reapZombies).
       this.finished.splice(this.finished.indexOf(refused), 1);
       this.recordAlone.delete(tryKey(task));
       this.parked.push({ t: refused, retryAt: Date.now() + PARKED_RETRY_MS });
