@@ -12,7 +12,7 @@ import { taskInputs } from "../core/dagStructure.ts";
 import { taskLogPath } from "../core/logPaths.ts";
 import type { Logger } from "../core/logger.ts";
 import { processMetrics, type BatonMetrics } from "../core/metrics.ts";
-import { PARKED_RETRY_MS } from "../core/parked.ts";
+import { PARKED_RETRY_MS, ParkedIds } from "../core/parked.ts";
 import { isDataError, unknownCommitOf, type Db } from "../store/db.ts";
 import { truncateUtf8 } from "../core/json.ts";
 import { claimTasksReporting, type ClaimedTask, type OversizedTry } from "../store/transitions/claimTasks.ts";
@@ -186,6 +186,11 @@ export class Worker {
    * the other results go on being recorded, and tried again every PARKED_RETRY_MS meanwhile.
    */
   private parked: { t: FinishedTry; retryAt: number }[] = [];
+  /**
+   * Queued tries the database refused to claim even alone (claimTasks' `refused`): left out of
+   * this worker's claims, so they cannot fail each one, and tried again after PARKED_RETRY_MS.
+   */
+  private readonly unclaimable = new ParkedIds();
   private loopRunning = false;
   private wantClaim = true;
   /** The last claim left queued tries behind: see claimIfRunningLow. */
@@ -450,14 +455,23 @@ export class Worker {
       if (this.stopping || !this.wantClaim || free <= 0) return;
       const since = performance.now();
       const slotsFree = Math.max(0, this.options.concurrency - this.runningCount - this.waiting.length);
-      const { tasks: claimed, heldBack, oversized } = await claimTasksReporting(this.db, { ...this.claimRequest(this.clock.now(), free), ahead: Math.max(0, free - slotsFree) }).catch(
-        (err: unknown) => {
-          this.noteUnknownCommit(err);
-          throw err;
-        },
-      );
+      const { tasks: claimed, heldBack, oversized, refused } = await claimTasksReporting(this.db, {
+        ...this.claimRequest(this.clock.now(), free),
+        ahead: Math.max(0, free - slotsFree),
+        leaveOut: this.unclaimable.current(Date.now()),
+      }).catch((err: unknown) => {
+        this.noteUnknownCommit(err);
+        throw err;
+      });
       this.observeDbCall(since, "claim", claimed.length);
       if (oversized.length > 0) void this.warnOversized(oversized);
+      for (const r of refused) {
+        this.unclaimable.park(r.id, Date.now());
+        this.logger.error(
+          `task instance ${r.id} of ${r.dagId} could not be claimed, even without counting a try (BATON_TASK_UNCLAIMABLE): ${r.reason}; ` +
+            `it stays queued and this worker tries again every ${PARKED_RETRY_MS / 1000} s, claiming the others meanwhile`,
+        );
+      }
       const claimLatency = (this.options.metrics ?? processMetrics()).claimLatency;
       for (const t of claimed) {
         // Clamped: queued_at comes from another process's clock.
@@ -722,7 +736,7 @@ export class Worker {
       // try of every task.
       const retried = claimed.filter((t) => t.tryNumber > 1 || t.stepsKept).map((t) => t.id);
       if (retried.length > 0) steps = await stepsOf(this.db.pool, retried);
-      const missing = claimed.filter((t) => t.upstreamOutputs === undefined);
+      const missing = claimed.filter((t) => t.upstreamOutputs === undefined && t.unstartable === undefined);
       const wanted = await Promise.all(
         missing.map(async (t) => {
           const shape = await this.versions.shape(t.versionHash);
@@ -734,6 +748,10 @@ export class Worker {
       this.logger.error(`could not load upstream outputs: ${(err as Error).message}`);
     }
     for (const task of claimed) {
+      if (task.unstartable !== undefined) {
+        prepared.push({ task, timeoutMs: null, error: this.unstartableError(task) });
+        continue;
+      }
       try {
         const shape = await this.versions.shape(task.versionHash);
         const spec = shape.byId.get(task.taskId);
@@ -763,6 +781,16 @@ export class Worker {
     }
     this.startWaiting();
     if (this.waiting.length > 0) this.watchWaiting();
+  }
+
+  /**
+   * The failure of a try the database refused to start (claimTasks' unstartable: claimed under
+   * its last try's number), recorded at once: whatever was refused would be refused again.
+   */
+  private unstartableError(task: ClaimedTask): TryError {
+    const message = `the database refused to start this task instance as a new try (${task.unstartable}); failed without running`;
+    this.logger.error(`try ${task.tryNumber} of ${task.dagId}.${task.taskId} (run ${task.runId}): ${message} (BATON_TASK_UNCLAIMABLE)`);
+    return { name: "TaskUnclaimableError", code: "BATON_TASK_UNCLAIMABLE", message, nonRetryable: true };
   }
 
   /** Hands back tries that waited here longer than maxWaitMs (checked while any wait). */
