@@ -23,7 +23,7 @@ import { WarnOnce } from "../core/warnOnce.ts";
 import { finishTries, type FinishedTry, type FinishResult, type TryError } from "../store/transitions/finishTries.ts";
 import { handBack, type HeldTry } from "../store/transitions/handBack.ts";
 import { beatProcess, beatTries, removeProcess } from "../store/transitions/heartbeat.ts";
-import { VersionCache } from "../store/versions.ts";
+import { VersionCache, isUnusableVersion } from "../store/versions.ts";
 import { upstreamOutputs } from "../store/xcom.ts";
 import { recordFirstPoke } from "../store/transitions/recordFirstPoke.ts";
 import { recordStep, stepsOf } from "../store/transitions/recordStep.ts";
@@ -424,7 +424,7 @@ export class Worker {
         } catch (err) {
           this.finished = batch.concat(this.finished);
           if (this.noteUnknownCommit(err)) for (const t of batch) this.resentResults.add(tryKey(t.task));
-          else if (isDataError(err) && this.isolateRefused(batch, err)) continue;
+          else if ((isDataError(err) || isUnusableVersion(err)) && this.isolateRefused(batch, err)) continue;
           throw err;
         }
         for (const t of batch) this.recordAlone.delete(tryKey(t.task));
@@ -504,18 +504,19 @@ export class Worker {
 
   /**
    * A finish batch the database refused for one of its values (a date past year 9999 from a
-   * DAG version stored before durations were bounded, a value too long for its column): no
-   * retry of the same batch can succeed, and retrying it forever would keep every other result
-   * unrecorded and the worker from claiming. So its tries are recorded one at a time, and a try
-   * refused on its own is recorded as failed, not retried, with the database's reason, without
-   * its output, and with none of its planned next dates. Answers whether the loop may go on
+   * DAG version stored before durations were bounded, a value too long for its column), or one
+   * with a try whose DAG version cannot be read (isUnusableVersion: its outcome cannot be settled
+   * without it): no retry of the same batch can succeed, and retrying it forever would keep every
+   * other result unrecorded and the worker from claiming. So its tries are recorded one at a
+   * time, and a try refused on its own is recorded as failed, not retried, with the reason,
+   * without its output, and with none of its planned next dates (refused even so: parked). Answers whether the loop may go on
    * (false: this try was already recorded so and still refused; the error is handled as any).
    * The batch is back at the head of `finished`.
    */
   private isolateRefused(batch: FinishedTry[], err: unknown): boolean {
     const message = (err as Error).message;
     if (batch.length > 1) {
-      this.logger.warn(`the database refused a value in a batch of ${batch.length} results (${message}); recording them one at a time`);
+      this.logger.warn(`a batch of ${batch.length} results could not be recorded (${message}); recording them one at a time`);
       for (const t of batch) this.recordAlone.add(tryKey(t.task));
       return true;
     }
@@ -737,12 +738,18 @@ export class Worker {
       const retried = claimed.filter((t) => t.tryNumber > 1 || t.stepsKept).map((t) => t.id);
       if (retried.length > 0) steps = await stepsOf(this.db.pool, retried);
       const missing = claimed.filter((t) => t.upstreamOutputs === undefined && t.unstartable === undefined);
-      const wanted = await Promise.all(
-        missing.map(async (t) => {
-          const shape = await this.versions.shape(t.versionHash);
-          return { dagRunId: t.dagRunId, taskIds: taskInputs(shape.byId.get(t.taskId)), runTasks: shape.byId.size };
-        }),
-      );
+      const wanted = (
+        await Promise.all(
+          missing.map(async (t) => {
+            // A version that cannot be read fails its own tries below, not the others' inputs.
+            const shape = await this.versions.shape(t.versionHash).catch((err: unknown) => {
+              if (isUnusableVersion(err)) return undefined;
+              throw err;
+            });
+            return shape && { dagRunId: t.dagRunId, taskIds: taskInputs(shape.byId.get(t.taskId)), runTasks: shape.byId.size };
+          }),
+        )
+      ).filter((w) => w !== undefined);
       if (wanted.length > 0) outputs = await upstreamOutputs(this.db.pool, wanted);
     } catch (err) {
       this.logger.error(`could not load upstream outputs: ${(err as Error).message}`);
@@ -770,7 +777,9 @@ export class Worker {
           }),
         });
       } catch (err) {
-        prepared.push({ task, timeoutMs: null, error: { name: "Error", message: `could not load the DAG version: ${(err as Error).message}` } });
+        const message = `could not load the DAG version: ${(err as Error).message}`;
+        const error: TryError = isUnusableVersion(err) ? { name: "DagVersionUnusableError", code: "BATON_DAG_VERSION_UNUSABLE", message } : { name: "Error", message };
+        prepared.push({ task, timeoutMs: null, error });
       }
     }
     for (const p of prepared) {

@@ -149,8 +149,8 @@ export class Scheduler {
       for (const z of zombies.refused) {
         this.unreapable.park(z.id, now.getTime());
         this.logger.error(
-          `zombie: try ${z.tryNumber} of ${z.dagId}.${z.taskId} (run ${z.runId}) could not be reaped (BATON_RESULT_UNRECORDABLE): ` +
-            `the database refused what its failure sets off (${z.reason}); it stays running and is tried again every ${PARKED_RETRY_MS / 1000} s, the other zombies are reaped`,
+          `zombie: try ${z.tryNumber} of ${z.dagId}.${z.taskId} (run ${z.runId}) could not be reaped (${z.code}): ${z.reason}; ` +
+            `it stays running and is tried again every ${PARKED_RETRY_MS / 1000} s, the other zombies are reaped`,
         );
       }
       zombiesReaped += zombies.reaped.length;

@@ -24,6 +24,8 @@
 //   the others from being reaped (nor fail every scheduler tick); the tries refused alone are
 //   left running, untouched, and returned in `refused` for the caller to set aside (leaveOut)
 //   and try again later, as a worker parks a result refused even as BATON_RESULT_UNRECORDABLE.
+//   Tries of a run whose DAG version cannot be read (isUnusableVersion: nothing downstream can be
+//   settled without it) are left so too, without failing the others' transaction.
 import type { DagShape } from "../../core/dagStructure.ts";
 import { formatDuration } from "../../core/durations.ts";
 import { TaskState } from "../../core/states.ts";
@@ -32,6 +34,7 @@ import { owedCallback, workerName, zombieLogLine, type ZombieCallback } from "..
 import { inList, isDataError, type Db, type ResultSetHeader, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
 import type { TryError } from "./finishTries.ts";
+import { isUnusableVersion } from "../versions.ts";
 import { settle } from "./settle.ts";
 import { epilogueStatement, owedCallbackStatement } from "./tryCallbacks.ts";
 
@@ -56,7 +59,8 @@ export interface UnreapedTry {
   runId: string;
   taskId: string;
   tryNumber: number;
-  /** The database's reason. */
+  /** BATON_RESULT_UNRECORDABLE: the database refused what reaping it writes; BATON_DAG_VERSION_UNUSABLE: its run's version cannot be read. */
+  code: "BATON_RESULT_UNRECORDABLE" | "BATON_DAG_VERSION_UNUSABLE";
   reason: string;
 }
 
@@ -98,19 +102,17 @@ export async function reapZombies(
       const alone = await db.tx((tx) => reapIn(tx, now, timeoutMs, shapeOf, () => selectOne(tx, cutoff, Number(row.id))));
       result.reaped.push(...alone.reaped);
       result.runsFinished.push(...alone.runsFinished);
+      result.refused.push(...alone.refused);
     } catch (err) {
       if (!isDataError(err)) throw err;
-      result.refused.push({
-        id: Number(row.id),
-        dagId: row.dag_id,
-        runId: row.run_id,
-        taskId: row.task_id,
-        tryNumber: Number(row.try_number),
-        reason: (err as Error).message,
-      });
+      result.refused.push(unreapedTry(row, "BATON_RESULT_UNRECORDABLE", `the database refused what its failure writes: ${(err as Error).message}`));
     }
   }
   return result;
+}
+
+function unreapedTry(row: RowDataPacket, code: UnreapedTry["code"], reason: string): UnreapedTry {
+  return { id: Number(row.id), dagId: row.dag_id, runId: row.run_id, taskId: row.task_id, tryNumber: Number(row.try_number), code, reason };
 }
 
 const ZOMBIE_COLUMNS = `id, dag_run_id, dag_id, run_id, task_id, try_number, max_tries, claim_token, hostname, pid, pool, pool_slots, queue,
@@ -151,11 +153,25 @@ async function reapIn(
   const [runs] = await tx.query<RowDataPacket[]>(`SELECT id, version_hash, logical_date FROM dag_run WHERE id IN (${inList(runIds)})`, runIds);
   const runOf = new Map(runs.map((r) => [Number(r.id), r]));
   const shapes = new Map<number, DagShape>();
-  for (const r of runs) shapes.set(Number(r.id), await shapeOf(r.version_hash));
+  // Runs whose version cannot be read: their tries cannot be settled, so they are left as refused.
+  const unreadable = new Map<number, string>();
+  for (const r of runs) {
+    try {
+      shapes.set(Number(r.id), await shapeOf(r.version_hash));
+    } catch (err) {
+      if (!isUnusableVersion(err)) throw err;
+      unreadable.set(Number(r.id), (err as Error).message);
+    }
+  }
 
   const statements: { sql: string; params: unknown[] }[] = [];
   const planned: { row: RowDataPacket; state: "up_for_retry" | "failed"; error: TryError; callback: ZombieCallback | null }[] = [];
   for (const row of [...rows].sort((a, b) => Number(a.id) - Number(b.id))) {
+    const unreadableReason = unreadable.get(Number(row.dag_run_id));
+    if (unreadableReason !== undefined) {
+      result.refused.push(unreapedTry(row, "BATON_DAG_VERSION_UNUSABLE", unreadableReason));
+      continue;
+    }
     const run = runOf.get(Number(row.dag_run_id));
     const spec = shapes.get(Number(row.dag_run_id))?.byId.get(row.task_id);
     const tryNumber = Number(row.try_number);
@@ -182,6 +198,7 @@ async function reapIn(
     });
     planned.push({ row, state, error, callback: owedCallback(spec, state) });
   }
+  if (statements.length === 0) return result;
   // One round trip for every try's update.
   const [raw] = await tx.query(statements.map((s) => s.sql).join(";\n"), statements.flatMap((s) => s.params));
   const updates = (statements.length === 1 ? [raw] : raw) as ResultSetHeader[];
