@@ -509,9 +509,9 @@ export class Worker {
    * without it): no retry of the same batch can succeed, and retrying it forever would keep every
    * other result unrecorded and the worker from claiming. So its tries are recorded one at a
    * time, and a try refused on its own is recorded as failed, not retried, with the reason,
-   * without its output, and with none of its planned next dates (refused even so: parked). Answers whether the loop may go on
-   * (false: this try was already recorded so and still refused; the error is handled as any).
-   * The batch is back at the head of `finished`.
+   * without its output, and with none of its planned next dates (refused even so: parked).
+   * Answers whether the loop may go on (false: this try was already recorded so and still
+   * refused; the error is handled as any). The batch is back at the head of `finished`.
    */
   private isolateRefused(batch: FinishedTry[], err: unknown): boolean {
     const message = (err as Error).message;
