@@ -12,6 +12,7 @@ import { taskInputs } from "../core/dagStructure.ts";
 import { taskLogPath } from "../core/logPaths.ts";
 import type { Logger } from "../core/logger.ts";
 import { processMetrics, type BatonMetrics } from "../core/metrics.ts";
+import { PARKED_RETRY_MS, ParkedIds } from "../core/parked.ts";
 import { isDataError, unknownCommitOf, type Db } from "../store/db.ts";
 import { truncateUtf8 } from "../core/json.ts";
 import { claimTasksReporting, type ClaimedTask, type OversizedTry } from "../store/transitions/claimTasks.ts";
@@ -22,7 +23,7 @@ import { WarnOnce } from "../core/warnOnce.ts";
 import { finishTries, type FinishedTry, type FinishResult, type TryError } from "../store/transitions/finishTries.ts";
 import { handBack, type HeldTry } from "../store/transitions/handBack.ts";
 import { beatProcess, beatTries, removeProcess } from "../store/transitions/heartbeat.ts";
-import { VersionCache } from "../store/versions.ts";
+import { VersionCache, isUnusableVersion } from "../store/versions.ts";
 import { upstreamOutputs } from "../store/xcom.ts";
 import { recordFirstPoke } from "../store/transitions/recordFirstPoke.ts";
 import { recordStep, stepsOf } from "../store/transitions/recordStep.ts";
@@ -114,8 +115,6 @@ const MAX_WAIT_MS = 1000;
  * connection's batch before it reads what the batch claimed (it reads anyway after this).
  */
 const UNKNOWN_COMMIT_WAIT_MS = 5000;
-/** How often a result the database refused even as failed is tried again (Worker.parked). */
-const PARKED_RETRY_MS = 60_000;
 
 /** How long a worker with prestartChildren waits for its children to boot before it claims anyway. */
 const CHILD_BOOT_WAIT_MS = 10_000;
@@ -187,6 +186,11 @@ export class Worker {
    * the other results go on being recorded, and tried again every PARKED_RETRY_MS meanwhile.
    */
   private parked: { t: FinishedTry; retryAt: number }[] = [];
+  /**
+   * Queued tries the database refused to claim even alone (claimTasks' `refused`): left out of
+   * this worker's claims, so they cannot fail each one, and tried again after PARKED_RETRY_MS.
+   */
+  private readonly unclaimable = new ParkedIds();
   private loopRunning = false;
   private wantClaim = true;
   /** The last claim left queued tries behind: see claimIfRunningLow. */
@@ -420,7 +424,7 @@ export class Worker {
         } catch (err) {
           this.finished = batch.concat(this.finished);
           if (this.noteUnknownCommit(err)) for (const t of batch) this.resentResults.add(tryKey(t.task));
-          else if (isDataError(err) && this.isolateRefused(batch, err)) continue;
+          else if ((isDataError(err) || isUnusableVersion(err)) && this.isolateRefused(batch, err)) continue;
           throw err;
         }
         for (const t of batch) this.recordAlone.delete(tryKey(t.task));
@@ -451,14 +455,23 @@ export class Worker {
       if (this.stopping || !this.wantClaim || free <= 0) return;
       const since = performance.now();
       const slotsFree = Math.max(0, this.options.concurrency - this.runningCount - this.waiting.length);
-      const { tasks: claimed, heldBack, oversized } = await claimTasksReporting(this.db, { ...this.claimRequest(this.clock.now(), free), ahead: Math.max(0, free - slotsFree) }).catch(
-        (err: unknown) => {
-          this.noteUnknownCommit(err);
-          throw err;
-        },
-      );
+      const { tasks: claimed, heldBack, oversized, refused } = await claimTasksReporting(this.db, {
+        ...this.claimRequest(this.clock.now(), free),
+        ahead: Math.max(0, free - slotsFree),
+        leaveOut: this.unclaimable.current(Date.now()),
+      }).catch((err: unknown) => {
+        this.noteUnknownCommit(err);
+        throw err;
+      });
       this.observeDbCall(since, "claim", claimed.length);
       if (oversized.length > 0) void this.warnOversized(oversized);
+      for (const r of refused) {
+        this.unclaimable.park(r.id, Date.now());
+        this.logger.error(
+          `task instance ${r.id} of ${r.dagId} could not be claimed, even without counting a try (BATON_TASK_UNCLAIMABLE): ${r.reason}; ` +
+            `it stays queued and this worker tries again every ${PARKED_RETRY_MS / 1000} s, claiming the others meanwhile`,
+        );
+      }
       const claimLatency = (this.options.metrics ?? processMetrics()).claimLatency;
       for (const t of claimed) {
         // Clamped: queued_at comes from another process's clock.
@@ -491,18 +504,19 @@ export class Worker {
 
   /**
    * A finish batch the database refused for one of its values (a date past year 9999 from a
-   * DAG version stored before durations were bounded, a value too long for its column): no
-   * retry of the same batch can succeed, and retrying it forever would keep every other result
-   * unrecorded and the worker from claiming. So its tries are recorded one at a time, and a try
-   * refused on its own is recorded as failed, not retried, with the database's reason, without
-   * its output, and with none of its planned next dates. Answers whether the loop may go on
-   * (false: this try was already recorded so and still refused; the error is handled as any).
-   * The batch is back at the head of `finished`.
+   * DAG version stored before durations were bounded, a value too long for its column), or one
+   * with a try whose DAG version cannot be read (isUnusableVersion: its outcome cannot be settled
+   * without it): no retry of the same batch can succeed, and retrying it forever would keep every
+   * other result unrecorded and the worker from claiming. So its tries are recorded one at a
+   * time, and a try refused on its own is recorded as failed, not retried, with the reason,
+   * without its output, and with none of its planned next dates (refused even so: parked).
+   * Answers whether the loop may go on (false: this try was already recorded so and still
+   * refused; the error is handled as any). The batch is back at the head of `finished`.
    */
   private isolateRefused(batch: FinishedTry[], err: unknown): boolean {
     const message = (err as Error).message;
     if (batch.length > 1) {
-      this.logger.warn(`the database refused a value in a batch of ${batch.length} results (${message}); recording them one at a time`);
+      this.logger.warn(`a batch of ${batch.length} results could not be recorded (${message}); recording them one at a time`);
       for (const t of batch) this.recordAlone.add(tryKey(t.task));
       return true;
     }
@@ -511,7 +525,8 @@ export class Worker {
     const what = `try ${task.tryNumber} of ${task.dagId}.${task.taskId} (run ${task.runId})`;
     if (refused.error?.code === "BATON_RESULT_UNRECORDABLE") {
       // Refused even so: what its outcome sets off is at fault, not its values. Parked, so the
-      // others are recorded; it stays running in the database (no heartbeat) until reaped.
+      // others are recorded; it stays running in the database (no heartbeat), where a scheduler
+      // reaping it as a zombie meets the same refusal and sets it aside too (reapZombies).
       this.finished.splice(this.finished.indexOf(refused), 1);
       this.recordAlone.delete(tryKey(task));
       this.parked.push({ t: refused, retryAt: Date.now() + PARKED_RETRY_MS });
@@ -722,18 +737,28 @@ export class Worker {
       // try of every task.
       const retried = claimed.filter((t) => t.tryNumber > 1 || t.stepsKept).map((t) => t.id);
       if (retried.length > 0) steps = await stepsOf(this.db.pool, retried);
-      const missing = claimed.filter((t) => t.upstreamOutputs === undefined);
-      const wanted = await Promise.all(
-        missing.map(async (t) => {
-          const shape = await this.versions.shape(t.versionHash);
-          return { dagRunId: t.dagRunId, taskIds: taskInputs(shape.byId.get(t.taskId)), runTasks: shape.byId.size };
-        }),
-      );
+      const missing = claimed.filter((t) => t.upstreamOutputs === undefined && t.unstartable === undefined);
+      const wanted = (
+        await Promise.all(
+          missing.map(async (t) => {
+            // A version that cannot be read fails its own tries below, not the others' inputs.
+            const shape = await this.versions.shape(t.versionHash).catch((err: unknown) => {
+              if (isUnusableVersion(err)) return undefined;
+              throw err;
+            });
+            return shape && { dagRunId: t.dagRunId, taskIds: taskInputs(shape.byId.get(t.taskId)), runTasks: shape.byId.size };
+          }),
+        )
+      ).filter((w) => w !== undefined);
       if (wanted.length > 0) outputs = await upstreamOutputs(this.db.pool, wanted);
     } catch (err) {
       this.logger.error(`could not load upstream outputs: ${(err as Error).message}`);
     }
     for (const task of claimed) {
+      if (task.unstartable !== undefined) {
+        prepared.push({ task, timeoutMs: null, error: this.unstartableError(task) });
+        continue;
+      }
       try {
         const shape = await this.versions.shape(task.versionHash);
         const spec = shape.byId.get(task.taskId);
@@ -752,7 +777,9 @@ export class Worker {
           }),
         });
       } catch (err) {
-        prepared.push({ task, timeoutMs: null, error: { name: "Error", message: `could not load the DAG version: ${(err as Error).message}` } });
+        const message = `could not load the DAG version: ${(err as Error).message}`;
+        const error: TryError = isUnusableVersion(err) ? { name: "DagVersionUnusableError", code: "BATON_DAG_VERSION_UNUSABLE", message } : { name: "Error", message };
+        prepared.push({ task, timeoutMs: null, error });
       }
     }
     for (const p of prepared) {
@@ -763,6 +790,16 @@ export class Worker {
     }
     this.startWaiting();
     if (this.waiting.length > 0) this.watchWaiting();
+  }
+
+  /**
+   * The failure of a try the database refused to start (claimTasks' unstartable: claimed under
+   * its last try's number), recorded at once: whatever was refused would be refused again.
+   */
+  private unstartableError(task: ClaimedTask): TryError {
+    const message = `the database refused to start this task instance as a new try (${task.unstartable}); failed without running`;
+    this.logger.error(`try ${task.tryNumber} of ${task.dagId}.${task.taskId} (run ${task.runId}): ${message} (BATON_TASK_UNCLAIMABLE)`);
+    return { name: "TaskUnclaimableError", code: "BATON_TASK_UNCLAIMABLE", message, nonRetryable: true };
   }
 
   /** Hands back tries that waited here longer than maxWaitMs (checked while any wait). */

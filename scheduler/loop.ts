@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Clock } from "../core/clock.ts";
 import type { Logger } from "../core/logger.ts";
 import { processMetrics, type BatonMetrics } from "../core/metrics.ts";
+import { PARKED_RETRY_MS, ParkedIds } from "../core/parked.ts";
 import type { Db } from "../store/db.ts";
 import type { PageEnd, PageOptions } from "../store/paging.ts";
 import { reconcilePools } from "../store/pools.ts";
@@ -19,6 +20,8 @@ import { VersionCache } from "../store/versions.ts";
 
 /** Runs startRuns looks at per transaction. */
 const START_RUNS_PAGE = 50;
+/** Zombies reapZombies locks per transaction. */
+const REAP_ZOMBIES_BATCH = 100;
 /** Backfills advanceBackfills locks per transaction. */
 const ADVANCE_BACKFILLS_PAGE = 20;
 
@@ -82,6 +85,11 @@ export class Scheduler {
    * timeout to heartbeat and record their results first.
    */
   private reapNotBefore = 0;
+  /**
+   * Zombies the database refused to reap even alone (reapZombies' `refused`): left out of the
+   * reaper's batches, so they cannot fail each one, and tried again after PARKED_RETRY_MS.
+   */
+  private readonly unreapable = new ParkedIds();
   private lastReconcile = 0;
   private lastProcessCleanup = 0;
   /** Where the next tick's page of scheduled tries starts (releaseScheduled). */
@@ -130,15 +138,23 @@ export class Scheduler {
     let zombiesReaped = 0;
     for (;;) {
       if (now.getTime() < this.reapNotBefore) break;
-      const zombies = await reapZombies(this.db, now, this.zombieTimeoutMs, (h) => this.versions.shape(h));
+      const leaveOut = this.unreapable.current(now.getTime());
+      const zombies = await reapZombies(this.db, now, this.zombieTimeoutMs, (h) => this.versions.shape(h), REAP_ZOMBIES_BATCH, leaveOut);
       for (const z of zombies.reaped) {
         this.logger.warn(
           `zombie: try ${z.tryNumber} of ${z.dagId}.${z.taskId} (run ${z.runId}) on ${z.hostname ?? "?"} pid ${z.pid ?? "?"} ` +
             `stopped heartbeating at ${z.heartbeatAt.toISOString()}; now ${z.state}`,
         );
       }
+      for (const z of zombies.refused) {
+        this.unreapable.park(z.id, now.getTime());
+        this.logger.error(
+          `zombie: try ${z.tryNumber} of ${z.dagId}.${z.taskId} (run ${z.runId}) could not be reaped (${z.code}): ${z.reason}; ` +
+            `it stays running and is tried again every ${PARKED_RETRY_MS / 1000} s, the other zombies are reaped`,
+        );
+      }
       zombiesReaped += zombies.reaped.length;
-      if (zombies.reaped.length < 100) break;
+      if (zombies.scanned < REAP_ZOMBIES_BATCH) break;
     }
     let runsCreated = 0;
     // Each pass moves on (or defers) every DAG it locked; another pass only if one may still be due.

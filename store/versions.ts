@@ -1,5 +1,19 @@
 import { shapeOf, type DagShape, type SerializedDag } from "../core/dagStructure.ts";
+import { BatonError, isBatonError } from "../core/errors.ts";
 import type { Queryable, RowDataPacket } from "./db.ts";
+
+/**
+ * Whether `err` says a stored DAG version cannot be read (BATON_DAG_VERSION_UNUSABLE: missing, or
+ * its structure not a DAG's): reading it again fails the same way, unlike a database error, so
+ * callers that batch work of several versions set aside only the work of that one.
+ */
+export function isUnusableVersion(err: unknown): boolean {
+  return isBatonError(err) && err.code === "BATON_DAG_VERSION_UNUSABLE";
+}
+
+function unusable(versionHash: string, why: string): BatonError {
+  return new BatonError("BATON_DAG_VERSION_UNUSABLE", `DAG version ${versionHash} cannot be read: ${why}`);
+}
 
 /**
  * Versions are immutable, so their structure and code are cached forever by hash; the
@@ -14,7 +28,13 @@ export class VersionCache {
   shape(versionHash: string): Promise<DagShape> {
     let cached = this.shapes.get(versionHash);
     if (!cached) {
-      cached = loadStructure(this.db, versionHash).then(shapeOf);
+      cached = loadStructure(this.db, versionHash).then((structure) => {
+        try {
+          return shapeOf(structure);
+        } catch (err) {
+          throw unusable(versionHash, `its stored structure is not a DAG's (${(err as Error).message})`);
+        }
+      });
       cached.catch(() => this.shapes.delete(versionHash));
       this.shapes.set(versionHash, cached);
     }
@@ -39,8 +59,12 @@ export class VersionCache {
 
 export async function loadStructure(db: Queryable, versionHash: string): Promise<SerializedDag> {
   const [rows] = await db.query<RowDataPacket[]>("SELECT structure FROM dag_version WHERE version_hash = ? LIMIT 1", [versionHash]);
-  if (!rows[0]) throw new Error(`dag_version ${versionHash} not found`);
-  return JSON.parse(rows[0].structure) as SerializedDag;
+  if (!rows[0]) throw unusable(versionHash, "it is not in dag_version");
+  try {
+    return JSON.parse(rows[0].structure) as SerializedDag;
+  } catch (err) {
+    throw unusable(versionHash, `its stored structure is not JSON (${(err as Error).message})`);
+  }
 }
 
 export async function loadCode(db: Queryable, versionHash: string): Promise<string> {

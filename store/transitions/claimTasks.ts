@@ -17,7 +17,14 @@
 //   A try needing more slots than its pool has in all is never taken; the claim reports those it
 //   read (ClaimResult.oversized) from the rows it holds, with no statement of its own.
 // fence: each claimed try gets try_number + 1 and the claim token; only that pair may finish it.
-import { inList, type BatchTx, type Db, type RowDataPacket } from "../db.ts";
+// refused: when the database refuses the claiming UPDATE for a value of one row (isDataError: its
+//   try_number at the column's limit, say), the claim goes on in the same transaction, locks held,
+//   claiming the tries one statement each (only on this rare path): a try refused alone is claimed
+//   without being counted as a new try (ClaimedTask.unstartable: the worker fails it at once with
+//   BATON_TASK_UNCLAIMABLE, which settles its run), and one refused even so is left queued and
+//   reported (ClaimResult.refused) for the worker to leave out of its claims (req.leaveOut) and try
+//   again later. One bad row never fails the claim of the others, nor every claim after it.
+import { inList, isDataError, type BatchTx, type Db, type RowDataPacket, type Statement } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
 import { parseJsonText } from "../rows.ts";
 
@@ -36,6 +43,8 @@ export interface ClaimRequest {
    * half of the slots that were free when the claim began: other workers keep their share.
    */
   ahead?: number;
+  /** Queued tries not to read: refused by the database before (ClaimResult.refused), set aside by the caller. */
+  leaveOut?: readonly number[];
 }
 
 /** Backfill runs' tasks have their priority lowered by 1e9 (startRuns): anything below this is one. */
@@ -78,6 +87,11 @@ export interface ClaimedTask {
   backfill?: boolean;
   /** Direct upstream outputs, when the claim already fetched them (the fast path does). */
   upstreamOutputs?: Record<string, unknown>;
+  /**
+   * The database refused to start this try (its reason): claimed under the last try's number
+   * instead of a new one, for the worker to fail at once (BATON_TASK_UNCLAIMABLE).
+   */
+  unstartable?: string;
 }
 
 /** The DAGs that have running runs: index-only on ix_dag_run_state_dag (migration 0024). */
@@ -119,6 +133,8 @@ interface CandidateRead {
 }
 
 const CANDIDATE_COLUMNS = "id, dag_id, pool, pool_slots, priority_weight, queue";
+/** Leaves out the tries a caller set aside (none in the usual case: no condition at all). */
+const leaveOutSql = (ids: readonly number[]) => (ids.length > 0 ? ` AND id NOT IN (${inList(ids)})` : "");
 const AFTER_POSITION = "AND (priority_weight < ? OR (priority_weight = ? AND id > ?))";
 const afterParams = (p: Position | undefined) => (p ? [p.priority, p.priority, p.id] : []);
 
@@ -163,7 +179,14 @@ async function openPools(btx: BatchTx, queues: readonly string[]): Promise<OpenP
  * to `want`, and a few more than the pool's free slots (candidateLimit: tries needing more slots
  * than are left are read past on the next pass), so small pools lock few rows.
  */
-async function readPerPool(btx: BatchTx, queues: readonly string[], want: number, pools: OpenPool[], poolReadUpTo: Map<string, Position>): Promise<CandidateRead> {
+async function readPerPool(
+  btx: BatchTx,
+  queues: readonly string[],
+  want: number,
+  pools: OpenPool[],
+  poolReadUpTo: Map<string, Position>,
+  leaveOut: readonly number[],
+): Promise<CandidateRead> {
   const reads = queues
     .flatMap((queue) => pools.map((pool) => ({ queue, pool: pool.name, limit: Math.min(want, candidateLimit(pool.free)) })))
     .filter((r) => r.limit > 0);
@@ -173,9 +196,9 @@ async function readPerPool(btx: BatchTx, queues: readonly string[], want: number
       const after = poolReadUpTo.get(laneKey(queue, pool));
       return {
         sql: `SELECT ${CANDIDATE_COLUMNS} FROM task_instance FORCE INDEX (ix_ti_pool_queue)
-               WHERE state = 'queued' AND pool = ? AND queue = ? ${after ? AFTER_POSITION : ""}
+               WHERE state = 'queued' AND pool = ? AND queue = ? ${after ? AFTER_POSITION : ""}${leaveOutSql(leaveOut)}
                ORDER BY priority_weight DESC, id LIMIT ${limit} FOR UPDATE SKIP LOCKED`,
-        params: [pool, queue, ...afterParams(after)],
+        params: [pool, queue, ...afterParams(after), ...leaveOut],
       };
     }),
   )) as RowDataPacket[][];
@@ -212,9 +235,10 @@ async function readPerDag(
     fullDags: Set<string>;
     /** Room left under maxActiveTasks of the DAGs this claim locked. */
     dagRoom: Map<string, number>;
+    leaveOut: readonly number[];
   },
 ): Promise<CandidateRead> {
-  const { poolReadUpTo, dagReadUpTo, exhausted, fullDags, dagRoom } = claim;
+  const { poolReadUpTo, dagReadUpTo, exhausted, fullDags, dagRoom, leaveOut } = claim;
   const lanes = queues.flatMap((queue) => pools.map((pool) => ({ queue, pool: pool.name })));
   if (lanes.length === 0) return { rows: [], mayHaveMore: false };
   const skipDags = [...fullDags];
@@ -248,9 +272,9 @@ async function readPerDag(
       const after = laterPosition(poolReadUpTo.get(laneKey(queue, pool)), dagReadUpTo.get(laneKey(queue, pool, dagId)));
       return {
         sql: `SELECT ${CANDIDATE_COLUMNS} FROM task_instance FORCE INDEX (ix_ti_dag_pool)
-               WHERE dag_id = ? AND state = 'queued' AND pool = ? AND queue = ? ${after ? AFTER_POSITION : ""}
+               WHERE dag_id = ? AND state = 'queued' AND pool = ? AND queue = ? ${after ? AFTER_POSITION : ""}${leaveOutSql(leaveOut)}
                ORDER BY priority_weight DESC, id LIMIT ${limit} FOR UPDATE SKIP LOCKED`,
-        params: [dagId, pool, queue, ...afterParams(after)],
+        params: [dagId, pool, queue, ...afterParams(after), ...leaveOut],
       };
     }),
   )) as RowDataPacket[][];
@@ -277,6 +301,15 @@ export interface ClaimResult {
    * from rows it read anyway; the caller warns about them.
    */
   oversized: OversizedTry[];
+  /** Queued tries the database refused to claim even alone: left queued (see `refused` above claimTasks). */
+  refused: RefusedTry[];
+}
+
+export interface RefusedTry {
+  id: number;
+  dagId: string;
+  /** The database's reason. */
+  reason: string;
 }
 
 export interface OversizedTry {
@@ -289,14 +322,17 @@ export interface OversizedTry {
 
 /** claimTasks, also saying whether the claim-ahead rule left queued tries behind (the worker claims again sooner). */
 export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<ClaimResult> {
-  if (req.limit <= 0 || req.queues.length === 0) return { tasks: [], heldBack: false, oversized: [] };
+  if (req.limit <= 0 || req.queues.length === 0) return { tasks: [], heldBack: false, oversized: [], refused: [] };
   // A queue named twice (`--queues a,a`) would be read twice: the same rows, their slots counted twice.
   if (new Set(req.queues).size !== req.queues.length) req = { ...req, queues: [...new Set(req.queues)] };
   let heldBack = false;
   let oversized: OversizedTry[] = [];
+  let refused: RefusedTry[] = [];
+  const leaveOut = req.leaveOut ?? [];
   const tasks = await db.batchTx(async (btx): Promise<ClaimedTask[]> => {
     heldBack = false;
     oversized = [];
+    refused = [];
     const taken: RowDataPacket[] = [];
     const deltas = new Map<string, number>();
     // What round trip 2 locked and counted: DAG rows (they serialize claims that count
@@ -329,8 +365,8 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
       const open = poolsToRead.filter((p) => !fullPools.has(p.name)).map((p) => ({ name: p.name, free: free.get(p.name) ?? p.free }));
       const read =
         fullDags.size === 0
-          ? await readPerPool(btx, req.queues, want, open, poolReadUpTo)
-          : await readPerDag(btx, req.queues, want, open, { poolReadUpTo, dagReadUpTo, exhausted, fullDags, dagRoom });
+          ? await readPerPool(btx, req.queues, want, open, poolReadUpTo, leaveOut)
+          : await readPerDag(btx, req.queues, want, open, { poolReadUpTo, dagReadUpTo, exhausted, fullDags, dagRoom, leaveOut });
       const candidates = read.rows.flat().sort((a, b) => b.priority_weight - a.priority_weight || Number(a.id) - Number(b.id));
       if (candidates.length === 0) break;
       // Round trip 2: lock the DAGs and pools not locked yet, count the DAGs' running tasks. A
@@ -418,27 +454,18 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
       if (stop || !turnedAwayForRoom || !read.mayHaveMore) break;
     }
     if (taken.length === 0) return [];
-    const ids = taken.map((c) => Number(c.id));
+    let ids = taken.map((c) => Number(c.id));
     // Round trip 3: claim, count the slots, read what the tasks need, COMMIT.
-    const occupancy = occupancyStatements(deltas);
-    const results = await btx.commit([
-      {
-        sql: `UPDATE task_instance SET state = 'running', try_number = try_number + 1, claim_token = ?, hostname = ?, pid = ?,
-                     start_date = ?, end_date = NULL, duration = NULL, heartbeat_at = ?, next_retry_at = NULL
-               WHERE id IN (${inList(ids)})`,
-        params: [req.token, req.hostname, req.pid, req.now, req.now, ...ids],
-      },
-      ...occupancy,
-      {
-        sql: `SELECT ti.id, ti.dag_run_id, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number, ti.max_tries, ti.pool, ti.pool_slots,
-                     ti.priority_weight,
-                     ti.first_poke_at, ti.poke_count, ti.queued_at, ti.steps_kept,
-                     r.version_hash, r.logical_date, r.data_interval_start, r.data_interval_end, r.conf
-                FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id
-               WHERE ti.id IN (${inList(ids)}) ORDER BY ti.priority_weight DESC, ti.id`,
-        params: ids,
-      },
-    ]);
+    let results: unknown[];
+    let unstartable = new Map<number, string>();
+    try {
+      results = await btx.commit([startStatement(req, ids, true), ...occupancyStatements(deltas), claimedRead(ids)]);
+    } catch (err) {
+      if (!isDataError(err)) throw err;
+      ({ ids, unstartable, refused } = await startAlone(btx, req, taken, deltas));
+      results = await btx.commit([...occupancyStatements(deltas), ...(ids.length > 0 ? [claimedRead(ids)] : [])]);
+      if (ids.length === 0) return [];
+    }
     const rows = results[results.length - 1] as RowDataPacket[];
     return rows.map((r) => ({
       id: Number(r.id),
@@ -463,7 +490,76 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
       pokeCount: Number(r.poke_count ?? 0),
       stepsKept: Number(r.steps_kept ?? 0) === 1,
       backfill: Number(r.priority_weight) < BACKFILL_PRIORITY_FLOOR,
+      ...(unstartable.has(Number(r.id)) ? { unstartable: unstartable.get(Number(r.id)) } : {}),
     }));
   });
-  return { tasks, heldBack, oversized };
+  return { tasks, heldBack, oversized, refused };
+}
+
+/**
+ * The UPDATE that makes the claim's tries `running` for the claimer; `counted`: as a new try
+ * (try_number + 1). `alone`: one try after a refused batch, only while still queued (a refusal
+ * after the batch UPDATE, in the pool slots' one, left it applied).
+ */
+function startStatement(req: ClaimRequest, ids: number[], counted: boolean, alone = false): Statement {
+  return {
+    sql: `UPDATE task_instance SET state = 'running',${counted ? " try_number = try_number + 1," : ""} claim_token = ?, hostname = ?, pid = ?,
+                 start_date = ?, end_date = NULL, duration = NULL, heartbeat_at = ?, next_retry_at = NULL
+           WHERE id IN (${inList(ids)})${alone ? " AND state = 'queued'" : ""}`,
+    params: [req.token, req.hostname, req.pid, req.now, req.now, ...ids],
+  };
+}
+
+/** What the claimed tries need to run, read after their UPDATE (try_number is theirs). */
+function claimedRead(ids: number[]): Statement {
+  return {
+    sql: `SELECT ti.id, ti.dag_run_id, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number, ti.max_tries, ti.pool, ti.pool_slots,
+                 ti.priority_weight,
+                 ti.first_poke_at, ti.poke_count, ti.queued_at, ti.steps_kept,
+                 r.version_hash, r.logical_date, r.data_interval_start, r.data_interval_end, r.conf
+            FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id
+           WHERE ti.id IN (${inList(ids)}) ORDER BY ti.priority_weight DESC, ti.id`,
+    params: ids,
+  };
+}
+
+/**
+ * After the database refused the claiming UPDATE for a value (a failed statement changes nothing;
+ * the transaction and its locks stay): each try claimed by a statement of its own. A try refused
+ * alone is claimed without being counted as a new try (unstartable, with the reason), and one
+ * refused even so is left queued (refused), its pool slots taken out of `deltas`. A round trip per
+ * try, on this rare path only.
+ */
+async function startAlone(
+  btx: BatchTx,
+  req: ClaimRequest,
+  taken: RowDataPacket[],
+  deltas: Map<string, number>,
+): Promise<{ ids: number[]; unstartable: Map<number, string>; refused: RefusedTry[] }> {
+  const ids: number[] = [];
+  const unstartable = new Map<number, string>();
+  const refused: RefusedTry[] = [];
+  const alone = async (statement: Statement): Promise<string | null> => {
+    try {
+      await btx.run([statement]);
+      return null;
+    } catch (err) {
+      if (!isDataError(err)) throw err;
+      return (err as Error).message;
+    }
+  };
+  for (const c of taken) {
+    const id = Number(c.id);
+    const reason = await alone(startStatement(req, [id], true, true));
+    if (reason === null) {
+      ids.push(id);
+    } else if ((await alone(startStatement(req, [id], false, true))) === null) {
+      ids.push(id);
+      unstartable.set(id, reason);
+    } else {
+      refused.push({ id, dagId: c.dag_id, reason });
+      deltas.set(c.pool, deltas.get(c.pool)! - Number(c.pool_slots));
+    }
+  }
+  return { ids, unstartable, refused };
 }

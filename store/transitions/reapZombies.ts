@@ -18,14 +18,23 @@
 //   transaction each reaped try gets the reason at the end of its log (task_log.epilogue: the
 //   dead worker's file is out of reach) and, when its task has one, the onRetry / onFailure it
 //   owes (task_callback), which a live worker runs (see tryCallbacks.ts).
+// refused: when the database refuses the batch for a value (isDataError: e.g. a compensation
+//   task of a DAG version stored before ids were bounded, created when a reaped try fails its
+//   run), each try is reaped again in a transaction of its own, so the one at fault cannot keep
+//   the others from being reaped (nor fail every scheduler tick); the tries refused alone are
+//   left running, untouched, and returned in `refused` for the caller to set aside (leaveOut)
+//   and try again later, as a worker parks a result refused even as BATON_RESULT_UNRECORDABLE.
+//   Tries of a run whose DAG version cannot be read (isUnusableVersion: nothing downstream can be
+//   settled without it) are left so too, without failing the others' transaction.
 import type { DagShape } from "../../core/dagStructure.ts";
 import { formatDuration } from "../../core/durations.ts";
 import { TaskState } from "../../core/states.ts";
 import { retryDelayMs, shouldRetry } from "../../scheduler/retryPolicy.ts";
 import { owedCallback, workerName, zombieLogLine, type ZombieCallback } from "../../scheduler/zombieEnding.ts";
-import { inList, type Db, type ResultSetHeader, type RowDataPacket, type Statement } from "../db.ts";
+import { inList, isDataError, type Db, type ResultSetHeader, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
 import type { TryError } from "./finishTries.ts";
+import { isUnusableVersion } from "../versions.ts";
 import { settle } from "./settle.ts";
 import { epilogueStatement, owedCallbackStatement } from "./tryCallbacks.ts";
 
@@ -43,106 +52,194 @@ export interface ReapedTry {
   callback: ZombieCallback | null;
 }
 
+/** A zombie the database refused to reap even alone: still running, untouched. */
+export interface UnreapedTry {
+  id: number;
+  dagId: string;
+  runId: string;
+  taskId: string;
+  tryNumber: number;
+  /** BATON_RESULT_UNRECORDABLE: the database refused what reaping it writes; BATON_DAG_VERSION_UNUSABLE: its run's version cannot be read. */
+  code: "BATON_RESULT_UNRECORDABLE" | "BATON_DAG_VERSION_UNUSABLE";
+  reason: string;
+}
+
 export interface ReapedZombies {
   reaped: ReapedTry[];
   runsFinished: { dagRunId: number; state: "success" | "failed" }[];
+  refused: UnreapedTry[];
+  /** Zombies read (reaped or refused): fewer than the limit means no more are waiting. */
+  scanned: number;
 }
 
+/**
+ * Reaps up to `limit` zombies, the oldest heartbeat first, leaving out the tries in `leaveOut`
+ * (refused before and set aside by the caller).
+ */
 export async function reapZombies(
   db: Db,
   now: Date,
   timeoutMs: number,
   shapeOf: (versionHash: string) => Promise<DagShape>,
   limit = 100,
+  leaveOut: readonly number[] = [],
 ): Promise<ReapedZombies> {
   const cutoff = new Date(now.getTime() - timeoutMs);
-  return db.tx(async (tx) => {
-    const [rows] = await tx.query<RowDataPacket[]>(
-      `SELECT id, dag_run_id, dag_id, run_id, task_id, try_number, max_tries, claim_token, hostname, pid, pool, pool_slots, queue,
-              heartbeat_at, start_date
-         FROM task_instance WHERE state = 'running' AND heartbeat_at < ?
+  let batch: RowDataPacket[] = [];
+  let batchError: unknown;
+  try {
+    return await db.tx((tx) => reapIn(tx, now, timeoutMs, shapeOf, () => selectBatch(tx, cutoff, limit, leaveOut), (rows) => (batch = rows)));
+  } catch (err) {
+    if (!isDataError(err) || batch.length === 0) throw err;
+    batchError = err;
+  }
+  // Refused for a value of some try: each alone, in its own transaction (only on this rare path).
+  const result: ReapedZombies = { reaped: [], runsFinished: [], refused: [], scanned: batch.length };
+  for (const row of batch) {
+    try {
+      // A batch of one was refused alone already.
+      if (batch.length === 1) throw batchError;
+      const alone = await db.tx((tx) => reapIn(tx, now, timeoutMs, shapeOf, () => selectOne(tx, cutoff, Number(row.id))));
+      result.reaped.push(...alone.reaped);
+      result.runsFinished.push(...alone.runsFinished);
+      result.refused.push(...alone.refused);
+    } catch (err) {
+      if (!isDataError(err)) throw err;
+      result.refused.push(unreapedTry(row, "BATON_RESULT_UNRECORDABLE", `the database refused what its failure writes: ${(err as Error).message}`));
+    }
+  }
+  return result;
+}
+
+function unreapedTry(row: RowDataPacket, code: UnreapedTry["code"], reason: string): UnreapedTry {
+  return { id: Number(row.id), dagId: row.dag_id, runId: row.run_id, taskId: row.task_id, tryNumber: Number(row.try_number), code, reason };
+}
+
+const ZOMBIE_COLUMNS = `id, dag_run_id, dag_id, run_id, task_id, try_number, max_tries, claim_token, hostname, pid, pool, pool_slots, queue,
+              heartbeat_at, start_date`;
+
+function selectBatch(tx: Tx, cutoff: Date, limit: number, leaveOut: readonly number[]): Promise<RowDataPacket[]> {
+  return tx
+    .query<RowDataPacket[]>(
+      `SELECT ${ZOMBIE_COLUMNS}
+         FROM task_instance WHERE state = 'running' AND heartbeat_at < ?${leaveOut.length > 0 ? ` AND id NOT IN (${inList(leaveOut)})` : ""}
         ORDER BY heartbeat_at LIMIT ${Math.max(1, Math.floor(limit))} FOR UPDATE SKIP LOCKED`,
-      [cutoff],
-    );
-    const result: ReapedZombies = { reaped: [], runsFinished: [] };
-    if (rows.length === 0) return result;
-    const runIds = [...new Set(rows.map((r) => Number(r.dag_run_id)))].sort((a, b) => a - b);
-    const [runs] = await tx.query<RowDataPacket[]>(`SELECT id, version_hash, logical_date FROM dag_run WHERE id IN (${inList(runIds)})`, runIds);
-    const runOf = new Map(runs.map((r) => [Number(r.id), r]));
-    const shapes = new Map<number, DagShape>();
-    for (const r of runs) shapes.set(Number(r.id), await shapeOf(r.version_hash));
+      [cutoff, ...leaveOut],
+    )
+    .then(([rows]) => rows);
+}
 
-    const statements: { sql: string; params: unknown[] }[] = [];
-    const planned: { row: RowDataPacket; state: "up_for_retry" | "failed"; error: TryError; callback: ZombieCallback | null }[] = [];
-    for (const row of [...rows].sort((a, b) => Number(a.id) - Number(b.id))) {
-      const run = runOf.get(Number(row.dag_run_id));
-      const spec = shapes.get(Number(row.dag_run_id))?.byId.get(row.task_id);
-      const tryNumber = Number(row.try_number);
-      const heartbeatAt = row.heartbeat_at as Date;
-      const retry = !!spec && shouldRetry(tryNumber, Number(row.max_tries), false);
-      const state = retry ? TaskState.UpForRetry : TaskState.Failed;
-      // The same jitter key as finishTries, so a retry's delay does not depend on who noticed the failure.
-      const jitterKey = `${row.dag_id}#${row.task_id}#${run?.logical_date ? new Date(run.logical_date).toISOString() : ""}`;
-      const nextRetryAt = retry ? new Date(now.getTime() + retryDelayMs(spec!, tryNumber, jitterKey)) : null;
-      const worker = workerName({ hostname: row.hostname ?? null, pid: row.pid ?? null });
-      const error: TryError = {
-        name: "TaskZombieError",
-        code: "BATON_TASK_ZOMBIE",
-        message:
-          `try ${tryNumber} of ${row.dag_id}.${row.task_id} (run ${row.run_id}): its worker (${worker}) sent no heartbeat for ` +
-          `${formatDuration(now.getTime() - heartbeatAt.getTime())}, longer than the ${formatDuration(timeoutMs)} timeout; ` +
-          (retry ? "the try counts as failed and will be retried" : "the try counts as failed and the task has no tries left"),
-      };
-      const duration = row.start_date ? (now.getTime() - new Date(row.start_date).getTime()) / 1000 : null;
-      statements.push({
-        sql: `UPDATE task_instance SET state = ?, end_date = ?, duration = ?, next_retry_at = ?, error = ?, heartbeat_at = NULL
-               WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
-        params: [state, now, duration, nextRetryAt, JSON.stringify(error), row.id, tryNumber, row.claim_token],
-      });
-      planned.push({ row, state, error, callback: owedCallback(spec, state) });
+/** One zombie of a refused batch, if it still is one. */
+function selectOne(tx: Tx, cutoff: Date, id: number): Promise<RowDataPacket[]> {
+  return tx
+    .query<RowDataPacket[]>(`SELECT ${ZOMBIE_COLUMNS} FROM task_instance WHERE id = ? AND state = 'running' AND heartbeat_at < ? FOR UPDATE SKIP LOCKED`, [id, cutoff])
+    .then(([rows]) => rows);
+}
+
+/** Reaps the zombies `select` locks, in `tx`; `onRows` learns which they are before anything is written. */
+async function reapIn(
+  tx: Tx,
+  now: Date,
+  timeoutMs: number,
+  shapeOf: (versionHash: string) => Promise<DagShape>,
+  select: () => Promise<RowDataPacket[]>,
+  onRows?: (rows: RowDataPacket[]) => void,
+): Promise<ReapedZombies> {
+  const rows = await select();
+  onRows?.(rows);
+  const result: ReapedZombies = { reaped: [], runsFinished: [], refused: [], scanned: rows.length };
+  if (rows.length === 0) return result;
+  const runIds = [...new Set(rows.map((r) => Number(r.dag_run_id)))].sort((a, b) => a - b);
+  const [runs] = await tx.query<RowDataPacket[]>(`SELECT id, version_hash, logical_date FROM dag_run WHERE id IN (${inList(runIds)})`, runIds);
+  const runOf = new Map(runs.map((r) => [Number(r.id), r]));
+  const shapes = new Map<number, DagShape>();
+  // Runs whose version cannot be read: their tries cannot be settled, so they are left as refused.
+  const unreadable = new Map<number, string>();
+  for (const r of runs) {
+    try {
+      shapes.set(Number(r.id), await shapeOf(r.version_hash));
+    } catch (err) {
+      if (!isUnusableVersion(err)) throw err;
+      unreadable.set(Number(r.id), (err as Error).message);
     }
-    // One round trip for every try's update.
-    const [raw] = await tx.query(statements.map((s) => s.sql).join(";\n"), statements.flatMap((s) => s.params));
-    const updates = (statements.length === 1 ? [raw] : raw) as ResultSetHeader[];
+  }
 
-    const freed = new Map<string, number>();
-    const failedByRun = new Map<number, string[]>();
-    const endings: Statement[] = [];
-    const logLines: { taskInstanceId: number; tryNumber: number; text: string }[] = [];
-    const owed: Parameters<typeof owedCallbackStatement>[1] = [];
-    planned.forEach(({ row, state, error, callback }, i) => {
-      // Locked and re-checked above, so every update matches; anything else is left alone.
-      if (updates[i]?.affectedRows !== 1) return;
-      freed.set(row.pool, (freed.get(row.pool) ?? 0) - Number(row.pool_slots));
-      if (state === TaskState.Failed) failedByRun.set(Number(row.dag_run_id), [...(failedByRun.get(Number(row.dag_run_id)) ?? []), row.task_id]);
-      result.reaped.push({
-        id: Number(row.id),
-        dagId: row.dag_id,
-        runId: row.run_id,
-        taskId: row.task_id,
-        tryNumber: Number(row.try_number),
-        hostname: row.hostname ?? null,
-        pid: row.pid === null || row.pid === undefined ? null : Number(row.pid),
-        heartbeatAt: row.heartbeat_at,
-        state,
-        callback,
-      });
-      const key = { taskInstanceId: Number(row.id), tryNumber: Number(row.try_number) };
-      const z = { hostname: row.hostname ?? null, pid: row.pid ?? null, heartbeatAt: row.heartbeat_at as Date, state };
-      logLines.push({ ...key, text: zombieLogLine(now, z, timeoutMs, callback) });
-      if (callback) owed.push({ ...key, queue: row.queue, callback, error });
+  const statements: { sql: string; params: unknown[] }[] = [];
+  const planned: { row: RowDataPacket; state: "up_for_retry" | "failed"; error: TryError; callback: ZombieCallback | null }[] = [];
+  for (const row of [...rows].sort((a, b) => Number(a.id) - Number(b.id))) {
+    const unreadableReason = unreadable.get(Number(row.dag_run_id));
+    if (unreadableReason !== undefined) {
+      result.refused.push(unreapedTry(row, "BATON_DAG_VERSION_UNUSABLE", unreadableReason));
+      continue;
+    }
+    const run = runOf.get(Number(row.dag_run_id));
+    const spec = shapes.get(Number(row.dag_run_id))?.byId.get(row.task_id);
+    const tryNumber = Number(row.try_number);
+    const heartbeatAt = row.heartbeat_at as Date;
+    const retry = !!spec && shouldRetry(tryNumber, Number(row.max_tries), false);
+    const state = retry ? TaskState.UpForRetry : TaskState.Failed;
+    // The same jitter key as finishTries, so a retry's delay does not depend on who noticed the failure.
+    const jitterKey = `${row.dag_id}#${row.task_id}#${run?.logical_date ? new Date(run.logical_date).toISOString() : ""}`;
+    const nextRetryAt = retry ? new Date(now.getTime() + retryDelayMs(spec!, tryNumber, jitterKey)) : null;
+    const worker = workerName({ hostname: row.hostname ?? null, pid: row.pid ?? null });
+    const error: TryError = {
+      name: "TaskZombieError",
+      code: "BATON_TASK_ZOMBIE",
+      message:
+        `try ${tryNumber} of ${row.dag_id}.${row.task_id} (run ${row.run_id}): its worker (${worker}) sent no heartbeat for ` +
+        `${formatDuration(now.getTime() - heartbeatAt.getTime())}, longer than the ${formatDuration(timeoutMs)} timeout; ` +
+        (retry ? "the try counts as failed and will be retried" : "the try counts as failed and the task has no tries left"),
+    };
+    const duration = row.start_date ? (now.getTime() - new Date(row.start_date).getTime()) / 1000 : null;
+    statements.push({
+      sql: `UPDATE task_instance SET state = ?, end_date = ?, duration = ?, next_retry_at = ?, error = ?, heartbeat_at = NULL
+             WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
+      params: [state, now, duration, nextRetryAt, JSON.stringify(error), row.id, tryNumber, row.claim_token],
     });
-    // The reason and the owed callbacks: one round trip, only for the tries actually reaped.
-    if (logLines.length > 0) endings.push(epilogueStatement(now, logLines));
-    if (owed.length > 0) endings.push(owedCallbackStatement(now, owed));
-    if (endings.length > 0) await tx.query(endings.map((s) => s.sql).join(";\n"), endings.flatMap((s) => s.params ?? []));
-    for (const [dagRunId, taskIds] of [...failedByRun].sort(([a], [b]) => a - b)) {
-      const shape = shapes.get(dagRunId);
-      if (!shape) continue; // a task instance whose run row is gone: nothing downstream to settle
-      const outcome = await settle(tx, now, dagRunId, shape, taskIds.sort().map((taskId) => ({ taskId, state: TaskState.Failed })));
-      if (outcome.runState) result.runsFinished.push({ dagRunId, state: outcome.runState });
-    }
-    for (const s of occupancyStatements(freed)) await tx.query(s.sql, s.params);
-    return result;
+    planned.push({ row, state, error, callback: owedCallback(spec, state) });
+  }
+  if (statements.length === 0) return result;
+  // One round trip for every try's update.
+  const [raw] = await tx.query(statements.map((s) => s.sql).join(";\n"), statements.flatMap((s) => s.params));
+  const updates = (statements.length === 1 ? [raw] : raw) as ResultSetHeader[];
+
+  const freed = new Map<string, number>();
+  const failedByRun = new Map<number, string[]>();
+  const endings: Statement[] = [];
+  const logLines: { taskInstanceId: number; tryNumber: number; text: string }[] = [];
+  const owed: Parameters<typeof owedCallbackStatement>[1] = [];
+  planned.forEach(({ row, state, error, callback }, i) => {
+    // Locked and re-checked above, so every update matches; anything else is left alone.
+    if (updates[i]?.affectedRows !== 1) return;
+    freed.set(row.pool, (freed.get(row.pool) ?? 0) - Number(row.pool_slots));
+    if (state === TaskState.Failed) failedByRun.set(Number(row.dag_run_id), [...(failedByRun.get(Number(row.dag_run_id)) ?? []), row.task_id]);
+    result.reaped.push({
+      id: Number(row.id),
+      dagId: row.dag_id,
+      runId: row.run_id,
+      taskId: row.task_id,
+      tryNumber: Number(row.try_number),
+      hostname: row.hostname ?? null,
+      pid: row.pid === null || row.pid === undefined ? null : Number(row.pid),
+      heartbeatAt: row.heartbeat_at,
+      state,
+      callback,
+    });
+    const key = { taskInstanceId: Number(row.id), tryNumber: Number(row.try_number) };
+    const z = { hostname: row.hostname ?? null, pid: row.pid ?? null, heartbeatAt: row.heartbeat_at as Date, state };
+    logLines.push({ ...key, text: zombieLogLine(now, z, timeoutMs, callback) });
+    if (callback) owed.push({ ...key, queue: row.queue, callback, error });
   });
+  // The reason and the owed callbacks: one round trip, only for the tries actually reaped.
+  if (logLines.length > 0) endings.push(epilogueStatement(now, logLines));
+  if (owed.length > 0) endings.push(owedCallbackStatement(now, owed));
+  if (endings.length > 0) await tx.query(endings.map((s) => s.sql).join(";\n"), endings.flatMap((s) => s.params ?? []));
+  for (const [dagRunId, taskIds] of [...failedByRun].sort(([a], [b]) => a - b)) {
+    const shape = shapes.get(dagRunId);
+    if (!shape) continue; // a task instance whose run row is gone: nothing downstream to settle
+    const outcome = await settle(tx, now, dagRunId, shape, taskIds.sort().map((taskId) => ({ taskId, state: TaskState.Failed })));
+    if (outcome.runState) result.runsFinished.push({ dagRunId, state: outcome.runState });
+  }
+  for (const s of occupancyStatements(freed)) await tx.query(s.sql, s.params);
+  return result;
 }

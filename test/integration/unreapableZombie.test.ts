@@ -1,0 +1,100 @@
+// A zombie whose reaping the database refuses: its try failing fails its run, whose saga
+// compensation task, from a DAG version stored before ids were bounded, has an id longer than
+// task_instance.task_id (the case a worker parks its result for: parkedResult.test.ts). The
+// reaper hit the same INSERT in the batch with every other zombie, so every scheduler tick
+// failed once the zombie timeout had passed, and no zombie anywhere was reaped again. Now that
+// one is left running, logged with its code and tried again each minute; the others are reaped.
+import { randomBytes } from "node:crypto";
+import { FakeClock } from "../../core/clock.ts";
+import { createLogger } from "../../core/logger.ts";
+import { PARKED_RETRY_MS } from "../../core/parked.ts";
+import { Scheduler } from "../../scheduler/loop.ts";
+import type { RowDataPacket } from "../../store/db.ts";
+import { claimTasks, type ClaimedTask } from "../../store/transitions/claimTasks.ts";
+import { createDagRun } from "../../store/transitions/createDagRun.ts";
+import { finishTries } from "../../store/transitions/finishTries.ts";
+import { VersionCache } from "../../store/versions.ts";
+import { Harness, dagSource } from "../helpers/harness.ts";
+
+const TIMEOUT = 30_000;
+const clock = new FakeClock("2026-03-01T00:00:00Z");
+const h = new Harness({ clock, manualTicks: true, worker: false, taskHeartbeatTimeoutMs: TIMEOUT });
+const lines: string[] = [];
+let scheduler: Scheduler;
+
+const DAGS = dagSource(`
+export const bad = dag({ id: "unreap_bad" }, (t) => {
+  const charge = t.task("charge", { compensate: async () => undefined }, async () => "charged");
+  charge.then(t.task("boom", async () => 1));
+});
+export const other = dag({ id: "unreap_other", maxActiveRuns: 5, defaultArgs: { retries: 1 } }, (t) => {
+  t.task("a", async () => 1);
+});
+`);
+
+const ghost = () => ({ queues: ["default"], hostname: "ghost-host", pid: 4242, token: randomBytes(16).toString("hex") });
+
+async function trigger(dagId: string, runId: string): Promise<void> {
+  await createDagRun(h.db, clock.now(), { dagId, runId, runType: "manual", logicalDate: clock.now(), conf: {} });
+}
+
+async function claimOne(): Promise<ClaimedTask> {
+  const [claimed] = await claimTasks(h.db, { now: clock.now(), limit: 1, ...ghost() });
+  return claimed!;
+}
+
+async function state(dagId: string, runId: string, taskId: string): Promise<string> {
+  const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = ?", [dagId, runId, taskId]);
+  return row!.state;
+}
+
+const refusals = () => lines.filter((l) => l.includes("could not be reaped"));
+
+beforeAll(async () => {
+  await h.start({ "unreap.ts": DAGS });
+  await h.processor.scan();
+  // As stored before compensable ids were bounded: the compensation's id no longer fits.
+  const [res] = await h.db.pool.query(`UPDATE dag_version SET structure = REPLACE(structure, '"charge__compensate"', '"${"c".repeat(260)}"') WHERE dag_id = 'unreap_bad'`);
+  expect((res as { affectedRows: number }).affectedRows).toBeGreaterThan(0);
+  const logger = createLogger("info", {}, (line) => lines.push(line), { format: "json" });
+  scheduler = new Scheduler(h.db, clock, logger, { intervalMs: 100, taskHeartbeatTimeoutMs: TIMEOUT });
+});
+afterAll(async () => {
+  await scheduler.stop();
+  await h.stop();
+});
+
+it("leaves it running, reaps the other zombies, and the tick goes on", async () => {
+  const versions = new VersionCache(h.db.pool);
+  await trigger("unreap_bad", "b1");
+  await scheduler.tick();
+  const charge = await claimOne();
+  expect(charge.taskId).toBe("charge");
+  await finishTries(h.db, clock.now(), [{ task: charge, outcome: "success", output: 1, endedAt: clock.now() }], (v) => versions.shape(v));
+  expect((await claimOne()).taskId).toBe("boom");
+  await trigger("unreap_other", "o1");
+  await scheduler.tick();
+  expect((await claimOne()).taskId).toBe("a");
+
+  // Both workers went silent; a new run waits to start in the same tick.
+  clock.advance(TIMEOUT + 1000);
+  await trigger("unreap_other", "o2");
+  const report = await scheduler.tick();
+  expect(report).toMatchObject({ zombiesReaped: 1, runsStarted: 1 });
+  expect(await state("unreap_other", "o1", "a")).toBe("up_for_retry");
+  expect(await state("unreap_bad", "b1", "boom")).toBe("running");
+  expect(refusals()).toHaveLength(1);
+  expect(refusals()[0]).toContain("try 1 of unreap_bad.boom (run b1)");
+  expect(refusals()[0]).toContain("BATON_RESULT_UNRECORDABLE");
+  expect(refusals()[0]).toContain("Data too long for column 'task_id'");
+  expect(lines.filter((l) => l.includes("scheduler tick failed"))).toEqual([]);
+
+  // Set aside: the next ticks leave it out, until a minute has passed.
+  clock.advance(1000);
+  await scheduler.tick();
+  expect(refusals()).toHaveLength(1);
+  clock.advance(PARKED_RETRY_MS);
+  await scheduler.tick();
+  expect(refusals()).toHaveLength(2);
+  expect(await state("unreap_bad", "b1", "boom")).toBe("running");
+});

@@ -1,0 +1,93 @@
+// A try whose pinned DAG version cannot be read (its stored structure is not JSON) must not stall
+// its worker, nor the scheduler. The worker failed it at once, then could not record that (the
+// outcome is settled with the version's shape), and sent the same batch again and again: no
+// result was recorded and nothing claimed again, by any worker that took such a try. The tries
+// claimed with it lost their upstream outputs too. Now the try is set aside as a result refused
+// even as BATON_RESULT_UNRECORDABLE (parkedResult.test.ts), and the scheduler's reaper, which
+// meets the same version once it is a zombie, leaves it running instead of failing every tick.
+import { randomBytes } from "node:crypto";
+import { systemClock } from "../../core/clock.ts";
+import { createLogger } from "../../core/logger.ts";
+import { Worker } from "../../executor/worker.ts";
+import { Scheduler } from "../../scheduler/loop.ts";
+import type { RowDataPacket } from "../../store/db.ts";
+import { claimTasks } from "../../store/transitions/claimTasks.ts";
+import { createDagRun } from "../../store/transitions/createDagRun.ts";
+import { finishTries } from "../../store/transitions/finishTries.ts";
+import { VersionCache } from "../../store/versions.ts";
+import { Harness, dagSource } from "../helpers/harness.ts";
+import { waitFor } from "../helpers/db.ts";
+
+const DAGS = dagSource(`
+export const bad = dag({ id: "uv_bad" }, (t) => { t.task("x", { priorityWeight: 100 }, async () => 1); });
+export const other = dag({ id: "uv_other", maxActiveRuns: 5 }, (t) => {
+  const a = t.task("a", { queue: "prep" }, async () => 1);
+  t.task("b", { upstream: [a] }, async (ctx) => ctx.get(a) + 1);
+});
+`);
+
+const h = new Harness({ clock: systemClock, manualTicks: true, worker: false });
+const lines: string[] = [];
+let worker: Worker | undefined;
+let scheduler: Scheduler | undefined;
+
+beforeAll(async () => {
+  await h.start({ "uv.ts": DAGS });
+  await h.processor.scan();
+});
+afterAll(async () => {
+  await scheduler?.stop();
+  await worker?.stop(0).catch(() => undefined);
+  await h.stop();
+});
+
+async function trigger(dagId: string, runId: string): Promise<void> {
+  const now = systemClock.now();
+  await createDagRun(h.db, now, { dagId, runId, runType: "manual", logicalDate: now, conf: {} });
+}
+
+async function task(dagId: string, taskId: string): Promise<RowDataPacket> {
+  const [[row]] = await h.db.pool.query<RowDataPacket[]>(
+    "SELECT ti.state, ti.dag_run_id, r.state AS run_state FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id WHERE ti.dag_id = ? AND ti.task_id = ?",
+    [dagId, taskId],
+  );
+  return row!;
+}
+
+it("sets the try aside: the tries claimed with it run with their inputs, and the reaper leaves it running", async () => {
+  await trigger("uv_bad", "r1");
+  await trigger("uv_other", "r1");
+  await h.scheduler.tick();
+  // uv_other's first task ends first, so its second waits in the same claim as uv_bad's try.
+  const versions = new VersionCache(h.db.pool);
+  const [a] = await claimTasks(h.db, { now: systemClock.now(), limit: 1, queues: ["prep"], hostname: "prep", pid: 1, token: randomBytes(16).toString("hex") });
+  await finishTries(h.db, systemClock.now(), [{ task: a!, outcome: "success", output: 1, endedAt: systemClock.now() }], (v) => versions.shape(v));
+  expect((await task("uv_other", "b")).state).toBe("queued");
+  await h.db.pool.query("UPDATE dag_version SET structure = '{not json' WHERE dag_id = 'uv_bad'");
+
+  const logger = createLogger("info", {}, (line) => lines.push(line), { format: "json" });
+  worker = new Worker(h.db, h.clock, logger, { concurrency: 4, queues: ["default"], logsFolder: h.logsFolder, cacheFolder: h.cacheFolder, heartbeatMs: 500 });
+  worker.start();
+  await waitFor("uv_other's run to succeed", async () => (await task("uv_other", "b")).run_state === "success", 20_000).catch((err) => {
+    console.log(lines.join("\n"));
+    throw err;
+  });
+  const [[output]] = await h.db.pool.query<RowDataPacket[]>("SELECT value FROM xcom WHERE task_id = 'b'");
+  expect(JSON.parse(output!.value)).toBe(2);
+  await waitFor("uv_bad's try to be set aside", async () => lines.some((l) => l.includes("could not be stored even as failed")), 20_000);
+  const parked = lines.find((l) => l.includes("could not be stored even as failed"))!;
+  expect(parked).toContain("try 1 of uv_bad.x");
+  expect(parked).toContain("cannot be read: its stored structure is not JSON");
+  expect(lines.filter((l) => l.includes("worker database work failed"))).toEqual([]);
+  expect((await task("uv_bad", "x")).state).toBe("running");
+
+  // Its worker does not heartbeat it: a zombie for a scheduler that has not read the version yet.
+  await h.db.pool.query("UPDATE task_instance SET heartbeat_at = heartbeat_at - INTERVAL 1 HOUR WHERE dag_id = 'uv_bad'");
+  scheduler = new Scheduler(h.db, h.clock, logger, { intervalMs: 100, taskHeartbeatTimeoutMs: 30_000 });
+  await trigger("uv_other", "r2");
+  expect(await scheduler.tick()).toMatchObject({ zombiesReaped: 0, runsStarted: 1 });
+  const unreaped = lines.filter((l) => l.includes("could not be reaped"));
+  expect(unreaped).toHaveLength(1);
+  expect(unreaped[0]).toContain("try 1 of uv_bad.x (run r1) could not be reaped (BATON_DAG_VERSION_UNUSABLE)");
+  expect((await task("uv_bad", "x")).state).toBe("running");
+});
