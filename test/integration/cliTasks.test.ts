@@ -8,6 +8,7 @@ import path from "node:path";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { Harness, dagSource } from "../helpers/harness.ts";
+import { heldApi } from "../helpers/cli.ts";
 import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 
@@ -140,10 +141,29 @@ export const held = dag({ id: "cli_bf_held", schedule: "@daily", startDate: "202
     expect(bad.stderr).toContain("BATON_VALIDATION_FAILED");
     expect(bad.stderr).not.toContain("    at ");
 
-    const marked = await baton(["tasks", "state", "cli_fail", runId, "boom", "success"]).exited;
+    // The run printed is the one the mark left (running: after is queued), even when `after` has
+    // already finished it by the time the CLI gets the answer.
+    const api = await heldApi(h.app, (req) => (req.method === "PATCH" ? finished(runId) : undefined));
+    const marked = await baton(["tasks", "state", "cli_fail", runId, "boom", "success"], { BATON_API_URL: api.url }).exited.finally(api.close);
     expect({ code: marked.code, stderr: marked.stderr }).toEqual({ code: 0, stderr: "" });
-    expect(marked.stdout).toContain("marked boom of cli_fail/" + runId + ": failed → success; the run is running");
+    expect(marked.stdout).toBe("marked boom of cli_fail/" + runId + ": failed → success; the run is running\n");
     expect(await finished(runId)).toBe("success");
+    // Marked again: nothing changes; --output json prints the PATCH's answer.
+    const [again, json] = await Promise.all([
+      baton(["tasks", "state", "cli_fail", runId, "boom", "success"]).exited,
+      baton(["-o", "json", "tasks", "state", "cli_fail", runId, "boom", "success"]).exited,
+    ]);
+    expect({ code: again.code, stdout: again.stdout, stderr: again.stderr }).toEqual({ code: 0, stdout: `boom of cli_fail/${runId} is already success; the run is success\n`, stderr: "" });
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual({
+      task_id: "boom",
+      dag_id: "cli_fail",
+      dag_run_id: runId,
+      execution_date: expect.any(String),
+      state: "success",
+      new_state: "success",
+      dag_run_state: "success",
+    });
     const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT task_id, state FROM task_instance WHERE run_id = ? ORDER BY task_id", [runId]);
     expect(rows.map((r) => [r.task_id, r.state])).toEqual([
       ["after", "success"],
