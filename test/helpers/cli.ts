@@ -39,21 +39,29 @@ export interface HeldRequest {
   body: unknown;
 }
 
+/** What the held API does around a request; each hook may return a promise to wait for. */
+export interface HeldApiHooks {
+  /** Before the request reaches the app: e.g. another actor changes what the CLI's request will find. */
+  before?: (req: HeldRequest) => Promise<unknown> | undefined;
+  /** After a successful answer, before it goes back: e.g. the workers move a run on after the CLI's change. */
+  hold?: (req: HeldRequest) => Promise<unknown> | undefined;
+}
+
 /**
  * `app` (which never listens) over HTTP for a CLI at BATON_API_URL, each request answered through
- * `app.inject()`. A successful answer for which `hold` returns a promise goes back only once that
- * promise settles: e.g. once the workers moved a run on after the CLI's change, so whatever the CLI
- * prints from a later read shows it. A promise that rejects (a deadline passed) answers anyway: the
- * test's own checks then say what went wrong.
+ * `app.inject()`, with `hooks` run around it: what happens in between shows in whatever the CLI
+ * prints from a read of its own before or after its change, every time. A hook's promise that
+ * rejects (a deadline passed) goes on anyway: the test's own checks then say what went wrong.
  */
-export async function heldApi(app: FastifyInstance, hold: (req: HeldRequest) => Promise<unknown> | undefined): Promise<{ url: string; close: () => Promise<void> }> {
+export async function heldApi(app: FastifyInstance, hooks: HeldApiHooks): Promise<{ url: string; close: () => Promise<void> }> {
   const server = createServer((req, res) => {
     let body = "";
     req.setEncoding("utf8").on("data", (d: string) => (body += d));
     req.on("end", async () => {
+      const held: HeldRequest = { method: req.method!, url: req.url!, body: body ? (JSON.parse(body) as unknown) : undefined };
+      await hooks.before?.(held)?.catch(() => undefined);
       const answer = await app.inject({ method: req.method as "GET", url: req.url!, headers: { "content-type": "application/json" }, ...(body ? { payload: body } : {}) });
-      const wait = answer.statusCode < 300 ? hold({ method: req.method!, url: req.url!, body: body ? (JSON.parse(body) as unknown) : undefined }) : undefined;
-      if (wait) await wait.catch(() => undefined);
+      if (answer.statusCode < 300) await hooks.hold?.(held)?.catch(() => undefined);
       res.writeHead(answer.statusCode, { "content-type": String(answer.headers["content-type"] ?? "application/json") }).end(answer.body);
     });
   });

@@ -425,7 +425,9 @@ describe("clearing task instances", () => {
 
       // The states printed are the ones the clear left (b queued at once, c waiting for it), even
       // when the run has already finished again by the time the CLI gets the answer.
-      const api = await heldApi(h.app, (req) => (req.url.endsWith("/clearTaskInstances") && (req.body as { dry_run?: boolean }).dry_run === false ? finished(runId) : undefined));
+      const api = await heldApi(h.app, {
+        hold: (req) => (req.url.endsWith("/clearTaskInstances") && (req.body as { dry_run?: boolean }).dry_run === false ? finished(runId) : undefined),
+      });
       const real = await baton(["tasks", "clear", "clr_flaky", "-r", runId, "-t", "b", "--downstream", "--yes"], api.url).finally(api.close);
       expect({ code: real.code, stderr: real.stderr }).toEqual({ code: 0, stderr: "" });
       expect(real.stdout).toContain("cleared 2 task instance(s)");
