@@ -232,11 +232,10 @@ export function registerBackfillCommands(program: Command): void {
       const backfillNo = backfillId(id);
       await withApi(this, async (client, { output }) => {
         const force = action === "cancel" && !!opts.force;
-        // The runs the forced cancel failed: the backfill's failed runs after it less those before.
-        const failedBefore = force ? (await client.call<BackfillDetail>("GET", `/backfills/${backfillNo}`)).counts.failed : 0;
-        const b = await client.call<BackfillDetail>("POST", `/backfills/${backfillNo}/${action}`, { body: force ? { force: true } : {} });
-        const runsFailed = force ? b.counts.failed - failedBefore : 0;
-        printChange(output, `backfill ${backfillNo}: ${b.state}${runsFailed > 0 ? ` (${runsFailed} active run(s) failed)` : ""}`, b);
+        // The runs the forced cancel failed, as its own transaction counted them: not a count of
+        // failed runs read before and after it, which takes in runs that failed meanwhile.
+        const b = await client.call<BackfillDetail & { runs_failed: number }>("POST", `/backfills/${backfillNo}/${action}`, { body: force ? { force: true } : {} });
+        printChange(output, `backfill ${backfillNo}: ${b.state}${b.runs_failed > 0 ? ` (${b.runs_failed} active run(s) failed)` : ""}`, b);
       });
     });
   }

@@ -70,6 +70,19 @@ const BackfillDetail = Type.Object(
   },
   { additionalProperties: false },
 );
+/** The answer of pause / unpause / cancel: the backfill, plus what the request itself did. */
+const BackfillActionAnswer = Type.Object(
+  {
+    ...BackfillDetail.properties,
+    runs_failed: Type.Integer({
+      minimum: 0,
+      description:
+        "Baton: how many of its queued and running runs this request failed, in its own transaction (cancel with force; 0 otherwise); " +
+        "counts.failed also counts runs that failed before or since, by themselves or by a user",
+    }),
+  },
+  { additionalProperties: false },
+);
 const BackfillPlan = Type.Object(
   {
     dry_run: Type.Literal(true),
@@ -200,7 +213,7 @@ export const backfillRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { 
       `/backfills/:backfill_id/${action}`,
       {
         // No body, `null` and `{}` are the same request.
-        schema: { operationId: `${action}_backfill`, tags: TAGS, params: IdParams, body: Type.Optional(Type.Union([CancelBody, Type.Null()])), response: { 200: BackfillDetail } },
+        schema: { operationId: `${action}_backfill`, tags: TAGS, params: IdParams, body: Type.Optional(Type.Union([CancelBody, Type.Null()])), response: { 200: BackfillActionAnswer } },
         preValidation: async (r) => {
           if (r.body === undefined || r.body === null) r.body = {};
         },
@@ -210,9 +223,9 @@ export const backfillRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { 
         if (action !== "cancel" && (req.body as { force?: boolean } | undefined)?.force !== undefined) {
           throw new BatonError("BATON_VALIDATION_FAILED", "body.force applies only to cancel");
         }
-        await controlBackfill(dbFor(db, req), clock.now(), req.params.backfill_id, action, { force });
+        const { runsFailed } = await controlBackfill(dbFor(db, req), clock.now(), req.params.backfill_id, action, { force });
         if (action === "unpause") onRunCreated?.();
-        return detail(req.params.backfill_id);
+        return { ...(await detail(req.params.backfill_id)), runs_failed: runsFailed };
       },
     );
   }

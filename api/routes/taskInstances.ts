@@ -82,6 +82,30 @@ export const TaskInstanceReference = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * The answer of PATCH …/taskInstances/{task_id}: Airflow's TaskInstanceReference, plus (Baton's) the
+ * states the mark's own transaction found and left, as ClearedReference answers a clear's.
+ */
+const MarkedReference = Type.Object(
+  {
+    ...TaskInstanceReference.properties,
+    state: Nullable(Type.String({ description: "Baton: the state it was (or on a dry run would be) marked from; null for none" })),
+    new_state: Nullable(
+      Type.String({
+        description:
+          "Baton: the state the mark left it in, as its transaction committed: the requested one (as state, " +
+          "when it was in it already); on a dry run the same as state. Not a later read",
+      }),
+    ),
+    dag_run_state: Type.String({
+      description:
+        "Baton: the run's state as the mark's transaction left it (running: its downstream tasks run next; " +
+        "success / failed: the mark finished it), not a later read: workers may have moved it on since; on a dry run its state now",
+    }),
+  },
+  { additionalProperties: false },
+);
+
 /** Airflow's filters of GET …/taskInstances (state, pool and queue repeat). */
 const FilterQuery = Type.Object({
   state: Type.Optional(Type.Array(StateName, { maxItems: 20 })),
@@ -399,19 +423,32 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
           "failed/upstream_failed tasks downstream are cleared, and the run carries on or finishes.",
         params: TaskParams,
         body: Type.Object({ dry_run: Type.Optional(Type.Boolean({ default: false })), new_state: NewState }, { additionalProperties: false }),
-        response: { 200: TaskInstanceReference },
+        response: { 200: MarkedReference },
       },
     },
     async (req) => {
       const { run, ti } = await taskOr404(db.pool, req.params);
+      const newState = req.body.new_state;
       const result = await setTaskState(
         dbFor(db, req),
         clock.now(),
-        { dagId: req.params.dag_id, runId: req.params.dag_run_id, taskIds: [ti.task_id], newState: req.body.new_state, dryRun: req.body.dry_run ?? false },
+        { dagId: req.params.dag_id, runId: req.params.dag_run_id, taskIds: [ti.task_id], newState, dryRun: req.body.dry_run ?? false },
         (hash) => versions.shape(hash),
       );
       if (result.queued.length > 0) wake();
-      return { task_id: ti.task_id, dag_id: ti.dag_id, dag_run_id: ti.run_id, execution_date: isoOrNull(run.logical_date) };
+      // From the mark's own transaction, not read again: by now workers may have run what it queued
+      // and finished the run. Not marked: it was in the new state already, under the same locks.
+      const marked = result.marked.find((c) => c.taskId === ti.task_id && c.mapIndex === -1);
+      const noneAsNull = (state: string) => (state === TaskState.None ? null : state);
+      return {
+        task_id: ti.task_id,
+        dag_id: ti.dag_id,
+        dag_run_id: ti.run_id,
+        execution_date: isoOrNull(run.logical_date),
+        state: noneAsNull(marked?.previousState ?? newState),
+        new_state: noneAsNull(marked?.state ?? newState),
+        dag_run_state: result.runs.find((r) => r.dagRunId === Number(run.id))!.state,
+      };
     },
   );
 

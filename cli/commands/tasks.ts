@@ -28,6 +28,12 @@ interface Reference {
   dag_run_id: string;
   execution_date: string | null;
 }
+/** The answer of PATCH …/taskInstances/{task_id}: the states the mark's own transaction found and left. */
+interface MarkAnswer extends Reference {
+  state: string | null;
+  new_state: string | null;
+  dag_run_state: string;
+}
 interface StateFlags {
   dryRun?: boolean;
   upstream?: boolean;
@@ -232,15 +238,16 @@ export function registerTaskCommands(program: Command): void {
       if (opts.dryRun || opts.upstream || opts.downstream || opts.past || opts.future) {
         return withApi(this, (client, { output }) => markMany(client, dagId, runId, taskId, newState, opts, output));
       }
+      // Printed from the PATCH's answer alone: the states its own transaction found and left. A read
+      // before it may be stale by the time it marks; one after it may show what workers did since
+      // (the downstream tasks it queued may have finished the run already).
       await withApi(this, async (client, { output }) => {
-        const before = await client.call<TaskInstance>("GET", tiPath(dagId, runId, taskId));
-        await client.call("PATCH", tiPath(dagId, runId, taskId), { body: { new_state: newState, dry_run: false } });
-        const after = await client.call<TaskInstance>("GET", tiPath(dagId, runId, taskId));
-        const run = await client.call<{ state: string }>("GET", `/dags/${enc(dagId)}/dagRuns/${enc(runId)}`);
-        if (output === "json") return printObject(after, "json");
-        const from = before.state ?? "none";
-        if (from === newState) process.stdout.write(`${taskId} of ${dagId}/${runId} is already ${newState}; the run is ${run.state}\n`);
-        else process.stdout.write(`marked ${taskId} of ${dagId}/${runId}: ${from} → ${after.state ?? "none"}; the run is ${run.state}\n`);
+        const done = await client.call<MarkAnswer>("PATCH", tiPath(dagId, runId, taskId), { body: { new_state: newState, dry_run: false } });
+        if (output === "json") return printObject(done as unknown as Record<string, unknown>, "json");
+        const from = done.state ?? "none";
+        const to = done.new_state ?? "none";
+        if (from === to) process.stdout.write(`${taskId} of ${dagId}/${runId} is already ${to}; the run is ${done.dag_run_state}\n`);
+        else process.stdout.write(`marked ${taskId} of ${dagId}/${runId}: ${from} → ${to}; the run is ${done.dag_run_state}\n`);
       });
     });
 

@@ -1,6 +1,9 @@
 import { execFile } from "node:child_process";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import type { FastifyInstance } from "fastify";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const BIN = path.join(ROOT, "bin/baton.js");
@@ -26,4 +29,42 @@ export function runBaton(args: string[], env: Record<string, string>, timeoutMs 
       resolve({ code, stdout: String(stdout), stderr: String(stderr) });
     });
   });
+}
+
+/** A request the held API answered, as the CLI sent it. */
+export interface HeldRequest {
+  method: string;
+  url: string;
+  /** The JSON body parsed; undefined without one. */
+  body: unknown;
+}
+
+/** What the held API does around a request; each hook may return a promise to wait for. */
+export interface HeldApiHooks {
+  /** Before the request reaches the app: e.g. another actor changes what the CLI's request will find. */
+  before?: (req: HeldRequest) => Promise<unknown> | undefined;
+  /** After a successful answer, before it goes back: e.g. the workers move a run on after the CLI's change. */
+  hold?: (req: HeldRequest) => Promise<unknown> | undefined;
+}
+
+/**
+ * `app` (which never listens) over HTTP for a CLI at BATON_API_URL, each request answered through
+ * `app.inject()`, with `hooks` run around it: what happens in between shows in whatever the CLI
+ * prints from a read of its own before or after its change, every time. A hook's promise that
+ * rejects (a deadline passed) goes on anyway: the test's own checks then say what went wrong.
+ */
+export async function heldApi(app: FastifyInstance, hooks: HeldApiHooks): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = createServer((req, res) => {
+    let body = "";
+    req.setEncoding("utf8").on("data", (d: string) => (body += d));
+    req.on("end", async () => {
+      const held: HeldRequest = { method: req.method!, url: req.url!, body: body ? (JSON.parse(body) as unknown) : undefined };
+      await hooks.before?.(held)?.catch(() => undefined);
+      const answer = await app.inject({ method: req.method as "GET", url: req.url!, headers: { "content-type": "application/json" }, ...(body ? { payload: body } : {}) });
+      if (answer.statusCode < 300) await hooks.hold?.(held)?.catch(() => undefined);
+      res.writeHead(answer.statusCode, { "content-type": String(answer.headers["content-type"] ?? "application/json") }).end(answer.body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }

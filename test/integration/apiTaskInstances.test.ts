@@ -249,12 +249,16 @@ describe("task instance endpoints", () => {
 
       const dry = await send("PATCH", url, { new_state: "success", dry_run: true });
       expect(dry.statusCode).toBe(200);
-      expect(dry.json()).toEqual({ task_id: "q", dag_id: "ti_manual", dag_run_id: runId, execution_date: beforeRun.logical_date.toISOString() });
+      const reference = { task_id: "q", dag_id: "ti_manual", dag_run_id: runId, execution_date: beforeRun.logical_date.toISOString() };
+      // A dry run changes nothing: new_state is the state it has, the run's state the one it has.
+      expect(dry.json()).toEqual({ ...reference, state: "failed", new_state: "failed", dag_run_state: "failed" });
       expect(await tis(runId)).toEqual(before);
       expect(await runRow(runId)).toEqual(beforeRun);
 
       const res = await send("PATCH", url, { new_state: "success" });
       expect(res.statusCode).toBe(200);
+      // What the mark's transaction found and left: the run back to running, s queued.
+      expect(res.json()).toEqual({ ...reference, state: "failed", new_state: "success", dag_run_state: "running" });
       const after = await tis(runId);
       expect(after.get("q")).toMatchObject({ state: "success", try_number: 1, error: null });
       // s was upstream_failed because of q: cleared and, with p, q and r succeeded, queued at once.
@@ -309,6 +313,7 @@ describe("task instance endpoints", () => {
       expect((await runRow(runId)).state).toBe("running");
       const res = await send("PATCH", tiUrl("ti_manual", runId, "u"), { new_state: "skipped" });
       expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ task_id: "u", state: "running", new_state: "skipped", dag_run_state: "success" });
       const run = await runRow(runId);
       expect(run).toMatchObject({ state: "success", unfinished_tasks: 0 });
       expect(run.end_date).not.toBeNull();
@@ -317,7 +322,9 @@ describe("task instance endpoints", () => {
       await send("PATCH", tiUrl("ti_manual", runId, "s"), { new_state: "failed" });
       expect((await runRow(runId)).state).toBe("failed");
       // Same state again: nothing changes.
-      expect((await send("PATCH", tiUrl("ti_manual", runId, "s"), { new_state: "failed" })).statusCode).toBe(200);
+      const again = await send("PATCH", tiUrl("ti_manual", runId, "s"), { new_state: "failed" });
+      expect(again.statusCode).toBe(200);
+      expect(again.json()).toMatchObject({ task_id: "s", state: "failed", new_state: "failed", dag_run_state: "failed" });
       expect((await runRow(runId)).state).toBe("failed");
     });
 

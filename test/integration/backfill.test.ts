@@ -357,7 +357,7 @@ describe("backfill", () => {
     const id = await create({ dag_id: "bf_held", from_date: "2026-02-01", to_date: "2026-02-05", max_active_runs: 1 });
     expect((await tick()).backfillRunsCreated).toBe(1);
     const paused = await post(`/backfills/${id}/pause`);
-    expect(paused.json()).toMatchObject({ state: "paused", is_paused: true });
+    expect(paused.json()).toMatchObject({ state: "paused", is_paused: true, runs_failed: 0 });
     expect((await post(`/backfills/${id}/pause`)).statusCode).toBe(200); // idempotent
     await release(day(1, "02"));
     await waitFor("the first run to end", async () => (await activeOf(id)) === 0);
@@ -366,7 +366,7 @@ describe("backfill", () => {
     expect((await tick()).backfillRunsCreated).toBe(1);
 
     const cancelled = await post(`/backfills/${id}/cancel`);
-    expect(cancelled.json()).toMatchObject({ state: "cancelling", dates_left_total: 0, skipped_by_reason: { cancelled: 3 } });
+    expect(cancelled.json()).toMatchObject({ state: "cancelling", dates_left_total: 0, skipped_by_reason: { cancelled: 3 }, runs_failed: 0 });
     expect((await tick()).backfillRunsCreated).toBe(0);
     expect((await post(`/backfills/${id}/unpause`)).json().code).toBe("BATON_BACKFILL_FINISHED");
     const running = (await backfillRuns(id)).find((r) => r.state === "running" || r.state === "queued")!;
@@ -393,7 +393,7 @@ describe("backfill", () => {
       )[0];
     await waitFor("two held tasks running", async () => (await heldTis()).filter((t) => t.state === "running").length === 2);
     const res = await post(`/backfills/${id}/cancel`, { force: true });
-    expect(res.json()).toMatchObject({ state: "cancelled", failed: 2, skipped_by_reason: { cancelled: 1 } });
+    expect(res.json()).toMatchObject({ state: "cancelled", failed: 2, skipped_by_reason: { cancelled: 1 }, runs_failed: 2 });
     const tis = await heldTis();
     expect(tis.map((t) => [t.state, JSON.parse(t.error).code])).toEqual([
       ["failed", "BATON_DAG_RUN_CANCELLED"],

@@ -2,10 +2,9 @@
 // `baton tasks clear` against real MariaDB and real workers. A queue no worker serves lets
 // the test play the worker (claimTasks/finishTries) where exact intermediate states matter.
 import { spawn } from "node:child_process";
-import { createServer, type IncomingMessage } from "node:http";
-import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { heldApi } from "../helpers/cli.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { expectProblem } from "../helpers/expect.ts";
 import { waitFor } from "../helpers/db.ts";
@@ -402,26 +401,6 @@ describe("clearing task instances", () => {
       );
     }
 
-    /**
-     * The harness's API over HTTP, answering a clear (not a dry run) only once `ready()` holds: the
-     * workers have moved the cleared tasks on before the CLI reads anything after its clear.
-     */
-    async function slowClearApi(ready: () => Promise<unknown>): Promise<{ url: string; close: () => Promise<void> }> {
-      const server = createServer((req: IncomingMessage, res) => {
-        let body = "";
-        req.setEncoding("utf8").on("data", (d: string) => (body += d));
-        req.on("end", async () => {
-          const answer = await h.app.inject({ method: req.method as "GET", url: req.url!, headers: { "content-type": "application/json" }, ...(body ? { payload: body } : {}) });
-          const cleared = answer.statusCode === 200 && req.url!.endsWith("/clearTaskInstances") && JSON.parse(body).dry_run === false;
-          // A deadline passed answers anyway: the test's own checks then say what went wrong.
-          if (cleared) await ready().catch(() => undefined);
-          res.writeHead(answer.statusCode, { "content-type": String(answer.headers["content-type"] ?? "application/json") }).end(answer.body);
-        });
-      });
-      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-      return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
-    }
-
     it("shows (--dry-run), refuses without --yes off a terminal, then clears with --yes; the run succeeds", async () => {
       const runId = await trigger("clr_flaky");
       expect((await finished(runId)).state).toBe("failed");
@@ -446,7 +425,9 @@ describe("clearing task instances", () => {
 
       // The states printed are the ones the clear left (b queued at once, c waiting for it), even
       // when the run has already finished again by the time the CLI gets the answer.
-      const api = await slowClearApi(() => finished(runId));
+      const api = await heldApi(h.app, {
+        hold: (req) => (req.url.endsWith("/clearTaskInstances") && (req.body as { dry_run?: boolean }).dry_run === false ? finished(runId) : undefined),
+      });
       const real = await baton(["tasks", "clear", "clr_flaky", "-r", runId, "-t", "b", "--downstream", "--yes"], api.url).finally(api.close);
       expect({ code: real.code, stderr: real.stderr }).toEqual({ code: 0, stderr: "" });
       expect(real.stdout).toContain("cleared 2 task instance(s)");

@@ -8,6 +8,7 @@ import path from "node:path";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { Harness, dagSource } from "../helpers/harness.ts";
+import { heldApi } from "../helpers/cli.ts";
 import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 
@@ -140,10 +141,29 @@ export const held = dag({ id: "cli_bf_held", schedule: "@daily", startDate: "202
     expect(bad.stderr).toContain("BATON_VALIDATION_FAILED");
     expect(bad.stderr).not.toContain("    at ");
 
-    const marked = await baton(["tasks", "state", "cli_fail", runId, "boom", "success"]).exited;
+    // The run printed is the one the mark left (running: after is queued), even when `after` has
+    // already finished it by the time the CLI gets the answer.
+    const api = await heldApi(h.app, { hold: (req) => (req.method === "PATCH" ? finished(runId) : undefined) });
+    const marked = await baton(["tasks", "state", "cli_fail", runId, "boom", "success"], { BATON_API_URL: api.url }).exited.finally(api.close);
     expect({ code: marked.code, stderr: marked.stderr }).toEqual({ code: 0, stderr: "" });
-    expect(marked.stdout).toContain("marked boom of cli_fail/" + runId + ": failed → success; the run is running");
+    expect(marked.stdout).toBe("marked boom of cli_fail/" + runId + ": failed → success; the run is running\n");
     expect(await finished(runId)).toBe("success");
+    // Marked again: nothing changes; --output json prints the PATCH's answer.
+    const [again, json] = await Promise.all([
+      baton(["tasks", "state", "cli_fail", runId, "boom", "success"]).exited,
+      baton(["-o", "json", "tasks", "state", "cli_fail", runId, "boom", "success"]).exited,
+    ]);
+    expect({ code: again.code, stdout: again.stdout, stderr: again.stderr }).toEqual({ code: 0, stdout: `boom of cli_fail/${runId} is already success; the run is success\n`, stderr: "" });
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual({
+      task_id: "boom",
+      dag_id: "cli_fail",
+      dag_run_id: runId,
+      execution_date: expect.any(String),
+      state: "success",
+      new_state: "success",
+      dag_run_state: "success",
+    });
     const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT task_id, state FROM task_instance WHERE run_id = ? ORDER BY task_id", [runId]);
     expect(rows.map((r) => [r.task_id, r.state])).toEqual([
       ["after", "success"],
@@ -208,21 +228,33 @@ export const held = dag({ id: "cli_bf_held", schedule: "@daily", startDate: "202
     expect(status.code).toBe(0);
     expect(JSON.parse(status.stdout)).toMatchObject({ id, dag_id: "cli_bf", state: "completed", done: 3, counts: { success: 3, failed: 0, pending: 0 } });
 
-    const detached = await baton(["backfill", "create", "cli_bf_held", "--from", "2026-01-01", "--to", "2026-01-02", "--max-active-runs", "1", "--detach"], remote).exited;
+    const detached = await baton(["backfill", "create", "cli_bf_held", "--from", "2026-01-01", "--to", "2026-01-03", "--max-active-runs", "2", "--detach"], remote).exited;
     expect(detached.code).toBe(0);
     const held = Number(/backfill (\d+) of cli_bf_held/.exec(detached.stdout)?.[1]);
     expect(detached.stdout).toContain(`detached: follow it with \`baton backfill status ${held}\``);
-    await waitFor("a held backfill task to run", async () => {
+    // Both runs active: one task running, the other's queued (a worker keeps a slot from backfills).
+    await waitFor("a held backfill task to run, in one of two running runs", async () => {
       const [[row]] = await h.db.pool.query<RowDataPacket[]>(
-        "SELECT COUNT(*) AS n FROM task_instance t JOIN dag_run r ON r.id = t.dag_run_id WHERE r.backfill_id = ? AND t.state = 'running'",
+        `SELECT SUM(t.state = 'running') AS tasks, COUNT(DISTINCT IF(r.state = 'running', r.id, NULL)) AS runs
+           FROM task_instance t JOIN dag_run r ON r.id = t.dag_run_id WHERE r.backfill_id = ?`,
         [held],
       );
-      return Number(row!.n) === 1;
+      return Number(row!.tasks) === 1 && Number(row!.runs) === 2;
     }, 20_000);
     const paused = await baton(["-o", "json", "backfill", "pause", String(held)], remote).exited;
     expect(paused.code).toBe(0);
-    expect(JSON.parse(paused.stdout)).toMatchObject({ id: held, state: "paused", is_paused: true, counts: { running: 1, pending: 1 } });
-    const cancelled = await baton(["backfill", "cancel", String(held), "--force"], remote).exited;
+    expect(JSON.parse(paused.stdout)).toMatchObject({ id: held, state: "paused", is_paused: true, counts: { running: 2, pending: 1 } });
+    // Right before the cancel, a user cancels one of the two runs: the CLI prints the one run the
+    // cancel itself failed, not every run that failed since it looked.
+    const [[first]] = await h.db.pool.query<RowDataPacket[]>("SELECT run_id FROM dag_run WHERE backfill_id = ? ORDER BY id LIMIT 1", [held]);
+    const api = await heldApi(h.app, {
+      before: async (req) => {
+        if (req.method !== "POST" || !req.url.endsWith("/cancel")) return;
+        const res = await h.app.inject({ method: "PATCH", url: `/api/v1/dags/cli_bf_held/dagRuns/${encodeURIComponent(first!.run_id)}`, payload: { state: "failed" } });
+        expect(res.statusCode).toBe(200);
+      },
+    });
+    const cancelled = await baton(["backfill", "cancel", String(held), "--force"], { ...remote, BATON_API_URL: api.url }).exited.finally(api.close);
     expect({ code: cancelled.code, stdout: cancelled.stdout }).toEqual({ code: 0, stdout: `backfill ${held}: cancelled (1 active run(s) failed)\n` });
     const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM backfill WHERE id = ?", [held]);
     expect(row!.state).toBe("cancelled");
