@@ -109,3 +109,23 @@ describe("runs a backfill replaced", () => {
     ]);
   });
 });
+
+describe("runs a backfill created and that were deleted since", () => {
+  it("count as done (deleted), so the progress still reaches the total", async () => {
+    const id = await backfill({ dag_id: "bh_gone", from_date: "2026-01-01", to_date: "2026-01-03" });
+    const runs = await runsOf("bh_gone");
+    expect(runs.map((r) => r.state)).toEqual(["success", "success", "success"]);
+    const deleted = await h.app.inject({ method: "DELETE", url: `/api/v1/dags/bh_gone/dagRuns/${encodeURIComponent(runs[1]!.run_id)}` });
+    expect(deleted.statusCode).toBe(204);
+    const status = (await get(`/backfills/${id}`)).json();
+    expect(status).toMatchObject({
+      state: "completed",
+      total_dates: 3,
+      done: 3,
+      failed: 0,
+      counts: { pending: 0, queued: 0, running: 0, success: 2, failed: 0, skipped: 0, deleted: 1 },
+    });
+    const counted = Object.values(status.counts as Record<string, number>).reduce((a, b) => a + b, 0);
+    expect(counted).toBe(status.total_dates);
+  });
+});
