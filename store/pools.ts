@@ -115,6 +115,44 @@ export async function missingPools(db: Queryable, names: string[]): Promise<stri
   return unique.filter((n) => !found.has(n));
 }
 
+/**
+ * Pool names that queued task instances use but no pool has (deleted while they waited): claims
+ * read existing pools only (claimTasks' openPools), so those tries wait until a pool of the name is
+ * created. For the scheduler's periodic check, never the claim path. The pool names of queued
+ * tries are walked on ix_ti_pool_queue (state, pool, …) one name at a time (MIN(pool) past the
+ * last one, "Select tables optimized away": one index dive per name, not a row per try — MariaDB
+ * 10.11 reads every queued row for a DISTINCT or GROUP BY here, 29,791 with 30,000 queued).
+ */
+export async function missingPoolsOfQueued(db: Queryable, maxNames = 10_000): Promise<string[]> {
+  const [pools] = await db.query<RowDataPacket[]>("SELECT name FROM pool");
+  const existing = new Set(pools.map((p) => p.name as string));
+  const missing: string[] = [];
+  let after: string | undefined;
+  for (let i = 0; i < maxNames; i++) {
+    const [[row]] = await db.query<RowDataPacket[]>(
+      `SELECT MIN(pool) AS pool FROM task_instance WHERE state = 'queued'${after === undefined ? "" : " AND pool > ?"}`,
+      after === undefined ? [] : [after],
+    );
+    if (row?.pool === null || row?.pool === undefined) break;
+    after = row.pool as string;
+    if (!existing.has(after)) missing.push(after);
+  }
+  return missing;
+}
+
+/** How many task instances wait queued in a pool, and one of them (undefined when none does); on ix_ti_pool_queue. */
+export async function queuedInPool(
+  db: Queryable,
+  pool: string,
+): Promise<{ queued: number; sample: { dagId: string; runId: string; taskId: string; poolSlots: number } } | undefined> {
+  const [[one]] = await db.query<RowDataPacket[]>("SELECT dag_id, run_id, task_id, pool_slots FROM task_instance WHERE state = 'queued' AND pool = ? LIMIT 1", [
+    pool,
+  ]);
+  if (!one) return undefined;
+  const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM task_instance WHERE state = 'queued' AND pool = ?", [pool]);
+  return { queued: Number(count!.n), sample: { dagId: one.dag_id, runId: one.run_id, taskId: one.task_id, poolSlots: Number(one.pool_slots) } };
+}
+
 /** Statements changing occupied_slots by per-pool deltas (zero deltas are skipped). */
 export function occupancyStatements(deltas: Map<string, number>): Statement[] {
   return [...deltas]
