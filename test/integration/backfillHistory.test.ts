@@ -3,6 +3,7 @@
 // clear or re-drive runs it again beside the run that replaced it.
 // Fake clock, manual ticks, real MariaDB and workers.
 import { FakeClock } from "../../core/clock.ts";
+import { BACKFILL_PRIORITY_FLOOR } from "../../store/transitions/claimTasks.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
@@ -48,6 +49,10 @@ beforeAll(async () => {
     "history.ts": dagSource(`export default dag({ id: "bh", schedule: "@daily", startDate: "2026-01-01", isPausedUponCreation: true }, (t) => {
   const a = t.task("a", async (ctx) => { if (ctx.conf.fail) throw new FailError("asked to fail"); return 1; });
   t.task("b", { upstream: [a] }, async () => 2);
+});
+export const saga = dag({ id: "bh_saga", schedule: "@daily", startDate: "2026-01-01", isPausedUponCreation: true }, (t) => {
+  const charge = t.task("charge", { priorityWeight: 5, compensate: async () => undefined }, async () => 1);
+  t.task("ship", { upstream: [charge] }, async () => { throw new FailError("no courier"); });
 });
 export const gone = dag({ id: "bh_gone", schedule: "@daily", startDate: "2026-01-01", isPausedUponCreation: true }, (t) => {
   t.task("a", async () => 1);
@@ -127,5 +132,18 @@ describe("runs a backfill created and that were deleted since", () => {
     });
     const counted = Object.values(status.counts as Record<string, number>).reduce((a, b) => a + b, 0);
     expect(counted).toBe(status.total_dates);
+  });
+});
+
+describe("a backfill run's saga", () => {
+  it("runs its compensations at the backfill's priority, like the run's other tasks, below every other run's", async () => {
+    await backfill({ dag_id: "bh_saga", from_date: "2026-01-01", to_date: "2026-01-01" });
+    const [tis] = await h.db.pool.query<RowDataPacket[]>("SELECT task_id, state, priority_weight FROM task_instance WHERE dag_id = 'bh_saga' ORDER BY task_id");
+    expect(tis.map((t) => [t.task_id, t.state])).toEqual([
+      ["charge", "success"],
+      ["charge__compensate", "success"],
+      ["ship", "failed"],
+    ]);
+    for (const t of tis) expect(Number(t.priority_weight)).toBeLessThan(BACKFILL_PRIORITY_FLOOR);
   });
 });
