@@ -34,7 +34,7 @@ interface BackfillDetail {
   run_backwards: boolean;
   state: string;
   total_dates: number;
-  counts: Record<"pending" | "queued" | "running" | "success" | "failed" | "skipped", number>;
+  counts: Record<"pending" | "queued" | "running" | "success" | "failed" | "skipped", number> & { deleted?: number };
   skipped_by_reason: Record<string, number>;
   done: number;
   failed: number;
@@ -60,7 +60,8 @@ function summary(b: BackfillDetail): string {
   const skippedText = skipped.length ? skipped.map(([reason, n]) => `${n} ${reason}`).join(", ") : "0";
   return (
     `backfill ${b.id} ${b.state}: ${b.total_dates} date(s): ${b.counts.success} succeeded, ${b.counts.failed} failed, ` +
-    `${b.counts.queued + b.counts.running} active, ${b.counts.pending} pending, skipped ${skippedText}`
+    `${b.counts.queued + b.counts.running} active, ${b.counts.pending} pending, skipped ${skippedText}` +
+    (b.counts.deleted ? `, ${b.counts.deleted} run(s) deleted since` : "")
   );
 }
 

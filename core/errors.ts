@@ -33,6 +33,7 @@ export const ERRORS = {
   BATON_VERSION_INCOMPATIBLE: { status: 409, title: "Latest DAG version does not fit this run" },
   BATON_CLEAR_MIXES_COMPENSATION: { status: 409, title: "Clear mixes compensations with other tasks" },
   BATON_DAG_RUN_COMPENSATING: { status: 409, title: "DAG run's saga compensation has started" },
+  BATON_DAG_RUN_REPLACED: { status: 409, title: "DAG run was replaced by a backfill's run" },
   BATON_IDEMPOTENCY_CONFLICT: { status: 409, title: "Idempotency key reused with another request" },
   BATON_BACKFILL_NOT_FOUND: { status: 404, title: "Backfill not found" },
   BATON_BACKFILL_INVALID_RANGE: { status: 400, title: "Backfill date range is reversed" },

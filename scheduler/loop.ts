@@ -5,7 +5,9 @@ import { processMetrics, type BatonMetrics } from "../core/metrics.ts";
 import { PARKED_RETRY_MS, ParkedIds } from "../core/parked.ts";
 import type { Db } from "../store/db.ts";
 import type { PageEnd, PageOptions } from "../store/paging.ts";
-import { reconcilePools } from "../store/pools.ts";
+import { missingPoolsOfQueued, queuedInPool, reconcilePools } from "../store/pools.ts";
+import { WarnOnce } from "../core/warnOnce.ts";
+import { poolSlotsDep } from "./deps/poolSlots.ts";
 import { deleteStaleProcesses } from "../store/processes.ts";
 import { advanceBackfills, finishCancelledBackfills } from "../store/transitions/advanceBackfills.ts";
 import { createScheduledRuns } from "../store/transitions/createScheduledRuns.ts";
@@ -91,6 +93,7 @@ export class Scheduler {
    */
   private readonly unreapable = new ParkedIds();
   private lastReconcile = 0;
+  private readonly missingPoolWarned = new WarnOnce();
   private lastProcessCleanup = 0;
   /** Where the next tick's page of scheduled tries starts (releaseScheduled). */
   private releaseAfterId = 0;
@@ -200,8 +203,7 @@ export class Scheduler {
     if (tasksQueued + retriesQueued > 0) this.options.onTasksQueued?.();
     if (Date.now() - this.lastReconcile > 30_000) {
       this.lastReconcile = Date.now();
-      const fixed = await reconcilePools(this.db);
-      if (fixed > 0) this.logger.warn(`corrected the occupied slots of ${fixed} pool(s) from the running tasks`);
+      await this.checkPools();
     }
     if (Date.now() - this.lastProcessCleanup > 60_000) {
       this.lastProcessCleanup = Date.now();
@@ -213,6 +215,25 @@ export class Scheduler {
       await beatProcess(this.db, now, { id: this.id, kind: "scheduler", startedAt: this.startedAt });
     }
     return { runsCreated, backfillRunsCreated, runsTimedOut: timedOut.runs.length, runsStarted, tasksQueued, retriesQueued, zombiesReaped, durationMs: performance.now() - started };
+  }
+
+  /**
+   * Pool upkeep, every 30 s from the tick: occupied slots recomputed from the running tasks, and a
+   * warning (once per pool name, as the worker warns once about a try larger than its pool) for
+   * queued tasks whose pool does not exist, which no claim takes (Airflow: "Tasks using
+   * non-existent pool … will not be scheduled"). The reason is poolSlotsDep's, as the API's
+   * …/dependencies gives it.
+   */
+  async checkPools(): Promise<void> {
+    const fixed = await reconcilePools(this.db);
+    if (fixed > 0) this.logger.warn(`corrected the occupied slots of ${fixed} pool(s) from the running tasks`);
+    for (const pool of await missingPoolsOfQueued(this.db.pool)) {
+      if (!this.missingPoolWarned.first(pool)) continue;
+      const waiting = await queuedInPool(this.db.pool, pool);
+      if (!waiting) continue; // claimed or moved on meanwhile
+      const reason = poolSlotsDep({ ...waiting.sample, pool }, undefined).reason;
+      this.logger.warn(`Tasks using non-existent pool "${pool}" will not be scheduled: ${waiting.queued} queued task instance(s) wait. ${reason}`);
+    }
   }
 
   /** Runs a tick now (or right after the current one). */

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { MAX_DURATION_MS } from "../core/durations.ts";
 
 export interface RetryPolicy {
   retries: number;
@@ -16,7 +17,11 @@ export function shouldRetry(tryNumber: number, maxTries: number, nonRetryable: b
  * Delay before the next try, as Airflow computes it: with exponential backoff the delay is
  * retryDelay × 2^(try−1) plus a jitter in [0, that) derived from a hash of the task
  * instance and try (deterministic, so every scheduler computes the same), capped by
- * maxRetryDelay.
+ * maxRetryDelay. Never longer than the longest duration a DAG may declare (MAX_DURATION_MS, 100
+ * years): a declared retryDelay or maxRetryDelay is honoured in full (the parser refuses longer
+ * ones), and a backoff without maxRetryDelay, which doubles past any date a DATETIME holds (and
+ * to Infinity), stops there. The delay is only added to now into next_retry_at, never armed as a
+ * timer.
  */
 export function retryDelayMs(policy: RetryPolicy, tryNumber: number, jitterKey: string): number {
   let delay = policy.retryDelayMs;
@@ -27,5 +32,5 @@ export function retryDelayMs(policy: RetryPolicy, tryNumber: number, jitterKey: 
     delay = base + jitter;
   }
   if (policy.maxRetryDelayMs !== null && policy.maxRetryDelayMs !== undefined) delay = Math.min(delay, policy.maxRetryDelayMs);
-  return Math.min(delay, 365 * 86_400_000);
+  return Math.min(delay, MAX_DURATION_MS);
 }

@@ -61,10 +61,20 @@ export async function waitingSlots(db: Queryable, names: string[]): Promise<Map<
   return stats;
 }
 
+/**
+ * A new pool's occupied slots are counted from the running task instances of its name (as
+ * reconcilePools does), in the transaction that inserts it: a pool deleted and created again
+ * while its tasks run must not report them as free slots until the next reconcile (30 s), or
+ * claims would start more tasks beside them. Claims never took a try of the name meanwhile
+ * (openPools reads existing pools only). A try that ends while this commits may leave its slot
+ * counted (a plain read, no lock on the try): too many occupied, never too few, until reconcile.
+ */
 export async function createPool(db: Db, pool: { name: string; slots: number; description?: string | null }): Promise<void> {
   try {
     await db.tx(async (tx) => {
       await tx.query("INSERT INTO pool (name, slots, description) VALUES (?, ?, ?)", [pool.name, pool.slots, pool.description ?? null]);
+      const running = (await runningSlots(tx, [pool.name])).get(pool.name) ?? 0;
+      if (running > 0) await tx.query("UPDATE pool SET occupied_slots = ? WHERE name = ?", [running, pool.name]);
       // Files that failed only for want of a pool are parsed again on the next scan.
       await tx.query("DELETE FROM dag_file WHERE fileloc IN (SELECT fileloc FROM import_error WHERE code = 'BATON_POOL_NOT_FOUND')");
     });
@@ -105,6 +115,44 @@ export async function missingPools(db: Queryable, names: string[]): Promise<stri
   return unique.filter((n) => !found.has(n));
 }
 
+/**
+ * Pool names that queued task instances use but no pool has (deleted while they waited): claims
+ * read existing pools only (claimTasks' openPools), so those tries wait until a pool of the name is
+ * created. For the scheduler's periodic check, never the claim path. The pool names of queued
+ * tries are walked on ix_ti_pool_queue (state, pool, …) one name at a time (MIN(pool) past the
+ * last one, "Select tables optimized away": one index dive per name, not a row per try — MariaDB
+ * 10.11 reads every queued row for a DISTINCT or GROUP BY here, 29,791 with 30,000 queued).
+ */
+export async function missingPoolsOfQueued(db: Queryable, maxNames = 10_000): Promise<string[]> {
+  const [pools] = await db.query<RowDataPacket[]>("SELECT name FROM pool");
+  const existing = new Set(pools.map((p) => p.name as string));
+  const missing: string[] = [];
+  let after: string | undefined;
+  for (let i = 0; i < maxNames; i++) {
+    const [[row]] = await db.query<RowDataPacket[]>(
+      `SELECT MIN(pool) AS pool FROM task_instance WHERE state = 'queued'${after === undefined ? "" : " AND pool > ?"}`,
+      after === undefined ? [] : [after],
+    );
+    if (row?.pool === null || row?.pool === undefined) break;
+    after = row.pool as string;
+    if (!existing.has(after)) missing.push(after);
+  }
+  return missing;
+}
+
+/** How many task instances wait queued in a pool, and one of them (undefined when none does); on ix_ti_pool_queue. */
+export async function queuedInPool(
+  db: Queryable,
+  pool: string,
+): Promise<{ queued: number; sample: { dagId: string; runId: string; taskId: string; poolSlots: number } } | undefined> {
+  const [[one]] = await db.query<RowDataPacket[]>("SELECT dag_id, run_id, task_id, pool_slots FROM task_instance WHERE state = 'queued' AND pool = ? LIMIT 1", [
+    pool,
+  ]);
+  if (!one) return undefined;
+  const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM task_instance WHERE state = 'queued' AND pool = ?", [pool]);
+  return { queued: Number(count!.n), sample: { dagId: one.dag_id, runId: one.run_id, taskId: one.task_id, poolSlots: Number(one.pool_slots) } };
+}
+
 /** Statements changing occupied_slots by per-pool deltas (zero deltas are skipped). */
 export function occupancyStatements(deltas: Map<string, number>): Statement[] {
   return [...deltas]
@@ -114,16 +162,26 @@ export function occupancyStatements(deltas: Map<string, number>): Statement[] {
 }
 
 /**
+ * Pool slots held by running task instances, per pool (of the names given, or every pool): what
+ * occupied_slots counts. Pools with none are absent. On ix_ti_pool_queue (state, pool, …).
+ */
+export async function runningSlots(db: Queryable, names?: string[]): Promise<Map<string, number>> {
+  const only = names === undefined ? "" : names.length === 0 ? " AND 1 = 0" : ` AND pool IN (${inList(names)})`;
+  const [used] = await db.query<RowDataPacket[]>(
+    `SELECT pool, COALESCE(SUM(pool_slots), 0) AS n FROM task_instance WHERE state = 'running'${only} GROUP BY pool`,
+    names ?? [],
+  );
+  return new Map(used.map((r) => [r.pool as string, Number(r.n)]));
+}
+
+/**
  * Recomputes occupied_slots from the running task instances, under the pool row locks, so
  * a slot lost by a crashed process comes back.
  */
 export async function reconcilePools(db: Db): Promise<number> {
   return db.tx(async (tx) => {
     const [pools] = await tx.query<RowDataPacket[]>("SELECT name, occupied_slots FROM pool ORDER BY name FOR UPDATE");
-    const [used] = await tx.query<RowDataPacket[]>(
-      "SELECT pool, COALESCE(SUM(pool_slots), 0) AS n FROM task_instance WHERE state = 'running' GROUP BY pool",
-    );
-    const actual = new Map(used.map((r) => [r.pool as string, Number(r.n)]));
+    const actual = await runningSlots(tx);
     let fixed = 0;
     for (const p of pools) {
       const want = actual.get(p.name) ?? 0;

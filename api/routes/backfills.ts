@@ -59,8 +59,8 @@ const BackfillDetail = Type.Object(
   {
     ...BackfillProps,
     counts: Type.Object(
-      { pending: Count, queued: Count, running: Count, success: Count, failed: Count, skipped: Count },
-      { additionalProperties: false, description: "dates by the state of their run; pending = no run yet" },
+      { pending: Count, queued: Count, running: Count, success: Count, failed: Count, skipped: Count, deleted: Count },
+      { additionalProperties: false, description: "dates by the state of their run; pending = no run yet; deleted = its run was deleted since (done)" },
     ),
     skipped_by_reason: Type.Record(Type.String(), Count, { description: "skipped dates by reason: exists, succeeded, in_flight, cancelled" }),
     done: Count,
@@ -139,9 +139,9 @@ export const backfillRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { 
     const skipped = Object.values(p.skipped).reduce((a, b) => a + b, 0);
     return {
       ...backfillJson(b),
-      counts: { pending: p.pending, ...p.runs, skipped },
+      counts: { pending: p.pending, ...p.runs, skipped, deleted: p.deleted },
       skipped_by_reason: p.skipped,
-      done: p.runs.success + p.runs.failed + skipped,
+      done: p.runs.success + p.runs.failed + skipped + p.deleted,
       failed: p.runs.failed,
       dates_left_total: p.pending,
       dates_left: p.datesLeft.map((d) => d.toISOString()),

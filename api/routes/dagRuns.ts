@@ -81,6 +81,26 @@ function dateRanges(v: DateFilterValues, where: string): Pick<DagRunFilter, "log
   };
 }
 
+const sha256 = (value: unknown) => createHash("sha256").update(stableJson(value)).digest("hex");
+
+/**
+ * An Idempotency-Key's request hash: the trigger body as it means, defaults filled in, so that
+ * `{}` and `{"conf": {}}` are one request, as are the two names of the logical date and one
+ * instant written two ways ("…00Z", "…00.000+00:00"). Versions before defaults were filled in
+ * stored the hash of the body as written (the date and its alias normalized already), so a run
+ * they keyed for a body without conf holds the hash of that body without `conf`: also matches it.
+ */
+function triggerHashes(
+  body: { dag_run_id?: string; logical_date?: string; conf?: object; note?: string },
+  logicalDate: Date | undefined,
+): { requestHash: string; alsoMatches: string[] } {
+  const meant = { ...body, ...(logicalDate ? { logical_date: logicalDate.toISOString() } : {}), conf: body.conf ?? {} };
+  const requestHash = sha256(meant);
+  if (Object.keys(meant.conf).length > 0) return { requestHash, alsoMatches: [] };
+  const { conf: _none, ...withoutConf } = meant;
+  return { requestHash, alsoMatches: [sha256(withoutConf)] };
+}
+
 export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, clock, config, logger, onRunCreated, onTasksQueued }) => {
   const versions = new VersionCache(db.pool);
   const shapeOf = (h: string) => versions.shape(h);
@@ -118,13 +138,11 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
       }
       // The alias is one field: the same run asked either way hashes the same for Idempotency-Key.
       const body = execution_date !== undefined && rest.logical_date === undefined ? { ...rest, logical_date: execution_date } : rest;
-      // So is an instant: "…00Z" and "…00.000+00:00" are the same request.
-      const hashed = logical ?? execution ? { ...body, logical_date: logicalDate.toISOString() } : body;
       const key = req.headers["idempotency-key"];
       if (Array.isArray(key) || (typeof key === "string" && (key.length === 0 || key.length > 255))) {
         throw new BatonError("BATON_VALIDATION_FAILED", "headers.idempotency-key must be one value of 1-255 characters");
       }
-      const idempotency = typeof key === "string" ? { key, requestHash: createHash("sha256").update(stableJson(hashed)).digest("hex") } : undefined;
+      const idempotency = typeof key === "string" ? { key, ...triggerHashes(body, logical ?? execution ? logicalDate : undefined) } : undefined;
       const { runId, existing } = await createDagRun(dbFor(db, req), now, {
         idempotency,
         dagId: req.params.dag_id,

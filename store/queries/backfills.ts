@@ -22,6 +22,11 @@ export interface BackfillProgress {
   pending: number;
   /** The runs it created, by their current state. */
   runs: Record<"queued" | "running" | "success" | "failed", number>;
+  /**
+   * Dates whose run it created was deleted since (DELETE …/dagRuns/{id}: backfill_date keeps the
+   * run's id). Nothing of them is left to do, so they count as done: the progress reaches the total.
+   */
+  deleted: number;
   /** Dates skipped, by reason (exists, succeeded, in_flight, cancelled). */
   skipped: Record<string, number>;
   /** The next pending dates, in processing order (at most `datesLeftLimit`). */
@@ -36,11 +41,12 @@ export async function backfillProgress(db: Queryable, id: number, datesLeftLimit
       WHERE d.backfill_id = ? GROUP BY d.state, d.reason, r.state`,
     [id],
   );
-  const progress: BackfillProgress = { pending: 0, runs: { queued: 0, running: 0, success: 0, failed: 0 }, skipped: {}, datesLeft: [] };
+  const progress: BackfillProgress = { pending: 0, runs: { queued: 0, running: 0, success: 0, failed: 0 }, deleted: 0, skipped: {}, datesLeft: [] };
   for (const row of rows) {
     const n = Number(row.n);
     if (row.date_state === "pending") progress.pending += n;
     else if (row.date_state === "skipped") progress.skipped[row.reason ?? "unknown"] = (progress.skipped[row.reason ?? "unknown"] ?? 0) + n;
+    else if (row.run_state === null) progress.deleted += n;
     else if (row.run_state in progress.runs) progress.runs[row.run_state as keyof BackfillProgress["runs"]] += n;
   }
   const [left] = await db.query<RowDataPacket[]>(

@@ -7,6 +7,9 @@
 // was undone (charge a refunded order again). That run's failed compensations are dead letters.
 // Compensations are told by their reserved `__compensate` suffix (the parser refuses a task that
 // takes the name of one): a task merely named so in a DAG without that saga stays listed.
+// Nor a task of a run a backfill replaced (dag_run.replaced_by_backfill_id): the backfill re-ran
+// its date, so the run is history; re-driving it would run the date a second time beside the run
+// that replaced it (README: "never doubled").
 import type { Queryable, RowDataPacket } from "../db.ts";
 
 export interface DeadLetterFilter {
@@ -14,15 +17,20 @@ export interface DeadLetterFilter {
   ids?: number[];
 }
 
-/** With sagaHandled: the task instances that would be dead letters but for their run's saga. */
-function where(f: DeadLetterFilter, sagaHandled = false): { sql: string; params: unknown[] } {
+/**
+ * The dead letters; with "saga": the task instances that would be dead letters but for their
+ * run's saga; with "replaced": those that would be but for a backfill that replaced their run.
+ */
+function where(f: DeadLetterFilter, but: "none" | "saga" | "replaced" = "none"): { sql: string; params: unknown[] } {
   const inSaga =
     "ti.task_id NOT LIKE '%\\_\\_compensate' AND EXISTS (SELECT 1 FROM dag_run dr WHERE dr.id = ti.dag_run_id AND dr.compensation IS NOT NULL)";
+  const replaced = "EXISTS (SELECT 1 FROM dag_run dr WHERE dr.id = ti.dag_run_id AND dr.replaced_by_backfill_id IS NOT NULL)";
   const clauses = [
     "ti.state = 'failed'",
     "COALESCE(JSON_VALUE(ti.error, '$.code'), '') <> 'BATON_DAG_RUN_CANCELLED'",
     "COALESCE(JSON_VALUE(ti.error, '$.name'), '') <> 'TaskMarkedFailed'",
-    sagaHandled ? inSaga : `NOT (${inSaga})`,
+    but === "saga" ? inSaga : `NOT (${inSaga})`,
+    but === "replaced" ? replaced : `NOT ${replaced}`,
   ];
   const params: unknown[] = [];
   if (f.dagId !== undefined) {
@@ -51,7 +59,25 @@ export async function listDeadLetters(db: Queryable, f: DeadLetterFilter, page: 
 /** The task instances named by id (within the filter) that are no dead letters only because their run's saga handles their failure. */
 export async function sagaHandledFailures(db: Queryable, f: DeadLetterFilter): Promise<RowDataPacket[]> {
   if (!f.ids?.length) return [];
-  const w = where(f, true);
+  const w = where(f, "saga");
   const [rows] = await db.query<RowDataPacket[]>(`SELECT ti.id, ti.dag_id, ti.run_id, ti.task_id FROM task_instance ti WHERE ${w.sql} ORDER BY ti.id`, w.params);
+  return rows;
+}
+
+/**
+ * The task instances named by id (within the filter) that are no dead letters only because a
+ * backfill replaced their run, each with the current run of its date (current_run_id: the one
+ * holding ux_dag_run_automated's key; null when it was deleted).
+ */
+export async function replacedRunFailures(db: Queryable, f: DeadLetterFilter): Promise<RowDataPacket[]> {
+  if (!f.ids?.length) return [];
+  const w = where(f, "replaced");
+  const [rows] = await db.query<RowDataPacket[]>(
+    `SELECT ti.id, ti.dag_id, ti.run_id, ti.task_id, r.replaced_by_backfill_id, cur.run_id AS current_run_id
+       FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id
+       LEFT JOIN dag_run cur ON cur.dag_id = r.dag_id AND cur.automated_logical_date = r.logical_date
+      WHERE ${w.sql} ORDER BY ti.id`,
+    w.params,
+  );
   return rows;
 }

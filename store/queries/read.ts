@@ -269,6 +269,26 @@ export async function runNotFoundError(db: Queryable, dagId: string, runId: stri
   return new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run ${what} of DAG "${dagId}" not found`);
 }
 
+/**
+ * BATON_DAG_RUN_REPLACED for a run a backfill replaced, naming the current run of its date (the
+ * one that holds ux_dag_run_automated's key: the backfill's run, or a later one) if it still exists.
+ */
+export async function runReplacedError(
+  db: Queryable,
+  run: { dagId: string; runId: string; backfillId: number; logicalDate: Date | null },
+  what: string,
+): Promise<BatonError> {
+  const [current] = run.logicalDate
+    ? await db.query<RowDataPacket[]>("SELECT run_id FROM dag_run WHERE dag_id = ? AND automated_logical_date = ?", [run.dagId, run.logicalDate])
+    : [[]];
+  const now = current[0]?.run_id as string | undefined;
+  return new BatonError(
+    "BATON_DAG_RUN_REPLACED",
+    `DAG run "${run.runId}" of DAG "${run.dagId}" was replaced by backfill ${run.backfillId} and is kept as history: ${what} would run its date twice; ` +
+      (now ? `clear or re-drive run "${now}", which replaced it, instead` : "the run that replaced it was deleted: backfill the date again to re-run it"),
+  );
+}
+
 /** PATCH …/setNote; false when the run does not exist. */
 export async function setDagRunNote(db: Queryable, dagId: string, runId: string, note: string | null): Promise<boolean> {
   const [result] = await db.query<ResultSetHeader>("UPDATE dag_run SET note = ? WHERE dag_id = ? AND run_id = ?", [note, dagId, runId]);
@@ -412,7 +432,8 @@ export async function listTaskInstancesAfter(db: Queryable, f: TaskInstanceFilte
  * across runs; at most `limit` rows.
  */
 export async function listStartedRunsInRange(db: Queryable, dagId: string, range: { gte?: Date; lte?: Date }, states: string[] | undefined, limit: number) {
-  const w = new Conditions().add("r.dag_id = ?", dagId).add("r.state <> 'queued'").range("r.logical_date", range.gte, range.lte);
+  // Not a run a backfill replaced: its date's current run is the one to clear (BATON_DAG_RUN_REPLACED).
+  const w = new Conditions().add("r.dag_id = ?", dagId).add("r.state <> 'queued'").add("r.replaced_by_backfill_id IS NULL").range("r.logical_date", range.gte, range.lte);
   if (states?.length) w.add(`EXISTS (SELECT 1 FROM task_instance ti WHERE ti.dag_run_id = r.id AND ti.state IN (${states.map(() => "?").join(", ")}))`, ...states);
   const [rows] = await db.query<RowDataPacket[]>(
     `SELECT r.id, r.run_id, r.version_hash, r.logical_date FROM dag_run r WHERE ${w.sql} ORDER BY r.logical_date, r.id LIMIT ${Math.floor(limit)}`,

@@ -35,9 +35,12 @@
 //   would then decide a saga and an attempt at once. Cancel the run (its saga ends) or wait.
 //   A re-drive (req.redrive) never clears a saga run's own tasks, ended saga or not: it decides
 //   from the run's compensation read under the lock, not from the dead letters it listed before.
+// replaced: a run a backfill replaced (replaced_by_backfill_id, read under the run's lock) is
+//   history beside the run that re-did its date: nothing of it is cleared (BATON_DAG_RUN_REPLACED,
+//   a dry run included; a re-drive by dag_id, req.redrive "skip", leaves it as it is).
 // outcomes: BATON_DAG_NOT_FOUND, BATON_DAG_RUN_NOT_FOUND, BATON_TASK_NOT_FOUND (naming the ids);
 //   BATON_CLEAR_MIXES_COMPENSATION when the named tasks mix compensations and other tasks
-//   (unless preferCompensation); BATON_DAG_RUN_COMPENSATING (above); otherwise the cleared task
+//   (unless preferCompensation); BATON_DAG_RUN_COMPENSATING, BATON_DAG_RUN_REPLACED (above); otherwise the cleared task
 //   instances (state before and after), the ids queued, and the run's state afterwards (a run
 //   whose cleared tasks all end at once, e.g. behind a failed upstream that was not cleared,
 //   finishes again in the same transaction). XCom entries of cleared tasks are deleted, and
@@ -58,7 +61,7 @@ import {
 } from "../../scheduler/clearSelection.ts";
 import { inList, type Db, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
-import { runNotFoundError } from "../queries/read.ts";
+import { runNotFoundError, runReplacedError } from "../queries/read.ts";
 import { decideDownstream, dependsOnPast, endStatements, holdStatement, queueStatement, selectDownstream, settle } from "./settle.ts";
 import { forgetSignalsStatement } from "./signals.ts";
 
@@ -107,7 +110,8 @@ export interface ClearRequest {
    * no dead letters: the saga undoes or undid their attempt, and re-driving them would redo it,
    * charging a refunded order again). "skip" leaves them as they are (a re-drive by dag_id, which
    * read its dead letters before the saga started); "refuse" is BATON_DAG_RUN_COMPENSATING,
-   * nothing cleared (a re-drive naming them by id).
+   * nothing cleared (a re-drive naming them by id). A run a backfill replaced meanwhile is skipped
+   * or refused (BATON_DAG_RUN_REPLACED) the same way.
    */
   redrive?: "skip" | "refuse";
 }
@@ -202,7 +206,17 @@ export async function clearTasks(
       `SELECT id, task_id, map_index, state, pool, pool_slots FROM task_instance WHERE dag_run_id = ? ORDER BY task_id, map_index${lock}`,
       [dagRunId],
     );
-    const [[runRow]] = await tx.query<RowDataPacket[]>(`SELECT state, compensation FROM dag_run WHERE id = ?${lock}`, [dagRunId]);
+    const [[runRow]] = await tx.query<RowDataPacket[]>(`SELECT state, compensation, replaced_by_backfill_id FROM dag_run WHERE id = ?${lock}`, [dagRunId]);
+    // A run a backfill replaced is history: its date's current run is the backfill's. Clearing it
+    // would run the date twice. Read under the lock: advanceBackfills replaces only a finished
+    // run, so a clear that commits first keeps the run current (the backfill skips the date).
+    if (runRow!.replaced_by_backfill_id != null) {
+      if (req.redrive === "skip") {
+        return { dagRunId, dagId: req.dagId, runId: req.runId, logicalDate: run.logical_date ?? null, dryRun, cleared: [], queued: [], runState: runRow!.state };
+      }
+      const what = req.redrive ? "re-driving its tasks" : "clearing its tasks";
+      throw await runReplacedError(tx, { dagId: req.dagId, runId: req.runId, backfillId: Number(runRow!.replaced_by_backfill_id), logicalDate: run.logical_date ?? null }, what);
+    }
     // A finished saga's compensation belongs to the attempt that failed: clearing its tasks starts
     // a new attempt, so its compensation task instances go and a new failure compensates again. A
     // task whose compensation succeeded was undone: the new attempt does it again (cleared with

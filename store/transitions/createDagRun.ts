@@ -26,8 +26,12 @@ export interface NewDagRun {
   dataIntervalEnd?: Date | null;
   conf: Record<string, unknown>;
   note?: string | null;
-  /** Idempotency-Key: a repeat with the same requestHash returns the first run; another hash is a 409. */
-  idempotency?: { key: string; requestHash: string };
+  /**
+   * Idempotency-Key: a repeat with the same requestHash (stored with the run) returns the first
+   * run, as does one whose stored hash is among alsoMatches (the same request as an earlier
+   * version hashed it); another hash is a 409.
+   */
+  idempotency?: { key: string; requestHash: string; alsoMatches?: string[] };
 }
 
 export async function createDagRun(db: Db, now: Date, run: NewDagRun): Promise<{ id: number; runId: string; existing?: boolean }> {
@@ -85,7 +89,8 @@ export async function createDagRun(db: Db, now: Date, run: NewDagRun): Promise<{
           [run.dagId, run.idempotency.key],
         );
         if (prior[0]) {
-          if (prior[0].request_hash === run.idempotency.requestHash) return { id: Number(prior[0].id), runId: prior[0].run_id, existing: true };
+          const same = [run.idempotency.requestHash, ...(run.idempotency.alsoMatches ?? [])];
+          if (same.includes(prior[0].request_hash)) return { id: Number(prior[0].id), runId: prior[0].run_id, existing: true };
           throw new BatonError(
             "BATON_IDEMPOTENCY_CONFLICT",
             `Idempotency-Key "${run.idempotency.key}" was already used for DAG "${run.dagId}" with a different request (run "${prior[0].run_id}")`,

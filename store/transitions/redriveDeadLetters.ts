@@ -7,17 +7,20 @@
 // only a run that started compensating after the list was read meets this.) Naming by id such a
 // task, whose failure its run's saga handles, is refused (BATON_DAG_RUN_COMPENSATING, nothing
 // re-driven, a dry run included): its work was undone, and running the attempt again is a
-// deliberate choice, made by clearing it.
+// deliberate choice, made by clearing it. Naming by id a failed task of a run a backfill replaced
+// is refused likewise (BATON_DAG_RUN_REPLACED): that run is history, and its date's current run
+// is the backfill's; re-driving the old one would run the date twice.
 // race: the saga checks here (sagaHandledFailures, listDeadLetters) are reads before the clears.
 //   A run's saga may start, and even end, before its clear takes the run's lock; clearTasks
 //   decides again under that lock (ClearRequest.redrive): by dag_id, such a run's own tasks are
 //   skipped (not re-driven, not counted) and the other runs go on; by id, they are refused
-//   (BATON_DAG_RUN_COMPENSATING). Each run is its own transaction, so a by-id re-drive refused
+//   (BATON_DAG_RUN_COMPENSATING). So is a run a backfill replaced after the list was read
+//   (BATON_DAG_RUN_REPLACED by id). Each run is its own transaction, so a by-id re-drive refused
 //   at a later run keeps the runs re-driven before it: the error names them.
 import type { DagShape } from "../../core/dagStructure.ts";
 import type { Db, RowDataPacket } from "../db.ts";
 import { BatonError } from "../../core/errors.ts";
-import { listDeadLetters, sagaHandledFailures, type DeadLetterFilter } from "../queries/deadLetters.ts";
+import { listDeadLetters, replacedRunFailures, sagaHandledFailures, type DeadLetterFilter } from "../queries/deadLetters.ts";
 import { clearTasks } from "./clearTasks.ts";
 
 export async function redriveDeadLetters(
@@ -36,6 +39,21 @@ export async function redriveDeadLetters(
       `${handled.map((r) => `task instance ${r.id} ("${r.task_id}" of run "${r.run_id}" of DAG "${r.dag_id}")`).join(", ")} ` +
         `${handled.length === 1 ? "is no dead letter: its run's" : "are no dead letters: their runs'"} saga undoes or undid the attempt that failed; ` +
         "re-drive the failed compensations (<task>__compensate) to finish undoing it, or clear the task once the saga ended to start a new attempt",
+    );
+  }
+  const replaced = await replacedRunFailures(db.pool, filter);
+  if (replaced.length > 0) {
+    const one = replaced.length === 1;
+    throw new BatonError(
+      "BATON_DAG_RUN_REPLACED",
+      `${replaced
+        .map(
+          (r) =>
+            `task instance ${r.id} ("${r.task_id}" of run "${r.run_id}" of DAG "${r.dag_id}", replaced by backfill ${r.replaced_by_backfill_id}` +
+            `${r.current_run_id ? `'s run "${r.current_run_id}"` : ", whose run was deleted since"})`,
+        )
+        .join(", ")} ${one ? "is no dead letter: its run is" : "are no dead letters: their runs are"} kept as history; ` +
+        `re-driving ${one ? "it" : "them"} would run ${one ? "its date" : "their dates"} twice. Re-drive or clear ${one ? "the run that replaced it" : "the runs that replaced them"} instead`,
     );
   }
   const { rows } = await listDeadLetters(db.pool, filter, { limit: 10_000, offset: 0 });

@@ -12,6 +12,7 @@ import { evaluateTriggerRule, type UpstreamCounts } from "../../scheduler/trigge
 import { compensationOutcome, runOutcome } from "../../scheduler/runOutcome.ts";
 import type { TriggerRule } from "../../sdk/types.ts";
 import { inList, type RowDataPacket, type Statement, type Tx } from "../db.ts";
+import { taskPriority } from "./startRuns.ts";
 
 export interface SettledTask {
   taskId: string;
@@ -259,7 +260,7 @@ export async function startCompensation(tx: Tx, now: Date, dagRunId: number, sha
   );
   const succeeded = new Set(rows.map((r) => r.task_id as string));
   if (succeeded.size === 0) return false;
-  const [[run]] = await tx.query<RowDataPacket[]>("SELECT dag_id, run_id FROM dag_run WHERE id = ? FOR UPDATE", [dagRunId]);
+  const [[run]] = await tx.query<RowDataPacket[]>("SELECT dag_id, run_id, run_type FROM dag_run WHERE id = ? FOR UPDATE", [dagRunId]);
   await tx.query("UPDATE dag_run SET compensation = 'running', unfinished_tasks = unfinished_tasks + ? WHERE id = ?", [
     shape.compensations.length,
     dagRunId,
@@ -270,7 +271,9 @@ export async function startCompensation(tx: Tx, now: Date, dagRunId: number, sha
     const undo = succeeded.has(c.compensates!);
     const state = !undo ? TaskState.Skipped : c.upstream.length === 0 ? TaskState.Queued : TaskState.None;
     if (!undo) skipped.push({ taskId: c.taskId, state: TaskState.Skipped });
-    values.push(dagRunId, run!.dag_id, run!.run_id, c.taskId, state, c.retries, c.priorityWeight, c.pool, c.poolSlots, c.queue, c.triggerRule, c.upstream.length);
+    // At the run's priority, as its other tasks: a backfill run's compensations yield too (and run while its DAG is paused).
+    const priority = taskPriority(run!.run_type, c.priorityWeight);
+    values.push(dagRunId, run!.dag_id, run!.run_id, c.taskId, state, c.retries, priority, c.pool, c.poolSlots, c.queue, c.triggerRule, c.upstream.length);
     values.push(state === TaskState.Queued ? now : null, state === TaskState.Skipped ? now : null, state === TaskState.Skipped ? now : null);
   }
   await tx.query(

@@ -20,6 +20,15 @@ import type { PageEnd, PageOptions } from "../paging.ts";
 /** Subtracted from the priority of backfill runs' tasks (priorities stay ordered among themselves). */
 export const BACKFILL_PRIORITY_OFFSET = 1_000_000_000;
 
+/**
+ * A task instance's priority_weight in a run of this type: a backfill run's tasks (its
+ * compensations too) yield to everything else, so history never delays today's runs; claims tell
+ * them by it (BACKFILL_PRIORITY_FLOOR), e.g. to run them while their DAG is paused.
+ */
+export function taskPriority(runType: string, priorityWeight: number): number {
+  return runType === RunType.Backfill ? priorityWeight - BACKFILL_PRIORITY_OFFSET : priorityWeight;
+}
+
 /** A page of queued runs (PageEnd: the caller pages on with afterId, so runs held by a paused
  *  DAG or one at maxActiveRuns never starve the runs behind them). */
 export interface StartedRuns extends PageEnd {
@@ -90,8 +99,7 @@ export async function startRuns(
           task.taskId,
           state,
           task.retries,
-          // Backfill tasks yield to everything else: history must not delay today's runs.
-          run.run_type === RunType.Backfill ? task.priorityWeight - BACKFILL_PRIORITY_OFFSET : task.priorityWeight,
+          taskPriority(run.run_type, task.priorityWeight),
           task.pool,
           task.poolSlots,
           task.queue,

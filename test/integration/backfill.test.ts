@@ -237,7 +237,7 @@ describe("backfill", () => {
     expect(scheduled).toEqual([]);
     const detail = (await get(`/backfills/${id}`)).json();
     expect(detail).toMatchObject({ state: "completed", total_dates: 6, done: 6, failed: 3, dates_left_total: 0, dates_left: [] });
-    expect(detail.counts).toEqual({ pending: 0, queued: 0, running: 0, success: 3, failed: 3, skipped: 0 });
+    expect(detail.counts).toEqual({ pending: 0, queued: 0, running: 0, success: 3, failed: 3, skipped: 0, deleted: 0 });
 
     const none = await create({ dag_id: "bf_quick", from_date: "2026-01-01", to_date: "2026-01-06" });
     await drive(none, 10);

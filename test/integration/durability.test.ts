@@ -1,4 +1,6 @@
+import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
+import { stableJson } from "../../core/json.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
@@ -113,6 +115,39 @@ describe("versioning, idempotency keys and cancellation", () => {
     }
     const otherDate = await post({ logical_date: "2026-01-02T00:00:00Z" });
     expect([otherDate.statusCode, otherDate.json().code]).toEqual([409, "BATON_IDEMPOTENCY_CONFLICT"]);
+  });
+
+  it("an Idempotency-Key: a body without conf is the same request as one with conf {}, whichever came first", async () => {
+    const post = (body: Record<string, unknown>, key: string) =>
+      h.app.inject({ method: "POST", url: "/api/v1/dags/versioned/dagRuns", payload: body, headers: { "idempotency-key": key } });
+    for (const [first, second] of [
+      [{}, { conf: {} }],
+      [{ conf: {} }, {}],
+      [{ dag_run_id: "keyed_default", note: "n" }, { dag_run_id: "keyed_default", note: "n", conf: {} }],
+    ]) {
+      const key = `defaults-${JSON.stringify(first)}`;
+      const a = await post(first!, key);
+      expect(a.statusCode).toBe(200);
+      const b = await post(second!, key);
+      expect([b.statusCode, b.json().dag_run_id]).toEqual([200, a.json().dag_run_id]);
+    }
+    // Another conf is still another request.
+    expect((await post({ conf: { a: 1 } }, "defaults-{}")).json().code).toBe("BATON_IDEMPOTENCY_CONFLICT");
+  });
+
+  it("an Idempotency-Key: a run keyed by an older version (the body hashed as written, without conf) still answers a retry either way", async () => {
+    const post = (body: Record<string, unknown>) =>
+      h.app.inject({ method: "POST", url: "/api/v1/dags/versioned/dagRuns", payload: body, headers: { "idempotency-key": "legacy-1" } });
+    const a = await post({ logical_date: "2026-03-01T00:00:00Z" });
+    expect(a.statusCode).toBe(200);
+    // What earlier versions stored for that body: the hash of the body as sent (logical_date as an instant).
+    const legacy = createHash("sha256").update(stableJson({ logical_date: "2026-03-01T00:00:00.000Z" })).digest("hex");
+    await h.db.pool.query("UPDATE dag_run SET request_hash = ? WHERE dag_id = 'versioned' AND idempotency_key = 'legacy-1'", [legacy]);
+    for (const body of [{ logical_date: "2026-03-01T00:00:00Z" }, { logical_date: "2026-03-01T00:00:00Z", conf: {} }]) {
+      const again = await post(body);
+      expect([again.statusCode, again.json().dag_run_id]).toEqual([200, a.json().dag_run_id]);
+    }
+    expect((await post({ logical_date: "2026-03-01T00:00:00Z", conf: { x: 1 } })).json().code).toBe("BATON_IDEMPOTENCY_CONFLICT");
   });
 
   it("cancelling a run fails it, aborts its running task and skips the rest", async () => {

@@ -40,6 +40,17 @@ export default dag({ id: "pool_waiting" }, (t) => {
 });
 `);
 
+// Holds a slot of "again" until the file named by conf.release exists.
+const HOLDING = dagSource(`
+import { existsSync } from "node:fs";
+export default dag({ id: "pool_again" }, (t) => {
+  t.task("hold", { pool: "again" }, async (ctx) => {
+    while (!existsSync(String(ctx.conf.release)) && !ctx.signal.aborted) await new Promise((r) => setTimeout(r, 20));
+    return 1;
+  });
+});
+`);
+
 /** The largest number of [start, end) intervals that overlap at one instant. */
 function maxOverlap(spans: { start: number; end: number }[]): number {
   const events = spans.flatMap((s) => [[s.start, 1], [s.end, -1]] as [number, number][]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
@@ -52,11 +63,12 @@ function maxOverlap(spans: { start: number; end: number }[]): number {
 describe("pools", () => {
   const h = new Harness({ workers: 4 });
   beforeAll(async () => {
-    await h.start({ "pooled.ts": POOLED, "needs_pool.ts": NEEDS_POOL, "limited.ts": LIMITED, "waiting.ts": WAITING });
+    await h.start({ "pooled.ts": POOLED, "needs_pool.ts": NEEDS_POOL, "limited.ts": LIMITED, "waiting.ts": WAITING, "again.ts": HOLDING });
     for (const payload of [
       { name: "small", slots: 2, description: "two at a time" },
       { name: "closed", slots: 0 },
       { name: "parked", slots: 3 },
+      { name: "again", slots: 1 },
     ]) {
       const created = await h.app.inject({ method: "POST", url: "/api/v1/pools", payload });
       expect(created.statusCode).toBe(200);
@@ -109,6 +121,30 @@ describe("pools", () => {
     expect((await h.app.inject({ method: "POST", url: "/api/v1/pools", payload: { name: "later", slots: 1 } })).statusCode).toBe(200);
     await h.processor.scan();
     expect((await h.app.inject({ method: "GET", url: "/api/v1/dags/needs_pool" })).statusCode).toBe(200);
+  });
+
+  it("a pool deleted and created again while its tasks run counts their slots at once, not after the next reconcile", async () => {
+    const release = `/tmp/baton-pool-again-${process.pid}-${Date.now()}`;
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/pool_again/dagRuns", payload: { conf: { release } } });
+    const runId = res.json().dag_run_id as string;
+    const stateOf = async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM task_instance WHERE dag_id = 'pool_again' AND run_id = ?", [runId]);
+      return rows[0]?.state as string | undefined;
+    };
+    try {
+      await waitFor("the task to hold its slot", async () => (await stateOf()) === "running", 20_000);
+      expect((await h.app.inject({ method: "DELETE", url: "/api/v1/pools/again" })).statusCode).toBe(204);
+      const created = await h.app.inject({ method: "POST", url: "/api/v1/pools", payload: { name: "again", slots: 1 } });
+      expect(created.statusCode).toBe(200);
+      // Its one slot is taken: no other task of the pool may start beside the running one.
+      expect(created.json()).toMatchObject({ name: "again", slots: 1, occupied_slots: 1, running_slots: 1, open_slots: 0 });
+    } finally {
+      const { writeFileSync, rmSync } = await import("node:fs");
+      writeFileSync(release, "");
+      await waitFor("the task to end", async () => (await stateOf()) === "success", 20_000);
+      rmSync(release, { force: true });
+    }
+    expect((await h.app.inject({ method: "GET", url: "/api/v1/pools/again" })).json()).toMatchObject({ occupied_slots: 0, open_slots: 1 });
   });
 
   it("counts the slots of queued, scheduled and deferred task instances per pool", async () => {

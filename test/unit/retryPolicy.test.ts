@@ -1,3 +1,4 @@
+import { MAX_DURATION_MS } from "../../core/durations.ts";
 import { retryDelayMs, shouldRetry, type RetryPolicy } from "../../scheduler/retryPolicy.ts";
 
 const policy = (p: Partial<RetryPolicy> = {}): RetryPolicy => ({
@@ -8,7 +9,7 @@ const policy = (p: Partial<RetryPolicy> = {}): RetryPolicy => ({
   ...p,
 });
 
-const YEAR_MS = 365 * 86_400_000;
+const DAY_MS = 86_400_000;
 
 describe("shouldRetry (Airflow: max_tries = retries, tries are 1-based)", () => {
   it("gives retries=3 four tries in all: tries 1-3 retry, try 4 fails", () => {
@@ -46,6 +47,12 @@ describe("retryDelayMs", () => {
 
     it("ignores the jitter key", () => {
       expect(retryDelayMs(policy(), 2, "a")).toBe(retryDelayMs(policy(), 2, "b"));
+    });
+
+    it("honours a delay of over a year in full, up to the longest duration a DAG may declare (100 years)", () => {
+      expect(retryDelayMs(policy({ retryDelayMs: 400 * DAY_MS }), 1, "k")).toBe(400 * DAY_MS);
+      expect(retryDelayMs(policy({ retryDelayMs: MAX_DURATION_MS }), 3, "k")).toBe(MAX_DURATION_MS);
+      expect(retryDelayMs(policy({ retryDelayMs: MAX_DURATION_MS, maxRetryDelayMs: 500 * DAY_MS }), 1, "k")).toBe(500 * DAY_MS);
     });
   });
 
@@ -165,12 +172,20 @@ describe("retryDelayMs", () => {
       expect(retryDelayMs(exp({ maxRetryDelayMs: 0 }), 5, "k")).toBe(0);
     });
 
-    it("stays finite and at most a year for huge try numbers without a cap", () => {
+    it("stays finite and at most 100 years (the longest duration) for huge try numbers without a cap", () => {
       for (const n of [60, 1100, 5000]) {
         const delay = retryDelayMs(exp(), n, "k");
         expect(Number.isFinite(delay)).toBe(true);
-        expect(delay).toBe(YEAR_MS);
+        expect(delay).toBe(MAX_DURATION_MS);
       }
+    });
+
+    it("honours a maxRetryDelay of over a year in full", () => {
+      const p = exp({ retryDelayMs: DAY_MS, maxRetryDelayMs: 730 * DAY_MS });
+      expect(retryDelayMs(p, 20, "k")).toBe(730 * DAY_MS);
+      const base = 2 ** 9 * DAY_MS; // try 10: 512 days, plus a jitter below that
+      expect(retryDelayMs(p, 10, "k")).toBeGreaterThanOrEqual(base);
+      expect(retryDelayMs(p, 10, "k")).toBeLessThanOrEqual(730 * DAY_MS);
     });
 
     it("treats try 0 or below like try 1 (no fractional base)", () => {
