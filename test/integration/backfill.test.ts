@@ -472,7 +472,7 @@ describe("backfill", () => {
     const status = await cli("status", String(id));
     expect(status.code).toBe(0);
     expect(status.stdout).toContain(`backfill ${id} completed: 2 date(s): 2 succeeded, 0 failed`);
-  }, 30_000);
+  }, 90_000); // six CLI processes, each 1–5 s to start (tsx) on a busy machine
 
   // Last: it moves the clock to April 10.
   it("covers only dates whose data interval has ended; refuses a range with none; the scheduler runs the rest", async () => {
