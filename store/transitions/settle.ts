@@ -93,7 +93,7 @@ export function upstreamIncrements(
 
 export function selectDownstream(dagRunId: number, taskIds: string[]): Statement {
   return {
-    sql: `SELECT id, task_id, state, queue, pool, pool_slots, try_number, max_tries, first_poke_at, poke_count, trigger_rule, upstream_total,
+    sql: `SELECT id, task_id, state, queue, pool, pool_slots, priority_weight, try_number, max_tries, first_poke_at, poke_count, trigger_rule, upstream_total,
                  up_success, up_skipped, up_failed, up_upstream_failed, up_removed
             FROM task_instance WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)})`,
     params: [dagRunId, ...taskIds],
