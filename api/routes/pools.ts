@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
+import { MAX_POOL_LENGTH, POOL_NAME_PATTERN } from "../../core/dagLimits.ts";
 import { BatonError } from "../../core/errors.ts";
 import { createPool, deletePool, getPool, listPools, POOL_ORDER_FIELDS, updatePool, waitingSlots, type PoolRow, type PoolWaitingSlots } from "../../store/pools.ts";
 import type { ApiDeps } from "../context.ts";
@@ -8,7 +9,13 @@ import { PageQuery } from "../schemas.ts";
 import { orderByEnum } from "./dags.ts";
 import { maskedFields } from "./variables.ts";
 
-const PoolName = Type.String({ minLength: 1, maxLength: 256, pattern: "^[A-Za-z0-9_.-]+$" });
+/** Any name a DAG may use (core/dagLimits.ts poolNameProblem); percent-encoded in a path. */
+const PoolName = Type.String({
+  minLength: 1,
+  maxLength: MAX_POOL_LENGTH,
+  pattern: POOL_NAME_PATTERN,
+  description: 'Any 1-256 characters but "." and "..", not ending with whitespace; in a path, percent-encoded (team/gpu is team%2Fgpu)',
+});
 const PoolParams = Type.Object({ pool_name: PoolName });
 const Slots = Type.Integer({ minimum: 0 });
 const Pool = Type.Object(

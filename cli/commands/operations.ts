@@ -1,8 +1,16 @@
 import { InvalidArgumentError, type Command } from "commander";
+import { poolNameProblem } from "../../core/dagLimits.ts";
 import { printObject, printRows } from "../output.ts";
 import { integerArg, listArg, parsedArg, printChange, withApi } from "./common.ts";
 
 const enc = encodeURIComponent;
+
+/** A pool name as the API and DAG files take it (core/dagLimits.ts), checked before any request. */
+function poolNameArg(value: string): string {
+  const problem = poolNameProblem("name", value);
+  if (problem !== null) throw new InvalidArgumentError(problem.replace(/^name /, ""));
+  return value;
+}
 
 /** pools, signal and dead-letters: each one API call, so `--api-url` works for them too. */
 export function registerOperationCommands(program: Command): void {
@@ -21,6 +29,7 @@ export function registerOperationCommands(program: Command): void {
     .command("show <name>")
     .description("one pool")
     .action(async function (this: Command, name: string) {
+      parsedArg("name", name, poolNameArg);
       await withApi(this, async (client, { output }) => printObject(await client.call("GET", `/pools/${enc(name)}`), output));
     });
   pools
@@ -28,6 +37,7 @@ export function registerOperationCommands(program: Command): void {
     .description("create a pool, or change its slots")
     .option("--description <text>", "what the pool protects")
     .action(async function (this: Command, name: string, slots: string, opts: { description?: string }) {
+      parsedArg("name", name, poolNameArg);
       const n = parsedArg("slots", slots, integerArg);
       await withApi(this, async (client, { output }) => {
         const exists = (await client.raw("GET", `/pools/${enc(name)}`)).status === 200;
@@ -41,6 +51,7 @@ export function registerOperationCommands(program: Command): void {
     .command("delete <name>")
     .description("delete a pool (default_pool cannot be deleted)")
     .action(async function (this: Command, name: string) {
+      parsedArg("name", name, poolNameArg);
       await withApi(this, async (client, { output }) => {
         await client.call("DELETE", `/pools/${enc(name)}`);
         printChange(output, `deleted pool ${name}`, { name, deleted: true });
