@@ -12,6 +12,13 @@ function poolNameArg(value: string): string {
   return value;
 }
 
+/** A pool's slots: a non-negative integer, or -1 for no limit (as the API takes them). */
+function slotsArg(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < -1) throw new InvalidArgumentError("must be a non-negative integer, or -1 for no limit");
+  return n;
+}
+
 /** pools, signal and dead-letters: each one API call, so `--api-url` works for them too. */
 export function registerOperationCommands(program: Command): void {
   const pools = program.command("pools").description("list, create, resize and delete pools (changes need an admin token remotely)");
@@ -34,17 +41,17 @@ export function registerOperationCommands(program: Command): void {
     });
   pools
     .command("set <name> <slots>")
-    .description("create a pool, or change its slots")
+    .description("create a pool, or change its slots (-1: no limit)")
     .option("--description <text>", "what the pool protects")
     .action(async function (this: Command, name: string, slots: string, opts: { description?: string }) {
       parsedArg("name", name, poolNameArg);
-      const n = parsedArg("slots", slots, integerArg);
+      const n = parsedArg("slots", slots, slotsArg);
       await withApi(this, async (client, { output }) => {
         const exists = (await client.raw("GET", `/pools/${enc(name)}`)).status === 200;
         const body = { slots: n, ...(opts.description === undefined ? {} : { description: opts.description }) };
         const pool = exists ? await client.call("PATCH", `/pools/${enc(name)}`, { body }) : await client.call("POST", "/pools", { body: { name, ...body } });
         if (output === "json") printObject(pool, "json");
-        else process.stdout.write(`pool ${name}: ${n} slot(s)\n`);
+        else process.stdout.write(`pool ${name}: ${n === -1 ? "unlimited slots" : `${n} slot(s)`}\n`);
       });
     });
   pools
