@@ -4,7 +4,7 @@ import { BatonError } from "../core/errors.ts";
 import { RefusalThrottle } from "../core/refusalThrottle.ts";
 import { requiredRole, roleAllows, type Role, type RouteRole } from "../core/roles.ts";
 import { findLiveToken, recordAuthEvent, touchToken, type ApiTokenRow } from "../store/apiTokens.ts";
-import type { ApiDeps } from "./context.ts";
+import { tokenActor, type ApiDeps } from "./context.ts";
 
 export type { Role, RouteRole };
 
@@ -88,7 +88,8 @@ export function installAuth(app: FastifyInstance, deps: Pick<ApiDeps, "db" | "cl
     }
     if (!roleAllows(token.role, needs)) {
       throttle.refused(request.ip, now);
-      await refuse(request, "forbidden", token.name, `role ${token.role} lacks ${needs}`);
+      // Owned as the token's changes are (token:<name>); a request without a live token is "anonymous".
+      await refuse(request, "forbidden", tokenActor(token.name), `role ${token.role} lacks ${needs}`);
       throw new BatonError("BATON_FORBIDDEN", `token "${token.name}" has role ${token.role}; ${request.method} ${request.url.split("?")[0]} needs ${needs}`);
     }
     request.apiToken = { id: Number(token.id), name: token.name, role: token.role };

@@ -30,9 +30,17 @@ export interface ApiDeps {
 }
 
 /**
+ * An API token as the event log names it (the entries' owner): what it changed and what it was
+ * refused alike, so `?owner=token:<name>` finds both.
+ */
+export function tokenActor(name: string): string {
+  return `token:${name}`;
+}
+
+/**
  * The database as the request's API token: what a route changes through it is logged in the
  * event log as `token:<name>`, not as the API process. Without a token (auth off), the process.
  */
 export function dbFor(db: Db, request: { apiToken?: { name: string } }): Db {
-  return request.apiToken ? db.actingAs(`token:${request.apiToken.name}`) : db;
+  return request.apiToken ? db.actingAs(tokenActor(request.apiToken.name)) : db;
 }

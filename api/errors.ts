@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { BatonError, ERRORS, type ErrorCode } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { isConnectionError } from "../store/db.ts";
+import { POOL_NAME_PATTERN, POOL_NAME_RULE } from "../core/dagLimits.ts";
 import { NO_TRAILING_SPACE } from "./schemas.ts";
 
 export interface Problem {
@@ -43,7 +44,9 @@ export function installErrorHandler(app: FastifyInstance, logger: Logger): void 
           ? `${where}.${unknown} is not an allowed property`
           : params?.pattern === NO_TRAILING_SPACE
             ? `${where} must not end with a space`
-            : `${where} ${first?.message ?? "is invalid"}`;
+            : params?.pattern === POOL_NAME_PATTERN
+              ? `${where} ${POOL_NAME_RULE}`
+              : `${where} ${first?.message ?? "is invalid"}`;
       problem = problemOf("BATON_VALIDATION_FAILED", detail);
     } else if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
       problem = problemOf("BATON_PAYLOAD_TOO_LARGE", err.message);

@@ -63,6 +63,27 @@ function textProblem(field: string, value: unknown, maxLength: number, minLength
   return null;
 }
 
+/**
+ * A pool name, the one rule of the API (its schema's pattern), the CLI and DAG files: any 1-256
+ * characters (Airflow allows any name), except
+ * - a name ending with whitespace: pool.name compares with PAD SPACE, so "gpu " would be "gpu";
+ * - "." and "..": as a path segment (GET /api/v1/pools/{name}) HTTP clients resolve them away
+ *   (fetch sends /api/v1/pools/.. as /api/v1/), so such a pool could never be read or deleted.
+ * Any other character is sent percent-encoded in the path (encodeURIComponent: "team/gpu" is
+ * team%2Fgpu) and decoded by the router.
+ */
+export const POOL_NAME_PATTERN = "^(?!\\.\\.?$)[\\s\\S]*\\S$";
+/** What POOL_NAME_PATTERN asks besides the length, as the API says it. */
+export const POOL_NAME_RULE = 'must not end with whitespace, nor be "." or ".." (a pool name is any other 1-256 characters)';
+
+/** Why `value` cannot name a pool, as a message about `field`; null when it can (or is undefined). */
+export function poolNameProblem(field: string, value: unknown): string | null {
+  const problem = textProblem(field, value, MAX_POOL_LENGTH, 1, true);
+  if (problem !== null || value === undefined) return problem;
+  if (value === "." || value === "..") return `${field} must not be "." or ".." (a path segment HTTP clients resolve away)`;
+  return null;
+}
+
 /** The first task option (or defaultArgs) the database cannot hold, as a message; null when all fit. */
 export function taskOptionProblem(o: { retries?: unknown; priorityWeight?: unknown; poolSlots?: unknown; queue?: unknown; pool?: unknown }): string | null {
   return (
@@ -70,7 +91,7 @@ export function taskOptionProblem(o: { retries?: unknown; priorityWeight?: unkno
     integerProblem("priorityWeight", o.priorityWeight, PRIORITY_WEIGHT_MIN, PRIORITY_WEIGHT_MAX) ??
     integerProblem("poolSlots", o.poolSlots, 1, MAX_POOL_SLOTS) ??
     textProblem("queue", o.queue, MAX_QUEUE_LENGTH, 1, true) ??
-    textProblem("pool", o.pool, MAX_POOL_LENGTH, 1, true)
+    poolNameProblem("pool", o.pool)
   );
 }
 

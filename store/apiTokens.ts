@@ -77,7 +77,10 @@ export async function touchToken(db: Queryable, id: number, now: Date): Promise<
   await db.query("UPDATE api_token SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ? - INTERVAL 1 MINUTE)", [now, id, now]);
 }
 
-/** A refused request, in the event log: who (token name or "anonymous"), what, and why; never the token. */
+/**
+ * A refused request, in the event log: who (`token:<name>` or "anonymous"), what, and why; never
+ * the token. It concerns no DAG or run: their columns (NOT NULL) hold "" and 0, answered as null.
+ */
 export async function recordAuthEvent(db: Queryable, event: { at: Date; outcome: "unauthenticated" | "forbidden"; actor: string; detail: string }): Promise<void> {
   await db.query(
     "INSERT INTO event_log (at, kind, dag_id, run_id, dag_run_id, to_state, actor, detail) VALUES (?, 'auth', '', '', 0, ?, ?, ?)",

@@ -5,6 +5,25 @@ import { orderBy } from "./queries/read.ts";
 
 export const DEFAULT_POOL = "default_pool";
 
+/** Airflow's slots of a pool without limit, as the API takes and answers them. */
+export const UNLIMITED_SLOTS = -1;
+/**
+ * An unlimited pool as stored: pool.slots at INT's largest value, so what reads pool rows (claims'
+ * free = slots - occupied_slots, the pool-size check, a finishing try's hand-off, which reads none)
+ * needs no case of its own. The API takes at most MAX_POOL_SLOTS, far below it.
+ */
+export const UNLIMITED_STORED_SLOTS = 2_147_483_647;
+
+/** slots as the API gave them (-1: no limit) → as pool.slots stores them. */
+export function storedSlots(slots: number): number {
+  return slots === UNLIMITED_SLOTS ? UNLIMITED_STORED_SLOTS : slots;
+}
+
+/** pool.slots as stored → as the API answers them (-1: no limit). */
+export function shownSlots(slots: number): number {
+  return slots >= UNLIMITED_STORED_SLOTS ? UNLIMITED_SLOTS : slots;
+}
+
 export interface PoolRow {
   name: string;
   slots: number;

@@ -34,7 +34,7 @@ const Fields = {
   schema: Type.Optional(Nullable(Type.String({ maxLength: 500 }))),
   port: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 65_535 }))),
   password: Type.Optional(Nullable(Type.String({ maxLength: 5_000 }))),
-  extra: Type.Optional(Nullable(Type.String({ maxLength: 500_000 }))),
+  extra: Type.Optional(Nullable(Type.String({ maxLength: 500_000, description: 'A JSON object as text; "" (blank) or null for none, stored and answered as null' }))),
 };
 
 const NullableText = Type.Union([Type.String(), Type.Null()]);
@@ -74,9 +74,14 @@ function storedSecretsKept(stored: string | null | undefined, extra: string): st
   }
 }
 
-/** extra must be the text of a JSON object (Airflow's extra_dejson). */
-function checkExtra(extra: string | null | undefined): void {
-  if (extra === null || extra === undefined) return;
+/**
+ * extra as stored: a blank string ("", as Airflow exports a connection without one) is no extra,
+ * null, like an extra never set (answered null; a task's ctx.connection(…).extra is {}). Other text
+ * must be a JSON object (Airflow's extra_dejson).
+ */
+function checkedExtra(extra: string | null | undefined): string | null | undefined {
+  if (extra === null || extra === undefined) return extra;
+  if (extra.trim() === "") return null;
   let parsed: unknown;
   try {
     parsed = JSON.parse(extra);
@@ -84,8 +89,9 @@ function checkExtra(extra: string | null | undefined): void {
     parsed = undefined;
   }
   if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw new BatonError("BATON_VALIDATION_FAILED", `body.extra must be a JSON object encoded as a string, e.g. "{\\"timeout\\": 30}"`);
+    throw new BatonError("BATON_VALIDATION_FAILED", `body.extra must be a JSON object encoded as a string, e.g. "{\\"timeout\\": 30}", or "" for none`);
   }
+  return extra;
 }
 
 function notFound(id: string): never {
@@ -131,8 +137,7 @@ export const connectionRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
       },
     },
     async (req) => {
-      checkExtra(req.body.extra);
-      await createConnection(db.pool, req.body);
+      await createConnection(db.pool, { ...req.body, extra: checkedExtra(req.body.extra) });
       return connectionJson((await getConnection(db.pool, req.body.connection_id))!);
     },
   );
@@ -155,10 +160,9 @@ export const connectionRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
       if (req.body.connection_id !== undefined && req.body.connection_id !== id) {
         throw new BatonError("BATON_VALIDATION_FAILED", `body.connection_id "${req.body.connection_id}" differs from the path's "${id}": connections cannot be renamed`);
       }
-      const body = req.body as Partial<ConnectionFields>;
+      const body = { ...req.body, extra: checkedExtra(req.body.extra) } as Partial<ConnectionFields>;
       const fields = maskedFields(req.query.update_mask, CONNECTION_FIELDS, body);
       if (fields.length === 0) throw new BatonError("BATON_VALIDATION_FAILED", `body must set at least one of ${CONNECTION_FIELDS.join(", ")}`);
-      checkExtra(body.extra);
       const change: Record<string, unknown> = {};
       for (const f of fields) change[f] = body[f];
       if (typeof change.extra === "string") change.extra = storedSecretsKept((await getConnection(db.pool, id))?.extra, change.extra);

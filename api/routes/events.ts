@@ -21,7 +21,7 @@ const Filters = Type.Object({
   map_index: Type.Optional(Type.Integer({ minimum: -1, maximum: 2_147_483_647 })),
   try_number: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647 })),
   event: Type.Optional(Type.String({ minLength: 1, maxLength: 300, description: "Exactly this event, <kind>:<to_state>, e.g. task:success or auth:forbidden" })),
-  owner: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: "The process or API token that made the change (the entries' owner)" })),
+  owner: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: "The process or API token (token:<name>) that made the change or was refused (the entries' owner)" })),
   included_events: Type.Optional(EventNames),
   excluded_events: Type.Optional(EventNames),
   after: Type.Optional(Type.String({ format: "date-time" })),
@@ -42,31 +42,35 @@ const EventLog = Type.Object(
     when: DateTime,
     event: Type.String({ description: "<kind>:<to_state>, e.g. task:success" }),
     kind: Type.String({ description: "run, task, or auth (a refused request)" }),
-    dag_id: Type.String(),
-    dag_run_id: Type.String(),
-    run_id: Type.String(),
+    dag_id: Nullable(Type.String({ description: "null for an entry about no DAG (a refused request)" })),
+    dag_run_id: Nullable(Type.String({ description: "null for an entry about no run (a refused request)" })),
+    run_id: Nullable(Type.String({ description: "null for an entry about no run (a refused request)" })),
     task_id: Nullable(Type.String()),
     map_index: Nullable(Type.Integer()),
     try_number: Nullable(Type.Integer()),
     from_state: Nullable(Type.String()),
     to_state: Type.String(),
-    owner: Nullable(Type.String({ description: "the process (or token) that made the change" })),
+    owner: Nullable(Type.String({ description: "the process, or the API token (token:<name>), that made the change or was refused; anonymous for a request without a valid token" })),
     hostname: Nullable(Type.String()),
     extra: Nullable(Type.String({ description: "what a refused request asked for" })),
   },
   { additionalProperties: false },
 );
 
-/** Airflow's EventLog fields, plus the transition itself (from → to). */
+/**
+ * Airflow's EventLog fields, plus the transition itself (from → to). An entry about no DAG or run
+ * (a refused request) stores "" for their ids (NOT NULL columns; no id is empty): answered null.
+ */
 function eventJson(r: RowDataPacket) {
+  const idOrNull = (id: string) => (id === "" ? null : id);
   return {
     event_log_id: Number(r.id),
     when: isoOrNull(r.at)!,
     event: `${r.kind}:${r.to_state}`,
     kind: r.kind,
-    dag_id: r.dag_id,
-    dag_run_id: r.run_id,
-    run_id: r.run_id,
+    dag_id: idOrNull(r.dag_id),
+    dag_run_id: idOrNull(r.run_id),
+    run_id: idOrNull(r.run_id),
     task_id: r.task_id ?? null,
     map_index: r.map_index ?? null,
     try_number: r.try_number ?? null,

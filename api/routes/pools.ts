@@ -1,26 +1,49 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
+import { MAX_POOL_LENGTH, MAX_POOL_SLOTS, POOL_NAME_PATTERN } from "../../core/dagLimits.ts";
 import { BatonError } from "../../core/errors.ts";
-import { createPool, deletePool, getPool, listPools, POOL_ORDER_FIELDS, updatePool, waitingSlots, type PoolRow, type PoolWaitingSlots } from "../../store/pools.ts";
+import {
+  createPool,
+  deletePool,
+  getPool,
+  listPools,
+  POOL_ORDER_FIELDS,
+  shownSlots,
+  storedSlots,
+  UNLIMITED_SLOTS,
+  updatePool,
+  waitingSlots,
+  type PoolRow,
+  type PoolWaitingSlots,
+} from "../../store/pools.ts";
 import type { ApiDeps } from "../context.ts";
 import { ListOf, Nullable } from "../openapi.ts";
 import { PageQuery } from "../schemas.ts";
 import { orderByEnum } from "./dags.ts";
 import { maskedFields } from "./variables.ts";
 
-const PoolName = Type.String({ minLength: 1, maxLength: 256, pattern: "^[A-Za-z0-9_.-]+$" });
+/** Any name a DAG may use (core/dagLimits.ts poolNameProblem); percent-encoded in a path. */
+const PoolName = Type.String({
+  minLength: 1,
+  maxLength: MAX_POOL_LENGTH,
+  pattern: POOL_NAME_PATTERN,
+  description: 'Any 1-256 characters but "." and "..", not ending with whitespace; in a path, percent-encoded (team/gpu is team%2Fgpu)',
+});
 const PoolParams = Type.Object({ pool_name: PoolName });
 const Slots = Type.Integer({ minimum: 0 });
+/** What a pool's slots are set to: -1 is no limit (Airflow's unlimited pool). */
+const SlotsSet = Type.Integer({ minimum: UNLIMITED_SLOTS, maximum: MAX_POOL_SLOTS, description: "Slots in all; -1 for no limit" });
+const Description = Nullable(Type.String({ maxLength: 10_000 }));
 const Pool = Type.Object(
   {
     name: Type.String(),
-    slots: Slots,
+    slots: Type.Integer({ minimum: UNLIMITED_SLOTS, description: "Slots in all; -1 when the pool has no limit" }),
     occupied_slots: Slots,
     running_slots: Slots,
     queued_slots: Type.Integer({ minimum: 0, description: "Slots of the pool's task instances in state queued (ready for a worker)" }),
     scheduled_slots: Type.Integer({ minimum: 0, description: "Slots of the pool's task instances in state scheduled" }),
     deferred_slots: Type.Integer({ minimum: 0, description: "Slots of the pool's task instances in state deferred (waiting for a signal or a sensor)" }),
-    open_slots: Slots,
+    open_slots: Type.Integer({ minimum: UNLIMITED_SLOTS, description: "Slots claims may still use; -1 when the pool has no limit" }),
     description: Nullable(Type.String()),
   },
   { additionalProperties: false },
@@ -35,15 +58,16 @@ const NO_WAITING: PoolWaitingSlots = { queued: 0, scheduled: 0, deferred: 0 };
  * no slot yet and are shown beside them.
  */
 function poolJson(p: PoolRow, waiting: PoolWaitingSlots = NO_WAITING) {
+  const slots = shownSlots(p.slots);
   return {
     name: p.name,
-    slots: p.slots,
+    slots,
     occupied_slots: p.occupied_slots,
     running_slots: p.occupied_slots,
     queued_slots: waiting.queued,
     scheduled_slots: waiting.scheduled,
     deferred_slots: waiting.deferred,
-    open_slots: Math.max(0, p.slots - p.occupied_slots),
+    open_slots: slots === UNLIMITED_SLOTS ? UNLIMITED_SLOTS : Math.max(0, p.slots - p.occupied_slots),
     description: p.description ?? null,
   };
 }
@@ -93,13 +117,13 @@ export const poolRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db }
         tags: TAGS,
         response: { 200: Pool },
         body: Type.Object(
-          { name: PoolName, slots: Type.Integer({ minimum: 0, maximum: 1_000_000 }), description: Type.Optional(Type.String({ maxLength: 10_000 })) },
+          { name: PoolName, slots: SlotsSet, description: Type.Optional(Description) },
           { additionalProperties: false },
         ),
       },
     },
     async (req) => {
-      await createPool(db, req.body);
+      await createPool(db, { ...req.body, slots: storedSlots(req.body.slots) });
       return current(req.body.name);
     },
   );
@@ -119,7 +143,7 @@ export const poolRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db }
         }),
         response: { 200: Pool },
         body: Type.Object(
-          { slots: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })), description: Type.Optional(Type.String({ maxLength: 10_000 })), name: Type.Optional(PoolName) },
+          { slots: Type.Optional(SlotsSet), description: Type.Optional(Description), name: Type.Optional(PoolName) },
           { additionalProperties: false },
         ),
       },
@@ -129,7 +153,11 @@ export const poolRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db }
         throw new BatonError("BATON_VALIDATION_FAILED", "body.name cannot rename a pool; tasks refer to pools by name");
       }
       const fields = maskedFields(req.query.update_mask, ["slots", "description"] as const, req.body);
-      const change = { slots: fields.includes("slots") ? req.body.slots : undefined, description: fields.includes("description") ? req.body.description : undefined };
+      if (fields.length === 0) throw new BatonError("BATON_VALIDATION_FAILED", "body must set slots or description");
+      const change = {
+        slots: fields.includes("slots") && req.body.slots !== undefined ? storedSlots(req.body.slots) : undefined,
+        description: fields.includes("description") ? req.body.description : undefined,
+      };
       if (!(await updatePool(db.pool, req.params.pool_name, change))) notFound(req.params.pool_name);
       return current(req.params.pool_name);
     },

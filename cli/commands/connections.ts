@@ -63,7 +63,7 @@ export function registerConnectionsCommands(program: Command): void {
     .option("--password <password>", "password (stored encrypted when BATON_SECRET_KEY is set; never shown again)")
     .option("--schema <schema>", "schema or database")
     .option("--port <port>", "port number", integerArg)
-    .option("--extra <json>", `more settings as a JSON object, e.g. '{"sslmode": "require"}'`)
+    .option("--extra <json>", `more settings as a JSON object, e.g. '{"sslmode": "require"}' ("" for none)`)
     .option("--description <text>", "what the connection is for")
     .action(async (id: string, opts: AddOptions, command: Command) =>
       withApi(command, async (client, { output }) => {
@@ -83,7 +83,7 @@ export function registerConnectionsCommands(program: Command): void {
     .option("--password <password>", "password (never shown again)")
     .option("--schema <schema>", "schema or database")
     .option("--port <port>", "port number", integerArg)
-    .option("--extra <json>", "more settings as a JSON object (replaces the whole extra)")
+    .option("--extra <json>", 'more settings as a JSON object (replaces the whole extra; "" removes it)')
     .option("--description <text>", "what the connection is for")
     .action(async (id: string, opts: AddOptions, command: Command) =>
       withApi(command, async (client, { output }) => {

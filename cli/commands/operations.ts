@@ -1,8 +1,23 @@
 import { InvalidArgumentError, type Command } from "commander";
+import { poolNameProblem } from "../../core/dagLimits.ts";
 import { printObject, printRows } from "../output.ts";
 import { integerArg, listArg, parsedArg, printChange, withApi } from "./common.ts";
 
 const enc = encodeURIComponent;
+
+/** A pool name as the API and DAG files take it (core/dagLimits.ts), checked before any request. */
+function poolNameArg(value: string): string {
+  const problem = poolNameProblem("name", value);
+  if (problem !== null) throw new InvalidArgumentError(problem.replace(/^name /, ""));
+  return value;
+}
+
+/** A pool's slots: a non-negative integer, or -1 for no limit (as the API takes them). */
+function slotsArg(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < -1) throw new InvalidArgumentError("must be a non-negative integer, or -1 for no limit");
+  return n;
+}
 
 /** pools, signal and dead-letters: each one API call, so `--api-url` works for them too. */
 export function registerOperationCommands(program: Command): void {
@@ -21,26 +36,29 @@ export function registerOperationCommands(program: Command): void {
     .command("show <name>")
     .description("one pool")
     .action(async function (this: Command, name: string) {
+      parsedArg("name", name, poolNameArg);
       await withApi(this, async (client, { output }) => printObject(await client.call("GET", `/pools/${enc(name)}`), output));
     });
   pools
     .command("set <name> <slots>")
-    .description("create a pool, or change its slots")
+    .description("create a pool, or change its slots (-1: no limit)")
     .option("--description <text>", "what the pool protects")
     .action(async function (this: Command, name: string, slots: string, opts: { description?: string }) {
-      const n = parsedArg("slots", slots, integerArg);
+      parsedArg("name", name, poolNameArg);
+      const n = parsedArg("slots", slots, slotsArg);
       await withApi(this, async (client, { output }) => {
         const exists = (await client.raw("GET", `/pools/${enc(name)}`)).status === 200;
         const body = { slots: n, ...(opts.description === undefined ? {} : { description: opts.description }) };
         const pool = exists ? await client.call("PATCH", `/pools/${enc(name)}`, { body }) : await client.call("POST", "/pools", { body: { name, ...body } });
         if (output === "json") printObject(pool, "json");
-        else process.stdout.write(`pool ${name}: ${n} slot(s)\n`);
+        else process.stdout.write(`pool ${name}: ${n === -1 ? "unlimited slots" : `${n} slot(s)`}\n`);
       });
     });
   pools
     .command("delete <name>")
     .description("delete a pool (default_pool cannot be deleted)")
     .action(async function (this: Command, name: string) {
+      parsedArg("name", name, poolNameArg);
       await withApi(this, async (client, { output }) => {
         await client.call("DELETE", `/pools/${enc(name)}`);
         printChange(output, `deleted pool ${name}`, { name, deleted: true });

@@ -2,7 +2,8 @@
 // the run and every task instance of it that did not succeed become `success`, in one transaction.
 // Tasks not finished (none, scheduled, queued, running, up_for_retry, up_for_reschedule, deferred)
 // and those that failed or were upstream_failed are marked; `skipped` and `removed` stay (a branch
-// decided them). A queued run (no task instances yet) just ends `success`.
+// decided them). A queued run (no task instances yet) just ends `success`. A run already `success`
+// keeps its end_date (only tasks left failed under it are marked): marking it twice is a no-op.
 // locks: the run's task_instance rows to mark (ix_ti_waiting: dag_run_id, state, deferred_on; read and locked in
 //   that index's order, which the ORDER BY spells out: EXPLAIN range, no filesort), then the dag_run row (PK), then
 //   pool rows in name order — the order endRuns, settle and finishTries lock in.
@@ -56,8 +57,11 @@ export async function markRunSuccess(db: Db, now: Date, dagId: string, runId: st
         [now, now, now, now, ...ids],
       );
     }
+    // A run that already succeeded keeps its end_date (Airflow's set_state changes it only with the
+    // state): marking it again is a no-op, not a new end with no event to say so.
+    const ended = run.state === RunState.Success ? "COALESCE(end_date, ?)" : "?";
     await tx.query(
-      `UPDATE dag_run SET state = ?, start_date = COALESCE(start_date, ?), end_date = ?, unfinished_tasks = 0
+      `UPDATE dag_run SET state = ?, start_date = COALESCE(start_date, ?), end_date = ${ended}, unfinished_tasks = 0
         WHERE id = ?`,
       [RunState.Success, run.state === RunState.Queued ? null : now, now, id],
     );

@@ -111,7 +111,7 @@ describe("API authentication and roles", () => {
     }
     const forbidden = (await authEvents()).filter((e) => e.to_state === "forbidden");
     expect(forbidden.length).toBeGreaterThan(0);
-    expect(forbidden[0]!.actor).toMatch(/^test-(viewer|operator)$/);
+    expect(forbidden[0]!.actor).toMatch(/^token:test-(viewer|operator)$/);
   });
 
   it("refuses the event stream without a token", async () => {

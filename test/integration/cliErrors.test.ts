@@ -43,8 +43,8 @@ describe("CLI date options take what the API takes (RFC 3339 date-times with an 
 
 describe("errors thrown inside an action are one line too (they were uncaught, with a stack trace)", () => {
   it.concurrent.each([
-    ["pools set p9 -1", ["pools", "set", "p9", "-1"], 'BATON_VALIDATION_FAILED: <slots> "-1": must be a non-negative integer'],
-    ["pools set p9 abc", ["pools", "set", "p9", "abc"], 'BATON_VALIDATION_FAILED: <slots> "abc": must be a non-negative integer'],
+    ["pools set p9 -2", ["pools", "set", "p9", "-2"], 'BATON_VALIDATION_FAILED: <slots> "-2": must be a non-negative integer, or -1 for no limit'],
+    ["pools set p9 abc", ["pools", "set", "p9", "abc"], 'BATON_VALIDATION_FAILED: <slots> "abc": must be a non-negative integer, or -1 for no limit'],
     // commander's InvalidArgumentError, thrown by the action itself
     ["dead-letters redrive without --dag-id or --ids", ["dead-letters", "redrive", "--dry-run"], "BATON_VALIDATION_FAILED: give --dag-id or --ids"],
   ])("%s", async (_name, args, line) => {

@@ -87,7 +87,7 @@ describe("CLI with --api-url and tokens", () => {
     // The refusal above is itself in the event log (kind auth), which `events` prints.
     const events = await runBaton(["--api-url", apiUrl, "--output", "json", "events"], { BATON_API_TOKEN: admin });
     expect(events.code).toBe(0);
-    expect(JSON.parse(events.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ event: "auth:forbidden", owner: "cli-viewer" })]));
+    expect(JSON.parse(events.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ event: "auth:forbidden", owner: "token:cli-viewer" })]));
     const errors = await runBaton(["--api-url", apiUrl, "import-errors"], { BATON_API_TOKEN: viewer });
     expect(errors).toMatchObject({ code: 0, stdout: expect.stringMatching(/^filename\s+line\s+code\s+message\s+timestamp\n$/) });
   });

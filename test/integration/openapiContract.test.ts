@@ -102,6 +102,8 @@ const CALLS: Record<string, Call[]> = {
   "DELETE /api/v1/dags/{dag_id}": [{ params: { dag_id: "contract_failing" }, rank: 4 }],
   "PATCH /api/v1/variables/{variable_key}": [{ body: { value: "changed" } }],
   "PATCH /api/v1/connections/{connection_id}": [{ body: { host: "example.com" } }],
+  // A PATCH setting no field is refused; this one answers an unlimited pool's -1s.
+  "PATCH /api/v1/pools/{pool_name}": [{ body: { slots: -1, description: null } }],
   "POST /api/v1/backfills/{backfill_id}/pause": [{ rank: 2.1 }],
   "POST /api/v1/backfills/{backfill_id}/unpause": [{ rank: 2.2 }],
   "POST /api/v1/backfills/{backfill_id}/cancel": [{ rank: 2.3, body: { force: true } }],

@@ -229,7 +229,7 @@ describe("pools", () => {
     const dup = await h.app.inject({ method: "POST", url: "/api/v1/pools", payload: { name: "small", slots: 3 } });
     expect(dup.statusCode).toBe(409);
     expect(dup.json().code).toBe("BATON_POOL_EXISTS");
-    const bad = await h.app.inject({ method: "POST", url: "/api/v1/pools", payload: { name: "x", slots: -1 } });
+    const bad = await h.app.inject({ method: "POST", url: "/api/v1/pools", payload: { name: "x", slots: -2 } });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().detail).toContain("slots");
     const patched = await h.app.inject({ method: "PATCH", url: "/api/v1/pools/small", payload: { slots: 5 } });

@@ -4,7 +4,7 @@ import { useEffect, useRef } from "preact/hooks";
 import { API, authHeaders, noteUnauthorized, queryString } from "./api.ts";
 import { SseParser } from "./sse.ts";
 import { getState, reloadAll, setState } from "./store.ts";
-import type { EventLog } from "./types.ts";
+import type { AnyEventLog, EventLog } from "./types.ts";
 
 type Listener = (e: EventLog) => void;
 
@@ -67,13 +67,15 @@ class LiveStream {
           if (done) break;
           for (const m of parser.push(value)) {
             if (m.id) this.lastEventId = m.id;
-            let event: EventLog;
+            let event: AnyEventLog;
             try {
-              event = JSON.parse(m.data) as EventLog;
+              event = JSON.parse(m.data) as AnyEventLog;
             } catch {
               continue;
             }
-            for (const l of this.listeners) l(event);
+            // Entries about no run (refused requests) change nothing the UI shows.
+            if (event.dag_id === null || event.dag_run_id === null) continue;
+            for (const l of this.listeners) l(event as EventLog);
           }
         }
       } catch {

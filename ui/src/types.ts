@@ -75,6 +75,7 @@ export interface ImportError {
   timestamp: string | null;
 }
 
+/** An event log entry about a run or a task (what the UI shows): its DAG and run ids are set. */
 export interface EventLog {
   event_log_id: number;
   when: string | null;
@@ -89,6 +90,9 @@ export interface EventLog {
   owner: string | null;
   hostname: string | null;
 }
+
+/** Any entry as the API sends it: one about no DAG or run (a refused request, kind auth) has null ids. */
+export type AnyEventLog = Omit<EventLog, "dag_id" | "dag_run_id"> & { dag_id: string | null; dag_run_id: string | null };
 
 export interface Backfill {
   id: number;

@@ -1,0 +1,27 @@
+// The API's schema pattern for pool names and the check of DAG files and the CLI
+// (core/dagLimits.ts) are one rule: they must accept and refuse the same names.
+import { MAX_POOL_LENGTH, POOL_NAME_PATTERN, poolNameProblem } from "../../core/dagLimits.ts";
+
+/** What the API's schema accepts: ajv compiles patterns with the u flag and counts code points. */
+function schemaAccepts(name: string): boolean {
+  const length = [...name].length;
+  return length >= 1 && length <= MAX_POOL_LENGTH && new RegExp(POOL_NAME_PATTERN, "u").test(name);
+}
+
+describe("pool names", () => {
+  it.each([
+    "default_pool", "etl pool", "team:gpu", "team/gpu", "100%", "a?b#c", " leading", "in\nside", "...", ".a", "a.", "Zürich", "😀",
+    "😀".repeat(MAX_POOL_LENGTH), "p".repeat(MAX_POOL_LENGTH),
+  ])("accepts %j in the API and in DAGs", (name) => {
+    expect(poolNameProblem("pool", name)).toBeNull();
+    expect(schemaAccepts(name)).toBe(true);
+  });
+
+  it.each(["", ".", "..", "gpu ", "gpu\t", "gpu\n", "gpu\u00a0", " ", "p".repeat(MAX_POOL_LENGTH + 1), "😀".repeat(MAX_POOL_LENGTH + 1)])(
+    "refuses %j in the API and in DAGs",
+    (name) => {
+      expect(poolNameProblem("pool", name)).not.toBeNull();
+      expect(schemaAccepts(name)).toBe(false);
+    },
+  );
+});
