@@ -5,7 +5,7 @@
 // handed back (queued again, the try not counted) and runs with its inputs once they can be read.
 // One try whose inputs fail to read even alone does not hold back the tries claimed with it.
 // The worker's reads of those inputs fail on demand through its pool (the statements it sends).
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { systemClock } from "../../core/clock.ts";
@@ -89,6 +89,7 @@ const lines: string[] = [];
 const logger = createLogger("debug", {}, (line) => lines.push(line), { format: "json" });
 const workers: Worker[] = [];
 const pools: Db[] = [];
+const scratch: string[] = [];
 
 function worker(queue: string, db: Db): Worker {
   // A cache of its own: it fetches the bundles of its tries itself.
@@ -111,6 +112,7 @@ afterAll(async () => {
   for (const w of workers) await w.stop(0).catch(() => undefined);
   for (const p of pools) await p.close().catch(() => undefined);
   await h.stop();
+  for (const dir of scratch) await rm(dir, { recursive: true, force: true });
 });
 
 async function trigger(dagId: string, runId: string, conf: Record<string, unknown> = {}): Promise<void> {
@@ -155,6 +157,7 @@ it("a try whose upstream outputs cannot be read is not started: it runs with the
 
 it("a retry whose durable steps cannot be read does not run its recorded steps again", async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), "baton-di-"));
+  scratch.push(dir);
   const ledger = path.join(dir, "ledger");
   await writeFile(ledger, "");
   let failing = true;
@@ -174,6 +177,7 @@ it("a retry whose durable steps cannot be read does not run its recorded steps a
 
 it("a rescheduled sensor whose kept steps cannot be read does not run them again at its next poke", async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), "baton-di-"));
+  scratch.push(dir);
   const ledger = path.join(dir, "ledger");
   await writeFile(ledger, "");
   let failing = true;
