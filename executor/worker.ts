@@ -13,7 +13,7 @@ import { taskLogPath } from "../core/logPaths.ts";
 import type { Logger } from "../core/logger.ts";
 import { processMetrics, type BatonMetrics } from "../core/metrics.ts";
 import { PARKED_RETRY_MS, ParkedIds } from "../core/parked.ts";
-import { isDataError, unknownCommitOf, type Db } from "../store/db.ts";
+import { isConnectionError, isDataError, unknownCommitOf, type Db } from "../store/db.ts";
 import { truncateUtf8 } from "../core/json.ts";
 import { claimTasksReporting, type ClaimedTask, type OversizedTry } from "../store/transitions/claimTasks.ts";
 import { taskInstanceNames } from "../store/queries/read.ts";
@@ -116,11 +116,19 @@ const MAX_WAIT_MS = 1000;
  */
 const UNKNOWN_COMMIT_WAIT_MS = 5000;
 
+/** How long a claimed try whose inputs could not be read alone is first left out of this worker's claims (then longer: unreadable). */
+const UNREAD_FIRST_WAIT_MS = 1000;
+
 /** How long a worker with prestartChildren waits for its children to boot before it claims anyway. */
 const CHILD_BOOT_WAIT_MS = 10_000;
 
 function tryKey(task: { id: number; tryNumber: number }): string {
   return `${task.id}#${task.tryNumber}`;
+}
+
+/** Whether dispatch reads inputs for this try: its durable steps, or its upstream outputs (not read by its claim). */
+function readsInputs(task: ClaimedTask): boolean {
+  return task.unstartable === undefined && (task.tryNumber > 1 || !!task.stepsKept || task.upstreamOutputs === undefined);
 }
 
 /** A claimed try ready to run, waiting for a free slot. */
@@ -191,6 +199,16 @@ export class Worker {
    * this worker's claims, so they cannot fail each one, and tried again after PARKED_RETRY_MS.
    */
   private readonly unclaimable = new ParkedIds();
+  /**
+   * Claimed tries whose inputs (durable steps, upstream outputs, DAG version) could not be read:
+   * never started, held (and heartbeated) until the loop's next turn hands them back (handBackUnread).
+   */
+  private unread: Held[] = [];
+  /**
+   * Tries whose inputs could not be read even alone: left out of this worker's claims for
+   * UNREAD_FIRST_WAIT_MS, twice as long each time it happens again, up to PARKED_RETRY_MS.
+   */
+  private readonly unreadable = new ParkedIds();
   private loopRunning = false;
   private wantClaim = true;
   /** The last claim left queued tries behind: see claimIfRunningLow. */
@@ -346,7 +364,7 @@ export class Worker {
       })
       .finally(() => {
         this.loopRunning = false;
-        if (!this.backoffTimer && (this.finished.length > 0 || this.unknownCommits.length > 0 || (this.wantClaim && this.freeSlots() > 0 && !this.stopping))) this.kick();
+        if (!this.backoffTimer && (this.finished.length > 0 || this.unknownCommits.length > 0 || this.unread.length > 0 || (this.wantClaim && this.freeSlots() > 0 && !this.stopping))) this.kick();
         for (const w of this.idleWaiters.splice(0)) w();
       });
   }
@@ -411,6 +429,8 @@ export class Worker {
     for (;;) {
       // Before anything else: tries a lost COMMIT claimed (or failed to hand back) for this worker would otherwise run nowhere.
       if (this.unknownCommits.length > 0) await this.recoverUnknownCommits();
+      // Then tries claimed without their inputs: queued again for any worker, not held here idle.
+      if (this.unread.length > 0) await this.handBackUnread();
       this.unparkDue();
       if (this.finished.length > 0 && !(this.claimFirst && this.wantClaim && this.freeSlots() > 0 && !this.stopping)) {
         const batch = this.takeFinishBatch();
@@ -458,7 +478,7 @@ export class Worker {
       const { tasks: claimed, heldBack, oversized, refused } = await claimTasksReporting(this.db, {
         ...this.claimRequest(this.clock.now(), free),
         ahead: Math.max(0, free - slotsFree),
-        leaveOut: this.unclaimable.current(Date.now()),
+        leaveOut: this.leftOut(Date.now()),
       }).catch((err: unknown) => {
         this.noteUnknownCommit(err);
         throw err;
@@ -729,34 +749,18 @@ export class Worker {
       this.held.set(tryKey(task), { task, timers: [] });
     }
     const prepared: { task: ClaimedTask; message?: RunTryMessage; error?: TryError; timeoutMs: number | null; dedicated?: boolean; waitsForSignal?: boolean }[] = [];
-    let outputs = new Map<number, Record<string, unknown>>();
-    let steps = new Map<number, Record<string, unknown>>();
-    try {
-      // A first try has no steps, unless it runs again after a hand-back or a sensor's reschedule
-      // that left some (the claim says so from the row it reads anyway): no query for the first
-      // try of every task.
-      const retried = claimed.filter((t) => t.tryNumber > 1 || t.stepsKept).map((t) => t.id);
-      if (retried.length > 0) steps = await stepsOf(this.db.pool, retried);
-      const missing = claimed.filter((t) => t.upstreamOutputs === undefined && t.unstartable === undefined);
-      const wanted = (
-        await Promise.all(
-          missing.map(async (t) => {
-            // A version that cannot be read fails its own tries below, not the others' inputs.
-            const shape = await this.versions.shape(t.versionHash).catch((err: unknown) => {
-              if (isUnusableVersion(err)) return undefined;
-              throw err;
-            });
-            return shape && { dagRunId: t.dagRunId, taskIds: taskInputs(shape.byId.get(t.taskId)), runTasks: shape.byId.size };
-          }),
-        )
-      ).filter((w) => w !== undefined);
-      if (wanted.length > 0) outputs = await upstreamOutputs(this.db.pool, wanted);
-    } catch (err) {
-      this.logger.error(`could not load upstream outputs: ${(err as Error).message}`);
-    }
+    const { steps, outputs, unread } = await this.readInputs(claimed);
+    let unanswered = false;
     for (const task of claimed) {
       if (task.unstartable !== undefined) {
         prepared.push({ task, timeoutMs: null, error: this.unstartableError(task) });
+        continue;
+      }
+      if (unread.has(task)) continue;
+      if (unanswered) {
+        // After the database failed to answer one of them: not read (a stalled one would make
+        // each wait for the statement timeout), handed back with it.
+        unread.add(task);
         continue;
       }
       try {
@@ -777,11 +781,19 @@ export class Worker {
           }),
         });
       } catch (err) {
+        // Its version's structure or code could not be read from the database: not the try's fault.
+        if (isConnectionError(err)) {
+          this.setAsideUnread(task, err);
+          unread.add(task);
+          unanswered = true;
+          continue;
+        }
         const message = `could not load the DAG version: ${(err as Error).message}`;
         const error: TryError = isUnusableVersion(err) ? { name: "DagVersionUnusableError", code: "BATON_DAG_VERSION_UNUSABLE", message } : { name: "Error", message };
         prepared.push({ task, timeoutMs: null, error });
       }
     }
+    for (const task of unread) this.unread.push(this.held.get(tryKey(task))!);
     for (const p of prepared) {
       // A task waiting for a signal runs no code: it is deferred at once, holding no slot.
       if (p.message && p.waitsForSignal) this.complete(p.task, { outcome: "deferred" });
@@ -790,6 +802,119 @@ export class Worker {
     }
     this.startWaiting();
     if (this.waiting.length > 0) this.watchWaiting();
+  }
+
+  /**
+   * The durable steps (a try after the first, or one whose row says it kept steps: a hand-back's,
+   * a sensor's reschedule) and upstream outputs (unless the claim read them: the fast path) of
+   * claimed tries, read for the whole batch in one statement each, as they are read whenever the
+   * database answers. A try whose inputs could not be read must not start: it would run without
+   * them (null upstream outputs, steps it recorded run again). When the batch's read fails, they
+   * are read one at a time, so one try whose read fails (a value too big to read in time) does
+   * not hold back the others; the first whose read fails alone is set aside (setAsideUnread), and
+   * those after it are not read (the database is likely failing: a stalled one would make each
+   * wait for the statement timeout). Those not read (`unread`) are handed back by the loop.
+   */
+  private async readInputs(claimed: ClaimedTask[]): Promise<{ steps: Map<number, Record<string, unknown>>; outputs: Map<number, Record<string, unknown>>; unread: Set<ClaimedTask> }> {
+    const unread = new Set<ClaimedTask>();
+    try {
+      return { ...(await this.readInputsOf(claimed)), unread };
+    } catch (err) {
+      const reading = claimed.filter((t) => readsInputs(t));
+      if (reading.length > 1) this.logger.warn(`could not read the inputs of ${reading.length} tries claimed together (${(err as Error).message}): reading them one at a time`);
+      const steps = new Map<number, Record<string, unknown>>();
+      const outputs = new Map<number, Record<string, unknown>>();
+      for (const [i, task] of reading.entries()) {
+        try {
+          // A batch of one was read alone already.
+          if (reading.length === 1) throw err;
+          const one = await this.readInputsOf([task]);
+          for (const [id, s] of one.steps) steps.set(id, s);
+          for (const [runId, o] of one.outputs) outputs.set(runId, { ...outputs.get(runId), ...o });
+        } catch (alone) {
+          this.setAsideUnread(task, alone, reading.length - i - 1);
+          for (const t of reading.slice(i)) unread.add(t);
+          break;
+        }
+      }
+      return { steps, outputs, unread };
+    }
+  }
+
+  /** readInputs' reads, for the tries given: rejects if any fails. */
+  private async readInputsOf(claimed: ClaimedTask[]): Promise<{ steps: Map<number, Record<string, unknown>>; outputs: Map<number, Record<string, unknown>> }> {
+    // A first try has no steps, unless it runs again after a hand-back or a sensor's reschedule
+    // that left some (the claim says so from the row it reads anyway): no query for the first
+    // try of every task.
+    const retried = claimed.filter((t) => t.unstartable === undefined && (t.tryNumber > 1 || t.stepsKept)).map((t) => t.id);
+    const steps = retried.length > 0 ? await stepsOf(this.db.pool, retried) : new Map<number, Record<string, unknown>>();
+    const missing = claimed.filter((t) => t.upstreamOutputs === undefined && t.unstartable === undefined);
+    const wanted = (
+      await Promise.all(
+        missing.map(async (t) => {
+          // A version that cannot be read fails its own tries (dispatch), not the others' inputs.
+          const shape = await this.versions.shape(t.versionHash).catch((err: unknown) => {
+            if (isUnusableVersion(err)) return undefined;
+            throw err;
+          });
+          return shape && { dagRunId: t.dagRunId, taskIds: taskInputs(shape.byId.get(t.taskId)), runTasks: shape.byId.size };
+        }),
+      )
+    ).filter((w) => w !== undefined);
+    const outputs = wanted.length > 0 ? await upstreamOutputs(this.db.pool, wanted) : new Map<number, Record<string, unknown>>();
+    return { steps, outputs };
+  }
+
+  /**
+   * A claimed try whose inputs could not be read, even alone: not started, handed back by the
+   * loop (its try not counted), and left out of this worker's claims for a second, twice as long
+   * each time it happens again (up to PARKED_RETRY_MS): once the database answers, it runs with
+   * its inputs within a second or two; one whose read keeps failing is tried ever less often,
+   * and logged as often. `others`: the tries claimed with it that are handed back unread.
+   */
+  private setAsideUnread(task: ClaimedTask, err: unknown, others = 0): void {
+    const ms = this.unreadable.parkLonger(task.id, Date.now(), UNREAD_FIRST_WAIT_MS);
+    this.logger.warn(
+      `could not read the inputs of try ${task.tryNumber} of ${task.dagId}.${task.taskId} (run ${task.runId}) (${(err as Error).message}): ` +
+        `not started; it is handed back (the try not counted) and set aside for ${ms / 1000} s by this worker` +
+        (others > 0 ? `; ${others} tr${others === 1 ? "y" : "ies"} claimed with it, not read, handed back too` : ""),
+    );
+  }
+
+  /**
+   * Hands back the tries dispatch could not read the inputs of (queued again, the try not
+   * counted), for any worker; this one leaves out those set aside (leftOut). If the database
+   * fails meanwhile they stay held (and heartbeated) and the loop retries with its backoff.
+   */
+  private async handBackUnread(): Promise<void> {
+    const unread = this.unread;
+    this.unread = [];
+    const holds: Held[] = [];
+    for (const h of unread) {
+      if (this.held.get(tryKey(h.task)) !== h || h.handedBack) continue;
+      // No longer ours (cleared, reaped): nothing to hand back.
+      if (h.lost) this.held.delete(tryKey(h.task));
+      else holds.push(h);
+    }
+    if (holds.length === 0) return;
+    for (const h of holds) h.handedBack = true;
+    let returned;
+    try {
+      returned = await this.handBackHeld(holds);
+    } catch (err) {
+      for (const h of holds) if (this.held.get(tryKey(h.task)) === h) h.handedBack = false;
+      this.unread = holds.concat(this.unread);
+      throw err;
+    }
+    if (returned !== undefined) this.logger.info(`handed back ${returned} task instance(s) whose inputs could not be read`);
+    this.wantClaim = true;
+  }
+
+  /** Queued tries this worker does not claim now: refused by the database, or their inputs unreadable. */
+  private leftOut(now: number): number[] {
+    const refused = this.unclaimable.current(now);
+    const unreadable = this.unreadable.current(now);
+    return unreadable.length === 0 ? refused : refused.concat(unreadable);
   }
 
   /**

@@ -11,6 +11,7 @@ import { poolSlotsDep } from "./deps/poolSlots.ts";
 import { deleteStaleProcesses } from "../store/processes.ts";
 import { advanceBackfills, finishCancelledBackfills } from "../store/transitions/advanceBackfills.ts";
 import { createScheduledRuns } from "../store/transitions/createScheduledRuns.ts";
+import { failUnusableRuns, type UnusableRun } from "../store/transitions/failUnusableRuns.ts";
 import { beatProcess, removeProcess } from "../store/transitions/heartbeat.ts";
 import { QUEUE_RETRIES_BATCH, queueRetries } from "../store/transitions/queueRetries.ts";
 import { reapZombies } from "../store/transitions/reapZombies.ts";
@@ -134,7 +135,8 @@ export class Scheduler {
     const timedOut = await timeoutRuns(this.db, now, (h) => this.versions.shape(h));
     for (const run of timedOut.runs) {
       const what = run.compensating ? "was failed; its succeeded tasks are being undone (saga)" : "was failed";
-      this.logger.warn(`dag run ${run.dagId}/${run.runId} exceeded its dagrunTimeout and ${what}`);
+      if (run.unusable) this.logger.error(`dag run ${run.dagId}/${run.runId} exceeded its dagrunTimeout and was failed; ${run.unusable}`);
+      else this.logger.warn(`dag run ${run.dagId}/${run.runId} exceeded its dagrunTimeout and ${what}`);
     }
     // Zombies next, for the same reason, and before retries: a zombie with no retry delay is
     // queued again in this same tick.
@@ -194,10 +196,12 @@ export class Scheduler {
     const release = await releaseScheduled(this.db, now, (h) => this.versions.shape(h), { afterId: this.releaseAfterId, limit: RELEASE_SCHEDULED_PAGE });
     this.releaseAfterId = release.scanned < RELEASE_SCHEDULED_PAGE ? 0 : release.lastId;
     tasksQueued += release.released;
+    await this.failUnusable(now, release.unusable);
     // Deferred tasks whose signal did not come in time (indexed by next_check_at; costs nothing while they wait).
     for (;;) {
       const deferred = await timeoutDeferred(this.db, now, (h) => this.versions.shape(h));
       tasksQueued += deferred.queued;
+      await this.failUnusable(now, deferred.unusable);
       if (deferred.ended < 500) break;
     }
     if (tasksQueued + retriesQueued > 0) this.options.onTasksQueued?.();
@@ -234,6 +238,15 @@ export class Scheduler {
       const reason = poolSlotsDep({ ...waiting.sample, pool }, undefined).reason;
       this.logger.warn(`Tasks using non-existent pool "${pool}" will not be scheduled: ${waiting.queued} queued task instance(s) wait. ${reason}`);
     }
+  }
+
+  /**
+   * Fails the runs a step met pinned to a version that cannot be read (failUnusableRuns): the step
+   * moved the others on, and they would stop it at every tick.
+   */
+  private async failUnusable(now: Date, runs: UnusableRun[]): Promise<void> {
+    if (runs.length === 0) return;
+    for (const f of await failUnusableRuns(this.db, now, runs)) this.logger.error(`dag run ${f.dagId}/${f.runId} failed: ${f.reason}`);
   }
 
   /** Runs a tick now (or right after the current one). */

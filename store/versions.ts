@@ -11,6 +11,17 @@ export function isUnusableVersion(err: unknown): boolean {
   return isBatonError(err) && err.code === "BATON_DAG_VERSION_UNUSABLE";
 }
 
+/**
+ * What a run pinned to an unusable version is told (its note) when a scheduler step fails it:
+ * the code, the error's message and what to do.
+ */
+export function unusableVersionNote(err: unknown): string {
+  return (
+    `its DAG version cannot be read (BATON_DAG_VERSION_UNUSABLE: ${(err as Error).message}); ` +
+    "runs stay pinned to their version: trigger a new run (parsing the DAG file stores a new version)"
+  );
+}
+
 function unusable(versionHash: string, why: string): BatonError {
   return new BatonError("BATON_DAG_VERSION_UNUSABLE", `DAG version ${versionHash} cannot be read: ${why}`);
 }

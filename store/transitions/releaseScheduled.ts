@@ -5,10 +5,14 @@
 //   schedulers split them; reads of the previous run are plain (READ COMMITTED) reads.
 // pages: by id after `afterId`; the scheduler moves on from page to page across ticks, so tries
 //   that wait long (their previous run failed) never hide the ones behind them.
+// unusable: a try of a run whose version cannot be read (isUnusableVersion) stays scheduled, its
+//   run returned in `unusable` for the caller to fail (failUnusableRuns); the others are released.
 import type { DagShape } from "../../core/dagStructure.ts";
 import { inList, type Db, type RowDataPacket } from "../db.ts";
 import type { PageEnd, PageOptions } from "../paging.ts";
 import { dependsOnPastStatus } from "../queries/previousRun.ts";
+import { isUnusableVersion, unusableVersionNote } from "../versions.ts";
+import type { UnusableRun } from "./failUnusableRuns.ts";
 
 /** Scheduled tries a page looks at (each costs a look at its previous run). */
 export const RELEASE_SCHEDULED_PAGE = 500;
@@ -16,6 +20,8 @@ export const RELEASE_SCHEDULED_PAGE = 500;
 /** A page of scheduled tries (PageEnd), and how many of them were queued. */
 export interface ReleasedScheduled extends PageEnd {
   released: number;
+  /** Runs of tries left scheduled because their version cannot be read. */
+  unusable: UnusableRun[];
 }
 
 export async function releaseScheduled(
@@ -31,7 +37,7 @@ export async function releaseScheduled(
       `SELECT id FROM task_instance WHERE state = 'scheduled' AND id > ? ORDER BY id LIMIT ${Math.floor(options.limit ?? RELEASE_SCHEDULED_PAGE)} FOR UPDATE SKIP LOCKED`,
       [afterId],
     );
-    if (locked.length === 0) return { released: 0, scanned: 0, lastId: afterId };
+    if (locked.length === 0) return { released: 0, unusable: [], scanned: 0, lastId: afterId };
     const ids = locked.map((r) => Number(r.id));
     const [rows] = await tx.query<RowDataPacket[]>(
       `SELECT ti.id, ti.dag_id, ti.task_id, ti.dag_run_id, r.logical_date, r.version_hash
@@ -39,13 +45,31 @@ export async function releaseScheduled(
       ids,
     );
     const release: number[] = [];
+    const unusable: UnusableRun[] = [];
+    /** Versions that could not be read, with the reason: each read once per page. */
+    const unreadable = new Map<string, string>();
     for (const row of rows) {
-      const status = await dependsOnPastStatus(tx, { dagId: row.dag_id, logicalDate: row.logical_date }, row.task_id, await shapeOf(row.version_hash));
+      let note = unreadable.get(row.version_hash);
+      let shape: DagShape | undefined;
+      if (note === undefined) {
+        try {
+          shape = await shapeOf(row.version_hash);
+        } catch (err) {
+          if (!isUnusableVersion(err)) throw err;
+          note = unusableVersionNote(err);
+          unreadable.set(row.version_hash, note);
+        }
+      }
+      if (!shape) {
+        unusable.push({ id: Number(row.dag_run_id), versionHash: row.version_hash, reason: `this run was failed: its task "${row.task_id}" could not be released to run; ${note}` });
+        continue;
+      }
+      const status = await dependsOnPastStatus(tx, { dagId: row.dag_id, logicalDate: row.logical_date }, row.task_id, shape);
       if (status.passed) release.push(Number(row.id));
     }
     if (release.length > 0) {
       await tx.query(`UPDATE task_instance SET state = 'queued', queued_at = ? WHERE id IN (${inList(release)})`, [now, ...release]);
     }
-    return { released: release.length, scanned: locked.length, lastId: Number(locked[locked.length - 1]!.id) };
+    return { released: release.length, unusable, scanned: locked.length, lastId: Number(locked[locked.length - 1]!.id) };
   });
 }

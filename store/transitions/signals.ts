@@ -22,6 +22,8 @@ import { TaskState } from "../../core/states.ts";
 import { inList, type Db, type ResultSetHeader, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { runNotFoundError } from "../queries/read.ts";
 import { isDuplicateKey } from "../rows.ts";
+import { isUnusableVersion, unusableVersionNote } from "../versions.ts";
+import type { UnusableRun } from "./failUnusableRuns.ts";
 import { settle, type SettleResult } from "./settle.ts";
 
 export const SIGNAL_PAYLOAD_CAP_BYTES = 64 * 1024;
@@ -184,17 +186,34 @@ export function forgetSignalsStatement(dagRunId: number, tiIds: number[]): State
   };
 }
 
-/** Deferred tasks whose timeout passed end as their onTimeout says; returns how many. */
-export async function timeoutDeferred(db: Db, now: Date, shapeOf: (versionHash: string) => Promise<DagShape>, limit = 500): Promise<{ ended: number; queued: number }> {
+/**
+ * Deferred tasks whose timeout passed end as their onTimeout says; returns how many. One of a run
+ * whose version cannot be read (isUnusableVersion) stays deferred, its run returned in `unusable`
+ * for the caller to fail (failUnusableRuns): its onTimeout and downstream tasks cannot be known.
+ */
+export async function timeoutDeferred(
+  db: Db,
+  now: Date,
+  shapeOf: (versionHash: string) => Promise<DagShape>,
+  limit = 500,
+): Promise<{ ended: number; queued: number; unusable: UnusableRun[] }> {
   // Shapes first, outside the transaction (see sendSignal).
   const [versions] = await db.pool.query<RowDataPacket[]>(
     `SELECT DISTINCT r.version_hash FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id
       WHERE ti.state = 'deferred' AND ti.next_check_at <= ?`,
     [now],
   );
-  if (versions.length === 0) return { ended: 0, queued: 0 };
+  if (versions.length === 0) return { ended: 0, queued: 0, unusable: [] };
   const shapes = new Map<string, DagShape>();
-  for (const v of versions) shapes.set(v.version_hash, await shapeOf(v.version_hash));
+  const unreadable = new Map<string, string>();
+  for (const v of versions) {
+    try {
+      shapes.set(v.version_hash, await shapeOf(v.version_hash));
+    } catch (err) {
+      if (!isUnusableVersion(err)) throw err;
+      unreadable.set(v.version_hash, unusableVersionNote(err));
+    }
+  }
   return db.tx(async (tx) => {
     const [due] = await tx.query<RowDataPacket[]>(
       // Index forced for the reason queueRetries gives: a filesort plan locks every due row, not the LIMIT.
@@ -202,7 +221,7 @@ export async function timeoutDeferred(db: Db, now: Date, shapeOf: (versionHash: 
         ORDER BY next_check_at LIMIT ${Math.floor(limit)} FOR UPDATE SKIP LOCKED`,
       [now],
     );
-    if (due.length === 0) return { ended: 0, queued: 0 };
+    if (due.length === 0) return { ended: 0, queued: 0, unusable: [] };
     const ids = due.map((r) => Number(r.id));
     const [rows] = await tx.query<RowDataPacket[]>(
       `SELECT ti.id, ti.dag_run_id, ti.task_id, ti.map_index, ti.deferred_on, r.version_hash
@@ -211,7 +230,14 @@ export async function timeoutDeferred(db: Db, now: Date, shapeOf: (versionHash: 
     );
     let ended = 0;
     let queued = 0;
+    const unusable: UnusableRun[] = [];
     for (const ti of rows) {
+      const note = unreadable.get(ti.version_hash);
+      if (note !== undefined) {
+        const reason = `this run was failed: the timeout of its task "${ti.task_id}", waiting for signal "${ti.deferred_on}", could not be applied; ${note}`;
+        unusable.push({ id: Number(ti.dag_run_id), versionHash: ti.version_hash, reason });
+        continue;
+      }
       const shape = shapes.get(ti.version_hash);
       if (!shape) continue; // deferred after the shapes were read: next tick
 
@@ -227,6 +253,6 @@ export async function timeoutDeferred(db: Db, now: Date, shapeOf: (versionHash: 
         queued += outcome.queued.length;
       }
     }
-    return { ended, queued };
+    return { ended, queued, unusable };
   });
 }

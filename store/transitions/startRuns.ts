@@ -10,12 +10,15 @@
 //   cannot hold as task instances (a value out of a column's range: a version stored before
 //   core/dagLimits.ts checked it) is failed at once, the reason in its note, instead of failing
 //   the whole batch, and with it every other DAG's runs, at every tick for ever (it is pinned).
+//   Likewise a run whose version cannot be read (isUnusableVersion: BATON_DAG_VERSION_UNUSABLE,
+//   its tasks cannot be known): failed at once, the code and reason in its note.
 import { runTimeoutAt, type DagShape } from "../../core/dagStructure.ts";
 import { RunState, RunType, TaskState } from "../../core/states.ts";
 import { evaluateTriggerRule, zeroCounts } from "../../scheduler/triggerRules.ts";
 import { inList, type Db, type RowDataPacket } from "../db.ts";
 import { isDataError } from "../db.ts";
 import type { PageEnd, PageOptions } from "../paging.ts";
+import { isUnusableVersion, unusableVersionNote } from "../versions.ts";
 
 /** Subtracted from the priority of backfill runs' tasks (priorities stay ordered among themselves). */
 export const BACKFILL_PRIORITY_OFFSET = 1_000_000_000;
@@ -34,7 +37,7 @@ export function taskPriority(runType: string, priorityWeight: number): number {
 export interface StartedRuns extends PageEnd {
   started: number;
   queued: number;
-  /** Runs failed because their version's task instances cannot be stored, with the reason. */
+  /** Runs failed because their version cannot be read, or its task instances cannot be stored, with the reason. */
   failed: { dagId: string; runId: string; reason: string }[];
 }
 
@@ -75,13 +78,32 @@ export async function startRuns(
     let started = 0;
     let queued = 0;
     const failed: StartedRuns["failed"] = [];
+    /** Fails a run that cannot start, the reason in its note; its place under maxActiveRuns goes to the next. */
+    const fail = async (run: RowDataPacket, reason: string) => {
+      if (run.run_type !== RunType.Backfill) room.set(run.dag_id, (room.get(run.dag_id) ?? 0) + 1);
+      await tx.query("UPDATE dag_run SET state = ?, start_date = ?, end_date = ?, note = CONCAT_WS('\\n', note, ?) WHERE id = ?", [
+        RunState.Failed,
+        now,
+        now,
+        reason,
+        run.id,
+      ]);
+      failed.push({ dagId: run.dag_id, runId: run.run_id, reason });
+    };
     for (const run of candidates) {
       if (run.run_type !== RunType.Backfill) {
         const left = room.get(run.dag_id) ?? 0;
         if (left <= 0) continue;
         room.set(run.dag_id, left - 1);
       }
-      const shape = await shapeOf(run.version_hash);
+      let shape: DagShape;
+      try {
+        shape = await shapeOf(run.version_hash);
+      } catch (err) {
+        if (!isUnusableVersion(err)) throw err;
+        await fail(run, `this run could not start: ${unusableVersionNote(err)}`);
+        continue;
+      }
       // Compensation tasks are created only if the run fails (settle.ts startCompensation).
       const tasks = shape.dag.tasks.filter((t) => t.kind !== "compensate");
       const placeholders: string[] = [];
@@ -133,18 +155,11 @@ export async function startRuns(
         cannotStore = (err as Error).message;
       }
       if (cannotStore) {
-        if (run.run_type !== RunType.Backfill) room.set(run.dag_id, (room.get(run.dag_id) ?? 0) + 1);
-        const reason =
+        await fail(
+          run,
           `this run could not start: its DAG version cannot be stored (${cannotStore}); ` +
-          "fix the DAG file (an option out of range is an import error now) and trigger a new run";
-        await tx.query("UPDATE dag_run SET state = ?, start_date = ?, end_date = ?, note = CONCAT_WS('\\n', note, ?) WHERE id = ?", [
-          RunState.Failed,
-          now,
-          now,
-          reason,
-          run.id,
-        ]);
-        failed.push({ dagId: run.dag_id, runId: run.run_id, reason });
+            "fix the DAG file (an option out of range is an import error now) and trigger a new run",
+        );
         continue;
       }
       if (chunked) await tx.query("RELEASE SAVEPOINT start_run");

@@ -20,12 +20,16 @@
 //   compensate is), so a charge made before it is refunded. A run timed out while compensating ends
 //   compensation_failed (endRuns); the timed-out compensation is a dead letter, and re-driving it
 //   resumes the saga.
+// unusable: a run whose version cannot be read (isUnusableVersion) times out all the same, with no
+//   compensation (which tasks declare one cannot be read) and the reason in its note: reading the
+//   versions of a batch used to fail on it at every tick, and no run timed out again.
 // outcomes: the runs failed (or now compensating), with how many task instances were failed and skipped.
 import { runTimeoutAt, type DagShape } from "../../core/dagStructure.ts";
 import { formatDuration } from "../../core/durations.ts";
 import { RunState, TaskState, UNFINISHED_TASK_STATES } from "../../core/states.ts";
 import { inList, type Db, type RowDataPacket, type Tx } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
+import { isUnusableVersion, unusableVersionNote } from "../versions.ts";
 import { startCompensation } from "./settle.ts";
 
 
@@ -34,7 +38,7 @@ export interface TimedOutRuns {
    * compensation: the run's saga compensation before it ended (null: none); compensating: the run
    * did not end but compensates (it ends failed when its compensations are done).
    */
-  runs: { id: number; dagId: string; runId: string; compensation: string | null; compensating: boolean }[];
+  runs: { id: number; dagId: string; runId: string; compensation: string | null; compensating: boolean; unusable?: string }[];
   tasksFailed: number;
   tasksSkipped: number;
 }
@@ -48,9 +52,17 @@ export async function timeoutRuns(db: Db, now: Date, shapeOf: (versionHash: stri
   const runIds = due.map((r) => Number(r.id)).sort((a, b) => a - b);
   // Versions are read before the transaction: no lock is held while a shape loads.
   const shapes = new Map<number, DagShape>();
-  for (const r of due) shapes.set(Number(r.id), await shapeOf(r.version_hash));
-  return db.tx((tx) =>
-    endRuns(tx, now, runIds, {
+  const unusable = new Map<number, string>();
+  for (const r of due) {
+    try {
+      shapes.set(Number(r.id), await shapeOf(r.version_hash));
+    } catch (err) {
+      if (!isUnusableVersion(err)) throw err;
+      unusable.set(Number(r.id), unusableVersionNote(err));
+    }
+  }
+  return db.tx(async (tx) => {
+    const result = await endRuns(tx, now, runIds, {
       recheck: { sql: "state = 'running' AND timeout_at <= ?", params: [now] },
       compensate: shapes,
       // A clear with use_latest_version may have switched a run's version since: its shape (and
@@ -66,8 +78,17 @@ export async function timeoutRuns(db: Db, now: Date, shapeOf: (versionHash: stri
           nonRetryable: true,
         };
       },
-    }),
-  );
+    });
+    for (const run of result.runs) {
+      const why = unusable.get(run.id);
+      if (why === undefined) continue;
+      // A run compensating already ends compensation_failed, as any (endRuns).
+      const note = `this run timed out${run.compensation == null ? ", and no compensation could be started for it" : ""}: ${why}`;
+      run.unusable = note;
+      await tx.query("UPDATE dag_run SET note = CONCAT_WS('\\n', note, ?) WHERE id = ?", [note, run.id]);
+    }
+    return result;
+  });
 }
 
 /**

@@ -57,7 +57,7 @@ describe("releaseScheduled", () => {
     expect({ released: page2.released, scanned: page2.scanned }).toEqual({ released: 1, scanned: 1 });
     expect([await stateOf("rs_stuck", second), await stateOf("rs_free", free)]).toEqual(["scheduled", "queued"]);
     const page3 = await releaseScheduled(h.db, new Date(), shapeOf, { limit: 1, afterId: page2.lastId });
-    expect(page3).toEqual({ released: 0, scanned: 0, lastId: page2.lastId });
+    expect(page3).toEqual({ released: 0, unusable: [], scanned: 0, lastId: page2.lastId });
   });
 
   it("a re-run of a date waits on the date before it, never on the run of its own date it re-does", async () => {

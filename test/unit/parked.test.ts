@@ -18,4 +18,28 @@ describe("ParkedIds", () => {
     expect(parked.current(PARKED_RETRY_MS + 1)).toEqual([7]);
     expect(parked.current(2 * PARKED_RETRY_MS)).toEqual([]);
   });
+
+  it("parkLonger doubles the wait of an id set aside again soon after it came back, up to PARKED_RETRY_MS", () => {
+    const parked = new ParkedIds();
+    expect(parked.parkLonger(7, 0, 1_000)).toBe(1_000);
+    expect(parked.current(999)).toEqual([7]);
+    expect(parked.current(1_000)).toEqual([]);
+    expect(parked.parkLonger(7, 1_500, 1_000)).toBe(2_000);
+    expect(parked.current(3_499)).toEqual([7]);
+    expect(parked.current(3_500)).toEqual([]);
+    let at = 3_500;
+    for (let i = 0; i < 10; i++) at += parked.parkLonger(7, at, 1_000);
+    expect(parked.parkLonger(7, at, 1_000)).toBe(PARKED_RETRY_MS);
+  });
+
+  it("parkLonger starts again from its first wait once an id stayed back PARKED_RETRY_MS", () => {
+    const parked = new ParkedIds();
+    parked.parkLonger(7, 0, 1_000);
+    parked.parkLonger(7, 1_000, 1_000);
+    // Back at 3,000: still remembered until PARKED_RETRY_MS later, then forgotten.
+    expect(parked.current(3_000 + PARKED_RETRY_MS - 1)).toEqual([]);
+    expect(parked.parkLonger(7, 3_000 + PARKED_RETRY_MS - 1, 1_000)).toBe(4_000);
+    parked.current(7_000 + 2 * PARKED_RETRY_MS);
+    expect(parked.parkLonger(7, 7_000 + 2 * PARKED_RETRY_MS, 1_000)).toBe(1_000);
+  });
 });
