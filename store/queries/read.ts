@@ -272,6 +272,7 @@ export async function runNotFoundError(db: Queryable, dagId: string, runId: stri
 /**
  * BATON_DAG_RUN_REPLACED for a run a backfill replaced, naming the current run of its date (the
  * one that holds ux_dag_run_automated's key: the backfill's run, or a later one) if it still exists.
+ * `what` says what was refused and why ("clearing its tasks would run its date twice").
  */
 export async function runReplacedError(
   db: Queryable,
@@ -284,8 +285,8 @@ export async function runReplacedError(
   const now = current[0]?.run_id as string | undefined;
   return new BatonError(
     "BATON_DAG_RUN_REPLACED",
-    `DAG run "${run.runId}" of DAG "${run.dagId}" was replaced by backfill ${run.backfillId} and is kept as history: ${what} would run its date twice; ` +
-      (now ? `clear or re-drive run "${now}", which replaced it, instead` : "the run that replaced it was deleted: backfill the date again to re-run it"),
+    `DAG run "${run.runId}" of DAG "${run.dagId}" was replaced by backfill ${run.backfillId} and is kept as history: ${what}; ` +
+      (now ? `clear, re-drive or mark run "${now}", which replaced it, instead` : "the run that replaced it was deleted: backfill the date again to re-run it"),
   );
 }
 

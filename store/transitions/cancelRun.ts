@@ -6,6 +6,8 @@
 //   resumed by clearing it. With compensate, a run whose saga already started (compensating, or
 //   compensated before an operator reopened it) is refused with BATON_DAG_RUN_COMPENSATING and
 //   nothing changes: its compensation task instances exist already, and undoing twice is never right.
+// replaced: a run a backfill replaced is finished (only a finished run is replaced, and nothing
+//   reopens it: clear, re-queue and marks are refused), so its cancel is BATON_DAG_RUN_FINISHED.
 // outcomes: the run's state before; BATON_DAG_RUN_NOT_FOUND (BATON_DAG_NOT_FOUND without the DAG);
 //   BATON_DAG_RUN_FINISHED; BATON_DAG_RUN_COMPENSATING.
 import { BatonError } from "../../core/errors.ts";

@@ -214,7 +214,7 @@ export async function clearTasks(
       if (req.redrive === "skip") {
         return { dagRunId, dagId: req.dagId, runId: req.runId, logicalDate: run.logical_date ?? null, dryRun, cleared: [], queued: [], runState: runRow!.state };
       }
-      const what = req.redrive ? "re-driving its tasks" : "clearing its tasks";
+      const what = `${req.redrive ? "re-driving" : "clearing"} its tasks would run its date twice`;
       throw await runReplacedError(tx, { dagId: req.dagId, runId: req.runId, backfillId: Number(runRow!.replaced_by_backfill_id), logicalDate: run.logical_date ?? null }, what);
     }
     // A finished saga's compensation belongs to the attempt that failed: clearing its tasks starts

@@ -14,13 +14,20 @@
 //   with BATON_DAG_RUN_COMPENSATING, nothing changed: its work is being or was undone, so "success"
 //   would contradict its compensation (and marking compensations success would claim undone what
 //   was not). Its compensations are marked one by one (setTaskState) to close the saga by hand.
+// replaced: a run a backfill replaced (replaced_by_backfill_id, read under the run's lock) is
+//   history beside the run that re-did its date, and has finished (only a finished run is replaced,
+//   and nothing reopens it). Marking it success runs no task, but is refused all the same
+//   (BATON_DAG_RUN_REPLACED, nothing changed): a failed run turned success owes its DAG's onSuccess
+//   callback (migration 0020's trigger), which the date's current run runs, and the history would
+//   claim the date succeeded in a run that failed (the backfill that created it would count it
+//   success). Even marking a succeeded one again (a no-op) is refused: one rule, like the clear's.
 // outcomes: the state before and how many task instances were marked; BATON_DAG_RUN_NOT_FOUND (BATON_DAG_NOT_FOUND without the DAG);
-//   BATON_DAG_RUN_COMPENSATING.
+//   BATON_DAG_RUN_COMPENSATING; BATON_DAG_RUN_REPLACED.
 import { BatonError } from "../../core/errors.ts";
 import { RunState, TaskState, UNFINISHED_TASK_STATES } from "../../core/states.ts";
 import { inList, type Db, type RowDataPacket } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
-import { runNotFoundError } from "../queries/read.ts";
+import { runNotFoundError, runReplacedError } from "../queries/read.ts";
 import { sagaEnded } from "../../scheduler/clearSelection.ts";
 
 const TO_MARK = [...UNFINISHED_TASK_STATES, TaskState.Failed, TaskState.UpstreamFailed];
@@ -34,8 +41,15 @@ export async function markRunSuccess(db: Db, now: Date, dagId: string, runId: st
       `SELECT id, state, pool, pool_slots FROM task_instance WHERE dag_run_id = ? AND state IN (${inList(TO_MARK)}) ORDER BY dag_run_id, state, deferred_on, id FOR UPDATE`,
       [id, ...TO_MARK],
     );
-    const [[run]] = await tx.query<RowDataPacket[]>("SELECT state, compensation FROM dag_run WHERE id = ? FOR UPDATE", [id]);
+    const [[run]] = await tx.query<RowDataPacket[]>("SELECT state, compensation, replaced_by_backfill_id, logical_date FROM dag_run WHERE id = ? FOR UPDATE", [id]);
     if (!run) throw await runNotFoundError(tx, dagId, runId);
+    if (run.replaced_by_backfill_id != null) {
+      throw await runReplacedError(
+        tx,
+        { dagId, runId, backfillId: Number(run.replaced_by_backfill_id), logicalDate: run.logical_date ?? null },
+        "marking it success would owe its onSuccess callback for a date already re-run, and record as done what it did not do",
+      );
+    }
     if (run.compensation != null) {
       const how = sagaEnded({ state: run.state, compensation: run.compensation }) ? "has compensated" : "is compensating";
       throw new BatonError(

@@ -22,6 +22,16 @@
 //   marking one success would call a run successful whose work was refunded, and would run the
 //   failed tasks after it on top of undone work. BATON_DAG_RUN_COMPENSATING, nothing marked (in any
 //   run, a dry run included); clearing such a task starts a new attempt instead (clearTasks).
+// replaced: a run a backfill replaced (replaced_by_backfill_id, read under the run's lock) is
+//   history beside the run that re-did its date, and every mark naming it is refused
+//   (BATON_DAG_RUN_REPLACED, nothing marked in any run, a dry run included), whatever the new
+//   state: a mark re-decides its run — failed downstream tasks are cleared and run again on a date
+//   already re-run, the finished run reopens, a failure may start its compensation, its outcome
+//   (and the DAG callback it owes) changes — and the few marks that would run nothing are not
+//   worth a rule that depends on the run's states (the clear refuses every clear of it alike).
+//   An execution_date names its date's current run (a replaced run only when every run of the
+//   date was replaced); include_past / include_future take each other date's current runs only,
+//   as a clear over a date range does (one replaced after they were listed is left as it is).
 // locks: per run in id order, every task_instance row of the run (ux_task_instance, index
 //   order), then the dag_run row (PK); pool rows of marked running tries last, in name order —
 //   the order clearTasks, settle, finishTries and timeoutRuns lock in. A dry run locks nothing.
@@ -30,15 +40,15 @@
 //   (beatTries) tells it the try is no longer its own, so it aborts the try's ctx.signal. Its
 //   pool slots are released here.
 // outcomes: BATON_DAG_NOT_FOUND, BATON_DAG_RUN_NOT_FOUND, BATON_TASK_NOT_FOUND (naming the ids;
-//   also for a run not started yet, which has no task instances); BATON_DAG_RUN_COMPENSATING; otherwise the task instances
+//   also for a run not started yet, which has no task instances); BATON_DAG_RUN_COMPENSATING; BATON_DAG_RUN_REPLACED; otherwise the task instances
 //   marked (state before and after), those cleared in step 2, the ids queued and each run's state.
 import { runTimeoutAt, type DagShape } from "../../core/dagStructure.ts";
 import { BatonError } from "../../core/errors.ts";
 import { RunState, TaskState, isTerminalTaskState } from "../../core/states.ts";
 import { clearClosure, sagaEnded } from "../../scheduler/clearSelection.ts";
-import { inList, type Db, type RowDataPacket, type Statement, type Tx } from "../db.ts";
+import { inList, type Db, type Queryable, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
-import { runNotFoundError } from "../queries/read.ts";
+import { runNotFoundError, runReplacedError } from "../queries/read.ts";
 import { decideDownstream, dependsOnPast, endStatements, finishRun, holdStatement, queueStatement, selectDownstream, settle } from "./settle.ts";
 import { counterStatements, resetStatements } from "./clearTasks.ts";
 import { forgetSignalsStatement } from "./signals.ts";
@@ -155,6 +165,8 @@ interface RunPlan {
   shape: DagShape;
   requested: string[];
   chosen: Set<string>;
+  /** The run the request names (not one of include_past / include_future's). */
+  named: boolean;
 }
 
 export async function setTaskState(db: Db, now: Date, req: SetStateRequest, shapeOf: (versionHash: string) => Promise<DagShape>): Promise<SetStateResult> {
@@ -165,12 +177,17 @@ export async function setTaskState(db: Db, now: Date, req: SetStateRequest, shap
   }
   const byDate = req.runId === undefined;
   if (byDate && !req.logicalDate) throw new BatonError("BATON_VALIDATION_FAILED", "dag_run_id or execution_date is required");
+  // A date names its current run: runs a backfill replaced (history beside it) come last, so
+  // they are picked only when every run of the date was replaced (and the mark is refused).
   const [found] = await db.pool.query<RowDataPacket[]>(
-    `SELECT id, run_id, state, version_hash, logical_date FROM dag_run WHERE dag_id = ? AND ${byDate ? "logical_date = ?" : "run_id = ?"} ORDER BY id LIMIT 2`,
+    `SELECT id, run_id, state, version_hash, logical_date, replaced_by_backfill_id FROM dag_run WHERE dag_id = ? AND ${byDate ? "logical_date = ?" : "run_id = ?"}
+      ORDER BY replaced_by_backfill_id IS NOT NULL, id LIMIT 2`,
     [req.dagId, byDate ? req.logicalDate : req.runId],
   );
   const what = byDate ? `with execution_date ${req.logicalDate!.toISOString()}` : `"${req.runId}"`;
-  if (found.length > 1) throw new BatonError("BATON_VALIDATION_FAILED", `several runs of DAG "${req.dagId}" have execution_date ${req.logicalDate!.toISOString()}; give dag_run_id`);
+  if (found.length > 1 && found[1]!.replaced_by_backfill_id == null) {
+    throw new BatonError("BATON_VALIDATION_FAILED", `several runs of DAG "${req.dagId}" have execution_date ${req.logicalDate!.toISOString()}; give dag_run_id`);
+  }
   const run = found[0];
   if (!run) throw await runNotFoundError(db.pool, req.dagId, req.runId ?? "", what);
   if (run.state === RunState.Queued) {
@@ -194,7 +211,7 @@ export async function setTaskState(db: Db, now: Date, req: SetStateRequest, shap
     if (req.includeFuture) sides.push("logical_date > ?");
     const [others] = await db.pool.query<RowDataPacket[]>(
       `SELECT id, state, version_hash, logical_date, run_id FROM dag_run
-        WHERE dag_id = ? AND state <> 'queued' AND id <> ? AND (${sides.join(" OR ")}) ORDER BY id`,
+        WHERE dag_id = ? AND state <> 'queued' AND replaced_by_backfill_id IS NULL AND id <> ? AND (${sides.join(" OR ")}) ORDER BY id`,
       [req.dagId, run.id, ...sides.map(() => run.logical_date)],
     );
     candidates.push(...others);
@@ -205,7 +222,7 @@ export async function setTaskState(db: Db, now: Date, req: SetStateRequest, shap
     const requested = taskIds.filter((id) => s.byId.has(id));
     if (requested.length === 0) continue;
     const chosen = new Set(clearClosure(s, requested, { includeUpstream: req.includeUpstream, includeDownstream: req.includeDownstream }));
-    plans.push({ id: Number(c.id), runId: c.run_id, logicalDate: c.logical_date ?? null, shape: s, requested, chosen });
+    plans.push({ id: Number(c.id), runId: c.run_id, logicalDate: c.logical_date ?? null, shape: s, requested, chosen, named: Number(c.id) === Number(run.id) });
   }
   plans.sort((a, b) => a.id - b.id);
   const dryRun = !!req.dryRun;
@@ -228,7 +245,11 @@ export async function setTaskState(db: Db, now: Date, req: SetStateRequest, shap
         "SELECT id, task_id, map_index, state FROM task_instance WHERE dag_run_id = ? ORDER BY task_id, map_index",
         [p.id],
       );
-      const [[r]] = await db.pool.query<RowDataPacket[]>("SELECT state, compensation FROM dag_run WHERE id = ?", [p.id]);
+      const [[r]] = await db.pool.query<RowDataPacket[]>("SELECT state, compensation, replaced_by_backfill_id FROM dag_run WHERE id = ?", [p.id]);
+      if (r!.replaced_by_backfill_id != null) {
+        if (p.named) throw await replacedError(db.pool, req.dagId, p, r!);
+        continue;
+      }
       const { marked } = planMarks(p.shape, rows as Row[], p.chosen, p.requested, req.newState);
       const refusal = sagaMarkRefusal(p.shape, { runId: p.runId, state: r!.state, compensation: r!.compensation ?? null }, marked);
       if (refusal) throw refusal;
@@ -246,7 +267,13 @@ export async function setTaskState(db: Db, now: Date, req: SetStateRequest, shap
         "SELECT id, task_id, map_index, state, pool, pool_slots FROM task_instance WHERE dag_run_id = ? ORDER BY task_id, map_index FOR UPDATE",
         [p.id],
       );
-      const [[runRow]] = await tx.query<RowDataPacket[]>("SELECT state, compensation FROM dag_run WHERE id = ? FOR UPDATE", [p.id]);
+      const [[runRow]] = await tx.query<RowDataPacket[]>("SELECT state, compensation, replaced_by_backfill_id FROM dag_run WHERE id = ? FOR UPDATE", [p.id]);
+      // Read under the lock: advanceBackfills replaces only a finished run, re-checked under its
+      // lock, so a mark that commits first (reopening it) keeps the run current.
+      if (runRow!.replaced_by_backfill_id != null) {
+        if (p.named) throw await replacedError(tx, req.dagId, p, runRow!);
+        continue;
+      }
       const { marked, cleared } = planMarks(p.shape, rows as Row[], p.chosen, p.requested, req.newState);
       // Thrown inside the transaction: runs marked before this one roll back too.
       const refusal = sagaMarkRefusal(p.shape, { runId: p.runId, state: runRow!.state, compensation: runRow!.compensation ?? null }, marked);
@@ -271,6 +298,15 @@ export async function setTaskState(db: Db, now: Date, req: SetStateRequest, shap
     }
     return result;
   });
+}
+
+/** BATON_DAG_RUN_REPLACED for the named run, which a backfill replaced. */
+function replacedError(db: Queryable, dagId: string, p: RunPlan, run: RowDataPacket): Promise<BatonError> {
+  return runReplacedError(
+    db,
+    { dagId, runId: p.runId, backfillId: Number(run.replaced_by_backfill_id), logicalDate: p.logicalDate },
+    "marking its tasks would re-decide it beside the run that re-did its date (its failed downstream tasks run again, it reopens, its outcome changes)",
+  );
 }
 
 /** Steps 1–3 for one run whose rows are locked; returns the task_instance ids queued. */

@@ -54,6 +54,10 @@ export const saga = dag({ id: "bh_saga", schedule: "@daily", startDate: "2026-01
   const charge = t.task("charge", { priorityWeight: 5, compensate: async () => undefined }, async () => 1);
   t.task("ship", { upstream: [charge] }, async () => { throw new FailError("no courier"); });
 });
+export const mark = dag({ id: "bh_mark", schedule: "@daily", startDate: "2026-01-01", isPausedUponCreation: true }, (t) => {
+  const a = t.task("a", async (ctx) => { if (ctx.conf.fail) throw new FailError("asked to fail"); return 1; });
+  t.task("b", { upstream: [a] }, async () => 2);
+});
 export const gone = dag({ id: "bh_gone", schedule: "@daily", startDate: "2026-01-01", isPausedUponCreation: true }, (t) => {
   t.task("a", async () => 1);
 });`),
@@ -111,6 +115,65 @@ describe("runs a backfill replaced", () => {
     expect(tries.map((t) => [t.state, t.try_number])).toEqual([
       ["failed", 1],
       ["failed", 1],
+    ]);
+  });
+});
+
+describe("marking a run a backfill replaced", () => {
+  it("is refused, a dry run too: a mark re-decides the run (its failed downstream cleared and run again, the run reopened, its callback owed), so the date would run twice", async () => {
+    await backfill({ dag_id: "bh_mark", from_date: "2026-01-01", to_date: "2026-01-02", dag_run_conf: { fail: true } });
+    const oldRuns = (await runsOf("bh_mark")).map((r) => r.run_id as string);
+    await backfill({ dag_id: "bh_mark", from_date: "2026-01-01", to_date: "2026-01-02", reprocess_behavior: "failed" });
+    const runs = await runsOf("bh_mark");
+    expect(runs.map((r) => [r.run_id, r.state, r.replaced_by_backfill_id === null])).toEqual([
+      [oldRuns[0], "failed", false],
+      [expect.stringMatching(/^backfill__2026-01-01/), "success", true],
+      [oldRuns[1], "failed", false],
+      [expect.stringMatching(/^backfill__2026-01-02/), "success", true],
+    ]);
+    const current = [runs[1]!.run_id as string, runs[3]!.run_id as string];
+    const refused = (res: { statusCode: number; json: () => { code: string; detail: string } }) => {
+      expect([res.statusCode, res.json().code]).toEqual([409, "BATON_DAG_RUN_REPLACED"]);
+      expect(res.json().detail).toContain(current[0]);
+    };
+
+    // Marking its failed task success would clear and run "b" (upstream_failed) on a date already re-run;
+    // marking "b" skipped runs nothing, but re-decides the history run's outcome: every mark is refused.
+    for (const dry_run of [true, false]) {
+      refused(await h.app.inject({ method: "PATCH", url: `/api/v1/dags/bh_mark/dagRuns/${oldRuns[0]}/taskInstances/a`, payload: { new_state: "success", dry_run } }));
+      for (const [task_id, new_state] of [["a", "success"], ["b", "skipped"], ["b", "failed"]]) {
+        refused(await post("/dags/bh_mark/updateTaskInstancesState", { dag_run_id: oldRuns[0], task_id, new_state, dry_run, include_downstream: true }));
+      }
+    }
+    // Marking the run success would owe its onSuccess callback for a date whose current run succeeded.
+    refused(await h.app.inject({ method: "PATCH", url: `/api/v1/dags/bh_mark/dagRuns/${oldRuns[0]}`, payload: { state: "success" } }));
+    // A replaced run has finished (only a finished run is replaced, and nothing reopens it): it cannot be cancelled.
+    const cancel = await h.app.inject({ method: "PATCH", url: `/api/v1/dags/bh_mark/dagRuns/${oldRuns[0]}`, payload: { state: "failed" } });
+    expect([cancel.statusCode, cancel.json().code]).toEqual([409, "BATON_DAG_RUN_FINISHED"]);
+
+    // An execution_date names its date's current run, not the history beside it.
+    const byDate = await post("/dags/bh_mark/updateTaskInstancesState", { execution_date: "2026-01-01T00:00:00Z", task_id: "a", new_state: "failed" });
+    expect(byDate.statusCode).toBe(200);
+    expect(byDate.json().task_instances.map((t: { dag_run_id: string }) => t.dag_run_id)).toEqual([current[0]]);
+    // With include_past / include_future, each earlier / later date's current run: the replaced runs are left out.
+    for (const dry_run of [true, false]) {
+      const past = await post("/dags/bh_mark/updateTaskInstancesState", { dag_run_id: current[1], task_id: "a", new_state: "success", include_past: true, dry_run });
+      expect([past.statusCode, past.json().task_instances]).toEqual([200, []]);
+      const future = await post("/dags/bh_mark/updateTaskInstancesState", { dag_run_id: current[0], task_id: "a", new_state: "success", include_future: true, dry_run });
+      expect([future.statusCode, future.json().task_instances]).toEqual([200, []]);
+    }
+
+    // The history runs are as they ended: nothing marked, cleared, queued or run; no callback owed.
+    const [old] = await h.db.pool.query<RowDataPacket[]>(
+      `SELECT r.run_id, r.state AS run_state, r.callback_due, ti.task_id, ti.state, ti.try_number FROM dag_run r JOIN task_instance ti ON ti.dag_run_id = r.id
+        WHERE r.dag_id = 'bh_mark' AND r.run_id IN (?, ?) ORDER BY r.run_id, ti.task_id`,
+      oldRuns,
+    );
+    expect(old.map((t) => [t.run_id, t.run_state, Number(t.callback_due), t.task_id, t.state, t.try_number])).toEqual([
+      [oldRuns[0], "failed", 0, "a", "failed", 1],
+      [oldRuns[0], "failed", 0, "b", "upstream_failed", 0],
+      [oldRuns[1], "failed", 0, "a", "failed", 1],
+      [oldRuns[1], "failed", 0, "b", "upstream_failed", 0],
     ]);
   });
 });
