@@ -152,7 +152,7 @@ interface Held {
   task: ClaimedTask;
   slot?: Slot;
   timedOut?: boolean;
-  /** Being handed back, or handed back by a stopping worker: it never starts, and is neither beaten nor taken for an orphan. */
+  /** Being handed back, or handed back by a stopping worker: it never starts, and is neither beaten, nor taken for an orphan, nor aborted by a heartbeat that began before. */
   handedBack?: boolean;
   /** The try is no longer ours (cleared, reaped, its run timed out, or we lost the database). */
   lost?: boolean;
@@ -1261,8 +1261,12 @@ export class Worker {
       // Tries held back while the database was unreachable may start now.
       queueMicrotask(() => this.startWaiting());
       for (const h of running) {
-        // A try that finished while the heartbeat was in flight is no longer held: leave it be.
-        if (mine.get(h.task.id) === h.task.tryNumber || this.held.get(tryKey(h.task)) !== h) continue;
+        // Left be: a try that finished while the heartbeat was in flight (no longer held), and one
+        // being handed back meanwhile. That hand-back may have committed before this heartbeat
+        // read its row (queued again: not ours) and not have answered yet: it decides, not this
+        // heartbeat (if it fails, nothing committed and the try is still ours; the next
+        // heartbeat looks at it again).
+        if (mine.get(h.task.id) === h.task.tryNumber || this.held.get(tryKey(h.task)) !== h || h.handedBack) continue;
         this.logger.warn(`try ${h.task.tryNumber} of ${h.task.dagId}.${h.task.taskId} (run ${h.task.runId}) is no longer ours (cleared, timed out or reaped): aborting it`);
         this.abandon(h, "the task instance was cleared, timed out or reaped");
       }
