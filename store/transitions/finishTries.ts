@@ -511,15 +511,30 @@ async function attempt(
     runs.set(p.t.task.dagRunId, run);
   }
   const runIds = [...runs.keys()].sort((a, b) => a - b);
+  /**
+   * Whether `down`, a downstream task of the settled try `s`, may become ready in this batch and be
+   * handed slots: not skipped by a branch, not one that waits on its previous run (held, never
+   * handed off); with a single upstream, its rule fires on `s` (it is claimed in the first round
+   * trip); with several, or a compensation's, its counters decide after that round trip.
+   */
+  const mayBecomeReady = (run: RunWork, s: SettledTask, down: string): boolean => {
+    const spec = run.shape.byId.get(down)!;
+    if (run.forcedSkips.has(down) || spec.dependsOnPast) return false;
+    return spec.upstream.length !== 1 || spec.kind === "compensate" || evaluateTriggerRule(spec.triggerRule, countsOfSingleUpstream(s.state)) === "ready";
+  };
   // The hand-off gate's pools: those this batch frees slots of, used by a downstream task of the
-  // worker's queues (only those can be handed slots). Numbered for claimReads' variables.
+  // worker's queues that may become ready here (only those can be handed slots: a chain's task
+  // after a failure, a branch's skipped task, a dependsOnPast task read nothing). Numbered for
+  // claimReads' variables.
   const gatePools = new Map<string, number>();
   for (const dagRunId of capacity > 0 ? runIds : []) {
     const run = runs.get(dagRunId)!;
     for (const s of run.settled) {
       for (const down of run.shape.byId.get(s.taskId)?.downstream ?? []) {
         const spec = run.shape.byId.get(down)!;
-        if (released.has(spec.pool) && take!.queues.includes(spec.queue) && !gatePools.has(spec.pool)) gatePools.set(spec.pool, gatePools.size);
+        if (released.has(spec.pool) && take!.queues.includes(spec.queue) && !gatePools.has(spec.pool) && mayBecomeReady(run, s, down)) {
+          gatePools.set(spec.pool, gatePools.size);
+        }
       }
     }
   }
@@ -541,7 +556,7 @@ async function attempt(
     for (const s of run.settled) {
       for (const down of run.shape.byId.get(s.taskId)?.downstream ?? []) {
         const spec = run.shape.byId.get(down)!;
-        if (run.forcedSkips.has(down) || spec.dependsOnPast || spec.kind === "compensate" || spec.upstream.length !== 1 || evaluateTriggerRule(spec.triggerRule, countsOfSingleUpstream(s.state)) !== "ready") continue;
+        if (spec.kind === "compensate" || spec.upstream.length !== 1 || !mayBecomeReady(run, s, down)) continue;
         const canTake = capacity > 0 && gatePools.has(spec.pool) && take!.queues.includes(spec.queue) && reserve(run.context.dagId, spec.pool, spec.poolSlots);
         if (canTake) capacity--;
         speculative.set(down, { column: counterColumn(s.state), upstream: s.taskId, pool: canTake ? spec.pool : null });
