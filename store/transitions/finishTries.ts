@@ -8,7 +8,7 @@
 // Such a claim (a hand-off: the finished try's worker and pool slots go to a task of its run)
 // passes the hand-off gate (scheduler/handoff.ts), read in round trip 1 without a lock: the
 // pool still exists, its running tries leave room once these release theirs, and no queued try
-// of the pool on the worker's queues has a higher priority. Otherwise the task is queued, and the
+// of the pool on the worker's queues that a claim could take has a higher priority (claimReads). Otherwise the task is queued, and the
 // worker's next claim, which orders by priority within pool slots, decides.
 // On MariaDB, when round trip 1's answers cannot change what happens next (a chain's hop: its
 // single-upstream downstream task is claimed in round trip 1 itself; a fan-in whose join keeps
@@ -35,7 +35,7 @@ import { occupancyStatements } from "../pools.ts";
 import { deliverPendingSignal } from "./signals.ts";
 import { inList, type BatchTx, type Db, type ResultSetHeader, type RowDataPacket, type Statement } from "../db.ts";
 import { outputsByRun, upstreamOutputsStatement, type WantedOutputs } from "../xcom.ts";
-import type { ClaimedTask } from "./claimTasks.ts";
+import { BACKFILL_PRIORITY_FLOOR, type ClaimedTask } from "./claimTasks.ts";
 import { RULES_WAITING_ON_SUCCESSES, evaluateTriggerRule } from "../../scheduler/triggerRules.ts";
 import {
   counterColumn,
@@ -321,6 +321,9 @@ function queueSingleUpstream(now: Date, dagRunId: number, column: string, taskId
   };
 }
 
+/** How many of a pool's first queued tries (per queue) the hand-off gate checks for one a claim could take. */
+const GATE_DEPTH = 16;
+
 /**
  * What the first round trip's claims check, read before them in one statement, without a lock (a
  * pause, a pool resized or a try queued meanwhile is seen by the next finish):
@@ -329,17 +332,42 @@ function queueSingleUpstream(now: Date, dagRunId: number, column: string, taskId
  *     in session variables for the claims of the same round trip (handoffCondition) and answered
  *     for the second round trip's (mayHandOff): room_N, the pool's free slots once this batch's
  *     tries release `released` (NULL: no such pool, e.g. deleted), and top_N, the highest priority
- *     queued in it on the worker's queues (NULL: none), one dive per queue into ix_ti_pool_queue
- *     (state, pool, queue, priority_weight DESC, id): its first entry.
- * ANALYZE (MariaDB 10.11; 4,000 tries queued in the pool on two queues, 20,000 ended): the pool by
- * PRIMARY (const); each dive type ref on ix_ti_pool_queue, index only, r_rows 1, no filesort (one
- * queue: Handler_read_key 2, Handler_read_next 0). The gate's columns cost ≈ 0.09 ms at p50 on a
- * 2-core box at load 9 (≈ 0.12 ms as a statement of their own; measured in a transaction of this
- * statement alone, interleaved).
+ *     queued in it on the worker's queues that a claim could take (NULL: none), per queue from
+ *     the first GATE_DEPTH entries of ix_ti_pool_queue (state, pool, queue, priority_weight DESC,
+ *     id): the first of them whose try is not one no claim takes (claimTasks): a paused DAG's
+ *     (but for a backfill try), one needing more slots than the pool has in all, one whose DAG
+ *     row is gone. Those may stay queued for ever (an oversized try) or for as long as the pause
+ *     lasts, and each would otherwise refuse every hand-off in the pool, sending each hop of a
+ *     chain through a full claim (3+ round trips, with DAG and pool rows locked) instead.
+ * Trade-off of the depth: a dive that skips such tries row by row walks all of them (a paused DAG
+ * with 1,000 queued tries: 1,000 row reads per finish), so the dive reads a bounded prefix, index
+ * only, and checks the rows of that prefix in order until one passes: when GATE_DEPTH tries that
+ * no claim takes lead the pool, the gate sees no blocker and hands off, even if a try of higher
+ * priority that a claim could take waits behind them. A claim in a small pool does not read that
+ * far either (MAX_READ_PASSES reads of candidateLimit(free) tries each). Not skipped (they can
+ * change at any moment, or are known to one worker only): a DAG at its maxActiveTasks, tries a
+ * worker set aside (leaveOut); such a try refuses the hand-off as before.
+ * ANALYZE FORMAT=JSON (MariaDB 10.11; a 1-slot pool with 1,000 tries of a paused DAG queued at
+ * priority 100 and 5 others at 1, 20,000 ended; a pool with 1,000 tries needing 5 slots; a pool
+ * whose first try passes): the pools by PRIMARY (const); the prefix, a derived table, type ref on
+ * ix_ti_pool_queue, index only, r_rows 16 (not 1,005); then per row of it, in order, task_instance
+ * by PRIMARY (eq_ref) and dag by PRIMARY (eq_ref), stopping at the first that passes. The whole
+ * statement (pause count included): Handler_read_key 21, _next 15, _rnd 16 when all 16 are
+ * skipped (top NULL: the live tries at 1 are past the depth); key 6, next 15, rnd 1 when the
+ * first passes, the usual case (one task_instance and one dag row read). The dive read 1 index
+ * entry before (key 2, next 0).
  */
 function claimReads(pauseDags: string[], pools: { name: string; released: number }[], queues: readonly string[]): Statement {
   // ORDER BY … LIMIT 1, not MAX(): MariaDB reads every queued try of the pool for a MAX() over a DESC key part.
-  const dive = "(SELECT priority_weight FROM task_instance FORCE INDEX (ix_ti_pool_queue) WHERE state = 'queued' AND pool = ? AND queue = ? ORDER BY priority_weight DESC LIMIT 1)";
+  // The prefix is a derived table of its own (LIMIT: never merged, conditions not pushed into it),
+  // so the checks filter its GATE_DEPTH rows, and never make the index read walk on past them.
+  const dive = `(SELECT c.priority_weight
+                   FROM (SELECT id, priority_weight FROM task_instance FORCE INDEX (ix_ti_pool_queue)
+                          WHERE state = 'queued' AND pool = ? AND queue = ? ORDER BY priority_weight DESC, id LIMIT ${GATE_DEPTH}) c
+                   JOIN task_instance t ON t.id = c.id
+                   JOIN dag d ON d.dag_id = t.dag_id
+                  WHERE t.pool_slots <= (SELECT slots FROM pool WHERE name = ?) AND (d.is_paused = 0 OR c.priority_weight < ${BACKFILL_PRIORITY_FLOOR})
+                  ORDER BY c.priority_weight DESC, c.id LIMIT 1)`;
   const top = queues.length === 1 ? dive : `(SELECT MAX(w) FROM (${queues.map(() => `SELECT ${dive} AS w`).join(" UNION ALL ")}) q)`;
   const columns = [
     ...(pauseDags.length > 0 ? [`@baton_paused := (SELECT COUNT(*) FROM dag WHERE dag_id IN (${inList(pauseDags)}) AND is_paused = 1) AS paused`] : []),
@@ -347,7 +375,7 @@ function claimReads(pauseDags: string[], pools: { name: string; released: number
   ];
   return {
     sql: `SELECT ${columns.join(", ")}`,
-    params: [...pauseDags, ...pools.flatMap(({ name, released }) => [name, released, ...queues.flatMap((q) => [name, q])])],
+    params: [...pauseDags, ...pools.flatMap(({ name, released }) => [name, released, ...queues.flatMap((q) => [name, q, name])])],
   };
 }
 
@@ -483,15 +511,30 @@ async function attempt(
     runs.set(p.t.task.dagRunId, run);
   }
   const runIds = [...runs.keys()].sort((a, b) => a - b);
+  /**
+   * Whether `down`, a downstream task of the settled try `s`, may become ready in this batch and be
+   * handed slots: not skipped by a branch, not one that waits on its previous run (held, never
+   * handed off); with a single upstream, its rule fires on `s` (it is claimed in the first round
+   * trip); with several, or a compensation's, its counters decide after that round trip.
+   */
+  const mayBecomeReady = (run: RunWork, s: SettledTask, down: string): boolean => {
+    const spec = run.shape.byId.get(down)!;
+    if (run.forcedSkips.has(down) || spec.dependsOnPast) return false;
+    return spec.upstream.length !== 1 || spec.kind === "compensate" || evaluateTriggerRule(spec.triggerRule, countsOfSingleUpstream(s.state)) === "ready";
+  };
   // The hand-off gate's pools: those this batch frees slots of, used by a downstream task of the
-  // worker's queues (only those can be handed slots). Numbered for claimReads' variables.
+  // worker's queues that may become ready here (only those can be handed slots: a chain's task
+  // after a failure, a branch's skipped task, a dependsOnPast task read nothing). Numbered for
+  // claimReads' variables.
   const gatePools = new Map<string, number>();
   for (const dagRunId of capacity > 0 ? runIds : []) {
     const run = runs.get(dagRunId)!;
     for (const s of run.settled) {
       for (const down of run.shape.byId.get(s.taskId)?.downstream ?? []) {
         const spec = run.shape.byId.get(down)!;
-        if (released.has(spec.pool) && take!.queues.includes(spec.queue) && !gatePools.has(spec.pool)) gatePools.set(spec.pool, gatePools.size);
+        if (released.has(spec.pool) && take!.queues.includes(spec.queue) && !gatePools.has(spec.pool) && mayBecomeReady(run, s, down)) {
+          gatePools.set(spec.pool, gatePools.size);
+        }
       }
     }
   }
@@ -513,7 +556,7 @@ async function attempt(
     for (const s of run.settled) {
       for (const down of run.shape.byId.get(s.taskId)?.downstream ?? []) {
         const spec = run.shape.byId.get(down)!;
-        if (run.forcedSkips.has(down) || spec.dependsOnPast || spec.kind === "compensate" || spec.upstream.length !== 1 || evaluateTriggerRule(spec.triggerRule, countsOfSingleUpstream(s.state)) !== "ready") continue;
+        if (spec.kind === "compensate" || spec.upstream.length !== 1 || !mayBecomeReady(run, s, down)) continue;
         const canTake = capacity > 0 && gatePools.has(spec.pool) && take!.queues.includes(spec.queue) && reserve(run.context.dagId, spec.pool, spec.poolSlots);
         if (canTake) capacity--;
         speculative.set(down, { column: counterColumn(s.state), upstream: s.taskId, pool: canTake ? spec.pool : null });

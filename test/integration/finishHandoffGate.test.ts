@@ -1,0 +1,150 @@
+// The hand-off gate (finishTries' claimReads) yields to a queued try of higher priority only when
+// a claim could take that try: a paused DAG's tries and tries needing more slots than their pool
+// has in all wait in the queue for as long as that lasts (for ever, for the latter), and counting
+// them refused every hand-off in their pool, so each hop of a chain there paid a second round
+// trip and a full claim. A hop handed off commits in one round trip (BatchTx.runCommittingIf);
+// a refused one needs a second, so the round trips counted say which happened. The test plays
+// the worker (no worker serves hg_q) on a fake clock.
+import { FakeClock } from "../../core/clock.ts";
+import type { BatchTx, Db, RowDataPacket } from "../../store/db.ts";
+import { claimTasks, type ClaimedTask } from "../../store/transitions/claimTasks.ts";
+import { finishTries, type FinishResult } from "../../store/transitions/finishTries.ts";
+import { VersionCache } from "../../store/versions.ts";
+import { Harness, dagSource } from "../helpers/harness.ts";
+import { waitFor } from "../helpers/db.ts";
+
+const ARGS = `weightRule: "absolute", priorityWeight: 1, queue: "hg_q"`;
+const CHAIN = dagSource(`export default dag({ id: "hg_chain", defaultArgs: { pool: "hg_one", ${ARGS} } }, (t) => {
+  t.task("c1", async () => 1).then(t.task("c2", async () => 2)).then(t.task("c3", async () => 3));
+});`);
+/** `n` parallel tasks of priority 100 in the chain's pool: the tests pause their DAG once they are queued. */
+const held = (id: string, n: number) =>
+  dagSource(`export default dag({ id: "${id}", defaultArgs: { pool: "hg_one", ${ARGS}, priorityWeight: 100 } }, (t) => {
+  for (let i = 0; i < ${n}; i++) t.task("h" + i, async () => i);
+});`);
+const URGENT = dagSource(`export default dag({ id: "hg_urgent" }, (t) => { t.task("u", { pool: "hg_one", ${ARGS}, priorityWeight: 50 }, async () => 1); });`);
+const BIG = dagSource(`export default dag({ id: "hg_big" }, (t) => { t.task("b", { pool: "hg_one", ${ARGS}, priorityWeight: 100, poolSlots: 5 }, async () => 1); });`);
+
+/** The Db, with each finish's round trips written down (as finishEarlyCommit.test.ts does). */
+function counting(db: Db, trips: string[]): Db {
+  const wrap = (btx: BatchTx): BatchTx => ({
+    get conn() {
+      return btx.conn;
+    },
+    get conditionalCommit() {
+      return btx.conditionalCommit;
+    },
+    run: (s) => (trips.push("run"), btx.run(s)),
+    commit: (s) => (trips.push("commit"), btx.commit(s)),
+    runCommittingIf: async (s, condition, then) => {
+      const answer = await btx.runCommittingIf(s, condition, then);
+      trips.push(answer.committed ? "run+commit" : "run (no commit)");
+      return answer;
+    },
+    rollback: () => (trips.push("rollback"), btx.rollback()),
+  });
+  return { ...db, batchTx: (fn) => db.batchTx((btx) => fn(wrap(btx))) };
+}
+
+describe("the hand-off gate counts only queued tries a claim could take", () => {
+  const clock = new FakeClock("2026-04-01T00:00:00Z");
+  const h = new Harness({ worker: false, clock, manualTicks: true });
+  let versions: VersionCache;
+  let tokens = 0;
+  const token = () => String(++tokens).padStart(32, "0");
+  const step = () => {
+    clock.advance(1000);
+    return clock.now();
+  };
+  const api = (method: "POST" | "PATCH", url: string, payload?: object) => h.app.inject({ method, url: `/api/v1${url}`, ...(payload ? { payload } : {}) });
+
+  beforeAll(async () => {
+    await h.start({ "chain.ts": CHAIN, "few.ts": held("hg_few", 3), "many.ts": held("hg_many", 20), "urgent.ts": URGENT, "big.ts": BIG });
+    expect((await api("POST", "/pools", { name: "hg_one", slots: 1 })).statusCode).toBe(200);
+    await h.run();
+    versions = new VersionCache(h.db.pool);
+  });
+  afterAll(() => h.stop());
+
+  async function states(dagId: string, runId: string): Promise<Record<string, string>> {
+    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+    return Object.fromEntries(rows.map((r) => [r.task_id, r.state]));
+  }
+  /** Triggers a run and ticks until its `roots` are queued. */
+  async function trigger(dagId: string, runId: string, roots: string[]): Promise<void> {
+    expect((await api("POST", `/dags/${dagId}/dagRuns`, { dag_run_id: runId })).statusCode).toBe(200);
+    await waitFor(`${dagId} ${runId} queued`, async () => {
+      await h.scheduler.tick();
+      const now = await states(dagId, runId);
+      return roots.every((r) => now[r] === "queued");
+    });
+  }
+  /** Triggers a run of a DAG of held tries, then pauses the DAG: its tries stay queued, and no claim takes them. */
+  async function pausedWithQueued(dagId: string, n: number): Promise<void> {
+    await trigger(dagId, "r", Array.from({ length: n }, (_, i) => `h${i}`));
+    expect((await api("PATCH", `/dags/${dagId}`, { is_paused: true })).statusCode).toBe(200);
+  }
+  /** Claims one try, which must be this one. */
+  async function claimOnly(name: string): Promise<ClaimedTask> {
+    const got = await claimTasks(h.db, { now: step(), limit: 1, queues: ["hg_q"], hostname: "test", pid: 1, token: token() });
+    expect(got.map((t) => `${t.dagId}.${t.taskId}`)).toEqual([name]);
+    return got[0]!;
+  }
+  /** Finishes a try, taking what the hand-off gives; `trips`: its round trips. */
+  async function finish(task: ClaimedTask, trips: string[] = []): Promise<FinishResult> {
+    return finishTries(counting(h.db, trips), step(), [{ task, outcome: "success", endedAt: clock.now() }], (x) => versions.shape(x), {
+      limit: 1,
+      queues: ["hg_q"],
+      hostname: "test",
+      pid: 1,
+      token: token(),
+    });
+  }
+  /** Finishes the chain's try and expects it to hand `next` its slot in one round trip. */
+  async function hop(task: ClaimedTask, next: string): Promise<ClaimedTask> {
+    const trips: string[] = [];
+    const result = await finish(task, trips);
+    expect(result.taken.map((t) => t.taskId)).toEqual([next]);
+    expect(trips).toEqual(["run+commit"]);
+    return result.taken[0]!;
+  }
+
+  it("still yields to a try a claim would take, behind a paused DAG's queued tries of higher priority", async () => {
+    await trigger("hg_chain", "behind", ["c1"]);
+    const c1 = await claimOnly("hg_chain.c1");
+    await pausedWithQueued("hg_few", 3);
+    await trigger("hg_urgent", "r", ["u"]);
+    const trips: string[] = [];
+    expect((await finish(c1, trips)).taken).toEqual([]);
+    expect(trips).not.toEqual(["run+commit"]);
+    expect((await states("hg_chain", "behind")).c2).toBe("queued");
+    await finish(await claimOnly("hg_urgent.u"));
+    const c3 = await hop(await claimOnly("hg_chain.c2"), "c3");
+    await finish(c3);
+    expect(await states("hg_chain", "behind")).toEqual({ c1: "success", c2: "success", c3: "success" });
+  });
+
+  it("hands off in one round trip past a paused DAG's queued tries of higher priority, however many", async () => {
+    // hg_few's 3 tries are still queued and paused; hg_many adds 20 more, past the gate's depth.
+    await trigger("hg_chain", "paused", ["c1"]);
+    const c1 = await claimOnly("hg_chain.c1");
+    await pausedWithQueued("hg_many", 20);
+    const c2 = await hop(c1, "c2");
+    const c3 = await hop(c2, "c3");
+    await finish(c3);
+    expect(await states("hg_chain", "paused")).toEqual({ c1: "success", c2: "success", c3: "success" });
+    // Cancelled: their tries are skipped, out of the next test's way (a claim reads a few past them, not 23).
+    for (const dagId of ["hg_few", "hg_many"]) expect((await api("PATCH", `/dags/${dagId}/dagRuns/r`, { state: "failed" })).statusCode).toBe(200);
+  });
+
+  it("hands off in one round trip past a queued try needing more slots than the pool has", async () => {
+    await trigger("hg_chain", "oversized", ["c1"]);
+    const c1 = await claimOnly("hg_chain.c1");
+    await trigger("hg_big", "r", ["b"]);
+    const c2 = await hop(c1, "c2");
+    const c3 = await hop(c2, "c3");
+    await finish(c3);
+    expect(await states("hg_chain", "oversized")).toEqual({ c1: "success", c2: "success", c3: "success" });
+    expect((await states("hg_big", "r")).b).toBe("queued");
+  });
+});
