@@ -1,10 +1,25 @@
 import { Type } from "typebox";
 
+/**
+ * The deepest offset a list pages to. Offsets are written into SQL as integer literals: one past
+ * 2^53 would be written as 1e+21 (a syntax error, a 500), so every offset a client sends, in a
+ * query string or a body, is bounded by its schema.
+ */
+export const MAX_OFFSET = 1_000_000_000;
+const Limit = Type.Integer({ minimum: 1, maximum: 1000, default: 100 });
+const Offset = Type.Integer({ minimum: 0, maximum: MAX_OFFSET, default: 0 });
+
 /** Airflow's list paging: limit (default 100, max 1000) and offset. */
 export const PageQuery = Type.Object({
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000, default: 0 })),
+  limit: Type.Optional(Limit),
+  offset: Type.Optional(Offset),
 });
+
+/** The same paging in the body of Airflow's batch lists (POST …/list). */
+export const PageBody = {
+  page_offset: Type.Optional(Offset),
+  page_limit: Type.Optional(Limit),
+};
 
 /** Keyset paging beside limit/offset (dag run and task instance lists). */
 export const CursorQuery = Type.Object({

@@ -15,7 +15,7 @@ import { VersionCache } from "../../store/versions.ts";
 import { dbFor, type ApiDeps } from "../context.ts";
 import { decodeCursor, encodeCursor, type CursorScope } from "../cursor.ts";
 import { CursorListOf, ListOf, serializeAsBuilt } from "../openapi.ts";
-import { CursorQuery, DagParams, Id, PageQuery, RunParams, TriggerBody } from "../schemas.ts";
+import { CursorQuery, DagParams, Id, PageBody, PageQuery, RunParams, TriggerBody } from "../schemas.ts";
 import { DagRunSchema, dagRunJson } from "../serializers.ts";
 import { orderByEnum } from "./dags.ts";
 
@@ -40,8 +40,7 @@ const DagRunList = ListOf("dag_runs", DagRunSchema);
 const BatchBody = Type.Object(
   {
     order_by: Type.Optional(OrderBy),
-    page_offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
-    page_limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    ...PageBody,
     dag_ids: Type.Optional(Type.Array(Id, { maxItems: 1000, description: "Every DAG when left out." })),
     states: Type.Optional(Type.Array(RunStateSchema, { maxItems: 10 })),
     ...DateFilters,

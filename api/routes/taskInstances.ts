@@ -30,7 +30,7 @@ import { VersionCache } from "../../store/versions.ts";
 import { dbFor, type ApiDeps } from "../context.ts";
 import { decodeCursor, encodeCursor, type CursorScope } from "../cursor.ts";
 import { CursorListOf, FreeObject, ListOf, Nullable, NullableDateTime, serializeAsBuilt } from "../openapi.ts";
-import { CursorQuery, DagParams, Id, NO_TRAILING_SPACE, PageQuery, RunParams, TaskParams } from "../schemas.ts";
+import { CursorQuery, DagParams, Id, NO_TRAILING_SPACE, PageBody, PageQuery, RunParams, TaskParams } from "../schemas.ts";
 import { taskInstanceJson } from "../serializers.ts";
 
 const TAGS = ["TaskInstance"];
@@ -128,8 +128,7 @@ const BatchBody = Type.Object(
     dag_ids: Type.Optional(Type.Array(Id, { maxItems: 1000 })),
     dag_run_ids: Type.Optional(Type.Array(Id, { maxItems: 1000 })),
     task_ids: Type.Optional(Type.Array(Id, { maxItems: 1000 })),
-    page_offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
-    page_limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    ...PageBody,
     ...FilterQuery.properties,
   },
   { additionalProperties: false },

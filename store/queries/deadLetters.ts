@@ -8,6 +8,7 @@
 // Compensations are told by their reserved `__compensate` suffix (the parser refuses a task that
 // takes the name of one): a task merely named so in a DAG without that saga stays listed.
 import type { Queryable, RowDataPacket } from "../db.ts";
+import { limitOffset } from "./paging.ts";
 
 export interface DeadLetterFilter {
   dagId?: string;
@@ -41,7 +42,7 @@ export async function listDeadLetters(db: Queryable, f: DeadLetterFilter, page: 
   const [rows] = await db.query<RowDataPacket[]>(
     `SELECT ti.id, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number, ti.max_tries, ti.end_date, ti.error, ti.hostname
        FROM task_instance ti WHERE ${w.sql} ORDER BY ti.end_date DESC, ti.id DESC
-      LIMIT ${Math.floor(page.limit)} OFFSET ${Math.floor(page.offset)}`,
+      ${limitOffset(page)}`,
     w.params,
   );
   const [[count]] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM task_instance ti WHERE ${w.sql}`, w.params);
