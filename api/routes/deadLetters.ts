@@ -95,7 +95,7 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
         },
         body: Type.Object(
           {
-            task_instance_ids: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 10_000 })),
+            task_instance_ids: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }), { minItems: 1, maxItems: 10_000 })),
             dag_id: Type.Optional(Id),
             dry_run: Type.Optional(Type.Boolean()),
           },

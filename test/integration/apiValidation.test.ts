@@ -37,7 +37,7 @@ describe("API input validation", () => {
   }, 60_000);
   afterAll(() => h.stop());
 
-  describe("page offsets", () => {
+  describe("numbers", () => {
     const BATCH_LISTS = ["/api/v1/dags/~/dagRuns/list", "/api/v1/dags/~/dagRuns/~/taskInstances/list"];
 
     it.each(BATCH_LISTS)("%s refuses a page_offset past 1,000,000,000 with 400, whatever its size", async (url) => {
@@ -48,6 +48,14 @@ describe("API input validation", () => {
       const res = await h.app.inject({ method: "POST", url, headers: { "content-type": "application/json" }, payload: '{"page_offset":100000000000000000000}' });
       expectProblem(res, 400, "BATON_VALIDATION_FAILED", "body.page_offset");
       expect((await post(url, { page_offset: 1_000_000_000 })).statusCode).toBe(200);
+    });
+
+    it("refuses a task instance id past 2^53 in a re-drive: it would name another id (1 more is the same double)", async () => {
+      for (const ids of ["[1e300]", "[100000000000000000000]", "[9007199254740993]"]) {
+        const res = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", headers: { "content-type": "application/json" }, payload: `{"task_instance_ids":${ids},"dry_run":true}` });
+        expectProblem(res, 400, "BATON_VALIDATION_FAILED", "body.task_instance_ids.0");
+      }
+      expect((await post("/api/v1/deadLetters/redrive", { task_instance_ids: [Number.MAX_SAFE_INTEGER], dry_run: true })).json()).toMatchObject({ redriven: 0 });
     });
   });
 });
