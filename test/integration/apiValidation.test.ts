@@ -14,6 +14,7 @@ export default dag({ id: "val_main" }, (t) => {
 
 describe("API input validation", () => {
   const h = new Harness({ worker: false });
+  const get = (url: string) => h.app.inject({ method: "GET", url });
   const post = (url: string, payload: object) => h.app.inject({ method: "POST", url, payload });
 
   beforeAll(async () => {
@@ -56,6 +57,61 @@ describe("API input validation", () => {
         expectProblem(res, 400, "BATON_VALIDATION_FAILED", "body.task_instance_ids.0");
       }
       expect((await post("/api/v1/deadLetters/redrive", { task_instance_ids: [Number.MAX_SAFE_INTEGER], dry_run: true })).json()).toMatchObject({ redriven: 0 });
+    });
+  });
+
+  // An unencoded "+" in a query string is a space: 2026-01-01T00:00:00+00:00 arrives as
+  // "2026-01-01T00:00:00 00:00". Airflow's format_datetime turns the space back into "+".
+  describe("date-time query parameters with an unencoded + offset", () => {
+    const runIds = (res: { json: () => { dag_runs: { dag_run_id: string }[] } }) => res.json().dag_runs.map((r) => r.dag_run_id).sort();
+
+    it("reads the offset of GET …/dagRuns date filters as the + it was", async () => {
+      // 05:00+05:00 is jan1 00:00Z: both runs; 06:00+05:00 is 01:00Z: only jan2.
+      const both = await get("/api/v1/dags/val_main/dagRuns?execution_date_gte=2026-01-01T05:00:00+05:00");
+      expect({ status: both.statusCode, body: both.body }).toMatchObject({ status: 200 });
+      expect(runIds(both)).toEqual(["jan1", "jan2"]);
+      expect(runIds(await get("/api/v1/dags/val_main/dagRuns?execution_date_gte=2026-01-01T06:00:00.000+05:00"))).toEqual(["jan2"]);
+      expect(runIds(await get("/api/v1/dags/val_main/dagRuns?execution_date_lte=2026-01-01T00:00:00+00:00&start_date_gte=2000-01-01T00:00:00+0000"))).toEqual(["jan1"]);
+      // Spelled out (%2B) it was always read so, and a date that is no date stays a 400.
+      expect(runIds(await get("/api/v1/dags/val_main/dagRuns?execution_date_gte=2026-01-01T06:00:00%2B05:00"))).toEqual(["jan2"]);
+      expectProblem(await get("/api/v1/dags/val_main/dagRuns?execution_date_gte=yesterday"), 400, "BATON_VALIDATION_FAILED", "querystring.execution_date_gte");
+    });
+
+    it("reads it in GET …/taskInstances filters", async () => {
+      const res = await get("/api/v1/dags/val_main/dagRuns/~/taskInstances?execution_date_lte=2026-01-01T05:00:00+05:00&end_date_lte=2100-01-01T00:00:00+00:00");
+      expect({ status: res.statusCode, body: res.body }).toMatchObject({ status: 200 });
+      // No task ended (no worker): end_date_lte leaves none.
+      expect(res.json().total_entries).toBe(0);
+      const jan1 = await get("/api/v1/dags/val_main/dagRuns/~/taskInstances?execution_date_lte=2026-01-01T05:00:00+05:00");
+      expect(jan1.json().task_instances.map((t: { dag_run_id: string }) => t.dag_run_id)).toEqual(["jan1"]);
+    });
+
+    it("reads it in GET /eventLogs after and before", async () => {
+      const after = await get("/api/v1/eventLogs?dag_id=val_main&after=2000-01-01T00:00:00+00:00");
+      expect({ status: after.statusCode, body: after.body }).toMatchObject({ status: 200 });
+      expect(after.json().total_entries).toBeGreaterThan(0);
+      const before = await get("/api/v1/eventLogs?dag_id=val_main&before=2000-01-01T00:00:00+00:00");
+      expect(before.json().total_entries).toBe(0);
+    });
+  });
+
+  // Python's requests sends True as "True"; Airflow's connexion reads booleans in any case.
+  describe("boolean query parameters", () => {
+    const dagIds = (res: { json: () => { dags: { dag_id: string }[] } }) => res.json().dags.map((d) => d.dag_id);
+
+    it("reads true and false in any case", async () => {
+      for (const value of ["False", "FALSE", "false", "True", "TRUE", "tRuE"]) {
+        const res = await get(`/api/v1/dags?only_active=${value}`);
+        expect({ value, status: res.statusCode }).toEqual({ value, status: 200 });
+      }
+      expect(dagIds(await get("/api/v1/dags?paused=True"))).toEqual([]);
+      expect(dagIds(await get("/api/v1/dags?paused=FALSE"))).toEqual(["val_main"]);
+    });
+
+    it("still refuses what is no boolean", async () => {
+      for (const value of ["yes", "1", "Truee", ""]) {
+        expectProblem(await get(`/api/v1/dags?only_active=${value}`), 400, "BATON_VALIDATION_FAILED", "querystring.only_active");
+      }
     });
   });
 });
