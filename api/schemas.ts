@@ -1,4 +1,5 @@
 import { Type } from "typebox";
+import { parseDateTime } from "../core/dateTime.ts";
 
 /**
  * The deepest offset a list pages to. Offsets are written into SQL as integer literals: one past
@@ -57,5 +58,15 @@ export const TriggerBody = Type.Object(
   },
   { additionalProperties: false },
 );
+
+/**
+ * The instant of a `format: "date-time"` value its schema let through; undefined when absent. The
+ * format takes what JavaScript cannot place in time (a leap second, an offset of hours alone):
+ * that is 400 BATON_INVALID_DATE naming `field` (e.g. "querystring.end_date_lte"), never a filter
+ * that matches nothing.
+ */
+export function instantOf(value: string | undefined, field: string): Date | undefined {
+  return value === undefined ? undefined : parseDateTime(value, field);
+}
 
 export const PatchDagBody = Type.Object({ is_paused: Type.Boolean() }, { additionalProperties: false });

@@ -8,7 +8,7 @@ import type { ApiDeps } from "../context.ts";
 import { problemOf } from "../errors.ts";
 import { EventCursor } from "../eventCursor.ts";
 import { DateTime, ListOf, Nullable } from "../openapi.ts";
-import { Id, PageQuery } from "../schemas.ts";
+import { Id, instantOf, PageQuery } from "../schemas.ts";
 
 const EventNames = Type.String({ minLength: 1, maxLength: 10_000, description: "Event names separated by commas, e.g. task:failed,run:failed" });
 
@@ -94,12 +94,6 @@ function eventNames(text: string | undefined): EventName[] | undefined {
 }
 
 function filterOf(q: FilterQuery): EventFilter {
-  const date = (v: string | undefined, field: string) => {
-    if (v === undefined) return undefined;
-    const d = new Date(v);
-    if (Number.isNaN(d.getTime())) throw new BatonError("BATON_INVALID_DATE", `querystring.${field} "${v}" is not a valid date`);
-    return d;
-  };
   if (q.run_id !== undefined && q.dag_run_id !== undefined && q.run_id !== q.dag_run_id) {
     throw new BatonError("BATON_VALIDATION_FAILED", `querystring.run_id "${q.run_id}" and its alias querystring.dag_run_id "${q.dag_run_id}" differ; give one`);
   }
@@ -113,8 +107,8 @@ function filterOf(q: FilterQuery): EventFilter {
     includedEvents: eventNames(q.included_events),
     excludedEvents: eventNames(q.excluded_events),
     owner: q.owner,
-    after: date(q.after, "after"),
-    before: date(q.before, "before"),
+    after: instantOf(q.after, "querystring.after"),
+    before: instantOf(q.before, "querystring.before"),
   };
 }
 

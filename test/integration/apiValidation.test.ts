@@ -95,6 +95,29 @@ describe("API input validation", () => {
     });
   });
 
+  // The date-time format lets through what JavaScript cannot place in time (a leap second, an
+  // offset of hours alone): such a filter matched nothing, or named no date at all.
+  describe("date-times the schema takes and JavaScript cannot read", () => {
+    const UNREADABLE = ["2026-12-31T23:59:60Z", "2026-01-01T06:00:00%2B05"];
+
+    it.each(UNREADABLE)("refuses %s in every date filter and date field with 400 BATON_INVALID_DATE", async (text) => {
+      const raw = decodeURIComponent(text);
+      expectProblem(await get(`/api/v1/dags/~/dagRuns/~/taskInstances?execution_date_gte=${text}`), 400, "BATON_INVALID_DATE", "querystring.execution_date_gte");
+      expectProblem(await get(`/api/v1/dags/val_main/dagRuns?end_date_lte=${text}`), 400, "BATON_INVALID_DATE", "querystring.end_date_lte");
+      expectProblem(await get(`/api/v1/eventLogs?before=${text}`), 400, "BATON_INVALID_DATE", "querystring.before");
+      expectProblem(await post("/api/v1/dags/~/dagRuns/~/taskInstances/list", { start_date_lte: raw }), 400, "BATON_INVALID_DATE", "body.start_date_lte");
+      expectProblem(await post("/api/v1/dags/~/dagRuns/list", { start_date_gte: raw }), 400, "BATON_INVALID_DATE", "body.start_date_gte");
+      expectProblem(
+        await post("/api/v1/dags/val_main/updateTaskInstancesState", { task_id: "step", execution_date: raw, new_state: "success", dry_run: true }),
+        400,
+        "BATON_INVALID_DATE",
+        "body.execution_date",
+      );
+      expectProblem(await post("/api/v1/dags/val_main/clearTaskInstances", { start_date: raw, dry_run: true }), 400, "BATON_INVALID_DATE", "body.start_date");
+      expectProblem(await post("/api/v1/dags/val_main/clearTaskInstances", { end_date: raw, dry_run: true }), 400, "BATON_INVALID_DATE", "body.end_date");
+    });
+  });
+
   // Python's requests sends True as "True"; Airflow's connexion reads booleans in any case.
   describe("boolean query parameters", () => {
     const dagIds = (res: { json: () => { dags: { dag_id: string }[] } }) => res.json().dags.map((d) => d.dag_id);
