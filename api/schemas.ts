@@ -7,10 +7,18 @@ import { parseDateTime } from "../core/dateTime.ts";
  * query string or a body, is bounded by its schema.
  */
 export const MAX_OFFSET = 1_000_000_000;
-const Limit = Type.Integer({ minimum: 1, maximum: 1000, default: 100 });
+/** Airflow's maximum_page_limit and fallback_page_limit (its [api] defaults). */
+export const MAX_PAGE_LIMIT = 1000;
+export const DEFAULT_PAGE_LIMIT = 100;
+/** Lowered to MAX_PAGE_LIMIT when larger, and 0 is DEFAULT_PAGE_LIMIT, after validation (lenient.ts). */
+const Limit = Type.Integer({
+  minimum: 0,
+  default: DEFAULT_PAGE_LIMIT,
+  description: `At most ${MAX_PAGE_LIMIT}: a larger limit is lowered to ${MAX_PAGE_LIMIT}, and 0 means the default (${DEFAULT_PAGE_LIMIT}), as in Airflow.`,
+});
 const Offset = Type.Integer({ minimum: 0, maximum: MAX_OFFSET, default: 0 });
 
-/** Airflow's list paging: limit (default 100, max 1000) and offset. */
+/** Airflow's list paging: limit (default 100, at most 1000) and offset. */
 export const PageQuery = Type.Object({
   limit: Type.Optional(Limit),
   offset: Type.Optional(Offset),

@@ -60,6 +60,67 @@ describe("API input validation", () => {
     });
   });
 
+  // Airflow's check_limit: a limit over the maximum page (1000) is lowered to it, 0 is the default
+  // page (100), only a negative one is a 400.
+  describe("page limits", () => {
+    const MANY = 1001;
+
+    beforeAll(async () => {
+      // Finished runs of a DAG that does not exist: rows to page through, which no component touches.
+      await h.db.pool.query(
+        `INSERT INTO dag_run (dag_id, run_id, version_hash, run_type, state, logical_date, queued_at, start_date, end_date)
+         SELECT 'val_many', CONCAT('r', LPAD(seq, 4, '0')), REPEAT('0', 64), 'manual', 'success', '2026-01-01', '2026-01-01', '2026-01-01', '2026-01-01'
+           FROM seq_1_to_${MANY}`,
+      );
+    });
+
+    const count = (res: { statusCode: number; body: string; json: () => { dag_runs: unknown[]; total_entries: number } }) => {
+      expect({ status: res.statusCode, body: res.body }).toMatchObject({ status: 200 });
+      return { rows: res.json().dag_runs.length, total: res.json().total_entries };
+    };
+
+    it("lowers a GET limit over 1000 to 1000, however large, and reads 0 as the default 100", async () => {
+      // 1e309 is Infinity, which JSON Schema counts as an integer: larger than any, lowered too.
+      for (const limit of ["1001", "5000", "1e300", "100000000000000000000", "1e309"]) {
+        expect({ limit, ...count(await get(`/api/v1/dags/val_many/dagRuns?limit=${limit}`)) }).toEqual({ limit, rows: 1000, total: MANY });
+      }
+      expect(count(await get("/api/v1/dags/val_many/dagRuns?limit=1000"))).toEqual({ rows: 1000, total: MANY });
+      expect(count(await get("/api/v1/dags/val_many/dagRuns?limit=0"))).toEqual({ rows: 100, total: MANY });
+      expect(count(await get("/api/v1/dags/val_many/dagRuns"))).toEqual({ rows: 100, total: MANY });
+      expect(count(await get("/api/v1/dags/val_many/dagRuns?limit=7"))).toEqual({ rows: 7, total: MANY });
+    });
+
+    it("does the same for the batch lists' page_limit", async () => {
+      const batch = (pageLimit: number) => post("/api/v1/dags/~/dagRuns/list", { dag_ids: ["val_many"], page_limit: pageLimit });
+      expect(count(await batch(5000))).toEqual({ rows: 1000, total: MANY });
+      expect(count(await batch(1e300))).toEqual({ rows: 1000, total: MANY });
+      expect(count(await batch(0))).toEqual({ rows: 100, total: MANY });
+      const tis = await post("/api/v1/dags/~/dagRuns/~/taskInstances/list", { dag_ids: ["val_main"], page_limit: 0 });
+      expect({ status: tis.statusCode, total: tis.json().total_entries, rows: tis.json().task_instances?.length }).toEqual({ status: 200, total: 2, rows: 2 });
+      expect((await post("/api/v1/dags/~/dagRuns/~/taskInstances/list", { page_limit: 5000 })).statusCode).toBe(200);
+    });
+
+    it("lowers the limit of every list", async () => {
+      // Variables: a list whose schema takes PageQuery as a whole.
+      const values = Array.from({ length: MANY }, (_v, i) => `('val_var_${String(i).padStart(4, "0")}', '"x"')`);
+      await h.db.pool.query(`INSERT INTO variable (\`key\`, val) VALUES ${values.join(", ")}`);
+      const res = await get("/api/v1/variables?limit=2000");
+      expect({ status: res.statusCode, rows: res.json().variables?.length, total: res.json().total_entries }).toEqual({ status: 200, rows: 1000, total: MANY });
+      const events = await get("/api/v1/eventLogs?dag_id=val_many&limit=5000");
+      expect({ status: events.statusCode, rows: events.json().event_logs?.length }).toEqual({ status: 200, rows: 1000 });
+    });
+
+    it("refuses a negative or fractional limit with 400", async () => {
+      for (const limit of ["-1", "-1000", "1.5", "abc", ""]) {
+        expectProblem(await get(`/api/v1/dags/val_many/dagRuns?limit=${limit}`), 400, "BATON_VALIDATION_FAILED", "querystring.limit");
+      }
+      for (const pageLimit of [-1, 1.5]) {
+        expectProblem(await post("/api/v1/dags/~/dagRuns/list", { page_limit: pageLimit }), 400, "BATON_VALIDATION_FAILED", "body.page_limit");
+        expectProblem(await post("/api/v1/dags/~/dagRuns/~/taskInstances/list", { page_limit: pageLimit }), 400, "BATON_VALIDATION_FAILED", "body.page_limit");
+      }
+    });
+  });
+
   // An unencoded "+" in a query string is a space: 2026-01-01T00:00:00+00:00 arrives as
   // "2026-01-01T00:00:00 00:00". Airflow's format_datetime turns the space back into "+".
   describe("date-time query parameters with an unencoded + offset", () => {

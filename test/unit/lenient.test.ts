@@ -1,9 +1,9 @@
-// api/lenientQuery.ts: the query-string text fixed before validation, as Airflow's API reads it.
+// api/lenient.ts: the query-string text fixed before validation, as Airflow's API reads it.
 import { Type } from "typebox";
-import { booleanText, dateTimeText, queryFixesOf } from "../../api/lenientQuery.ts";
-import { PageQuery } from "../../api/schemas.ts";
+import { booleanText, dateTimeText, pageLimit, routeFixesOf } from "../../api/lenient.ts";
+import { PageBody, PageQuery } from "../../api/schemas.ts";
 
-describe("lenient query text", () => {
+describe("lenient input", () => {
   it("lowercases true and false in any case, and leaves other text for the schema to refuse", () => {
     expect(["True", "FALSE", "tRuE", "false"].map(booleanText)).toEqual(["true", "false", "true", "false"]);
     expect(["yes", "1", "", "Truee", " true"].map(booleanText)).toEqual(["yes", "1", "", "Truee", " true"]);
@@ -23,8 +23,8 @@ describe("lenient query text", () => {
     }
   });
 
-  it("finds the boolean and date-time parameters of a querystring schema, intersections and repeated ones included", () => {
-    const schema = Type.Intersect([
+  it("finds the boolean and date-time parameters and the limits of a route's schema, intersections and repeated ones included", () => {
+    const querystring = Type.Intersect([
       PageQuery,
       Type.Object({
         only_active: Type.Optional(Type.Boolean()),
@@ -34,8 +34,16 @@ describe("lenient query text", () => {
       }),
       Type.Object({ days: Type.Array(Type.String({ format: "date-time" })) }),
     ]);
-    expect(queryFixesOf(schema)).toEqual({ booleans: ["only_active", "flags"], dateTimes: ["after", "days"] });
-    expect(queryFixesOf(PageQuery)).toEqual({ booleans: [], dateTimes: [] });
-    expect(queryFixesOf(undefined)).toEqual({ booleans: [], dateTimes: [] });
+    expect(routeFixesOf({ querystring })).toEqual({ booleans: ["only_active", "flags"], dateTimes: ["after", "days"], queryLimit: true, bodyLimit: false });
+    expect(routeFixesOf({ body: Type.Object({ ...PageBody, dag_ids: Type.Array(Type.String()) }) })).toEqual({ booleans: [], dateTimes: [], queryLimit: false, bodyLimit: true });
+    // A limit of another meaning (a string) is no page limit.
+    expect(routeFixesOf({ querystring: Type.Object({ limit: Type.String() }) }).queryLimit).toBe(false);
+    expect(routeFixesOf(undefined)).toEqual({ booleans: [], dateTimes: [], queryLimit: false, bodyLimit: false });
+  });
+
+  it("reads a page limit as Airflow's check_limit does", () => {
+    expect([1, 7, 100, 999, 1000].map(pageLimit)).toEqual([1, 7, 100, 999, 1000]);
+    expect([1001, 5000, 1e300, Infinity].map(pageLimit)).toEqual([1000, 1000, 1000, 1000]);
+    expect(pageLimit(0)).toBe(100);
   });
 });
