@@ -179,6 +179,37 @@ describe("API input validation", () => {
     });
   });
 
+  // A value outside an enumeration says what is allowed, as Airflow's "'x' is not one of [...]" does.
+  describe("enumerated values", () => {
+    const patch = (url: string, payload: object) => h.app.inject({ method: "PATCH", url, payload });
+
+    it("lists the allowed values of a union of literals (states, new_state)", async () => {
+      expectProblem(await get("/api/v1/dags/val_main/dagRuns?state=succeeded"), 400, "BATON_VALIDATION_FAILED", "querystring.state.0 must be one of: queued, running, success, failed");
+      expectProblem(await get("/api/v1/dags/val_main/dagRuns?state=running&state=bogus"), 400, "BATON_VALIDATION_FAILED", "querystring.state.1 must be one of: queued, running, success, failed");
+      expectProblem(
+        await get("/api/v1/dags/val_main/dagRuns/~/taskInstances?state=succeeded"),
+        400,
+        "BATON_VALIDATION_FAILED",
+        "querystring.state.0 must be one of: none, scheduled, queued, running, success, failed, up_for_retry, up_for_reschedule, deferred, skipped, upstream_failed, removed",
+      );
+      expectProblem(await patch("/api/v1/dags/val_main/dagRuns/jan1/taskInstances/step", { new_state: "succes" }), 400, "BATON_VALIDATION_FAILED", "body.new_state must be one of: success, failed, skipped");
+      expectProblem(await post("/api/v1/dags/~/dagRuns/list", { states: ["done"] }), 400, "BATON_VALIDATION_FAILED", "body.states.0 must be one of: queued, running, success, failed");
+      expectProblem(await get("/api/v1/eventLogs?order_by=newest"), 400, "BATON_VALIDATION_FAILED", "querystring.order_by must be one of: event_log_id, -event_log_id, when, -when");
+    });
+
+    it("lists the allowed values of an enum (run state, order_by)", async () => {
+      expectProblem(await patch("/api/v1/dags/val_main/dagRuns/jan1", { state: "succes" }), 400, "BATON_VALIDATION_FAILED", "body.state must be one of: failed, success, queued");
+      const bogus = await get("/api/v1/dags/val_main/dagRuns?order_by=bogus");
+      expectProblem(bogus, 400, "BATON_VALIDATION_FAILED", "querystring.order_by must be one of: id, -id, dag_id, -dag_id, dag_run_id, -dag_run_id,");
+      expectProblem(await get("/api/v1/dags?order_by=fileloc"), 400, "BATON_VALIDATION_FAILED", "querystring.order_by must be one of: dag_id, -dag_id, last_parsed_time");
+    });
+
+    it("keeps the schema's own words where the value had another type or a union mixes kinds", async () => {
+      expectProblem(await patch("/api/v1/dags/val_main/dagRuns/jan1/taskInstances/step", { new_state: 5 }), 400, "BATON_VALIDATION_FAILED", "body.new_state must be string");
+      expectProblem(await patch("/api/v1/dags/val_main/dagRuns/jan1/setNote", { note: 5 }), 400, "BATON_VALIDATION_FAILED", "body.note must be string");
+    });
+  });
+
   // Python's requests sends True as "True"; Airflow's connexion reads booleans in any case.
   describe("boolean query parameters", () => {
     const dagIds = (res: { json: () => { dags: { dag_id: string }[] } }) => res.json().dags.map((d) => d.dag_id);
