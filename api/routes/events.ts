@@ -8,7 +8,7 @@ import type { ApiDeps } from "../context.ts";
 import { problemOf } from "../errors.ts";
 import { EventCursor } from "../eventCursor.ts";
 import { DateTime, ListOf, Nullable } from "../openapi.ts";
-import { Id, instantOf, PageQuery } from "../schemas.ts";
+import { Id, instantOf, NO_TRAILING_SPACE, PageQuery } from "../schemas.ts";
 
 const EventNames = Type.String({ minLength: 1, maxLength: 10_000, description: "Event names separated by commas, e.g. task:failed,run:failed" });
 
@@ -20,8 +20,13 @@ const Filters = Type.Object({
   task_id: Type.Optional(Id),
   map_index: Type.Optional(Type.Integer({ minimum: -1, maximum: 2_147_483_647 })),
   try_number: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647 })),
-  event: Type.Optional(Type.String({ minLength: 1, maxLength: 300, description: "Exactly this event, <kind>:<to_state>, e.g. task:success or auth:forbidden" })),
-  owner: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: "The process or API token that made the change (the entries' owner)" })),
+  // No event name or owner ends with a space, which MySQL would pad away ("task:success " matched task:success).
+  event: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 300, pattern: NO_TRAILING_SPACE, description: "Exactly this event, <kind>:<to_state>, e.g. task:success or auth:forbidden" }),
+  ),
+  owner: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 255, pattern: NO_TRAILING_SPACE, description: "The process or API token that made the change (the entries' owner)" }),
+  ),
   included_events: Type.Optional(EventNames),
   excluded_events: Type.Optional(EventNames),
   after: Type.Optional(Type.String({ format: "date-time" })),

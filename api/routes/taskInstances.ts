@@ -106,11 +106,14 @@ const MarkedReference = Type.Object(
   { additionalProperties: false },
 );
 
+/** A pool or queue name: none ends with a space (core/dagLimits.ts), which MySQL would pad away. */
+const NameFilter = Type.String({ minLength: 1, maxLength: 256, pattern: NO_TRAILING_SPACE });
+
 /** Airflow's filters of GET …/taskInstances (state, pool and queue repeat). */
 const FilterQuery = Type.Object({
   state: Type.Optional(Type.Array(StateName, { maxItems: 20 })),
-  pool: Type.Optional(Type.Array(Type.String({ maxLength: 256 }), { maxItems: 100 })),
-  queue: Type.Optional(Type.Array(Type.String({ maxLength: 256 }), { maxItems: 100 })),
+  pool: Type.Optional(Type.Array(NameFilter, { maxItems: 100 })),
+  queue: Type.Optional(Type.Array(NameFilter, { maxItems: 100 })),
   execution_date_gte: Type.Optional(DateQuery),
   execution_date_lte: Type.Optional(DateQuery),
   start_date_gte: Type.Optional(DateQuery),

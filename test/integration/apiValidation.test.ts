@@ -179,6 +179,29 @@ describe("API input validation", () => {
     });
   });
 
+  // MySQL compares with PAD SPACE: "default_pool " = "default_pool". No pool, queue, event or owner
+  // ends with a space, so a filter that does is refused rather than answered for another name.
+  describe("filters ending with a space", () => {
+    it("refuses pool and queue filters ending with a space, in the query string and the batch body", async () => {
+      const tis = (query: string) => get(`/api/v1/dags/val_main/dagRuns/~/taskInstances?${query}`);
+      expect((await tis("pool=default_pool&queue=default")).json().total_entries).toBe(2);
+      expectProblem(await tis("pool=default_pool%20"), 400, "BATON_VALIDATION_FAILED", "querystring.pool.0 must not end with a space");
+      expectProblem(await tis("queue=default%20"), 400, "BATON_VALIDATION_FAILED", "querystring.queue.0 must not end with a space");
+      expectProblem(await tis("pool=other&pool=default_pool%20"), 400, "BATON_VALIDATION_FAILED", "querystring.pool.1 must not end with a space");
+      const batch = (payload: object) => post("/api/v1/dags/~/dagRuns/~/taskInstances/list", payload);
+      expectProblem(await batch({ pool: ["default_pool "] }), 400, "BATON_VALIDATION_FAILED", "body.pool.0 must not end with a space");
+      expectProblem(await batch({ queue: ["default "] }), 400, "BATON_VALIDATION_FAILED", "body.queue.0 must not end with a space");
+    });
+
+    it("refuses event log event and owner filters ending with a space", async () => {
+      expect((await get("/api/v1/eventLogs?dag_id=val_main&event=task:queued")).json().total_entries).toBeGreaterThan(0);
+      expectProblem(await get("/api/v1/eventLogs?dag_id=val_main&event=task:queued%20"), 400, "BATON_VALIDATION_FAILED", "querystring.event must not end with a space");
+      const owner = (await get("/api/v1/eventLogs?dag_id=val_main&event=task:queued")).json().event_logs[0].owner as string;
+      expect((await get(`/api/v1/eventLogs?owner=${encodeURIComponent(owner)}`)).json().total_entries).toBeGreaterThan(0);
+      expectProblem(await get(`/api/v1/eventLogs?owner=${encodeURIComponent(`${owner} `)}`), 400, "BATON_VALIDATION_FAILED", "querystring.owner must not end with a space");
+    });
+  });
+
   // A value outside an enumeration says what is allowed, as Airflow's "'x' is not one of [...]" does.
   describe("enumerated values", () => {
     const patch = (url: string, payload: object) => h.app.inject({ method: "PATCH", url, payload });
