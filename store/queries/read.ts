@@ -266,6 +266,16 @@ export async function runNotFoundError(db: Queryable, dagId: string, runId: stri
   return new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run ${what} of DAG "${dagId}" not found`);
 }
 
+/**
+ * A list filtered by `?dag_id=` that matched nothing: BATON_DAG_NOT_FOUND when no such DAG exists,
+ * so a typo is a 404, not an empty page. The DAG is read only then: a page with rows costs nothing more.
+ */
+export async function refuseUnknownDagFilter(db: Queryable, dagId: string | undefined, matched: number): Promise<void> {
+  if (dagId === undefined || matched > 0) return;
+  const [dags] = await db.query<RowDataPacket[]>("SELECT 1 FROM dag WHERE dag_id = ?", [dagId]);
+  if (dags.length === 0) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${dagId}" not found`);
+}
+
 /** PATCH …/setNote; false when the run does not exist. */
 export async function setDagRunNote(db: Queryable, dagId: string, runId: string, note: string | null): Promise<boolean> {
   const [result] = await db.query<ResultSetHeader>("UPDATE dag_run SET note = ? WHERE dag_id = ? AND run_id = ?", [note, dagId, runId]);

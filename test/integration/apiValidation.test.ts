@@ -202,6 +202,17 @@ describe("API input validation", () => {
     });
   });
 
+  // A dag_id filter naming no DAG is a 404 that shows the typo, as GET /deadLetters answers.
+  describe("lists filtered by an unknown dag_id", () => {
+    it("answers 404 BATON_DAG_NOT_FOUND for GET /backfills?dag_id=<unknown>, and an empty list for a DAG without backfills", async () => {
+      expectProblem(await get("/api/v1/backfills?dag_id=nope"), 404, "BATON_DAG_NOT_FOUND", 'DAG "nope" not found');
+      expectProblem(await get("/api/v1/deadLetters?dag_id=nope"), 404, "BATON_DAG_NOT_FOUND", 'DAG "nope" not found');
+      const none = await get("/api/v1/backfills?dag_id=val_main");
+      expect({ status: none.statusCode, body: none.json() }).toEqual({ status: 200, body: { backfills: [], total_entries: 0 } });
+      expect((await get("/api/v1/backfills")).statusCode).toBe(200);
+    });
+  });
+
   // A value outside an enumeration says what is allowed, as Airflow's "'x' is not one of [...]" does.
   describe("enumerated values", () => {
     const patch = (url: string, payload: object) => h.app.inject({ method: "PATCH", url, payload });
