@@ -1,3 +1,4 @@
+import type { OutgoingHttpHeaders } from "node:http";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type, type Static } from "typebox";
 import { BatonError } from "../../core/errors.ts";
@@ -192,11 +193,13 @@ export const eventRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db 
     async (req, reply) => {
       const filter = filterOf(req.query);
       const lastHeader = Number(req.headers["last-event-id"]);
-      const startAfter = Number.isInteger(lastHeader) && lastHeader >= 0 ? lastHeader : await latestEventId(db.pool);
+      // An id past 2^53 (1e300) is no id this log will reach: ignored, as text that is no number is.
+      const startAfter = Number.isSafeInteger(lastHeader) && lastHeader >= 0 ? lastHeader : await latestEventId(db.pool);
       // Ids just below the start that do not exist yet may be open transactions' events.
       const windowStart = Math.max(0, startAfter - START_WINDOW);
       const cursor = new EventCursor(startAfter, await eventIdsBetween(db.pool, windowStart, startAfter), windowStart, Date.now());
-      reply.raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+      // The head is written here, past Fastify's reply: with the headers hooks set on it (X-Request-Id, CORS).
+      reply.raw.writeHead(200, { ...(reply.getHeaders() as OutgoingHttpHeaders), "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
       reply.raw.write(": connected\n\n");
       let open = true;
       const stop = () => (open = false);

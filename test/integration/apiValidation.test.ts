@@ -1,6 +1,7 @@
 // How the REST API reads what clients send, where Airflow's API is lenient or strict: paging
 // numbers of any size (a 400 or a lowered limit, never a 500), and the answers to values a
 // schema refuses. No worker: the runs' task instances stay queued, so every row is known.
+import type { AddressInfo } from "node:net";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { expectProblem } from "../helpers/expect.ts";
 import { waitFor } from "../helpers/db.ts";
@@ -8,6 +9,10 @@ import type { RowDataPacket } from "../../store/db.ts";
 
 const MAIN = dagSource(`
 export default dag({ id: "val_main" }, (t) => {
+  t.task("step", async () => 1);
+});
+// Triggered while an event stream is read, so val_main's runs stay the two below.
+export const stream = dag({ id: "val_stream" }, (t) => {
   t.task("step", async () => 1);
 });
 `);
@@ -213,6 +218,62 @@ describe("API input validation", () => {
     });
   });
 
+  // GET /api/v1/events writes its head itself (a stream, not a reply Fastify sends).
+  describe("the event stream", () => {
+    let base = "";
+    beforeAll(async () => {
+      await h.app.listen({ port: 0, host: "127.0.0.1" });
+      base = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
+    });
+
+    /** Reads the stream until `until` holds for what came so far, or `ms` passed; what came. */
+    async function readStream(response: Response, until: (text: string) => boolean, ms: number): Promise<string> {
+      const reader = response.body!.getReader();
+      const decoder = new TextDecoder();
+      let text = "";
+      const deadline = Date.now() + ms;
+      while (!until(text) && Date.now() < deadline) {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), Math.max(1, deadline - Date.now()))));
+        const chunk = await Promise.race([reader.read(), timeout]);
+        clearTimeout(timer);
+        if (chunk === null || chunk.done) break;
+        text += decoder.decode(chunk.value);
+      }
+      return text;
+    }
+
+    it("answers X-Request-Id like every other answer: the caller's, or a new one", async () => {
+      const controller = new AbortController();
+      try {
+        // The unencoded + of a date filter is read here too.
+        const given = await fetch(`${base}/api/v1/events?poll_ms=50&after=2000-01-01T00:00:00+00:00`, { headers: { "x-request-id": "val-sse-1" }, signal: controller.signal });
+        expect(given.status).toBe(200);
+        expect(given.headers.get("content-type")).toContain("text/event-stream");
+        expect(given.headers.get("x-request-id")).toBe("val-sse-1");
+        const fresh = await fetch(`${base}/api/v1/events?poll_ms=50`, { signal: controller.signal });
+        expect(fresh.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+      } finally {
+        controller.abort();
+      }
+    });
+
+    it("ignores a Last-Event-ID past 2^53, as it ignores one that is no id, instead of waiting for ids that never come", async () => {
+      const controller = new AbortController();
+      try {
+        const response = await fetch(`${base}/api/v1/events?poll_ms=50&dag_id=val_stream`, { headers: { "last-event-id": "1e300" }, signal: controller.signal });
+        expect(response.status).toBe(200);
+        const read = readStream(response, (text) => text.includes('"dag_run_id":"after_stream"'), 15_000);
+        expect((await post("/api/v1/dags/val_stream/dagRuns", { dag_run_id: "after_stream" })).statusCode).toBe(200);
+        const text = await read;
+        expect(text).toContain('"dag_run_id":"after_stream"');
+        expect(text).not.toContain("e+");
+      } finally {
+        controller.abort();
+      }
+    });
+  });
+
   // A value outside an enumeration says what is allowed, as Airflow's "'x' is not one of [...]" does.
   describe("enumerated values", () => {
     const patch = (url: string, payload: object) => h.app.inject({ method: "PATCH", url, payload });
@@ -254,7 +315,7 @@ describe("API input validation", () => {
         expect({ value, status: res.statusCode }).toEqual({ value, status: 200 });
       }
       expect(dagIds(await get("/api/v1/dags?paused=True"))).toEqual([]);
-      expect(dagIds(await get("/api/v1/dags?paused=FALSE"))).toEqual(["val_main"]);
+      expect(dagIds(await get("/api/v1/dags?paused=FALSE"))).toEqual(["val_main", "val_stream"]);
     });
 
     it("still refuses what is no boolean", async () => {
