@@ -1,6 +1,8 @@
 // How the REST API reads what clients send, where Airflow's API is lenient or strict: paging
-// numbers of any size (a 400 or a lowered limit, never a 500), and the answers to values a
-// schema refuses. No worker: the runs' task instances stay queued, so every row is known.
+// numbers of any size (a 400 or a lowered limit, never a 500), booleans in any case and date-times
+// whose "+" arrived as a space, names ending with a space, a dag_id filter naming no DAG, the
+// event stream's head, and the answers to values a schema refuses. No worker: the runs' task
+// instances stay queued, so every row is known.
 import type { AddressInfo } from "node:net";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { expectProblem } from "../helpers/expect.ts";
