@@ -6,6 +6,7 @@ import { installAuth } from "./auth.ts";
 import type { ApiDeps } from "./context.ts";
 import { installJsonDepthLimit, installLimits } from "./limits.ts";
 import { installErrorHandler, sendFrameworkError } from "./errors.ts";
+import { installLenient } from "./lenient.ts";
 import { installOpenApi } from "./openapi.ts";
 import { installRequestLog, metricsRoutes, requestIdOf, withRequestId } from "./metrics.ts";
 import { backfillRoutes } from "./routes/backfills.ts";
@@ -41,7 +42,8 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     genReqId: requestIdOf,
   }).withTypeProvider<TypeBoxTypeProvider>();
   // Query strings and path parameters arrive as text and are coerced to their schema types;
-  // JSON bodies are not: {"is_paused": "true"} is a 400, not a pause.
+  // JSON bodies are not: {"is_paused": "true"} is a 400, not a pause. Booleans in any case and
+  // date-times whose "+" arrived as a space are read as Airflow reads them (lenient.ts).
   const coercing = addFormats.default(new Ajv.default({ coerceTypes: "array", useDefaults: true, strict: false }));
   const exact = addFormats.default(new Ajv.default({ coerceTypes: false, useDefaults: true, strict: false }));
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? exact : coercing).compile(schema));
@@ -53,6 +55,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   installJsonDepthLimit(app);
   // The spec, /docs, and an onRoute hook giving every route below its problem responses.
   await installOpenApi(app);
+  installLenient(app);
   await app.register(metricsRoutes, deps);
   await app.register(
     async (api) => {

@@ -26,6 +26,44 @@ export function sendFrameworkError(err: FastifyError, _request: FastifyRequest, 
   void reply.status(400).type("application/problem+json").send(problemOf("BATON_VALIDATION_FAILED", err.message));
 }
 
+type ValidationError = NonNullable<FastifyError["validation"]>[number];
+
+/**
+ * The detail of a request the schema refused, from Ajv's errors (the first names the field):
+ * `body.dag_run_id is required`, `querystring.state.0 must be one of: queued, running, …`.
+ */
+export function validationDetail(context: string, errors: ValidationError[]): string {
+  const first = errors[0];
+  const where = `${context}${first?.instancePath ? first.instancePath.replace(/\//g, ".") : ""}`;
+  const params = first?.params as { missingProperty?: string; additionalProperty?: string; pattern?: string } | undefined;
+  if (params?.missingProperty) return `${where}.${params.missingProperty} is required`;
+  if (params?.additionalProperty) return `${where}.${params.additionalProperty} is not an allowed property`;
+  if (params?.pattern === NO_TRAILING_SPACE) return `${where} must not end with a space`;
+  if (params?.pattern === POOL_NAME_PATTERN) return `${where} ${POOL_NAME_RULE}`;
+  const allowed = allowedValues(errors);
+  if (allowed) return `${where} must be one of: ${allowed.map((v) => (typeof v === "string" ? v : JSON.stringify(v))).join(", ")}`;
+  return `${where} ${first?.message ?? "is invalid"}`;
+}
+
+/**
+ * The values an enumeration allows, when the first error is the value's not being one: an `enum`
+ * (its allowedValues), or a union of literals, whose every branch failed its `const` (Ajv reports
+ * each branch, then the anyOf). Undefined for anything else, a union mixing other kinds included
+ * (string or null), whose first error says more.
+ */
+function allowedValues(errors: ValidationError[]): unknown[] | undefined {
+  const first = errors[0];
+  if (first?.keyword === "enum") return (first.params as { allowedValues?: unknown[] }).allowedValues;
+  if (first?.keyword !== "const") return undefined;
+  const values: unknown[] = [];
+  for (const e of errors) {
+    if (e.instancePath !== first.instancePath) continue;
+    if (e.keyword === "const") values.push((e.params as { allowedValue?: unknown }).allowedValue);
+    else if (e.keyword !== "anyOf") return undefined;
+  }
+  return values;
+}
+
 /** Maps every error to problem JSON with a stable code; bad input never becomes a 500. */
 export function installErrorHandler(app: FastifyInstance, logger: Logger): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
@@ -33,21 +71,7 @@ export function installErrorHandler(app: FastifyInstance, logger: Logger): void 
     if (err instanceof BatonError) {
       problem = problemOf(err.code, err.message);
     } else if (err.validation) {
-      const first = err.validation[0];
-      const where = `${err.validationContext ?? "request"}${first?.instancePath ? first.instancePath.replace(/\//g, ".") : ""}`;
-      const params = first?.params as { missingProperty?: string; additionalProperty?: string; pattern?: string } | undefined;
-      const missing = params?.missingProperty;
-      const unknown = params?.additionalProperty;
-      const detail = missing
-        ? `${where}.${missing} is required`
-        : unknown
-          ? `${where}.${unknown} is not an allowed property`
-          : params?.pattern === NO_TRAILING_SPACE
-            ? `${where} must not end with a space`
-            : params?.pattern === POOL_NAME_PATTERN
-              ? `${where} ${POOL_NAME_RULE}`
-              : `${where} ${first?.message ?? "is invalid"}`;
-      problem = problemOf("BATON_VALIDATION_FAILED", detail);
+      problem = problemOf("BATON_VALIDATION_FAILED", validationDetail(err.validationContext ?? "request", err.validation));
     } else if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
       problem = problemOf("BATON_PAYLOAD_TOO_LARGE", err.message);
     } else if (err.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {

@@ -1,10 +1,34 @@
 import { Type } from "typebox";
+import { parseDateTime } from "../core/dateTime.ts";
 
-/** Airflow's list paging: limit (default 100, max 1000) and offset. */
-export const PageQuery = Type.Object({
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000, default: 0 })),
+/**
+ * The deepest offset a list pages to. Offsets are written into SQL as integer literals: one past
+ * 2^53 would be written as 1e+21 (a syntax error, a 500), so every offset a client sends, in a
+ * query string or a body, is bounded by its schema.
+ */
+export const MAX_OFFSET = 1_000_000_000;
+/** Airflow's maximum_page_limit and fallback_page_limit (its [api] defaults). */
+export const MAX_PAGE_LIMIT = 1000;
+export const DEFAULT_PAGE_LIMIT = 100;
+/** Lowered to MAX_PAGE_LIMIT when larger, and 0 is DEFAULT_PAGE_LIMIT, after validation (lenient.ts). */
+const Limit = Type.Integer({
+  minimum: 0,
+  default: DEFAULT_PAGE_LIMIT,
+  description: `At most ${MAX_PAGE_LIMIT}: a larger limit is lowered to ${MAX_PAGE_LIMIT}, and 0 means the default (${DEFAULT_PAGE_LIMIT}), as in Airflow.`,
 });
+const Offset = Type.Integer({ minimum: 0, maximum: MAX_OFFSET, default: 0 });
+
+/** Airflow's list paging: limit (default 100, at most 1000) and offset. */
+export const PageQuery = Type.Object({
+  limit: Type.Optional(Limit),
+  offset: Type.Optional(Offset),
+});
+
+/** The same paging in the body of Airflow's batch lists (POST …/list). */
+export const PageBody = {
+  page_offset: Type.Optional(Offset),
+  page_limit: Type.Optional(Limit),
+};
 
 /** Keyset paging beside limit/offset (dag run and task instance lists). */
 export const CursorQuery = Type.Object({
@@ -42,5 +66,15 @@ export const TriggerBody = Type.Object(
   },
   { additionalProperties: false },
 );
+
+/**
+ * The instant of a `format: "date-time"` value its schema let through; undefined when absent. The
+ * format takes what JavaScript cannot place in time (a leap second, an offset of hours alone):
+ * that is 400 BATON_INVALID_DATE naming `field` (e.g. "querystring.end_date_lte"), never a filter
+ * that matches nothing.
+ */
+export function instantOf(value: string | undefined, field: string): Date | undefined {
+  return value === undefined ? undefined : parseDateTime(value, field);
+}
 
 export const PatchDagBody = Type.Object({ is_paused: Type.Boolean() }, { additionalProperties: false });

@@ -2,6 +2,7 @@
 import { BatonError } from "../core/errors.ts";
 import type { Role } from "../core/roles.ts";
 import type { Queryable, ResultSetHeader, RowDataPacket } from "./db.ts";
+import { limitOffset } from "./queries/paging.ts";
 
 export interface ApiTokenRow {
   id: number;
@@ -56,7 +57,7 @@ export async function countLiveAdminTokens(db: Queryable, now: Date): Promise<nu
 }
 
 export async function listTokens(db: Queryable, page: { limit: number; offset: number }): Promise<{ rows: ApiTokenRow[]; total: number }> {
-  const [rows] = await db.query<RowDataPacket[]>(`SELECT ${COLUMNS} FROM api_token ORDER BY id LIMIT ${Math.floor(page.limit)} OFFSET ${Math.floor(page.offset)}`);
+  const [rows] = await db.query<RowDataPacket[]>(`SELECT ${COLUMNS} FROM api_token ORDER BY id ${limitOffset(page)}`);
   const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM api_token");
   return { rows: rows as ApiTokenRow[], total: Number(count!.n) };
 }

@@ -5,6 +5,7 @@ import { BatonError } from "../core/errors.ts";
 import type { Queryable, ResultSetHeader, RowDataPacket } from "./db.ts";
 import { orderBy } from "./queries/read.ts";
 import { seal, unseal } from "./secretBox.ts";
+import { limitOffset } from "./queries/paging.ts";
 
 export interface Connection {
   connection_id: string;
@@ -63,7 +64,7 @@ export const CONNECTION_ORDER_FIELDS = { connection_id: "connection_id", conn_ty
 
 export async function listConnections(db: Queryable, page: { limit: number; offset: number; orderBy?: string }): Promise<{ rows: Connection[]; total: number }> {
   const [rows] = await db.query<RowDataPacket[]>(
-    `SELECT ${COLUMNS} FROM connection ${orderBy(page.orderBy, CONNECTION_ORDER_FIELDS, "connection_id", "connection_id")} LIMIT ${Math.floor(page.limit)} OFFSET ${Math.floor(page.offset)}`,
+    `SELECT ${COLUMNS} FROM connection ${orderBy(page.orderBy, CONNECTION_ORDER_FIELDS, "connection_id", "connection_id")} ${limitOffset(page)}`,
   );
   const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM connection");
   return { rows: rows.map(fromRow), total: Number(count!.n) };

@@ -2,6 +2,7 @@
 import { BatonError } from "../core/errors.ts";
 import { inList, type Db, type Queryable, type ResultSetHeader, type RowDataPacket, type Statement } from "./db.ts";
 import { orderBy } from "./queries/read.ts";
+import { limitOffset } from "./queries/paging.ts";
 
 export const DEFAULT_POOL = "default_pool";
 
@@ -37,7 +38,7 @@ export const POOL_ORDER_FIELDS = { name: "name", slots: "slots" } as const;
 /** A page of pools; orderBy is "field" or "-field" of POOL_ORDER_FIELDS (default name). */
 export async function listPools(db: Queryable, page: { limit: number; offset: number; orderBy?: string }): Promise<{ rows: PoolRow[]; total: number }> {
   const [rows] = await db.query<RowDataPacket[]>(
-    `SELECT name, slots, occupied_slots, description FROM pool ${orderBy(page.orderBy, POOL_ORDER_FIELDS, "name", "name")} LIMIT ${Math.floor(page.limit)} OFFSET ${Math.floor(page.offset)}`,
+    `SELECT name, slots, occupied_slots, description FROM pool ${orderBy(page.orderBy, POOL_ORDER_FIELDS, "name", "name")} ${limitOffset(page)}`,
   );
   const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM pool");
   return { rows: rows as PoolRow[], total: Number(count!.n) };

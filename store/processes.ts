@@ -3,6 +3,7 @@
 // reads: ix_process_kind (kind, heartbeat_at) — equality on kind, ordered by heartbeat.
 import { parseJsonText } from "./rows.ts";
 import type { Queryable, ResultSetHeader, RowDataPacket } from "./db.ts";
+import { limitOffset } from "./queries/paging.ts";
 
 export interface WorkerRow {
   id: string;
@@ -19,7 +20,7 @@ export interface WorkerRow {
 export async function listWorkers(db: Queryable, page: { limit: number; offset: number }): Promise<{ rows: WorkerRow[]; total: number }> {
   const [rows] = await db.query<RowDataPacket[]>(
     `SELECT id, hostname, pid, started_at, heartbeat_at, info FROM baton_process WHERE kind = 'worker'
-      ORDER BY heartbeat_at DESC, id LIMIT ${Math.floor(page.limit)} OFFSET ${Math.floor(page.offset)}`,
+      ORDER BY heartbeat_at DESC, id ${limitOffset(page)}`,
   );
   const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM baton_process WHERE kind = 'worker'");
   return {

@@ -4,6 +4,7 @@ import { BatonError } from "../core/errors.ts";
 import type { Queryable, ResultSetHeader, RowDataPacket } from "./db.ts";
 import { orderBy } from "./queries/read.ts";
 import { seal, unseal } from "./secretBox.ts";
+import { limitOffset } from "./queries/paging.ts";
 
 export interface Variable {
   key: string;
@@ -20,7 +21,7 @@ export const VARIABLE_ORDER_FIELDS = { key: "`key`" } as const;
 
 export async function listVariables(db: Queryable, page: { limit: number; offset: number; orderBy?: string }): Promise<{ rows: Variable[]; total: number }> {
   const [rows] = await db.query<RowDataPacket[]>(
-    `SELECT \`key\`, val, description, is_encrypted FROM variable ${orderBy(page.orderBy, VARIABLE_ORDER_FIELDS, "key", "`key`")} LIMIT ${Math.floor(page.limit)} OFFSET ${Math.floor(page.offset)}`,
+    `SELECT \`key\`, val, description, is_encrypted FROM variable ${orderBy(page.orderBy, VARIABLE_ORDER_FIELDS, "key", "`key`")} ${limitOffset(page)}`,
   );
   const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM variable");
   return { rows: rows.map(fromRow), total: Number(count!.n) };

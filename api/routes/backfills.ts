@@ -4,6 +4,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { BatonError } from "../../core/errors.ts";
 import { backfillProgress, getBackfill, listBackfills } from "../../store/queries/backfills.ts";
+import { refuseUnknownDagFilter } from "../../store/queries/read.ts";
 import { controlBackfill } from "../../store/transitions/controlBackfill.ts";
 import { createBackfill, dryRunBackfill } from "../../store/transitions/createBackfill.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
@@ -200,6 +201,7 @@ export const backfillRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { 
     async (req) => {
       const { limit = 100, offset = 0, dag_id } = req.query;
       const { rows, total } = await listBackfills(db.pool, { limit, offset, dagId: dag_id });
+      await refuseUnknownDagFilter(db.pool, dag_id, total);
       return { backfills: rows.map(backfillJson), total_entries: total };
     },
   );

@@ -9,7 +9,7 @@ import { isoOrNull } from "../../store/rows.ts";
 import { VersionCache } from "../../store/versions.ts";
 import { dbFor, type ApiDeps } from "../context.ts";
 import { NullableDateTime, Nullable } from "../openapi.ts";
-import { DagParams, Id } from "../schemas.ts";
+import { DagParams, Id, instantOf } from "../schemas.ts";
 
 /** A clear across runs (a date range, include_past / include_future) touches at most this many runs. */
 export const MAX_CLEAR_RUNS = 1000;
@@ -106,8 +106,8 @@ export const clearRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db,
       if (body.dag_run_id !== undefined && (body.start_date !== undefined || body.end_date !== undefined)) {
         throw new BatonError("BATON_VALIDATION_FAILED", "body.start_date and body.end_date select runs by date: give them or body.dag_run_id, not both");
       }
-      const startDate = body.start_date === undefined ? undefined : new Date(body.start_date);
-      const endDate = body.end_date === undefined ? undefined : new Date(body.end_date);
+      const startDate = instantOf(body.start_date, "body.start_date");
+      const endDate = instantOf(body.end_date, "body.end_date");
       if (startDate && endDate && startDate > endDate) throw new BatonError("BATON_VALIDATION_FAILED", "body.start_date is after body.end_date");
       const dryRun = body.dry_run ?? true;
       const onlyRunning = body.only_running ?? false;

@@ -15,7 +15,7 @@ import { VersionCache } from "../../store/versions.ts";
 import { dbFor, type ApiDeps } from "../context.ts";
 import { decodeCursor, encodeCursor, type CursorScope } from "../cursor.ts";
 import { CursorListOf, ListOf, serializeAsBuilt } from "../openapi.ts";
-import { CursorQuery, DagParams, Id, PageQuery, RunParams, TriggerBody } from "../schemas.ts";
+import { CursorQuery, DagParams, Id, instantOf, PageBody, PageQuery, RunParams, TriggerBody } from "../schemas.ts";
 import { DagRunSchema, dagRunJson } from "../serializers.ts";
 import { orderByEnum } from "./dags.ts";
 
@@ -40,8 +40,7 @@ const DagRunList = ListOf("dag_runs", DagRunSchema);
 const BatchBody = Type.Object(
   {
     order_by: Type.Optional(OrderBy),
-    page_offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
-    page_limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    ...PageBody,
     dag_ids: Type.Optional(Type.Array(Id, { maxItems: 1000, description: "Every DAG when left out." })),
     states: Type.Optional(Type.Array(RunStateSchema, { maxItems: 10 })),
     ...DateFilters,
@@ -67,10 +66,7 @@ const StateBody = Type.Object(
 );
 
 function dateOf(field: string, value: string | undefined, where: string): Date | undefined {
-  if (value === undefined) return undefined;
-  const date = new Date(value);
-  if (Number.isNaN(date.getTime())) throw new BatonError("BATON_INVALID_DATE", `${where}.${field} "${value}" is not a valid date`);
-  return date;
+  return instantOf(value, `${where}.${field}`);
 }
 
 function dateRanges(v: DateFilterValues, where: string): Pick<DagRunFilter, "logicalDate" | "startDate" | "endDate"> {

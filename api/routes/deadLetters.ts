@@ -3,7 +3,7 @@ import { Type } from "typebox";
 import { BatonError } from "../../core/errors.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 import { listDeadLetters } from "../../store/queries/deadLetters.ts";
-import { getDag } from "../../store/queries/read.ts";
+import { refuseUnknownDagFilter } from "../../store/queries/read.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import { redriveDeadLetters } from "../../store/transitions/redriveDeadLetters.ts";
 import { VersionCache } from "../../store/versions.ts";
@@ -53,10 +53,6 @@ function deadLetterJson(r: RowDataPacket) {
 
 export const deadLetterRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, clock, onTasksQueued }) => {
   const versions = new VersionCache(db.pool);
-  /** A dag_id naming no DAG is a 404, as elsewhere, not an empty answer that hides a typo (looked up only when nothing matched). */
-  const refuseUnknownDag = async (dagId: string | undefined, matched: number) => {
-    if (dagId !== undefined && matched === 0 && !(await getDag(db.pool, dagId))) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${dagId}" not found`);
-  };
 
   app.get(
     "/deadLetters",
@@ -71,7 +67,7 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
     async (req) => {
       const { limit = 100, offset = 0, dag_id } = req.query;
       const { rows, total } = await listDeadLetters(db.pool, { dagId: dag_id }, { limit, offset });
-      await refuseUnknownDag(dag_id, total);
+      await refuseUnknownDagFilter(db.pool, dag_id, total);
       return { dead_letters: rows.map(deadLetterJson), total_entries: total };
     },
   );
@@ -95,7 +91,7 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
         },
         body: Type.Object(
           {
-            task_instance_ids: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 10_000 })),
+            task_instance_ids: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }), { minItems: 1, maxItems: 10_000 })),
             dag_id: Type.Optional(Id),
             dry_run: Type.Optional(Type.Boolean()),
           },
@@ -107,7 +103,7 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
       const { task_instance_ids: ids, dag_id, dry_run = false } = req.body;
       if (!ids && !dag_id) throw new BatonError("BATON_VALIDATION_FAILED", "body needs task_instance_ids or dag_id to choose what to re-drive");
       const { letters: rows, redriven } = await redriveDeadLetters(dbFor(db, req), clock.now(), { dagId: dag_id, ids }, dry_run, (h) => versions.shape(h));
-      await refuseUnknownDag(dag_id, rows.length);
+      await refuseUnknownDagFilter(db.pool, dag_id, rows.length);
       if (!dry_run && redriven > 0) onTasksQueued?.();
       return { dead_letters: rows.map(deadLetterJson), redriven, dry_run };
     },

@@ -1,3 +1,4 @@
+import type { OutgoingHttpHeaders } from "node:http";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type, type Static } from "typebox";
 import { BatonError } from "../../core/errors.ts";
@@ -8,7 +9,7 @@ import type { ApiDeps } from "../context.ts";
 import { problemOf } from "../errors.ts";
 import { EventCursor } from "../eventCursor.ts";
 import { DateTime, ListOf, Nullable } from "../openapi.ts";
-import { Id, PageQuery } from "../schemas.ts";
+import { Id, instantOf, NO_TRAILING_SPACE, PageQuery } from "../schemas.ts";
 
 const EventNames = Type.String({ minLength: 1, maxLength: 10_000, description: "Event names separated by commas, e.g. task:failed,run:failed" });
 
@@ -20,8 +21,13 @@ const Filters = Type.Object({
   task_id: Type.Optional(Id),
   map_index: Type.Optional(Type.Integer({ minimum: -1, maximum: 2_147_483_647 })),
   try_number: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647 })),
-  event: Type.Optional(Type.String({ minLength: 1, maxLength: 300, description: "Exactly this event, <kind>:<to_state>, e.g. task:success or auth:forbidden" })),
-  owner: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: "The process or API token (token:<name>) that made the change or was refused (the entries' owner)" })),
+  // No event name or owner ends with a space, which MySQL would pad away ("task:success " matched task:success).
+  event: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 300, pattern: NO_TRAILING_SPACE, description: "Exactly this event, <kind>:<to_state>, e.g. task:success or auth:forbidden" }),
+  ),
+  owner: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 255, pattern: NO_TRAILING_SPACE, description: "The process or API token (token:<name>) that made the change or was refused (the entries' owner)" }),
+  ),
   included_events: Type.Optional(EventNames),
   excluded_events: Type.Optional(EventNames),
   after: Type.Optional(Type.String({ format: "date-time" })),
@@ -98,12 +104,6 @@ function eventNames(text: string | undefined): EventName[] | undefined {
 }
 
 function filterOf(q: FilterQuery): EventFilter {
-  const date = (v: string | undefined, field: string) => {
-    if (v === undefined) return undefined;
-    const d = new Date(v);
-    if (Number.isNaN(d.getTime())) throw new BatonError("BATON_INVALID_DATE", `querystring.${field} "${v}" is not a valid date`);
-    return d;
-  };
   if (q.run_id !== undefined && q.dag_run_id !== undefined && q.run_id !== q.dag_run_id) {
     throw new BatonError("BATON_VALIDATION_FAILED", `querystring.run_id "${q.run_id}" and its alias querystring.dag_run_id "${q.dag_run_id}" differ; give one`);
   }
@@ -117,8 +117,8 @@ function filterOf(q: FilterQuery): EventFilter {
     includedEvents: eventNames(q.included_events),
     excludedEvents: eventNames(q.excluded_events),
     owner: q.owner,
-    after: date(q.after, "after"),
-    before: date(q.before, "before"),
+    after: instantOf(q.after, "querystring.after"),
+    before: instantOf(q.before, "querystring.before"),
   };
 }
 
@@ -197,11 +197,13 @@ export const eventRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db 
     async (req, reply) => {
       const filter = filterOf(req.query);
       const lastHeader = Number(req.headers["last-event-id"]);
-      const startAfter = Number.isInteger(lastHeader) && lastHeader >= 0 ? lastHeader : await latestEventId(db.pool);
+      // An id past 2^53 (1e300) is no id this log will reach: ignored, as text that is no number is.
+      const startAfter = Number.isSafeInteger(lastHeader) && lastHeader >= 0 ? lastHeader : await latestEventId(db.pool);
       // Ids just below the start that do not exist yet may be open transactions' events.
       const windowStart = Math.max(0, startAfter - START_WINDOW);
       const cursor = new EventCursor(startAfter, await eventIdsBetween(db.pool, windowStart, startAfter), windowStart, Date.now());
-      reply.raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+      // The head is written here, past Fastify's reply: with the headers hooks set on it (X-Request-Id, CORS).
+      reply.raw.writeHead(200, { ...(reply.getHeaders() as OutgoingHttpHeaders), "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
       reply.raw.write(": connected\n\n");
       let open = true;
       const stop = () => (open = false);

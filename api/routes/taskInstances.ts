@@ -30,7 +30,7 @@ import { VersionCache } from "../../store/versions.ts";
 import { dbFor, type ApiDeps } from "../context.ts";
 import { decodeCursor, encodeCursor, type CursorScope } from "../cursor.ts";
 import { CursorListOf, FreeObject, ListOf, Nullable, NullableDateTime, serializeAsBuilt } from "../openapi.ts";
-import { CursorQuery, DagParams, Id, NO_TRAILING_SPACE, PageQuery, RunParams, TaskParams } from "../schemas.ts";
+import { CursorQuery, DagParams, Id, instantOf, NO_TRAILING_SPACE, PageBody, PageQuery, RunParams, TaskParams } from "../schemas.ts";
 import { taskInstanceJson } from "../serializers.ts";
 
 const TAGS = ["TaskInstance"];
@@ -106,11 +106,14 @@ const MarkedReference = Type.Object(
   { additionalProperties: false },
 );
 
+/** A pool or queue name: none ends with a space (core/dagLimits.ts), which MySQL would pad away. */
+const NameFilter = Type.String({ minLength: 1, maxLength: 256, pattern: NO_TRAILING_SPACE });
+
 /** Airflow's filters of GET …/taskInstances (state, pool and queue repeat). */
 const FilterQuery = Type.Object({
   state: Type.Optional(Type.Array(StateName, { maxItems: 20 })),
-  pool: Type.Optional(Type.Array(Type.String({ maxLength: 256 }), { maxItems: 100 })),
-  queue: Type.Optional(Type.Array(Type.String({ maxLength: 256 }), { maxItems: 100 })),
+  pool: Type.Optional(Type.Array(NameFilter, { maxItems: 100 })),
+  queue: Type.Optional(Type.Array(NameFilter, { maxItems: 100 })),
   execution_date_gte: Type.Optional(DateQuery),
   execution_date_lte: Type.Optional(DateQuery),
   start_date_gte: Type.Optional(DateQuery),
@@ -128,28 +131,24 @@ const BatchBody = Type.Object(
     dag_ids: Type.Optional(Type.Array(Id, { maxItems: 1000 })),
     dag_run_ids: Type.Optional(Type.Array(Id, { maxItems: 1000 })),
     task_ids: Type.Optional(Type.Array(Id, { maxItems: 1000 })),
-    page_offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
-    page_limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    ...PageBody,
     ...FilterQuery.properties,
   },
   { additionalProperties: false },
 );
 
-function date(value: string | undefined): Date | undefined {
-  return value === undefined ? undefined : new Date(value);
-}
-
-function filterOf(q: Static<typeof FilterQuery>): TaskInstanceFilter {
+function filterOf(q: Static<typeof FilterQuery>, where: "querystring" | "body"): TaskInstanceFilter {
+  const date = (field: keyof typeof q & `${string}_date_${string}`) => instantOf(q[field], `${where}.${field}`);
   return {
     states: q.state,
     pools: q.pool,
     queues: q.queue,
-    executionDateGte: date(q.execution_date_gte),
-    executionDateLte: date(q.execution_date_lte),
-    startDateGte: date(q.start_date_gte),
-    startDateLte: date(q.start_date_lte),
-    endDateGte: date(q.end_date_gte),
-    endDateLte: date(q.end_date_lte),
+    executionDateGte: date("execution_date_gte"),
+    executionDateLte: date("execution_date_lte"),
+    startDateGte: date("start_date_gte"),
+    startDateLte: date("start_date_lte"),
+    endDateGte: date("end_date_gte"),
+    endDateLte: date("end_date_lte"),
     durationGte: q.duration_gte,
     durationLte: q.duration_lte,
   };
@@ -328,7 +327,7 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
     async (req) => {
       const { dag_id: dagId, dag_run_id: runId } = req.params;
       const { limit = 100, offset = 0, cursor } = req.query;
-      const filter = filterOf(req.query);
+      const filter = filterOf(req.query, "querystring");
       const scope: CursorScope = { path: { dag_id: dagId, dag_run_id: runId }, filters: { ...filter } };
       const from = cursor === undefined ? undefined : decodeCursor(cursor, offset, "task_instances", scope, TASK_INSTANCE_ORDER);
       if (dagId !== ALL && runId !== ALL) filter.dagRunIds = [Number((await runOr404(db.pool, dagId, runId)).id)];
@@ -362,7 +361,7 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
     },
     async (req) => {
       const body = req.body;
-      const filter = { ...filterOf(body), dagIds: body.dag_ids, runIds: body.dag_run_ids, taskIds: body.task_ids };
+      const filter = { ...filterOf(body, "body"), dagIds: body.dag_ids, runIds: body.dag_run_ids, taskIds: body.task_ids };
       const { rows, total } = await listTaskInstancesWhere(db.pool, filter, { limit: body.page_limit ?? 100, offset: body.page_offset ?? 0 });
       return { task_instances: listJson(rows), total_entries: total };
     },
@@ -490,7 +489,7 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
         {
           dagId: req.params.dag_id,
           runId: body.dag_run_id,
-          logicalDate: date(body.execution_date),
+          logicalDate: instantOf(body.execution_date, "body.execution_date"),
           taskIds: [body.task_id],
           newState: body.new_state,
           includeUpstream: body.include_upstream ?? false,

@@ -1,5 +1,6 @@
 // Read-only queries about backfills, behind the API and `baton backfill status`.
 import type { Queryable, RowDataPacket } from "../db.ts";
+import { limitOffset } from "./paging.ts";
 
 export async function getBackfill(db: Queryable, id: number): Promise<RowDataPacket | undefined> {
   const [rows] = await db.query<RowDataPacket[]>("SELECT * FROM backfill WHERE id = ?", [id]);
@@ -10,7 +11,7 @@ export async function listBackfills(db: Queryable, p: { limit: number; offset: n
   const where = p.dagId === undefined ? "1 = 1" : "dag_id = ?";
   const params = p.dagId === undefined ? [] : [p.dagId];
   const [rows] = await db.query<RowDataPacket[]>(
-    `SELECT * FROM backfill WHERE ${where} ORDER BY id LIMIT ${Math.floor(p.limit)} OFFSET ${Math.floor(p.offset)}`,
+    `SELECT * FROM backfill WHERE ${where} ORDER BY id ${limitOffset(p)}`,
     params,
   );
   const [[count]] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM backfill WHERE ${where}`, params);

@@ -11,6 +11,7 @@
 // its date, so the run is history; re-driving it would run the date a second time beside the run
 // that replaced it (README: "never doubled").
 import type { Queryable, RowDataPacket } from "../db.ts";
+import { limitOffset } from "./paging.ts";
 
 export interface DeadLetterFilter {
   dagId?: string;
@@ -49,7 +50,7 @@ export async function listDeadLetters(db: Queryable, f: DeadLetterFilter, page: 
   const [rows] = await db.query<RowDataPacket[]>(
     `SELECT ti.id, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number, ti.max_tries, ti.end_date, ti.error, ti.hostname
        FROM task_instance ti WHERE ${w.sql} ORDER BY ti.end_date DESC, ti.id DESC
-      LIMIT ${Math.floor(page.limit)} OFFSET ${Math.floor(page.offset)}`,
+      ${limitOffset(page)}`,
     w.params,
   );
   const [[count]] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM task_instance ti WHERE ${w.sql}`, w.params);

@@ -3,6 +3,7 @@
 import type { Queryable, RowDataPacket } from "../db.ts";
 import { Conditions } from "./conditions.ts";
 import { pageTotal } from "./counting.ts";
+import { limitOffset } from "./paging.ts";
 
 /** An event name as the API shows it, `<kind>:<to_state>` (e.g. task:success), split in two. */
 export interface EventName {
@@ -48,7 +49,7 @@ function where(f: EventFilter): { sql: string; params: unknown[] } {
 export async function listEvents(db: Queryable, f: EventFilter, page: { limit: number; offset: number; newestFirst?: boolean }) {
   const w = where(f);
   const [rows] = await db.query<RowDataPacket[]>(
-    `SELECT * FROM event_log WHERE ${w.sql} ORDER BY id${page.newestFirst ? " DESC" : ""} LIMIT ${Math.floor(page.limit)} OFFSET ${Math.floor(page.offset)}`,
+    `SELECT * FROM event_log WHERE ${w.sql} ORDER BY id${page.newestFirst ? " DESC" : ""} ${limitOffset(page)}`,
     w.params,
   );
   const total = await pageTotal(db, `SELECT COUNT(*) AS n FROM event_log WHERE ${w.sql}`, w.params, { offset: page.offset, asked: Math.floor(page.limit), fetched: rows.length });

@@ -4,14 +4,11 @@ import type { Queryable, ResultSetHeader, RowDataPacket } from "../db.ts";
 import { Conditions, type KeysetPosition, type SortKey } from "./conditions.ts";
 import { pageTotal } from "./counting.ts";
 import { DATES_AS_TEXT, isoOfDateTimeText } from "../rows.ts";
+import { limitOffset, sqlCount } from "./paging.ts";
 
 export interface Page {
   limit: number;
   offset: number;
-}
-
-function page(p: Page): string {
-  return `LIMIT ${Math.floor(p.limit)} OFFSET ${Math.floor(p.offset)}`;
 }
 
 /** Fields GET /dags may order by (a leading "-" sorts descending); dag_id breaks ties. */
@@ -90,7 +87,7 @@ export async function listDags(db: Queryable, p: Page & DagFilter & { orderBy?: 
   const w = dagWhere(p);
   const [rows] = await db.query<RowDataPacket[]>(
     `SELECT d.*, EXISTS (SELECT 1 FROM import_error e WHERE e.fileloc = d.fileloc) AS has_import_errors
-       FROM dag d WHERE ${w.sql} ${orderBy(p.orderBy, DAG_ORDER_FIELDS, "dag_id", "d.dag_id")} ${page(p)}`,
+       FROM dag d WHERE ${w.sql} ${orderBy(p.orderBy, DAG_ORDER_FIELDS, "dag_id", "d.dag_id")} ${limitOffset(p)}`,
     w.params,
   );
   const [[count]] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM dag d WHERE ${w.sql}`, w.params);
@@ -213,8 +210,8 @@ export function dagRunPageStatements(f: DagRunFilter, p: Page & { orderBy?: stri
   // Near the start the plain query is cheaper (4 ms against 7 ms for the first page).
   const sql =
     p.offset >= DEFERRED_JOIN_FROM_OFFSET
-      ? `SELECT ${DAG_RUN_LIST_COLUMNS} FROM dag_run r JOIN (SELECT r.id FROM dag_run r WHERE ${w.sql} ${order} ${page(more)}) k ON k.id = r.id ${order}`
-      : `SELECT ${DAG_RUN_LIST_COLUMNS} FROM dag_run r WHERE ${w.sql} ${order} ${page(more)}`;
+      ? `SELECT ${DAG_RUN_LIST_COLUMNS} FROM dag_run r JOIN (SELECT r.id FROM dag_run r WHERE ${w.sql} ${order} ${limitOffset(more)}) k ON k.id = r.id ${order}`
+      : `SELECT ${DAG_RUN_LIST_COLUMNS} FROM dag_run r WHERE ${w.sql} ${order} ${limitOffset(more)}`;
   return { key, asked: more.limit, rows: { sql, params: w.params }, count: { sql: `SELECT COUNT(*) AS n FROM dag_run r WHERE ${w.sql}`, params: w.params } };
 }
 
@@ -246,7 +243,7 @@ export async function listDagRunsAfter(db: Queryable, f: DagRunFilter, p: { limi
   const w = dagRunWhere(f).after(key, p.after);
   const index = onlyDags(f) ? key.index : undefined;
   const [rows] = await db.query<RowDataPacket[]>(
-    { sql: `SELECT ${DAG_RUN_LIST_COLUMNS} FROM dag_run r${index ? ` FORCE INDEX (${index})` : ""} WHERE ${w.sql} ${orderSql(key)} LIMIT ${Math.floor(p.limit) + 1}`, ...DATES_AS_TEXT },
+    { sql: `SELECT ${DAG_RUN_LIST_COLUMNS} FROM dag_run r${index ? ` FORCE INDEX (${index})` : ""} WHERE ${w.sql} ${orderSql(key)} LIMIT ${sqlCount("limit", p.limit + 1)}`, ...DATES_AS_TEXT },
     w.params,
   );
   return keysetPage(rows, p.limit, key);
@@ -290,6 +287,16 @@ export async function runReplacedError(
   );
 }
 
+/**
+ * A list filtered by `?dag_id=` that matched nothing: BATON_DAG_NOT_FOUND when no such DAG exists,
+ * so a typo is a 404, not an empty page. The DAG is read only then: a page with rows costs nothing more.
+ */
+export async function refuseUnknownDagFilter(db: Queryable, dagId: string | undefined, matched: number): Promise<void> {
+  if (dagId === undefined || matched > 0) return;
+  const [dags] = await db.query<RowDataPacket[]>("SELECT 1 FROM dag WHERE dag_id = ?", [dagId]);
+  if (dags.length === 0) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${dagId}" not found`);
+}
+
 /** PATCH …/setNote; false when the run does not exist. */
 export async function setDagRunNote(db: Queryable, dagId: string, runId: string, note: string | null): Promise<boolean> {
   const [result] = await db.query<ResultSetHeader>("UPDATE dag_run SET note = ? WHERE dag_id = ? AND run_id = ?", [note, dagId, runId]);
@@ -302,7 +309,7 @@ export async function getDagRunById(db: Queryable, id: number) {
 }
 
 export async function listTaskInstances(db: Queryable, dagRunId: number, p: Page) {
-  const [rows] = await db.query<RowDataPacket[]>(`SELECT * FROM task_instance WHERE dag_run_id = ? ORDER BY id ${page(p)}`, [dagRunId]);
+  const [rows] = await db.query<RowDataPacket[]>(`SELECT * FROM task_instance WHERE dag_run_id = ? ORDER BY id ${limitOffset(p)}`, [dagRunId]);
   const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM task_instance WHERE dag_run_id = ?", [dagRunId]);
   return { rows, total: Number(count!.n) };
 }
@@ -382,7 +389,7 @@ export async function listTaskInstancesWhere(db: Queryable, f: TaskInstanceFilte
   // One row more than the page tells whether another page follows.
   const [rows] = await db.query<RowDataPacket[]>(
     {
-      sql: `SELECT ${joinOrder(f)} ${TASK_INSTANCE_LIST_COLUMNS}, r.logical_date AS run_logical_date ${tiFrom()} WHERE ${w.sql} ORDER BY ti.id ${page({ limit: p.limit + 1, offset: p.offset })}`,
+      sql: `SELECT ${joinOrder(f)} ${TASK_INSTANCE_LIST_COLUMNS}, r.logical_date AS run_logical_date ${tiFrom()} WHERE ${w.sql} ORDER BY ti.id ${limitOffset({ limit: p.limit + 1, offset: p.offset })}`,
       ...DATES_AS_TEXT,
     },
     w.params,
@@ -421,7 +428,7 @@ export async function listTaskInstancesAfter(db: Queryable, f: TaskInstanceFilte
   const onlyDags = Object.values(others).every((v) => v === undefined || (Array.isArray(v) && v.length === 0));
   const index = !onlyDags ? undefined : !dagIds?.length ? "PRIMARY" : dagIds.length === 1 ? "ix_ti_dag_id" : undefined;
   const [rows] = await db.query<RowDataPacket[]>(
-    { sql: `SELECT ${joinOrder(f)} ${TASK_INSTANCE_LIST_COLUMNS}, r.logical_date AS run_logical_date ${tiFrom(index)} WHERE ${w.sql} ORDER BY ti.id LIMIT ${Math.floor(p.limit) + 1}`, ...DATES_AS_TEXT },
+    { sql: `SELECT ${joinOrder(f)} ${TASK_INSTANCE_LIST_COLUMNS}, r.logical_date AS run_logical_date ${tiFrom(index)} WHERE ${w.sql} ORDER BY ti.id LIMIT ${sqlCount("limit", p.limit + 1)}`, ...DATES_AS_TEXT },
     w.params,
   );
   return keysetPage(rows, p.limit, TASK_INSTANCE_ORDER);
@@ -460,7 +467,7 @@ export async function listXcomEntries(
   const from = "FROM xcom x JOIN dag_run r ON r.id = x.dag_run_id";
   const [rows] = await db.query<RowDataPacket[]>(
     `SELECT x.task_id, x.map_index, x.xcom_key, x.created_at, r.dag_id, r.run_id, r.logical_date ${from} WHERE ${sql}
-      ORDER BY x.dag_run_id, x.task_id, x.map_index, x.xcom_key ${page(p)}`,
+      ORDER BY x.dag_run_id, x.task_id, x.map_index, x.xcom_key ${limitOffset(p)}`,
     params,
   );
   const [[count]] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n ${from} WHERE ${sql}`, params);
@@ -470,7 +477,7 @@ export async function listXcomEntries(
 /** A reschedule-mode sensor's pokes that did not succeed (task_reschedule), oldest first. */
 export async function listTaskReschedules(db: Queryable, taskInstanceId: number, p: Page) {
   const [rows] = await db.query<RowDataPacket[]>(
-    `SELECT try_number, start_date, end_date, reschedule_date FROM task_reschedule WHERE task_instance_id = ? ORDER BY id ${page(p)}`,
+    `SELECT try_number, start_date, end_date, reschedule_date FROM task_reschedule WHERE task_instance_id = ? ORDER BY id ${limitOffset(p)}`,
     [taskInstanceId],
   );
   const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM task_reschedule WHERE task_instance_id = ?", [taskInstanceId]);
@@ -481,7 +488,7 @@ export async function listTaskReschedules(db: Queryable, taskInstanceId: number,
 export const IMPORT_ERROR_ORDER_FIELDS = { import_error_id: "id", timestamp: "created_at", filename: "fileloc" } as const;
 
 export async function listImportErrors(db: Queryable, p: Page & { orderBy?: string }) {
-  const [rows] = await db.query<RowDataPacket[]>(`SELECT * FROM import_error ${orderBy(p.orderBy, IMPORT_ERROR_ORDER_FIELDS, "import_error_id", "id")} ${page(p)}`);
+  const [rows] = await db.query<RowDataPacket[]>(`SELECT * FROM import_error ${orderBy(p.orderBy, IMPORT_ERROR_ORDER_FIELDS, "import_error_id", "id")} ${limitOffset(p)}`);
   const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM import_error");
   return { rows, total: Number(count!.n) };
 }
@@ -499,7 +506,7 @@ export async function latestHeartbeat(db: Queryable, kind: string): Promise<Date
 export async function listDagVersions(db: Queryable, dagId: string, p: Page) {
   const [rows] = await db.query<RowDataPacket[]>(
     `SELECT v.version_hash, v.created_at, v.code_hash, (d.latest_version_hash = v.version_hash) AS is_latest
-       FROM dag_version v JOIN dag d ON d.dag_id = v.dag_id WHERE v.dag_id = ? ORDER BY v.id ${page(p)}`,
+       FROM dag_version v JOIN dag d ON d.dag_id = v.dag_id WHERE v.dag_id = ? ORDER BY v.id ${limitOffset(p)}`,
     [dagId],
   );
   const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM dag_version WHERE dag_id = ?", [dagId]);

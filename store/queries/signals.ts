@@ -3,6 +3,7 @@
 // (dag_run_id, name, …) a run's signals of one name; the page is sorted after that lookup,
 // which is cheap because a run receives few signals (each payload is capped at 64 KiB).
 import type { Queryable, RowDataPacket } from "../db.ts";
+import { limitOffset } from "./paging.ts";
 
 export interface SignalRow {
   id: number;
@@ -21,7 +22,7 @@ export async function listRunSignals(db: Queryable, dagRunId: number, f: { name?
   const [rows] = await db.query<RowDataPacket[]>(
     `SELECT s.id, s.name, s.signal_id, s.payload, s.created_at, ti.task_id AS delivered_to, s.consumed_at
        FROM run_signal s LEFT JOIN task_instance ti ON ti.id = s.consumed_by
-      WHERE ${where} ORDER BY s.id LIMIT ${Math.floor(f.limit)} OFFSET ${Math.floor(f.offset)}`,
+      WHERE ${where} ORDER BY s.id ${limitOffset(f)}`,
     params,
   );
   const [[count]] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM run_signal s WHERE ${where}`, params);

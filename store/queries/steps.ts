@@ -2,6 +2,7 @@
 // Index: ix_step_recorded (task_instance_id, created_at) + the primary key's step_name, which
 // serves the filter and the order (migration 0017): recorded order, step_name breaking ties.
 import type { Queryable, RowDataPacket } from "../db.ts";
+import { limitOffset } from "./paging.ts";
 
 export interface StepRow {
   step_name: string;
@@ -24,7 +25,7 @@ export async function listTaskSteps(
   const [rows] = await db.query<RowDataPacket[]>(
     `SELECT step_name, try_number, IF(LENGTH(value) <= ?, value, NULL) AS value, COALESCE(LENGTH(value), 0) AS value_bytes, created_at
        FROM task_step WHERE task_instance_id = ? ORDER BY created_at, step_name
-      LIMIT ${Math.floor(p.limit)} OFFSET ${Math.floor(p.offset)}`,
+      ${limitOffset(p)}`,
     [p.maxValueBytes, taskInstanceId],
   );
   const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM task_step WHERE task_instance_id = ?", [taskInstanceId]);

@@ -126,7 +126,7 @@ describe("DAG and DAG run API", () => {
     it("answers 400 naming the field for a bad order_by, paging value or boolean", async () => {
       expectProblem(await get("/dags?order_by=fileloc"), 400, "BATON_VALIDATION_FAILED", "order_by");
       expectProblem(await get("/dags?order_by=--dag_id"), 400, "BATON_VALIDATION_FAILED", "order_by");
-      expectProblem(await get("/dags?limit=0"), 400, "BATON_VALIDATION_FAILED", "limit");
+      expectProblem(await get("/dags?limit=-1"), 400, "BATON_VALIDATION_FAILED", "limit");
       expectProblem(await get("/dags?only_active=maybe"), 400, "BATON_VALIDATION_FAILED", "only_active");
     });
   });
@@ -263,7 +263,7 @@ describe("DAG and DAG run API", () => {
       expect(everything.json().total_entries).toBe(await count("SELECT COUNT(*) AS n FROM dag_run", []));
       expectProblem(await batch({ dag_ids: ["apid_hist"], bogus: 1 }), 400, "BATON_VALIDATION_FAILED", "bogus");
       expectProblem(await batch({ start_date_gte: "soon" }), 400, "BATON_VALIDATION_FAILED", "start_date_gte");
-      expectProblem(await batch({ page_limit: 5000 }), 400, "BATON_VALIDATION_FAILED", "page_limit");
+      expectProblem(await batch({ page_limit: -1 }), 400, "BATON_VALIDATION_FAILED", "page_limit");
       expectProblem(await batch({ order_by: "-conf" }), 400, "BATON_VALIDATION_FAILED", "order_by");
     });
 

@@ -218,7 +218,7 @@ describe("task instance endpoints", () => {
       expectProblem(await get(`${tiUrl("ti_manual", a)}?state=bogus`), 400, "BATON_VALIDATION_FAILED", "state");
       expectProblem(await get(`${tiUrl("ti_manual", a)}?start_date_gte=yesterday`), 400, "BATON_VALIDATION_FAILED", "start_date_gte");
       expectProblem(await get(`${tiUrl("ti_manual", a)}?duration_gte=-1`), 400, "BATON_VALIDATION_FAILED", "duration_gte");
-      expectProblem(await get(`${tiUrl("ti_manual", a)}?limit=0`), 400, "BATON_VALIDATION_FAILED", "limit");
+      expectProblem(await get(`${tiUrl("ti_manual", a)}?limit=-1`), 400, "BATON_VALIDATION_FAILED", "limit");
     });
 
     it("POST /dags/~/dagRuns/~/taskInstances/list filters by DAG, run, task and state, with page_offset / page_limit", async () => {
@@ -235,7 +235,7 @@ describe("task instance endpoints", () => {
       expect(paged.task_instances.map((t: { task_id: string }) => t.task_id)).toEqual(["q", "r"]);
       expect((await list({ pool: ["ti_pool"], dag_run_ids: [a] })).json().task_instances.map((t: { task_id: string }) => t.task_id)).toEqual(["r"]);
       expectProblem(await list({ dag_idz: ["x"] }), 400, "BATON_VALIDATION_FAILED", "dag_idz");
-      expectProblem(await list({ page_limit: 0 }), 400, "BATON_VALIDATION_FAILED", "page_limit");
+      expectProblem(await list({ page_limit: -1 }), 400, "BATON_VALIDATION_FAILED", "page_limit");
       expectProblem(await list({ state: ["nope"] }), 400, "BATON_VALIDATION_FAILED", "state");
     });
   });
@@ -556,7 +556,7 @@ describe("task instance endpoints", () => {
 
       expectProblem(await get(`${tiUrl("ti_loggy", loggyRun, "ghost")}/xcomEntries`), 404, "BATON_TASK_NOT_FOUND");
       expectProblem(await get(`${tiUrl("ti_loggy", "no_run", "small")}/xcomEntries`), 404, "BATON_DAG_RUN_NOT_FOUND");
-      expectProblem(await get(`${url}?limit=5000`), 400, "BATON_VALIDATION_FAILED", "limit");
+      expectProblem(await get(`${url}?limit=-5000`), 400, "BATON_VALIDATION_FAILED", "limit");
     });
   });
 

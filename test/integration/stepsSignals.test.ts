@@ -107,7 +107,7 @@ describe("steps and signals over the API", () => {
     });
 
     it("answers 400 for bad paging", async () => {
-      for (const q of ["limit=0", "limit=1001", "offset=-1", "limit=abc", "offset=1.5"]) {
+      for (const q of ["limit=-1", "offset=-1", "limit=abc", "offset=1.5"]) {
         const res = await get(`${steps}?${q}`);
         expect([q, res.statusCode, res.json().code]).toEqual([q, 400, "BATON_VALIDATION_FAILED"]);
       }
@@ -156,7 +156,7 @@ describe("steps and signals over the API", () => {
         const res = await get(url!);
         expect([url, res.statusCode, res.json().code]).toEqual([url, 404, code]);
       }
-      for (const q of ["limit=0", "limit=1001", "offset=-1", "name=", "name=a%20b", `name=${"x".repeat(256)}`]) {
+      for (const q of ["limit=-1", "offset=-1", "name=", "name=a%20b", `name=${"x".repeat(256)}`]) {
         const res = await get(`${signals}?${q}`);
         expect([q, res.statusCode, res.json().code]).toEqual([q, 400, "BATON_VALIDATION_FAILED"]);
       }
