@@ -3,14 +3,16 @@
 //   pool, queue, priority_weight DESC, id), whose order matches the ORDER BY exactly, with SKIP
 //   LOCKED so claimers never wait on each other; a full pool's tries are never read. One
 //   claim takes tries for the worker's free slots (claims scale with batch size).
-// pause: a paused DAG's tries stay queued, read past like tries needing more pool slots than
-//   are left; its backfill runs' tries still run (as its backfill runs start: Airflow 3).
+// pause: a paused DAG's tries stay queued; its backfill runs' tries still run (as its backfill runs
+//   start: Airflow 3). A read that turned a paused DAG's tries away makes the claim read on per DAG
+//   (below), and of that DAG only its backfill tries (a dive past the rest): however many tries a
+//   paused DAG has queued, they hide no other DAG's tries, and are never walked.
 // pools and maxActiveTasks: the DAG and pool rows of the candidates are locked (PK, after the
 //   task rows, like every transition), the DAGs' running tasks counted (ix_ti_dag_pool), and
 //   only what fits is claimed. A try that needs more slots than its pool has left makes the
-//   claim read that pool again past it; a DAG that runs out of room makes it read the next
-//   tries of each other DAG that has queued tries in an open pool, on ix_ti_dag_pool (dag_id,
-//   state, pool, priority_weight DESC, id), so no backlog of a DAG at its limit hides them. Up to
+//   claim read that pool again past it; a DAG that runs out of room (or is paused) makes it read
+//   the next tries of each other DAG that has queued tries in an open pool, on ix_ti_dag_pool
+//   (dag_id, state, pool, priority_weight DESC, id), so no backlog of a DAG at its limit hides them. Up to
 //   MAX_READ_PASSES reads; a later read locks its new DAG and pool rows with SKIP LOCKED
 //   (after pool rows, waiting could deadlock) and leaves the tries of rows others hold. Tries
 //   claimed ahead of the worker's free slots (req.ahead) take at most half of a pool's free slots.
@@ -137,6 +139,8 @@ const CANDIDATE_COLUMNS = "id, dag_id, pool, pool_slots, priority_weight, queue"
 const leaveOutSql = (ids: readonly number[]) => (ids.length > 0 ? ` AND id NOT IN (${inList(ids)})` : "");
 const AFTER_POSITION = "AND (priority_weight < ? OR (priority_weight = ? AND id > ?))";
 const afterParams = (p: Position | undefined) => (p ? [p.priority, p.priority, p.id] : []);
+/** Where a paused DAG's reads start: past its tries at BACKFILL_PRIORITY_FLOOR and above (no id is larger). */
+const BACKFILL_START: Position = { priority: BACKFILL_PRIORITY_FLOOR, id: Number.MAX_SAFE_INTEGER };
 
 /** The later of two read positions in claim order. */
 function laterPosition(a: Position | undefined, b: Position | undefined): Position | undefined {
@@ -210,14 +214,16 @@ async function readPerPool(
 }
 
 /**
- * Once a DAG ran out of room, per queue and open pool: the DAGs (of the running runs, index-only
- * on ix_dag_run_state_dag (state, dag_id): a try is queued only while its run runs) with tries
- * there this claim has not read, up to DAGS_PER_READ, in the claim order of each one's next try
- * (priority, then age: with more DAGs waiting than one read takes, the ones queued first go first,
- * not the ones named first), full DAGs and those a read found no more of left out; then each one's
- * next tries on ix_ti_dag_pool (dag_id, state, pool, priority_weight DESC, id), after the pool's
- * read and the DAG's own last read. A DAG's backlog costs one index dive, never a walk, and a full
- * pool's tries are never read (the queue is checked on the rows: it did not fit in the index key,
+ * Once a DAG ran out of room (or a paused one's tries were read), per queue and open pool: the DAGs
+ * (of the running runs, index-only on ix_dag_run_state_dag (state, dag_id): a try is queued only
+ * while its run runs) with tries there this claim has not read, up to DAGS_PER_READ, in the claim
+ * order of each one's next try (priority, then age: with more DAGs waiting than one read takes, the
+ * ones queued first go first, not the ones named first), full DAGs and those a read found no more of
+ * left out; then each one's next tries on ix_ti_dag_pool (dag_id, state, pool, priority_weight DESC,
+ * id), after the pool's read and the DAG's own last read. A paused DAG's tries are read from
+ * BACKFILL_START on (its backfill runs' only): its next one is found apart from the others' (its dag
+ * row by primary key, UNION ALL), so the dive starts there too. A DAG's backlog costs one index
+ * dive, never a walk, and a full pool's tries are never read (the queue is checked on the rows: it did not fit in the index key,
  * 3,072 bytes; a DAG's tries in one pool seldom span queues). Reads about twice `want` in all
  * (each DAG's share; at most its known room).
  */
@@ -233,28 +239,47 @@ async function readPerDag(
     /** Per-DAG reads that came back short (laneKey): nothing more there. */
     exhausted: Set<string>;
     fullDags: Set<string>;
+    /** Paused DAGs this claim locked: only their backfill runs' tries are read. */
+    pausedDags: Set<string>;
     /** Room left under maxActiveTasks of the DAGs this claim locked. */
     dagRoom: Map<string, number>;
     leaveOut: readonly number[];
   },
 ): Promise<CandidateRead> {
-  const { poolReadUpTo, dagReadUpTo, exhausted, fullDags, dagRoom, leaveOut } = claim;
+  const { poolReadUpTo, dagReadUpTo, exhausted, fullDags, pausedDags, dagRoom, leaveOut } = claim;
   const lanes = queues.flatMap((queue) => pools.map((pool) => ({ queue, pool: pool.name })));
   if (lanes.length === 0) return { rows: [], mayHaveMore: false };
-  const skipDags = [...fullDags];
+  // Paused DAGs are left out of the running runs' DAGs, and searched on their own from BACKFILL_START.
+  const skipDags = [...new Set([...fullDags, ...pausedDags])];
+  const backfillOnly = [...pausedDags].filter((d) => !fullDags.has(d));
+  const readFrom = (queue: string, pool: string, dagId: string) => {
+    const after = laterPosition(poolReadUpTo.get(laneKey(queue, pool)), dagReadUpTo.get(laneKey(queue, pool, dagId)));
+    return pausedDags.has(dagId) ? laterPosition(after, BACKFILL_START) : after;
+  };
+  /** Dag d's next queued try in the lane after `after` (a correlated dive on ix_ti_dag_pool). */
+  const topOf = (after: Position | undefined) => `(SELECT t.id FROM task_instance t FORCE INDEX (ix_ti_dag_pool)
+                                   WHERE t.dag_id = d.dag_id AND t.state = 'queued' AND t.pool = ? AND t.queue = ? ${after ? AFTER_POSITION : ""}
+                                   ORDER BY t.priority_weight DESC, t.id LIMIT 1)`;
   const tops = (await btx.run(
     lanes.map(({ queue, pool }) => {
       const after = poolReadUpTo.get(laneKey(queue, pool));
+      const backfillAfter = laterPosition(after, BACKFILL_START);
+      const backfillTops = backfillOnly.length
+        ? `
+                UNION ALL
+                SELECT d.dag_id, ${topOf(backfillAfter)} AS top_id FROM dag d WHERE d.dag_id IN (${inList(backfillOnly)})`
+        : "";
       return {
         sql: `SELECT waiting.dag_id FROM (
-                SELECT d.dag_id, (SELECT t.id FROM task_instance t FORCE INDEX (ix_ti_dag_pool)
-                                   WHERE t.dag_id = d.dag_id AND t.state = 'queued' AND t.pool = ? AND t.queue = ? ${after ? AFTER_POSITION : ""}
-                                   ORDER BY t.priority_weight DESC, t.id LIMIT 1) AS top_id
+                SELECT d.dag_id, ${topOf(after)} AS top_id
                   FROM (${RUNNING_RUNS_DAGS}) d
-                  ${skipDags.length ? `WHERE d.dag_id NOT IN (${inList(skipDags)})` : ""}) waiting
+                  ${skipDags.length ? `WHERE d.dag_id NOT IN (${inList(skipDags)})` : ""}${backfillTops}) waiting
                JOIN task_instance top ON top.id = waiting.top_id
                ORDER BY top.priority_weight DESC, top.id LIMIT ${DAGS_PER_READ + exhausted.size + 1}`,
-        params: [pool, queue, ...afterParams(after), ...skipDags],
+        params: [
+          ...[pool, queue, ...afterParams(after), ...skipDags],
+          ...(backfillOnly.length ? [pool, queue, ...afterParams(backfillAfter), ...backfillOnly] : []),
+        ],
       };
     }),
   )) as RowDataPacket[][];
@@ -269,7 +294,7 @@ async function readPerDag(
   if (reads.length === 0) return { rows: [], mayHaveMore: truncated };
   const rows = (await btx.run(
     reads.map(({ queue, pool, dagId, limit }) => {
-      const after = laterPosition(poolReadUpTo.get(laneKey(queue, pool)), dagReadUpTo.get(laneKey(queue, pool, dagId)));
+      const after = readFrom(queue, pool, dagId);
       return {
         sql: `SELECT ${CANDIDATE_COLUMNS} FROM task_instance FORCE INDEX (ix_ti_dag_pool)
                WHERE dag_id = ? AND state = 'queued' AND pool = ? AND queue = ? ${after ? AFTER_POSITION : ""}${leaveOutSql(leaveOut)}
@@ -355,18 +380,22 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
     const fullDags = new Set<string>();
     const fullPools = new Set<string>();
     // A paused DAG starts no new task, in running runs too (Airflow), but for its backfill runs'.
+    // Once a read turned some of its tries away, later reads go per DAG, reading past them (a read
+    // of the pool would find more of its backlog: in a small pool, nothing else).
     const pausedDags = new Set<string>();
+    let pausedReadPast = false;
     let poolsToRead: OpenPool[] | undefined;
     for (let pass = 0; pass < MAX_READ_PASSES && taken.length < req.limit; pass++) {
       const want = candidateLimit(req.limit - taken.length);
       // Round trip 1: locking reads, per pool with free slots (their list read first, once).
-      // After a DAG ran out of room, per DAG and pool instead: the next tries of each other DAG.
+      // After a DAG ran out of room (or a paused one's tries were turned away), per DAG and pool
+      // instead: the next tries of each other DAG (of a paused one, its backfill tries).
       poolsToRead ??= await openPools(btx, req.queues);
       const open = poolsToRead.filter((p) => !fullPools.has(p.name)).map((p) => ({ name: p.name, free: free.get(p.name) ?? p.free }));
       const read =
-        fullDags.size === 0
+        fullDags.size === 0 && !pausedReadPast
           ? await readPerPool(btx, req.queues, want, open, poolReadUpTo, leaveOut)
-          : await readPerDag(btx, req.queues, want, open, { poolReadUpTo, dagReadUpTo, exhausted, fullDags, dagRoom, leaveOut });
+          : await readPerDag(btx, req.queues, want, open, { poolReadUpTo, dagReadUpTo, exhausted, fullDags, pausedDags, dagRoom, leaveOut });
       const candidates = read.rows.flat().sort((a, b) => b.priority_weight - a.priority_weight || Number(a.id) - Number(b.id));
       if (candidates.length === 0) break;
       // Round trip 2: lock the DAGs and pools not locked yet, count the DAGs' running tasks. A
@@ -412,6 +441,7 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
         if (taken.length >= req.limit) break;
         const isBackfill = Number(c.priority_weight) < BACKFILL_PRIORITY_FLOOR;
         if (pausedDags.has(c.dag_id) && !isBackfill) {
+          pausedReadPast = true;
           turnedAwayForRoom = true;
           continue;
         }
@@ -448,8 +478,8 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
         deltas.set(c.pool, (deltas.get(c.pool) ?? 0) + Number(c.pool_slots));
         taken.push(c);
       }
-      // Read again only past DAGs that ran out of room and tries that needed more slots than
-      // their pool had left, and only if a read came back full (more may wait behind them);
+      // Read again only past DAGs that ran out of room or are paused and tries that needed more
+      // slots than their pool had left, and only if a read came back full (more may wait behind them);
       // tries held back by the pool rule or the backfill share would be held back again.
       if (stop || !turnedAwayForRoom || !read.mayHaveMore) break;
     }
