@@ -89,8 +89,9 @@ export class Scheduler {
    */
   private reapNotBefore = 0;
   /**
-   * Zombies the database refused to reap even alone (reapZombies' `refused`): left out of the
-   * reaper's batches, so they cannot fail each one, and tried again after PARKED_RETRY_MS.
+   * Zombies the database refused to reap even alone (reapZombies' `refused`), and those of runs
+   * whose version cannot be read (`unusableTries`, their runs failed): left out of the reaper's
+   * batches, so they cannot fail each one, and tried again after PARKED_RETRY_MS.
    */
   private readonly unreapable = new ParkedIds();
   private lastReconcile = 0;
@@ -158,6 +159,10 @@ export class Scheduler {
             `it stays running and is tried again every ${PARKED_RETRY_MS / 1000} s, the other zombies are reaped`,
         );
       }
+      // Zombies of runs whose version cannot be read: their runs are failed (which fails the tries
+      // and frees their slots); set aside, so a run left alone cannot bring them back this tick.
+      for (const id of zombies.unusableTries) this.unreapable.park(id, now.getTime());
+      await this.failUnusable(now, zombies.unusable);
       zombiesReaped += zombies.reaped.length;
       if (zombies.scanned < REAP_ZOMBIES_BATCH) break;
     }
