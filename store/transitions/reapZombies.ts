@@ -24,6 +24,8 @@
 //   the others from being reaped (nor fail every scheduler tick); the tries refused alone are
 //   left running, untouched, and returned in `refused` for the caller to set aside (leaveOut)
 //   and try again later, as a worker parks a result refused even as BATON_RESULT_UNRECORDABLE.
+//   Another error partway through that pass throws ReapInterrupted, which carries what was reaped
+//   and committed before it.
 // unusable: tries of a run whose DAG version cannot be read (isUnusableVersion: nothing downstream
 //   can be settled without it) are left running, without failing the others' transaction; their
 //   runs are returned in `unusable` for the caller to fail (failUnusableRuns, which fails the tries
@@ -113,11 +115,26 @@ export async function reapZombies(
       result.unusable.push(...alone.unusable);
       result.unusableTries.push(...alone.unusableTries);
     } catch (err) {
-      if (!isDataError(err)) throw err;
+      if (!isDataError(err)) throw new ReapInterrupted(result, err);
       result.refused.push(unreapedTry(row, "BATON_RESULT_UNRECORDABLE", `the database refused what its failure writes: ${(err as Error).message}`));
     }
   }
   return result;
+}
+
+/**
+ * An error other than a refused value (the database unreachable, say) stopped the one-by-one pass
+ * of a refused batch: `partial` is what was reaped and committed before it (reaped, runsFinished,
+ * refused, unusable), for the caller to report before it handles `cause` as it would have.
+ */
+export class ReapInterrupted extends Error {
+  constructor(
+    readonly partial: ReapedZombies,
+    cause: unknown,
+  ) {
+    super(`reaping zombies one by one stopped after ${partial.reaped.length} reaped: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    this.name = "ReapInterrupted";
+  }
 }
 
 function unreapedTry(row: RowDataPacket, code: UnreapedTry["code"], reason: string): UnreapedTry {
