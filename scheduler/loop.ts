@@ -14,7 +14,7 @@ import { createScheduledRuns } from "../store/transitions/createScheduledRuns.ts
 import { failUnusableRuns, type UnusableRun } from "../store/transitions/failUnusableRuns.ts";
 import { beatProcess, removeProcess } from "../store/transitions/heartbeat.ts";
 import { QUEUE_RETRIES_BATCH, queueRetries } from "../store/transitions/queueRetries.ts";
-import { reapZombies } from "../store/transitions/reapZombies.ts";
+import { ReapInterrupted, reapZombies, type ReapedZombies } from "../store/transitions/reapZombies.ts";
 import { RELEASE_SCHEDULED_PAGE, releaseScheduled } from "../store/transitions/releaseScheduled.ts";
 import { timeoutDeferred } from "../store/transitions/signals.ts";
 import { startRuns } from "../store/transitions/startRuns.ts";
@@ -89,8 +89,9 @@ export class Scheduler {
    */
   private reapNotBefore = 0;
   /**
-   * Zombies the database refused to reap even alone (reapZombies' `refused`): left out of the
-   * reaper's batches, so they cannot fail each one, and tried again after PARKED_RETRY_MS.
+   * Zombies the database refused to reap even alone (reapZombies' `refused`), and those of runs
+   * whose version cannot be read (`unusableTries`, their runs failed): left out of the reaper's
+   * batches, so they cannot fail each one, and tried again after PARKED_RETRY_MS.
    */
   private readonly unreapable = new ParkedIds();
   private lastReconcile = 0;
@@ -144,20 +145,20 @@ export class Scheduler {
     for (;;) {
       if (now.getTime() < this.reapNotBefore) break;
       const leaveOut = this.unreapable.current(now.getTime());
-      const zombies = await reapZombies(this.db, now, this.zombieTimeoutMs, (h) => this.versions.shape(h), REAP_ZOMBIES_BATCH, leaveOut);
-      for (const z of zombies.reaped) {
-        this.logger.warn(
-          `zombie: try ${z.tryNumber} of ${z.dagId}.${z.taskId} (run ${z.runId}) on ${z.hostname ?? "?"} pid ${z.pid ?? "?"} ` +
-            `stopped heartbeating at ${z.heartbeatAt.toISOString()}; now ${z.state}`,
-        );
+      let zombies: ReapedZombies;
+      try {
+        zombies = await reapZombies(this.db, now, this.zombieTimeoutMs, (h) => this.versions.shape(h), REAP_ZOMBIES_BATCH, leaveOut);
+      } catch (err) {
+        if (!(err instanceof ReapInterrupted)) throw err;
+        // What was reaped and committed before the error is told all the same; the tick then fails on it.
+        this.reported(now, err.partial);
+        throw err.cause;
       }
-      for (const z of zombies.refused) {
-        this.unreapable.park(z.id, now.getTime());
-        this.logger.error(
-          `zombie: try ${z.tryNumber} of ${z.dagId}.${z.taskId} (run ${z.runId}) could not be reaped (${z.code}): ${z.reason}; ` +
-            `it stays running and is tried again every ${PARKED_RETRY_MS / 1000} s, the other zombies are reaped`,
-        );
-      }
+      this.reported(now, zombies);
+      // Zombies of runs whose version cannot be read: their runs are failed (which fails the tries
+      // and frees their slots); set aside, so a run left alone cannot bring them back this tick.
+      for (const id of zombies.unusableTries) this.unreapable.park(id, now.getTime());
+      await this.failUnusable(now, zombies.unusable);
       zombiesReaped += zombies.reaped.length;
       if (zombies.scanned < REAP_ZOMBIES_BATCH) break;
     }
@@ -219,6 +220,23 @@ export class Scheduler {
       await beatProcess(this.db, now, { id: this.id, kind: "scheduler", startedAt: this.startedAt });
     }
     return { runsCreated, backfillRunsCreated, runsTimedOut: timedOut.runs.length, runsStarted, tasksQueued, retriesQueued, zombiesReaped, durationMs: performance.now() - started };
+  }
+
+  /** Logs the zombies reaped and sets aside those refused (reapZombies' result). */
+  private reported(now: Date, zombies: ReapedZombies): void {
+    for (const z of zombies.reaped) {
+      this.logger.warn(
+        `zombie: try ${z.tryNumber} of ${z.dagId}.${z.taskId} (run ${z.runId}) on ${z.hostname ?? "?"} pid ${z.pid ?? "?"} ` +
+          `stopped heartbeating at ${z.heartbeatAt.toISOString()}; now ${z.state}`,
+      );
+    }
+    for (const z of zombies.refused) {
+      this.unreapable.park(z.id, now.getTime());
+      this.logger.error(
+        `zombie: try ${z.tryNumber} of ${z.dagId}.${z.taskId} (run ${z.runId}) could not be reaped (${z.code}): ${z.reason}; ` +
+          `it stays running and is tried again every ${PARKED_RETRY_MS / 1000} s, the other zombies are reaped`,
+      );
+    }
   }
 
   /**

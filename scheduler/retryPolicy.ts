@@ -14,14 +14,20 @@ export function shouldRetry(tryNumber: number, maxTries: number, nonRetryable: b
 }
 
 /**
+ * The cap of an exponential backoff that declares no maxRetryDelay: Airflow's (≥ 2.6) default
+ * `[core] max_task_retry_delay` of 86,400 s, applied in its next_retry_datetime.
+ */
+export const DEFAULT_MAX_BACKOFF_DELAY_MS = 86_400_000;
+
+/**
  * Delay before the next try, as Airflow computes it: with exponential backoff the delay is
  * retryDelay × 2^(try−1) plus a jitter in [0, that) derived from a hash of the task
  * instance and try (deterministic, so every scheduler computes the same), capped by
- * maxRetryDelay. Never longer than the longest duration a DAG may declare (MAX_DURATION_MS, 100
- * years): a declared retryDelay or maxRetryDelay is honoured in full (the parser refuses longer
- * ones), and a backoff without maxRetryDelay, which doubles past any date a DATETIME holds (and
- * to Infinity), stops there. The delay is only added to now into next_retry_at, never armed as a
- * timer.
+ * maxRetryDelay, or without one at 24 h (DEFAULT_MAX_BACKOFF_DELAY_MS, Airflow's default; a
+ * backoff doubles past any date a DATETIME holds, and to Infinity) but never below the declared
+ * retryDelay. A declared retryDelay or maxRetryDelay is honoured in full, up to the longest
+ * duration a DAG may declare (MAX_DURATION_MS, 100 years; the parser refuses longer ones). The
+ * delay is only added to now into next_retry_at, never armed as a timer.
  */
 export function retryDelayMs(policy: RetryPolicy, tryNumber: number, jitterKey: string): number {
   let delay = policy.retryDelayMs;
@@ -32,5 +38,6 @@ export function retryDelayMs(policy: RetryPolicy, tryNumber: number, jitterKey: 
     delay = base + jitter;
   }
   if (policy.maxRetryDelayMs !== null && policy.maxRetryDelayMs !== undefined) delay = Math.min(delay, policy.maxRetryDelayMs);
+  else if (policy.retryExponentialBackoff) delay = Math.min(delay, Math.max(DEFAULT_MAX_BACKOFF_DELAY_MS, policy.retryDelayMs));
   return Math.min(delay, MAX_DURATION_MS);
 }

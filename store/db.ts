@@ -99,7 +99,12 @@ function markUnknownCommit(err: unknown, conn: Tx): void {
 class BatchTransaction implements BatchTx {
   begun = false;
   committed = false;
-  /** A batch that may COMMIT was sent: if its answer is lost, so is whether it committed. */
+  /**
+   * A batch that may COMMIT was sent and its answer did not come back: whether it committed is
+   * unknown. Cleared by any answer, a server's error included (the batch stopped at the failing
+   * statement, before its COMMIT), so a transaction that goes on after it and then loses its
+   * connection is not taken for an unknown commit.
+   */
   commitSent = false;
   constructor(readonly conn: Tx) {}
 
@@ -113,7 +118,14 @@ class BatchTransaction implements BatchTx {
     // Marked before sending: if the batch fails midway, the caller must still roll back.
     this.begun = true;
     if (commit) this.commitSent = true;
-    const [raw] = await this.conn.query(sql, params);
+    let raw: unknown;
+    try {
+      [raw] = await this.conn.query(sql, params);
+    } catch (err) {
+      // The server answered (an error of a statement, not of the link): nothing was committed.
+      if (!isConnectionError(err)) this.commitSent = false;
+      throw err;
+    }
     if (commit) this.committed = true;
     const results = all.length === 1 ? [raw] : (raw as unknown[]);
     const first = all.length - statements.length - (commit ? 1 : 0);
@@ -143,6 +155,8 @@ class BatchTransaction implements BatchTx {
     // is clear once it committed (asking with SELECT @@in_transaction cost a statement more).
     const committed = ((results[results.length - 1] as ResultSetHeader).serverStatus & SERVER_STATUS_IN_TRANS) === 0;
     if (committed) this.committed = true;
+    // Answered: it committed, or it did not and the transaction goes on with nothing in doubt.
+    else this.commitSent = false;
     return { results: results.slice(0, statements.length), committed };
   }
 

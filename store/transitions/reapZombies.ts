@@ -24,8 +24,12 @@
 //   the others from being reaped (nor fail every scheduler tick); the tries refused alone are
 //   left running, untouched, and returned in `refused` for the caller to set aside (leaveOut)
 //   and try again later, as a worker parks a result refused even as BATON_RESULT_UNRECORDABLE.
-//   Tries of a run whose DAG version cannot be read (isUnusableVersion: nothing downstream can be
-//   settled without it) are left so too, without failing the others' transaction.
+//   Another error partway through that pass throws ReapInterrupted, which carries what was reaped
+//   and committed before it.
+// unusable: tries of a run whose DAG version cannot be read (isUnusableVersion: nothing downstream
+//   can be settled without it) are left running, without failing the others' transaction; their
+//   runs are returned in `unusable` for the caller to fail (failUnusableRuns, which fails the tries
+//   with BATON_DAG_VERSION_UNUSABLE and frees their pool slots), and the tries in `unusableTries`.
 import type { DagShape } from "../../core/dagStructure.ts";
 import { formatDuration } from "../../core/durations.ts";
 import { TaskState } from "../../core/states.ts";
@@ -34,7 +38,8 @@ import { owedCallback, workerName, zombieLogLine, type ZombieCallback } from "..
 import { inList, isDataError, type Db, type ResultSetHeader, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
 import type { TryError } from "./finishTries.ts";
-import { isUnusableVersion } from "../versions.ts";
+import { isUnusableVersion, unusableVersionNote } from "../versions.ts";
+import type { UnusableRun } from "./failUnusableRuns.ts";
 import { settle } from "./settle.ts";
 import { epilogueStatement, owedCallbackStatement } from "./tryCallbacks.ts";
 
@@ -59,8 +64,8 @@ export interface UnreapedTry {
   runId: string;
   taskId: string;
   tryNumber: number;
-  /** BATON_RESULT_UNRECORDABLE: the database refused what reaping it writes; BATON_DAG_VERSION_UNUSABLE: its run's version cannot be read. */
-  code: "BATON_RESULT_UNRECORDABLE" | "BATON_DAG_VERSION_UNUSABLE";
+  /** The database refused what reaping it writes. */
+  code: "BATON_RESULT_UNRECORDABLE";
   reason: string;
 }
 
@@ -68,6 +73,10 @@ export interface ReapedZombies {
   reaped: ReapedTry[];
   runsFinished: { dagRunId: number; state: "success" | "failed" }[];
   refused: UnreapedTry[];
+  /** Runs of zombies whose DAG version cannot be read (one entry per run), for failUnusableRuns. */
+  unusable: UnusableRun[];
+  /** Those zombies (ids), left running. */
+  unusableTries: number[];
   /** Zombies read (reaped or refused): fewer than the limit means no more are waiting. */
   scanned: number;
 }
@@ -94,7 +103,7 @@ export async function reapZombies(
     batchError = err;
   }
   // Refused for a value of some try: each alone, in its own transaction (only on this rare path).
-  const result: ReapedZombies = { reaped: [], runsFinished: [], refused: [], scanned: batch.length };
+  const result: ReapedZombies = { reaped: [], runsFinished: [], refused: [], unusable: [], unusableTries: [], scanned: batch.length };
   for (const row of batch) {
     try {
       // A batch of one was refused alone already.
@@ -103,12 +112,29 @@ export async function reapZombies(
       result.reaped.push(...alone.reaped);
       result.runsFinished.push(...alone.runsFinished);
       result.refused.push(...alone.refused);
+      result.unusable.push(...alone.unusable);
+      result.unusableTries.push(...alone.unusableTries);
     } catch (err) {
-      if (!isDataError(err)) throw err;
+      if (!isDataError(err)) throw new ReapInterrupted(result, err);
       result.refused.push(unreapedTry(row, "BATON_RESULT_UNRECORDABLE", `the database refused what its failure writes: ${(err as Error).message}`));
     }
   }
   return result;
+}
+
+/**
+ * An error other than a refused value (the database unreachable, say) stopped the one-by-one pass
+ * of a refused batch: `partial` is what was reaped and committed before it (reaped, runsFinished,
+ * refused, unusable), for the caller to report before it handles `cause` as it would have.
+ */
+export class ReapInterrupted extends Error {
+  constructor(
+    readonly partial: ReapedZombies,
+    cause: unknown,
+  ) {
+    super(`reaping zombies one by one stopped after ${partial.reaped.length} reaped: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    this.name = "ReapInterrupted";
+  }
 }
 
 function unreapedTry(row: RowDataPacket, code: UnreapedTry["code"], reason: string): UnreapedTry {
@@ -147,29 +173,34 @@ async function reapIn(
 ): Promise<ReapedZombies> {
   const rows = await select();
   onRows?.(rows);
-  const result: ReapedZombies = { reaped: [], runsFinished: [], refused: [], scanned: rows.length };
+  const result: ReapedZombies = { reaped: [], runsFinished: [], refused: [], unusable: [], unusableTries: [], scanned: rows.length };
   if (rows.length === 0) return result;
   const runIds = [...new Set(rows.map((r) => Number(r.dag_run_id)))].sort((a, b) => a - b);
   const [runs] = await tx.query<RowDataPacket[]>(`SELECT id, version_hash, logical_date FROM dag_run WHERE id IN (${inList(runIds)})`, runIds);
   const runOf = new Map(runs.map((r) => [Number(r.id), r]));
   const shapes = new Map<number, DagShape>();
-  // Runs whose version cannot be read: their tries cannot be settled, so they are left as refused.
-  const unreadable = new Map<number, string>();
+  // Runs whose version cannot be read: their tries cannot be settled here, so their runs are returned to be failed.
+  const unreadable = new Map<number, { versionHash: string; note: string }>();
   for (const r of runs) {
     try {
       shapes.set(Number(r.id), await shapeOf(r.version_hash));
     } catch (err) {
       if (!isUnusableVersion(err)) throw err;
-      unreadable.set(Number(r.id), (err as Error).message);
+      unreadable.set(Number(r.id), { versionHash: r.version_hash, note: unusableVersionNote(err) });
     }
   }
 
   const statements: { sql: string; params: unknown[] }[] = [];
   const planned: { row: RowDataPacket; state: "up_for_retry" | "failed"; error: TryError; callback: ZombieCallback | null }[] = [];
   for (const row of [...rows].sort((a, b) => Number(a.id) - Number(b.id))) {
-    const unreadableReason = unreadable.get(Number(row.dag_run_id));
-    if (unreadableReason !== undefined) {
-      result.refused.push(unreapedTry(row, "BATON_DAG_VERSION_UNUSABLE", unreadableReason));
+    const version = unreadable.get(Number(row.dag_run_id));
+    if (version) {
+      // The run's first zombie (in id order) names it in the reason.
+      if (!result.unusable.some((u) => u.id === Number(row.dag_run_id))) {
+        const reason = `this run was failed: its task "${row.task_id}" stopped heartbeating and could not be reaped; ${version.note}`;
+        result.unusable.push({ id: Number(row.dag_run_id), versionHash: version.versionHash, reason });
+      }
+      result.unusableTries.push(Number(row.id));
       continue;
     }
     const run = runOf.get(Number(row.dag_run_id));

@@ -429,6 +429,8 @@ describe("clearing task instances", () => {
         hold: (req) => (req.url.endsWith("/clearTaskInstances") && (req.body as { dry_run?: boolean }).dry_run === false ? finished(runId) : undefined),
       });
       const real = await baton(["tasks", "clear", "clr_flaky", "-r", runId, "-t", "b", "--downstream", "--yes"], api.url).finally(api.close);
+      // The run had finished again before the CLI got its answer (close() rejected if the wait did not end so).
+      expect(api.outcomes.map((o) => [o.method, (o.value as { state?: string } | undefined)?.state])).toEqual([["POST", "success"]]);
       expect({ code: real.code, stderr: real.stderr }).toEqual({ code: 0, stderr: "" });
       expect(real.stdout).toContain("cleared 2 task instance(s)");
       expect(real.stdout).toMatch(/^\s+b\s+failed → queued$/m);

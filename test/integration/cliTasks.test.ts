@@ -145,6 +145,8 @@ export const held = dag({ id: "cli_bf_held", schedule: "@daily", startDate: "202
     // already finished it by the time the CLI gets the answer.
     const api = await heldApi(h.app, { hold: (req) => (req.method === "PATCH" ? finished(runId) : undefined) });
     const marked = await baton(["tasks", "state", "cli_fail", runId, "boom", "success"], { BATON_API_URL: api.url }).exited.finally(api.close);
+    // The run had finished before the CLI got its answer (close() rejected if the wait did not end so).
+    expect(api.outcomes.map((o) => [o.method, o.value])).toEqual([["PATCH", "success"]]);
     expect({ code: marked.code, stderr: marked.stderr }).toEqual({ code: 0, stderr: "" });
     expect(marked.stdout).toBe("marked boom of cli_fail/" + runId + ": failed → success; the run is running\n");
     expect(await finished(runId)).toBe("success");
@@ -252,9 +254,12 @@ export const held = dag({ id: "cli_bf_held", schedule: "@daily", startDate: "202
         if (req.method !== "POST" || !req.url.endsWith("/cancel")) return;
         const res = await h.app.inject({ method: "PATCH", url: `/api/v1/dags/cli_bf_held/dagRuns/${encodeURIComponent(first!.run_id)}`, payload: { state: "failed" } });
         expect(res.statusCode).toBe(200);
+        return JSON.parse(res.body).state;
       },
     });
     const cancelled = await baton(["backfill", "cancel", String(held), "--force"], { ...remote, BATON_API_URL: api.url }).exited.finally(api.close);
+    // The user's cancel came first (close() rejected if it failed).
+    expect(api.outcomes.filter((o) => o.method === "POST").map((o) => o.value)).toEqual(["failed"]);
     expect({ code: cancelled.code, stdout: cancelled.stdout }).toEqual({ code: 0, stdout: `backfill ${held}: cancelled (1 active run(s) failed)\n` });
     const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM backfill WHERE id = ?", [held]);
     expect(row!.state).toBe("cancelled");

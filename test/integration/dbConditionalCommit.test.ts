@@ -1,7 +1,7 @@
 // BatchTx.runCommittingIf: statements and a COMMIT guarded by an SQL condition in one round
 // trip (finishTries records a chain's hop that way). A false condition must leave everything
 // uncommitted and the transaction usable; a true one must make it durable at once.
-import type { Db, RowDataPacket } from "../../store/db.ts";
+import { isConnectionError, unknownCommitOf, type BatchTx, type Db, type RowDataPacket } from "../../store/db.ts";
 import { createTestDb, dropTestDb } from "../helpers/db.ts";
 
 let db: Db;
@@ -95,4 +95,66 @@ it("a failing statement before the condition commits nothing", async () => {
     db.batchTx((btx) => btx.runCommittingIf([bump(1), { sql: "SELECT * FROM cc_no_such_table" }], { sql: "TRUE" })),
   ).rejects.toMatchObject({ code: "ER_NO_SUCH_TABLE" });
   expect(await committedN(1)).toBe(before);
+});
+
+// A batch that may COMMIT and fails on a statement before it (a value the server refuses) was
+// answered: the COMMIT never ran. The transaction may go on (claimTasks claims the rest alone after
+// a refused value); if its connection then dropped, the error was marked as an unknown commit,
+// and the worker waited and read the database again for a COMMIT that was never sent.
+describe("a commit batch refused by the server before its COMMIT", () => {
+  const refusedValue = { sql: "UPDATE cc_probe SET n = ? WHERE id = 1", params: ["not a number"] };
+
+  /** The next statement on `btx`'s connection fails as over a dropped link, without reaching the server. */
+  function loseNext(btx: BatchTx): void {
+    const conn = btx.conn as unknown as { query: (...args: unknown[]) => Promise<unknown> };
+    const query = conn.query;
+    conn.query = async () => {
+      conn.query = query;
+      throw Object.assign(new Error("Connection lost: The server closed the connection."), { code: "PROTOCOL_CONNECTION_LOST", fatal: true });
+    };
+  }
+
+  /** Runs `first` (refused by the server), then loses the connection on the next statement: the error that comes out. */
+  function lostAfter(first: (btx: BatchTx) => Promise<unknown>): Promise<unknown> {
+    return db
+      .batchTx(async (btx) => {
+        await expect(first(btx)).rejects.toMatchObject({ code: expect.stringMatching(/^(ER_|WARN_)/) });
+        loseNext(btx);
+        await btx.run([bump(2)]);
+      })
+      .then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+  }
+
+  it("commit(): the lost connection afterwards is not an unknown commit", async () => {
+    const err = await lostAfter((btx) => btx.commit([bump(2), refusedValue]));
+    expect(isConnectionError(err)).toBe(true);
+    expect(unknownCommitOf(err)).toBeUndefined();
+  });
+
+  it("runCommittingIf(): likewise, and so when its condition did not hold", async () => {
+    const refused = await lostAfter((btx) => btx.runCommittingIf([bump(2), refusedValue], { sql: "TRUE" }));
+    expect(isConnectionError(refused)).toBe(true);
+    expect(unknownCommitOf(refused)).toBeUndefined();
+    const notCommitted = await lostAfter(async (btx) => {
+      expect((await btx.runCommittingIf([bump(2)], { sql: "FALSE" })).committed).toBe(false);
+      await btx.run([refusedValue]);
+    });
+    expect(isConnectionError(notCommitted)).toBe(true);
+    expect(unknownCommitOf(notCommitted)).toBeUndefined();
+  });
+
+  it("a commit batch that loses its connection itself is still an unknown commit", async () => {
+    const err = await db
+      .batchTx(async (btx) => {
+        await btx.run([bump(2)]);
+        loseNext(btx);
+        await btx.commit([bump(2)]);
+      })
+      .catch((e: unknown) => e);
+    expect(isConnectionError(err)).toBe(true);
+    expect(unknownCommitOf(err)).toEqual({ threadId: expect.any(Number) });
+  });
 });

@@ -13,6 +13,7 @@ import type { RowDataPacket } from "../../store/db.ts";
 import { claimTasks, type ClaimedTask } from "../../store/transitions/claimTasks.ts";
 import { createDagRun } from "../../store/transitions/createDagRun.ts";
 import { finishTries } from "../../store/transitions/finishTries.ts";
+import { ReapInterrupted, reapZombies } from "../../store/transitions/reapZombies.ts";
 import { VersionCache } from "../../store/versions.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 
@@ -97,4 +98,37 @@ it("leaves it running, reaps the other zombies, and the tick goes on", async () 
   await scheduler.tick();
   expect(refusals()).toHaveLength(2);
   expect(await state("unreap_bad", "b1", "boom")).toBe("running");
+});
+
+// Reaping one by one after a refused batch: an error other than a refused value partway through
+// (the database gone, say) threw away what the tries reaped and committed before it had done, so
+// their warnings (and the runs they finished) were never told. It now comes with the error.
+it("an error partway through the one-by-one pass keeps what was reaped before it", async () => {
+  const versions = new VersionCache(h.db.pool);
+  await trigger("unreap_other", "o3");
+  await scheduler.tick();
+  // Two tries of unreap_other (o2's, queued above, and o3's), claimed by workers that go silent.
+  const [first, second] = [await claimOne(), await claimOne()];
+  expect([first!.dagId, second!.dagId]).toEqual(["unreap_other", "unreap_other"]);
+  // Oldest heartbeat first: the first try, then the refused one (still running from above), then the second.
+  const ago = (ms: number) => new Date(clock.now().getTime() - TIMEOUT - ms);
+  await h.db.pool.query("UPDATE task_instance SET heartbeat_at = ? WHERE id = ?", [ago(3000), first!.id]);
+  await h.db.pool.query("UPDATE task_instance SET heartbeat_at = ? WHERE dag_id = 'unreap_bad' AND state = 'running'", [ago(2000)]);
+  await h.db.pool.query("UPDATE task_instance SET heartbeat_at = ? WHERE id = ?", [ago(1000), second!.id]);
+  const [[other]] = await h.db.pool.query<RowDataPacket[]>("SELECT version_hash FROM dag_run WHERE dag_id = 'unreap_other' AND run_id = ?", [first!.runId]);
+  // unreap_other's version is read for each of the refused batch's two runs, again for the first
+  // try alone, and fails on the next read, for the second try.
+  let reads = 0;
+  const shapeOf = async (hash: string) => {
+    if (hash === other!.version_hash && ++reads === 4) throw new Error("connection lost (simulated)");
+    return versions.shape(hash);
+  };
+  const err = await reapZombies(h.db, clock.now(), TIMEOUT, shapeOf).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(ReapInterrupted);
+  const { partial, cause } = err as ReapInterrupted;
+  expect((cause as Error).message).toBe("connection lost (simulated)");
+  expect(partial.reaped.map((z) => [z.id, z.state])).toEqual([[first!.id, "up_for_retry"]]);
+  expect(partial.refused.map((z) => [z.runId, z.code])).toEqual([["b1", "BATON_RESULT_UNRECORDABLE"]]);
+  expect(await state("unreap_other", first!.runId, "a")).toBe("up_for_retry");
+  expect(await state("unreap_other", second!.runId, "a")).toBe("running");
 });

@@ -3,8 +3,10 @@
 // outcome is settled with the version's shape), and sent the same batch again and again: no
 // result was recorded and nothing claimed again, by any worker that took such a try. The tries
 // claimed with it lost their upstream outputs too. Now the try is set aside as a result refused
-// even as BATON_RESULT_UNRECORDABLE (parkedResult.test.ts), and the scheduler's reaper, which
-// meets the same version once it is a zombie, leaves it running instead of failing every tick.
+// even as BATON_RESULT_UNRECORDABLE (parkedResult.test.ts). The scheduler's reaper, which meets
+// the same version once it is a zombie, then left it running and set it aside every minute, as
+// its worker did its result: the try kept its pool slot and the run never ended (unless it had a
+// dagrunTimeout). Now the reaper fails its run (failUnusableRuns), without failing the others.
 import { randomBytes } from "node:crypto";
 import { systemClock } from "../../core/clock.ts";
 import { createLogger } from "../../core/logger.ts";
@@ -54,7 +56,12 @@ async function task(dagId: string, taskId: string): Promise<RowDataPacket> {
   return row!;
 }
 
-it("sets the try aside: the tries claimed with it run with their inputs, and the reaper leaves it running", async () => {
+async function occupied(pool: string): Promise<number> {
+  const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT occupied_slots FROM pool WHERE name = ?", [pool]);
+  return Number(row!.occupied_slots);
+}
+
+it("sets the try aside: the tries claimed with it run with their inputs, and the reaper fails its run", async () => {
   await trigger("uv_bad", "r1");
   await trigger("uv_other", "r1");
   await h.scheduler.tick();
@@ -82,12 +89,26 @@ it("sets the try aside: the tries claimed with it run with their inputs, and the
   expect((await task("uv_bad", "x")).state).toBe("running");
 
   // Its worker does not heartbeat it: a zombie for a scheduler that has not read the version yet.
+  // The worker stops, so no other try holds a slot of the pool.
+  await worker.stop(0);
+  worker = undefined;
+  expect(await occupied("default_pool")).toBe(1);
   await h.db.pool.query("UPDATE task_instance SET heartbeat_at = heartbeat_at - INTERVAL 1 HOUR WHERE dag_id = 'uv_bad'");
   scheduler = new Scheduler(h.db, h.clock, logger, { intervalMs: 100, taskHeartbeatTimeoutMs: 30_000 });
   await trigger("uv_other", "r2");
   expect(await scheduler.tick()).toMatchObject({ zombiesReaped: 0, runsStarted: 1 });
-  const unreaped = lines.filter((l) => l.includes("could not be reaped"));
-  expect(unreaped).toHaveLength(1);
-  expect(unreaped[0]).toContain("try 1 of uv_bad.x (run r1) could not be reaped (BATON_DAG_VERSION_UNUSABLE)");
-  expect((await task("uv_bad", "x")).state).toBe("running");
+  const bad = await task("uv_bad", "x");
+  expect(bad).toMatchObject({ state: "failed", run_state: "failed" });
+  const [[run]] = await h.db.pool.query<RowDataPacket[]>("SELECT note FROM dag_run WHERE id = ?", [bad.dag_run_id]);
+  expect(run!.note).toContain('its task "x" stopped heartbeating and could not be reaped');
+  expect(run!.note).toContain("BATON_DAG_VERSION_UNUSABLE");
+  expect(run!.note).toContain("cannot be read: its stored structure is not JSON");
+  const [[ti]] = await h.db.pool.query<RowDataPacket[]>("SELECT error FROM task_instance WHERE dag_id = 'uv_bad' AND task_id = 'x'");
+  expect(JSON.parse(ti!.error)).toMatchObject({ code: "BATON_DAG_VERSION_UNUSABLE" });
+  expect(await occupied("default_pool")).toBe(0);
+  expect(lines.filter((l) => l.includes("dag run uv_bad/r1 failed:"))).toHaveLength(1);
+  expect(lines.filter((l) => l.includes("could not be reaped ("))).toEqual([]);
+  // Nothing of it is met again.
+  expect(await scheduler.tick()).toMatchObject({ zombiesReaped: 0 });
+  expect(lines.filter((l) => l.includes("dag run uv_bad/r1 failed:"))).toHaveLength(1);
 });

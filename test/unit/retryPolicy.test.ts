@@ -172,9 +172,27 @@ describe("retryDelayMs", () => {
       expect(retryDelayMs(exp({ maxRetryDelayMs: 0 }), 5, "k")).toBe(0);
     });
 
-    it("stays finite and at most 100 years (the longest duration) for huge try numbers without a cap", () => {
-      for (const n of [60, 1100, 5000]) {
+    it("without maxRetryDelay stops at 24 h, Airflow's default ([core] max_task_retry_delay = 86400)", () => {
+      // try 18: base 131,072 s, past a day
+      for (const n of [18, 60, 1100, 5000]) {
         const delay = retryDelayMs(exp(), n, "k");
+        expect(Number.isFinite(delay)).toBe(true);
+        expect(delay).toBe(DAY_MS);
+      }
+      // try 17: base 65,536 s plus a jitter below that, up to a day
+      expect(retryDelayMs(exp(), 17, "k")).toBeGreaterThanOrEqual(65_536_000);
+      expect(retryDelayMs(exp(), 17, "k")).toBeLessThanOrEqual(DAY_MS);
+    });
+
+    it("without maxRetryDelay never waits less than a retryDelay declared over 24 h", () => {
+      expect(retryDelayMs(exp({ retryDelayMs: 3 * DAY_MS }), 1, "k")).toBe(3 * DAY_MS);
+      expect(retryDelayMs(exp({ retryDelayMs: 3 * DAY_MS }), 40, "k")).toBe(3 * DAY_MS);
+      expect(retryDelayMs(exp({ retryDelayMs: MAX_DURATION_MS }), 5, "k")).toBe(MAX_DURATION_MS);
+    });
+
+    it("stays finite and at most 100 years (the longest duration) with a cap that long", () => {
+      for (const n of [60, 1100, 5000]) {
+        const delay = retryDelayMs(exp({ maxRetryDelayMs: MAX_DURATION_MS }), n, "k");
         expect(Number.isFinite(delay)).toBe(true);
         expect(delay).toBe(MAX_DURATION_MS);
       }
