@@ -178,6 +178,7 @@ const CONNECTION_ERRORS = new Set([
   "ENOTFOUND",
   "ETIMEDOUT",
   "ECONNRESET",
+  "EPIPE",
   "EHOSTUNREACH",
   "PROTOCOL_CONNECTION_LOST",
   "ER_ACCESS_DENIED_ERROR",
@@ -186,7 +187,11 @@ const CONNECTION_ERRORS = new Set([
 ]);
 
 export function isConnectionError(err: unknown): boolean {
-  const { code, syscall } = (err as { code?: string; syscall?: string }) ?? {};
+  const { code, syscall, fatal } = (err as { code?: string; syscall?: string; fatal?: boolean }) ?? {};
+  // mysql2 marks every error that leaves the connection unusable fatal: a write to a socket the
+  // server closed (KILL CONNECTION, a restart) is EPIPE, and each statement after it a code-less
+  // "closed state" error. Sending again on another connection is the way on, as for a lost one.
+  if (fatal === true) return true;
   if (!code) return false;
   // A Unix socket that is missing or not ours fails connect() with a file error.
   return CONNECTION_ERRORS.has(code) || (syscall === "connect" && (code === "ENOENT" || code === "EACCES"));

@@ -158,3 +158,18 @@ describe("a commit batch refused by the server before its COMMIT", () => {
     expect(unknownCommitOf(err)).toEqual({ threadId: expect.any(Number) });
   });
 });
+
+it("a statement on a connection the server killed (KILL CONNECTION) is a connection error, then and after", async () => {
+  const errors: unknown[] = [];
+  await db
+    .batchTx(async (btx) => {
+      const [[row]] = (await btx.run([{ sql: "SELECT CONNECTION_ID() AS id" }])) as RowDataPacket[][];
+      await db.pool.query(`KILL CONNECTION ${Number(row!.id)}`);
+      // mysql2 answers the first write with EPIPE, later ones with a code-less "closed state" error.
+      for (let i = 0; i < 2; i++) await btx.run([bump(1)]).catch((err: unknown) => errors.push(err));
+      throw new Error("stop");
+    })
+    .catch(() => undefined);
+  expect(errors).toHaveLength(2);
+  expect(errors.map((err) => isConnectionError(err))).toEqual([true, true]);
+});
