@@ -17,6 +17,7 @@ import { isConnectionError, isDataError, unknownCommitOf, type Db } from "../sto
 import { truncateUtf8 } from "../core/json.ts";
 import { claimTasksReporting, type ClaimedTask, type OversizedTry } from "../store/transitions/claimTasks.ts";
 import { taskInstanceNames } from "../store/queries/read.ts";
+import { shownSlots } from "../store/pools.ts";
 import { connectionsBusy, recordedResults, triesClaimedBy } from "../store/queries/unknownCommits.ts";
 import { poolSlotsDep } from "../scheduler/deps/poolSlots.ts";
 import { WarnOnce } from "../core/warnOnce.ts";
@@ -693,7 +694,7 @@ export class Worker {
       for (const t of fresh) {
         const name = names.get(t.id);
         if (!name || !this.oversizedWarned.first([t.dagId, name.taskId, t.pool, t.poolSlots, t.poolTotalSlots].join("\0"))) continue;
-        const status = poolSlotsDep({ ...name, pool: t.pool, poolSlots: t.poolSlots }, { slots: t.poolTotalSlots });
+        const status = poolSlotsDep({ ...name, pool: t.pool, poolSlots: t.poolSlots }, { slots: shownSlots(t.poolTotalSlots) });
         this.logger.warn(status.reason);
       }
     } catch (err) {
