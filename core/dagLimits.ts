@@ -68,19 +68,30 @@ function textProblem(field: string, value: unknown, maxLength: number, minLength
  * characters (Airflow allows any name), except
  * - a name ending with whitespace: pool.name compares with PAD SPACE, so "gpu " would be "gpu";
  * - "." and "..": as a path segment (GET /api/v1/pools/{name}) HTTP clients resolve them away
- *   (fetch sends /api/v1/pools/.. as /api/v1/), so such a pool could never be read or deleted.
- * Any other character is sent percent-encoded in the path (encodeURIComponent: "team/gpu" is
- * team%2Fgpu) and decoded by the router.
+ *   (fetch sends /api/v1/pools/.. as /api/v1/), so such a pool could never be read or deleted;
+ * - a control character (Unicode's Cc: U+0000-U+001F, U+007F-U+009F; a newline, a tab): names
+ *   are printed in log lines and CLI tables, where a newline would split a line.
+ * Leading whitespace is kept (the database ignores trailing spaces only). Any other character is
+ * sent percent-encoded in the path (encodeURIComponent: "team/gpu" is team%2Fgpu) and decoded by
+ * the router. The pattern spells Cc as ranges, not \p{Cc}: it means the same with or without
+ * the u flag, for whatever client reads it from the OpenAPI document.
  */
-export const POOL_NAME_PATTERN = "^(?!\\.\\.?$)[\\s\\S]*\\S$";
+export const POOL_NAME_PATTERN = "^(?!\\.\\.?$)[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f]$";
 /** What POOL_NAME_PATTERN asks besides the length, as the API says it. */
-export const POOL_NAME_RULE = 'must not end with whitespace, nor be "." or ".." (a pool name is any other 1-256 characters)';
+export const POOL_NAME_RULE =
+  'must not end with whitespace, contain control characters (a newline, a tab), nor be "." or ".." (a pool name is any other 1-256 characters)';
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Why `value` cannot name a pool, as a message about `field`; null when it can (or is undefined). */
 export function poolNameProblem(field: string, value: unknown): string | null {
   const problem = textProblem(field, value, MAX_POOL_LENGTH, 1, true);
   if (problem !== null || value === undefined) return problem;
   if (value === "." || value === "..") return `${field} must not be "." or ".." (a path segment HTTP clients resolve away)`;
+  const control = CONTROL_CHARACTER.exec(value as string);
+  if (control) {
+    const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
+    return `${field} must not contain control characters (a newline, a tab: it is printed in log lines), got U+${code} in ${JSON.stringify((value as string).slice(0, 40))}`;
+  }
   return null;
 }
 

@@ -75,6 +75,7 @@ export const ERRORS = {
   BATON_TASK_ZOMBIE: { status: 500, title: "Task's worker stopped heartbeating" },
   BATON_RESULT_UNRECORDABLE: { status: 500, title: "Task result could not be stored" },
   BATON_TASK_UNCLAIMABLE: { status: 500, title: "Task could not be claimed" },
+  BATON_TASK_INPUTS_UNREADABLE: { status: 500, title: "Task's inputs could not be read" },
   BATON_DAG_VERSION_UNUSABLE: { status: 500, title: "Stored DAG version cannot be read" },
   BATON_CONFIG_INVALID: { status: 500, title: "Invalid configuration" },
   BATON_LISTEN_FAILED: { status: 500, title: "Could not listen on the configured address" },

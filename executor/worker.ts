@@ -17,6 +17,7 @@ import { isConnectionError, isDataError, unknownCommitOf, type Db } from "../sto
 import { truncateUtf8 } from "../core/json.ts";
 import { claimTasksReporting, type ClaimedTask, type OversizedTry } from "../store/transitions/claimTasks.ts";
 import { taskInstanceNames } from "../store/queries/read.ts";
+import { shownSlots } from "../store/pools.ts";
 import { connectionsBusy, recordedResults, triesClaimedBy } from "../store/queries/unknownCommits.ts";
 import { poolSlotsDep } from "../scheduler/deps/poolSlots.ts";
 import { WarnOnce } from "../core/warnOnce.ts";
@@ -693,7 +694,7 @@ export class Worker {
       for (const t of fresh) {
         const name = names.get(t.id);
         if (!name || !this.oversizedWarned.first([t.dagId, name.taskId, t.pool, t.poolSlots, t.poolTotalSlots].join("\0"))) continue;
-        const status = poolSlotsDep({ ...name, pool: t.pool, poolSlots: t.poolSlots }, { slots: t.poolTotalSlots });
+        const status = poolSlotsDep({ ...name, pool: t.pool, poolSlots: t.poolSlots }, { slots: shownSlots(t.poolTotalSlots) });
         this.logger.warn(status.reason);
       }
     } catch (err) {
@@ -749,7 +750,7 @@ export class Worker {
       this.held.set(tryKey(task), { task, timers: [] });
     }
     const prepared: { task: ClaimedTask; message?: RunTryMessage; error?: TryError; timeoutMs: number | null; dedicated?: boolean; waitsForSignal?: boolean }[] = [];
-    const { steps, outputs, unread } = await this.readInputs(claimed);
+    const { steps, outputs, unread, failed } = await this.readInputs(claimed);
     let unanswered = false;
     for (const task of claimed) {
       if (task.unstartable !== undefined) {
@@ -757,6 +758,11 @@ export class Worker {
         continue;
       }
       if (unread.has(task)) continue;
+      const unreadable = failed.get(task);
+      if (unreadable) {
+        prepared.push({ task, timeoutMs: null, error: unreadable });
+        continue;
+      }
       if (unanswered) {
         // After the database failed to answer one of them: not read (a stalled one would make
         // each wait for the statement timeout), handed back with it.
@@ -810,15 +816,22 @@ export class Worker {
    * claimed tries, read for the whole batch in one statement each, as they are read whenever the
    * database answers. A try whose inputs could not be read must not start: it would run without
    * them (null upstream outputs, steps it recorded run again). When the batch's read fails, they
-   * are read one at a time, so one try whose read fails (a value too big to read in time) does
-   * not hold back the others; the first whose read fails alone is set aside (setAsideUnread), and
-   * those after it are not read (the database is likely failing: a stalled one would make each
-   * wait for the statement timeout). Those not read (`unread`) are handed back by the loop.
+   * are read one at a time, so one try whose read fails does not hold back the others. One whose
+   * read alone the database did not answer (isConnectionError: a connection lost, a statement
+   * timeout, e.g. a value too big to read in time) is set aside (setAsideUnread), and those after
+   * it are not read (the database is likely failing: a stalled one would make each wait for the
+   * statement timeout); those not read (`unread`) are handed back by the loop. One whose read
+   * fails otherwise (ER_NET_PACKET_TOO_LARGE) would fail the same way at every claim: its try
+   * fails (`failed`, BATON_TASK_INPUTS_UNREADABLE), counted, so its retries apply, and the rest
+   * are read on.
    */
-  private async readInputs(claimed: ClaimedTask[]): Promise<{ steps: Map<number, Record<string, unknown>>; outputs: Map<number, Record<string, unknown>>; unread: Set<ClaimedTask> }> {
+  private async readInputs(
+    claimed: ClaimedTask[],
+  ): Promise<{ steps: Map<number, Record<string, unknown>>; outputs: Map<number, Record<string, unknown>>; unread: Set<ClaimedTask>; failed: Map<ClaimedTask, TryError> }> {
     const unread = new Set<ClaimedTask>();
+    const failed = new Map<ClaimedTask, TryError>();
     try {
-      return { ...(await this.readInputsOf(claimed)), unread };
+      return { ...(await this.readInputsOf(claimed)), unread, failed };
     } catch (err) {
       const reading = claimed.filter((t) => readsInputs(t));
       if (reading.length > 1) this.logger.warn(`could not read the inputs of ${reading.length} tries claimed together (${(err as Error).message}): reading them one at a time`);
@@ -832,12 +845,16 @@ export class Worker {
           for (const [id, s] of one.steps) steps.set(id, s);
           for (const [runId, o] of one.outputs) outputs.set(runId, { ...outputs.get(runId), ...o });
         } catch (alone) {
+          if (!isConnectionError(alone)) {
+            failed.set(task, this.inputsUnreadableError(task, alone));
+            continue;
+          }
           this.setAsideUnread(task, alone, reading.length - i - 1);
           for (const t of reading.slice(i)) unread.add(t);
           break;
         }
       }
-      return { steps, outputs, unread };
+      return { steps, outputs, unread, failed };
     }
   }
 
@@ -866,7 +883,7 @@ export class Worker {
   }
 
   /**
-   * A claimed try whose inputs could not be read, even alone: not started, handed back by the
+   * A claimed try whose inputs the database did not answer for, even alone: not started, handed back by the
    * loop (its try not counted), and left out of this worker's claims for a second, twice as long
    * each time it happens again (up to PARKED_RETRY_MS): once the database answers, it runs with
    * its inputs within a second or two; one whose read keeps failing is tried ever less often,
@@ -879,6 +896,14 @@ export class Worker {
         `not started; it is handed back (the try not counted) and set aside for ${ms / 1000} s by this worker` +
         (others > 0 ? `; ${others} tr${others === 1 ? "y" : "ies"} claimed with it, not read, handed back too` : ""),
     );
+  }
+
+  /** The failure of a try whose inputs the database refused to read (readInputs): retried per its task's retries. */
+  private inputsUnreadableError(task: ClaimedTask, err: unknown): TryError {
+    const { code, message } = err as { code?: string; message?: string };
+    const text = `its inputs (recorded steps, upstream outputs) could not be read: ${message ?? String(err)}${code ? ` (${code})` : ""}; failed without running`;
+    this.logger.error(`try ${task.tryNumber} of ${task.dagId}.${task.taskId} (run ${task.runId}): ${text} (BATON_TASK_INPUTS_UNREADABLE)`);
+    return { name: "TaskInputsUnreadableError", code: "BATON_TASK_INPUTS_UNREADABLE", message: text };
   }
 
   /**

@@ -27,6 +27,8 @@ const START_RUNS_PAGE = 50;
 const REAP_ZOMBIES_BATCH = 100;
 /** Backfills advanceBackfills locks per transaction. */
 const ADVANCE_BACKFILLS_PAGE = 20;
+/** Due signal waits timeoutDeferred locks per transaction. */
+const TIMEOUT_DEFERRED_PAGE = 500;
 
 /**
  * Calls `page` from the first row on, each call after the last one's lastId, until a page comes
@@ -48,6 +50,8 @@ export interface SchedulerOptions {
   onTasksQueued?: () => void;
   /** Where tick durations are observed (default: this process's metrics). */
   metrics?: BatonMetrics;
+  /** Due signal waits timeoutDeferred locks per transaction (default TIMEOUT_DEFERRED_PAGE; tests make it small). */
+  timeoutDeferredPage?: number;
 }
 
 export interface TickReport {
@@ -198,12 +202,17 @@ export class Scheduler {
     this.releaseAfterId = release.scanned < RELEASE_SCHEDULED_PAGE ? 0 : release.lastId;
     tasksQueued += release.released;
     await this.failUnusable(now, release.unusable);
-    // Deferred tasks whose signal did not come in time (indexed by next_check_at; costs nothing while they wait).
+    // Deferred tasks whose signal did not come in time (indexed by next_check_at; costs nothing while they wait),
+    // a page at a time until one comes back short. Those a page could not end (their run's version unreadable,
+    // and the run perhaps not failed for it) are left out of the next pages: they would fill each page again.
+    const deferredPage = this.options.timeoutDeferredPage ?? TIMEOUT_DEFERRED_PAGE;
+    const notEnded: number[] = [];
     for (;;) {
-      const deferred = await timeoutDeferred(this.db, now, (h) => this.versions.shape(h));
+      const deferred = await timeoutDeferred(this.db, now, (h) => this.versions.shape(h), { limit: deferredPage, leaveOut: notEnded });
       tasksQueued += deferred.queued;
       await this.failUnusable(now, deferred.unusable);
-      if (deferred.ended < 500) break;
+      notEnded.push(...deferred.notEnded);
+      if (deferred.scanned < deferredPage) break;
     }
     if (tasksQueued + retriesQueued > 0) this.options.onTasksQueued?.();
     if (Date.now() - this.lastReconcile > 30_000) {

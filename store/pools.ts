@@ -32,7 +32,11 @@ export interface PoolRow {
   description: string | null;
 }
 
-/** Airflow's order_by fields of get_pools; ties (slots) are broken by the name. */
+/**
+ * Airflow's order_by fields of get_pools; ties (slots) are broken by the name. slots sorts as
+ * stored: a pool without limit (UNLIMITED_STORED_SLOTS) as the largest, last ascending, though
+ * the API answers it as -1 (Airflow, which stores -1, sorts it first).
+ */
 export const POOL_ORDER_FIELDS = { name: "name", slots: "slots" } as const;
 
 /** A page of pools; orderBy is "field" or "-field" of POOL_ORDER_FIELDS (default name). */

@@ -21,7 +21,7 @@ import {
 } from "../../store/queries/read.ts";
 import { dependsOnPastStatus } from "../../store/queries/previousRun.ts";
 import { listTaskSteps } from "../../store/queries/steps.ts";
-import { getPool } from "../../store/pools.ts";
+import { getPool, shownSlots } from "../../store/pools.ts";
 import { poolSlotsDep } from "../../scheduler/deps/poolSlots.ts";
 import { storedTaskLog, type StoredTaskLog } from "../../store/queries/logs.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
@@ -398,7 +398,7 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
       if (!WAITING_STATES.includes(ti.state)) return { dependencies: [] };
       const pool = await getPool(db.pool, ti.pool);
       const deps = [
-        poolSlotsDep({ dagId: ti.dag_id, runId: ti.run_id, taskId: ti.task_id, pool: ti.pool, poolSlots: Number(ti.pool_slots) }, pool && { slots: Number(pool.slots) }),
+        poolSlotsDep({ dagId: ti.dag_id, runId: ti.run_id, taskId: ti.task_id, pool: ti.pool, poolSlots: Number(ti.pool_slots) }, pool && { slots: shownSlots(Number(pool.slots)) }),
       ];
       // Past `scheduled` the scheduler has found the previous run done (releaseScheduled).
       if (ti.state === TaskState.None || ti.state === TaskState.Scheduled) {

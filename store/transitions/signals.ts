@@ -12,7 +12,9 @@
 //   waits for the same name still gets it. Run under the dag_run row's lock, which sendSignal
 //   takes before it inserts, so no signal is in flight; READ COMMITTED sees every one committed.
 // timeoutDeferred: deferred tasks whose next_check_at passed (ix_ti_deferred, SKIP LOCKED)
-//   fail, skip or succeed as their onTimeout says.
+//   fail, skip or succeed as their onTimeout says; a page at a time, oldest due first, leaving
+//   out those an earlier page of the same pass could not end (their run's version unreadable):
+//   else they would fill every page while they stay due, and the waits after them never end.
 // locks: the waiting task_instance row, then the signal row, then what settle() locks.
 // outcomes: the completed task settles like any other, in the same transaction.
 import type { DagShape } from "../../core/dagStructure.ts";
@@ -191,19 +193,24 @@ export function forgetSignalsStatement(dagRunId: number, tiIds: number[]): State
  * whose version cannot be read (isUnusableVersion) stays deferred, its run returned in `unusable`
  * for the caller to fail (failUnusableRuns): its onTimeout and downstream tasks cannot be known.
  */
+/**
+ * One page of due waits ended. `scanned`: the due rows it locked (a page shorter than `limit` was
+ * the last); `notEnded`: the ids of those it could not end, for the next page to leave out.
+ */
 export async function timeoutDeferred(
   db: Db,
   now: Date,
   shapeOf: (versionHash: string) => Promise<DagShape>,
-  limit = 500,
-): Promise<{ ended: number; queued: number; unusable: UnusableRun[] }> {
+  { limit = 500, leaveOut = [] }: { limit?: number; leaveOut?: readonly number[] } = {},
+): Promise<{ scanned: number; ended: number; queued: number; unusable: UnusableRun[]; notEnded: number[] }> {
+  const none = { scanned: 0, ended: 0, queued: 0, unusable: [], notEnded: [] };
   // Shapes first, outside the transaction (see sendSignal).
   const [versions] = await db.pool.query<RowDataPacket[]>(
     `SELECT DISTINCT r.version_hash FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id
       WHERE ti.state = 'deferred' AND ti.next_check_at <= ?`,
     [now],
   );
-  if (versions.length === 0) return { ended: 0, queued: 0, unusable: [] };
+  if (versions.length === 0) return none;
   const shapes = new Map<string, DagShape>();
   const unreadable = new Map<string, string>();
   for (const v of versions) {
@@ -218,10 +225,11 @@ export async function timeoutDeferred(
     const [due] = await tx.query<RowDataPacket[]>(
       // Index forced for the reason queueRetries gives: a filesort plan locks every due row, not the LIMIT.
       `SELECT id FROM task_instance FORCE INDEX (ix_ti_deferred) WHERE state = 'deferred' AND next_check_at <= ?
+        ${leaveOut.length > 0 ? `AND id NOT IN (${inList(leaveOut)})` : ""}
         ORDER BY next_check_at LIMIT ${Math.floor(limit)} FOR UPDATE SKIP LOCKED`,
-      [now],
+      [now, ...leaveOut],
     );
-    if (due.length === 0) return { ended: 0, queued: 0, unusable: [] };
+    if (due.length === 0) return none;
     const ids = due.map((r) => Number(r.id));
     const [rows] = await tx.query<RowDataPacket[]>(
       `SELECT ti.id, ti.dag_run_id, ti.task_id, ti.map_index, ti.deferred_on, r.version_hash
@@ -231,15 +239,20 @@ export async function timeoutDeferred(
     let ended = 0;
     let queued = 0;
     const unusable: UnusableRun[] = [];
+    const notEnded: number[] = [];
     for (const ti of rows) {
       const note = unreadable.get(ti.version_hash);
       if (note !== undefined) {
         const reason = `this run was failed: the timeout of its task "${ti.task_id}", waiting for signal "${ti.deferred_on}", could not be applied; ${note}`;
         unusable.push({ id: Number(ti.dag_run_id), versionHash: ti.version_hash, reason });
+        notEnded.push(Number(ti.id));
         continue;
       }
       const shape = shapes.get(ti.version_hash);
-      if (!shape) continue; // deferred after the shapes were read: next tick
+      if (!shape) {
+        notEnded.push(Number(ti.id)); // deferred after the shapes were read: next tick
+        continue;
+      }
 
       const onTimeout = shape.byId.get(ti.task_id)?.signal?.onTimeout ?? "fail";
       const state = onTimeout === "succeed" ? TaskState.Success : onTimeout === "skip" ? TaskState.Skipped : TaskState.Failed;
@@ -251,8 +264,8 @@ export async function timeoutDeferred(
       if (outcome) {
         ended++;
         queued += outcome.queued.length;
-      }
+      } else notEnded.push(Number(ti.id));
     }
-    return { ended, queued, unusable };
+    return { scanned: due.length, ended, queued, unusable, notEnded };
   });
 }

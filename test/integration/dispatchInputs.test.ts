@@ -4,6 +4,10 @@
 // its earlier try had recorded (a charge made twice). Now such a try is not started: it is
 // handed back (queued again, the try not counted) and runs with its inputs once they can be read.
 // One try whose inputs fail to read even alone does not hold back the tries claimed with it.
+// Only a read the database did not answer (isConnectionError) is handed back: one that fails
+// otherwise (a value too big to send, ER_NET_PACKET_TOO_LARGE) would fail the same way at every
+// claim, so its try fails (BATON_TASK_INPUTS_UNREADABLE), counted, and retries apply; handed back,
+// it was claimed and handed back by each worker forever, its run hanging silently.
 // The worker's reads of those inputs fail on demand through its pool (the statements it sends).
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -39,6 +43,11 @@ export const steps = dag({ id: "di_steps", defaultArgs: { retries: 1, retryDelay
   });
 });
 
+export const unreadable = dag({ id: "di_unreadable", defaultArgs: { retries: 1, retryDelay: 0 } }, (t) => {
+  const a = t.task("a", { queue: "di_prep" }, async () => "a out");
+  t.task("b", { queue: "di_unr", upstream: [a] }, async (ctx) => ctx.get(a) + " via b");
+});
+
 export const code = dag({ id: "di_code" }, (t) => {
   t.task("only", { queue: "di_code" }, async () => "ran");
 });
@@ -65,8 +74,10 @@ const STEPS_READ = "FROM task_step WHERE task_instance_id IN";
 /** The worker's read of a DAG version's bundled code (store/versions.ts: loadCode). */
 const CODE_READ = "FROM dag_version v JOIN dag_code c";
 
-/** A Db whose plain queries matching `fails` fail as over a dropped connection; counts them. */
-function failingReads(real: Db, fails: (sql: string, params: unknown[]) => boolean): { db: Db; failed: () => number } {
+const connectionLost = () => Object.assign(new Error("Connection lost: The server closed the connection. (test)"), { code: "PROTOCOL_CONNECTION_LOST" });
+
+/** A Db whose plain queries matching `fails` fail with `error()` (as over a dropped connection unless told); counts them. */
+function failingReads(real: Db, fails: (sql: string, params: unknown[]) => boolean, error: () => Error = connectionLost): { db: Db; failed: () => number } {
   let failed = 0;
   const pool = new Proxy(real.pool, {
     get(target, prop) {
@@ -75,7 +86,7 @@ function failingReads(real: Db, fails: (sql: string, params: unknown[]) => boole
       return (sql: unknown, params?: unknown) => {
         if (typeof sql === "string" && fails(sql, Array.isArray(params) ? params : [])) {
           failed++;
-          return Promise.reject(Object.assign(new Error("Connection lost: The server closed the connection. (test)"), { code: "PROTOCOL_CONNECTION_LOST" }));
+          return Promise.reject(error());
         }
         return (value as (...args: unknown[]) => unknown).call(target, sql, params);
       };
@@ -226,4 +237,25 @@ it("one try whose inputs cannot be read even alone does not hold back the tries 
   expect(setAside[1]).toContain("set aside for 2 s");
   expect((await ti("di_isolated", "bad", "b")).output).toBeNull();
   expect(["queued", "running"]).toContain((await ti("di_isolated", "bad", "b")).state);
+});
+
+it("a try whose inputs fail to read otherwise than unanswered fails, counted, and its retries apply", async () => {
+  const tooBig = () => Object.assign(new Error("Got a packet bigger than 'max_allowed_packet' bytes (test)"), { code: "ER_NET_PACKET_TOO_LARGE", errno: 1153 });
+  const reads = failingReads(newDb(), (sql) => sql.includes(OUTPUTS_READ), tooBig);
+  worker("di_unr", reads.db);
+  await trigger("di_unreadable", "u1");
+  await waitFor("the run to fail", async () => (await ti("di_unreadable", "u1", "b")).run_state === "failed", 20_000);
+  const b = await ti("di_unreadable", "u1", "b");
+  expect(b.state).toBe("failed");
+  expect(b.output).toBeNull();
+  // Both tries counted: the first failed and was retried, the retry failed likewise.
+  expect(b.try_number).toBe(2);
+  expect(reads.failed()).toBe(2);
+  const [[row]] = await h.db.pool.query<RowDataPacket[]>(
+    "SELECT ti.error FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id WHERE ti.dag_id = 'di_unreadable' AND r.run_id = 'u1' AND ti.task_id = 'b'",
+  );
+  const error = typeof row!.error === "string" ? JSON.parse(row!.error) : row!.error;
+  expect(error).toMatchObject({ code: "BATON_TASK_INPUTS_UNREADABLE" });
+  expect(error.message).toContain("ER_NET_PACKET_TOO_LARGE");
+  expect(lines.some((l) => l.includes("di_unreadable.b (run u1)") && l.includes("set aside"))).toBe(false);
 });

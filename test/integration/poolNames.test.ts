@@ -1,5 +1,6 @@
 // Pool names: one rule for the API, the CLI and DAG files (core/dagLimits.ts poolNameProblem):
-// any 1-256 characters (as Airflow), not ending with whitespace, not "." or "..". A DAG naming a
+// any 1-256 characters (as Airflow), not ending with whitespace, not "." or "..", without control
+// characters (a newline would split a log line); leading whitespace is kept. A DAG naming a
 // pool it may use is told to create it, and the API and CLI then create it; every pool is reached
 // by GET/PATCH/DELETE with its name percent-encoded as one path segment.
 import { MAX_POOL_LENGTH } from "../../core/dagLimits.ts";
@@ -21,11 +22,12 @@ export default dag({ id: "odd_pools" }, (t) => {
 
 const DOTS = dagSource(`export default dag({ id: "dot_pool" }, (t) => { t.task("a", { pool: ".." }, async () => 1); });`);
 const TRAILING = dagSource(`export default dag({ id: "trailing_pool" }, (t) => { t.task("a", { pool: "gpu " }, async () => 1); });`);
+const CONTROL = dagSource(`export default dag({ id: "control_pool" }, (t) => { t.task("a", { pool: "gpu\\nnext" }, async () => 1); });`);
 
 describe("pool names", () => {
   const h = new Harness({ worker: false });
   beforeAll(async () => {
-    await h.start({ "odd.ts": USES_ODD_POOLS, "dots.ts": DOTS, "trailing.ts": TRAILING });
+    await h.start({ "odd.ts": USES_ODD_POOLS, "dots.ts": DOTS, "trailing.ts": TRAILING, "control.ts": CONTROL });
     await h.processor.scan();
   });
   afterAll(() => h.stop());
@@ -66,6 +68,8 @@ describe("pool names", () => {
   it.each([
     ["ending with a space", "gpu ", "must not end with whitespace"],
     ["ending with a tab", "gpu\t", "must not end with whitespace"],
+    ["with a newline inside", "gpu\nnext", "control characters"],
+    ["with a tab inside", "x\ty", "control characters"],
     ["'.' (a path segment clients resolve away)", ".", '"." or ".."'],
     ["'..'", "..", '"." or ".."'],
     ["empty", "", "fewer than 1 characters"],
@@ -80,6 +84,7 @@ describe("pool names", () => {
     expect(await importError("dots.ts")).toMatchObject({ code: "BATON_INVALID_DAG" });
     expect((await importError("dots.ts"))!.message).toContain('pool must not be "." or ".."');
     expect((await importError("trailing.ts"))!.message).toContain("pool must not end with whitespace");
+    expect((await importError("control.ts"))!.message).toContain("pool must not contain control characters");
   });
 
   it("refuses such names in the path too (a name ending with a space would find the one without)", async () => {

@@ -52,8 +52,12 @@ describe("pools through the API", () => {
     const limited = await send("PATCH", "/pools/unlimited", { slots: 3 });
     expect(limited.json()).toMatchObject({ slots: 3, open_slots: 3 });
     expect((await send("PATCH", "/pools/unlimited", { slots: -1 })).json()).toMatchObject({ slots: -1, open_slots: -1 });
+    // order_by=slots sorts a pool without limit as the largest, not by the -1 answered (Airflow,
+    // storing -1, sorts it first ascending): first with -slots, last with slots.
     const listed = (await send("GET", "/pools?order_by=-slots&limit=1")).json().pools;
     expect(listed).toEqual([expect.objectContaining({ name: "unlimited", slots: -1 })]);
+    const ascending = (await send("GET", "/pools?order_by=slots&limit=1000")).json().pools as { name: string }[];
+    expect(ascending.at(-1)).toMatchObject({ name: "unlimited", slots: -1 });
     for (const slots of [-2, 1_000_001]) {
       expect((await send("POST", "/pools", { name: `bad${slots}`, slots })).statusCode).toBe(400);
       expect((await send("PATCH", "/pools/unlimited", { slots })).statusCode).toBe(400);

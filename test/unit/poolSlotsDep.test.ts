@@ -1,6 +1,7 @@
 // scheduler/deps/poolSlots.ts: a try asking for more slots than its pool has in all never runs.
 import { poolSlotsDep } from "../../scheduler/deps/poolSlots.ts";
 import { WarnOnce } from "../../core/warnOnce.ts";
+import { shownSlots, UNLIMITED_STORED_SLOTS } from "../../store/pools.ts";
 
 const ti = { dagId: "d", runId: "r", taskId: "t", pool: "p", poolSlots: 3 };
 
@@ -15,6 +16,12 @@ describe("poolSlotsDep", () => {
     expect(poolSlotsDep(ti, { slots: 3 }).passed).toBe(true);
     expect(poolSlotsDep(ti, { slots: 128 }).passed).toBe(true);
     expect(poolSlotsDep(ti, undefined)).toMatchObject({ passed: false, reason: expect.stringContaining("does not exist") });
+  });
+
+  it("passes for a pool without limit (slots -1, as the API shows it), saying so rather than a count", () => {
+    const status = poolSlotsDep({ ...ti, poolSlots: 500 }, { slots: shownSlots(UNLIMITED_STORED_SLOTS) });
+    expect(status).toMatchObject({ dep: "pool_slots", passed: true, reason: "pool p has no slot limit, the try needs 500" });
+    expect(status.reason).not.toContain(String(UNLIMITED_STORED_SLOTS));
   });
 });
 
