@@ -23,7 +23,16 @@ export interface TaskContext {
   readonly dagId: string;
   readonly runId: string;
   readonly taskId: string;
+  /**
+   * This try's number, from 1. The log's "Starting try N of M" counts the same way: the last
+   * try a task gets has `tryNumber === maxTries + 1`.
+   */
   readonly tryNumber: number;
+  /**
+   * The task's `retries` (Airflow's `max_tries`, as the API's `max_tries` shows): the tries
+   * after the first, not the total. With `retries: 2` it is 2, the log says "of 3", and the
+   * third and last try has `tryNumber === 3`. `ctx.tryNumber > ctx.maxTries` is the last try.
+   */
   readonly maxTries: number;
   readonly logicalDate: Date | null;
   readonly dataInterval: { start: Date | null; end: Date | null };
