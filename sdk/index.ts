@@ -7,10 +7,13 @@ export { SkipError, FailError, InvalidDagError, nonRetryable } from "./errors.ts
 export { TRIGGER_RULES } from "./types.ts";
 export { fileSensor, httpSensor, sqlSensor, externalTaskSensor, timeDeltaSensor, dateTimeSensor } from "./sensors.ts";
 export type {
+  ExternalState,
   ExternalTaskSensorOptions,
   FileSensorOptions,
   HttpSensorOptions,
+  HttpSensorStatus,
   SensorSettings,
+  SqlSensorCell,
   SqlSensorOptions,
 } from "./sensors.ts";
 export type {

@@ -188,8 +188,12 @@ export interface DagBuilder {
   /** Airflow's ShortCircuitOperator: when fn returns false(y), every downstream task is skipped. */
   shortCircuit(id: string, fn: TaskFn<unknown>): TaskRef<boolean>;
   shortCircuit(id: string, options: TaskOptions, fn: TaskFn<unknown>): TaskRef<boolean>;
-  /** Airflow's sensors: poke until a condition holds; its output is the poke's value (or true). */
-  sensor<T = unknown>(id: string, options: SensorOptions): TaskRef<T>;
+  /**
+   * Airflow's sensors: poke until a condition holds; its output is the poke's value (or true).
+   * `T` comes from the options: a built-in sensor's output (fileSensor: string[], …) or the
+   * `value` a `poke` answers with.
+   */
+  sensor<T = unknown>(id: string, options: SensorOptions<T>): TaskRef<T>;
   /** Waits, holding no worker slot, until the run receives the named signal; its output is the payload. */
   waitForSignal<T = unknown>(id: string, options: WaitForSignalOptions): TaskRef<T>;
 }
@@ -197,10 +201,11 @@ export interface DagBuilder {
 export type TaskKind = "task" | "branch" | "short_circuit" | "sensor" | "wait_for_signal";
 
 /** What a poke answers: true / { done: true, value } when the condition holds; false to wait. */
-export type PokeResult = boolean | { done: boolean; value?: unknown } | null | undefined;
+export type PokeResult<T = unknown> = boolean | { done: boolean; value?: T } | null | undefined;
 
-export interface SensorOptions extends TaskOptions {
-  poke: (ctx: TaskContext) => PokeResult | Promise<PokeResult>;
+/** A sensor's options; `T` is its output (the `value` its poke answers with). */
+export interface SensorOptions<T = unknown> extends TaskOptions {
+  poke: (ctx: TaskContext) => PokeResult<T> | Promise<PokeResult<T>>;
   /** Time between pokes (default "60s"). */
   pokeInterval?: Duration;
   /** Counted from the first poke, across reschedules (default "7d"). */
