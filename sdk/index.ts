@@ -27,6 +27,8 @@ export type {
   WaitForSignalOptions,
   DagBuilder,
   Duration,
+  DurationString,
+  DurationUnit,
   TaskContext,
   TaskDefaults,
   TaskFn,

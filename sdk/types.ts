@@ -1,6 +1,6 @@
-import type { Duration } from "../core/durations.ts";
+import type { Duration, DurationString, DurationUnit } from "../core/durations.ts";
 
-export type { Duration };
+export type { Duration, DurationString, DurationUnit };
 
 export const TRIGGER_RULES = [
   "all_success",
