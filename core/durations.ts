@@ -1,8 +1,23 @@
+/** The units a duration string may use (see PART below). */
+export type DurationUnit = "ms" | "s" | "m" | "h" | "d" | "w";
+
+/**
+ * A duration string as the type system can check it. parseDuration's grammar (parts repeated any
+ * number of times) is not expressible as a template-literal type, so this approximates it: it
+ * accepts every string parseDuration accepts and rejects prose such as "5 minutes" or "2 hours".
+ * Digits alone ("250"), or a number and a unit ("500ms", "1.5h", "5 m") followed by nothing or by
+ * one more character that TypeScript reads as a number: a digit ("1h30m") or whitespace
+ * ("1h 30m", "5m "). `${number}` allows whitespace around the number, as parseDuration does. The
+ * rest is not checked ("1h30x" type-checks): parseDuration still refuses it when the DAG file
+ * loads, as an import error naming the option. test/unit/sdkTypes.test.ts checks both ways.
+ */
+export type DurationString = `${number}` | `${number}${DurationUnit}` | `${number}${DurationUnit}${number}${string}`;
+
 /**
  * Durations are accepted as milliseconds or as strings such as "500ms", "5s", "10m",
  * "1h", "5d" or compound "1h30m" (Temporal's Duration convention).
  */
-export type Duration = number | string;
+export type Duration = number | DurationString;
 
 const UNIT_MS: Record<string, number> = {
   ms: 1,
@@ -23,8 +38,11 @@ const PART = /(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)/gy;
  */
 export const MAX_DURATION_MS = 36_525 * 86_400_000;
 
-/** Returns milliseconds, or throws a RangeError naming the value. */
-export function parseDuration(value: Duration, field = "duration"): number {
+/**
+ * Returns milliseconds, or throws a RangeError naming the value. Takes any string: values also come
+ * from environment variables, request bodies and JavaScript DAG files, where no type checked them.
+ */
+export function parseDuration(value: number | string, field = "duration"): number {
   const ms = parse(value, field);
   if (ms > MAX_DURATION_MS) {
     throw new RangeError(`${field} must be at most 100 years (${MAX_DURATION_MS} ms), got ${typeof value === "string" ? `"${value}"` : value}`);
@@ -32,7 +50,7 @@ export function parseDuration(value: Duration, field = "duration"): number {
   return ms;
 }
 
-function parse(value: Duration, field: string): number {
+function parse(value: number | string, field: string): number {
   if (typeof value === "number") {
     if (!Number.isFinite(value) || value < 0) {
       throw new RangeError(`${field} must be a non-negative number of milliseconds, got ${value}`);

@@ -64,6 +64,7 @@ export const ERRORS = {
   BATON_DAG_LOADER_DIED: { status: 422, title: "DAG file loader process died" },
   BATON_DAG_CYCLE: { status: 422, title: "DAG has a cycle" },
   BATON_DAG_ID_CONFLICT: { status: 422, title: "DAG id defined by another file" },
+  BATON_DAG_NOT_EXPORTED: { status: 422, title: "DAG created but not exported" },
   BATON_DUPLICATE_TASK_ID: { status: 422, title: "Duplicate task id" },
   BATON_INVALID_DAG: { status: 422, title: "Invalid DAG definition" },
   BATON_DAG_TOO_LARGE: { status: 422, title: "DAG file too large to store" },

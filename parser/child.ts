@@ -9,7 +9,8 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { serveRequests } from "../core/childProcess.ts";
 import type { SerializedDag } from "../core/dagStructure.ts";
-import { isDag } from "../sdk/dag.ts";
+import type { Dag } from "../sdk/types.ts";
+import { DAG_CREATED_HOOK, isDag, type DagCreatedHook } from "../sdk/dag.ts";
 import { writeFileAtomically } from "../core/atomicWrite.ts";
 import { sdkModuleFile } from "../core/sdkModule.ts";
 import { buildSdkModule, bundleDagFile } from "./bundle.ts";
@@ -22,6 +23,19 @@ export type ParseOutcome =
   | { ok: false; code: string; message: string; line: number | null; stack: string | null; deps?: string[] };
 
 let sdk: Promise<{ hash: string; code: string }> | undefined;
+
+interface CreatedDag {
+  dag: Dag;
+  /** The user's frames on the stack of the dag() call, innermost first. */
+  callers: { file: string; line: number }[];
+}
+
+/**
+ * The DAGs each bundle's import created. A bundle parsed again by this process (same content,
+ * same URL) comes from the module cache without running again, so it keeps what its first import
+ * recorded.
+ */
+const createdByBundle = new Map<string, CreatedDag[]>();
 
 /**
  * Builds the SDK module once per process; before each parse, writes it to the scratch folder if it
@@ -46,15 +60,22 @@ async function parse(file: string, scratch: string): Promise<ParseOutcome> {
   const hash = createHash("sha256").update(bundled.code).digest("hex");
   const bundlePath = path.join(scratch, `${hash}.mjs`);
   await writeFile(bundlePath, bundled.code);
+  const href = pathToFileURL(bundlePath).href;
+  const recorded = createdByBundle.get(href);
+  const created: CreatedDag[] = recorded ?? [];
+  const hook: DagCreatedHook = (dag, callers) => void created.push({ dag, callers });
+  if (!recorded) (globalThis as Record<string, unknown>)[DAG_CREATED_HOOK] = hook;
   let exports: Record<string, unknown>;
   try {
-    exports = await import(pathToFileURL(bundlePath).href);
+    exports = await import(href);
+    createdByBundle.set(href, created);
   } catch (err) {
     const e = err as Error & { code?: string };
     const code = typeof e?.code === "string" && e.code.startsWith("BATON_") ? e.code : "BATON_DAG_IMPORT_ERROR";
     const message = e instanceof Error ? `${e.name}: ${e.message}` : `thrown value: ${String(err)}`;
     return { ok: false, code, message, line: lineInFile(e?.stack, file), stack: e?.stack ?? null, deps };
   } finally {
+    delete (globalThis as Record<string, unknown>)[DAG_CREATED_HOOK];
     await rm(bundlePath, { force: true });
   }
 
@@ -69,7 +90,29 @@ async function parse(file: string, scratch: string): Promise<ParseOutcome> {
       return { ok: false, code: e.code ?? "BATON_INVALID_DAG", message: e.message, line, stack: e.stack ?? null, deps };
     }
   }
+  const lost = unexported(created, exports, file);
+  if (lost) {
+    const message = `dag(${JSON.stringify(lost.dag.id)}) is created in this file but not exported: export it (export default dag(...) or export const x = dag(...))`;
+    return { ok: false, code: "BATON_DAG_NOT_EXPORTED", message, line: lost.line, stack: null, deps };
+  }
   return { ok: true, code: bundled.code, dags, deps, sdkHash };
+}
+
+/**
+ * The first DAG this file's import created, from a call in the file itself (directly or through a
+ * helper it called), that the file does not export: only exported DAGs are DAGs, so it would be
+ * ignored without a word. A DAG a helper module creates as it is imported is that module's (another
+ * file may export it), so it does not count here.
+ */
+function unexported(created: CreatedDag[], exports: Record<string, unknown>, file: string): { dag: Dag; line: number } | null {
+  const exported = new Set(Object.values(exports).filter(isDag));
+  const exportedIds = new Set([...exported].map((d) => d.id));
+  for (const { dag, callers } of created) {
+    if (exported.has(dag) || exportedIds.has(dag.id)) continue;
+    const here = callers.find((c) => path.resolve(c.file) === file);
+    if (here) return { dag, line: here.line };
+  }
+  return null;
 }
 
 const scratch = process.env.BATON_PARSE_SCRATCH!;

@@ -32,7 +32,8 @@ export function isDag(value: unknown): value is Dag {
 /** SDK code: this file's own folder (running from source, or mapped from a bundle that carries the SDK), or the SDK module. */
 const SDK_FRAME = /[/\\]sdk[/\\]|baton-sdk-[0-9a-f]{64}\.mjs/;
 
-function rawFrames(): NodeJS.CallSite[] {
+/** The call sites below `above` (a function on the stack: frames from it up are left out). */
+function rawFrames(above: (...args: never[]) => unknown): NodeJS.CallSite[] {
   const original = Error.prepareStackTrace;
   const limit = Error.stackTraceLimit;
   const holder: { stack?: NodeJS.CallSite[] } = {};
@@ -40,7 +41,7 @@ function rawFrames(): NodeJS.CallSite[] {
     Error.prepareStackTrace = (_, frames) => frames;
     // Deep enough to get past the SDK's own frames whatever the user set (even 0).
     Error.stackTraceLimit = 20;
-    Error.captureStackTrace(holder, callSite);
+    Error.captureStackTrace(holder, above);
     return Array.isArray(holder.stack) ? holder.stack : [];
   } finally {
     Error.prepareStackTrace = original;
@@ -63,15 +64,37 @@ function originalPosition(file: string, line: number, column: number): { file: s
 function callSite(): string | undefined {
   // Only the DAG processor reports where things were defined. A task process skips it.
   if ((globalThis as { __batonTaskRunner?: boolean }).__batonTaskRunner) return undefined;
-  for (const frame of rawFrames()) {
-    const file = frame.getFileName();
-    const line = frame.getLineNumber();
-    if (!file || line === null || file.startsWith("node:") || SDK_FRAME.test(file)) continue;
-    const original = originalPosition(file, line, frame.getColumnNumber() ?? 1);
-    if (SDK_FRAME.test(original.file)) continue;
-    return `${original.file}:${original.line}`;
+  for (const frame of rawFrames(callSite)) {
+    const original = userPosition(frame);
+    if (original) return `${original.file}:${original.line}`;
   }
   return undefined;
+}
+
+/** A frame's position in the user's source, or undefined for Node's and the SDK's own frames. */
+function userPosition(frame: NodeJS.CallSite): { file: string; line: number } | undefined {
+  const file = frame.getFileName();
+  const line = frame.getLineNumber();
+  if (!file || line === null || file.startsWith("node:") || SDK_FRAME.test(file)) return undefined;
+  const original = originalPosition(file, line, frame.getColumnNumber() ?? 1);
+  return SDK_FRAME.test(original.file) ? undefined : original;
+}
+
+/**
+ * The name of a global the DAG processor's child sets while it imports a DAG file
+ * (parser/child.ts): each dag() call then reports the DAG it made and the user's frames on the
+ * stack (innermost first), so the child can tell a DAG the file made but did not export. A
+ * global, because the bundle imports its own copy of the SDK, not the child's.
+ */
+export const DAG_CREATED_HOOK = "__batonDagCreated";
+export type DagCreatedHook = (dag: Dag, callers: { file: string; line: number }[]) => void;
+
+function reportCreated(created: Dag): void {
+  const hook = (globalThis as Record<string, unknown>)[DAG_CREATED_HOOK];
+  if (typeof hook !== "function") return;
+  // Every user frame, mapped: costs a source-map lookup each, once per DAG and only while parsing.
+  const callers = rawFrames(reportCreated).flatMap((frame) => userPosition(frame) ?? []);
+  (hook as DagCreatedHook)(created, callers);
 }
 
 function fail(message: string, code: "BATON_INVALID_DAG" | "BATON_DUPLICATE_TASK_ID" = "BATON_INVALID_DAG"): never {
@@ -242,5 +265,7 @@ export function dag(options: DagOptions, build: (t: DagBuilder) => void): Dag {
 
   build(builder);
   if (tasks.size === 0) fail(`dag "${options.id}" has no tasks`);
-  return Object.freeze({ [DAG_BRAND]: true, id: options.id, options, tasks, definedAt: callSite() }) as Dag;
+  const created = Object.freeze({ [DAG_BRAND]: true, id: options.id, options, tasks, definedAt: callSite() }) as Dag;
+  reportCreated(created);
+  return created;
 }

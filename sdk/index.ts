@@ -7,10 +7,13 @@ export { SkipError, FailError, InvalidDagError, nonRetryable } from "./errors.ts
 export { TRIGGER_RULES } from "./types.ts";
 export { fileSensor, httpSensor, sqlSensor, externalTaskSensor, timeDeltaSensor, dateTimeSensor } from "./sensors.ts";
 export type {
+  ExternalState,
   ExternalTaskSensorOptions,
   FileSensorOptions,
   HttpSensorOptions,
+  HttpSensorStatus,
   SensorSettings,
+  SqlSensorCell,
   SqlSensorOptions,
 } from "./sensors.ts";
 export type {
@@ -24,6 +27,8 @@ export type {
   WaitForSignalOptions,
   DagBuilder,
   Duration,
+  DurationString,
+  DurationUnit,
   TaskContext,
   TaskDefaults,
   TaskFn,

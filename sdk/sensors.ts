@@ -42,7 +42,7 @@ function durationMs(sensor: string, value: Duration, field: string): number {
   }
 }
 
-function withDefaults(settings: SensorSettings, poke: SensorOptions["poke"]): SensorOptions {
+function withDefaults<T>(settings: SensorSettings, poke: SensorOptions<T>["poke"]): SensorOptions<T> {
   return { ...settings, mode: settings.mode ?? "reschedule", poke };
 }
 
@@ -195,7 +195,7 @@ export interface FileSensorOptions extends SensorSettings {
 export const FILE_SENSOR_MAX_PATHS = 1000;
 
 /** Waits until a path (or at least one path matching a glob) exists; its output is the matched paths. */
-export function fileSensor(options: FileSensorOptions): SensorOptions {
+export function fileSensor(options: FileSensorOptions): SensorOptions<string[]> {
   const name = "fileSensor";
   if (typeof options !== "object" || options === null) invalid(name, "options must be an object");
   const { path, minSize, ...settings } = options;
@@ -221,7 +221,13 @@ export function fileSensor(options: FileSensorOptions): SensorOptions {
 // ---------------------------------------------------------------------------------------
 // httpSensor
 
-export interface HttpSensorOptions extends SensorSettings {
+/** An httpSensor's output when the expected status (or a predicate's plain `true`) ended it. */
+export interface HttpSensorStatus {
+  status: number;
+}
+
+/** `T`: the `value` a predicate answers with ({ done: true, value }). */
+export interface HttpSensorOptions<T = never> extends SensorSettings {
   url: FromContext<string>;
   /** Default "GET". */
   method?: string;
@@ -230,7 +236,7 @@ export interface HttpSensorOptions extends SensorSettings {
   /** The status(es) that mean "ready" (default 200); ignored when `predicate` is given. */
   expectedStatus?: number | number[];
   /** Decides from the response instead of its status; may read the body; may return { done: true, value }. */
-  predicate?: (response: Response, ctx: TaskContext) => PokeResult | Promise<PokeResult>;
+  predicate?: (response: Response, ctx: TaskContext) => PokeResult<T> | Promise<PokeResult<T>>;
   /** Per-request timeout (default "10s"). */
   requestTimeout?: Duration;
   /** Network errors and per-request timeouts count as "not yet" instead of failing the poke. */
@@ -238,7 +244,7 @@ export interface HttpSensorOptions extends SensorSettings {
 }
 
 /** Waits until a URL answers with an expected status, or until `predicate(response)` holds. Output: { status } or the predicate's value. */
-export function httpSensor(options: HttpSensorOptions): SensorOptions {
+export function httpSensor<T = never>(options: HttpSensorOptions<T>): SensorOptions<HttpSensorStatus | T> {
   const name = "httpSensor";
   if (typeof options !== "object" || options === null) invalid(name, "options must be an object");
   const { url, method = "GET", headers, body, expectedStatus = 200, predicate, requestTimeout = "10s", tolerateErrors = false, ...settings } = options;
@@ -249,7 +255,7 @@ export function httpSensor(options: HttpSensorOptions): SensorOptions {
   const timeoutMs = durationMs(name, requestTimeout, "requestTimeout");
   if (timeoutMs <= 0) invalid(name, "requestTimeout must be more than 0");
 
-  return withDefaults(settings, async (ctx) => {
+  return withDefaults<HttpSensorStatus | T>(settings, async (ctx) => {
     const target = resolve(url, ctx);
     // Not AbortSignal.timeout: it fires at once for more than 2^31−1 ms.
     const timeout = timeoutSignal(timeoutMs);
@@ -359,6 +365,12 @@ export function isTruthyCell(cell: unknown): boolean {
   return true;
 }
 
+/**
+ * A sqlSensor's output: the first cell as JSON holds it. Numbers, strings (DECIMAL, integers past
+ * 2^53, text and binary as UTF-8, dates and times as ISO strings once stored), or a JSON column's value.
+ */
+export type SqlSensorCell = string | number | boolean | object;
+
 export interface SqlSensorOptions extends SensorSettings {
   /** A mysql:// URL, or the name of an environment variable holding one (read by the worker at each poke). */
   conn: string;
@@ -379,7 +391,7 @@ export function connectionUrl(conn: string, env: NodeJS.ProcessEnv = process.env
 }
 
 /** Waits until a query's first cell is truthy (Airflow's SqlSensor). Output: that cell. The connection is closed after every poke. */
-export function sqlSensor(options: SqlSensorOptions): SensorOptions {
+export function sqlSensor(options: SqlSensorOptions): SensorOptions<SqlSensorCell> {
   const name = "sqlSensor";
   if (typeof options !== "object" || options === null) invalid(name, "options must be an object");
   const { conn, sql, params, queryTimeout = "60s", ...settings } = options;
@@ -398,7 +410,7 @@ export function sqlSensor(options: SqlSensorOptions): SensorOptions {
     const first = Array.isArray(rows) && Array.isArray(rows[0]) ? (rows[0] as unknown[])[0] : undefined;
     ctx.log.info(`sqlSensor: first cell ${JSON.stringify(typeof first === "bigint" ? String(first) : first) ?? "(no rows)"} on ${redactUrl(uri)}`);
     if (!isTruthyCell(first)) return false;
-    return { done: true, value: typeof first === "bigint" ? String(first) : Buffer.isBuffer(first) ? first.toString("utf8") : first };
+    return { done: true, value: (typeof first === "bigint" ? String(first) : Buffer.isBuffer(first) ? first.toString("utf8") : first) as SqlSensorCell };
   });
 }
 
@@ -449,7 +461,7 @@ export function judgeExternal(states: string[], allowed: readonly string[], fail
  * { dagId, runId, logicalDate, taskId, states }. When several runs share the logical date,
  * the latest one counts.
  */
-export function externalTaskSensor(options: ExternalTaskSensorOptions): SensorOptions {
+export function externalTaskSensor(options: ExternalTaskSensorOptions): SensorOptions<ExternalState> {
   const name = "externalTaskSensor";
   if (typeof options !== "object" || options === null) invalid(name, "options must be an object");
   const { externalDagId, externalTaskId, allowedStates = ["success"], failedStates = [], logicalDate, executionDelta, databaseUrl, ...settings } = options;
@@ -524,7 +536,7 @@ export function timeDeltaTarget(ctx: Pick<TaskContext, "dataInterval" | "logical
   return anchor ? new Date(anchor.getTime() + deltaMs) : null;
 }
 
-function timeReached(target: Date, now: Date): PokeResult {
+function timeReached(target: Date, now: Date): PokeResult<string> {
   if (now.getTime() >= target.getTime()) return { done: true, value: target.toISOString() };
   return false;
 }
@@ -534,7 +546,7 @@ function timeReached(target: Date, now: Date): PokeResult {
  * daily run waits until 02:00 the day after its interval. Output: the target time (ISO).
  * The default timeout is delta + 7 days, so long deltas do not time out first.
  */
-export function timeDeltaSensor(options: SensorSettings & TimeSensorClock & { delta: Duration }): SensorOptions {
+export function timeDeltaSensor(options: SensorSettings & TimeSensorClock & { delta: Duration }): SensorOptions<string> {
   const name = "timeDeltaSensor";
   if (typeof options !== "object" || options === null) invalid(name, "options must be an object");
   const { delta, now = () => new Date(), ...settings } = options;
@@ -548,7 +560,7 @@ export function timeDeltaSensor(options: SensorSettings & TimeSensorClock & { de
 }
 
 /** Waits until a point in time (Airflow's DateTimeSensor). Output: the target time (ISO). */
-export function dateTimeSensor(options: SensorSettings & TimeSensorClock & { targetTime: FromContext<Date | string> }): SensorOptions {
+export function dateTimeSensor(options: SensorSettings & TimeSensorClock & { targetTime: FromContext<Date | string> }): SensorOptions<string> {
   const name = "dateTimeSensor";
   if (typeof options !== "object" || options === null) invalid(name, "options must be an object");
   const { targetTime, now = () => new Date(), ...settings } = options;

@@ -1,6 +1,6 @@
-import type { Duration } from "../core/durations.ts";
+import type { Duration, DurationString, DurationUnit } from "../core/durations.ts";
 
-export type { Duration };
+export type { Duration, DurationString, DurationUnit };
 
 export const TRIGGER_RULES = [
   "all_success",
@@ -23,7 +23,16 @@ export interface TaskContext {
   readonly dagId: string;
   readonly runId: string;
   readonly taskId: string;
+  /**
+   * This try's number, from 1. The log's "Starting try N of M" counts the same way: the last
+   * try a task gets has `tryNumber === maxTries + 1`.
+   */
   readonly tryNumber: number;
+  /**
+   * The task's `retries` (Airflow's `max_tries`, as the API's `max_tries` shows): the tries
+   * after the first, not the total. With `retries: 2` it is 2, the log says "of 3", and the
+   * third and last try has `tryNumber === 3`. `ctx.tryNumber > ctx.maxTries` is the last try.
+   */
   readonly maxTries: number;
   readonly logicalDate: Date | null;
   readonly dataInterval: { start: Date | null; end: Date | null };
@@ -179,8 +188,12 @@ export interface DagBuilder {
   /** Airflow's ShortCircuitOperator: when fn returns false(y), every downstream task is skipped. */
   shortCircuit(id: string, fn: TaskFn<unknown>): TaskRef<boolean>;
   shortCircuit(id: string, options: TaskOptions, fn: TaskFn<unknown>): TaskRef<boolean>;
-  /** Airflow's sensors: poke until a condition holds; its output is the poke's value (or true). */
-  sensor<T = unknown>(id: string, options: SensorOptions): TaskRef<T>;
+  /**
+   * Airflow's sensors: poke until a condition holds; its output is the poke's value (or true).
+   * `T` comes from the options: a built-in sensor's output (fileSensor: string[], …) or the
+   * `value` a `poke` answers with.
+   */
+  sensor<T = unknown>(id: string, options: SensorOptions<T>): TaskRef<T>;
   /** Waits, holding no worker slot, until the run receives the named signal; its output is the payload. */
   waitForSignal<T = unknown>(id: string, options: WaitForSignalOptions): TaskRef<T>;
 }
@@ -188,10 +201,11 @@ export interface DagBuilder {
 export type TaskKind = "task" | "branch" | "short_circuit" | "sensor" | "wait_for_signal";
 
 /** What a poke answers: true / { done: true, value } when the condition holds; false to wait. */
-export type PokeResult = boolean | { done: boolean; value?: unknown } | null | undefined;
+export type PokeResult<T = unknown> = boolean | { done: boolean; value?: T } | null | undefined;
 
-export interface SensorOptions extends TaskOptions {
-  poke: (ctx: TaskContext) => PokeResult | Promise<PokeResult>;
+/** A sensor's options; `T` is its output (the `value` its poke answers with). */
+export interface SensorOptions<T = unknown> extends TaskOptions {
+  poke: (ctx: TaskContext) => PokeResult<T> | Promise<PokeResult<T>>;
   /** Time between pokes (default "60s"). */
   pokeInterval?: Duration;
   /** Counted from the first poke, across reschedules (default "7d"). */

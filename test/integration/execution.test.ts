@@ -24,7 +24,7 @@ export default dag({ id: "ex_fail" }, (t) => {
 const RETRY = dagSource(`
 export default dag({ id: "ex_retry" }, (t) => {
   const flaky = t.task("flaky", { retries: 2, retryDelay: 200 }, async (ctx) => {
-    console.log("attempt marker " + ctx.tryNumber);
+    console.log("attempt marker " + ctx.tryNumber + " maxTries " + ctx.maxTries);
     if (ctx.tryNumber < 3) throw new Error("flaky failure on try " + ctx.tryNumber);
     return { succeededOn: ctx.tryNumber };
   });
@@ -263,7 +263,8 @@ describe("task execution", () => {
     for (const n of [1, 2, 3]) {
       logs.push((await h.taskLog("ex_retry", runId, "flaky", n)) ?? "");
       expect(logs[n - 1]).toContain(`Starting try ${n} of 3`);
-      expect(logs[n - 1]).toContain(`attempt marker ${n}`);
+      // ctx.maxTries is retries (Airflow's max_tries), not the "of 3" of the log: the last try is maxTries + 1.
+      expect(logs[n - 1]).toContain(`attempt marker ${n} maxTries 2`);
     }
     expect(logs[0]).toContain("flaky failure on try 1");
     expect(logs[1]).toContain("flaky failure on try 2");

@@ -246,9 +246,12 @@ describe("dag()", () => {
       ["fractional retries", { retries: 1.5 }, "retries", "1.5"],
       ["string retries", { retries: "3" as unknown as number }, "retries", '"3"'],
       ["unknown triggerRule", { triggerRule: "all_good" as never }, "triggerRule", "all_good"],
+      // @ts-expect-error not a Duration (a JavaScript DAG file may still pass it)
       ["bad retryDelay string", { retryDelay: "5 minutes" }, "retryDelay", "5 minutes"],
       ["negative retryDelay", { retryDelay: -5 }, "retryDelay", "-5"],
+      // @ts-expect-error not a Duration (a JavaScript DAG file may still pass it)
       ["bad maxRetryDelay", { maxRetryDelay: "1y" }, "maxRetryDelay", "1y"],
+      // @ts-expect-error not a Duration (a JavaScript DAG file may still pass it)
       ["bad executionTimeout", { executionTimeout: "soon" }, "executionTimeout", "soon"],
       ["NaN executionTimeout", { executionTimeout: Number.NaN }, "executionTimeout", "NaN"],
       ["fractional priorityWeight", { priorityWeight: 0.5 }, "priorityWeight", "0.5"],

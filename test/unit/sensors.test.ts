@@ -208,6 +208,7 @@ describe("bad options are definition-time errors (BATON_INVALID_DAG)", () => {
     ["fileSensor negative minSize", () => fileSensor({ path: "/x", minSize: -1 })],
     ["httpSensor bad url", () => httpSensor({ url: "ftp://x" })],
     ["httpSensor bad status", () => httpSensor({ url: "http://x", expectedStatus: 99 })],
+    // @ts-expect-error not a Duration (a JavaScript DAG file may still pass it)
     ["httpSensor bad requestTimeout", () => httpSensor({ url: "http://x", requestTimeout: "soon" })],
     ["sqlSensor bad conn", () => sqlSensor({ conn: "postgres://x", sql: "select 1" })],
     ["sqlSensor empty sql", () => sqlSensor({ conn: "DB_URL", sql: " " })],
@@ -215,6 +216,7 @@ describe("bad options are definition-time errors (BATON_INVALID_DAG)", () => {
     ["externalTaskSensor task state for a run", () => externalTaskSensor({ externalDagId: "a", allowedStates: ["skipped"] })],
     ["externalTaskSensor overlap", () => externalTaskSensor({ externalDagId: "a", externalTaskId: "t", allowedStates: ["success"], failedStates: ["success"] })],
     ["externalTaskSensor both dates", () => externalTaskSensor({ externalDagId: "a", logicalDate: () => new Date(), executionDelta: "1d" })],
+    // @ts-expect-error not a Duration (a JavaScript DAG file may still pass it)
     ["timeDeltaSensor bad delta", () => timeDeltaSensor({ delta: "tomorrow" })],
     ["dateTimeSensor bad date", () => dateTimeSensor({ targetTime: "not a date" })],
   ])("%s", (_name, make) => {

@@ -451,7 +451,7 @@ describe("serializeDag: schedule dates and dagrunTimeout", () => {
   });
 
   it.each([["soon"], [-5], [0], ["0s"]])("rejects dagrunTimeout %p naming the field", (value) => {
-    const err = invalid(() => serialize({ id: "drt", dagrunTimeout: value }, oneTask));
+    const err = invalid(() => serialize({ id: "drt", dagrunTimeout: value as never }, oneTask));
     expect(err.message).toContain('dag "drt"');
     expect(err.message).toContain("dagrunTimeout");
   });
