@@ -7,6 +7,7 @@ import { chain } from "./chain.ts";
 import { deferred } from "./deferred.ts";
 import { fanout } from "./fanout.ts";
 import { fibo40 } from "./fibo40.ts";
+import { gate } from "./gate.ts";
 import { history } from "./history.ts";
 import { cleanupAll } from "./lib.ts";
 import { memory } from "./memory.ts";
@@ -14,7 +15,7 @@ import { parse } from "./parse.ts";
 import { profile } from "./profile.ts";
 import { workers } from "./workers.ts";
 
-const BENCHMARKS: Record<string, () => Promise<void>> = { chain, fibo40, fanout, workers, memory, history, deferred, parse, api, bullmq, profile, backfill };
+const BENCHMARKS: Record<string, () => Promise<void>> = { chain, fibo40, fanout, workers, memory, history, deferred, parse, api, bullmq, profile, backfill, gate };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));
 const unknown = wanted.filter((name) => !BENCHMARKS[name]);
