@@ -14,7 +14,7 @@ import { writeFileAtomically } from "../core/atomicWrite.ts";
 import { sdkModuleFile } from "../core/sdkModule.ts";
 import { buildSdkModule, bundleDagFile } from "./bundle.ts";
 import { serializeDag } from "./serialize.ts";
-import { lineInFile } from "./stackLine.ts";
+import { lineInFile, stackFrames } from "./stackLine.ts";
 
 export type ParseOutcome =
   /** sdkHash: the SDK module the code imports, written to the scratch folder as core/sdkModule.ts names it. */
@@ -51,9 +51,12 @@ async function parse(file: string, scratch: string): Promise<ParseOutcome> {
     exports = await import(pathToFileURL(bundlePath).href);
   } catch (err) {
     const e = err as Error & { code?: string };
-    const code = typeof e?.code === "string" && e.code.startsWith("BATON_") ? e.code : "BATON_DAG_IMPORT_ERROR";
-    const message = e instanceof Error ? `${e.name}: ${e.message}` : `thrown value: ${String(err)}`;
-    return { ok: false, code, message, line: lineInFile(e?.stack, file), stack: e?.stack ?? null, deps };
+    // An error with a Baton code (InvalidDagError from dag()) reads like the parser's own checks; any
+    // other exception keeps its class name (TypeError: …), which says what went wrong.
+    const coded = typeof e?.code === "string" && e.code.startsWith("BATON_");
+    const code = coded ? e.code! : "BATON_DAG_IMPORT_ERROR";
+    const message = e instanceof Error ? (coded ? e.message : `${e.name}: ${e.message}`) : `thrown value: ${String(err)}`;
+    return { ok: false, code, message, line: lineInFile(e?.stack, file), stack: stackFrames(e?.stack), deps };
   } finally {
     await rm(bundlePath, { force: true });
   }
@@ -66,7 +69,7 @@ async function parse(file: string, scratch: string): Promise<ParseOutcome> {
     } catch (err) {
       const e = err as Error & { code?: string };
       const line = value.definedAt ? Number(value.definedAt.split(":").pop()) || null : null;
-      return { ok: false, code: e.code ?? "BATON_INVALID_DAG", message: e.message, line, stack: e.stack ?? null, deps };
+      return { ok: false, code: e.code ?? "BATON_INVALID_DAG", message: e.message, line, stack: stackFrames(e.stack), deps };
     }
   }
   return { ok: true, code: bundled.code, dags, deps, sdkHash };
