@@ -62,4 +62,18 @@ describe("import error messages", () => {
     expect(occurrences(json.stack_trace, f.message)).toBe(1);
     expect(f.line).toBe(3);
   });
+
+  // The file's path as `filename` shows it (absolute), not relative to the loader's working directory.
+  it("a syntax error names the file by its absolute path, with line and column", async () => {
+    const f = await failure("syntax.ts", dagSource(`export default dag({ id: "syntax" }, (t) => {\n  t.task("a", async () => 1));\n});`));
+    expect(f.code).toBe("BATON_DAG_IMPORT_ERROR");
+    expect(f.message).toMatch(new RegExp(`^${f.file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:3:\\d+: `));
+    expect(f.message).not.toContain("../");
+    expect(f.line).toBe(3);
+  });
+
+  it("an unresolved import names the importing file by its absolute path", async () => {
+    const f = await failure("missing.ts", `import { x } from "./lib/not_there.ts";\n${dagSource(`export default dag({ id: "missing" }, (t) => { t.task("a", async () => x); });`)}`);
+    expect(f.message).toBe(`${f.file}:1:19: Could not resolve "./lib/not_there.ts"`);
+  });
 });
