@@ -67,8 +67,10 @@ async function parse(file: string, scratch: string): Promise<ParseOutcome> {
     try {
       dags.push(serializeDag(value, file));
     } catch (err) {
-      const e = err as Error & { code?: string };
-      const line = value.definedAt ? Number(value.definedAt.split(":").pop()) || null : null;
+      const e = err as Error & { code?: string; definedAt?: string };
+      // Where the problem was declared in this file (the edge closing a cycle), else the dag() call.
+      const at = e.definedAt && e.definedAt.slice(0, e.definedAt.lastIndexOf(":")) === file ? e.definedAt : value.definedAt;
+      const line = at ? Number(at.split(":").pop()) || null : null;
       return { ok: false, code: e.code ?? "BATON_INVALID_DAG", message: e.message, line, stack: stackFrames(e.stack), deps };
     }
   }

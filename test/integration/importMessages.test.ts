@@ -76,4 +76,40 @@ describe("import error messages", () => {
     const f = await failure("missing.ts", `import { x } from "./lib/not_there.ts";\n${dagSource(`export default dag({ id: "missing" }, (t) => { t.task("a", async () => x); });`)}`);
     expect(f.message).toBe(`${f.file}:1:19: Could not resolve "./lib/not_there.ts"`);
   });
+
+  it("a cycle is reported at the line of the edge that closes it, naming the path", async () => {
+    const f = await failure(
+      "cycle.ts",
+      dagSource(`
+export default dag({ id: "cyclic" }, (t) => {
+  const a = t.task("a", async () => 1);
+  const b = t.task("b", { upstream: [a] }, async () => 2);
+  const c = t.task("c", async () => 3);
+  b.then(c);
+  c.then(a); // CLOSES
+  t.task("d", { upstream: [c] }, async () => 4);
+  a.then(t.task("e", async () => 5));
+});`),
+    );
+    expect(f.code).toBe("BATON_DAG_CYCLE");
+    expect(f.message).toBe('dag "cyclic" has a cycle: a → b → c → a');
+    expect(f.line).toBe(8);
+  });
+
+  it("of two cycles, the line of the edge that made the graph cyclic first", async () => {
+    const f = await failure(
+      "cycles.ts",
+      dagSource(`
+export default dag({ id: "cycles" }, (t) => {
+  const a = t.task("a", async () => 1);
+  const b = t.task("b", { upstream: [a] }, async () => 2);
+  const c = t.task("c", async () => 3);
+  const d = t.task("d", { upstream: [c] }, async () => 4);
+  d.then(c); // FIRST
+  b.then(a);
+});`),
+    );
+    expect(f.code).toBe("BATON_DAG_CYCLE");
+    expect(f.line).toBe(8);
+  });
 });
