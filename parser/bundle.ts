@@ -155,7 +155,8 @@ export async function bundleDagFile(file: string, sdkModule: string): Promise<Bu
     const errors = (err as BuildFailure).errors ?? [];
     const first: Message | undefined = errors[0];
     if (!first) return { ok: false, message: (err as Error).message, line: null, deps: [] };
-    const where = first.location ? `${first.location.file}:${first.location.line}:${first.location.column + 1}: ` : "";
+    // esbuild names files relative to its working directory (the process's): absolute, as the import error's filename is.
+    const where = first.location ? `${path.resolve(first.location.file)}:${first.location.line}:${first.location.column + 1}: ` : "";
     return { ok: false, message: `${where}${first.text}`, line: first.location?.line ?? null, deps: failureInputs(errors, file) };
   }
 }

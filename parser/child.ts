@@ -15,7 +15,7 @@ import { writeFileAtomically } from "../core/atomicWrite.ts";
 import { sdkModuleFile } from "../core/sdkModule.ts";
 import { buildSdkModule, bundleDagFile } from "./bundle.ts";
 import { serializeDag } from "./serialize.ts";
-import { lineInFile } from "./stackLine.ts";
+import { lineInFile, stackFrames } from "./stackLine.ts";
 
 export type ParseOutcome =
   /** sdkHash: the SDK module the code imports, written to the scratch folder as core/sdkModule.ts names it. */
@@ -71,9 +71,12 @@ async function parse(file: string, scratch: string): Promise<ParseOutcome> {
     createdByBundle.set(href, created);
   } catch (err) {
     const e = err as Error & { code?: string };
-    const code = typeof e?.code === "string" && e.code.startsWith("BATON_") ? e.code : "BATON_DAG_IMPORT_ERROR";
-    const message = e instanceof Error ? `${e.name}: ${e.message}` : `thrown value: ${String(err)}`;
-    return { ok: false, code, message, line: lineInFile(e?.stack, file), stack: e?.stack ?? null, deps };
+    // An error with a Baton code (InvalidDagError from dag()) reads like the parser's own checks; any
+    // other exception keeps its class name (TypeError: …), which says what went wrong.
+    const coded = typeof e?.code === "string" && e.code.startsWith("BATON_");
+    const code = coded ? e.code! : "BATON_DAG_IMPORT_ERROR";
+    const message = e instanceof Error ? (coded ? e.message : `${e.name}: ${e.message}`) : `thrown value: ${String(err)}`;
+    return { ok: false, code, message, line: lineInFile(e?.stack, file), stack: stackFrames(e?.stack), deps };
   } finally {
     delete (globalThis as Record<string, unknown>)[DAG_CREATED_HOOK];
     await rm(bundlePath, { force: true });
@@ -85,9 +88,11 @@ async function parse(file: string, scratch: string): Promise<ParseOutcome> {
     try {
       dags.push(serializeDag(value, file));
     } catch (err) {
-      const e = err as Error & { code?: string };
-      const line = value.definedAt ? Number(value.definedAt.split(":").pop()) || null : null;
-      return { ok: false, code: e.code ?? "BATON_INVALID_DAG", message: e.message, line, stack: e.stack ?? null, deps };
+      const e = err as Error & { code?: string; definedAt?: string };
+      // Where the problem was declared in this file (the edge closing a cycle), else the dag() call.
+      const at = e.definedAt && e.definedAt.slice(0, e.definedAt.lastIndexOf(":")) === file ? e.definedAt : value.definedAt;
+      const line = at ? Number(at.split(":").pop()) || null : null;
+      return { ok: false, code: e.code ?? "BATON_INVALID_DAG", message: e.message, line, stack: stackFrames(e.stack), deps };
     }
   }
   const lost = unexported(created, exports, file);

@@ -191,7 +191,7 @@ export class DagProcessor {
           const now = this.clock.now();
           if (!outcome.ok) {
             report.errors++;
-            this.logger.warn(`import error in ${path.relative(process.cwd(), file)}${outcome.line ? `:${outcome.line}` : ""}: ${outcome.message}`);
+            this.logger.warn(`import error in ${file}${outcome.line ? `:${outcome.line}` : ""}: ${outcome.message}`);
             await recordImportError(this.db, now, { fileloc: file, contentHash, deps, code: outcome.code, message: outcome.message, line: outcome.line, stack: outcome.stack });
           } else {
             const codeHash = sha256(outcome.code);

@@ -4,7 +4,7 @@ import { MAX_ID_LENGTH, clampPriorityWeight, dagOptionProblem, durationProblem, 
 import { parseDuration } from "../core/durations.ts";
 import { parseDagDate, parseTimetable } from "../scheduler/timetable.ts";
 import { InvalidDagError } from "../sdk/errors.ts";
-import type { Dag, TaskDefaults } from "../sdk/types.ts";
+import type { Dag, EdgeDefinition, TaskDefaults } from "../sdk/types.ts";
 
 /**
  * Turns a DAG object (from the user's bundle, possibly another copy of the SDK) into the
@@ -17,7 +17,7 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
   for (const task of dag.tasks.values()) for (const up of task.upstream) graph.setEdge(up, task.id);
   if (!graphlib.alg.isAcyclic(graph)) {
     const cycles = graphlib.alg.findCycles(graph).map((c) => [...c].reverse().concat(c[c.length - 1]!).join(" → "));
-    throw new InvalidDagError("BATON_DAG_CYCLE", `dag "${dag.id}" has a cycle: ${cycles.join("; ")}`);
+    throw new InvalidDagError("BATON_DAG_CYCLE", `dag "${dag.id}" has a cycle: ${cycles.join("; ")}`, cycleClosedBy(dag)?.definedAt);
   }
 
   // Checked again here, not only by dag(): the DAG may come from another copy of the SDK, and
@@ -189,4 +189,27 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
     params: o.params ?? {},
     tasks,
   };
+}
+
+/**
+ * The edge whose declaration first made the DAG cyclic: the last of the shortest cyclic prefix of
+ * its edges in declaration order (a prefix of an acyclic prefix is acyclic, so a binary search
+ * finds it in log(edges) graph checks). Undefined when the DAG does not list its edges.
+ */
+export function cycleClosedBy(dag: Dag): EdgeDefinition | undefined {
+  const edges = dag.edges;
+  if (!edges) return undefined;
+  const cyclic = (n: number) => {
+    const graph = new graphlib.Graph();
+    for (const { from, to } of edges.slice(0, n)) graph.setEdge(from, to);
+    return !graphlib.alg.isAcyclic(graph);
+  };
+  if (!cyclic(edges.length)) return undefined;
+  let [acyclic, isCyclic] = [0, edges.length];
+  while (isCyclic - acyclic > 1) {
+    const mid = Math.floor((acyclic + isCyclic) / 2);
+    if (cyclic(mid)) isCyclic = mid;
+    else acyclic = mid;
+  }
+  return edges[isCyclic - 1];
 }

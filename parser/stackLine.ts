@@ -12,3 +12,13 @@ export function lineInFile(stack: string | undefined, file: string): number | nu
   }
   return null;
 }
+
+/**
+ * A stack without its header (`TypeError: message`, which may span lines): its frames, or null
+ * when it has none. The import error's message is that header already, and the API shows
+ * message then frames as stack_trace.
+ */
+export function stackFrames(stack: string | undefined): string | null {
+  const at = (stack ?? "").search(/^\s+at /m);
+  return at < 0 ? null : stack!.slice(at);
+}

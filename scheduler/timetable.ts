@@ -144,6 +144,21 @@ export function parseTimetable(schedule: string | null | undefined, timezone = "
       return { kind: "interval", everyMs };
     }
   }
+  // Checked before croner, whose message ("exactly five, six, or seven space separated parts are
+  // required") names forms Baton refuses: its cron has no seconds or year field.
+  const fields = text === "" ? 0 : text.split(/\s+/).length;
+  const fiveFields = '"minute hour day-of-month month day-of-week", e.g. "0 2 * * *"';
+  if (fields === 6 || fields === 7) {
+    throw new TimetableError("schedule", schedule, `schedule "${schedule}" has ${fields} fields: Baton's cron has 5 (${fiveFields}), no seconds or year field`);
+  }
+  if (fields !== 5) {
+    throw new TimetableError(
+      "schedule",
+      schedule,
+      `schedule "${schedule}" is not a 5-field cron expression (${fiveFields}), a preset (@once, ${Object.keys(SCHEDULE_PRESETS).join(", ")}) ` +
+        `or an interval (e.g. "30m")`,
+    );
+  }
   let cron: Cron;
   try {
     cron = cronFor(text, timezone);
@@ -151,7 +166,7 @@ export function parseTimetable(schedule: string | null | undefined, timezone = "
     throw new TimetableError(
       "schedule",
       schedule,
-      `schedule "${schedule}" is not a valid cron expression, preset or interval (${(err as Error).message.replace(/^CronPattern: /, "")})`,
+      `schedule "${schedule}" is not a valid cron expression (${(err as Error).message.replace(/^CronPattern: /, "")})`,
     );
   }
   if (!cron.nextRun(new Date(Date.UTC(2000, 0, 1)))) {

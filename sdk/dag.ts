@@ -8,6 +8,7 @@ import {
   type BranchChoice,
   type Dag,
   type DagBuilder,
+  type EdgeDefinition,
   type DagOptions,
   type TaskDefaults,
   type TaskDefinition,
@@ -162,18 +163,22 @@ export function dag(options: DagOptions, build: (t: DagBuilder) => void): Dag {
   const tasks = new Map<string, TaskDefinition>();
   const refs = new Map<string, TaskRef<unknown>>();
 
-  const addEdge = (from: TaskRef<unknown>, to: TaskRef<unknown>) => {
+  const edges: EdgeDefinition[] = [];
+  const addEdge = (from: TaskRef<unknown>, to: TaskRef<unknown>, definedAt: string | undefined) => {
     const target = tasks.get(to?.id);
     if (!target || refs.get(to.id) !== to) fail(`dag "${options.id}": ${JSON.stringify(to?.id)} is not a task of this DAG`);
     if (refs.get(from.id) !== from) fail(`dag "${options.id}": ${JSON.stringify(from?.id)} is not a task of this DAG`);
     target.upstream.add(from.id);
+    edges.push({ from: from.id, to: to.id, definedAt });
   };
 
   const makeRef = (id: string): TaskRef<unknown> => {
     const ref: TaskRef<unknown> = {
       id,
       then(next) {
-        for (const n of Array.isArray(next) ? next : [next]) addEdge(ref, n);
+        // Only a then() can close a cycle (a new task has nothing downstream yet): where, for the import error.
+        const at = callSite();
+        for (const n of Array.isArray(next) ? next : [next]) addEdge(ref, n, at);
         return next;
       },
     };
@@ -201,10 +206,11 @@ export function dag(options: DagOptions, build: (t: DagBuilder) => void): Dag {
       );
     }
     checkDefaults(`task "${id}"`, taskOptions);
-    tasks.set(id, { id, kind, fn, options: taskOptions, upstream: new Set(), definedAt: callSite(), ...extra });
+    const definedAt = callSite();
+    tasks.set(id, { id, kind, fn, options: taskOptions, upstream: new Set(), definedAt, ...extra });
     const ref = makeRef(id);
     refs.set(id, ref);
-    for (const up of taskOptions.upstream ?? []) addEdge(up, ref);
+    for (const up of taskOptions.upstream ?? []) addEdge(up, ref, definedAt);
     return ref as TaskRef<never>;
   };
 
@@ -265,7 +271,7 @@ export function dag(options: DagOptions, build: (t: DagBuilder) => void): Dag {
 
   build(builder);
   if (tasks.size === 0) fail(`dag "${options.id}" has no tasks`);
-  const created = Object.freeze({ [DAG_BRAND]: true, id: options.id, options, tasks, definedAt: callSite() }) as Dag;
+  const created = Object.freeze({ [DAG_BRAND]: true, id: options.id, options, tasks, definedAt: callSite(), edges }) as Dag;
   reportCreated(created);
   return created;
 }

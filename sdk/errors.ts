@@ -37,6 +37,8 @@ export class InvalidDagError extends Error {
   constructor(
     readonly code: "BATON_DUPLICATE_TASK_ID" | "BATON_INVALID_DAG" | "BATON_DAG_CYCLE",
     message: string,
+    /** "file:line" of what is wrong when it is not where the error is thrown (the edge that closes a cycle). */
+    readonly definedAt?: string,
   ) {
     super(message);
     this.name = "InvalidDagError";

@@ -254,10 +254,20 @@ export interface TaskDefinition {
   readonly definedAt?: string;
 }
 
+/** A dependency as declared: `from` runs before `to`. */
+export interface EdgeDefinition {
+  readonly from: string;
+  readonly to: string;
+  /** "file:line" of the then() call or of the task whose `upstream` names `from`. */
+  readonly definedAt?: string;
+}
+
 export interface Dag {
   readonly id: string;
   readonly options: DagOptions;
   readonly tasks: ReadonlyMap<string, TaskDefinition>;
   /** "file:line" of the dag() call, for error messages. */
   readonly definedAt?: string;
+  /** Every dependency in the order it was declared (a DAG from an older SDK copy may lack it): a cycle is reported where it closed. */
+  readonly edges?: readonly EdgeDefinition[];
 }

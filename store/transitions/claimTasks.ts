@@ -70,7 +70,7 @@ export interface ClaimedTask {
   pool: string;
   poolSlots: number;
   token: string;
-  /** When this try was claimed (its start_date). */
+  /** When this try was claimed (its start_date: the claim's now, or its queued_at if that is later). */
   startedAt: Date;
   /**
    * When it entered `queued`, as claimTasks read it (for claim latency). Meaningful only on
@@ -514,7 +514,7 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
       dataIntervalEnd: r.data_interval_end,
       conf: parseJsonText(r.conf, {}),
       token: req.token,
-      startedAt: req.now,
+      startedAt: r.start_date ?? req.now,
       queuedAt: r.queued_at ?? null,
       firstPokeAt: r.first_poke_at ?? null,
       pokeCount: Number(r.poke_count ?? 0),
@@ -529,14 +529,15 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
 /**
  * The UPDATE that makes the claim's tries `running` for the claimer; `counted`: as a new try
  * (try_number + 1). `alone`: one try after a refused batch, only while still queued (a refusal
- * after the batch UPDATE, in the pool slots' one, left it applied).
+ * after the batch UPDATE, in the pool slots' one, left it applied). start_date is not before
+ * queued_at: the claimer took its now before it read the tries, one may have been queued since.
  */
 function startStatement(req: ClaimRequest, ids: number[], counted: boolean, alone = false): Statement {
   return {
     sql: `UPDATE task_instance SET state = 'running',${counted ? " try_number = try_number + 1," : ""} claim_token = ?, hostname = ?, pid = ?,
-                 start_date = ?, end_date = NULL, duration = NULL, heartbeat_at = ?, next_retry_at = NULL
+                 start_date = IF(queued_at > ?, queued_at, ?), end_date = NULL, duration = NULL, heartbeat_at = ?, next_retry_at = NULL
            WHERE id IN (${inList(ids)})${alone ? " AND state = 'queued'" : ""}`,
-    params: [req.token, req.hostname, req.pid, req.now, req.now, ...ids],
+    params: [req.token, req.hostname, req.pid, req.now, req.now, req.now, ...ids],
   };
 }
 
@@ -545,7 +546,7 @@ function claimedRead(ids: number[]): Statement {
   return {
     sql: `SELECT ti.id, ti.dag_run_id, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number, ti.max_tries, ti.pool, ti.pool_slots,
                  ti.priority_weight,
-                 ti.first_poke_at, ti.poke_count, ti.queued_at, ti.steps_kept,
+                 ti.first_poke_at, ti.poke_count, ti.queued_at, ti.start_date, ti.steps_kept,
                  r.version_hash, r.logical_date, r.data_interval_start, r.data_interval_end, r.conf
             FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id
            WHERE ti.id IN (${inList(ids)}) ORDER BY ti.priority_weight DESC, ti.id`,

@@ -149,6 +149,8 @@ function recordEnded(planned: Planned[]): Statement {
 function plan(t: FinishedTry, now: Date, shape: DagShape): Planned {
   const { task } = t;
   const fence = [task.id, task.tryNumber, task.token];
+  // Not before the try's start: that may be its queued_at, written with another process's clock (claimTasks).
+  const endedAt = t.endedAt.getTime() < task.startedAt.getTime() ? task.startedAt : t.endedAt;
   if (t.outcome === "reschedule") {
     // Airflow: a reschedule does not use up a try; the poke is recorded in task_reschedule.
     // The next poke runs under this try number again, so a first try's claim would not load the
@@ -163,11 +165,11 @@ function plan(t: FinishedTry, now: Date, shape: DagShape): Planned {
                      start_date = ?, first_poke_at = COALESCE(first_poke_at, ?, start_date), poke_count = poke_count + 1, heartbeat_at = NULL,
                      steps_kept = EXISTS (SELECT 1 FROM task_step s WHERE s.task_instance_id = task_instance.id)
                WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
-        params: [at, t.endedAt, task.startedAt, t.firstPokeAt ?? null, ...fence],
+        params: [at, endedAt, task.startedAt, t.firstPokeAt ?? null, ...fence],
       },
       extra: {
         sql: "INSERT INTO task_reschedule (task_instance_id, try_number, start_date, end_date, reschedule_date) VALUES (?, ?, ?, ?, ?)",
-        params: [task.id, task.tryNumber, task.startedAt, t.endedAt, at],
+        params: [task.id, task.tryNumber, task.startedAt, endedAt, at],
       },
     };
   }
@@ -192,7 +194,7 @@ function plan(t: FinishedTry, now: Date, shape: DagShape): Planned {
     const jitterKey = `${task.dagId}#${task.taskId}#${task.logicalDate ? new Date(task.logicalDate).toISOString() : ""}`;
     nextRetryAt = new Date(now.getTime() + retryDelayMs(spec, task.tryNumber, jitterKey));
   }
-  const duration = (t.endedAt.getTime() - task.startedAt.getTime()) / 1000;
+  const duration = (endedAt.getTime() - task.startedAt.getTime()) / 1000;
   // task_instance.error is TEXT (65,535 bytes): a task's own error can be any size, in any script.
   const error = t.error ? jsonWithinBytes({ ...t.error }, 60_000) : null;
   const firstPokeAt = t.firstPokeAt ?? null;
@@ -203,9 +205,9 @@ function plan(t: FinishedTry, now: Date, shape: DagShape): Planned {
       sql: `UPDATE task_instance SET state = ?, start_date = ?, end_date = ?, duration = ?, next_retry_at = ?, error = ?, heartbeat_at = NULL,
                    first_poke_at = COALESCE(first_poke_at, ?)
              WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
-      params: [state, task.startedAt, t.endedAt, duration, nextRetryAt, error, firstPokeAt, task.id, task.tryNumber, task.token],
+      params: [state, task.startedAt, endedAt, duration, nextRetryAt, error, firstPokeAt, task.id, task.tryNumber, task.token],
     },
-    ended: [task.id, task.tryNumber, task.token, state, task.startedAt, t.endedAt, duration, nextRetryAt, error, firstPokeAt],
+    ended: [task.id, task.tryNumber, task.token, state, task.startedAt, endedAt, duration, nextRetryAt, error, firstPokeAt],
   };
 }
 

@@ -227,11 +227,12 @@ export async function finishRun(tx: Tx, now: Date, dagRunId: number, shape: DagS
   // Compensating: the run ends failed when its compensations are done. Ended saga: a failed run stays failed.
   if (state === "failed" && compensation !== null) {
     const outcome = await sagaOutcome(tx, dagRunId, shape);
-    await tx.query("UPDATE dag_run SET state = 'failed', end_date = ?, compensation = ? WHERE id = ?", [now, outcome, dagRunId]);
+    await tx.query("UPDATE dag_run SET state = 'failed', end_date = IF(start_date > ?, start_date, ?), compensation = ? WHERE id = ?", [now, now, outcome, dagRunId]);
     return "failed";
   }
   if (state === "failed" && (await startCompensation(tx, now, dagRunId, shape))) return undefined;
-  await tx.query("UPDATE dag_run SET state = ?, end_date = ? WHERE id = ?", [state, now, dagRunId]);
+  // Not before its start, which may be its queued_at, written with another process's clock (startRuns).
+  await tx.query("UPDATE dag_run SET state = ?, end_date = IF(start_date > ?, start_date, ?) WHERE id = ?", [state, now, now, dagRunId]);
   return state;
 }
 

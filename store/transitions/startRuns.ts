@@ -6,7 +6,9 @@
 //   nor wait for the DAG's maxActiveRuns: their backfill's max_active_runs already bounded how
 //   many were created (advanceBackfills).
 // outcomes: the runs started and the ids of task instances queued; each started run gets
-//   timeout_at = now + its version's dagrunTimeout (or NULL). A run whose version the database
+//   start_date = the later of now and its queued_at (a tick takes now before it reads the runs: one
+//   triggered meanwhile must not start before it was queued), its first tries that queued_at, and
+//   timeout_at = start_date + its version's dagrunTimeout (or NULL). A run whose version the database
 //   cannot hold as task instances (a value out of a column's range: a version stored before
 //   core/dagLimits.ts checked it) is failed at once, the reason in its note, instead of failing
 //   the whole batch, and with it every other DAG's runs, at every tick for ever (it is pinned).
@@ -54,7 +56,7 @@ export async function startRuns(
 ): Promise<StartedRuns> {
   return db.tx(async (tx) => {
     const [candidates] = await tx.query<RowDataPacket[]>(
-      `SELECT id, dag_id, run_id, run_type, version_hash FROM dag_run WHERE state = 'queued' AND id > ?
+      `SELECT id, dag_id, run_id, run_type, version_hash, queued_at FROM dag_run WHERE state = 'queued' AND id > ?
         ORDER BY id LIMIT ${Math.floor(options.limit ?? 50)} FOR UPDATE SKIP LOCKED`,
       [options.afterId ?? 0],
     );
@@ -78,13 +80,15 @@ export async function startRuns(
     let started = 0;
     let queued = 0;
     const failed: StartedRuns["failed"] = [];
+    /** Now, or the run's queued_at if it was queued after the tick took its now. */
+    const startOf = (run: RowDataPacket): Date => (run.queued_at && run.queued_at.getTime() > now.getTime() ? run.queued_at : now);
     /** Fails a run that cannot start, the reason in its note; its place under maxActiveRuns goes to the next. */
     const fail = async (run: RowDataPacket, reason: string) => {
       if (run.run_type !== RunType.Backfill) room.set(run.dag_id, (room.get(run.dag_id) ?? 0) + 1);
       await tx.query("UPDATE dag_run SET state = ?, start_date = ?, end_date = ?, note = CONCAT_WS('\\n', note, ?) WHERE id = ?", [
         RunState.Failed,
-        now,
-        now,
+        startOf(run),
+        startOf(run),
         reason,
         run.id,
       ]);
@@ -106,6 +110,7 @@ export async function startRuns(
       }
       // Compensation tasks are created only if the run fails (settle.ts startCompensation).
       const tasks = shape.dag.tasks.filter((t) => t.kind !== "compensate");
+      const startedAt = startOf(run);
       const placeholders: string[] = [];
       const values: unknown[] = [];
       let runQueued = 0;
@@ -127,12 +132,12 @@ export async function startRuns(
           task.queue,
           task.triggerRule,
           task.upstream.length,
-          state === TaskState.Queued ? now : null,
+          state === TaskState.Queued ? startedAt : null,
         );
         if (state === TaskState.Queued) runQueued++;
       }
       // The run's deadline comes from its pinned version (timeoutRuns fails it after that).
-      const timeoutAt = runTimeoutAt(shape.dag, now);
+      const timeoutAt = runTimeoutAt(shape.dag, startedAt);
       let cannotStore =
         timeoutAt && !(timeoutAt.getTime() <= DATETIME_END) ? `its dagrunTimeout puts timeout_at past the year 9999` : null;
       // A failed INSERT leaves nothing behind (statement rollback); several need a savepoint.
@@ -166,7 +171,7 @@ export async function startRuns(
       queued += runQueued;
       await tx.query("UPDATE dag_run SET state = ?, start_date = ?, unfinished_tasks = ?, timeout_at = ? WHERE id = ?", [
         RunState.Running,
-        now,
+        startedAt,
         tasks.length,
         timeoutAt,
         run.id,

@@ -6,6 +6,7 @@ import { DagProcessor, type DagProcessorOptions } from "../../parser/processor.t
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
+import type { Logger } from "../../core/logger.ts";
 
 /** The 1-based line of the first line of `source` that contains `marker`. */
 function lineOf(source: string, marker: string): number {
@@ -170,6 +171,31 @@ export default dag({ id: "throws_at_import" }, (t) => { t.task("a", async () => 
     expect(err!.line).toBe(lineOf(source, "THROW"));
     expect(err!.message).toContain("config service unreachable");
     expect(await dagRow(h, "throws_at_import")).toBeUndefined();
+  });
+
+  it("logs an import error with the file's absolute path and line, as importErrors' filename names it", async () => {
+    // The folder is under the system temp folder, not below the working directory: relative, it would read ../../tmp/….
+    const warnings: string[] = [];
+    const logger: Logger = { debug() {}, info() {}, error() {}, warn: (m) => void warnings.push(m), scope: () => logger };
+    const root = await mkdtemp(path.join(os.tmpdir(), "baton-warn-dags-"));
+    const processor = new DagProcessor(h.db, h.clock, logger, {
+      dagsFolder: root,
+      parseTimeoutMs: 30_000,
+      rescanIntervalMs: 60_000,
+      pausedAtCreation: false,
+      scratchFolder: path.join(h.cacheFolder, "parse-warn"),
+      poolSize: 1,
+    });
+    try {
+      const file = path.join(root, "warn_throws.ts");
+      await writeFile(file, dagSource(`throw new Error("warn_throws exploded"); // THROW\nexport default dag({ id: "warn_throws" }, (t) => { t.task("a", async () => 1); });`));
+      await processor.scan();
+      expect(warnings).toEqual([`import error in ${file}:2: Error: warn_throws exploded`]);
+      expect((await importErrorFor(h, file))!.line).toBe(2);
+    } finally {
+      await processor.stop();
+      await rm(root, { recursive: true, force: true });
+    }
   });
 
   it("stores a new version when a file changes, and does not re-parse an unchanged file", async () => {

@@ -75,20 +75,29 @@ describe("parseTimetable", () => {
     ["@Daily", /not a known preset/],
     ["61 * * * *", /not a valid cron expression.*minute/],
     ["* 25 * * *", /not a valid cron expression/],
-    ["* * * *", /not a valid cron expression/],
-    ["0 0 * * * *", /not a valid cron expression/],
+    ["* * * *", /is not a 5-field cron expression/],
+    ["0 0 * * * *", /has 6 fields: Baton's cron has 5 \(.*\), no seconds or year field/],
+    ["0 0 * * * * 2030", /has 7 fields: Baton's cron has 5/],
     ["0 0 30 2 *", /never fires/],
-    ["every day", /not a valid cron expression/],
-    ["5 minutes", /not a valid cron expression/],
-    ["5", /not a valid cron expression/],
+    ["every day", /is not a 5-field cron expression/],
+    ["5 minutes", /is not a 5-field cron expression/],
+    ["5", /is not a 5-field cron expression/],
     ["0s", /interval of zero/],
-    ["", /not a valid cron expression/],
+    ["", /is not a 5-field cron expression/],
   ])("rejects the schedule %p with an error naming it", (schedule, message) => {
     const err = error(() => parseTimetable(schedule, "UTC"));
     expect(err.field).toBe("schedule");
     expect(err.value).toBe(schedule);
     expect(err.message).toContain(`schedule "${schedule}"`);
     expect(err.message).toMatch(message);
+  });
+
+  // Baton reads 5 fields only: croner's "exactly five, six, or seven space separated parts are required" misled.
+  it("says which schedule forms Baton accepts for one that is none of them", () => {
+    expect(error(() => parseTimetable("every day", "UTC")).message).toBe(
+      'schedule "every day" is not a 5-field cron expression ("minute hour day-of-month month day-of-week", e.g. "0 2 * * *"), ' +
+        'a preset (@once, @hourly, @daily, @midnight, @weekly, @monthly, @yearly, @annually) or an interval (e.g. "30m")',
+    );
   });
 
   it.each(["Mars/Olympus_Mons", "Europe/Pariss", "not a zone", ""])("rejects the unknown time zone %p naming it", (tz) => {
