@@ -1,5 +1,6 @@
 import { jest } from "@jest/globals";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { DagProcessor, type DagProcessorOptions } from "../../parser/processor.ts";
@@ -363,25 +364,29 @@ describe("DAG processor: changes outside the DAG file itself", () => {
   });
 
   it("sees a file written while the first scan still parses, without waiting for a rescan", async () => {
-    // One parser child: the fast file is parsed first, then the slow one holds the first scan
-    // until the test releases it (a file outside the DAG folder; 20 s at most). Rescans an hour
-    // apart: only a watch already set during that scan sees new.ts.
+    // One parser child: the slow file holds the first scan until the test releases it (a file
+    // outside the DAG folder; 20 s at most), and says when its import began (another file). The
+    // scan may hand either file to the child first (each is read and hashed before it asks for
+    // the child), so the test waits for the slow import itself, not for the fast file. Rescans an
+    // hour apart: only a watch already set during that scan sees new.ts.
     const release = path.join(os.tmpdir(), `baton-early-release-${process.pid}-${Date.now()}`);
+    const begun = `${release}.begun`;
     const slow = dagSource(
-      `import { existsSync } from "node:fs";\nconst until = Date.now() + 20_000;\nwhile (!existsSync(${JSON.stringify(release)}) && Date.now() < until) {}\n` +
+      `import { existsSync, writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(begun)}, "");\n` +
+        `const until = Date.now() + 20_000;\nwhile (!existsSync(${JSON.stringify(release)}) && Date.now() < until) {}\n` +
         `export default dag({ id: "early_slow" }, (t) => { t.task("only", async () => 0); });`,
     );
     await withOwnFolder("early", { "a_fast.ts": simpleDag("early_fast"), "z_slow.ts": slow }, 3_600_000, async (early, root) => {
       const started = early.start();
-      // A cold parser child on a loaded CI machine once took over 10 s here: wait as long as the
-      // slow file holds (were it parsed first, early_slow below would exist and fail the test).
-      await waitFor("the fast file parsed", () => dagRow(h, "early_fast"), 20_000);
+      // A cold parser child on a loaded CI machine once took over 10 s to get here.
+      await waitFor("the slow file's import begun", async () => existsSync(begun), 20_000);
       expect(await dagRow(h, "early_slow")).toBeUndefined();
       await writeFile(path.join(root, "new.ts"), simpleDag("early_new"));
       await writeFile(release, "");
       expect((await started).dags).toBe(2);
+      expect(await dagRow(h, "early_fast")).toBeDefined();
       await waitFor("the file written during the first scan parsed", () => dagRow(h, "early_new"));
-    }).finally(() => rm(release, { force: true }));
+    }).finally(() => Promise.all([rm(release, { force: true }), rm(begun, { force: true })]));
   });
 
   it("sees an edit of one file while another hangs its parser until the parse timeout", async () => {
