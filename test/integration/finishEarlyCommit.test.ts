@@ -5,7 +5,8 @@
 // round trips of each finish.
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
-import type { BatchTx, Db, RowDataPacket } from "../../store/db.ts";
+import type { RowDataPacket } from "../../store/db.ts";
+import { countingDb } from "../helpers/countingDb.ts";
 import { claimTasks, type ClaimedTask } from "../../store/transitions/claimTasks.ts";
 import { finishTries, type FinishedTry, type TakeRequest } from "../../store/transitions/finishTries.ts";
 import { VersionCache } from "../../store/versions.ts";
@@ -32,26 +33,6 @@ export default dag({ id: "ec_any" }, (t) => {
 });
 `);
 
-/** The Db, with every finish's round trips written down: run, commit, run+commit or run (no commit), rollback. */
-function counting(db: Db, trips: string[]): Db {
-  const wrap = (btx: BatchTx): BatchTx => ({
-    get conn() {
-      return btx.conn;
-    },
-    get conditionalCommit() {
-      return btx.conditionalCommit;
-    },
-    run: (s) => (trips.push("run"), btx.run(s)),
-    commit: (s) => (trips.push("commit"), btx.commit(s)),
-    runCommittingIf: async (s, condition, then) => {
-      const answer = await btx.runCommittingIf(s, condition, then);
-      trips.push(answer.committed ? "run+commit" : "run (no commit)");
-      return answer;
-    },
-    rollback: () => (trips.push("rollback"), btx.rollback()),
-  });
-  return { ...db, batchTx: (fn) => db.batchTx((btx) => fn(wrap(btx))) };
-}
 
 describe("finishTries' one-round-trip hop", () => {
   const h = new Harness({ worker: false });
@@ -119,7 +100,7 @@ describe("finishTries' one-round-trip hop", () => {
     const a = await claim("a");
     const trips: string[] = [];
     const request = take();
-    const result = await finishTries(counting(h.db, trips), new Date(), [done(a, "success", "a out")], shapeOf, request);
+    const result = await finishTries(countingDb(h.db, trips), new Date(), [done(a, "success", "a out")], shapeOf, request);
     expect(trips).toEqual(["run+commit"]);
     expect(result.finished).toEqual([a.id]);
     expect(result.taken.map((t) => [t.taskId, t.upstreamOutputs])).toEqual([["b", { a: "a out" }]]);
@@ -128,10 +109,10 @@ describe("finishTries' one-round-trip hop", () => {
     expect(after.tokens.b).toBe(request.token);
 
     trips.length = 0;
-    const c = (await finishTries(counting(h.db, trips), new Date(), [done(result.taken[0]!)], shapeOf, take())).taken[0]!;
+    const c = (await finishTries(countingDb(h.db, trips), new Date(), [done(result.taken[0]!)], shapeOf, take())).taken[0]!;
     expect(trips).toEqual(["run+commit"]);
     trips.length = 0;
-    const last = await finishTries(counting(h.db, trips), new Date(), [done(c)], shapeOf, take());
+    const last = await finishTries(countingDb(h.db, trips), new Date(), [done(c)], shapeOf, take());
     // c has no downstream task: its run may end, which the second round trip decides.
     expect(trips).toEqual(["run", "commit"]);
     expect(last.runsFinished).toEqual([{ dagRunId: c.dagRunId, state: "success" }]);
@@ -143,7 +124,7 @@ describe("finishTries' one-round-trip hop", () => {
     const a = await claim("a");
     expect((await rows(runId)).occupied).toBe(1);
     const trips: string[] = [];
-    const result = await finishTries(counting(h.db, trips), new Date(), [done(a)], shapeOf);
+    const result = await finishTries(countingDb(h.db, trips), new Date(), [done(a)], shapeOf);
     expect(trips).toEqual(["run+commit"]);
     expect(result.queued).toEqual([-1]);
     expect(await rows(runId)).toMatchObject({ tasks: { a: "success", b: "queued", c: "none" }, run: "running/2", occupied: 0 });
@@ -157,7 +138,7 @@ describe("finishTries' one-round-trip hop", () => {
     const runId = await trigger();
     const a = await claim("a");
     const trips: string[] = [];
-    const result = await finishTries(counting(h.db, trips), new Date(), [done({ ...a, token: "f".repeat(32) })], shapeOf, take());
+    const result = await finishTries(countingDb(h.db, trips), new Date(), [done({ ...a, token: "f".repeat(32) })], shapeOf, take());
     expect(trips).toEqual(["run (no commit)", "rollback"]);
     expect(result).toMatchObject({ finished: [], fenced: [a.id], taken: [] });
     expect(await rows(runId)).toMatchObject({ tasks: { a: "running", b: "none", c: "none" }, run: "running/3", occupied: 1, logged: [] });
@@ -178,7 +159,7 @@ describe("finishTries' one-round-trip hop", () => {
     // b and c ended meanwhile; the run still counts a as unfinished.
     const { runId, a } = await claimedWhileEnded(["b", "c"]);
     const trips: string[] = [];
-    const result = await finishTries(counting(h.db, trips), new Date(), [done(a)], shapeOf, take());
+    const result = await finishTries(countingDb(h.db, trips), new Date(), [done(a)], shapeOf, take());
     expect(trips).toEqual(["run (no commit)", "commit"]);
     expect(result.taken).toEqual([]);
     expect(result.runsFinished).toEqual([{ dagRunId: a.dagRunId, state: "success" }]);
@@ -189,7 +170,7 @@ describe("finishTries' one-round-trip hop", () => {
     // b ended meanwhile; c still waits, so the run does not end.
     const { runId, a } = await claimedWhileEnded(["b"]);
     const trips: string[] = [];
-    const result = await finishTries(counting(h.db, trips), new Date(), [done(a)], shapeOf, take());
+    const result = await finishTries(countingDb(h.db, trips), new Date(), [done(a)], shapeOf, take());
     expect(trips).toEqual(["run (no commit)", "commit"]);
     expect(result).toMatchObject({ finished: [a.id], taken: [], runsFinished: [] });
     expect(await rows(runId)).toMatchObject({ tasks: { a: "success", b: "success", c: "none" }, run: "running/1", occupied: 0 });
@@ -200,12 +181,12 @@ describe("finishTries' one-round-trip hop", () => {
     const runId = await trigger("ec_fanin");
     const [p1, p2, p3] = await claimAll(["p1", "p2", "p3"]);
     const trips: string[] = [];
-    await finishTries(counting(h.db, trips), new Date(), [done(p1!)], shapeOf, take());
+    await finishTries(countingDb(h.db, trips), new Date(), [done(p1!)], shapeOf, take());
     expect(trips).toEqual(["run+commit"]);
     expect(await rows(runId)).toMatchObject({ tasks: { p1: "success", p2: "running", p3: "running", j: "none" }, run: "running/3", occupied: 2 });
 
     trips.length = 0;
-    const last = await finishTries(counting(h.db, trips), new Date(), [done(p2!), done(p3!)], shapeOf, take());
+    const last = await finishTries(countingDb(h.db, trips), new Date(), [done(p2!), done(p3!)], shapeOf, take());
     expect(trips).toEqual(["run (no commit)", "commit"]);
     expect(last.taken.map((t) => t.taskId)).toEqual(["j"]);
     expect(await rows(runId)).toMatchObject({ tasks: { p1: "success", p2: "success", p3: "success", j: "running" }, run: "running/1", occupied: 1 });
@@ -217,7 +198,7 @@ describe("finishTries' one-round-trip hop", () => {
     const failing = await trigger("ec_fanin");
     const [p1, p2, p3] = await claimAll(["p1", "p2", "p3"]);
     const trips: string[] = [];
-    await finishTries(counting(h.db, trips), new Date(), [done(p1!, "failed")], shapeOf, take());
+    await finishTries(countingDb(h.db, trips), new Date(), [done(p1!, "failed")], shapeOf, take());
     expect(trips).toEqual(["run", "commit"]);
     expect(await rows(failing)).toMatchObject({ tasks: { p1: "failed", j: "upstream_failed" } });
     await finishTries(h.db, new Date(), [done(p2!), done(p3!)], shapeOf);
@@ -226,7 +207,7 @@ describe("finishTries' one-round-trip hop", () => {
     const any = await trigger("ec_any");
     const [a1, a2] = await claimAll(["p1", "p2"]);
     trips.length = 0;
-    const first = await finishTries(counting(h.db, trips), new Date(), [done(a1!)], shapeOf, take());
+    const first = await finishTries(countingDb(h.db, trips), new Date(), [done(a1!)], shapeOf, take());
     expect(trips).toEqual(["run", "commit"]);
     expect(first.taken.map((t) => t.taskId)).toEqual(["j"]);
     await finishTries(h.db, new Date(), [done(a2!), done(first.taken[0]!)], shapeOf);

@@ -6,7 +6,8 @@
 // a refused one needs a second, so the round trips counted say which happened. The test plays
 // the worker (no worker serves hg_q) on a fake clock.
 import { FakeClock } from "../../core/clock.ts";
-import type { BatchTx, Db, RowDataPacket } from "../../store/db.ts";
+import type { RowDataPacket } from "../../store/db.ts";
+import { countingDb } from "../helpers/countingDb.ts";
 import { claimTasks, type ClaimedTask } from "../../store/transitions/claimTasks.ts";
 import { finishTries, type FinishResult } from "../../store/transitions/finishTries.ts";
 import { VersionCache } from "../../store/versions.ts";
@@ -25,26 +26,6 @@ const held = (id: string, n: number) =>
 const URGENT = dagSource(`export default dag({ id: "hg_urgent" }, (t) => { t.task("u", { pool: "hg_one", ${ARGS}, priorityWeight: 50 }, async () => 1); });`);
 const BIG = dagSource(`export default dag({ id: "hg_big" }, (t) => { t.task("b", { pool: "hg_one", ${ARGS}, priorityWeight: 100, poolSlots: 5 }, async () => 1); });`);
 
-/** The Db, with each finish's round trips written down (as finishEarlyCommit.test.ts does). */
-function counting(db: Db, trips: string[]): Db {
-  const wrap = (btx: BatchTx): BatchTx => ({
-    get conn() {
-      return btx.conn;
-    },
-    get conditionalCommit() {
-      return btx.conditionalCommit;
-    },
-    run: (s) => (trips.push("run"), btx.run(s)),
-    commit: (s) => (trips.push("commit"), btx.commit(s)),
-    runCommittingIf: async (s, condition, then) => {
-      const answer = await btx.runCommittingIf(s, condition, then);
-      trips.push(answer.committed ? "run+commit" : "run (no commit)");
-      return answer;
-    },
-    rollback: () => (trips.push("rollback"), btx.rollback()),
-  });
-  return { ...db, batchTx: (fn) => db.batchTx((btx) => fn(wrap(btx))) };
-}
 
 describe("the hand-off gate counts only queued tries a claim could take", () => {
   const clock = new FakeClock("2026-04-01T00:00:00Z");
@@ -92,7 +73,7 @@ describe("the hand-off gate counts only queued tries a claim could take", () => 
   }
   /** Finishes a try, taking what the hand-off gives; `trips`: its round trips. */
   async function finish(task: ClaimedTask, trips: string[] = []): Promise<FinishResult> {
-    return finishTries(counting(h.db, trips), step(), [{ task, outcome: "success", endedAt: clock.now() }], (x) => versions.shape(x), {
+    return finishTries(countingDb(h.db, trips), step(), [{ task, outcome: "success", endedAt: clock.now() }], (x) => versions.shape(x), {
       limit: 1,
       queues: ["hg_q"],
       hostname: "test",
