@@ -23,11 +23,20 @@ export const MAX_RETRIES = 1_000_000;
 /** The largest pool the API creates: a task asking more could never run. */
 export const MAX_POOL_SLOTS = 1_000_000;
 /**
- * priority_weight is an INT and a backfill run's tasks get BACKFILL_PRIORITY_OFFSET (1e9) less,
- * so weights, given and derived (summed over downstream or upstream tasks), stay in this range.
+ * Priority weights. A try's priority_weight (INT) is its task's effective weight (its own weight
+ * summed over its downstream or upstream tasks, by weightRule), less BACKFILL_PRIORITY_OFFSET (1e9)
+ * in a backfill run; claims and the hand-off gate tell backfill tries by priority alone (below
+ * BACKFILL_PRIORITY_FLOOR, -5e8). So effective weights stay within ±499,999,999: an ordinary try's
+ * priority is then never below the floor and a backfill try's never at or above it (a weight of
+ * -6e8 ran while its DAG was paused, as backfill; a backfill try of weight 6e8 ran as ordinary).
+ * Declared weights are limited to ±100,000,000 (an import error past it), so a few tasks' sum
+ * stays meaningful; larger sums are clamped, as Airflow clamps to its INT.
+ * test/unit/priorityWeight.test.ts checks these against the store's offset and floor.
  */
-export const PRIORITY_WEIGHT_MIN = -1_000_000_000;
-export const PRIORITY_WEIGHT_MAX = 2_000_000_000;
+export const PRIORITY_WEIGHT_MIN = -100_000_000;
+export const PRIORITY_WEIGHT_MAX = 100_000_000;
+export const EFFECTIVE_PRIORITY_WEIGHT_MIN = -499_999_999;
+export const EFFECTIVE_PRIORITY_WEIGHT_MAX = 499_999_999;
 /**
  * Durations (timeouts, delays, intervals) become DATETIMEs (timeout_at, next_check_at, …) as now +
  * the duration; DATETIME ends at 9999, so a duration of 10,000,000 weeks failed every tick.
@@ -40,8 +49,9 @@ export const MAX_INT = 2_147_483_647;
 /** The longest id a task with `compensate` may have: its compensation task is `<id>__compensate`. */
 export const MAX_COMPENSABLE_ID_LENGTH = MAX_ID_LENGTH - "__compensate".length;
 
+/** An effective weight (or a stored one from an older, wider range) clamped into the effective range. */
 export function clampPriorityWeight(weight: number): number {
-  return Math.min(PRIORITY_WEIGHT_MAX, Math.max(PRIORITY_WEIGHT_MIN, weight));
+  return Math.min(EFFECTIVE_PRIORITY_WEIGHT_MAX, Math.max(EFFECTIVE_PRIORITY_WEIGHT_MIN, weight));
 }
 
 function integerProblem(field: string, value: unknown, min: number, max: number): string | null {

@@ -107,6 +107,7 @@ export interface TaskDefaults {
   maxRetryDelay?: Duration;
   executionTimeout?: Duration;
   triggerRule?: TriggerRule;
+  /** Higher runs first: an integer from -100,000,000 to 100,000,000; summed per weightRule, clamped to ±499,999,999. */
   priorityWeight?: number;
   /** How priorityWeight adds up, as in Airflow: "downstream" (default), "upstream" or "absolute". */
   weightRule?: "downstream" | "upstream" | "absolute";

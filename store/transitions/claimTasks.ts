@@ -49,7 +49,11 @@ export interface ClaimRequest {
   leaveOut?: readonly number[];
 }
 
-/** Backfill runs' tasks have their priority lowered by 1e9 (startRuns): anything below this is one. */
+/**
+ * Backfill runs' tasks have their priority lowered by 1e9 (startRuns): anything below this is one.
+ * Sound because effective weights stay within ±499,999,999 (core/dagLimits.ts): no ordinary try is
+ * below it, no backfill try at or above it.
+ */
 export const BACKFILL_PRIORITY_FLOOR = -500_000_000;
 
 export interface ClaimedTask {

@@ -14,6 +14,7 @@
 //   the whole batch, and with it every other DAG's runs, at every tick for ever (it is pinned).
 //   Likewise a run whose version cannot be read (isUnusableVersion: BATON_DAG_VERSION_UNUSABLE,
 //   its tasks cannot be known): failed at once, the code and reason in its note.
+import { clampPriorityWeight } from "../../core/dagLimits.ts";
 import { runTimeoutAt, type DagShape } from "../../core/dagStructure.ts";
 import { RunState, RunType, TaskState } from "../../core/states.ts";
 import { evaluateTriggerRule, zeroCounts } from "../../scheduler/triggerRules.ts";
@@ -28,10 +29,13 @@ export const BACKFILL_PRIORITY_OFFSET = 1_000_000_000;
 /**
  * A task instance's priority_weight in a run of this type: a backfill run's tasks (its
  * compensations too) yield to everything else, so history never delays today's runs; claims tell
- * them by it (BACKFILL_PRIORITY_FLOOR), e.g. to run them while their DAG is paused.
+ * them by it (BACKFILL_PRIORITY_FLOOR), e.g. to run them while their DAG is paused. The weight is
+ * clamped into the effective range (core/dagLimits.ts) so the two kinds never overlap, a DAG
+ * version serialized when weights could reach ±1e9 and more included.
  */
 export function taskPriority(runType: string, priorityWeight: number): number {
-  return runType === RunType.Backfill ? priorityWeight - BACKFILL_PRIORITY_OFFSET : priorityWeight;
+  const weight = clampPriorityWeight(priorityWeight);
+  return runType === RunType.Backfill ? weight - BACKFILL_PRIORITY_OFFSET : weight;
 }
 
 /** A page of queued runs (PageEnd: the caller pages on with afterId, so runs held by a paused

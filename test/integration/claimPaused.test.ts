@@ -7,6 +7,7 @@
 import { openDb, type BatchTx, type Db, type RowDataPacket, type Statement } from "../../store/db.ts";
 import { BACKFILL_PRIORITY_FLOOR, claimTasks } from "../../store/transitions/claimTasks.ts";
 import { BACKFILL_PRIORITY_OFFSET } from "../../store/transitions/startRuns.ts";
+import { PRIORITY_WEIGHT_MIN } from "../../core/dagLimits.ts";
 import { waitFor } from "../helpers/db.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 
@@ -29,10 +30,16 @@ beforeAll(async () => {
         oneTask("pz_r", "default_pool", 1, 3),
         oneTask("pz_d", "pz_two", 100),
         oneTask("pz_s", "pz_two", 1),
+        // Six tasks of the lowest declared weight in a chain: the first one's effective weight
+        // (downstream: its own plus its descendants') sums to 6 × the lowest.
+        `export const pz_n = dag({ id: "pz_n" }, (t) => {
+  let up = t.task("t0", { pool: "pz_neg", priorityWeight: ${PRIORITY_WEIGHT_MIN} }, async () => 0);
+  for (let i = 1; i < 6; i++) up = t.task("t" + i, { pool: "pz_neg", priorityWeight: ${PRIORITY_WEIGHT_MIN}, upstream: [up] }, async () => i);
+});`,
       ].join("\n"),
     ),
   });
-  for (const [name, slots] of [["pz_one", 1], ["pz_bf", 1], ["pz_two", 2]] as const) {
+  for (const [name, slots] of [["pz_one", 1], ["pz_bf", 1], ["pz_two", 2], ["pz_neg", 1]] as const) {
     expect((await h.app.inject({ method: "POST", url: "/api/v1/pools", payload: { name, slots } })).statusCode).toBe(200);
   }
   await h.run();
@@ -160,5 +167,17 @@ describe("claims and paused DAGs", () => {
       for (const p of dives) expect(["range", "ref"]).toContain(p.type);
     }
     expect(await queuedOf("pz_d")).toBe(1000);
+  });
+
+  it("does not take an ordinary try of a very negative effective weight for a backfill try", async () => {
+    await queue({ pz_n: 1 });
+    const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT priority_weight FROM task_instance WHERE dag_id = 'pz_n' AND task_id = 't0'");
+    expect(Number(row!.priority_weight)).toBeGreaterThanOrEqual(BACKFILL_PRIORITY_FLOOR);
+    await pause("pz_n");
+    expect(await claimTasks(h.db, request("worker-n", 1))).toEqual([]);
+    expect(await queuedOf("pz_n")).toBe(1);
+    expect((await h.app.inject({ method: "PATCH", url: "/api/v1/dags/pz_n", payload: { is_paused: false } })).statusCode).toBe(200);
+    const claimed = await claimTasks(h.db, request("worker-n", 1));
+    expect(claimed.map((t) => [t.dagId, t.taskId, t.backfill])).toEqual([["pz_n", "t0", false]]);
   });
 });

@@ -260,6 +260,9 @@ describe("dag()", () => {
       ["retries over the limit", { retries: 3_000_000_000 }, "retries", "3000000000"],
       ["priorityWeight below the limit", { priorityWeight: -3_000_000_000 }, "priorityWeight", "-3000000000"],
       ["priorityWeight over the limit", { priorityWeight: 3_000_000_000 }, "priorityWeight", "3000000000"],
+      // Past ±100,000,000 a few tasks' sum would reach a backfill try's priority (BACKFILL_PRIORITY_FLOOR).
+      ["priorityWeight just below the limit", { priorityWeight: -100_000_001 }, "priorityWeight", "-100000001"],
+      ["priorityWeight just over the limit", { priorityWeight: 100_000_001 }, "priorityWeight", "100000001"],
       ["poolSlots over the limit", { poolSlots: 3_000_000_000 }, "poolSlots", "3000000000"],
       ["a queue of 300 characters", { queue: "q".repeat(300) }, "queue", "got 300"],
       ["an empty queue", { queue: "" }, "queue", "got 0"],
@@ -315,8 +318,8 @@ describe("dag()", () => {
     });
 
     it("accepts the limits themselves", () => {
-      const limits = { retries: 1_000_000, priorityWeight: -1_000_000_000, poolSlots: 1_000_000, queue: "q".repeat(256), pool: "p".repeat(256) };
-      expect(() => dag({ id: "x", defaultArgs: limits }, (t) => void t.task("a", { ...limits, priorityWeight: 2_000_000_000 }, noop))).not.toThrow();
+      const limits = { retries: 1_000_000, priorityWeight: -100_000_000, poolSlots: 1_000_000, queue: "q".repeat(256), pool: "p".repeat(256) };
+      expect(() => dag({ id: "x", defaultArgs: limits }, (t) => void t.task("a", { ...limits, priorityWeight: 100_000_000 }, noop))).not.toThrow();
       expect(() => dag({ id: "x", owner: "o".repeat(255), maxActiveRuns: 2_147_483_647, maxActiveTasks: 2_147_483_647 }, (t) => void t.task("a", noop))).not.toThrow();
     });
 

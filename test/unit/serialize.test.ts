@@ -298,16 +298,22 @@ describe("serializeDag", () => {
       expect(t.get("a")!.priorityWeight).toBe(3);
     });
 
-    it("is capped at 2,000,000,000 so it fits the column", () => {
-      const t = byId(serialize({}, graph(["a", "b"], ["a>b"], { a: 1_500_000_000, b: 1_500_000_000 })));
-      expect(t.get("a")!.priorityWeight).toBe(2_000_000_000);
-      expect(t.get("b")!.priorityWeight).toBe(1_500_000_000);
+    // A backfill try's priority is its weight - BACKFILL_PRIORITY_OFFSET and claims tell it by
+    // being below BACKFILL_PRIORITY_FLOOR: an effective weight past ±499,999,999 would make an
+    // ordinary try look like a backfill one, or a backfill try like an ordinary one.
+    it("is capped at 499,999,999, so a backfill try's stays below BACKFILL_PRIORITY_FLOOR", () => {
+      const ids = ["a", "b", "c", "d", "e", "f"];
+      const t = byId(serialize({}, graph(ids, ["a>b", "b>c", "c>d", "d>e", "e>f"], Object.fromEntries(ids.map((id) => [id, 100_000_000])))));
+      expect(t.get("a")!.priorityWeight).toBe(499_999_999);
+      expect(t.get("b")!.priorityWeight).toBe(499_999_999);
+      expect(t.get("c")!.priorityWeight).toBe(400_000_000);
     });
 
-    it("is kept above -1,000,000,000 so a backfill's offset still fits the column", () => {
-      const t = byId(serialize({}, graph(["a", "b"], ["a>b"], { a: -800_000_000, b: -800_000_000 })));
-      expect(t.get("a")!.priorityWeight).toBe(-1_000_000_000);
-      expect(t.get("b")!.priorityWeight).toBe(-800_000_000);
+    it("is kept above -499,999,999, so an ordinary try's stays at or above BACKFILL_PRIORITY_FLOOR", () => {
+      const ids = ["a", "b", "c", "d", "e", "f"];
+      const t = byId(serialize({}, graph(ids, ["a>b", "b>c", "c>d", "d>e", "e>f"], Object.fromEntries(ids.map((id) => [id, -100_000_000])))));
+      expect(t.get("a")!.priorityWeight).toBe(-499_999_999);
+      expect(t.get("c")!.priorityWeight).toBe(-400_000_000);
     });
 
     it("stays linear-ish on a wide fan-in/fan-out (1,000 tasks)", () => {
