@@ -7,6 +7,7 @@ import { Worker } from "../executor/worker.ts";
 import { DagProcessor } from "../parser/processor.ts";
 import { Scheduler } from "../scheduler/loop.ts";
 import { isLoopbackHost } from "../core/config.ts";
+import { queueNameProblem } from "../core/dagLimits.ts";
 import { describeDatabaseUrl } from "../store/db.ts";
 import type { Server } from "node:http";
 import { checkListenHost, listenError, type Listener } from "./listen.ts";
@@ -53,6 +54,11 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
   }
   if (roles.worker && flags.queues !== undefined && flags.queues.length === 0) {
     exitWith("BATON_CONFIG_INVALID: --queues names no queue; give comma-separated queue names, or leave it out to serve `default`", 1);
+  }
+  // A queue no DAG may name (core/dagLimits.ts): never served, and a newline would split the log line naming it.
+  for (const queue of roles.worker ? (flags.queues ?? []) : []) {
+    const problem = queueNameProblem("queue", queue);
+    if (problem !== null) exitWith(`BATON_CONFIG_INVALID: --queues: ${problem}`, 1);
   }
   const listener = listenerOf(config);
   if (listener) await checkListenHost(listener);

@@ -74,6 +74,24 @@ function textProblem(field: string, value: unknown, maxLength: number, minLength
 }
 
 /**
+ * Unicode's control characters (Cc: U+0000-U+001F, U+007F-U+009F; a newline, a tab) as the body of
+ * a character class, for the patterns below and CONTROL_CHARACTER: the one definition. No pool or
+ * queue name holds one: names are printed in log lines and CLI tables, where a newline would split
+ * a line. Spelled as ranges, not \p{Cc}: it means the same with or without the u flag, for
+ * whatever client reads a pattern from the OpenAPI document.
+ */
+const CC = "\\u0000-\\u001f\\u007f-\\u009f";
+const CONTROL_CHARACTER = new RegExp(`[${CC}]`);
+
+/** Why `value` holds a control character, as a message about `field`; null when it holds none. */
+function controlCharacterProblem(field: string, value: string): string | null {
+  const control = CONTROL_CHARACTER.exec(value);
+  if (!control) return null;
+  const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
+  return `${field} must not contain control characters (a newline, a tab: it is printed in log lines), got U+${code} in ${JSON.stringify(value.slice(0, 40))}`;
+}
+
+/**
  * A pool name, the one rule of the API (its schema's pattern), the CLI and DAG files: any 1-256
  * characters (Airflow allows any name), except
  * - a name ending with whitespace: pool.name compares with PAD SPACE, so "gpu " would be "gpu";
@@ -83,27 +101,40 @@ function textProblem(field: string, value: unknown, maxLength: number, minLength
  *   are printed in log lines and CLI tables, where a newline would split a line.
  * Leading whitespace is kept (the database ignores trailing spaces only). Any other character is
  * sent percent-encoded in the path (encodeURIComponent: "team/gpu" is team%2Fgpu) and decoded by
- * the router. The pattern spells Cc as ranges, not \p{Cc}: it means the same with or without
- * the u flag, for whatever client reads it from the OpenAPI document.
+ * the router.
  */
-export const POOL_NAME_PATTERN = "^(?!\\.\\.?$)[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f]$";
+export const POOL_NAME_PATTERN = `^(?!\\.\\.?$)[^${CC}]*[^\\s${CC}]$`;
 /** What POOL_NAME_PATTERN asks besides the length, as the API says it. */
 export const POOL_NAME_RULE =
   'must not end with whitespace, contain control characters (a newline, a tab), nor be "." or ".." (a pool name is any other 1-256 characters)';
-const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Why `value` cannot name a pool, as a message about `field`; null when it can (or is undefined). */
 export function poolNameProblem(field: string, value: unknown): string | null {
   const problem = textProblem(field, value, MAX_POOL_LENGTH, 1, true);
   if (problem !== null || value === undefined) return problem;
   if (value === "." || value === "..") return `${field} must not be "." or ".." (a path segment HTTP clients resolve away)`;
-  const control = CONTROL_CHARACTER.exec(value as string);
-  if (control) {
-    const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
-    return `${field} must not contain control characters (a newline, a tab: it is printed in log lines), got U+${code} in ${JSON.stringify((value as string).slice(0, 40))}`;
-  }
-  return null;
+  return controlCharacterProblem(field, value as string);
 }
+
+/**
+ * A queue name (a task's `queue`, a worker's --queues): any 1-256 characters (task_instance.queue
+ * is a VARCHAR(256)) not ending with whitespace (the column compares with PAD SPACE: "etl " would
+ * be "etl") and without a control character, as pool names (it is printed in log lines too).
+ */
+export function queueNameProblem(field: string, value: unknown): string | null {
+  const problem = textProblem(field, value, MAX_QUEUE_LENGTH, 1, true);
+  if (problem !== null || value === undefined) return problem;
+  return controlCharacterProblem(field, value as string);
+}
+
+/**
+ * What the API takes as a pool or queue filter (GET …/taskInstances?queue=): no name ends with
+ * whitespace or holds a control character (poolNameProblem, queueNameProblem), so a filter that
+ * does is refused, rather than answered for another name (PAD SPACE) or for none.
+ */
+export const NAME_FILTER_PATTERN = `^[^${CC}]*[^\\s${CC}]$`;
+/** What NAME_FILTER_PATTERN asks besides the length, as the API says it. */
+export const NAME_FILTER_RULE = "must not end with a space or other whitespace, nor contain control characters (a newline, a tab)";
 
 /** The first task option (or defaultArgs) the database cannot hold, as a message; null when all fit. */
 export function taskOptionProblem(o: { retries?: unknown; priorityWeight?: unknown; poolSlots?: unknown; queue?: unknown; pool?: unknown }): string | null {
@@ -111,7 +142,7 @@ export function taskOptionProblem(o: { retries?: unknown; priorityWeight?: unkno
     integerProblem("retries", o.retries, 0, MAX_RETRIES) ??
     integerProblem("priorityWeight", o.priorityWeight, PRIORITY_WEIGHT_MIN, PRIORITY_WEIGHT_MAX) ??
     integerProblem("poolSlots", o.poolSlots, 1, MAX_POOL_SLOTS) ??
-    textProblem("queue", o.queue, MAX_QUEUE_LENGTH, 1, true) ??
+    queueNameProblem("queue", o.queue) ??
     poolNameProblem("pool", o.pool)
   );
 }

@@ -794,8 +794,11 @@ export class Worker {
           unanswered = true;
           continue;
         }
-        const message = `could not load the DAG version: ${(err as Error).message}`;
-        const error: TryError = isUnusableVersion(err) ? { name: "DagVersionUnusableError", code: "BATON_DAG_VERSION_UNUSABLE", message } : { name: "Error", message };
+        // Refused otherwise (ER_NET_PACKET_TOO_LARGE for a bundle over the packet limit): it would
+        // fail the same way at every claim, as an inputs read refused, so it fails as one, coded.
+        const error: TryError = isUnusableVersion(err)
+          ? { name: "DagVersionUnusableError", code: "BATON_DAG_VERSION_UNUSABLE", message: `could not load the DAG version: ${(err as Error).message}` }
+          : this.inputsUnreadableError(task, err, "its DAG version (structure, bundled code)");
         prepared.push({ task, timeoutMs: null, error });
       }
     }
@@ -898,10 +901,13 @@ export class Worker {
     );
   }
 
-  /** The failure of a try whose inputs the database refused to read (readInputs): retried per its task's retries. */
-  private inputsUnreadableError(task: ClaimedTask, err: unknown): TryError {
+  /**
+   * The failure of a try whose inputs (readInputs), or DAG version (dispatch), the database refused
+   * to read: retried per its task's retries. `what`: what could not be read, as the message says it.
+   */
+  private inputsUnreadableError(task: ClaimedTask, err: unknown, what = "its inputs (recorded steps, upstream outputs)"): TryError {
     const { code, message } = err as { code?: string; message?: string };
-    const text = `its inputs (recorded steps, upstream outputs) could not be read: ${message ?? String(err)}${code ? ` (${code})` : ""}; failed without running`;
+    const text = `${what} could not be read: ${message ?? String(err)}${code ? ` (${code})` : ""}; failed without running`;
     this.logger.error(`try ${task.tryNumber} of ${task.dagId}.${task.taskId} (run ${task.runId}): ${text} (BATON_TASK_INPUTS_UNREADABLE)`);
     return { name: "TaskInputsUnreadableError", code: "BATON_TASK_INPUTS_UNREADABLE", message: text };
   }

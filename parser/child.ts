@@ -11,6 +11,7 @@ import { serveRequests } from "../core/childProcess.ts";
 import type { SerializedDag } from "../core/dagStructure.ts";
 import type { Dag } from "../sdk/types.ts";
 import { DAG_CREATED_HOOK, isDag, type DagCreatedHook } from "../sdk/dag.ts";
+import { INVALID_DAG_CODES } from "../sdk/errors.ts";
 import { writeFileAtomically } from "../core/atomicWrite.ts";
 import { sdkModuleFile } from "../core/sdkModule.ts";
 import { buildSdkModule, bundleDagFile } from "./bundle.ts";
@@ -71,9 +72,11 @@ async function parse(file: string, scratch: string): Promise<ParseOutcome> {
     createdByBundle.set(href, created);
   } catch (err) {
     const e = err as Error & { code?: string };
-    // An error with a Baton code (InvalidDagError from dag()) reads like the parser's own checks; any
-    // other exception keeps its class name (TypeError: …), which says what went wrong.
-    const coded = typeof e?.code === "string" && e.code.startsWith("BATON_");
+    // An InvalidDagError from dag() (its codes only: a bundle's own SDK copy is another class) reads
+    // like the parser's own checks; any other exception keeps its class name (TypeError: …), which
+    // says what went wrong, and is an import error: a FailError's or SkipError's code says what a
+    // task did, not that a file could not be imported.
+    const coded = (INVALID_DAG_CODES as readonly unknown[]).includes(e?.code);
     const code = coded ? e.code! : "BATON_DAG_IMPORT_ERROR";
     const message = e instanceof Error ? (coded ? e.message : `${e.name}: ${e.message}`) : `thrown value: ${String(err)}`;
     return { ok: false, code, message, line: lineInFile(e?.stack, file), stack: stackFrames(e?.stack), deps };

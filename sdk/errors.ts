@@ -31,11 +31,19 @@ export class FailError extends TaskControlError {
   }
 }
 
+/**
+ * The codes of InvalidDagError: the only Baton codes an error thrown while a DAG file is imported
+ * keeps as its import error's code (parser/child.ts); any other (a FailError's BATON_TASK_FAILED
+ * says what a task did) is BATON_DAG_IMPORT_ERROR.
+ */
+export const INVALID_DAG_CODES = ["BATON_DUPLICATE_TASK_ID", "BATON_INVALID_DAG", "BATON_DAG_CYCLE"] as const;
+export type InvalidDagCode = (typeof INVALID_DAG_CODES)[number];
+
 /** Raised at definition time for a DAG that cannot be valid (duplicate ids, bad options). */
 export class InvalidDagError extends Error {
   readonly [BRAND] = true;
   constructor(
-    readonly code: "BATON_DUPLICATE_TASK_ID" | "BATON_INVALID_DAG" | "BATON_DAG_CYCLE",
+    readonly code: InvalidDagCode,
     message: string,
     /** "file:line" of what is wrong when it is not where the error is thrown (the edge that closes a cycle). */
     readonly definedAt?: string,

@@ -31,6 +31,7 @@ import { dbFor, type ApiDeps } from "../context.ts";
 import { decodeCursor, encodeCursor, type CursorScope } from "../cursor.ts";
 import { CursorListOf, FreeObject, ListOf, Nullable, NullableDateTime, serializeAsBuilt } from "../openapi.ts";
 import { CursorQuery, DagParams, Id, instantOf, NO_TRAILING_SPACE, PageBody, PageQuery, RunParams, TaskParams } from "../schemas.ts";
+import { NAME_FILTER_PATTERN } from "../../core/dagLimits.ts";
 import { taskInstanceJson } from "../serializers.ts";
 
 const TAGS = ["TaskInstance"];
@@ -106,8 +107,8 @@ const MarkedReference = Type.Object(
   { additionalProperties: false },
 );
 
-/** A pool or queue name: none ends with a space (core/dagLimits.ts), which MySQL would pad away. */
-const NameFilter = Type.String({ minLength: 1, maxLength: 256, pattern: NO_TRAILING_SPACE });
+/** A pool or queue name: none ends with whitespace (MySQL would pad a space away) or holds a control character (core/dagLimits.ts). */
+const NameFilter = Type.String({ minLength: 1, maxLength: 256, pattern: NAME_FILTER_PATTERN });
 
 /** Airflow's filters of GET …/taskInstances (state, pool and queue repeat). */
 const FilterQuery = Type.Object({

@@ -198,6 +198,10 @@ describe("API input validation", () => {
       const batch = (payload: object) => post("/api/v1/dags/~/dagRuns/~/taskInstances/list", payload);
       expectProblem(await batch({ pool: ["default_pool "] }), 400, "BATON_VALIDATION_FAILED", "body.pool.0 must not end with a space");
       expectProblem(await batch({ queue: ["default "] }), 400, "BATON_VALIDATION_FAILED", "body.queue.0 must not end with a space");
+      // No queue or pool name holds a control character (core/dagLimits.ts): say so rather than match nothing.
+      expectProblem(await tis("queue=a%0Ab"), 400, "BATON_VALIDATION_FAILED", "querystring.queue.0 must not end with a space or other whitespace, nor contain control characters");
+      expectProblem(await tis("pool=a%09b"), 400, "BATON_VALIDATION_FAILED", "querystring.pool.0 must not end with a space or other whitespace, nor contain control characters");
+      expectProblem(await batch({ queue: ["a\u0085b"] }), 400, "BATON_VALIDATION_FAILED", "body.queue.0 must not end with a space or other whitespace, nor contain control characters");
     });
 
     it("refuses event log event and owner filters ending with a space", async () => {

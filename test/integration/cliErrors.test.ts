@@ -129,6 +129,8 @@ describe("bad listen settings: one line, exit 1 (they crashed with a RangeError 
     ["worker --concurrency 0", ["worker", "--concurrency", "0"], {}, "BATON_CONFIG_INVALID: a worker needs at least one task slot (BATON_WORKERS / --concurrency), got 0"],
     ["BATON_WORKERS=0 standalone", ["standalone"], { BATON_WORKERS: "0" }, "BATON_CONFIG_INVALID: a worker needs at least one task slot (BATON_WORKERS / --concurrency), got 0"],
     ["worker --queues ,", ["worker", "--queues", ","], {}, "BATON_CONFIG_INVALID: --queues names no queue"],
+    // a queue name no DAG may use (core/dagLimits.ts): it would print as two log lines
+    ["worker --queues 'a<newline>b'", ["worker", "--queues", "etl,a\nb"], {}, 'BATON_CONFIG_INVALID: --queues: queue must not contain control characters (a newline, a tab: it is printed in log lines), got U+000A in "a\\nb"'],
     // was "cannot reach MySQL … (ENOTFOUND)", exit 2: the listen host taken for the database
     ["api --host nosuchhost.invalid", ["api", "--host", "nosuchhost.invalid"], {}, "BATON_LISTEN_FAILED: cannot listen for the API on nosuchhost.invalid:8080: the host name nosuchhost.invalid does not resolve (ENOTFOUND)"],
   ])("%s", async (_name, args, env, line) => {

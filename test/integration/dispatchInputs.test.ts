@@ -52,6 +52,10 @@ export const code = dag({ id: "di_code" }, (t) => {
   t.task("only", { queue: "di_code" }, async () => "ran");
 });
 
+export const codeRefused = dag({ id: "di_code_refused", defaultArgs: { retries: 1, retryDelay: 0 } }, (t) => {
+  t.task("only", { queue: "di_code_refused" }, async () => "ran");
+});
+
 // Pokes twice, both as try 1: the second poke loads the step of the first (steps_kept).
 export const sensing = dag({ id: "di_sensor" }, (t) => {
   t.sensor("wait", {
@@ -217,6 +221,28 @@ it("a try whose DAG version's code the database does not answer for is not faile
   const only = await ti("di_code", "c1", "only");
   expect(JSON.parse(only.output)).toBe("ran");
   expect(only.try_number).toBe(1);
+});
+
+it("a try whose DAG version's code the database refuses to read (not unanswered) fails with a stable code, counted", async () => {
+  // As an inputs read refused (below): it would fail the same way at every claim. It failed as a
+  // bare { name: "Error" }, no code to tell it from a task's own error.
+  const tooBig = () => Object.assign(new Error("Got a packet bigger than 'max_allowed_packet' bytes (test)"), { code: "ER_NET_PACKET_TOO_LARGE", errno: 1153 });
+  const reads = failingReads(newDb(), (sql) => sql.includes(CODE_READ), tooBig);
+  worker("di_code_refused", reads.db);
+  await trigger("di_code_refused", "r1");
+  await waitFor("the run to fail", async () => (await ti("di_code_refused", "r1", "only")).run_state === "failed", 20_000);
+  const only = await ti("di_code_refused", "r1", "only");
+  expect(only.output).toBeNull();
+  // Both tries counted: the first failed and was retried, the retry failed likewise.
+  expect(only.try_number).toBe(2);
+  const [[row]] = await h.db.pool.query<RowDataPacket[]>(
+    "SELECT ti.error FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id WHERE ti.dag_id = 'di_code_refused' AND r.run_id = 'r1' AND ti.task_id = 'only'",
+  );
+  const error = typeof row!.error === "string" ? JSON.parse(row!.error) : row!.error;
+  expect(error).toMatchObject({ name: "TaskInputsUnreadableError", code: "BATON_TASK_INPUTS_UNREADABLE" });
+  expect(error.message).toContain("its DAG version (structure, bundled code) could not be read");
+  expect(error.message).toContain("ER_NET_PACKET_TOO_LARGE");
+  expect(lines.some((l) => l.includes("di_code_refused.only (run r1)") && l.includes("BATON_TASK_INPUTS_UNREADABLE"))).toBe(true);
 });
 
 it("one try whose inputs cannot be read even alone does not hold back the tries claimed with it", async () => {

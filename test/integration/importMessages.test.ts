@@ -63,6 +63,20 @@ describe("import error messages", () => {
     expect(f.line).toBe(3);
   });
 
+  // A task-control error's code (BATON_TASK_FAILED, BATON_TASK_SKIPPED) says what a task did: thrown
+  // at import, it was passed through as the import error's code. Only the SDK's definition-time codes
+  // (InvalidDagError) are; anything else thrown at import is an import error, its class name kept.
+  it.each([
+    ["FailError", `throw new FailError("config missing");`, "FailError: config missing"],
+    ["SkipError", `throw new SkipError("not today");`, "SkipError: not today"],
+    ["an error with another Baton code", `throw Object.assign(new Error("mine"), { code: "BATON_TASK_UNCLAIMABLE" });`, "Error: mine"],
+  ])("%s thrown at import is BATON_DAG_IMPORT_ERROR, its message kept", async (_what, statement, message) => {
+    const f = await failure("control.ts", dagSource(`${statement}\nexport default dag({ id: "control" }, (t) => { t.task("a", async () => 1); });`));
+    expect(f.code).toBe("BATON_DAG_IMPORT_ERROR");
+    expect(f.message).toBe(message);
+    expect(f.line).toBe(2);
+  });
+
   // The file's path as `filename` shows it (absolute), not relative to the loader's working directory.
   it("a syntax error names the file by its absolute path, with line and column", async () => {
     const f = await failure("syntax.ts", dagSource(`export default dag({ id: "syntax" }, (t) => {\n  t.task("a", async () => 1));\n});`));

@@ -310,6 +310,19 @@ describe("dag()", () => {
     });
 
     it.each([
+      ["queue", { queue: "etl\nnext" }, "U+000A"],
+      ["queue", { queue: "x\ty" }, "U+0009"],
+      ["queue", { queue: "a\u0085b" }, "U+0085"],
+      ["pool", { pool: "gpu\nnext" }, "U+000A"],
+    ] as [string, Record<string, string>, string][])("rejects a %s name holding a control character %#: it is printed in log lines and CLI rows", (field, options, code) => {
+      const err = dagError(() => dag({ id: "x" }, (t) => void t.task("a", options, noop)));
+      expect(err.code).toBe("BATON_INVALID_DAG");
+      expect(err.message).toContain(`${field} must not contain control characters`);
+      expect(err.message).toContain(code);
+      expect(() => dag({ id: "x" }, (t) => void t.task("a", { [field]: " leading space, Zürich \u00a0ok" }, noop))).not.toThrow();
+    });
+
+    it.each([
       ["softFail", "true"],
       ["exponentialBackoff", 1],
     ] as [string, unknown][])("rejects a sensor's %s that is not a boolean (%p would read as false)", (flag, value) => {
