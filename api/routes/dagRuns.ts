@@ -11,6 +11,7 @@ import { createDagRun } from "../../store/transitions/createDagRun.ts";
 import { deleteDagRun } from "../../store/transitions/deleteDagRun.ts";
 import { markRunSuccess } from "../../store/transitions/markRunSuccess.ts";
 import { requeueRun } from "../../store/transitions/requeueRun.ts";
+import type { RowDataPacket } from "../../store/db.ts";
 import { VersionCache } from "../../store/versions.ts";
 import { dbFor, type ApiDeps } from "../context.ts";
 import { decodeCursor, encodeCursor, type CursorScope } from "../cursor.ts";
@@ -47,6 +48,19 @@ const BatchBody = Type.Object(
   },
   { additionalProperties: false },
 );
+
+/**
+ * The answer of PATCH …/dagRuns/{dag_run_id}: Airflow's DAGRun, as the change's own transaction left
+ * it, plus (Baton's) previous_state, the state it found under the run's lock.
+ */
+const UpdatedDagRun = Type.Object({
+  ...DagRunSchema.properties,
+  previous_state: Type.String({
+    description:
+      "Baton: the run's state before the change, read under its lock. The other fields are the run as the change's " +
+      "transaction left it, not a later read: workers and the scheduler may have moved it on since (a re-queued run finished)",
+  }),
+});
 
 const StateBody = Type.Object(
   {
@@ -217,7 +231,7 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
 
   app.patch(
     "/dags/:dag_id/dagRuns/:dag_run_id",
-    { schema: { operationId: "update_dag_run_state", tags: TAGS, params: RunParams, body: StateBody, response: { 200: DagRunSchema } } },
+    { schema: { operationId: "update_dag_run_state", tags: TAGS, params: RunParams, body: StateBody, response: { 200: UpdatedDagRun } } },
     async (req) => {
       const { dag_id: dagId, dag_run_id: runId } = req.params;
       const { state, compensate } = req.body;
@@ -225,18 +239,23 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
         throw new BatonError("BATON_VALIDATION_FAILED", `body.compensate only applies to state "failed", not "${state}"`);
       }
       const now = clock.now();
+      // Answered from the transition's own transaction (the run's row as it left it, and its state
+      // before, read under its lock), not read again: by then workers may have run what it queued.
+      let done: { previousState: string; run: RowDataPacket };
       if (state === "failed") {
-        const { compensating } = await cancelRun(dbFor(db, req), now, dagId, runId, { compensate: compensate === true, shapeOf });
-        if (compensating) onTasksQueued?.();
+        const cancelled = await cancelRun(dbFor(db, req), now, dagId, runId, { compensate: compensate === true, shapeOf });
+        if (cancelled.compensating) onTasksQueued?.();
+        done = cancelled;
       } else if (state === "success") {
-        await markRunSuccess(dbFor(db, req), now, dagId, runId);
+        done = await markRunSuccess(dbFor(db, req), now, dagId, runId);
       } else {
-        const { queued } = await requeueRun(dbFor(db, req), now, dagId, runId, shapeOf);
-        if (queued.length > 0) onTasksQueued?.();
+        const cleared = await requeueRun(dbFor(db, req), now, dagId, runId, shapeOf);
+        if (cleared.queued.length > 0) onTasksQueued?.();
+        done = { previousState: cleared.previousRunState, run: cleared.run };
       }
       // A finished run frees room under maxActiveRuns; runs depending on the past may go on.
       onRunCreated?.();
-      return current(dagId, runId);
+      return { ...dagRunJson(done.run), previous_state: done.previousState };
     },
   );
 

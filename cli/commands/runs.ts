@@ -72,9 +72,10 @@ export function registerRunsCommands(program: Command): void {
     .action(async function (this: Command, dagId: string, runId: string, newState: string) {
       if (!(SETTABLE as readonly string[]).includes(newState)) throw new BatonError("BATON_VALIDATION_FAILED", `new_state must be one of ${SETTABLE.join(", ")}, not "${newState}"`);
       await withApi(this, async (client, { output }) => {
-        const before = await client.call<{ state: string }>("GET", runPath(dagId, runId));
-        const run = await client.call<{ state: string }>("PATCH", runPath(dagId, runId), { body: { state: newState } });
-        printChange(output, `marked run ${runId} of ${dagId}: ${before.state} → ${run.state}`, run);
+        // Printed from the PATCH's answer alone: the states its own transaction found and left. A read
+        // before it may be stale by the time it marks; the run may have moved on since (re-queued, finished).
+        const run = await client.call<{ state: string; previous_state: string }>("PATCH", runPath(dagId, runId), { body: { state: newState } });
+        printChange(output, `marked run ${runId} of ${dagId}: ${run.previous_state} → ${run.state}`, run);
       });
     });
 

@@ -8,11 +8,12 @@
 //   nothing changes: its compensation task instances exist already, and undoing twice is never right.
 // replaced: a run a backfill replaced is finished (only a finished run is replaced, and nothing
 //   reopens it: clear, re-queue and marks are refused), so its cancel is BATON_DAG_RUN_FINISHED.
-// outcomes: the run's state before; BATON_DAG_RUN_NOT_FOUND (BATON_DAG_NOT_FOUND without the DAG);
+// outcomes: the run's state before (read under its lock) and its row as the transaction left it (not
+//   read again after the commit, by when workers and the scheduler may have moved it on); BATON_DAG_RUN_NOT_FOUND (BATON_DAG_NOT_FOUND without the DAG);
 //   BATON_DAG_RUN_FINISHED; BATON_DAG_RUN_COMPENSATING.
 import { BatonError } from "../../core/errors.ts";
 import type { Db, RowDataPacket } from "../db.ts";
-import { runNotFoundError } from "../queries/read.ts";
+import { getDagRunById, runNotFoundError } from "../queries/read.ts";
 import type { DagShape } from "../../core/dagStructure.ts";
 import { startCompensation } from "./settle.ts";
 import { endRuns } from "./timeoutRuns.ts";
@@ -24,7 +25,7 @@ export async function cancelRun(
   runId: string,
   options: { compensate?: boolean; shapeOf?: (versionHash: string) => Promise<DagShape> } = {},
   attempt = 1,
-): Promise<{ tasksFailed: number; tasksSkipped: number; compensating: boolean }> {
+): Promise<{ tasksFailed: number; tasksSkipped: number; compensating: boolean; previousState: string; run: RowDataPacket }> {
   const [rows] = await db.pool.query<RowDataPacket[]>("SELECT id, state, version_hash, compensation FROM dag_run WHERE dag_id = ? AND run_id = ?", [
     dagId,
     runId,
@@ -37,6 +38,7 @@ export async function cancelRun(
   if (options.compensate && run.compensation != null) throw compensatingError(runId, run.compensation);
   const shape = options.compensate && options.shapeOf ? await options.shapeOf(run.version_hash) : undefined;
   let compensating = false;
+  let left: RowDataPacket | undefined;
   const ended = await db.tx(async (tx) => {
     const result = await endRuns(tx, now, [Number(run.id)], {
       recheck: { sql: "state IN ('queued', 'running')", params: [] },
@@ -59,11 +61,12 @@ export async function cancelRun(
       compensating = await startCompensation(tx, now, Number(run.id), shape);
       if (!compensating) await tx.query("UPDATE dag_run SET state = 'failed', end_date = ? WHERE id = ?", [now, run.id]);
     }
+    if (result.runs.length > 0) left = await getDagRunById(tx, Number(run.id));
     return result;
   });
   if (ended.runs.length === 0 && shape && attempt < 3) return cancelRun(db, now, dagId, runId, options, attempt + 1);
   if (ended.runs.length === 0) throw new BatonError("BATON_DAG_RUN_FINISHED", `DAG run "${runId}" finished meanwhile`);
-  return { tasksFailed: ended.tasksFailed, tasksSkipped: ended.tasksSkipped, compensating };
+  return { tasksFailed: ended.tasksFailed, tasksSkipped: ended.tasksSkipped, compensating, previousState: ended.runs[0]!.previousState, run: left! };
 }
 
 function compensatingError(runId: string, compensation: string): BatonError {

@@ -137,6 +137,10 @@ export interface ClearResult {
   queued: number[];
   /** The run's state afterwards. */
   runState: string;
+  /** The run's state before, read under its lock. */
+  previousRunState: string;
+  /** The run's row as the clear's transaction left it (under its lock; not read again after the commit). */
+  run: RowDataPacket;
 }
 
 export async function clearTasks(
@@ -206,13 +210,13 @@ export async function clearTasks(
       `SELECT id, task_id, map_index, state, pool, pool_slots FROM task_instance WHERE dag_run_id = ? ORDER BY task_id, map_index${lock}`,
       [dagRunId],
     );
-    const [[runRow]] = await tx.query<RowDataPacket[]>(`SELECT state, compensation, replaced_by_backfill_id FROM dag_run WHERE id = ?${lock}`, [dagRunId]);
+    const [[runRow]] = await tx.query<RowDataPacket[]>(`SELECT * FROM dag_run WHERE id = ?${lock}`, [dagRunId]);
     // A run a backfill replaced is history: its date's current run is the backfill's. Clearing it
     // would run the date twice. Read under the lock: advanceBackfills replaces only a finished
     // run, so a clear that commits first keeps the run current (the backfill skips the date).
     if (runRow!.replaced_by_backfill_id != null) {
       if (req.redrive === "skip") {
-        return { dagRunId, dagId: req.dagId, runId: req.runId, logicalDate: run.logical_date ?? null, dryRun, cleared: [], queued: [], runState: runRow!.state };
+        return { dagRunId, dagId: req.dagId, runId: req.runId, logicalDate: run.logical_date ?? null, dryRun, cleared: [], queued: [], runState: runRow!.state, previousRunState: runRow!.state, run: runRow! };
       }
       const what = `${req.redrive ? "re-driving" : "clearing"} its tasks would run its date twice`;
       throw await runReplacedError(tx, { dagId: req.dagId, runId: req.runId, backfillId: Number(runRow!.replaced_by_backfill_id), logicalDate: run.logical_date ?? null }, what);
@@ -274,6 +278,8 @@ export async function clearTasks(
       cleared: hits.map((r) => ({ id: Number(r.id), taskId: r.task_id, mapIndex: r.map_index, previousState: r.state, state: r.state })),
       queued: [],
       runState: runRow!.state,
+      previousRunState: runRow!.state,
+      run: runRow!,
     };
     if (dryRun || hits.length === 0) return result;
     if (switchTo) await tx.query("UPDATE dag_run SET version_hash = ? WHERE id = ?", [switchTo, dagRunId]);
@@ -353,8 +359,9 @@ export async function clearTasks(
     const [after] = await tx.query<RowDataPacket[]>(`SELECT id, state FROM task_instance WHERE id IN (${inList([...clearedIds])})`, [...clearedIds]);
     const stateById = new Map(after.map((r) => [Number(r.id), r.state as string]));
     for (const c of result.cleared) c.state = stateById.get(c.id) ?? c.state;
-    const [[runAfter]] = await tx.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE id = ?", [dagRunId]);
+    const [[runAfter]] = await tx.query<RowDataPacket[]>("SELECT * FROM dag_run WHERE id = ?", [dagRunId]);
     result.runState = runAfter!.state;
+    result.run = runAfter!;
     return result;
   });
 }

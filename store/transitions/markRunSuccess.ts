@@ -21,18 +21,19 @@
 //   callback (migration 0020's trigger), which the date's current run runs, and the history would
 //   claim the date succeeded in a run that failed (the backfill that created it would count it
 //   success). Even marking a succeeded one again (a no-op) is refused: one rule, like the clear's.
-// outcomes: the state before and how many task instances were marked; BATON_DAG_RUN_NOT_FOUND (BATON_DAG_NOT_FOUND without the DAG);
+// outcomes: the state before (read under the run's lock), the run's row as the transaction left it (not read
+//   again after the commit) and how many task instances were marked; BATON_DAG_RUN_NOT_FOUND (BATON_DAG_NOT_FOUND without the DAG);
 //   BATON_DAG_RUN_COMPENSATING; BATON_DAG_RUN_REPLACED.
 import { BatonError } from "../../core/errors.ts";
 import { RunState, TaskState, UNFINISHED_TASK_STATES } from "../../core/states.ts";
 import { inList, type Db, type RowDataPacket } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
-import { runNotFoundError, runReplacedError } from "../queries/read.ts";
+import { getDagRunById, runNotFoundError, runReplacedError } from "../queries/read.ts";
 import { sagaEnded } from "../../scheduler/clearSelection.ts";
 
 const TO_MARK = [...UNFINISHED_TASK_STATES, TaskState.Failed, TaskState.UpstreamFailed];
 
-export async function markRunSuccess(db: Db, now: Date, dagId: string, runId: string): Promise<{ previousState: string; tasksMarked: number }> {
+export async function markRunSuccess(db: Db, now: Date, dagId: string, runId: string): Promise<{ previousState: string; run: RowDataPacket; tasksMarked: number }> {
   const [found] = await db.pool.query<RowDataPacket[]>("SELECT id FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
   if (!found[0]) throw await runNotFoundError(db.pool, dagId, runId);
   const id = Number(found[0].id);
@@ -82,6 +83,6 @@ export async function markRunSuccess(db: Db, now: Date, dagId: string, runId: st
     const freed = new Map<string, number>();
     for (const t of tis) if (t.state === TaskState.Running) freed.set(t.pool, (freed.get(t.pool) ?? 0) - Number(t.pool_slots));
     for (const s of occupancyStatements(freed)) await tx.query(s.sql, s.params);
-    return { previousState: run.state as string, tasksMarked: tis.length };
+    return { previousState: run.state as string, run: (await getDagRunById(tx, id))!, tasksMarked: tis.length };
   });
 }

@@ -36,9 +36,10 @@ import { startCompensation } from "./settle.ts";
 export interface TimedOutRuns {
   /**
    * compensation: the run's saga compensation before it ended (null: none); compensating: the run
-   * did not end but compensates (it ends failed when its compensations are done).
+   * did not end but compensates (it ends failed when its compensations are done); previousState: its
+   * state before it ended, read under its lock.
    */
-  runs: { id: number; dagId: string; runId: string; compensation: string | null; compensating: boolean; unusable?: string }[];
+  runs: { id: number; dagId: string; runId: string; previousState: string; compensation: string | null; compensating: boolean; unusable?: string }[];
   tasksFailed: number;
   tasksSkipped: number;
 }
@@ -120,7 +121,7 @@ export async function endRuns(
     [...runIds, ...UNFINISHED_TASK_STATES],
   );
   const [locked] = await tx.query<RowDataPacket[]>(
-    `SELECT id, dag_id, run_id, start_date, timeout_at, compensation, version_hash FROM dag_run
+    `SELECT id, dag_id, run_id, state, start_date, timeout_at, compensation, version_hash FROM dag_run
       WHERE id IN (${inList(runIds)}) AND ${how.recheck.sql} ORDER BY id FOR UPDATE`,
     [...runIds, ...how.recheck.params],
   );
@@ -144,7 +145,7 @@ export async function endRuns(
       for (const t of running) freed.set(t.pool, (freed.get(t.pool) ?? 0) - Number(t.pool_slots));
       result.tasksFailed += ids.length;
     }
-    result.runs.push({ id: Number(run.id), dagId: run.dag_id, runId: run.run_id, compensation: run.compensation ?? null, compensating: false });
+    result.runs.push({ id: Number(run.id), dagId: run.dag_id, runId: run.run_id, previousState: run.state, compensation: run.compensation ?? null, compensating: false });
   }
   for (const t of tis) if (live.has(Number(t.dag_run_id)) && t.state !== TaskState.Running) skip.push(Number(t.id));
   if (skip.length > 0) {

@@ -3,9 +3,12 @@
 // and the independent ones run side by side.
 import { spawn } from "node:child_process";
 import type { RowDataPacket } from "../../store/db.ts";
+import { cancelRun } from "../../store/transitions/cancelRun.ts";
 import { beatProcess } from "../../store/transitions/heartbeat.ts";
+import { markRunSuccess } from "../../store/transitions/markRunSuccess.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
-import { BIN, ROOT } from "../helpers/cli.ts";
+import { BIN, ROOT, heldApi } from "../helpers/cli.ts";
+import { waitFor } from "../helpers/db.ts";
 
 
 const DAGS = dagSource(`
@@ -173,6 +176,33 @@ describe("baton dags / runs", () => {
     expect(deleted.code).toBe(0);
     expect(JSON.parse(deleted.stdout)).toEqual({ dag_id: "cli_dags_b", dag_run_id: "r2", deleted: true });
     expect(await count("SELECT COUNT(*) AS n FROM dag_run WHERE dag_id = 'cli_dags_b'", [])).toBe(0);
+  }, 120_000);
+
+  it("runs state prints the states its own PATCH found and left, not a read before it or after it", async () => {
+    const runState = async () => {
+      const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'cli_dags_b' AND run_id = 'r3'");
+      return row!.state as string;
+    };
+    const r3 = await h.app.inject({ method: "POST", url: "/api/v1/dags/cli_dags_b/dagRuns", payload: { dag_run_id: "r3" } });
+    expect(r3.statusCode).toBe(200);
+    // No worker: once started, r3 stays running with x queued.
+    await waitFor("r3 running", async () => (await h.scheduler.tick(), (await runState()) === "running"));
+
+    // Another actor cancels r3 between anything the CLI could read first and its PATCH: the mark
+    // found it failed (a read before it said running).
+    const cancelling = await heldApi(h.app, { before: (req) => (req.method === "PATCH" ? cancelRun(h.db, new Date(), "cli_dags_b", "r3") : undefined) });
+    const marked = await baton(["runs", "state", "cli_dags_b", "r3", "success"], { ...env, BATON_API_URL: cancelling.url }).finally(cancelling.close);
+    expect({ code: marked.code, stdout: marked.stdout, stderr: marked.stderr }).toEqual({ code: 0, stdout: "marked run r3 of cli_dags_b: failed → success\n", stderr: "" });
+
+    // Re-queued, the run is running as the PATCH left it, though it finished (as a fast run would)
+    // before the CLI got the answer; under --output json the answer, previous_state with it.
+    const finishing = await heldApi(h.app, { hold: (req) => (req.method === "PATCH" ? markRunSuccess(h.db, new Date(), "cli_dags_b", "r3") : undefined) });
+    const requeued = await baton(["-o", "json", "runs", "state", "cli_dags_b", "r3", "queued"], { ...env, BATON_API_URL: finishing.url }).finally(finishing.close);
+    expect({ code: requeued.code, stderr: requeued.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(JSON.parse(requeued.stdout)).toMatchObject({ dag_id: "cli_dags_b", dag_run_id: "r3", previous_state: "success", state: "running", end_date: null });
+    expect(await runState()).toBe("success");
+    const again = await baton(["runs", "state", "cli_dags_b", "r3", "queued"], env);
+    expect({ code: again.code, stdout: again.stdout, stderr: again.stderr }).toEqual({ code: 0, stdout: "marked run r3 of cli_dags_b: success → running\n", stderr: "" });
   }, 120_000);
 
   it("runs note sets and removes a run's note; workers lists the workers that beat", async () => {

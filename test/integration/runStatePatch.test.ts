@@ -37,14 +37,14 @@ describe("PATCH a DAG run to the state it has", () => {
     await h.scheduler.tick(); // starts the run: its task instances exist, a is queued
     clock.advance(60_000);
     const first = await patch("twice", "success");
-    expect({ status: first.statusCode, state: first.json().state }).toEqual({ status: 200, state: "success" });
+    expect({ status: first.statusCode, previous: first.json().previous_state, state: first.json().state }).toEqual({ status: 200, previous: "running", state: "success" });
     const before = { run: first.json(), row: await runRow("twice"), events: await runEvents("twice") };
     const tis = (await h.app.inject({ method: "GET", url: `${url("twice")}/taskInstances` })).json().task_instances;
 
     clock.advance(3_600_000);
     const again = await patch("twice", "success");
     expect(again.statusCode).toBe(200);
-    expect(again.json()).toEqual(before.run);
+    expect(again.json()).toEqual({ ...before.run, previous_state: "success" });
     expect(await runRow("twice")).toEqual(before.row);
     expect(await runEvents("twice")).toEqual(before.events);
     expect((await h.app.inject({ method: "GET", url: `${url("twice")}/taskInstances` })).json().task_instances).toEqual(tis);
@@ -55,7 +55,7 @@ describe("PATCH a DAG run to the state it has", () => {
     const before = { row: await runRow("waiting"), events: await runEvents("waiting") };
     clock.advance(60_000);
     const res = await patch("waiting", "queued");
-    expect({ status: res.statusCode, state: res.json().state }).toEqual({ status: 200, state: "queued" });
+    expect({ status: res.statusCode, previous: res.json().previous_state, state: res.json().state }).toEqual({ status: 200, previous: "queued", state: "queued" });
     expect(await runRow("waiting")).toEqual(before.row);
     expect(await runEvents("waiting")).toEqual(before.events);
   });
