@@ -1,8 +1,10 @@
 // PATCH …/dagRuns/{id} with the state a run already has changes nothing (Airflow's set_state):
 // marking a succeeded run success again kept moving its end_date, with no event-log entry
-// saying so. On a fake clock, so each PATCH happens at a known, later time.
+// saying so. On a fake clock, so each PATCH happens at a known, later time. The answer is the run as
+// the PATCH's own transaction left it, not read again once the scheduler and workers were woken.
 import { FakeClock } from "../../core/clock.ts";
 import type { RowDataPacket } from "../../store/db.ts";
+import { markRunSuccess } from "../../store/transitions/markRunSuccess.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 
 const clock = new FakeClock("2026-06-01T00:00:00Z");
@@ -58,5 +60,35 @@ describe("PATCH a DAG run to the state it has", () => {
     expect({ status: res.statusCode, previous: res.json().previous_state, state: res.json().state }).toEqual({ status: 200, previous: "queued", state: "queued" });
     expect(await runRow("waiting")).toEqual(before.row);
     expect(await runEvents("waiting")).toEqual(before.events);
+  });
+  it("queued answers the run as the re-queue's transaction left it, though it finished before the answer", async () => {
+    expect((await h.app.inject({ method: "POST", url: "/api/v1/dags/mark_twice/dagRuns", payload: { dag_run_id: "fast" } })).statusCode).toBe(200);
+    await h.scheduler.tick(); // starts the run: a is queued
+    expect((await runRow("fast")).state).toBe("running");
+    // The PATCH wakes the scheduler once it committed; here that wake makes the next statement on
+    // the pool wait until the run finished (as a fast run would, its workers woken too).
+    const pool = h.db.pool;
+    const query = pool.query;
+    const finish = () => markRunSuccess(h.db, clock.now(), "mark_twice", "fast");
+    let finished = false;
+    h.scheduler.wake = () => {
+      pool.query = (async (...args: Parameters<typeof query>) => {
+        pool.query = query;
+        await finish();
+        finished = true;
+        return query.apply(pool, args);
+      }) as typeof query;
+    };
+    try {
+      clock.advance(60_000);
+      const res = await patch("fast", "queued");
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ dag_run_id: "fast", previous_state: "running", state: "running", end_date: null });
+    } finally {
+      h.scheduler.wake = () => undefined;
+      if (pool.query !== query) pool.query = query;
+    }
+    if (!finished) await finish();
+    expect((await runRow("fast")).state).toBe("success");
   });
 });
