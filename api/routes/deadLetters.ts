@@ -32,6 +32,18 @@ const DeadLetter = Type.Object(
   { additionalProperties: false },
 );
 
+const RedrivenLetter = Type.Object(
+  {
+    ...DeadLetter.properties,
+    skipped: Type.Union([Type.Enum(["replaced", "compensating", "changed"]), Type.Null()], {
+      description:
+        "null: re-driven (or, on a dry run, would be). Else why not, decided under its run's lock by a re-drive by dag_id: " +
+        "replaced, a backfill replaced its run since it was listed; compensating, its run's saga started since; changed, it was no longer failed (cleared or marked meanwhile)",
+    }),
+  },
+  { additionalProperties: false },
+);
+
 function deadLetterJson(r: RowDataPacket) {
   const error = parseJsonText<{ name?: string; code?: string; message?: string } | null>(r.error, null);
   return {
@@ -82,8 +94,8 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
         response: {
           200: Type.Object(
             {
-              dead_letters: Type.Array(DeadLetter, { description: "the dead letters chosen (before the re-drive)" }),
-              redriven: Type.Integer({ minimum: 0, description: "how many were (or, on a dry run, would be) cleared to run again" }),
+              dead_letters: Type.Array(RedrivenLetter, { description: "the dead letters chosen (as listed before the re-drive), each with skipped" }),
+              redriven: Type.Integer({ minimum: 0, description: "how many of them were (or, on a dry run, would be) cleared to run again: those whose skipped is null" }),
               dry_run: Type.Boolean(),
             },
             { additionalProperties: false },
@@ -105,7 +117,7 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
       const { letters: rows, redriven } = await redriveDeadLetters(dbFor(db, req), clock.now(), { dagId: dag_id, ids }, dry_run, (h) => versions.shape(h));
       await refuseUnknownDagFilter(db.pool, dag_id, rows.length);
       if (!dry_run && redriven > 0) onTasksQueued?.();
-      return { dead_letters: rows.map(deadLetterJson), redriven, dry_run };
+      return { dead_letters: rows.map((r) => ({ ...deadLetterJson(r), skipped: r.skipped })), redriven, dry_run };
     },
   );
 };

@@ -17,11 +17,28 @@
 //   (BATON_DAG_RUN_COMPENSATING). So is a run a backfill replaced after the list was read
 //   (BATON_DAG_RUN_REPLACED by id). Each run is its own transaction, so a by-id re-drive refused
 //   at a later run keeps the runs re-driven before it: the error names them.
+// answer: every dead letter chosen, each with skipped: null when it was (or, on a dry run, would
+//   be) re-driven, else why not (RedriveSkip); redriven counts those with null.
 import type { DagShape } from "../../core/dagStructure.ts";
 import type { Db, RowDataPacket } from "../db.ts";
 import { BatonError } from "../../core/errors.ts";
 import { listDeadLetters, replacedRunFailures, sagaHandledFailures, type DeadLetterFilter } from "../queries/deadLetters.ts";
 import { clearTasks } from "./clearTasks.ts";
+
+/**
+ * Why a dead letter chosen by a re-drive by dag_id was not re-driven, decided from its run's row
+ * as its clear read it under the run's lock: "replaced", a backfill replaced the run; "compensating",
+ * its saga started (its own tasks are no dead letters any more); "changed", it was no longer a
+ * failed task to clear (cleared or marked by someone else since it was listed).
+ */
+export type RedriveSkip = "replaced" | "compensating" | "changed";
+
+export function redriveSkip(letterId: number, cleared: readonly { id: number }[], run: Record<string, unknown>): RedriveSkip | null {
+  if (cleared.some((c) => Number(c.id) === letterId)) return null;
+  if (run.replaced_by_backfill_id != null) return "replaced";
+  if (run.compensation != null) return "compensating";
+  return "changed";
+}
 
 export async function redriveDeadLetters(
   db: Db,
@@ -31,7 +48,7 @@ export async function redriveDeadLetters(
   shapeOf: (versionHash: string) => Promise<DagShape>,
   /** Test seam: runs before each run's clear (after the dead letters were read). */
   beforeClear?: (run: { dagId: string; runId: string }) => Promise<void>,
-): Promise<{ letters: RowDataPacket[]; redriven: number }> {
+): Promise<{ letters: (RowDataPacket & { skipped: RedriveSkip | null })[]; redriven: number }> {
   const handled = await sagaHandledFailures(db.pool, filter);
   if (handled.length > 0) {
     throw new BatonError(
@@ -57,18 +74,20 @@ export async function redriveDeadLetters(
     );
   }
   const { rows } = await listDeadLetters(db.pool, filter, { limit: 10_000, offset: 0 });
-  const byRun = new Map<string, { dagId: string; runId: string; taskIds: string[] }>();
+  const byRun = new Map<string, { dagId: string; runId: string; taskIds: string[]; letters: RowDataPacket[] }>();
   for (const r of rows) {
     const key = `${r.dag_id}\u0000${r.run_id}`;
-    const entry = byRun.get(key) ?? { dagId: r.dag_id as string, runId: r.run_id as string, taskIds: [] as string[] };
+    const entry = byRun.get(key) ?? { dagId: r.dag_id as string, runId: r.run_id as string, taskIds: [] as string[], letters: [] as RowDataPacket[] };
     entry.taskIds.push(r.task_id as string);
+    entry.letters.push(r);
     byRun.set(key, entry);
   }
   let redriven = 0;
+  const skipped = new Map<number, RedriveSkip | null>();
   const done: string[] = [];
   const redrive = filter.ids?.length ? "refuse" : "skip";
   for (const run of byRun.values()) {
-    await beforeClear?.(run);
+    await beforeClear?.({ dagId: run.dagId, runId: run.runId });
     let result;
     try {
       result = await clearTasks(
@@ -83,9 +102,14 @@ export async function redriveDeadLetters(
       }
       throw err;
     }
-    const mine = result.cleared.filter((c) => run.taskIds.includes(c.taskId)).length;
+    let mine = 0;
+    for (const letter of run.letters) {
+      const why = redriveSkip(Number(letter.id), result.cleared, result.run);
+      skipped.set(Number(letter.id), why);
+      if (why === null) mine++;
+    }
     redriven += mine;
     if (mine > 0) done.push(`run "${run.runId}" of DAG "${run.dagId}"`);
   }
-  return { letters: rows, redriven };
+  return { letters: rows.map((r) => Object.assign(r, { skipped: skipped.get(Number(r.id)) ?? null })), redriven };
 }

@@ -5,6 +5,8 @@
 import { FakeClock } from "../../core/clock.ts";
 import { BACKFILL_PRIORITY_FLOOR } from "../../store/transitions/claimTasks.ts";
 import type { RowDataPacket } from "../../store/db.ts";
+import { redriveDeadLetters } from "../../store/transitions/redriveDeadLetters.ts";
+import { VersionCache } from "../../store/versions.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 
@@ -57,6 +59,9 @@ export const saga = dag({ id: "bh_saga", schedule: "@daily", startDate: "2026-01
 export const mark = dag({ id: "bh_mark", schedule: "@daily", startDate: "2026-01-01", isPausedUponCreation: true }, (t) => {
   const a = t.task("a", async (ctx) => { if (ctx.conf.fail) throw new FailError("asked to fail"); return 1; });
   t.task("b", { upstream: [a] }, async () => 2);
+});
+export const race = dag({ id: "bh_race", schedule: "@daily", startDate: "2026-01-01", isPausedUponCreation: true }, (t) => {
+  t.task("a", async (ctx) => { if (ctx.conf.fail) throw new FailError("asked to fail"); return 1; });
 });
 export const gone = dag({ id: "bh_gone", schedule: "@daily", startDate: "2026-01-01", isPausedUponCreation: true }, (t) => {
   t.task("a", async () => 1);
@@ -116,6 +121,21 @@ describe("runs a backfill replaced", () => {
       ["failed", 1],
       ["failed", 1],
     ]);
+  });
+});
+
+describe("a run a backfill replaced between a re-drive's listing and its clear", () => {
+  it("is skipped by a re-drive by dag_id, and its dead letter is answered as skipped (replaced), not as re-driven", async () => {
+    await backfill({ dag_id: "bh_race", from_date: "2026-01-01", to_date: "2026-01-01", dag_run_conf: { fail: true } });
+    const [old] = await runsOf("bh_race");
+    const versions = new VersionCache(h.db.pool);
+    let replacedBy: number | null = null;
+    const out = await redriveDeadLetters(h.db, clock.now(), { dagId: "bh_race" }, false, (hash) => versions.shape(hash), async () => {
+      replacedBy = await backfill({ dag_id: "bh_race", from_date: "2026-01-01", to_date: "2026-01-01", reprocess_behavior: "failed" });
+    });
+    expect(Number((await runsOf("bh_race")).find((r) => r.run_id === old!.run_id)!.replaced_by_backfill_id)).toBe(replacedBy);
+    expect(out.letters.map((l) => [l.run_id, l.task_id, l.skipped])).toEqual([[old!.run_id, "a", "replaced"]]);
+    expect(out.redriven).toBe(0);
   });
 });
 

@@ -58,7 +58,7 @@ describe("dead letters", () => {
     });
 
     const dry = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { dag_id: "dl", dry_run: true } });
-    expect(dry.json()).toMatchObject({ redriven: 1, dry_run: true });
+    expect(dry.json()).toMatchObject({ redriven: 1, dry_run: true, dead_letters: [{ task_id: "pay", skipped: null }] });
     expect(await runState(runId)).toBe("failed");
 
     const { writeFileSync } = await import("node:fs");

@@ -90,7 +90,7 @@ describe("a run whose saga ends between the re-drive's listing and its clear", (
     const out = await redriveDeadLetters(h.db, clock.now(), { dagId: "race_saga" }, false, shapeOf, async ({ runId }) => {
       if (runId === "r1") await sagaRuns("r1", u, true);
     });
-    expect(out.letters.map((l) => `${l.run_id}/${l.task_id}`)).toEqual(["r1/t"]);
+    expect(out.letters.map((l) => [`${l.run_id}/${l.task_id}`, l.skipped])).toEqual([["r1/t", "compensating"]]);
     expect(out.redriven).toBe(0);
     expect(await states("r1")).toEqual(compensated);
     expect(await run("r1")).toEqual({ state: "failed", compensation: "compensated" });
@@ -123,6 +123,10 @@ describe("a run whose saga starts between the re-drive's listing and its clear",
     expect(seen.sort()).toEqual(["a", "b"]);
     expect(out.redriven).toBe(1);
     const [redriven, compensating] = (await run("a")).compensation === null ? ["a", "b"] : ["b", "a"];
+    // The answer says which letters were re-driven: the skipped run's letter is marked, with why.
+    expect(out.letters.map((l) => [`${l.run_id}/${l.task_id}`, l.skipped]).sort()).toEqual(
+      [[`${redriven}/t`, null], [`${compensating}/t`, "compensating"]].sort(),
+    );
     expect(await states(redriven)).toMatchObject({ charge: "success", t: "queued", u: "running" });
     expect(await states(compensating)).toEqual({ charge: "success", t: "failed", u: "failed", charge__compensate: "queued" });
     expect(await run(compensating)).toEqual({ state: "running", compensation: "running" });
