@@ -20,6 +20,17 @@ function slotsArg(value: string): number {
 }
 
 /** pools, signal and dead-letters: each one API call, so `--api-url` works for them too. */
+type RedriveAnswer = { redriven: number; dead_letters: { task_instance_id: number; dag_id: string; dag_run_id: string; task_id: string; skipped: string | null }[] };
+
+/** What `dead-letters redrive` prints: the count re-driven, then each chosen dead letter that was not, and why. */
+export function redriveSummary(result: RedriveAnswer, dryRun: boolean): string {
+  const lines = [`${dryRun ? "would re-drive" : "re-drove"} ${result.redriven} task instance(s)`];
+  for (const l of result.dead_letters) {
+    if (l.skipped !== null) lines.push(`skipped task instance ${l.task_instance_id} ("${l.task_id}" of run "${l.dag_run_id}" of DAG "${l.dag_id}"): ${l.skipped}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
 export function registerOperationCommands(program: Command): void {
   const pools = program.command("pools").description("list, create, resize and delete pools (changes need an admin token remotely)");
   pools
@@ -109,7 +120,7 @@ export function registerOperationCommands(program: Command): void {
         const body = { ...(opts.dagId ? { dag_id: opts.dagId } : {}), ...(opts.ids ? { task_instance_ids: opts.ids } : {}), dry_run: !!opts.dryRun };
         const result = await client.call("POST", "/deadLetters/redrive", { body });
         if (output === "json") return printObject(result, "json");
-        process.stdout.write(`${opts.dryRun ? "would re-drive" : "re-drove"} ${result.redriven} task instance(s)\n`);
+        process.stdout.write(redriveSummary(result, !!opts.dryRun));
       });
     });
 }
