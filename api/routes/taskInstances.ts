@@ -125,12 +125,16 @@ const FilterQuery = Type.Object({
 });
 const ListQuery = Type.Object({ ...PageQuery.properties, ...CursorQuery.properties, ...FilterQuery.properties });
 
-/** Airflow's ListTaskInstanceForm (POST /dags/~/dagRuns/~/taskInstances/list). */
+/**
+ * Airflow's ListTaskInstanceForm (POST /dags/~/dagRuns/~/taskInstances/list). A list left out or
+ * empty filters nothing, as in Airflow's get_task_instances_batch: no dag_ids is every DAG
+ * (`if dag_ids:`), and its other lists are ORs of equalities, none when the list is empty.
+ */
 const BatchBody = Type.Object(
   {
-    dag_ids: Type.Optional(Type.Array(Id, { maxItems: 1000 })),
-    dag_run_ids: Type.Optional(Type.Array(Id, { maxItems: 1000 })),
-    task_ids: Type.Optional(Type.Array(Id, { maxItems: 1000 })),
+    dag_ids: Type.Optional(Type.Array(Id, { maxItems: 1000, description: "Every DAG when left out or empty, as in Airflow." })),
+    dag_run_ids: Type.Optional(Type.Array(Id, { maxItems: 1000, description: "Every run when left out or empty, as in Airflow." })),
+    task_ids: Type.Optional(Type.Array(Id, { maxItems: 1000, description: "Every task when left out or empty, as in Airflow." })),
     ...PageBody,
     ...FilterQuery.properties,
   },
