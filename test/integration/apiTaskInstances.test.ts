@@ -6,7 +6,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
-import { expectProblem } from "../helpers/expect.ts";
+import { expectProblem, NAME_RULE_DETAIL, withControlCharacters } from "../helpers/expect.ts";
 import { waitFor } from "../helpers/db.ts";
 import { isTerminalTaskState } from "../../core/states.ts";
 import { upstreamCountsOf } from "../../scheduler/clearSelection.ts";
@@ -237,6 +237,43 @@ describe("task instance endpoints", () => {
       expectProblem(await list({ dag_idz: ["x"] }), 400, "BATON_VALIDATION_FAILED", "dag_idz");
       expectProblem(await list({ page_limit: -1 }), 400, "BATON_VALIDATION_FAILED", "page_limit");
       expectProblem(await list({ state: ["nope"] }), 400, "BATON_VALIDATION_FAILED", "state");
+    });
+
+    it("POST …/taskInstances/list takes an empty list as no filter, as Airflow does: every DAG's task instances", async () => {
+      const list = (payload: object) => send("POST", "/dags/~/dagRuns/~/taskInstances/list", payload);
+      // Task instances compared by id: tasks of other tests may change state meanwhile.
+      const tis = async (payload: object) => {
+        const body = (await list({ page_limit: 1000, ...payload })).json();
+        return { total: body.total_entries, ids: body.task_instances.map((t: { dag_id: string; dag_run_id: string; task_id: string }) => `${t.dag_id}/${t.dag_run_id}/${t.task_id}`) };
+      };
+      const everything = await tis({});
+      expect(new Set(everything.ids.map((id: string) => id.split("/")[0]))).toEqual(new Set(["ti_manual", "ti_loggy"]));
+      // Airflow's get_task_instances_batch: no dag_ids (`if dag_ids:`) is every readable DAG; the
+      // other lists go through _apply_array_filter, whose or_() of no condition filters nothing.
+      expect(await tis({ dag_ids: [] })).toEqual(everything);
+      expect(await tis({ dag_ids: [], dag_run_ids: [], task_ids: [], state: [], pool: [], queue: [] })).toEqual(everything);
+      // A non-empty list still filters.
+      const loggy = await tis({ dag_ids: ["ti_loggy"], dag_run_ids: [] });
+      expect(loggy.ids.length).toBeGreaterThan(0);
+      expect(loggy.ids.every((id: string) => id.startsWith("ti_loggy/"))).toBe(true);
+      expect(loggy.total).toBe(everything.ids.filter((id: string) => id.startsWith("ti_loggy/")).length);
+    });
+
+    // No DAG, run or task id holds a control character (the SDK's id pattern, the trigger's run id
+    // pattern): one that does is refused by the API's one name rule, in a path and in a batch body.
+    it("refuses dag, run and task ids holding a control character or ending with a tab, in paths and batch bodies", async () => {
+      const list = (payload: object) => send("POST", "/dags/~/dagRuns/~/taskInstances/list", payload);
+      for (const [field, good] of [["dag_id", "ti_loggy"], ["dag_run_id", loggyRun], ["task_id", "small"]] as const) {
+        for (const bad of withControlCharacters(good)) {
+          const ids = { dag_id: "ti_loggy", dag_run_id: loggyRun, task_id: "small", [field]: bad };
+          expectProblem(await get(tiUrl(ids.dag_id, ids.dag_run_id, ids.task_id)), 400, "BATON_VALIDATION_FAILED", `params.${field} ${NAME_RULE_DETAIL}`);
+          const listField = `${field}s` as const;
+          expectProblem(await list({ [listField]: [good, bad] }), 400, "BATON_VALIDATION_FAILED", `body.${listField}.1 ${NAME_RULE_DETAIL}`);
+        }
+      }
+      expect((await get(tiUrl("ti_loggy", loggyRun, "small"))).statusCode).toBe(200);
+      const res = await list({ dag_ids: ["ti_loggy"], dag_run_ids: [loggyRun], task_ids: ["small"] });
+      expect(res.json().task_instances.map((t: { task_id: string }) => t.task_id)).toEqual(["small"]);
     });
   });
 
@@ -557,6 +594,18 @@ describe("task instance endpoints", () => {
       expectProblem(await get(`${tiUrl("ti_loggy", loggyRun, "ghost")}/xcomEntries`), 404, "BATON_TASK_NOT_FOUND");
       expectProblem(await get(`${tiUrl("ti_loggy", "no_run", "small")}/xcomEntries`), 404, "BATON_DAG_RUN_NOT_FOUND");
       expectProblem(await get(`${url}?limit=-5000`), 400, "BATON_VALIDATION_FAILED", "limit");
+    });
+
+    // No XCom key holds a control character or ends with whitespace (a DAG writes return_value
+    // only): such a key is refused by the API's one name rule rather than looked up.
+    it("refuses an xcom_key holding a control character or ending with a tab, in the path and as a filter", async () => {
+      const url = `${tiUrl("ti_loggy", loggyRun, "small")}/xcomEntries`;
+      for (const key of withControlCharacters("return_value")) {
+        expectProblem(await get(`${url}/${enc(key)}`), 400, "BATON_VALIDATION_FAILED", `params.xcom_key ${NAME_RULE_DETAIL}`);
+        expectProblem(await get(`${url}?xcom_key=${enc(key)}`), 400, "BATON_VALIDATION_FAILED", `querystring.xcom_key ${NAME_RULE_DETAIL}`);
+      }
+      expect((await get(`${url}/return_value`)).statusCode).toBe(200);
+      expect((await get(`${url}?xcom_key=return_value`)).json().total_entries).toBe(1);
     });
   });
 

@@ -171,5 +171,30 @@ describe("steps and signals over the API", () => {
       }
       expect((await get(signals)).json().total_entries).toBe(2);
     });
+
+    // A signal_id is printed in log lines and CLI rows (a newline would split one), and no signal name
+    // holds a control character (the SDK's rule, core/dagLimits.ts): the API's one name rule refuses both.
+    it("refuses a signal_id or a signal name holding a control character or ending with a tab, and takes a plain one", async () => {
+      for (const id of ["a\tb", "a\nb", "a\u0000b", "sig-1\t", "a\u007fb"]) {
+        const res = await send("signed", { payload: { by: "bob" }, signal_id: id });
+        expect([id, res.statusCode, res.json().code]).toEqual([id, 400, "BATON_VALIDATION_FAILED"]);
+        expect(res.json().detail).toContain("body.signal_id must not end with a space or other whitespace, nor contain control characters");
+      }
+      for (const name of ["a%09b", "a%0Ab", "a%00b", "signed%09"]) {
+        const res = await send(name, { payload: { by: "bob" } });
+        expect([name, res.statusCode, res.json().code]).toEqual([name, 400, "BATON_VALIDATION_FAILED"]);
+        expect(res.json().detail).toContain('params.name must be 1-255 letters, digits, "_", ".", ":" or "-"');
+        const listed = await get(`${signals}?name=${name}`);
+        expect([name, listed.statusCode, listed.json().code]).toEqual([name, 400, "BATON_VALIDATION_FAILED"]);
+      }
+      expect((await get(signals)).json().total_entries).toBe(2);
+      // Plain ones still go through: a repeat of sig-1 (the run has finished: a duplicate), and a
+      // new id with Airflow's run id characters on a run still waiting.
+      expect((await send("signed", { payload: { by: "ana" }, signal_id: "sig-1" })).json()).toMatchObject({ duplicate: true, delivered_to: "wait_signed" });
+      await trigger("approval", "sig_2");
+      const fresh = await h.app.inject({ method: "POST", url: "/api/v1/dags/approval/dagRuns/sig_2/signals/signed", payload: { payload: 1, signal_id: "evt:1.a+b~c-d" } });
+      expect({ status: fresh.statusCode, body: fresh.json() }).toMatchObject({ status: 200, body: { signal_id: "evt:1.a+b~c-d", duplicate: false } });
+      expect((await get(`/dags/approval/dagRuns/sig_2/signals?name=signed`)).json().total_entries).toBe(1);
+    });
   });
 });
