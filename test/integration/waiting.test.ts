@@ -268,12 +268,8 @@ describe("sensors", () => {
   });
 
   it("a sensor that times out fails without retries, or is skipped with softFail", async () => {
-    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/timeouts/dagRuns", payload: {} });
-    const runId = res.json().dag_run_id as string;
-    await waitFor("the run to end", async () => {
-      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'timeouts' AND run_id = ?", [runId]);
-      return ["success", "failed"].includes(rows[0]?.state) ? rows[0]!.state : null;
-    });
+    const runId = await h.trigger("timeouts");
+    await h.runEnded("timeouts", runId, 10_000);
     const t = await tasks("timeouts", runId);
     expect(t.hard.state).toBe("failed");
     expect(JSON.parse(t.hard.error)).toMatchObject({ code: "BATON_SENSOR_TIMEOUT" });
