@@ -57,22 +57,15 @@ interface Ti {
 }
 
 describe("task instance endpoints", () => {
-  const h = new Harness({ workers: 2 });
+  const h = new Harness({ workers: 2, runIds: "numbered" });
   const enc = encodeURIComponent;
   let versions: VersionCache;
   const shapeOf = (hash: string) => versions.shape(hash);
-  let seq = 0;
 
   const get = (url: string, headers: Record<string, string> = {}) => h.app.inject({ method: "GET", url: `/api/v1${url}`, headers });
   const send = (method: "POST" | "PATCH", url: string, payload: object) => h.app.inject({ method, url: `/api/v1${url}`, payload });
   const tiUrl = (dagId: string, runId: string, taskId?: string) => `/dags/${enc(dagId)}/dagRuns/${enc(runId)}/taskInstances${taskId ? `/${enc(taskId)}` : ""}`;
 
-  async function trigger(dagId: string, logicalDate?: string): Promise<string> {
-    const runId = `${dagId}_${++seq}`;
-    const res = await send("POST", `/dags/${dagId}/dagRuns`, { dag_run_id: runId, ...(logicalDate ? { logical_date: logicalDate } : {}) });
-    expect({ status: res.statusCode, body: res.body }).toMatchObject({ status: 200 });
-    return runId;
-  }
   async function runRow(runId: string) {
     const [[r]] = await h.db.pool.query<RowDataPacket[]>("SELECT * FROM dag_run WHERE run_id = ?", [runId]);
     return r!;
@@ -139,7 +132,7 @@ describe("task instance endpoints", () => {
   }
   /** A ti_manual run taken to: p success, q failed, r success, s upstream_failed, u success; the run failed. */
   async function failedManualRun(logicalDate?: string): Promise<string> {
-    const runId = await trigger("ti_manual", logicalDate);
+    const runId = await h.trigger("ti_manual", { logicalDate });
     await finish([(await claim(["p"])).get("p")!]);
     const qr = await claim(["q", "r"]);
     await finish([qr.get("q")!], "failed");
@@ -157,7 +150,7 @@ describe("task instance endpoints", () => {
     await h.run();
     versions = new VersionCache(h.db.pool);
     expect((await get("/importErrors")).json().import_errors).toEqual([]);
-    loggyRun = await trigger("ti_loggy");
+    loggyRun = await h.trigger("ti_loggy");
     expect((await finished(loggyRun)).state).toBe("success");
   });
   afterAll(() => h.stop());
@@ -311,7 +304,7 @@ describe("task instance endpoints", () => {
     });
 
     it("marking a running task fences its try: pool slot freed, heartbeat refused, late result discarded; downstream decided", async () => {
-      const runId = await trigger("ti_manual");
+      const runId = await h.trigger("ti_manual");
       await finish([(await claim(["p"])).get("p")!]);
       const qr = await claim(["q", "r"]);
       const r = qr.get("r")!;
@@ -341,7 +334,7 @@ describe("task instance endpoints", () => {
     });
 
     it("marking the last unfinished task finishes the run in the same request", async () => {
-      const runId = await trigger("ti_manual");
+      const runId = await h.trigger("ti_manual");
       await finish([(await claim(["p"])).get("p")!]);
       const qr = await claim(["q", "r"]);
       await finish([qr.get("q")!, qr.get("r")!]);
@@ -366,7 +359,7 @@ describe("task instance endpoints", () => {
     });
 
     it("POST updateTaskInstancesState: dry_run by default, include_downstream, then the run finishes", async () => {
-      const runId = await trigger("ti_manual");
+      const runId = await h.trigger("ti_manual");
       await finish([(await claim(["p"])).get("p")!]);
       const before = await tis(runId);
       const url = "/dags/ti_manual/updateTaskInstancesState";
@@ -524,7 +517,7 @@ describe("task instance endpoints", () => {
     });
 
     it("a running try without a log yet answers empty content and a token (so a follower can wait)", async () => {
-      const runId = await trigger("ti_manual");
+      const runId = await h.trigger("ti_manual");
       const p = (await claim(["p"])).get("p")!;
       const res = await get(`${tiUrl("ti_manual", runId, "p")}/logs/1`, json);
       expect(res.statusCode).toBe(200);

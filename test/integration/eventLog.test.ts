@@ -79,12 +79,8 @@ describe("event log", () => {
   });
 
   const runToEnd = async (runId: string) => {
-    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/history/dagRuns", payload: { dag_run_id: runId } });
-    expect(res.statusCode).toBe(200);
-    await waitFor(`run ${runId} to end`, async () => {
-      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'history' AND run_id = ?", [runId]);
-      return rows[0]?.state === "success";
-    });
+    await h.trigger("history", { runId });
+    await waitFor(`run ${runId} to end`, async () => (await h.runState("history", runId)) === "success");
   };
   const eventLogs = async (query: string) => {
     const res = await h.app.inject({ method: "GET", url: `/api/v1/eventLogs?${query}` });

@@ -52,8 +52,8 @@ describe("the hand-off gate counts only queued tries a claim could take", () => 
     return Object.fromEntries(rows.map((r) => [r.task_id, r.state]));
   }
   /** Triggers a run and ticks until its `roots` are queued. */
-  async function trigger(dagId: string, runId: string, roots: string[]): Promise<void> {
-    expect((await api("POST", `/dags/${dagId}/dagRuns`, { dag_run_id: runId })).statusCode).toBe(200);
+  async function triggerQueued(dagId: string, runId: string, roots: string[]): Promise<void> {
+    await h.trigger(dagId, { runId });
     await waitFor(`${dagId} ${runId} queued`, async () => {
       await h.scheduler.tick();
       const now = await states(dagId, runId);
@@ -62,7 +62,7 @@ describe("the hand-off gate counts only queued tries a claim could take", () => 
   }
   /** Triggers a run of a DAG of held tries, then pauses the DAG: its tries stay queued, and no claim takes them. */
   async function pausedWithQueued(dagId: string, n: number): Promise<void> {
-    await trigger(dagId, "r", Array.from({ length: n }, (_, i) => `h${i}`));
+    await triggerQueued(dagId, "r", Array.from({ length: n }, (_, i) => `h${i}`));
     expect((await api("PATCH", `/dags/${dagId}`, { is_paused: true })).statusCode).toBe(200);
   }
   /** Claims one try, which must be this one. */
@@ -91,10 +91,10 @@ describe("the hand-off gate counts only queued tries a claim could take", () => 
   }
 
   it("still yields to a try a claim would take, behind a paused DAG's queued tries of higher priority", async () => {
-    await trigger("hg_chain", "behind", ["c1"]);
+    await triggerQueued("hg_chain", "behind", ["c1"]);
     const c1 = await claimOnly("hg_chain.c1");
     await pausedWithQueued("hg_few", 3);
-    await trigger("hg_urgent", "r", ["u"]);
+    await triggerQueued("hg_urgent", "r", ["u"]);
     const trips: string[] = [];
     expect((await finish(c1, trips)).taken).toEqual([]);
     expect(trips).not.toEqual(["run+commit"]);
@@ -107,7 +107,7 @@ describe("the hand-off gate counts only queued tries a claim could take", () => 
 
   it("hands off in one round trip past a paused DAG's queued tries of higher priority, however many", async () => {
     // hg_few's 3 tries are still queued and paused; hg_many adds 20 more, past the gate's depth.
-    await trigger("hg_chain", "paused", ["c1"]);
+    await triggerQueued("hg_chain", "paused", ["c1"]);
     const c1 = await claimOnly("hg_chain.c1");
     await pausedWithQueued("hg_many", 20);
     const c2 = await hop(c1, "c2");
@@ -119,9 +119,9 @@ describe("the hand-off gate counts only queued tries a claim could take", () => 
   });
 
   it("hands off in one round trip past a queued try needing more slots than the pool has", async () => {
-    await trigger("hg_chain", "oversized", ["c1"]);
+    await triggerQueued("hg_chain", "oversized", ["c1"]);
     const c1 = await claimOnly("hg_chain.c1");
-    await trigger("hg_big", "r", ["b"]);
+    await triggerQueued("hg_big", "r", ["b"]);
     const c2 = await hop(c1, "c2");
     const c3 = await hop(c2, "c3");
     await finish(c3);

@@ -35,24 +35,16 @@ describe("steps and signals over the API", () => {
   afterAll(() => h.stop());
 
   const get = (url: string) => h.app.inject({ method: "GET", url: `/api/v1${url}` });
-  const runState = async (dagId: string, runId: string) => {
-    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
-    return rows[0]?.state as string | undefined;
-  };
   const tiState = async (runId: string, taskId: string) => {
     const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM task_instance WHERE run_id = ? AND task_id = ?", [runId, taskId]);
     return rows[0]?.state as string | undefined;
   };
-  async function trigger(dagId: string, runId: string) {
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { dag_run_id: runId } });
-    expect(res.statusCode).toBe(200);
-  }
 
   describe("durable steps", () => {
     const steps = "/dags/stepper/dagRuns/steps_1/taskInstances/charge/steps";
     beforeAll(async () => {
-      await trigger("stepper", "steps_1");
-      await waitFor("the stepper run to succeed", async () => (await runState("stepper", "steps_1")) === "success", 20_000);
+      await h.trigger("stepper", { runId: "steps_1" });
+      await waitFor("the stepper run to succeed", async () => (await h.runState("stepper", "steps_1")) === "success", 20_000);
     });
 
     it("lists a task's steps in the order recorded, with the try that recorded each and its result", async () => {
@@ -120,12 +112,12 @@ describe("steps and signals over the API", () => {
       h.app.inject({ method: "POST", url: `/api/v1/dags/approval/dagRuns/sig_1/signals/${name}`, payload: body });
 
     beforeAll(async () => {
-      await trigger("approval", "sig_1");
+      await h.trigger("approval", { runId: "sig_1" });
       await waitFor("the task to wait for its signal", async () => (await tiState("sig_1", "wait_signed")) === "deferred", 20_000);
       // Nobody waits for "note": it is kept. "signed" resumes the waiting task.
       expect((await send("note", { payload: { text: "hello" } })).json()).toMatchObject({ delivered_to: null });
       expect((await send("signed", { payload: { by: "ana" }, signal_id: "sig-1" })).json()).toMatchObject({ delivered_to: "wait_signed" });
-      await waitFor("the approval run to succeed", async () => (await runState("approval", "sig_1")) === "success", 20_000);
+      await waitFor("the approval run to succeed", async () => (await h.runState("approval", "sig_1")) === "success", 20_000);
     });
 
     it("lists the signals a run received, in arrival order, with the task each was delivered to", async () => {
