@@ -183,7 +183,7 @@ describe("steps and signals over the API", () => {
       // Plain ones still go through: a repeat of sig-1 (the run has finished: a duplicate), and a
       // new id with Airflow's run id characters on a run still waiting.
       expect((await send("signed", { payload: { by: "ana" }, signal_id: "sig-1" })).json()).toMatchObject({ duplicate: true, delivered_to: "wait_signed" });
-      await trigger("approval", "sig_2");
+      await h.trigger("approval", { runId: "sig_2" });
       const fresh = await h.app.inject({ method: "POST", url: "/api/v1/dags/approval/dagRuns/sig_2/signals/signed", payload: { payload: 1, signal_id: "evt:1.a+b~c-d" } });
       expect({ status: fresh.statusCode, body: fresh.json() }).toMatchObject({ status: 200, body: { signal_id: "evt:1.a+b~c-d", duplicate: false } });
       expect((await get(`/dags/approval/dagRuns/sig_2/signals?name=signed`)).json().total_entries).toBe(1);
