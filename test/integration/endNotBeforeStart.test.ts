@@ -6,7 +6,9 @@
 import { randomBytes } from "node:crypto";
 import { systemClock } from "../../core/clock.ts";
 import type { RowDataPacket } from "../../store/db.ts";
+import { recordedResults } from "../../store/queries/unknownCommits.ts";
 import { claimTasks, type ClaimedTask } from "../../store/transitions/claimTasks.ts";
+import { finishTries } from "../../store/transitions/finishTries.ts";
 import { reapZombies } from "../../store/transitions/reapZombies.ts";
 import { timeoutDeferred } from "../../store/transitions/signals.ts";
 import { timeoutRuns } from "../../store/transitions/timeoutRuns.ts";
@@ -143,5 +145,19 @@ describe("a row whose start_date is ahead of the clock that ends it", () => {
     expect(t.tis.map((ti) => [ti.task_id, ti.state])).toEqual([["w", "failed"]]);
     expect(t.tis[0]!.duration).not.toBeNull();
     expectNoEndBeforeStart(t, "failed");
+  });
+
+  // The finish writes the try's start as its end when the worker's clock is behind it; a result sent
+  // again after its COMMIT answer was lost is found recorded by that end, not the worker's own.
+  it("finished with an end before its start (finishTries), and found recorded after a lost COMMIT answer", async () => {
+    const { runId, claimed } = await runningAhead("skew");
+    const endedAt = new Date(claimed.startedAt.getTime() - 5000);
+    const finished = await finishTries(h.db, systemClock.now(), [{ task: claimed, outcome: "success", output: 1, endedAt }], versions());
+    expect(finished.finished).toEqual([claimed.id]);
+    const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT start_date, end_date, duration FROM task_instance WHERE id = ?", [claimed.id]);
+    expect([row!.end_date.getTime(), Number(row!.duration)]).toEqual([claimed.startedAt.getTime(), 0]);
+    const sent = { id: claimed.id, tryNumber: claimed.tryNumber, token: claimed.token, outcome: "success" as const, endedAt, startedAt: claimed.startedAt };
+    expect(await recordedResults(h.db.pool, [sent])).toEqual([sent]);
+    expect((await times("skew", runId)).tis.map((ti) => ti.state)).toEqual(["success", "queued"]);
   });
 });
