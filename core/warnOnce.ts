@@ -7,7 +7,12 @@ export class WarnOnce {
 
   constructor(private readonly maxKeys = 10_000) {}
 
-  /** True the first time `key` is given (since the last reset). */
+  /** Whether `key` was given to first() (since the last reset): to skip the work of a warning already made. */
+  has(key: string): boolean {
+    return this.seen.has(key);
+  }
+
+  /** True the first time `key` is given (since the last reset); marks it. Call it when the warning is made, not before. */
   first(key: string): boolean {
     if (this.seen.has(key)) return false;
     if (this.seen.size >= this.maxKeys) this.seen.clear();

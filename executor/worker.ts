@@ -673,7 +673,7 @@ export class Worker {
     const resent = fenced.filter((t) => this.resentResults.has(tryKey(t.task)));
     if (resent.length === 0) return new Set();
     try {
-      const sent = resent.map((t) => ({ id: t.task.id, tryNumber: t.task.tryNumber, token: t.task.token, outcome: t.outcome, endedAt: t.endedAt, t }));
+      const sent = resent.map((t) => ({ id: t.task.id, tryNumber: t.task.tryNumber, token: t.task.token, outcome: t.outcome, startedAt: t.task.startedAt, endedAt: t.endedAt, t }));
       return new Set((await recordedResults(this.db.pool, sent)).map((r) => r.t));
     } catch (err) {
       this.logger.warn(`could not check whether results sent again were recorded by a call whose answer was lost: ${(err as Error).message}`);

@@ -85,9 +85,12 @@ async function parse(file: string, scratch: string): Promise<ParseOutcome> {
     await rm(bundlePath, { force: true });
   }
 
+  // A DAG exported under several names (export default a; export { a as b }) is one DAG.
+  const exported = [...new Set(Object.values(exports).filter(isDag))];
+  const sameId = sharedId(exported, created, file);
+  if (sameId) return { ok: false, code: "BATON_INVALID_DAG", message: sameId.message, line: sameId.line, stack: null, deps };
   const dags: SerializedDag[] = [];
-  for (const value of Object.values(exports)) {
-    if (!isDag(value)) continue;
+  for (const value of exported) {
     try {
       dags.push(serializeDag(value, file));
     } catch (err) {
@@ -104,6 +107,27 @@ async function parse(file: string, scratch: string): Promise<ParseOutcome> {
     return { ok: false, code: "BATON_DAG_NOT_EXPORTED", message, line: lost.line, stack: null, deps };
   }
   return { ok: true, code: bundled.code, dags, deps, sdkHash };
+}
+
+/**
+ * Two different DAGs the file exports with one id: only one could be stored under it, so the file is
+ * refused (the other would be dropped without a word). The lines are those of their dag() calls in
+ * this file, where known (the line given is the later one).
+ */
+function sharedId(exported: Dag[], created: CreatedDag[], file: string): { message: string; line: number | null } | null {
+  const byId = new Map<string, Dag>();
+  for (const dag of exported) {
+    const first = byId.get(dag.id);
+    if (!first) {
+      byId.set(dag.id, dag);
+      continue;
+    }
+    const lineOf = (d: Dag) => created.find((c) => c.dag === d)?.callers.find((c) => path.resolve(c.file) === file)?.line ?? null;
+    const lines = [lineOf(first), lineOf(dag)].filter((l): l is number => l !== null).sort((a, b) => a - b);
+    const where = lines.length === 2 ? ` (lines ${lines[0]} and ${lines[1]})` : "";
+    return { message: `DAG id "${dag.id}" is defined twice in this file${where}: each dag() needs its own id`, line: lines.at(-1) ?? null };
+  }
+  return null;
 }
 
 /**

@@ -259,9 +259,11 @@ export class Scheduler {
     const fixed = await reconcilePools(this.db);
     if (fixed > 0) this.logger.warn(`corrected the occupied slots of ${fixed} pool(s) from the running tasks`);
     for (const pool of await missingPoolsOfQueued(this.db.pool)) {
-      if (!this.missingPoolWarned.first(pool)) continue;
+      if (this.missingPoolWarned.has(pool)) continue;
       const waiting = await queuedInPool(this.db.pool, pool);
-      if (!waiting) continue; // claimed or moved on meanwhile
+      // Claimed or moved on meanwhile: nothing to warn about, and the pool is not marked warned,
+      // so tasks queued in it later are warned about.
+      if (!waiting || !this.missingPoolWarned.first(pool)) continue;
       const reason = poolSlotsDep({ ...waiting.sample, pool }, undefined).reason;
       this.logger.warn(`Tasks using non-existent pool "${pool}" will not be scheduled: ${waiting.queued} queued task instance(s) wait. ${reason}`);
     }

@@ -1,4 +1,5 @@
 import { findSourceMap } from "node:module";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { MAX_COMPENSABLE_ID_LENGTH, dagOptionProblem, signalNameProblem, taskOptionProblem } from "../core/dagLimits.ts";
 import { parseDuration } from "../core/durations.ts";
@@ -30,8 +31,33 @@ export function isDag(value: unknown): value is Dag {
   return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[DAG_BRAND] === true;
 }
 
-/** SDK code: this file's own folder (running from source, or mapped from a bundle that carries the SDK), or the SDK module. */
-const SDK_FRAME = /[/\\]sdk[/\\]|baton-sdk-[0-9a-f]{64}\.mjs/;
+/** The SDK module's file name (core/sdkModule.ts): a module of SDK code only. */
+const SDK_MODULE = /(^|[/\\])baton-sdk-[0-9a-f]{64}\.mjs$/;
+
+/**
+ * Where SDK code is, found from a frame of this very function: `module`, this module's file when it
+ * holds SDK code only (the SDK module bundles import, or this file run from source), whose frames
+ * need no source map; `folder`, the folder of this file's source, where a bundle carrying its own
+ * copy of the SDK maps the SDK's frames. Only Baton's own files: a user's path may hold an `sdk` folder.
+ */
+let sdkCode: { module: string | null; folder: string | null } | undefined;
+function locateSdk(): { module: string | null; folder: string | null } {
+  const [self] = rawFrames(rawFrames);
+  const file = self?.getFileName();
+  const line = self?.getLineNumber();
+  if (!self || !file || line === null || line === undefined) return { module: null, folder: null };
+  const raw = asPath(file);
+  const original = originalPosition(file, line, self.getColumnNumber() ?? 1).file;
+  const mapped = original !== raw;
+  const sdkModule = SDK_MODULE.test(raw);
+  // The SDK module without its source map: its folder holds the bundles too, no SDK source.
+  return { module: mapped && !sdkModule ? null : raw, folder: mapped || !sdkModule ? path.dirname(original) + path.sep : null };
+}
+
+/** A frame's file name as a path (ES modules give file URLs). */
+function asPath(file: string): string {
+  return file.startsWith("file://") ? fileURLToPath(file) : file;
+}
 
 /** The call sites below `above` (a function on the stack: frames from it up are left out). */
 function rawFrames(above: (...args: never[]) => unknown): NodeJS.CallSite[] {
@@ -54,7 +80,7 @@ function rawFrames(above: (...args: never[]) => unknown): NodeJS.CallSite[] {
 function originalPosition(file: string, line: number, column: number): { file: string; line: number } {
   const entry = findSourceMap(file)?.findEntry(line - 1, column - 1) as { originalSource?: string; originalLine?: number } | undefined;
   const mapped = entry?.originalSource && entry.originalLine !== undefined ? { file: entry.originalSource, line: entry.originalLine + 1 } : { file, line };
-  return mapped.file.startsWith("file://") ? { file: fileURLToPath(mapped.file), line: mapped.line } : mapped;
+  return { file: asPath(mapped.file), line: mapped.line };
 }
 
 /**
@@ -76,9 +102,11 @@ function callSite(): string | undefined {
 function userPosition(frame: NodeJS.CallSite): { file: string; line: number } | undefined {
   const file = frame.getFileName();
   const line = frame.getLineNumber();
-  if (!file || line === null || file.startsWith("node:") || SDK_FRAME.test(file)) return undefined;
+  if (!file || line === null || file.startsWith("node:")) return undefined;
+  sdkCode ??= locateSdk();
+  if (sdkCode.module !== null && asPath(file) === sdkCode.module) return undefined;
   const original = originalPosition(file, line, frame.getColumnNumber() ?? 1);
-  return SDK_FRAME.test(original.file) ? undefined : original;
+  return sdkCode.folder !== null && original.file.startsWith(sdkCode.folder) ? undefined : original;
 }
 
 /**

@@ -1,5 +1,6 @@
 // Reads a worker makes after a transaction whose COMMIT answer was lost (Db's unknownCommitOf),
 // to learn what that transaction did. Never on the claim / finish path: only after such a failure.
+import { recordedEnd } from "../transitions/finishTries.ts";
 import type { HeldTry } from "../transitions/handBack.ts";
 import { inList, type Queryable, type RowDataPacket } from "../db.ts";
 
@@ -36,13 +37,16 @@ export interface SentResult {
   tryNumber: number;
   token: string;
   outcome: "success" | "failed" | "skipped" | "reschedule" | "deferred";
+  /** The try's start as claimed and its end by the worker's clock: the finish records recordedEnd of both. */
+  startedAt: Date;
   endedAt: Date;
 }
 
 /**
  * Of results that were fenced when sent again after a lost COMMIT answer, those the lost call
  * recorded: the row still carries the try's claim token, and shows this result — its end_date
- * is the try's own endedAt (to the millisecond: no reaper, clear or run timeout writes that), or,
+ * is the one the try's finish writes (recordedEnd, to the millisecond: no reaper, mark or run timeout writes that,
+ * unless its clock and the worker's were both behind the try's start, when both write the start), or,
  * for a deferral (which writes no end_date), the row is deferred on this try.
  */
 export async function recordedResults<T extends SentResult>(db: Queryable, results: T[]): Promise<T[]> {
@@ -54,6 +58,6 @@ export async function recordedResults<T extends SentResult>(db: Queryable, resul
     const row = byId.get(r.id);
     if (!row || row.claim_token !== r.token || row.state === "running") return false;
     if (r.outcome === "deferred") return row.state === "deferred" && Number(row.try_number) === r.tryNumber;
-    return row.end_date instanceof Date && row.end_date.getTime() === r.endedAt.getTime();
+    return row.end_date instanceof Date && row.end_date.getTime() === recordedEnd(r.startedAt, r.endedAt).getTime();
   });
 }

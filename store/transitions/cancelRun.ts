@@ -13,6 +13,7 @@
 //   BATON_DAG_RUN_FINISHED; BATON_DAG_RUN_COMPENSATING.
 import { BatonError } from "../../core/errors.ts";
 import type { Db, RowDataPacket } from "../db.ts";
+import { endAt } from "../endDate.ts";
 import { getDagRunById, runNotFoundError } from "../queries/read.ts";
 import type { DagShape } from "../../core/dagStructure.ts";
 import { startCompensation } from "./settle.ts";
@@ -59,7 +60,8 @@ export async function cancelRun(
     if (shape && result.runs.length > 0) {
       await tx.query("UPDATE dag_run SET state = 'running', end_date = NULL WHERE id = ?", [run.id]);
       compensating = await startCompensation(tx, now, Number(run.id), shape);
-      if (!compensating) await tx.query("UPDATE dag_run SET state = 'failed', end_date = ? WHERE id = ?", [now, run.id]);
+      const end = endAt(now);
+      if (!compensating) await tx.query(`UPDATE dag_run SET state = 'failed', end_date = ${end.sql} WHERE id = ?`, [...end.params, run.id]);
     }
     if (result.runs.length > 0) left = await getDagRunById(tx, Number(run.id));
     return result;

@@ -146,11 +146,19 @@ function recordEnded(planned: Planned[]): Statement {
   };
 }
 
+/**
+ * The end_date a finish records for a try that started at `startedAt` and ended at `endedAt` (the
+ * worker's clock): not before its start, which may be its queued_at, written with another
+ * process's clock (claimTasks). What recordedResults looks for after a lost COMMIT answer.
+ */
+export function recordedEnd(startedAt: Date, endedAt: Date): Date {
+  return endedAt.getTime() < startedAt.getTime() ? startedAt : endedAt;
+}
+
 function plan(t: FinishedTry, now: Date, shape: DagShape): Planned {
   const { task } = t;
   const fence = [task.id, task.tryNumber, task.token];
-  // Not before the try's start: that may be its queued_at, written with another process's clock (claimTasks).
-  const endedAt = t.endedAt.getTime() < task.startedAt.getTime() ? task.startedAt : t.endedAt;
+  const endedAt = recordedEnd(task.startedAt, t.endedAt);
   if (t.outcome === "reschedule") {
     // Airflow: a reschedule does not use up a try; the poke is recorded in task_reschedule.
     // The next poke runs under this try number again, so a first try's claim would not load the

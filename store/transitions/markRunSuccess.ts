@@ -27,6 +27,7 @@
 import { BatonError } from "../../core/errors.ts";
 import { RunState, TaskState, UNFINISHED_TASK_STATES } from "../../core/states.ts";
 import { inList, type Db, type RowDataPacket } from "../db.ts";
+import { durationTo, endAt } from "../endDate.ts";
 import { occupancyStatements } from "../pools.ts";
 import { getDagRunById, runNotFoundError, runReplacedError } from "../queries/read.ts";
 import { sagaEnded } from "../../scheduler/clearSelection.ts";
@@ -61,24 +62,27 @@ export async function markRunSuccess(db: Db, now: Date, dagId: string, runId: st
     }
     if (tis.length > 0) {
       const ids = tis.map((t) => Number(t.id));
+      const [end, duration] = [endAt(now), durationTo(now)];
       await tx.query(
-        // Assignments run left to right: duration reads end_date and start_date before they change.
-        // Tasks that had ended (failed, upstream_failed) keep their times.
+        // Assignments run left to right: duration reads end_date and start_date before they change
+        // (one not started takes 0, as its start becomes now). Tasks that had ended (failed,
+        // upstream_failed) keep their times.
         `UPDATE task_instance SET state = 'success',
-                duration = IF(end_date IS NULL, TIMESTAMPDIFF(MICROSECOND, COALESCE(start_date, ?), ?) / 1e6, duration),
-                end_date = COALESCE(end_date, ?), start_date = COALESCE(start_date, ?),
+                duration = IF(end_date IS NULL, COALESCE(${duration.sql}, 0), duration),
+                end_date = COALESCE(end_date, ${end.sql}), start_date = COALESCE(start_date, ?),
                 heartbeat_at = NULL, next_retry_at = NULL, next_check_at = NULL, deferred_on = NULL
           WHERE id IN (${inList(ids)})`,
-        [now, now, now, now, ...ids],
+        [...duration.params, ...end.params, now, ...ids],
       );
     }
     // A run that already succeeded keeps its end_date (Airflow's set_state changes it only with the
     // state): marking it again is a no-op, not a new end with no event to say so.
-    const ended = run.state === RunState.Success ? "COALESCE(end_date, ?)" : "?";
+    const end = endAt(now);
+    const ended = run.state === RunState.Success ? `COALESCE(end_date, ${end.sql})` : end.sql;
     await tx.query(
       `UPDATE dag_run SET state = ?, start_date = COALESCE(start_date, ?), end_date = ${ended}, unfinished_tasks = 0
         WHERE id = ?`,
-      [RunState.Success, run.state === RunState.Queued ? null : now, now, id],
+      [RunState.Success, run.state === RunState.Queued ? null : now, ...end.params, id],
     );
     const freed = new Map<string, number>();
     for (const t of tis) if (t.state === TaskState.Running) freed.set(t.pool, (freed.get(t.pool) ?? 0) - Number(t.pool_slots));

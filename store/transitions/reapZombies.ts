@@ -36,6 +36,7 @@ import { TaskState } from "../../core/states.ts";
 import { retryDelayMs, shouldRetry } from "../../scheduler/retryPolicy.ts";
 import { owedCallback, workerName, zombieLogLine, type ZombieCallback } from "../../scheduler/zombieEnding.ts";
 import { inList, isDataError, type Db, type ResultSetHeader, type RowDataPacket, type Statement, type Tx } from "../db.ts";
+import { durationTo, endAt } from "../endDate.ts";
 import { occupancyStatements } from "../pools.ts";
 import type { TryError } from "./finishTries.ts";
 import { isUnusableVersion, unusableVersionNote } from "../versions.ts";
@@ -221,11 +222,11 @@ async function reapIn(
         `${formatDuration(now.getTime() - heartbeatAt.getTime())}, longer than the ${formatDuration(timeoutMs)} timeout; ` +
         (retry ? "the try counts as failed and will be retried" : "the try counts as failed and the task has no tries left"),
     };
-    const duration = row.start_date ? (now.getTime() - new Date(row.start_date).getTime()) / 1000 : null;
+    const [end, duration] = [endAt(now), durationTo(now)];
     statements.push({
-      sql: `UPDATE task_instance SET state = ?, end_date = ?, duration = ?, next_retry_at = ?, error = ?, heartbeat_at = NULL
+      sql: `UPDATE task_instance SET state = ?, end_date = ${end.sql}, duration = ${duration.sql}, next_retry_at = ?, error = ?, heartbeat_at = NULL
              WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
-      params: [state, now, duration, nextRetryAt, JSON.stringify(error), row.id, tryNumber, row.claim_token],
+      params: [state, ...end.params, ...duration.params, nextRetryAt, JSON.stringify(error), row.id, tryNumber, row.claim_token],
     });
     planned.push({ row, state, error, callback: owedCallback(spec, state) });
   }

@@ -47,6 +47,7 @@ import { BatonError } from "../../core/errors.ts";
 import { RunState, TaskState, isTerminalTaskState } from "../../core/states.ts";
 import { clearClosure, sagaEnded } from "../../scheduler/clearSelection.ts";
 import { inList, type Db, type Queryable, type RowDataPacket, type Statement, type Tx } from "../db.ts";
+import { durationTo, endAt } from "../endDate.ts";
 import { occupancyStatements } from "../pools.ts";
 import { runNotFoundError, runReplacedError } from "../queries/read.ts";
 import { decideDownstream, dependsOnPast, endStatements, finishRun, holdStatement, queueStatement, selectDownstream, settle } from "./settle.ts";
@@ -327,23 +328,24 @@ async function applyToRun(
   const running = marked.filter((r) => r.state === TaskState.Running).map((r) => Number(r.id));
   const others = marked.filter((r) => r.state !== TaskState.Running).map((r) => Number(r.id));
   const statements: Statement[] = [];
+  const [end, duration] = [endAt(now), durationTo(now)];
   if (running.length > 0) {
     // The fence: no longer `running`, no claim token.
     statements.push({
-      sql: `UPDATE task_instance SET state = ?, end_date = ?, duration = TIMESTAMPDIFF(MICROSECOND, COALESCE(start_date, ?), ?) / 1e6, error = ?,
+      sql: `UPDATE task_instance SET state = ?, end_date = ${end.sql}, duration = COALESCE(${duration.sql}, 0), error = ?,
                    claim_token = NULL, heartbeat_at = NULL, next_retry_at = NULL, next_check_at = NULL, deferred_on = NULL
              WHERE id IN (${inList(running)})`,
-      params: [newState, now, now, now, error, ...running],
+      params: [newState, ...end.params, ...duration.params, error, ...running],
     });
   }
   if (others.length > 0) {
     // Airflow's TaskInstance.set_state: start and end default to now, an existing duration stays.
     statements.push({
-      sql: `UPDATE task_instance SET state = ?, start_date = COALESCE(start_date, ?), end_date = COALESCE(end_date, ?),
-                   duration = COALESCE(duration, TIMESTAMPDIFF(MICROSECOND, COALESCE(start_date, ?), COALESCE(end_date, ?)) / 1e6),
+      sql: `UPDATE task_instance SET state = ?, start_date = COALESCE(start_date, ?), end_date = COALESCE(end_date, ${end.sql}),
+                   duration = COALESCE(duration, TIMESTAMPDIFF(MICROSECOND, COALESCE(start_date, ?), COALESCE(end_date, ${end.sql})) / 1e6),
                    error = ?, next_retry_at = NULL, next_check_at = NULL, deferred_on = NULL
              WHERE id IN (${inList(others)})`,
-      params: [newState, now, now, now, now, error, ...others],
+      params: [newState, now, ...end.params, now, ...end.params, error, ...others],
     });
   }
   if (cleared.length > 0) {

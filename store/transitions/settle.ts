@@ -12,6 +12,7 @@ import { evaluateTriggerRule, type UpstreamCounts } from "../../scheduler/trigge
 import { compensationOutcome, runOutcome } from "../../scheduler/runOutcome.ts";
 import type { TriggerRule } from "../../sdk/types.ts";
 import { inList, type RowDataPacket, type Statement, type Tx } from "../db.ts";
+import { endAt } from "../endDate.ts";
 import { taskPriority } from "./startRuns.ts";
 
 export interface SettledTask {
@@ -142,9 +143,10 @@ export function dependsOnPast(shape: DagShape, taskId: string): boolean {
 export function endStatements(now: Date, ended: DownstreamDecisions["ended"]): Statement[] {
   const byState = new Map<string, number[]>();
   for (const { row, state } of ended) byState.set(state, [...(byState.get(state) ?? []), Number(row.id)]);
+  const end = endAt(now);
   return [...byState].map(([state, ids]) => ({
-    sql: `UPDATE task_instance SET state = ?, start_date = COALESCE(start_date, ?), end_date = ? WHERE id IN (${inList(ids)})`,
-    params: [state, now, now, ...ids],
+    sql: `UPDATE task_instance SET state = ?, start_date = COALESCE(start_date, ?), end_date = ${end.sql} WHERE id IN (${inList(ids)})`,
+    params: [state, now, ...end.params, ...ids],
   }));
 }
 
@@ -227,12 +229,14 @@ export async function finishRun(tx: Tx, now: Date, dagRunId: number, shape: DagS
   // Compensating: the run ends failed when its compensations are done. Ended saga: a failed run stays failed.
   if (state === "failed" && compensation !== null) {
     const outcome = await sagaOutcome(tx, dagRunId, shape);
-    await tx.query("UPDATE dag_run SET state = 'failed', end_date = IF(start_date > ?, start_date, ?), compensation = ? WHERE id = ?", [now, now, outcome, dagRunId]);
+    const end = endAt(now);
+    await tx.query(`UPDATE dag_run SET state = 'failed', end_date = ${end.sql}, compensation = ? WHERE id = ?`, [...end.params, outcome, dagRunId]);
     return "failed";
   }
   if (state === "failed" && (await startCompensation(tx, now, dagRunId, shape))) return undefined;
   // Not before its start, which may be its queued_at, written with another process's clock (startRuns).
-  await tx.query("UPDATE dag_run SET state = ?, end_date = IF(start_date > ?, start_date, ?) WHERE id = ?", [state, now, now, dagRunId]);
+  const end = endAt(now);
+  await tx.query(`UPDATE dag_run SET state = ?, end_date = ${end.sql} WHERE id = ?`, [state, ...end.params, dagRunId]);
   return state;
 }
 

@@ -22,6 +22,7 @@ import { BatonError } from "../../core/errors.ts";
 import { sameJson } from "../../core/json.ts";
 import { TaskState } from "../../core/states.ts";
 import { inList, type Db, type ResultSetHeader, type RowDataPacket, type Statement, type Tx } from "../db.ts";
+import { durationTo, endAt } from "../endDate.ts";
 import { runNotFoundError } from "../queries/read.ts";
 import { isDuplicateKey } from "../rows.ts";
 import { isUnusableVersion, unusableVersionNote } from "../versions.ts";
@@ -40,11 +41,12 @@ async function endDeferred(
   output: { payloadText: string | null } | null,
   error: Record<string, unknown> | null,
 ): Promise<SettleResult | null> {
+  const [end, duration] = [endAt(now), durationTo(now)];
   const [updated] = await tx.query<ResultSetHeader>(
-    `UPDATE task_instance SET state = ?, end_date = ?, deferred_on = NULL, next_check_at = NULL, error = ?,
-            duration = TIMESTAMPDIFF(MICROSECOND, start_date, ?) / 1000000
+    `UPDATE task_instance SET state = ?, end_date = ${end.sql}, deferred_on = NULL, next_check_at = NULL, error = ?,
+            duration = ${duration.sql}
       WHERE id = ? AND state = 'deferred'`,
-    [state, now, error ? JSON.stringify(error) : null, now, ti.id],
+    [state, ...end.params, error ? JSON.stringify(error) : null, ...duration.params, ti.id],
   );
   if (updated.affectedRows !== 1) return null;
   if (output) {

@@ -28,6 +28,7 @@ import { runTimeoutAt, type DagShape } from "../../core/dagStructure.ts";
 import { formatDuration } from "../../core/durations.ts";
 import { RunState, TaskState, UNFINISHED_TASK_STATES } from "../../core/states.ts";
 import { inList, type Db, type RowDataPacket, type Tx } from "../db.ts";
+import { durationTo, endAt } from "../endDate.ts";
 import { occupancyStatements } from "../pools.ts";
 import { isUnusableVersion, unusableVersionNote } from "../versions.ts";
 import { startCompensation } from "./settle.ts";
@@ -136,11 +137,12 @@ export async function endRuns(
     if (running.length > 0) {
       const error = how.errorFor(run);
       const ids = running.map((t) => Number(t.id));
+      const [end, duration] = [endAt(now), durationTo(now)];
       await tx.query(
-        `UPDATE task_instance SET state = 'failed', end_date = ?, duration = TIMESTAMPDIFF(MICROSECOND, start_date, ?) / 1e6,
+        `UPDATE task_instance SET state = 'failed', end_date = ${end.sql}, duration = ${duration.sql},
                 error = ?, heartbeat_at = NULL, next_retry_at = NULL
           WHERE id IN (${inList(ids)})`,
-        [now, now, JSON.stringify(error), ...ids],
+        [...end.params, ...duration.params, JSON.stringify(error), ...ids],
       );
       for (const t of running) freed.set(t.pool, (freed.get(t.pool) ?? 0) - Number(t.pool_slots));
       result.tasksFailed += ids.length;
@@ -151,11 +153,12 @@ export async function endRuns(
   if (skip.length > 0) {
     // Retry and deferral times go with the state: ix_ti_retry and ix_ti_deferred are keyed on
     // them alone (migration 0019), so a stale one would stay in those indexes for good.
+    const end = endAt(now);
     await tx.query(
-      `UPDATE task_instance SET state = 'skipped', start_date = COALESCE(start_date, ?), end_date = ?, next_retry_at = NULL,
+      `UPDATE task_instance SET state = 'skipped', start_date = COALESCE(start_date, ?), end_date = ${end.sql}, next_retry_at = NULL,
               next_check_at = NULL, deferred_on = NULL
         WHERE id IN (${inList(skip)})`,
-      [now, now, ...skip],
+      [now, ...end.params, ...skip],
     );
     result.tasksSkipped = skip.length;
   }
@@ -174,10 +177,11 @@ export async function endRuns(
   // A run ended while compensating did not undo everything it owed: its saga ended
   // compensation_failed (resumable: clear or re-drive the compensation that was cut off).
   if (failed.length > 0) {
+    const end = endAt(now);
     await tx.query(
-      `UPDATE dag_run SET state = ?, end_date = ?, unfinished_tasks = 0, compensation = IF(compensation = 'running', 'compensation_failed', compensation)
+      `UPDATE dag_run SET state = ?, end_date = ${end.sql}, unfinished_tasks = 0, compensation = IF(compensation = 'running', 'compensation_failed', compensation)
         WHERE id IN (${inList(failed)})`,
-      [RunState.Failed, now, ...failed],
+      [RunState.Failed, ...end.params, ...failed],
     );
   }
   for (const s of occupancyStatements(freed)) await tx.query(s.sql, s.params);

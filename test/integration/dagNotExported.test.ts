@@ -77,7 +77,31 @@ describe("a dag() the file does not export", () => {
     const source = `${HEADER}const d = dag({ id: "twice" }, (t) => void t.task("a", () => 1));\nexport default d;\nexport { d as alias };\nexport const named = dag({ id: "named" }, (t) => void t.task("a", () => 1));\n`;
     const outcome = await parse("forms.ts", source);
     expect(outcome.ok).toBe(true);
-    // (A value exported under two names is listed once per name: not this test's concern.)
     expect(new Set(dagIds(outcome) as string[])).toEqual(new Set(["twice", "named"]));
+  });
+
+  // A value exported under two names was serialized once per name.
+  it("parses a DAG exported under several names once", async () => {
+    const source = `${HEADER}export const a = dag({ id: "aliased" }, (t) => void t.task("a", () => 1));\nexport default a;\nexport { a as b };\n`;
+    expect(dagIds(await parse("aliased.ts", source))).toEqual(["aliased"]);
+  });
+
+  it("refuses two different DAGs with one id in a file, with the line of the later one", async () => {
+    const source = `${HEADER}export const a = dag({ id: "same" }, (t) => void t.task("a", () => 1));\nexport const b = dag({ id: "same" }, (t) => void t.task("b", () => 1));\n`;
+    expect(await parse("same.ts", source)).toMatchObject({
+      ok: false,
+      code: "BATON_INVALID_DAG",
+      message: 'DAG id "same" is defined twice in this file (lines 2 and 3): each dag() needs its own id',
+      line: 3,
+    });
+    // Made by a helper: the lines are those of the calls in this file.
+    await writeFile(path.join(folder, "lib", "twin.ts"), `${HEADER}export function twin(task: string) {\n  return dag({ id: "twin" }, (t) => void t.task(task, () => 1));\n}\n`);
+    const twins = `import { twin } from "./lib/twin.ts";\nexport const x = twin("a");\nexport const y = twin("b");\n`;
+    expect(await parse("twins.ts", twins)).toMatchObject({
+      ok: false,
+      code: "BATON_INVALID_DAG",
+      message: 'DAG id "twin" is defined twice in this file (lines 2 and 3): each dag() needs its own id',
+      line: 3,
+    });
   });
 });

@@ -9,7 +9,7 @@ import { FakeClock } from "../../core/clock.ts";
 import { createLogger } from "../../core/logger.ts";
 import { PARKED_RETRY_MS } from "../../core/parked.ts";
 import { Scheduler } from "../../scheduler/loop.ts";
-import type { RowDataPacket } from "../../store/db.ts";
+import { isDataError, type Db, type RowDataPacket } from "../../store/db.ts";
 import { claimTasks, type ClaimedTask } from "../../store/transitions/claimTasks.ts";
 import { finishTries } from "../../store/transitions/finishTries.ts";
 import { ReapInterrupted, reapZombies } from "../../store/transitions/reapZombies.ts";
@@ -28,6 +28,9 @@ export const bad = dag({ id: "unreap_bad" }, (t) => {
   charge.then(t.task("boom", async () => 1));
 });
 export const other = dag({ id: "unreap_other", maxActiveRuns: 5, defaultArgs: { retries: 1 } }, (t) => {
+  t.task("a", async () => 1);
+});
+export const gone = dag({ id: "unreap_gone" }, (t) => {
   t.task("a", async () => 1);
 });
 `);
@@ -126,4 +129,95 @@ it("an error partway through the one-by-one pass keeps what was reaped before it
   expect(partial.refused.map((z) => [z.runId, z.code])).toEqual([["b1", "BATON_RESULT_UNRECORDABLE"]]);
   expect(await state("unreap_other", first!.runId, "a")).toBe("up_for_retry");
   expect(await state("unreap_other", second!.runId, "a")).toBe("running");
+});
+
+/**
+ * A Db whose transactions, once one was refused for a value (the reaper's batch), fail the `nth`
+ * transaction after it as over a lost connection, once.
+ */
+function lostAfterRefusal(real: Db, nth: number): Db {
+  let after = -1;
+  let failed = false;
+  return {
+    ...real,
+    tx: async (fn) => {
+      if (!failed && after >= 0 && ++after === nth) {
+        failed = true;
+        throw Object.assign(new Error("Connection lost: The server closed the connection. (test)"), { code: "PROTOCOL_CONNECTION_LOST" });
+      }
+      try {
+        return await real.tx(fn);
+      } catch (err) {
+        if (isDataError(err) && after < 0) after = 0;
+        throw err;
+      }
+    },
+  };
+}
+
+// The scheduler's side of ReapInterrupted: what was done before the error is told (the reaped try
+// logged, the refused one set aside), the tick fails on the error and, as after any failed tick, no
+// zombie is reaped for one zombie timeout (the workers could not heartbeat either). A zombie of a
+// run whose version cannot be read, met before the error, is not lost: the next reap fails its run.
+it("the scheduler tells what was reaped before an error partway through, fails the tick, and reaps the rest after a zombie timeout", async () => {
+  lines.length = 0;
+  const versions = new VersionCache(h.db.pool);
+  // Zombies left by the tests above heartbeat now: only this test's tries are zombies in its first tick.
+  await h.db.pool.query("UPDATE task_instance SET heartbeat_at = ? WHERE state = 'running'", [clock.now()]);
+  // A try whose reaping is refused (as above), two ordinary ones, and one of a run whose version becomes unreadable.
+  await trigger("unreap_bad", "b2");
+  await scheduler.tick();
+  const charge = await claimOne();
+  await finishTries(h.db, clock.now(), [{ task: charge, outcome: "success", output: 1, endedAt: clock.now() }], (v) => versions.shape(v));
+  const refused = await claimOne();
+  expect([charge.runId, refused.runId, refused.taskId]).toEqual(["b2", "b2", "boom"]);
+  await trigger("unreap_other", "o5");
+  await trigger("unreap_other", "o6");
+  await trigger("unreap_gone", "g1");
+  await scheduler.tick();
+  const claimed = [await claimOne(), await claimOne(), await claimOne()];
+  const byRun = (runId: string) => claimed.find((c) => c.runId === runId)!;
+  const [reaped, stopped, unusable] = [byRun("o5"), byRun("o6"), byRun("g1")];
+  expect([reaped, stopped, unusable].every(Boolean)).toBe(true);
+  // Oldest heartbeat first: the unusable one, the one reaped, the refused one, then the one the error stops.
+  const ago = (ms: number) => new Date(clock.now().getTime() - TIMEOUT - ms);
+  for (const [id, ms] of [[unusable.id, 4000], [reaped.id, 3000], [refused.id, 2000], [stopped.id, 1000]] as const) {
+    await h.db.pool.query("UPDATE task_instance SET heartbeat_at = ? WHERE id = ?", [ago(ms), id]);
+  }
+  await h.db.pool.query("UPDATE dag_version SET structure = '{not json' WHERE dag_id = 'unreap_gone'");
+  const runState = async (dagId: string, runId: string) =>
+    ((await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]))[0][0] as RowDataPacket).state;
+  const refusedB2 = () => refusals().filter((l) => l.includes("(run b2)"));
+
+  // Its own scheduler: nothing set aside yet, no version read. One by one after the refused batch:
+  // the unusable try, the reaped one, the refused one, and the connection lost on the fourth.
+  const logger = createLogger("info", {}, (line) => lines.push(line), { format: "json" });
+  const interrupted = new Scheduler(lostAfterRefusal(h.db, 4), clock, logger, { intervalMs: 100, taskHeartbeatTimeoutMs: TIMEOUT });
+  try {
+    await expect(interrupted.tick()).rejects.toThrow("Connection lost: The server closed the connection. (test)");
+    expect(await state("unreap_other", "o5", "a")).toBe("up_for_retry");
+    expect(lines.filter((l) => l.includes("zombie: try 1 of unreap_other.a (run o5)") && l.includes("now up_for_retry"))).toHaveLength(1);
+    expect(refusedB2()).toHaveLength(1);
+    expect(refusedB2()[0]).toContain("BATON_RESULT_UNRECORDABLE");
+    expect(await state("unreap_other", "o6", "a")).toBe("running");
+    expect(await state("unreap_gone", "g1", "a")).toBe("running");
+    expect(await runState("unreap_gone", "g1")).toBe("running");
+
+    // Within the zombie timeout after the failed tick: nothing is reaped.
+    clock.advance(1000);
+    expect(await interrupted.tick()).toMatchObject({ zombiesReaped: 0 });
+    expect(await state("unreap_other", "o6", "a")).toBe("running");
+
+    // Then the rest: the zombie the error stopped is reaped, the unusable try's run failed; the
+    // refused one is still set aside (for a minute), not refused again.
+    clock.advance(TIMEOUT);
+    await interrupted.tick();
+    expect(await state("unreap_other", "o6", "a")).toBe("up_for_retry");
+    expect(await runState("unreap_gone", "g1")).toBe("failed");
+    expect(await state("unreap_gone", "g1", "a")).toBe("failed");
+    expect(refusedB2()).toHaveLength(1);
+    expect(await state("unreap_bad", "b2", "boom")).toBe("running");
+  } finally {
+    await interrupted.stop();
+  }
 });

@@ -32,4 +32,11 @@ describe("WarnOnce", () => {
     expect(once.first("c")).toBe(true);
     expect(once.first("a")).toBe(true);
   });
+
+  it("tells whether a key was warned about without marking it", () => {
+    const once = new WarnOnce();
+    expect([once.has("a"), once.has("a")]).toEqual([false, false]);
+    expect(once.first("a")).toBe(true);
+    expect(once.has("a")).toBe(true);
+  });
 });
