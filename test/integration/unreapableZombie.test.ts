@@ -165,15 +165,15 @@ it("the scheduler tells what was reaped before an error partway through, fails t
   // Zombies left by the tests above heartbeat now: only this test's tries are zombies in its first tick.
   await h.db.pool.query("UPDATE task_instance SET heartbeat_at = ? WHERE state = 'running'", [clock.now()]);
   // A try whose reaping is refused (as above), two ordinary ones, and one of a run whose version becomes unreadable.
-  await trigger("unreap_bad", "b2");
+  await h.trigger("unreap_bad", { runId: "b2", via: "store" });
   await scheduler.tick();
   const charge = await claimOne();
   await finishTries(h.db, clock.now(), [{ task: charge, outcome: "success", output: 1, endedAt: clock.now() }], (v) => versions.shape(v));
   const refused = await claimOne();
   expect([charge.runId, refused.runId, refused.taskId]).toEqual(["b2", "b2", "boom"]);
-  await trigger("unreap_other", "o5");
-  await trigger("unreap_other", "o6");
-  await trigger("unreap_gone", "g1");
+  await h.trigger("unreap_other", { runId: "o5", via: "store" });
+  await h.trigger("unreap_other", { runId: "o6", via: "store" });
+  await h.trigger("unreap_gone", { runId: "g1", via: "store" });
   await scheduler.tick();
   const claimed = [await claimOne(), await claimOne(), await claimOne()];
   const byRun = (runId: string) => claimed.find((c) => c.runId === runId)!;
