@@ -2,8 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { BatonError, ERRORS, type ErrorCode } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { isConnectionError } from "../store/db.ts";
-import { NAME_FILTER_PATTERN, NAME_FILTER_RULE, POOL_NAME_PATTERN, POOL_NAME_RULE } from "../core/dagLimits.ts";
-import { NO_TRAILING_SPACE } from "./schemas.ts";
+import { NAME_PATTERN, NAME_RULE, POOL_NAME_PATTERN, POOL_NAME_RULE, SIGNAL_NAME_PATTERN, SIGNAL_NAME_RULE } from "../core/dagLimits.ts";
 
 export interface Problem {
   type: string;
@@ -38,9 +37,9 @@ export function validationDetail(context: string, errors: ValidationError[]): st
   const params = first?.params as { missingProperty?: string; additionalProperty?: string; pattern?: string } | undefined;
   if (params?.missingProperty) return `${where}.${params.missingProperty} is required`;
   if (params?.additionalProperty) return `${where}.${params.additionalProperty} is not an allowed property`;
-  if (params?.pattern === NO_TRAILING_SPACE) return `${where} must not end with a space`;
+  if (params?.pattern === NAME_PATTERN) return `${where} ${NAME_RULE}`;
   if (params?.pattern === POOL_NAME_PATTERN) return `${where} ${POOL_NAME_RULE}`;
-  if (params?.pattern === NAME_FILTER_PATTERN) return `${where} ${NAME_FILTER_RULE}`;
+  if (params?.pattern === SIGNAL_NAME_PATTERN) return `${where} ${SIGNAL_NAME_RULE}`;
   const allowed = allowedValues(errors);
   if (allowed) return `${where} must be one of: ${allowed.map((v) => (typeof v === "string" ? v : JSON.stringify(v))).join(", ")}`;
   return `${where} ${first?.message ?? "is invalid"}`;

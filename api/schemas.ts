@@ -1,4 +1,5 @@
 import { Type } from "typebox";
+import { NAME_PATTERN } from "../core/dagLimits.ts";
 import { parseDateTime } from "../core/dateTime.ts";
 
 /**
@@ -44,12 +45,16 @@ export const CursorQuery = Type.Object({
 });
 
 /**
- * An identifier as Baton stores them (DAG, run and task ids, variable keys). MySQL compares
- * utf8mb4_bin with PAD SPACE: "a " finds "a". No stored id ends with a space, so one that does
- * is refused instead of answering for another (a DELETE of "key " deleted "key").
+ * A free-text identifier or filter of 1-`maxLength` characters, by the API's one name rule
+ * (core/dagLimits.ts NAME_PATTERN): no control character, no whitespace at the end. MySQL compares
+ * utf8mb4_bin with PAD SPACE: "a " finds "a", so a DELETE of "key " deleted "key".
  */
-export const NO_TRAILING_SPACE = "[^ ]$";
-export const Id = Type.String({ minLength: 1, maxLength: 250, pattern: NO_TRAILING_SPACE });
+export function Name(maxLength: number, options: { description?: string } = {}) {
+  return Type.String({ minLength: 1, maxLength, pattern: NAME_PATTERN, ...options });
+}
+
+/** An identifier as Baton stores them (DAG, run and task ids, variable keys: VARCHAR(250)). */
+export const Id = Name(250);
 export const DagParams = Type.Object({ dag_id: Id });
 export const RunParams = Type.Object({ dag_id: Id, dag_run_id: Id });
 export const TaskParams = Type.Object({ dag_id: Id, dag_run_id: Id, task_id: Id });

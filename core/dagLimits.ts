@@ -128,13 +128,36 @@ export function queueNameProblem(field: string, value: unknown): string | null {
 }
 
 /**
- * What the API takes as a pool or queue filter (GET …/taskInstances?queue=): no name ends with
- * whitespace or holds a control character (poolNameProblem, queueNameProblem), so a filter that
- * does is refused, rather than answered for another name (PAD SPACE) or for none.
+ * The API's one rule for a free-text identifier or a filter compared with stored names: path ids
+ * (dag_id, dag_run_id, task_id, a variable key, an XCom key), the id lists of the batch lists, a
+ * pool or queue filter (GET …/taskInstances?queue=), a signal_id, the event log's filters. No stored
+ * name ends with whitespace (the columns compare with PAD SPACE: "etl " would find "etl") or holds a
+ * control character (DAG files cannot declare one: poolNameProblem, queueNameProblem, the SDK's id
+ * and signal name patterns; the API writes none), so one that does is refused rather than answered
+ * for another name or for none. Leading whitespace is kept, as in pool names. Narrower rules (a
+ * connection id, a token name, a signal name) are stricter patterns of their own.
  */
-export const NAME_FILTER_PATTERN = `^[^${CC}]*[^\\s${CC}]$`;
-/** What NAME_FILTER_PATTERN asks besides the length, as the API says it. */
-export const NAME_FILTER_RULE = "must not end with a space or other whitespace, nor contain control characters (a newline, a tab)";
+export const NAME_PATTERN = `^[^${CC}]*[^\\s${CC}]$`;
+/** What NAME_PATTERN asks besides the length, as the API says it. */
+export const NAME_RULE = "must not end with a space or other whitespace, nor contain control characters (a newline, a tab)";
+
+/** run_signal.name and task_instance.deferred_on: VARCHAR(255). */
+export const MAX_SIGNAL_NAME_LENGTH = 255;
+/**
+ * A signal name, the one rule of DAG files (waitForSignal's `signal`) and the API (POST and GET
+ * …/dagRuns/{run}/signals/{name}, ?name=): every name a DAG can wait for can be sent, and nothing
+ * else. Letters, digits and "_.:-": a name is a path segment, sent as it is.
+ */
+export const SIGNAL_NAME_PATTERN = "^[A-Za-z0-9_.:-]+$";
+/** What SIGNAL_NAME_PATTERN and the length ask, as the API and import errors say it. */
+export const SIGNAL_NAME_RULE = `must be 1-${MAX_SIGNAL_NAME_LENGTH} letters, digits, "_", ".", ":" or "-"`;
+const SIGNAL_NAME = new RegExp(SIGNAL_NAME_PATTERN);
+
+/** Why `value` cannot name a signal, as a message about `field`; null when it can. */
+export function signalNameProblem(field: string, value: unknown): string | null {
+  if (typeof value === "string" && value.length <= MAX_SIGNAL_NAME_LENGTH && SIGNAL_NAME.test(value)) return null;
+  return `${field} ${SIGNAL_NAME_RULE}, got ${JSON.stringify(value)}`;
+}
 
 /** The first task option (or defaultArgs) the database cannot hold, as a message; null when all fit. */
 export function taskOptionProblem(o: { retries?: unknown; priorityWeight?: unknown; poolSlots?: unknown; queue?: unknown; pool?: unknown }): string | null {

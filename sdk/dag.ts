@@ -1,6 +1,6 @@
 import { findSourceMap } from "node:module";
 import { fileURLToPath } from "node:url";
-import { MAX_COMPENSABLE_ID_LENGTH, dagOptionProblem, taskOptionProblem } from "../core/dagLimits.ts";
+import { MAX_COMPENSABLE_ID_LENGTH, dagOptionProblem, signalNameProblem, taskOptionProblem } from "../core/dagLimits.ts";
 import { parseDuration } from "../core/durations.ts";
 import { InvalidDagError } from "./errors.ts";
 import {
@@ -250,9 +250,9 @@ export function dag(options: DagOptions, build: (t: DagBuilder) => void): Dag {
     },
     waitForSignal: (id: string, o: WaitForSignalOptions) => {
       const where = `waitForSignal "${id}"`;
-      if (typeof o !== "object" || o === null || typeof o.signal !== "string" || !/^[A-Za-z0-9_.:-]{1,255}$/.test(o.signal)) {
-        fail(`${where}: signal must be a name of 1-255 letters, digits, "_", ".", ":" or "-", got ${JSON.stringify(o?.signal)}`);
-      }
+      // The API's rule too (core/dagLimits.ts): every signal a DAG waits for can be sent.
+      const signalProblem = signalNameProblem("signal", typeof o === "object" && o !== null ? o.signal : undefined);
+      if (signalProblem !== null) fail(`${where}: ${signalProblem}`);
       if (o.onTimeout !== undefined && !["fail", "skip", "succeed"].includes(o.onTimeout)) {
         fail(`${where}: onTimeout must be "fail", "skip" or "succeed", got ${JSON.stringify(o.onTimeout)}`);
       }

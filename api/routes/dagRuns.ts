@@ -42,7 +42,7 @@ const BatchBody = Type.Object(
   {
     order_by: Type.Optional(OrderBy),
     ...PageBody,
-    dag_ids: Type.Optional(Type.Array(Id, { maxItems: 1000, description: "Every DAG when left out." })),
+    dag_ids: Type.Optional(Type.Array(Id, { maxItems: 1000, description: "Every DAG when left out or empty, as in Airflow." })),
     states: Type.Optional(Type.Array(RunStateSchema, { maxItems: 10 })),
     ...DateFilters,
   },
@@ -217,7 +217,9 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
     },
     async (req) => {
       const { page_offset = 0, page_limit = 100, dag_ids, states, order_by } = req.body;
-      const filter: DagRunFilter = { dagIds: dag_ids, states, ...dateRanges(req.body, "body") };
+      // An empty dag_ids is every DAG, as left out: Airflow's get_dag_runs_batch filters by
+      // dag_ids only `if data.get("dag_ids")` (states: `if states`, as the store reads them).
+      const filter: DagRunFilter = { dagIds: dag_ids?.length ? dag_ids : undefined, states, ...dateRanges(req.body, "body") };
       const { rows, total } = await listDagRuns(db.pool, filter, { limit: page_limit, offset: page_offset, orderBy: order_by });
       return { dag_runs: rows.map(dagRunJson), total_entries: total };
     },

@@ -9,9 +9,11 @@ import type { ApiDeps } from "../context.ts";
 import { problemOf } from "../errors.ts";
 import { EventCursor } from "../eventCursor.ts";
 import { DateTime, ListOf, Nullable } from "../openapi.ts";
-import { Id, instantOf, NO_TRAILING_SPACE, PageQuery } from "../schemas.ts";
+import { Id, instantOf, Name, PageQuery } from "../schemas.ts";
 
-const EventNames = Type.String({ minLength: 1, maxLength: 10_000, description: "Event names separated by commas, e.g. task:failed,run:failed" });
+// No event name or owner ends with a space, which MySQL would pad away ("task:success " matched
+// task:success), or holds a control character: the API's one name rule (core/dagLimits.ts).
+const EventNames = Name(10_000, { description: "Event names separated by commas, e.g. task:failed,run:failed" });
 
 /** Airflow's get_event_logs filters (FilterRunID, Event, Owner, …), shared by the SSE stream. */
 const Filters = Type.Object({
@@ -21,13 +23,8 @@ const Filters = Type.Object({
   task_id: Type.Optional(Id),
   map_index: Type.Optional(Type.Integer({ minimum: -1, maximum: 2_147_483_647 })),
   try_number: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647 })),
-  // No event name or owner ends with a space, which MySQL would pad away ("task:success " matched task:success).
-  event: Type.Optional(
-    Type.String({ minLength: 1, maxLength: 300, pattern: NO_TRAILING_SPACE, description: "Exactly this event, <kind>:<to_state>, e.g. task:success or auth:forbidden" }),
-  ),
-  owner: Type.Optional(
-    Type.String({ minLength: 1, maxLength: 255, pattern: NO_TRAILING_SPACE, description: "The process or API token (token:<name>) that made the change or was refused (the entries' owner)" }),
-  ),
+  event: Type.Optional(Name(300, { description: "Exactly this event, <kind>:<to_state>, e.g. task:success or auth:forbidden" })),
+  owner: Type.Optional(Name(255, { description: "The process or API token (token:<name>) that made the change or was refused (the entries' owner)" })),
   included_events: Type.Optional(EventNames),
   excluded_events: Type.Optional(EventNames),
   after: Type.Optional(Type.String({ format: "date-time" })),

@@ -4,12 +4,14 @@ import { listRunSignals } from "../../store/queries/signals.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import { sendSignal, SIGNAL_PAYLOAD_CAP_BYTES } from "../../store/transitions/signals.ts";
 import { VersionCache } from "../../store/versions.ts";
+import { MAX_SIGNAL_NAME_LENGTH, SIGNAL_NAME_PATTERN } from "../../core/dagLimits.ts";
 import { dbFor, type ApiDeps } from "../context.ts";
 import { ListOf, Nullable, NullableDateTime } from "../openapi.ts";
-import { NO_TRAILING_SPACE, PageQuery, RunParams } from "../schemas.ts";
+import { Name, PageQuery, RunParams } from "../schemas.ts";
 import { runOr404 } from "./taskInstances.ts";
 
-const SignalName = Type.String({ minLength: 1, maxLength: 255, pattern: "^[A-Za-z0-9_.:-]+$" });
+/** Any name waitForSignal takes (core/dagLimits.ts signalNameProblem), and no other. */
+const SignalName = Type.String({ minLength: 1, maxLength: MAX_SIGNAL_NAME_LENGTH, pattern: SIGNAL_NAME_PATTERN });
 
 const SignalSent = Type.Object(
   {
@@ -88,7 +90,7 @@ export const signalRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps
         // Optional: a signal without a body has no payload.
         body: Type.Optional(
           Type.Object(
-            { payload: Type.Optional(Type.Unknown()), signal_id: Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: NO_TRAILING_SPACE })) },
+            { payload: Type.Optional(Type.Unknown()), signal_id: Type.Optional(Name(255)) },
             { additionalProperties: false },
           ),
         ),

@@ -30,8 +30,7 @@ import { VersionCache } from "../../store/versions.ts";
 import { dbFor, type ApiDeps } from "../context.ts";
 import { decodeCursor, encodeCursor, type CursorScope } from "../cursor.ts";
 import { CursorListOf, FreeObject, ListOf, Nullable, NullableDateTime, serializeAsBuilt } from "../openapi.ts";
-import { CursorQuery, DagParams, Id, instantOf, NO_TRAILING_SPACE, PageBody, PageQuery, RunParams, TaskParams } from "../schemas.ts";
-import { NAME_FILTER_PATTERN } from "../../core/dagLimits.ts";
+import { CursorQuery, DagParams, Id, instantOf, Name, PageBody, PageQuery, RunParams, TaskParams } from "../schemas.ts";
 import { taskInstanceJson } from "../serializers.ts";
 
 const TAGS = ["TaskInstance"];
@@ -108,7 +107,7 @@ const MarkedReference = Type.Object(
 );
 
 /** A pool or queue name: none ends with whitespace (MySQL would pad a space away) or holds a control character (core/dagLimits.ts). */
-const NameFilter = Type.String({ minLength: 1, maxLength: 256, pattern: NAME_FILTER_PATTERN });
+const NameFilter = Name(256);
 
 /** Airflow's filters of GET …/taskInstances (state, pool and queue repeat). */
 const FilterQuery = Type.Object({
@@ -126,12 +125,16 @@ const FilterQuery = Type.Object({
 });
 const ListQuery = Type.Object({ ...PageQuery.properties, ...CursorQuery.properties, ...FilterQuery.properties });
 
-/** Airflow's ListTaskInstanceForm (POST /dags/~/dagRuns/~/taskInstances/list). */
+/**
+ * Airflow's ListTaskInstanceForm (POST /dags/~/dagRuns/~/taskInstances/list). A list left out or
+ * empty filters nothing, as in Airflow's get_task_instances_batch: no dag_ids is every DAG
+ * (`if dag_ids:`), and its other lists are ORs of equalities, none when the list is empty.
+ */
 const BatchBody = Type.Object(
   {
-    dag_ids: Type.Optional(Type.Array(Id, { maxItems: 1000 })),
-    dag_run_ids: Type.Optional(Type.Array(Id, { maxItems: 1000 })),
-    task_ids: Type.Optional(Type.Array(Id, { maxItems: 1000 })),
+    dag_ids: Type.Optional(Type.Array(Id, { maxItems: 1000, description: "Every DAG when left out or empty, as in Airflow." })),
+    dag_run_ids: Type.Optional(Type.Array(Id, { maxItems: 1000, description: "Every run when left out or empty, as in Airflow." })),
+    task_ids: Type.Optional(Type.Array(Id, { maxItems: 1000, description: "Every task when left out or empty, as in Airflow." })),
     ...PageBody,
     ...FilterQuery.properties,
   },
@@ -275,7 +278,9 @@ const TaskStep = Type.Object(
   { additionalProperties: false },
 );
 
-const XcomKeyParams = Type.Intersect([TaskParams, Type.Object({ xcom_key: Type.String({ minLength: 1, maxLength: 512, pattern: NO_TRAILING_SPACE }) })]);
+/** xcom.xcom_key: VARCHAR(512). */
+const XcomKey = Name(512);
+const XcomKeyParams = Type.Intersect([TaskParams, Type.Object({ xcom_key: XcomKey })]);
 const XcomEntrySummary = Type.Object(
   {
     key: Type.String(),
@@ -517,7 +522,7 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
         querystring: Type.Object({
           ...PageQuery.properties,
           map_index: Type.Optional(Type.Integer({ minimum: -1, maximum: 1_000_000 })),
-          xcom_key: Type.Optional(Type.String({ minLength: 1, maxLength: 512, pattern: NO_TRAILING_SPACE })),
+          xcom_key: Type.Optional(XcomKey),
         }),
         response: { 200: ListOf("xcom_entries", XcomEntrySummary) },
       },

@@ -8,8 +8,9 @@ import { createLogger, silentLogger, type Logger } from "../../core/logger.ts";
 import { Worker } from "../../executor/worker.ts";
 import { DagProcessor } from "../../parser/processor.ts";
 import { Scheduler } from "../../scheduler/loop.ts";
-import type { Db } from "../../store/db.ts";
-import { createTestDb, dropTestDb } from "./db.ts";
+import type { Db, RowDataPacket } from "../../store/db.ts";
+import { createDagRun } from "../../store/transitions/createDagRun.ts";
+import { createTestDb, dropTestDb, waitFor } from "./db.ts";
 
 export interface HarnessOptions {
   workers?: number;
@@ -32,6 +33,30 @@ export interface HarnessOptions {
    * (run(), the API) does nothing. Default false: it ticks on its timer and when woken.
    */
   manualTicks?: boolean;
+  /**
+   * How trigger() names a run it is given no runId for. "api" (default): as the API names it,
+   * `manual__<logical date>`. "numbered": `<dagId>_<n>`, n counting this harness's triggers, for
+   * tests that look runs up by run_id alone (two DAGs' runs of one logical date share the API's id).
+   */
+  runIds?: "api" | "numbered";
+}
+
+/** A manual run for Harness.trigger to create. */
+export interface TriggerOptions {
+  /** The run's id (dag_run_id); default: as HarnessOptions.runIds says. */
+  runId?: string;
+  conf?: Record<string, unknown>;
+  /** The run's logical date; default: the harness clock's now. */
+  logicalDate?: string | Date;
+  note?: string;
+  /**
+   * "api" (default): POST /api/v1/dags/{dagId}/dagRuns through inject, as a client triggers,
+   * which wakes the scheduler. "store": the createDagRun transition itself at the harness clock's
+   * now, with no request and no wake.
+   */
+  via?: "api" | "store";
+  /** Then run one scheduler tick: it starts the run where the scheduler ticks only when told (manualTicks). */
+  tick?: boolean;
 }
 
 /**
@@ -49,6 +74,7 @@ export class Harness {
   cacheFolder!: string;
   readonly clock: Clock;
   readonly logger: Logger;
+  private triggered = 0;
 
   constructor(private readonly options: HarnessOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -113,6 +139,55 @@ export class Harness {
     this.worker?.start();
     this.scheduler.start();
     return this;
+  }
+
+  /**
+   * Creates a manual run of dagId and returns its run id; throws with the API's answer when it
+   * refuses (a test that checks a refused trigger sends its own request).
+   */
+  async trigger(dagId: string, options: TriggerOptions = {}): Promise<string> {
+    const { conf, note, via = "api", tick = false } = options;
+    const runId = options.runId ?? (this.options.runIds === "numbered" ? `${dagId}_${++this.triggered}` : undefined);
+    const logicalDate = options.logicalDate instanceof Date ? options.logicalDate.toISOString() : options.logicalDate;
+    let created: string;
+    if (via === "store") {
+      const now = this.clock.now();
+      const run = await createDagRun(this.db, now, {
+        dagId,
+        runId,
+        runType: "manual",
+        logicalDate: logicalDate === undefined ? now : new Date(logicalDate),
+        conf: conf ?? {},
+        note,
+      });
+      created = run.runId;
+    } else {
+      const url = `/api/v1/dags/${encodeURIComponent(dagId)}/dagRuns`;
+      const payload = { dag_run_id: runId, conf, logical_date: logicalDate, note };
+      const res = await this.app.inject({ method: "POST", url, payload: Object.fromEntries(Object.entries(payload).filter(([, v]) => v !== undefined)) });
+      if (res.statusCode !== 200) throw new Error(`POST ${url}: ${res.statusCode} ${res.body}`);
+      created = res.json().dag_run_id as string;
+    }
+    if (tick) await this.scheduler.tick();
+    return created;
+  }
+
+  /** A run's state as stored; undefined when there is no such run. */
+  async runState(dagId: string, runId: string): Promise<string | undefined> {
+    const [rows] = await this.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
+    return rows[0]?.state as string | undefined;
+  }
+
+  /** Waits until the run ended (success or failed) and returns which, failing after timeoutMs. */
+  async runEnded(dagId: string, runId: string, timeoutMs = 20_000): Promise<string> {
+    return waitFor(
+      `run ${dagId}/${runId} to end`,
+      async () => {
+        const state = await this.runState(dagId, runId);
+        return state === "success" || state === "failed" ? state : null;
+      },
+      timeoutMs,
+    );
   }
 
   /** A try's whole log as the API serves it (stored text, then file); null when there is none. */

@@ -258,9 +258,16 @@ describe("DAG and DAG run API", () => {
       expect(ids(res, "dag_runs", "dag_run_id")).toEqual(["h2", "h1"]);
       const ranged = await batch({ dag_ids: ["apid_hist", "apid_nope"], execution_date_gte: "2026-01-03T00:00:00Z", start_date_lte: "2026-01-03T01:00:00Z" });
       expect(ids(ranged, "dag_runs", "dag_run_id")).toEqual(["h3"]);
-      expect((await batch({ dag_ids: [] })).json()).toEqual({ dag_runs: [], total_entries: 0 });
-      const everything = await h.app.inject({ method: "POST", url: "/api/v1/dags/~/dagRuns/list" });
+      const everything = await h.app.inject({ method: "POST", url: "/api/v1/dags/~/dagRuns/list", payload: { page_limit: 1000 } });
       expect(everything.json().total_entries).toBe(await count("SELECT COUNT(*) AS n FROM dag_run", []));
+      expect(new Set(ids(everything, "dag_runs", "dag_id")).size).toBeGreaterThan(1);
+      // An empty list filters nothing, as in Airflow's get_dag_runs_batch (`if data.get("dag_ids")`,
+      // `if states`): every DAG's runs, in every state.
+      // (Runs compared by id: a run of another test may change state meanwhile.)
+      const runs = (res: LightMyRequestResponse) => ({ total: res.json().total_entries, runs: (res.json().dag_runs as Json[]).map((r) => `${r.dag_id}/${r.dag_run_id}`) });
+      expect(runs(await batch({ dag_ids: [], page_limit: 1000 }))).toEqual(runs(everything));
+      expect(runs(await batch({ dag_ids: [], states: [], page_limit: 1000 }))).toEqual(runs(everything));
+      expect((await batch({ dag_ids: ["apid_hist"], states: [] })).json().total_entries).toBe(await count("SELECT COUNT(*) AS n FROM dag_run WHERE dag_id = ?", ["apid_hist"]));
       expectProblem(await batch({ dag_ids: ["apid_hist"], bogus: 1 }), 400, "BATON_VALIDATION_FAILED", "bogus");
       expectProblem(await batch({ start_date_gte: "soon" }), 400, "BATON_VALIDATION_FAILED", "start_date_gte");
       expectProblem(await batch({ page_limit: -1 }), 400, "BATON_VALIDATION_FAILED", "page_limit");

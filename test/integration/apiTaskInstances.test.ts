@@ -6,7 +6,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
-import { expectProblem } from "../helpers/expect.ts";
+import { expectProblem, NAME_RULE_DETAIL, withControlCharacters } from "../helpers/expect.ts";
 import { waitFor } from "../helpers/db.ts";
 import { isTerminalTaskState } from "../../core/states.ts";
 import { upstreamCountsOf } from "../../scheduler/clearSelection.ts";
@@ -57,22 +57,15 @@ interface Ti {
 }
 
 describe("task instance endpoints", () => {
-  const h = new Harness({ workers: 2 });
+  const h = new Harness({ workers: 2, runIds: "numbered" });
   const enc = encodeURIComponent;
   let versions: VersionCache;
   const shapeOf = (hash: string) => versions.shape(hash);
-  let seq = 0;
 
   const get = (url: string, headers: Record<string, string> = {}) => h.app.inject({ method: "GET", url: `/api/v1${url}`, headers });
   const send = (method: "POST" | "PATCH", url: string, payload: object) => h.app.inject({ method, url: `/api/v1${url}`, payload });
   const tiUrl = (dagId: string, runId: string, taskId?: string) => `/dags/${enc(dagId)}/dagRuns/${enc(runId)}/taskInstances${taskId ? `/${enc(taskId)}` : ""}`;
 
-  async function trigger(dagId: string, logicalDate?: string): Promise<string> {
-    const runId = `${dagId}_${++seq}`;
-    const res = await send("POST", `/dags/${dagId}/dagRuns`, { dag_run_id: runId, ...(logicalDate ? { logical_date: logicalDate } : {}) });
-    expect({ status: res.statusCode, body: res.body }).toMatchObject({ status: 200 });
-    return runId;
-  }
   async function runRow(runId: string) {
     const [[r]] = await h.db.pool.query<RowDataPacket[]>("SELECT * FROM dag_run WHERE run_id = ?", [runId]);
     return r!;
@@ -139,7 +132,7 @@ describe("task instance endpoints", () => {
   }
   /** A ti_manual run taken to: p success, q failed, r success, s upstream_failed, u success; the run failed. */
   async function failedManualRun(logicalDate?: string): Promise<string> {
-    const runId = await trigger("ti_manual", logicalDate);
+    const runId = await h.trigger("ti_manual", { logicalDate });
     await finish([(await claim(["p"])).get("p")!]);
     const qr = await claim(["q", "r"]);
     await finish([qr.get("q")!], "failed");
@@ -157,7 +150,7 @@ describe("task instance endpoints", () => {
     await h.run();
     versions = new VersionCache(h.db.pool);
     expect((await get("/importErrors")).json().import_errors).toEqual([]);
-    loggyRun = await trigger("ti_loggy");
+    loggyRun = await h.trigger("ti_loggy");
     expect((await finished(loggyRun)).state).toBe("success");
   });
   afterAll(() => h.stop());
@@ -238,6 +231,43 @@ describe("task instance endpoints", () => {
       expectProblem(await list({ page_limit: -1 }), 400, "BATON_VALIDATION_FAILED", "page_limit");
       expectProblem(await list({ state: ["nope"] }), 400, "BATON_VALIDATION_FAILED", "state");
     });
+
+    it("POST …/taskInstances/list takes an empty list as no filter, as Airflow does: every DAG's task instances", async () => {
+      const list = (payload: object) => send("POST", "/dags/~/dagRuns/~/taskInstances/list", payload);
+      // Task instances compared by id: tasks of other tests may change state meanwhile.
+      const tis = async (payload: object) => {
+        const body = (await list({ page_limit: 1000, ...payload })).json();
+        return { total: body.total_entries, ids: body.task_instances.map((t: { dag_id: string; dag_run_id: string; task_id: string }) => `${t.dag_id}/${t.dag_run_id}/${t.task_id}`) };
+      };
+      const everything = await tis({});
+      expect(new Set(everything.ids.map((id: string) => id.split("/")[0]))).toEqual(new Set(["ti_manual", "ti_loggy"]));
+      // Airflow's get_task_instances_batch: no dag_ids (`if dag_ids:`) is every readable DAG; the
+      // other lists go through _apply_array_filter, whose or_() of no condition filters nothing.
+      expect(await tis({ dag_ids: [] })).toEqual(everything);
+      expect(await tis({ dag_ids: [], dag_run_ids: [], task_ids: [], state: [], pool: [], queue: [] })).toEqual(everything);
+      // A non-empty list still filters.
+      const loggy = await tis({ dag_ids: ["ti_loggy"], dag_run_ids: [] });
+      expect(loggy.ids.length).toBeGreaterThan(0);
+      expect(loggy.ids.every((id: string) => id.startsWith("ti_loggy/"))).toBe(true);
+      expect(loggy.total).toBe(everything.ids.filter((id: string) => id.startsWith("ti_loggy/")).length);
+    });
+
+    // No DAG, run or task id holds a control character (the SDK's id pattern, the trigger's run id
+    // pattern): one that does is refused by the API's one name rule, in a path and in a batch body.
+    it("refuses dag, run and task ids holding a control character or ending with a tab, in paths and batch bodies", async () => {
+      const list = (payload: object) => send("POST", "/dags/~/dagRuns/~/taskInstances/list", payload);
+      for (const [field, good] of [["dag_id", "ti_loggy"], ["dag_run_id", loggyRun], ["task_id", "small"]] as const) {
+        for (const bad of withControlCharacters(good)) {
+          const ids = { dag_id: "ti_loggy", dag_run_id: loggyRun, task_id: "small", [field]: bad };
+          expectProblem(await get(tiUrl(ids.dag_id, ids.dag_run_id, ids.task_id)), 400, "BATON_VALIDATION_FAILED", `params.${field} ${NAME_RULE_DETAIL}`);
+          const listField = `${field}s` as const;
+          expectProblem(await list({ [listField]: [good, bad] }), 400, "BATON_VALIDATION_FAILED", `body.${listField}.1 ${NAME_RULE_DETAIL}`);
+        }
+      }
+      expect((await get(tiUrl("ti_loggy", loggyRun, "small"))).statusCode).toBe(200);
+      const res = await list({ dag_ids: ["ti_loggy"], dag_run_ids: [loggyRun], task_ids: ["small"] });
+      expect(res.json().task_instances.map((t: { task_id: string }) => t.task_id)).toEqual(["small"]);
+    });
   });
 
   describe("marking states", () => {
@@ -274,7 +304,7 @@ describe("task instance endpoints", () => {
     });
 
     it("marking a running task fences its try: pool slot freed, heartbeat refused, late result discarded; downstream decided", async () => {
-      const runId = await trigger("ti_manual");
+      const runId = await h.trigger("ti_manual");
       await finish([(await claim(["p"])).get("p")!]);
       const qr = await claim(["q", "r"]);
       const r = qr.get("r")!;
@@ -304,7 +334,7 @@ describe("task instance endpoints", () => {
     });
 
     it("marking the last unfinished task finishes the run in the same request", async () => {
-      const runId = await trigger("ti_manual");
+      const runId = await h.trigger("ti_manual");
       await finish([(await claim(["p"])).get("p")!]);
       const qr = await claim(["q", "r"]);
       await finish([qr.get("q")!, qr.get("r")!]);
@@ -329,7 +359,7 @@ describe("task instance endpoints", () => {
     });
 
     it("POST updateTaskInstancesState: dry_run by default, include_downstream, then the run finishes", async () => {
-      const runId = await trigger("ti_manual");
+      const runId = await h.trigger("ti_manual");
       await finish([(await claim(["p"])).get("p")!]);
       const before = await tis(runId);
       const url = "/dags/ti_manual/updateTaskInstancesState";
@@ -487,7 +517,7 @@ describe("task instance endpoints", () => {
     });
 
     it("a running try without a log yet answers empty content and a token (so a follower can wait)", async () => {
-      const runId = await trigger("ti_manual");
+      const runId = await h.trigger("ti_manual");
       const p = (await claim(["p"])).get("p")!;
       const res = await get(`${tiUrl("ti_manual", runId, "p")}/logs/1`, json);
       expect(res.statusCode).toBe(200);
@@ -557,6 +587,18 @@ describe("task instance endpoints", () => {
       expectProblem(await get(`${tiUrl("ti_loggy", loggyRun, "ghost")}/xcomEntries`), 404, "BATON_TASK_NOT_FOUND");
       expectProblem(await get(`${tiUrl("ti_loggy", "no_run", "small")}/xcomEntries`), 404, "BATON_DAG_RUN_NOT_FOUND");
       expectProblem(await get(`${url}?limit=-5000`), 400, "BATON_VALIDATION_FAILED", "limit");
+    });
+
+    // No XCom key holds a control character or ends with whitespace (a DAG writes return_value
+    // only): such a key is refused by the API's one name rule rather than looked up.
+    it("refuses an xcom_key holding a control character or ending with a tab, in the path and as a filter", async () => {
+      const url = `${tiUrl("ti_loggy", loggyRun, "small")}/xcomEntries`;
+      for (const key of withControlCharacters("return_value")) {
+        expectProblem(await get(`${url}/${enc(key)}`), 400, "BATON_VALIDATION_FAILED", `params.xcom_key ${NAME_RULE_DETAIL}`);
+        expectProblem(await get(`${url}?xcom_key=${enc(key)}`), 400, "BATON_VALIDATION_FAILED", `querystring.xcom_key ${NAME_RULE_DETAIL}`);
+      }
+      expect((await get(`${url}/return_value`)).statusCode).toBe(200);
+      expect((await get(`${url}?xcom_key=return_value`)).json().total_entries).toBe(1);
     });
   });
 

@@ -5,7 +5,7 @@
 // instances stay queued, so every row is known.
 import type { AddressInfo } from "node:net";
 import { Harness, dagSource } from "../helpers/harness.ts";
-import { expectProblem } from "../helpers/expect.ts";
+import { expectProblem, NAME_RULE_DETAIL, withControlCharacters } from "../helpers/expect.ts";
 import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 
@@ -210,6 +210,36 @@ describe("API input validation", () => {
       const owner = (await get("/api/v1/eventLogs?dag_id=val_main&event=task:queued")).json().event_logs[0].owner as string;
       expect((await get(`/api/v1/eventLogs?owner=${encodeURIComponent(owner)}`)).json().total_entries).toBeGreaterThan(0);
       expectProblem(await get(`/api/v1/eventLogs?owner=${encodeURIComponent(`${owner} `)}`), 400, "BATON_VALIDATION_FAILED", "querystring.owner must not end with a space");
+    });
+  });
+
+  // No DAG, run or task id holds a control character (the SDK's and the trigger's id patterns): the
+  // API's one name rule (core/dagLimits.ts) refuses one in every body and query field taking an id.
+  describe("ids holding a control character", () => {
+    const requests: Array<[string, "GET" | "POST", string, (id: string) => Record<string, unknown>]> = [
+      ["querystring.dag_id", "GET", "/api/v1/deadLetters", (id) => ({ dag_id: id })],
+      ["querystring.dag_id", "GET", "/api/v1/backfills", (id) => ({ dag_id: id })],
+      ["body.dag_id", "POST", "/api/v1/deadLetters/redrive", (id) => ({ dag_id: id, dry_run: true })],
+      ["body.dag_ids.0", "POST", "/api/v1/dags/~/dagRuns/list", (id) => ({ dag_ids: [id] })],
+      ["body.dag_run_id", "POST", "/api/v1/dags/val_main/clearTaskInstances", (id) => ({ dag_run_id: id.replace("val_main", "jan1"), dry_run: true })],
+      ["body.task_ids.0", "POST", "/api/v1/dags/val_main/clearTaskInstances", (id) => ({ dag_run_id: "jan1", task_ids: [id.replace("val_main", "step")], dry_run: true })],
+      ["body.task_id", "POST", "/api/v1/dags/val_main/updateTaskInstancesState", (id) => ({ task_id: id.replace("val_main", "step"), dag_run_id: "jan1", new_state: "success" })],
+      ["body.dag_run_id", "POST", "/api/v1/dags/val_main/updateTaskInstancesState", (id) => ({ task_id: "step", dag_run_id: id.replace("val_main", "jan1"), new_state: "success" })],
+    ];
+    it.each(requests)("refuses %s of %s %s, and takes a plain one", async (field, method, url, fields) => {
+      const send = (id: string) =>
+        method === "GET"
+          ? get(`${url}?${new URLSearchParams(fields(id) as Record<string, string>)}`)
+          : post(url, fields(id));
+      for (const bad of withControlCharacters("val_main")) expectProblem(await send(bad), 400, "BATON_VALIDATION_FAILED", `${field} ${NAME_RULE_DETAIL}`);
+      const res = await send("val_main");
+      expect({ status: res.statusCode, body: res.body }).toMatchObject({ status: 200 });
+    });
+
+    it("refuses body.dag_id of POST /api/v1/backfills", async () => {
+      for (const bad of withControlCharacters("val_main")) {
+        expectProblem(await post("/api/v1/backfills", { dag_id: bad, from_date: "2026-01-01", to_date: "2026-01-02", dry_run: true }), 400, "BATON_VALIDATION_FAILED", `body.dag_id ${NAME_RULE_DETAIL}`);
+      }
     });
   });
 

@@ -46,13 +46,8 @@ describe("branching and short-circuit", () => {
   afterAll(() => h.stop());
 
   async function runToEnd(dagId: string, conf: Record<string, unknown>) {
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { conf } });
-    expect(res.statusCode).toBe(200);
-    const runId = res.json().dag_run_id as string;
-    const state = await waitFor(`run of ${dagId} to finish`, async () => {
-      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
-      return ["success", "failed"].includes(rows[0]?.state) ? (rows[0]!.state as string) : null;
-    });
+    const runId = await h.trigger(dagId, { conf });
+    const state = await h.runEnded(dagId, runId, 10_000);
     const [tis] = await h.db.pool.query<RowDataPacket[]>("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
     return { state, tasks: Object.fromEntries(tis.map((r) => [r.task_id, r.state])) };
   }

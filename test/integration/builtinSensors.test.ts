@@ -77,24 +77,10 @@ describe("built-in sensors", () => {
     }
   });
 
-  async function trigger(dagId: string, body: Record<string, unknown> = {}) {
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: body });
-    expect(res.statusCode).toBe(200);
-    return res.json().dag_run_id as string;
-  }
   const tasks = async (dagId: string, runId: string) => {
     const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT task_id, state, try_number, error FROM task_instance WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
     return Object.fromEntries(rows.map((r) => [r.task_id as string, r]));
   };
-  const runEnded = (dagId: string, runId: string, timeoutMs = 20_000) =>
-    waitFor(
-      `run ${dagId}/${runId} to end`,
-      async () => {
-        const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
-        return ["success", "failed"].includes(rows[0]?.state) ? (rows[0]!.state as string) : null;
-      },
-      timeoutMs,
-    );
   const output = async (dagId: string, runId: string, taskId: string) =>
     (await h.app.inject({ method: "GET", url: `/api/v1/dags/${dagId}/dagRuns/${encodeURIComponent(runId)}/taskInstances/${taskId}/xcomEntries/return_value` })).json().value;
   const reschedules = async (dagId: string, runId: string, taskId: string) => {
@@ -105,7 +91,7 @@ describe("built-in sensors", () => {
 
   it("fileSensor releases its slot between pokes and succeeds once a non-empty file appears; pokes are listed in the API", async () => {
     const dir = path.join(tmp, "in");
-    const runId = await trigger("files", { conf: { dir } });
+    const runId = await h.trigger("files", { conf: { dir } });
     await waitFor("two unsuccessful pokes", async () => (await reschedules("files", runId, "wait_csv")).total_entries >= 2);
     expect((await tasks("files", runId)).wait_csv.state).not.toBe("running"); // up_for_reschedule or queued, between pokes
     const { mkdir } = await import("node:fs/promises");
@@ -116,7 +102,7 @@ describe("built-in sensors", () => {
     await waitFor("another poke", async () => (await reschedules("files", runId, "wait_csv")).total_entries > before);
     expect((await tasks("files", runId)).wait_csv.state).not.toBe("success");
     await writeFile(path.join(dir, "orders.csv"), "id\n1\n");
-    expect(await runEnded("files", runId)).toBe("success");
+    expect(await h.runEnded("files", runId)).toBe("success");
     expect(await output("files", runId, "wait_csv")).toEqual([path.join(dir, "orders.csv")]);
     expect(await output("files", runId, "load")).toBe(1);
     const t = await tasks("files", runId);
@@ -149,8 +135,8 @@ describe("built-in sensors", () => {
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     try {
       const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      const runId = await trigger("http", { conf: { base } });
-      expect(await runEnded("http", runId)).toBe("failed");
+      const runId = await h.trigger("http", { conf: { base } });
+      expect(await h.runEnded("http", runId)).toBe("failed");
       const t = await tasks("http", runId);
       expect(t.status.state).toBe("success");
       expect(t.body.state).toBe("success");
@@ -168,27 +154,27 @@ describe("built-in sensors", () => {
 
   it("externalTaskSensor waits for another DAG's run of the same logical date, and fails fast on failedStates", async () => {
     const day = "2026-02-01T00:00:00.000Z";
-    const consumer = await trigger("consumer", { logical_date: day });
+    const consumer = await h.trigger("consumer", { logicalDate: day });
     await waitFor("the sensors to poke without finding a producer run", async () => (await reschedules("consumer", consumer, "producer_run")).total_entries >= 1);
     // A producer run of another logical date does not count.
-    const other = await trigger("producer", { logical_date: "2026-01-31T00:00:00.000Z" });
-    expect(await runEnded("producer", other)).toBe("success");
+    const other = await h.trigger("producer", { logicalDate: "2026-01-31T00:00:00.000Z" });
+    expect(await h.runEnded("producer", other)).toBe("success");
     const seen = (await reschedules("consumer", consumer, "producer_run")).total_entries;
     await waitFor("another poke", async () => (await reschedules("consumer", consumer, "producer_run")).total_entries > seen);
     expect((await tasks("consumer", consumer)).producer_run.state).not.toBe("success");
 
-    const producer = await trigger("producer", { logical_date: day });
-    expect(await runEnded("producer", producer)).toBe("success");
-    expect(await runEnded("consumer", consumer)).toBe("success");
+    const producer = await h.trigger("producer", { logicalDate: day });
+    expect(await h.runEnded("producer", producer)).toBe("success");
+    expect(await h.runEnded("consumer", consumer)).toBe("success");
     expect(await output("consumer", consumer, "producer_run")).toMatchObject({ dagId: "producer", runId: producer, logicalDate: day, taskId: null, states: ["success"] });
     expect(await output("consumer", consumer, "producer_extract")).toMatchObject({ taskId: "extract", states: ["success"] });
 
     // The producer fails for another day: the task-level sensor fails at once (no timeout wait),
     // the run-level one (no failedStates) keeps waiting.
     const day2 = "2026-02-02T00:00:00.000Z";
-    const failing = await trigger("producer", { logical_date: day2, conf: { fail: true } });
-    expect(await runEnded("producer", failing)).toBe("failed");
-    const consumer2 = await trigger("consumer", { logical_date: day2 });
+    const failing = await h.trigger("producer", { logicalDate: day2, conf: { fail: true } });
+    expect(await h.runEnded("producer", failing)).toBe("failed");
+    const consumer2 = await h.trigger("consumer", { logicalDate: day2 });
     await waitFor("producer_extract to fail", async () => (await tasks("consumer", consumer2)).producer_extract?.state === "failed");
     const t = await tasks("consumer", consumer2);
     expect(JSON.parse(t.producer_extract.error)).toMatchObject({ name: "FailError", nonRetryable: true });
@@ -199,10 +185,10 @@ describe("built-in sensors", () => {
   it("sqlSensor polls a query on a connection named by an environment variable; a missing variable fails the poke", async () => {
     await h.db.pool.query("CREATE TABLE partition_flag (ds VARCHAR(10) PRIMARY KEY, ready INT NOT NULL)");
     await h.db.pool.query("INSERT INTO partition_flag VALUES ('2026-02-01', 0)");
-    const runId = await trigger("sql", { conf: { ds: "2026-02-01" } });
+    const runId = await h.trigger("sql", { conf: { ds: "2026-02-01" } });
     await waitFor("two unsuccessful pokes", async () => (await reschedules("sql", runId, "ready")).total_entries >= 2);
     await h.db.pool.query("UPDATE partition_flag SET ready = 7 WHERE ds = '2026-02-01'");
-    expect(await runEnded("sql", runId)).toBe("failed"); // no_env fails
+    expect(await h.runEnded("sql", runId)).toBe("failed"); // no_env fails
     const t = await tasks("sql", runId);
     expect(t.ready.state).toBe("success");
     expect(await output("sql", runId, "ready")).toBe(7);

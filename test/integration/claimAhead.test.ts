@@ -56,7 +56,7 @@ export const hold = dag({ id: "ca_hold", maxActiveTasks: 1000 }, holding(6));
 export const pair = dag({ id: "ca_pair", maxActiveTasks: 1000 }, holding(2));
 `);
 
-const h = new Harness({ worker: false, taskHeartbeatTimeoutMs: ZOMBIE_MS });
+const h = new Harness({ worker: false, taskHeartbeatTimeoutMs: ZOMBIE_MS, runIds: "numbered" });
 let scratch: string;
 let seq = 0;
 let current: Worker | undefined;
@@ -103,23 +103,6 @@ function files(): { ledger: string; release: string } {
   return { ledger: path.join(scratch, `ledger-${n}.txt`), release: path.join(scratch, `release-${n}`) };
 }
 
-async function trigger(dagId: string, conf: Record<string, unknown> = {}, runId = `${dagId}_${++seq}`): Promise<string> {
-  const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { dag_run_id: runId, conf } });
-  expect({ status: res.statusCode, body: res.body }).toMatchObject({ status: 200 });
-  return runId;
-}
-
-async function finished(dagId: string, runId: string, timeoutMs = 20_000): Promise<string> {
-  return waitFor(
-    `${dagId} run ${runId} to finish`,
-    async () => {
-      const [[run]] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
-      return run && ["success", "failed"].includes(run.state) ? (run.state as string) : null;
-    },
-    timeoutMs,
-  );
-}
-
 async function tis(dagId: string, runId: string): Promise<Ti[]> {
   const [rows] = await h.db.pool.query<RowDataPacket[]>(
     "SELECT task_id, state, try_number, claim_token, start_date, end_date FROM task_instance WHERE dag_id = ? AND run_id = ? ORDER BY task_id",
@@ -160,7 +143,7 @@ async function averageTryMs(token: string): Promise<number | undefined> {
 async function warmUp(worker: Worker): Promise<void> {
   // A fresh worker's first tries include starting its child processes, which can take seconds.
   for (let round = 0; round < 5; round++) {
-    expect(await finished("ca_warm", await trigger("ca_warm"))).toBe("success");
+    expect(await h.runEnded("ca_warm", await h.trigger("ca_warm"))).toBe("success");
     const average = await averageTryMs(worker.id);
     if (average !== undefined && average < 40) return;
   }
@@ -223,8 +206,8 @@ describe("worker claim-ahead", () => {
     const { ledger } = files();
     const runId = `ca_fanout_${++seq}`;
     const sampler = sampleRunning(worker.id, "ca_fanout", runId);
-    await trigger("ca_fanout", { ledger }, runId);
-    const state = await finished("ca_fanout", runId);
+    await h.trigger("ca_fanout", { conf: { ledger }, runId });
+    const state = await h.runEnded("ca_fanout", runId);
     const samples = await sampler.stop();
     expect(state).toBe("success");
 
@@ -250,8 +233,8 @@ describe("worker claim-ahead", () => {
     const { ledger } = files();
     const runId = `ca_long_${++seq}`;
     const sampler = sampleRunning(worker.id, "ca_long", runId);
-    await trigger("ca_long", { ledger }, runId);
-    const state = await finished("ca_long", runId);
+    await h.trigger("ca_long", { conf: { ledger }, runId });
+    const state = await h.runEnded("ca_long", runId);
     const samples = await sampler.stop();
     expect(state).toBe("success");
 
@@ -272,7 +255,7 @@ describe("worker claim-ahead", () => {
     const worker = startWorker({ concurrency: 1, claimAhead: 1 });
     await warmUp(worker);
     const { ledger, release } = files();
-    const runId = await trigger("ca_hold", { ledger, release });
+    const runId = await h.trigger("ca_hold", { conf: { ledger, release } });
     const { lines, mine } = await holdingStarted(worker, "ca_hold", runId, ledger, 1, 2);
     const blocker = lines[0]!.split(":")[0]!;
     const waiting = mine.find((t) => t.task_id !== blocker)!;
@@ -286,7 +269,7 @@ describe("worker claim-ahead", () => {
     expect((await tis("ca_hold", runId)).find((t) => t.task_id === waiting.task_id)).toMatchObject({ state: "running", try_number: 1, claim_token: worker.id });
 
     await writeFile(release, "");
-    expect(await finished("ca_hold", runId)).toBe("success");
+    expect(await h.runEnded("ca_hold", runId)).toBe("success");
     const rows = new Map((await tis("ca_hold", runId)).map((t) => [t.task_id, t]));
     const b = rows.get(blocker)!;
     const w = rows.get(waiting.task_id)!;
@@ -306,7 +289,7 @@ describe("worker claim-ahead", () => {
     const worker = startWorker({ concurrency: 2, claimAhead: 2 });
     await warmUp(worker);
     const { ledger, release } = files();
-    const runId = await trigger("ca_hold", { ledger, release });
+    const runId = await h.trigger("ca_hold", { conf: { ledger, release } });
     // Two tries hold both slots; two more were claimed ahead and wait; two are still queued.
     const { lines, mine } = await holdingStarted(worker, "ca_hold", runId, ledger, 2, 4);
     const started = lines.map((l) => l.split(":")[0]!).sort();
@@ -326,7 +309,7 @@ describe("worker claim-ahead", () => {
 
     await writeFile(release, "");
     const next = startWorker({ concurrency: 2 });
-    expect(await finished("ca_hold", runId)).toBe("success");
+    expect(await h.runEnded("ca_hold", runId)).toBe("success");
     expect((await tis("ca_hold", runId)).map((t) => `${t.state}#${t.try_number}@${t.claim_token === next.id}`)).toEqual(Array(6).fill("success#1@true"));
     // The two killed tries ran again as try 1; every other task ran once.
     const expected = [...Array.from({ length: 6 }, (_, i) => `h${i}:1`), ...started.map((id) => `${id}:1`)].sort();
@@ -337,7 +320,7 @@ describe("worker claim-ahead", () => {
     const worker = startWorker({ concurrency: 2, claimAhead: 2 });
     await warmUp(worker);
     const { ledger, release } = files();
-    const runId = await trigger("ca_hold", { ledger, release });
+    const runId = await h.trigger("ca_hold", { conf: { ledger, release } });
     const { lines, mine } = await holdingStarted(worker, "ca_hold", runId, ledger, 2, 4);
     const started = lines.map((l) => l.split(":")[0]!);
     const waiting = mine.map((t) => t.task_id).filter((id) => !started.includes(id));
@@ -361,7 +344,7 @@ describe("worker claim-ahead", () => {
     const worker = startWorker({ concurrency: 1, claimAhead: 2, claimAheadMaxWaitMs: 300 });
     await warmUp(worker);
     const { ledger, release } = files();
-    const runId = await trigger("ca_hold", { ledger, release });
+    const runId = await h.trigger("ca_hold", { conf: { ledger, release } });
     const { lines, mine } = await holdingStarted(worker, "ca_hold", runId, ledger, 1, 3);
     const holder = lines[0]!.split(":")[0]!;
     const waiting = mine.map((t) => t.task_id).filter((id) => id !== holder);
@@ -377,7 +360,7 @@ describe("worker claim-ahead", () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     await writeFile(release, "");
-    expect(await finished("ca_hold", runId)).toBe("success");
+    expect(await h.runEnded("ca_hold", runId)).toBe("success");
     expect((await ledgerLines(ledger)).sort()).toEqual(Array.from({ length: 6 }, (_, i) => `h${i}:1`));
   });
 
@@ -386,7 +369,7 @@ describe("worker claim-ahead", () => {
     const worker = startWorker({ concurrency: 1, claimAhead: 1 }, capturingLogger(log));
     await warmUp(worker);
     const { ledger, release } = files();
-    const runId = await trigger("ca_hold", { ledger, release });
+    const runId = await h.trigger("ca_hold", { conf: { ledger, release } });
     const { lines, mine } = await holdingStarted(worker, "ca_hold", runId, ledger, 1, 2);
     const blocker = lines[0]!.split(":")[0]!;
     const victim = mine.find((t) => t.task_id !== blocker)!.task_id;
@@ -403,7 +386,7 @@ describe("worker claim-ahead", () => {
     expect(await ledgerLines(ledger)).toEqual(lines);
 
     await writeFile(release, "");
-    expect(await finished("ca_hold", runId)).toBe("success");
+    expect(await h.runEnded("ca_hold", runId)).toBe("success");
     // The cleared try never ran; the victim ran once, as the try its clear queued.
     const ran = (await ledgerLines(ledger)).sort();
     expect(ran).toEqual(Array.from({ length: 6 }, (_, i) => (`h${i}` === victim ? `h${i}:2` : `h${i}:1`)).sort());
@@ -416,7 +399,7 @@ describe("worker claim-ahead", () => {
       });
     }
     expect(log.filter((l) => l.includes("result discarded") || l.includes("discarded: its try is no longer ours"))).toEqual([]);
-    expect(await finished("ca_warm", await trigger("ca_warm"))).toBe("success");
+    expect(await h.runEnded("ca_warm", await h.trigger("ca_warm"))).toBe("success");
   });
 
   // The worker holds tries by (task instance id, try number): the cleared try 1, still waiting
@@ -427,7 +410,7 @@ describe("worker claim-ahead", () => {
     const worker = startWorker({ concurrency: 1, claimAhead: 2 });
     await warmUp(worker);
     const { ledger, release } = files();
-    const runId = await trigger("ca_pair", { ledger, release });
+    const runId = await h.trigger("ca_pair", { conf: { ledger, release } });
     const { lines, mine } = await holdingStarted(worker, "ca_pair", runId, ledger, 1, 2);
     const blocker = lines[0]!.split(":")[0]!;
     const victim = mine.find((t) => t.task_id !== blocker)!.task_id;
@@ -445,7 +428,7 @@ describe("worker claim-ahead", () => {
     await writeFile(release, "");
     const ran = await waitFor("the victim to run", async () => (await ledgerLines(ledger)).find((l) => l.startsWith(`${victim}:`)));
     expect(ran).toBe(`${victim}:2`);
-    expect(await finished("ca_pair", runId)).toBe("success");
+    expect(await h.runEnded("ca_pair", runId)).toBe("success");
     expect((await ledgerLines(ledger)).sort()).toEqual([`${blocker}:1`, `${victim}:2`].sort());
   });
 });

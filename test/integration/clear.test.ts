@@ -67,18 +67,10 @@ interface Ti {
 }
 
 describe("clearing task instances", () => {
-  const h = new Harness({ workers: 2 });
+  const h = new Harness({ workers: 2, runIds: "numbered" });
   const enc = encodeURIComponent;
-  let seq = 0;
   let versions: VersionCache;
   const shapeOf = (hash: string) => versions.shape(hash);
-
-  async function trigger(dagId: string): Promise<string> {
-    const runId = `${dagId}_${++seq}`;
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { dag_run_id: runId } });
-    expect({ status: res.statusCode, body: res.body }).toMatchObject({ status: 200 });
-    return runId;
-  }
 
   const clear = (dagId: string, payload: object) => h.app.inject({ method: "POST", url: `/api/v1/dags/${enc(dagId)}/clearTaskInstances`, payload });
 
@@ -163,7 +155,7 @@ describe("clearing task instances", () => {
   afterAll(() => h.stop());
 
   it("clears the failed tasks of a failed run (Airflow's defaults: only_failed): they re-run and the run succeeds", async () => {
-    const runId = await trigger("clr_flaky");
+    const runId = await h.trigger("clr_flaky");
     const first = await finished(runId);
     expect(first.state).toBe("failed");
     expect(await states(runId)).toEqual({ a: "success#1", b: "failed#1", c: "upstream_failed#0" });
@@ -189,7 +181,7 @@ describe("clearing task instances", () => {
   });
 
   it("a dry run (the default) lists what would be cleared and changes nothing", async () => {
-    const runId = await trigger("clr_flaky");
+    const runId = await h.trigger("clr_flaky");
     expect((await finished(runId)).state).toBe("failed");
     const beforeRun = await runRow(runId);
     const before = await tis(runId);
@@ -210,7 +202,7 @@ describe("clearing task instances", () => {
   });
 
   it("clears a success task of a finished chain with include_downstream: it and its downstream re-run, the run finishes again", async () => {
-    const runId = await trigger("clr_chain");
+    const runId = await h.trigger("clr_chain");
     const first = await finished(runId);
     expect(first.state).toBe("success");
     expect(await xcom(runId, "z")).toBe("z1<y1<x1");
@@ -239,7 +231,7 @@ describe("clearing task instances", () => {
   });
 
   it("with dag_run_id, no task_ids and only_failed false clears every task instance of the run (as Airflow); across runs that is refused", async () => {
-    const runId = await trigger("clr_chain");
+    const runId = await h.trigger("clr_chain");
     const first = await finished(runId);
     expect(first.state).toBe("success");
 
@@ -270,7 +262,7 @@ describe("clearing task instances", () => {
   // x's single-upstream downstream y is already terminal (not cleared): finishTries' claim of y
   // matches no row, so the run must end from its counter (not commit x's try early, as a hop would).
   it("clears one task of a finished chain without its downstream: only it re-runs and the run finishes", async () => {
-    const runId = await trigger("clr_chain");
+    const runId = await h.trigger("clr_chain");
     expect((await finished(runId)).state).toBe("success");
     const res = await clear("clr_chain", { dag_run_id: runId, task_ids: ["x"], only_failed: false, dry_run: false });
     expect(res.json().total_entries).toBe(1);
@@ -280,7 +272,7 @@ describe("clearing task instances", () => {
   });
 
   it("recomputes counters: cleared tasks wait for or take their upstreams' current states, and no task is left stuck", async () => {
-    const runId = await trigger("clr_manual");
+    const runId = await h.trigger("clr_manual");
     const p = (await claimManual(["p"])).get("p")!;
     await finishTries(h.db, new Date(), [done(p)], shapeOf);
     const qr = await claimManual(["q", "r"]);
@@ -333,7 +325,7 @@ describe("clearing task instances", () => {
       const [[pool]] = await h.db.pool.query<RowDataPacket[]>("SELECT occupied_slots FROM pool WHERE name = 'default_pool'");
       return Number(pool!.occupied_slots);
     };
-    const runId = await trigger("clr_manual");
+    const runId = await h.trigger("clr_manual");
     const idle = await occupied();
     const p1 = (await claimManual(["p"])).get("p")!;
     expect(await occupied()).toBe(idle + 1);
@@ -360,7 +352,7 @@ describe("clearing task instances", () => {
   });
 
   it("answers problem JSON: 404 for an unknown DAG, run or task (naming it), 400 for a bad body", async () => {
-    const runId = await trigger("clr_chain");
+    const runId = await h.trigger("clr_chain");
     expect((await finished(runId)).state).toBe("success");
 
     expectProblem(await clear("clr_chain", { dag_run_id: runId, task_ids: ["y", "nope", "nada"] }), 404, "BATON_TASK_NOT_FOUND", '"nope", "nada"');
@@ -402,7 +394,7 @@ describe("clearing task instances", () => {
     }
 
     it("shows (--dry-run), refuses without --yes off a terminal, then clears with --yes; the run succeeds", async () => {
-      const runId = await trigger("clr_flaky");
+      const runId = await h.trigger("clr_flaky");
       expect((await finished(runId)).state).toBe("failed");
       const before = await tis(runId);
 
@@ -440,7 +432,7 @@ describe("clearing task instances", () => {
     });
 
     it("without --task-ids or an --only flag clears every task instance of the run (it was refused)", async () => {
-      const runId = await trigger("clr_chain");
+      const runId = await h.trigger("clr_chain");
       expect((await finished(runId)).state).toBe("success");
 
       const dry = await baton(["tasks", "clear", "clr_chain", "--run-id", runId, "--dry-run"]);

@@ -23,11 +23,10 @@ interface Finished {
 const spawned = new Set<ChildProcess>();
 
 describe("baton tasks", () => {
-  const h = new Harness({ workers: 2 });
+  const h = new Harness({ workers: 2, runIds: "numbered" });
   let scratch = "";
   let goFile = "";
   let holdFile = "";
-  let seq = 0;
 
   /** `baton …args` on the test database, or with `remote` only those variables (e.g. BATON_API_URL). */
   function baton(args: string[], remote?: Record<string, string>) {
@@ -50,21 +49,6 @@ describe("baton tasks", () => {
     return { out, exited };
   }
 
-  async function trigger(dagId: string): Promise<string> {
-    const runId = `${dagId}_${++seq}`;
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { dag_run_id: runId } });
-    expect(res.statusCode).toBe(200);
-    return runId;
-  }
-  async function runState(runId: string): Promise<string> {
-    const [[r]] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE run_id = ?", [runId]);
-    return r!.state;
-  }
-  const finished = (runId: string) =>
-    waitFor(`run ${runId} to finish`, async () => {
-      const state = await runState(runId);
-      return ["success", "failed"].includes(state) ? state : null;
-    }, 20_000);
 
   beforeAll(async () => {
     scratch = await mkdtemp(path.join(os.tmpdir(), "baton-cli-tasks-"));
@@ -108,7 +92,7 @@ export const held = dag({ id: "cli_bf_held", schedule: "@daily", startDate: "202
   });
 
   it("logs --follow waits for the try, prints as the task writes and exits when it ends; list shows the run", async () => {
-    const runId = await trigger("cli_tasks");
+    const runId = await h.trigger("cli_tasks");
     const follow = baton(["tasks", "logs", "cli_tasks", runId, "waiter", "--follow"]);
     await waitFor("the follower to print the task's first line", async () => follow.out.stdout.includes("waiting for the go file"), 25_000);
     expect(follow.out.stdout).not.toContain("got the go file");
@@ -116,7 +100,7 @@ export const held = dag({ id: "cli_bf_held", schedule: "@daily", startDate: "202
     const done = await follow.exited;
     expect({ code: done.code, stderr: done.stderr }).toEqual({ code: 0, stderr: "" });
     expect(done.stdout).toMatch(/waiting for the go file[\s\S]*got the go file, done/);
-    expect(await finished(runId)).toBe("success");
+    expect(await h.runEnded("cli_tasks", runId)).toBe("success");
 
     const list = await baton(["tasks", "list", "cli_tasks", runId, "--state", "success"]).exited;
     expect({ code: list.code, stderr: list.stderr }).toEqual({ code: 0, stderr: "" });
@@ -133,8 +117,8 @@ export const held = dag({ id: "cli_bf_held", schedule: "@daily", startDate: "202
   });
 
   it("state marks a failed task success: its downstream runs and the run succeeds; a bad state is refused", async () => {
-    const runId = await trigger("cli_fail");
-    expect(await finished(runId)).toBe("failed");
+    const runId = await h.trigger("cli_fail");
+    expect(await h.runEnded("cli_fail", runId)).toBe("failed");
 
     const bad = await baton(["tasks", "state", "cli_fail", runId, "boom", "running"]).exited;
     expect(bad.code).toBe(1);
@@ -143,13 +127,13 @@ export const held = dag({ id: "cli_bf_held", schedule: "@daily", startDate: "202
 
     // The run printed is the one the mark left (running: after is queued), even when `after` has
     // already finished it by the time the CLI gets the answer.
-    const api = await heldApi(h.app, { hold: (req) => (req.method === "PATCH" ? finished(runId) : undefined) });
+    const api = await heldApi(h.app, { hold: (req) => (req.method === "PATCH" ? h.runEnded("cli_fail", runId) : undefined) });
     const marked = await baton(["tasks", "state", "cli_fail", runId, "boom", "success"], { BATON_API_URL: api.url }).exited.finally(api.close);
     // The run had finished before the CLI got its answer (close() rejected if the wait did not end so).
     expect(api.outcomes.map((o) => [o.method, o.value])).toEqual([["PATCH", "success"]]);
     expect({ code: marked.code, stderr: marked.stderr }).toEqual({ code: 0, stderr: "" });
     expect(marked.stdout).toBe("marked boom of cli_fail/" + runId + ": failed → success; the run is running\n");
-    expect(await finished(runId)).toBe("success");
+    expect(await h.runEnded("cli_fail", runId)).toBe("success");
     // Marked again: nothing changes; --output json prints the PATCH's answer.
     const [again, json] = await Promise.all([
       baton(["tasks", "state", "cli_fail", runId, "boom", "success"]).exited,
@@ -174,8 +158,8 @@ export const held = dag({ id: "cli_bf_held", schedule: "@daily", startDate: "202
   });
 
   it("show prints one task instance; state --downstream marks its relatives through updateTaskInstancesState, --dry-run only lists them", async () => {
-    const runId = await trigger("cli_fail");
-    expect(await finished(runId)).toBe("failed");
+    const runId = await h.trigger("cli_fail");
+    expect(await h.runEnded("cli_fail", runId)).toBe("failed");
 
     const [show, dry] = await Promise.all([
       baton(["-o", "json", "tasks", "show", "cli_fail", runId, "boom"]).exited,

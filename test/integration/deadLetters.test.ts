@@ -32,16 +32,11 @@ describe("dead letters", () => {
   });
   afterAll(() => h.stop());
 
-  const runState = async (runId: string) => {
-    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'dl' AND run_id = ?", [runId]);
-    return rows[0]?.state as string;
-  };
-
   it("lists tasks that exhausted their retries and re-drives them to success", async () => {
     const fixed = `/tmp/baton-dl-${process.pid}-${Date.now()}`;
     const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/dl/dagRuns", payload: { conf: { fixed } } });
     const runId = res.json().dag_run_id as string;
-    await waitFor("the run to fail", async () => (await runState(runId)) === "failed");
+    await waitFor("the run to fail", async () => (await h.runState("dl", runId)) === "failed");
 
     const list = await h.app.inject({ method: "GET", url: "/api/v1/deadLetters?dag_id=dl" });
     expect(list.statusCode).toBe(200);
@@ -59,13 +54,13 @@ describe("dead letters", () => {
 
     const dry = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { dag_id: "dl", dry_run: true } });
     expect(dry.json()).toMatchObject({ redriven: 1, dry_run: true, dead_letters: [{ task_id: "pay", skipped: null }] });
-    expect(await runState(runId)).toBe("failed");
+    expect(await h.runState("dl", runId)).toBe("failed");
 
     const { writeFileSync } = await import("node:fs");
     writeFileSync(fixed, "");
     const redrive = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { task_instance_ids: [list.json().dead_letters[0].task_instance_id] } });
     expect(redrive.json()).toMatchObject({ redriven: 1 });
-    await waitFor("the re-driven run to succeed", async () => (await runState(runId)) === "success");
+    await waitFor("the re-driven run to succeed", async () => (await h.runState("dl", runId)) === "success");
     expect((await h.app.inject({ method: "GET", url: "/api/v1/deadLetters?dag_id=dl" })).json().total_entries).toBe(0);
   });
 

@@ -130,11 +130,6 @@ afterAll(async () => {
   for (const dir of scratch) await rm(dir, { recursive: true, force: true });
 });
 
-async function trigger(dagId: string, runId: string, conf: Record<string, unknown> = {}): Promise<void> {
-  const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { dag_run_id: runId, conf } });
-  expect(res.statusCode).toBe(200);
-}
-
 async function ti(dagId: string, runId: string, taskId: string): Promise<RowDataPacket> {
   const [[row]] = await h.db.pool.query<RowDataPacket[]>(
     `SELECT ti.state, ti.try_number, ti.dag_run_id, r.state AS run_state, x.value AS output
@@ -156,7 +151,7 @@ it("a try whose upstream outputs cannot be read is not started: it runs with the
   let failing = true;
   const reads = failingReads(newDb(), (sql) => failing && sql.includes(OUTPUTS_READ));
   worker("di_out", reads.db);
-  await trigger("di_outputs", "o1");
+  await h.trigger("di_outputs", { runId: "o1" });
   await waitFor("b's outputs read to fail", async () => reads.failed() > 0, 20_000);
   // Without its upstream output it must not run; it is tried again (not run) while the read fails.
   await waitFor("b's outputs read to fail again, or b to end", async () => reads.failed() > 1 || (await ti("di_outputs", "o1", "b")).output !== null, 20_000);
@@ -178,7 +173,7 @@ it("a retry whose durable steps cannot be read does not run its recorded steps a
   let failing = true;
   const reads = failingReads(newDb(), (sql) => failing && sql.includes(STEPS_READ));
   worker("di_steps", reads.db);
-  await trigger("di_steps", "s1", { ledger });
+  await h.trigger("di_steps", { runId: "s1", conf: { ledger } });
   await waitFor("the retry's steps read to fail", async () => reads.failed() > 0, 20_000);
   await waitFor("its steps read to fail again, or the retry to end", async () => reads.failed() > 1 || (await ti("di_steps", "s1", "charge")).state === "success", 20_000);
   expect(await readFile(ledger, "utf8")).toBe("charged in try 1\n");
@@ -198,7 +193,7 @@ it("a rescheduled sensor whose kept steps cannot be read does not run them again
   let failing = true;
   const reads = failingReads(newDb(), (sql) => failing && sql.includes(STEPS_READ));
   worker("di_sensor", reads.db);
-  await trigger("di_sensor", "p1", { ledger });
+  await h.trigger("di_sensor", { runId: "p1", conf: { ledger } });
   await waitFor("the second poke's steps read to fail", async () => reads.failed() > 0, 20_000);
   await waitFor("its steps read to fail again, or the sensor to end", async () => reads.failed() > 1 || (await ti("di_sensor", "p1", "wait")).state === "success", 20_000);
   expect(await readFile(ledger, "utf8")).toBe("reserved\npoke 1 tok\n");
@@ -212,7 +207,7 @@ it("a try whose DAG version's code the database does not answer for is not faile
   let failing = true;
   const reads = failingReads(newDb(), (sql) => failing && sql.includes(CODE_READ));
   worker("di_code", reads.db);
-  await trigger("di_code", "c1");
+  await h.trigger("di_code", { runId: "c1" });
   const waiting = ["scheduled", "queued", "running"];
   await waitFor("the code read to fail twice, or the try to end", async () => reads.failed() > 1 || !waiting.includes((await ti("di_code", "c1", "only")).state), 20_000);
   expect(waiting).toContain((await ti("di_code", "c1", "only")).state);
@@ -229,7 +224,7 @@ it("a try whose DAG version's code the database refuses to read (not unanswered)
   const tooBig = () => Object.assign(new Error("Got a packet bigger than 'max_allowed_packet' bytes (test)"), { code: "ER_NET_PACKET_TOO_LARGE", errno: 1153 });
   const reads = failingReads(newDb(), (sql) => sql.includes(CODE_READ), tooBig);
   worker("di_code_refused", reads.db);
-  await trigger("di_code_refused", "r1");
+  await h.trigger("di_code_refused", { runId: "r1" });
   await waitFor("the run to fail", async () => (await ti("di_code_refused", "r1", "only")).run_state === "failed", 20_000);
   const only = await ti("di_code_refused", "r1", "only");
   expect(only.output).toBeNull();
@@ -246,8 +241,8 @@ it("a try whose DAG version's code the database refuses to read (not unanswered)
 });
 
 it("one try whose inputs cannot be read even alone does not hold back the tries claimed with it", async () => {
-  await trigger("di_isolated", "bad");
-  await trigger("di_isolated", "good");
+  await h.trigger("di_isolated", { runId: "bad" });
+  await h.trigger("di_isolated", { runId: "good" });
   // Both b's queued before the worker under test starts: its first claim takes them together.
   await waitFor("both b's to be queued", async () => (await ti("di_isolated", "bad", "b")).state === "queued" && (await ti("di_isolated", "good", "b")).state === "queued", 20_000);
   const bad = Number((await ti("di_isolated", "bad", "b")).dag_run_id);
@@ -269,7 +264,7 @@ it("a try whose inputs fail to read otherwise than unanswered fails, counted, an
   const tooBig = () => Object.assign(new Error("Got a packet bigger than 'max_allowed_packet' bytes (test)"), { code: "ER_NET_PACKET_TOO_LARGE", errno: 1153 });
   const reads = failingReads(newDb(), (sql) => sql.includes(OUTPUTS_READ), tooBig);
   worker("di_unr", reads.db);
-  await trigger("di_unreadable", "u1");
+  await h.trigger("di_unreadable", { runId: "u1" });
   await waitFor("the run to fail", async () => (await ti("di_unreadable", "u1", "b")).run_state === "failed", 20_000);
   const b = await ti("di_unreadable", "u1", "b");
   expect(b.state).toBe("failed");

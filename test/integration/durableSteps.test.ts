@@ -2,7 +2,6 @@ import { mkdtemp, readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
-import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 
 const DAGS = dagSource(`
@@ -74,12 +73,8 @@ describe("durable steps", () => {
   afterAll(() => h.stop());
 
   async function run(dagId: string, conf: Record<string, unknown> = {}) {
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { conf } });
-    const runId = res.json().dag_run_id as string;
-    await waitFor(`${dagId} to end`, async () => {
-      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
-      return ["success", "failed"].includes(rows[0]?.state) ? rows[0]!.state : null;
-    }, 20_000);
+    const runId = await h.trigger(dagId, { conf });
+    await h.runEnded(dagId, runId);
     const [tis] = await h.db.pool.query<RowDataPacket[]>("SELECT id, task_id, state, try_number, error FROM task_instance WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
     return { runId, tasks: Object.fromEntries(tis.map((r) => [r.task_id, r])) };
   }

@@ -1,6 +1,7 @@
 import type { AddressInfo } from "node:net";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
+import { expectProblem, NAME_RULE_DETAIL, withControlCharacters } from "../helpers/expect.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 import { insertToken, recordAuthEvent } from "../../store/apiTokens.ts";
 import { buildApp } from "../../api/app.ts";
@@ -78,12 +79,8 @@ describe("event log", () => {
   });
 
   const runToEnd = async (runId: string) => {
-    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/history/dagRuns", payload: { dag_run_id: runId } });
-    expect(res.statusCode).toBe(200);
-    await waitFor(`run ${runId} to end`, async () => {
-      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'history' AND run_id = ?", [runId]);
-      return rows[0]?.state === "success";
-    });
+    await h.trigger("history", { runId });
+    await waitFor(`run ${runId} to end`, async () => (await h.runState("history", runId)) === "success");
   };
   const eventLogs = async (query: string) => {
     const res = await h.app.inject({ method: "GET", url: `/api/v1/eventLogs?${query}` });
@@ -186,6 +183,35 @@ describe("event log", () => {
       const res = await h.app.inject({ method: "GET", url: `/api/v1/eventLogs?${query}` });
       expect({ query, status: res.statusCode, code: res.json().code }).toEqual({ query, status: 400, code: "BATON_VALIDATION_FAILED" });
     }
+  });
+
+  // No event name, owner or id holds a control character or ends with whitespace: a filter that
+  // does is refused by the API's one name rule (core/dagLimits.ts), in the list and the stream.
+  it("refuses filters holding a control character or ending with a tab, and still answers plain ones", async () => {
+    await runToEnd("filters_ctl");
+    const owner = (await eventLogs("run_id=filters_ctl&event=task:success&task_id=a")).event_logs[0]!.owner!;
+    const good: Record<string, string> = {
+      dag_id: "history",
+      run_id: "filters_ctl",
+      dag_run_id: "filters_ctl",
+      task_id: "a",
+      event: "task:success",
+      owner,
+      included_events: "task:success,run:success",
+      excluded_events: "task:queued,task:running",
+    };
+    for (const [field, value] of Object.entries(good)) {
+      for (const bad of withControlCharacters(value)) {
+        for (const path of ["eventLogs", "events"]) {
+          const res = await h.app.inject({ method: "GET", url: `/api/v1/${path}?${field}=${encodeURIComponent(bad)}` });
+          expectProblem(res, 400, "BATON_VALIDATION_FAILED", `querystring.${field} ${NAME_RULE_DETAIL}`);
+        }
+      }
+      const plain = await eventLogs(`${field === "run_id" ? "" : "run_id=filters_ctl&"}${field}=${encodeURIComponent(value)}`);
+      expect({ field, found: plain.total_entries > 0 }).toEqual({ field, found: true });
+    }
+    const all = `dag_id=history&task_id=a&event=task:success&owner=${encodeURIComponent(owner)}&included_events=task:success,run:success&excluded_events=task:queued`;
+    expect((await eventLogs(`run_id=filters_ctl&${all}`)).total_entries).toBe(1);
   });
 
   it("GET /eventLogs/{event_log_id} answers one entry as the list shows it, 404 for an unknown id, 400 for a malformed one", async () => {

@@ -23,11 +23,6 @@ describe("example DAGs: document_signing and ride_lifecycle", () => {
   });
   afterAll(() => h.stop());
 
-  async function trigger(dagId: string, conf: Record<string, unknown> = {}) {
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { conf } });
-    expect(res.statusCode).toBe(200);
-    return res.json().dag_run_id as string;
-  }
   const signal = async (dagId: string, runId: string, name: string, payload: unknown, signalId?: string) => {
     const res = await h.app.inject({
       method: "POST",
@@ -67,7 +62,7 @@ describe("example DAGs: document_signing and ride_lifecycle", () => {
   });
 
   it("document_signing: signed within 5 days → filed, no reminder", async () => {
-    const runId = await trigger("document_signing", { document: "msa.pdf", signer: "ana@example.com" });
+    const runId = await h.trigger("document_signing", { conf: { document: "msa.pdf", signer: "ana@example.com" } });
     await waitFor("the signature wait", async () => (await states("document_signing", runId)).wait_for_signature === "deferred");
     await advance(3 * DAY); // three days later
     expect(await signal("document_signing", runId, "signed", { signedBy: "ana@example.com" }, "evt-1")).toMatchObject({ delivered_to: "wait_for_signature" });
@@ -84,7 +79,7 @@ describe("example DAGs: document_signing and ride_lifecycle", () => {
   });
 
   it("document_signing: never signed → a reminder after 5 days, then it waits again and files a late signature", async () => {
-    const runId = await trigger("document_signing", { document: "nda.pdf" });
+    const runId = await h.trigger("document_signing", { conf: { document: "nda.pdf" } });
     await waitFor("the signature wait", async () => (await states("document_signing", runId)).wait_for_signature === "deferred");
     await advance(5 * DAY - MINUTE);
     expect((await states("document_signing", runId)).wait_for_signature).toBe("deferred");
@@ -100,7 +95,7 @@ describe("example DAGs: document_signing and ride_lifecycle", () => {
   });
 
   it("document_signing: still unsigned 2 days after the reminder → voided", async () => {
-    const runId = await trigger("document_signing");
+    const runId = await h.trigger("document_signing");
     await waitFor("the signature wait", async () => (await states("document_signing", runId)).wait_for_signature === "deferred");
     await advance(5 * DAY + MINUTE);
     await waitFor("the second wait", async () => (await states("document_signing", runId)).wait_after_reminder === "deferred");
@@ -111,7 +106,7 @@ describe("example DAGs: document_signing and ride_lifecycle", () => {
   });
 
   it("ride_lifecycle: accepted, picked up, completed → charged; signals sent early are kept in order", async () => {
-    const runId = await trigger("ride_lifecycle", { rider: "r-9" });
+    const runId = await h.trigger("ride_lifecycle", { conf: { rider: "r-9" } });
     // The app's events may outrun the run: all three are kept until their wait starts.
     await signal("ride_lifecycle", runId, "driver_accepted", { driverId: "d-7" }, "e1");
     await signal("ride_lifecycle", runId, "picked_up", {}, "e2");
@@ -126,7 +121,7 @@ describe("example DAGs: document_signing and ride_lifecycle", () => {
   });
 
   it("ride_lifecycle: the rider cancels before a driver accepts → cancel_ride at once, hold released when the waits time out", async () => {
-    const runId = await trigger("ride_lifecycle");
+    const runId = await h.trigger("ride_lifecycle");
     await waitFor("the waits", async () => (await states("ride_lifecycle", runId)).wait_cancelled === "deferred");
     await signal("ride_lifecycle", runId, "cancelled", { by: "rider" });
     await waitFor("cancel_ride", async () => (await states("ride_lifecycle", runId)).cancel_ride === "success");

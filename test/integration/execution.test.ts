@@ -161,16 +161,8 @@ export default dag({ id: "ex_imports" }, (t) => {
 `);
 
 describe("task execution", () => {
-  const h = new Harness({ workers: 4, killGraceMs: 500 });
+  const h = new Harness({ workers: 4, killGraceMs: 500, runIds: "numbered" });
   const enc = encodeURIComponent;
-  let seq = 0;
-
-  async function trigger(dagId: string, conf: Record<string, unknown> = {}): Promise<string> {
-    const runId = `${dagId}_run_${++seq}`;
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { dag_run_id: runId, conf } });
-    expect({ status: res.statusCode, body: res.body }).toMatchObject({ status: 200 });
-    return runId;
-  }
 
   async function finished(dagId: string, runId: string, timeoutMs = 20_000) {
     return waitFor(
@@ -223,7 +215,7 @@ describe("task execution", () => {
   afterAll(() => h.stop());
 
   it("a task that throws without retries fails, its downstream is upstream_failed, the run fails, and the error is stored", async () => {
-    const runId = await trigger("ex_fail");
+    const runId = await h.trigger("ex_fail");
     const run = await finished("ex_fail", runId);
     expect(run.state).toBe("failed");
     expect(run.end_date).not.toBeNull();
@@ -250,7 +242,7 @@ describe("task execution", () => {
   });
 
   it("retries a flaky task after retryDelay until it succeeds on try 3, with one log per try", async () => {
-    const runId = await trigger("ex_retry");
+    const runId = await h.trigger("ex_retry");
     const run = await finished("ex_retry", runId);
     expect(run.state).toBe("success");
 
@@ -285,7 +277,7 @@ describe("task execution", () => {
   });
 
   it("FailError and nonRetryable() fail at once despite retries", async () => {
-    const runId = await trigger("ex_fatal");
+    const runId = await h.trigger("ex_fatal");
     expect((await finished("ex_fatal", runId)).state).toBe("failed");
     const fe = await taskJson("ex_fatal", runId, "fail_error");
     expect(fe).toMatchObject({ state: "failed", try_number: 1, max_tries: 3 });
@@ -297,7 +289,7 @@ describe("task execution", () => {
   });
 
   it("SkipError and ctx.skip() skip the task, all_success downstream is skipped, and the run succeeds", async () => {
-    const runId = await trigger("ex_skip");
+    const runId = await h.trigger("ex_skip");
     const run = await finished("ex_skip", runId);
     expect(run.state).toBe("success");
     const ts = await tasks(runId);
@@ -319,7 +311,7 @@ describe("task execution", () => {
 
   it("runs the join of a diamond exactly once, after both branches", async () => {
     const marker = path.join(path.dirname(h.logsFolder), "diamond-marker.txt");
-    const runId = await trigger("ex_diamond", { marker });
+    const runId = await h.trigger("ex_diamond", { conf: { marker } });
     expect((await finished("ex_diamond", runId)).state).toBe("success");
     const ts = await tasks(runId);
     for (const id of ["a", "b", "c", "d"]) expect([id, ts.get(id)!.state, ts.get(id)!.try_number]).toEqual([id, "success", 1]);
@@ -332,7 +324,7 @@ describe("task execution", () => {
   });
 
   it(`fans out to ${FAN} tasks and joins them once all have ended`, async () => {
-    const runId = await trigger("ex_fanout");
+    const runId = await h.trigger("ex_fanout");
     expect((await finished("ex_fanout", runId, 40_000)).state).toBe("success");
     const ts = await tasks(runId);
     expect(ts.size).toBe(FAN + 2);
@@ -350,7 +342,7 @@ describe("task execution", () => {
   });
 
   it("passes typed outputs between tasks with ctx.get, and conf as ctx.conf", async () => {
-    const runId = await trigger("ex_outputs", { greeting: "hi", nested: { n: 5 } });
+    const runId = await h.trigger("ex_outputs", { conf: { greeting: "hi", nested: { n: 5 } } });
     expect((await finished("ex_outputs", runId)).state).toBe("success");
     expect((await xcom("ex_outputs", runId, "consume")).json().value).toEqual({
       id: 7,
@@ -377,7 +369,7 @@ describe("task execution", () => {
   });
 
   it("fails a task whose return value is not JSON-serializable, with a clear message and no retries", async () => {
-    const runId = await trigger("ex_bigint");
+    const runId = await h.trigger("ex_bigint");
     expect((await finished("ex_bigint", runId)).state).toBe("failed");
     const big = await taskJson("ex_bigint", runId, "big");
     expect(big).toMatchObject({ state: "failed", try_number: 1, max_tries: 2 });
@@ -388,7 +380,7 @@ describe("task execution", () => {
   });
 
   it("imports local modules named by a literal or a ./ template; a path computed at run time fails with an explanation", async () => {
-    const runId = await trigger("ex_imports");
+    const runId = await h.trigger("ex_imports");
     expect((await finished("ex_imports", runId)).state).toBe("failed");
     expect((await xcom("ex_imports", runId, "literal")).json().value).toBe("from a local module");
     expect((await xcom("ex_imports", runId, "template")).json().value).toBe("from a local module");
@@ -400,7 +392,7 @@ describe("task execution", () => {
   });
 
   it("kills a task that ignores its execution timeout and fails it with BATON_TASK_TIMEOUT; a cooperative one stops at the signal", async () => {
-    const runId = await trigger("ex_timeout");
+    const runId = await h.trigger("ex_timeout");
     expect((await finished("ex_timeout", runId, 20_000)).state).toBe("failed");
     const ts = await tasks(runId);
     expect(Object.fromEntries([...ts].map(([id, t]) => [id, t.state]))).toEqual({
@@ -429,7 +421,7 @@ describe("task execution", () => {
     }
 
     // The worker replaced the killed process and keeps running tasks.
-    const again = await trigger("ex_outputs");
+    const again = await h.trigger("ex_outputs");
     expect((await finished("ex_outputs", again)).state).toBe("success");
   });
 
@@ -458,7 +450,7 @@ describe("task execution", () => {
     }
 
     it("discards the result of a try whose claim token changed or that was handed back, and records the rightful owner's", async () => {
-      const runId = await trigger("ex_fence");
+      const runId = await h.trigger("ex_fence");
       await waitFor("both fence tasks to be queued", async () => {
         const ts = await tasks(runId);
         return ts.get("held")?.state === "queued" && ts.get("held2")?.state === "queued";

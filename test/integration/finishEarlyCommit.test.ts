@@ -35,10 +35,9 @@ export default dag({ id: "ec_any" }, (t) => {
 
 
 describe("finishTries' one-round-trip hop", () => {
-  const h = new Harness({ worker: false });
+  const h = new Harness({ worker: false, runIds: "numbered" });
   let versions: VersionCache;
   const shapeOf = (hash: string) => versions.shape(hash);
-  let seq = 0;
   let tokens = 0;
   const token = () => String(++tokens).padStart(32, "0");
 
@@ -48,13 +47,6 @@ describe("finishTries' one-round-trip hop", () => {
     versions = new VersionCache(h.db.pool);
   });
   afterAll(() => h.stop());
-
-  async function trigger(dagId = "ec_chain"): Promise<string> {
-    const runId = `ec_${++seq}`;
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { dag_run_id: runId } });
-    expect(res.statusCode).toBe(200);
-    return runId;
-  }
 
   /** Claims the queued tasks there are, which must be these (each test leaves none behind). */
   async function claimAll(taskIds: string[]): Promise<ClaimedTask[]> {
@@ -96,7 +88,7 @@ describe("finishTries' one-round-trip hop", () => {
   }
 
   it("records a try, claims its downstream task and commits in one round trip; the run's last task takes two", async () => {
-    const runId = await trigger();
+    const runId = await h.trigger("ec_chain");
     const a = await claim("a");
     const trips: string[] = [];
     const request = take();
@@ -120,7 +112,7 @@ describe("finishTries' one-round-trip hop", () => {
   });
 
   it("frees the pool slot in the same round trip when the downstream task is only queued", async () => {
-    const runId = await trigger();
+    const runId = await h.trigger("ec_chain");
     const a = await claim("a");
     expect((await rows(runId)).occupied).toBe(1);
     const trips: string[] = [];
@@ -135,7 +127,7 @@ describe("finishTries' one-round-trip hop", () => {
   });
 
   it("a fenced try commits nothing and is reported fenced", async () => {
-    const runId = await trigger();
+    const runId = await h.trigger("ec_chain");
     const a = await claim("a");
     const trips: string[] = [];
     const result = await finishTries(countingDb(h.db, trips), new Date(), [done({ ...a, token: "f".repeat(32) })], shapeOf, take());
@@ -148,7 +140,7 @@ describe("finishTries' one-round-trip hop", () => {
 
   /** A run of ec_chain with `a` claimed and `ended` marked successful by hand meanwhile (the run's count follows). */
   async function claimedWhileEnded(ended: string[]): Promise<{ runId: string; a: ClaimedTask }> {
-    const runId = await trigger();
+    const runId = await h.trigger("ec_chain");
     const a = await claim("a");
     await h.db.pool.query(`UPDATE task_instance SET state = 'success' WHERE run_id = ? AND task_id IN (${ended.map(() => "?").join(", ")})`, [runId, ...ended]);
     await h.db.pool.query("UPDATE dag_run SET unfinished_tasks = ? WHERE run_id = ?", [3 - ended.length, runId]);
@@ -178,7 +170,7 @@ describe("finishTries' one-round-trip hop", () => {
   });
 
   it("a fan-in's upstream tasks commit in one round trip while the join waits; the one that readies it takes two", async () => {
-    const runId = await trigger("ec_fanin");
+    const runId = await h.trigger("ec_fanin");
     const [p1, p2, p3] = await claimAll(["p1", "p2", "p3"]);
     const trips: string[] = [];
     await finishTries(countingDb(h.db, trips), new Date(), [done(p1!)], shapeOf, take());
@@ -195,7 +187,7 @@ describe("finishTries' one-round-trip hop", () => {
   });
 
   it("a failed upstream task of a fan-in (the join may end) and a rule that fires on one success take two round trips", async () => {
-    const failing = await trigger("ec_fanin");
+    const failing = await h.trigger("ec_fanin");
     const [p1, p2, p3] = await claimAll(["p1", "p2", "p3"]);
     const trips: string[] = [];
     await finishTries(countingDb(h.db, trips), new Date(), [done(p1!, "failed")], shapeOf, take());
@@ -204,7 +196,7 @@ describe("finishTries' one-round-trip hop", () => {
     await finishTries(h.db, new Date(), [done(p2!), done(p3!)], shapeOf);
     expect(await rows(failing)).toMatchObject({ run: "failed/0", occupied: 0 });
 
-    const any = await trigger("ec_any");
+    const any = await h.trigger("ec_any");
     const [a1, a2] = await claimAll(["p1", "p2"]);
     trips.length = 0;
     const first = await finishTries(countingDb(h.db, trips), new Date(), [done(a1!)], shapeOf, take());

@@ -94,8 +94,8 @@ describe("finishTries' hand-off takes only what a claim would", () => {
   }
 
   /** Triggers a run and ticks until its root tasks are queued. */
-  async function trigger(dagId: string, runId: string, roots: string[]): Promise<void> {
-    expect((await api("POST", `/dags/${dagId}/dagRuns`, { dag_run_id: runId })).statusCode).toBe(200);
+  async function triggerQueued(dagId: string, runId: string, roots: string[]): Promise<void> {
+    await h.trigger(dagId, { runId });
     await waitFor(`${dagId} ${runId} queued`, async () => {
       await h.scheduler.tick();
       for (const root of roots) if ((await state(dagId, runId, root)) !== "queued") return false;
@@ -158,9 +158,9 @@ describe("finishTries' hand-off takes only what a claim would", () => {
   }
 
   it("gives a freed slot to a queued try of higher priority in the pool, not to the chain's next task", async () => {
-    await trigger("ho_chain", "prio", ["c1"]);
+    await triggerQueued("ho_chain", "prio", ["c1"]);
     const [c1] = await claimOnly("ho_chain.c1");
-    await trigger("ho_urgent", "prio", ["u"]);
+    await triggerQueued("ho_urgent", "prio", ["u"]);
     expect(await running("ho_one")).toEqual(["ho_chain.c1"]);
 
     const result = await finish([c1!]);
@@ -180,10 +180,10 @@ describe("finishTries' hand-off takes only what a claim would", () => {
   });
 
   it("still hands off in one go when what waits in the pool has no higher priority", async () => {
-    await trigger("ho_chain", "tie", ["c1"]);
+    await triggerQueued("ho_chain", "tie", ["c1"]);
     const [c1] = await claimOnly("ho_chain.c1");
     // l has the chain's priority (1): the chain keeps its slot; l runs after it.
-    await trigger("ho_low", "tie", ["l"]);
+    await triggerQueued("ho_low", "tie", ["l"]);
     const c2 = (await finish([c1!])).taken;
     expect(c2.map((t) => t.taskId)).toEqual(["c2"]);
     expect(await running("ho_one")).toEqual(["ho_chain.c2"]);
@@ -210,7 +210,7 @@ describe("finishTries' hand-off takes only what a claim would", () => {
     const [c1] = await claimOnly("ho_bf.c1");
     expect(c1!.backfill).toBe(true);
     // l's weight is the backfill task's own, but history yields to today.
-    await trigger("ho_low", "bf", ["l"]);
+    await triggerQueued("ho_low", "bf", ["l"]);
     expect((await finish([c1!])).taken).toEqual([]);
     const [l] = await claimOnly("ho_low.l");
     await finish([l!]);
@@ -219,9 +219,9 @@ describe("finishTries' hand-off takes only what a claim would", () => {
   });
 
   it("a join readied in the second round trip also yields to a queued try of higher priority", async () => {
-    await trigger("ho_fanin", "prio", ["p1", "p2"]);
+    await triggerQueued("ho_fanin", "prio", ["p1", "p2"]);
     const [p1, p2] = await claimOnly("ho_fanin.p1", "ho_fanin.p2");
-    await trigger("ho_urgent_two", "prio", ["u"]);
+    await triggerQueued("ho_urgent_two", "prio", ["u"]);
     expect(await running("ho_two")).toEqual(["ho_fanin.p1", "ho_fanin.p2"]);
     // Both in one batch: j is ready, decided from its counters, and u waits with priority 100.
     const result = await finish([p1!, p2!], 2);
@@ -235,7 +235,7 @@ describe("finishTries' hand-off takes only what a claim would", () => {
     expect(order.slice(2)).toEqual(["ho_urgent_two.u", "ho_fanin.j"]);
 
     // With nothing waiting, the same join is handed off.
-    await trigger("ho_fanin", "alone", ["p1", "p2"]);
+    await triggerQueued("ho_fanin", "alone", ["p1", "p2"]);
     const [q1, q2] = await claimOnly("ho_fanin.p1", "ho_fanin.p2");
     const handed = await finish([q1!, q2!], 2);
     expect(handed.taken.map((t) => t.taskId)).toEqual(["j"]);
@@ -243,7 +243,7 @@ describe("finishTries' hand-off takes only what a claim would", () => {
   });
 
   it("starts nothing in a pool whose slots were lowered below its running tries", async () => {
-    await trigger("ho_par", "shrink", ["a1", "b1", "c1"]);
+    await triggerQueued("ho_par", "shrink", ["a1", "b1", "c1"]);
     const firsts = await claimOnly("ho_par.a1", "ho_par.b1", "ho_par.c1");
     expect((await api("PATCH", "/pools/ho_three", { slots: 1 })).statusCode).toBe(200);
     const [a1, b1, c1] = firsts;
@@ -262,7 +262,7 @@ describe("finishTries' hand-off takes only what a claim would", () => {
   });
 
   it("hands on no more slots than a lowered pool has, when several tries finish in one batch", async () => {
-    await trigger("ho_par", "batch", ["a1", "b1", "c1"]);
+    await triggerQueued("ho_par", "batch", ["a1", "b1", "c1"]);
     const firsts = await claimOnly("ho_par.a1", "ho_par.b1", "ho_par.c1");
     expect((await api("PATCH", "/pools/ho_three", { slots: 1 })).statusCode).toBe(200);
     const handed = await finish(firsts, 3);
@@ -275,7 +275,7 @@ describe("finishTries' hand-off takes only what a claim would", () => {
   });
 
   it("starts nothing in a pool that was deleted, by a chain's hop or a join", async () => {
-    await trigger("ho_gone", "gone", ["d1", "p1", "p2"]);
+    await triggerQueued("ho_gone", "gone", ["d1", "p1", "p2"]);
     const [d1, p1, p2] = await claimOnly("ho_gone.d1", "ho_gone.p1", "ho_gone.p2");
     expect((await api("DELETE", "/pools/ho_gone")).statusCode).toBe(204);
     expect((await finish([d1!])).taken).toEqual([]);

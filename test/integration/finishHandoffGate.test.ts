@@ -55,8 +55,8 @@ describe("the hand-off gate counts only queued tries a claim could take", () => 
     return Object.fromEntries(rows.map((r) => [r.task_id, r.state]));
   }
   /** Triggers a run and ticks until its `roots` are queued. */
-  async function trigger(dagId: string, runId: string, roots: string[]): Promise<void> {
-    expect((await api("POST", `/dags/${dagId}/dagRuns`, { dag_run_id: runId })).statusCode).toBe(200);
+  async function triggerQueued(dagId: string, runId: string, roots: string[]): Promise<void> {
+    await h.trigger(dagId, { runId });
     await waitFor(`${dagId} ${runId} queued`, async () => {
       await h.scheduler.tick();
       const now = await states(dagId, runId);
@@ -65,7 +65,7 @@ describe("the hand-off gate counts only queued tries a claim could take", () => 
   }
   /** Triggers a run of a DAG of held tries, then pauses the DAG: its tries stay queued, and no claim takes them. */
   async function pausedWithQueued(dagId: string, n: number): Promise<void> {
-    await trigger(dagId, "r", Array.from({ length: n }, (_, i) => `h${i}`));
+    await triggerQueued(dagId, "r", Array.from({ length: n }, (_, i) => `h${i}`));
     expect((await api("PATCH", `/dags/${dagId}`, { is_paused: true })).statusCode).toBe(200);
   }
   /** Claims one try, which must be this one. */
@@ -101,10 +101,10 @@ describe("the hand-off gate counts only queued tries a claim could take", () => 
     const depths = new GateDepths();
     // As after a refusal: the gate reads past the paused DAG's tries (a shallow read refuses at them).
     depths.noteBlocked(["hg_one"], clock.now().getTime());
-    await trigger("hg_chain", "behind", ["c1"]);
+    await triggerQueued("hg_chain", "behind", ["c1"]);
     const c1 = await claimOnly("hg_chain.c1");
     await pausedWithQueued("hg_few", 3);
-    await trigger("hg_urgent", "r", ["u"]);
+    await triggerQueued("hg_urgent", "r", ["u"]);
     const trips: string[] = [];
     const refused = await finish(c1, depths, trips);
     expect(refused.taken).toEqual([]);
@@ -133,7 +133,7 @@ describe("the hand-off gate counts only queued tries a claim could take", () => 
 
   it("hands off in one round trip past a paused DAG's queued tries of higher priority, however many, once read deep", async () => {
     // hg_few's 3 tries are still queued and paused; hg_many adds 20 more, past the gate's depth.
-    await trigger("hg_chain", "paused", ["c1"]);
+    await triggerQueued("hg_chain", "paused", ["c1"]);
     const c1 = await claimOnly("hg_chain.c1");
     await pausedWithQueued("hg_many", 20);
     await refusedOnceThenDeep("paused", c1);
@@ -142,9 +142,9 @@ describe("the hand-off gate counts only queued tries a claim could take", () => 
   });
 
   it("hands off in one round trip past a queued try needing more slots than the pool has, once read deep", async () => {
-    await trigger("hg_chain", "oversized", ["c1"]);
+    await triggerQueued("hg_chain", "oversized", ["c1"]);
     const c1 = await claimOnly("hg_chain.c1");
-    await trigger("hg_big", "r", ["b"]);
+    await triggerQueued("hg_big", "r", ["b"]);
     await refusedOnceThenDeep("oversized", c1);
     expect((await states("hg_big", "r")).b).toBe("queued");
     expect((await api("PATCH", "/dags/hg_big/dagRuns/r", { state: "failed" })).statusCode).toBe(200);
@@ -152,7 +152,7 @@ describe("the hand-off gate counts only queued tries a claim could take", () => 
 
   it("reads shallow and hands off in one round trip when nothing is queued ahead", async () => {
     const depths = new GateDepths();
-    await trigger("hg_chain", "clear", ["c1"]);
+    await triggerQueued("hg_chain", "clear", ["c1"]);
     const c2 = await hop(await claimOnly("hg_chain.c1"), "c2", depths);
     const c3 = await hop(c2, "c3", depths);
     const last = await finish(c3, depths);

@@ -101,12 +101,6 @@ describe("durability across a hand-back or a lost worker", () => {
     return w;
   }
 
-  async function trigger(dagId: string, conf: Record<string, unknown>): Promise<string> {
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { conf } });
-    expect(res.statusCode).toBe(200);
-    return res.json().dag_run_id as string;
-  }
-
   async function ti(dagId: string, runId: string): Promise<RowDataPacket> {
     const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT * FROM task_instance WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
     return row!;
@@ -121,7 +115,7 @@ describe("durability across a hand-back or a lost worker", () => {
 
   it("a try handed back on SIGTERM runs again as try 1 without re-running the steps it recorded", async () => {
     const conf = await files();
-    const runId = await trigger("handed_steps", conf);
+    const runId = await h.trigger("handed_steps", { conf });
     const first = worker("hb_steps");
     await waitFor("step one recorded", async () => {
       const [steps] = await h.db.pool.query<RowDataPacket[]>(
@@ -147,7 +141,7 @@ describe("durability across a hand-back or a lost worker", () => {
 
   it("logs a step another try recorded meanwhile as run again, and uses the recorded result", async () => {
     const conf = await files();
-    const runId = await trigger("raced_step", conf);
+    const runId = await h.trigger("raced_step", { conf });
     worker("hb_race");
     await waitFor("the step to start", async () => (await lines(conf.marks)).includes("started"), 20_000);
     // What a try whose steps were not given to this one leaves (e.g. recorded during its claim).
@@ -164,7 +158,7 @@ describe("durability across a hand-back or a lost worker", () => {
 
   it("a poke-mode sensor handed back keeps its first poke: the timeout counts from it", async () => {
     const conf = await files();
-    const runId = await trigger("sensing", conf);
+    const runId = await h.trigger("sensing", { conf });
     const first = worker("hb_sensor");
     const pokedAt = clock.now().getTime();
     // Stored as soon as the sensor's process reports it, while the try still runs.
@@ -187,7 +181,7 @@ describe("durability across a hand-back or a lost worker", () => {
 
   it("a poke-mode sensor whose worker died keeps its first poke: the retry times out from it", async () => {
     const conf = await files();
-    const runId = await trigger("sensing", conf);
+    const runId = await h.trigger("sensing", { conf });
     const workerDb = openDb(h.db.url);
     const dying = worker("hb_sensor", workerDb);
     const stored = await waitFor("the first poke stored", async () => (await ti("sensing", runId)).first_poke_at as Date | null, 20_000);
@@ -217,7 +211,7 @@ describe("durability across a hand-back or a lost worker", () => {
 
   it("a sensor pokes only once its first poke is stored: a worker that dies before storing it leaves no poke behind", async () => {
     const conf = await files();
-    const runId = await trigger("sensing_lost", conf);
+    const runId = await h.trigger("sensing_lost", { conf });
     const workerDb = openDb(h.db.url);
     pools.push(workerDb);
     // The worker is killed between the child's first-poke message and the UPDATE storing it:
@@ -255,7 +249,7 @@ describe("durability across a hand-back or a lost worker", () => {
 
   it("a sensor whose first poke is still being stored stops at its execution timeout, not when killed after the grace", async () => {
     const conf = await files();
-    const runId = await trigger("sensing_slow_store", conf);
+    const runId = await h.trigger("sensing_slow_store", { conf });
     const workerDb = openDb(h.db.url);
     pools.push(workerDb);
     // The database never answers the first poke's UPDATE.

@@ -42,16 +42,10 @@ describe("list pages written with JSON.stringify", () => {
   });
   afterAll(() => h.stop());
 
-  async function trigger(payload: object): Promise<string> {
-    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/ser_shapes/dagRuns", payload });
-    expect(res.statusCode).toBe(200);
-    return res.json().dag_run_id as string;
-  }
-
   it("match the schema serializer's output for runs and task instances of every state", async () => {
     const ended = [
-      await trigger({ conf: { nested: { list: [1, "two", null], "ключ": "значение" }, flag: true }, note: 'a "quoted"\nnote ✓' }),
-      await trigger({}),
+      await h.trigger("ser_shapes", { conf: { nested: { list: [1, "two", null], "ключ": "значение" }, flag: true }, note: 'a "quoted"\nnote ✓' }),
+      await h.trigger("ser_shapes"),
     ];
     await waitFor("both runs to end", async () => {
       const res = await h.app.inject({ method: "GET", url: "/api/v1/dags/ser_shapes/dagRuns?state=failed" });
@@ -60,7 +54,7 @@ describe("list pages written with JSON.stringify", () => {
     // A run that never starts (its DAG paused): null start and end dates.
     const patch = await h.app.inject({ method: "PATCH", url: "/api/v1/dags/ser_shapes", payload: { is_paused: true } });
     expect(patch.statusCode).toBe(200);
-    await trigger({ dag_run_id: "never_started" });
+    await h.trigger("ser_shapes", { runId: "never_started" });
 
     const runs = await listDagRuns(h.db.pool, { dagIds: ["ser_shapes"] }, { limit: 100, offset: 0 });
     expect(runs.rows).toHaveLength(3);

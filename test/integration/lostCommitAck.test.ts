@@ -159,12 +159,6 @@ describe("worker: a COMMIT whose answer is lost", () => {
     return { state: run!.state as string, tasks: Object.fromEntries(tis.map((t) => [t.task_id, `${t.state}#${t.try_number}`])) };
   }
 
-  async function trigger(dagId: string, conf: Record<string, unknown> = {}): Promise<string> {
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { conf } });
-    expect(res.statusCode).toBe(200);
-    return res.json().dag_run_id as string;
-  }
-
   const ended = async (dagId: string, runId: string) => {
     const run = await runOf(dagId, runId);
     return run.state === "success" || run.state === "failed" ? run : false;
@@ -176,7 +170,7 @@ describe("worker: a COMMIT whose answer is lost", () => {
     // The finish of `a` (its fenced UPDATE sets end_date) that also claims `b` (the fast path).
     faults.loseNext((sql) => sql.includes("end_date = ?") && sql.includes("claim_token = ?"));
     startWorker("lost_finish");
-    const runId = await trigger("lost_finish");
+    const runId = await h.trigger("lost_finish");
     const run = await waitFor("the run to end", () => ended("lost_finish", runId), 20_000);
     expect(faults.lost() - lostBefore).toBe(1);
     // b never ran before it was handed back: no try of it was used up, and no zombie.
@@ -196,7 +190,7 @@ describe("worker: a COMMIT whose answer is lost", () => {
     // The claim's last batch reads back what it claimed (queued_at, for claim latency).
     faults.loseNext((sql) => sql.includes("ti.queued_at"));
     startWorker("lost_claim");
-    const runId = await trigger("lost_claim");
+    const runId = await h.trigger("lost_claim");
     const run = await waitFor("the run to end", () => ended("lost_claim", runId), 20_000);
     expect(faults.lost() - lostBefore).toBe(1);
     expect(run).toEqual({ state: "success", tasks: { a: "success#1", b: "success#1" } });
@@ -210,7 +204,7 @@ describe("worker: a COMMIT whose answer is lost", () => {
     // worker's token with its result unrecorded, and must not be taken for an orphan.
     faults.loseNext((sql) => sql.includes("end_date = ?") && sql.includes("claim_token = ?"), false);
     startWorker("lost_finish");
-    const runId = await trigger("lost_finish");
+    const runId = await h.trigger("lost_finish");
     const run = await waitFor("the run to end", () => ended("lost_finish", runId), 20_000);
     expect(faults.lost() - lostBefore).toBe(1);
     expect(run).toEqual({ state: "success", tasks: { a: "success#1", b: "success#1", c: "success#1" } });
@@ -232,7 +226,7 @@ describe("worker: a COMMIT whose answer is lost", () => {
   /** Runs no-op tries on `worker` until its average try (as the worker averages them) is well under the claim-ahead threshold. */
   async function warmUp(worker: Worker): Promise<void> {
     for (let round = 0; round < 5; round++) {
-      const runId = await trigger("lost_warm");
+      const runId = await h.trigger("lost_warm");
       expect(await waitFor("the warm-up run to end", () => ended("lost_warm", runId), 20_000)).toMatchObject({ state: "success" });
       const [rows] = await h.db.pool.query<RowDataPacket[]>(
         "SELECT start_date, end_date FROM task_instance WHERE claim_token = ? AND end_date IS NOT NULL ORDER BY end_date, id",
@@ -267,7 +261,7 @@ describe("worker: a COMMIT whose answer is lost", () => {
         return started.length > 0 && started.every((task) => rows.find((r) => r.task === task)?.state === "success");
       }, 20_000);
     });
-    runId = await trigger("lost_hold", { ledger, release });
+    runId = await h.trigger("lost_hold", { conf: { ledger, release } });
     const run = await waitFor("the run to end", () => ended("lost_hold", runId), 30_000);
     // The hand-back committed, so its tries may be claimed again and the run end while the hook
     // still waits to see the try holding the slot recorded: the worker learns of the loss after.
@@ -290,7 +284,7 @@ describe("worker: a COMMIT whose answer is lost", () => {
     workers.splice(workers.indexOf(worker), 1);
     const ledger = path.join(scratch, "stop-ledger");
     const release = path.join(scratch, "stop-release");
-    const runId = await trigger("lost_hold_stop", { ledger, release });
+    const runId = await h.trigger("lost_hold_stop", { conf: { ledger, release } });
     await waitFor("a try to start", async () => (await ledgerLines(ledger)).length === 1);
     const lostBefore = faults.lost();
     // Nothing committed: the try stays running under the stopped worker's token unless recovery hands it back.

@@ -61,10 +61,6 @@ describe("metrics and request ids", () => {
     expect(res.headers["content-type"]).toMatch(/^text\/plain; version=0\.0\.4/);
     return parse(res.body);
   };
-  const trigger = async (dagId: string, runId: string) => {
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { dag_run_id: runId } });
-    expect(res.statusCode).toBe(200);
-  };
   const taskState = async (dagId: string, runId: string, taskId: string) => {
     const res = await h.app.inject({ method: "GET", url: `/api/v1/dags/${dagId}/dagRuns/${runId}/taskInstances/${taskId}` });
     return res.statusCode === 200 ? (res.json().state as string) : undefined;
@@ -78,7 +74,7 @@ describe("metrics and request ids", () => {
 
   describe("GET /metrics", () => {
     it("after a DAG ran: task counters and durations by dag_id, claim latency, scheduler ticks, pool and process metrics", async () => {
-      await trigger("metrics_chain", "m1");
+      await h.trigger("metrics_chain", { runId: "m1" });
       await waitFor("the chain's last task to fail", async () => (await taskState("metrics_chain", "m1", "boom")) === "failed", 20_000);
       const s = await scrape();
 
@@ -112,7 +108,7 @@ describe("metrics and request ids", () => {
     });
 
     it("gauges count active runs, task instances by state and queued tasks per queue", async () => {
-      await trigger("metrics_waiting", "w1");
+      await h.trigger("metrics_waiting", { runId: "w1" });
       await waitFor("the signal task to be deferred", async () => (await taskState("metrics_waiting", "w1", "wait")) === "deferred", 20_000);
       await waitFor("the stuck task to be queued", async () => (await taskState("metrics_waiting", "w1", "stuck")) === "queued");
       const s = await scrape();

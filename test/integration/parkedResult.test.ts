@@ -43,21 +43,12 @@ describe("a result refused even as unrecordable", () => {
     await h.stop();
   });
 
-  const trigger = async (dagId: string, runId: string) => {
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { dag_run_id: runId } });
-    expect(res.statusCode).toBe(200);
-  };
-  const runState = async (dagId: string, runId: string) => {
-    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
-    return rows[0]?.state as string | undefined;
-  };
-
   it("is parked: the other results are recorded without a failed database call, and it stays running", async () => {
-    await trigger("park_bad", "b1");
+    await h.trigger("park_bad", { runId: "b1" });
     await waitFor("the refused result to be parked", async () => lines.some((l) => l.includes("could not be stored")), 20_000).catch((err) => { console.log(lines.join("\n")); throw err; });
     for (const runId of ["o1", "o2", "o3"]) {
-      await trigger("park_other", runId);
-      await waitFor(`run ${runId} to succeed`, async () => (await runState("park_other", runId)) === "success", 20_000);
+      await h.trigger("park_other", { runId });
+      await waitFor(`run ${runId} to succeed`, async () => (await h.runState("park_other", runId)) === "success", 20_000);
     }
     // Parked, not batched with them: no database call failed for their sake.
     expect(lines.filter((l) => l.includes("worker database work failed"))).toEqual([]);

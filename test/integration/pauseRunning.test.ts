@@ -45,10 +45,6 @@ describe("pausing a DAG with a running run", () => {
     const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT task_id, state FROM task_instance WHERE dag_id = 'held' AND run_id = ? ORDER BY task_id", [runId]);
     return Object.fromEntries(rows.map((r) => [r.task_id as string, r.state as string]));
   };
-  const runState = async (dagId: string, runId: string) => {
-    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
-    return rows[0]?.state as string | undefined;
-  };
   const pause = async (paused: boolean) => {
     const res = await h.app.inject({ method: "PATCH", url: "/api/v1/dags/held", payload: { is_paused: paused } });
     expect(res.statusCode).toBe(200);
@@ -72,12 +68,12 @@ describe("pausing a DAG with a running run", () => {
     // ready tasks been takeable, they would have been taken by its end.
     const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/other/dagRuns", payload: { dag_run_id: "o1" } });
     expect(res.statusCode).toBe(200);
-    await waitFor("the other DAG's run to succeed", async () => (await runState("other", "o1")) === "success");
+    await waitFor("the other DAG's run to succeed", async () => (await h.runState("other", "o1")) === "success");
     expect(await states("r1")).toEqual({ after: "queued", gate: "success", gate2: "success", join: "queued", side: "success" });
-    expect(await runState("held", "r1")).toBe("running");
+    expect(await h.runState("held", "r1")).toBe("running");
 
     await pause(false);
-    await waitFor("the held run to finish once unpaused", async () => (await runState("held", "r1")) === "success");
+    await waitFor("the held run to finish once unpaused", async () => (await h.runState("held", "r1")) === "success");
     expect(await states("r1")).toEqual({ after: "success", gate: "success", gate2: "success", join: "success", side: "success" });
   });
 

@@ -25,13 +25,6 @@ afterAll(async () => {
   await h.stop();
 });
 
-async function trigger(dagId: string, logicalDate: string, runId?: string): Promise<string> {
-  const payload = runId ? { logical_date: logicalDate, dag_run_id: runId } : { logical_date: logicalDate };
-  const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload });
-  expect(res.statusCode).toBe(200);
-  return res.json().dag_run_id as string;
-}
-
 async function stateOf(dagId: string, runId: string): Promise<string> {
   const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = 'a'", [dagId, runId]);
   return row!.state as string;
@@ -39,9 +32,9 @@ async function stateOf(dagId: string, runId: string): Promise<string> {
 
 describe("releaseScheduled", () => {
   it("pages past tries that cannot be released to those that can", async () => {
-    const first = await trigger("rs_stuck", "2026-01-01T00:00:00Z");
-    const second = await trigger("rs_stuck", "2026-01-02T00:00:00Z");
-    const free = await trigger("rs_free", "2026-01-01T00:00:00Z");
+    const first = await h.trigger("rs_stuck", { logicalDate: "2026-01-01T00:00:00Z" });
+    const second = await h.trigger("rs_stuck", { logicalDate: "2026-01-02T00:00:00Z" });
+    const free = await h.trigger("rs_free", { logicalDate: "2026-01-01T00:00:00Z" });
     const shapeOf = (hash: string) => versions.shape(hash);
     expect((await startRuns(h.db, new Date(), shapeOf)).started).toBe(3);
     // The first run's try failed: the second run's waits, and comes first by id.
@@ -62,14 +55,14 @@ describe("releaseScheduled", () => {
 
   it("a re-run of a date waits on the date before it, never on the run of its own date it re-does", async () => {
     const shapeOf = (hash: string) => versions.shape(hash);
-    const day1 = await trigger("rs_rerun", "2026-01-01T00:00:00Z");
-    const day2 = await trigger("rs_rerun", "2026-01-02T00:00:00Z");
+    const day1 = await h.trigger("rs_rerun", { logicalDate: "2026-01-01T00:00:00Z" });
+    const day2 = await h.trigger("rs_rerun", { logicalDate: "2026-01-02T00:00:00Z" });
     await startRuns(h.db, new Date(), shapeOf);
     await h.db.pool.query("UPDATE task_instance SET state = 'success' WHERE dag_id = 'rs_rerun' AND run_id = ?", [day1]);
     await h.db.pool.query("UPDATE task_instance SET state = 'failed' WHERE dag_id = 'rs_rerun' AND run_id = ?", [day2]);
     // Day 2 failed; a run of the same date re-does it, and day 3 comes after.
-    const rerun = await trigger("rs_rerun", "2026-01-02T00:00:00Z", "rerun_day2");
-    const day3 = await trigger("rs_rerun", "2026-01-03T00:00:00Z");
+    const rerun = await h.trigger("rs_rerun", { logicalDate: "2026-01-02T00:00:00Z", runId: "rerun_day2" });
+    const day3 = await h.trigger("rs_rerun", { logicalDate: "2026-01-03T00:00:00Z" });
     await startRuns(h.db, new Date(), shapeOf);
     const deps = async (runId: string) =>
       (await h.app.inject({ method: "GET", url: `/api/v1/dags/rs_rerun/dagRuns/${runId}/taskInstances/a/dependencies` })).json().dependencies;

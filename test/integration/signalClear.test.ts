@@ -52,7 +52,7 @@ const DAY = 86_400_000;
 
 describe("signals across a clear", () => {
   const clock = new FakeClock(new Date());
-  const h = new Harness({ workers: 2, clock, manualTicks: true });
+  const h = new Harness({ workers: 2, clock, manualTicks: true, runIds: "numbered" });
   const enc = encodeURIComponent;
   let seq = 0;
   beforeAll(async () => {
@@ -62,19 +62,8 @@ describe("signals across a clear", () => {
   afterAll(() => h.stop());
 
   const file = (name: string) => `/tmp/baton-sc-${process.pid}-${Date.now()}-${++seq}-${name}`;
-  async function trigger(dagId: string, conf: Record<string, unknown> = {}): Promise<string> {
-    const runId = `${dagId}_${++seq}`;
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { dag_run_id: runId, conf } });
-    expect({ status: res.statusCode, body: res.body }).toMatchObject({ status: 200 });
-    await h.scheduler.tick(); // starts the run: no timer ticks here
-    return runId;
-  }
   const state = async (runId: string, taskId: string) => {
     const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM task_instance WHERE run_id = ? AND task_id = ?", [runId, taskId]);
-    return rows[0]?.state as string | undefined;
-  };
-  const runState = async (runId: string) => {
-    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE run_id = ?", [runId]);
     return rows[0]?.state as string | undefined;
   };
   const send = (dagId: string, runId: string, name: string, body: Record<string, unknown>) =>
@@ -96,13 +85,13 @@ describe("signals across a clear", () => {
   };
 
   it("a signal that came too late for the earlier attempt is not delivered to the cleared wait; one sent after the clear is", async () => {
-    const runId = await trigger("sc_late");
+    const runId = await h.trigger("sc_late", { tick: true });
     expect(await settledWait(runId, "wait")).toBe("deferred");
     clock.advance(DAY + 1000);
     // Too late: stored, not delivered; the tick ends the wait as skipped and the run succeeds.
     expect((await send("sc_late", runId, "approved", { payload: "late", signal_id: "late-1" })).json()).toMatchObject({ delivered_to: null });
     await h.scheduler.tick();
-    await waitFor("the run to succeed", async () => (await runState(runId)) === "success");
+    await waitFor("the run to succeed", async () => (await h.runState("sc_late", runId)) === "success");
     expect(await state(runId, "wait")).toBe("skipped");
 
     await clear("sc_late", { dag_run_id: runId, task_ids: ["wait"], only_failed: false, include_downstream: true });
@@ -112,26 +101,26 @@ describe("signals across a clear", () => {
     expect(await state(runId, "wait")).toBe("deferred");
 
     expect((await send("sc_late", runId, "approved", { payload: "fresh" })).json()).toMatchObject({ delivered_to: "wait" });
-    await waitFor("the run to succeed again", async () => (await runState(runId)) === "success");
+    await waitFor("the run to succeed again", async () => (await h.runState("sc_late", runId)) === "success");
     expect(await output("sc_late", runId, "use")).toBe("fresh");
   });
 
   it("a second copy the earlier attempt never took is not delivered after the run is re-run from scratch", async () => {
     const open = file("open");
-    const runId = await trigger("sc_early", { open });
+    const runId = await h.trigger("sc_early", { conf: { open }, tick: true });
     await waitFor("gate to run", async () => (await state(runId, "gate")) === "running");
     // Both kept while nobody waits; the wait takes the oldest.
     expect((await send("sc_early", runId, "approved", { payload: 1 })).json()).toMatchObject({ delivered_to: null });
     expect((await send("sc_early", runId, "approved", { payload: 2 })).json()).toMatchObject({ delivered_to: null });
     writeFileSync(open, "");
-    await waitFor("the run to succeed", async () => (await runState(runId)) === "success");
+    await waitFor("the run to succeed", async () => (await h.runState("sc_early", runId)) === "success");
     expect(await output("sc_early", runId, "use")).toBe(1);
 
     const rerun = await h.app.inject({ method: "PATCH", url: `/api/v1/dags/sc_early/dagRuns/${enc(runId)}`, payload: { state: "queued" } });
     expect(rerun.statusCode).toBe(200);
     expect(await settledWait(runId, "wait")).toBe("deferred");
     expect((await send("sc_early", runId, "approved", { payload: 3 })).json()).toMatchObject({ delivered_to: "wait" });
-    await waitFor("the re-run to succeed", async () => (await runState(runId)) === "success");
+    await waitFor("the re-run to succeed", async () => (await h.runState("sc_early", runId)) === "success");
     expect(await output("sc_early", runId, "use")).toBe(3);
     // The list still shows every signal: the copy nobody took stays undelivered.
     const listed = (await h.app.inject({ method: "GET", url: `/api/v1/dags/sc_early/dagRuns/${enc(runId)}/signals` })).json();
@@ -143,25 +132,25 @@ describe("signals across a clear", () => {
   });
 
   it("a re-drive of a wait that timed out keeps the late signal: the wait takes it at once", async () => {
-    const runId = await trigger("sc_dead");
+    const runId = await h.trigger("sc_dead", { tick: true });
     expect(await settledWait(runId, "wait")).toBe("deferred");
     clock.advance(DAY + 1000);
     expect((await send("sc_dead", runId, "approved", { payload: "late" })).json()).toMatchObject({ delivered_to: null });
     await h.scheduler.tick();
-    await waitFor("the run to fail", async () => (await runState(runId)) === "failed");
+    await waitFor("the run to fail", async () => (await h.runState("sc_dead", runId)) === "failed");
     const letters = (await h.app.inject({ method: "GET", url: "/api/v1/deadLetters?dag_id=sc_dead" })).json().dead_letters;
     const letter = letters.find((l: { dag_run_id: string }) => l.dag_run_id === runId);
     expect(letter).toMatchObject({ task_id: "wait", error_class: "SignalTimeoutError" });
 
     const redrive = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { task_instance_ids: [letter.task_instance_id] } });
     expect(redrive.json()).toMatchObject({ redriven: 1 });
-    await waitFor("the re-driven run to succeed", async () => (await runState(runId)) === "success");
+    await waitFor("the re-driven run to succeed", async () => (await h.runState("sc_dead", runId)) === "success");
     expect(await output("sc_dead", runId, "use")).toBe("late");
   });
 
   it("a clear of one wait leaves a kept signal to another task that waits for the same name", async () => {
     const open = file("open");
-    const runId = await trigger("sc_shared", { open });
+    const runId = await h.trigger("sc_shared", { conf: { open }, tick: true });
     expect(await settledWait(runId, "first")).toBe("deferred");
     clock.advance(DAY + 1000);
     // Too late for "first": kept for the next task that waits for "signed", i.e. "second".
@@ -179,18 +168,18 @@ describe("signals across a clear", () => {
 
   it("the tasks a mark clears downstream start afresh too: a signal sent before the mark is not delivered to them", async () => {
     const open = file("open");
-    const runId = await trigger("sc_marked", { open });
+    const runId = await h.trigger("sc_marked", { conf: { open }, tick: true });
     await waitFor("prep to run", async () => (await state(runId, "prep")) === "running");
     expect((await send("sc_marked", runId, "approved", { payload: "before" })).json()).toMatchObject({ delivered_to: null });
     writeFileSync(open, "");
-    await waitFor("the run to fail", async () => (await runState(runId)) === "failed");
+    await waitFor("the run to fail", async () => (await h.runState("sc_marked", runId)) === "failed");
     expect(await state(runId, "wait")).toBe("upstream_failed");
 
     const mark = await h.app.inject({ method: "PATCH", url: `/api/v1/dags/sc_marked/dagRuns/${enc(runId)}/taskInstances/prep`, payload: { new_state: "success" } });
     expect(mark.statusCode).toBe(200);
     expect(await settledWait(runId, "wait")).toBe("deferred");
     expect((await send("sc_marked", runId, "approved", { payload: "after" })).json()).toMatchObject({ delivered_to: "wait" });
-    await waitFor("the run to succeed", async () => (await runState(runId)) === "success");
+    await waitFor("the run to succeed", async () => (await h.runState("sc_marked", runId)) === "success");
     expect(await output("sc_marked", runId, "use")).toBe("after");
   });
 });

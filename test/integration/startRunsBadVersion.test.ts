@@ -22,12 +22,6 @@ beforeAll(async () => {
 });
 afterAll(() => h.stop());
 
-async function trigger(dagId: string): Promise<string> {
-  const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: {} });
-  expect(res.statusCode).toBe(200);
-  return res.json().dag_run_id as string;
-}
-
 async function run(dagId: string, runId: string): Promise<{ state: string; note: string | null; tasks: number }> {
   const [[row]] = await h.db.pool.query<RowDataPacket[]>(
     "SELECT state, note, (SELECT COUNT(*) FROM task_instance ti WHERE ti.dag_run_id = r.id) AS tasks FROM dag_run r WHERE dag_id = ? AND run_id = ?",
@@ -37,10 +31,10 @@ async function run(dagId: string, runId: string): Promise<{ state: string; note:
 }
 
 it("fails such a run with the reason in its note and starts the other DAGs' runs in the same tick", async () => {
-  const bad = await trigger("old_bad");
-  const wide = await trigger("old_bad_wide");
-  const timeout = await trigger("old_bad_timeout");
-  const ok = await trigger("ok");
+  const bad = await h.trigger("old_bad");
+  const wide = await h.trigger("old_bad_wide");
+  const timeout = await h.trigger("old_bad_timeout");
+  const ok = await h.trigger("ok");
   const report = await h.scheduler.tick();
   expect(report.runsStarted).toBe(1);
   expect(await run("ok", ok)).toMatchObject({ state: "running", tasks: 1 });
@@ -59,7 +53,7 @@ it("fails such a run with the reason in its note and starts the other DAGs' runs
   expect(failedTimeout.note).toContain("dagrunTimeout");
 
   // Later ticks go on: a new run of a good DAG starts.
-  const next = await trigger("ok");
+  const next = await h.trigger("ok");
   await h.scheduler.tick();
   expect((await run("ok", next)).state).toBe("running");
 });

@@ -35,24 +35,16 @@ describe("steps and signals over the API", () => {
   afterAll(() => h.stop());
 
   const get = (url: string) => h.app.inject({ method: "GET", url: `/api/v1${url}` });
-  const runState = async (dagId: string, runId: string) => {
-    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
-    return rows[0]?.state as string | undefined;
-  };
   const tiState = async (runId: string, taskId: string) => {
     const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM task_instance WHERE run_id = ? AND task_id = ?", [runId, taskId]);
     return rows[0]?.state as string | undefined;
   };
-  async function trigger(dagId: string, runId: string) {
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { dag_run_id: runId } });
-    expect(res.statusCode).toBe(200);
-  }
 
   describe("durable steps", () => {
     const steps = "/dags/stepper/dagRuns/steps_1/taskInstances/charge/steps";
     beforeAll(async () => {
-      await trigger("stepper", "steps_1");
-      await waitFor("the stepper run to succeed", async () => (await runState("stepper", "steps_1")) === "success", 20_000);
+      await h.trigger("stepper", { runId: "steps_1" });
+      await waitFor("the stepper run to succeed", async () => (await h.runState("stepper", "steps_1")) === "success", 20_000);
     });
 
     it("lists a task's steps in the order recorded, with the try that recorded each and its result", async () => {
@@ -120,12 +112,12 @@ describe("steps and signals over the API", () => {
       h.app.inject({ method: "POST", url: `/api/v1/dags/approval/dagRuns/sig_1/signals/${name}`, payload: body });
 
     beforeAll(async () => {
-      await trigger("approval", "sig_1");
+      await h.trigger("approval", { runId: "sig_1" });
       await waitFor("the task to wait for its signal", async () => (await tiState("sig_1", "wait_signed")) === "deferred", 20_000);
       // Nobody waits for "note": it is kept. "signed" resumes the waiting task.
       expect((await send("note", { payload: { text: "hello" } })).json()).toMatchObject({ delivered_to: null });
       expect((await send("signed", { payload: { by: "ana" }, signal_id: "sig-1" })).json()).toMatchObject({ delivered_to: "wait_signed" });
-      await waitFor("the approval run to succeed", async () => (await runState("approval", "sig_1")) === "success", 20_000);
+      await waitFor("the approval run to succeed", async () => (await h.runState("approval", "sig_1")) === "success", 20_000);
     });
 
     it("lists the signals a run received, in arrival order, with the task each was delivered to", async () => {
@@ -170,6 +162,31 @@ describe("steps and signals over the API", () => {
         expect(res.json().detail).toMatch(/signal_id must not end with a space/);
       }
       expect((await get(signals)).json().total_entries).toBe(2);
+    });
+
+    // A signal_id is printed in log lines and CLI rows (a newline would split one), and no signal name
+    // holds a control character (the SDK's rule, core/dagLimits.ts): the API's one name rule refuses both.
+    it("refuses a signal_id or a signal name holding a control character or ending with a tab, and takes a plain one", async () => {
+      for (const id of ["a\tb", "a\nb", "a\u0000b", "sig-1\t", "a\u007fb"]) {
+        const res = await send("signed", { payload: { by: "bob" }, signal_id: id });
+        expect([id, res.statusCode, res.json().code]).toEqual([id, 400, "BATON_VALIDATION_FAILED"]);
+        expect(res.json().detail).toContain("body.signal_id must not end with a space or other whitespace, nor contain control characters");
+      }
+      for (const name of ["a%09b", "a%0Ab", "a%00b", "signed%09"]) {
+        const res = await send(name, { payload: { by: "bob" } });
+        expect([name, res.statusCode, res.json().code]).toEqual([name, 400, "BATON_VALIDATION_FAILED"]);
+        expect(res.json().detail).toContain('params.name must be 1-255 letters, digits, "_", ".", ":" or "-"');
+        const listed = await get(`${signals}?name=${name}`);
+        expect([name, listed.statusCode, listed.json().code]).toEqual([name, 400, "BATON_VALIDATION_FAILED"]);
+      }
+      expect((await get(signals)).json().total_entries).toBe(2);
+      // Plain ones still go through: a repeat of sig-1 (the run has finished: a duplicate), and a
+      // new id with Airflow's run id characters on a run still waiting.
+      expect((await send("signed", { payload: { by: "ana" }, signal_id: "sig-1" })).json()).toMatchObject({ duplicate: true, delivered_to: "wait_signed" });
+      await h.trigger("approval", { runId: "sig_2" });
+      const fresh = await h.app.inject({ method: "POST", url: "/api/v1/dags/approval/dagRuns/sig_2/signals/signed", payload: { payload: 1, signal_id: "evt:1.a+b~c-d" } });
+      expect({ status: fresh.statusCode, body: fresh.json() }).toMatchObject({ status: 200, body: { signal_id: "evt:1.a+b~c-d", duplicate: false } });
+      expect((await get(`/dags/approval/dagRuns/sig_2/signals?name=signed`)).json().total_entries).toBe(1);
     });
   });
 });

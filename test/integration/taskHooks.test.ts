@@ -60,15 +60,6 @@ describe("callbacks and dependsOnPast", () => {
   });
   afterAll(() => h.stop());
 
-  async function trigger(dagId: string, conf: Record<string, unknown>, logicalDate?: string) {
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { conf, ...(logicalDate ? { logical_date: logicalDate } : {}) } });
-    expect(res.statusCode).toBe(200);
-    return res.json().dag_run_id as string;
-  }
-  const runState = async (dagId: string, runId: string) => {
-    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
-    return rows[0]?.state as string | undefined;
-  };
   const taskState = async (dagId: string, runId: string, taskId: string) => {
     const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = ?", [dagId, runId, taskId]);
     return rows[0]?.state as string | undefined;
@@ -76,8 +67,8 @@ describe("callbacks and dependsOnPast", () => {
   const lines = async () => (await readFile(marks, "utf8").catch(() => "")).split("\n").filter(Boolean);
 
   it("runs task and DAG callbacks on success; a throwing callback changes nothing", async () => {
-    const runId = await trigger("hooks", { marks });
-    await waitFor("success", async () => (await runState("hooks", runId)) === "success");
+    const runId = await h.trigger("hooks", { conf: { marks } });
+    await waitFor("success", async () => (await h.runState("hooks", runId)) === "success");
     await waitFor("dag success callback", async () => (await lines()).includes(`dag-success:${runId}`));
     expect(await lines()).toEqual(expect.arrayContaining(['success:{"n":1}']));
     expect(await taskState("hooks", runId, "flaky")).toBe("success");
@@ -87,8 +78,8 @@ describe("callbacks and dependsOnPast", () => {
 
   it("runs onRetry, then onFailure, then the DAG's onFailure", async () => {
     const before = (await lines()).length;
-    const runId = await trigger("hooks", { marks, fail: true });
-    await waitFor("failure", async () => (await runState("hooks", runId)) === "failed");
+    const runId = await h.trigger("hooks", { conf: { marks, fail: true } });
+    await waitFor("failure", async () => (await h.runState("hooks", runId)) === "failed");
     await waitFor("dag failure callback", async () => (await lines()).includes("dag-failed:failed"));
     const added = (await lines()).slice(before);
     expect(added.filter((l) => !l.startsWith("success:"))).toEqual(["retry:flaky:boom 1", "failure:boom 2", "dag-failed:failed"]);
@@ -102,11 +93,11 @@ describe("callbacks and dependsOnPast", () => {
   };
 
   it("runs the DAG's onFailure for a run the scheduler failed (dagrunTimeout) and for one failed over the API", async () => {
-    const timedOut = await trigger("stalled", { marks });
-    await waitFor("the run's timeout to fail it", async () => (await runState("stalled", timedOut)) === "failed", 15_000);
+    const timedOut = await h.trigger("stalled", { conf: { marks } });
+    await waitFor("the run's timeout to fail it", async () => (await h.runState("stalled", timedOut)) === "failed", 15_000);
     await waitFor("its onFailure", async () => (await lines()).includes(`stalled-failed:${timedOut}`));
 
-    const cancelled = await trigger("stalled", { marks }, "2026-03-01T00:00:00Z");
+    const cancelled = await h.trigger("stalled", { conf: { marks }, logicalDate: "2026-03-01T00:00:00Z" });
     await waitFor("its task to run", async () => (await taskState("stalled", cancelled, "wait")) === "running");
     const patched = await h.app.inject({ method: "PATCH", url: `/api/v1/dags/stalled/dagRuns/${encodeURIComponent(cancelled)}`, payload: { state: "failed" } });
     expect(patched.statusCode).toBe(200);
@@ -118,7 +109,7 @@ describe("callbacks and dependsOnPast", () => {
   });
 
   it("a callback claimed by a worker that died runs again once its lease expires", async () => {
-    const runId = await trigger("parked", { marks }, "2026-03-02T00:00:00Z");
+    const runId = await h.trigger("parked", { conf: { marks }, logicalDate: "2026-03-02T00:00:00Z" });
     // The run ends, and a worker claims its callback and dies: its lease is fresh, so nobody takes it over yet.
     const conn = await h.db.pool.getConnection();
     try {
@@ -140,8 +131,8 @@ describe("callbacks and dependsOnPast", () => {
   });
 
   it("owes the callback of a run's latest end: a run reopened before a worker took it owes none until it ends again", async () => {
-    const runId = await trigger("hooks", { marks }, "2026-04-01T00:00:00Z");
-    await waitFor("success", async () => (await runState("hooks", runId)) === "success");
+    const runId = await h.trigger("hooks", { conf: { marks }, logicalDate: "2026-04-01T00:00:00Z" });
+    await waitFor("success", async () => (await h.runState("hooks", runId)) === "success");
     // Within one transaction, so no worker claims anything between the steps; rolled back after.
     const conn = await h.db.pool.getConnection();
     const owed = async () => {
@@ -172,8 +163,8 @@ describe("callbacks and dependsOnPast", () => {
   });
 
   it("a stopping worker gives back the callbacks it did not run, except of runs reopened since", async () => {
-    const ended = await trigger("parked", { marks }, "2026-05-01T00:00:00Z");
-    const reopened = await trigger("parked", { marks }, "2026-05-02T00:00:00Z");
+    const ended = await h.trigger("parked", { conf: { marks }, logicalDate: "2026-05-01T00:00:00Z" });
+    const reopened = await h.trigger("parked", { conf: { marks }, logicalDate: "2026-05-02T00:00:00Z" });
     const claimedAt = new Date(Date.now() - 1000);
     // Both ended and were claimed by a worker that then stops before running them; one is reopened meanwhile.
     const conn = await h.db.pool.getConnection();
@@ -197,15 +188,15 @@ describe("callbacks and dependsOnPast", () => {
   });
 
   it("marks no callback due for a run of a DAG without callbacks", async () => {
-    const runId = await trigger("past", {}, "2024-06-01T00:00:00Z");
-    await waitFor("success", async () => (await runState("past", runId)) === "success");
+    const runId = await h.trigger("past", { logicalDate: "2024-06-01T00:00:00Z" });
+    await waitFor("success", async () => (await h.runState("past", runId)) === "success");
     expect(await callbackDue("past", runId)).toEqual({ due: 0, claimed: false });
   });
 
   it("dependsOnPast holds a task until the same task succeeded in the previous run", async () => {
-    const first = await trigger("past", { fail: true }, "2026-01-01T00:00:00Z");
-    await waitFor("first run fails", async () => (await runState("past", first)) === "failed");
-    const second = await trigger("past", {}, "2026-01-02T00:00:00Z");
+    const first = await h.trigger("past", { conf: { fail: true }, logicalDate: "2026-01-01T00:00:00Z" });
+    await waitFor("first run fails", async () => (await h.runState("past", first)) === "failed");
+    const second = await h.trigger("past", { logicalDate: "2026-01-02T00:00:00Z" });
     await waitFor("second run starts", async () => (await taskState("past", second, "a")) !== undefined);
     await h.scheduler.tick();
     await h.scheduler.tick();
@@ -214,10 +205,10 @@ describe("callbacks and dependsOnPast", () => {
     // The previous run's task now counts as done: the held task is released and runs.
     await h.db.pool.query("UPDATE task_instance SET state = 'success' WHERE dag_id = 'past' AND run_id = ?", [first]);
     await h.scheduler.tick();
-    await waitFor("second run succeeds", async () => (await runState("past", second)) === "success");
+    await waitFor("second run succeeds", async () => (await h.runState("past", second)) === "success");
 
-    const firstOfAll = await trigger("past", {}, "2025-01-01T00:00:00Z");
-    await waitFor("a run with no previous run is not held", async () => (await runState("past", firstOfAll)) === "success");
+    const firstOfAll = await h.trigger("past", { logicalDate: "2025-01-01T00:00:00Z" });
+    await waitFor("a run with no previous run is not held", async () => (await h.runState("past", firstOfAll)) === "success");
   });
 });
 

@@ -32,12 +32,6 @@ beforeAll(async () => {
 });
 afterAll(() => h.stop());
 
-async function trigger(dagId: string): Promise<string> {
-  const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: {} });
-  expect(res.statusCode).toBe(200);
-  return res.json().dag_run_id as string;
-}
-
 async function waitState(dagId: string, runId: string): Promise<string> {
   const [[row]] = await h.db.pool.query<RowDataPacket[]>(
     "SELECT ti.state FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id WHERE ti.dag_id = ? AND r.run_id = ? AND ti.task_id = 'wait'",
@@ -47,8 +41,8 @@ async function waitState(dagId: string, runId: string): Promise<string> {
 }
 
 it("times out the waits due after a full page of waits it cannot end", async () => {
-  const bad = [await trigger("tdp_bad"), await trigger("tdp_bad")];
-  const good = await trigger("tdp_good");
+  const bad = [await h.trigger("tdp_bad"), await h.trigger("tdp_bad")];
+  const good = await h.trigger("tdp_good");
   const cache = new VersionCache(h.db.pool);
   await startRuns(h.db, systemClock.now(), (v) => cache.shape(v));
   // Their waits deferred by a worker, then past their timeouts: the bad runs' first.

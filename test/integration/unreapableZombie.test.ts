@@ -11,7 +11,6 @@ import { PARKED_RETRY_MS } from "../../core/parked.ts";
 import { Scheduler } from "../../scheduler/loop.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 import { claimTasks, type ClaimedTask } from "../../store/transitions/claimTasks.ts";
-import { createDagRun } from "../../store/transitions/createDagRun.ts";
 import { finishTries } from "../../store/transitions/finishTries.ts";
 import { ReapInterrupted, reapZombies } from "../../store/transitions/reapZombies.ts";
 import { VersionCache } from "../../store/versions.ts";
@@ -34,10 +33,6 @@ export const other = dag({ id: "unreap_other", maxActiveRuns: 5, defaultArgs: { 
 `);
 
 const ghost = () => ({ queues: ["default"], hostname: "ghost-host", pid: 4242, token: randomBytes(16).toString("hex") });
-
-async function trigger(dagId: string, runId: string): Promise<void> {
-  await createDagRun(h.db, clock.now(), { dagId, runId, runType: "manual", logicalDate: clock.now(), conf: {} });
-}
 
 async function claimOne(): Promise<ClaimedTask> {
   const [claimed] = await claimTasks(h.db, { now: clock.now(), limit: 1, ...ghost() });
@@ -67,19 +62,19 @@ afterAll(async () => {
 
 it("leaves it running, reaps the other zombies, and the tick goes on", async () => {
   const versions = new VersionCache(h.db.pool);
-  await trigger("unreap_bad", "b1");
+  await h.trigger("unreap_bad", { runId: "b1", via: "store" });
   await scheduler.tick();
   const charge = await claimOne();
   expect(charge.taskId).toBe("charge");
   await finishTries(h.db, clock.now(), [{ task: charge, outcome: "success", output: 1, endedAt: clock.now() }], (v) => versions.shape(v));
   expect((await claimOne()).taskId).toBe("boom");
-  await trigger("unreap_other", "o1");
+  await h.trigger("unreap_other", { runId: "o1", via: "store" });
   await scheduler.tick();
   expect((await claimOne()).taskId).toBe("a");
 
   // Both workers went silent; a new run waits to start in the same tick.
   clock.advance(TIMEOUT + 1000);
-  await trigger("unreap_other", "o2");
+  await h.trigger("unreap_other", { runId: "o2", via: "store" });
   const report = await scheduler.tick();
   expect(report).toMatchObject({ zombiesReaped: 1, runsStarted: 1 });
   expect(await state("unreap_other", "o1", "a")).toBe("up_for_retry");
@@ -105,7 +100,7 @@ it("leaves it running, reaps the other zombies, and the tick goes on", async () 
 // their warnings (and the runs they finished) were never told. It now comes with the error.
 it("an error partway through the one-by-one pass keeps what was reaped before it", async () => {
   const versions = new VersionCache(h.db.pool);
-  await trigger("unreap_other", "o3");
+  await h.trigger("unreap_other", { runId: "o3", via: "store" });
   await scheduler.tick();
   // Two tries of unreap_other (o2's, queued above, and o3's), claimed by workers that go silent.
   const [first, second] = [await claimOne(), await claimOne()];

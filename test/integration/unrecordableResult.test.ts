@@ -36,19 +36,10 @@ describe("a result the database refuses", () => {
   });
   afterAll(() => h.stop());
 
-  const trigger = async (dagId: string, runId: string) => {
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { dag_run_id: runId } });
-    expect(res.statusCode).toBe(200);
-  };
-  const runState = async (dagId: string, runId: string) => {
-    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
-    return rows[0]?.state as string | undefined;
-  };
-
   it("fails only the try at fault, with the database's reason; the others are recorded and the worker goes on claiming", async () => {
-    await trigger("unrec_bad", "b1");
-    await trigger("unrec_other", "o1");
-    await waitFor("the bad run to fail", async () => (await runState("unrec_bad", "b1")) === "failed", 20_000);
+    await h.trigger("unrec_bad", { runId: "b1" });
+    await h.trigger("unrec_other", { runId: "o1" });
+    await waitFor("the bad run to fail", async () => (await h.runState("unrec_bad", "b1")) === "failed", 20_000);
     const [tis] = await h.db.pool.query<RowDataPacket[]>("SELECT task_id, state, error, next_check_at, next_retry_at FROM task_instance WHERE run_id = 'b1' ORDER BY task_id");
     const byId = Object.fromEntries(tis.map((r) => [r.task_id, r]));
     for (const id of ["fine", "fine2"]) expect(byId[id].state).toBe("success");
@@ -59,14 +50,14 @@ describe("a result the database refuses", () => {
       expect(error).toMatchObject({ name: "ResultUnrecordableError", code: "BATON_RESULT_UNRECORDABLE", nonRetryable: true });
       expect(error.message).toMatch(/^the deferred outcome of this try could not be stored: Incorrect datetime value: '33715-.*next_check_at/);
     }
-    await waitFor("the other DAG's run to succeed", async () => (await runState("unrec_other", "o1")) === "success", 20_000);
+    await waitFor("the other DAG's run to succeed", async () => (await h.runState("unrec_other", "o1")) === "success", 20_000);
     // Claimed and recorded after it too.
-    await trigger("unrec_other", "o2");
-    await waitFor("a later run to succeed", async () => (await runState("unrec_other", "o2")) === "success", 20_000);
+    await h.trigger("unrec_other", { runId: "o2" });
+    await waitFor("a later run to succeed", async () => (await h.runState("unrec_other", "o2")) === "success", 20_000);
   });
 
   it("stores a failure whose error is larger than its column, shortened, and keeps its retries", async () => {
-    await trigger("unrec_long_error", "l1");
+    await h.trigger("unrec_long_error", { runId: "l1" });
     const row = await waitFor("the first try to end", async () => {
       const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state, try_number, error FROM task_instance WHERE run_id = 'l1' AND task_id = 'boom'");
       return rows[0] && rows[0].state !== "running" && rows[0].state !== "queued" && rows[0].state !== "none" ? rows[0] : null;

@@ -14,7 +14,6 @@ import { Worker } from "../../executor/worker.ts";
 import { Scheduler } from "../../scheduler/loop.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 import { claimTasks } from "../../store/transitions/claimTasks.ts";
-import { createDagRun } from "../../store/transitions/createDagRun.ts";
 import { finishTries } from "../../store/transitions/finishTries.ts";
 import { VersionCache } from "../../store/versions.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
@@ -43,11 +42,6 @@ afterAll(async () => {
   await h.stop();
 });
 
-async function trigger(dagId: string, runId: string): Promise<void> {
-  const now = systemClock.now();
-  await createDagRun(h.db, now, { dagId, runId, runType: "manual", logicalDate: now, conf: {} });
-}
-
 async function task(dagId: string, taskId: string): Promise<RowDataPacket> {
   const [[row]] = await h.db.pool.query<RowDataPacket[]>(
     "SELECT ti.state, ti.dag_run_id, r.state AS run_state FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id WHERE ti.dag_id = ? AND ti.task_id = ?",
@@ -62,8 +56,8 @@ async function occupied(pool: string): Promise<number> {
 }
 
 it("sets the try aside: the tries claimed with it run with their inputs, and the reaper fails its run", async () => {
-  await trigger("uv_bad", "r1");
-  await trigger("uv_other", "r1");
+  await h.trigger("uv_bad", { runId: "r1", via: "store" });
+  await h.trigger("uv_other", { runId: "r1", via: "store" });
   await h.scheduler.tick();
   // uv_other's first task ends first, so its second waits in the same claim as uv_bad's try.
   const versions = new VersionCache(h.db.pool);
@@ -95,7 +89,7 @@ it("sets the try aside: the tries claimed with it run with their inputs, and the
   expect(await occupied("default_pool")).toBe(1);
   await h.db.pool.query("UPDATE task_instance SET heartbeat_at = heartbeat_at - INTERVAL 1 HOUR WHERE dag_id = 'uv_bad'");
   scheduler = new Scheduler(h.db, h.clock, logger, { intervalMs: 100, taskHeartbeatTimeoutMs: 30_000 });
-  await trigger("uv_other", "r2");
+  await h.trigger("uv_other", { runId: "r2", via: "store" });
   expect(await scheduler.tick()).toMatchObject({ zombiesReaped: 0, runsStarted: 1 });
   const bad = await task("uv_bad", "x");
   expect(bad).toMatchObject({ state: "failed", run_state: "failed" });

@@ -39,12 +39,6 @@ beforeAll(async () => {
 });
 afterAll(() => h.stop());
 
-async function trigger(dagId: string): Promise<string> {
-  const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: {} });
-  expect(res.statusCode).toBe(200);
-  return res.json().dag_run_id as string;
-}
-
 async function run(dagId: string, runId: string): Promise<{ state: string; note: string | null; tasks: Record<string, string> }> {
   const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT id, state, note FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
   const [tis] = await h.db.pool.query<RowDataPacket[]>("SELECT task_id, state FROM task_instance WHERE dag_run_id = ? ORDER BY task_id", [row!.id]);
@@ -79,8 +73,8 @@ function expectUnusableNote(note: string | null): void {
 }
 
 it("a queued run: failed at start with the reason in its note, the others start in the same tick", async () => {
-  const bad = await trigger("suv_start");
-  const ok = await trigger("suv_ok");
+  const bad = await h.trigger("suv_start");
+  const ok = await h.trigger("suv_ok");
   await corrupt("suv_start");
   const report = await freshTick();
   expect(report.runsStarted).toBe(1);
@@ -95,11 +89,11 @@ it("a queued run: failed at start with the reason in its note, the others start 
 });
 
 it("a run past its dagrunTimeout: timed out without its version (no compensation), the others start", async () => {
-  const bad = await trigger("suv_timeout");
+  const bad = await h.trigger("suv_timeout");
   await startQueued();
   await h.db.pool.query("UPDATE dag_run SET timeout_at = ? WHERE dag_id = 'suv_timeout'", [new Date(Date.now() - 60_000)]);
   await corrupt("suv_timeout");
-  const ok = await trigger("suv_ok");
+  const ok = await h.trigger("suv_ok");
   const report = await freshTick();
   expect(report).toMatchObject({ runsTimedOut: 1, runsStarted: 1 });
   expect((await run("suv_ok", ok)).state).toBe("running");
@@ -109,11 +103,11 @@ it("a run past its dagrunTimeout: timed out without its version (no compensation
 });
 
 it("a run whose scheduled (dependsOnPast) task cannot be released: failed, the others start", async () => {
-  const bad = await trigger("suv_release");
+  const bad = await h.trigger("suv_release");
   await startQueued();
   expect((await run("suv_release", bad)).tasks).toEqual({ a: "scheduled" });
   await corrupt("suv_release");
-  const ok = await trigger("suv_ok");
+  const ok = await h.trigger("suv_ok");
   const report = await freshTick();
   expect(report.runsStarted).toBe(1);
   expect((await run("suv_ok", ok)).state).toBe("running");
@@ -123,7 +117,7 @@ it("a run whose scheduled (dependsOnPast) task cannot be released: failed, the o
 });
 
 it("a run whose signal wait timed out: failed, the others start", async () => {
-  const bad = await trigger("suv_signal");
+  const bad = await h.trigger("suv_signal");
   await startQueued();
   // Its wait deferred by a worker, then past its timeout.
   const cache = new VersionCache(h.db.pool);
@@ -132,7 +126,7 @@ it("a run whose signal wait timed out: failed, the others start", async () => {
   await h.db.pool.query("UPDATE task_instance SET next_check_at = ? WHERE dag_id = 'suv_signal' AND task_id = 'wait'", [new Date(Date.now() - 60_000)]);
   expect((await run("suv_signal", bad)).tasks).toEqual({ after: "none", wait: "deferred" });
   await corrupt("suv_signal");
-  const ok = await trigger("suv_ok");
+  const ok = await h.trigger("suv_ok");
   const report = await freshTick();
   expect(report.runsStarted).toBe(1);
   expect((await run("suv_ok", ok)).state).toBe("running");

@@ -12,6 +12,7 @@ import { getConnection } from "../../store/connections.ts";
 import { getVariable } from "../../store/variables.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
+import { NAME_RULE_DETAIL, withControlCharacters } from "../helpers/expect.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -171,6 +172,16 @@ describe("variables and connections", () => {
     expectProblem(await call("POST", "/variables", { key: "vc_padded ", value: "other" }), 400, "BATON_VALIDATION_FAILED", "body.key");
     expectProblem(await call("DELETE", "/variables/vc_padded%20"), 400, "BATON_VALIDATION_FAILED", "variable_key");
     expectProblem(await call("GET", "/variables/vc_padded%20"), 400, "BATON_VALIDATION_FAILED", "variable_key");
+    expect((await call("GET", "/variables/vc_padded")).json().value).toBe("kept");
+    // Nor does a key hold a control character (printed in CLI rows, where a newline splits one):
+    // the API's one name rule refuses it, in the body and the path.
+    for (const key of withControlCharacters("vc_padded")) {
+      expectProblem(await call("POST", "/variables", { key, value: "other" }), 400, "BATON_VALIDATION_FAILED", `body.key ${NAME_RULE_DETAIL}`);
+      for (const method of ["GET", "PATCH", "DELETE"] as const) {
+        const res = await call(method, `/variables/${encodeURIComponent(key)}`, method === "PATCH" ? { value: "other" } : undefined);
+        expectProblem(res, 400, "BATON_VALIDATION_FAILED", `params.variable_key ${NAME_RULE_DETAIL}`);
+      }
+    }
     expect((await call("GET", "/variables/vc_padded")).json().value).toBe("kept");
     // A 250-character key is fine.
     expect((await call("POST", "/variables", { key: "k".repeat(250), value: "long key" })).statusCode).toBe(200);

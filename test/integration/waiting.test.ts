@@ -68,29 +68,20 @@ describe("sensors and signals", () => {
   });
   afterAll(() => h.stop());
 
-  async function trigger(dagId: string, conf: Record<string, unknown> = {}) {
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { conf } });
-    expect(res.statusCode).toBe(200);
-    return res.json().dag_run_id as string;
-  }
   const tasks = async (dagId: string, runId: string) => {
     const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT task_id, state, try_number, error FROM task_instance WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
     return Object.fromEntries(rows.map((r) => [r.task_id, r]));
-  };
-  const runState = async (dagId: string, runId: string) => {
-    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
-    return rows[0]?.state as string;
   };
   const signal = (dagId: string, runId: string, name: string, body: Record<string, unknown>) =>
     h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns/${encodeURIComponent(runId)}/signals/${name}`, payload: body });
 
   it("a signal sent while the task waits resumes it with the payload; the other branch is skipped", async () => {
-    const runId = await trigger("approval");
+    const runId = await h.trigger("approval");
     await waitFor("the task to defer", async () => (await tasks("approval", runId)).wait_signed?.state === "deferred");
     const res = await signal("approval", runId, "signed", { payload: { by: "ana" }, signal_id: "sig-1" });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ delivered_to: "wait_signed", duplicate: false });
-    await waitFor("the run to succeed", async () => (await runState("approval", runId)) === "success");
+    await waitFor("the run to succeed", async () => (await h.runState("approval", runId)) === "success");
     const t = await tasks("approval", runId);
     expect([t.wait_signed.state, t.file.state, t.remind.state]).toEqual(["success", "success", "skipped"]);
     const out = await h.app.inject({ method: "GET", url: `/api/v1/dags/approval/dagRuns/${encodeURIComponent(runId)}/taskInstances/file/xcomEntries/return_value` });
@@ -117,7 +108,7 @@ describe("sensors and signals", () => {
 
   it("a signal that arrives before the task waits is kept and delivered; signal_id deduplicates", async () => {
     const go = `/tmp/baton-go-${process.pid}-${Date.now()}`;
-    const runId = await trigger("early", { go });
+    const runId = await h.trigger("early", { conf: { go } });
     await waitFor("slow to run", async () => (await tasks("early", runId)).slow?.state === "running");
     const first = await signal("early", runId, "go", { payload: 42, signal_id: "once" });
     expect(first.json()).toMatchObject({ delivered_to: null, duplicate: false });
@@ -138,14 +129,14 @@ describe("sensors and signals", () => {
     expect(listed.json()).toMatchObject({ total_entries: 1, signals: [{ name: "go", signal_id: "once", payload: 42 }] });
     const { writeFileSync } = await import("node:fs");
     writeFileSync(go, "");
-    await waitFor("the run to succeed", async () => (await runState("early", runId)) === "success");
+    await waitFor("the run to succeed", async () => (await h.runState("early", runId)) === "success");
     const out = await h.app.inject({ method: "GET", url: `/api/v1/dags/early/dagRuns/${encodeURIComponent(runId)}/taskInstances/after/xcomEntries/return_value` });
     expect(out.json().value).toBe(42);
   });
 
   it("a signal_id reused under another name is refused, so the signal that waits still gets its own id through", async () => {
     const go = `/tmp/baton-go-${process.pid}-${Date.now()}-reuse`;
-    const runId = await trigger("early", { go });
+    const runId = await h.trigger("early", { conf: { go } });
     await waitFor("slow to run", async () => (await tasks("early", runId)).slow?.state === "running");
     const { writeFileSync } = await import("node:fs");
     try {
@@ -158,11 +149,11 @@ describe("sensors and signals", () => {
     }
     await waitFor("the task to defer", async () => (await tasks("early", runId)).wait?.state === "deferred");
     expect((await signal("early", runId, "go", { signal_id: "rs-go", payload: "ok" })).json()).toMatchObject({ duplicate: false, delivered_to: "wait" });
-    await waitFor("the run to succeed", async () => (await runState("early", runId)) === "success");
+    await waitFor("the run to succeed", async () => (await h.runState("early", runId)) === "success");
   });
 
   it("a signal payload nested 5,000 deep is a 400 (it was a stack overflow, 500); one at the depth limit is delivered", async () => {
-    const runId = await trigger("approval");
+    const runId = await h.trigger("approval");
     const url = `/api/v1/dags/approval/dagRuns/${encodeURIComponent(runId)}/signals/signed`;
     const post = (payload: string) => h.app.inject({ method: "POST", url, headers: { "content-type": "application/json" }, payload });
     const nested = (levels: number) => `${"[".repeat(levels)}${"]".repeat(levels)}`;
@@ -177,20 +168,20 @@ describe("sensors and signals", () => {
   });
 
   it("a signal that never comes takes the timeout branch (fake clock)", async () => {
-    const runId = await trigger("approval");
+    const runId = await h.trigger("approval");
     await waitFor("the task to defer", async () => (await tasks("approval", runId)).wait_signed?.state === "deferred");
     clock.advance(4 * 86_400_000);
     await h.scheduler.tick();
     expect((await tasks("approval", runId)).wait_signed.state).toBe("deferred");
     clock.advance(86_400_000 + 1000);
     await h.scheduler.tick();
-    await waitFor("the run to end", async () => (await runState("approval", runId)) === "success");
+    await waitFor("the run to end", async () => (await h.runState("approval", runId)) === "success");
     const t = await tasks("approval", runId);
     expect([t.wait_signed.state, t.file.state, t.remind.state]).toEqual(["skipped", "skipped", "success"]);
   });
 
   it("a signal sent after the timeout passed, before a scheduler ended the wait, is too late", async () => {
-    const runId = await trigger("approval");
+    const runId = await h.trigger("approval");
     await waitFor("the task to defer", async () => (await tasks("approval", runId)).wait_signed?.state === "deferred");
     clock.advance(5 * 86_400_000 + 1000);
     const res = await signal("approval", runId, "signed", { payload: { by: "late" } });
@@ -198,7 +189,7 @@ describe("sensors and signals", () => {
     if (res.statusCode === 200) expect(res.json()).toMatchObject({ delivered_to: null });
     else expect(res.json().code).toBe("BATON_DAG_RUN_FINISHED");
     await h.scheduler.tick();
-    await waitFor("the run to end", async () => (await runState("approval", runId)) === "success");
+    await waitFor("the run to end", async () => (await h.runState("approval", runId)) === "success");
     const t = await tasks("approval", runId);
     expect([t.wait_signed.state, t.file.state, t.remind.state]).toEqual(["skipped", "skipped", "success"]);
   });
@@ -206,7 +197,7 @@ describe("sensors and signals", () => {
   it("bad signals: unknown run 404, bad name 400, payload over the cap 413", async () => {
     expect((await signal("approval", "nope", "signed", {})).json().code).toBe("BATON_DAG_RUN_NOT_FOUND");
     expect((await signal("approval", "nope", "bad name!", {})).statusCode).toBe(400);
-    const runId = await trigger("approval");
+    const runId = await h.trigger("approval");
     const big = await signal("approval", runId, "signed", { payload: "x".repeat(70 * 1024) });
     expect(big.statusCode).toBe(413);
     expect(big.json().code).toBe("BATON_PAYLOAD_TOO_LARGE");
@@ -277,12 +268,8 @@ describe("sensors", () => {
   });
 
   it("a sensor that times out fails without retries, or is skipped with softFail", async () => {
-    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/timeouts/dagRuns", payload: {} });
-    const runId = res.json().dag_run_id as string;
-    await waitFor("the run to end", async () => {
-      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'timeouts' AND run_id = ?", [runId]);
-      return ["success", "failed"].includes(rows[0]?.state) ? rows[0]!.state : null;
-    });
+    const runId = await h.trigger("timeouts");
+    await h.runEnded("timeouts", runId, 10_000);
     const t = await tasks("timeouts", runId);
     expect(t.hard.state).toBe("failed");
     expect(JSON.parse(t.hard.error)).toMatchObject({ code: "BATON_SENSOR_TIMEOUT" });

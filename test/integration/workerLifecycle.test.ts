@@ -65,14 +65,8 @@ describe("worker: process isolation and lost claims", () => {
   });
   afterAll(() => h.stop());
 
-  async function trigger(dagId: string, conf: Record<string, unknown> = {}) {
-    const res = await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: { conf } });
-    expect(res.statusCode).toBe(200);
-    return res.json().dag_run_id as string;
-  }
-
   it("runs isolation: 'process' tries in fresh processes and the others in reused ones", async () => {
-    const runId = await trigger("pids");
+    const runId = await h.trigger("pids");
     await waitFor("pids run", async () => {
       const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'pids' AND run_id = ?", [runId]);
       return rows[0]?.state === "success";
@@ -91,7 +85,7 @@ describe("worker: process isolation and lost claims", () => {
 
   it("aborts a running try whose claim was taken away, and discards its result", async () => {
     const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-lost-")), "marks.txt");
-    const runId = await trigger("stubborn", { marks });
+    const runId = await h.trigger("stubborn", { conf: { marks } });
     const marked = async () => await readFile(marks, "utf8").catch(() => "");
     // Started in its process, not only claimed (running in the database): a claim taken away
     // before the try starts is never started, so it would have no abort to see.
@@ -124,7 +118,7 @@ describe("worker: process isolation and lost claims", () => {
       });
       const started = [...taskChildren()].filter((pid) => !before.has(pid));
       expect(started).toHaveLength(3);
-      const runId = await trigger("early");
+      const runId = await h.trigger("early");
       await waitFor("early run", async () => {
         const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = 'early' AND run_id = ?", [runId]);
         return rows[0]?.state === "success";
@@ -145,7 +139,7 @@ describe("worker: process isolation and lost claims", () => {
   async function workerRunningOneTry(db: Db, dagId: string, queue: string, options: Partial<WorkerOptions> = {}, logger: Logger = h.logger) {
     const worker = new Worker(db, h.clock, logger, { concurrency: 1, queues: [queue], logsFolder: h.logsFolder, cacheFolder: h.cacheFolder, ...options });
     worker.start();
-    await trigger(dagId);
+    await h.trigger(dagId);
     await waitFor("the try running in that worker", async () => worker.runningCount === 1, 20_000);
     return worker;
   }

@@ -11,7 +11,6 @@ import { taskLogPath } from "../../core/logPaths.ts";
 import { Worker } from "../../executor/worker.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 import { claimTasks, type ClaimedTask } from "../../store/transitions/claimTasks.ts";
-import { createDagRun } from "../../store/transitions/createDagRun.ts";
 import { claimTryCallbacks } from "../../store/transitions/tryCallbacks.ts";
 import { waitFor } from "../helpers/db.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
@@ -40,11 +39,6 @@ let marks: string;
 const workers: Worker[] = [];
 
 const ghost = () => ({ queues: ["default"], hostname: "ghost-host", pid: 4242, token: randomBytes(16).toString("hex") });
-
-async function trigger(dagId: string, runId: string): Promise<void> {
-  await createDagRun(h.db, clock.now(), { dagId, runId, runType: "manual", logicalDate: clock.now(), conf: { marks } });
-  await h.scheduler.tick();
-}
 
 /** A worker takes the try and dies: no heartbeat, no result. */
 async function claimAndDie(dagId: string, runId: string): Promise<ClaimedTask> {
@@ -86,7 +80,7 @@ afterAll(async () => {
 
 describe("a try reaped as a zombie", () => {
   it("ends its log with why, after what the dead worker wrote, even with no log stored anywhere", async () => {
-    await trigger("zc_plain", "p1");
+    await h.trigger("zc_plain", { runId: "p1", conf: { marks }, via: "store", tick: true });
     const dead = await claimAndDie("zc_plain", "p1");
     const heartbeatAt = clock.now();
     // The dead worker's try had spilled its log to its file (the API host shares the folder here).
@@ -108,7 +102,7 @@ describe("a try reaped as a zombie", () => {
   });
 
   it("runs onRetry, then onFailure, once each on a live worker, appended to the try's log", async () => {
-    await trigger("zc", "r1");
+    await h.trigger("zc", { runId: "r1", conf: { marks }, via: "store", tick: true });
     const first = await claimAndDie("zc", "r1");
     await reap();
     let log = await h.taskLog("zc", "r1", "a", 1);
@@ -151,7 +145,7 @@ describe("a try reaped as a zombie", () => {
 
   it("keeps an owed callback through a worker that died running it, and another runs it after the lease", async () => {
     await writeFile(marks, "");
-    await trigger("zc", "r2");
+    await h.trigger("zc", { runId: "r2", conf: { marks }, via: "store", tick: true });
     await claimAndDie("zc", "r2");
     await reap();
     // A worker claims the callback and dies before running it.

@@ -7,7 +7,6 @@ import { Scheduler } from "../../scheduler/loop.ts";
 import { openDb, type RowDataPacket } from "../../store/db.ts";
 import { deleteStaleProcesses } from "../../store/processes.ts";
 import { claimTasks, type ClaimedTask } from "../../store/transitions/claimTasks.ts";
-import { createDagRun } from "../../store/transitions/createDagRun.ts";
 import { finishTries } from "../../store/transitions/finishTries.ts";
 import { beatProcess, beatTries } from "../../store/transitions/heartbeat.ts";
 import { queueRetries } from "../../store/transitions/queueRetries.ts";
@@ -39,10 +38,6 @@ export const wide = dag({ id: "z_wide", maxActiveRuns: 5, maxActiveTasks: 100 },
 const token = () => randomBytes(16).toString("hex");
 const ghost = (queues = ["default"]) => ({ queues, hostname: "ghost-host", pid: 4242, token: token() });
 
-async function trigger(dagId: string, runId: string): Promise<void> {
-  await createDagRun(h.db, clock.now(), { dagId, runId, runType: "manual", logicalDate: clock.now(), conf: {} });
-}
-
 async function claimAs(who: ReturnType<typeof ghost>, limit = 100): Promise<ClaimedTask[]> {
   return claimTasks(h.db, { now: clock.now(), limit, ...who });
 }
@@ -57,11 +52,6 @@ async function occupied(): Promise<number> {
   return Number(row!.occupied_slots);
 }
 
-async function runState(dagId: string, runId: string): Promise<string> {
-  const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
-  return row!.state;
-}
-
 beforeAll(async () => {
   await h.start({ "zombies.ts": DAGS });
   await h.run();
@@ -71,7 +61,7 @@ afterAll(() => h.stop());
 
 describe("reapZombies", () => {
   it("hands a try whose heartbeat is older than the timeout to its retry policy, releases its slot, and fences the dead worker", async () => {
-    await trigger("z_retry", "r1");
+    await h.trigger("z_retry", { runId: "r1", via: "store" });
     await h.scheduler.tick();
     const dead = ghost();
     const [claimed] = await claimAs(dead);
@@ -96,7 +86,7 @@ describe("reapZombies", () => {
     expect(error.message).toContain("ghost-host pid 4242");
     expect(error.message).toContain("will be retried");
     expect(await occupied()).toBe(0);
-    expect(await runState("z_retry", "r1")).toBe("running");
+    expect(await h.runState("z_retry", "r1")).toBe("running");
 
     // The dead worker wakes up and reports success: fenced, nothing recorded.
     const late = await finishTries(h.db, clock.now(), [{ task: claimed!, outcome: "success", output: 1, endedAt: clock.now() }], shapeOf);
@@ -116,12 +106,12 @@ describe("reapZombies", () => {
     expect(done.finished).toEqual([second!.id]);
     const [b] = await claimAs(alive);
     await finishTries(h.db, clock.now(), [{ task: b!, outcome: "success", output: 2, endedAt: clock.now() }], shapeOf);
-    expect(await runState("z_retry", "r1")).toBe("success");
+    expect(await h.runState("z_retry", "r1")).toBe("success");
     expect(await occupied()).toBe(0);
   });
 
   it("fails a zombie with no tries left and settles it: downstream tasks upstream_failed, the run failed", async () => {
-    await trigger("z_fail", "f1");
+    await h.trigger("z_fail", { runId: "f1", via: "store" });
     await h.scheduler.tick();
     const [claimed] = await claimAs(ghost());
     expect(claimed).toMatchObject({ dagId: "z_fail", taskId: "a" });
@@ -135,14 +125,14 @@ describe("reapZombies", () => {
     expect(JSON.parse(a.error).message).toContain("no tries left");
     expect((await ti("z_fail", "f1", "b")).state).toBe("upstream_failed");
     expect((await ti("z_fail", "f1", "c")).state).toBe("upstream_failed");
-    expect(await runState("z_fail", "f1")).toBe("failed");
+    expect(await h.runState("z_fail", "f1")).toBe("failed");
     const [[run]] = await h.db.pool.query<RowDataPacket[]>("SELECT unfinished_tasks FROM dag_run WHERE id = ?", [claimed!.dagRunId]);
     expect(run!.unfinished_tasks).toBe(0);
     expect(await occupied()).toBe(0);
   });
 
   it("leaves a try alone while its worker heartbeats", async () => {
-    await trigger("z_retry", "beat");
+    await h.trigger("z_retry", { runId: "beat", via: "store" });
     await h.scheduler.tick();
     const worker = ghost();
     const [claimed] = await claimAs(worker);
@@ -159,7 +149,7 @@ describe("reapZombies", () => {
   });
 
   it("skips zombies another scheduler holds instead of waiting, and two schedulers reap each zombie once", async () => {
-    for (let i = 0; i < 3; i++) await trigger("z_wide", `skip${i}`);
+    for (let i = 0; i < 3; i++) await h.trigger("z_wide", { runId: `skip${i}`, via: "store" });
     await h.scheduler.tick();
     const claimed = await claimAs(ghost(["ha"]));
     expect(claimed).toHaveLength(18);
@@ -211,7 +201,7 @@ describe("reapZombies", () => {
 
 describe("after the database was unreachable", () => {
   it("the scheduler gives workers one zombie timeout to heartbeat before it reaps", async () => {
-    await trigger("z_retry", "outage");
+    await h.trigger("z_retry", { runId: "outage", via: "store" });
     await h.scheduler.tick();
     const worker = ghost();
     const [claimed] = await claimAs(worker);
@@ -245,7 +235,7 @@ describe("HA schedulers", () => {
     const second = openDb(h.db.url, { connectionLimit: 4 });
     const other = new Scheduler(second, clock, h.logger, { intervalMs: 100, taskHeartbeatTimeoutMs: TIMEOUT });
     try {
-      for (let i = 0; i < 20; i++) await trigger("z_wide", `ha${i}`);
+      for (let i = 0; i < 20; i++) await h.trigger("z_wide", { runId: `ha${i}`, via: "store" });
       const ticks = await Promise.all([h.scheduler.tick(), other.tick(), h.scheduler.tick(), other.tick()]);
       expect(ticks.reduce((n, t) => n + t.runsStarted, 0)).toBe(5);
       expect(ticks.reduce((n, t) => n + t.tasksQueued, 0)).toBe(30);
@@ -277,7 +267,7 @@ describe("HA schedulers", () => {
   });
 
   it("queueRetries from two schedulers at once queues each due retry exactly once", async () => {
-    for (let i = 0; i < 12; i++) await trigger("z_retry", `qr${i}`);
+    for (let i = 0; i < 12; i++) await h.trigger("z_retry", { runId: `qr${i}`, via: "store" });
     await h.scheduler.tick();
     const claimed = await claimAs(ghost());
     expect(claimed).toHaveLength(12);
