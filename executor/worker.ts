@@ -179,9 +179,9 @@ export class Worker {
   private readonly tryCallbacks: TryCallbacks;
   /** Tries this worker claimed and has not recorded, by tryKey: a cleared try and the next try of the same task instance may both be here. */
   private readonly held = new Map<string, Held>();
-  /** Tries too big for their pool, already looked up (by id and sizes), and already warned about (by task, pool and sizes). */
   /** How the hand-off gate reads each pool's queue (shallow, or deep for a while after a refusal). */
   private readonly gateDepths = new GateDepths();
+  /** Tries too big for their pool, already looked up (by id and sizes), and already warned about (by task, pool and sizes). */
   private readonly oversizedSeen = new WarnOnce();
   private readonly oversizedWarned = new WarnOnce();
   private readonly slots: Slot[] = [];

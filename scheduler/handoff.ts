@@ -32,12 +32,14 @@ export function mayHandOff(pool: HandoffPool | undefined, poolSlots: number, pri
 }
 
 /**
- * Whether the gate's read of `pool` refused a hand-off of priority `priorityWeight` for a queued
- * try ahead of it (not for room): the try its shallow read saw may be one no claim takes, so the
- * worker reads that pool's queue deep for a while (GateDepths).
+ * Whether the gate's read of `pool` refused a hand-off of a task needing `poolSlots`, of priority
+ * `priorityWeight`, for a queued try ahead of it alone (the pool had room): the try its shallow
+ * read saw may be one no claim takes, so the worker reads that pool's queue deep for a while
+ * (GateDepths). A refusal for room would be one however deep the read.
  */
-export function blockedByQueued(pool: HandoffPool | undefined, priorityWeight: number): boolean {
-  return pool !== undefined && pool.topQueued !== null && priorityWeight < pool.topQueued;
+export function blockedByQueued(pool: HandoffPool | undefined, poolSlots: number, priorityWeight: number): boolean {
+  if (!pool || pool.room === null || pool.room < poolSlots) return false;
+  return pool.topQueued !== null && priorityWeight < pool.topQueued;
 }
 
 /** How long a pool's gate reads deep after its shallow read refused a hand-off. */
@@ -50,8 +52,9 @@ export const DEEP_GATE_HOLD_MS = 30_000;
  * wait there for hours and would send every hop of a chain in that pool through a full claim; so
  * after a refusal the pool's gate reads deep (a prefix of its queue, skipping such tries) for
  * DEEP_GATE_HOLD_MS, and shallow again after that. The deep read costs ≈ 0.1 ms more per finish
- * (bench/gate.ts). Either read only ever refuses more than a claim would, never less: a refused
- * task is queued, and the next claim picks by priority.
+ * (bench/gate.ts). A refused task is queued, and the next claim picks by priority (claims read
+ * past such tries too: claimTasks); the shallow read refuses more hand-offs than the deep one,
+ * never fewer. Held on the worker's clock: a clock set back holds the deep read longer, no worse.
  */
 export class GateDepths {
   private readonly deepUntil = new Map<string, number>();

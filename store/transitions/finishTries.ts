@@ -369,7 +369,8 @@ const GATE_DEPTH = 16;
  * table, type ref on ix_ti_pool_queue, index only, r_rows 16 (not 1,005); then per row of it, in
  * order, task_instance by PRIMARY (eq_ref) and dag by PRIMARY (eq_ref), stopping at the first that
  * passes. The whole statement (pause count included): Handler_read_key 21, _next 15, _rnd 16 when
- * all 16 are skipped; key 6, next 15, rnd 1 when the first passes. The shallow read: key 2, next 0.
+ * all 16 are skipped; key 6, next 15, rnd 1 when the first passes. The shallow read alone (no
+ * pause count): key 2, next 0.
  * Cost (bench/gate.ts, `npm run bench -- gate`: one connection, the statement alone with one pool
  * and one queue): the deep read ≈ +90–140 µs per pool and queue per finish over the shallow one,
  * as much with nothing queued as when the first entry passes, for the cost is preparing the
@@ -677,9 +678,13 @@ async function attempt(
   const gate = new Map<string, HandoffPool>();
   const orNull = (v: unknown) => (v === null || v === undefined ? null : Number(v));
   for (const [pool, n] of reads ? gatePools : []) gate.set(pool, { room: orNull(reads![`room_${n}`]), topQueued: orNull(reads![`top_${n}`]) });
-  /** A hand-off refused for a queued try ahead of it, in a pool read shallow: FinishResult.gateBlocked. */
-  const noteIfBlocked = (pool: string, priorityWeight: number) => {
-    if (!take?.deepGatePools?.has(pool) && !result.gateBlocked.includes(pool) && blockedByQueued(gate.get(pool), priorityWeight)) result.gateBlocked.push(pool);
+  /**
+   * A hand-off refused for a queued try ahead of it alone (not a pause, not room), in a pool read
+   * shallow: FinishResult.gateBlocked. Checked against the room before this task's refusal.
+   */
+  const noteIfBlocked = (pool: string, poolSlots: number, priorityWeight: number) => {
+    if (paused || take?.deepGatePools?.has(pool) || result.gateBlocked.includes(pool)) return;
+    if (blockedByQueued(gate.get(pool), poolSlots, priorityWeight)) result.gateBlocked.push(pool);
   };
   const useRoom = (pool: string, slots: number) => {
     const read = gate.get(pool);
@@ -699,7 +704,7 @@ async function attempt(
     for (const row of results[run.takenIndex] as RowDataPacket[]) {
       if (row.state !== TaskState.Running || row.claim_token !== take!.token) {
         // Refused while it still waits: by the gate (or a pause), not because it had already ended.
-        if (row.state === TaskState.None || row.state === TaskState.Scheduled) noteIfBlocked(row.pool, Number(row.priority_weight));
+        if (row.state === TaskState.None || row.state === TaskState.Scheduled) noteIfBlocked(row.pool, Number(row.pool_slots), Number(row.priority_weight));
         continue;
       }
       matched.add(row.task_id);
@@ -777,7 +782,7 @@ async function attempt(
     if (mayHandOff(gate.get(pool), slots, Number(candidate.row.priority_weight)) && reserve(candidate.run.dagId, pool, slots)) {
       takeable.push(candidate);
       useRoom(pool, slots);
-    } else noteIfBlocked(pool, Number(candidate.row.priority_weight));
+    } else noteIfBlocked(pool, slots, Number(candidate.row.priority_weight));
   }
   const takenIds = new Set(takeable.map(({ row }) => Number(row.id)));
   const left = ready.filter(({ row }) => !takenIds.has(Number(row.id))).map(({ row }) => Number(row.id));

@@ -23,13 +23,18 @@ describe("mayHandOff", () => {
 });
 
 describe("blockedByQueued", () => {
-  it("is true only when a queued try of higher priority refused the hand-off", () => {
-    expect(blockedByQueued({ room: 1, topQueued: 2 }, 1)).toBe(true);
-    expect(blockedByQueued({ room: 1, topQueued: 2 }, 2)).toBe(false); // a tie hands off
-    expect(blockedByQueued({ room: 1, topQueued: null }, 1)).toBe(false);
-    // Refused for room, not for a queued try: reading deeper would change nothing.
-    expect(blockedByQueued({ room: 0, topQueued: null }, 1)).toBe(false);
-    expect(blockedByQueued(undefined, 1)).toBe(false);
+  it("is true only when a queued try of higher priority alone refused the hand-off", () => {
+    expect(blockedByQueued({ room: 1, topQueued: 2 }, 1, 1)).toBe(true);
+    expect(blockedByQueued({ room: 1, topQueued: 2 }, 1, 2)).toBe(false); // a tie hands off
+    expect(blockedByQueued({ room: 1, topQueued: null }, 1, 1)).toBe(false);
+    expect(blockedByQueued(undefined, 1, 1)).toBe(false);
+  });
+
+  it("is false when the pool had no room for the task: reading deeper would change nothing", () => {
+    expect(blockedByQueued({ room: 0, topQueued: null }, 1, 1)).toBe(false);
+    expect(blockedByQueued({ room: 0, topQueued: 5 }, 1, 1)).toBe(false);
+    expect(blockedByQueued({ room: 1, topQueued: 5 }, 2, 1)).toBe(false);
+    expect(blockedByQueued({ room: null, topQueued: 5 }, 1, 1)).toBe(false);
   });
 });
 
