@@ -1,12 +1,14 @@
 // gate: what the hand-off gate costs as a statement of its own (finishTries' claimReads, one pool
-// and one queue), against two other shapes of it, on one connection, the statement alone,
-// variants alternated round by round:
-//   current            claimReads() as built: the pool's first GATE_DEPTH queued tries (index only,
-//                      a derived table), the first a claim could take (task_instance and dag by PK);
-//   single_dive        the gate before it skipped tries no claim takes: one index entry, no check;
-//   first_then_prefix  the first entry checked (task_instance and dag by PK), the current prefix
-//                      only when that try is one no claim takes (IF: not run when the first passes
-//                      or nothing is queued; ANALYZE FORMAT=JSON shows its r_loops 0).
+// and one queue), in the two reads a worker chooses between (GateDepths) and a third shape, on one
+// connection, the statement alone, variants alternated round by round:
+//   shallow            claimReads() as built by default: the pool's first queued try, one index
+//                      entry, no check (refuses at a try no claim takes; the worker then reads deep);
+//   deep               claimReads() for a pool whose shallow read refused a hand-off lately: the
+//                      pool's first GATE_DEPTH queued tries (index only, a derived table), the first
+//                      a claim could take (task_instance and dag by PK);
+//   first_then_prefix  the first entry checked (task_instance and dag by PK), the deep prefix only
+//                      when that try is one no claim takes (IF: not run when the first passes or
+//                      nothing is queued; ANALYZE FORMAT=JSON shows its r_loops 0).
 // Cases: the first queued try passes (4,000 queued, 20,000 ended), nothing queued, 1,000 tries of
 // a paused DAG ahead (priority 100; live tries at 1 past the depth). Metrics: client-seen p50 per
 // statement (round trip included) and, where the server is local Linux MariaDB, the server's CPU per
@@ -26,23 +28,22 @@ const CASES = { first_passes: "g_first", nothing_queued: "g_empty", paused_ahead
 
 /** The three shapes, each for one pool and one queue. */
 function shapes(pool: string): Record<string, { sql: string; params: unknown[] }> {
-  const built = claimReads([], [{ name: pool, released: 1 }], [QUEUE]);
-  const current = { sql: built.sql, params: built.params ?? [] };
+  const built = (deep: boolean) => {
+    const s = claimReads([], [{ name: pool, released: 1, deep }], [QUEUE]);
+    return { sql: s.sql, params: s.params ?? [] };
+  };
+  const deep = built(true);
   const room = "@baton_room_0 := (SELECT slots - occupied_slots FROM pool WHERE name = ?) + ? AS room_0";
-  const prefix = current.sql.slice(current.sql.indexOf("@baton_top_0 := ") + "@baton_top_0 := ".length, current.sql.lastIndexOf(" AS top_0"));
+  const prefix = deep.sql.slice(deep.sql.indexOf("@baton_top_0 := ") + "@baton_top_0 := ".length, deep.sql.lastIndexOf(" AS top_0"));
   return {
-    current,
-    single_dive: {
-      sql: `SELECT ${room}, @baton_top_0 := (SELECT priority_weight FROM task_instance FORCE INDEX (ix_ti_pool_queue)
-              WHERE state = 'queued' AND pool = ? AND queue = ? ORDER BY priority_weight DESC LIMIT 1) AS top_0`,
-      params: [pool, 1, pool, QUEUE],
-    },
+    shallow: built(false),
+    deep,
     first_then_prefix: {
       sql: `SELECT ${room}, @baton_top_0 := (SELECT IF(d.dag_id IS NOT NULL AND t.pool_slots <= (SELECT slots FROM pool WHERE name = ?)
                                                        AND (d.is_paused = 0 OR t.priority_weight < ${BACKFILL_PRIORITY_FLOOR}), t.priority_weight, ${prefix})
               FROM task_instance t FORCE INDEX (ix_ti_pool_queue) LEFT JOIN dag d ON d.dag_id = t.dag_id
              WHERE t.state = 'queued' AND t.pool = ? AND t.queue = ? ORDER BY t.priority_weight DESC, t.id LIMIT 1) AS top_0`,
-      params: [pool, 1, pool, ...current.params.slice(2), pool, QUEUE],
+      params: [pool, 1, pool, ...deep.params.slice(2), pool, QUEUE],
     },
   };
 }

@@ -20,6 +20,7 @@ import { taskInstanceNames } from "../store/queries/read.ts";
 import { shownSlots } from "../store/pools.ts";
 import { connectionsBusy, recordedResults, triesClaimedBy } from "../store/queries/unknownCommits.ts";
 import { poolSlotsDep } from "../scheduler/deps/poolSlots.ts";
+import { GateDepths } from "../scheduler/handoff.ts";
 import { WarnOnce } from "../core/warnOnce.ts";
 import { finishTries, type FinishedTry, type FinishResult, type TryError } from "../store/transitions/finishTries.ts";
 import { handBack, type HeldTry } from "../store/transitions/handBack.ts";
@@ -178,6 +179,8 @@ export class Worker {
   private readonly tryCallbacks: TryCallbacks;
   /** Tries this worker claimed and has not recorded, by tryKey: a cleared try and the next try of the same task instance may both be here. */
   private readonly held = new Map<string, Held>();
+  /** How the hand-off gate reads each pool's queue (shallow, or deep for a while after a refusal). */
+  private readonly gateDepths = new GateDepths();
   /** Tries too big for their pool, already looked up (by id and sizes), and already warned about (by task, pool and sizes). */
   private readonly oversizedSeen = new WarnOnce();
   private readonly oversizedWarned = new WarnOnce();
@@ -436,12 +439,14 @@ export class Worker {
       if (this.finished.length > 0 && !(this.claimFirst && this.wantClaim && this.freeSlots() > 0 && !this.stopping)) {
         const batch = this.takeFinishBatch();
         const req = this.claimRequest(this.clock.now(), this.stopping ? 0 : this.freeSlots());
+        const deepGatePools = this.gateDepths.deepPools(req.now.getTime());
         let result;
         const since = performance.now();
         try {
-          result = await finishTries(this.db, req.now, batch, (h) => this.versions.shape(h), req);
+          result = await finishTries(this.db, req.now, batch, (h) => this.versions.shape(h), { ...req, deepGatePools });
           this.observeDbCall(since, "finish", batch.length - result.fencedTries.length);
           (this.options.metrics ?? processMetrics()).workerHandoffs.inc(result.taken.length);
+          this.gateDepths.noteBlocked(result.gateBlocked, req.now.getTime());
         } catch (err) {
           this.finished = batch.concat(this.finished);
           if (this.noteUnknownCommit(err)) for (const t of batch) this.resentResults.add(tryKey(t.task));

@@ -17,7 +17,8 @@
 //   (after pool rows, waiting could deadlock) and leaves the tries of rows others hold. Tries
 //   claimed ahead of the worker's free slots (req.ahead) take at most half of a pool's free slots.
 //   A try needing more slots than its pool has in all is never taken; the claim reports those it
-//   read (ClaimResult.oversized) from the rows it holds, with no statement of its own.
+//   read (ClaimResult.oversized) from the rows it holds, with no statement of its own, and reads
+//   on per DAG, as past a paused DAG's tries: however many of them wait, they hide no other DAG's.
 // fence: each claimed try gets try_number + 1 and the claim token; only that pair may finish it.
 // refused: when the database refuses the claiming UPDATE for a value of one row (isDataError: its
 //   try_number at the column's limit, say), the claim goes on in the same transaction, locks held,
@@ -385,9 +386,12 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
     const fullPools = new Set<string>();
     // A paused DAG starts no new task, in running runs too (Airflow), but for its backfill runs'.
     // Once a read turned some of its tries away, later reads go per DAG, reading past them (a read
-    // of the pool would find more of its backlog: in a small pool, nothing else).
+    // of the pool would find more of its backlog: in a small pool, nothing else). So do tries
+    // needing more slots than their pool has in all: they wait until the pool grows, and a read of
+    // a small pool takes a few entries, so 7 of them ahead in a 1-slot pool hid every other try
+    // there for as long (a chain's task the hand-off gate queued behind them, say).
     const pausedDags = new Set<string>();
-    let pausedReadPast = false;
+    let readPerDagNext = false;
     let poolsToRead: OpenPool[] | undefined;
     for (let pass = 0; pass < MAX_READ_PASSES && taken.length < req.limit; pass++) {
       const want = candidateLimit(req.limit - taken.length);
@@ -397,7 +401,7 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
       poolsToRead ??= await openPools(btx, req.queues);
       const open = poolsToRead.filter((p) => !fullPools.has(p.name)).map((p) => ({ name: p.name, free: free.get(p.name) ?? p.free }));
       const read =
-        fullDags.size === 0 && !pausedReadPast
+        fullDags.size === 0 && !readPerDagNext
           ? await readPerPool(btx, req.queues, want, open, poolReadUpTo, leaveOut)
           : await readPerDag(btx, req.queues, want, open, { poolReadUpTo, dagReadUpTo, exhausted, fullDags, pausedDags, dagRoom, leaveOut });
       const candidates = read.rows.flat().sort((a, b) => b.priority_weight - a.priority_weight || Number(a.id) - Number(b.id));
@@ -445,7 +449,7 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
         if (taken.length >= req.limit) break;
         const isBackfill = Number(c.priority_weight) < BACKFILL_PRIORITY_FLOOR;
         if (pausedDags.has(c.dag_id) && !isBackfill) {
-          pausedReadPast = true;
+          readPerDagNext = true;
           turnedAwayForRoom = true;
           continue;
         }
@@ -459,6 +463,7 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
           const size = poolSize.get(c.pool);
           if (size !== undefined && c.pool_slots > size) {
             oversized.push({ id: Number(c.id), dagId: c.dag_id, pool: c.pool, poolSlots: Number(c.pool_slots), poolTotalSlots: size });
+            readPerDagNext = true;
           }
           // Tries behind it may need fewer slots: they are read next, past it. A pool with no
           // slot left (this claim filled it, or another claimer holds it) is skipped from then

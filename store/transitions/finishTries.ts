@@ -30,7 +30,7 @@ import { jsonWithinBytes } from "../../core/json.ts";
 import { taskInputs, type DagShape } from "../../core/dagStructure.ts";
 import { TaskState } from "../../core/states.ts";
 import { retryDelayMs, shouldRetry } from "../../scheduler/retryPolicy.ts";
-import { mayHandOff, type HandoffPool } from "../../scheduler/handoff.ts";
+import { blockedByQueued, mayHandOff, type HandoffPool } from "../../scheduler/handoff.ts";
 import { occupancyStatements } from "../pools.ts";
 import { deliverPendingSignal } from "./signals.ts";
 import { inList, type BatchTx, type Db, type ResultSetHeader, type RowDataPacket, type Statement } from "../db.ts";
@@ -96,6 +96,12 @@ export interface TakeRequest {
   hostname: string;
   pid: number;
   token: string;
+  /**
+   * Pools whose hand-off gate reads a prefix of the queue, skipping tries no claim takes (claimReads):
+   * those whose shallow read refused a hand-off a while ago (scheduler/handoff.ts GateDepths). Others
+   * are read shallow: the first queued try, whatever it is.
+   */
+  deepGatePools?: ReadonlySet<string>;
 }
 
 export interface FinishResult {
@@ -110,6 +116,11 @@ export interface FinishResult {
   /** Ready tasks claimed by the caller in the same transaction. */
   taken: ClaimedTask[];
   runsFinished: { dagRunId: number; state: "success" | "failed" }[];
+  /**
+   * Pools read shallow whose first queued try refused a hand-off for its priority: it may be a try
+   * no claim takes, so the worker reads them deep for a while (GateDepths.noteBlocked).
+   */
+  gateBlocked: string[];
 }
 
 interface Planned {
@@ -246,7 +257,7 @@ export async function finishTries(
       fencedTries.push(...result.fencedTries);
       await btx.rollback();
       live = live.filter((t) => !result.fencedTries.includes(t));
-      if (live.length === 0) return { finished: [], fenced: fencedIds(), fencedTries, retrying: [], queued: [], taken: [], runsFinished: [] };
+      if (live.length === 0) return { finished: [], fenced: fencedIds(), fencedTries, retrying: [], queued: [], taken: [], runsFinished: [], gateBlocked: [] };
     }
   });
 }
@@ -342,61 +353,61 @@ const GATE_DEPTH = 16;
  *     in session variables for the claims of the same round trip (handoffCondition) and answered
  *     for the second round trip's (mayHandOff): room_N, the pool's free slots once this batch's
  *     tries release `released` (NULL: no such pool, e.g. deleted), and top_N, the highest priority
- *     queued in it on the worker's queues that a claim could take (NULL: none), per queue from
- *     the first GATE_DEPTH entries of ix_ti_pool_queue (state, pool, queue, priority_weight DESC,
- *     id): the first of them whose try is not one no claim takes (claimTasks): a paused DAG's
- *     (but for a backfill try), one needing more slots than the pool has in all, one whose DAG
- *     row is gone. Those may stay queued for ever (an oversized try) or for as long as the pause
- *     lasts, and each would otherwise refuse every hand-off in the pool, sending each hop of a
- *     chain through a full claim (3+ round trips, with DAG and pool rows locked) instead.
+ *     queued in it on the worker's queues (NULL: none), read on ix_ti_pool_queue (state, pool,
+ *     queue, priority_weight DESC, id) shallow or deep (GateDepths decides which, per pool):
+ *       shallow: the first entry, whatever its try (one index entry);
+ *       deep: of the first GATE_DEPTH entries, the first whose try is not one no claim takes
+ *         (claimTasks): a paused DAG's (but for a backfill try), one needing more slots than the
+ *         pool has in all, one whose DAG row is gone.
+ *     Such tries may stay queued for ever (an oversized try) or for as long as a pause lasts, and
+ *     each refuses every shallow-read hand-off in the pool, sending each hop of a chain through a
+ *     full claim (3+ round trips, with DAG and pool rows locked) instead: so a shallow read that
+ *     refused a hand-off makes the worker read that pool deep for a while (FinishResult.gateBlocked).
  * Trade-off of the depth: a dive that skips such tries row by row walks all of them (a paused DAG
- * with 1,000 queued tries: 1,000 row reads per finish), so the dive reads a bounded prefix, index
- * only, and checks the rows of that prefix in order until one passes: when GATE_DEPTH tries that
- * no claim takes lead the pool, the gate sees no blocker and hands off, even if a try of higher
- * priority that a claim could take waits behind them. A claim in a small pool does not read that
- * far either (MAX_READ_PASSES reads of candidateLimit(free) tries each). Not skipped (they can
+ * with 1,000 queued tries: 1,000 row reads per finish), so the deep read takes a bounded prefix,
+ * index only, and checks the rows of that prefix in order until one passes: when GATE_DEPTH tries
+ * that no claim takes lead the pool, the gate sees no blocker and hands off, even if a try of
+ * higher priority that a claim could take waits behind them. A claim in a small pool does not read
+ * that far either (MAX_READ_PASSES reads of candidateLimit(free) tries each). Not skipped (they can
  * change at any moment, or are known to one worker only): a DAG at its maxActiveTasks, tries a
  * worker set aside (leaveOut); such a try refuses the hand-off as before.
- * ANALYZE FORMAT=JSON (MariaDB 10.11; a 1-slot pool with 1,000 tries of a paused DAG queued at
- * priority 100 and 5 others at 1, 20,000 ended; a pool with 1,000 tries needing 5 slots; a pool
- * whose first try passes): the pools by PRIMARY (const); the prefix, a derived table, type ref on
- * ix_ti_pool_queue, index only, r_rows 16 (not 1,005); then per row of it, in order, task_instance
- * by PRIMARY (eq_ref) and dag by PRIMARY (eq_ref), stopping at the first that passes. The whole
- * statement (pause count included): Handler_read_key 21, _next 15, _rnd 16 when all 16 are
- * skipped (top NULL: the live tries at 1 are past the depth); key 6, next 15, rnd 1 when the
- * first passes, the usual case (one task_instance and one dag row read). The dive read 1 index
- * entry before (key 2, next 0).
+ * ANALYZE FORMAT=JSON of the deep read (MariaDB 10.11; a 1-slot pool with 1,000 tries of a paused
+ * DAG queued at priority 100 and 5 others at 1, 20,000 ended; a pool with 1,000 tries needing 5
+ * slots; a pool whose first try passes): the pools by PRIMARY (const); the prefix, a derived
+ * table, type ref on ix_ti_pool_queue, index only, r_rows 16 (not 1,005); then per row of it, in
+ * order, task_instance by PRIMARY (eq_ref) and dag by PRIMARY (eq_ref), stopping at the first that
+ * passes. The whole statement (pause count included): Handler_read_key 21, _next 15, _rnd 16 when
+ * all 16 are skipped; key 6, next 15, rnd 1 when the first passes. The shallow read alone (no
+ * pause count): key 2, next 0.
  * Cost (bench/gate.ts, `npm run bench -- gate`: one connection, the statement alone with one pool
- * and one queue, shapes alternated; 2-core box at load 6–12): p50 ≈ 240–350 µs round trip
- * included, server CPU ≈ 190–290 µs, against ≈ 135–225 µs and ≈ 100–145 µs for the single dive:
- * ≈ +90–140 µs per pool and queue per finish, as much with nothing queued as when the first
- * entry passes, for the cost is preparing the statement's query blocks, not reading 16 entries.
- * Checking the first entry first and reading the prefix only when that try fails, IF(passes, its
- * priority, (prefix)) (ANALYZE: the prefix's r_loops 0; when the first passes, Handler_read_key 5
- * and no other read, pause count left out), costs ≈ 25–125 µs more than this form in every case: MariaDB parses and
- * optimizes the prefix it does not run. COALESCE(first if it passes, prefix) costs the same and
- * runs the prefix when nothing is queued. The first-entry check alone, with no prefix, is already
- * ≈ +40–60 µs of server CPU over the single dive.
+ * and one queue): the deep read ≈ +90–140 µs per pool and queue per finish over the shallow one,
+ * as much with nothing queued as when the first entry passes, for the cost is preparing the
+ * statement's query blocks, not reading 16 entries. Checking the first entry first and reading the
+ * prefix only when that try fails, IF(passes, its priority, (prefix)), costs ≈ 25–125 µs more than
+ * the deep read in every case: MariaDB parses and optimizes the prefix it does not run. Hence the
+ * choice made by the worker, outside SQL.
  */
-export function claimReads(pauseDags: string[], pools: { name: string; released: number }[], queues: readonly string[]): Statement {
+export function claimReads(pauseDags: string[], pools: { name: string; released: number; deep?: boolean }[], queues: readonly string[]): Statement {
   // ORDER BY … LIMIT 1, not MAX(): MariaDB reads every queued try of the pool for a MAX() over a DESC key part.
+  const shallow = `(SELECT priority_weight FROM task_instance FORCE INDEX (ix_ti_pool_queue)
+                     WHERE state = 'queued' AND pool = ? AND queue = ? ORDER BY priority_weight DESC, id LIMIT 1)`;
   // The prefix is a derived table of its own (LIMIT: never merged, conditions not pushed into it),
   // so the checks filter its GATE_DEPTH rows, and never make the index read walk on past them.
-  const dive = `(SELECT c.priority_weight
+  const deep = `(SELECT c.priority_weight
                    FROM (SELECT id, priority_weight FROM task_instance FORCE INDEX (ix_ti_pool_queue)
                           WHERE state = 'queued' AND pool = ? AND queue = ? ORDER BY priority_weight DESC, id LIMIT ${GATE_DEPTH}) c
                    JOIN task_instance t ON t.id = c.id
                    JOIN dag d ON d.dag_id = t.dag_id
                   WHERE t.pool_slots <= (SELECT slots FROM pool WHERE name = ?) AND (d.is_paused = 0 OR c.priority_weight < ${BACKFILL_PRIORITY_FLOOR})
                   ORDER BY c.priority_weight DESC, c.id LIMIT 1)`;
-  const top = queues.length === 1 ? dive : `(SELECT MAX(w) FROM (${queues.map(() => `SELECT ${dive} AS w`).join(" UNION ALL ")}) q)`;
+  const top = (dive: string) => (queues.length === 1 ? dive : `(SELECT MAX(w) FROM (${queues.map(() => `SELECT ${dive} AS w`).join(" UNION ALL ")}) q)`);
   const columns = [
     ...(pauseDags.length > 0 ? [`@baton_paused := (SELECT COUNT(*) FROM dag WHERE dag_id IN (${inList(pauseDags)}) AND is_paused = 1) AS paused`] : []),
-    ...pools.map((_, i) => `@baton_room_${i} := (SELECT slots - occupied_slots FROM pool WHERE name = ?) + ? AS room_${i}, @baton_top_${i} := ${top} AS top_${i}`),
+    ...pools.map((p, i) => `@baton_room_${i} := (SELECT slots - occupied_slots FROM pool WHERE name = ?) + ? AS room_${i}, @baton_top_${i} := ${top(p.deep ? deep : shallow)} AS top_${i}`),
   ];
   return {
     sql: `SELECT ${columns.join(", ")}`,
-    params: [...pauseDags, ...pools.flatMap(({ name, released }) => [name, released, ...queues.flatMap((q) => [name, q, name])])],
+    params: [...pauseDags, ...pools.flatMap(({ name, released, deep }) => [name, released, ...queues.flatMap((q) => (deep ? [name, q, name] : [name, q]))])],
   };
 }
 
@@ -420,7 +431,7 @@ async function attempt(
   take: TakeRequest | undefined,
   tryByTry: boolean,
 ): Promise<FinishResult | typeof FENCED_IN_BATCH> {
-  const result: FinishResult = { finished: [], fenced: [], fencedTries: [], retrying: [], queued: [], taken: [], runsFinished: [] };
+  const result: FinishResult = { finished: [], fenced: [], fencedTries: [], retrying: [], queued: [], taken: [], runsFinished: [], gateBlocked: [] };
   if (tries.length === 0) return result;
   const planned = tries.map((t) => plan(t, now, shapes.get(t.task.versionHash)!));
   // Reschedules and deferrals (rare) keep their own statements, and so then does the whole batch.
@@ -563,7 +574,8 @@ async function attempt(
   let readsIndex: number | undefined;
   if (pauseDags.length > 0 || gatePools.size > 0) {
     readsIndex = statements.length;
-    statements.push(claimReads(pauseDags, [...gatePools.keys()].map((name) => ({ name, released: released.get(name)! })), [...new Set(take!.queues)]));
+    const deep = take!.deepGatePools;
+    statements.push(claimReads(pauseDags, [...gatePools.keys()].map((name) => ({ name, released: released.get(name)!, deep: deep?.has(name) ?? false })), [...new Set(take!.queues)]));
   }
   /** Slots the first round trip's claims ask of each gate pool so far, in statement order. */
   const gateAsked = new Map<string, number>();
@@ -616,7 +628,7 @@ async function attempt(
     if (run.taken.length > 0) {
       run.takenIndex = statements.length;
       statements.push({
-        sql: `SELECT id, task_id, try_number, max_tries, state, claim_token, first_poke_at, poke_count, steps_kept, pool, pool_slots FROM task_instance
+        sql: `SELECT id, task_id, try_number, max_tries, state, claim_token, first_poke_at, poke_count, steps_kept, pool, pool_slots, priority_weight FROM task_instance
                WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(run.taken.map((t) => t.taskId))})`,
         params: [dagRunId, ...run.taken.map((t) => t.taskId)],
       });
@@ -674,6 +686,14 @@ async function attempt(
   const gate = new Map<string, HandoffPool>();
   const orNull = (v: unknown) => (v === null || v === undefined ? null : Number(v));
   for (const [pool, n] of reads ? gatePools : []) gate.set(pool, { room: orNull(reads![`room_${n}`]), topQueued: orNull(reads![`top_${n}`]) });
+  /**
+   * A hand-off refused for a queued try ahead of it alone (not a pause, not room), in a pool read
+   * shallow: FinishResult.gateBlocked. Checked against the room before this task's refusal.
+   */
+  const noteIfBlocked = (pool: string, poolSlots: number, priorityWeight: number) => {
+    if (paused || take?.deepGatePools?.has(pool) || result.gateBlocked.includes(pool)) return;
+    if (blockedByQueued(gate.get(pool), poolSlots, priorityWeight)) result.gateBlocked.push(pool);
+  };
   const useRoom = (pool: string, slots: number) => {
     const read = gate.get(pool);
     if (read?.room !== null && read?.room !== undefined) read.room -= slots;
@@ -690,7 +710,11 @@ async function attempt(
     if (run.takenIndex === undefined) continue;
     const matched = new Set<string>();
     for (const row of results[run.takenIndex] as RowDataPacket[]) {
-      if (row.state !== TaskState.Running || row.claim_token !== take!.token) continue;
+      if (row.state !== TaskState.Running || row.claim_token !== take!.token) {
+        // Refused while it still waits: by the gate (or a pause), not because it had already ended.
+        if (row.state === TaskState.None || row.state === TaskState.Scheduled) noteIfBlocked(row.pool, Number(row.pool_slots), Number(row.priority_weight));
+        continue;
+      }
       matched.add(row.task_id);
       const upstream = run.taken.find((t) => t.taskId === row.task_id)!.upstream;
       // Read after the claiming UPDATE: try_number is already this try's.
@@ -762,10 +786,11 @@ async function attempt(
     if (takeable.length >= capacity) break;
     const { pool, queue } = candidate.row;
     const slots = Number(candidate.row.pool_slots);
-    if (take!.queues.includes(queue) && mayHandOff(gate.get(pool), slots, Number(candidate.row.priority_weight)) && reserve(candidate.run.dagId, pool, slots)) {
+    if (!take!.queues.includes(queue)) continue;
+    if (mayHandOff(gate.get(pool), slots, Number(candidate.row.priority_weight)) && reserve(candidate.run.dagId, pool, slots)) {
       takeable.push(candidate);
       useRoom(pool, slots);
-    }
+    } else noteIfBlocked(pool, slots, Number(candidate.row.priority_weight));
   }
   const takenIds = new Set(takeable.map(({ row }) => Number(row.id)));
   const left = ready.filter(({ row }) => !takenIds.has(Number(row.id))).map(({ row }) => Number(row.id));

@@ -50,6 +50,14 @@ export const gate = dag({ id: "many_gate", maxActiveTasks: 1 }, (t) => {
 });
 ${Array.from({ length: MANY_DAGS }, (_, i) => `export const m${i} = dag({ id: "${manyDagId(i)}" }, (t) => { t.task("m", { priorityWeight: 200 }, async () => 0); });`).join("\n")}
 `),
+    // Tries needing more slots than their pool has in all (never claimable), more than a claim's
+    // reads of a 1-slot pool take, ahead of another DAG's try in that pool.
+    "oversized.ts": dagSource(`
+export const huge = dag({ id: "huge" }, (t) => {
+  for (let i = 0; i < 12; i++) t.task("h" + i, { pool: "single", queue: "solo", poolSlots: 5, priorityWeight: 100 }, async () => i);
+});
+export const modest = dag({ id: "modest" }, (t) => { t.task("m", { pool: "single", queue: "solo", priorityWeight: 1 }, async () => 0); });
+`),
     "behind.ts": dagSource(`
 export default dag({ id: "behind", maxActiveTasks: 5 }, (t) => {
   t.task("b0", async () => 0);
@@ -59,6 +67,7 @@ export default dag({ id: "behind", maxActiveTasks: 5 }, (t) => {
   });
   expect((await h.app.inject({ method: "POST", url: "/api/v1/pools", payload: { name: "three", slots: 3 } })).statusCode).toBe(200);
   expect((await h.app.inject({ method: "POST", url: "/api/v1/pools", payload: { name: "tiny", slots: 1 } })).statusCode).toBe(200);
+  expect((await h.app.inject({ method: "POST", url: "/api/v1/pools", payload: { name: "single", slots: 1 } })).statusCode).toBe(200);
   await h.run();
 });
 
@@ -160,6 +169,18 @@ describe("claims and maxActiveTasks", () => {
     expect(second.map((t) => t.taskId)).toEqual(["small"]);
     const [[pool]] = await h.db.pool.query<RowDataPacket[]>("SELECT occupied_slots FROM pool WHERE name = 'three'");
     expect(Number(pool!.occupied_slots)).toBe(3);
+  });
+
+  it("claims a try behind however many tries needing more slots than their pool has in all", async () => {
+    // They wait for ever (until the pool grows): a claim that only read past them a few at a time
+    // never reached the try behind them in a 1-slot pool, so nothing else ever ran there.
+    for (const dagId of ["huge", "modest"]) expect((await h.app.inject({ method: "POST", url: `/api/v1/dags/${dagId}/dagRuns`, payload: {} })).statusCode).toBe(200);
+    await waitFor("12 + 1 queued tries", async () => (await queuedOf("huge")) === 12 && (await queuedOf("modest")) === 1);
+    // Their own queue: no other DAG's backlog in this file makes the claim read per DAG anyway.
+    const claimed = await claimTasks(h.db, { ...request("worker-o", 1), queues: ["solo"] });
+    expect(claimed.map((t) => `${t.dagId}.${t.taskId}`)).toEqual(["modest.m"]);
+    expect(await queuedOf("huge")).toBe(12);
+    await h.db.pool.query("DELETE FROM task_instance WHERE dag_id = 'huge' AND state = 'queued'");
   });
 
   it("reads a queue named twice once: each try claimed once, its slots counted once", async () => {

@@ -329,4 +329,42 @@ export default dag({ id: "hw_chain", defaultArgs: { pool: "hw_one", weightRule: 
     // One slot: each try ended before the next one started.
     for (let i = 1; i < tries.length; i++) expect(new Date(tries[i]!.start_date).getTime()).toBeGreaterThanOrEqual(new Date(tries[i - 1]!.end_date).getTime());
   });
+
+});
+
+describe("a worker's hand-off gate, read shallow then deep", () => {
+  // A fresh worker: one that refused a hand-off in the last 30 s reads the pool deep already.
+  const h = new Harness({ workers: 2 });
+  const api = (url: string, payload: object) => h.app.inject({ method: "POST", url: `/api/v1${url}`, payload });
+  const rows = async (sql: string, params: unknown[] = []) => (await h.db.pool.query<RowDataPacket[]>(sql, params))[0];
+
+  beforeAll(async () => {
+    await h.start({
+      // Queued for ever ahead of everything in hw_one: it needs more slots than the pool has.
+      "big.ts": dagSource(`export default dag({ id: "hw_big" }, (t) => { t.task("b", { pool: "hw_one", priorityWeight: 100, poolSlots: 5 }, async () => 1); });`),
+      "long.ts": dagSource(`export default dag({ id: "hw_long", defaultArgs: { pool: "hw_one", weightRule: "absolute", priorityWeight: 1 } }, (t) => {
+  t.task("l1", async () => 1).then(t.task("l2", async () => 2)).then(t.task("l3", async () => 3)).then(t.task("l4", async () => 4));
+});`),
+    });
+    expect((await api("/pools", { name: "hw_one", slots: 1 })).statusCode).toBe(200);
+    await h.run();
+  });
+  afterAll(() => h.stop());
+
+  it("reads the pool's queue deep after one refusal at a try no claim takes: the chain's next hops are handed off", async () => {
+    const handoffs = async () => {
+      const res = await h.app.inject({ method: "GET", url: "/metrics" });
+      const line = res.body.split("\n").find((l) => l.startsWith("baton_worker_handoffs_total"));
+      return Number(line?.split(" ").pop() ?? 0);
+    };
+    expect((await api("/dags/hw_big/dagRuns", { dag_run_id: "r" })).statusCode).toBe(200);
+    await waitFor("b queued", async () => (await rows("SELECT 1 FROM task_instance WHERE dag_id = 'hw_big' AND state = 'queued'")).length > 0);
+    const before = await handoffs();
+    expect((await api("/dags/hw_long/dagRuns", { dag_run_id: "r" })).statusCode).toBe(200);
+    await waitFor("hw_long done", async () => (await rows("SELECT 1 FROM dag_run WHERE dag_id = 'hw_long' AND state = 'success'")).length === 1, 20_000);
+    // l1 by a claim; its hand-off to l2 refused by the shallow read (b is first in the queue), l2
+    // queued and claimed; the pool then read deep (past b): l3 and l4 handed off.
+    expect((await handoffs()) - before).toBe(2);
+    expect((await rows("SELECT state FROM task_instance WHERE dag_id = 'hw_big'")).map((r) => r.state)).toEqual(["queued"]);
+  });
 });
