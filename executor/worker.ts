@@ -692,11 +692,14 @@ export class Worker {
    * lookup of their names only for tries not seen before.
    */
   private async warnOversized(tries: OversizedTry[]): Promise<void> {
-    const fresh = tries.filter((t) => this.oversizedSeen.first(`${t.id}\0${t.poolSlots}\0${t.poolTotalSlots}`));
+    const seenKey = (t: OversizedTry) => `${t.id}\0${t.poolSlots}\0${t.poolTotalSlots}`;
+    const fresh = tries.filter((t) => !this.oversizedSeen.has(seenKey(t)));
     if (fresh.length === 0) return;
     try {
       const names = await taskInstanceNames(this.db.pool, fresh.map((t) => t.id));
       for (const t of fresh) {
+        // Seen once named: a lookup that failed leaves them to the next claim that meets them.
+        this.oversizedSeen.first(seenKey(t));
         const name = names.get(t.id);
         if (!name || !this.oversizedWarned.first([t.dagId, name.taskId, t.pool, t.poolSlots, t.poolTotalSlots].join("\0"))) continue;
         const status = poolSlotsDep({ ...name, pool: t.pool, poolSlots: t.poolSlots }, { slots: shownSlots(t.poolTotalSlots) });

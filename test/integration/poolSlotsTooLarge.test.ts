@@ -90,6 +90,41 @@ describe("a task that needs more slots than its pool has", () => {
     expect(states.map((r) => r.state)).toEqual(["queued", "queued"]);
   });
 
+  it("warns once the tries can be named, when naming them failed the first time", async () => {
+    const lines: string[] = [];
+    // Naming tries (taskInstanceNames) fails once, as on a database blip.
+    let failed = false;
+    const pool = new Proxy(h.db.pool, {
+      get(target, prop, receiver) {
+        if (prop !== "query") return Reflect.get(target, prop, receiver);
+        return (sql: unknown, ...rest: unknown[]) => {
+          if (!failed && typeof sql === "string" && sql.startsWith("SELECT id, dag_id, run_id, task_id, map_index FROM task_instance WHERE id IN")) {
+            failed = true;
+            return Promise.reject(new Error("connection lost for a moment"));
+          }
+          return (target.query as (...a: unknown[]) => unknown)(sql, ...rest);
+        };
+      },
+    });
+    const worker = new Worker({ ...h.db, pool }, h.clock, capturingLogger(lines), {
+      concurrency: 2,
+      queues: ["default"],
+      logsFolder: h.logsFolder,
+      cacheFolder: h.cacheFolder,
+      pollMinMs: 20,
+      pollMaxMs: 20,
+    });
+    worker.start();
+    try {
+      await waitFor("the warning after the failed lookup", async () => lines.some((l) => l.includes(TOO_BIG)), 15_000);
+    } finally {
+      await worker.stop(2000);
+    }
+    expect(failed).toBe(true);
+    expect(lines.filter((l) => l.includes("could not name the tries"))).toHaveLength(1);
+    expect(lines.filter((l) => l.includes(TOO_BIG))).toHaveLength(1);
+  });
+
   it("says why through the API until the pool is big enough", async () => {
     expect(await dependencies("one", "big")).toEqual([{ name: "pool_slots", reason: expect.stringContaining(TOO_BIG) }]);
     expect((await dependencies("two", "big"))[0]!.reason).toContain('run "two"');
