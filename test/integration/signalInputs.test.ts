@@ -1,6 +1,7 @@
-// What a signal's sender writes: the payload's size as the request spells it (from a QA sweep
-// of the waiting features).
+// What a signal's sender writes: the payload's size as the request spells it, and the CLI's
+// --signal-id. Both came from a QA sweep of the waiting features.
 import { Harness, dagSource } from "../helpers/harness.ts";
+import { runBaton } from "../helpers/cli.ts";
 import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 
@@ -65,6 +66,17 @@ describe("signal inputs", () => {
         detail: "signal payload is 66002 bytes; the cap is 65536",
       });
     }
+    const listed = await h.app.inject({ method: "GET", url: `/api/v1/dags/signal_inputs/dagRuns/${runId}/signals` });
+    expect(listed.json().total_entries).toBe(0);
+  });
+
+  it("baton signal --signal-id '' is refused, not sent without an id (each retry would be a new signal)", async () => {
+    const runId = `cli${++seq}`;
+    expect((await h.app.inject({ method: "POST", url: "/api/v1/dags/signal_inputs/dagRuns", payload: { dag_run_id: runId } })).statusCode).toBe(200);
+    const env = { BATON_DATABASE_URL: h.db.url, BATON_LOGS_FOLDER: h.logsFolder };
+    const result = await runBaton(["signal", "signal_inputs", runId, "go", "--signal-id", "", "--payload", "1"], env);
+    expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 1, stdout: "" });
+    expect(result.stderr).toContain("signal_id");
     const listed = await h.app.inject({ method: "GET", url: `/api/v1/dags/signal_inputs/dagRuns/${runId}/signals` });
     expect(listed.json().total_entries).toBe(0);
   });
