@@ -70,6 +70,23 @@ describe("signal inputs", () => {
     expect(listed.json().total_entries).toBe(0);
   });
 
+  it("refuses a payload with a __proto__ or constructor.prototype key saying so, not as JSON that is not valid", async () => {
+    const runId = await waitingRun();
+    for (const [body, key] of [
+      ['{"payload": {"user": {"__proto__": {"admin": true}}}}', "__proto__"],
+      ['{"payload": {"constructor": {"prototype": {"admin": true}}}}', "constructor.prototype"],
+    ]) {
+      const res = await post(runId, body);
+      expect({ status: res.statusCode, code: res.json().code }).toEqual({ status: 400, code: "BATON_VALIDATION_FAILED" });
+      expect(res.json().detail).toContain(key);
+      expect(res.json().detail).not.toContain("not valid JSON");
+    }
+    // JSON that is not valid is still told so.
+    expect((await post(runId, '{"payload": ')).json().detail).toContain("not valid JSON");
+    const listed = await h.app.inject({ method: "GET", url: `/api/v1/dags/signal_inputs/dagRuns/${runId}/signals` });
+    expect(listed.json().total_entries).toBe(0);
+  });
+
   it("baton signal --signal-id '' is refused, not sent without an id (each retry would be a new signal)", async () => {
     const runId = `cli${++seq}`;
     expect((await h.app.inject({ method: "POST", url: "/api/v1/dags/signal_inputs/dagRuns", payload: { dag_run_id: runId } })).statusCode).toBe(200);
