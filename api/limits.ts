@@ -32,14 +32,15 @@ export async function installLimits(app: FastifyInstance, config: ApiDeps["confi
  * Every JSON body goes through Fastify's own parser (which refuses `__proto__` and
  * `constructor.prototype` keys), then is refused with 400 when nested deeper than
  * MAX_JSON_DEPTH: a 30 KB body of 5,000 nested arrays used to overflow the stack of the
- * recursive code it reached (a 500). The depth is counted without recursion.
+ * recursive code it reached (a 500). The depth is counted without recursion. A body refused for
+ * such a key says so: Fastify answers that it is not valid JSON, which it is.
  */
 export function installJsonDepthLimit(app: FastifyInstance): void {
   const parse = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
     parse(request, body as string, (err, value) => {
-      if (err) return done(err, undefined);
+      if (err) return done(poisoningRefusal(err, body as string) ?? err, undefined);
       const depth = jsonDepth(value, MAX_JSON_DEPTH);
       if (depth > MAX_JSON_DEPTH) {
         return done(new BatonError("BATON_VALIDATION_FAILED", `body nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep (at most ${MAX_JSON_DEPTH} are allowed)`), undefined);
@@ -47,4 +48,22 @@ export function installJsonDepthLimit(app: FastifyInstance): void {
       done(null, value);
     });
   });
+}
+
+/**
+ * The refusal of valid JSON that Fastify's parser rejected: it holds a `__proto__` or
+ * `constructor.prototype` key (prototype poisoning), which its message does not say. Undefined
+ * when the body is not valid JSON (Fastify's message is right) or for any other error.
+ */
+function poisoningRefusal(err: Error, body: string): BatonError | undefined {
+  if ((err as { code?: string }).code !== "FST_ERR_CTP_INVALID_JSON_BODY") return undefined;
+  try {
+    JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  return new BatonError(
+    "BATON_VALIDATION_FAILED",
+    'body holds a "__proto__" or "constructor.prototype" key, which the API refuses (prototype poisoning); rename the key',
+  );
 }

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { listRunSignals } from "../../store/queries/signals.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
-import { sendSignal, SIGNAL_PAYLOAD_CAP_BYTES } from "../../store/transitions/signals.ts";
+import { sendSignal } from "../../store/transitions/signals.ts";
 import { VersionCache } from "../../store/versions.ts";
 import { MAX_SIGNAL_NAME_LENGTH, SIGNAL_NAME_PATTERN } from "../../core/dagLimits.ts";
 import { dbFor, type ApiDeps } from "../context.ts";
@@ -80,8 +80,9 @@ export const signalRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps
   app.post(
     "/dags/:dag_id/dagRuns/:dag_run_id/signals/:name",
     {
-      // The payload cap is enforced on the JSON payload itself (413); the body may carry a little more.
-      bodyLimit: SIGNAL_PAYLOAD_CAP_BYTES + 4096,
+      // The cap is on the payload as compact JSON (sendSignal: 413), not on the body: the same
+      // payload written with \u escapes (Python's json.dumps) or indented takes up to 6 times as
+      // many bytes. The body is bounded by the API's limit (BATON_API_BODY_LIMIT), as every body.
       schema: {
         operationId: "post_signal",
         tags: ["Signal"],

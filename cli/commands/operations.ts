@@ -89,7 +89,7 @@ export function registerOperationCommands(program: Command): void {
     .option("--signal-id <id>", "idempotency id: sending the same id twice delivers once")
     .action(async function (this: Command, dagId: string, runId: string, name: string, opts: { payload?: unknown; signalId?: string }) {
       await withApi(this, async (client, { output }) => {
-        const body = { ...(opts.payload === undefined ? {} : { payload: opts.payload }), ...(opts.signalId ? { signal_id: opts.signalId } : {}) };
+        const body = { ...(opts.payload === undefined ? {} : { payload: opts.payload }), ...(opts.signalId === undefined ? {} : { signal_id: opts.signalId }) };
         const sent = await client.call("POST", `/dags/${enc(dagId)}/dagRuns/${enc(runId)}/signals/${enc(name)}`, { body });
         if (output === "json") return printObject(sent, "json");
         const what = sent.duplicate ? "already received" : sent.delivered_to ? `delivered to ${sent.delivered_to}` : "stored until a task waits for it";

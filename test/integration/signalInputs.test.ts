@@ -1,0 +1,100 @@
+// What a signal's sender writes: the payload's size as the request spells it, and the CLI's
+// --signal-id. Both came from a QA sweep of the waiting features.
+import { Harness, dagSource } from "../helpers/harness.ts";
+import { runBaton } from "../helpers/cli.ts";
+import { waitFor } from "../helpers/db.ts";
+import type { RowDataPacket } from "../../store/db.ts";
+
+const DAGS = dagSource(`
+export const inputs = dag({ id: "signal_inputs" }, (t) => {
+  t.waitForSignal("wait", { signal: "go" });
+});
+`);
+
+describe("signal inputs", () => {
+  const h = new Harness({ workers: 1 });
+  beforeAll(async () => {
+    await h.start({ "inputs.ts": DAGS });
+    await h.run();
+  });
+  afterAll(() => h.stop());
+
+  let seq = 0;
+  async function waitingRun(): Promise<string> {
+    const runId = `r${++seq}`;
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/signal_inputs/dagRuns", payload: { dag_run_id: runId } });
+    expect(res.statusCode).toBe(200);
+    await waitFor("the wait to defer", async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM task_instance WHERE run_id = ? AND task_id = 'wait'", [runId]);
+      return rows[0]?.state === "deferred";
+    });
+    return runId;
+  }
+  const post = (runId: string, body: string) =>
+    h.app.inject({ method: "POST", url: `/api/v1/dags/signal_inputs/dagRuns/${runId}/signals/go`, headers: { "content-type": "application/json" }, payload: body });
+  const output = async (runId: string) =>
+    (await h.app.inject({ method: "GET", url: `/api/v1/dags/signal_inputs/dagRuns/${runId}/taskInstances/wait/xcomEntries/return_value` })).json().value;
+
+  it("takes a payload within the cap however the body spells it: \\u escapes (Python's json.dumps) or indentation", async () => {
+    // 40,002 bytes as compact JSON, 120,000 as Python writes it by default (ensure_ascii).
+    const accented = { name: "é".repeat(20_000) };
+    const escaped = JSON.stringify({ payload: accented, signal_id: "escaped" }).replace(/é/g, "\\u00e9");
+    expect(Buffer.byteLength(JSON.stringify(accented))).toBeLessThan(64 * 1024);
+    expect(Buffer.byteLength(escaped)).toBeGreaterThan(100_000);
+    const first = await waitingRun();
+    const sent = await post(first, escaped);
+    expect({ status: sent.statusCode, body: sent.json() }).toMatchObject({ status: 200, body: { delivered_to: "wait", duplicate: false } });
+    expect(await output(first)).toEqual(accented);
+
+    // 42,400 bytes compact, about 100 KB indented by 4 (json.dumps(indent=4)).
+    const rows = { rows: Array.from({ length: 1500 }, (_, id) => ({ id, v: "xxxxxxxxxx" })) };
+    const indented = JSON.stringify({ payload: rows }, null, 4);
+    expect(Buffer.byteLength(indented)).toBeGreaterThan(90_000);
+    const second = await waitingRun();
+    expect((await post(second, indented)).json()).toMatchObject({ delivered_to: "wait" });
+    expect(await output(second)).toEqual(rows);
+  });
+
+  it("still refuses a payload over the cap as compact JSON, escaped or not, and stores nothing", async () => {
+    const runId = await waitingRun();
+    const big = "é".repeat(33_000); // 66,002 bytes compact
+    for (const body of [JSON.stringify({ payload: big }), JSON.stringify({ payload: big }).replace(/é/g, "\\u00e9")]) {
+      const res = await post(runId, body);
+      expect({ status: res.statusCode, code: res.json().code, detail: res.json().detail }).toEqual({
+        status: 413,
+        code: "BATON_PAYLOAD_TOO_LARGE",
+        detail: "signal payload is 66002 bytes; the cap is 65536",
+      });
+    }
+    const listed = await h.app.inject({ method: "GET", url: `/api/v1/dags/signal_inputs/dagRuns/${runId}/signals` });
+    expect(listed.json().total_entries).toBe(0);
+  });
+
+  it("refuses a payload with a __proto__ or constructor.prototype key saying so, not as JSON that is not valid", async () => {
+    const runId = await waitingRun();
+    for (const [body, key] of [
+      ['{"payload": {"user": {"__proto__": {"admin": true}}}}', "__proto__"],
+      ['{"payload": {"constructor": {"prototype": {"admin": true}}}}', "constructor.prototype"],
+    ]) {
+      const res = await post(runId, body);
+      expect({ status: res.statusCode, code: res.json().code }).toEqual({ status: 400, code: "BATON_VALIDATION_FAILED" });
+      expect(res.json().detail).toContain(key);
+      expect(res.json().detail).not.toContain("not valid JSON");
+    }
+    // JSON that is not valid is still told so.
+    expect((await post(runId, '{"payload": ')).json().detail).toContain("not valid JSON");
+    const listed = await h.app.inject({ method: "GET", url: `/api/v1/dags/signal_inputs/dagRuns/${runId}/signals` });
+    expect(listed.json().total_entries).toBe(0);
+  });
+
+  it("baton signal --signal-id '' is refused, not sent without an id (each retry would be a new signal)", async () => {
+    const runId = `cli${++seq}`;
+    expect((await h.app.inject({ method: "POST", url: "/api/v1/dags/signal_inputs/dagRuns", payload: { dag_run_id: runId } })).statusCode).toBe(200);
+    const env = { BATON_DATABASE_URL: h.db.url, BATON_LOGS_FOLDER: h.logsFolder };
+    const result = await runBaton(["signal", "signal_inputs", runId, "go", "--signal-id", "", "--payload", "1"], env);
+    expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 1, stdout: "" });
+    expect(result.stderr).toContain("signal_id");
+    const listed = await h.app.inject({ method: "GET", url: `/api/v1/dags/signal_inputs/dagRuns/${runId}/signals` });
+    expect(listed.json().total_entries).toBe(0);
+  });
+});
