@@ -13,6 +13,7 @@ export const ERRORS = {
   BATON_DAG_NOT_FOUND: { status: 404, title: "DAG not found" },
   BATON_DAG_RUN_NOT_FOUND: { status: 404, title: "DAG run not found" },
   BATON_TASK_NOT_FOUND: { status: 404, title: "Task instance not found" },
+  BATON_SIGNAL_NOT_AWAITED: { status: 404, title: "No task of the run waits for this signal" },
   BATON_VERSION_NOT_FOUND: { status: 404, title: "DAG version not found" },
   BATON_XCOM_NOT_FOUND: { status: 404, title: "XCom entry not found" },
   BATON_LOG_NOT_FOUND: { status: 404, title: "Task log not found" },

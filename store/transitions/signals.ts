@@ -132,6 +132,16 @@ export async function sendSignal(db: Db, now: Date, req: SignalRequest, shapeOf:
   // exhaust the pool and hang. A run's version never changes, so it stays right.
   const [found] = await db.pool.query<RowDataPacket[]>("SELECT version_hash FROM dag_run WHERE dag_id = ? AND run_id = ?", [req.dagId, req.runId]);
   const shape = found[0] ? await shapeOf(found[0].version_hash) : undefined;
+  // A name no task of the run's version waits for could never be delivered (a run keeps its
+  // version, cleared or re-run): refused, not stored to wait for ever (a typo looked like "kept").
+  const awaited = shape ? [...new Set([...shape.byId.values()].flatMap((t) => (t.signal ? [t.signal.name] : [])))].sort() : undefined;
+  if (awaited && !awaited.includes(req.name)) {
+    throw new BatonError(
+      "BATON_SIGNAL_NOT_AWAITED",
+      `no task of DAG "${req.dagId}" (the version run "${req.runId}" is pinned to) waits for signal "${req.name}"; ` +
+        (awaited.length > 0 ? `it waits for: ${awaited.join(", ")}` : "it has no waitForSignal task"),
+    );
+  }
   return db.tx(async (tx) => {
     const [runs] = await tx.query<RowDataPacket[]>("SELECT id, state, version_hash FROM dag_run WHERE dag_id = ? AND run_id = ? FOR UPDATE", [req.dagId, req.runId]);
     const run = runs[0];

@@ -97,4 +97,15 @@ describe("signal inputs", () => {
     const listed = await h.app.inject({ method: "GET", url: `/api/v1/dags/signal_inputs/dagRuns/${runId}/signals` });
     expect(listed.json().total_entries).toBe(0);
   });
+
+  it("refuses a signal no task of the run's DAG version waits for (a typo), and stores nothing", async () => {
+    const runId = await waitingRun();
+    const typo = await h.app.inject({ method: "POST", url: `/api/v1/dags/signal_inputs/dagRuns/${runId}/signals/og`, payload: { payload: 1 } });
+    expect({ status: typo.statusCode, code: typo.json().code }).toEqual({ status: 404, code: "BATON_SIGNAL_NOT_AWAITED" });
+    expect(typo.json().detail).toContain('no task of DAG "signal_inputs" (the version run ' + `"${runId}"` + ' is pinned to) waits for signal "og"; it waits for: go');
+    // The right name still goes through, and only it was stored.
+    expect((await post(runId, JSON.stringify({ payload: 2 }))).json()).toMatchObject({ delivered_to: "wait" });
+    const [after] = await h.db.pool.query<RowDataPacket[]>("SELECT name FROM run_signal WHERE dag_run_id = (SELECT id FROM dag_run WHERE run_id = ? AND dag_id = 'signal_inputs')", [runId]);
+    expect(after.map((r) => r.name)).toEqual(["go"]);
+  });
 });

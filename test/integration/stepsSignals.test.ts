@@ -22,7 +22,7 @@ export const stepper = dag({ id: "stepper", defaultArgs: { retries: 1, retryDela
 
 export const approval = dag({ id: "approval" }, (t) => {
   const signed = t.waitForSignal("wait_signed", { signal: "signed", timeout: "5d" });
-  signed.then(t.task("file", async (ctx) => ctx.get(signed)));
+  signed.then(t.task("file", async (ctx) => ctx.get(signed))).then(t.waitForSignal("wait_note", { signal: "note", timeout: "5d" }));
 });
 `);
 
@@ -114,7 +114,7 @@ describe("steps and signals over the API", () => {
     beforeAll(async () => {
       await h.trigger("approval", { runId: "sig_1" });
       await waitFor("the task to wait for its signal", async () => (await tiState("sig_1", "wait_signed")) === "deferred", 20_000);
-      // Nobody waits for "note": it is kept. "signed" resumes the waiting task.
+      // Nobody waits for "note" yet: it is kept, for wait_note once "file" ends. "signed" resumes the waiting task.
       expect((await send("note", { payload: { text: "hello" } })).json()).toMatchObject({ delivered_to: null });
       expect((await send("signed", { payload: { by: "ana" }, signal_id: "sig-1" })).json()).toMatchObject({ delivered_to: "wait_signed" });
       await waitFor("the approval run to succeed", async () => (await h.runState("approval", "sig_1")) === "success", 20_000);
@@ -127,7 +127,7 @@ describe("steps and signals over the API", () => {
       expect(body.total_entries).toBe(2);
       const iso = expect.stringMatching(/^\d{4}-\d\d-\d\dT/);
       expect(body.signals).toEqual([
-        { dag_id: "approval", dag_run_id: "sig_1", name: "note", signal_id: null, payload: { text: "hello" }, received_at: iso, delivered_to: null, delivered_at: null },
+        { dag_id: "approval", dag_run_id: "sig_1", name: "note", signal_id: null, payload: { text: "hello" }, received_at: iso, delivered_to: "wait_note", delivered_at: iso },
         { dag_id: "approval", dag_run_id: "sig_1", name: "signed", signal_id: "sig-1", payload: { by: "ana" }, received_at: iso, delivered_to: "wait_signed", delivered_at: iso },
       ]);
     });

@@ -19,6 +19,8 @@ export const early = dag({ id: "early" }, (t) => {
   const wait = t.waitForSignal("wait", { signal: "go" });
   const after = t.task("after", async (ctx) => ctx.get(wait));
   slow.then(wait).then(after);
+  // A second name a run waits for ("other"), once "slow" ends.
+  slow.then(t.waitForSignal("other_wait", { signal: "other" }));
 });
 
 export const resched = dag({ id: "resched" }, (t) => {
@@ -127,6 +129,7 @@ describe("sensors and signals", () => {
     }
     const listed = await h.app.inject({ method: "GET", url: `/api/v1/dags/early/dagRuns/${encodeURIComponent(runId)}/signals` });
     expect(listed.json()).toMatchObject({ total_entries: 1, signals: [{ name: "go", signal_id: "once", payload: 42 }] });
+    expect((await signal("early", runId, "other", { payload: 1 })).json()).toMatchObject({ delivered_to: null }); // for other_wait, later
     const { writeFileSync } = await import("node:fs");
     writeFileSync(go, "");
     await waitFor("the run to succeed", async () => (await h.runState("early", runId)) === "success");
@@ -140,10 +143,10 @@ describe("sensors and signals", () => {
     await waitFor("slow to run", async () => (await tasks("early", runId)).slow?.state === "running");
     const { writeFileSync } = await import("node:fs");
     try {
-      expect((await signal("early", runId, "early", { signal_id: "rs" })).json()).toMatchObject({ duplicate: false, delivered_to: null });
+      expect((await signal("early", runId, "other", { signal_id: "rs" })).json()).toMatchObject({ duplicate: false, delivered_to: null });
       const reused = await signal("early", runId, "go", { signal_id: "rs" });
       expect({ status: reused.statusCode, code: reused.json().code }).toEqual({ status: 409, code: "BATON_IDEMPOTENCY_CONFLICT" });
-      expect(reused.json().detail).toContain('signal "early"');
+      expect(reused.json().detail).toContain('signal "other"');
     } finally {
       writeFileSync(go, ""); // lets "slow" end, failed or not: the worker has one slot
     }
