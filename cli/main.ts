@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { migrate } from "../store/migrate.ts";
 import { BatonError } from "../core/errors.ts";
 import { removeLogs, runLogFolder } from "../core/logPaths.ts";
-import { isConnectionError } from "../store/db.ts";
+import { isConnectionError, isLoginError } from "../store/db.ts";
 import { loadConfig, portValue } from "../core/config.ts";
 import { ApiCallError } from "./client.ts";
 import { registerTokenCommands } from "./commands/tokens.ts";
@@ -148,7 +148,7 @@ try {
   if (typeof commanderCode === "string" && commanderCode.startsWith("commander.")) {
     exitWith(`BATON_VALIDATION_FAILED: ${(err as Error).message}`, (err as { exitCode?: number }).exitCode || 1);
   }
-  if (isConnectionError(err)) {
+  if (isConnectionError(err) || isLoginError(err)) {
     let url = "mysql://root@localhost:3306/baton";
     try {
       url = loadConfig().databaseUrl;

@@ -3,7 +3,7 @@ import { systemClock } from "../core/clock.ts";
 import { loadConfig, type Config } from "../core/config.ts";
 import { BatonError } from "../core/errors.ts";
 import { createLogger, type Logger } from "../core/logger.ts";
-import { describeDatabaseUrl, ensureDatabase, isConnectionError, openDb, requireDatabase, type Db } from "../store/db.ts";
+import { describeDatabaseUrl, ensureDatabase, isConnectionError, isLoginError, openDb, requireDatabase, type Db } from "../store/db.ts";
 import { migrate } from "../store/migrate.ts";
 
 export interface Runtime {
@@ -19,6 +19,11 @@ export function exitWith(message: string, code = 1): never {
 }
 
 export function explainDatabaseError(url: string, err: unknown): string {
+  if (isLoginError(err)) {
+    // The server answered: starting one would not help; the server's words name the user and host it saw.
+    const { code, message } = err as { code: string; message?: string };
+    return `MySQL at ${describeDatabaseUrl(url)} refused the login (${code}: ${message}). Check the user and password in BATON_DATABASE_URL and the user's grants.`;
+  }
   const reason = (err as { code?: string; message?: string }).code ?? (err as Error).message;
   return (
     `cannot reach MySQL at ${describeDatabaseUrl(url)} (${reason}). ` +
@@ -60,7 +65,7 @@ export async function openRuntime(config: Config = loadCliConfig(), options: Ope
     }
     return { config, db, logger };
   } catch (err) {
-    if (isConnectionError(err)) exitWith(explainDatabaseError(config.databaseUrl, err), 2);
+    if (isConnectionError(err) || isLoginError(err)) exitWith(explainDatabaseError(config.databaseUrl, err), 2);
     if (err instanceof BatonError) exitWith(`${err.code}: ${err.message}`, 2);
     throw err;
   }

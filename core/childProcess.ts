@@ -81,6 +81,13 @@ export interface ChildOptions {
   serialization?: "json" | "advanced";
   /** Run the script as a compiled entry (compiledEntry) instead of through tsx, where it compiles. */
   precompiled?: boolean;
+  /**
+   * Start the child as the leader of a process group of its own (POSIX; ignored on Windows), so
+   * kill() ends the processes it started too, and signals sent to the parent's group (Ctrl-C in a
+   * terminal) do not reach it: the parent alone decides when it ends. Its side calls
+   * serveRequests with the same option.
+   */
+  processGroup?: boolean;
 }
 
 interface Pending {
@@ -108,13 +115,16 @@ export class Child {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private exited = false;
+  private readonly group: boolean;
   readonly exitedPromise: Promise<void>;
   /** Messages the child sends on its own (not replies), e.g. requests back to the parent. */
   onMessage?: (message: Record<string, unknown>) => void;
 
   constructor(script: string, options: ChildOptions = {}) {
     const entry = options.precompiled ? compiledEntry(script) : null;
+    this.group = options.processGroup === true && process.platform !== "win32";
     this.process = fork(entry ?? script, [], {
+      detached: this.group,
       execArgv: [...(entry ? [] : ["--import", TSX_LOADER]), "--enable-source-maps", ...(options.execArgv ?? [])],
       env: options.env ?? process.env,
       stdio: options.stdio === "pipe" ? ["ignore", "pipe", "pipe", "ipc"] : options.stdio === "ignore" ? ["ignore", "ignore", "ignore", "ipc"] : "inherit",
@@ -135,6 +145,8 @@ export class Child {
     this.exitedPromise = new Promise((resolve) => {
       this.process.once("exit", (code, signal) => {
         this.exited = true;
+        // What it started and left running (a task that crashed, or was killed): nothing outlives it.
+        this.signalGroup("SIGKILL");
         const err = new ChildExitedError(code, signal);
         for (const waiter of this.pending.values()) waiter.reject(err);
         this.pending.clear();
@@ -168,22 +180,57 @@ export class Child {
   }
 
   async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
-    if (!this.exited) this.process.kill(signal);
+    if (!this.exited && !this.signalGroup(signal)) this.process.kill(signal);
     await this.exitedPromise;
+  }
+
+  /** Signals the child's process group (processGroup), the child and what it started; false when it has none left. */
+  private signalGroup(signal: NodeJS.Signals): boolean {
+    if (!this.group || this.process.pid === undefined) return false;
+    try {
+      process.kill(-this.process.pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Asks the child to exit on its own, killing it if it has not after graceMs. */
   async stop(graceMs = 2000): Promise<void> {
     if (this.exited) return;
     this.send({ type: "exit" });
-    const timer = setTimeout(() => this.process.kill("SIGKILL"), graceMs);
+    const timer = setTimeout(() => void this.kill(), graceMs);
     await this.exitedPromise;
     clearTimeout(timer);
   }
 }
 
-/** The child side: answer requests by type; uncaught handler errors become failed replies. */
-export function serveRequests(handlers: Record<string, (message: Record<string, unknown>) => Promise<unknown>>): void {
+/**
+ * The child side: answer requests by type; uncaught handler errors become failed replies. With
+ * processGroup (the parent started it with that option), the child leaves its ending to the
+ * parent: SIGINT and SIGTERM, which reach it when sent to every process of a terminal's job or of
+ * a systemd unit, are ignored, and when the parent is gone it ends its whole group.
+ */
+export function serveRequests(handlers: Record<string, (message: Record<string, unknown>) => Promise<unknown>>, options: { processGroup?: boolean } = {}): void {
+  const group = options.processGroup === true && process.platform !== "win32";
+  // The parent is gone: exit, and with processGroup end what this process started too, last
+  // (after the other exit handlers, e.g. a log's flush; the signal ends this process as well).
+  const orphaned = () => {
+    if (group) {
+      process.once("exit", () => {
+        try {
+          process.kill(-process.pid, "SIGKILL");
+        } catch {
+          // not a group leader after all
+        }
+      });
+    }
+    process.exit(0);
+  };
+  if (group) {
+    process.on("SIGINT", () => undefined);
+    process.on("SIGTERM", () => undefined);
+  }
   process.on("message", async (raw) => {
     const message = raw as Record<string, unknown> & { type: string; requestId?: number };
     if (message.type === "exit") {
@@ -194,7 +241,7 @@ export function serveRequests(handlers: Record<string, (message: Record<string, 
     if (!handler) return;
     // A reply that cannot be sent means the parent is gone (killed with -9): exit quietly, as on
     // disconnect, instead of dying of an unhandled EPIPE with a stack trace in the parent's output.
-    const reply = (answer: Record<string, unknown>) => process.send?.(answer, (err: Error | null) => err && process.exit(0));
+    const reply = (answer: Record<string, unknown>) => process.send?.(answer, (err: Error | null) => err && orphaned());
     try {
       const value = await handler(message);
       if (message.requestId !== undefined) reply({ replyTo: message.requestId, ok: true, value });
@@ -203,5 +250,5 @@ export function serveRequests(handlers: Record<string, (message: Record<string, 
     }
   });
   // The parent going away must not leave orphans behind.
-  process.on("disconnect", () => process.exit(0));
+  process.on("disconnect", orphaned);
 }

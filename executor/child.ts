@@ -518,4 +518,5 @@ serveRequests({
     currentLog?.spill();
     current?.abort(new Error(String(m.reason ?? "aborted")));
   },
-});
+  // The worker decides when a try ends: see TASK_CHILD in worker.ts.
+}, { processGroup: true });

@@ -52,9 +52,12 @@ const CHILD_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 
 /**
  * Everything a task process exchanges with its worker is JSON (outputs and step results are
  * JSON-checked in the child). It runs as a compiled entry: it imports only JavaScript (DAG
- * bundles and the SDK module), so tsx would only cost its boot.
+ * bundles and the SDK module), so tsx would only cost its boot. In a process group of its own:
+ * killing it (executionTimeout, shutdown) kills the processes the task started too, and a signal
+ * for the worker's whole group (Ctrl-C, systemd stopping the unit) leaves the try to the worker,
+ * which finishes it or hands it back, instead of failing it as a process that died.
  */
-const TASK_CHILD = { stdio: "inherit", serialization: "json", precompiled: true } as const;
+const TASK_CHILD = { stdio: "inherit", serialization: "json", precompiled: true, processGroup: true } as const;
 
 export interface WorkerOptions {
   concurrency: number;

@@ -182,6 +182,8 @@ const CONNECTION_ERRORS = new Set([
   "EHOSTUNREACH",
   "PROTOCOL_CONNECTION_LOST",
   "ER_ACCESS_DENIED_ERROR",
+  // MariaDB's answer to the same wrong login, depending on its authentication plugins.
+  "ER_ACCESS_DENIED_NO_PASSWORD_ERROR",
   "ER_CON_COUNT_ERROR",
   "ER_SERVER_SHUTDOWN",
 ]);
@@ -195,6 +197,13 @@ export function isConnectionError(err: unknown): boolean {
   if (!code) return false;
   // A Unix socket that is missing or not ours fails connect() with a file error.
   return CONNECTION_ERRORS.has(code) || (syscall === "connect" && (code === "ENOENT" || code === "EACCES"));
+}
+
+/** A login the server refused: a wrong user or password, or a user without rights to the database. */
+const LOGIN_ERRORS = new Set(["ER_ACCESS_DENIED_ERROR", "ER_ACCESS_DENIED_NO_PASSWORD_ERROR", "ER_DBACCESS_DENIED_ERROR", "ER_NOT_SUPPORTED_AUTH_MODE"]);
+
+export function isLoginError(err: unknown): boolean {
+  return LOGIN_ERRORS.has((err as { code?: string })?.code ?? "");
 }
 
 /**

@@ -59,6 +59,31 @@ function migrationSqlFor(file: MigrationFile, flavour: ServerFlavour): Migration
   return flavour === "mysql" && file.mysql ? file.mysql : file;
 }
 
+/** A migration older processes cannot run beside says so on its first line (graphile's `--! breaking-change`). */
+const BREAKING = /^-- breaking\b/;
+
+/**
+ * Migrations recorded in the database that this Baton has no file for were applied by a newer
+ * one. An older process runs on beside them (a rolling upgrade: new processes first, old ones
+ * replaced after), unless one of them was marked breaking: then it must not start at all.
+ */
+function checkNewer(rows: RowDataPacket[], known: Set<number>, database: string, logger: Logger): void {
+  const newer = rows.filter((r) => !known.has(Number(r.id)));
+  if (newer.length === 0) return;
+  const breaking = newer.filter((r) => Number(r.breaking) === 1).map((r) => String(r.name));
+  if (breaking.length > 0) {
+    throw new BatonError(
+      "BATON_DATABASE_TOO_NEW",
+      `database "${database}" was migrated by a newer Baton: ${breaking.join(", ")} ${breaking.length === 1 ? "is a migration" : "are migrations"} ` +
+        `this Baton does not have and older versions cannot run beside; upgrade Baton on this host`,
+    );
+  }
+  logger.warn(
+    `database "${database}" has migration(s) this Baton does not have, applied by a newer Baton: ${newer.map((r) => String(r.name)).join(", ")}; ` +
+      `none is marked breaking, so this process runs on: upgrade it`,
+  );
+}
+
 /**
  * Applies pending migrations in order under a named lock, so concurrent starters wait
  * rather than race. An applied file whose checksum changed stops everything: migrations
@@ -84,10 +109,16 @@ export async function migrate(
       await conn.query(
         `CREATE TABLE IF NOT EXISTS baton_migration (
            id INT NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL, checksum CHAR(64) NOT NULL,
-           applied_at DATETIME(6) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+           applied_at DATETIME(6) NOT NULL, breaking BOOLEAN NOT NULL DEFAULT FALSE) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
       );
-      const [rows] = await conn.query<RowDataPacket[]>("SELECT id, name, checksum FROM baton_migration");
+      // Tables made before the column: MySQL 8 has no ADD COLUMN IF NOT EXISTS.
+      const [breakingColumn] = await conn.query<RowDataPacket[]>(
+        "SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'baton_migration' AND COLUMN_NAME = 'breaking'",
+      );
+      if (breakingColumn.length === 0) await conn.query("ALTER TABLE baton_migration ADD COLUMN breaking BOOLEAN NOT NULL DEFAULT FALSE");
+      const [rows] = await conn.query<RowDataPacket[]>("SELECT id, name, checksum, breaking FROM baton_migration ORDER BY id");
       const done = new Map(rows.map((r) => [Number(r.id), r]));
+      checkNewer(rows, new Set(files.map((f) => f.id)), db.database, logger);
       for (const file of files) {
         const { sql, checksum } = migrationSqlFor(file, flavour);
         const prior = done.get(file.id);
@@ -102,7 +133,12 @@ export async function migrate(
         }
         logger.info(`applying migration ${file.name}`);
         await conn.query(sql);
-        await conn.query("INSERT INTO baton_migration (id, name, checksum, applied_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))", [file.id, file.name, checksum]);
+        await conn.query("INSERT INTO baton_migration (id, name, checksum, applied_at, breaking) VALUES (?, ?, ?, UTC_TIMESTAMP(6), ?)", [
+          file.id,
+          file.name,
+          checksum,
+          BREAKING.test(sql),
+        ]);
         applied.push(file.name);
       }
     } finally {

@@ -1,6 +1,7 @@
 // Real Baton processes for the chaos tests: `node bin/baton.js scheduler|worker` against one
-// test database, each in its own process group so a test can always kill it and its task
-// processes; output is kept (last lines) to explain a failure.
+// test database, each in its own process group so a test can always kill it (its task processes
+// lead groups of their own and exit, with what they started, once their worker is gone); output
+// is kept (last lines) to explain a failure.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir } from "node:fs/promises";
 import mysql from "mysql2/promise";
@@ -99,7 +100,7 @@ export class Cluster {
     return names.flatMap((k) => (this.output.get(k) ?? []).slice(-n)).join("\n");
   }
 
-  /** Kills every process group this cluster started (Baton processes and their task processes). */
+  /** Kills every process group this cluster started (Baton processes; their task processes exit when they go). */
   async stopAll(): Promise<void> {
     this.closed = true;
     for (const proc of this.procs.values()) proc.expectExit = true;

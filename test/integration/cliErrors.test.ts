@@ -179,3 +179,24 @@ describe("bad listen settings: one line, exit 1 (they crashed with a RangeError 
     });
   });
 });
+
+describe("a login MySQL refuses (a wrong user or password in BATON_DATABASE_URL): one line naming the URL without its password, exit 2", () => {
+  // No such user on the test server: MariaDB answers ER_ACCESS_DENIED_NO_PASSWORD_ERROR (1698)
+  // or ER_ACCESS_DENIED_ERROR (1045), as MySQL does, depending on its authentication plugins.
+  const refused = { BATON_DATABASE_URL: "mysql://baton_no_such_user:s3cret@127.0.0.1:3306/baton_login_test", BATON_LOG_LEVEL: "silent" };
+  it.concurrent.each([
+    ["a service (worker)", ["worker", "--concurrency", "1"]],
+    ["a command on the database (dags list)", ["dags", "list"]],
+    ["db migrate", ["db", "migrate"]],
+  ])("%s", async (_name, args) => {
+    const r = await runBaton(args, refused);
+    // Was: an uncaught ER_ACCESS_DENIED_NO_PASSWORD_ERROR with a stack trace, exit 1.
+    expect(r.code).toBe(2);
+    const lines = r.stderr.split("\n").filter((l) => l.trim() !== "");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /^baton: MySQL at mysql:\/\/baton_no_such_user:\*\*\*@127\.0\.0\.1:3306\/baton_login_test over TCP refused the login \(ER_ACCESS_DENIED_(NO_PASSWORD_)?ERROR: Access denied for user 'baton_no_such_user'@'[^']+'.*\)\. Check the user and password in BATON_DATABASE_URL and the user's grants\.$/,
+    );
+    expect(r.stderr).not.toContain("s3cret");
+  });
+});

@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import mysql from "mysql2/promise";
 import { BatonError } from "../../core/errors.ts";
+import { silentLogger, type Logger } from "../../core/logger.ts";
 import { connectionOptions, databaseUrlOn, dropDatabase, ensureDatabase, openDb, type Db, type RowDataPacket } from "../../store/db.ts";
 import { MIGRATIONS_FOLDER, migrate, readMigrations } from "../../store/migrate.ts";
 import { createTestDb, dropTestDb } from "../helpers/db.ts";
@@ -126,6 +127,46 @@ describe("migrate() with a temporary migrations folder", () => {
     expect(results.flat()).toEqual(["0005_fifth.sql"]);
     const [rows] = await db.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM widget WHERE id = 5");
     expect(Number(rows[0]!.n)).toBe(1);
+  });
+});
+
+// A database a newer Baton migrated: an older process runs on beside migrations it does not know
+// (a rolling upgrade), unless one of them says on its first line that older processes must stop.
+describe("migrate() on a database a newer Baton migrated", () => {
+  const scratch = scratchDatabase("mign");
+  const warnings: string[] = [];
+  const logger: Logger = { ...silentLogger, warn: (message: string) => void warnings.push(message), scope: () => logger };
+
+  it("records a file whose first line is `-- breaking` as breaking", async () => {
+    await writeFile(path.join(scratch.folder, "0001_first.sql"), "CREATE TABLE widget (id INT NOT NULL PRIMARY KEY);\n");
+    await writeFile(path.join(scratch.folder, "0002_second.sql"), "-- breaking: older workers read widget.label\nALTER TABLE widget ADD COLUMN label VARCHAR(20) NULL;\n");
+    expect(await migrate(scratch.db, logger, scratch.folder)).toEqual(["0001_first.sql", "0002_second.sql"]);
+    const [rows] = await scratch.db.pool.query<RowDataPacket[]>("SELECT id, breaking FROM baton_migration ORDER BY id");
+    expect(rows.map((r) => [Number(r.id), Number(r.breaking)])).toEqual([
+      [1, 0],
+      [2, 1],
+    ]);
+  });
+
+  it("runs on, with a warning naming them, beside newer migrations none of which is breaking", async () => {
+    await scratch.db.pool.query("INSERT INTO baton_migration (id, name, checksum, applied_at, breaking) VALUES (3, '0003_newer_index.sql', REPEAT('a', 64), UTC_TIMESTAMP(6), FALSE)");
+    warnings.length = 0;
+    // Was: nothing said, as for a database that is up to date.
+    expect(await migrate(scratch.db, logger, scratch.folder)).toEqual([]);
+    expect(warnings).toEqual([expect.stringContaining("0003_newer_index.sql")]);
+  });
+
+  it("refuses with BATON_DATABASE_TOO_NEW when a migration it does not know is breaking", async () => {
+    await scratch.db.pool.query("INSERT INTO baton_migration (id, name, checksum, applied_at, breaking) VALUES (4, '0004_split_table.sql', REPEAT('b', 64), UTC_TIMESTAMP(6), TRUE)");
+    // Was: the older process started and ran against a schema it does not know.
+    const failure = await migrate(scratch.db, logger, scratch.folder).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(failure).toBeInstanceOf(BatonError);
+    expect((failure as BatonError).code).toBe("BATON_DATABASE_TOO_NEW");
+    expect((failure as BatonError).message).toContain("0004_split_table.sql");
+    expect((failure as BatonError).message).not.toContain("0003_newer_index.sql");
   });
 });
 
