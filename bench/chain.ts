@@ -67,6 +67,7 @@ export async function chain(): Promise<void> {
       notes: [
         `${REPETITIONS} runs of ${TASKS} tasks after one warm-up run, BATON_WORKERS=2; hops are in-task start → next in-task start (${f.hops.length} hops)`,
         "total_ms is the median run start → end in MySQL; end_to_end_ms adds the wait from the trigger being recorded to the scheduler starting the run",
+        hopSpread(f.hops),
         ...problems,
       ],
     });
@@ -74,4 +75,17 @@ export async function chain(): Promise<void> {
     await baton?.stop();
     await db.drop();
   }
+}
+
+/** Where a chain's time goes beyond its median hop: the spread of hops and what the slow ones add per run. */
+function hopSpread(hops: number[]): string {
+  const at = (p: number) => round(percentile(hops, p));
+  const mean = hops.reduce((a, b) => a + b, 0) / Math.max(1, hops.length);
+  const p50 = percentile(hops, 50);
+  const runs = Math.max(1, Math.round(hops.length / (TASKS - 1)));
+  const slowExtra = hops.filter((h) => h > 2 * p50).reduce((a, h) => a + (h - p50), 0) / runs;
+  return (
+    `hops (ms): p10 ${at(10)}, p50 ${at(50)}, p90 ${at(90)}, p99 ${at(99)}, max ${round(Math.max(...hops))}, mean ${round(mean)}; ` +
+    `hops over twice the median add ${round(slowExtra, 1)} ms per run`
+  );
 }
