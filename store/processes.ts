@@ -53,6 +53,18 @@ export async function workerLiveness(db: Queryable, since: Date): Promise<{ aliv
   return { alive: Number(row?.alive ?? 0), latest: row?.latest ?? null };
 }
 
+/** The workers that heartbeated since `since` and the queues they serve (for …/dependencies). */
+export async function liveWorkerQueues(db: Queryable, since: Date): Promise<{ count: number; queues: Set<string> }> {
+  const [rows] = await db.query<RowDataPacket[]>("SELECT info FROM baton_process WHERE kind = 'worker' AND heartbeat_at >= ?", [since]);
+  const queues = new Set<string>();
+  for (const r of rows) {
+    const info = parseJsonText<unknown>(r.info, {});
+    const listed = info && typeof info === "object" ? (info as Record<string, unknown>).queues : undefined;
+    if (Array.isArray(listed)) for (const q of listed) queues.add(String(q));
+  }
+  return { count: rows.length, queues };
+}
+
 /**
  * Deletes the rows of processes that have not heartbeated since `before` (killed with -9, or
  * their host died; a clean stop deletes its own row). Safe from several schedulers at once.

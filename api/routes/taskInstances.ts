@@ -23,6 +23,9 @@ import { dependsOnPastStatus } from "../../store/queries/previousRun.ts";
 import { listTaskSteps } from "../../store/queries/steps.ts";
 import { getPool, shownSlots } from "../../store/pools.ts";
 import { poolSlotsDep } from "../../scheduler/deps/poolSlots.ts";
+import { queueServedDep } from "../../scheduler/deps/queueServed.ts";
+import { liveWorkerQueues } from "../../store/processes.ts";
+import { heartbeatTimeoutOf } from "./workers.ts";
 import { storedTaskLog, type StoredTaskLog } from "../../store/queries/logs.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import { MARKABLE_STATES, setTaskState, type ChangedTask } from "../../store/transitions/setTaskState.ts";
@@ -394,7 +397,8 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
           "Why a waiting task instance (no state, scheduled, queued, up_for_retry, up_for_reschedule) is not running, " +
           "as the checks it fails: `depends_on_past`, a dependsOnPast task (no state or scheduled) whose task in the previous run " +
           "(the latest earlier logical date) has not succeeded or been skipped; `pool_slots`, a task asking for more slots than its pool has in all, " +
-          "which no worker will ever claim until the pool grows. Empty when nothing is known to hold it back.",
+          "which no worker will ever claim until the pool grows; `queue`, a queued task whose queue no live worker serves (none heartbeated within the task heartbeat timeout). " +
+          "Empty when nothing is known to hold it back.",
         params: TaskParams,
         response: { 200: DependencyList },
       },
@@ -406,6 +410,9 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
       const deps = [
         poolSlotsDep({ dagId: ti.dag_id, runId: ti.run_id, taskId: ti.task_id, pool: ti.pool, poolSlots: Number(ti.pool_slots) }, pool && { slots: shownSlots(Number(pool.slots)) }),
       ];
+      if (ti.state === TaskState.Queued) {
+        deps.push(queueServedDep({ queue: String(ti.queue) }, await liveWorkerQueues(db.pool, new Date(clock.now().getTime() - heartbeatTimeoutOf({ config })))));
+      }
       // Past `scheduled` the scheduler has found the previous run done (releaseScheduled).
       if (ti.state === TaskState.None || ti.state === TaskState.Scheduled) {
         const shape = await versions.shape(run.version_hash);

@@ -1,0 +1,19 @@
+import { queueServedDep } from "../../scheduler/deps/queueServed.ts";
+
+describe("queueServedDep", () => {
+  it("passes while a live worker serves the task's queue", () => {
+    expect(queueServedDep({ queue: "etl" }, { count: 2, queues: new Set(["default", "etl"]) })).toMatchObject({ dep: "queue", passed: true });
+  });
+
+  it("says no worker runs at all", () => {
+    const status = queueServedDep({ queue: "default" }, { count: 0, queues: new Set() });
+    expect(status).toMatchObject({ dep: "queue", passed: false });
+    expect(status.reason).toBe('No worker is running (none heartbeated lately): the task stays queued until one serving queue "default" starts');
+  });
+
+  it("names the queues the live workers serve, and how to serve this one", () => {
+    const status = queueServedDep({ queue: "gpu" }, { count: 2, queues: new Set(["etl", "default"]) });
+    expect(status.passed).toBe(false);
+    expect(status.reason).toBe('No live worker serves queue "gpu" (live workers serve "default", "etl"): start one with `baton worker --queues gpu`');
+  });
+});
