@@ -12,12 +12,13 @@
 //   waits for the same name still gets it. Run under the dag_run row's lock, which sendSignal
 //   takes before it inserts, so no signal is in flight; READ COMMITTED sees every one committed.
 // timeoutDeferred: deferred tasks whose next_check_at passed (ix_ti_deferred, SKIP LOCKED)
-//   fail, skip or succeed as their onTimeout says; a page at a time, oldest due first, leaving
+//   fail (or, with tries left, go up_for_retry), skip or succeed as their onTimeout says; a page at a time, oldest due first, leaving
 //   out those an earlier page of the same pass could not end (their run's version unreadable):
 //   else they would fill every page while they stay due, and the waits after them never end.
 // locks: the waiting task_instance row, then the signal row, then what settle() locks.
 // outcomes: the completed task settles like any other, in the same transaction.
-import type { DagShape } from "../../core/dagStructure.ts";
+import type { DagShape, SerializedTask } from "../../core/dagStructure.ts";
+import { retryDelayMs, shouldRetry } from "../../scheduler/retryPolicy.ts";
 import { BatonError } from "../../core/errors.ts";
 import { sameJson } from "../../core/json.ts";
 import { TaskState } from "../../core/states.ts";
@@ -57,6 +58,25 @@ async function endDeferred(
     );
   }
   return settle(tx, now, Number(ti.dag_run_id), shape, [{ taskId: ti.task_id, state }]);
+}
+
+/**
+ * Ends a deferred try that timed out as failed with tries left: up_for_retry at its retry delay
+ * (queueRetries queues it then), settling nothing downstream.
+ */
+async function retryDeferred(tx: Tx, now: Date, ti: RowDataPacket, spec: SerializedTask, error: Record<string, unknown>): Promise<boolean> {
+  const tryNumber = Number(ti.try_number);
+  // The same jitter key as finishTries and the reaper, so the delay does not depend on who ended the try.
+  const jitterKey = `${ti.dag_id}#${ti.task_id}#${ti.logical_date ? new Date(ti.logical_date).toISOString() : ""}`;
+  const nextRetryAt = new Date(now.getTime() + retryDelayMs(spec, tryNumber, jitterKey));
+  const [end, duration] = [endAt(now), durationTo(now)];
+  const [updated] = await tx.query<ResultSetHeader>(
+    `UPDATE task_instance SET state = 'up_for_retry', end_date = ${end.sql}, duration = ${duration.sql}, next_retry_at = ?, error = ?,
+            deferred_on = NULL, next_check_at = NULL
+      WHERE id = ? AND state = 'deferred'`,
+    [...end.params, ...duration.params, nextRetryAt, JSON.stringify(error), ti.id],
+  );
+  return updated.affectedRows === 1;
 }
 
 /** The oldest signal of that name no task took, among those sent after the task was last cleared (ti.signals_after). */
@@ -244,7 +264,7 @@ export async function timeoutDeferred(
     if (due.length === 0) return none;
     const ids = due.map((r) => Number(r.id));
     const [rows] = await tx.query<RowDataPacket[]>(
-      `SELECT ti.id, ti.dag_run_id, ti.task_id, ti.map_index, ti.deferred_on, r.version_hash
+      `SELECT ti.id, ti.dag_run_id, ti.dag_id, ti.task_id, ti.map_index, ti.deferred_on, ti.try_number, ti.max_tries, r.version_hash, r.logical_date
          FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id WHERE ti.id IN (${inList(ids)})`,
       ids,
     );
@@ -266,12 +286,25 @@ export async function timeoutDeferred(
         continue;
       }
 
-      const onTimeout = shape.byId.get(ti.task_id)?.signal?.onTimeout ?? "fail";
+      const spec = shape.byId.get(ti.task_id);
+      const onTimeout = spec?.signal?.onTimeout ?? "fail";
       const state = onTimeout === "succeed" ? TaskState.Success : onTimeout === "skip" ? TaskState.Skipped : TaskState.Failed;
+      // A timeout that fails the wait is a failure like any other: retried while tries are left,
+      // as Airflow retries a deferral's timeout (the next try waits afresh).
+      const retry = state === TaskState.Failed && !!spec && shouldRetry(Number(ti.try_number), Number(ti.max_tries), false);
       const error =
         state === TaskState.Failed
-          ? { name: "SignalTimeoutError", code: "BATON_SIGNAL_TIMEOUT", message: `no "${ti.deferred_on}" signal arrived before the timeout` }
+          ? {
+              name: "SignalTimeoutError",
+              code: "BATON_SIGNAL_TIMEOUT",
+              message: `no "${ti.deferred_on}" signal arrived before the timeout${retry ? "; the try counts as failed and will be retried" : ""}`,
+            }
           : null;
+      if (retry) {
+        if (await retryDeferred(tx, now, ti, spec!, error!)) ended++;
+        else notEnded.push(Number(ti.id));
+        continue;
+      }
       const outcome = await endDeferred(tx, now, ti, shape, state, state === TaskState.Success ? { payloadText: null } : null, error);
       if (outcome) {
         ended++;

@@ -9,6 +9,10 @@ const DAGS = dagSource(`
 export const inputs = dag({ id: "signal_inputs" }, (t) => {
   t.waitForSignal("wait", { signal: "go" });
 });
+// A wait that times out with onTimeout "fail" and a retry left, as Airflow retries a deferral timeout.
+export const retried = dag({ id: "signal_retried" }, (t) => {
+  t.waitForSignal("wait", { signal: "go", timeout: "1s", onTimeout: "fail", retries: 1, retryDelay: "1s" });
+});
 `);
 
 describe("signal inputs", () => {
@@ -107,5 +111,24 @@ describe("signal inputs", () => {
     expect((await post(runId, JSON.stringify({ payload: 2 }))).json()).toMatchObject({ delivered_to: "wait" });
     const [after] = await h.db.pool.query<RowDataPacket[]>("SELECT name FROM run_signal WHERE dag_run_id = (SELECT id FROM dag_run WHERE run_id = ? AND dag_id = 'signal_inputs')", [runId]);
     expect(after.map((r) => r.name)).toEqual(["go"]);
+  });
+
+  it("retries a wait that timed out with onTimeout fail while it has retries left; the next try waits afresh", async () => {
+    const runId = await h.trigger("signal_retried");
+    const ti = async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state, try_number, error FROM task_instance WHERE dag_id = 'signal_retried' AND run_id = ?", [runId]);
+      return rows[0]!;
+    };
+    // Try 1 times out and is retried (as any failure with retries left), not failed for good: try 2 waits afresh.
+    await waitFor("try 2 to wait", async () => {
+      const now = await ti();
+      return now.state === "deferred" && Number(now.try_number) === 2;
+    }, 20_000);
+    expect(await h.runState("signal_retried", runId)).toBe("running");
+    expect(JSON.parse((await ti()).error)).toMatchObject({ code: "BATON_SIGNAL_TIMEOUT" }); // the first try's, kept while it waits again
+    const sent = await h.app.inject({ method: "POST", url: `/api/v1/dags/signal_retried/dagRuns/${runId}/signals/go`, payload: { payload: "in time" } });
+    expect(sent.json()).toMatchObject({ delivered_to: "wait" });
+    expect(await h.runEnded("signal_retried", runId)).toBe("success");
+    expect(Number((await ti()).try_number)).toBe(2);
   });
 });
