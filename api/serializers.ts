@@ -260,6 +260,9 @@ export function taskInstanceJson(r: RowDataPacket, logicalDate: Date | string | 
     queued_when: iso(r.queued_at),
     next_retry_at: iso(r.next_retry_at),
     error: parseJsonText<Record<string, unknown> | null>(r.error, null),
+    // deferred_on and next_check_at are a signal wait's (migration 0007), set only while deferred.
+    waiting_for_signal: r.state === "deferred" ? (r.deferred_on ?? null) : null,
+    signal_timeout_at: r.state === "deferred" ? iso(r.next_check_at) : null,
   };
 }
 

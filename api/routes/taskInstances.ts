@@ -26,10 +26,11 @@ import { poolSlotsDep } from "../../scheduler/deps/poolSlots.ts";
 import { queueServedDep } from "../../scheduler/deps/queueServed.ts";
 import { liveWorkerQueues } from "../../store/processes.ts";
 import { heartbeatTimeoutOf } from "./workers.ts";
+import { signalWaitDep } from "../../scheduler/deps/signalWait.ts";
 import { storedTaskLog, type StoredTaskLog } from "../../store/queries/logs.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import { MARKABLE_STATES, setTaskState, type ChangedTask } from "../../store/transitions/setTaskState.ts";
-import { VersionCache } from "../../store/versions.ts";
+import { isUnusableVersion, VersionCache } from "../../store/versions.ts";
 import { dbFor, type ApiDeps } from "../context.ts";
 import { decodeCursor, encodeCursor, type CursorScope } from "../cursor.ts";
 import { CursorListOf, FreeObject, ListOf, Nullable, NullableDateTime, serializeAsBuilt } from "../openapi.ts";
@@ -75,6 +76,17 @@ export const TaskInstanceSchema = Type.Object(
     queued_when: NullableDateTime,
     next_retry_at: NullableDateTime,
     error: Nullable(FreeObject),
+    waiting_for_signal: Nullable(
+      Type.String({ description: "Baton: the signal a deferred task (waitForSignal) waits for; null in any other state" }),
+    ),
+    signal_timeout_at: Nullable(
+      Type.String({
+        format: "date-time",
+        description:
+          "Baton: when the wait of a deferred task times out (its onTimeout then decides: fail, skip or succeed); " +
+          "null without a timeout and in any other state. It may have passed while the scheduler has not yet ended the wait",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -318,6 +330,15 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
   const base = "/dags/:dag_id/dagRuns/:dag_run_id/taskInstances";
   const versions = new VersionCache(db.pool);
   const wake = () => (onTasksQueued ?? onRunCreated)?.();
+  /** A waitForSignal task's onTimeout in a run's version; undefined when that version cannot be read (the reason says less). */
+  const onTimeoutOf = async (versionHash: string, taskId: string) => {
+    try {
+      return (await versions.shape(versionHash)).byId.get(taskId)?.signal?.onTimeout;
+    } catch (err) {
+      if (isUnusableVersion(err)) return undefined;
+      throw err;
+    }
+  };
   const listJson = (rows: Awaited<ReturnType<typeof listTaskInstancesWhere>>["rows"]) => rows.map((r) => taskInstanceJson(r, r.run_logical_date ?? null));
 
   app.get(
@@ -386,7 +407,8 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
   );
 
   // Airflow 2.10's get_task_instance_dependencies: why a task instance that waits is not running.
-  // Baton names the reasons the claim cannot lift by itself; today, a pool too small for the task.
+  // Baton names the reasons the claim cannot lift by itself: a pool too small for the task, the
+  // previous run (dependsOnPast), a signal a deferred task waits for.
   app.get(
     `${base}/:task_id/dependencies`,
     {
@@ -394,10 +416,12 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
         operationId: "get_task_instance_dependencies",
         tags: TAGS,
         description:
-          "Why a waiting task instance (no state, scheduled, queued, up_for_retry, up_for_reschedule) is not running, " +
+          "Why a waiting task instance (no state, scheduled, queued, up_for_retry, up_for_reschedule, deferred) is not running, " +
           "as the checks it fails: `depends_on_past`, a dependsOnPast task (no state or scheduled) whose task in the previous run " +
           "(the latest earlier logical date) has not succeeded or been skipped; `pool_slots`, a task asking for more slots than its pool has in all, " +
-          "which no worker will ever claim until the pool grows; `queue`, a queued task whose queue no live worker serves (none heartbeated within the task heartbeat timeout). " +
+          "which no worker will ever claim until the pool grows; `queue`, a queued task whose queue no live worker serves (none heartbeated within the task heartbeat timeout); " +
+          "`signal`, a deferred task waiting for a signal: which one, until when, " +
+          "and what its onTimeout does then (or that its timeout passed and the scheduler ends it at its next pass). " +
           "Empty when nothing is known to hold it back.",
         params: TaskParams,
         response: { 200: DependencyList },
@@ -405,6 +429,11 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
     },
     async (req) => {
       const { run, ti } = await taskOr404(db.pool, req.params);
+      if (ti.state === TaskState.Deferred && ti.deferred_on) {
+        const wait = { dagId: ti.dag_id, runId: ti.run_id, signal: ti.deferred_on, timeoutAt: ti.next_check_at ?? null };
+        const dep = signalWaitDep({ ...wait, onTimeout: await onTimeoutOf(run.version_hash, ti.task_id) }, clock.now());
+        return { dependencies: [{ name: dep.dep, reason: dep.reason }] };
+      }
       if (!WAITING_STATES.includes(ti.state)) return { dependencies: [] };
       const pool = await getPool(db.pool, ti.pool);
       const deps = [

@@ -193,6 +193,7 @@ const DAG_RUN_LIST_COLUMNS = [
 const TASK_INSTANCE_LIST_COLUMNS = [
   "id", "dag_id", "run_id", "task_id", "map_index", "state", "try_number", "max_tries", "priority_weight", "pool", "pool_slots",
   "queue", "trigger_rule", "hostname", "pid", "queued_at", "start_date", "end_date", "duration", "next_retry_at", "error",
+  "deferred_on", "next_check_at",
 ].map((c) => `ti.${c}`).join(", ");
 
 /**

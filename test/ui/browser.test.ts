@@ -256,7 +256,7 @@ describe("web UI in Chromium", () => {
     await wait.click();
     await page.waitForURL(/\/tasks\/wait_for_signature/);
     const card = page.locator(".signal-card");
-    await expect(card.textContent()).resolves.toContain("Waiting for the signal signed");
+    await expect(card.textContent()).resolves.toMatch(/Waiting for the signal signed, times out at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(then is skipped\)\./);
     // A bad payload is caught in the form.
     await page.fill("#signal-payload", "{oops");
     await card.locator('button[type="submit"]').click();

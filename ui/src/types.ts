@@ -50,6 +50,9 @@ export interface TaskInstance {
   trigger_rule?: string;
   queued_when?: string | null;
   next_retry_at?: string | null;
+  /** Baton: while deferred, the signal it waits for and when that wait times out (null: never). */
+  waiting_for_signal?: string | null;
+  signal_timeout_at?: string | null;
   error?: { message?: string; code?: string; name?: string } | null;
 }
 

@@ -361,6 +361,14 @@ function SignalCard({ dagId, runId, ti, node, onSent }: { dagId: string; runId: 
   const [result, setResult] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const waiting = ti.state === "deferred";
+  const then = signal.onTimeout === "fail" ? "fails" : signal.onTimeout === "skip" ? "is skipped" : "succeeds";
+  // While it waits, when this wait times out (signal_timeout_at: counted from when it started); else the DAG's timeout.
+  const timing =
+    waiting && ti.signal_timeout_at
+      ? `, times out at ${formatDateTime(ti.signal_timeout_at)} (then ${then})`
+      : signal.timeoutMs
+        ? ` (times out after ${formatDuration(signal.timeoutMs / 1000)}, then ${then})`
+        : "";
   const submit = async (e: Event) => {
     e.preventDefault();
     const parsed = parseJsonValue(payload);
@@ -393,7 +401,7 @@ function SignalCard({ dagId, runId, ti, node, onSent }: { dagId: string; runId: 
       <h3>Signal</h3>
       <p class="small">
         {waiting ? "Waiting for" : "Waits for"} the signal <code>{signal.name}</code>
-        {signal.timeoutMs ? ` (times out after ${formatDuration(signal.timeoutMs / 1000)}, then ${signal.onTimeout === "fail" ? "fails" : signal.onTimeout === "skip" ? "is skipped" : "succeeds"})` : ""}.
+        {timing}.
       </p>
       <label for="signal-payload">Payload (JSON, optional)</label>
       <textarea
