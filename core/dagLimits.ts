@@ -83,12 +83,17 @@ function textProblem(field: string, value: unknown, maxLength: number, minLength
 const CC = "\\u0000-\\u001f\\u007f-\\u009f";
 const CONTROL_CHARACTER = new RegExp(`[${CC}]`);
 
+/** The first control character in `value`, as "U+000A"; null when it holds none. */
+export function controlCharacterIn(value: string): string | null {
+  const control = CONTROL_CHARACTER.exec(value);
+  return control ? `U+${control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}` : null;
+}
+
 /** Why `value` holds a control character, as a message about `field`; null when it holds none. */
 function controlCharacterProblem(field: string, value: string): string | null {
-  const control = CONTROL_CHARACTER.exec(value);
-  if (!control) return null;
-  const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
-  return `${field} must not contain control characters (a newline, a tab: it is printed in log lines), got U+${code} in ${JSON.stringify(value.slice(0, 40))}`;
+  const code = controlCharacterIn(value);
+  if (code === null) return null;
+  return `${field} must not contain control characters (a newline, a tab: it is printed in log lines), got ${code} in ${JSON.stringify(value.slice(0, 40))}`;
 }
 
 /**
