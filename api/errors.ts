@@ -2,7 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { BatonError, ERRORS, type ErrorCode } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { isConnectionError } from "../store/db.ts";
-import { NAME_PATTERN, NAME_RULE, POOL_NAME_PATTERN, POOL_NAME_RULE, SIGNAL_NAME_PATTERN, SIGNAL_NAME_RULE } from "../core/dagLimits.ts";
+import { NAME_PATTERN, NAME_RULE, POOL_NAME_PATTERN, POOL_NAME_RULE, SIGNAL_NAME_PATTERN, SIGNAL_NAME_RULE, STORED_NAME_PATTERN, STORED_NAME_RULE } from "../core/dagLimits.ts";
 
 export interface Problem {
   type: string;
@@ -40,6 +40,7 @@ export function validationDetail(context: string, errors: ValidationError[]): st
   if (params?.pattern === NAME_PATTERN) return `${where} ${NAME_RULE}`;
   if (params?.pattern === POOL_NAME_PATTERN) return `${where} ${POOL_NAME_RULE}`;
   if (params?.pattern === SIGNAL_NAME_PATTERN) return `${where} ${SIGNAL_NAME_RULE}`;
+  if (params?.pattern === STORED_NAME_PATTERN) return `${where} ${STORED_NAME_RULE}`;
   const allowed = allowedValues(errors);
   if (allowed) return `${where} must be one of: ${allowed.map((v) => (typeof v === "string" ? v : JSON.stringify(v))).join(", ")}`;
   return `${where} ${first?.message ?? "is invalid"}`;

@@ -1,5 +1,5 @@
 import { Type } from "typebox";
-import { NAME_PATTERN } from "../core/dagLimits.ts";
+import { NAME_PATTERN, STORED_NAME_PATTERN } from "../core/dagLimits.ts";
 import { parseDateTime } from "../core/dateTime.ts";
 
 /**
@@ -51,6 +51,15 @@ export const CursorQuery = Type.Object({
  */
 export function Name(maxLength: number, options: { description?: string } = {}) {
   return Type.String({ minLength: 1, maxLength, pattern: NAME_PATTERN, ...options });
+}
+
+/**
+ * The key of a row the API may have written under an older, looser rule (core/dagLimits.ts
+ * STORED_NAME_PATTERN): a variable key in its path. Anything but a trailing space, which PAD SPACE
+ * would match to another row.
+ */
+export function StoredName(maxLength: number, options: { description?: string } = {}) {
+  return Type.String({ minLength: 1, maxLength, pattern: STORED_NAME_PATTERN, ...options });
 }
 
 /** An identifier as Baton stores them (DAG, run and task ids, variable keys: VARCHAR(250)). */

@@ -83,12 +83,17 @@ function textProblem(field: string, value: unknown, maxLength: number, minLength
 const CC = "\\u0000-\\u001f\\u007f-\\u009f";
 const CONTROL_CHARACTER = new RegExp(`[${CC}]`);
 
+/** The first control character in `value`, as "U+000A"; null when it holds none. */
+export function controlCharacterIn(value: string): string | null {
+  const control = CONTROL_CHARACTER.exec(value);
+  return control ? `U+${control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}` : null;
+}
+
 /** Why `value` holds a control character, as a message about `field`; null when it holds none. */
 function controlCharacterProblem(field: string, value: string): string | null {
-  const control = CONTROL_CHARACTER.exec(value);
-  if (!control) return null;
-  const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
-  return `${field} must not contain control characters (a newline, a tab: it is printed in log lines), got U+${code} in ${JSON.stringify(value.slice(0, 40))}`;
+  const code = controlCharacterIn(value);
+  if (code === null) return null;
+  return `${field} must not contain control characters (a newline, a tab: it is printed in log lines), got ${code} in ${JSON.stringify(value.slice(0, 40))}`;
 }
 
 /**
@@ -133,13 +138,25 @@ export function queueNameProblem(field: string, value: unknown): string | null {
  * pool or queue filter (GET …/taskInstances?queue=), a signal_id, the event log's filters. No stored
  * name ends with whitespace (the columns compare with PAD SPACE: "etl " would find "etl") or holds a
  * control character (DAG files cannot declare one: poolNameProblem, queueNameProblem, the SDK's id
- * and signal name patterns; the API writes none), so one that does is refused rather than answered
- * for another name or for none. Leading whitespace is kept, as in pool names. Narrower rules (a
+ * and signal name patterns; the API creates none), so one that does is refused rather than answered
+ * for another name or for none. A variable key an older API stored may break it: STORED_NAME_PATTERN
+ * looks those up. Leading whitespace is kept, as in pool names. Narrower rules (a
  * connection id, a token name, a signal name) are stricter patterns of their own.
  */
 export const NAME_PATTERN = `^[^${CC}]*[^\\s${CC}]$`;
 /** What NAME_PATTERN asks besides the length, as the API says it. */
 export const NAME_RULE = "must not end with a space or other whitespace, nor contain control characters (a newline, a tab)";
+
+/**
+ * What the API takes as the key of a row it may have written under an older rule: until
+ * NAME_PATTERN, POST /variables took any key not ending with a space ("a\tb", "k\t", "key\u00a0"),
+ * and GET /variables lists such rows, so GET/PATCH/DELETE /variables/{variable_key} must find them.
+ * Only a key ending with a space (U+0020) is refused: MySQL's PAD SPACE would match "key " to "key"
+ * (a DELETE of "key " deleted "key"), so no row is that key. Creating still follows NAME_PATTERN.
+ */
+export const STORED_NAME_PATTERN = "[^ ]$";
+/** What STORED_NAME_PATTERN asks besides the length, as the API says it. */
+export const STORED_NAME_RULE = "must not end with a space (the database would match the name without it)";
 
 /** run_signal.name and task_instance.deferred_on: VARCHAR(255). */
 export const MAX_SIGNAL_NAME_LENGTH = 255;

@@ -1,6 +1,7 @@
 import type { OutgoingHttpHeaders } from "node:http";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type, type Static } from "typebox";
+import { controlCharacterIn } from "../../core/dagLimits.ts";
 import { BatonError } from "../../core/errors.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 import { eventIdsAfter, eventIdsBetween, eventsByIds, getEvent, latestEventId, listEvents, type EventFilter, type EventName } from "../../store/queries/events.ts";
@@ -12,8 +13,14 @@ import { DateTime, ListOf, Nullable } from "../openapi.ts";
 import { Id, instantOf, Name, PageQuery } from "../schemas.ts";
 
 // No event name or owner ends with a space, which MySQL would pad away ("task:success " matched
-// task:success), or holds a control character: the API's one name rule (core/dagLimits.ts).
-const EventNames = Name(10_000, { description: "Event names separated by commas, e.g. task:failed,run:failed" });
+// task:success), or holds a control character: the API's one name rule (core/dagLimits.ts). A list
+// of event names is trimmed item by item before it is compared, so whitespace around an item (a
+// trailing newline too) is no part of a name: eventNames refuses control characters in the items.
+const EventNames = Type.String({
+  minLength: 1,
+  maxLength: 10_000,
+  description: "Event names separated by commas, e.g. task:failed,run:failed; whitespace around a name is ignored, a control character in one is refused",
+});
 
 /** Airflow's get_event_logs filters (FilterRunID, Event, Owner, …), shared by the SSE stream. */
 const Filters = Type.Object({
@@ -91,13 +98,23 @@ function eventName(text: string): EventName | null {
   return at < 0 ? null : { kind: text.slice(0, at), toState: text.slice(at + 1) };
 }
 
-/** A comma-separated list of event names; those that cannot exist are left out. */
-function eventNames(text: string | undefined): EventName[] | undefined {
+/**
+ * A comma-separated list of event names, each trimmed; those that cannot exist are left out. One
+ * holding a control character is refused, as the name rule refuses it in `event`.
+ */
+function eventNames(text: string | undefined, field: string): EventName[] | undefined {
   if (text === undefined) return undefined;
-  return text
-    .split(",")
-    .map((t) => eventName(t.trim()))
-    .filter((n): n is EventName => n !== null);
+  const items = text.split(",").map((t) => t.trim());
+  for (const item of items) {
+    const control = controlCharacterIn(item);
+    if (control !== null) {
+      throw new BatonError(
+        "BATON_VALIDATION_FAILED",
+        `querystring.${field}: an event name must not contain control characters (a newline, a tab; whitespace around it is ignored), got ${control} in ${JSON.stringify(item.slice(0, 40))}`,
+      );
+    }
+  }
+  return items.map(eventName).filter((n): n is EventName => n !== null);
 }
 
 function filterOf(q: FilterQuery): EventFilter {
@@ -111,8 +128,8 @@ function filterOf(q: FilterQuery): EventFilter {
     mapIndex: q.map_index,
     tryNumber: q.try_number,
     event: q.event === undefined ? undefined : eventName(q.event),
-    includedEvents: eventNames(q.included_events),
-    excludedEvents: eventNames(q.excluded_events),
+    includedEvents: eventNames(q.included_events, "included_events"),
+    excludedEvents: eventNames(q.excluded_events, "excluded_events"),
     owner: q.owner,
     after: instantOf(q.after, "querystring.after"),
     before: instantOf(q.before, "querystring.before"),

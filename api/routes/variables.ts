@@ -6,11 +6,17 @@ import { BatonError } from "../../core/errors.ts";
 import { isSensitiveKey, MASK } from "../../core/sensitive.ts";
 import { createVariable, deleteVariable, getVariable, listVariables, updateVariable, VARIABLE_ORDER_FIELDS, type Variable } from "../../store/variables.ts";
 import type { ApiDeps } from "../context.ts";
-import { Id, PageQuery } from "../schemas.ts";
+import { Id, PageQuery, StoredName } from "../schemas.ts";
 import { orderByEnum } from "./dags.ts";
 
 const TAGS = ["Variable"];
-const VariableKey = Id;
+/** A key a variable is created with: the API's one name rule. */
+const NewVariableKey = Id;
+/**
+ * A key looked up (the path's, and PATCH's body.key, which must equal it): any a variable may have,
+ * those an older Baton stored with a tab or a newline too (POST took any key not ending with a space).
+ */
+const VariableKey = StoredName(250, { description: "Any stored key (one an older Baton stored may hold a tab or a newline); new keys follow the name rule: no control character, no trailing whitespace" });
 const VariableParams = Type.Object({ variable_key: VariableKey });
 const Value = Type.String({ maxLength: 1_000_000 });
 const Description = Type.Union([Type.String({ maxLength: 10_000 }), Type.Null()]);
@@ -80,7 +86,7 @@ export const variableRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { 
       schema: {
         operationId: "post_variables",
         tags: TAGS,
-        body: Type.Object({ key: VariableKey, value: Value, description: Type.Optional(Description) }, { additionalProperties: false }),
+        body: Type.Object({ key: NewVariableKey, value: Value, description: Type.Optional(Description) }, { additionalProperties: false }),
         response: { 200: VariableJson },
       },
     },

@@ -1,5 +1,6 @@
 // `baton variables …`: Airflow's `airflow variables` through the REST API (admin role).
 import type { Command } from "commander";
+import { NAME_PATTERN } from "../../core/dagLimits.ts";
 import type { ApiClient } from "../client.ts";
 import { ApiCallError } from "../client.ts";
 import { printObject, printRows } from "../output.ts";
@@ -12,6 +13,8 @@ interface VariableJson {
 }
 
 const enc = encodeURIComponent;
+/** A key POST /variables creates (the API's name rule); others can only be older rows, changed by PATCH. */
+const CREATABLE_KEY = new RegExp(NAME_PATTERN, "u");
 
 /** Every page of a list endpoint. */
 export async function fetchAll<T>(client: ApiClient, path: string, field: string): Promise<T[]> {
@@ -54,13 +57,20 @@ export function registerVariablesCommands(program: Command): void {
     .option("--description <text>", "what the variable is for")
     .action(async (key: string, value: string, opts: { description?: string }, command: Command) =>
       withApi(command, async (client, { output }) => {
+        const change = () => client.call<VariableJson>("PATCH", `/variables/${enc(key)}`, { body: opts.description === undefined ? { value } : { value, description: opts.description } });
+        const create = () => client.call<VariableJson>("POST", "/variables", { body: { key, value, description: opts.description } });
         let v: VariableJson;
-        try {
-          v = await client.call<VariableJson>("POST", "/variables", { body: { key, value, description: opts.description } });
-        } catch (err) {
-          if (!(err instanceof ApiCallError) || err.code !== "BATON_VARIABLE_EXISTS") throw err;
-          const body = opts.description === undefined ? { value } : { value, description: opts.description };
-          v = await client.call<VariableJson>("PATCH", `/variables/${enc(key)}`, { body });
+        if (!CREATABLE_KEY.test(key)) {
+          // Only an older Baton stored such a key (a tab in it): change it, or let POST say why not.
+          v = await change().catch((err: unknown) => {
+            if (err instanceof ApiCallError && err.code === "BATON_VARIABLE_NOT_FOUND") return create();
+            throw err;
+          });
+        } else {
+          v = await create().catch((err: unknown) => {
+            if (err instanceof ApiCallError && err.code === "BATON_VARIABLE_EXISTS") return change();
+            throw err;
+          });
         }
         if (output === "json") printObject(v as unknown as Record<string, unknown>, output);
         else process.stdout.write(`variable ${key} set\n`);

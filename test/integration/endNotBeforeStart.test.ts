@@ -27,6 +27,9 @@ export const skew = dag({ id: "skew", maxActiveRuns: 16, dagrunTimeout: "1d" }, 
 export const wait = dag({ id: "skew_wait", maxActiveRuns: 16 }, (t) => {
   t.waitForSignal("w", { signal: "go", timeout: "1h" });
 });
+export const saga = dag({ id: "skew_saga", maxActiveRuns: 16 }, (t) => {
+  t.task("a", { compensate: async () => {} }, async () => 1).then(t.task("b", async () => 2));
+});
 `),
   });
   await h.processor.scan();
@@ -144,6 +147,34 @@ describe("a row whose start_date is ahead of the clock that ends it", () => {
     const t = await times("skew_wait", runId);
     expect(t.tis.map((ti) => [ti.task_id, ti.state])).toEqual([["w", "failed"]]);
     expect(t.tis[0]!.duration).not.toBeNull();
+    expectNoEndBeforeStart(t, "failed");
+  });
+
+  // Marking a task that is not running (setTaskState's second statement) keeps its start and ends it
+  // at now, or at that start when later: a wait deferred by a worker whose clock is ahead.
+  it("a deferred try marked success (PATCH …/taskInstances, not running)", async () => {
+    const { runId, claimed } = await runningAhead("skew_wait");
+    await h.db.pool.query("UPDATE task_instance SET state = 'deferred', deferred_on = 'go', next_check_at = ?, heartbeat_at = NULL WHERE id = ?", [
+      new Date(systemClock.now().getTime() + HOUR),
+      claimed.id,
+    ]);
+    const res = await h.app.inject({ method: "PATCH", url: `/api/v1/dags/skew_wait/dagRuns/${runId}/taskInstances/w`, payload: { new_state: "success" } });
+    expect({ status: res.statusCode, body: res.body }).toMatchObject({ status: 200 });
+    await h.scheduler.tick();
+    const t = await times("skew_wait", runId);
+    expect(t.tis.map((ti) => [ti.task_id, ti.state])).toEqual([["w", "success"]]);
+    expect(t.tis[0]!.duration).not.toBeNull();
+    expectNoEndBeforeStart(t, "success");
+  });
+
+  // A saga run cancelled with compensate: true whose no task succeeded has nothing to undo: it
+  // fails at once (cancelRun's own end, after endRuns' was undone to start the compensation).
+  it("saga run cancelled with compensate: true and nothing to compensate (PATCH …/dagRuns state=failed)", async () => {
+    const { runId } = await runningAhead("skew_saga");
+    const res = await h.app.inject({ method: "PATCH", url: `/api/v1/dags/skew_saga/dagRuns/${runId}`, payload: { state: "failed", compensate: true } });
+    expect({ status: res.statusCode, body: res.body }).toMatchObject({ status: 200 });
+    const t = await times("skew_saga", runId);
+    expect(t.tis.map((ti) => [ti.task_id, ti.state])).toEqual([["a", "failed"], ["b", "skipped"]]);
     expectNoEndBeforeStart(t, "failed");
   });
 

@@ -187,6 +187,7 @@ describe("event log", () => {
 
   // No event name, owner or id holds a control character or ends with whitespace: a filter that
   // does is refused by the API's one name rule (core/dagLimits.ts), in the list and the stream.
+  // (included_events and excluded_events are lists of trimmed items: the next test.)
   it("refuses filters holding a control character or ending with a tab, and still answers plain ones", async () => {
     await runToEnd("filters_ctl");
     const owner = (await eventLogs("run_id=filters_ctl&event=task:success&task_id=a")).event_logs[0]!.owner!;
@@ -197,8 +198,6 @@ describe("event log", () => {
       task_id: "a",
       event: "task:success",
       owner,
-      included_events: "task:success,run:success",
-      excluded_events: "task:queued,task:running",
     };
     for (const [field, value] of Object.entries(good)) {
       for (const bad of withControlCharacters(value)) {
@@ -212,6 +211,39 @@ describe("event log", () => {
     }
     const all = `dag_id=history&task_id=a&event=task:success&owner=${encodeURIComponent(owner)}&included_events=task:success,run:success&excluded_events=task:queued`;
     expect((await eventLogs(`run_id=filters_ctl&${all}`)).total_entries).toBe(1);
+  });
+
+  // Their items are trimmed before they are compared, so whitespace around one (a trailing newline
+  // or tab too) changes nothing, as a space after a comma does; a control character inside an
+  // item (or a NUL, which is no whitespace, at its end) is refused, in the list and the stream.
+  it("takes whitespace around included_events and excluded_events items, and refuses a control character in one", async () => {
+    await runToEnd("filters_ws");
+    if (!h.app.server.listening) await h.app.listen({ port: 0, host: "127.0.0.1" });
+    const { port } = h.app.server.address() as AddressInfo;
+    const lists = { included_events: ["task:success", "run:success"], excluded_events: ["task:queued", "task:running"] };
+    for (const [field, [first, second]] of Object.entries(lists) as [string, string[]][]) {
+      const count = async (value: string) => (await eventLogs(`run_id=filters_ws&limit=1000&${field}=${encodeURIComponent(value)}`)).total_entries;
+      const plain = await count(`${first},${second}`);
+      expect(plain).toBeGreaterThan(0);
+      for (const spaced of [`${first},${second} `, `${first},${second}\n`, `${first},${second}\t`, `${first}\t,\r\n${second}\r\n`, ` ${first} , ${second}`]) {
+        expect({ field, spaced, entries: await count(spaced) }).toEqual({ field, spaced, entries: plain });
+        const controller = new AbortController();
+        try {
+          const stream = await fetch(`http://127.0.0.1:${port}/api/v1/events?poll_ms=50&${field}=${encodeURIComponent(spaced)}`, { signal: controller.signal });
+          expect({ field, spaced, status: stream.status }).toEqual({ field, spaced, status: 200 });
+        } finally {
+          controller.abort();
+        }
+      }
+      const inside = [`${first.replace(":", ":\t")},${second}`, `${first},${second.replace(":", "\n:")}`, `${first}\u0000,${second}`, `${first},${second}\u0085`];
+      for (const bad of inside) {
+        for (const path of ["eventLogs", "events"]) {
+          const res = await h.app.inject({ method: "GET", url: `/api/v1/${path}?${field}=${encodeURIComponent(bad)}` });
+          expectProblem(res, 400, "BATON_VALIDATION_FAILED", `querystring.${field}`);
+          expect({ bad, detail: res.json().detail }).toEqual({ bad, detail: expect.stringContaining("control character") });
+        }
+      }
+    }
   });
 
   it("GET /eventLogs/{event_log_id} answers one entry as the list shows it, 404 for an unknown id, 400 for a malformed one", async () => {
@@ -239,7 +271,7 @@ describe("event log", () => {
   });
 
   it("streams new events as server-sent events", async () => {
-    await h.app.listen({ port: 0, host: "127.0.0.1" });
+    if (!h.app.server.listening) await h.app.listen({ port: 0, host: "127.0.0.1" });
     const { port } = h.app.server.address() as AddressInfo;
     const controller = new AbortController();
     const response = await fetch(`http://127.0.0.1:${port}/api/v1/events?dag_id=history&poll_ms=50`, { signal: controller.signal });
