@@ -91,7 +91,7 @@ process.on("message", (raw) => {
  */
 async function runStep(
   m: RunTryMessage,
-  sources: Map<string, string>,
+  called: Set<string>,
   taskKey: string,
   name: string,
   fn: (step: { idempotencyKey: string }) => unknown,
@@ -105,14 +105,15 @@ async function runStep(
     throw Object.assign(new Error(`ctx.step(name, fn): name must not end with a space, got ${JSON.stringify(name)}`), { nonRetryable: true });
   }
   if (typeof fn !== "function") throw Object.assign(new Error(`ctx.step("${name}", fn): fn must be a function`), { nonRetryable: true });
-  const source = String(fn);
-  const earlier = sources.get(name);
-  if (earlier !== undefined && earlier !== source) {
-    throw Object.assign(new Error(`ctx.step("${name}") was already used in this try with a different function: step names must be unique`), {
-      nonRetryable: true,
-    });
+  if (called.has(name)) {
+    // Even with the same function: a loop's closures have one source, and answering each turn
+    // with the first turn's recorded result would silently skip the others' work.
+    throw Object.assign(
+      new Error(`ctx.step("${name}") was already called in this try: step names must be unique in a task (in a loop, name each turn's step, e.g. \`${name}_\${i}\`)`),
+      { nonRetryable: true },
+    );
   }
-  sources.set(name, source);
+  called.add(name);
   if (Object.prototype.hasOwnProperty.call(m.steps, name)) {
     line("INFO", [`Step "${name}": recorded by an earlier try, not run again`]);
     return m.steps[name];
@@ -158,6 +159,7 @@ async function runSensor(
   ctx: TaskContext,
   m: RunTryMessage,
   line: (level: string, args: unknown[]) => void,
+  calledSteps: Set<string>,
 ): Promise<{ value: unknown } | { rescheduleInMs: number }> {
   // Time as the worker's Clock sees it (a fake clock in tests), advancing with real time here.
   const now = () => Date.now() + m.clockOffsetMs;
@@ -184,6 +186,8 @@ async function runSensor(
     }
   }
   for (let pokes = m.pokeCount; ; pokes++) {
+    // Each poke calls its steps afresh: a step recorded at an earlier poke returns its result.
+    calledSteps.clear();
     const answer = await sensor.poke(ctx);
     if (answer === true) return { value: true };
     if (answer && typeof answer === "object" && answer.done) return { value: answer.value === undefined ? true : answer.value };
@@ -374,17 +378,18 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   current = controller;
   let result: TryOutcome;
   let hooks: { options: TaskOptions; ctx: TaskContext } | undefined;
-  const stepSources = new Map<string, string>();
+  // The step names this try's code called: a name is unique in a task, and in each poke of a sensor.
+  const calledSteps = new Set<string>();
   try {
     line("INFO", [`Starting try ${m.tryNumber} of ${m.maxTries + 1}: ${m.dagId}.${m.taskId} run ${m.runId}`]);
     const found = await findTask(m);
     const dag = found.dag;
     let task = found.task;
-    const step: TaskContext["step"] = (name, fn) => runStep(m, stepSources, `${m.dagId}:${m.runId}:${m.taskId}:${m.mapIndex}`, name, fn, line) as never;
+    const step: TaskContext["step"] = (name, fn) => runStep(m, calledSteps, `${m.dagId}:${m.runId}:${m.taskId}:${m.mapIndex}`, name, fn, line) as never;
     const ctx = taskContext(m, task.upstream, controller.signal, step, line);
     hooks = { options: { ...dag.options.defaultArgs, ...task.options }, ctx };
     if (task.kind === "sensor" && task.sensor) {
-      const poked = await runSensor(task.sensor, ctx, m, line);
+      const poked = await runSensor(task.sensor, ctx, m, line, calledSteps);
       if ("rescheduleInMs" in poked) throw new RescheduleRequest(poked.rescheduleInMs);
       task = { ...task, fn: () => poked.value };
     }

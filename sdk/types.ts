@@ -50,7 +50,9 @@ export interface TaskContext {
   /**
    * A durable step: its result is recorded when it completes, and a later try of this task
    * instance returns the recorded result instead of running `fn` again. The result must be
-   * JSON-serializable. `idempotencyKey` is stable for this step across tries.
+   * JSON-serializable, and is returned as JSON reads it, the first time too. `name` is unique in
+   * the task: calling it twice in one try (a loop) fails the task. `idempotencyKey` is stable for
+   * this step across tries.
    */
   step<T>(name: string, fn: (step: { idempotencyKey: string }) => T | Promise<T>): Promise<Awaited<T>>;
   /**

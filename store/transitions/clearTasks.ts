@@ -165,12 +165,23 @@ export async function clearTasks(
     const latest = dags[0]?.latest_version_hash as string | undefined;
     if (latest && latest !== run.version_hash) {
       const next = await shapeOf(latest);
-      const outline = (sh: DagShape) =>
-        JSON.stringify(sh.dag.tasks.filter((t) => t.kind !== "compensate").map((t) => [t.taskId, t.upstream, t.triggerRule]).sort());
-      if (outline(next) !== outline(shape)) {
+      const outline = (sh: DagShape, compensations: boolean) =>
+        JSON.stringify(sh.dag.tasks.filter((t) => compensations || t.kind !== "compensate").map((t) => [t.taskId, t.upstream, t.triggerRule]).sort());
+      if (outline(next, false) !== outline(shape, false)) {
         throw new BatonError(
           "BATON_VERSION_INCOMPATIBLE",
           `the latest version of DAG "${req.dagId}" changes its tasks, edges or trigger rules; clear without use_latest_version, or trigger a new run`,
+        );
+      }
+      // A resumed compensation keeps the run's other compensation task instances: a version with
+      // other compensations would leave one the run owes (failed, or cut off) outside its saga,
+      // and the run would end compensated with it never undone.
+      const resumes = taskIds.some((id) => shape.byId.get(id)?.kind === "compensate");
+      if (resumes && outline(next, true) !== outline(shape, true)) {
+        throw new BatonError(
+          "BATON_VERSION_INCOMPATIBLE",
+          `the latest version of DAG "${req.dagId}" changes which tasks have a compensation, and this clear resumes run "${req.runId}"'s ` +
+            "compensation, whose compensation tasks are its version's; clear without use_latest_version (only the code of the same compensations may change)",
         );
       }
       shape = next;

@@ -1,4 +1,7 @@
 import { createHash } from "node:crypto";
+import { mkdtemp, readFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import { writeFileSync } from "node:fs";
 import { stableJson } from "../../core/json.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
@@ -210,5 +213,48 @@ export default dag({ id: "fixable" }, (t) => {
     const refused = await clear(true);
     expect(refused.statusCode).toBe(409);
     expect(refused.json().code).toBe("BATON_VERSION_INCOMPATIBLE");
+  });
+
+  // v1: both compensations fail. v2 fixes the refund but drops reserve's compensation, which the
+  // run still owes (reserve__compensate failed: the stock is still held). v3 fixes both.
+  const sagaFix = (version: 1 | 2 | 3) =>
+    dagSource(`
+import { appendFileSync } from "node:fs";
+const mark = (ctx, what) => appendFileSync(String(ctx.conf.marks), what + "\\n");
+export default dag({ id: "saga_fix" }, (t) => {
+  const release = async (ctx) => { if (${version} < 3) throw new Error("release bug"); mark(ctx, "release"); };
+  const reserve = t.task("reserve", ${version} === 2 ? {} : { compensate: release }, async (ctx) => { mark(ctx, "reserve"); return 1; });
+  const charge = t.task("charge", { compensate: async (ctx) => { if (${version} < 2) throw new Error("refund bug"); mark(ctx, "refund"); } }, async (ctx) => { mark(ctx, "charge"); return 1; });
+  reserve.then(charge).then(t.task("ship", async () => { throw new Error("no truck"); }));
+});
+`);
+
+  it("refuses to resume a saga with a latest version whose compensations differ: the run would end compensated with one still failed", async () => {
+    await h.writeDag("saga_fix.ts", sagaFix(1));
+    await h.processor.scan();
+    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-saga-fix-")), "marks.txt");
+    const runId = (await h.app.inject({ method: "POST", url: "/api/v1/dags/saga_fix/dagRuns", payload: { conf: { marks } } })).json().dag_run_id as string;
+    const run = async () => (await h.app.inject({ method: "GET", url: `/api/v1/dags/saga_fix/dagRuns/${encodeURIComponent(runId)}` })).json();
+    await waitFor("the saga to fail", async () => (await run()).compensation === "compensation_failed" && (await run()).state === "failed");
+    const pinned = (await run()).dag_version;
+    const resume = () =>
+      h.app.inject({
+        method: "POST",
+        url: "/api/v1/dags/saga_fix/clearTaskInstances",
+        payload: { dag_run_id: runId, dry_run: false, only_failed: false, task_ids: ["charge__compensate"], include_downstream: true, use_latest_version: true },
+      });
+
+    await h.writeDag("saga_fix.ts", sagaFix(2));
+    await h.processor.scan();
+    const refused = await resume();
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json().code).toBe("BATON_VERSION_INCOMPATIBLE");
+    expect(await run()).toMatchObject({ state: "failed", compensation: "compensation_failed", dag_version: pinned });
+
+    await h.writeDag("saga_fix.ts", sagaFix(3));
+    await h.processor.scan();
+    expect((await resume()).statusCode).toBe(200);
+    await waitFor("the saga to be compensated", async () => (await run()).compensation === "compensated" && (await run()).state === "failed");
+    expect((await readFile(marks, "utf8")).split("\n").filter(Boolean)).toEqual(["reserve", "charge", "refund", "release"]);
   });
 });

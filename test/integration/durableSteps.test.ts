@@ -49,6 +49,20 @@ export const sensorStepRetry = dag({ id: "sensor_step_retry", defaultArgs: { ret
   });
 });
 
+// A poke-mode sensor pokes several times in one try: its poke calls the same step each time
+// and gets the recorded result, not a reused-name error.
+export const pokeStep = dag({ id: "poke_step" }, (t) => {
+  t.sensor("wait", {
+    mode: "poke",
+    pokeInterval: 1,
+    poke: async (ctx) => {
+      const token = await ctx.step("x", () => { mark(ctx, "x"); return "tok"; });
+      mark(ctx, "poke " + ctx.tryNumber + " " + token);
+      return pokes(ctx) >= 3 ? { done: true, value: token } : false;
+    },
+  });
+});
+
 export const misuse = dag({ id: "misuse", defaultArgs: { retries: 2, retryDelay: 50 } }, (t) => {
   t.task("reuse", async (ctx) => {
     await ctx.step("same", () => 1);
@@ -56,6 +70,13 @@ export const misuse = dag({ id: "misuse", defaultArgs: { retries: 2, retryDelay:
   });
   t.task("huge", async () => "x".repeat(1024 * 1024 + 10));
   t.task("not_json", async (ctx) => ctx.step("bigint", () => 10n));
+  // The same name and the same closure at each turn of a loop: each call is a step of its own
+  // to a Temporal user, and returning the first turn's result would skip the other charges.
+  t.task("loop", async (ctx) => {
+    const out = [];
+    for (const i of [1, 2, 3]) out.push(await ctx.step("charge", () => { mark(ctx, "charge " + i); return i; }));
+    return out;
+  });
   t.task("padded", async (ctx) => {
     const a = await ctx.step("a", () => "first");
     const padded = await ctx.step("a ", () => "second");
@@ -108,10 +129,21 @@ describe("durable steps", () => {
     }
   });
 
-  it("rejects a reused step name, a name ending with a space, an output over the cap and a result that is not JSON, without retries", async () => {
-    const { tasks } = await run("misuse");
+  it("a poke-mode sensor runs a step once across the pokes of one try", async () => {
+    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-steps-")), "marks.txt");
+    const { tasks } = await run("poke_step", { marks });
+    expect(tasks.wait).toMatchObject({ state: "success", try_number: 1 });
+    expect((await readFile(marks, "utf8")).split("\n").filter(Boolean)).toEqual(["x", "poke 1 tok", "poke 1 tok", "poke 1 tok"]);
+  });
+
+  it("rejects a reused step name (even with the same function, as in a loop), a name ending with a space, an output over the cap and a result that is not JSON, without retries", async () => {
+    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-steps-")), "marks.txt");
+    const { tasks } = await run("misuse", { marks });
+    expect(tasks.loop).toMatchObject({ state: "failed", try_number: 1 });
+    expect(JSON.parse(tasks.loop.error).message).toContain('ctx.step("charge") was already called in this try: step names must be unique in a task');
+    expect((await readFile(marks, "utf8")).split("\n").filter(Boolean)).toEqual(["charge 1"]);
     expect(tasks.reuse).toMatchObject({ state: "failed", try_number: 1 });
-    expect(JSON.parse(tasks.reuse.error).message).toContain('ctx.step("same") was already used in this try with a different function');
+    expect(JSON.parse(tasks.reuse.error).message).toContain('ctx.step("same") was already called in this try: step names must be unique in a task');
     expect(tasks.huge).toMatchObject({ state: "failed", try_number: 1 });
     expect(JSON.parse(tasks.huge.error).message).toContain("over the 1048576-byte cap (BATON_XCOM_MAX_BYTES)");
     expect(tasks.not_json).toMatchObject({ state: "failed", try_number: 1 });
