@@ -2,7 +2,7 @@
 // ("Not executing … Requested pool slots (N) are greater than total pool slots: M for pool: P"),
 // it stays queued, and it is not silent: the claiming worker logs a warning once per task, pool
 // and size, and GET …/taskInstances/{task_id}/dependencies says why it waits.
-import type { RowDataPacket } from "../../store/db.ts";
+import type { Db, RowDataPacket } from "../../store/db.ts";
 import type { Logger } from "../../core/logger.ts";
 import { Worker } from "../../executor/worker.ts";
 import { claimTasksReporting } from "../../store/transitions/claimTasks.ts";
@@ -15,6 +15,20 @@ function capturingLogger(lines: string[]): Logger {
   const at = (level: string) => (message: string) => void lines.push(`${level}: ${message}`);
   const logger: Logger = { debug: () => undefined, info: at("info"), warn: at("warn"), error: at("error"), scope: () => logger };
   return logger;
+}
+
+/** A worker claiming every 20 ms, its log lines in `lines`. */
+function startWorker(db: Db, lines: string[]): Worker {
+  const worker = new Worker(db, h.clock, capturingLogger(lines), {
+    concurrency: 2,
+    queues: ["default"],
+    logsFolder: h.logsFolder,
+    cacheFolder: h.cacheFolder,
+    pollMinMs: 20,
+    pollMaxMs: 20,
+  });
+  worker.start();
+  return worker;
 }
 
 const TOO_BIG = "Requested pool slots (3) are greater than total pool slots: 2 for pool: tiny";
@@ -62,15 +76,7 @@ describe("a task that needs more slots than its pool has", () => {
 
   it("makes the claiming worker warn once per task, pool and size, not on every claim", async () => {
     const lines: string[] = [];
-    const worker = new Worker(h.db, h.clock, capturingLogger(lines), {
-      concurrency: 2,
-      queues: ["default"],
-      logsFolder: h.logsFolder,
-      cacheFolder: h.cacheFolder,
-      pollMinMs: 20,
-      pollMaxMs: 20,
-    });
-    worker.start();
+    const worker = startWorker(h.db, lines);
     try {
       await waitFor("the warning", async () => lines.some((l) => l.includes(TOO_BIG)), 15_000);
       // The small task the claim above did not take runs (the other stays held by that claim); the
@@ -106,15 +112,7 @@ describe("a task that needs more slots than its pool has", () => {
         };
       },
     });
-    const worker = new Worker({ ...h.db, pool }, h.clock, capturingLogger(lines), {
-      concurrency: 2,
-      queues: ["default"],
-      logsFolder: h.logsFolder,
-      cacheFolder: h.cacheFolder,
-      pollMinMs: 20,
-      pollMaxMs: 20,
-    });
-    worker.start();
+    const worker = startWorker({ ...h.db, pool }, lines);
     try {
       await waitFor("the warning after the failed lookup", async () => lines.some((l) => l.includes(TOO_BIG)), 15_000);
     } finally {
