@@ -104,23 +104,28 @@ function coreOf(conn: Tx): CoreConnection {
 /**
  * A statement that sets the detail of the events caused by the statements after it in `tx` (as
  * Db.withEventDetail does for a whole transaction), e.g. a different one per row of a batch; null
- * unsets it. Send it in the same batch as those statements: it costs no round trip. Db.tx and
- * Db.batchTx reset the connection's detail when they give it back, so it lasts at most to the end
- * of the transaction.
+ * unsets it. Send it in the same batch as those statements: it costs no round trip. The
+ * connection's detail is reset when it goes back to the pool, so it lasts at most to the end of
+ * the transaction.
  */
 export function eventDetailStatement(tx: Tx, detail: string | null): Statement {
   eventDetailOf.set(coreOf(tx), UNKNOWN_DETAIL);
   return { sql: "SET @baton_event_detail = ?", params: [detail === null ? null : detail.slice(0, EVENT_DETAIL_CHARS)] };
 }
 
+/** Sends `statements` on `tx` in one round trip (multipleStatements); one result each. */
+export async function runAll(tx: Tx, statements: Statement[]): Promise<unknown[]> {
+  const [raw] = await tx.query(statements.map((s) => s.sql).join(";\n"), statements.flatMap((s) => s.params ?? []));
+  return statements.length === 1 ? [raw] : (raw as unknown[]);
+}
+
 /**
- * Unsets the detail of a connection about to go back to the pool, if it may hold one: queued on
- * the connection as it goes back, so it runs before anything its next user sends, and that user's
- * events never inherit it (nor does its checkout send a SET for it). A transaction that set none
- * sends nothing.
+ * Unsets the detail of a connection going back to the pool, if it may hold one: queued on the
+ * connection as it goes back, so it runs before anything its next user sends, and that user's
+ * events never inherit it (nor does its checkout send a SET for it). A connection that holds none
+ * (every one the hot paths used) sends nothing.
  */
-function clearEventDetail(conn: Tx): void {
-  const core = coreOf(conn);
+function clearEventDetail(core: CoreConnection): void {
   if ((eventDetailOf.get(core) ?? null) === null) return;
   core.query("SET @baton_event_detail = NULL", [], () => undefined);
   eventDetailOf.set(core, null);
@@ -512,8 +517,9 @@ export function openDb(url: string, options: DbOptions = {}): Db {
   // that takes the connection. Read when the connection is asked for, in the asker's context, and
   // set only when it changes: the SET is queued on the connection ahead of the asker's statements.
   // @baton_event_detail likewise (Db.withEventDetail), in the same SET: a caller that wants none
-  // gets NULL. Db.tx and Db.batchTx reset it when they give a connection back (clearEventDetail),
-  // so the hot paths, which set none, find NULL and send nothing for it.
+  // gets NULL. A connection is also reset when it goes back to the pool (clearEventDetail, from a
+  // transaction or a pool.query alike), so the hot paths, which set none, find NULL at checkout
+  // and send nothing for it.
   const actorOf = new WeakMap<object, string>();
   pool.on("connection", (conn) => {
     guardStatements(conn as unknown as CoreSocketConnection);
@@ -523,7 +529,15 @@ export function openDb(url: string, options: DbOptions = {}): Db {
     conn.query("SET @baton_actor = ?", [actor]);
     actorOf.set(conn, actor);
   });
-  const core = pool.pool as unknown as { getConnection(cb: (err: Error | null, conn: CoreConnection) => void): void };
+  const core = pool.pool as unknown as {
+    getConnection(cb: (err: Error | null, conn: CoreConnection) => void): void;
+    releaseConnection(conn: CoreConnection): void;
+  };
+  const releaseConnection = core.releaseConnection.bind(core);
+  core.releaseConnection = (conn) => {
+    clearEventDetail(conn);
+    releaseConnection(conn);
+  };
   const getConnection = core.getConnection.bind(core);
   core.getConnection = (cb) => {
     const wanted = callerActor ?? actor;
@@ -589,7 +603,6 @@ export function openDb(url: string, options: DbOptions = {}): Db {
           }
           throw err;
         } finally {
-          clearEventDetail(conn);
           conn.release();
         }
       }
@@ -614,7 +627,6 @@ export function openDb(url: string, options: DbOptions = {}): Db {
           }
           throw err;
         } finally {
-          clearEventDetail(conn);
           conn.release();
         }
       }
