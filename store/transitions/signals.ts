@@ -16,12 +16,17 @@
 //   out those an earlier page of the same pass could not end (their run's version unreadable):
 //   else they would fill every page while they stay due, and the waits after them never end.
 // locks: the waiting task_instance row, then the signal row, then what settle() locks.
+// events: a wait ended by sendSignal, and what that causes, has the detail `signal "<name>"
+//   (signal_id "<id>")` (the signal it took, which may be one kept from before it waited); one
+//   ended by timeoutDeferred `no "<name>" signal within its timeout (onTimeout: <fail|skip|succeed>)`.
+//   Set in the round trip of the wait's UPDATE (eventDetailStatement). A kept signal a task takes as
+//   it defers (deliverPendingSignal, inside finishTries) sets none: that path adds no statement.
 // outcomes: the completed task settles like any other, in the same transaction.
 import type { DagShape } from "../../core/dagStructure.ts";
 import { BatonError } from "../../core/errors.ts";
 import { sameJson } from "../../core/json.ts";
 import { TaskState } from "../../core/states.ts";
-import { inList, type Db, type ResultSetHeader, type RowDataPacket, type Statement, type Tx } from "../db.ts";
+import { eventDetailStatement, inList, runAll, type Db, type ResultSetHeader, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { durationTo, endAt } from "../endDate.ts";
 import { runNotFoundError } from "../queries/read.ts";
 import { isDuplicateKey } from "../rows.ts";
@@ -31,7 +36,10 @@ import { settle, type SettleResult } from "./settle.ts";
 
 export const SIGNAL_PAYLOAD_CAP_BYTES = 64 * 1024;
 
-/** Ends a deferred task: success with the payload as its output, or as its timeout says. */
+/**
+ * Ends a deferred task: success with the payload as its output, or as its timeout says. `detail`:
+ * the events' detail from here to the end of the transaction, set in the UPDATE's round trip.
+ */
 async function endDeferred(
   tx: Tx,
   now: Date,
@@ -40,14 +48,17 @@ async function endDeferred(
   state: "success" | "failed" | "skipped",
   output: { payloadText: string | null } | null,
   error: Record<string, unknown> | null,
+  detail?: string,
 ): Promise<SettleResult | null> {
   const [end, duration] = [endAt(now), durationTo(now)];
-  const [updated] = await tx.query<ResultSetHeader>(
-    `UPDATE task_instance SET state = ?, end_date = ${end.sql}, deferred_on = NULL, next_check_at = NULL, error = ?,
+  const update: Statement = {
+    sql: `UPDATE task_instance SET state = ?, end_date = ${end.sql}, deferred_on = NULL, next_check_at = NULL, error = ?,
             duration = ${duration.sql}
       WHERE id = ? AND state = 'deferred'`,
-    [state, ...end.params, error ? JSON.stringify(error) : null, ...duration.params, ti.id],
-  );
+    params: [state, ...end.params, error ? JSON.stringify(error) : null, ...duration.params, ti.id],
+  };
+  const results = await runAll(tx, detail === undefined ? [update] : [eventDetailStatement(tx, detail), update]);
+  const updated = results[results.length - 1] as ResultSetHeader;
   if (updated.affectedRows !== 1) return null;
   if (output) {
     await tx.query(
@@ -63,7 +74,7 @@ async function endDeferred(
 async function consumeOldest(tx: Tx, now: Date, dagRunId: number, name: string, ti: RowDataPacket): Promise<RowDataPacket | undefined> {
   const tiId = Number(ti.id);
   const [signals] = await tx.query<RowDataPacket[]>(
-    `SELECT id, payload FROM run_signal WHERE dag_run_id = ? AND name = ? AND consumed_by IS NULL AND id > ? ORDER BY id LIMIT 1 FOR UPDATE`,
+    `SELECT id, signal_id, payload FROM run_signal WHERE dag_run_id = ? AND name = ? AND consumed_by IS NULL AND id > ? ORDER BY id LIMIT 1 FOR UPDATE`,
     [dagRunId, name, ti.signals_after],
   );
   const signal = signals[0];
@@ -182,7 +193,9 @@ export async function sendSignal(db: Db, now: Date, req: SignalRequest, shapeOf:
     if (!ti) return { signalId: req.signalId ?? null, duplicate: false, deliveredTo: null, queued: [] };
     // The oldest one it may take: one kept from before it was cleared is not (see consumeOldest).
     const signal = await consumeOldest(tx, now, Number(run.id), req.name, ti);
-    const outcome = await endDeferred(tx, now, ti, shape!, "success", { payloadText: signal?.payload ?? payloadText }, null);
+    const signalId = signal ? (signal.signal_id as string | null) : (req.signalId ?? null);
+    const detail = `signal ${JSON.stringify(req.name)}${signalId === null ? "" : ` (signal_id ${JSON.stringify(signalId)})`}`;
+    const outcome = await endDeferred(tx, now, ti, shape!, "success", { payloadText: signal?.payload ?? payloadText }, null, detail);
     return { signalId: req.signalId ?? null, duplicate: false, deliveredTo: ti.task_id, queued: outcome?.queued ?? [] };
   });
 }
@@ -272,7 +285,8 @@ export async function timeoutDeferred(
         state === TaskState.Failed
           ? { name: "SignalTimeoutError", code: "BATON_SIGNAL_TIMEOUT", message: `no "${ti.deferred_on}" signal arrived before the timeout` }
           : null;
-      const outcome = await endDeferred(tx, now, ti, shape, state, state === TaskState.Success ? { payloadText: null } : null, error);
+      const detail = `no ${JSON.stringify(ti.deferred_on)} signal within its timeout (onTimeout: ${onTimeout})`;
+      const outcome = await endDeferred(tx, now, ti, shape, state, state === TaskState.Success ? { payloadText: null } : null, error, detail);
       if (outcome) {
         ended++;
         queued += outcome.queued.length;
