@@ -31,10 +31,10 @@ export interface Db {
   /**
    * This database annotating the events its statements cause: every event log row a trigger
    * writes from a statement sent through it has `detail` = `detail` (the first EVENT_DETAIL_CHARS
-   * characters), e.g. why a transition was made ("handed back by worker …"). Set on the connection
-   * with @baton_actor when it is taken from the pool and reset when a transaction gives it back
-   * (see openDb), so no other caller's events inherit it. Statements through a Db without one
-   * write NULL; eventDetailStatement() changes it within a transaction.
+   * characters), e.g. why a transition was made ("cleared by token:ops"). Set on the connection
+   * with @baton_actor when it is taken from the pool and reset as it goes back (see openDb), so no
+   * other caller's events inherit it. Statements through a Db without one write NULL;
+   * eventDetailStatement() sets one within a transaction without a round trip of its own.
    */
   withEventDetail(detail: string): Db;
   /** The detail set by withEventDetail, else null. */
