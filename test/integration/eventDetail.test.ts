@@ -5,8 +5,6 @@
 // reached by moving the clock, never by waiting.
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
-import os from "node:os";
 import path from "node:path";
 import { FakeClock } from "../../core/clock.ts";
 import { Worker } from "../../executor/worker.ts";
@@ -93,7 +91,8 @@ describe("event details", () => {
   };
 
   it("a try a stopping worker hands back says which worker and why; the scheduler's own changes carry none", async () => {
-    const release = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-ed-")), "release");
+    // In the harness's folder, which stop() removes.
+    const release = path.join(path.dirname(h.dagsFolder), "ed-release");
     const runId = await h.trigger("ed_held", { conf: { release }, tick: true });
     const worker = new Worker(h.db, clock, h.logger, {
       concurrency: 1,
