@@ -600,9 +600,10 @@ export class Worker {
    * again, the try not counted. Resolves how many went back, or undefined when the COMMIT's
    * answer was lost (handBackTries); rejects when nothing was handed back, with them still held.
    */
-  private async handBackHeld(holds: Held[]): Promise<number | undefined> {
+  private async handBackHeld(holds: Held[], reason: string): Promise<number | undefined> {
     const returned = await this.handBackTries(
       holds.map((h) => ({ ...h.task, firstPokeAt: h.firstPokeAt ?? h.task.firstPokeAt })),
+      reason,
       holds,
     );
     // Handed back, or left to recoverUnknownCommits(): either way no longer held.
@@ -622,13 +623,14 @@ export class Worker {
    * resolves undefined, the caller forgets them (never runs them), and the connection is noted
    * for recoverUnknownCommits(), which hands back those still running under this worker's token
    * that it does not hold — exactly the ones the lost COMMIT did not return. Any other failure
-   * rejects: the transaction did not commit, the tries are still ours.
+   * rejects: the transaction did not commit, the tries are still ours. `reason` says why in their
+   * events (detail: `handed back by worker <host>:<pid> (<reason>)`).
    */
-  private async handBackTries(tries: HeldTry[], holds: Held[] = []): Promise<number | undefined> {
+  private async handBackTries(tries: HeldTry[], reason: string, holds: Held[] = []): Promise<number | undefined> {
     // `holds` are forgotten before the loop is woken: recovery must not take them for ours.
     if (tries.length === 0) return 0;
     try {
-      return await handBack(this.db, this.clock.now(), tries);
+      return await handBack(this.db, this.clock.now(), tries, `handed back by worker ${this.options.hostname ?? os.hostname()}:${process.pid} (${reason})`);
     } catch (err) {
       if (!this.noteUnknownCommit(err)) throw err;
       this.logger.warn(
@@ -668,7 +670,7 @@ export class Worker {
     const known = new Set([...this.held.keys(), ...this.finished.map((t) => tryKey(t.task))]);
     const orphans = (await triesClaimedBy(this.db.pool, this.id)).filter((t) => !known.has(tryKey({ id: t.id, tryNumber: t.tryNumber })));
     // Its own answer lost too: the next turn of the loop looks again, once that hand-back has ended.
-    const returned = (await this.handBackTries(orphans)) ?? 0;
+    const returned = (await this.handBackTries(orphans, "claimed for it by a database call whose answer was lost")) ?? 0;
     this.unknownCommits = this.unknownCommits.filter((id) => !threads.includes(id));
     if (returned > 0) {
       this.logger.warn(`handed back ${returned} task instance(s) claimed for this worker by a database call whose answer was lost (connection lost around its COMMIT)`);
@@ -942,7 +944,7 @@ export class Worker {
     for (const h of holds) h.handedBack = true;
     let returned;
     try {
-      returned = await this.handBackHeld(holds);
+      returned = await this.handBackHeld(holds, "its inputs could not be read");
     } catch (err) {
       for (const h of holds) if (this.held.get(tryKey(h.task)) === h) h.handedBack = false;
       this.unread = holds.concat(this.unread);
@@ -998,7 +1000,10 @@ export class Worker {
       // The tries ahead of them are long: no more claiming ahead until short tries bring the
       // average down again (else the same tries would be claimed and handed back over again).
       this.recentTryMs = Math.max(this.recentTryMs ?? 0, this.maxWaitMs);
-      const inFlight = this.handBackHeld(holds.map((x) => x.held)).then(
+      const inFlight = this.handBackHeld(
+        holds.map((x) => x.held),
+        `waited over ${formatDuration(this.maxWaitMs)} for a slot`,
+      ).then(
         (returned) => {
           if (returned !== undefined) this.logger.info(`handed back ${returned} task instance(s) that waited over ${this.maxWaitMs} ms for a slot`);
           this.wantClaim = true;
@@ -1378,7 +1383,7 @@ export class Worker {
       // missed by it (steps_kept): let the writes the killed processes asked for land first.
       await settledWithin(Promise.all(this.tryWrites), limitMs);
       const returned = await beforeDeadline(
-        this.handBackHeld(leftovers),
+        this.handBackHeld(leftovers, "shutdown"),
         limitMs,
         `handing back the unfinished tries took over ${limitMs} ms (database unreachable?)`,
       );

@@ -26,6 +26,19 @@ export interface Db {
   close(): Promise<void>;
   /** This database acting as `actor` (an API token): the event log names it for what it changes. */
   actingAs(actor: string): Db;
+  /** Who changes state through this Db, as the event log's `actor` (owner) names it. */
+  readonly actor: string;
+  /**
+   * This database annotating the events its statements cause: every event log row a trigger
+   * writes from a statement sent through it has `detail` = `detail` (the first EVENT_DETAIL_CHARS
+   * characters), e.g. why a transition was made ("cleared by token:ops"). Set on the connection
+   * with @baton_actor when it is taken from the pool and reset as it goes back (see openDb), so no
+   * other caller's events inherit it. Statements through a Db without one write NULL;
+   * eventDetailStatement() sets one within a transaction without a round trip of its own.
+   */
+  withEventDetail(detail: string): Db;
+  /** The detail set by withEventDetail, else null. */
+  readonly eventDetail: string | null;
   /**
    * This database with another statement timeout (see openDb's statementTimeoutMs; 0: none): a
    * shorter one for a health check, a longer one for a statement that may legitimately run long.
@@ -70,6 +83,52 @@ export interface BatchTx {
   runCommittingIf(statements: Statement[], condition: Statement, thenStatements?: Statement[]): Promise<{ results: unknown[]; committed: boolean }>;
   /** Undoes everything so far; the next run() opens a new transaction. */
   rollback(): Promise<void>;
+}
+
+/** event_log.detail's length (characters): a longer event detail is cut to it. */
+export const EVENT_DETAIL_CHARS = 1000;
+
+/**
+ * What each connection's @baton_event_detail holds (read by the event-log triggers, migration
+ * 0031): the text, null (unset), or UNKNOWN_DETAIL after eventDetailStatement(), which may or may
+ * not have run. A connection not in the map holds null.
+ */
+const UNKNOWN_DETAIL = Symbol("baton.unknownEventDetail");
+const eventDetailOf = new WeakMap<object, string | null | typeof UNKNOWN_DETAIL>();
+
+/** The core (callback) connection of a promise connection (a Tx). */
+function coreOf(conn: Tx): CoreConnection {
+  return (conn as unknown as { connection: CoreConnection }).connection;
+}
+
+/**
+ * A statement that sets the detail of the events caused by the statements after it in `tx` (as
+ * Db.withEventDetail does for a whole transaction), e.g. a different one per row of a batch; null
+ * unsets it. Send it in the same batch as those statements: it costs no round trip. The
+ * connection's detail is reset when it goes back to the pool, so it lasts at most to the end of
+ * the transaction.
+ */
+export function eventDetailStatement(tx: Tx, detail: string | null): Statement {
+  eventDetailOf.set(coreOf(tx), UNKNOWN_DETAIL);
+  return { sql: "SET @baton_event_detail = ?", params: [detail === null ? null : detail.slice(0, EVENT_DETAIL_CHARS)] };
+}
+
+/** Sends `statements` on `tx` in one round trip (multipleStatements); one result each. */
+export async function runAll(tx: Tx, statements: Statement[]): Promise<unknown[]> {
+  const [raw] = await tx.query(statements.map((s) => s.sql).join(";\n"), statements.flatMap((s) => s.params ?? []));
+  return statements.length === 1 ? [raw] : (raw as unknown[]);
+}
+
+/**
+ * Unsets the detail of a connection going back to the pool, if it may hold one: queued on the
+ * connection as it goes back, so it runs before anything its next user sends, and that user's
+ * events never inherit it (nor does its checkout send a SET for it). A connection that holds none
+ * (every one the hot paths used) sends nothing.
+ */
+function clearEventDetail(core: CoreConnection): void {
+  if ((eventDetailOf.get(core) ?? null) === null) return;
+  core.query("SET @baton_event_detail = NULL", [], () => undefined);
+  eventDetailOf.set(core, null);
 }
 
 /** The protocol's status flag "a transaction is open" (MySQL and MariaDB). */
@@ -354,6 +413,8 @@ interface CoreConnection {
  * call into mysql2, which asks its core pool for a connection synchronously: read there.
  */
 let callerActor: string | undefined;
+/** The event detail of the pool call being made right now (Db.withEventDetail), read likewise. */
+let callerDetail: string | undefined;
 /** The statement timeout of the pool call being made right now (Db.withStatementTimeout), read likewise. */
 let callerTimeout: number | undefined;
 
@@ -455,6 +516,10 @@ export function openDb(url: string, options: DbOptions = {}): Db {
   // @baton_actor (read by the event-log triggers) per connection: this process, or the request
   // that takes the connection. Read when the connection is asked for, in the asker's context, and
   // set only when it changes: the SET is queued on the connection ahead of the asker's statements.
+  // @baton_event_detail likewise (Db.withEventDetail), in the same SET: a caller that wants none
+  // gets NULL. A connection is also reset when it goes back to the pool (clearEventDetail, from a
+  // transaction or a pool.query alike), so the hot paths, which set none, find NULL at checkout
+  // and send nothing for it.
   const actorOf = new WeakMap<object, string>();
   pool.on("connection", (conn) => {
     guardStatements(conn as unknown as CoreSocketConnection);
@@ -464,10 +529,19 @@ export function openDb(url: string, options: DbOptions = {}): Db {
     conn.query("SET @baton_actor = ?", [actor]);
     actorOf.set(conn, actor);
   });
-  const core = pool.pool as unknown as { getConnection(cb: (err: Error | null, conn: CoreConnection) => void): void };
+  const core = pool.pool as unknown as {
+    getConnection(cb: (err: Error | null, conn: CoreConnection) => void): void;
+    releaseConnection(conn: CoreConnection): void;
+  };
+  const releaseConnection = core.releaseConnection.bind(core);
+  core.releaseConnection = (conn) => {
+    clearEventDetail(conn);
+    releaseConnection(conn);
+  };
   const getConnection = core.getConnection.bind(core);
   core.getConnection = (cb) => {
     const wanted = callerActor ?? actor;
+    const wantedDetail = callerDetail ?? null;
     const timeout = callerTimeout ?? statementTimeoutMs;
     // A caller that must queue for a connection (all are checked out) waits at most the statement
     // timeout too: while the database stalls, the pool frees a connection only when a statement
@@ -490,10 +564,19 @@ export function openDb(url: string, options: DbOptions = {}): Db {
         // Set on every checkout: a view's timeout lasts while it holds the connection.
         const stream = (conn as unknown as CoreSocketConnection).stream;
         if (stream.timeout !== timeout) stream.setTimeout(timeout);
+        const sets: string[] = [];
+        const values: unknown[] = [];
         if (actorOf.get(conn) !== wanted) {
-          conn.query("SET @baton_actor = ?", [wanted], () => undefined);
+          sets.push("@baton_actor = ?");
+          values.push(wanted);
           actorOf.set(conn, wanted);
         }
+        if ((eventDetailOf.get(conn) ?? null) !== wantedDetail) {
+          sets.push("@baton_event_detail = ?");
+          values.push(wantedDetail);
+          eventDetailOf.set(conn, wantedDetail);
+        }
+        if (sets.length > 0) conn.query(`SET ${sets.join(", ")}`, values, () => undefined);
       }
       cb(err, conn);
     });
@@ -553,11 +636,12 @@ export function openDb(url: string, options: DbOptions = {}): Db {
   /**
    * A view of the same pool: its statements act as `who` (the event log rows they write, through
    * @baton_actor, name it instead of this process: a request's token, for what it changes) and
-   * wait at most `timeout` for the server. Undefined: this process's actor, openDb's timeout.
+   * wait at most `timeout` for the server, and the events they cause carry `detail`
+   * (Db.withEventDetail). Undefined: this process's actor, openDb's timeout, no detail.
    */
-  const view = (who: string | undefined, timeout: number | undefined): Db => {
+  const view = (who: string | undefined, timeout: number | undefined, detail: string | undefined): Db => {
     const viewPool =
-      who === undefined && timeout === undefined
+      who === undefined && timeout === undefined && detail === undefined
         ? pool
         : new Proxy(pool, {
             get(target, prop) {
@@ -567,13 +651,16 @@ export function openDb(url: string, options: DbOptions = {}): Db {
               return (...args: unknown[]) => {
                 const outerActor = callerActor;
                 const outerTimeout = callerTimeout;
+                const outerDetail = callerDetail;
                 callerActor = who;
                 callerTimeout = timeout;
+                callerDetail = detail;
                 try {
                   return (value as (...a: unknown[]) => unknown).apply(target, args);
                 } finally {
                   callerActor = outerActor;
                   callerTimeout = outerTimeout;
+                  callerDetail = outerDetail;
                 }
               };
             },
@@ -585,12 +672,15 @@ export function openDb(url: string, options: DbOptions = {}): Db {
       tx: txOn(viewPool),
       batchTx: batchTxOn(viewPool),
       close,
-      actingAs: (name) => view(name.slice(0, 255), timeout),
-      withStatementTimeout: (ms) => view(who, ms),
+      actingAs: (name) => view(name.slice(0, 255), timeout, detail),
+      actor: who ?? actor,
+      withEventDetail: (text) => view(who, timeout, text.slice(0, EVENT_DETAIL_CHARS)),
+      eventDetail: detail ?? null,
+      withStatementTimeout: (ms) => view(who, ms, detail),
       statementTimeoutMs: timeout ?? statementTimeoutMs,
     };
   };
-  return view(undefined, undefined);
+  return view(undefined, undefined, undefined);
 }
 
 export interface PoolStats {

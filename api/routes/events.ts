@@ -62,7 +62,12 @@ const EventLog = Type.Object(
     to_state: Type.String(),
     owner: Nullable(Type.String({ description: "the process, or the API token (token:<name>), that made the change or was refused; anonymous for a request without a valid token" })),
     hostname: Nullable(Type.String()),
-    extra: Nullable(Type.String({ description: "what a refused request asked for" })),
+    extra: Nullable(
+      Type.String({
+        description:
+          "what a refused request asked for, or why a state change was made (a hand-back, a zombie reap, a timeout, a clear, a mark, a signal: README 'Why a state change was made'); null for routine changes",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -75,7 +75,7 @@ export function registerSystemCommands(program: Command): void {
       await withApi(this, async (client, { output }) => {
         const query = { dag_id: opts.dagId, dag_run_id: opts.runId, task_id: opts.taskId, limit: opts.limit ?? 100, offset: opts.offset };
         const page = await client.call("GET", "/eventLogs", { query });
-        printRows(page.event_logs, ["event_log_id", "when", "event", "dag_id", "run_id", "task_id", "try_number", "from_state", "to_state", "owner"], output);
+        printRows(page.event_logs, ["event_log_id", "when", "event", "dag_id", "run_id", "task_id", "try_number", "from_state", "to_state", "owner", "extra"], output);
       });
     });
 

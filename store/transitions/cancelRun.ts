@@ -40,7 +40,8 @@ export async function cancelRun(
   const shape = options.compensate && options.shapeOf ? await options.shapeOf(run.version_hash) : undefined;
   let compensating = false;
   let left: RowDataPacket | undefined;
-  const ended = await db.tx(async (tx) => {
+  // Every event it causes says who cancelled the run.
+  const ended = await db.withEventDetail(`run cancelled (marked failed) by ${db.actor}`).tx(async (tx) => {
     const result = await endRuns(tx, now, [Number(run.id)], {
       recheck: { sql: "state IN ('queued', 'running')", params: [] },
       // The shape was read for this version: a run switched to another meanwhile (a clear with

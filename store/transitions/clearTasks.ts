@@ -43,7 +43,9 @@
 //   (unless preferCompensation); BATON_DAG_RUN_COMPENSATING, BATON_DAG_RUN_REPLACED (above); otherwise the cleared task
 //   instances (state before and after), the ids queued, and the run's state afterwards (a run
 //   whose cleared tasks all end at once, e.g. behind a failed upstream that was not cleared,
-//   finishes again in the same transaction). XCom entries of cleared tasks are deleted, and
+//   finishes again in the same transaction). Every event the clear causes has the detail "cleared
+//   by <actor>" (the API token, or the process), unless the caller's Db carries one (a re-drive,
+//   a re-run: Db.withEventDetail). XCom entries of cleared tasks are deleted, and
 //   so are their durable steps unless keepSteps; a cleared wait takes only signals sent after the
 //   clear unless keepSignals (signals.ts forgetSignalsStatement). A
 //   finished run restarts its clock: start_date = now, timeout_at = now + dagrunTimeout.
@@ -215,7 +217,9 @@ export async function clearTasks(
   const selects = clearStateFilter(!!req.onlyFailed, !!req.onlyRunning);
   const dryRun = !!req.dryRun;
 
-  return db.tx(async (tx) => {
+  // A dry run changes nothing: no detail to set.
+  const annotated = dryRun || db.eventDetail !== null ? db : db.withEventDetail(`cleared by ${db.actor}`);
+  return annotated.tx(async (tx) => {
     const lock = dryRun ? "" : " FOR UPDATE";
     const [allRows] = await tx.query<RowDataPacket[]>(
       `SELECT id, task_id, map_index, state, pool, pool_slots FROM task_instance WHERE dag_run_id = ? ORDER BY task_id, map_index${lock}`,

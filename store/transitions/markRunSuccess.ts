@@ -38,7 +38,8 @@ export async function markRunSuccess(db: Db, now: Date, dagId: string, runId: st
   const [found] = await db.pool.query<RowDataPacket[]>("SELECT id FROM dag_run WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
   if (!found[0]) throw await runNotFoundError(db.pool, dagId, runId);
   const id = Number(found[0].id);
-  return db.tx(async (tx) => {
+  // Every event it causes says who marked the run.
+  return db.withEventDetail(`run marked success by ${db.actor}`).tx(async (tx) => {
     const [tis] = await tx.query<RowDataPacket[]>(
       `SELECT id, state, pool, pool_slots FROM task_instance WHERE dag_run_id = ? AND state IN (${inList(TO_MARK)}) ORDER BY dag_run_id, state, deferred_on, id FOR UPDATE`,
       [id, ...TO_MARK],

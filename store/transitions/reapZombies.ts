@@ -18,6 +18,9 @@
 //   transaction each reaped try gets the reason at the end of its log (task_log.epilogue: the
 //   dead worker's file is out of reach) and, when its task has one, the onRetry / onFailure it
 //   owes (task_callback), which a live worker runs (see tryCallbacks.ts).
+// events: each reaped try's says why (detail: "zombie: worker <host> pid <pid> sent no heartbeat
+//   for 45s, over the 30s timeout"); those its failure causes (downstream tasks, the run) say a
+//   zombie was reaped. Set in the batch of updates (eventDetailStatement): no round trip more.
 // refused: when the database refuses the batch for a value (isDataError: e.g. a compensation
 //   task of a DAG version stored before ids were bounded, created when a reaped try fails its
 //   run), each try is reaped again in a transaction of its own, so the one at fault cannot keep
@@ -35,7 +38,7 @@ import { formatDuration } from "../../core/durations.ts";
 import { TaskState } from "../../core/states.ts";
 import { retryDelayMs, shouldRetry } from "../../scheduler/retryPolicy.ts";
 import { owedCallback, workerName, zombieLogLine, type ZombieCallback } from "../../scheduler/zombieEnding.ts";
-import { inList, isDataError, type Db, type ResultSetHeader, type RowDataPacket, type Statement, type Tx } from "../db.ts";
+import { eventDetailStatement, inList, isDataError, runAll, type Db, type ResultSetHeader, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { durationTo, endAt } from "../endDate.ts";
 import { occupancyStatements } from "../pools.ts";
 import type { TryError } from "./finishTries.ts";
@@ -191,7 +194,7 @@ async function reapIn(
     }
   }
 
-  const statements: { sql: string; params: unknown[] }[] = [];
+  const statements: Statement[] = [];
   const planned: { row: RowDataPacket; state: "up_for_retry" | "failed"; error: TryError; callback: ZombieCallback | null }[] = [];
   for (const row of [...rows].sort((a, b) => Number(a.id) - Number(b.id))) {
     const version = unreadable.get(Number(row.dag_run_id));
@@ -223,7 +226,8 @@ async function reapIn(
         (retry ? "the try counts as failed and will be retried" : "the try counts as failed and the task has no tries left"),
     };
     const [end, duration] = [endAt(now), durationTo(now)];
-    statements.push({
+    const age = formatDuration(now.getTime() - heartbeatAt.getTime());
+    statements.push(eventDetailStatement(tx, `zombie: worker ${worker} sent no heartbeat for ${age}, over the ${formatDuration(timeoutMs)} timeout`), {
       sql: `UPDATE task_instance SET state = ?, end_date = ${end.sql}, duration = ${duration.sql}, next_retry_at = ?, error = ?, heartbeat_at = NULL
              WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
       params: [state, ...end.params, ...duration.params, nextRetryAt, JSON.stringify(error), row.id, tryNumber, row.claim_token],
@@ -231,9 +235,10 @@ async function reapIn(
     planned.push({ row, state, error, callback: owedCallback(spec, state) });
   }
   if (statements.length === 0) return result;
-  // One round trip for every try's update.
-  const [raw] = await tx.query(statements.map((s) => s.sql).join(";\n"), statements.flatMap((s) => s.params));
-  const updates = (statements.length === 1 ? [raw] : raw) as ResultSetHeader[];
+  // What the failures cause (downstream tasks, runs ended) is annotated as caused by a zombie.
+  statements.push(eventDetailStatement(tx, `after a zombie was reaped (no heartbeat for over ${formatDuration(timeoutMs)})`));
+  // One round trip for every try's update (each after its event detail).
+  const updates = ((await runAll(tx, statements)) as ResultSetHeader[]).filter((_, i) => i % 2 === 1);
 
   const freed = new Map<string, number>();
   const failedByRun = new Map<number, string[]>();

@@ -91,7 +91,7 @@ export async function redriveDeadLetters(
     let result;
     try {
       result = await clearTasks(
-        db,
+        dryRun ? db : db.withEventDetail(`re-driven as a dead letter by ${db.actor}`),
         now,
         { dagId: run.dagId, runId: run.runId, taskIds: run.taskIds, onlyFailed: true, includeDownstream: true, dryRun, preferCompensation: true, keepSteps: true, keepSignals: true, redrive },
         shapeOf,

@@ -22,5 +22,5 @@ export async function requeueRun(
   if (!runs[0]) throw await runNotFoundError(db.pool, dagId, runId);
   const shape = await shapeOf(runs[0].version_hash);
   const taskIds = shape.dag.tasks.filter((t) => t.kind !== "compensate").map((t) => t.taskId);
-  return clearTasks(db, now, { dagId, runId, taskIds }, shapeOf);
+  return clearTasks(db.withEventDetail(`re-run (state set to queued) by ${db.actor}`), now, { dagId, runId, taskIds }, shapeOf);
 }

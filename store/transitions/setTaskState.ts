@@ -260,7 +260,8 @@ export async function setTaskState(db: Db, now: Date, req: SetStateRequest, shap
     return result;
   }
 
-  return db.tx(async (tx) => {
+  // Every event the mark causes (the marks, the downstream tasks cleared, the runs) says who marked.
+  return db.withEventDetail(`marked ${req.newState} by ${db.actor}`).tx(async (tx) => {
     const result: SetStateResult = { dryRun, marked: [], cleared: [], queued: [], runs: [] };
     const freed = new Map<string, number>();
     for (const p of plans) {

@@ -16,13 +16,18 @@
 //   out those an earlier page of the same pass could not end (their run's version unreadable):
 //   else they would fill every page while they stay due, and the waits after them never end.
 // locks: the waiting task_instance row, then the signal row, then what settle() locks.
+// events: a wait ended by sendSignal, and what that causes, has the detail `signal "<name>"
+//   (signal_id "<id>")` (the signal it took, which may be one kept from before it waited); one
+//   ended by timeoutDeferred `no "<name>" signal within its timeout (onTimeout: <fail|skip|succeed>)`.
+//   Set in the round trip of the wait's UPDATE (eventDetailStatement). A kept signal a task takes as
+//   it defers (deliverPendingSignal, inside finishTries) sets none: that path adds no statement.
 // outcomes: the completed task settles like any other, in the same transaction.
 import type { DagShape, SerializedTask } from "../../core/dagStructure.ts";
 import { retryDelayMs, shouldRetry } from "../../scheduler/retryPolicy.ts";
 import { BatonError } from "../../core/errors.ts";
 import { sameJson } from "../../core/json.ts";
 import { TaskState } from "../../core/states.ts";
-import { inList, type Db, type ResultSetHeader, type RowDataPacket, type Statement, type Tx } from "../db.ts";
+import { eventDetailStatement, inList, runAll, type Db, type ResultSetHeader, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { durationTo, endAt } from "../endDate.ts";
 import { runNotFoundError } from "../queries/read.ts";
 import { isDuplicateKey } from "../rows.ts";
@@ -32,7 +37,10 @@ import { settle, type SettleResult } from "./settle.ts";
 
 export const SIGNAL_PAYLOAD_CAP_BYTES = 64 * 1024;
 
-/** Ends a deferred task: success with the payload as its output, or as its timeout says. */
+/**
+ * Ends a deferred task: success with the payload as its output, or as its timeout says. `detail`:
+ * the events' detail from here to the end of the transaction, set in the UPDATE's round trip.
+ */
 async function endDeferred(
   tx: Tx,
   now: Date,
@@ -41,14 +49,17 @@ async function endDeferred(
   state: "success" | "failed" | "skipped",
   output: { payloadText: string | null } | null,
   error: Record<string, unknown> | null,
+  detail?: string,
 ): Promise<SettleResult | null> {
   const [end, duration] = [endAt(now), durationTo(now)];
-  const [updated] = await tx.query<ResultSetHeader>(
-    `UPDATE task_instance SET state = ?, end_date = ${end.sql}, deferred_on = NULL, next_check_at = NULL, error = ?,
+  const update: Statement = {
+    sql: `UPDATE task_instance SET state = ?, end_date = ${end.sql}, deferred_on = NULL, next_check_at = NULL, error = ?,
             duration = ${duration.sql}
       WHERE id = ? AND state = 'deferred'`,
-    [state, ...end.params, error ? JSON.stringify(error) : null, ...duration.params, ti.id],
-  );
+    params: [state, ...end.params, error ? JSON.stringify(error) : null, ...duration.params, ti.id],
+  };
+  const results = await runAll(tx, detail === undefined ? [update] : [eventDetailStatement(tx, detail), update]);
+  const updated = results[results.length - 1] as ResultSetHeader;
   if (updated.affectedRows !== 1) return null;
   if (output) {
     await tx.query(
@@ -64,26 +75,27 @@ async function endDeferred(
  * Ends a deferred try that timed out as failed with tries left: up_for_retry at its retry delay
  * (queueRetries queues it then), settling nothing downstream.
  */
-async function retryDeferred(tx: Tx, now: Date, ti: RowDataPacket, spec: SerializedTask, error: Record<string, unknown>): Promise<boolean> {
+async function retryDeferred(tx: Tx, now: Date, ti: RowDataPacket, spec: SerializedTask, error: Record<string, unknown>, detail: string): Promise<boolean> {
   const tryNumber = Number(ti.try_number);
   // The same jitter key as finishTries and the reaper, so the delay does not depend on who ended the try.
   const jitterKey = `${ti.dag_id}#${ti.task_id}#${ti.logical_date ? new Date(ti.logical_date).toISOString() : ""}`;
   const nextRetryAt = new Date(now.getTime() + retryDelayMs(spec, tryNumber, jitterKey));
   const [end, duration] = [endAt(now), durationTo(now)];
-  const [updated] = await tx.query<ResultSetHeader>(
-    `UPDATE task_instance SET state = 'up_for_retry', end_date = ${end.sql}, duration = ${duration.sql}, next_retry_at = ?, error = ?,
+  const update: Statement = {
+    sql: `UPDATE task_instance SET state = 'up_for_retry', end_date = ${end.sql}, duration = ${duration.sql}, next_retry_at = ?, error = ?,
             deferred_on = NULL, next_check_at = NULL
       WHERE id = ? AND state = 'deferred'`,
-    [...end.params, ...duration.params, nextRetryAt, JSON.stringify(error), ti.id],
-  );
-  return updated.affectedRows === 1;
+    params: [...end.params, ...duration.params, nextRetryAt, JSON.stringify(error), ti.id],
+  };
+  const results = await runAll(tx, [eventDetailStatement(tx, detail), update]);
+  return (results[1] as ResultSetHeader).affectedRows === 1;
 }
 
 /** The oldest signal of that name no task took, among those sent after the task was last cleared (ti.signals_after). */
 async function consumeOldest(tx: Tx, now: Date, dagRunId: number, name: string, ti: RowDataPacket): Promise<RowDataPacket | undefined> {
   const tiId = Number(ti.id);
   const [signals] = await tx.query<RowDataPacket[]>(
-    `SELECT id, payload FROM run_signal WHERE dag_run_id = ? AND name = ? AND consumed_by IS NULL AND id > ? ORDER BY id LIMIT 1 FOR UPDATE`,
+    `SELECT id, signal_id, payload FROM run_signal WHERE dag_run_id = ? AND name = ? AND consumed_by IS NULL AND id > ? ORDER BY id LIMIT 1 FOR UPDATE`,
     [dagRunId, name, ti.signals_after],
   );
   const signal = signals[0];
@@ -202,7 +214,9 @@ export async function sendSignal(db: Db, now: Date, req: SignalRequest, shapeOf:
     if (!ti) return { signalId: req.signalId ?? null, duplicate: false, deliveredTo: null, queued: [] };
     // The oldest one it may take: one kept from before it was cleared is not (see consumeOldest).
     const signal = await consumeOldest(tx, now, Number(run.id), req.name, ti);
-    const outcome = await endDeferred(tx, now, ti, shape!, "success", { payloadText: signal?.payload ?? payloadText }, null);
+    const signalId = signal ? (signal.signal_id as string | null) : (req.signalId ?? null);
+    const detail = `signal ${JSON.stringify(req.name)}${signalId === null ? "" : ` (signal_id ${JSON.stringify(signalId)})`}`;
+    const outcome = await endDeferred(tx, now, ti, shape!, "success", { payloadText: signal?.payload ?? payloadText }, null, detail);
     return { signalId: req.signalId ?? null, duplicate: false, deliveredTo: ti.task_id, queued: outcome?.queued ?? [] };
   });
 }
@@ -300,12 +314,13 @@ export async function timeoutDeferred(
               message: `no "${ti.deferred_on}" signal arrived before the timeout${retry ? "; the try counts as failed and will be retried" : ""}`,
             }
           : null;
+      const detail = `no ${JSON.stringify(ti.deferred_on)} signal within its timeout (onTimeout: ${onTimeout}${retry ? ", retried" : ""})`;
       if (retry) {
-        if (await retryDeferred(tx, now, ti, spec!, error!)) ended++;
+        if (await retryDeferred(tx, now, ti, spec!, error!, detail)) ended++;
         else notEnded.push(Number(ti.id));
         continue;
       }
-      const outcome = await endDeferred(tx, now, ti, shape, state, state === TaskState.Success ? { payloadText: null } : null, error);
+      const outcome = await endDeferred(tx, now, ti, shape, state, state === TaskState.Success ? { payloadText: null } : null, error, detail);
       if (outcome) {
         ended++;
         queued += outcome.queued.length;

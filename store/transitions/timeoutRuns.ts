@@ -23,6 +23,8 @@
 // unusable: a run whose version cannot be read (isUnusableVersion) times out all the same, with no
 //   compensation (which tasks declare one cannot be read) and the reason in its note: reading the
 //   versions of a batch used to fail on it at every tick, and no run timed out again.
+// events: every one the timeout causes (the run's, its tasks') has the detail "timed out: the run
+//   ran past its dagrunTimeout".
 // outcomes: the runs failed (or now compensating), with how many task instances were failed and skipped.
 import { runTimeoutAt, type DagShape } from "../../core/dagStructure.ts";
 import { formatDuration } from "../../core/durations.ts";
@@ -63,7 +65,7 @@ export async function timeoutRuns(db: Db, now: Date, shapeOf: (versionHash: stri
       unusable.set(Number(r.id), unusableVersionNote(err));
     }
   }
-  return db.tx(async (tx) => {
+  return db.withEventDetail("timed out: the run ran past its dagrunTimeout").tx(async (tx) => {
     const result = await endRuns(tx, now, runIds, {
       recheck: { sql: "state = 'running' AND timeout_at <= ?", params: [now] },
       compensate: shapes,

@@ -468,7 +468,7 @@ describe("task execution", () => {
       expect(await xcomCount(zombie!.id)).toBe(0);
 
       // B hands it back; neither A's nor B's result counts any more.
-      expect(await handBack(h.db, new Date(), [{ id: zombie!.id, tryNumber: 1, token: tokenB, pool: zombie!.pool, poolSlots: zombie!.poolSlots }])).toBe(1);
+      expect(await handBack(h.db, new Date(), [{ id: zombie!.id, tryNumber: 1, token: tokenB, pool: zombie!.pool, poolSlots: zombie!.poolSlots }], "handed back by a test")).toBe(1);
       expect(await row(zombie!.id)).toMatchObject({ state: "queued", try_number: 0, claim_token: null });
       const late = await finishTries(h.db, new Date(), [result(zombie!, "zombie again"), result({ ...zombie!, token: tokenB }, "from B")], shapeOf);
       expect(late.fenced.sort()).toEqual([zombie!.id, zombie!.id]);
