@@ -67,7 +67,7 @@ export interface ClaimedTask {
   tryNumber: number;
   maxTries: number;
   /**
-   * task_instance.key_epoch (migration 0031): new attempts of its saga run that redid it after its
+   * task_instance.key_epoch (migration 0032): new attempts of its saga run that redid it after its
    * compensation undid it; part of ctx.idempotencyKey from 1 on. Read per claimed row (never
    * copied from another try: finishTries' hand-off reads it with the row it claims).
    */

@@ -311,7 +311,7 @@ export async function clearTasks(
     }
     await exec(tx, resetStatements(shape, hits));
     // What a succeeded compensation undid is a new effect when done again: a new idempotency key
-    // (key_epoch, migration 0031), or a provider deduplicating on it would hand back the refunded
+    // (key_epoch, migration 0032), or a provider deduplicating on it would hand back the refunded
     // charge, and deduplicate the next refund against the first. Retries and other clears keep it.
     const redone = hits.filter((r) => undone.has(r.task_id)).map((r) => Number(r.id));
     if (redone.length > 0) await tx.query(`UPDATE task_instance SET key_epoch = key_epoch + 1 WHERE id IN (${inList(redone)})`, redone);
