@@ -299,6 +299,17 @@ async function findTask(m: RunTryMessage): Promise<{ dag: Dag; task: TaskDefinit
   return { dag, task };
 }
 
+/**
+ * ctx.idempotencyKey: one intended effect of the task instance, the same across its tries and
+ * plain clears. From its first new saga attempt after a compensation undid it (key_epoch 1+),
+ * `:e<n>` follows: that effect is gone, redoing it is a new one (a compensation carries the
+ * epoch of the task it undoes). Epoch 0 adds nothing, so keys from before the epoch stay as they were.
+ */
+function idempotencyKeyOf(m: RunTryMessage): string {
+  const key = `${m.dagId}:${m.runId}:${m.taskId}:${m.mapIndex}`;
+  return m.keyEpoch > 0 ? `${key}:e${m.keyEpoch}` : key;
+}
+
 /** The ctx a try's task function and its callbacks get. */
 function taskContext(
   m: RunTryMessage,
@@ -318,7 +329,7 @@ function taskContext(
     conf: m.conf,
     params: { ...m.params, ...m.conf },
     signal,
-    idempotencyKey: `${m.dagId}:${m.runId}:${m.taskId}:${m.mapIndex}`,
+    idempotencyKey: idempotencyKeyOf(m),
     log: {
       debug: (...a) => line("DEBUG", a),
       info: (...a) => line("INFO", a),
@@ -385,7 +396,7 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
     const found = await findTask(m);
     const dag = found.dag;
     let task = found.task;
-    const step: TaskContext["step"] = (name, fn) => runStep(m, calledSteps, `${m.dagId}:${m.runId}:${m.taskId}:${m.mapIndex}`, name, fn, line) as never;
+    const step: TaskContext["step"] = (name, fn) => runStep(m, calledSteps, idempotencyKeyOf(m), name, fn, line) as never;
     const ctx = taskContext(m, task.upstream, controller.signal, step, line);
     hooks = { options: { ...dag.options.defaultArgs, ...task.options }, ctx };
     if (task.kind === "sensor" && task.sensor) {

@@ -9,6 +9,8 @@ export interface RunTryMessage {
   mapIndex: number;
   tryNumber: number;
   maxTries: number;
+  /** task_instance.key_epoch: from 1 on, ctx.idempotencyKey and step keys end with `:e<n>` (idempotencyKeyOf). */
+  keyEpoch: number;
   logicalDate: string | null;
   dataIntervalStart: string | null;
   dataIntervalEnd: string | null;

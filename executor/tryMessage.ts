@@ -13,6 +13,7 @@ export interface TryOfRun {
   mapIndex: number;
   tryNumber: number;
   maxTries: number;
+  keyEpoch: number;
   logicalDate: Date | null;
   dataIntervalStart: Date | null;
   dataIntervalEnd: Date | null;
@@ -37,6 +38,7 @@ export function tryMessage(
     mapIndex: task.mapIndex,
     tryNumber: task.tryNumber,
     maxTries: task.maxTries,
+    keyEpoch: task.keyEpoch,
     logicalDate: iso(task.logicalDate),
     dataIntervalStart: iso(task.dataIntervalStart),
     dataIntervalEnd: iso(task.dataIntervalEnd),

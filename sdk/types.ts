@@ -41,7 +41,12 @@ export interface TaskContext {
   /** Fires when the task times out or its run is cancelled. */
   readonly signal: AbortSignal;
   readonly log: TaskLogger;
-  /** Stable across retries of this task instance: use it to deduplicate side effects. */
+  /**
+   * `dag:run:task:map_index`, stable across the retries and clears of this task instance: use it
+   * to deduplicate side effects. Once a saga's compensation undid the task, a new attempt that
+   * does it again gets a new key (`…:e1`, `…:e2`): that is a new effect. A compensation's key
+   * follows its task's.
+   */
   readonly idempotencyKey: string;
   /** The output of a direct upstream task. */
   get<T>(ref: TaskRef<T>): T;
@@ -51,8 +56,8 @@ export interface TaskContext {
    * A durable step: its result is recorded when it completes, and a later try of this task
    * instance returns the recorded result instead of running `fn` again. The result must be
    * JSON-serializable, and is returned as JSON reads it, the first time too. `name` is unique in
-   * the task: calling it twice in one try (a loop) fails the task. `idempotencyKey` is stable for
-   * this step across tries.
+   * the task: calling it twice in one try (a loop) fails the task. `idempotencyKey` is the task's
+   * followed by `:<name>`, stable for this step as the task's is.
    */
   step<T>(name: string, fn: (step: { idempotencyKey: string }) => T | Promise<T>): Promise<Awaited<T>>;
   /**

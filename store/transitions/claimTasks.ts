@@ -66,6 +66,12 @@ export interface ClaimedTask {
   mapIndex: number;
   tryNumber: number;
   maxTries: number;
+  /**
+   * task_instance.key_epoch (migration 0032): new attempts of its saga run that redid it after its
+   * compensation undid it; part of ctx.idempotencyKey from 1 on. Read per claimed row (never
+   * copied from another try: finishTries' hand-off reads it with the row it claims).
+   */
+  keyEpoch: number;
   versionHash: string;
   logicalDate: Date | null;
   dataIntervalStart: Date | null;
@@ -515,6 +521,7 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
       mapIndex: r.map_index,
       tryNumber: r.try_number,
       maxTries: r.max_tries,
+      keyEpoch: Number(r.key_epoch),
       pool: r.pool,
       poolSlots: Number(r.pool_slots),
       versionHash: r.version_hash,
@@ -554,7 +561,7 @@ function startStatement(req: ClaimRequest, ids: number[], counted: boolean, alon
 function claimedRead(ids: number[]): Statement {
   return {
     sql: `SELECT ti.id, ti.dag_run_id, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number, ti.max_tries, ti.pool, ti.pool_slots,
-                 ti.priority_weight,
+                 ti.priority_weight, ti.key_epoch,
                  ti.first_poke_at, ti.poke_count, ti.queued_at, ti.start_date, ti.steps_kept,
                  r.version_hash, r.logical_date, r.data_interval_start, r.data_interval_end, r.conf
             FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id

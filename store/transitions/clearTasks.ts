@@ -28,7 +28,9 @@
 //   back to running with compensation "running", and finishRun decides it again when they end.
 //   Any other clear starts a new attempt: the compensation task instances are deleted and the
 //   tasks whose compensation succeeded are cleared with the chosen ones (a new attempt redoes
-//   what was undone). A compensation that succeeded, or had nothing to undo, is never cleared.
+//   what was undone), their key_epoch raised: redone, an undone effect is a new one, with a new
+//   ctx.idempotencyKey (the only place it changes; settle's startCompensation gives a
+//   compensation its task's). A compensation that succeeded, or had nothing to undo, is never cleared.
 //   While the run compensates (its saga not ended), its own tasks cannot be cleared
 //   (BATON_DAG_RUN_COMPENSATING, nothing cleared, a dry run included): the cleared task would run
 //   again beside the compensations undoing its upstream (ship after the refund), and finishRun
@@ -312,6 +314,11 @@ export async function clearTasks(
       await tx.query(`DELETE FROM task_instance WHERE id IN (${inList(ids)})`, ids);
     }
     await exec(tx, resetStatements(shape, hits));
+    // What a succeeded compensation undid is a new effect when done again: a new idempotency key
+    // (key_epoch, migration 0032), or a provider deduplicating on it would hand back the refunded
+    // charge, and deduplicate the next refund against the first. Retries and other clears keep it.
+    const redone = hits.filter((r) => undone.has(r.task_id)).map((r) => Number(r.id));
+    if (redone.length > 0) await tx.query(`UPDATE task_instance SET key_epoch = key_epoch + 1 WHERE id IN (${inList(redone)})`, redone);
     await tx.query(`DELETE FROM xcom WHERE dag_run_id = ? AND task_id IN (${inList(clearedTaskIds)})`, [dagRunId, ...clearedTaskIds]);
     // A cleared task runs from scratch: its durable steps are forgotten too. Not a compensation's,
     // nor a re-driven one's (keepSteps): it goes on as a retry would, so a refund or a charge

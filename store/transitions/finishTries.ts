@@ -280,6 +280,7 @@ function claimedFrom(
     poolSlots: Number(row.pool_slots),
     tryNumber,
     maxTries: Number(row.max_tries),
+    keyEpoch: Number(row.key_epoch),
     token: take.token,
     startedAt: now,
     firstPokeAt: row.first_poke_at ?? null,
@@ -628,7 +629,7 @@ async function attempt(
     if (run.taken.length > 0) {
       run.takenIndex = statements.length;
       statements.push({
-        sql: `SELECT id, task_id, try_number, max_tries, state, claim_token, first_poke_at, poke_count, steps_kept, pool, pool_slots, priority_weight FROM task_instance
+        sql: `SELECT id, task_id, try_number, max_tries, key_epoch, state, claim_token, first_poke_at, poke_count, steps_kept, pool, pool_slots, priority_weight FROM task_instance
                WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(run.taken.map((t) => t.taskId))})`,
         params: [dagRunId, ...run.taken.map((t) => t.taskId)],
       });

@@ -30,6 +30,8 @@ export interface OwedTryCallback {
   taskId: string;
   mapIndex: number;
   maxTries: number;
+  /** The task instance's key_epoch as it is now (ctx.idempotencyKey; a new attempt could have raised it since the try). */
+  keyEpoch: number;
   versionHash: string;
   logicalDate: Date | null;
   dataIntervalStart: Date | null;
@@ -86,7 +88,7 @@ export async function claimTryCallbacks(db: Db, now: Date, queues: readonly stri
   if (claimed.length === 0) return [];
   const ids = [...new Set(claimed.map((r) => Number(r.task_instance_id)))];
   const [tis] = await db.pool.query<RowDataPacket[]>(
-    `SELECT ti.id, ti.dag_run_id, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.max_tries,
+    `SELECT ti.id, ti.dag_run_id, ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.max_tries, ti.key_epoch,
             r.version_hash, r.logical_date, r.data_interval_start, r.data_interval_end, r.conf
        FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id WHERE ti.id IN (${inList(ids)})`,
     ids,
@@ -111,6 +113,7 @@ export async function claimTryCallbacks(db: Db, now: Date, queues: readonly stri
       taskId: ti.task_id,
       mapIndex: Number(ti.map_index),
       maxTries: Number(ti.max_tries),
+      keyEpoch: Number(ti.key_epoch),
       versionHash: ti.version_hash,
       logicalDate: ti.logical_date ?? null,
       dataIntervalStart: ti.data_interval_start ?? null,
