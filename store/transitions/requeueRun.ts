@@ -4,7 +4,9 @@
 // budget (a running try is fenced), outputs and durable steps are forgotten, roots are queued at
 // once. Because its task instances already exist, the run goes straight back to `running`
 // (startRuns only starts runs without task instances); a run still `queued` is left as it is.
-// Compensation tasks of a failed saga are not re-run and keep their states.
+// Compensation tasks are not among the tasks cleared: in a run whose saga ended, the clear is a
+// new attempt (clearTasks), whose compensation task instances go and whose tasks a compensation
+// undid get a new idempotency key epoch; a new failure compensates again.
 // outcomes: the clear's result; BATON_DAG_NOT_FOUND; BATON_DAG_RUN_NOT_FOUND.
 import type { DagShape } from "../../core/dagStructure.ts";
 import type { Db, RowDataPacket } from "../db.ts";
