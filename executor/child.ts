@@ -9,7 +9,7 @@ import { StringDecoder } from "node:string_decoder";
 import { format } from "node:util";
 import { serveRequests } from "../core/childProcess.ts";
 import { beforeDeadline } from "../core/concurrency.ts";
-import type { Dag, RunCallbackContext, SensorSpec, TaskContext, TaskDefinition, TaskOptions, TaskRef } from "../sdk/types.ts";
+import type { Dag, RunCallbackContext, SensorSpec, TaskContext, TaskDefinition, TaskOptions, TaskRef, Jsonified } from "../sdk/types.ts";
 import { isDag } from "../sdk/dag.ts";
 import { formatDuration } from "../core/durations.ts";
 import { FailError, SkipError } from "../sdk/errors.ts";
@@ -336,10 +336,11 @@ function taskContext(
       warn: (...a) => line("WARNING", a),
       error: (...a) => line("ERROR", a),
     },
-    get<T>(ref: TaskRef<T>): T {
+    get<T>(ref: TaskRef<T>): Jsonified<T> {
       const id = typeof ref === "string" ? ref : ref?.id;
       if (!upstream.has(id)) throw new Error(`ctx.get("${id}"): only direct upstream tasks of "${m.taskId}" can be read`);
-      return m.upstreamOutputs[id] as T;
+      // Outputs reach here parsed from their stored JSON.
+      return m.upstreamOutputs[id] as Jsonified<T>;
     },
     skip(reason?: string): never {
       throw new SkipError(reason);

@@ -29,6 +29,7 @@ export type {
   Duration,
   DurationString,
   DurationUnit,
+  Jsonified,
   TaskContext,
   TaskDefaults,
   TaskFn,

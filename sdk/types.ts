@@ -48,8 +48,8 @@ export interface TaskContext {
    * follows its task's.
    */
   readonly idempotencyKey: string;
-  /** The output of a direct upstream task. */
-  get<T>(ref: TaskRef<T>): T;
+  /** The output of a direct upstream task, as JSON gave it back (Jsonified: a Date is its ISO string). */
+  get<T>(ref: TaskRef<T>): Jsonified<T>;
   /** Marks the task skipped (throws a SkipError). */
   skip(reason?: string): never;
   /**
@@ -59,7 +59,7 @@ export interface TaskContext {
    * the task: calling it twice in one try (a loop) fails the task. `idempotencyKey` is the task's
    * followed by `:<name>`, stable for this step as the task's is.
    */
-  step<T>(name: string, fn: (step: { idempotencyKey: string }) => T | Promise<T>): Promise<Awaited<T>>;
+  step<T>(name: string, fn: (step: { idempotencyKey: string }) => T | Promise<T>): Promise<Jsonified<Awaited<T>>>;
   /**
    * Airflow's Variables, set with `POST /api/v1/variables` or `baton variables set`, read when
    * called (not cached). The value of a variable whose key looks sensitive (password, secret,
@@ -153,6 +153,28 @@ export interface TaskOptions extends TaskDefaults {
 }
 
 /** A handle on a task in the DAG under construction; `T` is its output type. */
+/**
+ * A value as `JSON.parse(JSON.stringify(value))` gives it back: how task outputs (ctx.get) and step
+ * results (ctx.step) reach the code that reads them, the first time too. A Date (anything with
+ * toJSON) becomes what toJSON returns, `undefined` and functions become null (at the top or in an
+ * array) or are left out (as properties), a bigint cannot be stored at all (never).
+ */
+export type Jsonified<T> = unknown extends T
+  ? T
+  : T extends { toJSON(): infer R }
+    ? Jsonified<R>
+    : T extends string | number | boolean | null
+      ? T
+      : T extends bigint
+        ? never
+        : T extends undefined | void | symbol | ((...args: never[]) => unknown)
+          ? null
+          : T extends readonly (infer U)[]
+            ? Jsonified<U>[]
+            : T extends object
+              ? { [K in keyof T as K extends symbol ? never : Exclude<T[K], undefined> extends (...args: never[]) => unknown ? never : K]: Jsonified<Exclude<T[K], undefined>> }
+              : never;
+
 export interface TaskRef<T> {
   readonly id: string;
   /** Makes `next` run after this task; returns `next` so chains read left to right. */

@@ -10,6 +10,34 @@ import { parseDuration } from "../../core/durations.ts";
 import { dag, dateTimeSensor, externalTaskSensor, fileSensor, httpSensor, sqlSensor, timeDeltaSensor } from "../../sdk/index.ts";
 import type { Dag, Duration, DurationString, SensorOptions, TaskDefaults } from "../../sdk/index.ts";
 
+describe("outputs and step results are typed as JSON gives them back (Jsonified)", () => {
+  it("a Date reads as its ISO string, undefined as null, functions are left out; plain data as written", () => {
+    const built: Dag = dag({ id: "jsonified" }, (t) => {
+      const when = t.task("when", async () => new Date());
+      const shape = t.task("shape", async () => ({ at: new Date(), n: 1, tags: ["a"], maybe: undefined as number | undefined, f: () => 1 }));
+      const nothing = t.task("nothing", async () => undefined);
+      t.task("use", { upstream: [when, shape, nothing] }, async (ctx) => {
+        const iso: string = ctx.get(when);
+        // @ts-expect-error a Date output comes back as its ISO string
+        const date: Date = ctx.get(when);
+        const at: string = ctx.get(shape).at;
+        const n: number = ctx.get(shape).n;
+        const tags: string[] = ctx.get(shape).tags;
+        const maybe: number | undefined = ctx.get(shape).maybe;
+        // @ts-expect-error a function property is left out
+        const f: unknown = ctx.get(shape).f;
+        const none: null = ctx.get(nothing);
+        const stepped: string = await ctx.step("stamp", () => new Date());
+        // @ts-expect-error a step's Date result is its ISO string, the first time too
+        const steppedDate: Date = await ctx.step("stamp2", () => new Date());
+        const count: number = await ctx.step("count", async () => 3);
+        return [iso, date, at, n, tags, maybe, f, none, stepped, steppedDate, count].length;
+      });
+    });
+    expect([...built.tasks.keys()]).toEqual(["when", "shape", "nothing", "use"]);
+  });
+});
+
 describe("built-in sensors type their output", () => {
   it("so ctx.get of a built-in sensor is typed as what it outputs", () => {
     const built: Dag = dag({ id: "typed_sensors" }, (t) => {
