@@ -73,6 +73,8 @@ export async function openRuntime(config: Config = loadCliConfig(), options: Ope
 
 export const clock = systemClock;
 
+/** A path as the CLI prints it: relative to the working directory when under it, else as it is (not ../../…). */
 export function relative(file: string): string {
-  return path.relative(process.cwd(), file) || file;
+  const rel = path.relative(process.cwd(), file);
+  return rel === "" || rel === ".." || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel) ? file : rel;
 }
