@@ -135,6 +135,7 @@ export function registerOperationCommands(program: Command): void {
   const deadLetters = program.command("dead-letters").description("task instances that exhausted their retries, across DAGs");
   deadLetters
     .command("list")
+    .description("task instances that failed with no try left, newest first, with their error")
     .option("--dag-id <dag_id>", "only this DAG")
     .option("--json", "print JSON (same as --output json)")
     .action(async function (this: Command, opts: { dagId?: string; json?: boolean }) {
