@@ -1,6 +1,7 @@
 import { Type } from "typebox";
 import { NAME_PATTERN, STORED_NAME_PATTERN } from "../core/dagLimits.ts";
 import { parseDateTime } from "../core/dateTime.ts";
+import { Nullable } from "./openapi.ts";
 
 /**
  * The deepest offset a list pages to. Offsets are written into SQL as integer literals: one past
@@ -76,7 +77,8 @@ export const TriggerBody = Type.Object(
       Type.String({ format: "date-time", deprecated: true, description: "Airflow 2's name of logical_date (deprecated); if both are given they must be the same instant." }),
     ),
     conf: Type.Optional(Type.Object({}, { additionalProperties: true })),
-    note: Type.Optional(Type.String({ maxLength: 10_000 })),
+    // Airflow's DAGRun.note is nullable: null is no note, as leaving it out.
+    note: Type.Optional(Nullable(Type.String({ maxLength: 10_000 }))),
   },
   { additionalProperties: false },
 );

@@ -130,7 +130,9 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
       },
     },
     async (req, reply) => {
-      const { execution_date, ...rest } = req.body ?? {};
+      // A null note is no note: left out, so `{"note": null}` and `{}` are one request (Idempotency-Key).
+      const { execution_date, note, ...given } = req.body ?? {};
+      const rest: typeof given & { note?: string } = note === null || note === undefined ? given : { ...given, note };
       const now = clock.now();
       const logical = dateOf("logical_date", rest.logical_date, "body");
       const execution = dateOf("execution_date", execution_date, "body");

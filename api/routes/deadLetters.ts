@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import { BatonError } from "../../core/errors.ts";
 import type { RowDataPacket } from "../../store/db.ts";
-import { listDeadLetters } from "../../store/queries/deadLetters.ts";
+import { listDeadLetters, NOT_DEAD_LETTER_REASONS } from "../../store/queries/deadLetters.ts";
 import { refuseUnknownDagFilter } from "../../store/queries/read.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import { redriveDeadLetters } from "../../store/transitions/redriveDeadLetters.ts";
@@ -39,6 +39,25 @@ const RedrivenLetter = Type.Object(
       description:
         "null: re-driven (or, on a dry run, would be). Else why not, decided under its run's lock by a re-drive by dag_id: " +
         "replaced, a backfill replaced its run since it was listed; compensating, its run's saga started since; changed, it was no longer failed (cleared or marked meanwhile)",
+    }),
+  },
+  { additionalProperties: false },
+);
+
+/** A task instance a re-drive named by id that was no dead letter, and why. */
+const NotDeadLetter = Type.Object(
+  {
+    task_instance_id: Type.Integer(),
+    dag_id: Nullable(Type.String()),
+    dag_run_id: Nullable(Type.String()),
+    task_id: Nullable(Type.String()),
+    state: Nullable(Type.String({ description: "its state as the re-drive read it" })),
+    reason: Type.Enum([...NOT_DEAD_LETTER_REASONS], {
+      description:
+        "not_found: no task instance has this id (dag_id, dag_run_id, task_id and state null); other_dag: it is of another DAG than the body's dag_id; " +
+        "not_failed: its state is not failed; failed_by_operator: a run cancel or a mark failed it (clear it to run it again); " +
+        "compensating: its run's saga handles its failure; replaced: a backfill replaced its run; " +
+        "changed: it failed after the re-drive read the dead letters (re-drive it again)",
     }),
   },
   { additionalProperties: false },
@@ -97,6 +116,9 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
               dead_letters: Type.Array(RedrivenLetter, { description: "the dead letters chosen (as listed before the re-drive), each with skipped" }),
               redriven: Type.Integer({ minimum: 0, description: "how many of them were (or, on a dry run, would be) cleared to run again: those whose skipped is null" }),
               dry_run: Type.Boolean(),
+              not_dead_letters: Type.Array(NotDeadLetter, {
+                description: "the task_instance_ids named that were no dead letters (none chosen, nothing changed for them), in the order named, each with why; empty for a re-drive by dag_id alone",
+              }),
             },
             { additionalProperties: false },
           ),
@@ -114,10 +136,15 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
     async (req) => {
       const { task_instance_ids: ids, dag_id, dry_run = false } = req.body;
       if (!ids && !dag_id) throw new BatonError("BATON_VALIDATION_FAILED", "body needs task_instance_ids or dag_id to choose what to re-drive");
-      const { letters: rows, redriven } = await redriveDeadLetters(dbFor(db, req), clock.now(), { dagId: dag_id, ids }, dry_run, (h) => versions.shape(h));
+      const { letters: rows, redriven, notDeadLetters } = await redriveDeadLetters(dbFor(db, req), clock.now(), { dagId: dag_id, ids }, dry_run, (h) => versions.shape(h));
       await refuseUnknownDagFilter(db.pool, dag_id, rows.length);
       if (!dry_run && redriven > 0) onTasksQueued?.();
-      return { dead_letters: rows.map((r) => ({ ...deadLetterJson(r), skipped: r.skipped })), redriven, dry_run };
+      return {
+        dead_letters: rows.map((r) => ({ ...deadLetterJson(r), skipped: r.skipped })),
+        redriven,
+        dry_run,
+        not_dead_letters: notDeadLetters.map((n) => ({ task_instance_id: n.id, dag_id: n.dag_id, dag_run_id: n.run_id, task_id: n.task_id, state: n.state, reason: n.reason })),
+      };
     },
   );
 };

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { parseDateTime } from "../../core/dateTime.ts";
 import { BatonError } from "../../core/errors.ts";
-import { withClient, type ApiClient } from "../client.ts";
+import { withClient, type ApiClient, type CallOptions } from "../client.ts";
 import { printObject, type OutputFormat } from "../output.ts";
 
 /** The program-wide options every API-backed command honours. */
@@ -21,6 +21,17 @@ export function globalsOf(command: Command): GlobalOptions {
 export function withApi<T>(command: Command, body: (client: ApiClient, globals: GlobalOptions) => Promise<T>): Promise<T> {
   const globals = globalsOf(command);
   return withClient({ apiUrl: globals.apiUrl }, (client) => body(client, globals));
+}
+
+/** Every page of a list endpoint (`query`: its filters), `limit` 1000 a page. */
+export async function fetchAll<T>(client: ApiClient, path: string, field: string, query: CallOptions["query"] = {}): Promise<T[]> {
+  const all: T[] = [];
+  for (;;) {
+    const page = await client.call<Record<string, unknown>>("GET", path, { query: { ...query, limit: 1000, offset: all.length } });
+    const items = page[field] as T[];
+    all.push(...items);
+    if (items.length === 0 || all.length >= Number(page.total_entries)) return all;
+  }
 }
 
 export function integerArg(value: string): number {

@@ -3,8 +3,7 @@
 import type { Command } from "commander";
 import { BatonError } from "../../core/errors.ts";
 import { printObject, printRows } from "../output.ts";
-import { integerArg, printChange, withApi } from "./common.ts";
-import { fetchAll } from "./variables.ts";
+import { fetchAll, integerArg, printChange, withApi } from "./common.ts";
 
 const enc = encodeURIComponent;
 

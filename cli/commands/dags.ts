@@ -66,7 +66,7 @@ async function setAllPaused(client: ApiClient, pattern: string, paused: boolean,
 
 /** `baton dags …`: list, show, pause, unpause, trigger and delete through the REST API (so `--api-url` works); test in-process. */
 export function registerDagsCommands(program: Command): void {
-  const dags = program.command("dags").description("list, show, pause, trigger, delete and test DAGs");
+  const dags = program.command("dags").description("list, show, pause, trigger, delete and test DAGs; list their versions");
 
   dags
     .command("list")
@@ -125,6 +125,23 @@ export function registerDagsCommands(program: Command): void {
         process.stdout.write("\n");
         const rows = tasks.map((t) => ({ ...t, downstream: (t.downstream_task_ids as string[]).join(",") }));
         printRows(rows, ["task_id", "operator_name", "trigger_rule", "retries", "pool", "priority_weight", "downstream"]);
+      });
+    });
+
+  dags
+    .command("versions <dag_id> [dag_version]")
+    .description("the DAG's stored versions, oldest first (runs are pinned to one; is_latest marks the current); with a version, its structure")
+    .action(async function (this: Command, dagId: string, version: string | undefined) {
+      await withApi(this, async (client, { output }) => {
+        if (version === undefined) {
+          const versions = await readAll<Record<string, unknown>>(client, `/dags/${enc(dagId)}/versions`, "dag_versions", {});
+          return printRows(versions, ["dag_version", "created_at", "is_latest", "code_hash"], output);
+        }
+        const one = await client.call<Record<string, unknown>>("GET", `/dags/${enc(dagId)}/versions/${enc(version)}`);
+        if (output === "json") return printObject(one, "json");
+        const { structure, ...rest } = one;
+        printObject(rest);
+        process.stdout.write(`\nstructure:\n${JSON.stringify(structure, null, 2)}\n`);
       });
     });
 

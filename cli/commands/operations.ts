@@ -20,13 +20,48 @@ function slotsArg(value: string): number {
 }
 
 /** pools, signal and dead-letters: each one API call, so `--api-url` works for them too. */
-type RedriveAnswer = { redriven: number; dead_letters: { task_instance_id: number; dag_id: string; dag_run_id: string; task_id: string; skipped: string | null }[] };
+type RedriveAnswer = {
+  redriven: number;
+  dead_letters: { task_instance_id: number; dag_id: string; dag_run_id: string; task_id: string; skipped: string | null }[];
+  /** Absent from an API older than this CLI. */
+  not_dead_letters?: { task_instance_id: number; dag_id: string | null; dag_run_id: string | null; task_id: string | null; state: string | null; reason: string }[];
+};
 
-/** What `dead-letters redrive` prints: the count re-driven, then each chosen dead letter that was not, and why. */
+/** The words after an id's not_dead_letters reason (api/routes/deadLetters.ts NotDeadLetter). */
+function notDeadLetterWhy(reason: string, state: string | null): string {
+  switch (reason) {
+    case "not_found":
+      return "no task instance has this id";
+    case "other_dag":
+      return "it is of another DAG than --dag-id";
+    case "not_failed":
+      return `its state is ${state ?? "none"}`;
+    case "failed_by_operator":
+      return "a cancel or a mark failed it: clear it to run it again";
+    case "compensating":
+      return "its run's saga handles its failure";
+    case "replaced":
+      return "a backfill replaced its run";
+    case "changed":
+      return "it failed after the re-drive read the dead letters: re-drive it again";
+    default:
+      return state === null ? "" : `its state is ${state}`;
+  }
+}
+
+/**
+ * What `dead-letters redrive` prints: the count re-driven, then each chosen dead letter that was
+ * not, and why, then each id given with --ids that was no dead letter, and why.
+ */
 export function redriveSummary(result: RedriveAnswer, dryRun: boolean): string {
   const lines = [`${dryRun ? "would re-drive" : "re-drove"} ${result.redriven} task instance(s)`];
   for (const l of result.dead_letters) {
     if (l.skipped !== null) lines.push(`skipped task instance ${l.task_instance_id} ("${l.task_id}" of run "${l.dag_run_id}" of DAG "${l.dag_id}"): ${l.skipped}`);
+  }
+  for (const n of result.not_dead_letters ?? []) {
+    const which = n.task_id === null ? "" : ` ("${n.task_id}" of run "${n.dag_run_id}" of DAG "${n.dag_id}")`;
+    const why = notDeadLetterWhy(n.reason, n.state);
+    lines.push(`not a dead letter: task instance ${n.task_instance_id}${which}: ${n.reason}${why ? ` (${why})` : ""}`);
   }
   return `${lines.join("\n")}\n`;
 }
@@ -100,6 +135,7 @@ export function registerOperationCommands(program: Command): void {
   const deadLetters = program.command("dead-letters").description("task instances that exhausted their retries, across DAGs");
   deadLetters
     .command("list")
+    .description("task instances that failed with no try left, newest first, with their error")
     .option("--dag-id <dag_id>", "only this DAG")
     .option("--json", "print JSON (same as --output json)")
     .action(async function (this: Command, opts: { dagId?: string; json?: boolean }) {

@@ -1,7 +1,8 @@
 import type { Command } from "commander";
 import { BatonError } from "../../core/errors.ts";
 import { printObject, printRows } from "../output.ts";
-import { confirm, integerArg, listArg, printChange, withApi } from "./common.ts";
+import type { ApiClient } from "../client.ts";
+import { confirm, fetchAll, integerArg, listArg, printChange, withApi } from "./common.ts";
 
 const enc = encodeURIComponent;
 
@@ -13,10 +14,17 @@ function runPath(dagId: string, runId?: string): string {
 const SETTABLE = ["success", "failed", "queued"] as const;
 
 const RUN_COLUMNS = ["dag_run_id", "state", "run_type", "logical_date", "start_date", "end_date"];
+/** A signal as a table row (GET …/dagRuns/{id}/signals): the payload last, as it may be long. */
+const SIGNAL_COLUMNS = ["name", "signal_id", "received_at", "delivered_to", "delivered_at", "payload"];
+
+/** Every signal a run received, in arrival order (all pages; `name` keeps one signal name). */
+function runSignals(client: ApiClient, dagId: string, runId: string, name?: string): Promise<Record<string, unknown>[]> {
+  return fetchAll<Record<string, unknown>>(client, `${runPath(dagId, runId)}/signals`, "signals", { name });
+}
 
 /** `baton runs …`: list, show, cancel, mark and delete DAG runs through the REST API (so `--api-url` works too). */
 export function registerRunsCommands(program: Command): void {
-  const runs = program.command("runs").description("list, show, cancel, mark, annotate and delete DAG runs");
+  const runs = program.command("runs").description("list, show, cancel, mark, annotate and delete DAG runs; list their signals");
 
   runs
     .command("list <dag_id>")
@@ -35,21 +43,34 @@ export function registerRunsCommands(program: Command): void {
 
   runs
     .command("show <dag_id> <run_id>")
-    .description("a run and the states of its task instances")
+    .description("a run, the states of its task instances and the signals it received")
     .action(async function (this: Command, dagId: string, runId: string) {
       await withApi(this, async (client, { output }) => {
         const run = await client.call<Record<string, unknown>>("GET", runPath(dagId, runId));
         const { task_instances } = await client.call<{ task_instances: Record<string, unknown>[] }>("GET", `${runPath(dagId, runId)}/taskInstances`, {
           query: { limit: 1000 },
         });
-        if (output === "json") return printObject({ ...run, task_instances }, "json");
+        const signals = await runSignals(client, dagId, runId);
+        if (output === "json") return printObject({ ...run, task_instances, signals }, "json");
         printObject(run);
         process.stdout.write("\n");
         printRows(
           task_instances.map((t) => ({ ...t, state: t.state ?? "none" })),
           ["task_id", "state", "try_number", "start_date", "end_date", "duration"],
         );
+        // Only a run that received signals gets the section: most runs wait for none.
+        if (signals.length === 0) return;
+        process.stdout.write("\nsignals:\n");
+        printRows(signals, SIGNAL_COLUMNS);
       });
+    });
+
+  runs
+    .command("signals <dag_id> <run_id>")
+    .description("the signals a run received, in arrival order, with the task each was delivered to (none yet: kept for the first that waits)")
+    .option("--name <name>", "only signals of this name")
+    .action(async function (this: Command, dagId: string, runId: string, opts: { name?: string }) {
+      await withApi(this, async (client, { output }) => printRows(await runSignals(client, dagId, runId, opts.name), SIGNAL_COLUMNS, output));
     });
 
   runs

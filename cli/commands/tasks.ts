@@ -3,7 +3,7 @@ import { InvalidArgumentError, type Command } from "commander";
 import { BatonError } from "../../core/errors.ts";
 import type { ApiClient } from "../client.ts";
 import { printObject, printRows } from "../output.ts";
-import { integerArg, listArg, withApi } from "./common.ts";
+import { fetchAll, integerArg, listArg, withApi } from "./common.ts";
 
 const enc = encodeURIComponent;
 const MARKABLE = ["success", "failed", "skipped"] as const;
@@ -184,7 +184,7 @@ async function markMany(client: ApiClient, dagId: string, runId: string, taskId:
   if (n) printRows(answer.task_instances as unknown as Record<string, unknown>[], ["dag_run_id", "task_id", "execution_date"]);
 }
 
-/** `baton tasks …`: list, show, logs, state and clear, each through the REST API (so `--api-url` works too). */
+/** `baton tasks …`: list, show, deps, steps, reschedules, logs, state and clear, each through the REST API (so `--api-url` works too). */
 export function registerTaskCommands(program: Command): void {
   const tasks = program.command("tasks").description("act on task instances");
 
@@ -209,6 +209,42 @@ export function registerTaskCommands(program: Command): void {
       await withApi(this, async (client, { output }) => {
         const ti = await client.call<TaskInstance>("GET", tiPath(dagId, runId, taskId));
         printObject(output === "json" ? ti : { ...ti, state: ti.state ?? "none" }, output);
+      });
+    });
+
+  tasks
+    .command("deps <dag_id> <run_id> <task_id>")
+    .alias("failed-deps")
+    .description("why a waiting task instance is not running: its unmet dependencies (pool too small, previous run, queue no worker serves, signal)")
+    .action(async function (this: Command, dagId: string, runId: string, taskId: string) {
+      await withApi(this, async (client, { output }) => {
+        const { dependencies } = await client.call<{ dependencies: Record<string, unknown>[] }>("GET", `${tiPath(dagId, runId, taskId)}/dependencies`);
+        if (output !== "json" && dependencies.length === 0) {
+          process.stdout.write(`no unmet dependency known for ${taskId} of ${dagId}/${runId}\n`);
+          return;
+        }
+        printRows(dependencies, ["name", "reason"], output);
+      });
+    });
+
+  tasks
+    .command("steps <dag_id> <run_id> <task_id>")
+    .description("the durable steps (ctx.step) a task instance recorded, in order, with the try that ran each and its result")
+    .action(async function (this: Command, dagId: string, runId: string, taskId: string) {
+      await withApi(this, async (client, { output }) => {
+        const steps = await fetchAll<Record<string, unknown>>(client, `${tiPath(dagId, runId, taskId)}/steps`, "steps");
+        const rows = output === "json" ? steps : steps.map((st) => (st.result_omitted ? { ...st, result: `(left out: ${st.result_bytes} bytes)` } : st));
+        printRows(rows, ["name", "try_number", "recorded_at", "result_bytes", "result"], output);
+      });
+    });
+
+  tasks
+    .command("reschedules <dag_id> <run_id> <task_id>")
+    .description("a reschedule-mode sensor's pokes that did not succeed: when each ran and when the next was due")
+    .action(async function (this: Command, dagId: string, runId: string, taskId: string) {
+      await withApi(this, async (client, { output }) => {
+        const pokes = await fetchAll<Record<string, unknown>>(client, `${tiPath(dagId, runId, taskId)}/reschedules`, "task_reschedules");
+        printRows(pokes, ["try_number", "start_date", "end_date", "reschedule_date"], output);
       });
     });
 

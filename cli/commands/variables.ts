@@ -1,10 +1,9 @@
 // `baton variables …`: Airflow's `airflow variables` through the REST API (admin role).
 import type { Command } from "commander";
 import { NAME_PATTERN } from "../../core/dagLimits.ts";
-import type { ApiClient } from "../client.ts";
 import { ApiCallError } from "../client.ts";
 import { printObject, printRows } from "../output.ts";
-import { printChange, withApi } from "./common.ts";
+import { fetchAll, printChange, withApi } from "./common.ts";
 
 interface VariableJson {
   key: string;
@@ -15,17 +14,6 @@ interface VariableJson {
 const enc = encodeURIComponent;
 /** A key POST /variables creates (the API's name rule); others can only be older rows, changed by PATCH. */
 const CREATABLE_KEY = new RegExp(NAME_PATTERN, "u");
-
-/** Every page of a list endpoint. */
-export async function fetchAll<T>(client: ApiClient, path: string, field: string): Promise<T[]> {
-  const all: T[] = [];
-  for (;;) {
-    const page = await client.call<Record<string, unknown>>("GET", path, { query: { limit: 1000, offset: all.length } });
-    const items = page[field] as T[];
-    all.push(...items);
-    if (items.length === 0 || all.length >= Number(page.total_entries)) return all;
-  }
-}
 
 export function registerVariablesCommands(program: Command): void {
   const variables = program.command("variables").description("list, read, set and delete variables (values tasks read with ctx.variables)");

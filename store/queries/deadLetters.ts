@@ -82,3 +82,58 @@ export async function replacedRunFailures(db: Queryable, f: DeadLetterFilter): P
   );
   return rows;
 }
+
+/**
+ * Why a task instance named by id is no dead letter (where()'s clauses, in its order): "not_found",
+ * no task instance has the id (or it was deleted); "other_dag", it is of another DAG than the
+ * re-drive's dag_id; "not_failed", its state is not failed; "failed_by_operator", a cancel or a
+ * mark failed it; "compensating", its run's saga handles its failure; "replaced", a backfill
+ * replaced its run; "changed", it is one now but was not when the re-drive read the dead letters
+ * (it failed meanwhile): a re-drive again takes it.
+ */
+export type NotDeadLetterReason = "not_found" | "other_dag" | "not_failed" | "failed_by_operator" | "compensating" | "replaced" | "changed";
+export const NOT_DEAD_LETTER_REASONS: readonly NotDeadLetterReason[] = ["not_found", "other_dag", "not_failed", "failed_by_operator", "compensating", "replaced", "changed"];
+
+export interface NotDeadLetter {
+  id: number;
+  dag_id: string | null;
+  run_id: string | null;
+  task_id: string | null;
+  state: string | null;
+  reason: NotDeadLetterReason;
+}
+
+/**
+ * The ids of `f.ids` not in `listed` (the dead letters the re-drive chose), in the order first
+ * named (duplicates once), each with why it is no dead letter, as its row reads now.
+ */
+export async function notDeadLetters(db: Queryable, f: DeadLetterFilter, listed: ReadonlySet<number>): Promise<NotDeadLetter[]> {
+  const ids = [...new Set(f.ids ?? [])].filter((id) => !listed.has(id));
+  if (ids.length === 0) return [];
+  const [rows] = await db.query<RowDataPacket[]>(
+    `SELECT ti.id, ti.dag_id, ti.run_id, ti.task_id, ti.state,
+            JSON_VALUE(ti.error, '$.code') AS error_code, JSON_VALUE(ti.error, '$.name') AS error_name,
+            dr.compensation, dr.replaced_by_backfill_id
+       FROM task_instance ti JOIN dag_run dr ON dr.id = ti.dag_run_id
+      WHERE ti.id IN (${ids.map(() => "?").join(", ")})`,
+    ids,
+  );
+  const byId = new Map(rows.map((r) => [Number(r.id), r]));
+  return ids.map((id) => {
+    const r = byId.get(id);
+    if (!r) return { id, dag_id: null, run_id: null, task_id: null, state: null, reason: "not_found" as const };
+    const reason: NotDeadLetterReason =
+      f.dagId !== undefined && r.dag_id !== f.dagId
+        ? "other_dag"
+        : r.state !== "failed"
+          ? "not_failed"
+          : r.error_code === "BATON_DAG_RUN_CANCELLED" || r.error_name === "TaskMarkedFailed"
+            ? "failed_by_operator"
+            : r.compensation != null && !String(r.task_id).endsWith("__compensate")
+              ? "compensating"
+              : r.replaced_by_backfill_id != null
+                ? "replaced"
+                : "changed";
+    return { id, dag_id: r.dag_id, run_id: r.run_id, task_id: r.task_id, state: r.state ?? null, reason };
+  });
+}

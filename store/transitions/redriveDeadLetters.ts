@@ -18,11 +18,13 @@
 //   (BATON_DAG_RUN_REPLACED by id). Each run is its own transaction, so a by-id re-drive refused
 //   at a later run keeps the runs re-driven before it: the error names them.
 // answer: every dead letter chosen, each with skipped: null when it was (or, on a dry run, would
-//   be) re-driven, else why not (RedriveSkip); redriven counts those with null.
+//   be) re-driven, else why not (RedriveSkip); redriven counts those with null; and every id named
+//   that was no dead letter, with why not (notDeadLetters: not found, another DAG, not failed, …),
+//   so a re-drive by id that chose none still says what each id was.
 import type { DagShape } from "../../core/dagStructure.ts";
 import type { Db, RowDataPacket } from "../db.ts";
 import { BatonError } from "../../core/errors.ts";
-import { listDeadLetters, replacedRunFailures, sagaHandledFailures, type DeadLetterFilter } from "../queries/deadLetters.ts";
+import { listDeadLetters, notDeadLetters, replacedRunFailures, sagaHandledFailures, type DeadLetterFilter, type NotDeadLetter } from "../queries/deadLetters.ts";
 import { clearTasks } from "./clearTasks.ts";
 
 /**
@@ -48,7 +50,7 @@ export async function redriveDeadLetters(
   shapeOf: (versionHash: string) => Promise<DagShape>,
   /** Test seam: runs before each run's clear (after the dead letters were read). */
   beforeClear?: (run: { dagId: string; runId: string }) => Promise<void>,
-): Promise<{ letters: (RowDataPacket & { skipped: RedriveSkip | null })[]; redriven: number }> {
+): Promise<{ letters: (RowDataPacket & { skipped: RedriveSkip | null })[]; redriven: number; notDeadLetters: NotDeadLetter[] }> {
   const handled = await sagaHandledFailures(db.pool, filter);
   if (handled.length > 0) {
     throw new BatonError(
@@ -74,6 +76,7 @@ export async function redriveDeadLetters(
     );
   }
   const { rows } = await listDeadLetters(db.pool, filter, { limit: 10_000, offset: 0 });
+  const others = await notDeadLetters(db.pool, filter, new Set(rows.map((r) => Number(r.id))));
   const byRun = new Map<string, { dagId: string; runId: string; taskIds: string[]; letters: RowDataPacket[] }>();
   for (const r of rows) {
     const key = `${r.dag_id}\u0000${r.run_id}`;
@@ -111,5 +114,5 @@ export async function redriveDeadLetters(
     redriven += mine;
     if (mine > 0) done.push(`run "${run.runId}" of DAG "${run.dagId}"`);
   }
-  return { letters: rows.map((r) => Object.assign(r, { skipped: skipped.get(Number(r.id)) ?? null })), redriven };
+  return { letters: rows.map((r) => Object.assign(r, { skipped: skipped.get(Number(r.id)) ?? null })), redriven, notDeadLetters: others };
 }

@@ -255,6 +255,18 @@ describe("REST API", () => {
       expect(await dagRunRows(ghost("bad_execution_date"))).toBe(0);
     });
 
+    it("takes note: null as no note (Airflow's DAGRun.note is nullable), the same request as no note for an Idempotency-Key", async () => {
+      const res = await trigger("api_page_1", { dag_run_id: "null_note", note: null });
+      expect({ status: res.statusCode, body: res.json() }).toMatchObject({ status: 200, body: { dag_run_id: "null_note", note: null } });
+      const post = (payload: object) =>
+        h.app.inject({ method: "POST", url: "/api/v1/dags/api_page_1/dagRuns", headers: { "idempotency-key": "null-note-1" }, payload });
+      const first = await post({ dag_run_id: "null_note_keyed", note: null });
+      expect(first.statusCode).toBe(200);
+      const again = await post({ dag_run_id: "null_note_keyed" });
+      expect({ status: again.statusCode, run: again.json().dag_run_id }).toEqual({ status: 200, run: "null_note_keyed" });
+      expect(await dagRunRows("null_note_keyed")).toBe(1);
+    });
+
     it("accepts a trigger without any body", async () => {
       const res = await trigger("api_page_2");
       expect(res.statusCode).toBe(200);

@@ -119,6 +119,55 @@ describe("dead letters", () => {
     expect(known.statusCode).toBe(200);
   });
 
+  it("says per id why a task instance named by id is not a dead letter, beside the dead letters it re-drives", async () => {
+    const fixed = `/tmp/baton-dl-not-${process.pid}-${Date.now()}`;
+    const trigger = async (runId: string) => {
+      const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/dl/dagRuns", payload: { dag_run_id: runId, conf: { fixed } } });
+      expect(res.statusCode).toBe(200);
+    };
+    const idOf = async (runId: string, taskId: string) => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT id FROM task_instance WHERE dag_id = 'dl' AND run_id = ? AND task_id = ?", [runId, taskId]);
+      return Number(rows[0]!.id);
+    };
+    await trigger("not_dl_failed");
+    await waitFor("the run to fail", async () => (await h.runState("dl", "not_dl_failed")) === "failed");
+    const { writeFileSync, rmSync } = await import("node:fs");
+    writeFileSync(fixed, "");
+    try {
+      await trigger("not_dl_ok");
+      await waitFor("the run to succeed", async () => (await h.runState("dl", "not_dl_ok")) === "success");
+    } finally {
+      rmSync(fixed, { force: true });
+    }
+    const marked = await h.app.inject({ method: "PATCH", url: "/api/v1/dags/dl/dagRuns/not_dl_ok/taskInstances/ship", payload: { new_state: "failed" } });
+    expect(marked.statusCode).toBe(200);
+    const [dead, ok, markedFailed] = [await idOf("not_dl_failed", "pay"), await idOf("not_dl_ok", "pay"), await idOf("not_dl_ok", "ship")];
+    const missing = 987_654_321;
+
+    const redrive = (payload: object) => h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload });
+    const mixed = await redrive({ task_instance_ids: [ok, dead, markedFailed, missing, ok], dry_run: true });
+    expect(mixed.statusCode).toBe(200);
+    expect(mixed.json()).toMatchObject({ redriven: 1, dry_run: true, dead_letters: [{ task_instance_id: dead, task_id: "pay", skipped: null }] });
+    expect(mixed.json().not_dead_letters).toEqual([
+      { task_instance_id: ok, dag_id: "dl", dag_run_id: "not_dl_ok", task_id: "pay", state: "success", reason: "not_failed" },
+      { task_instance_id: markedFailed, dag_id: "dl", dag_run_id: "not_dl_ok", task_id: "ship", state: "failed", reason: "failed_by_operator" },
+      { task_instance_id: missing, dag_id: null, dag_run_id: null, task_id: null, state: null, reason: "not_found" },
+    ]);
+
+    // None of them a dead letter: still answered, each with its reason, and nothing changes.
+    const none = await redrive({ task_instance_ids: [ok], dag_id: "dl_ops" });
+    expect(none.statusCode).toBe(200);
+    expect(none.json()).toEqual({
+      dead_letters: [],
+      redriven: 0,
+      dry_run: false,
+      not_dead_letters: [{ task_instance_id: ok, dag_id: "dl", dag_run_id: "not_dl_ok", task_id: "pay", state: "success", reason: "other_dag" }],
+    });
+    // A re-drive by dag_id names no ids: its list is empty.
+    expect((await redrive({ dag_id: "dl_ops", dry_run: true })).json().not_dead_letters).toEqual([]);
+    expect(await h.runState("dl", "not_dl_failed")).toBe("failed");
+  });
+
   it("needs a filter", async () => {
     const res = await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: {} });
     expect(res.statusCode).toBe(400);

@@ -13,3 +13,18 @@ it("names each skipped dead letter with its reason after the count", () => {
 it("prints only the count when nothing was skipped, on a dry run too", () => {
   expect(redriveSummary({ redriven: 1, dead_letters: [letter(1, "a", null)] }, true)).toBe("would re-drive 1 task instance(s)\n");
 });
+
+it("names each id that was no dead letter with its reason, and an unknown id as not found", () => {
+  const not = (id: number, reason: string, state: string | null) =>
+    state === null
+      ? { task_instance_id: id, dag_id: null, dag_run_id: null, task_id: null, state, reason }
+      : { task_instance_id: id, dag_id: "d", dag_run_id: "r", task_id: "t", state, reason };
+  expect(
+    redriveSummary({ redriven: 0, dead_letters: [], not_dead_letters: [not(3, "not_failed", "success"), not(4, "failed_by_operator", "failed"), not(9, "not_found", null)] }, false),
+  ).toBe(
+    "re-drove 0 task instance(s)\n" +
+      'not a dead letter: task instance 3 ("t" of run "r" of DAG "d"): not_failed (its state is success)\n' +
+      'not a dead letter: task instance 4 ("t" of run "r" of DAG "d"): failed_by_operator (a cancel or a mark failed it: clear it to run it again)\n' +
+      "not a dead letter: task instance 9: not_found (no task instance has this id)\n",
+  );
+});
