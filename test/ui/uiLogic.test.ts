@@ -1,7 +1,7 @@
 // The UI's pure parts: the event-stream parser, ANSI colours, conf validation, schedules,
 // durations, task order, tries from the event log.
 import { parseAnsi } from "../../ui/src/ansi.ts";
-import { describeSchedule, formatDuration, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
+import { currentTry, describeSchedule, formatDuration, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
 import { SseParser } from "../../ui/src/sse.ts";
 
 describe("SseParser", () => {
@@ -188,6 +188,25 @@ describe("triesFromEvents", () => {
       { try_number: 1, state: "up_for_retry", start: "2026-03-01T00:00:02Z", end: "2026-03-01T00:00:05Z", hostname: "h1" },
       { try_number: 2, state: "success", start: "2026-03-01T00:00:07Z", end: "2026-03-01T00:00:09Z", hostname: "h2" },
     ]);
+  });
+
+  it("puts a reschedule-mode sensor between pokes (its try number given back) on the try its pokes ran as", () => {
+    const events = [
+      ev("2026-03-01T00:00:00Z", 0, "queued"),
+      ev("2026-03-01T00:00:01Z", 1, "running"),
+      ev("2026-03-01T00:00:02Z", 0, "up_for_reschedule"),
+      ev("2026-03-01T00:01:02Z", 0, "queued"),
+      ev("2026-03-01T00:01:03Z", 1, "running"),
+      ev("2026-03-01T00:01:04Z", 0, "up_for_reschedule"),
+    ];
+    const ti = { try_number: 0, state: "up_for_reschedule", start_date: "2026-03-01T00:01:03Z", end_date: "2026-03-01T00:01:04Z", hostname: "h1" };
+    expect(currentTry(ti.try_number, events)).toBe(1);
+    expect(triesFromEvents(events, ti)).toEqual([{ try_number: 1, state: "up_for_reschedule", start: "2026-03-01T00:01:03Z", end: "2026-03-01T00:01:04Z", hostname: "h1" }]);
+    // Marked success while it waited: still that try.
+    expect(triesFromEvents([...events, ev("2026-03-01T00:01:30Z", 0, "success")], { ...ti, state: "success", end_date: "2026-03-01T00:01:30Z" })[0]).toMatchObject({ try_number: 1, state: "success" });
+    // Any other task: its own try number.
+    expect(currentTry(2, [ev("2026-03-01T00:00:01Z", 1, "running"), ev("2026-03-01T00:00:07Z", 2, "running")])).toBe(2);
+    expect(currentTry(0, [])).toBe(0);
   });
 
   it("has no rows for a task never tried", () => {

@@ -200,6 +200,17 @@ export interface TryRow {
 const TRY_ENDS = new Set(["success", "failed", "skipped", "upstream_failed", "up_for_retry", "up_for_reschedule", "removed"]);
 
 /**
+ * The try a task instance is on: its try number, except for a reschedule-mode sensor, which
+ * gives its try number back between pokes (as Airflow does; also once it is marked while it
+ * waits): then the try its pokes ran as, the highest one the event log saw running.
+ */
+export function currentTry(tryNumber: number, events: { try_number: number | null; to_state: string }[]): number {
+  let ran = 0;
+  for (const e of events) if (e.to_state === "running" && e.try_number && e.try_number > ran) ran = e.try_number;
+  return Math.max(tryNumber, ran);
+}
+
+/**
  * Each try of a task from its event log (transitions with try numbers): when it started
  * running, when it ended and how. The current try's row comes from the task instance itself,
  * which is fresher than the events.
@@ -219,13 +230,14 @@ export function triesFromEvents(
     if (TRY_ENDS.has(e.to_state)) row.end = e.when;
     if (e.hostname) row.hostname = e.hostname;
   }
-  if (current && current.try_number > 0) {
-    const row = tries.get(current.try_number) ?? { try_number: current.try_number, state: "none", start: null, end: null, hostname: null };
+  const n = current ? currentTry(current.try_number, events) : 0;
+  if (current && n > 0) {
+    const row = tries.get(n) ?? { try_number: n, state: "none", start: null, end: null, hostname: null };
     row.state = current.state ?? "none";
     row.start = current.start_date ?? row.start;
     row.end = current.end_date ?? (TRY_ENDS.has(row.state) ? row.end : null);
     row.hostname = current.hostname || row.hostname;
-    tries.set(current.try_number, row);
+    tries.set(n, row);
   }
   return [...tries.values()].sort((a, b) => a.try_number - b.try_number);
 }
