@@ -24,6 +24,7 @@ export default dag(
 // they use is declared here (module-local, not global).
 declare const window: { innerWidth: number; notReloaded?: boolean };
 declare const document: {
+  activeElement: { getAttribute(name: string): string | null } | null;
   documentElement: { scrollWidth: number };
   body: unknown;
   querySelector(selector: string): { scrollTop: number; scrollHeight: number } | null;
@@ -33,11 +34,15 @@ declare const localStorage: { length: number };
 declare function getComputedStyle(element: unknown): { backgroundColor: string };
 declare function requestAnimationFrame(callback: () => void): number;
 
+/** An id too long for a narrow window unless it wraps. */
+const LONG_ID = "ui_a_dag_whose_identifier_is_long_enough_to_overflow_a_narrow_window_unless_it_wraps";
+const LONG = `import { dag } from "baton";\nexport default dag({ id: "${LONG_ID}" }, (t) => { t.task("noop", async () => 1); });\n`;
+
 /** A file that fails to import: the DAG list shows it in a banner. */
 const BROKEN = `import { dag } from "baton";\nexport default dag({ id: "ui_broken" }, (t) => { t.task("x", async () => { ) });\n`;
 
-/** Console messages that are expected: a 401 before signing in, a 404 for a DAG that does not exist. */
-const EXPECTED_CONSOLE = /Failed to load resource: the server responded with a status of (401|404)/;
+/** Console messages that are expected: a 401 before signing in, a 404 for a DAG that does not exist, a 409 for a refused signal. */
+const EXPECTED_CONSOLE = /Failed to load resource: the server responded with a status of (401|404|409)/;
 /** While the server is down on purpose. */
 const NETWORK_CONSOLE = /Failed to load resource: net::ERR_|net::ERR_/;
 
@@ -67,14 +72,14 @@ describe("web UI in Chromium", () => {
     const [etl, signing] = await Promise.all([readFile(path.join(ROOT, "dags/example_etl.ts"), "utf8"), readFile(path.join(ROOT, "dags/document_signing.ts"), "utf8")]);
     await Promise.all([
       ensureUiBuilt(),
-      baton.start({ "example_etl.ts": etl, "document_signing.ts": signing, "ui_nightly.ts": NIGHTLY, "broken.ts": BROKEN }),
+      baton.start({ "example_etl.ts": etl, "document_signing.ts": signing, "ui_nightly.ts": NIGHTLY, "long.ts": LONG, "broken.ts": BROKEN }),
     ]);
     await until(
-      "the three DAGs and the import error to be parsed",
+      "the four DAGs and the import error to be parsed",
       async () => {
         const res = await baton.api<{ dags: { dag_id: string }[] }>("GET", "/dags");
         const errors = await baton.api<{ total_entries: number }>("GET", "/importErrors");
-        return ["example_etl", "document_signing", "ui_nightly"].every((id) => res.json.dags?.some((d) => d.dag_id === id)) && errors.json.total_entries === 1;
+        return ["example_etl", "document_signing", "ui_nightly", LONG_ID].every((id) => res.json.dags?.some((d) => d.dag_id === id)) && errors.json.total_entries === 1;
       },
       30_000,
     );
@@ -133,7 +138,15 @@ describe("web UI in Chromium", () => {
     await until("the search", async () => (await page.locator("tr[data-dag-id]").count()) === 1);
     expect(await page.locator("tr[data-dag-id]").getAttribute("data-dag-id")).toBe("example_etl");
     await page.fill('input[type="search"]', "");
-    await until("all DAGs again", async () => (await page.locator("tr[data-dag-id]").count()) === 3);
+    await until("all DAGs again", async () => (await page.locator("tr[data-dag-id]").count()) === 4);
+
+    // A dialog opened from the keyboard and closed with Escape gives the focus back to what opened it.
+    await page.focus('button[aria-label="Trigger ui_nightly"]');
+    await page.keyboard.press("Enter");
+    await page.locator("dialog[open]").waitFor();
+    await page.keyboard.press("Escape");
+    await page.locator("dialog[open]").waitFor({ state: "detached" });
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("aria-label"))).toBe("Trigger ui_nightly");
   }, 30_000);
 
   it("shows an inline error for invalid conf JSON and sends nothing", async () => {
@@ -262,9 +275,16 @@ describe("web UI in Chromium", () => {
     await card.locator('button[type="submit"]').click();
     await expect(card.locator(".field-error").textContent()).resolves.toContain("not valid JSON");
     await page.fill("#signal-payload", '{"signedBy": "ana@example.com"}');
+    await page.fill("#signal-id", "evt-ui-1");
     await shot("signal-waiting");
     await card.locator('button[type="submit"]').click();
     await until("the task to resume and succeed", async () => (await page.locator(".page-head .badge").getAttribute("data-state")) === "success", 15_000);
+    await expect(card.locator('[role="status"]').textContent()).resolves.toContain("delivered to wait_for_signature");
+    // The same signal id with another payload is refused: the answer to the first send is no longer shown beside it.
+    await page.fill("#signal-payload", '{"signedBy": "someone else"}');
+    await card.locator('button[type="submit"]').click();
+    await card.locator(".error-box").waitFor();
+    expect(await card.locator('[role="status"]').count()).toBe(0);
     await expect(page.locator(".xcom").textContent()).resolves.toContain("ana@example.com");
     // The task page lists the run's signals: this one, delivered to this task, its payload collapsed.
     const received = page.locator('table.signals tr[data-signal="signed"]');
@@ -362,7 +382,7 @@ describe("web UI in Chromium", () => {
     await shot("grid-dark");
     await page.emulateMedia({ colorScheme: "light" });
     await page.setViewportSize({ width: 390, height: 800 });
-    for (const p of ["/", "/dags/example_etl", `/dags/example_etl/runs/${encodeURIComponent(etlRunId)}`]) {
+    for (const p of ["/", "/dags/example_etl", `/dags/example_etl/runs/${encodeURIComponent(etlRunId)}`, `/dags/${LONG_ID}`]) {
       await page.goto(url(p));
       await page.locator("main section").first().waitFor();
       await until(`${p} to render`, async () => (await page.locator(".loading").count()) === 0);
@@ -370,6 +390,10 @@ describe("web UI in Chromium", () => {
       expect({ page: p, overflow }).toEqual({ page: p, overflow: 0 });
     }
     await page.goto(url("/"));
+    // A long id wraps in its card rather than run under the trigger button.
+    const longRow = page.locator(`tr[data-dag-id="${LONG_ID}"]`);
+    const [link, trigger] = [(await longRow.locator(".dag-link").boundingBox())!, (await longRow.locator("button.icon-text").boundingBox())!];
+    expect(link.x + link.width).toBeLessThanOrEqual(trigger.x);
     // The last runs as dots (loaded for the rows in view).
     await until("example_etl's run dot", async () => (await page.locator('tr[data-dag-id="example_etl"] .run-dot[data-state="success"]').count()) === 1);
     await until("document_signing's run dots", async () => (await page.locator('tr[data-dag-id="document_signing"] .run-dot').count()) === 5);

@@ -378,6 +378,7 @@ function SignalCard({ dagId, runId, ti, node, onSent }: { dagId: string; runId: 
     }
     setFieldError(null);
     setError(null);
+    setResult(null);
     setBusy(true);
     try {
       const res = await sendSignal(dagId, runId, signal.name, parsed.value, signalId.trim() || undefined);
