@@ -28,7 +28,13 @@ declare const document: {
   documentElement: { scrollWidth: number };
   body: unknown;
   querySelector(selector: string): { scrollTop: number; scrollHeight: number } | null;
+  querySelectorAll(selector: string): Iterable<SvgElement>;
 };
+interface SvgElement {
+  getAttribute(name: string): string | null;
+  querySelector(selector: string): SvgElement | null;
+  getBBox(): { width: number };
+}
 declare const sessionStorage: { getItem(key: string): string | null };
 declare const localStorage: { length: number };
 declare function getComputedStyle(element: unknown): { backgroundColor: string };
@@ -36,7 +42,7 @@ declare function requestAnimationFrame(callback: () => void): number;
 
 /** An id too long for a narrow window unless it wraps. */
 const LONG_ID = "ui_a_dag_whose_identifier_is_long_enough_to_overflow_a_narrow_window_unless_it_wraps";
-const LONG = `import { dag } from "baton";\nexport default dag({ id: "${LONG_ID}" }, (t) => { t.task("noop", async () => 1); });\n`;
+const LONG = `import { dag } from "baton";\nexport default dag({ id: "${LONG_ID}" }, (t) => { t.task("undo_the_payment_and_refund_it", async () => 1); });\n`;
 
 /** A file that fails to import: the DAG list shows it in a banner. */
 const BROKEN = `import { dag } from "baton";\nexport default dag({ id: "ui_broken" }, (t) => { t.task("x", async () => { ) });\n`;
@@ -65,6 +71,13 @@ describe("web UI in Chromium", () => {
     await page.screenshot({ path: path.join(ROOT, "docs", file), clip: { x: 0, y: 0, width: 1280, height: Math.min(800, Math.ceil(box.y + box.height + 16)) } });
   };
   const url = (p: string) => `${baton.base}${p}`;
+  /** The graph's nodes whose name runs past the edge of their box (the name starts 14 px in). */
+  const overflowingNodes = () =>
+    page.evaluate(() =>
+      [...document.querySelectorAll(".node")]
+        .filter((n) => n.querySelector(".node-title")!.getBBox().width + 14 > n.querySelector(".node-box")!.getBBox().width)
+        .map((n) => n.getAttribute("data-task-id")),
+    );
   const until = <T>(what: string, check: () => Promise<T>, ms = 15_000) => waitFor(what, check, ms, 50);
 
   beforeAll(async () => {
@@ -298,10 +311,15 @@ describe("web UI in Chromium", () => {
     await page.goto(url("/dags/document_signing/graph"));
     await until("file_document to succeed", async () => (await page.locator('.node[data-task-id="file_document"]').getAttribute("data-state")) === "success", 15_000);
     expect(await page.locator('.node[data-task-id="send_reminder"]').getAttribute("data-state")).toBe("skipped");
+    expect(await overflowingNodes()).toEqual([]);
     const labels = await page.locator(".edge-label text").allTextContents();
     expect(labels).toEqual(expect.arrayContaining(["all_skipped", "none_failed_min_one_success"]));
     await shot("graph-signals");
     if (docs) await docShot("ui-graph.png", ".graph-box");
+    // A longer name (no run yet: the latest version's graph) fits too.
+    await page.goto(url(`/dags/${LONG_ID}/graph`));
+    await page.locator('.node[data-task-id="undo_the_payment_and_refund_it"]').waitFor();
+    expect(await overflowingNodes()).toEqual([]);
   }, 60_000);
 
   it("follows several runs at once: signals sent elsewhere show up live in the grid", async () => {

@@ -1,7 +1,7 @@
 // The UI's pure parts: the event-stream parser, ANSI colours, conf validation, schedules,
 // durations, task order, tries from the event log.
 import { parseAnsi } from "../../ui/src/ansi.ts";
-import { currentTry, describeSchedule, formatDuration, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
+import { currentTry, describeSchedule, fitLabel, formatDuration, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
 import { SseParser } from "../../ui/src/sse.ts";
 
 describe("SseParser", () => {
@@ -211,5 +211,18 @@ describe("triesFromEvents", () => {
 
   it("has no rows for a task never tried", () => {
     expect(triesFromEvents([ev("2026-03-01T00:00:00Z", 0, "scheduled")], { try_number: 0, state: null, start_date: null, end_date: null, hostname: "" })).toEqual([]);
+  });
+});
+
+describe("fitLabel", () => {
+  const measure = (s: string) => s.length * 10;
+
+  it("keeps a label that fits, with its measured width", () => {
+    expect(fitLabel("extract", 100, measure)).toEqual({ text: "extract", width: 70 });
+  });
+
+  it("cuts a label that does not fit to the longest prefix that fits with an ellipsis", () => {
+    expect(fitLabel("process_partition_number_1", 100, measure)).toEqual({ text: "process_p…", width: 100 });
+    expect(fitLabel("abc", 5, measure)).toEqual({ text: "…", width: 10 });
   });
 });

@@ -242,5 +242,20 @@ export function triesFromEvents(
   return [...tries.values()].sort((a, b) => a.try_number - b.try_number);
 }
 
+/** A label cut to the longest prefix that fits `max` pixels with an ellipsis (as `measure` measures text), and its width. */
+export function fitLabel(text: string, max: number, measure: (s: string) => number): { text: string; width: number } {
+  const width = measure(text);
+  if (width <= max) return { text, width };
+  let lo = 0;
+  let hi = text.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (measure(`${text.slice(0, mid)}…`) <= max) lo = mid;
+    else hi = mid - 1;
+  }
+  const cut = `${text.slice(0, lo)}…`;
+  return { text: cut, width: measure(cut) };
+}
+
 /** A short form of a content hash. */
 export const shortHash = (h: string | null | undefined) => (h ? h.slice(0, 10) : "—");
