@@ -1,7 +1,7 @@
 // The UI's pure parts: the event-stream parser, ANSI colours, conf validation, schedules,
 // durations, task order, tries from the event log.
 import { parseAnsi } from "../../ui/src/ansi.ts";
-import { currentTry, describeSchedule, fitLabel, formatDuration, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
+import { currentTry, describeSchedule, fitLabel, formatDuration, zoneLabel, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
 import { SseParser } from "../../ui/src/sse.ts";
 
 describe("SseParser", () => {
@@ -224,5 +224,14 @@ describe("fitLabel", () => {
   it("cuts a label that does not fit to the longest prefix that fits with an ellipsis", () => {
     expect(fitLabel("process_partition_number_1", 100, measure)).toEqual({ text: "process_p…", width: 100 });
     expect(fitLabel("abc", 5, measure)).toEqual({ text: "…", width: 10 });
+  });
+});
+
+describe("zoneLabel", () => {
+  it("names the time zone the dates are shown in, with its offset at that date", () => {
+    expect(zoneLabel(new Date("2026-11-27T12:00:00Z"), "Asia/Tokyo")).toBe("Asia/Tokyo (UTC+09:00)");
+    expect(zoneLabel(new Date("2026-07-01T12:00:00Z"), "Europe/Paris")).toBe("Europe/Paris (UTC+02:00)");
+    expect(zoneLabel(new Date("2026-01-01T12:00:00Z"), "America/St_Johns")).toBe("America/St_Johns (UTC-03:30)");
+    expect(zoneLabel(new Date("2026-01-01T12:00:00Z"), "UTC")).toBe("UTC");
   });
 });

@@ -26,6 +26,19 @@ export function formatDateTime(iso: string | null | undefined, timeZone?: string
   }
 }
 
+/** The viewer's time zone (or the one given) with its offset at `at`: "Asia/Tokyo (UTC+09:00)", "UTC". */
+export function zoneLabel(at: Date = new Date(), timeZone?: string): string {
+  const zone = timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone ?? "UTC";
+  let offset = "";
+  try {
+    const name = new Intl.DateTimeFormat("en-US", { timeZone: zone, timeZoneName: "longOffset" }).formatToParts(at).find((p) => p.type === "timeZoneName")?.value ?? "";
+    offset = name.replace(/^GMT/, "UTC").replace(/^UTC[+-]00:00$/, "UTC");
+  } catch {
+    return zone;
+  }
+  return offset === "UTC" && (zone === "UTC" || zone === "Etc/UTC") ? "UTC" : `${zone} (${offset})`;
+}
+
 /** A duration in seconds as "850 ms", "12.3 s", "4 m 05 s", "2 h 07 m", "3 d 4 h". */
 export function formatDuration(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return "—";
