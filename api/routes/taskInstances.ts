@@ -729,9 +729,11 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
     async (req, reply) => {
       const { ti } = await taskOr404(db.pool, req.params, req.query.map_index ?? -1);
       const tryNumber = req.params.try_number;
-      if (tryNumber > ti.try_number) {
-        throw new BatonError("BATON_LOG_NOT_FOUND", `task "${ti.task_id}" has had ${ti.try_number} tries; there is no try ${tryNumber}`);
-      }
+      // A reschedule-mode sensor gives its try number back between pokes (as Airflow does), and keeps it given back once
+      // marked: its pokes wrote the log of the try after it, served when there is one.
+      const pokes = tryNumber === ti.try_number + 1;
+      const noSuchTry = () => new BatonError("BATON_LOG_NOT_FOUND", `task "${ti.task_id}" has had ${ti.try_number} tries; there is no try ${tryNumber}`);
+      if (tryNumber > ti.try_number && !pokes) throw noSuchTry();
       const offset = req.query.token === undefined ? 0 : decodeLogToken(req.query.token);
       // The path comes from the stored row, never from the URL, and must stay inside the logs folder.
       const root = path.resolve(config.logsFolder);
@@ -740,7 +742,9 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
       // The try may still write: it is the current one and the task has not moved past it.
       const ended = tryNumber < ti.try_number || isTerminalTaskState(ti.state) || ti.state === TaskState.UpForRetry;
       const stored = await storedTaskLog(db.pool, Number(ti.id), tryNumber);
-      const chunk = (await readLog(stored, file, offset, req.query.full_content ? undefined : LOG_CHUNK_BYTES)) ?? (ended ? null : { text: "", next: offset, size: offset });
+      const read = await readLog(stored, file, offset, req.query.full_content ? undefined : LOG_CHUNK_BYTES);
+      if (!read && pokes) throw noSuchTry();
+      const chunk = read ?? (ended ? null : { text: "", next: offset, size: offset });
       if (!chunk) throw new BatonError("BATON_LOG_NOT_FOUND", `no log for try ${tryNumber} of task "${ti.task_id}" on this host`);
       const token = ended && chunk.next >= chunk.size ? null : encodeLogToken(chunk.next);
       if (token) void reply.header("x-continuation-token", token);

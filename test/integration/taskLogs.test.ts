@@ -44,6 +44,11 @@ export const poker = dag({ id: "poker" }, (t) => {
     },
   });
 });
+
+// Never holds: it waits up_for_reschedule, its try number given back (0) until the next poke.
+export const waiter = dag({ id: "waiter" }, (t) => {
+  t.sensor("never", { mode: "reschedule", pokeInterval: "1h", timeout: "2h", poke: async () => { console.log("not yet"); return false; } });
+});
 `);
 
 describe("task logs", () => {
@@ -165,6 +170,25 @@ describe("task logs", () => {
     );
     expect(stored!.content).toContain("poke number 1");
     expect(stored!.content).not.toContain("poke number 2");
+  });
+
+  it("serves a rescheduled sensor's pokes while it waits, and once it is marked, under the try they ran as", async () => {
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/waiter/dagRuns", payload: {} });
+    const run = res.json().dag_run_id as string;
+    const ti = `/api/v1/dags/waiter/dagRuns/${encodeURIComponent(run)}/taskInstances/never`;
+    await waitFor("the sensor to wait for its next poke", async () => (await get(ti)).json().state === "up_for_reschedule", 30_000);
+    expect((await get(ti)).json().try_number).toBe(0);
+    const waiting = await get(`${ti}/logs/1`);
+    expect(waiting.statusCode).toBe(200);
+    expect(waiting.json().content).toMatch(/Starting try 1 of 1[^]*not yet[^]*pokes again/);
+    expect(waiting.json().continuation_token).not.toBeNull(); // the next poke writes on
+    expect((await get(`${ti}/logs/2`)).statusCode).toBe(404);
+    const marked = await h.app.inject({ method: "PATCH", url: ti, payload: { new_state: "success" } });
+    expect(marked.statusCode).toBe(200);
+    const done = await get(`${ti}/logs/1`);
+    expect(done.statusCode).toBe(200);
+    expect(done.json().content).toContain("not yet");
+    expect(done.json().continuation_token).toBeNull();
   });
 
   it("keeps the log of a try cleared while it runs (its result is discarded)", async () => {

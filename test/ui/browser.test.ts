@@ -24,20 +24,31 @@ export default dag(
 // they use is declared here (module-local, not global).
 declare const window: { innerWidth: number; notReloaded?: boolean };
 declare const document: {
+  activeElement: { getAttribute(name: string): string | null } | null;
   documentElement: { scrollWidth: number };
   body: unknown;
   querySelector(selector: string): { scrollTop: number; scrollHeight: number } | null;
+  querySelectorAll(selector: string): Iterable<SvgElement>;
 };
+interface SvgElement {
+  getAttribute(name: string): string | null;
+  querySelector(selector: string): SvgElement | null;
+  getBBox(): { width: number };
+}
 declare const sessionStorage: { getItem(key: string): string | null };
 declare const localStorage: { length: number };
 declare function getComputedStyle(element: unknown): { backgroundColor: string };
 declare function requestAnimationFrame(callback: () => void): number;
 
+/** An id too long for a narrow window unless it wraps. */
+const LONG_ID = "ui_a_dag_whose_identifier_is_long_enough_to_overflow_a_narrow_window_unless_it_wraps";
+const LONG = `import { dag } from "baton";\nexport default dag({ id: "${LONG_ID}" }, (t) => { t.task("undo_the_payment_and_refund_it", async () => 1); });\n`;
+
 /** A file that fails to import: the DAG list shows it in a banner. */
 const BROKEN = `import { dag } from "baton";\nexport default dag({ id: "ui_broken" }, (t) => { t.task("x", async () => { ) });\n`;
 
-/** Console messages that are expected: a 401 before signing in, a 404 for a DAG that does not exist. */
-const EXPECTED_CONSOLE = /Failed to load resource: the server responded with a status of (401|404)/;
+/** Console messages that are expected: a 401 before signing in, a 404 for a DAG that does not exist, a 409 for a refused signal. */
+const EXPECTED_CONSOLE = /Failed to load resource: the server responded with a status of (401|404|409)/;
 /** While the server is down on purpose. */
 const NETWORK_CONSOLE = /Failed to load resource: net::ERR_|net::ERR_/;
 
@@ -60,6 +71,13 @@ describe("web UI in Chromium", () => {
     await page.screenshot({ path: path.join(ROOT, "docs", file), clip: { x: 0, y: 0, width: 1280, height: Math.min(800, Math.ceil(box.y + box.height + 16)) } });
   };
   const url = (p: string) => `${baton.base}${p}`;
+  /** The graph's nodes whose name runs past the edge of their box (the name starts 14 px in). */
+  const overflowingNodes = () =>
+    page.evaluate(() =>
+      [...document.querySelectorAll(".node")]
+        .filter((n) => n.querySelector(".node-title")!.getBBox().width + 14 > n.querySelector(".node-box")!.getBBox().width)
+        .map((n) => n.getAttribute("data-task-id")),
+    );
   const until = <T>(what: string, check: () => Promise<T>, ms = 15_000) => waitFor(what, check, ms, 50);
 
   beforeAll(async () => {
@@ -67,14 +85,14 @@ describe("web UI in Chromium", () => {
     const [etl, signing] = await Promise.all([readFile(path.join(ROOT, "dags/example_etl.ts"), "utf8"), readFile(path.join(ROOT, "dags/document_signing.ts"), "utf8")]);
     await Promise.all([
       ensureUiBuilt(),
-      baton.start({ "example_etl.ts": etl, "document_signing.ts": signing, "ui_nightly.ts": NIGHTLY, "broken.ts": BROKEN }),
+      baton.start({ "example_etl.ts": etl, "document_signing.ts": signing, "ui_nightly.ts": NIGHTLY, "long.ts": LONG, "broken.ts": BROKEN }),
     ]);
     await until(
-      "the three DAGs and the import error to be parsed",
+      "the four DAGs and the import error to be parsed",
       async () => {
         const res = await baton.api<{ dags: { dag_id: string }[] }>("GET", "/dags");
         const errors = await baton.api<{ total_entries: number }>("GET", "/importErrors");
-        return ["example_etl", "document_signing", "ui_nightly"].every((id) => res.json.dags?.some((d) => d.dag_id === id)) && errors.json.total_entries === 1;
+        return ["example_etl", "document_signing", "ui_nightly", LONG_ID].every((id) => res.json.dags?.some((d) => d.dag_id === id)) && errors.json.total_entries === 1;
       },
       30_000,
     );
@@ -133,7 +151,15 @@ describe("web UI in Chromium", () => {
     await until("the search", async () => (await page.locator("tr[data-dag-id]").count()) === 1);
     expect(await page.locator("tr[data-dag-id]").getAttribute("data-dag-id")).toBe("example_etl");
     await page.fill('input[type="search"]', "");
-    await until("all DAGs again", async () => (await page.locator("tr[data-dag-id]").count()) === 3);
+    await until("all DAGs again", async () => (await page.locator("tr[data-dag-id]").count()) === 4);
+
+    // A dialog opened from the keyboard and closed with Escape gives the focus back to what opened it.
+    await page.focus('button[aria-label="Trigger ui_nightly"]');
+    await page.keyboard.press("Enter");
+    await page.locator("dialog[open]").waitFor();
+    await page.keyboard.press("Escape");
+    await page.locator("dialog[open]").waitFor({ state: "detached" });
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("aria-label"))).toBe("Trigger ui_nightly");
   }, 30_000);
 
   it("shows an inline error for invalid conf JSON and sends nothing", async () => {
@@ -262,9 +288,16 @@ describe("web UI in Chromium", () => {
     await card.locator('button[type="submit"]').click();
     await expect(card.locator(".field-error").textContent()).resolves.toContain("not valid JSON");
     await page.fill("#signal-payload", '{"signedBy": "ana@example.com"}');
+    await page.fill("#signal-id", "evt-ui-1");
     await shot("signal-waiting");
     await card.locator('button[type="submit"]').click();
     await until("the task to resume and succeed", async () => (await page.locator(".page-head .badge").getAttribute("data-state")) === "success", 15_000);
+    await expect(card.locator('[role="status"]').textContent()).resolves.toContain("delivered to wait_for_signature");
+    // The same signal id with another payload is refused: the answer to the first send is no longer shown beside it.
+    await page.fill("#signal-payload", '{"signedBy": "someone else"}');
+    await card.locator('button[type="submit"]').click();
+    await card.locator(".error-box").waitFor();
+    expect(await card.locator('[role="status"]').count()).toBe(0);
     await expect(page.locator(".xcom").textContent()).resolves.toContain("ana@example.com");
     // The task page lists the run's signals: this one, delivered to this task, its payload collapsed.
     const received = page.locator('table.signals tr[data-signal="signed"]');
@@ -278,10 +311,15 @@ describe("web UI in Chromium", () => {
     await page.goto(url("/dags/document_signing/graph"));
     await until("file_document to succeed", async () => (await page.locator('.node[data-task-id="file_document"]').getAttribute("data-state")) === "success", 15_000);
     expect(await page.locator('.node[data-task-id="send_reminder"]').getAttribute("data-state")).toBe("skipped");
+    expect(await overflowingNodes()).toEqual([]);
     const labels = await page.locator(".edge-label text").allTextContents();
     expect(labels).toEqual(expect.arrayContaining(["all_skipped", "none_failed_min_one_success"]));
     await shot("graph-signals");
     if (docs) await docShot("ui-graph.png", ".graph-box");
+    // A longer name (no run yet: the latest version's graph) fits too.
+    await page.goto(url(`/dags/${LONG_ID}/graph`));
+    await page.locator('.node[data-task-id="undo_the_payment_and_refund_it"]').waitFor();
+    expect(await overflowingNodes()).toEqual([]);
   }, 60_000);
 
   it("follows several runs at once: signals sent elsewhere show up live in the grid", async () => {
@@ -362,7 +400,7 @@ describe("web UI in Chromium", () => {
     await shot("grid-dark");
     await page.emulateMedia({ colorScheme: "light" });
     await page.setViewportSize({ width: 390, height: 800 });
-    for (const p of ["/", "/dags/example_etl", `/dags/example_etl/runs/${encodeURIComponent(etlRunId)}`]) {
+    for (const p of ["/", "/dags/example_etl", `/dags/example_etl/runs/${encodeURIComponent(etlRunId)}`, `/dags/${LONG_ID}`]) {
       await page.goto(url(p));
       await page.locator("main section").first().waitFor();
       await until(`${p} to render`, async () => (await page.locator(".loading").count()) === 0);
@@ -370,6 +408,10 @@ describe("web UI in Chromium", () => {
       expect({ page: p, overflow }).toEqual({ page: p, overflow: 0 });
     }
     await page.goto(url("/"));
+    // A long id wraps in its card rather than run under the trigger button.
+    const longRow = page.locator(`tr[data-dag-id="${LONG_ID}"]`);
+    const [link, trigger] = [(await longRow.locator(".dag-link").boundingBox())!, (await longRow.locator("button.icon-text").boundingBox())!];
+    expect(link.x + link.width).toBeLessThanOrEqual(trigger.x);
     // The last runs as dots (loaded for the rows in view).
     await until("example_etl's run dot", async () => (await page.locator('tr[data-dag-id="example_etl"] .run-dot[data-state="success"]').count()) === 1);
     await until("document_signing's run dots", async () => (await page.locator('tr[data-dag-id="document_signing"] .run-dot').count()) === 5);

@@ -1,7 +1,7 @@
 // The UI's pure parts: the event-stream parser, ANSI colours, conf validation, schedules,
 // durations, task order, tries from the event log.
 import { parseAnsi } from "../../ui/src/ansi.ts";
-import { describeSchedule, formatDuration, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
+import { currentTry, describeSchedule, fitLabel, formatDuration, zoneLabel, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
 import { SseParser } from "../../ui/src/sse.ts";
 
 describe("SseParser", () => {
@@ -190,7 +190,48 @@ describe("triesFromEvents", () => {
     ]);
   });
 
+  it("puts a reschedule-mode sensor between pokes (its try number given back) on the try its pokes ran as", () => {
+    const events = [
+      ev("2026-03-01T00:00:00Z", 0, "queued"),
+      ev("2026-03-01T00:00:01Z", 1, "running"),
+      ev("2026-03-01T00:00:02Z", 0, "up_for_reschedule"),
+      ev("2026-03-01T00:01:02Z", 0, "queued"),
+      ev("2026-03-01T00:01:03Z", 1, "running"),
+      ev("2026-03-01T00:01:04Z", 0, "up_for_reschedule"),
+    ];
+    const ti = { try_number: 0, state: "up_for_reschedule", start_date: "2026-03-01T00:01:03Z", end_date: "2026-03-01T00:01:04Z", hostname: "h1" };
+    expect(currentTry(ti.try_number, events)).toBe(1);
+    expect(triesFromEvents(events, ti)).toEqual([{ try_number: 1, state: "up_for_reschedule", start: "2026-03-01T00:01:03Z", end: "2026-03-01T00:01:04Z", hostname: "h1" }]);
+    // Marked success while it waited: still that try.
+    expect(triesFromEvents([...events, ev("2026-03-01T00:01:30Z", 0, "success")], { ...ti, state: "success", end_date: "2026-03-01T00:01:30Z" })[0]).toMatchObject({ try_number: 1, state: "success" });
+    // Any other task: its own try number.
+    expect(currentTry(2, [ev("2026-03-01T00:00:01Z", 1, "running"), ev("2026-03-01T00:00:07Z", 2, "running")])).toBe(2);
+    expect(currentTry(0, [])).toBe(0);
+  });
+
   it("has no rows for a task never tried", () => {
     expect(triesFromEvents([ev("2026-03-01T00:00:00Z", 0, "scheduled")], { try_number: 0, state: null, start_date: null, end_date: null, hostname: "" })).toEqual([]);
+  });
+});
+
+describe("fitLabel", () => {
+  const measure = (s: string) => s.length * 10;
+
+  it("keeps a label that fits, with its measured width", () => {
+    expect(fitLabel("extract", 100, measure)).toEqual({ text: "extract", width: 70 });
+  });
+
+  it("cuts a label that does not fit to the longest prefix that fits with an ellipsis", () => {
+    expect(fitLabel("process_partition_number_1", 100, measure)).toEqual({ text: "process_p…", width: 100 });
+    expect(fitLabel("abc", 5, measure)).toEqual({ text: "…", width: 10 });
+  });
+});
+
+describe("zoneLabel", () => {
+  it("names the time zone the dates are shown in, with its offset at that date", () => {
+    expect(zoneLabel(new Date("2026-11-27T12:00:00Z"), "Asia/Tokyo")).toBe("Asia/Tokyo (UTC+09:00)");
+    expect(zoneLabel(new Date("2026-07-01T12:00:00Z"), "Europe/Paris")).toBe("Europe/Paris (UTC+02:00)");
+    expect(zoneLabel(new Date("2026-01-01T12:00:00Z"), "America/St_Johns")).toBe("America/St_Johns (UTC-03:30)");
+    expect(zoneLabel(new Date("2026-01-01T12:00:00Z"), "UTC")).toBe("UTC");
   });
 });

@@ -105,9 +105,16 @@ export function Switch({ checked, label, onChange, disabled }: { checked: boolea
   );
 }
 
-/** A modal <dialog>: focus stays inside, Escape closes it. */
+/** A modal <dialog>: focus stays inside, Escape closes it, and the focus returns to its opener. */
 export function Dialog({ title, onClose, children, wide }: { title: string; onClose: () => void; children: ComponentChildren; wide?: boolean }) {
   const ref = useRef<HTMLDialogElement>(null);
+  // Closed, the focus goes back to what opened it (a removed <dialog> would leave it on the page's body).
+  useEffect(() => {
+    const opener = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+    return () => {
+      if (opener?.isConnected) opener.focus();
+    };
+  }, []);
   useEffect(() => {
     const d = ref.current!;
     if (!d.open) d.showModal();

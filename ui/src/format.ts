@@ -26,6 +26,19 @@ export function formatDateTime(iso: string | null | undefined, timeZone?: string
   }
 }
 
+/** The viewer's time zone (or the one given) with its offset at `at`: "Asia/Tokyo (UTC+09:00)", "UTC". */
+export function zoneLabel(at: Date = new Date(), timeZone?: string): string {
+  const zone = timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone ?? "UTC";
+  let offset = "";
+  try {
+    const name = new Intl.DateTimeFormat("en-US", { timeZone: zone, timeZoneName: "longOffset" }).formatToParts(at).find((p) => p.type === "timeZoneName")?.value ?? "";
+    offset = name.replace(/^GMT/, "UTC").replace(/^UTC[+-]00:00$/, "UTC");
+  } catch {
+    return zone;
+  }
+  return offset === "UTC" && (zone === "UTC" || zone === "Etc/UTC") ? "UTC" : `${zone} (${offset})`;
+}
+
 /** A duration in seconds as "850 ms", "12.3 s", "4 m 05 s", "2 h 07 m", "3 d 4 h". */
 export function formatDuration(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return "—";
@@ -200,6 +213,17 @@ export interface TryRow {
 const TRY_ENDS = new Set(["success", "failed", "skipped", "upstream_failed", "up_for_retry", "up_for_reschedule", "removed"]);
 
 /**
+ * The try a task instance is on: its try number, except for a reschedule-mode sensor, which
+ * gives its try number back between pokes (as Airflow does; also once it is marked while it
+ * waits): then the try its pokes ran as, the highest one the event log saw running.
+ */
+export function currentTry(tryNumber: number, events: { try_number: number | null; to_state: string }[]): number {
+  let ran = 0;
+  for (const e of events) if (e.to_state === "running" && e.try_number && e.try_number > ran) ran = e.try_number;
+  return Math.max(tryNumber, ran);
+}
+
+/**
  * Each try of a task from its event log (transitions with try numbers): when it started
  * running, when it ended and how. The current try's row comes from the task instance itself,
  * which is fresher than the events.
@@ -219,15 +243,31 @@ export function triesFromEvents(
     if (TRY_ENDS.has(e.to_state)) row.end = e.when;
     if (e.hostname) row.hostname = e.hostname;
   }
-  if (current && current.try_number > 0) {
-    const row = tries.get(current.try_number) ?? { try_number: current.try_number, state: "none", start: null, end: null, hostname: null };
+  const n = current ? currentTry(current.try_number, events) : 0;
+  if (current && n > 0) {
+    const row = tries.get(n) ?? { try_number: n, state: "none", start: null, end: null, hostname: null };
     row.state = current.state ?? "none";
     row.start = current.start_date ?? row.start;
     row.end = current.end_date ?? (TRY_ENDS.has(row.state) ? row.end : null);
     row.hostname = current.hostname || row.hostname;
-    tries.set(current.try_number, row);
+    tries.set(n, row);
   }
   return [...tries.values()].sort((a, b) => a.try_number - b.try_number);
+}
+
+/** A label cut to the longest prefix that fits `max` pixels with an ellipsis (as `measure` measures text), and its width. */
+export function fitLabel(text: string, max: number, measure: (s: string) => number): { text: string; width: number } {
+  const width = measure(text);
+  if (width <= max) return { text, width };
+  let lo = 0;
+  let hi = text.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (measure(`${text.slice(0, mid)}…`) <= max) lo = mid;
+    else hi = mid - 1;
+  }
+  const cut = `${text.slice(0, lo)}…`;
+  return { text: cut, width: measure(cut) };
 }
 
 /** A short form of a content hash. */

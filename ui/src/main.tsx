@@ -2,6 +2,7 @@
 import { render } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { getToken, setToken } from "./api.ts";
+import { zoneLabel } from "./format.ts";
 import { live } from "./live.ts";
 import { interceptLinks, match, useLocation } from "./router.ts";
 import { dismissToast, useAppState } from "./store.ts";
@@ -29,6 +30,25 @@ function Routes({ path, query }: { path: string; query: URLSearchParams }) {
         There is no page at <code>{path}</code>. <a href="/">Back to the DAGs</a>
       </p>
     </section>
+  );
+}
+
+/** The time zone the pages' dates are in; below 720 px only its offset. */
+function ZoneLabel() {
+  const label = zoneLabel();
+  const parts = /^(.*) \((UTC.*)\)$/.exec(label);
+  return (
+    <span class="tz muted small" title="Dates and times on these pages are in this browser's time zone (run ids and logs are in UTC)">
+      {parts ? (
+        <>
+          <span class="tz-zone">{parts[1]} (</span>
+          {parts[2]}
+          <span class="tz-zone">)</span>
+        </>
+      ) : (
+        label
+      )}
+    </span>
   );
 }
 
@@ -96,6 +116,7 @@ function App() {
             API docs
           </a>
         </nav>
+        <ZoneLabel />
         <span class={`live-dot ${state.stream}`} role="status" aria-label={`live updates: ${state.stream}`} title={`live updates: ${state.stream}`} />
         {getToken() && (
           <button

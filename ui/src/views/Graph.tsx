@@ -2,26 +2,49 @@
 // states, edges into a task whose trigger rule is not all_success labelled with that rule.
 import { Graph as DagreGraph, layout } from "@dagrejs/dagre";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import { fitLabel } from "../format.ts";
 import { taskPath } from "../router.ts";
 import { stateLabel, stateOf } from "../states.ts";
 import type { TaskInstance, TaskNode } from "../types.ts";
 
 interface Laid {
-  nodes: { id: string; x: number; y: number; w: number; h: number; kind: string; rule: string }[];
+  nodes: { id: string; title: string; x: number; y: number; w: number; h: number; kind: string; rule: string }[];
   edges: { from: string; to: string; d: string; label: string | null; lx: number; ly: number }[];
   width: number;
   height: number;
 }
 
 const NODE_H = 44;
-const charW = 7.2;
+const NODE_MIN_W = 110;
+const NODE_MAX_W = 320;
+/** Room around a node's text: 14 px before it (the state stripe), 14 after. */
+const NODE_PAD = 28;
+/** The longest state a node's second line names. */
+const LONGEST_STATE = "up for reschedule";
+
+/** Measures text as a font draws it (canvas); a generous guess where there is no canvas. */
+function textMeasure(font: string): (s: string) => number {
+  const ctx = document.createElement("canvas").getContext("2d");
+  if (!ctx) return (s) => s.length * 9;
+  ctx.font = `${font} ${getComputedStyle(document.body).fontFamily}`;
+  return (s) => ctx.measureText(s).width;
+}
 
 export function layoutTasks(tasks: TaskNode[]): Laid {
+  // Nodes as wide as their names in the font they are drawn with (.node-title, .node-sub), within bounds.
+  const title = textMeasure("600 12.5px");
+  const sub = textMeasure("11px");
+  const titles = new Map<string, string>();
   const g = new DagreGraph();
   g.setGraph({ rankdir: "LR", nodesep: 18, ranksep: 56, edgesep: 12, marginx: 16, marginy: 16 });
   g.setDefaultEdgeLabel(() => ({}));
   const rule = new Map(tasks.map((t) => [t.task_id, t.trigger_rule]));
-  for (const t of tasks) g.setNode(t.task_id, { width: Math.max(110, Math.min(320, t.task_id.length * charW + 32)), height: NODE_H });
+  for (const t of tasks) {
+    const name = fitLabel(t.task_id, NODE_MAX_W - NODE_PAD, title);
+    titles.set(t.task_id, name.text);
+    const second = sub(`${t.kind !== "task" ? `${t.kind} · ` : ""}${LONGEST_STATE}`);
+    g.setNode(t.task_id, { width: Math.ceil(Math.max(NODE_MIN_W, Math.min(NODE_MAX_W, Math.max(name.width, second) + NODE_PAD))), height: NODE_H });
+  }
   for (const t of tasks) {
     for (const d of t.downstream_task_ids) {
       if (!rule.has(d)) continue;
@@ -34,7 +57,7 @@ export function layoutTasks(tasks: TaskNode[]): Laid {
   const kinds = new Map(tasks.map((t) => [t.task_id, t.kind]));
   const nodes = g.nodes().map((id) => {
     const n = g.node(id) as { x: number; y: number; width: number; height: number };
-    return { id, x: n.x - n.width / 2, y: n.y - n.height / 2, w: n.width, h: n.height, kind: kinds.get(id) ?? "task", rule: rule.get(id) ?? "all_success" };
+    return { id, title: titles.get(id) ?? id, x: n.x - n.width / 2, y: n.y - n.height / 2, w: n.width, h: n.height, kind: kinds.get(id) ?? "task", rule: rule.get(id) ?? "all_success" };
   });
   const edges = g.edges().map((e) => {
     const label = g.edge(e) as { points: { x: number; y: number }[]; label?: string; x?: number; y?: number };
@@ -137,10 +160,11 @@ export function Graph({ dagId, tasks, runId, states }: Props) {
               const s = stateOf(ti?.state);
               const body = (
                 <>
+                  {n.title !== n.id && <title>{n.id}</title>}
                   <rect class={`node-box s-${s}`} width={n.w} height={n.h} rx={7} />
                   <rect class={`node-stripe s-${s}`} width={6} height={n.h} rx={3} />
                   <text class="node-title" x={14} y={18}>
-                    {n.id.length > 40 ? `${n.id.slice(0, 39)}…` : n.id}
+                    {n.title}
                   </text>
                   <text class="node-sub" x={14} y={34}>
                     {n.kind !== "task" ? `${n.kind} · ` : ""}

@@ -6,7 +6,7 @@ import { ApiError, call, enc, reportError } from "../api.ts";
 import { parseAnsi } from "../ansi.ts";
 import { ErrorBox, JsonView, Loading, StateBadge, useAsync } from "../common.tsx";
 import { clearTasks, getDag, getRun, recentEvents, sendSignal, setTaskState, signalsOf, stepsOf, structureOf, xcomsOf } from "../data.ts";
-import { formatDateTime, formatDuration, parseJsonValue, secondsBetween, triesFromEvents } from "../format.ts";
+import { currentTry, formatDateTime, formatDuration, parseJsonValue, secondsBetween, triesFromEvents } from "../format.ts";
 import { useLiveEvents, useThrottled } from "../live.ts";
 import { dagPath, navigate, runPath, taskPath } from "../router.ts";
 import { isFinishedTask } from "../states.ts";
@@ -46,7 +46,7 @@ export function TaskView({ dagId, runId, taskId, query }: { dagId: string; runId
 
   const t = ti.data;
   const tries = useMemo(() => triesFromEvents(events.data ?? [], t ?? null), [events.data, t]);
-  const current = t?.try_number ?? 0;
+  const current = t ? currentTry(t.try_number, events.data ?? []) : 0;
   const wanted = Number(query.get("try"));
   const shownTry = wanted >= 1 && wanted <= current ? wanted : current;
 
@@ -64,7 +64,7 @@ export function TaskView({ dagId, runId, taskId, query }: { dagId: string; runId
             <h2 class="task-title">{taskId}</h2>
             <StateBadge state={t.state} />
             <span class="muted small">
-              try {t.try_number} of {t.max_tries + 1}
+              try {current} of {t.max_tries + 1}
             </span>
           </div>
           <TaskActions dagId={dagId} runId={runId} taskId={taskId} ti={t} onDone={refresh} />
@@ -92,7 +92,7 @@ export function TaskView({ dagId, runId, taskId, query }: { dagId: string; runId
               )}
               {t.next_retry_at && (
                 <>
-                  <dt>Next retry</dt>
+                  <dt>{t.state === "up_for_reschedule" ? "Next poke" : "Next retry"}</dt>
                   <dd>{formatDateTime(t.next_retry_at)}</dd>
                 </>
               )}
@@ -378,6 +378,7 @@ function SignalCard({ dagId, runId, ti, node, onSent }: { dagId: string; runId: 
     }
     setFieldError(null);
     setError(null);
+    setResult(null);
     setBusy(true);
     try {
       const res = await sendSignal(dagId, runId, signal.name, parsed.value, signalId.trim() || undefined);
