@@ -159,7 +159,8 @@ describe("web UI in Chromium", () => {
     await page.locator("dialog[open]").waitFor();
     await page.keyboard.press("Escape");
     await page.locator("dialog[open]").waitFor({ state: "detached" });
-    expect(await page.evaluate(() => document.activeElement?.getAttribute("aria-label"))).toBe("Trigger ui_nightly");
+    // The focus moves back as the dialog closes (an effect after the close): waited for, not read at once.
+    await until("the focus back on the trigger button", async () => (await page.evaluate(() => document.activeElement?.getAttribute("aria-label"))) === "Trigger ui_nightly");
   }, 30_000);
 
   it("shows an inline error for invalid conf JSON and sends nothing", async () => {
