@@ -250,6 +250,13 @@ export async function profile(): Promise<void> {
     metrics.floor_select_1_ms = round(median(ping), 3);
     metrics.floor_update_commit_ms = round(median(commit), 3);
     const sumOfMeans = Object.entries(segments).filter(([k]) => k !== "hop").reduce((s, [, v]) => s + mean(v), 0);
+    // The tail: which segments make the slowest tenth of hops slow (their means there against all hops').
+    const hops = segments.hop!;
+    const p90 = percentile(hops, 90);
+    const slow = hops.map((h, i) => (h > p90 ? i : -1)).filter((i) => i >= 0);
+    const tail = Object.entries(segments)
+      .filter(([k]) => k !== "hop")
+      .map(([name, values]) => `${name} ${round(mean(slow.map((i) => values[i]!)), 3)} (all ${round(mean(values), 3)})`);
     const rt1Sql = finishes.find((t) => t.trips.length >= 2 || t.committedEarly)?.trips.map((t) => t.sql.slice(0, 60)) ?? [];
     await writeResult({
       name: "profile",
@@ -260,6 +267,7 @@ export async function profile(): Promise<void> {
         `${segments.hop!.length} hops of ${REPETITIONS} runs × ${TASKS} tasks (after a warm-up run), Worker (2 slots) and Scheduler in the benchmark process, instrumented from outside; ${batched} hop(s) skipped (not a plain one-task fast-path hop)`,
         `sum of the segment means ${round(sumOfMeans, 3)} ms = mean hop ${round(mean(segments.hop!), 3)} ms`,
         `finish transaction round trips: ${rt1Sql.join(" | ")}`,
+        `the slowest tenth of hops (over p90 ${round(p90, 3)} ms, ${slow.length} hops), segment means in ms: ${tail.join(", ")}`,
         `cold: first task of each fresh child (fork + tsx loader + bundle import, sent → task start) ${cold.map((c) => round(c, 1)).join(", ")} ms`,
         `floor: SELECT 1 round trip p50 ${round(median(ping), 3)} ms; UPDATE one row + COMMIT in one round trip p50 ${round(median(commit), 3)} ms (innodb_flush_log_at_trx_commit as configured)`,
       ],
