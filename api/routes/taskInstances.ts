@@ -731,7 +731,8 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
       const tryNumber = req.params.try_number;
       // A reschedule-mode sensor gives its try number back between pokes (as Airflow does), and keeps it given back once
       // marked: its pokes wrote the log of the try after it, served when there is one.
-      const pokes = tryNumber === ti.try_number + 1;
+      // Only a sensor that poked (first_poke_at set): any other task's next try number is a try that never was.
+      const pokes = tryNumber === ti.try_number + 1 && ti.first_poke_at !== null && ti.first_poke_at !== undefined;
       const noSuchTry = () => new BatonError("BATON_LOG_NOT_FOUND", `task "${ti.task_id}" has had ${ti.try_number} tries; there is no try ${tryNumber}`);
       if (tryNumber > ti.try_number && !pokes) throw noSuchTry();
       const offset = req.query.token === undefined ? 0 : decodeLogToken(req.query.token);

@@ -34,6 +34,9 @@ import { isDuplicateKey } from "../rows.ts";
 import { isUnusableVersion, unusableVersionNote } from "../versions.ts";
 import type { UnusableRun } from "./failUnusableRuns.ts";
 import { settle, type SettleResult } from "./settle.ts";
+import { epilogueStatement, owedCallbackStatement } from "./tryCallbacks.ts";
+import type { TryError } from "./finishTries.ts";
+import { owedCallback } from "../../scheduler/zombieEnding.ts";
 
 export const SIGNAL_PAYLOAD_CAP_BYTES = 64 * 1024;
 
@@ -89,6 +92,31 @@ async function retryDeferred(tx: Tx, now: Date, ti: RowDataPacket, spec: Seriali
   };
   const results = await runAll(tx, [eventDetailStatement(tx, detail), update]);
   return (results[1] as ResultSetHeader).affectedRows === 1;
+}
+
+/**
+ * A try the scheduler ended as failed owes the task's onRetry (retried) or onFailure callback, as
+ * its own process would have run it (the try is over; a worker of its queue runs it: see
+ * executor/tryCallbacks.ts), with a line at the end of its log saying why it ended, as a reaped
+ * zombie's does.
+ */
+async function oweFailureCallback(
+  tx: Tx,
+  now: Date,
+  ti: RowDataPacket,
+  spec: SerializedTask | undefined,
+  state: typeof TaskState.UpForRetry | typeof TaskState.Failed,
+  error: Record<string, unknown>,
+): Promise<void> {
+  const callback = owedCallback(spec, state);
+  const key = { taskInstanceId: Number(ti.id), tryNumber: Number(ti.try_number) };
+  const line =
+    `[${now.toISOString()}] ERROR - ${String(error.message)} (${String(error.code)}); the try was marked ${state} by the scheduler` +
+    (callback ? `; its ${callback} callback runs on a live worker` : "") +
+    "\n";
+  const statements = [epilogueStatement(now, [{ ...key, text: line }])];
+  if (callback) statements.push(owedCallbackStatement(now, [{ ...key, queue: String(ti.queue), callback, error: error as unknown as TryError }]));
+  await runAll(tx, statements);
 }
 
 /** The oldest signal of that name no task took, among those sent after the task was last cleared (ti.signals_after). */
@@ -154,18 +182,37 @@ async function recordedSignal(tx: Tx, dagRunId: number, req: SignalRequest): Pro
   return { signalId: req.signalId, duplicate: true, deliveredTo: prior.task_id ?? null, queued: [] };
 }
 
+/** sendSignal's transaction found the run on another version than the one read before it (a clear with use_latest_version in between). */
+const VERSION_MOVED = Symbol("version moved");
+
 export async function sendSignal(db: Db, now: Date, req: SignalRequest, shapeOf: (versionHash: string) => Promise<DagShape>): Promise<SignalResult> {
+  // Twice at most: a run changes version only by a clear with use_latest_version, an operator's act.
+  for (let attempt = 0; ; attempt++) {
+    const result = await sendSignalOnce(db, now, req, shapeOf);
+    if (result !== VERSION_MOVED) return result;
+    if (attempt >= 1) throw new BatonError("BATON_DATABASE_BUSY", `DAG run "${req.runId}" changed version while the signal was sent; retry`);
+  }
+}
+
+async function sendSignalOnce(
+  db: Db,
+  now: Date,
+  req: SignalRequest,
+  shapeOf: (versionHash: string) => Promise<DagShape>,
+): Promise<SignalResult | typeof VERSION_MOVED> {
   const payloadText = JSON.stringify(req.payload ?? null);
   if (Buffer.byteLength(payloadText) > SIGNAL_PAYLOAD_CAP_BYTES) {
     throw new BatonError("BATON_PAYLOAD_TOO_LARGE", `signal payload is ${Buffer.byteLength(payloadText)} bytes; the cap is ${SIGNAL_PAYLOAD_CAP_BYTES}`);
   }
   // The shape is loaded before the transaction: loading it inside would hold one pool
   // connection while waiting for another, and a burst of signals on a cold cache would
-  // exhaust the pool and hang. A run's version never changes, so it stays right.
+  // exhaust the pool and hang. The transaction checks, under the run's lock, that the run is
+  // still on this version (a clear with use_latest_version moves it), and starts again if not.
   const [found] = await db.pool.query<RowDataPacket[]>("SELECT version_hash FROM dag_run WHERE dag_id = ? AND run_id = ?", [req.dagId, req.runId]);
   const shape = found[0] ? await shapeOf(found[0].version_hash) : undefined;
   // A name no task of the run's version waits for could never be delivered (a run keeps its
-  // version, cleared or re-run): refused, not stored to wait for ever (a typo looked like "kept").
+  // version unless an operator moves it to the latest): refused, not stored to wait for ever (a
+  // typo looked like "kept").
   const awaited = shape ? [...new Set([...shape.byId.values()].flatMap((t) => (t.signal ? [t.signal.name] : [])))].sort() : undefined;
   if (awaited && !awaited.includes(req.name)) {
     throw new BatonError(
@@ -178,6 +225,7 @@ export async function sendSignal(db: Db, now: Date, req: SignalRequest, shapeOf:
     const [runs] = await tx.query<RowDataPacket[]>("SELECT id, state, version_hash FROM dag_run WHERE dag_id = ? AND run_id = ? FOR UPDATE", [req.dagId, req.runId]);
     const run = runs[0];
     if (!run) throw await runNotFoundError(tx, req.dagId, req.runId);
+    if (found[0] && run.version_hash !== found[0].version_hash) return VERSION_MOVED;
     if (run.state === "success" || run.state === "failed") {
       // A sender retrying the signal that finished the run (or any it sent before) is told so.
       const recorded = await recordedSignal(tx, Number(run.id), req);
@@ -278,7 +326,7 @@ export async function timeoutDeferred(
     if (due.length === 0) return none;
     const ids = due.map((r) => Number(r.id));
     const [rows] = await tx.query<RowDataPacket[]>(
-      `SELECT ti.id, ti.dag_run_id, ti.dag_id, ti.task_id, ti.map_index, ti.deferred_on, ti.try_number, ti.max_tries, r.version_hash, r.logical_date
+      `SELECT ti.id, ti.dag_run_id, ti.dag_id, ti.task_id, ti.map_index, ti.deferred_on, ti.try_number, ti.max_tries, ti.queue, r.version_hash, r.logical_date
          FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id WHERE ti.id IN (${inList(ids)})`,
       ids,
     );
@@ -316,14 +364,17 @@ export async function timeoutDeferred(
           : null;
       const detail = `no ${JSON.stringify(ti.deferred_on)} signal within its timeout (onTimeout: ${onTimeout}${retry ? ", retried" : ""})`;
       if (retry) {
-        if (await retryDeferred(tx, now, ti, spec!, error!, detail)) ended++;
-        else notEnded.push(Number(ti.id));
+        if (await retryDeferred(tx, now, ti, spec!, error!, detail)) {
+          ended++;
+          await oweFailureCallback(tx, now, ti, spec, TaskState.UpForRetry, error!);
+        } else notEnded.push(Number(ti.id));
         continue;
       }
       const outcome = await endDeferred(tx, now, ti, shape, state, state === TaskState.Success ? { payloadText: null } : null, error, detail);
       if (outcome) {
         ended++;
         queued += outcome.queued.length;
+        if (state === TaskState.Failed) await oweFailureCallback(tx, now, ti, spec, TaskState.Failed, error!);
       } else notEnded.push(Number(ti.id));
     }
     return { scanned: due.length, ended, queued, unusable, notEnded };

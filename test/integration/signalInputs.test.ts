@@ -1,5 +1,8 @@
 // What a signal's sender writes: the payload's size as the request spells it, and the CLI's
 // --signal-id. Both came from a QA sweep of the waiting features.
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { runBaton } from "../helpers/cli.ts";
 import { waitFor } from "../helpers/db.ts";
@@ -12,6 +15,16 @@ export const inputs = dag({ id: "signal_inputs" }, (t) => {
 // A wait that times out with onTimeout "fail" and a retry left, as Airflow retries a deferral timeout.
 export const retried = dag({ id: "signal_retried" }, (t) => {
   t.waitForSignal("wait", { signal: "go", timeout: "1s", onTimeout: "fail", retries: 1, retryDelay: "1s" });
+});
+// The same, whose callbacks write to the file its run's conf names: a timed-out try owes them as a failed one does.
+import { appendFileSync } from "node:fs";
+export const called = dag({ id: "signal_called" }, (t) => {
+  const note = (ctx: { conf: Record<string, unknown>; tryNumber: number }, what: string) => appendFileSync(String(ctx.conf.calls), what + " " + ctx.tryNumber + "\\n");
+  t.waitForSignal("wait", {
+    signal: "go", timeout: "1s", onTimeout: "fail", retries: 1, retryDelay: "1s",
+    onRetry: (ctx) => note(ctx, "retry"),
+    onFailure: (ctx) => note(ctx, "failure"),
+  });
 });
 `);
 
@@ -130,5 +143,17 @@ describe("signal inputs", () => {
     expect(sent.json()).toMatchObject({ delivered_to: "wait" });
     expect(await h.runEnded("signal_retried", runId)).toBe("success");
     expect(Number((await ti()).try_number)).toBe(2);
+  });
+
+  it("runs onRetry, then onFailure, for a wait that timed out with onTimeout fail, as for any failed try", async () => {
+    const calls = path.join(os.tmpdir(), `baton-signal-calls-${process.pid}-${Date.now()}`);
+    try {
+      const runId = await h.trigger("signal_called", { conf: { calls } });
+      expect(await h.runEnded("signal_called", runId, 30_000)).toBe("failed");
+      await waitFor("both callbacks", async () => existsSync(calls) && readFileSync(calls, "utf8").trim().split("\n").length >= 2, 20_000);
+      expect(readFileSync(calls, "utf8").trim().split("\n")).toEqual(["retry 1", "failure 2"]);
+    } finally {
+      rmSync(calls, { force: true });
+    }
   });
 });

@@ -1,6 +1,6 @@
 // Where a try's log lives: short tries in task_log (stored with the outcome, no file), long or
 // large ones in their file; the API serves the stored text followed by the file.
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { dagLogFolder, runLogFolder, taskLogPath } from "../../core/logPaths.ts";
@@ -83,6 +83,18 @@ describe("task logs", () => {
     expect(existsSync(logFile("short"))).toBe(false);
     const log = await h.taskLog("logs", runId, "short", 1);
     expect(log).toBe(await stored("short"));
+  });
+
+  it("answers 404 for the try after a task's last, even with a file there, unless the task is a sensor between pokes", async () => {
+    // A stray file (e.g. left by a run deleted and created again under the same id on this host).
+    mkdirSync(path.dirname(logFile("short", 2)), { recursive: true });
+    writeFileSync(logFile("short", 2), "not this task's try\n");
+    try {
+      const res = await get(`/api/v1/dags/logs/dagRuns/${encodeURIComponent(runId)}/taskInstances/short/logs/2`);
+      expect({ status: res.statusCode, code: res.json().code }).toEqual({ status: 404, code: "BATON_LOG_NOT_FOUND" });
+    } finally {
+      rmSync(logFile("short", 2), { force: true });
+    }
   });
 
   it("writes a try that runs past a second to its file, complete once the try ended", async () => {
