@@ -169,8 +169,10 @@ export type Jsonified<T> = unknown extends T
         ? never
         : T extends undefined | void | symbol | ((...args: never[]) => unknown)
           ? null
-          : T extends readonly (infer U)[]
-            ? Jsonified<U>[]
+          : T extends readonly unknown[]
+            ? number extends T["length"]
+              ? Jsonified<T[number]>[]
+              : { -readonly [K in keyof T]: Jsonified<T[K]> }
             : T extends object
               ? { [K in keyof T as K extends symbol ? never : Exclude<T[K], undefined> extends (...args: never[]) => unknown ? never : K]: Jsonified<Exclude<T[K], undefined>> }
               : never;

@@ -31,7 +31,13 @@ describe("outputs and step results are typed as JSON gives them back (Jsonified)
         // @ts-expect-error a step's Date result is its ISO string, the first time too
         const steppedDate: Date = await ctx.step("stamp2", () => new Date());
         const count: number = await ctx.step("count", async () => 3);
-        return [iso, date, at, n, tags, maybe, f, none, stepped, steppedDate, count].length;
+        // A tuple keeps its positions.
+        const [first, second] = await ctx.step("pair", async (): Promise<[number, string]> => [1, "a"]);
+        const one: number = first;
+        const a: string = second;
+        const constant = await ctx.step("constant", () => ["x", 1] as const);
+        const x: "x" = constant[0];
+        return [iso, date, at, n, tags, maybe, f, none, stepped, steppedDate, count, one, a, x].length;
       });
     });
     expect([...built.tasks.keys()]).toEqual(["when", "shape", "nothing", "use"]);
