@@ -4,7 +4,7 @@
 // graph and run views, errors, dark mode, a narrow window, a 1,000-task × 100-run grid, and a
 // lost connection. Screenshots of each view go to test/ui/screenshots/ (git-ignored); with
 // BATON_UI_DOCS=1 the README's docs/ui-grid.png and docs/ui-graph.png are rewritten too.
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Browser, BrowserContext, Page, Request } from "playwright-core";
 import { waitFor } from "../helpers/db.ts";
@@ -529,6 +529,31 @@ describe("web UI in Chromium", () => {
       await page.unrouteAll({ behavior: "ignoreErrors" });
     }
   }, 90_000);
+
+  it("shows on a DAG's pages that its file no longer imports", async () => {
+    // The long DAG's file breaks: the DAG keeps its last version, and its pages say why it is not updated.
+    await writeFile(path.join(baton.root, "dags/long.ts"), LONG.replace("async () => 1", "async () => { )"));
+    const error = await until("long.ts to fail to import", async () => {
+      const dag = (await baton.api<{ has_import_errors: boolean; fileloc: string }>("GET", `/dags/${LONG_ID}`)).json;
+      if (!dag.has_import_errors) return null;
+      const list = (await baton.api<{ import_errors: { filename: string; message: string }[] }>("GET", "/importErrors")).json.import_errors;
+      return list.find((e) => e.filename === dag.fileloc) ?? null;
+    }, 30_000);
+    for (const view of ["", "/graph"]) {
+      await page.goto(url(`/dags/${LONG_ID}${view}`));
+      const banner = page.locator(".dag-import-error");
+      await banner.waitFor();
+      const text = await banner.textContent();
+      expect(text).toContain("This DAG's file could not be imported");
+      expect(text).toContain(error.filename);
+      expect(text).toContain(error.message);
+    }
+    await shot("dag-import-error");
+    // A DAG whose file imports has no such banner.
+    await page.goto(url("/dags/example_etl"));
+    await page.locator(".grid-wrap").waitFor();
+    expect(await page.locator(".dag-import-error").count()).toBe(0);
+  }, 45_000);
 
   it("logged no console errors", () => {
     expect(problems).toEqual([]);

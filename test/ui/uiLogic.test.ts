@@ -1,7 +1,7 @@
 // The UI's pure parts: the event-stream parser, ANSI colours, conf validation, schedules,
 // durations, task order, tries from the event log.
 import { parseAnsi } from "../../ui/src/ansi.ts";
-import { currentTry, describeSchedule, fitLabel, formatDuration, zoneLabel, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
+import { currentTry, describeSchedule, fitLabel, importErrorsOf, formatDuration, zoneLabel, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
 import { SseParser } from "../../ui/src/sse.ts";
 
 describe("SseParser", () => {
@@ -233,5 +233,21 @@ describe("zoneLabel", () => {
     expect(zoneLabel(new Date("2026-07-01T12:00:00Z"), "Europe/Paris")).toBe("Europe/Paris (UTC+02:00)");
     expect(zoneLabel(new Date("2026-01-01T12:00:00Z"), "America/St_Johns")).toBe("America/St_Johns (UTC-03:30)");
     expect(zoneLabel(new Date("2026-01-01T12:00:00Z"), "UTC")).toBe("UTC");
+  });
+});
+
+describe("importErrorsOf", () => {
+  const errors = [
+    { import_error_id: 1, filename: "/dags/a.ts", message: "boom" },
+    { import_error_id: 2, filename: "/dags/sub/a.ts", message: "other" },
+    { import_error_id: 3, filename: "/dags/a.ts.bak", message: "not it" },
+  ];
+  it("picks the errors of the DAG's own file, matched by its whole fileloc", () => {
+    expect(importErrorsOf("/dags/a.ts", errors).map((e) => e.import_error_id)).toEqual([1]);
+    expect(importErrorsOf("/dags/b.ts", errors)).toEqual([]);
+  });
+  it("is empty while the DAG or the errors are not loaded", () => {
+    expect(importErrorsOf(undefined, errors)).toEqual([]);
+    expect(importErrorsOf("/dags/a.ts", undefined)).toEqual([]);
   });
 });

@@ -272,3 +272,9 @@ export function fitLabel(text: string, max: number, measure: (s: string) => numb
 
 /** A short form of a content hash. */
 export const shortHash = (h: string | null | undefined) => (h ? h.slice(0, 10) : "—");
+
+/** The import errors of one DAG's file: GET /importErrors' `filename` is the DAG's `fileloc`. */
+export function importErrorsOf<E extends { filename: string }>(fileloc: string | null | undefined, errors: readonly E[] | null | undefined): E[] {
+  if (!fileloc || !errors) return [];
+  return errors.filter((e) => e.filename === fileloc);
+}
