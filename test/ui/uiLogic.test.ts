@@ -1,7 +1,7 @@
 // The UI's pure parts: the event-stream parser, ANSI colours, conf validation, schedules,
 // durations, task order, tries from the event log.
 import { parseAnsi } from "../../ui/src/ansi.ts";
-import { currentTry, describeSchedule, fitLabel, importErrorsOf, formatDuration, zoneLabel, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
+import { currentTry, describeSchedule, fitLabel, importErrorsOf, signalClosedNote, formatDuration, zoneLabel, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
 import { SseParser } from "../../ui/src/sse.ts";
 
 describe("SseParser", () => {
@@ -249,5 +249,16 @@ describe("importErrorsOf", () => {
   it("is empty while the DAG or the errors are not loaded", () => {
     expect(importErrorsOf(undefined, errors)).toEqual([]);
     expect(importErrorsOf("/dags/a.ts", undefined)).toEqual([]);
+  });
+});
+
+describe("signalClosedNote", () => {
+  it("leaves the signal form open while the run is queued or running, or not loaded yet", () => {
+    expect(signalClosedNote("queued")).toBeNull();
+    expect(signalClosedNote("running")).toBeNull();
+    expect(signalClosedNote(undefined)).toBeNull();
+  });
+  it("closes it with a note once the run has finished (the API would answer 409 BATON_DAG_RUN_FINISHED)", () => {
+    for (const state of ["success", "failed"]) expect(signalClosedNote(state)).toMatch(/the run has finished/i);
   });
 });

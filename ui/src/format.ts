@@ -278,3 +278,13 @@ export function importErrorsOf<E extends { filename: string }>(fileloc: string |
   if (!fileloc || !errors) return [];
   return errors.filter((e) => e.filename === fileloc);
 }
+
+/**
+ * Why the signal form of a task page is closed: the API refuses a signal to a run that is not
+ * queued or running (409 BATON_DAG_RUN_FINISHED). Null while it takes one, and while the run is
+ * not loaded yet.
+ */
+export function signalClosedNote(runState: string | null | undefined): string | null {
+  if (!runState || runState === "queued" || runState === "running") return null;
+  return "The run has finished: it takes no more signals.";
+}
