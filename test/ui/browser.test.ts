@@ -246,6 +246,12 @@ describe("web UI in Chromium", () => {
     // Clear all tasks: they run again (a second try) and the run ends green again.
     const events = await page.locator(".event-log tbody tr").count();
     await page.click('button:has-text("Clear all tasks")');
+    // Asked first; no saga here, so no word of a new attempt.
+    const confirm = page.locator("dialog[open]");
+    await confirm.waitFor();
+    await expect(confirm.textContent()).resolves.toContain("Clear every task of the run?");
+    expect(await confirm.locator(".saga-warning").count()).toBe(0);
+    await confirm.locator("button.confirm-clear").click();
     const run = `/dags/example_etl/dagRuns/${encodeURIComponent(etlRunId)}`;
     await until(
       "the cleared run to run again and succeed",

@@ -1,7 +1,7 @@
 // The UI's pure parts: the event-stream parser, ANSI colours, conf validation, schedules,
 // durations, task order, tries from the event log.
 import { parseAnsi } from "../../ui/src/ansi.ts";
-import { currentTry, describeSchedule, fitLabel, importErrorsOf, signalClosedNote, formatDuration, zoneLabel, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
+import { clearRunMessage, currentTry, describeSchedule, fitLabel, importErrorsOf, signalClosedNote, formatDuration, zoneLabel, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
 import { SseParser } from "../../ui/src/sse.ts";
 
 describe("SseParser", () => {
@@ -260,5 +260,21 @@ describe("signalClosedNote", () => {
   });
   it("closes it with a note once the run has finished (the API would answer 409 BATON_DAG_RUN_FINISHED)", () => {
     for (const state of ["success", "failed"]) expect(signalClosedNote(state)).toMatch(/the run has finished/i);
+  });
+});
+
+describe("clearRunMessage", () => {
+  it("warns that clearing a saga whose compensation ran starts a new attempt", () => {
+    for (const compensation of ["compensated", "compensation_failed"]) {
+      for (const onlyFailed of [true, false]) {
+        const m = clearRunMessage({ state: "failed", compensation }, onlyFailed);
+        expect(m.saga).toMatch(/starts a new attempt/);
+        expect(m.saga).toMatch(/what was undone is done again/);
+      }
+    }
+  });
+  it("says nothing of sagas for a run without compensation", () => {
+    expect(clearRunMessage({ state: "failed", compensation: null }, true)).toEqual({ text: expect.stringMatching(/failed/), saga: null });
+    expect(clearRunMessage({ state: "success" }, false).saga).toBeNull();
   });
 });
