@@ -556,6 +556,16 @@ describe("web UI in Chromium", () => {
       expect(text).toContain(error.message);
     }
     await shot("dag-import-error");
+    // The DAG list's banner links to every import error: both broken files, each with its message.
+    await page.goto(url("/"));
+    await page.locator('.banner.warn a[href="/import-errors"]').click();
+    await page.waitForURL(/\/import-errors$/);
+    const rows = page.locator(".import-error-table tbody tr");
+    await until("both broken files listed", async () => (await rows.count()) === 2);
+    const long = page.locator(`.import-error-table tr[data-file="${error.filename}"]`);
+    await expect(long.textContent()).resolves.toContain(error.message);
+    await expect(page.locator(".import-error-table").textContent()).resolves.toContain("broken.ts");
+    await shot("import-errors");
     // A DAG whose file imports has no such banner.
     await page.goto(url("/dags/example_etl"));
     await page.locator(".grid-wrap").waitFor();
