@@ -1,5 +1,5 @@
-// The web UI: the Vite build in ui/dist (npm run build:ui), served at /. The app's pages (/ and
-// everything under /dags/) get index.html, so a reload of /dags/example_etl/graph works; the
+// The web UI: the Vite build in ui/dist (npm run build:ui), served at /. The app's pages (/,
+// /import-errors and everything under /dags/) get index.html, so a reload of /dags/example_etl/graph works; the
 // build's files are served as they are. Nothing here matches /api or /docs: an unknown API
 // path keeps its roles and its problem JSON 404.
 import { existsSync } from "node:fs";
@@ -50,6 +50,7 @@ export async function uiRoutes(app: FastifyInstance, opts: UiOptions = {}): Prom
 
   app.get("/", route, page);
   app.get("/dags", route, page);
+  app.get("/import-errors", route, page);
   app.get("/dags/*", route, page);
   app.get("/assets/*", route, async (req, reply) => sendBuilt(`assets/${(req.params as { "*": string })["*"]}`, reply));
   app.get("/:file", route, async (req, reply) => sendBuilt((req.params as { file: string }).file, reply));

@@ -4,7 +4,7 @@
 // graph and run views, errors, dark mode, a narrow window, a 1,000-task × 100-run grid, and a
 // lost connection. Screenshots of each view go to test/ui/screenshots/ (git-ignored); with
 // BATON_UI_DOCS=1 the README's docs/ui-grid.png and docs/ui-graph.png are rewritten too.
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Browser, BrowserContext, Page, Request } from "playwright-core";
 import { waitFor } from "../helpers/db.ts";
@@ -246,6 +246,12 @@ describe("web UI in Chromium", () => {
     // Clear all tasks: they run again (a second try) and the run ends green again.
     const events = await page.locator(".event-log tbody tr").count();
     await page.click('button:has-text("Clear all tasks")');
+    // Asked first; no saga here, so no word of a new attempt.
+    const confirm = page.locator("dialog[open]");
+    await confirm.waitFor();
+    await expect(confirm.textContent()).resolves.toContain("Clear every task of the run?");
+    expect(await confirm.locator(".saga-warning").count()).toBe(0);
+    await confirm.locator("button.confirm-clear").click();
     const run = `/dags/example_etl/dagRuns/${encodeURIComponent(etlRunId)}`;
     await until(
       "the cleared run to run again and succeed",
@@ -293,12 +299,13 @@ describe("web UI in Chromium", () => {
     await shot("signal-waiting");
     await card.locator('button[type="submit"]').click();
     await until("the task to resume and succeed", async () => (await page.locator(".page-head .badge").getAttribute("data-state")) === "success", 15_000);
-    await expect(card.locator('[role="status"]').textContent()).resolves.toContain("delivered to wait_for_signature");
-    // The same signal id with another payload is refused: the answer to the first send is no longer shown beside it.
-    await page.fill("#signal-payload", '{"signedBy": "someone else"}');
-    await card.locator('button[type="submit"]').click();
-    await card.locator(".error-box").waitFor();
-    expect(await card.locator('[role="status"]').count()).toBe(0);
+    await expect(card.locator(".signal-result").textContent()).resolves.toContain("delivered to wait_for_signature");
+    // The run goes on to its end; then it takes no more signals (the API would answer 409
+    // BATON_DAG_RUN_FINISHED): the form says so and is disabled, following the run's live events.
+    await card.locator(".signal-closed").waitFor({ timeout: 15_000 });
+    await expect(card.locator(".signal-closed").textContent()).resolves.toContain("The run has finished");
+    expect(await card.locator('button[type="submit"]').isDisabled()).toBe(true);
+    expect(await page.locator("#signal-payload").isDisabled()).toBe(true);
     await expect(page.locator(".xcom").textContent()).resolves.toContain("ana@example.com");
     // The task page lists the run's signals: this one, delivered to this task, its payload collapsed.
     const received = page.locator('table.signals tr[data-signal="signed"]');
@@ -529,6 +536,41 @@ describe("web UI in Chromium", () => {
       await page.unrouteAll({ behavior: "ignoreErrors" });
     }
   }, 90_000);
+
+  it("shows on a DAG's pages that its file no longer imports", async () => {
+    // The long DAG's file breaks: the DAG keeps its last version, and its pages say why it is not updated.
+    await writeFile(path.join(baton.root, "dags/long.ts"), LONG.replace("async () => 1", "async () => { )"));
+    const error = await until("long.ts to fail to import", async () => {
+      const dag = (await baton.api<{ has_import_errors: boolean; fileloc: string }>("GET", `/dags/${LONG_ID}`)).json;
+      if (!dag.has_import_errors) return null;
+      const list = (await baton.api<{ import_errors: { filename: string; message: string }[] }>("GET", "/importErrors")).json.import_errors;
+      return list.find((e) => e.filename === dag.fileloc) ?? null;
+    }, 30_000);
+    for (const view of ["", "/graph"]) {
+      await page.goto(url(`/dags/${LONG_ID}${view}`));
+      const banner = page.locator(".dag-import-error");
+      await banner.waitFor();
+      const text = await banner.textContent();
+      expect(text).toContain("This DAG's file could not be imported");
+      expect(text).toContain(error.filename);
+      expect(text).toContain(error.message);
+    }
+    await shot("dag-import-error");
+    // The DAG list's banner links to every import error: both broken files, each with its message.
+    await page.goto(url("/"));
+    await page.locator('.banner.warn a[href="/import-errors"]').click();
+    await page.waitForURL(/\/import-errors$/);
+    const rows = page.locator(".import-error-table tbody tr");
+    await until("both broken files listed", async () => (await rows.count()) === 2);
+    const long = page.locator(`.import-error-table tr[data-file="${error.filename}"]`);
+    await expect(long.textContent()).resolves.toContain(error.message);
+    await expect(page.locator(".import-error-table").textContent()).resolves.toContain("broken.ts");
+    await shot("import-errors");
+    // A DAG whose file imports has no such banner.
+    await page.goto(url("/dags/example_etl"));
+    await page.locator(".grid-wrap").waitFor();
+    expect(await page.locator(".dag-import-error").count()).toBe(0);
+  }, 45_000);
 
   it("logged no console errors", () => {
     expect(problems).toEqual([]);

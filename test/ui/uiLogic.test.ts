@@ -1,7 +1,7 @@
 // The UI's pure parts: the event-stream parser, ANSI colours, conf validation, schedules,
 // durations, task order, tries from the event log.
 import { parseAnsi } from "../../ui/src/ansi.ts";
-import { currentTry, describeSchedule, fitLabel, formatDuration, zoneLabel, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
+import { clearRunMessage, currentTry, describeSchedule, fitLabel, importErrorsOf, signalClosedNote, formatDuration, zoneLabel, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
 import { SseParser } from "../../ui/src/sse.ts";
 
 describe("SseParser", () => {
@@ -233,5 +233,48 @@ describe("zoneLabel", () => {
     expect(zoneLabel(new Date("2026-07-01T12:00:00Z"), "Europe/Paris")).toBe("Europe/Paris (UTC+02:00)");
     expect(zoneLabel(new Date("2026-01-01T12:00:00Z"), "America/St_Johns")).toBe("America/St_Johns (UTC-03:30)");
     expect(zoneLabel(new Date("2026-01-01T12:00:00Z"), "UTC")).toBe("UTC");
+  });
+});
+
+describe("importErrorsOf", () => {
+  const errors = [
+    { import_error_id: 1, filename: "/dags/a.ts", message: "boom" },
+    { import_error_id: 2, filename: "/dags/sub/a.ts", message: "other" },
+    { import_error_id: 3, filename: "/dags/a.ts.bak", message: "not it" },
+  ];
+  it("picks the errors of the DAG's own file, matched by its whole fileloc", () => {
+    expect(importErrorsOf("/dags/a.ts", errors).map((e) => e.import_error_id)).toEqual([1]);
+    expect(importErrorsOf("/dags/b.ts", errors)).toEqual([]);
+  });
+  it("is empty while the DAG or the errors are not loaded", () => {
+    expect(importErrorsOf(undefined, errors)).toEqual([]);
+    expect(importErrorsOf("/dags/a.ts", undefined)).toEqual([]);
+  });
+});
+
+describe("signalClosedNote", () => {
+  it("leaves the signal form open while the run is queued or running, or not loaded yet", () => {
+    expect(signalClosedNote("queued")).toBeNull();
+    expect(signalClosedNote("running")).toBeNull();
+    expect(signalClosedNote(undefined)).toBeNull();
+  });
+  it("closes it with a note once the run has finished (the API would answer 409 BATON_DAG_RUN_FINISHED)", () => {
+    for (const state of ["success", "failed"]) expect(signalClosedNote(state)).toMatch(/the run has finished/i);
+  });
+});
+
+describe("clearRunMessage", () => {
+  it("warns that clearing a saga whose compensation ran starts a new attempt", () => {
+    for (const compensation of ["compensated", "compensation_failed"]) {
+      for (const onlyFailed of [true, false]) {
+        const m = clearRunMessage({ state: "failed", compensation }, onlyFailed);
+        expect(m.saga).toMatch(/starts a new attempt/);
+        expect(m.saga).toMatch(/what was undone is done again/);
+      }
+    }
+  });
+  it("says nothing of sagas for a run without compensation", () => {
+    expect(clearRunMessage({ state: "failed", compensation: null }, true)).toEqual({ text: expect.stringMatching(/failed/), saga: null });
+    expect(clearRunMessage({ state: "success" }, false).saga).toBeNull();
   });
 });

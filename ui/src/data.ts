@@ -35,6 +35,8 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
 export const listDags = () => fetchAll<Dag>("/dags", "dags");
 export const getDag = (dagId: string) => get<Dag>(`/dags/${enc(dagId)}`);
 export const listImportErrors = () => get<{ import_errors: ImportError[]; total_entries: number }>("/importErrors", { limit: 100 });
+/** Every import error (a few, one per broken file). */
+export const allImportErrors = () => fetchAll<ImportError>("/importErrors", "import_errors");
 export const getRun = (dagId: string, runId: string) => get<DagRun>(`/dags/${enc(dagId)}/dagRuns/${enc(runId)}`);
 
 /** The newest `n` runs of a DAG, oldest first (ordered by creation: the run list's id). */

@@ -272,3 +272,37 @@ export function fitLabel(text: string, max: number, measure: (s: string) => numb
 
 /** A short form of a content hash. */
 export const shortHash = (h: string | null | undefined) => (h ? h.slice(0, 10) : "—");
+
+/** The import errors of one DAG's file: GET /importErrors' `filename` is the DAG's `fileloc`. */
+export function importErrorsOf<E extends { filename: string }>(fileloc: string | null | undefined, errors: readonly E[] | null | undefined): E[] {
+  if (!fileloc || !errors) return [];
+  return errors.filter((e) => e.filename === fileloc);
+}
+
+/**
+ * Why the signal form of a task page is closed: the API refuses a signal to a run that is not
+ * queued or running (409 BATON_DAG_RUN_FINISHED). Null while it takes one, and while the run is
+ * not loaded yet.
+ */
+export function signalClosedNote(runState: string | null | undefined): string | null {
+  if (!runState || runState === "queued" || runState === "running") return null;
+  return "The run has finished: it takes no more signals.";
+}
+
+/**
+ * What the confirmation of a run's "Clear failed tasks" / "Clear all tasks" says. A run whose saga
+ * ended (compensation "compensated" or "compensation_failed") is not simply re-run where it
+ * failed: the clear starts a new attempt (store/transitions/clearTasks.ts, README "Sagas").
+ */
+export function clearRunMessage(run: { state: string; compensation?: string | null }, onlyFailed: boolean): { text: string; saga: string | null } {
+  const text = onlyFailed ? "Clear the run's failed and upstream-failed tasks? They run again as their next try." : "Clear every task of the run? They all run again as their next try.";
+  const compensation = run.compensation;
+  if (compensation !== "compensated" && compensation !== "compensation_failed") return { text, saga: null };
+  return {
+    text,
+    saga:
+      `This run is a saga whose compensation ran (${compensation.replace(/_/g, " ")}): clearing starts a new attempt. ` +
+      "Its compensation task instances are deleted (the event log keeps their history) and every task whose compensation " +
+      "succeeded is cleared too and runs again: what was undone is done again.",
+  };
+}

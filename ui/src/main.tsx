@@ -9,6 +9,7 @@ import { dismissToast, useAppState } from "./store.ts";
 import "./styles.css";
 import { DagList } from "./views/DagList.tsx";
 import { DagPage, useRedirect } from "./views/DagPage.tsx";
+import { ImportErrors } from "./views/ImportErrors.tsx";
 import { RunView } from "./views/RunView.tsx";
 import { TaskView } from "./views/TaskView.tsx";
 
@@ -17,6 +18,7 @@ function Routes({ path, query }: { path: string; query: URLSearchParams }) {
   const gridAlias = match("/dags/:dag_id/grid", path);
   useRedirect(gridAlias ? `/dags/${encodeURIComponent(gridAlias.dag_id!)}` : null);
   if (path === "/" || path === "/dags") return <DagList />;
+  if (path === "/import-errors") return <ImportErrors />;
   if ((m = match("/dags/:dag_id", path)) || gridAlias) return <DagPage key={(m ?? gridAlias)!.dag_id} dagId={(m ?? gridAlias)!.dag_id!} tab="grid" query={query} />;
   if ((m = match("/dags/:dag_id/graph", path))) return <DagPage key={m.dag_id} dagId={m.dag_id!} tab="graph" query={query} />;
   if ((m = match("/dags/:dag_id/backfills", path))) return <DagPage key={m.dag_id} dagId={m.dag_id!} tab="backfills" query={query} />;

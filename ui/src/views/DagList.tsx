@@ -113,7 +113,10 @@ export function DagList() {
         <div class="banner warn" role="status">
           <button type="button" class="linkish" aria-expanded={showErrors} onClick={() => setShowErrors(!showErrors)}>
             {importErrors.length} DAG file{importErrors.length === 1 ? "" : "s"} could not be imported
-          </button>
+          </button>{" "}
+          <a class="small" href="/import-errors">
+            all import errors
+          </a>
           {showErrors && (
             <ul class="import-errors">
               {importErrors.map((e) => (

@@ -5,8 +5,8 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { reportError } from "../api.ts";
 import { ErrorBox, Loading, StateBadge, Switch, useAsync } from "../common.tsx";
-import { getDag, getRun, loadTasks, recentRuns, runTaskInstances, setPaused, structureOf, taskInstancesOf } from "../data.ts";
-import { describeSchedule, nextRunText } from "../format.ts";
+import { allImportErrors, getDag, getRun, loadTasks, recentRuns, runTaskInstances, setPaused, structureOf, taskInstancesOf } from "../data.ts";
+import { describeSchedule, formatDateTime, importErrorsOf, nextRunText } from "../format.ts";
 import { useLiveEvents, useThrottled } from "../live.ts";
 import { dagPath, navigate, runPath } from "../router.ts";
 import { LEGEND, stateLabel } from "../states.ts";
@@ -21,6 +21,9 @@ export type DagTab = "grid" | "graph" | "backfills";
 export function DagHeader({ dag, tab, onChange }: { dag: Dag; tab?: DagTab; onChange?: (d: Dag) => void }) {
   const [trigger, setTrigger] = useState(false);
   const schedule = dag.schedule_interval?.value ?? null;
+  // The DAG's file fails to import now: its pages show the latest version that parsed, and say so.
+  const errors = useAsync(async () => (dag.has_import_errors ? allImportErrors() : []), [dag.dag_id, dag.fileloc, dag.has_import_errors]);
+  const fileErrors = importErrorsOf(dag.fileloc, errors.data);
   const toggle = async (active: boolean) => {
     onChange?.({ ...dag, is_paused: !active });
     try {
@@ -51,6 +54,20 @@ export function DagHeader({ dag, tab, onChange }: { dag: Dag; tab?: DagTab; onCh
         {dag.tags.length > 0 && <span>Tags: {dag.tags.map((t) => t.name).join(", ")}</span>}
         <span title={dag.fileloc}>File: {dag.fileloc.split("/").pop()}</span>
       </div>
+      {fileErrors.map((e) => (
+        <div key={e.import_error_id} class="banner warn dag-import-error" role="alert">
+          <strong>This DAG's file could not be imported</strong>
+          <span class="muted small"> ({formatDateTime(e.timestamp)}): these pages show the last version that parsed.</span>
+          <div>
+            <code>
+              {e.filename}
+              {e.line ? `:${e.line}` : ""}
+            </code>{" "}
+            <span class="code">{e.code}</span>
+          </div>
+          <pre>{e.message}</pre>
+        </div>
+      ))}
       {(
         <nav class="tabs" aria-label="DAG views">
           {(["grid", "graph", "backfills"] as const).map((t) => (

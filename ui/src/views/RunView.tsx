@@ -2,9 +2,9 @@
 // (mark failed, clear failed tasks, clear all). Follows the live stream.
 import { useMemo, useState } from "preact/hooks";
 import { reportError } from "../api.ts";
-import { ErrorBox, JsonView, Loading, StateBadge, useAsync } from "../common.tsx";
+import { Dialog, ErrorBox, JsonView, Loading, StateBadge, useAsync } from "../common.tsx";
 import { clearTasks, failRun, getDag, getRun, recentEvents, runTaskInstances, structureOf } from "../data.ts";
-import { formatDateTime, formatDuration, parseDate, secondsBetween, shortHash, topoOrder } from "../format.ts";
+import { clearRunMessage, formatDateTime, formatDuration, parseDate, secondsBetween, shortHash, topoOrder } from "../format.ts";
 import { useLiveEvents, useThrottled } from "../live.ts";
 import { dagPath, taskPath } from "../router.ts";
 import { isActiveRun, stateLabel, stateOf } from "../states.ts";
@@ -19,6 +19,8 @@ export function RunView({ dagId, runId }: { dagId: string; runId: string }) {
   const events = useAsync(() => recentEvents({ dag_id: dagId, dag_run_id: runId }, 300), [dagId, runId]);
   const structure = useAsync(async () => (run.data ? structureOf(dagId, run.data.dag_version) : null), [dagId, run.data?.dag_version]);
   const [busy, setBusy] = useState(false);
+  /** The clear waiting for its confirmation: only the failed tasks, or all. */
+  const [confirmClear, setConfirmClear] = useState<{ onlyFailed: boolean } | null>(null);
 
   const refresh = useThrottled(() => {
     run.reload();
@@ -75,18 +77,31 @@ export function RunView({ dagId, runId }: { dagId: string; runId: string }) {
             <button
               type="button"
               disabled={busy || isActiveRun(r.state)}
-              onClick={() => act("Failed tasks cleared", () => clearTasks(dagId, runId, undefined, { onlyFailed: true }))}
+              onClick={() => setConfirmClear({ onlyFailed: true })}
             >
               Clear failed tasks
             </button>
             <button
               type="button"
               disabled={busy || !tis.data?.length}
-              onClick={() => act("All tasks cleared", () => clearTasks(dagId, runId, tis.data!.map((t) => t.task_id), { onlyFailed: false }))}
+              onClick={() => setConfirmClear({ onlyFailed: false })}
             >
               Clear all tasks
             </button>
           </div>
+          {confirmClear && (
+            <ClearDialog
+              message={clearRunMessage(r, confirmClear.onlyFailed)}
+              onlyFailed={confirmClear.onlyFailed}
+              onClose={() => setConfirmClear(null)}
+              onConfirm={() => {
+                const { onlyFailed } = confirmClear;
+                setConfirmClear(null);
+                if (onlyFailed) act("Failed tasks cleared", () => clearTasks(dagId, runId, undefined, { onlyFailed: true }));
+                else act("All tasks cleared", () => clearTasks(dagId, runId, (tis.data ?? []).map((t) => t.task_id), { onlyFailed: false }));
+              }}
+            />
+          )}
           <div class="cards">
             <dl class="card facts">
               <dt>Type</dt>
@@ -159,6 +174,31 @@ export function RunView({ dagId, runId }: { dagId: string; runId: string }) {
         </>
       )}
     </section>
+  );
+}
+
+/** Asks before a run's clear; a saga whose compensation ran is warned that the clear starts a new attempt. */
+function ClearDialog({ message, onlyFailed, onClose, onConfirm }: { message: { text: string; saga: string | null }; onlyFailed: boolean; onClose: () => void; onConfirm: () => void }) {
+  const title = onlyFailed ? "Clear failed tasks" : "Clear all tasks";
+  return (
+    <Dialog title={title} onClose={onClose}>
+      <div class="form clear-confirm">
+        <p>{message.text}</p>
+        {message.saga && (
+          <p class="banner warn saga-warning" role="alert">
+            {message.saga}
+          </p>
+        )}
+        <div class="actions">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="button" class="primary confirm-clear" onClick={onConfirm}>
+            {message.saga ? "Start a new attempt" : title}
+          </button>
+        </div>
+      </div>
+    </Dialog>
   );
 }
 

@@ -6,7 +6,7 @@ import { ApiError, call, enc, reportError } from "../api.ts";
 import { parseAnsi } from "../ansi.ts";
 import { ErrorBox, JsonView, Loading, StateBadge, useAsync } from "../common.tsx";
 import { clearTasks, getDag, getRun, recentEvents, sendSignal, setTaskState, signalsOf, stepsOf, structureOf, xcomsOf } from "../data.ts";
-import { currentTry, formatDateTime, formatDuration, parseJsonValue, secondsBetween, triesFromEvents } from "../format.ts";
+import { currentTry, formatDateTime, formatDuration, parseJsonValue, secondsBetween, signalClosedNote, triesFromEvents } from "../format.ts";
 import { useLiveEvents, useThrottled } from "../live.ts";
 import { dagPath, navigate, runPath, taskPath } from "../router.ts";
 import { isFinishedTask } from "../states.ts";
@@ -38,8 +38,11 @@ export function TaskView({ dagId, runId, taskId, query }: { dagId: string; runId
   }, 250);
   // A signal delivered to another task of the run shows up as that task's event.
   const refreshSignals = useThrottled(() => signals.reload(), 250);
+  // The run's state decides whether the signal form is open: reloaded when it changes.
+  const refreshRun = useThrottled(() => run.reload(), 250);
   useLiveEvents((e) => {
     if (e.dag_id !== dagId || e.dag_run_id !== runId) return;
+    if (e.kind === "run") refreshRun();
     if (e.task_id === taskId) refresh();
     else refreshSignals();
   });
@@ -97,7 +100,7 @@ export function TaskView({ dagId, runId, taskId, query }: { dagId: string; runId
                 </>
               )}
             </dl>
-            {node.data?.signal && <SignalCard dagId={dagId} runId={runId} ti={t} node={node.data} onSent={refresh} />}
+            {node.data?.signal && <SignalCard dagId={dagId} runId={runId} ti={t} node={node.data} closed={signalClosedNote(run.data?.state)} onSent={refresh} />}
             {t.error && (
               <div class="card">
                 <h3>Error</h3>
@@ -352,7 +355,8 @@ function TaskActions({ dagId, runId, taskId, ti, onDone }: { dagId: string; runI
   );
 }
 
-function SignalCard({ dagId, runId, ti, node, onSent }: { dagId: string; runId: string; ti: TaskInstance; node: TaskNode; onSent: () => void }) {
+/** The signal the task waits for and a form to send it; `closed` (why the run takes none) disables the form. */
+function SignalCard({ dagId, runId, ti, node, closed, onSent }: { dagId: string; runId: string; ti: TaskInstance; node: TaskNode; closed: string | null; onSent: () => void }) {
   const signal = node.signal!;
   const [payload, setPayload] = useState("");
   const [signalId, setSignalId] = useState("");
@@ -371,6 +375,7 @@ function SignalCard({ dagId, runId, ti, node, onSent }: { dagId: string; runId: 
         : "";
   const submit = async (e: Event) => {
     e.preventDefault();
+    if (closed) return;
     const parsed = parseJsonValue(payload);
     if (!parsed.ok) {
       setFieldError(`The payload is ${parsed.error}`);
@@ -404,9 +409,15 @@ function SignalCard({ dagId, runId, ti, node, onSent }: { dagId: string; runId: 
         {waiting ? "Waiting for" : "Waits for"} the signal <code>{signal.name}</code>
         {timing}.
       </p>
+      {closed && (
+        <p class="muted small signal-closed" role="status">
+          {closed}
+        </p>
+      )}
       <label for="signal-payload">Payload (JSON, optional)</label>
       <textarea
         id="signal-payload"
+        disabled={!!closed}
         rows={3}
         spellcheck={false}
         value={payload}
@@ -420,15 +431,15 @@ function SignalCard({ dagId, runId, ti, node, onSent }: { dagId: string; runId: 
         </p>
       )}
       <label for="signal-id">Signal id (optional: makes a resend harmless)</label>
-      <input id="signal-id" value={signalId} onInput={(e) => setSignalId((e.target as HTMLInputElement).value)} />
+      <input id="signal-id" disabled={!!closed} value={signalId} onInput={(e) => setSignalId((e.target as HTMLInputElement).value)} />
       <ErrorBox error={error} />
       {result && (
-        <p class="muted small" role="status">
+        <p class="muted small signal-result" role="status">
           {result}
         </p>
       )}
       <div class="actions">
-        <button type="submit" class="primary" disabled={busy}>
+        <button type="submit" class="primary" disabled={busy || !!closed}>
           Send “{signal.name}”
         </button>
       </div>
