@@ -41,3 +41,20 @@ export function retryDelayMs(policy: RetryPolicy, tryNumber: number, jitterKey: 
   else if (policy.retryExponentialBackoff) delay = Math.min(delay, Math.max(DEFAULT_MAX_BACKOFF_DELAY_MS, policy.retryDelayMs));
   return Math.min(delay, MAX_DURATION_MS);
 }
+
+/** The task instance a retry delay is jittered by (retryDelayMs' jitterKey). */
+export interface RetryKey {
+  dagId: string;
+  taskId: string;
+  logicalDate: Date | string | null | undefined;
+}
+
+/**
+ * When a failed try's task is queued again: now plus its retry delay, jittered by the task
+ * instance and try, so the delay does not depend on who ended the try (the worker recording it,
+ * the reaper, a signal wait's timeout).
+ */
+export function nextRetryAt(now: Date, policy: RetryPolicy, ti: RetryKey, tryNumber: number): Date {
+  const jitterKey = `${ti.dagId}#${ti.taskId}#${ti.logicalDate ? new Date(ti.logicalDate).toISOString() : ""}`;
+  return new Date(now.getTime() + retryDelayMs(policy, tryNumber, jitterKey));
+}

@@ -29,7 +29,7 @@
 import { jsonWithinBytes } from "../../core/json.ts";
 import { taskInputs, type DagShape } from "../../core/dagStructure.ts";
 import { TaskState } from "../../core/states.ts";
-import { retryDelayMs, shouldRetry } from "../../scheduler/retryPolicy.ts";
+import { nextRetryAt, shouldRetry } from "../../scheduler/retryPolicy.ts";
 import { blockedByQueued, mayHandOff, type HandoffPool } from "../../scheduler/handoff.ts";
 import { occupancyStatements } from "../pools.ts";
 import { deliverPendingSignal } from "./signals.ts";
@@ -206,12 +206,11 @@ function plan(t: FinishedTry, now: Date, shape: DagShape): Planned {
     };
   }
   let state: string = t.outcome;
-  let nextRetryAt: Date | null = null;
+  let retryAt: Date | null = null;
   const spec = shape.byId.get(task.taskId);
   if (t.outcome === "failed" && spec && shouldRetry(task.tryNumber, task.maxTries, !!t.error?.nonRetryable)) {
     state = TaskState.UpForRetry;
-    const jitterKey = `${task.dagId}#${task.taskId}#${task.logicalDate ? new Date(task.logicalDate).toISOString() : ""}`;
-    nextRetryAt = new Date(now.getTime() + retryDelayMs(spec, task.tryNumber, jitterKey));
+    retryAt = nextRetryAt(now, spec, task, task.tryNumber);
   }
   const duration = (endedAt.getTime() - task.startedAt.getTime()) / 1000;
   // task_instance.error is TEXT (65,535 bytes): a task's own error can be any size, in any script.
@@ -224,9 +223,9 @@ function plan(t: FinishedTry, now: Date, shape: DagShape): Planned {
       sql: `UPDATE task_instance SET state = ?, start_date = ?, end_date = ?, duration = ?, next_retry_at = ?, error = ?, heartbeat_at = NULL,
                    first_poke_at = COALESCE(first_poke_at, ?)
              WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
-      params: [state, task.startedAt, endedAt, duration, nextRetryAt, error, firstPokeAt, task.id, task.tryNumber, task.token],
+      params: [state, task.startedAt, endedAt, duration, retryAt, error, firstPokeAt, task.id, task.tryNumber, task.token],
     },
-    ended: [task.id, task.tryNumber, task.token, state, task.startedAt, endedAt, duration, nextRetryAt, error, firstPokeAt],
+    ended: [task.id, task.tryNumber, task.token, state, task.startedAt, endedAt, duration, retryAt, error, firstPokeAt],
   };
 }
 

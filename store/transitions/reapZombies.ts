@@ -36,7 +36,7 @@
 import type { DagShape } from "../../core/dagStructure.ts";
 import { formatDuration } from "../../core/durations.ts";
 import { TaskState } from "../../core/states.ts";
-import { retryDelayMs, shouldRetry } from "../../scheduler/retryPolicy.ts";
+import { nextRetryAt, shouldRetry } from "../../scheduler/retryPolicy.ts";
 import { owedCallback, workerName, zombieLogLine, type ZombieCallback } from "../../scheduler/zombieEnding.ts";
 import { eventDetailStatement, inList, isDataError, runAll, type Db, type ResultSetHeader, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { durationTo, endAt } from "../endDate.ts";
@@ -213,9 +213,7 @@ async function reapIn(
     const heartbeatAt = row.heartbeat_at as Date;
     const retry = !!spec && shouldRetry(tryNumber, Number(row.max_tries), false);
     const state = retry ? TaskState.UpForRetry : TaskState.Failed;
-    // The same jitter key as finishTries, so a retry's delay does not depend on who noticed the failure.
-    const jitterKey = `${row.dag_id}#${row.task_id}#${run?.logical_date ? new Date(run.logical_date).toISOString() : ""}`;
-    const nextRetryAt = retry ? new Date(now.getTime() + retryDelayMs(spec!, tryNumber, jitterKey)) : null;
+    const retryAt = retry ? nextRetryAt(now, spec!, { dagId: row.dag_id, taskId: row.task_id, logicalDate: run?.logical_date }, tryNumber) : null;
     const worker = workerName({ hostname: row.hostname ?? null, pid: row.pid ?? null });
     const error: TryError = {
       name: "TaskZombieError",
@@ -230,7 +228,7 @@ async function reapIn(
     statements.push(eventDetailStatement(tx, `zombie: worker ${worker} sent no heartbeat for ${age}, over the ${formatDuration(timeoutMs)} timeout`), {
       sql: `UPDATE task_instance SET state = ?, end_date = ${end.sql}, duration = ${duration.sql}, next_retry_at = ?, error = ?, heartbeat_at = NULL
              WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
-      params: [state, ...end.params, ...duration.params, nextRetryAt, JSON.stringify(error), row.id, tryNumber, row.claim_token],
+      params: [state, ...end.params, ...duration.params, retryAt, JSON.stringify(error), row.id, tryNumber, row.claim_token],
     });
     planned.push({ row, state, error, callback: owedCallback(spec, state) });
   }
