@@ -23,7 +23,7 @@
 //   it defers (deliverPendingSignal, inside finishTries) sets none: that path adds no statement.
 // outcomes: the completed task settles like any other, in the same transaction.
 import type { DagShape, SerializedTask } from "../../core/dagStructure.ts";
-import { retryDelayMs, shouldRetry } from "../../scheduler/retryPolicy.ts";
+import { nextRetryAt, shouldRetry } from "../../scheduler/retryPolicy.ts";
 import { BatonError } from "../../core/errors.ts";
 import { sameJson } from "../../core/json.ts";
 import { TaskState } from "../../core/states.ts";
@@ -41,9 +41,31 @@ import { owedCallback } from "../../scheduler/zombieEnding.ts";
 export const SIGNAL_PAYLOAD_CAP_BYTES = 64 * 1024;
 
 /**
- * Ends a deferred task: success with the payload as its output, or as its timeout says. `detail`:
+ * Ends a deferred try as `state` (up_for_retry with `retryAt`), whether it still waits; `detail`:
  * the events' detail from here to the end of the transaction, set in the UPDATE's round trip.
+ * next_retry_at is NULL while a try waits (its claim cleared it).
  */
+async function endWait(
+  tx: Tx,
+  now: Date,
+  ti: RowDataPacket,
+  state: "success" | "failed" | "skipped" | "up_for_retry",
+  error: Record<string, unknown> | null,
+  detail: string | undefined,
+  retryAt: Date | null = null,
+): Promise<boolean> {
+  const [end, duration] = [endAt(now), durationTo(now)];
+  const update: Statement = {
+    sql: `UPDATE task_instance SET state = ?, end_date = ${end.sql}, duration = ${duration.sql}, next_retry_at = ?, error = ?,
+            deferred_on = NULL, next_check_at = NULL
+      WHERE id = ? AND state = 'deferred'`,
+    params: [state, ...end.params, ...duration.params, retryAt, error ? JSON.stringify(error) : null, ti.id],
+  };
+  const results = await runAll(tx, detail === undefined ? [update] : [eventDetailStatement(tx, detail), update]);
+  return (results[results.length - 1] as ResultSetHeader).affectedRows === 1;
+}
+
+/** Ends a deferred task: success with the payload as its output, or as its timeout says. */
 async function endDeferred(
   tx: Tx,
   now: Date,
@@ -54,16 +76,7 @@ async function endDeferred(
   error: Record<string, unknown> | null,
   detail?: string,
 ): Promise<SettleResult | null> {
-  const [end, duration] = [endAt(now), durationTo(now)];
-  const update: Statement = {
-    sql: `UPDATE task_instance SET state = ?, end_date = ${end.sql}, deferred_on = NULL, next_check_at = NULL, error = ?,
-            duration = ${duration.sql}
-      WHERE id = ? AND state = 'deferred'`,
-    params: [state, ...end.params, error ? JSON.stringify(error) : null, ...duration.params, ti.id],
-  };
-  const results = await runAll(tx, detail === undefined ? [update] : [eventDetailStatement(tx, detail), update]);
-  const updated = results[results.length - 1] as ResultSetHeader;
-  if (updated.affectedRows !== 1) return null;
+  if (!(await endWait(tx, now, ti, state, error, detail))) return null;
   if (output) {
     await tx.query(
       `INSERT INTO xcom (dag_run_id, task_id, map_index, xcom_key, value, created_at) VALUES (?, ?, ?, 'return_value', ?, ?)
@@ -79,19 +92,8 @@ async function endDeferred(
  * (queueRetries queues it then), settling nothing downstream.
  */
 async function retryDeferred(tx: Tx, now: Date, ti: RowDataPacket, spec: SerializedTask, error: Record<string, unknown>, detail: string): Promise<boolean> {
-  const tryNumber = Number(ti.try_number);
-  // The same jitter key as finishTries and the reaper, so the delay does not depend on who ended the try.
-  const jitterKey = `${ti.dag_id}#${ti.task_id}#${ti.logical_date ? new Date(ti.logical_date).toISOString() : ""}`;
-  const nextRetryAt = new Date(now.getTime() + retryDelayMs(spec, tryNumber, jitterKey));
-  const [end, duration] = [endAt(now), durationTo(now)];
-  const update: Statement = {
-    sql: `UPDATE task_instance SET state = 'up_for_retry', end_date = ${end.sql}, duration = ${duration.sql}, next_retry_at = ?, error = ?,
-            deferred_on = NULL, next_check_at = NULL
-      WHERE id = ? AND state = 'deferred'`,
-    params: [...end.params, ...duration.params, nextRetryAt, JSON.stringify(error), ti.id],
-  };
-  const results = await runAll(tx, [eventDetailStatement(tx, detail), update]);
-  return (results[1] as ResultSetHeader).affectedRows === 1;
+  const retryAt = nextRetryAt(now, spec, { dagId: ti.dag_id, taskId: ti.task_id, logicalDate: ti.logical_date }, Number(ti.try_number));
+  return endWait(tx, now, ti, TaskState.UpForRetry, error, detail, retryAt);
 }
 
 /**
