@@ -16,6 +16,17 @@ export interface WorkerRow {
   heartbeatAt: Date;
 }
 
+/** A worker's heartbeat `info` JSON (what it serves), or {} when it is none. */
+function workerInfo(raw: unknown): Record<string, unknown> {
+  const parsed = parseJsonText<unknown>(raw, {});
+  return (parsed && typeof parsed === "object" ? parsed : {}) as Record<string, unknown>;
+}
+
+/** The queues a worker's info lists. */
+function queuesOf(info: Record<string, unknown>): string[] {
+  return Array.isArray(info.queues) ? info.queues.map(String) : [];
+}
+
 /** Workers by most recent heartbeat first, with the total, paged. */
 export async function listWorkers(db: Queryable, page: { limit: number; offset: number }): Promise<{ rows: WorkerRow[]; total: number }> {
   const [rows] = await db.query<RowDataPacket[]>(
@@ -25,15 +36,14 @@ export async function listWorkers(db: Queryable, page: { limit: number; offset: 
   const [[count]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM baton_process WHERE kind = 'worker'");
   return {
     rows: rows.map((r) => {
-      const parsed = parseJsonText<unknown>(r.info, {});
-      const info = (parsed && typeof parsed === "object" ? parsed : {}) as Record<string, unknown>;
+      const info = workerInfo(r.info);
       const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
       return {
         id: r.id,
         // The worker's --hostname when it reports one (the name recorded on its tasks), else the OS's.
         hostname: typeof info.hostname === "string" ? info.hostname : r.hostname,
         pid: Number(r.pid),
-        queues: Array.isArray(info.queues) ? info.queues.map(String) : [],
+        queues: queuesOf(info),
         concurrency: num(info.concurrency),
         running: num(info.running),
         startedAt: r.started_at,
@@ -56,13 +66,7 @@ export async function workerLiveness(db: Queryable, since: Date): Promise<{ aliv
 /** The workers that heartbeated since `since` and the queues they serve (for …/dependencies). */
 export async function liveWorkerQueues(db: Queryable, since: Date): Promise<{ count: number; queues: Set<string> }> {
   const [rows] = await db.query<RowDataPacket[]>("SELECT info FROM baton_process WHERE kind = 'worker' AND heartbeat_at >= ?", [since]);
-  const queues = new Set<string>();
-  for (const r of rows) {
-    const info = parseJsonText<unknown>(r.info, {});
-    const listed = info && typeof info === "object" ? (info as Record<string, unknown>).queues : undefined;
-    if (Array.isArray(listed)) for (const q of listed) queues.add(String(q));
-  }
-  return { count: rows.length, queues };
+  return { count: rows.length, queues: new Set(rows.flatMap((r) => queuesOf(workerInfo(r.info)))) };
 }
 
 /**
