@@ -9,9 +9,9 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Pool } from "mysql2/promise";
+import { capturingLogger } from "../helpers/logger.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
-import type { Logger } from "../../core/logger.ts";
 import type { Db, RowDataPacket, Tx } from "../../store/db.ts";
 import { Worker } from "../../executor/worker.ts";
 
@@ -102,13 +102,7 @@ function holding(db: Db) {
 describe("worker: a heartbeat in flight while a try is handed back", () => {
   const h = new Harness({ worker: false });
   const messages: string[] = [];
-  const logger: Logger = {
-    debug() {},
-    info: (m) => messages.push(`info: ${m}`),
-    warn: (m) => messages.push(`warn: ${m}`),
-    error: (m) => messages.push(`error: ${m}`),
-    scope: () => logger,
-  };
+  const logger = capturingLogger(messages);
   let scratch: string;
   const workers: Worker[] = [];
 

@@ -8,9 +8,9 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { capturingLogger } from "../helpers/logger.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
-import type { Logger } from "../../core/logger.ts";
 import type { Db, RowDataPacket, Tx } from "../../store/db.ts";
 import { Worker, type WorkerOptions } from "../../executor/worker.ts";
 
@@ -106,13 +106,7 @@ describe("worker: a COMMIT whose answer is lost", () => {
   // A short zombie timeout: an orphaned try is reaped (and the run failed) within seconds.
   const h = new Harness({ worker: false, taskHeartbeatTimeoutMs: 3000 });
   const messages: string[] = [];
-  const logger: Logger = {
-    debug() {},
-    info: (m) => messages.push(`info: ${m}`),
-    warn: (m) => messages.push(`warn: ${m}`),
-    error: (m) => messages.push(`error: ${m}`),
-    scope: () => logger,
-  };
+  const logger = capturingLogger(messages);
   let faults: ReturnType<typeof losingAcks>;
   const workers: Worker[] = [];
 

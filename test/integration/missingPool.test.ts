@@ -2,18 +2,12 @@
 // until a pool of that name is created again. As Airflow's scheduler ("Tasks using non-existent
 // pool … will not be scheduled"), Baton's says so once per pool name, not on every tick, and not
 // on the claim path.
-import type { Logger } from "../../core/logger.ts";
 import type { Db, RowDataPacket } from "../../store/db.ts";
 import { Scheduler } from "../../scheduler/loop.ts";
+import { capturingLogger } from "../helpers/logger.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 
 const h = new Harness({ worker: false, manualTicks: true });
-
-function capturingLogger(lines: string[]): Logger {
-  const at = (level: string) => (message: string) => void lines.push(`${level}: ${message}`);
-  const logger: Logger = { debug: () => undefined, info: at("info"), warn: at("warn"), error: at("error"), scope: () => logger };
-  return logger;
-}
 
 beforeAll(async () => {
   await h.start({

@@ -3,19 +3,13 @@
 // it stays queued, and it is not silent: the claiming worker logs a warning once per task, pool
 // and size, and GET …/taskInstances/{task_id}/dependencies says why it waits.
 import type { Db, RowDataPacket } from "../../store/db.ts";
-import type { Logger } from "../../core/logger.ts";
 import { Worker } from "../../executor/worker.ts";
 import { claimTasksReporting } from "../../store/transitions/claimTasks.ts";
 import { waitFor } from "../helpers/db.ts";
+import { capturingLogger } from "../helpers/logger.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 
 const h = new Harness({ worker: false });
-
-function capturingLogger(lines: string[]): Logger {
-  const at = (level: string) => (message: string) => void lines.push(`${level}: ${message}`);
-  const logger: Logger = { debug: () => undefined, info: at("info"), warn: at("warn"), error: at("error"), scope: () => logger };
-  return logger;
-}
 
 /** A worker claiming every 20 ms, its log lines in `lines`. */
 function startWorker(db: Db, lines: string[]): Worker {
