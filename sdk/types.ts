@@ -174,8 +174,24 @@ export type Jsonified<T> = unknown extends T
               ? Jsonified<T[number]>[]
               : { -readonly [K in keyof T]: Jsonified<T[K]> }
             : T extends object
-              ? { [K in keyof T as K extends symbol ? never : Exclude<T[K], undefined> extends (...args: never[]) => unknown ? never : K]: Jsonified<Exclude<T[K], undefined>> }
+              ? JsonifiedObject<T>
               : never;
+
+/** Keys JSON.stringify writes: not symbols, not function-valued properties. */
+type KeptKey<T, K extends keyof T> = K extends symbol ? never : Exclude<T[K], undefined> extends (...args: never[]) => unknown ? never : K;
+
+/**
+ * An object's properties as JSON gives them back: one whose value may be undefined may be missing
+ * (JSON.stringify leaves it out), so it is optional, even where it was declared `a: T | undefined`.
+ */
+type JsonifiedObject<T> = Flat<
+  { [K in keyof T as undefined extends T[K] ? never : KeptKey<T, K>]: Jsonified<T[K]> } & {
+    [K in keyof T as undefined extends T[K] ? KeptKey<T, K> : never]?: Jsonified<Exclude<T[K], undefined>>;
+  }
+>;
+
+/** One object type instead of an intersection, so editors show `{ a: …; b?: … }`. */
+type Flat<T> = { [K in keyof T]: T[K] };
 
 export interface TaskRef<T> {
   readonly id: string;

@@ -24,6 +24,12 @@ describe("outputs and step results are typed as JSON gives them back (Jsonified)
         const n: number = ctx.get(shape).n;
         const tags: string[] = ctx.get(shape).tags;
         const maybe: number | undefined = ctx.get(shape).maybe;
+        // A property that may be undefined may be missing: JSON leaves it out.
+        // @ts-expect-error maybe is optional in what JSON gives back, not required
+        const required: { maybe: number } = ctx.get(shape);
+        const optional: { maybe?: number; n: number } = ctx.get(shape);
+        // @ts-expect-error a property that is never undefined stays required
+        const missingN: { n?: undefined } = ctx.get(shape);
         // @ts-expect-error a function property is left out
         const f: unknown = ctx.get(shape).f;
         const none: null = ctx.get(nothing);
@@ -37,7 +43,7 @@ describe("outputs and step results are typed as JSON gives them back (Jsonified)
         const a: string = second;
         const constant = await ctx.step("constant", () => ["x", 1] as const);
         const x: "x" = constant[0];
-        return [iso, date, at, n, tags, maybe, f, none, stepped, steppedDate, count, one, a, x].length;
+        return [iso, date, at, n, tags, maybe, required, optional, missingN, f, none, stepped, steppedDate, count, one, a, x].length;
       });
     });
     expect([...built.tasks.keys()]).toEqual(["when", "shape", "nothing", "use"]);
