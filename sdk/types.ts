@@ -157,7 +157,8 @@ export interface TaskOptions extends TaskDefaults {
  * A value as `JSON.parse(JSON.stringify(value))` gives it back: how task outputs (ctx.get) and step
  * results (ctx.step) reach the code that reads them, the first time too. A Date (anything with
  * toJSON) becomes what toJSON returns, `undefined` and functions become null (at the top or in an
- * array) or are left out (as properties), a bigint cannot be stored at all (never).
+ * array) or are left out (as properties), a Map, Set or RegExp is written as `{}`, a bigint cannot be
+ * stored at all (never).
  */
 export type Jsonified<T> = unknown extends T
   ? T
@@ -173,9 +174,11 @@ export type Jsonified<T> = unknown extends T
             ? number extends T["length"]
               ? Jsonified<T[number]>[]
               : { -readonly [K in keyof T]: Jsonified<T[K]> }
-            : T extends object
-              ? JsonifiedObject<T>
-              : never;
+            : T extends ReadonlyMap<unknown, unknown> | ReadonlySet<unknown> | WeakMap<object, unknown> | WeakSet<object> | RegExp
+              ? Record<string, never>
+              : T extends object
+                ? JsonifiedObject<T>
+                : never;
 
 /** Keys JSON.stringify writes: not symbols, not function-valued properties. */
 type KeptKey<T, K extends keyof T> = K extends symbol ? never : Exclude<T[K], undefined> extends (...args: never[]) => unknown ? never : K;

@@ -24,6 +24,13 @@ describe("outputs and step results are typed as JSON gives them back (Jsonified)
         const n: number = ctx.get(shape).n;
         const tags: string[] = ctx.get(shape).tags;
         const maybe: number | undefined = ctx.get(shape).maybe;
+        // A Map or Set is written as {} (its entries are no properties), not as { size }.
+        const collections = await ctx.step("collections", () => ({ m: new Map([["k", 1]]), s: new Set([1]) }));
+        const emptyMap: Record<string, never> = collections.m;
+        // @ts-expect-error a Map has no size once it went through JSON
+        const mapSize: { size: number } = collections.m;
+        // @ts-expect-error nor a Set
+        const setSize: { size: number } = collections.s;
         // A property that may be undefined may be missing: JSON leaves it out.
         // @ts-expect-error maybe is optional in what JSON gives back, not required
         const required: { maybe: number } = ctx.get(shape);
@@ -43,7 +50,7 @@ describe("outputs and step results are typed as JSON gives them back (Jsonified)
         const a: string = second;
         const constant = await ctx.step("constant", () => ["x", 1] as const);
         const x: "x" = constant[0];
-        return [iso, date, at, n, tags, maybe, required, optional, missingN, f, none, stepped, steppedDate, count, one, a, x].length;
+        return [emptyMap, mapSize, setSize, iso, date, at, n, tags, maybe, required, optional, missingN, f, none, stepped, steppedDate, count, one, a, x].length;
       });
     });
     expect([...built.tasks.keys()]).toEqual(["when", "shape", "nothing", "use"]);
