@@ -85,7 +85,7 @@ export async function deferred(): Promise<void> {
         ticks.push({ at: t0, ms: performance.now() - t0 });
       }
     };
-    scheduler.start();
+    await scheduler.start();
 
     const runId = await trigger(port, "bench_deferred");
     const deferStarted = performance.now();

@@ -163,7 +163,7 @@ export async function profile(): Promise<void> {
     const w = worker;
     scheduler = new Scheduler(idb, systemClock, logger, { intervalMs: 1000, onTasksQueued: () => w.wake() });
     worker.start();
-    scheduler.start();
+    await scheduler.start();
 
     const runOnce = async () => {
       const { runId } = await createDagRun(db, systemClock.now(), { dagId: "bench_profile", runType: "manual", logicalDate: systemClock.now(), conf: {} });

@@ -152,7 +152,8 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
     log.info(`DAG folder ${relative(config.dagsFolder)}: ${report.files} file(s), ${report.dags} DAG(s) updated, ${report.errors} import error(s)`);
   }
   worker?.start();
-  scheduler?.start();
+  // Its first heartbeat is stored before the API listens: /health never reports it unhealthy for having just started.
+  await scheduler?.start();
   if (roles.api) {
     const server = await buildApp({ db, clock, logger, config, auth: { mode: config.auth }, requestLog: true, onRunCreated: () => scheduler?.wake(), onTasksQueued: () => worker?.wake() });
     if (stoppingSince) {

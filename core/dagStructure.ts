@@ -33,7 +33,8 @@ export interface SerializedTask {
   signal: { name: string; timeoutMs: number | null; onTimeout: "fail" | "skip" | "succeed" } | null;
   waitForDownstream: boolean;
   /**
-   * Whether the task has onRetry / onFailure, so a try reaped as a zombie owes one only if so.
+   * Whether the task has onRetry / onFailure, so a try the scheduler ended (a reaped zombie, a
+   * timed-out signal wait) owes one only if so (scheduler/owedCallbacks.ts).
    * Absent in versions parsed before it was recorded (their code is unchanged, so not parsed again).
    */
   callbacks?: { onRetry: boolean; onFailure: boolean };

@@ -85,6 +85,7 @@ export class Scheduler {
   private stopped = false;
   private readonly startedAt: Date;
   private lastBeat = 0;
+  private firstBeat?: Promise<void>;
   /**
    * No zombie is reaped before this (ms, this scheduler's clock): after a tick failed, most likely
    * because the database was unreachable, the workers could not heartbeat either. Reaping the
@@ -224,10 +225,7 @@ export class Scheduler {
       const removed = await deleteStaleProcesses(this.db.pool, new Date(now.getTime() - 3_600_000));
       if (removed > 0) this.logger.info(`removed ${removed} process row(s) silent for over an hour`);
     }
-    if (Date.now() - this.lastBeat > 5000) {
-      this.lastBeat = Date.now();
-      await beatProcess(this.db, now, { id: this.id, kind: "scheduler", startedAt: this.startedAt });
-    }
+    if (Date.now() - this.lastBeat > 5000) await this.beat(now);
     return { runsCreated, backfillRunsCreated, runsTimedOut: timedOut.runs.length, runsStarted, tasksQueued, retriesQueued, zombiesReaped, durationMs: performance.now() - started };
   }
 
@@ -303,13 +301,28 @@ export class Scheduler {
       });
   }
 
-  start(): void {
+  private async beat(now: Date): Promise<void> {
+    await beatProcess(this.db, now, { id: this.id, kind: "scheduler", startedAt: this.startedAt });
+    this.lastBeat = Date.now();
+  }
+
+  /**
+   * Writes the first heartbeat, then starts ticking. Resolves once that heartbeat is stored (as
+   * Airflow's scheduler job records one when it starts): /health, asked the moment the process
+   * is up, sees this scheduler, whereas a first tick may take long. A first heartbeat that fails
+   * is logged, not thrown: the ticks beat once the database answers.
+   */
+  async start(): Promise<void> {
+    this.firstBeat = this.beat(this.clock.now()).catch((err) => this.logger.error(`scheduler heartbeat failed: ${(err as Error).message}`));
+    await this.firstBeat;
     this.wake();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    // Its row is removed below: a first heartbeat still in flight would write it back.
+    await this.firstBeat;
     await this.ticking;
     await removeProcess(this.db, this.id).catch(() => undefined);
   }

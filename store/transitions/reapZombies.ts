@@ -37,7 +37,8 @@ import type { DagShape } from "../../core/dagStructure.ts";
 import { formatDuration } from "../../core/durations.ts";
 import { TaskState } from "../../core/states.ts";
 import { nextRetryAt, shouldRetry } from "../../scheduler/retryPolicy.ts";
-import { owedCallback, workerName, zombieLogLine, type ZombieCallback } from "../../scheduler/zombieEnding.ts";
+import { owedCallback, type OwedCallback } from "../../scheduler/owedCallbacks.ts";
+import { workerName, zombieLogLine } from "../../scheduler/zombieEnding.ts";
 import { eventDetailStatement, inList, isDataError, runAll, type Db, type ResultSetHeader, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { durationTo, endAt } from "../endDate.ts";
 import { occupancyStatements } from "../pools.ts";
@@ -58,7 +59,7 @@ export interface ReapedTry {
   heartbeatAt: Date;
   state: "up_for_retry" | "failed";
   /** The task callback the try owes, recorded for a worker to run; null when its task has none. */
-  callback: ZombieCallback | null;
+  callback: OwedCallback | null;
 }
 
 /** A zombie the database refused to reap even alone: still running, untouched. */
@@ -195,7 +196,7 @@ async function reapIn(
   }
 
   const statements: Statement[] = [];
-  const planned: { row: RowDataPacket; state: "up_for_retry" | "failed"; error: TryError; callback: ZombieCallback | null }[] = [];
+  const planned: { row: RowDataPacket; state: "up_for_retry" | "failed"; error: TryError; callback: OwedCallback | null }[] = [];
   for (const row of [...rows].sort((a, b) => Number(a.id) - Number(b.id))) {
     const version = unreadable.get(Number(row.dag_run_id));
     if (version) {

@@ -36,7 +36,7 @@ import type { UnusableRun } from "./failUnusableRuns.ts";
 import { settle, type SettleResult } from "./settle.ts";
 import { epilogueStatement, owedCallbackStatement } from "./tryCallbacks.ts";
 import type { TryError } from "./finishTries.ts";
-import { owedCallback } from "../../scheduler/zombieEnding.ts";
+import { owedCallback } from "../../scheduler/owedCallbacks.ts";
 
 export const SIGNAL_PAYLOAD_CAP_BYTES = 64 * 1024;
 

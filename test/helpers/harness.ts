@@ -137,7 +137,7 @@ export class Harness {
   async run(): Promise<this> {
     await this.processor.scan();
     this.worker?.start();
-    this.scheduler.start();
+    await this.scheduler.start();
     return this;
   }
 

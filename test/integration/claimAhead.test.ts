@@ -11,6 +11,7 @@ import { Worker, type WorkerOptions } from "../../executor/worker.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 import { waitFor } from "../helpers/db.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
+import { capturingLogger } from "../helpers/logger.ts";
 
 // The scheduler reaps a try whose heartbeat is older than this; workers here beat every 100 ms,
 // so a try waiting for a slot longer than this is reaped unless its heartbeat covers it.
@@ -70,11 +71,6 @@ interface Ti {
   end_date: Date | null;
 }
 
-function capturingLogger(lines: string[]): Logger {
-  const at = (level: string) => (message: string) => void lines.push(`${level} ${message}`);
-  const logger: Logger = { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error"), scope: () => logger };
-  return logger;
-}
 
 function startWorker(options: Partial<WorkerOptions> & { concurrency: number }, logger: Logger = h.logger): Worker {
   const worker = new Worker(h.db, h.clock, logger, {

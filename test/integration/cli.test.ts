@@ -266,24 +266,32 @@ describe("baton standalone", () => {
     return rows[0];
   }
 
+  /** Starts the standalone and waits for its API; `firstHealth` is the first answer GET /health gave. */
   async function startStandalone(port: number, extra: Record<string, string> = {}) {
     const p = start(["standalone"], envFor(port, extra));
+    let firstHealth: Awaited<ReturnType<typeof api>> | undefined;
     await waitFor(
       `GET /api/v1/health on port ${port}`,
       async () => {
         if (p.child.exitCode !== null) throw new Error(`standalone exited with ${p.child.exitCode}: ${p.out.stderr}`);
-        return (await api(port, "GET", "/health")).status === 200;
+        const health = await api(port, "GET", "/health");
+        firstHealth ??= health;
+        return health.status === 200;
       },
       20_000,
       100,
     );
-    return p;
+    return { ...p, firstHealth: firstHealth! };
   }
 
   it("serves the API, runs a triggered DAG, picks up a new DAG file, and finishes its task on SIGTERM", async () => {
     const port = await freePort();
     const p = await startStandalone(port);
     try {
+      // The scheduler wrote its first heartbeat before the API listened: a load balancer's first
+      // probe does not see it unhealthy.
+      expect(p.firstHealth.status).toBe(200);
+      expect(p.firstHealth.json.scheduler).toMatchObject({ status: "healthy", latest_scheduler_heartbeat: expect.any(String) });
       // A run triggered over HTTP reaches success.
       const runId = await trigger(port, "cli_ok");
       const state = await waitFor(

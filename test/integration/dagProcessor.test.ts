@@ -6,8 +6,8 @@ import path from "node:path";
 import { DagProcessor, type DagProcessorOptions } from "../../parser/processor.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
+import { capturingLogger } from "../helpers/logger.ts";
 import type { RowDataPacket } from "../../store/db.ts";
-import type { Logger } from "../../core/logger.ts";
 
 /** The 1-based line of the first line of `source` that contains `marker`. */
 function lineOf(source: string, marker: string): number {
@@ -176,8 +176,8 @@ export default dag({ id: "throws_at_import" }, (t) => { t.task("a", async () => 
 
   it("logs an import error with the file's absolute path and line, as importErrors' filename names it", async () => {
     // The folder is under the system temp folder, not below the working directory: relative, it would read ../../tmp/….
-    const warnings: string[] = [];
-    const logger: Logger = { debug() {}, info() {}, error() {}, warn: (m) => void warnings.push(m), scope: () => logger };
+    const lines: string[] = [];
+    const logger = capturingLogger(lines);
     const root = await mkdtemp(path.join(os.tmpdir(), "baton-warn-dags-"));
     const processor = new DagProcessor(h.db, h.clock, logger, {
       dagsFolder: root,
@@ -191,7 +191,7 @@ export default dag({ id: "throws_at_import" }, (t) => { t.task("a", async () => 
       const file = path.join(root, "warn_throws.ts");
       await writeFile(file, dagSource(`throw new Error("warn_throws exploded"); // THROW\nexport default dag({ id: "warn_throws" }, (t) => { t.task("a", async () => 1); });`));
       await processor.scan();
-      expect(warnings).toEqual([`import error in ${file}:2: Error: warn_throws exploded`]);
+      expect(lines.filter((l) => l.startsWith("warn: "))).toEqual([`warn: import error in ${file}:2: Error: warn_throws exploded`]);
       expect((await importErrorFor(h, file))!.line).toBe(2);
     } finally {
       await processor.stop();

@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
+import { capturingLogger } from "../helpers/logger.ts";
 import { openDb, type Db, type RowDataPacket } from "../../store/db.ts";
 import type { Logger } from "../../core/logger.ts";
 import { Worker, type WorkerOptions } from "../../executor/worker.ts";
@@ -146,14 +147,14 @@ describe("worker: process isolation and lost claims", () => {
 
   it("stops heartbeating when the database is gone at stop(), which fails: the hand-back could not be written", async () => {
     const workerDb = openDb(h.db.url);
-    const warnings: string[] = [];
+    const lines: string[] = [];
     // Failed heartbeats after the first log at debug level: counted too.
-    const logger: Logger = { debug: (message) => warnings.push(message), info() {}, error() {}, warn: (message) => warnings.push(message), scope: () => logger };
+    const logger = capturingLogger(lines, { debug: true });
     const before = taskChildren();
     const worker = await workerRunningOneTry(workerDb, "db_lost", "db_lost", { heartbeatMs: 50 }, logger);
     await workerDb.close();
     await expect(worker.stop(100)).rejects.toThrow(/closed/i);
-    const failedBeats = () => warnings.filter((w) => w.startsWith("heartbeat failed")).length;
+    const failedBeats = () => lines.filter((l) => /^(warn|debug): heartbeat failed/.test(l)).length;
     const atStop = failedBeats();
     // A 50 ms heartbeat interval left running would fail at least twice before a 150 ms timer set now.
     await new Promise((resolve) => setTimeout(resolve, 150));
