@@ -1,5 +1,6 @@
-// onRetry / onFailure owed by tries a scheduler reaped as zombies (their worker died or froze,
-// so nobody ran them), for a worker serving the task's queue: claims owed callbacks
+// onRetry / onFailure owed by tries no worker ended — a scheduler reaped them as zombies (their
+// worker died or froze) or ended their signal wait at its timeout (no process was running them),
+// so nobody ran them (scheduler/owedCallbacks.ts decides which) — for a worker serving the task's queue: claims owed callbacks
 // (store/transitions/tryCallbacks.ts) every pollMs, runs each in one of the worker's children
 // with the try's ctx and the zombie error, and completes it, storing what it logged after the
 // reason the scheduler wrote at the end of the try's log (task_log.epilogue: the try's file, if

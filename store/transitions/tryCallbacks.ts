@@ -1,6 +1,6 @@
 // tryCallbacks — task callbacks (onRetry / onFailure) owed by tries that no worker ended: a
-// scheduler reaped them as zombies. reapZombies writes the row in its transaction
-// (owedCallbackStatement); a worker serving the task's queue claims it under a lease, runs it in
+// scheduler reaped them as zombies, or ended their signal wait at its timeout. reapZombies and
+// the signal-wait timeout write the row in their transaction (owedCallbackStatement); a worker serving the task's queue claims it under a lease, runs it in
 // a child and completes it, which deletes the row and appends the callback's log lines to the
 // try's stored log (task_log.epilogue) in one transaction. A worker that dies mid-callback leaves
 // its lease to expire and another runs it again: once normally, at least once in all. Migration
