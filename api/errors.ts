@@ -1,7 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { BatonError, ERRORS, type ErrorCode } from "../core/errors.ts";
+import { BatonError, ERRORS, type ErrorCode, type ProblemDetails } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { isConnectionError } from "../store/db.ts";
+import { PROBLEM_DETAILS_SCHEMA } from "./openapi.ts";
 import { NAME_PATTERN, NAME_RULE, POOL_NAME_PATTERN, POOL_NAME_RULE, SIGNAL_NAME_PATTERN, SIGNAL_NAME_RULE, STORED_NAME_PATTERN, STORED_NAME_RULE } from "../core/dagLimits.ts";
 
 export interface Problem {
@@ -10,11 +11,21 @@ export interface Problem {
   status: number;
   detail: string;
   code: ErrorCode;
+  details?: ProblemDetails;
 }
 
-export function problemOf(code: ErrorCode, detail: string): Problem {
+const DECLARED_DETAILS = Object.keys(PROBLEM_DETAILS_SCHEMA.properties) as (keyof ProblemDetails)[];
+
+/**
+ * The problem JSON of an error. Of `details`, only the members the OpenAPI document declares are
+ * kept: an error rethrown with another's details, or details cast past their type, can never send
+ * a client more than the document promises (some routes' answers skip the schema's serializer).
+ */
+export function problemOf(code: ErrorCode, detail: string, details?: ProblemDetails): Problem {
   const { status, title } = ERRORS[code];
-  return { type: `https://baton.dev/errors#${code}`, title, status, detail, code };
+  const problem: Problem = { type: `https://baton.dev/errors#${code}`, title, status, detail, code };
+  const kept = DECLARED_DETAILS.filter((member) => details?.[member] !== undefined).map((member) => [member, details![member]]);
+  return kept.length > 0 ? { ...problem, details: Object.fromEntries(kept) as ProblemDetails } : problem;
 }
 
 /**
@@ -70,7 +81,7 @@ export function installErrorHandler(app: FastifyInstance, logger: Logger): void 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     let problem: Problem;
     if (err instanceof BatonError) {
-      problem = problemOf(err.code, err.message);
+      problem = problemOf(err.code, err.message, err.details);
     } else if (err.validation) {
       problem = problemOf("BATON_VALIDATION_FAILED", validationDetail(err.validationContext ?? "request", err.validation));
     } else if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") {

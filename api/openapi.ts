@@ -5,7 +5,8 @@ import type { FastifyInstance, RouteOptions } from "fastify";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { IsOptional, Type, type Static, type TArray, type TInteger, type TSchema, type TUnsafe } from "typebox";
-import { ERRORS } from "../core/errors.ts";
+import { ERRORS, type ProblemDetails } from "../core/errors.ts";
+import { RunState } from "../core/states.ts";
 
 export const OPENAPI_PATH = "/api/v1/openapi.json";
 
@@ -28,6 +29,25 @@ const TAG_DESCRIPTIONS: Record<string, string> = {
   Token: "API tokens and their roles",
 };
 
+/**
+ * Problem JSON's `details` (core/errors.ts ProblemDetails): the members an error may carry, each
+ * declared here, and only these are sent (api/errors.ts problemOf picks them by this list).
+ */
+export const PROBLEM_DETAILS_SCHEMA = {
+  type: "object",
+  description:
+    "Baton: facts about this error for code to branch on, beside the human-readable detail (an RFC 9457 extension member). " +
+    "Present only when the error has some; each member is documented with its code in docs/errors.md.",
+  properties: {
+    state: {
+      type: "string",
+      enum: Object.values(RunState),
+      description: "The DAG run's state that refused the request (BATON_DAG_RUN_FINISHED)",
+    },
+  } satisfies Record<keyof ProblemDetails, unknown>,
+  additionalProperties: false,
+} as const;
+
 /** The body of every 4xx/5xx answer (RFC 9457 problem details plus Baton's stable code). */
 export const PROBLEM_SCHEMA = {
   $id: "Problem",
@@ -40,6 +60,7 @@ export const PROBLEM_SCHEMA = {
     status: { type: "integer", minimum: 400, maximum: 599 },
     detail: { type: "string" },
     code: { type: "string", enum: Object.keys(ERRORS) },
+    details: PROBLEM_DETAILS_SCHEMA,
   },
   required: ["type", "title", "status", "detail", "code"],
   additionalProperties: false,

@@ -69,15 +69,20 @@ export const DagParams = Type.Object({ dag_id: Id });
 export const RunParams = Type.Object({ dag_id: Id, dag_run_id: Id });
 export const TaskParams = Type.Object({ dag_id: Id, dag_run_id: Id, task_id: Id });
 
+// Airflow's DAGRun has dag_run_id, logical_date (execution_date) and note nullable: null is no
+// value, as leaving the field out (an id is generated, the date is now, no note).
 export const TriggerBody = Type.Object(
   {
-    dag_run_id: Type.Optional(Type.String({ minLength: 1, maxLength: 250, pattern: "^[A-Za-z0-9_.:+\\-]+$" })),
-    logical_date: Type.Optional(Type.String({ format: "date-time" })),
+    dag_run_id: Type.Optional(
+      Nullable(Type.String({ minLength: 1, maxLength: 250, pattern: "^[A-Za-z0-9_.:+\\-]+$", description: "null or left out: manual__<logical_date>" })),
+    ),
+    logical_date: Type.Optional(Nullable(Type.String({ format: "date-time", description: "null or left out: now" }))),
     execution_date: Type.Optional(
-      Type.String({ format: "date-time", deprecated: true, description: "Airflow 2's name of logical_date (deprecated); if both are given they must be the same instant." }),
+      Nullable(
+        Type.String({ format: "date-time", deprecated: true, description: "Airflow 2's name of logical_date (deprecated); if both are given they must be the same instant." }),
+      ),
     ),
     conf: Type.Optional(Type.Object({}, { additionalProperties: true })),
-    // Airflow's DAGRun.note is nullable: null is no note, as leaving it out.
     note: Type.Optional(Nullable(Type.String({ maxLength: 10_000 }))),
   },
   { additionalProperties: false },

@@ -1,6 +1,7 @@
 // Rows to Airflow v1 shaped JSON (snake_case, ISO dates, Airflow's null for "none").
 import { Type, type Static } from "typebox";
 import type { SerializedDag, SerializedTask } from "../core/dagStructure.ts";
+import { currentTryEnded } from "../core/states.ts";
 import { FreeObject, Nullable, NullableDateTime } from "./openapi.ts";
 import type { RowDataPacket } from "../store/db.ts";
 import type { TaskInstanceSchema } from "./routes/taskInstances.ts";
@@ -259,7 +260,10 @@ export function taskInstanceJson(r: RowDataPacket, logicalDate: Date | string | 
     trigger_rule: r.trigger_rule,
     queued_when: iso(r.queued_at),
     next_retry_at: iso(r.next_retry_at),
-    error: parseJsonText<Record<string, unknown> | null>(r.error, null),
+    // The row keeps a failed try's error until the next try ends (no claim pays to clear it); a
+    // try under way shows none, as Airflow users read `error` as the current try's. The failed
+    // try's stays in its log (…/logs/{try}).
+    error: currentTryEnded(r.state) ? parseJsonText<Record<string, unknown> | null>(r.error, null) : null,
     // deferred_on and next_check_at are a signal wait's (migration 0007), set only while deferred.
     waiting_for_signal: r.state === "deferred" ? (r.deferred_on ?? null) : null,
     signal_timeout_at: r.state === "deferred" ? iso(r.next_check_at) : null,

@@ -1,3 +1,5 @@
+import type { RunState } from "./states.ts";
+
 /**
  * Every error Baton reports, in one table (Fastify's lib/errors.js is the model).
  * A code means one thing forever: retired codes go to RETIRED_CODES and are never reused.
@@ -90,12 +92,24 @@ export type ErrorCode = keyof typeof ERRORS;
 /** Codes that were once used and must never be given another meaning. */
 export const RETIRED_CODES: readonly string[] = [];
 
+/**
+ * Facts an error hands a client beside its `detail` text, for code to branch on: problem JSON's
+ * `details` member (an RFC 9457 extension member). Every member is declared in the OpenAPI
+ * document (api/openapi.ts PROBLEM_DETAILS_SCHEMA, which must cover this type) and documented in
+ * docs/errors.md, and only declared members are ever sent (api/errors.ts problemOf): nothing else
+ * an error carries, such as a row, a URL or a secret, reaches a client through it.
+ */
+export interface ProblemDetails {
+  /** The DAG run's state, when a run's state refused the request (BATON_DAG_RUN_FINISHED). */
+  state?: RunState;
+}
+
 export class BatonError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
-  readonly details?: Record<string, unknown>;
+  readonly details?: ProblemDetails;
 
-  constructor(code: ErrorCode, detail?: string, details?: Record<string, unknown>) {
+  constructor(code: ErrorCode, detail?: string, details?: ProblemDetails) {
     super(detail ?? ERRORS[code].title);
     this.name = "BatonError";
     this.code = code;

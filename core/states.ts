@@ -39,6 +39,16 @@ export function isTerminalTaskState(state: string): boolean {
   return (TERMINAL_TASK_STATES as readonly string[]).includes(state);
 }
 
+/**
+ * Whether a task instance in this state is done with its try: it keeps the state (a clear
+ * aside), or waits to be retried. Then the row's `error` is that try's; otherwise (queued,
+ * running, deferred, …) a try is on its way and what the row still holds of an earlier
+ * one's failure is not its own.
+ */
+export function currentTryEnded(state: string): boolean {
+  return state === TaskState.UpForRetry || isTerminalTaskState(state);
+}
+
 export const RunState = {
   Queued: "queued",
   Running: "running",

@@ -111,6 +111,13 @@ function triggerHashes(
   return { requestHash, alsoMatches: [sha256(withoutConf)] };
 }
 
+type NoNulls<T> = { [K in keyof T]: Exclude<T[K], null> };
+
+/** The body without its null fields: where the schema lets a field be null, null means left out. */
+function nullsLeftOut<T extends object>(body: T): NoNulls<T> {
+  return Object.fromEntries(Object.entries(body).filter(([, value]) => value !== null)) as NoNulls<T>;
+}
+
 export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, clock, config, logger, onRunCreated, onTasksQueued }) => {
   const versions = new VersionCache(db.pool);
   const shapeOf = (h: string) => versions.shape(h);
@@ -130,9 +137,8 @@ export const dagRunRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db
       },
     },
     async (req, reply) => {
-      // A null note is no note: left out, so `{"note": null}` and `{}` are one request (Idempotency-Key).
-      const { execution_date, note, ...given } = req.body ?? {};
-      const rest: typeof given & { note?: string } = note === null || note === undefined ? given : { ...given, note };
+      // A null is no value (TriggerBody): left out, so `{"note": null}` and `{}` are one request (Idempotency-Key).
+      const { execution_date, ...rest } = nullsLeftOut(req.body ?? {});
       const now = clock.now();
       const logical = dateOf("logical_date", rest.logical_date, "body");
       const execution = dateOf("execution_date", execution_date, "body");

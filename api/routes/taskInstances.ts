@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type, type Static } from "typebox";
 import { BatonError } from "../../core/errors.ts";
 import { taskLogPath } from "../../core/logPaths.ts";
-import { TaskState, isTerminalTaskState } from "../../core/states.ts";
+import { TaskState, currentTryEnded } from "../../core/states.ts";
 import type { Queryable } from "../../store/db.ts";
 import {
   getDag,
@@ -33,7 +33,7 @@ import { MARKABLE_STATES, setTaskState, type ChangedTask } from "../../store/tra
 import { isUnusableVersion, VersionCache } from "../../store/versions.ts";
 import { dbFor, type ApiDeps } from "../context.ts";
 import { decodeCursor, encodeCursor, type CursorScope } from "../cursor.ts";
-import { CursorListOf, FreeObject, ListOf, Nullable, NullableDateTime, serializeAsBuilt } from "../openapi.ts";
+import { CursorListOf, ListOf, Nullable, NullableDateTime, serializeAsBuilt } from "../openapi.ts";
 import { CursorQuery, DagParams, Id, instantOf, Name, PageBody, PageQuery, RunParams, TaskParams } from "../schemas.ts";
 import { taskInstanceJson } from "../serializers.ts";
 
@@ -75,7 +75,17 @@ export const TaskInstanceSchema = Type.Object(
     trigger_rule: Type.String(),
     queued_when: NullableDateTime,
     next_retry_at: NullableDateTime,
-    error: Nullable(FreeObject),
+    error: Nullable(
+      Type.Object(
+        {},
+        {
+          additionalProperties: true,
+          description:
+            "Baton: why the try ended ({name, code?, message, …}), once it has (up_for_retry or a final state); null while the next try " +
+            "is queued, running or waiting, as an earlier try's error is not its own (that one stays in the earlier try's log)",
+        },
+      ),
+    ),
     waiting_for_signal: Nullable(
       Type.String({ description: "Baton: the signal a deferred task (waitForSignal) waits for; null in any other state" }),
     ),
@@ -741,7 +751,7 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
       const file = path.resolve(taskLogPath(root, { dagId: ti.dag_id, runId: ti.run_id, taskId: ti.task_id, mapIndex: ti.map_index, tryNumber }));
       if (!file.startsWith(root + path.sep)) throw new BatonError("BATON_LOG_NOT_FOUND", `no log for try ${tryNumber} of task "${ti.task_id}"`);
       // The try may still write: it is the current one and the task has not moved past it.
-      const ended = tryNumber < ti.try_number || isTerminalTaskState(ti.state) || ti.state === TaskState.UpForRetry;
+      const ended = tryNumber < ti.try_number || currentTryEnded(ti.state);
       const stored = await storedTaskLog(db.pool, Number(ti.id), tryNumber);
       const read = await readLog(stored, file, offset, req.query.full_content ? undefined : LOG_CHUNK_BYTES);
       if (!read && pokes) throw noSuchTry();

@@ -66,6 +66,15 @@ export function redriveSummary(result: RedriveAnswer, dryRun: boolean): string {
   return `${lines.join("\n")}\n`;
 }
 
+/**
+ * The ids of `--ids` a re-drive (or a dry run) did not re-drive, in the order given, once each:
+ * every one but the dead letters it chose and did not skip (an id of no dead letter, one skipped).
+ */
+export function idsNotRedriven(ids: readonly number[], result: RedriveAnswer): number[] {
+  const redriven = new Set(result.dead_letters.filter((l) => l.skipped === null).map((l) => l.task_instance_id));
+  return [...new Set(ids)].filter((id) => !redriven.has(id));
+}
+
 export function registerOperationCommands(program: Command): void {
   const pools = program.command("pools").description("list, create, resize and delete pools (changes need an admin token remotely)");
   pools
@@ -155,8 +164,15 @@ export function registerOperationCommands(program: Command): void {
       await withApi(this, async (client, { output }) => {
         const body = { ...(opts.dagId ? { dag_id: opts.dagId } : {}), ...(opts.ids ? { task_instance_ids: opts.ids } : {}), dry_run: !!opts.dryRun };
         const result = await client.call("POST", "/deadLetters/redrive", { body });
-        if (output === "json") return printObject(result, "json");
-        process.stdout.write(redriveSummary(result, !!opts.dryRun));
+        if (output === "json") printObject(result, "json");
+        else process.stdout.write(redriveSummary(result, !!opts.dryRun));
+        // The API answers 200 for a re-drive that left some named ids alone; a script must still see it.
+        const left = opts.ids ? idsNotRedriven(opts.ids, result) : [];
+        if (left.length > 0) {
+          const given = new Set(opts.ids).size;
+          process.stderr.write(`baton: ${left.length} of the ${given} --ids ${opts.dryRun ? "would not be" : "were not"} re-driven: ${left.join(", ")}\n`);
+          process.exitCode = 1;
+        }
       });
     });
 }

@@ -34,7 +34,7 @@ export async function cancelRun(
   const run = rows[0];
   if (!run) throw await runNotFoundError(db.pool, dagId, runId);
   if (run.state !== "queued" && run.state !== "running") {
-    throw new BatonError("BATON_DAG_RUN_FINISHED", `DAG run "${runId}" has already finished (state ${run.state})`);
+    throw new BatonError("BATON_DAG_RUN_FINISHED", `DAG run "${runId}" has already finished (state ${run.state})`, { state: run.state });
   }
   if (options.compensate && run.compensation != null) throw compensatingError(runId, run.compensation);
   const shape = options.compensate && options.shapeOf ? await options.shapeOf(run.version_hash) : undefined;

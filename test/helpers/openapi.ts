@@ -5,6 +5,7 @@ import Ajv2020 from "ajv/dist/2020.js";
 import AjvDraft7 from "ajv";
 import addFormats from "ajv-formats";
 import type { FastifyInstance, InjectOptions } from "fastify";
+import { PROBLEM_DETAILS_SCHEMA } from "../../api/openapi.ts";
 import { ERRORS } from "../../core/errors.ts";
 
 type Json = Record<string, unknown>;
@@ -224,8 +225,15 @@ export function problemErrors(res: ResponseLike): string[] {
   } catch {
     return [...errors, `body is not JSON: ${res.body.slice(0, 200)}`];
   }
-  const keys = Object.keys(body ?? {}).sort().join(",");
+  const keys = Object.keys(body ?? {}).filter((k) => k !== "details").sort().join(",");
   if (keys !== "code,detail,status,title,type") errors.push(`problem keys are ${keys}`);
+  // details is optional, never empty, and holds declared members only.
+  if (body && "details" in body) {
+    const details = body.details;
+    const members = details && typeof details === "object" && !Array.isArray(details) ? Object.keys(details) : [];
+    const undeclared = members.filter((m) => !(m in PROBLEM_DETAILS_SCHEMA.properties));
+    if (members.length === 0 || undeclared.length > 0) errors.push(`problem details ${JSON.stringify(details)} is not an object of declared members`);
+  }
   const code = body?.code as string;
   if (!(code in ERRORS)) errors.push(`code ${JSON.stringify(code)} is not in core/errors.ts ERRORS`);
   else if (ERRORS[code as keyof typeof ERRORS].status !== res.statusCode) errors.push(`code ${code} has status ${ERRORS[code as keyof typeof ERRORS].status}, answered ${res.statusCode}`);

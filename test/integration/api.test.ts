@@ -186,6 +186,8 @@ describe("REST API", () => {
       ["logical_date is not a date", { dag_run_id: ghost("bad_date"), logical_date: "yesterday" }, "logical_date"],
       ["logical_date has an impossible month", { dag_run_id: ghost("bad_month"), logical_date: "2026-13-40T00:00:00Z" }, "logical_date"],
       ["logical_date is a number", { dag_run_id: ghost("num_date"), logical_date: 12345 }, "logical_date"],
+      ["logical_date is a boolean", { dag_run_id: ghost("bool_date"), logical_date: true }, "logical_date"],
+      ["execution_date is an object", { dag_run_id: ghost("object_date"), execution_date: {} }, "execution_date"],
       ["logical_date is before the year 1000", { dag_run_id: ghost("year_1"), logical_date: "0001-01-01T00:00:00Z" }, "logical_date"],
       ["logical_date is after the year 9999", { dag_run_id: ghost("year_10000"), logical_date: "9999-12-31T23:00:00-05:00" }, "logical_date"],
       ["note is too long", { dag_run_id: ghost("long_note"), note: "x".repeat(10_001) }, "note"],
@@ -265,6 +267,21 @@ describe("REST API", () => {
       const again = await post({ dag_run_id: "null_note_keyed" });
       expect({ status: again.statusCode, run: again.json().dag_run_id }).toEqual({ status: 200, run: "null_note_keyed" });
       expect(await dagRunRows("null_note_keyed")).toBe(1);
+    });
+
+    it("takes dag_run_id: null and logical_date: null as Airflow does (generate an id; now), the same request as leaving them out", async () => {
+      const before = Date.now();
+      const res = await trigger("api_page_2", { dag_run_id: null, logical_date: null, conf: { n: 1 } });
+      expect({ status: res.statusCode, body: res.json() }).toMatchObject({ status: 200, body: { dag_run_id: expect.stringMatching(/^manual__/), conf: { n: 1 } } });
+      expect(Date.parse(res.json().logical_date)).toBeGreaterThanOrEqual(before - 1000);
+      const aliased = await trigger("api_page_2", { dag_run_id: "null_execution_date", execution_date: null });
+      expect({ status: aliased.statusCode, run: aliased.json().dag_run_id }).toEqual({ status: 200, run: "null_execution_date" });
+      // One Idempotency-Key request, nulls or no fields: the retry finds the run the first made.
+      const post = (payload: object) =>
+        h.app.inject({ method: "POST", url: "/api/v1/dags/api_page_2/dagRuns", headers: { "idempotency-key": "null-id-and-date-1" }, payload });
+      const first = await post({ dag_run_id: null, logical_date: null, execution_date: null, note: null });
+      const again = await post({});
+      expect({ first: first.statusCode, again: again.statusCode, same: again.json().dag_run_id === first.json().dag_run_id }).toEqual({ first: 200, again: 200, same: true });
     });
 
     it("accepts a trigger without any body", async () => {

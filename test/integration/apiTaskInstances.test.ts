@@ -41,6 +41,16 @@ export default dag({ id: "ti_loggy" }, (t) => {
 });
 `);
 
+// Run by the harness's worker: try 1 fails, try 2 runs until its run is cancelled.
+const RETRYING = dagSource(`
+export default dag({ id: "ti_retrying" }, (t) => {
+  t.task("flaky", { retries: 1, retryDelay: 0 }, async (ctx) => {
+    if (ctx.tryNumber === 1) throw new Error("first try broke");
+    await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+  });
+});
+`);
+
 interface Ti {
   id: number;
   task_id: string;
@@ -145,7 +155,7 @@ describe("task instance endpoints", () => {
 
   let loggyRun = "";
   beforeAll(async () => {
-    await h.start({ "manual.ts": MANUAL, "loggy.ts": LOGGY });
+    await h.start({ "manual.ts": MANUAL, "loggy.ts": LOGGY, "retrying.ts": RETRYING });
     await h.db.pool.query("INSERT INTO pool (name, slots, description) VALUES ('ti_pool', 10, 'for the test')");
     await h.run();
     versions = new VersionCache(h.db.pool);
@@ -267,6 +277,31 @@ describe("task instance endpoints", () => {
       expect((await get(tiUrl("ti_loggy", loggyRun, "small"))).statusCode).toBe(200);
       const res = await list({ dag_ids: ["ti_loggy"], dag_run_ids: [loggyRun], task_ids: ["small"] });
       expect(res.json().task_instances.map((t: { task_id: string }) => t.task_id)).toEqual(["small"]);
+    });
+  });
+
+  describe("a retried task instance", () => {
+    it("shows no error while its next try runs; the failed try's error stays in that try's log; the cancel's is the new try's", async () => {
+      const runId = await h.trigger("ti_retrying");
+      const url = tiUrl("ti_retrying", runId, "flaky");
+      await waitFor("try 2 of flaky to run", async () => {
+        const ti = (await get(url)).json();
+        return ti.state === "running" && ti.try_number === 2;
+      }, 20_000);
+      const running = (await get(url)).json();
+      expect({ state: running.state, try_number: running.try_number, error: running.error }).toEqual({ state: "running", try_number: 2, error: null });
+      const listed = (await get(tiUrl("ti_retrying", runId))).json().task_instances[0];
+      expect({ task_id: listed.task_id, error: listed.error }).toEqual({ task_id: "flaky", error: null });
+      expect((await get(`${url}/logs/1`)).body).toContain("first try broke");
+
+      await send("PATCH", `/dags/ti_retrying/dagRuns/${enc(runId)}`, { state: "failed" });
+      const cancelled = (await get(url)).json();
+      expect({ state: cancelled.state, try_number: cancelled.try_number, code: cancelled.error?.code }).toEqual({
+        state: "failed",
+        try_number: 2,
+        code: "BATON_DAG_RUN_CANCELLED",
+      });
+      await waitFor("the worker to drop the cancelled try", async () => h.worker!.runningCount === 0, 10_000);
     });
   });
 

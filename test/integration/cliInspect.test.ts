@@ -160,15 +160,19 @@ describe("baton runs signals / tasks deps|steps|reschedules / dags versions", ()
     expect({ code: missing.code, stderr: missing.stderr }).toEqual({ code: 1, stderr: expect.stringMatching(/^baton: BATON_VERSION_NOT_FOUND: .*\n$/) });
   });
 
-  it("dead-letters redrive --ids says why an id is no dead letter", async () => {
+  it("dead-letters redrive --ids says why an id is no dead letter, and exits 1 naming the ids it did not re-drive", async () => {
     const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT id FROM task_instance WHERE dag_id = 'cli_inspect' AND run_id = ? AND task_id = 'stepped'", [runId]);
     const id = Number(row!.id);
     const r = await baton("dead-letters", "redrive", "--ids", `${id},987654321`, "--dry-run");
-    ok(r);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 1, stderr: `baton: 2 of the 2 --ids would not be re-driven: ${id}, 987654321\n` });
     expect(lines(r)).toEqual([
       "would re-drive 0 task instance(s)",
       `not a dead letter: task instance ${id} ("stepped" of run "${runId}" of DAG "cli_inspect"): not_failed (its state is success)`,
       "not a dead letter: task instance 987654321: not_found (no task instance has this id)",
     ]);
+    // The same under --output json: the API's answer on stdout, the exit code and line as above.
+    const json = await baton("dead-letters", "redrive", "--ids", "987654321", "--output", "json");
+    expect({ code: json.code, stderr: json.stderr }).toEqual({ code: 1, stderr: "baton: 1 of the 1 --ids were not re-driven: 987654321\n" });
+    expect(JSON.parse(json.stdout)).toMatchObject({ redriven: 0, not_dead_letters: [{ task_instance_id: 987654321, reason: "not_found" }] });
   });
 });

@@ -166,7 +166,7 @@ describe("versioning, idempotency keys and cancellation", () => {
     expect(t.after.state).toBe("skipped");
     await waitFor("the worker to abort and drop the try", async () => h.worker!.runningCount === 0, 10_000);
     const again = await h.app.inject({ method: "PATCH", url: `/api/v1/dags/stuck/dagRuns/${encodeURIComponent(runId)}`, payload: { state: "failed" } });
-    expect(again.json().code).toBe("BATON_DAG_RUN_FINISHED");
+    expect(again.json()).toMatchObject({ code: "BATON_DAG_RUN_FINISHED", details: { state: "failed" } });
   });
 });
 

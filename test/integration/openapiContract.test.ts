@@ -247,6 +247,12 @@ describe("OpenAPI contract", () => {
     expect(validator.check(pools, notFound)).not.toEqual([]);
     expect(problemErrors(notFound).join()).toMatch(/not in core\/errors.ts/);
     expect(problemErrors({ ...notFound, body: JSON.stringify({ ...problem, code: "BATON_POOL_NOT_FOUND", extra: 1 }) }).join()).toMatch(/keys/);
+    // details: an RFC 9457 extension member the spec declares, with declared members only.
+    const finished = { type: "t", title: "t", status: 409, detail: "d", code: "BATON_DAG_RUN_FINISHED" };
+    const conflict = (details: unknown) => ({ statusCode: 409, headers: { "content-type": "application/problem+json" }, body: JSON.stringify({ ...finished, details }) });
+    expect([...validator.check(pools, conflict({ state: "success" })), ...problemErrors(conflict({ state: "success" }))]).toEqual([]);
+    expect(validator.check(pools, conflict({ state: "success", secret: "x" }))).not.toEqual([]);
+    expect(problemErrors(conflict({ secret: "x" })).join()).toMatch(/details/);
   });
 
   it("every operation answers as the spec says: real ids first, then unknown ids", async () => {

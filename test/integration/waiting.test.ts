@@ -101,7 +101,8 @@ describe("sensors and signals", () => {
     for (const body of [{ payload: { by: "ana" } }, { payload: { by: "ana" }, signal_id: "sig-2" }]) {
       const again = await signal("approval", runId, "signed", body);
       expect(again.statusCode).toBe(409);
-      expect(again.json()).toMatchObject({ code: "BATON_DAG_RUN_FINISHED" });
+      // The run's state also travels as a member a client can branch on (no parsing of detail).
+      expect(again.json()).toMatchObject({ code: "BATON_DAG_RUN_FINISHED", details: { state: "success" } });
       expect(again.json().detail).toContain("success");
     }
     const [stored] = await h.db.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM run_signal s JOIN dag_run r ON r.id = s.dag_run_id WHERE r.run_id = ?", [runId]);

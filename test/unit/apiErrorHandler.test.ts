@@ -1,5 +1,6 @@
 // api/errors.ts on a bare Fastify app: an unexpected error answers BATON_INTERNAL without its
-// details, and the log line carries the request's id so an operator can find it.
+// details, and the log line carries the request's id so an operator can find it. A coded error's
+// details reach problem JSON as its `details` member, only the members the OpenAPI document declares.
 import Fastify from "fastify";
 import { installErrorHandler } from "../../api/errors.ts";
 import { BatonError } from "../../core/errors.ts";
@@ -26,6 +27,13 @@ describe("API error handler", () => {
   });
   app.get("/coded", async () => {
     throw new BatonError("BATON_POOL_NOT_FOUND", 'pool "x" not found');
+  });
+  app.get("/finished", async () => {
+    throw new BatonError("BATON_DAG_RUN_FINISHED", 'DAG run "r" has already finished (state success)', { state: "success" });
+  });
+  app.get("/undeclared", async () => {
+    // A member nobody declared (cast past the type, as a rethrow of foreign details could): never sent.
+    throw new BatonError("BATON_DAG_RUN_FINISHED", 'DAG run "r" has already finished', { state: "failed", dsn: "mysql://root:hunter2@db" } as never);
   });
   app.get("/locked", async () => {
     throw Object.assign(new Error("Lock wait timeout exceeded; try restarting transaction"), { code: "ER_LOCK_WAIT_TIMEOUT" });
@@ -57,5 +65,27 @@ describe("API error handler", () => {
     expect(res.statusCode).toBe(404);
     expect(res.json().code).toBe("BATON_POOL_NOT_FOUND");
     expect(lines).toEqual([]);
+  });
+
+  it("answers a coded error's details as the problem's details member, and leaves it out when there are none", async () => {
+    const res = await app.inject({ method: "GET", url: "/finished" });
+    expect({ status: res.statusCode, body: res.json() }).toEqual({
+      status: 409,
+      body: {
+        type: "https://baton.dev/errors#BATON_DAG_RUN_FINISHED",
+        title: "DAG run has finished",
+        status: 409,
+        detail: 'DAG run "r" has already finished (state success)',
+        code: "BATON_DAG_RUN_FINISHED",
+        details: { state: "success" },
+      },
+    });
+    expect(Object.keys((await app.inject({ method: "GET", url: "/coded" })).json())).not.toContain("details");
+  });
+
+  it("sends only the details members the OpenAPI document declares", async () => {
+    const res = await app.inject({ method: "GET", url: "/undeclared" });
+    expect(res.json().details).toEqual({ state: "failed" });
+    expect(res.body).not.toContain("hunter2");
   });
 });

@@ -87,8 +87,8 @@ describe("BatonError", () => {
   });
 
   it("keeps structured details", () => {
-    const err = new BatonError("BATON_VALIDATION_FAILED", "bad", { field: "conf" });
-    expect(err.details).toEqual({ field: "conf" });
+    const err = new BatonError("BATON_DAG_RUN_FINISHED", "finished", { state: "failed" });
+    expect(err.details).toEqual({ state: "failed" });
     expect(new BatonError("BATON_INTERNAL").details).toBeUndefined();
   });
 

@@ -1,6 +1,6 @@
 // What `baton dead-letters redrive` prints: the count, then each chosen dead letter it did not re-drive and why,
 // so the printout agrees with the answer's dead_letters (a skipped run's letters are not shown as re-driven).
-import { redriveSummary } from "../../cli/commands/operations.ts";
+import { idsNotRedriven, redriveSummary } from "../../cli/commands/operations.ts";
 
 const letter = (id: number, run: string, skipped: string | null) => ({ task_instance_id: id, dag_id: "d", dag_run_id: run, task_id: "t", skipped });
 
@@ -27,4 +27,13 @@ it("names each id that was no dead letter with its reason, and an unknown id as 
       'not a dead letter: task instance 4 ("t" of run "r" of DAG "d"): failed_by_operator (a cancel or a mark failed it: clear it to run it again)\n' +
       "not a dead letter: task instance 9: not_found (no task instance has this id)\n",
   );
+});
+
+it("names the --ids a re-drive left alone, in the order given: no dead letter, or a dead letter it skipped", () => {
+  const not = (id: number) => ({ task_instance_id: id, dag_id: null, dag_run_id: null, task_id: null, state: null, reason: "not_found" });
+  const answer = { redriven: 1, dead_letters: [letter(1, "a", null), letter(2, "b", "changed")], not_dead_letters: [not(9)] };
+  expect(idsNotRedriven([9, 1, 2], answer)).toEqual([9, 2]);
+  expect(idsNotRedriven([1], { redriven: 1, dead_letters: [letter(1, "a", null)], not_dead_letters: [] })).toEqual([]);
+  // An API older than not_dead_letters: an id it did not choose was not re-driven either.
+  expect(idsNotRedriven([1, 7], { redriven: 1, dead_letters: [letter(1, "a", null)] })).toEqual([7]);
 });
