@@ -12,6 +12,9 @@
  *   for a fixed-time schedule (`30 1 * * *`), while a schedule with a wildcard hour
  *   (`0 * * * *`) fires in both repeated hours. Intervals are between consecutive fires, so a
  *   daily interval lasts 23 or 25 hours on DST days.
+ * - a schedule changed since the last run: the next run starts at the new schedule's last fire
+ *   at or before the last run's end, as in Airflow, unless that fire is not after the last run's
+ *   logical date; then at the last run's end, so no interval is lost to a logical date in use.
  * - intervals ("30m", "1h30m", "2d") are exact durations on a grid anchored at startDate.
  * - catchup true: one run per interval since startDate, oldest first; false: only the latest
  *   complete interval (Airflow's `_skip_to_latest`). Unlike Airflow, a fixed interval with
@@ -266,9 +269,13 @@ export function nextDagRunInfo(tt: Timetable, q: NextRunQuery): DagRunInfo | nul
       if (latest) earliest = later(latest, earliest);
     }
     if (last) {
-      // Aligned, in case the schedule changed since the last run.
-      const after = grid.alignToPrev(last.end) ?? grid.alignToNext(last.end);
-      start = after ? later(after, earliest) : earliest;
+      // Aligned, in case the schedule changed since the last run (Airflow's _align_to_prev) —
+      // unless the fire falls on or before the last run's logical date (a switch to a coarser
+      // schedule, hourly → daily): that date is taken, ux_dag_run_scheduled would drop the run as
+      // a duplicate, and no run would cover the data up to the next fire. The run after such a
+      // switch covers [last end, next fire) instead, off the grid once.
+      const aligned = grid.alignToPrev(last.end);
+      start = later(aligned && aligned.getTime() > last.start.getTime() ? aligned : last.end, earliest);
     } else {
       start = earliest;
     }

@@ -215,13 +215,41 @@ describe("nextDagRunInfo: cron in UTC", () => {
     ]);
   });
 
-  it("re-aligns after a schedule change (the last interval ended off the new grid)", () => {
-    const hourlyRun = { start: d("2026-01-05T09:00:00Z"), end: d("2026-01-05T10:00:00Z") };
-    const twiceDaily = parseTimetable("0 0,12 * * *", "UTC");
-    expect(span(nextDagRunInfo(twiceDaily, { ...base, lastDataInterval: hourlyRun, now: d("2026-01-05T10:00:00Z") }))).toEqual([
-      "2026-01-05T00:00:00.000Z",
+  it("re-aligns after a schedule change to the new grid's last fire, when it falls after the last run's logical date", () => {
+    // Daily at 00:00, then daily at 12:00: [Jan 4 12:00, Jan 5 12:00] overlaps the last run by 12 h (Airflow's _align_to_prev).
+    const lastDaily = { start: d("2026-01-04T00:00:00Z"), end: d("2026-01-05T00:00:00Z") };
+    expect(span(nextDagRunInfo(parseTimetable("0 12 * * *", "UTC"), { ...base, lastDataInterval: lastDaily, now: d("2026-01-05T10:00:00Z") }))).toEqual([
+      "2026-01-04T12:00:00.000Z",
       "2026-01-05T12:00:00.000Z",
     ]);
+  });
+
+  it("after a switch to a coarser schedule, goes on from the last run's end: its logical date is not one a run already has", () => {
+    // Re-aligned, hourly → twice a day would start at 00:00, the logical date of the 00:00 hourly
+    // run: the scheduled run would be a duplicate, dropped, and 10:00-12:00 covered by no run.
+    const twiceDaily = parseTimetable("0 0,12 * * *", "UTC");
+    const runs: string[][] = [];
+    let last: { start: Date; end: Date } | null = { start: d("2026-01-05T09:00:00Z"), end: d("2026-01-05T10:00:00Z") };
+    for (let i = 0; i < 3; i++) {
+      const next: DagRunInfo | null = nextDagRunInfo(twiceDaily, { ...base, lastDataInterval: last, now: d("2026-01-07T00:00:00Z") });
+      runs.push(span(next)!);
+      last = { start: next!.dataIntervalStart, end: next!.dataIntervalEnd };
+    }
+    expect(runs).toEqual([
+      ["2026-01-05T10:00:00.000Z", "2026-01-05T12:00:00.000Z"],
+      ["2026-01-05T12:00:00.000Z", "2026-01-06T00:00:00.000Z"],
+      ["2026-01-06T00:00:00.000Z", "2026-01-06T12:00:00.000Z"],
+    ]);
+    // Daily → weekly (Sundays) after the Sunday run: the week that follows it, not the Sunday again.
+    const sundayRun = { start: d("2026-01-04T00:00:00Z"), end: d("2026-01-05T00:00:00Z") };
+    expect(span(nextDagRunInfo(parseTimetable("@weekly", "UTC"), { ...base, lastDataInterval: sundayRun, now: d("2026-01-05T00:00:00Z") }))).toEqual([
+      "2026-01-05T00:00:00.000Z",
+      "2026-01-11T00:00:00.000Z",
+    ]);
+    // Without catchup, a later complete interval still wins.
+    expect(
+      span(nextDagRunInfo(twiceDaily, { ...base, catchup: false, lastDataInterval: { start: d("2026-01-05T09:00:00Z"), end: d("2026-01-05T10:00:00Z") }, now: d("2026-01-06T13:00:00Z") })),
+    ).toEqual(["2026-01-06T00:00:00.000Z", "2026-01-06T12:00:00.000Z"]);
   });
 
   it("endDate: no interval starting after it; an interval starting on it still runs", () => {
