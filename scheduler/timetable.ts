@@ -20,7 +20,9 @@
  *   complete interval (Airflow's `_skip_to_latest`). Unlike Airflow, a fixed interval with
  *   catchup false stays on its grid (Airflow uses [now - delta, now), whose logical dates
  *   drift with the scheduler's tick).
- * - endDate: no run whose interval starts after it (Airflow: `start > restriction.latest`).
+ * - endDate: no run whose interval starts after it (Airflow: `start > restriction.latest`). With
+ *   catchup false, a due run whose latest complete interval starts after it is the last interval
+ *   that starts by it (dueDagRunInfo), so an outage across endDate does not cancel the last run.
  */
 import { Cron } from "croner";
 import { parseDuration } from "../core/durations.ts";
@@ -300,7 +302,8 @@ export function nextDagRunInfo(tt: Timetable, q: NextRunQuery): DagRunInfo | nul
  * Which run to create for a DAG whose stored next run is due. With catchup the stored
  * interval itself (every missed interval in turn); without, the latest complete interval
  * not before it — so a DAG unpaused after a week, or a scheduler back from an outage, runs
- * once for the latest interval, as Airflow does. Null when the bounds now exclude it.
+ * once for the latest interval, as Airflow does; the latest that starts by endDate when that one
+ * starts after it. Null when the bounds now exclude the stored interval itself.
  */
 export function dueDagRunInfo(tt: Timetable, stored: DataInterval, q: ScheduleBounds & { now: Date }): DagRunInfo | null {
   const storedInfo = interval(stored.start, stored.end);
@@ -311,9 +314,30 @@ export function dueDagRunInfo(tt: Timetable, stored: DataInterval, q: ScheduleBo
     return storedInfo;
   }
   // Only `end` of the previous interval matters: pretend it ended where the stored one starts.
-  const latest = nextDagRunInfo(tt, { ...q, lastDataInterval: { start: stored.start, end: stored.start } });
+  const latest = nextDagRunInfo(tt, { ...q, lastDataInterval: { start: stored.start, end: stored.start } }) ?? lastIntervalStartingBy(tt, stored, q);
   if (!latest) return null;
   return latest.runAfter.getTime() <= q.now.getTime() ? latest : storedInfo;
+}
+
+/**
+ * When skipping to the latest complete interval passed endDate (the scheduler was down, or the DAG
+ * paused, across it): the last interval that starts by endDate, not before the stored one. Without
+ * it a DAG whose stored interval was due and within its bounds would never run again: catchup false
+ * skips stale intervals, not the last one the bounds allow. Null when the stored interval itself
+ * starts after endDate.
+ */
+function lastIntervalStartingBy(tt: Timetable, stored: DataInterval, q: ScheduleBounds): DagRunInfo | null {
+  const { endDate } = q;
+  if (!endDate || !q.startDate || stored.start.getTime() > endDate.getTime()) return null;
+  if (tt.kind === "interval") {
+    const start = stored.start.getTime() + Math.floor((endDate.getTime() - stored.start.getTime()) / tt.everyMs) * tt.everyMs;
+    return interval(new Date(start), new Date(start + tt.everyMs));
+  }
+  if (tt.kind !== "cron") return null;
+  const grid = new CronGrid(tt);
+  const start = later(grid.alignToPrev(endDate) ?? stored.start, stored.start);
+  const end = grid.next(start);
+  return end ? interval(start, end) : null;
 }
 
 /**

@@ -371,8 +371,30 @@ describe("dueDagRunInfo", () => {
     ]);
   });
 
+  it("catchup false past endDate: the last interval starting by endDate, not none (an outage or a pause across endDate)", () => {
+    const endDate = d("2026-01-05T00:00:00Z");
+    // The latest complete interval (Jan 31) starts after endDate; the one of Jan 5 is the latest that may run.
+    expect(span(dueDagRunInfo(daily, stored, { startDate: bounds.startDate, endDate, catchup: false, now: d("2026-02-01T00:00:00Z") }))).toEqual([
+      "2026-01-05T00:00:00.000Z",
+      "2026-01-06T00:00:00.000Z",
+    ]);
+    // Down for a day after the last interval's end: that interval itself.
+    const last = { start: endDate, end: d("2026-01-06T00:00:00Z") };
+    expect(span(dueDagRunInfo(daily, last, { startDate: bounds.startDate, endDate, catchup: false, now: d("2026-01-07T03:00:00Z") }))).toEqual([
+      "2026-01-05T00:00:00.000Z",
+      "2026-01-06T00:00:00.000Z",
+    ]);
+    const every6h = parseTimetable("6h");
+    const s6 = { start: d("2026-01-01T00:00:00Z"), end: d("2026-01-01T06:00:00Z") };
+    expect(span(dueDagRunInfo(every6h, s6, { ...bounds, endDate: d("2026-01-02T13:00:00Z"), catchup: false, now: d("2026-01-09T00:00:00Z") }))).toEqual([
+      "2026-01-02T12:00:00.000Z",
+      "2026-01-02T18:00:00.000Z",
+    ]);
+  });
+
   it("respects endDate and leaves @once alone", () => {
-    expect(dueDagRunInfo(daily, stored, { startDate: bounds.startDate, endDate: d("2026-01-05T00:00:00Z"), catchup: false, now: d("2026-02-01T00:00:00Z") })).toBeNull();
+    const after = { start: d("2026-01-06T00:00:00Z"), end: d("2026-01-07T00:00:00Z") };
+    expect(dueDagRunInfo(daily, after, { startDate: bounds.startDate, endDate: d("2026-01-05T00:00:00Z"), catchup: false, now: d("2026-02-01T00:00:00Z") })).toBeNull();
     expect(dueDagRunInfo(daily, { start: d("2026-01-06T00:00:00Z"), end: d("2026-01-07T00:00:00Z") }, { startDate: bounds.startDate, endDate: d("2026-01-05T00:00:00Z"), catchup: true, now: d("2026-02-01T00:00:00Z") })).toBeNull();
     const at = d("2026-01-01T08:00:00Z");
     expect(dueDagRunInfo(parseTimetable("@once"), { start: at, end: at }, { ...bounds, catchup: false, now: d("2026-03-01T00:00:00Z") })?.logicalDate).toEqual(at);

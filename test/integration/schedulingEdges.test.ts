@@ -1,5 +1,6 @@
-// A DAG's timetable changed by a new version of its file, end to end on a fake clock: what the
-// scheduler creates after the switch (real MariaDB, no worker: only the dag_run rows matter).
+// Scheduling at the edges, end to end on a fake clock: a timetable changed by a new version of the
+// file, an endDate passed while the scheduler was away. Real MariaDB, no worker: only the dag_run
+// rows matter.
 import { FakeClock } from "../../core/clock.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
@@ -43,5 +44,22 @@ describe("a schedule changed between versions", () => {
     ]);
     // The intervals tile: each starts where the one before it ended.
     for (let i = 1; i < runs.length; i++) expect(runs[i]![1]).toBe(runs[i - 1]![2]);
+  });
+});
+
+describe("endDate passed while the scheduler was away", () => {
+  it("catchup false: the last interval starting by endDate still runs, once", async () => {
+    clock.set("2026-01-05T00:00:00Z");
+    await h.writeDag("ending.ts", dagFile("ed_latest", `schedule: "@daily", startDate: "2026-01-01", endDate: "2026-01-10", catchup: false`));
+    await h.processor.scan();
+    await h.scheduler.tick();
+    expect((await scheduled("ed_latest")).map((r) => r[0])).toEqual(["2026-01-04T00:00:00.000Z"]);
+
+    clock.set("2026-01-20T00:00:00Z"); // no tick from Jan 5 to Jan 20
+    await h.scheduler.tick();
+    await h.scheduler.tick();
+    expect((await scheduled("ed_latest")).map((r) => r[0])).toEqual(["2026-01-04T00:00:00.000Z", "2026-01-10T00:00:00.000Z"]);
+    const [[dag]] = await h.db.pool.query<RowDataPacket[]>("SELECT next_dagrun, next_dagrun_create_after FROM dag WHERE dag_id = 'ed_latest'");
+    expect([dag!.next_dagrun, dag!.next_dagrun_create_after]).toEqual([null, null]);
   });
 });
