@@ -92,6 +92,19 @@ describe("parseTimetable", () => {
     expect(err.message).toMatch(message);
   });
 
+  // What the README promises beyond plain fields (croner's extensions; croniter, Airflow's, has L and # too).
+  it.each([
+    ["0 0 L * *", ["2026-01-31", "2026-02-28"]], // last day of the month
+    ["0 0 * * 5L", ["2026-01-30", "2026-02-27"]], // last Friday
+    ["0 0 * * 5#2", ["2026-01-09", "2026-02-13"]], // second Friday
+    ["0 0 15W * *", ["2026-01-15", "2026-02-16"]], // weekday nearest the 15th (Feb 15 is a Sunday)
+    ["0 0 ? * 7", ["2026-01-04", "2026-01-11"]], // 7 is Sunday, ? is *
+    ["0 0 1,15 * MON", ["2026-01-01", "2026-01-05"]], // day of month OR day of week, as in croniter
+  ])("accepts %p: first logical dates %p", (schedule, days) => {
+    const runs = runsUntil(parseTimetable(schedule, "UTC"), { startDate: "2026-01-01", now: "2026-06-01T00:00:00Z" });
+    expect(runs.slice(0, 2).map((r) => r[0]!.slice(0, 10))).toEqual(days);
+  });
+
   // Baton reads 5 fields only: croner's "exactly five, six, or seven space separated parts are required" misled.
   it("says which schedule forms Baton accepts for one that is none of them", () => {
     expect(error(() => parseTimetable("every day", "UTC")).message).toBe(
