@@ -253,13 +253,36 @@ export function manualDataInterval(tt: Timetable, runAfter: Date): DataInterval 
  * (manual schedule, @once already run, past endDate, no startDate).
  */
 export function nextDagRunInfo(tt: Timetable, q: NextRunQuery): DagRunInfo | null {
-  const { lastDataInterval: last, now, catchup, startDate, endDate } = q;
+  const { lastDataInterval: last, startDate } = q;
   if (tt.kind === "manual" || !startDate) return null;
   if (tt.kind === "once") {
     if (last) return null;
     return { logicalDate: startDate, dataIntervalStart: startDate, dataIntervalEnd: startDate, runAfter: startDate };
   }
+  return runFrom(tt, last && startAfter(tt, last), q);
+}
 
+/** Where the run after `last` starts, before startDate, catchup and endDate have their say. */
+function startAfter(tt: Timetable & { kind: "cron" | "interval" }, last: DataInterval): Date {
+  if (tt.kind === "interval") return last.end;
+  // Aligned, in case the schedule changed since the last run (Airflow's _align_to_prev) — unless
+  // the fire falls on or before the logical date of a last run that covered data (a switch to a
+  // coarser schedule, hourly → daily): that date is taken by it or a run before it,
+  // ux_dag_run_scheduled would drop the run as a duplicate, and no run would cover the data up to
+  // the next fire. The run after such a switch covers [last end, next fire) instead, off the grid
+  // once. A @once run's interval is empty: nothing to go on from, so daily after it re-aligns.
+  const aligned = new CronGrid(tt).alignToPrev(last.end);
+  const covered = last.end.getTime() > last.start.getTime();
+  return aligned && (aligned.getTime() > last.start.getTime() || !covered) ? aligned : last.end;
+}
+
+/**
+ * The run starting at `from` (null: the first run), moved to startDate if before it and, without
+ * catchup, to the latest complete interval; null past endDate.
+ */
+function runFrom(tt: Timetable & { kind: "cron" | "interval" }, from: Date | null, q: ScheduleBounds & { now: Date }): DagRunInfo | null {
+  const { now, catchup, startDate, endDate } = q;
+  if (!startDate) return null;
   let start: Date;
   let end: Date;
   if (tt.kind === "cron") {
@@ -270,23 +293,13 @@ export function nextDagRunInfo(tt: Timetable, q: NextRunQuery): DagRunInfo | nul
       const latest = grid.latestCompleteStart(now);
       if (latest) earliest = later(latest, earliest);
     }
-    if (last) {
-      // Aligned, in case the schedule changed since the last run (Airflow's _align_to_prev) —
-      // unless the fire falls on or before the last run's logical date (a switch to a coarser
-      // schedule, hourly → daily): that date is taken, ux_dag_run_scheduled would drop the run as
-      // a duplicate, and no run would cover the data up to the next fire. The run after such a
-      // switch covers [last end, next fire) instead, off the grid once.
-      const aligned = grid.alignToPrev(last.end);
-      start = later(aligned && aligned.getTime() > last.start.getTime() ? aligned : last.end, earliest);
-    } else {
-      start = earliest;
-    }
+    start = from ? later(from, earliest) : earliest;
     const next = grid.next(start);
     if (!next) return null;
     end = next;
   } else {
     const every = tt.everyMs;
-    start = last ? later(last.end, startDate) : startDate;
+    start = from ? later(from, startDate) : startDate;
     if (!catchup) {
       // Skip whole missed intervals, staying on the grid of `start`.
       const skip = Math.floor((now.getTime() - start.getTime()) / every) - 1;
@@ -313,8 +326,8 @@ export function dueDagRunInfo(tt: Timetable, stored: DataInterval, q: ScheduleBo
     if (q.endDate && stored.start.getTime() > q.endDate.getTime()) return null;
     return storedInfo;
   }
-  // Only `end` of the previous interval matters: pretend it ended where the stored one starts.
-  const latest = nextDagRunInfo(tt, { ...q, lastDataInterval: { start: stored.start, end: stored.start } }) ?? lastIntervalStartingBy(tt, stored, q);
+  // From the stored interval's start (on the grid, or where a schedule switch put it), on to the latest.
+  const latest = runFrom(tt, stored.start, q) ?? lastIntervalStartingBy(tt, stored, q);
   if (!latest) return null;
   return latest.runAfter.getTime() <= q.now.getTime() ? latest : storedInfo;
 }

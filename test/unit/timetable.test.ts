@@ -259,6 +259,12 @@ describe("nextDagRunInfo: cron in UTC", () => {
       "2026-01-05T00:00:00.000Z",
       "2026-01-11T00:00:00.000Z",
     ]);
+    // A @once run covered no data (its interval is empty): daily after it re-aligns as Airflow does.
+    const onceRun = { start: d("2026-01-10T08:00:00Z"), end: d("2026-01-10T08:00:00Z") };
+    expect(span(nextDagRunInfo(parseTimetable("@daily", "UTC"), { ...base, lastDataInterval: onceRun, now: d("2026-01-12T00:00:00Z") }))).toEqual([
+      "2026-01-10T00:00:00.000Z",
+      "2026-01-11T00:00:00.000Z",
+    ]);
     // Without catchup, a later complete interval still wins.
     expect(
       span(nextDagRunInfo(twiceDaily, { ...base, catchup: false, lastDataInterval: { start: d("2026-01-05T09:00:00Z"), end: d("2026-01-05T10:00:00Z") }, now: d("2026-01-06T13:00:00Z") })),
@@ -381,6 +387,19 @@ describe("dueDagRunInfo", () => {
     expect(span(dueDagRunInfo(every6h, s6, { ...bounds, catchup: false, now: d("2026-01-03T07:00:00Z") }))).toEqual([
       "2026-01-03T00:00:00.000Z",
       "2026-01-03T06:00:00.000Z",
+    ]);
+  });
+
+  it("catchup false after a switch to a coarser schedule: the stored run off the grid, not the taken date before it", () => {
+    const twiceDaily = parseTimetable("0 0,12 * * *", "UTC");
+    const bridge = { start: d("2026-01-05T10:00:00Z"), end: d("2026-01-05T12:00:00Z") };
+    expect(span(dueDagRunInfo(twiceDaily, bridge, { ...bounds, catchup: false, now: d("2026-01-05T12:00:01Z") }))).toEqual([
+      "2026-01-05T10:00:00.000Z",
+      "2026-01-05T12:00:00.000Z",
+    ]);
+    expect(span(dueDagRunInfo(twiceDaily, bridge, { ...bounds, catchup: false, now: d("2026-01-06T13:00:00Z") }))).toEqual([
+      "2026-01-06T00:00:00.000Z",
+      "2026-01-06T12:00:00.000Z",
     ]);
   });
 
