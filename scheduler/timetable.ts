@@ -12,12 +12,17 @@
  *   for a fixed-time schedule (`30 1 * * *`), while a schedule with a wildcard hour
  *   (`0 * * * *`) fires in both repeated hours. Intervals are between consecutive fires, so a
  *   daily interval lasts 23 or 25 hours on DST days.
+ * - a schedule changed since the last run: the next run starts at the new schedule's last fire
+ *   at or before the last run's end, as in Airflow, unless that fire is not after the last run's
+ *   logical date; then at the last run's end, so no interval is lost to a logical date in use.
  * - intervals ("30m", "1h30m", "2d") are exact durations on a grid anchored at startDate.
  * - catchup true: one run per interval since startDate, oldest first; false: only the latest
  *   complete interval (Airflow's `_skip_to_latest`). Unlike Airflow, a fixed interval with
  *   catchup false stays on its grid (Airflow uses [now - delta, now), whose logical dates
  *   drift with the scheduler's tick).
- * - endDate: no run whose interval starts after it (Airflow: `start > restriction.latest`).
+ * - endDate: no run whose interval starts after it (Airflow: `start > restriction.latest`). With
+ *   catchup false, a due run whose latest complete interval starts after it is the last interval
+ *   that starts by it (dueDagRunInfo), so an outage across endDate does not cancel the last run.
  */
 import { Cron } from "croner";
 import { parseDuration } from "../core/durations.ts";
@@ -248,13 +253,36 @@ export function manualDataInterval(tt: Timetable, runAfter: Date): DataInterval 
  * (manual schedule, @once already run, past endDate, no startDate).
  */
 export function nextDagRunInfo(tt: Timetable, q: NextRunQuery): DagRunInfo | null {
-  const { lastDataInterval: last, now, catchup, startDate, endDate } = q;
+  const { lastDataInterval: last, startDate } = q;
   if (tt.kind === "manual" || !startDate) return null;
   if (tt.kind === "once") {
     if (last) return null;
     return { logicalDate: startDate, dataIntervalStart: startDate, dataIntervalEnd: startDate, runAfter: startDate };
   }
+  return runFrom(tt, last && startAfter(tt, last), q);
+}
 
+/** Where the run after `last` starts, before startDate, catchup and endDate have their say. */
+function startAfter(tt: Timetable & { kind: "cron" | "interval" }, last: DataInterval): Date {
+  if (tt.kind === "interval") return last.end;
+  // Aligned, in case the schedule changed since the last run (Airflow's _align_to_prev) — unless
+  // the fire falls on or before the logical date of a last run that covered data (a switch to a
+  // coarser schedule, hourly → daily): that date is taken by it or a run before it,
+  // ux_dag_run_scheduled would drop the run as a duplicate, and no run would cover the data up to
+  // the next fire. The run after such a switch covers [last end, next fire) instead, off the grid
+  // once. A @once run's interval is empty: nothing to go on from, so daily after it re-aligns.
+  const aligned = new CronGrid(tt).alignToPrev(last.end);
+  const covered = last.end.getTime() > last.start.getTime();
+  return aligned && (aligned.getTime() > last.start.getTime() || !covered) ? aligned : last.end;
+}
+
+/**
+ * The run starting at `from` (null: the first run), moved to startDate if before it and, without
+ * catchup, to the latest complete interval; null past endDate.
+ */
+function runFrom(tt: Timetable & { kind: "cron" | "interval" }, from: Date | null, q: ScheduleBounds & { now: Date }): DagRunInfo | null {
+  const { now, catchup, startDate, endDate } = q;
+  if (!startDate) return null;
   let start: Date;
   let end: Date;
   if (tt.kind === "cron") {
@@ -265,19 +293,13 @@ export function nextDagRunInfo(tt: Timetable, q: NextRunQuery): DagRunInfo | nul
       const latest = grid.latestCompleteStart(now);
       if (latest) earliest = later(latest, earliest);
     }
-    if (last) {
-      // Aligned, in case the schedule changed since the last run.
-      const after = grid.alignToPrev(last.end) ?? grid.alignToNext(last.end);
-      start = after ? later(after, earliest) : earliest;
-    } else {
-      start = earliest;
-    }
+    start = from ? later(from, earliest) : earliest;
     const next = grid.next(start);
     if (!next) return null;
     end = next;
   } else {
     const every = tt.everyMs;
-    start = last ? later(last.end, startDate) : startDate;
+    start = from ? later(from, startDate) : startDate;
     if (!catchup) {
       // Skip whole missed intervals, staying on the grid of `start`.
       const skip = Math.floor((now.getTime() - start.getTime()) / every) - 1;
@@ -293,7 +315,8 @@ export function nextDagRunInfo(tt: Timetable, q: NextRunQuery): DagRunInfo | nul
  * Which run to create for a DAG whose stored next run is due. With catchup the stored
  * interval itself (every missed interval in turn); without, the latest complete interval
  * not before it — so a DAG unpaused after a week, or a scheduler back from an outage, runs
- * once for the latest interval, as Airflow does. Null when the bounds now exclude it.
+ * once for the latest interval, as Airflow does; the latest that starts by endDate when that one
+ * starts after it. Null when the bounds now exclude the stored interval itself.
  */
 export function dueDagRunInfo(tt: Timetable, stored: DataInterval, q: ScheduleBounds & { now: Date }): DagRunInfo | null {
   const storedInfo = interval(stored.start, stored.end);
@@ -303,10 +326,31 @@ export function dueDagRunInfo(tt: Timetable, stored: DataInterval, q: ScheduleBo
     if (q.endDate && stored.start.getTime() > q.endDate.getTime()) return null;
     return storedInfo;
   }
-  // Only `end` of the previous interval matters: pretend it ended where the stored one starts.
-  const latest = nextDagRunInfo(tt, { ...q, lastDataInterval: { start: stored.start, end: stored.start } });
+  // From the stored interval's start (on the grid, or where a schedule switch put it), on to the latest.
+  const latest = runFrom(tt, stored.start, q) ?? lastIntervalStartingBy(tt, stored, q);
   if (!latest) return null;
   return latest.runAfter.getTime() <= q.now.getTime() ? latest : storedInfo;
+}
+
+/**
+ * When skipping to the latest complete interval passed endDate (the scheduler was down, or the DAG
+ * paused, across it): the last interval that starts by endDate, not before the stored one. Without
+ * it a DAG whose stored interval was due and within its bounds would never run again: catchup false
+ * skips stale intervals, not the last one the bounds allow. Null when the stored interval itself
+ * starts after endDate.
+ */
+function lastIntervalStartingBy(tt: Timetable, stored: DataInterval, q: ScheduleBounds): DagRunInfo | null {
+  const { endDate } = q;
+  if (!endDate || !q.startDate || stored.start.getTime() > endDate.getTime()) return null;
+  if (tt.kind === "interval") {
+    const start = stored.start.getTime() + Math.floor((endDate.getTime() - stored.start.getTime()) / tt.everyMs) * tt.everyMs;
+    return interval(new Date(start), new Date(start + tt.everyMs));
+  }
+  if (tt.kind !== "cron") return null;
+  const grid = new CronGrid(tt);
+  const start = later(grid.alignToPrev(endDate) ?? stored.start, stored.start);
+  const end = grid.next(start);
+  return end ? interval(start, end) : null;
 }
 
 /**

@@ -92,6 +92,19 @@ describe("parseTimetable", () => {
     expect(err.message).toMatch(message);
   });
 
+  // What the README promises beyond plain fields (croner's extensions; croniter, Airflow's, has L and # too).
+  it.each([
+    ["0 0 L * *", ["2026-01-31", "2026-02-28"]], // last day of the month
+    ["0 0 * * 5L", ["2026-01-30", "2026-02-27"]], // last Friday
+    ["0 0 * * 5#2", ["2026-01-09", "2026-02-13"]], // second Friday
+    ["0 0 15W * *", ["2026-01-15", "2026-02-16"]], // weekday nearest the 15th (Feb 15 is a Sunday)
+    ["0 0 ? * 7", ["2026-01-04", "2026-01-11"]], // 7 is Sunday, ? is *
+    ["0 0 1,15 * MON", ["2026-01-01", "2026-01-05"]], // day of month OR day of week, as in croniter
+  ])("accepts %p: first logical dates %p", (schedule, days) => {
+    const runs = runsUntil(parseTimetable(schedule, "UTC"), { startDate: "2026-01-01", now: "2026-06-01T00:00:00Z" });
+    expect(runs.slice(0, 2).map((r) => r[0]!.slice(0, 10))).toEqual(days);
+  });
+
   // Baton reads 5 fields only: croner's "exactly five, six, or seven space separated parts are required" misled.
   it("says which schedule forms Baton accepts for one that is none of them", () => {
     expect(error(() => parseTimetable("every day", "UTC")).message).toBe(
@@ -215,13 +228,47 @@ describe("nextDagRunInfo: cron in UTC", () => {
     ]);
   });
 
-  it("re-aligns after a schedule change (the last interval ended off the new grid)", () => {
-    const hourlyRun = { start: d("2026-01-05T09:00:00Z"), end: d("2026-01-05T10:00:00Z") };
-    const twiceDaily = parseTimetable("0 0,12 * * *", "UTC");
-    expect(span(nextDagRunInfo(twiceDaily, { ...base, lastDataInterval: hourlyRun, now: d("2026-01-05T10:00:00Z") }))).toEqual([
-      "2026-01-05T00:00:00.000Z",
+  it("re-aligns after a schedule change to the new grid's last fire, when it falls after the last run's logical date", () => {
+    // Daily at 00:00, then daily at 12:00: [Jan 4 12:00, Jan 5 12:00] overlaps the last run by 12 h (Airflow's _align_to_prev).
+    const lastDaily = { start: d("2026-01-04T00:00:00Z"), end: d("2026-01-05T00:00:00Z") };
+    expect(span(nextDagRunInfo(parseTimetable("0 12 * * *", "UTC"), { ...base, lastDataInterval: lastDaily, now: d("2026-01-05T10:00:00Z") }))).toEqual([
+      "2026-01-04T12:00:00.000Z",
       "2026-01-05T12:00:00.000Z",
     ]);
+  });
+
+  it("after a switch to a coarser schedule, goes on from the last run's end: its logical date is not one a run already has", () => {
+    // Re-aligned, hourly → twice a day would start at 00:00, the logical date of the 00:00 hourly
+    // run: the scheduled run would be a duplicate, dropped, and 10:00-12:00 covered by no run.
+    const twiceDaily = parseTimetable("0 0,12 * * *", "UTC");
+    const runs: string[][] = [];
+    let last: { start: Date; end: Date } | null = { start: d("2026-01-05T09:00:00Z"), end: d("2026-01-05T10:00:00Z") };
+    for (let i = 0; i < 3; i++) {
+      const next: DagRunInfo | null = nextDagRunInfo(twiceDaily, { ...base, lastDataInterval: last, now: d("2026-01-07T00:00:00Z") });
+      runs.push(span(next)!);
+      last = { start: next!.dataIntervalStart, end: next!.dataIntervalEnd };
+    }
+    expect(runs).toEqual([
+      ["2026-01-05T10:00:00.000Z", "2026-01-05T12:00:00.000Z"],
+      ["2026-01-05T12:00:00.000Z", "2026-01-06T00:00:00.000Z"],
+      ["2026-01-06T00:00:00.000Z", "2026-01-06T12:00:00.000Z"],
+    ]);
+    // Daily → weekly (Sundays) after the Sunday run: the week that follows it, not the Sunday again.
+    const sundayRun = { start: d("2026-01-04T00:00:00Z"), end: d("2026-01-05T00:00:00Z") };
+    expect(span(nextDagRunInfo(parseTimetable("@weekly", "UTC"), { ...base, lastDataInterval: sundayRun, now: d("2026-01-05T00:00:00Z") }))).toEqual([
+      "2026-01-05T00:00:00.000Z",
+      "2026-01-11T00:00:00.000Z",
+    ]);
+    // A @once run covered no data (its interval is empty): daily after it re-aligns as Airflow does.
+    const onceRun = { start: d("2026-01-10T08:00:00Z"), end: d("2026-01-10T08:00:00Z") };
+    expect(span(nextDagRunInfo(parseTimetable("@daily", "UTC"), { ...base, lastDataInterval: onceRun, now: d("2026-01-12T00:00:00Z") }))).toEqual([
+      "2026-01-10T00:00:00.000Z",
+      "2026-01-11T00:00:00.000Z",
+    ]);
+    // Without catchup, a later complete interval still wins.
+    expect(
+      span(nextDagRunInfo(twiceDaily, { ...base, catchup: false, lastDataInterval: { start: d("2026-01-05T09:00:00Z"), end: d("2026-01-05T10:00:00Z") }, now: d("2026-01-06T13:00:00Z") })),
+    ).toEqual(["2026-01-06T00:00:00.000Z", "2026-01-06T12:00:00.000Z"]);
   });
 
   it("endDate: no interval starting after it; an interval starting on it still runs", () => {
@@ -343,8 +390,43 @@ describe("dueDagRunInfo", () => {
     ]);
   });
 
+  it("catchup false after a switch to a coarser schedule: the stored run off the grid, not the taken date before it", () => {
+    const twiceDaily = parseTimetable("0 0,12 * * *", "UTC");
+    const bridge = { start: d("2026-01-05T10:00:00Z"), end: d("2026-01-05T12:00:00Z") };
+    expect(span(dueDagRunInfo(twiceDaily, bridge, { ...bounds, catchup: false, now: d("2026-01-05T12:00:01Z") }))).toEqual([
+      "2026-01-05T10:00:00.000Z",
+      "2026-01-05T12:00:00.000Z",
+    ]);
+    expect(span(dueDagRunInfo(twiceDaily, bridge, { ...bounds, catchup: false, now: d("2026-01-06T13:00:00Z") }))).toEqual([
+      "2026-01-06T00:00:00.000Z",
+      "2026-01-06T12:00:00.000Z",
+    ]);
+  });
+
+  it("catchup false past endDate: the last interval starting by endDate, not none (an outage or a pause across endDate)", () => {
+    const endDate = d("2026-01-05T00:00:00Z");
+    // The latest complete interval (Jan 31) starts after endDate; the one of Jan 5 is the latest that may run.
+    expect(span(dueDagRunInfo(daily, stored, { startDate: bounds.startDate, endDate, catchup: false, now: d("2026-02-01T00:00:00Z") }))).toEqual([
+      "2026-01-05T00:00:00.000Z",
+      "2026-01-06T00:00:00.000Z",
+    ]);
+    // Down for a day after the last interval's end: that interval itself.
+    const last = { start: endDate, end: d("2026-01-06T00:00:00Z") };
+    expect(span(dueDagRunInfo(daily, last, { startDate: bounds.startDate, endDate, catchup: false, now: d("2026-01-07T03:00:00Z") }))).toEqual([
+      "2026-01-05T00:00:00.000Z",
+      "2026-01-06T00:00:00.000Z",
+    ]);
+    const every6h = parseTimetable("6h");
+    const s6 = { start: d("2026-01-01T00:00:00Z"), end: d("2026-01-01T06:00:00Z") };
+    expect(span(dueDagRunInfo(every6h, s6, { ...bounds, endDate: d("2026-01-02T13:00:00Z"), catchup: false, now: d("2026-01-09T00:00:00Z") }))).toEqual([
+      "2026-01-02T12:00:00.000Z",
+      "2026-01-02T18:00:00.000Z",
+    ]);
+  });
+
   it("respects endDate and leaves @once alone", () => {
-    expect(dueDagRunInfo(daily, stored, { startDate: bounds.startDate, endDate: d("2026-01-05T00:00:00Z"), catchup: false, now: d("2026-02-01T00:00:00Z") })).toBeNull();
+    const after = { start: d("2026-01-06T00:00:00Z"), end: d("2026-01-07T00:00:00Z") };
+    expect(dueDagRunInfo(daily, after, { startDate: bounds.startDate, endDate: d("2026-01-05T00:00:00Z"), catchup: false, now: d("2026-02-01T00:00:00Z") })).toBeNull();
     expect(dueDagRunInfo(daily, { start: d("2026-01-06T00:00:00Z"), end: d("2026-01-07T00:00:00Z") }, { startDate: bounds.startDate, endDate: d("2026-01-05T00:00:00Z"), catchup: true, now: d("2026-02-01T00:00:00Z") })).toBeNull();
     const at = d("2026-01-01T08:00:00Z");
     expect(dueDagRunInfo(parseTimetable("@once"), { start: at, end: at }, { ...bounds, catchup: false, now: d("2026-03-01T00:00:00Z") })?.logicalDate).toEqual(at);
