@@ -1,7 +1,7 @@
 // The web UI: the Vite build in ui/dist (npm run build:ui), served at /. The app's pages (/,
-// /import-errors and everything under /dags/) get index.html, so a reload of /dags/example_etl/graph works; the
-// build's files are served as they are. Nothing here matches /api or /docs: an unknown API
-// path keeps its roles and its problem JSON 404.
+// /import-errors, /dead-letters, /event-log and everything under /dags/) get index.html, so a
+// reload of /dags/example_etl/graph works; the build's files are served as they are. Nothing
+// here matches /api or /docs: an unknown API path keeps its roles and its problem JSON 404.
 import { existsSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import path from "node:path";
@@ -51,6 +51,8 @@ export async function uiRoutes(app: FastifyInstance, opts: UiOptions = {}): Prom
   app.get("/", route, page);
   app.get("/dags", route, page);
   app.get("/import-errors", route, page);
+  app.get("/dead-letters", route, page);
+  app.get("/event-log", route, page);
   app.get("/dags/*", route, page);
   app.get("/assets/*", route, async (req, reply) => sendBuilt(`assets/${(req.params as { "*": string })["*"]}`, reply));
   app.get("/:file", route, async (req, reply) => sendBuilt((req.params as { file: string }).file, reply));

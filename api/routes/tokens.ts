@@ -36,8 +36,32 @@ function tokenJson(t: ApiTokenRow, now: Date) {
 }
 
 /** API tokens (admin only). The token itself is returned once, by the POST that creates it. */
-export const tokenRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, clock }) => {
+export const tokenRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db, clock, auth }) => {
   const admin = { role: "admin" as const };
+
+  // Any token may read its own role: a client (the web UI) shows only the actions that role may
+  // take, rather than buttons that answer 403. Auth off, every route is open: admin.
+  app.get(
+    "/whoami",
+    {
+      schema: {
+        operationId: "get_whoami",
+        tags: ["Token"],
+        description: "The token this request was made with: its name and role.",
+        response: {
+          200: Type.Object(
+            {
+              auth: Type.Enum(["on", "off"], { description: "off: the API asks for no token (every route is open)" }),
+              token_name: Type.Union([Type.String(), Type.Null()], { description: "null when auth is off" }),
+              role: RoleSchema,
+            },
+            { additionalProperties: false },
+          ),
+        },
+      },
+    },
+    async (req) => (req.apiToken ? { auth: "on" as const, token_name: req.apiToken.name, role: req.apiToken.role } : { auth: auth.mode, token_name: null, role: "admin" as const }),
+  );
 
   app.get(
     "/tokens",

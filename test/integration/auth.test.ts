@@ -219,6 +219,32 @@ describe("API authentication and roles", () => {
       expect({ body, status: res.statusCode, code: res.json().code }).toEqual({ body, status: 400, code: "BATON_VALIDATION_FAILED" });
     }
   });
+
+  it("tells each token its own name and role (GET /whoami: the web UI hides what the role may not do)", async () => {
+    for (const role of ["viewer", "operator", "admin"] as const) {
+      const res = await as(role, "GET", "/api/v1/whoami");
+      expect({ role, status: res.statusCode, body: res.json() }).toEqual({ role, status: 200, body: { auth: "on", token_name: `test-${role}`, role } });
+    }
+    expect((await as(undefined, "GET", "/api/v1/whoami")).statusCode).toBe(401);
+  });
+});
+
+describe("GET /whoami with auth off", () => {
+  let db: Db;
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    db = await createTestDb();
+    app = await buildApp({ db, clock: { now: () => new Date() }, logger: silentLogger, config: { logsFolder: os.tmpdir() }, auth: { mode: "off" } });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await dropTestDb(db);
+  });
+
+  it("answers no token and the admin role: every route is open", async () => {
+    const res = await app.inject({ method: "GET", url: "/api/v1/whoami" });
+    expect([res.statusCode, res.json()]).toEqual([200, { auth: "off", token_name: null, role: "admin" }]);
+  });
 });
 
 describe("rate limit", () => {

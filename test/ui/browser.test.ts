@@ -1,8 +1,9 @@
 // The web UI in a real browser (Debian's Chromium through playwright-core) against a real
 // `baton standalone`: sign in, list DAGs, trigger from the UI (bad conf first), watch the grid
 // turn green live, open a task's log, send a signal to a waiting task and see it resume, the
-// graph and run views, errors, dark mode, a narrow window, a 1,000-task × 100-run grid, and a
-// lost connection. Screenshots of each view go to test/ui/screenshots/ (git-ignored); with
+// graph and run views, errors, dark mode, a narrow window, a 1,000-task × 100-run grid, the dead
+// letters (re-driven by an operator, only listed for a viewer), the event log, and a lost
+// connection. Screenshots of each view go to test/ui/screenshots/ (git-ignored); with
 // BATON_UI_DOCS=1 the README's docs/ui-grid.png and docs/ui-graph.png are rewritten too.
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -46,6 +47,27 @@ const LONG = `import { dag } from "baton";\nexport default dag({ id: "${LONG_ID}
 
 /** A file that fails to import: the DAG list shows it in a banner. */
 const BROKEN = `import { dag } from "baton";\nexport default dag({ id: "ui_broken" }, (t) => { t.task("x", async () => { ) });\n`;
+
+/**
+ * Written once the earlier tests have run (their DAG counts stay as they were): each task fails its
+ * first try with no retry left, a dead letter; re-driven, its next try succeeds.
+ */
+const FLAKY = `import { dag } from "baton";
+export default dag({ id: "ui_flaky", defaultArgs: { retries: 0 } }, (t) => {
+  for (const id of ["charge", "notify", "archive"]) {
+    t.task(id, async (ctx) => {
+      if (ctx.tryNumber < 2) throw new Error(id + " failed on try " + ctx.tryNumber);
+      return ctx.tryNumber;
+    });
+  }
+});
+`;
+
+interface DeadLetterJson {
+  task_instance_id: number;
+  dag_run_id: string;
+  task_id: string;
+}
 
 /** Console messages that are expected: a 401 before signing in, a 404 for a DAG that does not exist, a 409 for a refused signal. */
 const EXPECTED_CONSOLE = /Failed to load resource: the server responded with a status of (401|404|409)/;
@@ -408,7 +430,7 @@ describe("web UI in Chromium", () => {
     await shot("grid-dark");
     await page.emulateMedia({ colorScheme: "light" });
     await page.setViewportSize({ width: 390, height: 800 });
-    for (const p of ["/", "/dags/example_etl", `/dags/example_etl/runs/${encodeURIComponent(etlRunId)}`, `/dags/${LONG_ID}`]) {
+    for (const p of ["/", "/dags/example_etl", `/dags/example_etl/runs/${encodeURIComponent(etlRunId)}`, `/dags/${LONG_ID}`, "/dead-letters", "/event-log"]) {
       await page.goto(url(p));
       await page.locator("main section").first().waitFor();
       await until(`${p} to render`, async () => (await page.locator(".loading").count()) === 0);
@@ -571,6 +593,174 @@ describe("web UI in Chromium", () => {
     await page.locator(".grid-wrap").waitFor();
     expect(await page.locator(".dag-import-error").count()).toBe(0);
   }, 45_000);
+
+  it("lists dead letters a page at a time, re-drives one and the selected ones, and says what it refused", async () => {
+    await writeFile(path.join(baton.root, "dags/flaky.ts"), FLAKY);
+    await until("ui_flaky to be parsed", async () => (await baton.api("GET", "/dags/ui_flaky")).status === 200, 30_000);
+    expect((await baton.api("PATCH", "/dags/ui_flaky", { is_paused: false })).status).toBe(200);
+    for (let i = 0; i < 2; i++) expect((await baton.api("POST", "/dags/ui_flaky/dagRuns", { conf: {} })).status).toBe(200);
+    const deadLetters = async () => (await baton.api<{ dead_letters: DeadLetterJson[]; total_entries: number }>("GET", "/deadLetters?dag_id=ui_flaky")).json;
+    await until("six dead letters (three tasks × two runs)", async () => (await deadLetters()).total_entries === 6, 30_000);
+
+    // Reached from the top bar; filtered by DAG (in the URL), four a page.
+    await page.goto(url("/"));
+    await page.click('nav[aria-label="Main"] a:has-text("Dead letters")');
+    await page.waitForURL(/\/dead-letters$/);
+    expect(await page.getAttribute('nav[aria-label="Main"] a[href="/dead-letters"]', "aria-current")).toBe("page");
+    await page.goto(url("/dead-letters?dag_id=ui_flaky&limit=4"));
+    const rows = page.locator(".dead-letter-table tbody tr");
+    await until("the first page of four", async () => (await rows.count()) === 4);
+    await expect(page.locator(".pager").textContent()).resolves.toContain("1–4 of 6");
+    await expect(rows.first().textContent()).resolves.toContain("failed on try 1");
+    await page.click('.pager button:has-text("Older")');
+    await until("the second page of two", async () => (await rows.count()) === 2 && (await page.locator(".pager").textContent())!.includes("5–6 of 6"));
+    await page.click('.pager button:has-text("Newer")');
+    await until("the first page again", async () => (await rows.count()) === 4);
+    await shot("dead-letters");
+
+    // Each row links to its run and to the task's failed try.
+    const api = await deadLetters();
+    const first = api.dead_letters[0]!;
+    const row = page.locator(`.dead-letter-table tr[data-ti-id="${first.task_instance_id}"]`);
+    expect(await row.locator("a.run-link").getAttribute("href")).toBe(`/dags/ui_flaky/runs/${encodeURIComponent(first.dag_run_id)}`);
+    await row.locator("a.task-link").click();
+    await page.waitForURL(new RegExp(`/tasks/${first.task_id}\\?try=1$`));
+    await page.goBack();
+    await page.waitForURL(/\/dead-letters\?/);
+
+    // Re-drive one: asked first, then it runs again (try 2 succeeds) and leaves the list.
+    await until("the rows again", async () => (await rows.count()) === 4);
+    await page.locator(`.dead-letter-table tr[data-ti-id="${first.task_instance_id}"] button.redrive-one`).click();
+    const dialog = page.locator("dialog[open]");
+    await dialog.waitFor();
+    await expect(dialog.textContent()).resolves.toContain(`ui_flaky / ${first.dag_run_id} / ${first.task_id}`);
+    await dialog.locator("button.confirm-redrive").click();
+    const outcome = page.locator(".redrive-outcome");
+    await until("the outcome", async () => ((await outcome.count()) === 1 ? (await outcome.textContent())!.includes("Re-driven: 1 dead letter") : false));
+    expect(await outcome.locator(".refused").count()).toBe(0);
+    await until("five dead letters left, on the page too", async () => (await deadLetters()).total_entries === 5 && (await page.locator(".pager").textContent())!.includes("of 5"), 30_000);
+    expect(await page.locator(`.dead-letter-table tr[data-ti-id="${first.task_instance_id}"]`).count()).toBe(0);
+    const ti = (id: DeadLetterJson) => baton.api<{ state: string; try_number: number }>("GET", `/dags/ui_flaky/dagRuns/${encodeURIComponent(id.dag_run_id)}/taskInstances/${id.task_id}`);
+    await until("the re-driven task to succeed on its second try", async () => {
+      const t = (await ti(first)).json;
+      return t.state === "success" && t.try_number === 2;
+    }, 30_000);
+
+    // Select two; while the question is open, another operator re-drives one of them through the
+    // API: the page's re-drive runs the other and says why it refused that one.
+    const [a, b] = (await deadLetters()).dead_letters as [DeadLetterJson, DeadLetterJson];
+    await page.locator(`tr[data-ti-id="${a.task_instance_id}"] input[type="checkbox"]`).check();
+    await page.locator(`tr[data-ti-id="${b.task_instance_id}"] input[type="checkbox"]`).check();
+    await page.click('button.redrive-selected:has-text("Re-drive selected (2)")');
+    await dialog.waitFor();
+    await expect(dialog.textContent()).resolves.toContain("Clear these 2 task instances");
+    const elsewhere = await baton.api<{ redriven: number }>("POST", "/deadLetters/redrive", { task_instance_ids: [a.task_instance_id] });
+    expect(elsewhere.json.redriven).toBe(1);
+    await dialog.locator("button.confirm-redrive").click();
+    await until("the outcome of the two", async () => (await outcome.textContent())!.includes("Re-driven: 1 dead letter, cleared to run again; 1 refused"));
+    expect(await outcome.locator(`.redriven li[data-ti-id="${b.task_instance_id}"]`).count()).toBe(1);
+    await expect(outcome.locator(`.refused li[data-ti-id="${a.task_instance_id}"]`).textContent()).resolves.toContain("it is no longer failed");
+    await until("three dead letters left, on the page too", async () => (await deadLetters()).total_entries === 3 && (await rows.count()) === 3, 30_000);
+    expect(await page.locator("button.redrive-selected").textContent()).toBe("Re-drive selected (0)");
+    await shot("dead-letters-redriven");
+    for (const letter of [a, b]) await until(`${letter.task_id} to succeed`, async () => (await ti(letter)).json.state === "success", 30_000);
+  }, 90_000);
+
+  it("shows a viewer's token the dead letters without the re-drive it may not do", async () => {
+    const created = await baton.api<{ token: string }>("POST", "/tokens", { name: "ui-viewer", role: "viewer" });
+    expect(created.status).toBe(201);
+    const viewerContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    try {
+      const viewer = await viewerContext.newPage();
+      viewer.on("console", (m) => {
+        if (m.type() === "error" && !EXPECTED_CONSOLE.test(m.text())) problems.push(`viewer console: ${m.text()}`);
+      });
+      viewer.on("pageerror", (e) => problems.push(`viewer page error: ${e.message}`));
+      await viewer.goto(url("/dead-letters?dag_id=ui_flaky"));
+      await viewer.locator("#token-input").waitFor();
+      const role = viewer.waitForResponse((r) => r.url().endsWith("/api/v1/whoami") && r.status() === 200);
+      await viewer.fill("#token-input", created.json.token);
+      await viewer.press("#token-input", "Enter");
+      expect(await (await role).json()).toMatchObject({ role: "viewer", token_name: "ui-viewer" });
+      const rows = viewer.locator(".dead-letter-table tbody tr");
+      await until("the viewer's list", async () => (await rows.count()) === 3);
+      // The role is known (answered above) and the page drawn after it: no way to re-drive.
+      expect(await viewer.locator("button.redrive-one, button.redrive-selected, .dead-letter-table input[type=checkbox]").count()).toBe(0);
+      await viewer.screenshot({ path: path.join(SCREENSHOTS, "dead-letters-viewer.png") });
+    } finally {
+      await viewerContext.close();
+    }
+  }, 30_000);
+
+  it("browses the event log: filters, both orders, load more, links, and new events from the live stream", async () => {
+    await page.goto(url("/"));
+    await page.click('nav[aria-label="Main"] a:has-text("Event log")');
+    await page.waitForURL(/\/event-log$/);
+    const rows = page.locator(".event-table tbody tr");
+    await until("the newest events", async () => (await rows.count()) > 10);
+    const ids = async () => (await rows.evaluateAll((trs) => trs.map((tr) => Number(tr.getAttribute("data-event-id"))))) as number[];
+    const newest = await ids();
+    expect(newest).toEqual([...newest].sort((x, y) => y - x));
+
+    // One run's run events, oldest first, filtered from the form: what the API lists for the same filter.
+    await page.selectOption('.event-filters select[aria-label="DAG"]', "example_etl");
+    await page.waitForURL(/dag_id=example_etl/);
+    await page.fill('.event-filters input[aria-label="Run id"]', etlRunId);
+    await page.press('.event-filters input[aria-label="Run id"]', "Enter");
+    await page.waitForURL(/run_id=/);
+    await page.selectOption('.event-filters select[aria-label="Kind"]', "run");
+    await page.selectOption('.event-filters select[aria-label="Order"]', "oldest");
+    await page.waitForURL(/kind=run.*order=oldest/);
+    const runEvents = (
+      await baton.api<{ event_logs: { event_log_id: number; event: string }[] }>(
+        "GET",
+        `/eventLogs?dag_id=example_etl&run_id=${encodeURIComponent(etlRunId)}&included_events=run:queued,run:running,run:success,run:failed&order_by=event_log_id`,
+      )
+    ).json.event_logs;
+    expect(runEvents.length).toBeGreaterThanOrEqual(3);
+    await until("the run's run events, oldest first", async () => JSON.stringify(await ids()) === JSON.stringify(runEvents.map((e) => e.event_log_id)));
+    const created = rows.first();
+    expect(await created.getAttribute("data-event")).toBe("run:queued");
+    await expect(created.locator(".change").textContent()).resolves.toMatch(/created\s*→\s*queued/);
+    expect(await created.locator("a.run-link").getAttribute("href")).toBe(`/dags/example_etl/runs/${encodeURIComponent(etlRunId)}`);
+    await shot("event-log-filtered");
+
+    // Every event of the run, five at a time: loaded to the end, none twice, none missing.
+    const all = (await baton.api<{ event_logs: { event_log_id: number }[] }>("GET", `/eventLogs?dag_id=example_etl&run_id=${encodeURIComponent(etlRunId)}&limit=1000`)).json.event_logs;
+    expect(all.length).toBeGreaterThan(10);
+    await page.goto(url(`/event-log?dag_id=example_etl&run_id=${encodeURIComponent(etlRunId)}&order=oldest&limit=5`));
+    await until("the first five", async () => (await rows.count()) === 5);
+    await expect(page.locator(".event-count").textContent()).resolves.toBe(`5 of ${all.length} events`);
+    while ((await page.locator("button.load-more").count()) > 0) {
+      const before = await rows.count();
+      await page.click("button.load-more");
+      await until("five more (or the rest)", async () => (await rows.count()) > before);
+    }
+    expect(await ids()).toEqual(all.map((e) => e.event_log_id));
+    // A task's row links to its try; the clear's entry says who cleared it.
+    const task = page.locator('.event-table tr[data-event="task:success"]').first();
+    expect(await task.locator("a.task-link").getAttribute("href")).toMatch(/\/tasks\/[a-z]+\?try=1$/);
+    await expect(page.locator(".event-table td.detail").allTextContents()).resolves.toEqual(expect.arrayContaining([expect.stringMatching(/^cleared by token:/)]));
+
+    // The run page links here, filtered to the run.
+    await page.goto(url(`/dags/example_etl/runs/${encodeURIComponent(etlRunId)}`));
+    await page.click("a.run-events-link");
+    await page.waitForURL(/\/event-log\?dag_id=example_etl&run_id=.*order=oldest/);
+    await until("the run's events", async () => (await rows.count()) === 100 || (await rows.count()) === all.length);
+
+    // Newest first, events recorded meanwhile are counted from the live stream and shown on demand.
+    await page.goto(url("/event-log?dag_id=ui_flaky&kind=run"));
+    await until("ui_flaky's run events", async () => (await rows.count()) > 0);
+    const shown = await rows.count();
+    const triggered = await baton.api<{ dag_run_id: string }>("POST", "/dags/ui_flaky/dagRuns", { conf: {} });
+    expect(triggered.status).toBe(200);
+    const banner = page.locator(".new-events");
+    await banner.waitFor({ timeout: 15_000 });
+    expect(await rows.count()).toBe(shown);
+    await banner.locator("button").click();
+    await until("the new run's events on top", async () => (await rows.first().locator("a.run-link").textContent()) === triggered.json.dag_run_id);
+    await shot("event-log");
+  }, 60_000);
 
   it("logged no console errors", () => {
     expect(problems).toEqual([]);

@@ -42,7 +42,7 @@ describe("uiRoutes on a build folder", () => {
   const get = (url: string, method: "GET" | "HEAD" | "POST" = "GET") => app.inject({ method, url });
 
   it("serves index.html at / and for every page of the app, uncached", async () => {
-    for (const url of ["/", "/dags", "/import-errors", "/dags/example_etl/graph?run=x", "/dags/etl/runs/manual__2026-01-01T00%3A00%3A00.000Z/tasks/load", "/dags/a.b/runs/r.json"]) {
+    for (const url of ["/", "/dags", "/import-errors", "/dead-letters", "/dead-letters?dag_id=etl", "/event-log", "/event-log?dag_id=etl&order=oldest", "/dags/example_etl/graph?run=x", "/dags/etl/runs/manual__2026-01-01T00%3A00%3A00.000Z/tasks/load", "/dags/a.b/runs/r.json"]) {
       const res = await get(url);
       expect({ url, status: res.statusCode, type: res.headers["content-type"] }).toEqual({ url, status: 200, type: expect.stringContaining("text/html") });
       expect(res.body).toBe(INDEX);

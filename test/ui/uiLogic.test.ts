@@ -1,6 +1,26 @@
 // The UI's pure parts: the event-stream parser, ANSI colours, conf validation, schedules,
-// durations, task order, tries from the event log.
+// durations, task order, tries from the event log; the dead letters' selection and re-drive
+// outcome, the event log's filters and its load-more walk.
+import { RunState, TaskState } from "../../core/states.ts";
 import { parseAnsi } from "../../ui/src/ansi.ts";
+import {
+  continueWalk,
+  EVENT_STATES,
+  eventFiltersFrom,
+  eventLogPath,
+  eventLogQuery,
+  intParam,
+  keepListed,
+  letterLabel,
+  matchesEventFilters,
+  mayOperate,
+  rangeText,
+  redriveOutcome,
+  selectionOf,
+  startWalk,
+  toggled,
+  type EventFilters,
+} from "../../ui/src/browse.ts";
 import { clearRunMessage, currentTry, describeSchedule, fitLabel, importErrorsOf, signalClosedNote, formatDuration, zoneLabel, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
 import { SseParser } from "../../ui/src/sse.ts";
 
@@ -276,5 +296,163 @@ describe("clearRunMessage", () => {
   it("says nothing of sagas for a run without compensation", () => {
     expect(clearRunMessage({ state: "failed", compensation: null }, true)).toEqual({ text: expect.stringMatching(/failed/), saga: null });
     expect(clearRunMessage({ state: "success" }, false).saga).toBeNull();
+  });
+});
+
+describe("mayOperate", () => {
+  it("offers a re-drive to operators and admins (auth off answers admin), never to a viewer", () => {
+    for (const role of ["operator", "admin"] as const) expect(mayOperate({ auth: "on", token_name: "t", role })).toBe(true);
+    expect(mayOperate({ auth: "off", token_name: null, role: "admin" })).toBe(true);
+    expect(mayOperate({ auth: "on", token_name: "t", role: "viewer" })).toBe(false);
+  });
+  it("offers nothing before the role is known, and everything to a server that cannot say (no GET /whoami)", () => {
+    expect(mayOperate(undefined)).toBe(false);
+    expect(mayOperate(null)).toBe(true);
+  });
+});
+
+describe("paging helpers", () => {
+  it("reads whole numbers from the URL within bounds, else the default", () => {
+    expect(intParam("25", 50, 1, 500)).toBe(25);
+    expect(intParam("0", 50, 1, 500)).toBe(1);
+    expect(intParam("9999", 50, 1, 500)).toBe(500);
+    for (const bad of [null, "", "abc", "-3", "2.5", "1e3"]) expect(intParam(bad, 50, 1, 500)).toBe(50);
+  });
+  it("says which rows a page shows", () => {
+    expect(rangeText(0, 50, 120)).toBe("1–50 of 120");
+    expect(rangeText(100, 20, 120)).toBe("101–120 of 120");
+    expect(rangeText(0, 0, 0)).toBe("0 of 0");
+  });
+});
+
+describe("selection", () => {
+  it("checks and unchecks ids, and tells all, some or none of a page", () => {
+    let s = toggled(new Set(), [1, 2, 3], true);
+    expect(selectionOf(s, [1, 2, 3])).toBe("all");
+    s = toggled(s, [2], false);
+    expect([...s]).toEqual([1, 3]);
+    expect(selectionOf(s, [1, 2, 3])).toBe("some");
+    expect(selectionOf(s, [4, 5])).toBe("none");
+    expect(selectionOf(new Set(), [])).toBe("none");
+  });
+  it("drops what is no longer listed (re-driven, or gone after a refresh), keeping the rest", () => {
+    expect([...keepListed(new Set([1, 2, 3]), [3, 1, 9])]).toEqual([1, 3]);
+  });
+});
+
+describe("redriveOutcome", () => {
+  const letter = (id: number, task: string, skipped: string | null = null) => ({
+    task_instance_id: id,
+    dag_id: "etl",
+    dag_run_id: "manual__1",
+    task_id: task,
+    map_index: -1,
+    try_number: 1,
+    max_tries: 0,
+    failed_at: null,
+    hostname: null,
+    error_class: "Error",
+    error_code: null,
+    error_message: "boom",
+    skipped,
+  });
+  it("lists what was re-driven, then each refusal with its reason in words", () => {
+    const out = redriveOutcome({
+      dead_letters: [letter(1, "a"), letter(2, "b", "changed")],
+      redriven: 1,
+      dry_run: false,
+      not_dead_letters: [
+        { task_instance_id: 3, dag_id: "etl", dag_run_id: "manual__1", task_id: "c", state: "up_for_retry", reason: "not_failed" },
+        { task_instance_id: 4, dag_id: null, dag_run_id: null, task_id: null, state: null, reason: "not_found" },
+        { task_instance_id: 5, dag_id: "etl", dag_run_id: "manual__1", task_id: "d", state: "failed", reason: "some_new_reason" },
+      ],
+    });
+    expect(out.headline).toBe("Re-driven: 1 dead letter, cleared to run again; 4 refused.");
+    expect(out.redriven).toEqual([{ id: 1, dagId: "etl", runId: "manual__1", taskId: "a", label: "etl / manual__1 / a" }]);
+    expect(out.refused).toEqual([
+      { id: 2, label: "etl / manual__1 / b", why: "it was no longer failed (cleared or marked meanwhile)" },
+      { id: 3, label: "etl / manual__1 / c", why: "it is no longer failed (it is up for retry): re-driven or cleared meanwhile" },
+      { id: 4, label: "task instance 4", why: expect.stringContaining("no task instance has this id") },
+      { id: 5, label: "etl / manual__1 / d", why: "some_new_reason" },
+    ]);
+  });
+  it("says when nothing was re-driven", () => {
+    const none = { dead_letters: [], redriven: 0, dry_run: false };
+    expect(redriveOutcome({ ...none, not_dead_letters: [{ task_instance_id: 7, dag_id: "x", dag_run_id: "r", task_id: "t", state: "failed", reason: "failed_by_operator" }] }).headline).toBe(
+      "Nothing re-driven: 1 task instance refused.",
+    );
+    expect(redriveOutcome({ ...none, not_dead_letters: [] }).headline).toBe("Nothing re-driven.");
+  });
+  it("names a mapped task instance with its index", () => {
+    expect(letterLabel({ task_instance_id: 1, dag_id: "d", dag_run_id: "r", task_id: "t", map_index: 2 })).toBe("d / r / t[2]");
+  });
+});
+
+describe("event log filters", () => {
+  const none: EventFilters = { dagId: "", runId: "", taskId: "", kind: "", state: "", newestFirst: true };
+  it("covers every run and task state core knows: 'every task event' is sent as each state's event", () => {
+    expect([...EVENT_STATES.run].sort()).toEqual(Object.values(RunState).sort());
+    expect([...EVENT_STATES.task].sort()).toEqual(Object.values(TaskState).sort());
+  });
+  it("round-trips through the page's URL, ignoring an unknown kind", () => {
+    const f: EventFilters = { dagId: "etl", runId: "manual__2026-01-01T00:00:00+00:00", taskId: "load", kind: "task", state: "failed", newestFirst: false };
+    const path = eventLogPath(f);
+    expect(path.startsWith("/event-log?")).toBe(true);
+    expect(eventFiltersFrom(new URLSearchParams(path.slice("/event-log".length)))).toEqual(f);
+    expect(eventLogPath(none)).toBe("/event-log");
+    expect(eventFiltersFrom(new URLSearchParams("kind=bogus"))).toEqual(none);
+  });
+  it("asks the API for one event, every event of a kind, or a state of any kind, newest or oldest first", () => {
+    expect(eventLogQuery(none)).toEqual({ order_by: "-event_log_id" });
+    expect(eventLogQuery({ ...none, dagId: "etl", runId: "r1", taskId: "t", newestFirst: false })).toEqual({ dag_id: "etl", run_id: "r1", task_id: "t", order_by: "event_log_id" });
+    expect(eventLogQuery({ ...none, kind: "task", state: "failed" }).event).toBe("task:failed");
+    expect(eventLogQuery({ ...none, kind: "run" }).included_events).toBe("run:queued,run:running,run:success,run:failed");
+    expect(eventLogQuery({ ...none, kind: "auth" }).included_events).toBe("auth:unauthenticated,auth:forbidden");
+    expect(eventLogQuery({ ...none, state: "queued" }).included_events).toBe("run:queued,task:queued");
+    expect(eventLogQuery({ ...none, state: "up_for_retry" }).included_events).toBe("task:up_for_retry");
+  });
+  it("tells which live events the filters list", () => {
+    const e = { dag_id: "etl", dag_run_id: "r1", task_id: "load", kind: "task", to_state: "failed" };
+    expect(matchesEventFilters(e, none)).toBe(true);
+    expect(matchesEventFilters(e, { ...none, dagId: "etl", runId: "r1", taskId: "load", kind: "task", state: "failed" })).toBe(true);
+    expect(matchesEventFilters(e, { ...none, dagId: "other" })).toBe(false);
+    expect(matchesEventFilters(e, { ...none, kind: "run" })).toBe(false);
+    expect(matchesEventFilters(e, { ...none, state: "success" })).toBe(false);
+  });
+});
+
+describe("load-more walk", () => {
+  const id = (r: number) => r;
+  /** The server's list newest first (ids descending), LIMIT/OFFSET as the API pages it. */
+  const pageOf = (list: number[], offset: number, limit: number) => list.slice(offset, offset + limit);
+
+  it("skips no row and shows none twice while new rows are recorded at the top between pages", () => {
+    let list = Array.from({ length: 25 }, (_, i) => 25 - i); // 25 … 1
+    let walk = startWalk(pageOf(list, 0, 10), list.length, 10);
+    const added: number[] = [];
+    // 3 rows arrive before the first "load more", then more than a page, then none.
+    const arriving = [3, 12];
+    while (!walk.done) {
+      const newRows = arriving.shift() ?? 0;
+      const top = list[0]!;
+      list = [...Array.from({ length: newRows }, (_, i) => top + newRows - i), ...list];
+      const next = continueWalk(walk, pageOf(list, walk.offset, 10), list.length, 10, id);
+      walk = next.walk;
+      added.push(next.added);
+    }
+    expect(new Set(walk.rows).size).toBe(walk.rows.length);
+    expect(walk.rows.filter((r) => r <= 25)).toEqual(Array.from({ length: 25 }, (_, i) => 25 - i));
+    // A page entirely of rows already shown adds none: the page goes on loading (see the view).
+    expect(added).toContain(0);
+  });
+
+  it("ends at a short page, oldest first too", () => {
+    const list = [1, 2, 3, 4, 5];
+    let walk = startWalk(pageOf(list, 0, 2), 5, 2);
+    expect(walk).toEqual({ rows: [1, 2], offset: 2, total: 5, done: false });
+    walk = continueWalk(walk, pageOf(list, 2, 2), 5, 2, id).walk;
+    walk = continueWalk(walk, pageOf(list, 4, 2), 5, 2, id).walk;
+    expect(walk).toEqual({ rows: [1, 2, 3, 4, 5], offset: 5, total: 5, done: true });
+    expect(startWalk([], 0, 2).done).toBe(true);
   });
 });

@@ -2,8 +2,10 @@
 import type { ComponentChildren } from "preact";
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "./api.ts";
+import { whoami } from "./data.ts";
 import { stateLabel, stateOf } from "./states.ts";
 import { useAppState } from "./store.ts";
+import type { Whoami } from "./types.ts";
 
 export interface Async<T> {
   data: T | undefined;
@@ -51,6 +53,14 @@ export function useAsync<T>(load: (signal: AbortSignal) => Promise<T>, deps: unk
   const reload = useCallback(() => setTick((n) => n + 1), []);
   const setData = useCallback((update: (old: T | undefined) => T | undefined) => setDataState((old) => update(old)), []);
   return { data, error, loading, reload, setData };
+}
+
+/**
+ * The token's own role (GET /whoami), asked again when the token changes: undefined until it is
+ * known (and after a failed ask), null from a server that cannot say. See browse.ts mayOperate.
+ */
+export function useWhoami(): Whoami | null | undefined {
+  return useAsync(() => whoami(), []).data;
 }
 
 export function StateBadge({ state }: { state: string | null | undefined }) {

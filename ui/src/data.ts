@@ -2,7 +2,7 @@
 // there yet (404 "no route"), it falls back to one that is: the DAG structure from
 // GET /dags/{id}/versions/{v}, task instances run by run.
 import { call, enc, get, isMissingRoute } from "./api.ts";
-import type { Backfill, Dag, DagRun, EventLog, ImportError, RunSignal, TaskInstance, TaskNode, TaskStep, XcomEntry } from "./types.ts";
+import type { AnyEventLog, Backfill, Dag, DagRun, DeadLetter, EventLog, ImportError, RedriveAnswer, RunSignal, TaskInstance, TaskNode, TaskStep, Whoami, XcomEntry } from "./types.ts";
 
 const PAGE = 1000;
 
@@ -236,3 +236,23 @@ export const sendSignal = (dagId: string, runId: string, name: string, payload: 
 export const listBackfills = (dagId: string) => fetchAll<Backfill>("/backfills", "backfills", { dag_id: dagId });
 export const getBackfill = (id: number) => get<Backfill>(`/backfills/${id}`);
 export const controlBackfill = (id: number, action: "pause" | "unpause" | "cancel") => call<Backfill>("POST", `/backfills/${id}/${action}`, { body: {} });
+
+/** The token's own role; null from a server without GET /whoami (it cannot say). */
+export async function whoami(): Promise<Whoami | null> {
+  try {
+    return await get<Whoami>("/whoami");
+  } catch (err) {
+    if (isMissingRoute(err)) return null;
+    throw err;
+  }
+}
+
+/** One page of dead letters, newest first, of one DAG or all. */
+export const listDeadLetters = (page: { dagId?: string; limit: number; offset: number }, signal?: AbortSignal) =>
+  get<{ dead_letters: DeadLetter[]; total_entries: number }>("/deadLetters", { dag_id: page.dagId || undefined, limit: page.limit, offset: page.offset }, signal);
+
+export const redriveDeadLetters = (ids: number[]) => call<RedriveAnswer>("POST", "/deadLetters/redrive", { body: { task_instance_ids: ids } });
+
+/** One page of the event log (query: eventLogQuery's filters and order). */
+export const listEventLogs = (query: Record<string, string>, offset: number, limit: number, signal?: AbortSignal) =>
+  get<{ event_logs: AnyEventLog[]; total_entries: number }>("/eventLogs", { ...query, limit, offset }, signal);

@@ -9,6 +9,8 @@ import { dismissToast, useAppState } from "./store.ts";
 import "./styles.css";
 import { DagList } from "./views/DagList.tsx";
 import { DagPage, useRedirect } from "./views/DagPage.tsx";
+import { DeadLetters } from "./views/DeadLetters.tsx";
+import { EventLogPage } from "./views/EventLog.tsx";
 import { ImportErrors } from "./views/ImportErrors.tsx";
 import { RunView } from "./views/RunView.tsx";
 import { TaskView } from "./views/TaskView.tsx";
@@ -19,6 +21,8 @@ function Routes({ path, query }: { path: string; query: URLSearchParams }) {
   useRedirect(gridAlias ? `/dags/${encodeURIComponent(gridAlias.dag_id!)}` : null);
   if (path === "/" || path === "/dags") return <DagList />;
   if (path === "/import-errors") return <ImportErrors />;
+  if (path === "/dead-letters") return <DeadLetters query={query} />;
+  if (path === "/event-log") return <EventLogPage query={query} />;
   if ((m = match("/dags/:dag_id", path)) || gridAlias) return <DagPage key={(m ?? gridAlias)!.dag_id} dagId={(m ?? gridAlias)!.dag_id!} tab="grid" query={query} />;
   if ((m = match("/dags/:dag_id/graph", path))) return <DagPage key={m.dag_id} dagId={m.dag_id!} tab="graph" query={query} />;
   if ((m = match("/dags/:dag_id/backfills", path))) return <DagPage key={m.dag_id} dagId={m.dag_id!} tab="backfills" query={query} />;
@@ -113,6 +117,12 @@ function App() {
         <nav aria-label="Main">
           <a href="/" aria-current={path === "/" ? "page" : undefined}>
             DAGs
+          </a>
+          <a href="/dead-letters" aria-current={path === "/dead-letters" ? "page" : undefined}>
+            Dead letters
+          </a>
+          <a href="/event-log" aria-current={path === "/event-log" ? "page" : undefined}>
+            Event log
           </a>
           <a href="/docs" target="_blank" rel="noopener">
             API docs

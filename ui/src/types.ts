@@ -92,6 +92,9 @@ export interface EventLog {
   to_state: string;
   owner: string | null;
   hostname: string | null;
+  map_index?: number | null;
+  /** What a refused request asked for, or why a state change was made; null for routine changes. */
+  extra?: string | null;
 }
 
 /** Any entry as the API sends it: one about no DAG or run (a refused request, kind auth) has null ids. */
@@ -140,4 +143,45 @@ export interface RunSignal {
   received_at: string | null;
   delivered_to: string | null;
   delivered_at: string | null;
+}
+
+/** A task instance that failed with no try left: GET /deadLetters. */
+export interface DeadLetter {
+  task_instance_id: number;
+  dag_id: string;
+  dag_run_id: string;
+  task_id: string;
+  map_index: number;
+  try_number: number;
+  max_tries: number;
+  failed_at: string | null;
+  hostname: string | null;
+  error_class: string | null;
+  error_code: string | null;
+  error_message: string | null;
+}
+
+/** A task instance a re-drive by id was asked for that was no dead letter, and why. */
+export interface NotDeadLetter {
+  task_instance_id: number;
+  dag_id: string | null;
+  dag_run_id: string | null;
+  task_id: string | null;
+  state: string | null;
+  reason: string;
+}
+
+/** POST /deadLetters/redrive's answer. */
+export interface RedriveAnswer {
+  dead_letters: (DeadLetter & { skipped: string | null })[];
+  redriven: number;
+  dry_run: boolean;
+  not_dead_letters: NotDeadLetter[];
+}
+
+/** GET /whoami: the token's own role (auth off: admin). */
+export interface Whoami {
+  auth: "on" | "off";
+  token_name: string | null;
+  role: "viewer" | "operator" | "admin";
 }

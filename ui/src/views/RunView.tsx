@@ -2,6 +2,7 @@
 // (mark failed, clear failed tasks, clear all). Follows the live stream.
 import { useMemo, useState } from "preact/hooks";
 import { reportError } from "../api.ts";
+import { eventLogPath } from "../browse.ts";
 import { Dialog, ErrorBox, JsonView, Loading, StateBadge, useAsync } from "../common.tsx";
 import { clearTasks, failRun, getDag, getRun, recentEvents, runTaskInstances, structureOf } from "../data.ts";
 import { clearRunMessage, formatDateTime, formatDuration, parseDate, secondsBetween, shortHash, topoOrder } from "../format.ts";
@@ -139,7 +140,12 @@ export function RunView({ dagId, runId }: { dagId: string; runId: string }) {
           <h3>Timeline</h3>
           <ErrorBox error={tis.error} what="Could not load the task instances" />
           {tis.data && <Gantt dagId={dagId} runId={runId} tis={order} runStart={r.start_date} runEnd={r.end_date} />}
-          <h3>Event log</h3>
+          <h3>
+            Event log{" "}
+            <a class="small run-events-link" href={eventLogPath({ dagId, runId, taskId: "", kind: "", state: "", newestFirst: false })}>
+              open in the event log
+            </a>
+          </h3>
           <ErrorBox error={events.error} what="Could not load the event log" />
           {events.data && (
             <div class="table-wrap">

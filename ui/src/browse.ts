@@ -1,0 +1,199 @@
+// Pure helpers for the Dead letters and Event log pages: what the token's role may do, row
+// selection, a re-drive's outcome in words, the event log's filters and its load-more walk.
+// No DOM and no fetch: unit-tested in test/ui/uiLogic.test.ts.
+import type { AnyEventLog, RedriveAnswer, Whoami } from "./types.ts";
+
+/**
+ * Whether to offer what needs the operator role (a re-drive). Undefined: not known yet, so nothing
+ * is offered before the answer (no button that appears and then goes). Null: a server without
+ * GET /whoami, which cannot say: offered, as every action was before (the API still answers 403).
+ */
+export function mayOperate(who: Whoami | null | undefined): boolean {
+  if (who === undefined) return false;
+  return who === null || who.role !== "viewer";
+}
+
+/** A whole number from the page's URL, within bounds; the default when absent or not a number. */
+export function intParam(text: string | null, fallback: number, min: number, max: number): number {
+  if (text === null || !/^\d+$/.test(text.trim())) return fallback;
+  return Math.min(max, Math.max(min, Number(text)));
+}
+
+/** "1–50 of 120" for a page of `shown` rows starting at `offset`. */
+export function rangeText(offset: number, shown: number, total: number): string {
+  if (shown === 0) return `0 of ${total}`;
+  return `${offset + 1}–${offset + shown} of ${total}`;
+}
+
+/** The selection with `ids` checked (on) or unchecked. */
+export function toggled(selected: ReadonlySet<number>, ids: readonly number[], on: boolean): Set<number> {
+  const next = new Set(selected);
+  for (const id of ids) {
+    if (on) next.add(id);
+    else next.delete(id);
+  }
+  return next;
+}
+
+/** The selection without what is no longer listed (re-driven, or gone after a refresh). */
+export function keepListed(selected: ReadonlySet<number>, listed: readonly number[]): Set<number> {
+  const shown = new Set(listed);
+  return new Set([...selected].filter((id) => shown.has(id)));
+}
+
+/** How many of `ids` are selected: the "select all" box is checked, mixed or clear. */
+export function selectionOf(selected: ReadonlySet<number>, ids: readonly number[]): "all" | "some" | "none" {
+  const n = ids.filter((id) => selected.has(id)).length;
+  return n === 0 ? "none" : n === ids.length ? "all" : "some";
+}
+
+/** dag / run / task[index], as the pages name a task instance. */
+export function letterLabel(l: { dag_id: string | null; dag_run_id: string | null; task_id: string | null; map_index?: number | null; task_instance_id: number }): string {
+  if (!l.dag_id || !l.dag_run_id || !l.task_id) return `task instance ${l.task_instance_id}`;
+  const index = l.map_index !== undefined && l.map_index !== null && l.map_index >= 0 ? `[${l.map_index}]` : "";
+  return `${l.dag_id} / ${l.dag_run_id} / ${l.task_id}${index}`;
+}
+
+/** Why a task instance named in a re-drive was no dead letter (README: POST /deadLetters/redrive). */
+const NOT_DEAD_LETTER: Record<string, (state: string | null) => string> = {
+  not_found: () => "no task instance has this id (its run was deleted?)",
+  other_dag: () => "it is of another DAG",
+  not_failed: (state) => `it is no longer failed${state ? ` (it is ${state.replace(/_/g, " ")})` : ""}: re-driven or cleared meanwhile`,
+  failed_by_operator: () => "an operator failed it (a run cancel or a mark): clear it to run it again",
+  compensating: () => "its run's saga handles its failure",
+  replaced: () => "a backfill replaced its run",
+  changed: () => "it failed again after the re-drive read it: re-drive it again",
+};
+
+/** Why a re-drive left a dead letter it chose (decided under its run's lock). */
+const SKIPPED: Record<string, string> = {
+  replaced: "a backfill replaced its run meanwhile",
+  compensating: "its run's saga started meanwhile",
+  changed: "it was no longer failed (cleared or marked meanwhile)",
+};
+
+export interface RedriveOutcome {
+  headline: string;
+  redriven: { id: number; dagId: string; runId: string; taskId: string; label: string }[];
+  refused: { id: number; label: string; why: string }[];
+}
+
+/** A re-drive's answer as the page shows it: what runs again, and each refusal with its reason. */
+export function redriveOutcome(answer: RedriveAnswer): RedriveOutcome {
+  const redriven = answer.dead_letters
+    .filter((l) => l.skipped === null)
+    .map((l) => ({ id: l.task_instance_id, dagId: l.dag_id, runId: l.dag_run_id, taskId: l.task_id, label: letterLabel(l) }));
+  const refused = [
+    ...answer.dead_letters.filter((l) => l.skipped !== null).map((l) => ({ id: l.task_instance_id, label: letterLabel(l), why: SKIPPED[l.skipped!] ?? l.skipped! })),
+    ...answer.not_dead_letters.map((n) => ({ id: n.task_instance_id, label: letterLabel(n), why: NOT_DEAD_LETTER[n.reason]?.(n.state) ?? n.reason })),
+  ];
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  const headline =
+    redriven.length === 0
+      ? `Nothing re-driven${refused.length ? `: ${plural(refused.length, "task instance")} refused` : ""}.`
+      : `Re-driven: ${plural(redriven.length, "dead letter")}, cleared to run again${refused.length ? `; ${refused.length} refused` : ""}.`;
+  return { headline, redriven, refused };
+}
+
+/** The event log's kinds and the states each records (`<kind>:<to_state>` events). */
+export const EVENT_KINDS = ["run", "task", "auth"] as const;
+export type EventKind = (typeof EVENT_KINDS)[number];
+/**
+ * The API filters events by their full names only (`event`, `included_events`), so "every task
+ * event" is sent as every task state's event. These are core/states.ts's run and task states and
+ * the refusals of api/auth.ts; a unit test holds them to core's lists.
+ */
+export const EVENT_STATES: Record<EventKind, readonly string[]> = {
+  run: ["queued", "running", "success", "failed"],
+  task: ["none", "scheduled", "queued", "running", "deferred", "up_for_reschedule", "up_for_retry", "success", "failed", "upstream_failed", "skipped", "removed"],
+  auth: ["unauthenticated", "forbidden"],
+};
+
+export interface EventFilters {
+  dagId: string;
+  runId: string;
+  taskId: string;
+  kind: EventKind | "";
+  /** The state changed to ("" any). */
+  state: string;
+  newestFirst: boolean;
+}
+
+/** The event log page's filters from its URL (/event-log?dag_id=…&run_id=…&kind=…&state=…&order=oldest). */
+export function eventFiltersFrom(query: URLSearchParams): EventFilters {
+  const kind = query.get("kind") ?? "";
+  return {
+    dagId: query.get("dag_id")?.trim() ?? "",
+    runId: query.get("run_id")?.trim() ?? "",
+    taskId: query.get("task_id")?.trim() ?? "",
+    kind: (EVENT_KINDS as readonly string[]).includes(kind) ? (kind as EventKind) : "",
+    state: query.get("state")?.trim() ?? "",
+    newestFirst: query.get("order") !== "oldest",
+  };
+}
+
+/** The page's path for these filters (only those set). */
+export function eventLogPath(f: EventFilters): string {
+  const params = new URLSearchParams();
+  if (f.dagId) params.set("dag_id", f.dagId);
+  if (f.runId) params.set("run_id", f.runId);
+  if (f.taskId) params.set("task_id", f.taskId);
+  if (f.kind) params.set("kind", f.kind);
+  if (f.state) params.set("state", f.state);
+  if (!f.newestFirst) params.set("order", "oldest");
+  const s = params.toString();
+  return `/event-log${s ? `?${s}` : ""}`;
+}
+
+/** GET /eventLogs' query for the filters (no paging). */
+export function eventLogQuery(f: EventFilters): Record<string, string> {
+  const q: Record<string, string> = {};
+  if (f.dagId) q.dag_id = f.dagId;
+  if (f.runId) q.run_id = f.runId;
+  if (f.taskId) q.task_id = f.taskId;
+  if (f.kind && f.state) q.event = `${f.kind}:${f.state}`;
+  else if (f.kind) q.included_events = EVENT_STATES[f.kind].map((s) => `${f.kind}:${s}`).join(",");
+  else if (f.state) {
+    // A state some kind never takes would be an event that cannot exist: left out; with none left, the query matches nothing.
+    const kinds = EVENT_KINDS.filter((k) => EVENT_STATES[k].includes(f.state));
+    q.included_events = kinds.length ? kinds.map((k) => `${k}:${f.state}`).join(",") : `run:${f.state}`;
+  }
+  q.order_by = f.newestFirst ? "-event_log_id" : "event_log_id";
+  return q;
+}
+
+/** Whether an event (one from the live stream) is one the filters list. */
+export function matchesEventFilters(e: Pick<AnyEventLog, "dag_id" | "dag_run_id" | "task_id" | "kind" | "to_state">, f: EventFilters): boolean {
+  return (
+    (!f.dagId || e.dag_id === f.dagId) &&
+    (!f.runId || e.dag_run_id === f.runId) &&
+    (!f.taskId || e.task_id === f.taskId) &&
+    (!f.kind || e.kind === f.kind) &&
+    (!f.state || e.to_state === f.state)
+  );
+}
+
+/**
+ * The rows loaded so far by "load more": `offset` is where the next page starts in the API's
+ * order, `done` once a page came back short. The event log pages by offset only; newest first,
+ * events recorded meanwhile push the rows down, so a page may begin with rows already shown. The
+ * next page starts where the last one ended (not at the count shown) and rows already shown are
+ * dropped by id: a row can repeat, none is skipped.
+ */
+export interface Walk<T> {
+  rows: T[];
+  offset: number;
+  total: number;
+  done: boolean;
+}
+
+export function startWalk<T>(page: readonly T[], total: number, asked: number): Walk<T> {
+  return { rows: [...page], offset: page.length, total, done: page.length < asked };
+}
+
+/** The walk with the page read at walk.offset appended; `added` is how many rows were new. */
+export function continueWalk<T>(walk: Walk<T>, page: readonly T[], total: number, asked: number, idOf: (row: T) => number): { walk: Walk<T>; added: number } {
+  const seen = new Set(walk.rows.map(idOf));
+  const fresh = page.filter((r) => !seen.has(idOf(r)));
+  return { walk: { rows: [...walk.rows, ...fresh], offset: walk.offset + page.length, total, done: page.length < asked }, added: fresh.length };
+}
