@@ -162,7 +162,7 @@ export async function profile(): Promise<void> {
     });
     const w = worker;
     scheduler = new Scheduler(idb, systemClock, logger, { intervalMs: 1000, onTasksQueued: () => w.wake() });
-    worker.start();
+    await worker.start();
     await scheduler.start();
 
     const runOnce = async () => {

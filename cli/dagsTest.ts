@@ -49,7 +49,7 @@ export async function dagsTest({ config, db, logger }: Runtime, dagId: string, c
     },
   });
   const scheduler = new Scheduler(db, clock, logger.scope({ component: "scheduler" }), { intervalMs: 200, onTasksQueued: () => worker.wake() });
-  worker.start();
+  await worker.start();
   await scheduler.start();
   const state = await done;
   await scheduler.stop();

@@ -151,7 +151,7 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
     if (stoppingSince) return;
     log.info(`DAG folder ${relative(config.dagsFolder)}: ${report.files} file(s), ${report.dags} DAG(s) updated, ${report.errors} import error(s)`);
   }
-  worker?.start();
+  await worker?.start();
   // Its first heartbeat is stored before the API listens: /health never reports it unhealthy for having just started.
   await scheduler?.start();
   if (roles.api) {

@@ -227,6 +227,8 @@ export class Worker {
   private halted = false;
   /** begin() ran: until then (prestarted children booting) wake() only records that work waits. */
   private begun = false;
+  /** The registration start() writes: stop() waits for it before removing the process row. */
+  private firstBeat?: Promise<void>;
   private pollDelay: number;
   private pollTimer?: NodeJS.Timeout;
   private heartbeatTimer?: NodeJS.Timeout;
@@ -294,7 +296,18 @@ export class Worker {
     return n;
   }
 
-  start(): void {
+  /**
+   * Registers this worker (its first heartbeat, as Scheduler.start writes the scheduler's), then
+   * boots its children and claims once they answer. Registered first: /health and the `queue`
+   * dependency see the worker while its children boot (up to CHILD_BOOT_WAIT_MS), not only after.
+   * A first heartbeat that fails is logged, not thrown: the heartbeats begin() starts retry it.
+   */
+  async start(): Promise<void> {
+    this.firstBeat = beatProcess(this.db, this.clock.now(), this.processInfo()).catch((err) =>
+      this.logger.warn(`heartbeat failed (retried once the worker begins): ${(err as Error).message}`),
+    );
+    await this.firstBeat;
+    if (this.stopping) return;
     if (this.options.prestartChildren && this.options.isolation !== "process") {
       const booting: Child[] = [];
       while (this.slots.length < this.options.concurrency) {
@@ -1292,17 +1305,22 @@ export class Worker {
     held.timers.push(setLongTimeout(() => void slot.child.kill(), graceMs));
   }
 
+  /** This worker's process row: what /health, GET /workers and the `queue` dependency read. */
+  private processInfo() {
+    return {
+      id: this.id,
+      kind: "worker" as const,
+      startedAt: this.startedAt,
+      info: { queues: this.options.queues, concurrency: this.options.concurrency, running: this.runningCount, hostname: this.options.hostname ?? os.hostname() },
+    };
+  }
+
   private async heartbeat(): Promise<void> {
     const now = this.clock.now();
     // Tries waiting for a slot are ours too: they must not look like zombies.
     const running = [...this.held.values()].filter((h) => !h.lost && !h.handedBack);
     try {
-      await beatProcess(this.db, now, {
-        id: this.id,
-        kind: "worker",
-        startedAt: this.startedAt,
-        info: { queues: this.options.queues, concurrency: this.options.concurrency, running: this.runningCount, hostname: this.options.hostname ?? os.hostname() },
-      });
+      await beatProcess(this.db, now, this.processInfo());
       const mine = await beatTries(this.db, now, running.map((h) => ({ id: h.task.id, tryNumber: h.task.tryNumber })), this.id);
       this.lastHeartbeatOk = Date.now();
       // Tries held back while the database was unreachable may start now.
@@ -1348,6 +1366,8 @@ export class Worker {
       clearInterval(this.waitTimer);
       clearTimeout(this.backoffTimer);
       clearTimeout(this.pollTimer);
+      // Its row is removed below: a first heartbeat still in flight would write it back.
+      await this.firstBeat;
       await settledWithin(removeProcess(this.db, this.id), 1000);
     }
   }

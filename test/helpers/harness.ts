@@ -136,7 +136,7 @@ export class Harness {
   /** Parses the folder, then starts the scheduler and worker. */
   async run(): Promise<this> {
     await this.processor.scan();
-    this.worker?.start();
+    await this.worker?.start();
     await this.scheduler.start();
     return this;
   }

@@ -111,13 +111,14 @@ describe("worker: process isolation and lost claims", () => {
       prestartChildren: true,
     });
     try {
-      worker.start();
-      // It registers once its children answer, so they are all up by then.
-      await waitFor("the worker registered", async () => {
-        const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT 1 FROM baton_process WHERE id = ?", [worker.id]);
-        return rows.length === 1;
+      // It registers at once (health sees it while its children boot), then starts one child per slot.
+      await worker.start();
+      const [registered] = await h.db.pool.query<RowDataPacket[]>("SELECT 1 FROM baton_process WHERE id = ?", [worker.id]);
+      expect(registered).toHaveLength(1);
+      const started = await waitFor("its three children to start", async () => {
+        const now = [...taskChildren()].filter((pid) => !before.has(pid));
+        return now.length === 3 ? now : null;
       });
-      const started = [...taskChildren()].filter((pid) => !before.has(pid));
       expect(started).toHaveLength(3);
       const runId = await h.trigger("early");
       await waitFor("early run", async () => {
