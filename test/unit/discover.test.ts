@@ -168,6 +168,17 @@ describe("lineInFile", () => {
     expect(lineInFile(`Error: x\n    at run (${pathToFileURL(spaced).href}:21:2)`, spaced)).toBe(21);
   });
 
+  it("finds the line when the path holds spaces, parentheses, % or #, as a path or as a file URL", () => {
+    const odd = path.resolve("/srv/my dags (copy)/100% #1 étl.ts");
+    expect(lineInFile(`Error: x\n    at load (${odd}:3:9)\n    at ${odd}:4:1`, odd)).toBe(3);
+    expect(lineInFile(`Error: x\n    at ${odd}:4:1`, odd)).toBe(4);
+    expect(lineInFile(`Error: x\n    at async load (${pathToFileURL(odd).href}:5:2)`, odd)).toBe(5);
+    expect(lineInFile(`Error: x\n    at ${pathToFileURL(odd).href}:6:2`, odd)).toBe(6);
+    // The same name in another folder, or another name ending like it, is not the file.
+    expect(lineInFile(`Error: x\n    at load (/elsewhere${odd}:3:9)`, odd)).toBeNull();
+    expect(lineInFile(`Error: x\n    at load (${path.dirname(odd)}/x${path.basename(odd)}:3:9)`, odd)).toBeNull();
+  });
+
   it("returns the first frame in the file, not a later one", () => {
     expect(lineInFile(`E\n    at a (${file}:1:1)\n    at b (${file}:2:1)`, file)).toBe(1);
   });
