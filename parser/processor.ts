@@ -242,17 +242,24 @@ export class DagProcessor {
    * A watcher (debounced) set from the first scan on, plus a periodic rescan as a safety net.
    * The first scan sets the watches as soon as it has listed the folder: a cold parse of a big
    * folder takes seconds, and a file written meanwhile gets a scan of its own right after it.
+   * The first scan's report, or null when it failed (logged): as after any failed scan, the
+   * rescans go on, so a database that was away while the processor started is caught up with
+   * once it is back, as the scheduler and the workers do.
    */
-  async start(): Promise<ScanReport> {
+  async start(): Promise<ScanReport | null> {
+    const scanFailed = (err: unknown) => {
+      this.logger.error(`DAG folder scan failed: ${(err as Error).message}`);
+      return null;
+    };
     const onChange = () => {
       if (this.stopped) return;
       clearTimeout(this.debounce);
-      this.debounce = setTimeout(() => void this.scan().catch((err) => this.logger.error(`DAG folder scan failed: ${(err as Error).message}`)), 100);
+      this.debounce = setTimeout(() => void this.scan().catch(scanFailed), 100);
     };
     this.watcher = new FolderWatcher(onChange, (dir, err) =>
       this.logger.warn(`cannot watch ${dir} (${err.message}); changes there are seen by rescans every ${this.options.rescanIntervalMs} ms`),
     );
-    const report = await this.scan();
+    const report = await this.scan().catch(scanFailed);
     if (this.stopped) return report; // stop() ran during the first scan (and closed the watcher): start no timer that nothing would stop
     this.timer = setInterval(onChange, this.options.rescanIntervalMs);
     return report;

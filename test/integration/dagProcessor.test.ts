@@ -1,13 +1,14 @@
 import { jest } from "@jest/globals";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { DagProcessor, type DagProcessorOptions } from "../../parser/processor.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 import { capturingLogger } from "../helpers/logger.ts";
-import type { RowDataPacket } from "../../store/db.ts";
+import { openDb, type RowDataPacket } from "../../store/db.ts";
 
 /** The 1-based line of the first line of `source` that contains `marker`. */
 function lineOf(source: string, marker: string): number {
@@ -351,7 +352,7 @@ describe("DAG processor: changes outside the DAG file itself", () => {
   it("once started, parses files written at the top and in a folder created afterwards, without waiting for a rescan", async () => {
     // Rescans an hour apart: only the watcher can see the files below.
     await withOwnFolder("watched", { "watched_first.ts": simpleDag("watched_first") }, 3_600_000, async (watched, root) => {
-      expect((await watched.start()).dags).toBe(1);
+      expect((await watched.start())?.dags).toBe(1);
       // The folder first, then a file at the top: once that file is parsed, a scan has listed the
       // new folder, and only a watch on it can see the file written there next.
       await mkdir(path.join(root, "team", "daily"), { recursive: true });
@@ -383,7 +384,7 @@ describe("DAG processor: changes outside the DAG file itself", () => {
       expect(await dagRow(h, "early_slow")).toBeUndefined();
       await writeFile(path.join(root, "new.ts"), simpleDag("early_new"));
       await writeFile(release, "");
-      expect((await started).dags).toBe(2);
+      expect((await started)?.dags).toBe(2);
       expect(await dagRow(h, "early_fast")).toBeDefined();
       await waitFor("the file written during the first scan parsed", () => dagRow(h, "early_new"));
     }).finally(() => Promise.all([rm(release, { force: true }), rm(begun, { force: true })]));
@@ -404,7 +405,7 @@ describe("DAG processor: changes outside the DAG file itself", () => {
         // Well before the hanging file's timeout ends the first scan.
         await waitFor("the edit stored", async () => (await versions(h, "beside_hang")).length === 2, 3_000);
         const report = await started;
-        expect(report.errors).toBe(1);
+        expect(report?.errors).toBe(1);
         expect((await importErrorFor(h, path.join(root, "hangs.ts")))?.code).toBe("BATON_DAG_PARSE_TIMEOUT");
       },
       { poolSize: 2, parseTimeoutMs: 6_000 },
@@ -414,7 +415,7 @@ describe("DAG processor: changes outside the DAG file itself", () => {
   it("starts no scan after stop(), even with a change seen just before it", async () => {
     // Every 10 ms a rescan is asked for, re-arming the 100 ms debounce: one is always pending at stop().
     await withOwnFolder("stopping", { "stopping.ts": simpleDag("stopping_dag") }, 10, async (stopping) => {
-      expect((await stopping.start()).dags).toBe(1);
+      expect((await stopping.start())?.dags).toBe(1);
       const scans = jest.spyOn(stopping, "scan");
       // The 10 ms interval, set before this 20 ms timer, has fired by then: a debounce is pending.
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -532,6 +533,81 @@ describe("DAG processor: a file the database cannot hold", () => {
       expect(await h.processor.scan()).toMatchObject({ parsed: 0, errors: 0 });
     } finally {
       await h.db.pool.query("ALTER TABLE dag MODIFY owners VARCHAR(255) NULL");
+    }
+  });
+});
+
+/** Forwards connections to the database, or, while `refusing`, closes them as they open: a database that is down. */
+class RefusingProxy {
+  refusing = false;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly server = net.createServer((client) => {
+    if (this.refusing) return void client.destroy();
+    const upstream = net.connect(this.target.port, this.target.host);
+    for (const s of [client, upstream]) {
+      this.sockets.add(s);
+      s.on("error", () => undefined);
+      s.on("close", () => this.sockets.delete(s));
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+
+  constructor(private readonly target: { host: string; port: number }) {}
+
+  /** The URL of `databaseUrl`'s database through this proxy. */
+  async listen(databaseUrl: string): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+    const url = new URL(databaseUrl);
+    url.hostname = "127.0.0.1";
+    url.port = String((this.server.address() as net.AddressInfo).port);
+    return url.toString();
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+describe("DAG processor: the database goes away", () => {
+  const h = new Harness({ worker: false });
+  beforeAll(() => h.start());
+  afterAll(() => h.stop());
+
+  // The scheduler and the workers outlive an outage; so must the DAG processor, even one that
+  // starts during it (a standalone's first scan of a big folder takes seconds).
+  it("keeps going when its first scan cannot reach the database, and records the folder once it can", async () => {
+    const target = new URL(h.db.url);
+    const proxy = new RefusingProxy({ host: target.hostname === "localhost" ? "127.0.0.1" : target.hostname, port: Number(target.port || 3306) });
+    const db = openDb(await proxy.listen(h.db.url), { connectionLimit: 2 });
+    const root = await mkdtemp(path.join(os.tmpdir(), "baton-outage-dags-"));
+    const lines: string[] = [];
+    const processor = new DagProcessor(db, h.clock, capturingLogger(lines), {
+      dagsFolder: root,
+      parseTimeoutMs: 30_000,
+      rescanIntervalMs: 200,
+      pausedAtCreation: false,
+      scratchFolder: path.join(h.cacheFolder, "parse-outage"),
+      poolSize: 1,
+    });
+    try {
+      await writeFile(path.join(root, "outage.ts"), simpleDag("outage_dag"));
+      proxy.refusing = true;
+      await processor.start();
+      expect(lines.some((l) => l.startsWith("error: DAG folder scan failed"))).toBe(true);
+      expect(await dagRow(h, "outage_dag")).toBeUndefined();
+
+      proxy.refusing = false;
+      const dag = await waitFor("the file recorded once the database is back", () => dagRow(h, "outage_dag"));
+      expect(dag.is_active).toBe(1);
+    } finally {
+      await processor.stop();
+      await db.close();
+      await proxy.close();
+      await rm(root, { recursive: true, force: true });
     }
   });
 });
