@@ -53,6 +53,9 @@ async function sdkModule(scratch: string): Promise<string> {
 }
 
 async function parse(file: string, scratch: string): Promise<ParseOutcome> {
+  // Made for each file, not once at start: a temp-folder cleaner may have removed it since (a
+  // write into it then failed, and the file was reported as a loader that died).
+  await mkdir(scratch, { recursive: true });
   const sdkHash = await sdkModule(scratch);
   const bundled = await bundleDagFile(file, sdkModuleFile(sdkHash));
   if (!bundled.ok) return { ok: false, code: "BATON_DAG_IMPORT_ERROR", message: bundled.message, line: bundled.line, stack: null, deps: bundled.deps };
@@ -148,6 +151,5 @@ function unexported(created: CreatedDag[], exports: Record<string, unknown>, fil
 }
 
 const scratch = process.env.BATON_PARSE_SCRATCH!;
-await mkdir(scratch, { recursive: true });
 serveRequests({ parse: (m) => parse(m.file as string, scratch) });
 process.send?.({ type: "ready" });

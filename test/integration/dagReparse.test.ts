@@ -131,6 +131,24 @@ describe("DAG processor: what makes an unchanged file parse again", () => {
     });
   });
 
+  // The default scratch folder is under $TMPDIR, which a cleaner may empty (macOS removes what was
+  // not touched for three days, systemd-tmpfiles what is older than its age): the loader must not
+  // count on the folder it found at its start.
+  it("parses an edit as usual after the parse scratch folder was removed", async () => {
+    await withFolder("scratch", {}, async (processorFor, root) => {
+      const processor = processorFor();
+      const source = (task: string) => dagSource(`export default dag({ id: "scratch_gone" }, (t) => { t.task("${task}", async () => 1); });`);
+      const file = await write(root, "scratch.ts", source("before"));
+      expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 0 });
+      await rm(path.join(h.cacheFolder, "parse-scratch-0"), { recursive: true, force: true });
+
+      await write(root, "scratch.ts", source("after_cleanup"));
+      expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 0 });
+      expect(await importError(h, file)).toBeUndefined();
+      expect(await latestCode(h, "scratch_gone")).toContain("after_cleanup");
+    });
+  });
+
   it("retries a timed-out file after the retry delay and after a restart, but not a file that throws", async () => {
     const clock = new FakeClock("2026-03-01T00:00:00Z");
     const options = { parseTimeoutMs: 3_000, rescanIntervalMs: 5_000, clock };
