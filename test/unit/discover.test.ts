@@ -31,6 +31,10 @@ beforeAll(async () => {
     "nested/more.d.ts",
     "helper.test.ts",
     "helper.spec.ts",
+    "nested/helper.test.js",
+    "helper.spec.mjs",
+    "helper.test.mts",
+    "types.d.mts",
     "notes.md",
     "data.json",
     "script.cjs",
@@ -85,7 +89,8 @@ describe("discoverDagFiles", () => {
     for (const f of found) {
       expect(f.split(path.sep)).not.toContain("node_modules");
       expect(f.split(path.sep).some((part) => part.startsWith("."))).toBe(false);
-      expect(f).not.toMatch(/\.d\.ts$|\.test\.ts$|\.spec\.ts$/);
+      // Whatever the extension: a test of a .js DAG file is no more a DAG file than one of a .ts file.
+      expect(f).not.toMatch(/\.d\.m?ts$|\.(test|spec)\.m?[jt]s$/);
     }
   });
 
