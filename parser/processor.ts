@@ -222,7 +222,8 @@ export class DagProcessor {
               await recordImportError(this.db, now, { fileloc: file, contentHash, deps, code: failure.code, message: failure.message, line: null, stack: null });
               conflicts = [failure.message];
             }
-            if (sdk && conflicts.length === 0) this.storedSdk.add(sdk.hash);
+            // A file defining no DAG stores no code (recordParsedFile), the SDK module included.
+            if (sdk && conflicts.length === 0 && dags.length > 0) this.storedSdk.add(sdk.hash);
             if (conflicts.length > 0) {
               report.errors++;
               this.logger.warn(`import error in ${file}: ${conflicts.join("; ")}`);

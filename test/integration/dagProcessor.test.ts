@@ -336,6 +336,33 @@ describe("DAG processor: changes outside the DAG file itself", () => {
     expect(JSON.parse(latest!.structure).tasks.map((t: { taskId: string }) => t.taskId)).toEqual(["after_edit"]);
   });
 
+  // A helper module in the DAG folder is parsed like any file, and defines no DAG: no version will
+  // ever name its bundle, and dag_code is never pruned, so storing it would only grow the table.
+  it("stores the bundle of a file that defines no DAG nowhere; the DAG file importing it has its own", async () => {
+    await h.writeDag("lib/marked.ts", `export const MARK = "helper_marker_5d1c";\n`);
+    await h.writeDag("uses_marked.ts", dagSource(`import { MARK } from "./lib/marked.ts";\nexport default dag({ id: "uses_marked" }, (t) => { t.task("only", async () => MARK); });`));
+    expect(await h.processor.scan()).toMatchObject({ errors: 0 });
+    const [bundles] = await h.db.pool.query<RowDataPacket[]>("SELECT code_hash FROM dag_code WHERE code LIKE '%helper_marker_5d1c%'");
+    const [versions] = await h.db.pool.query<RowDataPacket[]>("SELECT code_hash FROM dag_version WHERE dag_id = 'uses_marked'");
+    expect(bundles.map((r) => r.code_hash)).toEqual(versions.map((r) => r.code_hash));
+  });
+
+  it("stores the SDK module with the first DAG recorded, after a scan that recorded only helper modules", async () => {
+    // SDK modules are the rows no version names: gone, only this processor's scans can store one again.
+    await h.db.pool.query("DELETE FROM dag_code WHERE code_hash NOT IN (SELECT code_hash FROM dag_version)");
+    await withOwnFolder("helpers_first", { "helper_only.ts": `export const HELP = 1;\n` }, 3_600_000, async (processor, root) => {
+      expect(await processor.scan()).toMatchObject({ parsed: 1, dags: 0, errors: 0 });
+      await writeFile(path.join(root, "after_helper.ts"), simpleDag("after_helper"));
+      expect(await processor.scan()).toMatchObject({ parsed: 1, dags: 1, errors: 0 });
+      const [[bundle]] = await h.db.pool.query<RowDataPacket[]>(
+        "SELECT c.code FROM dag d JOIN dag_version v ON v.dag_id = d.dag_id AND v.version_hash = d.latest_version_hash JOIN dag_code c ON c.code_hash = v.code_hash WHERE d.dag_id = 'after_helper'",
+      );
+      const sdkHash = /baton-sdk-([0-9a-f]{64})\.mjs/.exec(bundle!.code as string)![1];
+      const [sdk] = await h.db.pool.query<RowDataPacket[]>("SELECT 1 FROM dag_code WHERE code_hash = ?", [sdkHash]);
+      expect(sdk).toHaveLength(1);
+    });
+  });
+
   it("lets a DAG folder take over a dag_id last defined by a file of another folder (the last parse wins)", async () => {
     const first = await h.writeDag("owner.ts", simpleDag("moved_dag", "from_old"));
     await h.processor.scan();
