@@ -186,7 +186,7 @@ export class DagProcessor {
           // A loader killed on the timeout or dead said nothing of what the file imports: bundling
           // it again here (esbuild; no user code runs) does, so fixing an imported module re-parses it.
           const deps = outcome.deps ?? (await dagFileInputs(file));
-          const contentHash = await hasher.hash(content, deps, true);
+          const contentHash = await hasher.hash(content, deps);
           report.parsed++;
           const now = this.clock.now();
           if (!outcome.ok) {

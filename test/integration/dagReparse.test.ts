@@ -1,5 +1,6 @@
 // When an unchanged DAG file is parsed again: its hash must cover everything its parse depended
 // on, including what did not exist yet, and errors that say nothing about its content are retried.
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -7,6 +8,7 @@ import { FakeClock, type Clock } from "../../core/clock.ts";
 import { DagProcessor, type DagProcessorOptions } from "../../parser/processor.ts";
 import { transientRetryDelayMs } from "../../parser/reparse.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
+import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 
 async function importError(h: Harness, file: string): Promise<{ code: string; message: string } | undefined> {
@@ -81,6 +83,38 @@ describe("DAG processor: what makes an unchanged file parse again", () => {
       expect(await importError(h, looping)).toBeUndefined();
       expect(await importError(h, exiting)).toBeUndefined();
     });
+  });
+
+  // The hash stored with a parse must not name a module newer than the one the parse bundled: an
+  // edit of the module while the DAG file was still importing was then taken for parsed already,
+  // and the DAG kept the old module's code until something else changed.
+  it("parses again when a module it imports changed while the file was being imported", async () => {
+    const release = path.join(os.tmpdir(), `baton-midparse-release-${process.pid}-${Date.now()}`);
+    const begun = `${release}.begun`;
+    await withFolder("midparse", {}, async (processorFor, root) => {
+      const processor = processorFor();
+      await write(root, "lib/mark.ts", `export const MARK = "mark_v1";\n`);
+      const dagFile = (hold: boolean) =>
+        dagSource(
+          `import { MARK } from "./lib/mark.ts";\nimport { existsSync, writeFileSync } from "node:fs";\n` +
+            (hold ? `writeFileSync(${JSON.stringify(begun)}, "");\nconst until = Date.now() + 20_000;\nwhile (!existsSync(${JSON.stringify(release)}) && Date.now() < until) {}\n` : "") +
+            `export default dag({ id: "midparse" }, (t) => { t.task("only", async () => MARK); });`,
+        );
+      await write(root, "midparse.ts", dagFile(false));
+      await processor.scan();
+      expect(await latestCode(h, "midparse")).toContain("mark_v1");
+
+      // An edit of the DAG file parses it again; while it imports, the module changes.
+      await write(root, "midparse.ts", dagFile(true));
+      const scanning = processor.scan();
+      await waitFor("the DAG file's import begun", async () => existsSync(begun), 20_000);
+      await write(root, "lib/mark.ts", `export const MARK = "mark_v2";\n`);
+      await writeFile(release, "");
+      expect(await scanning).toMatchObject({ parsed: 1, errors: 0 });
+
+      await processor.scan();
+      expect(await latestCode(h, "midparse")).toContain("mark_v2");
+    }).finally(() => Promise.all([rm(release, { force: true }), rm(begun, { force: true })]));
   });
 
   it("re-parses a file whose import could not be resolved once the module is created", async () => {
