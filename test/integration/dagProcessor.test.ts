@@ -1,5 +1,5 @@
 import { jest } from "@jest/globals";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -437,6 +437,38 @@ describe("DAG processor: changes outside the DAG file itself", () => {
       },
       { poolSize: 2, parseTimeoutMs: 6_000 },
     );
+  });
+
+  // A DAG file's code may outlive its import (a timer, a promise nobody awaits) and end the loader
+  // process once the file was parsed: the next file must get a live loader, not that dead one's
+  // BATON_DAG_LOADER_DIED (an import error for five minutes on a file that did nothing wrong).
+  it("parses the next file in a fresh loader when an idle one died after parsing the last", async () => {
+    // The loader ends once the test says so, after the file's parse was recorded.
+    const release = path.join(os.tmpdir(), `baton-idle-death-${process.pid}-${Date.now()}`);
+    const pidFile = `${release}.pid`;
+    const dies = dagSource(
+      `import { existsSync, writeFileSync } from "node:fs";\n` +
+        `setInterval(() => { if (existsSync(${JSON.stringify(release)})) { writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); process.exit(1); } }, 10);\n` +
+        `export default dag({ id: "leaves_a_timer" }, (t) => { t.task("only", async () => 0); });`,
+    );
+    await withOwnFolder("idle_death", { "leaves_a_timer.ts": dies }, 3_600_000, async (processor, root) => {
+      expect(await processor.scan()).toMatchObject({ dags: 1, errors: 0 });
+      await writeFile(release, "");
+      const pid = Number(await waitFor("the loader's pid", async () => (existsSync(pidFile) ? readFile(pidFile, "utf8") : null)));
+      await waitFor("the loader gone", async () => {
+        try {
+          process.kill(pid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      });
+
+      const innocent = path.join(root, "innocent.ts");
+      await writeFile(innocent, simpleDag("innocent"));
+      expect(await processor.scan()).toMatchObject({ parsed: 1, dags: 1, errors: 0 });
+      expect(await importErrorFor(h, innocent)).toBeUndefined();
+    }).finally(() => Promise.all([rm(release, { force: true }), rm(pidFile, { force: true })]));
   });
 
   it("starts no scan after stop(), even with a change seen just before it", async () => {
