@@ -173,3 +173,50 @@ describe("import error messages in a folder whose path needs escaping in a URL",
     expect(outcome).toMatchObject({ ok: false, code: "BATON_DAG_CYCLE", line: 5 });
   });
 });
+
+// A promise a DAG file leaves rejected with nothing awaiting it, or an exception thrown from one of
+// its callbacks, ended the loader process: whatever file it was loading then became a
+// BATON_DAG_LOADER_DIED import error, without the error, retried every five minutes.
+describe("errors a DAG file's code raises outside its import", () => {
+  let root: string;
+  let pool: ParserPool;
+  beforeAll(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), "baton-stray-errors-"));
+    pool = new ParserPool({ size: 1, timeoutMs: 30_000, recycleAfter: 100, scratchFolder: path.join(root, ".scratch") });
+  });
+  afterAll(async () => {
+    await pool.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  async function parse(name: string, source: string): Promise<ParseOutcome> {
+    const file = path.join(root, name);
+    await writeFile(file, source);
+    return pool.parse(file);
+  }
+
+  it("a promise the file rejects at import with nothing awaiting it is the file's import error, with its line", async () => {
+    const outcome = await parse(
+      "unawaited.ts",
+      dagSource(`const config = Promise.reject(new Error("config service unreachable")); // REJECTS\nexport default dag({ id: "unawaited" }, (t) => { t.task("a", async () => config); });`),
+    );
+    expect(outcome).toMatchObject({ ok: false, code: "BATON_DAG_IMPORT_ERROR", line: 2 });
+    expect((outcome as Failed).message).toContain("Error: config service unreachable");
+  });
+
+  it("one that names another file's code, raised while this file loads, is not this file's, and the loader goes on", async () => {
+    const release = path.join(root, "release");
+    // Rejects once, when the next file's import says so: while that file is loading.
+    const late = dagSource(
+      `import { existsSync } from "node:fs";\nconst timer = setInterval(() => { if (existsSync(${JSON.stringify(release)})) { clearInterval(timer); Promise.reject(new Error("late failure")); } }, 5);\n` +
+        `export default dag({ id: "late" }, (t) => { t.task("a", async () => 1); });`,
+    );
+    expect(await parse("late.ts", late)).toMatchObject({ ok: true });
+    const next = dagSource(
+      `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(release)}, "");\nawait new Promise((resolve) => setTimeout(resolve, 200));\n` +
+        `export default dag({ id: "innocent" }, (t) => { t.task("a", async () => 1); });`,
+    );
+    expect(await parse("innocent.ts", next)).toMatchObject({ ok: true });
+    expect(await parse("after.ts", dagSource(`export default dag({ id: "after" }, (t) => { t.task("a", async () => 1); });`))).toMatchObject({ ok: true });
+  });
+});
