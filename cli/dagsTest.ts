@@ -4,7 +4,7 @@ import { Worker } from "../executor/worker.ts";
 import { DagProcessor } from "../parser/processor.ts";
 import { Scheduler } from "../scheduler/loop.ts";
 import type { RowDataPacket } from "../store/db.ts";
-import { getDag, getDagRun, listTaskInstances } from "../store/queries/read.ts";
+import { getDag, getDagRun, importErrorOfFile, listTaskInstances } from "../store/queries/read.ts";
 import { createDagRun } from "../store/transitions/createDagRun.ts";
 import { clock, exitWith, type Runtime } from "./runtime.ts";
 
@@ -24,14 +24,21 @@ export async function dagsTest({ config, db, logger }: Runtime, dagId: string, c
   await processor.stop();
 
   const dag = await getDag(db.pool, dagId);
-  // A paused DAG's run would wait in `queued` forever; say so instead of hanging.
-  if (dag?.is_paused) {
-    exitWith(`DAG "${dagId}" is paused: unpause it (PATCH /api/v1/dags/${dagId} {"is_paused": false}) before testing it`);
-  }
   if (!dag) {
     const [errors] = await db.pool.query<RowDataPacket[]>("SELECT fileloc, line, message FROM import_error ORDER BY id LIMIT 3");
     const hint = errors.length ? `; import errors: ${errors.map((e) => `${e.fileloc}${e.line ? `:${e.line}` : ""}: ${String(e.message).split("\n")[0]}`).join(" | ")}` : "";
     exitWith(`BATON_DAG_NOT_FOUND: DAG "${dagId}" not found in ${config.dagsFolder}${hint}`);
+  }
+  // The file as it is now is what the author tests (Airflow's `dags test` loads it): its last
+  // version that parsed would run code the file no longer holds, and report on it.
+  const broken = dag.has_import_errors ? await importErrorOfFile(db.pool, dag.fileloc as string) : undefined;
+  if (broken) {
+    const where = broken.line ? ` (line ${broken.line})` : "";
+    exitWith(`${broken.code}: DAG "${dagId}" is defined in ${dag.fileloc}, which does not import now${where}: ${String(broken.message).split("\n")[0]}`);
+  }
+  // A paused DAG's run would wait in `queued` forever; say so instead of hanging.
+  if (dag.is_paused) {
+    exitWith(`DAG "${dagId}" is paused: unpause it (PATCH /api/v1/dags/${dagId} {"is_paused": false}) before testing it`);
   }
   const now = clock.now();
   const { id, runId } = await createDagRun(db, now, { dagId, runId: `test__${now.toISOString()}`, runType: "manual", logicalDate: now, conf });

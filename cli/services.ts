@@ -149,7 +149,8 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
     const report = await processor.start();
     // A signal during the first scan: shutdown() is already stopping everything, start nothing more.
     if (stoppingSince) return;
-    log.info(`DAG folder ${relative(config.dagsFolder)}: ${report.files} file(s), ${report.dags} DAG(s) updated, ${report.errors} import error(s)`);
+    // A failed first scan is logged by the processor, which scans again at every rescan interval.
+    if (report) log.info(`DAG folder ${relative(config.dagsFolder)}: ${report.files} file(s), ${report.dags} DAG(s) updated, ${report.errors} import error(s)`);
   }
   await worker?.start();
   // Its first heartbeat is stored before the API listens: /health never reports it unhealthy for having just started.

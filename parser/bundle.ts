@@ -117,6 +117,22 @@ const BUNDLE_OPTIONS = {
   banner: { js: 'import { createRequire as __batonCreateRequire } from "node:module"; const require = __batonCreateRequire(import.meta.url);' },
 } as const satisfies BuildOptions;
 
+/**
+ * A source as esbuild names it in a map: relative to the output, percent-encoded as in a URL ("dags
+ * %28copy%29/etl.ts" for "dags (copy)/etl.ts"). As the path itself: Node reads an absolute path in
+ * `sources` as a file, so an encoded one named a file that does not exist (stack frames, a dag()
+ * call's file) and hid the user's file and lines.
+ */
+function sourcePath(source: string): string {
+  let decoded = source;
+  try {
+    decoded = decodeURIComponent(source);
+  } catch {
+    // not encoded after all: keep it
+  }
+  return path.resolve("/", decoded);
+}
+
 /** The bundle's code with its source map inline, sources as absolute paths (stack traces name the user's files). */
 function withInlineMap(result: BuildResult<typeof BUNDLE_OPTIONS>): string {
   const js = result.outputFiles.find((f) => f.path.endsWith(".mjs"))!.text;
@@ -124,7 +140,7 @@ function withInlineMap(result: BuildResult<typeof BUNDLE_OPTIONS>): string {
   let code = js.replace(/\n\/\/# sourceMappingURL=.*\n?$/, "\n");
   if (mapFile) {
     const map = JSON.parse(mapFile.text) as { sources: string[] };
-    map.sources = map.sources.map((s) => path.resolve("/", s));
+    map.sources = map.sources.map(sourcePath);
     code += `//# sourceMappingURL=data:application/json;base64,${Buffer.from(JSON.stringify(map)).toString("base64")}\n`;
   }
   return code;

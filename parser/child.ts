@@ -38,6 +38,31 @@ interface CreatedDag {
  */
 const createdByBundle = new Map<string, CreatedDag[]>();
 
+/** The file being imported now, and the first error its own code raised meanwhile outside the import's promise. */
+let importing: { file: string; stray?: { error: Error; how: string } } | undefined;
+/** Bundles whose import raised such an error: imported again, they come from the module cache without raising it. */
+const strayFailures = new Map<string, Extract<ParseOutcome, { ok: false }>>();
+
+/**
+ * A DAG file's code may leave a promise rejected that nothing awaits, or throw from a callback: by
+ * default Node ends the process then, failing whichever file it is loading (BATON_DAG_LOADER_DIED,
+ * without the error, retried every few minutes). One raised while a file loads, whose stack is in
+ * that file, is the file's import error; any other (a timer another file left) is printed, and the
+ * loader goes on.
+ */
+function strayError(how: string): (err: unknown) => void {
+  return (err) => {
+    const error = err instanceof Error ? err : undefined;
+    if (importing && !importing.stray && error && lineInFile(error.stack, importing.file) !== null) {
+      importing.stray = { error, how };
+      return;
+    }
+    console.error(`baton: DAG file code ${how}${importing ? ` while ${importing.file} loaded` : ""}; the DAG processor's loader goes on:`, err);
+  };
+}
+process.on("unhandledRejection", strayError("left a promise rejected with no handler"));
+process.on("uncaughtException", strayError("threw from a callback"));
+
 /**
  * Builds the SDK module once per process; before each parse, writes it to the scratch folder if it
  * is not there (another child wrote it, or the folder was cleaned): the bundle imports it, and the
@@ -53,6 +78,9 @@ async function sdkModule(scratch: string): Promise<string> {
 }
 
 async function parse(file: string, scratch: string): Promise<ParseOutcome> {
+  // Made for each file, not once at start: a temp-folder cleaner may have removed it since (a
+  // write into it then failed, and the file was reported as a loader that died).
+  await mkdir(scratch, { recursive: true });
   const sdkHash = await sdkModule(scratch);
   const bundled = await bundleDagFile(file, sdkModuleFile(sdkHash));
   if (!bundled.ok) return { ok: false, code: "BATON_DAG_IMPORT_ERROR", message: bundled.message, line: bundled.line, stack: null, deps: bundled.deps };
@@ -62,13 +90,19 @@ async function parse(file: string, scratch: string): Promise<ParseOutcome> {
   const bundlePath = path.join(scratch, `${hash}.mjs`);
   await writeFile(bundlePath, bundled.code);
   const href = pathToFileURL(bundlePath).href;
+  const failed = strayFailures.get(href);
+  if (failed) return { ...failed, deps };
   const recorded = createdByBundle.get(href);
   const created: CreatedDag[] = recorded ?? [];
   const hook: DagCreatedHook = (dag, callers) => void created.push({ dag, callers });
   if (!recorded) (globalThis as Record<string, unknown>)[DAG_CREATED_HOOK] = hook;
   let exports: Record<string, unknown>;
+  const loading: NonNullable<typeof importing> = { file };
+  importing = loading;
   try {
     exports = await import(href);
+    // Node reports a promise left rejected once the microtasks have run: before the next turn.
+    await new Promise((resolve) => setImmediate(resolve));
     createdByBundle.set(href, created);
   } catch (err) {
     const e = err as Error & { code?: string };
@@ -81,8 +115,15 @@ async function parse(file: string, scratch: string): Promise<ParseOutcome> {
     const message = e instanceof Error ? (coded ? e.message : `${e.name}: ${e.message}`) : `thrown value: ${String(err)}`;
     return { ok: false, code, message, line: lineInFile(e?.stack, file), stack: stackFrames(e?.stack), deps };
   } finally {
+    importing = undefined;
     delete (globalThis as Record<string, unknown>)[DAG_CREATED_HOOK];
     await rm(bundlePath, { force: true });
+  }
+  if (loading.stray) {
+    const { error, how } = loading.stray;
+    const failure = { ok: false as const, code: "BATON_DAG_IMPORT_ERROR", message: `${error.name}: ${error.message} (the file's code ${how})`, line: lineInFile(error.stack, file), stack: stackFrames(error.stack) };
+    strayFailures.set(href, failure);
+    return { ...failure, deps };
   }
 
   // A DAG exported under several names (export default a; export { a as b }) is one DAG.
@@ -148,6 +189,5 @@ function unexported(created: CreatedDag[], exports: Record<string, unknown>, fil
 }
 
 const scratch = process.env.BATON_PARSE_SCRATCH!;
-await mkdir(scratch, { recursive: true });
 serveRequests({ parse: (m) => parse(m.file as string, scratch) });
 process.send?.({ type: "ready" });

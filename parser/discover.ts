@@ -2,9 +2,10 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 
 const DAG_FILE = /\.(ts|mts|js|mjs)$/;
-const NOT_A_DAG = /\.(d\.ts|test\.ts|spec\.ts)$/;
+/** Type declarations and tests, of .ts and .js DAG files alike. */
+const NOT_A_DAG = /\.(d\.m?ts|(test|spec)\.m?[jt]s)$/;
 
-/** DAG files under folder, recursively, skipping node_modules and dot-folders. Sorted. */
+/** DAG files under folder, recursively, skipping node_modules, dot-files and dot-folders, declarations and tests. Sorted. */
 export async function discoverDagFiles(folder: string): Promise<string[]> {
   return (await discoverDagFolder(folder)).files;
 }

@@ -60,17 +60,17 @@ export class InputsHasher {
     return value;
   }
 
-  /** Reads an input afresh (after a parse: the parse may have seen a newer version of it than this scan's first read). */
-  private reread(input: string): Promise<Buffer | string> {
-    this.cache.delete(input);
-    return this.read(input);
-  }
-
-  async hash(content: Buffer, inputs: string[], fresh = false): Promise<string> {
+  /**
+   * After a parse, the inputs as this scan first read them: before the parse, for those it checked
+   * the file with. One read after the parse may be newer than what the parse bundled (a module
+   * saved while the file imported), and the hash would take that version for parsed; an older one
+   * only makes the next scan parse the file again.
+   */
+  async hash(content: Buffer, inputs: string[]): Promise<string> {
     const hash = createHash("sha256").update(content);
     for (const input of inputs) {
       hash.update(`\0${input}\0`);
-      hash.update(await (fresh ? this.reread(input) : this.read(input)));
+      hash.update(await this.read(input));
     }
     return hash.digest("hex");
   }

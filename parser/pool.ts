@@ -70,7 +70,10 @@ export class ParserPool {
 
   private acquire(): Promise<Slot> {
     if (this.closed) return Promise.reject(new Error("parser pool is closed"));
-    const slot = this.idle.pop();
+    let slot: Slot | undefined;
+    // An idle child may have died since its last file (that file's timer or unawaited promise ended
+    // it): the next file gets a live one, not a BATON_DAG_LOADER_DIED it did nothing to earn.
+    while ((slot = this.idle.pop()) && !slot.child.alive) this.live--;
     if (slot) return Promise.resolve(slot);
     if (this.live < this.options.size) return Promise.resolve(this.spawn());
     return new Promise((resolve) => this.waiting.push(resolve));

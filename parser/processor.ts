@@ -186,7 +186,7 @@ export class DagProcessor {
           // A loader killed on the timeout or dead said nothing of what the file imports: bundling
           // it again here (esbuild; no user code runs) does, so fixing an imported module re-parses it.
           const deps = outcome.deps ?? (await dagFileInputs(file));
-          const contentHash = await hasher.hash(content, deps, true);
+          const contentHash = await hasher.hash(content, deps);
           report.parsed++;
           const now = this.clock.now();
           if (!outcome.ok) {
@@ -222,7 +222,8 @@ export class DagProcessor {
               await recordImportError(this.db, now, { fileloc: file, contentHash, deps, code: failure.code, message: failure.message, line: null, stack: null });
               conflicts = [failure.message];
             }
-            if (sdk && conflicts.length === 0) this.storedSdk.add(sdk.hash);
+            // A file defining no DAG stores no code (recordParsedFile), the SDK module included.
+            if (sdk && conflicts.length === 0 && dags.length > 0) this.storedSdk.add(sdk.hash);
             if (conflicts.length > 0) {
               report.errors++;
               this.logger.warn(`import error in ${file}: ${conflicts.join("; ")}`);
@@ -242,17 +243,24 @@ export class DagProcessor {
    * A watcher (debounced) set from the first scan on, plus a periodic rescan as a safety net.
    * The first scan sets the watches as soon as it has listed the folder: a cold parse of a big
    * folder takes seconds, and a file written meanwhile gets a scan of its own right after it.
+   * The first scan's report, or null when it failed (logged): as after any failed scan, the
+   * rescans go on, so a database that was away while the processor started is caught up with
+   * once it is back, as the scheduler and the workers do.
    */
-  async start(): Promise<ScanReport> {
+  async start(): Promise<ScanReport | null> {
+    const scanFailed = (err: unknown) => {
+      this.logger.error(`DAG folder scan failed: ${(err as Error).message}`);
+      return null;
+    };
     const onChange = () => {
       if (this.stopped) return;
       clearTimeout(this.debounce);
-      this.debounce = setTimeout(() => void this.scan().catch((err) => this.logger.error(`DAG folder scan failed: ${(err as Error).message}`)), 100);
+      this.debounce = setTimeout(() => void this.scan().catch(scanFailed), 100);
     };
     this.watcher = new FolderWatcher(onChange, (dir, err) =>
       this.logger.warn(`cannot watch ${dir} (${err.message}); changes there are seen by rescans every ${this.options.rescanIntervalMs} ms`),
     );
-    const report = await this.scan();
+    const report = await this.scan().catch(scanFailed);
     if (this.stopped) return report; // stop() ran during the first scan (and closed the watcher): start no timer that nothing would stop
     this.timer = setInterval(onChange, this.options.rescanIntervalMs);
     return report;

@@ -1,16 +1,34 @@
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 
 /**
  * The line of `file` in the first stack frame that points into it, or null. Frames look like
  * `at fn (/abs/file.ts:12:5)`, `at /abs/file.ts:12:5` or `at file:///abs/file.ts:12:5`;
- * `file` is compared as an absolute path.
+ * `file` is compared as an absolute path. A frame's location is read as the end of the frame,
+ * not as a run of characters without spaces or parentheses: a path may hold both
+ * ("/srv/my dags/etl (copy).ts").
  */
 export function lineInFile(stack: string | undefined, file: string): number | null {
+  const target = path.resolve(file);
   for (const frame of (stack ?? "").split("\n")) {
-    const match = frame.match(/\(?(?:file:\/\/)?([^()\s]+):(\d+):\d+\)?\s*$/);
-    if (match && path.resolve(decodeURIComponent(match[1]!)) === file) return Number(match[2]);
+    const match = frame.match(/^\s*at (.*):(\d+):\d+\)?\s*$/);
+    if (!match) continue;
+    // What precedes the line: the location alone, or a function name and " (" before it.
+    const where = match[1]!;
+    if (where === target || where.endsWith(` (${target}`) || fileUrlPath(where) === target) return Number(match[2]);
   }
   return null;
+}
+
+/** The path of a frame's file URL (`at fn (file:///…` or `at file:///…`), whatever escapes it uses; null without one. */
+function fileUrlPath(where: string): string | null {
+  const at = where.lastIndexOf("file://");
+  if (at < 0 || (at > 0 && !/[( ]$/.test(where.slice(0, at)))) return null;
+  try {
+    return fileURLToPath(where.slice(at));
+  } catch {
+    return null;
+  }
 }
 
 /**

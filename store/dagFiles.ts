@@ -129,9 +129,12 @@ export async function recordParsedFile(db: Db, now: Date, file: ParsedFile, paus
       await upsertImportError(tx, now, { fileloc: file.fileloc, contentHash: file.contentHash, deps: file.deps, code: "BATON_POOL_NOT_FOUND", message, line: null, stack: null });
       return { conflicts: [message] };
     }
-    await tx.query("INSERT IGNORE INTO dag_code (code_hash, code, created_at) VALUES (?, ?, ?)", [file.codeHash, file.code, now]);
-    // Content-addressed like the bundles: workers fetch the SDK module by the hash the bundle imports.
-    if (file.sdk) await tx.query("INSERT IGNORE INTO dag_code (code_hash, code, created_at) VALUES (?, ?, ?)", [file.sdk.hash, file.sdk.code, now]);
+    // Only a version names a bundle: a file defining no DAG (a helper module) stores none, as dag_code is never pruned.
+    if (ids.length > 0) {
+      await tx.query("INSERT IGNORE INTO dag_code (code_hash, code, created_at) VALUES (?, ?, ?)", [file.codeHash, file.code, now]);
+      // Content-addressed like the bundles: workers fetch the SDK module by the hash the bundle imports.
+      if (file.sdk) await tx.query("INSERT IGNORE INTO dag_code (code_hash, code, created_at) VALUES (?, ?, ?)", [file.sdk.hash, file.sdk.code, now]);
+    }
     // What each DAG was scheduled from, to recompute next_dagrun* only for new or rescheduled DAGs
     // (rows locked by lockDagRows; a placeholder is a new DAG).
     const [before] =

@@ -499,6 +499,12 @@ export async function getImportError(db: Queryable, id: number): Promise<RowData
   return rows[0];
 }
 
+/** The import error of the file at `fileloc`, if its last parse failed. */
+export async function importErrorOfFile(db: Queryable, fileloc: string): Promise<RowDataPacket | undefined> {
+  const [rows] = await db.query<RowDataPacket[]>("SELECT * FROM import_error WHERE fileloc = ?", [fileloc]);
+  return rows[0];
+}
+
 export async function latestHeartbeat(db: Queryable, kind: string): Promise<Date | null> {
   const [rows] = await db.query<RowDataPacket[]>("SELECT MAX(heartbeat_at) AS at FROM baton_process WHERE kind = ?", [kind]);
   return rows[0]?.at ?? null;

@@ -175,6 +175,21 @@ describe("baton dags test", () => {
     expect(r.stderr.trim().split("\n")).toEqual([expect.stringContaining("BATON_DAG_NOT_FOUND")]);
   });
 
+  // Airflow's `dags test` loads the file as it is now: one that no longer imports fails the command.
+  // Running the last version that parsed would report on code the author no longer has.
+  it("refuses a DAG whose file no longer imports, naming the import error, instead of running its last version", async () => {
+    const file = path.join(root, "dags", "edited.ts");
+    await writeFile(file, `import { dag } from "baton";\nexport default dag({ id: "cli_edited" }, (t) => { t.task("only", async () => 1); });\n`);
+    expect((await baton(["dags", "test", "cli_edited"], env)).code).toBe(0);
+
+    await writeFile(file, `import { dag } from "baton";\nexport default dag({ id: "cli_edited" }, (t) => {\n  t.task("only", async () => 1);\n  throw new Error("half-written edit");\n});\n`);
+    const r = await baton(["dags", "test", "cli_edited"], env);
+    expect(r.code).toBe(1);
+    expect(r.stdout).not.toMatch(/cli_edited: success/);
+    // After the DAG processor's own warning about the file.
+    expect(r.stderr.trim().split("\n").at(-1)).toEqual(`baton: BATON_DAG_IMPORT_ERROR: DAG "cli_edited" is defined in ${file}, which does not import now (line 4): Error: half-written edit`);
+  });
+
   // Airflow's `dags test` runs a paused DAG. Here the run is created but never started
   // (startRuns skips paused DAGs) and dagsTest waits for it without a deadline.
   it("does not hang on a paused DAG: runs it, or refuses in one line naming the pause", async () => {

@@ -1,13 +1,14 @@
 import { jest } from "@jest/globals";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { DagProcessor, type DagProcessorOptions } from "../../parser/processor.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 import { capturingLogger } from "../helpers/logger.ts";
-import type { RowDataPacket } from "../../store/db.ts";
+import { openDb, type RowDataPacket } from "../../store/db.ts";
 
 /** The 1-based line of the first line of `source` that contains `marker`. */
 function lineOf(source: string, marker: string): number {
@@ -335,6 +336,33 @@ describe("DAG processor: changes outside the DAG file itself", () => {
     expect(JSON.parse(latest!.structure).tasks.map((t: { taskId: string }) => t.taskId)).toEqual(["after_edit"]);
   });
 
+  // A helper module in the DAG folder is parsed like any file, and defines no DAG: no version will
+  // ever name its bundle, and dag_code is never pruned, so storing it would only grow the table.
+  it("stores the bundle of a file that defines no DAG nowhere; the DAG file importing it has its own", async () => {
+    await h.writeDag("lib/marked.ts", `export const MARK = "helper_marker_5d1c";\n`);
+    await h.writeDag("uses_marked.ts", dagSource(`import { MARK } from "./lib/marked.ts";\nexport default dag({ id: "uses_marked" }, (t) => { t.task("only", async () => MARK); });`));
+    expect(await h.processor.scan()).toMatchObject({ errors: 0 });
+    const [bundles] = await h.db.pool.query<RowDataPacket[]>("SELECT code_hash FROM dag_code WHERE code LIKE '%helper_marker_5d1c%'");
+    const [versions] = await h.db.pool.query<RowDataPacket[]>("SELECT code_hash FROM dag_version WHERE dag_id = 'uses_marked'");
+    expect(bundles.map((r) => r.code_hash)).toEqual(versions.map((r) => r.code_hash));
+  });
+
+  it("stores the SDK module with the first DAG recorded, after a scan that recorded only helper modules", async () => {
+    // SDK modules are the rows no version names: gone, only this processor's scans can store one again.
+    await h.db.pool.query("DELETE FROM dag_code WHERE code_hash NOT IN (SELECT code_hash FROM dag_version)");
+    await withOwnFolder("helpers_first", { "helper_only.ts": `export const HELP = 1;\n` }, 3_600_000, async (processor, root) => {
+      expect(await processor.scan()).toMatchObject({ parsed: 1, dags: 0, errors: 0 });
+      await writeFile(path.join(root, "after_helper.ts"), simpleDag("after_helper"));
+      expect(await processor.scan()).toMatchObject({ parsed: 1, dags: 1, errors: 0 });
+      const [[bundle]] = await h.db.pool.query<RowDataPacket[]>(
+        "SELECT c.code FROM dag d JOIN dag_version v ON v.dag_id = d.dag_id AND v.version_hash = d.latest_version_hash JOIN dag_code c ON c.code_hash = v.code_hash WHERE d.dag_id = 'after_helper'",
+      );
+      const sdkHash = /baton-sdk-([0-9a-f]{64})\.mjs/.exec(bundle!.code as string)![1];
+      const [sdk] = await h.db.pool.query<RowDataPacket[]>("SELECT 1 FROM dag_code WHERE code_hash = ?", [sdkHash]);
+      expect(sdk).toHaveLength(1);
+    });
+  });
+
   it("lets a DAG folder take over a dag_id last defined by a file of another folder (the last parse wins)", async () => {
     const first = await h.writeDag("owner.ts", simpleDag("moved_dag", "from_old"));
     await h.processor.scan();
@@ -351,7 +379,7 @@ describe("DAG processor: changes outside the DAG file itself", () => {
   it("once started, parses files written at the top and in a folder created afterwards, without waiting for a rescan", async () => {
     // Rescans an hour apart: only the watcher can see the files below.
     await withOwnFolder("watched", { "watched_first.ts": simpleDag("watched_first") }, 3_600_000, async (watched, root) => {
-      expect((await watched.start()).dags).toBe(1);
+      expect((await watched.start())?.dags).toBe(1);
       // The folder first, then a file at the top: once that file is parsed, a scan has listed the
       // new folder, and only a watch on it can see the file written there next.
       await mkdir(path.join(root, "team", "daily"), { recursive: true });
@@ -383,7 +411,7 @@ describe("DAG processor: changes outside the DAG file itself", () => {
       expect(await dagRow(h, "early_slow")).toBeUndefined();
       await writeFile(path.join(root, "new.ts"), simpleDag("early_new"));
       await writeFile(release, "");
-      expect((await started).dags).toBe(2);
+      expect((await started)?.dags).toBe(2);
       expect(await dagRow(h, "early_fast")).toBeDefined();
       await waitFor("the file written during the first scan parsed", () => dagRow(h, "early_new"));
     }).finally(() => Promise.all([rm(release, { force: true }), rm(begun, { force: true })]));
@@ -404,17 +432,49 @@ describe("DAG processor: changes outside the DAG file itself", () => {
         // Well before the hanging file's timeout ends the first scan.
         await waitFor("the edit stored", async () => (await versions(h, "beside_hang")).length === 2, 3_000);
         const report = await started;
-        expect(report.errors).toBe(1);
+        expect(report?.errors).toBe(1);
         expect((await importErrorFor(h, path.join(root, "hangs.ts")))?.code).toBe("BATON_DAG_PARSE_TIMEOUT");
       },
       { poolSize: 2, parseTimeoutMs: 6_000 },
     );
   });
 
+  // A DAG file's code may outlive its import (a timer, a promise nobody awaits) and end the loader
+  // process once the file was parsed: the next file must get a live loader, not that dead one's
+  // BATON_DAG_LOADER_DIED (an import error for five minutes on a file that did nothing wrong).
+  it("parses the next file in a fresh loader when an idle one died after parsing the last", async () => {
+    // The loader ends once the test says so, after the file's parse was recorded.
+    const release = path.join(os.tmpdir(), `baton-idle-death-${process.pid}-${Date.now()}`);
+    const pidFile = `${release}.pid`;
+    const dies = dagSource(
+      `import { existsSync, writeFileSync } from "node:fs";\n` +
+        `setInterval(() => { if (existsSync(${JSON.stringify(release)})) { writeFileSync(${JSON.stringify(pidFile)}, String(process.pid)); process.exit(1); } }, 10);\n` +
+        `export default dag({ id: "leaves_a_timer" }, (t) => { t.task("only", async () => 0); });`,
+    );
+    await withOwnFolder("idle_death", { "leaves_a_timer.ts": dies }, 3_600_000, async (processor, root) => {
+      expect(await processor.scan()).toMatchObject({ dags: 1, errors: 0 });
+      await writeFile(release, "");
+      const pid = Number(await waitFor("the loader's pid", async () => (existsSync(pidFile) ? readFile(pidFile, "utf8") : null)));
+      await waitFor("the loader gone", async () => {
+        try {
+          process.kill(pid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      });
+
+      const innocent = path.join(root, "innocent.ts");
+      await writeFile(innocent, simpleDag("innocent"));
+      expect(await processor.scan()).toMatchObject({ parsed: 1, dags: 1, errors: 0 });
+      expect(await importErrorFor(h, innocent)).toBeUndefined();
+    }).finally(() => Promise.all([rm(release, { force: true }), rm(pidFile, { force: true })]));
+  });
+
   it("starts no scan after stop(), even with a change seen just before it", async () => {
     // Every 10 ms a rescan is asked for, re-arming the 100 ms debounce: one is always pending at stop().
     await withOwnFolder("stopping", { "stopping.ts": simpleDag("stopping_dag") }, 10, async (stopping) => {
-      expect((await stopping.start()).dags).toBe(1);
+      expect((await stopping.start())?.dags).toBe(1);
       const scans = jest.spyOn(stopping, "scan");
       // The 10 ms interval, set before this 20 ms timer, has fired by then: a debounce is pending.
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -532,6 +592,81 @@ describe("DAG processor: a file the database cannot hold", () => {
       expect(await h.processor.scan()).toMatchObject({ parsed: 0, errors: 0 });
     } finally {
       await h.db.pool.query("ALTER TABLE dag MODIFY owners VARCHAR(255) NULL");
+    }
+  });
+});
+
+/** Forwards connections to the database, or, while `refusing`, closes them as they open: a database that is down. */
+class RefusingProxy {
+  refusing = false;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly server = net.createServer((client) => {
+    if (this.refusing) return void client.destroy();
+    const upstream = net.connect(this.target.port, this.target.host);
+    for (const s of [client, upstream]) {
+      this.sockets.add(s);
+      s.on("error", () => undefined);
+      s.on("close", () => this.sockets.delete(s));
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+
+  constructor(private readonly target: { host: string; port: number }) {}
+
+  /** The URL of `databaseUrl`'s database through this proxy. */
+  async listen(databaseUrl: string): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+    const url = new URL(databaseUrl);
+    url.hostname = "127.0.0.1";
+    url.port = String((this.server.address() as net.AddressInfo).port);
+    return url.toString();
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+describe("DAG processor: the database goes away", () => {
+  const h = new Harness({ worker: false });
+  beforeAll(() => h.start());
+  afterAll(() => h.stop());
+
+  // The scheduler and the workers outlive an outage; so must the DAG processor, even one that
+  // starts during it (a standalone's first scan of a big folder takes seconds).
+  it("keeps going when its first scan cannot reach the database, and records the folder once it can", async () => {
+    const target = new URL(h.db.url);
+    const proxy = new RefusingProxy({ host: target.hostname === "localhost" ? "127.0.0.1" : target.hostname, port: Number(target.port || 3306) });
+    const db = openDb(await proxy.listen(h.db.url), { connectionLimit: 2 });
+    const root = await mkdtemp(path.join(os.tmpdir(), "baton-outage-dags-"));
+    const lines: string[] = [];
+    const processor = new DagProcessor(db, h.clock, capturingLogger(lines), {
+      dagsFolder: root,
+      parseTimeoutMs: 30_000,
+      rescanIntervalMs: 200,
+      pausedAtCreation: false,
+      scratchFolder: path.join(h.cacheFolder, "parse-outage"),
+      poolSize: 1,
+    });
+    try {
+      await writeFile(path.join(root, "outage.ts"), simpleDag("outage_dag"));
+      proxy.refusing = true;
+      await processor.start();
+      expect(lines.some((l) => l.startsWith("error: DAG folder scan failed"))).toBe(true);
+      expect(await dagRow(h, "outage_dag")).toBeUndefined();
+
+      proxy.refusing = false;
+      const dag = await waitFor("the file recorded once the database is back", () => dagRow(h, "outage_dag"));
+      expect(dag.is_active).toBe(1);
+    } finally {
+      await processor.stop();
+      await db.close();
+      await proxy.close();
+      await rm(root, { recursive: true, force: true });
     }
   });
 });

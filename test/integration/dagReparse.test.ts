@@ -1,5 +1,6 @@
 // When an unchanged DAG file is parsed again: its hash must cover everything its parse depended
 // on, including what did not exist yet, and errors that say nothing about its content are retried.
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -7,6 +8,7 @@ import { FakeClock, type Clock } from "../../core/clock.ts";
 import { DagProcessor, type DagProcessorOptions } from "../../parser/processor.ts";
 import { transientRetryDelayMs } from "../../parser/reparse.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
+import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 
 async function importError(h: Harness, file: string): Promise<{ code: string; message: string } | undefined> {
@@ -83,6 +85,38 @@ describe("DAG processor: what makes an unchanged file parse again", () => {
     });
   });
 
+  // The hash stored with a parse must not name a module newer than the one the parse bundled: an
+  // edit of the module while the DAG file was still importing was then taken for parsed already,
+  // and the DAG kept the old module's code until something else changed.
+  it("parses again when a module it imports changed while the file was being imported", async () => {
+    const release = path.join(os.tmpdir(), `baton-midparse-release-${process.pid}-${Date.now()}`);
+    const begun = `${release}.begun`;
+    await withFolder("midparse", {}, async (processorFor, root) => {
+      const processor = processorFor();
+      await write(root, "lib/mark.ts", `export const MARK = "mark_v1";\n`);
+      const dagFile = (hold: boolean) =>
+        dagSource(
+          `import { MARK } from "./lib/mark.ts";\nimport { existsSync, writeFileSync } from "node:fs";\n` +
+            (hold ? `writeFileSync(${JSON.stringify(begun)}, "");\nconst until = Date.now() + 20_000;\nwhile (!existsSync(${JSON.stringify(release)}) && Date.now() < until) {}\n` : "") +
+            `export default dag({ id: "midparse" }, (t) => { t.task("only", async () => MARK); });`,
+        );
+      await write(root, "midparse.ts", dagFile(false));
+      await processor.scan();
+      expect(await latestCode(h, "midparse")).toContain("mark_v1");
+
+      // An edit of the DAG file parses it again; while it imports, the module changes.
+      await write(root, "midparse.ts", dagFile(true));
+      const scanning = processor.scan();
+      await waitFor("the DAG file's import begun", async () => existsSync(begun), 20_000);
+      await write(root, "lib/mark.ts", `export const MARK = "mark_v2";\n`);
+      await writeFile(release, "");
+      expect(await scanning).toMatchObject({ parsed: 1, errors: 0 });
+
+      await processor.scan();
+      expect(await latestCode(h, "midparse")).toContain("mark_v2");
+    }).finally(() => Promise.all([rm(release, { force: true }), rm(begun, { force: true })]));
+  });
+
   it("re-parses a file whose import could not be resolved once the module is created", async () => {
     await withFolder("missing", {}, async (processorFor, root) => {
       const processor = processorFor();
@@ -128,6 +162,24 @@ describe("DAG processor: what makes an unchanged file parse again", () => {
       await write(root, "node_modules/mypkg/package.json", JSON.stringify({ name: "mypkg", version: "2.0.0", main: "index.js" }));
       expect((await processor.scan()).parsed).toBe(1);
       expect(await latestCode(h, "uses_pkg")).toContain("answer_v2");
+    });
+  });
+
+  // The default scratch folder is under $TMPDIR, which a cleaner may empty (macOS removes what was
+  // not touched for three days, systemd-tmpfiles what is older than its age): the loader must not
+  // count on the folder it found at its start.
+  it("parses an edit as usual after the parse scratch folder was removed", async () => {
+    await withFolder("scratch", {}, async (processorFor, root) => {
+      const processor = processorFor();
+      const source = (task: string) => dagSource(`export default dag({ id: "scratch_gone" }, (t) => { t.task("${task}", async () => 1); });`);
+      const file = await write(root, "scratch.ts", source("before"));
+      expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 0 });
+      await rm(path.join(h.cacheFolder, "parse-scratch-0"), { recursive: true, force: true });
+
+      await write(root, "scratch.ts", source("after_cleanup"));
+      expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 0 });
+      expect(await importError(h, file)).toBeUndefined();
+      expect(await latestCode(h, "scratch_gone")).toContain("after_cleanup");
     });
   });
 

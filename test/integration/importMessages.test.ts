@@ -127,3 +127,96 @@ export default dag({ id: "cycles" }, (t) => {
     expect(f.line).toBe(8);
   });
 });
+
+// A DAG folder's path may hold what a URL escapes (a space, parentheses, %, #, letters beyond
+// ASCII: "~/My Drive/dags (copy)", "/srv/données"): errors still name the file and line as they
+// do elsewhere, and a dag() the file does not export is still found.
+describe("import error messages in a folder whose path needs escaping in a URL", () => {
+  let root: string;
+  let pool: ParserPool;
+  beforeAll(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), "baton dags (copy) 100% #2 données-"));
+    pool = new ParserPool({ size: 1, timeoutMs: 30_000, recycleAfter: 100, scratchFolder: path.join(root, ".scratch") });
+  });
+  afterAll(async () => {
+    await pool.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  async function parse(name: string, source: string): Promise<{ outcome: ParseOutcome; file: string }> {
+    const file = path.join(root, name);
+    await writeFile(file, source);
+    return { outcome: await pool.parse(file), file };
+  }
+
+  it("an exception at import: its line, and stack_trace names the file as it is", async () => {
+    const { outcome, file } = await parse("throws (1).ts", dagSource(`function load() {\n  throw new Error("unreachable"); // THROWS\n}\nload();\nexport default dag({ id: "t" }, (t) => { t.task("a", async () => 1); });`));
+    expect(outcome).toMatchObject({ ok: false, code: "BATON_DAG_IMPORT_ERROR", message: "Error: unreachable", line: 3 });
+    expect((outcome as Failed).stack).toContain(`(${file}:3:`);
+  });
+
+  it("a duplicate task id: the line of the second t.task", async () => {
+    const { outcome } = await parse("dup.ts", dagSource(`export default dag({ id: "dup" }, (t) => {\n  t.task("a", async () => 1);\n  t.task("a", async () => 2);\n});`));
+    expect(outcome).toMatchObject({ ok: false, code: "BATON_DUPLICATE_TASK_ID", line: 4 });
+  });
+
+  it("a dag() created but not exported is BATON_DAG_NOT_EXPORTED, not silently ignored", async () => {
+    const { outcome } = await parse("unexported.ts", dagSource(`const d = dag({ id: "unexported" }, (t) => {\n  t.task("a", async () => 1);\n});`));
+    expect(outcome).toMatchObject({ ok: false, code: "BATON_DAG_NOT_EXPORTED", line: 2 });
+  });
+
+  it("a cycle: the line of the edge that closes it", async () => {
+    const { outcome } = await parse(
+      "cycle.ts",
+      dagSource(`export default dag({ id: "cyclic" }, (t) => {\n  const a = t.task("a", async () => 1);\n  const b = t.task("b", { upstream: [a] }, async () => 2);\n  b.then(a); // CLOSES\n});`),
+    );
+    expect(outcome).toMatchObject({ ok: false, code: "BATON_DAG_CYCLE", line: 5 });
+  });
+});
+
+// A promise a DAG file leaves rejected with nothing awaiting it, or an exception thrown from one of
+// its callbacks, ended the loader process: whatever file it was loading then became a
+// BATON_DAG_LOADER_DIED import error, without the error, retried every five minutes.
+describe("errors a DAG file's code raises outside its import", () => {
+  let root: string;
+  let pool: ParserPool;
+  beforeAll(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), "baton-stray-errors-"));
+    pool = new ParserPool({ size: 1, timeoutMs: 30_000, recycleAfter: 100, scratchFolder: path.join(root, ".scratch") });
+  });
+  afterAll(async () => {
+    await pool.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  async function parse(name: string, source: string): Promise<ParseOutcome> {
+    const file = path.join(root, name);
+    await writeFile(file, source);
+    return pool.parse(file);
+  }
+
+  it("a promise the file rejects at import with nothing awaiting it is the file's import error, with its line", async () => {
+    const outcome = await parse(
+      "unawaited.ts",
+      dagSource(`const config = Promise.reject(new Error("config service unreachable")); // REJECTS\nexport default dag({ id: "unawaited" }, (t) => { t.task("a", async () => config); });`),
+    );
+    expect(outcome).toMatchObject({ ok: false, code: "BATON_DAG_IMPORT_ERROR", line: 2 });
+    expect((outcome as Failed).message).toContain("Error: config service unreachable");
+  });
+
+  it("one that names another file's code, raised while this file loads, is not this file's, and the loader goes on", async () => {
+    const release = path.join(root, "release");
+    // Rejects once, when the next file's import says so: while that file is loading.
+    const late = dagSource(
+      `import { existsSync } from "node:fs";\nconst timer = setInterval(() => { if (existsSync(${JSON.stringify(release)})) { clearInterval(timer); Promise.reject(new Error("late failure")); } }, 5);\n` +
+        `export default dag({ id: "late" }, (t) => { t.task("a", async () => 1); });`,
+    );
+    expect(await parse("late.ts", late)).toMatchObject({ ok: true });
+    const next = dagSource(
+      `import { writeFileSync } from "node:fs";\nwriteFileSync(${JSON.stringify(release)}, "");\nawait new Promise((resolve) => setTimeout(resolve, 200));\n` +
+        `export default dag({ id: "innocent" }, (t) => { t.task("a", async () => 1); });`,
+    );
+    expect(await parse("innocent.ts", next)).toMatchObject({ ok: true });
+    expect(await parse("after.ts", dagSource(`export default dag({ id: "after" }, (t) => { t.task("a", async () => 1); });`))).toMatchObject({ ok: true });
+  });
+});

@@ -31,6 +31,10 @@ beforeAll(async () => {
     "nested/more.d.ts",
     "helper.test.ts",
     "helper.spec.ts",
+    "nested/helper.test.js",
+    "helper.spec.mjs",
+    "helper.test.mts",
+    "types.d.mts",
     "notes.md",
     "data.json",
     "script.cjs",
@@ -85,7 +89,8 @@ describe("discoverDagFiles", () => {
     for (const f of found) {
       expect(f.split(path.sep)).not.toContain("node_modules");
       expect(f.split(path.sep).some((part) => part.startsWith("."))).toBe(false);
-      expect(f).not.toMatch(/\.d\.ts$|\.test\.ts$|\.spec\.ts$/);
+      // Whatever the extension: a test of a .js DAG file is no more a DAG file than one of a .ts file.
+      expect(f).not.toMatch(/\.d\.m?ts$|\.(test|spec)\.m?[jt]s$/);
     }
   });
 
@@ -166,6 +171,17 @@ describe("lineInFile", () => {
   it("decodes escaped characters in file:// URLs", () => {
     const spaced = path.resolve("/srv/my dags/etl.ts");
     expect(lineInFile(`Error: x\n    at run (${pathToFileURL(spaced).href}:21:2)`, spaced)).toBe(21);
+  });
+
+  it("finds the line when the path holds spaces, parentheses, % or #, as a path or as a file URL", () => {
+    const odd = path.resolve("/srv/my dags (copy)/100% #1 étl.ts");
+    expect(lineInFile(`Error: x\n    at load (${odd}:3:9)\n    at ${odd}:4:1`, odd)).toBe(3);
+    expect(lineInFile(`Error: x\n    at ${odd}:4:1`, odd)).toBe(4);
+    expect(lineInFile(`Error: x\n    at async load (${pathToFileURL(odd).href}:5:2)`, odd)).toBe(5);
+    expect(lineInFile(`Error: x\n    at ${pathToFileURL(odd).href}:6:2`, odd)).toBe(6);
+    // The same name in another folder, or another name ending like it, is not the file.
+    expect(lineInFile(`Error: x\n    at load (/elsewhere${odd}:3:9)`, odd)).toBeNull();
+    expect(lineInFile(`Error: x\n    at load (${path.dirname(odd)}/x${path.basename(odd)}:3:9)`, odd)).toBeNull();
   });
 
   it("returns the first frame in the file, not a later one", () => {

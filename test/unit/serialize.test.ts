@@ -316,6 +316,18 @@ describe("serializeDag", () => {
       expect(t.get("c")!.priorityWeight).toBe(-400_000_000);
     });
 
+    // A DAG generated in a loop may chain thousands of tasks: the sort recursed once per task of
+    // the chain (a stack overflow as the import error) and each task's descendants were a Set of
+    // ids (a 10,000-task chain took 1.6 GB in the parser).
+    it("serializes a chain of 10,000 tasks: every one in order, weights summed down the chain", () => {
+      const s = serialize({}, (t) => {
+        let previous = t.task("t0", noop);
+        for (let i = 1; i < 10_000; i++) previous = previous.then(t.task(`t${i}`, noop));
+      });
+      expect(s.tasks.map((t) => t.taskId)).toEqual(Array.from({ length: 10_000 }, (_, i) => `t${i}`));
+      expect([s.tasks[0]!.priorityWeight, s.tasks[5_000]!.priorityWeight, s.tasks[9_999]!.priorityWeight]).toEqual([10_000, 5_000, 1]);
+    });
+
     it("stays linear-ish on a wide fan-in/fan-out (1,000 tasks)", () => {
       const ids = Array.from({ length: 1000 }, (_, i) => `t${i}`);
       const edges = ids.slice(1, 999).flatMap((id) => [`t0>${id}`, `${id}>t999`]);
