@@ -1,6 +1,6 @@
-// Keyset cursors of list endpoints (`?cursor=`, `next_cursor`): opaque to clients, base64url
-// JSON of the list they belong to (the endpoint, and a digest of its path's DAG and run and of its
-// filters), the order_by they were made for, the last row's sort key and the list's total_entries,
+// Keyset cursors of list endpoints (`?cursor=`, `next_cursor`: dag runs, task instances, the event
+// log): opaque to clients, base64url JSON of the list they belong to (the endpoint, and a digest of
+// its path's DAG and run and of its filters), the order_by they were made for, the last row's sort key and the list's total_entries,
 // so a cursor page answers with one range read: no offset walk, no COUNT. A cursor used on another
 // list is refused: its position means nothing there (it gave an empty or partial page) and its
 // total_entries is another list's.
@@ -8,10 +8,10 @@
 import { createHash } from "node:crypto";
 import { BatonError } from "../core/errors.ts";
 import type { KeysetPosition } from "../store/queries/conditions.ts";
-import type { KeysetOrder } from "../store/queries/read.ts";
+import type { KeysetOrder } from "../store/queries/paging.ts";
 
-/** The lists that page by cursor; a cursor of one is refused by the other. */
-export type CursorList = "dag_runs" | "task_instances";
+/** The lists that page by cursor; a cursor of one is refused by the others. */
+export type CursorList = "dag_runs" | "task_instances" | "event_logs";
 
 /**
  * What a list is, beyond its endpoint: the path's ids (`~` included) and the filters as the route
@@ -135,7 +135,7 @@ function sortValue(value: unknown, order: KeysetOrder, invalid: (why: string) =>
 }
 
 function describePath(path: Record<string, string>): string {
-  return Object.entries(path)
-    .map(([k, v]) => `${k} "${v.length > 80 ? `${v.slice(0, 80)}…` : v}"`)
-    .join(", ");
+  const ids = Object.entries(path).map(([k, v]) => `${k} "${v.length > 80 ? `${v.slice(0, 80)}…` : v}"`);
+  // The event log's path names no DAG or run.
+  return ids.length ? ids.join(", ") : "this list";
 }

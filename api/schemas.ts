@@ -32,7 +32,7 @@ export const PageBody = {
   page_limit: Type.Optional(Limit),
 };
 
-/** Keyset paging beside limit/offset (dag run and task instance lists). */
+/** Keyset paging beside limit/offset (dag run, task instance and event log lists). */
 export const CursorQuery = Type.Object({
   cursor: Type.Optional(
     Type.String({

@@ -4,13 +4,25 @@ import { Type, type Static } from "typebox";
 import { controlCharacterIn } from "../../core/dagLimits.ts";
 import { BatonError } from "../../core/errors.ts";
 import type { RowDataPacket } from "../../store/db.ts";
-import { eventIdsAfter, eventIdsBetween, eventsByIds, getEvent, latestEventId, listEvents, type EventFilter, type EventName } from "../../store/queries/events.ts";
+import {
+  eventIdsAfter,
+  eventIdsBetween,
+  eventOrder,
+  eventsByIds,
+  getEvent,
+  latestEventId,
+  listEvents,
+  listEventsAfter,
+  type EventFilter,
+  type EventName,
+} from "../../store/queries/events.ts";
 import { isoOrNull } from "../../store/rows.ts";
 import type { ApiDeps } from "../context.ts";
+import { decodeCursor, encodeCursor, type CursorScope } from "../cursor.ts";
 import { problemOf } from "../errors.ts";
 import { EventCursor } from "../eventCursor.ts";
-import { DateTime, ListOf, Nullable } from "../openapi.ts";
-import { Id, instantOf, Name, PageQuery } from "../schemas.ts";
+import { CursorListOf, DateTime, Nullable } from "../openapi.ts";
+import { CursorQuery, Id, instantOf, Name, PageQuery } from "../schemas.ts";
 
 // No event name or owner ends with a space, which MySQL would pad away ("task:success " matched
 // task:success), or holds a control character: the API's one name rule (core/dagLimits.ts). A list
@@ -156,6 +168,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db 
         tags: TAGS,
         querystring: Type.Intersect([
           PageQuery,
+          CursorQuery,
           Filters,
           Type.Object({
             order_by: Type.Optional(
@@ -165,14 +178,20 @@ export const eventRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db 
             ),
           }),
         ]),
-        response: { 200: ListOf("event_logs", EventLog) },
+        response: { 200: CursorListOf("event_logs", EventLog) },
       },
     },
     async (req) => {
-      const { limit = 100, offset = 0, order_by } = req.query;
-      // Ids are assigned in insert order, as `at` is, so `when` orders as the id does.
-      const { rows, total } = await listEvents(db.pool, filterOf(req.query), { limit, offset, newestFirst: order_by?.startsWith("-") });
-      return { event_logs: rows.map(eventJson), total_entries: total };
+      const { limit = 100, offset = 0, order_by, cursor } = req.query;
+      const filter = filterOf(req.query);
+      const order = eventOrder(order_by);
+      const scope: CursorScope = { path: {}, filters: { ...filter } };
+      const from = cursor === undefined ? undefined : decodeCursor(cursor, offset, "event_logs", scope, order);
+      // A cursor page: the total came with the cursor, and no COUNT runs.
+      const { rows, next, total } = from
+        ? { ...(await listEventsAfter(db.pool, filter, { limit, orderBy: order_by, after: from.after })), total: from.total }
+        : await listEvents(db.pool, filter, { limit, offset, orderBy: order_by });
+      return { event_logs: rows.map(eventJson), total_entries: total, next_cursor: next && encodeCursor("event_logs", scope, order, next, total) };
     },
   );
 

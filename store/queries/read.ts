@@ -3,8 +3,8 @@ import { BatonError } from "../../core/errors.ts";
 import type { Queryable, ResultSetHeader, RowDataPacket } from "../db.ts";
 import { Conditions, type KeysetPosition, type SortKey } from "./conditions.ts";
 import { pageTotal } from "./counting.ts";
-import { DATES_AS_TEXT, isoOfDateTimeText } from "../rows.ts";
-import { limitOffset, sqlCount } from "./paging.ts";
+import { DATES_AS_TEXT } from "../rows.ts";
+import { keysetPage, limitOffset, sqlCount, type KeysetOrder, type SortValueType } from "./paging.ts";
 
 export interface Page {
   limit: number;
@@ -44,28 +44,6 @@ function orderSql(k: SortKey): string {
 /** `ORDER BY` from an API order_by value ("field" or "-field"), with a unique tie-breaker in the same direction. */
 export function orderBy(value: string | undefined, columns: Record<string, string>, fallback: string, tieBreaker: string): string {
   return orderSql(sortKeyOf(value, columns, fallback, tieBreaker));
-}
-
-/** What a keyset cursor carries for an order: the tie-breaker alone ("id"), or a string or date value with it. */
-export type SortValueType = "id" | "string" | "date";
-
-/** A list order as keyset paging sees it: the order_by value it answers (default filled in) and its values' type. */
-export interface KeysetOrder extends SortKey {
-  orderBy: string;
-  type: SortValueType;
-}
-
-/** A page of at most `limit` rows from `limit + 1` read, and where the next page starts (null: none). */
-function keysetPage(rows: RowDataPacket[], limit: number, key: KeysetOrder): { rows: RowDataPacket[]; next: KeysetPosition | null } {
-  if (rows.length <= limit) return { rows, next: null };
-  const page = rows.slice(0, limit);
-  const last = page[limit - 1]!;
-  const name = (column: string) => column.slice(column.indexOf(".") + 1);
-  const id = Number(last[name(key.tieBreaker)]);
-  if (key.column === key.tieBreaker) return { rows: page, next: { id } };
-  const value: unknown = last[name(key.column)] ?? null;
-  // Under DATES_AS_TEXT a date sort value is the column's text: the cursor holds a Date.
-  return { rows: page, next: { value: key.type === "date" && typeof value === "string" ? new Date(isoOfDateTimeText(value)) : (value as KeysetPosition["value"]), id } };
 }
 
 /** `LIKE` operand matching `text` anywhere, its wildcards escaped (backslash is LIKE's default escape). */

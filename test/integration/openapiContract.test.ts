@@ -6,6 +6,7 @@ import { readFile } from "node:fs/promises";
 import { encodeCursor } from "../../api/cursor.ts";
 import { renderOpenApi, SPEC_FILE } from "../../scripts/openapi.ts";
 import type { RowDataPacket } from "../../store/db.ts";
+import { eventOrder } from "../../store/queries/events.ts";
 import { dagRunOrder, TASK_INSTANCE_ORDER } from "../../store/queries/read.ts";
 import { waitFor } from "../helpers/db.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
@@ -91,6 +92,8 @@ const CALLS: Record<string, Call[]> = {
     {},
     { query: { dag_id: "contract_main", limit: "2", offset: "1" } },
     { query: { run_id: "contract_run", event: "task:success", owner: "x", map_index: "-1", try_number: "1", included_events: "task:success,run:success", excluded_events: "run:failed" } },
+    // A keyset page, newest first: the events below an id no event reaches.
+    { query: { limit: "1", order_by: "-event_log_id", cursor: encodeCursor("event_logs", { path: {}, filters: {} }, eventOrder("-event_log_id"), { id: Number.MAX_SAFE_INTEGER }, 1) } },
   ],
   "POST /api/v1/backfills": [
     { body: { dag_id: "contract_daily", from_date: "2026-01-01", to_date: "2026-01-03", dry_run: true } },

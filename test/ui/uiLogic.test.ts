@@ -4,6 +4,7 @@
 import { RunState, TaskState } from "../../core/states.ts";
 import { parseAnsi } from "../../ui/src/ansi.ts";
 import {
+  continueAt,
   continueWalk,
   EVENT_STATES,
   eventFiltersFrom,
@@ -20,6 +21,7 @@ import {
   startWalk,
   toggled,
   type EventFilters,
+  type Walk,
 } from "../../ui/src/browse.ts";
 import { clearRunMessage, currentTry, describeSchedule, fitLabel, importErrorsOf, signalClosedNote, formatDuration, zoneLabel, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
 import { SseParser } from "../../ui/src/sse.ts";
@@ -422,37 +424,67 @@ describe("event log filters", () => {
 });
 
 describe("load-more walk", () => {
-  const id = (r: number) => r;
-  /** The server's list newest first (ids descending), LIMIT/OFFSET as the API pages it. */
-  const pageOf = (list: number[], offset: number, limit: number) => list.slice(offset, offset + limit);
+  /**
+   * The API's event log as a cursor walk sees it: ids in `list` (any order), the page of `limit`
+   * after the cursor's id in the order asked, and the next page's cursor (null on the last page).
+   */
+  const serve = (list: readonly number[], newestFirst: boolean, cursor: string | null, limit: number) => {
+    const ordered = [...list].sort((a, b) => (newestFirst ? b - a : a - b)).filter((id) => cursor === null || (newestFirst ? id < Number(cursor) : id > Number(cursor)));
+    const rows = ordered.slice(0, limit);
+    return { rows, total: cursor === null ? list.length : -1, next: ordered.length > limit ? String(rows.at(-1)) : null };
+  };
+  /** One "load more": the page continueAt says, continued with continueWalk. */
+  const more = (walk: Walk<number>, list: readonly number[], newestFirst: boolean, limit: number) => {
+    const from = continueAt(walk);
+    const p = serve(list, newestFirst, from.cursor, limit);
+    // A cursor page's total_entries is the first page's, which the walk holds.
+    return continueWalk(walk, from, p.rows, p.total === -1 ? walk.total : p.total, p.next);
+  };
+  const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-  it("skips no row and shows none twice while new rows are recorded at the top between pages", () => {
-    let list = Array.from({ length: 25 }, (_, i) => 25 - i); // 25 … 1
-    let walk = startWalk(pageOf(list, 0, 10), list.length, 10);
-    const added: number[] = [];
+  it("newest first: every row of the log as the walk began, once each, while rows are recorded above it", () => {
+    let list = range(1, 25);
+    const first = serve(list, true, null, 10);
+    let walk = startWalk(first.rows, first.total, first.next);
     // 3 rows arrive before the first "load more", then more than a page, then none.
     const arriving = [3, 12];
     while (!walk.done) {
-      const newRows = arriving.shift() ?? 0;
-      const top = list[0]!;
-      list = [...Array.from({ length: newRows }, (_, i) => top + newRows - i), ...list];
-      const next = continueWalk(walk, pageOf(list, walk.offset, 10), list.length, 10, id);
-      walk = next.walk;
-      added.push(next.added);
+      const n = arriving.shift() ?? 0;
+      list = [...list, ...range(list.length + 1, list.length + n)];
+      walk = more(walk, list, true, 10).walk;
     }
-    expect(new Set(walk.rows).size).toBe(walk.rows.length);
-    expect(walk.rows.filter((r) => r <= 25)).toEqual(Array.from({ length: 25 }, (_, i) => 25 - i));
-    // A page entirely of rows already shown adds none: the page goes on loading (see the view).
-    expect(added).toContain(0);
+    expect(walk.rows).toEqual(range(1, 25).reverse());
+    expect(walk.total).toBe(25);
   });
 
-  it("ends at a short page, oldest first too", () => {
-    const list = [1, 2, 3, 4, 5];
-    let walk = startWalk(pageOf(list, 0, 2), 5, 2);
-    expect(walk).toEqual({ rows: [1, 2], offset: 2, total: 5, done: false });
-    walk = continueWalk(walk, pageOf(list, 2, 2), 5, 2, id).walk;
-    walk = continueWalk(walk, pageOf(list, 4, 2), 5, 2, id).walk;
-    expect(walk).toEqual({ rows: [1, 2, 3, 4, 5], offset: 5, total: 5, done: true });
-    expect(startWalk([], 0, 2).done).toBe(true);
+  it("oldest first: rows recorded during the walk come at its end, and after it by reading its last page again", () => {
+    let list = range(1, 12);
+    const first = serve(list, false, null, 5);
+    let walk = startWalk(first.rows, first.total, first.next);
+    list = [...list, 13, 14];
+    walk = more(walk, list, false, 5).walk;
+    walk = more(walk, list, false, 5).walk;
+    expect(walk).toMatchObject({ rows: range(1, 14), next: null, done: true });
+    // The end was read; two rows are recorded (the view counts them live and offers "load more").
+    list = [...list, 15, 16];
+    const from = continueAt({ ...walk, done: false });
+    expect(from).toEqual({ cursor: "10", keep: 10 });
+    // Read again, the last page (11-14) is a full one (11-15) with a next_cursor.
+    const again = more({ ...walk, done: false }, list, false, 5);
+    expect(again.added).toBe(1);
+    expect(again.walk).toMatchObject({ rows: range(1, 15), next: "15", done: false });
+    // The rest follows that next_cursor, nothing twice.
+    walk = more(again.walk, [...list, 17], false, 5).walk;
+    expect(walk).toMatchObject({ rows: range(1, 17), done: true });
+  });
+
+  it("a walk of one page reads the first page again, and ends at the last page", () => {
+    const first = serve([1, 2, 3], false, null, 5);
+    const walk = startWalk(first.rows, first.total, first.next);
+    expect(walk).toEqual({ rows: [1, 2, 3], total: 3, next: null, last: { cursor: null, kept: 0 }, done: true });
+    expect(continueAt(walk)).toEqual({ cursor: null, keep: 0 });
+    const again = more(walk, [1, 2, 3, 4], false, 5);
+    expect(again).toEqual({ walk: { rows: [1, 2, 3, 4], total: 4, next: null, last: { cursor: null, kept: 0 }, done: true }, added: 1 });
+    expect(startWalk([], 0, null).done).toBe(true);
   });
 });

@@ -1,5 +1,5 @@
 // Pure helpers for the Dead letters and Event log pages: what the token's role may do, row
-// selection, a re-drive's outcome in words, the event log's filters and its load-more walk.
+// selection, a re-drive's outcome in words, the event log's filters and its load-more walk (by cursor).
 // No DOM and no fetch: unit-tested in test/ui/uiLogic.test.ts.
 import type { AnyEventLog, RedriveAnswer, Whoami } from "./types.ts";
 
@@ -174,26 +174,44 @@ export function matchesEventFilters(e: Pick<AnyEventLog, "dag_id" | "dag_run_id"
 }
 
 /**
- * The rows loaded so far by "load more": `offset` is where the next page starts in the API's
- * order, `done` once a page came back short. The event log pages by offset only; newest first,
- * events recorded meanwhile push the rows down, so a page may begin with rows already shown. The
- * next page starts where the last one ended (not at the count shown) and rows already shown are
- * dropped by id: a row can repeat, none is skipped.
+ * The rows loaded so far by "load more", following the API's next_cursor: a page starts right
+ * after the last row of the one before, so no row repeats and none is skipped however many events
+ * are recorded meanwhile (newest first they are above the first page; oldest first they come
+ * after the last). `next` is the last page's next_cursor, null when it was the end. `last` is
+ * where that page began: the cursor it was read with (null: the first page) and the rows before
+ * it. Oldest first, events recorded after the end was read are reached by reading that page again
+ * from the same cursor: the same rows, then the new ones (continueAt).
  */
 export interface Walk<T> {
   rows: T[];
-  offset: number;
   total: number;
+  next: string | null;
+  last: { cursor: string | null; kept: number };
   done: boolean;
 }
 
-export function startWalk<T>(page: readonly T[], total: number, asked: number): Walk<T> {
-  return { rows: [...page], offset: page.length, total, done: page.length < asked };
+export function startWalk<T>(page: readonly T[], total: number, next: string | null): Walk<T> {
+  return { rows: [...page], total, next, last: { cursor: null, kept: 0 }, done: next === null };
 }
 
-/** The walk with the page read at walk.offset appended; `added` is how many rows were new. */
-export function continueWalk<T>(walk: Walk<T>, page: readonly T[], total: number, asked: number, idOf: (row: T) => number): { walk: Walk<T>; added: number } {
-  const seen = new Set(walk.rows.map(idOf));
-  const fresh = page.filter((r) => !seen.has(idOf(r)));
-  return { walk: { rows: [...walk.rows, ...fresh], offset: walk.offset + page.length, total, done: page.length < asked }, added: fresh.length };
+/**
+ * Where "load more" reads: after the last page (its next_cursor), or, once the end was read, that
+ * last page again (events recorded since follow its rows). `keep`: the rows that stay before it.
+ */
+export function continueAt<T>(walk: Walk<T>): { cursor: string | null; keep: number } {
+  return walk.next !== null ? { cursor: walk.next, keep: walk.rows.length } : { cursor: walk.last.cursor, keep: walk.last.kept };
+}
+
+/**
+ * The walk with the page read at `from` (continueAt) in place of what followed `from.keep`;
+ * `added` is how many rows it has more. Total: the walk's (the first page's total_entries, plus
+ * the events the view counted live since) or the page's (a cursor page carries the first page's,
+ * the first page read again counts anew), whichever is larger, and never below the rows shown.
+ */
+export function continueWalk<T>(walk: Walk<T>, from: { cursor: string | null; keep: number }, page: readonly T[], total: number, next: string | null): { walk: Walk<T>; added: number } {
+  const rows = [...walk.rows.slice(0, from.keep), ...page];
+  return {
+    walk: { rows, total: Math.max(walk.total, total, rows.length), next, last: { cursor: from.cursor, kept: from.keep }, done: next === null },
+    added: rows.length - walk.rows.length,
+  };
 }

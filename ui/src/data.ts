@@ -253,6 +253,6 @@ export const listDeadLetters = (page: { dagId?: string; limit: number; offset: n
 
 export const redriveDeadLetters = (ids: number[]) => call<RedriveAnswer>("POST", "/deadLetters/redrive", { body: { task_instance_ids: ids } });
 
-/** One page of the event log (query: eventLogQuery's filters and order). */
-export const listEventLogs = (query: Record<string, string>, offset: number, limit: number, signal?: AbortSignal) =>
-  get<{ event_logs: AnyEventLog[]; total_entries: number }>("/eventLogs", { ...query, limit, offset }, signal);
+/** One page of the event log (query: eventLogQuery's filters and order): the first, or the one after a next_cursor. */
+export const listEventLogs = (query: Record<string, string>, limit: number, cursor: string | null, signal?: AbortSignal) =>
+  get<{ event_logs: AnyEventLog[]; total_entries: number; next_cursor: string | null }>("/eventLogs", { ...query, limit, cursor: cursor ?? undefined }, signal);

@@ -1,11 +1,12 @@
 // The event log (GET /eventLogs): every state change of runs and task instances and every refused
 // request, newest or oldest first, filtered by DAG, run, task, kind and state (all in the URL, so
-// a filtered view can be linked), a page at a time with "load more". Events recorded while the page
-// is open are counted from the live stream: newest first they wait behind a "show" button (the
-// rows read so far stay put), oldest first they are the next "load more".
+// a filtered view can be linked), a page at a time with "load more", which follows the API's
+// next_cursor (no row twice, none skipped). Events recorded while the page is open are counted from
+// the live stream: newest first they wait behind a "show" button (the rows read so far stay put),
+// oldest first they are the next "load more".
 import { useEffect, useState } from "preact/hooks";
 import { reportError } from "../api.ts";
-import { continueWalk, EVENT_KINDS, EVENT_STATES, eventFiltersFrom, eventLogPath, eventLogQuery, intParam, matchesEventFilters, startWalk, type EventFilters } from "../browse.ts";
+import { continueAt, continueWalk, EVENT_KINDS, EVENT_STATES, eventFiltersFrom, eventLogPath, eventLogQuery, intParam, matchesEventFilters, startWalk, type EventFilters } from "../browse.ts";
 import { ErrorBox, Loading, StateBadge, useAsync } from "../common.tsx";
 import { listDags, listEventLogs } from "../data.ts";
 import { formatDateTime } from "../format.ts";
@@ -15,8 +16,6 @@ import { stateLabel } from "../states.ts";
 import type { AnyEventLog } from "../types.ts";
 
 const PAGE = 100;
-/** Pages read at most per "load more" while each holds only rows already shown (many new events meanwhile). */
-const MAX_PAGES_PER_CLICK = 10;
 const ALL_STATES = [...new Set(EVENT_KINDS.flatMap((k) => EVENT_STATES[k]))];
 
 export function EventLogPage({ query }: { query: URLSearchParams }) {
@@ -26,8 +25,8 @@ export function EventLogPage({ query }: { query: URLSearchParams }) {
   const dags = useAsync(() => listDags(), []);
   const walk = useAsync(
     async (signal) => {
-      const page = await listEventLogs(apiQuery, 0, limit, signal);
-      return startWalk(page.event_logs, page.total_entries, limit);
+      const page = await listEventLogs(apiQuery, limit, null, signal);
+      return startWalk(page.event_logs, page.total_entries, page.next_cursor);
     },
     [JSON.stringify(apiQuery), limit],
   );
@@ -39,7 +38,8 @@ export function EventLogPage({ query }: { query: URLSearchParams }) {
   useLiveEvents((e) => {
     if (!walk.data || !matchesEventFilters(e, filters)) return;
     if (filters.newestFirst) setArrived((n) => n + 1);
-    else if (walk.data.done) walk.setData((w) => w && { ...w, done: false, total: w.total + 1 });
+    // Oldest first the walk reaches it: counted now, and "load more" is offered again at the end.
+    else walk.setData((w) => w && { ...w, done: false, total: w.total + 1 });
   });
 
   const loadMore = async () => {
@@ -47,9 +47,12 @@ export function EventLogPage({ query }: { query: URLSearchParams }) {
     setLoadingMore(true);
     try {
       let w = walk.data;
-      for (let i = 0; i < MAX_PAGES_PER_CLICK && !w.done; i++) {
-        const page = await listEventLogs(apiQuery, w.offset, limit);
-        const next = continueWalk(w, page.event_logs, page.total_entries, limit, (e) => e.event_log_id);
+      // Twice at most: the last page read again (oldest first, at the end) may bring no new row
+      // yet a next_cursor, when it was full.
+      for (let i = 0; i < 2 && !w.done; i++) {
+        const from = continueAt(w);
+        const page = await listEventLogs(apiQuery, limit, from.cursor);
+        const next = continueWalk(w, from, page.event_logs, page.total_entries, page.next_cursor);
         w = next.walk;
         if (next.added > 0) break;
       }
