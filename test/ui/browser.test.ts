@@ -695,24 +695,47 @@ describe("web UI in Chromium", () => {
     }
   }, 30_000);
 
-  /** A new tab signed in with `token`; its console errors and any 403 it is answered go to `problems`. */
+  /**
+   * A new tab signed in with `token`; its console errors and any 403 it is answered go to `problems`.
+   * A GET /whoami the page sends before sign-in is answered (401) only once the token was entered:
+   * the token stays. The signed-in one waits for `gate`.
+   */
   const signedIn = async (token: string, who: string, start: string, gate?: Promise<void>): Promise<{ tab: Page; close: () => Promise<void> }> => {
     const tabContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    // Holds the signed-in GET /whoami (the one before sign-in answers 401 at once) until `gate`.
-    if (gate) await tabContext.route("**/api/v1/whoami", async (r) => (r.request().headers().authorization ? gate.then(() => r.continue()) : r.continue()));
-    const tab = await tabContext.newPage();
-    tab.on("console", (m) => {
-      if (m.type() === "error" && !EXPECTED_CONSOLE.test(m.text())) problems.push(`${who} console: ${m.text()}`);
-    });
-    tab.on("pageerror", (e) => problems.push(`${who} page error: ${e.message}`));
-    tab.on("response", (r) => {
-      if (r.status() === 403) problems.push(`${who} was refused ${r.request().method()} ${r.url()}`);
-    });
-    await tab.goto(url(start));
-    await tab.locator("#token-input").waitFor();
-    await tab.fill("#token-input", token);
-    await tab.press("#token-input", "Enter");
-    return { tab, close: () => tabContext.close() };
+    const close = () => tabContext.close();
+    try {
+      const tab = await tabContext.newPage();
+      let entered!: () => void;
+      const tokenEntered = new Promise<void>((resolve) => (entered = resolve));
+      /** The status of the GET /whoami sent before sign-in, once the page has it. */
+      let late = Promise.resolve(401);
+      await tab.route("**/api/v1/whoami", async (r) => {
+        if (r.request().headers().authorization) {
+          await gate;
+        } else {
+          late = tab.waitForResponse((res) => res.request() === r.request()).then((res) => res.status());
+          await tokenEntered;
+        }
+        await r.continue();
+      });
+      tab.on("console", (m) => {
+        if (m.type() === "error" && !EXPECTED_CONSOLE.test(m.text())) problems.push(`${who} console: ${m.text()}`);
+      });
+      tab.on("pageerror", (e) => problems.push(`${who} page error: ${e.message}`));
+      tab.on("response", (r) => {
+        if (r.status() === 403) problems.push(`${who} was refused ${r.request().method()} ${r.url()}`);
+      });
+      await tab.goto(url(start));
+      await tab.locator("#token-input").waitFor();
+      await tab.fill("#token-input", token);
+      await tab.press("#token-input", "Enter");
+      entered();
+      expect(await late).toBe(401);
+      return { tab, close };
+    } catch (err) {
+      await close();
+      throw err;
+    }
   };
 
   it("shows a viewer's token the DAGs, runs, tasks and backfills without an action it may not take, before and after its role is known", async () => {
