@@ -2,8 +2,8 @@
 // `baton standalone`: sign in, list DAGs, trigger from the UI (bad conf first), watch the grid
 // turn green live, open a task's log, send a signal to a waiting task and see it resume, the
 // graph and run views, errors, dark mode, a narrow window, a 1,000-task × 100-run grid, the dead
-// letters (re-driven by an operator, only listed for a viewer), the event log, and a lost
-// connection. Screenshots of each view go to test/ui/screenshots/ (git-ignored); with
+// letters (re-driven by an operator, only listed for a viewer), a viewer's pages without the
+// actions its role may not take (an operator's with them), the event log, and a lost connection. Screenshots of each view go to test/ui/screenshots/ (git-ignored); with
 // BATON_UI_DOCS=1 the README's docs/ui-grid.png and docs/ui-graph.png are rewritten too.
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -37,6 +37,9 @@ interface SvgElement {
   getBBox(): { width: number };
 }
 declare const sessionStorage: { getItem(key: string): string | null };
+declare const history: { pushState(data: unknown, unused: string, url: string): void };
+declare function dispatchEvent(event: unknown): boolean;
+declare const PopStateEvent: new (type: string) => unknown;
 declare const localStorage: { length: number };
 declare function getComputedStyle(element: unknown): { backgroundColor: string };
 declare function requestAnimationFrame(callback: () => void): number;
@@ -691,6 +694,134 @@ describe("web UI in Chromium", () => {
       await viewerContext.close();
     }
   }, 30_000);
+
+  /**
+   * A new tab signed in with `token`; its console errors and any 403 it is answered go to `problems`.
+   * A GET /whoami the page sends before sign-in is answered (401) only once the token was entered:
+   * the token stays. The signed-in one waits for `gate`.
+   */
+  const signedIn = async (token: string, who: string, start: string, gate?: Promise<void>): Promise<{ tab: Page; close: () => Promise<void> }> => {
+    const tabContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const close = () => tabContext.close();
+    try {
+      const tab = await tabContext.newPage();
+      let entered!: () => void;
+      const tokenEntered = new Promise<void>((resolve) => (entered = resolve));
+      /** The status of the GET /whoami sent before sign-in, once the page has it. */
+      let late = Promise.resolve(401);
+      await tab.route("**/api/v1/whoami", async (r) => {
+        if (r.request().headers().authorization) {
+          await gate;
+        } else {
+          late = tab.waitForResponse((res) => res.request() === r.request()).then((res) => res.status());
+          await tokenEntered;
+        }
+        await r.continue();
+      });
+      tab.on("console", (m) => {
+        if (m.type() === "error" && !EXPECTED_CONSOLE.test(m.text())) problems.push(`${who} console: ${m.text()}`);
+      });
+      tab.on("pageerror", (e) => problems.push(`${who} page error: ${e.message}`));
+      tab.on("response", (r) => {
+        if (r.status() === 403) problems.push(`${who} was refused ${r.request().method()} ${r.url()}`);
+      });
+      await tab.goto(url(start));
+      await tab.locator("#token-input").waitFor();
+      await tab.fill("#token-input", token);
+      await tab.press("#token-input", "Enter");
+      entered();
+      expect(await late).toBe(401);
+      return { tab, close };
+    } catch (err) {
+      await close();
+      throw err;
+    }
+  };
+
+  it("shows a viewer's token the DAGs, runs, tasks and backfills without an action it may not take, before and after its role is known", async () => {
+    const created = await baton.api<{ token: string }>("POST", "/tokens", { name: "ui-viewer-pages", role: "viewer" });
+    expect(created.status).toBe(201);
+    // A backfill with dates left, paused: an operator could unpause or cancel it.
+    const backfill = await baton.api<{ id: number }>("POST", "/backfills", { dag_id: "ui_nightly", from_date: "2026-01-10T00:00:00Z", to_date: "2026-02-28T00:00:00Z", max_active_runs: 1 });
+    expect(backfill.status).toBe(200);
+    expect((await baton.api<{ state: string }>("POST", `/backfills/${backfill.json.id}/pause`)).json.state).toBe("paused");
+    const signing = (await baton.api<{ dag_runs: { dag_run_id: string }[] }>("GET", "/dags/document_signing/dagRuns?limit=1")).json.dag_runs[0]!.dag_run_id;
+    /** What a viewer must not be offered (the pause switch is there, disabled, for its state). */
+    const actions = [
+      "button.trigger",
+      'button[aria-label^="Trigger"]',
+      '[role="switch"]:not([disabled])',
+      'button:has-text("Mark failed")',
+      'button:has-text("Mark success")',
+      'button:has-text("Clear")',
+      ".task-actions input[type=checkbox]",
+      'form[aria-label="Send a signal"]',
+      "#signal-payload",
+      'form[aria-label="New backfill"]',
+      ".backfills td.actions-cell button",
+    ].join(", ");
+
+    let release!: () => void;
+    const { tab: viewer, close } = await signedIn(created.json.token, "viewer", "/", new Promise<void>((resolve) => (release = resolve)));
+    try {
+      // The role not known yet: the list is drawn, nothing offered, the switches disabled.
+      const rows = viewer.locator("tr[data-dag-id]");
+      const dags = (await baton.api<{ total_entries: number }>("GET", "/dags")).json.total_entries;
+      await until("the viewer's DAG list", async () => (await rows.count()) === dags);
+      expect(await viewer.locator('[role="switch"][disabled]').count()).toBe(dags);
+      expect(await viewer.locator(actions).count()).toBe(0);
+      const role = viewer.waitForResponse((r) => r.url().endsWith("/api/v1/whoami") && r.status() === 200);
+      release();
+      expect(await (await role).json()).toMatchObject({ role: "viewer" });
+      // Known: still nothing, the switches keep showing the state.
+      await until("the viewer's switches to say the state", async () => (await viewer.locator('tr[data-dag-id="ui_nightly"] [role="switch"]').getAttribute("aria-label")) === "ui_nightly is active");
+      expect(await viewer.locator('tr[data-dag-id="ui_nightly"] [role="switch"]').getAttribute("aria-checked")).toBe("true");
+      expect(await viewer.locator(actions).count()).toBe(0);
+      await viewer.screenshot({ path: path.join(SCREENSHOTS, "dags-viewer.png") });
+
+      const run = `/dags/example_etl/runs/${encodeURIComponent(etlRunId)}`;
+      // Each page, what shows it is drawn, and what it still tells a viewer.
+      const pages: [string, string, string][] = [
+        ["/dags/example_etl", '.grid-body .cell[data-state="success"]', ""],
+        ["/dags/example_etl/graph", '.node[data-state="success"]', "extract"],
+        [run, ".gantt-bar.s-success", ""],
+        [`${run}/tasks/extract`, "pre.log", "extracted 3 rows"],
+        [`/dags/document_signing/runs/${encodeURIComponent(signing)}/tasks/wait_for_signature`, ".signal-card", "the signal signed"],
+        ["/dags/ui_nightly/backfills", `tr[data-backfill-id="${backfill.json.id}"]`, "paused"],
+      ];
+      for (const [page, drawn, text] of pages) {
+        // Moved to within the app (a click on a link), as a user does: the role is not asked again.
+        await viewer.evaluate((to) => history.pushState(null, "", to), page);
+        await viewer.evaluate(() => dispatchEvent(new PopStateEvent("popstate")));
+        await until(`${page} drawn for the viewer`, async () => (await viewer.locator(drawn).count()) > 0 && (await viewer.locator(".loading").count()) === 0);
+        await until(`${page} to say "${text}"`, async () => (await viewer.locator(drawn).first().textContent())!.includes(text));
+        expect({ page, offered: await viewer.locator(actions).allTextContents() }).toEqual({ page, offered: [] });
+        expect({ page, switch: await viewer.locator('.dag-title [role="switch"]').isDisabled() }).toEqual({ page, switch: true });
+      }
+      await viewer.screenshot({ path: path.join(SCREENSHOTS, "backfills-viewer.png") });
+    } finally {
+      await close();
+    }
+
+    // An operator's token is offered them all, and its cancel goes through.
+    const operatorToken = await baton.api<{ token: string }>("POST", "/tokens", { name: "ui-operator", role: "operator" });
+    expect(operatorToken.status).toBe(201);
+    const { tab: operator, close: closeOperator } = await signedIn(operatorToken.json.token, "operator", "/dags/ui_nightly/backfills");
+    try {
+      const row = operator.locator(`tr[data-backfill-id="${backfill.json.id}"]`);
+      await row.locator('button:has-text("Unpause")').waitFor();
+      expect(await operator.locator('form[aria-label="New backfill"]').count()).toBe(1);
+      expect(await operator.locator("button.trigger").count()).toBe(1);
+      expect(await operator.locator('.dag-title [role="switch"]').isDisabled()).toBe(false);
+      await row.locator('button:has-text("Cancel")').click();
+      await until("the backfill to be cancelled", async () => ["cancelling", "cancelled"].includes((await baton.api<{ state: string }>("GET", `/backfills/${backfill.json.id}`)).json.state));
+      await operator.goto(url(`/dags/example_etl/runs/${encodeURIComponent(etlRunId)}/tasks/extract`));
+      await operator.locator('.task-actions button:has-text("Mark success")').waitFor();
+      expect(await operator.locator('.task-actions button:has-text("Clear")').count()).toBe(1);
+    } finally {
+      await closeOperator();
+    }
+  }, 60_000);
 
   it("browses the event log: filters, both orders, load more, links, and new events from the live stream", async () => {
     await page.goto(url("/"));

@@ -8,9 +8,11 @@ import { buildApp } from "../../api/app.ts";
 import { installErrorHandler } from "../../api/errors.ts";
 import { uiRoutes } from "../../api/ui.ts";
 import { generateToken, hashToken } from "../../core/apiTokens.ts";
+import { roleAllows, ROLES, type Role } from "../../core/roles.ts";
 import { FakeClock } from "../../core/clock.ts";
 import { silentLogger } from "../../core/logger.ts";
 import { insertToken } from "../../store/apiTokens.ts";
+import { ACTIONS } from "../../ui/src/browse.ts";
 import type { Db } from "../../store/db.ts";
 import { createTestDb, dropTestDb } from "../helpers/db.ts";
 
@@ -92,11 +94,12 @@ describe("the UI in the API app with auth on", () => {
   let app: FastifyInstance;
   let logsFolder: string;
   const viewer = generateToken();
+  const tokens: Record<Role, string> = { viewer, operator: generateToken(), admin: generateToken() };
 
   beforeAll(async () => {
     db = await createTestDb();
     const clock = new FakeClock("2026-03-01T00:00:00Z");
-    await insertToken(db.pool, { name: "ui-viewer", role: "viewer", hash: hashToken(viewer), prefix: "baton_x", now: clock.now() });
+    for (const role of ROLES) await insertToken(db.pool, { name: `ui-${role}`, role, hash: hashToken(tokens[role]), prefix: "baton_x", now: clock.now() });
     logsFolder = await mkdtemp(path.join(os.tmpdir(), "baton-ui-app-"));
     app = await buildApp({ db, clock, logger: silentLogger, config: { logsFolder }, auth: { mode: "on" } });
   });
@@ -124,6 +127,24 @@ describe("the UI in the API app with auth on", () => {
     expect(unknown.statusCode).toBe(404);
     expect(unknown.headers["content-type"]).toContain("application/problem+json");
     expect(unknown.json()).toMatchObject({ status: 404, code: "BATON_ROUTE_NOT_FOUND" });
+  });
+
+  it("gives each action the pages offer the role its routes need (browse.ts ACTIONS)", async () => {
+    const spec = (await app.inject({ method: "GET", url: "/api/v1/openapi.json" })).json() as { paths: Record<string, Record<string, unknown>> };
+    for (const [action, { role: needs, routes }] of Object.entries(ACTIONS)) {
+      for (const route of routes) {
+        const [method, template] = route.split(" ") as [string, string];
+        // A route the API does not have would be refused by nothing: the table would be wrong unnoticed.
+        expect({ action, route, documented: !!spec.paths[`/api/v1${template}`]?.[method.toLowerCase()] }).toEqual({ action, route, documented: true });
+        const url = `/api/v1${template.replace(/\{backfill_id\}/, "1").replace(/\{[^}]+\}/g, "nosuch")}`;
+        for (const role of ROLES) {
+          const res = await app.inject({ method: method as "POST", url, headers: { authorization: `Bearer ${tokens[role]}` }, payload: {} });
+          const refused = res.statusCode === 403;
+          expect({ action, route, role, refused }).toEqual({ action, route, role, refused: !roleAllows(role, needs) });
+          expect({ action, route, role, unauthenticated: res.statusCode === 401 }).toEqual({ action, route, role, unauthenticated: false });
+        }
+      }
+    }
   });
 
   it("keeps the UI routes out of the OpenAPI document", async () => {

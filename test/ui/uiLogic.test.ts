@@ -1,9 +1,11 @@
 // The UI's pure parts: the event-stream parser, ANSI colours, conf validation, schedules,
-// durations, task order, tries from the event log; the dead letters' selection and re-drive
-// outcome, the event log's filters and its load-more walk.
+// durations, task order, tries from the event log; what a role may do; the dead letters'
+// selection and re-drive outcome, the event log's filters and its load-more walk.
+import { roleAllows, ROLES, type Role } from "../../core/roles.ts";
 import { RunState, TaskState } from "../../core/states.ts";
 import { parseAnsi } from "../../ui/src/ansi.ts";
 import {
+  ACTIONS,
   continueAt,
   continueWalk,
   EVENT_STATES,
@@ -14,12 +16,14 @@ import {
   keepListed,
   letterLabel,
   matchesEventFilters,
-  mayOperate,
+  may,
+  mayAct,
   rangeText,
   redriveOutcome,
   selectionOf,
   startWalk,
   toggled,
+  type Action,
   type EventFilters,
   type Walk,
 } from "../../ui/src/browse.ts";
@@ -301,15 +305,29 @@ describe("clearRunMessage", () => {
   });
 });
 
-describe("mayOperate", () => {
-  it("offers a re-drive to operators and admins (auth off answers admin), never to a viewer", () => {
-    for (const role of ["operator", "admin"] as const) expect(mayOperate({ auth: "on", token_name: "t", role })).toBe(true);
-    expect(mayOperate({ auth: "off", token_name: null, role: "admin" })).toBe(true);
-    expect(mayOperate({ auth: "on", token_name: "t", role: "viewer" })).toBe(false);
+describe("what a role may do", () => {
+  const as = (role: Role) => ({ auth: "on" as const, token_name: "t", role });
+  it("offers an action to the roles at or above the one it needs, as the API's roleAllows decides", () => {
+    for (const has of ROLES) for (const needs of ROLES) expect({ has, needs, may: mayAct(as(has), needs) }).toEqual({ has, needs, may: roleAllows(has, needs) });
+    // Auth off: whoami answers admin, so everything is offered.
+    expect(mayAct({ auth: "off", token_name: null, role: "admin" }, "admin")).toBe(true);
   });
   it("offers nothing before the role is known, and everything to a server that cannot say (no GET /whoami)", () => {
-    expect(mayOperate(undefined)).toBe(false);
-    expect(mayOperate(null)).toBe(true);
+    for (const needs of ROLES) {
+      expect(mayAct(undefined, needs)).toBe(false);
+      expect(mayAct(null, needs)).toBe(true);
+    }
+  });
+  it("offers nothing to a role it does not know (a newer server's)", () => {
+    expect(mayAct({ auth: "on", token_name: "t", role: "auditor" as Role }, "operator")).toBe(false);
+  });
+  it("gives every action of the pages the role of its routes: a viewer gets none, an operator all (none needs admin yet)", () => {
+    const actions = Object.keys(ACTIONS) as Action[];
+    expect(actions).toEqual(expect.arrayContaining(["pause", "trigger", "failRun", "clear", "markTask", "signal", "createBackfill", "controlBackfill", "redrive"]));
+    for (const action of actions) {
+      expect({ action, viewer: may(as("viewer"), action), operator: may(as("operator"), action), admin: may(as("admin"), action) }).toEqual({ action, viewer: false, operator: true, admin: true });
+      expect({ action, loading: may(undefined, action), unknownServer: may(null, action) }).toEqual({ action, loading: false, unknownServer: true });
+    }
   });
 });
 

@@ -61,6 +61,7 @@ export function noteUnauthorized(message: string): void {
 }
 
 export async function call<T>(method: string, path: string, opts: CallOptions = {}): Promise<T> {
+  const sent = getToken();
   const headers: Record<string, string> = { accept: "application/json", ...authHeaders(), ...opts.headers };
   if (opts.body !== undefined) headers["content-type"] = "application/json";
   let res: Response;
@@ -90,7 +91,8 @@ export async function call<T>(method: string, path: string, opts: CallOptions = 
   if (!res.ok) {
     const problem = (json ?? {}) as { code?: string; detail?: string; title?: string };
     const err = new ApiError(res.status, problem.code ?? `HTTP_${res.status}`, problem.detail ?? problem.title ?? (text.slice(0, 300) || res.statusText));
-    if (res.status === 401) noteUnauthorized(err.detail);
+    // A request sent before a token was entered refuses no token but the one it had: the new token stays (its views reload).
+    if (res.status === 401 && sent === getToken()) noteUnauthorized(err.detail);
     throw err;
   }
   return (json ?? text) as T;

@@ -1,16 +1,49 @@
-// Pure helpers for the Dead letters and Event log pages: what the token's role may do, row
-// selection, a re-drive's outcome in words, the event log's filters and its load-more walk (by cursor).
+// Pure helpers for the pages: what the token's role may do (every page's actions); for the Dead
+// letters and Event log pages, row selection, a re-drive's outcome in words, the event log's
+// filters and its load-more walk (by cursor).
 // No DOM and no fetch: unit-tested in test/ui/uiLogic.test.ts.
 import type { AnyEventLog, RedriveAnswer, Whoami } from "./types.ts";
 
+export type Role = Whoami["role"];
+
+/** core/roles.ts's order (a unit test holds them together): a role may do what a lower one may. */
+const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
+
 /**
- * Whether to offer what needs the operator role (a re-drive). Undefined: not known yet, so nothing
- * is offered before the answer (no button that appears and then goes). Null: a server without
- * GET /whoami, which cannot say: offered, as every action was before (the API still answers 403).
+ * Whether to offer what needs the role `needs`. Undefined: not known yet, so nothing is offered
+ * before the answer (no button that appears and then goes). Null: a server without GET /whoami,
+ * which cannot say: offered, as every action was before (the API still answers 403). A role this
+ * UI does not know gets nothing.
  */
-export function mayOperate(who: Whoami | null | undefined): boolean {
+export function mayAct(who: Whoami | null | undefined, needs: Role): boolean {
   if (who === undefined) return false;
-  return who === null || who.role !== "viewer";
+  if (who === null) return true;
+  const has = RANK[who.role];
+  return has !== undefined && has >= RANK[needs];
+}
+
+/**
+ * What the pages let a token change, each with the routes it calls (api/routes) and the role they
+ * need: POST/PATCH/DELETE default to operator (core/roles.ts), and a route may ask for admin.
+ * test/ui/server.test.ts sends each route with each role's token to hold this table to the API.
+ */
+export const ACTIONS = {
+  pause: { role: "operator", routes: ["PATCH /dags/{dag_id}"] },
+  trigger: { role: "operator", routes: ["POST /dags/{dag_id}/dagRuns"] },
+  failRun: { role: "operator", routes: ["PATCH /dags/{dag_id}/dagRuns/{dag_run_id}"] },
+  clear: { role: "operator", routes: ["POST /dags/{dag_id}/clearTaskInstances"] },
+  markTask: { role: "operator", routes: ["PATCH /dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}", "POST /dags/{dag_id}/updateTaskInstancesState"] },
+  signal: { role: "operator", routes: ["POST /dags/{dag_id}/dagRuns/{dag_run_id}/signals/{name}"] },
+  // Its dry run too: the API has one route for both.
+  createBackfill: { role: "operator", routes: ["POST /backfills"] },
+  controlBackfill: { role: "operator", routes: ["POST /backfills/{backfill_id}/pause", "POST /backfills/{backfill_id}/unpause", "POST /backfills/{backfill_id}/cancel"] },
+  redrive: { role: "operator", routes: ["POST /deadLetters/redrive"] },
+} as const satisfies Record<string, { role: Role; routes: readonly string[] }>;
+export type Action = keyof typeof ACTIONS;
+
+/** Whether to offer `action` to the token (see mayAct for an unknown role). */
+export function may(who: Whoami | null | undefined, action: Action): boolean {
+  return mayAct(who, ACTIONS[action].role);
 }
 
 /** A whole number from the page's URL, within bounds; the default when absent or not a number. */

@@ -1,7 +1,7 @@
 // Small shared pieces: data loading hook, state badges, error boxes, dialogs, switches.
 import type { ComponentChildren } from "preact";
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { ApiError } from "./api.ts";
+import { ApiError, getToken } from "./api.ts";
 import { whoami } from "./data.ts";
 import { stateLabel, stateOf } from "./states.ts";
 import { useAppState } from "./store.ts";
@@ -55,12 +55,35 @@ export function useAsync<T>(load: (signal: AbortSignal) => Promise<T>, deps: unk
   return { data, error, loading, reload, setData };
 }
 
+/** GET /whoami's answers by token ("" for none): a token keeps its role, so a tab asks once per token. */
+const roles = new Map<string, Whoami | null>();
+const asking = new Map<string, Promise<void>>();
+
 /**
- * The token's own role (GET /whoami), asked again when the token changes: undefined until it is
- * known (and after a failed ask), null from a server that cannot say. See browse.ts mayOperate.
+ * The token's own role (GET /whoami), shared by every page and action: undefined until it is
+ * known (and after a failed ask, retried when the token or the connection changes), null from a
+ * server that cannot say. Pages ask browse.ts may(who, action) what to offer.
  */
 export function useWhoami(): Whoami | null | undefined {
-  return useAsync(() => whoami(), []).data;
+  const { epoch } = useAppState();
+  const token = getToken() ?? "";
+  const [, answered] = useState(0);
+  useEffect(() => {
+    if (roles.has(token)) return;
+    let mounted = true;
+    let ask = asking.get(token);
+    if (!ask) {
+      ask = whoami()
+        .then((who) => void roles.set(token, who), () => undefined)
+        .finally(() => asking.delete(token));
+      asking.set(token, ask);
+    }
+    void ask.then(() => mounted && answered((n) => n + 1));
+    return () => {
+      mounted = false;
+    };
+  }, [token, epoch]);
+  return roles.get(token);
 }
 
 export function StateBadge({ state }: { state: string | null | undefined }) {
@@ -113,6 +136,15 @@ export function Switch({ checked, label, onChange, disabled }: { checked: boolea
       <span class="knob" />
     </button>
   );
+}
+
+/**
+ * A DAG's paused switch. Not `allowed` (no role to pause, or the role not known yet) it still shows
+ * the state, disabled, and its label says the state rather than offer the change.
+ */
+export function PauseSwitch({ dagId, paused, allowed, onChange }: { dagId: string; paused: boolean; allowed: boolean; onChange: (active: boolean) => void }) {
+  const label = allowed ? `${paused ? "Unpause" : "Pause"} ${dagId}` : `${dagId} is ${paused ? "paused" : "active"}`;
+  return <Switch checked={!paused} label={label} disabled={!allowed} onChange={onChange} />;
 }
 
 /** A modal <dialog>: focus stays inside, Escape closes it, and the focus returns to its opener. */

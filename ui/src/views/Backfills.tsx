@@ -1,8 +1,10 @@
 // Backfills of one DAG: create one (with a dry run that counts the dates), follow each with a
-// progress bar that moves with the live run events, pause, unpause, cancel.
+// progress bar that moves with the live run events, pause, unpause, cancel (creating and
+// controlling only for a token whose role may).
 import { useState } from "preact/hooks";
 import { ApiError, call, reportError } from "../api.ts";
-import { ErrorBox, Loading, ProgressBar, StateBadge, useAsync } from "../common.tsx";
+import { may } from "../browse.ts";
+import { ErrorBox, Loading, ProgressBar, StateBadge, useAsync, useWhoami } from "../common.tsx";
 import { controlBackfill, getBackfill, listBackfills, mapLimit } from "../data.ts";
 import { formatDateTime, parseConf } from "../format.ts";
 import { useLiveEvents, useThrottled } from "../live.ts";
@@ -12,6 +14,8 @@ import type { Backfill, Dag } from "../types.ts";
 const ACTIVE = new Set(["running", "paused", "cancelling"]);
 
 export function Backfills({ dag }: { dag: Dag }) {
+  const who = useWhoami();
+  const mayControl = may(who, "controlBackfill");
   const list = useAsync(async () => {
     const all = await listBackfills(dag.dag_id);
     // Details (progress counts) for the newest 20.
@@ -32,7 +36,7 @@ export function Backfills({ dag }: { dag: Dag }) {
   };
   return (
     <div class="backfills">
-      <BackfillForm dag={dag} onCreated={() => list.reload()} />
+      {may(who, "createBackfill") && <BackfillForm dag={dag} onCreated={() => list.reload()} />}
       <h2>Backfills</h2>
       <ErrorBox error={list.error} what="Could not load the backfills" />
       {!list.data && !list.error && <Loading what="backfills" />}
@@ -77,17 +81,17 @@ export function Backfills({ dag }: { dag: Dag }) {
                     )}
                   </td>
                   <td class="actions-cell">
-                    {b.state === "running" && (
+                    {mayControl && b.state === "running" && (
                       <button type="button" onClick={() => act(b, "pause")}>
                         Pause
                       </button>
                     )}
-                    {b.state === "paused" && (
+                    {mayControl && b.state === "paused" && (
                       <button type="button" onClick={() => act(b, "unpause")}>
                         Unpause
                       </button>
                     )}
-                    {(b.state === "running" || b.state === "paused") && (
+                    {mayControl && (b.state === "running" || b.state === "paused") && (
                       <button type="button" class="danger" onClick={() => act(b, "cancel")}>
                         Cancel
                       </button>

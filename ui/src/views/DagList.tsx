@@ -2,7 +2,8 @@
 // tag filter, search, import errors banner. Run dots follow the live event stream.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { reportError } from "../api.ts";
-import { ErrorBox, Loading, Switch, useAsync } from "../common.tsx";
+import { may } from "../browse.ts";
+import { ErrorBox, Loading, PauseSwitch, useAsync, useWhoami } from "../common.tsx";
 import { listDags, listImportErrors, mapLimit, recentRuns, setPaused } from "../data.ts";
 import { describeSchedule, formatDateTime, nextRunText } from "../format.ts";
 import { useLiveEvents } from "../live.ts";
@@ -14,6 +15,7 @@ import { TriggerDialog } from "./TriggerDialog.tsx";
 const DOTS = 10;
 
 export function DagList() {
+  const who = useWhoami();
   const dags = useAsync(() => listDags(), []);
   const errors = useAsync(() => listImportErrors(), []);
   const [runs, setRuns] = useState<Map<string, DagRun[]>>(new Map());
@@ -185,7 +187,8 @@ export function DagList() {
                   runs={runs.get(d.dag_id)}
                   onVisible={onVisible}
                   onPause={(v) => togglePause(d, v)}
-                  onTrigger={() => setTrigger(d)}
+                  onTrigger={may(who, "trigger") ? () => setTrigger(d) : null}
+                  mayPause={may(who, "pause")}
                 />
               ))}
               {shown.length === 0 && (
@@ -209,10 +212,12 @@ interface RowProps {
   runs: DagRun[] | undefined;
   onVisible: (dagId: string) => void;
   onPause: (paused: boolean) => void;
-  onTrigger: () => void;
+  /** Null: no trigger offered (the token's role may not, or is not known yet). */
+  onTrigger: (() => void) | null;
+  mayPause: boolean;
 }
 
-function DagRow({ dag, runs, onVisible, onPause, onTrigger }: RowProps) {
+function DagRow({ dag, runs, onVisible, onPause, onTrigger, mayPause }: RowProps) {
   const schedule = dag.schedule_interval?.value ?? null;
   const ref = useRef<HTMLTableRowElement>(null);
   useEffect(() => {
@@ -230,7 +235,7 @@ function DagRow({ dag, runs, onVisible, onPause, onTrigger }: RowProps) {
   return (
     <tr ref={ref} data-dag-id={dag.dag_id} class={dag.is_paused ? "paused" : ""}>
       <td class="narrow">
-        <Switch checked={!dag.is_paused} label={`${dag.is_paused ? "Unpause" : "Pause"} ${dag.dag_id}`} onChange={(active) => onPause(!active)} />
+        <PauseSwitch dagId={dag.dag_id} paused={dag.is_paused} allowed={mayPause} onChange={(active) => onPause(!active)} />
       </td>
       <td>
         <a class="dag-link" href={dagPath(dag.dag_id)}>
@@ -276,9 +281,11 @@ function DagRow({ dag, runs, onVisible, onPause, onTrigger }: RowProps) {
         </div>
       </td>
       <td class="narrow">
-        <button type="button" class="icon-text" aria-label={`Trigger ${dag.dag_id}`} title={`Trigger ${dag.dag_id}`} onClick={onTrigger}>
-          ▶<span class="label"> Trigger</span>
-        </button>
+        {onTrigger && (
+          <button type="button" class="icon-text" aria-label={`Trigger ${dag.dag_id}`} title={`Trigger ${dag.dag_id}`} onClick={onTrigger}>
+            ▶<span class="label"> Trigger</span>
+          </button>
+        )}
       </td>
     </tr>
   );

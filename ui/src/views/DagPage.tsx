@@ -4,7 +4,8 @@
 // (batched) for times and try numbers.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { reportError } from "../api.ts";
-import { ErrorBox, Loading, StateBadge, Switch, useAsync } from "../common.tsx";
+import { may } from "../browse.ts";
+import { ErrorBox, Loading, PauseSwitch, StateBadge, useAsync, useWhoami } from "../common.tsx";
 import { allImportErrors, getDag, getRun, loadTasks, recentRuns, runTaskInstances, setPaused, structureOf, taskInstancesOf } from "../data.ts";
 import { describeSchedule, formatDateTime, importErrorsOf, nextRunText } from "../format.ts";
 import { useLiveEvents, useThrottled } from "../live.ts";
@@ -20,6 +21,7 @@ export type DagTab = "grid" | "graph" | "backfills";
 
 export function DagHeader({ dag, tab, onChange }: { dag: Dag; tab?: DagTab; onChange?: (d: Dag) => void }) {
   const [trigger, setTrigger] = useState(false);
+  const who = useWhoami();
   const schedule = dag.schedule_interval?.value ?? null;
   // The DAG's file fails to import now: its pages show the latest version that parsed, and say so.
   const errors = useAsync(async () => (dag.has_import_errors ? allImportErrors() : []), [dag.dag_id, dag.fileloc, dag.has_import_errors]);
@@ -36,14 +38,16 @@ export function DagHeader({ dag, tab, onChange }: { dag: Dag; tab?: DagTab; onCh
   return (
     <header class="dag-head">
       <div class="dag-title">
-        <Switch checked={!dag.is_paused} label={`${dag.is_paused ? "Unpause" : "Pause"} ${dag.dag_id}`} onChange={toggle} />
+        <PauseSwitch dagId={dag.dag_id} paused={dag.is_paused} allowed={may(who, "pause")} onChange={toggle} />
         <h1>
           <a href={dagPath(dag.dag_id)}>{dag.dag_id}</a>
         </h1>
         {dag.is_paused && <span class="muted small">paused</span>}
-        <button type="button" class="primary trigger" onClick={() => setTrigger(true)}>
-          ▶ Trigger
-        </button>
+        {may(who, "trigger") && (
+          <button type="button" class="primary trigger" onClick={() => setTrigger(true)}>
+            ▶ Trigger
+          </button>
+        )}
       </div>
       <div class="dag-meta muted small">
         {dag.description && <span>{dag.description}</span>}

@@ -4,7 +4,7 @@
 // refused and why. A viewer's token sees the list only: GET /whoami says the role.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { reportError } from "../api.ts";
-import { keepListed, letterLabel, mayOperate, rangeText, redriveOutcome, selectionOf, toggled, intParam, type RedriveOutcome } from "../browse.ts";
+import { keepListed, letterLabel, may, rangeText, redriveOutcome, selectionOf, toggled, intParam, type RedriveOutcome } from "../browse.ts";
 import { Dialog, ErrorBox, Loading, useAsync, useWhoami } from "../common.tsx";
 import { listDags, listDeadLetters, redriveDeadLetters } from "../data.ts";
 import { formatDateTime, relativeTime } from "../format.ts";
@@ -27,7 +27,7 @@ export function DeadLetters({ query }: { query: URLSearchParams }) {
   const dagId = query.get("dag_id")?.trim() ?? "";
   const limit = intParam(query.get("limit"), PAGE, 1, 500);
   const offset = intParam(query.get("offset"), 0, 0, Number.MAX_SAFE_INTEGER);
-  const canRedrive = mayOperate(useWhoami());
+  const canRedrive = may(useWhoami(), "redrive");
   const dags = useAsync(() => listDags(), []);
   const list = useAsync((signal) => listDeadLetters({ dagId, limit, offset }, signal), [dagId, limit, offset]);
   const [selected, setSelected] = useState<Set<number>>(new Set());

@@ -1,9 +1,9 @@
 // One run: state, conf, version, a Gantt chart of its task tries, its event log, and actions
-// (mark failed, clear failed tasks, clear all). Follows the live stream.
+// (mark failed, clear failed tasks, clear all: for a token whose role may). Follows the live stream.
 import { useMemo, useState } from "preact/hooks";
 import { reportError } from "../api.ts";
-import { eventLogPath } from "../browse.ts";
-import { Dialog, ErrorBox, JsonView, Loading, StateBadge, useAsync } from "../common.tsx";
+import { eventLogPath, may } from "../browse.ts";
+import { Dialog, ErrorBox, JsonView, Loading, StateBadge, useAsync, useWhoami } from "../common.tsx";
 import { clearTasks, failRun, getDag, getRun, recentEvents, runTaskInstances, structureOf } from "../data.ts";
 import { clearRunMessage, formatDateTime, formatDuration, parseDate, secondsBetween, shortHash, topoOrder } from "../format.ts";
 import { useLiveEvents, useThrottled } from "../live.ts";
@@ -19,6 +19,7 @@ export function RunView({ dagId, runId }: { dagId: string; runId: string }) {
   const tis = useAsync(() => runTaskInstances(dagId, runId), [dagId, runId]);
   const events = useAsync(() => recentEvents({ dag_id: dagId, dag_run_id: runId }, 300), [dagId, runId]);
   const structure = useAsync(async () => (run.data ? structureOf(dagId, run.data.dag_version) : null), [dagId, run.data?.dag_version]);
+  const who = useWhoami();
   const [busy, setBusy] = useState(false);
   /** The clear waiting for its confirmation: only the failed tasks, or all. */
   const [confirmClear, setConfirmClear] = useState<{ onlyFailed: boolean } | null>(null);
@@ -71,25 +72,25 @@ export function RunView({ dagId, runId }: { dagId: string; runId: string }) {
             <StateBadge state={r.state} />
             {r.compensation && <span class="muted small">compensation: {r.compensation}</span>}
           </div>
-          <div class="actions left">
-            <button type="button" class="danger" disabled={busy || !isActiveRun(r.state)} onClick={() => act("Run marked failed", () => failRun(dagId, runId))}>
-              Mark failed
-            </button>
-            <button
-              type="button"
-              disabled={busy || isActiveRun(r.state)}
-              onClick={() => setConfirmClear({ onlyFailed: true })}
-            >
-              Clear failed tasks
-            </button>
-            <button
-              type="button"
-              disabled={busy || !tis.data?.length}
-              onClick={() => setConfirmClear({ onlyFailed: false })}
-            >
-              Clear all tasks
-            </button>
-          </div>
+          {(may(who, "failRun") || may(who, "clear")) && (
+            <div class="actions left run-actions">
+              {may(who, "failRun") && (
+                <button type="button" class="danger" disabled={busy || !isActiveRun(r.state)} onClick={() => act("Run marked failed", () => failRun(dagId, runId))}>
+                  Mark failed
+                </button>
+              )}
+              {may(who, "clear") && (
+                <>
+                  <button type="button" disabled={busy || isActiveRun(r.state)} onClick={() => setConfirmClear({ onlyFailed: true })}>
+                    Clear failed tasks
+                  </button>
+                  <button type="button" disabled={busy || !tis.data?.length} onClick={() => setConfirmClear({ onlyFailed: false })}>
+                    Clear all tasks
+                  </button>
+                </>
+              )}
+            </div>
+          )}
           {confirmClear && (
             <ClearDialog
               message={clearRunMessage(r, confirmClear.onlyFailed)}

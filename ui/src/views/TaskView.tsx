@@ -1,10 +1,12 @@
 // One task instance: its tries and durations, the log of each try (refreshing while it runs,
 // ANSI colours rendered), XCom output, its durable steps, the signal it waits for (with a form
-// to send it), the signals its run received, and actions: clear, mark success, mark failed.
+// to send it), the signals its run received, and actions: clear, mark success, mark failed (the
+// form and the actions only for a token whose role may).
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, call, enc, reportError } from "../api.ts";
 import { parseAnsi } from "../ansi.ts";
-import { ErrorBox, JsonView, Loading, StateBadge, useAsync } from "../common.tsx";
+import { may } from "../browse.ts";
+import { ErrorBox, JsonView, Loading, StateBadge, useAsync, useWhoami } from "../common.tsx";
 import { clearTasks, getDag, getRun, recentEvents, sendSignal, setTaskState, signalsOf, stepsOf, structureOf, xcomsOf } from "../data.ts";
 import { currentTry, formatDateTime, formatDuration, parseJsonValue, secondsBetween, signalClosedNote, triesFromEvents } from "../format.ts";
 import { useLiveEvents, useThrottled } from "../live.ts";
@@ -18,6 +20,7 @@ export function TaskView({ dagId, runId, taskId, query }: { dagId: string; runId
   const base = `/dags/${enc(dagId)}/dagRuns/${enc(runId)}/taskInstances/${enc(taskId)}`;
   const dag = useAsync(() => getDag(dagId), [dagId]);
   const run = useAsync(() => getRun(dagId, runId), [dagId, runId]);
+  const who = useWhoami();
   const ti = useAsync(() => call<TaskInstance>("GET", base), [base]);
   const events = useAsync(() => recentEvents({ dag_id: dagId, dag_run_id: runId, task_id: taskId }, 500), [base]);
   const xcom = useAsync(() => xcomsOf(dagId, runId, taskId), [base]);
@@ -70,7 +73,7 @@ export function TaskView({ dagId, runId, taskId, query }: { dagId: string; runId
               try {current} of {t.max_tries + 1}
             </span>
           </div>
-          <TaskActions dagId={dagId} runId={runId} taskId={taskId} ti={t} onDone={refresh} />
+          <TaskActions dagId={dagId} runId={runId} taskId={taskId} ti={t} mayClear={may(who, "clear")} mayMark={may(who, "markTask")} onDone={refresh} />
           <div class="cards">
             <dl class="card facts">
               <dt>Started</dt>
@@ -100,7 +103,7 @@ export function TaskView({ dagId, runId, taskId, query }: { dagId: string; runId
                 </>
               )}
             </dl>
-            {node.data?.signal && <SignalCard dagId={dagId} runId={runId} ti={t} node={node.data} closed={signalClosedNote(run.data?.state)} onSent={refresh} />}
+            {node.data?.signal && <SignalCard dagId={dagId} runId={runId} ti={t} node={node.data} closed={signalClosedNote(run.data?.state)} allowed={may(who, "signal")} onSent={refresh} />}
             {t.error && (
               <div class="card">
                 <h3>Error</h3>
@@ -319,7 +322,8 @@ function SignalsSection({ dagId, runId, signals, error }: { dagId: string; runId
   );
 }
 
-function TaskActions({ dagId, runId, taskId, ti, onDone }: { dagId: string; runId: string; taskId: string; ti: TaskInstance; onDone: () => void }) {
+/** Clear and mark, each only for a token whose role may (and not before the role is known). */
+function TaskActions({ dagId, runId, taskId, ti, mayClear, mayMark, onDone }: { dagId: string; runId: string; taskId: string; ti: TaskInstance; mayClear: boolean; mayMark: boolean; onDone: () => void }) {
   const [busy, setBusy] = useState(false);
   const [downstream, setDownstream] = useState(false);
   const act = async (what: string, fn: () => Promise<unknown>) => {
@@ -335,19 +339,27 @@ function TaskActions({ dagId, runId, taskId, ti, onDone }: { dagId: string; runI
     }
   };
   return (
-    <div class="actions left">
-      <button type="button" disabled={busy} onClick={() => act(`${taskId} cleared`, () => clearTasks(dagId, runId, [taskId], { onlyFailed: false, downstream }))}>
-        Clear
-      </button>
-      <label class="small inline">
-        <input type="checkbox" checked={downstream} onChange={(e) => setDownstream((e.target as HTMLInputElement).checked)} /> with downstream
-      </label>
-      <button type="button" disabled={busy || ti.state === "success"} onClick={() => act(`${taskId} marked success`, () => setTaskState(dagId, runId, taskId, "success"))}>
-        Mark success
-      </button>
-      <button type="button" class="danger" disabled={busy || ti.state === "failed"} onClick={() => act(`${taskId} marked failed`, () => setTaskState(dagId, runId, taskId, "failed"))}>
-        Mark failed
-      </button>
+    <div class="actions left task-actions">
+      {mayClear && (
+        <>
+          <button type="button" disabled={busy} onClick={() => act(`${taskId} cleared`, () => clearTasks(dagId, runId, [taskId], { onlyFailed: false, downstream }))}>
+            Clear
+          </button>
+          <label class="small inline">
+            <input type="checkbox" checked={downstream} onChange={(e) => setDownstream((e.target as HTMLInputElement).checked)} /> with downstream
+          </label>
+        </>
+      )}
+      {mayMark && (
+        <>
+          <button type="button" disabled={busy || ti.state === "success"} onClick={() => act(`${taskId} marked success`, () => setTaskState(dagId, runId, taskId, "success"))}>
+            Mark success
+          </button>
+          <button type="button" class="danger" disabled={busy || ti.state === "failed"} onClick={() => act(`${taskId} marked failed`, () => setTaskState(dagId, runId, taskId, "failed"))}>
+            Mark failed
+          </button>
+        </>
+      )}
       <button type="button" class="linkish" onClick={() => navigate(dagPath(dagId, `/graph?run=${encodeURIComponent(runId)}`))}>
         Graph of this run
       </button>
@@ -355,8 +367,11 @@ function TaskActions({ dagId, runId, taskId, ti, onDone }: { dagId: string; runI
   );
 }
 
-/** The signal the task waits for and a form to send it; `closed` (why the run takes none) disables the form. */
-function SignalCard({ dagId, runId, ti, node, closed, onSent }: { dagId: string; runId: string; ti: TaskInstance; node: TaskNode; closed: string | null; onSent: () => void }) {
+/**
+ * The signal the task waits for and, for a token whose role may send it (`allowed`), a form to send
+ * it; `closed` (why the run takes none) disables the form.
+ */
+function SignalCard({ dagId, runId, ti, node, closed, allowed, onSent }: { dagId: string; runId: string; ti: TaskInstance; node: TaskNode; closed: string | null; allowed: boolean; onSent: () => void }) {
   const signal = node.signal!;
   const [payload, setPayload] = useState("");
   const [signalId, setSignalId] = useState("");
@@ -402,8 +417,8 @@ function SignalCard({ dagId, runId, ti, node, closed, onSent }: { dagId: string;
       setBusy(false);
     }
   };
-  return (
-    <form class={`card form signal-card${waiting ? " waiting" : ""}`} onSubmit={submit} aria-label="Send a signal">
+  const about = (
+    <>
       <h3>Signal</h3>
       <p class="small">
         {waiting ? "Waiting for" : "Waits for"} the signal <code>{signal.name}</code>
@@ -414,6 +429,13 @@ function SignalCard({ dagId, runId, ti, node, closed, onSent }: { dagId: string;
           {closed}
         </p>
       )}
+    </>
+  );
+  const cls = `card form signal-card${waiting ? " waiting" : ""}`;
+  if (!allowed) return <div class={cls}>{about}</div>;
+  return (
+    <form class={cls} onSubmit={submit} aria-label="Send a signal">
+      {about}
       <label for="signal-payload">Payload (JSON, optional)</label>
       <textarea
         id="signal-payload"
