@@ -210,6 +210,52 @@ async function runSensor(
 }
 
 /**
+ * An exception thrown outside the await chain of a task's code (in a timer, an event handler),
+ * or a promise rejection nothing handles. Node would end the process, and the worker would only
+ * learn "child process exited (code 1)", the error itself going to its stderr. Instead, what
+ * awaits the code running now (guarded: the task's function, or a callback) fails with it, as
+ * if it had thrown it, and the process runs nothing more after the request it serves (`tainted`:
+ * its state may be broken; the answer says retire, and the worker replaces it).
+ */
+class Uncaught extends Error {
+  constructor(
+    readonly kind: "uncaught exception" | "unhandled rejection",
+    readonly reason: unknown,
+  ) {
+    super(kind);
+  }
+}
+
+/** Rejects what awaits the user code running now; undefined between guarded calls. */
+let crash: ((err: Uncaught) => void) | undefined;
+/** An error went uncaught in this process: it must not be given another request. */
+let tainted = false;
+
+/** Runs user code so that an error it leaves uncaught (Uncaught) fails it. */
+function guarded<T>(run: () => T | Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    crash = reject;
+    Promise.resolve().then(run).then(resolve, reject);
+  }).finally(() => (crash = undefined));
+}
+
+function describeReason(reason: unknown): string {
+  return reason instanceof Error ? (reason.stack ?? `${reason.name}: ${reason.message}`) : format(reason);
+}
+
+function onUncaught(kind: Uncaught["kind"], reason: unknown): void {
+  tainted = true;
+  if (crash) return crash(new Uncaught(kind, reason));
+  // A try runs, between its guarded parts (its outcome is decided): its log says so.
+  if (currentLog) return currentLog.write(`[${new Date().toISOString()}] ERROR - ${kind} in the task's process: ${describeReason(reason)}\n`);
+  // Nothing runs: what Node would do.
+  process.stderr.write(`${kind} in a task process: ${describeReason(reason)}\n`);
+  process.exit(1);
+}
+process.on("uncaughtException", (err) => onUncaught("uncaught exception", err));
+process.on("unhandledRejection", (reason) => onUncaught("unhandled rejection", reason));
+
+/**
  * Runs a callback, bounded in time; its failure is logged and never changes the outcome.
  * Resolves false when the callback was still running at the deadline.
  */
@@ -217,14 +263,14 @@ async function runCallback(name: string, call: () => unknown, line: (level: stri
   let settled = false;
   try {
     await beforeDeadline(
-      Promise.resolve()
-        .then(call)
-        .finally(() => (settled = true)),
+      guarded(call).finally(() => (settled = true)),
       CALLBACK_TIMEOUT_MS,
       `did not finish within ${CALLBACK_TIMEOUT_MS / 1000} s`,
     );
-  } catch (err) {
-    line("ERROR", [`${name} callback failed (the task's state is unchanged): ${(err as Error)?.stack ?? String(err)}`]);
+  } catch (thrown) {
+    const err = thrown instanceof Uncaught ? thrown.reason : thrown;
+    const how = thrown instanceof Uncaught ? ` (an ${thrown.kind} in its process)` : "";
+    line("ERROR", [`${name} callback failed${how} (the task's state is unchanged): ${(err as Error)?.stack ?? String(err)}`]);
   }
   return settled;
 }
@@ -393,31 +439,34 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   // The step names this try's code called: a name is unique in a task, and in each poke of a sensor.
   const calledSteps = new Set<string>();
   try {
-    line("INFO", [`Starting try ${m.tryNumber} of ${m.maxTries + 1}: ${m.dagId}.${m.taskId} run ${m.runId}`]);
-    const found = await findTask(m);
-    const dag = found.dag;
-    let task = found.task;
-    const step: TaskContext["step"] = (name, fn) => runStep(m, calledSteps, idempotencyKeyOf(m), name, fn, line) as never;
-    const ctx = taskContext(m, task.upstream, controller.signal, step, line);
-    hooks = { options: { ...dag.options.defaultArgs, ...task.options }, ctx };
-    if (task.kind === "sensor" && task.sensor) {
-      const poked = await runSensor(task.sensor, ctx, m, line, calledSteps);
-      if ("rescheduleInMs" in poked) throw new RescheduleRequest(poked.rescheduleInMs);
-      task = { ...task, fn: () => poked.value };
-    }
-    let output = await task.fn(ctx);
-    let skipTasks: string[] | undefined;
-    if (task.kind === "branch" || task.kind === "short_circuit") {
-      ({ output, skipTasks } = decideSkips(dag, task.id, task.kind, output));
-      if (skipTasks.length > 0) line("INFO", [`Skipping downstream tasks: ${skipTasks.join(", ")}`]);
-    }
-    let normalized: unknown;
-    if (output !== undefined) {
-      normalized = JSON.parse(serializeCapped(output, "the task's return value", m.maxValueBytes));
-    }
-    line("INFO", ["Task succeeded"]);
-    result = { outcome: "success", output: normalized, skipTasks };
-  } catch (err) {
+    result = await guarded(async (): Promise<TryOutcome> => {
+      line("INFO", [`Starting try ${m.tryNumber} of ${m.maxTries + 1}: ${m.dagId}.${m.taskId} run ${m.runId}`]);
+      const found = await findTask(m);
+      const dag = found.dag;
+      let task = found.task;
+      const step: TaskContext["step"] = (name, fn) => runStep(m, calledSteps, idempotencyKeyOf(m), name, fn, line) as never;
+      const ctx = taskContext(m, task.upstream, controller.signal, step, line);
+      hooks = { options: { ...dag.options.defaultArgs, ...task.options }, ctx };
+      if (task.kind === "sensor" && task.sensor) {
+        const poked = await runSensor(task.sensor, ctx, m, line, calledSteps);
+        if ("rescheduleInMs" in poked) throw new RescheduleRequest(poked.rescheduleInMs);
+        task = { ...task, fn: () => poked.value };
+      }
+      let output = await task.fn(ctx);
+      let skipTasks: string[] | undefined;
+      if (task.kind === "branch" || task.kind === "short_circuit") {
+        ({ output, skipTasks } = decideSkips(dag, task.id, task.kind, output));
+        if (skipTasks.length > 0) line("INFO", [`Skipping downstream tasks: ${skipTasks.join(", ")}`]);
+      }
+      let normalized: unknown;
+      if (output !== undefined) {
+        normalized = JSON.parse(serializeCapped(output, "the task's return value", m.maxValueBytes));
+      }
+      line("INFO", ["Task succeeded"]);
+      return { outcome: "success", output: normalized, skipTasks };
+    });
+  } catch (thrown) {
+    const err = thrown instanceof Uncaught ? thrown.reason : thrown;
     const error = errorOf(err);
     explainUnbundledImport(error, m.bundlePath);
     // The error is stored with the try and shown by the API: no fetched secret in it either.
@@ -430,7 +479,7 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
       line("INFO", [`Task skipped: ${error.message}`]);
       result = { outcome: "skipped" };
     } else {
-      line("ERROR", [`Task failed: ${error.stack ?? error.message}`]);
+      line("ERROR", [`Task failed${thrown instanceof Uncaught ? ` (an ${thrown.kind} in its process)` : ""}: ${error.stack ?? error.message}`]);
       result = { outcome: "failed", error };
     }
   }
@@ -452,6 +501,7 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   const text = await log.end();
   currentLog = undefined;
   if (text !== undefined) result.log = text;
+  if (tainted) result.retire = true;
   return result;
 }
 
@@ -495,11 +545,11 @@ async function runEndedTryCallback(c: EndedTryCallbackMessage): Promise<EndedTry
   }
   const text = await log.end();
   currentLog = undefined;
-  return { finished, log: c.inlineLog ? text : undefined };
+  return { finished, log: c.inlineLog ? text : undefined, retire: tainted || undefined };
 }
 
 /** A DAG's onSuccess / onFailure for a run that just ended, logged to the run's callback log. */
-async function runDagCallback(m: DagCallbackMessage): Promise<void> {
+async function runDagCallback(m: DagCallbackMessage): Promise<{ retire?: boolean }> {
   const log = await openLog(m.logPath);
   const line = (level: string, args: unknown[]) => log.write(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`);
   try {
@@ -522,6 +572,7 @@ async function runDagCallback(m: DagCallbackMessage): Promise<void> {
     line("ERROR", [`could not run the DAG callback: ${(err as Error)?.stack ?? String(err)}`]);
   }
   await new Promise<void>((resolve) => log.end(resolve));
+  return { retire: tainted || undefined };
 }
 
 serveRequests({

@@ -1031,8 +1031,12 @@ export class Worker {
   private async runDagCallback(message: DagCallbackMessage): Promise<void> {
     const slot = this.acquireSlot();
     try {
-      await slot.child.request({ type: "dagCallback", callback: message });
+      const result = await slot.child.request<{ retire?: boolean }>({ type: "dagCallback", callback: message });
       slot.busy = false;
+      if (result?.retire) {
+        this.dropSlot(slot);
+        void slot.child.stop(1000);
+      }
     } catch (err) {
       this.dropSlot(slot);
       throw err;
@@ -1082,9 +1086,11 @@ export class Worker {
     slot.child
       .request<TryOutcome>({ type: "run", task: message })
       .then(
-        (outcome) => {
+        ({ retire, ...outcome }) => {
           slot.busy = false;
-          if (slot.dedicated) void slot.child.stop(1000);
+          // An error went uncaught in that process (executor/child.ts): its state may be broken.
+          if (retire) this.dropSlot(slot);
+          if (slot.dedicated || retire) void slot.child.stop(1000);
           return outcome;
         },
         (err): TryOutcome => {
@@ -1175,8 +1181,8 @@ export class Worker {
     try {
       const result = await slot.child.request<EndedTryCallbackResult>({ type: "endedTryCallback", callback });
       slot.busy = false;
-      // Still running in there: that process is not given another try.
-      if (slot.dedicated || !result.finished) {
+      // Still running in there, or broken: that process is not given another try.
+      if (slot.dedicated || !result.finished || result.retire) {
         this.dropSlot(slot);
         void slot.child.stop(1000);
       }
