@@ -1,5 +1,6 @@
 // A warm task-runner process: imports DAG bundles (cached per version), runs one try at a
 // time, writes its log file, and answers with the outcome. It never touches the database.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -231,6 +232,30 @@ let crash: ((err: Uncaught) => void) | undefined;
 /** An error went uncaught in this process: it must not be given another request. */
 let tainted = false;
 
+/**
+ * A request whose user code runs (a try, a callback). Code it leaves running after it ended (a
+ * timer a task did not clear, an interval) keeps it as its async context: what it does then is
+ * told apart from what the request served now does, and never charged to it.
+ */
+interface Scope {
+  what: string;
+  ended: boolean;
+}
+const scopes = new AsyncLocalStorage<Scope>();
+/** The request this process serves now. */
+let active: Scope | undefined;
+/** stderr as the process started with it: a try's capture (captureOutput) does not take what is written here. */
+const stderrWrite = process.stderr.write.bind(process.stderr);
+
+function served<T>(what: string, run: () => Promise<T>): Promise<T> {
+  const scope: Scope = { what, ended: false };
+  active = scope;
+  return scopes.run(scope, run).finally(() => {
+    scope.ended = true;
+    if (active === scope) active = undefined;
+  });
+}
+
 /** Runs user code so that an error it leaves uncaught (Uncaught) fails it. */
 function guarded<T>(run: () => T | Promise<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -245,11 +270,21 @@ function describeReason(reason: unknown): string {
 
 function onUncaught(kind: Uncaught["kind"], reason: unknown): void {
   tainted = true;
+  const origin = scopes.getStore();
+  if (origin?.ended) {
+    // Left running by a request that ended: not the fault of the one served now, which goes on.
+    stderrWrite(
+      `${kind} in task process ${process.pid}, in code that ${origin.what} left running after it ended ` +
+        `(it fails nothing; the process is replaced${active ? ` once ${active.what} ends` : ""}): ${describeReason(reason)}\n`,
+    );
+    if (!active) process.exit(1);
+    return;
+  }
   if (crash) return crash(new Uncaught(kind, reason));
   // A try runs, between its guarded parts (its outcome is decided): its log says so.
   if (currentLog) return currentLog.write(`[${new Date().toISOString()}] ERROR - ${kind} in the task's process: ${describeReason(reason)}\n`);
   // Nothing runs: what Node would do.
-  process.stderr.write(`${kind} in a task process: ${describeReason(reason)}\n`);
+  stderrWrite(`${kind} in task process ${process.pid}: ${describeReason(reason)}\n`);
   process.exit(1);
 }
 process.on("uncaughtException", (err) => onUncaught("uncaught exception", err));
@@ -578,9 +613,18 @@ async function runDagCallback(m: DagCallbackMessage): Promise<{ retire?: boolean
 serveRequests({
   // A worker that prestarts its children claims once they answer this.
   ping: async () => "pong",
-  run: (m) => runTry(m.task as RunTryMessage),
-  dagCallback: (m) => runDagCallback(m.callback as DagCallbackMessage),
-  endedTryCallback: (m) => runEndedTryCallback(m.callback as EndedTryCallbackMessage),
+  run: (m) => {
+    const t = m.task as RunTryMessage;
+    return served(`try ${t.tryNumber} of ${t.dagId}.${t.taskId} (run ${t.runId})`, () => runTry(t));
+  },
+  dagCallback: (m) => {
+    const c = m.callback as DagCallbackMessage;
+    return served(`the ${c.state === "success" ? "onSuccess" : "onFailure"} callback of DAG ${c.dagId} (run ${c.runId})`, () => runDagCallback(c));
+  },
+  endedTryCallback: (m) => {
+    const c = m.callback as EndedTryCallbackMessage;
+    return served(`the callback of try ${c.task.tryNumber} of ${c.task.dagId}.${c.task.taskId} (run ${c.task.runId})`, () => runEndedTryCallback(c));
+  },
   abort: async (m) => {
     // The process may be killed after the grace period: its log must be in the file by then.
     currentLog?.spill();

@@ -2,10 +2,18 @@
 // timer or a promise rejection nobody handles, during its try or after it returned, and output it
 // keeps printing after its try ended. A warm task process runs other tries afterwards: they must
 // not pay for it. Real MariaDB, real worker child processes.
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 
 const DAGS = dagSource(`
+import { existsSync, writeFileSync } from "node:fs";
+
+const waitForFile = async (file) => { while (!existsSync(file)) await new Promise((r) => setTimeout(r, 10)); };
+
 export const thrown = dag({ id: "lo_thrown" }, (t) => {
   t.task("t", async () => {
     setTimeout(() => { throw new Error("boom in a timer"); }, 10);
@@ -28,22 +36,58 @@ export const inCallback = dag({ id: "lo_in_callback" }, (t) => {
     },
   }, async () => "fine");
 });
+
+// Returns at once, and leaves a timer that throws once the file conf.go exists (written by the
+// next task, so it throws while that task runs in this process), after writing conf.thrown.
+export const lateThrow = dag({ id: "lo_late_throw" }, (t) => {
+  t.task("t", async (ctx) => {
+    const timer = setInterval(() => {
+      if (!existsSync(ctx.conf.go)) return;
+      clearInterval(timer);
+      writeFileSync(ctx.conf.thrown, "");
+      throw new Error("thrown after its task returned");
+    }, 5);
+    return process.pid;
+  });
+});
+
+// Runs while another task's leftovers act in its process: writes conf.go, waits for conf.thrown, then ends.
+export const bystander = dag({ id: "lo_bystander" }, (t) => {
+  t.task("t", async (ctx) => {
+    ctx.log.info("bystander starts");
+    if (ctx.conf.go) {
+      writeFileSync(ctx.conf.go, "");
+      await waitForFile(ctx.conf.thrown);
+    }
+    return process.pid;
+  });
+});
 `);
 
 describe("a task's code outside its function's await chain", () => {
   // One slot: consecutive tries run in the same warm process.
   const h = new Harness({ workers: 1, runIds: "numbered" });
+  let dir: string;
 
   beforeAll(async () => {
     await h.start({ "leftovers.ts": DAGS });
     await h.run();
+    dir = await mkdtemp(path.join(os.tmpdir(), "baton-leftovers-"));
   });
-  afterAll(() => h.stop());
+  afterAll(async () => {
+    await h.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
 
   async function taskInstance(dagId: string, runId: string) {
     const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state, try_number, error FROM task_instance WHERE dag_id = ? AND run_id = ?", [dagId, runId]);
     const row = rows[0]!;
     return { state: row.state as string, tryNumber: Number(row.try_number), error: row.error ? JSON.parse(String(row.error)) : null };
+  }
+
+  async function output(dagId: string, runId: string): Promise<unknown> {
+    const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT x.value FROM xcom x JOIN dag_run r ON r.id = x.dag_run_id WHERE r.dag_id = ? AND r.run_id = ?", [dagId, runId]);
+    return JSON.parse(String(rows[0]!.value));
   }
 
   it.each([
@@ -67,5 +111,22 @@ describe("a task's code outside its function's await chain", () => {
     expect(await h.runEnded("lo_in_callback", runId)).toBe("success");
     expect(await taskInstance("lo_in_callback", runId)).toMatchObject({ state: "success", tryNumber: 1, error: null });
     expect(await h.taskLog("lo_in_callback", runId, "t", 1)).toContain("onSuccess callback failed (an uncaught exception in its process)");
+  });
+
+  it("does not fail another try running in the process when a try's code throws after its try ended, and retires the process", async () => {
+    const conf = { go: path.join(dir, "go"), thrown: path.join(dir, "thrown") };
+    const first = await h.trigger("lo_late_throw", { conf });
+    expect(await h.runEnded("lo_late_throw", first)).toBe("success");
+    const next = await h.trigger("lo_bystander", { conf });
+    // Was: failed, BATON_WORKER_CHILD_EXITED (the earlier try's timer killed its process).
+    expect(await h.runEnded("lo_bystander", next)).toBe("success");
+    expect(existsSync(conf.thrown)).toBe(true);
+    expect(await taskInstance("lo_bystander", next)).toMatchObject({ state: "success", tryNumber: 1, error: null });
+    const pid = await output("lo_late_throw", first);
+    expect(await output("lo_bystander", next)).toBe(pid);
+    // A process where an exception went uncaught runs no other try.
+    const after = await h.trigger("lo_bystander");
+    expect(await h.runEnded("lo_bystander", after)).toBe("success");
+    expect(await output("lo_bystander", after)).not.toBe(pid);
   });
 });
