@@ -244,8 +244,9 @@ interface Scope {
 const scopes = new AsyncLocalStorage<Scope>();
 /** The request this process serves now. */
 let active: Scope | undefined;
-/** stderr as the process started with it: a try's capture (captureOutput) does not take what is written here. */
-const stderrWrite = process.stderr.write.bind(process.stderr);
+/** stdout and stderr as the process started with them: a try's capture (captureOutput) does not take what is written there. */
+const originalWrite = { out: process.stdout.write, err: process.stderr.write };
+const stderrWrite = (text: string) => originalWrite.err.call(process.stderr, text);
 
 function served<T>(what: string, run: () => Promise<T>): Promise<T> {
   const scope: Scope = { what, ended: false };
@@ -440,15 +441,21 @@ function captureOutput(log: TryLog): () => void {
   const stderrWrite = process.stderr.write;
   // One decoder per stream: a character split across two writes is joined, not replaced by U+FFFD.
   const decoders = { out: new StringDecoder("utf8"), err: new StringDecoder("utf8") };
-  const capture = (decoder: StringDecoder) => (chunk: unknown, encoding?: unknown, cb?: unknown) => {
+  const capture = (stream: "out" | "err", decoder: StringDecoder) => (chunk: unknown, encoding?: unknown, cb?: unknown) => {
+    // Printed by code a request that ended left running (an interval a task did not clear): not
+    // this try's. It goes where it goes between tries, the worker's output.
+    if (scopes.getStore()?.ended) {
+      const target = stream === "out" ? process.stdout : process.stderr;
+      return (originalWrite[stream] as (...a: unknown[]) => boolean).call(target, chunk, encoding, cb);
+    }
     const text = typeof chunk === "string" ? chunk : decoder.write(Buffer.from(chunk as Uint8Array));
     log.write(masker.size === 0 ? text : masker.mask(text));
     const callback = typeof encoding === "function" ? encoding : cb;
     if (typeof callback === "function") callback();
     return true;
   };
-  process.stdout.write = capture(decoders.out) as typeof process.stdout.write;
-  process.stderr.write = capture(decoders.err) as typeof process.stderr.write;
+  process.stdout.write = capture("out", decoders.out) as typeof process.stdout.write;
+  process.stderr.write = capture("err", decoders.err) as typeof process.stderr.write;
   return () => {
     process.stdout.write = stdoutWrite;
     process.stderr.write = stderrWrite;

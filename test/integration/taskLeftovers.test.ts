@@ -3,14 +3,14 @@
 // keeps printing after its try ended. A warm task process runs other tries afterwards: they must
 // not pay for it. Real MariaDB, real worker child processes.
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 
 const DAGS = dagSource(`
-import { existsSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 
 const waitForFile = async (file) => { while (!existsSync(file)) await new Promise((r) => setTimeout(r, 10)); };
 
@@ -51,13 +51,32 @@ export const lateThrow = dag({ id: "lo_late_throw" }, (t) => {
   });
 });
 
-// Runs while another task's leftovers act in its process: writes conf.go, waits for conf.thrown, then ends.
+// Returns at once, and leaves an interval printing until conf.stop exists.
+export const chatty = dag({ id: "lo_chatty" }, (t) => {
+  t.task("t", async (ctx) => {
+    const timer = setInterval(() => {
+      if (existsSync(ctx.conf.stop)) return clearInterval(timer);
+      console.log("LEFTOVER LINE");
+      appendFileSync(ctx.conf.ticks, "t\\n");
+    }, 5);
+    return process.pid;
+  });
+});
+
+// Runs while another task's leftovers act in its process: writes conf.go, waits for conf.thrown, or
+// for conf.ticks to grow by 3 lines, then ends.
 export const bystander = dag({ id: "lo_bystander" }, (t) => {
   t.task("t", async (ctx) => {
     ctx.log.info("bystander starts");
     if (ctx.conf.go) {
       writeFileSync(ctx.conf.go, "");
       await waitForFile(ctx.conf.thrown);
+    }
+    if (ctx.conf.ticks) {
+      const lines = () => (existsSync(ctx.conf.ticks) ? readFileSync(ctx.conf.ticks, "utf8").split("\\n").length : 0);
+      const from = lines();
+      while (lines() < from + 3) await new Promise((r) => setTimeout(r, 5));
+      writeFileSync(ctx.conf.stop, "");
     }
     return process.pid;
   });
@@ -75,6 +94,8 @@ describe("a task's code outside its function's await chain", () => {
     dir = await mkdtemp(path.join(os.tmpdir(), "baton-leftovers-"));
   });
   afterAll(async () => {
+    // A leftover interval still waiting for its file would print on: let it stop.
+    await writeFile(path.join(dir, "stop"), "").catch(() => undefined);
     await h.stop();
     await rm(dir, { recursive: true, force: true });
   });
@@ -128,5 +149,18 @@ describe("a task's code outside its function's await chain", () => {
     const after = await h.trigger("lo_bystander");
     expect(await h.runEnded("lo_bystander", after)).toBe("success");
     expect(await output("lo_bystander", after)).not.toBe(pid);
+  });
+
+  it("keeps what a try's code prints after its try ended out of the next try's log", async () => {
+    const conf = { ticks: path.join(dir, "ticks"), stop: path.join(dir, "stop") };
+    const first = await h.trigger("lo_chatty", { conf });
+    expect(await h.runEnded("lo_chatty", first)).toBe("success");
+    const next = await h.trigger("lo_bystander", { conf });
+    expect(await h.runEnded("lo_bystander", next)).toBe("success");
+    expect(await output("lo_bystander", next)).toBe(await output("lo_chatty", first));
+    const log = (await h.taskLog("lo_bystander", next, "t", 1)) ?? "";
+    expect(log).toContain("bystander starts");
+    // Was: the other task's lines, printed while this one ran, in this one's log.
+    expect(log).not.toContain("LEFTOVER LINE");
   });
 });
