@@ -161,6 +161,10 @@ interface Held {
   handedBack?: boolean;
   /** The try is no longer ours (cleared, reaped, its run timed out, or we lost the database). */
   lost?: boolean;
+  /** Why it was abandoned, as its log says it (abandon). */
+  lostWhy?: string;
+  /** Its process was killed after the grace abandon() gave it: how long that was (ms). */
+  killedAfterMs?: number;
   /** A sensor's first poke, when this try made it: recorded with the outcome. */
   firstPokeAt?: Date;
   /** The try's process ran (or began) its callbacks itself: the worker never runs them for it. */
@@ -758,7 +762,9 @@ export class Worker {
       // An older try of the same task instance still held here was cleared: the row is on this
       // try now, so the old one must not run (waiting) or go on running.
       for (const h of this.held.values()) {
-        if (h.task.id === task.id && h.task.tryNumber < task.tryNumber) this.abandon(h, "the task instance was cleared and claimed again");
+        if (h.task.id === task.id && h.task.tryNumber < task.tryNumber) {
+          this.abandon(h, "the task instance was cleared and claimed again", "this try is no longer the task instance's (cleared and claimed again)");
+        }
       }
       this.held.set(tryKey(task), { task, timers: [] });
     }
@@ -1100,6 +1106,14 @@ export class Worker {
         },
       )
       .then((outcome) => {
+        if (held.lost) {
+          // Its result is discarded (complete): its log ends with why, not with "the task's process died".
+          const end =
+            held.killedAfterMs === undefined ? (died ? `${outcome.error?.message}; its result is discarded` : `its ${outcome.outcome} outcome is discarded`)
+            : held.killedAfterMs === 0 ? "its process was killed; its result is discarded"
+            : `its process, still running ${formatDuration(held.killedAfterMs)} after ctx.signal was aborted, was killed; its result is discarded`;
+          return this.complete(task, { ...outcome, log: `${outcome.log ?? ""}[${new Date().toISOString()}] WARNING - ${held.lostWhy}: ${end}\n` });
+        }
         if (held.timedOut && outcome.outcome !== "skipped") {
           outcome = {
             outcome: "failed",
@@ -1288,14 +1302,23 @@ export class Worker {
     slot.child.send(ack as unknown as Record<string, unknown>);
   }
 
-  /** Aborts ctx.signal of a try that is no longer ours, and kills its process after the grace. */
-  private abandon(held: Held, reason: string, graceMs = this.options.killGraceMs ?? 10_000): void {
+  /**
+   * Aborts ctx.signal of a try that is no longer ours (`reason`: the signal's), and kills its
+   * process after the grace. `why` starts the line its log ends with (runInChild).
+   */
+  private abandon(held: Held, reason: string, why: string, graceMs = this.options.killGraceMs ?? 10_000): void {
     if (held.lost) return;
     held.lost = true;
+    held.lostWhy = why;
     const slot = held.slot;
     if (!slot) return;
     slot.child.send({ type: "abort", reason });
-    held.timers.push(setLongTimeout(() => void slot.child.kill(), graceMs));
+    held.timers.push(
+      setLongTimeout(() => {
+        held.killedAfterMs = graceMs;
+        void slot.child.kill();
+      }, graceMs),
+    );
   }
 
   private async heartbeat(): Promise<void> {
@@ -1320,8 +1343,8 @@ export class Worker {
         // heartbeat (if it fails, nothing committed and the try is still ours; the next
         // heartbeat looks at it again).
         if (mine.get(h.task.id) === h.task.tryNumber || this.held.get(tryKey(h.task)) !== h || h.handedBack) continue;
-        this.logger.warn(`try ${h.task.tryNumber} of ${h.task.dagId}.${h.task.taskId} (run ${h.task.runId}) is no longer ours (cleared, timed out or reaped): aborting it`);
-        this.abandon(h, "the task instance was cleared, timed out or reaped");
+        this.logger.warn(`try ${h.task.tryNumber} of ${h.task.dagId}.${h.task.taskId} (run ${h.task.runId}) is no longer ours (cancelled, marked, cleared, timed out or reaped): aborting it`);
+        this.abandon(h, "the task instance was cancelled, marked, cleared, timed out or reaped", "this try is no longer the task instance's (cancelled, marked, cleared, timed out or reaped)");
       }
     } catch (err) {
       // Without heartbeats our tries become zombies that others will re-run: stop them first.
@@ -1330,7 +1353,9 @@ export class Worker {
         // if they are reaped, the next heartbeat finds them no longer ours.
         const still = running.filter((h) => this.held.get(tryKey(h.task)) === h && h.slot);
         if (still.length > 0) this.logger.error(`no heartbeat for ${formatDuration(Date.now() - this.lastHeartbeatOk)} (database unreachable): killing ${still.length} running task(s) before they are re-run elsewhere`);
-        for (const h of still) this.abandon(h, "the worker lost its database connection", 0);
+        for (const h of still) {
+          this.abandon(h, "the worker lost its database connection", "the worker could not reach the database for half the heartbeat timeout (the try may run again elsewhere)", 0);
+        }
       }
       throw err;
     }
