@@ -62,6 +62,13 @@ function serializeCapped(value: unknown, what: string, capBytes: number): string
   } catch (err) {
     throw Object.assign(new Error(`${what} is not JSON-serializable: ${(err as Error).message}`), { nonRetryable: true });
   }
+  // JSON has no text for a function or a symbol (nor for what a toJSON turns into one).
+  if (text === undefined) {
+    const kind = typeof value;
+    throw Object.assign(new Error(`${what} is ${/^[aeiou]/.test(kind) ? "an" : "a"} ${kind}: not JSON-serializable (return JSON data: an object, an array, a string, a number, a boolean or null)`), {
+      nonRetryable: true,
+    });
+  }
   const bytes = Buffer.byteLength(text);
   if (bytes > capBytes) {
     throw Object.assign(
