@@ -277,6 +277,8 @@ function describeReason(reason: unknown): string {
 }
 
 function onUncaught(kind: Uncaught["kind"], reason: unknown): void {
+  // The task's code listens too (its own handler, an error reporter's): it handles it, as Node lets it.
+  if (process.listenerCount(kind === "uncaught exception" ? "uncaughtException" : "unhandledRejection") > 1) return;
   tainted = true;
   const origin = scopes.getStore();
   if (origin?.ended) {

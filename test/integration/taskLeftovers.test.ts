@@ -28,6 +28,19 @@ export const rejected = dag({ id: "lo_rejected" }, (t) => {
   });
 });
 
+// Handles what goes uncaught itself, as Node lets a process do.
+export const ownHandler = dag({ id: "lo_own_handler" }, (t) => {
+  t.task("t", async () => {
+    let seen;
+    const handler = (err) => { seen = err.message; };
+    process.on("uncaughtException", handler);
+    setTimeout(() => { throw new Error("handled by the task"); }, 10);
+    while (!seen) await new Promise((r) => setTimeout(r, 5));
+    process.off("uncaughtException", handler);
+    return seen;
+  });
+});
+
 export const inCallback = dag({ id: "lo_in_callback" }, (t) => {
   t.task("t", {
     onSuccess: async () => {
@@ -124,6 +137,12 @@ describe("a task's code outside its function's await chain", () => {
     const log = (await h.taskLog(dagId, runId, "t", 1)) ?? "";
     expect(log).toContain(`${name}: ${message}`);
     expect(log).toMatch(/uncaught|unhandled/);
+  });
+
+  it("leaves an error to the task's own uncaughtException handler", async () => {
+    const runId = await h.trigger("lo_own_handler");
+    expect(await h.runEnded("lo_own_handler", runId)).toBe("success");
+    expect(await output("lo_own_handler", runId)).toBe("handled by the task");
   });
 
   it("fails only the callback when the error goes uncaught in a callback: the try keeps its outcome", async () => {
