@@ -41,6 +41,8 @@ import {
 
 const bundles = new Map<string, Promise<Record<string, unknown>>>();
 let current: AbortController | undefined;
+/** The error the worker records for the running try, once its executionTimeout aborted it. */
+let timedOut: NonNullable<TryOutcome["error"]> | undefined;
 /** Secrets the current try fetched (ctx.variables, ctx.connection): "***" in its log. */
 const masker = new SecretMasker();
 
@@ -485,6 +487,7 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   const restoreOutput = captureOutput(log);
   const controller = new AbortController();
   current = controller;
+  timedOut = undefined;
   let result: TryOutcome;
   let hooks: { options: TaskOptions; ctx: TaskContext } | undefined;
   // The step names this try's code called: a name is unique in a task, and in each poke of a sensor.
@@ -532,6 +535,18 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
     } else {
       line("ERROR", [`Task failed${thrown instanceof Uncaught ? ` (an ${thrown.kind} in its process)` : ""}: ${error.stack ?? error.message}`]);
       result = { outcome: "failed", error };
+    }
+  }
+  // Set by the abort handler meanwhile (TypeScript cannot see that).
+  const reached = timedOut as NonNullable<TryOutcome["error"]> | undefined;
+  if (reached && result.outcome !== "skipped") {
+    // Its executionTimeout was reached: the worker records it failed with BATON_TASK_TIMEOUT,
+    // retryable, whatever it did after the abort. Its callback follows that (onRetry or
+    // onFailure), not onSuccess for a task that returned, nor onFailure for a FailError.
+    if (result.outcome === "failed" && result.error) result.error.nonRetryable = false;
+    else {
+      line("ERROR", [`Task failed: ${reached.message} (it ${result.outcome === "success" ? "returned" : "ended"} after ctx.signal was aborted)`]);
+      result = { outcome: "failed", error: { ...reached } };
     }
   }
   try {
@@ -642,6 +657,7 @@ serveRequests({
     return served(`the callback of try ${c.task.tryNumber} of ${c.task.dagId}.${c.task.taskId} (run ${c.task.runId})`, () => runEndedTryCallback(c));
   },
   abort: async (m) => {
+    if (m.timeout) timedOut = m.timeout as NonNullable<TryOutcome["error"]>;
     // The process may be killed after the grace period: its log must be in the file by then.
     currentLog?.spill();
     current?.abort(new Error(String(m.reason ?? "aborted")));

@@ -1076,12 +1076,14 @@ export class Worker {
     held.slot = slot;
     // A try claimed ahead starts now: its start_date is corrected when its outcome is recorded.
     task.startedAt = this.clock.now();
+    const timeoutError: TryError = { name: "TaskTimeoutError", code: "BATON_TASK_TIMEOUT", message: `task exceeded its execution timeout of ${formatDuration(timeoutMs ?? 0)}` };
     if (timeoutMs !== null) {
       // A long timer: executionTimeout may be weeks, past what setTimeout can wait.
       held.timers.push(
         setLongTimeout(() => {
           held.timedOut = true;
-          slot.child.send({ type: "abort", reason: `execution timeout of ${formatDuration(timeoutMs)} reached` });
+          // `timeout`: the error this try is recorded with, for the callback its process runs.
+          slot.child.send({ type: "abort", reason: `execution timeout of ${formatDuration(timeoutMs)} reached`, timeout: timeoutError });
           held.timers.push(setLongTimeout(() => void slot.child.kill(), this.options.killGraceMs ?? 10_000));
         }, timeoutMs),
       );
@@ -1114,13 +1116,7 @@ export class Worker {
             : `its process, still running ${formatDuration(held.killedAfterMs)} after ctx.signal was aborted, was killed; its result is discarded`;
           return this.complete(task, { ...outcome, log: `${outcome.log ?? ""}[${new Date().toISOString()}] WARNING - ${held.lostWhy}: ${end}\n` });
         }
-        if (held.timedOut && outcome.outcome !== "skipped") {
-          outcome = {
-            outcome: "failed",
-            error: { name: "TaskTimeoutError", code: "BATON_TASK_TIMEOUT", message: `task exceeded its execution timeout of ${formatDuration(timeoutMs ?? 0)}` },
-            log: outcome.log,
-          };
-        }
+        if (held.timedOut && outcome.outcome !== "skipped") outcome = { outcome: "failed", error: timeoutError, log: outcome.log };
         if (!died && !held.timedOut) return this.complete(task, outcome);
         const { outcome: logged, written } = this.withReasonLogged(task, outcome, died && held.handedBack === true);
         // Its process died before it could run the try's callbacks: the worker does (unless the
