@@ -269,9 +269,19 @@ function served<T>(what: string, run: () => Promise<T>): Promise<T> {
 /** Runs user code so that an error it leaves uncaught (Uncaught) fails it. */
 function guarded<T>(run: () => T | Promise<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    crash = reject;
-    Promise.resolve().then(run).then(resolve, reject);
-  }).finally(() => (crash = undefined));
+    // Cleared as it settles: an error that goes uncaught after must not vanish into it.
+    const fail = (err: unknown) => {
+      if (crash === fail) crash = undefined;
+      reject(err);
+    };
+    crash = fail;
+    Promise.resolve()
+      .then(run)
+      .then((value) => {
+        if (crash === fail) crash = undefined;
+        resolve(value);
+      }, fail);
+  });
 }
 
 function describeReason(reason: unknown): string {
