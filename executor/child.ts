@@ -43,6 +43,8 @@ const bundles = new Map<string, Promise<Record<string, unknown>>>();
 let current: AbortController | undefined;
 /** The error the worker records for the running try, once its executionTimeout aborted it. */
 let timedOut: NonNullable<TryOutcome["error"]> | undefined;
+/** Why the running try is no longer its worker's (cancelled, marked, cleared, reaped), once it aborted it: its result is discarded. */
+let abandoned: string | undefined;
 /** Secrets the current try fetched (ctx.variables, ctx.connection): "***" in its log. */
 const masker = new SecretMasker();
 
@@ -498,6 +500,7 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   const controller = new AbortController();
   current = controller;
   timedOut = undefined;
+  abandoned = undefined;
   let result: TryOutcome;
   let hooks: { options: TaskOptions; ctx: TaskContext } | undefined;
   // The step names this try's code called: a name is unique in a task, and in each poke of a sensor.
@@ -561,7 +564,11 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   }
   try {
     const callback = hooks && taskCallback(hooks.options, hooks.ctx, result, m);
-    if (callback) {
+    // Set by the abort handler meanwhile. Its result is discarded: its outcome is not what the task
+    // instance records (a mark, a cancel), and a reaped try's callback is owed elsewhere.
+    const gone = abandoned as string | undefined;
+    if (callback && gone) line("WARNING", [`${callback.name} callback not run: ${gone}`]);
+    else if (callback) {
       // This process runs the try's callback: should it die or be killed meanwhile, the worker
       // must not run it again.
       const taken: TryCallbacks = { type: "tryCallbacks" };
@@ -668,6 +675,7 @@ serveRequests({
   },
   abort: async (m) => {
     if (m.timeout) timedOut = m.timeout as NonNullable<TryOutcome["error"]>;
+    if (m.abandoned) abandoned = String(m.reason);
     // The process may be killed after the grace period: its log must be in the file by then.
     currentLog?.spill();
     current?.abort(new Error(String(m.reason ?? "aborted")));

@@ -1308,7 +1308,8 @@ export class Worker {
     held.lostWhy = why;
     const slot = held.slot;
     if (!slot) return;
-    slot.child.send({ type: "abort", reason });
+    // `abandoned`: its process runs none of its callbacks, whatever the task does after the abort.
+    slot.child.send({ type: "abort", reason, abandoned: true });
     held.timers.push(
       setLongTimeout(() => {
         held.killedAfterMs = graceMs;
