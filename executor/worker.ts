@@ -124,6 +124,9 @@ const UNKNOWN_COMMIT_WAIT_MS = 5000;
 /** How long a claimed try whose inputs could not be read alone is first left out of this worker's claims (then longer: unreadable). */
 const UNREAD_FIRST_WAIT_MS = 1000;
 
+/** Why a try's result is discarded when its row moved on without it, as its log says (the start of the line). */
+const NO_LONGER_OURS = "this try is no longer the task instance's (cancelled, marked, cleared, timed out or reaped)";
+
 /** How long a worker with prestartChildren waits for its children to boot before it claims anyway. */
 const CHILD_BOOT_WAIT_MS = 10_000;
 
@@ -469,7 +472,8 @@ export class Worker {
             continue;
           }
           this.logger.warn(`result of task instance ${t.task.id} discarded: its try is no longer ours`);
-          if (t.log) this.keepLog(t.task, t.log);
+          // Its log would end with its own outcome, for a task instance that records another.
+          this.keepLog(t.task, `${t.log ?? ""}[${new Date().toISOString()}] WARNING - ${NO_LONGER_OURS}: its ${t.outcome} outcome is discarded\n`);
         }
         this.observeRecorded(batch, result);
         const finished = recordedBefore.size === 0 ? result.finished : [...result.finished, ...[...recordedBefore].map((t) => t.task.id)];
@@ -1341,7 +1345,7 @@ export class Worker {
         // heartbeat looks at it again).
         if (mine.get(h.task.id) === h.task.tryNumber || this.held.get(tryKey(h.task)) !== h || h.handedBack) continue;
         this.logger.warn(`try ${h.task.tryNumber} of ${h.task.dagId}.${h.task.taskId} (run ${h.task.runId}) is no longer ours (cancelled, marked, cleared, timed out or reaped): aborting it`);
-        this.abandon(h, "the task instance was cancelled, marked, cleared, timed out or reaped", "this try is no longer the task instance's (cancelled, marked, cleared, timed out or reaped)");
+        this.abandon(h, "the task instance was cancelled, marked, cleared, timed out or reaped", NO_LONGER_OURS);
       }
     } catch (err) {
       // Without heartbeats our tries become zombies that others will re-run: stop them first.

@@ -1,7 +1,7 @@
 // A running try that stops being its worker's (its run cancelled, the task instance marked,
 // cleared, or reaped): the worker aborts ctx.signal at its next heartbeat, kills the task's process
 // after the kill grace, discards its late result, frees the slot, and the try's log says why.
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
@@ -9,7 +9,7 @@ import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 
 const DAGS = dagSource(`
-import { appendFileSync } from "node:fs";
+import { appendFileSync, existsSync } from "node:fs";
 
 export const stubborn = dag({ id: "ab_stubborn" }, (t) => {
   t.task("t", async (ctx) => {
@@ -33,6 +33,14 @@ export const polite = dag({ id: "ab_polite" }, (t) => {
     await new Promise((r) => ctx.signal.addEventListener("abort", r));
     if (ctx.conf.succeed) return "finished after the abort";
     throw new Error("gave up after the abort");
+  });
+});
+
+// Runs until conf.gate exists, then succeeds.
+export const gated = dag({ id: "ab_gated" }, (t) => {
+  t.task("t", async (ctx) => {
+    while (!existsSync(String(ctx.conf.gate))) await new Promise((r) => setTimeout(r, 10));
+    return "finished";
   });
 });
 
@@ -112,5 +120,37 @@ describe("a try taken away from its worker while it runs", () => {
     expect(JSON.parse(String((await taskInstance("ab_polite", runId)).error)).code).toBe("BATON_DAG_RUN_CANCELLED");
     // Was: onSuccess, for a try recorded failed (cancelled).
     expect(await readFile(marks, "utf8").catch(() => "")).toBe("");
+  });
+});
+
+describe("a try taken away from its worker before a heartbeat saw it", () => {
+  // Heartbeats far apart: the worker learns the try is no longer its own when it records it.
+  const h = new Harness({ workers: 1, heartbeatMs: 600_000, runIds: "numbered" });
+  let dir: string;
+
+  beforeAll(async () => {
+    await h.start({ "abandoned.ts": DAGS });
+    await h.run();
+    dir = await mkdtemp(path.join(os.tmpdir(), "baton-fenced-"));
+  });
+  afterAll(async () => {
+    await h.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("ends the log of a try whose result was discarded when recorded with why", async () => {
+    const gate = path.join(dir, "gate");
+    const runId = await h.trigger("ab_gated", { conf: { gate } });
+    await waitFor("the task to start", async () => (await h.taskLog("ab_gated", runId, "t", 1))?.includes("Starting try 1"));
+    const cancel = await h.app.inject({ method: "PATCH", url: `/api/v1/dags/ab_gated/dagRuns/${runId}`, payload: { state: "failed" } });
+    expect(cancel.statusCode).toBe(200);
+    await writeFile(gate, "");
+    // Was: the log ended with "Task succeeded", for a try recorded failed (cancelled).
+    const log = await waitFor("the log to end with the reason", async () => {
+      const text = (await h.taskLog("ab_gated", runId, "t", 1)) ?? "";
+      return /discarded\n$/.test(text) ? text : null;
+    });
+    expect(log).toContain("Task succeeded");
+    expect(log.trimEnd().split("\n").pop()).toMatch(/WARNING - this try is no longer the task instance's \(cancelled, marked, cleared, timed out or reaped\): its success outcome is discarded$/);
   });
 });
