@@ -108,7 +108,16 @@ async function runStep(
   name: string,
   fn: (step: { idempotencyKey: string }) => unknown,
   line: (level: string, args: unknown[]) => void,
+  ended: () => boolean,
 ): Promise<unknown> {
+  // Called by code the task left running (a forEach(async …) it did not wait for): the worker now
+  // records steps for the try it runs next, another task's, so this one must not send any.
+  const over = () =>
+    Object.assign(
+      new Error(`ctx.step("${name}"): try ${m.tryNumber} of ${m.dagId}.${m.taskId} (run ${m.runId}) has ended, so its steps cannot be recorded any more (await every ctx.step before the task returns)`),
+      { nonRetryable: true },
+    );
+  if (ended()) throw over();
   if (typeof name !== "string" || name.length === 0 || name.length > 255) {
     throw Object.assign(new Error(`ctx.step(name, fn): name must be a string of 1-255 characters, got ${JSON.stringify(name)}`), { nonRetryable: true });
   }
@@ -132,6 +141,7 @@ async function runStep(
   }
   const value = await fn({ idempotencyKey: `${taskKey}:${name}` });
   const valueText = serializeCapped(value, `the result of step "${name}"`, m.maxValueBytes);
+  if (ended()) throw over();
   const ack = await new Promise<StepAck>((resolve) => {
     const reqId = nextStepRequest++;
     stepAcks.set(reqId, resolve);
@@ -505,13 +515,15 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   let hooks: { options: TaskOptions; ctx: TaskContext } | undefined;
   // The step names this try's code called: a name is unique in a task, and in each poke of a sensor.
   const calledSteps = new Set<string>();
+  /** The try has reported, or is about to: its steps can no longer be recorded. */
+  let ended = false;
   try {
     result = await guarded(async (): Promise<TryOutcome> => {
       line("INFO", [`Starting try ${m.tryNumber} of ${m.maxTries + 1}: ${m.dagId}.${m.taskId} run ${m.runId}`]);
       const found = await findTask(m);
       const dag = found.dag;
       let task = found.task;
-      const step: TaskContext["step"] = (name, fn) => runStep(m, calledSteps, idempotencyKeyOf(m), name, fn, line) as never;
+      const step: TaskContext["step"] = (name, fn) => runStep(m, calledSteps, idempotencyKeyOf(m), name, fn, line, () => ended) as never;
       const ctx = taskContext(m, task.upstream, controller.signal, step, line);
       hooks = { options: { ...dag.options.defaultArgs, ...task.options }, ctx };
       if (task.kind === "sensor" && task.sensor) {
@@ -577,6 +589,7 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
     }
   } finally {
     current = undefined;
+    ended = true;
     restoreOutput();
   }
   // The outcome is reported only once the log is on disk or travels with it, so a reader

@@ -2,7 +2,7 @@
 // timer or a promise rejection nobody handles, during its try or after it returned, and output it
 // keeps printing after its try ended. A warm task process runs other tries afterwards: they must
 // not pay for it. Real MariaDB, real worker child processes.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -76,11 +76,29 @@ export const chatty = dag({ id: "lo_chatty" }, (t) => {
   });
 });
 
-// Runs while another task's leftovers act in its process: writes conf.go, waits for conf.thrown, or
-// for conf.ticks to grow by 3 lines, then ends.
+// Returns at once, leaving a step to be recorded once conf.go exists (the forEach(async …)
+// mistake: the task does not wait for it), then writes how it went to conf.stepped.
+export const floatingStep = dag({ id: "lo_floating_step" }, (t) => {
+  t.task("t", async (ctx) => {
+    [1].forEach(async () => {
+      await waitForFile(ctx.conf.go);
+      const how = await ctx.step("shared", () => "from the task that returned").then((v) => "recorded: " + v, (err) => "refused: " + err.message);
+      writeFileSync(ctx.conf.stepped, how);
+    });
+    return process.pid;
+  });
+});
+
+// Runs while another task's leftovers act in its process: writes conf.go, then waits for
+// conf.stepped (and records a step), or for conf.thrown, or for conf.ticks to grow by 3 lines.
 export const bystander = dag({ id: "lo_bystander" }, (t) => {
   t.task("t", async (ctx) => {
     ctx.log.info("bystander starts");
+    if (ctx.conf.stepped) {
+      writeFileSync(ctx.conf.go, "");
+      await waitForFile(ctx.conf.stepped);
+      return await ctx.step("shared", () => "its own");
+    }
     if (ctx.conf.go) {
       writeFileSync(ctx.conf.go, "");
       await waitForFile(ctx.conf.thrown);
@@ -181,5 +199,16 @@ describe("a task's code outside its function's await chain", () => {
     expect(log).toContain("bystander starts");
     // Was: the other task's lines, printed while this one ran, in this one's log.
     expect(log).not.toContain("LEFTOVER LINE");
+  });
+
+  it("refuses a step a try's code records after its try ended: it was recorded as the next try's, another task's", async () => {
+    const conf = { go: path.join(dir, "go-step"), stepped: path.join(dir, "stepped") };
+    const first = await h.trigger("lo_floating_step", { conf });
+    expect(await h.runEnded("lo_floating_step", first)).toBe("success");
+    const next = await h.trigger("lo_bystander", { conf });
+    expect(await h.runEnded("lo_bystander", next)).toBe("success");
+    // Was: "from the task that returned", the other task's step, recorded for this task instance.
+    expect(await output("lo_bystander", next)).toBe("its own");
+    expect(readFileSync(conf.stepped, "utf8")).toMatch(/^refused: ctx\.step\("shared"\): try 1 of lo_floating_step\.t .* has ended/);
   });
 });
