@@ -110,6 +110,15 @@ export class ChildExitedError extends Error {
   }
 }
 
+/**
+ * Children still running, killed (with their process groups) when this process exits without
+ * having stopped them: a second SIGTERM, a shutdown that outlasted its grace, a crash. A child
+ * exits by itself when its parent goes (serveRequests), but only once its event loop turns: one
+ * blocked by a task's CPU loop ran on as an orphan, repeating the work of the retry that follows.
+ */
+const live = new Set<Child>();
+let killOnExit = false;
+
 export class Child {
   readonly process: ChildProcess;
   private readonly pending = new Map<number, Pending>();
@@ -130,6 +139,13 @@ export class Child {
       stdio: options.stdio === "pipe" ? ["ignore", "pipe", "pipe", "ipc"] : options.stdio === "ignore" ? ["ignore", "ignore", "ignore", "ipc"] : "inherit",
       serialization: options.serialization ?? "advanced",
     });
+    live.add(this);
+    if (!killOnExit) {
+      killOnExit = true;
+      process.on("exit", () => {
+        for (const child of live) child.killNow();
+      });
+    }
     this.process.on("message", (raw) => {
       const message = raw as { replyTo?: number; ok?: boolean; value?: unknown; error?: string };
       if (typeof message.replyTo === "number") {
@@ -145,6 +161,7 @@ export class Child {
     this.exitedPromise = new Promise((resolve) => {
       this.process.once("exit", (code, signal) => {
         this.exited = true;
+        live.delete(this);
         // What it started and left running (a task that crashed, or was killed): nothing outlives it.
         this.signalGroup("SIGKILL");
         const err = new ChildExitedError(code, signal);
@@ -180,8 +197,13 @@ export class Child {
   }
 
   async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
-    if (!this.exited && !this.signalGroup(signal)) this.process.kill(signal);
+    this.killNow(signal);
     await this.exitedPromise;
+  }
+
+  /** kill() without waiting for the exit: for a process that is exiting itself. */
+  killNow(signal: NodeJS.Signals = "SIGKILL"): void {
+    if (!this.exited && !this.signalGroup(signal)) this.process.kill(signal);
   }
 
   /** Signals the child's process group (processGroup), the child and what it started; false when it has none left. */

@@ -1,5 +1,6 @@
 // A warm task-runner process: imports DAG bundles (cached per version), runs one try at a
 // time, writes its log file, and answers with the outcome. It never touches the database.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -40,6 +41,10 @@ import {
 
 const bundles = new Map<string, Promise<Record<string, unknown>>>();
 let current: AbortController | undefined;
+/** The error the worker records for the running try, once its executionTimeout aborted it. */
+let timedOut: NonNullable<TryOutcome["error"]> | undefined;
+/** Why the running try is no longer its worker's (cancelled, marked, cleared, reaped), once it aborted it: its result is discarded. */
+let abandoned: string | undefined;
 /** Secrets the current try fetched (ctx.variables, ctx.connection): "***" in its log. */
 const masker = new SecretMasker();
 
@@ -60,6 +65,13 @@ function serializeCapped(value: unknown, what: string, capBytes: number): string
     text = JSON.stringify(value === undefined ? null : value);
   } catch (err) {
     throw Object.assign(new Error(`${what} is not JSON-serializable: ${(err as Error).message}`), { nonRetryable: true });
+  }
+  // JSON has no text for a function or a symbol (nor for what a toJSON turns into one).
+  if (text === undefined) {
+    const kind = typeof value;
+    throw Object.assign(new Error(`${what} is ${/^[aeiou]/.test(kind) ? "an" : "a"} ${kind}: not JSON-serializable (return JSON data: an object, an array, a string, a number, a boolean or null)`), {
+      nonRetryable: true,
+    });
   }
   const bytes = Buffer.byteLength(text);
   if (bytes > capBytes) {
@@ -96,7 +108,16 @@ async function runStep(
   name: string,
   fn: (step: { idempotencyKey: string }) => unknown,
   line: (level: string, args: unknown[]) => void,
+  ended: () => boolean,
 ): Promise<unknown> {
+  // Called by code the task left running (a forEach(async …) it did not wait for): the worker now
+  // records steps for the try it runs next, another task's, so this one must not send any.
+  const over = () =>
+    Object.assign(
+      new Error(`ctx.step("${name}"): try ${m.tryNumber} of ${m.dagId}.${m.taskId} (run ${m.runId}) has ended, so its steps cannot be recorded any more (await every ctx.step before the task returns)`),
+      { nonRetryable: true },
+    );
+  if (ended()) throw over();
   if (typeof name !== "string" || name.length === 0 || name.length > 255) {
     throw Object.assign(new Error(`ctx.step(name, fn): name must be a string of 1-255 characters, got ${JSON.stringify(name)}`), { nonRetryable: true });
   }
@@ -120,6 +141,7 @@ async function runStep(
   }
   const value = await fn({ idempotencyKey: `${taskKey}:${name}` });
   const valueText = serializeCapped(value, `the result of step "${name}"`, m.maxValueBytes);
+  if (ended()) throw over();
   const ack = await new Promise<StepAck>((resolve) => {
     const reqId = nextStepRequest++;
     stepAcks.set(reqId, resolve);
@@ -210,6 +232,99 @@ async function runSensor(
 }
 
 /**
+ * An exception thrown outside the await chain of a task's code (in a timer, an event handler),
+ * or a promise rejection nothing handles. Node would end the process, and the worker would only
+ * learn "child process exited (code 1)", the error itself going to its stderr. Instead, what
+ * awaits the code running now (guarded: the task's function, or a callback) fails with it, as
+ * if it had thrown it, and the process runs nothing more after the request it serves (`tainted`:
+ * its state may be broken; the answer says retire, and the worker replaces it).
+ */
+class Uncaught extends Error {
+  constructor(
+    readonly kind: "uncaught exception" | "unhandled rejection",
+    readonly reason: unknown,
+  ) {
+    super(kind);
+  }
+}
+
+/** Rejects what awaits the user code running now; undefined between guarded calls. */
+let crash: ((err: Uncaught) => void) | undefined;
+/** An error went uncaught in this process: it must not be given another request. */
+let tainted = false;
+
+/**
+ * A request whose user code runs (a try, a callback). Code it leaves running after it ended (a
+ * timer a task did not clear, an interval) keeps it as its async context: what it does then is
+ * told apart from what the request served now does, and never charged to it.
+ */
+interface Scope {
+  what: string;
+  ended: boolean;
+}
+const scopes = new AsyncLocalStorage<Scope>();
+/** The request this process serves now. */
+let active: Scope | undefined;
+/** stdout and stderr as the process started with them: a try's capture (captureOutput) does not take what is written there. */
+const originalWrite = { out: process.stdout.write, err: process.stderr.write };
+const stderrWrite = (text: string) => originalWrite.err.call(process.stderr, text);
+
+function served<T>(what: string, run: () => Promise<T>): Promise<T> {
+  const scope: Scope = { what, ended: false };
+  active = scope;
+  return scopes.run(scope, run).finally(() => {
+    scope.ended = true;
+    if (active === scope) active = undefined;
+  });
+}
+
+/** Runs user code so that an error it leaves uncaught (Uncaught) fails it. */
+function guarded<T>(run: () => T | Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    // Cleared as it settles: an error that goes uncaught after must not vanish into it.
+    const fail = (err: unknown) => {
+      if (crash === fail) crash = undefined;
+      reject(err);
+    };
+    crash = fail;
+    Promise.resolve()
+      .then(run)
+      .then((value) => {
+        if (crash === fail) crash = undefined;
+        resolve(value);
+      }, fail);
+  });
+}
+
+function describeReason(reason: unknown): string {
+  return reason instanceof Error ? (reason.stack ?? `${reason.name}: ${reason.message}`) : format(reason);
+}
+
+function onUncaught(kind: Uncaught["kind"], reason: unknown): void {
+  // The task's code listens too (its own handler, an error reporter's): it handles it, as Node lets it.
+  if (process.listenerCount(kind === "uncaught exception" ? "uncaughtException" : "unhandledRejection") > 1) return;
+  tainted = true;
+  const origin = scopes.getStore();
+  if (origin?.ended) {
+    // Left running by a request that ended: not the fault of the one served now, which goes on.
+    stderrWrite(
+      `${kind} in task process ${process.pid}, in code that ${origin.what} left running after it ended ` +
+        `(it fails nothing; the process is replaced${active ? ` once ${active.what} ends` : ""}): ${describeReason(reason)}\n`,
+    );
+    if (!active) process.exit(1);
+    return;
+  }
+  if (crash) return crash(new Uncaught(kind, reason));
+  // A try runs, between its guarded parts (its outcome is decided): its log says so.
+  if (currentLog) return currentLog.write(`[${new Date().toISOString()}] ERROR - ${kind} in the task's process: ${describeReason(reason)}\n`);
+  // Nothing runs: what Node would do.
+  stderrWrite(`${kind} in task process ${process.pid}: ${describeReason(reason)}\n`);
+  process.exit(1);
+}
+process.on("uncaughtException", (err) => onUncaught("uncaught exception", err));
+process.on("unhandledRejection", (reason) => onUncaught("unhandled rejection", reason));
+
+/**
  * Runs a callback, bounded in time; its failure is logged and never changes the outcome.
  * Resolves false when the callback was still running at the deadline.
  */
@@ -217,14 +332,14 @@ async function runCallback(name: string, call: () => unknown, line: (level: stri
   let settled = false;
   try {
     await beforeDeadline(
-      Promise.resolve()
-        .then(call)
-        .finally(() => (settled = true)),
+      guarded(call).finally(() => (settled = true)),
       CALLBACK_TIMEOUT_MS,
       `did not finish within ${CALLBACK_TIMEOUT_MS / 1000} s`,
     );
-  } catch (err) {
-    line("ERROR", [`${name} callback failed (the task's state is unchanged): ${(err as Error)?.stack ?? String(err)}`]);
+  } catch (thrown) {
+    const err = thrown instanceof Uncaught ? thrown.reason : thrown;
+    const how = thrown instanceof Uncaught ? ` (an ${thrown.kind} in its process)` : "";
+    line("ERROR", [`${name} callback failed${how} (the task's state is unchanged): ${(err as Error)?.stack ?? String(err)}`]);
   }
   return settled;
 }
@@ -359,15 +474,21 @@ function captureOutput(log: TryLog): () => void {
   const stderrWrite = process.stderr.write;
   // One decoder per stream: a character split across two writes is joined, not replaced by U+FFFD.
   const decoders = { out: new StringDecoder("utf8"), err: new StringDecoder("utf8") };
-  const capture = (decoder: StringDecoder) => (chunk: unknown, encoding?: unknown, cb?: unknown) => {
+  const capture = (stream: "out" | "err", decoder: StringDecoder) => (chunk: unknown, encoding?: unknown, cb?: unknown) => {
+    // Printed by code a request that ended left running (an interval a task did not clear): not
+    // this try's. It goes where it goes between tries, the worker's output.
+    if (scopes.getStore()?.ended) {
+      const target = stream === "out" ? process.stdout : process.stderr;
+      return (originalWrite[stream] as (...a: unknown[]) => boolean).call(target, chunk, encoding, cb);
+    }
     const text = typeof chunk === "string" ? chunk : decoder.write(Buffer.from(chunk as Uint8Array));
     log.write(masker.size === 0 ? text : masker.mask(text));
     const callback = typeof encoding === "function" ? encoding : cb;
     if (typeof callback === "function") callback();
     return true;
   };
-  process.stdout.write = capture(decoders.out) as typeof process.stdout.write;
-  process.stderr.write = capture(decoders.err) as typeof process.stderr.write;
+  process.stdout.write = capture("out", decoders.out) as typeof process.stdout.write;
+  process.stderr.write = capture("err", decoders.err) as typeof process.stderr.write;
   return () => {
     process.stdout.write = stdoutWrite;
     process.stderr.write = stderrWrite;
@@ -388,36 +509,43 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   const restoreOutput = captureOutput(log);
   const controller = new AbortController();
   current = controller;
+  timedOut = undefined;
+  abandoned = undefined;
   let result: TryOutcome;
   let hooks: { options: TaskOptions; ctx: TaskContext } | undefined;
   // The step names this try's code called: a name is unique in a task, and in each poke of a sensor.
   const calledSteps = new Set<string>();
+  /** The try has reported, or is about to: its steps can no longer be recorded. */
+  let ended = false;
   try {
-    line("INFO", [`Starting try ${m.tryNumber} of ${m.maxTries + 1}: ${m.dagId}.${m.taskId} run ${m.runId}`]);
-    const found = await findTask(m);
-    const dag = found.dag;
-    let task = found.task;
-    const step: TaskContext["step"] = (name, fn) => runStep(m, calledSteps, idempotencyKeyOf(m), name, fn, line) as never;
-    const ctx = taskContext(m, task.upstream, controller.signal, step, line);
-    hooks = { options: { ...dag.options.defaultArgs, ...task.options }, ctx };
-    if (task.kind === "sensor" && task.sensor) {
-      const poked = await runSensor(task.sensor, ctx, m, line, calledSteps);
-      if ("rescheduleInMs" in poked) throw new RescheduleRequest(poked.rescheduleInMs);
-      task = { ...task, fn: () => poked.value };
-    }
-    let output = await task.fn(ctx);
-    let skipTasks: string[] | undefined;
-    if (task.kind === "branch" || task.kind === "short_circuit") {
-      ({ output, skipTasks } = decideSkips(dag, task.id, task.kind, output));
-      if (skipTasks.length > 0) line("INFO", [`Skipping downstream tasks: ${skipTasks.join(", ")}`]);
-    }
-    let normalized: unknown;
-    if (output !== undefined) {
-      normalized = JSON.parse(serializeCapped(output, "the task's return value", m.maxValueBytes));
-    }
-    line("INFO", ["Task succeeded"]);
-    result = { outcome: "success", output: normalized, skipTasks };
-  } catch (err) {
+    result = await guarded(async (): Promise<TryOutcome> => {
+      line("INFO", [`Starting try ${m.tryNumber} of ${m.maxTries + 1}: ${m.dagId}.${m.taskId} run ${m.runId}`]);
+      const found = await findTask(m);
+      const dag = found.dag;
+      let task = found.task;
+      const step: TaskContext["step"] = (name, fn) => runStep(m, calledSteps, idempotencyKeyOf(m), name, fn, line, () => ended) as never;
+      const ctx = taskContext(m, task.upstream, controller.signal, step, line);
+      hooks = { options: { ...dag.options.defaultArgs, ...task.options }, ctx };
+      if (task.kind === "sensor" && task.sensor) {
+        const poked = await runSensor(task.sensor, ctx, m, line, calledSteps);
+        if ("rescheduleInMs" in poked) throw new RescheduleRequest(poked.rescheduleInMs);
+        task = { ...task, fn: () => poked.value };
+      }
+      let output = await task.fn(ctx);
+      let skipTasks: string[] | undefined;
+      if (task.kind === "branch" || task.kind === "short_circuit") {
+        ({ output, skipTasks } = decideSkips(dag, task.id, task.kind, output));
+        if (skipTasks.length > 0) line("INFO", [`Skipping downstream tasks: ${skipTasks.join(", ")}`]);
+      }
+      let normalized: unknown;
+      if (output !== undefined) {
+        normalized = JSON.parse(serializeCapped(output, "the task's return value", m.maxValueBytes));
+      }
+      line("INFO", ["Task succeeded"]);
+      return { outcome: "success", output: normalized, skipTasks };
+    });
+  } catch (thrown) {
+    const err = thrown instanceof Uncaught ? thrown.reason : thrown;
     const error = errorOf(err);
     explainUnbundledImport(error, m.bundlePath);
     // The error is stored with the try and shown by the API: no fetched secret in it either.
@@ -430,13 +558,29 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
       line("INFO", [`Task skipped: ${error.message}`]);
       result = { outcome: "skipped" };
     } else {
-      line("ERROR", [`Task failed: ${error.stack ?? error.message}`]);
+      line("ERROR", [`Task failed${thrown instanceof Uncaught ? ` (an ${thrown.kind} in its process)` : ""}: ${error.stack ?? error.message}`]);
       result = { outcome: "failed", error };
+    }
+  }
+  // Set by the abort handler meanwhile (TypeScript cannot see that).
+  const reached = timedOut as NonNullable<TryOutcome["error"]> | undefined;
+  if (reached && result.outcome !== "skipped") {
+    // Its executionTimeout was reached: the worker records it failed with BATON_TASK_TIMEOUT,
+    // retryable, whatever it did after the abort. Its callback follows that (onRetry or
+    // onFailure), not onSuccess for a task that returned, nor onFailure for a FailError.
+    if (result.outcome === "failed" && result.error) result.error.nonRetryable = false;
+    else {
+      line("ERROR", [`Task failed: ${reached.message} (it ${result.outcome === "success" ? "returned" : "ended"} after ctx.signal was aborted)`]);
+      result = { outcome: "failed", error: { ...reached } };
     }
   }
   try {
     const callback = hooks && taskCallback(hooks.options, hooks.ctx, result, m);
-    if (callback) {
+    // Set by the abort handler meanwhile. Its result is discarded: its outcome is not what the task
+    // instance records (a mark, a cancel), and a reaped try's callback is owed elsewhere.
+    const gone = abandoned as string | undefined;
+    if (callback && gone) line("WARNING", [`${callback.name} callback not run: ${gone}`]);
+    else if (callback) {
       // This process runs the try's callback: should it die or be killed meanwhile, the worker
       // must not run it again.
       const taken: TryCallbacks = { type: "tryCallbacks" };
@@ -445,6 +589,7 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
     }
   } finally {
     current = undefined;
+    ended = true;
     restoreOutput();
   }
   // The outcome is reported only once the log is on disk or travels with it, so a reader
@@ -452,6 +597,7 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   const text = await log.end();
   currentLog = undefined;
   if (text !== undefined) result.log = text;
+  if (tainted) result.retire = true;
   return result;
 }
 
@@ -495,11 +641,11 @@ async function runEndedTryCallback(c: EndedTryCallbackMessage): Promise<EndedTry
   }
   const text = await log.end();
   currentLog = undefined;
-  return { finished, log: c.inlineLog ? text : undefined };
+  return { finished, log: c.inlineLog ? text : undefined, retire: tainted || undefined };
 }
 
 /** A DAG's onSuccess / onFailure for a run that just ended, logged to the run's callback log. */
-async function runDagCallback(m: DagCallbackMessage): Promise<void> {
+async function runDagCallback(m: DagCallbackMessage): Promise<{ retire?: boolean }> {
   const log = await openLog(m.logPath);
   const line = (level: string, args: unknown[]) => log.write(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`);
   try {
@@ -522,15 +668,27 @@ async function runDagCallback(m: DagCallbackMessage): Promise<void> {
     line("ERROR", [`could not run the DAG callback: ${(err as Error)?.stack ?? String(err)}`]);
   }
   await new Promise<void>((resolve) => log.end(resolve));
+  return { retire: tainted || undefined };
 }
 
 serveRequests({
   // A worker that prestarts its children claims once they answer this.
   ping: async () => "pong",
-  run: (m) => runTry(m.task as RunTryMessage),
-  dagCallback: (m) => runDagCallback(m.callback as DagCallbackMessage),
-  endedTryCallback: (m) => runEndedTryCallback(m.callback as EndedTryCallbackMessage),
+  run: (m) => {
+    const t = m.task as RunTryMessage;
+    return served(`try ${t.tryNumber} of ${t.dagId}.${t.taskId} (run ${t.runId})`, () => runTry(t));
+  },
+  dagCallback: (m) => {
+    const c = m.callback as DagCallbackMessage;
+    return served(`the ${c.state === "success" ? "onSuccess" : "onFailure"} callback of DAG ${c.dagId} (run ${c.runId})`, () => runDagCallback(c));
+  },
+  endedTryCallback: (m) => {
+    const c = m.callback as EndedTryCallbackMessage;
+    return served(`the callback of try ${c.task.tryNumber} of ${c.task.dagId}.${c.task.taskId} (run ${c.task.runId})`, () => runEndedTryCallback(c));
+  },
   abort: async (m) => {
+    if (m.timeout) timedOut = m.timeout as NonNullable<TryOutcome["error"]>;
+    if (m.abandoned) abandoned = String(m.reason);
     // The process may be killed after the grace period: its log must be in the file by then.
     currentLog?.spill();
     current?.abort(new Error(String(m.reason ?? "aborted")));

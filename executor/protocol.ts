@@ -47,6 +47,8 @@ export interface TryOutcome {
   skipTasks?: string[];
   /** The try's whole log when it stayed short (executor/tryLog.ts); stored in task_log with the outcome. */
   log?: string;
+  /** An error went uncaught in the process (executor/child.ts): it must run nothing more. Not part of the try's result. */
+  retire?: boolean;
 }
 
 /** How long a task's or a DAG's callback may run before it is given up on (logged as failed). */
@@ -78,6 +80,8 @@ export interface EndedTryCallbackResult {
   finished: boolean;
   /** With inlineLog: what the callback logged (undefined if it outgrew memory and went to the file). */
   log?: string;
+  /** An error went uncaught in the process: it must run nothing more. */
+  retire?: boolean;
 }
 
 /**

@@ -5,7 +5,12 @@
 // on a disk shared with MySQL's fsyncs. A try that runs longer than SPILL_AFTER_MS or writes
 // more than SPILL_BYTES moves to its file (logs/dag_id=…/…/attempt=N.log), so a long task's
 // log can be followed while it runs. The API reads the stored text, then the file.
-import { closeSync, createWriteStream, existsSync, mkdirSync, openSync, writeSync, type WriteStream } from "node:fs";
+//
+// The file is written synchronously, as Node writes its stdout to a file: a line is in it when
+// write() returns. On a stream, what a task printed in a loop that never yields piled up in
+// memory (300 MB printed grew the process by 450 MB), and the lines still queued were lost when
+// the process exited (process.exit, a crash) or was killed after its grace.
+import { closeSync, existsSync, mkdirSync, openSync, writeSync } from "node:fs";
 import path from "node:path";
 
 export const SPILL_BYTES = 64 * 1024;
@@ -14,7 +19,8 @@ export const SPILL_AFTER_MS = 1000;
 export class TryLog {
   private chunks: string[] = [];
   private bytes = 0;
-  private stream?: WriteStream;
+  /** The file's descriptor once the log moved there. */
+  private fd?: number;
   private timer?: NodeJS.Timeout;
   private ended = false;
   private readonly spillBytes: number;
@@ -37,8 +43,8 @@ export class TryLog {
 
   write(text: string): void {
     if (this.ended) return;
-    if (this.stream) {
-      this.stream.write(text);
+    if (this.fd !== undefined) {
+      this.append(text);
       return;
     }
     this.chunks.push(text);
@@ -49,13 +55,26 @@ export class TryLog {
   /** Moves the log to its file; later writes go there (also before the process may be killed). */
   spill(): void {
     clearTimeout(this.timer);
-    if (this.stream || this.ended) return;
-    mkdirSync(path.dirname(this.file), { recursive: true });
-    this.stream = createWriteStream(this.file, { flags: "a" });
-    this.stream.on("error", () => undefined);
-    if (this.chunks.length > 0) this.stream.write(this.chunks.join(""));
+    if (this.fd !== undefined || this.ended) return;
+    try {
+      mkdirSync(path.dirname(this.file), { recursive: true });
+      this.fd = openSync(this.file, "a");
+    } catch {
+      // Nowhere to write (a full or read-only disk): the lines are dropped, the task goes on.
+      this.fd = -1;
+    }
+    if (this.chunks.length > 0) this.append(this.chunks.join(""));
     this.chunks = [];
     this.bytes = 0;
+  }
+
+  private append(text: string): void {
+    if (this.fd === undefined || this.fd < 0) return;
+    try {
+      writeSync(this.fd, text);
+    } catch {
+      // As above: a log that cannot be written never fails the task.
+    }
   }
 
   /**
@@ -66,15 +85,14 @@ export class TryLog {
     clearTimeout(this.timer);
     if (this.ended) return undefined;
     this.ended = true;
-    if (!this.stream) return this.chunks.join("");
-    const stream = this.stream;
-    await new Promise<void>((resolve) => stream.end(resolve));
+    if (this.fd === undefined) return this.chunks.join("");
+    if (this.fd >= 0) closeSync(this.fd);
     return undefined;
   }
 
   /** The process is exiting mid-try (process.exit in a task): keep what was written, synchronously. */
   flushSync(): void {
-    if (this.ended || this.stream || this.chunks.length === 0) return;
+    if (this.ended || this.fd !== undefined || this.chunks.length === 0) return;
     this.ended = true;
     try {
       mkdirSync(path.dirname(this.file), { recursive: true });

@@ -124,6 +124,9 @@ const UNKNOWN_COMMIT_WAIT_MS = 5000;
 /** How long a claimed try whose inputs could not be read alone is first left out of this worker's claims (then longer: unreadable). */
 const UNREAD_FIRST_WAIT_MS = 1000;
 
+/** Why a try's result is discarded when its row moved on without it, as its log says (the start of the line). */
+const NO_LONGER_OURS = "this try is no longer the task instance's (cancelled, marked, cleared, timed out or reaped)";
+
 /** How long a worker with prestartChildren waits for its children to boot before it claims anyway. */
 const CHILD_BOOT_WAIT_MS = 10_000;
 
@@ -161,6 +164,10 @@ interface Held {
   handedBack?: boolean;
   /** The try is no longer ours (cleared, reaped, its run timed out, or we lost the database). */
   lost?: boolean;
+  /** Why it was abandoned, as its log says it (abandon). */
+  lostWhy?: string;
+  /** Its process was killed after the grace abandon() gave it: how long that was (ms). */
+  killedAfterMs?: number;
   /** A sensor's first poke, when this try made it: recorded with the outcome. */
   firstPokeAt?: Date;
   /** The try's process ran (or began) its callbacks itself: the worker never runs them for it. */
@@ -478,7 +485,8 @@ export class Worker {
             continue;
           }
           this.logger.warn(`result of task instance ${t.task.id} discarded: its try is no longer ours`);
-          if (t.log) this.keepLog(t.task, t.log);
+          // Its log would end with its own outcome, for a task instance that records another.
+          this.keepLog(t.task, `${t.log ?? ""}[${new Date().toISOString()}] WARNING - ${NO_LONGER_OURS}: its ${t.outcome} outcome is discarded\n`);
         }
         this.observeRecorded(batch, result);
         const finished = recordedBefore.size === 0 ? result.finished : [...result.finished, ...[...recordedBefore].map((t) => t.task.id)];
@@ -771,7 +779,9 @@ export class Worker {
       // An older try of the same task instance still held here was cleared: the row is on this
       // try now, so the old one must not run (waiting) or go on running.
       for (const h of this.held.values()) {
-        if (h.task.id === task.id && h.task.tryNumber < task.tryNumber) this.abandon(h, "the task instance was cleared and claimed again");
+        if (h.task.id === task.id && h.task.tryNumber < task.tryNumber) {
+          this.abandon(h, "the task instance was cleared and claimed again", "this try is no longer the task instance's (cleared and claimed again)");
+        }
       }
       this.held.set(tryKey(task), { task, timers: [] });
     }
@@ -1044,8 +1054,12 @@ export class Worker {
   private async runDagCallback(message: DagCallbackMessage): Promise<void> {
     const slot = this.acquireSlot();
     try {
-      await slot.child.request({ type: "dagCallback", callback: message });
+      const result = await slot.child.request<{ retire?: boolean }>({ type: "dagCallback", callback: message });
       slot.busy = false;
+      if (result?.retire) {
+        this.dropSlot(slot);
+        void slot.child.stop(1000);
+      }
     } catch (err) {
       this.dropSlot(slot);
       throw err;
@@ -1079,12 +1093,14 @@ export class Worker {
     held.slot = slot;
     // A try claimed ahead starts now: its start_date is corrected when its outcome is recorded.
     task.startedAt = this.clock.now();
+    const timeoutError: TryError = { name: "TaskTimeoutError", code: "BATON_TASK_TIMEOUT", message: `task exceeded its execution timeout of ${formatDuration(timeoutMs ?? 0)}` };
     if (timeoutMs !== null) {
       // A long timer: executionTimeout may be weeks, past what setTimeout can wait.
       held.timers.push(
         setLongTimeout(() => {
           held.timedOut = true;
-          slot.child.send({ type: "abort", reason: `execution timeout of ${formatDuration(timeoutMs)} reached` });
+          // `timeout`: the error this try is recorded with, for the callback its process runs.
+          slot.child.send({ type: "abort", reason: `execution timeout of ${formatDuration(timeoutMs)} reached`, timeout: timeoutError });
           held.timers.push(setLongTimeout(() => void slot.child.kill(), this.options.killGraceMs ?? 10_000));
         }, timeoutMs),
       );
@@ -1095,9 +1111,11 @@ export class Worker {
     slot.child
       .request<TryOutcome>({ type: "run", task: message })
       .then(
-        (outcome) => {
+        ({ retire, ...outcome }) => {
           slot.busy = false;
-          if (slot.dedicated) void slot.child.stop(1000);
+          // An error went uncaught in that process (executor/child.ts): its state may be broken.
+          if (retire) this.dropSlot(slot);
+          if (slot.dedicated || retire) void slot.child.stop(1000);
           return outcome;
         },
         (err): TryOutcome => {
@@ -1107,13 +1125,15 @@ export class Worker {
         },
       )
       .then((outcome) => {
-        if (held.timedOut && outcome.outcome !== "skipped") {
-          outcome = {
-            outcome: "failed",
-            error: { name: "TaskTimeoutError", code: "BATON_TASK_TIMEOUT", message: `task exceeded its execution timeout of ${formatDuration(timeoutMs ?? 0)}` },
-            log: outcome.log,
-          };
+        if (held.lost) {
+          // Its result is discarded (complete): its log ends with why, not with "the task's process died".
+          const end =
+            held.killedAfterMs === undefined ? (died ? `${outcome.error?.message}; its result is discarded` : `its ${outcome.outcome} outcome is discarded`)
+            : held.killedAfterMs === 0 ? "its process was killed; its result is discarded"
+            : `its process, still running ${formatDuration(held.killedAfterMs)} after ctx.signal was aborted, was killed; its result is discarded`;
+          return this.complete(task, { ...outcome, log: `${outcome.log ?? ""}[${new Date().toISOString()}] WARNING - ${held.lostWhy}: ${end}\n` });
         }
+        if (held.timedOut && outcome.outcome !== "skipped") outcome = { outcome: "failed", error: timeoutError, log: outcome.log };
         if (!died && !held.timedOut) return this.complete(task, outcome);
         const { outcome: logged, written } = this.withReasonLogged(task, outcome, died && held.handedBack === true);
         // Its process died before it could run the try's callbacks: the worker does (unless the
@@ -1188,8 +1208,8 @@ export class Worker {
     try {
       const result = await slot.child.request<EndedTryCallbackResult>({ type: "endedTryCallback", callback });
       slot.busy = false;
-      // Still running in there: that process is not given another try.
-      if (slot.dedicated || !result.finished) {
+      // Still running in there, or broken: that process is not given another try.
+      if (slot.dedicated || !result.finished || result.retire) {
         this.dropSlot(slot);
         void slot.child.stop(1000);
       }
@@ -1295,14 +1315,24 @@ export class Worker {
     slot.child.send(ack as unknown as Record<string, unknown>);
   }
 
-  /** Aborts ctx.signal of a try that is no longer ours, and kills its process after the grace. */
-  private abandon(held: Held, reason: string, graceMs = this.options.killGraceMs ?? 10_000): void {
+  /**
+   * Aborts ctx.signal of a try that is no longer ours (`reason`: the signal's), and kills its
+   * process after the grace. `why` starts the line its log ends with (runInChild).
+   */
+  private abandon(held: Held, reason: string, why: string, graceMs = this.options.killGraceMs ?? 10_000): void {
     if (held.lost) return;
     held.lost = true;
+    held.lostWhy = why;
     const slot = held.slot;
     if (!slot) return;
-    slot.child.send({ type: "abort", reason });
-    held.timers.push(setLongTimeout(() => void slot.child.kill(), graceMs));
+    // `abandoned`: its process runs none of its callbacks, whatever the task does after the abort.
+    slot.child.send({ type: "abort", reason, abandoned: true });
+    held.timers.push(
+      setLongTimeout(() => {
+        held.killedAfterMs = graceMs;
+        void slot.child.kill();
+      }, graceMs),
+    );
   }
 
   /** This worker's process row: what /health, GET /workers and the `queue` dependency read. */
@@ -1332,8 +1362,8 @@ export class Worker {
         // heartbeat (if it fails, nothing committed and the try is still ours; the next
         // heartbeat looks at it again).
         if (mine.get(h.task.id) === h.task.tryNumber || this.held.get(tryKey(h.task)) !== h || h.handedBack) continue;
-        this.logger.warn(`try ${h.task.tryNumber} of ${h.task.dagId}.${h.task.taskId} (run ${h.task.runId}) is no longer ours (cleared, timed out or reaped): aborting it`);
-        this.abandon(h, "the task instance was cleared, timed out or reaped");
+        this.logger.warn(`try ${h.task.tryNumber} of ${h.task.dagId}.${h.task.taskId} (run ${h.task.runId}) is no longer ours (cancelled, marked, cleared, timed out or reaped): aborting it`);
+        this.abandon(h, "the task instance was cancelled, marked, cleared, timed out or reaped", NO_LONGER_OURS);
       }
     } catch (err) {
       // Without heartbeats our tries become zombies that others will re-run: stop them first.
@@ -1342,7 +1372,9 @@ export class Worker {
         // if they are reaped, the next heartbeat finds them no longer ours.
         const still = running.filter((h) => this.held.get(tryKey(h.task)) === h && h.slot);
         if (still.length > 0) this.logger.error(`no heartbeat for ${formatDuration(Date.now() - this.lastHeartbeatOk)} (database unreachable): killing ${still.length} running task(s) before they are re-run elsewhere`);
-        for (const h of still) this.abandon(h, "the worker lost its database connection", 0);
+        for (const h of still) {
+          this.abandon(h, "the worker lost its database connection", "the worker could not reach the database for half the heartbeat timeout (the try may run again elsewhere)", 0);
+        }
       }
       throw err;
     }

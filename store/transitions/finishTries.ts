@@ -27,8 +27,8 @@
 //   A sensor's first poke, when its try made it, is kept in first_poke_at whatever the outcome:
 //   its timeout counts from it across reschedules and retries.
 import { jsonWithinBytes } from "../../core/json.ts";
-import { taskInputs, type DagShape } from "../../core/dagStructure.ts";
-import { TaskState } from "../../core/states.ts";
+import { taskInputs, type DagShape, type SerializedTask } from "../../core/dagStructure.ts";
+import { RunType, TaskState } from "../../core/states.ts";
 import { nextRetryAt, shouldRetry } from "../../scheduler/retryPolicy.ts";
 import { blockedByQueued, mayHandOff, type HandoffPool } from "../../scheduler/handoff.ts";
 import { occupancyStatements } from "../pools.ts";
@@ -36,6 +36,7 @@ import { deliverPendingSignal } from "./signals.ts";
 import { inList, type BatchTx, type Db, type ResultSetHeader, type RowDataPacket, type Statement } from "../db.ts";
 import { outputsByRun, upstreamOutputsStatement, type WantedOutputs } from "../xcom.ts";
 import { BACKFILL_PRIORITY_FLOOR, type ClaimedTask } from "./claimTasks.ts";
+import { taskPriority } from "./startRuns.ts";
 import { RULES_WAITING_ON_SUCCESSES, evaluateTriggerRule } from "../../scheduler/triggerRules.ts";
 import {
   counterColumn,
@@ -577,6 +578,31 @@ async function attempt(
     const deep = take!.deepGatePools;
     statements.push(claimReads(pauseDags, [...gatePools.keys()].map((name) => ({ name, released: released.get(name)!, deep: deep?.has(name) ?? false })), [...new Set(take!.queues)]));
   }
+  // The free slots go to the single-upstream tasks of highest priority this batch readies, across
+  // its runs, as a claim would order them (the DAG's order among equals): in the DAG's order, a
+  // fan-out's first-listed task took the one slot however low its priority.
+  const takes = new Set<string>();
+  if (capacity > 0) {
+    const candidates: { key: string; dagId: string; spec: SerializedTask; priority: number }[] = [];
+    for (const dagRunId of runIds) {
+      const run = runs.get(dagRunId)!;
+      for (const s of run.settled) {
+        for (const down of run.shape.byId.get(s.taskId)?.downstream ?? []) {
+          const spec = run.shape.byId.get(down)!;
+          if (spec.kind === "compensate" || spec.upstream.length !== 1 || !mayBecomeReady(run, s, down)) continue;
+          const priority = taskPriority(run.context.backfill ? RunType.Backfill : RunType.Manual, spec.priorityWeight);
+          candidates.push({ key: `${dagRunId}\0${down}`, dagId: run.context.dagId, spec, priority });
+        }
+      }
+    }
+    candidates.sort((a, b) => b.priority - a.priority);
+    for (const { key, dagId, spec } of candidates) {
+      if (capacity > 0 && gatePools.has(spec.pool) && take!.queues.includes(spec.queue) && reserve(dagId, spec.pool, spec.poolSlots)) {
+        capacity--;
+        takes.add(key);
+      }
+    }
+  }
   /** Slots the first round trip's claims ask of each gate pool so far, in statement order. */
   const gateAsked = new Map<string, number>();
   for (const dagRunId of runIds) {
@@ -590,9 +616,7 @@ async function attempt(
       for (const down of run.shape.byId.get(s.taskId)?.downstream ?? []) {
         const spec = run.shape.byId.get(down)!;
         if (spec.kind === "compensate" || spec.upstream.length !== 1 || !mayBecomeReady(run, s, down)) continue;
-        const canTake = capacity > 0 && gatePools.has(spec.pool) && take!.queues.includes(spec.queue) && reserve(run.context.dagId, spec.pool, spec.poolSlots);
-        if (canTake) capacity--;
-        speculative.set(down, { column: counterColumn(s.state), upstream: s.taskId, pool: canTake ? spec.pool : null });
+        speculative.set(down, { column: counterColumn(s.state), upstream: s.taskId, pool: takes.has(`${dagRunId}\0${down}`) ? spec.pool : null });
       }
     }
     const groups = new Map<string, { column: string; pool: string | null; taskIds: string[] }>();
@@ -782,7 +806,9 @@ async function attempt(
   }
 
   const takeable: typeof ready = [];
-  for (const candidate of take && !paused ? ready : []) {
+  // Highest priority first, as a claim orders them (stable: read order among equals).
+  const byPriority = [...ready].sort((a, b) => Number(b.row.priority_weight) - Number(a.row.priority_weight));
+  for (const candidate of take && !paused ? byPriority : []) {
     if (takeable.length >= capacity) break;
     const { pool, queue } = candidate.row;
     const slots = Number(candidate.row.pool_slots);

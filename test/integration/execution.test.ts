@@ -106,6 +106,10 @@ const BIGINT = dagSource(`
 export default dag({ id: "ex_bigint" }, (t) => {
   const big = t.task("big", { retries: 2, retryDelay: 100 }, async () => ({ total: BigInt(10) }));
   t.task("after_big", { upstream: [big] }, async () => "never");
+  // A function (one forgot to call) or a symbol has no JSON text at all.
+  t.task("func", { retries: 2, retryDelay: 100 }, async () => () => 1);
+  t.task("sym", { retries: 2, retryDelay: 100 }, async () => Symbol("s"));
+  t.task("step_func", { retries: 2, retryDelay: 100 }, async (ctx) => ctx.step("make", () => () => 1));
 });
 `);
 
@@ -377,6 +381,12 @@ describe("task execution", () => {
     expect(big.error.message).toMatch(/BigInt/);
     expect((await taskJson("ex_bigint", runId, "after_big")).state).toBe("upstream_failed");
     expect((await xcom("ex_bigint", runId, "big")).statusCode).toBe(404);
+    // Was: a TypeError from Buffer.byteLength(undefined), "The "string" argument must be of type string…", retried.
+    for (const [id, what] of [["func", "the task's return value is a function"], ["sym", "the task's return value is a symbol"], ["step_func", 'the result of step "make" is a function']]) {
+      const ti = await taskJson("ex_bigint", runId, id);
+      expect(ti).toMatchObject({ state: "failed", try_number: 1 });
+      expect(ti.error.message).toContain(`${what}: not JSON-serializable`);
+    }
   });
 
   it("imports local modules named by a literal or a ./ template; a path computed at run time fails with an explanation", async () => {

@@ -48,6 +48,22 @@ export default dag({ id: "ho_par", defaultArgs: { pool: "ho_three", ${ARGS} } },
   for (const k of ["a", "b", "c"]) t.task(k + "1", async () => 1).then(t.task(k + "2", async () => 2));
 });
 `);
+// Tasks that become ready together, named against their priorities: a chain's fan-out (readied in
+// the first round trip) and joins (in the second), in pool ho_wide (5 slots), on a queue of their own.
+const WIDE = `weightRule: "absolute", queue: "ho_wide_q", pool: "ho_wide"`;
+const FAN_OUT = dagSource(`
+export default dag({ id: "ho_fanout", defaultArgs: { ${WIDE} } }, (t) => {
+  const root = t.task("root", async () => 0);
+  for (const w of [1, 3, 5, 2, 4]) t.task("w" + w, { upstream: [root], priorityWeight: w * 10 }, async () => w);
+});
+`);
+const JOINS = dagSource(`
+export default dag({ id: "ho_joins", defaultArgs: { ${WIDE} } }, (t) => {
+  const a = t.task("a", { priorityWeight: 1000 }, async () => 1);
+  const b = t.task("b", { priorityWeight: 1000 }, async () => 2);
+  for (const w of [1, 3, 2]) t.task("j" + w, { upstream: [a, b], priorityWeight: w * 100 }, async () => w);
+});
+`);
 const GONE = dagSource(`
 export default dag({ id: "ho_gone", defaultArgs: { pool: "ho_gone", ${ARGS} } }, (t) => {
   t.task("d1", async () => 1).then(t.task("d2", async () => 2));
@@ -79,8 +95,10 @@ describe("finishTries' hand-off takes only what a claim would", () => {
       "urgent_two.ts": URGENT_TWO,
       "par.ts": PARALLEL,
       "gone.ts": GONE,
+      "fanout.ts": FAN_OUT,
+      "joins.ts": JOINS,
     });
-    for (const [name, slots] of [["ho_one", 1], ["ho_two", 2], ["ho_three", 3], ["ho_gone", 3]] as const) {
+    for (const [name, slots] of [["ho_one", 1], ["ho_two", 2], ["ho_three", 3], ["ho_gone", 3], ["ho_wide", 5]] as const) {
       expect((await api("POST", "/pools", { name, slots })).statusCode).toBe(200);
     }
     await h.run();
@@ -156,6 +174,23 @@ describe("finishTries' hand-off takes only what a claim would", () => {
     }
     expect(pending).toEqual([]);
   }
+
+  it("takes the tasks of highest priority among those a finish readies, for fewer free slots than they are", async () => {
+    const wide = { queues: ["ho_wide_q"], hostname: "test", pid: 1 };
+    const claimWide = async (n: number) => (await claimTasks(h.db, { now: step(), limit: n, ...wide, token: token() })).sort((a, b) => (a.taskId < b.taskId ? -1 : 1));
+    const finishWide = (tries: ClaimedTask[]) => finishTries(h.db, step(), tries.map(done), shapeOf, { limit: 1, ...wide, token: token() });
+    await triggerQueued("ho_fanout", "r", ["root"]);
+    const root = await claimWide(5);
+    expect(root.map((t) => t.taskId)).toEqual(["root"]);
+    // Was: w1 (readied in the order the DAG lists them), the lowest of the five.
+    expect((await finishWide(root)).taken.map((t) => t.taskId)).toEqual(["w5"]);
+    await triggerQueued("ho_joins", "r", ["a", "b"]);
+    // Ahead of the fan-out's tries left queued.
+    const ab = await claimWide(2);
+    expect(ab.map((t) => `${t.dagId}.${t.taskId}`)).toEqual(["ho_joins.a", "ho_joins.b"]);
+    // Was: j1, the first join read, of priority 100 beside j3's 300 (all above the fan-out's queued tries).
+    expect((await finishWide(ab)).taken.map((t) => t.taskId)).toEqual(["j3"]);
+  });
 
   it("gives a freed slot to a queued try of higher priority in the pool, not to the chain's next task", async () => {
     await triggerQueued("ho_chain", "prio", ["c1"]);

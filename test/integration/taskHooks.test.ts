@@ -245,6 +245,16 @@ export const ended = dag({ id: "ended", params: { p: "param" } }, (t) => {
   });
   up.then([busy, crash, polite]);
 });
+
+// Stop at the abort of their execution timeout, then return, or give up for good: the try timed
+// out all the same (recorded BATON_TASK_TIMEOUT, retried), and its callbacks must say so.
+const late = (ctx, what) => mark(ctx, "late-" + what + ":" + ctx.taskId + ":" + ctx.tryNumber);
+const lateHooks = { onSuccess: (ctx) => late(ctx, "success"), onRetry: (ctx) => late(ctx, "retry"), onFailure: (ctx) => late(ctx, "failure") };
+const aborted = (ctx) => new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+export const lateDag = dag({ id: "late", defaultArgs: { retries: 1, retryDelay: 50, executionTimeout: "2s", ...lateHooks } }, (t) => {
+  t.task("returns", async (ctx) => { if (ctx.tryNumber === 1) await aborted(ctx); return "done"; });
+  t.task("gives_up", async (ctx) => { if (ctx.tryNumber === 1) { await aborted(ctx); throw new FailError("giving up"); } return "done"; });
+});
 `);
 
 describe("callbacks of tries the worker ends (execution timeout, process died)", () => {
@@ -302,5 +312,20 @@ describe("callbacks of tries the worker ends (execution timeout, process died)",
     for (const l of expected) expect(all.filter((x) => x === l)).toHaveLength(1);
     expect(all.filter((x) => x.startsWith("polite-failure:"))).toEqual(["polite-failure:aborted as asked"]);
     expect(all).toHaveLength(expected.length + 1);
+  });
+
+  it("runs onRetry, not onSuccess or onFailure, for a try that timed out and then returned or gave up, as it is recorded", async () => {
+    const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/late/dagRuns", payload: { conf: { marks } } });
+    const runId = res.json().dag_run_id as string;
+    expect(await h.runEnded("late", runId, 30_000)).toBe("success");
+    for (const taskId of ["returns", "gives_up"]) {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT try_number FROM task_instance WHERE dag_id = 'late' AND run_id = ? AND task_id = ?", [runId, taskId]);
+      expect(Number(rows[0]!.try_number)).toBe(2);
+      expect((await h.taskLog("late", runId, taskId, 1)) ?? "").toMatch(/execution timeout of 2s \(BATON_TASK_TIMEOUT\)\n$/);
+    }
+    // Was: late-success:returns:1 (it returned: onSuccess, for a try recorded failed) and
+    // late-failure:gives_up:1 (a FailError: onFailure, for a try recorded up_for_retry).
+    const all = (await lines()).filter((l) => l.startsWith("late-")).sort();
+    expect(all).toEqual(["late-retry:gives_up:1", "late-retry:returns:1", "late-success:gives_up:2", "late-success:returns:2"]);
   });
 });

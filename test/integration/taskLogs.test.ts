@@ -19,6 +19,13 @@ export default dag({ id: "logs" }, (t) => {
   });
   t.task("big", async () => { for (let i = 0; i < 2000; i++) console.log(String(i).padStart(6, "0") + " " + "x".repeat(60)); });
   t.task("crash", async (ctx) => { ctx.log.info("about to exit"); process.exit(3); });
+  // Past a second its log is in its file: the lines it writes just before it exits must land there too.
+  t.task("long_crash", async (ctx) => {
+    ctx.log.info("before the pause");
+    await new Promise((r) => setTimeout(r, 1200));
+    for (let i = 0; i < 200; i++) console.log("last words " + i);
+    process.exit(3);
+  });
   // A check mark (e2 9c 93) split across two writes, as a piped subprocess may deliver it.
   t.task("split", async () => { process.stdout.write(Buffer.from([0x6f, 0x6b, 0x20, 0xe2, 0x9c])); process.stdout.write(Buffer.from([0x93, 0x0a])); });
 });
@@ -125,6 +132,12 @@ describe("task logs", () => {
     expect(log).toContain("about to exit");
     // The worker adds why the try ended: the task could not.
     expect(log).toMatch(/about to exit[^]*ERROR - the task's process died: .*\(BATON_WORKER_CHILD_EXITED\)\n$/);
+  });
+
+  it("keeps the last lines of a long try (its log in its file) that ends its own process", async () => {
+    const log = (await h.taskLog("logs", runId, "long_crash", 1))!;
+    // Was: the lines still queued for the file when the process exited were lost.
+    expect(log).toMatch(/before the pause[^]*last words 0\n[^]*last words 199\n[^]*ERROR - the task's process died: .*\(BATON_WORKER_CHILD_EXITED\)\n$/);
   });
 
   it("serves the stored text, then the file, across chunk boundaries", async () => {

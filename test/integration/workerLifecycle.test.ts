@@ -94,7 +94,7 @@ describe("worker: process isolation and lost claims", () => {
     // What a clear, a run timeout or the zombie reaper does to the row: the claim is gone.
     await h.db.pool.query("UPDATE task_instance SET state = 'up_for_retry', claim_token = NULL, next_retry_at = '2099-01-01' WHERE dag_id = 'stubborn' AND run_id = ?", [runId]);
     const text = await waitFor("the task to see its signal abort", async () => ((await marked()).includes("aborted") ? await marked() : null), 10_000);
-    expect(text).toContain("aborted: the task instance was cleared, timed out or reaped");
+    expect(text).toContain("aborted: the task instance was cancelled, marked, cleared, timed out or reaped");
     // Its failure is not recorded over the row someone else now owns.
     await waitFor("the worker to drop the try", async () => h.worker!.runningCount === 0);
     const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT state, error FROM task_instance WHERE dag_id = 'stubborn' AND run_id = ?", [runId]);

@@ -40,6 +40,18 @@ describe("TryLog", () => {
     expect(readFileSync(file, "utf8")).toBe("started\nlater\n");
   });
 
+  it("has a line in its file when write() returns, once in its file, as Node's stdout to a file", async () => {
+    const file = fresh();
+    const log = new TryLog(file, { spillBytes: 10, spillAfterMs: 60_000 });
+    log.write("held in memory\n");
+    // Was: queued on a stream, so a task printing in a loop that never yields held all it printed
+    // in memory, and a process that exited or was killed lost the lines not yet written.
+    expect(readFileSync(file, "utf8")).toBe("held in memory\n");
+    log.write("straight to the file\n");
+    expect(readFileSync(file, "utf8")).toBe("held in memory\nstraight to the file\n");
+    expect(await log.end()).toBeUndefined();
+  });
+
   it("appends to an existing file (a rescheduled sensor's next poke) instead of splitting the log", async () => {
     const file = fresh();
     mkdirSync(path.dirname(file), { recursive: true });
