@@ -3,12 +3,13 @@
 // the worker's group (Ctrl-C in a terminal, systemd's stop of the whole unit) leave the try to the
 // worker, which finishes it or hands it back, instead of failing it as a dead process.
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { appendFile, mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
+import { running } from "../helpers/processes.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 
 const DAGS = dagSource(`
@@ -43,15 +44,6 @@ async function markedPid(marks: string, label: string): Promise<number> {
   });
 }
 
-/** Gone, or a zombie waiting for init to reap it: either way it runs nothing. */
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
 
 function processGroupOf(pid: number): number {
   return Number(execFileSync("ps", ["-o", "pgid=", "-p", String(pid)], { encoding: "utf8" }).trim());

@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
+import { running } from "../helpers/processes.ts";
 import { BIN, cleanEnv, ROOT } from "../helpers/cli.ts";
 
 const DAGS = dagSource(`
@@ -22,15 +23,6 @@ export const spin = dag({ id: "fe_spin" }, (t) => {
 });
 `);
 
-/** Gone, or a zombie waiting for init to reap it: either way it runs nothing. */
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
 
 describe("a worker that exits at once", () => {
   // Parses, schedules and serves the API; the worker is the CLI's.
