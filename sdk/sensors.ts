@@ -160,7 +160,10 @@ export async function expandGlob(pattern: string, cwd = process.cwd()): Promise<
     if (segment === "**") {
       await walk(dir, tail);
       for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-        if (entry.isDirectory() && !entry.name.startsWith(".")) await walk(nodePath.join(dir, entry.name), rest);
+        if (entry.name.startsWith(".")) continue;
+        if (entry.isDirectory()) await walk(nodePath.join(dir, entry.name), rest);
+        // A trailing ** matches files too (as matchGlob says): "in/**" with minSize waits for a file below in/.
+        else if (tail.length === 0) found.add(nodePath.join(dir, entry.name));
       }
       return;
     }

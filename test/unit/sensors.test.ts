@@ -102,6 +102,17 @@ describe("glob matching", () => {
       ]);
       expect(await expandGlob(`${root}/**/**/z.csv`)).toEqual([`${root}/out/z.csv`]);
     });
+    it("a trailing ** yields what matchGlob matches: the files below too, not only the folders", async () => {
+      const found = await expandGlob(`${root}/in/**`);
+      expect(found).toEqual(
+        expect.arrayContaining([`${root}/in`, `${root}/in/2026`, `${root}/in/2026/01`, `${root}/in/2026/01/d.csv`, `${root}/in/a.csv`, `${root}/in/c.txt`]),
+      );
+      expect(found.filter((p) => p.includes("/."))).toEqual([]);
+      for (const p of found) expect(matchGlob(`${root}/in/**`, p)).toBe(true);
+      // So a sensor waiting for any non-empty file below a folder holds once there is one.
+      await expect(fileSensor({ path: `${root}/in/**`, minSize: 1 }).poke(ctxAt(null))).resolves.toMatchObject({ done: true });
+      await expect(fileSensor({ path: `${root}/out/**`, minSize: 2 }).poke(ctxAt(null))).resolves.toBe(false);
+    });
     it("takes a plain path, a relative pattern, and a folder that does not exist", async () => {
       expect(await expandGlob(`${root}/in/c.txt`)).toEqual([`${root}/in/c.txt`]);
       expect(await expandGlob("in/2026/*/d.csv", root)).toEqual([`${root}/in/2026/01/d.csv`]);
