@@ -562,16 +562,32 @@ export function timeDeltaSensor(options: SensorSettings & TimeSensorClock & { de
   });
 }
 
+/**
+ * A dateTimeSensor's target as an instant: a Date, or an ISO date-time with an offset or Z.
+ * Without one JavaScript reads it in the worker's local time zone (a bare date in UTC), so
+ * workers in different zones would wait for different instants; an error message otherwise.
+ */
+export function targetInstant(value: Date | string): Date | string {
+  if (typeof value === "string" && !/^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})$/i.test(value.trim())) {
+    return `targetTime ${JSON.stringify(value)} is not an ISO date-time with an offset or Z (e.g. 2026-06-01T12:00:00Z or 2026-06-01T14:00:00+02:00)`;
+  }
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? `targetTime ${JSON.stringify(typeof value === "string" ? value : String(value))} is not a valid date` : date;
+}
+
 /** Waits until a point in time (Airflow's DateTimeSensor). Output: the target time (ISO). */
 export function dateTimeSensor(options: SensorSettings & TimeSensorClock & { targetTime: FromContext<Date | string> }): SensorOptions<string> {
   const name = "dateTimeSensor";
   if (typeof options !== "object" || options === null) invalid(name, "options must be an object");
   const { targetTime, now = () => new Date(), ...settings } = options;
   if (targetTime === undefined) invalid(name, "targetTime is required: a Date, an ISO date-time, or (ctx) => Date");
-  if (typeof targetTime !== "function" && Number.isNaN(new Date(targetTime).getTime())) invalid(name, `targetTime ${JSON.stringify(targetTime)} is not a valid date`);
+  if (typeof targetTime !== "function") {
+    const checked = targetInstant(targetTime);
+    if (typeof checked === "string") invalid(name, checked);
+  }
   return withDefaults(settings, async (ctx) => {
-    const target = new Date(resolve(targetTime, ctx));
-    if (Number.isNaN(target.getTime())) throw new FailError(`${name}: targetTime(ctx) did not return a valid date`);
+    const target = targetInstant(resolve(targetTime, ctx));
+    if (typeof target === "string") throw new FailError(`${name}: targetTime(ctx): ${target}`);
     return timeReached(target, now());
   });
 }

@@ -157,6 +157,9 @@ describe("time sensors (fixed clock)", () => {
     await expect(dateTimeSensor({ targetTime: new Date("2026-03-01T12:00:00Z"), now: now("2026-03-01T12:00:00Z") }).poke(ctx)).resolves.toMatchObject({ done: true });
     const fromCtx = dateTimeSensor({ targetTime: (c) => new Date(c.logicalDate!.getTime() + 3_600_000), now: now("2026-03-01T01:00:00.001Z") });
     await expect(fromCtx.poke(ctx)).resolves.toEqual({ done: true, value: "2026-03-01T01:00:00.000Z" });
+    await expect(dateTimeSensor({ targetTime: "2026-03-01T13:00:00+01:00", now: now("2026-03-01T12:00:00Z") }).poke(ctx)).resolves.toMatchObject({ done: true });
+    // A function's string answer has the same rule, checked when it pokes: failed, not waited for at some worker's local noon.
+    await expect(dateTimeSensor({ targetTime: () => "2026-03-01T12:00:00", now: now("2026-03-01T11:00:00Z") }).poke(ctx)).rejects.toThrow(/offset/);
   });
 });
 
@@ -230,6 +233,9 @@ describe("bad options are definition-time errors (BATON_INVALID_DAG)", () => {
     // @ts-expect-error not a Duration (a JavaScript DAG file may still pass it)
     ["timeDeltaSensor bad delta", () => timeDeltaSensor({ delta: "tomorrow" })],
     ["dateTimeSensor bad date", () => dateTimeSensor({ targetTime: "not a date" })],
+    // Without an offset, JavaScript reads these in the worker's local time zone (or UTC for a bare date): each worker would wait for another instant.
+    ["dateTimeSensor date-time without an offset", () => dateTimeSensor({ targetTime: "2026-06-01T12:00:00" })],
+    ["dateTimeSensor date without a time", () => dateTimeSensor({ targetTime: "2026-06-01" })],
   ])("%s", (_name, make) => {
     expect(make).toThrow(expect.objectContaining({ code: "BATON_INVALID_DAG" }));
   });
