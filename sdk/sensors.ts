@@ -361,8 +361,11 @@ async function withConnection<T>(uri: string, ctx: TaskContext, use: (conn: Mini
   }
 }
 
-/** Airflow's rule for a SQL sensor's first cell: null, 0, "0", "" and false (and numeric strings equal to 0) mean "not yet". */
+/** Airflow's rule for a SQL sensor's first cell: null, 0, "0", "" and false (and numeric strings equal to 0, as text or bytes) mean "not yet". */
 export function isTruthyCell(cell: unknown): boolean {
+  // mysql2 gives binary, blob and BIT cells as Buffers, always truthy objects: judge the text the
+  // sensor outputs instead, and zero bytes (a BIT column's 0) as 0.
+  if (Buffer.isBuffer(cell)) return !cell.every((b) => b === 0) && isTruthyCell(cell.toString("utf8"));
   if (cell === null || cell === undefined || cell === false || cell === "" || cell === 0 || cell === 0n) return false;
   if (typeof cell === "string" && /^\s*[-+]?0*(\.0*)?\s*$/.test(cell) && /0/.test(cell)) return false;
   return true;

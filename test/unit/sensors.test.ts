@@ -167,6 +167,10 @@ describe("pure helpers", () => {
   it("isTruthyCell follows Airflow's SqlSensor rule", () => {
     for (const v of [null, undefined, 0, 0n, "0", "", false, "0.00", " 0 "]) expect(isTruthyCell(v)).toBe(false);
     for (const v of [1, -1, "1", "yes", "0.5", "false", true, new Date(0), 5n]) expect(isTruthyCell(v)).toBe(true);
+    // mysql2 gives BINARY, VARBINARY, BLOB and BIT cells as Buffers: judged as the text the sensor outputs.
+    // A BIT(1) column's 0 is a zero byte.
+    for (const v of [Buffer.from(""), Buffer.from("0"), Buffer.from([0])]) expect(isTruthyCell(v)).toBe(false);
+    for (const v of [Buffer.from("ready"), Buffer.from("1"), Buffer.from([1])]) expect(isTruthyCell(v)).toBe(true);
   });
 
   it("judgeExternal: allowed, failed fast, or wait", () => {
