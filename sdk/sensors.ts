@@ -17,7 +17,7 @@ import nodePath from "node:path";
 import { parseDuration, type Duration } from "../core/durations.ts";
 import { parseMysqlUrl } from "../core/mysqlUrl.ts";
 import { MAX_TIMER_MS, timeoutSignal } from "../core/timers.ts";
-import { FailError, InvalidDagError } from "./errors.ts";
+import { FailError, InvalidDagError, SkipError } from "./errors.ts";
 import type { PokeResult, SensorOptions, TaskContext } from "./types.ts";
 
 /** Every option of `t.sensor` except `poke`, which the built-in builds. */
@@ -523,7 +523,12 @@ export function externalTaskSensor(options: ExternalTaskSensorOptions): SensorOp
     }
     const verdict = judgeExternal(found.states, allowedStates, failedStates);
     ctx.log.info(`${name}: ${what} (run ${found.runId}) is ${found.states.join(", ") || "not created yet"}`);
-    if (verdict === "failed") throw new FailError(`${name}: ${what} (run ${found.runId}) ended ${found.states.join(", ")}, one of failedStates`);
+    if (verdict === "failed") {
+      const message = `${name}: ${what} (run ${found.runId}) ended ${found.states.join(", ")}, one of failedStates`;
+      // As Airflow's ExternalTaskSensor with soft_fail: the sensor is skipped, its downstream follow their trigger rules.
+      if (settings.softFail === true) throw new SkipError(message);
+      throw new FailError(message);
+    }
     return verdict === "done" ? { done: true, value: found } : false;
   });
 }

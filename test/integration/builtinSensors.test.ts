@@ -46,6 +46,15 @@ export const consumer = dag({ id: "consumer", schedule: null }, (t) => {
     pokeInterval: 100,
     timeout: "1m",
   }));
+  // Airflow's soft_fail: the external task failing skips the sensor instead of failing it.
+  t.sensor("producer_extract_soft", externalTaskSensor({
+    externalDagId: "producer",
+    externalTaskId: "extract",
+    failedStates: ["failed"],
+    softFail: true,
+    pokeInterval: 100,
+    timeout: "1m",
+  }));
 });
 
 export const sql = dag({ id: "sql", schedule: null }, (t) => {
@@ -179,6 +188,8 @@ describe("built-in sensors", () => {
     const t = await tasks("consumer", consumer2);
     expect(JSON.parse(t.producer_extract.error)).toMatchObject({ name: "FailError", nonRetryable: true });
     expect(JSON.parse(t.producer_extract.error).message).toContain("ended failed, one of failedStates");
+    await waitFor("producer_extract_soft to end", async () => ["skipped", "failed"].includes((await tasks("consumer", consumer2)).producer_extract_soft?.state));
+    expect((await tasks("consumer", consumer2)).producer_extract_soft.state).toBe("skipped");
     expect(["up_for_reschedule", "queued", "running", "scheduled"]).toContain(t.producer_run.state);
   });
 
