@@ -255,6 +255,8 @@ export function httpSensor<T = never>(options: HttpSensorOptions<T>): SensorOpti
   const expected = Array.isArray(expectedStatus) ? expectedStatus : [expectedStatus];
   if (expected.length === 0 || expected.some((s) => !Number.isInteger(s) || s < 100 || s > 599)) invalid(name, `expectedStatus must be HTTP status code(s), got ${JSON.stringify(expectedStatus)}`);
   if (predicate !== undefined && typeof predicate !== "function") invalid(name, "predicate must be a function (response, ctx) => boolean");
+  // fetch throws at every poke otherwise, an error tolerateErrors would take for the network's and wait on.
+  if (body !== undefined && /^(GET|HEAD)$/i.test(method)) invalid(name, `a ${method.toUpperCase()} request cannot have a body: set method (e.g. "POST") or drop body`);
   const timeoutMs = durationMs(name, requestTimeout, "requestTimeout");
   if (timeoutMs <= 0) invalid(name, "requestTimeout must be more than 0");
 

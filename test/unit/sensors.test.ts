@@ -226,6 +226,9 @@ describe("bad options are definition-time errors (BATON_INVALID_DAG)", () => {
     ["fileSensor negative minSize", () => fileSensor({ path: "/x", minSize: -1 })],
     ["httpSensor bad url", () => httpSensor({ url: "ftp://x" })],
     ["httpSensor bad status", () => httpSensor({ url: "http://x", expectedStatus: 99 })],
+    // fetch refuses a body on GET/HEAD at every poke, which tolerateErrors would take for a network error and wait on.
+    ["httpSensor body on GET", () => httpSensor({ url: "http://x", body: "{}", tolerateErrors: true })],
+    ["httpSensor body on HEAD", () => httpSensor({ url: "http://x", method: "head", body: () => "{}" })],
     // @ts-expect-error not a Duration (a JavaScript DAG file may still pass it)
     ["httpSensor bad requestTimeout", () => httpSensor({ url: "http://x", requestTimeout: "soon" })],
     ["sqlSensor bad conn", () => sqlSensor({ conn: "postgres://x", sql: "select 1" })],
