@@ -126,10 +126,18 @@ export function matchGlob(pattern: string, filePath: string): boolean {
 
 /**
  * The existing paths a glob matches (absolute, sorted), walking only the directories the
- * pattern can reach: a relative pattern is resolved against the current directory.
+ * pattern can reach: a relative pattern is resolved against the current directory; one ending
+ * in "/" yields folders only.
  * Symbolic links to directories are followed by explicit segments and wildcards, not by `**`.
  */
 export async function expandGlob(pattern: string, cwd = process.cwd()): Promise<string[]> {
+  // resolve() drops a trailing slash, which in a shell or Python's glob asks for folders only.
+  if (pattern.length > 1 && pattern.endsWith("/")) {
+    const all = await expandGlob(pattern.replace(/\/+$/, "") || "/", cwd);
+    const dirs: string[] = [];
+    for (const p of all) if (await stat(p).then((i) => i.isDirectory(), () => false)) dirs.push(p);
+    return dirs;
+  }
   const absolute = nodePath.resolve(cwd, pattern);
   if (!hasGlob(absolute)) {
     try {

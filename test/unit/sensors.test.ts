@@ -113,6 +113,14 @@ describe("glob matching", () => {
       await expect(fileSensor({ path: `${root}/in/**`, minSize: 1 }).poke(ctxAt(null))).resolves.toMatchObject({ done: true });
       await expect(fileSensor({ path: `${root}/out/**`, minSize: 2 }).poke(ctxAt(null))).resolves.toBe(false);
     });
+    it("a trailing slash matches folders only, as in a shell or Python's glob", async () => {
+      expect(await expandGlob(`${root}/in/*/`)).toEqual([`${root}/in/2026`]);
+      expect(await expandGlob(`${root}/in/a.csv/`)).toEqual([]);
+      expect(await expandGlob(`${root}/in/2026/`)).toEqual([`${root}/in/2026`]);
+      expect(await expandGlob(`${root}/in/**/`)).toEqual([`${root}/in`, `${root}/in/2026`, `${root}/in/2026/01`, `${root}/in/2026/02`]);
+      // A sensor waiting for a partition folder does not take a stray file for it.
+      await expect(fileSensor({ path: `${root}/out/*/` }).poke(ctxAt(null))).resolves.toBe(false);
+    });
     it("takes a plain path, a relative pattern, and a folder that does not exist", async () => {
       expect(await expandGlob(`${root}/in/c.txt`)).toEqual([`${root}/in/c.txt`]);
       expect(await expandGlob("in/2026/*/d.csv", root)).toEqual([`${root}/in/2026/01/d.csv`]);
