@@ -213,6 +213,18 @@ async function runSensor(
     const answer = await sensor.poke(ctx);
     if (answer === true) return { value: true };
     if (answer && typeof answer === "object" && answer.done) return { value: answer.value === undefined ? true : answer.value };
+    // Airflow takes any truthy answer for done (a falsy one waits, here too); read as "not yet", a JavaScript DAG's `return 1` or
+    // `return files` would wait unseen until the timeout. The same code would answer the same way
+    // on a retry: failed at once.
+    if (answer && !(typeof answer === "object" && "done" in answer)) {
+      let shown: string;
+      try {
+        shown = JSON.stringify(answer)?.slice(0, 200) ?? String(answer);
+      } catch {
+        shown = String(answer);
+      }
+      throw new FailError(`the sensor's poke returned ${shown} (${Array.isArray(answer) ? "an array" : typeof answer}): return true or { done: true, value } when the condition holds, false to poke again`);
+    }
     const elapsed = now() - firstPoke;
     if (elapsed >= sensor.timeoutMs) {
       const message = `sensor timed out: its condition did not hold within ${formatDuration(sensor.timeoutMs)} of the first poke`;

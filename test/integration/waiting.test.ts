@@ -58,6 +58,8 @@ export const pokeRetry = dag({ id: "poke_retry" }, (t) => {
 export const timeouts = dag({ id: "timeouts" }, (t) => {
   t.sensor("hard", { pokeInterval: 50, timeout: 200, poke: async () => false });
   t.sensor("soft", { pokeInterval: 50, timeout: 200, softFail: true, poke: async () => false });
+  // An Airflow-style truthy answer from a JavaScript DAG: not waited on silently until the timeout.
+  t.sensor("truthy", { pokeInterval: 50, timeout: "1h", retries: 2, poke: async () => "ready" as never });
 });
 `);
 
@@ -278,5 +280,7 @@ describe("sensors", () => {
     expect(t.hard.state).toBe("failed");
     expect(JSON.parse(t.hard.error)).toMatchObject({ code: "BATON_SENSOR_TIMEOUT" });
     expect(t.soft.state).toBe("skipped");
+    expect(t.truthy).toMatchObject({ state: "failed", try_number: 1 });
+    expect(JSON.parse(t.truthy.error).message).toContain('poke returned "ready"');
   });
 });
