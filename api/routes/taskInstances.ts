@@ -27,6 +27,7 @@ import { queueServedDep } from "../../scheduler/deps/queueServed.ts";
 import { liveWorkerQueues } from "../../store/processes.ts";
 import { heartbeatTimeoutOf } from "./workers.ts";
 import { signalWaitDep } from "../../scheduler/deps/signalWait.ts";
+import { notBeforeDep } from "../../scheduler/deps/notBefore.ts";
 import { storedTaskLog, type StoredTaskLog } from "../../store/queries/logs.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
 import { MARKABLE_STATES, setTaskState, type ChangedTask } from "../../store/transitions/setTaskState.ts";
@@ -430,6 +431,7 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
           "as the checks it fails: `depends_on_past`, a dependsOnPast task (no state or scheduled) whose task in the previous run " +
           "(the latest earlier logical date) has not succeeded or been skipped; `pool_slots`, a task asking for more slots than its pool has in all, " +
           "which no worker will ever claim until the pool grows; `queue`, a queued task whose queue no live worker serves (none heartbeated within the task heartbeat timeout); " +
+          "`retry_period`, an up_for_retry task whose retry delay has not passed, and `reschedule`, a reschedule-mode sensor between pokes: until when; " +
           "`signal`, a deferred task waiting for a signal: which one, until when, " +
           "and what its onTimeout does then (or that its timeout passed and the scheduler ends it at its next pass). " +
           "Empty when nothing is known to hold it back.",
@@ -449,6 +451,9 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
       const deps = [
         poolSlotsDep({ dagId: ti.dag_id, runId: ti.run_id, taskId: ti.task_id, pool: ti.pool, poolSlots: Number(ti.pool_slots) }, pool && { slots: shownSlots(Number(pool.slots)) }),
       ];
+      if ((ti.state === TaskState.UpForRetry || ti.state === TaskState.UpForReschedule) && ti.next_retry_at) {
+        deps.push(notBeforeDep({ state: ti.state, nextAt: new Date(ti.next_retry_at) }, clock.now()));
+      }
       if (ti.state === TaskState.Queued) {
         deps.push(queueServedDep({ queue: String(ti.queue) }, await liveWorkerQueues(db.pool, new Date(clock.now().getTime() - heartbeatTimeoutOf({ config })))));
       }
