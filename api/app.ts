@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { installAuth } from "./auth.ts";
 import type { ApiDeps } from "./context.ts";
-import { installJsonDepthLimit, installLimits } from "./limits.ts";
+import { installCors, installJsonDepthLimit, installLimits } from "./limits.ts";
 import { installErrorHandler, sendFrameworkError } from "./errors.ts";
 import { installLenient } from "./lenient.ts";
 import { installOpenApi } from "./openapi.ts";
@@ -50,6 +50,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   // First, so X-Request-Id is set on every answer, refusals by auth and limits included.
   installRequestLog(app, deps.logger, { log: deps.requestLog });
   installErrorHandler(app, deps.logger);
+  await installCors(app, deps.config);
   installAuth(app, deps);
   await installLimits(app, deps.config);
   installJsonDepthLimit(app);

@@ -6,8 +6,8 @@ import { jsonDepth, MAX_JSON_DEPTH } from "../core/json.ts";
 import type { ApiDeps } from "./context.ts";
 
 /**
- * Rate limit per token (per client address for requests without one) and CORS, both from
- * config: neither is installed when unset, as in tests. The limit runs after authentication
+ * Rate limit per token (per client address for requests without one), from config: not
+ * installed when unset, as in tests. The limit runs after authentication
  * (preHandler), so it knows the token.
  */
 export async function installLimits(app: FastifyInstance, config: ApiDeps["config"]): Promise<void> {
@@ -23,6 +23,14 @@ export async function installLimits(app: FastifyInstance, config: ApiDeps["confi
         new BatonError("BATON_RATE_LIMITED", `more than ${context.max} requests in ${Math.round(context.ttl / 1000) || 1} s; retry after ${context.after}`),
     });
   }
+}
+
+/**
+ * CORS from config (off when no origins are set). Installed before authentication: a browser's
+ * preflight carries no Authorization header, so it must be answered before the auth hook would
+ * refuse it, and a refusal (401/403) must carry the CORS headers for the page to read it.
+ */
+export async function installCors(app: FastifyInstance, config: ApiDeps["config"]): Promise<void> {
   if (config.corsOrigins && config.corsOrigins.length > 0) {
     await app.register(cors, { origin: config.corsOrigins, credentials: false, allowedHeaders: ["authorization", "content-type", "idempotency-key", "last-event-id", "x-request-id"] });
   }

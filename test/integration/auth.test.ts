@@ -325,6 +325,23 @@ describe("CORS", () => {
     expect(allowed.headers["access-control-allow-origin"]).toBe("https://ui.example");
     expect(String(allowed.headers["access-control-allow-headers"])).toContain("authorization");
   });
+
+  // Browsers send a preflight without the Authorization header; the auth hook ran first and answered
+  // it 401 (and logged it as a refused request), so no cross-origin client could call the API.
+  it("answers a preflight with auth on, without a token, and lets a browser read a refusal", async () => {
+    const app = await buildApp({ db, clock: { now: () => new Date() }, logger: silentLogger, config: { logsFolder: os.tmpdir(), corsOrigins: ["https://ui.example"] }, auth: { mode: "on" } });
+    apps.push(app);
+    const res = await app.inject({
+      method: "OPTIONS",
+      url: "/api/v1/dags/d1/dagRuns",
+      headers: { origin: "https://ui.example", "access-control-request-method": "POST", "access-control-request-headers": "authorization,content-type" },
+    });
+    expect([res.statusCode, res.headers["access-control-allow-origin"]]).toEqual([204, "https://ui.example"]);
+    const [[logged]] = await db.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM event_log WHERE kind = 'auth'");
+    expect(Number(logged!.n)).toBe(0);
+    const refused = await app.inject({ method: "GET", url: "/api/v1/dags", headers: { origin: "https://ui.example" } });
+    expect([refused.statusCode, refused.headers["access-control-allow-origin"]]).toEqual([401, "https://ui.example"]);
+  });
 });
 
 describe("first admin token", () => {
