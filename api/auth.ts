@@ -27,7 +27,7 @@ declare module "fastify" {
 
 /** Token lookups are cached briefly: a revoked token stops working within this time. */
 export const TOKEN_CACHE_MS = 5_000;
-/** Refused requests allowed per client address per minute before it gets 429 without a lookup. */
+/** Refused requests allowed per client address per minute before it gets 429 (unless its token is live). */
 export const MAX_REFUSALS_PER_MINUTE = 30;
 const CACHE_LIMIT = 10_000;
 
@@ -72,13 +72,20 @@ export function installAuth(app: FastifyInstance, deps: Pick<ApiDeps, "db" | "cl
     const needs = roleOf(request);
     if (needs === "public") return;
     const now = clock.now().getTime();
-    if (throttle.isBlocked(request.ip, now)) {
-      void reply.header("retry-after", String(throttle.retryAfterSeconds(request.ip, now)));
-      throw new BatonError("BATON_RATE_LIMITED", `too many refused requests from ${request.ip}; retry later with a valid token`);
-    }
     const presented = bearerToken(request.headers.authorization);
     const hash = presented ? hashToken(presented) : undefined;
+    const throttled = () => {
+      void reply.header("retry-after", String(throttle.retryAfterSeconds(request.ip, now)));
+      return new BatonError("BATON_RATE_LIMITED", `too many refused requests from ${request.ip}; retry later with a valid token`);
+    };
+    // A blocked address still has a presented token looked up (one indexed read, cached), and a
+    // live token with the role passes: the address may be a NAT or proxy shared with whoever was
+    // refused, and 30 bad requests a minute must not lock every user behind it out. Anything
+    // else is answered 429 without being logged.
+    const blocked = throttle.isBlocked(request.ip, now);
+    if (blocked && !hash) throw throttled();
     const token = hash ? await lookup(hash) : undefined;
+    if (blocked && !(token && roleAllows(token.role, needs))) throw throttled();
     if (!token) {
       const why = presented ? "invalid, expired or revoked token" : "no bearer token";
       throttle.refused(request.ip, now);

@@ -1,7 +1,7 @@
 /**
  * Caps refused (401/403) requests per client address in a sliding window. Refusals happen before
  * the rate limit (which needs a known token), and each one costs a token lookup and an event-log
- * row; past the cap a client gets 429 at once, and nothing is looked up or written.
+ * row; past the cap a client gets 429 and nothing is written (api/auth.ts still lets a live token in).
  */
 export class RefusalThrottle {
   private readonly recent = new Map<string, number[]>();

@@ -252,10 +252,12 @@ describe("rate limit", () => {
   let app: FastifyInstance;
   const token = generateToken();
   const other = generateToken();
+  const third = generateToken();
 
   beforeAll(async () => {
     db = await createTestDb();
     const now = new Date();
+    await insertToken(db.pool, { name: "c", role: "viewer", hash: hashToken(third), prefix: "x", now });
     await insertToken(db.pool, { name: "a", role: "viewer", hash: hashToken(token), prefix: "x", now });
     await insertToken(db.pool, { name: "b", role: "viewer", hash: hashToken(other), prefix: "x", now });
     app = await buildApp({
@@ -272,7 +274,7 @@ describe("rate limit", () => {
     await dropTestDb(db);
   });
 
-  it("answers 429 to an address after 30 refused requests a minute, without looking up or logging more", async () => {
+  it("answers 429 to an address after 30 refused requests a minute, without logging more, yet lets a live token in", async () => {
     const bad = () => app.inject({ method: "GET", url: "/api/v1/pools", headers: { authorization: `Bearer baton_${"x".repeat(43)}` }, remoteAddress: "10.9.9.9" });
     for (let i = 0; i < MAX_REFUSALS_PER_MINUTE; i++) expect((await bad()).statusCode).toBe(401);
     const throttled = await bad();
@@ -284,6 +286,16 @@ describe("rate limit", () => {
     // Another address, and valid tokens, are not affected.
     const other = await app.inject({ method: "GET", url: "/api/v1/pools", remoteAddress: "10.9.9.10" });
     expect(other.statusCode).toBe(401);
+    // A valid token from the throttled address (a shared NAT or proxy) still works: anyone could
+    // otherwise lock every user behind that address out with 30 bad requests a minute.
+    const valid = await app.inject({ method: "GET", url: "/api/v1/pools", headers: { authorization: `Bearer ${third}` }, remoteAddress: "10.9.9.9" });
+    expect(valid.statusCode).toBe(200);
+    // Still throttled for anything else, without logging: no token, or a valid token short of the route's role.
+    expect((await app.inject({ method: "GET", url: "/api/v1/pools", remoteAddress: "10.9.9.9" })).statusCode).toBe(429);
+    const low = await app.inject({ method: "POST", url: "/api/v1/pools", headers: { authorization: `Bearer ${third}` }, payload: {}, remoteAddress: "10.9.9.9" });
+    expect(low.statusCode).toBe(429);
+    const [[all]] = await db.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM event_log WHERE kind = 'auth'");
+    expect(Number(all!.n)).toBe(MAX_REFUSALS_PER_MINUTE + 1);
   });
 
   it("limits each token separately and answers 429 problem JSON with retry-after", async () => {
