@@ -49,7 +49,8 @@ function withDefaults<T>(settings: SensorSettings, poke: SensorOptions<T>["poke"
 /** Hides the password of a connection URL in messages and logs, and the values of its query parameters but socket. */
 export function redactUrl(url: string): string {
   const at = url.indexOf("?");
-  const base = (at < 0 ? url : url.slice(0, at)).replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@/]*@/i, "$1:***@");
+  // Up to the last "@": a password with an unencoded "/" or "@" is still hidden whole.
+  const base = (at < 0 ? url : url.slice(0, at)).replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):.*@/is, "$1:***@");
   const query = at < 0 ? "" : url.slice(at).replace(/([?&])([^=&#]*)=([^&#]*)/g, (pair, sep: string, name: string) => (name === "socket" ? pair : `${sep}${name}=***`));
   return base + query;
 }

@@ -292,14 +292,20 @@ export function isDataError(err: unknown): boolean {
 
 /** The URL without its password (nor the value of any query parameter but socket), safe to print. */
 export function redactUrl(url: string): string {
+  const maskQuery = (search: string) => search.replace(/([?&])([^=&]*)=([^&]*)/g, (pair, sep: string, name: string) => (name === "socket" ? pair : `${sep}${name}=***`));
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = "***";
     // Rebuilt by hand: URLSearchParams would re-encode the socket path ("/" as %2F).
-    parsed.search = parsed.search.replace(/([?&])([^=&]*)=([^&]*)/g, (pair, sep: string, name: string) => (name === "socket" ? pair : `${sep}${name}=***`));
+    parsed.search = maskQuery(parsed.search);
     return parsed.toString();
   } catch {
-    return url;
+    // Unparsable, often because of the password itself (an unencoded "/", "#" or "@"): everything
+    // between the user's ":" and the last "@" is taken for the password, since the URL is quoted
+    // in the very error that says it is wrong.
+    const masked = url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):.*@/is, "$1:***@");
+    const at = masked.indexOf("?");
+    return at < 0 ? masked : masked.slice(0, at) + maskQuery(masked.slice(at));
   }
 }
 

@@ -105,6 +105,18 @@ describe("printing the URL", () => {
     expect(redactUrl("mysql://u@localhost/baton?socket=/a.sock&password=x")).toBe("mysql://u@localhost/baton?socket=/a.sock&password=***");
   });
 
+  // A URL that does not parse (a password with an unencoded "/" or "#", a bad port) was returned
+  // whole, password included, in the BATON_CONFIG_INVALID message that says the URL is wrong.
+  it("redactUrl hides the password of a URL that does not parse", () => {
+    expect(redactUrl("mysql://root:p/ss@db:3306/baton")).toBe("mysql://root:***@db:3306/baton");
+    expect(redactUrl("mysql://root:p#s@s@db/baton")).toBe("mysql://root:***@db/baton");
+    expect(redactUrl("mysql://u:s3cretpw@db:99999/baton?socket=/a.sock&password=x")).toBe("mysql://u:***@db:99999/baton?socket=/a.sock&password=***");
+    expect(redactUrl("not a url?password=x")).toBe("not a url?password=***");
+    for (const url of ["mysql://root:p/ss@db:3306/baton", "mysql://u:s3cretpw@db:99999/baton"]) {
+      expect(() => databaseNameOf(url)).toThrow(/BATON_DATABASE_URL is not a URL, got "mysql:\/\/(root|u):\*\*\*@db/);
+    }
+  });
+
   it("describeDatabaseUrl says which transport connections use", () => {
     expect(describeDatabaseUrl("mysql://root:pw@localhost:3306/baton", found)).toBe(`mysql://root:***@localhost:3306/baton via ${SOCKET}`);
     expect(describeDatabaseUrl("mysql://root@localhost:3306/baton?socket=/tmp/x.sock", none)).toBe("mysql://root@localhost:3306/baton?socket=/tmp/x.sock via /tmp/x.sock");

@@ -225,6 +225,10 @@ describe("pure helpers", () => {
     expect(redactUrl("mysql://user:s3cret@db:3306/x")).toBe("mysql://user:***@db:3306/x");
     expect(redactUrl("mysql://root@127.0.0.1:3306/baton")).toBe("mysql://root@127.0.0.1:3306/baton");
     expect(redactUrl("mysql://u:s3cret@localhost/x?socket=/run/mysqld/mysqld.sock&password=p")).toBe("mysql://u:***@localhost/x?socket=/run/mysqld/mysqld.sock&password=***");
+    // An unencoded "/" or "@" in the password made the URL unparsable, and the error quoted it whole.
+    expect(redactUrl("mysql://root:p/ss@db/x")).toBe("mysql://root:***@db/x");
+    expect(redactUrl("mysql://root:p@ss@db/x")).toBe("mysql://root:***@db/x");
+    expect(() => mysqlOptions("mysql://root:pa/ssword@db/x")).toThrow("not a valid mysql:// URL: mysql://root:***@db/x");
   });
 });
 
