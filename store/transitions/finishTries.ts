@@ -581,20 +581,28 @@ async function attempt(
   // The free slots go to the single-upstream tasks of highest priority this batch readies, across
   // its runs, as a claim would order them (the DAG's order among equals): in the DAG's order, a
   // fan-out's first-listed task took the one slot however low its priority.
-  const takes = new Set<string>();
-  if (capacity > 0) {
-    const candidates: { key: string; dagId: string; spec: SerializedTask; priority: number }[] = [];
-    for (const dagRunId of runIds) {
+  // A downstream task with a single upstream is decided by that upstream alone: settled, decided
+  // and claimed or queued in this same round trip (a chain advances in one round trip + COMMIT).
+  const singleUpstream = new Map(
+    runIds.map((dagRunId) => {
       const run = runs.get(dagRunId)!;
+      const readied: { s: SettledTask; down: string; spec: SerializedTask }[] = [];
       for (const s of run.settled) {
         for (const down of run.shape.byId.get(s.taskId)?.downstream ?? []) {
           const spec = run.shape.byId.get(down)!;
-          if (spec.kind === "compensate" || spec.upstream.length !== 1 || !mayBecomeReady(run, s, down)) continue;
-          const priority = taskPriority(run.context.backfill ? RunType.Backfill : RunType.Manual, spec.priorityWeight);
-          candidates.push({ key: `${dagRunId}\0${down}`, dagId: run.context.dagId, spec, priority });
+          if (spec.kind !== "compensate" && spec.upstream.length === 1 && mayBecomeReady(run, s, down)) readied.push({ s, down, spec });
         }
       }
-    }
+      return [dagRunId, readied];
+    }),
+  );
+  const takes = new Set<string>();
+  if (capacity > 0) {
+    const candidates = runIds.flatMap((dagRunId) => {
+      const run = runs.get(dagRunId)!;
+      const runType = run.context.backfill ? RunType.Backfill : RunType.Manual;
+      return singleUpstream.get(dagRunId)!.map(({ down, spec }) => ({ key: `${dagRunId}\0${down}`, dagId: run.context.dagId, spec, priority: taskPriority(runType, spec.priorityWeight) }));
+    });
     candidates.sort((a, b) => b.priority - a.priority);
     for (const { key, dagId, spec } of candidates) {
       if (capacity > 0 && gatePools.has(spec.pool) && take!.queues.includes(spec.queue) && reserve(dagId, spec.pool, spec.poolSlots)) {
@@ -607,17 +615,11 @@ async function attempt(
   const gateAsked = new Map<string, number>();
   for (const dagRunId of runIds) {
     const run = runs.get(dagRunId)!;
-    // A downstream task with a single upstream is decided by that upstream alone: settle,
-    // decide and claim it in this same round trip (a chain advances in one round trip + COMMIT).
     // The claim of a task to take is guarded by the hand-off gate (handoffCondition): one UPDATE
     // per counter column and pool, each checked against its pool's room.
     const speculative = new Map<string, { column: string; upstream: string; pool: string | null }>();
-    for (const s of run.settled) {
-      for (const down of run.shape.byId.get(s.taskId)?.downstream ?? []) {
-        const spec = run.shape.byId.get(down)!;
-        if (spec.kind === "compensate" || spec.upstream.length !== 1 || !mayBecomeReady(run, s, down)) continue;
-        speculative.set(down, { column: counterColumn(s.state), upstream: s.taskId, pool: takes.has(`${dagRunId}\0${down}`) ? spec.pool : null });
-      }
+    for (const { s, down, spec } of singleUpstream.get(dagRunId)!) {
+      speculative.set(down, { column: counterColumn(s.state), upstream: s.taskId, pool: takes.has(`${dagRunId}\0${down}`) ? spec.pool : null });
     }
     const groups = new Map<string, { column: string; pool: string | null; taskIds: string[] }>();
     for (const [taskId, sp] of speculative) {
