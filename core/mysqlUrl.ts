@@ -125,3 +125,25 @@ function isSocketName(raw: string): boolean {
     return false;
   }
 }
+
+/**
+ * The URL without its password (nor the value of any query parameter but socket), safe to print
+ * in messages and logs: Baton's database URL and the SQL sensors' connection URLs alike.
+ */
+export function redactUrl(url: string): string {
+  const maskQuery = (search: string) => search.replace(/([?&])([^=&]*)=([^&]*)/g, (pair, sep: string, name: string) => (name === "socket" ? pair : `${sep}${name}=***`));
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    // Rebuilt by hand: URLSearchParams would re-encode the socket path ("/" as %2F).
+    parsed.search = maskQuery(parsed.search);
+    return parsed.toString();
+  } catch {
+    // Unparsable, often because of the password itself (an unencoded "/", "#" or "@"): everything
+    // between the user's ":" and the last "@" is taken for the password, since the URL is quoted
+    // in the very error that says it is wrong.
+    const masked = url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):.*@/is, "$1:***@");
+    const at = masked.indexOf("?");
+    return at < 0 ? masked : masked.slice(0, at) + maskQuery(masked.slice(at));
+  }
+}

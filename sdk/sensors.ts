@@ -15,10 +15,13 @@
 import { readdir, stat } from "node:fs/promises";
 import nodePath from "node:path";
 import { parseDuration, type Duration } from "../core/durations.ts";
-import { parseMysqlUrl } from "../core/mysqlUrl.ts";
+import { parseMysqlUrl, redactUrl } from "../core/mysqlUrl.ts";
 import { MAX_TIMER_MS, timeoutSignal } from "../core/timers.ts";
 import { FailError, InvalidDagError, SkipError } from "./errors.ts";
 import type { PokeResult, SensorOptions, TaskContext } from "./types.ts";
+
+// The SQL sensors quote connection URLs as Baton quotes its own database URL.
+export { redactUrl };
 
 /** Every option of `t.sensor` except `poke`, which the built-in builds. */
 export type SensorSettings = Omit<SensorOptions, "poke">;
@@ -44,15 +47,6 @@ function durationMs(sensor: string, value: Duration, field: string): number {
 
 function withDefaults<T>(settings: SensorSettings, poke: SensorOptions<T>["poke"]): SensorOptions<T> {
   return { ...settings, mode: settings.mode ?? "reschedule", poke };
-}
-
-/** Hides the password of a connection URL in messages and logs, and the values of its query parameters but socket. */
-export function redactUrl(url: string): string {
-  const at = url.indexOf("?");
-  // Up to the last "@": a password with an unencoded "/" or "@" is still hidden whole.
-  const base = (at < 0 ? url : url.slice(0, at)).replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):.*@/is, "$1:***@");
-  const query = at < 0 ? "" : url.slice(at).replace(/([?&])([^=&#]*)=([^&#]*)/g, (pair, sep: string, name: string) => (name === "socket" ? pair : `${sep}${name}=***`));
-  return base + query;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@ import os from "node:os";
 import mysql from "mysql2/promise";
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { BatonError } from "../core/errors.ts";
-import { LOCAL_SOCKETS, meansLocalSocket, parseMysqlUrl, type SocketLookup } from "../core/mysqlUrl.ts";
+import { LOCAL_SOCKETS, meansLocalSocket, parseMysqlUrl, redactUrl, type SocketLookup } from "../core/mysqlUrl.ts";
+
+export { redactUrl };
 
 export type { Pool, PoolConnection, ResultSetHeader, RowDataPacket };
 
@@ -288,25 +290,6 @@ const DATA_ERRORS = new Set([
 export function isDataError(err: unknown): boolean {
   const code = (err as { code?: string } | null)?.code;
   return code !== undefined && DATA_ERRORS.has(code);
-}
-
-/** The URL without its password (nor the value of any query parameter but socket), safe to print. */
-export function redactUrl(url: string): string {
-  const maskQuery = (search: string) => search.replace(/([?&])([^=&]*)=([^&]*)/g, (pair, sep: string, name: string) => (name === "socket" ? pair : `${sep}${name}=***`));
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    // Rebuilt by hand: URLSearchParams would re-encode the socket path ("/" as %2F).
-    parsed.search = maskQuery(parsed.search);
-    return parsed.toString();
-  } catch {
-    // Unparsable, often because of the password itself (an unencoded "/", "#" or "@"): everything
-    // between the user's ":" and the last "@" is taken for the password, since the URL is quoted
-    // in the very error that says it is wrong.
-    const masked = url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):.*@/is, "$1:***@");
-    const at = masked.indexOf("?");
-    return at < 0 ? masked : masked.slice(0, at) + maskQuery(masked.slice(at));
-  }
 }
 
 function invalidUrl(url: string, problem: string): never {
