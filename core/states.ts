@@ -49,6 +49,20 @@ export function currentTryEnded(state: string): boolean {
   return state === TaskState.UpForRetry || isTerminalTaskState(state);
 }
 
+/**
+ * Whether try `asked` of a task instance has ended, so its log is complete (Airflow's end_of_log:
+ * the task's current try while it runs or is deferred is the only try still written).
+ * `tryNumber`: the row's. A try is counted when it is claimed (running), so outside running and
+ * deferred the row's try number is that of a try that ended: a retry keeps the failed try's number
+ * while it waits and while it is queued. A reschedule-mode sensor gives its try number back between
+ * pokes (as a hand-back does): its poke is the try after the row's, under way until the task ends.
+ */
+export function tryEnded(asked: number, tryNumber: number, state: string): boolean {
+  if (asked < tryNumber) return true;
+  if (asked === tryNumber) return state !== TaskState.Running && state !== TaskState.Deferred;
+  return currentTryEnded(state);
+}
+
 export const RunState = {
   Queued: "queued",
   Running: "running",

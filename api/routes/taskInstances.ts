@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type, type Static } from "typebox";
 import { BatonError } from "../../core/errors.ts";
 import { taskLogPath } from "../../core/logPaths.ts";
-import { TaskState, currentTryEnded } from "../../core/states.ts";
+import { TaskState, tryEnded } from "../../core/states.ts";
 import type { Queryable } from "../../store/db.ts";
 import {
   getDag,
@@ -755,8 +755,8 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
       const root = path.resolve(config.logsFolder);
       const file = path.resolve(taskLogPath(root, { dagId: ti.dag_id, runId: ti.run_id, taskId: ti.task_id, mapIndex: ti.map_index, tryNumber }));
       if (!file.startsWith(root + path.sep)) throw new BatonError("BATON_LOG_NOT_FOUND", `no log for try ${tryNumber} of task "${ti.task_id}"`);
-      // The try may still write: it is the current one and the task has not moved past it.
-      const ended = tryNumber < ti.try_number || currentTryEnded(ti.state);
+      // The try may still write: the one running (or deferred), or a sensor's poke between pokes.
+      const ended = tryEnded(tryNumber, ti.try_number, ti.state);
       const stored = await storedTaskLog(db.pool, Number(ti.id), tryNumber);
       const read = await readLog(stored, file, offset, req.query.full_content ? undefined : LOG_CHUNK_BYTES);
       if (!read && pokes) throw noSuchTry();
