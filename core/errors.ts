@@ -43,6 +43,8 @@ export const ERRORS = {
   BATON_BACKFILL_NO_SCHEDULE: { status: 400, title: "DAG has no periodic schedule to backfill" },
   BATON_BACKFILL_TOO_LARGE: { status: 400, title: "Backfill covers too many runs" },
   BATON_BACKFILL_FUTURE_DATES: { status: 400, title: "Backfill range has no ended data interval" },
+  BATON_BACKFILL_NO_DATES: { status: 400, title: "Backfill range holds no date of the schedule" },
+  BATON_BACKFILL_ALREADY_RUNNING: { status: 409, title: "Another backfill of the DAG is unfinished" },
   BATON_BACKFILL_INVALID_DIRECTION: { status: 400, title: "Backfill cannot run backwards over dependsOnPast tasks" },
   BATON_BACKFILL_INVALID_REPROCESS: { status: 400, title: "Backfill of dependsOnPast tasks needs a reprocess behavior" },
   BATON_BACKFILL_FINISHED: { status: 409, title: "Backfill has finished" },

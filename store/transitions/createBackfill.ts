@@ -9,7 +9,14 @@
 // outcomes: the backfill's id, or the dry-run plan; BATON_DAG_NOT_FOUND, BATON_DAG_INACTIVE,
 //   BATON_INVALID_DATE, BATON_BACKFILL_INVALID_RANGE, BATON_BACKFILL_NO_SCHEDULE,
 //   BATON_BACKFILL_TOO_LARGE, BATON_BACKFILL_FUTURE_DATES, BATON_BACKFILL_INVALID_DIRECTION,
-//   BATON_BACKFILL_INVALID_REPROCESS.
+//   BATON_BACKFILL_INVALID_REPROCESS, BATON_BACKFILL_NO_DATES, BATON_BACKFILL_ALREADY_RUNNING.
+// one per DAG: as Airflow (AlreadyRunningBackfill), a DAG has at most one unfinished backfill
+//   (running, paused, cancelling). Two would share its dates: each skips as in_flight the dates
+//   the other's runs hold, so a cancel (or failure) of one leaves them undone while the other
+//   reports them done. The check runs last in the create transaction, under the dag row's lock
+//   (FOR UPDATE, held only from the check to the commit: claims lock that row too), so two
+//   creates at once serialize on it and the second sees the first's committed backfill; the lock
+//   also re-checks the DAG, so one deleted since the plan was read gets no orphan backfill.
 import { BatonError } from "../../core/errors.ts";
 import { BACKFILL_HARD_LIMIT, decideBackfillDate, planBackfillDates, type DateDecision, type ReprocessBehavior } from "../../scheduler/backfillPlan.ts";
 import { parseDagDate, parseTimetable, type DagRunInfo, type Timetable } from "../../scheduler/timetable.ts";
@@ -117,6 +124,15 @@ async function planFor(db: Db, now: Date, req: NewBackfill, maxRuns: number): Pr
         "A backfill replays past intervals; the scheduler runs the others when they end",
     );
   }
+  // Airflow refuses a range with no run to create ("No runs to create for Dag"): a past range
+  // between two dates of the schedule (Tuesday to Thursday of a Monday DAG) would be recorded as
+  // a backfill of nothing, reported running until a tick completed it.
+  if (planned.dates.length === 0) {
+    throw new BatonError(
+      "BATON_BACKFILL_NO_DATES",
+      `no logical date of "${dag.schedule}" from ${from.toISOString()} to ${to.toISOString()} (both inclusive, in ${dag.timezone}): nothing to backfill; widen the range`,
+    );
+  }
   return { dates: planned.dates, from, to, versionHash: dag.latest_version_hash };
 }
 
@@ -168,6 +184,21 @@ export async function createBackfill(db: Db, now: Date, req: NewBackfill, maxRun
       await tx.query(
         `INSERT INTO backfill_date (backfill_id, sort_ordinal, logical_date, data_interval_start, data_interval_end) VALUES ${chunk.map(() => "(?, ?, ?, ?, ?)").join(", ")}`,
         chunk.flatMap((d, j) => [id, i + j, d.logicalDate, d.dataIntervalStart, d.dataIntervalEnd]),
+      );
+    }
+    // Last, so the dag row is locked only until the commit (see "one per DAG" above).
+    const [[dag]] = await tx.query<RowDataPacket[]>("SELECT latest_version_hash FROM dag WHERE dag_id = ? FOR UPDATE", [req.dagId]);
+    if (!dag?.latest_version_hash) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${req.dagId}" not found`);
+    // ix_backfill_dag (dag_id, …): the DAG's few backfills.
+    const [others] = await tx.query<RowDataPacket[]>(
+      "SELECT id, state FROM backfill WHERE dag_id = ? AND id <> ? AND state IN ('running', 'paused', 'cancelling') ORDER BY id LIMIT 1",
+      [req.dagId, id],
+    );
+    if (others[0]) {
+      throw new BatonError(
+        "BATON_BACKFILL_ALREADY_RUNNING",
+        `DAG "${req.dagId}" has an unfinished backfill ${others[0].id} (${others[0].state}); a DAG has one backfill at a time, as in Airflow: ` +
+          `wait for it to complete, or cancel it (POST /api/v1/backfills/${others[0].id}/cancel), then create this one`,
       );
     }
     return { id, totalDates: dates.length };

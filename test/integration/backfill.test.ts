@@ -161,6 +161,11 @@ export default dag({ id: "bf_held", schedule: "@daily", startDate: "2026-01-01",
   t.task("noop", async () => 1);
 });`),
   );
+  await h.writeDag(
+    "mondays.ts",
+    dagSource(`export default dag({ id: "bf_mondays", schedule: "0 0 * * 1", startDate: "2026-01-01", isPausedUponCreation: true }, (t) => { t.task("noop", async () => 1); });`),
+  );
+  await h.writeDag("one.ts", dagSource(`export default dag({ id: "bf_one", schedule: "@daily", startDate: "2026-01-01", isPausedUponCreation: true }, (t) => { t.task("noop", async () => 1); });`));
   await h.writeDag("once.ts", dagSource(`export default dag({ id: "bf_once", schedule: "@once", startDate: "2026-01-01", isPausedUponCreation: true }, (t) => { t.task("noop", async () => 1); });`));
   await h.writeDag("manual.ts", dagSource(`export default dag({ id: "bf_manual", schedule: null }, (t) => { t.task("noop", async () => 1); });`));
   await h.writeDag(
@@ -197,6 +202,12 @@ describe("backfill", () => {
     const pastForwards = await post("/backfills", { dag_id: "bf_past", from_date: "2026-01-01", to_date: "2026-01-05", reprocess_behavior: "failed", dry_run: true });
     expect(pastForwards.statusCode).toBe(200);
     expect(await problem({ dag_id: "nope", from_date: "2026-01-01", to_date: "2026-01-05" })).toEqual([404, "BATON_DAG_NOT_FOUND"]);
+    // A past range holding no date of the schedule (Tuesday to Thursday of a Monday DAG): Airflow's "No runs to create".
+    for (const dryRun of [false, true]) {
+      expect(await problem({ dag_id: "bf_mondays", from_date: "2026-01-06", to_date: "2026-01-08", dry_run: dryRun })).toEqual([400, "BATON_BACKFILL_NO_DATES"]);
+    }
+    const mondays = await post("/backfills", { dag_id: "bf_mondays", from_date: "2026-01-06", to_date: "2026-01-08" });
+    expect(mondays.json().detail).toContain('no logical date of "0 0 * * 1" from 2026-01-06T00:00:00.000Z to 2026-01-08T00:00:00.000Z');
     expect(await problem({ dag_id: "bf_quick", from_date: "yesterday", to_date: "2026-01-05" })).toEqual([400, "BATON_VALIDATION_FAILED"]);
     expect(await problem({ dag_id: "bf_quick", from_date: "2026-01-01", to_date: "2026-01-05", max_active_runs: 0 })).toEqual([400, "BATON_VALIDATION_FAILED"]);
     expect(await problem({ dag_id: "bf_quick", from_date: "2026-01-01", to_date: "2026-01-05", reprocess_behavior: "all" })).toEqual([400, "BATON_VALIDATION_FAILED"]);
@@ -338,19 +349,48 @@ describe("backfill", () => {
   });
 
   it("a date with a run in progress is never doubled, whatever the reprocess behavior", async () => {
-    const first = await create({ dag_id: "bf_held", from_date: "2026-01-10", to_date: "2026-01-11", max_active_runs: 2 });
+    // Runs of Jan 10 and 11 in progress: manual ones (a second backfill could not start while a first one ran).
+    const manual = [];
+    for (const d of [10, 11]) manual.push(await h.trigger("bf_held", { logicalDate: day(d), runId: `held_${d}` }));
     await tick();
     const second = await create({ dag_id: "bf_held", from_date: "2026-01-10", to_date: "2026-01-12", reprocess_behavior: "completed" });
     await tick();
     expect((await backfillRuns(second)).map((r) => iso(r.logical_date))).toEqual([day(12)]);
     expect((await get(`/backfills/${second}`)).json().skipped_by_reason).toEqual({ in_flight: 2 });
     for (const d of [10, 11, 12]) await release(day(d));
-    await drive(first, 2);
+    for (const runId of manual) {
+      // The DAG is paused: its manual runs wait queued; cancel them.
+      expect((await h.app.inject({ method: "PATCH", url: `/api/v1/dags/bf_held/dagRuns/${runId}`, payload: { state: "failed" } })).statusCode).toBe(200);
+    }
     await drive(second, 10);
     const [dup] = await h.db.pool.query<RowDataPacket[]>(
       "SELECT logical_date FROM dag_run WHERE dag_id = 'bf_held' AND replaced_by_backfill_id IS NULL GROUP BY logical_date HAVING COUNT(*) > 1",
     );
     expect(dup).toEqual([]);
+  });
+
+  it("refuses a second backfill of a DAG while one is unfinished (running, paused or cancelling), as Airflow does", async () => {
+    const first = await create({ dag_id: "bf_one", from_date: "2026-01-01", to_date: "2026-01-03", max_active_runs: 1 });
+    const before = await counts();
+    for (const state of ["running", "paused"]) {
+      if (state === "paused") expect((await post(`/backfills/${first}/pause`)).json().state).toBe("paused");
+      const second = await post("/backfills", { dag_id: "bf_one", from_date: "2026-01-05", to_date: "2026-01-06" });
+      expect([state, second.statusCode, second.json().code]).toEqual([state, 409, "BATON_BACKFILL_ALREADY_RUNNING"]);
+      expect(second.json().detail).toContain(`backfill ${first} (${state})`);
+    }
+    // A dry run writes nothing and still answers; another DAG's backfill is not held back.
+    expect((await post("/backfills", { dag_id: "bf_one", from_date: "2026-01-05", to_date: "2026-01-06", dry_run: true })).statusCode).toBe(200);
+    expect(await counts()).toEqual(before);
+    expect((await post(`/backfills/${first}/cancel`)).json().state).toBe("cancelled");
+    // Two at once: exactly one is created.
+    const both = await Promise.all([1, 2].map(() => post("/backfills", { dag_id: "bf_one", from_date: "2026-01-05", to_date: "2026-01-06" })));
+    expect(both.map((r) => r.statusCode).sort()).toEqual([200, 409]);
+    const made = both.find((r) => r.statusCode === 200)!.json().id as number;
+    expect((await get("/backfills?dag_id=bf_one")).json().backfills.map((b: { id: number }) => b.id)).toEqual([first, made]);
+    await drive(made, 10);
+    // Once it completed, the next one may start.
+    const next = await create({ dag_id: "bf_one", from_date: "2026-01-07", to_date: "2026-01-07" });
+    await drive(next, 10);
   });
 
   it("pause stops new runs, unpause resumes, cancel lets active runs finish and skips the rest", async () => {
