@@ -5,7 +5,7 @@ import type { RowDataPacket } from "../../store/db.ts";
 import { listDeadLetters, NOT_DEAD_LETTER_REASONS } from "../../store/queries/deadLetters.ts";
 import { refuseUnknownDagFilter } from "../../store/queries/read.ts";
 import { isoOrNull, parseJsonText } from "../../store/rows.ts";
-import { redriveDeadLetters } from "../../store/transitions/redriveDeadLetters.ts";
+import { REDRIVE_BATCH, redriveDeadLetters } from "../../store/transitions/redriveDeadLetters.ts";
 import { VersionCache } from "../../store/versions.ts";
 import { dbFor, type ApiDeps } from "../context.ts";
 import { ListOf, Nullable, NullableDateTime } from "../openapi.ts";
@@ -116,6 +116,10 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
               dead_letters: Type.Array(RedrivenLetter, { description: "the dead letters chosen (as listed before the re-drive), each with skipped" }),
               redriven: Type.Integer({ minimum: 0, description: "how many of them were (or, on a dry run, would be) cleared to run again: those whose skipped is null" }),
               dry_run: Type.Boolean(),
+              remaining: Type.Integer({
+                minimum: 0,
+                description: `dead letters of the filter this call did not choose: one re-drive takes at most ${REDRIVE_BATCH.toLocaleString("en")} (the most recent); call again for the rest. 0 for a re-drive by task_instance_ids`,
+              }),
               not_dead_letters: Type.Array(NotDeadLetter, {
                 description: "the task_instance_ids named that were no dead letters (none chosen, nothing changed for them), in the order named, each with why; empty for a re-drive by dag_id alone",
               }),
@@ -136,13 +140,14 @@ export const deadLetterRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
     async (req) => {
       const { task_instance_ids: ids, dag_id, dry_run = false } = req.body;
       if (!ids && !dag_id) throw new BatonError("BATON_VALIDATION_FAILED", "body needs task_instance_ids or dag_id to choose what to re-drive");
-      const { letters: rows, redriven, notDeadLetters } = await redriveDeadLetters(dbFor(db, req), clock.now(), { dagId: dag_id, ids }, dry_run, (h) => versions.shape(h));
+      const { letters: rows, redriven, notDeadLetters, remaining } = await redriveDeadLetters(dbFor(db, req), clock.now(), { dagId: dag_id, ids }, dry_run, (h) => versions.shape(h));
       await refuseUnknownDagFilter(db.pool, dag_id, rows.length);
       if (!dry_run && redriven > 0) onTasksQueued?.();
       return {
         dead_letters: rows.map((r) => ({ ...deadLetterJson(r), skipped: r.skipped })),
         redriven,
         dry_run,
+        remaining,
         not_dead_letters: notDeadLetters.map((n) => ({ task_instance_id: n.id, dag_id: n.dag_id, dag_run_id: n.run_id, task_id: n.task_id, state: n.state, reason: n.reason })),
       };
     },

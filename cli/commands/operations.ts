@@ -24,6 +24,8 @@ type RedriveAnswer = {
   redriven: number;
   dead_letters: { task_instance_id: number; dag_id: string; dag_run_id: string; task_id: string; skipped: string | null }[];
   /** Absent from an API older than this CLI. */
+  remaining?: number;
+  /** Absent from an API older than this CLI. */
   not_dead_letters?: { task_instance_id: number; dag_id: string | null; dag_run_id: string | null; task_id: string | null; state: string | null; reason: string }[];
 };
 
@@ -63,6 +65,7 @@ export function redriveSummary(result: RedriveAnswer, dryRun: boolean): string {
     const why = notDeadLetterWhy(n.reason, n.state);
     lines.push(`not a dead letter: task instance ${n.task_instance_id}${which}: ${n.reason}${why ? ` (${why})` : ""}`);
   }
+  if (result.remaining) lines.push(`${result.remaining} more dead letter(s) left: run it again for the rest`);
   return `${lines.join("\n")}\n`;
 }
 

@@ -20,7 +20,8 @@
 // answer: every dead letter chosen, each with skipped: null when it was (or, on a dry run, would
 //   be) re-driven, else why not (RedriveSkip); redriven counts those with null; and every id named
 //   that was no dead letter, with why not (notDeadLetters: not found, another DAG, not failed, …),
-//   so a re-drive by id that chose none still says what each id was.
+//   so a re-drive by id that chose none still says what each id was; and how many dead letters of
+//   the filter were left for another call (remaining: a call takes at most REDRIVE_BATCH).
 import type { DagShape } from "../../core/dagStructure.ts";
 import type { Db, RowDataPacket } from "../db.ts";
 import { BatonError } from "../../core/errors.ts";
@@ -42,6 +43,9 @@ export function redriveSkip(letterId: number, cleared: readonly { id: number }[]
   return "changed";
 }
 
+/** Dead letters one re-drive takes at most (the most recent first); the answer's remaining says how many it left. */
+export const REDRIVE_BATCH = 10_000;
+
 export async function redriveDeadLetters(
   db: Db,
   now: Date,
@@ -50,7 +54,8 @@ export async function redriveDeadLetters(
   shapeOf: (versionHash: string) => Promise<DagShape>,
   /** Test seam: runs before each run's clear (after the dead letters were read). */
   beforeClear?: (run: { dagId: string; runId: string }) => Promise<void>,
-): Promise<{ letters: (RowDataPacket & { skipped: RedriveSkip | null })[]; redriven: number; notDeadLetters: NotDeadLetter[] }> {
+  batch = REDRIVE_BATCH,
+): Promise<{ letters: (RowDataPacket & { skipped: RedriveSkip | null })[]; redriven: number; notDeadLetters: NotDeadLetter[]; remaining: number }> {
   const handled = await sagaHandledFailures(db.pool, filter);
   if (handled.length > 0) {
     throw new BatonError(
@@ -75,7 +80,7 @@ export async function redriveDeadLetters(
         `re-driving ${one ? "it" : "them"} would run ${one ? "its date" : "their dates"} twice. Re-drive or clear ${one ? "the run that replaced it" : "the runs that replaced them"} instead`,
     );
   }
-  const { rows } = await listDeadLetters(db.pool, filter, { limit: 10_000, offset: 0 });
+  const { rows, total } = await listDeadLetters(db.pool, filter, { limit: batch, offset: 0 });
   const others = await notDeadLetters(db.pool, filter, new Set(rows.map((r) => Number(r.id))));
   const byRun = new Map<string, { dagId: string; runId: string; taskIds: string[]; letters: RowDataPacket[] }>();
   for (const r of rows) {
@@ -114,5 +119,5 @@ export async function redriveDeadLetters(
     redriven += mine;
     if (mine > 0) done.push(`run "${run.runId}" of DAG "${run.dagId}"`);
   }
-  return { letters: rows.map((r) => Object.assign(r, { skipped: skipped.get(Number(r.id)) ?? null })), redriven, notDeadLetters: others };
+  return { letters: rows.map((r) => Object.assign(r, { skipped: skipped.get(Number(r.id)) ?? null })), redriven, notDeadLetters: others, remaining: Math.max(0, total - rows.length) };
 }

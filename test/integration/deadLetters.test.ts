@@ -1,6 +1,8 @@
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 import type { RowDataPacket } from "../../store/db.ts";
+import { redriveDeadLetters } from "../../store/transitions/redriveDeadLetters.ts";
+import { VersionCache } from "../../store/versions.ts";
 
 const DAGS = dagSource(`
 import { appendFileSync, existsSync } from "node:fs";
@@ -161,11 +163,30 @@ describe("dead letters", () => {
       dead_letters: [],
       redriven: 0,
       dry_run: false,
+      remaining: 0,
       not_dead_letters: [{ task_instance_id: ok, dag_id: "dl", dag_run_id: "not_dl_ok", task_id: "pay", state: "success", reason: "other_dag" }],
     });
     // A re-drive by dag_id names no ids: its list is empty.
     expect((await redrive({ dag_id: "dl_ops", dry_run: true })).json().not_dead_letters).toEqual([]);
     expect(await h.runState("dl", "not_dl_failed")).toBe("failed");
+  });
+
+  it("says how many dead letters of the filter a re-drive by dag_id left for another call", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/dl/dagRuns", payload: { conf: { fixed: "/nonexistent/baton-dl" } } });
+      ids.push(res.json().dag_run_id as string);
+    }
+    for (const runId of ids) await waitFor(`run ${runId} to fail`, async () => (await h.runState("dl", runId)) === "failed");
+    const total = (await h.app.inject({ method: "GET", url: "/api/v1/deadLetters?dag_id=dl" })).json().total_entries as number;
+    expect(total).toBeGreaterThanOrEqual(2);
+    // Everything fits in one call: none left.
+    expect((await h.app.inject({ method: "POST", url: "/api/v1/deadLetters/redrive", payload: { dag_id: "dl", dry_run: true } })).json()).toMatchObject({ redriven: total, remaining: 0 });
+    // A call that takes fewer than there are says how many it left.
+    const versions = new VersionCache(h.db.pool);
+    const out = await redriveDeadLetters(h.db, new Date(), { dagId: "dl" }, true, (hash) => versions.shape(hash), undefined, 1);
+    expect(out.letters).toHaveLength(1);
+    expect(out.remaining).toBe(total - 1);
   });
 
   it("needs a filter", async () => {
