@@ -10,10 +10,12 @@ export type {
   ExternalState,
   ExternalTaskSensorOptions,
   FileSensorOptions,
+  HttpSensorCommonOptions,
   HttpSensorOptions,
   HttpSensorStatus,
   SensorSettings,
   SqlSensorCell,
+  SqlSensorCommonOptions,
   SqlSensorOptions,
 } from "./sensors.ts";
 export type {

@@ -12,13 +12,14 @@
  * poke time from Baton's own installation (the task process provides a loader), never through
  * a literal import: esbuild would parse all of mysql2 into every DAG bundle (12× slower parses).
  */
+import { readFileSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import nodePath from "node:path";
 import { parseDuration, type Duration } from "../core/durations.ts";
-import { parseMysqlUrl, redactUrl } from "../core/mysqlUrl.ts";
+import { DEFAULT_PORT, localSocket, meansLocalSocket, parseMysqlUrl, redactUrl, type SocketLookup } from "../core/mysqlUrl.ts";
 import { MAX_TIMER_MS, timeoutSignal } from "../core/timers.ts";
 import { FailError, InvalidDagError, SkipError } from "./errors.ts";
-import type { PokeResult, SensorOptions, TaskContext } from "./types.ts";
+import type { Connection, PokeResult, SensorOptions, TaskContext } from "./types.ts";
 
 // The SQL sensors quote connection URLs as Baton quotes its own database URL.
 export { redactUrl };
@@ -47,6 +48,38 @@ function durationMs(sensor: string, value: Duration, field: string): number {
 
 function withDefaults<T>(settings: SensorSettings, poke: SensorOptions<T>["poke"]): SensorOptions<T> {
   return { ...settings, mode: settings.mode ?? "reschedule", poke };
+}
+
+// ---------------------------------------------------------------------------------------
+// Stored connections (Airflow's conn_id), read at poke time through ctx.connection
+
+/** A connection id as ctx.connection takes it: 1-250 characters, not ending with a space. */
+function isConnectionId(value: unknown): value is string {
+  return typeof value === "string" && value.length > 0 && value.length <= 250 && !value.endsWith(" ");
+}
+
+function checkConnectionId(sensor: string, field: string, value: unknown): void {
+  if (!isConnectionId(value)) invalid(sensor, `${field} must be a connection id (1-250 characters, not ending with a space), got ${JSON.stringify(value)}`);
+}
+
+/**
+ * The connection a sensor names, read as ctx.connection reads it (decrypted by the worker, its
+ * password and sensitive extras masked in the try's log). Its errors are the poke's, named after
+ * the sensor and keeping their code: an unknown id (BATON_CONNECTION_NOT_FOUND) fails the try,
+ * and retries apply, as an exception in an Airflow sensor's poke.
+ */
+async function sensorConnection(sensor: string, ctx: TaskContext, connectionId: string): Promise<Connection> {
+  try {
+    return await ctx.connection(connectionId);
+  } catch (err) {
+    if (err instanceof Error) err.message = `${sensor}: ${err.message}`;
+    throw err;
+  }
+}
+
+/** A connection that cannot serve the sensor: retrying will not help until someone edits it. */
+function unusable(sensor: string, connection: Connection, problem: string): never {
+  throw new FailError(`${sensor}: connection "${connection.connectionId}"${problem}`);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -232,11 +265,11 @@ export interface HttpSensorStatus {
   status: number;
 }
 
-/** `T`: the `value` a predicate answers with ({ done: true, value }). */
-export interface HttpSensorOptions<T = never> extends SensorSettings {
-  url: FromContext<string>;
+/** Options every httpSensor takes, whichever way it names its target. */
+export interface HttpSensorCommonOptions<T = never> extends SensorSettings {
   /** Default "GET". */
   method?: string;
+  /** Sent with every request; over a connection's default headers and Basic auth, name by name (any case). */
   headers?: Record<string, string>;
   body?: FromContext<string | undefined>;
   /** The status(es) that mean "ready" (default 200); ignored when `predicate` is given. */
@@ -249,12 +282,121 @@ export interface HttpSensorOptions<T = never> extends SensorSettings {
   tolerateErrors?: boolean;
 }
 
+/**
+ * `T`: the `value` a predicate answers with ({ done: true, value }). The target is either `url`,
+ * or a stored connection (`httpConnId`, Airflow's http_conn_id) and an `endpoint` joined to its base URL.
+ */
+export type HttpSensorOptions<T = never> = HttpSensorCommonOptions<T> &
+  (
+    | { url: FromContext<string>; httpConnId?: undefined; endpoint?: undefined }
+    | {
+        /** A connection's id: its schema (http or https, default http), host and port make the base URL; login and password Basic auth; extra default headers. */
+        httpConnId: string;
+        /** The path joined to the connection's base URL, as Airflow's HttpSensor joins it (default ""). */
+        endpoint?: FromContext<string>;
+        url?: undefined;
+      }
+  );
+
+/**
+ * Joins an endpoint to a base URL as Airflow's HttpHook does: a "/" between them when neither
+ * side has one, else the two as they are ("http://h/" + "/x" keeps both slashes, as Airflow does).
+ */
+export function joinEndpoint(base: string, endpoint: string): string {
+  if (base && !base.endsWith("/") && endpoint && !endpoint.startsWith("/")) return `${base}/${endpoint}`;
+  return base + endpoint;
+}
+
+/** Extra keys Airflow's HttpHook reads as settings of its requests session, never sent as headers. */
+const HTTP_SESSION_EXTRAS = new Set(["headers", "timeout", "allow_redirects", "auth_type", "auth_kwargs", "proxies", "proxy", "stream", "verify", "verify_ssl", "cert", "max_redirects", "trust_env"]);
+
+/** An HTTP header name (RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+function headerEntries(sensor: string, connection: Connection, from: Record<string, unknown>, where: string, out: Record<string, string>): void {
+  for (const [name, value] of Object.entries(from)) {
+    if (!HEADER_NAME.test(name)) unusable(sensor, connection, `: ${where} ${JSON.stringify(name)} is not a header name`);
+    if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") {
+      unusable(sensor, connection, `: ${where} ${JSON.stringify(name)} is not a header value (a string, number or boolean)`);
+    }
+    const text = String(value);
+    if (/[\r\n\0]/.test(text)) unusable(sensor, connection, `: ${where} ${JSON.stringify(name)} holds a line break`);
+    out[name] = text;
+  }
+}
+
+/**
+ * The URL and default headers of a request through an http connection, as Airflow's HttpHook
+ * builds them: a host holding "://" is the base URL as it is; otherwise schema (default http)
+ * "://" host, then ":" port when set. The endpoint is joined with joinEndpoint. login (and
+ * password) become Basic auth; extra's entries default headers, except the keys the hook reads
+ * as session settings (timeout, verify, proxies, …), which are not applied; extra.headers (an
+ * object, or its JSON) adds headers too. A connection that cannot work throws a FailError.
+ */
+export function httpConnectionRequest(connection: Connection, endpoint: string): { url: string; headers: Record<string, string> } {
+  const sensor = "httpSensor";
+  const host = connection.host ?? "";
+  let base: string;
+  if (host.includes("://")) {
+    base = host;
+  } else {
+    if (host === "") unusable(sensor, connection, " has no host");
+    const schema = (connection.schema || "http").toLowerCase();
+    if (schema !== "http" && schema !== "https") unusable(sensor, connection, ` has schema ${JSON.stringify(connection.schema)}: httpSensor needs http or https`);
+    base = `${schema}://${host}${connection.port ? `:${connection.port}` : ""}`;
+  }
+  const url = joinEndpoint(base, endpoint);
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
+    unusable(sensor, connection, ` does not make an http(s) URL: ${JSON.stringify(url)} (host ${JSON.stringify(host)})`);
+  }
+
+  const headers: Record<string, string> = {};
+  const extra = connection.extra ?? {};
+  const defaults: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(extra)) if (!HTTP_SESSION_EXTRAS.has(key)) defaults[key] = value;
+  headerEntries(sensor, connection, defaults, "extra", headers);
+  let nested = extra.headers;
+  if (typeof nested === "string") {
+    try {
+      nested = JSON.parse(nested);
+    } catch {
+      unusable(sensor, connection, ": extra.headers must be an object (or its JSON)");
+    }
+  }
+  if (nested !== undefined && nested !== null) {
+    if (typeof nested !== "object" || Array.isArray(nested)) unusable(sensor, connection, ": extra.headers must be an object (or its JSON)");
+    headerEntries(sensor, connection, nested as Record<string, unknown>, "extra.headers", headers);
+  }
+  if (connection.login) {
+    for (const name of Object.keys(headers)) if (name.toLowerCase() === "authorization") delete headers[name];
+    headers.Authorization = `Basic ${Buffer.from(`${connection.login}:${connection.password ?? ""}`, "utf8").toString("base64")}`;
+  }
+  return { url, headers };
+}
+
 /** Waits until a URL answers with an expected status, or until `predicate(response)` holds. Output: { status } or the predicate's value. */
 export function httpSensor<T = never>(options: HttpSensorOptions<T>): SensorOptions<HttpSensorStatus | T> {
   const name = "httpSensor";
   if (typeof options !== "object" || options === null) invalid(name, "options must be an object");
-  const { url, method = "GET", headers, body, expectedStatus = 200, predicate, requestTimeout = "10s", tolerateErrors = false, ...settings } = options;
-  if (typeof url !== "function" && (typeof url !== "string" || !/^https?:\/\//i.test(url))) invalid(name, `url must be an http(s) URL or (ctx) => string, got ${JSON.stringify(url)}`);
+  const { url, httpConnId, endpoint, method = "GET", headers, body, expectedStatus = 200, predicate, requestTimeout = "10s", tolerateErrors = false, ...settings } = options;
+  if (url !== undefined && httpConnId !== undefined) invalid(name, "give url or httpConnId, not both");
+  if (url === undefined && httpConnId === undefined) invalid(name, "url (an http(s) URL or (ctx) => string) or httpConnId (a stored connection's id, with endpoint) is required");
+  if (httpConnId === undefined) {
+    if (typeof url !== "function" && (typeof url !== "string" || !/^https?:\/\//i.test(url))) invalid(name, `url must be an http(s) URL or (ctx) => string, got ${JSON.stringify(url)}`);
+    if (endpoint !== undefined) invalid(name, "endpoint goes with httpConnId (a path joined to the connection's base URL); with url, put the path in the URL");
+  } else {
+    checkConnectionId(name, "httpConnId", httpConnId);
+    if (endpoint !== undefined && typeof endpoint !== "function" && (typeof endpoint !== "string" || /^[a-z][a-z0-9+.-]*:\/\//i.test(endpoint))) {
+      invalid(name, `endpoint must be a path joined to the connection's base URL (e.g. "api/health") or (ctx) => string, got ${JSON.stringify(endpoint)}`);
+    }
+  }
+  if (headers !== undefined && (typeof headers !== "object" || headers === null || Array.isArray(headers))) invalid(name, "headers must be an object of header names to values");
   const expected = Array.isArray(expectedStatus) ? expectedStatus : [expectedStatus];
   if (expected.length === 0 || expected.some((s) => !Number.isInteger(s) || s < 100 || s > 599)) invalid(name, `expectedStatus must be HTTP status code(s), got ${JSON.stringify(expectedStatus)}`);
   if (predicate !== undefined && typeof predicate !== "function") invalid(name, "predicate must be a function (response, ctx) => boolean");
@@ -263,30 +405,41 @@ export function httpSensor<T = never>(options: HttpSensorOptions<T>): SensorOpti
   const timeoutMs = durationMs(name, requestTimeout, "requestTimeout");
   if (timeoutMs <= 0) invalid(name, "requestTimeout must be more than 0");
 
+  /** The request's URL and headers: the URL as given, or the connection's base URL, endpoint and default headers. */
+  const target = async (ctx: TaskContext): Promise<{ url: string; headers: Record<string, string> | Headers | undefined; via: string }> => {
+    if (httpConnId === undefined) return { url: resolve(url as FromContext<string>, ctx), headers, via: "" };
+    const connection = await sensorConnection(name, ctx, httpConnId);
+    const request = httpConnectionRequest(connection, endpoint === undefined ? "" : resolve(endpoint, ctx));
+    const merged = new Headers(request.headers);
+    for (const [key, value] of Object.entries(headers ?? {})) merged.set(key, value);
+    return { url: request.url, headers: merged, via: ` (connection "${httpConnId}")` };
+  };
+
   return withDefaults<HttpSensorStatus | T>(settings, async (ctx) => {
-    const target = resolve(url, ctx);
+    const { url: address, headers: sent, via } = await target(ctx);
+    const shown = `${address}${via}`;
     // Not AbortSignal.timeout: it fires at once for more than 2^31−1 ms.
     const timeout = timeoutSignal(timeoutMs);
     const signal = AbortSignal.any([ctx.signal, timeout.signal]);
     try {
       let response: Response;
       try {
-        response = await fetch(target, { method, headers, body: body === undefined ? undefined : resolve(body, ctx), signal, redirect: "follow" });
+        response = await fetch(address, { method, headers: sent, body: body === undefined ? undefined : resolve(body, ctx), signal, redirect: "follow" });
       } catch (err) {
         if (ctx.signal.aborted) throw err;
         const reason = signal.aborted ? `no answer within ${timeoutMs} ms` : `${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause?: Error }).cause!.message})` : ""}`;
-        if (!tolerateErrors) throw new Error(`httpSensor: ${method} ${target} failed: ${reason}`);
-        ctx.log.warn(`httpSensor: ${method} ${target} failed (tolerated): ${reason}`);
+        if (!tolerateErrors) throw new Error(`httpSensor: ${method} ${shown} failed: ${reason}`);
+        ctx.log.warn(`httpSensor: ${method} ${shown} failed (tolerated): ${reason}`);
         return false;
       }
       try {
         if (predicate) {
           const answer = await predicate(response, ctx);
-          ctx.log.info(`httpSensor: ${method} ${target} answered ${response.status}; predicate ${answer === true || (typeof answer === "object" && answer?.done) ? "holds" : "does not hold"}`);
+          ctx.log.info(`httpSensor: ${method} ${shown} answered ${response.status}; predicate ${answer === true || (typeof answer === "object" && answer?.done) ? "holds" : "does not hold"}`);
           if (answer === true) return { done: true, value: { status: response.status } };
           return answer;
         }
-        ctx.log.info(`httpSensor: ${method} ${target} answered ${response.status} (waiting for ${expected.join(" or ")})`);
+        ctx.log.info(`httpSensor: ${method} ${shown} answered ${response.status} (waiting for ${expected.join(" or ")})`);
         return expected.includes(response.status) ? { done: true, value: { status: response.status } } : false;
       } finally {
         // Frees the connection when nobody read the body.
@@ -343,6 +496,9 @@ export function mysqlOptions(url: string) {
   };
 }
 
+/** What withConnection opens: a URL's options (mysqlOptions) or a stored connection's (mysqlConnectionOptions). */
+type MysqlConnectOptions = ReturnType<typeof mysqlOptions> & { charset?: string; ssl?: Record<string, string> };
+
 /** mysql2 from the task process's loader (executor/child.ts), or a plain runtime import. */
 async function loadMysql(): Promise<typeof import("mysql2/promise")> {
   const loader = (globalThis as { __batonRequire?: (id: string) => unknown }).__batonRequire;
@@ -352,8 +508,7 @@ async function loadMysql(): Promise<typeof import("mysql2/promise")> {
 }
 
 /** Opens a connection, runs `use`, always closes it; ctx.signal (timeout, cancel) destroys it. */
-async function withConnection<T>(uri: string, ctx: TaskContext, use: (conn: MinimalConnection) => Promise<T>): Promise<T> {
-  const options = mysqlOptions(uri);
+async function withConnection<T>(options: MysqlConnectOptions, ctx: TaskContext, use: (conn: MinimalConnection) => Promise<T>): Promise<T> {
   const mysql = await loadMysql();
   const conn = (await mysql.createConnection(options)) as unknown as MinimalConnection;
   const onAbort = () => conn.destroy();
@@ -382,9 +537,8 @@ export function isTruthyCell(cell: unknown): boolean {
  */
 export type SqlSensorCell = string | number | boolean | object;
 
-export interface SqlSensorOptions extends SensorSettings {
-  /** A mysql:// URL, or the name of an environment variable holding one (read by the worker at each poke). */
-  conn: string;
+/** Options every sqlSensor takes, whichever way it names its database. */
+export interface SqlSensorCommonOptions extends SensorSettings {
   /** One statement; the sensor holds when its first row's first cell is truthy. */
   sql: FromContext<string>;
   /** Values for the statement's `?` placeholders. */
@@ -392,6 +546,21 @@ export interface SqlSensorOptions extends SensorSettings {
   /** Per-query timeout (default "60s"). */
   queryTimeout?: Duration;
 }
+
+/** The database is either `conn` (a URL or an environment variable's name) or `connId`, a stored connection (Airflow's conn_id). */
+export type SqlSensorOptions = SqlSensorCommonOptions &
+  (
+    | {
+        /** A mysql:// URL, or the name of an environment variable holding one (read by the worker at each poke). */
+        conn: string;
+        connId?: undefined;
+      }
+    | {
+        /** A stored connection's id (conn_type mysql or mariadb), read at each poke as ctx.connection reads it. */
+        connId: string;
+        conn?: undefined;
+      }
+  );
 
 /** The connection URL a sensor's `conn` names: the value itself, or the environment variable's value. */
 export function connectionUrl(conn: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -401,12 +570,93 @@ export function connectionUrl(conn: string, env: NodeJS.ProcessEnv = process.env
   return value;
 }
 
+/** A file an ssl option of a connection's extra names, read on the worker. */
+export type ReadTextFile = (path: string) => string;
+
+const readText: ReadTextFile = (path) => readFileSync(path, "utf8");
+
+/** extra.ssl as mysql2 takes it: true (or "true") for TLS with the system's CAs, an object of PEM file paths ca / cert / key (or its JSON), false for none. */
+function sslOption(connection: Connection, value: unknown, readFile: ReadTextFile): Record<string, string> | undefined {
+  const sensor = "sqlSensor";
+  if (value === undefined || value === null || value === false || value === "false") return undefined;
+  if (value === true || value === "true") return {};
+  let spec: unknown = value;
+  if (typeof spec === "string") {
+    try {
+      spec = JSON.parse(spec);
+    } catch {
+      spec = undefined;
+    }
+  }
+  if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
+    unusable(sensor, connection, `: extra.ssl must be true, false or an object of PEM file paths (ca, cert, key), got ${JSON.stringify(value)}`);
+  }
+  const ssl: Record<string, string> = {};
+  for (const key of ["ca", "cert", "key"] as const) {
+    const file = (spec as Record<string, unknown>)[key];
+    if (file === undefined || file === null) continue;
+    if (typeof file !== "string" || file === "") unusable(sensor, connection, `: extra.ssl.${key} must be a file path on the worker, got ${JSON.stringify(file)}`);
+    try {
+      ssl[key] = readFile(file);
+    } catch (err) {
+      unusable(sensor, connection, `: could not read extra.ssl.${key} ${file}: ${(err as Error).message}`);
+    }
+  }
+  return ssl;
+}
+
+/**
+ * mysql2 connection options from a stored connection, as Airflow's MySqlHook reads one: host
+ * (default localhost; localhost on 3306 is the local socket, as in a mysql:// URL), port (default
+ * 3306), login (default root), password, schema as the database; from extra, charset, ssl (see
+ * sslOption) and unix_socket; other extra keys are ignored. A connection of another conn_type,
+ * or a bad value of those keys, throws a FailError: no retry can work until the connection is edited.
+ */
+export function mysqlConnectionOptions(connection: Connection, findSocket: SocketLookup = localSocket, readFile: ReadTextFile = readText) {
+  const sensor = "sqlSensor";
+  const type = connection.connType.toLowerCase();
+  if (type !== "mysql" && type !== "mariadb") unusable(sensor, connection, ` has conn_type ${JSON.stringify(connection.connType)}: sqlSensor needs mysql or mariadb`);
+  const extra = connection.extra ?? {};
+  const host = connection.host || "localhost";
+  const port = connection.port || DEFAULT_PORT;
+  const { charset, unix_socket: socket } = extra;
+  if (charset !== undefined && (typeof charset !== "string" || !/^[A-Za-z0-9_]+$/.test(charset))) {
+    unusable(sensor, connection, `: extra.charset must be a character set name (e.g. "utf8mb4"), got ${JSON.stringify(charset)}`);
+  }
+  if (socket !== undefined && (typeof socket !== "string" || socket === "")) unusable(sensor, connection, `: extra.unix_socket must be a non-empty path, got ${JSON.stringify(socket)}`);
+  const socketPath = (socket as string | undefined) ?? (meansLocalSocket(host, port) ? findSocket() : undefined);
+  const ssl = sslOption(connection, extra.ssl, readFile);
+  return {
+    host,
+    port,
+    ...(socketPath === undefined ? {} : { socketPath }),
+    user: connection.login || "root",
+    password: connection.password ?? "",
+    ...(connection.schema ? { database: connection.schema } : {}),
+    ...(charset === undefined ? {} : { charset: charset as string }),
+    ...(ssl === undefined ? {} : { ssl }),
+    timezone: "Z",
+    supportBigNumbers: true,
+    connectTimeout: 10_000,
+    multipleStatements: false,
+  };
+}
+
+/** How a log line names a stored connection's server: no password, ever. */
+function describeConnection(connection: Connection, options: ReturnType<typeof mysqlConnectionOptions>): string {
+  const where = options.socketPath ? `socket ${options.socketPath}` : `${options.host}:${options.port}`;
+  return `connection "${connection.connectionId}" (${options.user}@${where}${options.database ? `/${options.database}` : ""})`;
+}
+
 /** Waits until a query's first cell is truthy (Airflow's SqlSensor). Output: that cell. The connection is closed after every poke. */
 export function sqlSensor(options: SqlSensorOptions): SensorOptions<SqlSensorCell> {
   const name = "sqlSensor";
   if (typeof options !== "object" || options === null) invalid(name, "options must be an object");
-  const { conn, sql, params, queryTimeout = "60s", ...settings } = options;
-  if (typeof conn !== "string" || !(/^(mysql|mariadb):\/\//i.test(conn) || /^[A-Za-z_][A-Za-z0-9_]*$/.test(conn))) {
+  const { conn, connId, sql, params, queryTimeout = "60s", ...settings } = options;
+  if (conn !== undefined && connId !== undefined) invalid(name, "give conn or connId, not both");
+  if (conn === undefined && connId === undefined) invalid(name, "conn (a mysql:// URL or an environment variable's name) or connId (a stored connection's id) is required");
+  if (connId !== undefined) checkConnectionId(name, "connId", connId);
+  else if (typeof conn !== "string" || !(/^(mysql|mariadb):\/\//i.test(conn) || /^[A-Za-z_][A-Za-z0-9_]*$/.test(conn))) {
     invalid(name, `conn must be a mysql:// URL or the name of an environment variable holding one, got ${JSON.stringify(conn)}`);
   }
   if (typeof sql !== "function" && (typeof sql !== "string" || sql.trim() === "")) invalid(name, "sql must be a non-empty string or (ctx) => string");
@@ -414,12 +664,20 @@ export function sqlSensor(options: SqlSensorOptions): SensorOptions<SqlSensorCel
   // a longer queryTimeout is capped there, as good as none for a sensor's query.
   const timeoutMs = durationMs(name, queryTimeout, "queryTimeout");
   return withDefaults(settings, async (ctx) => {
-    const uri = connectionUrl(conn);
+    let target: { options: ReturnType<typeof mysqlOptions>; shown: string };
+    if (connId !== undefined) {
+      const connection = await sensorConnection(name, ctx, connId);
+      const resolved = mysqlConnectionOptions(connection);
+      target = { options: resolved, shown: describeConnection(connection, resolved) };
+    } else {
+      const uri = connectionUrl(conn!);
+      target = { options: mysqlOptions(uri), shown: redactUrl(uri) };
+    }
     const statement = resolve(sql, ctx);
     const values = params === undefined ? [] : resolve(params, ctx);
-    const rows = await withConnection(uri, ctx, async (c) => (await c.query({ sql: statement, timeout: Math.min(timeoutMs, MAX_TIMER_MS), rowsAsArray: true }, values))[0]);
+    const rows = await withConnection(target.options, ctx, async (c) => (await c.query({ sql: statement, timeout: Math.min(timeoutMs, MAX_TIMER_MS), rowsAsArray: true }, values))[0]);
     const first = Array.isArray(rows) && Array.isArray(rows[0]) ? (rows[0] as unknown[])[0] : undefined;
-    ctx.log.info(`sqlSensor: first cell ${JSON.stringify(typeof first === "bigint" ? String(first) : first) ?? "(no rows)"} on ${redactUrl(uri)}`);
+    ctx.log.info(`sqlSensor: first cell ${JSON.stringify(typeof first === "bigint" ? String(first) : first) ?? "(no rows)"} on ${target.shown}`);
     if (!isTruthyCell(first)) return false;
     return { done: true, value: (typeof first === "bigint" ? String(first) : Buffer.isBuffer(first) ? first.toString("utf8") : first) as SqlSensorCell };
   });
@@ -504,7 +762,7 @@ export function externalTaskSensor(options: ExternalTaskSensorOptions): SensorOp
       date = new Date(ctx.logicalDate.getTime() - deltaMs);
     }
     const uri = databaseUrl || process.env.BATON_DATABASE_URL || DEFAULT_BATON_DATABASE_URL;
-    const found = await withConnection(uri, ctx, async (c): Promise<ExternalState | null> => {
+    const found = await withConnection(mysqlOptions(uri), ctx, async (c): Promise<ExternalState | null> => {
       const [runs] = (await c.query(
         { sql: "SELECT id, run_id, state FROM dag_run WHERE dag_id = ? AND logical_date = ? ORDER BY id DESC LIMIT 1" },
         [externalDagId, date],
