@@ -33,7 +33,7 @@ export interface DagProcessorOptions {
   pausedAtCreation: boolean;
   scratchFolder: string;
   poolSize?: number;
-  /** Tests only: file system calls of the folder walk that fail as root's cannot (EACCES). */
+  /** Tests only: file system calls of the folder walk and of reading DAG files, failing as root's cannot (EACCES). */
   discoverFs?: Partial<DiscoverFs>;
 }
 
@@ -82,6 +82,8 @@ export class DagProcessor {
   private readonly startedAt: Date;
   /** The folder problems last logged, by key: each is logged when it appears, not at every rescan. */
   private folderLog = new Map<string, string>();
+  /** DAG files listed but not readable (logged once each until they can be read). */
+  private readonly unreadableFiles = new Set<string>();
   /** Whether the last scan recorded folder problems (or none has run): a healthy folder then costs no statement per scan. */
   private folderProblemsRecorded = true;
 
@@ -202,9 +204,17 @@ export class DagProcessor {
           if (this.stopped) return; // stop() waits only for the files already being parsed
           let content: Buffer;
           try {
-            content = await readFile(file);
-          } catch {
-            return; // deleted between listing and reading; the next scan forgets it
+            content = await (this.options.discoverFs?.readFile ?? readFile)(file);
+            if (this.unreadableFiles.delete(file)) this.logger.info(`${file} is readable again`);
+          } catch (err) {
+            // Deleted between listing and reading: the next scan forgets it. Unreadable (EACCES, EIO):
+            // not gone, so its DAGs stay active as they are; said once, not at every rescan.
+            const code = (err as NodeJS.ErrnoException).code;
+            if (code !== "ENOENT" && !this.unreadableFiles.has(file)) {
+              this.unreadableFiles.add(file);
+              this.logger.warn(`cannot read DAG file ${file} (${(err as Error).message}); its DAGs stay active with their last version`);
+            }
+            return;
           }
           const known = this.known.get(file);
           if (known && known.hash === (await hasher.hash(content, known.deps)) && !transientRetryDue(known, this.clock.now(), this.startedAt, retryDelayMs)) return;

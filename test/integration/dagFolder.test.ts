@@ -1,7 +1,7 @@
 // The DAG folder as an Airflow user expects it to behave: a folder that is missing or unreadable
 // deactivates nothing, symbolic links are followed, .batonignore skips files, and one path too long
 // for the database skips only that file.
-import { mkdir, mkdtemp, readdir, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { DagProcessor, type DagProcessorOptions } from "../../parser/processor.ts";
@@ -136,6 +136,31 @@ describe("DAG folder", () => {
         expect(await isActive("eacces_kept")).toBe(true);
       },
       { discoverFs: { readdir: failingReaddir } },
+    );
+  });
+
+  it("keeps the DAGs of a file it cannot read, saying so once", async () => {
+    let denied = "";
+    const failingReadFile = (async (file: string) => {
+      if (file === denied) throw Object.assign(new Error(`EACCES: permission denied, open '${file}'`), { code: "EACCES" });
+      return readFile(file);
+    }) as typeof readFile;
+    await withFolder(
+      "unreadable-file",
+      { "locked.ts": simpleDag("unreadable_file_dag") },
+      async ({ processor, root, lines }) => {
+        await processor.scan();
+        denied = path.join(root, "locked.ts");
+        await writeFile(denied, simpleDag("unreadable_file_dag", "edited"));
+        expect(await processor.scan()).toMatchObject({ removed: 0, parsed: 0 });
+        await processor.scan();
+        expect(await isActive("unreadable_file_dag")).toBe(true);
+        expect(lines.filter((l) => l.startsWith("warn:") && l.includes(denied) && l.includes("EACCES"))).toHaveLength(1);
+        denied = "";
+        expect(await processor.scan()).toMatchObject({ parsed: 1 });
+        expect(await versionCount("unreadable_file_dag")).toBe(2);
+      },
+      { discoverFs: { readFile: failingReadFile } },
     );
   });
 
