@@ -16,6 +16,7 @@ function simpleDag(id: string, task = "only"): string {
 
 interface ImportErrorJson {
   filename: string;
+  timestamp: string;
   code: string;
   message: string;
 }
@@ -90,6 +91,7 @@ describe("DAG folder", () => {
       expect(lines.filter((l) => l.startsWith("warn:") && l.includes(root))).toHaveLength(1);
       await processor.scan(); // reported once in the log, not at every rescan
       expect(lines.filter((l) => l.startsWith("warn:") && l.includes(root))).toHaveLength(1);
+      expect((await importErrorFor(root))!.timestamp).toBe(err!.timestamp); // since when, not last seen
 
       await rename(`${root}.away`, root);
       expect(await processor.scan()).toMatchObject({ files: 2, parsed: 0, removed: 0 });
