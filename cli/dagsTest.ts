@@ -4,7 +4,7 @@ import { Worker } from "../executor/worker.ts";
 import { DagProcessor } from "../parser/processor.ts";
 import { Scheduler } from "../scheduler/loop.ts";
 import type { RowDataPacket } from "../store/db.ts";
-import { getDag, getDagRun, importErrorOfFile, listTaskInstances } from "../store/queries/read.ts";
+import { getDag, getDagRun, importErrorOfFile, listTaskInstances, unreadableFolderOf } from "../store/queries/read.ts";
 import { createDagRun } from "../store/transitions/createDagRun.ts";
 import { clock, exitWith, type Runtime } from "./runtime.ts";
 
@@ -35,6 +35,11 @@ export async function dagsTest({ config, db, logger }: Runtime, dagId: string, c
   if (broken) {
     const where = broken.line ? ` (line ${broken.line})` : "";
     exitWith(`${broken.code}: DAG "${dagId}" is defined in ${dag.fileloc}, which does not import now${where}: ${String(broken.message).split("\n")[0]}`);
+  }
+  // A folder that cannot be read keeps its DAGs active on their last version: that is not the file as it is now either.
+  const unreadable = await unreadableFolderOf(db.pool, dag.fileloc as string);
+  if (unreadable) {
+    exitWith(`BATON_DAGS_FOLDER_UNREADABLE: DAG "${dagId}" is defined in ${dag.fileloc}, which cannot be read now: ${String(unreadable.message).split("\n")[0]}`);
   }
   // A paused DAG's run would wait in `queued` forever; say so instead of hanging.
   if (dag.is_paused) {

@@ -74,6 +74,8 @@ export const ERRORS = {
   BATON_DUPLICATE_TASK_ID: { status: 422, title: "Duplicate task id" },
   BATON_INVALID_DAG: { status: 422, title: "Invalid DAG definition" },
   BATON_DAG_TOO_LARGE: { status: 422, title: "DAG file too large to store" },
+  BATON_DAGS_FOLDER_UNREADABLE: { status: 422, title: "DAG folder or part of it cannot be read" },
+  BATON_DAG_FILELOC_TOO_LONG: { status: 422, title: "DAG file path too long to store" },
   BATON_SIGNAL_TIMEOUT: { status: 500, title: "No signal arrived before the timeout" },
   BATON_SENSOR_TIMEOUT: { status: 500, title: "Sensor timed out" },
   BATON_TASK_TIMEOUT: { status: 500, title: "Task exceeded its execution timeout" },

@@ -7,9 +7,19 @@ import { forEachConcurrently } from "../core/concurrency.ts";
 import type { Logger } from "../core/logger.ts";
 import { sdkModuleFile } from "../core/sdkModule.ts";
 import type { Db } from "../store/db.ts";
-import { fileHashes, forgetFile, recordImportError, recordParsedFile, type KnownFile } from "../store/dagFiles.ts";
+import {
+  FILELOC_MAX_CHARS,
+  fileHashes,
+  filelocFits,
+  forgetFile,
+  recordFolderProblems,
+  recordImportError,
+  recordParsedFile,
+  type FolderProblem,
+  type KnownFile,
+} from "../store/dagFiles.ts";
 import { fileRecordFailure, oversizedFileFailure, textSizes } from "../store/recordFailures.ts";
-import { discoverDagFolder } from "./discover.ts";
+import { discoverDagFolder, IGNORE_FILES, type DagFolderListing, type DiscoverFs } from "./discover.ts";
 import { FolderWatcher } from "./folderWatcher.ts";
 import { dagFileInputs } from "./bundle.ts";
 import { InputsHasher } from "./inputsHash.ts";
@@ -23,6 +33,8 @@ export interface DagProcessorOptions {
   pausedAtCreation: boolean;
   scratchFolder: string;
   poolSize?: number;
+  /** Tests only: file system calls of the folder walk and of reading DAG files, failing as root's cannot (EACCES). */
+  discoverFs?: Partial<DiscoverFs>;
 }
 
 export interface ScanReport {
@@ -68,6 +80,12 @@ export class DagProcessor {
   private readonly scanConcurrency: number;
   /** A transient import error recorded before this processor started is retried by its first scan. */
   private readonly startedAt: Date;
+  /** The folder problems last logged, by key: each is logged when it appears, not at every rescan. */
+  private folderLog = new Map<string, string>();
+  /** DAG files listed but not readable (logged once each until they can be read). */
+  private readonly unreadableFiles = new Set<string>();
+  /** Whether the last scan recorded folder problems (or none has run): a healthy folder then costs no statement per scan. */
+  private folderProblemsRecorded = true;
 
   constructor(
     private readonly db: Db,
@@ -147,16 +165,27 @@ export class DagProcessor {
     // Read every scan: another process may have asked for a re-parse (e.g. creating a pool
     // that a file's import error was waiting for forgets that file's hash).
     this.known = await fileHashes(this.db);
-    const { files, dirs } = await discoverDagFolder(this.options.dagsFolder);
-    this.watcher?.watch(dirs);
-    const report: ScanReport = { files: files.length, parsed: 0, dags: 0, errors: 0, removed: 0 };
+    const root = path.resolve(this.options.dagsFolder);
+    const listing = await discoverDagFolder(root, this.options.discoverFs);
+    // A linked file is watched itself: its folder's watch does not see writes to the link's target.
+    this.watcher?.watch([...listing.dirs, ...listing.linkedFiles]);
+    // A path the fileloc columns cannot hold would fail every statement about the file: it is
+    // skipped and reported, and the other files are recorded as usual.
+    const tooLong = listing.files.filter((f) => !filelocFits(f));
+    const files = tooLong.length > 0 ? listing.files.filter((f) => filelocFits(f)) : listing.files;
+    const report: ScanReport = { files: listing.files.length, parsed: 0, dags: 0, errors: tooLong.length, removed: 0 };
+    await this.reportFolderProblems(root, listing, tooLong);
     const present = new Set(files);
     const hasher = new InputsHasher();
     const retryDelayMs = transientRetryDelayMs(this.options);
+    // Files under a folder or link that could not be read are not gone: a missing DAG folder (an
+    // unmounted volume, a typo, a folder briefly renamed) must not deactivate every DAG.
+    const shielded = listing.unreadable.map((u) => (IGNORE_FILES.some((name) => path.basename(u.path) === name) ? path.dirname(u.path) : u.path));
+    const isShielded = (file: string) => shielded.some((p) => file === p || file.startsWith(p + path.sep));
 
     // Deleted files first: a file waiting on a DAG id they defined is parsed in this same scan.
     for (const file of [...this.known.keys()]) {
-      if (present.has(file) || !file.startsWith(path.resolve(this.options.dagsFolder) + path.sep)) continue;
+      if (present.has(file) || !file.startsWith(root + path.sep) || isShielded(file)) continue;
       // Not while an earlier scan still parses it: that scan reads it again when done, finds it
       // gone, and the next scan forgets it.
       if (!(await this.exclusively(file, () => forgetFile(this.db, file)))) continue;
@@ -175,9 +204,17 @@ export class DagProcessor {
           if (this.stopped) return; // stop() waits only for the files already being parsed
           let content: Buffer;
           try {
-            content = await readFile(file);
-          } catch {
-            return; // deleted between listing and reading; the next scan forgets it
+            content = await (this.options.discoverFs?.readFile ?? readFile)(file);
+            if (this.unreadableFiles.delete(file)) this.logger.info(`${file} is readable again`);
+          } catch (err) {
+            // Deleted between listing and reading: the next scan forgets it. Unreadable (EACCES, EIO):
+            // not gone, so its DAGs stay active as they are; said once, not at every rescan.
+            const code = (err as NodeJS.ErrnoException).code;
+            if (code !== "ENOENT" && !this.unreadableFiles.has(file)) {
+              this.unreadableFiles.add(file);
+              this.logger.warn(`cannot read DAG file ${file} (${(err as Error).message}); its DAGs stay active with their last version`);
+            }
+            return;
           }
           const known = this.known.get(file);
           if (known && known.hash === (await hasher.hash(content, known.deps)) && !transientRetryDue(known, this.clock.now(), this.startedAt, retryDelayMs)) return;
@@ -210,7 +247,7 @@ export class DagProcessor {
                 ({ conflicts } = await recordParsedFile(
                   this.db,
                   now,
-                  { fileloc: file, dagsFolder: path.resolve(this.options.dagsFolder), contentHash, deps, codeHash, code: outcome.code, sdk, dags },
+                  { fileloc: file, dagsFolder: root, contentHash, deps, codeHash, code: outcome.code, sdk, dags },
                   this.options.pausedAtCreation,
                 ));
               } catch (err) {
@@ -237,6 +274,43 @@ export class DagProcessor {
     );
 
     return report;
+  }
+
+  /**
+   * Logs the folder's problems as they appear (and an unreadable path once it can be read again),
+   * and records the unreadable paths and the paths too long to store as import errors of the folder.
+   */
+  private async reportFolderProblems(root: string, listing: DagFolderListing, tooLong: string[]): Promise<void> {
+    const problems: FolderProblem[] = [];
+    const log = new Map<string, string>();
+    for (const u of listing.unreadable) {
+      const detail = u.message.startsWith(u.code) ? u.message : `${u.code}: ${u.message}`;
+      const message = `${u.path === root ? "the DAG folder" : "a path in the DAG folder"} cannot be read (${detail}); the DAGs of the files under ${u.path} stay active, and it is scanned again every rescan`;
+      log.set(`unreadable:${u.path}`, `${message}`);
+      if (filelocFits(u.path)) problems.push({ fileloc: u.path, code: "BATON_DAGS_FOLDER_UNREADABLE", message });
+    }
+    if (tooLong.length > 0) {
+      const listed = tooLong.slice(0, 20).map((f) => `${path.relative(root, f)} (${[...f].length} characters)`);
+      const message =
+        `${tooLong.length} DAG file(s) not parsed: their path is longer than the ${FILELOC_MAX_CHARS} characters Baton stores: ` +
+        `${listed.join("; ")}${tooLong.length > listed.length ? "; …" : ""}`;
+      log.set(`too-long:${tooLong.join("\0")}`, message);
+      if (filelocFits(root)) problems.push({ fileloc: root, code: "BATON_DAG_FILELOC_TOO_LONG", message });
+    }
+    for (const s of listing.skippedLinks) {
+      log.set(`link:${s.path}`, `symbolic link ${s.path} leads to ${s.target}, a folder already scanned (a loop, or a second link to it): not followed`);
+    }
+    for (const p of listing.invalidPatterns) {
+      log.set(`pattern:${p.file}:${p.pattern}`, `ignoring the invalid pattern ${JSON.stringify(p.pattern)} of ${p.file}: ${p.message}`);
+    }
+    for (const [key, message] of log) if (!this.folderLog.has(key)) this.logger.warn(message);
+    for (const key of this.folderLog.keys()) {
+      if (key.startsWith("unreadable:") && !log.has(key)) this.logger.info(`${key.slice("unreadable:".length)} is readable again: its files are scanned as before`);
+    }
+    this.folderLog = log;
+    if (problems.length === 0 && !this.folderProblemsRecorded) return;
+    await recordFolderProblems(this.db, this.clock.now(), root, problems);
+    this.folderProblemsRecorded = problems.length > 0;
   }
 
   /**

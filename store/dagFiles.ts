@@ -248,3 +248,53 @@ export async function forgetFile(db: Db, fileloc: string): Promise<void> {
     await reconsiderConflicts(tx);
   });
 }
+
+/** The width of every fileloc column, in characters (migrations/0001_init.sql: VARCHAR(700), indexed, so it cannot grow). */
+export const FILELOC_MAX_CHARS = 700;
+
+/** Whether a path fits the fileloc columns (MySQL counts characters, i.e. code points, not UTF-16 units). */
+export function filelocFits(fileloc: string): boolean {
+  if (fileloc.length <= FILELOC_MAX_CHARS) return true;
+  let chars = 0;
+  for (const _ of fileloc) if (++chars > FILELOC_MAX_CHARS) return false;
+  return true;
+}
+
+/** Import errors of the DAG folder rather than of a file (a folder that cannot be read, paths too long to store). */
+export const FOLDER_PROBLEM_CODES = ["BATON_DAGS_FOLDER_UNREADABLE", "BATON_DAG_FILELOC_TOO_LONG"] as const;
+
+export interface FolderProblem {
+  /** The folder, link or file the problem is about (fits the column: filelocFits). */
+  fileloc: string;
+  code: (typeof FOLDER_PROBLEM_CODES)[number];
+  message: string;
+}
+
+/**
+ * Makes the folder problems recorded for dagsFolder (as import errors, listed by GET /importErrors
+ * beside the files') exactly `problems`: the ones gone (a folder readable again) are removed.
+ * A problem already recorded keeps its created_at (when it was first seen) while its message is unchanged.
+ * No dag_file row is written: a folder is not a file to parse, so the scans never forget it as deleted.
+ * locks: the import_error rows of the folder's problems (a scan of import_error, a small table).
+ */
+export async function recordFolderProblems(db: Db, now: Date, dagsFolder: string, problems: FolderProblem[]): Promise<void> {
+  const prefix = folderPrefix(dagsFolder);
+  const keep = problems.map((p) => p.fileloc);
+  await db.tx(async (tx) => {
+    await tx.query(
+      `DELETE FROM import_error WHERE code IN (${inList(FOLDER_PROBLEM_CODES)})
+          AND (fileloc = ? OR LEFT(fileloc, CHAR_LENGTH(?)) = ?)${keep.length > 0 ? ` AND fileloc NOT IN (${inList(keep)})` : ""}`,
+      [...FOLDER_PROBLEM_CODES, dagsFolder.replace(/\/$/, ""), prefix, prefix, ...keep],
+    );
+    for (const p of problems) {
+      const message = truncateUtf8(p.message, 60_000);
+      // created_at first: the assignments after it see the new code and message.
+      await tx.query(
+        `INSERT INTO import_error (fileloc, code, message, line, stack_trace, created_at) VALUES (?, ?, ?, NULL, NULL, ?)
+         ON DUPLICATE KEY UPDATE created_at = IF(code = VALUES(code) AND message = VALUES(message), created_at, VALUES(created_at)),
+           code = VALUES(code), message = VALUES(message), line = NULL, stack_trace = NULL`,
+        [p.fileloc, p.code, message, now],
+      );
+    }
+  });
+}

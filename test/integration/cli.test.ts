@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -188,6 +188,23 @@ describe("baton dags test", () => {
     expect(r.stdout).not.toMatch(/cli_edited: success/);
     // After the DAG processor's own warning about the file.
     expect(r.stderr.trim().split("\n").at(-1)).toEqual(`baton: BATON_DAG_IMPORT_ERROR: DAG "cli_edited" is defined in ${file}, which does not import now (line 4): Error: half-written edit`);
+  });
+
+  // The stored version is not the file as it is now when the file cannot be read: say why, in one line.
+  it("refuses a DAG whose folder cannot be read (an unmounted volume), naming the folder", async () => {
+    const dags = path.join(root, "dags");
+    expect((await baton(["dags", "test", "cli_ok"], env)).code).toBe(0);
+    await rename(dags, `${dags}.unmounted`);
+    try {
+      const r = await baton(["dags", "test", "cli_ok"], env);
+      expect(r.code).toBe(1);
+      expect(r.stdout).not.toMatch(/cli_ok: success/);
+      expect(r.stderr.trim().split("\n").at(-1)).toMatch(
+        new RegExp(`^baton: BATON_DAGS_FOLDER_UNREADABLE: DAG "cli_ok" is defined in ${dags}/quick\\.ts, which cannot be read now: .*ENOENT`),
+      );
+    } finally {
+      await rename(`${dags}.unmounted`, dags);
+    }
   });
 
   // Airflow's `dags test` runs a paused DAG. Here the run is created but never started

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -122,29 +122,139 @@ describe("discoverDagFiles", () => {
     }
   });
 
-  it("does not descend into symlinked entries inside the folder", async () => {
-    const outside = await mkdtemp(path.join(os.tmpdir(), "baton-outside-"));
-    const linked = await mkdtemp(path.join(os.tmpdir(), "baton-linked-"));
-    try {
-      await writeFile(path.join(outside, "far.ts"), "export {};\n");
-      await writeFile(path.join(linked, "own.ts"), "export {};\n");
-      await symlink(outside, path.join(linked, "link"));
-      expect(await discoverDagFiles(linked)).toEqual([path.join(linked, "own.ts")]);
-    } finally {
-      await rm(outside, { recursive: true, force: true });
-      await rm(linked, { recursive: true, force: true });
-    }
-  });
-
   it("lists the directories it searched, for the watcher: not node_modules or dot-folders", async () => {
     const { files, dirs } = await discoverDagFolder(root);
     expect(files).toEqual(await discoverDagFiles(root));
     expect(dirs.map((d) => path.relative(root, d)).sort()).toEqual(["", "dir.ts", "empty_dir", "nested", "nested/deep", "x"]);
-    expect(await discoverDagFolder(path.join(root, "does-not-exist"))).toEqual({ files: [], dirs: [] });
   });
 
-  it("fails loudly when the folder is a file (not silently empty)", async () => {
-    await expect(discoverDagFiles(path.join(root, "a.ts"))).rejects.toThrow(/ENOTDIR/);
+  // A missing folder (an unmounted volume, a typo'd BATON_DAGS_FOLDER) is not an empty one: the
+  // processor must not take it as every file deleted.
+  it("reports a missing folder, or one that is a file, as unreadable rather than empty", async () => {
+    const missing = path.join(root, "does-not-exist");
+    expect(await discoverDagFolder(missing)).toMatchObject({ files: [], dirs: [], unreadable: [{ path: missing, code: "ENOENT" }] });
+    const file = path.join(root, "a.ts");
+    expect(await discoverDagFolder(file)).toMatchObject({ files: [], dirs: [], unreadable: [{ path: file, code: "ENOTDIR" }] });
+    expect((await discoverDagFolder(path.join(root, "empty_dir"))).unreadable).toEqual([]);
+  });
+});
+
+describe("discoverDagFolder: folders it cannot read", () => {
+  it("reports a subfolder it cannot list (EACCES) and lists everything else", async () => {
+    const sub = path.join(root, "nested");
+    const readdirFailing = (async (dir: string, options: { withFileTypes: true }) => {
+      if (dir === sub) throw Object.assign(new Error(`EACCES: permission denied, scandir '${dir}'`), { code: "EACCES" });
+      return readdir(dir, options);
+    }) as typeof readdir;
+    const listing = await discoverDagFolder(root, { readdir: readdirFailing });
+    expect(listing.unreadable).toEqual([{ path: sub, code: "EACCES", message: expect.stringContaining("permission denied") }]);
+    expect(listing.files).toContain(path.join(root, "a.ts"));
+    expect(listing.files.filter((f) => f.startsWith(sub + path.sep))).toEqual([]);
+  });
+
+  it("reports a symbolic link whose target is missing (an unmounted volume linked in)", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "baton-dangling-"));
+    try {
+      await writeFile(path.join(dir, "own.ts"), "export {};\n");
+      await symlink(path.join(dir, "gone"), path.join(dir, "mounted"));
+      const listing = await discoverDagFolder(dir);
+      expect(listing.files).toEqual([path.join(dir, "own.ts")]);
+      expect(listing.unreadable).toEqual([{ path: path.join(dir, "mounted"), code: "ENOENT", message: expect.stringContaining("symbolic link") }]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// Airflow walks the DAG folder with followlinks=True.
+describe("discoverDagFolder: symbolic links", () => {
+  let dir: string;
+  let outside: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), "baton-links-"));
+    outside = await mkdtemp(path.join(os.tmpdir(), "baton-outside-"));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+    await rm(outside, { recursive: true, force: true });
+  });
+
+  it("follows linked folders and files, naming the files by their path through the link", async () => {
+    await mkdir(path.join(outside, "team"));
+    await writeFile(path.join(outside, "team", "far.ts"), "export {};\n");
+    await writeFile(path.join(outside, "single.ts"), "export {};\n");
+    await writeFile(path.join(dir, "own.ts"), "export {};\n");
+    await symlink(path.join(outside, "team"), path.join(dir, "team_link"));
+    await symlink(path.join(outside, "single.ts"), path.join(dir, "linked.ts"));
+    const listing = await discoverDagFolder(dir);
+    expect(listing.files).toEqual([path.join(dir, "linked.ts"), path.join(dir, "own.ts"), path.join(dir, "team_link", "far.ts")]);
+    // The linked folder is watched through its link; a linked file is watched itself (its folder's
+    // watch does not see writes to the link's target).
+    expect(listing.dirs).toEqual([dir, path.join(dir, "team_link")]);
+    expect(listing.linkedFiles).toEqual([path.join(dir, "linked.ts")]);
+    expect(listing.unreadable).toEqual([]);
+  });
+
+  it("does not loop on a link to an ancestor, nor list a folder twice through a second link", async () => {
+    await mkdir(path.join(dir, "a"));
+    await writeFile(path.join(dir, "a", "f.ts"), "export {};\n");
+    await symlink(dir, path.join(dir, "a", "up")); // a/up -> the DAG folder itself
+    await symlink(path.join(dir, "a"), path.join(dir, "b")); // b -> a: the same folder again
+    const listing = await discoverDagFolder(dir);
+    expect(listing.files).toEqual([path.join(dir, "a", "f.ts")]);
+    expect(listing.skippedLinks.map((s) => path.relative(dir, s.path)).sort()).toEqual(["a/up", "b"]);
+    expect(listing.unreadable).toEqual([]);
+  });
+
+  it("reports a link that points at itself (ELOOP) as unreadable, not as a hang", async () => {
+    await symlink(path.join(dir, "self"), path.join(dir, "self"));
+    await writeFile(path.join(dir, "own.ts"), "export {};\n");
+    const listing = await discoverDagFolder(dir);
+    expect(listing.files).toEqual([path.join(dir, "own.ts")]);
+    expect(listing.unreadable).toEqual([{ path: path.join(dir, "self"), code: "ELOOP", message: expect.any(String) }]);
+  });
+});
+
+// Airflow's .airflowignore, default (regexp) syntax: each non-comment line is a regular expression
+// searched (not anchored) in the path relative to the DAG folder; a file applies to its folder and
+// the folders below it; a matching folder is not walked at all.
+describe("discoverDagFolder: .batonignore", () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), "baton-ignore-"));
+    for (const rel of ["keep.ts", "project_a_dag.ts", "TESTING_project_a.ts", "tenant_1.ts", "tenant_x.ts", "project_a/dag.ts", "tenant_2/dag.ts", "sub/keep.ts", "sub/local_skip.ts", "other/local_skip.ts"]) {
+      await mkdir(path.dirname(path.join(dir, rel)), { recursive: true });
+      await writeFile(path.join(dir, rel), "export {};\n");
+    }
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+  const relFiles = async () => (await discoverDagFolder(dir)).files.map((f) => path.relative(dir, f));
+
+  it("skips files and folders whose path matches a pattern; # starts a comment", async () => {
+    await writeFile(path.join(dir, ".batonignore"), "project_a   # the old project\ntenant_[\\d]\n\n# a comment line\n");
+    expect(await relFiles()).toEqual(["keep.ts", "other/local_skip.ts", "sub/keep.ts", "sub/local_skip.ts", "tenant_x.ts"]);
+    // An ignored folder is not walked, so not watched either.
+    expect((await discoverDagFolder(dir)).dirs.map((d) => path.relative(dir, d)).sort()).toEqual(["", "other", "sub"]);
+  });
+
+  it("applies a subfolder's file to that folder and below only", async () => {
+    await writeFile(path.join(dir, "sub", ".batonignore"), "local_skip\n");
+    expect(await relFiles()).toContain("other/local_skip.ts");
+    expect(await relFiles()).not.toContain("sub/local_skip.ts");
+  });
+
+  it("matches paths relative to the DAG folder, as Airflow's regexp syntax does", async () => {
+    await writeFile(path.join(dir, "sub", ".batonignore"), "^sub/local\n");
+    await writeFile(path.join(dir, ".batonignore"), "^other/\n");
+    expect(await relFiles()).toEqual(["TESTING_project_a.ts", "keep.ts", "project_a/dag.ts", "project_a_dag.ts", "sub/keep.ts", "tenant_1.ts", "tenant_2/dag.ts", "tenant_x.ts"]);
+  });
+
+  it("reads .airflowignore too, and reports an invalid pattern while keeping the others", async () => {
+    await writeFile(path.join(dir, ".airflowignore"), "tenant_\n");
+    await writeFile(path.join(dir, ".batonignore"), "project_(a\nkeep\n");
+    const listing = await discoverDagFolder(dir);
+    expect(listing.files.map((f) => path.relative(dir, f))).toEqual(["TESTING_project_a.ts", "other/local_skip.ts", "project_a/dag.ts", "project_a_dag.ts", "sub/local_skip.ts"]);
+    expect(listing.invalidPatterns).toEqual([{ file: path.join(dir, ".batonignore"), pattern: "project_(a", message: expect.any(String) }]);
   });
 });
 
