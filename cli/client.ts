@@ -96,11 +96,46 @@ export function remoteClient(apiUrl: string, token?: string): ApiClient {
         body: options.body === undefined ? undefined : JSON.stringify(options.body),
       });
     } catch (err) {
-      throw new BatonError("BATON_API_UNREACHABLE", `cannot reach the Baton API at ${base} (${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message})`);
+      throw new BatonError("BATON_API_UNREACHABLE", `cannot reach the Baton API at ${base} (${unreachableReason(err, base)})`);
     }
     return { status: response.status, headers: Object.fromEntries(response.headers.entries()), text: await response.text() };
   };
-  return clientOver(raw, async () => undefined);
+  const client = clientOver(raw, async () => undefined);
+  if (token) return client;
+  // The API's detail is for any client; a CLI user also needs to hear where the CLI takes its token from.
+  return {
+    ...client,
+    async call(method, path, options) {
+      try {
+        return await client.call(method, path, options);
+      } catch (err) {
+        if (err instanceof ApiCallError && err.code === "BATON_UNAUTHENTICATED") {
+          throw new ApiCallError(err.status, err.code, `${err.message}; BATON_API_TOKEN is not set, and --api-url sends it as the token`);
+        }
+        throw err;
+      }
+    },
+  };
+}
+
+/**
+ * Why fetch() failed, in a word or a sentence: the socket's error code (ECONNREFUSED, ENOTFOUND),
+ * else fetch's own reason. It refuses, before connecting, the ports browsers block (1, 6000, …),
+ * with only "bad port" under "fetch failed".
+ */
+function unreachableReason(err: unknown, base: string): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  if (cause?.code) return cause.code;
+  if (cause?.message === "bad port") {
+    let port = "";
+    try {
+      port = new URL(base).port;
+    } catch {
+      // unparsable: no port to name
+    }
+    return `bad port: Node's fetch refuses to call port ${port}; serve the API on another port`;
+  }
+  return cause?.message ?? (err as Error).message;
 }
 
 /** The API built in this process on the configured database (what a command does without --api-url). */

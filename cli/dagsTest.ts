@@ -6,7 +6,11 @@ import { Scheduler } from "../scheduler/loop.ts";
 import type { RowDataPacket } from "../store/db.ts";
 import { getDag, getDagRun, importErrorOfFile, listTaskInstances, unreadableFolderOf } from "../store/queries/read.ts";
 import { createDagRun } from "../store/transitions/createDagRun.ts";
+import { loadStructure } from "../store/versions.ts";
 import { clock, exitWith, type Runtime } from "./runtime.ts";
+
+/** How often the test run's row is read for an end another worker recorded. */
+const RUN_POLL_MS = 500;
 
 /**
  * `baton dags test`: parses the DAG folder, runs one run of the DAG in this process
@@ -47,11 +51,16 @@ export async function dagsTest({ config, db, logger }: Runtime, dagId: string, c
   }
   const now = clock.now();
   const { id, runId } = await createDagRun(db, now, { dagId, runId: `test__${now.toISOString()}`, runType: "manual", logicalDate: now, conf });
+  // Every queue the run's tasks name, as Airflow's `dags test` runs every task itself: serving only
+  // `default` left a task on another queue queued for ever.
+  const created = await getDagRun(db.pool, dagId, runId);
+  const structure = await loadStructure(db.pool, created!.version_hash as string);
+  const queues = [...new Set(["default", ...structure.tasks.map((t) => t.queue)])];
   let finished: (state: string) => void;
   const done = new Promise<string>((resolve) => (finished = resolve));
   const worker = new Worker(db, clock, logger.scope({ component: "worker" }), {
     concurrency: Math.max(1, config.workers),
-    queues: ["default"],
+    queues,
     hostname: os.hostname(),
     logsFolder: config.logsFolder,
     cacheFolder: config.cacheFolder,
@@ -60,10 +69,26 @@ export async function dagsTest({ config, db, logger }: Runtime, dagId: string, c
       if (mine) finished(mine.state);
     },
   });
+  // Another worker on this database (a standalone left running, a `baton worker`) may claim the
+  // run's tasks and finish it: this worker then never records its end, so the run's row is read
+  // too, until it ends (or is gone: deleted meanwhile).
+  let poll: NodeJS.Timeout | undefined;
+  const watch = async () => {
+    try {
+      const row = await getDagRun(db.pool, dagId, runId);
+      if (!row) return finished("deleted");
+      if (row.state === "success" || row.state === "failed") return finished(row.state as string);
+    } catch {
+      // a lost connection: read again at the next turn
+    }
+    poll = setTimeout(watch, RUN_POLL_MS);
+  };
+  poll = setTimeout(watch, RUN_POLL_MS);
   const scheduler = new Scheduler(db, clock, logger.scope({ component: "scheduler" }), { intervalMs: 200, onTasksQueued: () => worker.wake() });
   await worker.start();
   await scheduler.start();
   const state = await done;
+  clearTimeout(poll);
   await scheduler.stop();
   await worker.stop(1000);
 

@@ -29,7 +29,6 @@ function integer(value: string): number {
 const program = new Command()
   .name("baton")
   .description("Baton: an Airflow-style DAG scheduler for batch pipelines, backed by MySQL.")
-  .showHelpAfterError()
   .option("--api-url <url>", "talk to a Baton API (token from BATON_API_TOKEN) instead of the database (BATON_API_URL)")
   .option("-o, --output <format>", "table (default) or json", (v: string) => {
     if (v !== "table" && v !== "json") throw new InvalidArgumentError('must be "table" or "json"');
@@ -123,6 +122,28 @@ registerConnectionsCommands(program);
 registerDagsCommands(program);
 registerRunsCommands(program);
 registerBackfillCommands(program);
+
+/** `baton dags trigger`: the words a user types to reach `command`. */
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
+  return names.join(" ");
+}
+
+/**
+ * Commander's own usage errors (an unknown option or command, a missing argument, an option's
+ * parser refusing its value) as every other error: one line with its code, exit 1. They printed
+ * `error: …` and the command's whole help after it, no code for a script to match. Set on each
+ * command, which copies its parent's output settings only when it is created.
+ */
+function oneLineUsageErrors(command: Command): void {
+  const hint = `(see '${commandPath(command)} --help')`;
+  command.configureOutput({
+    outputError: (text, write) => write(`baton: BATON_VALIDATION_FAILED: ${text.replace(/^error: /, "").trim().replace(/\s*\n\s*/g, " ")} ${hint}\n`),
+  });
+  for (const sub of command.commands) oneLineUsageErrors(sub);
+}
+oneLineUsageErrors(program);
 
 // A reader that stops early (`baton tasks show … | head -5`) closes our stdout, and the next write
 // fails with EPIPE: an 'error' event on the stream, which no try/catch below sees and which

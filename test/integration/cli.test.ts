@@ -129,6 +129,13 @@ export const broken = dag({ id: "cli_bad" }, (t) => {
 });
 `;
 
+/** A DAG whose one task is on queue "gpu", not "default". */
+const GPU_DAG = (id: string) => `import { dag } from "baton";
+export default dag({ id: "${id}" }, (t) => {
+  t.task("render", { queue: "gpu" }, async () => "rendered");
+});
+`;
+
 describe("baton dags test", () => {
   let url: string;
   let root: string;
@@ -204,6 +211,37 @@ describe("baton dags test", () => {
       );
     } finally {
       await rename(`${dags}.unmounted`, dags);
+    }
+  });
+
+  // Airflow's `dags test` runs every task in its own process, whatever its queue. Its worker served
+  // only `default`: a task on another queue stayed queued and the command waited for ever.
+  it("runs a task on a queue other than default (it waited for ever)", async () => {
+    await writeFile(path.join(root, "dags", "gpu.ts"), GPU_DAG("cli_gpu"));
+    const r = await baton(["dags", "test", "cli_gpu"], env, 20_000);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(r.stdout).toMatch(/^\s+render\s+success\b/m);
+  });
+
+  // A worker already serving the database (`npm start` left running, a `baton worker`) may claim the
+  // test run's tasks: the command waited for its own worker to finish the run, and hung for ever.
+  it("ends when another worker on the same database runs the test run's tasks (it hung)", async () => {
+    await writeFile(path.join(root, "dags", "gpu_ext.ts"), GPU_DAG("cli_gpu_ext"));
+    const db = openDb(url, { connectionLimit: 1 });
+    const other = start(["worker", "--queues", "gpu", "--concurrency", "1"], env);
+    try {
+      await waitFor("the other worker to register", async () => {
+        const [rows] = await db.pool.query<RowDataPacket[]>("SELECT 1 FROM baton_process WHERE kind = 'worker' AND pid = ?", [other.child.pid]);
+        return rows.length > 0;
+      }, 20_000);
+      const r = await baton(["dags", "test", "cli_gpu_ext"], env, 20_000);
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+      expect(r.stdout).toMatch(/cli_gpu_ext: success/);
+      expect(r.stdout).toMatch(/^\s+render\s+success\b/m);
+    } finally {
+      other.child.kill("SIGKILL");
+      await other.exited;
+      await db.close();
     }
   });
 

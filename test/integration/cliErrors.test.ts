@@ -54,6 +54,22 @@ describe("errors thrown inside an action are one line too (they were uncaught, w
   });
 });
 
+// Commander's own usage errors printed `error: …` and the whole help text after it: no BATON_* code
+// for a script to match, and the one line the README promises lost in forty.
+describe("usage errors (unknown option or command, missing argument, bad option value) are one line with a code too", () => {
+  it.concurrent.each([
+    ["an unknown option", ["dags", "trigger", "d", "--bogus"], "BATON_VALIDATION_FAILED: unknown option '--bogus' (see 'baton dags trigger --help')"],
+    ["a missing argument", ["dags", "trigger"], "BATON_VALIDATION_FAILED: missing required argument 'dag_id' (see 'baton dags trigger --help')"],
+    ["a missing required option", ["tasks", "clear", "d"], "BATON_VALIDATION_FAILED: required option '-r, --run-id <run_id>' not specified (see 'baton tasks clear --help')"],
+    ["a bad option value", ["runs", "list", "d", "--limit", "-1"], "BATON_VALIDATION_FAILED: option '--limit <n>' argument '-1' is invalid. must be a non-negative integer (see 'baton runs list --help')"],
+    ["a bad global option", ["-o", "yaml", "dags", "list"], `BATON_VALIDATION_FAILED: option '-o, --output <format>' argument 'yaml' is invalid. must be "table" or "json" (see 'baton --help')`],
+    ["an unknown command", ["dags", "lsit"], "BATON_VALIDATION_FAILED: unknown command 'lsit' (Did you mean list?) (see 'baton dags --help')"],
+  ])("%s", async (_name, args, line) => {
+    const r = await runBaton(args, closed);
+    expectOneLine(r, line);
+  });
+});
+
 describe("a database that does not exist (a misspelt BATON_DATABASE_URL): commands on Baton's state refuse it, they do not create it", () => {
   let probe: Db;
   let missingUrl: string;

@@ -73,6 +73,8 @@ describe("CLI with --api-url and tokens", () => {
     const anonymous = await runBaton(["--api-url", apiUrl, "pools", "list"], {});
     expect(anonymous.code).toBe(1);
     expect(anonymous.stderr).toContain("BATON_UNAUTHENTICATED");
+    // The API's words are for any client; a CLI user also learns where the CLI takes its token from.
+    expect(anonymous.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^baton: BATON_UNAUTHENTICATED: .*; BATON_API_TOKEN is not set/)]);
     const [[row]] = await db.pool.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM pool WHERE name = 'etl'");
     expect(row!.n).toBe(1);
   });
@@ -124,6 +126,14 @@ describe("CLI with --api-url and tokens", () => {
     const r = await runBaton(["--api-url", "http://127.0.0.1:1", "pools", "list"], { BATON_API_TOKEN: admin });
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split("\n")).toEqual([expect.stringContaining("BATON_API_UNREACHABLE")]);
+  });
+
+  // fetch() refuses ports browsers block (1, 6000 for X11, 6665-6669, …) before any connection: it
+  // said only "fetch failed", for an API that may well be listening there.
+  it("names why fetch refused a port it will not call, not just 'fetch failed'", async () => {
+    const r = await runBaton(["--api-url", "http://127.0.0.1:6000", "pools", "list"], { BATON_API_TOKEN: admin });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split("\n")).toEqual(["baton: BATON_API_UNREACHABLE: cannot reach the Baton API at http://127.0.0.1:6000 (bad port: Node's fetch refuses to call port 6000; serve the API on another port)"]);
   });
 
   it("creates a token on the database directly (no --api-url), prints it once, and the API accepts it", async () => {
