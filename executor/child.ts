@@ -153,14 +153,23 @@ async function runStep(
   if (ack.status === "exists") {
     // Recorded before, by a try whose steps this one was not given: it ran again, and the
     // recorded result wins (what a retry sees), not the one it just computed.
-    m.steps[name] = ack.value;
+    recordIn(m.steps, name, ack.value);
     line("WARNING", [`Step "${name}" ran again: an earlier try had recorded it; its recorded result is used`]);
     return ack.value;
   }
   const recorded = JSON.parse(valueText);
-  m.steps[name] = recorded;
+  recordIn(m.steps, name, recorded);
   line("INFO", [`Step "${name}" recorded`]);
   return recorded;
+}
+
+/**
+ * Keeps a step's result for the rest of the try (a poke-mode sensor's later pokes) as an own
+ * property: `steps[name] = value` would set the prototype for the step "__proto__", and the next
+ * poke would run it again.
+ */
+function recordIn(steps: Record<string, unknown>, name: string, value: unknown): void {
+  Object.defineProperty(steps, name, { value, writable: true, enumerable: true, configurable: true });
 }
 
 /** Thrown by a reschedule-mode sensor's loop: the try ends without using up a try. */

@@ -57,6 +57,23 @@ const CHILD_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 
  * for the worker's whole group (Ctrl-C, systemd stopping the unit) leaves the try to the worker,
  * which finishes it or hands it back, instead of failing it as a process that died.
  */
+/**
+ * What a finish batch may send of its tries' outputs, logs and errors, escaped: well under the
+ * smallest max_allowed_packet in use (MySQL 5.7's 4 MiB; MariaDB's default is 16 MiB, MySQL 8's
+ * 64 MiB), with room for the statements around them.
+ */
+const FINISH_BATCH_SENT_BYTES = 3 * 1024 * 1024;
+
+/**
+ * A finished try's share of its batch's round trip, at most: a character of the text takes 3
+ * bytes at most, in UTF-8 or escaped (an ASCII quote or backslash becomes two).
+ */
+function sentBytes(t: FinishedTry): number {
+  const output = t.output === undefined ? 0 : (JSON.stringify(t.output)?.length ?? 0);
+  const error = t.error === undefined ? 0 : Math.min(60_000, JSON.stringify(t.error).length); // stored within 60,000 bytes (finishTries)
+  return 256 + 3 * (output + (t.log?.length ?? 0)) + error;
+}
+
 const TASK_CHILD = { stdio: "inherit", serialization: "json", precompiled: true, processGroup: true } as const;
 
 export interface WorkerOptions {
@@ -547,9 +564,19 @@ export class Worker {
       const i = this.finished.findIndex((t) => this.recordAlone.has(tryKey(t.task)));
       if (i >= 0) return this.finished.splice(i, 1);
     }
-    const batch = this.finished;
-    this.finished = [];
-    return batch;
+    // Bounded by what it sends: the batch's outputs and logs go to the server in one round trip,
+    // which it refuses past max_allowed_packet (16 MiB on MariaDB by default). Sixteen tries
+    // returning 1 MiB each, finishing together, were refused as one batch at every retry, and
+    // their worker stopped recording anything until they were reaped as zombies. A try alone
+    // always goes: one output is capped well below any server's packet (BATON_XCOM_MAX_BYTES).
+    let bytes = 0;
+    let n = 0;
+    while (n < this.finished.length) {
+      bytes += sentBytes(this.finished[n]!);
+      if (n > 0 && bytes > FINISH_BATCH_SENT_BYTES) break;
+      n++;
+    }
+    return this.finished.splice(0, n);
   }
 
   /**

@@ -37,7 +37,9 @@ export async function stepsOf(db: Queryable, tiIds: number[]): Promise<Map<numbe
     tiIds,
   );
   for (const r of rows) {
-    const forTi = steps.get(Number(r.task_instance_id)) ?? {};
+    // No prototype: a step named "__proto__" is an own key like any other (assigned to a plain
+    // object it would set the prototype, be lost on the way to the task, and run again).
+    const forTi = steps.get(Number(r.task_instance_id)) ?? (Object.create(null) as Record<string, unknown>);
     forTi[r.step_name] = parseJsonText(r.value, null);
     steps.set(Number(r.task_instance_id), forTi);
   }

@@ -63,6 +63,26 @@ export const pokeStep = dag({ id: "poke_step" }, (t) => {
   });
 });
 
+// Step names are the user's strings: "__proto__" (or "constructor") is a name like any other, and a
+// retry, or a later poke, must get its recorded result instead of running it again.
+export const protoSteps = dag({ id: "proto_steps", defaultArgs: { retries: 1, retryDelay: 50 } }, (t) => {
+  t.task("charge", async (ctx) => {
+    const a = await ctx.step("__proto__", () => { mark(ctx, "__proto__ " + ctx.tryNumber); return { chargeId: "ch_1" }; });
+    const b = await ctx.step("constructor", () => { mark(ctx, "constructor " + ctx.tryNumber); return 2; });
+    if (ctx.tryNumber === 1) throw new Error("flaky after the steps");
+    return { a, b };
+  });
+  t.sensor("wait", {
+    mode: "poke",
+    pokeInterval: 1,
+    poke: async (ctx) => {
+      const token = await ctx.step("__proto__", () => { mark(ctx, "x"); return { token: "tok" }; });
+      mark(ctx, "poke " + token.token);
+      return pokes(ctx) >= 2;
+    },
+  });
+});
+
 export const misuse = dag({ id: "misuse", defaultArgs: { retries: 2, retryDelay: 50 } }, (t) => {
   t.task("reuse", async (ctx) => {
     await ctx.step("same", () => 1);
@@ -134,6 +154,18 @@ describe("durable steps", () => {
     const { tasks } = await run("poke_step", { marks });
     expect(tasks.wait).toMatchObject({ state: "success", try_number: 1 });
     expect((await readFile(marks, "utf8")).split("\n").filter(Boolean)).toEqual(["x", "poke 1 tok", "poke 1 tok", "poke 1 tok"]);
+  });
+
+  it("a step named __proto__ or constructor is recorded like any other: a retry and a later poke do not run it again", async () => {
+    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-steps-")), "marks.txt");
+    const { runId, tasks } = await run("proto_steps", { marks });
+    expect(tasks.charge).toMatchObject({ state: "success", try_number: 2 });
+    expect(tasks.wait).toMatchObject({ state: "success", try_number: 1 });
+    const lines = (await readFile(marks, "utf8")).split("\n").filter(Boolean);
+    expect(lines.filter((l) => !l.startsWith("poke") && l !== "x")).toEqual(["__proto__ 1", "constructor 1"]);
+    expect(lines.filter((l) => l.startsWith("poke") || l === "x")).toEqual(["x", "poke tok", "poke tok"]);
+    const out = await h.app.inject({ method: "GET", url: `/api/v1/dags/proto_steps/dagRuns/${encodeURIComponent(runId)}/taskInstances/charge/xcomEntries/return_value` });
+    expect(out.json().value).toEqual({ a: { chargeId: "ch_1" }, b: 2 });
   });
 
   it("rejects a reused step name (even with the same function, as in a loop), a name ending with a space, an output over the cap and a result that is not JSON, without retries", async () => {
