@@ -213,6 +213,8 @@ export class Worker {
   private readonly oversizedWarned = new WarnOnce();
   private readonly slots: Slot[] = [];
   private finished: FinishedTry[] = [];
+  /** The finish batch being recorded right now (taken from `finished`; back there if the call fails). */
+  private recording: readonly FinishedTry[] = [];
   /**
    * Tries (tryKey) of a finish batch the database refused for a value (isDataError): they are
    * recorded one per call until each is (or is parked), so the one at fault cannot hold the
@@ -482,17 +484,20 @@ export class Worker {
         const deepGatePools = this.gateDepths.deepPools(req.now.getTime());
         let result;
         const since = performance.now();
+        this.recording = batch;
         try {
           result = await finishTries(this.db, req.now, batch, (h) => this.versions.shape(h), { ...req, deepGatePools });
           this.observeDbCall(since, "finish", batch.length - result.fencedTries.length);
           (this.options.metrics ?? processMetrics()).workerHandoffs.inc(result.taken.length);
           this.gateDepths.noteBlocked(result.gateBlocked, req.now.getTime());
         } catch (err) {
+          this.recording = [];
           this.finished = batch.concat(this.finished);
           if (this.noteUnknownCommit(err)) for (const t of batch) this.resentResults.add(tryKey(t.task));
           else if ((isDataError(err) || isUnusableVersion(err)) && this.isolateRefused(batch, err)) continue;
           throw err;
         }
+        this.recording = [];
         for (const t of batch) this.recordAlone.delete(tryKey(t.task));
         const recordedBefore = await this.recordedByLostCall(result.fencedTries);
         for (const t of batch) this.resentResults.delete(tryKey(t.task));
@@ -1376,9 +1381,13 @@ export class Worker {
     const now = this.clock.now();
     // Tries waiting for a slot are ours too: they must not look like zombies.
     const running = [...this.held.values()].filter((h) => !h.lost && !h.handedBack);
+    // So are tries that ended here and whose results are not recorded yet (the finish failed and
+    // is retried, or is in flight): reaped meanwhile, a success would be failed as a zombie's, or
+    // run again. Parked results are not among them: they are left for reapZombies (isolateRefused).
+    const unrecorded = [...this.finished, ...this.recording].map((t) => ({ id: t.task.id, tryNumber: t.task.tryNumber }));
     try {
       await beatProcess(this.db, now, this.processInfo());
-      const mine = await beatTries(this.db, now, running.map((h) => ({ id: h.task.id, tryNumber: h.task.tryNumber })), this.id);
+      const mine = await beatTries(this.db, now, [...running.map((h) => ({ id: h.task.id, tryNumber: h.task.tryNumber })), ...unrecorded], this.id);
       this.lastHeartbeatOk = Date.now();
       // Tries held back while the database was unreachable may start now.
       queueMicrotask(() => this.startWaiting());
