@@ -60,6 +60,22 @@ describe("saga compensation after a cancel", () => {
     expect(lines).toEqual(["book", "ship wound down", "cancel booking"]);
   });
 
+  // A running task marked failed by hand fails the run, whose saga starts: its code, told to stop, winds down first.
+  it("starts the compensations only once a try marked failed while running has ended", async () => {
+    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-grace-")), "marks.txt");
+    const runId = await h.trigger("saga_grace", { conf: { marks } });
+    const runUrl = `/api/v1/dags/saga_grace/dagRuns/${encodeURIComponent(runId)}`;
+    await waitFor("ship to run", async () => (await h.app.inject({ method: "GET", url: `${runUrl}/taskInstances/ship` })).json().state === "running");
+    const mark = await h.app.inject({ method: "PATCH", url: `${runUrl}/taskInstances/ship`, payload: { new_state: "failed" } });
+    expect(mark.json()).toMatchObject({ new_state: "failed", dag_run_state: "running" });
+    await waitFor("the saga to end", async () => (await h.app.inject({ method: "GET", url: runUrl })).json().compensation === "compensated", 30_000);
+    const lines = await waitFor("ship to wind down", async () => {
+      const text = await readFile(marks, "utf8");
+      return text.includes("ship wound down") ? text.split("\n").filter(Boolean) : null;
+    }, 30_000);
+    expect(lines).toEqual(["book", "ship wound down", "cancel booking"]);
+  });
+
   // The worker of the cancelled try is declared dead (no process heartbeat within the task heartbeat
   // timeout, as for a zombie): its try no longer holds the compensation back, which would wait forever.
   it("starts the compensations once the cancelled try's worker is declared dead", async () => {
