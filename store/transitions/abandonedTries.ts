@@ -18,6 +18,7 @@
 //   COMMITTED: a row a worker deletes meanwhile leaves a compensation held until the next tick's
 //   releaseScheduled, never the other way round, as rows are only inserted with the run's tries locked).
 import type { DagShape } from "../../core/dagStructure.ts";
+import type { WindingDownTry } from "../../scheduler/deps/windingDown.ts";
 import { inList, type Queryable, type ResultSetHeader, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 
 /**
@@ -84,4 +85,15 @@ export async function releaseDeadWorkers(db: Queryable, cutoff: Date): Promise<n
     [cutoff],
   );
   return result.affectedRows;
+}
+
+/** The run's listed tries, for GET …/dependencies (windingDownDep): their task, and their worker while its process row is there. */
+export async function abandonedTriesOf(q: Queryable, dagRunId: number): Promise<WindingDownTry[]> {
+  const [rows] = await q.query<RowDataPacket[]>(
+    `SELECT ti.task_id, a.try_number, p.hostname, p.pid FROM abandoned_try a
+       LEFT JOIN task_instance ti ON ti.id = a.task_instance_id LEFT JOIN baton_process p ON p.id = a.worker_id
+      WHERE a.dag_run_id = ? ORDER BY a.abandoned_at, a.task_instance_id, a.try_number`,
+    [dagRunId],
+  );
+  return rows.map((r) => ({ taskId: r.task_id ?? null, tryNumber: Number(r.try_number), hostname: r.hostname ?? null, pid: r.pid == null ? null : Number(r.pid) }));
 }

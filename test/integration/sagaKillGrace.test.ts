@@ -91,6 +91,8 @@ describe("saga compensation after a cancel", () => {
     expect(held).toHaveLength(1);
     const compensation = async () => (await h.app.inject({ method: "GET", url: `${runUrl}/taskInstances/book__compensate` })).json().state;
     expect(await compensation()).toBe("scheduled");
+    const deps = (await h.app.inject({ method: "GET", url: `${runUrl}/taskInstances/book__compensate/dependencies` })).json().dependencies;
+    expect(deps).toEqual([{ name: "winding_down", reason: expect.stringContaining(`"ship" try 1 on worker `) }]);
     // Its worker is now one that never heartbeated (as one killed with -9 long ago).
     await h.db.pool.query("UPDATE abandoned_try SET worker_id = REPEAT('d', 32) WHERE dag_run_id = ?", [run!.id]);
     await waitFor("the saga to end", async () => (await h.app.inject({ method: "GET", url: runUrl })).json().compensation === "compensated", 15_000);
