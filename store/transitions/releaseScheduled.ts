@@ -47,8 +47,9 @@ export async function releaseScheduled(
          FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id WHERE ti.id IN (${inList(ids)})`,
       ids,
     );
-    // Compensations held while a try of their run winds down (abandonedTries.ts): read once per page.
-    const waiting = await runsWithAbandonedTries(tx, [...new Set(rows.map((r) => Number(r.dag_run_id)))]);
+    // Compensations held while a try of their run winds down (abandonedTries.ts): read once per
+    // page, at its first compensation (a page of dependsOnPast tasks alone reads nothing more).
+    let waiting: Set<number> | undefined;
     const release: number[] = [];
     const unusable: UnusableRun[] = [];
     /** Versions that could not be read, with the reason: each read once per page. */
@@ -71,6 +72,7 @@ export async function releaseScheduled(
       }
       const spec = shape.byId.get(row.task_id);
       if (spec?.kind === "compensate") {
+        waiting ??= await runsWithAbandonedTries(tx, [...new Set(rows.map((r) => Number(r.dag_run_id)))]);
         if (waiting.has(Number(row.dag_run_id))) continue;
         // Held only for the gate: it does not wait on its previous run.
         if (!spec.dependsOnPast) {
