@@ -100,6 +100,8 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
         onRecorded: (r) => {
           if (r.runsFinished.length > 0) scheduler?.wake();
         },
+        // A cancelled try's process ended: the compensations it held back are queued now.
+        onAbandonedReleased: () => scheduler?.wake(),
         isolation: flags.isolation,
         prestartChildren: true,
         // Several beats fit in the scheduler's zombie timeout, so one slow beat is not a death.

@@ -28,6 +28,7 @@ import { beatProcess, beatTries, removeProcess } from "../store/transitions/hear
 import { VersionCache, isUnusableVersion } from "../store/versions.ts";
 import { upstreamOutputs } from "../store/xcom.ts";
 import { recordFirstPoke } from "../store/transitions/recordFirstPoke.ts";
+import { releaseAbandoned } from "../store/transitions/abandonedTries.ts";
 import { recordStep, stepsOf } from "../store/transitions/recordStep.ts";
 import { BundleCache } from "./bundleCache.ts";
 import { claimAheadAllowance, movingAverage } from "./claimAhead.ts";
@@ -107,6 +108,11 @@ export interface WorkerOptions {
    * two cores took ≈ 2 s.
    */
   prestartChildren?: boolean;
+  /**
+   * Tries ended from outside (cancelled, marked, cleared) whose process has since ended no longer
+   * hold their runs' compensations (abandonedTries.ts): the scheduler queues those now.
+   */
+  onAbandonedReleased?: () => void;
   /** Tasks that finish or started successfully are reported here (tests, `dags test`). */
   onRecorded?: (result: { finished: number[]; runsFinished: { dagRunId: number; state: string }[] }) => void;
   /** Where try durations and claim latencies are observed (default: this process's metrics). */
@@ -291,6 +297,14 @@ export class Worker {
   private readonly tryWrites = new Set<Promise<unknown>>();
   /** The hand-back of tries that waited too long, while in flight: stop() waits for it before handing back the rest. */
   private waitingHandBack?: Promise<unknown>;
+  /**
+   * Tries no longer ours (tryKey) whose process has ended or never started: their abandoned_try
+   * rows, if any, are deleted (releaseEnded), retried at each heartbeat until that succeeds.
+   */
+  private readonly endedTries = new Map<string, { id: number; tryNumber: number }>();
+  /** releaseEnded in flight, and whether another pass is wanted after it. */
+  private releasing?: Promise<void>;
+  private releaseAgain = false;
 
   constructor(
     private readonly db: Db,
@@ -464,7 +478,10 @@ export class Worker {
       const held = this.held.get(tryKey(next.task));
       if (!held || held.lost || held.handedBack) {
         // Cleared or reaped while it waited here: it never ran, so there is nothing to record.
-        if (held && !held.handedBack) this.held.delete(tryKey(next.task));
+        if (held && !held.handedBack) {
+          this.held.delete(tryKey(next.task));
+          this.noteEnded(next.task);
+        }
         continue;
       }
       this.runInChild(next.task, next.message, next.timeoutMs, next.dedicated);
@@ -507,6 +524,8 @@ export class Worker {
             continue;
           }
           this.logger.warn(`result of task instance ${t.task.id} discarded: its try is no longer ours`);
+          // Ended from outside after its process ended: it holds no compensation of its run back.
+          this.noteEnded(t.task);
           // Its log would end with its own outcome, for a task instance that records another.
           this.keepLog(t.task, `${t.log ?? ""}[${new Date().toISOString()}] WARNING - ${NO_LONGER_OURS}: its ${t.outcome} outcome is discarded\n`);
         }
@@ -992,8 +1011,10 @@ export class Worker {
     for (const h of unread) {
       if (this.held.get(tryKey(h.task)) !== h || h.handedBack) continue;
       // No longer ours (cleared, reaped): nothing to hand back.
-      if (h.lost) this.held.delete(tryKey(h.task));
-      else holds.push(h);
+      if (h.lost) {
+        this.held.delete(tryKey(h.task));
+        this.noteEnded(h.task);
+      } else holds.push(h);
     }
     if (holds.length === 0) return;
     for (const h of holds) h.handedBack = true;
@@ -1045,7 +1066,10 @@ export class Worker {
         const held = this.held.get(tryKey(w.task));
         if (!held || held.lost || held.handedBack) {
           // Cleared or reaped while it waited here: nothing to hand back.
-          if (held && !held.handedBack) this.held.delete(tryKey(w.task));
+          if (held && !held.handedBack) {
+            this.held.delete(tryKey(w.task));
+            this.noteEnded(w.task);
+          }
           return [];
         }
         held.handedBack = true;
@@ -1269,6 +1293,8 @@ export class Worker {
     if (held.lost) {
       this.logger.info(`try ${task.tryNumber} of ${task.dagId}.${task.taskId} (run ${task.runId}) ended after its claim was lost; result discarded`);
       if (outcome.log) this.keepLog(task, outcome.log);
+      // Its process has ended: the saga of its run may go on (its compensations waited for this).
+      this.noteEnded(task);
       this.startWaiting();
       this.kick();
       return;
@@ -1282,6 +1308,38 @@ export class Worker {
     this.startWaiting();
     this.claimIfRunningLow();
     this.kick();
+  }
+
+  /** A try no longer ours whose process has ended (or never started): its abandoned_try row goes. */
+  private noteEnded(task: ClaimedTask): void {
+    this.endedTries.set(tryKey(task), { id: task.id, tryNumber: task.tryNumber });
+    void this.releaseEnded();
+  }
+
+  /**
+   * Deletes the abandoned_try rows of the tries in endedTries (one statement; only after a try was
+   * ended from outside), then wakes the scheduler if any went. One pass at a time; on failure
+   * they stay, for the next heartbeat.
+   */
+  private releaseEnded(): Promise<void> {
+    if (this.releasing) {
+      this.releaseAgain = true;
+      return this.releasing;
+    }
+    const pass = async () => {
+      do {
+        this.releaseAgain = false;
+        const tries = [...this.endedTries];
+        if (tries.length === 0) return;
+        const released = await releaseAbandoned(this.db.pool, this.id, tries.map(([, t]) => t));
+        for (const [key, t] of tries) if (this.endedTries.get(key) === t) this.endedTries.delete(key);
+        if (released > 0) this.options.onAbandonedReleased?.();
+      } while (this.releaseAgain && !this.halted);
+    };
+    this.releasing = pass()
+      .catch((err) => this.logger.warn(`could not yet release ${this.endedTries.size} ended tr${this.endedTries.size === 1 ? "y" : "ies"} (cancelled or marked) for their runs' compensations: ${(err as Error).message}; retried at the next heartbeat`))
+      .finally(() => (this.releasing = undefined));
+    return this.releasing;
   }
 
   /** The log of a try whose result is discarded (claim lost, fenced) goes to its file: it is the one users look at. */
@@ -1389,6 +1447,8 @@ export class Worker {
       await beatProcess(this.db, now, this.processInfo());
       const mine = await beatTries(this.db, now, [...running.map((h) => ({ id: h.task.id, tryNumber: h.task.tryNumber })), ...unrecorded], this.id);
       this.lastHeartbeatOk = Date.now();
+      // Ended tries whose release failed (the database was unreachable) are released now.
+      if (this.endedTries.size > 0) void this.releaseEnded();
       // Tries held back while the database was unreachable may start now.
       queueMicrotask(() => this.startWaiting());
       for (const h of running) {
@@ -1436,6 +1496,8 @@ export class Worker {
       clearTimeout(this.pollTimer);
       // Its row is removed below: a first heartbeat still in flight would write it back.
       await this.firstBeat;
+      // Ended tries' releases in flight land first (what is left goes with the process row: releaseDeadWorkers).
+      if (this.releasing) await settledWithin(this.releasing, 1000);
       await settledWithin(removeProcess(this.db, this.id), 1000);
     }
   }

@@ -9,6 +9,7 @@ import { missingPoolsOfQueued, queuedInPool, reconcilePools } from "../store/poo
 import { WarnOnce } from "../core/warnOnce.ts";
 import { poolSlotsDep } from "./deps/poolSlots.ts";
 import { deleteStaleProcesses } from "../store/processes.ts";
+import { releaseDeadWorkers } from "../store/transitions/abandonedTries.ts";
 import { advanceBackfills, finishCancelledBackfills } from "../store/transitions/advanceBackfills.ts";
 import { createScheduledRuns } from "../store/transitions/createScheduledRuns.ts";
 import { failUnusableRuns, type UnusableRun } from "../store/transitions/failUnusableRuns.ts";
@@ -166,6 +167,12 @@ export class Scheduler {
       await this.failUnusable(now, zombies.unusable);
       zombiesReaped += zombies.reaped.length;
       if (zombies.scanned < REAP_ZOMBIES_BATCH) break;
+    }
+    // Tries ended from outside whose worker stopped heartbeating (abandonedTries.ts): presumed dead
+    // with it, as zombies are, they no longer hold their runs' compensations (released below).
+    if (now.getTime() >= this.reapNotBefore) {
+      const released = await releaseDeadWorkers(this.db.pool, new Date(now.getTime() - this.zombieTimeoutMs));
+      if (released > 0) this.logger.warn(`${released} cancelled or marked tr${released === 1 ? "y" : "ies"} of workers that stopped heartbeating no longer hold their runs' compensations`);
     }
     let runsCreated = 0;
     // Each pass moves on (or defers) every DAG it locked; another pass only if one may still be due.

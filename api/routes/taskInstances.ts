@@ -20,6 +20,8 @@ import {
   type TaskInstanceFilter,
 } from "../../store/queries/read.ts";
 import { dependsOnPastStatus } from "../../store/queries/previousRun.ts";
+import { abandonedTriesOf } from "../../store/transitions/abandonedTries.ts";
+import { windingDownDep } from "../../scheduler/deps/windingDown.ts";
 import { listTaskSteps } from "../../store/queries/steps.ts";
 import { getPool, shownSlots } from "../../store/pools.ts";
 import { poolSlotsDep } from "../../scheduler/deps/poolSlots.ts";
@@ -433,7 +435,9 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
           "which no worker will ever claim until the pool grows; `queue`, a queued task whose queue no live worker serves (none heartbeated within the task heartbeat timeout); " +
           "`retry_period`, an up_for_retry task whose retry delay has not passed, and `reschedule`, a reschedule-mode sensor between pokes: until when; " +
           "`signal`, a deferred task waiting for a signal: which one, until when, " +
-          "and what its onTimeout does then (or that its timeout passed and the scheduler ends it at its next pass). " +
+          "and what its onTimeout does then (or that its timeout passed and the scheduler ends it at its next pass); " +
+          "`winding_down`, a saga's compensation (no state or scheduled) waiting for tries of its run ended from outside " +
+          "(cancelled, timed out, marked, cleared) that their workers may still run: which ones, and where. " +
           "Empty when nothing is known to hold it back.",
         params: TaskParams,
         response: { 200: DependencyList },
@@ -463,6 +467,8 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
         if (shape.byId.get(ti.task_id)?.dependsOnPast) {
           deps.unshift(await dependsOnPastStatus(db.pool, { dagId: ti.dag_id, logicalDate: run.logical_date }, ti.task_id, shape));
         }
+        // A compensation waits for the tries of its run ended from outside to stop (releaseScheduled decides from the same rows).
+        if (shape.byId.get(ti.task_id)?.kind === "compensate") deps.unshift(windingDownDep(await abandonedTriesOf(db.pool, Number(run.id))));
       }
       return { dependencies: deps.filter((d) => !d.passed).map((d) => ({ name: d.dep, reason: d.reason })) };
     },

@@ -66,7 +66,8 @@ import {
 import { inList, type Db, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
 import { runNotFoundError, runReplacedError } from "../queries/read.ts";
-import { decideDownstream, dependsOnPast, endStatements, holdStatement, queueStatement, selectDownstream, settle } from "./settle.ts";
+import { abandonStatement, readyToQueue } from "./abandonedTries.ts";
+import { decideDownstream, endStatements, holdStatement, queueStatement, selectDownstream, settle } from "./settle.ts";
 import { forgetSignalsStatement } from "./signals.ts";
 
 export interface ClearRequest {
@@ -313,6 +314,9 @@ export async function clearTasks(
       await tx.query(`DELETE FROM xcom WHERE dag_run_id = ? AND task_id IN (${inList(dropped.map((r) => r.task_id))})`, [dagRunId, ...dropped.map((r) => r.task_id)]);
       await tx.query(`DELETE FROM task_instance WHERE id IN (${inList(ids)})`, ids);
     }
+    // A cleared running try's worker still runs it until its kill grace ends: listed, so no compensation starts beside it.
+    const cut = hits.filter((r) => r.state === TaskState.Running).map((r) => Number(r.id));
+    if (cut.length > 0) await exec(tx, [abandonStatement(now, cut)]);
     await exec(tx, resetStatements(shape, hits));
     // What a succeeded compensation undid is a new effect when done again: a new idempotency key
     // (key_epoch, migration 0032), or a provider deduplicating on it would hand back the refunded
@@ -360,8 +364,7 @@ export async function clearTasks(
     const select = selectDownstream(dagRunId, [...affected].sort());
     const [candidates] = await tx.query<RowDataPacket[]>(select.sql, select.params);
     const { ready, ended } = decideDownstream(candidates);
-    const held = ready.filter((r) => dependsOnPast(shape, r.task_id)).map((r) => Number(r.id));
-    const ids = ready.filter((r) => !dependsOnPast(shape, r.task_id)).map((r) => Number(r.id));
+    const { queue: ids, hold: held } = await readyToQueue(tx, dagRunId, shape, ready);
     if (held.length > 0) await exec(tx, [holdStatement(held)]);
     if (ids.length > 0) {
       await exec(tx, [queueStatement(now, ids)]);

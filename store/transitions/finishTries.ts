@@ -32,6 +32,7 @@ import { RunType, TaskState } from "../../core/states.ts";
 import { nextRetryAt, shouldRetry } from "../../scheduler/retryPolicy.ts";
 import { blockedByQueued, mayHandOff, type HandoffPool } from "../../scheduler/handoff.ts";
 import { occupancyStatements } from "../pools.ts";
+import { runsWithAbandonedTries } from "./abandonedTries.ts";
 import { deliverPendingSignal } from "./signals.ts";
 import { inList, type BatchTx, type Db, type ResultSetHeader, type RowDataPacket, type Statement } from "../db.ts";
 import { outputsByRun, upstreamOutputsStatement, type WantedOutputs } from "../xcom.ts";
@@ -765,12 +766,20 @@ async function attempt(
   const ready: { row: RowDataPacket; run: ClaimedTask }[] = [];
   const held: number[] = [];
   const cascades: { dagRunId: number; shape: DagShape; ended: ReturnType<typeof decideDownstream>["ended"] }[] = [];
+  const decided = new Map<number, ReturnType<typeof decideDownstream>>();
   for (const dagRunId of runIds) {
     const run = runs.get(dagRunId)!;
     if (run.selectIndex === undefined) continue;
-    const decisions = decideDownstream((results[run.selectIndex] as RowDataPacket[]).filter((row) => !run.forcedSkips.has(row.task_id)));
+    decided.set(dagRunId, decideDownstream((results[run.selectIndex] as RowDataPacket[]).filter((row) => !run.forcedSkips.has(row.task_id))));
+  }
+  // A compensation made ready waits while a try of its run winds down (abandonedTries.ts): read
+  // only then, for the runs concerned (a saga's step, never a chain's hop).
+  const compensating = [...decided].filter(([dagRunId, d]) => d.ready.some((row) => runs.get(dagRunId)!.shape.byId.get(row.task_id)?.kind === "compensate"));
+  const waiting = await runsWithAbandonedTries(btx.conn, compensating.map(([dagRunId]) => dagRunId));
+  for (const [dagRunId, decisions] of decided) {
+    const run = runs.get(dagRunId)!;
     for (const row of decisions.ready) {
-      if (dependsOnPast(run.shape, row.task_id)) held.push(Number(row.id));
+      if (dependsOnPast(run.shape, row.task_id) || (waiting.has(dagRunId) && run.shape.byId.get(row.task_id)?.kind === "compensate")) held.push(Number(row.id));
       else ready.push({ row, run: run.context });
     }
     if (decisions.ended.length > 0) cascades.push({ dagRunId, shape: run.shape, ended: decisions.ended });

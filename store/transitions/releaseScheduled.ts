@@ -1,6 +1,8 @@
 // releaseScheduled — tasks whose trigger rule holds but that wait on the previous run
 // (dependsOnPast / waitForDownstream) sit in `scheduled`; the scheduler queues them once
 // dependsOnPastStatus passes (store/queries/previousRun.ts: which run is the previous one).
+// So do a saga's compensations while a try of their run winds down (abandonedTries.ts): queued
+// once their run lists no abandoned try.
 // locks: scheduled task_instance rows via ix_ti_pool_queue (state prefix), SKIP LOCKED so several
 //   schedulers split them; reads of the previous run are plain (READ COMMITTED) reads.
 // pages: by id after `afterId`; the scheduler moves on from page to page across ticks, so tries
@@ -12,6 +14,7 @@ import { inList, type Db, type RowDataPacket } from "../db.ts";
 import type { PageEnd, PageOptions } from "../paging.ts";
 import { dependsOnPastStatus } from "../queries/previousRun.ts";
 import { isUnusableVersion, unusableVersionNote } from "../versions.ts";
+import { runsWithAbandonedTries } from "./abandonedTries.ts";
 import type { UnusableRun } from "./failUnusableRuns.ts";
 
 /** Scheduled tries a page looks at (each costs a look at its previous run). */
@@ -44,6 +47,9 @@ export async function releaseScheduled(
          FROM task_instance ti JOIN dag_run r ON r.id = ti.dag_run_id WHERE ti.id IN (${inList(ids)})`,
       ids,
     );
+    // Compensations held while a try of their run winds down (abandonedTries.ts): read once per
+    // page, at its first compensation (a page of dependsOnPast tasks alone reads nothing more).
+    let waiting: Set<number> | undefined;
     const release: number[] = [];
     const unusable: UnusableRun[] = [];
     /** Versions that could not be read, with the reason: each read once per page. */
@@ -63,6 +69,16 @@ export async function releaseScheduled(
       if (!shape) {
         unusable.push({ id: Number(row.dag_run_id), versionHash: row.version_hash, reason: `this run was failed: its task "${row.task_id}" could not be released to run; ${note}` });
         continue;
+      }
+      const spec = shape.byId.get(row.task_id);
+      if (spec?.kind === "compensate") {
+        waiting ??= await runsWithAbandonedTries(tx, [...new Set(rows.map((r) => Number(r.dag_run_id)))]);
+        if (waiting.has(Number(row.dag_run_id))) continue;
+        // Held only for the gate: it does not wait on its previous run.
+        if (!spec.dependsOnPast) {
+          release.push(Number(row.id));
+          continue;
+        }
       }
       const status = await dependsOnPastStatus(tx, { dagId: row.dag_id, logicalDate: row.logical_date }, row.task_id, shape);
       if (status.passed) release.push(Number(row.id));

@@ -50,7 +50,8 @@ import { inList, type Db, type Queryable, type RowDataPacket, type Statement, ty
 import { durationTo, endAt } from "../endDate.ts";
 import { occupancyStatements } from "../pools.ts";
 import { runNotFoundError, runReplacedError } from "../queries/read.ts";
-import { decideDownstream, dependsOnPast, endStatements, finishRun, holdStatement, queueStatement, selectDownstream, settle } from "./settle.ts";
+import { abandonStatement, readyToQueue } from "./abandonedTries.ts";
+import { decideDownstream, endStatements, finishRun, holdStatement, queueStatement, selectDownstream, settle } from "./settle.ts";
 import { counterStatements, resetStatements } from "./clearTasks.ts";
 import { forgetSignalsStatement } from "./signals.ts";
 
@@ -331,6 +332,9 @@ async function applyToRun(
   const statements: Statement[] = [];
   const [end, duration] = [endAt(now), durationTo(now)];
   if (running.length > 0) {
+    // Their workers still run them until the kill grace ends: listed first (with the claim token
+    // the next statement clears), so no compensation starts beside them (abandonedTries.ts).
+    statements.push(abandonStatement(now, running));
     // The fence: no longer `running`, no claim token.
     statements.push({
       sql: `UPDATE task_instance SET state = ?, end_date = ${end.sql}, duration = COALESCE(${duration.sql}, 0), error = ?,
@@ -406,8 +410,7 @@ async function applyToRun(
   const select = selectDownstream(p.id, [...affected].sort());
   const [candidates] = await tx.query<RowDataPacket[]>(select.sql, select.params);
   const { ready, ended } = decideDownstream(candidates);
-  const held = ready.filter((r) => dependsOnPast(p.shape, r.task_id)).map((r) => Number(r.id));
-  const ids = ready.filter((r) => !dependsOnPast(p.shape, r.task_id)).map((r) => Number(r.id));
+    const { queue: ids, hold: held } = await readyToQueue(tx, p.id, p.shape, ready);
   if (held.length > 0) {
     const h = holdStatement(held);
     await tx.query(h.sql, h.params);

@@ -13,6 +13,7 @@ import { compensationOutcome, runOutcome } from "../../scheduler/runOutcome.ts";
 import type { TriggerRule } from "../../sdk/types.ts";
 import { inList, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { endAt } from "../endDate.ts";
+import { readyToQueue, runsWithAbandonedTries } from "./abandonedTries.ts";
 import { taskPriority } from "./startRuns.ts";
 
 export interface SettledTask {
@@ -131,7 +132,10 @@ export function queueStatement(now: Date, ids: number[]): Statement {
   return { sql: `UPDATE task_instance SET state = 'queued', queued_at = ? WHERE id IN (${inList(ids)})`, params: [now, ...ids] };
 }
 
-/** Ready tasks that also depend on the previous run wait in `scheduled` for the scheduler (releaseScheduled). */
+/**
+ * Ready tasks that also depend on the previous run, and compensations while a try of their run
+ * winds down (abandonedTries.ts), wait in `scheduled` for the scheduler (releaseScheduled).
+ */
 export function holdStatement(ids: number[]): Statement {
   return { sql: `UPDATE task_instance SET state = 'scheduled' WHERE id IN (${inList(ids)})`, params: ids };
 }
@@ -166,8 +170,7 @@ export async function settle(tx: Tx, now: Date, dagRunId: number, shape: DagShap
     const select = selectDownstream(dagRunId, downstream);
     const [rows] = await tx.query<RowDataPacket[]>(select.sql, select.params);
     const { ready, ended } = decideDownstream(rows);
-    const held = ready.filter((r) => dependsOnPast(shape, r.task_id)).map((r) => Number(r.id));
-    const ids = ready.filter((r) => !dependsOnPast(shape, r.task_id)).map((r) => Number(r.id));
+    const { queue: ids, hold: held } = await readyToQueue(tx, dagRunId, shape, ready);
     if (held.length > 0) await exec(tx, [holdStatement(held)]);
     if (ids.length > 0) {
       await exec(tx, [queueStatement(now, ids)]);
@@ -254,7 +257,8 @@ async function sagaOutcome(tx: Tx, dagRunId: number, shape: DagShape): Promise<"
 
 /**
  * Creates the run's compensation task instances: those undoing a task that succeeded wait in
- * their chain (the first is queued), the others are skipped at once. False if nothing to undo.
+ * their chain (the first is queued, or held in `scheduled` while a try of the run winds down),
+ * the others are skipped at once. False if nothing to undo.
  */
 export async function startCompensation(tx: Tx, now: Date, dagRunId: number, shape: DagShape): Promise<boolean> {
   if (shape.compensations.length === 0) return false;
@@ -271,11 +275,14 @@ export async function startCompensation(tx: Tx, now: Date, dagRunId: number, sha
     shape.compensations.length,
     dagRunId,
   ]);
+  // A try of the run ended from outside (the cancel that started this saga, a mark) may still be
+  // winding down in its kill grace: the first compensations wait in `scheduled` until it ended.
+  const ready = (await runsWithAbandonedTries(tx, [dagRunId])).has(dagRunId) ? TaskState.Scheduled : TaskState.Queued;
   const skipped: SettledTask[] = [];
   const values: unknown[] = [];
   for (const c of shape.compensations) {
     const undo = succeeded.has(c.compensates!);
-    const state = !undo ? TaskState.Skipped : c.upstream.length === 0 ? TaskState.Queued : TaskState.None;
+    const state = !undo ? TaskState.Skipped : c.upstream.length === 0 ? ready : TaskState.None;
     if (!undo) skipped.push({ taskId: c.taskId, state: TaskState.Skipped });
     // At the run's priority, as its other tasks: a backfill run's compensations yield too (and run while its DAG is paused).
     const priority = taskPriority(run!.run_type, c.priorityWeight);

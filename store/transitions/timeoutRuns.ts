@@ -33,6 +33,7 @@ import { inList, type Db, type RowDataPacket, type Tx } from "../db.ts";
 import { durationTo, endAt } from "../endDate.ts";
 import { occupancyStatements } from "../pools.ts";
 import { isUnusableVersion, unusableVersionNote } from "../versions.ts";
+import { abandonStatement } from "./abandonedTries.ts";
 import { startCompensation } from "./settle.ts";
 
 
@@ -140,6 +141,10 @@ export async function endRuns(
       const error = how.errorFor(run);
       const ids = running.map((t) => Number(t.id));
       const [end, duration] = [endAt(now), durationTo(now)];
+      // Their workers abort them at their next heartbeat and kill them after the kill grace: listed
+      // until then, so the compensations startCompensation adds below do not start beside them.
+      const abandon = abandonStatement(now, ids);
+      await tx.query(abandon.sql, abandon.params);
       await tx.query(
         `UPDATE task_instance SET state = 'failed', end_date = ${end.sql}, duration = ${duration.sql},
                 error = ?, heartbeat_at = NULL, next_retry_at = NULL

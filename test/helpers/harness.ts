@@ -106,6 +106,7 @@ export class Harness {
         killGraceMs: this.options.killGraceMs,
         heartbeatMs: this.options.heartbeatMs,
         isolation: this.options.isolation,
+        onAbandonedReleased: () => this.scheduler?.wake(),
       });
     }
     this.scheduler = new Scheduler(this.db, this.clock, this.logger, {

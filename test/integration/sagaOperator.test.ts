@@ -9,6 +9,7 @@ import type { RowDataPacket } from "../../store/db.ts";
 import { claimTasks, type ClaimedTask } from "../../store/transitions/claimTasks.ts";
 import { createDagRun } from "../../store/transitions/createDagRun.ts";
 import { finishTries, type FinishedTry } from "../../store/transitions/finishTries.ts";
+import { releaseAbandoned } from "../../store/transitions/abandonedTries.ts";
 import { cancelRun } from "../../store/transitions/cancelRun.ts";
 import { timeoutRuns } from "../../store/transitions/timeoutRuns.ts";
 import { VersionCache } from "../../store/versions.ts";
@@ -51,7 +52,10 @@ async function end(task: ClaimedTask, outcome: "success" | "failed"): Promise<vo
     endedAt: clock.now(),
     ...(outcome === "failed" ? { error: { name: "Error", message: `${task.taskId} failed for the test` } } : {}),
   };
-  await finishTries(h.db, clock.now(), [done], shapeOf);
+  const result = await finishTries(h.db, clock.now(), [done], shapeOf);
+  // As a worker does (executor/worker.ts noteEnded): a fenced result's try has ended, so it no
+  // longer holds back its run's compensations (it was cancelled, marked or cleared while running).
+  if (result.fencedTries.length > 0) await releaseAbandoned(h.db.pool, task.token, [{ id: task.id, tryNumber: task.tryNumber }]);
 }
 
 async function run(runId: string, taskId: string, outcome: "success" | "failed"): Promise<void> {
@@ -179,13 +183,17 @@ describe("a run ended while compensating", () => {
 
   it("resumed without the compensation the cancel skipped: still compensation_failed (that task was not undone)", async () => {
     await compensatingRun("c2");
-    await claim("c2", "charge__compensate");
+    const cut = await claim("c2", "charge__compensate");
     await h.app.inject({ method: "PATCH", url: runUrl("c2"), payload: { state: "failed" } });
     await h.app.inject({
       method: "POST",
       url: "/api/v1/dags/op_saga/clearTaskInstances",
       payload: { dag_run_id: "c2", dry_run: false, task_ids: ["charge__compensate"] },
     });
+    // The cancelled try still runs on its worker: the resumed compensation waits beside it.
+    expect(await states("c2")).toMatchObject({ charge__compensate: "scheduled" });
+    await end(cut, "success"); // its process ended: its late result is fenced
+    await h.scheduler.tick();
     await run("c2", "charge__compensate", "success");
     expect(await states("c2")).toMatchObject({ charge__compensate: "success", reserve__compensate: "skipped" });
     expect(await getRun("c2")).toMatchObject({ state: "failed", compensation: "compensation_failed" });
@@ -193,8 +201,9 @@ describe("a run ended while compensating", () => {
 
   it("timed out: compensation_failed, and re-driving the timed-out compensation resumes it", async () => {
     await compensatingRun("t1");
-    await claim("t1", "charge__compensate");
+    const cut = await claim("t1", "charge__compensate");
     const result = await timeoutRuns(h.db, new Date(clock.now().getTime() + 2 * 3_600_000), shapeOf);
+    await end(cut, "success"); // the timed-out try's process ended: its late result is fenced
     expect(result.runs.map((r) => r.runId)).toContain("t1");
     expect(await getRun("t1")).toMatchObject({ state: "failed", compensation: "compensation_failed" });
     expect(await deadLetters("t1")).toEqual(["charge__compensate"]);
