@@ -15,6 +15,7 @@
 import { readFileSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import nodePath from "node:path";
+import { CONNECTION_ID_RULE, isConnectionId } from "../core/dagLimits.ts";
 import { parseDuration, type Duration } from "../core/durations.ts";
 import { DEFAULT_PORT, localSocket, meansLocalSocket, parseMysqlUrl, redactUrl, type SocketLookup } from "../core/mysqlUrl.ts";
 import { MAX_TIMER_MS, timeoutSignal } from "../core/timers.ts";
@@ -53,13 +54,8 @@ function withDefaults<T>(settings: SensorSettings, poke: SensorOptions<T>["poke"
 // ---------------------------------------------------------------------------------------
 // Stored connections (Airflow's conn_id), read at poke time through ctx.connection
 
-/** A connection id as ctx.connection takes it: 1-250 characters, not ending with a space. */
-function isConnectionId(value: unknown): value is string {
-  return typeof value === "string" && value.length > 0 && value.length <= 250 && !value.endsWith(" ");
-}
-
 function checkConnectionId(sensor: string, field: string, value: unknown): void {
-  if (!isConnectionId(value)) invalid(sensor, `${field} must be a connection id (1-250 characters, not ending with a space), got ${JSON.stringify(value)}`);
+  if (!isConnectionId(value)) invalid(sensor, `${field} must be a connection id (${CONNECTION_ID_RULE}, as the API creates them), got ${JSON.stringify(value)}`);
 }
 
 /**

@@ -237,6 +237,11 @@ describe("option shapes are import errors (BATON_INVALID_DAG)", () => {
     ["httpSensor url and httpConnId", () => httpSensor({ url: "http://x", httpConnId: "api" } as never), /give url or httpConnId, not both/],
     ["httpSensor neither url nor httpConnId", () => httpSensor({} as never), /url .* or httpConnId .* is required/],
     ["httpSensor bad httpConnId", () => httpSensor({ httpConnId: "" }), /httpConnId must be a connection id/],
+    // Ids the API can never create (core/dagLimits.ts connectionIdProblem) fail when the file loads,
+    // not at each poke with a retried BATON_CONNECTION_NOT_FOUND.
+    ["sqlSensor connId with a space", () => sqlSensor({ connId: "my warehouse", sql: "SELECT 1" }), /connId must be a connection id .*"my warehouse"/],
+    ["sqlSensor connId with a slash", () => sqlSensor({ connId: "dw/eu", sql: "SELECT 1" }), /connId must be a connection id/],
+    ["httpSensor httpConnId with a space", () => httpSensor({ httpConnId: "jobs api" }), /httpConnId must be a connection id/],
     ["httpSensor endpoint with url", () => httpSensor({ url: "http://x", endpoint: "y" } as never), /endpoint goes with httpConnId/],
     ["httpSensor endpoint not a string", () => httpSensor({ httpConnId: "api", endpoint: 5 as never }), /endpoint must be a path/],
     ["httpSensor endpoint a whole URL", () => httpSensor({ httpConnId: "api", endpoint: "https://elsewhere/x" }), /endpoint must be a path/],
@@ -256,6 +261,8 @@ describe("option shapes are import errors (BATON_INVALID_DAG)", () => {
   it("the valid shapes build sensors in reschedule mode", () => {
     expect(sqlSensor({ connId: "dw", sql: "SELECT 1", retries: 2 })).toMatchObject({ mode: "reschedule", retries: 2 });
     expect(httpSensor({ httpConnId: "api" }).mode).toBe("reschedule");
+    // Every character the API takes in an id.
+    expect(sqlSensor({ connId: "Ab0_.:@#!-", sql: "SELECT 1" }).mode).toBe("reschedule");
     expect(httpSensor({ httpConnId: "api", endpoint: (ctx) => `jobs/${ctx.runId}` })).not.toHaveProperty("endpoint");
   });
 });
