@@ -113,6 +113,23 @@ export const POOL_NAME_PATTERN = `^(?!\\.\\.?$)[^${CC}]*[^\\s${CC}]$`;
 export const POOL_NAME_RULE =
   'must not end with whitespace, contain control characters (a newline, a tab), nor be "." or ".." (a pool name is any other 1-256 characters)';
 
+/**
+ * A connection id as the API creates one (POST /connections, PATCH's new id): 1-250 ASCII letters,
+ * digits and `_ . : @ # ! -` (Airflow's conn_id characters; connection.connection_id is a
+ * VARCHAR(250)). The sensors' connId / httpConnId are checked with it when the DAG file loads, so an
+ * id no connection can have is an import error rather than a retried BATON_CONNECTION_NOT_FOUND at
+ * each poke. ctx.connection(id) reads any stored id (1-250 characters, not ending with a space).
+ */
+export const CONNECTION_ID_PATTERN = "^[A-Za-z0-9_.:@#!-]+$";
+export const MAX_CONNECTION_ID_LENGTH = 250;
+/** What CONNECTION_ID_PATTERN and MAX_CONNECTION_ID_LENGTH ask, as messages say it. */
+export const CONNECTION_ID_RULE = "1-250 ASCII letters, digits and _ . : @ # ! -";
+const CONNECTION_ID = new RegExp(CONNECTION_ID_PATTERN);
+
+export function isConnectionId(value: unknown): value is string {
+  return typeof value === "string" && value.length <= MAX_CONNECTION_ID_LENGTH && CONNECTION_ID.test(value);
+}
+
 /** Why `value` cannot name a pool, as a message about `field`; null when it can (or is undefined). */
 export function poolNameProblem(field: string, value: unknown): string | null {
   const problem = textProblem(field, value, MAX_POOL_LENGTH, 1, true);

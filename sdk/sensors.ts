@@ -15,6 +15,7 @@
 import { readFileSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import nodePath from "node:path";
+import { CONNECTION_ID_RULE, isConnectionId } from "../core/dagLimits.ts";
 import { parseDuration, type Duration } from "../core/durations.ts";
 import { DEFAULT_PORT, localSocket, meansLocalSocket, parseMysqlUrl, redactUrl, type SocketLookup } from "../core/mysqlUrl.ts";
 import { MAX_TIMER_MS, timeoutSignal } from "../core/timers.ts";
@@ -53,13 +54,8 @@ function withDefaults<T>(settings: SensorSettings, poke: SensorOptions<T>["poke"
 // ---------------------------------------------------------------------------------------
 // Stored connections (Airflow's conn_id), read at poke time through ctx.connection
 
-/** A connection id as ctx.connection takes it: 1-250 characters, not ending with a space. */
-function isConnectionId(value: unknown): value is string {
-  return typeof value === "string" && value.length > 0 && value.length <= 250 && !value.endsWith(" ");
-}
-
 function checkConnectionId(sensor: string, field: string, value: unknown): void {
-  if (!isConnectionId(value)) invalid(sensor, `${field} must be a connection id (1-250 characters, not ending with a space), got ${JSON.stringify(value)}`);
+  if (!isConnectionId(value)) invalid(sensor, `${field} must be a connection id (${CONNECTION_ID_RULE}, as the API creates them), got ${JSON.stringify(value)}`);
 }
 
 /**
@@ -307,6 +303,16 @@ export function joinEndpoint(base: string, endpoint: string): string {
   return base + endpoint;
 }
 
+/**
+ * A connection's URL, or its host, as messages show it: redactUrl's (password and query values
+ * masked); a host without a scheme ("user:token@api") is read as an http URL's authority.
+ */
+function shownHttp(urlOrHost: string): string {
+  if (urlOrHost.includes("://")) return redactUrl(urlOrHost);
+  const shown = redactUrl(`http://${urlOrHost}`);
+  return shown.startsWith("http://") ? shown.slice("http://".length) : shown;
+}
+
 /** Extra keys Airflow's HttpHook reads as settings of its requests session, never sent as headers. */
 const HTTP_SESSION_EXTRAS = new Set(["headers", "timeout", "allow_redirects", "auth_type", "auth_kwargs", "proxies", "proxy", "stream", "verify", "verify_ssl", "cert", "max_redirects", "trust_env"]);
 
@@ -353,7 +359,7 @@ export function httpConnectionRequest(connection: Connection, endpoint: string):
     parsed = undefined;
   }
   if (!parsed || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
-    unusable(sensor, connection, ` does not make an http(s) URL: ${JSON.stringify(url)} (host ${JSON.stringify(host)})`);
+    unusable(sensor, connection, ` does not make an http(s) URL: ${JSON.stringify(shownHttp(url))} (host ${JSON.stringify(shownHttp(host))})`);
   }
 
   const headers: Record<string, string> = {};
@@ -406,18 +412,22 @@ export function httpSensor<T = never>(options: HttpSensorOptions<T>): SensorOpti
   if (timeoutMs <= 0) invalid(name, "requestTimeout must be more than 0");
 
   /** The request's URL and headers: the URL as given, or the connection's base URL, endpoint and default headers. */
-  const target = async (ctx: TaskContext): Promise<{ url: string; headers: Record<string, string> | Headers | undefined; via: string }> => {
-    if (httpConnId === undefined) return { url: resolve(url as FromContext<string>, ctx), headers, via: "" };
+  const target = async (ctx: TaskContext): Promise<{ url: string; shownUrl: string; headers: Record<string, string> | Headers | undefined; via: string }> => {
+    if (httpConnId === undefined) {
+      const given = resolve(url as FromContext<string>, ctx);
+      return { url: given, shownUrl: given, headers, via: "" };
+    }
     const connection = await sensorConnection(name, ctx, httpConnId);
     const request = httpConnectionRequest(connection, endpoint === undefined ? "" : resolve(endpoint, ctx));
     const merged = new Headers(request.headers);
     for (const [key, value] of Object.entries(headers ?? {})) merged.set(key, value);
-    return { url: request.url, headers: merged, via: ` (connection "${httpConnId}")` };
+    // The log and errors show the URL redacted: a host may hold user:token@ (Basic auth is masked as the connection's password is).
+    return { url: request.url, shownUrl: shownHttp(request.url), headers: merged, via: ` (connection "${httpConnId}")` };
   };
 
   return withDefaults<HttpSensorStatus | T>(settings, async (ctx) => {
-    const { url: address, headers: sent, via } = await target(ctx);
-    const shown = `${address}${via}`;
+    const { url: address, shownUrl, headers: sent, via } = await target(ctx);
+    const shown = `${shownUrl}${via}`;
     // Not AbortSignal.timeout: it fires at once for more than 2^31−1 ms.
     const timeout = timeoutSignal(timeoutMs);
     const signal = AbortSignal.any([ctx.signal, timeout.signal]);
@@ -427,7 +437,9 @@ export function httpSensor<T = never>(options: HttpSensorOptions<T>): SensorOpti
         response = await fetch(address, { method, headers: sent, body: body === undefined ? undefined : resolve(body, ctx), signal, redirect: "follow" });
       } catch (err) {
         if (ctx.signal.aborted) throw err;
-        const reason = signal.aborted ? `no answer within ${timeoutMs} ms` : `${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause?: Error }).cause!.message})` : ""}`;
+        const detail = `${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause?: Error }).cause!.message})` : ""}`;
+        // fetch's own message may quote the URL (one with credentials is refused, quoted whole).
+        const reason = signal.aborted ? `no answer within ${timeoutMs} ms` : detail.split(address).join(shownUrl);
         if (!tolerateErrors) throw new Error(`httpSensor: ${method} ${shown} failed: ${reason}`);
         ctx.log.warn(`httpSensor: ${method} ${shown} failed (tolerated): ${reason}`);
         return false;

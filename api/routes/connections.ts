@@ -2,6 +2,7 @@
 // no answer ever carries it. Extra values under sensitive keys are answered as "***".
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type, type TSchema } from "typebox";
+import { CONNECTION_ID_PATTERN, MAX_CONNECTION_ID_LENGTH } from "../../core/dagLimits.ts";
 import { BatonError } from "../../core/errors.ts";
 import { keepMaskedSecrets, MASK, redactJson } from "../../core/sensitive.ts";
 import {
@@ -21,7 +22,7 @@ import { orderByEnum } from "./dags.ts";
 import { maskedFields } from "./variables.ts";
 
 const TAGS = ["Connection"];
-const ConnectionId = Type.String({ minLength: 1, maxLength: 250, pattern: "^[A-Za-z0-9_.:@#!-]+$" });
+const ConnectionId = Type.String({ minLength: 1, maxLength: MAX_CONNECTION_ID_LENGTH, pattern: CONNECTION_ID_PATTERN });
 const ConnectionParams = Type.Object({ connection_id: ConnectionId });
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 

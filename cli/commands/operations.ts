@@ -53,7 +53,8 @@ function notDeadLetterWhy(reason: string, state: string | null): string {
 
 /**
  * What `dead-letters redrive` prints: the count re-driven, then each chosen dead letter that was
- * not, and why, then each id given with --ids that was no dead letter, and why.
+ * not, and why, then each id given with --ids that was no dead letter, and why, then how many
+ * dead letters the batch left.
  */
 export function redriveSummary(result: RedriveAnswer, dryRun: boolean): string {
   const lines = [`${dryRun ? "would re-drive" : "re-drove"} ${result.redriven} task instance(s)`];
@@ -65,7 +66,15 @@ export function redriveSummary(result: RedriveAnswer, dryRun: boolean): string {
     const why = notDeadLetterWhy(n.reason, n.state);
     lines.push(`not a dead letter: task instance ${n.task_instance_id}${which}: ${n.reason}${why ? ` (${why})` : ""}`);
   }
-  if (result.remaining) lines.push(`${result.remaining} more dead letter(s) left: run it again for the rest`);
+  if (result.remaining) {
+    // A dry run again would answer the same batch (it re-drives nothing); a batch that left some
+    // is a full one, so its size is the server's limit.
+    lines.push(
+      dryRun
+        ? `${result.remaining} more dead letter(s) beyond this batch: a re-drive takes at most ${result.dead_letters.length.toLocaleString("en")} at a time`
+        : `${result.remaining} more dead letter(s) left: run it again for the rest`,
+    );
+  }
   return `${lines.join("\n")}\n`;
 }
 

@@ -13,14 +13,15 @@
 // one per DAG: as Airflow (AlreadyRunningBackfill), a DAG has at most one unfinished backfill
 //   (running, paused, cancelling). Two would share its dates: each skips as in_flight the dates
 //   the other's runs hold, so a cancel (or failure) of one leaves them undone while the other
-//   reports them done. The check runs last in the create transaction, under the dag row's lock
+//   reports them done. A plain read refuses the common case before the transaction (nothing
+//   written); the check that decides runs last in the create transaction, under the dag row's lock
 //   (FOR UPDATE, held only from the check to the commit: claims lock that row too), so two
 //   creates at once serialize on it and the second sees the first's committed backfill; the lock
 //   also re-checks the DAG, so one deleted since the plan was read gets no orphan backfill.
 import { BatonError } from "../../core/errors.ts";
 import { BACKFILL_HARD_LIMIT, decideBackfillDate, planBackfillDates, type DateDecision, type ReprocessBehavior } from "../../scheduler/backfillPlan.ts";
 import { parseDagDate, parseTimetable, type DagRunInfo, type Timetable } from "../../scheduler/timetable.ts";
-import type { Db, ResultSetHeader, RowDataPacket } from "../db.ts";
+import type { Db, Queryable, ResultSetHeader, RowDataPacket } from "../db.ts";
 import { loadStructure } from "../versions.ts";
 
 export interface NewBackfill {
@@ -169,8 +170,30 @@ export async function dryRunBackfill(db: Db, now: Date, req: NewBackfill, maxRun
   };
 }
 
+/** The DAG's unfinished backfill, if any (ix_backfill_dag (dag_id, …): the DAG's few backfills). */
+async function unfinishedBackfill(q: Queryable, dagId: string, except: number): Promise<RowDataPacket | undefined> {
+  const [others] = await q.query<RowDataPacket[]>(
+    "SELECT id, state FROM backfill WHERE dag_id = ? AND id <> ? AND state IN ('running', 'paused', 'cancelling') ORDER BY id LIMIT 1",
+    [dagId, except],
+  );
+  return others[0];
+}
+
+function alreadyRunning(dagId: string, other: RowDataPacket): BatonError {
+  return new BatonError(
+    "BATON_BACKFILL_ALREADY_RUNNING",
+    `DAG "${dagId}" has an unfinished backfill ${other.id} (${other.state}); a DAG has one backfill at a time, as in Airflow: ` +
+      `wait for it to complete, or cancel it (POST /api/v1/backfills/${other.id}/cancel), then create this one`,
+  );
+}
+
 export async function createBackfill(db: Db, now: Date, req: NewBackfill, maxRuns: number): Promise<{ id: number; totalDates: number }> {
   const { dates, from, to } = await planFor(db, now, req, maxRuns);
+  // The common refusal, read without a lock before anything is written: a refused create of
+  // 100,000 dates would otherwise insert them all and roll them back. The locked check below
+  // still decides for two creates at once.
+  const unfinished = await unfinishedBackfill(db.pool, req.dagId, 0);
+  if (unfinished) throw alreadyRunning(req.dagId, unfinished);
   return db.tx(async (tx) => {
     const [res] = await tx.query<ResultSetHeader>(
       `INSERT INTO backfill (dag_id, from_date, to_date, reprocess_behavior, max_active_runs, run_backwards, dag_run_conf, state,
@@ -189,18 +212,8 @@ export async function createBackfill(db: Db, now: Date, req: NewBackfill, maxRun
     // Last, so the dag row is locked only until the commit (see "one per DAG" above).
     const [[dag]] = await tx.query<RowDataPacket[]>("SELECT latest_version_hash FROM dag WHERE dag_id = ? FOR UPDATE", [req.dagId]);
     if (!dag?.latest_version_hash) throw new BatonError("BATON_DAG_NOT_FOUND", `DAG "${req.dagId}" not found`);
-    // ix_backfill_dag (dag_id, …): the DAG's few backfills.
-    const [others] = await tx.query<RowDataPacket[]>(
-      "SELECT id, state FROM backfill WHERE dag_id = ? AND id <> ? AND state IN ('running', 'paused', 'cancelling') ORDER BY id LIMIT 1",
-      [req.dagId, id],
-    );
-    if (others[0]) {
-      throw new BatonError(
-        "BATON_BACKFILL_ALREADY_RUNNING",
-        `DAG "${req.dagId}" has an unfinished backfill ${others[0].id} (${others[0].state}); a DAG has one backfill at a time, as in Airflow: ` +
-          `wait for it to complete, or cancel it (POST /api/v1/backfills/${others[0].id}/cancel), then create this one`,
-      );
-    }
+    const other = await unfinishedBackfill(tx, req.dagId, id);
+    if (other) throw alreadyRunning(req.dagId, other);
     return { id, totalDates: dates.length };
   });
 }

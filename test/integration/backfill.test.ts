@@ -8,7 +8,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildApp } from "../../api/app.ts";
 import { FakeClock } from "../../core/clock.ts";
-import type { RowDataPacket } from "../../store/db.ts";
+import type { Db, RowDataPacket } from "../../store/db.ts";
+import { createBackfill } from "../../store/transitions/createBackfill.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 
@@ -378,6 +379,13 @@ describe("backfill", () => {
       expect([state, second.statusCode, second.json().code]).toEqual([state, 409, "BATON_BACKFILL_ALREADY_RUNNING"]);
       expect(second.json().detail).toContain(`backfill ${first} (${state})`);
     }
+    // The common refusal is decided before the create transaction: no date is written (and
+    // rolled back) for it. Transactions opened are counted through a Db that records them.
+    let txs = 0;
+    const counting: Db = { ...h.db, tx: (fn) => (txs++, h.db.tx(fn)) };
+    const request = { dagId: "bf_one", fromDate: "2026-01-05", toDate: "2026-01-06", reprocessBehavior: "none", maxActiveRuns: 10, runBackwards: false, dagRunConf: {}, force: false } as const;
+    await expect(createBackfill(counting, clock.now(), request, 1000)).rejects.toMatchObject({ code: "BATON_BACKFILL_ALREADY_RUNNING" });
+    expect(txs).toBe(0);
     // A dry run writes nothing and still answers; another DAG's backfill is not held back.
     expect((await post("/backfills", { dag_id: "bf_one", from_date: "2026-01-05", to_date: "2026-01-06", dry_run: true })).statusCode).toBe(200);
     expect(await counts()).toEqual(before);

@@ -188,6 +188,44 @@ describe("pokes through a connection", () => {
   });
 });
 
+describe("httpSensor never shows a connection's credentials", () => {
+  // A host holding user:token@ is sent as is (fetch refuses it without a network round trip); the
+  // token must not reach the try's log nor the poke's error, which the log keeps too.
+  const secret = "s3cr3t-tok";
+  const lines: string[] = [];
+  const logged = (connections: Record<string, Connection>): TaskContext => {
+    const record = (line: string) => void lines.push(line);
+    return { ...ctxWith(connections), log: { debug: record, info: record, warn: record, error: record } };
+  };
+
+  it.each([
+    ["a base URL", `https://etl:${secret}@127.0.0.1:1`],
+    ["a host without a scheme", `etl:${secret}@127.0.0.1:1`],
+  ])("in the log line and the poke's error, for %s", async (_, host) => {
+    lines.length = 0;
+    const ctx = logged({ api: connection({ connectionId: "api", connType: "http", host }) });
+    expect(await httpSensor({ httpConnId: "api", endpoint: "health", tolerateErrors: true }).poke!(ctx)).toBe(false);
+    const failed = await Promise.resolve(httpSensor({ httpConnId: "api", endpoint: "health" }).poke!(ctx)).catch((err: Error) => err);
+    expect(failed).toBeInstanceOf(Error);
+    expect(lines.join("\n")).toContain("etl:***@127.0.0.1:1");
+    expect([...lines, (failed as Error).message]).not.toContainEqual(expect.stringContaining(secret));
+  });
+
+  it("in httpConnectionRequest's errors", () => {
+    const c = connection({ connectionId: "api", connType: "http", host: `ftp://etl:${secret}@files` });
+    const err = (() => {
+      try {
+        return httpConnectionRequest(c, "x");
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toContain("does not make an http(s) URL");
+    expect((err as Error).message).not.toContain(secret);
+  });
+});
+
 describe("option shapes are import errors (BATON_INVALID_DAG)", () => {
   it.each([
     ["sqlSensor conn and connId", () => sqlSensor({ conn: "DB_URL", connId: "dw", sql: "SELECT 1" } as never), /give conn or connId, not both/],
@@ -199,6 +237,11 @@ describe("option shapes are import errors (BATON_INVALID_DAG)", () => {
     ["httpSensor url and httpConnId", () => httpSensor({ url: "http://x", httpConnId: "api" } as never), /give url or httpConnId, not both/],
     ["httpSensor neither url nor httpConnId", () => httpSensor({} as never), /url .* or httpConnId .* is required/],
     ["httpSensor bad httpConnId", () => httpSensor({ httpConnId: "" }), /httpConnId must be a connection id/],
+    // Ids the API can never create (core/dagLimits.ts connectionIdProblem) fail when the file loads,
+    // not at each poke with a retried BATON_CONNECTION_NOT_FOUND.
+    ["sqlSensor connId with a space", () => sqlSensor({ connId: "my warehouse", sql: "SELECT 1" }), /connId must be a connection id .*"my warehouse"/],
+    ["sqlSensor connId with a slash", () => sqlSensor({ connId: "dw/eu", sql: "SELECT 1" }), /connId must be a connection id/],
+    ["httpSensor httpConnId with a space", () => httpSensor({ httpConnId: "jobs api" }), /httpConnId must be a connection id/],
     ["httpSensor endpoint with url", () => httpSensor({ url: "http://x", endpoint: "y" } as never), /endpoint goes with httpConnId/],
     ["httpSensor endpoint not a string", () => httpSensor({ httpConnId: "api", endpoint: 5 as never }), /endpoint must be a path/],
     ["httpSensor endpoint a whole URL", () => httpSensor({ httpConnId: "api", endpoint: "https://elsewhere/x" }), /endpoint must be a path/],
@@ -218,6 +261,8 @@ describe("option shapes are import errors (BATON_INVALID_DAG)", () => {
   it("the valid shapes build sensors in reschedule mode", () => {
     expect(sqlSensor({ connId: "dw", sql: "SELECT 1", retries: 2 })).toMatchObject({ mode: "reschedule", retries: 2 });
     expect(httpSensor({ httpConnId: "api" }).mode).toBe("reschedule");
+    // Every character the API takes in an id.
+    expect(sqlSensor({ connId: "Ab0_.:@#!-", sql: "SELECT 1" }).mode).toBe("reschedule");
     expect(httpSensor({ httpConnId: "api", endpoint: (ctx) => `jobs/${ctx.runId}` })).not.toHaveProperty("endpoint");
   });
 });

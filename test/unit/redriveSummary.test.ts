@@ -37,3 +37,11 @@ it("names the --ids a re-drive left alone, in the order given: no dead letter, o
   // An API older than not_dead_letters: an id it did not choose was not re-driven either.
   expect(idsNotRedriven([1, 7], { redriven: 1, dead_letters: [letter(1, "a", null)] })).toEqual([7]);
 });
+
+it("says how many dead letters a batch left: run again for them after a re-drive; on a dry run, that a re-drive takes one batch at a time", () => {
+  const batch = Array.from({ length: 10_000 }, (_, i) => letter(i + 1, "a", null));
+  const last = (dryRun: boolean) => redriveSummary({ redriven: 10_000, dead_letters: batch, remaining: 42 }, dryRun).trimEnd().split("\n").at(-1);
+  expect(last(false)).toBe("42 more dead letter(s) left: run it again for the rest");
+  // Running a dry run again answers the same batch: nothing is left "for the rest" by it.
+  expect(last(true)).toBe("42 more dead letter(s) beyond this batch: a re-drive takes at most 10,000 at a time");
+});
