@@ -298,7 +298,8 @@ export class DagProcessor {
       if (filelocFits(root)) problems.push({ fileloc: root, code: "BATON_DAG_FILELOC_TOO_LONG", message });
     }
     for (const s of listing.skippedLinks) {
-      log.set(`link:${s.path}`, `symbolic link ${s.path} leads to ${s.target}, a folder already scanned (a loop, or a second link to it): not followed`);
+      const why = s.reason === "inside" ? "inside the DAG folder (its files are scanned under their own path)" : "a folder already scanned through another link";
+      log.set(`link:${s.path}`, `symbolic link ${s.path} leads to ${s.target}, ${why}: not followed`);
     }
     for (const p of listing.invalidPatterns) {
       log.set(`pattern:${p.file}:${p.pattern}`, `ignoring the invalid pattern ${JSON.stringify(p.pattern)} of ${p.file}: ${p.message}`);

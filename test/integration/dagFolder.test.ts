@@ -214,6 +214,20 @@ describe("DAG folder", () => {
     });
   });
 
+  // The link sorted before its target and won: the DAG's fileloc moved to a/job.ts (deactivated and
+  // parsed again there) and the real folder was logged as a link.
+  it("keeps the files of a subfolder under their own path when a link to it is added, logging the link, not the folder", async () => {
+    await withFolder("innerlink", { "z/job.ts": simpleDag("innerlink_job") }, async ({ processor, root, lines }) => {
+      await processor.scan();
+      await symlink(path.join(root, "z"), path.join(root, "a"));
+      expect(await processor.scan()).toMatchObject({ files: 1, parsed: 0, removed: 0 });
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT fileloc, is_active FROM dag WHERE dag_id = 'innerlink_job'");
+      expect(rows.map((r) => [r.fileloc, r.is_active])).toEqual([[path.join(root, "z", "job.ts"), 1]]);
+      const linkLines = lines.filter((l) => l.includes("symbolic link"));
+      expect(linkLines).toEqual([expect.stringContaining(`symbolic link ${path.join(root, "a")} leads to`)]);
+    });
+  });
+
   it("does not parse files a .batonignore matches, and deactivates the DAGs of a file once it is ignored", async () => {
     await withFolder(
       "ignore",
