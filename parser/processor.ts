@@ -326,7 +326,11 @@ export class DagProcessor {
     }
     this.folderLog = log;
     if (problems.length === 0 && !this.folderProblemsRecorded) return;
-    await recordFolderProblems(this.db, this.clock.now(), root, problems);
+    // A path whose problem cleared is parsed again in this scan (its own import error may have been replaced).
+    for (const fileloc of await recordFolderProblems(this.db, this.clock.now(), root, problems)) {
+      const known = this.known.get(fileloc);
+      if (known) this.known.set(fileloc, { ...known, hash: "0".repeat(64) });
+    }
     this.folderProblemsRecorded = problems.length > 0;
   }
 
