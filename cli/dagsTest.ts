@@ -1,10 +1,11 @@
 import os from "node:os";
 import path from "node:path";
 import { Worker } from "../executor/worker.ts";
-import { DagProcessor } from "../parser/processor.ts";
+import type { DiscoverFs } from "../parser/discover.ts";
+import { DagProcessor, unreadableCover } from "../parser/processor.ts";
 import { Scheduler } from "../scheduler/loop.ts";
 import type { RowDataPacket } from "../store/db.ts";
-import { getDag, getDagRun, importErrorOfFile, listTaskInstances, unreadableFolderOf } from "../store/queries/read.ts";
+import { getDag, getDagRun, importErrorOfFile, listTaskInstances } from "../store/queries/read.ts";
 import { createDagRun } from "../store/transitions/createDagRun.ts";
 import { loadStructure } from "../store/versions.ts";
 import { clock, exitWith, type Runtime } from "./runtime.ts";
@@ -16,15 +17,22 @@ const RUN_POLL_MS = 500;
  * `baton dags test`: parses the DAG folder, runs one run of the DAG in this process
  * (scheduler + local workers) against the database, and prints each task's state.
  */
-export async function dagsTest({ config, db, logger }: Runtime, dagId: string, conf: Record<string, unknown>): Promise<number> {
+export async function dagsTest(
+  { config, db, logger }: Runtime,
+  dagId: string,
+  conf: Record<string, unknown>,
+  /** Tests only: the folder walk's and the file reads' file system calls (root cannot get EACCES from a real one). */
+  options: { discoverFs?: Partial<DiscoverFs> } = {},
+): Promise<number> {
   const processor = new DagProcessor(db, clock, logger.scope({ component: "dag-processor" }), {
     dagsFolder: config.dagsFolder,
     parseTimeoutMs: config.dagParseTimeoutMs,
     rescanIntervalMs: config.dagRescanIntervalMs,
     pausedAtCreation: config.dagsPausedAtCreation,
     scratchFolder: path.join(config.cacheFolder, "parse"),
+    discoverFs: options.discoverFs,
   });
-  await processor.scan();
+  const scan = await processor.scan();
   await processor.stop();
 
   const dag = await getDag(db.pool, dagId);
@@ -34,16 +42,18 @@ export async function dagsTest({ config, db, logger }: Runtime, dagId: string, c
     exitWith(`BATON_DAG_NOT_FOUND: DAG "${dagId}" not found in ${config.dagsFolder}${hint}`);
   }
   // The file as it is now is what the author tests (Airflow's `dags test` loads it): its last
-  // version that parsed would run code the file no longer holds, and report on it.
+  // version that parsed would run code the file no longer holds, and report on it. A file this scan
+  // could not read (itself, a folder or link above it, or an ignore file of such a folder) keeps
+  // its DAGs on their last version, and any import error stored for it is as old: that comes first.
+  const unreadable = unreadableCover(scan.unreadable, dag.fileloc as string);
+  if (unreadable) {
+    const detail = unreadable.message.startsWith(unreadable.code) ? unreadable.message : `${unreadable.code}: ${unreadable.message}`;
+    exitWith(`BATON_DAGS_FOLDER_UNREADABLE: DAG "${dagId}" is defined in ${dag.fileloc}, which cannot be read now: ${detail.split("\n")[0]}`);
+  }
   const broken = dag.has_import_errors ? await importErrorOfFile(db.pool, dag.fileloc as string) : undefined;
   if (broken) {
     const where = broken.line ? ` (line ${broken.line})` : "";
     exitWith(`${broken.code}: DAG "${dagId}" is defined in ${dag.fileloc}, which does not import now${where}: ${String(broken.message).split("\n")[0]}`);
-  }
-  // A folder that cannot be read keeps its DAGs active on their last version: that is not the file as it is now either.
-  const unreadable = await unreadableFolderOf(db.pool, dag.fileloc as string);
-  if (unreadable) {
-    exitWith(`BATON_DAGS_FOLDER_UNREADABLE: DAG "${dagId}" is defined in ${dag.fileloc}, which cannot be read now: ${String(unreadable.message).split("\n")[0]}`);
   }
   // A paused DAG's run would wait in `queued` forever; say so instead of hanging.
   if (dag.is_paused) {

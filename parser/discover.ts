@@ -1,5 +1,6 @@
 // Lists the DAG folder as Airflow walks its DAG folder: recursively, following symbolic links
-// (with a guard against loops), skipping what .batonignore / .airflowignore files say. What it
+// to folders outside it (a link to a folder inside it is not followed: that folder is walked under
+// its own path, which also guards against loops), skipping what .batonignore / .airflowignore files say. What it
 // cannot read is reported, never taken as empty: the processor deactivates the DAGs of files that
 // are gone, and a folder that is missing or unreadable has not lost its files.
 import { readdir as fsReaddir, readFile as fsReadFile, realpath as fsRealpath, stat as fsStat } from "node:fs/promises";
@@ -28,8 +29,12 @@ export interface DagFolderListing {
   /** DAG files that are symbolic links: watched themselves, since their folder's watch sees no write to the target. */
   linkedFiles: string[];
   unreadable: UnreadablePath[];
-  /** Links to a folder already walked (an ancestor: a loop; or a second way to one folder), not walked again. */
-  skippedLinks: { path: string; target: string }[];
+  /**
+   * Links to folders not followed: one inside the DAG folder ("inside": that folder is walked under its
+   * own path, so its files keep their names and its ignore rules, whatever sorts first; a link to an
+   * ancestor, a loop, is one too), or to a folder outside it already walked through another link ("walked").
+   */
+  skippedLinks: { path: string; target: string; reason: "inside" | "walked" }[];
   /** Ignore-file lines that are not valid regular expressions: left out, the other lines still apply. */
   invalidPatterns: { file: string; pattern: string; message: string }[];
 }
@@ -54,7 +59,7 @@ export async function discoverDagFolder(folder: string, fsOverrides: Partial<Dis
   const fs: DiscoverFs = { readdir: fsReaddir, readFile: fsReadFile, stat: fsStat, realpath: fsRealpath, ...fsOverrides };
   const root = path.resolve(folder);
   const listing: DagFolderListing = { files: [], dirs: [], linkedFiles: [], unreadable: [], skippedLinks: [], invalidPatterns: [] };
-  /** Real paths of the folders walked: a link to one of them is not walked again (Airflow raises on it; one bad link must not stop the scan). */
+  /** Real paths of the folders walked: a link to one of them is not walked again (Airflow raises on a loop; one bad link must not stop the scan). */
   const walked = new Set<string>();
   const unreadable = (p: string, err: unknown, message?: string) => {
     const e = err as NodeJS.ErrnoException;
@@ -133,8 +138,12 @@ export async function discoverDagFolder(folder: string, fsOverrides: Partial<Dis
           if ((err as NodeJS.ErrnoException).code !== "ENOENT" || isLink) unreadable(full, err);
           continue;
         }
+        if (isLink && (realDir === realRoot || realDir.startsWith(realRoot + path.sep))) {
+          listing.skippedLinks.push({ path: full, target: realDir, reason: "inside" });
+          continue;
+        }
         if (walked.has(realDir)) {
-          listing.skippedLinks.push({ path: full, target: realDir });
+          listing.skippedLinks.push({ path: full, target: realDir, reason: "walked" });
           continue;
         }
         await walk(full, realDir, rules);

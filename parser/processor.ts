@@ -19,7 +19,7 @@ import {
   type KnownFile,
 } from "../store/dagFiles.ts";
 import { fileRecordFailure, oversizedFileFailure, textSizes } from "../store/recordFailures.ts";
-import { discoverDagFolder, IGNORE_FILES, type DagFolderListing, type DiscoverFs } from "./discover.ts";
+import { discoverDagFolder, IGNORE_FILES, type DagFolderListing, type DiscoverFs, type UnreadablePath } from "./discover.ts";
 import { FolderWatcher } from "./folderWatcher.ts";
 import { dagFileInputs } from "./bundle.ts";
 import { InputsHasher } from "./inputsHash.ts";
@@ -43,9 +43,25 @@ export interface ScanReport {
   dags: number;
   errors: number;
   removed: number;
+  /**
+   * What this scan could not read: folders, links and ignore files (their files keep their DAGs
+   * as they were) and DAG files (listed, not readable). unreadableCover() says which one a file lies under.
+   */
+  unreadable: UnreadablePath[];
 }
 
-const EMPTY_REPORT: ScanReport = Object.freeze({ files: 0, parsed: 0, dags: 0, errors: 0, removed: 0 });
+const EMPTY_REPORT: ScanReport = Object.freeze({ files: 0, parsed: 0, dags: 0, errors: 0, removed: 0, unreadable: [] });
+
+/**
+ * The unreadable path that keeps `file` as it was last parsed, if any: the file itself, a folder or
+ * link it lies under, or an ignore file of such a folder (without its rules the folder is left as it was).
+ */
+export function unreadableCover(unreadable: readonly UnreadablePath[], file: string): UnreadablePath | undefined {
+  return unreadable.find((u) => {
+    const p = IGNORE_FILES.some((name) => path.basename(u.path) === name) ? path.dirname(u.path) : u.path;
+    return file === p || file.startsWith(p + path.sep);
+  });
+}
 
 function sha256(text: string | Buffer): string {
   return createHash("sha256").update(text).digest("hex");
@@ -173,15 +189,14 @@ export class DagProcessor {
     // skipped and reported, and the other files are recorded as usual.
     const tooLong = listing.files.filter((f) => !filelocFits(f));
     const files = tooLong.length > 0 ? listing.files.filter((f) => filelocFits(f)) : listing.files;
-    const report: ScanReport = { files: listing.files.length, parsed: 0, dags: 0, errors: tooLong.length, removed: 0 };
+    const report: ScanReport = { files: listing.files.length, parsed: 0, dags: 0, errors: tooLong.length, removed: 0, unreadable: [...listing.unreadable] };
     await this.reportFolderProblems(root, listing, tooLong);
     const present = new Set(files);
     const hasher = new InputsHasher();
     const retryDelayMs = transientRetryDelayMs(this.options);
     // Files under a folder or link that could not be read are not gone: a missing DAG folder (an
     // unmounted volume, a typo, a folder briefly renamed) must not deactivate every DAG.
-    const shielded = listing.unreadable.map((u) => (IGNORE_FILES.some((name) => path.basename(u.path) === name) ? path.dirname(u.path) : u.path));
-    const isShielded = (file: string) => shielded.some((p) => file === p || file.startsWith(p + path.sep));
+    const isShielded = (file: string) => unreadableCover(listing.unreadable, file) !== undefined;
 
     // Deleted files first: a file waiting on a DAG id they defined is parsed in this same scan.
     for (const file of [...this.known.keys()]) {
@@ -210,6 +225,7 @@ export class DagProcessor {
             // Deleted between listing and reading: the next scan forgets it. Unreadable (EACCES, EIO):
             // not gone, so its DAGs stay active as they are; said once, not at every rescan.
             const code = (err as NodeJS.ErrnoException).code;
+            if (code !== "ENOENT") report.unreadable.push({ path: file, code: code ?? "EUNKNOWN", message: (err as Error).message });
             if (code !== "ENOENT" && !this.unreadableFiles.has(file)) {
               this.unreadableFiles.add(file);
               this.logger.warn(`cannot read DAG file ${file} (${(err as Error).message}); its DAGs stay active with their last version`);
@@ -298,7 +314,8 @@ export class DagProcessor {
       if (filelocFits(root)) problems.push({ fileloc: root, code: "BATON_DAG_FILELOC_TOO_LONG", message });
     }
     for (const s of listing.skippedLinks) {
-      log.set(`link:${s.path}`, `symbolic link ${s.path} leads to ${s.target}, a folder already scanned (a loop, or a second link to it): not followed`);
+      const why = s.reason === "inside" ? "inside the DAG folder (its files are scanned under their own path)" : "a folder already scanned through another link";
+      log.set(`link:${s.path}`, `symbolic link ${s.path} leads to ${s.target}, ${why}: not followed`);
     }
     for (const p of listing.invalidPatterns) {
       log.set(`pattern:${p.file}:${p.pattern}`, `ignoring the invalid pattern ${JSON.stringify(p.pattern)} of ${p.file}: ${p.message}`);
@@ -309,7 +326,11 @@ export class DagProcessor {
     }
     this.folderLog = log;
     if (problems.length === 0 && !this.folderProblemsRecorded) return;
-    await recordFolderProblems(this.db, this.clock.now(), root, problems);
+    // A path whose problem cleared is parsed again in this scan (its own import error may have been replaced).
+    for (const fileloc of await recordFolderProblems(this.db, this.clock.now(), root, problems)) {
+      const known = this.known.get(fileloc);
+      if (known) this.known.set(fileloc, { ...known, hash: "0".repeat(64) });
+    }
     this.folderProblemsRecorded = problems.length > 0;
   }
 

@@ -275,17 +275,27 @@ export interface FolderProblem {
  * beside the files') exactly `problems`: the ones gone (a folder readable again) are removed.
  * A problem already recorded keeps its created_at (when it was first seen) while its message is unchanged.
  * No dag_file row is written: a folder is not a file to parse, so the scans never forget it as deleted.
- * locks: the import_error rows of the folder's problems (a scan of import_error, a small table).
+ * A problem recorded under a DAG file's own path (a dangling link to it) took the place of the file's
+ * import error, if it had one (one row per fileloc): when it clears, the file's stored hash is
+ * forgotten (its dag_file row kept) so that it is parsed again, even unchanged. Returns the paths whose problem cleared.
+ * locks: the import_error rows of the folder's problems (a scan of import_error, a small table), and
+ * the dag_file rows of the paths cleared.
  */
-export async function recordFolderProblems(db: Db, now: Date, dagsFolder: string, problems: FolderProblem[]): Promise<void> {
+export async function recordFolderProblems(db: Db, now: Date, dagsFolder: string, problems: FolderProblem[]): Promise<string[]> {
   const prefix = folderPrefix(dagsFolder);
   const keep = problems.map((p) => p.fileloc);
-  await db.tx(async (tx) => {
-    await tx.query(
-      `DELETE FROM import_error WHERE code IN (${inList(FOLDER_PROBLEM_CODES)})
-          AND (fileloc = ? OR LEFT(fileloc, CHAR_LENGTH(?)) = ?)${keep.length > 0 ? ` AND fileloc NOT IN (${inList(keep)})` : ""}`,
+  return db.tx(async (tx) => {
+    const [gone] = await tx.query<RowDataPacket[]>(
+      `SELECT fileloc FROM import_error WHERE code IN (${inList(FOLDER_PROBLEM_CODES)})
+          AND (fileloc = ? OR LEFT(fileloc, CHAR_LENGTH(?)) = ?)${keep.length > 0 ? ` AND fileloc NOT IN (${inList(keep)})` : ""} FOR UPDATE`,
       [...FOLDER_PROBLEM_CODES, dagsFolder.replace(/\/$/, ""), prefix, prefix, ...keep],
     );
+    const cleared = gone.map((r) => r.fileloc as string);
+    if (cleared.length > 0) {
+      await tx.query(`DELETE FROM import_error WHERE code IN (${inList(FOLDER_PROBLEM_CODES)}) AND fileloc IN (${inList(cleared)})`, [...FOLDER_PROBLEM_CODES, ...cleared]);
+      // The row stays (a file gone meanwhile is still forgotten as deleted); no content hashes to zeros.
+      await tx.query(`UPDATE dag_file SET content_hash = REPEAT('0', 64) WHERE fileloc IN (${inList(cleared)})`, cleared);
+    }
     for (const p of problems) {
       const message = truncateUtf8(p.message, 60_000);
       // created_at first: the assignments after it see the new code and message.
@@ -296,5 +306,6 @@ export async function recordFolderProblems(db: Db, now: Date, dagsFolder: string
         [p.fileloc, p.code, message, now],
       );
     }
+    return cleared;
   });
 }

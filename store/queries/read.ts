@@ -483,16 +483,6 @@ export async function importErrorOfFile(db: Queryable, fileloc: string): Promise
   return rows[0];
 }
 
-/** The BATON_DAGS_FOLDER_UNREADABLE import error of the folder or link a file lies under (store/dagFiles.ts: recordFolderProblems), if any. */
-export async function unreadableFolderOf(db: Queryable, fileloc: string): Promise<RowDataPacket | undefined> {
-  const [rows] = await db.query<RowDataPacket[]>(
-    `SELECT * FROM import_error WHERE code = 'BATON_DAGS_FOLDER_UNREADABLE'
-        AND (fileloc = ? OR LEFT(?, CHAR_LENGTH(fileloc) + 1) = CONCAT(fileloc, '/')) ORDER BY CHAR_LENGTH(fileloc) LIMIT 1`,
-    [fileloc, fileloc],
-  );
-  return rows[0];
-}
-
 export async function latestHeartbeat(db: Queryable, kind: string): Promise<Date | null> {
   const [rows] = await db.query<RowDataPacket[]>("SELECT MAX(heartbeat_at) AS at FROM baton_process WHERE kind = ?", [kind]);
   return rows[0]?.at ?? null;

@@ -1,12 +1,16 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { dropDatabase, openDb, type Db, type RowDataPacket } from "../../store/db.ts";
 import { createTestDb, waitFor } from "../helpers/db.ts";
 import { BIN, cleanEnv, ROOT } from "../helpers/cli.ts";
+import { capturingLogger } from "../helpers/logger.ts";
+import { jest } from "@jest/globals";
+import { dagsTest } from "../../cli/dagsTest.ts";
+import { loadConfig } from "../../core/config.ts";
 
 
 interface Finished {
@@ -211,6 +215,56 @@ describe("baton dags test", () => {
       );
     } finally {
       await rename(`${dags}.unmounted`, dags);
+    }
+  });
+
+  // The processor keeps the whole folder of an ignore file it cannot read as it was (without its rules
+  // the folder would list files meant to be ignored); dags test matched only the ignore file's own path.
+  it("refuses a DAG whose folder's .batonignore cannot be read, naming the ignore file", async () => {
+    const team = path.join(root, "dags", "team");
+    await mkdir(team);
+    await writeFile(path.join(team, "job.ts"), `import { dag } from "baton";\nexport default dag({ id: "cli_team" }, (t) => { t.task("only", async () => 1); });\n`);
+    try {
+      expect((await baton(["dags", "test", "cli_team"], env)).code).toBe(0);
+      await symlink(path.join(team, ".batonignore"), path.join(team, ".batonignore")); // ELOOP, even for root
+      const r = await baton(["dags", "test", "cli_team"], env);
+      expect(r.code).toBe(1);
+      expect(r.stdout).not.toMatch(/cli_team: success/);
+      expect(r.stderr.trim().split("\n").at(-1)).toMatch(
+        new RegExp(`^baton: BATON_DAGS_FOLDER_UNREADABLE: DAG "cli_team" is defined in ${team}/job\\.ts, which cannot be read now: ELOOP.*\\.batonignore`),
+      );
+    } finally {
+      await rm(team, { recursive: true, force: true });
+    }
+  });
+
+  // A DAG file it cannot read (EACCES) keeps its DAGs on their last version without an import error:
+  // dags test ran that version. In this process: root reads every file, so the failure is injected.
+  it("refuses a DAG whose file cannot be read now, naming the file's error", async () => {
+    const file = path.join(root, "dags", "locked.ts");
+    await writeFile(file, `import { dag } from "baton";\nexport default dag({ id: "cli_locked" }, (t) => { t.task("only", async () => 1); });\n`);
+    const db = await openDb(url);
+    const stderr: string[] = [];
+    const write = jest.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => (stderr.push(String(chunk)), true));
+    const exit = jest.spyOn(process, "exit").mockImplementation((code?: string | number | null) => {
+      throw new Error(`exit ${code}`);
+    });
+    try {
+      expect((await baton(["dags", "test", "cli_locked"], env)).code).toBe(0);
+      const readFileFailing = (async (p: string, ...rest: unknown[]) => {
+        if (p === file) throw Object.assign(new Error(`EACCES: permission denied, open '${p}'`), { code: "EACCES" });
+        return (readFile as (...a: unknown[]) => Promise<unknown>)(p, ...rest);
+      }) as typeof readFile;
+      const runtime = { config: loadConfig(env), db, logger: capturingLogger([]) };
+      await expect(dagsTest(runtime, "cli_locked", {}, { discoverFs: { readFile: readFileFailing } })).rejects.toThrow("exit 1");
+      expect(stderr.join("").trim().split("\n").at(-1)).toBe(
+        `baton: BATON_DAGS_FOLDER_UNREADABLE: DAG "cli_locked" is defined in ${file}, which cannot be read now: EACCES: permission denied, open '${file}'`,
+      );
+    } finally {
+      write.mockRestore();
+      exit.mockRestore();
+      await db.close();
+      await rm(file, { force: true });
     }
   });
 

@@ -184,6 +184,35 @@ describe("DAG folder", () => {
     });
   });
 
+  // The dangling link's folder problem took the file's own import error row (one per fileloc); once the
+  // link led to the unchanged file again, the problem was cleared and the file skipped by its hash.
+  it("brings back a linked file's own import error once the link's target is back", async () => {
+    await withFolder("danglingfile", {}, async ({ processor, root, scratch }) => {
+      const target = path.join(scratch, "broken.ts");
+      const link = path.join(root, "broken.ts");
+      await writeFile(target, `import { dag } from "baton";\nexport default dag({ id: "dangling_file" }, (t) => {\n  t.task("x", async () => 1);\n  throw new Error("broken on purpose");\n});\n`);
+      await symlink(target, link);
+      await processor.scan();
+      const own = await importErrorFor(link);
+      expect(own).toMatchObject({ code: "BATON_DAG_IMPORT_ERROR", message: expect.stringContaining("broken on purpose") });
+
+      await rename(target, `${target}.away`);
+      await processor.scan();
+      expect((await importErrorFor(link))?.code).toBe("BATON_DAGS_FOLDER_UNREADABLE");
+
+      await rename(`${target}.away`, target);
+      await processor.scan();
+      expect(await importErrorFor(link)).toMatchObject({ code: own!.code, message: own!.message });
+
+      // Dangling again, then the link deleted: the file is gone, as any deleted file.
+      await rename(target, `${target}.away`);
+      await processor.scan();
+      await rm(link);
+      expect(await processor.scan()).toMatchObject({ removed: 1 });
+      expect(await importErrorFor(link)).toBeUndefined();
+    });
+  });
+
   it("follows linked folders and files, and notices edits made through them without waiting for a rescan", async () => {
     await withFolder("links", { "own.ts": simpleDag("links_own") }, async ({ processor, root, scratch }) => {
       await mkdir(path.join(scratch, "team"));
@@ -211,6 +240,20 @@ describe("DAG folder", () => {
       await waitFor("the target replaced by a rename", async () => (await versionCount("links_single")) === 3);
       await writeFile(path.join(scratch, "single.ts"), simpleDag("links_single", "v4"));
       await waitFor("an edit of the replaced target", async () => (await versionCount("links_single")) === 4);
+    });
+  });
+
+  // The link sorted before its target and won: the DAG's fileloc moved to a/job.ts (deactivated and
+  // parsed again there) and the real folder was logged as a link.
+  it("keeps the files of a subfolder under their own path when a link to it is added, logging the link, not the folder", async () => {
+    await withFolder("innerlink", { "z/job.ts": simpleDag("innerlink_job") }, async ({ processor, root, lines }) => {
+      await processor.scan();
+      await symlink(path.join(root, "z"), path.join(root, "a"));
+      expect(await processor.scan()).toMatchObject({ files: 1, parsed: 0, removed: 0 });
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT fileloc, is_active FROM dag WHERE dag_id = 'innerlink_job'");
+      expect(rows.map((r) => [r.fileloc, r.is_active])).toEqual([[path.join(root, "z", "job.ts"), 1]]);
+      const linkLines = lines.filter((l) => l.includes("symbolic link"));
+      expect(linkLines).toEqual([expect.stringContaining(`symbolic link ${path.join(root, "a")} leads to`)]);
     });
   });
 

@@ -484,7 +484,7 @@ describe("DAG processor: changes outside the DAG file itself", () => {
       await new Promise((resolve) => setTimeout(resolve, 150));
       expect(scans.mock.calls.length).toBe(scansAtStop);
       // A late caller gets an empty report rather than a scan on the closed parser pool.
-      await expect(stopping.scan()).resolves.toEqual({ files: 0, parsed: 0, dags: 0, errors: 0, removed: 0 });
+      await expect(stopping.scan()).resolves.toEqual({ files: 0, parsed: 0, dags: 0, errors: 0, removed: 0, unreadable: [] });
     });
   });
 

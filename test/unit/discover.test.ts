@@ -206,6 +206,32 @@ describe("discoverDagFolder: symbolic links", () => {
     expect(listing.unreadable).toEqual([]);
   });
 
+  // A folder inside the DAG folder is walked under its own path: a link to it, sorting before or
+  // after it, must not rename its files (their DAGs would be deactivated and parsed again under
+  // the link's path, and ignore rules written for the folder would stop matching).
+  it.each([
+    ["before", "a"],
+    ["after", "zz"],
+  ])("names the files of a folder inside the DAG folder by its own path, a link to it sorting %s it not followed", async (_order, link) => {
+    await mkdir(path.join(dir, "z"));
+    await writeFile(path.join(dir, "z", "job.ts"), "export {};\n");
+    await symlink(path.join(dir, "z"), path.join(dir, link));
+    const listing = await discoverDagFolder(dir);
+    expect(listing.files).toEqual([path.join(dir, "z", "job.ts")]);
+    expect(listing.dirs).toEqual([dir, path.join(dir, "z")]);
+    expect(listing.skippedLinks).toEqual([{ path: path.join(dir, link), target: path.join(dir, "z"), reason: "inside" }]);
+    expect(listing.unreadable).toEqual([]);
+  });
+
+  it("follows the first of two links to one folder outside the DAG folder, not the second", async () => {
+    await writeFile(path.join(outside, "far.ts"), "export {};\n");
+    await symlink(outside, path.join(dir, "one"));
+    await symlink(outside, path.join(dir, "two"));
+    const listing = await discoverDagFolder(dir);
+    expect(listing.files).toEqual([path.join(dir, "one", "far.ts")]);
+    expect(listing.skippedLinks).toEqual([{ path: path.join(dir, "two"), target: outside, reason: "walked" }]);
+  });
+
   it("reports a link that points at itself (ELOOP) as unreadable, not as a hang", async () => {
     await symlink(path.join(dir, "self"), path.join(dir, "self"));
     await writeFile(path.join(dir, "own.ts"), "export {};\n");
