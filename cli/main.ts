@@ -66,7 +66,7 @@ program
 program
   .command("worker")
   .description("run a worker: claims queued tasks from MySQL and runs them in a pool of child processes")
-  .option("-c, --concurrency <n>", "task slots (BATON_WORKERS, default 2)", integer)
+  .option("-c, --concurrency <n>", "task slots, 1 to 1024 (BATON_WORKERS, default 2)", integer)
   .option("-q, --queues <names>", "comma-separated queues to serve (default: default)", (v: string) => v.split(",").map((q) => q.trim()).filter(Boolean))
   .option("--hostname <name>", "hostname recorded on the tasks it runs (default: this host's)")
   .option("--isolation <mode>", 'warm (default: reuse task processes) or process (a fresh process per try)', (v: string) => {

@@ -23,6 +23,9 @@ export interface Roles {
   api?: boolean;
 }
 
+/** The most task slots (task processes) one worker runs: more is a typo or a fork bomb, not a bigger host. */
+export const MAX_WORKER_SLOTS = 1024;
+
 export interface ServiceFlags {
   port?: number;
   host?: string;
@@ -51,6 +54,10 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
   if (roles.worker && config.workers < 1) {
     // It would register as a live worker and never run a task.
     exitWith(`BATON_CONFIG_INVALID: a worker needs at least one task slot (BATON_WORKERS / --concurrency), got ${config.workers}; to run no tasks on this host, run \`baton scheduler\` and \`baton api\` instead`, 1);
+  }
+  if (roles.worker && config.workers > MAX_WORKER_SLOTS) {
+    // Each slot is a task process, all started at once before signals are heard: 99999999 forked until the host gave out.
+    exitWith(`BATON_CONFIG_INVALID: a worker has at most ${MAX_WORKER_SLOTS} task slots (BATON_WORKERS / --concurrency; each is a task process), got ${config.workers}; run more \`baton worker\` processes instead`, 1);
   }
   if (roles.worker && flags.queues !== undefined && flags.queues.length === 0) {
     exitWith("BATON_CONFIG_INVALID: --queues names no queue; give comma-separated queue names, or leave it out to serve `default`", 1);

@@ -144,6 +144,9 @@ describe("bad listen settings: one line, exit 1 (they crashed with a RangeError 
     // would register as a live worker that never runs a task, or serve `default` unasked
     ["worker --concurrency 0", ["worker", "--concurrency", "0"], {}, "BATON_CONFIG_INVALID: a worker needs at least one task slot (BATON_WORKERS / --concurrency), got 0"],
     ["BATON_WORKERS=0 standalone", ["standalone"], { BATON_WORKERS: "0" }, "BATON_CONFIG_INVALID: a worker needs at least one task slot (BATON_WORKERS / --concurrency), got 0"],
+    // forked a task process per slot before listening to signals: a fork bomb that Ctrl-C could not stop
+    ["worker --concurrency 99999999", ["worker", "--concurrency", "99999999"], {}, "BATON_CONFIG_INVALID: a worker has at most 1024 task slots (BATON_WORKERS / --concurrency; each is a task process), got 99999999; run more `baton worker` processes instead"],
+    ["BATON_WORKERS=1025 standalone", ["standalone"], { BATON_WORKERS: "1025" }, "BATON_CONFIG_INVALID: a worker has at most 1024 task slots (BATON_WORKERS / --concurrency; each is a task process), got 1025; run more `baton worker` processes instead"],
     ["worker --queues ,", ["worker", "--queues", ","], {}, "BATON_CONFIG_INVALID: --queues names no queue"],
     // a queue name no DAG may use (core/dagLimits.ts): it would print as two log lines
     ["worker --queues 'a<newline>b'", ["worker", "--queues", "etl,a\nb"], {}, 'BATON_CONFIG_INVALID: --queues: queue must not contain control characters (a newline, a tab: it is printed in log lines), got U+000A in "a\\nb"'],
