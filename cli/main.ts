@@ -3,7 +3,7 @@ import { migrate } from "../store/migrate.ts";
 import { BatonError } from "../core/errors.ts";
 import { removeLogs, runLogFolder } from "../core/logPaths.ts";
 import { isConnectionError, isLoginError } from "../store/db.ts";
-import { loadConfig, portValue } from "../core/config.ts";
+import { decimalValue, loadConfig, portValue } from "../core/config.ts";
 import { ApiCallError } from "./client.ts";
 import { registerTokenCommands } from "./commands/tokens.ts";
 import { registerTaskCommands } from "./commands/tasks.ts";
@@ -20,9 +20,10 @@ import { exitWith, explainDatabaseError, loadCliConfig, openRuntime } from "./ru
 /** A BatonError, not InvalidArgumentError: commander would print its help after it, not one line. */
 const port = (name: string) => (value: string) => portValue(name, value);
 
+/** Decimal digits only, as the environment variables: Number() read " " as 0 and "0x4" as 4. */
 function integer(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("must be a non-negative integer");
+  const n = decimalValue(value);
+  if (n === undefined) throw new InvalidArgumentError("must be a non-negative integer");
   return n;
 }
 

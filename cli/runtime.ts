@@ -66,7 +66,9 @@ export async function openRuntime(config: Config = loadCliConfig(), options: Ope
     return { config, db, logger };
   } catch (err) {
     if (isConnectionError(err) || isLoginError(err)) exitWith(explainDatabaseError(config.databaseUrl, err), 2);
-    if (err instanceof BatonError) exitWith(`${err.code}: ${err.message}`, 2);
+    // A setting read only now (BATON_DATABASE_URL) is bad input like any other, exit 1; 2 says
+    // the database is missing, refused or unusable (a failed or newer migration).
+    if (err instanceof BatonError) exitWith(`${err.code}: ${err.message}`, err.code === "BATON_CONFIG_INVALID" ? 1 : 2);
     throw err;
   }
 }

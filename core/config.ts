@@ -77,11 +77,22 @@ export const MAX_PORT = 65_535;
  * Node throws a RangeError with a stack trace, and only after migrations and the first DAG scan.
  */
 export function portValue(name: string, raw: string): number {
-  const value = Number(raw);
-  if (raw.trim() === "" || !Number.isInteger(value) || value < 0 || value > MAX_PORT) {
+  const value = decimalValue(raw);
+  if (value === undefined || value > MAX_PORT) {
     throw new BatonError("BATON_CONFIG_INVALID", `${name} must be a port from 0 to ${MAX_PORT}, got "${raw}"`);
   }
   return value;
+}
+
+/**
+ * A whole number written in decimal digits, or undefined. Number() alone read a blank value as 0,
+ * and took "0x10", "1e2" or "0b1" for numbers nobody meant; past 2^53 it rounds.
+ */
+export function decimalValue(raw: string): number | undefined {
+  const text = raw.trim();
+  if (!/^\d+$/.test(text)) return undefined;
+  const value = Number(text);
+  return Number.isSafeInteger(value) ? value : undefined;
 }
 
 function portFrom(env: Env, name: string, fallback: number): number {
@@ -92,8 +103,8 @@ function portFrom(env: Env, name: string, fallback: number): number {
 function intFrom(env: Env, name: string, fallback: number, min = 0): number {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) {
+  const value = decimalValue(raw);
+  if (value === undefined || value < min) {
     throw new BatonError("BATON_CONFIG_INVALID", `${name} must be an integer >= ${min}, got "${raw}"`);
   }
   return value;
@@ -105,6 +116,16 @@ function durationFrom(env: Env, name: string, fallback: string): number {
   } catch (err) {
     throw new BatonError("BATON_CONFIG_INVALID", (err as Error).message);
   }
+}
+
+/**
+ * A period or timeout that 0 would break rather than turn off: a parse timeout of 0 makes every
+ * DAG file an import error, an interval of 0 runs its loop back to back.
+ */
+function positiveDurationFrom(env: Env, name: string, fallback: string): number {
+  const ms = durationFrom(env, name, fallback);
+  if (ms < 1) throw new BatonError("BATON_CONFIG_INVALID", `${name} must be more than 0, got "${env[name]}"`);
+  return ms;
 }
 
 function boolFrom(env: Env, name: string, fallback: boolean): boolean {
@@ -124,7 +145,10 @@ function rateLimitFrom(env: Env, name: string, fallback: string): { max: number;
   if (!match || !Number.isInteger(max) || max < 1) {
     throw new BatonError("BATON_CONFIG_INVALID", `${name} must look like "1200/1m" (requests per window) or "off", got "${raw}"`);
   }
-  return { max, windowMs: durationFrom({ [name]: match[2] }, name, "1m") };
+  // A window of 0 ms resets the count at every request: no limit at all.
+  const windowMs = durationFrom({ [name]: match[2] }, name, "1m");
+  if (windowMs < 1) throw new BatonError("BATON_CONFIG_INVALID", `${name} needs a window of more than 0 (e.g. "1200/1m"), got "${raw}"`);
+  return { max, windowMs };
 }
 
 /** True for addresses only this machine can reach. */
@@ -152,9 +176,9 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     logsFolder: path.resolve(env.BATON_LOGS_FOLDER || "./logs"),
     cacheFolder: path.resolve(env.BATON_CACHE_FOLDER || path.join(os.tmpdir(), `baton-cache-${process.getuid?.() ?? "user"}`)),
     dagsPausedAtCreation: boolFrom(env, "BATON_DAGS_PAUSED_AT_CREATION", false),
-    dagParseTimeoutMs: durationFrom(env, "BATON_DAG_PARSE_TIMEOUT", "30s"),
-    dagRescanIntervalMs: durationFrom(env, "BATON_DAG_RESCAN_INTERVAL", "5s"),
-    schedulerIntervalMs: durationFrom(env, "BATON_SCHEDULER_INTERVAL", "1s"),
+    dagParseTimeoutMs: positiveDurationFrom(env, "BATON_DAG_PARSE_TIMEOUT", "30s"),
+    dagRescanIntervalMs: positiveDurationFrom(env, "BATON_DAG_RESCAN_INTERVAL", "5s"),
+    schedulerIntervalMs: positiveDurationFrom(env, "BATON_SCHEDULER_INTERVAL", "1s"),
     shutdownGraceMs: durationFrom(env, "BATON_SHUTDOWN_GRACE", "8s"),
     taskKillGraceMs: durationFrom(env, "BATON_TASK_KILL_GRACE", "10s"),
     xcomMaxBytes: intFrom(env, "BATON_XCOM_MAX_BYTES", 1024 * 1024, 1),

@@ -64,6 +64,7 @@ export const ERRORS = {
   BATON_MIGRATION_CHECKSUM_MISMATCH: { status: 500, title: "Applied migration was changed" },
   BATON_MIGRATION_LOCK_TIMEOUT: { status: 500, title: "Could not acquire the migration lock" },
   BATON_MIGRATION_INVALID: { status: 500, title: "A migration file is misplaced" },
+  BATON_MIGRATION_FAILED: { status: 500, title: "A migration failed" },
   BATON_DATABASE_TOO_NEW: { status: 500, title: "Database migrated by a newer Baton" },
   BATON_DAG_IMPORT_ERROR: { status: 422, title: "DAG file could not be imported" },
   BATON_DAG_PARSE_TIMEOUT: { status: 422, title: "DAG file took too long to load" },

@@ -75,6 +75,11 @@ export function parseMysqlUrl(
   options: ParseOptions = {},
 ): MysqlTarget {
   const lenient = options.unknownParameters === "ignore";
+  if (atAfterHost(url)) {
+    // The URL parser reads such a URL, but not as meant: the password's tail becomes the database
+    // name, a parameter or a fragment, and the error would blame that.
+    return invalid(`has an "@" after its host: URL-encode a user name or password that holds "/", "?", "#" or "@" (as %2F, %3F, %23, %40)`);
+  }
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -117,6 +122,19 @@ export function parseMysqlUrl(
   };
 }
 
+/**
+ * Whether an "@" follows the host (the socket path aside): the URL parser ends the host at the
+ * first "/", "?" or "#", so a password holding one of those and an "@" (or digits and then one of
+ * those: "2024/secret" reads as port 2024) is split there, and part of it lands after the host.
+ */
+function atAfterHost(url: string): boolean {
+  const start = url.indexOf("//");
+  if (start < 0) return false;
+  const rest = url.slice(start + 2);
+  const end = rest.search(/[/?#]/);
+  return end >= 0 && rest.slice(end).replace(/([?&])socket=[^&#]*/g, "$1").includes("@");
+}
+
 /** Whether a raw (still encoded) parameter name decodes to "socket"; a badly encoded one does not. */
 function isSocketName(raw: string): boolean {
   try {
@@ -133,15 +151,17 @@ function isSocketName(raw: string): boolean {
 export function redactUrl(url: string): string {
   const maskQuery = (search: string) => search.replace(/([?&])([^=&]*)=([^&]*)/g, (pair, sep: string, name: string) => (name === "socket" ? pair : `${sep}${name}=***`));
   try {
+    // Parsed, such a URL would leave the password's tail after the host, printed as it is.
+    if (atAfterHost(url)) throw new Error("ambiguous");
     const parsed = new URL(url);
     if (parsed.password) parsed.password = "***";
     // Rebuilt by hand: URLSearchParams would re-encode the socket path ("/" as %2F).
     parsed.search = maskQuery(parsed.search);
     return parsed.toString();
   } catch {
-    // Unparsable, often because of the password itself (an unencoded "/", "#" or "@"): everything
-    // between the user's ":" and the last "@" is taken for the password, since the URL is quoted
-    // in the very error that says it is wrong.
+    // Unparsable or misread, often because of the password itself (an unencoded "/", "#" or "@"):
+    // everything between the user's ":" and the last "@" is taken for the password, since the URL
+    // is quoted in the very error that says it is wrong.
     const masked = url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):.*@/is, "$1:***@");
     const at = masked.indexOf("?");
     return at < 0 ? masked : masked.slice(0, at) + maskQuery(masked.slice(at));

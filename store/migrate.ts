@@ -6,7 +6,7 @@ import mysql from "mysql2/promise";
 import { BatonError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { silentLogger } from "../core/logger.ts";
-import { connectionOptions, type Db, type RowDataPacket } from "./db.ts";
+import { connectionOptions, isConnectionError, type Db, type RowDataPacket } from "./db.ts";
 
 export const MIGRATIONS_FOLDER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../migrations");
 
@@ -85,6 +85,23 @@ function checkNewer(rows: RowDataPacket[], known: Set<number>, database: string,
 }
 
 /**
+ * A migration's SQL the server refused. MySQL commits each DDL statement at once, so the statements
+ * before the failing one stay applied, and with no baton_migration row every start runs the file
+ * again from its first statement: say so, with the file and the server's words, in one line. A lost
+ * connection stays itself: the caller reports an unreachable server as such.
+ */
+function migrationFailed(name: string, err: unknown): unknown {
+  const { code, sqlMessage } = err as { code?: unknown; sqlMessage?: unknown };
+  if (typeof sqlMessage !== "string" || isConnectionError(err)) return err;
+  return new BatonError(
+    "BATON_MIGRATION_FAILED",
+    `migration ${name} failed: ${String(code)}: ${sqlMessage.replace(/\s+/g, " ")}; ` +
+      `it may be partly applied (MySQL commits each schema change at once) and runs again from its first statement at the next start: ` +
+      `undo what it applied, or fix the cause, then start again`,
+  );
+}
+
+/**
  * Applies pending migrations in order under a named lock, so concurrent starters wait
  * rather than race. An applied file whose checksum changed stops everything: migrations
  * are forward-only, fixes go in a new file.
@@ -132,7 +149,11 @@ export async function migrate(
           continue;
         }
         logger.info(`applying migration ${file.name}`);
-        await conn.query(sql);
+        try {
+          await conn.query(sql);
+        } catch (err) {
+          throw migrationFailed(file.name, err);
+        }
         await conn.query("INSERT INTO baton_migration (id, name, checksum, applied_at, breaking) VALUES (?, ?, ?, UTC_TIMESTAMP(6), ?)", [
           file.id,
           file.name,

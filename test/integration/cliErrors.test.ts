@@ -134,6 +134,20 @@ describe("a reader that closes stdout early (`baton … | head -5`)", () => {
   });
 });
 
+// Every other unreadable setting exits 1 from loadConfig; the URL, read later when the database is
+// opened, exited 2, the status of an unreachable server, though retrying cannot help.
+describe("a BATON_DATABASE_URL that cannot be read: one line, exit 1, like any bad setting", () => {
+  it.concurrent.each([
+    ["worker, no database in the URL", ["worker"], "mysql://root@127.0.0.1:1", 'BATON_CONFIG_INVALID: BATON_DATABASE_URL must name a database (letters, digits, _), got "mysql://root@127.0.0.1:1"'],
+    ["db migrate, not mysql://", ["db", "migrate"], "postgres://root@127.0.0.1:1/baton", 'BATON_CONFIG_INVALID: BATON_DATABASE_URL must start with mysql://'],
+    ["pools list, an unencoded password", ["pools", "list"], "mysql://baton:2024/secret@127.0.0.1:1/baton", 'BATON_CONFIG_INVALID: BATON_DATABASE_URL has an "@" after its host'],
+  ])("%s", async (_name, args, url, line) => {
+    const r = await runBaton(args, { BATON_DATABASE_URL: url });
+    expectOneLine(r, line);
+    expect(r.stderr).not.toContain("secret");
+  });
+});
+
 describe("bad listen settings: one line, exit 1 (they crashed with a RangeError or listen error and its stack)", () => {
   // The database URL is a closed port: these fail before any startup work (migrations, a DAG scan).
   it.concurrent.each([

@@ -130,6 +130,38 @@ describe("migrate() with a temporary migrations folder", () => {
   });
 });
 
+// A migration whose SQL fails (or a process killed in the middle of one) leaves the statements before
+// the failing one applied, since MySQL commits DDL at once, and no baton_migration row: every later
+// start runs the file again from its first statement. That failed with the server's bare error, which
+// the CLI printed as a stack trace naming no migration.
+describe("migrate() with a migration that fails part-way", () => {
+  const scratch = scratchDatabase("migf");
+
+  it("fails with BATON_MIGRATION_FAILED naming the file, the server's error and what was left applied", async () => {
+    await writeFile(path.join(scratch.folder, "0001_first.sql"), "CREATE TABLE widget (id INT NOT NULL PRIMARY KEY);\n");
+    await writeFile(
+      path.join(scratch.folder, "0002_half.sql"),
+      "CREATE TABLE half_done (id INT NOT NULL PRIMARY KEY);\nALTER TABLE no_such_table ADD COLUMN label VARCHAR(20) NULL;\n",
+    );
+    const first = await migrate(scratch.db, undefined, scratch.folder).then(() => null, (err: unknown) => err);
+    expect(first).toBeInstanceOf(BatonError);
+    expect((first as BatonError).code).toBe("BATON_MIGRATION_FAILED");
+    expect((first as BatonError).message).toMatch(/0002_half\.sql/);
+    expect((first as BatonError).message).toMatch(/no_such_table/);
+    expect((first as BatonError).message).toMatch(/partly applied/);
+    expect((first as BatonError).message).not.toMatch(/\n/);
+    expect(await tableNames(scratch.db)).toEqual(["baton_migration", "half_done", "widget"]);
+
+    // Started again, the file runs from its first statement, which now fails: the same code, and
+    // 0001 stays recorded once.
+    const again = await migrate(scratch.db, undefined, scratch.folder).then(() => null, (err: unknown) => err);
+    expect((again as BatonError).code).toBe("BATON_MIGRATION_FAILED");
+    expect((again as BatonError).message).toMatch(/half_done/);
+    const [rows] = await scratch.db.pool.query<RowDataPacket[]>("SELECT name FROM baton_migration ORDER BY id");
+    expect(rows.map((r) => r.name)).toEqual(["0001_first.sql"]);
+  });
+});
+
 // A database a newer Baton migrated: an older process runs on beside migrations it does not know
 // (a rolling upgrade), unless one of them says on its first line that older processes must stop.
 describe("migrate() on a database a newer Baton migrated", () => {

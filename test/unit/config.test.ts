@@ -222,6 +222,20 @@ describe("loadConfig", () => {
       ["BATON_TASK_HEARTBEAT_TIMEOUT", "500ms"],
       ["BATON_DB_STATEMENT_TIMEOUT", "soon"],
       ["BATON_HEALTH_TIMEOUT", "0"],
+      // Were read by Number(): a blank value was 0 workers, hex and exponents passed as numbers,
+      // and a byte count past 2^53 was kept rounded.
+      ["BATON_WORKERS", " "],
+      ["BATON_WORKERS", "0x10"],
+      ["BATON_WORKERS", "1e2"],
+      ["BATON_PORT", "0x50"],
+      ["BATON_METRICS_PORT", "9e3"],
+      ["BATON_XCOM_MAX_BYTES", "99999999999999999999"],
+      // Were accepted: every DAG file became an import error (parse timeout), the scheduler and the
+      // folder rescan ran back to back without a pause, and a rate limit window of 0 limited nothing.
+      ["BATON_DAG_PARSE_TIMEOUT", "0"],
+      ["BATON_DAG_RESCAN_INTERVAL", "0s"],
+      ["BATON_SCHEDULER_INTERVAL", "0"],
+      ["BATON_API_RATE_LIMIT", "100/0"],
     ])("%s=%p", (name, value) => {
       const err = thrown(() => loadConfig({ [name]: value }));
       expect(err).toBeInstanceOf(BatonError);

@@ -113,8 +113,34 @@ describe("printing the URL", () => {
     expect(redactUrl("mysql://u:s3cretpw@db:99999/baton?socket=/a.sock&password=x")).toBe("mysql://u:***@db:99999/baton?socket=/a.sock&password=***");
     expect(redactUrl("not a url?password=x")).toBe("not a url?password=***");
     for (const url of ["mysql://root:p/ss@db:3306/baton", "mysql://u:s3cretpw@db:99999/baton"]) {
-      expect(() => databaseNameOf(url)).toThrow(/BATON_DATABASE_URL is not a URL, got "mysql:\/\/(root|u):\*\*\*@db/);
+      // (the first: an "@" after the host, since the "/" ends it; the second: not a URL)
+      expect(() => databaseNameOf(url)).toThrow(/^BATON_DATABASE_URL .*, got "mysql:\/\/(root|u):\*\*\*@db/);
     }
+  });
+
+  // A password holding "@" and then "/", "?" or "#" unencoded, or digits and then one of those,
+  // parses as a URL, but not the one meant: the text after the "/" became the database name (or a
+  // parameter, or a fragment), so the password (all of "2024/secret", or "ss#w/rd" of "p@ss#w/rd")
+  // was printed in the error, which blamed the database name. Now it is masked, and the error says
+  // to encode it.
+  it.each([
+    ["mysql://baton:2024/secret@db.internal:3306/baton", "mysql://baton:***@db.internal:3306/baton", ["2024", "secret"]],
+    ["mysql://root:p@ss#w/rd@127.0.0.1:3306/qa_config", "mysql://root:***@127.0.0.1:3306/qa_config", ["ss#w", "w/rd"]],
+    ["mysql://root:12?ss@db/baton", "mysql://root:***@db/baton", ["12", "?ss"]],
+    ["mysql://root:p@ss/wd@db/baton?socket=/tmp/my.sock", "mysql://root:***@db/baton?socket=/tmp/my.sock", ["ss/wd"]],
+  ])("a password with unencoded special characters stays hidden: %s", (url, printed, secrets) => {
+    expect(redactUrl(url)).toBe(printed);
+    const err = thrown(() => databaseNameOf(url));
+    expect(err.code).toBe("BATON_CONFIG_INVALID");
+    expect(err.message).toContain("URL-encode");
+    for (const secret of secrets) expect(err.message.replace(printed, "")).not.toContain(secret);
+    expect(err.message).toContain(printed);
+  });
+
+  it("a socket path holding @ is no password", () => {
+    const url = "mysql://root:pw@localhost/baton?socket=/run/user@1/mysqld.sock";
+    expect(redactUrl(url)).toBe("mysql://root:***@localhost/baton?socket=/run/user@1/mysqld.sock");
+    expect(connectionOptions(url, none)).toMatchObject({ socketPath: "/run/user@1/mysqld.sock", password: "pw" });
   });
 
   it("describeDatabaseUrl says which transport connections use", () => {
