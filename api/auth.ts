@@ -35,6 +35,9 @@ const CACHE_LIMIT = 10_000;
 export function roleOf(request: FastifyRequest): RouteRole {
   // The interactive docs (@fastify/swagger-ui's own routes) are static pages, like the spec they show.
   if (request.routeOptions.url?.startsWith("/docs")) return "public";
+  // No route matched (a 404, or a 405 for a method the path lacks): any live token may hear so. The method's
+  // default role would answer a viewer's DELETE on /api/v1/health 403 "needs operator" for a method no role has.
+  if (request.routeOptions.url === undefined) return "viewer";
   return requiredRole(request.method, request.routeOptions.config?.role);
 }
 

@@ -16,15 +16,26 @@ function cell(value: unknown): string {
   return String(value);
 }
 
-/** Rows as aligned columns (the last column is not padded), or the raw objects as JSON. */
-export function printRows(rows: Record<string, unknown>[], columns: string[], format: OutputFormat = "table", out: NodeJS.WritableStream = process.stdout): void {
+/**
+ * Rows as aligned columns (the last column is not padded), or the raw objects as JSON. Columns are cut at 60
+ * characters, except those named in `uncut`: values a reader pastes into another command (a 64-character
+ * `dag_version`), which a cut would make useless.
+ */
+export function printRows(
+  rows: Record<string, unknown>[],
+  columns: string[],
+  format: OutputFormat = "table",
+  out: NodeJS.WritableStream = process.stdout,
+  uncut: readonly string[] = [],
+): void {
   if (format === "json") {
     out.write(JSON.stringify(rows, null, 2) + "\n");
     return;
   }
   const cells = rows.map((row) => columns.map((c) => cell(row[c]).replace(/\s*\n\s*/g, " ")));
-  const widths = columns.map((c, i) => Math.min(60, Math.max(c.length, ...cells.map((r) => r[i]!.length))));
-  const line = (values: string[]) => values.map((v, i) => (i === values.length - 1 ? v : v.slice(0, 60).padEnd(widths[i]!))).join("  ").trimEnd();
+  const cap = columns.map((c) => (uncut.includes(c) ? Infinity : 60));
+  const widths = columns.map((c, i) => Math.min(cap[i]!, Math.max(c.length, ...cells.map((r) => r[i]!.length))));
+  const line = (values: string[]) => values.map((v, i) => (i === values.length - 1 ? v : v.slice(0, cap[i]).padEnd(widths[i]!))).join("  ").trimEnd();
   out.write(line(columns) + "\n");
   for (const r of cells) out.write(line(r) + "\n");
 }

@@ -135,7 +135,8 @@ export function registerDagsCommands(program: Command): void {
       await withApi(this, async (client, { output }) => {
         if (version === undefined) {
           const versions = await readAll<Record<string, unknown>>(client, `/dags/${enc(dagId)}/versions`, "dag_versions", {});
-          return printRows(versions, ["dag_version", "created_at", "is_latest", "code_hash"], output);
+          // The whole version: `dags versions <dag_id> <dag_version>` takes it as printed here.
+          return printRows(versions, ["dag_version", "created_at", "is_latest", "code_hash"], output, process.stdout, ["dag_version"]);
         }
         const one = await client.call<Record<string, unknown>>("GET", `/dags/${enc(dagId)}/versions/${enc(version)}`);
         if (output === "json") return printObject(one, "json");

@@ -4,7 +4,9 @@
 import os from "node:os";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "../../api/app.ts";
+import { generateToken, hashToken } from "../../core/apiTokens.ts";
 import { silentLogger } from "../../core/logger.ts";
+import { insertToken } from "../../store/apiTokens.ts";
 import type { Db } from "../../store/db.ts";
 import { expectProblem } from "../helpers/expect.ts";
 import { createTestDb, dropTestDb } from "../helpers/db.ts";
@@ -71,5 +73,21 @@ describe("405 for a method an API path does not support", () => {
     const wrong = await withCors.inject({ method: "DELETE", url: "/api/v1/health", headers: { origin: "https://ui.example" } });
     expectProblem(wrong, 405, "BATON_METHOD_NOT_ALLOWED");
     expect(wrong.headers.allow).toBe("GET, HEAD, OPTIONS");
+  });
+
+  it("with auth on, needs a token even under a public path (README: no route is revealed without one)", async () => {
+    const authed = await buildApp({ db, clock: { now: () => new Date() }, logger: silentLogger, config: { logsFolder: os.tmpdir(), authRefusalsPerMinute: 100_000 }, auth: { mode: "on" } });
+    try {
+      const token = generateToken();
+      await insertToken(db.pool, { name: "method-viewer", role: "viewer", hash: hashToken(token), prefix: "baton_x", now: new Date() });
+      expect((await authed.inject({ method: "GET", url: "/api/v1/health" })).statusCode).toBe(200);
+      expectProblem(await authed.inject({ method: "DELETE", url: "/api/v1/health" }), 401, "BATON_UNAUTHENTICATED");
+      expectProblem(await authed.inject({ method: "DELETE", url: "/api/v1/no_such_thing" }), 401, "BATON_UNAUTHENTICATED");
+      const withToken = await authed.inject({ method: "DELETE", url: "/api/v1/health", headers: { authorization: `Bearer ${token}` } });
+      expectProblem(withToken, 405, "BATON_METHOD_NOT_ALLOWED");
+      expect(withToken.headers.allow).toBe("GET, HEAD");
+    } finally {
+      await authed.close();
+    }
   });
 });

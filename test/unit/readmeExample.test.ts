@@ -23,3 +23,15 @@ describe("README example", () => {
     expect(file).toContain("console.log(`loading ${ctx.get(transform).total}`)");
   });
 });
+
+describe("README backfill examples", () => {
+  it("name a DAG with a schedule: a shipped DAG with schedule null answers BATON_BACKFILL_NO_SCHEDULE", async () => {
+    const readme = await readFile(path.join(ROOT, "README.md"), "utf8");
+    const named = [...readme.matchAll(/baton backfill create (\w+)/g)].map((m) => m[1]!);
+    expect(named.length).toBeGreaterThan(0);
+    for (const dagId of new Set(named)) {
+      const file = await readFile(path.join(ROOT, "dags", `${dagId}.ts`), "utf8").catch(() => null);
+      if (file !== null) expect({ dagId, unscheduled: /schedule:\s*null/.test(file) }).toEqual({ dagId, unscheduled: false });
+    }
+  });
+});
