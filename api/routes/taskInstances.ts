@@ -15,6 +15,7 @@ import {
   listTaskInstancesWhere,
   listTaskReschedules,
   listXcomEntries,
+  runningTaskCount,
   runNotFoundError,
   TASK_INSTANCE_ORDER,
   type TaskInstanceFilter,
@@ -25,6 +26,8 @@ import { windingDownDep } from "../../scheduler/deps/windingDown.ts";
 import { listTaskSteps } from "../../store/queries/steps.ts";
 import { getPool, shownSlots } from "../../store/pools.ts";
 import { poolSlotsDep } from "../../scheduler/deps/poolSlots.ts";
+import { claimRoomDeps } from "../../scheduler/deps/claimRoom.ts";
+import { BACKFILL_PRIORITY_FLOOR } from "../../store/transitions/claimTasks.ts";
 import { queueServedDep } from "../../scheduler/deps/queueServed.ts";
 import { liveWorkerQueues } from "../../store/processes.ts";
 import { heartbeatTimeoutOf } from "./workers.ts";
@@ -419,9 +422,10 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
     },
   );
 
-  // Airflow 2.10's get_task_instance_dependencies: why a task instance that waits is not running.
-  // Baton names the reasons the claim cannot lift by itself: a pool too small for the task, the
-  // previous run (dependsOnPast), a signal a deferred task waits for.
+  // Airflow 2.10's get_task_instance_dependencies: why a task instance that waits is not running:
+  // what the claim cannot lift by itself (a pool too small for the task, the previous run under
+  // dependsOnPast, a signal a deferred task waits for, a queue no worker serves) and, for a queued
+  // task, what it weighs as tries come and go (a paused DAG, maxActiveTasks, a pool's open slots).
   app.get(
     `${base}/:task_id/dependencies`,
     {
@@ -433,6 +437,8 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
           "as the checks it fails: `depends_on_past`, a dependsOnPast task (no state or scheduled) whose task in the previous run " +
           "(the latest earlier logical date) has not succeeded or been skipped; `pool_slots`, a task asking for more slots than its pool has in all, " +
           "which no worker will ever claim until the pool grows; `queue`, a queued task whose queue no live worker serves (none heartbeated within the task heartbeat timeout); " +
+          "`dag_paused`, `max_active_tasks` and `pool_open_slots`, a queued task whose DAG is paused (a backfill's tasks run all the same), " +
+          "whose DAG runs its maxActiveTasks tries already, or whose pool has fewer open slots than it needs (Airflow's wording; these lift as tries end); " +
           "`retry_period`, an up_for_retry task whose retry delay has not passed, and `reschedule`, a reschedule-mode sensor between pokes: until when; " +
           "`signal`, a deferred task waiting for a signal: which one, until when, " +
           "and what its onTimeout does then (or that its timeout passed and the scheduler ends it at its next pass); " +
@@ -460,6 +466,16 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
       }
       if (ti.state === TaskState.Queued) {
         deps.push(queueServedDep({ queue: String(ti.queue) }, await liveWorkerQueues(db.pool, new Date(clock.now().getTime() - heartbeatTimeoutOf({ config })))));
+        // What the claim weighs besides the queue (claimTasks): the DAG's pause and maxActiveTasks, the pool's open slots.
+        const [dag, running] = await Promise.all([getDag(db.pool, ti.dag_id), runningTaskCount(db.pool, ti.dag_id)]);
+        if (dag) {
+          deps.push(
+            ...claimRoomDeps(
+              { dagId: ti.dag_id, backfill: Number(ti.priority_weight) < BACKFILL_PRIORITY_FLOOR, pool: ti.pool, poolSlots: Number(ti.pool_slots) },
+              { paused: !!dag.is_paused, maxActiveTasks: Number(dag.max_active_tasks), running, pool: pool && { slots: shownSlots(Number(pool.slots)), occupied: Number(pool.occupied_slots) } },
+            ),
+          );
+        }
       }
       // Past `scheduled` the scheduler has found the previous run done (releaseScheduled).
       if (ti.state === TaskState.None || ti.state === TaskState.Scheduled) {

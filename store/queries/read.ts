@@ -80,6 +80,12 @@ export async function getDag(db: Queryable, dagId: string) {
   return rows[0];
 }
 
+/** A DAG's running tries, all runs: what the claim counts against its maxActiveTasks (ix_ti_dag_pool's prefix). */
+export async function runningTaskCount(db: Queryable, dagId: string): Promise<number> {
+  const [[row]] = await db.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM task_instance WHERE dag_id = ? AND state = 'running'", [dagId]);
+  return Number(row!.n);
+}
+
 export async function setDagPaused(db: Queryable, dagId: string, paused: boolean): Promise<boolean> {
   const [result] = await db.query<ResultSetHeader>("UPDATE dag SET is_paused = ? WHERE dag_id = ?", [paused ? 1 : 0, dagId]);
   return result.affectedRows > 0;
