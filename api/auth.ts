@@ -9,6 +9,10 @@ import { tokenActor, type ApiDeps } from "./context.ts";
 export type { Role, RouteRole };
 
 declare module "fastify" {
+  interface FastifyInstance {
+    /** Drops the cached token lookups, after a revocation: this process refuses the token at once (others within TOKEN_CACHE_MS). */
+    forgetTokenLookups(): void;
+  }
   interface FastifyContextConfig {
     /** See core/roles.ts: omitted means viewer for GET/HEAD, operator otherwise. */
     role?: RouteRole;
@@ -25,7 +29,7 @@ declare module "fastify" {
   }
 }
 
-/** Token lookups are cached briefly: a revoked token stops working within this time. */
+/** Token lookups are cached briefly: a token revoked through another API process stops working within this time. */
 export const TOKEN_CACHE_MS = 5_000;
 /** Refused requests allowed per client address per minute before it gets 429 (unless its token is live). */
 export const MAX_REFUSALS_PER_MINUTE = 30;
@@ -48,9 +52,10 @@ export function roleOf(request: FastifyRequest): RouteRole {
 export function installAuth(app: FastifyInstance, deps: Pick<ApiDeps, "db" | "clock" | "logger" | "auth"> & { config?: ApiDeps["config"] }): void {
   app.decorateRequest("apiToken", undefined);
   app.decorateRequest("stillAuthorized", undefined);
+  const cache = new Map<string, { token: ApiTokenRow | undefined; until: number }>();
+  app.decorate("forgetTokenLookups", () => cache.clear());
   if (deps.auth.mode === "off") return;
   const { db, clock, logger } = deps;
-  const cache = new Map<string, { token: ApiTokenRow | undefined; until: number }>();
   const throttle = new RefusalThrottle(deps.config?.authRefusalsPerMinute ?? MAX_REFUSALS_PER_MINUTE, 60_000);
 
   const lookup = async (hash: string): Promise<ApiTokenRow | undefined> => {

@@ -133,6 +133,8 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db,
         const revokedAt = (await getTokenByName(db.pool, name))?.revoked_at;
         throw new BatonError("BATON_TOKEN_NOT_FOUND", revokedAt ? `token "${name}" was revoked already, at ${isoOrNull(revokedAt)}` : `no token named "${name}"`);
       }
+      // Lookups are cached by token hash, which this name does not give: revocations are rare, forget them all.
+      app.forgetTokenLookups();
       return reply.status(204).send(null);
     },
   );

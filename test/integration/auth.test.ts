@@ -189,6 +189,16 @@ describe("API authentication and roles", () => {
     expect((await as("admin", "POST", "/api/v1/tokens", { name: "ci", role: "viewer" })).json().code).toBe("BATON_TOKEN_EXISTS");
   });
 
+  // The API process that revokes a token forgets its cached lookups: the token is refused at once
+  // there (other API processes refuse it within TOKEN_CACHE_MS).
+  it("refuses a token revoked through this API process at once, not after the lookup cache expires", async () => {
+    const { token } = (await as("admin", "POST", "/api/v1/tokens", { name: "revoked-now", role: "operator" })).json();
+    const use = () => app.inject({ method: "GET", url: "/api/v1/dags", headers: { authorization: `Bearer ${token}` } });
+    expect((await use()).statusCode).toBe(200); // cached as live
+    expect((await as("admin", "DELETE", "/api/v1/tokens/revoked-now")).statusCode).toBe(204);
+    expect((await use()).statusCode).toBe(401);
+  });
+
   // An expired token was revoked ("revoked token x") while a revoked one was "no live token named x",
   // which an expired token is not either: the detail now says which case it is.
   it("revokes an expired token like a live one, and says whether a refused name is unknown or revoked already", async () => {
