@@ -27,6 +27,11 @@ import { uiRoutes } from "./ui.ts";
 
 export type { ApiDeps };
 
+/** Fastify's trustProxy for BATON_TRUST_PROXY; a hop count as the function its types take (trust the n nearest). */
+function fastifyTrustProxy(trust: boolean | number | string[]): boolean | string[] | ((address: string, hop: number) => boolean) {
+  return typeof trust === "number" ? (_address, hop) => hop < trust : trust;
+}
+
 /** Builds the API without listening (tests call inject(); the CLI listens). */
 export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -40,6 +45,9 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     frameworkErrors: withRequestId(sendFrameworkError),
     // X-Request-Id: the caller's when it is a safe token (≤ 128 of [A-Za-z0-9._-]), else a UUID.
     genReqId: requestIdOf,
+    // Behind a reverse proxy (BATON_TRUST_PROXY), request.ip is the client X-Forwarded-For names: the
+    // refusal throttle and the rate limit count clients, not the proxy.
+    trustProxy: fastifyTrustProxy(deps.config.trustProxy ?? false),
   }).withTypeProvider<TypeBoxTypeProvider>();
   // Query strings and path parameters arrive as text and are coerced to their schema types;
   // JSON bodies are not: {"is_paused": "true"} is a 400, not a pause. Booleans in any case and

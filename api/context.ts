@@ -17,7 +17,7 @@ export interface ApiDeps {
   /** taskHeartbeatTimeoutMs (default 30 s) decides when a worker counts as alive. */
   /** Limits left out (as in tests) are Fastify's defaults, with no rate limit and no CORS. */
   config: Pick<Config, "logsFolder"> &
-    Partial<Pick<Config, "taskHeartbeatTimeoutMs" | "backfillMaxRuns" | "apiRateLimit" | "apiBodyLimitBytes" | "apiRequestTimeoutMs" | "corsOrigins" | "healthTimeoutMs">> & {
+    Partial<Pick<Config, "taskHeartbeatTimeoutMs" | "backfillMaxRuns" | "apiRateLimit" | "apiBodyLimitBytes" | "apiRequestTimeoutMs" | "corsOrigins" | "healthTimeoutMs" | "trustProxy">> & {
       /** Refused (401/403) requests per client address per minute before 429; default MAX_REFUSALS_PER_MINUTE. */
       authRefusalsPerMinute?: number;
     };

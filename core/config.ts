@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { parseDuration } from "./durations.ts";
@@ -58,6 +59,11 @@ export interface Config {
   dbStatementTimeoutMs: number;
   /** GET /health answers 503 (metadatabase unhealthy) when its reads take longer. */
   healthTimeoutMs: number;
+  /**
+   * Whose X-Forwarded-For the API believes (Fastify's trustProxy): false (the default: the socket's
+   * address), true (any sender), a number of proxy hops, or addresses / CIDR ranges / loopback, linklocal, uniquelocal.
+   */
+  trustProxy: boolean | number | string[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -151,6 +157,30 @@ function rateLimitFrom(env: Env, name: string, fallback: string): { max: number;
   return { max, windowMs };
 }
 
+const PROXY_RANGE_NAMES = ["loopback", "linklocal", "uniquelocal"];
+
+/** BATON_TRUST_PROXY: off, true, a hop count, or a comma-separated list of addresses, CIDR ranges and range names. */
+function trustProxyFrom(env: Env, name: string): boolean | number | string[] {
+  const raw = (env[name] ?? "").trim();
+  if (raw === "" || /^(0|false|no|off)$/i.test(raw)) return false;
+  if (/^(true|yes|on)$/i.test(raw)) return true;
+  const hops = decimalValue(raw);
+  if (hops !== undefined) return hops;
+  const entries = raw.split(",").map((e) => e.trim());
+  for (const entry of entries) {
+    const [address, prefix, ...rest] = entry.split("/");
+    const family = isIP(address ?? "");
+    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 6 ? 128 : 32));
+    if (!(PROXY_RANGE_NAMES.includes(entry) || (family !== 0 && prefixOk && rest.length === 0))) {
+      throw new BatonError(
+        "BATON_CONFIG_INVALID",
+        `${name} must be off, true, a number of proxy hops, or comma-separated IP addresses, CIDR ranges (10.0.0.0/8) and ${PROXY_RANGE_NAMES.join(", ")}; "${entry}" is none of these (in "${raw}")`,
+      );
+    }
+  }
+  return entries;
+}
+
 /** True for addresses only this machine can reach. */
 export function isLoopbackHost(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
@@ -196,6 +226,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     dbTraceQueries: boolFrom(env, "BATON_DB_TRACE", false),
     dbStatementTimeoutMs: durationFrom(env, "BATON_DB_STATEMENT_TIMEOUT", "30s"),
     healthTimeoutMs: durationFrom(env, "BATON_HEALTH_TIMEOUT", "3s"),
+    trustProxy: trustProxyFrom(env, "BATON_TRUST_PROXY"),
   };
   if (config.adminToken !== undefined && !/^\S{16,512}$/.test(config.adminToken)) {
     throw new BatonError("BATON_CONFIG_INVALID", "BATON_ADMIN_TOKEN must be 16-512 characters without spaces");

@@ -5,6 +5,28 @@ import { BatonError } from "../../core/errors.ts";
 import { thrown } from "../helpers/expect.ts";
 
 
+describe("BATON_TRUST_PROXY (whose X-Forwarded-For the API believes)", () => {
+  it.each([
+    ["", false],
+    ["false", false],
+    ["off", false],
+    ["true", true],
+    ["1", 1],
+    ["2", 2],
+    ["loopback", ["loopback"]],
+    ["127.0.0.1, ::1, fd00::/8, uniquelocal, linklocal", ["127.0.0.1", "::1", "fd00::/8", "uniquelocal", "linklocal"]],
+  ] as const)("%p reads as %p", (raw, value) => {
+    expect(loadConfig({ BATON_TRUST_PROXY: raw }).trustProxy).toEqual(value);
+  });
+
+  it.each(["proxy.internal", "10.0.0.0/33", "::1/129", "1.2.3", "-1", "0x10", "10.0.0.1,,"])("refuses %p with one BATON_CONFIG_INVALID line", (raw) => {
+    const err = thrown(() => loadConfig({ BATON_TRUST_PROXY: raw }));
+    expect(err).toBeInstanceOf(BatonError);
+    expect((err as BatonError).code).toBe("BATON_CONFIG_INVALID");
+    expect((err as BatonError).message).toContain("BATON_TRUST_PROXY");
+  });
+});
+
 describe("loadConfig", () => {
   describe("defaults (empty environment)", () => {
     const config = loadConfig({});
@@ -24,6 +46,7 @@ describe("loadConfig", () => {
       ["backfillMaxRuns", 100_000],
       ["dbStatementTimeoutMs", 30_000],
       ["healthTimeoutMs", 3_000],
+      ["trustProxy", false],
     ] as const)("%s = %p", (key, value) => {
       expect(config[key]).toBe(value);
     });
@@ -103,6 +126,7 @@ describe("loadConfig", () => {
         BATON_DB_TRACE: "on",
         BATON_DB_STATEMENT_TIMEOUT: "45s",
         BATON_HEALTH_TIMEOUT: "2s",
+        BATON_TRUST_PROXY: "10.0.0.0/8, 192.168.1.7",
       });
       expect(config).toEqual({
         databaseUrl: "mysql://u:p@db.example:3307/other",
@@ -135,6 +159,7 @@ describe("loadConfig", () => {
         dbTraceQueries: true,
         dbStatementTimeoutMs: 45_000,
         healthTimeoutMs: 2_000,
+        trustProxy: ["10.0.0.0/8", "192.168.1.7"],
       });
     });
 
