@@ -88,6 +88,7 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
         dagsFolder: config.dagsFolder,
         parseTimeoutMs: config.dagParseTimeoutMs,
         rescanIntervalMs: config.dagRescanIntervalMs,
+        reparseIntervalMs: config.dagReparseIntervalMs,
         pausedAtCreation: config.dagsPausedAtCreation,
         scratchFolder: path.join(config.cacheFolder, "parse"),
       })

@@ -23,6 +23,8 @@ export interface Config {
   dagsPausedAtCreation: boolean;
   dagParseTimeoutMs: number;
   dagRescanIntervalMs: number;
+  /** BATON_DAG_REPARSE_INTERVAL: an unchanged DAG file is parsed again this long after its last parse; 0: off ("off"). */
+  dagReparseIntervalMs: number;
   schedulerIntervalMs: number;
   shutdownGraceMs: number;
   /** After executionTimeout (or a lost claim) aborts ctx.signal, the time before the task's process is killed. */
@@ -134,6 +136,19 @@ function positiveDurationFrom(env: Env, name: string, fallback: string): number 
   return ms;
 }
 
+/**
+ * An interval whose loop may be turned off: "off" does, and 0 is refused as for the other
+ * intervals (it would not say whether it means "never" or "all the time", Airflow's reading).
+ * Off is 0 in Config.
+ */
+function intervalOrOffFrom(env: Env, name: string, fallback: string): number {
+  const raw = env[name];
+  if (raw !== undefined && /^\s*off\s*$/i.test(raw)) return 0;
+  const ms = durationFrom(env, name, fallback);
+  if (ms < 1) throw new BatonError("BATON_CONFIG_INVALID", `${name} must be more than 0, or "off", got "${raw}"`);
+  return ms;
+}
+
 function boolFrom(env: Env, name: string, fallback: boolean): boolean {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
@@ -208,6 +223,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     dagsPausedAtCreation: boolFrom(env, "BATON_DAGS_PAUSED_AT_CREATION", false),
     dagParseTimeoutMs: positiveDurationFrom(env, "BATON_DAG_PARSE_TIMEOUT", "30s"),
     dagRescanIntervalMs: positiveDurationFrom(env, "BATON_DAG_RESCAN_INTERVAL", "5s"),
+    dagReparseIntervalMs: intervalOrOffFrom(env, "BATON_DAG_REPARSE_INTERVAL", "5m"),
     schedulerIntervalMs: positiveDurationFrom(env, "BATON_SCHEDULER_INTERVAL", "1s"),
     shutdownGraceMs: durationFrom(env, "BATON_SHUTDOWN_GRACE", "8s"),
     taskKillGraceMs: durationFrom(env, "BATON_TASK_KILL_GRACE", "10s"),

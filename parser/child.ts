@@ -32,16 +32,16 @@ interface CreatedDag {
 }
 
 /**
- * The DAGs each bundle's import created. A bundle parsed again by this process (same content,
- * same URL) comes from the module cache without running again, so it keeps what its first import
- * recorded.
+ * Imports so far: each import's URL carries its number, so a file parsed again by this process
+ * runs again, though its bundle is the same (the same URL would come from the module cache and
+ * answer what the first import made). A DAG may read a file, a variable or the date at import:
+ * the periodic re-parse (BATON_DAG_REPARSE_INTERVAL) exists to see that change. Each import stays
+ * in the module cache until the parent recycles this process.
  */
-const createdByBundle = new Map<string, CreatedDag[]>();
+let imports = 0;
 
 /** The file being imported now, and the first error its own code raised meanwhile outside the import's promise. */
 let importing: { file: string; stray?: { error: Error; how: string } } | undefined;
-/** Bundles whose import raised such an error: imported again, they come from the module cache without raising it. */
-const strayFailures = new Map<string, Extract<ParseOutcome, { ok: false }>>();
 
 /**
  * A DAG file's code may leave a promise rejected that nothing awaits, or throw from a callback: by
@@ -89,13 +89,10 @@ async function parse(file: string, scratch: string): Promise<ParseOutcome> {
   const hash = createHash("sha256").update(bundled.code).digest("hex");
   const bundlePath = path.join(scratch, `${hash}.mjs`);
   await writeFile(bundlePath, bundled.code);
-  const href = pathToFileURL(bundlePath).href;
-  const failed = strayFailures.get(href);
-  if (failed) return { ...failed, deps };
-  const recorded = createdByBundle.get(href);
-  const created: CreatedDag[] = recorded ?? [];
+  const href = `${pathToFileURL(bundlePath).href}?load=${++imports}`;
+  const created: CreatedDag[] = [];
   const hook: DagCreatedHook = (dag, callers) => void created.push({ dag, callers });
-  if (!recorded) (globalThis as Record<string, unknown>)[DAG_CREATED_HOOK] = hook;
+  (globalThis as Record<string, unknown>)[DAG_CREATED_HOOK] = hook;
   let exports: Record<string, unknown>;
   const loading: NonNullable<typeof importing> = { file };
   importing = loading;
@@ -103,7 +100,6 @@ async function parse(file: string, scratch: string): Promise<ParseOutcome> {
     exports = await import(href);
     // Node reports a promise left rejected once the microtasks have run: before the next turn.
     await new Promise((resolve) => setImmediate(resolve));
-    createdByBundle.set(href, created);
   } catch (err) {
     const e = err as Error & { code?: string };
     // An InvalidDagError from dag() (its codes only: a bundle's own SDK copy is another class) reads
@@ -121,9 +117,14 @@ async function parse(file: string, scratch: string): Promise<ParseOutcome> {
   }
   if (loading.stray) {
     const { error, how } = loading.stray;
-    const failure = { ok: false as const, code: "BATON_DAG_IMPORT_ERROR", message: `${error.name}: ${error.message} (the file's code ${how})`, line: lineInFile(error.stack, file), stack: stackFrames(error.stack) };
-    strayFailures.set(href, failure);
-    return { ...failure, deps };
+    return {
+      ok: false,
+      code: "BATON_DAG_IMPORT_ERROR",
+      message: `${error.name}: ${error.message} (the file's code ${how})`,
+      line: lineInFile(error.stack, file),
+      stack: stackFrames(error.stack),
+      deps,
+    };
   }
 
   // A DAG exported under several names (export default a; export { a as b }) is one DAG.

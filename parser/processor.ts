@@ -24,12 +24,17 @@ import { FolderWatcher } from "./folderWatcher.ts";
 import { dagFileInputs } from "./bundle.ts";
 import { InputsHasher } from "./inputsHash.ts";
 import { ParserPool } from "./pool.ts";
-import { transientRetryDelayMs, transientRetryDue } from "./reparse.ts";
+import { periodicReparses, transientRetryDelayMs, transientRetryDue } from "./reparse.ts";
 
 export interface DagProcessorOptions {
   dagsFolder: string;
   parseTimeoutMs: number;
   rescanIntervalMs: number;
+  /**
+   * BATON_DAG_REPARSE_INTERVAL: an unchanged file is parsed again once this long passed since its
+   * last parse (spread over the interval: parser/reparse.ts). Absent or 0: only when it changes.
+   */
+  reparseIntervalMs?: number;
   pausedAtCreation: boolean;
   scratchFolder: string;
   poolSize?: number;
@@ -71,7 +76,8 @@ function sha256(text: string | Buffer): string {
  * Watches the DAG folder and keeps MySQL in step with it: changed files are parsed in child
  * processes and stored as immutable versions; broken ones become import errors; deleted
  * ones deactivate their DAGs. Unchanged files (same content hash) are not parsed again, unless
- * their last parse failed for a reason other than their content (parser/reparse.ts).
+ * their last parse failed for a reason other than their content, or the re-parse interval passed
+ * (parser/reparse.ts).
  */
 export class DagProcessor {
   private readonly pool: ParserPool;
@@ -100,6 +106,8 @@ export class DagProcessor {
   private folderLog = new Map<string, string>();
   /** DAG files listed but not readable (logged once each until they can be read). */
   private readonly unreadableFiles = new Set<string>();
+  /** When the last scan took its share of periodic re-parses (periodicReparses). */
+  private reparsesCountedTo: Date;
   /** Whether the last scan recorded folder problems (or none has run): a healthy folder then costs no statement per scan. */
   private folderProblemsRecorded = true;
 
@@ -112,6 +120,7 @@ export class DagProcessor {
     const size = options.poolSize ?? Math.max(1, Math.min(4, os.cpus().length));
     this.scanConcurrency = 4 * size;
     this.startedAt = clock.now();
+    this.reparsesCountedTo = this.startedAt;
     this.pool = new ParserPool({
       size,
       timeoutMs: options.parseTimeoutMs,
@@ -197,6 +206,7 @@ export class DagProcessor {
     // Files under a folder or link that could not be read are not gone: a missing DAG folder (an
     // unmounted volume, a typo, a folder briefly renamed) must not deactivate every DAG.
     const isShielded = (file: string) => unreadableCover(listing.unreadable, file) !== undefined;
+    const periodic = this.duePeriodically(files);
 
     // Deleted files first: a file waiting on a DAG id they defined is parsed in this same scan.
     for (const file of [...this.known.keys()]) {
@@ -233,7 +243,9 @@ export class DagProcessor {
             return;
           }
           const known = this.known.get(file);
-          if (known && known.hash === (await hasher.hash(content, known.deps)) && !transientRetryDue(known, this.clock.now(), this.startedAt, retryDelayMs)) return;
+          // Taken once: a second pass of this work (recheck) parses it again only if it changed meanwhile.
+          const due = periodic.delete(file);
+          if (known && !due && known.hash === (await hasher.hash(content, known.deps)) && !transientRetryDue(known, this.clock.now(), this.startedAt, retryDelayMs)) return;
           const outcome = await this.pool.parse(file);
           if (this.stopped) return;
           // A loader killed on the timeout or dead said nothing of what the file imports: bundling
@@ -290,6 +302,23 @@ export class DagProcessor {
     );
 
     return report;
+  }
+
+  /** The files this scan parses again, changed or not, because the re-parse interval passed (parser/reparse.ts). */
+  private duePeriodically(files: readonly string[]): Set<string> {
+    const intervalMs = this.options.reparseIntervalMs;
+    if (!intervalMs) return new Set();
+    const now = this.clock.now();
+    const since = this.reparsesCountedTo;
+    this.reparsesCountedTo = now;
+    const parsed: { file: string; parsedAt: Date }[] = [];
+    for (const file of files) {
+      const known = this.known.get(file);
+      if (known) parsed.push({ file, parsedAt: known.parsedAt });
+    }
+    const due = periodicReparses(parsed, files.length, now, since, intervalMs);
+    if (due.length > 0) this.logger.debug(`parsing ${due.length} unchanged DAG file(s) again: BATON_DAG_REPARSE_INTERVAL (${intervalMs} ms) passed since their last parse`);
+    return new Set(due);
   }
 
   /**

@@ -23,3 +23,28 @@ export function transientRetryDue(last: { errorCode: string | null; parsedAt: Da
   if (last.errorCode === null || !TRANSIENT_IMPORT_ERRORS.has(last.errorCode)) return false;
   return last.parsedAt.getTime() < processorStartedAt.getTime() || now.getTime() - last.parsedAt.getTime() >= delayMs;
 }
+
+/**
+ * The unchanged files to parse again in a scan because `intervalMs` (BATON_DAG_REPARSE_INTERVAL,
+ * Airflow's min_file_process_interval) passed since their last parse: a DAG may read a file, a
+ * variable or the date at import, which no content hash sees. Oldest parse first, and at most as
+ * many as the folder's share of the time since the last scan (`since`), rounded up: files that
+ * fall due together (all parsed by one cold start) are spread over the interval, one rescan
+ * taking its share, rather than all re-parsed in one burst (1,000 files cost 6-10 s of both
+ * cores). Each then stays at its own point of the interval, so the cost stays even.
+ */
+export function periodicReparses(
+  files: readonly { file: string; parsedAt: Date }[],
+  folderSize: number,
+  now: Date,
+  since: Date,
+  intervalMs: number,
+): string[] {
+  const budget = Math.min(files.length, Math.ceil((folderSize * Math.max(0, now.getTime() - since.getTime())) / intervalMs));
+  if (budget === 0) return [];
+  return files
+    .filter((f) => now.getTime() - f.parsedAt.getTime() >= intervalMs)
+    .sort((a, b) => a.parsedAt.getTime() - b.parsedAt.getTime())
+    .slice(0, budget)
+    .map((f) => f.file);
+}

@@ -105,6 +105,7 @@ export function configSections(config: Partial<Config>, databaseUrl: string): { 
         ["dags_paused_at_creation", text(config.dagsPausedAtCreation)],
         ["dag_parse_timeout", ms(config.dagParseTimeoutMs)],
         ["dag_rescan_interval", ms(config.dagRescanIntervalMs)],
+        ["dag_reparse_interval", config.dagReparseIntervalMs === 0 ? "off" : ms(config.dagReparseIntervalMs)],
         ["xcom_max_bytes", text(config.xcomMaxBytes)],
         ["cache_folder", config.cacheFolder],
       ],

@@ -183,6 +183,128 @@ describe("DAG processor: what makes an unchanged file parse again", () => {
     });
   });
 
+  // Airflow's min_file_process_interval: a DAG whose structure depends on something outside its
+  // file (here a JSON file it reads at import, which no import graph sees) picks the change up.
+  describe("periodic re-parse of unchanged files (BATON_DAG_REPARSE_INTERVAL)", () => {
+    const versions = async (dagId: string) => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT version_hash, structure FROM dag_version WHERE dag_id = ?", [dagId]);
+      return rows.map((r) => r.version_hash as string);
+    };
+    const latest = async (dagId: string) => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>(
+        "SELECT d.latest_version_hash AS hash, v.structure FROM dag d JOIN dag_version v ON v.dag_id = d.dag_id AND v.version_hash = d.latest_version_hash WHERE d.dag_id = ?",
+        [dagId],
+      );
+      const structure = typeof rows[0]?.structure === "string" ? JSON.parse(rows[0].structure) : rows[0]?.structure;
+      return { hash: rows[0]?.hash as string, tasks: (structure?.tasks ?? []).map((t: { taskId: string }) => t.taskId).sort() as string[] };
+    };
+    /** A DAG whose task list is read at import from `input` (a file no import graph covers). */
+    const readsAtImport = (dagId: string, input: string) =>
+      dagSource(
+        `import { readFileSync } from "node:fs";\nconst names: string[] = JSON.parse(readFileSync(${JSON.stringify(input)}, "utf8"));\n` +
+          `export default dag({ id: "${dagId}" }, (t) => { for (const n of names) t.task(n, async () => n); });`,
+      );
+
+    it("re-parses an unchanged file once the interval passed: a new version when its result changed, none when not, an import error when it now fails", async () => {
+      const clock = new FakeClock("2026-04-01T00:00:00Z");
+      const input = path.join(os.tmpdir(), `baton-reparse-input-${process.pid}-${Date.now()}.json`);
+      await writeFile(input, JSON.stringify(["a", "b"]));
+      await withFolder("periodic", { clock, reparseIntervalMs: 60_000 }, async (processorFor, root) => {
+        const processor = processorFor();
+        const file = await write(root, "reads_input.ts", readsAtImport("reparse_input", input));
+        expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 0 });
+        const first = await latest("reparse_input");
+        expect(first.tasks).toEqual(["a", "b"]);
+        const pinned = await h.trigger("reparse_input", { via: "store", runId: "pinned_before_reparse" });
+
+        // The input changes; the file does not. Within the interval nothing is parsed.
+        await writeFile(input, JSON.stringify(["a", "b", "c"]));
+        clock.advance(59_000);
+        expect((await processor.scan()).parsed).toBe(0);
+        expect((await latest("reparse_input")).hash).toBe(first.hash);
+
+        // Past it: parsed again, a new version with the new task; the run in flight keeps its own.
+        clock.advance(1_000);
+        expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 0 });
+        const second = await latest("reparse_input");
+        expect(second.tasks).toEqual(["a", "b", "c"]);
+        expect(second.hash).not.toBe(first.hash);
+        expect(await versions("reparse_input")).toHaveLength(2);
+        const [runs] = await h.db.pool.query<RowDataPacket[]>("SELECT version_hash FROM dag_run WHERE dag_id = ? AND run_id = ?", ["reparse_input", pinned]);
+        expect(runs[0]?.version_hash).toBe(first.hash);
+
+        // The interval counts from that parse; unchanged input: parsed, and no new version.
+        expect((await processor.scan()).parsed).toBe(0);
+        clock.advance(60_000);
+        expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 0 });
+        expect((await latest("reparse_input")).hash).toBe(second.hash);
+        expect(await versions("reparse_input")).toHaveLength(2);
+
+        // An input that now breaks the import: an import error as on an edit; the DAG keeps its version.
+        await writeFile(input, "not json");
+        clock.advance(60_000);
+        expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 1 });
+        expect((await importError(h, file))?.code).toBe("BATON_DAG_IMPORT_ERROR");
+        expect((await latest("reparse_input")).hash).toBe(second.hash);
+
+        // And a broken file is re-parsed too: fixed input, the error goes.
+        await writeFile(input, JSON.stringify(["a", "b", "c"]));
+        clock.advance(60_000);
+        expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 0 });
+        expect(await importError(h, file)).toBeUndefined();
+        expect(await versions("reparse_input")).toHaveLength(2);
+      }).finally(() => rm(input, { force: true }));
+    });
+
+    it("without an interval, an unchanged file is never parsed again", async () => {
+      const clock = new FakeClock("2026-04-01T00:00:00Z");
+      const input = path.join(os.tmpdir(), `baton-reparse-off-${process.pid}-${Date.now()}.json`);
+      await writeFile(input, JSON.stringify(["a"]));
+      await withFolder("periodic-off", { clock }, async (processorFor, root) => {
+        const processor = processorFor();
+        await write(root, "reads_input.ts", readsAtImport("reparse_off", input));
+        expect((await processor.scan()).parsed).toBe(1);
+        await writeFile(input, JSON.stringify(["a", "b"]));
+        clock.advance(365 * 86_400_000);
+        expect((await processor.scan()).parsed).toBe(0);
+        expect((await latest("reparse_off")).tasks).toEqual(["a"]);
+      }).finally(() => rm(input, { force: true }));
+    });
+
+    it("spreads the re-parses of files due together over the interval", async () => {
+      const clock = new FakeClock("2026-04-01T00:00:00Z");
+      const input = path.join(os.tmpdir(), `baton-reparse-spread-${process.pid}-${Date.now()}.json`);
+      await writeFile(input, JSON.stringify(["a"]));
+      await withFolder("periodic-spread", { clock, reparseIntervalMs: 40_000 }, async (processorFor, root) => {
+        const processor = processorFor();
+        for (let i = 0; i < 4; i++) await write(root, `spread_${i}.ts`, readsAtImport(`reparse_spread_${i}`, input));
+        expect((await processor.scan()).parsed).toBe(4);
+        // All four fall due together 40 s later; scans every 10 s (a quarter of the interval)
+        // re-parse them one at a time, oldest first, instead of all in one scan.
+        const parsed: number[] = [];
+        for (let i = 0; i < 7; i++) {
+          clock.advance(10_000);
+          parsed.push((await processor.scan()).parsed);
+        }
+        expect(parsed).toEqual([0, 0, 0, 1, 1, 1, 1]);
+      }).finally(() => rm(input, { force: true }));
+    });
+
+    it("re-parses on its own, from start(), on the system clock", async () => {
+      const input = path.join(os.tmpdir(), `baton-reparse-live-${process.pid}-${Date.now()}.json`);
+      await writeFile(input, JSON.stringify(["a"]));
+      await withFolder("periodic-live", { rescanIntervalMs: 200, reparseIntervalMs: 500 }, async (processorFor, root) => {
+        const processor = processorFor();
+        await write(root, "reads_input.ts", readsAtImport("reparse_live", input));
+        await processor.start();
+        expect((await latest("reparse_live")).tasks).toEqual(["a"]);
+        await writeFile(input, JSON.stringify(["a", "live"]));
+        await waitFor("the re-parse that sees the new input", async () => (await latest("reparse_live")).tasks.includes("live"), 20_000);
+        expect(await versions("reparse_live")).toHaveLength(2);
+      }).finally(() => rm(input, { force: true }));
+    });
+  });
+
   it("retries a timed-out file after the retry delay and after a restart, but not a file that throws", async () => {
     const clock = new FakeClock("2026-03-01T00:00:00Z");
     const options = { parseTimeoutMs: 3_000, rescanIntervalMs: 5_000, clock };

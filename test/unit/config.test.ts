@@ -40,6 +40,7 @@ describe("loadConfig", () => {
       ["dagsPausedAtCreation", false],
       ["dagParseTimeoutMs", 30_000],
       ["dagRescanIntervalMs", 5_000],
+      ["dagReparseIntervalMs", 300_000],
       ["schedulerIntervalMs", 1_000],
       ["shutdownGraceMs", 8_000],
       ["taskHeartbeatTimeoutMs", 30_000],
@@ -73,6 +74,7 @@ describe("loadConfig", () => {
           "BATON_DAGS_PAUSED_AT_CREATION",
           "BATON_DAG_PARSE_TIMEOUT",
           "BATON_DAG_RESCAN_INTERVAL",
+          "BATON_DAG_REPARSE_INTERVAL",
           "BATON_SCHEDULER_INTERVAL",
           "BATON_SHUTDOWN_GRACE",
           "BATON_TASK_KILL_GRACE",
@@ -107,6 +109,7 @@ describe("loadConfig", () => {
         BATON_DAGS_PAUSED_AT_CREATION: "true",
         BATON_DAG_PARSE_TIMEOUT: "1m",
         BATON_DAG_RESCAN_INTERVAL: "250ms",
+        BATON_DAG_REPARSE_INTERVAL: "90s",
         BATON_SCHEDULER_INTERVAL: "2s",
         BATON_SHUTDOWN_GRACE: "1h30m",
         BATON_TASK_KILL_GRACE: "3s",
@@ -140,6 +143,7 @@ describe("loadConfig", () => {
         dagsPausedAtCreation: true,
         dagParseTimeoutMs: 60_000,
         dagRescanIntervalMs: 250,
+        dagReparseIntervalMs: 90_000,
         schedulerIntervalMs: 2_000,
         shutdownGraceMs: 5_400_000,
         taskKillGraceMs: 3_000,
@@ -171,6 +175,12 @@ describe("loadConfig", () => {
       expect(loadConfig({ BATON_API_RATE_LIMIT: "off" }).apiRateLimit.max).toBe(0);
       expect(loadConfig({}).auth).toBe("on");
       expect(loadConfig({}).dbTraceQueries).toBe(false);
+    });
+
+    it("turns the periodic re-parse of unchanged DAG files off with off", () => {
+      expect(loadConfig({ BATON_DAG_REPARSE_INTERVAL: "off" }).dagReparseIntervalMs).toBe(0);
+      expect(loadConfig({ BATON_DAG_REPARSE_INTERVAL: "OFF" }).dagReparseIntervalMs).toBe(0);
+      expect(() => loadConfig({ BATON_DAG_REPARSE_INTERVAL: "0" })).toThrow(/more than 0, or "off"/);
     });
 
     it("knows which hosts are loopback", () => {
@@ -241,6 +251,7 @@ describe("loadConfig", () => {
       ["BATON_DAG_PARSE_TIMEOUT", "soon"],
       ["BATON_DAG_PARSE_TIMEOUT", "-5s"],
       ["BATON_DAG_RESCAN_INTERVAL", "5x"],
+      ["BATON_DAG_REPARSE_INTERVAL", "never"],
       ["BATON_SCHEDULER_INTERVAL", "1 second"],
       ["BATON_SHUTDOWN_GRACE", "8 s s"],
       ["BATON_TASK_HEARTBEAT_TIMEOUT", "soon"],
@@ -259,6 +270,8 @@ describe("loadConfig", () => {
       // folder rescan ran back to back without a pause, and a rate limit window of 0 limited nothing.
       ["BATON_DAG_PARSE_TIMEOUT", "0"],
       ["BATON_DAG_RESCAN_INTERVAL", "0s"],
+      // 0 would not say whether it means never (use "off") or all the time (Airflow's reading).
+      ["BATON_DAG_REPARSE_INTERVAL", "0"],
       ["BATON_SCHEDULER_INTERVAL", "0"],
       ["BATON_API_RATE_LIMIT", "100/0"],
     ])("%s=%p", (name, value) => {

@@ -1,4 +1,4 @@
-import { transientRetryDelayMs, transientRetryDue } from "../../parser/reparse.ts";
+import { periodicReparses, transientRetryDelayMs, transientRetryDue } from "../../parser/reparse.ts";
 
 describe("transientRetryDue", () => {
   const started = new Date("2026-01-01T00:00:00Z");
@@ -22,5 +22,26 @@ describe("transientRetryDue", () => {
   it("waits at least one rescan and ten parse timeouts", () => {
     expect(transientRetryDelayMs({ rescanIntervalMs: 5_000, parseTimeoutMs: 30_000 })).toBe(300_000);
     expect(transientRetryDelayMs({ rescanIntervalMs: 600_000, parseTimeoutMs: 1_000 })).toBe(600_000);
+  });
+});
+
+describe("periodicReparses", () => {
+  const t0 = new Date("2026-01-01T00:00:00Z");
+  const at = (ms: number) => new Date(t0.getTime() + ms);
+  const files = (...parsedAt: number[]) => parsedAt.map((ms, i) => ({ file: `f${i}`, parsedAt: at(ms) }));
+
+  it("takes the files whose last parse is at least the interval old, oldest first", () => {
+    expect(periodicReparses(files(0, -5_000, 1, -1_000), 4, at(60_000), at(0), 60_000)).toEqual(["f1", "f3", "f0"]);
+  });
+
+  it("takes no more than the folder's share of the time since the last scan, rounded up", () => {
+    const due = files(0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    // 10 files, 6 s of a 60 s interval: one; 18 s: three; the whole interval or more: all due.
+    expect(periodicReparses(due, 10, at(66_000), at(60_000), 60_000)).toHaveLength(1);
+    expect(periodicReparses(due, 10, at(78_000), at(60_000), 60_000)).toHaveLength(3);
+    expect(periodicReparses(due, 10, at(600_000), at(0), 60_000)).toHaveLength(10);
+    // Any time at all gives one (a scan right after another still moves on); none, nothing.
+    expect(periodicReparses(due, 10, at(60_001), at(60_000), 60_000)).toHaveLength(1);
+    expect(periodicReparses(due, 10, at(60_000), at(60_000), 60_000)).toEqual([]);
   });
 });
