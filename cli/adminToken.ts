@@ -4,7 +4,7 @@ import { displayPrefix, generateToken, hashToken } from "../core/apiTokens.ts";
 import type { Config } from "../core/config.ts";
 import type { Logger } from "../core/logger.ts";
 import { countLiveAdminTokens, hasTokenWithHash, insertToken } from "../store/apiTokens.ts";
-import type { Db } from "../store/db.ts";
+import { userLockName, type Db } from "../store/db.ts";
 import { relative } from "./runtime.ts";
 
 export type AdminTokenOutcome =
@@ -33,7 +33,8 @@ export async function ensureAdminToken(db: Db, config: Pick<Config, "adminToken"
   const conn = await db.pool.getConnection();
   let created: string | undefined;
   try {
-    await conn.query("SELECT GET_LOCK(CONCAT('baton_admin_token:', DATABASE()), 10)");
+    const lockName = userLockName("baton_admin_token", db.database);
+    await conn.query("SELECT GET_LOCK(?, 10)", [lockName]);
     try {
       if ((await countLiveAdminTokens(conn, now)) === 0) {
         const token = generateToken();
@@ -42,7 +43,7 @@ export async function ensureAdminToken(db: Db, config: Pick<Config, "adminToken"
         created = token;
       }
     } finally {
-      await conn.query("SELECT RELEASE_LOCK(CONCAT('baton_admin_token:', DATABASE()))");
+      await conn.query("SELECT RELEASE_LOCK(?)", [lockName]);
     }
   } finally {
     conn.release();

@@ -17,6 +17,7 @@ import { FailError, SkipError } from "../sdk/errors.ts";
 import { decideSkips } from "./branching.ts";
 import { taskSecrets } from "./taskSecrets.ts";
 import { SecretMasker } from "../core/sensitive.ts";
+import { stepIdempotencyKey } from "../core/stepKey.ts";
 import { abortableSleep } from "../core/timers.ts";
 import { TryLog } from "./tryLog.ts";
 import {
@@ -139,7 +140,7 @@ async function runStep(
     line("INFO", [`Step "${name}": recorded by an earlier try, not run again`]);
     return m.steps[name];
   }
-  const value = await fn({ idempotencyKey: `${taskKey}:${name}` });
+  const value = await fn({ idempotencyKey: stepIdempotencyKey(taskKey, name) });
   const valueText = serializeCapped(value, `the result of step "${name}"`, m.maxValueBytes);
   if (ended()) throw over();
   const ack = await new Promise<StepAck>((resolve) => {

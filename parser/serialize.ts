@@ -13,11 +13,11 @@ import type { Dag, EdgeDefinition, TaskDefaults } from "../sdk/types.ts";
 export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
   const o = dag.options;
   const graph = new graphlib.Graph();
-  for (const id of dag.tasks.keys()) graph.setNode(id);
-  for (const task of dag.tasks.values()) for (const up of task.upstream) graph.setEdge(up, task.id);
-  const order = topologicalOrder(graph);
+  for (const id of dag.tasks.keys()) graph.setNode(node(id));
+  for (const task of dag.tasks.values()) for (const up of task.upstream) graph.setEdge(node(up), node(task.id));
+  const order = topologicalOrder(graph)?.map(taskIdOf);
   if (!order) {
-    const cycles = graphlib.alg.findCycles(graph).map((c) => [...c].reverse().concat(c[c.length - 1]!).join(" → "));
+    const cycles = graphlib.alg.findCycles(graph).map((c) => [...c].reverse().concat(c[c.length - 1]!).map(taskIdOf).join(" → "));
     throw new InvalidDagError("BATON_DAG_CYCLE", `dag "${dag.id}" has a cycle: ${cycles.join("; ")}`, cycleClosedBy(dag)?.definedAt);
   }
 
@@ -210,6 +210,23 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
 }
 
 /**
+ * A task id as a graphlib node name. graphlib keeps nodes in plain objects and asks `id in nodes`:
+ * a task named "constructor" or "toString" was taken for a node it already had (the DAG failed as
+ * a cycle), and one named "__proto__" wrote to Object.prototype, breaking every file the parser
+ * child loaded after it. Each id but an array index gets a prefix no task id has; an array index
+ * ("1", "20") is never a prototype's name and keeps its place in graphlib's order (integer keys
+ * first, ascending), so the order of every task, and each version's hash, stay as they were.
+ */
+const NODE_PREFIX = "\u0002";
+const ARRAY_INDEX = /^(0|[1-9][0-9]{0,9})$/;
+function node(taskId: string): string {
+  return ARRAY_INDEX.test(taskId) && Number(taskId) < 2 ** 32 - 1 ? taskId : NODE_PREFIX + taskId;
+}
+function taskIdOf(nodeName: string): string {
+  return nodeName.startsWith(NODE_PREFIX) ? nodeName.slice(NODE_PREFIX.length) : nodeName;
+}
+
+/**
  * graphlib's topsort, in the same order (a version's hash covers its tasks' order), without its
  * recursion: that went one call deep per task of a chain, and a chain of a few thousand tasks
  * overflowed the stack ("Maximum call stack size exceeded" as the DAG's import error). Depth-first
@@ -254,7 +271,7 @@ export function cycleClosedBy(dag: Dag): EdgeDefinition | undefined {
   if (!edges) return undefined;
   const cyclic = (n: number) => {
     const graph = new graphlib.Graph();
-    for (const { from, to } of edges.slice(0, n)) graph.setEdge(from, to);
+    for (const { from, to } of edges.slice(0, n)) graph.setEdge(node(from), node(to));
     return topologicalOrder(graph) === null;
   };
   if (!cyclic(edges.length)) return undefined;

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { Socket } from "node:net";
 import os from "node:os";
 import mysql from "mysql2/promise";
@@ -303,6 +304,21 @@ export function databaseNameOf(url: string): string {
     throw new BatonError("BATON_CONFIG_INVALID", `BATON_DATABASE_URL must name a database (letters, digits, _), got "${redactUrl(url)}"`);
   }
   return name;
+}
+
+/** MySQL 8 refuses a user-level lock name over 64 characters (ER_USER_LOCK_WRONG_NAME); MariaDB allows 192. */
+const MAX_LOCK_NAME = 64;
+
+/**
+ * The name of a server-wide lock (GET_LOCK) a purpose takes per database: `<purpose>:<database>`,
+ * as processes of earlier releases name it, when that fits; a longer one (a database name may have
+ * 64 characters on its own) keeps the database name's start and ends with a hash of all of it.
+ */
+export function userLockName(purpose: string, database: string): string {
+  const name = `${purpose}:${database}`;
+  if (name.length <= MAX_LOCK_NAME) return name;
+  const hash = createHash("sha256").update(database, "utf8").digest("hex").slice(0, 16);
+  return `${name.slice(0, MAX_LOCK_NAME - hash.length - 1)}#${hash}`;
 }
 
 /**

@@ -6,7 +6,7 @@ import mysql from "mysql2/promise";
 import { BatonError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { silentLogger } from "../core/logger.ts";
-import { connectionOptions, isConnectionError, type Db, type RowDataPacket } from "./db.ts";
+import { connectionOptions, isConnectionError, userLockName, type Db, type RowDataPacket } from "./db.ts";
 
 export const MIGRATIONS_FOLDER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../migrations");
 
@@ -120,7 +120,8 @@ export async function migrate(
   try {
     const [versionRows] = await conn.query<RowDataPacket[]>("SELECT VERSION() AS version");
     const flavour = options.flavour ?? (/mariadb/i.test(String(versionRows[0]?.version)) ? "mariadb" : "mysql");
-    const [lockRows] = await conn.query<RowDataPacket[]>("SELECT GET_LOCK(CONCAT('baton_migrate:', DATABASE()), 60) AS got");
+    const lockName = userLockName("baton_migrate", db.database);
+    const [lockRows] = await conn.query<RowDataPacket[]>("SELECT GET_LOCK(?, 60) AS got", [lockName]);
     if (lockRows[0]?.got !== 1) throw new BatonError("BATON_MIGRATION_LOCK_TIMEOUT", "another process held the migration lock for 60 s");
     try {
       await conn.query(
@@ -163,7 +164,7 @@ export async function migrate(
         applied.push(file.name);
       }
     } finally {
-      await conn.query("SELECT RELEASE_LOCK(CONCAT('baton_migrate:', DATABASE()))");
+      await conn.query("SELECT RELEASE_LOCK(?)", [lockName]);
     }
   } finally {
     await conn.end();

@@ -47,7 +47,9 @@ export function outputsByRun(wanted: readonly WantedOutputs[], rows: readonly Ro
   const result = new Map<number, Record<string, unknown>>();
   const wantedIds = new Map<number, Set<string>>();
   for (const w of wanted) {
-    result.set(w.dagRunId, result.get(w.dagRunId) ?? {});
+    // No prototype: an upstream task named "__proto__" is an own key like any other (assigned to a
+    // plain object it would set the prototype, and ctx.get would read undefined).
+    result.set(w.dagRunId, result.get(w.dagRunId) ?? (Object.create(null) as Record<string, unknown>));
     const ids = wantedIds.get(w.dagRunId) ?? new Set<string>();
     for (const id of w.taskIds) ids.add(id);
     wantedIds.set(w.dagRunId, ids);

@@ -47,7 +47,9 @@ export async function dependsOnPastStatus(
   const spec = shape.byId.get(taskId);
   const previous = await previousRunOf(q, run.dagId, run.logicalDate);
   let previousState: string | undefined;
-  const downstreamStates: Record<string, string> = {};
+  // No prototype: a downstream task named "__proto__" is an own key like any other (assigned to a
+  // plain object its state was dropped, and a failed one did not hold the task back).
+  const downstreamStates: Record<string, string> = Object.create(null);
   if (previous) {
     const names = [taskId, ...(spec?.waitForDownstream ? spec.downstream : [])];
     const [states] = await q.query<RowDataPacket[]>(

@@ -1,5 +1,6 @@
 // advanceBackfills — the scheduler's backfill step: creates the next runs of running backfills
-// (queued, run_type `backfill`; startRuns starts them even when the DAG is paused), and marks
+// (queued, run_type `backfill`; startRuns starts them even when the DAG is paused; none while the
+// DAG is inactive: its dates wait), and marks
 // backfills completed (every date handled, no run active) or cancelled (cancelling, no run
 // active).
 // locks: backfill rows via ix_backfill_state (state, id): equality on state, a range on id,
@@ -81,8 +82,11 @@ export async function advanceBackfills(db: Db, now: Date, options: AdvanceBackfi
       }
       let room = backfillRoom(Number(b.max_active_runs), active, maxPerBackfill);
       if (room === 0) continue;
-      const [[dag]] = await tx.query<RowDataPacket[]>("SELECT latest_version_hash FROM dag WHERE dag_id = ?", [b.dag_id]);
-      if (!dag?.latest_version_hash) continue; // the DAG is gone: wait (cancel the backfill to stop it)
+      const [[dag]] = await tx.query<RowDataPacket[]>("SELECT latest_version_hash, is_active FROM dag WHERE dag_id = ?", [b.dag_id]);
+      // The DAG is gone, or inactive (its file removed or no longer defining it: creating a backfill
+      // of it is refused, and Airflow schedules no run of an inactive DAG): its dates stay pending,
+      // and it goes on once the DAG is active again (cancel the backfill to stop it).
+      if (!dag?.latest_version_hash || !dag.is_active) continue;
 
       const skipped = new Map<SkipReason, number[]>();
       const skip = (reason: SkipReason, ordinal: number) => skipped.set(reason, [...(skipped.get(reason) ?? []), ordinal]);

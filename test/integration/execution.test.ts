@@ -77,6 +77,16 @@ export default dag({ id: "ex_fanout" }, (t) => {
 });
 `);
 
+// Task ids are the user's strings: Object.prototype's names are ids like any other.
+const PROTO_IDS = dagSource(`
+export default dag({ id: "ex_proto_ids" }, (t) => {
+  const proto = t.task("__proto__", async () => ({ from: "__proto__" }));
+  const ctor = t.task("constructor", async () => "from constructor");
+  const str = t.task("toString", async () => 3);
+  t.task("join", { upstream: [proto, ctor, str] }, async (ctx) => [ctx.get(proto), ctx.get(ctor), ctx.get(str)]);
+});
+`);
+
 const OUTPUTS = dagSource(`
 export default dag({ id: "ex_outputs", params: { region: "eu", greeting: "default" } }, (t) => {
   const obj = t.task("obj", async () => ({ id: 7, tags: ["x", "y"], nested: { ok: true, at: null } }));
@@ -206,6 +216,7 @@ describe("task execution", () => {
       "diamond.ts": DIAMOND,
       "fanout.ts": FANOUT,
       "outputs.ts": OUTPUTS,
+      "protoIds.ts": PROTO_IDS,
       "bigint.ts": BIGINT,
       "timeouts.ts": TIMEOUTS,
       "fence.ts": FENCE,
@@ -370,6 +381,12 @@ describe("task execution", () => {
       taskId: "conf",
     });
     expect((await xcom("ex_outputs", runId, "not_upstream")).json().value).toContain("only direct upstream tasks");
+  });
+
+  it("runs tasks named __proto__, constructor and toString, and hands their outputs downstream", async () => {
+    const runId = await h.trigger("ex_proto_ids");
+    expect((await finished("ex_proto_ids", runId)).state).toBe("success");
+    expect((await xcom("ex_proto_ids", runId, "join")).json().value).toEqual([{ from: "__proto__" }, "from constructor", 3]);
   });
 
   it("fails a task whose return value is not JSON-serializable, with a clear message and no retries", async () => {

@@ -16,6 +16,9 @@ beforeAll(async () => {
     "stuck.ts": dagSource(`export default dag({ id: "rs_stuck" }, (t) => { t.task("a", { dependsOnPast: true }, async () => 1); });`),
     "free.ts": dagSource(`export default dag({ id: "rs_free" }, (t) => { t.task("a", { dependsOnPast: true }, async () => 1); });`),
     "rerun.ts": dagSource(`export default dag({ id: "rs_rerun" }, (t) => { t.task("a", { dependsOnPast: true }, async () => 1); });`),
+    "proto.ts": dagSource(
+      `export default dag({ id: "rs_proto" }, (t) => { t.task("a", { dependsOnPast: true, waitForDownstream: true }, async () => 1).then(t.task("__proto__", async () => 1)); });`,
+    ),
   });
   await h.processor.scan();
   versions = new VersionCache(h.db.pool);
@@ -80,5 +83,17 @@ describe("releaseScheduled", () => {
     expect(await stateOf("rs_rerun", day3)).toBe("queued");
     // Nothing of the past holds it; only that no worker runs in this test (it is queued).
     expect((await deps(day3)).map((d: { name: string }) => d.name)).toEqual(["queue"]);
+  });
+
+  it("waitForDownstream waits on a downstream task named __proto__ like on any other", async () => {
+    const shapeOf = (hash: string) => versions.shape(hash);
+    const day1 = await h.trigger("rs_proto", { logicalDate: "2026-01-01T00:00:00Z" });
+    const day2 = await h.trigger("rs_proto", { logicalDate: "2026-01-02T00:00:00Z" });
+    await startRuns(h.db, new Date(), shapeOf);
+    await h.db.pool.query("UPDATE task_instance SET state = IF(task_id = 'a', 'success', 'failed') WHERE dag_id = 'rs_proto' AND run_id = ?", [day1]);
+    await releaseScheduled(h.db, new Date(), shapeOf);
+    expect(await stateOf("rs_proto", day2)).toBe("scheduled");
+    const deps = (await h.app.inject({ method: "GET", url: `/api/v1/dags/rs_proto/dagRuns/${day2}/taskInstances/a/dependencies` })).json().dependencies;
+    expect(deps.map((d: { name: string }) => d.name)).toContain("depends_on_past");
   });
 });

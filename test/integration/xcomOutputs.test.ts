@@ -16,6 +16,8 @@ beforeAll(async () => {
     rows.push([run, "up0", -1, "other_key", JSON.stringify("not a return value"), new Date()]);
     rows.push([run, "up1", 3, "return_value", JSON.stringify("a mapped instance"), new Date()]);
   }
+  // Task ids are the user's strings: "__proto__" and "constructor" are ids like any other.
+  for (const id of ["__proto__", "constructor"]) rows.push([4, id, -1, "return_value", JSON.stringify({ from: id }), new Date()]);
   await db.pool.query("INSERT INTO xcom (dag_run_id, task_id, map_index, xcom_key, value, created_at) VALUES ?", [rows]);
 });
 
@@ -56,5 +58,18 @@ describe("upstreamOutputs", () => {
     expect(outputs.get(1)!.sibling).toBeUndefined();
     expect(outputs.get(2)).toEqual({ up5: { run: 2, i: 5 } });
     expect(outputs.get(3)).toEqual({});
+  });
+
+  it("hands the output of an upstream task named __proto__ or constructor as an own key, narrow or wide", async () => {
+    for (const runTasks of [100, 2]) {
+      const wide = runTasks === 2;
+      const taskIds = wide ? ["__proto__", "constructor", ...Array.from({ length: WIDE_FAN_IN }, (_, i) => `none${i}`)] : ["__proto__", "constructor"];
+      const outputs = (await upstreamOutputs(db.pool, [{ dagRunId: 4, taskIds, runTasks: wide ? taskIds.length : runTasks }])).get(4)!;
+      expect(Object.keys(outputs).sort()).toEqual(["__proto__", "constructor"]);
+      expect(Object.getOwnPropertyDescriptor(outputs, "__proto__")?.value).toEqual({ from: "__proto__" });
+      expect(outputs.constructor).toEqual({ from: "constructor" });
+      // What the child gets over IPC (JSON) keeps it too.
+      expect(JSON.parse(JSON.stringify(outputs)).__proto__).toEqual({ from: "__proto__" });
+    }
   });
 });

@@ -30,7 +30,7 @@ function invalid(fn: () => unknown): InvalidDagError {
 function graph(ids: string[], edges: string[], weights: Record<string, number> = {}) {
   return (t: DagBuilder) => {
     const refs = new Map<string, TaskRef<unknown>>();
-    for (const id of ids) refs.set(id, t.task(id, weights[id] === undefined ? {} : { priorityWeight: weights[id] }, noop));
+    for (const id of ids) refs.set(id, t.task(id, Object.hasOwn(weights, id) ? { priorityWeight: weights[id] } : {}, noop));
     for (const e of edges) {
       const [from, to] = e.split(">");
       refs.get(from!)!.then(refs.get(to!)!);
@@ -540,5 +540,26 @@ describe("options the database cannot hold", () => {
     expect(err.code).toBe("BATON_INVALID_DAG");
     expect(err.message).toContain("compensate");
     expect(err.message).toContain("238");
+  });
+});
+
+describe("task ids that are Object.prototype's names", () => {
+  it("serializes tasks named __proto__, constructor and toString like any other, without touching Object.prototype", () => {
+    const s = serialize({}, graph(["a", "__proto__", "constructor", "z", "toString"], ["a>__proto__", "__proto__>constructor", "constructor>z", "z>toString"]));
+    expect(s.tasks.map((t) => t.taskId)).toEqual(["a", "__proto__", "constructor", "z", "toString"]);
+    const tasks = byId(s);
+    expect(tasks.get("__proto__")).toMatchObject({ upstream: ["a"], downstream: ["constructor"] });
+    expect(tasks.get("constructor")).toMatchObject({ upstream: ["__proto__"], downstream: ["z"] });
+    // graphlib keeps nodes in plain objects: "__proto__" as a key once wrote to Object.prototype,
+    // breaking every file the same parser child loaded next.
+    expect(Object.keys(Object.prototype)).toEqual([]);
+    expect(({} as Record<string, unknown>).a).toBeUndefined();
+  });
+
+  it("names __proto__ in a cycle through it", () => {
+    const err = invalid(() => serialize({}, graph(["a", "__proto__"], ["a>__proto__", "__proto__>a"])));
+    expect(err.code).toBe("BATON_DAG_CYCLE");
+    expect(err.message).toMatch(/__proto__ → a → __proto__|a → __proto__ → a/);
+    expect(Object.keys(Object.prototype)).toEqual([]);
   });
 });
