@@ -4,7 +4,7 @@
 import { InvalidArgumentError, type Command } from "commander";
 import { BatonError } from "../core/errors.ts";
 import type { ApiClient } from "./client.ts";
-import { integerArg, jsonObjectArg, printChange, withApi } from "./commands/common.ts";
+import { dagDateArg, integerArg, jsonObjectArg, printChange, withApi } from "./commands/common.ts";
 import { printObject, printRows, type OutputFormat } from "./output.ts";
 
 type Reprocess = "none" | "failed" | "completed";
@@ -179,8 +179,8 @@ export function registerBackfillCommands(program: Command): void {
   backfill
     .command("create <dag_id>")
     .description("create a backfill and follow its progress (runs are created by the scheduler, so closing this does not stop it)")
-    .requiredOption("--from <date>", "first logical date, inclusive (ISO 8601; without an offset: the DAG's time zone)")
-    .requiredOption("--to <date>", "last logical date, inclusive")
+    .requiredOption("--from <date>", "first logical date, inclusive (ISO 8601; without an offset: the DAG's time zone)", dagDateArg("--from"))
+    .requiredOption("--to <date>", "last logical date, inclusive (not before --from, --backwards too)", dagDateArg("--to"))
     .option("--reprocess <behavior>", "dates that already have a run: none (skip, default), failed (re-run failed ones), completed (re-run all)", (v: string) => {
       if (v !== "none" && v !== "failed" && v !== "completed") throw new InvalidArgumentError('must be "none", "failed" or "completed"');
       return v;

@@ -1,5 +1,6 @@
 import os from "node:os";
 import path from "node:path";
+import { dagRunJson, taskInstanceJson } from "../api/serializers.ts";
 import { Worker } from "../executor/worker.ts";
 import type { DiscoverFs } from "../parser/discover.ts";
 import { DagProcessor, unreadableCover } from "../parser/processor.ts";
@@ -8,10 +9,26 @@ import type { RowDataPacket } from "../store/db.ts";
 import { getDag, getDagRun, importErrorOfFile, listTaskInstances } from "../store/queries/read.ts";
 import { createDagRun } from "../store/transitions/createDagRun.ts";
 import { loadStructure } from "../store/versions.ts";
+import type { OutputFormat } from "./output.ts";
 import { clock, exitWith, type Runtime } from "./runtime.ts";
 
 /** How often the test run's row is read for an end another worker recorded. */
 const RUN_POLL_MS = 500;
+
+/** Lines of a failed task's error message printed under it; its log has the rest, with the stack. */
+const ERROR_LINES = 5;
+
+/**
+ * A failed task's error under its line, as Airflow's `dags test` shows the failure: the error's class and
+ * message (its first lines), then where the whole error and its stack are.
+ */
+export function failureLines(error: { name?: unknown; message?: unknown } | null, logsCommand: string): string[] {
+  if (!error) return [];
+  const message = String(error.message ?? "").split("\n");
+  const head = [`${String(error.name ?? "Error")}: ${message[0]}`, ...message.slice(1, ERROR_LINES)];
+  const more = message.length > ERROR_LINES ? ` (${message.length - ERROR_LINES} more line(s))` : "";
+  return [...head, `full error${more} and stack: ${logsCommand}`];
+}
 
 /**
  * `baton dags test`: parses the DAG folder, runs one run of the DAG in this process
@@ -21,8 +38,12 @@ export async function dagsTest(
   { config, db, logger }: Runtime,
   dagId: string,
   conf: Record<string, unknown>,
-  /** Tests only: the folder walk's and the file reads' file system calls (root cannot get EACCES from a real one). */
-  options: { discoverFs?: Partial<DiscoverFs> } = {},
+  options: {
+    /** Tests only: the folder walk's and the file reads' file system calls (root cannot get EACCES from a real one). */
+    discoverFs?: Partial<DiscoverFs>;
+    /** json: the run and its task instances as the API shows them (`runs show` without `signals`). */
+    output?: OutputFormat;
+  } = {},
 ): Promise<number> {
   const processor = new DagProcessor(db, clock, logger.scope({ component: "dag-processor" }), {
     dagsFolder: config.dagsFolder,
@@ -103,12 +124,26 @@ export async function dagsTest(
   await worker.stop(1000);
 
   const run = await getDagRun(db.pool, dagId, runId);
-  const { rows } = await listTaskInstances(db.pool, id, { limit: 1000, offset: 0 });
+  if (!run) exitWith(`run ${runId} disappeared`);
+  const rows = [];
+  for (;;) {
+    const page = await listTaskInstances(db.pool, id, { limit: 1000, offset: rows.length });
+    rows.push(...page.rows);
+    if (page.rows.length < 1000) break;
+  }
+  if (options.output === "json") {
+    const document = { ...dagRunJson(run!), task_instances: rows.map((ti) => taskInstanceJson(ti, run!.logical_date)) };
+    process.stdout.write(JSON.stringify(document, null, 2) + "\n");
+    return state === "success" ? 0 : 1;
+  }
   process.stdout.write(`run ${runId} of ${dagId}: ${state}\n`);
   for (const ti of rows) {
     const took = ti.duration === null ? "" : ` (${Number(ti.duration).toFixed(3)}s, try ${ti.try_number})`;
     process.stdout.write(`  ${String(ti.task_id).padEnd(32)} ${ti.state}${took}\n`);
+    const { error } = taskInstanceJson(ti, run!.logical_date);
+    if (ti.state !== "failed" && ti.state !== "up_for_retry") continue;
+    const logs = `baton tasks logs ${dagId} '${runId}' ${ti.task_id}`;
+    for (const line of failureLines(error, logs)) process.stdout.write(`      ${line}\n`);
   }
-  if (!run) exitWith(`run ${runId} disappeared`);
   return state === "success" ? 0 : 1;
 }

@@ -17,9 +17,19 @@ function cell(value: unknown): string {
 }
 
 /**
- * Rows as aligned columns (the last column is not padded), or the raw objects as JSON. Columns are cut at 60
- * characters, except those named in `uncut`: values a reader pastes into another command (a 64-character
- * `dag_version`), which a cut would make useless.
+ * Columns whose values a reader pastes into another command (`dag_id`, `dag_run_id`, `task_id`, a backfill's
+ * `id`, a variable's `key`, a pool's or token's `name`, a 64-character `dag_version`): printed whole, however
+ * long (a task id may have 250 characters), since a cut one would be useless there.
+ */
+const IDENTIFIER = /^(?:id|.*_id|key|name|dag_version)$/;
+
+/** Widest a cell of another column (not the last) is printed. */
+const CUT_AT = 60;
+
+/**
+ * Rows as aligned columns (the last column is not padded), or the raw objects as JSON. Cells longer than 60
+ * characters are cut and end with "…" (the JSON has them whole), except in the last column, in identifier columns
+ * (IDENTIFIER) and in those named in `uncut`.
  */
 export function printRows(
   rows: Record<string, unknown>[],
@@ -32,10 +42,11 @@ export function printRows(
     out.write(JSON.stringify(rows, null, 2) + "\n");
     return;
   }
-  const cells = rows.map((row) => columns.map((c) => cell(row[c]).replace(/\s*\n\s*/g, " ")));
-  const cap = columns.map((c) => (uncut.includes(c) ? Infinity : 60));
-  const widths = columns.map((c, i) => Math.min(cap[i]!, Math.max(c.length, ...cells.map((r) => r[i]!.length))));
-  const line = (values: string[]) => values.map((v, i) => (i === values.length - 1 ? v : v.slice(0, cap[i]).padEnd(widths[i]!))).join("  ").trimEnd();
+  const cap = columns.map((c, i) => (i === columns.length - 1 || IDENTIFIER.test(c) || uncut.includes(c) ? Infinity : CUT_AT));
+  const cut = (v: string, i: number) => (v.length > cap[i]! ? v.slice(0, cap[i]! - 1) + "…" : v);
+  const cells = rows.map((row) => columns.map((c, i) => cut(cell(row[c]).replace(/\s*\n\s*/g, " "), i)));
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
+  const line = (values: string[]) => values.map((v, i) => (i === values.length - 1 ? v : v.padEnd(widths[i]!))).join("  ").trimEnd();
   out.write(line(columns) + "\n");
   for (const r of cells) out.write(line(r) + "\n");
 }

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { parseDateTime } from "../../core/dateTime.ts";
 import { BatonError } from "../../core/errors.ts";
+import { parseDagDate } from "../../scheduler/timetable.ts";
 import { withClient, type ApiClient, type CallOptions } from "../client.ts";
 import { printObject, type OutputFormat } from "../output.ts";
 
@@ -46,6 +47,30 @@ export function integerArg(value: string): number {
  */
 export function dateTimeArg(option: string): (value: string) => Date {
   return (value) => parseDateTime(value, option);
+}
+
+/**
+ * Parser for a date option the API reads in the DAG's time zone (`backfill create --from/--to`): a date or a
+ * date-time, with or without an offset, years 1000-9999 (what the API's schema and createBackfill take), else
+ * BATON_INVALID_DATE naming the option before any request. The text itself is sent, as the API places it in
+ * the DAG's time zone, which the CLI does not know: the check is the text's, read as if in UTC.
+ */
+export function dagDateArg(option: string): (value: string) => string {
+  return (value) => {
+    let valid = value.length <= 64 && /^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}/.test(value);
+    try {
+      if (valid) parseDagDate(value, "UTC", "startDate");
+    } catch {
+      valid = false;
+    }
+    if (!valid) {
+      throw new BatonError(
+        "BATON_INVALID_DATE",
+        `${option} "${value}" is not a date: use ISO 8601, "2026-01-01" or "2026-01-01T06:00:00" (in the DAG's time zone) or with an offset, "2026-01-01T00:00:00Z"`,
+      );
+    }
+    return value;
+  };
 }
 
 /**

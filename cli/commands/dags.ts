@@ -3,7 +3,7 @@ import { BatonError } from "../../core/errors.ts";
 import type { ApiClient } from "../client.ts";
 import { printObject, printRows, type OutputFormat } from "../output.ts";
 import { loadCliConfig, openRuntime } from "../runtime.ts";
-import { confirm, dateTimeArg, jsonObjectArg, listArg, printChange, withApi } from "./common.ts";
+import { confirm, dateTimeArg, globalsOf, jsonObjectArg, listArg, printChange, withApi } from "./common.ts";
 
 const enc = encodeURIComponent;
 /** Page size when a command reads a whole list. */
@@ -200,14 +200,15 @@ export function registerDagsCommands(program: Command): void {
 
   dags
     .command("test <dag_id>")
-    .description("parse the DAG folder and run one run of the DAG in this process, printing each task's state")
+    .description("parse the DAG folder and run one run of the DAG in this process, printing each task's state (a failed one's error under it); --output json: the run and its task instances")
     .option("-c, --conf <json>", "run configuration (JSON object)", jsonObjectArg)
     .option("-d, --dags-folder <path>", "DAG folder (BATON_DAGS_FOLDER, default ./dags)")
-    .action(async (dagId: string, opts: { conf?: Record<string, unknown>; dagsFolder?: string }) => {
+    .action(async function (this: Command, dagId: string, opts: { conf?: Record<string, unknown>; dagsFolder?: string }) {
+      const { output } = globalsOf(this);
       // Like standalone, it parses the folder and runs the DAG on its own: it may set a database up.
       const rt = await openRuntime(loadCliConfig({ dagsFolder: opts.dagsFolder }), { create: true });
       const { dagsTest } = await import("../dagsTest.ts");
-      const code = await dagsTest(rt, dagId, opts.conf ?? {});
+      const code = await dagsTest(rt, dagId, opts.conf ?? {}, { output });
       await rt.db.close();
       process.exit(code);
     });

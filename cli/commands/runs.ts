@@ -47,9 +47,8 @@ export function registerRunsCommands(program: Command): void {
     .action(async function (this: Command, dagId: string, runId: string) {
       await withApi(this, async (client, { output }) => {
         const run = await client.call<Record<string, unknown>>("GET", runPath(dagId, runId));
-        const { task_instances } = await client.call<{ task_instances: Record<string, unknown>[] }>("GET", `${runPath(dagId, runId)}/taskInstances`, {
-          query: { limit: 1000 },
-        });
+        // Every page: a run may hold more task instances than one page (1,000), and the first alone left the rest out.
+        const task_instances = await fetchAll<Record<string, unknown>>(client, `${runPath(dagId, runId)}/taskInstances`, "task_instances");
         const signals = await runSignals(client, dagId, runId);
         if (output === "json") return printObject({ ...run, task_instances, signals }, "json");
         printObject(run);

@@ -1,7 +1,29 @@
 import { InvalidArgumentError, type Command } from "commander";
+import { parseDuration } from "../../core/durations.ts";
+import { BatonError } from "../../core/errors.ts";
 import { isRole } from "../../core/roles.ts";
 import { printObject, printRows } from "../output.ts";
 import { printChange, withApi } from "./common.ts";
+
+/** The API's bounds for `expires_in` (api/routes/tokens.ts). */
+const MAX_EXPIRES_IN_MS = 10 * 365 * 86_400_000;
+
+/**
+ * `--expires-in`, checked as the API checks `expires_in` (a duration from 1s to 10 years), so a refusal names the
+ * option and the form: the API's schema answered "0" with "body.expires_in must NOT have fewer than 2 characters".
+ */
+function expiresInArg(value: string): string {
+  let ms = Number.NaN;
+  try {
+    ms = parseDuration(value, "--expires-in");
+  } catch {
+    // refused below
+  }
+  if (!(ms >= 1000 && ms <= MAX_EXPIRES_IN_MS) || value.length > 32) {
+    throw new BatonError("BATON_VALIDATION_FAILED", `--expires-in "${value}" must be a duration from 1s to 10 years, such as 90d, 12h or 30m`);
+  }
+  return value;
+}
 
 export function registerTokenCommands(program: Command): void {
   const tokens = program.command("tokens").description("API tokens: create (shown once), list, revoke (admin)");
@@ -14,7 +36,7 @@ export function registerTokenCommands(program: Command): void {
       if (!isRole(v)) throw new InvalidArgumentError('must be "viewer", "operator" or "admin"');
       return v;
     })
-    .option("--expires-in <duration>", 'e.g. "90d"; no expiry when omitted')
+    .option("--expires-in <duration>", 'from 1s to 10 years, e.g. "90d", "12h"; no expiry when omitted', expiresInArg)
     .action(async function (this: Command, opts: { name: string; role: string; expiresIn?: string }) {
       await withApi(this, async (client, { output }) => {
         const created = await client.call("POST", "/tokens", { body: { name: opts.name, role: opts.role, expires_in: opts.expiresIn } });

@@ -66,7 +66,9 @@ async function planFor(db: Db, now: Date, req: NewBackfill, maxRuns: number): Pr
   if (from.getTime() > to.getTime()) {
     throw new BatonError(
       "BATON_BACKFILL_INVALID_RANGE",
-      `from_date ${from.toISOString()} is after to_date ${to.toISOString()}; use run_backwards to process newest first`,
+      // Named in both forms, the API's field and the CLI's flag: a reversed range is refused with run_backwards too.
+      `from_date ${from.toISOString()} is after to_date ${to.toISOString()}: the range is from_date <= to_date (--from <= --to) ` +
+        "in either direction; to process newest first, keep it so and set run_backwards: true (--backwards)",
     );
   }
   let timetable: Timetable;

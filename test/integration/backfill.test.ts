@@ -499,9 +499,10 @@ describe("backfill", () => {
         child.stderr.on("data", (d) => (stderr += d));
         child.on("close", (code) => resolve({ code, stdout, stderr }));
       });
-    const [dry, bad, backwards] = await Promise.all([
+    const [dry, bad, badBackwards, backwards] = await Promise.all([
       cli("create", "bf_quick", "--from", "2026-01-06", "--to", "2026-01-07", "--reprocess", "failed", "--dry-run"),
       cli("create", "bf_quick", "--from", "2026-01-07", "--to", "2026-01-06"),
+      cli("create", "bf_quick", "--from", "2026-01-07", "--to", "2026-01-06", "--backwards"),
       cli("create", "bf_past", "--from", "2026-01-01", "--to", "2026-01-03", "--reprocess", "failed", "--backwards"),
     ]);
     expect(backwards.code).toBe(1);
@@ -510,7 +511,14 @@ describe("backfill", () => {
     expect(dry.stdout).toContain(`${day(7)}   create`);
     expect(dry.stdout).toContain("dry run: 2 date(s): 1 to create, 0 to re-run, 1 to skip; nothing was written");
     expect(bad.code).toBe(1);
-    expect(bad.stderr.trim()).toMatch(/^baton: BATON_BACKFILL_INVALID_RANGE: from_date 2026-01-07T00:00:00.000Z is after to_date/);
+    // It named only the API's run_backwards, and a reversed range with --backwards is refused too: say both, and that
+    // the range stays from <= to.
+    const reversed =
+      "baton: BATON_BACKFILL_INVALID_RANGE: from_date 2026-01-07T00:00:00.000Z is after to_date 2026-01-06T00:00:00.000Z: " +
+      "the range is from_date <= to_date (--from <= --to) in either direction; to process newest first, keep it so and set " +
+      "run_backwards: true (--backwards)";
+    expect({ code: bad.code, stderr: bad.stderr.trim() }).toEqual({ code: 1, stderr: reversed });
+    expect({ code: badBackwards.code, stderr: badBackwards.stderr.trim() }).toEqual({ code: 1, stderr: reversed });
 
     const detached = await cli("create", "bf_quick", "--from", "2026-01-07", "--to", "2026-01-08", "--max-active-runs", "1", "--detach");
     expect(detached.code).toBe(0);

@@ -180,6 +180,28 @@ describe("baton dags test", () => {
     expect(r.stderr).not.toContain("    at ");
   });
 
+  // Airflow's `dags test` prints the failure's traceback: "failed" alone sent the author to the log.
+  it("prints a failed task's error (class and message) under its line", async () => {
+    const r = await baton(["dags", "test", "cli_bad"], env);
+    expect(r.code).toBe(1);
+    const lines = r.stdout.split("\n");
+    const boom = lines.findIndex((l) => /^\s+boom\s+failed\b/.test(l));
+    expect(boom).toBeGreaterThan(0);
+    expect(lines[boom + 1]).toMatch(/^\s+FailError: boom on purpose$/);
+    expect(r.stdout).toContain(`baton tasks logs cli_bad `);
+  });
+
+  it("prints the run and its task instances as one JSON document under --output json", async () => {
+    const r = await baton(["--output", "json", "dags", "test", "cli_bad"], env);
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(r.stdout) as { dag_id: string; dag_run_id: string; state: string; task_instances: { task_id: string; state: string; error: unknown }[] };
+    expect(doc).toMatchObject({ dag_id: "cli_bad", state: "failed" });
+    expect(doc.dag_run_id).toMatch(/^test__/);
+    const byTask = Object.fromEntries(doc.task_instances.map((t) => [t.task_id, t]));
+    expect(byTask.fine).toMatchObject({ state: "success", error: null });
+    expect(byTask.boom).toMatchObject({ state: "failed", error: { name: "FailError", message: "boom on purpose" } });
+  });
+
   it("names an unknown DAG in one line and exits non-zero", async () => {
     const r = await baton(["dags", "test", "no_such_dag"], env);
     expect(r.code).not.toBe(0);

@@ -41,6 +41,45 @@ describe("CLI date options take what the API takes (RFC 3339 date-times with an 
   });
 });
 
+// The API's schema answered a short --from with BATON_VALIDATION_FAILED "body.from_date must NOT have fewer than 10
+// characters", a long but impossible one with BATON_INVALID_DATE: one code, naming the option, before any request.
+describe("backfill create --from/--to are checked by the CLI: BATON_INVALID_DATE naming the option", () => {
+  it.concurrent.each([
+    ["--from bogus (was the schema's length)", ["backfill", "create", "d", "--from", "bogus", "--to", "2026-01-02"], '--from "bogus"'],
+    ["--from 2026-13-45", ["backfill", "create", "d", "--from", "2026-13-45", "--to", "2026-01-02"], '--from "2026-13-45"'],
+    ["--to 0999-01-01 (the API's years are 1000-9999)", ["backfill", "create", "d", "--from", "2026-01-01", "--to", "0999-01-01"], '--to "0999-01-01"'],
+    ["--to with words after the date", ["backfill", "create", "d", "--from", "2026-01-01", "--to", "2026-01-02 then"], '--to "2026-01-02 then"'],
+  ])("%s", async (_name, args, names) => {
+    const r = await runBaton(args, closed);
+    expectOneLine(r, `BATON_INVALID_DATE: ${names} is not a date`);
+    expect(r.stderr).toContain('"2026-01-01"');
+  });
+
+  it.concurrent.each([
+    ["dates", ["backfill", "create", "d", "--from", "2026-01-01", "--to", "2026-01-02"]],
+    ["date-times in the DAG's time zone", ["backfill", "create", "d", "--from", "2026-01-01T06:00", "--to", "2026-01-02T06:00:00"]],
+    ["date-times with an offset", ["backfill", "create", "d", "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-02T00:00:00+09:00"]],
+  ])("valid %s go on to the database", async (_name, args) => {
+    const r = await runBaton(args, closed);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("cannot reach MySQL");
+  });
+});
+
+// The schema's "body.expires_in must NOT have fewer than 2 characters" named neither the option nor the form.
+describe("tokens create --expires-in is checked by the CLI, naming the option and the accepted form", () => {
+  it.concurrent.each([["0"], ["1"], ["soon"], ["500ms"], ["600w"]])("--expires-in %s", async (value) => {
+    const r = await runBaton(["tokens", "create", "--name", "n", "--role", "viewer", "--expires-in", value], closed);
+    expectOneLine(r, `BATON_VALIDATION_FAILED: --expires-in "${value}" must be a duration from 1s to 10 years, such as 90d, 12h or 30m`);
+  });
+
+  it("a valid one goes on to the database", async () => {
+    const r = await runBaton(["tokens", "create", "--name", "n", "--role", "viewer", "--expires-in", "90d"], closed);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("cannot reach MySQL");
+  });
+});
+
 describe("errors thrown inside an action are one line too (they were uncaught, with a stack trace)", () => {
   it.concurrent.each([
     ["pools set p9 -2", ["pools", "set", "p9", "-2"], 'BATON_VALIDATION_FAILED: <slots> "-2": must be a non-negative integer, or -1 for no limit'],
