@@ -41,8 +41,16 @@ export async function runsWithAbandonedTries(q: Queryable, dagRunIds: readonly n
   return new Set(rows.map((r) => Number(r.dag_run_id)));
 }
 
-function isCompensation(shape: DagShape, taskId: string): boolean {
+export function isCompensation(shape: DagShape, taskId: string): boolean {
   return shape.byId.get(taskId)?.kind === "compensate";
+}
+
+/**
+ * Whether a task made ready is held in `scheduled` rather than queued: one depending on its
+ * previous run (releaseScheduled decides), or a compensation while a try of its run winds down.
+ */
+export function holdsWhenReady(shape: DagShape, taskId: string, runWindingDown: boolean): boolean {
+  return shape.byId.get(taskId)?.dependsOnPast === true || (runWindingDown && isCompensation(shape, taskId));
 }
 
 /**
@@ -54,10 +62,7 @@ export async function readyToQueue(tx: Tx, dagRunId: number, shape: DagShape, re
   const waiting = ready.some((r) => isCompensation(shape, r.task_id)) && (await runsWithAbandonedTries(tx, [dagRunId])).has(dagRunId);
   const queue: number[] = [];
   const hold: number[] = [];
-  for (const r of ready) {
-    const held = shape.byId.get(r.task_id)?.dependsOnPast === true || (waiting && isCompensation(shape, r.task_id));
-    (held ? hold : queue).push(Number(r.id));
-  }
+  for (const r of ready) (holdsWhenReady(shape, r.task_id, waiting) ? hold : queue).push(Number(r.id));
   return { queue, hold };
 }
 

@@ -32,7 +32,7 @@ import { RunType, TaskState } from "../../core/states.ts";
 import { nextRetryAt, shouldRetry } from "../../scheduler/retryPolicy.ts";
 import { blockedByQueued, mayHandOff, type HandoffPool } from "../../scheduler/handoff.ts";
 import { occupancyStatements } from "../pools.ts";
-import { runsWithAbandonedTries } from "./abandonedTries.ts";
+import { holdsWhenReady, isCompensation, runsWithAbandonedTries } from "./abandonedTries.ts";
 import { deliverPendingSignal } from "./signals.ts";
 import { inList, type BatchTx, type Db, type ResultSetHeader, type RowDataPacket, type Statement } from "../db.ts";
 import { outputsByRun, upstreamOutputsStatement, type WantedOutputs } from "../xcom.ts";
@@ -43,7 +43,6 @@ import {
   counterColumn,
   countsOfSingleUpstream,
   decideDownstream,
-  dependsOnPast,
   endStatements,
   holdStatement,
   finishRun,
@@ -54,6 +53,9 @@ import {
   upstreamIncrements,
   type SettledTask,
 } from "./settle.ts";
+
+/** What a try's error takes in task_instance.error at most (a TEXT, 65,535 bytes): a task's own error can be any size, in any script. */
+export const STORED_ERROR_MAX_BYTES = 60_000;
 
 /**
  * A stored log only grows when a try runs again under the same try number (handed back at
@@ -215,8 +217,7 @@ function plan(t: FinishedTry, now: Date, shape: DagShape): Planned {
     retryAt = nextRetryAt(now, spec, task, task.tryNumber);
   }
   const duration = (endedAt.getTime() - task.startedAt.getTime()) / 1000;
-  // task_instance.error is TEXT (65,535 bytes): a task's own error can be any size, in any script.
-  const error = t.error ? jsonWithinBytes({ ...t.error }, 60_000) : null;
+  const error = t.error ? jsonWithinBytes({ ...t.error }, STORED_ERROR_MAX_BYTES) : null;
   const firstPokeAt = t.firstPokeAt ?? null;
   return {
     t,
@@ -774,12 +775,12 @@ async function attempt(
   }
   // A compensation made ready waits while a try of its run winds down (abandonedTries.ts): read
   // only then, for the runs concerned (a saga's step, never a chain's hop).
-  const compensating = [...decided].filter(([dagRunId, d]) => d.ready.some((row) => runs.get(dagRunId)!.shape.byId.get(row.task_id)?.kind === "compensate"));
+  const compensating = [...decided].filter(([dagRunId, d]) => d.ready.some((row) => isCompensation(runs.get(dagRunId)!.shape, row.task_id)));
   const waiting = await runsWithAbandonedTries(btx.conn, compensating.map(([dagRunId]) => dagRunId));
   for (const [dagRunId, decisions] of decided) {
     const run = runs.get(dagRunId)!;
     for (const row of decisions.ready) {
-      if (dependsOnPast(run.shape, row.task_id) || (waiting.has(dagRunId) && run.shape.byId.get(row.task_id)?.kind === "compensate")) held.push(Number(row.id));
+      if (holdsWhenReady(run.shape, row.task_id, waiting.has(dagRunId))) held.push(Number(row.id));
       else ready.push({ row, run: run.context });
     }
     if (decisions.ended.length > 0) cascades.push({ dagRunId, shape: run.shape, ended: decisions.ended });

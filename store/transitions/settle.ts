@@ -140,10 +140,6 @@ export function holdStatement(ids: number[]): Statement {
   return { sql: `UPDATE task_instance SET state = 'scheduled' WHERE id IN (${inList(ids)})`, params: ids };
 }
 
-export function dependsOnPast(shape: DagShape, taskId: string): boolean {
-  return shape.byId.get(taskId)?.dependsOnPast === true;
-}
-
 export function endStatements(now: Date, ended: DownstreamDecisions["ended"]): Statement[] {
   const byState = new Map<string, number[]>();
   for (const { row, state } of ended) byState.set(state, [...(byState.get(state) ?? []), Number(row.id)]);
