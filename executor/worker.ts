@@ -22,7 +22,7 @@ import { connectionsBusy, recordedResults, triesClaimedBy } from "../store/queri
 import { poolSlotsDep } from "../scheduler/deps/poolSlots.ts";
 import { GateDepths } from "../scheduler/handoff.ts";
 import { WarnOnce } from "../core/warnOnce.ts";
-import { finishTries, type FinishedTry, type FinishResult, type TryError } from "../store/transitions/finishTries.ts";
+import { finishTries, STORED_ERROR_MAX_BYTES, type FinishedTry, type FinishResult, type TryError } from "../store/transitions/finishTries.ts";
 import { handBack, type HeldTry } from "../store/transitions/handBack.ts";
 import { beatProcess, beatTries, removeProcess } from "../store/transitions/heartbeat.ts";
 import { VersionCache, isUnusableVersion } from "../store/versions.ts";
@@ -51,14 +51,6 @@ import {
 
 const CHILD_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "child.ts");
 /**
- * Everything a task process exchanges with its worker is JSON (outputs and step results are
- * JSON-checked in the child). It runs as a compiled entry: it imports only JavaScript (DAG
- * bundles and the SDK module), so tsx would only cost its boot. In a process group of its own:
- * killing it (executionTimeout, shutdown) kills the processes the task started too, and a signal
- * for the worker's whole group (Ctrl-C, systemd stopping the unit) leaves the try to the worker,
- * which finishes it or hands it back, instead of failing it as a process that died.
- */
-/**
  * What a finish batch may send of its tries' outputs, logs and errors, escaped: well under the
  * smallest max_allowed_packet in use (MySQL 5.7's 4 MiB; MariaDB's default is 16 MiB, MySQL 8's
  * 64 MiB), with room for the statements around them.
@@ -71,10 +63,18 @@ const FINISH_BATCH_SENT_BYTES = 3 * 1024 * 1024;
  */
 function sentBytes(t: FinishedTry): number {
   const output = t.output === undefined ? 0 : (JSON.stringify(t.output)?.length ?? 0);
-  const error = t.error === undefined ? 0 : Math.min(60_000, JSON.stringify(t.error).length); // stored within 60,000 bytes (finishTries)
+  const error = t.error === undefined ? 0 : Math.min(STORED_ERROR_MAX_BYTES, JSON.stringify(t.error).length);
   return 256 + 3 * (output + (t.log?.length ?? 0)) + error;
 }
 
+/**
+ * Everything a task process exchanges with its worker is JSON (outputs and step results are
+ * JSON-checked in the child). It runs as a compiled entry: it imports only JavaScript (DAG
+ * bundles and the SDK module), so tsx would only cost its boot. In a process group of its own:
+ * killing it (executionTimeout, shutdown) kills the processes the task started too, and a signal
+ * for the worker's whole group (Ctrl-C, systemd stopping the unit) leaves the try to the worker,
+ * which finishes it or hands it back, instead of failing it as a process that died.
+ */
 const TASK_CHILD = { stdio: "inherit", serialization: "json", precompiled: true, processGroup: true } as const;
 
 export interface WorkerOptions {
