@@ -3,6 +3,9 @@ import { createHash, randomBytes } from "node:crypto";
 /** Tokens look like `baton_<43 base64url chars>`: recognisable in logs and secret scanners. */
 export const TOKEN_PREFIX = "baton_";
 
+/** The longest lifetime a token is created with (`expires_in`, `--expires-in`): 10 years. */
+export const MAX_TOKEN_LIFETIME_MS = 10 * 365 * 86_400_000;
+
 export function generateToken(): string {
   return TOKEN_PREFIX + randomBytes(32).toString("base64url");
 }

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { displayPrefix, generateToken, hashToken } from "../../core/apiTokens.ts";
+import { displayPrefix, generateToken, hashToken, MAX_TOKEN_LIFETIME_MS } from "../../core/apiTokens.ts";
 import { parseDuration } from "../../core/durations.ts";
 import { BatonError } from "../../core/errors.ts";
 import { getTokenByName, insertToken, listTokens, revokeToken, type ApiTokenRow } from "../../store/apiTokens.ts";
@@ -110,7 +110,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db,
         } catch (err) {
           throw new BatonError("BATON_VALIDATION_FAILED", (err as Error).message);
         }
-        if (ms <= 0 || ms > 10 * 365 * 86_400_000) throw new BatonError("BATON_VALIDATION_FAILED", "body.expires_in must be between 1s and 10 years");
+        if (ms <= 0 || ms > MAX_TOKEN_LIFETIME_MS) throw new BatonError("BATON_VALIDATION_FAILED", "body.expires_in must be between 1s and 10 years");
         expiresAt = new Date(now.getTime() + ms);
       }
       const token = generateToken();

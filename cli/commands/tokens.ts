@@ -1,12 +1,10 @@
 import { InvalidArgumentError, type Command } from "commander";
+import { MAX_TOKEN_LIFETIME_MS } from "../../core/apiTokens.ts";
 import { parseDuration } from "../../core/durations.ts";
 import { BatonError } from "../../core/errors.ts";
 import { isRole } from "../../core/roles.ts";
 import { printObject, printRows } from "../output.ts";
 import { printChange, withApi } from "./common.ts";
-
-/** The API's bounds for `expires_in` (api/routes/tokens.ts). */
-const MAX_EXPIRES_IN_MS = 10 * 365 * 86_400_000;
 
 /**
  * `--expires-in`, checked as the API checks `expires_in` (a duration from 1s to 10 years), so a refusal names the
@@ -19,7 +17,7 @@ function expiresInArg(value: string): string {
   } catch {
     // refused below
   }
-  if (!(ms >= 1000 && ms <= MAX_EXPIRES_IN_MS) || value.length > 32) {
+  if (!(ms >= 1000 && ms <= MAX_TOKEN_LIFETIME_MS) || value.length > 32) {
     throw new BatonError("BATON_VALIDATION_FAILED", `--expires-in "${value}" must be a duration from 1s to 10 years, such as 90d, 12h or 30m`);
   }
   return value;
