@@ -140,8 +140,8 @@ export async function dagsTest(
   for (const ti of rows) {
     const took = ti.duration === null ? "" : ` (${Number(ti.duration).toFixed(3)}s, try ${ti.try_number})`;
     process.stdout.write(`  ${String(ti.task_id).padEnd(32)} ${ti.state}${took}\n`);
-    const { error } = taskInstanceJson(ti, run!.logical_date);
     if (ti.state !== "failed" && ti.state !== "up_for_retry") continue;
+    const { error } = taskInstanceJson(ti, run!.logical_date);
     const logs = `baton tasks logs ${dagId} '${runId}' ${ti.task_id}`;
     for (const line of failureLines(error, logs)) process.stdout.write(`      ${line}\n`);
   }

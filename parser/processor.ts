@@ -11,6 +11,7 @@ import {
   FILELOC_MAX_CHARS,
   fileHashes,
   filelocFits,
+  FORGOTTEN_CONTENT_HASH,
   forgetFile,
   recordFolderProblems,
   recordImportError,
@@ -358,7 +359,7 @@ export class DagProcessor {
     // A path whose problem cleared is parsed again in this scan (its own import error may have been replaced).
     for (const fileloc of await recordFolderProblems(this.db, this.clock.now(), root, problems)) {
       const known = this.known.get(fileloc);
-      if (known) this.known.set(fileloc, { ...known, hash: "0".repeat(64) });
+      if (known) this.known.set(fileloc, { ...known, hash: FORGOTTEN_CONTENT_HASH });
     }
     this.folderProblemsRecorded = problems.length > 0;
   }

@@ -260,6 +260,9 @@ export function filelocFits(fileloc: string): boolean {
   return true;
 }
 
+/** A content hash no file has: a dag_file row holding it is parsed again at the next scan, even unchanged (REPEAT('0', 64) in SQL). */
+export const FORGOTTEN_CONTENT_HASH = "0".repeat(64);
+
 /** Import errors of the DAG folder rather than of a file (a folder that cannot be read, paths too long to store). */
 export const FOLDER_PROBLEM_CODES = ["BATON_DAGS_FOLDER_UNREADABLE", "BATON_DAG_FILELOC_TOO_LONG"] as const;
 
