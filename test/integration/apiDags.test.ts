@@ -421,7 +421,10 @@ describe("DAG and DAG run API", () => {
 
     it("a DAG delete waits for a trigger that holds the DAG's version, and deletes the run it made", async () => {
       // The runs the tests above made must be done: a DAG with a running task is not deleted (409).
-      await waitFor("apid_gamma's tasks to finish", async () =>
+      // Runs first: a queued run has no task instances until the scheduler starts it, and its task
+      // could be running when the delete looks.
+      await waitFor("apid_gamma's runs and tasks to finish", async () =>
+        (await count("SELECT COUNT(*) AS n FROM dag_run WHERE dag_id = 'apid_gamma' AND state IN ('queued', 'running')", [])) === 0 &&
         (await count("SELECT COUNT(*) AS n FROM task_instance WHERE dag_id = 'apid_gamma' AND state IN ('queued', 'running')", [])) === 0,
       );
       // What a trigger's INSERT does, held open: the pinned version share-locked, the run inserted later.
