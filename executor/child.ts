@@ -476,8 +476,9 @@ function taskContext(
     get<T>(ref: TaskRef<T>): Jsonified<T> {
       const id = typeof ref === "string" ? ref : ref?.id;
       if (!upstream.has(id)) throw new Error(`ctx.get("${id}"): only direct upstream tasks of "${m.taskId}" can be read`);
-      // Outputs reach here parsed from their stored JSON.
-      return m.upstreamOutputs[id] as Jsonified<T>;
+      // Outputs reach here parsed from their stored JSON, as a plain object: an upstream that returned
+      // nothing has no own key, and its id may be one of Object.prototype's names.
+      return (Object.hasOwn(m.upstreamOutputs, id) ? m.upstreamOutputs[id] : undefined) as Jsonified<T>;
     },
     skip(reason?: string): never {
       throw new SkipError(reason);

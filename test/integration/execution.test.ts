@@ -87,6 +87,14 @@ export default dag({ id: "ex_proto_ids" }, (t) => {
 });
 `);
 
+// The same names returning nothing: ctx.get answers undefined, not Object.prototype's members.
+const PROTO_IDS_SILENT = dagSource(`
+export default dag({ id: "ex_proto_silent" }, (t) => {
+  const ids = ["__proto__", "constructor", "toString", "hasOwnProperty"].map((id) => t.task(id, async () => undefined));
+  t.task("join", { upstream: ids }, async (ctx) => ids.map((id) => typeof ctx.get(id)));
+});
+`);
+
 const OUTPUTS = dagSource(`
 export default dag({ id: "ex_outputs", params: { region: "eu", greeting: "default" } }, (t) => {
   const obj = t.task("obj", async () => ({ id: 7, tags: ["x", "y"], nested: { ok: true, at: null } }));
@@ -217,6 +225,7 @@ describe("task execution", () => {
       "fanout.ts": FANOUT,
       "outputs.ts": OUTPUTS,
       "protoIds.ts": PROTO_IDS,
+      "protoIdsSilent.ts": PROTO_IDS_SILENT,
       "bigint.ts": BIGINT,
       "timeouts.ts": TIMEOUTS,
       "fence.ts": FENCE,
@@ -387,6 +396,14 @@ describe("task execution", () => {
     const runId = await h.trigger("ex_proto_ids");
     expect((await finished("ex_proto_ids", runId)).state).toBe("success");
     expect((await xcom("ex_proto_ids", runId, "join")).json().value).toEqual([{ from: "__proto__" }, "from constructor", 3]);
+  });
+
+  // Was: ["object", "function", "function", "function"] — the outputs map crossed to the task process
+  // as JSON, a plain object whose prototype answered the ids no upstream had returned.
+  it("answers undefined from ctx.get for upstreams named like Object's members that returned nothing", async () => {
+    const runId = await h.trigger("ex_proto_silent");
+    expect((await finished("ex_proto_silent", runId)).state).toBe("success");
+    expect((await xcom("ex_proto_silent", runId, "join")).json().value).toEqual(["undefined", "undefined", "undefined", "undefined"]);
   });
 
   it("fails a task whose return value is not JSON-serializable, with a clear message and no retries", async () => {
