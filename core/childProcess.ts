@@ -1,4 +1,4 @@
-import { execFileSync, fork, type ChildProcess } from "node:child_process";
+import { execFileSync, fork, type ChildProcess, type StdioOptions } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -71,8 +71,12 @@ export function compiledEntry(script: string): string | null {
 
 export interface ChildOptions {
   env?: NodeJS.ProcessEnv;
-  /** Where the child's own stdout/stderr go when not captured: inherited by default. */
-  stdio?: "inherit" | "pipe" | "ignore";
+  /**
+   * Where the child's own stdout/stderr go when not captured: inherited by default; "stderr" sends
+   * both to this process's stderr, for children running user code (DAG files, tasks) whose stray
+   * prints must not land in a CLI's stdout document (`-o json`) — service logs are on stderr too.
+   */
+  stdio?: "inherit" | "stderr" | "pipe" | "ignore";
   execArgv?: string[];
   /**
    * How messages are encoded (default "advanced": structured clone). "json" is cheaper per
@@ -89,6 +93,13 @@ export interface ChildOptions {
    */
   processGroup?: boolean;
 }
+
+const STDIO: Record<NonNullable<ChildOptions["stdio"]>, StdioOptions> = {
+  inherit: "inherit",
+  stderr: ["inherit", 2, 2, "ipc"],
+  pipe: ["ignore", "pipe", "pipe", "ipc"],
+  ignore: ["ignore", "ignore", "ignore", "ipc"],
+};
 
 interface Pending {
   resolve: (value: unknown) => void;
@@ -136,7 +147,7 @@ export class Child {
       detached: this.group,
       execArgv: [...(entry ? [] : ["--import", TSX_LOADER]), "--enable-source-maps", ...(options.execArgv ?? [])],
       env: options.env ?? process.env,
-      stdio: options.stdio === "pipe" ? ["ignore", "pipe", "pipe", "ipc"] : options.stdio === "ignore" ? ["ignore", "ignore", "ignore", "ipc"] : "inherit",
+      stdio: STDIO[options.stdio ?? "inherit"],
       serialization: options.serialization ?? "advanced",
     });
     live.add(this);

@@ -73,9 +73,11 @@ function sentBytes(t: FinishedTry): number {
  * bundles and the SDK module), so tsx would only cost its boot. In a process group of its own:
  * killing it (executionTimeout, shutdown) kills the processes the task started too, and a signal
  * for the worker's whole group (Ctrl-C, systemd stopping the unit) leaves the try to the worker,
- * which finishes it or hands it back, instead of failing it as a process that died.
+ * which finishes it or hands it back, instead of failing it as a process that died. What it prints
+ * outside a try's capture goes to the worker's stderr, with the service logs (stdout may be a CLI's
+ * document: `baton -o json dags test`).
  */
-const TASK_CHILD = { stdio: "inherit", serialization: "json", precompiled: true, processGroup: true } as const;
+const TASK_CHILD = { stdio: "stderr", serialization: "json", precompiled: true, processGroup: true } as const;
 
 export interface WorkerOptions {
   concurrency: number;

@@ -62,7 +62,7 @@ export class ParserPool {
 
   private spawn(): Slot {
     this.live++;
-    const child = new Child(CHILD_SCRIPT, { env: { ...process.env, BATON_PARSE_SCRATCH: this.options.scratchFolder }, precompiled: true });
+    const child = new Child(CHILD_SCRIPT, { env: { ...process.env, BATON_PARSE_SCRATCH: this.options.scratchFolder }, precompiled: true, stdio: "stderr" });
     this.children.add(child);
     void child.exitedPromise.then(() => this.children.delete(child));
     return { child, parsed: 0 };

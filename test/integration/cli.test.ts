@@ -202,6 +202,25 @@ describe("baton dags test", () => {
     expect(byTask.boom).toMatchObject({ state: "failed", error: { name: "FailError", message: "boom on purpose" } });
   });
 
+  // Was: the parser and task children inherited stdout, so a DAG file's top-level print came before
+  // the document and `JSON.parse` of the output failed.
+  it("keeps --output json pure JSON when the DAG file and its task print on their own", async () => {
+    const file = path.join(root, "dags", "chatty.ts");
+    await writeFile(
+      file,
+      `import { dag } from "baton";\nconsole.log("chatty file loading");\nprocess.stdout.write("raw write at import\\n");\n` +
+        `export default dag({ id: "cli_chatty" }, (t) => { t.task("talk", async () => { setTimeout(() => process.stdout.write("late line after the try\\n"), 0); return 1; }); });\n`,
+    );
+    try {
+      const r = await baton(["--output", "json", "dags", "test", "cli_chatty"], env);
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ dag_id: "cli_chatty", state: "success", task_instances: [{ task_id: "talk", state: "success" }] });
+      expect(r.stderr).toContain("chatty file loading");
+    } finally {
+      await rm(file, { force: true });
+    }
+  });
+
   it("names an unknown DAG in one line and exits non-zero", async () => {
     const r = await baton(["dags", "test", "no_such_dag"], env);
     expect(r.code).not.toBe(0);
