@@ -1,6 +1,7 @@
-import Ajv from "ajv";
+import Ajv, { type ValidateFunction } from "ajv";
 import addFormats from "ajv-formats";
 import Fastify, { type FastifyInstance } from "fastify";
+import { SerializerSelector, type SerializerFactory } from "@fastify/fast-json-stringify-compiler";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { installAuth } from "./auth.ts";
 import type { ApiDeps } from "./context.ts";
@@ -32,6 +33,31 @@ function fastifyTrustProxy(trust: boolean | number | string[]): boolean | string
   return typeof trust === "number" ? (_address, hop) => hop < trust : trust;
 }
 
+/**
+ * A route's validator compiled at its first request (ApiDeps.lazySchemas). Fastify reads a
+ * validator's `errors` after calling it, as Ajv's functions carry them.
+ */
+function lazyValidator(compile: () => ValidateFunction): (data: unknown) => boolean {
+  let validate: ValidateFunction | undefined;
+  const lazy = (data: unknown) => {
+    validate ??= compile();
+    const valid = validate(data) as boolean;
+    lazy.errors = validate.errors;
+    return valid;
+  };
+  lazy.errors = null as ValidateFunction["errors"];
+  return lazy;
+}
+
+/** Fastify's own serializer compiler (fast-json-stringify), each route's serializer compiled at its first answer. */
+const lazySerializers: SerializerFactory = (externalSchemas, options) => {
+  const compileSerializer = SerializerSelector()(externalSchemas, options);
+  return (route) => {
+    let serialize: ((data: unknown) => string) | undefined;
+    return (data: unknown) => (serialize ??= compileSerializer(route))(data);
+  };
+};
+
 /** Builds the API without listening (tests call inject(); the CLI listens). */
 export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -48,13 +74,17 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     // Behind a reverse proxy (BATON_TRUST_PROXY), request.ip is the client X-Forwarded-For names: the
     // refusal throttle and the rate limit count clients, not the proxy.
     trustProxy: fastifyTrustProxy(deps.config.trustProxy ?? false),
+    ...(deps.lazySchemas ? { schemaController: { compilersFactory: { buildSerializer: lazySerializers } } } : {}),
   }).withTypeProvider<TypeBoxTypeProvider>();
   // Query strings and path parameters arrive as text and are coerced to their schema types;
   // JSON bodies are not: {"is_paused": "true"} is a 400, not a pause. Booleans in any case and
   // date-times whose "+" arrived as a space are read as Airflow reads them (lenient.ts).
   const coercing = addFormats.default(new Ajv.default({ coerceTypes: "array", useDefaults: true, strict: false }));
   const exact = addFormats.default(new Ajv.default({ coerceTypes: false, useDefaults: true, strict: false }));
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? exact : coercing).compile(schema));
+  app.setValidatorCompiler(({ schema, httpPart }) => {
+    const compile = () => (httpPart === "body" ? exact : coercing).compile(schema);
+    return deps.lazySchemas ? lazyValidator(compile) : compile();
+  });
   // First, so X-Request-Id is set on every answer, refusals by auth and limits included.
   installRequestLog(app, deps.logger, { log: deps.requestLog });
   installErrorHandler(app, deps.logger);

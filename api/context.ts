@@ -27,6 +27,12 @@ export interface ApiDeps {
   onTasksQueued?: () => void;
   /** Log one info line per request (a listening server; not the CLI's in-process API). Default false. */
   requestLog?: boolean;
+  /**
+   * Compile each route's validators and serializer at its first request instead of at start: the
+   * CLI's in-process API answers one or two requests, and compiling every route's schemas took
+   * about a fifth of a second of its start. A listening server compiles them all at start.
+   */
+  lazySchemas?: boolean;
 }
 
 /**

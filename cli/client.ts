@@ -143,7 +143,7 @@ export async function localClient(runtime?: Runtime): Promise<ApiClient> {
   const rt = runtime ?? (await openRuntime());
   const { buildApp } = await import("../api/app.ts");
   // Whoever holds the database credentials already has every right: no token in local mode.
-  const app: FastifyInstance = await buildApp({ db: rt.db, clock, logger: rt.logger, config: rt.config, auth: { mode: "off" } });
+  const app: FastifyInstance = await buildApp({ db: rt.db, clock, logger: rt.logger, config: rt.config, auth: { mode: "off" }, lazySchemas: true });
   const raw: ApiClient["raw"] = async (method, path, options = {}) => {
     const answer = await app.inject({
       method: method as "GET",
