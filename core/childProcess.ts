@@ -1,73 +1,11 @@
-import { execFileSync, fork, type ChildProcess, type StdioOptions } from "node:child_process";
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { fork, type ChildProcess, type StdioOptions } from "node:child_process";
 import { createRequire } from "node:module";
-import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
+import { compiledEntry } from "./compiledEntry.js";
 
 const require = createRequire(import.meta.url);
 /** Children run our TypeScript entry points through tsx, like bin/baton.js does. */
 const TSX_LOADER = pathToFileURL(require.resolve("tsx")).href;
-
-/**
- * Compiled entries live under the installation's node_modules/.cache, so the packages they
- * import (left external) and createRequire(import.meta.url) resolve as from the source file.
- */
-const COMPILED_FOLDER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "node_modules", ".cache", "baton");
-const compiled = new Map<string, string | null>();
-
-/**
- * A TypeScript entry point bundled once per process into plain JavaScript (content-addressed,
- * with an inline source map), or null where that fails (the caller falls back to tsx). Booting
- * a task process through tsx took ≈ 200 ms of CPU on this project's 2-core machine; the
- * compiled entry ≈ 45 ms. For entries one folder below the installation's root (see the define).
- */
-export function compiledEntry(script: string): string | null {
-  // Compiled before, unless another installation process of a newer build has removed the file
-  // since (it removes the entries of earlier builds): then compile again, or no child could start.
-  const known = compiled.get(script);
-  if (known === null || (known !== undefined && existsSync(known))) return known;
-  let entry: string | null = null;
-  try {
-    // esbuild's own binary, in a process of its own: its buildSync would keep a worker thread
-    // (a V8 isolate, ≈ 10 MB of RSS) alive in every process that compiled an entry.
-    // Every module sees the entry's own URL as import.meta.url: Baton's modules all sit one
-    // folder below the installation's root, so their "../migrations", "../sdk/…" and
-    // createRequire resolve as they do from source.
-    // Run from the output folder: the inline source map names sources relative to it.
-    mkdirSync(COMPILED_FOLDER, { recursive: true });
-    const out = execFileSync(
-      require.resolve("esbuild/bin/esbuild"),
-      [
-        script,
-        "--bundle",
-        "--platform=node",
-        "--format=esm",
-        "--packages=external",
-        "--sourcemap=inline",
-        `--define:import.meta.url=${JSON.stringify(pathToFileURL(script).href)}`,
-        "--log-level=error",
-      ],
-      { cwd: COMPILED_FOLDER, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 * 1024 * 1024, timeout: 30_000 },
-    );
-    const hash = createHash("sha256").update(out).digest("hex").slice(0, 16);
-    const prefix = `${path.basename(path.dirname(script))}-${path.basename(script, ".ts")}-`;
-    entry = path.join(COMPILED_FOLDER, `${prefix}${hash}.mjs`);
-    if (!existsSync(entry)) {
-      const temporary = `${entry}.${process.pid}.tmp`;
-      writeFileSync(temporary, out);
-      renameSync(temporary, entry);
-      // Entries of earlier builds: a process still running one has it loaded already.
-      for (const old of readdirSync(COMPILED_FOLDER)) {
-        if (old.startsWith(prefix) && old.endsWith(".mjs") && old !== path.basename(entry)) rmSync(path.join(COMPILED_FOLDER, old), { force: true });
-      }
-    }
-  } catch {
-    entry = null;
-  }
-  compiled.set(script, entry);
-  return entry;
-}
 
 export interface ChildOptions {
   env?: NodeJS.ProcessEnv;

@@ -2,7 +2,6 @@ import { randomBytes } from "node:crypto";
 import { appendFile, mkdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { Child } from "../core/childProcess.ts";
 import { beforeDeadline, settledWithin } from "../core/concurrency.ts";
 import { offsetFromWallClock, type Clock } from "../core/clock.ts";
@@ -48,8 +47,9 @@ import {
   type StepPut,
   type TryOutcome,
 } from "./protocol.ts";
+import { INSTALL_ROOT } from "../core/installation.ts";
 
-const CHILD_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "child.ts");
+const CHILD_SCRIPT = path.join(INSTALL_ROOT, "executor", "child.ts");
 /**
  * What a finish batch may send of its tries' outputs, logs and errors, escaped: well under the
  * smallest max_allowed_packet in use (MySQL 5.7's 4 MiB; MariaDB's default is 16 MiB, MySQL 8's

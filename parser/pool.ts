@@ -1,10 +1,10 @@
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { Child } from "../core/childProcess.ts";
 import { formatDuration } from "../core/durations.ts";
 import type { ParseOutcome } from "./child.ts";
+import { INSTALL_ROOT } from "../core/installation.ts";
 
-const CHILD_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "child.ts");
+const CHILD_SCRIPT = path.join(INSTALL_ROOT, "parser", "child.ts");
 
 export interface ParserPoolOptions {
   size: number;

@@ -1,6 +1,5 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import type { Config } from "../../core/config.ts";
@@ -15,6 +14,7 @@ import { PageQuery } from "../schemas.ts";
 import { importErrorJson } from "../serializers.ts";
 import { orderByEnum } from "./dags.ts";
 import { heartbeatTimeoutOf } from "./workers.ts";
+import { INSTALL_ROOT } from "../../core/installation.ts";
 
 const HEALTHY_WITHIN_MS = 30_000;
 /** BATON_HEALTH_TIMEOUT's default. */
@@ -31,7 +31,6 @@ async function within<T>(ms: number, fn: () => Promise<T>): Promise<T> {
     clearTimeout(timer);
   }
 }
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 const Status = Type.Enum(["healthy", "unhealthy"]);
 const HealthSchema = Type.Object({
@@ -63,11 +62,11 @@ const ConfigSchema = Type.Object({
 function readVersion(): { version: string; git_version: string | null } {
   let version = "unknown";
   try {
-    version = (JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version?: string }).version ?? version;
+    version = (JSON.parse(readFileSync(path.join(INSTALL_ROOT, "package.json"), "utf8")) as { version?: string }).version ?? version;
   } catch {
     // keep "unknown"
   }
-  return { version, git_version: gitCommit(path.join(ROOT, ".git")) };
+  return { version, git_version: gitCommit(path.join(INSTALL_ROOT, ".git")) };
 }
 
 function gitCommit(gitDir: string): string | null {

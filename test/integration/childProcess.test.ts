@@ -1,12 +1,13 @@
-// Task processes boot from a compiled entry (core/childProcess.ts compiledEntry) instead of
+// Task processes boot from a compiled entry (core/compiledEntry.js) instead of
 // through tsx: the same code, bundled once per process and content-addressed.
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { Child, compiledEntry } from "../../core/childProcess.ts";
+import { Child } from "../../core/childProcess.ts";
+import { compiledEntry } from "../../core/compiledEntry.js";
 
 const TASK_CHILD = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../executor/child.ts");
 
@@ -32,6 +33,40 @@ describe("compiled child entries", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
       await rm(entry, { force: true });
+    }
+  });
+
+  // Each `baton` command bundles the CLI at start: esbuild ran (≈ 80 ms) even when nothing had changed.
+  it("takes an entry from its stamp in a new process while its files are unchanged, and compiles again once one changes", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "baton-entry-"));
+    const script = path.join(dir, "main.ts");
+    const dependency = path.join(dir, "dep.ts");
+    const ENTRY_MODULE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../core/compiledEntry.js");
+    // A new process each time: compiledEntry remembers its answers for the process it runs in.
+    const inNewProcess = () =>
+      execFileSync(process.execPath, ["--input-type=module", "-e", `import { compiledEntry } from ${JSON.stringify(ENTRY_MODULE)}; process.stdout.write(String(compiledEntry(${JSON.stringify(script)})));`], { encoding: "utf8" });
+    const stampFile = path.join(path.dirname(ENTRY_MODULE), "..", "node_modules", ".cache", "baton", `${path.basename(dir)}-main-stamp.json`);
+    const entries: string[] = [];
+    try {
+      await writeFile(script, `import { word } from "./dep.ts";\nconsole.log(word);\n`);
+      await writeFile(dependency, `export const word: string = "first";\n`);
+      entries.push(inNewProcess());
+      expect(await readFile(entries[0]!, "utf8")).toContain('"first"');
+      const stamped = statSync(stampFile);
+
+      entries.push(inNewProcess());
+      expect(entries[1]).toBe(entries[0]);
+      // Not compiled again: compiling writes the stamp anew.
+      expect(statSync(stampFile)).toMatchObject({ ino: stamped.ino, mtimeMs: stamped.mtimeMs });
+
+      // Same size, new content: the modification time tells.
+      await writeFile(dependency, `export const word: string = "again";\n`);
+      entries.push(inNewProcess());
+      expect(entries[2]).not.toBe(entries[0]);
+      expect(await readFile(entries[2]!, "utf8")).toContain('"again"');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+      for (const file of [...entries, stampFile]) await rm(file, { force: true });
     }
   });
 

@@ -1,0 +1,2 @@
+/** See compiledEntry.js. */
+export function compiledEntry(script: string): string | null;
