@@ -53,7 +53,13 @@ export function installAuth(app: FastifyInstance, deps: Pick<ApiDeps, "db" | "cl
   app.decorateRequest("apiToken", undefined);
   app.decorateRequest("stillAuthorized", undefined);
   const cache = new Map<string, { token: ApiTokenRow | undefined; until: number }>();
-  app.decorate("forgetTokenLookups", () => cache.clear());
+  // Bumped by each forget: a lookup that read the token before a revocation and answers after it
+  // must not put the live row back into the cache just emptied.
+  let forgotten = 0;
+  app.decorate("forgetTokenLookups", () => {
+    forgotten++;
+    cache.clear();
+  });
   if (deps.auth.mode === "off") return;
   const { db, clock, logger } = deps;
   const throttle = new RefusalThrottle(deps.config?.authRefusalsPerMinute ?? MAX_REFUSALS_PER_MINUTE, 60_000);
@@ -62,9 +68,10 @@ export function installAuth(app: FastifyInstance, deps: Pick<ApiDeps, "db" | "cl
     const now = clock.now();
     const hit = cache.get(hash);
     if (hit && hit.until > now.getTime() && (!hit.token?.expires_at || new Date(hit.token.expires_at) > now)) return hit.token;
+    const generation = forgotten;
     const token = await findLiveToken(db.pool, hash, now);
     if (cache.size >= CACHE_LIMIT) cache.clear();
-    cache.set(hash, { token, until: now.getTime() + TOKEN_CACHE_MS });
+    if (generation === forgotten) cache.set(hash, { token, until: now.getTime() + TOKEN_CACHE_MS });
     if (token) void touchToken(db.pool, token.id, now).catch(() => undefined);
     return token;
   };
