@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
-import { displayPrefix, generateToken, hashToken, MAX_TOKEN_LIFETIME_MS } from "../../core/apiTokens.ts";
-import { parseDuration } from "../../core/durations.ts";
+import { displayPrefix, generateToken, hashToken, MAX_TOKEN_LIFETIME_TEXT, tokenLifetimeMs } from "../../core/apiTokens.ts";
 import { BatonError } from "../../core/errors.ts";
 import { getTokenByName, insertToken, listTokens, revokeToken, type ApiTokenRow } from "../../store/apiTokens.ts";
 import { isoOrNull } from "../../store/rows.ts";
@@ -93,7 +92,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db,
           {
             name: TokenName,
             role: RoleSchema,
-            expires_in: Type.Optional(Type.String({ minLength: 2, maxLength: 32, description: 'A duration such as "90d" or "12h"; no expiry when omitted.' })),
+            expires_in: Type.Optional(Type.String({ maxLength: MAX_TOKEN_LIFETIME_TEXT, description: 'A duration from 1s to 10 years, such as "90d" or "12h"; no expiry when omitted.' })),
           },
           { additionalProperties: false },
         ),
@@ -104,13 +103,7 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db,
       const now = clock.now();
       let expiresAt: Date | null = null;
       if (req.body.expires_in !== undefined) {
-        let ms: number;
-        try {
-          ms = parseDuration(req.body.expires_in, "body.expires_in");
-        } catch (err) {
-          throw new BatonError("BATON_VALIDATION_FAILED", (err as Error).message);
-        }
-        if (ms <= 0 || ms > MAX_TOKEN_LIFETIME_MS) throw new BatonError("BATON_VALIDATION_FAILED", "body.expires_in must be between 1s and 10 years");
+        const ms = tokenLifetimeMs(req.body.expires_in, "body.expires_in");
         expiresAt = new Date(now.getTime() + ms);
       }
       const token = generateToken();

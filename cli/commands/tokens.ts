@@ -1,25 +1,15 @@
 import { InvalidArgumentError, type Command } from "commander";
-import { MAX_TOKEN_LIFETIME_MS } from "../../core/apiTokens.ts";
-import { parseDuration } from "../../core/durations.ts";
-import { BatonError } from "../../core/errors.ts";
+import { tokenLifetimeMs } from "../../core/apiTokens.ts";
 import { isRole } from "../../core/roles.ts";
 import { printObject, printRows } from "../output.ts";
 import { printChange, withApi } from "./common.ts";
 
 /**
- * `--expires-in`, checked as the API checks `expires_in` (a duration from 1s to 10 years), so a refusal names the
+ * `--expires-in`, checked by the API's own check (tokenLifetimeMs) before any request, so a refusal names the
  * option and the form: the API's schema answered "0" with "body.expires_in must NOT have fewer than 2 characters".
  */
-function expiresInArg(value: string): string {
-  let ms = Number.NaN;
-  try {
-    ms = parseDuration(value, "--expires-in");
-  } catch {
-    // refused below
-  }
-  if (!(ms >= 1000 && ms <= MAX_TOKEN_LIFETIME_MS) || value.length > 32) {
-    throw new BatonError("BATON_VALIDATION_FAILED", `--expires-in "${value}" must be a duration from 1s to 10 years, such as 90d, 12h or 30m`);
-  }
+export function expiresInArg(value: string): string {
+  tokenLifetimeMs(value, "--expires-in");
   return value;
 }
 

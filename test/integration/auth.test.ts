@@ -10,6 +10,7 @@ import { FakeClock } from "../../core/clock.ts";
 import { silentLogger } from "../../core/logger.ts";
 import type { Role } from "../../core/roles.ts";
 import { ensureAdminToken } from "../../cli/adminToken.ts";
+import { expiresInArg } from "../../cli/commands/tokens.ts";
 import { insertToken } from "../../store/apiTokens.ts";
 import type { Db, RowDataPacket } from "../../store/db.ts";
 import { createTestDb, dropTestDb } from "../helpers/db.ts";
@@ -228,6 +229,26 @@ describe("API authentication and roles", () => {
       const res = await as("admin", "POST", "/api/v1/tokens", body);
       expect({ body, status: res.statusCode, code: res.json().code }).toEqual({ body, status: 400, code: "BATON_VALIDATION_FAILED" });
     }
+  });
+
+  // The API took 1–999 ms ("500ms", "10", "0.5s") though it said "between 1s and 10 years", and the CLI refused them:
+  // one check (core/apiTokens.ts tokenLifetimeMs) decides for both.
+  it("refuses exactly the expires_in values that tokens create --expires-in refuses", async () => {
+    const values = ["0", "1", "10", "999", "500ms", "0.5s", "999.4ms", "999.5ms", "1s", "1000", " 1h ", "1h30m", "soon", "5 minutes", "3650d", "3651d", "600w", `${"0".repeat(29)}1h`, `${"0".repeat(30)}1h`];
+    let n = 0;
+    for (const value of values) {
+      let cli = "accepted";
+      try {
+        expiresInArg(value);
+      } catch (err) {
+        cli = `${(err as { code?: string }).code}`;
+      }
+      const res = await as("admin", "POST", "/api/v1/tokens", { name: `lifetime-${n++}`, role: "viewer", expires_in: value });
+      const api = res.statusCode === 201 ? "accepted" : `${res.json().code}`;
+      expect({ value, api }).toEqual({ value, api: cli });
+    }
+    const refused = await as("admin", "POST", "/api/v1/tokens", { name: "lifetime-short", role: "viewer", expires_in: "500ms" });
+    expect([refused.statusCode, refused.json().detail]).toEqual([400, 'body.expires_in "500ms" must be a duration from 1s to 10 years, such as 90d, 12h or 30m']);
   });
 
   it("tells each token its own name and role (GET /whoami: the web UI hides what the role may not do)", async () => {
