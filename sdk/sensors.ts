@@ -308,9 +308,44 @@ export function joinEndpoint(base: string, endpoint: string): string {
  * masked); a host without a scheme ("user:token@api") is read as an http URL's authority.
  */
 function shownHttp(urlOrHost: string): string {
-  if (urlOrHost.includes("://")) return redactUrl(urlOrHost);
-  const shown = redactUrl(`http://${urlOrHost}`);
+  if (urlOrHost.includes("://")) return redactHttpUrl(urlOrHost);
+  const shown = redactHttpUrl(`http://${urlOrHost}`);
   return shown.startsWith("http://") ? shown.slice("http://".length) : shown;
+}
+
+/**
+ * redactUrl, and a user name without a password masked too: in an http URL that is often the token
+ * itself (https://TOKEN@host).
+ */
+function redactHttpUrl(url: string): string {
+  const shown = redactUrl(url);
+  return shown.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^:/?#@]+)@/i, "$1***@");
+}
+
+/**
+ * A URL without the credentials it holds (user:password@), and them as a Basic Authorization value:
+ * fetch refuses a URL with credentials before any request, where Airflow's requests session sends them
+ * as Basic auth. A URL that does not parse is returned as it is (fetch then says why, redacted).
+ */
+function credentialsOut(url: string): { url: string; authorization?: string } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { url };
+  }
+  if (parsed.username === "" && parsed.password === "") return { url };
+  const decoded = (text: string) => {
+    try {
+      return decodeURIComponent(text);
+    } catch {
+      return text;
+    }
+  };
+  const authorization = `Basic ${Buffer.from(`${decoded(parsed.username)}:${decoded(parsed.password)}`, "utf8").toString("base64")}`;
+  parsed.username = "";
+  parsed.password = "";
+  return { url: parsed.toString(), authorization };
 }
 
 /** Extra keys Airflow's HttpHook reads as settings of its requests session, never sent as headers. */
@@ -379,11 +414,15 @@ export function httpConnectionRequest(connection: Connection, endpoint: string):
     if (typeof nested !== "object" || Array.isArray(nested)) unusable(sensor, connection, ": extra.headers must be an object (or its JSON)");
     headerEntries(sensor, connection, nested as Record<string, unknown>, "extra.headers", headers);
   }
-  if (connection.login) {
+  // Credentials in the host's URL are sent as Basic auth (fetch refuses them in the URL), as login's
+  // are; login and password, when set, win, as in Airflow (requests reads the URL's only without auth).
+  const { url: requested, authorization: fromUrl } = credentialsOut(url);
+  const authorization = connection.login ? `Basic ${Buffer.from(`${connection.login}:${connection.password ?? ""}`, "utf8").toString("base64")}` : fromUrl;
+  if (authorization) {
     for (const name of Object.keys(headers)) if (name.toLowerCase() === "authorization") delete headers[name];
-    headers.Authorization = `Basic ${Buffer.from(`${connection.login}:${connection.password ?? ""}`, "utf8").toString("base64")}`;
+    headers.Authorization = authorization;
   }
-  return { url, headers };
+  return { url: requested, headers };
 }
 
 /** Waits until a URL answers with an expected status, or until `predicate(response)` holds. Output: { status } or the predicate's value. */
@@ -415,7 +454,15 @@ export function httpSensor<T = never>(options: HttpSensorOptions<T>): SensorOpti
   const target = async (ctx: TaskContext): Promise<{ url: string; shownUrl: string; headers: Record<string, string> | Headers | undefined; via: string }> => {
     if (httpConnId === undefined) {
       const given = resolve(url as FromContext<string>, ctx);
-      return { url: given, shownUrl: given, headers, via: "" };
+      // Credentials in the URL go as Basic auth unless the sensor's headers set Authorization; the log and
+      // errors show the URL with query values (and any credentials left) masked, as through a connection.
+      const { url: requested, authorization } = credentialsOut(given);
+      let sent: Record<string, string> | Headers | undefined = headers;
+      if (authorization) {
+        sent = new Headers(headers);
+        if (!sent.has("authorization")) sent.set("authorization", authorization);
+      }
+      return { url: requested, shownUrl: shownHttp(requested), headers: sent, via: "" };
     }
     const connection = await sensorConnection(name, ctx, httpConnId);
     const request = httpConnectionRequest(connection, endpoint === undefined ? "" : resolve(endpoint, ctx));

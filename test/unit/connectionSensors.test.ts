@@ -1,6 +1,8 @@
 // Sensors that reach an outside system through a stored Connection (Airflow's SqlSensor(conn_id=…),
 // HttpSensor(http_conn_id=…, endpoint=…)): how a connection's fields become mysql2 options or a
 // request, and which option shapes are import errors.
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { httpConnectionRequest, httpSensor, joinEndpoint, mysqlConnectionOptions, sqlSensor } from "../../sdk/sensors.ts";
 import type { Connection, TaskContext } from "../../sdk/types.ts";
 
@@ -189,8 +191,8 @@ describe("pokes through a connection", () => {
 });
 
 describe("httpSensor never shows a connection's credentials", () => {
-  // A host holding user:token@ is sent as is (fetch refuses it without a network round trip); the
-  // token must not reach the try's log nor the poke's error, which the log keeps too.
+  // A host holding user:token@ is sent as Basic auth, the URL without it (see below); the token must
+  // not reach the try's log nor the poke's error, which the log keeps too.
   const secret = "s3cr3t-tok";
   const lines: string[] = [];
   const logged = (connections: Record<string, Connection>): TaskContext => {
@@ -207,7 +209,7 @@ describe("httpSensor never shows a connection's credentials", () => {
     expect(await httpSensor({ httpConnId: "api", endpoint: "health", tolerateErrors: true }).poke!(ctx)).toBe(false);
     const failed = await Promise.resolve(httpSensor({ httpConnId: "api", endpoint: "health" }).poke!(ctx)).catch((err: Error) => err);
     expect(failed).toBeInstanceOf(Error);
-    expect(lines.join("\n")).toContain("etl:***@127.0.0.1:1");
+    expect(lines.join("\n")).toContain("://127.0.0.1:1/health (connection \"api\") failed (tolerated)");
     expect([...lines, (failed as Error).message]).not.toContainEqual(expect.stringContaining(secret));
   });
 
@@ -223,6 +225,86 @@ describe("httpSensor never shows a connection's credentials", () => {
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toContain("does not make an http(s) URL");
     expect((err as Error).message).not.toContain(secret);
+  });
+});
+
+// fetch refuses a URL holding credentials ("Request cannot be constructed from a URL that includes
+// credentials") before any request: a connection whose host was https://user:token@api, or a url written so,
+// failed every poke. They are sent as Basic auth instead, as Airflow's requests session sends them, and
+// the URL shown in the log and errors is the one requested, without them.
+describe("httpSensor sends credentials written in a URL as Basic auth, never showing them", () => {
+  const secret = "t0k/en@x";
+  const encoded = encodeURIComponent(secret);
+  const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`, "utf8").toString("base64")}`;
+  const seen: { url: string; authorization?: string }[] = [];
+  const lines: string[] = [];
+  let server: Server;
+  let port = 0;
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      seen.push({ url: req.url!, authorization: req.headers.authorization });
+      res.writeHead(req.headers.authorization ? 200 : 401).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  const logged = (connections: Record<string, Connection> = {}): TaskContext => {
+    const record = (line: string) => void lines.push(line);
+    return { ...ctxWith(connections), log: { debug: record, info: record, warn: record, error: record } };
+  };
+  const poke = async (sensor: ReturnType<typeof httpSensor>, ctx: TaskContext) => {
+    lines.length = 0;
+    seen.length = 0;
+    return await Promise.resolve(sensor.poke!(ctx)).catch((err: Error) => err);
+  };
+
+  it.each([
+    ["a host holding a base URL", () => `http://etl:${encoded}@127.0.0.1:${port}`],
+    ["a host without a scheme", () => `etl:${encoded}@127.0.0.1:${port}`],
+  ])("through a connection: %s", async (_, host) => {
+    const ctx = logged({ api: connection({ connectionId: "api", connType: "http", host: host() }) });
+    expect(await poke(httpSensor({ httpConnId: "api", endpoint: "health" }), ctx)).toEqual({ done: true, value: { status: 200 } });
+    expect(seen).toEqual([{ url: "/health", authorization: basic("etl", secret) }]);
+    expect(lines.join("\n")).toContain(`GET http://127.0.0.1:${port}/health (connection "api") answered 200`);
+    expect(lines.join("\n")).not.toContain(encoded);
+  });
+
+  it("through a connection, login and password win over the URL's", async () => {
+    const ctx = logged({ api: connection({ connectionId: "api", connType: "http", host: `http://etl:${encoded}@127.0.0.1:${port}`, login: "ana", password: "pw" }) });
+    expect(await poke(httpSensor({ httpConnId: "api", endpoint: "x" }), ctx)).toEqual({ done: true, value: { status: 200 } });
+    expect(seen).toEqual([{ url: "/x", authorization: basic("ana", "pw") }]);
+  });
+
+  it("a url given directly: sent as Basic auth, masked in the log line", async () => {
+    expect(await poke(httpSensor({ url: `http://etl:${encoded}@127.0.0.1:${port}/health?api_key=k-123` }), logged())).toEqual({ done: true, value: { status: 200 } });
+    expect(seen).toEqual([{ url: "/health?api_key=k-123", authorization: basic("etl", secret) }]);
+    expect(lines.join("\n")).toContain(`GET http://127.0.0.1:${port}/health?api_key=*** answered 200`);
+    expect(lines.join("\n")).not.toMatch(/t0k|k-123/);
+  });
+
+  it("a url given directly: the sensor's own Authorization header wins", async () => {
+    expect(await poke(httpSensor({ url: `http://etl:${encoded}@127.0.0.1:${port}/h`, headers: { authorization: "Bearer mine" } }), logged())).toEqual({ done: true, value: { status: 200 } });
+    expect(seen).toEqual([{ url: "/h", authorization: "Bearer mine" }]);
+  });
+
+  it("a url given directly: no credentials in the poke's error nor the tolerated warning", async () => {
+    const url = `http://etl:${encoded}@127.0.0.1:1/health?token=k-123`;
+    expect(await poke(httpSensor({ url, tolerateErrors: true }), logged())).toBe(false);
+    const warned = lines.join("\n");
+    const failed = await poke(httpSensor({ url }), logged());
+    expect(failed).toBeInstanceOf(Error);
+    expect((failed as Error).message).toContain("GET http://127.0.0.1:1/health?token=*** failed");
+    expect(`${warned}\n${(failed as Error).message}`).not.toMatch(/t0k|k-123/);
+  });
+
+  it("a url whose only userinfo is a token (https://TOKEN@host) is masked whole where it cannot be parsed", async () => {
+    const failed = await poke(httpSensor({ url: `http://tok-abcdef@127.0.0.1:99999/x` }), logged());
+    expect(failed).toBeInstanceOf(Error);
+    expect((failed as Error).message).not.toContain("tok-abcdef");
   });
 });
 
