@@ -6,7 +6,7 @@ import type { Config } from "../core/config.ts";
 import { Worker } from "../executor/worker.ts";
 import { DagProcessor } from "../parser/processor.ts";
 import { Scheduler } from "../scheduler/loop.ts";
-import { isLoopbackHost } from "../core/config.ts";
+import { isLoopbackHost, trustProxyWarning } from "../core/config.ts";
 import { queueNameProblem } from "../core/dagLimits.ts";
 import { describeDatabaseUrl } from "../store/db.ts";
 import type { Server } from "node:http";
@@ -81,6 +81,8 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
     await db.close();
     exitWith(`BATON_CONFIG_INVALID: BATON_AUTH=off is only allowed on a loopback host; ${config.host} is reachable from other machines (turn auth on or bind 127.0.0.1)`, 2);
   }
+  const trustWarning = roles.api ? trustProxyWarning(config.trustProxy) : undefined;
+  if (trustWarning) log.warn(trustWarning);
   if (roles.api && config.auth === "on") announceAdminToken(await ensureAdminToken(db, config, clock.now()), log);
 
   const processor = roles.dagProcessor

@@ -196,6 +196,19 @@ function trustProxyFrom(env: Env, name: string): boolean | number | string[] {
   return entries;
 }
 
+/**
+ * What the API logs at start when BATON_TRUST_PROXY believes senders it does not name: with true or a hop
+ * count, a client that reaches the API without going through the proxy (or, with true, any client) chooses
+ * the address the refusal throttle and the rate limit count.
+ */
+export function trustProxyWarning(trust: boolean | number | string[]): string | undefined {
+  const advice =
+    "a client that reaches the API directly (not through the proxy) sends its own and picks the address the refusal throttle and BATON_API_RATE_LIMIT count: list the proxies' addresses or CIDR ranges instead";
+  if (trust === true) return `BATON_TRUST_PROXY=true believes X-Forwarded-For from any sender, and its leftmost address, which every client writes: ${advice}`;
+  if (typeof trust === "number") return `BATON_TRUST_PROXY=${trust} believes X-Forwarded-For from the ${trust} nearest sender(s), whoever they are: ${advice}`;
+  return undefined;
+}
+
 /** True for addresses only this machine can reach. */
 export function isLoopbackHost(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);

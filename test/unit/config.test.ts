@@ -1,6 +1,6 @@
 import os from "node:os";
 import path from "node:path";
-import { isLoopbackHost, loadConfig } from "../../core/config.ts";
+import { isLoopbackHost, loadConfig, trustProxyWarning } from "../../core/config.ts";
 import { BatonError } from "../../core/errors.ts";
 import { thrown } from "../helpers/expect.ts";
 
@@ -24,6 +24,22 @@ describe("BATON_TRUST_PROXY (whose X-Forwarded-For the API believes)", () => {
     expect(err).toBeInstanceOf(BatonError);
     expect((err as BatonError).code).toBe("BATON_CONFIG_INVALID");
     expect((err as BatonError).message).toContain("BATON_TRUST_PROXY");
+  });
+});
+
+// true and a hop count believe whoever connects: a client reaching the API without the proxy picks the address
+// the refusal throttle and the rate limit count (test/integration/apiTrustProxy.test.ts); the API says so at start.
+describe("trustProxyWarning", () => {
+  it.each([
+    [true, "BATON_TRUST_PROXY=true believes X-Forwarded-For from any sender, and its leftmost address, which every client writes"],
+    [1, "BATON_TRUST_PROXY=1 believes X-Forwarded-For from the 1 nearest sender(s), whoever they are"],
+  ] as const)("warns for %p", (trust, start) => {
+    const warning = trustProxyWarning(trust);
+    expect(warning?.startsWith(start)).toBe(true);
+    expect(warning).toContain("list the proxies' addresses or CIDR ranges instead");
+  });
+  it.each([[false], [["10.0.0.0/8"]]] as const)("is quiet for %p", (trust) => {
+    expect(trustProxyWarning(trust as boolean | string[])).toBeUndefined();
   });
 });
 
