@@ -58,6 +58,13 @@ export interface ScanReport {
   unreadable: UnreadablePath[];
 }
 
+/**
+ * A parser child is replaced once this old, besides after 500 files: each parse imports its file
+ * again, and a small folder re-parsed every BATON_DAG_REPARSE_INTERVAL (5 minutes) took days to
+ * reach 500 parses while the timers and sockets its files open at import piled up in the child.
+ */
+const PARSER_CHILD_MAX_AGE_MS = 10 * 60_000;
+
 const EMPTY_REPORT: ScanReport = Object.freeze({ files: 0, parsed: 0, dags: 0, errors: 0, removed: 0, unreadable: [] });
 
 /**
@@ -134,6 +141,7 @@ export class DagProcessor {
       size,
       timeoutMs: options.parseTimeoutMs,
       recycleAfter: 500,
+      maxAgeMs: PARSER_CHILD_MAX_AGE_MS,
       scratchFolder: options.scratchFolder,
     });
   }
