@@ -139,15 +139,22 @@ function positiveDurationFrom(env: Env, name: string, fallback: string): number 
 /**
  * An interval whose loop may be turned off: "off" does, and 0 is refused as for the other
  * intervals (it would not say whether it means "never" or "all the time", Airflow's reading).
- * Off is 0 in Config.
+ * Off is 0 in Config. `min` (in ms, with its text): the smallest interval allowed but 0.
  */
-function intervalOrOffFrom(env: Env, name: string, fallback: string): number {
+function intervalOrOffFrom(env: Env, name: string, fallback: string, min?: { ms: number; text: string }): number {
   const raw = env[name];
   if (raw !== undefined && /^\s*off\s*$/i.test(raw)) return 0;
   const ms = durationFrom(env, name, fallback);
   if (ms < 1) throw new BatonError("BATON_CONFIG_INVALID", `${name} must be more than 0, or "off", got "${raw}"`);
+  if (min && ms < min.ms) throw new BatonError("BATON_CONFIG_INVALID", `${name} must be at least ${min.text}, or "off", got "${raw}"`);
   return ms;
 }
+
+/**
+ * The shortest BATON_DAG_REPARSE_INTERVAL: below it every scan re-parsed the whole folder,
+ * the watcher's scans too (100 ms after any write in the folder), each import running the files' top-level code.
+ */
+export const MIN_DAG_REPARSE_INTERVAL = { ms: 1_000, text: "1s" } as const;
 
 function boolFrom(env: Env, name: string, fallback: boolean): boolean {
   const raw = env[name];
@@ -236,7 +243,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     dagsPausedAtCreation: boolFrom(env, "BATON_DAGS_PAUSED_AT_CREATION", false),
     dagParseTimeoutMs: positiveDurationFrom(env, "BATON_DAG_PARSE_TIMEOUT", "30s"),
     dagRescanIntervalMs: positiveDurationFrom(env, "BATON_DAG_RESCAN_INTERVAL", "5s"),
-    dagReparseIntervalMs: intervalOrOffFrom(env, "BATON_DAG_REPARSE_INTERVAL", "5m"),
+    dagReparseIntervalMs: intervalOrOffFrom(env, "BATON_DAG_REPARSE_INTERVAL", "5m", MIN_DAG_REPARSE_INTERVAL),
     schedulerIntervalMs: positiveDurationFrom(env, "BATON_SCHEDULER_INTERVAL", "1s"),
     shutdownGraceMs: durationFrom(env, "BATON_SHUTDOWN_GRACE", "8s"),
     taskKillGraceMs: durationFrom(env, "BATON_TASK_KILL_GRACE", "10s"),

@@ -1,7 +1,8 @@
 // The DAG processor's child: bundles and imports DAG files, one at a time, and answers
 // with their serialized structure. User code runs only here (and in workers), never in
 // the scheduler. The parent kills this process on a parse timeout and recycles it after
-// a number of files, because every import stays in the module cache.
+// a number of files or an age (parser/pool.ts), because every import stays in the module cache
+// and what a file's top-level code leaves running (timers, sockets) stays in this process.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";

@@ -11,12 +11,23 @@ export interface ParserPoolOptions {
   timeoutMs: number;
   /** Files a child parses before it is replaced (imports accumulate in its module cache). */
   recycleAfter: number;
+  /**
+   * Age (ms) past which a child is replaced before its next parse, whatever its count: each parse
+   * imports its file again, so the timers and sockets a file's top-level code leaves running add
+   * up in the child (a file re-parsed every BATON_DAG_REPARSE_INTERVAL never reaches recycleAfter
+   * alone in a small folder). Absent: no age limit.
+   */
+  maxAgeMs?: number;
+  /** The clock of maxAgeMs, in ms (Date.now by default; tests pass their own). */
+  now?: () => number;
   scratchFolder: string;
 }
 
 interface Slot {
   child: Child;
   parsed: number;
+  /** When it was started (options.now). */
+  startedAt: number;
 }
 
 /**
@@ -65,22 +76,34 @@ export class ParserPool {
     const child = new Child(CHILD_SCRIPT, { env: { ...process.env, BATON_PARSE_SCRATCH: this.options.scratchFolder }, precompiled: true, stdio: "stderr" });
     this.children.add(child);
     void child.exitedPromise.then(() => this.children.delete(child));
-    return { child, parsed: 0 };
+    return { child, parsed: 0, startedAt: this.now() };
+  }
+
+  private now(): number {
+    return (this.options.now ?? Date.now)();
+  }
+
+  private tooOld(slot: Slot): boolean {
+    return this.options.maxAgeMs !== undefined && this.now() - slot.startedAt >= this.options.maxAgeMs;
   }
 
   private acquire(): Promise<Slot> {
     if (this.closed) return Promise.reject(new Error("parser pool is closed"));
     let slot: Slot | undefined;
     // An idle child may have died since its last file (that file's timer or unawaited promise ended
-    // it): the next file gets a live one, not a BATON_DAG_LOADER_DIED it did nothing to earn.
-    while ((slot = this.idle.pop()) && !slot.child.alive) this.live--;
-    if (slot) return Promise.resolve(slot);
+    // it): the next file gets a live one, not a BATON_DAG_LOADER_DIED it did nothing to earn. One
+    // past its age limit is stopped (it is idle: nothing to kill) and replaced.
+    while ((slot = this.idle.pop())) {
+      if (slot.child.alive && !this.tooOld(slot)) return Promise.resolve(slot);
+      this.live--;
+      if (slot.child.alive) void slot.child.stop(1000);
+    }
     if (this.live < this.options.size) return Promise.resolve(this.spawn());
     return new Promise((resolve) => this.waiting.push(resolve));
   }
 
   private release(slot: Slot): void {
-    if (slot.parsed >= this.options.recycleAfter || !slot.child.alive || this.closed) {
+    if (slot.parsed >= this.options.recycleAfter || this.tooOld(slot) || !slot.child.alive || this.closed) {
       void this.discard(slot);
       return;
     }

@@ -16,6 +16,8 @@ import {
   recordFolderProblems,
   recordImportError,
   recordParsedFile,
+  recordUnchangedImportError,
+  recordUnchangedParse,
   type FolderProblem,
   type KnownFile,
 } from "../store/dagFiles.ts";
@@ -55,6 +57,13 @@ export interface ScanReport {
    */
   unreadable: UnreadablePath[];
 }
+
+/**
+ * A parser child is replaced once this old, besides after 500 files: each parse imports its file
+ * again, and a small folder re-parsed every BATON_DAG_REPARSE_INTERVAL (5 minutes) took days to
+ * reach 500 parses while the timers and sockets its files open at import piled up in the child.
+ */
+const PARSER_CHILD_MAX_AGE_MS = 10 * 60_000;
 
 const EMPTY_REPORT: ScanReport = Object.freeze({ files: 0, parsed: 0, dags: 0, errors: 0, removed: 0, unreadable: [] });
 
@@ -109,6 +118,12 @@ export class DagProcessor {
   private readonly unreadableFiles = new Set<string>();
   /** When the last scan took its share of periodic re-parses (periodicReparses). */
   private reparsesCountedTo: Date;
+  /**
+   * The import error last logged for each file (its content hash and the error): a file broken
+   * between edits is re-parsed every BATON_DAG_REPARSE_INTERVAL, and its error is logged when it
+   * appears or changes, not at each of them.
+   */
+  private readonly loggedErrors = new Map<string, string>();
   /** Whether the last scan recorded folder problems (or none has run): a healthy folder then costs no statement per scan. */
   private folderProblemsRecorded = true;
 
@@ -126,6 +141,7 @@ export class DagProcessor {
       size,
       timeoutMs: options.parseTimeoutMs,
       recycleAfter: 500,
+      maxAgeMs: PARSER_CHILD_MAX_AGE_MS,
       scratchFolder: options.scratchFolder,
     });
   }
@@ -216,6 +232,7 @@ export class DagProcessor {
       // gone, and the next scan forgets it.
       if (!(await this.exclusively(file, () => forgetFile(this.db, file)))) continue;
       report.removed++;
+      this.loggedErrors.delete(file);
       this.logger.info(`DAG file removed: ${file}`);
     }
     if (report.removed > 0) this.known = await fileHashes(this.db);
@@ -255,10 +272,14 @@ export class DagProcessor {
           const contentHash = await hasher.hash(content, deps);
           report.parsed++;
           const now = this.clock.now();
+          // The same content as last parsed (a periodic re-parse, a transient error's retry): an
+          // outcome equal to what is stored writes only the parse times.
+          const unchanged = known?.hash === contentHash;
           if (!outcome.ok) {
             report.errors++;
-            this.logger.warn(`import error in ${file}${outcome.line ? `:${outcome.line}` : ""}: ${outcome.message}`);
-            await recordImportError(this.db, now, { fileloc: file, contentHash, deps, code: outcome.code, message: outcome.message, line: outcome.line, stack: outcome.stack });
+            this.importError(file, contentHash, `${outcome.code}:${outcome.line}:${outcome.message}`, `import error in ${file}${outcome.line ? `:${outcome.line}` : ""}: ${outcome.message}`);
+            const failure = { fileloc: file, contentHash, deps, code: outcome.code, message: outcome.message, line: outcome.line, stack: outcome.stack };
+            if (!(unchanged && known?.errorCode === outcome.code && (await recordUnchangedImportError(this.db, now, failure)))) await recordImportError(this.db, now, failure);
           } else {
             const codeHash = sha256(outcome.code);
             const texts = { code: outcome.code, structures: outcome.dags.map((structure) => JSON.stringify(structure)) };
@@ -269,16 +290,14 @@ export class DagProcessor {
             // A file the database cannot hold (too big for a packet, a value too long) is that
             // file's import error, not a scan that fails on it forever; a database error is thrown
             // (the other files are still recorded, and the next scan tries this one again).
+            const parsed = { fileloc: file, dagsFolder: root, contentHash, deps, codeHash, code: outcome.code, sdk, dags };
             let conflicts: string[] = [];
-            let failure = await oversizedFileFailure(this.db, texts);
-            if (!failure) {
+            // A version already stored was storable: no size check.
+            const same = unchanged && known?.errorCode === null && (await recordUnchangedParse(this.db, now, parsed));
+            let failure = same ? null : await oversizedFileFailure(this.db, texts);
+            if (!same && !failure) {
               try {
-                ({ conflicts } = await recordParsedFile(
-                  this.db,
-                  now,
-                  { fileloc: file, dagsFolder: root, contentHash, deps, codeHash, code: outcome.code, sdk, dags },
-                  this.options.pausedAtCreation,
-                ));
+                ({ conflicts } = await recordParsedFile(this.db, now, parsed, this.options.pausedAtCreation));
               } catch (err) {
                 failure = await fileRecordFailure(this.db, err, textSizes(texts));
                 if (!failure) throw err;
@@ -292,9 +311,10 @@ export class DagProcessor {
             if (sdk && conflicts.length === 0 && dags.length > 0) this.storedSdk.add(sdk.hash);
             if (conflicts.length > 0) {
               report.errors++;
-              this.logger.warn(`import error in ${file}: ${conflicts.join("; ")}`);
+              this.importError(file, contentHash, conflicts.join("; "), `import error in ${file}: ${conflicts.join("; ")}`);
             } else {
               report.dags += dags.length;
+              if (this.loggedErrors.delete(file)) this.logger.info(`${file} loads again: its import error is cleared`);
             }
           }
           this.known.set(file, { hash: contentHash, deps, parsedAt: now, errorCode: outcome.ok ? null : outcome.code });
@@ -303,6 +323,14 @@ export class DagProcessor {
     );
 
     return report;
+  }
+
+  /** Logs a file's import error unless it is the one last logged for the same content. */
+  private importError(file: string, contentHash: string, error: string, message: string): void {
+    const key = `${contentHash}\0${error}`;
+    if (this.loggedErrors.get(file) === key) return;
+    this.loggedErrors.set(file, key);
+    this.logger.warn(message);
   }
 
   /** The files this scan parses again, changed or not, because the re-parse interval passed (parser/reparse.ts). */

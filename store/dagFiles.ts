@@ -206,6 +206,50 @@ export async function recordParsedFile(db: Db, now: Date, file: ParsedFile, paus
   });
 }
 
+/**
+ * A re-parse of an unchanged file (BATON_DAG_REPARSE_INTERVAL) whose outcome is what is stored:
+ * each DAG's latest version is the one parsed, from this file, active; the file's row names the
+ * same hash, DAG ids and modules; it has no import error; its pools exist (recordParsedFile would
+ * refuse it otherwise). Then only the parse times are written, dag.last_parsed_at (Airflow's
+ * last_parsed_time: the last parse, whatever its result) and dag_file.parsed_at (from which the
+ * next re-parse counts), instead of recordParsedFile's upserts. Returns false, having written
+ * nothing, when anything differs: recordParsedFile records it then.
+ * locks: the file's dag rows (PK, in id order), then its dag_file row, as recordParsedFile does.
+ */
+export async function recordUnchangedParse(db: Db, now: Date, file: ParsedFile): Promise<boolean> {
+  return db.tx(async (tx) => {
+    const ids = file.dags.map((d) => d.structure.dagId);
+    if (ids.length > 0) {
+      const [rows] = await tx.query<RowDataPacket[]>(
+        `SELECT dag_id, fileloc, is_active, latest_version_hash FROM dag WHERE dag_id IN (${inList(ids)}) ORDER BY dag_id FOR UPDATE`,
+        ids,
+      );
+      const byId = new Map(rows.map((r) => [r.dag_id as string, r]));
+      const same = file.dags.every(({ structure, versionHash }) => {
+        const row = byId.get(structure.dagId);
+        return row !== undefined && row.fileloc === file.fileloc && !!row.is_active && row.latest_version_hash === versionHash;
+      });
+      if (!same) return false;
+    }
+    const [files] = await tx.query<RowDataPacket[]>("SELECT content_hash, dag_ids, deps FROM dag_file WHERE fileloc = ? FOR UPDATE", [file.fileloc]);
+    const row = files[0];
+    if (
+      !row ||
+      row.content_hash !== file.contentHash ||
+      JSON.stringify(parseJsonText<string[]>(row.dag_ids, [])) !== JSON.stringify(ids) ||
+      JSON.stringify(parseJsonText<string[]>(row.deps, [])) !== JSON.stringify(file.deps)
+    ) {
+      return false;
+    }
+    const [errors] = await tx.query<RowDataPacket[]>("SELECT 1 FROM import_error WHERE fileloc = ?", [file.fileloc]);
+    if (errors.length > 0) return false;
+    if ((await missingPools(tx, file.dags.flatMap((d) => d.structure.tasks.map((t) => t.pool)))).length > 0) return false;
+    if (ids.length > 0) await tx.query(`UPDATE dag SET last_parsed_at = ? WHERE dag_id IN (${inList(ids)})`, [now, ...ids]);
+    await tx.query("UPDATE dag_file SET parsed_at = ? WHERE fileloc = ?", [now, file.fileloc]);
+    return true;
+  });
+}
+
 /** Whether a DAG is new or its schedule inputs differ from its dag row's. */
 function timetableChanged(row: RowDataPacket | undefined, t: DagTimetableInputs): boolean {
   if (!row) return true;
@@ -233,6 +277,35 @@ async function upsertImportError(tx: Tx, now: Date, failure: ImportFailure): Pro
      ON DUPLICATE KEY UPDATE content_hash = VALUES(content_hash), deps = VALUES(deps), parsed_at = VALUES(parsed_at)`,
     [failure.fileloc, failure.contentHash, JSON.stringify(failure.deps ?? []), now],
   );
+}
+
+/**
+ * A re-parse of an unchanged file that fails as its last parse did: the same hash and modules in
+ * its dag_file row, the same code, message, line and stack in its import_error row. Only
+ * dag_file.parsed_at is written (the next re-parse counts from it); the import error keeps its
+ * row, `timestamp` (created_at) included: when this error of this content was first recorded.
+ * Returns false, having written nothing, when anything differs: recordImportError records it then.
+ * locks: the file's dag_file row, then its import_error row.
+ */
+export async function recordUnchangedImportError(db: Db, now: Date, failure: ImportFailure): Promise<boolean> {
+  return db.tx(async (tx) => {
+    const [files] = await tx.query<RowDataPacket[]>("SELECT content_hash, deps FROM dag_file WHERE fileloc = ? FOR UPDATE", [failure.fileloc]);
+    const file = files[0];
+    if (!file || file.content_hash !== failure.contentHash || JSON.stringify(parseJsonText<string[]>(file.deps, [])) !== JSON.stringify(failure.deps ?? [])) return false;
+    const [errors] = await tx.query<RowDataPacket[]>("SELECT code, message, line, stack_trace FROM import_error WHERE fileloc = ? FOR UPDATE", [failure.fileloc]);
+    const error = errors[0];
+    if (
+      !error ||
+      error.code !== failure.code ||
+      error.message !== truncateUtf8(failure.message, 60_000) ||
+      (error.line ?? null) !== failure.line ||
+      (error.stack_trace ?? null) !== (failure.stack == null ? null : truncateUtf8(failure.stack, 60_000))
+    ) {
+      return false;
+    }
+    await tx.query("UPDATE dag_file SET parsed_at = ? WHERE fileloc = ?", [now, failure.fileloc]);
+    return true;
+  });
 }
 
 export async function recordImportError(db: Db, now: Date, failure: ImportFailure): Promise<void> {

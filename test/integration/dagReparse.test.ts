@@ -9,11 +9,40 @@ import { DagProcessor, type DagProcessorOptions } from "../../parser/processor.t
 import { transientRetryDelayMs } from "../../parser/reparse.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
-import type { RowDataPacket } from "../../store/db.ts";
+import type { Db, RowDataPacket, Tx } from "../../store/db.ts";
+import type { Logger } from "../../core/logger.ts";
+import { capturingLogger } from "../helpers/logger.ts";
+
+/** A Db that writes down the SQL of each statement sent through it, its pool or its transactions. */
+function recordingDb(db: Db, statements: string[]): Db {
+  const recording = <T extends object>(target: T): T =>
+    new Proxy(target, {
+      get(t, key, receiver) {
+        const value = Reflect.get(t, key, receiver);
+        if (key !== "query" && key !== "execute") return typeof value === "function" ? value.bind(t) : value;
+        return (sql: string | { sql: string }, ...rest: unknown[]) => {
+          statements.push(typeof sql === "string" ? sql : sql.sql);
+          return (value as (...a: unknown[]) => unknown).call(t, sql, ...rest);
+        };
+      },
+    });
+  return { ...db, pool: recording(db.pool), tx: (fn) => db.tx((tx: Tx) => fn(recording(tx))) };
+}
+const writes = (statements: string[]) => statements.filter((s) => /^\s*(INSERT|UPDATE|DELETE|REPLACE)\b/i.test(s));
 
 async function importError(h: Harness, file: string): Promise<{ code: string; message: string } | undefined> {
   const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT code, message FROM import_error WHERE fileloc = ?", [file]);
   return rows[0] as { code: string; message: string } | undefined;
+}
+
+async function importErrorRow(h: Harness, file: string): Promise<RowDataPacket | undefined> {
+  const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT id, code, message, line, stack_trace, created_at FROM import_error WHERE fileloc = ?", [file]);
+  return rows[0];
+}
+
+async function getDag(h: Harness, dagId: string): Promise<RowDataPacket | undefined> {
+  const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT last_parsed_at FROM dag WHERE dag_id = ?", [dagId]);
+  return rows[0];
 }
 
 async function latestCode(h: Harness, dagId: string): Promise<string | undefined> {
@@ -32,13 +61,13 @@ describe("DAG processor: what makes an unchanged file parse again", () => {
   /** A processor of its own on a temporary folder (stopped and removed after `use`). */
   async function withFolder(
     tag: string,
-    options: Partial<DagProcessorOptions> & { clock?: Clock },
+    options: Partial<DagProcessorOptions> & { clock?: Clock; db?: Db; logger?: Logger },
     use: (processorFor: () => DagProcessor, root: string) => Promise<void>,
   ): Promise<void> {
     const root = await mkdtemp(path.join(os.tmpdir(), `baton-${tag}-dags-`));
     const processors: DagProcessor[] = [];
     const processorFor = () => {
-      const p = new DagProcessor(h.db, options.clock ?? h.clock, h.logger, {
+      const p = new DagProcessor(options.db ?? h.db, options.clock ?? h.clock, options.logger ?? h.logger, {
         dagsFolder: root,
         parseTimeoutMs: 30_000,
         rescanIntervalMs: 3_600_000,
@@ -46,7 +75,7 @@ describe("DAG processor: what makes an unchanged file parse again", () => {
         scratchFolder: path.join(h.cacheFolder, `parse-${tag}-${processors.length}`),
         poolSize: 1,
         ...options,
-      });
+      } as DagProcessorOptions);
       processors.push(p);
       return p;
     };
@@ -254,6 +283,97 @@ describe("DAG processor: what makes an unchanged file parse again", () => {
         expect(await importError(h, file)).toBeUndefined();
         expect(await versions("reparse_input")).toHaveLength(2);
       }).finally(() => rm(input, { force: true }));
+    });
+
+    const fileRow = async (file: string) => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT parsed_at FROM dag_file WHERE fileloc = ?", [file]);
+      return rows[0]?.parsed_at as Date | undefined;
+    };
+
+    // A re-parse whose outcome is what is stored writes the parse time alone: no transaction of
+    // upserts per file every interval, for each file of the folder.
+    it("a re-parse with the stored result writes only the parse times", async () => {
+      const clock = new FakeClock("2026-04-01T00:00:00Z");
+      const input = path.join(os.tmpdir(), `baton-reparse-same-${process.pid}-${Date.now()}.json`);
+      await writeFile(input, JSON.stringify(["a", "b"]));
+      const statements: string[] = [];
+      await withFolder("periodic-same", { clock, reparseIntervalMs: 60_000, db: recordingDb(h.db, statements) }, async (processorFor, root) => {
+        const processor = processorFor();
+        const file = await write(root, "same.ts", readsAtImport("reparse_same", input));
+        expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 0 });
+        const version = await latest("reparse_same");
+
+        clock.advance(60_000);
+        statements.length = 0;
+        expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 0, dags: 1 });
+        expect(writes(statements).map((s) => s.replace(/\s+/g, " ").trim().slice(0, 30))).toEqual(["UPDATE dag SET last_parsed_at ", "UPDATE dag_file SET parsed_at "]);
+        expect((await latest("reparse_same")).hash).toBe(version.hash);
+        expect(await versions("reparse_same")).toHaveLength(1);
+        // Airflow's last_parsed_time: the time of the last parse, changed or not.
+        expect((await getDag(h, "reparse_same"))?.last_parsed_at).toEqual(clock.now());
+        expect(await fileRow(file)).toEqual(clock.now());
+
+        // A different result still records a version as before.
+        await writeFile(input, JSON.stringify(["a", "b", "c"]));
+        clock.advance(60_000);
+        expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 0 });
+        expect((await latest("reparse_same")).tasks).toEqual(["a", "b", "c"]);
+      }).finally(() => rm(input, { force: true }));
+    });
+
+    // A broken file stays broken between edits: re-parsed every interval, its error is said once
+    // (and again when it changes), and its import_error row is not rewritten.
+    it("logs a file's import error when it appears or changes, not at each re-parse, and keeps its row", async () => {
+      const clock = new FakeClock("2026-04-01T00:00:00Z");
+      const input = path.join(os.tmpdir(), `baton-reparse-broken-${process.pid}-${Date.now()}.json`);
+      await writeFile(input, "not json");
+      const lines: string[] = [];
+      const statements: string[] = [];
+      await withFolder(
+        "periodic-broken",
+        { clock, reparseIntervalMs: 60_000, logger: capturingLogger(lines), db: recordingDb(h.db, statements) },
+        async (processorFor, root) => {
+          const processor = processorFor();
+          const file = await write(root, "broken.ts", readsAtImport("reparse_broken", input));
+          const warnings = () => lines.filter((l) => l.startsWith("warn:") && l.includes(file));
+          expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 1 });
+          expect(warnings()).toHaveLength(1);
+          const first = await importErrorRow(h, file);
+          expect(first?.code).toBe("BATON_DAG_IMPORT_ERROR");
+
+          for (let i = 0; i < 3; i++) {
+            clock.advance(60_000);
+            statements.length = 0;
+            expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 1 });
+            expect(writes(statements).map((s) => s.replace(/\s+/g, " ").trim().slice(0, 30))).toEqual(["UPDATE dag_file SET parsed_at "]);
+            expect(await fileRow(file)).toEqual(clock.now());
+          }
+          expect(warnings()).toHaveLength(1);
+          expect(await importErrorRow(h, file)).toEqual(first);
+
+          // Another error: said, and stored.
+          await writeFile(input, "{ still not json");
+          clock.advance(60_000);
+          expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 1 });
+          expect(warnings()).toHaveLength(2);
+          expect((await importErrorRow(h, file))?.message).not.toBe(first?.message);
+
+          // An edit with the same error is said again: the file changed.
+          await write(root, "broken.ts", readsAtImport("reparse_broken", input) + "\n// edited\n");
+          expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 1 });
+          expect(warnings()).toHaveLength(3);
+
+          // Fixed: the error goes, and a new one is said again.
+          await writeFile(input, JSON.stringify(["a"]));
+          clock.advance(60_000);
+          expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 0 });
+          expect(await importErrorRow(h, file)).toBeUndefined();
+          await writeFile(input, "not json");
+          clock.advance(60_000);
+          expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 1 });
+          expect(warnings()).toHaveLength(4);
+        },
+      ).finally(() => rm(input, { force: true }));
     });
 
     it("without an interval, an unchanged file is never parsed again", async () => {

@@ -199,6 +199,15 @@ describe("loadConfig", () => {
       expect(() => loadConfig({ BATON_DAG_REPARSE_INTERVAL: "0" })).toThrow(/more than 0, or "off"/);
     });
 
+    // Below a second every scan re-parsed the whole folder, the watcher's too (100 ms after any write in it).
+    it("refuses a re-parse interval under a second", () => {
+      const err = thrown(() => loadConfig({ BATON_DAG_REPARSE_INTERVAL: "1ms" }));
+      expect(err.code).toBe("BATON_CONFIG_INVALID");
+      expect(err.message).toBe('BATON_DAG_REPARSE_INTERVAL must be at least 1s, or "off", got "1ms"');
+      expect(() => loadConfig({ BATON_DAG_REPARSE_INTERVAL: "999ms" })).toThrow(/at least 1s/);
+      expect(loadConfig({ BATON_DAG_REPARSE_INTERVAL: "1s" }).dagReparseIntervalMs).toBe(1_000);
+    });
+
     it("knows which hosts are loopback", () => {
       expect(["127.0.0.1", "127.1.2.3", "localhost", "::1"].map(isLoopbackHost)).toEqual([true, true, true, true]);
       expect(["0.0.0.0", "10.0.0.5", "::", "example.com"].map(isLoopbackHost)).toEqual([false, false, false, false]);
@@ -288,6 +297,7 @@ describe("loadConfig", () => {
       ["BATON_DAG_RESCAN_INTERVAL", "0s"],
       // 0 would not say whether it means never (use "off") or all the time (Airflow's reading).
       ["BATON_DAG_REPARSE_INTERVAL", "0"],
+      ["BATON_DAG_REPARSE_INTERVAL", "500ms"],
       ["BATON_SCHEDULER_INTERVAL", "0"],
       ["BATON_API_RATE_LIMIT", "100/0"],
     ])("%s=%p", (name, value) => {
