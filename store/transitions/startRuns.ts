@@ -5,6 +5,10 @@
 // backfill runs start even when their DAG is paused (as in Airflow 3) and neither count against
 //   nor wait for the DAG's maxActiveRuns: their backfill's max_active_runs already bounded how
 //   many were created (advanceBackfills).
+// inactive DAGs (their file removed, or no longer defining them): no run of theirs starts, a
+//   backfill's neither, as Airflow starts no queued run of one (get_queued_dag_runs_to_set_running
+//   joins on an active DAG): it stays queued, and starts once the file defines the DAG again
+//   (cancel or delete it to give up). Read with is_paused, in the same locked read of the dag rows.
 // outcomes: the runs started and the ids of task instances queued; each started run gets
 //   start_date = the later of now and its queued_at (a tick takes now before it reads the runs: one
 //   triggered meanwhile must not start before it was queued), its first tries that queued_at, and
@@ -38,8 +42,8 @@ export function taskPriority(runType: string, priorityWeight: number): number {
   return runType === RunType.Backfill ? weight - BACKFILL_PRIORITY_OFFSET : weight;
 }
 
-/** A page of queued runs (PageEnd: the caller pages on with afterId, so runs held by a paused
- *  DAG or one at maxActiveRuns never starve the runs behind them). */
+/** A page of queued runs (PageEnd: the caller pages on with afterId, so runs held by a paused or
+ *  inactive DAG or one at maxActiveRuns never starve the runs behind them). */
 export interface StartedRuns extends PageEnd {
   started: number;
   queued: number;
@@ -67,7 +71,7 @@ export async function startRuns(
     if (candidates.length === 0) return { started: 0, queued: 0, failed: [], scanned: 0, lastId: options.afterId ?? 0 };
     const dagIds = [...new Set(candidates.map((c) => c.dag_id as string))].sort();
     const [dags] = await tx.query<RowDataPacket[]>(
-      `SELECT dag_id, is_paused, max_active_runs FROM dag WHERE dag_id IN (${inList(dagIds)}) FOR UPDATE`,
+      `SELECT dag_id, is_paused, is_active, max_active_runs FROM dag WHERE dag_id IN (${inList(dagIds)}) FOR UPDATE`,
       dagIds,
     );
     const [active] = await tx.query<RowDataPacket[]>(
@@ -75,7 +79,11 @@ export async function startRuns(
       dagIds,
     );
     const room = new Map<string, number>();
+    /** DAGs whose runs may start: active ones (a backfill's runs start while the DAG is paused). */
+    const startable = new Set<string>();
     for (const d of dags) {
+      if (!d.is_active) continue;
+      startable.add(d.dag_id);
       if (d.is_paused) continue;
       const running = Number(active.find((a) => a.dag_id === d.dag_id)?.n ?? 0);
       room.set(d.dag_id, Math.max(0, d.max_active_runs - running));
@@ -99,6 +107,7 @@ export async function startRuns(
       failed.push({ dagId: run.dag_id, runId: run.run_id, reason });
     };
     for (const run of candidates) {
+      if (!startable.has(run.dag_id)) continue;
       if (run.run_type !== RunType.Backfill) {
         const left = room.get(run.dag_id) ?? 0;
         if (left <= 0) continue;
