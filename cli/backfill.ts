@@ -40,6 +40,9 @@ interface BackfillDetail {
   failed: number;
   dates_left_total: number;
   dates_left: string[];
+  /** Why a running or cancelling backfill makes no progress (its DAG is inactive), null otherwise. */
+  waiting_reason?: string | null;
+  waiting_message?: string | null;
   [key: string]: unknown;
 }
 
@@ -169,6 +172,7 @@ export async function backfillStatus(client: ApiClient, id: number, output: Outp
   if (output === "json") return printObject(b, "json");
   out(`backfill ${b.id} of ${b.dag_id}: ${b.from_date} .. ${b.to_date} (reprocess ${b.reprocess_behavior}, at most ${b.max_active_runs} active)`);
   out(summary(b));
+  if (b.waiting_message) out(`waiting: ${b.waiting_message}`);
   const next = b.dates_left.slice(0, DATES_SHOWN);
   if (next.length) out(`next dates: ${next.join(", ")}${b.dates_left_total > next.length ? ", …" : ""}`);
 }
@@ -207,7 +211,7 @@ export function registerBackfillCommands(program: Command): void {
     .action(async function (this: Command, opts: { dagId?: string; json?: boolean }) {
       await withApi(this, async (client, { output }) => {
         const page = await client.call<{ backfills: Record<string, unknown>[] }>("GET", "/backfills", { query: { dag_id: opts.dagId, limit: 1000 } });
-        printRows(page.backfills, ["id", "dag_id", "state", "from_date", "to_date", "total_dates", "created_at"], opts.json ? "json" : output);
+        printRows(page.backfills, ["id", "dag_id", "state", "from_date", "to_date", "total_dates", "created_at", "waiting_reason"], opts.json ? "json" : output);
       });
     });
   backfill

@@ -54,6 +54,13 @@ const BackfillProps = {
   created_at: DateTime,
   updated_at: DateTime,
   completed_at: NullableDateTime,
+  waiting_reason: Type.Union([Type.Literal("dag_inactive"), Type.Null()], {
+    description:
+      "Baton: why a running or cancelling backfill makes no progress, null otherwise. dag_inactive: its DAG's file was removed or no longer " +
+      "defines it, so no run of it is created or started (queued runs stay queued; running ones go on) until a file defines it again. " +
+      "A paused DAG holds none: its backfills run",
+  }),
+  waiting_message: Nullable(Type.String({ description: "Baton: waiting_reason in a sentence, null when it is null" })),
 };
 const Backfill = Type.Object(BackfillProps, { additionalProperties: false });
 const BackfillDetail = Type.Object(
@@ -108,6 +115,20 @@ const BackfillPlan = Type.Object(
   { additionalProperties: false, description: "dry_run: what a backfill would do, date by date; nothing is created" },
 );
 
+/** Why a running or cancelling backfill makes no progress: its DAG is inactive (advanceBackfills
+ *  creates, and startRuns starts, no run of it meanwhile); null otherwise. */
+function waiting(b: RowDataPacket): { waiting_reason: "dag_inactive" | null; waiting_message: string | null } {
+  if ((b.state !== "running" && b.state !== "cancelling") || b.dag_is_active) return { waiting_reason: null, waiting_message: null };
+  const why = `DAG "${b.dag_id}" is inactive (its file was removed or no longer defines it)`;
+  return {
+    waiting_reason: "dag_inactive",
+    waiting_message:
+      b.state === "running"
+        ? `${why}: the backfill creates and starts no run until a file defines the DAG again (running runs go on); cancel it to give up`
+        : `${why}: the backfill's queued runs start only once a file defines the DAG again, and it is cancelled when they end; cancel it with force to fail them now`,
+  };
+}
+
 export function backfillJson(b: RowDataPacket) {
   return {
     id: Number(b.id),
@@ -124,6 +145,7 @@ export function backfillJson(b: RowDataPacket) {
     created_at: isoOrNull(b.created_at)!,
     updated_at: isoOrNull(b.updated_at)!,
     completed_at: isoOrNull(b.completed_at),
+    ...waiting(b),
   };
 }
 

@@ -2,8 +2,12 @@
 import type { Queryable, RowDataPacket } from "../db.ts";
 import { limitOffset } from "./paging.ts";
 
+/** A backfill's row, plus `dag_is_active`: whether its DAG is active (advanceBackfills and
+ *  startRuns hold its runs while it is not), read by the DAG row's PK. */
+const BACKFILL_ROW = "SELECT b.*, d.is_active AS dag_is_active FROM backfill b LEFT JOIN dag d ON d.dag_id = b.dag_id";
+
 export async function getBackfill(db: Queryable, id: number): Promise<RowDataPacket | undefined> {
-  const [rows] = await db.query<RowDataPacket[]>("SELECT * FROM backfill WHERE id = ?", [id]);
+  const [rows] = await db.query<RowDataPacket[]>(`${BACKFILL_ROW} WHERE b.id = ?`, [id]);
   return rows[0];
 }
 
@@ -11,7 +15,7 @@ export async function listBackfills(db: Queryable, p: { limit: number; offset: n
   const where = p.dagId === undefined ? "1 = 1" : "dag_id = ?";
   const params = p.dagId === undefined ? [] : [p.dagId];
   const [rows] = await db.query<RowDataPacket[]>(
-    `SELECT * FROM backfill WHERE ${where} ORDER BY id ${limitOffset(p)}`,
+    `${BACKFILL_ROW} WHERE ${p.dagId === undefined ? "1 = 1" : "b.dag_id = ?"} ORDER BY b.id ${limitOffset(p)}`,
     params,
   );
   const [[count]] = await db.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM backfill WHERE ${where}`, params);
