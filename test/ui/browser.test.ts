@@ -414,6 +414,28 @@ describe("web UI in Chromium", () => {
     ]);
   }, 60_000);
 
+  it("says why a backfill waits (its DAG's file is gone)", async () => {
+    const waiting = {
+      id: 99, dag_id: "ui_nightly", from_date: "2026-01-01T00:00:00Z", to_date: "2026-01-03T00:00:00Z", reprocess_behavior: "none",
+      max_active_runs: 1, state: "running", is_paused: false, total_dates: 3, created_at: "2026-01-04T00:00:00Z", completed_at: null,
+      done: 1, failed: 0, counts: { success: 1, queued: 1 },
+      waiting_reason: "dag_inactive", waiting_message: "DAG ui_nightly is inactive: no file defines it",
+    };
+    const body = (payload: unknown) => ({ status: 200, contentType: "application/json", body: JSON.stringify(payload) });
+    await page.route(/\/api\/v1\/backfills\?/, (r) => r.fulfill(body({ backfills: [waiting], total_entries: 1 })));
+    await page.route(/\/api\/v1\/backfills\/99$/, (r) => r.fulfill(body(waiting)));
+    try {
+      await page.goto(url("/dags/ui_nightly/backfills"));
+      const note = page.locator('.backfills [data-backfill-id="99"] .waiting-text');
+      await note.waitFor();
+      await expect(note.textContent()).resolves.toContain("waiting: DAG ui_nightly is inactive");
+      expect(await note.getAttribute("data-waiting-reason")).toBe("dag_inactive");
+    } finally {
+      await page.unroute(/\/api\/v1\/backfills\?/);
+      await page.unroute(/\/api\/v1\/backfills\/99$/);
+    }
+  }, 20_000);
+
   it("shows API errors with their code and message", async () => {
     await page.goto(url("/dags/no_such_dag"));
     const box = page.locator(".error-box");

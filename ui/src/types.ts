@@ -115,6 +115,9 @@ export interface Backfill {
   done?: number;
   failed?: number;
   counts?: Record<string, number>;
+  /** Why a running or cancelling backfill makes no progress ("dag_inactive"), null otherwise. */
+  waiting_reason?: string | null;
+  waiting_message?: string | null;
 }
 
 export interface XcomEntry {

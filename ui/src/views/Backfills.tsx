@@ -68,6 +68,11 @@ export function Backfills({ dag }: { dag: Dag }) {
                   <td>
                     <StateBadge state={b.state === "completed" ? "success" : b.state === "cancelled" ? "removed" : b.state === "paused" ? "scheduled" : "running"} />
                     <div class="muted small">{b.state}</div>
+                    {b.waiting_message && (
+                      <div class="small waiting-text" data-waiting-reason={b.waiting_reason ?? ""} title={b.waiting_message}>
+                        waiting: {b.waiting_message}
+                      </div>
+                    )}
                   </td>
                   <td class="wide-cell">
                     <ProgressBar value={b.done ?? 0} max={b.total_dates} label={`backfill ${b.id} progress`} />
