@@ -95,6 +95,7 @@ export async function dagsTest(
     hostname: os.hostname(),
     logsFolder: config.logsFolder,
     cacheFolder: config.cacheFolder,
+    maxLogBytes: config.taskLogMaxBytes,
     onRecorded: (r) => {
       const mine = r.runsFinished.find((f) => f.dagRunId === id);
       if (mine) finished(mine.state);

@@ -106,6 +106,7 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
         // Within the hard stop below (the grace + 1.5 s): a database that does not answer is reported, not waited for.
         stopRecordTimeoutMs: 1000,
         maxValueBytes: config.xcomMaxBytes,
+        maxLogBytes: config.taskLogMaxBytes,
         // A finished run frees a place under maxActiveRuns (or a backfill's limit): start the next now.
         onRecorded: (r) => {
           if (r.runsFinished.length > 0) scheduler?.wake();

@@ -31,6 +31,8 @@ export interface Config {
   taskKillGraceMs: number;
   /** Cap on the JSON size of a task's output (XCom) and of each durable step's result. */
   xcomMaxBytes: number;
+  /** BATON_TASK_LOG_MAX_BYTES: what a try's log keeps of its output, past which the rest is dropped and counted; 0: no limit ("off"). */
+  taskLogMaxBytes: number;
   /** A running try whose heartbeat is older than this is a zombie: the scheduler hands it to its retry policy. */
   taskHeartbeatTimeoutMs: number;
   /** A backfill whose range yields more runs than this is refused unless forced. */
@@ -154,6 +156,24 @@ function intervalOrOffFrom(env: Env, name: string, fallback: string, min?: { ms:
  * The shortest BATON_DAG_REPARSE_INTERVAL: below it every scan re-parsed the whole folder,
  * the watcher's scans too (100 ms after any write in the folder), each import running the files' top-level code.
  */
+/**
+ * BATON_TASK_LOG_MAX_BYTES by default: room for any log a person reads, while a task printing in
+ * a loop stops there instead of filling the logs folder's disk (or task_log).
+ */
+export const DEFAULT_TASK_LOG_MAX_BYTES = 100 * 1024 * 1024;
+
+/** A size in bytes, written in decimal digits, that 0 or "off" turns off (0 in Config). */
+function bytesOrOffFrom(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (/^\s*off\s*$/i.test(raw)) return 0;
+  const value = decimalValue(raw);
+  if (value === undefined) {
+    throw new BatonError("BATON_CONFIG_INVALID", `${name} must be a number of bytes in decimal digits, or 0 or "off" for no limit, got "${raw}"`);
+  }
+  return value;
+}
+
 export const MIN_DAG_REPARSE_INTERVAL = { ms: 1_000, text: "1s" } as const;
 
 function boolFrom(env: Env, name: string, fallback: boolean): boolean {
@@ -248,6 +268,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     shutdownGraceMs: durationFrom(env, "BATON_SHUTDOWN_GRACE", "8s"),
     taskKillGraceMs: durationFrom(env, "BATON_TASK_KILL_GRACE", "10s"),
     xcomMaxBytes: intFrom(env, "BATON_XCOM_MAX_BYTES", 1024 * 1024, 1),
+    taskLogMaxBytes: bytesOrOffFrom(env, "BATON_TASK_LOG_MAX_BYTES", DEFAULT_TASK_LOG_MAX_BYTES),
     taskHeartbeatTimeoutMs: durationFrom(env, "BATON_TASK_HEARTBEAT_TIMEOUT", "30s"),
     backfillMaxRuns: intFrom(env, "BATON_BACKFILL_MAX_RUNS", 100_000, 1),
     auth: boolFrom(env, "BATON_AUTH", true) ? "on" : "off",

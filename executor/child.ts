@@ -350,7 +350,7 @@ process.on("unhandledRejection", (reason) => onUncaught("unhandled rejection", r
  * Runs a callback, bounded in time; its failure is logged and never changes the outcome.
  * Resolves false when the callback was still running at the deadline.
  */
-async function runCallback(name: string, call: () => unknown, line: (level: string, args: unknown[]) => void): Promise<boolean> {
+async function runCallback(name: string, call: () => unknown, closing: (level: string, args: unknown[]) => void): Promise<boolean> {
   let settled = false;
   try {
     await beforeDeadline(
@@ -361,7 +361,7 @@ async function runCallback(name: string, call: () => unknown, line: (level: stri
   } catch (thrown) {
     const err = thrown instanceof Uncaught ? thrown.reason : thrown;
     const how = thrown instanceof Uncaught ? ` (an ${thrown.kind} in its process)` : "";
-    line("ERROR", [`${name} callback failed${how} (the task's state is unchanged): ${(err as Error)?.stack ?? String(err)}`]);
+    closing("ERROR", [`${name} callback failed${how} (the task's state is unchanged): ${(err as Error)?.stack ?? String(err)}`]);
   }
   return settled;
 }
@@ -524,10 +524,12 @@ process.on("exit", () => currentLog?.flushSync());
 
 async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   // A rescheduled sensor's first poke is stored with its outcome; its later pokes go to the file.
-  const log = new TryLog(m.logPath, { toFile: m.pokeCount > 0 });
+  const log = new TryLog(m.logPath, { toFile: m.pokeCount > 0, maxBytes: m.maxLogBytes });
   currentLog = log;
   masker.clear();
   const line = (level: string, args: unknown[]) => log.write(masker.mask(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`));
+  // How the try ended: kept past the log's cap (BATON_TASK_LOG_MAX_BYTES), unlike the task's output.
+  const closing = (level: string, args: unknown[]) => log.writeClosing(masker.mask(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`));
   // Everything the task prints lands in its try's log file, with the secrets it fetched masked.
   const restoreOutput = captureOutput(log);
   const controller = new AbortController();
@@ -558,13 +560,13 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
       let skipTasks: string[] | undefined;
       if (task.kind === "branch" || task.kind === "short_circuit") {
         ({ output, skipTasks } = decideSkips(dag, task.id, task.kind, output));
-        if (skipTasks.length > 0) line("INFO", [`Skipping downstream tasks: ${skipTasks.join(", ")}`]);
+        if (skipTasks.length > 0) closing("INFO", [`Skipping downstream tasks: ${skipTasks.join(", ")}`]);
       }
       let normalized: unknown;
       if (output !== undefined) {
         normalized = JSON.parse(serializeCapped(output, "the task's return value", m.maxValueBytes));
       }
-      line("INFO", ["Task succeeded"]);
+      closing("INFO", ["Task succeeded"]);
       return { outcome: "success", output: normalized, skipTasks };
     });
   } catch (thrown) {
@@ -575,13 +577,13 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
     error.message = masker.mask(error.message);
     if (error.stack) error.stack = masker.mask(error.stack);
     if (err instanceof RescheduleRequest) {
-      line("INFO", [`Condition not met; the sensor pokes again in ${formatDuration(err.inMs)} (its worker slot is released meanwhile)`]);
+      closing("INFO", [`Condition not met; the sensor pokes again in ${formatDuration(err.inMs)} (its worker slot is released meanwhile)`]);
       result = { outcome: "reschedule", rescheduleInMs: err.inMs };
     } else if (error.code === "BATON_TASK_SKIPPED") {
-      line("INFO", [`Task skipped: ${error.message}`]);
+      closing("INFO", [`Task skipped: ${error.message}`]);
       result = { outcome: "skipped" };
     } else {
-      line("ERROR", [`Task failed${thrown instanceof Uncaught ? ` (an ${thrown.kind} in its process)` : ""}: ${error.stack ?? error.message}`]);
+      closing("ERROR", [`Task failed${thrown instanceof Uncaught ? ` (an ${thrown.kind} in its process)` : ""}: ${error.stack ?? error.message}`]);
       result = { outcome: "failed", error };
     }
   }
@@ -593,7 +595,7 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
     // onFailure), not onSuccess for a task that returned, nor onFailure for a FailError.
     if (result.outcome === "failed" && result.error) result.error.nonRetryable = false;
     else {
-      line("ERROR", [`Task failed: ${reached.message} (it ${result.outcome === "success" ? "returned" : "ended"} after ctx.signal was aborted)`]);
+      closing("ERROR", [`Task failed: ${reached.message} (it ${result.outcome === "success" ? "returned" : "ended"} after ctx.signal was aborted)`]);
       result = { outcome: "failed", error: { ...reached } };
     }
   }
@@ -602,13 +604,13 @@ async function runTry(m: RunTryMessage): Promise<TryOutcome> {
     // Set by the abort handler meanwhile. Its result is discarded: its outcome is not what the task
     // instance records (a mark, a cancel), and a reaped try's callback is owed elsewhere.
     const gone = abandoned as string | undefined;
-    if (callback && gone) line("WARNING", [`${callback.name} callback not run: ${gone}`]);
+    if (callback && gone) closing("WARNING", [`${callback.name} callback not run: ${gone}`]);
     else if (callback) {
       // This process runs the try's callback: should it die or be killed meanwhile, the worker
       // must not run it again.
       const taken: TryCallbacks = { type: "tryCallbacks" };
       process.send?.(taken);
-      await runCallback(callback.name, callback.call, line);
+      await runCallback(callback.name, callback.call, closing);
     }
   } finally {
     current = undefined;
@@ -634,10 +636,14 @@ async function runEndedTryCallback(c: EndedTryCallbackMessage): Promise<EndedTry
   const m = c.task;
   // inlineLog: in memory for as long as a callback may run (the worker stores it); past
   // SPILL_BYTES it goes to the file on this host like any long log.
-  const log = new TryLog(m.logPath, c.inlineLog ? { spillAfterMs: CALLBACK_TIMEOUT_MS + 60_000, evenIfFileExists: true } : { toFile: true });
+  const log = new TryLog(
+    m.logPath,
+    c.inlineLog ? { spillAfterMs: CALLBACK_TIMEOUT_MS + 60_000, evenIfFileExists: true, maxBytes: m.maxLogBytes } : { toFile: true, maxBytes: m.maxLogBytes },
+  );
   currentLog = log;
   masker.clear();
   const line = (level: string, args: unknown[]) => log.write(masker.mask(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`));
+  const closing = (level: string, args: unknown[]) => log.writeClosing(masker.mask(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`));
   const restoreOutput = captureOutput(log);
   let finished = true;
   try {
@@ -654,11 +660,11 @@ async function runEndedTryCallback(c: EndedTryCallbackMessage): Promise<EndedTry
       ? decided && { name: c.callback, call: () => decided(ctx, error) }
       : taskCallback(options, ctx, { outcome: "failed", error: c.error }, m);
     if (callback) {
-      line("INFO", [`Running the ${callback.name} callback (${c.callback ? "a scheduler" : "the worker"} ended the try: ${c.error.code})`]);
-      finished = await runCallback(callback.name, callback.call, line);
+      closing("INFO", [`Running the ${callback.name} callback (${c.callback ? "a scheduler" : "the worker"} ended the try: ${c.error.code})`]);
+      finished = await runCallback(callback.name, callback.call, closing);
     }
   } catch (err) {
-    line("ERROR", [`could not run the task's callback: ${(err as Error)?.stack ?? String(err)}`]);
+    closing("ERROR", [`could not run the task's callback: ${(err as Error)?.stack ?? String(err)}`]);
   } finally {
     restoreOutput();
   }

@@ -34,6 +34,8 @@ export interface RunTryMessage {
   pokeCount: number;
   bundlePath: string;
   logPath: string;
+  /** What the try's log keeps of its output (BATON_TASK_LOG_MAX_BYTES, executor/tryLog.ts); 0: no limit. */
+  maxLogBytes: number;
 }
 
 export interface TryOutcome {

@@ -22,6 +22,8 @@ export interface TryCallbackOptions {
   queues: readonly string[];
   logsFolder: string;
   maxValueBytes: number;
+  /** BATON_TASK_LOG_MAX_BYTES: the cap on what a callback adds to the try's log (0: none). */
+  maxLogBytes: number;
   /** How often to look for owed callbacks (default 1,000 ms). */
   pollMs?: number;
   /** A claimed callback not completed within this is taken over by another worker (default 150 s: callbacks are bounded to 60 s). */
@@ -79,6 +81,7 @@ export class TryCallbacks extends LeasedCallbacks<OwedTryCallback> {
       bundlePath,
       logsFolder: this.options.logsFolder,
       maxValueBytes: this.options.maxValueBytes,
+      maxLogBytes: this.options.maxLogBytes,
       clockOffsetMs: offsetFromWallClock(this.clock),
     });
     let log: string | undefined;

@@ -27,7 +27,7 @@ const iso = (d: Date | null | undefined) => (d ? new Date(d).toISOString() : nul
 export function tryMessage(
   task: TryOfRun,
   shape: DagShape,
-  read: { upstreamOutputs: Record<string, unknown>; steps: Record<string, unknown>; bundlePath: string; logsFolder: string; maxValueBytes: number; clockOffsetMs: number },
+  read: { upstreamOutputs: Record<string, unknown>; steps: Record<string, unknown>; bundlePath: string; logsFolder: string; maxValueBytes: number; maxLogBytes: number; clockOffsetMs: number },
 ): RunTryMessage {
   const spec = shape.byId.get(task.taskId);
   return {
@@ -53,5 +53,6 @@ export function tryMessage(
     pokeCount: task.pokeCount ?? 0,
     bundlePath: read.bundlePath,
     logPath: taskLogPath(read.logsFolder, task),
+    maxLogBytes: read.maxLogBytes,
   };
 }

@@ -5,6 +5,7 @@ import path from "node:path";
 import { Child } from "../core/childProcess.ts";
 import { beforeDeadline, settledWithin } from "../core/concurrency.ts";
 import { offsetFromWallClock, type Clock } from "../core/clock.ts";
+import { DEFAULT_TASK_LOG_MAX_BYTES } from "../core/config.ts";
 import { formatDuration } from "../core/durations.ts";
 import { setLongTimeout, type LongTimeout } from "../core/timers.ts";
 import { taskInputs } from "../core/dagStructure.ts";
@@ -100,6 +101,11 @@ export interface WorkerOptions {
   stopRecordTimeoutMs?: number;
   /** Cap on the JSON size of a task's output and of each durable step's result (default 1 MiB). */
   maxValueBytes?: number;
+  /**
+   * What a try's log keeps of its output (BATON_TASK_LOG_MAX_BYTES; default 100 MiB, 0: no limit):
+   * past it the rest is dropped and counted, and the try goes on (executor/tryLog.ts).
+   */
+  maxLogBytes?: number;
   /** "process": every try runs in a fresh child, discarded afterwards (default "warm": reused children). */
   isolation?: "warm" | "process";
   /**
@@ -324,6 +330,7 @@ export class Worker {
       queues: options.queues,
       logsFolder: options.logsFolder,
       maxValueBytes: options.maxValueBytes ?? 1024 * 1024,
+      maxLogBytes: options.maxLogBytes ?? DEFAULT_TASK_LOG_MAX_BYTES,
       pollMs: options.callbackPollMs,
       isolation: options.isolation,
     });
@@ -872,6 +879,7 @@ export class Worker {
             bundlePath: spec?.kind === "wait_for_signal" ? "" : await this.bundles.path(task.versionHash),
             logsFolder: this.options.logsFolder,
             maxValueBytes: this.options.maxValueBytes ?? 1024 * 1024,
+            maxLogBytes: this.options.maxLogBytes ?? DEFAULT_TASK_LOG_MAX_BYTES,
             clockOffsetMs: offsetFromWallClock(this.clock),
           }),
         });

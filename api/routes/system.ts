@@ -151,6 +151,7 @@ export function configSections(config: Partial<Config>, databaseUrl: string): { 
         ["log_level", config.logLevel],
         ["log_format", config.logFormat],
         ["logs_folder", config.logsFolder],
+        ["task_log_max_bytes", config.taskLogMaxBytes === 0 ? "off" : text(config.taskLogMaxBytes)],
       ],
     ],
   ];

@@ -23,6 +23,8 @@ export interface HarnessOptions {
   /** Worker heartbeat period (default 5 s); short in tests that wait for a heartbeat. */
   heartbeatMs?: number;
   isolation?: "warm" | "process";
+  /** The worker's cap on a try's log (BATON_TASK_LOG_MAX_BYTES; Worker default: 100 MiB). */
+  maxLogBytes?: number;
   /**
    * The scheduler's zombie timeout. Default: 30 s on the system clock; on a fake clock, 100 years,
    * because a test that jumps the clock would otherwise turn every running try into a zombie.
@@ -106,6 +108,7 @@ export class Harness {
         killGraceMs: this.options.killGraceMs,
         heartbeatMs: this.options.heartbeatMs,
         isolation: this.options.isolation,
+        maxLogBytes: this.options.maxLogBytes,
         onAbandonedReleased: () => this.scheduler?.wake(),
       });
     }

@@ -530,6 +530,12 @@ describe("DAG and DAG run API", () => {
       expect(text).toContain("mysql://baton:***@db:3306/baton");
       expect(text).toContain('"api_rate_limit","value":"off"');
     });
+
+    it("shows the try log limit, off when 0", () => {
+      const logging = (bytes: number) => configSections({ taskLogMaxBytes: bytes }, "mysql://db/baton").find((s) => s.name === "logging")!.options;
+      expect(logging(4096)).toEqual([{ key: "task_log_max_bytes", value: "4096" }]);
+      expect(logging(0)).toEqual([{ key: "task_log_max_bytes", value: "off" }]);
+    });
   });
 
   it("documents every route here with an operationId, a tag and a 2xx response schema", async () => {

@@ -64,6 +64,7 @@ describe("loadConfig", () => {
       ["dbStatementTimeoutMs", 30_000],
       ["healthTimeoutMs", 3_000],
       ["trustProxy", false],
+      ["taskLogMaxBytes", 100 * 1024 * 1024],
     ] as const)("%s = %p", (key, value) => {
       expect(config[key]).toBe(value);
     });
@@ -99,6 +100,7 @@ describe("loadConfig", () => {
           "BATON_BACKFILL_MAX_RUNS",
           "BATON_DB_STATEMENT_TIMEOUT",
           "BATON_HEALTH_TIMEOUT",
+          "BATON_TASK_LOG_MAX_BYTES",
         ].map((k) => [k, ""]),
       );
       expect(loadConfig(env)).toEqual(config);
@@ -146,6 +148,7 @@ describe("loadConfig", () => {
         BATON_DB_STATEMENT_TIMEOUT: "45s",
         BATON_HEALTH_TIMEOUT: "2s",
         BATON_TRUST_PROXY: "10.0.0.0/8, 192.168.1.7",
+        BATON_TASK_LOG_MAX_BYTES: "1048576",
       });
       expect(config).toEqual({
         databaseUrl: "mysql://u:p@db.example:3307/other",
@@ -180,6 +183,7 @@ describe("loadConfig", () => {
         dbStatementTimeoutMs: 45_000,
         healthTimeoutMs: 2_000,
         trustProxy: ["10.0.0.0/8", "192.168.1.7"],
+        taskLogMaxBytes: 1_048_576,
       });
     });
 
@@ -206,6 +210,18 @@ describe("loadConfig", () => {
       expect(err.message).toBe('BATON_DAG_REPARSE_INTERVAL must be at least 1s, or "off", got "1ms"');
       expect(() => loadConfig({ BATON_DAG_REPARSE_INTERVAL: "999ms" })).toThrow(/at least 1s/);
       expect(loadConfig({ BATON_DAG_REPARSE_INTERVAL: "1s" }).dagReparseIntervalMs).toBe(1_000);
+    });
+
+    it("reads the try log limit in decimal bytes, 0 or off for none, and refuses anything else", () => {
+      expect(loadConfig({ BATON_TASK_LOG_MAX_BYTES: "0" }).taskLogMaxBytes).toBe(0);
+      expect(loadConfig({ BATON_TASK_LOG_MAX_BYTES: "off" }).taskLogMaxBytes).toBe(0);
+      expect(loadConfig({ BATON_TASK_LOG_MAX_BYTES: " OFF " }).taskLogMaxBytes).toBe(0);
+      expect(loadConfig({ BATON_TASK_LOG_MAX_BYTES: "4096" }).taskLogMaxBytes).toBe(4096);
+      for (const raw of ["1e6", "0x10", "100MiB", "-1", "1.5", " "]) {
+        const err = thrown(() => loadConfig({ BATON_TASK_LOG_MAX_BYTES: raw }));
+        expect(err.code).toBe("BATON_CONFIG_INVALID");
+        expect(err.message).toBe(`BATON_TASK_LOG_MAX_BYTES must be a number of bytes in decimal digits, or 0 or "off" for no limit, got "${raw}"`);
+      }
     });
 
     it("knows which hosts are loopback", () => {

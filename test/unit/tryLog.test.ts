@@ -73,3 +73,70 @@ describe("TryLog", () => {
     expect(readFileSync(file, "utf8")).toBe("last words\n");
   });
 });
+
+describe("TryLog with a size limit (BATON_TASK_LOG_MAX_BYTES)", () => {
+  const MARKER = /^\[[^\]\n]+\] WARNING - Log cut at (\d+) bytes \(BATON_TASK_LOG_MAX_BYTES\): the rest of this try's output is dropped \(counted\); the task goes on\n/m;
+  const SUMMARY = /^\[[^\]\n]+\] WARNING - (\d+) bytes of output dropped after the log was cut at (\d+) bytes \(BATON_TASK_LOG_MAX_BYTES\)\n$/m;
+
+  it("keeps the first maxBytes in memory, then one marker line, drops and counts the rest, and keeps closing lines", async () => {
+    const file = fresh();
+    const log = new TryLog(file, { spillAfterMs: 60_000, maxBytes: 100 });
+    for (let i = 0; i < 1000; i++) log.write(`line ${String(i).padStart(4, "0")} ${"x".repeat(20)}\n`); // 31 bytes each
+    log.writeClosing("[t] INFO - Task succeeded\n");
+    const text = (await log.end())!;
+    expect(existsSync(file)).toBe(false);
+    const [head, marker, closing, summary, rest] = text.split(/(?<=\n)(?=\[)/);
+    // 100 bytes: three whole lines and 7 bytes of the fourth, then a newline before the marker.
+    expect(head).toBe("line 0000 xxxxxxxxxxxxxxxxxxxx\nline 0001 xxxxxxxxxxxxxxxxxxxx\nline 0002 xxxxxxxxxxxxxxxxxxxx\nline 00\n");
+    expect(marker).toMatch(MARKER);
+    expect(marker!.match(MARKER)![1]).toBe("100");
+    expect(closing).toBe("[t] INFO - Task succeeded\n");
+    expect(summary).toMatch(SUMMARY);
+    expect(summary!.match(SUMMARY)!.slice(1)).toEqual([String(31 * 1000 - 100), "100"]);
+    expect(rest).toBeUndefined();
+  });
+
+  it("never cuts inside a character", async () => {
+    const log = new TryLog(fresh(), { spillAfterMs: 60_000, maxBytes: 4 });
+    log.write("ab✓✓\n"); // ✓ is 3 bytes: "ab" fits, the first ✓ does not
+    const text = (await log.end())!;
+    expect(text.startsWith("ab\n[")).toBe(true);
+    expect(text.match(SUMMARY)![1]).toBe(String(Buffer.byteLength("ab✓✓\n") - 2));
+  });
+
+  it("applies the same limit once the log is in its file", async () => {
+    const file = fresh();
+    const log = new TryLog(file, { spillBytes: 10, spillAfterMs: 60_000, maxBytes: 50 });
+    for (let i = 0; i < 100; i++) log.write("0123456789\n");
+    log.writeClosing("[t] ERROR - Task failed: boom\n");
+    expect(await log.end()).toBeUndefined();
+    const text = readFileSync(file, "utf8");
+    expect(text.startsWith("0123456789\n".repeat(4) + "012345\n")).toBe(true);
+    expect(text).toMatch(MARKER);
+    expect(text).toMatch(/\n\[t\] ERROR - Task failed: boom\n\[[^\]\n]+\] WARNING - 1050 bytes of output dropped after the log was cut at 50 bytes/);
+  });
+
+  it("counts what an existing file holds (a try handed back and run again appends to it)", async () => {
+    const file = fresh();
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, "x".repeat(40) + "\n");
+    const log = new TryLog(file, { spillAfterMs: 60_000, maxBytes: 50 });
+    log.write("0123456789\n");
+    expect(await log.end()).toBeUndefined();
+    expect(readFileSync(file, "utf8")).toMatch(new RegExp(`^x{40}\\n012345678\\n\\[[^\\]\\n]+\\] WARNING - Log cut at 50 bytes`));
+  });
+
+  it("writes the count when the process exits mid-try", () => {
+    const file = fresh();
+    const log = new TryLog(file, { spillAfterMs: 60_000, maxBytes: 5 });
+    log.write("0123456789\n");
+    log.flushSync();
+    expect(readFileSync(file, "utf8")).toMatch(/^01234\n\[[^\]\n]+\] WARNING - Log cut at 5 bytes[^\n]*\n\[[^\]\n]+\] WARNING - 6 bytes of output dropped/);
+  });
+
+  it("has no limit with maxBytes 0", async () => {
+    const log = new TryLog(fresh(), { spillAfterMs: 60_000, maxBytes: 0 });
+    log.write("x".repeat(1000));
+    expect(await log.end()).toBe("x".repeat(1000));
+  });
+});
