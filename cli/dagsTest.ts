@@ -11,6 +11,7 @@ import { createDagRun } from "../store/transitions/createDagRun.ts";
 import { loadStructure } from "../store/versions.ts";
 import type { OutputFormat } from "./output.ts";
 import { clock, exitWith, type Runtime } from "./runtime.ts";
+import { workerOptionsFromConfig } from "./workerOptions.ts";
 
 /** How often the test run's row is read for an end another worker recorded. */
 const RUN_POLL_MS = 500;
@@ -93,9 +94,8 @@ export async function dagsTest(
     concurrency: Math.max(1, config.workers),
     queues,
     hostname: os.hostname(),
-    logsFolder: config.logsFolder,
-    cacheFolder: config.cacheFolder,
-    maxLogBytes: config.taskLogMaxBytes,
+    // The same settings as `baton worker` and `standalone` (BATON_XCOM_MAX_BYTES, BATON_TASK_KILL_GRACE, …).
+    ...workerOptionsFromConfig(config),
     onRecorded: (r) => {
       const mine = r.runsFinished.find((f) => f.dagRunId === id);
       if (mine) finished(mine.state);
@@ -116,7 +116,12 @@ export async function dagsTest(
     poll = setTimeout(watch, RUN_POLL_MS);
   };
   poll = setTimeout(watch, RUN_POLL_MS);
-  const scheduler = new Scheduler(db, clock, logger.scope({ component: "scheduler" }), { intervalMs: 200, onTasksQueued: () => worker.wake() });
+  const scheduler = new Scheduler(db, clock, logger.scope({ component: "scheduler" }), {
+    intervalMs: 200,
+    // The zombie timeout every process shares: its worker beats within it (above), and another worker's tries are reaped by it.
+    taskHeartbeatTimeoutMs: config.taskHeartbeatTimeoutMs,
+    onTasksQueued: () => worker.wake(),
+  });
   await worker.start();
   await scheduler.start();
   const state = await done;

@@ -14,6 +14,7 @@ import { checkListenHost, listenError, type Listener } from "./listen.ts";
 import { startMetricsListener } from "./metricsListener.ts";
 import { announceAdminToken, ensureAdminToken } from "./adminToken.ts";
 import { clock, exitWith, loadCliConfig, openRuntime, relative } from "./runtime.ts";
+import { workerOptionsFromConfig } from "./workerOptions.ts";
 
 /** Which of Baton's services this process runs: all of them for `standalone`, one for the others. */
 export interface Roles {
@@ -100,13 +101,9 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
         concurrency: config.workers,
         queues: flags.queues?.length ? flags.queues : ["default"],
         hostname: flags.hostname ?? os.hostname(),
-        logsFolder: config.logsFolder,
-        cacheFolder: config.cacheFolder,
-        killGraceMs: config.taskKillGraceMs,
+        ...workerOptionsFromConfig(config),
         // Within the hard stop below (the grace + 1.5 s): a database that does not answer is reported, not waited for.
         stopRecordTimeoutMs: 1000,
-        maxValueBytes: config.xcomMaxBytes,
-        maxLogBytes: config.taskLogMaxBytes,
         // A finished run frees a place under maxActiveRuns (or a backfill's limit): start the next now.
         onRecorded: (r) => {
           if (r.runsFinished.length > 0) scheduler?.wake();
@@ -115,9 +112,6 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
         onAbandonedReleased: () => scheduler?.wake(),
         isolation: flags.isolation,
         prestartChildren: true,
-        // Several beats fit in the scheduler's zombie timeout, so one slow beat is not a death.
-        heartbeatMs: Math.min(5000, Math.floor(config.taskHeartbeatTimeoutMs / 3)),
-        heartbeatTimeoutMs: config.taskHeartbeatTimeoutMs,
       })
     : undefined;
   const scheduler = roles.scheduler

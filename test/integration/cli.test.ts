@@ -340,6 +340,22 @@ describe("baton dags test", () => {
     }
   });
 
+  // `baton worker` and `standalone` derive their worker's settings from the configuration; dags test
+  // built its own list without BATON_XCOM_MAX_BYTES (and the kill grace, the heartbeat timeout), so a
+  // return value over the configured cap succeeded in the test and failed once deployed.
+  it("applies BATON_XCOM_MAX_BYTES as the services do: a return value over it fails the task", async () => {
+    const file = path.join(root, "dags", "big.ts");
+    await writeFile(file, `import { dag } from "baton";\nexport default dag({ id: "cli_big" }, (t) => { t.task("large", async () => "x".repeat(500)); });\n`);
+    try {
+      const r = await baton(["dags", "test", "cli_big"], { ...env, BATON_XCOM_MAX_BYTES: "100" });
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/^\s+large\s+failed\b/m);
+      expect(r.stdout).toMatch(/over the 100-byte cap \(BATON_XCOM_MAX_BYTES\)/);
+    } finally {
+      await rm(file, { force: true });
+    }
+  });
+
   // Airflow's `dags test` runs a paused DAG. Here the run is created but never started
   // (startRuns skips paused DAGs) and dagsTest waits for it without a deadline.
   it("does not hang on a paused DAG: runs it, or refuses in one line naming the pause", async () => {
