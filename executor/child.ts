@@ -1,8 +1,6 @@
 // A warm task-runner process: imports DAG bundles (cached per version), runs one try at a
 // time, writes its log file, and answers with the outcome. It never touches the database.
 import { AsyncLocalStorage } from "node:async_hooks";
-import { createWriteStream, type WriteStream } from "node:fs";
-import { mkdir } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -412,17 +410,6 @@ function explainUnbundledImport(error: NonNullable<TryOutcome["error"]>, bundleP
   if (error.stack?.includes(original)) error.stack = error.stack.replace(original, error.message);
 }
 
-function openLog(logPath: string): Promise<WriteStream> {
-  return mkdir(path.dirname(logPath), { recursive: true }).then(
-    () =>
-      new Promise((resolve, reject) => {
-        const stream = createWriteStream(logPath, { flags: "a" });
-        stream.once("open", () => resolve(stream));
-        stream.once("error", reject);
-      }),
-  );
-}
-
 /** The task a try runs, as its DAG's bundle defines it (a compensation task runs its original's `compensate`). */
 async function findTask(m: RunTryMessage): Promise<{ dag: Dag; task: TaskDefinition }> {
   const module = await loadBundle(m.bundlePath);
@@ -675,8 +662,12 @@ async function runEndedTryCallback(c: EndedTryCallbackMessage): Promise<EndedTry
 
 /** A DAG's onSuccess / onFailure for a run that just ended, logged to the run's callback log. */
 async function runDagCallback(m: DagCallbackMessage): Promise<{ retire?: boolean }> {
-  const log = await openLog(m.logPath);
+  // Capped as a try's log is (BATON_TASK_LOG_MAX_BYTES): a callback logging in a loop filled the
+  // logs folder's disk. What the file holds (an earlier end of the same run) counts against it.
+  const log = new TryLog(m.logPath, { toFile: true, maxBytes: m.maxLogBytes, kind: "dagCallback" });
   const line = (level: string, args: unknown[]) => log.write(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`);
+  // Baton's own lines (which callback runs, how it failed) are kept past the cap.
+  const closing = (level: string, args: unknown[]) => log.writeClosing(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`);
   try {
     const module = await loadBundle(m.bundlePath);
     const dag = Object.values(module).find((v): v is Dag => isDag(v) && v.id === m.dagId);
@@ -690,13 +681,13 @@ async function runDagCallback(m: DagCallbackMessage): Promise<{ retire?: boolean
         conf: m.conf,
         log: { debug: (...a) => line("DEBUG", a), info: (...a) => line("INFO", a), warn: (...a) => line("WARNING", a), error: (...a) => line("ERROR", a) },
       };
-      line("INFO", [`Run ${m.runId} ended ${m.state}: running the DAG's ${m.state === "success" ? "onSuccess" : "onFailure"} callback`]);
-      await runCallback(m.state === "success" ? "onSuccess" : "onFailure", () => callback(ctx), line);
+      closing("INFO", [`Run ${m.runId} ended ${m.state}: running the DAG's ${m.state === "success" ? "onSuccess" : "onFailure"} callback`]);
+      await runCallback(m.state === "success" ? "onSuccess" : "onFailure", () => callback(ctx), closing);
     }
   } catch (err) {
-    line("ERROR", [`could not run the DAG callback: ${(err as Error)?.stack ?? String(err)}`]);
+    closing("ERROR", [`could not run the DAG callback: ${(err as Error)?.stack ?? String(err)}`]);
   }
-  await new Promise<void>((resolve) => log.end(resolve));
+  await log.end();
   return { retire: tainted || undefined };
 }
 

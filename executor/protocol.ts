@@ -103,6 +103,8 @@ export interface DagCallbackMessage {
   conf: Record<string, unknown>;
   bundlePath: string;
   logPath: string;
+  /** The cap on the log file, as on a try's log (BATON_TASK_LOG_MAX_BYTES; 0: none). */
+  maxLogBytes: number;
 }
 
 /**

@@ -13,6 +13,8 @@ import type { DagCallbackMessage } from "./protocol.ts";
 
 export interface RunCallbackOptions {
   logsFolder: string;
+  /** The cap on a run's dag_callbacks.log, as on a try's log (BATON_TASK_LOG_MAX_BYTES; 0: none). */
+  maxLogBytes: number;
   /** How often to look for callbacks that other processes' run ends made due (default 1,000 ms). */
   pollMs?: number;
   /** A claimed callback not cleared within this is taken over by another worker (default 150 s: callbacks are bounded to 60 s). */
@@ -64,6 +66,7 @@ export class RunCallbacks extends LeasedCallbacks<DueRunCallback> {
           conf: c.conf,
           bundlePath,
           logPath: dagCallbackLogPath(this.options.logsFolder, c),
+          maxLogBytes: this.options.maxLogBytes,
         });
       }
       await completeRunCallback(this.db, c);

@@ -15,7 +15,8 @@
 // task printing in a loop filled the logs folder's disk, or task_log. Past the cap one line says
 // the log was cut, the rest of the output is dropped and counted, and the task goes on. The lines
 // Baton writes to end the try (writeClosing: its outcome, its error) are kept, and the log ends
-// with how many bytes were dropped.
+// with how many bytes were dropped. A run's DAG callbacks log (dag_callbacks.log) is written the
+// same way, under the same cap (kind "dagCallback").
 import { closeSync, existsSync, mkdirSync, openSync, statSync, writeSync } from "node:fs";
 import path from "node:path";
 import { StringDecoder } from "node:string_decoder";
@@ -56,13 +57,27 @@ export class TryLog {
   private droppedTold = false;
   /** The last text written ended its line (the marker starts a line of its own). */
   private atLineStart = true;
+  /** Whose output the cut marker names, and what goes on regardless. */
+  private readonly owner: { output: string; goesOn: string };
 
   constructor(
     private readonly file: string,
-    options: { spillBytes?: number; spillAfterMs?: number; toFile?: boolean; evenIfFileExists?: boolean; maxBytes?: number } = {},
+    options: {
+      spillBytes?: number;
+      spillAfterMs?: number;
+      toFile?: boolean;
+      evenIfFileExists?: boolean;
+      maxBytes?: number;
+      /** "dagCallback": a run's dag_callbacks.log (its DAG's onSuccess / onFailure), not a try's log. */
+      kind?: "try" | "dagCallback";
+    } = {},
   ) {
     this.spillBytes = options.spillBytes ?? SPILL_BYTES;
     this.maxBytes = options.maxBytes ?? 0;
+    this.owner =
+      options.kind === "dagCallback"
+        ? { output: "the DAG callback's output", goesOn: "the callback goes on" }
+        : { output: "this try's output", goesOn: "the task goes on" };
     // A try that already has a file (a try handed back at shutdown) keeps appending to it, so
     // its log is never split out of order. `toFile`: a rescheduled sensor's later pokes, which
     // would otherwise grow one stored row poke after poke. `evenIfFileExists`: lines stored
@@ -103,7 +118,7 @@ export class TryLog {
         this.cut = true;
         if (head) this.put(head);
         this.put(
-          `${this.atLineStart ? "" : "\n"}[${new Date().toISOString()}] WARNING - Log cut at ${this.maxBytes} bytes (${LIMIT_NAME}): the rest of this try's output is dropped (counted); the task goes on\n`,
+          `${this.atLineStart ? "" : "\n"}[${new Date().toISOString()}] WARNING - Log cut at ${this.maxBytes} bytes (${LIMIT_NAME}): the rest of ${this.owner.output} is dropped (counted); ${this.owner.goesOn}\n`,
         );
         return;
       }

@@ -324,6 +324,7 @@ export class Worker {
     this.bundles = new BundleCache(path.join(options.cacheFolder, "bundles"), this.versions);
     this.runCallbacks = new RunCallbacks(db, clock, logger, this.versions, this.bundles, (m) => this.runDagCallback(m), {
       logsFolder: options.logsFolder,
+      maxLogBytes: options.maxLogBytes ?? DEFAULT_TASK_LOG_MAX_BYTES,
       pollMs: options.callbackPollMs,
     });
     this.tryCallbacks = new TryCallbacks(db, clock, logger, this.versions, this.bundles, (m, dedicated) => this.tryCallbackInChild(m, dedicated), {

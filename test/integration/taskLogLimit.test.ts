@@ -2,7 +2,8 @@
 // task_log. Past the limit its output is dropped and counted; the task goes on, and the lines
 // Baton writes to end the try (its outcome, its error) are kept, with how much was dropped.
 import { existsSync } from "node:fs";
-import { taskLogPath } from "../../core/logPaths.ts";
+import { readFile } from "node:fs/promises";
+import { dagCallbackLogPath, taskLogPath } from "../../core/logPaths.ts";
 import type { RowDataPacket } from "../../store/db.ts";
 import { waitFor } from "../helpers/db.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
@@ -25,6 +26,13 @@ export default dag({ id: "flood" }, (t) => {
     return "done";
   });
   t.task("fails", async () => { flood(console.log); throw new Error("boom after the flood"); }, { retries: 0 });
+});
+// The DAG's own callback logs to the run's dag_callbacks.log: capped by the same limit.
+export const floodCallback = dag({
+  id: "flood_callback",
+  onSuccess: (ctx) => { flood((s) => ctx.log.info(s)); throw new Error("boom after the callback's flood"); },
+}, (t) => {
+  t.task("quick", async () => 1);
 });
 `);
 
@@ -91,6 +99,30 @@ describe("a try's log limit", () => {
     expect(closing).toMatch(/^\[[^\]\n]+\] INFO - Task succeeded\n$/);
     expect(await stored("in_file")).toBeUndefined();
     expect(existsSync(taskLogPath(h.logsFolder, { dagId: "flood", runId, taskId: "in_file", tryNumber: 1 }))).toBe(true);
+  });
+
+  // dag_callbacks.log had no limit: a DAG callback printing in a loop filled the logs folder's disk.
+  it("cuts a DAG callback's log the same way, keeping its error", async () => {
+    const cbRun = await h.trigger("flood_callback");
+    await h.runEnded("flood_callback", cbRun, 20_000);
+    await waitFor("the DAG callback to have run", async () => {
+      const [rows] = await h.db.pool.query<RowDataPacket[]>("SELECT callback_due FROM dag_run WHERE dag_id = 'flood_callback' AND run_id = ?", [cbRun]);
+      return Number(rows[0]?.callback_due) === 0;
+    }, 20_000);
+    const log = await readFile(dagCallbackLogPath(h.logsFolder, { dagId: "flood_callback", runId: cbRun }), "utf8");
+    const marker = /^\[[^\]\n]+\] WARNING - Log cut at 4096 bytes \(BATON_TASK_LOG_MAX_BYTES\): the rest of the DAG callback's output is dropped \(counted\); the callback goes on\n/m.exec(log);
+    expect(marker).not.toBeNull();
+    const head = log.slice(0, marker!.index);
+    expect(head).toMatch(/INFO - Run .* ended success: running the DAG's onSuccess callback\n/);
+    expect(head).toContain("000000 xxx");
+    expect(head).not.toContain(String(LINES - 1).padStart(6, "0"));
+    // The opening line is Baton's and kept whatever the cap: the callback's own lines fill the rest of it.
+    expect([LIMIT, LIMIT + 1]).toContain(Buffer.byteLength(head.slice(head.indexOf("\n") + 1)));
+    const after = log.slice(marker!.index + marker![0].length).split(/(?<=\n)(?=\[)/);
+    expect(after[0]).toMatch(/^\[[^\]\n]+\] ERROR - onSuccess callback failed \(the task's state is unchanged\): Error: boom after the callback's flood\n/);
+    const summary = SUMMARY.exec(after.at(-1)!);
+    expect(summary).not.toBeNull();
+    expect(summary!.slice(1)).toEqual([String(LINES * CTX_LINE_BYTES - LIMIT), String(LIMIT)]);
   });
 
   it("keeps a failed try's error at the end of its cut log", async () => {
