@@ -281,9 +281,10 @@ async function upsertImportError(tx: Tx, now: Date, failure: ImportFailure): Pro
 
 /**
  * A re-parse of an unchanged file that fails as its last parse did: the same hash and modules in
- * its dag_file row, the same code, message, line and stack in its import_error row. Only
- * dag_file.parsed_at is written (the next re-parse counts from it); the import error keeps its
- * row, `timestamp` (created_at) included: when this error of this content was first recorded.
+ * its dag_file row, the same code, message, line and stack in its import_error row. Only the
+ * parse times are written: dag_file.parsed_at (the next re-parse counts from it) and the import
+ * error's `timestamp` (created_at), the last parse that saw the error, as Airflow's
+ * update_import_errors sets it at every parse; the error keeps its row (its id) and the rest.
  * Returns false, having written nothing, when anything differs: recordImportError records it then.
  * locks: the file's dag_file row, then its import_error row.
  */
@@ -292,7 +293,7 @@ export async function recordUnchangedImportError(db: Db, now: Date, failure: Imp
     const [files] = await tx.query<RowDataPacket[]>("SELECT content_hash, deps FROM dag_file WHERE fileloc = ? FOR UPDATE", [failure.fileloc]);
     const file = files[0];
     if (!file || file.content_hash !== failure.contentHash || JSON.stringify(parseJsonText<string[]>(file.deps, [])) !== JSON.stringify(failure.deps ?? [])) return false;
-    const [errors] = await tx.query<RowDataPacket[]>("SELECT code, message, line, stack_trace FROM import_error WHERE fileloc = ? FOR UPDATE", [failure.fileloc]);
+    const [errors] = await tx.query<RowDataPacket[]>("SELECT id, code, message, line, stack_trace FROM import_error WHERE fileloc = ? FOR UPDATE", [failure.fileloc]);
     const error = errors[0];
     if (
       !error ||
@@ -304,6 +305,7 @@ export async function recordUnchangedImportError(db: Db, now: Date, failure: Imp
       return false;
     }
     await tx.query("UPDATE dag_file SET parsed_at = ? WHERE fileloc = ?", [now, failure.fileloc]);
+    await tx.query("UPDATE import_error SET created_at = ? WHERE id = ?", [now, error.id]);
     return true;
   });
 }

@@ -322,8 +322,9 @@ describe("DAG processor: what makes an unchanged file parse again", () => {
     });
 
     // A broken file stays broken between edits: re-parsed every interval, its error is said once
-    // (and again when it changes), and its import_error row is not rewritten.
-    it("logs a file's import error when it appears or changes, not at each re-parse, and keeps its row", async () => {
+    // (and again when it changes), and its import_error row is kept but for its `timestamp`: the
+    // last parse that saw the error, as Airflow's update_import_errors sets it at every parse.
+    it("logs a file's import error when it appears or changes, not at each re-parse, and keeps its row but for its timestamp", async () => {
       const clock = new FakeClock("2026-04-01T00:00:00Z");
       const input = path.join(os.tmpdir(), `baton-reparse-broken-${process.pid}-${Date.now()}.json`);
       await writeFile(input, "not json");
@@ -345,11 +346,14 @@ describe("DAG processor: what makes an unchanged file parse again", () => {
             clock.advance(60_000);
             statements.length = 0;
             expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 1 });
-            expect(writes(statements).map((s) => s.replace(/\s+/g, " ").trim().slice(0, 30))).toEqual(["UPDATE dag_file SET parsed_at "]);
+            expect(writes(statements).map((s) => s.replace(/\s+/g, " ").trim().slice(0, 30))).toEqual(["UPDATE dag_file SET parsed_at ", "UPDATE import_error SET create"]);
             expect(await fileRow(file)).toEqual(clock.now());
+            expect(await importErrorRow(h, file)).toEqual({ ...first, created_at: clock.now() });
           }
           expect(warnings()).toHaveLength(1);
-          expect(await importErrorRow(h, file)).toEqual(first);
+          const listed = await h.app.inject({ method: "GET", url: "/api/v1/importErrors?limit=100" });
+          const mine = (listed.json() as { import_errors: { import_error_id: number; filename: string; timestamp: string }[] }).import_errors.filter((e) => e.filename === file);
+          expect(mine).toEqual([expect.objectContaining({ import_error_id: Number(first!.id), timestamp: clock.now().toISOString() })]);
 
           // Another error: said, and stored.
           await writeFile(input, "{ still not json");
