@@ -345,10 +345,11 @@ process.on("uncaughtException", (err) => onUncaught("uncaught exception", err));
 process.on("unhandledRejection", (reason) => onUncaught("unhandled rejection", reason));
 
 /**
- * Runs a callback, bounded in time; its failure is logged and never changes the outcome.
+ * Runs a callback, bounded in time; its failure is logged and never changes the outcome (of the
+ * task, or of the run for a DAG's callback: `whose`).
  * Resolves false when the callback was still running at the deadline.
  */
-async function runCallback(name: string, call: () => unknown, closing: (level: string, args: unknown[]) => void): Promise<boolean> {
+async function runCallback(name: string, call: () => unknown, closing: (level: string, args: unknown[]) => void, whose: "task" | "run" = "task"): Promise<boolean> {
   let settled = false;
   try {
     await beforeDeadline(
@@ -359,7 +360,7 @@ async function runCallback(name: string, call: () => unknown, closing: (level: s
   } catch (thrown) {
     const err = thrown instanceof Uncaught ? thrown.reason : thrown;
     const how = thrown instanceof Uncaught ? ` (an ${thrown.kind} in its process)` : "";
-    closing("ERROR", [`${name} callback failed${how} (the task's state is unchanged): ${(err as Error)?.stack ?? String(err)}`]);
+    closing("ERROR", [`${name} callback failed${how} (the ${whose}'s state is unchanged): ${(err as Error)?.stack ?? String(err)}`]);
   }
   return settled;
 }
@@ -682,7 +683,7 @@ async function runDagCallback(m: DagCallbackMessage): Promise<{ retire?: boolean
         log: { debug: (...a) => line("DEBUG", a), info: (...a) => line("INFO", a), warn: (...a) => line("WARNING", a), error: (...a) => line("ERROR", a) },
       };
       closing("INFO", [`Run ${m.runId} ended ${m.state}: running the DAG's ${m.state === "success" ? "onSuccess" : "onFailure"} callback`]);
-      await runCallback(m.state === "success" ? "onSuccess" : "onFailure", () => callback(ctx), closing);
+      await runCallback(m.state === "success" ? "onSuccess" : "onFailure", () => callback(ctx), closing, "run");
     }
   } catch (err) {
     closing("ERROR", [`could not run the DAG callback: ${(err as Error)?.stack ?? String(err)}`]);

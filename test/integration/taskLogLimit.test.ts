@@ -119,7 +119,7 @@ describe("a try's log limit", () => {
     // The opening line is Baton's and kept whatever the cap: the callback's own lines fill the rest of it.
     expect([LIMIT, LIMIT + 1]).toContain(Buffer.byteLength(head.slice(head.indexOf("\n") + 1)));
     const after = log.slice(marker!.index + marker![0].length).split(/(?<=\n)(?=\[)/);
-    expect(after[0]).toMatch(/^\[[^\]\n]+\] ERROR - onSuccess callback failed \(the task's state is unchanged\): Error: boom after the callback's flood\n/);
+    expect(after[0]).toMatch(/^\[[^\]\n]+\] ERROR - onSuccess callback failed \(the run's state is unchanged\): Error: boom after the callback's flood\n/);
     const summary = SUMMARY.exec(after.at(-1)!);
     expect(summary).not.toBeNull();
     expect(summary!.slice(1)).toEqual([String(LINES * CTX_LINE_BYTES - LIMIT), String(LIMIT)]);
