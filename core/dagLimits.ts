@@ -193,14 +193,29 @@ export function signalNameProblem(field: string, value: unknown): string | null 
   return `${field} ${SIGNAL_NAME_RULE}, got ${JSON.stringify(value)}`;
 }
 
+/**
+ * maxActiveTisPerDag (task_instance.max_active_tis_per_dag, INT): how many instances of a task may
+ * run at once across its DAG's runs. At most as many as a DAG may run in all (maxActiveTasks' INT).
+ */
+export const MAX_ACTIVE_TIS_PER_DAG = MAX_INT;
+
 /** The first task option (or defaultArgs) the database cannot hold, as a message; null when all fit. */
-export function taskOptionProblem(o: { retries?: unknown; priorityWeight?: unknown; poolSlots?: unknown; queue?: unknown; pool?: unknown }): string | null {
+export function taskOptionProblem(o: {
+  retries?: unknown;
+  priorityWeight?: unknown;
+  poolSlots?: unknown;
+  queue?: unknown;
+  pool?: unknown;
+  maxActiveTisPerDag?: unknown;
+}): string | null {
   return (
     integerProblem("retries", o.retries, 0, MAX_RETRIES) ??
     integerProblem("priorityWeight", o.priorityWeight, PRIORITY_WEIGHT_MIN, PRIORITY_WEIGHT_MAX) ??
     integerProblem("poolSlots", o.poolSlots, 1, MAX_POOL_SLOTS) ??
     queueNameProblem("queue", o.queue) ??
-    poolNameProblem("pool", o.pool)
+    poolNameProblem("pool", o.pool) ??
+    // null: no limit (a task's null undoes its DAG's defaultArgs limit), as Airflow's None.
+    (o.maxActiveTisPerDag === null ? null : integerProblem("maxActiveTisPerDag", o.maxActiveTisPerDag, 1, MAX_ACTIVE_TIS_PER_DAG))
   );
 }
 

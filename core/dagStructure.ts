@@ -24,6 +24,13 @@ export interface SerializedTask {
   pool: string;
   poolSlots: number;
   queue: string;
+  /**
+   * At most this many instances of the task running at once across its DAG's runs (Airflow's
+   * max_active_tis_per_dag). Absent: no limit (never written as null, so structures without the
+   * option stay as they were). Copied to task_instance.max_active_tis_per_dag when the task
+   * instance is created, where claims read it.
+   */
+  maxActiveTisPerDag?: number;
   hasCompensate: boolean;
   dependsOnPast: boolean;
   isolation: "warm" | "process";

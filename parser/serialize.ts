@@ -128,6 +128,7 @@ export function serializeDag(dag: Dag, fileloc: string): SerializedDag {
       pool: t.pool ?? "default_pool",
       poolSlots: t.poolSlots ?? 1,
       queue: t.queue ?? "default",
+      ...(t.maxActiveTisPerDag != null ? { maxActiveTisPerDag: t.maxActiveTisPerDag } : {}),
       hasCompensate: typeof def.options.compensate === "function",
       // waitForDownstream implies dependsOnPast, as in Airflow.
       dependsOnPast: t.dependsOnPast === true || t.waitForDownstream === true,

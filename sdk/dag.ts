@@ -131,7 +131,7 @@ function fail(message: string, code: "BATON_INVALID_DAG" | "BATON_DUPLICATE_TASK
 }
 
 function checkDefaults(where: string, o: TaskDefaults): void {
-  // retries, priorityWeight, poolSlots, queue, pool: integers and lengths the database holds.
+  // retries, priorityWeight, poolSlots, queue, pool, maxActiveTisPerDag: integers and lengths the database holds.
   const problem = taskOptionProblem(o);
   if (problem) fail(`${where}: ${problem}`);
   for (const field of ["retryDelay", "maxRetryDelay", "executionTimeout"] as const) {

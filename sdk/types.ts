@@ -121,6 +121,12 @@ export interface TaskDefaults {
   pool?: string;
   poolSlots?: number;
   queue?: string;
+  /**
+   * At most this many instances of the task run at once, across all runs of its DAG (backfills'
+   * too): Airflow's max_active_tis_per_dag, to rate-limit a task that calls an external API. An
+   * integer from 1; null (the default): no limit, also to undo a limit set in defaultArgs.
+   */
+  maxActiveTisPerDag?: number | null;
   /** "process": run each try in a fresh process (memory-leaky or native code); default "warm" reuses processes. */
   isolation?: "warm" | "process";
   /** Only once the same task succeeded (or was skipped) in the previous run (Airflow's depends_on_past). */

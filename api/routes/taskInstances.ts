@@ -16,6 +16,7 @@ import {
   listTaskReschedules,
   listXcomEntries,
   runningTaskCount,
+  runningTaskInstanceCount,
   runNotFoundError,
   TASK_INSTANCE_ORDER,
   type TaskInstanceFilter,
@@ -437,8 +438,8 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
           "as the checks it fails: `depends_on_past`, a dependsOnPast task (no state or scheduled) whose task in the previous run " +
           "(the latest earlier logical date) has not succeeded or been skipped; `pool_slots`, a task asking for more slots than its pool has in all, " +
           "which no worker will ever claim until the pool grows; `queue`, a queued task whose queue no live worker serves (none heartbeated within the task heartbeat timeout); " +
-          "`dag_paused`, `max_active_tasks` and `pool_open_slots`, a queued task whose DAG is paused (a backfill's tasks run all the same), " +
-          "whose DAG runs its maxActiveTasks tries already, or whose pool has fewer open slots than it needs (Airflow's wording; these lift as tries end); " +
+          "`dag_paused`, `max_active_tasks`, `max_active_tis_per_dag` and `pool_open_slots`, a queued task whose DAG is paused (a backfill's tasks run all the same), " +
+          "whose DAG runs its maxActiveTasks tries already, whose task runs its maxActiveTisPerDag instances already (across the DAG's runs), or whose pool has fewer open slots than it needs (Airflow's wording; these lift as tries end); " +
           "`retry_period`, an up_for_retry task whose retry delay has not passed, and `reschedule`, a reschedule-mode sensor between pokes: until when; " +
           "`signal`, a deferred task waiting for a signal: which one, until when, " +
           "and what its onTimeout does then (or that its timeout passed and the scheduler ends it at its next pass); " +
@@ -466,13 +467,32 @@ export const taskInstanceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app
       }
       if (ti.state === TaskState.Queued) {
         deps.push(queueServedDep({ queue: String(ti.queue) }, await liveWorkerQueues(db.pool, new Date(clock.now().getTime() - heartbeatTimeoutOf({ config })))));
-        // What the claim weighs besides the queue (claimTasks): the DAG's pause and maxActiveTasks, the pool's open slots.
-        const [dag, running] = await Promise.all([getDag(db.pool, ti.dag_id), runningTaskCount(db.pool, ti.dag_id)]);
+        // What the claim weighs besides the queue (claimTasks): the DAG's pause and maxActiveTasks,
+        // the task's maxActiveTisPerDag (counted only when it has one), the pool's open slots.
+        const limit = ti.max_active_tis_per_dag == null ? null : Number(ti.max_active_tis_per_dag);
+        const [dag, running, taskRunning] = await Promise.all([
+          getDag(db.pool, ti.dag_id),
+          runningTaskCount(db.pool, ti.dag_id),
+          limit === null ? undefined : runningTaskInstanceCount(db.pool, ti.dag_id, ti.task_id),
+        ]);
         if (dag) {
           deps.push(
             ...claimRoomDeps(
-              { dagId: ti.dag_id, backfill: Number(ti.priority_weight) < BACKFILL_PRIORITY_FLOOR, pool: ti.pool, poolSlots: Number(ti.pool_slots) },
-              { paused: !!dag.is_paused, maxActiveTasks: Number(dag.max_active_tasks), running, pool: pool && { slots: shownSlots(Number(pool.slots)), occupied: Number(pool.occupied_slots) } },
+              {
+                dagId: ti.dag_id,
+                taskId: ti.task_id,
+                maxActiveTisPerDag: limit,
+                backfill: Number(ti.priority_weight) < BACKFILL_PRIORITY_FLOOR,
+                pool: ti.pool,
+                poolSlots: Number(ti.pool_slots),
+              },
+              {
+                paused: !!dag.is_paused,
+                maxActiveTasks: Number(dag.max_active_tasks),
+                running,
+                taskRunning,
+                pool: pool && { slots: shownSlots(Number(pool.slots)), occupied: Number(pool.occupied_slots) },
+              },
             ),
           );
         }

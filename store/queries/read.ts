@@ -86,6 +86,15 @@ export async function runningTaskCount(db: Queryable, dagId: string): Promise<nu
   return Number(row!.n);
 }
 
+/** Running instances of a task across its DAG's runs, as a claim counts them for maxActiveTisPerDag (claimTasks). */
+export async function runningTaskInstanceCount(db: Queryable, dagId: string, taskId: string): Promise<number> {
+  const [[row]] = await db.query<RowDataPacket[]>(
+    "SELECT COUNT(*) AS n FROM task_instance FORCE INDEX (ix_ti_dag_pool) WHERE dag_id = ? AND state = 'running' AND task_id = ?",
+    [dagId, taskId],
+  );
+  return Number(row!.n);
+}
+
 export async function setDagPaused(db: Queryable, dagId: string, paused: boolean): Promise<boolean> {
   const [result] = await db.query<ResultSetHeader>("UPDATE dag SET is_paused = ? WHERE dag_id = ?", [paused ? 1 : 0, dagId]);
   return result.affectedRows > 0;

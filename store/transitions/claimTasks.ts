@@ -16,6 +16,16 @@
 //   MAX_READ_PASSES reads; a later read locks its new DAG and pool rows with SKIP LOCKED
 //   (after pool rows, waiting could deadlock) and leaves the tries of rows others hold. Tries
 //   claimed ahead of the worker's free slots (req.ahead) take at most half of a pool's free slots.
+// maxActiveTisPerDag: a candidate row carries its task's limit (task_instance.max_active_tis_per_dag,
+//   copied from its run's version when it was created; NULL for nearly every try). Only when some
+//   candidate has one does round trip 2 carry one more statement: per task of those candidates, its
+//   running instances across the DAG's runs (ix_ti_dag_pool: the DAG's running tries), after the
+//   DAG row lock that serializes the claims counting maxActiveTasks, which so keeps this count
+//   race-free too (the hand-off in finishTries takes no such task). What is left under each try's
+//   own limit is claimed, in claim order; a try turned away for it makes the claim read on per
+//   DAG, past it, as for a DAG out of room. A backlog of one limited task larger than the claim's
+//   reads (MAX_READ_PASSES) hides the lower-priority tries of its own DAG in its lane behind it for
+//   that claim, as in Airflow (other DAGs' are read per DAG).
 //   A try needing more slots than its pool has in all is never taken; the claim reports those it
 //   read (ClaimResult.oversized) from the rows it holds, with no statement of its own, and reads
 //   on per DAG, as past a paused DAG's tries: however many of them wait, they hide no other DAG's.
@@ -145,7 +155,28 @@ interface CandidateRead {
   mayHaveMore: boolean;
 }
 
-const CANDIDATE_COLUMNS = "id, dag_id, pool, pool_slots, priority_weight, queue";
+const CANDIDATE_COLUMNS = "id, dag_id, pool, pool_slots, priority_weight, queue, max_active_tis_per_dag";
+
+/**
+ * For these limited candidates (read by id: their rows are this claim's), each one's task and the
+ * task's running instances across its DAG's runs, counted once per task (a derived table of the
+ * distinct tasks): a dive on ix_ti_dag_pool (dag_id, state) reading the DAG's running tries for
+ * their task_id. Run after the DAG rows are locked (their claims are serialized by them).
+ */
+function runningOfTasks(ids: number[]): Statement {
+  return {
+    sql: `SELECT c.id, c.dag_id, c.task_id, k.n
+            FROM task_instance c
+            JOIN (SELECT d.dag_id, d.task_id,
+                         (SELECT COUNT(*) FROM task_instance r FORCE INDEX (ix_ti_dag_pool)
+                           WHERE r.dag_id = d.dag_id AND r.state = 'running' AND r.task_id = d.task_id) AS n
+                    FROM (SELECT DISTINCT dag_id, task_id FROM task_instance WHERE id IN (${inList(ids)})) d) k
+              ON k.dag_id = c.dag_id AND k.task_id = c.task_id
+           WHERE c.id IN (${inList(ids)})`,
+    params: [...ids, ...ids],
+  };
+}
+
 /** Leaves out the tries a caller set aside (none in the usual case: no condition at all). */
 const leaveOutSql = (ids: readonly number[]) => (ids.length > 0 ? ` AND id NOT IN (${inList(ids)})` : "");
 const AFTER_POSITION = "AND (priority_weight < ? OR (priority_weight = ? AND id > ?))";
@@ -374,6 +405,11 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
     // What round trip 2 locked and counted: DAG rows (they serialize claims that count
     // maxActiveTasks) with the room left under it, pool rows with their free slots.
     const dagRoom = new Map<string, number>();
+    const lockedDags = new Set<string>();
+    // maxActiveTisPerDag: each limited candidate's task (dag_id, task_id), and per task its
+    // running instances, counted under its DAG's lock, plus those this claim took.
+    const taskOf = new Map<number, string>();
+    const taskRunning = new Map<string, number>();
     const free = new Map<string, number>();
     const freeAtStart = new Map<string, number>();
     const poolSize = new Map<string, number>();
@@ -419,6 +455,11 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
       const skipLocked = pass > 0 ? " SKIP LOCKED" : "";
       const dagIds = [...new Set(candidates.map((c) => c.dag_id as string))].filter((d) => !dagRoom.has(d)).sort();
       const pools = [...new Set(candidates.map((c) => c.pool as string))].filter((p) => !free.has(p)).sort();
+      // Limited candidates not counted yet, of DAGs locked now or before (none: no statement).
+      const locking = new Set(dagIds);
+      const toCount = candidates
+        .filter((c) => c.max_active_tis_per_dag !== null && !taskOf.has(Number(c.id)) && (locking.has(c.dag_id) || lockedDags.has(c.dag_id)))
+        .map((c) => Number(c.id));
       const statements = [
         ...(dagIds.length === 0
           ? []
@@ -429,20 +470,29 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
                 params: dagIds,
               },
             ]),
+        ...(toCount.length === 0 ? [] : [runningOfTasks(toCount)]),
         ...(pools.length === 0 ? [] : [{ sql: `SELECT name, slots, occupied_slots FROM pool WHERE name IN (${inList(pools)}) ORDER BY name FOR UPDATE${skipLocked}`, params: pools }]),
       ];
       const locked = (statements.length ? await btx.run(statements) : []) as RowDataPacket[][];
       const [dagRows, running] = dagIds.length ? [locked[0]!, locked[1]!] : [[], []];
+      const tasksRunning = toCount.length ? locked[dagIds.length ? 2 : 0]! : [];
       const poolRows = pools.length ? locked[locked.length - 1]! : [];
       // A DAG or pool row skipped as locked counts as no room (a DAG's running count is then not subtracted).
       for (const d of dagIds) dagRoom.set(d, 0);
       for (const p of pools) free.set(p, 0);
-      const lockedDags = new Set(dagRows.map((d) => d.dag_id as string));
+      for (const d of dagRows) lockedDags.add(d.dag_id as string);
       for (const d of dagRows) {
         dagRoom.set(d.dag_id as string, Number(d.max_active_tasks));
         if (d.is_paused) pausedDags.add(d.dag_id as string);
       }
       for (const r of running) if (lockedDags.has(r.dag_id)) dagRoom.set(r.dag_id, dagRoom.get(r.dag_id)! - Number(r.n));
+      // A DAG row skipped as locked: its tries have no room anyway, their count is left unused.
+      for (const t of tasksRunning) {
+        if (!lockedDags.has(t.dag_id)) continue;
+        const key = laneKey("", t.dag_id, t.task_id);
+        if (!taskRunning.has(key)) taskRunning.set(key, Number(t.n));
+        taskOf.set(Number(t.id), key);
+      }
       for (const p of poolRows) {
         free.set(p.name as string, Number(p.slots) - Number(p.occupied_slots));
         freeAtStart.set(p.name as string, Number(p.slots) - Number(p.occupied_slots));
@@ -462,6 +512,14 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
         const left = free.get(c.pool) ?? 0;
         if ((dagRoom.get(c.dag_id) ?? 0) < 1) {
           fullDags.add(c.dag_id);
+          turnedAwayForRoom = true;
+          continue;
+        }
+        // Its task runs its maxActiveTisPerDag instances already (this try's own limit: runs of
+        // other versions may have others): read on past it, per DAG.
+        const task = c.max_active_tis_per_dag === null ? undefined : taskOf.get(Number(c.id));
+        if (c.max_active_tis_per_dag !== null && (task === undefined || taskRunning.get(task)! >= Number(c.max_active_tis_per_dag))) {
+          readPerDagNext = true;
           turnedAwayForRoom = true;
           continue;
         }
@@ -488,6 +546,7 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
           continue;
         }
         if (isBackfill) backfill++;
+        if (task !== undefined) taskRunning.set(task, taskRunning.get(task)! + 1);
         dagRoom.set(c.dag_id, dagRoom.get(c.dag_id)! - 1);
         free.set(c.pool, left - c.pool_slots);
         deltas.set(c.pool, (deltas.get(c.pool) ?? 0) + Number(c.pool_slots));

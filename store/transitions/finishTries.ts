@@ -607,6 +607,9 @@ async function attempt(
     });
     candidates.sort((a, b) => b.priority - a.priority);
     for (const { key, dagId, spec } of candidates) {
+      // A task with maxActiveTisPerDag is never handed off: only a claim counts its running
+      // instances, under its DAG's row lock (claimTasks); it is queued for one.
+      if (spec.maxActiveTisPerDag !== undefined) continue;
       if (capacity > 0 && gatePools.has(spec.pool) && take!.queues.includes(spec.queue) && reserve(dagId, spec.pool, spec.poolSlots)) {
         capacity--;
         takes.add(key);
@@ -640,7 +643,7 @@ async function attempt(
                        hostname = ?, pid = ?, queued_at = ?, start_date = ?, end_date = NULL, duration = NULL, heartbeat_at = ?,
                        next_retry_at = NULL
                  WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)}) AND state IN ('none', 'scheduled')${unlessPaused}
-                   AND ${handoffCondition(gatePools.get(pool)!, asked)}`,
+                   AND max_active_tis_per_dag IS NULL AND ${handoffCondition(gatePools.get(pool)!, asked)}`,
           params: [take!.token, take!.hostname, take!.pid, now, now, now, dagRunId, ...taskIds],
         });
         for (const taskId of taskIds) run.taken.push({ taskId, upstream: speculative.get(taskId)!.upstream, column });
@@ -825,6 +828,8 @@ async function attempt(
     const { pool, queue } = candidate.row;
     const slots = Number(candidate.row.pool_slots);
     if (!take!.queues.includes(queue)) continue;
+    // maxActiveTisPerDag: left queued for a claim, which counts under the DAG's lock (as above).
+    if (candidate.row.max_active_tis_per_dag != null || shapes.get(candidate.run.versionHash)?.byId.get(candidate.row.task_id)?.maxActiveTisPerDag !== undefined) continue;
     if (mayHandOff(gate.get(pool), slots, Number(candidate.row.priority_weight)) && reserve(candidate.run.dagId, pool, slots)) {
       takeable.push(candidate);
       useRoom(pool, slots);

@@ -96,7 +96,7 @@ export function upstreamIncrements(
 export function selectDownstream(dagRunId: number, taskIds: string[]): Statement {
   return {
     sql: `SELECT id, task_id, state, queue, pool, pool_slots, priority_weight, try_number, max_tries, key_epoch, first_poke_at, poke_count, trigger_rule, upstream_total,
-                 up_success, up_skipped, up_failed, up_upstream_failed, up_removed
+                 max_active_tis_per_dag, up_success, up_skipped, up_failed, up_upstream_failed, up_removed
             FROM task_instance WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)})`,
     params: [dagRunId, ...taskIds],
   };
@@ -282,14 +282,14 @@ export async function startCompensation(tx: Tx, now: Date, dagRunId: number, sha
     if (!undo) skipped.push({ taskId: c.taskId, state: TaskState.Skipped });
     // At the run's priority, as its other tasks: a backfill run's compensations yield too (and run while its DAG is paused).
     const priority = taskPriority(run!.run_type, c.priorityWeight);
-    values.push(dagRunId, run!.dag_id, run!.run_id, c.taskId, state, c.retries, priority, c.pool, c.poolSlots, c.queue, c.triggerRule, c.upstream.length);
+    values.push(dagRunId, run!.dag_id, run!.run_id, c.taskId, state, c.retries, priority, c.pool, c.poolSlots, c.queue, c.maxActiveTisPerDag ?? null, c.triggerRule, c.upstream.length);
     values.push(succeeded.get(c.compensates!) ?? 0);
     values.push(state === TaskState.Queued ? now : null, state === TaskState.Skipped ? now : null, state === TaskState.Skipped ? now : null);
   }
   await tx.query(
     `INSERT INTO task_instance (dag_run_id, dag_id, run_id, task_id, map_index, state, try_number, max_tries, priority_weight,
-                                pool, pool_slots, queue, trigger_rule, upstream_total, key_epoch, queued_at, start_date, end_date)
-     VALUES ${shape.compensations.map(() => "(?, ?, ?, ?, -1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
+                                pool, pool_slots, queue, max_active_tis_per_dag, trigger_rule, upstream_total, key_epoch, queued_at, start_date, end_date)
+     VALUES ${shape.compensations.map(() => "(?, ?, ?, ?, -1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
     values,
   );
   if (skipped.length > 0) await settle(tx, now, dagRunId, shape, skipped);

@@ -131,7 +131,7 @@ export async function startRuns(
         const ready = evaluateTriggerRule(task.triggerRule, zeroCounts(task.upstream.length)) === "ready";
         // Ready tasks that depend on the previous run wait in `scheduled` (see releaseScheduled).
         const state = !ready ? TaskState.None : task.dependsOnPast ? TaskState.Scheduled : TaskState.Queued;
-        placeholders.push("(?, ?, ?, ?, -1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)");
+        placeholders.push("(?, ?, ?, ?, -1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
         values.push(
           run.id,
           run.dag_id,
@@ -143,6 +143,7 @@ export async function startRuns(
           task.pool,
           task.poolSlots,
           task.queue,
+          task.maxActiveTisPerDag ?? null,
           task.triggerRule,
           task.upstream.length,
           state === TaskState.Queued ? startedAt : null,
@@ -162,9 +163,9 @@ export async function startRuns(
           const chunk = placeholders.slice(i, i + INSERT_CHUNK);
           await tx.query(
             `INSERT INTO task_instance (dag_run_id, dag_id, run_id, task_id, map_index, state, try_number, max_tries, priority_weight,
-                                        pool, pool_slots, queue, trigger_rule, upstream_total, queued_at)
+                                        pool, pool_slots, queue, max_active_tis_per_dag, trigger_rule, upstream_total, queued_at)
              VALUES ${chunk.join(", ")}`,
-            values.slice(i * 13, (i + chunk.length) * 13),
+            values.slice(i * 14, (i + chunk.length) * 14),
           );
         }
       } catch (err) {

@@ -1,7 +1,7 @@
-// scheduler/deps/claimRoom.ts: why a queued try a worker could take waits (paused DAG, maxActiveTasks, pool in use).
-import { claimRoomDeps, type ClaimRoom } from "../../scheduler/deps/claimRoom.ts";
+// scheduler/deps/claimRoom.ts: why a queued try a worker could take waits (paused DAG, maxActiveTasks, maxActiveTisPerDag, pool in use).
+import { claimRoomDeps, type ClaimRoom, type ClaimRoomInput } from "../../scheduler/deps/claimRoom.ts";
 
-const ti = { dagId: "d", backfill: false, pool: "p", poolSlots: 2 };
+const ti: ClaimRoomInput = { dagId: "d", taskId: "t", maxActiveTisPerDag: null, backfill: false, pool: "p", poolSlots: 2 };
 const roomy: ClaimRoom = { paused: false, maxActiveTasks: 16, running: 3, pool: { slots: 8, occupied: 4 } };
 const failed = (room: ClaimRoom, t = ti) => claimRoomDeps(t, room).filter((d) => !d.passed);
 
@@ -21,6 +21,16 @@ describe("claimRoomDeps", () => {
       { dep: "max_active_tasks", passed: false, reason: expect.stringContaining("The maximum number of running tasks (16) for this task's DAG 'd' has been reached") },
     ]);
     expect(failed({ ...roomy, running: 15 })).toEqual([]);
+  });
+
+  it("names a task at its maxActiveTisPerDag in Airflow's words, passes one below it, and says nothing of a task without one", () => {
+    const limited = { ...ti, maxActiveTisPerDag: 2 };
+    expect(failed({ ...roomy, taskRunning: 2 }, limited)).toEqual([
+      { dep: "max_active_tis_per_dag", passed: false, reason: expect.stringContaining("The max task concurrency has been breached: 2 instances of task 't' run across DAG 'd''s runs") },
+    ]);
+    expect(failed({ ...roomy, taskRunning: 1 }, limited)).toEqual([]);
+    expect(claimRoomDeps(limited, { ...roomy, taskRunning: 1 }).map((d) => d.dep)).toEqual(["dag_paused", "max_active_tasks", "max_active_tis_per_dag", "pool_open_slots"]);
+    expect(failed({ ...roomy, taskRunning: 5 })).toEqual([]);
   });
 
   it("names a pool with too few open slots, never fewer than 0, and leaves a pool too small in all to poolSlotsDep", () => {

@@ -489,6 +489,7 @@ describe("options the database cannot hold", () => {
     ["poolSlots", { poolSlots: 3_000_000_000 }],
     ["queue", { queue: "q".repeat(300) }],
     ["pool", { pool: "p".repeat(300) }],
+    ["maxActiveTisPerDag", { maxActiveTisPerDag: 0 }],
   ])("rejects task option %s, naming the task and the option", (field, taskOptions) => {
     const err = invalid(() => serializeDag(unchecked({}, taskOptions) as never, FILE));
     expect(err.code).toBe("BATON_INVALID_DAG");
@@ -540,6 +541,30 @@ describe("options the database cannot hold", () => {
     expect(err.code).toBe("BATON_INVALID_DAG");
     expect(err.message).toContain("compensate");
     expect(err.message).toContain("238");
+  });
+});
+
+describe("maxActiveTisPerDag (Airflow's max_active_tis_per_dag)", () => {
+  it("is serialized per task, from defaultArgs too, a task's null undoing it; absent when unset", () => {
+    const s = serialize({ defaultArgs: { maxActiveTisPerDag: 3 } }, (t) => {
+      t.task("a", noop);
+      t.task("b", { maxActiveTisPerDag: 1 }, noop);
+      t.task("c", { maxActiveTisPerDag: null }, noop);
+    });
+    const tasks = byId(s);
+    expect(tasks.get("a")!.maxActiveTisPerDag).toBe(3);
+    expect(tasks.get("b")!.maxActiveTisPerDag).toBe(1);
+    expect("maxActiveTisPerDag" in tasks.get("c")!).toBe(false);
+    expect("maxActiveTisPerDag" in byId(serialize({}, oneTask)).get("a")!).toBe(false);
+  });
+
+  it.each([0, -1, 1.5, "2", 3_000_000_000, Number.NaN, Infinity])("rejects %p, in a task and in defaultArgs, as the SDK builds it", (value) => {
+    const inTask = invalid(() => serialize({}, (t) => void t.task("a", { maxActiveTisPerDag: value as never }, noop)));
+    expect(inTask.code).toBe("BATON_INVALID_DAG");
+    expect(inTask.message).toContain("maxActiveTisPerDag must be an integer from 1 to 2147483647");
+    const inDefaults = invalid(() => serialize({ defaultArgs: { maxActiveTisPerDag: value as never } }, oneTask));
+    expect(inDefaults.message).toContain("defaultArgs");
+    expect(inDefaults.message).toContain("maxActiveTisPerDag");
   });
 });
 
