@@ -138,6 +138,8 @@ async function follow(client: ApiClient, first: BackfillDetail, pollMs: number, 
           noTTYOutput: true,
           notTTYSchedule: 5000,
           etaBuffer: 50,
+          // Redrawn even unchanged: a waiting message printed on a terminal clears its line.
+          forceRedraw: true,
         },
         cliProgress.Presets.shades_classic,
       )
@@ -148,8 +150,22 @@ async function follow(client: ApiClient, first: BackfillDetail, pollMs: number, 
     interrupted = true;
   };
   process.once("SIGINT", onSigint);
+  // Why the backfill makes no progress (its DAG is inactive), as last said: the bar alone would stall silently.
+  let waiting: string | null = null;
   try {
     for (let b = first; ; ) {
+      const now = b.waiting_message ?? null;
+      if (bar && now !== waiting && !(now === null && FINAL.has(b.state))) {
+        const said =
+          now !== null
+            ? `backfill ${id} waits: ${now}`
+            : b.state === "running" || b.state === "cancelling"
+              ? `backfill ${id} goes on: DAG "${b.dag_id}" is active again`
+              : `backfill ${id} no longer waits for its DAG: it is ${b.state}`;
+        // On its own line: on a terminal the bar's line is cleared first, and the bar is redrawn below it.
+        process.stderr.write(`${process.stderr.isTTY ? "\r\x1b[2K" : ""}${said}\n`);
+      }
+      waiting = now;
       bar?.update(b.done, { failed: b.failed });
       if (FINAL.has(b.state) || interrupted) {
         bar?.stop();

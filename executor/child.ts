@@ -669,6 +669,10 @@ async function runDagCallback(m: DagCallbackMessage): Promise<{ retire?: boolean
   const line = (level: string, args: unknown[]) => log.write(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`);
   // Baton's own lines (which callback runs, how it failed) are kept past the cap.
   const closing = (level: string, args: unknown[]) => log.writeClosing(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`);
+  // What the callback prints (console.log, process.stdout.write) goes to its log, as a try's does;
+  // no secret of an earlier try is masked in it (a DAG callback's ctx fetches none).
+  masker.clear();
+  const restoreOutput = captureOutput(log);
   try {
     const module = await loadBundle(m.bundlePath);
     const dag = Object.values(module).find((v): v is Dag => isDag(v) && v.id === m.dagId);
@@ -687,6 +691,9 @@ async function runDagCallback(m: DagCallbackMessage): Promise<{ retire?: boolean
     }
   } catch (err) {
     closing("ERROR", [`could not run the DAG callback: ${(err as Error)?.stack ?? String(err)}`]);
+  } finally {
+    // What code the callback left running prints later is not in its log (captureOutput: its request has ended).
+    restoreOutput();
   }
   await log.end();
   return { retire: tainted || undefined };

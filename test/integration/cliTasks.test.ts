@@ -22,6 +22,18 @@ interface Finished {
 
 const spawned = new Set<ChildProcess>();
 
+// Its own file: a test removes it (the DAG goes inactive) and writes it back. A run's task holds
+// until the file its conf names exists.
+const GONE = dagSource(`
+import { existsSync } from "node:fs";
+export default dag({ id: "cli_bf_gone", schedule: "@daily", startDate: "2026-01-01", isPausedUponCreation: true }, (t) => {
+  t.task("hold", async (ctx) => {
+    while (!existsSync(String(ctx.conf.hold)) && !ctx.signal.aborted) await new Promise((r) => setTimeout(r, 20));
+    return 1;
+  });
+});
+`);
+
 describe("baton tasks", () => {
   const h = new Harness({ workers: 2, runIds: "numbered" });
   let scratch = "";
@@ -83,6 +95,7 @@ export const held = dag({ id: "cli_bf_held", schedule: "@daily", startDate: "202
 });
 `),
     });
+    await h.writeDag("gone.ts", GONE);
     await h.run();
   });
   afterAll(async () => {
@@ -247,5 +260,58 @@ export const held = dag({ id: "cli_bf_held", schedule: "@daily", startDate: "202
     expect({ code: cancelled.code, stdout: cancelled.stdout }).toEqual({ code: 0, stdout: `backfill ${held}: cancelled (1 active run(s) failed)\n` });
     const [[row]] = await h.db.pool.query<RowDataPacket[]>("SELECT state FROM backfill WHERE id = ?", [held]);
     expect(row!.state).toBe("cancelled");
+  }, 90_000);
+
+  // The bar stalled silently while the backfill waited for its inactive DAG (GET /backfills/{id}
+  // says why: waiting_message); `baton backfill status` said it, `create` did not.
+  it("backfill create says once when its backfill waits for its inactive DAG, and once when it goes on; nothing extra under -o json", async () => {
+    const follow = async (output: string[], from: string, to: string) => {
+      const hold = path.join(scratch, `gone-hold-${from}`);
+      let polls = 0;
+      // One step per poll of GET /backfills/{id}, before the API answers it: the DAG goes inactive
+      // for three polls, comes back, then its held task ends.
+      const api = await heldApi(h.app, {
+        before: async (req) => {
+          if (req.method !== "GET" || !/\/backfills\/\d+$/.test(req.url)) return;
+          polls++;
+          if (polls === 2) {
+            await rm(path.join(h.dagsFolder, "gone.ts"));
+            await h.processor.scan();
+            return "inactive";
+          }
+          if (polls === 5) {
+            await h.writeDag("gone.ts", GONE);
+            await h.processor.scan();
+            return "active";
+          }
+          if (polls === 6) {
+            await writeFile(hold, "go");
+            return "released";
+          }
+        },
+      });
+      const remote = { BATON_API_URL: api.url, BATON_DATABASE_URL: "mysql://root@127.0.0.1:1/nowhere" };
+      const args = [...output, "backfill", "create", "cli_bf_gone", "--from", from, "--to", to, "--max-active-runs", "1", "--conf", JSON.stringify({ hold })];
+      const done = await baton(args, remote).exited.finally(api.close);
+      expect(api.outcomes.map((o) => o.value).filter(Boolean)).toEqual(["inactive", "active", "released"]);
+      return done;
+    };
+
+    const table = await follow([], "2026-01-01", "2026-01-02");
+    expect(table.code).toBe(0);
+    const id = Number(/^backfill (\d+) of cli_bf_gone: 2 date\(s\)/m.exec(table.stdout)?.[1]);
+    expect(table.stdout).toContain(`backfill ${id} completed: 2 date(s): 2 succeeded`);
+    const waits =
+      `backfill ${id} waits: DAG "cli_bf_gone" is inactive (its file was removed or no longer defines it): ` +
+      "the backfill creates and starts no run until a file defines the DAG again (running runs go on); cancel it to give up";
+    const goesOn = `backfill ${id} goes on: DAG "cli_bf_gone" is active again`;
+    const said = table.stderr.split("\n").filter((l) => l.startsWith(`backfill ${id} waits`) || l.startsWith(`backfill ${id} goes on`));
+    expect(said).toEqual([waits, goesOn]);
+    expect(table.stdout).not.toContain("inactive");
+
+    const json = await follow(["-o", "json"], "2026-01-03", "2026-01-04");
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ dag_id: "cli_bf_gone", state: "completed", done: 2, waiting_reason: null });
+    expect(json.stderr).not.toMatch(/waits|goes on/);
   }, 90_000);
 });

@@ -45,6 +45,21 @@ export const parked = dag({
   t.task("never", async () => 1);
 });
 
+// Prints as a task would: its console output goes to dag_callbacks.log with its ctx.log lines,
+// not what code it left running prints once it ended.
+export const chatty = dag({
+  id: "chatty",
+  onSuccess: (ctx) => {
+    console.log("printed by console.log in " + ctx.runId);
+    process.stdout.write("written to process.stdout\\n");
+    console.error("printed by console.error");
+    ctx.log.info("logged by ctx.log");
+    setTimeout(() => { console.log("printed after the callback ended"); mark(ctx, "chatty-late:" + ctx.runId); }, 50);
+  },
+}, (t) => {
+  t.task("one", async () => 1);
+});
+
 export const past = dag({ id: "past" }, (t) => {
   t.task("a", { dependsOnPast: true }, async (ctx) => { if (ctx.conf.fail) throw new Error("no"); return "a"; });
 });
@@ -85,6 +100,19 @@ describe("callbacks and dependsOnPast", () => {
     expect(added.filter((l) => !l.startsWith("success:"))).toEqual(["retry:flaky:boom 1", "failure:boom 2", "dag-failed:failed"]);
     const log = await readFile(path.join(h.logsFolder, "dag_id=hooks", `run_id=${runId}`, "dag_callbacks.log"), "utf8");
     expect(log).toContain("dag failure callback ran");
+  });
+
+  // dag_callbacks.log had only ctx.log lines: what the callback printed went to the worker's output.
+  it("logs a DAG callback's console output to the run's callback log, not what it prints after it ended", async () => {
+    const runId = await h.trigger("chatty", { conf: { marks } });
+    await waitFor("success", async () => (await h.runState("chatty", runId)) === "success");
+    await waitFor("the callback's late print", async () => (await lines()).includes(`chatty-late:${runId}`));
+    const log = await readFile(path.join(h.logsFolder, "dag_id=chatty", `run_id=${runId}`, "dag_callbacks.log"), "utf8");
+    expect(log).toContain(`printed by console.log in ${runId}\n`);
+    expect(log).toContain("written to process.stdout\n");
+    expect(log).toContain("printed by console.error\n");
+    expect(log).toContain("INFO - logged by ctx.log\n");
+    expect(log).not.toContain("printed after the callback ended");
   });
 
   const callbackDue = async (dagId: string, runId: string) => {
