@@ -349,14 +349,16 @@ process.on("unhandledRejection", (reason) => onUncaught("unhandled rejection", r
  * task, or of the run for a DAG's callback: `whose`).
  * Resolves false when the callback was still running at the deadline.
  */
-async function runCallback(name: string, call: () => unknown, closing: (level: string, args: unknown[]) => void, whose: "task" | "run" = "task"): Promise<boolean> {
+async function runCallback(
+  name: string,
+  call: () => unknown,
+  closing: (level: string, args: unknown[]) => void,
+  whose: "task" | "run" = "task",
+  timeoutMs = CALLBACK_TIMEOUT_MS,
+): Promise<boolean> {
   let settled = false;
   try {
-    await beforeDeadline(
-      guarded(call).finally(() => (settled = true)),
-      CALLBACK_TIMEOUT_MS,
-      `did not finish within ${CALLBACK_TIMEOUT_MS / 1000} s`,
-    );
+    await beforeDeadline(guarded(call).finally(() => (settled = true)), timeoutMs, `did not finish within ${timeoutMs / 1000} s`);
   } catch (thrown) {
     const err = thrown instanceof Uncaught ? thrown.reason : thrown;
     const how = thrown instanceof Uncaught ? ` (an ${thrown.kind} in its process)` : "";
@@ -673,6 +675,7 @@ async function runDagCallback(m: DagCallbackMessage): Promise<{ retire?: boolean
   // no secret of an earlier try is masked in it (a DAG callback's ctx fetches none).
   masker.clear();
   const restoreOutput = captureOutput(log);
+  let finished = true;
   try {
     const module = await loadBundle(m.bundlePath);
     const dag = Object.values(module).find((v): v is Dag => isDag(v) && v.id === m.dagId);
@@ -687,7 +690,7 @@ async function runDagCallback(m: DagCallbackMessage): Promise<{ retire?: boolean
         log: { debug: (...a) => line("DEBUG", a), info: (...a) => line("INFO", a), warn: (...a) => line("WARNING", a), error: (...a) => line("ERROR", a) },
       };
       closing("INFO", [`Run ${m.runId} ended ${m.state}: running the DAG's ${m.state === "success" ? "onSuccess" : "onFailure"} callback`]);
-      await runCallback(m.state === "success" ? "onSuccess" : "onFailure", () => callback(ctx), closing, "run");
+      finished = await runCallback(m.state === "success" ? "onSuccess" : "onFailure", () => callback(ctx), closing, "run", m.timeoutMs);
     }
   } catch (err) {
     closing("ERROR", [`could not run the DAG callback: ${(err as Error)?.stack ?? String(err)}`]);
@@ -696,7 +699,9 @@ async function runDagCallback(m: DagCallbackMessage): Promise<{ retire?: boolean
     restoreOutput();
   }
   await log.end();
-  return { retire: tainted || undefined };
+  // A callback still running past its deadline would go on in this warm process beside the tries
+  // it runs next: the worker replaces the process, as after a try's callback that outlived it.
+  return { retire: tainted || !finished || undefined };
 }
 
 serveRequests({

@@ -105,6 +105,8 @@ export interface DagCallbackMessage {
   logPath: string;
   /** The cap on the log file, as on a try's log (BATON_TASK_LOG_MAX_BYTES; 0: none). */
   maxLogBytes: number;
+  /** How long the callback may run (default CALLBACK_TIMEOUT_MS; tests shorten it). */
+  timeoutMs?: number;
 }
 
 /**

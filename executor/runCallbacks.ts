@@ -17,6 +17,8 @@ export interface RunCallbackOptions {
   maxLogBytes: number;
   /** How often to look for callbacks that other processes' run ends made due (default 1,000 ms). */
   pollMs?: number;
+  /** How long a callback may run before it is left behind in a retired process (default CALLBACK_TIMEOUT_MS; tests). */
+  callbackTimeoutMs?: number;
   /** A claimed callback not cleared within this is taken over by another worker (default 150 s: callbacks are bounded to 60 s). */
   leaseMs?: number;
   /** Callbacks claimed at once (default 4). */
@@ -67,6 +69,7 @@ export class RunCallbacks extends LeasedCallbacks<DueRunCallback> {
           bundlePath,
           logPath: dagCallbackLogPath(this.options.logsFolder, c),
           maxLogBytes: this.options.maxLogBytes,
+          timeoutMs: this.options.callbackTimeoutMs,
         });
       }
       await completeRunCallback(this.db, c);

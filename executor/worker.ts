@@ -106,6 +106,8 @@ export interface WorkerOptions {
    * past it the rest is dropped and counted, and the try goes on (executor/tryLog.ts).
    */
   maxLogBytes?: number;
+  /** How long a DAG's onSuccess/onFailure may run (default CALLBACK_TIMEOUT_MS, 60 s): for tests. */
+  dagCallbackTimeoutMs?: number;
   /** "process": every try runs in a fresh child, discarded afterwards (default "warm": reused children). */
   isolation?: "warm" | "process";
   /**
@@ -326,6 +328,7 @@ export class Worker {
       logsFolder: options.logsFolder,
       maxLogBytes: options.maxLogBytes ?? DEFAULT_TASK_LOG_MAX_BYTES,
       pollMs: options.callbackPollMs,
+      callbackTimeoutMs: options.dagCallbackTimeoutMs,
     });
     this.tryCallbacks = new TryCallbacks(db, clock, logger, this.versions, this.bundles, (m, dedicated) => this.tryCallbackInChild(m, dedicated), {
       queues: options.queues,

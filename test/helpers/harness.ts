@@ -25,6 +25,8 @@ export interface HarnessOptions {
   isolation?: "warm" | "process";
   /** The worker's cap on a try's log (BATON_TASK_LOG_MAX_BYTES; Worker default: 100 MiB). */
   maxLogBytes?: number;
+  /** How long a DAG's onSuccess/onFailure may run (Worker default: 60 s). */
+  dagCallbackTimeoutMs?: number;
   /**
    * The scheduler's zombie timeout. Default: 30 s on the system clock; on a fake clock, 100 years,
    * because a test that jumps the clock would otherwise turn every running try into a zombie.
@@ -109,6 +111,7 @@ export class Harness {
         heartbeatMs: this.options.heartbeatMs,
         isolation: this.options.isolation,
         maxLogBytes: this.options.maxLogBytes,
+        dagCallbackTimeoutMs: this.options.dagCallbackTimeoutMs,
         onAbandonedReleased: () => this.scheduler?.wake(),
       });
     }
