@@ -2,7 +2,7 @@
 // to run the CLI itself from a compiled entry. Types: compiledEntry.d.ts.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -26,9 +26,10 @@ const compiled = new Map();
  * derives from it must go up exactly one folder to the root ("../executor/child.ts", never
  * "./child.ts" or "../..").
  * @param {string} script
+ * @param {{ racyMs?: number }} [options] racyMs: see RACY_MS (tests set 0)
  * @returns {string | null}
  */
-export function compiledEntry(script) {
+export function compiledEntry(script, options = {}) {
   // Compiled before, unless another installation process of a newer build has removed the file
   // since (it removes the entries of earlier builds): then compile again, or no child could start.
   const known = compiled.get(script);
@@ -40,6 +41,7 @@ export function compiledEntry(script) {
     compiled.set(script, entry);
     return entry;
   }
+  const buildStartMs = Date.now();
   const metafile = path.join(COMPILED_FOLDER, `${prefix}meta.${process.pid}.json`);
   const outfile = path.join(COMPILED_FOLDER, `${prefix}out.${process.pid}.tmp`);
   try {
@@ -70,12 +72,9 @@ export function compiledEntry(script) {
     entry = path.join(COMPILED_FOLDER, `${prefix}${hash}.mjs`);
     if (!existsSync(entry)) {
       renameSync(outfile, entry);
-      // Entries of earlier builds: a process still running one has it loaded already.
-      for (const old of readdirSync(COMPILED_FOLDER)) {
-        if (old.startsWith(prefix) && old.endsWith(".mjs") && old !== path.basename(entry)) rmSync(path.join(COMPILED_FOLDER, old), { force: true });
-      }
+      removeOldEntries(prefix, entry);
     }
-    writeStamp(stampFile, script, entry, metafile);
+    writeStamp(stampFile, script, entry, metafile, buildStartMs - (options.racyMs ?? RACY_MS));
   } catch {
     entry = null;
   } finally {
@@ -87,11 +86,39 @@ export function compiledEntry(script) {
 }
 
 /**
- * The files a compiled entry was bundled from, each with its size and modification time, as its
- * metafile names them: while none has changed, the next process takes the entry without running
+ * Entries of earlier builds, once unused for ENTRY_KEEP_MS: a process that just found one (its
+ * stamp, another build's) may be about to import it or fork a child from it, and a process still
+ * running one has it loaded already. A stamp's user touches its entry.
+ * @param {string} prefix @param {string} current
+ */
+function removeOldEntries(prefix, current) {
+  const before = Date.now() - ENTRY_KEEP_MS;
+  for (const name of readdirSync(COMPILED_FOLDER)) {
+    if (!name.startsWith(prefix) || !name.endsWith(".mjs") || name === path.basename(current)) continue;
+    const file = path.join(COMPILED_FOLDER, name);
+    try {
+      if (statSync(file).mtimeMs < before) rmSync(file, { force: true });
+    } catch {
+      // removed by another build meanwhile
+    }
+  }
+}
+const ENTRY_KEEP_MS = 10 * 60_000;
+
+/**
+ * Inputs changed this shortly before a build began (or while it ran) leave it without a stamp, as
+ * git leaves "racily clean" files unstamped: esbuild may have read them before the change, and a
+ * file system that keeps times to the second may show the next change with the same time.
+ */
+const RACY_MS = 2000;
+
+/**
+ * The files a compiled entry was bundled from, as its metafile names them, each with its size, its
+ * modification time and its change time (ctime: a copy that keeps the old mtime, rsync -t or cp -p,
+ * still changes it): while none has changed, the next process takes the entry without running
  * esbuild (≈ 80 ms, and a `baton` command's start waits for it). A file an edit starts importing
  * is seen through the file that imports it, which changed.
- * @typedef {{ script: string, entry: string, inputs: [string, number, number][] }} Stamp
+ * @typedef {{ script: string, entry: string, inputs: [string, number, number, number][] }} Stamp
  */
 
 /** @param {string} stampFile @param {string} script @returns {string | null} */
@@ -100,9 +127,16 @@ function upToDate(stampFile, script) {
     /** @type {Stamp} */
     const stamp = JSON.parse(readFileSync(stampFile, "utf8"));
     if (stamp.script !== script || !existsSync(stamp.entry)) return null;
-    for (const [file, size, mtimeMs] of stamp.inputs) {
+    for (const [file, size, mtimeMs, ctimeMs] of stamp.inputs) {
       const now = statSync(file);
-      if (now.size !== size || now.mtimeMs !== mtimeMs) return null;
+      if (now.size !== size || now.mtimeMs !== mtimeMs || now.ctimeMs !== ctimeMs) return null;
+    }
+    try {
+      // In use: no other build removes it for ENTRY_KEEP_MS.
+      const now = new Date();
+      utimesSync(stamp.entry, now, now);
+    } catch {
+      // not ours to touch (a read-only installation): it is used all the same
     }
     return stamp.entry;
   } catch {
@@ -110,8 +144,11 @@ function upToDate(stampFile, script) {
   }
 }
 
-/** @param {string} stampFile @param {string} script @param {string} entry @param {string} metafile */
-function writeStamp(stampFile, script, entry, metafile) {
+/**
+ * Stamps the entry, unless an input changed at or after `racySinceMs` (RACY_MS before the build).
+ * @param {string} stampFile @param {string} script @param {string} entry @param {string} metafile @param {number} racySinceMs
+ */
+function writeStamp(stampFile, script, entry, metafile, racySinceMs) {
   /** @type {{ inputs: Record<string, unknown> }} */
   const meta = JSON.parse(readFileSync(metafile, "utf8"));
   /** @type {Stamp["inputs"]} */
@@ -120,8 +157,9 @@ function writeStamp(stampFile, script, entry, metafile) {
     // Relative to esbuild's working folder; inputs of its own (a define, a virtual module) have no file.
     const file = path.resolve(COMPILED_FOLDER, input);
     if (!existsSync(file)) continue;
-    const { size, mtimeMs } = statSync(file);
-    inputs.push([file, size, mtimeMs]);
+    const { size, mtimeMs, ctimeMs } = statSync(file);
+    if (ctimeMs >= racySinceMs || mtimeMs >= racySinceMs) return;
+    inputs.push([file, size, mtimeMs, ctimeMs]);
   }
   const temporary = `${stampFile}.${process.pid}.tmp`;
   writeFileSync(temporary, JSON.stringify({ script, entry, inputs }));

@@ -43,8 +43,13 @@ describe("compiled child entries", () => {
     const dependency = path.join(dir, "dep.ts");
     const ENTRY_MODULE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../core/compiledEntry.js");
     // A new process each time: compiledEntry remembers its answers for the process it runs in.
+    // racyMs 0: the files were written a moment ago (see the next test).
     const inNewProcess = () =>
-      execFileSync(process.execPath, ["--input-type=module", "-e", `import { compiledEntry } from ${JSON.stringify(ENTRY_MODULE)}; process.stdout.write(String(compiledEntry(${JSON.stringify(script)})));`], { encoding: "utf8" });
+      execFileSync(
+        process.execPath,
+        ["--input-type=module", "-e", `import { compiledEntry } from ${JSON.stringify(ENTRY_MODULE)}; process.stdout.write(String(compiledEntry(${JSON.stringify(script)}, { racyMs: 0 })));`],
+        { encoding: "utf8" },
+      );
     const stampFile = path.join(path.dirname(ENTRY_MODULE), "..", "node_modules", ".cache", "baton", `${path.basename(dir)}-main-stamp.json`);
     const entries: string[] = [];
     try {
@@ -67,6 +72,24 @@ describe("compiled child entries", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
       for (const file of [...entries, stampFile]) await rm(file, { force: true });
+    }
+  });
+
+  // A file changed while esbuild ran (a deploy copying files) could be stamped with its new times
+  // beside a bundle of its old content, and run stale from then on.
+  it("leaves an entry whose files changed moments before its build unstamped, so the next process compiles again", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "baton-entry-"));
+    const script = path.join(dir, "main.ts");
+    const stampFile = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../node_modules/.cache/baton", `${path.basename(dir)}-main-stamp.json`);
+    let entry: string | null = null;
+    try {
+      await writeFile(script, `export const fresh: boolean = true;\n`);
+      entry = compiledEntry(script);
+      expect(entry).not.toBeNull();
+      expect(existsSync(stampFile)).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+      for (const file of [entry, stampFile]) if (file) await rm(file, { force: true });
     }
   });
 
