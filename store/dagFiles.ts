@@ -286,15 +286,16 @@ async function upsertImportError(tx: Tx, now: Date, failure: ImportFailure): Pro
  * error's `timestamp` (created_at), the last parse that saw the error, as Airflow's
  * update_import_errors sets it at every parse; the error keeps its row (its id) and the rest.
  * Returns false, having written nothing, when anything differs: recordImportError records it then.
- * locks: the file's dag_file row, then its import_error row.
+ * locks: the file's import_error row, then its dag_file row (the order recordImportError's upsert
+ *   writes them in: two DAG processors on one folder would otherwise deadlock on a broken file).
  */
 export async function recordUnchangedImportError(db: Db, now: Date, failure: ImportFailure): Promise<boolean> {
   return db.tx(async (tx) => {
+    const [errors] = await tx.query<RowDataPacket[]>("SELECT id, code, message, line, stack_trace FROM import_error WHERE fileloc = ? FOR UPDATE", [failure.fileloc]);
+    const error = errors[0];
     const [files] = await tx.query<RowDataPacket[]>("SELECT content_hash, deps FROM dag_file WHERE fileloc = ? FOR UPDATE", [failure.fileloc]);
     const file = files[0];
     if (!file || file.content_hash !== failure.contentHash || JSON.stringify(parseJsonText<string[]>(file.deps, [])) !== JSON.stringify(failure.deps ?? [])) return false;
-    const [errors] = await tx.query<RowDataPacket[]>("SELECT id, code, message, line, stack_trace FROM import_error WHERE fileloc = ? FOR UPDATE", [failure.fileloc]);
-    const error = errors[0];
     if (
       !error ||
       error.code !== failure.code ||
