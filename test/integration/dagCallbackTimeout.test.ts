@@ -33,7 +33,10 @@ export default dag({
 `),
     });
   }, 60_000);
-  afterAll(() => h.stop());
+  afterAll(async () => {
+    delete process.env.BATON_TEST_PID_FILE;
+    await h.stop();
+  });
 
   it("logs that it did not finish and retires the process it runs in", async () => {
     // Task processes inherit the worker's environment: where the callback says which process it is.
