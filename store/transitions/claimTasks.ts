@@ -23,9 +23,13 @@
 //   DAG row lock that serializes the claims counting maxActiveTasks, which so keeps this count
 //   race-free too (the hand-off in finishTries takes no such task). What is left under each try's
 //   own limit is claimed, in claim order; a try turned away for it makes the claim read on per
-//   DAG, past it, as for a DAG out of room. A backlog of one limited task larger than the claim's
-//   reads (MAX_READ_PASSES) hides the lower-priority tries of its own DAG in its lane behind it for
-//   that claim, as in Airflow (other DAGs' are read per DAG).
+//   DAG, past it, as for a DAG out of room, and marks its task starved (Airflow's starved_tasks in
+//   _executable_task_instances_to_queued): the claim's later dives into that DAG's tries leave out
+//   the task's tries at their own limit (a condition on the rows, so the dive stays a range on
+//   ix_ti_dag_pool and reads past them instead of returning them), so however long its backlog, it
+//   hides no lower-priority try of its own DAG in its lane (other DAGs' are read per DAG anyway).
+//   The per-pool read never follows a starved try (the claim then reads per DAG), so it has no
+//   such condition; nor has any read while no task is starved (the usual case).
 //   A try needing more slots than its pool has in all is never taken; the claim reports those it
 //   read (ClaimResult.oversized) from the rows it holds, with no statement of its own, and reads
 //   on per DAG, as past a paused DAG's tries: however many of them wait, they hide no other DAG's.
@@ -138,7 +142,7 @@ export function candidateLimit(limit: number): number {
 }
 
 /** Where a read ended, in claim order (priority_weight DESC, id). */
-interface Position {
+export interface Position {
   priority: number;
   id: number;
 }
@@ -174,6 +178,28 @@ function runningOfTasks(ids: number[]): Statement {
               ON k.dag_id = c.dag_id AND k.task_id = c.task_id
            WHERE c.id IN (${inList(ids)})`,
     params: [...ids, ...ids],
+  };
+}
+
+/**
+ * Per DAG, its tasks a try of which this claim turned away at its maxActiveTisPerDag, with their
+ * running instances (counted under the DAG's lock, plus those this claim took: the count only grows).
+ */
+type StarvedTasks = Map<string, Map<string, number>>;
+
+/**
+ * Leaves a DAG's starved tasks out of a read of its tries (Airflow's starved_tasks): those tries of
+ * them whose own limit their running instances reach (a run of another version may have a higher
+ * limit, or none). A condition on the rows the dive reads anyway (it checks their queue), so the
+ * dive stays on its index; it reads past the starved tries in its range, as Airflow's query does.
+ * No DAG's task starved (the usual case): no condition at all.
+ */
+function starvedSql(tasks: Map<string, number> | undefined): { sql: string; params: unknown[] } {
+  if (!tasks || tasks.size === 0) return { sql: "", params: [] };
+  const each = [...tasks];
+  return {
+    sql: ` AND NOT (${each.map(() => "(task_id = ? AND max_active_tis_per_dag IS NOT NULL AND max_active_tis_per_dag <= ?)").join(" OR ")})`,
+    params: each.flatMap(([taskId, running]) => [taskId, running]),
   };
 }
 
@@ -285,10 +311,12 @@ async function readPerDag(
     pausedDags: Set<string>;
     /** Room left under maxActiveTasks of the DAGs this claim locked. */
     dagRoom: Map<string, number>;
+    /** Tasks at their maxActiveTisPerDag: their tries are left out of their DAG's reads. */
+    starved: StarvedTasks;
     leaveOut: readonly number[];
   },
 ): Promise<CandidateRead> {
-  const { poolReadUpTo, dagReadUpTo, exhausted, fullDags, pausedDags, dagRoom, leaveOut } = claim;
+  const { poolReadUpTo, dagReadUpTo, exhausted, fullDags, pausedDags, dagRoom, starved, leaveOut } = claim;
   const lanes = queues.flatMap((queue) => pools.map((pool) => ({ queue, pool: pool.name })));
   if (lanes.length === 0) return { rows: [], mayHaveMore: false };
   // Paused DAGs are left out of the running runs' DAGs, and searched on their own from BACKFILL_START.
@@ -336,13 +364,7 @@ async function readPerDag(
   if (reads.length === 0) return { rows: [], mayHaveMore: truncated };
   const rows = (await btx.run(
     reads.map(({ queue, pool, dagId, limit }) => {
-      const after = readFrom(queue, pool, dagId);
-      return {
-        sql: `SELECT ${CANDIDATE_COLUMNS} FROM task_instance FORCE INDEX (ix_ti_dag_pool)
-               WHERE dag_id = ? AND state = 'queued' AND pool = ? AND queue = ? ${after ? AFTER_POSITION : ""}${leaveOutSql(leaveOut)}
-               ORDER BY priority_weight DESC, id LIMIT ${limit} FOR UPDATE SKIP LOCKED`,
-        params: [dagId, pool, queue, ...afterParams(after), ...leaveOut],
-      };
+      return dagDive(dagId, pool, queue, readFrom(queue, pool, dagId), limit, leaveOut, starved.size ? starved.get(dagId) : undefined);
     }),
   )) as RowDataPacket[][];
   rows.forEach((list, i) => {
@@ -352,6 +374,28 @@ async function readPerDag(
     if (list.length < reads[i]!.limit) exhausted.add(key);
   });
   return { rows, mayHaveMore: truncated || rows.some((list, i) => list.length === reads[i]!.limit) };
+}
+
+/**
+ * One DAG's next queued tries in a lane after `after`, on ix_ti_dag_pool (dag_id, state, pool,
+ * priority_weight DESC, id): a range dive in claim order, its starved tasks' tries left out.
+ */
+export function dagDive(
+  dagId: string,
+  pool: string,
+  queue: string,
+  after: Position | undefined,
+  limit: number,
+  leaveOut: readonly number[],
+  starvedTasks: Map<string, number> | undefined,
+): Statement {
+  const notStarved = starvedSql(starvedTasks);
+  return {
+    sql: `SELECT ${CANDIDATE_COLUMNS} FROM task_instance FORCE INDEX (ix_ti_dag_pool)
+           WHERE dag_id = ? AND state = 'queued' AND pool = ? AND queue = ? ${after ? AFTER_POSITION : ""}${leaveOutSql(leaveOut)}${notStarved.sql}
+           ORDER BY priority_weight DESC, id LIMIT ${limit} FOR UPDATE SKIP LOCKED`,
+    params: [dagId, pool, queue, ...afterParams(after), ...leaveOut, ...notStarved.params],
+  };
 }
 
 export async function claimTasks(db: Db, req: ClaimRequest): Promise<ClaimedTask[]> {
@@ -410,6 +454,9 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
     // running instances, counted under its DAG's lock, plus those this claim took.
     const taskOf = new Map<number, string>();
     const taskRunning = new Map<string, number>();
+    const taskIdOf = new Map<string, string>();
+    // Tasks a try of which was turned away at its limit: later reads leave their tries out.
+    const starved: StarvedTasks = new Map();
     const free = new Map<string, number>();
     const freeAtStart = new Map<string, number>();
     const poolSize = new Map<string, number>();
@@ -445,7 +492,7 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
       const read =
         fullDags.size === 0 && !readPerDagNext
           ? await readPerPool(btx, req.queues, want, open, poolReadUpTo, leaveOut)
-          : await readPerDag(btx, req.queues, want, open, { poolReadUpTo, dagReadUpTo, exhausted, fullDags, pausedDags, dagRoom, leaveOut });
+          : await readPerDag(btx, req.queues, want, open, { poolReadUpTo, dagReadUpTo, exhausted, fullDags, pausedDags, dagRoom, starved, leaveOut });
       const candidates = read.rows.flat().sort((a, b) => b.priority_weight - a.priority_weight || Number(a.id) - Number(b.id));
       if (candidates.length === 0) break;
       // Round trip 2: lock the DAGs and pools not locked yet, count the DAGs' running tasks. A
@@ -492,6 +539,7 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
         const key = laneKey("", t.dag_id, t.task_id);
         if (!taskRunning.has(key)) taskRunning.set(key, Number(t.n));
         taskOf.set(Number(t.id), key);
+        taskIdOf.set(key, t.task_id as string);
       }
       for (const p of poolRows) {
         free.set(p.name as string, Number(p.slots) - Number(p.occupied_slots));
@@ -516,9 +564,15 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
           continue;
         }
         // Its task runs its maxActiveTisPerDag instances already (this try's own limit: runs of
-        // other versions may have others): read on past it, per DAG.
+        // other versions may have others): read on per DAG, leaving the task's tries at their
+        // limit out (its backlog would fill every read of its DAG's lane).
         const task = c.max_active_tis_per_dag === null ? undefined : taskOf.get(Number(c.id));
         if (c.max_active_tis_per_dag !== null && (task === undefined || taskRunning.get(task)! >= Number(c.max_active_tis_per_dag))) {
+          if (task !== undefined) {
+            const tasks = starved.get(c.dag_id) ?? new Map<string, number>();
+            tasks.set(taskIdOf.get(task)!, taskRunning.get(task)!);
+            starved.set(c.dag_id, tasks);
+          }
           readPerDagNext = true;
           turnedAwayForRoom = true;
           continue;
@@ -546,7 +600,12 @@ export async function claimTasksReporting(db: Db, req: ClaimRequest): Promise<Cl
           continue;
         }
         if (isBackfill) backfill++;
-        if (task !== undefined) taskRunning.set(task, taskRunning.get(task)! + 1);
+        if (task !== undefined) {
+          taskRunning.set(task, taskRunning.get(task)! + 1);
+          // A try of a higher limit (another version's) of a starved task: its count grew.
+          const tasks = starved.get(c.dag_id);
+          if (tasks?.has(taskIdOf.get(task)!)) tasks.set(taskIdOf.get(task)!, taskRunning.get(task)!);
+        }
         dagRoom.set(c.dag_id, dagRoom.get(c.dag_id)! - 1);
         free.set(c.pool, left - c.pool_slots);
         deltas.set(c.pool, (deltas.get(c.pool) ?? 0) + Number(c.pool_slots));
