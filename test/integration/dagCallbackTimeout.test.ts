@@ -5,15 +5,7 @@ import path from "node:path";
 import { dagCallbackLogPath } from "../../core/logPaths.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+import { running } from "../helpers/processes.ts";
 
 describe("a DAG callback past its deadline", () => {
   const h = new Harness({ dagCallbackTimeoutMs: 300 });
@@ -47,6 +39,6 @@ export default dag({
     await waitFor("the callback's deadline in its log", async () => (await readFile(logFile, "utf8").catch(() => "")).includes("did not finish within 0.3 s"), 20_000);
     const pid = Number(await readFile(pidFile(), "utf8"));
     expect(pid).toBeGreaterThan(0);
-    await waitFor(`task process ${pid} to be retired`, async () => !alive(pid), 10_000);
+    await waitFor(`task process ${pid} to be retired`, async () => !running(pid), 10_000);
   });
 });

@@ -9,6 +9,7 @@ import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 import { capturingLogger } from "../helpers/logger.ts";
 import { openDb, type RowDataPacket } from "../../store/db.ts";
+import { running } from "../helpers/processes.ts";
 
 /** The 1-based line of the first line of `source` that contains `marker`. */
 function lineOf(source: string, marker: string): number {
@@ -455,14 +456,7 @@ describe("DAG processor: changes outside the DAG file itself", () => {
       expect(await processor.scan()).toMatchObject({ dags: 1, errors: 0 });
       await writeFile(release, "");
       const pid = Number(await waitFor("the loader's pid", async () => (existsSync(pidFile) ? readFile(pidFile, "utf8") : null)));
-      await waitFor("the loader gone", async () => {
-        try {
-          process.kill(pid, 0);
-          return false;
-        } catch {
-          return true;
-        }
-      });
+      await waitFor("the loader gone", async () => !running(pid));
 
       const innocent = path.join(root, "innocent.ts");
       await writeFile(innocent, simpleDag("innocent"));

@@ -7,6 +7,7 @@ import path from "node:path";
 import { ParserPool } from "../../parser/pool.ts";
 import { dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
+import { running } from "../helpers/processes.ts";
 
 describe("parser pool: children's age limit", () => {
   let root: string;
@@ -15,14 +16,6 @@ describe("parser pool: children's age limit", () => {
   });
   afterAll(() => rm(root, { recursive: true, force: true }));
 
-  const alive = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
 
   it("replaces a child older than maxAgeMs before its next parse, and keeps a younger one", async () => {
     let now = 1_000_000;
@@ -44,7 +37,7 @@ describe("parser pool: children's age limit", () => {
       now += 1;
       const second = await pid();
       expect(second).not.toBe(first);
-      await waitFor("the old loader's exit", async () => !alive(first), 10_000);
+      await waitFor("the old loader's exit", async () => !running(first), 10_000);
       // The age counts from the new child's start.
       now += 59_999;
       expect(await pid()).toBe(second);
