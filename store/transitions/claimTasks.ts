@@ -4,7 +4,7 @@
 //   LOCKED so claimers never wait on each other; a full pool's tries are never read. One
 //   claim takes tries for the worker's free slots (claims scale with batch size).
 // pause: a paused DAG's tries stay queued; its backfill runs' tries still run (as its backfill runs
-//   start: Airflow 3). A read that turned a paused DAG's tries away makes the claim read on per DAG
+//   start, see startRuns: unlike Airflow, which asks for the DAG unpaused). A read that turned a paused DAG's tries away makes the claim read on per DAG
 //   (below), and of that DAG only its backfill tries (a dive past the rest): however many tries a
 //   paused DAG has queued, they hide no other DAG's tries, and are never walked.
 // pools and maxActiveTasks: the DAG and pool rows of the candidates are locked (PK, after the

@@ -2,7 +2,9 @@
 // tasks whose trigger rule already holds (roots, `always`).
 // locks: queued dag_run rows (ix_dag_run_state, SKIP LOCKED, so several schedulers split the
 //   work), then their dag rows (PK) so maxActiveRuns is counted under a lock.
-// backfill runs start even when their DAG is paused (as in Airflow 3) and neither count against
+// backfill runs start even when their DAG is paused (Airflow's get_queued_dag_runs_to_set_running
+//   asks for it unpaused, and apache/airflow#60768 asks to lift that: a DAG paused so that its
+//   schedule rests can still replay history) and neither count against
 //   nor wait for the DAG's maxActiveRuns: their backfill's max_active_runs already bounded how
 //   many were created (advanceBackfills).
 // inactive DAGs (their file removed, or no longer defining them): no run of theirs starts, a
