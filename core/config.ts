@@ -153,10 +153,6 @@ function intervalOrOffFrom(env: Env, name: string, fallback: string, min?: { ms:
 }
 
 /**
- * The shortest BATON_DAG_REPARSE_INTERVAL: below it every scan re-parsed the whole folder,
- * the watcher's scans too (100 ms after any write in the folder), each import running the files' top-level code.
- */
-/**
  * BATON_TASK_LOG_MAX_BYTES by default: room for any log a person reads, while a task printing in
  * a loop stops there instead of filling the logs folder's disk (or task_log).
  */
@@ -174,6 +170,10 @@ function bytesOrOffFrom(env: Env, name: string, fallback: number): number {
   return value;
 }
 
+/**
+ * The shortest BATON_DAG_REPARSE_INTERVAL: below it every scan re-parsed the whole folder,
+ * the watcher's scans too (100 ms after any write in the folder), each import running the files' top-level code.
+ */
 export const MIN_DAG_REPARSE_INTERVAL = { ms: 1_000, text: "1s" } as const;
 
 function boolFrom(env: Env, name: string, fallback: boolean): boolean {
