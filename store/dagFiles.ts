@@ -263,12 +263,23 @@ function timetableChanged(row: RowDataPacket | undefined, t: DagTimetableInputs)
   );
 }
 
+/** What import_error's message and stack_trace (TEXT) keep of a failure's: what is stored, and compared with. */
+const IMPORT_ERROR_TEXT_MAX_BYTES = 60_000;
+
+function storedTexts(failure: { message: string; stack?: string | null }): { message: string; stack: string | null } {
+  return {
+    message: truncateUtf8(failure.message, IMPORT_ERROR_TEXT_MAX_BYTES),
+    stack: failure.stack == null ? null : truncateUtf8(failure.stack, IMPORT_ERROR_TEXT_MAX_BYTES),
+  };
+}
+
 async function upsertImportError(tx: Tx, now: Date, failure: ImportFailure): Promise<void> {
+  const { message, stack } = storedTexts(failure);
   await tx.query(
     `INSERT INTO import_error (fileloc, code, message, line, stack_trace, created_at) VALUES (?, ?, ?, ?, ?, ?)
      ON DUPLICATE KEY UPDATE code = VALUES(code), message = VALUES(message), line = VALUES(line),
        stack_trace = VALUES(stack_trace), created_at = VALUES(created_at)`,
-    [failure.fileloc, failure.code, truncateUtf8(failure.message, 60_000), failure.line, failure.stack == null ? null : truncateUtf8(failure.stack, 60_000), now],
+    [failure.fileloc, failure.code, message, failure.line, stack, now],
   );
   // The content hash is remembered so an unchanged broken file is not parsed again; the DAGs
   // it defined keep their last good version, as in Airflow.
@@ -296,12 +307,13 @@ export async function recordUnchangedImportError(db: Db, now: Date, failure: Imp
     const [files] = await tx.query<RowDataPacket[]>("SELECT content_hash, deps FROM dag_file WHERE fileloc = ? FOR UPDATE", [failure.fileloc]);
     const file = files[0];
     if (!file || file.content_hash !== failure.contentHash || JSON.stringify(parseJsonText<string[]>(file.deps, [])) !== JSON.stringify(failure.deps ?? [])) return false;
+    const stored = storedTexts(failure);
     if (
       !error ||
       error.code !== failure.code ||
-      error.message !== truncateUtf8(failure.message, 60_000) ||
+      error.message !== stored.message ||
       (error.line ?? null) !== failure.line ||
-      (error.stack_trace ?? null) !== (failure.stack == null ? null : truncateUtf8(failure.stack, 60_000))
+      (error.stack_trace ?? null) !== stored.stack
     ) {
       return false;
     }
@@ -376,7 +388,7 @@ export async function recordFolderProblems(db: Db, now: Date, dagsFolder: string
       await tx.query(`UPDATE dag_file SET content_hash = REPEAT('0', 64) WHERE fileloc IN (${inList(cleared)})`, cleared);
     }
     for (const p of problems) {
-      const message = truncateUtf8(p.message, 60_000);
+      const { message } = storedTexts(p);
       // created_at first: the assignments after it see the new code and message.
       await tx.query(
         `INSERT INTO import_error (fileloc, code, message, line, stack_trace, created_at) VALUES (?, ?, ?, NULL, NULL, ?)
