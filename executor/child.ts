@@ -512,14 +512,22 @@ function captureOutput(log: TryLog): () => void {
 let currentLog: TryLog | undefined;
 process.on("exit", () => currentLog?.flushSync());
 
+/**
+ * A log's two writers, each writing `[time] LEVEL - message` with the secrets fetched masked: `line`
+ * for what the task or callback logs (ctx.log), kept up to the log's cap (BATON_TASK_LOG_MAX_BYTES);
+ * `closing` for Baton's lines saying how it ended, kept past the cap.
+ */
+function logWriters(log: TryLog): { line: (level: string, args: unknown[]) => void; closing: (level: string, args: unknown[]) => void } {
+  const text = (level: string, args: unknown[]) => masker.mask(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`);
+  return { line: (level, args) => log.write(text(level, args)), closing: (level, args) => log.writeClosing(text(level, args)) };
+}
+
 async function runTry(m: RunTryMessage): Promise<TryOutcome> {
   // A rescheduled sensor's first poke is stored with its outcome; its later pokes go to the file.
   const log = new TryLog(m.logPath, { toFile: m.pokeCount > 0, maxBytes: m.maxLogBytes });
   currentLog = log;
   masker.clear();
-  const line = (level: string, args: unknown[]) => log.write(masker.mask(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`));
-  // How the try ended: kept past the log's cap (BATON_TASK_LOG_MAX_BYTES), unlike the task's output.
-  const closing = (level: string, args: unknown[]) => log.writeClosing(masker.mask(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`));
+  const { line, closing } = logWriters(log);
   // Everything the task prints lands in its try's log file, with the secrets it fetched masked.
   const restoreOutput = captureOutput(log);
   const controller = new AbortController();
@@ -632,8 +640,7 @@ async function runEndedTryCallback(c: EndedTryCallbackMessage): Promise<EndedTry
   );
   currentLog = log;
   masker.clear();
-  const line = (level: string, args: unknown[]) => log.write(masker.mask(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`));
-  const closing = (level: string, args: unknown[]) => log.writeClosing(masker.mask(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`));
+  const { line, closing } = logWriters(log);
   const restoreOutput = captureOutput(log);
   let finished = true;
   try {
@@ -668,12 +675,10 @@ async function runDagCallback(m: DagCallbackMessage): Promise<{ retire?: boolean
   // Capped as a try's log is (BATON_TASK_LOG_MAX_BYTES): a callback logging in a loop filled the
   // logs folder's disk. What the file holds (an earlier end of the same run) counts against it.
   const log = new TryLog(m.logPath, { toFile: true, maxBytes: m.maxLogBytes, kind: "dagCallback" });
-  const line = (level: string, args: unknown[]) => log.write(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`);
-  // Baton's own lines (which callback runs, how it failed) are kept past the cap.
-  const closing = (level: string, args: unknown[]) => log.writeClosing(`[${new Date().toISOString()}] ${level} - ${format(...args)}\n`);
   // What the callback prints (console.log, process.stdout.write) goes to its log, as a try's does;
-  // no secret of an earlier try is masked in it (a DAG callback's ctx fetches none).
+  // no secret of an earlier try is masked in it (a DAG callback's ctx fetches none, so masking is a no-op).
   masker.clear();
+  const { line, closing } = logWriters(log);
   const restoreOutput = captureOutput(log);
   let finished = true;
   try {
