@@ -218,6 +218,9 @@ export class Worker {
   readonly id = randomBytes(16).toString("hex");
   private readonly versions: VersionCache;
   private readonly bundles: BundleCache;
+  /** The caps every try message and callback carries (options' or their defaults). */
+  private readonly maxValueBytes: number;
+  private readonly maxLogBytes: number;
   private readonly runCallbacks: RunCallbacks;
   private readonly tryCallbacks: TryCallbacks;
   /** Tries this worker claimed and has not recorded, by tryKey: a cleared try and the next try of the same task instance may both be here. */
@@ -322,19 +325,21 @@ export class Worker {
     private readonly logger: Logger,
     private readonly options: WorkerOptions,
   ) {
+    this.maxValueBytes = options.maxValueBytes ?? 1024 * 1024;
+    this.maxLogBytes = options.maxLogBytes ?? DEFAULT_TASK_LOG_MAX_BYTES;
     this.versions = new VersionCache(db.pool);
     this.bundles = new BundleCache(path.join(options.cacheFolder, "bundles"), this.versions);
     this.runCallbacks = new RunCallbacks(db, clock, logger, this.versions, this.bundles, (m) => this.runDagCallback(m), {
       logsFolder: options.logsFolder,
-      maxLogBytes: options.maxLogBytes ?? DEFAULT_TASK_LOG_MAX_BYTES,
+      maxLogBytes: this.maxLogBytes,
       pollMs: options.callbackPollMs,
       callbackTimeoutMs: options.dagCallbackTimeoutMs,
     });
     this.tryCallbacks = new TryCallbacks(db, clock, logger, this.versions, this.bundles, (m, dedicated) => this.tryCallbackInChild(m, dedicated), {
       queues: options.queues,
       logsFolder: options.logsFolder,
-      maxValueBytes: options.maxValueBytes ?? 1024 * 1024,
-      maxLogBytes: options.maxLogBytes ?? DEFAULT_TASK_LOG_MAX_BYTES,
+      maxValueBytes: this.maxValueBytes,
+      maxLogBytes: this.maxLogBytes,
       pollMs: options.callbackPollMs,
       isolation: options.isolation,
     });
@@ -882,8 +887,8 @@ export class Worker {
             steps: steps.get(task.id) ?? {},
             bundlePath: spec?.kind === "wait_for_signal" ? "" : await this.bundles.path(task.versionHash),
             logsFolder: this.options.logsFolder,
-            maxValueBytes: this.options.maxValueBytes ?? 1024 * 1024,
-            maxLogBytes: this.options.maxLogBytes ?? DEFAULT_TASK_LOG_MAX_BYTES,
+            maxValueBytes: this.maxValueBytes,
+            maxLogBytes: this.maxLogBytes,
             clockOffsetMs: offsetFromWallClock(this.clock),
           }),
         });
