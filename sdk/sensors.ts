@@ -322,6 +322,11 @@ function redactHttpUrl(url: string): string {
   return shown.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^:/?#@]+)@/i, "$1***@");
 }
 
+/** An Authorization header's value for HTTP Basic auth. */
+function basicAuthorization(user: string, password: string): string {
+  return `Basic ${Buffer.from(`${user}:${password}`, "utf8").toString("base64")}`;
+}
+
 /**
  * A URL without the credentials it holds (user:password@), and them as a Basic Authorization value:
  * fetch refuses a URL with credentials before any request, where Airflow's requests session sends them
@@ -342,7 +347,7 @@ function credentialsOut(url: string): { url: string; authorization?: string } {
       return text;
     }
   };
-  const authorization = `Basic ${Buffer.from(`${decoded(parsed.username)}:${decoded(parsed.password)}`, "utf8").toString("base64")}`;
+  const authorization = basicAuthorization(decoded(parsed.username), decoded(parsed.password));
   parsed.username = "";
   parsed.password = "";
   return { url: parsed.toString(), authorization };
@@ -417,7 +422,7 @@ export function httpConnectionRequest(connection: Connection, endpoint: string):
   // Credentials in the host's URL are sent as Basic auth (fetch refuses them in the URL), as login's
   // are; login and password, when set, win, as in Airflow (requests reads the URL's only without auth).
   const { url: requested, authorization: fromUrl } = credentialsOut(url);
-  const authorization = connection.login ? `Basic ${Buffer.from(`${connection.login}:${connection.password ?? ""}`, "utf8").toString("base64")}` : fromUrl;
+  const authorization = connection.login ? basicAuthorization(connection.login, connection.password ?? "") : fromUrl;
   if (authorization) {
     for (const name of Object.keys(headers)) if (name.toLowerCase() === "authorization") delete headers[name];
     headers.Authorization = authorization;
