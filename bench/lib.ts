@@ -92,7 +92,8 @@ export interface BenchDb extends Db {
 export async function freshDatabase(tag: string, connectionLimit = 4): Promise<BenchDb> {
   const url = databaseUrlOn(SERVER, `baton_bench_${tag}_${randomBytes(3).toString("hex")}`);
   await ensureDatabase(url);
-  const db = openDb(url, { connectionLimit });
+  // As the Baton processes the benchmarks start read it (BATON_DB_PREPARED_STATEMENTS), for the in-process ones (profile).
+  const db = openDb(url, { connectionLimit, preparedStatements: !["false", "off", "0", "no"].includes(process.env.BATON_DB_PREPARED_STATEMENTS ?? "") });
   const drop = onCleanup(`database ${db.database}`, async () => {
     await db.close().catch(() => undefined);
     await dropDatabase(url);

@@ -58,7 +58,7 @@ export async function openRuntime(config: Config = loadCliConfig(), options: Ope
   const logger = createLogger(config.logLevel, {}, undefined, { format: config.logFormat });
   try {
     await (options.create ? ensureDatabase(config.databaseUrl) : requireDatabase(config.databaseUrl));
-    const db = openDb(config.databaseUrl, { traceQueries: config.dbTraceQueries, statementTimeoutMs: config.dbStatementTimeoutMs });
+    const db = openDb(config.databaseUrl, { traceQueries: config.dbTraceQueries, statementTimeoutMs: config.dbStatementTimeoutMs, preparedStatements: config.dbPreparedStatements });
     if (options.migrate !== false) {
       const applied = await migrate(db, logger.scope({ component: "migrate" }));
       if (applied.length) logger.info(`applied ${applied.length} migration(s): ${applied.join(", ")}`);

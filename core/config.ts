@@ -61,6 +61,8 @@ export interface Config {
    * tick in the scheduler, a retry in the worker) and its connection is destroyed; 0: no limit.
    */
   dbStatementTimeoutMs: number;
+  /** Hot transactions send their repeated statements as server-side prepared statements (MariaDB; store/preparedStatements.ts). */
+  dbPreparedStatements: boolean;
   /** GET /health answers 503 (metadatabase unhealthy) when its reads take longer. */
   healthTimeoutMs: number;
   /**
@@ -282,6 +284,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     metricsHost: env.BATON_METRICS_HOST || "127.0.0.1",
     dbTraceQueries: boolFrom(env, "BATON_DB_TRACE", false),
     dbStatementTimeoutMs: durationFrom(env, "BATON_DB_STATEMENT_TIMEOUT", "30s"),
+    dbPreparedStatements: boolFrom(env, "BATON_DB_PREPARED_STATEMENTS", true),
     healthTimeoutMs: durationFrom(env, "BATON_HEALTH_TIMEOUT", "3s"),
     trustProxy: trustProxyFrom(env, "BATON_TRUST_PROXY"),
   };

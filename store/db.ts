@@ -4,6 +4,7 @@ import os from "node:os";
 import mysql from "mysql2/promise";
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { BatonError } from "../core/errors.ts";
+import { PreparedStatements } from "./preparedStatements.ts";
 import { LOCAL_SOCKETS, meansLocalSocket, parseMysqlUrl, redactUrl, type SocketLookup } from "../core/mysqlUrl.ts";
 
 export { redactUrl };
@@ -62,6 +63,13 @@ export function longerStatementTimeout(current: number, wanted: number): number 
 export interface Statement {
   sql: string;
   params?: unknown[];
+  /**
+   * batchTx may send it as a server-side prepared statement once it is hot on a connection
+   * (store/preparedStatements.ts). Only for statements without derived tables: MariaDB 10.11
+   * prepares some of those wrongly (a correlated column of a derived table was "unknown", and
+   * claims with derived tables chose other rows than as text). Set by the hot paths' builders.
+   */
+  prepare?: boolean;
 }
 
 export interface BatchTx {
@@ -158,6 +166,14 @@ function markUnknownCommit(err: unknown, conn: Tx): void {
   if (err && typeof err === "object" && isConnectionError(err)) (err as { [UNKNOWN_COMMIT]?: UnknownCommit })[UNKNOWN_COMMIT] = { threadId: conn.threadId };
 }
 
+const preparedOf = new WeakMap<object, PreparedStatements>();
+/** The prepared statements of a connection (they live as long as its server session). */
+function preparedOn(core: CoreConnection): PreparedStatements {
+  let prepared = preparedOf.get(core);
+  if (!prepared) preparedOf.set(core, (prepared = new PreparedStatements()));
+  return prepared;
+}
+
 class BatchTransaction implements BatchTx {
   begun = false;
   committed = false;
@@ -168,29 +184,41 @@ class BatchTransaction implements BatchTx {
    * connection is not taken for an unknown commit.
    */
   commitSent = false;
-  constructor(readonly conn: Tx) {}
+  /** The connection's prepared statements, when it prepares them (MariaDB). */
+  private readonly prepared: PreparedStatements | undefined;
+  constructor(readonly conn: Tx, preparedStatements: boolean) {
+    this.prepared = preparedStatements && this.conditionalCommit ? preparedOn(coreOf(conn)) : undefined;
+  }
 
   async run(statements: Statement[], commit = false): Promise<unknown[]> {
     const all = [...statements];
     if (!this.begun) all.unshift({ sql: "START TRANSACTION" });
     if (commit) all.push({ sql: "COMMIT" });
     if (all.length === 0) return [];
-    const sql = all.map((s) => s.sql).join(";\n");
-    const params = all.flatMap((s) => s.params ?? []);
     // Marked before sending: if the batch fails midway, the caller must still roll back.
     this.begun = true;
     if (commit) this.commitSent = true;
+    const prepared = this.prepared?.plan(all);
     let raw: unknown;
+    let sent = prepared?.statements ?? all;
     try {
-      [raw] = await this.conn.query(sql, params);
+      try {
+        [raw] = await this.conn.query(sent.map((s) => s.sql).join(";\n"), sent.flatMap((s) => s.params ?? []));
+        prepared?.answered();
+      } catch (err) {
+        if (!prepared?.failed(err)) throw err;
+        // The server refused a PREPARE, which runs first: nothing else was sent to it. As text.
+        sent = all;
+        [raw] = await this.conn.query(sent.map((s) => s.sql).join(";\n"), sent.flatMap((s) => s.params ?? []));
+      }
     } catch (err) {
       // The server answered (an error of a statement, not of the link): nothing was committed.
       if (!isConnectionError(err)) this.commitSent = false;
       throw err;
     }
     if (commit) this.committed = true;
-    const results = all.length === 1 ? [raw] : (raw as unknown[]);
-    const first = all.length - statements.length - (commit ? 1 : 0);
+    const results = sent.length === 1 ? [raw] : (raw as unknown[]);
+    const first = sent.length - statements.length - (commit ? 1 : 0);
     return results.slice(first, first + statements.length);
   }
 
@@ -489,12 +517,18 @@ export interface DbOptions {
    * this and 5 s.
    */
   statementTimeoutMs?: number;
+  /**
+   * Whether batchTx prepares the statements a connection sends repeatedly, on MariaDB
+   * (store/preparedStatements.ts). Default: on (BATON_DB_PREPARED_STATEMENTS).
+   */
+  preparedStatements?: boolean;
 }
 
 export function openDb(url: string, options: DbOptions = {}): Db {
   const actor = options.actor ?? defaultActor();
   const database = databaseNameOf(url);
   const statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  const preparedStatements = options.preparedStatements ?? true;
   const connOptions = connectionOptions(url);
   const pool = mysql.createPool({
     ...connOptions,
@@ -617,7 +651,7 @@ export function openDb(url: string, options: DbOptions = {}): Db {
     async function batchTx<T>(fn: (btx: BatchTx) => Promise<T>): Promise<T> {
       for (let attempt = 1; ; attempt++) {
         const conn = await txPool.getConnection();
-        const btx = new BatchTransaction(conn);
+        const btx = new BatchTransaction(conn, preparedStatements);
         try {
           const result = await fn(btx);
           if (!btx.committed) await btx.commit();

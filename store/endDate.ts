@@ -9,12 +9,12 @@ import type { Statement } from "./db.ts";
  * SQL for the end_date of the row ending at `now`: `now`, or the row's start_date when that is later
  * (`now` when it has none). Its params, in order, go where the SQL is placed.
  */
-export function endAt(now: Date): Required<Statement> {
+export function endAt(now: Date): Required<Pick<Statement, "sql" | "params">> {
   return { sql: "IF(start_date > ?, start_date, ?)", params: [now, now] };
 }
 
 /** SQL for the duration (seconds) of the row ending at `now`: start_date to endAt(now), never negative; NULL without a start_date. */
-export function durationTo(now: Date): Required<Statement> {
+export function durationTo(now: Date): Required<Pick<Statement, "sql" | "params">> {
   const end = endAt(now);
   return { sql: `TIMESTAMPDIFF(MICROSECOND, start_date, ${end.sql}) / 1e6`, params: end.params };
 }

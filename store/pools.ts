@@ -182,7 +182,7 @@ export function occupancyStatements(deltas: Map<string, number>): Statement[] {
   return [...deltas]
     .filter(([, delta]) => delta !== 0)
     .sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([name, delta]) => ({ sql: "UPDATE pool SET occupied_slots = GREATEST(0, occupied_slots + ?) WHERE name = ?", params: [delta, name] }));
+    .map(([name, delta]) => ({ sql: "UPDATE pool SET occupied_slots = GREATEST(0, occupied_slots + ?) WHERE name = ?", params: [delta, name], prepare: true }));
 }
 
 /**

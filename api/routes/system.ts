@@ -114,6 +114,7 @@ export function configSections(config: Partial<Config>, databaseUrl: string): { 
       [
         ["database_url", redactUrl(databaseUrl)],
         ["db_statement_timeout", config.dbStatementTimeoutMs === 0 ? "off" : ms(config.dbStatementTimeoutMs)],
+        ["db_prepared_statements", text(config.dbPreparedStatements)],
       ],
     ],
     [

@@ -227,6 +227,7 @@ function plan(t: FinishedTry, now: Date, shape: DagShape): Planned {
                    first_poke_at = COALESCE(first_poke_at, ?)
              WHERE id = ? AND state = 'running' AND try_number = ? AND claim_token = ?`,
       params: [state, task.startedAt, endedAt, duration, retryAt, error, firstPokeAt, task.id, task.tryNumber, task.token],
+      prepare: true,
     },
     ended: [task.id, task.tryNumber, task.token, state, task.startedAt, endedAt, duration, retryAt, error, firstPokeAt],
   };
@@ -342,6 +343,8 @@ function queueSingleUpstream(now: Date, dagRunId: number, column: string, taskId
     sql: `UPDATE task_instance SET ${column} = ${column} + 1, state = 'queued', queued_at = ?
            WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)}) AND state IN ('none', 'scheduled')`,
     params: [now, dagRunId, ...taskIds],
+
+    prepare: true,
   };
 }
 
@@ -411,6 +414,8 @@ export function claimReads(pauseDags: string[], pools: { name: string; released:
   return {
     sql: `SELECT ${columns.join(", ")}`,
     params: [...pauseDags, ...pools.flatMap(({ name, released, deep }) => [name, released, ...queues.flatMap((q) => (deep ? [name, q, name] : [name, q]))])],
+    // Not with a derived table (a deep read, several queues): see Statement.prepare.
+    prepare: queues.length === 1 && pools.every((p) => !p.deep),
   };
 }
 
@@ -487,6 +492,8 @@ async function attempt(
             VALUES ${xcoms.map(() => "(?, ?, ?, 'return_value', ?, ?)").join(", ")}
             ON DUPLICATE KEY UPDATE value = VALUES(value), created_at = VALUES(created_at)`,
       params: xcoms.flatMap((p) => [p.t.task.dagRunId, p.t.task.taskId, p.t.task.mapIndex, JSON.stringify(p.t.output), now]),
+
+      prepare: true,
     });
   }
 
@@ -498,6 +505,8 @@ async function attempt(
             ON DUPLICATE KEY UPDATE content = IF(LENGTH(content) + LENGTH(VALUES(content)) <= ${MAX_STORED_LOG_BYTES}, CONCAT(content, VALUES(content)), content),
                                     updated_at = VALUES(updated_at)`,
       params: logs.flatMap((p) => [p.t.task.id, p.t.task.tryNumber, p.t.log, now]),
+
+      prepare: true,
     });
   }
 
@@ -645,6 +654,8 @@ async function attempt(
                  WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)}) AND state IN ('none', 'scheduled')${unlessPaused}
                    AND max_active_tis_per_dag IS NULL AND ${handoffCondition(gatePools.get(pool)!, asked)}`,
           params: [take!.token, take!.hostname, take!.pid, now, now, now, dagRunId, ...taskIds],
+
+          prepare: true,
         });
         for (const taskId of taskIds) run.taken.push({ taskId, upstream: speculative.get(taskId)!.upstream, column });
         if (countFences) {
@@ -662,6 +673,8 @@ async function attempt(
         sql: `SELECT id, task_id, try_number, max_tries, key_epoch, state, claim_token, first_poke_at, poke_count, steps_kept, pool, pool_slots, priority_weight FROM task_instance
                WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(run.taken.map((t) => t.taskId))})`,
         params: [dagRunId, ...run.taken.map((t) => t.taskId)],
+
+        prepare: true,
       });
     }
     const { statements: increments, downstream } = upstreamIncrements(dagRunId, run.shape, run.settled, (down) => !speculative.has(down));
@@ -673,13 +686,13 @@ async function attempt(
     }
   }
   for (const dagRunId of runIds) {
-    statements.push({ sql: "UPDATE dag_run SET unfinished_tasks = unfinished_tasks - ? WHERE id = ?", params: [runs.get(dagRunId)!.settled.length, dagRunId] });
+    statements.push({ sql: "UPDATE dag_run SET unfinished_tasks = unfinished_tasks - ? WHERE id = ?", params: [runs.get(dagRunId)!.settled.length, dagRunId], prepare: true });
   }
   // Every run is checked, even one that just got a task queued or claimed: a speculative UPDATE
   // may have matched no row (its task already ended, e.g. after a clear), so it proves nothing.
   const runSelectIndex = statements.length;
   if (runIds.length > 0) {
-    statements.push({ sql: `SELECT id, unfinished_tasks, state FROM dag_run WHERE id IN (${inList(runIds)})`, params: runIds });
+    statements.push({ sql: `SELECT id, unfinished_tasks, state FROM dag_run WHERE id IN (${inList(runIds)})`, params: runIds, prepare: true });
   }
 
   // Often the first round trip's answers decide nothing: a chain's hop (the finished task's

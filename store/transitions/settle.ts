@@ -88,6 +88,8 @@ export function upstreamIncrements(
       sql: `UPDATE task_instance SET ${entries.map(([col]) => `${col} = ${col} + ?`).join(", ")}
              WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)})`,
       params: [...entries.map(([, n]) => n), dagRunId, ...taskIds],
+
+      prepare: true,
     });
   }
   return { statements, downstream: [...increments.keys()] };
@@ -99,6 +101,7 @@ export function selectDownstream(dagRunId: number, taskIds: string[]): Statement
                  max_active_tis_per_dag, up_success, up_skipped, up_failed, up_upstream_failed, up_removed
             FROM task_instance WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)})`,
     params: [dagRunId, ...taskIds],
+    prepare: true,
   };
 }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { databaseUrlOn, dropDatabase, ensureDatabase, openDb, type Db } from "../../store/db.ts";
+import { databaseUrlOn, dropDatabase, ensureDatabase, openDb, type Db, type DbOptions } from "../../store/db.ts";
 import { migrate } from "../../store/migrate.ts";
 
 const SERVER = process.env.BATON_TEST_DATABASE_SERVER ?? "mysql://root@127.0.0.1:3306";
@@ -8,11 +8,11 @@ const SERVER = process.env.BATON_TEST_DATABASE_SERVER ?? "mysql://root@127.0.0.1
  * A fresh, migrated database for one test file, named after the Jest worker, dropped by
  * dropTestDb. Tests only ever drop databases they created.
  */
-export async function createTestDb(): Promise<Db> {
+export async function createTestDb(options: DbOptions = {}): Promise<Db> {
   const name = `baton_test_${process.env.JEST_WORKER_ID ?? "0"}_${randomBytes(4).toString("hex")}`;
   const url = databaseUrlOn(SERVER, name);
   await ensureDatabase(url);
-  const db = openDb(url, { connectionLimit: 8 });
+  const db = openDb(url, { connectionLimit: 8, ...options });
   try {
     await migrate(db);
   } catch (err) {

@@ -8,12 +8,14 @@ import { createLogger, silentLogger, type Logger } from "../../core/logger.ts";
 import { Worker } from "../../executor/worker.ts";
 import { DagProcessor } from "../../parser/processor.ts";
 import { Scheduler } from "../../scheduler/loop.ts";
-import type { Db, RowDataPacket } from "../../store/db.ts";
+import type { Db, DbOptions, RowDataPacket } from "../../store/db.ts";
 import { createDagRun } from "../../store/transitions/createDagRun.ts";
 import { createTestDb, dropTestDb, waitFor } from "./db.ts";
 
 export interface HarnessOptions {
   workers?: number;
+  /** Options of the test database's Db (createTestDb). */
+  db?: DbOptions;
   clock?: Clock;
   parseTimeoutMs?: number;
   /** Start a worker (default true). */
@@ -86,7 +88,7 @@ export class Harness {
   }
 
   async start(files: Record<string, string> = {}): Promise<this> {
-    this.db = await createTestDb();
+    this.db = await createTestDb(this.options.db);
     const root = await mkdtemp(path.join(os.tmpdir(), "baton-test-"));
     this.dagsFolder = path.join(root, "dags");
     this.logsFolder = path.join(root, "logs");

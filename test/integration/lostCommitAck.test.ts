@@ -104,7 +104,9 @@ const isHandBack = (sql: string) => sql.includes("steps_kept = EXISTS");
 
 describe("worker: a COMMIT whose answer is lost", () => {
   // A short zombie timeout: an orphaned try is reaped (and the run failed) within seconds.
-  const h = new Harness({ worker: false, taskHeartbeatTimeoutMs: 3000 });
+  // Statements as text: a fault finds its transaction by the statements' text, which a prepared
+  // statement's EXECUTE does not carry (store/preparedStatements.ts).
+  const h = new Harness({ worker: false, taskHeartbeatTimeoutMs: 3000, db: { preparedStatements: false } });
   const messages: string[] = [];
   const logger = capturingLogger(messages);
   let faults: ReturnType<typeof losingAcks>;

@@ -149,6 +149,7 @@ describe("loadConfig", () => {
         BATON_HEALTH_TIMEOUT: "2s",
         BATON_TRUST_PROXY: "10.0.0.0/8, 192.168.1.7",
         BATON_TASK_LOG_MAX_BYTES: "1048576",
+        BATON_DB_PREPARED_STATEMENTS: "false",
       });
       expect(config).toEqual({
         databaseUrl: "mysql://u:p@db.example:3307/other",
@@ -181,6 +182,7 @@ describe("loadConfig", () => {
         metricsHost: "10.0.0.2",
         dbTraceQueries: true,
         dbStatementTimeoutMs: 45_000,
+        dbPreparedStatements: false,
         healthTimeoutMs: 2_000,
         trustProxy: ["10.0.0.0/8", "192.168.1.7"],
         taskLogMaxBytes: 1_048_576,
@@ -195,6 +197,7 @@ describe("loadConfig", () => {
       expect(loadConfig({ BATON_API_RATE_LIMIT: "off" }).apiRateLimit.max).toBe(0);
       expect(loadConfig({}).auth).toBe("on");
       expect(loadConfig({}).dbTraceQueries).toBe(false);
+      expect(loadConfig({}).dbPreparedStatements).toBe(true);
     });
 
     it("turns the periodic re-parse of unchanged DAG files off with off", () => {
