@@ -87,9 +87,9 @@ function instrument(db: Db, traces: TxTrace[]): Db {
       get conditionalCommit() {
         return btx.conditionalCommit;
       },
-      runCommittingIf: async (s, condition, then) => {
+      runCommittingIf: async (s, condition, then, otherwise) => {
         const start = now();
-        const result = await btx.runCommittingIf(s, condition, then);
+        const result = await btx.runCommittingIf(s, condition, then, otherwise);
         trace.trips.push({ sql: (s[0]?.sql ?? "").trim().replace(/\s+/g, " "), start, end: now() });
         trace.trips.push({ sql: result.committed ? "(COMMIT in that round trip)" : "(no COMMIT: the condition failed)", start: now(), end: now() });
         if (result.committed) trace.committedEarly = true;

@@ -89,9 +89,16 @@ export interface BatchTx {
    * `condition` (an SQL boolean evaluated after them, e.g. on session variables they set)
    * holds. When it does not, `thenStatements` did not run and the transaction stays open for
    * more statements, a commit() or a rollback(). Answers one result per statement (not per
-   * thenStatement). Only where conditionalCommit is true.
+   * thenStatement). Only where conditionalCommit is true. `otherwise`, a SELECT, runs in the same
+   * round trip when the condition does not hold, its rows answered as `otherwise` (what the caller
+   * would read next in that case only).
    */
-  runCommittingIf(statements: Statement[], condition: Statement, thenStatements?: Statement[]): Promise<{ results: unknown[]; committed: boolean }>;
+  runCommittingIf(
+    statements: Statement[],
+    condition: Statement,
+    thenStatements?: Statement[],
+    otherwise?: Statement,
+  ): Promise<{ results: unknown[]; committed: boolean; otherwise?: unknown }>;
   /** Undoes everything so far; the next run() opens a new transaction. */
   rollback(): Promise<void>;
 }
@@ -219,7 +226,9 @@ class BatchTransaction implements BatchTx {
     if (commit) this.committed = true;
     const results = sent.length === 1 ? [raw] : (raw as unknown[]);
     const first = sent.length - statements.length - (commit ? 1 : 0);
-    return results.slice(first, first + statements.length);
+    // To the end but COMMIT's: one result per statement, and a compound block's own result sets
+    // ahead of its OK packet (runCommittingIf's otherwise).
+    return results.slice(first, results.length - (commit ? 1 : 0));
   }
 
   commit(statements: Statement[] = []): Promise<unknown[]> {
@@ -231,7 +240,12 @@ class BatchTransaction implements BatchTx {
     return (this.conn as unknown as { connection?: { _isMariaDB?: boolean } }).connection?._isMariaDB === true;
   }
 
-  async runCommittingIf(statements: Statement[], condition: Statement, thenStatements: Statement[] = []): Promise<{ results: unknown[]; committed: boolean }> {
+  async runCommittingIf(
+    statements: Statement[],
+    condition: Statement,
+    thenStatements: Statement[] = [],
+    otherwise?: Statement,
+  ): Promise<{ results: unknown[]; committed: boolean; otherwise?: unknown }> {
     if (!this.conditionalCommit) throw new Error("runCommittingIf needs MariaDB (anonymous compound statements)");
     // NO CHAIN: with a server's completion_type = CHAIN a COMMIT would open the next transaction
     // at once, and its status would then read as not committed.
@@ -239,7 +253,10 @@ class BatchTransaction implements BatchTx {
     this.commitSent = true;
     const results = await this.run([
       ...statements,
-      { sql: `BEGIN NOT ATOMIC IF ${condition.sql} THEN ${then} END IF; END`, params: [...(condition.params ?? []), ...thenStatements.flatMap((s) => s.params ?? [])] },
+      {
+        sql: `BEGIN NOT ATOMIC IF ${condition.sql} THEN ${then}${otherwise ? ` ELSE ${otherwise.sql};` : ""} END IF; END`,
+        params: [...(condition.params ?? []), ...thenStatements.flatMap((s) => s.params ?? []), ...(otherwise?.params ?? [])],
+      },
     ]);
     // The block's OK packet carries the server's status after it: SERVER_STATUS_IN_TRANS (bit 0)
     // is clear once it committed (asking with SELECT @@in_transaction cost a statement more).
@@ -247,6 +264,8 @@ class BatchTransaction implements BatchTx {
     if (committed) this.committed = true;
     // Answered: it committed, or it did not and the transaction goes on with nothing in doubt.
     else this.commitSent = false;
+    // A SELECT in the block answers a result set of its own, ahead of the block's OK packet.
+    if (!committed && otherwise) return { results: results.slice(0, statements.length), committed, otherwise: results[results.length - 2] };
     return { results: results.slice(0, statements.length), committed };
   }
 

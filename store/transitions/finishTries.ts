@@ -688,23 +688,26 @@ async function attempt(
   for (const dagRunId of runIds) {
     statements.push({ sql: "UPDATE dag_run SET unfinished_tasks = unfinished_tasks - ? WHERE id = ?", params: [runs.get(dagRunId)!.settled.length, dagRunId], prepare: true });
   }
-  // Every run is checked, even one that just got a task queued or claimed: a speculative UPDATE
-  // may have matched no row (its task already ended, e.g. after a clear), so it proves nothing.
-  const runSelectIndex = statements.length;
-  if (runIds.length > 0) {
-    statements.push({ sql: `SELECT id, unfinished_tasks, state FROM dag_run WHERE id IN (${inList(runIds)})`, params: runIds, prepare: true });
-  }
-
   // Often the first round trip's answers decide nothing: a chain's hop (the finished task's
   // downstream task was claimed or queued by it), or a wide fan-in's middle (the join keeps
   // waiting). Then that round trip also records the pool slots and COMMITs, if a condition
   // checked in SQL says so, saving a round trip (a chain's hop ≈ 0.1 ms shorter). If it does not
   // hold, nothing of that was done (pool rows stay unlocked) and the transaction goes on below.
   const condition = countFences ? earlyCommitCondition(planned.length, takenExpected, runIds, runs) : null;
+  // Every run is checked, even one that just got a task queued or claimed: a speculative UPDATE
+  // may have matched no row (its task already ended, e.g. after a clear), so it proves nothing.
+  // The condition checks the same in SQL: where it is sent, the runs are read only if it fails, by
+  // the block that checks it (runCommittingIf's otherwise).
+  const runsRead: Statement | null = runIds.length > 0 ? { sql: `SELECT id, unfinished_tasks, state FROM dag_run WHERE id IN (${inList(runIds)})`, params: runIds, prepare: true } : null;
+  const runSelectIndex = statements.length;
+  if (runsRead && !condition) statements.push(runsRead);
   let results: unknown[];
   let committedEarly = false;
+  let runRows: RowDataPacket[] = [];
   if (condition) {
-    ({ results, committed: committedEarly } = await btx.runCommittingIf(statements, condition, occupancyStatements(poolDeltas)));
+    let otherwise: unknown;
+    ({ results, committed: committedEarly, otherwise } = await btx.runCommittingIf(statements, condition, occupancyStatements(poolDeltas), runsRead ?? undefined));
+    if (!committedEarly && runsRead) runRows = otherwise as RowDataPacket[];
   } else {
     results = await btx.run(statements);
   }
@@ -802,7 +805,8 @@ async function attempt(
     if (decisions.ended.length > 0) cascades.push({ dagRunId, shape: run.shape, ended: decisions.ended });
   }
   const finishedRuns = new Set<number>();
-  for (const row of runIds.length > 0 ? (results[runSelectIndex] as RowDataPacket[]) : []) {
+  if (runsRead && !condition) runRows = results[runSelectIndex] as RowDataPacket[];
+  for (const row of runRows) {
     if (Number(row.unfinished_tasks) === 0 && row.state === "running") finishedRuns.add(Number(row.id));
   }
 

@@ -12,8 +12,8 @@ export function countingDb(db: Db, trips: string[]): Db {
     },
     run: (s) => (trips.push("run"), btx.run(s)),
     commit: (s) => (trips.push("commit"), btx.commit(s)),
-    runCommittingIf: async (s, condition, then) => {
-      const answer = await btx.runCommittingIf(s, condition, then);
+    runCommittingIf: async (s, condition, then, otherwise) => {
+      const answer = await btx.runCommittingIf(s, condition, then, otherwise);
       trips.push(answer.committed ? "run+commit" : "run (no commit)");
       return answer;
     },

@@ -98,7 +98,7 @@ function recording(db: Db, sent: Statement[]): Db {
     },
     run: (s) => (sent.push(...s), btx.run(s)),
     commit: (s) => (sent.push(...(s ?? [])), btx.commit(s)),
-    runCommittingIf: (s, condition, then) => (sent.push(...s, condition, ...(then ?? [])), btx.runCommittingIf(s, condition, then)),
+    runCommittingIf: (s, condition, then, otherwise) => (sent.push(...s, condition, ...(then ?? []), ...(otherwise ? [otherwise] : [])), btx.runCommittingIf(s, condition, then, otherwise)),
     rollback: () => btx.rollback(),
   });
   return { ...db, batchTx: (fn) => db.batchTx((btx) => fn(wrap(btx))) };

@@ -75,6 +75,27 @@ it("runs the statements that come with the COMMIT only when the condition holds"
   expect({ one: await committedN(1), two: await committedN(2) }).toEqual({ one: before.one + 2, two: before.two + 2 });
 });
 
+it("answers `otherwise`'s rows, read in the same round trip and transaction, only when the condition does not hold", async () => {
+  for (const holds of [true, false]) {
+    const before = await committedN(1);
+    const answer = await db.batchTx(async (btx) => {
+      const { results, committed, otherwise } = await btx.runCommittingIf([bump(1)], { sql: "?", params: [holds] }, [], {
+        sql: "SELECT id, n FROM cc_probe WHERE id = ?",
+        params: [1],
+      });
+      if (!committed) await btx.rollback();
+      return { statements: results.length, committed, otherwise };
+    });
+    expect(answer).toEqual(
+      holds
+        ? { statements: 1, committed: true, otherwise: undefined }
+        : // The rows as this transaction saw them: its own UPDATE included (then rolled back).
+          { statements: 1, committed: false, otherwise: [{ id: 1, n: before + 1 }] },
+    );
+    expect(await committedN(1)).toBe(holds ? before + 1 : before);
+  }
+});
+
 it("knows it committed even where the server chains a new transaction after each COMMIT (completion_type = CHAIN)", async () => {
   const before = await committedN(1);
   const committed = await db.batchTx(async (btx) => {
