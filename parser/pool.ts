@@ -44,7 +44,22 @@ export class ParserPool {
   constructor(private readonly options: ParserPoolOptions) {}
 
   async parse(file: string): Promise<ParseOutcome> {
+    for (let attempt = 1; ; attempt++) {
+      const { outcome, retry } = await this.parseOnce(file);
+      if (!retry || attempt > 1) return outcome;
+    }
+  }
+
+  /**
+   * One parse of `file` in a loader. A loader that had parsed other files and dies during this one
+   * (no answer) asks for one more attempt in a fresh loader: its death may not be this file's. An
+   * earlier file's timer or unawaited promise can end it just as it is handed this one, before
+   * its exit is seen (acquire() checks only what has been seen). A file that kills a fresh loader
+   * too is reported BATON_DAG_LOADER_DIED.
+   */
+  private async parseOnce(file: string): Promise<{ outcome: ParseOutcome; retry: boolean }> {
     const slot = await this.acquire();
+    const reused = slot.parsed > 0;
     let timer: NodeJS.Timeout | undefined;
     try {
       const timeout = new Promise<ParseOutcome>((resolve) => {
@@ -62,10 +77,13 @@ export class ParserPool {
       slot.parsed++;
       if (!outcome.ok && outcome.code === "BATON_DAG_PARSE_TIMEOUT") await this.discard(slot);
       else this.release(slot);
-      return outcome;
+      return { outcome, retry: false };
     } catch (err) {
       await this.discard(slot);
-      return { ok: false, code: "BATON_DAG_LOADER_DIED", message: `the loader process died: ${(err as Error).message}`, line: null, stack: null };
+      return {
+        outcome: { ok: false, code: "BATON_DAG_LOADER_DIED", message: `the loader process died: ${(err as Error).message}`, line: null, stack: null },
+        retry: reused,
+      };
     } finally {
       clearTimeout(timer);
     }

@@ -465,6 +465,28 @@ describe("DAG processor: changes outside the DAG file itself", () => {
     }).finally(() => Promise.all([rm(release, { force: true }), rm(pidFile, { force: true })]));
   });
 
+  // The same death, unseen when the next file is handed over: the loader ends as that file reaches
+  // it (here, deterministically, on the message itself). The file did nothing; a fresh loader
+  // parses it. One that kills a fresh loader too still fails (dagReparse: BATON_DAG_LOADER_DIED).
+  it("parses a file again in a fresh loader when a loader that parsed other files dies on receiving it", async () => {
+    const dies = dagSource(
+      `process.on("message", () => process.exit(1));\n` + `export default dag({ id: "ends_its_loader" }, (t) => { t.task("only", async () => 0); });`,
+    );
+    await withOwnFolder(
+      "death_on_handover",
+      { "ends_its_loader.ts": dies },
+      3_600_000,
+      async (processor, root) => {
+        expect(await processor.scan()).toMatchObject({ dags: 1, errors: 0 });
+        const innocent = path.join(root, "innocent.ts");
+        await writeFile(innocent, simpleDag("innocent_after_death"));
+        expect(await processor.scan()).toMatchObject({ parsed: 1, dags: 1, errors: 0 });
+        expect(await importErrorFor(h, innocent)).toBeUndefined();
+      },
+      { poolSize: 1 },
+    );
+  });
+
   it("starts no scan after stop(), even with a change seen just before it", async () => {
     // Every 10 ms a rescan is asked for, re-arming the 100 ms debounce: one is always pending at stop().
     await withOwnFolder("stopping", { "stopping.ts": simpleDag("stopping_dag") }, 10, async (stopping) => {
