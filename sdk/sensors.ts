@@ -268,13 +268,19 @@ export interface HttpSensorCommonOptions<T = never> extends SensorSettings {
   /** Sent with every request; over a connection's default headers and Basic auth, name by name (any case). */
   headers?: Record<string, string>;
   body?: FromContext<string | undefined>;
-  /** The status(es) that mean "ready" (default 200); ignored when `predicate` is given. */
+  /** The status(es) that mean "ready" (default 200), error statuses too (404 to wait for a resource to go); ignored when `predicate` is given. */
   expectedStatus?: number | number[];
-  /** Decides from the response instead of its status; may read the body; may return { done: true, value }. */
+  /**
+   * The error statuses (400..599) that mean "not yet" (default 404, Airflow's response_error_codes_allowlist;
+   * [] for none): any other error status not in `expectedStatus` fails the poke (the task's retries apply).
+   * Statuses under 400 not expected always mean "not yet". Not with `predicate`, which decides from every response.
+   */
+  waitOnStatus?: number | number[];
+  /** Decides from the response, whatever its status, instead of `expectedStatus` / `waitOnStatus`; may read the body; may return { done: true, value }. */
   predicate?: (response: Response, ctx: TaskContext) => PokeResult<T> | Promise<PokeResult<T>>;
   /** Per-request timeout (default "10s"). */
   requestTimeout?: Duration;
-  /** Network errors and per-request timeouts count as "not yet" instead of failing the poke. */
+  /** Network errors, per-request timeouts and error statuses (any not expected) count as "not yet", with a warning, instead of failing the poke. */
   tolerateErrors?: boolean;
 }
 
@@ -430,11 +436,14 @@ export function httpConnectionRequest(connection: Connection, endpoint: string):
   return { url: requested, headers };
 }
 
-/** Waits until a URL answers with an expected status, or until `predicate(response)` holds. Output: { status } or the predicate's value. */
+/**
+ * Waits until a URL answers with an expected status, or until `predicate(response)` holds. Output: { status } or the predicate's value.
+ * Without a predicate, an error status (>= 400) neither expected nor in waitOnStatus fails the poke, as Airflow's HttpSensor raises.
+ */
 export function httpSensor<T = never>(options: HttpSensorOptions<T>): SensorOptions<HttpSensorStatus | T> {
   const name = "httpSensor";
   if (typeof options !== "object" || options === null) invalid(name, "options must be an object");
-  const { url, httpConnId, endpoint, method = "GET", headers, body, expectedStatus = 200, predicate, requestTimeout = "10s", tolerateErrors = false, ...settings } = options;
+  const { url, httpConnId, endpoint, method = "GET", headers, body, expectedStatus = 200, waitOnStatus, predicate, requestTimeout = "10s", tolerateErrors = false, ...settings } = options;
   if (url !== undefined && httpConnId !== undefined) invalid(name, "give url or httpConnId, not both");
   if (url === undefined && httpConnId === undefined) invalid(name, "url (an http(s) URL or (ctx) => string) or httpConnId (a stored connection's id, with endpoint) is required");
   if (httpConnId === undefined) {
@@ -450,6 +459,18 @@ export function httpSensor<T = never>(options: HttpSensorOptions<T>): SensorOpti
   const expected = Array.isArray(expectedStatus) ? expectedStatus : [expectedStatus];
   if (expected.length === 0 || expected.some((s) => !Number.isInteger(s) || s < 100 || s > 599)) invalid(name, `expectedStatus must be HTTP status code(s), got ${JSON.stringify(expectedStatus)}`);
   if (predicate !== undefined && typeof predicate !== "function") invalid(name, "predicate must be a function (response, ctx) => boolean");
+  // Airflow's HttpSensor pokes again only on its response_error_codes_allowlist (default ["404"]); any other
+  // error status raises. An explicit list holding an expected status is a contradiction; the default's 404
+  // gives way to an expectedStatus of 404 (waiting for a resource to go).
+  const waitOn = waitOnStatus === undefined ? [404].filter((s) => !expected.includes(s)) : Array.isArray(waitOnStatus) ? waitOnStatus : [waitOnStatus];
+  if (waitOnStatus !== undefined) {
+    if (waitOn.some((s) => !Number.isInteger(s) || s < 100 || s > 599)) invalid(name, `waitOnStatus must be HTTP status code(s), got ${JSON.stringify(waitOnStatus)}`);
+    const notError = waitOn.filter((s) => s < 400);
+    if (notError.length > 0) invalid(name, `waitOnStatus lists error statuses (400..599) that mean "not yet", got ${notError.join(", ")}: a status under 400 not in expectedStatus already means "not yet"`);
+    const both = waitOn.filter((s) => expected.includes(s));
+    if (both.length > 0) invalid(name, `${both.join(", ")} cannot be in both expectedStatus and waitOnStatus`);
+    if (predicate !== undefined) invalid(name, "waitOnStatus goes without predicate: a predicate decides from every response, whatever its status");
+  }
   // fetch throws at every poke otherwise, an error tolerateErrors would take for the network's and wait on.
   if (body !== undefined && /^(GET|HEAD)$/i.test(method)) invalid(name, `a ${method.toUpperCase()} request cannot have a body: set method (e.g. "POST") or drop body`);
   const timeoutMs = durationMs(name, requestTimeout, "requestTimeout");
@@ -503,8 +524,21 @@ export function httpSensor<T = never>(options: HttpSensorOptions<T>): SensorOpti
           if (answer === true) return { done: true, value: { status: response.status } };
           return answer;
         }
-        ctx.log.info(`httpSensor: ${method} ${shown} answered ${response.status} (waiting for ${expected.join(" or ")})`);
-        return expected.includes(response.status) ? { done: true, value: { status: response.status } } : false;
+        const status = response.status;
+        if (expected.includes(status)) {
+          ctx.log.info(`httpSensor: ${method} ${shown} answered ${status}`);
+          return { done: true, value: { status } };
+        }
+        if (status >= 400 && !waitOn.includes(status)) {
+          if (!tolerateErrors) {
+            const notYet = waitOn.length === 0 ? "no error status means" : `only ${waitOn.join(" or ")} ${waitOn.length === 1 ? "means" : "mean"}`;
+            throw new Error(`httpSensor: ${method} ${shown} answered ${status} (not ${expected.join(" or ")}; ${notYet} not yet: waitOnStatus)`);
+          }
+          ctx.log.warn(`httpSensor: ${method} ${shown} answered ${status} (tolerated; waiting for ${expected.join(" or ")})`);
+          return false;
+        }
+        ctx.log.info(`httpSensor: ${method} ${shown} answered ${status} (waiting for ${expected.join(" or ")})`);
+        return false;
       } finally {
         // Frees the connection when nobody read the body.
         await response.body?.cancel().catch(() => undefined);

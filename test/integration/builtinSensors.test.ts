@@ -28,6 +28,10 @@ export const http = dag({ id: "http", schedule: null }, (t) => {
     },
   }));
   t.sensor("refused", httpSensor({ url: "http://127.0.0.1:9/", requestTimeout: "2s", pokeInterval: 100, timeout: "1m" }));
+  // An error status other than 404 fails the poke, as Airflow's HttpSensor raises; waitOnStatus and tolerateErrors wait on it.
+  t.sensor("down", httpSensor({ url: (ctx) => ctx.conf.base + "/down?key=k-123", pokeInterval: 100, timeout: "1m" }));
+  t.sensor("busy", httpSensor({ url: (ctx) => ctx.conf.base + "/busy", waitOnStatus: [404, 503], pokeInterval: 100, timeout: "1m" }));
+  t.sensor("flaky", httpSensor({ url: (ctx) => ctx.conf.base + "/flaky", tolerateErrors: true, pokeInterval: 100, timeout: "1m" }));
 });
 
 export const producer = dag({ id: "producer", schedule: null }, (t) => {
@@ -129,13 +133,23 @@ describe("built-in sensors", () => {
     expect(missing.json().code).toBe("BATON_TASK_NOT_FOUND");
   });
 
-  it("httpSensor: expected status, a predicate on the body, and a refused connection that fails the poke", async () => {
+  it("httpSensor: expected status, a predicate on the body, a refused connection and a 503 that fail the poke, waitOnStatus and tolerateErrors that wait on it", async () => {
     let health = 0;
     let job = 0;
+    let busy = 0;
+    let flaky = 0;
     const server: Server = createServer((req, res) => {
       if (req.url === "/health") {
         health++;
-        res.writeHead(health >= 3 ? 200 : 503).end();
+        res.writeHead(health >= 3 ? 200 : 404).end();
+      } else if (req.url === "/down?key=k-123") {
+        res.writeHead(503).end();
+      } else if (req.url === "/busy") {
+        busy++;
+        res.writeHead(busy >= 3 ? 200 : 503).end();
+      } else if (req.url === "/flaky") {
+        flaky++;
+        res.writeHead(flaky >= 3 ? 200 : 500).end();
       } else if (req.url === "/job") {
         job++;
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(job >= 2 ? { state: "done", rows: 42 } : { state: "running" }));
@@ -155,6 +169,12 @@ describe("built-in sensors", () => {
       // A poke that throws is a failed try (no retries configured): the error says why.
       expect(t.refused.state).toBe("failed");
       expect(JSON.parse(t.refused.error).message).toMatch(/httpSensor: GET http:\/\/127\.0\.0\.1:9\/ failed/);
+      expect(t.down).toMatchObject({ state: "failed", try_number: 1 });
+      expect(JSON.parse(t.down.error).message).toBe(`httpSensor: GET ${base}/down?key=*** answered 503 (not 200; only 404 means not yet: waitOnStatus)`);
+      expect(t.busy.state).toBe("success");
+      expect(t.flaky.state).toBe("success");
+      expect(busy).toBeGreaterThanOrEqual(3);
+      expect(flaky).toBeGreaterThanOrEqual(3);
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));

@@ -142,7 +142,7 @@ describe("sensors through stored connections", () => {
       if (req.headers.authorization !== expectedAuth) return void res.writeHead(401).end();
       if (req.url === "/health") {
         health++;
-        return void res.writeHead(health >= 3 ? 200 : 503).end();
+        return void res.writeHead(health >= 3 ? 200 : 404).end(); // 404: "not yet" (waitOnStatus's default)
       }
       if (req.url === "/jobs/7") return void res.writeHead(req.headers["x-team"] === "ops" ? 200 : 409).end();
       res.writeHead(404).end();

@@ -1,4 +1,6 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import {
@@ -238,6 +240,15 @@ describe("bad options are definition-time errors (BATON_INVALID_DAG)", () => {
     ["fileSensor negative minSize", () => fileSensor({ path: "/x", minSize: -1 })],
     ["httpSensor bad url", () => httpSensor({ url: "ftp://x" })],
     ["httpSensor bad status", () => httpSensor({ url: "http://x", expectedStatus: 99 })],
+    ["httpSensor waitOnStatus not a code", () => httpSensor({ url: "http://x", waitOnStatus: 4.5 })],
+    ["httpSensor waitOnStatus out of range", () => httpSensor({ url: "http://x", waitOnStatus: [404, 600] })],
+    // Statuses under 400 not in expectedStatus already mean "not yet": listing one would mean nothing.
+    ["httpSensor waitOnStatus not an error status", () => httpSensor({ url: "http://x", waitOnStatus: 202 })],
+    // @ts-expect-error not a number (a JavaScript DAG file may still pass it)
+    ["httpSensor waitOnStatus a string", () => httpSensor({ url: "http://x", waitOnStatus: "404" })],
+    ["httpSensor waitOnStatus also expected", () => httpSensor({ url: "http://x", expectedStatus: [200, 409], waitOnStatus: [404, 409] })],
+    // A predicate decides from every response, whatever its status: waitOnStatus would be ignored.
+    ["httpSensor waitOnStatus with a predicate", () => httpSensor({ url: "http://x", predicate: () => true, waitOnStatus: 404 })],
     // fetch refuses a body on GET/HEAD at every poke, which tolerateErrors would take for a network error and wait on.
     ["httpSensor body on GET", () => httpSensor({ url: "http://x", body: "{}", tolerateErrors: true })],
     ["httpSensor body on HEAD", () => httpSensor({ url: "http://x", method: "head", body: () => "{}" })],
@@ -265,5 +276,81 @@ describe("bad options are definition-time errors (BATON_INVALID_DAG)", () => {
     expect(typeof s.poke).toBe("function");
     expect(s).not.toHaveProperty("path");
     expect(externalTaskSensor({ externalDagId: "a", mode: "poke" }).mode).toBe("poke");
+  });
+});
+
+// Airflow's HttpSensor keeps poking only on 404 (response_error_codes_allowlist); any other error status
+// raises, failing the try (retries apply). Baton's kept waiting on every status but the expected one,
+// so a 401 from a revoked token or a 500 waited until the sensor's timeout.
+describe("httpSensor on error statuses (Airflow's response_error_codes_allowlist)", () => {
+  const lines: string[] = [];
+  let server: Server;
+  let base = "";
+  beforeAll(async () => {
+    // /status/N answers N.
+    server = createServer((req, res) => void res.writeHead(Number.parseInt(req.url!.split("/")[2]!, 10)).end("oops"));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  const poke = async (sensor: ReturnType<typeof httpSensor>) => {
+    lines.length = 0;
+    const record = (line: string) => void lines.push(line);
+    const ctx = { ...ctxAt(null), log: { debug: record, info: record, warn: record, error: record } };
+    return await Promise.resolve(sensor.poke!(ctx)).catch((err: Error) => err);
+  };
+
+  it("a 503 fails the poke, naming method, masked URL and status", async () => {
+    const failed = await poke(httpSensor({ url: `${base}/status/503?token=k-123` }));
+    expect(failed).toBeInstanceOf(Error);
+    expect((failed as Error).message).toBe(`httpSensor: GET ${base}/status/503?token=*** answered 503 (not 200; only 404 means not yet: waitOnStatus)`);
+    // A plain error: the try fails and the task's retries apply (not a FailError).
+    expect((failed as Error & { code?: string }).code).toBeUndefined();
+  });
+
+  it.each([401, 403, 500])("a %i fails the poke too", async (status) => {
+    expect(await poke(httpSensor({ url: `${base}/status/${status}`, method: "POST", expectedStatus: [200, 201] }))).toMatchObject({
+      message: `httpSensor: POST ${base}/status/${status} answered ${status} (not 200 or 201; only 404 means not yet: waitOnStatus)`,
+    });
+  });
+
+  it("a 404 waits, as do 2xx/3xx statuses not expected", async () => {
+    expect(await poke(httpSensor({ url: `${base}/status/404` }))).toBe(false);
+    expect(lines.join("\n")).toContain(`GET ${base}/status/404 answered 404 (waiting for 200)`);
+    expect(await poke(httpSensor({ url: `${base}/status/202` }))).toBe(false);
+    expect(await poke(httpSensor({ url: `${base}/status/304` }))).toBe(false);
+  });
+
+  it("a status in waitOnStatus waits; a 404 not in it fails", async () => {
+    expect(await poke(httpSensor({ url: `${base}/status/503`, waitOnStatus: [404, 503] }))).toBe(false);
+    expect(await poke(httpSensor({ url: `${base}/status/429`, waitOnStatus: 429 }))).toBe(false);
+    expect(await poke(httpSensor({ url: `${base}/status/404`, waitOnStatus: 503 }))).toMatchObject({
+      message: `httpSensor: GET ${base}/status/404 answered 404 (not 200; only 503 means not yet: waitOnStatus)`,
+    });
+    expect(await poke(httpSensor({ url: `${base}/status/404`, waitOnStatus: [] }))).toMatchObject({
+      message: `httpSensor: GET ${base}/status/404 answered 404 (not 200; no error status means not yet: waitOnStatus)`,
+    });
+    expect(await poke(httpSensor({ url: `${base}/status/500`, waitOnStatus: [404, 503] }))).toMatchObject({
+      message: `httpSensor: GET ${base}/status/500 answered 500 (not 200; only 404 or 503 mean not yet: waitOnStatus)`,
+    });
+  });
+
+  it("an expected error status ends the sensor, even the default waitOnStatus's 404 (waiting for a resource to go)", async () => {
+    expect(await poke(httpSensor({ url: `${base}/status/404`, expectedStatus: 404 }))).toEqual({ done: true, value: { status: 404 } });
+    expect(await poke(httpSensor({ url: `${base}/status/410`, expectedStatus: [404, 410] }))).toEqual({ done: true, value: { status: 410 } });
+  });
+
+  it("tolerateErrors: true waits on any error status, with a warning", async () => {
+    expect(await poke(httpSensor({ url: `${base}/status/503`, tolerateErrors: true }))).toBe(false);
+    expect(lines.join("\n")).toContain(`GET ${base}/status/503 answered 503 (tolerated; waiting for 200)`);
+    expect(await poke(httpSensor({ url: `${base}/status/401`, tolerateErrors: true, waitOnStatus: [] }))).toBe(false);
+  });
+
+  it("a predicate still decides from every response, whatever its status", async () => {
+    expect(await poke(httpSensor({ url: `${base}/status/503`, predicate: (res) => res.status === 503 }))).toEqual({ done: true, value: { status: 503 } });
+    expect(await poke(httpSensor({ url: `${base}/status/500`, predicate: () => false }))).toBe(false);
   });
 });
