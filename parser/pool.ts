@@ -21,6 +21,8 @@ export interface ParserPoolOptions {
   /** The clock of maxAgeMs, in ms (Date.now by default; tests pass their own). */
   now?: () => number;
   scratchFolder: string;
+  /** A reused loader died under `file` (no answer), which gets one more try in another loader: said, not hidden. */
+  onLoaderDied?: (file: string, message: string) => void;
 }
 
 interface Slot {
@@ -52,7 +54,7 @@ export class ParserPool {
 
   /**
    * One parse of `file` in a loader. A loader that had parsed other files and dies during this one
-   * (no answer) asks for one more attempt in a fresh loader: its death may not be this file's. An
+   * (no answer) asks for one more attempt in another loader: its death may not be this file's. An
    * earlier file's timer or unawaited promise can end it just as it is handed this one, before
    * its exit is seen (acquire() checks only what has been seen). A file that kills a fresh loader
    * too is reported BATON_DAG_LOADER_DIED.
@@ -80,10 +82,9 @@ export class ParserPool {
       return { outcome, retry: false };
     } catch (err) {
       await this.discard(slot);
-      return {
-        outcome: { ok: false, code: "BATON_DAG_LOADER_DIED", message: `the loader process died: ${(err as Error).message}`, line: null, stack: null },
-        retry: reused,
-      };
+      const message = `the loader process died: ${(err as Error).message}`;
+      if (reused) this.options.onLoaderDied?.(file, message);
+      return { outcome: { ok: false, code: "BATON_DAG_LOADER_DIED", message, line: null, stack: null }, retry: reused };
     } finally {
       clearTimeout(timer);
     }

@@ -143,6 +143,7 @@ export class DagProcessor {
       recycleAfter: 500,
       maxAgeMs: PARSER_CHILD_MAX_AGE_MS,
       scratchFolder: options.scratchFolder,
+      onLoaderDied: (file, message) => this.logger.warn(`${file}: ${message} after loading other files; loading it again in another loader`),
     });
   }
 

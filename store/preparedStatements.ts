@@ -21,19 +21,29 @@
 //     ran, so a refusal the server gives only to PREPARE (a statement it cannot prepare, its
 //     max_prepared_stmt_count reached) is answered by sending the batch again as plain text;
 //   - a slot is trusted only after the batch that prepared it was answered without an error:
-//     after any error the slots it was preparing are forgotten (prepared again if still hot).
+//     after any error the slots it was preparing are forgotten (prepared again if still hot), and
+//     after "unknown prepared statement" (a session reset under it) all of them.
 import type { Statement } from "./db.ts";
 
 /** How many times a connection sends a statement's text before it is prepared. */
 export const PREPARE_AFTER_USES = 2;
-/** Prepared statements per connection (each holds its parse tree on the server). */
-export const PREPARED_PER_CONNECTION = 48;
+/**
+ * Prepared statements per connection. Each holds its parse tree on the server (≈ 32 KB for
+ * finishTries' UPDATE, measured), and the server counts them all against max_prepared_stmt_count
+ * (default 16,382, shared with every other client): 24 per connection × 10 connections per pool
+ * is 240 per Baton process. A chain's hop uses 9; the rest is room for IN lists of other lengths.
+ */
+export const PREPARED_PER_CONNECTION = 24;
+/** MariaDB refuses to prepare a statement with more placeholders (ER_PS_MANY_PARAM); as text it has no such limit. */
+const MAX_PREPARED_PARAMS = 65_535;
 /** Texts whose uses are counted per connection before the least recently seen is forgotten. */
 const COUNTED_PER_CONNECTION = 256;
 
 /** MariaDB's errors that only a PREPARE raises and that say nothing about the statement's meaning. */
 const ER_UNSUPPORTED_PS = 1295;
 const ER_MAX_PREPARED_STMT_COUNT_REACHED = 1461;
+/** The session no longer holds a statement this cache trusts (something reset the session). */
+const ER_UNKNOWN_STMT_HANDLER = 1243;
 
 /** Only data statements are prepared, whatever a builder asks: SET, transaction control and compound blocks stay text. */
 const PREPARABLE = /^\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|WITH)\b/i;
@@ -90,7 +100,7 @@ export class PreparedStatements {
     const used = new Set<number>();
     const out = statements.map((s) => {
       const params = s.params ?? [];
-      if (!s.prepare || this.exhausted || !PREPARABLE.test(s.sql) || this.refusedTexts.has(s.sql) || !scalarParams(params)) return s;
+      if (!s.prepare || this.exhausted || params.length > MAX_PREPARED_PARAMS || !PREPARABLE.test(s.sql) || this.refusedTexts.has(s.sql) || !scalarParams(params)) return s;
       const seen = this.touch(s.sql);
       let slot = seen.slot;
       if (slot === undefined) {
@@ -117,8 +127,11 @@ export class PreparedStatements {
       },
       failed: (err) => {
         for (const { text, slot } of preparing) this.forgetSlot(slot, text);
-        if (preparing.length === 0) return false;
         const errno = (err as { errno?: number } | null)?.errno;
+        // Statements of the batch before the failing EXECUTE ran: not resent, but nothing is trusted
+        // any more, so the next batches prepare what they execute again.
+        if (errno === ER_UNKNOWN_STMT_HANDLER) this.forgetAll();
+        if (preparing.length === 0) return false;
         if (errno === ER_MAX_PREPARED_STMT_COUNT_REACHED) this.exhausted = true;
         else if (errno === ER_UNSUPPORTED_PS) for (const { text } of preparing) this.refusedTexts.add(text);
         else return false;
@@ -170,6 +183,11 @@ export class PreparedStatements {
     const at = this.slotOrder.indexOf(slot);
     if (at >= 0) this.slotOrder.splice(at, 1);
     this.slotOrder.push(slot);
+  }
+
+  private forgetAll(): void {
+    for (const seen of this.seen.values()) seen.slot = undefined;
+    this.slots.fill(undefined);
   }
 
   private forgetSlot(slot: number, text: string): void {

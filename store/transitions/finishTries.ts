@@ -343,7 +343,6 @@ function queueSingleUpstream(now: Date, dagRunId: number, column: string, taskId
     sql: `UPDATE task_instance SET ${column} = ${column} + 1, state = 'queued', queued_at = ?
            WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)}) AND state IN ('none', 'scheduled')`,
     params: [now, dagRunId, ...taskIds],
-
     prepare: true,
   };
 }
@@ -492,7 +491,6 @@ async function attempt(
             VALUES ${xcoms.map(() => "(?, ?, ?, 'return_value', ?, ?)").join(", ")}
             ON DUPLICATE KEY UPDATE value = VALUES(value), created_at = VALUES(created_at)`,
       params: xcoms.flatMap((p) => [p.t.task.dagRunId, p.t.task.taskId, p.t.task.mapIndex, JSON.stringify(p.t.output), now]),
-
       prepare: true,
     });
   }
@@ -505,7 +503,6 @@ async function attempt(
             ON DUPLICATE KEY UPDATE content = IF(LENGTH(content) + LENGTH(VALUES(content)) <= ${MAX_STORED_LOG_BYTES}, CONCAT(content, VALUES(content)), content),
                                     updated_at = VALUES(updated_at)`,
       params: logs.flatMap((p) => [p.t.task.id, p.t.task.tryNumber, p.t.log, now]),
-
       prepare: true,
     });
   }
@@ -654,7 +651,6 @@ async function attempt(
                  WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)}) AND state IN ('none', 'scheduled')${unlessPaused}
                    AND max_active_tis_per_dag IS NULL AND ${handoffCondition(gatePools.get(pool)!, asked)}`,
           params: [take!.token, take!.hostname, take!.pid, now, now, now, dagRunId, ...taskIds],
-
           prepare: true,
         });
         for (const taskId of taskIds) run.taken.push({ taskId, upstream: speculative.get(taskId)!.upstream, column });
@@ -673,7 +669,6 @@ async function attempt(
         sql: `SELECT id, task_id, try_number, max_tries, key_epoch, state, claim_token, first_poke_at, poke_count, steps_kept, pool, pool_slots, priority_weight FROM task_instance
                WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(run.taken.map((t) => t.taskId))})`,
         params: [dagRunId, ...run.taken.map((t) => t.taskId)],
-
         prepare: true,
       });
     }

@@ -88,7 +88,6 @@ export function upstreamIncrements(
       sql: `UPDATE task_instance SET ${entries.map(([col]) => `${col} = ${col} + ?`).join(", ")}
              WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)})`,
       params: [...entries.map(([, n]) => n), dagRunId, ...taskIds],
-
       prepare: true,
     });
   }

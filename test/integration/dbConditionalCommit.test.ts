@@ -96,6 +96,17 @@ it("answers `otherwise`'s rows, read in the same round trip and transaction, onl
   }
 });
 
+it("refuses to guess when the block alone comes back unwrapped (no statements, in an open transaction, with otherwise)", async () => {
+  const before = await committedN(1);
+  await expect(
+    db.batchTx(async (btx) => {
+      await btx.run([bump(1)]);
+      return btx.runCommittingIf([], { sql: "FALSE" }, [], { sql: "SELECT n FROM cc_probe WHERE id = ?", params: [1] });
+    }),
+  ).rejects.toThrow(/no server status/);
+  expect(await committedN(1)).toBe(before);
+});
+
 it("knows it committed even where the server chains a new transaction after each COMMIT (completion_type = CHAIN)", async () => {
   const before = await committedN(1);
   const committed = await db.batchTx(async (btx) => {

@@ -115,6 +115,24 @@ describe("PreparedStatements", () => {
     for (let i = 0; i < PREPARE_AFTER_USES + 1; i++) expect(send(cache, [read]).statements).toEqual([read]);
   });
 
+  it("forgets every prepared statement once the server says it holds one no more (a session reset), without a resend", () => {
+    const cache = new PreparedStatements();
+    send(cache, [update, read]);
+    send(cache, [update, read]);
+    expect(cache.preparedCount).toBe(2);
+    const lost = cache.plan([update]);
+    expect(lost.statements).toEqual([{ sql: "EXECUTE baton_ps_0 USING ?", params: [1] }]);
+    expect(lost.failed(Object.assign(new Error("Unknown prepared statement handler (baton_ps_0) given to EXECUTE"), { errno: 1243 }))).toBe(false);
+    expect(cache.preparedCount).toBe(0);
+    expect(send(cache, [read, update]).leading).toBe(2);
+  });
+
+  it("leaves as text a statement with more values than MariaDB prepares (65,535)", () => {
+    const cache = new PreparedStatements();
+    const wide: Statement = { sql: `SELECT 1 FROM t WHERE id IN (${Array(65_536).fill("?").join(", ")})`, params: Array(65_536).fill(1), prepare: true };
+    for (let i = 0; i < PREPARE_AFTER_USES + 1; i++) expect(send(cache, [wide]).statements).toEqual([wide]);
+  });
+
   it("does not ask for a text resend when the failing batch prepared nothing", () => {
     const cache = new PreparedStatements();
     expect(cache.plan([update]).failed(Object.assign(new Error("refused"), { errno: 1461 }))).toBe(false);
