@@ -27,7 +27,7 @@ import { FolderWatcher } from "./folderWatcher.ts";
 import { dagFileInputs } from "./bundle.ts";
 import { InputsHasher } from "./inputsHash.ts";
 import { ParserPool } from "./pool.ts";
-import { periodicReparses, transientRetryDelayMs, transientRetryDue } from "./reparse.ts";
+import { periodicReparses, transientRetryDelayMs, transientRetryDue, versionsChangedUnedited, type ParsedVersions } from "./reparse.ts";
 
 export interface DagProcessorOptions {
   dagsFolder: string;
@@ -124,6 +124,13 @@ export class DagProcessor {
    * appears or changes, not at each of them.
    */
   private readonly loggedErrors = new Map<string, string>();
+  /**
+   * Each file's last successful parse, its content hash and DAG versions: a DAG whose version differs
+   * at a re-parse although its file and imports did not is built from something that varies at import.
+   */
+  private readonly lastParses = new Map<string, ParsedVersions>();
+  /** The DAG ids warned of as varying at import (versionsChangedUnedited): once each, not at every re-parse. */
+  private readonly warnedVarying = new Set<string>();
   /** Whether the last scan recorded folder problems (or none has run): a healthy folder then costs no statement per scan. */
   private folderProblemsRecorded = true;
 
@@ -234,6 +241,7 @@ export class DagProcessor {
       if (!(await this.exclusively(file, () => forgetFile(this.db, file)))) continue;
       report.removed++;
       this.loggedErrors.delete(file);
+      this.lastParses.delete(file);
       this.logger.info(`DAG file removed: ${file}`);
     }
     if (report.removed > 0) this.known = await fileHashes(this.db);
@@ -316,6 +324,7 @@ export class DagProcessor {
             } else {
               report.dags += dags.length;
               if (this.loggedErrors.delete(file)) this.logger.info(`${file} loads again: its import error is cleared`);
+              this.warnIfVarying(file, { contentHash, versions: new Map(dags.map((d) => [d.structure.dagId, d.versionHash])) });
             }
           }
           this.known.set(file, { hash: contentHash, deps, parsedAt: now, errorCode: outcome.ok ? null : outcome.code });
@@ -324,6 +333,23 @@ export class DagProcessor {
     );
 
     return report;
+  }
+
+  /**
+   * Warns, once per DAG id, of a DAG whose version changed although its file and imports did not
+   * (a `startDate: new Date()`, `Date.now()` in an id): every re-parse stores a new version of it, as
+   * Airflow does; only the log says why. Then remembers this parse as the file's last successful one.
+   */
+  private warnIfVarying(file: string, parse: ParsedVersions): void {
+    for (const dagId of versionsChangedUnedited(this.lastParses.get(file), parse)) {
+      if (this.warnedVarying.has(dagId)) continue;
+      this.warnedVarying.add(dagId);
+      this.logger.warn(
+        `DAG "${dagId}" (${file}) changed although its file and imports did not: something it reads at import varies ` +
+          `(the time, a random value, the environment, a file or a service); each change is stored as a new version and new runs use it`,
+      );
+    }
+    this.lastParses.set(file, parse);
   }
 
   /** Logs a file's import error unless it is the one last logged for the same content. */

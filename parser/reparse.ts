@@ -48,3 +48,21 @@ export function periodicReparses(
     .slice(0, budget)
     .map((f) => f.file);
 }
+
+/** What a file's last successful parse gave: its content hash (the file and its local imports) and each DAG's version hash. */
+export interface ParsedVersions {
+  contentHash: string;
+  versions: ReadonlyMap<string, string>;
+}
+
+/**
+ * The DAG ids whose version differs from the file's previous successful parse although its content
+ * hash does not: something the DAG reads at import varies (the time, a random value, the
+ * environment, a file or a service), so each re-parse (BATON_DAG_REPARSE_INTERVAL) stores a new
+ * version, the trap Airflow's docs warn of with a dynamic start_date. A DAG id new to the file, or
+ * an edited file, is not such a change.
+ */
+export function versionsChangedUnedited(previous: ParsedVersions | undefined, current: ParsedVersions): string[] {
+  if (!previous || previous.contentHash !== current.contentHash) return [];
+  return [...current.versions].filter(([dagId, hash]) => previous.versions.has(dagId) && previous.versions.get(dagId) !== hash).map(([dagId]) => dagId);
+}

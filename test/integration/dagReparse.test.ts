@@ -380,6 +380,49 @@ describe("DAG processor: what makes an unchanged file parse again", () => {
       ).finally(() => rm(input, { force: true }));
     });
 
+    // Airflow's trap of a dynamic start_date: a DAG built from the time (or a random value, the
+    // environment) at import differs at every re-parse, and each parse stores a new version. Said
+    // once per DAG, as the first version that differs while the file and its imports did not.
+    it("warns once when a DAG differs at a re-parse although its file and imports did not", async () => {
+      const clock = new FakeClock("2026-04-01T00:00:00Z");
+      const lines: string[] = [];
+      await withFolder("periodic-varies", { clock, reparseIntervalMs: 60_000, logger: capturingLogger(lines) }, async (processorFor, root) => {
+        const processor = processorFor();
+        const varying = await write(
+          root,
+          "varies.ts",
+          dagSource(`export default dag({ id: "reparse_varies", description: \`built at \${Date.now()} \${Math.random()}\` }, (t) => { t.task("a", async () => 1); });`),
+        );
+        const steady = await write(root, "steady.ts", dagSource(`export default dag({ id: "reparse_steady" }, (t) => { t.task("a", async () => 1); });`));
+        const warnings = () => lines.filter((l) => l.startsWith("warn:") && l.includes("changed although"));
+        expect(await processor.scan()).toMatchObject({ parsed: 2, errors: 0 });
+        expect(warnings()).toEqual([]);
+
+        clock.advance(60_000);
+        expect(await processor.scan()).toMatchObject({ parsed: 2, errors: 0 });
+        // Stored as before (as Airflow stores it): only the log says so.
+        expect(await versions("reparse_varies")).toHaveLength(2);
+        expect(await versions("reparse_steady")).toHaveLength(1);
+        expect(warnings()).toEqual([
+          `warn: DAG "reparse_varies" (${varying}) changed although its file and imports did not: something it reads at import varies ` +
+            `(the time, a random value, the environment, a file or a service); each change is stored as a new version and new runs use it`,
+        ]);
+
+        // Said once per DAG, not at every re-parse.
+        clock.advance(60_000);
+        expect(await processor.scan()).toMatchObject({ parsed: 2, errors: 0 });
+        expect(await versions("reparse_varies")).toHaveLength(3);
+        expect(warnings()).toHaveLength(1);
+
+        // An edit that changes the structure is a change of the file: nothing to say.
+        await write(root, "steady.ts", dagSource(`export default dag({ id: "reparse_steady" }, (t) => { t.task("a", async () => 1); t.task("b", async () => 2); });`));
+        expect(await processor.scan()).toMatchObject({ parsed: 1, errors: 0 });
+        expect(await versions("reparse_steady")).toHaveLength(2);
+        expect(warnings()).toHaveLength(1);
+        expect(lines.filter((l) => l.includes(steady) && l.startsWith("warn:"))).toEqual([]);
+      });
+    });
+
     it("without an interval, an unchanged file is never parsed again", async () => {
       const clock = new FakeClock("2026-04-01T00:00:00Z");
       const input = path.join(os.tmpdir(), `baton-reparse-off-${process.pid}-${Date.now()}.json`);

@@ -1,4 +1,4 @@
-import { periodicReparses, transientRetryDelayMs, transientRetryDue } from "../../parser/reparse.ts";
+import { periodicReparses, transientRetryDelayMs, transientRetryDue, versionsChangedUnedited } from "../../parser/reparse.ts";
 
 describe("transientRetryDue", () => {
   const started = new Date("2026-01-01T00:00:00Z");
@@ -43,5 +43,20 @@ describe("periodicReparses", () => {
     // Any time at all gives one (a scan right after another still moves on); none, nothing.
     expect(periodicReparses(due, 10, at(60_001), at(60_000), 60_000)).toHaveLength(1);
     expect(periodicReparses(due, 10, at(60_000), at(60_000), 60_000)).toEqual([]);
+  });
+});
+
+describe("versionsChangedUnedited", () => {
+  const parse = (contentHash: string, versions: Record<string, string>) => ({ contentHash, versions: new Map(Object.entries(versions)) });
+
+  it("names the DAGs whose version changed while the file's content hash did not", () => {
+    expect(versionsChangedUnedited(parse("h", { a: "1", b: "1" }), parse("h", { a: "2", b: "1" }))).toEqual(["a"]);
+  });
+
+  it("says nothing of an edited file, a first parse, a DAG id new to the file or an unchanged version", () => {
+    expect(versionsChangedUnedited(parse("h", { a: "1" }), parse("h2", { a: "2" }))).toEqual([]);
+    expect(versionsChangedUnedited(undefined, parse("h", { a: "2" }))).toEqual([]);
+    expect(versionsChangedUnedited(parse("h", { a: "1" }), parse("h", { a: "1", b: "2" }))).toEqual([]);
+    expect(versionsChangedUnedited(parse("h", { a: "1" }), parse("h", { a: "1" }))).toEqual([]);
   });
 });
