@@ -364,13 +364,15 @@ export interface FolderProblem {
 /**
  * Makes the folder problems recorded for dagsFolder (as import errors, listed by GET /importErrors
  * beside the files') exactly `problems`: the ones gone (a folder readable again) are removed.
- * A problem already recorded keeps its created_at (when it was first seen) while its message is unchanged.
+ * A problem already recorded as it is now keeps its row (its id, code and message) but for its `timestamp`
+ * (created_at), which becomes this scan's: the last scan that saw it, as a file's import error is stamped
+ * at each parse (recordUnchangedImportError; Airflow's update_import_errors); one that changed is rewritten.
  * No dag_file row is written: a folder is not a file to parse, so the scans never forget it as deleted.
  * A problem recorded under a DAG file's own path (a dangling link to it) took the place of the file's
  * import error, if it had one (one row per fileloc): when it clears, the file's stored hash is
  * forgotten (its dag_file row kept) so that it is parsed again, even unchanged. Returns the paths whose problem cleared.
- * locks: the import_error rows of the folder's problems (a scan of import_error, a small table), and
- * the dag_file rows of the paths cleared.
+ * locks: the import_error rows of the folder's problems (a scan of import_error, a small table), the
+ * dag_file rows of the paths cleared, then the import_error rows of `problems`' paths.
  */
 export async function recordFolderProblems(db: Db, now: Date, dagsFolder: string, problems: FolderProblem[]): Promise<string[]> {
   const prefix = folderPrefix(dagsFolder);
@@ -387,16 +389,26 @@ export async function recordFolderProblems(db: Db, now: Date, dagsFolder: string
       // The row stays (a file gone meanwhile is still forgotten as deleted); no content hashes to zeros.
       await tx.query(`UPDATE dag_file SET content_hash = REPEAT('0', 64) WHERE fileloc IN (${inList(cleared)})`, cleared);
     }
+    if (problems.length === 0) return cleared;
+    // What each path holds now: the same problem (stamped below, in one statement), another one or a
+    // file's own import error (replaced), or nothing.
+    const [stored] = await tx.query<RowDataPacket[]>(`SELECT id, fileloc, code, message, line, stack_trace FROM import_error WHERE fileloc IN (${inList(keep)}) FOR UPDATE`, keep);
+    const byFile = new Map(stored.map((r) => [r.fileloc as string, r]));
+    const same: number[] = [];
     for (const p of problems) {
       const { message } = storedTexts(p);
-      // created_at first: the assignments after it see the new code and message.
+      const row = byFile.get(p.fileloc);
+      if (row && row.code === p.code && row.message === message && row.line === null && row.stack_trace === null) {
+        same.push(Number(row.id));
+        continue;
+      }
       await tx.query(
         `INSERT INTO import_error (fileloc, code, message, line, stack_trace, created_at) VALUES (?, ?, ?, NULL, NULL, ?)
-         ON DUPLICATE KEY UPDATE created_at = IF(code = VALUES(code) AND message = VALUES(message), created_at, VALUES(created_at)),
-           code = VALUES(code), message = VALUES(message), line = NULL, stack_trace = NULL`,
+         ON DUPLICATE KEY UPDATE code = VALUES(code), message = VALUES(message), line = NULL, stack_trace = NULL, created_at = VALUES(created_at)`,
         [p.fileloc, p.code, message, now],
       );
     }
+    if (same.length > 0) await tx.query(`UPDATE import_error SET created_at = ? WHERE id IN (${inList(same)})`, [now, ...same]);
     return cleared;
   });
 }

@@ -4,6 +4,7 @@
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { FakeClock, type Clock } from "../../core/clock.ts";
 import { DagProcessor, type DagProcessorOptions } from "../../parser/processor.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
@@ -15,6 +16,7 @@ function simpleDag(id: string, task = "only"): string {
 }
 
 interface ImportErrorJson {
+  import_error_id: number;
   filename: string;
   timestamp: string;
   code: string;
@@ -47,7 +49,7 @@ describe("DAG folder", () => {
     tag: string,
     files: Record<string, string>,
     use: (ctx: { processor: DagProcessor; root: string; lines: string[]; scratch: string }) => Promise<void>,
-    options: Partial<DagProcessorOptions> = {},
+    { clock, ...options }: Partial<DagProcessorOptions> & { clock?: Clock } = {},
   ): Promise<void> {
     const base = await mkdtemp(path.join(os.tmpdir(), `baton-${tag}-`));
     const root = path.join(base, "dags");
@@ -55,7 +57,7 @@ describe("DAG folder", () => {
     await mkdir(root);
     await mkdir(scratch);
     const lines: string[] = [];
-    const processor = new DagProcessor(h.db, h.clock, capturingLogger(lines), {
+    const processor = new DagProcessor(h.db, clock ?? h.clock, capturingLogger(lines), {
       dagsFolder: root,
       parseTimeoutMs: 30_000,
       rescanIntervalMs: 60_000,
@@ -77,6 +79,7 @@ describe("DAG folder", () => {
   }
 
   it("deactivates nothing while the DAG folder is missing, reports it, and picks the DAGs up again once it is back", async () => {
+    const clock = new FakeClock("2026-04-01T00:00:00Z");
     await withFolder("missing", { "top.ts": simpleDag("missing_top"), "sub/deep.ts": simpleDag("missing_deep") }, async ({ processor, root, lines }) => {
       expect(await processor.scan()).toMatchObject({ dags: 2, errors: 0 });
 
@@ -89,16 +92,19 @@ describe("DAG folder", () => {
       expect(err!.message).toContain(root);
       expect(err!.message).toContain("ENOENT");
       expect(lines.filter((l) => l.startsWith("warn:") && l.includes(root))).toHaveLength(1);
+      expect(err!.timestamp).toBe(clock.now().toISOString());
+      clock.advance(60_000);
       await processor.scan(); // reported once in the log, not at every rescan
       expect(lines.filter((l) => l.startsWith("warn:") && l.includes(root))).toHaveLength(1);
-      expect((await importErrorFor(root))!.timestamp).toBe(err!.timestamp); // since when, not last seen
+      // As a file's import error: the same row, its timestamp the last scan that saw the problem (Airflow's at each parse).
+      expect(await importErrorFor(root)).toEqual({ ...err, timestamp: clock.now().toISOString() });
 
       await rename(`${root}.away`, root);
       expect(await processor.scan()).toMatchObject({ files: 2, parsed: 0, removed: 0 });
       expect(await importErrorFor(root)).toBeUndefined();
       expect(await isActive("missing_top")).toBe(true);
       expect(lines.some((l) => l.startsWith("info:") && l.includes(root) && /readable again/.test(l))).toBe(true);
-    });
+    }, { clock });
   });
 
   it("deactivates the DAGs of a folder that exists but is empty, as Airflow does", async () => {
@@ -280,6 +286,7 @@ describe("DAG folder", () => {
   });
 
   it("skips only a file whose path is longer than the database stores, reporting it, and records the others", async () => {
+    const clock = new FakeClock("2026-04-01T00:00:00Z");
     await withFolder("longpath", { "short.ts": simpleDag("longpath_short") }, async ({ processor, root, lines }) => {
       // Four folders of 200 characters: the file's path is over 800 characters, each name within the file system's 255.
       const rel = path.join(...["a", "b", "c", "d"].map((c) => c.repeat(200)), "long.ts");
@@ -295,9 +302,14 @@ describe("DAG folder", () => {
       expect(err!.message).toContain("700");
       expect(lines.some((l) => l.startsWith("warn:") && l.includes(rel))).toBe(true);
 
+      // Still there at the next scan: the same row, stamped with that scan.
+      clock.advance(60_000);
+      await processor.scan();
+      expect(await importErrorFor(root)).toEqual({ ...err, timestamp: clock.now().toISOString() });
+
       await rm(path.join(root, "a".repeat(200)), { recursive: true });
       await processor.scan();
       expect(await importErrorFor(root)).toBeUndefined();
-    });
+    }, { clock });
   });
 });
