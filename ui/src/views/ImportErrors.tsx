@@ -1,4 +1,4 @@
-// Every DAG file that fails to import: file (and line), since when, code and message, the stack
+// Every DAG file that fails to import: file (and line), when last seen, code and message, the stack
 // one click away. Read-only, linked from the DAG list's banner; a fixed file is gone on reload.
 import { ErrorBox, Loading, useAsync } from "../common.tsx";
 import { allImportErrors } from "../data.ts";
@@ -24,7 +24,7 @@ export function ImportErrors() {
             <thead>
               <tr>
                 <th scope="col">File</th>
-                <th scope="col">Since</th>
+                <th scope="col">Last seen</th>
                 <th scope="col">Error</th>
               </tr>
             </thead>
