@@ -69,6 +69,7 @@ import { runNotFoundError, runReplacedError } from "../queries/read.ts";
 import { abandonStatement, readyToQueue } from "./abandonedTries.ts";
 import { decideDownstream, endStatements, holdStatement, queueStatement, selectDownstream, settle } from "./settle.ts";
 import { forgetSignalsStatement } from "./signals.ts";
+import { taskPriority } from "./startRuns.ts";
 
 export interface ClearRequest {
   dagId: string;
@@ -318,6 +319,9 @@ export async function clearTasks(
     const cut = hits.filter((r) => r.state === TaskState.Running).map((r) => Number(r.id));
     if (cut.length > 0) await exec(tx, [abandonStatement(now, cut)]);
     await exec(tx, resetStatements(shape, hits));
+    // Moved to the latest version: the cleared instances run as it defines them (Airflow's
+    // refresh_from_task at the next try), not with the pool, queue or priority copied from the old one.
+    if (switchTo) await exec(tx, specStatements(shape, String(runRow!.run_type), hits));
     // What a succeeded compensation undid is a new effect when done again: a new idempotency key
     // (key_epoch, migration 0032), or a provider deduplicating on it would hand back the refunded
     // charge, and deduplicate the next refund against the first. Retries and other clears keep it.
@@ -429,6 +433,26 @@ export function resetStatements(shape: DagShape, hits: RowDataPacket[]): Stateme
                  next_check_at = NULL, deferred_on = NULL, error = NULL, first_poke_at = NULL, poke_count = 0
            WHERE id IN (${inList(ids)})`,
     params: [retries, ...ids],
+  }));
+}
+
+/**
+ * The columns a task instance copies from its task's definition when its run starts (startRuns):
+ * priority, pool, slots, queue and maxActiveTisPerDag, set again from `shape` for the cleared rows
+ * (equal values share one UPDATE). Its trigger rule and upstream count are the same in any version
+ * a clear may move a run to (it has the same tasks, edges and rules).
+ */
+export function specStatements(shape: DagShape, runType: string, hits: RowDataPacket[]): Statement[] {
+  const groups = new Map<string, number[]>();
+  for (const r of hits) {
+    const spec = shape.byId.get(r.task_id);
+    if (!spec) continue;
+    const key = JSON.stringify([taskPriority(runType, spec.priorityWeight), spec.pool, spec.poolSlots, spec.queue, spec.maxActiveTisPerDag ?? null]);
+    groups.set(key, [...(groups.get(key) ?? []), Number(r.id)]);
+  }
+  return [...groups].map(([key, ids]) => ({
+    sql: `UPDATE task_instance SET priority_weight = ?, pool = ?, pool_slots = ?, queue = ?, max_active_tis_per_dag = ? WHERE id IN (${inList(ids)})`,
+    params: [...(JSON.parse(key) as unknown[]), ...ids],
   }));
 }
 

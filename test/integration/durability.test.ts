@@ -215,6 +215,36 @@ export default dag({ id: "fixable" }, (t) => {
     expect(refused.json().code).toBe("BATON_VERSION_INCOMPATIBLE");
   });
 
+  it("runs a task cleared onto the latest version with that version's priority, pool slots and maxActiveTisPerDag", async () => {
+    const tuned = (fixed: boolean) =>
+      dagSource(`
+export default dag({ id: "retuned" }, (t) => {
+  t.task("a", async () => 1).then(
+    t.task("b", ${fixed ? `{ priorityWeight: 7, poolSlots: 2, maxActiveTisPerDag: 3 }` : "{}"}, async () => { if (!${fixed}) throw new Error("bug"); return 2; }),
+  );
+});
+`);
+    await h.writeDag("retuned.ts", tuned(false));
+    await h.processor.scan();
+    const runId = (await h.app.inject({ method: "POST", url: "/api/v1/dags/retuned/dagRuns", payload: {} })).json().dag_run_id as string;
+    const run = async () => (await h.app.inject({ method: "GET", url: `/api/v1/dags/retuned/dagRuns/${encodeURIComponent(runId)}` })).json();
+    await waitFor("the run to fail", async () => (await run()).state === "failed");
+    const b = async () =>
+      (await h.db.pool.query<RowDataPacket[]>("SELECT state, priority_weight, pool_slots, max_active_tis_per_dag FROM task_instance WHERE dag_id = 'retuned' AND run_id = ? AND task_id = 'b'", [runId]))[0][0];
+    expect(await b()).toMatchObject({ state: "failed", priority_weight: 1, pool_slots: 1, max_active_tis_per_dag: null });
+
+    await h.writeDag("retuned.ts", tuned(true));
+    await h.processor.scan();
+    const res = await h.app.inject({
+      method: "POST",
+      url: "/api/v1/dags/retuned/clearTaskInstances",
+      payload: { dag_run_id: runId, dry_run: false, only_failed: true, use_latest_version: true },
+    });
+    expect(res.statusCode).toBe(200);
+    await waitFor("the run to succeed", async () => (await run()).state === "success");
+    expect(await b()).toMatchObject({ state: "success", priority_weight: 7, pool_slots: 2, max_active_tis_per_dag: 3 });
+  });
+
   // v1: both compensations fail. v2 fixes the refund but drops reserve's compensation, which the
   // run still owes (reserve__compensate failed: the stock is still held). v3 fixes both.
   const sagaFix = (version: 1 | 2 | 3) =>
