@@ -50,6 +50,12 @@ const PREPARABLE = /^\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|WITH)\b/i;
 
 interface Seen {
   uses: number;
+  /**
+   * How many times its slot went to another text. Each doubles the uses it needs before it is
+   * prepared again: when more texts are hot than there are slots, a text evicted and prepared
+   * again at its next use would pay a PREPARE at nearly every use (more than its text costs).
+   */
+  evictions: number;
   /** The slot it is prepared in (trusted), if it is. */
   slot?: number;
 }
@@ -106,7 +112,7 @@ export class PreparedStatements {
       if (slot === undefined) {
         const pending = preparing.find((p) => p.text === s.sql);
         if (pending) slot = pending.slot;
-        else if (seen.uses >= PREPARE_AFTER_USES) {
+        else if (seen.uses >= PREPARE_AFTER_USES * 2 ** Math.min(seen.evictions, 10)) {
           slot = this.takeSlot(s.sql, used);
           if (slot !== undefined) {
             preparing.push({ text: s.sql, slot });
@@ -144,7 +150,7 @@ export class PreparedStatements {
   private touch(text: string): Seen {
     let seen = this.seen.get(text);
     if (seen) this.seen.delete(text);
-    else seen = { uses: 0 };
+    else seen = { uses: 0, evictions: 0 };
     seen.uses++;
     this.seen.set(text, seen);
     if (this.seen.size > COUNTED_PER_CONNECTION) {
@@ -172,7 +178,11 @@ export class PreparedStatements {
       const old = this.slots[slot];
       if (old !== undefined) {
         const seen = this.seen.get(old);
-        if (seen) seen.slot = undefined;
+        if (seen) {
+          seen.slot = undefined;
+          seen.uses = 0;
+          seen.evictions++;
+        }
       }
     }
     this.slots[slot] = text;

@@ -76,13 +76,24 @@ describe("PreparedStatements", () => {
     send(cache, [a]); // b is now the least recently used
     send(cache, [c]);
     const batch = send(cache, [c]);
-    // c took b's slot (1), the least recently used; b, still hot, takes a's (0) at its next use.
+    // c took b's slot (1), the least recently used; b is text until it has been used twice as often again.
     expect(batch.statements).toEqual([{ sql: "PREPARE baton_ps_1 FROM ?", params: [c.sql] }, { sql: "EXECUTE baton_ps_1" }]);
+    for (let i = 1; i < 2 * PREPARE_AFTER_USES; i++) expect(send(cache, [b]).statements).toEqual([b]);
     expect(send(cache, [b]).statements).toEqual([{ sql: "PREPARE baton_ps_0 FROM ?", params: [b.sql] }, { sql: "EXECUTE baton_ps_0" }]);
     // A batch executing both slots cannot prepare a third text into either of them: a goes as text.
     const both = send(cache, [b, c, a]);
     expect(both.leading).toBe(0);
     expect(both.statements).toEqual([{ sql: "EXECUTE baton_ps_0" }, { sql: "EXECUTE baton_ps_1" }, a]);
+  });
+
+  it("prepares less and less often a text evicted again and again (more hot texts than slots)", () => {
+    const cache = new PreparedStatements(1);
+    const a: Statement = { sql: "SELECT 'a'", prepare: true };
+    const b: Statement = { sql: "SELECT 'b'", prepare: true };
+    let prepares = 0;
+    for (let i = 0; i < 200; i++) prepares += send(cache, [i % 2 === 0 ? a : b]).leading;
+    // Alternating two hot texts over one slot: re-prepared at every other use, this would be ~100.
+    expect(prepares).toBeLessThan(20);
   });
 
   it("trusts a slot only once the batch that prepared it was answered", () => {
