@@ -6,6 +6,10 @@
 //                          fifth (by then V8's heap, the bundle cache and the task processes have
 //                          warmed up; means, because single samples swing ±20 MB with GC)
 //   worker_rss_*_mb        at the first sample, those two means, at the end, and the peak
+//   worker_heap_floor_growth_mb  the lowest V8 heap in use (the worker's /metrics) over the last fifth
+//                          − over the second fifth: what survives collections, so a leak shows there
+//                          whatever the collector's timing does to RSS (which swung +40 / −35 MB
+//                          between two runs of the same code in the twentieth session)
 //   tasks_done             tasks that succeeded within the time bound (100,020 expected)
 // Bounded: the runs get 100 s; fewer tasks done is flagged. The standalone process's RSS with
 // 1,000 DAGs loaded is measured by `parse` (rss_peak_mb).
@@ -13,10 +17,12 @@ import type { Db } from "../store/db.ts";
 import { FANOUT_DAG } from "./dags.ts";
 import {
   environment,
+  freePort,
   freshDatabase,
   logNotes,
   round,
   rssMb,
+  scrapeMetrics,
   serverVersion,
   spawnBaton,
   startServices,
@@ -38,6 +44,8 @@ interface Sample {
   atMs: number;
   done: number;
   rssMb: number;
+  /** V8's heap in use (nodejs_heap_size_used_bytes), MB; NaN when the scrape failed. */
+  heapMb: number;
 }
 
 async function tasksDone(db: Db, dagId: string): Promise<number> {
@@ -48,6 +56,12 @@ async function tasksDone(db: Db, dagId: string): Promise<number> {
 /** RSS at the first sample with at least `share` of the tasks done (the last sample if none). */
 function rssAt(samples: Sample[], share: number): number {
   return (samples.find((s) => s.done >= TASKS * share) ?? samples.at(-1)!).rssMb;
+}
+
+/** The lowest heap in use among the samples taken while between `from` and `to` of the tasks were done (NaN if none). */
+function heapFloor(samples: Sample[], from: number, to: number): number {
+  const within = samples.filter((s) => s.done >= TASKS * from && (to >= 1 || s.done < TASKS * to) && !Number.isNaN(s.heapMb));
+  return within.length === 0 ? NaN : Math.min(...within.map((s) => s.heapMb));
 }
 
 /** Mean RSS of the samples taken while between `from` and `to` of the tasks were done (NaN if none). */
@@ -62,18 +76,20 @@ export async function memory(): Promise<void> {
   const procs: BatonProcess[] = [];
   try {
     const { port } = await startServices(db, ws, procs);
-    const worker = spawnBaton("worker", ["worker", "--concurrency", String(CONCURRENCY)], db, ws);
+    const metricsPort = freePort();
+    const worker = spawnBaton("worker", ["worker", "--concurrency", String(CONCURRENCY)], db, ws, { BATON_METRICS_PORT: String(metricsPort) });
+    const heapMb = async () => ((await scrapeMetrics(metricsPort).catch(() => new Map<string, number>())).get("baton_nodejs_heap_size_used_bytes") ?? NaN) / 1e6;
     procs.push(worker);
     await waitForDags(db, ["bench_memory"]);
     await waitForWorkers(db, 1);
 
-    const samples: Sample[] = [{ atMs: 0, done: 0, rssMb: await rssMb(worker.pid) }];
+    const samples: Sample[] = [{ atMs: 0, done: 0, rssMb: await rssMb(worker.pid), heapMb: await heapMb() }];
     const started = performance.now();
     for (let i = 0; i < RUNS; i++) await trigger(port, "bench_memory");
     for (;;) {
       await new Promise((r) => setTimeout(r, 500));
       const done = await tasksDone(db, "bench_memory");
-      samples.push({ atMs: performance.now() - started, done, rssMb: await rssMb(worker.pid) });
+      samples.push({ atMs: performance.now() - started, done, rssMb: await rssMb(worker.pid), heapMb: await heapMb() });
       if (done >= TASKS || performance.now() - started > RUN_BUDGET_MS) break;
     }
     const last = samples.at(-1)!;
@@ -89,6 +105,9 @@ export async function memory(): Promise<void> {
         worker_rss_last_fifth_mb: round(lastFifth, 1),
         worker_rss_end_mb: round(last.rssMb, 1),
         worker_rss_peak_mb: round(Math.max(...samples.map((s) => s.rssMb)), 1),
+        worker_heap_floor_growth_mb: round(heapFloor(samples, 0.8, 1) - heapFloor(samples, 0.2, 0.4), 1),
+        worker_heap_floor_second_fifth_mb: round(heapFloor(samples, 0.2, 0.4), 1),
+        worker_heap_floor_last_fifth_mb: round(heapFloor(samples, 0.8, 1), 1),
         tasks_done: last.done,
         tasks_per_s: round(last.done / (last.atMs / 1000), 0),
       },
