@@ -1,4 +1,5 @@
-import { chmod, mkdtemp, readFile, stat } from "node:fs/promises";
+import { chmod, readFile, stat } from "node:fs/promises";
+import { scratchDir } from "../helpers/scratch.ts";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -45,7 +46,7 @@ describe("API authentication and roles", () => {
       tokens[role] = generateToken();
       await insertToken(db.pool, { name: `test-${role}`, role, hash: hashToken(tokens[role]), prefix: "baton_x", now: clock.now() });
     }
-    const logsFolder = await mkdtemp(path.join(os.tmpdir(), "baton-auth-"));
+    const logsFolder = await scratchDir("baton-auth-");
     // The role matrix below is hundreds of refusals from one address: no refusal throttle here.
     app = await buildApp({ db, clock, logger: silentLogger, config: { logsFolder, authRefusalsPerMinute: 100_000 }, auth: { mode: "on" } });
   });
@@ -397,7 +398,7 @@ describe("first admin token", () => {
   });
 
   it("is generated once, written to a 0600 file, and BATON_ADMIN_TOKEN is registered", async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), "baton-token-"));
+    const dir = await scratchDir("baton-token-");
     const file = path.join(dir, ".baton", "admin-token");
     const now = new Date();
     const first = await ensureAdminToken(db, { adminTokenFile: file }, now);

@@ -2,9 +2,8 @@
 // bad input refused before any request. Where nothing may reach the database, the URL points at
 // a closed port: a command that tried would say "cannot reach MySQL" and exit 2.
 import { spawn } from "node:child_process";
-import { mkdtemp } from "node:fs/promises";
+import { scratchDir } from "../helpers/scratch.ts";
 import { createServer, type AddressInfo, type Server } from "node:net";
-import os from "node:os";
 import path from "node:path";
 import { createTestDb, dropTestDb } from "../helpers/db.ts";
 import { BIN, cleanEnv, ROOT, runBaton } from "../helpers/cli.ts";
@@ -217,7 +216,7 @@ describe("bad listen settings: one line, exit 1 (they crashed with a RangeError 
     let folder: string;
     beforeAll(async () => {
       db = await createTestDb();
-      folder = await mkdtemp(path.join(os.tmpdir(), "baton-listen-"));
+      folder = await scratchDir("baton-listen-");
       busy = createServer();
       await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
       busyPort = (busy.address() as AddressInfo).port;

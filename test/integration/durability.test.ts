@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile } from "node:fs/promises";
-import os from "node:os";
+import { scratchDir } from "../helpers/scratch.ts";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { writeFileSync } from "node:fs";
 import { stableJson } from "../../core/json.ts";
@@ -45,7 +45,7 @@ describe("versioning, idempotency keys and cancellation", () => {
     (await h.app.inject({ method: "GET", url: `/api/v1/dags/${dagId}/dagRuns/${encodeURIComponent(runId)}` })).json();
 
   it("a run keeps its version while the DAG file is edited twice; new runs use the new one", async () => {
-    const gate = `/tmp/baton-gate-${process.pid}-${Date.now()}`;
+    const gate = path.join(await scratchDir("baton-gate-"), "open");
     const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/versioned/dagRuns", payload: { conf: { gate } } });
     const runId = res.json().dag_run_id as string;
     const pinned = res.json().dag_version as string;
@@ -262,7 +262,7 @@ export default dag({ id: "saga_fix" }, (t) => {
   it("refuses to resume a saga with a latest version whose compensations differ: the run would end compensated with one still failed", async () => {
     await h.writeDag("saga_fix.ts", sagaFix(1));
     await h.processor.scan();
-    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-saga-fix-")), "marks.txt");
+    const marks = path.join(await scratchDir("baton-saga-fix-"), "marks.txt");
     const runId = (await h.app.inject({ method: "POST", url: "/api/v1/dags/saga_fix/dagRuns", payload: { conf: { marks } } })).json().dag_run_id as string;
     const run = async () => (await h.app.inject({ method: "GET", url: `/api/v1/dags/saga_fix/dagRuns/${encodeURIComponent(runId)}` })).json();
     await waitFor("the saga to fail", async () => (await run()).compensation === "compensation_failed" && (await run()).state === "failed");

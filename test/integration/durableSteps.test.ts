@@ -1,5 +1,5 @@
-import { mkdtemp, readFile } from "node:fs/promises";
-import os from "node:os";
+import { readFile } from "node:fs/promises";
+import { scratchDir } from "../helpers/scratch.ts";
 import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import type { RowDataPacket } from "../../store/db.ts";
@@ -121,7 +121,7 @@ describe("durable steps", () => {
   }
 
   it("a task killed with kill -9 after two of three steps resumes at step three on retry", async () => {
-    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-steps-")), "marks.txt");
+    const marks = path.join(await scratchDir("baton-steps-"), "marks.txt");
     const { runId, tasks } = await run("steps", { marks });
     expect(tasks.charge).toMatchObject({ state: "success", try_number: 2 });
     const lines = (await readFile(marks, "utf8")).split("\n").filter(Boolean);
@@ -138,7 +138,7 @@ describe("durable steps", () => {
 
   it("a reschedule-mode sensor runs a step once across its pokes of one try, and across a retry", async () => {
     for (const [dagId, tries] of [["sensor_step", [1, 1, 1, 1]], ["sensor_step_retry", [1, 1, 2, 2]]] as const) {
-      const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-steps-")), "marks.txt");
+      const marks = path.join(await scratchDir("baton-steps-"), "marks.txt");
       const { runId, tasks } = await run(dagId, { marks });
       expect(tasks.wait).toMatchObject({ state: "success", try_number: tries[3] });
       const lines = (await readFile(marks, "utf8")).split("\n").filter(Boolean);
@@ -150,14 +150,14 @@ describe("durable steps", () => {
   });
 
   it("a poke-mode sensor runs a step once across the pokes of one try", async () => {
-    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-steps-")), "marks.txt");
+    const marks = path.join(await scratchDir("baton-steps-"), "marks.txt");
     const { tasks } = await run("poke_step", { marks });
     expect(tasks.wait).toMatchObject({ state: "success", try_number: 1 });
     expect((await readFile(marks, "utf8")).split("\n").filter(Boolean)).toEqual(["x", "poke 1 tok", "poke 1 tok", "poke 1 tok"]);
   });
 
   it("a step named __proto__ or constructor is recorded like any other: a retry and a later poke do not run it again", async () => {
-    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-steps-")), "marks.txt");
+    const marks = path.join(await scratchDir("baton-steps-"), "marks.txt");
     const { runId, tasks } = await run("proto_steps", { marks });
     expect(tasks.charge).toMatchObject({ state: "success", try_number: 2 });
     expect(tasks.wait).toMatchObject({ state: "success", try_number: 1 });
@@ -169,7 +169,7 @@ describe("durable steps", () => {
   });
 
   it("rejects a reused step name (even with the same function, as in a loop), a name ending with a space, an output over the cap and a result that is not JSON, without retries", async () => {
-    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-steps-")), "marks.txt");
+    const marks = path.join(await scratchDir("baton-steps-"), "marks.txt");
     const { tasks } = await run("misuse", { marks });
     expect(tasks.loop).toMatchObject({ state: "failed", try_number: 1 });
     expect(JSON.parse(tasks.loop.error).message).toContain('ctx.step("charge") was already called in this try: step names must be unique in a task');

@@ -4,8 +4,8 @@
 // and a first poke its worker died before storing never ran.
 // Workers here are this file's own, each on a queue no other worker serves: each test stops its
 // workers when it ends, or one left serving a queue could claim the next test's try.
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
+import { scratchDir } from "../helpers/scratch.ts";
 import path from "node:path";
 import { FakeClock } from "../../core/clock.ts";
 import { Worker } from "../../executor/worker.ts";
@@ -107,7 +107,7 @@ describe("durability across a hand-back or a lost worker", () => {
   }
 
   async function files() {
-    const dir = await mkdtemp(path.join(os.tmpdir(), "baton-handback-"));
+    const dir = await scratchDir("baton-handback-");
     return { marks: path.join(dir, "marks.txt"), release: path.join(dir, "release") };
   }
 

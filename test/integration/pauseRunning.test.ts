@@ -2,8 +2,8 @@
 // task of the DAG starts until it is unpaused — neither handed on by the worker that recorded
 // the upstream try (the fast path) nor claimed from the queue.
 import { randomBytes } from "node:crypto";
-import { mkdtemp, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { scratchDir } from "../helpers/scratch.ts";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
@@ -51,7 +51,7 @@ describe("pausing a DAG with a running run", () => {
   };
 
   it("lets running tries finish and starts nothing else until unpaused", async () => {
-    const release = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-pause-")), "release");
+    const release = path.join(await scratchDir("baton-pause-"), "release");
     const trigger = await h.app.inject({ method: "POST", url: "/api/v1/dags/held/dagRuns", payload: { dag_run_id: "r1", conf: { release } } });
     expect(trigger.statusCode).toBe(200);
     await waitFor("gate to run and side to succeed", async () => {

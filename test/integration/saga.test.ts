@@ -1,5 +1,5 @@
-import { mkdtemp, readFile } from "node:fs/promises";
-import os from "node:os";
+import { readFile } from "node:fs/promises";
+import { scratchDir } from "../helpers/scratch.ts";
 import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
@@ -51,7 +51,7 @@ describe("saga compensation", () => {
   }
 
   it("a failing order undoes what succeeded, in reverse order, and ends failed + compensated", async () => {
-    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-saga-")), "marks.txt");
+    const marks = path.join(await scratchDir("baton-saga-"), "marks.txt");
     const { run: r, tasks } = await run("saga_order", { marks, failLabel: true });
     expect(r).toMatchObject({ state: "failed", compensation: "compensated", compensated: true });
     expect(tasks).toEqual({
@@ -66,7 +66,7 @@ describe("saga compensation", () => {
   });
 
   it("clearing a compensated run starts a new attempt: when it fails again, it is compensated again", async () => {
-    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-saga-")), "marks.txt");
+    const marks = path.join(await scratchDir("baton-saga-"), "marks.txt");
     const { run: first } = await run("saga_order", { marks, failLabel: true });
     expect(first).toMatchObject({ state: "failed", compensation: "compensated" });
     const runUrl = `/api/v1/dags/saga_order/dagRuns/${encodeURIComponent(first.dag_run_id)}`;
@@ -89,7 +89,7 @@ describe("saga compensation", () => {
   });
 
   it("the failed task of a compensated run is no dead letter, and re-driving it is refused: the order was rolled back", async () => {
-    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-saga-")), "marks.txt");
+    const marks = path.join(await scratchDir("baton-saga-"), "marks.txt");
     const { run: first, tasks } = await run("saga_order", { marks, failLabel: true });
     expect(first).toMatchObject({ state: "failed", compensation: "compensated" });
     const letters = (await h.app.inject({ method: "GET", url: "/api/v1/deadLetters?dag_id=saga_order" })).json().dead_letters;
@@ -107,14 +107,14 @@ describe("saga compensation", () => {
   });
 
   it("a successful run creates no compensation tasks", async () => {
-    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-saga-")), "marks.txt");
+    const marks = path.join(await scratchDir("baton-saga-"), "marks.txt");
     const { run: r, tasks } = await run("saga_order", { marks });
     expect(r).toMatchObject({ state: "success", compensation: null, compensated: false });
     expect(Object.keys(tasks).sort()).toEqual(["charge", "label", "reserve"]);
   });
 
   it("cancelling a run with compensate: true undoes what succeeded", async () => {
-    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-saga-")), "marks.txt");
+    const marks = path.join(await scratchDir("baton-saga-"), "marks.txt");
     const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/saga_cancel/dagRuns", payload: { conf: { marks } } });
     const runId = res.json().dag_run_id as string;
     await waitFor("wait to run", async () => {

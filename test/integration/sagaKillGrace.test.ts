@@ -2,8 +2,8 @@
 // cancelled with compensate) still runs during its kill grace, and undoing the work it may still
 // be doing would let, say, a shipment go out after its booking was cancelled (Temporal waits for
 // a cancelled activity to end before the workflow's compensation runs).
-import { mkdtemp, readFile } from "node:fs/promises";
-import os from "node:os";
+import { readFile } from "node:fs/promises";
+import { scratchDir } from "../helpers/scratch.ts";
 import path from "node:path";
 import type { RowDataPacket } from "../../store/db.ts";
 import { waitFor } from "../helpers/db.ts";
@@ -46,7 +46,7 @@ describe("saga compensation after a cancel", () => {
   // cancelRun (endRuns) fails the running try and starts the saga in the same transaction: the
   // compensation waits in `scheduled` until the worker says the try's process ended (abandoned_try).
   it("starts the compensations only once the cancelled try's process has ended", async () => {
-    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-grace-")), "marks.txt");
+    const marks = path.join(await scratchDir("baton-grace-"), "marks.txt");
     const runId = await h.trigger("saga_grace", { conf: { marks } });
     const runUrl = `/api/v1/dags/saga_grace/dagRuns/${encodeURIComponent(runId)}`;
     await waitFor("ship to run", async () => (await h.app.inject({ method: "GET", url: `${runUrl}/taskInstances/ship` })).json().state === "running");
@@ -62,7 +62,7 @@ describe("saga compensation after a cancel", () => {
 
   // A running task marked failed by hand fails the run, whose saga starts: its code, told to stop, winds down first.
   it("starts the compensations only once a try marked failed while running has ended", async () => {
-    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-grace-")), "marks.txt");
+    const marks = path.join(await scratchDir("baton-grace-"), "marks.txt");
     const runId = await h.trigger("saga_grace", { conf: { marks } });
     const runUrl = `/api/v1/dags/saga_grace/dagRuns/${encodeURIComponent(runId)}`;
     await waitFor("ship to run", async () => (await h.app.inject({ method: "GET", url: `${runUrl}/taskInstances/ship` })).json().state === "running");
@@ -79,7 +79,7 @@ describe("saga compensation after a cancel", () => {
   // The worker of the cancelled try is declared dead (no process heartbeat within the task heartbeat
   // timeout, as for a zombie): its try no longer holds the compensation back, which would wait forever.
   it("starts the compensations once the cancelled try's worker is declared dead", async () => {
-    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-grace-")), "marks.txt");
+    const marks = path.join(await scratchDir("baton-grace-"), "marks.txt");
     const runId = await h.trigger("saga_grace_dead_worker", { conf: { marks } });
     const runUrl = `/api/v1/dags/saga_grace_dead_worker/dagRuns/${encodeURIComponent(runId)}`;
     await waitFor("ship to run", async () => (await readFile(marks, "utf8").catch(() => "")).includes("ship started"));

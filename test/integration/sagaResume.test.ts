@@ -1,7 +1,7 @@
 // Resuming a saga whose compensation failed: re-driving or clearing the failed `<task>__compensate`
 // runs it again (a new try) and only it; what was already undone is never undone twice.
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
+import { scratchDir } from "../helpers/scratch.ts";
 import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
@@ -70,7 +70,7 @@ describe("resuming a failed saga compensation", () => {
 
   /** A run whose ship fails and whose refund fails: release ran, the run ends compensation_failed. */
   async function failedSaga() {
-    const dir = await mkdtemp(path.join(os.tmpdir(), "baton-saga-resume-"));
+    const dir = await scratchDir("baton-saga-resume-");
     const marks = path.join(dir, "marks.txt");
     const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/saga_resume/dagRuns", payload: { conf: { marks, dir } } });
     const runId = res.json().dag_run_id as string;
@@ -224,7 +224,7 @@ describe("resuming a failed saga compensation", () => {
   });
 
   it("a run cancelled while compensating resumes its compensation where the cancel cut it off, in order", async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), "baton-saga-resume-"));
+    const dir = await scratchDir("baton-saga-resume-");
     const marks = path.join(dir, "marks.txt");
     const res = await h.app.inject({ method: "POST", url: "/api/v1/dags/saga_cut/dagRuns", payload: { conf: { marks } } });
     const runId = res.json().dag_run_id as string;

@@ -1,5 +1,5 @@
-import { mkdtemp, readFile } from "node:fs/promises";
-import os from "node:os";
+import { readFile } from "node:fs/promises";
+import { scratchDir } from "../helpers/scratch.ts";
 import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
@@ -69,7 +69,7 @@ describe("callbacks and dependsOnPast", () => {
   const h = new Harness();
   let marks: string;
   beforeAll(async () => {
-    marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-marks-")), "marks.txt");
+    marks = path.join(await scratchDir("baton-marks-"), "marks.txt");
     await h.start({ "hooks.ts": HOOKS });
     await h.run();
   });
@@ -289,7 +289,7 @@ describe("callbacks of tries the worker ends (execution timeout, process died)",
   const h = new Harness({ workers: 4, killGraceMs: 300 });
   let marks: string;
   beforeAll(async () => {
-    marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-marks-")), "marks.txt");
+    marks = path.join(await scratchDir("baton-marks-"), "marks.txt");
     await h.start({ "ended.ts": ENDED });
     await h.run();
   });

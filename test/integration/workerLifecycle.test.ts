@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
-import { mkdtemp, readFile } from "node:fs/promises";
-import os from "node:os";
+import { scratchDir } from "../helpers/scratch.ts";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
@@ -85,7 +85,7 @@ describe("worker: process isolation and lost claims", () => {
   });
 
   it("aborts a running try whose claim was taken away, and discards its result", async () => {
-    const marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-lost-")), "marks.txt");
+    const marks = path.join(await scratchDir("baton-lost-"), "marks.txt");
     const runId = await h.trigger("stubborn", { conf: { marks } });
     const marked = async () => await readFile(marks, "utf8").catch(() => "");
     // Started in its process, not only claimed (running in the database): a claim taken away

@@ -3,8 +3,8 @@
 // scheduler never runs user code. The dead worker is a claim made through the store by a token
 // that goes silent (what `kill -9` leaves behind); the live workers are real ones.
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { scratchDir } from "../helpers/scratch.ts";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { FakeClock } from "../../core/clock.ts";
 import { taskLogPath } from "../../core/logPaths.ts";
@@ -69,7 +69,7 @@ async function owed(): Promise<number> {
 const lines = async () => (await readFile(marks, "utf8").catch(() => "")).split("\n").filter(Boolean);
 
 beforeAll(async () => {
-  marks = path.join(await mkdtemp(path.join(os.tmpdir(), "baton-zc-")), "marks.txt");
+  marks = path.join(await scratchDir("baton-zc-"), "marks.txt");
   await h.start({ "zc.ts": DAGS });
   await h.run();
 });
