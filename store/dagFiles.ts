@@ -389,26 +389,15 @@ export async function recordFolderProblems(db: Db, now: Date, dagsFolder: string
       // The row stays (a file gone meanwhile is still forgotten as deleted); no content hashes to zeros.
       await tx.query(`UPDATE dag_file SET content_hash = REPEAT('0', 64) WHERE fileloc IN (${inList(cleared)})`, cleared);
     }
-    if (problems.length === 0) return cleared;
-    // What each path holds now: the same problem (stamped below, in one statement), another one or a
-    // file's own import error (replaced), or nothing.
-    const [stored] = await tx.query<RowDataPacket[]>(`SELECT id, fileloc, code, message, line, stack_trace FROM import_error WHERE fileloc IN (${inList(keep)}) FOR UPDATE`, keep);
-    const byFile = new Map(stored.map((r) => [r.fileloc as string, r]));
-    const same: number[] = [];
+    // The same problem again keeps its row (its id; code and message rewritten as they were) and gets
+    // this scan's timestamp; another one, or a file's own import error, is replaced.
     for (const p of problems) {
-      const { message } = storedTexts(p);
-      const row = byFile.get(p.fileloc);
-      if (row && row.code === p.code && row.message === message && row.line === null && row.stack_trace === null) {
-        same.push(Number(row.id));
-        continue;
-      }
       await tx.query(
         `INSERT INTO import_error (fileloc, code, message, line, stack_trace, created_at) VALUES (?, ?, ?, NULL, NULL, ?)
          ON DUPLICATE KEY UPDATE code = VALUES(code), message = VALUES(message), line = NULL, stack_trace = NULL, created_at = VALUES(created_at)`,
-        [p.fileloc, p.code, message, now],
+        [p.fileloc, p.code, storedTexts(p).message, now],
       );
     }
-    if (same.length > 0) await tx.query(`UPDATE import_error SET created_at = ? WHERE id IN (${inList(same)})`, [now, ...same]);
     return cleared;
   });
 }
