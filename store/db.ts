@@ -206,17 +206,17 @@ class BatchTransaction implements BatchTx {
     this.begun = true;
     if (commit) this.commitSent = true;
     const prepared = this.prepared?.plan(all);
-    let raw: unknown;
     let sent = prepared?.statements ?? all;
+    let results: unknown[];
     try {
       try {
-        [raw] = await this.conn.query(sent.map((s) => s.sql).join(";\n"), sent.flatMap((s) => s.params ?? []));
+        results = await runAll(this.conn, sent);
         prepared?.answered();
       } catch (err) {
         if (!prepared?.failed(err)) throw err;
         // The server refused a PREPARE, which runs first: nothing else was sent to it. As text.
         sent = all;
-        [raw] = await this.conn.query(sent.map((s) => s.sql).join(";\n"), sent.flatMap((s) => s.params ?? []));
+        results = await runAll(this.conn, sent);
       }
     } catch (err) {
       // The server answered (an error of a statement, not of the link): nothing was committed.
@@ -224,7 +224,6 @@ class BatchTransaction implements BatchTx {
       throw err;
     }
     if (commit) this.committed = true;
-    const results = sent.length === 1 ? [raw] : (raw as unknown[]);
     const first = sent.length - statements.length - (commit ? 1 : 0);
     // To the end but COMMIT's: one result per statement, and a compound block's own result sets
     // ahead of its OK packet (runCommittingIf's otherwise).

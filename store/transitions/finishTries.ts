@@ -705,6 +705,7 @@ async function attempt(
     if (!committedEarly && runsRead) runRows = otherwise as RowDataPacket[];
   } else {
     results = await btx.run(statements);
+    if (runsRead) runRows = results[runSelectIndex] as RowDataPacket[];
   }
   if (committedEarly && fenceIndexes.reduce((rows, i) => rows + (results[i] as ResultSetHeader).affectedRows, 0) !== planned.length) {
     // The guard counted ROW_COUNT() as the client counts affectedRows; it committed, so they must agree.
@@ -800,7 +801,6 @@ async function attempt(
     if (decisions.ended.length > 0) cascades.push({ dagRunId, shape: run.shape, ended: decisions.ended });
   }
   const finishedRuns = new Set<number>();
-  if (runsRead && !condition) runRows = results[runSelectIndex] as RowDataPacket[];
   for (const row of runRows) {
     if (Number(row.unfinished_tasks) === 0 && row.state === "running") finishedRuns.add(Number(row.id));
   }
