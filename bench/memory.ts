@@ -58,16 +58,21 @@ function rssAt(samples: Sample[], share: number): number {
   return (samples.find((s) => s.done >= TASKS * share) ?? samples.at(-1)!).rssMb;
 }
 
+/** The samples taken while between `from` and `to` of the tasks were done (to 1: up to the end). */
+function within(samples: Sample[], from: number, to: number): Sample[] {
+  return samples.filter((s) => s.done >= TASKS * from && (to >= 1 || s.done < TASKS * to));
+}
+
 /** The lowest heap in use among the samples taken while between `from` and `to` of the tasks were done (NaN if none). */
 function heapFloor(samples: Sample[], from: number, to: number): number {
-  const within = samples.filter((s) => s.done >= TASKS * from && (to >= 1 || s.done < TASKS * to) && !Number.isNaN(s.heapMb));
-  return within.length === 0 ? NaN : Math.min(...within.map((s) => s.heapMb));
+  const heaps = within(samples, from, to).map((s) => s.heapMb).filter((mb) => !Number.isNaN(mb));
+  return heaps.length === 0 ? NaN : Math.min(...heaps);
 }
 
 /** Mean RSS of the samples taken while between `from` and `to` of the tasks were done (NaN if none). */
 function meanRss(samples: Sample[], from: number, to: number): number {
-  const within = samples.filter((s) => s.done >= TASKS * from && (to >= 1 || s.done < TASKS * to));
-  return within.reduce((sum, s) => sum + s.rssMb, 0) / within.length;
+  const part = within(samples, from, to);
+  return part.reduce((sum, s) => sum + s.rssMb, 0) / part.length;
 }
 
 export async function memory(): Promise<void> {
