@@ -69,7 +69,7 @@ import { runNotFoundError, runReplacedError } from "../queries/read.ts";
 import { abandonStatement, readyToQueue } from "./abandonedTries.ts";
 import { decideDownstream, endStatements, holdStatement, queueStatement, selectDownstream, settle } from "./settle.ts";
 import { forgetSignalsStatement } from "./signals.ts";
-import { taskPriority } from "./startRuns.ts";
+import { specColumnNames, specValues } from "./startRuns.ts";
 
 export interface ClearRequest {
   dagId: string;
@@ -437,21 +437,21 @@ export function resetStatements(shape: DagShape, hits: RowDataPacket[]): Stateme
 }
 
 /**
- * The columns a task instance copies from its task's definition when its run starts (startRuns):
- * priority, pool, slots, queue and maxActiveTisPerDag, set again from `shape` for the cleared rows
- * (equal values share one UPDATE). Its trigger rule and upstream count are the same in any version
- * a clear may move a run to (it has the same tasks, edges and rules).
+ * The columns a task instance copies from its task's definition when its run starts (startRuns
+ * specColumnNames), set again from `shape` for the cleared rows (equal values share one UPDATE).
+ * Its trigger rule and upstream count are the same in any version a clear may move a run to (it
+ * has the same tasks, edges and rules).
  */
 export function specStatements(shape: DagShape, runType: string, hits: RowDataPacket[]): Statement[] {
   const groups = new Map<string, number[]>();
   for (const r of hits) {
     const spec = shape.byId.get(r.task_id);
     if (!spec) continue;
-    const key = JSON.stringify([taskPriority(runType, spec.priorityWeight), spec.pool, spec.poolSlots, spec.queue, spec.maxActiveTisPerDag ?? null]);
+    const key = JSON.stringify(specValues(spec, runType));
     groups.set(key, [...(groups.get(key) ?? []), Number(r.id)]);
   }
   return [...groups].map(([key, ids]) => ({
-    sql: `UPDATE task_instance SET priority_weight = ?, pool = ?, pool_slots = ?, queue = ?, max_active_tis_per_dag = ? WHERE id IN (${inList(ids)})`,
+    sql: `UPDATE task_instance SET ${specColumnNames.map((column) => `${column} = ?`).join(", ")} WHERE id IN (${inList(ids)})`,
     params: [...(JSON.parse(key) as unknown[]), ...ids],
   }));
 }

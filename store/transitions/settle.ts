@@ -14,7 +14,7 @@ import type { TriggerRule } from "../../sdk/types.ts";
 import { inList, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { endAt } from "../endDate.ts";
 import { readyToQueue, runsWithAbandonedTries } from "./abandonedTries.ts";
-import { taskPriority } from "./startRuns.ts";
+import { specColumnNames, specPlaceholders, specValues } from "./startRuns.ts";
 
 export interface SettledTask {
   taskId: string;
@@ -283,15 +283,14 @@ export async function startCompensation(tx: Tx, now: Date, dagRunId: number, sha
     const state = !undo ? TaskState.Skipped : c.upstream.length === 0 ? ready : TaskState.None;
     if (!undo) skipped.push({ taskId: c.taskId, state: TaskState.Skipped });
     // At the run's priority, as its other tasks: a backfill run's compensations yield too (and run while its DAG is paused).
-    const priority = taskPriority(run!.run_type, c.priorityWeight);
-    values.push(dagRunId, run!.dag_id, run!.run_id, c.taskId, state, c.retries, priority, c.pool, c.poolSlots, c.queue, c.maxActiveTisPerDag ?? null, c.triggerRule, c.upstream.length);
+    values.push(dagRunId, run!.dag_id, run!.run_id, c.taskId, state, c.retries, ...specValues(c, run!.run_type), c.triggerRule, c.upstream.length);
     values.push(succeeded.get(c.compensates!) ?? 0);
     values.push(state === TaskState.Queued ? now : null, state === TaskState.Skipped ? now : null, state === TaskState.Skipped ? now : null);
   }
   await tx.query(
-    `INSERT INTO task_instance (dag_run_id, dag_id, run_id, task_id, map_index, state, try_number, max_tries, priority_weight,
-                                pool, pool_slots, queue, max_active_tis_per_dag, trigger_rule, upstream_total, key_epoch, queued_at, start_date, end_date)
-     VALUES ${shape.compensations.map(() => "(?, ?, ?, ?, -1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
+    `INSERT INTO task_instance (dag_run_id, dag_id, run_id, task_id, map_index, state, try_number, max_tries,
+                                ${specColumnNames.join(", ")}, trigger_rule, upstream_total, key_epoch, queued_at, start_date, end_date)
+     VALUES ${shape.compensations.map(() => `(?, ?, ?, ?, -1, ?, 0, ?, ${specPlaceholders}, ?, ?, ?, ?, ?, ?)`).join(", ")}`,
     values,
   );
   if (skipped.length > 0) await settle(tx, now, dagRunId, shape, skipped);

@@ -21,7 +21,7 @@
 //   Likewise a run whose version cannot be read (isUnusableVersion: BATON_DAG_VERSION_UNUSABLE,
 //   its tasks cannot be known): failed at once, the code and reason in its note.
 import { clampPriorityWeight } from "../../core/dagLimits.ts";
-import { runTimeoutAt, type DagShape } from "../../core/dagStructure.ts";
+import { runTimeoutAt, type DagShape, type SerializedTask } from "../../core/dagStructure.ts";
 import { RunState, RunType, TaskState } from "../../core/states.ts";
 import { evaluateTriggerRule, zeroCounts } from "../../scheduler/triggerRules.ts";
 import { inList, type Db, type RowDataPacket } from "../db.ts";
@@ -44,6 +44,32 @@ export function taskPriority(runType: string, priorityWeight: number): number {
   return runType === RunType.Backfill ? weight - BACKFILL_PRIORITY_OFFSET : weight;
 }
 
+/**
+ * The columns a task instance copies from its task's definition, each with its value in a run of
+ * this type: startRuns and settle's startCompensation insert them, and a clear that moves a run to
+ * its DAG's latest version sets them again on the cleared instances (clearTasks specStatements), so
+ * a column added here reaches all three. max_tries (from retries: try_number + retries on a clear),
+ * trigger_rule and upstream_total are copied too, but apart: a clear may only move a run to a
+ * version with the same rules and edges.
+ */
+const SPEC_COLUMNS: readonly [column: string, value: (spec: SerializedTask, runType: string) => unknown][] = [
+  ["priority_weight", (spec, runType) => taskPriority(runType, spec.priorityWeight)],
+  ["pool", (spec) => spec.pool],
+  ["pool_slots", (spec) => spec.poolSlots],
+  ["queue", (spec) => spec.queue],
+  ["max_active_tis_per_dag", (spec) => spec.maxActiveTisPerDag ?? null],
+];
+
+/** SPEC_COLUMNS' names, in the order specValues gives their values. */
+export const specColumnNames: readonly string[] = SPEC_COLUMNS.map(([column]) => column);
+/** A placeholder per SPEC_COLUMNS column, for an INSERT's row. */
+export const specPlaceholders = specColumnNames.map(() => "?").join(", ");
+
+/** A task instance's SPEC_COLUMNS values for this task in a run of this type. */
+export function specValues(spec: SerializedTask, runType: string): unknown[] {
+  return SPEC_COLUMNS.map(([, value]) => value(spec, runType));
+}
+
 /** A page of queued runs (PageEnd: the caller pages on with afterId, so runs held by a paused or
  *  inactive DAG or one at maxActiveRuns never starve the runs behind them). */
 export interface StartedRuns extends PageEnd {
@@ -55,6 +81,8 @@ export interface StartedRuns extends PageEnd {
 
 /** More task instances than this are inserted in several statements (under max_allowed_packet). */
 const INSERT_CHUNK = 1000;
+/** A task instance's row of placeholders in startRuns' INSERT (map_index -1 and try_number 0 written out). */
+const ROW_PLACEHOLDERS = `(?, ?, ?, ?, -1, ?, 0, ?, ${specPlaceholders}, ?, ?, ?)`;
 /** The last instant a DATETIME holds. */
 const DATETIME_END = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
@@ -126,30 +154,24 @@ export async function startRuns(
       // Compensation tasks are created only if the run fails (settle.ts startCompensation).
       const tasks = shape.dag.tasks.filter((t) => t.kind !== "compensate");
       const startedAt = startOf(run);
-      const placeholders: string[] = [];
-      const values: unknown[] = [];
+      const rows: unknown[][] = [];
       let runQueued = 0;
       for (const task of tasks) {
         const ready = evaluateTriggerRule(task.triggerRule, zeroCounts(task.upstream.length)) === "ready";
         // Ready tasks that depend on the previous run wait in `scheduled` (see releaseScheduled).
         const state = !ready ? TaskState.None : task.dependsOnPast ? TaskState.Scheduled : TaskState.Queued;
-        placeholders.push("(?, ?, ?, ?, -1, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-        values.push(
+        rows.push([
           run.id,
           run.dag_id,
           run.run_id,
           task.taskId,
           state,
           task.retries,
-          taskPriority(run.run_type, task.priorityWeight),
-          task.pool,
-          task.poolSlots,
-          task.queue,
-          task.maxActiveTisPerDag ?? null,
+          ...specValues(task, run.run_type),
           task.triggerRule,
           task.upstream.length,
           state === TaskState.Queued ? startedAt : null,
-        );
+        ]);
         if (state === TaskState.Queued) runQueued++;
       }
       // The run's deadline comes from its pinned version (timeoutRuns fails it after that).
@@ -157,17 +179,17 @@ export async function startRuns(
       let cannotStore =
         timeoutAt && !(timeoutAt.getTime() <= DATETIME_END) ? `its dagrunTimeout puts timeout_at past the year 9999` : null;
       // A failed INSERT leaves nothing behind (statement rollback); several need a savepoint.
-      const chunked = placeholders.length > INSERT_CHUNK && !cannotStore;
+      const chunked = rows.length > INSERT_CHUNK && !cannotStore;
       if (chunked) await tx.query("SAVEPOINT start_run");
       try {
         // Chunked so a 10,000-task DAG stays under max_allowed_packet.
-        for (let i = 0; i < placeholders.length && !cannotStore; i += INSERT_CHUNK) {
-          const chunk = placeholders.slice(i, i + INSERT_CHUNK);
+        for (let i = 0; i < rows.length && !cannotStore; i += INSERT_CHUNK) {
+          const chunk = rows.slice(i, i + INSERT_CHUNK);
           await tx.query(
-            `INSERT INTO task_instance (dag_run_id, dag_id, run_id, task_id, map_index, state, try_number, max_tries, priority_weight,
-                                        pool, pool_slots, queue, max_active_tis_per_dag, trigger_rule, upstream_total, queued_at)
-             VALUES ${chunk.join(", ")}`,
-            values.slice(i * 14, (i + chunk.length) * 14),
+            `INSERT INTO task_instance (dag_run_id, dag_id, run_id, task_id, map_index, state, try_number, max_tries,
+                                        ${specColumnNames.join(", ")}, trigger_rule, upstream_total, queued_at)
+             VALUES ${chunk.map(() => ROW_PLACEHOLDERS).join(", ")}`,
+            chunk.flat(),
           );
         }
       } catch (err) {
