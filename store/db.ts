@@ -779,3 +779,21 @@ export function inList(values: readonly unknown[]): string {
   if (values.length === 0) throw new Error("inList: empty list");
   return values.map(() => "?").join(", ");
 }
+
+/**
+ * The items grouped by the value each is given (compared as JSON; an item given undefined is left
+ * out), in the order each value first comes: for one UPDATE per distinct set of values to write,
+ * over the ids of its group (`WHERE id IN (…)`), rather than one per row.
+ */
+export function groupByValue<T, V>(items: Iterable<T>, valueOf: (item: T) => V | undefined): { value: V; items: T[] }[] {
+  const groups = new Map<string, { value: V; items: T[] }>();
+  for (const item of items) {
+    const value = valueOf(item);
+    if (value === undefined) continue;
+    const key = JSON.stringify(value);
+    const group = groups.get(key);
+    if (group) group.items.push(item);
+    else groups.set(key, { value, items: [item] });
+  }
+  return [...groups.values()];
+}

@@ -63,7 +63,7 @@ import {
   skipsToKeep,
   upstreamCountsOf,
 } from "../../scheduler/clearSelection.ts";
-import { inList, type Db, type RowDataPacket, type Statement, type Tx } from "../db.ts";
+import { groupByValue, inList, type Db, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
 import { runNotFoundError, runReplacedError } from "../queries/read.ts";
 import { abandonStatement, readyToQueue } from "./abandonedTries.ts";
@@ -422,18 +422,16 @@ async function deciderOutputs(tx: Tx, dagRunId: number, shape: DagShape, rows: R
  * from its next poke (retries keep them: the timeout spans a sensor's tries).
  */
 export function resetStatements(shape: DagShape, hits: RowDataPacket[]): Statement[] {
-  const byRetries = new Map<number, number[]>();
-  for (const r of hits) {
-    const retries = shape.byId.get(r.task_id)?.retries ?? 0;
-    byRetries.set(retries, [...(byRetries.get(retries) ?? []), Number(r.id)]);
-  }
-  return [...byRetries].map(([retries, ids]) => ({
-    sql: `UPDATE task_instance SET state = 'none', max_tries = try_number + ?, claim_token = NULL, hostname = NULL, pid = NULL,
+  return groupByValue(hits, (r) => shape.byId.get(r.task_id)?.retries ?? 0).map(({ value: retries, items }) => {
+    const ids = items.map((r) => Number(r.id));
+    return {
+      sql: `UPDATE task_instance SET state = 'none', max_tries = try_number + ?, claim_token = NULL, hostname = NULL, pid = NULL,
                  heartbeat_at = NULL, queued_at = NULL, start_date = NULL, end_date = NULL, duration = NULL, next_retry_at = NULL,
                  next_check_at = NULL, deferred_on = NULL, error = NULL, first_poke_at = NULL, poke_count = 0
            WHERE id IN (${inList(ids)})`,
-    params: [retries, ...ids],
-  }));
+      params: [retries, ...ids],
+    };
+  });
 }
 
 /**
@@ -443,34 +441,29 @@ export function resetStatements(shape: DagShape, hits: RowDataPacket[]): Stateme
  * has the same tasks, edges and rules).
  */
 export function specStatements(shape: DagShape, runType: string, hits: RowDataPacket[]): Statement[] {
-  const groups = new Map<string, number[]>();
-  for (const r of hits) {
+  const bySpec = groupByValue(hits, (r) => {
     const spec = shape.byId.get(r.task_id);
-    if (!spec) continue;
-    const key = JSON.stringify(specValues(spec, runType));
-    groups.set(key, [...(groups.get(key) ?? []), Number(r.id)]);
-  }
-  return [...groups].map(([key, ids]) => ({
-    sql: `UPDATE task_instance SET ${specColumnNames.map((column) => `${column} = ?`).join(", ")} WHERE id IN (${inList(ids)})`,
-    params: [...(JSON.parse(key) as unknown[]), ...ids],
-  }));
+    return spec && specValues(spec, runType);
+  });
+  return bySpec.map(({ value, items }) => {
+    const ids = items.map((r) => Number(r.id));
+    return { sql: `UPDATE task_instance SET ${specColumnNames.map((column) => `${column} = ?`).join(", ")} WHERE id IN (${inList(ids)})`, params: [...value, ...ids] };
+  });
 }
 
 /** Sets the up_* counters of the given tasks (ignoring ids the shape lacks); tasks with equal counts share one UPDATE. */
 export function counterStatements(dagRunId: number, shape: DagShape, taskIds: string[], stateOf: (taskId: string) => string | undefined): Statement[] {
-  const groups = new Map<string, string[]>();
-  for (const taskId of taskIds) {
-    if (!shape.byId.has(taskId)) continue;
+  const byCounts = groupByValue(taskIds, (taskId) => {
+    if (!shape.byId.has(taskId)) return undefined;
     const c = upstreamCountsOf(shape, taskId, stateOf);
-    const key = JSON.stringify([c.success, c.skipped, c.failed, c.upstreamFailed, c.removed]);
-    groups.set(key, [...(groups.get(key) ?? []), taskId]);
-  }
-  return [...groups].map(([key, ids]) => {
+    return [c.success, c.skipped, c.failed, c.upstreamFailed, c.removed];
+  });
+  return byCounts.map(({ value: counts, items: ids }) => {
     ids.sort();
     return {
       sql: `UPDATE task_instance SET up_success = ?, up_skipped = ?, up_failed = ?, up_upstream_failed = ?, up_removed = ?
              WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(ids)})`,
-      params: [...(JSON.parse(key) as number[]), dagRunId, ...ids],
+      params: [...counts, dagRunId, ...ids],
     };
   });
 }

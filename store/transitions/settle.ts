@@ -11,7 +11,7 @@ import { TaskState } from "../../core/states.ts";
 import { evaluateTriggerRule, type UpstreamCounts } from "../../scheduler/triggerRules.ts";
 import { compensationOutcome, runOutcome } from "../../scheduler/runOutcome.ts";
 import type { TriggerRule } from "../../sdk/types.ts";
-import { inList, type RowDataPacket, type Statement, type Tx } from "../db.ts";
+import { groupByValue, inList, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { endAt } from "../endDate.ts";
 import { readyToQueue, runsWithAbandonedTries } from "./abandonedTries.ts";
 import { specColumnNames, specPlaceholders, specValues } from "./startRuns.ts";
@@ -75,22 +75,15 @@ export function upstreamIncrements(
       increments.set(down, inc);
     }
   }
-  const groups = new Map<string, string[]>();
-  for (const [taskId, inc] of increments) {
-    const key = JSON.stringify(Object.entries(inc).sort());
-    groups.set(key, [...(groups.get(key) ?? []), taskId]);
-  }
-  const statements: Statement[] = [];
-  for (const [key, taskIds] of groups) {
-    const entries = JSON.parse(key) as [string, number][];
-    taskIds.sort();
-    statements.push({
+  const statements = groupByValue(increments, ([, inc]) => Object.entries(inc).sort()).map(({ value: entries, items }): Statement => {
+    const taskIds = items.map(([taskId]) => taskId).sort();
+    return {
       sql: `UPDATE task_instance SET ${entries.map(([col]) => `${col} = ${col} + ?`).join(", ")}
              WHERE dag_run_id = ? AND map_index = -1 AND task_id IN (${inList(taskIds)})`,
       params: [...entries.map(([, n]) => n), dagRunId, ...taskIds],
       prepare: true,
-    });
-  }
+    };
+  });
   return { statements, downstream: [...increments.keys()] };
 }
 
