@@ -63,8 +63,6 @@ interface Seen {
 /** One batch as sent: its statements with the PREPAREs first, and how to settle the cache after. */
 export interface PreparedBatch {
   statements: Statement[];
-  /** How many statements at the front are PREPAREs (their results are not the caller's). */
-  leading: number;
   /** The server answered without an error: the slots prepared by this batch are trusted. */
   answered(): void;
   /**
@@ -90,13 +88,6 @@ export class PreparedStatements {
   private exhausted = false;
 
   constructor(private readonly capacity = PREPARED_PER_CONNECTION) {}
-
-  /** How many statements this connection holds prepared (trusted). */
-  get preparedCount(): number {
-    let n = 0;
-    for (const s of this.seen.values()) if (s.slot !== undefined) n++;
-    return n;
-  }
 
   plan(statements: Statement[]): PreparedBatch {
     const prepares: Statement[] = [];
@@ -127,7 +118,6 @@ export class PreparedStatements {
     });
     return {
       statements: [...prepares, ...out],
-      leading: prepares.length,
       answered: () => {
         for (const { text, slot } of preparing) if (this.slots[slot] === text) this.seen.get(text)!.slot = slot;
       },
