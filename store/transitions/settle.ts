@@ -136,13 +136,14 @@ export function holdStatement(ids: number[]): Statement {
 }
 
 export function endStatements(now: Date, ended: DownstreamDecisions["ended"]): Statement[] {
-  const byState = new Map<string, number[]>();
-  for (const { row, state } of ended) byState.set(state, [...(byState.get(state) ?? []), Number(row.id)]);
   const end = endAt(now);
-  return [...byState].map(([state, ids]) => ({
-    sql: `UPDATE task_instance SET state = ?, start_date = COALESCE(start_date, ?), end_date = ${end.sql} WHERE id IN (${inList(ids)})`,
-    params: [state, now, ...end.params, ...ids],
-  }));
+  return groupByValue(ended, ({ state }) => state).map(({ value: state, items }) => {
+    const ids = items.map(({ row }) => Number(row.id));
+    return {
+      sql: `UPDATE task_instance SET state = ?, start_date = COALESCE(start_date, ?), end_date = ${end.sql} WHERE id IN (${inList(ids)})`,
+      params: [state, now, ...end.params, ...ids],
+    };
+  });
 }
 
 async function exec(tx: Tx, statements: Statement[]): Promise<void> {
