@@ -14,7 +14,7 @@
 //   until it ends (the worker notices the lost claim at its next heartbeat and aborts the try), so the re-queued try may
 //   overlap it — as in Airflow until the heartbeat of a cleared running task kills it.
 // decides: up_* counters of the cleared tasks and of their direct downstream tasks from their
-//   upstream tasks' states (scheduler/clearSelection.ts); then settle's decideDownstream over
+//   upstream tasks' states (scheduler/clearSelection.ts); then settle's applyDecisions (decideDownstream) over
 //   those rows: ready → queued (or held in `scheduled` when it depends on the past, as settle
 //   does); rule no longer satisfiable → skipped / upstream_failed, cascading through settle(),
 //   which counts the run down and may finish it.
@@ -66,8 +66,8 @@ import {
 import { groupByValue, inList, type Db, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
 import { runNotFoundError, runReplacedError } from "../queries/read.ts";
-import { abandonStatement, readyToQueue } from "./abandonedTries.ts";
-import { decideDownstream, endStatements, holdStatement, queueStatement, selectDownstream, settle } from "./settle.ts";
+import { abandonStatement } from "./abandonedTries.ts";
+import { applyDecisions, settle } from "./settle.ts";
 import { forgetSignalsStatement } from "./signals.ts";
 import { specColumnNames, specValues } from "./startRuns.ts";
 
@@ -365,20 +365,9 @@ export async function clearTasks(
     }
 
     // Re-evaluate with settle's own decision: one answer to "is this task ready?".
-    const select = selectDownstream(dagRunId, [...affected].sort());
-    const [candidates] = await tx.query<RowDataPacket[]>(select.sql, select.params);
-    const { ready, ended } = decideDownstream(candidates);
-    const { queue: ids, hold: held } = await readyToQueue(tx, dagRunId, shape, ready);
-    if (held.length > 0) await exec(tx, [holdStatement(held)]);
-    if (ids.length > 0) {
-      await exec(tx, [queueStatement(now, ids)]);
-      result.queued.push(...ids);
-    }
-    if (ended.length > 0) {
-      await exec(tx, endStatements(now, ended));
-      const outcome = await settle(tx, now, dagRunId, shape, ended.map(({ row, state }) => ({ taskId: row.task_id as string, state })));
-      result.queued.push(...outcome.queued);
-    }
+    const decided = await applyDecisions(tx, now, dagRunId, shape, [...affected].sort());
+    result.queued.push(...decided.queued);
+    if (decided.ended.length > 0) result.queued.push(...(await settle(tx, now, dagRunId, shape, decided.ended)).queued);
 
     // Cleared running tries no longer hold their pool slots (pool rows last).
     const freed = new Map<string, number>();

@@ -50,8 +50,8 @@ import { inList, type Db, type Queryable, type RowDataPacket, type Statement, ty
 import { durationTo, endAt } from "../endDate.ts";
 import { occupancyStatements } from "../pools.ts";
 import { runNotFoundError, runReplacedError } from "../queries/read.ts";
-import { abandonStatement, readyToQueue } from "./abandonedTries.ts";
-import { decideDownstream, endStatements, finishRun, holdStatement, queueStatement, selectDownstream, settle } from "./settle.ts";
+import { abandonStatement } from "./abandonedTries.ts";
+import { applyDecisions, finishRun, settle } from "./settle.ts";
 import { counterStatements, resetStatements } from "./clearTasks.ts";
 import { forgetSignalsStatement } from "./signals.ts";
 
@@ -405,26 +405,9 @@ async function applyToRun(
   }
 
   // Re-evaluate with settle's own decision: one answer to "is this task ready?".
-  const queued: number[] = [];
-  if (affected.size === 0) return queued;
-  const select = selectDownstream(p.id, [...affected].sort());
-  const [candidates] = await tx.query<RowDataPacket[]>(select.sql, select.params);
-  const { ready, ended } = decideDownstream(candidates);
-    const { queue: ids, hold: held } = await readyToQueue(tx, p.id, p.shape, ready);
-  if (held.length > 0) {
-    const h = holdStatement(held);
-    await tx.query(h.sql, h.params);
-  }
-  if (ids.length > 0) {
-    const q = queueStatement(now, ids);
-    await tx.query(q.sql, q.params);
-    queued.push(...ids);
-  }
-  if (ended.length > 0) {
-    for (const s of endStatements(now, ended)) await tx.query(s.sql, s.params);
-    const outcome = await settle(tx, now, p.id, p.shape, ended.map(({ row, state }) => ({ taskId: row.task_id as string, state })));
-    queued.push(...outcome.queued);
-  }
-  return queued;
+  if (affected.size === 0) return [];
+  const decided = await applyDecisions(tx, now, p.id, p.shape, [...affected].sort());
+  if (decided.ended.length === 0) return decided.queued;
+  return [...decided.queued, ...(await settle(tx, now, p.id, p.shape, decided.ended)).queued];
 }
 

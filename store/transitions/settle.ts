@@ -159,21 +159,35 @@ export async function settle(tx: Tx, now: Date, dagRunId: number, shape: DagShap
     const { statements, downstream } = upstreamIncrements(dagRunId, shape, frontier);
     if (downstream.length === 0) break;
     await exec(tx, statements);
-    const select = selectDownstream(dagRunId, downstream);
-    const [rows] = await tx.query<RowDataPacket[]>(select.sql, select.params);
-    const { ready, ended } = decideDownstream(rows);
-    const { queue: ids, hold: held } = await readyToQueue(tx, dagRunId, shape, ready);
-    if (held.length > 0) await exec(tx, [holdStatement(held)]);
-    if (ids.length > 0) {
-      await exec(tx, [queueStatement(now, ids)]);
-      queued.push(...ids);
-    }
-    await exec(tx, endStatements(now, ended));
-    frontier = ended.map(({ row, state }) => ({ taskId: row.task_id as string, state }));
+    const decided = await applyDecisions(tx, now, dagRunId, shape, downstream);
+    queued.push(...decided.queued);
+    frontier = decided.ended;
     settledCount += frontier.length;
   }
   const runState = await countDownRun(tx, now, dagRunId, shape, settledCount);
   return { queued, runState };
+}
+
+/**
+ * Decides the given tasks of the run from their up_* counters (decideDownstream) and applies it:
+ * the ready ones queued (or held in `scheduled`: readyToQueue), those whose rule can no longer hold
+ * skipped or upstream_failed. Returns the ids queued and the tasks it ended, for settle to settle.
+ */
+export async function applyDecisions(
+  tx: Tx,
+  now: Date,
+  dagRunId: number,
+  shape: DagShape,
+  taskIds: string[],
+): Promise<{ queued: number[]; ended: SettledTask[] }> {
+  const select = selectDownstream(dagRunId, taskIds);
+  const [rows] = await tx.query<RowDataPacket[]>(select.sql, select.params);
+  const { ready, ended } = decideDownstream(rows);
+  const { queue: ids, hold: held } = await readyToQueue(tx, dagRunId, shape, ready);
+  if (held.length > 0) await exec(tx, [holdStatement(held)]);
+  if (ids.length > 0) await exec(tx, [queueStatement(now, ids)]);
+  await exec(tx, endStatements(now, ended));
+  return { queued: ids, ended: ended.map(({ row, state }) => ({ taskId: row.task_id as string, state })) };
 }
 
 /**
