@@ -1,4 +1,5 @@
 // Read-only queries behind the API and CLI. Lists order by a unique key so pages are stable.
+import type { DagShape } from "../../core/dagStructure.ts";
 import { BatonError } from "../../core/errors.ts";
 import type { Queryable, ResultSetHeader, RowDataPacket } from "../db.ts";
 import { Conditions, type KeysetPosition, type SortKey } from "./conditions.ts";
@@ -258,6 +259,17 @@ export async function runNotFoundError(db: Queryable, dagId: string, runId: stri
   const [dags] = await db.query<RowDataPacket[]>("SELECT 1 FROM dag WHERE dag_id = ?", [dagId]);
   if (dags.length === 0) return new BatonError("BATON_DAG_NOT_FOUND", `DAG "${dagId}" not found`);
   return new BatonError("BATON_DAG_RUN_NOT_FOUND", `DAG run ${what} of DAG "${dagId}" not found`);
+}
+
+/** BATON_TASK_NOT_FOUND naming the tasks the run's version lacks (a run keeps the version it started with); nothing when it has them all. */
+export function requireTasksInRun(shape: DagShape, taskIds: readonly string[], dagId: string, runId: string): void {
+  const unknown = taskIds.filter((id) => !shape.byId.has(id));
+  if (unknown.length === 0) return;
+  throw new BatonError(
+    "BATON_TASK_NOT_FOUND",
+    `${unknown.length === 1 ? "task" : "tasks"} ${unknown.map((id) => `"${id}"`).join(", ")} not found in run "${runId}" of DAG "${dagId}"` +
+      " (a run keeps the DAG version it started with)",
+  );
 }
 
 /**

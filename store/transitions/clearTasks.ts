@@ -65,7 +65,7 @@ import {
 } from "../../scheduler/clearSelection.ts";
 import { groupByValue, inList, type Db, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { occupancyStatements } from "../pools.ts";
-import { runNotFoundError, runReplacedError } from "../queries/read.ts";
+import { requireTasksInRun, runNotFoundError, runReplacedError } from "../queries/read.ts";
 import { abandonStatement } from "./abandonedTries.ts";
 import { applyDecisions, settle } from "./settle.ts";
 import { forgetSignalsStatement } from "./signals.ts";
@@ -194,14 +194,7 @@ export async function clearTasks(
       switchTo = latest;
     }
   }
-  const unknown = taskIds.filter((id) => !shape.byId.has(id));
-  if (unknown.length > 0) {
-    throw new BatonError(
-      "BATON_TASK_NOT_FOUND",
-      `${unknown.length === 1 ? "task" : "tasks"} ${unknown.map((id) => `"${id}"`).join(", ")} not found in run "${req.runId}" of DAG "${req.dagId}"` +
-        " (a run keeps the DAG version it started with)",
-    );
-  }
+  requireTasksInRun(shape, taskIds, req.dagId, req.runId);
   // Resuming a saga's compensation and starting a new attempt exclude each other: a new attempt
   // deletes the compensation task instances a resume would run.
   let mode = sagaClearMode(shape, taskIds);

@@ -49,7 +49,7 @@ import { clearClosure, sagaEnded } from "../../scheduler/clearSelection.ts";
 import { inList, type Db, type Queryable, type RowDataPacket, type Statement, type Tx } from "../db.ts";
 import { durationTo, endAt } from "../endDate.ts";
 import { occupancyStatements } from "../pools.ts";
-import { runNotFoundError, runReplacedError } from "../queries/read.ts";
+import { requireTasksInRun, runNotFoundError, runReplacedError } from "../queries/read.ts";
 import { abandonStatement } from "./abandonedTries.ts";
 import { applyDecisions, finishRun, settle } from "./settle.ts";
 import { counterStatements, resetStatements } from "./clearTasks.ts";
@@ -196,14 +196,7 @@ export async function setTaskState(db: Db, now: Date, req: SetStateRequest, shap
     throw new BatonError("BATON_TASK_NOT_FOUND", `DAG run "${run.run_id}" of DAG "${req.dagId}" has not started: its task instances do not exist yet`);
   }
   const shape = await shapeOf(run.version_hash);
-  const unknown = taskIds.filter((id) => !shape.byId.has(id));
-  if (unknown.length > 0) {
-    throw new BatonError(
-      "BATON_TASK_NOT_FOUND",
-      `${unknown.length === 1 ? "task" : "tasks"} ${unknown.map((id) => `"${id}"`).join(", ")} not found in run "${run.run_id}" of DAG "${req.dagId}"` +
-        " (a run keeps the DAG version it started with)",
-    );
-  }
+  requireTasksInRun(shape, taskIds, req.dagId, run.run_id);
 
   // The runs touched: this one, and with past / future the DAG's started runs before / after it.
   const candidates: RowDataPacket[] = [run];
