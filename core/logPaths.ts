@@ -1,15 +1,32 @@
+import { createHash } from "node:crypto";
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "./logger.ts";
 
-/** Keeps an id usable as one path segment: no separators, no "..". */
-function segment(value: string): string {
-  return value.replace(/[/\\\0]/g, "_").replace(/^\.+$/, "_");
+/** The longest file or folder name Linux and macOS take, in bytes (NAME_MAX). */
+const NAME_MAX = 255;
+
+/**
+ * `<key>=<id>` as one path segment: no separators, no "..", and at most NAME_MAX bytes. An id may
+ * be 250 characters, so `dag_id=` and `run_id=` with 249 or more and `task_id=` with 248 or more
+ * would not fit (ENAMETOOLONG: the try's log was dropped); such an id keeps as much of its start
+ * as fits, then `~` and a hash of the whole id (no id holds `~`, so none is mistaken for another).
+ */
+function segment(key: string, value: string): string {
+  const name = `${key}=${value.replace(/[/\\\0]/g, "_").replace(/^\.+$/, "_")}`;
+  if (Buffer.byteLength(name) <= NAME_MAX) return name;
+  const hash = createHash("sha256").update(value).digest("hex").slice(0, 16);
+  let kept = "";
+  for (const ch of name) {
+    if (Buffer.byteLength(kept + ch) > NAME_MAX - hash.length - 1) break;
+    kept += ch;
+  }
+  return `${kept}~${hash}`;
 }
 
 /** logs/dag_id=…: every log of a DAG's runs. */
 export function dagLogFolder(logsFolder: string, dagId: string): string {
-  return path.join(logsFolder, `dag_id=${segment(dagId)}`);
+  return path.join(logsFolder, segment("dag_id", dagId));
 }
 
 /**
@@ -18,12 +35,12 @@ export function dagLogFolder(logsFolder: string, dagId: string): string {
  * run ids) would otherwise read, and append to, the deleted run's files.
  */
 export function runLogFolder(logsFolder: string, r: { dagId: string; runId: string }): string {
-  return path.join(dagLogFolder(logsFolder, r.dagId), `run_id=${segment(r.runId)}`);
+  return path.join(dagLogFolder(logsFolder, r.dagId), segment("run_id", r.runId));
 }
 
 /** logs/dag_id=…/run_id=…/task_id=…/attempt=N.log, as in Airflow; shared by workers and the API. */
 export function taskLogPath(logsFolder: string, t: { dagId: string; runId: string; taskId: string; mapIndex?: number; tryNumber: number }): string {
-  const parts = [`task_id=${segment(t.taskId)}`];
+  const parts = [segment("task_id", t.taskId)];
   if (t.mapIndex !== undefined && t.mapIndex >= 0) parts.push(`map_index=${t.mapIndex}`);
   return path.join(runLogFolder(logsFolder, t), ...parts, `attempt=${t.tryNumber}.log`);
 }

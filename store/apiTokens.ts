@@ -1,7 +1,7 @@
 // API tokens: created, listed, revoked, and looked up by hash on every authenticated request.
 import { BatonError } from "../core/errors.ts";
 import type { Role } from "../core/roles.ts";
-import type { Queryable, ResultSetHeader, RowDataPacket } from "./db.ts";
+import { MAX_ACTOR_LENGTH, type Queryable, type ResultSetHeader, type RowDataPacket } from "./db.ts";
 import { limitOffset } from "./queries/paging.ts";
 
 export interface ApiTokenRow {
@@ -85,6 +85,6 @@ export async function touchToken(db: Queryable, id: number, now: Date): Promise<
 export async function recordAuthEvent(db: Queryable, event: { at: Date; outcome: "unauthenticated" | "forbidden"; actor: string; detail: string }): Promise<void> {
   await db.query(
     "INSERT INTO event_log (at, kind, dag_id, run_id, dag_run_id, to_state, actor, detail) VALUES (?, 'auth', '', '', 0, ?, ?, ?)",
-    [event.at, event.outcome, event.actor.slice(0, 255), event.detail.slice(0, 1000)],
+    [event.at, event.outcome, event.actor.slice(0, MAX_ACTOR_LENGTH), event.detail.slice(0, 1000)],
   );
 }

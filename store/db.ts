@@ -475,8 +475,11 @@ let callerTimeout: number | undefined;
 
 /** Who changes state through this process's connections, as the event log records it. */
 export function defaultActor(): string {
-  return `${process.argv[2] ?? "baton"}@${os.hostname()}:${process.pid}`.slice(0, 255);
+  return `${process.argv[2] ?? "baton"}@${os.hostname()}:${process.pid}`.slice(0, MAX_ACTOR_LENGTH);
 }
+
+/** event_log.actor's length: an API token's "token:<name>", its name up to 250 characters, fits whole. */
+export const MAX_ACTOR_LENGTH = 256;
 
 /** BATON_DB_STATEMENT_TIMEOUT's default. */
 export const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
@@ -737,7 +740,7 @@ export function openDb(url: string, options: DbOptions = {}): Db {
       tx: txOn(viewPool),
       batchTx: batchTxOn(viewPool),
       close,
-      actingAs: (name) => view(name.slice(0, 255), timeout, detail),
+      actingAs: (name) => view(name.slice(0, MAX_ACTOR_LENGTH), timeout, detail),
       actor: who ?? actor,
       withEventDetail: (text) => view(who, timeout, text.slice(0, EVENT_DETAIL_CHARS)),
       eventDetail: detail ?? null,

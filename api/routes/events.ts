@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type, type Static } from "typebox";
 import { controlCharacterIn } from "../../core/dagLimits.ts";
 import { BatonError } from "../../core/errors.ts";
-import type { RowDataPacket } from "../../store/db.ts";
+import { MAX_ACTOR_LENGTH, type RowDataPacket } from "../../store/db.ts";
 import {
   eventIdsAfter,
   eventIdsBetween,
@@ -43,7 +43,7 @@ const Filters = Type.Object({
   map_index: Type.Optional(Type.Integer({ minimum: -1, maximum: 2_147_483_647 })),
   try_number: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647 })),
   event: Type.Optional(Name(300, { description: "Exactly this event, <kind>:<to_state>, e.g. task:success or auth:forbidden" })),
-  owner: Type.Optional(Name(255, { description: "The process or API token (token:<name>) that made the change or was refused (the entries' owner)" })),
+  owner: Type.Optional(Name(MAX_ACTOR_LENGTH, { description: "The process or API token (token:<name>) that made the change or was refused (the entries' owner)" })),
   included_events: Type.Optional(EventNames),
   excluded_events: Type.Optional(EventNames),
   after: Type.Optional(Type.String({ format: "date-time" })),

@@ -9,6 +9,9 @@ import { Harness, dagSource } from "../helpers/harness.ts";
 
 const DAG = dagSource(`export default dag({ id: "owned" }, (t) => { t.task("a", async () => 1); });`);
 
+// A token name may be 250 characters (api_token.name), so its owner "token:<name>" 256.
+const LONGEST = "k".repeat(250);
+
 describe("refused requests in the event log", () => {
   const h = new Harness({ worker: false, manualTicks: true });
   let app: FastifyInstance;
@@ -16,7 +19,7 @@ describe("refused requests in the event log", () => {
   beforeAll(async () => {
     await h.start({ "owned.ts": DAG });
     await h.processor.scan();
-    for (const [name, role] of [["v1", "viewer"], ["o1", "operator"], ["a1", "admin"]] as const) {
+    for (const [name, role] of [["v1", "viewer"], ["o1", "operator"], ["a1", "admin"], [LONGEST, "operator"], [LONGEST.slice(1), "operator"]] as const) {
       tokens[name] = generateToken();
       await insertToken(h.db.pool, { name, role, hash: hashToken(tokens[name]!), prefix: "baton_x", now: h.clock.now() });
     }
@@ -54,5 +57,19 @@ describe("refused requests in the event log", () => {
     expect((await events("owner=token:v1")).map((e) => e.event)).toEqual(["auth:forbidden"]);
     // A run's events keep their ids.
     expect((await events("owner=token:o1&event=run:failed"))[0]).toMatchObject({ dag_id: "owned", dag_run_id: "r1", run_id: "r1" });
+  });
+
+  // event_log.actor held 255 characters: a 250-character token's entries were owned by its name
+  // cut short (that of the 249-character token "k…k", which the filter then also found), and
+  // ?owner= refused the whole name as over 255 characters.
+  it("owns what a token with a 250-character name did and was refused by its whole name", async () => {
+    expect((await as(LONGEST, "POST", "/dags/owned/dagRuns", { dag_run_id: "by_longest" })).statusCode).toBe(200);
+    expect((await as(LONGEST, "POST", "/pools", { name: "q", slots: 1 })).statusCode).toBe(403);
+    expect((await as(LONGEST.slice(1), "POST", "/pools", { name: "q", slots: 1 })).statusCode).toBe(403);
+    expect((await events(`owner=token:${LONGEST}`)).map((e) => [e.event, e.owner])).toEqual([
+      ["run:queued", `token:${LONGEST}`],
+      ["auth:forbidden", `token:${LONGEST}`],
+    ]);
+    expect((await events(`owner=token:${LONGEST.slice(1)}`)).map((e) => e.event)).toEqual(["auth:forbidden"]);
   });
 });

@@ -1,5 +1,5 @@
 import path from "node:path";
-import { taskLogPath } from "../../core/logPaths.ts";
+import { dagCallbackLogPath, runLogFolder, taskLogPath } from "../../core/logPaths.ts";
 
 const LOGS = path.resolve("/var/log/baton");
 
@@ -74,6 +74,36 @@ describe("taskLogPath", () => {
       expect(taskLogPath(LOGS, { dagId: "etl.v2", runId: "r..1", taskId: "t.", tryNumber: 1 })).toBe(
         path.join(LOGS, "dag_id=etl.v2", "run_id=r..1", "task_id=t.", "attempt=1.log"),
       );
+    });
+  });
+
+  // A file name is at most 255 bytes (NAME_MAX on Linux and macOS). A DAG, task or run id may be
+  // 250 characters, and "dag_id=" + 250 characters is 257: the log folder could not be created,
+  // so a longer try of such a task kept no log at all (the API answered 404 BATON_LOG_NOT_FOUND).
+  describe("ids at their maximum length", () => {
+    const longest = { dagId: "d".repeat(250), runId: "r".repeat(250), taskId: "t".repeat(250), tryNumber: 1 };
+    const segments = (p: string) => path.relative(LOGS, p).split(path.sep);
+
+    it("keep every folder and file name within 255 bytes", () => {
+      for (const p of [taskLogPath(LOGS, longest), taskLogPath(LOGS, { ...longest, mapIndex: 2_147_483_647 }), dagCallbackLogPath(LOGS, longest)]) {
+        for (const name of segments(p)) expect(Buffer.byteLength(name)).toBeLessThanOrEqual(255);
+      }
+    });
+
+    it("still start with the id and tell ids apart that differ only at their end", () => {
+      const [dag, run, task] = segments(taskLogPath(LOGS, longest));
+      expect(dag).toMatch(/^dag_id=d{200}/);
+      expect(run).toMatch(/^run_id=r{200}/);
+      expect(task).toMatch(/^task_id=t{200}/);
+      const other = { ...longest, dagId: "d".repeat(249) + "e", runId: "r".repeat(249) + "s", taskId: "t".repeat(249) + "u" };
+      const [dag2, run2, task2] = segments(taskLogPath(LOGS, other));
+      expect([dag2 !== dag, run2 !== run, task2 !== task]).toEqual([true, true, true]);
+      expect(runLogFolder(LOGS, other)).not.toBe(runLogFolder(LOGS, longest));
+    });
+
+    it("leave an id that fits as it is", () => {
+      const fits = { dagId: "d".repeat(248), runId: "r".repeat(248), taskId: "t".repeat(247), tryNumber: 1 };
+      expect(taskLogPath(LOGS, fits)).toBe(path.join(LOGS, `dag_id=${fits.dagId}`, `run_id=${fits.runId}`, `task_id=${fits.taskId}`, "attempt=1.log"));
     });
   });
 });

@@ -1,5 +1,6 @@
 import type { SerializedDag, SerializedTask } from "../../core/dagStructure.ts";
-import { serializeDag } from "../../parser/serialize.ts";
+import * as graphlib from "@dagrejs/graphlib";
+import { findCycles, serializeDag } from "../../parser/serialize.ts";
 import { dag } from "../../sdk/dag.ts";
 import { InvalidDagError } from "../../sdk/errors.ts";
 import type { DagBuilder, DagOptions, TaskRef } from "../../sdk/types.ts";
@@ -65,6 +66,39 @@ describe("serializeDag", () => {
       expect(err.message.split("; ")).toHaveLength(2);
       expect(err.message).toMatch(/a → b → a|b → a → b/);
       expect(err.message).toMatch(/c → d → c|d → c → d/);
+    });
+
+    // A generated chain closed by mistake into a loop: graphlib's findCycles (Tarjan) recursed once
+    // per task of the cycle, and a cycle of a few thousand tasks gave "Maximum call stack size
+    // exceeded" as the file's import error instead of naming the cycle.
+    it("names a cycle of 10,000 tasks with BATON_DAG_CYCLE", () => {
+      const err = invalid(() =>
+        serialize({ id: "loop" }, (t) => {
+          const first = t.task("t0", noop);
+          let previous = first;
+          for (let i = 1; i < 10_000; i++) previous = previous.then(t.task(`t${i}`, noop));
+          previous.then(first);
+        }),
+      );
+      expect(err.code).toBe("BATON_DAG_CYCLE");
+      const nodes = err.message.replace(/^dag "loop" has a cycle: /, "").split(" → ");
+      expect(nodes).toHaveLength(10_001);
+      expect(nodes[0]).toBe(nodes[10_000]);
+      const at = nodes.indexOf("t0");
+      expect(nodes[at + 1] ?? nodes[1]).toBe("t1");
+    });
+
+    it("finds the cycles graphlib's findCycles finds, in its order, on random graphs", () => {
+      let seed = 7;
+      const random = (n: number) => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31), seed % n);
+      for (let round = 0; round < 300; round++) {
+        const g = new graphlib.Graph();
+        const n = 1 + random(12);
+        for (let i = 0; i < n; i++) g.setNode(`n${random(20)}`);
+        const nodes = g.nodes();
+        for (let e = random(3 * n); e > 0; e--) g.setEdge(nodes[random(nodes.length)]!, nodes[random(nodes.length)]!);
+        expect(findCycles(g)).toEqual(graphlib.alg.findCycles(g));
+      }
     });
 
     it("does not mistake a diamond for a cycle", () => {
