@@ -432,7 +432,15 @@ describe("web UI in Chromium", () => {
       ["success", { from: "ui" }],
       ["success", { from: "ui" }],
     ]);
-  }, 60_000);
+
+    // One created elsewhere (the CLI, another tab) while no backfill listed is active: it shows up, followed to its end.
+    const other = await baton.api<{ id: number }>("POST", "/backfills", { dag_id: "ui_nightly", from_date: "2026-01-05T00:00:00Z", to_date: "2026-01-06T00:00:00Z", max_active_runs: 1 });
+    expect(other.status).toBe(200);
+    const otherBar = page.locator(`.backfills tr[data-backfill-id="${other.json.id}"] [role="progressbar"]`);
+    await until("the other backfill, live", async () => (await otherBar.count()) === 1);
+    await until("the other backfill to complete", async () => (await baton.api<{ state: string }>("GET", `/backfills/${other.json.id}`)).json.state === "completed", 30_000);
+    await until("its progress bar to be full, live", async () => (await otherBar.getAttribute("aria-valuenow")) === (await otherBar.getAttribute("aria-valuemax")));
+  }, 90_000);
 
   it("says why a backfill waits (its DAG's file is gone)", async () => {
     const waiting = {
