@@ -85,6 +85,8 @@ describe("web UI in Chromium", () => {
   const problems: string[] = [];
   let allowNetworkErrors = false;
   let etlRunId = "";
+  /** The document_signing runs "follows several runs at once" started: two signed, one waiting, one failed. */
+  let signingRuns: string[] = [];
   const docs = process.env.BATON_UI_DOCS === "1";
 
   const shot = async (name: string) => {
@@ -364,6 +366,7 @@ describe("web UI in Chromium", () => {
       expect(res.status).toBe(200);
       started.push(res.json.dag_run_id);
     }
+    signingRuns = started;
     const waiting = page.locator('.grid-row[data-task-id="wait_for_signature"] .cell[data-state="deferred"]');
     await until("four runs waiting for a signature", async () => (await waiting.count()) === 4, 30_000);
     for (const runId of started.slice(0, 2)) {
@@ -385,6 +388,23 @@ describe("web UI in Chromium", () => {
     await until("the task to be failed", async () => (await page.locator(".page-head .badge").getAttribute("data-state")) === "failed");
     await until("its run to fail", async () => (await baton.api<{ state: string }>("GET", `/dags/document_signing/dagRuns/${encodeURIComponent(last)}`)).json.state === "failed", 15_000);
   }, 60_000);
+
+  it("draws the graph of the run its URL names, even one older than the runs listed, and says when there is no such run", async () => {
+    // ?runs=1 lists only the newest run (the failed one): the wanted run, signed, is older, as a
+    // run past the newest 25 is when "Graph of this run" links to it from its task's page.
+    const wanted = signingRuns[0]!;
+    await page.goto(url(`/dags/document_signing/graph?runs=1&run=${encodeURIComponent(wanted)}`));
+    const waitNode = page.locator('.node[data-task-id="wait_for_signature"]');
+    await until("the graph of the wanted run", async () => (await waitNode.count()) === 1 && (await waitNode.getAttribute("data-state")) === "success");
+    expect(await page.locator(".toolbar select").inputValue()).toBe(wanted);
+    expect(await page.locator('.node[data-task-id="file_document"]').getAttribute("data-state")).toBe("success");
+
+    await page.goto(url("/dags/document_signing/graph?run=no_such_run"));
+    const box = page.locator(".error-box");
+    await box.waitFor();
+    await expect(box.textContent()).resolves.toContain("BATON_DAG_RUN_NOT_FOUND");
+    expect(await page.locator(".node").count()).toBe(0);
+  }, 30_000);
 
   it("unpauses a DAG, creates a backfill and follows it to the end with a progress bar", async () => {
     await page.goto(url("/dags/ui_nightly/backfills"));
@@ -412,7 +432,15 @@ describe("web UI in Chromium", () => {
       ["success", { from: "ui" }],
       ["success", { from: "ui" }],
     ]);
-  }, 60_000);
+
+    // One created elsewhere (the CLI, another tab) while no backfill listed is active: it shows up, followed to its end.
+    const other = await baton.api<{ id: number }>("POST", "/backfills", { dag_id: "ui_nightly", from_date: "2026-01-05T00:00:00Z", to_date: "2026-01-06T00:00:00Z", max_active_runs: 1 });
+    expect(other.status).toBe(200);
+    const otherBar = page.locator(`.backfills tr[data-backfill-id="${other.json.id}"] [role="progressbar"]`);
+    await until("the other backfill, live", async () => (await otherBar.count()) === 1);
+    await until("the other backfill to complete", async () => (await baton.api<{ state: string }>("GET", `/backfills/${other.json.id}`)).json.state === "completed", 30_000);
+    await until("its progress bar to be full, live", async () => (await otherBar.getAttribute("aria-valuenow")) === (await otherBar.getAttribute("aria-valuemax")));
+  }, 90_000);
 
   it("says why a backfill waits (its DAG's file is gone)", async () => {
     const waiting = {

@@ -27,7 +27,7 @@ import {
   type EventFilters,
   type Walk,
 } from "../../ui/src/browse.ts";
-import { clearRunMessage, currentTry, describeSchedule, fitLabel, importErrorsOf, signalClosedNote, formatDuration, zoneLabel, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
+import { clearedText, clearRunMessage, currentTry, describeSchedule, fitLabel, importErrorsOf, signalClosedNote, formatDuration, zoneLabel, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
 import { SseParser } from "../../ui/src/sse.ts";
 
 describe("SseParser", () => {
@@ -302,6 +302,20 @@ describe("clearRunMessage", () => {
   it("says nothing of sagas for a run without compensation", () => {
     expect(clearRunMessage({ state: "failed", compensation: null }, true)).toEqual({ text: expect.stringMatching(/failed/), saga: null });
     expect(clearRunMessage({ state: "success" }, false).saga).toBeNull();
+  });
+});
+
+describe("clearedText", () => {
+  const ti = (task_id: string, state: string) => ({ task_id, state, new_state: null });
+  it("says when a clear found nothing to clear, rather than that it cleared", () => {
+    expect(clearedText({ task_instances: [] }, "failed tasks")).toBe("No failed tasks to clear: nothing changed.");
+    expect(clearedText({ task_instances: [] }, "tasks")).toBe("No tasks to clear: nothing changed.");
+  });
+  it("counts and names what was cleared", () => {
+    expect(clearedText({ task_instances: [ti("load", "failed")] }, "failed tasks")).toBe("Cleared 1 task instance: load.");
+    expect(clearedText({ task_instances: [ti("a", "failed"), ti("b", "upstream_failed"), ti("c", "success")] }, "tasks")).toBe("Cleared 3 task instances: a, b, c.");
+    const many = Array.from({ length: 12 }, (_, i) => ti(`t${i}`, "success"));
+    expect(clearedText({ task_instances: many }, "tasks")).toBe("Cleared 12 task instances: t0, t1, t2, t3, t4, t5, t6, t7, t8, t9 and 2 more.");
   });
 });
 

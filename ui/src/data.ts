@@ -210,7 +210,7 @@ export async function setTaskState(dagId: string, runId: string, taskId: string,
 }
 
 export function clearTasks(dagId: string, runId: string, taskIds: string[] | undefined, opts: { onlyFailed: boolean; downstream?: boolean }) {
-  return call<{ task_instances: unknown[] }>("POST", `/dags/${enc(dagId)}/clearTaskInstances`, {
+  return call<{ task_instances: { task_id: string; dag_run_id: string; state: string | null; new_state: string | null }[] }>("POST", `/dags/${enc(dagId)}/clearTaskInstances`, {
     body: {
       dag_run_id: runId,
       ...(taskIds ? { task_ids: taskIds } : {}),

@@ -306,3 +306,14 @@ export function clearRunMessage(run: { state: string; compensation?: string | nu
       "succeeded is cleared too and runs again: what was undone is done again.",
   };
 }
+
+/**
+ * What a clear did, from POST /clearTaskInstances' answer: the task instances it cleared, or that
+ * there were none (`what`: "failed tasks", "tasks"), so a clear that changed nothing never reads as done.
+ */
+export function clearedText(answer: { task_instances: { task_id: string }[] }, what: string): string {
+  const ids = answer.task_instances.map((t) => t.task_id);
+  if (ids.length === 0) return `No ${what} to clear: nothing changed.`;
+  const named = ids.length > 10 ? `${ids.slice(0, 10).join(", ")} and ${ids.length - 10} more` : ids.join(", ");
+  return `Cleared ${ids.length} task instance${ids.length === 1 ? "" : "s"}: ${named}.`;
+}

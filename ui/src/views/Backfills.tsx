@@ -1,6 +1,6 @@
 // Backfills of one DAG: create one (with a dry run that counts the dates), follow each with a
-// progress bar that moves with the live run events, pause, unpause, cancel (creating and
-// controlling only for a token whose role may).
+// progress bar that moves with the live run events (one created elsewhere shows up), pause,
+// unpause, cancel (creating and controlling only for a token whose role may).
 import { useState } from "preact/hooks";
 import { ApiError, call, reportError } from "../api.ts";
 import { may } from "../browse.ts";
@@ -23,8 +23,11 @@ export function Backfills({ dag }: { dag: Dag }) {
     return mapLimit(newest, 4, (b) => getBackfill(b.id));
   }, [dag.dag_id]);
   const refresh = useThrottled(() => list.reload(), 500);
+  // A listed backfill's progress moves with its runs' states; a new run of the DAG may be the first of a
+  // backfill created elsewhere (CLI, API, another tab), listed once it is there.
   useLiveEvents((e) => {
-    if (e.dag_id === dag.dag_id && e.kind === "run" && list.data?.some((b) => ACTIVE.has(b.state))) refresh();
+    if (e.dag_id !== dag.dag_id || e.kind !== "run") return;
+    if (e.from_state === null || list.data?.some((b) => ACTIVE.has(b.state))) refresh();
   });
   const act = async (b: Backfill, action: "pause" | "unpause" | "cancel") => {
     try {

@@ -3,7 +3,7 @@
 // state change is applied from the event at once, then the run's task instances are refetched
 // (batched) for times and try numbers.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { reportError } from "../api.ts";
+import { ApiError, reportError } from "../api.ts";
 import { may } from "../browse.ts";
 import { ErrorBox, Loading, PauseSwitch, StateBadge, useAsync, useWhoami } from "../common.tsx";
 import { allImportErrors, getDag, getRun, loadTasks, recentRuns, runTaskInstances, setPaused, structureOf, taskInstancesOf } from "../data.ts";
@@ -90,20 +90,48 @@ interface RunsData {
   runs: DagRun[];
   tis: Map<string, TaskInstance>;
   version: number;
+  /** The graph's run (its URL's ?run=), listed first because it is older than the newest runs. */
+  extra: string | null;
+  /** The graph's run that the API does not have, with its 404. */
+  missing: { runId: string; error: ApiError } | null;
 }
 
 export function DagPage({ dagId, tab, query }: { dagId: string; tab: DagTab; query: URLSearchParams }) {
   const dag = useAsync(() => getDag(dagId), [dagId]);
   const runCount = Math.max(1, Math.min(100, Number(query.get("runs")) || 25));
   const tasks = useAsync(async () => (dag.data ? loadTasks(dag.data) : null), [dagId, dag.data?.latest_version]);
+  // The run the graph's URL names: loaded with the newest runs when it is not among them (an older
+  // run, e.g. from its task's "Graph of this run"), so the graph never shows another run in its place.
+  const pinned = tab === "graph" ? query.get("run") : null;
+  const pinnedRef = useRef(pinned);
+  pinnedRef.current = pinned;
   const data = useAsync<RunsData>(async () => {
     const { runs } = await recentRuns(dagId, runCount);
+    const wanted = pinnedRef.current;
+    let extra: string | null = null;
+    let missing: RunsData["missing"] = null;
+    if (wanted && !runs.some((r) => r.dag_run_id === wanted)) {
+      try {
+        runs.unshift(await getRun(dagId, wanted));
+        extra = wanted;
+      } catch (err) {
+        if (!(err instanceof ApiError) || err.status !== 404) throw err;
+        missing = { runId: wanted, error: err };
+      }
+    }
     const list = await taskInstancesOf(
       dagId,
       runs.map((r) => r.dag_run_id),
     );
-    return { runs, tis: new Map(list.map((ti) => [tiKey(ti.dag_run_id, ti.task_id), ti])), version: 0 };
+    return { runs, tis: new Map(list.map((ti) => [tiKey(ti.dag_run_id, ti.task_id), ti])), version: 0, extra, missing };
   }, [dagId, runCount]);
+  // Another run named (not listed, not known missing), or back on the grid with an extra run: list again (the view stays meanwhile).
+  useEffect(() => {
+    const d = data.data;
+    if (!d || data.loading) return;
+    const known = !pinned || d.runs.some((r) => r.dag_run_id === pinned) || d.missing?.runId === pinned;
+    if (!known || (d.extra && !pinned)) data.reload();
+  }, [pinned, data.data, data.loading]);
 
   // Live: apply each state change at once, then refetch the changed runs (run + task instances,
   // batched) for times and try numbers. Events that arrive while the whole list is loading are
@@ -195,16 +223,18 @@ export function DagPage({ dagId, tab, query }: { dagId: string; tab: DagTab; que
               <Grid dagId={dagId} tasks={tasks.data} runs={data.data.runs} tis={data.data.tis} version={data.data.version} />
             </>
           )}
-          {tasks.data && data.data && tab === "graph" && <GraphTab dag={dag.data} runs={data.data.runs} tis={data.data.tis} version={data.data.version} query={query} />}
+          {tasks.data && data.data && tab === "graph" && <GraphTab dag={dag.data} runs={data.data.runs} tis={data.data.tis} version={data.data.version} missing={data.data.missing} query={query} />}
         </>
       )}
     </section>
   );
 }
 
-function GraphTab({ dag, runs, tis, version, query }: { dag: Dag; runs: DagRun[]; tis: Map<string, TaskInstance>; version: number; query: URLSearchParams }) {
+function GraphTab({ dag, runs, tis, version, missing, query }: { dag: Dag; runs: DagRun[]; tis: Map<string, TaskInstance>; version: number; missing: RunsData["missing"]; query: URLSearchParams }) {
   const wanted = query.get("run");
-  const run = runs.find((r) => r.dag_run_id === wanted) ?? runs[runs.length - 1] ?? null;
+  // A run the URL names is drawn or said missing, never replaced by the newest (it may be loading still).
+  const run = wanted ? (runs.find((r) => r.dag_run_id === wanted) ?? null) : (runs[runs.length - 1] ?? null);
+  const gone = wanted && !run && missing?.runId === wanted ? missing.error : null;
   const versionHash = run?.dag_version ?? dag.latest_version;
   const structure = useAsync(async () => (versionHash ? structureOf(dag.dag_id, versionHash) : null), [dag.dag_id, versionHash]);
   const states = useMemo(() => {
@@ -221,7 +251,8 @@ function GraphTab({ dag, runs, tis, version, query }: { dag: Dag; runs: DagRun[]
             value={run?.dag_run_id ?? ""}
             onChange={(e) => navigate(dagPath(dag.dag_id, `/graph?run=${encodeURIComponent((e.target as HTMLSelectElement).value)}`), { replace: true })}
           >
-            {runs.length === 0 && <option value="">no runs yet</option>}
+            {runs.length === 0 && !wanted && <option value="">no runs yet</option>}
+            {wanted && !run && <option value="">{`${wanted}${gone ? " (not found)" : ""}`}</option>}
             {[...runs].reverse().map((r) => (
               <option key={r.dag_run_id} value={r.dag_run_id}>
                 {r.dag_run_id} ({stateLabel(r.state)})
@@ -239,9 +270,10 @@ function GraphTab({ dag, runs, tis, version, query }: { dag: Dag; runs: DagRun[]
         )}
         <Legend />
       </div>
-      <ErrorBox error={structure.error} what="Could not load the DAG structure" />
-      {structure.data && <Graph dagId={dag.dag_id} tasks={structure.data.tasks} runId={run?.dag_run_id ?? null} states={states} />}
-      {!structure.data && !structure.error && <Loading what="the graph" />}
+      <ErrorBox error={gone} what={`Could not load run ${wanted}`} />
+      {!gone && <ErrorBox error={structure.error} what="Could not load the DAG structure" />}
+      {!gone && (!wanted || run) && structure.data && <Graph dagId={dag.dag_id} tasks={structure.data.tasks} runId={run?.dag_run_id ?? null} states={states} />}
+      {!gone && (!structure.data || (wanted && !run)) && !structure.error && <Loading what="the graph" />}
     </>
   );
 }

@@ -5,7 +5,7 @@ import { reportError } from "../api.ts";
 import { eventLogPath, may } from "../browse.ts";
 import { Dialog, ErrorBox, JsonView, Loading, StateBadge, useAsync, useWhoami } from "../common.tsx";
 import { clearTasks, failRun, getDag, getRun, recentEvents, runTaskInstances, structureOf } from "../data.ts";
-import { clearRunMessage, formatDateTime, formatDuration, parseDate, secondsBetween, shortHash, topoOrder } from "../format.ts";
+import { clearedText, clearRunMessage, formatDateTime, formatDuration, parseDate, secondsBetween, shortHash, topoOrder } from "../format.ts";
 import { useLiveEvents, useThrottled } from "../live.ts";
 import { dagPath, taskPath } from "../router.ts";
 import { isActiveRun, stateLabel, stateOf } from "../states.ts";
@@ -43,11 +43,12 @@ export function RunView({ dagId, runId }: { dagId: string; runId: string }) {
     });
   }, [tis.data, structure.data]);
 
-  const act = async (what: string, fn: () => Promise<unknown>) => {
+  /** Runs an action; `what` is the toast, or makes it from the answer. */
+  const act = async <T,>(what: string | ((answer: T) => string), fn: () => Promise<T>) => {
     setBusy(true);
     try {
-      await fn();
-      toast("info", what);
+      const answer = await fn();
+      toast("info", typeof what === "string" ? what : what(answer));
       refresh();
     } catch (err) {
       reportError(err);
@@ -99,8 +100,8 @@ export function RunView({ dagId, runId }: { dagId: string; runId: string }) {
               onConfirm={() => {
                 const { onlyFailed } = confirmClear;
                 setConfirmClear(null);
-                if (onlyFailed) act("Failed tasks cleared", () => clearTasks(dagId, runId, undefined, { onlyFailed: true }));
-                else act("All tasks cleared", () => clearTasks(dagId, runId, (tis.data ?? []).map((t) => t.task_id), { onlyFailed: false }));
+                if (onlyFailed) act((answer) => clearedText(answer, "failed tasks"), () => clearTasks(dagId, runId, undefined, { onlyFailed: true }));
+                else act((answer) => clearedText(answer, "tasks"), () => clearTasks(dagId, runId, (tis.data ?? []).map((t) => t.task_id), { onlyFailed: false }));
               }}
             />
           )}

@@ -8,7 +8,7 @@ import { parseAnsi } from "../ansi.ts";
 import { may } from "../browse.ts";
 import { ErrorBox, JsonView, Loading, StateBadge, useAsync, useWhoami } from "../common.tsx";
 import { clearTasks, getDag, getRun, recentEvents, sendSignal, setTaskState, signalsOf, stepsOf, structureOf, xcomsOf } from "../data.ts";
-import { currentTry, formatDateTime, formatDuration, parseJsonValue, secondsBetween, signalClosedNote, triesFromEvents } from "../format.ts";
+import { clearedText, currentTry, formatDateTime, formatDuration, parseJsonValue, secondsBetween, signalClosedNote, triesFromEvents } from "../format.ts";
 import { useLiveEvents, useThrottled } from "../live.ts";
 import { dagPath, navigate, runPath, taskPath } from "../router.ts";
 import { isFinishedTask } from "../states.ts";
@@ -326,11 +326,12 @@ function SignalsSection({ dagId, runId, signals, error }: { dagId: string; runId
 function TaskActions({ dagId, runId, taskId, ti, mayClear, mayMark, onDone }: { dagId: string; runId: string; taskId: string; ti: TaskInstance; mayClear: boolean; mayMark: boolean; onDone: () => void }) {
   const [busy, setBusy] = useState(false);
   const [downstream, setDownstream] = useState(false);
-  const act = async (what: string, fn: () => Promise<unknown>) => {
+  /** Runs an action; `what` is the toast, or makes it from the answer. */
+  const act = async <T,>(what: string | ((answer: T) => string), fn: () => Promise<T>) => {
     setBusy(true);
     try {
-      await fn();
-      toast("info", what);
+      const answer = await fn();
+      toast("info", typeof what === "string" ? what : what(answer));
       onDone();
     } catch (err) {
       reportError(err);
@@ -342,7 +343,7 @@ function TaskActions({ dagId, runId, taskId, ti, mayClear, mayMark, onDone }: { 
     <div class="actions left task-actions">
       {mayClear && (
         <>
-          <button type="button" disabled={busy} onClick={() => act(`${taskId} cleared`, () => clearTasks(dagId, runId, [taskId], { onlyFailed: false, downstream }))}>
+          <button type="button" disabled={busy} onClick={() => act((answer) => clearedText(answer, "tasks"), () => clearTasks(dagId, runId, [taskId], { onlyFailed: false, downstream }))}>
             Clear
           </button>
           <label class="small inline">
