@@ -3,6 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { IncomingMessage } from "node:http";
 import type { Logger } from "../core/logger.ts";
+import { isSensitiveKey } from "../core/sensitive.ts";
 import { ACTIVE_RUN_STATES, ACTIVE_TASK_STATES, processMetrics, setGaugeCounts, type BatonMetrics } from "../core/metrics.ts";
 import { poolStats } from "../store/db.ts";
 import { activeCounts } from "../store/queries/metrics.ts";
@@ -47,15 +48,17 @@ export function requestIdOf(req: IncomingMessage): string {
   return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
-// Query parameters whose values are never written to a log.
+// Query parameters whose values are never written to a log: any name a variable's value would be
+// masked under (isSensitiveKey: passphrase, private_key, …), and the web's usual secret names.
 const SECRET_PARAM = /token|secret|passw|auth|api[_-]?key|^key$|signature|^sig$|credential|session|cookie/i;
+const isSecretParam = (name: string) => SECRET_PARAM.test(name) || isSensitiveKey(name);
 
 /** The URL as logged: path kept, the values of secret-looking query parameters replaced by ***. */
 export function loggableUrl(url: string): string {
   const at = url.indexOf("?");
   if (at < 0) return url;
   const params = new URLSearchParams(url.slice(at + 1));
-  const kept = [...params].map(([k, v]) => `${encodeURIComponent(k)}=${SECRET_PARAM.test(k) ? "***" : encodeURIComponent(v)}`);
+  const kept = [...params].map(([k, v]) => `${encodeURIComponent(k)}=${isSecretParam(k) ? "***" : encodeURIComponent(v)}`);
   return kept.length ? `${url.slice(0, at)}?${kept.join("&")}` : url.slice(0, at);
 }
 

@@ -46,6 +46,12 @@ export const METRIC_PREFIX = "baton_";
 export const ACTIVE_RUN_STATES = ["queued", "running"] as const;
 export const ACTIVE_TASK_STATES = ["none", "scheduled", "queued", "running", "up_for_retry", "up_for_reschedule", "deferred"] as const;
 
+/** The states the worker records a try in (baton_task_finished_total{state}); executor/worker.ts observeRecorded. */
+export const RECORDED_TRY_STATES = ["success", "failed", "up_for_retry", "skipped", "up_for_reschedule", "deferred"] as const;
+export type RecordedTryState = (typeof RECORDED_TRY_STATES)[number];
+export const WORKER_DB_CALLS = ["finish", "claim"] as const;
+export type WorkerDbCall = (typeof WORKER_DB_CALLS)[number];
+
 export interface MetricsOptions {
   /** Node process metrics (CPU, memory, event loop lag, GC), prefixed `baton_` (default true). */
   defaultMetrics?: boolean;
@@ -56,7 +62,7 @@ export function createMetrics(options: MetricsOptions = {}): BatonMetrics {
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
   const registers = [registry];
-  return {
+  const metrics: BatonMetrics = {
     registry,
     dagRuns: new Gauge({ name: "baton_dag_runs", help: "DAG runs in an active state (queued, running).", labelNames: ["state"], registers }),
     taskInstances: new Gauge({
@@ -117,6 +123,21 @@ export function createMetrics(options: MetricsOptions = {}): BatonMetrics {
       registers,
     }),
   };
+  zeroSeries(metrics);
+  return metrics;
+}
+
+/**
+ * Exports the bounded label sets of the counters at 0 before anything happened: a series that
+ * first appears at 1 (the first failure after a restart) is invisible to increase() and rate().
+ * Not the duration histogram: its dag_id labels are not known in advance.
+ */
+function zeroSeries(metrics: BatonMetrics): void {
+  for (const state of RECORDED_TRY_STATES) metrics.taskFinished.inc({ state }, 0);
+  for (const call of WORKER_DB_CALLS) {
+    metrics.workerDbCallTries.inc({ call }, 0);
+    metrics.workerDbCallDuration.zero({ call });
+  }
 }
 
 let current: BatonMetrics | undefined;
@@ -128,7 +149,9 @@ export function processMetrics(): BatonMetrics {
 
 /** Zeroes every metric of this process's registry (tests). */
 export function resetProcessMetrics(): void {
-  current?.registry.resetMetrics();
+  if (!current) return;
+  current.registry.resetMetrics();
+  zeroSeries(current);
 }
 
 /**

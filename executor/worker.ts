@@ -11,7 +11,7 @@ import { setLongTimeout, type LongTimeout } from "../core/timers.ts";
 import { taskInputs } from "../core/dagStructure.ts";
 import { taskLogPath } from "../core/logPaths.ts";
 import type { Logger } from "../core/logger.ts";
-import { processMetrics, type BatonMetrics } from "../core/metrics.ts";
+import { processMetrics, type BatonMetrics, type RecordedTryState, type WorkerDbCall } from "../core/metrics.ts";
 import { PARKED_RETRY_MS, ParkedIds } from "../core/parked.ts";
 import { isConnectionError, isDataError, unknownCommitOf, type Db } from "../store/db.ts";
 import { truncateUtf8 } from "../core/json.ts";
@@ -462,7 +462,7 @@ export class Worker {
     });
   }
 
-  private observeDbCall(since: number, call: "finish" | "claim", tries: number): void {
+  private observeDbCall(since: number, call: WorkerDbCall, tries: number): void {
     const ms = performance.now() - since;
     this.recentDbMs = movingAverage(this.recentDbMs, ms);
     const metrics = this.options.metrics ?? processMetrics();
@@ -812,7 +812,8 @@ export class Worker {
     const retrying = new Set(result.retrying);
     for (const t of batch) {
       if (!recorded.has(t.task.id)) continue;
-      const state =
+      // One of the states exported at 0 from the start (core/metrics.ts): a new one must be added there.
+      const state: RecordedTryState =
         t.outcome === "failed" ? (retrying.has(t.task.id) ? "up_for_retry" : "failed")
         : t.outcome === "reschedule" ? "up_for_reschedule"
         : t.outcome;

@@ -31,3 +31,13 @@ export async function activeCounts(db: Queryable): Promise<ActiveCounts> {
   const [runs, tasks, queues] = results as [RowDataPacket[], RowDataPacket[], RowDataPacket[]];
   return { runs: countsOf(runs, "state"), tasks: countsOf(tasks, "state"), queues: countsOf(queues, "queue") };
 }
+
+/** baton_metadatabase_up of a process without the API (its scrape counts nothing): whether MySQL answers at all. */
+export async function databaseAnswers(db: Queryable): Promise<boolean> {
+  try {
+    await db.query("SELECT 1");
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -7,6 +7,7 @@ import { createLogger } from "../../core/logger.ts";
 import { createMetrics, processMetrics, resetProcessMetrics } from "../../core/metrics.ts";
 import { insertToken } from "../../store/apiTokens.ts";
 import { openDb } from "../../store/db.ts";
+import { startMetricsListener } from "../../cli/metricsListener.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 
@@ -157,6 +158,31 @@ describe("metrics and request ids", () => {
     });
   });
 
+  describe("BATON_METRICS_PORT listener (worker, scheduler)", () => {
+    const listen = async (db: typeof h.db) => {
+      const server = await startMetricsListener(db, "127.0.0.1", 0);
+      const { port } = server.address() as { port: number };
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+        expect(res.status).toBe(200);
+        return parse(await res.text());
+      } finally {
+        await new Promise((r) => server.close(r));
+      }
+    };
+
+    it("says baton_metadatabase_up 1 while its database answers, 0 when it does not (never 0 just for having no API)", async () => {
+      expect(value(await listen(h.db), "baton_metadatabase_up")).toBe(1);
+      const broken = openDb("mysql://root@127.0.0.1:3306/baton_metrics_no_such_db", { connectionLimit: 1 });
+      try {
+        expect(value(await listen(broken), "baton_metadatabase_up")).toBe(0);
+      } finally {
+        await broken.close();
+      }
+      expect(value(await listen(h.db), "baton_metadatabase_up")).toBe(1);
+    });
+  });
+
   describe("registries", () => {
     it("createMetrics gives an independent registry; resetProcessMetrics zeroes this process's", async () => {
       // Nothing runs any more (the waiting DAG's tasks are removed or deferred): counts are stable.
@@ -172,7 +198,8 @@ describe("metrics and request ids", () => {
       processMetrics().schedulerLoopDuration.observe(0.01);
       resetProcessMetrics();
       const text = await processMetrics().registry.metrics();
-      expect(text).not.toMatch(/^baton_task_finished_total\{/m);
+      // Zeroed, not gone: the bounded series stay at 0 (test/unit/metrics.test.ts).
+      expect(text).toMatch(/^baton_task_finished_total\{state="success"\} 0$/m);
       expect(value(parse(await fresh.registry.metrics()), "baton_task_finished_total", { state: "success" })).toBe(5);
     });
   });
