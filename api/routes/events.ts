@@ -215,14 +215,15 @@ export const eventRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db 
   // Server-sent events: every new event matching the filters, as it is committed, also one whose
   // transaction commits after a later id's (see EventCursor). A client that reconnects with
   // Last-Event-ID resumes where it was; only an event that committed late while it was away
-  // (below that id) can be missed.
+  // (below that id) can be missed. The position (`id:`) is sent as the stream opens and whenever
+  // events it filters out pass it, so it is never older than a poll.
   app.get(
     "/events",
     {
       schema: {
         operationId: "stream_events",
         tags: TAGS,
-        description: "Server-sent events: each new event log entry matching the filters (`id:` is the stream's position: the event's event_log_id, or a higher one already sent when an event commits after a later one; send Last-Event-ID to resume).",
+        description: "Server-sent events: each new event log entry matching the filters (`id:` is the stream's position: the event's event_log_id, or a higher one already sent when an event commits after a later one; it is also sent alone, with no data, as the stream opens and when events the filters leave out pass it; send the last one as Last-Event-ID to resume, with the same filters or others).",
         querystring: Type.Intersect([Filters, Type.Object({ poll_ms: Type.Optional(Type.Integer({ minimum: 50, maximum: 10_000 })) })]),
         response: {
           200: {
@@ -242,7 +243,10 @@ export const eventRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db 
       const cursor = new EventCursor(startAfter, await eventIdsBetween(db.pool, windowStart, startAfter), windowStart, Date.now());
       // The head is written here, past Fastify's reply: with the headers hooks set on it (X-Request-Id, CORS).
       reply.raw.writeHead(200, { ...(reply.getHeaders() as OutgoingHttpHeaders), "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
-      reply.raw.write(": connected\n\n");
+      // The first position: where the stream starts. A client that reconnects or changes its
+      // filters from here misses nothing committed since (its page's data was read before).
+      reply.raw.write(`: connected\nid: ${cursor.afterId}\n\n`);
+      let sent = cursor.afterId;
       let open = true;
       const stop = () => (open = false);
       streams.add(stop);
@@ -266,7 +270,14 @@ export const eventRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db 
             position = Math.max(position, Number(r.id));
             reply.raw.write(`id: ${position}\nevent: ${r.kind}\ndata: ${JSON.stringify(eventJson(r))}\n\n`);
           }
+          sent = position;
           cursor.advance(ids.map((e) => e.id), Date.now());
+          // Events the filters leave out move the position too: sent alone (an `id:` without
+          // data), so a client of a quiet filter does not resume from long ago.
+          if (cursor.afterId > sent) {
+            sent = cursor.afterId;
+            reply.raw.write(`id: ${sent}\n\n`);
+          }
           if (ids.length === READ_LIMIT) continue;
         } catch {
           reply.raw.write(": database unavailable, retrying\n\n");

@@ -2,7 +2,7 @@ import type { AddressInfo } from "node:net";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
 import { expectProblem, NAME_RULE_DETAIL, withControlCharacters } from "../helpers/expect.ts";
-import type { RowDataPacket } from "../../store/db.ts";
+import type { ResultSetHeader, RowDataPacket } from "../../store/db.ts";
 import { insertToken, recordAuthEvent } from "../../store/apiTokens.ts";
 import { buildApp } from "../../api/app.ts";
 import { generateToken, hashToken } from "../../core/apiTokens.ts";
@@ -342,6 +342,53 @@ describe("event log", () => {
       controller.abort();
       early.release();
       late.release();
+    }
+  });
+
+  it("the stream tells a filtered client its position: where it starts, and past events it does not send", async () => {
+    if (!h.app.server.listening) await h.app.listen({ port: 0, host: "127.0.0.1" });
+    const { port } = h.app.server.address() as AddressInfo;
+    const insert = "INSERT INTO event_log (at, kind, dag_id, run_id, dag_run_id, to_state) VALUES (UTC_TIMESTAMP(6), 'run', ?, 'r', 0, 'running')";
+    const controller = new AbortController();
+    /** Reads a stream until `done(text)` holds or 10 s pass; answers the text read. */
+    const open = async (headers: Record<string, string> = {}) => {
+      const response = await fetch(`http://127.0.0.1:${port}/api/v1/events?dag_id=position_only&poll_ms=50`, { headers, signal: controller.signal });
+      const reader = response.body!.getReader();
+      const decoder = new TextDecoder();
+      const stream = { text: "" };
+      const readUntil = async (done: (text: string) => boolean) => {
+        const deadline = Date.now() + 10_000;
+        while (!done(stream.text) && Date.now() < deadline) {
+          let timer: NodeJS.Timeout | undefined;
+          const timeout = new Promise<{ value: undefined; done: true }>((r) => (timer = setTimeout(() => r({ value: undefined, done: true }), deadline - Date.now())));
+          const { value, done: ended } = await Promise.race([reader.read(), timeout]);
+          clearTimeout(timer);
+          if (ended) break;
+          stream.text += decoder.decode(value);
+        }
+        return done(stream.text);
+      };
+      return { stream, readUntil };
+    };
+    const positions = (text: string) => [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    try {
+      const [before] = await h.db.pool.query<RowDataPacket[]>("SELECT COALESCE(MAX(id), 0) AS id FROM event_log");
+      const first = await open();
+      // At once: where it starts (the latest event), before any event of its own.
+      expect(await first.readUntil((t) => positions(t).length > 0)).toBe(true);
+      expect(positions(first.stream.text)[0]).toBeGreaterThanOrEqual(Number(before[0]!.id));
+      // Another DAG's event moves the position past it, with no data sent.
+      const [other] = await h.db.pool.query<ResultSetHeader>(insert, ["position_other"]);
+      expect(await first.readUntil((t) => positions(t).some((id) => id >= other.insertId))).toBe(true);
+      expect(first.stream.text).not.toContain("data:");
+      expect(positions(first.stream.text)).toEqual([...positions(first.stream.text)].sort((a, b) => a - b));
+      // A client resuming from there gets what came after it, and nothing before.
+      const resumed = await open({ "last-event-id": String(Math.max(...positions(first.stream.text))) });
+      await h.db.pool.query(insert, ["position_only"]);
+      expect(await resumed.readUntil((t) => t.includes('"dag_id":"position_only"'))).toBe(true);
+      expect([...resumed.stream.text.matchAll(/^data: (.*)$/gm)].map((m) => (JSON.parse(m[1]!) as EventJson).dag_id)).toEqual(["position_only"]);
+    } finally {
+      controller.abort();
     }
   });
 

@@ -7,7 +7,7 @@
 // BATON_UI_DOCS=1 the README's docs/ui-grid.png and docs/ui-graph.png are rewritten too.
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { Browser, BrowserContext, Page, Request } from "playwright-core";
+import type { Browser, BrowserContext, Page, Request, Route } from "playwright-core";
 import { waitFor } from "../helpers/db.ts";
 import { ensureUiBuilt, launchChromium, ROOT, SCREENSHOTS, Standalone } from "./support.ts";
 
@@ -963,4 +963,33 @@ describe("web UI in Chromium", () => {
     await until("a second green run", async () => (await page.locator('.run-bar[data-state="success"]').count()) === 2, 30_000);
     expect(problems).toEqual([]);
   }, 90_000);
+
+  it("another DAG's page misses no change made between its fetch and its stream's opening", async () => {
+    const runId = signingRuns[3]!;
+    expect((await baton.api<{ state: string }>("GET", `/dags/document_signing/dagRuns/${encodeURIComponent(runId)}`)).json.state).toBe("failed");
+    await page.goto(url("/dags/example_etl"));
+    await until("the live stream of example_etl", async () => (await page.locator(".live-dot.open").count()) === 1);
+    // document_signing's stream is held until its grid was read and a run changed.
+    let held: (route: Route) => void = () => undefined;
+    const opening = new Promise<Route>((resolve) => (held = resolve));
+    const signing = /\/api\/v1\/events\?.*dag_id=document_signing/;
+    await page.route(signing, (r) => held(r));
+    try {
+      await page.evaluate(() => {
+        history.pushState(null, "", "/dags/document_signing");
+        dispatchEvent(new PopStateEvent("popstate"));
+      });
+      const stream = await opening;
+      const failed = page.locator('.run-bar[data-state="failed"]');
+      await until("document_signing's grid with its failed runs", async () => (await failed.count()) > 0);
+      const before = await failed.count();
+      const res = await baton.api("PATCH", `/dags/document_signing/dagRuns/${encodeURIComponent(runId)}`, { state: "success" });
+      expect(res.status).toBe(200);
+      await stream.continue();
+      await until("the run marked success elsewhere, live", async () => (await failed.count()) === before - 1);
+    } finally {
+      await page.unroute(signing);
+    }
+    expect(problems).toEqual([]);
+  }, 60_000);
 });

@@ -53,6 +53,14 @@ describe("SseParser", () => {
     expect(p.push("\n\n")).toEqual([{ id: null, event: "message", data: "c" }]);
   });
 
+  it("takes the id of a block without data as the last event id (the stream's position), as EventSource does", () => {
+    const p = new SseParser();
+    expect(p.push(": connected\nid: 41\n\n")).toEqual([]);
+    expect(p.lastEventId).toBe("41");
+    expect(p.push('id: 42\nevent: run\ndata: {}\n\nid: 57\n\n')).toEqual([{ id: "42", event: "run", data: "{}" }]);
+    expect(p.lastEventId).toBe("57");
+  });
+
   it("ignores unknown fields and messages without data", () => {
     const p = new SseParser();
     expect(p.push("retry: 1000\nevent: ping\n\nfoo: bar\ndata\n\n")).toEqual([{ id: null, event: "message", data: "" }]);

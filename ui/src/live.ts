@@ -1,5 +1,7 @@
 // Live updates: GET /api/v1/events (server-sent events) read with fetch, so the bearer token can
-// be sent, with reconnects that resume after the last event seen (Last-Event-ID).
+// be sent. Every stream opened after the first (a reconnect, a new token, another DAG's filter)
+// resumes from the last position the server gave (Last-Event-ID), so an event committed between a
+// page's fetch and its stream's opening still comes.
 import { useEffect, useRef } from "preact/hooks";
 import { API, authHeaders, noteUnauthorized, queryString } from "./api.ts";
 import { SseParser } from "./sse.ts";
@@ -25,8 +27,9 @@ class LiveStream {
   setDag(dagId: string | undefined): void {
     if (this.running && dagId === this.dagId) return;
     this.dagId = dagId;
-    // A new filter starts at the newest event: replaying another filter's gap would be noise.
-    this.lastEventId = null;
+    // The new filter resumes where the last stream was: the server moves that position past the
+    // events it filtered out too, so it is at most a poll old, and what the new page fetched
+    // meanwhile may come again (views refetch; the event log skips rows it holds), never go missing.
     this.controller?.abort();
     if (!this.running) void this.loop();
   }
@@ -55,18 +58,22 @@ class LiveStream {
         if (!res.ok || !res.body) throw new Error(`events: HTTP ${res.status}`);
         opened = true;
         delay = 500;
-        setState({ stream: "open" });
-        if (this.wasLost) {
-          this.wasLost = false;
-          reloadAll(); // whatever changed while the stream was down is fetched again
-        }
         const parser = new SseParser();
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
         for (;;) {
           const { done, value } = await reader.read();
           if (done) break;
-          for (const m of parser.push(value)) {
-            if (m.id) this.lastEventId = m.id;
+          const messages = parser.push(value);
+          if (parser.lastEventId !== null) this.lastEventId = parser.lastEventId;
+          // Open once the server said where the stream starts (its first chunk).
+          if (getState().stream !== "open") {
+            setState({ stream: "open" });
+            if (this.wasLost) {
+              this.wasLost = false;
+              reloadAll(); // whatever changed while the stream was down is fetched again
+            }
+          }
+          for (const m of messages) {
             let event: AnyEventLog;
             try {
               event = JSON.parse(m.data) as AnyEventLog;

@@ -13,7 +13,10 @@ export class SseParser {
   private data: string[] = [];
   private event = "";
   private id: string | null = null;
-  /** The id of the last dispatched message: sent back as Last-Event-ID on reconnect. */
+  /**
+   * The last id the stream gave, with a message or alone (a block with no data, which moves the
+   * position as EventSource's lastEventId moves): sent back as Last-Event-ID on reconnect.
+   */
   lastEventId: string | null = null;
 
   /** Feeds a chunk; returns the messages it completed. */
@@ -35,12 +38,12 @@ export class SseParser {
 
   private line(line: string): SseMessage | null {
     if (line === "") {
+      if (this.id !== null) this.lastEventId = this.id;
       if (this.data.length === 0) {
         this.event = "";
         return null;
       }
       const message = { id: this.id, event: this.event || "message", data: this.data.join("\n") };
-      if (this.id !== null) this.lastEventId = this.id;
       this.data = [];
       this.event = "";
       return message;

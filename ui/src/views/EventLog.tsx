@@ -37,6 +37,9 @@ export function EventLogPage({ query }: { query: URLSearchParams }) {
 
   useLiveEvents((e) => {
     if (!walk.data || !matchesEventFilters(e, filters)) return;
+    // A stream opened after the page (another filter's, resuming where it was) can send again an
+    // event the rows already hold.
+    if (walk.data.rows.some((r) => r.event_log_id === e.event_log_id)) return;
     if (filters.newestFirst) setArrived((n) => n + 1);
     // Oldest first the walk reaches it: counted now, and "load more" is offered again at the end.
     else walk.setData((w) => w && { ...w, done: false, total: w.total + 1 });
