@@ -66,7 +66,9 @@ export function taskSecrets(masker: SecretMasker): { variables: TaskVariables; c
       const text = await readVariable(key);
       if (text === undefined) return fallback;
       const json = parseJson(text);
-      if (!json.ok) throw new Error(`variable "${key}" is not valid JSON: ${json.error}`);
+      // JSON.parse's message quotes the text's first characters ("[1, hunter2-"...), a piece of a
+      // sensitive value that the masker, which hides whole secrets, would let through.
+      if (!json.ok) throw new Error(`variable "${key}" is not valid JSON${isSensitiveKey(key) ? " (its value is not shown: the key is sensitive)" : `: ${json.error}`}`);
       return json.value;
     },
   } as TaskVariables;

@@ -20,6 +20,7 @@ const SECRET_KEY = "test-key-for-variables-and-connections";
 const PASSWORD = "pw-Very-Secret-8841";
 const EXTRA_SECRET = "cs-extra-secret-5150";
 const TOKEN_VALUE = "tok-abc-123456";
+const NOT_JSON_SECRET = "[1, hunter2-not-json-secret]";
 
 const READER = dagSource(`
 export default dag({ id: "vc_reader" }, (t) => {
@@ -47,6 +48,8 @@ export default dag({ id: "vc_reader" }, (t) => {
     const refused = async (get) => { try { await get(); return "read"; } catch (err) { return err.message; } };
     return [await refused(() => ctx.variables.get("vc_greeting ")), await refused(() => ctx.connection("vc_warehouse "))];
   });
+  // A sensitive variable that is not JSON: the parser's message quotes the text's first characters.
+  t.task("secret_not_json", async (ctx) => { await ctx.variables.getJson("vc_db_password"); });
   t.task("leaky_error", async (ctx) => {
     const c = await ctx.connection("vc_warehouse");
     throw new Error("could not log in with " + c.password);
@@ -320,6 +323,7 @@ describe("variables and connections", () => {
     await call("POST", "/variables", { key: "vc_greeting", value: "hello-from-a-variable" });
     await call("POST", "/variables", { key: "vc_api_token", value: TOKEN_VALUE });
     await call("POST", "/variables", { key: "vc_settings", value: JSON.stringify({ batch: 50, regions: ["eu", "us"] }) });
+    await call("POST", "/variables", { key: "vc_db_password", value: NOT_JSON_SECRET });
     await call("POST", "/connections", {
       connection_id: "vc_warehouse",
       conn_type: "postgres",
@@ -374,6 +378,13 @@ describe("variables and connections", () => {
       'ctx.variables.get(key): the key must not end with a space, got "vc_greeting "',
       'ctx.connection(id): the key must not end with a space, got "vc_warehouse "',
     ]);
+
+    // Not one character of the secret: JSON.parse's message would quote "[1, hunter"... of it.
+    const notJson = await ti("secret_not_json");
+    expect(notJson.state).toBe("failed");
+    expect(notJson.error.message).toContain('variable "vc_db_password" is not valid JSON');
+    const notJsonLog = await h.taskLog("vc_reader", runId, "secret_not_json", 1);
+    for (const text of [JSON.stringify(notJson), notJsonLog]) expect(text).not.toContain("hunter");
 
     const leaky = await ti("leaky_error");
     expect(leaky.state).toBe("failed");
