@@ -166,9 +166,13 @@ export const connectionRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
       if (fields.length === 0) throw new BatonError("BATON_VALIDATION_FAILED", `body must set at least one of ${CONNECTION_FIELDS.join(", ")}`);
       const change: Record<string, unknown> = {};
       for (const f of fields) change[f] = body[f];
-      if (typeof change.extra === "string") change.extra = storedSecretsKept((await getConnection(db.pool, id))?.extra, change.extra);
-      if (!(await updateConnection(db.pool, id, change as Partial<ConnectionFields>))) notFound(id);
-      return connectionJson((await getConnection(db.pool, id))!);
+      // One transaction: a connection the answer cannot read back (a password or extra sealed with
+      // another BATON_SECRET_KEY) answers the error with nothing changed, not a change reported as failed.
+      return db.tx(async (tx) => {
+        if (typeof change.extra === "string") change.extra = storedSecretsKept((await getConnection(tx, id))?.extra, change.extra);
+        if (!(await updateConnection(tx, id, change as Partial<ConnectionFields>))) notFound(id);
+        return connectionJson((await getConnection(tx, id))!);
+      });
     },
   );
 

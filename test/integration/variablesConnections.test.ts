@@ -319,6 +319,36 @@ describe("variables and connections", () => {
     expect((await call("GET", "/variables/vc_encrypted")).json().value).toBe("sealed value");
   });
 
+  it("writes nothing when a PATCH cannot answer because a stored secret is sealed with another key", async () => {
+    await call("POST", "/variables", { key: "vc_sealed_var", value: "sealed with the first key", description: "before" });
+    await call("POST", "/connections", { connection_id: "vc_sealed_conn", conn_type: "postgres", host: "db-before", password: "pw-first-key-1234" });
+    for (const wrongKey of ["another key", undefined]) {
+      if (wrongKey === undefined) delete process.env.BATON_SECRET_KEY;
+      else process.env.BATON_SECRET_KEY = wrongKey;
+      try {
+        expectProblem(await call("PATCH", "/variables/vc_sealed_var", { description: "after" }), 500, "BATON_CONFIG_INVALID", "vc_sealed_var");
+        expectProblem(await call("PATCH", "/connections/vc_sealed_conn", { host: "db-after" }), 500, "BATON_CONFIG_INVALID", "vc_sealed_conn");
+      } finally {
+        process.env.BATON_SECRET_KEY = SECRET_KEY;
+      }
+      // The error was the answer: the change was not made.
+      expect((await call("GET", "/variables/vc_sealed_var")).json()).toEqual({ key: "vc_sealed_var", value: "sealed with the first key", description: "before" });
+      expect((await call("GET", "/connections/vc_sealed_conn")).json().host).toBe("db-before");
+    }
+    // Replacing every sealed field is how a lost key is recovered: that PATCH succeeds.
+    process.env.BATON_SECRET_KEY = "a new key";
+    try {
+      expect((await call("PATCH", "/variables/vc_sealed_var", { value: "sealed with the new key" })).json().value).toBe("sealed with the new key");
+      expect((await call("PATCH", "/connections/vc_sealed_conn", { password: "pw-new-key-5678", host: "db-after" })).json().host).toBe("db-after");
+      expect((await getConnection(h.db.pool, "vc_sealed_conn"))!.password).toBe("pw-new-key-5678");
+    } finally {
+      // Sealed with a key the other tests do not have, they would fail their lists.
+      await h.db.pool.query("DELETE FROM variable WHERE `key` = 'vc_sealed_var'");
+      await h.db.pool.query("DELETE FROM connection WHERE connection_id = 'vc_sealed_conn'");
+      process.env.BATON_SECRET_KEY = SECRET_KEY;
+    }
+  });
+
   it("gives tasks variables and connections, and masks the secrets they fetched in their log and errors", async () => {
     await call("POST", "/variables", { key: "vc_greeting", value: "hello-from-a-variable" });
     await call("POST", "/variables", { key: "vc_api_token", value: TOKEN_VALUE });
