@@ -321,7 +321,13 @@ describe("variables and connections", () => {
 
   it("writes nothing when a PATCH cannot answer because a stored secret is sealed with another key", async () => {
     await call("POST", "/variables", { key: "vc_sealed_var", value: "sealed with the first key", description: "before" });
-    await call("POST", "/connections", { connection_id: "vc_sealed_conn", conn_type: "postgres", host: "db-before", password: "pw-first-key-1234" });
+    await call("POST", "/connections", {
+      connection_id: "vc_sealed_conn",
+      conn_type: "postgres",
+      host: "db-before",
+      password: "pw-first-key-1234",
+      extra: JSON.stringify({ api_key: "extra-first-key-1234" }),
+    });
     for (const wrongKey of ["another key", undefined]) {
       if (wrongKey === undefined) delete process.env.BATON_SECRET_KEY;
       else process.env.BATON_SECRET_KEY = wrongKey;
@@ -339,8 +345,9 @@ describe("variables and connections", () => {
     process.env.BATON_SECRET_KEY = "a new key";
     try {
       expect((await call("PATCH", "/variables/vc_sealed_var", { value: "sealed with the new key" })).json().value).toBe("sealed with the new key");
-      expect((await call("PATCH", "/connections/vc_sealed_conn", { password: "pw-new-key-5678", host: "db-after" })).json().host).toBe("db-after");
-      expect((await getConnection(h.db.pool, "vc_sealed_conn"))!.password).toBe("pw-new-key-5678");
+      const extra = JSON.stringify({ api_key: "extra-new-key-5678" });
+      expect((await call("PATCH", "/connections/vc_sealed_conn", { password: "pw-new-key-5678", extra, host: "db-after" })).json().host).toBe("db-after");
+      expect(await getConnection(h.db.pool, "vc_sealed_conn")).toMatchObject({ password: "pw-new-key-5678", extra });
     } finally {
       // Sealed with a key the other tests do not have, they would fail their lists.
       await h.db.pool.query("DELETE FROM variable WHERE `key` = 'vc_sealed_var'");
