@@ -9,6 +9,7 @@ import { buildApp } from "../../api/app.ts";
 import { generateToken, hashToken } from "../../core/apiTokens.ts";
 import { insertToken } from "../../store/apiTokens.ts";
 import { getConnection } from "../../store/connections.ts";
+import { encrypt, secretKey } from "../../store/secretBox.ts";
 import { createVariable, getVariable } from "../../store/variables.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
@@ -50,6 +51,8 @@ export default dag({ id: "vc_reader" }, (t) => {
   });
   // A sensitive variable that is not JSON: the parser's message quotes the text's first characters.
   t.task("secret_not_json", async (ctx) => { await ctx.variables.getJson("vc_db_password"); });
+  // A value sealed with a key this worker does not have.
+  t.task("sealed_elsewhere", async (ctx) => { await ctx.variables.get("vc_sealed_elsewhere"); });
   t.task("leaky_error", async (ctx) => {
     const c = await ctx.connection("vc_warehouse");
     throw new Error("could not log in with " + c.password);
@@ -361,6 +364,9 @@ describe("variables and connections", () => {
     await call("POST", "/variables", { key: "vc_api_token", value: TOKEN_VALUE });
     await call("POST", "/variables", { key: "vc_settings", value: JSON.stringify({ batch: 50, regions: ["eu", "us"] }) });
     await call("POST", "/variables", { key: "vc_db_password", value: NOT_JSON_SECRET });
+    await h.db.pool.query("INSERT INTO variable (`key`, val, is_encrypted) VALUES ('vc_sealed_elsewhere', ?, TRUE)", [
+      encrypt(secretKey({ BATON_SECRET_KEY: "a key this worker does not have" })!, "sealed elsewhere"),
+    ]);
     await call("POST", "/connections", {
       connection_id: "vc_warehouse",
       conn_type: "postgres",
@@ -422,6 +428,13 @@ describe("variables and connections", () => {
     expect(notJson.error.message).toContain('variable "vc_db_password" is not valid JSON');
     const notJsonLog = await h.taskLog("vc_reader", runId, "secret_not_json", 1);
     for (const text of [JSON.stringify(notJson), notJsonLog]) expect(text).not.toContain("hunter");
+
+    // The API's code for it, and a stack through the task's own line, as for a missing connection.
+    const sealed = await ti("sealed_elsewhere");
+    expect(sealed.state).toBe("failed");
+    expect(sealed.error).toMatchObject({ code: "BATON_CONFIG_INVALID", message: expect.stringContaining("not the key it was stored with") });
+    expect(sealed.error.stack).toContain("reader.ts");
+    await h.db.pool.query("DELETE FROM variable WHERE `key` = 'vc_sealed_elsewhere'"); // it would fail GET /variables
 
     const leaky = await ti("leaky_error");
     expect(leaky.state).toBe("failed");
