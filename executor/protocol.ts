@@ -161,6 +161,8 @@ export interface SecretReply {
   value?: string | TaskConnectionFields;
   /** The lookup failed (database error, undecryptable secret). */
   error?: string;
+  /** The failure's stable code when Baton gave it one (BATON_CONFIG_INVALID: sealed with another key). */
+  code?: string;
 }
 /** A connection as a task receives it, password included. */
 export interface TaskConnectionFields {

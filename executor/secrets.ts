@@ -1,6 +1,7 @@
 // The worker's side of ctx.variables and ctx.connection(): task processes never touch the
 // database, so they ask their worker over IPC and it answers from MySQL (decrypted).
 import type { Child } from "../core/childProcess.ts";
+import { BatonError } from "../core/errors.ts";
 import type { Queryable } from "../store/db.ts";
 import { getConnection } from "../store/connections.ts";
 import { getVariable } from "../store/variables.ts";
@@ -32,7 +33,7 @@ export async function lookUpSecret(db: Queryable, get: SecretGet): Promise<Secre
       },
     };
   } catch (err) {
-    return { type: "secretReply", reqId: get.reqId, error: (err as Error).message };
+    return { type: "secretReply", reqId: get.reqId, error: (err as Error).message, ...(err instanceof BatonError ? { code: err.code } : {}) };
   }
 }
 

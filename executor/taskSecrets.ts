@@ -15,15 +15,24 @@ process.on("message", (raw) => {
   }
 });
 
-function ask(kind: SecretGet["kind"], key: string): Promise<SecretReply["value"]> {
-  return new Promise((resolve, reject) => {
+function request(kind: SecretGet["kind"], key: string): Promise<SecretReply | { error: string; code?: undefined }> {
+  return new Promise((resolve) => {
     const reqId = nextRequest++;
-    waiting.set(reqId, (reply) => (reply.error !== undefined ? reject(new Error(`could not read ${kind} "${key}": ${reply.error}`)) : resolve(reply.value)));
+    waiting.set(reqId, resolve);
     const get: SecretGet = { type: "secretGet", reqId, kind, key };
     process.send?.(get, (err: Error | null) => {
-      if (err && waiting.delete(reqId)) reject(new Error(`could not read ${kind} "${key}": the worker is gone (${err.message})`));
+      if (err && waiting.delete(reqId)) resolve({ error: `the worker is gone (${err.message})` });
     });
   });
+}
+
+async function ask(kind: SecretGet["kind"], key: string): Promise<SecretReply["value"]> {
+  const reply = await request(kind, key);
+  if (reply.error === undefined) return (reply as SecretReply).value;
+  // Thrown here, after the await, so its stack runs through the task's own call (not the IPC
+  // handler), with the worker's code (BATON_CONFIG_INVALID for a value sealed with another key).
+  const err = new Error(`could not read ${kind} "${key}": ${reply.error}`);
+  throw reply.code === undefined ? err : Object.assign(err, { code: reply.code });
 }
 
 function parseJson(text: string): { ok: true; value: unknown } | { ok: false; error: string } {
@@ -66,7 +75,9 @@ export function taskSecrets(masker: SecretMasker): { variables: TaskVariables; c
       const text = await readVariable(key);
       if (text === undefined) return fallback;
       const json = parseJson(text);
-      if (!json.ok) throw new Error(`variable "${key}" is not valid JSON: ${json.error}`);
+      // JSON.parse's message quotes the text's first characters ("[1, hunter2-"...), a piece of a
+      // sensitive value that the masker, which hides whole secrets, would let through.
+      if (!json.ok) throw new Error(`variable "${key}" is not valid JSON${isSensitiveKey(key) ? " (its value is not shown: the key is sensitive)" : `: ${json.error}`}`);
       return json.value;
     },
   } as TaskVariables;

@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type, type TSchema } from "typebox";
 import { CONNECTION_ID_PATTERN, MAX_CONNECTION_ID_LENGTH } from "../../core/dagLimits.ts";
 import { BatonError } from "../../core/errors.ts";
-import { keepMaskedSecrets, MASK, redactJson } from "../../core/sensitive.ts";
+import { keepMaskedSecrets, MASK, redactJson, sensitiveLeaves } from "../../core/sensitive.ts";
 import {
   CONNECTION_FIELDS,
   createConnection,
@@ -62,6 +62,11 @@ export function connectionJson(c: Connection) {
     }
   }
   return { connection_id: c.connection_id, conn_type: c.conn_type, description: c.description, host: c.host, login: c.login, schema: c.schema, port: c.port, extra };
+}
+
+/** Whether an extra (JSON object text, checked) holds the mask under a sensitive key: one storedSecretsKept would fill. */
+function keepsMask(extra: string): boolean {
+  return sensitiveLeaves(JSON.parse(extra)).includes(MASK);
 }
 
 /** extra as the client sent it, with the stored secrets back where it kept the mask the API showed. */
@@ -166,9 +171,15 @@ export const connectionRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, 
       if (fields.length === 0) throw new BatonError("BATON_VALIDATION_FAILED", `body must set at least one of ${CONNECTION_FIELDS.join(", ")}`);
       const change: Record<string, unknown> = {};
       for (const f of fields) change[f] = body[f];
-      if (typeof change.extra === "string") change.extra = storedSecretsKept((await getConnection(db.pool, id))?.extra, change.extra);
-      if (!(await updateConnection(db.pool, id, change as Partial<ConnectionFields>))) notFound(id);
-      return connectionJson((await getConnection(db.pool, id))!);
+      // One transaction: a connection the answer cannot read back (a password or extra sealed with
+      // another BATON_SECRET_KEY) answers the error with nothing changed, not a change reported as failed.
+      return db.tx(async (tx) => {
+        // The stored extra is read only when the new one keeps a secret as the mask: one that replaces
+        // them all is written without it (as it must be, when it was sealed with a lost key).
+        if (typeof change.extra === "string" && keepsMask(change.extra)) change.extra = storedSecretsKept((await getConnection(tx, id))?.extra, change.extra);
+        if (!(await updateConnection(tx, id, change as Partial<ConnectionFields>))) notFound(id);
+        return connectionJson((await getConnection(tx, id))!);
+      });
     },
   );
 

@@ -120,8 +120,12 @@ export const variableRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { 
       // The API shows a sensitive variable's value as the mask: written back unchanged, it keeps the secret.
       if (fields.includes("value") && !(isSensitiveKey(key) && req.body.value === MASK)) change.value = req.body.value;
       if (fields.includes("description")) change.description = req.body.description;
-      if (!(await updateVariable(db.pool, key, change))) notFound(key);
-      return variableJson((await getVariable(db.pool, key))!);
+      // One transaction: a variable the answer cannot read back (its value sealed with another
+      // BATON_SECRET_KEY) answers the error with nothing changed, not a change reported as failed.
+      return db.tx(async (tx) => {
+        if (!(await updateVariable(tx, key, change))) notFound(key);
+        return variableJson((await getVariable(tx, key))!);
+      });
     },
   );
 

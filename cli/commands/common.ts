@@ -1,6 +1,7 @@
 import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
+import { decimalValue } from "../../core/config.ts";
 import { parseDateTime } from "../../core/dateTime.ts";
 import { BatonError } from "../../core/errors.ts";
 import { parseDagDate } from "../../scheduler/timetable.ts";
@@ -35,9 +36,10 @@ export async function fetchAll<T>(client: ApiClient, path: string, field: string
   }
 }
 
+/** A whole number in decimal digits, as configuration numbers are (decimalValue): Number() took "" for 0 and "0x10" for 16. */
 export function integerArg(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("must be a non-negative integer");
+  const n = decimalValue(value);
+  if (n === undefined) throw new InvalidArgumentError("must be a non-negative integer");
   return n;
 }
 

@@ -100,6 +100,10 @@ describe("usage errors (unknown option or command, missing argument, bad option 
     ["a missing argument", ["dags", "trigger"], "BATON_VALIDATION_FAILED: missing required argument 'dag_id' (see 'baton dags trigger --help')"],
     ["a missing required option", ["tasks", "clear", "d"], "BATON_VALIDATION_FAILED: required option '-r, --run-id <run_id>' not specified (see 'baton tasks clear --help')"],
     ["a bad option value", ["runs", "list", "d", "--limit", "-1"], "BATON_VALIDATION_FAILED: option '--limit <n>' argument '-1' is invalid. must be a non-negative integer (see 'baton runs list --help')"],
+    // Number() read "" as 0 and "0x10" as 16: `--port ""` (as `--extra ""` clears the extra) set port 0.
+    ["a blank integer option", ["connections", "update", "c", "--port", ""], "BATON_VALIDATION_FAILED: option '--port <port>' argument '' is invalid. must be a non-negative integer (see 'baton connections update --help')"],
+    ["a hexadecimal integer option", ["connections", "add", "c", "--conn-type", "http", "--port", "0x10"], "BATON_VALIDATION_FAILED: option '--port <port>' argument '0x10' is invalid. must be a non-negative integer (see 'baton connections add --help')"],
+    ["an exponent in an integer option", ["runs", "list", "d", "--limit", "1e2"], "BATON_VALIDATION_FAILED: option '--limit <n>' argument '1e2' is invalid. must be a non-negative integer (see 'baton runs list --help')"],
     ["a bad global option", ["-o", "yaml", "dags", "list"], `BATON_VALIDATION_FAILED: option '-o, --output <format>' argument 'yaml' is invalid. must be "table" or "json" (see 'baton --help')`],
     ["an unknown command", ["dags", "lsit"], "BATON_VALIDATION_FAILED: unknown command 'lsit' (Did you mean list?) (see 'baton dags --help')"],
   ])("%s", async (_name, args, line) => {

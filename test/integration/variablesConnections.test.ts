@@ -9,6 +9,7 @@ import { buildApp } from "../../api/app.ts";
 import { generateToken, hashToken } from "../../core/apiTokens.ts";
 import { insertToken } from "../../store/apiTokens.ts";
 import { getConnection } from "../../store/connections.ts";
+import { encrypt, secretKey } from "../../store/secretBox.ts";
 import { createVariable, getVariable } from "../../store/variables.ts";
 import { Harness, dagSource } from "../helpers/harness.ts";
 import { waitFor } from "../helpers/db.ts";
@@ -20,6 +21,7 @@ const SECRET_KEY = "test-key-for-variables-and-connections";
 const PASSWORD = "pw-Very-Secret-8841";
 const EXTRA_SECRET = "cs-extra-secret-5150";
 const TOKEN_VALUE = "tok-abc-123456";
+const NOT_JSON_SECRET = "[1, hunter2-not-json-secret]";
 
 const READER = dagSource(`
 export default dag({ id: "vc_reader" }, (t) => {
@@ -47,6 +49,10 @@ export default dag({ id: "vc_reader" }, (t) => {
     const refused = async (get) => { try { await get(); return "read"; } catch (err) { return err.message; } };
     return [await refused(() => ctx.variables.get("vc_greeting ")), await refused(() => ctx.connection("vc_warehouse "))];
   });
+  // A sensitive variable that is not JSON: the parser's message quotes the text's first characters.
+  t.task("secret_not_json", async (ctx) => { await ctx.variables.getJson("vc_db_password"); });
+  // A value sealed with a key this worker does not have.
+  t.task("sealed_elsewhere", async (ctx) => { await ctx.variables.get("vc_sealed_elsewhere"); });
   t.task("leaky_error", async (ctx) => {
     const c = await ctx.connection("vc_warehouse");
     throw new Error("could not log in with " + c.password);
@@ -316,10 +322,51 @@ describe("variables and connections", () => {
     expect((await call("GET", "/variables/vc_encrypted")).json().value).toBe("sealed value");
   });
 
+  it("writes nothing when a PATCH cannot answer because a stored secret is sealed with another key", async () => {
+    await call("POST", "/variables", { key: "vc_sealed_var", value: "sealed with the first key", description: "before" });
+    await call("POST", "/connections", {
+      connection_id: "vc_sealed_conn",
+      conn_type: "postgres",
+      host: "db-before",
+      password: "pw-first-key-1234",
+      extra: JSON.stringify({ api_key: "extra-first-key-1234" }),
+    });
+    for (const wrongKey of ["another key", undefined]) {
+      if (wrongKey === undefined) delete process.env.BATON_SECRET_KEY;
+      else process.env.BATON_SECRET_KEY = wrongKey;
+      try {
+        expectProblem(await call("PATCH", "/variables/vc_sealed_var", { description: "after" }), 500, "BATON_CONFIG_INVALID", "vc_sealed_var");
+        expectProblem(await call("PATCH", "/connections/vc_sealed_conn", { host: "db-after" }), 500, "BATON_CONFIG_INVALID", "vc_sealed_conn");
+      } finally {
+        process.env.BATON_SECRET_KEY = SECRET_KEY;
+      }
+      // The error was the answer: the change was not made.
+      expect((await call("GET", "/variables/vc_sealed_var")).json()).toEqual({ key: "vc_sealed_var", value: "sealed with the first key", description: "before" });
+      expect((await call("GET", "/connections/vc_sealed_conn")).json().host).toBe("db-before");
+    }
+    // Replacing every sealed field is how a lost key is recovered: that PATCH succeeds.
+    process.env.BATON_SECRET_KEY = "a new key";
+    try {
+      expect((await call("PATCH", "/variables/vc_sealed_var", { value: "sealed with the new key" })).json().value).toBe("sealed with the new key");
+      const extra = JSON.stringify({ api_key: "extra-new-key-5678" });
+      expect((await call("PATCH", "/connections/vc_sealed_conn", { password: "pw-new-key-5678", extra, host: "db-after" })).json().host).toBe("db-after");
+      expect(await getConnection(h.db.pool, "vc_sealed_conn")).toMatchObject({ password: "pw-new-key-5678", extra });
+    } finally {
+      // Sealed with a key the other tests do not have, they would fail their lists.
+      await h.db.pool.query("DELETE FROM variable WHERE `key` = 'vc_sealed_var'");
+      await h.db.pool.query("DELETE FROM connection WHERE connection_id = 'vc_sealed_conn'");
+      process.env.BATON_SECRET_KEY = SECRET_KEY;
+    }
+  });
+
   it("gives tasks variables and connections, and masks the secrets they fetched in their log and errors", async () => {
     await call("POST", "/variables", { key: "vc_greeting", value: "hello-from-a-variable" });
     await call("POST", "/variables", { key: "vc_api_token", value: TOKEN_VALUE });
     await call("POST", "/variables", { key: "vc_settings", value: JSON.stringify({ batch: 50, regions: ["eu", "us"] }) });
+    await call("POST", "/variables", { key: "vc_db_password", value: NOT_JSON_SECRET });
+    await h.db.pool.query("INSERT INTO variable (`key`, val, is_encrypted) VALUES ('vc_sealed_elsewhere', ?, TRUE)", [
+      encrypt(secretKey({ BATON_SECRET_KEY: "a key this worker does not have" })!, "sealed elsewhere"),
+    ]);
     await call("POST", "/connections", {
       connection_id: "vc_warehouse",
       conn_type: "postgres",
@@ -374,6 +421,20 @@ describe("variables and connections", () => {
       'ctx.variables.get(key): the key must not end with a space, got "vc_greeting "',
       'ctx.connection(id): the key must not end with a space, got "vc_warehouse "',
     ]);
+
+    // Not one character of the secret: JSON.parse's message would quote "[1, hunter"... of it.
+    const notJson = await ti("secret_not_json");
+    expect(notJson.state).toBe("failed");
+    expect(notJson.error.message).toContain('variable "vc_db_password" is not valid JSON');
+    const notJsonLog = await h.taskLog("vc_reader", runId, "secret_not_json", 1);
+    for (const text of [JSON.stringify(notJson), notJsonLog]) expect(text).not.toContain("hunter");
+
+    // The API's code for it, and a stack through the task's own line, as for a missing connection.
+    const sealed = await ti("sealed_elsewhere");
+    expect(sealed.state).toBe("failed");
+    expect(sealed.error).toMatchObject({ code: "BATON_CONFIG_INVALID", message: expect.stringContaining("not the key it was stored with") });
+    expect(sealed.error.stack).toContain("reader.ts");
+    await h.db.pool.query("DELETE FROM variable WHERE `key` = 'vc_sealed_elsewhere'"); // it would fail GET /variables
 
     const leaky = await ti("leaky_error");
     expect(leaky.state).toBe("failed");
