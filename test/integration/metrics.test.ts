@@ -181,6 +181,21 @@ describe("metrics and request ids", () => {
       }
       expect(value(await listen(h.db), "baton_metadatabase_up")).toBe(1);
     });
+
+    it("a database that does not answer makes the listener say 0 after its probe's deadline, with one probe in flight, not hang the scrape", async () => {
+      let probes = 0;
+      const stalled = { pool: { query: () => { probes++; return new Promise(() => {}); } } } as unknown as typeof h.db;
+      const server = await startMetricsListener(stalled, "127.0.0.1", 0, { probeTimeoutMs: 50 });
+      try {
+        const { port } = server.address() as { port: number };
+        const scrapes = await Promise.all([1, 2, 3].map(() => fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text())));
+        for (const text of scrapes) expect(value(parse(text), "baton_metadatabase_up")).toBe(0);
+        expect(probes).toBe(1);
+      } finally {
+        server.closeAllConnections();
+        await new Promise((r) => server.close(r));
+      }
+    });
   });
 
   describe("registries", () => {
