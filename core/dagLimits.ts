@@ -150,6 +150,18 @@ export function queueNameProblem(field: string, value: unknown): string | null {
 }
 
 /**
+ * A worker's --hostname: recorded on the task instances it runs (task_instance.hostname, a
+ * VARCHAR(255): a longer name failed every claim of the worker) and printed in log lines and by
+ * GET /api/v1/workers, so 1-255 characters without a control character.
+ */
+export function hostnameProblem(field: string, value: unknown): string | null {
+  const problem = textProblem(field, value, MAX_HOSTNAME_LENGTH);
+  if (problem !== null || value === undefined) return problem;
+  return controlCharacterProblem(field, value as string);
+}
+const MAX_HOSTNAME_LENGTH = 255;
+
+/**
  * The API's one rule for a free-text identifier or a filter compared with stored names: path ids
  * (dag_id, dag_run_id, task_id, a variable key, an XCom key), the id lists of the batch lists, a
  * pool or queue filter (GET …/taskInstances?queue=), a signal_id, the event log's filters. No stored
