@@ -141,11 +141,16 @@ export function poolNameProblem(field: string, value: unknown): string | null {
 /**
  * A queue name (a task's `queue`, a worker's --queues): any 1-256 characters (task_instance.queue
  * is a VARCHAR(256)) not ending with whitespace (the column compares with PAD SPACE: "etl " would
- * be "etl") and without a control character, as pool names (it is printed in log lines too).
+ * be "etl") and without a control character, as pool names (it is printed in log lines too). Unlike
+ * a pool name, no comma and no leading whitespace: `baton worker --queues` splits its value at
+ * commas and trims each name, so no worker could serve such a queue (and `--queues gpu,fast`, which
+ * the `queue` dependency reason suggests, would serve "gpu" and "fast").
  */
 export function queueNameProblem(field: string, value: unknown): string | null {
   const problem = textProblem(field, value, MAX_QUEUE_LENGTH, 1, true);
   if (problem !== null || value === undefined) return problem;
+  if ((value as string).includes(",")) return `${field} must not contain "," (baton worker --queues splits at commas), got ${JSON.stringify((value as string).slice(0, 40))}`;
+  if (/^\s/.test(value as string)) return `${field} must not start with whitespace (baton worker --queues trims it), got ${JSON.stringify((value as string).slice(0, 40))}`;
   return controlCharacterProblem(field, value as string);
 }
 
