@@ -7,7 +7,7 @@ import { Worker } from "../executor/worker.ts";
 import { DagProcessor } from "../parser/processor.ts";
 import { Scheduler } from "../scheduler/loop.ts";
 import { isLoopbackHost, trustProxyWarning } from "../core/config.ts";
-import { queueNameProblem } from "../core/dagLimits.ts";
+import { hostnameProblem, queueNameProblem } from "../core/dagLimits.ts";
 import { describeDatabaseUrl } from "../store/db.ts";
 import type { Server } from "node:http";
 import { checkListenHost, listenError, type Listener } from "./listen.ts";
@@ -67,6 +67,10 @@ export async function runServices(name: string, roles: Roles, flags: ServiceFlag
   for (const queue of roles.worker ? (flags.queues ?? []) : []) {
     const problem = queueNameProblem("queue", queue);
     if (problem !== null) exitWith(`BATON_CONFIG_INVALID: --queues: ${problem}`, 1);
+  }
+  if (roles.worker) {
+    const problem = hostnameProblem("--hostname", flags.hostname);
+    if (problem !== null) exitWith(`BATON_CONFIG_INVALID: ${problem}`, 1);
   }
   const listener = listenerOf(config);
   if (listener) await checkListenHost(listener);

@@ -141,13 +141,30 @@ export function poolNameProblem(field: string, value: unknown): string | null {
 /**
  * A queue name (a task's `queue`, a worker's --queues): any 1-256 characters (task_instance.queue
  * is a VARCHAR(256)) not ending with whitespace (the column compares with PAD SPACE: "etl " would
- * be "etl") and without a control character, as pool names (it is printed in log lines too).
+ * be "etl") and without a control character, as pool names (it is printed in log lines too). Unlike
+ * a pool name, no comma and no leading whitespace: `baton worker --queues` splits its value at
+ * commas and trims each name, so no worker could serve such a queue (and `--queues gpu,fast`, which
+ * the `queue` dependency reason suggests, would serve "gpu" and "fast").
  */
 export function queueNameProblem(field: string, value: unknown): string | null {
   const problem = textProblem(field, value, MAX_QUEUE_LENGTH, 1, true);
   if (problem !== null || value === undefined) return problem;
+  if ((value as string).includes(",")) return `${field} must not contain "," (baton worker --queues splits at commas), got ${JSON.stringify((value as string).slice(0, 40))}`;
+  if (/^\s/.test(value as string)) return `${field} must not start with whitespace (baton worker --queues trims it), got ${JSON.stringify((value as string).slice(0, 40))}`;
   return controlCharacterProblem(field, value as string);
 }
+
+/**
+ * A worker's --hostname: recorded on the task instances it runs (task_instance.hostname, a
+ * VARCHAR(255): a longer name failed every claim of the worker) and printed in log lines and by
+ * GET /api/v1/workers, so 1-255 characters without a control character.
+ */
+export function hostnameProblem(field: string, value: unknown): string | null {
+  const problem = textProblem(field, value, MAX_HOSTNAME_LENGTH);
+  if (problem !== null || value === undefined) return problem;
+  return controlCharacterProblem(field, value as string);
+}
+const MAX_HOSTNAME_LENGTH = 255;
 
 /**
  * The API's one rule for a free-text identifier or a filter compared with stored names: path ids

@@ -21,6 +21,14 @@ export function queueServedDep(ti: { queue: string }, live: LiveWorkers): DepSta
   return {
     dep,
     passed: false,
-    reason: `No live worker serves queue "${ti.queue}" (live workers serve ${served.join(", ") || "no queue"}): start one with \`baton worker --queues ${ti.queue}\``,
+    reason: `No live worker serves queue "${ti.queue}" (live workers serve ${served.join(", ") || "no queue"}): start one with \`baton worker --queues ${shellWord(ti.queue)}\``,
   };
+}
+
+/**
+ * `value` as one POSIX shell word: as it is when it holds only characters no shell treats
+ * specially, else single-quoted (a quote inside written '\''), so a suggested command can be pasted.
+ */
+function shellWord(value: string): string {
+  return /^[A-Za-z0-9_.:/@%+=-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
 }

@@ -206,6 +206,12 @@ describe("bad listen settings: one line, exit 1 (they crashed with a RangeError 
     ["worker --queues ,", ["worker", "--queues", ","], {}, "BATON_CONFIG_INVALID: --queues names no queue"],
     // a queue name no DAG may use (core/dagLimits.ts): it would print as two log lines
     ["worker --queues 'a<newline>b'", ["worker", "--queues", "etl,a\nb"], {}, 'BATON_CONFIG_INVALID: --queues: queue must not contain control characters (a newline, a tab: it is printed in log lines), got U+000A in "a\\nb"'],
+    // task_instance.hostname is a VARCHAR(255): a longer name started a worker whose every claim failed
+    // ("Data too long for column 'hostname'", BATON_TASK_UNCLAIMABLE), so it never ran a task
+    ["worker --hostname <256 characters>", ["worker", "--hostname", "h".repeat(256)], {}, `BATON_CONFIG_INVALID: --hostname must be 1-255 characters, got 256 ("${"h".repeat(40)}"…)`],
+    // recorded on its tasks and shown by GET /api/v1/workers as an empty host
+    ["worker --hostname ''", ["worker", "--hostname", ""], {}, "BATON_CONFIG_INVALID: --hostname must be 1-255 characters, got 0"],
+    ["worker --hostname 'a<newline>b'", ["worker", "--hostname", "a\nb"], {}, 'BATON_CONFIG_INVALID: --hostname must not contain control characters (a newline, a tab: it is printed in log lines), got U+000A in "a\\nb"'],
     // was "cannot reach MySQL … (ENOTFOUND)", exit 2: the listen host taken for the database
     ["api --host nosuchhost.invalid", ["api", "--host", "nosuchhost.invalid"], {}, "BATON_LISTEN_FAILED: cannot listen for the API on nosuchhost.invalid:8080: the host name nosuchhost.invalid does not resolve (ENOTFOUND)"],
   ])("%s", async (_name, args, env, line) => {

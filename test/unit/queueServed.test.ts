@@ -16,4 +16,12 @@ describe("queueServedDep", () => {
     expect(status.passed).toBe(false);
     expect(status.reason).toBe('No live worker serves queue "gpu" (live workers serve "default", "etl"): start one with `baton worker --queues gpu`');
   });
+
+  it("quotes a queue name the shell would split or expand, so the suggested command can be pasted as it is", () => {
+    const live = { count: 1, queues: new Set(["default"]) };
+    // was `baton worker --queues team: gpu/fast`: a worker serving "team:" and an unknown argument
+    expect(queueServedDep({ queue: "team: gpu/fast" }, live).reason).toContain("start one with `baton worker --queues 'team: gpu/fast'`");
+    expect(queueServedDep({ queue: "it's $HOME" }, live).reason).toContain("start one with `baton worker --queues 'it'\\''s $HOME'`");
+    expect(queueServedDep({ queue: "team:gpu/fast-1.x" }, live).reason).toContain("start one with `baton worker --queues team:gpu/fast-1.x`");
+  });
 });

@@ -306,7 +306,18 @@ describe("dag()", () => {
     ] as [string, Record<string, string>][])("rejects a %s name ending with whitespace: the database would match it to the name without", (field, options) => {
       const err = dagError(() => dag({ id: "x" }, (t) => void t.task("a", options, noop)));
       expect(err.message).toContain(`${field} must not end with whitespace`);
-      expect(() => dag({ id: "x" }, (t) => void t.task("a", { [field]: " inner spaces ok" }, noop))).not.toThrow();
+      // Leading whitespace is kept in a pool name; a queue name cannot start with it (--queues trims it).
+      expect(() => dag({ id: "x" }, (t) => void t.task("a", { [field]: field === "pool" ? " inner spaces ok" : "inner spaces ok" }, noop))).not.toThrow();
+    });
+
+    it.each([
+      ["a comma", "gpu,fast", 'queue must not contain "," (baton worker --queues splits at commas)'],
+      ["leading whitespace", " etl", "queue must not start with whitespace (baton worker --queues trims it)"],
+    ])("rejects a queue name holding %s: no worker could serve it, `--queues` would name other queues", (_label, queue, message) => {
+      const err = dagError(() => dag({ id: "x" }, (t) => void t.task("a", { queue }, noop)));
+      expect(err.code).toBe("BATON_INVALID_DAG");
+      expect(err.message).toContain(message);
+      expect(() => dag({ id: "x" }, (t) => void t.task("a", { queue: "team: gpu/fast" }, noop))).not.toThrow();
     });
 
     it.each([
@@ -319,7 +330,7 @@ describe("dag()", () => {
       expect(err.code).toBe("BATON_INVALID_DAG");
       expect(err.message).toContain(`${field} must not contain control characters`);
       expect(err.message).toContain(code);
-      expect(() => dag({ id: "x" }, (t) => void t.task("a", { [field]: " leading space, Zürich \u00a0ok" }, noop))).not.toThrow();
+      expect(() => dag({ id: "x" }, (t) => void t.task("a", { [field]: field === "pool" ? " leading space, Zürich \u00a0ok" : "Zürich \u00a0ok" }, noop))).not.toThrow();
     });
 
     it.each([
