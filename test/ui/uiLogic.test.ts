@@ -26,6 +26,7 @@ import {
   type Action,
   type EventFilters,
   type Walk,
+  runsToReload,
 } from "../../ui/src/browse.ts";
 import { clearedText, clearRunMessage, currentTry, describeSchedule, fitLabel, importErrorsOf, signalClosedNote, formatDuration, zoneLabel, nextRunText, parseConf, parseJsonValue, relativeTime, topoOrder, triesFromEvents } from "../../ui/src/format.ts";
 import { SseParser } from "../../ui/src/sse.ts";
@@ -526,5 +527,23 @@ describe("load-more walk", () => {
     const again = more(walk, [1, 2, 3, 4], false, 5);
     expect(again).toEqual({ walk: { rows: [1, 2, 3, 4], total: 4, next: null, last: { cursor: null, kept: 0 }, done: true }, added: 1 });
     expect(startWalk([], 0, null).done).toBe(true);
+  });
+});
+
+describe("runsToReload (the graph's ?run= run)", () => {
+  const listed = { runs: [{ dag_run_id: "new" }], extra: null, missing: null };
+  it("reloads for a run not listed, or to drop an extra run once none is named, and not otherwise", () => {
+    expect(runsToReload(listed, "new", null, undefined)).toBe(false);
+    expect(runsToReload(listed, null, null, undefined)).toBe(false);
+    expect(runsToReload(listed, "old", null, undefined)).toBe(true);
+    expect(runsToReload({ ...listed, missing: { runId: "gone" } }, "gone", null, undefined)).toBe(false);
+    expect(runsToReload({ runs: [{ dag_run_id: "old" }, { dag_run_id: "new" }], extra: "old", missing: null }, null, null, "old")).toBe(true);
+  });
+  it("does not ask again for the run whose reload just failed (a 5xx, the API down): it looped as fast as each fetch failed", () => {
+    const down = new Error("503");
+    expect(runsToReload(listed, "old", down, "old")).toBe(false);
+    expect(runsToReload({ runs: [{ dag_run_id: "old" }, { dag_run_id: "new" }], extra: "old", missing: null }, null, down, null)).toBe(false);
+    // Another run named since: asked once more.
+    expect(runsToReload(listed, "older", down, "old")).toBe(true);
   });
 });

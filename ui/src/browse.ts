@@ -248,3 +248,20 @@ export function continueWalk<T>(walk: Walk<T>, from: { cursor: string | null; ke
     added: rows.length - walk.rows.length,
   };
 }
+
+/**
+ * Whether the DAG page must list its runs again for the graph's `?run=` run: one named but neither
+ * listed nor known missing, or an extra run listed for a name no longer given (back on the grid).
+ * Not for the name whose reload just failed (a 5xx, the API down): asked again at once, it failed
+ * again at once, in a loop; live events and a new name ask again.
+ */
+export function runsToReload(
+  listed: { runs: readonly { dag_run_id: string }[]; extra: string | null; missing: { runId: string } | null },
+  pinned: string | null,
+  error: unknown,
+  lastAskedFor: string | null | undefined,
+): boolean {
+  if (error && lastAskedFor === pinned) return false;
+  const known = !pinned || listed.runs.some((r) => r.dag_run_id === pinned) || listed.missing?.runId === pinned;
+  return !known || (listed.extra !== null && !pinned);
+}

@@ -4,7 +4,7 @@
 // (batched) for times and try numbers.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, reportError } from "../api.ts";
-import { may } from "../browse.ts";
+import { may, runsToReload } from "../browse.ts";
 import { ErrorBox, Loading, PauseSwitch, StateBadge, useAsync, useWhoami } from "../common.tsx";
 import { allImportErrors, getDag, getRun, loadTasks, recentRuns, runTaskInstances, setPaused, structureOf, taskInstancesOf } from "../data.ts";
 import { describeSchedule, formatDateTime, importErrorsOf, nextRunText } from "../format.ts";
@@ -126,12 +126,13 @@ export function DagPage({ dagId, tab, query }: { dagId: string; tab: DagTab; que
     return { runs, tis: new Map(list.map((ti) => [tiKey(ti.dag_run_id, ti.task_id), ti])), version: 0, extra, missing };
   }, [dagId, runCount]);
   // Another run named (not listed, not known missing), or back on the grid with an extra run: list again (the view stays meanwhile).
+  const reloadAskedFor = useRef<string | null | undefined>(undefined);
   useEffect(() => {
     const d = data.data;
-    if (!d || data.loading) return;
-    const known = !pinned || d.runs.some((r) => r.dag_run_id === pinned) || d.missing?.runId === pinned;
-    if (!known || (d.extra && !pinned)) data.reload();
-  }, [pinned, data.data, data.loading]);
+    if (!d || data.loading || !runsToReload(d, pinned, data.error, reloadAskedFor.current)) return;
+    reloadAskedFor.current = pinned;
+    data.reload();
+  }, [pinned, data.data, data.loading, data.error]);
 
   // Live: apply each state change at once, then refetch the changed runs (run + task instances,
   // batched) for times and try numbers. Events that arrive while the whole list is loading are
