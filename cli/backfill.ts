@@ -2,6 +2,7 @@
 // `--api-url` works too. The backfill runs inside the scheduler: `create` records it and, unless
 // --detach, follows its progress by polling GET /backfills/{id}; closing the terminal does not stop it.
 import { InvalidArgumentError, type Command } from "commander";
+import { decimalValue } from "../core/config.ts";
 import { BatonError } from "../core/errors.ts";
 import type { ApiClient } from "./client.ts";
 import { dagDateArg, integerArg, jsonObjectArg, printChange, withApi } from "./commands/common.ts";
@@ -69,8 +70,8 @@ function summary(b: BackfillDetail): string {
 }
 
 function backfillId(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new BatonError("BATON_VALIDATION_FAILED", `backfill id must be a positive integer, got "${value}"`);
+  const n = decimalValue(value);
+  if (n === undefined || n < 1) throw new BatonError("BATON_VALIDATION_FAILED", `backfill id must be a positive integer, got "${value}"`);
   return n;
 }
 

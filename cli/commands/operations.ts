@@ -1,4 +1,5 @@
 import { InvalidArgumentError, type Command } from "commander";
+import { decimalValue } from "../../core/config.ts";
 import { poolNameProblem } from "../../core/dagLimits.ts";
 import { printObject, printRows } from "../output.ts";
 import { integerArg, listArg, parsedArg, printChange, withApi } from "./common.ts";
@@ -14,8 +15,9 @@ function poolNameArg(value: string): string {
 
 /** A pool's slots: a non-negative integer, or -1 for no limit (as the API takes them). */
 function slotsArg(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < -1) throw new InvalidArgumentError("must be a non-negative integer, or -1 for no limit");
+  // Decimal digits only, as every number option (integerArg): Number() took "" as 0 and "0x10" as 16.
+  const n = value.trim() === "-1" ? -1 : decimalValue(value);
+  if (n === undefined) throw new InvalidArgumentError("must be a non-negative integer, or -1 for no limit");
   return n;
 }
 

@@ -83,6 +83,10 @@ describe("errors thrown inside an action are one line too (they were uncaught, w
   it.concurrent.each([
     ["pools set p9 -2", ["pools", "set", "p9", "-2"], 'BATON_VALIDATION_FAILED: <slots> "-2": must be a non-negative integer, or -1 for no limit'],
     ["pools set p9 abc", ["pools", "set", "p9", "abc"], 'BATON_VALIDATION_FAILED: <slots> "abc": must be a non-negative integer, or -1 for no limit'],
+    // Number() read "" as 0 (a pool that blocks every task) and "0x10" as 16, as --port did.
+    ["pools set p9 \"\"", ["pools", "set", "p9", ""], 'BATON_VALIDATION_FAILED: <slots> "": must be a non-negative integer, or -1 for no limit'],
+    ["pools set p9 0x10", ["pools", "set", "p9", "0x10"], 'BATON_VALIDATION_FAILED: <slots> "0x10": must be a non-negative integer, or -1 for no limit'],
+    ["backfill status 1e2", ["backfill", "status", "1e2"], 'BATON_VALIDATION_FAILED: backfill id must be a positive integer, got "1e2"'],
     // commander's InvalidArgumentError, thrown by the action itself
     ["dead-letters redrive without --dag-id or --ids", ["dead-letters", "redrive", "--dry-run"], "BATON_VALIDATION_FAILED: give --dag-id or --ids"],
   ])("%s", async (_name, args, line) => {
