@@ -244,7 +244,8 @@ export const eventRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, { db 
       // The head is written here, past Fastify's reply: with the headers hooks set on it (X-Request-Id, CORS).
       reply.raw.writeHead(200, { ...(reply.getHeaders() as OutgoingHttpHeaders), "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
       // The first position: where the stream starts. A client that reconnects or changes its
-      // filters from here misses nothing committed since (its page's data was read before).
+      // filters from here gets what commits after it (its page's data was read before); as for any
+      // resume, only an event committing late below it can be missed.
       reply.raw.write(`: connected\nid: ${cursor.afterId}\n\n`);
       let sent = cursor.afterId;
       let open = true;
