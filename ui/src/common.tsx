@@ -1,10 +1,10 @@
 // Small shared pieces: data loading hook, state badges, error boxes, dialogs, switches.
 import type { ComponentChildren } from "preact";
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, getToken } from "./api.ts";
+import { ApiError, getToken, reportError } from "./api.ts";
 import { whoami } from "./data.ts";
 import { stateLabel, stateOf } from "./states.ts";
-import { useAppState } from "./store.ts";
+import { toast, useAppState } from "./store.ts";
 import type { Whoami } from "./types.ts";
 
 export interface Async<T> {
@@ -208,4 +208,23 @@ export function useAction(): [boolean, (fn: () => Promise<void>) => Promise<void
     }
   }, []);
   return [busy, run];
+}
+
+/**
+ * useAction for a page's buttons: on success a toast (`what`, or made from the API's answer, e.g.
+ * what a clear cleared) and `onDone` (refetch); an error is reported.
+ */
+export function useToastedAction(onDone: () => void): [boolean, <T>(what: string | ((answer: T) => string), fn: () => Promise<T>) => Promise<void>] {
+  const [busy, run] = useAction();
+  const act = <T,>(what: string | ((answer: T) => string), fn: () => Promise<T>) =>
+    run(async () => {
+      try {
+        const answer = await fn();
+        toast("info", typeof what === "string" ? what : what(answer));
+        onDone();
+      } catch (err) {
+        reportError(err);
+      }
+    });
+  return [busy, act];
 }

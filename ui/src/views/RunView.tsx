@@ -1,15 +1,13 @@
 // One run: state, conf, version, a Gantt chart of its task tries, its event log, and actions
 // (mark failed, clear failed tasks, clear all: for a token whose role may). Follows the live stream.
 import { useMemo, useState } from "preact/hooks";
-import { reportError } from "../api.ts";
 import { eventLogPath, may } from "../browse.ts";
-import { Dialog, ErrorBox, JsonView, Loading, StateBadge, useAsync, useWhoami } from "../common.tsx";
+import { Dialog, ErrorBox, JsonView, Loading, StateBadge, useAsync, useToastedAction, useWhoami } from "../common.tsx";
 import { clearTasks, failRun, getDag, getRun, recentEvents, runTaskInstances, structureOf } from "../data.ts";
 import { clearedText, clearRunMessage, formatDateTime, formatDuration, parseDate, secondsBetween, shortHash, topoOrder } from "../format.ts";
 import { useLiveEvents, useThrottled } from "../live.ts";
 import { dagPath, taskPath } from "../router.ts";
 import { isActiveRun, stateLabel, stateOf } from "../states.ts";
-import { toast } from "../store.ts";
 import type { TaskInstance } from "../types.ts";
 import { DagHeader } from "./DagPage.tsx";
 
@@ -20,7 +18,7 @@ export function RunView({ dagId, runId }: { dagId: string; runId: string }) {
   const events = useAsync(() => recentEvents({ dag_id: dagId, dag_run_id: runId }, 300), [dagId, runId]);
   const structure = useAsync(async () => (run.data ? structureOf(dagId, run.data.dag_version) : null), [dagId, run.data?.dag_version]);
   const who = useWhoami();
-  const [busy, setBusy] = useState(false);
+  const [busy, act] = useToastedAction(() => refresh());
   /** The clear waiting for its confirmation: only the failed tasks, or all. */
   const [confirmClear, setConfirmClear] = useState<{ onlyFailed: boolean } | null>(null);
 
@@ -43,19 +41,6 @@ export function RunView({ dagId, runId }: { dagId: string; runId: string }) {
     });
   }, [tis.data, structure.data]);
 
-  /** Runs an action; `what` is the toast, or makes it from the answer. */
-  const act = async <T,>(what: string | ((answer: T) => string), fn: () => Promise<T>) => {
-    setBusy(true);
-    try {
-      const answer = await fn();
-      toast("info", typeof what === "string" ? what : what(answer));
-      refresh();
-    } catch (err) {
-      reportError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
 
   if (run.error) return <ErrorBox error={run.error} what={`Could not load run ${runId}`} />;
   const r = run.data;

@@ -6,13 +6,12 @@ import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, call, enc, reportError } from "../api.ts";
 import { parseAnsi } from "../ansi.ts";
 import { may } from "../browse.ts";
-import { ErrorBox, JsonView, Loading, StateBadge, useAsync, useWhoami } from "../common.tsx";
+import { ErrorBox, JsonView, Loading, StateBadge, useAsync, useToastedAction, useWhoami } from "../common.tsx";
 import { clearTasks, getDag, getRun, recentEvents, sendSignal, setTaskState, signalsOf, stepsOf, structureOf, xcomsOf } from "../data.ts";
 import { clearedText, currentTry, formatDateTime, formatDuration, parseJsonValue, secondsBetween, signalClosedNote, triesFromEvents } from "../format.ts";
 import { useLiveEvents, useThrottled } from "../live.ts";
 import { dagPath, navigate, runPath, taskPath } from "../router.ts";
 import { isFinishedTask } from "../states.ts";
-import { toast } from "../store.ts";
 import type { RunSignal, TaskInstance, TaskNode, TaskStep } from "../types.ts";
 import { DagHeader } from "./DagPage.tsx";
 
@@ -324,21 +323,8 @@ function SignalsSection({ dagId, runId, signals, error }: { dagId: string; runId
 
 /** Clear and mark, each only for a token whose role may (and not before the role is known). */
 function TaskActions({ dagId, runId, taskId, ti, mayClear, mayMark, onDone }: { dagId: string; runId: string; taskId: string; ti: TaskInstance; mayClear: boolean; mayMark: boolean; onDone: () => void }) {
-  const [busy, setBusy] = useState(false);
+  const [busy, act] = useToastedAction(onDone);
   const [downstream, setDownstream] = useState(false);
-  /** Runs an action; `what` is the toast, or makes it from the answer. */
-  const act = async <T,>(what: string | ((answer: T) => string), fn: () => Promise<T>) => {
-    setBusy(true);
-    try {
-      const answer = await fn();
-      toast("info", typeof what === "string" ? what : what(answer));
-      onDone();
-    } catch (err) {
-      reportError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
   return (
     <div class="actions left task-actions">
       {mayClear && (
