@@ -164,7 +164,6 @@ export function hostnameProblem(field: string, value: unknown): string | null {
   if (problem !== null || value === undefined) return problem;
   return controlCharacterProblem(field, value as string);
 }
-const MAX_HOSTNAME_LENGTH = 255;
 
 /**
  * The API's one rule for a free-text identifier or a filter compared with stored names: path ids
@@ -191,6 +190,9 @@ export const NAME_RULE = "must not end with a space or other whitespace, nor con
 export const STORED_NAME_PATTERN = "[^ ]$";
 /** What STORED_NAME_PATTERN asks besides the length, as the API says it. */
 export const STORED_NAME_RULE = "must not end with a space (the database would match the name without it)";
+
+/** task_instance.hostname: VARCHAR(255). */
+export const MAX_HOSTNAME_LENGTH = 255;
 
 /** run_signal.name and task_instance.deferred_on: VARCHAR(255). */
 export const MAX_SIGNAL_NAME_LENGTH = 255;
